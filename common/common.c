@@ -1,0 +1,185 @@
+#include "tine_common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *tine_strerror(int code)
+{
+    switch (code) {
+    case 0:
+        return "success";
+    case TINE_EINVAL:
+        return "invalid input";
+    case TINE_ENOTFOUND:
+        return "not found";
+    case TINE_ECONFLICT:
+        return "conflict";
+    case TINE_ETOOBIG:
+        return "too big";
+    case TINE_EREDIS:
+        return "redis error";
+    case TINE_EPROTO:
+        return "protocol error";
+    case TINE_ETIMEOUT:
+        return "timed out";
+    case TINE_ECRASH:
+        return "sandbox crashed";
+    case TINE_EHANDLER:
+        return "function raised an error";
+    case TINE_EBUSY:
+        return "busy";
+    case TINE_EAUTH:
+        return "unauthorized";
+    default:
+        if (code < 0 && code > -1000)
+            return strerror(-code);
+        return "unknown error";
+    }
+}
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "tine: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (p == NULL)
+        oom(n);
+    return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (p == NULL)
+        oom(n * size);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (p == NULL)
+        oom(n);
+    return p;
+}
+
+char *xstrdup(const char *s)
+{
+    return xstrndup(s, strlen(s));
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+    char *p = xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *p = xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+void tine_buf_init(tine_buf_t *b)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+void tine_buf_dispose(tine_buf_t *b)
+{
+    free(b->data);
+    tine_buf_init(b);
+}
+
+static void buf_reserve(tine_buf_t *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    b->data = xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+void tine_buf_append(tine_buf_t *b, const void *p, size_t n)
+{
+    buf_reserve(b, n);
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void tine_buf_appendf(tine_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    buf_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+int tine_read_file(const char *path, char **out, size_t *out_len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    tine_buf_t b;
+    tine_buf_init(&b);
+    char chunk[65536];
+    for (;;) {
+        ssize_t r = read(fd, chunk, sizeof(chunk));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = -errno;
+            close(fd);
+            tine_buf_dispose(&b);
+            return e;
+        }
+        if (r == 0)
+            break;
+        tine_buf_append(&b, chunk, (size_t)r);
+    }
+    close(fd);
+    if (b.data == NULL)
+        tine_buf_append(&b, "", 0);
+    *out = b.data;
+    if (out_len)
+        *out_len = b.len;
+    return 0;
+}
+
+uint64_t tine_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}

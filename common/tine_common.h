@@ -1,0 +1,61 @@
+/* Shared error codes, allocation helpers and small utilities used by every
+ * tine module. Kept deliberately small: anything module-specific lives in
+ * that module. */
+#ifndef TINE_COMMON_H
+#define TINE_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Error codes: functions return 0 on success, a negative errno, or one of
+ * these (all below -1000 so they never collide with errno values). */
+enum {
+    TINE_EINVAL = -1001,    /* input rejected: see the error message */
+    TINE_ENOTFOUND = -1002, /* no such app, version, function or key */
+    TINE_ECONFLICT = -1003, /* route or name conflict */
+    TINE_ETOOBIG = -1004,   /* size limit exceeded */
+    TINE_EREDIS = -1005,    /* Redis unreachable or replied with an error */
+    TINE_EPROTO = -1006,    /* malformed wire frame */
+    TINE_ETIMEOUT = -1007,  /* deadline passed */
+    TINE_ECRASH = -1008,    /* sandbox died */
+    TINE_EHANDLER = -1009,  /* the function raised an error */
+    TINE_EBUSY = -1010,     /* no capacity */
+    TINE_EAUTH = -1011,     /* missing or wrong credentials */
+};
+
+/* Returns a static description of an error code (TINE_E* or negative errno). */
+const char *tine_strerror(int code);
+
+/* Allocation that aborts with a message on failure (daemon code only). */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* Formats into a fresh heap string; aborts on out-of-memory. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A growable byte buffer. Caller-allocated; tine_buf_dispose frees the data. */
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} tine_buf_t;
+
+void tine_buf_init(tine_buf_t *b);
+void tine_buf_dispose(tine_buf_t *b);
+void tine_buf_append(tine_buf_t *b, const void *p, size_t n);
+void tine_buf_appendf(tine_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Reads a whole file into a fresh NUL-terminated buffer; returns 0 or -errno. */
+int tine_read_file(const char *path, char **out, size_t *out_len);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t tine_now_ns(void);
+
+#ifndef container_of
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#endif
+
+#endif

@@ -1,0 +1,212 @@
+/* registry: the app manifest model and parser, route tables, bundles, and the
+ * versioned store on Redis. This is the module's one public header. */
+#ifndef TINE_REGISTRY_H
+#define TINE_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- manifest */
+
+typedef enum { REG_RUNTIME_LUA = 0, REG_RUNTIME_EXEC = 1 } reg_runtime_t;
+
+typedef struct {
+    char *key;
+    char *value;
+} reg_kv_t;
+
+typedef struct {
+    char *name;
+    reg_runtime_t runtime;
+    char *handler;        /* as written: "src/items.lua#list" or "scripts/x.sh" */
+    char *handler_file;   /* bundle-relative path: "src/items.lua" */
+    char *handler_export; /* "list"; NULL for runtime exec */
+    uint32_t memory_mb;   /* 16 .. 10240 */
+    uint32_t timeout_ms;  /* 1 .. 900000 */
+    uint32_t concurrency; /* 1 .. 1000 */
+    uint32_t warm;        /* 0 .. concurrency */
+    bool network;         /* exec runtime: network access (default false) */
+    reg_kv_t *env;        /* app env merged under function env, sorted by key */
+    size_t env_len;
+} reg_function_t;
+
+typedef struct {
+    char *method;   /* upper case: GET POST PUT DELETE PATCH HEAD OPTIONS, or "ANY" */
+    char *path;     /* "/items/:id", "/files/*rest" */
+    char *function; /* name of a function of the manifest */
+    size_t function_index;
+} reg_route_t;
+
+typedef enum { REG_TRIGGER_LOG = 0, REG_TRIGGER_EVENT = 1, REG_TRIGGER_SCHEDULE = 2 } reg_trigger_kind_t;
+
+typedef struct {
+    reg_trigger_kind_t on;
+    char *source;   /* log: "function:NAME" | "file:/abs/path"; event: glob (may be NULL) */
+    char *filter;   /* log: filter pattern (may be NULL) */
+    char *type;     /* event: type glob */
+    char *cron;     /* schedule: 5-field cron or "@every 30s" */
+    char *function; /* target */
+    size_t function_index;
+    uint32_t attempts; /* delivery attempts, default 3 */
+} reg_trigger_t;
+
+typedef struct {
+    char *app;         /* [a-z0-9-], 1..63, starts with a letter or digit */
+    char *description; /* may be NULL */
+    char *host;        /* optional own Host; NULL = served under /<app>/ */
+    reg_kv_t *env;     /* app-wide env, sorted by key */
+    size_t env_len;
+    reg_function_t *functions;
+    size_t functions_len;
+    reg_route_t *routes;
+    size_t routes_len;
+    reg_trigger_t *triggers;
+    size_t triggers_len;
+} reg_manifest_t;
+
+/* Parses and validates a manifest held in memory. `filename` names the file in
+ * error messages and picks the syntax: ".json" is parsed with jansson,
+ * anything else with libyaml (YAML is a superset of JSON anyway). On success
+ * returns 0 and stores a new manifest in *out (free with reg_manifest_free).
+ * On failure returns TINE_EINVAL, stores nothing, and writes one line to err:
+ * "file:line:col: key.path: what was expected". Never aborts on bad input or
+ * out-of-memory (returns -ENOMEM). */
+int reg_manifest_parse(const char *filename, const char *data, size_t len, reg_manifest_t **out, char *err,
+                       size_t errlen);
+
+void reg_manifest_free(reg_manifest_t *m);
+
+/* Looks up a function by name; returns NULL when absent. */
+const reg_function_t *reg_manifest_find_function(const reg_manifest_t *m, const char *name);
+
+/* Validates a cron expression: 5 fields (min hour dom month dow, with * , - /
+ * and names jan..dec, sun..sat) or "@every <duration>" or @hourly/@daily/
+ * @weekly/@monthly/@yearly. Returns 0 or TINE_EINVAL with a message in err. */
+int reg_cron_validate(const char *expr, char *err, size_t errlen);
+
+/* Parses a duration "250ms", "3s", "2m", "1h", "1m30s" into milliseconds.
+ * Returns 0 or TINE_EINVAL. */
+int reg_parse_duration_ms(const char *s, uint64_t *out_ms);
+
+/* ------------------------------------------------------------- route table */
+
+#define REG_ROUTE_MAX_PARAMS 16
+
+typedef struct {
+    const char *name; /* points into the table's pattern; not NUL-terminated */
+    size_t name_len;
+    const char *value; /* points into the matched path; not decoded */
+    size_t value_len;
+} reg_route_param_t;
+
+typedef struct reg_route_table reg_route_table_t;
+
+reg_route_table_t *reg_route_table_new(void);
+void reg_route_table_free(reg_route_table_t *t);
+
+/* Checks that a route path is well formed: starts with "/", segments are
+ * literals, ":name" params or a final "*name" (or bare "*") rest; at most
+ * REG_ROUTE_MAX_PARAMS params; no duplicate param names. Returns 0 or
+ * TINE_EINVAL with a message in err. */
+int reg_route_path_validate(const char *path, char *err, size_t errlen);
+
+/* Adds a route. `method` is upper case or "ANY"; `data` is returned by match.
+ * Returns TINE_ECONFLICT (message in err) when the same method and the same
+ * path shape (param names ignored) is already present, TINE_EINVAL for a bad
+ * path. The table copies method and pattern. */
+int reg_route_table_add(reg_route_table_t *t, const char *method, const char *pattern, void *data, char *err,
+                        size_t errlen);
+
+/* Matches a request. Per segment a literal beats a :param, which beats a
+ * *rest; an exact method beats ANY. Returns the route's data and fills params
+ * (up to REG_ROUTE_MAX_PARAMS) and *nparams, or returns NULL; then
+ * *path_matched is set to 1 when some route matched the path with another
+ * method (so the caller can answer 405), else 0. `path` excludes the query. */
+void *reg_route_table_match(const reg_route_table_t *t, const char *method, size_t method_len, const char *path,
+                            size_t path_len, reg_route_param_t *params, size_t *nparams, int *path_matched);
+
+/* ------------------------------------------------------------------ bundle */
+
+typedef struct {
+    char *path; /* normalized relative path, "/"-separated, no "." or ".." */
+    char *data;
+    size_t len;
+    char sha256[65]; /* lower-case hex */
+} reg_bundle_file_t;
+
+typedef struct {
+    reg_bundle_file_t *files;
+    size_t files_len;
+    size_t total_len;
+    const char *manifest_path;   /* points at the manifest file's path */
+    reg_manifest_t *manifest;    /* parsed and validated */
+} reg_bundle_t;
+
+typedef struct {
+    size_t max_total;   /* uncompressed bytes in all files (default 64 MiB) */
+    size_t max_files;   /* default 10000 */
+} reg_bundle_limits_t;
+
+/* Reads a tar.gz bundle from memory, checks every entry (regular files and
+ * directories only: no links, devices, absolute paths or ".."), enforces the
+ * limits, finds the manifest at the root (tine.yaml, tine.yml or tine.json),
+ * parses it, checks every handler file exists, and compiles every ".lua" file
+ * to check its syntax (without running it). On success stores a new bundle in
+ * *out (free with reg_bundle_free). On failure returns TINE_EINVAL or
+ * TINE_ETOOBIG with a one-line message naming the entry and what is wrong. */
+int reg_bundle_read(const void *tgz, size_t len, const reg_bundle_limits_t *limits, reg_bundle_t **out, char *err,
+                    size_t errlen);
+void reg_bundle_free(reg_bundle_t *b);
+
+/* Packs an app directory into a tar.gz in memory: the manifest and every
+ * regular file below dir, skipping names starting with "." and following no
+ * symlinks (a symlink is an error). Returns 0 and a malloc'd buffer, or an
+ * error with a message. */
+int reg_bundle_pack_dir(const char *dir, void **out, size_t *out_len, char *err, size_t errlen);
+
+/* Lower-case hex SHA-256 of a buffer into out[65]. */
+void reg_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* ------------------------------------------------------------------- store */
+
+typedef struct reg_store reg_store_t;
+
+/* Connects to Redis at `url` ("unix:///path/sock" or "redis://host:port").
+ * Returns NULL with a message in err on failure. Synchronous (hiredis). */
+reg_store_t *reg_store_connect(const char *url, char *err, size_t errlen);
+void reg_store_free(reg_store_t *s);
+
+/* Stores a validated bundle as the next version of its app and moves the live
+ * alias to it in one MULTI/EXEC, then publishes on REG_DEPLOY_CHANNEL. File
+ * contents are stored once by SHA-256. Returns 0 and the new version number. */
+int reg_store_deploy(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, char *err, size_t errlen);
+
+/* Moves the live alias of `app` to `version` (0 = the version before the
+ * current live one) atomically and publishes. Returns TINE_ENOTFOUND when the
+ * app or version does not exist. Stores the version made live in *now_live. */
+int reg_store_rollback(reg_store_t *s, const char *app, uint64_t version, uint64_t *now_live, char *err,
+                       size_t errlen);
+
+typedef struct {
+    uint64_t version;
+    int64_t created_ms; /* unix ms */
+    char bundle_sha256[65];
+    size_t files;
+} reg_version_info_t;
+
+/* Lists app names (sorted). Caller frees each string and the array. */
+int reg_store_list_apps(reg_store_t *s, char ***names, size_t *n);
+/* Live version of an app (0 when none). */
+int reg_store_live_version(reg_store_t *s, const char *app, uint64_t *version);
+/* All versions of an app, ascending. Caller frees *out. */
+int reg_store_list_versions(reg_store_t *s, const char *app, reg_version_info_t **out, size_t *n);
+
+/* Loads one version's files (paths and contents) and its parsed manifest.
+ * Returns a bundle as reg_bundle_read would. */
+int reg_store_load_version(reg_store_t *s, const char *app, uint64_t version, reg_bundle_t **out, char *err,
+                           size_t errlen);
+
+#define REG_DEPLOY_CHANNEL "tine:deploys"
+
+#endif

@@ -1,0 +1,55 @@
+/* sandbox: the zygote, the sandbox child that hosts LuaJIT, and the wire
+ * protocol (wire.h). tined talks to this module only through sbx_zygote_*
+ * and wire frames on a socket. */
+#ifndef TINE_SANDBOX_H
+#define TINE_SANDBOX_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/* What a sandbox runs: one function of one app version. */
+typedef struct {
+    const char *app;
+    uint64_t version;
+    const char *function;
+    const char *bundle_dir;     /* absolute directory holding the version's files */
+    const char *handler_file;   /* relative to bundle_dir */
+    const char *handler_export; /* exported name in the module's returned table */
+    uint32_t memory_mb;
+    uint32_t timeout_ms;
+    const char *env_json; /* JSON object of the function's env, "{}" when none */
+} sbx_spec_t;
+
+/* ----------------------------------------------------------- Lua host */
+
+typedef struct sbx_lua sbx_lua_t;
+
+/* Creates a Lua state with the standard libraries and the `tine` SDK module
+ * loaded (done once in the zygote, before any fork). NULL on failure. */
+sbx_lua_t *sbx_lua_prepare(const char *sdk_dir);
+
+/* In a forked child: loads the handler of `spec`, writes SBX_MSG_READY (or
+ * SBX_MSG_ERROR when loading fails) on fd, then serves SBX_MSG_INVOKE frames
+ * one at a time until EOF on fd. Returns the process exit status to use. */
+int sbx_lua_serve(sbx_lua_t *L, int fd, const sbx_spec_t *spec);
+
+/* ------------------------------------------------------------- zygote */
+
+typedef struct {
+    pid_t pid;
+    int control_fd; /* tined's end of the control socket */
+} sbx_zygote_t;
+
+/* Forks the zygote. Must be called before tined creates threads or its loop.
+ * `sdk_dir` holds tine.lua. Returns 0 or -errno. */
+int sbx_zygote_start(sbx_zygote_t *z, const char *sdk_dir);
+
+/* Asks the zygote for a new sandbox running `spec`. Blocking: sends one
+ * request and receives the sandbox's pid and its socket (SCM_RIGHTS). The
+ * sandbox then writes SBX_MSG_READY on that socket. Returns 0 or -errno. */
+int sbx_zygote_spawn(sbx_zygote_t *z, const sbx_spec_t *spec, pid_t *pid, int *fd);
+
+/* Stops the zygote (and with it every sandbox it forked). */
+void sbx_zygote_stop(sbx_zygote_t *z);
+
+#endif

@@ -1,0 +1,61 @@
+/* The wire protocol between the invoker (in tined) and a sandbox process,
+ * shared by both sides. Every message is one frame: a fixed 24-byte header
+ * followed by `len` payload bytes. The payload is `meta_len` bytes of JSON
+ * metadata followed by `len - meta_len` raw body bytes (the body is never
+ * JSON-escaped, so binary bodies cross unchanged and without re-encoding).
+ * All integers are in host byte order: both ends are on one machine. */
+#ifndef TINE_SANDBOX_WIRE_H
+#define TINE_SANDBOX_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SBX_WIRE_MAX_FRAME (6u * 1024u * 1024u + 65536u) /* default body limit 6 MiB plus metadata */
+
+enum {
+    /* sandbox -> invoker, once after start: meta {"pid":N,"init_us":N} or,
+     * when the handler failed to load, SBX_MSG_ERROR instead. */
+    SBX_MSG_READY = 1,
+    /* invoker -> sandbox: meta is the request (see docs/ARCHITECTURE.md,
+     * "Wire protocol"), body is the request body. */
+    SBX_MSG_INVOKE = 2,
+    /* sandbox -> invoker: meta {"status":N,"headers":{name:value}}, body is
+     * the response body. */
+    SBX_MSG_RESULT = 3,
+    /* sandbox -> invoker: meta {"error":"message","trace":"stack"}; body empty. */
+    SBX_MSG_ERROR = 4,
+    /* sandbox -> invoker, any time during an invocation: meta
+     * {"level":"info"|"error"}, body is the log line. */
+    SBX_MSG_LOG = 5,
+    /* reserved for host calls (tine.kv, tine.http, tine.invoke ...) */
+    SBX_MSG_HOSTCALL = 6,
+    SBX_MSG_HOSTREPLY = 7,
+};
+
+typedef struct {
+    uint32_t len;      /* payload bytes after this header */
+    uint8_t type;      /* SBX_MSG_* */
+    uint8_t flags;     /* 0 for now */
+    uint16_t reserved; /* 0 */
+    uint32_t meta_len; /* leading payload bytes that are JSON metadata */
+    uint32_t pad;      /* 0 */
+    uint64_t id;       /* invocation id the frame belongs to (0 for READY) */
+} sbx_frame_hdr_t;
+
+_Static_assert(sizeof(sbx_frame_hdr_t) == 24, "frame header is 24 bytes");
+
+/* Checks a received header: known type, meta_len <= len, len <= max_frame.
+ * Returns 0 or TINE_EPROTO. */
+int sbx_frame_check(const sbx_frame_hdr_t *h, uint32_t max_frame);
+
+/* Writes one whole frame to a blocking fd with writev (retrying on EINTR and
+ * short writes). Returns 0 or -errno. */
+int sbx_frame_write(int fd, uint8_t type, uint64_t id, const void *meta, size_t meta_len, const void *body,
+                    size_t body_len);
+
+/* Reads one whole frame from a blocking fd. On success returns 0, fills *h and
+ * stores a malloc'd payload of h->len bytes (+1 NUL byte) in *payload. Returns
+ * 0 with h->type == 0 at clean EOF, TINE_EPROTO for a bad header, or -errno. */
+int sbx_frame_read(int fd, sbx_frame_hdr_t *h, char **payload, uint32_t max_frame);
+
+#endif
