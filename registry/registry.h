@@ -33,7 +33,7 @@ typedef struct {
 
 typedef struct {
     char *method;   /* upper case: GET POST PUT DELETE PATCH HEAD OPTIONS, or "ANY" */
-    char *path;     /* "/items/:id", "/files/*rest" */
+    char *path;     /* "/items/:id"; a last segment "*name" takes the rest */
     char *function; /* name of a function of the manifest */
     size_t function_index;
 } reg_route_t;
@@ -206,6 +206,64 @@ int reg_store_list_versions(reg_store_t *s, const char *app, reg_version_info_t 
  * Returns a bundle as reg_bundle_read would. */
 int reg_store_load_version(reg_store_t *s, const char *app, uint64_t version, reg_bundle_t **out, char *err,
                            size_t errlen);
+
+/* ------------------------------------------------------------ live table */
+
+/* One immutable, loaded version of an app: its manifest, the directory its
+ * files were written to, and its route table (route data: reg_route_t *).
+ * Reference counted: whoever keeps one past the current callback retains it
+ * (a request being served holds its version until it answers, so a request is
+ * served wholly by one version even while deploys happen). */
+typedef struct reg_app_version {
+    int refcnt;
+    char *app;
+    uint64_t version;
+    reg_manifest_t *manifest;
+    char *bundle_dir;
+    reg_route_table_t *routes;
+} reg_app_version_t;
+
+void reg_app_version_retain(reg_app_version_t *v);
+void reg_app_version_release(reg_app_version_t *v);
+
+typedef struct reg_live reg_live_t;
+struct uv_loop_s;
+
+/* Called after an app's live version changed (old may be NULL for a new app,
+ * new_v NULL when the app disappeared). Both are borrowed for the call. */
+typedef void (*reg_live_change_cb)(void *data, const reg_app_version_t *old_v, const reg_app_version_t *new_v);
+
+/* Creates the in-memory table of live app versions: loads every app's live
+ * version from Redis (writing bundle files under state_dir/bundles/APP/N),
+ * then follows deploy announcements (async hiredis subscription on `loop`),
+ * reloading the announced app each time. Returns NULL with a message on
+ * failure. */
+reg_live_t *reg_live_new(struct uv_loop_s *loop, const char *redis_url, const char *state_dir, reg_live_change_cb cb,
+                         void *cb_data, char *err, size_t errlen);
+void reg_live_free(reg_live_t *l);
+
+/* The live version of `app` (borrowed; retain it to keep it), or NULL. */
+reg_app_version_t *reg_live_get(reg_live_t *l, const char *app, size_t app_len);
+
+/* Re-reads the live version of `app` from Redis now (used right after a local
+ * deploy or rollback so the node serves it before the announcement echoes). */
+int reg_live_reload(reg_live_t *l, const char *app, char *err, size_t errlen);
+
+/* The store connection used by the table (for admin calls on the same loop). */
+reg_store_t *reg_live_store(reg_live_t *l);
+
+/* Number of live apps. */
+size_t reg_live_count(reg_live_t *l);
+
+/* ------------------------------------------------------- embedded redis */
+
+/* Starts a private redis-server for a node that was given no Redis URL: unix
+ * socket state_dir/redis.sock, append-only file under state_dir, no TCP port.
+ * Waits until it answers PING (up to 10 s). Stores its pid and a
+ * "unix://..." URL (malloc'd). The server dies with tined (PDEATHSIG) and is
+ * stopped by reg_embedded_redis_stop. */
+int reg_embedded_redis_start(const char *state_dir, int *pid, char **url, char *err, size_t errlen);
+void reg_embedded_redis_stop(int pid);
 
 #define REG_DEPLOY_CHANNEL "tine:deploys"
 

@@ -1,0 +1,367 @@
+/* The in-memory table of live app versions, kept in step with Redis: loaded at
+ * start, then reloaded per app whenever a deploy or rollback is announced on
+ * REG_DEPLOY_CHANNEL. Requests read it without touching Redis. */
+#include "registry.h"
+#include "tine_common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+typedef struct {
+    char *app;
+    reg_app_version_t *version;
+} live_entry_t;
+
+struct reg_live {
+    uv_loop_t *loop;
+    char *redis_url;
+    char *state_dir;
+    reg_store_t *store;
+    reg_live_change_cb cb;
+    void *cb_data;
+    live_entry_t *entries;
+    size_t len;
+    size_t cap;
+    redisAsyncContext *sub;
+    uv_timer_t reconnect_timer;
+    int closing;
+};
+
+static void live_subscribe(reg_live_t *l);
+
+void reg_app_version_retain(reg_app_version_t *v)
+{
+    v->refcnt++;
+}
+
+void reg_app_version_release(reg_app_version_t *v)
+{
+    if (v == NULL || --v->refcnt > 0)
+        return;
+    free(v->app);
+    reg_manifest_free(v->manifest);
+    free(v->bundle_dir);
+    reg_route_table_free(v->routes);
+    free(v);
+}
+
+/* Creates every missing directory of `path` (like mkdir -p). */
+static int mkdirs(const char *path, mode_t mode)
+{
+    char *p = xstrdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, mode) != 0 && errno != EEXIST) {
+            int e = -errno;
+            free(p);
+            return e;
+        }
+        *s = '/';
+    }
+    int rc = mkdir(p, mode) != 0 && errno != EEXIST ? -errno : 0;
+    free(p);
+    return rc;
+}
+
+static int write_whole(const char *path, const char *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = -errno;
+            close(fd);
+            return e;
+        }
+        off += (size_t)n;
+    }
+    return close(fd) == 0 ? 0 : -errno;
+}
+
+/* Writes a version's files under state_dir/bundles/APP/N (once: a version
+ * never changes). Files go to a temporary directory renamed into place, so a
+ * sandbox never sees a half-written version. Returns the directory. */
+static int materialize(reg_live_t *l, const reg_bundle_t *b, const char *app, uint64_t version, char **dir_out,
+                       char *err, size_t errlen)
+{
+    char *dir = xasprintf("%s/bundles/%s/%" PRIu64, l->state_dir, app, version);
+    struct stat st;
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+        *dir_out = dir;
+        return 0;
+    }
+    char *tmp = xasprintf("%s/bundles/%s/.%" PRIu64 ".tmp.%d", l->state_dir, app, version, (int)getpid());
+    int rc = mkdirs(tmp, 0755);
+    for (size_t i = 0; rc == 0 && i < b->files_len; i++) {
+        char *path = xasprintf("%s/%s", tmp, b->files[i].path);
+        char *slash = strrchr(path, '/');
+        *slash = '\0';
+        rc = mkdirs(path, 0755);
+        *slash = '/';
+        if (rc == 0)
+            rc = write_whole(path, b->files[i].data, b->files[i].len);
+        free(path);
+    }
+    if (rc == 0 && rename(tmp, dir) != 0 && errno != ENOTEMPTY && errno != EEXIST)
+        rc = -errno;
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", dir, tine_strerror(rc));
+        free(dir);
+        dir = NULL;
+    }
+    free(tmp);
+    *dir_out = dir;
+    return rc;
+}
+
+static live_entry_t *live_find(reg_live_t *l, const char *app, size_t app_len)
+{
+    for (size_t i = 0; i < l->len; i++)
+        if (strlen(l->entries[i].app) == app_len && memcmp(l->entries[i].app, app, app_len) == 0)
+            return &l->entries[i];
+    return NULL;
+}
+
+/* Loads one version of an app from the store into a fresh reg_app_version_t. */
+static int load_version(reg_live_t *l, const char *app, uint64_t version, reg_app_version_t **out, char *err,
+                        size_t errlen)
+{
+    reg_bundle_t *b = NULL;
+    int rc = reg_store_load_version(l->store, app, version, &b, err, errlen);
+    if (rc != 0)
+        return rc;
+    char *dir = NULL;
+    rc = materialize(l, b, app, version, &dir, err, errlen);
+    if (rc != 0) {
+        reg_bundle_free(b);
+        return rc;
+    }
+    reg_app_version_t *v = xcalloc(1, sizeof(*v));
+    v->refcnt = 1;
+    v->app = xstrdup(app);
+    v->version = version;
+    v->manifest = b->manifest;
+    b->manifest = NULL;
+    v->bundle_dir = dir;
+    v->routes = reg_route_table_new();
+    reg_bundle_free(b);
+    for (size_t i = 0; i < v->manifest->routes_len; i++) {
+        reg_route_t *r = &v->manifest->routes[i];
+        rc = reg_route_table_add(v->routes, r->method, r->path, r, err, errlen);
+        if (rc != 0) {
+            reg_app_version_release(v);
+            return rc;
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+int reg_live_reload(reg_live_t *l, const char *app, char *err, size_t errlen)
+{
+    uint64_t live = 0;
+    if (reg_store_live_version(l->store, app, &live) != 0) {
+        snprintf(err, errlen, "redis unreachable while reloading %s", app);
+        return TINE_EREDIS;
+    }
+    live_entry_t *e = live_find(l, app, strlen(app));
+    if (e && e->version->version == live)
+        return 0;
+    reg_app_version_t *nv = NULL;
+    if (live != 0) {
+        int rc = load_version(l, app, live, &nv, err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    reg_app_version_t *old = NULL;
+    if (e) {
+        old = e->version;
+        if (nv) {
+            e->version = nv;
+        } else {
+            free(e->app);
+            *e = l->entries[--l->len];
+        }
+    } else if (nv) {
+        if (l->len == l->cap) {
+            l->cap = l->cap ? l->cap * 2 : 16;
+            l->entries = xrealloc(l->entries, l->cap * sizeof(*l->entries));
+        }
+        l->entries[l->len].app = xstrdup(app);
+        l->entries[l->len].version = nv;
+        l->len++;
+    }
+    if (l->cb)
+        l->cb(l->cb_data, old, nv);
+    reg_app_version_release(old);
+    return 0;
+}
+
+/* Reloads every app: at start and after the subscription reconnects (an
+ * announcement may have been missed while it was down). */
+static int live_reload_all(reg_live_t *l, char *err, size_t errlen)
+{
+    char **names = NULL;
+    size_t n = 0;
+    if (reg_store_list_apps(l->store, &names, &n) != 0) {
+        snprintf(err, errlen, "cannot list apps from redis");
+        return TINE_EREDIS;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        char e2[512];
+        if (reg_live_reload(l, names[i], e2, sizeof(e2)) != 0) {
+            fprintf(stderr, "tined: cannot load app %s: %s\n", names[i], e2);
+            rc = rc ? rc : TINE_EREDIS;
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+static void on_message(redisAsyncContext *c, void *reply, void *data)
+{
+    reg_live_t *l = data;
+    redisReply *r = reply;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+        return;
+    if (r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "message") != 0)
+        return;
+    const char *payload = r->element[2]->str;
+    size_t app_len = strcspn(payload, " ");
+    char *app = xstrndup(payload, app_len);
+    char err[512];
+    if (reg_live_reload(l, app, err, sizeof(err)) != 0)
+        fprintf(stderr, "tined: cannot reload app %s: %s\n", app, err);
+    free(app);
+}
+
+static void on_reconnect_timer(uv_timer_t *t)
+{
+    reg_live_t *l = container_of(t, reg_live_t, reconnect_timer);
+    live_subscribe(l);
+    if (l->sub) {
+        char err[512];
+        if (live_reload_all(l, err, sizeof(err)) != 0)
+            fprintf(stderr, "tined: reload after reconnect: %s\n", err);
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *c, int status)
+{
+    reg_live_t *l = c->data;
+    l->sub = NULL;
+    if (l->closing)
+        return;
+    fprintf(stderr, "tined: lost the deploy subscription (%s); retrying\n", c->errstr[0] ? c->errstr : "closed");
+    uv_timer_start(&l->reconnect_timer, on_reconnect_timer, 1000, 0);
+}
+
+/* Opens the async connection and subscribes to deploy announcements; on
+ * failure arms the reconnect timer. */
+static void live_subscribe(reg_live_t *l)
+{
+    redisAsyncContext *ac = NULL;
+    if (strncmp(l->redis_url, "unix://", 7) == 0) {
+        ac = redisAsyncConnectUnix(l->redis_url + 7);
+    } else {
+        const char *hp = l->redis_url + 8;
+        const char *at = strrchr(hp, '@');
+        if (at)
+            hp = at + 1;
+        size_t hl = strcspn(hp, ":/");
+        char *host = xstrndup(hp, hl);
+        int port = hp[hl] == ':' ? atoi(hp + hl + 1) : 6379;
+        ac = redisAsyncConnect(host, port);
+        free(host);
+    }
+    if (ac == NULL || ac->err) {
+        if (ac)
+            redisAsyncFree(ac);
+        uv_timer_start(&l->reconnect_timer, on_reconnect_timer, 1000, 0);
+        return;
+    }
+    ac->data = l;
+    redisLibuvAttach(ac, l->loop);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    redisAsyncCommand(ac, on_message, l, "SUBSCRIBE %s", REG_DEPLOY_CHANNEL);
+    l->sub = ac;
+}
+
+reg_live_t *reg_live_new(uv_loop_t *loop, const char *redis_url, const char *state_dir, reg_live_change_cb cb,
+                         void *cb_data, char *err, size_t errlen)
+{
+    reg_store_t *store = reg_store_connect(redis_url, err, errlen);
+    if (store == NULL)
+        return NULL;
+    reg_live_t *l = xcalloc(1, sizeof(*l));
+    l->loop = loop;
+    l->redis_url = xstrdup(redis_url);
+    l->state_dir = xstrdup(state_dir);
+    l->store = store;
+    l->cb = cb;
+    l->cb_data = cb_data;
+    uv_timer_init(loop, &l->reconnect_timer);
+    live_subscribe(l);
+    if (live_reload_all(l, err, errlen) != 0)
+        fprintf(stderr, "tined: some apps could not be loaded: %s\n", err);
+    return l;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    reg_live_t *l = container_of((uv_timer_t *)h, reg_live_t, reconnect_timer);
+    free(l);
+}
+
+void reg_live_free(reg_live_t *l)
+{
+    if (l == NULL)
+        return;
+    l->closing = 1;
+    if (l->sub)
+        redisAsyncFree(l->sub);
+    for (size_t i = 0; i < l->len; i++) {
+        free(l->entries[i].app);
+        reg_app_version_release(l->entries[i].version);
+    }
+    free(l->entries);
+    reg_store_free(l->store);
+    free(l->redis_url);
+    free(l->state_dir);
+    uv_close((uv_handle_t *)&l->reconnect_timer, on_timer_closed);
+}
+
+reg_app_version_t *reg_live_get(reg_live_t *l, const char *app, size_t app_len)
+{
+    live_entry_t *e = live_find(l, app, app_len);
+    return e ? e->version : NULL;
+}
+
+reg_store_t *reg_live_store(reg_live_t *l)
+{
+    return l->store;
+}
+
+size_t reg_live_count(reg_live_t *l)
+{
+    return l->len;
+}
