@@ -1,0 +1,542 @@
+/* libtine: the admin API client. One reusable curl easy handle per client so
+ * consecutive calls share a kept-alive connection. Self-contained (libcurl
+ * and jansson only) so it can be installed as libtine.so on its own. */
+#include "tine.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#define ERRMSG_MAX 1024
+
+struct tine_client {
+    CURL *curl;
+    char *url; /* without trailing "/" */
+    char *auth_header;
+    long timeout_ms;
+    long last_status;
+    char error[ERRMSG_MAX];
+};
+
+/* The growing buffer the curl write callback fills; on allocation failure it
+ * remembers it so the call can report -ENOMEM instead of a transfer error. */
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+    int oom;
+} body_buf_t;
+
+static void set_error(tine_client_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_error(tine_client_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->error, sizeof c->error, fmt, ap);
+    va_end(ap);
+    /* Messages are promised to be one line: a server's multi-line error would
+     * break the CLI's "tine: <message>" format. */
+    for (char *p = c->error; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+}
+
+static char *try_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p != NULL)
+        memcpy(p, s, n);
+    return p;
+}
+
+const char *tine_client_strerror(int code)
+{
+    switch (code) {
+    case 0:
+        return "success";
+    case TINE_CLIENT_EINVAL:
+        return "rejected by the server";
+    case TINE_CLIENT_ENOTFOUND:
+        return "not found";
+    case TINE_CLIENT_ECONFLICT:
+        return "conflict";
+    case TINE_CLIENT_ETOOBIG:
+        return "too big";
+    case TINE_CLIENT_EPROTO:
+        return "unexpected answer from the server";
+    case TINE_CLIENT_ETIMEOUT:
+        return "timed out";
+    case TINE_CLIENT_EAUTH:
+        return "unauthorized";
+    case TINE_CLIENT_ECONNECT:
+        return "cannot reach the node";
+    case TINE_CLIENT_EHTTP:
+        return "HTTP error";
+    default:
+        if (code < 0 && code > -1000)
+            return strerror(-code);
+        return "unknown error";
+    }
+}
+
+void tine_free(void *p)
+{
+    free(p);
+}
+
+tine_client_t *tine_client_new(const char *url, const char *token)
+{
+    if (url == NULL)
+        return NULL;
+    const char *host = strncmp(url, "http://", 7) == 0 ? url + 7 : strncmp(url, "https://", 8) == 0 ? url + 8 : NULL;
+    if (host == NULL || host[0] == '\0' || host[0] == '/')
+        return NULL;
+    tine_client_t *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->url = try_strdup(url);
+    if (c->url == NULL)
+        goto fail;
+    size_t n = strlen(c->url);
+    while (n > 0 && c->url[n - 1] == '/')
+        c->url[--n] = '\0';
+    if (token != NULL && token[0] != '\0') {
+        size_t tn = strlen(token);
+        c->auth_header = malloc(tn + sizeof "Authorization: Bearer ");
+        if (c->auth_header == NULL)
+            goto fail;
+        memcpy(c->auth_header, "Authorization: Bearer ", sizeof "Authorization: Bearer " - 1);
+        memcpy(c->auth_header + sizeof "Authorization: Bearer " - 1, token, tn + 1);
+    }
+    /* curl_easy_init performs curl_global_init on first use. */
+    c->curl = curl_easy_init();
+    if (c->curl == NULL)
+        goto fail;
+    return c;
+fail:
+    tine_client_free(c);
+    return NULL;
+}
+
+void tine_client_free(tine_client_t *c)
+{
+    if (c == NULL)
+        return;
+    if (c->curl != NULL)
+        curl_easy_cleanup(c->curl);
+    if (c->auth_header != NULL) {
+        /* The token is a credential: do not leave it in freed memory. */
+        volatile char *p = c->auth_header;
+        while (*p)
+            *p++ = 0;
+        free(c->auth_header);
+    }
+    free(c->url);
+    free(c);
+}
+
+const char *tine_client_error(const tine_client_t *c)
+{
+    return c != NULL ? c->error : "no client";
+}
+
+long tine_client_status(const tine_client_t *c)
+{
+    return c != NULL ? c->last_status : 0;
+}
+
+int tine_client_set_timeout_ms(tine_client_t *c, long ms)
+{
+    if (ms < 0)
+        return -EINVAL;
+    c->timeout_ms = ms;
+    return 0;
+}
+
+char *tine_escape(const char *segment)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(segment);
+    char *out = malloc(n * 3 + 1);
+    if (out == NULL)
+        return NULL;
+    char *o = out;
+    for (const unsigned char *p = (const unsigned char *)segment; *p; p++) {
+        if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    body_buf_t *b = userdata;
+    size_t n = size * nmemb;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->data, cap);
+        if (p == NULL) {
+            b->oom = 1;
+            return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
+        }
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+/* Turns a failed transfer into a code and a message naming the node. */
+static int transfer_error(tine_client_t *c, CURLcode rc, const char *curl_err)
+{
+    long os_errno = 0;
+    curl_easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &os_errno);
+    const char *why = curl_err[0] ? curl_err : curl_easy_strerror(rc);
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        set_error(c, "no answer from %s within %ld ms", c->url, c->timeout_ms);
+        return TINE_CLIENT_ETIMEOUT;
+    case CURLE_OUT_OF_MEMORY:
+        set_error(c, "out of memory");
+        return -ENOMEM;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        set_error(c, "bad node URL %s: %s", c->url, why);
+        return -EINVAL;
+    case CURLE_COULDNT_CONNECT:
+        /* "Connection refused" says more than curl's generic wording. */
+        if (os_errno != 0)
+            why = strerror((int)os_errno);
+        /* fall through */
+    default:
+        set_error(c, "cannot reach %s: %s", c->url, why);
+        return TINE_CLIENT_ECONNECT;
+    }
+}
+
+int tine_request(tine_client_t *c, const char *method, const char *path, const void *body, size_t len,
+                 const char *content_type, long *status, char **response_body)
+{
+    if (response_body != NULL)
+        *response_body = NULL;
+    if (status != NULL)
+        *status = 0;
+    c->last_status = 0;
+    if (method == NULL || path == NULL || path[0] != '/' || (body == NULL && len > 0)) {
+        set_error(c, "bad request arguments");
+        return -EINVAL;
+    }
+
+    size_t un = strlen(c->url), pn = strlen(path);
+    char *full = malloc(un + pn + 1);
+    if (full == NULL) {
+        set_error(c, "out of memory");
+        return -ENOMEM;
+    }
+    memcpy(full, c->url, un);
+    memcpy(full + un, path, pn + 1);
+
+    struct curl_slist *headers = NULL, *h;
+    char ctype[256];
+    int rc = 0;
+    if ((h = curl_slist_append(headers, "Accept: application/json")) == NULL)
+        goto oom;
+    headers = h;
+    /* No "Expect: 100-continue" round trip before a bundle upload. */
+    if ((h = curl_slist_append(headers, "Expect:")) == NULL)
+        goto oom;
+    headers = h;
+    if (c->auth_header != NULL) {
+        if ((h = curl_slist_append(headers, c->auth_header)) == NULL)
+            goto oom;
+        headers = h;
+    }
+    if (content_type != NULL) {
+        snprintf(ctype, sizeof ctype, "Content-Type: %s", content_type);
+        if ((h = curl_slist_append(headers, ctype)) == NULL)
+            goto oom;
+        headers = h;
+    }
+
+    CURL *e = c->curl;
+    /* Reset drops the previous call's options but keeps its connection. */
+    curl_easy_reset(e);
+    char curl_err[CURL_ERROR_SIZE] = "";
+    body_buf_t buf = {0};
+    curl_easy_setopt(e, CURLOPT_URL, full);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, curl_err);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "libtine/" TINE_CLIENT_VERSION);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &buf);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    if (strcmp(method, "GET") == 0 && len == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body != NULL ? (const char *)body : "");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+
+    CURLcode cc = curl_easy_perform(e);
+    /* The handle must not keep pointers into this call's stack and heap. */
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+    if (cc != CURLE_OK) {
+        if (buf.oom) {
+            set_error(c, "out of memory reading the answer from %s", c->url);
+            rc = -ENOMEM;
+        } else {
+            rc = transfer_error(c, cc, curl_err);
+        }
+        free(buf.data);
+        goto out;
+    }
+    long code = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+    c->last_status = code;
+    if (status != NULL)
+        *status = code;
+    if (response_body != NULL) {
+        if (buf.data == NULL && (buf.data = calloc(1, 1)) == NULL)
+            goto oom;
+        *response_body = buf.data;
+    } else {
+        free(buf.data);
+    }
+    goto out;
+oom:
+    set_error(c, "out of memory");
+    rc = -ENOMEM;
+out:
+    curl_slist_free_all(headers);
+    free(full);
+    return rc;
+}
+
+/* Maps a 4xx/5xx answer to a code and sets the message from its "error"
+ * field (or, lacking one, from the status and the start of the body). */
+static int answer_error(tine_client_t *c, long status, const char *path, const char *body)
+{
+    json_t *j = json_loads(body, JSON_DECODE_ANY, NULL);
+    const char *msg = json_is_object(j) ? json_string_value(json_object_get(j, "error")) : NULL;
+    int code;
+    switch (status) {
+    case 400:
+    case 422:
+        code = TINE_CLIENT_EINVAL;
+        break;
+    case 401:
+    case 403:
+        code = TINE_CLIENT_EAUTH;
+        break;
+    case 404:
+        code = TINE_CLIENT_ENOTFOUND;
+        break;
+    case 409:
+        code = TINE_CLIENT_ECONFLICT;
+        break;
+    case 413:
+        code = TINE_CLIENT_ETOOBIG;
+        break;
+    default:
+        code = TINE_CLIENT_EHTTP;
+        break;
+    }
+    if (status == 401) {
+        set_error(c, "401 unauthorized: %s", msg != NULL ? msg : "missing or wrong admin token");
+    } else if (msg != NULL) {
+        set_error(c, "%s", msg);
+    } else if (status == 413) {
+        set_error(c, "bundle too large for the node (HTTP 413)");
+    } else {
+        /* Not tine's JSON (a proxy's page?): show what came back, briefly. */
+        size_t n = strcspn(body, "\r\n");
+        set_error(c, "HTTP %ld from %s%s%s%.*s", status, c->url, path, n ? ": " : "", (int)(n > 200 ? 200 : n), body);
+    }
+    json_decref(j);
+    return code;
+}
+
+/* One admin call: succeeds on 2xx with a JSON answer. */
+static int api_call(tine_client_t *c, const char *method, const char *path, const void *body, size_t len,
+                    const char *content_type, char **response)
+{
+    if (response != NULL)
+        *response = NULL;
+    long status = 0;
+    char *answer = NULL;
+    int rc = tine_request(c, method, path, body, len, content_type, &status, &answer);
+    if (rc != 0)
+        return rc;
+    if (status < 200 || status > 299) {
+        rc = answer_error(c, status, path, answer);
+        free(answer);
+        return rc;
+    }
+    json_error_t jerr;
+    json_t *j = json_loads(answer, JSON_DECODE_ANY, &jerr);
+    if (j == NULL) {
+        set_error(c, "%s%s answered %ld with something that is not JSON: %s", c->url, path, status, jerr.text);
+        free(answer);
+        return TINE_CLIENT_EPROTO;
+    }
+    json_decref(j);
+    if (response != NULL)
+        *response = answer;
+    else
+        free(answer);
+    return 0;
+}
+
+/* Builds "/_tine/v1/apps/<app><suffix>" with the app escaped, or returns NULL
+ * and sets an error. */
+static char *app_path(tine_client_t *c, const char *app, const char *suffix)
+{
+    if (app == NULL || app[0] == '\0') {
+        set_error(c, "no app name given");
+        return NULL;
+    }
+    char *e = tine_escape(app);
+    if (e == NULL) {
+        set_error(c, "out of memory");
+        return NULL;
+    }
+    size_t n = strlen("/_tine/v1/apps/") + strlen(e) + strlen(suffix) + 1;
+    char *p = malloc(n);
+    if (p != NULL)
+        snprintf(p, n, "/_tine/v1/apps/%s%s", e, suffix);
+    else
+        set_error(c, "out of memory");
+    free(e);
+    return p;
+}
+
+int tine_health(tine_client_t *c, char **response)
+{
+    return api_call(c, "GET", "/_tine/v1/health", NULL, 0, NULL, response);
+}
+
+int tine_apps(tine_client_t *c, char **response)
+{
+    return api_call(c, "GET", "/_tine/v1/apps", NULL, 0, NULL, response);
+}
+
+int tine_deploy(tine_client_t *c, const char *app, const void *tgz, size_t len, char **response)
+{
+    if (response != NULL)
+        *response = NULL;
+    if (tgz == NULL || len == 0) {
+        set_error(c, "empty bundle");
+        return -EINVAL;
+    }
+    char *path = app_path(c, app, "");
+    if (path == NULL)
+        return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
+    int rc = api_call(c, "PUT", path, tgz, len, "application/gzip", response);
+    free(path);
+    return rc;
+}
+
+int tine_versions(tine_client_t *c, const char *app, char **response)
+{
+    if (response != NULL)
+        *response = NULL;
+    char *path = app_path(c, app, "/versions");
+    if (path == NULL)
+        return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
+    int rc = api_call(c, "GET", path, NULL, 0, NULL, response);
+    free(path);
+    return rc;
+}
+
+int tine_rollback(tine_client_t *c, const char *app, uint64_t version, char **response)
+{
+    if (response != NULL)
+        *response = NULL;
+    char *path = app_path(c, app, "/rollback");
+    if (path == NULL)
+        return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
+    char body[48] = "";
+    if (version > 0)
+        snprintf(body, sizeof body, "{\"version\":%" PRIu64 "}", version);
+    size_t len = strlen(body);
+    int rc = api_call(c, "POST", path, len ? body : NULL, len, len ? "application/json" : NULL, response);
+    free(path);
+    return rc;
+}
+
+int tine_routes(tine_client_t *c, const char *app, char **response)
+{
+    if (response != NULL)
+        *response = NULL;
+    char *path = app_path(c, app, "/routes");
+    if (path == NULL)
+        return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
+    int rc = api_call(c, "GET", path, NULL, 0, NULL, response);
+    free(path);
+    return rc;
+}
+
+int tine_invoke(tine_client_t *c, const char *app, const char *fn, const char *event_json, size_t len,
+                char **response)
+{
+    if (response != NULL)
+        *response = NULL;
+    if (fn == NULL || fn[0] == '\0') {
+        set_error(c, "no function name given");
+        return -EINVAL;
+    }
+    char *efn = tine_escape(fn);
+    if (efn == NULL) {
+        set_error(c, "out of memory");
+        return -ENOMEM;
+    }
+    size_t sn = strlen("/functions//invoke") + strlen(efn) + 1;
+    char *suffix = malloc(sn);
+    if (suffix == NULL) {
+        free(efn);
+        set_error(c, "out of memory");
+        return -ENOMEM;
+    }
+    snprintf(suffix, sn, "/functions/%s/invoke", efn);
+    free(efn);
+    char *path = app_path(c, app, suffix);
+    free(suffix);
+    if (path == NULL)
+        return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
+    if (event_json == NULL) {
+        event_json = "{}";
+        len = 2;
+    }
+    int rc = api_call(c, "POST", path, event_json, len, "application/json", response);
+    free(path);
+    return rc;
+}

@@ -1,0 +1,118 @@
+/* libtine: a small C client for the admin HTTP API of a tine node
+ * (/_tine/v1/..., see docs/admin-api.md), built on libcurl.
+ *
+ * Every call returns 0 or a negative code (TINE_CLIENT_E* below, or a
+ * negative errno) and, on failure, leaves a one-line human-readable message
+ * in the client, retrievable with tine_client_error(). Answers are handed
+ * back as the server's JSON text, NUL-terminated and malloc'd: free them with
+ * tine_free(). A client is not thread-safe: use one per thread. libtine never
+ * aborts on out-of-memory (it returns -ENOMEM). */
+#ifndef TINE_CLIENT_H
+#define TINE_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TINE_CLIENT_VERSION "0.1.0"
+
+/* Error codes. Where a meaning overlaps tine's shared error table
+ * (common/tine_common.h) the value is the same. Local failures are negative
+ * errno values (-ENOMEM, -EINVAL for a bad argument). */
+enum {
+    TINE_CLIENT_EINVAL = -1001,    /* the server rejected the input (400) */
+    TINE_CLIENT_ENOTFOUND = -1002, /* unknown app, version, function or endpoint (404) */
+    TINE_CLIENT_ECONFLICT = -1003, /* route or name conflict (409) */
+    TINE_CLIENT_ETOOBIG = -1004,   /* bundle over the node's limit (413) */
+    TINE_CLIENT_EPROTO = -1006,    /* the answer was not the expected JSON */
+    TINE_CLIENT_ETIMEOUT = -1007,  /* no answer within the client's timeout */
+    TINE_CLIENT_EAUTH = -1011,     /* missing or wrong admin token (401, 403) */
+    TINE_CLIENT_ECONNECT = -1101,  /* the node could not be reached */
+    TINE_CLIENT_EHTTP = -1102,     /* any other 4xx/5xx answer */
+};
+
+typedef struct tine_client tine_client_t;
+
+/* Creates a client for the node at `url` ("http://127.0.0.1:8080"; a
+ * trailing "/" is ignored). `token` is the admin token sent as
+ * "Authorization: Bearer <token>"; NULL or "" sends no Authorization header.
+ * Both strings are copied. Returns NULL on out-of-memory or when url is NULL,
+ * empty or lacks a scheme ("http://" or "https://"). */
+tine_client_t *tine_client_new(const char *url, const char *token);
+
+/* Frees a client; accepts NULL. */
+void tine_client_free(tine_client_t *c);
+
+/* The message of the last failed call on this client ("" before any
+ * failure). Valid until the next call on the client. Never NULL. */
+const char *tine_client_error(const tine_client_t *c);
+
+/* The HTTP status of the last answer received (0 when none arrived). */
+long tine_client_status(const tine_client_t *c);
+
+/* Sets the timeout of each request in milliseconds (0 = none, the default).
+ * Returns 0, or -EINVAL for a negative value. */
+int tine_client_set_timeout_ms(tine_client_t *c, long ms);
+
+/* A static description of an error code. */
+const char *tine_client_strerror(int code);
+
+/* Frees a buffer returned by libtine; accepts NULL. */
+void tine_free(void *p);
+
+/* Sends one request. `method` is "GET", "PUT", "POST"...; `path` starts with
+ * "/" and is appended to the client's url as given (escape it yourself, see
+ * tine_escape). `body` (len bytes, may be NULL when len is 0) is borrowed for
+ * the duration of the call; `content_type` may be NULL. Returns 0 when an
+ * answer arrived, whatever its status: *status receives it and, when
+ * response_body is not NULL, *response_body a new NUL-terminated copy of the
+ * body (free with tine_free). Fails with TINE_CLIENT_ECONNECT,
+ * TINE_CLIENT_ETIMEOUT or -ENOMEM, leaving *response_body NULL. */
+int tine_request(tine_client_t *c, const char *method, const char *path, const void *body, size_t len,
+                 const char *content_type, long *status, char **response_body);
+
+/* Percent-escapes one path segment (an app or function name). Returns a new
+ * string (free with tine_free) or NULL on out-of-memory. */
+char *tine_escape(const char *segment);
+
+/* The wrappers below send one admin API call and succeed only on a 2xx
+ * answer, storing the server's JSON in *response (free with tine_free;
+ * `response` may be NULL to discard it). On a 4xx/5xx answer they return the
+ * code matching the status and set the error message to the server's "error"
+ * field verbatim ("401 unauthorized: ..." for 401). */
+
+/* GET /_tine/v1/health: {"status":"ok","node":"<id>","apps":N}. */
+int tine_health(tine_client_t *c, char **response);
+
+/* GET /_tine/v1/apps: {"apps":[{"app":"hello","live":3,"versions":3}]}. */
+int tine_apps(tine_client_t *c, char **response);
+
+/* PUT /_tine/v1/apps/{app} with a tar.gz bundle (borrowed):
+ * {"app":"hello","version":4}. */
+int tine_deploy(tine_client_t *c, const char *app, const void *tgz, size_t len, char **response);
+
+/* GET /_tine/v1/apps/{app}/versions. */
+int tine_versions(tine_client_t *c, const char *app, char **response);
+
+/* POST /_tine/v1/apps/{app}/rollback: makes `version` live, or with version
+ * 0 the one before the live version: {"app":"hello","live":2}. */
+int tine_rollback(tine_client_t *c, const char *app, uint64_t version, char **response);
+
+/* GET /_tine/v1/apps/{app}/routes: the live version's routes and triggers. */
+int tine_routes(tine_client_t *c, const char *app, char **response);
+
+/* POST /_tine/v1/apps/{app}/functions/{fn}/invoke with `event_json` (len
+ * bytes of JSON, borrowed; NULL sends "{}"). Succeeds whenever the node
+ * answered 200, even when the function itself failed: check the "status"
+ * field of the response. */
+int tine_invoke(tine_client_t *c, const char *app, const char *fn, const char *event_json, size_t len,
+                char **response);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
