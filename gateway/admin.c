@@ -1,0 +1,325 @@
+/* The admin API under /_tine/v1/ (see docs/admin-api.md): deploy, list apps
+ * and versions, roll back, show an app's wiring, invoke a function, health. */
+#include "gateway_internal.h"
+#include "tine_common.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Compares in time independent of where the strings differ. */
+static int token_equal(const char *a, size_t alen, const char *b)
+{
+    size_t blen = strlen(b);
+    unsigned char diff = alen != blen;
+    for (size_t i = 0; i < alen; i++)
+        diff |= (unsigned char)(a[i] ^ b[i % (blen ? blen : 1)]);
+    return diff == 0;
+}
+
+static int authorized(gw_server_t *gw, h2o_req_t *req)
+{
+    if (gw->admin_token == NULL)
+        return 1;
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (i < 0)
+        return 0;
+    h2o_iovec_t v = req->headers.entries[i].value;
+    if (v.len < 7 || strncasecmp(v.base, "Bearer ", 7) != 0)
+        return 0;
+    return token_equal(v.base + 7, v.len - 7, gw->admin_token);
+}
+
+static int method_is(h2o_req_t *req, const char *m)
+{
+    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
+}
+
+/* Splits "/a/b/c" into at most `max` segments (pointers into path). */
+static size_t split_path(const char *path, size_t len, h2o_iovec_t *segs, size_t max)
+{
+    size_t n = 0, i = 0;
+    while (i < len) {
+        while (i < len && path[i] == '/')
+            i++;
+        if (i >= len)
+            break;
+        size_t start = i;
+        while (i < len && path[i] != '/')
+            i++;
+        if (n == max)
+            return max + 1;
+        segs[n++] = h2o_iovec_init(path + start, i - start);
+    }
+    return n;
+}
+
+static char *seg_dup(h2o_iovec_t s)
+{
+    return xstrndup(s.base, s.len);
+}
+
+static void iso8601(int64_t ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void admin_apps(gw_server_t *gw, h2o_req_t *req)
+{
+    reg_store_t *store = reg_live_store(gw->live);
+    char **names = NULL;
+    size_t n = 0;
+    if (reg_store_list_apps(store, &names, &n) != 0) {
+        gw__send_error(req, 503, "redis is unreachable");
+        return;
+    }
+    json_t *apps = json_array();
+    for (size_t i = 0; i < n; i++) {
+        uint64_t live = 0;
+        reg_store_live_version(store, names[i], &live);
+        reg_version_info_t *vs = NULL;
+        size_t nv = 0;
+        reg_store_list_versions(store, names[i], &vs, &nv);
+        free(vs);
+        json_array_append_new(apps, json_pack("{s:s, s:I, s:I}", "app", names[i], "live", (json_int_t)live,
+                                              "versions", (json_int_t)nv));
+        free(names[i]);
+    }
+    free(names);
+    gw__send_json(req, 200, json_pack("{s:o}", "apps", apps));
+}
+
+static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
+{
+    if (req->entity.len > gw->max_bundle) {
+        gw__send_error(req, 413, "bundle of %zu bytes is over the limit of %zu bytes", req->entity.len,
+                       gw->max_bundle);
+        return;
+    }
+    char err[1024];
+    reg_bundle_limits_t limits = {.max_total = gw->max_bundle * 8, .max_files = 10000};
+    reg_bundle_t *b = NULL;
+    int r = reg_bundle_read(req->entity.base, req->entity.len, &limits, &b, err, sizeof(err));
+    if (r != 0) {
+        gw__send_error(req, r == TINE_ETOOBIG ? 413 : 400, "%s", err);
+        return;
+    }
+    if (strcmp(b->manifest->app, app) != 0) {
+        gw__send_error(req, 400, "%s: app: the manifest names app '%s' but it was deployed as '%s'",
+                       b->manifest_path, b->manifest->app, app);
+        reg_bundle_free(b);
+        return;
+    }
+    if (b->manifest->host) {
+        gw__send_error(req, 400, "%s: host: serving an app on its own host is not supported yet; remove 'host'",
+                       b->manifest_path);
+        reg_bundle_free(b);
+        return;
+    }
+    uint64_t version = 0;
+    r = reg_store_deploy(reg_live_store(gw->live), b, &version, err, sizeof(err));
+    reg_bundle_free(b);
+    if (r != 0) {
+        gw__send_error(req, 503, "deploy of %s failed: %s", app, err);
+        return;
+    }
+    if (reg_live_reload(gw->live, app, err, sizeof(err)) != 0)
+        fprintf(stderr, "tined: deployed %s v%" PRIu64 " but could not load it: %s\n", app, version, err);
+    fprintf(stderr, "tined: deployed %s version %" PRIu64 "\n", app, version);
+    gw__send_json(req, 201, json_pack("{s:s, s:I}", "app", app, "version", (json_int_t)version));
+}
+
+static void admin_versions(gw_server_t *gw, h2o_req_t *req, const char *app)
+{
+    reg_store_t *store = reg_live_store(gw->live);
+    uint64_t live = 0;
+    reg_version_info_t *vs = NULL;
+    size_t n = 0;
+    if (reg_store_live_version(store, app, &live) != 0 || reg_store_list_versions(store, app, &vs, &n) != 0) {
+        gw__send_error(req, 503, "redis is unreachable");
+        return;
+    }
+    if (n == 0) {
+        free(vs);
+        gw__send_error(req, 404, "no app named '%s'", app);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char when[32];
+        iso8601(vs[i].created_ms, when);
+        json_array_append_new(arr, json_pack("{s:I, s:s, s:I, s:s, s:b}", "version", (json_int_t)vs[i].version,
+                                             "created", when, "files", (json_int_t)vs[i].files, "sha256",
+                                             vs[i].bundle_sha256, "live", vs[i].version == live));
+    }
+    free(vs);
+    gw__send_json(req, 200, json_pack("{s:s, s:I, s:o}", "app", app, "live", (json_int_t)live, "versions", arr));
+}
+
+static void admin_rollback(gw_server_t *gw, h2o_req_t *req, const char *app)
+{
+    uint64_t target = 0;
+    if (req->entity.len) {
+        json_error_t jerr;
+        json_t *body = json_loadb(req->entity.base, req->entity.len, 0, &jerr);
+        json_t *v = json_object_get(body, "version");
+        if (body == NULL || (v && (!json_is_integer(v) || json_integer_value(v) < 1))) {
+            json_decref(body);
+            gw__send_error(req, 400, "body: expected {\"version\": N} with N >= 1");
+            return;
+        }
+        target = v ? (uint64_t)json_integer_value(v) : 0;
+        json_decref(body);
+    }
+    char err[512];
+    uint64_t now_live = 0;
+    int r = reg_store_rollback(reg_live_store(gw->live), app, target, &now_live, err, sizeof(err));
+    if (r != 0) {
+        gw__send_error(req, r == TINE_ENOTFOUND ? 404 : 503, "%s", err);
+        return;
+    }
+    if (reg_live_reload(gw->live, app, err, sizeof(err)) != 0)
+        fprintf(stderr, "tined: rolled %s back to v%" PRIu64 " but could not load it: %s\n", app, now_live, err);
+    fprintf(stderr, "tined: %s rolled back to version %" PRIu64 "\n", app, now_live);
+    gw__send_json(req, 200, json_pack("{s:s, s:I}", "app", app, "live", (json_int_t)now_live));
+}
+
+static void admin_routes(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v)
+{
+    const reg_manifest_t *m = v->manifest;
+    json_t *routes = json_array();
+    for (size_t i = 0; i < m->routes_len; i++) {
+        const reg_route_t *r = &m->routes[i];
+        char *full = xasprintf("/%s%s", v->app, strcmp(r->path, "/") == 0 ? "/" : r->path);
+        json_array_append_new(routes, json_pack("{s:s, s:s, s:s}", "method", r->method, "path", full, "function",
+                                                r->function));
+        free(full);
+    }
+    static const char *kinds[] = {"log", "event", "schedule"};
+    json_t *triggers = json_array();
+    for (size_t i = 0; i < m->triggers_len; i++) {
+        const reg_trigger_t *t = &m->triggers[i];
+        json_t *o = json_pack("{s:s, s:s, s:i}", "on", kinds[t->on], "function", t->function, "attempts",
+                              (int)t->attempts);
+        if (t->source)
+            json_object_set_new(o, "source", json_string(t->source));
+        if (t->filter)
+            json_object_set_new(o, "filter", json_string(t->filter));
+        if (t->type)
+            json_object_set_new(o, "type", json_string(t->type));
+        if (t->cron)
+            json_object_set_new(o, "cron", json_string(t->cron));
+        json_array_append_new(triggers, o);
+    }
+    json_t *fns = json_array();
+    for (size_t i = 0; i < m->functions_len; i++) {
+        const reg_function_t *f = &m->functions[i];
+        json_array_append_new(fns, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i}", "name", f->name, "runtime",
+                                             f->runtime == REG_RUNTIME_LUA ? "lua" : "exec", "handler", f->handler,
+                                             "memory", (int)f->memory_mb, "timeout_ms", (int)f->timeout_ms,
+                                             "concurrency", (int)f->concurrency, "warm", (int)f->warm));
+    }
+    gw__send_json(req, 200, json_pack("{s:s, s:I, s:o, s:o, s:o}", "app", v->app, "version", (json_int_t)v->version,
+                                      "routes", routes, "triggers", triggers, "functions", fns));
+}
+
+static void admin_invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, const char *fn)
+{
+    size_t idx = SIZE_MAX;
+    for (size_t i = 0; i < v->manifest->functions_len; i++)
+        if (strcmp(v->manifest->functions[i].name, fn) == 0)
+            idx = i;
+    if (idx == SIZE_MAX) {
+        gw__send_error(req, 404, "app %s has no function named '%s'", v->app, fn);
+        return;
+    }
+    json_t *event = json_null();
+    if (req->entity.len) {
+        json_error_t jerr;
+        event = json_loadb(req->entity.base, req->entity.len, JSON_DECODE_ANY, &jerr);
+        if (event == NULL) {
+            gw__send_error(req, 400, "body: line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+            return;
+        }
+    }
+    json_t *request = json_pack("{s:s, s:o}", "kind", "event", "event", event);
+    /* The event travels in the metadata: the body must not be sent twice. */
+    req->entity = h2o_iovec_init(NULL, 0);
+    gw__invoke(gw, req, v, idx, request, 1);
+}
+
+int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len)
+{
+    h2o_iovec_t seg[6];
+    size_t n = split_path(rest, rest_len, seg, 5);
+    if (n == 1 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("health"))) {
+        gw__send_json(req, 200, json_pack("{s:s, s:s, s:I}", "status", "ok", "node", gw->node_id, "apps",
+                                          (json_int_t)reg_live_count(gw->live)));
+        return 0;
+    }
+    if (!authorized(gw, req)) {
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("www-authenticate"), 0, NULL,
+                              H2O_STRLIT("Bearer"));
+        gw__send_error(req, 401, "missing or wrong admin token (send Authorization: Bearer <token>)");
+        return 0;
+    }
+    if (n == 0 || n > 5 || !h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("apps"))) {
+        if (n == 1 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("sandboxes"))) {
+            gw__send_json(req, 200, json_pack("{s:o}", "pools", inv_stats(gw->inv)));
+            return 0;
+        }
+        gw__send_error(req, 404, "no such admin endpoint");
+        return 0;
+    }
+    if (n == 1) {
+        if (!method_is(req, "GET"))
+            gw__send_error(req, 405, "use GET to list apps");
+        else
+            admin_apps(gw, req);
+        return 0;
+    }
+    char *app = seg_dup(seg[1]);
+    if (n == 2) {
+        if (method_is(req, "PUT") || method_is(req, "POST"))
+            admin_deploy(gw, req, app);
+        else
+            gw__send_error(req, 405, "use PUT with a tar.gz bundle to deploy");
+    } else if (n == 3 && h2o_memis(seg[2].base, seg[2].len, H2O_STRLIT("versions"))) {
+        if (method_is(req, "GET"))
+            admin_versions(gw, req, app);
+        else
+            gw__send_error(req, 405, "use GET to list versions");
+    } else if (n == 3 && h2o_memis(seg[2].base, seg[2].len, H2O_STRLIT("rollback"))) {
+        if (method_is(req, "POST"))
+            admin_rollback(gw, req, app);
+        else
+            gw__send_error(req, 405, "use POST to roll back");
+    } else if ((n == 3 && h2o_memis(seg[2].base, seg[2].len, H2O_STRLIT("routes"))) ||
+               (n == 5 && h2o_memis(seg[2].base, seg[2].len, H2O_STRLIT("functions")) &&
+                h2o_memis(seg[4].base, seg[4].len, H2O_STRLIT("invoke")))) {
+        reg_app_version_t *v = reg_live_get(gw->live, app, strlen(app));
+        if (v == NULL) {
+            gw__send_error(req, 404, "no app named '%s'", app);
+        } else if (n == 3) {
+            if (method_is(req, "GET"))
+                admin_routes(gw, req, v);
+            else
+                gw__send_error(req, 405, "use GET to show routes");
+        } else if (!method_is(req, "POST")) {
+            gw__send_error(req, 405, "use POST to invoke");
+        } else {
+            char *fn = seg_dup(seg[3]);
+            admin_invoke(gw, req, v, fn);
+            free(fn);
+        }
+    } else {
+        gw__send_error(req, 404, "no such admin endpoint");
+    }
+    free(app);
+    return 0;
+}

@@ -1,0 +1,398 @@
+/* The h2o server: accepts connections, routes /_tine/v1/ to the admin API
+ * and /<app>/... to the app's live route table, and answers each request
+ * with its function's result. */
+#include "gateway_internal.h"
+#include "tine_common.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GW_ADMIN_PREFIX "/_tine/v1"
+
+typedef struct {
+    h2o_req_t *req; /* NULL once answered */
+    gw_server_t *gw;
+    reg_app_version_t *version; /* retained until the request goes away */
+    inv_call_t *call;
+    int wrap;
+} gw_pending_t;
+
+void gw__send_json(h2o_req_t *req, int status, json_t *body)
+{
+    char *s = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    size_t len = strlen(s);
+    h2o_iovec_t copy = h2o_strdup(&req->pool, s, len);
+    free(s);
+    req->res.status = status;
+    req->res.reason = status < 400 ? "OK" : "Error";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    h2o_send_inline(req, copy.base, copy.len);
+}
+
+void gw__send_error(h2o_req_t *req, int status, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    gw__send_json(req, status, json_pack("{s:s}", "error", msg));
+}
+
+/* Percent-decodes a route param value into a fresh string. */
+static char *percent_decode(const char *s, size_t len)
+{
+    char *out = xmalloc(len + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '%' && i + 2 < len) {
+            char hex[3] = {s[i + 1], s[i + 2], 0};
+            char *end;
+            long v = strtol(hex, &end, 16);
+            if (end == hex + 2) {
+                out[o++] = (char)v;
+                i += 2;
+                continue;
+            }
+        }
+        out[o++] = s[i];
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* The request's headers as a JSON object with lower-case names; repeated
+ * headers are joined with ", ". */
+static json_t *headers_json(h2o_req_t *req)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        char *name = xstrndup(h->name->base, h->name->len);
+        for (char *p = name; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+        json_t *value = json_stringn_nocheck(h->value.base, h->value.len);
+        json_t *prev = json_object_get(o, name);
+        if (prev) {
+            char *joined = xasprintf("%s, %.*s", json_string_value(prev), (int)h->value.len, h->value.base);
+            json_object_set_new(o, name, json_string_nocheck(joined));
+            free(joined);
+            json_decref(value);
+        } else {
+            json_object_set_new(o, name, value);
+        }
+        free(name);
+    }
+    return o;
+}
+
+static void on_pending_dispose(void *p)
+{
+    gw_pending_t *pending = p;
+    if (pending->call)
+        inv_call_cancel(pending->call);
+    reg_app_version_release(pending->version);
+}
+
+static int header_allowed(const char *name)
+{
+    static const char *hop[] = {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade",
+                                "x-tine-invocation-id"};
+    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+        if (strcasecmp(name, hop[i]) == 0)
+            return 0;
+    return 1;
+}
+
+static void on_invoked(void *data, const inv_result_t *res)
+{
+    gw_pending_t *pending = data;
+    h2o_req_t *req = pending->req;
+    pending->call = NULL;
+    pending->req = NULL;
+    char ver[32];
+    snprintf(ver, sizeof(ver), "%" PRIu64, pending->version->version);
+    h2o_iovec_t id = h2o_strdup(&req->pool, res->invocation_id, strlen(res->invocation_id));
+    h2o_iovec_t vv = h2o_strdup(&req->pool, ver, strlen(ver));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-tine-invocation-id"), 0, NULL, id.base,
+                          id.len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-tine-version"), 0, NULL, vv.base, vv.len);
+
+    if (pending->wrap) {
+        json_t *o = json_pack("{s:s, s:i, s:f, s:b, s:I}", "invocation_id", res->invocation_id, "status",
+                              res->status, "duration_ms", (double)res->duration_ns / 1e6, "cold", res->cold,
+                              "version", (json_int_t)pending->version->version);
+        if (res->code == 0) {
+            json_object_set(o, "headers", res->headers ? res->headers : json_object());
+            json_t *body = json_stringn(res->body ? res->body : "", res->body_len);
+            json_object_set_new(o, "body", body ? body : json_string("<binary body>"));
+        } else {
+            json_object_set_new(o, "error", json_string(res->error ? res->error : tine_strerror(res->code)));
+        }
+        gw__send_json(req, 200, o);
+        return;
+    }
+    if (res->code != 0) {
+        if (res->code == TINE_EHANDLER)
+            gw__send_error(req, res->status, "function raised an error (invocation %s)", res->invocation_id);
+        else
+            gw__send_error(req, res->status, "%s (invocation %s)", res->error ? res->error : tine_strerror(res->code),
+                           res->invocation_id);
+        return;
+    }
+    req->res.status = res->status;
+    req->res.reason = "OK";
+    const char *name;
+    json_t *value;
+    json_object_foreach(res->headers, name, value)
+    {
+        if (!header_allowed(name))
+            continue;
+        char numbuf[32];
+        const char *v = json_string_value(value);
+        if (v == NULL && json_is_number(value)) {
+            snprintf(numbuf, sizeof(numbuf), "%.17g", json_number_value(value));
+            v = numbuf;
+        }
+        if (v == NULL)
+            continue;
+        size_t nl = strlen(name);
+        char *lname = h2o_mem_alloc_pool(&req->pool, nl + 1);
+        for (size_t i = 0; i <= nl; i++)
+            lname[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] - 'A' + 'a') : name[i];
+        h2o_iovec_t val = h2o_strdup(&req->pool, v, strlen(v));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, lname, nl, 1, NULL, val.base, val.len);
+    }
+    h2o_send_inline(req, res->body, res->body_len);
+}
+
+void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn_index, json_t *request, int wrap)
+{
+    gw_pending_t *pending = h2o_mem_alloc_shared(&req->pool, sizeof(*pending), on_pending_dispose);
+    memset(pending, 0, sizeof(*pending));
+    pending->req = req;
+    pending->gw = gw;
+    pending->version = v;
+    pending->wrap = wrap;
+    reg_app_version_retain(v);
+    inv_call_t *call = NULL;
+    int r = inv_call(gw->inv, v, fn_index, request, req->entity.base, req->entity.len, on_invoked, pending, &call);
+    if (r == TINE_EBUSY) {
+        pending->req = NULL;
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("retry-after"), 0, NULL, H2O_STRLIT("1"));
+        gw__send_error(req, 429, "function %s is at its concurrency limit and its queue is full",
+                       v->manifest->functions[fn_index].name);
+        return;
+    }
+    if (r != 0) {
+        pending->req = NULL;
+        gw__send_error(req, r == TINE_EINVAL ? 501 : 503, "cannot invoke %s: %s",
+                       v->manifest->functions[fn_index].name,
+                       r == TINE_EINVAL ? "runtime exec is not served yet" : tine_strerror(r));
+        return;
+    }
+    /* The callback may already have run (and answered) synchronously. */
+    if (pending->req)
+        pending->call = call;
+}
+
+/* Serves /<app>/<rest> from the app's live route table. */
+static int serve_app(gw_server_t *gw, h2o_req_t *req, const char *path, size_t path_len)
+{
+    const char *app = path + 1;
+    size_t app_len = strcspn(app, "/");
+    if (app_len > path_len - 1)
+        app_len = path_len - 1;
+    reg_app_version_t *v = app_len ? reg_live_get(gw->live, app, app_len) : NULL;
+    if (v == NULL) {
+        gw__send_error(req, 404, "no app named '%.*s'", (int)app_len, app);
+        return 0;
+    }
+    const char *rest = app + app_len;
+    size_t rest_len = path_len - 1 - app_len;
+    if (rest_len == 0) {
+        rest = "/";
+        rest_len = 1;
+    }
+    reg_route_param_t params[REG_ROUTE_MAX_PARAMS];
+    size_t nparams = 0;
+    int path_matched = 0;
+    reg_route_t *route = reg_route_table_match(v->routes, req->method.base, req->method.len, rest, rest_len, params,
+                                               &nparams, &path_matched);
+    if (route == NULL) {
+        if (path_matched)
+            gw__send_error(req, 405, "%.*s is not allowed on %.*s", (int)req->method.len, req->method.base,
+                           (int)path_len, path);
+        else
+            gw__send_error(req, 404, "app %s has no route for %.*s %.*s", v->app, (int)req->method.len,
+                           req->method.base, (int)rest_len, rest);
+        return 0;
+    }
+    if (req->entity.len > gw->max_body) {
+        gw__send_error(req, 413, "request body of %zu bytes is over the limit of %zu", req->entity.len, gw->max_body);
+        return 0;
+    }
+    json_t *jparams = json_object();
+    for (size_t i = 0; i < nparams; i++) {
+        char *name = xstrndup(params[i].name, params[i].name_len);
+        char *value = percent_decode(params[i].value, params[i].value_len);
+        json_t *jv = json_string(value);
+        /* A value that decodes to invalid UTF-8 is handed over undecoded. */
+        json_object_set_new(jparams, name, jv ? jv : json_stringn(params[i].value, params[i].value_len));
+        free(name);
+        free(value);
+    }
+    const char *query = "";
+    size_t query_len = 0;
+    if (req->query_at != SIZE_MAX) {
+        query = req->path.base + req->query_at + 1;
+        query_len = req->path.len - req->query_at - 1;
+    }
+    json_t *request = json_object();
+    json_object_set_new(request, "kind", json_string("http"));
+    json_object_set_new(request, "method", json_stringn(req->method.base, req->method.len));
+    json_object_set_new(request, "path", json_stringn_nocheck(rest, rest_len));
+    json_object_set_new(request, "params", jparams);
+    json_object_set_new(request, "query", json_stringn_nocheck(query, query_len));
+    json_object_set_new(request, "headers", headers_json(req));
+    gw__invoke(gw, req, v, route->function_index, request, 0);
+    return 0;
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    gw_server_t *gw = ((gw_handler_t *)self)->gw;
+    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    const char *path = req->path.base;
+    size_t plen = sizeof(GW_ADMIN_PREFIX) - 1;
+    if (path_len >= plen && memcmp(path, GW_ADMIN_PREFIX, plen) == 0 && (path_len == plen || path[plen] == '/'))
+        return gw__admin(gw, req, path + plen, path_len - plen);
+    if (path_len == 0 || path[0] != '/') {
+        gw__send_error(req, 400, "bad request path");
+        return 0;
+    }
+    if (path_len == 1) {
+        gw__send_json(req, 200, json_pack("{s:s, s:s, s:I}", "service", "tine", "node", gw->node_id, "apps",
+                                          (json_int_t)reg_live_count(gw->live)));
+        return 0;
+    }
+    return serve_app(gw, req, path, path_len);
+}
+
+static void on_accept(uv_stream_t *listener, int status)
+{
+    gw_server_t *gw = listener->data;
+    if (status != 0)
+        return;
+    uv_tcp_t *conn = xmalloc(sizeof(*conn));
+    uv_tcp_init(listener->loop, conn);
+    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
+        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+        return;
+    }
+    uv_tcp_nodelay(conn, 1);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+    h2o_accept(&gw->accept_ctx, sock);
+}
+
+/* Parses "host:port" or "[v6]:port" into a socket address. */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    if (colon == NULL || colon == listen)
+        return TINE_EINVAL;
+    size_t hl = (size_t)(colon - listen);
+    if (hl >= sizeof(host))
+        return TINE_EINVAL;
+    memcpy(host, listen, hl);
+    host[hl] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port < 0 || port > 65535)
+        return TINE_EINVAL;
+    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        return uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)ss) == 0 ? 0 : TINE_EINVAL;
+    }
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
+    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0 ? 0 : TINE_EINVAL;
+}
+
+gw_server_t *gw_new(uv_loop_t *loop, const gw_config_t *cfg, reg_live_t *live, inv_invoker_t *inv, char *err,
+                    size_t errlen)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (parse_listen(cfg->listen, &ss) != 0) {
+        snprintf(err, errlen, "--listen %s: expected HOST:PORT such as 127.0.0.1:8080 or [::1]:8080", cfg->listen);
+        return NULL;
+    }
+    gw_server_t *gw = xcalloc(1, sizeof(*gw));
+    gw->loop = loop;
+    gw->live = live;
+    gw->inv = inv;
+    gw->admin_token = cfg->admin_token ? xstrdup(cfg->admin_token) : NULL;
+    gw->max_bundle = cfg->max_bundle;
+    gw->max_body = cfg->max_body;
+    gw->node_id = xstrdup(cfg->node_id ? cfg->node_id : "node");
+
+    h2o_config_init(&gw->config);
+    gw->config.max_request_entity_size = cfg->max_bundle > cfg->max_body ? cfg->max_bundle : cfg->max_body;
+    gw->config.server_name = h2o_iovec_init(H2O_STRLIT("tine"));
+    h2o_hostconf_t *host = h2o_config_register_host(&gw->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
+    gw_handler_t *h = (gw_handler_t *)h2o_create_handler(pathconf, sizeof(*h));
+    h->super.on_req = on_req;
+    h->gw = gw;
+    h2o_context_init(&gw->ctx, loop, &gw->config);
+    gw->accept_ctx.ctx = &gw->ctx;
+    gw->accept_ctx.hosts = gw->config.hosts;
+
+    uv_tcp_init(loop, &gw->listener);
+    gw->listener.data = gw;
+    int r = uv_tcp_bind(&gw->listener, (struct sockaddr *)&ss, 0);
+    if (r == 0)
+        r = uv_listen((uv_stream_t *)&gw->listener, 1024, on_accept);
+    if (r != 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, uv_strerror(r));
+        uv_close((uv_handle_t *)&gw->listener, NULL);
+        gw->listener.data = NULL;
+        gw_free(gw);
+        return NULL;
+    }
+    return gw;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    gw_server_t *gw = container_of((uv_tcp_t *)h, gw_server_t, listener);
+    h2o_context_dispose(&gw->ctx);
+    h2o_config_dispose(&gw->config);
+    free(gw->admin_token);
+    free(gw->node_id);
+    free(gw);
+}
+
+void gw_free(gw_server_t *gw)
+{
+    if (gw == NULL)
+        return;
+    if (gw->listener.data == NULL) {
+        /* The listener never started: its close is already pending. */
+        uv_run(gw->loop, UV_RUN_NOWAIT);
+        h2o_context_dispose(&gw->ctx);
+        h2o_config_dispose(&gw->config);
+        free(gw->admin_token);
+        free(gw->node_id);
+        free(gw);
+        return;
+    }
+    uv_close((uv_handle_t *)&gw->listener, on_listener_closed);
+}

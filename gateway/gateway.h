@@ -1,0 +1,32 @@
+/* gateway: the h2o HTTP server of a node. It serves every live app under
+ * /<app>/..., the admin API under /_tine/v1/, and hands requests to the
+ * invoker. */
+#ifndef TINE_GATEWAY_H
+#define TINE_GATEWAY_H
+
+#include <stddef.h>
+
+#include "invoker.h"
+#include "registry.h"
+
+struct uv_loop_s;
+typedef struct gw_server gw_server_t;
+
+typedef struct {
+    const char *listen;      /* "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80" */
+    const char *admin_token; /* NULL: admin API without auth (loopback only) */
+    size_t max_bundle;       /* largest deploy body accepted, bytes */
+    size_t max_body;         /* largest request body handed to a function */
+    const char *node_id;
+} gw_config_t;
+
+/* Binds the listener and starts serving on `loop`. Returns NULL with a
+ * message in err when the address is bad or cannot be bound. The config's
+ * strings are copied. */
+gw_server_t *gw_new(struct uv_loop_s *loop, const gw_config_t *cfg, reg_live_t *live, inv_invoker_t *inv, char *err,
+                    size_t errlen);
+
+/* Stops accepting and frees the server once its handles are closed. */
+void gw_free(gw_server_t *gw);
+
+#endif

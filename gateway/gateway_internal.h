@@ -1,0 +1,43 @@
+/* Shared between the files of the gateway module only. */
+#ifndef TINE_GATEWAY_INTERNAL_H
+#define TINE_GATEWAY_INTERNAL_H
+
+#include <h2o.h>
+#include <jansson.h>
+
+#include "gateway.h"
+
+struct gw_server {
+    h2o_globalconf_t config;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    uv_tcp_t listener;
+    struct uv_loop_s *loop;
+    reg_live_t *live;
+    inv_invoker_t *inv;
+    char *admin_token;
+    size_t max_bundle;
+    size_t max_body;
+    char *node_id;
+};
+
+typedef struct {
+    h2o_handler_t super;
+    gw_server_t *gw;
+} gw_handler_t;
+
+/* Sends `body` (takes the reference) as a JSON response. */
+void gw__send_json(h2o_req_t *req, int status, json_t *body);
+
+/* Sends {"error": message} with the given status. */
+void gw__send_error(h2o_req_t *req, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Serves a request under /_tine/v1/ ; `rest` is the path after it. */
+int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len);
+
+/* Starts an invocation of a function of a live app version and answers the
+ * request with its result: the function's own response when `wrap` is 0, or
+ * the admin API's JSON envelope when `wrap` is 1. Takes `request`. */
+void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn_index, json_t *request, int wrap);
+
+#endif

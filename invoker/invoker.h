@@ -1,0 +1,64 @@
+/* invoker: sandbox pools per (app version, function), dispatch of one
+ * invocation at a time to each sandbox, timeouts and crash handling. */
+#ifndef TINE_INVOKER_H
+#define TINE_INVOKER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "registry.h"
+#include "sandbox.h"
+
+struct uv_loop_s;
+typedef struct inv_invoker inv_invoker_t;
+typedef struct inv_call inv_call_t;
+
+typedef struct {
+    uint32_t max_queue; /* calls waiting per function before 429 (default 100) */
+} inv_config_t;
+
+/* The outcome of one invocation, borrowed for the callback's duration. */
+typedef struct {
+    int code;          /* 0: the function answered; TINE_EHANDLER: it raised;
+                          TINE_ETIMEOUT, TINE_ECRASH, TINE_EBUSY, or another
+                          error when no sandbox could run it */
+    int status;        /* HTTP status for the client: the function's, or 500/502/504/429/503 */
+    json_t *headers;   /* the function's response headers (object), or NULL */
+    const char *body;  /* the function's response body */
+    size_t body_len;
+    const char *error; /* one line when code != 0 */
+    const char *invocation_id;
+    bool cold;           /* served by a sandbox started for it */
+    uint64_t duration_ns; /* dispatch to answer */
+    uint64_t cold_start_ns; /* fork to ready, when cold */
+    uint64_t queued_ns;     /* waiting for a sandbox */
+} inv_result_t;
+
+typedef void (*inv_done_cb)(void *data, const inv_result_t *res);
+
+inv_invoker_t *inv_new(struct uv_loop_s *loop, sbx_zygote_t *zygote, const inv_config_t *cfg);
+
+/* Closes every sandbox; the invoker is freed once their handles closed. */
+void inv_free(inv_invoker_t *inv);
+
+/* Starts an invocation of function `fn_index` of version `v`. `request` is
+ * the request object (kind, method, path, params, query, headers or event);
+ * the invoker adds "ctx" and takes the reference. `body` is copied. `cb` is
+ * called exactly once, later, unless inv_call_cancel is called first. On a
+ * synchronous failure returns an error and never calls cb. */
+int inv_call(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, json_t *request, const void *body,
+             size_t body_len, inv_done_cb cb, void *data, inv_call_t **out);
+
+/* The caller lost interest (client went away): cb will not be called. */
+void inv_call_cancel(inv_call_t *c);
+
+/* An app version stopped being live: its idle sandboxes exit now, busy ones
+ * after their current invocation; queued calls are still served. */
+void inv_version_retired(inv_invoker_t *inv, const reg_app_version_t *v);
+
+/* Appends a JSON array of pools with their sandboxes (for the admin API). */
+json_t *inv_stats(inv_invoker_t *inv);
+
+#endif

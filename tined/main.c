@@ -1,0 +1,197 @@
+/* tined: the tine node. main() only wires the modules together: config, the
+ * zygote (forked first, before any thread or loop), Redis (given, or a
+ * private redis-server), the live registry, the invoker and the gateway. */
+#include "config.h"
+#include "gateway.h"
+#include "invoker.h"
+#include "registry.h"
+#include "sandbox.h"
+#include "tine_common.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+typedef struct {
+    uv_loop_t *loop;
+    inv_invoker_t *inv;
+    reg_live_t *live;
+    gw_server_t *gw;
+    uv_signal_t sigint;
+    uv_signal_t sigterm;
+} tined_t;
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char *p = xstrdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s == '/') {
+            *s = '\0';
+            mkdir(p, mode);
+            *s = '/';
+        }
+    }
+    int rc = mkdir(p, mode) != 0 && errno != EEXIST ? -errno : 0;
+    free(p);
+    return rc;
+}
+
+/* Reads the admin token from the state dir, creating it (printed once) on
+ * the first start. Returns a heap string or NULL on failure. */
+static char *load_or_create_token(const char *state_dir)
+{
+    char *path = xasprintf("%s/admin.token", state_dir);
+    char *data = NULL;
+    size_t len = 0;
+    if (tine_read_file(path, &data, &len) == 0) {
+        while (len && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
+            data[--len] = '\0';
+        if (len >= 16) {
+            free(path);
+            return data;
+        }
+        free(data);
+    }
+    unsigned char raw[24];
+    if (getrandom(raw, sizeof(raw), 0) != sizeof(raw)) {
+        fprintf(stderr, "tined: cannot generate an admin token: %s\n", strerror(errno));
+        free(path);
+        return NULL;
+    }
+    char *token = xmalloc(sizeof(raw) * 2 + 1);
+    for (size_t i = 0; i < sizeof(raw); i++)
+        sprintf(token + 2 * i, "%02x", raw[i]);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, token, strlen(token)) != (ssize_t)strlen(token) || write(fd, "\n", 1) != 1) {
+        fprintf(stderr, "tined: cannot write %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        free(path);
+        free(token);
+        return NULL;
+    }
+    close(fd);
+    fprintf(stderr, "tined: generated the admin token (shown once; saved in %s):\n  %s\n", path, token);
+    free(path);
+    return token;
+}
+
+static void on_live_change(void *data, const reg_app_version_t *old_v, const reg_app_version_t *new_v)
+{
+    tined_t *t = data;
+    if (old_v && t->inv)
+        inv_version_retired(t->inv, old_v);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    tined_t *t = s->data;
+    fprintf(stderr, "tined: stopping (signal %d)\n", signum);
+    uv_signal_stop(&t->sigint);
+    uv_signal_stop(&t->sigterm);
+    uv_close((uv_handle_t *)&t->sigint, NULL);
+    uv_close((uv_handle_t *)&t->sigterm, NULL);
+    gw_free(t->gw);
+    t->gw = NULL;
+    inv_free(t->inv);
+    t->inv = NULL;
+    reg_live_free(t->live);
+    t->live = NULL;
+    uv_stop(t->loop);
+}
+
+int main(int argc, char **argv)
+{
+    tined_config_t cfg;
+    int rc = tined_config_load(&cfg, argc, argv);
+    if (rc != 0) {
+        tined_config_dispose(&cfg);
+        return rc > 0 ? 0 : 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (mkdir_p(cfg.state_dir, 0700) != 0) {
+        fprintf(stderr, "tined: cannot create state dir %s: %s\n", cfg.state_dir, strerror(errno));
+        return 1;
+    }
+    char sdk_file[4096];
+    snprintf(sdk_file, sizeof(sdk_file), "%s/tine.lua", cfg.sdk_dir);
+    if (access(sdk_file, R_OK) != 0) {
+        fprintf(stderr, "tined: the Lua SDK is missing: %s (set --sdk-dir)\n", sdk_file);
+        return 1;
+    }
+
+    /* The zygote first: a small process forked before any thread or loop. */
+    sbx_zygote_t zygote = {0};
+    if ((rc = sbx_zygote_start(&zygote, cfg.sdk_dir)) != 0) {
+        fprintf(stderr, "tined: cannot start the zygote: %s\n", tine_strerror(rc));
+        return 1;
+    }
+
+    char err[1024];
+    int redis_pid = 0;
+    char *redis_url = cfg.redis_url ? xstrdup(cfg.redis_url) : NULL;
+    if (redis_url == NULL && reg_embedded_redis_start(cfg.state_dir, &redis_pid, &redis_url, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tined: %s\n", err);
+        sbx_zygote_stop(&zygote);
+        return 1;
+    }
+
+    char *token = NULL;
+    if (cfg.admin_token)
+        token = xstrdup(cfg.admin_token);
+    else if (!cfg.no_auth && (token = load_or_create_token(cfg.state_dir)) == NULL)
+        goto fail;
+
+    tined_t t = {0};
+    t.loop = uv_default_loop();
+    t.inv = inv_new(t.loop, &zygote, NULL);
+    t.live = reg_live_new(t.loop, redis_url, cfg.state_dir, on_live_change, &t, err, sizeof(err));
+    if (t.live == NULL) {
+        fprintf(stderr, "tined: %s\n", err);
+        goto fail;
+    }
+    gw_config_t gcfg = {
+        .listen = cfg.listen,
+        .admin_token = token,
+        .max_bundle = cfg.max_bundle,
+        .max_body = 6 * 1024 * 1024,
+        .node_id = cfg.node_id,
+    };
+    t.gw = gw_new(t.loop, &gcfg, t.live, t.inv, err, sizeof(err));
+    if (t.gw == NULL) {
+        fprintf(stderr, "tined: %s\n", err);
+        goto fail;
+    }
+    uv_signal_init(t.loop, &t.sigint);
+    uv_signal_init(t.loop, &t.sigterm);
+    t.sigint.data = t.sigterm.data = &t;
+    uv_signal_start(&t.sigint, on_signal, SIGINT);
+    uv_signal_start(&t.sigterm, on_signal, SIGTERM);
+
+    fprintf(stderr, "tined: serving on http://%s (node %s, state %s, redis %s%s)\n", cfg.listen, cfg.node_id,
+            cfg.state_dir, redis_url, redis_pid ? ", private" : "");
+    uv_run(t.loop, UV_RUN_DEFAULT);
+    /* Let closing handles finish (sandbox sockets, timers, connections). */
+    uv_run(t.loop, UV_RUN_NOWAIT);
+    uv_run(t.loop, UV_RUN_NOWAIT);
+    rc = 0;
+    goto out;
+fail:
+    rc = 1;
+out:
+    sbx_zygote_stop(&zygote);
+    reg_embedded_redis_stop(redis_pid);
+    free(redis_url);
+    free(token);
+    tined_config_dispose(&cfg);
+    return rc;
+}
