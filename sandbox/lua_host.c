@@ -1,1 +1,1481 @@
-/* placeholder: being written */
+/* The LuaJIT host: the state prepared once in the zygote (standard libraries,
+ * the `tine` SDK, the safe-globals policy) and the loop a forked sandbox runs
+ * to load one handler and serve SBX_MSG_INVOKE frames on its socket.
+ *
+ * Everything that can raise a Lua error runs under lua_pcall: a sandbox never
+ * panics on a bad handler, it answers SBX_MSG_ERROR and keeps serving. */
+#include "sandbox.h"
+#include "tine_common.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SBX_SDK_VERSION "0.1.0"
+#define LOG_LINE_MAX 16384     /* bytes per tine.log line, "…" included */
+#define JSON_MAX_DEPTH 128     /* nesting limit of tine.json in both directions */
+#define KEEP_BUF (64u * 1024u) /* output buffers above this are freed after a call */
+
+/* A growable byte buffer whose growth failure raises a Lua error (or aborts
+ * when no Lua state is given: only outside protected calls). */
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} sbuf_t;
+
+struct sbx_lua {
+    lua_State *L;
+    int fd;                 /* the sandbox socket; -1 outside sbx_lua_serve */
+    uint64_t invocation_id; /* id of the running invocation, 0 outside one */
+    uint64_t start_ns;      /* CLOCK_MONOTONIC start of the running invocation */
+    uint32_t timeout_ms;    /* its timeout, for ctx.remaining_ms() */
+    const sbx_spec_t *spec;
+    sbuf_t json;  /* tine.json.encode output and JSON response bodies */
+    sbuf_t meta;  /* metadata of the frame being built */
+    sbuf_t line;  /* tine.log line being built */
+    int ref_array_mt, ref_env, ref_msgh, ref_remaining, ref_invoke, ref_to_lua, ref_handler;
+};
+
+/* ------------------------------------------------------------ buffers */
+
+static void sb_reserve(lua_State *L, sbuf_t *b, size_t n)
+{
+    if (b->cap - b->len >= n)
+        return;
+    size_t ncap = b->cap ? b->cap : 256;
+    while (ncap - b->len < n)
+        ncap *= 2;
+    char *p = realloc(b->data, ncap);
+    if (p == NULL) {
+        if (L != NULL)
+            luaL_error(L, "out of memory");
+        fprintf(stderr, "tine sandbox: out of memory (%zu bytes)\n", ncap);
+        abort();
+    }
+    b->data = p;
+    b->cap = ncap;
+}
+
+static void sb_add(lua_State *L, sbuf_t *b, const void *p, size_t n)
+{
+    sb_reserve(L, b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+static void sb_adds(lua_State *L, sbuf_t *b, const char *s)
+{
+    sb_add(L, b, s, strlen(s));
+}
+
+static void sb_addc(lua_State *L, sbuf_t *b, char c)
+{
+    sb_reserve(L, b, 1);
+    b->data[b->len++] = c;
+}
+
+/* Empties b, giving back its memory when one big response grew it. */
+static void sb_reset(sbuf_t *b)
+{
+    b->len = 0;
+    if (b->cap > KEEP_BUF) {
+        free(b->data);
+        b->data = NULL;
+        b->cap = 0;
+    }
+}
+
+static void sb_free(sbuf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+/* ------------------------------------------------------- JSON output */
+
+/* Length of the valid UTF-8 sequence at s (n bytes available), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    } else
+        return 0;
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return len;
+}
+
+/* Appends s as a JSON string. Invalid UTF-8 makes it return -1 when `strict`,
+ * or is replaced by U+FFFD otherwise (for messages that must always go out). */
+static int sb_json_str(lua_State *L, sbuf_t *b, const char *s, size_t n, bool strict)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    sb_reserve(L, b, n + 2);
+    b->data[b->len++] = '"';
+    while (p < end) {
+        const unsigned char *run = p;
+        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+            p++;
+        if (p > run)
+            sb_add(L, b, run, (size_t)(p - run));
+        if (p == end)
+            break;
+        unsigned char c = *p;
+        if (c >= 0x80) {
+            size_t k = utf8_seq(p, (size_t)(end - p));
+            if (k == 0) {
+                if (strict)
+                    return -1;
+                sb_add(L, b, "\xEF\xBF\xBD", 3);
+                p++;
+            } else {
+                sb_add(L, b, p, k);
+                p += k;
+            }
+            continue;
+        }
+        char esc[7] = {'\\', 0};
+        size_t el = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            el = 6;
+        }
+        sb_add(L, b, esc, el);
+        p++;
+    }
+    sb_addc(L, b, '"');
+    return 0;
+}
+
+/* Formats a finite number: integral values as integers, others with the
+ * fewest digits that read back exactly. Returns the length, or -1 for NaN
+ * and infinities. */
+static int fmt_number(char out[32], double d)
+{
+    if (!isfinite(d))
+        return -1;
+    if (d == floor(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0)
+        return snprintf(out, 32, "%lld", (long long)d);
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(out, 32, "%.*g", prec, d);
+        if (strtod(out, NULL) == d)
+            break;
+    }
+    return (int)strlen(out);
+}
+
+/* Raises "where: message" naming the Lua code that called the running C function. */
+static int raise_at_caller(lua_State *L, const char *fmt, ...)
+{
+    luaL_where(L, 2);
+    va_list ap;
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
+/* ------------------------------------------------------ JSON encoder */
+
+typedef struct {
+    lua_State *L;
+    sbuf_t *b;
+    const char *who; /* prefix of error messages */
+    int array_mt;    /* stack index of the tine.json.array metatable */
+    int depth;
+    const void *tables[JSON_MAX_DEPTH + 1]; /* ancestors, for cycle detection */
+    struct {
+        int key;       /* stack index of an object key, 0 for an array */
+        size_t index;  /* array position */
+    } path[JSON_MAX_DEPTH + 1];
+} enc_t;
+
+/* Raises "<who>: <message> at $.a[2].b" for the value being encoded. */
+static void enc_error(enc_t *e, const char *msg, const char *arg)
+{
+    lua_State *L = e->L;
+    luaL_Buffer lb;
+    char num[32];
+    lua_checkstack(L, 8);
+    luaL_buffinit(L, &lb);
+    luaL_addstring(&lb, e->who);
+    luaL_addstring(&lb, ": ");
+    luaL_addstring(&lb, msg);
+    if (arg != NULL)
+        luaL_addstring(&lb, arg);
+    if (e->depth > 0) {
+        luaL_addstring(&lb, " at $");
+        for (int i = 0; i < e->depth; i++) {
+            if (e->path[i].key == 0) {
+                snprintf(num, sizeof num, "[%zu]", e->path[i].index);
+                luaL_addstring(&lb, num);
+            } else if (lua_type(L, e->path[i].key) == LUA_TSTRING) {
+                luaL_addchar(&lb, '.');
+                luaL_addstring(&lb, lua_tostring(L, e->path[i].key));
+            } else if (lua_type(L, e->path[i].key) == LUA_TNUMBER) {
+                fmt_number(num, lua_tonumber(L, e->path[i].key));
+                luaL_addchar(&lb, '[');
+                luaL_addstring(&lb, num);
+                luaL_addchar(&lb, ']');
+            } else {
+                luaL_addstring(&lb, "[?]");
+            }
+        }
+    }
+    luaL_pushresult(&lb);
+    lua_error(L);
+}
+
+static void enc_value(enc_t *e, int idx);
+
+static void enc_number(enc_t *e, double d)
+{
+    char num[32];
+    int n = fmt_number(num, d);
+    if (n < 0)
+        enc_error(e, "cannot encode ", isnan(d) ? "NaN" : "infinity");
+    sb_add(e->L, e->b, num, (size_t)n);
+}
+
+/* Encodes the array part 1..n of the table at idx; holes become null. */
+static void enc_array(enc_t *e, int idx, size_t n)
+{
+    lua_State *L = e->L;
+    sb_addc(L, e->b, '[');
+    for (size_t i = 1; i <= n; i++) {
+        if (i > 1)
+            sb_addc(L, e->b, ',');
+        e->path[e->depth - 1].key = 0;
+        e->path[e->depth - 1].index = i;
+        lua_rawgeti(L, idx, (int)i);
+        enc_value(e, lua_gettop(L));
+        lua_pop(L, 1);
+    }
+    sb_addc(L, e->b, ']');
+}
+
+static void enc_object(enc_t *e, int idx)
+{
+    lua_State *L = e->L;
+    bool first = true;
+    sb_addc(L, e->b, '{');
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        int k = lua_gettop(L) - 1;
+        e->path[e->depth - 1].key = k;
+        if (!first)
+            sb_addc(L, e->b, ',');
+        first = false;
+        if (lua_type(L, k) == LUA_TSTRING) {
+            size_t n;
+            const char *s = lua_tolstring(L, k, &n);
+            if (sb_json_str(L, e->b, s, n, true) < 0)
+                enc_error(e, "key is not valid UTF-8", NULL);
+        } else if (lua_type(L, k) == LUA_TNUMBER) {
+            char num[32];
+            int n = fmt_number(num, lua_tonumber(L, k));
+            if (n < 0)
+                enc_error(e, "cannot encode a NaN or infinite key", NULL);
+            sb_addc(L, e->b, '"');
+            sb_add(L, e->b, num, (size_t)n);
+            sb_addc(L, e->b, '"');
+        } else {
+            e->path[e->depth - 1].key = 0; /* the key itself cannot be printed */
+            e->path[e->depth - 1].index = 0;
+            enc_error(e, "cannot encode a table key of type ", luaL_typename(L, k));
+        }
+        sb_addc(L, e->b, ':');
+        enc_value(e, k + 1);
+        lua_pop(L, 1);
+    }
+    sb_addc(L, e->b, '}');
+}
+
+static void enc_table(enc_t *e, int idx)
+{
+    lua_State *L = e->L;
+    const void *self = lua_topointer(L, idx);
+    for (int i = 0; i < e->depth; i++)
+        if (e->tables[i] == self)
+            enc_error(e, "cannot encode a cyclic table", NULL);
+    if (e->depth >= JSON_MAX_DEPTH)
+        enc_error(e, "nesting deeper than 128 levels", NULL);
+    if (!lua_checkstack(L, 6))
+        enc_error(e, "out of stack", NULL);
+    e->tables[e->depth] = self;
+    e->path[e->depth].key = 0;
+    e->path[e->depth].index = 0;
+    e->depth++;
+
+    bool marked = false;
+    if (lua_getmetatable(L, idx)) {
+        marked = lua_rawequal(L, -1, e->array_mt);
+        lua_pop(L, 1);
+    }
+    /* Scan the keys: a table whose keys are exactly 1..n is an array. */
+    size_t count = 0, max = 0;
+    bool ints = true;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        lua_pop(L, 1);
+        double k;
+        if (lua_type(L, -1) != LUA_TNUMBER || (k = lua_tonumber(L, -1)) < 1 || k != floor(k) || k > 2147483647.0) {
+            ints = false;
+            lua_pop(L, 1);
+            break;
+        }
+        count++;
+        if ((size_t)k > max)
+            max = (size_t)k;
+    }
+    if (marked) {
+        if (!ints)
+            enc_error(e, "a tine.json.array has a key that is not a positive integer", NULL);
+        enc_array(e, idx, max);
+    } else if (ints && count > 0 && max == count) {
+        enc_array(e, idx, count);
+    } else {
+        enc_object(e, idx);
+    }
+    e->depth--;
+}
+
+static void enc_value(enc_t *e, int idx)
+{
+    lua_State *L = e->L;
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        sb_add(L, e->b, "null", 4);
+        break;
+    case LUA_TBOOLEAN:
+        if (lua_toboolean(L, idx))
+            sb_add(L, e->b, "true", 4);
+        else
+            sb_add(L, e->b, "false", 5);
+        break;
+    case LUA_TNUMBER:
+        enc_number(e, lua_tonumber(L, idx));
+        break;
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        if (sb_json_str(L, e->b, s, n, true) < 0)
+            enc_error(e, "string is not valid UTF-8", NULL);
+        break;
+    }
+    case LUA_TTABLE:
+        enc_table(e, idx);
+        break;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) { /* tine.json.null */
+            sb_add(L, e->b, "null", 4);
+            break;
+        }
+        /* fall through */
+    default:
+        enc_error(e, "cannot encode a value of type ", luaL_typename(L, idx));
+    }
+}
+
+/* Encodes the value at idx into b (appending). Raises Lua errors. */
+static void json_encode_into(struct sbx_lua *S, lua_State *L, int idx, sbuf_t *b, const char *who)
+{
+    /* On the C stack: a raised error longjmps past it without leaking. */
+    enc_t e;
+    e.L = L;
+    e.b = b;
+    e.who = who;
+    e.depth = 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_array_mt);
+    e.array_mt = lua_gettop(L);
+    enc_value(&e, idx);
+    lua_pop(L, 1);
+}
+
+/* ------------------------------------------------------ JSON decoder */
+
+/* Pushes the Lua value of a jansson value: null -> nil, objects -> tables,
+ * arrays -> sequences marked with the tine.json.array metatable (at stack
+ * index mt) so they encode back as arrays even when empty. */
+static void push_json(lua_State *L, json_t *v, int mt, int depth)
+{
+    if (depth > JSON_MAX_DEPTH)
+        luaL_error(L, "nesting deeper than 128 levels");
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        luaL_checkstack(L, 4, "JSON too deep");
+        lua_createtable(L, 0, (int)json_object_size(v));
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x) {
+            if (json_is_null(x))
+                continue;
+            lua_pushstring(L, k);
+            push_json(L, x, mt, depth + 1);
+            lua_rawset(L, -3);
+        }
+        break;
+    }
+    case JSON_ARRAY: {
+        luaL_checkstack(L, 4, "JSON too deep");
+        size_t n = json_array_size(v);
+        lua_createtable(L, (int)n, 0);
+        for (size_t i = 0; i < n; i++) {
+            json_t *x = json_array_get(v, i);
+            if (json_is_null(x))
+                continue;
+            push_json(L, x, mt, depth + 1);
+            lua_rawseti(L, -2, (int)i + 1);
+        }
+        lua_pushvalue(L, mt);
+        lua_setmetatable(L, -2);
+        break;
+    }
+    case JSON_STRING:
+        lua_pushlstring(L, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        lua_pushnumber(L, (lua_Number)json_integer_value(v));
+        break;
+    case JSON_REAL:
+        lua_pushnumber(L, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        lua_pushboolean(L, 1);
+        break;
+    case JSON_FALSE:
+        lua_pushboolean(L, 0);
+        break;
+    default:
+        lua_pushnil(L);
+    }
+}
+
+/* lua_CFunction(json_t *) -> value: push_json under a protected call so the
+ * caller can always json_decref. */
+static int to_lua_step(lua_State *L)
+{
+    struct sbx_lua *S = lua_touserdata(L, lua_upvalueindex(1));
+    json_t *v = lua_touserdata(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_array_mt);
+    push_json(L, v, lua_gettop(L), 0);
+    return 1;
+}
+
+/* Pushes the Lua value of v, or raises a Lua error; v is not consumed. */
+static void push_json_protected(struct sbx_lua *S, lua_State *L, json_t *v)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_to_lua);
+    lua_pushlightuserdata(L, v);
+    if (lua_pcall(L, 1, 1, 0) != 0)
+        lua_error(L);
+}
+
+#define JSON_DECODE_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL)
+
+/* ------------------------------------------------------- SDK in C */
+
+static struct sbx_lua *self_of(lua_State *L)
+{
+    return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+/* tine.json.encode(v) -> string */
+static int sdk_json_encode(lua_State *L)
+{
+    struct sbx_lua *S = self_of(L);
+    luaL_checkany(L, 1);
+    lua_settop(L, 1);
+    S->json.len = 0;
+    json_encode_into(S, L, 1, &S->json, "tine.json.encode");
+    lua_pushlstring(L, S->json.data, S->json.len);
+    sb_reset(&S->json);
+    return 1;
+}
+
+/* tine.json.decode(s) -> value */
+static int sdk_json_decode(lua_State *L)
+{
+    struct sbx_lua *S = self_of(L);
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    json_error_t err;
+    json_t *v = json_loadb(s, n, JSON_DECODE_FLAGS, &err);
+    if (v == NULL)
+        return raise_at_caller(L, "tine.json.decode: line %d column %d: %s", err.line, err.column, err.text);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_to_lua);
+    lua_pushlightuserdata(L, v);
+    int rc = lua_pcall(L, 1, 1, 0);
+    json_decref(v);
+    if (rc != 0)
+        return raise_at_caller(L, "tine.json.decode: %s", lua_tostring(L, -1));
+    return 1;
+}
+
+/* tine.json.array([t]) -> t marked to encode as a JSON array (even empty) */
+static int sdk_json_array(lua_State *L)
+{
+    struct sbx_lua *S = self_of(L);
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_array_mt);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+/* Joins tostring() of the arguments from `first` on with spaces, truncated to
+ * LOG_LINE_MAX bytes, and sends it as one LOG frame of the running invocation
+ * (stderr when not serving). */
+static int log_emit(lua_State *L, const char *level, int first)
+{
+    struct sbx_lua *S = self_of(L);
+    int top = lua_gettop(L);
+    /* First turn every argument into a string (this may run __tostring code,
+     * which may log itself), then build the line without calling Lua. */
+    for (int i = first; i <= top; i++) {
+        lua_pushvalue(L, lua_upvalueindex(2)); /* tostring */
+        lua_pushvalue(L, i);
+        lua_call(L, 1, 1);
+        if (!lua_isstring(L, -1))
+            return luaL_error(L, "'tostring' must return a string to 'tine.log'");
+        lua_replace(L, i);
+    }
+    sbuf_t *b = &S->line;
+    b->len = 0;
+    bool cut = false;
+    for (int i = first; i <= top && !cut; i++) {
+        size_t n;
+        const char *s = lua_tolstring(L, i, &n);
+        if (i > first)
+            sb_addc(L, b, ' ');
+        if (b->len + n > LOG_LINE_MAX) {
+            n = LOG_LINE_MAX > b->len ? LOG_LINE_MAX - b->len : 0;
+            cut = true;
+        }
+        sb_add(L, b, s, n);
+    }
+    if (cut || b->len > LOG_LINE_MAX) {
+        size_t keep = LOG_LINE_MAX - 3;
+        while (keep > 0 && ((unsigned char)b->data[keep] & 0xC0) == 0x80)
+            keep--; /* do not split a UTF-8 sequence */
+        b->len = keep;
+        sb_add(L, b, "\xE2\x80\xA6", 3);
+    }
+    if (S->fd >= 0) {
+        char meta[32];
+        int ml = snprintf(meta, sizeof meta, "{\"level\":\"%s\"}", level);
+        (void)sbx_frame_write(S->fd, SBX_MSG_LOG, S->invocation_id, meta, (size_t)ml, b->data, b->len);
+    } else {
+        fprintf(stderr, "[%s] %.*s\n", level, (int)b->len, b->data ? b->data : "");
+    }
+    sb_reset(b);
+    return 0;
+}
+
+/* tine.log(...) through the __call metamethod: argument 1 is the tine.log table. */
+static int sdk_log_call(lua_State *L)
+{
+    return log_emit(L, "info", 2);
+}
+
+static int sdk_log_info(lua_State *L)
+{
+    return log_emit(L, "info", 1);
+}
+
+static int sdk_log_error(lua_State *L)
+{
+    return log_emit(L, "error", 1);
+}
+
+/* ctx.remaining_ms(): milliseconds left before the invocation's timeout. */
+static int sdk_remaining_ms(lua_State *L)
+{
+    struct sbx_lua *S = self_of(L);
+    uint64_t elapsed_ms = (tine_now_ns() - S->start_ns) / 1000000u;
+    lua_pushnumber(L, elapsed_ms >= S->timeout_ms ? 0 : (lua_Number)(S->timeout_ms - elapsed_ms));
+    return 1;
+}
+
+/* pairs(t) with Lua 5.2's __pairs metamethod, so pairs(tine.env) works. */
+static int sdk_pairs(lua_State *L)
+{
+    if (luaL_getmetafield(L, 1, "__pairs")) {
+        lua_pushvalue(L, 1);
+        lua_call(L, 1, 3);
+        return 3;
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_pushvalue(L, lua_upvalueindex(1)); /* next */
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+/* Message handler of protected handler calls: turns any error value into
+ * {error = message, trace = stack traceback}. */
+static int error_with_trace(lua_State *L)
+{
+    if (!lua_isstring(L, 1)) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_isstring(L, -1))
+            lua_replace(L, 1);
+        else {
+            lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+            lua_replace(L, 1);
+        }
+    }
+    lua_settop(L, 1);
+    lua_createtable(L, 0, 2);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "error");
+    luaL_traceback(L, L, NULL, 1);
+    lua_setfield(L, -2, "trace");
+    return 1;
+}
+
+/* ------------------------------------------------------- loading code */
+
+/* Reads a whole file into a malloc'd buffer (no large stack buffers: the
+ * sandbox keeps every page it touches). Returns 0 or -errno. */
+static int read_source(const char *path, char **out, size_t *out_len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        int e = S_ISDIR(st.st_mode) ? -EISDIR : -errno;
+        close(fd);
+        return e ? e : -EINVAL;
+    }
+    size_t cap = (size_t)st.st_size + 1, len = 0;
+    char *buf = malloc(cap);
+    if (buf == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    for (;;) {
+        if (len + 1 >= cap) {
+            char *p = realloc(buf, cap * 2);
+            if (p == NULL) {
+                free(buf);
+                close(fd);
+                return -ENOMEM;
+            }
+            buf = p;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + len, cap - 1 - len);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = -errno;
+            free(buf);
+            close(fd);
+            return e;
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    buf[len] = '\0';
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+/* Loads a Lua source file (text only, never bytecode) as a function on the
+ * stack, named `@shown` in messages. On failure pushes a message instead and
+ * returns non-zero. */
+static int load_source(lua_State *L, const char *path, const char *shown)
+{
+    char *src;
+    size_t n;
+    int rc = read_source(path, &src, &n);
+    if (rc < 0) {
+        lua_pushfstring(L, "cannot read %s: %s", shown, strerror(-rc));
+        return 1;
+    }
+    const char *p = src;
+    if (n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
+        p += 3;
+        n -= 3;
+    }
+    if (n > 0 && p[0] == '#') { /* skip a #! line but keep its newline so line numbers hold */
+        while (n > 0 && p[0] != '\n') {
+            p++;
+            n--;
+        }
+    }
+    lua_pushfstring(L, "@%s", shown);
+    rc = luaL_loadbufferx(L, p, n, lua_tostring(L, -1), "t");
+    free(src);
+    lua_remove(L, -2);
+    return rc;
+}
+
+/* package.loaders entry: finds `a.b` as bundle_dir/a/b.lua or a/b/init.lua.
+ * Dots become slashes, so no name can climb out of the bundle. */
+static int bundle_searcher(lua_State *L)
+{
+    struct sbx_lua *S = self_of(L);
+    const char *name = luaL_checkstring(L, 1);
+    static const char *const pats[] = {"%s.lua", "%s/init.lua"};
+    luaL_Buffer tried;
+    luaL_buffinit(L, &tried);
+    char *rel = xstrdup(name);
+    for (char *c = rel; *c; c++)
+        if (*c == '.')
+            *c = '/';
+    for (size_t i = 0; i < 2; i++) {
+        char shown[1024], path[4096];
+        snprintf(shown, sizeof shown, pats[i], rel);
+        snprintf(path, sizeof path, "%s/%s", S->spec->bundle_dir, shown);
+        if (access(path, F_OK) != 0) {
+            luaL_addstring(&tried, "\n\tno file '");
+            luaL_addstring(&tried, shown);
+            luaL_addstring(&tried, "' in the bundle");
+            continue;
+        }
+        free(rel);
+        luaL_pushresult(&tried);
+        if (load_source(L, path, shown) != 0)
+            return luaL_error(L, "error loading module '%s':\n\t%s", name, lua_tostring(L, -1));
+        return 1;
+    }
+    free(rel);
+    luaL_pushresult(&tried);
+    return 1;
+}
+
+/* Lua run once in prepare: the safe-globals policy (DESIGN.md, Isolation 1).
+ * No io, debug, ffi, C modules, os beyond the clock, string.dump or bytecode
+ * loading; print goes to tine.log. */
+static const char harden_lua[] =
+    "local pairs_c, print_c = ...\n"
+    "local rawload, os_ = load, os\n"
+    "os = { time = os_.time, clock = os_.clock, date = os_.date, difftime = os_.difftime }\n"
+    "io, debug, dofile, loadfile = nil, nil, nil, nil\n"
+    "string.dump, package.loadlib = nil, nil\n"
+    "for k in pairs(package.preload) do package.preload[k] = nil end\n"
+    "local loaded = package.loaded\n"
+    "for _, k in ipairs({'io', 'debug', 'ffi', 'jit.util', 'jit.profile'}) do loaded[k] = nil end\n"
+    "loaded.os = os\n"
+    "if jit then jit.attach, jit.util = nil, nil end\n"
+    "load = function(chunk, name, _, env)\n"
+    "  if env == nil then return rawload(chunk, name, 't') end\n"
+    "  return rawload(chunk, name, 't', env)\n"
+    "end\n"
+    "loadstring = function(s, name) return rawload(s, name, 't') end\n"
+    "pairs, print = pairs_c, print_c\n";
+
+typedef struct {
+    struct sbx_lua *S;
+    const char *sdk_dir;
+} prepare_args_t;
+
+static void push_closure(lua_State *L, struct sbx_lua *S, lua_CFunction f)
+{
+    lua_pushlightuserdata(L, S);
+    lua_pushcclosure(L, f, 1);
+}
+
+static int prepare_step(lua_State *L)
+{
+    prepare_args_t *a = lua_touserdata(L, 1);
+    struct sbx_lua *S = a->S;
+    lua_settop(L, 0);
+    luaL_openlibs(L);
+
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "tine.json.array");
+    lua_setfield(L, -2, "__name");
+    S->ref_array_mt = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_newtable(L);
+    S->ref_env = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushcfunction(L, error_with_trace);
+    S->ref_msgh = luaL_ref(L, LUA_REGISTRYINDEX);
+    push_closure(L, S, sdk_remaining_ms);
+    S->ref_remaining = luaL_ref(L, LUA_REGISTRYINDEX);
+    push_closure(L, S, to_lua_step);
+    S->ref_to_lua = luaL_ref(L, LUA_REGISTRYINDEX);
+
+    /* The hidden table of C functions tine.lua builds the module on. */
+    lua_createtable(L, 0, 12);
+    int c = lua_gettop(L);
+    lua_pushliteral(L, SBX_SDK_VERSION);
+    lua_setfield(L, c, "version");
+    static const struct {
+        const char *name;
+        lua_CFunction f;
+    } fns[] = {
+        {"json_encode", sdk_json_encode},
+        {"json_decode", sdk_json_decode},
+        {"json_array", sdk_json_array},
+    };
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+        push_closure(L, S, fns[i].f);
+        lua_setfield(L, c, fns[i].name);
+    }
+    static const struct {
+        const char *name;
+        lua_CFunction f;
+    } logs[] = {{"log_call", sdk_log_call}, {"log_info", sdk_log_info}, {"log_error", sdk_log_error}};
+    for (size_t i = 0; i < sizeof logs / sizeof logs[0]; i++) {
+        lua_pushlightuserdata(L, S);
+        lua_getglobal(L, "tostring");
+        lua_pushcclosure(L, logs[i].f, 2);
+        lua_setfield(L, c, logs[i].name);
+    }
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, c, "json_null");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_array_mt);
+    lua_setfield(L, c, "json_array_mt");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_env);
+    lua_setfield(L, c, "env");
+
+    char *path = xasprintf("%s/tine.lua", a->sdk_dir);
+    int rc = load_source(L, path, path);
+    free(path);
+    if (rc != 0)
+        return lua_error(L);
+    lua_pushvalue(L, c);
+    lua_call(L, 1, 1);
+    if (!lua_istable(L, -1))
+        return luaL_error(L, "tine.lua returned a %s; expected the module table", luaL_typename(L, -1));
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "tine");
+    lua_settop(L, c);
+
+    if (luaL_loadbufferx(L, harden_lua, sizeof harden_lua - 1, "=tine-sandbox", "t") != 0)
+        return lua_error(L);
+    lua_getglobal(L, "next");
+    lua_pushcclosure(L, sdk_pairs, 1);
+    lua_getfield(L, c, "log_info");
+    lua_call(L, 2, 0);
+    return 0;
+}
+
+sbx_lua_t *sbx_lua_prepare(const char *sdk_dir)
+{
+    struct sbx_lua *S = calloc(1, sizeof *S);
+    if (S == NULL)
+        return NULL;
+    S->fd = -1;
+    S->ref_handler = LUA_NOREF;
+    S->L = luaL_newstate();
+    if (S->L == NULL) {
+        free(S);
+        return NULL;
+    }
+    prepare_args_t a = {S, sdk_dir};
+    lua_pushcfunction(S->L, prepare_step);
+    lua_pushlightuserdata(S->L, &a);
+    if (lua_pcall(S->L, 1, 0, 0) != 0) {
+        fprintf(stderr, "tine: cannot prepare the Lua SDK: %s\n", lua_tostring(S->L, -1));
+        sbx_lua_free(S);
+        return NULL;
+    }
+    /* Compact the heap before the zygote forks: every child shares it. */
+    lua_gc(S->L, LUA_GCCOLLECT, 0);
+    return S;
+}
+
+void sbx_lua_free(sbx_lua_t *S)
+{
+    if (S == NULL)
+        return;
+    if (S->L != NULL)
+        lua_close(S->L);
+    sb_free(&S->json);
+    sb_free(&S->meta);
+    sb_free(&S->line);
+    free(S);
+}
+
+/* ------------------------------------------------------- serving */
+
+/* Writes an ERROR frame {"error":msg,"trace":trace}. Outside protected calls. */
+static int write_error(struct sbx_lua *S, uint64_t id, const char *msg, size_t msg_len, const char *trace,
+                       size_t trace_len)
+{
+    sbuf_t *m = &S->meta;
+    m->len = 0;
+    sb_adds(NULL, m, "{\"error\":");
+    sb_json_str(NULL, m, msg, msg_len, false);
+    if (trace != NULL) {
+        sb_adds(NULL, m, ",\"trace\":");
+        sb_json_str(NULL, m, trace, trace_len, false);
+    }
+    sb_addc(NULL, m, '}');
+    int rc = sbx_frame_write(S->fd, SBX_MSG_ERROR, id, m->data, m->len, NULL, 0);
+    sb_reset(m);
+    return rc;
+}
+
+/* Writes the ERROR frame for the error value on top of the stack: the
+ * {error, trace} table of error_with_trace or a plain message. */
+static int write_lua_error(struct sbx_lua *S, uint64_t id, int status)
+{
+    lua_State *L = S->L;
+    const char *msg = NULL, *trace = NULL;
+    size_t ml = 0, tl = 0;
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "error");
+        lua_getfield(L, -2, "trace");
+        msg = lua_tolstring(L, -2, &ml);
+        trace = lua_tolstring(L, -1, &tl);
+    } else {
+        msg = lua_tolstring(L, -1, &ml);
+    }
+    if (msg == NULL) {
+        msg = status == LUA_ERRMEM ? "out of memory" : "unknown error";
+        ml = strlen(msg);
+    }
+    return write_error(S, id, msg, ml, trace, tl);
+}
+
+/* Returns 1 if a response header name is an RFC 9110 token. */
+static bool header_name_ok(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c) != NULL)
+            return false;
+    }
+    return true;
+}
+
+typedef struct {
+    struct sbx_lua *S;
+    json_t *meta;
+    const char *body;
+    size_t body_len;
+    bool body_in_json; /* out: the response body is S->json */
+} invoke_args_t;
+
+/* Appends the response headers of the table at idx to S->meta (as members
+ * of an open JSON object). Returns whether content-type was among them. */
+static bool add_headers(lua_State *L, sbuf_t *m, int idx)
+{
+    bool has_ct = false, first = true;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "bad response header name: expected a string, got a %s", luaL_typename(L, -2));
+        size_t nl, vl;
+        const char *name = lua_tolstring(L, -2, &nl);
+        if (!header_name_ok(name, nl))
+            luaL_error(L, "bad response header name '%s'", name);
+        char num[32];
+        const char *val;
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            val = lua_tolstring(L, -1, &vl);
+        } else if (lua_type(L, -1) == LUA_TNUMBER) {
+            int n = fmt_number(num, lua_tonumber(L, -1));
+            if (n < 0)
+                luaL_error(L, "bad response header '%s': not a finite number", name);
+            val = num;
+            vl = (size_t)n;
+        } else {
+            luaL_error(L, "bad response header '%s': expected a string or number, got a %s", name,
+                       luaL_typename(L, -1));
+            return false;
+        }
+        for (size_t i = 0; i < vl; i++)
+            if (val[i] == '\r' || val[i] == '\n' || val[i] == '\0')
+                luaL_error(L, "bad response header '%s': value contains CR, LF or NUL", name);
+        if (!first)
+            sb_addc(L, m, ',');
+        first = false;
+        sb_addc(L, m, '"');
+        size_t at = m->len;
+        sb_add(L, m, name, nl);
+        for (size_t i = at; i < m->len; i++)
+            if (m->data[i] >= 'A' && m->data[i] <= 'Z')
+                m->data[i] = (char)(m->data[i] - 'A' + 'a');
+        if (nl == 12 && memcmp(m->data + at, "content-type", 12) == 0)
+            has_ct = true;
+        sb_adds(L, m, "\":");
+        if (sb_json_str(L, m, val, vl, true) < 0)
+            luaL_error(L, "bad response header '%s': value is not valid UTF-8", name);
+        lua_pop(L, 1);
+    }
+    return has_ct;
+}
+
+/* Turns the handler's return value at idx into the RESULT meta in S->meta
+ * and the body (returned on the stack as a string, or left in S->json). */
+static int build_result(lua_State *L, invoke_args_t *a, int idx)
+{
+    struct sbx_lua *S = a->S;
+    sbuf_t *m = &S->meta;
+    m->len = 0;
+    S->json.len = 0;
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        sb_adds(L, m, "{\"status\":204,\"headers\":{}}");
+        return 0;
+    case LUA_TSTRING:
+        sb_adds(L, m, "{\"status\":200,\"headers\":{\"content-type\":\"text/plain; charset=utf-8\"}}");
+        lua_pushvalue(L, idx);
+        return 1;
+    case LUA_TTABLE:
+        break;
+    default:
+        return luaL_error(L, "handler returned a %s; expected a table, string or nil", luaL_typename(L, idx));
+    }
+
+    lua_pushliteral(L, "status");
+    lua_rawget(L, idx);
+    if (lua_isnil(L, -1)) { /* a plain table: the JSON body itself */
+        json_encode_into(S, L, idx, &S->json, "response");
+        sb_adds(L, m, "{\"status\":200,\"headers\":{\"content-type\":\"application/json\"}}");
+        a->body_in_json = true;
+        return 0;
+    }
+    double st = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
+    if (st != floor(st) || st < 100 || st > 599) {
+        const char *shown = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
+        if (lua_type(L, -1) == LUA_TNUMBER) {
+            char num[32];
+            fmt_number(num, lua_tonumber(L, -1));
+            lua_pushstring(L, num);
+            shown = lua_tostring(L, -1);
+        }
+        return luaL_error(L, "bad status %s: expected an integer from 100 to 599", shown);
+    }
+    char head[48];
+    snprintf(head, sizeof head, "{\"status\":%d,\"headers\":{", (int)st);
+    sb_adds(L, m, head);
+
+    bool has_ct = false;
+    lua_pushliteral(L, "headers");
+    lua_rawget(L, idx);
+    int h = lua_gettop(L);
+    if (lua_istable(L, h))
+        has_ct = add_headers(L, m, h);
+    else if (!lua_isnil(L, h))
+        return luaL_error(L, "bad response headers: expected a table, got a %s", luaL_typename(L, h));
+
+    lua_pushliteral(L, "body");
+    lua_rawget(L, idx);
+    int body = lua_gettop(L);
+    if (lua_type(L, body) == LUA_TSTRING) {
+        sb_adds(L, m, "}}");
+        return 1;
+    }
+    if (!lua_isnil(L, body))
+        return luaL_error(L, "bad response body: expected a string, got a %s", luaL_typename(L, body));
+    lua_pushliteral(L, "json");
+    lua_rawget(L, idx);
+    if (!lua_isnil(L, -1)) {
+        json_encode_into(S, L, lua_gettop(L), &S->json, "response json");
+        a->body_in_json = true;
+        if (!has_ct)
+            sb_adds(L, m, m->data[m->len - 1] == '{' ? "\"content-type\":\"application/json\""
+                                                      : ",\"content-type\":\"application/json\"");
+    }
+    sb_adds(L, m, "}}");
+    return 0;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Pushes s[0..n) with %XX and '+' decoded. */
+static void push_unescaped(lua_State *L, const char *s, size_t n)
+{
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (s[i] == '+')
+            luaL_addchar(&b, ' ');
+        else if (s[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)s[i + 1])) >= 0 && (lo = hexval((unsigned char)s[i + 2])) >= 0) {
+            luaL_addchar(&b, (char)(hi * 16 + lo));
+            i += 2;
+        } else
+            luaL_addchar(&b, s[i]);
+    }
+    luaL_pushresult(&b);
+}
+
+/* Pushes the query table of a raw query string: decoded key -> value, the
+ * last of repeated keys wins, a key without '=' maps to "". */
+static void push_query(lua_State *L, const char *q, size_t n)
+{
+    lua_newtable(L);
+    size_t i = 0;
+    while (i < n) {
+        size_t end = i;
+        while (end < n && q[end] != '&')
+            end++;
+        if (end > i) {
+            size_t eq = i;
+            while (eq < end && q[eq] != '=')
+                eq++;
+            push_unescaped(L, q + i, eq - i);
+            if (eq < end)
+                push_unescaped(L, q + eq + 1, end - eq - 1);
+            else
+                lua_pushliteral(L, "");
+            lua_rawset(L, -3);
+        }
+        i = end + 1;
+    }
+}
+
+static void set_string_field(lua_State *L, json_t *meta, const char *key, const char *dflt)
+{
+    json_t *v = json_object_get(meta, key);
+    if (json_is_string(v))
+        lua_pushlstring(L, json_string_value(v), json_string_length(v));
+    else
+        lua_pushstring(L, dflt);
+    lua_setfield(L, -2, key);
+}
+
+/* Pushes the value of meta[key] when it is an object, else an empty table. */
+static void push_object_field(lua_State *L, int mt, json_t *meta, const char *key)
+{
+    json_t *v = json_object_get(meta, key);
+    if (json_is_object(v))
+        push_json(L, v, mt, 1);
+    else
+        lua_newtable(L);
+}
+
+static void push_request(lua_State *L, invoke_args_t *a, int mt)
+{
+    json_t *meta = a->meta;
+    lua_createtable(L, 0, 8);
+    set_string_field(L, meta, "method", "GET");
+    set_string_field(L, meta, "path", "/");
+    push_object_field(L, mt, meta, "params");
+    lua_setfield(L, -2, "params");
+    push_object_field(L, mt, meta, "headers");
+    lua_setfield(L, -2, "headers");
+    json_t *q = json_object_get(meta, "query");
+    const char *qs = json_is_string(q) ? json_string_value(q) : "";
+    size_t ql = json_is_string(q) ? json_string_length(q) : 0;
+    lua_pushlstring(L, qs, ql);
+    lua_setfield(L, -2, "query_string");
+    push_query(L, qs, ql);
+    lua_setfield(L, -2, "query");
+    lua_pushlstring(L, a->body, a->body_len);
+    lua_setfield(L, -2, "body");
+}
+
+static void push_ctx(lua_State *L, invoke_args_t *a, int mt)
+{
+    struct sbx_lua *S = a->S;
+    const sbx_spec_t *spec = S->spec;
+    push_object_field(L, mt, a->meta, "ctx");
+    /* Fill what the invoker left out from the spec. */
+    static const char *const keys[] = {"app", "version", "function", "timeout_ms", "memory_mb"};
+    for (size_t i = 0; i < 5; i++) {
+        lua_getfield(L, -1, keys[i]);
+        bool missing = lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (!missing)
+            continue;
+        switch (i) {
+        case 0: lua_pushstring(L, spec->app ? spec->app : ""); break;
+        case 1: lua_pushnumber(L, (lua_Number)spec->version); break;
+        case 2: lua_pushstring(L, spec->function ? spec->function : ""); break;
+        case 3: lua_pushnumber(L, spec->timeout_ms); break;
+        default: lua_pushnumber(L, spec->memory_mb); break;
+        }
+        lua_setfield(L, -2, keys[i]);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_remaining);
+    lua_setfield(L, -2, "remaining_ms");
+}
+
+/* Protected body of one invocation: builds the arguments, calls the handler
+ * under the traceback message handler and converts its result. */
+static int invoke_step(lua_State *L)
+{
+    invoke_args_t *a = lua_touserdata(L, 1);
+    struct sbx_lua *S = a->S;
+    lua_settop(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_array_mt); /* 1 */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_msgh);     /* 2 */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_handler);  /* 3 */
+    json_t *kind = json_object_get(a->meta, "kind");
+    const char *k = json_is_string(kind) ? json_string_value(kind) : "http";
+    if (strcmp(k, "http") == 0) {
+        push_request(L, a, 1);
+    } else if (strcmp(k, "event") == 0) {
+        json_t *ev = json_object_get(a->meta, "event");
+        if (ev == NULL)
+            lua_pushnil(L);
+        else
+            push_json(L, ev, 1, 0);
+    } else {
+        return luaL_error(L, "bad invocation kind '%s': expected \"http\" or \"event\"", k);
+    }
+    push_ctx(L, a, 1);
+    if (lua_pcall(L, 2, 1, 2) != 0)
+        return lua_error(L); /* the {error, trace} table */
+    return build_result(L, a, 3);
+}
+
+/* Serves one INVOKE frame. Returns 0, or -errno when the socket failed. */
+static int serve_invoke(struct sbx_lua *S, const sbx_frame_hdr_t *h, const char *payload)
+{
+    lua_State *L = S->L;
+    json_error_t jerr;
+    json_t *meta = json_loadb(payload, h->meta_len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
+    if (meta == NULL || !json_is_object(meta)) {
+        char msg[256];
+        int n = meta == NULL ? snprintf(msg, sizeof msg, "bad invocation metadata: line %d column %d: %s",
+                                        jerr.line, jerr.column, jerr.text)
+                             : snprintf(msg, sizeof msg, "bad invocation metadata: expected a JSON object");
+        json_decref(meta);
+        return write_error(S, h->id, msg, (size_t)n, NULL, 0);
+    }
+    S->invocation_id = h->id;
+    S->timeout_ms = S->spec->timeout_ms;
+    json_t *t = json_object_get(json_object_get(meta, "ctx"), "timeout_ms");
+    if (json_is_number(t) && json_number_value(t) >= 0)
+        S->timeout_ms = (uint32_t)json_number_value(t);
+
+    invoke_args_t a = {S, meta, payload + h->meta_len, h->len - h->meta_len, false};
+    lua_settop(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_invoke);
+    lua_pushlightuserdata(L, &a);
+    int st = lua_pcall(L, 1, 1, 0);
+    json_decref(meta);
+    int rc;
+    if (st != 0) {
+        rc = write_lua_error(S, h->id, st);
+    } else {
+        const char *body = NULL;
+        size_t blen = 0;
+        if (a.body_in_json) {
+            body = S->json.data;
+            blen = S->json.len;
+        } else if (lua_type(L, -1) == LUA_TSTRING) {
+            body = lua_tolstring(L, -1, &blen);
+        }
+        rc = sbx_frame_write(S->fd, SBX_MSG_RESULT, h->id, S->meta.data, S->meta.len, body, blen);
+    }
+    lua_settop(L, 0);
+    sb_reset(&S->meta);
+    sb_reset(&S->json);
+    S->invocation_id = 0;
+    return rc;
+}
+
+typedef struct {
+    struct sbx_lua *S;
+    const sbx_spec_t *spec;
+    json_t *env;
+} load_args_t;
+
+/* Protected: configures require for the bundle, fills tine.env, runs the
+ * handler module and stores its export in the registry. */
+static int load_step(lua_State *L)
+{
+    load_args_t *a = lua_touserdata(L, 1);
+    struct sbx_lua *S = a->S;
+    const sbx_spec_t *spec = a->spec;
+    lua_settop(L, 0);
+
+    lua_getglobal(L, "package"); /* 1 */
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", spec->bundle_dir, spec->bundle_dir);
+    lua_setfield(L, 1, "path");
+    lua_pushliteral(L, "");
+    lua_setfield(L, 1, "cpath");
+    lua_getfield(L, 1, "loaders");
+    lua_createtable(L, 2, 0);
+    lua_rawgeti(L, -2, 1); /* the package.preload searcher */
+    lua_rawseti(L, -2, 1);
+    push_closure(L, S, bundle_searcher);
+    lua_rawseti(L, -2, 2);
+    lua_setfield(L, 1, "loaders");
+    lua_pop(L, 1);
+
+    if (a->env != NULL) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_env);
+        int env = lua_gettop(L);
+        const char *k;
+        json_t *v;
+        json_object_foreach(a->env, k, v) {
+            push_json_protected(S, L, v);
+            lua_setfield(L, env, k);
+        }
+        lua_settop(L, 1);
+    }
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_msgh); /* 2 */
+    char *path = xasprintf("%s/%s", spec->bundle_dir, spec->handler_file);
+    int rc = load_source(L, path, spec->handler_file);
+    free(path);
+    if (rc != 0)
+        return lua_error(L);
+    /* Pass the module name require would use, and register it under that name
+     * so a `require` of the same file does not run it twice. */
+    char *mod = xstrdup(spec->handler_file);
+    size_t ml = strlen(mod);
+    if (ml > 4 && strcmp(mod + ml - 4, ".lua") == 0)
+        mod[ml - 4] = '\0';
+    for (char *c = mod; *c; c++)
+        if (*c == '/')
+            *c = '.';
+    lua_pushstring(L, mod);
+    free(mod);
+    lua_pushvalue(L, -1); /* 4: module name */
+    lua_insert(L, 3);
+    if (lua_pcall(L, 1, 1, 2) != 0)
+        return lua_error(L);
+    if (!lua_istable(L, -1))
+        return luaL_error(L, "module '%s' returned a %s; expected a table of functions", spec->handler_file,
+                          luaL_typename(L, -1));
+    lua_getfield(L, 1, "loaded");
+    lua_pushvalue(L, 3);
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    lua_getfield(L, -1, spec->handler_export);
+    if (!lua_isfunction(L, -1))
+        return luaL_error(L, "module '%s' has no function '%s'", spec->handler_file, spec->handler_export);
+    S->ref_handler = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+int sbx_lua_serve(sbx_lua_t *S, int fd, const sbx_spec_t *spec)
+{
+    if (S == NULL) {
+        static const char msg[] = "the Lua SDK failed to load in the zygote";
+        char meta[128];
+        int n = snprintf(meta, sizeof meta, "{\"error\":\"%s\"}", msg);
+        sbx_frame_write(fd, SBX_MSG_ERROR, 0, meta, (size_t)n, NULL, 0);
+        return 1;
+    }
+    lua_State *L = S->L;
+    uint64_t t0 = tine_now_ns();
+    S->fd = fd;
+    S->spec = spec;
+    S->invocation_id = 0;
+
+    load_args_t la = {S, spec, NULL};
+    const char *env_json = spec->env_json ? spec->env_json : "{}";
+    json_error_t jerr;
+    la.env = json_loads(env_json, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
+    if (la.env == NULL || !json_is_object(la.env)) {
+        json_decref(la.env);
+        static const char msg[] = "bad env: expected a JSON object";
+        write_error(S, 0, msg, sizeof msg - 1, NULL, 0);
+        return 1;
+    }
+    lua_settop(L, 0);
+    lua_pushcfunction(L, load_step);
+    lua_pushlightuserdata(L, &la);
+    int st = lua_pcall(L, 1, 0, 0);
+    json_decref(la.env);
+    if (st != 0) {
+        write_lua_error(S, 0, st);
+        lua_settop(L, 0);
+        return 1;
+    }
+    lua_settop(L, 0);
+    lua_pushcfunction(L, invoke_step);
+    S->ref_invoke = luaL_ref(L, LUA_REGISTRYINDEX);
+
+    char ready[64];
+    int n = snprintf(ready, sizeof ready, "{\"pid\":%ld,\"init_us\":%llu}", (long)getpid(),
+                     (unsigned long long)((tine_now_ns() - t0) / 1000u));
+    if (sbx_frame_write(fd, SBX_MSG_READY, 0, ready, (size_t)n, NULL, 0) < 0)
+        return 1;
+
+    char *buf = NULL;
+    size_t cap = 0;
+    int status = 0;
+    for (;;) {
+        sbx_frame_hdr_t h;
+        int rc = sbx_frame_read_into(fd, &h, &buf, &cap, SBX_WIRE_MAX_FRAME);
+        if (rc < 0) {
+            status = 1;
+            break;
+        }
+        if (h.type == 0) /* EOF: the invoker let this sandbox go */
+            break;
+        if (h.type != SBX_MSG_INVOKE) {
+            status = 1;
+            break;
+        }
+        S->start_ns = tine_now_ns();
+        if (serve_invoke(S, &h, buf) < 0) {
+            status = 1;
+            break;
+        }
+    }
+    free(buf);
+    return status;
+}

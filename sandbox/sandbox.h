@@ -33,6 +33,9 @@ sbx_lua_t *sbx_lua_prepare(const char *sdk_dir);
  * one at a time until EOF on fd. Returns the process exit status to use. */
 int sbx_lua_serve(sbx_lua_t *L, int fd, const sbx_spec_t *spec);
 
+/* Closes the Lua state and frees everything sbx_lua_prepare made. Accepts NULL. */
+void sbx_lua_free(sbx_lua_t *L);
+
 /* ------------------------------------------------------------- zygote */
 
 typedef struct {

@@ -58,4 +58,11 @@ int sbx_frame_write(int fd, uint8_t type, uint64_t id, const void *meta, size_t 
  * 0 with h->type == 0 at clean EOF, TINE_EPROTO for a bad header, or -errno. */
 int sbx_frame_read(int fd, sbx_frame_hdr_t *h, char **payload, uint32_t max_frame);
 
+/* Like sbx_frame_read, but reads the payload (+1 NUL byte) into the caller's
+ * reusable buffer *buf of *cap bytes (NULL/0 at first; grown with realloc;
+ * the caller free()s it). A buffer much larger than SBX_WIRE_KEEP_BUF is shrunk
+ * again when a small frame arrives. Same return values as sbx_frame_read. */
+#define SBX_WIRE_KEEP_BUF (256u * 1024u)
+int sbx_frame_read_into(int fd, sbx_frame_hdr_t *h, char **buf, size_t *cap, uint32_t max_frame);
+
 #endif
