@@ -1,0 +1,189 @@
+/* The `tine` command: declarations shared by its files. main.c holds the
+ * command table and dispatch; options.c global flags, per-command flag
+ * parsing and URL/token resolution; render.c turns admin API answers into
+ * tables and lines; cmd_*.c the commands. */
+#ifndef TINE_CLI_H
+#define TINE_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "tine.h"
+
+/* Exit codes. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+#define CLI_DEFAULT_URL "http://127.0.0.1:8080"
+#define CLI_DEFAULT_LISTEN "127.0.0.1:8080"
+
+/* Global flags as given on the command line (NULL/false when absent). They
+ * are accepted before or after the command name. */
+typedef struct {
+    const char *url;
+    const char *token;
+    const char *state_dir;
+    bool json;
+    bool help;
+    bool version;
+} cli_global_t;
+
+typedef struct cli_command cli_command_t;
+
+/* What every command handler gets. */
+typedef struct {
+    cli_global_t g;
+    const cli_command_t *cmd; /* the command being run */
+    FILE *out;                /* results */
+    FILE *err;                /* errors, progress */
+} cli_ctx_t;
+
+struct cli_command {
+    const char *name;
+    const char *summary; /* one line, no final period */
+    const char *usage;   /* after "tine ": "deploy [DIR]" */
+    const char *help;    /* flags and details, may be NULL */
+    /* argv[0] is the command name; global flags are already removed. */
+    int (*run)(cli_ctx_t *ctx, int argc, char **argv);
+};
+
+/* Connection settings after applying flags, environment and defaults.
+ * Strings are owned (free with cli_conn_dispose). */
+typedef struct {
+    char *url;
+    char *token;      /* NULL: send no Authorization header */
+    char *state_dir;
+    char *token_file; /* <state_dir>/admin.token */
+} cli_conn_t;
+
+/* ------------------------------------------------------------ options.c */
+
+/* Splits argv (argv[0] is the program) into global flags and the rest (the
+ * command and its arguments, in order; "--" and what follows are kept as
+ * is). *rest is a new array (free it; its strings point into argv). Returns
+ * CLI_OK, or CLI_USAGE with a message in err (a global flag lacking its
+ * value). */
+int cli_split_global(int argc, char **argv, cli_global_t *g, char ***rest, int *nrest, char *err, size_t errlen);
+
+/* A command's flag: "--name" (or "-c" when shortname is set) either taking a
+ * value (stored in *value) or not (sets *set). */
+typedef struct {
+    const char *name;
+    char shortname;
+    const char **value;
+    bool *set;
+} cli_flag_t;
+
+/* Parses a command's arguments (argv[0] is the command name) against its
+ * flags; positionals go to pos (at most maxpos, at least minpos). "-" is a
+ * positional; after "--" everything is. Returns CLI_OK or CLI_USAGE with a
+ * message in err. */
+int cli_parse_command(int argc, char **argv, const cli_flag_t *flags, size_t nflags, const char **pos, int minpos,
+                      int maxpos, int *npos, char *err, size_t errlen);
+
+/* The default state dir: ${XDG_STATE_HOME:-$HOME/.local/state}/tine, from
+ * the given values (either may be NULL; a relative XDG_STATE_HOME is
+ * ignored as the XDG spec asks). Returns a new string. */
+char *cli_default_state_dir(const char *xdg_state_home, const char *home);
+
+/* Resolves url (--url, TINE_URL, default), state dir (--state-dir,
+ * TINE_STATE_DIR, default) and token (--token, TINE_TOKEN, else the first
+ * line of <state_dir>/admin.token; a missing file means no token). An
+ * unreadable token file gets a warning on `err`. */
+void cli_resolve_conn(const cli_global_t *g, cli_conn_t *out, FILE *err);
+void cli_conn_dispose(cli_conn_t *c);
+
+/* Reads a token file: first line without surrounding white space. Returns a
+ * new string, NULL when the file is missing or holds no token (then *errnum
+ * is 0), or NULL with *errnum set to the errno of a failed read. */
+char *cli_read_token_file(const char *path, int *errnum);
+
+/* Derives the URL a client uses to reach a node listening on `listen`
+ * ("127.0.0.1:8080", "0.0.0.0:9000", "[::]:8080", ":8080", "8080",
+ * "localhost:8080"): wildcard addresses become loopback. Returns 0, or -1
+ * when listen is not host:port. */
+int cli_listen_to_url(const char *listen, char *out, size_t outlen);
+
+/* ------------------------------------------------------------- common */
+
+/* Prints "tine: <message>" on ctx->err and returns CLI_FAIL. */
+int cli_fail(cli_ctx_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints a usage error (message, usage line, hint) and returns CLI_USAGE. */
+int cli_usage_error(cli_ctx_t *ctx, const char *msg);
+
+/* Prints a libtine failure, with a hint for 401, and returns CLI_FAIL. */
+int cli_client_fail(cli_ctx_t *ctx, const tine_client_t *c, int rc, const cli_conn_t *conn);
+
+/* Resolves the connection and creates a client. On failure prints why and
+ * returns NULL. */
+tine_client_t *cli_connect(cli_ctx_t *ctx, cli_conn_t *conn);
+
+/* Prints JSON text as-is, with a final newline when it lacks one. */
+void cli_print_json_text(FILE *out, const char *text);
+
+/* ------------------------------------------------------------- render.c */
+
+/* A table of text cells printed with aligned columns (two spaces apart, the
+ * last column unpadded) under a header row. */
+typedef struct {
+    size_t ncols;
+    size_t nrows; /* including the header */
+    size_t cap;
+    char **cells; /* nrows * ncols owned strings */
+} cli_table_t;
+
+void cli_table_init(cli_table_t *t, size_t ncols, const char *const *headers);
+/* Adds a row of ncols cells (copied; NULL prints as "-"). */
+void cli_table_add(cli_table_t *t, const char *const *cells);
+void cli_table_print(const cli_table_t *t, FILE *out);
+void cli_table_dispose(cli_table_t *t);
+
+/* Renderers of admin API answers (JSON text). Each returns 0, or -1 with a
+ * message in err when the answer lacks what it needs. */
+int cli_render_apps(const char *json, FILE *out, char *err, size_t errlen);
+int cli_render_versions(const char *json, FILE *out, char *err, size_t errlen);
+int cli_render_routes(const char *json, FILE *out, char *err, size_t errlen);
+/* "deployed hello version 4" */
+int cli_render_deploy(const char *json, FILE *out, char *err, size_t errlen);
+/* "hello: live version is now 2" */
+int cli_render_rollback(const char *json, FILE *out, char *err, size_t errlen);
+/* One "METHOD <base_url><path>" line per route of a routes answer. */
+int cli_render_public_urls(const char *json, const char *base_url, FILE *out, char *err, size_t errlen);
+
+/* A one-line description of a trigger object of a routes answer:
+ * "schedule 0 3 * * *", "log file:/x (filter "ERROR")",
+ * "event type=container.die source=docker*". Returns a new string. */
+struct json_t;
+char *cli_describe_trigger(struct json_t *trigger);
+
+/* Prints an invoke answer: the function's body (or, with json, the whole
+ * answer) on out; with verbose the status and invocation id on err. Returns
+ * CLI_FAIL (after printing the function's error on err) when the function's
+ * status is >= 500 or the answer is malformed, else CLI_OK. `app` and `fn`
+ * name the function in messages; `tty` adds a final newline to a body that
+ * lacks one. */
+int cli_render_invoke(const char *json, const char *app, const char *fn, bool as_json, bool verbose, bool tty,
+                      FILE *out, FILE *err);
+
+/* ------------------------------------------------------------ commands */
+
+int cli_cmd_up(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_deploy(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_apps(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_versions(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_rollback(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_invoke(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_routes(cli_ctx_t *ctx, int argc, char **argv);
+
+/* Reads and validates the manifest of dir and packs the bundle. On success
+ * returns CLI_OK with the app name (*app, free it) and the tar.gz (*tgz,
+ * *len, free it); else prints why and returns CLI_FAIL. */
+int cli_prepare_bundle(cli_ctx_t *ctx, const char *dir, char **app, void **tgz, size_t *len);
+
+/* Uploads a packed bundle and prints the outcome ("deployed hello version
+ * 4", or the answer with --json). Returns CLI_OK or CLI_FAIL. */
+int cli_send_bundle(cli_ctx_t *ctx, tine_client_t *c, const cli_conn_t *conn, const char *app, const void *tgz,
+                    size_t len);
+
+#endif

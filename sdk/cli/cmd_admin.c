@@ -1,0 +1,127 @@
+/* The `tine` commands that read or move an app's state: apps, versions,
+ * rollback, routes. Each sends one admin call and prints a table or a line
+ * (with --json the server's answer as-is). */
+#include "cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef int (*render_fn)(const char *json, FILE *out, char *err, size_t errlen);
+
+/* Prints an answer with its renderer, or as-is with --json. */
+static int print_answer(cli_ctx_t *ctx, const char *answer, render_fn render)
+{
+    if (ctx->g.json) {
+        cli_print_json_text(ctx->out, answer);
+        return CLI_OK;
+    }
+    char err[512];
+    if (render(answer, ctx->out, err, sizeof err) != 0)
+        return cli_fail(ctx, "%s", err);
+    return CLI_OK;
+}
+
+/* Parses "APP" as the only positional argument. */
+static int parse_app(cli_ctx_t *ctx, int argc, char **argv, const char **app)
+{
+    const char *pos[1];
+    int npos = 0;
+    char err[256];
+    if (cli_parse_command(argc, argv, NULL, 0, pos, 1, 1, &npos, err, sizeof err) != CLI_OK)
+        return cli_usage_error(ctx, err);
+    *app = pos[0];
+    return CLI_OK;
+}
+
+int cli_cmd_apps(cli_ctx_t *ctx, int argc, char **argv)
+{
+    const char *pos[1];
+    int npos = 0;
+    char err[256];
+    if (cli_parse_command(argc, argv, NULL, 0, pos, 0, 0, &npos, err, sizeof err) != CLI_OK)
+        return cli_usage_error(ctx, err);
+    cli_conn_t conn;
+    tine_client_t *c = cli_connect(ctx, &conn);
+    int rc = CLI_FAIL;
+    char *answer = NULL;
+    if (c != NULL) {
+        int e = tine_apps(c, &answer);
+        rc = e != 0 ? cli_client_fail(ctx, c, e, &conn) : print_answer(ctx, answer, cli_render_apps);
+    }
+    tine_free(answer);
+    tine_client_free(c);
+    cli_conn_dispose(&conn);
+    return rc;
+}
+
+int cli_cmd_versions(cli_ctx_t *ctx, int argc, char **argv)
+{
+    const char *app;
+    if (parse_app(ctx, argc, argv, &app) != CLI_OK)
+        return CLI_USAGE;
+    cli_conn_t conn;
+    tine_client_t *c = cli_connect(ctx, &conn);
+    int rc = CLI_FAIL;
+    char *answer = NULL;
+    if (c != NULL) {
+        int e = tine_versions(c, app, &answer);
+        rc = e != 0 ? cli_client_fail(ctx, c, e, &conn) : print_answer(ctx, answer, cli_render_versions);
+    }
+    tine_free(answer);
+    tine_client_free(c);
+    cli_conn_dispose(&conn);
+    return rc;
+}
+
+int cli_cmd_routes(cli_ctx_t *ctx, int argc, char **argv)
+{
+    const char *app;
+    if (parse_app(ctx, argc, argv, &app) != CLI_OK)
+        return CLI_USAGE;
+    cli_conn_t conn;
+    tine_client_t *c = cli_connect(ctx, &conn);
+    int rc = CLI_FAIL;
+    char *answer = NULL;
+    if (c != NULL) {
+        int e = tine_routes(c, app, &answer);
+        rc = e != 0 ? cli_client_fail(ctx, c, e, &conn) : print_answer(ctx, answer, cli_render_routes);
+    }
+    tine_free(answer);
+    tine_client_free(c);
+    cli_conn_dispose(&conn);
+    return rc;
+}
+
+int cli_cmd_rollback(cli_ctx_t *ctx, int argc, char **argv)
+{
+    const char *pos[2];
+    int npos = 0;
+    char err[256];
+    if (cli_parse_command(argc, argv, NULL, 0, pos, 1, 2, &npos, err, sizeof err) != CLI_OK)
+        return cli_usage_error(ctx, err);
+    uint64_t version = 0;
+    if (npos == 2) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(pos[1], &end, 10);
+        if (errno != 0 || *end != '\0' || v == 0 || pos[1][0] == '-' || pos[1][0] == '+') {
+            snprintf(err, sizeof err, "version must be a positive number, not '%s'", pos[1]);
+            return cli_usage_error(ctx, err);
+        }
+        version = v;
+    }
+    cli_conn_t conn;
+    tine_client_t *c = cli_connect(ctx, &conn);
+    int rc = CLI_FAIL;
+    char *answer = NULL;
+    if (c != NULL) {
+        int e = tine_rollback(c, pos[0], version, &answer);
+        rc = e != 0 ? cli_client_fail(ctx, c, e, &conn) : print_answer(ctx, answer, cli_render_rollback);
+    }
+    tine_free(answer);
+    tine_client_free(c);
+    cli_conn_dispose(&conn);
+    return rc;
+}

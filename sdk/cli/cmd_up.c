@@ -1,0 +1,361 @@
+/* `tine up [DIR]`: runs tined in the foreground, deploys the app of DIR to
+ * it, prints the app's URLs and then waits for tined, forwarding SIGINT and
+ * SIGTERM to it. */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tine_common.h"
+
+#define UP_HEALTH_TIMEOUT_NS (15ull * 1000000000ull)
+#define UP_POLL_INTERVAL_MS 100
+#define UP_STOP_GRACE_MS 5000
+
+static volatile sig_atomic_t child_pid;
+static volatile sig_atomic_t got_signal;
+
+/* Forwards the signal to tined; tined runs in its own process group, so a
+ * Ctrl-C on the terminal reaches it only this way (once, not twice). */
+static void forward_signal(int sig)
+{
+    got_signal = sig;
+    if (child_pid > 0)
+        kill((pid_t)child_pid, sig);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL); /* an interrupting signal only shortens the nap */
+}
+
+/* Describes a wait status: "exit status 3", "signal 9". */
+static void describe_status(int st, char *buf, size_t len)
+{
+    if (WIFEXITED(st))
+        snprintf(buf, len, "exit status %d", WEXITSTATUS(st));
+    else if (WIFSIGNALED(st))
+        snprintf(buf, len, "signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+    else
+        snprintf(buf, len, "status %d", st);
+}
+
+static int exit_code_of(int st)
+{
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    if (WIFSIGNALED(st))
+        return 128 + WTERMSIG(st);
+    return CLI_FAIL;
+}
+
+/* Waits for pid, retrying when a forwarded signal interrupts the wait. */
+static int wait_child(pid_t pid)
+{
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    child_pid = 0;
+    return st;
+}
+
+/* Asks tined to stop (SIGTERM), then insists (SIGKILL) after a grace period. */
+static void stop_tined(pid_t pid)
+{
+    int st;
+    kill(pid, SIGTERM);
+    for (long waited = 0; waited < UP_STOP_GRACE_MS; waited += 50) {
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            child_pid = 0;
+            return;
+        }
+        sleep_ms(50);
+    }
+    kill(pid, SIGKILL);
+    wait_child(pid);
+}
+
+/* The tined to run: $TINE_TINED, else the one next to this executable, else
+ * NULL (then PATH is searched). */
+static char *find_tined(void)
+{
+    const char *env = getenv("TINE_TINED");
+    if (env != NULL && env[0] != '\0')
+        return xstrdup(env);
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return NULL;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash == NULL)
+        return NULL;
+    *slash = '\0';
+    char *p = xasprintf("%s/tined", self);
+    if (access(p, X_OK) == 0)
+        return p;
+    free(p);
+    return NULL;
+}
+
+/* Creates dir and its parents (mode 0700 for the ones it creates). */
+static int mkdir_p(const char *dir)
+{
+    char *p = xstrdup(dir);
+    int rc = 0;
+    for (char *s = p + 1; rc == 0; s++) {
+        if (*s != '/' && *s != '\0')
+            continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, 0700) != 0 && errno != EEXIST)
+            rc = -errno;
+        *s = c;
+        if (c == '\0')
+            break;
+    }
+    free(p);
+    return rc;
+}
+
+/* Starts tined with argv; returns its pid, or -1 after printing why. The
+ * child reports an exec failure through a close-on-exec pipe. */
+static pid_t spawn_tined(cli_ctx_t *ctx, const char *path, char **argv)
+{
+    int pfd[2];
+    /* pipe2 is not POSIX; this process has no other threads to race with. */
+    if (pipe(pfd) != 0 || fcntl(pfd[0], F_SETFD, FD_CLOEXEC) != 0 || fcntl(pfd[1], F_SETFD, FD_CLOEXEC) != 0) {
+        cli_fail(ctx, "cannot start tined: pipe: %s", strerror(errno));
+        return -1;
+    }
+    pid_t parent = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(pfd[0]);
+        close(pfd[1]);
+        cli_fail(ctx, "cannot start tined: fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        close(pfd[0]);
+        setpgid(0, 0);
+        /* tined must not outlive a `tine up` killed without a chance to
+         * forward anything. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(1);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0) {
+            dup2(devnull, STDIN_FILENO);
+            close(devnull);
+        }
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (path != NULL)
+            execv(path, argv);
+        else
+            execvp("tined", argv);
+        int e = errno;
+        ssize_t w = write(pfd[1], &e, sizeof e);
+        (void)w;
+        _exit(127);
+    }
+    close(pfd[1]);
+    child_pid = pid;
+    if (got_signal)
+        kill(pid, got_signal);
+    int e = 0;
+    ssize_t r;
+    while ((r = read(pfd[0], &e, sizeof e)) < 0 && errno == EINTR)
+        ;
+    close(pfd[0]);
+    if (r == (ssize_t)sizeof e) {
+        wait_child(pid);
+        if (path != NULL)
+            cli_fail(ctx, "cannot run %s: %s", path, strerror(e));
+        else
+            cli_fail(ctx, "cannot run tined: %s (looked next to tine and on PATH; set TINE_TINED)", strerror(e));
+        return -1;
+    }
+    return pid;
+}
+
+/* Polls the health endpoint until it answers, tined exits, a signal
+ * arrives, or 15 s pass. Returns CLI_OK when healthy, else an exit code
+ * (tined is then stopped and reaped). */
+static int wait_healthy(cli_ctx_t *ctx, pid_t pid, const char *url)
+{
+    tine_client_t *hc = tine_client_new(url, NULL);
+    if (hc == NULL) {
+        stop_tined(pid);
+        return cli_fail(ctx, "bad node URL %s", url);
+    }
+    tine_client_set_timeout_ms(hc, 1000);
+    uint64_t deadline = tine_now_ns() + UP_HEALTH_TIMEOUT_NS;
+    char last[512] = "no answer";
+    int rc;
+    for (;;) {
+        int st;
+        if (got_signal) {
+            rc = exit_code_of(wait_child(pid));
+            break;
+        }
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            child_pid = 0;
+            char how[96];
+            describe_status(st, how, sizeof how);
+            rc = cli_fail(ctx, "tined exited (%s) before answering on %s", how, url);
+            break;
+        }
+        if (tine_health(hc, NULL) == 0) {
+            rc = CLI_OK;
+            break;
+        }
+        snprintf(last, sizeof last, "%s", tine_client_error(hc));
+        if (tine_now_ns() > deadline) {
+            stop_tined(pid);
+            rc = cli_fail(ctx, "tined did not answer GET %s/_tine/v1/health within 15 s (%s); stopped it", url,
+                          last);
+            break;
+        }
+        sleep_ms(UP_POLL_INTERVAL_MS);
+    }
+    tine_client_free(hc);
+    return rc;
+}
+
+int cli_cmd_up(cli_ctx_t *ctx, int argc, char **argv)
+{
+    const char *listen = NULL, *redis = NULL;
+    bool no_auth = false;
+    const cli_flag_t flags[] = {
+        {"listen", 0, &listen, NULL},
+        {"redis", 0, &redis, NULL},
+        {"no-auth", 0, NULL, &no_auth},
+    };
+    const char *pos[1];
+    int npos = 0;
+    char err[256];
+    if (cli_parse_command(argc, argv, flags, sizeof flags / sizeof flags[0], pos, 0, 1, &npos, err, sizeof err) !=
+        CLI_OK)
+        return cli_usage_error(ctx, err);
+    const char *dir = npos > 0 ? pos[0] : ".";
+    if (listen == NULL)
+        listen = CLI_DEFAULT_LISTEN;
+    char url[300];
+    if (cli_listen_to_url(listen, url, sizeof url) != 0) {
+        snprintf(err, sizeof err, "--listen expects HOST:PORT or PORT, not '%s'", listen);
+        return cli_usage_error(ctx, err);
+    }
+
+    /* Validate and pack first: a manifest error should not cost a node start. */
+    char *app = NULL;
+    void *tgz = NULL;
+    size_t len = 0;
+    if (cli_prepare_bundle(ctx, dir, &app, &tgz, &len) != CLI_OK)
+        return CLI_FAIL;
+
+    /* The URL and state dir follow the node this command starts, not
+     * TINE_URL; the state dir is passed explicitly so tined writes its token
+     * where we read it. */
+    cli_global_t g = ctx->g;
+    g.url = url;
+    cli_conn_t conn;
+    cli_resolve_conn(&g, &conn, NULL);
+    int rc = mkdir_p(conn.state_dir);
+    if (rc != 0) {
+        cli_fail(ctx, "cannot create state dir %s: %s", conn.state_dir, strerror(-rc));
+        rc = CLI_FAIL;
+        goto out_conn;
+    }
+
+    char *tined = find_tined();
+    char *targv[10];
+    int n = 0;
+    targv[n++] = "tined";
+    targv[n++] = "--listen";
+    targv[n++] = (char *)listen;
+    targv[n++] = "--state-dir";
+    targv[n++] = conn.state_dir;
+    if (redis != NULL) {
+        targv[n++] = "--redis";
+        targv[n++] = (char *)redis;
+    }
+    if (no_auth)
+        targv[n++] = "--no-auth";
+    targv[n] = NULL;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = forward_signal;
+    sigemptyset(&sa.sa_mask);
+    struct sigaction old_int, old_term;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+
+    pid_t pid = spawn_tined(ctx, tined, targv);
+    free(tined);
+    if (pid < 0) {
+        rc = CLI_FAIL;
+        goto out_signals;
+    }
+    rc = wait_healthy(ctx, pid, url);
+    if (rc != CLI_OK)
+        goto out_signals;
+
+    /* Read the token only now: a first start is what creates it. */
+    if (ctx->g.token == NULL) {
+        int e = 0;
+        char *t = cli_read_token_file(conn.token_file, &e);
+        if (t != NULL) {
+            free(conn.token);
+            conn.token = t;
+        }
+    }
+    tine_client_t *c = tine_client_new(url, conn.token);
+    if (c == NULL || cli_send_bundle(ctx, c, &conn, app, tgz, len) != CLI_OK) {
+        if (c == NULL)
+            cli_fail(ctx, "out of memory");
+        tine_client_free(c);
+        stop_tined(pid);
+        rc = CLI_FAIL;
+        goto out_signals;
+    }
+    char *routes = NULL;
+    int e = tine_routes(c, app, &routes);
+    if (e != 0) {
+        fprintf(ctx->err, "tine: warning: cannot list the routes of %s: %s\n", app, tine_client_error(c));
+    } else if (ctx->g.json) {
+        cli_print_json_text(ctx->out, routes);
+    } else if (cli_render_public_urls(routes, url, ctx->out, err, sizeof err) != 0) {
+        fprintf(ctx->err, "tine: warning: %s\n", err);
+    }
+    tine_free(routes);
+    tine_client_free(c);
+    fprintf(ctx->err, "tine: tined is running (pid %d); press Ctrl-C to stop it\n", (int)pid);
+    fflush(ctx->out);
+    fflush(ctx->err);
+
+    rc = exit_code_of(wait_child(pid));
+
+out_signals:
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+out_conn:
+    cli_conn_dispose(&conn);
+    free(app);
+    free(tgz);
+    return rc;
+}

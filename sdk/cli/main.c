@@ -1,0 +1,140 @@
+/* `tine`: the command-line client of a tine node. This file holds the table
+ * of commands and the dispatch; help text is generated from the table. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static int cmd_help(cli_ctx_t *ctx, int argc, char **argv);
+
+static const cli_command_t commands[] = {
+    {"up", "start tined in the foreground and deploy the app in DIR", "up [DIR] [--listen ADDR] [--redis URL] [--no-auth]",
+     "Runs tined (found next to tine, else on PATH; $TINE_TINED overrides),\n"
+     "waits until it answers GET /_tine/v1/health (at most 15 s), deploys DIR\n"
+     "(default .) as 'tine deploy' would, prints the app's public URLs and waits\n"
+     "for tined. Ctrl-C / SIGTERM are forwarded to tined; tine exits with its\n"
+     "status. If the deploy fails, tined is stopped and tine exits 1.\n"
+     "\n"
+     "  --listen ADDR     address tined listens on (default 127.0.0.1:8080);\n"
+     "                    tine talks to it there (0.0.0.0 becomes 127.0.0.1)\n"
+     "  --state-dir DIR   tined's state dir (default as for the token lookup)\n"
+     "  --redis URL       use this Redis instead of tined's private one\n"
+     "  --no-auth         run tined without admin token (loopback only)\n",
+     cli_cmd_up},
+    {"deploy", "validate, pack and upload the app in DIR as its next version", "deploy [DIR]",
+     "Reads DIR/tine.yaml (or tine.yml, tine.json; DIR defaults to .), checks\n"
+     "it locally (errors print as file:line:col: key: what was expected), packs\n"
+     "the manifest and the files below DIR into a tar.gz and uploads it:\n"
+     "prints 'deployed APP version N'.\n",
+     cli_cmd_deploy},
+    {"apps", "list the deployed apps", "apps", "Prints a table: APP LIVE VERSIONS.\n", cli_cmd_apps},
+    {"versions", "list an app's versions", "versions APP",
+     "Prints a table: VERSION CREATED FILES SHA256 (first 12 hex digits),\n"
+     "with '*' marking the live version.\n",
+     cli_cmd_versions},
+    {"rollback", "make an earlier version of an app live", "rollback APP [N]",
+     "Makes version N live, or without N the version before the live one:\n"
+     "prints 'APP: live version is now N'.\n",
+     cli_cmd_rollback},
+    {"invoke", "call a function with a JSON event and print its answer", "invoke APP FN [JSON|-] [-v]",
+     "Sends JSON (default {}; '-' reads it from stdin) as the event and prints\n"
+     "the function's response body (with --json the whole answer: status,\n"
+     "headers, body, invocation_id, duration_ms, cold). Exits 1 when the\n"
+     "function answered with a status >= 500, printing its error on stderr.\n"
+     "\n"
+     "  -v, --verbose     print status, invocation id, duration on stderr\n",
+     cli_cmd_invoke},
+    {"routes", "show what triggers an app's functions", "routes APP",
+     "Prints a table: TRIGGER FUNCTION VERSION, one row per HTTP route\n"
+     "('GET /hello/hi') and per trigger ('schedule */5 * * * *',\n"
+     "'log file:/var/log/x (filter \"ERROR\")', 'event type=... source=...').\n",
+     cli_cmd_routes},
+    {"help", "show help for a command", "help [COMMAND]", NULL, cmd_help},
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static const char global_help[] =
+    "Global flags (accepted before or after the command):\n"
+    "  --url URL         the node's URL (env TINE_URL, default " CLI_DEFAULT_URL ")\n"
+    "  --token T         admin token (env TINE_TOKEN, else <state-dir>/admin.token;\n"
+    "                    without one no Authorization header is sent)\n"
+    "  --state-dir DIR   state dir (env TINE_STATE_DIR, default\n"
+    "                    ${XDG_STATE_HOME:-$HOME/.local/state}/tine)\n"
+    "  --json            machine output: the server's JSON as-is\n"
+    "  -h, --help        show help (also: tine help COMMAND, tine COMMAND --help)\n"
+    "  --version         print the version\n";
+
+static const cli_command_t *find_command(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static void print_overview(FILE *f)
+{
+    fprintf(f, "usage: tine [global flags] COMMAND [args]\n\nCommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n%s\nRun 'tine help COMMAND' for a command's flags.\n", global_help);
+}
+
+static void print_command_help(FILE *f, const cli_command_t *cmd)
+{
+    fprintf(f, "usage: tine %s\n\n%c%s.\n", cmd->usage, cmd->summary[0] - 'a' + 'A', cmd->summary + 1);
+    if (cmd->help != NULL)
+        fprintf(f, "\n%s", cmd->help);
+    fprintf(f, "\n%s", global_help);
+}
+
+static int cmd_help(cli_ctx_t *ctx, int argc, char **argv)
+{
+    if (argc < 2) {
+        print_overview(ctx->out);
+        return CLI_OK;
+    }
+    if (argc > 2)
+        return cli_usage_error(ctx, "help takes one command name");
+    const cli_command_t *cmd = find_command(argv[1]);
+    if (cmd == NULL) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "unknown command '%s'", argv[1]);
+        ctx->cmd = NULL;
+        return cli_usage_error(ctx, msg);
+    }
+    print_command_help(ctx->out, cmd);
+    return CLI_OK;
+}
+
+int main(int argc, char **argv)
+{
+    cli_ctx_t ctx = {.out = stdout, .err = stderr};
+    char **rest = NULL;
+    int nrest = 0;
+    char err[256];
+    if (cli_split_global(argc, argv, &ctx.g, &rest, &nrest, err, sizeof err) != CLI_OK)
+        return cli_usage_error(&ctx, err);
+
+    int rc;
+    if (ctx.g.version) {
+        printf("tine %s\n", TINE_CLIENT_VERSION);
+        rc = CLI_OK;
+    } else if (nrest == 0) {
+        print_overview(ctx.g.help ? stdout : stderr);
+        rc = ctx.g.help ? CLI_OK : CLI_USAGE;
+    } else if ((ctx.cmd = find_command(rest[0])) == NULL) {
+        snprintf(err, sizeof err, "unknown command '%s'", rest[0]);
+        rc = cli_usage_error(&ctx, err);
+    } else if (ctx.g.help) {
+        print_command_help(stdout, ctx.cmd);
+        rc = CLI_OK;
+    } else {
+        rc = ctx.cmd->run(&ctx, nrest, rest);
+    }
+    free(rest);
+    fflush(stdout);
+    return rc;
+}

@@ -1,0 +1,390 @@
+/* The `tine` command: tables and one-line summaries built from admin API
+ * answers. Pure functions of their JSON input so they can be unit tested. */
+#include "cli.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "tine_common.h"
+
+void cli_table_init(cli_table_t *t, size_t ncols, const char *const *headers)
+{
+    memset(t, 0, sizeof *t);
+    t->ncols = ncols;
+    cli_table_add(t, headers);
+}
+
+void cli_table_add(cli_table_t *t, const char *const *cells)
+{
+    if (t->nrows == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 8;
+        t->cells = xrealloc(t->cells, t->cap * t->ncols * sizeof *t->cells);
+    }
+    for (size_t i = 0; i < t->ncols; i++)
+        t->cells[t->nrows * t->ncols + i] = xstrdup(cells[i] != NULL ? cells[i] : "-");
+    t->nrows++;
+}
+
+/* Display width of UTF-8 text: one column per code point (no wide glyphs in
+ * app names, paths or dates). */
+static size_t text_width(const char *s)
+{
+    size_t w = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80)
+            w++;
+    return w;
+}
+
+void cli_table_print(const cli_table_t *t, FILE *out)
+{
+    size_t *width = xcalloc(t->ncols, sizeof *width);
+    for (size_t r = 0; r < t->nrows; r++)
+        for (size_t c = 0; c < t->ncols; c++) {
+            size_t w = text_width(t->cells[r * t->ncols + c]);
+            if (w > width[c])
+                width[c] = w;
+        }
+    for (size_t r = 0; r < t->nrows; r++) {
+        for (size_t c = 0; c < t->ncols; c++) {
+            const char *cell = t->cells[r * t->ncols + c];
+            fputs(cell, out);
+            if (c + 1 < t->ncols)
+                fprintf(out, "%*s", (int)(width[c] - text_width(cell) + 2), "");
+        }
+        fputc('\n', out);
+    }
+    free(width);
+}
+
+void cli_table_dispose(cli_table_t *t)
+{
+    for (size_t i = 0; i < t->nrows * t->ncols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    memset(t, 0, sizeof *t);
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Parses an answer that must be a JSON object. */
+static json_t *load_object(const char *json, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(json, 0, &jerr);
+    if (j == NULL) {
+        fail(err, errlen, "unexpected answer from the node (not JSON: %s)", jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        fail(err, errlen, "unexpected answer from the node (not a JSON object)");
+        return NULL;
+    }
+    return j;
+}
+
+/* Formats a JSON scalar as a table cell: integers in decimal, strings as
+ * they are, null/absent as "-". Writes into buf and returns it. */
+static const char *cell(json_t *v, char *buf, size_t len)
+{
+    if (json_is_integer(v))
+        snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    else if (json_is_real(v))
+        snprintf(buf, len, "%g", json_real_value(v));
+    else if (json_is_string(v))
+        snprintf(buf, len, "%s", json_string_value(v));
+    else if (json_is_true(v))
+        snprintf(buf, len, "yes");
+    else if (json_is_false(v))
+        snprintf(buf, len, "no");
+    else
+        snprintf(buf, len, "-");
+    return buf;
+}
+
+int cli_render_apps(const char *json, FILE *out, char *err, size_t errlen)
+{
+    json_t *j = load_object(json, err, errlen);
+    if (j == NULL)
+        return -1;
+    json_t *apps = json_object_get(j, "apps");
+    if (!json_is_array(apps)) {
+        json_decref(j);
+        return fail(err, errlen, "unexpected answer from the node (no \"apps\" list)");
+    }
+    static const char *const head[] = {"APP", "LIVE", "VERSIONS"};
+    cli_table_t t;
+    cli_table_init(&t, 3, head);
+    size_t i;
+    json_t *a;
+    json_array_foreach(apps, i, a)
+    {
+        char b1[256], b2[32], b3[32];
+        json_t *live = json_object_get(a, "live");
+        const char *row[] = {
+            cell(json_object_get(a, "app"), b1, sizeof b1),
+            json_is_integer(live) && json_integer_value(live) == 0 ? "-" : cell(live, b2, sizeof b2),
+            cell(json_object_get(a, "versions"), b3, sizeof b3),
+        };
+        cli_table_add(&t, row);
+    }
+    cli_table_print(&t, out);
+    cli_table_dispose(&t);
+    json_decref(j);
+    return 0;
+}
+
+int cli_render_versions(const char *json, FILE *out, char *err, size_t errlen)
+{
+    json_t *j = load_object(json, err, errlen);
+    if (j == NULL)
+        return -1;
+    json_t *versions = json_object_get(j, "versions");
+    if (!json_is_array(versions)) {
+        json_decref(j);
+        return fail(err, errlen, "unexpected answer from the node (no \"versions\" list)");
+    }
+    json_int_t live = json_integer_value(json_object_get(j, "live"));
+    static const char *const head[] = {"  VERSION", "CREATED", "FILES", "SHA256"};
+    cli_table_t t;
+    cli_table_init(&t, 4, head);
+    size_t i;
+    json_t *v;
+    json_array_foreach(versions, i, v)
+    {
+        char ver[40], created[128], files[32], sha[16];
+        json_t *num = json_object_get(v, "version");
+        bool is_live = json_is_integer(num) && json_integer_value(num) == live;
+        char nbuf[32];
+        snprintf(ver, sizeof ver, "%s %s", is_live ? "*" : " ", cell(num, nbuf, sizeof nbuf));
+        /* 12 hex digits identify a bundle among an app's versions. */
+        snprintf(sha, sizeof sha, "%.12s", json_is_string(json_object_get(v, "sha256"))
+                                               ? json_string_value(json_object_get(v, "sha256"))
+                                               : "-");
+        const char *row[] = {
+            ver,
+            cell(json_object_get(v, "created"), created, sizeof created),
+            cell(json_object_get(v, "files"), files, sizeof files),
+            sha,
+        };
+        cli_table_add(&t, row);
+    }
+    cli_table_print(&t, out);
+    cli_table_dispose(&t);
+    json_decref(j);
+    return 0;
+}
+
+/* Appends " key=value" to a description when the field is a string. */
+static void describe_field(tine_buf_t *b, json_t *trigger, const char *key)
+{
+    const char *v = json_string_value(json_object_get(trigger, key));
+    if (v != NULL && v[0] != '\0')
+        tine_buf_appendf(b, " %s=%s", key, v);
+}
+
+char *cli_describe_trigger(json_t *trigger)
+{
+    tine_buf_t b;
+    tine_buf_init(&b);
+    const char *on = json_string_value(json_object_get(trigger, "on"));
+    const char *spec = json_string_value(json_object_get(trigger, "spec"));
+    const char *source = json_string_value(json_object_get(trigger, "source"));
+    const char *filter = json_string_value(json_object_get(trigger, "filter"));
+    if (on == NULL)
+        on = "trigger";
+    tine_buf_appendf(&b, "%s", on);
+    if (strcmp(on, "schedule") == 0) {
+        const char *cron = spec != NULL ? spec : json_string_value(json_object_get(trigger, "cron"));
+        if (cron != NULL)
+            tine_buf_appendf(&b, " %s", cron);
+    } else if (strcmp(on, "log") == 0) {
+        const char *src = source != NULL ? source : spec;
+        if (src != NULL)
+            tine_buf_appendf(&b, " %s", src);
+        if (filter != NULL && filter[0] != '\0')
+            tine_buf_appendf(&b, " (filter %s)", filter);
+    } else if (strcmp(on, "event") == 0) {
+        size_t before = b.len;
+        describe_field(&b, trigger, "type");
+        describe_field(&b, trigger, "source");
+        if (b.len == before && spec != NULL)
+            tine_buf_appendf(&b, " %s", spec);
+    } else {
+        if (spec != NULL)
+            tine_buf_appendf(&b, " %s", spec);
+        describe_field(&b, trigger, "type");
+        describe_field(&b, trigger, "source");
+    }
+    tine_buf_append(&b, "", 1);
+    return b.data;
+}
+
+int cli_render_routes(const char *json, FILE *out, char *err, size_t errlen)
+{
+    json_t *j = load_object(json, err, errlen);
+    if (j == NULL)
+        return -1;
+    json_t *routes = json_object_get(j, "routes");
+    json_t *triggers = json_object_get(j, "triggers");
+    if (!json_is_array(routes) && !json_is_array(triggers)) {
+        json_decref(j);
+        return fail(err, errlen, "unexpected answer from the node (no \"routes\" or \"triggers\" list)");
+    }
+    char version[32];
+    cell(json_object_get(j, "version"), version, sizeof version);
+    static const char *const head[] = {"TRIGGER", "FUNCTION", "VERSION"};
+    cli_table_t t;
+    cli_table_init(&t, 3, head);
+    size_t i;
+    json_t *r;
+    json_array_foreach(routes, i, r)
+    {
+        const char *method = json_string_value(json_object_get(r, "method"));
+        const char *path = json_string_value(json_object_get(r, "path"));
+        char *what = xasprintf("%s %s", method ? method : "ANY", path ? path : "?");
+        char fn[256];
+        const char *row[] = {what, cell(json_object_get(r, "function"), fn, sizeof fn), version};
+        cli_table_add(&t, row);
+        free(what);
+    }
+    json_array_foreach(triggers, i, r)
+    {
+        char *what = cli_describe_trigger(r);
+        char fn[256];
+        const char *row[] = {what, cell(json_object_get(r, "function"), fn, sizeof fn), version};
+        cli_table_add(&t, row);
+        free(what);
+    }
+    cli_table_print(&t, out);
+    cli_table_dispose(&t);
+    json_decref(j);
+    return 0;
+}
+
+int cli_render_deploy(const char *json, FILE *out, char *err, size_t errlen)
+{
+    json_t *j = load_object(json, err, errlen);
+    if (j == NULL)
+        return -1;
+    const char *app = json_string_value(json_object_get(j, "app"));
+    json_t *version = json_object_get(j, "version");
+    if (app == NULL || !json_is_integer(version)) {
+        json_decref(j);
+        return fail(err, errlen, "unexpected answer from the node (no \"app\" and \"version\")");
+    }
+    fprintf(out, "deployed %s version %" JSON_INTEGER_FORMAT "\n", app, json_integer_value(version));
+    json_decref(j);
+    return 0;
+}
+
+int cli_render_rollback(const char *json, FILE *out, char *err, size_t errlen)
+{
+    json_t *j = load_object(json, err, errlen);
+    if (j == NULL)
+        return -1;
+    const char *app = json_string_value(json_object_get(j, "app"));
+    json_t *live = json_object_get(j, "live");
+    if (app == NULL || !json_is_integer(live)) {
+        json_decref(j);
+        return fail(err, errlen, "unexpected answer from the node (no \"app\" and \"live\")");
+    }
+    fprintf(out, "%s: live version is now %" JSON_INTEGER_FORMAT "\n", app, json_integer_value(live));
+    json_decref(j);
+    return 0;
+}
+
+int cli_render_public_urls(const char *json, const char *base_url, FILE *out, char *err, size_t errlen)
+{
+    json_t *j = load_object(json, err, errlen);
+    if (j == NULL)
+        return -1;
+    json_t *routes = json_object_get(j, "routes");
+    if (!json_is_array(routes)) {
+        json_decref(j);
+        return fail(err, errlen, "unexpected answer from the node (no \"routes\" list)");
+    }
+    size_t blen = strlen(base_url);
+    while (blen > 0 && base_url[blen - 1] == '/')
+        blen--;
+    size_t i;
+    json_t *r;
+    json_array_foreach(routes, i, r)
+    {
+        const char *method = json_string_value(json_object_get(r, "method"));
+        const char *path = json_string_value(json_object_get(r, "path"));
+        if (path == NULL)
+            continue;
+        fprintf(out, "%s %.*s%s%s\n", method ? method : "ANY", (int)blen, base_url, path[0] == '/' ? "" : "/",
+                path);
+    }
+    json_decref(j);
+    return 0;
+}
+
+int cli_render_invoke(const char *json, const char *app, const char *fn, bool as_json, bool verbose, bool tty,
+                      FILE *out, FILE *err)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(json, 0, &jerr);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        fprintf(err, "tine: unexpected answer from the node for %s.%s (not a JSON object)\n", app, fn);
+        return CLI_FAIL;
+    }
+    json_t *status_v = json_object_get(j, "status");
+    json_int_t status = json_is_integer(status_v) ? json_integer_value(status_v) : 0;
+    const char *id = json_string_value(json_object_get(j, "invocation_id"));
+    if (verbose) {
+        json_t *dur = json_object_get(j, "duration_ms");
+        json_t *cold = json_object_get(j, "cold");
+        fprintf(err, "status %" JSON_INTEGER_FORMAT ", invocation %s", status, id ? id : "-");
+        if (json_is_number(dur))
+            fprintf(err, ", %.3f ms", json_number_value(dur));
+        if (json_is_boolean(cold))
+            fprintf(err, ", %s", json_is_true(cold) ? "cold" : "warm");
+        fputc('\n', err);
+    }
+    if (as_json) {
+        cli_print_json_text(out, json);
+    } else {
+        json_t *body = json_object_get(j, "body");
+        if (json_is_string(body)) {
+            size_t n = json_string_length(body);
+            const char *s = json_string_value(body);
+            fwrite(s, 1, n, out);
+            if (tty && n > 0 && s[n - 1] != '\n')
+                fputc('\n', out);
+        } else if (body != NULL && !json_is_null(body)) {
+            /* A node may hand back a JSON body already decoded. */
+            json_dumpf(body, out, JSON_ENCODE_ANY | JSON_COMPACT);
+            fputc('\n', out);
+        }
+    }
+    int rc = CLI_OK;
+    if (status >= 500 || !json_is_integer(status_v)) {
+        const char *e = json_string_value(json_object_get(j, "error"));
+        if (!json_is_integer(status_v))
+            fprintf(err, "tine: unexpected answer from the node for %s.%s (no \"status\")\n", app, fn);
+        else
+            fprintf(err, "tine: %s.%s failed with status %" JSON_INTEGER_FORMAT ": %s (invocation %s)\n", app, fn,
+                    status, e != NULL ? e : "no error message", id ? id : "-");
+        rc = CLI_FAIL;
+    }
+    json_decref(j);
+    return rc;
+}
