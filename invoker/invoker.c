@@ -94,6 +94,7 @@ inv_invoker_t *inv_new(uv_loop_t *loop, sbx_zygote_t *zygote, const inv_config_t
     inv->loop = loop;
     inv->zygote = zygote;
     inv->cfg.max_queue = cfg && cfg->max_queue ? cfg->max_queue : 100;
+    inv->cfg.store = cfg ? cfg->store : NULL;
     uint64_t r = 0;
     if (getrandom(&r, sizeof(r), 0) != sizeof(r))
         r = tine_now_ns() ^ (uint64_t)getpid();
@@ -184,6 +185,32 @@ static void on_frame_written(uv_write_t *req, int status)
     free(w);
 }
 
+/* Queues one frame to a sandbox. The frame is copied. Returns 0 or a libuv
+ * error. */
+static int sandbox_write(inv_sandbox_t *s, uint8_t type, uint64_t id, const char *meta, size_t meta_len,
+                         const char *body, size_t body_len)
+{
+    size_t total = sizeof(sbx_frame_hdr_t) + meta_len + body_len;
+    char *frame = xmalloc(total);
+    sbx_frame_hdr_t h = {0};
+    h.len = (uint32_t)(meta_len + body_len);
+    h.type = type;
+    h.meta_len = (uint32_t)meta_len;
+    h.id = id;
+    memcpy(frame, &h, sizeof(h));
+    memcpy(frame + sizeof(h), meta, meta_len);
+    if (body_len)
+        memcpy(frame + sizeof(h) + meta_len, body, body_len);
+    frame_write_t *w = xmalloc(sizeof(*w));
+    w->buf = uv_buf_init(frame, (unsigned)total);
+    int r = uv_write(&w->req, (uv_stream_t *)&s->pipe, &w->buf, 1, on_frame_written);
+    if (r != 0) {
+        free(frame);
+        free(w);
+    }
+    return r;
+}
+
 /* Sends the call's INVOKE frame to an idle sandbox and arms the timeout. */
 static void sandbox_dispatch(inv_sandbox_t *s, inv_call_t *c)
 {
@@ -193,19 +220,6 @@ static void sandbox_dispatch(inv_sandbox_t *s, inv_call_t *c)
                             "timeout_ms", (int)p->fn->timeout_ms, "memory_mb", (int)p->fn->memory_mb);
     json_object_set_new(c->request, "ctx", ctx);
     char *meta = json_dumps(c->request, JSON_COMPACT);
-    size_t meta_len = strlen(meta);
-    size_t total = sizeof(sbx_frame_hdr_t) + meta_len + c->body_len;
-    char *frame = xmalloc(total);
-    sbx_frame_hdr_t h = {0};
-    h.len = (uint32_t)(meta_len + c->body_len);
-    h.type = SBX_MSG_INVOKE;
-    h.meta_len = (uint32_t)meta_len;
-    h.id = c->id;
-    memcpy(frame, &h, sizeof(h));
-    memcpy(frame + sizeof(h), meta, meta_len);
-    if (c->body_len)
-        memcpy(frame + sizeof(h) + meta_len, c->body, c->body_len);
-    free(meta);
 
     s->state = SBX_BUSY;
     s->call = c;
@@ -215,12 +229,9 @@ static void sandbox_dispatch(inv_sandbox_t *s, inv_call_t *c)
     s->invocations++;
     c->dispatched_at = tine_now_ns();
 
-    frame_write_t *w = xmalloc(sizeof(*w));
-    w->buf = uv_buf_init(frame, (unsigned)total);
-    int r = uv_write(&w->req, (uv_stream_t *)&s->pipe, &w->buf, 1, on_frame_written);
+    int r = sandbox_write(s, SBX_MSG_INVOKE, c->id, meta, strlen(meta), c->body, c->body_len);
+    free(meta);
     if (r != 0) {
-        free(frame);
-        free(w);
         s->call = NULL;
         call_fail(c, TINE_ECRASH, 502, "the sandbox's socket is closed");
         sandbox_close(s);
@@ -258,6 +269,70 @@ static void pool_take_call(inv_pool_t *p, inv_sandbox_t *s)
 }
 
 static void sandbox_on_frame(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *payload);
+
+/* Serves one tine.kv host call for the sandbox's current invocation and
+ * answers with a HOSTREPLY frame: meta {"found":..} / {"value":N} /
+ * {"deleted":..} / {"keys":[..]} / {} or {"error":"..."}; body: the value of
+ * a get. Keys live in the app's own key space. */
+static void sandbox_hostcall(inv_sandbox_t *s, const sbx_frame_hdr_t *h, const char *payload)
+{
+    const char *app = s->pool->version->app;
+    json_t *meta = json_loadb(payload, h->meta_len, 0, NULL);
+    const char *op = json_string_value(json_object_get(meta, "op"));
+    const char *key = json_string_value(json_object_get(meta, "key"));
+    const char *body = payload + h->meta_len;
+    size_t body_len = h->len - h->meta_len;
+    char err[512] = "";
+    json_t *reply = NULL;
+    char *value = NULL;
+    size_t value_len = 0;
+    reg_store_t *st = s->pool->inv->cfg.store;
+    if (op == NULL || st == NULL) {
+        snprintf(err, sizeof(err), st ? "host call without an op" : "tine.kv is not available on this node");
+    } else if (strcmp(op, "kv.get") == 0 && key) {
+        int found = 0;
+        if (reg_kv_get(st, app, key, &value, &value_len, &found, err, sizeof(err)) == 0)
+            reply = json_pack("{s:b}", "found", found);
+    } else if (strcmp(op, "kv.set") == 0 && key) {
+        json_int_t ttl = json_integer_value(json_object_get(meta, "ttl_ms"));
+        if (reg_kv_set(st, app, key, body, body_len, ttl > 0 ? (uint64_t)ttl : 0, err, sizeof(err)) == 0)
+            reply = json_object();
+    } else if (strcmp(op, "kv.del") == 0 && key) {
+        int deleted = 0;
+        if (reg_kv_del(st, app, key, &deleted, err, sizeof(err)) == 0)
+            reply = json_pack("{s:b}", "deleted", deleted);
+    } else if (strcmp(op, "kv.incr") == 0 && key) {
+        json_t *by = json_object_get(meta, "by");
+        int64_t v = 0;
+        if (reg_kv_incr(st, app, key, by ? json_integer_value(by) : 1, &v, err, sizeof(err)) == 0)
+            reply = json_pack("{s:I}", "value", (json_int_t)v);
+    } else if (strcmp(op, "kv.keys") == 0) {
+        const char *prefix = json_string_value(json_object_get(meta, "prefix"));
+        char **keys = NULL;
+        size_t n = 0;
+        if (reg_kv_keys(st, app, prefix ? prefix : "", 10000, &keys, &n, err, sizeof(err)) == 0) {
+            json_t *arr = json_array();
+            for (size_t i = 0; i < n; i++) {
+                json_t *k = json_string(keys[i]);
+                if (k)
+                    json_array_append_new(arr, k);
+                free(keys[i]);
+            }
+            free(keys);
+            reply = json_pack("{s:o}", "keys", arr);
+        }
+    } else {
+        snprintf(err, sizeof(err), "unknown host call '%s'", op);
+    }
+    if (reply == NULL)
+        reply = json_pack("{s:s}", "error", err[0] ? err : "host call failed");
+    char *m = json_dumps(reply, JSON_COMPACT);
+    sandbox_write(s, SBX_MSG_HOSTREPLY, h->id, m, strlen(m), value, value_len);
+    free(m);
+    free(value);
+    json_decref(reply);
+    json_decref(meta);
+}
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -329,6 +404,11 @@ static void sandbox_on_frame(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *p
                 payload + h->meta_len);
         return;
     }
+    case SBX_MSG_HOSTCALL:
+        if (s->call == NULL || h->id != s->call->id)
+            break;
+        sandbox_hostcall(s, h, payload);
+        return;
     case SBX_MSG_RESULT:
     case SBX_MSG_ERROR: {
         json_t *meta = json_loadb(payload, h->meta_len, 0, NULL);

@@ -17,6 +17,7 @@ typedef struct inv_call inv_call_t;
 
 typedef struct {
     uint32_t max_queue; /* calls waiting per function before 429 (default 100) */
+    reg_store_t *store; /* serves the tine.kv host calls (borrowed) */
 } inv_config_t;
 
 /* The outcome of one invocation, borrowed for the callback's duration. */

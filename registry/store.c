@@ -416,3 +416,139 @@ int reg_store_load_version(reg_store_t *s, const char *app, uint64_t version, re
     *out = b;
     return 0;
 }
+
+/* ------------------------------------------------------------------ kv */
+
+#define KV_MAX_KEY 512
+#define KV_MAX_VALUE (1024 * 1024)
+
+static int kv_check_key(const char *key, char *err, size_t errlen)
+{
+    size_t n = strlen(key);
+    if (n == 0 || n > KV_MAX_KEY) {
+        snprintf(err, errlen, "tine.kv: keys are 1 to %d bytes, got %zu", KV_MAX_KEY, n);
+        return TINE_EINVAL;
+    }
+    return 0;
+}
+
+int reg_kv_get(reg_store_t *s, const char *app, const char *key, char **value, size_t *len, int *found, char *err,
+               size_t errlen)
+{
+    if (kv_check_key(key, err, errlen) != 0)
+        return TINE_EINVAL;
+    redisReply *r = store_cmd(s, err, errlen, "GET tine:kv:%s:%s", app, key);
+    if (r == NULL)
+        return TINE_EREDIS;
+    *found = r->type == REDIS_REPLY_STRING;
+    *value = NULL;
+    *len = 0;
+    if (*found) {
+        *value = xmalloc(r->len + 1);
+        memcpy(*value, r->str, r->len);
+        (*value)[r->len] = '\0';
+        *len = r->len;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+int reg_kv_set(reg_store_t *s, const char *app, const char *key, const char *value, size_t len, uint64_t ttl_ms,
+               char *err, size_t errlen)
+{
+    if (kv_check_key(key, err, errlen) != 0)
+        return TINE_EINVAL;
+    if (len > KV_MAX_VALUE) {
+        snprintf(err, errlen, "tine.kv.set: value of %zu bytes is over the limit of %d", len, KV_MAX_VALUE);
+        return TINE_EINVAL;
+    }
+    redisReply *r = ttl_ms ? store_cmd(s, err, errlen, "SET tine:kv:%s:%s %b PX %llu", app, key, value, len,
+                                       (unsigned long long)ttl_ms)
+                           : store_cmd(s, err, errlen, "SET tine:kv:%s:%s %b", app, key, value, len);
+    if (r == NULL)
+        return TINE_EREDIS;
+    freeReplyObject(r);
+    return 0;
+}
+
+int reg_kv_del(reg_store_t *s, const char *app, const char *key, int *deleted, char *err, size_t errlen)
+{
+    if (kv_check_key(key, err, errlen) != 0)
+        return TINE_EINVAL;
+    redisReply *r = store_cmd(s, err, errlen, "DEL tine:kv:%s:%s", app, key);
+    if (r == NULL)
+        return TINE_EREDIS;
+    *deleted = r->integer > 0;
+    freeReplyObject(r);
+    return 0;
+}
+
+int reg_kv_incr(reg_store_t *s, const char *app, const char *key, int64_t by, int64_t *value, char *err,
+                size_t errlen)
+{
+    if (kv_check_key(key, err, errlen) != 0)
+        return TINE_EINVAL;
+    redisReply *r = store_cmd(s, err, errlen, "INCRBY tine:kv:%s:%s %lld", app, key, (long long)by);
+    if (r == NULL)
+        return TINE_EREDIS;
+    *value = r->integer;
+    freeReplyObject(r);
+    return 0;
+}
+
+/* Escapes glob characters so a prefix matches literally in SCAN MATCH. */
+static char *glob_escape(const char *s)
+{
+    tine_buf_t b;
+    tine_buf_init(&b);
+    for (; *s; s++) {
+        if (strchr("*?[]\\", *s))
+            tine_buf_append(&b, "\\", 1);
+        tine_buf_append(&b, s, 1);
+    }
+    tine_buf_append(&b, "", 0);
+    return b.data;
+}
+
+int reg_kv_keys(reg_store_t *s, const char *app, const char *prefix, size_t max, char ***keys, size_t *n, char *err,
+                size_t errlen)
+{
+    char *ep = glob_escape(prefix ? prefix : "");
+    char *ea = glob_escape(app);
+    size_t strip = strlen("tine:kv:") + strlen(app) + 1;
+    char **out = NULL;
+    size_t count = 0, cap = 0;
+    char cursor[32] = "0";
+    int rc = 0;
+    do {
+        redisReply *r = store_cmd(s, err, errlen, "SCAN %s MATCH tine:kv:%s:%s* COUNT 1000", cursor, ea, ep);
+        if (r == NULL) {
+            rc = TINE_EREDIS;
+            break;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        redisReply *arr = r->element[1];
+        for (size_t i = 0; i < arr->elements && count < max; i++) {
+            if (arr->element[i]->len <= strip)
+                continue;
+            if (count == cap) {
+                cap = cap ? cap * 2 : 64;
+                out = xrealloc(out, cap * sizeof(char *));
+            }
+            out[count++] = xstrndup(arr->element[i]->str + strip, arr->element[i]->len - strip);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0 && count < max);
+    free(ep);
+    free(ea);
+    if (rc != 0) {
+        for (size_t i = 0; i < count; i++)
+            free(out[i]);
+        free(out);
+        return rc;
+    }
+    qsort(out, count, sizeof(char *), cmp_str);
+    *keys = out;
+    *n = count;
+    return 0;
+}
