@@ -4,6 +4,7 @@
 #include "gateway_internal.h"
 #include "tine_common.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -368,6 +369,17 @@ gw_server_t *gw_new(uv_loop_t *loop, const gw_config_t *cfg, reg_live_t *live, i
         return NULL;
     }
     return gw;
+}
+
+int gw_port(gw_server_t *gw)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getsockname(&gw->listener, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
 static void on_listener_closed(uv_handle_t *h)

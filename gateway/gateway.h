@@ -26,6 +26,9 @@ typedef struct {
 gw_server_t *gw_new(struct uv_loop_s *loop, const gw_config_t *cfg, reg_live_t *live, inv_invoker_t *inv, char *err,
                     size_t errlen);
 
+/* The port the server is bound to (useful with --listen 127.0.0.1:0). */
+int gw_port(gw_server_t *gw);
+
 /* Stops accepting and frees the server once its handles are closed. */
 void gw_free(gw_server_t *gw);
 

@@ -184,8 +184,16 @@ int main(int argc, char **argv)
     uv_signal_start(&t.sigint, on_signal, SIGINT);
     uv_signal_start(&t.sigterm, on_signal, SIGTERM);
 
-    fprintf(stderr, "tined: serving on http://%s (node %s, state %s, redis %s%s)\n", cfg.listen, cfg.node_id,
-            cfg.state_dir, redis_url, redis_pid ? ", private" : "");
+    /* The bound port, for tools and tests that listen on port 0. */
+    char *port_file = xasprintf("%s/port", cfg.state_dir);
+    FILE *pf = fopen(port_file, "w");
+    if (pf) {
+        fprintf(pf, "%d\n", gw_port(t.gw));
+        fclose(pf);
+    }
+    free(port_file);
+    fprintf(stderr, "tined: serving on http://%s (port %d, node %s, state %s, redis %s%s)\n", cfg.listen,
+            gw_port(t.gw), cfg.node_id, cfg.state_dir, redis_url, redis_pid ? ", private" : "");
     uv_run(t.loop, UV_RUN_DEFAULT);
     /* Let closing handles finish (sandbox sockets, timers, connections). */
     uv_run(t.loop, UV_RUN_NOWAIT);

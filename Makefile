@@ -1,0 +1,31 @@
+# Thin wrapper over CMake. `make up` serves functions-examples/hello on
+# 127.0.0.1:8080; `make test` runs every test. Both install missing Debian
+# packages first (as root) or print the sudo line to do so.
+BUILD ?= build
+CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+APP ?= functions-examples/hello
+
+.PHONY: all deps build test test-asan up clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j 2
+
+# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan:
+	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=Debug -DTINE_SANITIZE=ON $(EXTRA_CMAKE_FLAGS)"
+
+up: build
+	$(BUILD)/bin/tine up $(APP)
+
+clean:
+	rm -rf build build-asan
