@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The example apps: hello answers; todo is a REST API over tine.kv whose items
+# are shared by its five functions; another app cannot see todo's keys.
+. "$(dirname "$0")/lib.sh"
+start_redis
+start_node a --redis "$REDIS_URL"
+check "deploy hello" "deployed hello version 1" "$(tine deploy "$SRC/functions-examples/hello")"
+check "hello" "200 hello, world" "$(http GET /hello/)"
+check "hello with a param" "200 hello, tine" "$(http GET /hello/hi/tine)"
+check "hello with a query" "200 hello, q" "$(http GET '/hello/?name=q')"
+check "invoke hello" "hello, cli" "$(tine invoke hello hi '{"name":"cli"}')"
+
+check "deploy todo" "deployed todo version 1" "$(tine deploy "$SRC/functions-examples/todo")"
+check_contains "empty list" '200 {"items":[]}' "$(http GET /todo/items)"
+out=$(http POST /todo/items -d '{"title":"write tests"}')
+check_contains "create" '201' "$out"
+check_contains "create returns id" '"id":1' "$out"
+http POST /todo/items -d '{"title":"ship"}' >/dev/null
+check_contains "get" '"title":"write tests"' "$(http GET /todo/items/1)"
+check_contains "update" '"done":true' "$(http PUT /todo/items/1 -d '{"done":true}')"
+check_contains "list sees both" '"title":"ship"' "$(http GET /todo/items)"
+check_contains "bad body 400" '400' "$(http POST /todo/items -d 'nope')"
+check "delete" "204 " "$(http DELETE /todo/items/2)"
+check_contains "deleted is gone" '404' "$(http GET /todo/items/2)"
+check_contains "missing is 404" '404' "$(http GET /todo/items/99)"
+
+# Another app's function cannot read todo's keys: its key space is its own.
+mkdir -p "$T/spy"
+cat >"$T/spy/tine.yaml" <<'YAML'
+app: spy
+functions:
+  peek: { handler: spy.lua#peek }
+routes:
+  - { method: GET, path: /peek, function: peek }
+YAML
+cat >"$T/spy/spy.lua" <<'LUA'
+local tine = require "tine"
+return { peek = function(req, ctx)
+  return { status = 200, json = { item = tine.kv.get("item:1") or "none", keys = #tine.kv.keys("") } }
+end }
+LUA
+tine deploy "$T/spy" >/dev/null
+check_contains "other app sees none of todo's keys" '"item":"none"' "$(http GET /spy/peek)"
+check_contains "other app lists no keys" '"keys":0' "$(http GET /spy/peek)"
+finish
