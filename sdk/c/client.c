@@ -402,7 +402,7 @@ static int api_call(tine_client_t *c, const char *method, const char *path, cons
         return rc;
     }
     json_error_t jerr;
-    json_t *j = json_loads(answer, JSON_DECODE_ANY, &jerr);
+    json_t *j = json_loads(answer, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (j == NULL) {
         set_error(c, "%s%s answered %ld with something that is not JSON: %s", c->url, path, status, jerr.text);
         free(answer);

@@ -28,8 +28,8 @@ static char *read_stdin(size_t *len)
             break;
         }
     }
+    tine_buf_append(&b, "", 0); /* an empty stdin still gives a buffer */
     *len = b.len;
-    tine_buf_append(&b, "", 1);
     return b.data;
 }
 

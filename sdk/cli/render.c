@@ -230,8 +230,7 @@ char *cli_describe_trigger(json_t *trigger)
         describe_field(&b, trigger, "type");
         describe_field(&b, trigger, "source");
     }
-    tine_buf_append(&b, "", 1);
-    return b.data;
+    return b.data; /* tine_buf keeps its data NUL-terminated */
 }
 
 int cli_render_routes(const char *json, FILE *out, char *err, size_t errlen)
@@ -340,7 +339,8 @@ int cli_render_invoke(const char *json, const char *app, const char *fn, bool as
                       FILE *out, FILE *err)
 {
     json_error_t jerr;
-    json_t *j = json_loads(json, 0, &jerr);
+    /* A function's body may hold any bytes, NUL included ("\u0000"). */
+    json_t *j = json_loads(json, JSON_ALLOW_NUL, &jerr);
     if (!json_is_object(j)) {
         json_decref(j);
         fprintf(err, "tine: unexpected answer from the node for %s.%s (not a JSON object)\n", app, fn);

@@ -1,0 +1,292 @@
+/* Unit tests of libtine (sdk/c/client.c) against a loopback responder with
+ * canned answers: what goes on the wire, and how answers and failures come
+ * back as codes and messages. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fake_node.h"
+#include "tine.h"
+
+typedef struct {
+    fake_node_t *node;
+    tine_client_t *client;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    f->node = fake_node_start();
+    f->client = tine_client_new(f->node->url, NULL);
+    assert_non_null(f->client);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    tine_client_free(f->client);
+    fake_node_stop(f->node);
+    free(f);
+    return 0;
+}
+
+static void test_new_rejects_bad_urls(void **state)
+{
+    (void)state;
+    assert_null(tine_client_new(NULL, NULL));
+    assert_null(tine_client_new("", NULL));
+    assert_null(tine_client_new("127.0.0.1:8080", NULL));
+    assert_null(tine_client_new("http://", NULL));
+    assert_null(tine_client_new("ftp://host", NULL));
+    tine_client_t *c = tine_client_new("https://node.example:8443/", "t");
+    assert_non_null(c);
+    assert_string_equal(tine_client_error(c), "");
+    assert_int_equal(tine_client_status(c), 0);
+    tine_client_free(c);
+    tine_client_free(NULL);
+}
+
+static void test_health_sends_no_token_without_one(void **state)
+{
+    fixture_t *f = *state;
+    fake_node_answer(f->node, 200, "{\"status\":\"ok\",\"node\":\"n1\",\"apps\":2}");
+    char *answer = NULL;
+    assert_int_equal(tine_health(f->client, &answer), 0);
+    assert_string_equal(answer, "{\"status\":\"ok\",\"node\":\"n1\",\"apps\":2}");
+    assert_string_equal(f->node->method, "GET");
+    assert_string_equal(f->node->path, "/_tine/v1/health");
+    char buf[256];
+    assert_null(fake_node_header(f->node, "Authorization", buf, sizeof buf));
+    assert_int_equal(tine_client_status(f->client), 200);
+    tine_free(answer);
+}
+
+static void test_token_goes_in_bearer_header(void **state)
+{
+    fixture_t *f = *state;
+    tine_client_t *c = tine_client_new(f->node->url, "s3cret");
+    fake_node_answer(f->node, 200, "{\"apps\":[]}");
+    assert_int_equal(tine_apps(c, NULL), 0);
+    char buf[256];
+    assert_non_null(fake_node_header(f->node, "Authorization", buf, sizeof buf));
+    assert_string_equal(buf, "Bearer s3cret");
+    assert_string_equal(f->node->path, "/_tine/v1/apps");
+    tine_client_free(c);
+
+    /* An empty token is no token. */
+    c = tine_client_new(f->node->url, "");
+    assert_int_equal(tine_apps(c, NULL), 0);
+    assert_null(fake_node_header(f->node, "Authorization", buf, sizeof buf));
+    tine_client_free(c);
+}
+
+static void test_trailing_slash_of_url_is_ignored(void **state)
+{
+    fixture_t *f = *state;
+    char url[80];
+    snprintf(url, sizeof url, "%s//", f->node->url);
+    tine_client_t *c = tine_client_new(url, NULL);
+    assert_int_equal(tine_health(c, NULL), 0);
+    assert_string_equal(f->node->path, "/_tine/v1/health");
+    tine_client_free(c);
+}
+
+static void test_deploy_puts_gzip_body(void **state)
+{
+    fixture_t *f = *state;
+    fake_node_answer(f->node, 201, "{\"app\":\"hello\",\"version\":4}");
+    const unsigned char tgz[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x01, 0x02, 0xff};
+    char *answer = NULL;
+    assert_int_equal(tine_deploy(f->client, "hello", tgz, sizeof tgz, &answer), 0);
+    assert_string_equal(answer, "{\"app\":\"hello\",\"version\":4}");
+    assert_string_equal(f->node->method, "PUT");
+    assert_string_equal(f->node->path, "/_tine/v1/apps/hello");
+    char buf[256];
+    assert_non_null(fake_node_header(f->node, "Content-Type", buf, sizeof buf));
+    assert_string_equal(buf, "application/gzip");
+    assert_null(fake_node_header(f->node, "Expect", buf, sizeof buf));
+    assert_int_equal(f->node->body_len, sizeof tgz);
+    assert_memory_equal(f->node->body, tgz, sizeof tgz);
+    tine_free(answer);
+
+    assert_int_equal(tine_deploy(f->client, "hello", NULL, 0, &answer), -EINVAL);
+    assert_null(answer);
+    assert_int_equal(tine_deploy(f->client, "", tgz, sizeof tgz, &answer), -EINVAL);
+}
+
+static void test_server_error_field_is_the_message(void **state)
+{
+    fixture_t *f = *state;
+    fake_node_answer(f->node, 400, "{\"error\":\"tine.yaml:3:5: functions.hi.memory: expected 16..10240\"}");
+    const char tgz[] = "x";
+    char *answer = (char *)"sentinel";
+    assert_int_equal(tine_deploy(f->client, "hello", tgz, 1, &answer), TINE_CLIENT_EINVAL);
+    assert_null(answer);
+    assert_string_equal(tine_client_error(f->client), "tine.yaml:3:5: functions.hi.memory: expected 16..10240");
+    assert_int_equal(tine_client_status(f->client), 400);
+
+    fake_node_answer(f->node, 413, "{\"error\":\"bundle is 70 MiB, over the 16 MiB limit\"}");
+    assert_int_equal(tine_deploy(f->client, "hello", tgz, 1, NULL), TINE_CLIENT_ETOOBIG);
+    assert_string_equal(tine_client_error(f->client), "bundle is 70 MiB, over the 16 MiB limit");
+
+    fake_node_answer(f->node, 409, "{\"error\":\"GET /a claimed by app b\"}");
+    assert_int_equal(tine_deploy(f->client, "hello", tgz, 1, NULL), TINE_CLIENT_ECONFLICT);
+
+    fake_node_answer(f->node, 503, "{\"error\":\"redis down\\nsecond line\"}");
+    assert_int_equal(tine_apps(f->client, NULL), TINE_CLIENT_EHTTP);
+    assert_string_equal(tine_client_error(f->client), "redis down second line");
+}
+
+static void test_401_says_unauthorized(void **state)
+{
+    fixture_t *f = *state;
+    fake_node_answer(f->node, 401, "{\"error\":\"missing or wrong admin token\"}");
+    assert_int_equal(tine_apps(f->client, NULL), TINE_CLIENT_EAUTH);
+    assert_string_equal(tine_client_error(f->client), "401 unauthorized: missing or wrong admin token");
+    assert_int_equal(tine_client_status(f->client), 401);
+
+    fake_node_answer(f->node, 401, "");
+    assert_int_equal(tine_apps(f->client, NULL), TINE_CLIENT_EAUTH);
+    assert_string_equal(tine_client_error(f->client), "401 unauthorized: missing or wrong admin token");
+}
+
+static void test_non_json_error_names_status_and_url(void **state)
+{
+    fixture_t *f = *state;
+    fake_node_answer(f->node, 404, "Not here\nat all");
+    assert_int_equal(tine_versions(f->client, "ghost", NULL), TINE_CLIENT_ENOTFOUND);
+    char want[256];
+    snprintf(want, sizeof want, "HTTP 404 from %s/_tine/v1/apps/ghost/versions: Not here", f->node->url);
+    assert_string_equal(tine_client_error(f->client), want);
+}
+
+static void test_success_that_is_not_json_is_a_protocol_error(void **state)
+{
+    fixture_t *f = *state;
+    fake_node_answer(f->node, 200, "<html>proxy</html>");
+    char *answer = NULL;
+    assert_int_equal(tine_apps(f->client, &answer), TINE_CLIENT_EPROTO);
+    assert_null(answer);
+    assert_non_null(strstr(tine_client_error(f->client), "not JSON"));
+}
+
+static void test_rollback_body(void **state)
+{
+    fixture_t *f = *state;
+    fake_node_answer(f->node, 200, "{\"app\":\"hello\",\"live\":2}");
+    assert_int_equal(tine_rollback(f->client, "hello", 2, NULL), 0);
+    assert_string_equal(f->node->method, "POST");
+    assert_string_equal(f->node->path, "/_tine/v1/apps/hello/rollback");
+    assert_string_equal(f->node->body, "{\"version\":2}");
+
+    assert_int_equal(tine_rollback(f->client, "hello", 0, NULL), 0);
+    assert_string_equal(f->node->method, "POST");
+    assert_int_equal(f->node->body_len, 0);
+}
+
+static void test_invoke_escapes_names_and_defaults_to_empty_object(void **state)
+{
+    fixture_t *f = *state;
+    fake_node_answer(f->node, 200, "{\"invocation_id\":\"i1\",\"status\":200,\"body\":\"hi\"}");
+    char *answer = NULL;
+    assert_int_equal(tine_invoke(f->client, "hello", "hi", NULL, 0, &answer), 0);
+    assert_string_equal(f->node->path, "/_tine/v1/apps/hello/functions/hi/invoke");
+    assert_string_equal(f->node->body, "{}");
+    char buf[128];
+    assert_string_equal(fake_node_header(f->node, "Content-Type", buf, sizeof buf), "application/json");
+    tine_free(answer);
+
+    const char ev[] = "{\"n\":1}";
+    assert_int_equal(tine_invoke(f->client, "my app", "f/x", ev, strlen(ev), NULL), 0);
+    assert_string_equal(f->node->path, "/_tine/v1/apps/my%20app/functions/f%2Fx/invoke");
+    assert_string_equal(f->node->body, ev);
+
+    /* A body with a NUL byte is still a valid answer. */
+    fake_node_answer(f->node, 200, "{\"status\":200,\"body\":\"a\\u0000b\"}");
+    assert_int_equal(tine_invoke(f->client, "hello", "hi", NULL, 0, NULL), 0);
+
+    assert_int_equal(tine_routes(f->client, "hello", NULL), 0);
+    assert_string_equal(f->node->path, "/_tine/v1/apps/hello/routes");
+}
+
+static void test_request_returns_any_status(void **state)
+{
+    fixture_t *f = *state;
+    fake_node_answer(f->node, 503, "{\"error\":\"busy\"}");
+    long status = 0;
+    char *body = NULL;
+    assert_int_equal(tine_request(f->client, "DELETE", "/_tine/v1/apps/x", NULL, 0, NULL, &status, &body), 0);
+    assert_int_equal(status, 503);
+    assert_string_equal(body, "{\"error\":\"busy\"}");
+    assert_string_equal(f->node->method, "DELETE");
+    tine_free(body);
+
+    assert_int_equal(tine_request(f->client, "GET", "no-slash", NULL, 0, NULL, &status, &body), -EINVAL);
+    assert_null(body);
+}
+
+static void test_connection_refused_names_the_node(void **state)
+{
+    (void)state;
+    char url[64], want[128];
+    int port = fake_node_closed_port();
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    tine_client_t *c = tine_client_new(url, NULL);
+    char *answer = (char *)"sentinel";
+    assert_int_equal(tine_health(c, &answer), TINE_CLIENT_ECONNECT);
+    assert_null(answer);
+    snprintf(want, sizeof want, "cannot reach %s: Connection refused", url);
+    assert_string_equal(tine_client_error(c), want);
+    assert_int_equal(tine_client_status(c), 0);
+    tine_client_free(c);
+}
+
+static void test_timeout(void **state)
+{
+    fixture_t *f = *state;
+    f->node->delay_ms = 600;
+    assert_int_equal(tine_client_set_timeout_ms(f->client, 100), 0);
+    assert_int_equal(tine_client_set_timeout_ms(f->client, -1), -EINVAL);
+    assert_int_equal(tine_health(f->client, NULL), TINE_CLIENT_ETIMEOUT);
+    assert_non_null(strstr(tine_client_error(f->client), "within 100 ms"));
+}
+
+static void test_escape_and_strerror(void **state)
+{
+    (void)state;
+    char *e = tine_escape("a-b_c.d~e f/g%");
+    assert_string_equal(e, "a-b_c.d~e%20f%2Fg%25");
+    tine_free(e);
+    assert_string_equal(tine_client_strerror(TINE_CLIENT_EAUTH), "unauthorized");
+    assert_string_equal(tine_client_strerror(-ENOMEM), strerror(ENOMEM));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_new_rejects_bad_urls),
+        cmocka_unit_test_setup_teardown(test_health_sends_no_token_without_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_goes_in_bearer_header, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trailing_slash_of_url_is_ignored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deploy_puts_gzip_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_error_field_is_the_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_401_says_unauthorized, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_non_json_error_names_status_and_url, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_success_that_is_not_json_is_a_protocol_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invoke_escapes_names_and_defaults_to_empty_object, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_returns_any_status, setup, teardown),
+        cmocka_unit_test(test_connection_refused_names_the_node),
+        cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+        cmocka_unit_test(test_escape_and_strerror),
+    };
+    return cmocka_run_group_tests_name("sdk/c/client", tests, NULL, NULL);
+}

@@ -1,0 +1,296 @@
+/* Unit tests of the tine command's tables and lines built from admin API
+ * answers (sdk/cli/render.c). Expected outputs are written out in full so
+ * a change of alignment or wording shows up here. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "cli.h"
+
+/* Captures what a renderer prints. */
+typedef struct {
+    char *text;
+    size_t len;
+    FILE *f;
+} capture_t;
+
+static void cap_open(capture_t *c)
+{
+    c->text = NULL;
+    c->len = 0;
+    c->f = open_memstream(&c->text, &c->len);
+}
+
+static const char *cap_close(capture_t *c)
+{
+    fclose(c->f);
+    return c->text;
+}
+
+static void test_table_aligns_columns(void **state)
+{
+    (void)state;
+    static const char *const head[] = {"A", "LONGER", "C"};
+    cli_table_t t;
+    cli_table_init(&t, 3, head);
+    const char *r1[] = {"wide-cell", "x", "last"};
+    const char *r2[] = {"y", NULL, "z"};
+    const char *r3[] = {"é", "ü-ü", "-"}; /* widths count code points, not bytes */
+    cli_table_add(&t, r1);
+    cli_table_add(&t, r2);
+    cli_table_add(&t, r3);
+    capture_t c;
+    cap_open(&c);
+    cli_table_print(&t, c.f);
+    cli_table_dispose(&t);
+    assert_string_equal(cap_close(&c), "A          LONGER  C\n"
+                                       "wide-cell  x       last\n"
+                                       "y          -       z\n"
+                                       "é          ü-ü     -\n");
+    free(c.text);
+}
+
+static void test_apps_table(void **state)
+{
+    (void)state;
+    capture_t c;
+    char err[256];
+    cap_open(&c);
+    assert_int_equal(cli_render_apps("{\"apps\":[{\"app\":\"hello\",\"live\":3,\"versions\":3},"
+                                     "{\"app\":\"shop-backend\",\"live\":12,\"versions\":15},"
+                                     "{\"app\":\"new\",\"live\":0,\"versions\":0}]}",
+                                     c.f, err, sizeof err),
+                     0);
+    assert_string_equal(cap_close(&c), "APP           LIVE  VERSIONS\n"
+                                       "hello         3     3\n"
+                                       "shop-backend  12    15\n"
+                                       "new           -     0\n");
+    free(c.text);
+
+    cap_open(&c);
+    assert_int_equal(cli_render_apps("{\"apps\":[]}", c.f, err, sizeof err), 0);
+    assert_string_equal(cap_close(&c), "APP  LIVE  VERSIONS\n");
+    free(c.text);
+}
+
+static void test_bad_answers_are_reported(void **state)
+{
+    (void)state;
+    capture_t c;
+    char err[256];
+    cap_open(&c);
+    assert_int_equal(cli_render_apps("{\"nope\":1}", c.f, err, sizeof err), -1);
+    assert_string_equal(err, "unexpected answer from the node (no \"apps\" list)");
+    assert_int_equal(cli_render_versions("[1]", c.f, err, sizeof err), -1);
+    assert_string_equal(err, "unexpected answer from the node (not a JSON object)");
+    assert_int_equal(cli_render_routes("{", c.f, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not JSON"));
+    assert_int_equal(cli_render_deploy("{\"app\":\"x\"}", c.f, err, sizeof err), -1);
+    assert_int_equal(cli_render_rollback("{\"live\":1}", c.f, err, sizeof err), -1);
+    assert_string_equal(cap_close(&c), "");
+    free(c.text);
+}
+
+static void test_versions_table_marks_live(void **state)
+{
+    (void)state;
+    capture_t c;
+    char err[256];
+    cap_open(&c);
+    assert_int_equal(
+        cli_render_versions(
+            "{\"app\":\"hello\",\"live\":2,\"versions\":["
+            "{\"version\":1,\"created\":\"2026-11-22T06:00:00Z\",\"files\":3,"
+            "\"sha256\":\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"},"
+            "{\"version\":2,\"created\":\"2026-11-22T07:30:00Z\",\"files\":12,"
+            "\"sha256\":\"60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752\"},"
+            "{\"version\":10,\"created\":\"2026-11-23T07:30:00Z\",\"files\":4,\"sha256\":\"ab\"}]}",
+            c.f, err, sizeof err),
+        0);
+    assert_string_equal(cap_close(&c), "  VERSION  CREATED               FILES  SHA256\n"
+                                       "  1        2026-11-22T06:00:00Z  3      9f86d081884c\n"
+                                       "* 2        2026-11-22T07:30:00Z  12     60303ae22b99\n"
+                                       "  10       2026-11-23T07:30:00Z  4      ab\n");
+    free(c.text);
+}
+
+static void test_routes_table(void **state)
+{
+    (void)state;
+    capture_t c;
+    char err[256];
+    cap_open(&c);
+    assert_int_equal(
+        cli_render_routes(
+            "{\"app\":\"hello\",\"version\":3,"
+            "\"routes\":[{\"method\":\"GET\",\"path\":\"/hello/hi\",\"function\":\"hi\"},"
+            "{\"method\":\"POST\",\"path\":\"/hello/items/:id\",\"function\":\"put_item\"}],"
+            "\"triggers\":[{\"on\":\"schedule\",\"cron\":\"*/5 * * * *\",\"function\":\"tick\",\"attempts\":3},"
+            "{\"on\":\"log\",\"source\":\"file:/var/log/x\",\"filter\":\"\\\"ERROR\\\"\",\"function\":\"alert\"},"
+            "{\"on\":\"event\",\"type\":\"container.die\",\"source\":\"docker*\",\"function\":\"on_gone\"}],"
+            "\"functions\":[]}",
+            c.f, err, sizeof err),
+        0);
+    assert_string_equal(cap_close(&c), "TRIGGER                                  FUNCTION  VERSION\n"
+                                       "GET /hello/hi                            hi        3\n"
+                                       "POST /hello/items/:id                    put_item  3\n"
+                                       "schedule */5 * * * *                     tick      3\n"
+                                       "log file:/var/log/x (filter \"ERROR\")     alert     3\n"
+                                       "event type=container.die source=docker*  on_gone   3\n");
+    free(c.text);
+}
+
+static char *describe(const char *json)
+{
+    json_t *j = json_loads(json, 0, NULL);
+    assert_non_null(j);
+    char *s = cli_describe_trigger(j);
+    json_decref(j);
+    return s;
+}
+
+static void test_describe_trigger_variants(void **state)
+{
+    (void)state;
+    struct {
+        const char *json, *want;
+    } cases[] = {
+        {"{\"on\":\"schedule\",\"spec\":\"@every 30s\"}", "schedule @every 30s"},
+        {"{\"on\":\"log\",\"source\":\"function:get_item\"}", "log function:get_item"},
+        {"{\"on\":\"log\",\"spec\":\"file:/a\",\"filter\":\"level=error\"}", "log file:/a (filter level=error)"},
+        {"{\"on\":\"event\",\"type\":\"machine.*\"}", "event type=machine.*"},
+        {"{\"on\":\"event\",\"spec\":\"type=x\"}", "event type=x"},
+        {"{\"on\":\"webhook\",\"spec\":\"github\"}", "webhook github"},
+        {"{}", "trigger"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *s = describe(cases[i].json);
+        assert_string_equal(s, cases[i].want);
+        free(s);
+    }
+}
+
+static void test_deploy_and_rollback_lines(void **state)
+{
+    (void)state;
+    capture_t c;
+    char err[256];
+    cap_open(&c);
+    assert_int_equal(cli_render_deploy("{\"app\":\"hello\",\"version\":4}", c.f, err, sizeof err), 0);
+    assert_int_equal(cli_render_rollback("{\"app\":\"hello\",\"live\":2}", c.f, err, sizeof err), 0);
+    assert_string_equal(cap_close(&c), "deployed hello version 4\nhello: live version is now 2\n");
+    free(c.text);
+}
+
+static void test_public_urls(void **state)
+{
+    (void)state;
+    capture_t c;
+    char err[256];
+    cap_open(&c);
+    assert_int_equal(cli_render_public_urls("{\"routes\":[{\"method\":\"GET\",\"path\":\"/hello/\"},"
+                                            "{\"method\":\"ANY\",\"path\":\"/hello/files/*rest\"}],\"triggers\":[]}",
+                                            "http://127.0.0.1:8080/", c.f, err, sizeof err),
+                     0);
+    assert_string_equal(cap_close(&c), "GET http://127.0.0.1:8080/hello/\n"
+                                       "ANY http://127.0.0.1:8080/hello/files/*rest\n");
+    free(c.text);
+}
+
+static void test_invoke_prints_body(void **state)
+{
+    (void)state;
+    capture_t out, err;
+    cap_open(&out);
+    cap_open(&err);
+    const char *answer = "{\"invocation_id\":\"inv-1\",\"status\":200,\"headers\":{},\"body\":\"hello world\","
+                         "\"duration_ms\":1.25,\"cold\":true}";
+    assert_int_equal(cli_render_invoke(answer, "hello", "hi", false, false, false, out.f, err.f), CLI_OK);
+    /* Not a terminal: the body exactly, no newline added. */
+    assert_int_equal(cli_render_invoke(answer, "hello", "hi", false, true, true, out.f, err.f), CLI_OK);
+    assert_string_equal(cap_close(&out), "hello worldhello world\n");
+    assert_string_equal(cap_close(&err), "status 200, invocation inv-1, 1.250 ms, cold\n");
+    free(out.text);
+    free(err.text);
+}
+
+static void test_invoke_body_with_nul_bytes(void **state)
+{
+    (void)state;
+    capture_t out, err;
+    cap_open(&out);
+    cap_open(&err);
+    assert_int_equal(cli_render_invoke("{\"status\":201,\"body\":\"a\\u0000b\"}", "a", "f", false, false, false,
+                                       out.f, err.f),
+                     CLI_OK);
+    cap_close(&out);
+    cap_close(&err);
+    assert_int_equal(out.len, 3);
+    assert_memory_equal(out.text, "a\0b", 3);
+    free(out.text);
+    free(err.text);
+}
+
+static void test_invoke_failure_exits_1(void **state)
+{
+    (void)state;
+    capture_t out, err;
+    cap_open(&out);
+    cap_open(&err);
+    const char *answer =
+        "{\"invocation_id\":\"inv-9\",\"status\":500,\"body\":\"\",\"error\":\"src/hi.lua:3: boom\"}";
+    assert_int_equal(cli_render_invoke(answer, "hello", "hi", false, false, false, out.f, err.f), CLI_FAIL);
+    /* With --json the whole answer goes to stdout, and the exit code still tells. */
+    assert_int_equal(cli_render_invoke(answer, "hello", "hi", true, false, false, out.f, err.f), CLI_FAIL);
+    /* A 4xx from the function is its answer, not a failure of the call. */
+    assert_int_equal(cli_render_invoke("{\"status\":404,\"body\":\"no such item\"}", "hello", "hi", false, false,
+                                       false, out.f, err.f),
+                     CLI_OK);
+    assert_string_equal(cap_close(&out), "{\"invocation_id\":\"inv-9\",\"status\":500,\"body\":\"\",\"error\":"
+                                         "\"src/hi.lua:3: boom\"}\nno such item");
+    assert_string_equal(cap_close(&err), "tine: hello.hi failed with status 500: src/hi.lua:3: boom (invocation inv-9)\n"
+                                         "tine: hello.hi failed with status 500: src/hi.lua:3: boom (invocation inv-9)\n");
+    free(out.text);
+    free(err.text);
+}
+
+static void test_invoke_malformed_answer(void **state)
+{
+    (void)state;
+    capture_t out, err;
+    cap_open(&out);
+    cap_open(&err);
+    assert_int_equal(cli_render_invoke("[]", "a", "f", false, false, false, out.f, err.f), CLI_FAIL);
+    assert_int_equal(cli_render_invoke("{\"body\":\"x\"}", "a", "f", false, false, false, out.f, err.f), CLI_FAIL);
+    cap_close(&out);
+    assert_string_equal(cap_close(&err), "tine: unexpected answer from the node for a.f (not a JSON object)\n"
+                                         "tine: unexpected answer from the node for a.f (no \"status\")\n");
+    free(out.text);
+    free(err.text);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_table_aligns_columns),
+        cmocka_unit_test(test_apps_table),
+        cmocka_unit_test(test_bad_answers_are_reported),
+        cmocka_unit_test(test_versions_table_marks_live),
+        cmocka_unit_test(test_routes_table),
+        cmocka_unit_test(test_describe_trigger_variants),
+        cmocka_unit_test(test_deploy_and_rollback_lines),
+        cmocka_unit_test(test_public_urls),
+        cmocka_unit_test(test_invoke_prints_body),
+        cmocka_unit_test(test_invoke_body_with_nul_bytes),
+        cmocka_unit_test(test_invoke_failure_exits_1),
+        cmocka_unit_test(test_invoke_malformed_answer),
+    };
+    return cmocka_run_group_tests_name("sdk/cli/render", tests, NULL, NULL);
+}
