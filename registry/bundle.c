@@ -143,6 +143,21 @@ static const char *filetype_name(mode_t type)
     }
 }
 
+/* An entry name fit for a one-line message: control characters become "?"
+ * and very long names are cut. */
+static const char *display_name(const char *name, char out[256])
+{
+    size_t i = 0;
+    for (; name[i] && i < 255; i++) {
+        unsigned char c = (unsigned char)name[i];
+        out[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    out[i] = '\0';
+    if (name[i] && i >= 3)
+        memcpy(out + i - 3, "...", 3);
+    return out;
+}
+
 typedef struct {
     reg_bundle_file_t *files;
     size_t len;
@@ -225,17 +240,19 @@ static int read_entries(struct archive *a, size_t max_total, size_t max_files, f
         int r = archive_read_next_header(a, &e);
         if (r == ARCHIVE_EOF)
             return 0;
-        if (r < ARCHIVE_WARN)
+        /* ARCHIVE_RETRY (a damaged header skipped) counts as corrupt too. */
+        if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
             return set_err(err, errlen, TINE_EINVAL, "bundle: corrupt archive: %s", archive_error_string(a));
         const char *name = archive_entry_pathname(e);
         if (name == NULL)
             return set_err(err, errlen, TINE_EINVAL, "bundle: an entry has no readable name");
         const char *why;
+        char shown[256];
         char *path = normalize_path(name, &why);
         if (path == NULL) {
             if (why == NULL)
                 return oom(err, errlen);
-            return set_err(err, errlen, TINE_EINVAL, "bundle: entry '%s': %s", name, why);
+            return set_err(err, errlen, TINE_EINVAL, "bundle: entry '%s': %s", display_name(name, shown), why);
         }
         mode_t type = archive_entry_filetype(e);
         const char *bad = NULL;
@@ -252,7 +269,8 @@ static int read_entries(struct archive *a, size_t max_total, size_t max_files, f
             continue;
         } else if (type != AE_IFREG) {
             int rc = set_err(err, errlen, TINE_EINVAL,
-                             "bundle: entry '%s': only regular files and directories are allowed (this is %s)", name,
+                             "bundle: entry '%s': only regular files and directories are allowed (this is %s)",
+                             display_name(name, shown),
                              filetype_name(type));
             free(path);
             return rc;
@@ -260,7 +278,7 @@ static int read_entries(struct archive *a, size_t max_total, size_t max_files, f
         if (bad == NULL && path[0] == '\0')
             bad = "a file needs a name";
         if (bad) {
-            int rc = set_err(err, errlen, TINE_EINVAL, "bundle: entry '%s': %s", name, bad);
+            int rc = set_err(err, errlen, TINE_EINVAL, "bundle: entry '%s': %s", display_name(name, shown), bad);
             free(path);
             return rc;
         }
