@@ -212,7 +212,7 @@ static int fmt_number(char out[32], double d)
 /* Raises "where: message" naming the Lua code that called the running C function. */
 static int raise_at_caller(lua_State *L, const char *fmt, ...)
 {
-    luaL_where(L, 2);
+    luaL_where(L, 1);
     va_list ap;
     va_start(ap, fmt);
     lua_pushvfstring(L, fmt, ap);
@@ -243,7 +243,9 @@ static void enc_error(enc_t *e, const char *msg, const char *arg)
     luaL_Buffer lb;
     char num[32];
     lua_checkstack(L, 8);
+    luaL_where(L, 1);
     luaL_buffinit(L, &lb);
+    luaL_addvalue(&lb);
     luaL_addstring(&lb, e->who);
     luaL_addstring(&lb, ": ");
     luaL_addstring(&lb, msg);
@@ -326,8 +328,7 @@ static void enc_object(enc_t *e, int idx)
             sb_add(L, e->b, num, (size_t)n);
             sb_addc(L, e->b, '"');
         } else {
-            e->path[e->depth - 1].key = 0; /* the key itself cannot be printed */
-            e->path[e->depth - 1].index = 0;
+            e->depth--; /* name the table, the key itself cannot be printed */
             enc_error(e, "cannot encode a table key of type ", luaL_typename(L, k));
         }
         sb_addc(L, e->b, ':');
