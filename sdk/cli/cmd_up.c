@@ -192,22 +192,45 @@ static pid_t spawn_tined(cli_ctx_t *ctx, const char *path, char **argv)
     return pid;
 }
 
+/* With --listen HOST:0 the kernel picks the port and tined writes it to
+ * <state-dir>/port: completes url ("http://127.0.0.1:0") from that file.
+ * Returns 1 when url is complete, 0 when the port is not known yet. */
+static int complete_url(char *url, size_t len, const char *port_file)
+{
+    size_t n = strlen(url);
+    if (port_file == NULL)
+        return 1;
+    char *text = NULL;
+    if (tine_read_file(port_file, &text, NULL) != 0)
+        return 0;
+    int port = atoi(text);
+    free(text);
+    if (port <= 0 || port > 65535)
+        return 0;
+    snprintf(url + n - 1, len - (n - 1), "%d", port); /* replaces the final "0" */
+    return 1;
+}
+
 /* Polls the health endpoint until it answers, tined exits, a signal
  * arrives, or 15 s pass. Returns CLI_OK when healthy, else an exit code
- * (tined is then stopped and reaped). */
-static int wait_healthy(cli_ctx_t *ctx, pid_t pid, const char *url)
+ * (tined is then stopped and reaped). port_file is set when url still ends
+ * in port 0 (then url is completed in place). */
+static int wait_healthy(cli_ctx_t *ctx, pid_t pid, char *url, size_t urllen, const char *port_file)
 {
-    tine_client_t *hc = tine_client_new(url, NULL);
-    if (hc == NULL) {
-        stop_tined(pid);
-        return cli_fail(ctx, "bad node URL %s", url);
-    }
-    tine_client_set_timeout_ms(hc, 1000);
+    tine_client_t *hc = NULL;
     uint64_t deadline = tine_now_ns() + UP_HEALTH_TIMEOUT_NS;
     char last[512] = "no answer";
     int rc;
     for (;;) {
         int st;
+        if (hc == NULL && complete_url(url, urllen, port_file)) {
+            port_file = NULL;
+            if ((hc = tine_client_new(url, NULL)) == NULL) {
+                stop_tined(pid);
+                return cli_fail(ctx, "bad node URL %s", url);
+            }
+            tine_client_set_timeout_ms(hc, 1000);
+        }
         if (got_signal) {
             rc = exit_code_of(wait_child(pid));
             break;
@@ -219,11 +242,14 @@ static int wait_healthy(cli_ctx_t *ctx, pid_t pid, const char *url)
             rc = cli_fail(ctx, "tined exited (%s) before answering on %s", how, url);
             break;
         }
-        if (tine_health(hc, NULL) == 0) {
+        if (hc == NULL) {
+            snprintf(last, sizeof last, "it has not written its port yet");
+        } else if (tine_health(hc, NULL) == 0) {
             rc = CLI_OK;
             break;
+        } else {
+            snprintf(last, sizeof last, "%s", tine_client_error(hc));
         }
-        snprintf(last, sizeof last, "%s", tine_client_error(hc));
         if (tine_now_ns() > deadline) {
             stop_tined(pid);
             rc = cli_fail(ctx, "tined did not answer GET %s/_tine/v1/health within 15 s (%s); stopped it", url,
@@ -305,13 +331,23 @@ int cli_cmd_up(cli_ctx_t *ctx, int argc, char **argv)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
 
+    /* Port 0: the port is learnt from the file tined writes, so a stale one
+     * from an earlier run must not be believed. */
+    char *port_file = NULL;
+    size_t ulen = strlen(url);
+    if (ulen >= 2 && strcmp(url + ulen - 2, ":0") == 0) {
+        port_file = xasprintf("%s/port", conn.state_dir);
+        unlink(port_file);
+    }
     pid_t pid = spawn_tined(ctx, tined, targv);
     free(tined);
     if (pid < 0) {
+        free(port_file);
         rc = CLI_FAIL;
         goto out_signals;
     }
-    rc = wait_healthy(ctx, pid, url);
+    rc = wait_healthy(ctx, pid, url, sizeof url, port_file);
+    free(port_file);
     if (rc != CLI_OK)
         goto out_signals;
 

@@ -87,7 +87,7 @@ static void print_command_help(FILE *f, const cli_command_t *cmd)
     fprintf(f, "usage: tine %s\n\n%c%s.\n", cmd->usage, cmd->summary[0] - 'a' + 'A', cmd->summary + 1);
     if (cmd->help != NULL)
         fprintf(f, "\n%s", cmd->help);
-    fprintf(f, "\n%s", global_help);
+    fprintf(f, "\nGlobal flags --url, --token, --state-dir, --json: see 'tine --help'.\n");
 }
 
 static int cmd_help(cli_ctx_t *ctx, int argc, char **argv)
