@@ -509,15 +509,6 @@ static int to_lua_step(lua_State *L)
     return 1;
 }
 
-/* Pushes the Lua value of v, or raises a Lua error; v is not consumed. */
-static void push_json_protected(struct sbx_lua *S, lua_State *L, json_t *v)
-{
-    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_to_lua);
-    lua_pushlightuserdata(L, v);
-    if (lua_pcall(L, 1, 1, 0) != 0)
-        lua_error(L);
-}
-
 #define JSON_DECODE_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL)
 
 /* ------------------------------------------------------- SDK in C */
@@ -1362,18 +1353,21 @@ static int load_step(lua_State *L)
     lua_setfield(L, 1, "loaders");
     lua_pop(L, 1);
 
-    if (a->env != NULL) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_env);
-        int env = lua_gettop(L);
-        const char *k;
-        json_t *v;
-        json_object_foreach(a->env, k, v) {
-            push_json_protected(S, L, v);
-            lua_setfield(L, env, k);
-        }
-        lua_settop(L, 1);
+    /* tine.env: the caller frees a->env, also when this raises. */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_array_mt);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_env);
+    const char *k;
+    json_t *v;
+    json_object_foreach(a->env, k, v) {
+        push_json(L, v, 2, 1);
+        lua_setfield(L, 3, k);
     }
+    lua_settop(L, 1);
 
+    const char *hf = spec->handler_file;
+    if (hf[0] == '\0' || hf[0] == '/' || strcmp(hf, "..") == 0 || strncmp(hf, "../", 3) == 0 ||
+        strstr(hf, "/../") != NULL || (strlen(hf) >= 3 && strcmp(hf + strlen(hf) - 3, "/..") == 0))
+        return luaL_error(L, "bad handler file '%s': expected a path inside the bundle", hf);
     lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_msgh); /* 2 */
     char *path = xasprintf("%s/%s", spec->bundle_dir, spec->handler_file);
     int rc = load_source(L, path, spec->handler_file);

@@ -762,6 +762,10 @@ static void test_load_failures(void **state)
     assert_string_equal(m, "cannot read src/none.lua: No such file or directory");
     free(m);
 
+    m = load_failure("../etc/x.lua", NULL, "get");
+    assert_string_equal(m, "bad handler file '../etc/x.lua': expected a path inside the bundle");
+    free(m);
+
     m = load_failure("src/v.lua", "return { get = 'not a function' }\n", "get");
     assert_string_equal(m, "module 'src/v.lua' has no function 'get'");
     free(m);
