@@ -23,7 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define ZYGOTE_MSG_SPAWN 100
+#define ZYGOTE_MSG_SPAWN SBX_MSG_INVOKE /* a spawn request travels as an INVOKE frame */
 #define ZYGOTE_MAX_REQUEST 65536
 
 typedef struct {

@@ -1,7 +1,7 @@
 # Helpers for the integration tests: a temp dir, a real redis-server on a unix
 # socket, real tined nodes on free loopback ports, and checks that count.
 set -euo pipefail
-BIN=${TINE_BIN_DIR:?set TINE_BIN_DIR to the build's bin directory}
+BIN=${TINE_BIN_DIR:?set TINE_BIN_DIR to the build bin directory}
 SRC=${TINE_SOURCE_DIR:?set TINE_SOURCE_DIR to the source tree}
 T=$(mktemp -d /tmp/tine-it.XXXXXX)
 PASSED=0

@@ -10,18 +10,18 @@ app: life
 functions:
   count: { handler: f.lua#count }
   spin:  { handler: f.lua#spin, timeout: 300ms }
-  die:   { handler: f.lua#die }
+  hang:  { handler: f.lua#hang, timeout: 10s }
 routes:
   - { method: GET, path: /count, function: count }
   - { method: GET, path: /spin, function: spin }
-  - { method: GET, path: /die, function: die }
+  - { method: GET, path: /hang, function: hang }
 YAML
 cat >"$T/app/f.lua" <<'LUA'
 local n = 0
 return {
   count = function(req, ctx) n = n + 1; return { status = 200, json = { n = n } } end,
   spin = function(req, ctx) while true do end end,
-  die = function(req, ctx) os.exit(3) end,
+  hang = function(req, ctx) local t = os.clock() + 5; while os.clock() < t do end; return "done" end,
 }
 LUA
 tine deploy "$T/app" >/dev/null
@@ -41,9 +41,30 @@ check_contains "count still served" '200 {"n":3}' "$(http GET /life/count)"
 out=$(http GET /life/spin)
 check_contains "a fresh sandbox replaced the killed one" "504" "$out"
 
-out=$(http GET /life/die)
+# A sandbox that dies mid-invocation (here: SIGSEGV from outside) gives 502.
+crash_one() {
+  http GET /life/hang >"$T/crash.out" &
+  local req=$!
+  local pid=""
+  wait_for 5 bash -c "curl -s -H 'Authorization: Bearer $TOKEN' $URL/_tine/v1/sandboxes | grep -q '\"function\":\"hang\"'"
+  for _ in $(seq 1 100); do
+    pid=$(curl -s -H "Authorization: Bearer $TOKEN" "$URL/_tine/v1/sandboxes" | python3 -c '
+import json, sys
+for p in json.load(sys.stdin)["pools"]:
+    if p["function"] == "hang":
+        for s in p["sandboxes"]:
+            if s["state"] == "busy": print(s["pid"])')
+    [ -n "$pid" ] && break
+    sleep 0.02
+  done
+  kill -SEGV "$pid"
+  wait "$req"
+  cat "$T/crash.out"
+}
+out=$(crash_one)
 check_contains "dead sandbox: 502" "502" "$out"
-out=$(http GET /life/die)
+check_contains "502 names the crash" "crashed" "$out"
+out=$(crash_one)
 check_contains "replaced after a crash" "502" "$out"
 check_contains "node serves on" '200 {"n":4}' "$(http GET /life/count)"
 finish
