@@ -681,14 +681,16 @@ static int error_with_trace(lua_State *L)
  * sandbox keeps every page it touches). Returns 0 or -errno. */
 static int read_source(const char *path, char **out, size_t *out_len)
 {
+    *out = NULL;
+    *out_len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        int e = S_ISDIR(st.st_mode) ? -EISDIR : -errno;
+    int e = fstat(fd, &st) < 0 ? -errno : S_ISDIR(st.st_mode) ? -EISDIR : !S_ISREG(st.st_mode) ? -EINVAL : 0;
+    if (e < 0) {
         close(fd);
-        return e ? e : -EINVAL;
+        return e;
     }
     size_t cap = (size_t)st.st_size + 1, len = 0;
     char *buf = malloc(cap);
@@ -732,8 +734,8 @@ static int read_source(const char *path, char **out, size_t *out_len)
  * returns non-zero. */
 static int load_source(lua_State *L, const char *path, const char *shown)
 {
-    char *src;
-    size_t n;
+    char *src = NULL;
+    size_t n = 0;
     int rc = read_source(path, &src, &n);
     if (rc < 0) {
         lua_pushfstring(L, "cannot read %s: %s", shown, strerror(-rc));

@@ -100,7 +100,7 @@ static void frame_dispose(frame_t *f)
 static void write_file(const char *dir, const char *rel, const char *text)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    assert_true(snprintf(path, sizeof path, "%s/%s", dir, rel) < (int)sizeof path);
     char *slash = strrchr(path, '/');
     *slash = '\0';
     mkdir(path, 0755);
@@ -122,7 +122,7 @@ static void make_bundle(fixture_t *fx)
 static void remove_bundle(fixture_t *fx)
 {
     char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx->dir);
+    assert_true(snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx->dir) < (int)sizeof cmd);
     assert_int_equal(system(cmd), 0);
 }
 
