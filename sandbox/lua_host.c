@@ -630,6 +630,78 @@ static int sdk_log_error(lua_State *L)
     return log_emit(L, "error", 1);
 }
 
+/* c.hostcall(op, key, body, number): one host call answered by tined (the
+ * sandbox reaches nothing itself). Sends a HOSTCALL frame for the running
+ * invocation and blocks until the HOSTREPLY. `key` is the key (the prefix for
+ * kv.keys), `body` the value of kv.set, `number` the TTL in ms of kv.set or the
+ * step of kv.incr. Returns the op's result; raises the host's error. */
+static int sdk_hostcall(lua_State *L)
+{
+    struct sbx_lua *S = self_of(L);
+    const char *op = luaL_checkstring(L, 1);
+    size_t key_len = 0, body_len = 0;
+    const char *key = luaL_checklstring(L, 2, &key_len);
+    const char *body = luaL_optlstring(L, 3, "", &body_len);
+    lua_Number num = luaL_optnumber(L, 4, 0);
+    if (S->fd < 0 || S->invocation_id == 0)
+        return luaL_error(L, "%s: host calls are only available while handling an invocation", op);
+    json_t *meta = json_pack("{s:s, s:s%}", "op", op, strcmp(op, "kv.keys") == 0 ? "prefix" : "key", key,
+                             key_len);
+    if (meta == NULL)
+        return luaL_error(L, "%s: the key must be valid UTF-8", op);
+    if (strcmp(op, "kv.set") == 0 && num > 0)
+        json_object_set_new(meta, "ttl_ms", json_integer((json_int_t)num));
+    if (strcmp(op, "kv.incr") == 0)
+        json_object_set_new(meta, "by", json_integer((json_int_t)(num != 0 ? num : 1)));
+    char *m = json_dumps(meta, JSON_COMPACT);
+    json_decref(meta);
+    int rc = sbx_frame_write(S->fd, SBX_MSG_HOSTCALL, S->invocation_id, m, strlen(m), body, body_len);
+    free(m);
+    if (rc != 0)
+        return luaL_error(L, "%s: the node is unreachable (%s)", op, tine_strerror(rc));
+    sbx_frame_hdr_t h;
+    char *buf = NULL;
+    size_t cap = 0;
+    rc = sbx_frame_read_into(S->fd, &h, &buf, &cap, SBX_WIRE_MAX_FRAME);
+    if (rc != 0 || h.type != SBX_MSG_HOSTREPLY || h.id != S->invocation_id) {
+        free(buf);
+        /* The protocol is broken: nothing sensible can follow. */
+        fprintf(stderr, "tine sandbox: expected a host reply, got frame type %u\n", h.type);
+        _exit(1);
+    }
+    json_t *reply = json_loadb(buf, h.meta_len, 0, NULL);
+    const char *err = json_string_value(json_object_get(reply, "error"));
+    if (reply == NULL || err) {
+        lua_pushfstring(L, "%s: %s", op, err ? err : "malformed host reply");
+        json_decref(reply);
+        free(buf);
+        return lua_error(L);
+    }
+    int nret = 1;
+    if (strcmp(op, "kv.get") == 0) {
+        if (json_is_true(json_object_get(reply, "found")))
+            lua_pushlstring(L, buf + h.meta_len, h.len - h.meta_len);
+        else
+            lua_pushnil(L);
+    } else if (strcmp(op, "kv.del") == 0) {
+        lua_pushboolean(L, json_is_true(json_object_get(reply, "deleted")));
+    } else if (strcmp(op, "kv.incr") == 0) {
+        lua_pushnumber(L, (lua_Number)json_integer_value(json_object_get(reply, "value")));
+    } else if (strcmp(op, "kv.keys") == 0) {
+        json_t *keys = json_object_get(reply, "keys");
+        lua_createtable(L, (int)json_array_size(keys), 0);
+        for (size_t i = 0; i < json_array_size(keys); i++) {
+            lua_pushstring(L, json_string_value(json_array_get(keys, i)));
+            lua_rawseti(L, -2, (int)i + 1);
+        }
+    } else {
+        lua_pushboolean(L, 1);
+    }
+    json_decref(reply);
+    free(buf);
+    return nret;
+}
+
 /* ctx.remaining_ms(): milliseconds left before the invocation's timeout. */
 static int sdk_remaining_ms(lua_State *L)
 {
@@ -857,6 +929,7 @@ static int prepare_step(lua_State *L)
         {"json_encode", sdk_json_encode},
         {"json_decode", sdk_json_decode},
         {"json_array", sdk_json_array},
+        {"hostcall", sdk_hostcall},
     };
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
         push_closure(L, S, fns[i].f);

@@ -32,4 +32,44 @@ tine.env = setmetatable({}, {
   __metatable = false,
 })
 
+-- tine.kv: the app's own key space, kept by the node in Redis. Every call is a
+-- host call: the sandbox itself reaches nothing.
+local hostcall = c.hostcall
+local function check_key(fn, key)
+  if type(key) ~= "string" or key == "" then
+    error("tine.kv." .. fn .. ": the key must be a non-empty string", 3)
+  end
+end
+tine.kv = {
+  -- get(key) -> the stored string, or nil
+  get = function(key) check_key("get", key); return hostcall("kv.get", key) end,
+  -- set(key, value [, ttl_seconds]) -> true; numbers are stored as strings
+  set = function(key, value, ttl)
+    check_key("set", key)
+    if type(value) == "number" then value = tostring(value) end
+    if type(value) ~= "string" then
+      error("tine.kv.set: the value must be a string (encode tables with tine.json.encode)", 2)
+    end
+    if ttl ~= nil and (type(ttl) ~= "number" or ttl <= 0) then
+      error("tine.kv.set: ttl must be a positive number of seconds", 2)
+    end
+    return hostcall("kv.set", key, value, ttl and ttl * 1000 or nil)
+  end,
+  -- del(key) -> true when the key existed
+  del = function(key) check_key("del", key); return hostcall("kv.del", key) end,
+  -- incr(key [, by]) -> the new value (a missing key counts from 0)
+  incr = function(key, by)
+    check_key("incr", key)
+    if by ~= nil and (type(by) ~= "number" or by ~= math.floor(by)) then
+      error("tine.kv.incr: by must be an integer", 2)
+    end
+    return hostcall("kv.incr", key, nil, by)
+  end,
+  -- keys(prefix) -> sorted list of the app's keys starting with prefix
+  keys = function(prefix)
+    if prefix ~= nil and type(prefix) ~= "string" then error("tine.kv.keys: prefix must be a string", 2) end
+    return hostcall("kv.keys", prefix or "")
+  end,
+}
+
 return tine

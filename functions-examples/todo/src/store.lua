@@ -21,7 +21,7 @@ function S.del(id)
 end
 
 function S.all()
-  local items = {}
+  local items = tine.json.array({}) -- encodes as [] even when empty
   for _, key in ipairs(tine.kv.keys("item:")) do
     local raw = tine.kv.get(key)
     if raw then items[#items + 1] = tine.json.decode(raw) end
