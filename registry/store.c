@@ -547,7 +547,8 @@ int reg_kv_keys(reg_store_t *s, const char *app, const char *prefix, size_t max,
         free(out);
         return rc;
     }
-    qsort(out, count, sizeof(char *), cmp_str);
+    if (count)
+        qsort(out, count, sizeof(char *), cmp_str);
     *keys = out;
     *n = count;
     return 0;
