@@ -117,6 +117,30 @@ static redisReply *store_cmd(reg_store_t *s, char *err, size_t errlen, const cha
     return NULL;
 }
 
+/* Reads the `n` replies of a pipelined MULTI ... EXEC. Fails when any reply
+ * is an error or the EXEC (the last) did not run the transaction. */
+static int store_exec_replies(reg_store_t *s, int n, char *err, size_t errlen)
+{
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        void *reply = NULL;
+        if (redisGetReply(s->c, &reply) != REDIS_OK) {
+            snprintf(err, errlen, "redis: %s", s->c->errstr);
+            return TINE_EREDIS;
+        }
+        redisReply *rr = reply;
+        if (rc == 0 && rr->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errlen, "redis: %s", rr->str);
+            rc = TINE_EREDIS;
+        } else if (rc == 0 && i == n - 1 && rr->type != REDIS_REPLY_ARRAY) {
+            snprintf(err, errlen, "redis: the transaction was aborted");
+            rc = TINE_EREDIS;
+        }
+        freeReplyObject(rr);
+    }
+    return rc;
+}
+
 static int64_t wall_ms(void)
 {
     struct timeval tv;
@@ -186,24 +210,7 @@ int reg_store_deploy(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, c
     redisAppendCommand(s->c, "PUBLISH %s %s", REG_DEPLOY_CHANNEL, note);
     redisAppendCommand(s->c, "EXEC");
     free(files_json);
-    int rc = 0;
-    for (int i = 0; i < 6; i++) {
-        void *reply = NULL;
-        if (redisGetReply(s->c, &reply) != REDIS_OK) {
-            snprintf(err, errlen, "redis: %s", s->c->errstr);
-            return TINE_EREDIS;
-        }
-        redisReply *rr = reply;
-        if (i == 5 && rr->type != REDIS_REPLY_ARRAY) {
-            snprintf(err, errlen, "redis: deploy transaction of %s version %s was aborted", app, vstr);
-            rc = TINE_EREDIS;
-        }
-        if (rr->type == REDIS_REPLY_ERROR && rc == 0) {
-            snprintf(err, errlen, "redis: %s", rr->str);
-            rc = TINE_EREDIS;
-        }
-        freeReplyObject(rr);
-    }
+    int rc = store_exec_replies(s, 6, err, errlen);
     if (rc == 0)
         *version = n;
     return rc;
@@ -262,20 +269,7 @@ int reg_store_rollback(reg_store_t *s, const char *app, uint64_t version, uint64
     redisAppendCommand(s->c, "SET tine:app:%s:live %" PRIu64, app, version);
     redisAppendCommand(s->c, "PUBLISH %s %s", REG_DEPLOY_CHANNEL, note);
     redisAppendCommand(s->c, "EXEC");
-    int rc = 0;
-    for (int i = 0; i < 4; i++) {
-        void *reply = NULL;
-        if (redisGetReply(s->c, &reply) != REDIS_OK) {
-            snprintf(err, errlen, "redis: %s", s->c->errstr);
-            return TINE_EREDIS;
-        }
-        redisReply *rr = reply;
-        if (rr->type == REDIS_REPLY_ERROR && rc == 0) {
-            snprintf(err, errlen, "redis: %s", rr->str);
-            rc = TINE_EREDIS;
-        }
-        freeReplyObject(rr);
-    }
+    int rc = store_exec_replies(s, 4, err, errlen);
     if (rc == 0)
         *now_live = version;
     return rc;
