@@ -338,10 +338,14 @@ static int yaml_failure(ctx_t *c, const yaml_parser_t *p, const char *data, size
 {
     if (p->error == YAML_MEMORY_ERROR)
         return -ENOMEM;
+    /* The key path of a node still being read would mislead: leave it out. */
+    path_pop(c, 0);
     const char *problem = p->problem ? p->problem : "unreadable document";
     if (p->error == YAML_READER_ERROR) {
         unsigned line, col;
         offset_to_position(data, len, p->problem_offset, &line, &col);
+        if (p->problem_value < 0)
+            return fail_at(c, line, col, "syntax error: %s", problem);
         return fail_at(c, line, col, "syntax error: %s (byte 0x%02x)", problem, (unsigned)(p->problem_value & 0xff));
     }
     unsigned line = (unsigned)p->problem_mark.line + 1, col = (unsigned)p->problem_mark.column + 1;
@@ -1504,7 +1508,7 @@ static int route_path_check(const char *path, size_t len, char *why, size_t whyl
                 }
                 k += 2;
             } else if (!is_route_literal_char(seg[k])) {
-                if ((unsigned char)seg[k] >= 0x21 && (unsigned char)seg[k] < 0x7f)
+                if ((unsigned char)seg[k] >= 0x20 && (unsigned char)seg[k] < 0x7f)
                     snprintf(why, whylen,
                              "segment %zu: '%c' is not allowed; use letters, digits, '.', '_', '~', '-' or "
                              "%%XX escapes",
