@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -670,14 +671,40 @@ static void json_as_yaml_flow(const char *in, size_t len, char *out)
     }
 }
 
+/* jansson reports some allocation failures as syntax errors. To tell them
+ * apart, its allocator is wrapped (once, and only while it is still the
+ * default malloc/free, so nobody else's choice is overridden) to note a
+ * failure in a per-thread flag; the wrapper behaves exactly like malloc. */
+static _Thread_local bool json_alloc_failed;
+static pthread_once_t json_alloc_once = PTHREAD_ONCE_INIT;
+
+static void *json_malloc_noting_failure(size_t n)
+{
+    void *p = malloc(n);
+    if (p == NULL)
+        json_alloc_failed = true;
+    return p;
+}
+
+static void json_alloc_install(void)
+{
+    json_malloc_t current_malloc;
+    json_free_t current_free;
+    json_get_alloc_funcs(&current_malloc, &current_free);
+    if (current_malloc == malloc && current_free == free)
+        json_set_alloc_funcs(json_malloc_noting_failure, free);
+}
+
 /* Checks JSON syntax strictly with jansson, then reads the document into a
  * positioned tree through libyaml. */
 static int build_tree_json(ctx_t *c, const char *data, size_t len, node_t **root)
 {
     json_error_t jerr;
+    pthread_once(&json_alloc_once, json_alloc_install);
+    json_alloc_failed = false;
     json_t *doc = json_loadb(data, len, JSON_DECODE_ANY, &jerr);
     if (doc == NULL) {
-        if (json_error_code(&jerr) == json_error_out_of_memory)
+        if (json_alloc_failed || json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0')
             return -ENOMEM;
         unsigned line = jerr.line > 0 ? (unsigned)jerr.line : 1, col = jerr.column > 0 ? (unsigned)jerr.column : 1;
         if (jerr.line <= 0 && jerr.position > 0)
@@ -1889,16 +1916,19 @@ static bool ends_with(const char *s, const char *suffix)
 int reg_manifest_parse(const char *filename, const char *data, size_t len, reg_manifest_t **out, char *err,
                        size_t errlen)
 {
+    if (out)
+        *out = NULL;
     ctx_t *c = calloc(1, sizeof *c);
-    if (c == NULL)
+    if (c == NULL) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: out of memory while reading the manifest", filename ? filename : "manifest");
         return -ENOMEM;
+    }
     c->filename = filename ? filename : "manifest";
     c->err = err;
     c->errlen = errlen;
     if (err && errlen)
         err[0] = '\0';
-    if (out)
-        *out = NULL;
 
     int rc;
     node_t *root = NULL;

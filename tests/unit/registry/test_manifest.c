@@ -15,6 +15,67 @@
 #include "registry.h"
 #include "tine_common.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TINE_TEST_UNDER_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define TINE_TEST_UNDER_ASAN 1
+#endif
+
+#include <errno.h>
+
+#ifndef TINE_TEST_UNDER_ASAN
+/* Allocation torture (as curl does it): this test program replaces malloc,
+ * calloc, realloc and free with wrappers around glibc's own allocator that
+ * can fail the Nth allocation and count blocks still live. Off unless a test
+ * turns it on; sanitizer builds leave the allocator alone, and under valgrind
+ * (which replaces these again) the torture test notices and skips. */
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t n);
+extern void __libc_free(void *p);
+
+static long alloc_fail_countdown = -1; /* fail when it reaches 0; -1: never */
+static int alloc_tracking;
+static long alloc_live;
+
+static int alloc_should_fail(void)
+{
+    if (alloc_fail_countdown < 0)
+        return 0;
+    return alloc_fail_countdown-- == 0;
+}
+
+void *malloc(size_t n)
+{
+    void *p = alloc_should_fail() ? NULL : __libc_malloc(n);
+    alloc_live += alloc_tracking && p;
+    return p;
+}
+
+void *calloc(size_t n, size_t size)
+{
+    void *p = alloc_should_fail() ? NULL : __libc_calloc(n, size);
+    alloc_live += alloc_tracking && p;
+    return p;
+}
+
+void *realloc(void *old, size_t n)
+{
+    void *p = alloc_should_fail() ? NULL : __libc_realloc(old, n);
+    alloc_live += alloc_tracking && p && old == NULL;
+    return p;
+}
+
+void free(void *p)
+{
+    alloc_live -= alloc_tracking && p;
+    __libc_free(p);
+}
+#endif
+
 static char err[1024];
 
 /* Parses text that must be accepted; fails the test with the error otherwise. */
@@ -786,6 +847,56 @@ static void test_schema_matches_parser_keys(void **state)
     json_decref(schema);
 }
 
+
+#ifndef TINE_TEST_UNDER_ASAN
+/* Fails each allocation of a parse in turn: every failure must give
+ * -ENOMEM (or be survived), never a crash, and leave no block behind. */
+static void torture_parse(const char *filename, const char *text, int expected_rc)
+{
+    for (long n = 0;; n++) {
+        reg_manifest_t *m = NULL;
+        alloc_live = 0;
+        alloc_tracking = 1;
+        alloc_fail_countdown = n;
+        int rc = reg_manifest_parse(filename, text, strlen(text), &m, err, sizeof err);
+        int failed = alloc_fail_countdown < 0;
+        alloc_fail_countdown = -1;
+        reg_manifest_free(m);
+        alloc_tracking = 0;
+        if (n == 0 && !failed) {
+            print_message("allocator not replaceable here (valgrind?): torture skipped\n");
+            return;
+        }
+        if (alloc_live != 0)
+            fail_msg("%s: %ld blocks leaked when allocation %ld failed (rc %d)", filename, alloc_live, n, rc);
+        if (!failed) {
+            assert_int_equal(rc, expected_rc);
+            return;
+        }
+        if (rc == -ENOMEM) {
+            assert_null(m);
+            assert_string_equal(err, strcmp(filename, "tine.json") == 0
+                                         ? "tine.json: out of memory while reading the manifest"
+                                         : "tine.yaml: out of memory while reading the manifest");
+        } else if (rc != expected_rc) {
+            fail_msg("%s: allocation %ld failed: rc %d (%s)", filename, n, rc, err);
+        }
+    }
+}
+
+static void test_out_of_memory_torture(void **state)
+{
+    (void)state;
+    torture_parse("tine.yaml", design_example, 0);
+    torture_parse("tine.json", design_example_json, 0);
+    torture_parse("tine.yaml",
+                  BASE "env: { A: 1, B: 2 }\nroutes:\n  - { method: GET, path: /a/:x, function: f }\n"
+                       "  - { method: get, path: /a/:y, function: f }\n",
+                  TINE_EINVAL);
+    torture_parse("tine.yaml", "app: shop\nfunctions:\n  f: {handler: f.lua#main}\n   x: 1\n", TINE_EINVAL);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -803,6 +914,9 @@ int main(void)
         cmocka_unit_test(test_api_edges),
         cmocka_unit_test(test_parse_duration),
         cmocka_unit_test(test_schema_matches_parser_keys),
+#ifndef TINE_TEST_UNDER_ASAN
+        cmocka_unit_test(test_out_of_memory_torture),
+#endif
     };
     return cmocka_run_group_tests_name("registry/manifest", tests, NULL, NULL);
 }
