@@ -96,7 +96,7 @@ typedef struct {
     size_t errlen;
     char path[2048]; /* key path of the node being looked at */
     size_t path_len;
-    char shown[4][200]; /* scratch for quoted values in messages */
+    char shown[4][256]; /* scratch for quoted values in messages */
     unsigned shown_next;
     size_t nodes;
 } ctx_t;
@@ -134,14 +134,14 @@ static void quote_into(char *out, size_t outlen, const char *s, size_t len)
         }
     }
     /* Drop a UTF-8 sequence left incomplete by running out of room. */
-    size_t end = o;
-    while (end > 1 && ((unsigned char)out[end - 1] & 0xC0) == 0x80)
-        end--;
-    if (end > 1 && ((unsigned char)out[end - 1] & 0x80) && end != o) {
-        unsigned char lead = (unsigned char)out[end - 1];
-        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
-        if (o - (end - 1) < need)
-            o = end - 1;
+    size_t lead = o;
+    while (lead > 1 && ((unsigned char)out[lead - 1] & 0xC0) == 0x80)
+        lead--;
+    if (lead > 1 && (unsigned char)out[lead - 1] >= 0xC0) {
+        unsigned char b = (unsigned char)out[lead - 1];
+        size_t need = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2;
+        if (o - (lead - 1) < need)
+            o = lead - 1;
     }
     out[o++] = '\'';
     out[o] = '\0';
@@ -286,7 +286,7 @@ static size_t path_push_key(ctx_t *c, const char *key, size_t len)
     bool simple = len > 0 && len <= 64;
     for (size_t i = 0; simple && i < len; i++)
         simple = is_plain_key_char(key[i]);
-    char quoted[200];
+    char quoted[256];
     if (!simple)
         quote_into(quoted, sizeof quoted, key, len);
     size_t room = sizeof c->path - c->path_len;
@@ -1016,11 +1016,11 @@ static int read_app_name(ctx_t *c, const node_t *n, void *out)
     if (rc != 0)
         return rc;
     const char *q = show_text(c, text, len);
-    if (len == 0 || len > 63)
-        return fail(c, n, "%s must be 1..63 characters long, not %zu", q, len);
     for (size_t i = 0; i < len; i++)
         if (!is_lower_alnum(text[i]) && text[i] != '-')
             return fail(c, n, "%s may hold only lowercase letters, digits and '-'", q);
+    if (len == 0 || len > 63)
+        return fail(c, n, "%s must be 1..63 characters long, not %zu", q, len);
     if (text[0] == '-')
         return fail(c, n, "%s must start with a letter or digit", q);
     if (text[len - 1] == '-')
@@ -1038,16 +1038,16 @@ static int read_host(ctx_t *c, const node_t *n, void *out)
     if (rc != 0)
         return rc;
     const char *q = show_text(c, text, len);
+    for (size_t i = 0; i < len; i++)
+        if (!is_lower_alnum(text[i]) && text[i] != '-' && text[i] != '.')
+            return fail(c, n, "%s is not a valid hostname: only lowercase letters, digits, '-' and '.' are allowed",
+                        q);
     if (len == 0 || len > 253)
         return fail(c, n, "%s must be 1..253 characters long", q);
     size_t label_start = 0;
     for (size_t i = 0; i <= len; i++) {
-        if (i < len && text[i] != '.') {
-            if (!is_lower_alnum(text[i]) && text[i] != '-')
-                return fail(c, n,
-                            "%s is not a valid hostname: only lowercase letters, digits, '-' and '.' are allowed", q);
+        if (i < len && text[i] != '.')
             continue;
-        }
         size_t label_len = i - label_start;
         if (label_len == 0)
             return fail(c, n, "%s is not a valid hostname: empty label", q);

@@ -685,6 +685,16 @@ static void test_messages_are_one_line(void **state)
     expect_error("app: shop\nfunctions:\n  f: { handler: \"f.lua#ma\\tin\" }\n",
                  "tine.yaml:3:17: functions.f.handler: 'f.lua#ma\\tin': the export after '#' must be a Lua "
                  "identifier ([A-Za-z_][A-Za-z0-9_]*)");
+    /* Long values are cut after 48 characters, never inside a UTF-8 sequence. */
+    char app[400] = "app: ";
+    for (int i = 0; i < 60; i++)
+        strcat(app, "\xF0\x9F\x98\x80");
+    strcat(app, "\nfunctions: {}\n");
+    char expected[400] = "tine.yaml:1:6: app: '";
+    for (int i = 0; i < 48; i++)
+        strcat(expected, "\xF0\x9F\x98\x80");
+    strcat(expected, "...' may hold only lowercase letters, digits and '-'");
+    expect_error(app, expected);
     /* A key of 70 letters is too long to be shown as is in the path. */
     char text[256];
     snprintf(text, sizeof text, "app: shop\nfunctions:\n  %070d: { handler: f.lua#main }\n", 0);
