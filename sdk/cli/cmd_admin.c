@@ -35,6 +35,32 @@ static int parse_app(cli_ctx_t *ctx, int argc, char **argv, const char **app)
     return CLI_OK;
 }
 
+/* Reads one thing of an app (or of the node when app is NULL) and prints
+ * it: the shared body of apps, versions and routes. */
+typedef int (*fetch_fn)(tine_client_t *c, const char *app, char **answer);
+
+static int fetch_apps(tine_client_t *c, const char *app, char **answer)
+{
+    (void)app;
+    return tine_apps(c, answer);
+}
+
+static int fetch_and_print(cli_ctx_t *ctx, const char *app, fetch_fn fetch, render_fn render)
+{
+    cli_conn_t conn;
+    tine_client_t *c = cli_connect(ctx, &conn);
+    int rc = CLI_FAIL;
+    char *answer = NULL;
+    if (c != NULL) {
+        int e = fetch(c, app, &answer);
+        rc = e != 0 ? cli_client_fail(ctx, c, e, &conn) : print_answer(ctx, answer, render);
+    }
+    tine_free(answer);
+    tine_client_free(c);
+    cli_conn_dispose(&conn);
+    return rc;
+}
+
 int cli_cmd_apps(cli_ctx_t *ctx, int argc, char **argv)
 {
     const char *pos[1];
@@ -42,18 +68,7 @@ int cli_cmd_apps(cli_ctx_t *ctx, int argc, char **argv)
     char err[256];
     if (cli_parse_command(argc, argv, NULL, 0, pos, 0, 0, &npos, err, sizeof err) != CLI_OK)
         return cli_usage_error(ctx, err);
-    cli_conn_t conn;
-    tine_client_t *c = cli_connect(ctx, &conn);
-    int rc = CLI_FAIL;
-    char *answer = NULL;
-    if (c != NULL) {
-        int e = tine_apps(c, &answer);
-        rc = e != 0 ? cli_client_fail(ctx, c, e, &conn) : print_answer(ctx, answer, cli_render_apps);
-    }
-    tine_free(answer);
-    tine_client_free(c);
-    cli_conn_dispose(&conn);
-    return rc;
+    return fetch_and_print(ctx, NULL, fetch_apps, cli_render_apps);
 }
 
 int cli_cmd_versions(cli_ctx_t *ctx, int argc, char **argv)
@@ -61,18 +76,7 @@ int cli_cmd_versions(cli_ctx_t *ctx, int argc, char **argv)
     const char *app;
     if (parse_app(ctx, argc, argv, &app) != CLI_OK)
         return CLI_USAGE;
-    cli_conn_t conn;
-    tine_client_t *c = cli_connect(ctx, &conn);
-    int rc = CLI_FAIL;
-    char *answer = NULL;
-    if (c != NULL) {
-        int e = tine_versions(c, app, &answer);
-        rc = e != 0 ? cli_client_fail(ctx, c, e, &conn) : print_answer(ctx, answer, cli_render_versions);
-    }
-    tine_free(answer);
-    tine_client_free(c);
-    cli_conn_dispose(&conn);
-    return rc;
+    return fetch_and_print(ctx, app, tine_versions, cli_render_versions);
 }
 
 int cli_cmd_routes(cli_ctx_t *ctx, int argc, char **argv)
@@ -80,18 +84,7 @@ int cli_cmd_routes(cli_ctx_t *ctx, int argc, char **argv)
     const char *app;
     if (parse_app(ctx, argc, argv, &app) != CLI_OK)
         return CLI_USAGE;
-    cli_conn_t conn;
-    tine_client_t *c = cli_connect(ctx, &conn);
-    int rc = CLI_FAIL;
-    char *answer = NULL;
-    if (c != NULL) {
-        int e = tine_routes(c, app, &answer);
-        rc = e != 0 ? cli_client_fail(ctx, c, e, &conn) : print_answer(ctx, answer, cli_render_routes);
-    }
-    tine_free(answer);
-    tine_client_free(c);
-    cli_conn_dispose(&conn);
-    return rc;
+    return fetch_and_print(ctx, app, tine_routes, cli_render_routes);
 }
 
 int cli_cmd_rollback(cli_ctx_t *ctx, int argc, char **argv)
