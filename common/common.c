@@ -177,6 +177,25 @@ int tine_read_file(const char *path, char **out, size_t *out_len)
     return 0;
 }
 
+int tine_mkdirs(const char *path, unsigned int mode)
+{
+    char *p = xstrdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, (mode_t)mode) != 0 && errno != EEXIST) {
+            int e = -errno;
+            free(p);
+            return e;
+        }
+        *s = '/';
+    }
+    int rc = mkdir(p, (mode_t)mode) != 0 && errno != EEXIST ? -errno : 0;
+    free(p);
+    return rc;
+}
+
 uint64_t tine_now_ns(void)
 {
     struct timespec ts;

@@ -51,6 +51,10 @@ void tine_buf_appendf(tine_buf_t *b, const char *fmt, ...) __attribute__((format
 /* Reads a whole file into a fresh NUL-terminated buffer; returns 0 or -errno. */
 int tine_read_file(const char *path, char **out, size_t *out_len);
 
+/* Creates `path` and every missing parent directory (like mkdir -p) with
+ * `mode`. Returns 0 or -errno. */
+int tine_mkdirs(const char *path, unsigned int mode);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t tine_now_ns(void);
 

@@ -255,7 +255,8 @@ static void on_timeout(uv_timer_t *t)
     call_fail(c, TINE_ETIMEOUT, 504, msg);
 }
 
-static void pool_take_call(inv_pool_t *p, inv_sandbox_t *s)
+/* Removes and returns the oldest queued call (the queue must not be empty). */
+static inv_call_t *pool_pop_call(inv_pool_t *p)
 {
     inv_call_t *c = p->queue_head;
     p->queue_head = c->next;
@@ -263,7 +264,12 @@ static void pool_take_call(inv_pool_t *p, inv_sandbox_t *s)
         p->queue_tail = NULL;
     p->queued--;
     c->next = NULL;
-    sandbox_dispatch(s, c);
+    return c;
+}
+
+static void pool_take_call(inv_pool_t *p, inv_sandbox_t *s)
+{
+    sandbox_dispatch(s, pool_pop_call(p));
     if (s->state == SBX_BUSY)
         uv_timer_start(&s->timer, on_timeout, p->fn->timeout_ms, 0);
 }
@@ -417,13 +423,8 @@ static void sandbox_on_frame(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *p
             const char *e = json_string_value(json_object_get(meta, "error"));
             char *msg = xasprintf("function %s failed to load: %s", p->fn->name, e ? e : "unknown error");
             fprintf(stderr, "tined: %s\n", msg);
-            while (p->queue_head) {
-                inv_call_t *c = p->queue_head;
-                p->queue_head = c->next;
-                p->queued--;
-                call_fail(c, TINE_EHANDLER, 500, msg);
-            }
-            p->queue_tail = NULL;
+            while (p->queue_head)
+                call_fail(pool_pop_call(p), TINE_EHANDLER, 500, msg);
             free(msg);
             json_decref(meta);
             sandbox_close(s);
@@ -528,12 +529,12 @@ static void pool_dispatch(inv_pool_t *p)
 {
     while (p->queue_head) {
         inv_sandbox_t *idle = NULL;
-        size_t starting = 0;
+        size_t starting = 0, live = 0;
         for (inv_sandbox_t *s = p->sandboxes; s; s = s->next) {
             if (s->state == SBX_IDLE && idle == NULL)
                 idle = s;
-            if (s->state == SBX_STARTING)
-                starting++;
+            starting += s->state == SBX_STARTING;
+            live += s->state != SBX_CLOSING;
         }
         if (idle) {
             pool_take_call(p, idle);
@@ -541,21 +542,13 @@ static void pool_dispatch(inv_pool_t *p)
         }
         if (p->inv->closing)
             return;
-        size_t live = 0;
-        for (inv_sandbox_t *s = p->sandboxes; s; s = s->next)
-            live += s->state != SBX_CLOSING;
         /* Enough sandboxes are already starting for the calls waiting. */
         if (starting >= p->queued || live >= p->fn->concurrency)
             return;
         char err[256];
         if (pool_spawn(p, err, sizeof(err)) != 0) {
             fprintf(stderr, "tined: %s\n", err);
-            inv_call_t *c = p->queue_head;
-            p->queue_head = c->next;
-            if (p->queue_head == NULL)
-                p->queue_tail = NULL;
-            p->queued--;
-            call_fail(c, TINE_ECRASH, 503, err);
+            call_fail(pool_pop_call(p), TINE_ECRASH, 503, err);
         }
     }
 }
@@ -670,13 +663,8 @@ void inv_free(inv_invoker_t *inv)
     for (inv_pool_t *p = inv->pools, *pn; p; p = pn) {
         pn = p->next;
         p->retired = true;
-        while (p->queue_head) {
-            inv_call_t *c = p->queue_head;
-            p->queue_head = c->next;
-            p->queued--;
-            call_fail(c, TINE_EBUSY, 503, "the node is shutting down");
-        }
-        p->queue_tail = NULL;
+        while (p->queue_head)
+            call_fail(pool_pop_call(p), TINE_EBUSY, 503, "the node is shutting down");
         if (p->sandboxes == NULL) {
             pool_maybe_free(p);
             continue;

@@ -55,26 +55,6 @@ void reg_app_version_release(reg_app_version_t *v)
     free(v);
 }
 
-/* Creates every missing directory of `path` (like mkdir -p). */
-static int mkdirs(const char *path, mode_t mode)
-{
-    char *p = xstrdup(path);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, mode) != 0 && errno != EEXIST) {
-            int e = -errno;
-            free(p);
-            return e;
-        }
-        *s = '/';
-    }
-    int rc = mkdir(p, mode) != 0 && errno != EEXIST ? -errno : 0;
-    free(p);
-    return rc;
-}
-
 static int write_whole(const char *path, const char *data, size_t len)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -108,12 +88,12 @@ static int materialize(reg_live_t *l, const reg_bundle_t *b, const char *app, ui
         return 0;
     }
     char *tmp = xasprintf("%s/bundles/%s/.%" PRIu64 ".tmp.%d", l->state_dir, app, version, (int)getpid());
-    int rc = mkdirs(tmp, 0755);
+    int rc = tine_mkdirs(tmp, 0755);
     for (size_t i = 0; rc == 0 && i < b->files_len; i++) {
         char *path = xasprintf("%s/%s", tmp, b->files[i].path);
         char *slash = strrchr(path, '/');
         *slash = '\0';
-        rc = mkdirs(path, 0755);
+        rc = tine_mkdirs(path, 0755);
         *slash = '/';
         if (rc == 0)
             rc = write_whole(path, b->files[i].data, b->files[i].len);

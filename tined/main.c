@@ -30,21 +30,6 @@ typedef struct {
     uv_signal_t sigterm;
 } tined_t;
 
-static int mkdir_p(const char *path, mode_t mode)
-{
-    char *p = xstrdup(path);
-    for (char *s = p + 1; *s; s++) {
-        if (*s == '/') {
-            *s = '\0';
-            mkdir(p, mode);
-            *s = '/';
-        }
-    }
-    int rc = mkdir(p, mode) != 0 && errno != EEXIST ? -errno : 0;
-    free(p);
-    return rc;
-}
-
 /* Reads the admin token from the state dir, creating it (printed once) on
  * the first start. Returns a heap string or NULL on failure. */
 static char *load_or_create_token(const char *state_dir)
@@ -118,7 +103,7 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     }
     signal(SIGPIPE, SIG_IGN);
-    if (mkdir_p(cfg.state_dir, 0700) != 0) {
+    if (tine_mkdirs(cfg.state_dir, 0700) != 0) {
         fprintf(stderr, "tined: cannot create state dir %s: %s\n", cfg.state_dir, strerror(errno));
         return 1;
     }
