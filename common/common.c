@@ -1,5 +1,7 @@
 #include "tine_common.h"
 
+#include <jansson.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -201,4 +203,72 @@ uint64_t tine_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t tine_now_unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000ull + (uint64_t)ts.tv_nsec / 1000000ull;
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
+}
+
+json_t *tine_json_text(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        size_t l = utf8_seq_len(u + i, len - i);
+        if (l == 0 || (l == 1 && u[i] == 0))
+            break;
+        i += l;
+    }
+    if (i == len)
+        return json_stringn_nocheck(s, len);
+    tine_buf_t b;
+    tine_buf_init(&b);
+    for (i = 0; i < len;) {
+        size_t l = utf8_seq_len(u + i, len - i);
+        if (l == 0 || (l == 1 && u[i] == 0)) {
+            tine_buf_append(&b, "\xEF\xBF\xBD", 3);
+            i++;
+        } else {
+            tine_buf_append(&b, s + i, l);
+            i += l;
+        }
+    }
+    json_t *j = json_stringn_nocheck(b.data ? b.data : "", b.len);
+    tine_buf_dispose(&b);
+    return j;
 }

@@ -58,6 +58,14 @@ int tine_mkdirs(const char *path, unsigned int mode);
 /* Monotonic clock in nanoseconds. */
 uint64_t tine_now_ns(void);
 
+/* Wall clock (CLOCK_REALTIME) in milliseconds since the Unix epoch. */
+uint64_t tine_now_unix_ms(void);
+
+/* A JSON string of `len` bytes of `s`, with every byte that is not part of
+ * valid UTF-8 replaced by U+FFFD (log lines and other untrusted text). */
+struct json_t;
+struct json_t *tine_json_text(const char *s, size_t len);
+
 #ifndef container_of
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #endif

@@ -192,9 +192,7 @@ void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn
     }
     if (r != 0) {
         pending->req = NULL;
-        gw__send_error(req, r == TINE_EINVAL ? 501 : 503, "cannot invoke %s: %s",
-                       v->manifest->functions[fn_index].name,
-                       r == TINE_EINVAL ? "runtime exec is not served yet" : tine_strerror(r));
+        gw__send_error(req, 503, "cannot invoke %s: %s", v->manifest->functions[fn_index].name, tine_strerror(r));
         return;
     }
     /* The callback may already have run (and answered) synchronously. */

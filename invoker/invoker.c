@@ -1,9 +1,8 @@
 /* The invoker: keeps a pool of warm sandboxes per (app version, function),
  * sends each sandbox one invocation at a time over its socket, and turns the
  * sandbox's answer, its death or its overrun into a result. */
-#include "invoker.h"
+#include "invoker_internal.h"
 #include "tine_common.h"
-#include "wire.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -15,71 +14,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-typedef enum { SBX_STARTING, SBX_IDLE, SBX_BUSY, SBX_CLOSING } sandbox_state_t;
-
-typedef struct inv_pool inv_pool_t;
-typedef struct inv_sandbox inv_sandbox_t;
-
-struct inv_call {
-    inv_invoker_t *inv;
-    inv_pool_t *pool;
-    inv_call_t *next; /* queue link */
-    inv_done_cb cb;
-    void *data;
-    uint64_t id;
-    char id_hex[33];
-    json_t *request;
-    char *body;
-    size_t body_len;
-    uint64_t queued_at;
-    uint64_t dispatched_at;
-    bool cold;
-    uint64_t cold_start_ns;
-};
-
-struct inv_sandbox {
-    uv_pipe_t pipe;
-    uv_timer_t timer;
-    inv_pool_t *pool;
-    inv_sandbox_t *next;
-    pid_t pid;
-    sandbox_state_t state;
-    int handles_open;
-    bool timed_out;
-    char *rbuf;
-    size_t rlen;
-    size_t rcap;
-    inv_call_t *call;
-    uint64_t spawned_at;
-    uint64_t ready_ns;
-    uint64_t invocations;
-    bool fresh; /* has not served an invocation yet */
-};
-
-struct inv_pool {
-    inv_invoker_t *inv;
-    inv_pool_t *next;
-    reg_app_version_t *version; /* retained */
-    size_t fn_index;
-    const reg_function_t *fn;
-    inv_sandbox_t *sandboxes;
-    size_t nsandboxes;
-    inv_call_t *queue_head;
-    inv_call_t *queue_tail;
-    size_t queued;
-    bool retired;
-};
-
-struct inv_invoker {
-    uv_loop_t *loop;
-    sbx_zygote_t *zygote;
-    inv_config_t cfg;
-    inv_pool_t *pools;
-    uint64_t next_id;
-    char node_prefix[17];
-    bool closing;
-};
-
 typedef struct {
     uv_write_t req;
     uv_buf_t buf;
@@ -87,6 +21,8 @@ typedef struct {
 
 static void pool_dispatch(inv_pool_t *p);
 static void sandbox_close(inv_sandbox_t *s);
+static int sandbox_write(inv_sandbox_t *s, uint8_t type, uint64_t id, const char *meta, size_t meta_len,
+                         const char *body, size_t body_len);
 
 inv_invoker_t *inv_new(uv_loop_t *loop, sbx_zygote_t *zygote, const inv_config_t *cfg)
 {
@@ -95,6 +31,8 @@ inv_invoker_t *inv_new(uv_loop_t *loop, sbx_zygote_t *zygote, const inv_config_t
     inv->zygote = zygote;
     inv->cfg.max_queue = cfg && cfg->max_queue ? cfg->max_queue : 100;
     inv->cfg.store = cfg ? cfg->store : NULL;
+    inv->cfg.on_activation = cfg ? cfg->on_activation : NULL;
+    inv->cfg.on_activation_data = cfg ? cfg->on_activation_data : NULL;
     uint64_t r = 0;
     if (getrandom(&r, sizeof(r), 0) != sizeof(r))
         r = tine_now_ns() ^ (uint64_t)getpid();
@@ -102,7 +40,50 @@ inv_invoker_t *inv_new(uv_loop_t *loop, sbx_zygote_t *zygote, const inv_config_t
     return inv;
 }
 
-/* Finishes a call: runs its callback (unless cancelled) and frees it. */
+static void call_free(inv_call_t *c)
+{
+    json_decref(c->request);
+    json_decref(c->logs);
+    free(c->body);
+    free(c);
+}
+
+/* Hands the finished call to the activation observer. */
+static void call_record(inv_call_t *c, const inv_result_t *res)
+{
+    inv_invoker_t *inv = c->inv;
+    if (inv->cfg.on_activation == NULL)
+        return;
+    const reg_function_t *fn = c->pool->fn;
+    const char *trigger = json_string_value(json_object_get(c->request, "trigger"));
+    if (trigger == NULL)
+        trigger = json_string_value(json_object_get(c->request, "kind"));
+    inv_activation_t a = {
+        .invocation_id = c->id_hex,
+        .app = c->pool->version->app,
+        .version = c->pool->version->version,
+        .function = fn->name,
+        .trigger = trigger ? trigger : "http",
+        .start_unix_ms = c->started_unix_ms,
+        .duration_ns = res->duration_ns,
+        .queued_ns = res->queued_ns,
+        .cold_start_ns = res->cold_start_ns,
+        .cold = res->cold,
+        .dispatched = c->dispatched_at != 0,
+        .memory_mb = fn->memory_mb,
+        .timeout_ms = fn->timeout_ms,
+        .cpu_ns = c->cpu_ns,
+        .code = res->code,
+        .status = res->status,
+        .error = res->code ? res->error : NULL,
+        .logs = c->logs,
+        .logs_truncated = c->logs_truncated,
+    };
+    inv->cfg.on_activation(inv->cfg.on_activation_data, &a);
+}
+
+/* Finishes a call: runs its callback (unless cancelled), records the
+ * activation, and frees the call unless a host call still holds it. */
 static void call_finish(inv_call_t *c, inv_result_t *res)
 {
     res->invocation_id = c->id_hex;
@@ -114,11 +95,41 @@ static void call_finish(inv_call_t *c, inv_result_t *res)
     } else {
         res->queued_ns = tine_now_ns() - c->queued_at;
     }
+    c->sandbox = NULL;
+    c->finished = true;
     if (c->cb)
         c->cb(c->data, res);
-    json_decref(c->request);
-    free(c->body);
-    free(c);
+    call_record(c, res);
+    if (c->holds == 0)
+        call_free(c);
+}
+
+void inv_call_hold(inv_call_t *c)
+{
+    c->holds++;
+}
+
+void inv_call_reply(inv_call_t *c, const char *meta, size_t meta_len, const void *body, size_t body_len)
+{
+    inv_sandbox_t *s = c->sandbox;
+    if (!c->finished && s != NULL && s->state == SBX_BUSY && s->call == c)
+        sandbox_write(s, SBX_MSG_HOSTREPLY, c->id, meta, meta_len, body, body_len);
+    if (--c->holds == 0 && c->finished)
+        call_free(c);
+}
+
+/* Keeps one log line of the running call, up to INV_LOG_CAP bytes in all. */
+static void call_log(inv_call_t *c, const char *level, const char *line, size_t len)
+{
+    if (c->logs_bytes + len > INV_LOG_CAP) {
+        c->logs_truncated = true;
+        return;
+    }
+    if (c->logs == NULL)
+        c->logs = json_array();
+    json_array_append_new(c->logs, json_pack("{s:I, s:s, s:o}", "t", (json_int_t)tine_now_unix_ms(), "level",
+                                             level, "msg", tine_json_text(line, len)));
+    c->logs_bytes += len;
 }
 
 static void call_fail(inv_call_t *c, int code, int status, const char *error)
@@ -223,6 +234,7 @@ static void sandbox_dispatch(inv_sandbox_t *s, inv_call_t *c)
 
     s->state = SBX_BUSY;
     s->call = c;
+    c->sandbox = s;
     c->cold = s->fresh;
     c->cold_start_ns = s->fresh ? s->ready_ns : 0;
     s->fresh = false;
@@ -239,6 +251,15 @@ static void sandbox_dispatch(inv_sandbox_t *s, inv_call_t *c)
     }
 }
 
+/* Kills a sandbox, and for exec functions everything the program started
+ * (the runner leads its own process group). */
+static void sandbox_kill(inv_sandbox_t *s)
+{
+    if (s->pool->fn->runtime == REG_RUNTIME_EXEC)
+        kill(-s->pid, SIGKILL);
+    kill(s->pid, SIGKILL);
+}
+
 static void on_timeout(uv_timer_t *t)
 {
     inv_sandbox_t *s = t->data;
@@ -250,7 +271,7 @@ static void on_timeout(uv_timer_t *t)
     char msg[128];
     snprintf(msg, sizeof(msg), "function %s timed out after %" PRIu32 " ms", s->pool->fn->name,
              s->pool->fn->timeout_ms);
-    kill(s->pid, SIGKILL);
+    sandbox_kill(s);
     sandbox_close(s);
     call_fail(c, TINE_ETIMEOUT, 504, msg);
 }
@@ -275,70 +296,6 @@ static void pool_take_call(inv_pool_t *p, inv_sandbox_t *s)
 }
 
 static void sandbox_on_frame(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *payload);
-
-/* Serves one tine.kv host call for the sandbox's current invocation and
- * answers with a HOSTREPLY frame: meta {"found":..} / {"value":N} /
- * {"deleted":..} / {"keys":[..]} / {} or {"error":"..."}; body: the value of
- * a get. Keys live in the app's own key space. */
-static void sandbox_hostcall(inv_sandbox_t *s, const sbx_frame_hdr_t *h, const char *payload)
-{
-    const char *app = s->pool->version->app;
-    json_t *meta = json_loadb(payload, h->meta_len, 0, NULL);
-    const char *op = json_string_value(json_object_get(meta, "op"));
-    const char *key = json_string_value(json_object_get(meta, "key"));
-    const char *body = payload + h->meta_len;
-    size_t body_len = h->len - h->meta_len;
-    char err[512] = "";
-    json_t *reply = NULL;
-    char *value = NULL;
-    size_t value_len = 0;
-    reg_store_t *st = s->pool->inv->cfg.store;
-    if (op == NULL || st == NULL) {
-        snprintf(err, sizeof(err), st ? "host call without an op" : "tine.kv is not available on this node");
-    } else if (strcmp(op, "kv.get") == 0 && key) {
-        int found = 0;
-        if (reg_kv_get(st, app, key, &value, &value_len, &found, err, sizeof(err)) == 0)
-            reply = json_pack("{s:b}", "found", found);
-    } else if (strcmp(op, "kv.set") == 0 && key) {
-        json_int_t ttl = json_integer_value(json_object_get(meta, "ttl_ms"));
-        if (reg_kv_set(st, app, key, body, body_len, ttl > 0 ? (uint64_t)ttl : 0, err, sizeof(err)) == 0)
-            reply = json_object();
-    } else if (strcmp(op, "kv.del") == 0 && key) {
-        int deleted = 0;
-        if (reg_kv_del(st, app, key, &deleted, err, sizeof(err)) == 0)
-            reply = json_pack("{s:b}", "deleted", deleted);
-    } else if (strcmp(op, "kv.incr") == 0 && key) {
-        json_t *by = json_object_get(meta, "by");
-        int64_t v = 0;
-        if (reg_kv_incr(st, app, key, by ? json_integer_value(by) : 1, &v, err, sizeof(err)) == 0)
-            reply = json_pack("{s:I}", "value", (json_int_t)v);
-    } else if (strcmp(op, "kv.keys") == 0) {
-        const char *prefix = json_string_value(json_object_get(meta, "prefix"));
-        char **keys = NULL;
-        size_t n = 0;
-        if (reg_kv_keys(st, app, prefix ? prefix : "", 10000, &keys, &n, err, sizeof(err)) == 0) {
-            json_t *arr = json_array();
-            for (size_t i = 0; i < n; i++) {
-                json_t *k = json_string(keys[i]);
-                if (k)
-                    json_array_append_new(arr, k);
-                free(keys[i]);
-            }
-            free(keys);
-            reply = json_pack("{s:o}", "keys", arr);
-        }
-    } else {
-        snprintf(err, sizeof(err), "unknown host call '%s'", op);
-    }
-    if (reply == NULL)
-        reply = json_pack("{s:s}", "error", err[0] ? err : "host call failed");
-    char *m = json_dumps(reply, JSON_COMPACT);
-    sandbox_write(s, SBX_MSG_HOSTREPLY, h->id, m, strlen(m), value, value_len);
-    free(m);
-    free(value);
-    json_decref(reply);
-    json_decref(meta);
-}
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -408,12 +365,19 @@ static void sandbox_on_frame(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *p
         int body = (int)(h->len - h->meta_len);
         fprintf(stderr, "[%s/%s v%" PRIu64 "] %.*s\n", p->version->app, p->fn->name, p->version->version, body,
                 payload + h->meta_len);
+        if (s->call != NULL && h->id == s->call->id) {
+            json_t *meta = json_loadb(payload, h->meta_len, 0, NULL);
+            const char *level = json_string_value(json_object_get(meta, "level"));
+            call_log(s->call, level && strcmp(level, "error") == 0 ? "error" : "info", payload + h->meta_len,
+                     (size_t)body);
+            json_decref(meta);
+        }
         return;
     }
     case SBX_MSG_HOSTCALL:
         if (s->call == NULL || h->id != s->call->id)
             break;
-        sandbox_hostcall(s, h, payload);
+        inv_hostcall(s->call, h, payload);
         return;
     case SBX_MSG_RESULT:
     case SBX_MSG_ERROR: {
@@ -438,6 +402,7 @@ static void sandbox_on_frame(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *p
         uv_timer_stop(&s->timer);
         s->call = NULL;
         s->state = SBX_IDLE;
+        c->cpu_ns = (uint64_t)h->aux * 1000u;
         inv_result_t res = {0};
         if (h->type == SBX_MSG_RESULT) {
             json_int_t st = json_integer_value(json_object_get(meta, "status"));
@@ -456,7 +421,8 @@ static void sandbox_on_frame(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *p
         }
         call_finish(c, &res);
         json_decref(meta);
-        if (p->retired && p->queued == 0)
+        /* An exec sandbox serves one invocation; a retired pool shrinks. */
+        if (p->fn->runtime == REG_RUNTIME_EXEC || (p->retired && p->queued == 0))
             sandbox_close(s);
         else
             pool_dispatch(p);
@@ -480,6 +446,8 @@ static int pool_spawn(inv_pool_t *p, char *err, size_t errlen)
     char *env_json = json_dumps(env, JSON_COMPACT);
     json_decref(env);
     sbx_spec_t spec = {
+        .runtime = fn->runtime == REG_RUNTIME_EXEC ? SBX_RUNTIME_EXEC : SBX_RUNTIME_LUA,
+        .network = fn->network,
         .app = p->version->app,
         .version = p->version->version,
         .function = fn->name,
@@ -576,10 +544,6 @@ int inv_call(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, json_t *
         json_decref(request);
         return TINE_ENOTFOUND;
     }
-    if (v->manifest->functions[fn_index].runtime != REG_RUNTIME_LUA) {
-        json_decref(request);
-        return TINE_EINVAL;
-    }
     inv_pool_t *p = pool_get(inv, v, fn_index);
     if (p->queued >= inv->cfg.max_queue) {
         json_decref(request);
@@ -599,6 +563,7 @@ int inv_call(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, json_t *
         c->body_len = body_len;
     }
     c->queued_at = tine_now_ns();
+    c->started_unix_ms = tine_now_unix_ms();
     if (p->queue_tail)
         p->queue_tail->next = c;
     else

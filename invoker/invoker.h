@@ -15,9 +15,37 @@ struct uv_loop_s;
 typedef struct inv_invoker inv_invoker_t;
 typedef struct inv_call inv_call_t;
 
+/* The record of one finished invocation, handed to the activation observer
+ * (billing, log triggers). Everything is borrowed for the callback's duration. */
+typedef struct {
+    const char *invocation_id;
+    const char *app;
+    uint64_t version;
+    const char *function;
+    const char *trigger;      /* request "trigger", else its "kind": http, event, ... */
+    uint64_t start_unix_ms;   /* wall clock when the call was accepted */
+    uint64_t duration_ns;     /* dispatch to answer (0 when never dispatched) */
+    uint64_t queued_ns;       /* waiting for a sandbox */
+    uint64_t cold_start_ns;   /* fork to ready, when cold */
+    bool cold;
+    bool dispatched;          /* reached a sandbox */
+    uint32_t memory_mb;
+    uint32_t timeout_ms;
+    uint64_t cpu_ns;          /* CPU time the sandbox reported for it */
+    int code;                 /* as inv_result_t */
+    int status;
+    const char *error;        /* NULL when code == 0 */
+    json_t *logs;             /* [{"t":unix_ms,"level":"info"|"error","msg":"..."}] */
+    bool logs_truncated;      /* lines past INV_LOG_CAP bytes were dropped */
+} inv_activation_t;
+
+typedef void (*inv_activation_cb)(void *data, const inv_activation_t *a);
+
 typedef struct {
     uint32_t max_queue; /* calls waiting per function before 429 (default 100) */
     reg_store_t *store; /* serves the tine.kv host calls (borrowed) */
+    inv_activation_cb on_activation; /* called once per finished call, may be NULL */
+    void *on_activation_data;
 } inv_config_t;
 
 /* The outcome of one invocation, borrowed for the callback's duration. */

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SBX_SDK_VERSION "0.1.0"
@@ -41,6 +42,7 @@ struct sbx_lua {
     int fd;                 /* the sandbox socket; -1 outside sbx_lua_serve */
     uint64_t invocation_id; /* id of the running invocation, 0 outside one */
     uint64_t start_ns;      /* CLOCK_MONOTONIC start of the running invocation */
+    uint64_t cpu_start_ns;  /* CPU time of the process when it started; 0 outside one */
     uint32_t timeout_ms;    /* its timeout, for ctx.remaining_ms() */
     const sbx_spec_t *spec;
     sbuf_t json;  /* tine.json.encode output and JSON response bodies */
@@ -1015,6 +1017,22 @@ void sbx_lua_free(sbx_lua_t *S)
 
 /* ------------------------------------------------------- serving */
 
+static uint64_t process_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* CPU time of the running invocation in microseconds (the frame's aux word). */
+static uint32_t invocation_cpu_us(const struct sbx_lua *S)
+{
+    if (S->cpu_start_ns == 0)
+        return 0;
+    uint64_t us = (process_cpu_ns() - S->cpu_start_ns) / 1000u;
+    return us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
 /* Writes an ERROR frame {"error":msg,"trace":trace}. Outside protected calls. */
 static int write_error(struct sbx_lua *S, uint64_t id, const char *msg, size_t msg_len, const char *trace,
                        size_t trace_len)
@@ -1028,7 +1046,7 @@ static int write_error(struct sbx_lua *S, uint64_t id, const char *msg, size_t m
         sb_json_str(NULL, m, trace, trace_len, false);
     }
     sb_addc(NULL, m, '}');
-    int rc = sbx_frame_write(S->fd, SBX_MSG_ERROR, id, m->data, m->len, NULL, 0);
+    int rc = sbx_frame_write_aux(S->fd, SBX_MSG_ERROR, id, invocation_cpu_us(S), m->data, m->len, NULL, 0);
     sb_reset(m);
     return rc;
 }
@@ -1367,6 +1385,7 @@ static int serve_invoke(struct sbx_lua *S, const sbx_frame_hdr_t *h, const char 
         return write_error(S, h->id, msg, (size_t)n, NULL, 0);
     }
     S->invocation_id = h->id;
+    S->cpu_start_ns = process_cpu_ns();
     S->timeout_ms = S->spec->timeout_ms;
     json_t *t = json_object_get(json_object_get(meta, "ctx"), "timeout_ms");
     if (json_is_number(t) && json_number_value(t) >= 0)
@@ -1390,12 +1409,14 @@ static int serve_invoke(struct sbx_lua *S, const sbx_frame_hdr_t *h, const char 
         } else if (lua_type(L, -1) == LUA_TSTRING) {
             body = lua_tolstring(L, -1, &blen);
         }
-        rc = sbx_frame_write(S->fd, SBX_MSG_RESULT, h->id, S->meta.data, S->meta.len, body, blen);
+        rc = sbx_frame_write_aux(S->fd, SBX_MSG_RESULT, h->id, invocation_cpu_us(S), S->meta.data, S->meta.len,
+                                 body, blen);
     }
     lua_settop(L, 0);
     sb_reset(&S->meta);
     sb_reset(&S->json);
     S->invocation_id = 0;
+    S->cpu_start_ns = 0;
     return rc;
 }
 

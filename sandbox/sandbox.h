@@ -4,20 +4,25 @@
 #ifndef TINE_SANDBOX_H
 #define TINE_SANDBOX_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+enum { SBX_RUNTIME_LUA = 0, SBX_RUNTIME_EXEC = 1 };
+
 /* What a sandbox runs: one function of one app version. */
 typedef struct {
+    int runtime;                /* SBX_RUNTIME_* */
     const char *app;
     uint64_t version;
     const char *function;
     const char *bundle_dir;     /* absolute directory holding the version's files */
-    const char *handler_file;   /* relative to bundle_dir */
-    const char *handler_export; /* exported name in the module's returned table */
+    const char *handler_file;   /* relative to bundle_dir; for exec the program */
+    const char *handler_export; /* exported name in the module's returned table (lua) */
     uint32_t memory_mb;
     uint32_t timeout_ms;
     const char *env_json; /* JSON object of the function's env, "{}" when none */
+    bool network;         /* exec: the program may use the network */
 } sbx_spec_t;
 
 /* ----------------------------------------------------------- Lua host */
@@ -35,6 +40,15 @@ int sbx_lua_serve(sbx_lua_t *L, int fd, const sbx_spec_t *spec);
 
 /* Closes the Lua state and frees everything sbx_lua_prepare made. Accepts NULL. */
 void sbx_lua_free(sbx_lua_t *L);
+
+/* ---------------------------------------------------------- exec runner */
+
+/* In a forked child for a `runtime: exec` function: writes SBX_MSG_READY,
+ * serves exactly one SBX_MSG_INVOKE by running the program of `spec` (request
+ * JSON on its stdin, stdout as the response, stderr as LOG frames), answers
+ * with SBX_MSG_RESULT or SBX_MSG_ERROR, and returns the exit status to use.
+ * The invoker never reuses an exec sandbox. */
+int sbx_exec_serve(int fd, const sbx_spec_t *spec);
 
 /* ------------------------------------------------------------- zygote */
 

@@ -25,6 +25,12 @@ int sbx_frame_check(const sbx_frame_hdr_t *h, uint32_t max_frame)
 int sbx_frame_write(int fd, uint8_t type, uint64_t id, const void *meta, size_t meta_len, const void *body,
                     size_t body_len)
 {
+    return sbx_frame_write_aux(fd, type, id, 0, meta, meta_len, body, body_len);
+}
+
+int sbx_frame_write_aux(int fd, uint8_t type, uint64_t id, uint32_t aux, const void *meta, size_t meta_len,
+                        const void *body, size_t body_len)
+{
     if (meta_len > UINT32_MAX || body_len > UINT32_MAX - meta_len)
         return -EMSGSIZE;
 
@@ -34,6 +40,7 @@ int sbx_frame_write(int fd, uint8_t type, uint64_t id, const void *meta, size_t 
     h.type = type;
     h.meta_len = (uint32_t)meta_len;
     h.id = id;
+    h.aux = aux;
 
     struct iovec iov[3];
     int n = 0;

@@ -38,7 +38,8 @@ typedef struct {
     uint8_t flags;     /* 0 for now */
     uint16_t reserved; /* 0 */
     uint32_t meta_len; /* leading payload bytes that are JSON metadata */
-    uint32_t pad;      /* 0 */
+    uint32_t aux;      /* RESULT and ERROR: CPU time the invocation used, in
+                          microseconds (saturating); 0 in other frames */
     uint64_t id;       /* invocation id the frame belongs to (0 for READY) */
 } sbx_frame_hdr_t;
 
@@ -52,6 +53,10 @@ int sbx_frame_check(const sbx_frame_hdr_t *h, uint32_t max_frame);
  * short writes). Returns 0 or -errno. */
 int sbx_frame_write(int fd, uint8_t type, uint64_t id, const void *meta, size_t meta_len, const void *body,
                     size_t body_len);
+
+/* sbx_frame_write with the header's `aux` word set. */
+int sbx_frame_write_aux(int fd, uint8_t type, uint64_t id, uint32_t aux, const void *meta, size_t meta_len,
+                        const void *body, size_t body_len);
 
 /* Reads one whole frame from a blocking fd. On success returns 0, fills *h and
  * stores a malloc'd payload of h->len bytes (+1 NUL byte) in *payload. Returns

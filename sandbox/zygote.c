@@ -76,6 +76,8 @@ static void zygote_become_sandbox(sbx_lua_t *L, int control_fd, int fd, const sb
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     signal(SIGCHLD, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
+    if (spec->runtime == SBX_RUNTIME_EXEC)
+        _exit(sbx_exec_serve(fd, spec));
     _exit(sbx_lua_serve(L, fd, spec));
 }
 
@@ -90,6 +92,8 @@ static void zygote_spawn(sbx_lua_t *L, int control_fd, const char *meta, size_t 
         return;
     }
     sbx_spec_t spec = {
+        .runtime = (int)json_integer_value(json_object_get(o, "runtime")),
+        .network = json_is_true(json_object_get(o, "network")),
         .app = json_str(o, "app"),
         .version = (uint64_t)json_integer_value(json_object_get(o, "version")),
         .function = json_str(o, "function"),
@@ -175,7 +179,8 @@ int sbx_zygote_start(sbx_zygote_t *z, const char *sdk_dir)
 
 int sbx_zygote_spawn(sbx_zygote_t *z, const sbx_spec_t *spec, pid_t *pid, int *fd)
 {
-    json_t *o = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:i, s:i, s:s}", "app", spec->app, "version",
+    json_t *o = json_pack("{s:i, s:b, s:s, s:I, s:s, s:s, s:s, s:s, s:i, s:i, s:s}", "runtime", spec->runtime,
+                          "network", spec->network, "app", spec->app, "version",
                           (json_int_t)spec->version, "function", spec->function, "bundle_dir", spec->bundle_dir,
                           "handler_file", spec->handler_file, "handler_export",
                           spec->handler_export ? spec->handler_export : "", "memory_mb", (int)spec->memory_mb,

@@ -50,7 +50,7 @@ static void test_round_trip_binary_body(void **state)
     assert_int_equal(h.len, sizeof meta - 1 + sizeof body - 1);
     assert_int_equal(h.flags, 0);
     assert_int_equal(h.reserved, 0);
-    assert_int_equal(h.pad, 0);
+    assert_int_equal(h.aux, 0);
     assert_memory_equal(p, meta, sizeof meta - 1);
     assert_memory_equal(p + h.meta_len, body, sizeof body - 1);
     assert_int_equal(p[h.len], '\0');

@@ -1,0 +1,102 @@
+/* Private to invoker/: the structures shared by the pool engine (invoker.c)
+ * and the host-call service (hostcall.c). */
+#ifndef TINE_INVOKER_INTERNAL_H
+#define TINE_INVOKER_INTERNAL_H
+
+#include "invoker.h"
+#include "wire.h"
+
+#include <uv.h>
+
+typedef enum { SBX_STARTING, SBX_IDLE, SBX_BUSY, SBX_CLOSING } sandbox_state_t;
+
+typedef struct inv_pool inv_pool_t;
+typedef struct inv_sandbox inv_sandbox_t;
+
+#define INV_LOG_CAP (64u * 1024u) /* log bytes kept per invocation */
+
+struct inv_call {
+    inv_invoker_t *inv;
+    inv_pool_t *pool;
+    inv_call_t *next; /* queue link */
+    inv_done_cb cb;
+    void *data;
+    uint64_t id;
+    char id_hex[33];
+    json_t *request;
+    char *body;
+    size_t body_len;
+    uint64_t queued_at;
+    uint64_t dispatched_at;
+    uint64_t started_unix_ms; /* wall clock when it was queued */
+    bool cold;
+    uint64_t cold_start_ns;
+    uint64_t cpu_ns; /* reported by the sandbox with its answer */
+    inv_sandbox_t *sandbox; /* running on it; NULL while queued and once finished */
+    json_t *logs;           /* [{"t":unix_ms,"level":..,"msg":..}] */
+    size_t logs_bytes;
+    bool logs_truncated;
+    unsigned holds; /* host calls in flight: the call is freed when 0 after finishing */
+    bool finished;
+};
+
+struct inv_sandbox {
+    uv_pipe_t pipe;
+    uv_timer_t timer;
+    inv_pool_t *pool;
+    inv_sandbox_t *next;
+    pid_t pid;
+    sandbox_state_t state;
+    int handles_open;
+    bool timed_out;
+    char *rbuf;
+    size_t rlen;
+    size_t rcap;
+    inv_call_t *call;
+    uint64_t spawned_at;
+    uint64_t ready_ns;
+    uint64_t invocations;
+    bool fresh; /* has not served an invocation yet */
+};
+
+struct inv_pool {
+    inv_invoker_t *inv;
+    inv_pool_t *next;
+    reg_app_version_t *version; /* retained */
+    size_t fn_index;
+    const reg_function_t *fn;
+    inv_sandbox_t *sandboxes;
+    size_t nsandboxes;
+    inv_call_t *queue_head;
+    inv_call_t *queue_tail;
+    size_t queued;
+    bool retired;
+};
+
+struct inv_invoker {
+    uv_loop_t *loop;
+    sbx_zygote_t *zygote;
+    inv_config_t cfg;
+    inv_pool_t *pools;
+    uint64_t next_id;
+    char node_prefix[17];
+    bool closing;
+};
+
+/* ---------------------------------------------------- invoker.c, for hostcall.c */
+
+/* Keeps `c` allocated while a host call of it is in flight (the call may
+ * finish meanwhile, e.g. by timeout). Every hold ends with inv_call_reply. */
+void inv_call_hold(inv_call_t *c);
+
+/* Answers a host call of `c` with a HOSTREPLY frame (copied) when the call is
+ * still running on its sandbox, drops the answer otherwise, and ends one hold. */
+void inv_call_reply(inv_call_t *c, const char *meta, size_t meta_len, const void *body, size_t body_len);
+
+/* ----------------------------------------------------- hostcall.c, for invoker.c */
+
+/* Serves one HOSTCALL frame of the running call `c` (meta {"op":..}). Every
+ * host call is answered exactly once with inv_call_reply, now or later. */
+void inv_hostcall(inv_call_t *c, const sbx_frame_hdr_t *h, const char *payload);
+
+#endif
