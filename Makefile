@@ -6,7 +6,7 @@ CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 APP ?= functions-examples/hello
 
-.PHONY: all deps build test test-asan up clean
+.PHONY: all deps build test test-asan fuzz up clean
 
 all: build
 
@@ -24,8 +24,15 @@ test: build
 test-asan:
 	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=Debug -DTINE_SANITIZE=ON $(EXTRA_CMAKE_FLAGS)"
 
+# Every libFuzzer driver of tests/fuzz for FUZZ_SECONDS (default 20) each.
+fuzz:
+	@scripts/deps.sh clang
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DTINE_FUZZ=ON
+	cmake --build build-fuzz -j $(JOBS)
+	tests/fuzz/run.sh build-fuzz/bin
+
 up: build
 	$(BUILD)/bin/tine up $(APP)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

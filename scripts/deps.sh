@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages tine needs to build, test and run. As root it
 # installs what is missing; otherwise it prints the exact sudo line and fails.
+# Extra packages for one target may be given as arguments (`make fuzz`: clang).
 set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git curl ca-certificates python3
@@ -9,6 +10,7 @@ PACKAGES=(
   libhiredis-dev redis-server
   libjansson-dev libyaml-dev libcurl4-openssl-dev libarchive-dev
   libseccomp-dev libcmocka-dev
+  "$@"
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
