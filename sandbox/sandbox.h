@@ -70,12 +70,18 @@ int sbx_zygote_start(sbx_zygote_t *z, const char *sdk_dir);
  * (-EAGAIN when the socket is full: nothing was sent). */
 int sbx_zygote_request(sbx_zygote_t *z, const sbx_spec_t *spec);
 
-/* Receives the answer to the oldest outstanding request: 0 with the child's
- * pid and its socket in *fd (close-on-exec), or the error the zygote met
- * (negative errno, TINE_EPROTO), which also consumes the request. With `wait`
- * false returns -EAGAIN at once when no answer is there yet; TINE_ECRASH when
- * the zygote is gone. */
-int sbx_zygote_receive(sbx_zygote_t *z, bool wait, pid_t *pid, int *fd);
+/* The zygote's answer to one spawn request. */
+typedef struct {
+    int error; /* 0, or why the zygote could not fork (negative errno) */
+    pid_t pid; /* the child, when error is 0 */
+    int fd;    /* tined's end of the child's socket (close-on-exec), when error is 0 */
+} sbx_spawned_t;
+
+/* Receives the answer to the oldest outstanding request into *out. Returns 0
+ * when an answer was consumed (look at out->error), -EAGAIN when `wait` is
+ * false and no answer is there yet, or TINE_ECRASH when the zygote is gone or
+ * its answers cannot be read any more. */
+int sbx_zygote_receive(sbx_zygote_t *z, bool wait, sbx_spawned_t *out);
 
 /* Asks the zygote for a new sandbox running `spec` and waits for it:
  * sbx_zygote_request then sbx_zygote_receive. The sandbox then writes

@@ -293,7 +293,7 @@ int sbx_zygote_request(sbx_zygote_t *z, const sbx_spec_t *spec)
     return rc;
 }
 
-int sbx_zygote_receive(sbx_zygote_t *z, bool wait, pid_t *pid, int *fd)
+int sbx_zygote_receive(sbx_zygote_t *z, bool wait, sbx_spawned_t *out)
 {
     zygote_reply_t reply;
     struct iovec iov = {&reply, sizeof(reply)};
@@ -313,37 +313,43 @@ int sbx_zygote_receive(sbx_zygote_t *z, bool wait, pid_t *pid, int *fd)
             break;
         if (errno == EINTR)
             continue;
-        if ((errno != EAGAIN && errno != EWOULDBLOCK) || !wait)
-            return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return TINE_ECRASH;
+        if (!wait)
+            return -EAGAIN;
         struct pollfd p = {.fd = z->control_fd, .events = POLLIN};
         if (poll(&p, 1, -1) < 0 && errno != EINTR)
-            return -errno;
+            return TINE_ECRASH;
     }
-    if (n == 0)
-        return TINE_ECRASH;
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
     int got = -1;
     if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
         memcpy(&got, CMSG_DATA(c), sizeof(int));
-    if (n != (ssize_t)sizeof(reply) || (reply.status == 0 && got < 0)) {
+    if (n != (ssize_t)sizeof(reply) || (reply.status == 0) != (got >= 0)) {
+        /* EOF, or the answers are out of step: nothing more can be trusted. */
         if (got >= 0)
             close(got);
-        return TINE_EPROTO;
+        return TINE_ECRASH;
     }
-    if (reply.status != 0) {
-        if (got >= 0)
-            close(got);
-        return reply.status;
-    }
-    *fd = got;
-    *pid = reply.pid;
+    out->error = reply.status;
+    out->pid = reply.status == 0 ? reply.pid : 0;
+    out->fd = got;
     return 0;
 }
 
 int sbx_zygote_spawn(sbx_zygote_t *z, const sbx_spec_t *spec, pid_t *pid, int *fd)
 {
     int r = sbx_zygote_request(z, spec);
-    return r != 0 ? r : sbx_zygote_receive(z, true, pid, fd);
+    sbx_spawned_t got;
+    if (r == 0)
+        r = sbx_zygote_receive(z, true, &got);
+    if (r == 0)
+        r = got.error;
+    if (r == 0) {
+        *pid = got.pid;
+        *fd = got.fd;
+    }
+    return r;
 }
 
 char *sbx_spec_frame(const sbx_spec_t *spec, size_t *len)

@@ -124,10 +124,11 @@ static void test_blank_then_spec(void **state)
 {
     fixture_t *f = *state;
     assert_int_equal(sbx_zygote_request(&f->z, NULL), 0);
-    pid_t pid = 0;
-    int fd = -1;
-    assert_int_equal(sbx_zygote_receive(&f->z, true, &pid, &fd), 0);
-    assert_true(pid > 0);
+    sbx_spawned_t got;
+    assert_int_equal(sbx_zygote_receive(&f->z, true, &got), 0);
+    assert_int_equal(got.error, 0);
+    assert_true(got.pid > 0);
+    int fd = got.fd;
     sbx_spec_t spec = spec_of(f, "late");
     size_t len = 0;
     char *frame = sbx_spec_frame(&spec, &len);
@@ -151,16 +152,18 @@ static void test_blank_then_spec(void **state)
 static void test_pipelined_blanks_and_release(void **state)
 {
     fixture_t *f = *state;
-    pid_t pid;
-    int fd;
-    assert_int_equal(sbx_zygote_receive(&f->z, false, &pid, &fd), -EAGAIN);
+    sbx_spawned_t got;
+    assert_int_equal(sbx_zygote_receive(&f->z, false, &got), -EAGAIN);
     enum { N = 4 };
     for (int i = 0; i < N; i++)
         assert_int_equal(sbx_zygote_request(&f->z, NULL), 0);
     pid_t pids[N];
     int fds[N];
     for (int i = 0; i < N; i++) {
-        assert_int_equal(sbx_zygote_receive(&f->z, true, &pids[i], &fds[i]), 0);
+        assert_int_equal(sbx_zygote_receive(&f->z, true, &got), 0);
+        assert_int_equal(got.error, 0);
+        pids[i] = got.pid;
+        fds[i] = got.fd;
         for (int j = 0; j < i; j++)
             assert_int_not_equal(pids[i], pids[j]);
     }
@@ -183,9 +186,10 @@ static void test_bad_spec_and_bad_request(void **state)
 {
     fixture_t *f = *state;
     assert_int_equal(sbx_zygote_request(&f->z, NULL), 0);
+    sbx_spawned_t got;
+    assert_int_equal(sbx_zygote_receive(&f->z, true, &got), 0);
+    int fd = got.fd;
     pid_t pid;
-    int fd;
-    assert_int_equal(sbx_zygote_receive(&f->z, true, &pid, &fd), 0);
     assert_int_equal(sbx_frame_write(fd, SBX_MSG_INVOKE, 0, "[1,2", 4, NULL, 0), 0);
     sbx_frame_hdr_t h;
     char *p = expect_frame(fd, SBX_MSG_ERROR, &h);
@@ -194,7 +198,8 @@ static void test_bad_spec_and_bad_request(void **state)
     close(fd);
 
     assert_int_equal(sbx_frame_write(f->z.control_fd, SBX_MSG_INVOKE, 0, "nope", 4, NULL, 0), 0);
-    assert_int_equal(sbx_zygote_receive(&f->z, true, &pid, &fd), TINE_EPROTO);
+    assert_int_equal(sbx_zygote_receive(&f->z, true, &got), 0);
+    assert_int_equal(got.error, TINE_EPROTO);
     sbx_spec_t spec = spec_of(f, "after");
     assert_int_equal(sbx_zygote_spawn(&f->z, &spec, &pid, &fd), 0);
     free(expect_frame(fd, SBX_MSG_READY, &h));
@@ -207,11 +212,10 @@ static void test_zygote_gone(void **state)
 {
     fixture_t *f = *state;
     kill(f->z.pid, SIGKILL);
-    pid_t pid;
-    int fd;
+    sbx_spawned_t got;
     int r = sbx_zygote_request(&f->z, NULL);
     if (r == 0)
-        r = sbx_zygote_receive(&f->z, true, &pid, &fd);
+        r = sbx_zygote_receive(&f->z, true, &got);
     assert_true(r == TINE_ECRASH || r == -EPIPE || r == -ECONNRESET);
 }
 
