@@ -550,25 +550,29 @@ int tine_invoke(tine_client_t *c, const char *app, const char *fn, const char *e
     return rc;
 }
 
-/* Appends "?<name>=<escaped value>" to *path (value may be NULL: no change).
- * Returns 0 or -ENOMEM (with the error set; *path is then freed). */
-static int add_query(tine_client_t *c, char **path, const char *name, const char *value)
+/* Sends `method` to `path` (taken: freed here; NULL after a failed
+ * allocation, the error being set) with "?<name>=<escaped value>" appended
+ * when value is not NULL. */
+static int call_with_query(tine_client_t *c, const char *method, char *path, const char *name, const char *value,
+                           char **response)
 {
-    if (value == NULL)
-        return 0;
-    char *ev = tine_escape(value);
-    size_t n = ev ? strlen(*path) + strlen(name) + strlen(ev) + 3 : 0;
-    char *p = ev ? malloc(n) : NULL;
-    if (p != NULL)
-        snprintf(p, n, "%s?%s=%s", *path, name, ev);
-    free(ev);
-    free(*path);
-    *path = p;
-    if (p == NULL) {
-        set_error(c, "out of memory");
-        return -ENOMEM;
+    if (path != NULL && value != NULL) {
+        char *ev = tine_escape(value);
+        size_t n = ev ? strlen(path) + strlen(name) + strlen(ev) + 3 : 0;
+        char *p = ev ? malloc(n) : NULL;
+        if (p != NULL)
+            snprintf(p, n, "%s?%s=%s", path, name, ev);
+        free(ev);
+        free(path);
+        path = p;
+        if (p == NULL)
+            set_error(c, "out of memory");
     }
-    return 0;
+    if (path == NULL)
+        return -ENOMEM;
+    int rc = api_call(c, method, path, NULL, 0, NULL, response);
+    free(path);
+    return rc;
 }
 
 int tine_sandboxes(tine_client_t *c, const char *app, char **response)
@@ -576,16 +580,9 @@ int tine_sandboxes(tine_client_t *c, const char *app, char **response)
     if (response != NULL)
         *response = NULL;
     char *path = strdup("/_tine/v1/sandboxes");
-    if (path == NULL) {
+    if (path == NULL)
         set_error(c, "out of memory");
-        return -ENOMEM;
-    }
-    int rc = add_query(c, &path, "app", app);
-    if (rc != 0)
-        return rc;
-    rc = api_call(c, "GET", path, NULL, 0, NULL, response);
-    free(path);
-    return rc;
+    return call_with_query(c, "GET", path, "app", app, response);
 }
 
 int tine_evict(tine_client_t *c, const char *app, const char *fn, char **response)
@@ -593,14 +590,9 @@ int tine_evict(tine_client_t *c, const char *app, const char *fn, char **respons
     if (response != NULL)
         *response = NULL;
     char *path = app_path(c, app, "/sandboxes");
-    if (path == NULL)
-        return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
-    int rc = add_query(c, &path, "function", fn);
-    if (rc != 0)
-        return rc;
-    rc = api_call(c, "DELETE", path, NULL, 0, NULL, response);
-    free(path);
-    return rc;
+    if (path == NULL && (app == NULL || app[0] == '\0'))
+        return -EINVAL;
+    return call_with_query(c, "DELETE", path, "function", fn, response);
 }
 
 int tine_scale(tine_client_t *c, const char *app, const char *fn, unsigned warm, char **response)
