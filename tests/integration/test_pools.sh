@@ -27,6 +27,14 @@ get() { curl -s -o "$T/$1.body" -w '%{http_code}' "$URL$2" >"$T/$1.code"; }
 gate_close() { redis-cli -s "$T/redis.sock" del "tine:kv:$1:gate" >/dev/null; }
 gate_open() { redis-cli -s "$T/redis.sock" set "tine:kv:$1:gate" 1 >/dev/null; }
 
+# The node flags of pools refuse bad values, naming the flag.
+for bad in "--max-sandboxes 0" "--max-sandboxes lots" "--max-queue -1" "--idle-timeout soon" "--idle-timeout 0s"; do
+  out=$(timeout 10 "$BIN/tined" $bad --state-dir "$T/x" 2>&1 || true)
+  check_contains "tined $bad refused" "${bad%% *} ${bad#* }: expected" "$out"
+done
+out=$(TINE_IDLE_TIMEOUT=never timeout 10 "$BIN/tined" --state-dir "$T/x" 2>&1 || true)
+check_contains "TINE_IDLE_TIMEOUT read and checked" "--idle-timeout never: expected a duration" "$out"
+
 start_redis
 start_node a --redis "$REDIS_URL" --max-queue 1
 mkdir -p "$T/pools"
