@@ -818,6 +818,7 @@ static void sandbox_on_eof(inv_sandbox_t *s)
     if (s->state == SBX_STARTING) {
         snprintf(msg, sizeof(msg), "the sandbox of %s died while loading (pid %d)", s->pool->fn->name, (int)s->pid);
         fprintf(stderr, "tined: %s\n", msg);
+        s->pid = 0; /* gone: its pid may already belong to another process */
         sandbox_start_failed(s, TINE_ECRASH, 502, msg);
         return;
     }
