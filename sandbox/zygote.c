@@ -19,11 +19,11 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -76,6 +76,18 @@ static const char *json_str(json_t *o, const char *key)
     return s ? s : "";
 }
 
+/* Runs in the forked child: becomes the sandbox for `spec`. Never returns. */
+static void zygote_become_sandbox(sbx_lua_t *L, int control_fd, int fd, const sbx_spec_t *spec)
+{
+    close(control_fd);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    signal(SIGCHLD, SIG_DFL);
+    signal(SIGPIPE, SIG_IGN);
+    if (spec->runtime == SBX_RUNTIME_EXEC)
+        _exit(sbx_exec_serve(fd, spec));
+    _exit(sbx_lua_serve(L, fd, spec));
+}
+
 /* Encodes a spec as the JSON meta of a spawn request. Returns a malloc'd
  * string or NULL. */
 static char *spec_encode(const sbx_spec_t *spec)
@@ -123,18 +135,6 @@ static int spec_decode(const char *meta, size_t meta_len, sbx_spec_t *spec, json
     };
     *holder = o;
     return 0;
-}
-
-/* Runs in the forked child: becomes the sandbox for `spec`. Never returns. */
-static void zygote_become_sandbox(sbx_lua_t *L, int control_fd, int fd, const sbx_spec_t *spec)
-{
-    close(control_fd);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    signal(SIGCHLD, SIG_DFL);
-    signal(SIGPIPE, SIG_IGN);
-    if (spec->runtime == SBX_RUNTIME_EXEC)
-        _exit(sbx_exec_serve(fd, spec));
-    _exit(sbx_lua_serve(L, fd, spec));
 }
 
 /* Runs in a blank child: waits for its spec frame on fd, then becomes that
