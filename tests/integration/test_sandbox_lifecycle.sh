@@ -175,4 +175,20 @@ check_contains "module that never finishes loading: 504" "504" "$out"
 check_contains "504 says it did not load" "did not finish loading within 1000 ms" "$out"
 [ $(($(date +%s) - start)) -lt 10 ] && ok "stopped within the start limit" || fail "stopped within the start limit" ""
 check "node serves on after bad functions" "200 pong" "$(http GET /other/ping)"
+
+# Bodies of 6 MiB go both ways unchanged; a bigger answer is refused by name.
+mkdir -p "$T/big"
+printf 'app: big\nfunctions:\n  echo: { handler: e.lua#echo }\n  grow: { handler: e.lua#grow }\nroutes:\n  - { method: POST, path: /echo, function: echo }\n  - { method: GET, path: /grow, function: grow }\n' \
+  >"$T/big/tine.yaml"
+printf 'return {\n  echo = function(req) return { status = 200, body = req.body } end,\n  grow = function() return string.rep("y", 6 * 1024 * 1024 + 100000) end,\n}\n' \
+  >"$T/big/e.lua"
+tine deploy "$T/big" >/dev/null
+head -c $((6 * 1024 * 1024)) /dev/urandom >"$T/in.bin"
+code=$(curl -s -o "$T/out.bin" -w '%{http_code}' --data-binary @"$T/in.bin" "$URL/big/echo")
+check "6 MiB in and out" "200" "$code"
+cmp -s "$T/in.bin" "$T/out.bin" && ok "the body came back unchanged" || fail "the body came back unchanged" "differs"
+out=$(http GET /big/grow)
+check_contains "an answer over the limit: 502" "502" "$out"
+check_contains "502 names the size" "answered with 6391525 bytes, over the limit" "$out"
+check "the echo sandbox serves on" "200" "$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$T/in.bin" "$URL/big/echo")"
 finish
