@@ -27,8 +27,8 @@ typedef struct {
     uint64_t start_unix_ms;   /* wall clock when the call was accepted */
     uint64_t duration_ns;     /* dispatch to answer (0 when never dispatched) */
     uint64_t queued_ns;       /* waiting for a sandbox */
-    uint64_t cold_start_ns;   /* fork to ready, when cold */
-    bool cold;
+    uint64_t cold_start_ns;   /* start of its sandbox to ready (handler loaded), when cold */
+    bool cold;                /* it waited for its sandbox to start */
     bool dispatched;          /* reached a sandbox */
     uint32_t memory_mb;
     uint32_t timeout_ms;
@@ -63,9 +63,9 @@ typedef struct {
     size_t body_len;
     const char *error; /* one line when code != 0 */
     const char *invocation_id;
-    bool cold;           /* served by a sandbox started for it */
+    bool cold;           /* it waited for its sandbox to start */
     uint64_t duration_ns; /* dispatch to answer */
-    uint64_t cold_start_ns; /* fork to ready, when cold */
+    uint64_t cold_start_ns; /* start of its sandbox to ready (handler loaded), when cold */
     uint64_t queued_ns;     /* waiting for a sandbox */
 } inv_result_t;
 
