@@ -1,5 +1,6 @@
 /* The admin API under /_tine/v1/ (see docs/admin-api.md): deploy, list apps
- * and versions, roll back, show an app's wiring, invoke a function, health. */
+ * and versions, roll back, show an app's wiring, invoke a function, health,
+ * and the node's sandboxes: list, evict, scale. */
 #include "gateway_internal.h"
 #include "tine_common.h"
 
@@ -228,12 +229,92 @@ static void admin_routes(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v)
                                       "routes", routes, "triggers", triggers, "functions", fns));
 }
 
-static void admin_invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, const char *fn)
+/* The raw value of query parameter `name` as a fresh string, or NULL. */
+static char *query_param(h2o_req_t *req, const char *name)
 {
-    size_t idx = SIZE_MAX;
+    if (req->query_at == SIZE_MAX)
+        return NULL;
+    const char *q = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    size_t nl = strlen(name);
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *stop = amp ? amp : end;
+        if ((size_t)(stop - q) > nl && memcmp(q, name, nl) == 0 && q[nl] == '=')
+            return xstrndup(q + nl + 1, (size_t)(stop - q - nl - 1));
+        q = stop + 1;
+    }
+    return NULL;
+}
+
+/* Index of function `fn` in version v, or SIZE_MAX. */
+static size_t function_index(const reg_app_version_t *v, const char *fn)
+{
     for (size_t i = 0; i < v->manifest->functions_len; i++)
         if (strcmp(v->manifest->functions[i].name, fn) == 0)
-            idx = i;
+            return i;
+    return SIZE_MAX;
+}
+
+static void admin_sandboxes(gw_server_t *gw, h2o_req_t *req)
+{
+    if (!method_is(req, "GET")) {
+        gw__send_error(req, 405, "use GET to list sandboxes");
+        return;
+    }
+    char *app = query_param(req, "app");
+    gw__send_json(req, 200, inv_stats(gw->inv, app));
+    free(app);
+}
+
+/* DELETE /apps/{app}/sandboxes[?function=FN]: closes idle sandboxes now. */
+static void admin_evict(gw_server_t *gw, h2o_req_t *req, const char *app)
+{
+    char *fn = query_param(req, "function");
+    reg_app_version_t *v = reg_live_get(gw->live, app, strlen(app));
+    size_t n = inv_evict(gw->inv, app, fn);
+    if (v == NULL && n == 0)
+        gw__send_error(req, 404, "no app named '%s'", app);
+    else if (v && fn && function_index(v, fn) == SIZE_MAX && n == 0)
+        gw__send_error(req, 404, "app %s has no function named '%s'", app, fn);
+    else
+        gw__send_json(req, 200, json_pack("{s:I}", "evicted", (json_int_t)n));
+    free(fn);
+}
+
+/* PUT /apps/{app}/functions/{fn}/scale {"warm":N}: the live version's pool on
+ * this node keeps N idle sandboxes until the next deploy. */
+static void admin_scale(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, const char *fn)
+{
+    size_t idx = function_index(v, fn);
+    if (idx == SIZE_MAX) {
+        gw__send_error(req, 404, "app %s has no function named '%s'", v->app, fn);
+        return;
+    }
+    uint32_t concurrency = v->manifest->functions[idx].concurrency;
+    json_error_t jerr;
+    json_t *body = json_loadb(req->entity.base, req->entity.len, 0, &jerr);
+    json_t *w = json_object_get(body, "warm");
+    if (body == NULL) {
+        gw__send_error(req, 400, "body: line %d column %d: %s; expected {\"warm\": N}", jerr.line, jerr.column,
+                       jerr.text);
+    } else if (w == NULL || json_object_size(body) != 1) {
+        gw__send_error(req, 400, "body: expected {\"warm\": N} and nothing else");
+    } else if (!json_is_integer(w) || json_integer_value(w) < 0 || json_integer_value(w) > concurrency) {
+        gw__send_error(req, 400, "body: warm: expected an integer from 0 to %" PRIu32 " (the concurrency of %s)",
+                       concurrency, fn);
+    } else {
+        uint32_t warm = (uint32_t)json_integer_value(w);
+        inv_scale(gw->inv, v, idx, warm);
+        fprintf(stderr, "tined: %s.%s v%" PRIu64 " keeps %" PRIu32 " warm sandboxes\n", v->app, fn, v->version, warm);
+        gw__send_json(req, 200, json_pack("{s:s, s:s, s:I, s:i}", "app", v->app, "function", fn, "version",
+                                          (json_int_t)v->version, "warm", (int)warm));
+    }
+    json_decref(body);
+}
+
+static void admin_invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, const char *fn)
+{
+    size_t idx = function_index(v, fn);
     if (idx == SIZE_MAX) {
         gw__send_error(req, 404, "app %s has no function named '%s'", v->app, fn);
         return;
@@ -270,7 +351,7 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
     }
     if (n == 0 || n > 5 || !h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("apps"))) {
         if (n == 1 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("sandboxes"))) {
-            gw__send_json(req, 200, json_pack("{s:o}", "pools", inv_stats(gw->inv)));
+            admin_sandboxes(gw, req);
             return 0;
         }
         gw__send_error(req, 404, "no such admin endpoint");
@@ -299,9 +380,15 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
             admin_rollback(gw, req, app);
         else
             gw__send_error(req, 405, "use POST to roll back");
+    } else if (n == 3 && h2o_memis(seg[2].base, seg[2].len, H2O_STRLIT("sandboxes"))) {
+        if (method_is(req, "DELETE"))
+            admin_evict(gw, req, app);
+        else
+            gw__send_error(req, 405, "use DELETE to evict idle sandboxes");
     } else if ((n == 3 && h2o_memis(seg[2].base, seg[2].len, H2O_STRLIT("routes"))) ||
                (n == 5 && h2o_memis(seg[2].base, seg[2].len, H2O_STRLIT("functions")) &&
-                h2o_memis(seg[4].base, seg[4].len, H2O_STRLIT("invoke")))) {
+                (h2o_memis(seg[4].base, seg[4].len, H2O_STRLIT("invoke")) ||
+                 h2o_memis(seg[4].base, seg[4].len, H2O_STRLIT("scale"))))) {
         reg_app_version_t *v = reg_live_get(gw->live, app, strlen(app));
         if (v == NULL) {
             gw__send_error(req, 404, "no app named '%s'", app);
@@ -310,6 +397,13 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
                 admin_routes(gw, req, v);
             else
                 gw__send_error(req, 405, "use GET to show routes");
+        } else if (h2o_memis(seg[4].base, seg[4].len, H2O_STRLIT("scale"))) {
+            char *fn = seg_dup(seg[3]);
+            if (method_is(req, "PUT"))
+                admin_scale(gw, req, v, fn);
+            else
+                gw__send_error(req, 405, "use PUT with {\"warm\": N} to scale");
+            free(fn);
         } else if (!method_is(req, "POST")) {
             gw__send_error(req, 405, "use POST to invoke");
         } else {

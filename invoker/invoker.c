@@ -1,6 +1,14 @@
 /* The invoker: keeps a pool of warm sandboxes per (app version, function),
  * sends each sandbox one invocation at a time over its socket, and turns the
- * sandbox's answer, its death or its overrun into a result. */
+ * sandbox's answer, its death or its overrun into a result.
+ *
+ * Sandboxes come from the zygote as "blank" processes, asked for ahead of
+ * need and answered asynchronously on the control socket (a uv_poll); a cold
+ * start writes the function's spec and the call's INVOKE frame to a blank in
+ * one go, so it pays for loading the handler but not for a fork. Idle
+ * sandboxes beyond a pool's `warm` count close after the idle timeout; at the
+ * node-wide cap the least recently used idle sandbox of another pool makes
+ * room. */
 #include "invoker_internal.h"
 #include "tine_common.h"
 
@@ -14,15 +22,22 @@
 #include <unistd.h>
 #include <uv.h>
 
+#define INV_RBUF_KEEP (256u * 1024u) /* read buffer an idle sandbox may keep */
+#define INV_MIN_START_MS 1000u       /* loading a handler may take at least this long */
+
 typedef struct {
     uv_write_t req;
-    uv_buf_t buf;
+    char *owned; /* freed once written; NULL when the bytes belong to someone else */
 } frame_write_t;
 
 static void pool_dispatch(inv_pool_t *p);
 static void sandbox_close(inv_sandbox_t *s);
-static int sandbox_write(inv_sandbox_t *s, uint8_t type, uint64_t id, const char *meta, size_t meta_len,
-                         const char *body, size_t body_len);
+static void sandbox_attach_process(inv_sandbox_t *s, pid_t pid, int fd);
+static void on_timer(uv_timer_t *t);
+static void on_zygote_readable(uv_poll_t *h, int status, int events);
+static void blanks_request(inv_invoker_t *inv);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
 inv_invoker_t *inv_new(uv_loop_t *loop, sbx_zygote_t *zygote, const inv_config_t *cfg)
 {
@@ -30,6 +45,8 @@ inv_invoker_t *inv_new(uv_loop_t *loop, sbx_zygote_t *zygote, const inv_config_t
     inv->loop = loop;
     inv->zygote = zygote;
     inv->cfg.max_queue = cfg && cfg->max_queue ? cfg->max_queue : 100;
+    inv->cfg.max_sandboxes = cfg && cfg->max_sandboxes ? cfg->max_sandboxes : 1024;
+    inv->cfg.idle_timeout_ms = cfg && cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 5 * 60 * 1000;
     inv->cfg.store = cfg ? cfg->store : NULL;
     inv->cfg.on_activation = cfg ? cfg->on_activation : NULL;
     inv->cfg.on_activation_data = cfg ? cfg->on_activation_data : NULL;
@@ -37,14 +54,33 @@ inv_invoker_t *inv_new(uv_loop_t *loop, sbx_zygote_t *zygote, const inv_config_t
     if (getrandom(&r, sizeof(r), 0) != sizeof(r))
         r = tine_now_ns() ^ (uint64_t)getpid();
     snprintf(inv->node_prefix, sizeof(inv->node_prefix), "%016" PRIx64, r);
+    /* Answers of the zygote arrive on the loop; tined never waits for a fork. */
+    if (uv_poll_init(loop, &inv->zygote_poll, zygote->control_fd) == 0) {
+        inv->zygote_poll.data = inv;
+        inv->zygote_polling = true;
+        uv_poll_start(&inv->zygote_poll, UV_READABLE | UV_DISCONNECT, on_zygote_readable);
+        blanks_request(inv);
+    } else {
+        fprintf(stderr, "tined: cannot watch the zygote's control socket\n");
+        inv->zygote_gone = true;
+    }
     return inv;
 }
+
+/* Frees the invoker once it is closing and every handle of it has closed. */
+static void invoker_maybe_free(inv_invoker_t *inv)
+{
+    if (inv->closing && inv->pools == NULL && !inv->zygote_polling)
+        free(inv);
+}
+
+/* ------------------------------------------------------------------ calls */
 
 static void call_free(inv_call_t *c)
 {
     json_decref(c->request);
     json_decref(c->logs);
-    free(c->body);
+    free(c->frame);
     free(c);
 }
 
@@ -109,6 +145,9 @@ void inv_call_hold(inv_call_t *c)
     c->holds++;
 }
 
+static int sandbox_write(inv_sandbox_t *s, uint8_t type, uint64_t id, const char *meta, size_t meta_len,
+                         const char *body, size_t body_len);
+
 void inv_call_reply(inv_call_t *c, const char *meta, size_t meta_len, const void *body, size_t body_len)
 {
     inv_sandbox_t *s = c->sandbox;
@@ -141,11 +180,61 @@ static void call_fail(inv_call_t *c, int code, int status, const char *error)
     call_finish(c, &res);
 }
 
+/* Builds the call's INVOKE frame once, when it is accepted: the request
+ * with its "ctx" as metadata, then the body. The body is copied once, here;
+ * the frame is handed to the socket as it is. */
+static void call_build_frame(inv_call_t *c, const void *body, size_t body_len)
+{
+    inv_pool_t *p = c->pool;
+    json_t *ctx = json_pack("{s:s, s:I, s:s, s:s, s:i, s:i}", "app", p->version->app, "version",
+                            (json_int_t)p->version->version, "function", p->fn->name, "invocation_id", c->id_hex,
+                            "timeout_ms", (int)p->fn->timeout_ms, "memory_mb", (int)p->fn->memory_mb);
+    json_object_set_new(c->request, "ctx", ctx);
+    char *meta = json_dumps(c->request, JSON_COMPACT);
+    size_t meta_len = strlen(meta);
+    sbx_frame_hdr_t h = {0};
+    h.len = (uint32_t)(meta_len + body_len);
+    h.type = SBX_MSG_INVOKE;
+    h.meta_len = (uint32_t)meta_len;
+    h.id = c->id;
+    c->frame_len = sizeof(h) + meta_len + body_len;
+    c->frame = xmalloc(c->frame_len);
+    memcpy(c->frame, &h, sizeof(h));
+    memcpy(c->frame + sizeof(h), meta, meta_len);
+    if (body_len)
+        memcpy(c->frame + sizeof(h) + meta_len, body, body_len);
+    free(meta);
+}
+
+/* ------------------------------------------------------------------ pools */
+
+/* Removes and returns the oldest queued call (the queue must not be empty). */
+static inv_call_t *pool_pop_call(inv_pool_t *p)
+{
+    inv_call_t *c = p->queue_head;
+    p->queue_head = c->next;
+    if (p->queue_head == NULL)
+        p->queue_tail = NULL;
+    p->queued--;
+    c->next = NULL;
+    return c;
+}
+
+static void pool_unblock(inv_pool_t *p)
+{
+    if (p->cap_blocked) {
+        p->cap_blocked = false;
+        p->inv->ncap_blocked--;
+    }
+}
+
+/* Frees a retired pool that has nothing left: no sandbox, no queued call. */
 static void pool_maybe_free(inv_pool_t *p)
 {
     if (!p->retired || p->nsandboxes || p->queued)
         return;
     inv_invoker_t *inv = p->inv;
+    pool_unblock(p);
     for (inv_pool_t **pp = &inv->pools; *pp; pp = &(*pp)->next) {
         if (*pp == p) {
             *pp = p->next;
@@ -153,9 +242,125 @@ static void pool_maybe_free(inv_pool_t *p)
         }
     }
     reg_app_version_release(p->version);
+    free(p->spec_frame);
     free(p);
-    if (inv->closing && inv->pools == NULL)
-        free(inv);
+    invoker_maybe_free(inv);
+}
+
+/* The frame that turns a blank process into a sandbox of this pool's
+ * function, encoded once per pool. NULL when it cannot be encoded. */
+static const char *pool_spec_frame(inv_pool_t *p, size_t *len)
+{
+    if (p->spec_frame == NULL) {
+        const reg_function_t *fn = p->fn;
+        json_t *env = json_object();
+        for (size_t i = 0; i < fn->env_len; i++)
+            json_object_set_new(env, fn->env[i].key, json_string(fn->env[i].value));
+        char *env_json = json_dumps(env, JSON_COMPACT);
+        json_decref(env);
+        sbx_spec_t spec = {
+            .runtime = fn->runtime == REG_RUNTIME_EXEC ? SBX_RUNTIME_EXEC : SBX_RUNTIME_LUA,
+            .network = fn->network,
+            .app = p->version->app,
+            .version = p->version->version,
+            .function = fn->name,
+            .bundle_dir = p->version->bundle_dir,
+            .handler_file = fn->handler_file,
+            .handler_export = fn->handler_export,
+            .memory_mb = fn->memory_mb,
+            .timeout_ms = fn->timeout_ms,
+            .env_json = env_json,
+        };
+        p->spec_frame = sbx_spec_frame(&spec, &p->spec_frame_len);
+        free(env_json);
+    }
+    *len = p->spec_frame_len;
+    return p->spec_frame;
+}
+
+/* -------------------------------------------------------------- sandboxes */
+
+static void idle_push(inv_sandbox_t *s)
+{
+    inv_pool_t *p = s->pool;
+    s->idle_prev = NULL;
+    s->idle_next = p->idle_head;
+    if (p->idle_head)
+        p->idle_head->idle_prev = s;
+    else
+        p->idle_tail = s;
+    p->idle_head = s;
+    p->nidle++;
+}
+
+static void idle_remove(inv_sandbox_t *s)
+{
+    inv_pool_t *p = s->pool;
+    if (s->idle_prev)
+        s->idle_prev->idle_next = s->idle_next;
+    else
+        p->idle_head = s->idle_next;
+    if (s->idle_next)
+        s->idle_next->idle_prev = s->idle_prev;
+    else
+        p->idle_tail = s->idle_prev;
+    s->idle_prev = s->idle_next = NULL;
+    p->nidle--;
+}
+
+/* The sandbox is no longer a STARTING one without a call. */
+static void sandbox_unfree(inv_sandbox_t *s)
+{
+    if (s->free_start) {
+        s->free_start = false;
+        s->pool->nstarting_free--;
+    }
+}
+
+static void wait_remove(inv_sandbox_t *s)
+{
+    inv_invoker_t *inv = s->pool->inv;
+    inv_sandbox_t *prev = NULL;
+    for (inv_sandbox_t *w = inv->wait_head; w; prev = w, w = w->wait_next) {
+        if (w != s)
+            continue;
+        if (prev)
+            prev->wait_next = s->wait_next;
+        else
+            inv->wait_head = s->wait_next;
+        if (inv->wait_tail == s)
+            inv->wait_tail = prev;
+        break;
+    }
+    s->wait_next = NULL;
+    s->waiting = false;
+    inv->nwaiting--;
+}
+
+/* Makes a sandbox idle: ready for the next call, closed after the idle
+ * timeout unless the pool keeps it warm. */
+static void sandbox_set_idle(inv_sandbox_t *s)
+{
+    inv_invoker_t *inv = s->pool->inv;
+    s->state = SBX_IDLE;
+    s->last_used = tine_now_ns();
+    idle_push(s);
+    uv_timer_start(&s->timer, on_timer, inv->cfg.idle_timeout_ms, 0);
+}
+
+/* Lets pools that wait for room under the node-wide cap try again. */
+static void invoker_kick_blocked(inv_invoker_t *inv)
+{
+    if (inv->ncap_blocked == 0 || inv->kicking || inv->closing)
+        return;
+    inv->kicking = true;
+    for (inv_pool_t *p = inv->pools; p; p = p->next) {
+        if (p->cap_blocked) {
+            pool_unblock(p);
+            pool_dispatch(p);
+        }
+    }
+    inv->kicking = false;
 }
 
 static void on_sandbox_handle_closed(uv_handle_t *h)
@@ -164,6 +369,7 @@ static void on_sandbox_handle_closed(uv_handle_t *h)
     if (--s->handles_open > 0)
         return;
     inv_pool_t *p = s->pool;
+    inv_invoker_t *inv = p->inv;
     for (inv_sandbox_t **sp = &p->sandboxes; *sp; sp = &(*sp)->next) {
         if (*sp == s) {
             *sp = s->next;
@@ -173,27 +379,78 @@ static void on_sandbox_handle_closed(uv_handle_t *h)
     p->nsandboxes--;
     free(s->rbuf);
     free(s);
-    /* A queued call may now get a sandbox in place of the closed one. */
+    /* A queued call may now get a sandbox in place of the closed one, a warm
+     * pool refills, and room freed under the cap goes to who waits for it. */
     pool_dispatch(p);
+    invoker_kick_blocked(inv);
     pool_maybe_free(p);
 }
 
-/* Closes a sandbox: its socket (the sandbox exits on EOF) and its timer. */
+/* Closes a sandbox: its socket (the sandbox exits on EOF) and its timer. The
+ * caller deals with its call first. */
 static void sandbox_close(inv_sandbox_t *s)
 {
     if (s->state == SBX_CLOSING)
         return;
+    inv_pool_t *p = s->pool;
+    if (s->state == SBX_IDLE)
+        idle_remove(s);
+    sandbox_unfree(s);
+    if (s->waiting)
+        wait_remove(s);
     s->state = SBX_CLOSING;
+    p->nlive--;
+    p->inv->nlive--;
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->pipe, on_sandbox_handle_closed);
     uv_close((uv_handle_t *)&s->timer, on_sandbox_handle_closed);
 }
 
+/* Kills a sandbox, and for exec functions everything the program started
+ * (the runner leads its own process group). */
+static void sandbox_kill(inv_sandbox_t *s)
+{
+    if (s->pid <= 0)
+        return;
+    if (s->pool->fn->runtime == REG_RUNTIME_EXEC)
+        kill(-s->pid, SIGKILL);
+    kill(s->pid, SIGKILL);
+}
+
+/* A sandbox could not start (no process, died or overran while loading):
+ * it is killed and closed, its call fails, and the pool stops refilling its
+ * warm sandboxes until a start succeeds. */
+static void sandbox_start_failed(inv_sandbox_t *s, int code, int status, const char *msg)
+{
+    inv_call_t *c = s->call;
+    s->call = NULL;
+    s->pool->start_failed = true;
+    sandbox_kill(s);
+    sandbox_close(s);
+    if (c)
+        call_fail(c, code, status, msg);
+}
+
 static void on_frame_written(uv_write_t *req, int status)
 {
     frame_write_t *w = container_of(req, frame_write_t, req);
-    free(w->buf.base);
+    free(w->owned);
     free(w);
+}
+
+/* Queues bytes to a sandbox's socket; `owned` (may be NULL) is freed once
+ * they are written, the other buffers must outlive the write. Returns 0 or a
+ * libuv error (then `owned` is freed already). */
+static int sandbox_send(inv_sandbox_t *s, const uv_buf_t *bufs, unsigned nbufs, char *owned)
+{
+    frame_write_t *w = xmalloc(sizeof(*w));
+    w->owned = owned;
+    int r = uv_write(&w->req, (uv_stream_t *)&s->pipe, bufs, nbufs, on_frame_written);
+    if (r != 0) {
+        free(owned);
+        free(w);
+    }
+    return r;
 }
 
 /* Queues one frame to a sandbox. The frame is copied. Returns 0 or a libuv
@@ -212,96 +469,343 @@ static int sandbox_write(inv_sandbox_t *s, uint8_t type, uint64_t id, const char
     memcpy(frame + sizeof(h), meta, meta_len);
     if (body_len)
         memcpy(frame + sizeof(h) + meta_len, body, body_len);
-    frame_write_t *w = xmalloc(sizeof(*w));
-    w->buf = uv_buf_init(frame, (unsigned)total);
-    int r = uv_write(&w->req, (uv_stream_t *)&s->pipe, &w->buf, 1, on_frame_written);
-    if (r != 0) {
-        free(frame);
-        free(w);
-    }
-    return r;
+    uv_buf_t buf = uv_buf_init(frame, (unsigned)total);
+    return sandbox_send(s, &buf, 1, frame);
 }
 
-/* Sends the call's INVOKE frame to an idle sandbox and arms the timeout. */
-static void sandbox_dispatch(inv_sandbox_t *s, inv_call_t *c)
+/* Hands the call's INVOKE frame to the socket (no copy). */
+static int sandbox_send_call(inv_sandbox_t *s, inv_call_t *c)
+{
+    uv_buf_t buf = uv_buf_init(c->frame, (unsigned)c->frame_len);
+    char *frame = c->frame;
+    c->frame = NULL;
+    return sandbox_send(s, &buf, 1, frame);
+}
+
+/* Gives call c to sandbox s, which is idle or starting without a call. On an
+ * idle sandbox the call starts now; on a starting one its INVOKE waits in the
+ * socket behind the spec and the call counts as a cold one. */
+static void sandbox_take_call(inv_sandbox_t *s, inv_call_t *c)
 {
     inv_pool_t *p = s->pool;
-    json_t *ctx = json_pack("{s:s, s:I, s:s, s:s, s:i, s:i}", "app", p->version->app, "version",
-                            (json_int_t)p->version->version, "function", p->fn->name, "invocation_id", c->id_hex,
-                            "timeout_ms", (int)p->fn->timeout_ms, "memory_mb", (int)p->fn->memory_mb);
-    json_object_set_new(c->request, "ctx", ctx);
-    char *meta = json_dumps(c->request, JSON_COMPACT);
-
-    s->state = SBX_BUSY;
     s->call = c;
     c->sandbox = s;
-    c->cold = s->fresh;
-    c->cold_start_ns = s->fresh ? s->ready_ns : 0;
-    s->fresh = false;
     s->invocations++;
-    c->dispatched_at = tine_now_ns();
-
-    int r = sandbox_write(s, SBX_MSG_INVOKE, c->id, meta, strlen(meta), c->body, c->body_len);
-    free(meta);
+    int r = 0;
+    if (s->state == SBX_IDLE) {
+        idle_remove(s);
+        s->state = SBX_BUSY;
+        c->dispatched_at = tine_now_ns();
+        r = sandbox_send_call(s, c);
+        uv_timer_start(&s->timer, on_timer, p->fn->timeout_ms, 0);
+    } else {
+        sandbox_unfree(s);
+        c->cold = true;
+        if (s->pid > 0)
+            r = sandbox_send_call(s, c);
+        /* else sent with the spec once a process is attached */
+    }
     if (r != 0) {
         s->call = NULL;
-        call_fail(c, TINE_ECRASH, 502, "the sandbox's socket is closed");
+        sandbox_kill(s);
         sandbox_close(s);
+        call_fail(c, TINE_ECRASH, 502, "the sandbox's socket is closed");
+    }
+}
+
+/* Starts one sandbox in pool p, for call c or (c NULL) to keep warm. Takes a
+ * spare blank process if there is one, else waits for the zygote. Returns 0,
+ * or an error after failing c. */
+static int pool_start(inv_pool_t *p, inv_call_t *c)
+{
+    inv_invoker_t *inv = p->inv;
+    if (inv->zygote_gone) {
+        if (c)
+            call_fail(c, TINE_ECRASH, 503, "cannot start a sandbox: the zygote is gone");
+        return TINE_ECRASH;
+    }
+    inv_sandbox_t *s = xcalloc(1, sizeof(*s));
+    s->pool = p;
+    s->state = SBX_STARTING;
+    s->spawned_at = tine_now_ns();
+    uv_pipe_init(inv->loop, &s->pipe, 0);
+    uv_timer_init(inv->loop, &s->timer);
+    s->pipe.data = s;
+    s->timer.data = s;
+    s->handles_open = 2;
+    s->next = p->sandboxes;
+    p->sandboxes = s;
+    p->nsandboxes++;
+    p->nlive++;
+    inv->nlive++;
+    s->free_start = true;
+    p->nstarting_free++;
+    if (c)
+        sandbox_take_call(s, c);
+    if (inv->nspare > 0) {
+        inv_blank_t b = inv->spare[--inv->nspare];
+        sandbox_attach_process(s, b.pid, b.fd);
+    } else {
+        s->waiting = true;
+        if (inv->wait_tail)
+            inv->wait_tail->wait_next = s;
+        else
+            inv->wait_head = s;
+        inv->wait_tail = s;
+        inv->nwaiting++;
+    }
+    blanks_request(inv);
+    return 0;
+}
+
+/* Makes room under the node-wide cap for pool p: closes the least recently
+ * used idle sandbox of another pool. Returns false when there is none. */
+static bool invoker_evict_lru(inv_invoker_t *inv, inv_pool_t *p)
+{
+    inv_sandbox_t *victim = NULL;
+    for (inv_pool_t *q = inv->pools; q; q = q->next)
+        if (q != p && q->idle_tail && (victim == NULL || q->idle_tail->last_used < victim->last_used))
+            victim = q->idle_tail;
+    if (victim == NULL)
+        return false;
+    sandbox_close(victim);
+    return true;
+}
+
+/* Starts sandboxes until the pool has `warm` idle or starting ones, within
+ * its concurrency and the node's cap (warm sandboxes never evict others). */
+static void pool_refill_warm(inv_pool_t *p)
+{
+    inv_invoker_t *inv = p->inv;
+    while (!p->retired && !inv->closing && !p->start_failed && p->nidle + p->nstarting_free < p->warm &&
+           p->nlive < p->fn->concurrency && inv->nlive < inv->cfg.max_sandboxes) {
+        if (pool_start(p, NULL) != 0)
+            break;
+    }
+}
+
+/* Gives queued calls to idle sandboxes (most recently used first) or to
+ * starting ones, and starts sandboxes up to the function's concurrency;
+ * at the node's cap an idle sandbox of another pool is evicted, or the
+ * calls wait. Then tops up the warm sandboxes. */
+static void pool_dispatch(inv_pool_t *p)
+{
+    inv_invoker_t *inv = p->inv;
+    while (p->queue_head) {
+        inv_sandbox_t *s = p->idle_head;
+        if (s == NULL && p->nstarting_free)
+            for (s = p->sandboxes; s && !s->free_start; s = s->next)
+                ;
+        if (s != NULL) {
+            sandbox_take_call(s, pool_pop_call(p));
+            continue;
+        }
+        if (inv->closing || p->nlive >= p->fn->concurrency)
+            break;
+        if (inv->nlive >= inv->cfg.max_sandboxes && !invoker_evict_lru(inv, p)) {
+            if (!p->cap_blocked) {
+                p->cap_blocked = true;
+                inv->ncap_blocked++;
+            }
+            break;
+        }
+        pool_start(p, pool_pop_call(p));
+    }
+    pool_refill_warm(p);
+}
+
+static inv_pool_t *pool_get(inv_invoker_t *inv, const reg_app_version_t *v, size_t fn_index)
+{
+    for (inv_pool_t *p = inv->pools; p; p = p->next)
+        if (p->version == v && p->fn_index == fn_index)
+            return p;
+    inv_pool_t *p = xcalloc(1, sizeof(*p));
+    p->inv = inv;
+    /* The live table hands versions out as const; the pool's reference is
+     * counted like any other. */
+    p->version = (reg_app_version_t *)v;
+    reg_app_version_retain(p->version);
+    p->fn_index = fn_index;
+    p->fn = &v->manifest->functions[fn_index];
+    p->warm = p->fn->warm;
+    p->next = inv->pools;
+    inv->pools = p;
+    return p;
+}
+
+/* ------------------------------------------------------------ processes */
+
+/* Gives a starting sandbox its process: watches its socket, writes the spec
+ * (and the INVOKE of an attached call) and arms the start limit. */
+static void sandbox_attach_process(inv_sandbox_t *s, pid_t pid, int fd)
+{
+    inv_pool_t *p = s->pool;
+    s->pid = pid;
+    char msg[256];
+    if (uv_pipe_open(&s->pipe, fd) != 0) {
+        close(fd);
+        snprintf(msg, sizeof(msg), "cannot watch the sandbox of %s", p->fn->name);
+        sandbox_start_failed(s, TINE_ECRASH, 503, msg);
+        return;
+    }
+    if (uv_read_start((uv_stream_t *)&s->pipe, on_alloc, on_read) != 0) {
+        snprintf(msg, sizeof(msg), "cannot watch the sandbox of %s", p->fn->name);
+        sandbox_start_failed(s, TINE_ECRASH, 503, msg);
+        return;
+    }
+    size_t spec_len = 0;
+    const char *spec = pool_spec_frame(p, &spec_len);
+    uv_buf_t bufs[2];
+    unsigned n = 0;
+    char *owned = NULL;
+    if (spec)
+        bufs[n++] = uv_buf_init((char *)spec, (unsigned)spec_len);
+    if (s->call && s->call->frame) {
+        owned = s->call->frame;
+        bufs[n++] = uv_buf_init(owned, (unsigned)s->call->frame_len);
+        s->call->frame = NULL;
+    }
+    int r = spec ? sandbox_send(s, bufs, n, owned) : UV_EINVAL;
+    if (r != 0) {
+        if (spec == NULL)
+            free(owned);
+        snprintf(msg, sizeof(msg), "cannot start a sandbox for %s: %s", p->fn->name,
+                 spec ? uv_strerror(r) : "its spec cannot be encoded");
+        sandbox_start_failed(s, TINE_ECRASH, 503, msg);
+        return;
+    }
+    uint32_t limit = p->fn->timeout_ms > INV_MIN_START_MS ? p->fn->timeout_ms : INV_MIN_START_MS;
+    uv_timer_start(&s->timer, on_timer, limit, 0);
+}
+
+/* Asks the zygote for blank processes: one per sandbox waiting for one, plus
+ * INV_SPARE_BLANKS ready for the next cold start. */
+static void blanks_request(inv_invoker_t *inv)
+{
+    if (inv->closing || inv->zygote_gone)
+        return;
+    size_t want = inv->nwaiting + (inv->blank_failed ? 0 : INV_SPARE_BLANKS);
+    while (inv->nspare + inv->blanks_requested < want && inv->blanks_requested < INV_MAX_BLANK_REQUESTS) {
+        int r = sbx_zygote_request(inv->zygote, NULL);
+        if (r == -EAGAIN)
+            break; /* the socket is full: more are asked for as answers arrive */
+        if (r != 0) {
+            fprintf(stderr, "tined: cannot ask the zygote for a sandbox: %s\n", tine_strerror(r));
+            break;
+        }
+        inv->blanks_requested++;
+    }
+}
+
+/* The zygote is gone: nothing can start any more; who waits is told. */
+static void zygote_lost(inv_invoker_t *inv)
+{
+    if (!inv->zygote_gone)
+        fprintf(stderr, "tined: the zygote is gone; no new sandbox can start\n");
+    inv->zygote_gone = true;
+    inv->blanks_requested = 0;
+    if (inv->zygote_polling)
+        uv_poll_stop(&inv->zygote_poll);
+    while (inv->wait_head)
+        sandbox_start_failed(inv->wait_head, TINE_ECRASH, 503, "cannot start a sandbox: the zygote is gone");
+}
+
+/* Answers of the zygote: each blank goes to the oldest sandbox waiting for
+ * a process, else to the spare list. */
+static void on_zygote_readable(uv_poll_t *h, int status, int events)
+{
+    inv_invoker_t *inv = h->data;
+    for (;;) {
+        sbx_spawned_t got;
+        int r = sbx_zygote_receive(inv->zygote, false, &got);
+        if (r == -EAGAIN)
+            break;
+        if (r != 0 || inv->blanks_requested == 0) {
+            zygote_lost(inv);
+            return;
+        }
+        inv->blanks_requested--;
+        if (got.error != 0) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "cannot start a sandbox: the zygote could not fork: %s",
+                     tine_strerror(got.error));
+            fprintf(stderr, "tined: %s\n", msg);
+            inv->blank_failed = true;
+            if (inv->wait_head)
+                sandbox_start_failed(inv->wait_head, TINE_ECRASH, 503, msg);
+            continue;
+        }
+        inv->blank_failed = false;
+        if (inv->closing) {
+            close(got.fd); /* the blank exits on EOF */
+        } else if (inv->wait_head) {
+            inv_sandbox_t *s = inv->wait_head;
+            wait_remove(s);
+            sandbox_attach_process(s, got.pid, got.fd);
+        } else if (inv->nspare < INV_SPARE_BLANKS) {
+            inv->spare[inv->nspare++] = (inv_blank_t){got.pid, got.fd};
+        } else {
+            close(got.fd);
+        }
+    }
+    if (status < 0 || (events & UV_DISCONNECT)) {
+        zygote_lost(inv);
+        return;
+    }
+    blanks_request(inv);
+}
+
+/* --------------------------------------------------------- sandbox events */
+
+static void on_timer(uv_timer_t *t)
+{
+    inv_sandbox_t *s = t->data;
+    inv_pool_t *p = s->pool;
+    char msg[160];
+    switch (s->state) {
+    case SBX_STARTING:
+        snprintf(msg, sizeof(msg), "the sandbox of %s did not finish loading within %" PRIu32 " ms", p->fn->name,
+                 p->fn->timeout_ms > INV_MIN_START_MS ? p->fn->timeout_ms : INV_MIN_START_MS);
+        fprintf(stderr, "tined: %s (pid %d); killed\n", msg, (int)s->pid);
+        sandbox_start_failed(s, TINE_ETIMEOUT, 504, msg);
+        return;
+    case SBX_BUSY: {
+        inv_call_t *c = s->call;
+        if (c == NULL)
+            return;
+        s->call = NULL;
+        snprintf(msg, sizeof(msg), "function %s timed out after %" PRIu32 " ms", p->fn->name, p->fn->timeout_ms);
+        sandbox_kill(s);
+        sandbox_close(s);
+        call_fail(c, TINE_ETIMEOUT, 504, msg);
+        return;
+    }
+    case SBX_IDLE:
+        /* Scale to zero, down to the warm ones (the most recently used stay). */
+        if (p->retired || p->nidle > p->warm)
+            sandbox_close(s);
+        return;
+    case SBX_CLOSING:
         return;
     }
 }
 
-/* Kills a sandbox, and for exec functions everything the program started
- * (the runner leads its own process group). */
-static void sandbox_kill(inv_sandbox_t *s)
-{
-    if (s->pool->fn->runtime == REG_RUNTIME_EXEC)
-        kill(-s->pid, SIGKILL);
-    kill(s->pid, SIGKILL);
-}
-
-static void on_timeout(uv_timer_t *t)
-{
-    inv_sandbox_t *s = t->data;
-    if (s->state != SBX_BUSY || s->call == NULL)
-        return;
-    inv_call_t *c = s->call;
-    s->call = NULL;
-    s->timed_out = true;
-    char msg[128];
-    snprintf(msg, sizeof(msg), "function %s timed out after %" PRIu32 " ms", s->pool->fn->name,
-             s->pool->fn->timeout_ms);
-    sandbox_kill(s);
-    sandbox_close(s);
-    call_fail(c, TINE_ETIMEOUT, 504, msg);
-}
-
-/* Removes and returns the oldest queued call (the queue must not be empty). */
-static inv_call_t *pool_pop_call(inv_pool_t *p)
-{
-    inv_call_t *c = p->queue_head;
-    p->queue_head = c->next;
-    if (p->queue_head == NULL)
-        p->queue_tail = NULL;
-    p->queued--;
-    c->next = NULL;
-    return c;
-}
-
-static void pool_take_call(inv_pool_t *p, inv_sandbox_t *s)
-{
-    sandbox_dispatch(s, pool_pop_call(p));
-    if (s->state == SBX_BUSY)
-        uv_timer_start(&s->timer, on_timeout, p->fn->timeout_ms, 0);
-}
-
-static void sandbox_on_frame(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *payload);
-
+/* Sizes the read buffer: room for the rest of a frame whose header is in,
+ * else 64 KiB more. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     inv_sandbox_t *s = h->data;
-    if (s->rcap - s->rlen < 65536) {
-        s->rcap = s->rcap ? s->rcap * 2 : 131072;
+    size_t want = s->rlen + 65536;
+    if (s->rlen >= sizeof(sbx_frame_hdr_t)) {
+        sbx_frame_hdr_t fh;
+        memcpy(&fh, s->rbuf, sizeof(fh));
+        size_t whole = sizeof(fh) + (size_t)fh.len;
+        if (fh.len <= SBX_WIRE_MAX_FRAME && whole > want)
+            want = whole;
+    }
+    if (s->rcap < want) {
+        size_t cap = s->rcap ? s->rcap * 2 : 131072;
+        s->rcap = cap > want ? cap : want;
         s->rbuf = xrealloc(s->rbuf, s->rcap);
     }
     *buf = uv_buf_init(s->rbuf + s->rlen, (unsigned)(s->rcap - s->rlen));
@@ -310,15 +814,36 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 /* The sandbox's socket closed or failed: the process is gone or going. */
 static void sandbox_on_eof(inv_sandbox_t *s)
 {
+    char msg[160];
+    if (s->state == SBX_STARTING) {
+        snprintf(msg, sizeof(msg), "the sandbox of %s died while loading (pid %d)", s->pool->fn->name, (int)s->pid);
+        fprintf(stderr, "tined: %s\n", msg);
+        s->pid = 0; /* gone: its pid may already belong to another process */
+        sandbox_start_failed(s, TINE_ECRASH, 502, msg);
+        return;
+    }
     inv_call_t *c = s->call;
     s->call = NULL;
+    sandbox_close(s);
     if (c) {
-        char msg[160];
         snprintf(msg, sizeof(msg), "the sandbox of %s crashed (pid %d)", s->pool->fn->name, (int)s->pid);
         call_fail(c, TINE_ECRASH, 502, msg);
     }
-    sandbox_close(s);
 }
+
+/* Kills a sandbox that broke the protocol; its call fails with `msg`. */
+static void sandbox_reject(inv_sandbox_t *s, const char *msg)
+{
+    fprintf(stderr, "tined: sandbox %d: %s; killing it\n", (int)s->pid, msg);
+    inv_call_t *c = s->call;
+    s->call = NULL;
+    sandbox_kill(s);
+    sandbox_close(s);
+    if (c)
+        call_fail(c, TINE_ECRASH, 502, msg);
+}
+
+static void sandbox_on_frame(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *payload);
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
@@ -333,9 +858,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         sbx_frame_hdr_t h;
         memcpy(&h, s->rbuf + off, sizeof(h));
         if (sbx_frame_check(&h, SBX_WIRE_MAX_FRAME) != 0) {
-            fprintf(stderr, "tined: sandbox %d sent a malformed frame; killing it\n", (int)s->pid);
-            kill(s->pid, SIGKILL);
-            sandbox_on_eof(s);
+            char msg[160];
+            if (h.type == SBX_MSG_RESULT && h.meta_len <= h.len)
+                snprintf(msg, sizeof(msg), "function %s answered with %" PRIu32 " bytes, over the limit of %u",
+                         s->pool->fn->name, h.len, SBX_WIRE_MAX_FRAME);
+            else
+                snprintf(msg, sizeof(msg), "the sandbox of %s sent a malformed frame", s->pool->fn->name);
+            sandbox_reject(s, msg);
             return;
         }
         if (s->rlen - off < sizeof(h) + h.len)
@@ -347,6 +876,80 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     memmove(s->rbuf, s->rbuf + off, s->rlen - off);
     s->rlen -= off;
+    /* One big answer must not pin megabytes in every idle sandbox. */
+    if (s->rlen == 0 && s->rcap > INV_RBUF_KEEP && s->state == SBX_IDLE) {
+        free(s->rbuf);
+        s->rbuf = NULL;
+        s->rcap = 0;
+    }
+}
+
+/* The handler failed to load: the call waiting for this sandbox and every
+ * queued call learn why (they would all fail alike). */
+static void sandbox_on_load_error(inv_sandbox_t *s, const char *error)
+{
+    inv_pool_t *p = s->pool;
+    char *msg = xasprintf("function %s failed to load: %s", p->fn->name, error ? error : "unknown error");
+    fprintf(stderr, "tined: %s\n", msg);
+    sandbox_start_failed(s, TINE_EHANDLER, 500, msg);
+    while (p->queue_head)
+        call_fail(pool_pop_call(p), TINE_EHANDLER, 500, msg);
+    free(msg);
+}
+
+/* True when a handler error is Lua running out of memory. */
+static bool error_is_oom(const char *e)
+{
+    return e && (strstr(e, "not enough memory") || strstr(e, "out of memory"));
+}
+
+/* RESULT or ERROR of the running call. */
+static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *payload)
+{
+    inv_pool_t *p = s->pool;
+    inv_call_t *c = s->call;
+    json_t *meta = json_loadb(payload, h->meta_len, 0, NULL);
+    uv_timer_stop(&s->timer);
+    s->call = NULL;
+    c->cpu_ns = (uint64_t)h->aux * 1000u;
+    inv_result_t res = {0};
+    char msg[160];
+    bool keep = p->fn->runtime != REG_RUNTIME_EXEC && !(p->retired && p->queued == 0);
+    if (h->type == SBX_MSG_RESULT) {
+        json_int_t st = json_integer_value(json_object_get(meta, "status"));
+        res.status = st >= 100 && st <= 599 ? (int)st : 200;
+        res.headers = json_object_get(meta, "headers");
+        res.body = payload + h->meta_len;
+        res.body_len = h->len - h->meta_len;
+    } else {
+        const char *e = json_string_value(json_object_get(meta, "error"));
+        const char *trace = json_string_value(json_object_get(meta, "trace"));
+        res.status = 500;
+        if (error_is_oom(e)) {
+            /* A Lua state that hit its memory limit is not worth keeping. */
+            snprintf(msg, sizeof(msg), "function %s ran out of memory (memory: %" PRIu32 " MB)", p->fn->name,
+                     p->fn->memory_mb);
+            res.code = -ENOMEM;
+            res.error = msg;
+            keep = false;
+        } else {
+            res.code = TINE_EHANDLER;
+            res.error = e ? e : "the function raised an error";
+        }
+        fprintf(stderr, "[%s/%s v%" PRIu64 "] invocation %s raised: %s\n%s\n", p->version->app, p->fn->name,
+                p->version->version, c->id_hex, e ? e : res.error, trace ? trace : "");
+    }
+    /* The sandbox is ready again (or gone) before the caller hears back, so
+     * whatever the callback starts sees the pool as it is. */
+    if (keep)
+        sandbox_set_idle(s);
+    else
+        sandbox_close(s);
+    call_finish(c, &res);
+    json_decref(meta);
+    pool_dispatch(p);
+    if (s->state == SBX_IDLE)
+        invoker_kick_blocked(p->inv);
 }
 
 /* Handles one complete frame from a sandbox. */
@@ -357,9 +960,27 @@ static void sandbox_on_frame(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *p
     case SBX_MSG_READY:
         if (s->state != SBX_STARTING)
             break;
-        s->ready_ns = tine_now_ns() - s->spawned_at;
-        s->state = SBX_IDLE;
+        s->last_used = tine_now_ns();
+        s->ready_ns = s->last_used - s->spawned_at;
+        p->start_failed = false;
+        if (s->call) {
+            /* The attached call's INVOKE is already in the socket. */
+            inv_call_t *c = s->call;
+            s->state = SBX_BUSY;
+            c->dispatched_at = tine_now_ns();
+            c->cold_start_ns = s->ready_ns;
+            uv_timer_start(&s->timer, on_timer, p->fn->timeout_ms, 0);
+            return;
+        }
+        sandbox_unfree(s);
+        if (p->retired && p->queued == 0) {
+            sandbox_close(s);
+            return;
+        }
+        sandbox_set_idle(s);
         pool_dispatch(p);
+        if (s->state == SBX_IDLE)
+            invoker_kick_blocked(p->inv);
         return;
     case SBX_MSG_LOG: {
         int body = (int)(h->len - h->meta_len);
@@ -375,167 +996,32 @@ static void sandbox_on_frame(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *p
         return;
     }
     case SBX_MSG_HOSTCALL:
-        if (s->call == NULL || h->id != s->call->id)
+        if (s->state != SBX_BUSY || s->call == NULL || h->id != s->call->id)
             break;
         inv_hostcall(s->call, h, payload);
         return;
-    case SBX_MSG_RESULT:
-    case SBX_MSG_ERROR: {
-        json_t *meta = json_loadb(payload, h->meta_len, 0, NULL);
+    case SBX_MSG_ERROR:
         if (s->state == SBX_STARTING) {
-            /* The handler failed to load: every waiting call learns why. */
-            const char *e = json_string_value(json_object_get(meta, "error"));
-            char *msg = xasprintf("function %s failed to load: %s", p->fn->name, e ? e : "unknown error");
-            fprintf(stderr, "tined: %s\n", msg);
-            while (p->queue_head)
-                call_fail(pool_pop_call(p), TINE_EHANDLER, 500, msg);
-            free(msg);
+            json_t *meta = json_loadb(payload, h->meta_len, 0, NULL);
+            sandbox_on_load_error(s, json_string_value(json_object_get(meta, "error")));
             json_decref(meta);
-            sandbox_close(s);
             return;
         }
-        inv_call_t *c = s->call;
-        if (c == NULL || h->id != c->id) {
-            json_decref(meta);
+        /* fall through */
+    case SBX_MSG_RESULT:
+        if (s->state != SBX_BUSY || s->call == NULL || h->id != s->call->id)
             break;
-        }
-        uv_timer_stop(&s->timer);
-        s->call = NULL;
-        s->state = SBX_IDLE;
-        c->cpu_ns = (uint64_t)h->aux * 1000u;
-        inv_result_t res = {0};
-        if (h->type == SBX_MSG_RESULT) {
-            json_int_t st = json_integer_value(json_object_get(meta, "status"));
-            res.status = st >= 100 && st <= 599 ? (int)st : 200;
-            res.headers = json_object_get(meta, "headers");
-            res.body = payload + h->meta_len;
-            res.body_len = h->len - h->meta_len;
-        } else {
-            const char *e = json_string_value(json_object_get(meta, "error"));
-            const char *trace = json_string_value(json_object_get(meta, "trace"));
-            res.code = TINE_EHANDLER;
-            res.status = 500;
-            res.error = e ? e : "the function raised an error";
-            fprintf(stderr, "[%s/%s v%" PRIu64 "] invocation %s raised: %s\n%s\n", p->version->app, p->fn->name,
-                    p->version->version, c->id_hex, res.error, trace ? trace : "");
-        }
-        call_finish(c, &res);
-        json_decref(meta);
-        /* An exec sandbox serves one invocation; a retired pool shrinks. */
-        if (p->fn->runtime == REG_RUNTIME_EXEC || (p->retired && p->queued == 0))
-            sandbox_close(s);
-        else
-            pool_dispatch(p);
+        sandbox_on_answer(s, h, payload);
         return;
-    }
     default:
         break;
     }
-    fprintf(stderr, "tined: sandbox %d sent an unexpected frame (type %u); killing it\n", (int)s->pid, h->type);
-    kill(s->pid, SIGKILL);
-    sandbox_on_eof(s);
+    char msg[96];
+    snprintf(msg, sizeof(msg), "the sandbox sent an unexpected frame (type %u)", h->type);
+    sandbox_reject(s, msg);
 }
 
-/* Asks the zygote for one more sandbox in pool p. Returns 0 or an error. */
-static int pool_spawn(inv_pool_t *p, char *err, size_t errlen)
-{
-    const reg_function_t *fn = p->fn;
-    json_t *env = json_object();
-    for (size_t i = 0; i < fn->env_len; i++)
-        json_object_set_new(env, fn->env[i].key, json_string(fn->env[i].value));
-    char *env_json = json_dumps(env, JSON_COMPACT);
-    json_decref(env);
-    sbx_spec_t spec = {
-        .runtime = fn->runtime == REG_RUNTIME_EXEC ? SBX_RUNTIME_EXEC : SBX_RUNTIME_LUA,
-        .network = fn->network,
-        .app = p->version->app,
-        .version = p->version->version,
-        .function = fn->name,
-        .bundle_dir = p->version->bundle_dir,
-        .handler_file = fn->handler_file,
-        .handler_export = fn->handler_export,
-        .memory_mb = fn->memory_mb,
-        .timeout_ms = fn->timeout_ms,
-        .env_json = env_json,
-    };
-    pid_t pid = 0;
-    int fd = -1;
-    uint64_t t0 = tine_now_ns();
-    int r = sbx_zygote_spawn(p->inv->zygote, &spec, &pid, &fd);
-    free(env_json);
-    if (r != 0) {
-        snprintf(err, errlen, "cannot start a sandbox for %s: %s", fn->name, tine_strerror(r));
-        return r;
-    }
-    inv_sandbox_t *s = xcalloc(1, sizeof(*s));
-    s->pool = p;
-    s->pid = pid;
-    s->state = SBX_STARTING;
-    s->spawned_at = t0;
-    s->fresh = true;
-    uv_pipe_init(p->inv->loop, &s->pipe, 0);
-    uv_timer_init(p->inv->loop, &s->timer);
-    s->pipe.data = s;
-    s->timer.data = s;
-    s->handles_open = 2;
-    s->next = p->sandboxes;
-    p->sandboxes = s;
-    p->nsandboxes++;
-    if (uv_pipe_open(&s->pipe, fd) != 0 || uv_read_start((uv_stream_t *)&s->pipe, on_alloc, on_read) != 0) {
-        close(fd);
-        kill(pid, SIGKILL);
-        sandbox_close(s);
-        snprintf(err, errlen, "cannot watch the sandbox of %s", fn->name);
-        return TINE_ECRASH;
-    }
-    return 0;
-}
-
-/* Gives queued calls to idle sandboxes, starting sandboxes up to the
- * function's concurrency when none is idle. */
-static void pool_dispatch(inv_pool_t *p)
-{
-    while (p->queue_head) {
-        inv_sandbox_t *idle = NULL;
-        size_t starting = 0, live = 0;
-        for (inv_sandbox_t *s = p->sandboxes; s; s = s->next) {
-            if (s->state == SBX_IDLE && idle == NULL)
-                idle = s;
-            starting += s->state == SBX_STARTING;
-            live += s->state != SBX_CLOSING;
-        }
-        if (idle) {
-            pool_take_call(p, idle);
-            continue;
-        }
-        if (p->inv->closing)
-            return;
-        /* Enough sandboxes are already starting for the calls waiting. */
-        if (starting >= p->queued || live >= p->fn->concurrency)
-            return;
-        char err[256];
-        if (pool_spawn(p, err, sizeof(err)) != 0) {
-            fprintf(stderr, "tined: %s\n", err);
-            call_fail(pool_pop_call(p), TINE_ECRASH, 503, err);
-        }
-    }
-}
-
-static inv_pool_t *pool_get(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index)
-{
-    for (inv_pool_t *p = inv->pools; p; p = p->next)
-        if (p->version == v && p->fn_index == fn_index)
-            return p;
-    inv_pool_t *p = xcalloc(1, sizeof(*p));
-    p->inv = inv;
-    p->version = v;
-    reg_app_version_retain(v);
-    p->fn_index = fn_index;
-    p->fn = &v->manifest->functions[fn_index];
-    p->next = inv->pools;
-    inv->pools = p;
-    return p;
-}
+/* -------------------------------------------------------------- public */
 
 int inv_call(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, json_t *request, const void *body,
              size_t body_len, inv_done_cb cb, void *data, inv_call_t **out)
@@ -557,11 +1043,7 @@ int inv_call(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, json_t *
     c->id = ++inv->next_id;
     snprintf(c->id_hex, sizeof(c->id_hex), "%s%016" PRIx64, inv->node_prefix, c->id);
     c->request = request;
-    if (body_len) {
-        c->body = xmalloc(body_len);
-        memcpy(c->body, body, body_len);
-        c->body_len = body_len;
-    }
+    call_build_frame(c, body, body_len);
     c->queued_at = tine_now_ns();
     c->started_unix_ms = tine_now_unix_ms();
     if (p->queue_tail)
@@ -579,6 +1061,27 @@ int inv_call(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, json_t *
 void inv_call_cancel(inv_call_t *c)
 {
     c->cb = NULL;
+    if (c->sandbox != NULL || c->finished)
+        return;
+    /* Still queued: nobody waits for it any more, so it leaves the queue. */
+    inv_pool_t *p = c->pool;
+    inv_call_t *prev = NULL;
+    for (inv_call_t *q = p->queue_head; q; prev = q, q = q->next) {
+        if (q != c)
+            continue;
+        if (prev)
+            prev->next = c->next;
+        else
+            p->queue_head = c->next;
+        if (p->queue_tail == c)
+            p->queue_tail = prev;
+        p->queued--;
+        if (p->queued == 0)
+            pool_unblock(p);
+        call_free(c);
+        pool_maybe_free(p);
+        return;
+    }
 }
 
 void inv_version_retired(inv_invoker_t *inv, const reg_app_version_t *v)
@@ -588,32 +1091,92 @@ void inv_version_retired(inv_invoker_t *inv, const reg_app_version_t *v)
         if (p->version != v)
             continue;
         p->retired = true;
-        for (inv_sandbox_t *s = p->sandboxes, *sn; s; s = sn) {
-            sn = s->next;
-            if (s->state == SBX_IDLE && p->queued == 0)
-                sandbox_close(s);
+        if (p->queued == 0) {
+            for (inv_sandbox_t *s = p->sandboxes; s; s = s->next)
+                if (s->state == SBX_IDLE || s->free_start)
+                    sandbox_close(s);
         }
         pool_maybe_free(p);
     }
 }
 
-json_t *inv_stats(inv_invoker_t *inv)
+void inv_version_live(inv_invoker_t *inv, const reg_app_version_t *v)
+{
+    if (inv->closing)
+        return;
+    for (size_t i = 0; i < v->manifest->functions_len; i++)
+        if (v->manifest->functions[i].warm > 0)
+            pool_refill_warm(pool_get(inv, v, i));
+}
+
+int inv_scale(inv_invoker_t *inv, const reg_app_version_t *v, size_t fn_index, uint32_t warm)
+{
+    if (fn_index >= v->manifest->functions_len || warm > v->manifest->functions[fn_index].concurrency)
+        return TINE_EINVAL;
+    inv_pool_t *p = pool_get(inv, v, fn_index);
+    p->warm = warm;
+    p->start_failed = false;
+    /* Idle sandboxes kept as warm had no timer running: give them one again. */
+    for (inv_sandbox_t *s = p->sandboxes; s; s = s->next)
+        if (s->state == SBX_IDLE && !uv_is_active((uv_handle_t *)&s->timer))
+            uv_timer_start(&s->timer, on_timer, inv->cfg.idle_timeout_ms, 0);
+    pool_refill_warm(p);
+    return 0;
+}
+
+size_t inv_evict(inv_invoker_t *inv, const char *app, const char *fn)
+{
+    size_t n = 0;
+    for (inv_pool_t *p = inv->pools; p; p = p->next) {
+        if (strcmp(p->version->app, app) != 0 || (fn && strcmp(p->fn->name, fn) != 0))
+            continue;
+        while (p->idle_head) {
+            sandbox_close(p->idle_head);
+            n++;
+        }
+    }
+    return n;
+}
+
+json_t *inv_stats(inv_invoker_t *inv, const char *app)
 {
     static const char *names[] = {"starting", "idle", "busy", "closing"};
     json_t *pools = json_array();
     uint64_t now = tine_now_ns();
     for (inv_pool_t *p = inv->pools; p; p = p->next) {
+        if (app && strcmp(p->version->app, app) != 0)
+            continue;
         json_t *sbx = json_array();
-        for (inv_sandbox_t *s = p->sandboxes; s; s = s->next)
-            json_array_append_new(sbx, json_pack("{s:i, s:s, s:f, s:I}", "pid", (int)s->pid, "state",
-                                                 names[s->state], "age_s", (double)(now - s->spawned_at) / 1e9,
-                                                 "invocations", (json_int_t)s->invocations));
-        json_array_append_new(pools, json_pack("{s:s, s:I, s:s, s:b, s:I, s:o}", "app", p->version->app, "version",
-                                               (json_int_t)p->version->version, "function", p->fn->name,
-                                               "retired", p->retired, "queued", (json_int_t)p->queued,
-                                               "sandboxes", sbx));
+        size_t busy = 0, starting = 0;
+        for (inv_sandbox_t *s = p->sandboxes; s; s = s->next) {
+            busy += s->state == SBX_BUSY;
+            starting += s->state == SBX_STARTING;
+            bool ready = s->state == SBX_IDLE || s->state == SBX_BUSY;
+            json_t *o = json_pack("{s:i, s:s, s:f, s:I}", "pid", (int)s->pid, "state", names[s->state], "age_s",
+                                  (double)(now - s->spawned_at) / 1e9, "invocations", (json_int_t)s->invocations);
+            json_object_set_new(o, "cold_start_ms", ready ? json_real((double)s->ready_ns / 1e6) : json_null());
+            json_object_set_new(o, "last_used_s",
+                                ready ? json_real((double)(now - (s->last_used ? s->last_used : now)) / 1e9)
+                                      : json_null());
+            json_array_append_new(sbx, o);
+        }
+        json_array_append_new(
+            pools, json_pack("{s:s, s:I, s:s, s:b, s:i, s:i, s:I, s:I, s:I, s:I, s:o}", "app", p->version->app,
+                             "version", (json_int_t)p->version->version, "function", p->fn->name, "retired",
+                             p->retired, "warm", (int)p->warm, "concurrency", (int)p->fn->concurrency, "queued",
+                             (json_int_t)p->queued, "idle", (json_int_t)p->nidle, "busy", (json_int_t)busy,
+                             "starting", (json_int_t)starting, "sandboxes", sbx));
     }
-    return pools;
+    return json_pack("{s:I, s:I, s:I, s:I, s:o}", "sandboxes", (json_int_t)inv->nlive, "max_sandboxes",
+                     (json_int_t)inv->cfg.max_sandboxes, "idle_timeout_ms", (json_int_t)inv->cfg.idle_timeout_ms,
+                     "spare", (json_int_t)inv->nspare, "pools", pools);
+}
+
+static void on_zygote_poll_closed(uv_handle_t *h)
+{
+    inv_invoker_t *inv = h->data;
+    inv->zygote_polling = false;
+    invoker_maybe_free(inv);
 }
 
 void inv_free(inv_invoker_t *inv)
@@ -621,19 +1184,13 @@ void inv_free(inv_invoker_t *inv)
     if (inv == NULL)
         return;
     inv->closing = true;
-    if (inv->pools == NULL) {
-        free(inv);
-        return;
-    }
+    while (inv->nspare > 0)
+        close(inv->spare[--inv->nspare].fd);
     for (inv_pool_t *p = inv->pools, *pn; p; p = pn) {
         pn = p->next;
         p->retired = true;
         while (p->queue_head)
             call_fail(pool_pop_call(p), TINE_EBUSY, 503, "the node is shutting down");
-        if (p->sandboxes == NULL) {
-            pool_maybe_free(p);
-            continue;
-        }
         for (inv_sandbox_t *s = p->sandboxes; s; s = s->next) {
             if (s->call) {
                 inv_call_t *c = s->call;
@@ -642,7 +1199,12 @@ void inv_free(inv_invoker_t *inv)
             }
             sandbox_close(s);
         }
+        pool_maybe_free(p);
     }
+    if (inv->zygote_polling)
+        uv_close((uv_handle_t *)&inv->zygote_poll, on_zygote_poll_closed);
+    else
+        invoker_maybe_free(inv);
     /* Pools free themselves as their sandboxes' handles close, and the last
-     * one frees the invoker: run the loop until then. */
+     * handle frees the invoker: run the loop until then. */
 }

@@ -1,5 +1,6 @@
 /* invoker: sandbox pools per (app version, function), dispatch of one
- * invocation at a time to each sandbox, timeouts and crash handling. */
+ * invocation at a time to each sandbox, timeouts and crash handling, warm
+ * sandboxes, scale to zero after an idle timeout and a node-wide cap. */
 #ifndef TINE_INVOKER_H
 #define TINE_INVOKER_H
 
@@ -26,8 +27,8 @@ typedef struct {
     uint64_t start_unix_ms;   /* wall clock when the call was accepted */
     uint64_t duration_ns;     /* dispatch to answer (0 when never dispatched) */
     uint64_t queued_ns;       /* waiting for a sandbox */
-    uint64_t cold_start_ns;   /* fork to ready, when cold */
-    bool cold;
+    uint64_t cold_start_ns;   /* start of its sandbox to ready (handler loaded), when cold */
+    bool cold;                /* it waited for its sandbox to start */
     bool dispatched;          /* reached a sandbox */
     uint32_t memory_mb;
     uint32_t timeout_ms;
@@ -42,7 +43,10 @@ typedef struct {
 typedef void (*inv_activation_cb)(void *data, const inv_activation_t *a);
 
 typedef struct {
-    uint32_t max_queue; /* calls waiting per function before 429 (default 100) */
+    uint32_t max_queue;       /* calls waiting per function before 429 (default 100) */
+    uint32_t max_sandboxes;   /* sandboxes on this node at most (default 1024); at the cap the
+                                 least recently used idle sandbox of another function makes room */
+    uint64_t idle_timeout_ms; /* idle sandboxes beyond a pool's warm count exit after this (default 5 min) */
     reg_store_t *store; /* serves the tine.kv host calls (borrowed) */
     inv_activation_cb on_activation; /* called once per finished call, may be NULL */
     void *on_activation_data;
@@ -59,9 +63,9 @@ typedef struct {
     size_t body_len;
     const char *error; /* one line when code != 0 */
     const char *invocation_id;
-    bool cold;           /* served by a sandbox started for it */
+    bool cold;           /* it waited for its sandbox to start */
     uint64_t duration_ns; /* dispatch to answer */
-    uint64_t cold_start_ns; /* fork to ready, when cold */
+    uint64_t cold_start_ns; /* start of its sandbox to ready (handler loaded), when cold */
     uint64_t queued_ns;     /* waiting for a sandbox */
 } inv_result_t;
 
@@ -87,7 +91,27 @@ void inv_call_cancel(inv_call_t *c);
  * after their current invocation; queued calls are still served. */
 void inv_version_retired(inv_invoker_t *inv, const reg_app_version_t *v);
 
-/* Appends a JSON array of pools with their sandboxes (for the admin API). */
-json_t *inv_stats(inv_invoker_t *inv);
+/* An app version became live (deploy, rollback, start of the node): starts
+ * the `warm` sandboxes of each of its functions that asks for some. The pools
+ * keep a reference to v. */
+void inv_version_live(inv_invoker_t *inv, const reg_app_version_t *v);
+
+/* Sets how many idle sandboxes the pool of function `fn_index` of `v` keeps
+ * ready on this node (until v is retired), starting them now; fewer warm
+ * leaves the extra idle ones to the idle timeout. Returns 0, or TINE_EINVAL
+ * when warm is over the function's concurrency or fn_index is out of range. */
+int inv_scale(inv_invoker_t *inv, const reg_app_version_t *v, size_t fn_index, uint32_t warm);
+
+/* Closes the idle sandboxes of `app` (of every version), only those of
+ * function `fn` unless fn is NULL; busy ones are left alone, and pools with
+ * warm sandboxes start new ones. Returns how many were closed. */
+size_t inv_evict(inv_invoker_t *inv, const char *app, const char *fn);
+
+/* The node's sandboxes for the admin API: {"sandboxes":N, "max_sandboxes":N,
+ * "idle_timeout_ms":N, "spare":N, "pools":[{app, version, function, retired,
+ * warm, concurrency, queued, idle, busy, starting, sandboxes:[{pid, state,
+ * age_s, invocations, cold_start_ms, last_used_s}]}]}, only pools of `app`
+ * unless app is NULL. */
+json_t *inv_stats(inv_invoker_t *inv, const char *app);
 
 #endif

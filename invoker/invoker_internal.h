@@ -24,15 +24,15 @@ struct inv_call {
     uint64_t id;
     char id_hex[33];
     json_t *request;
-    char *body;
-    size_t body_len;
+    char *frame; /* the INVOKE frame (header, meta with ctx, body) until it is sent */
+    size_t frame_len;
     uint64_t queued_at;
     uint64_t dispatched_at;
     uint64_t started_unix_ms; /* wall clock when it was queued */
-    bool cold;
+    bool cold;                /* it waited for its sandbox to start */
     uint64_t cold_start_ns;
     uint64_t cpu_ns; /* reported by the sandbox with its answer */
-    inv_sandbox_t *sandbox; /* running on it; NULL while queued and once finished */
+    inv_sandbox_t *sandbox; /* running on it (or waiting for it to start); NULL while queued and once finished */
     json_t *logs;           /* [{"t":unix_ms,"level":..,"msg":..}] */
     size_t logs_bytes;
     bool logs_truncated;
@@ -40,23 +40,30 @@ struct inv_call {
     bool finished;
 };
 
+/* A sandbox is STARTING from the moment the invoker decides to start it:
+ * first waiting for a blank process from the zygote (pid 0), then loading its
+ * handler until READY. A call may be attached to it meanwhile (its INVOKE is
+ * written behind the spec and served right after READY). */
 struct inv_sandbox {
     uv_pipe_t pipe;
-    uv_timer_t timer;
+    uv_timer_t timer; /* start limit, call timeout or idle timeout, by state */
     inv_pool_t *pool;
-    inv_sandbox_t *next;
-    pid_t pid;
+    inv_sandbox_t *next;                  /* the pool's list */
+    inv_sandbox_t *idle_prev, *idle_next; /* the pool's idle list, most recently used first */
+    inv_sandbox_t *wait_next;             /* the invoker's list of sandboxes waiting for a process */
+    pid_t pid;                            /* 0 while waiting for a process */
     sandbox_state_t state;
     int handles_open;
-    bool timed_out;
+    bool waiting;    /* on the invoker's wait list */
+    bool free_start; /* STARTING without a call: counted in pool->nstarting_free */
     char *rbuf;
     size_t rlen;
     size_t rcap;
     inv_call_t *call;
-    uint64_t spawned_at;
-    uint64_t ready_ns;
+    uint64_t spawned_at; /* when the invoker decided to start it */
+    uint64_t ready_ns;   /* spawned_at to READY */
+    uint64_t last_used;  /* when it last became idle */
     uint64_t invocations;
-    bool fresh; /* has not served an invocation yet */
 };
 
 struct inv_pool {
@@ -66,12 +73,29 @@ struct inv_pool {
     size_t fn_index;
     const reg_function_t *fn;
     inv_sandbox_t *sandboxes;
-    size_t nsandboxes;
+    size_t nsandboxes; /* in the list, closing ones included */
+    size_t nlive;      /* not closing */
+    size_t nidle;
+    size_t nstarting_free;
+    inv_sandbox_t *idle_head, *idle_tail;
+    uint32_t warm; /* idle sandboxes kept ready (manifest, or inv_scale) */
+    char *spec_frame; /* what turns a blank into this function's sandbox */
+    size_t spec_frame_len;
     inv_call_t *queue_head;
     inv_call_t *queue_tail;
     size_t queued;
     bool retired;
+    bool start_failed; /* the last start failed: no warm refill until one succeeds */
+    bool cap_blocked;  /* calls wait for room under the node-wide cap */
 };
+
+typedef struct {
+    pid_t pid;
+    int fd;
+} inv_blank_t;
+
+#define INV_SPARE_BLANKS 1       /* blank processes kept ready for the next cold start */
+#define INV_MAX_BLANK_REQUESTS 64 /* spawn requests in flight to the zygote */
 
 struct inv_invoker {
     uv_loop_t *loop;
@@ -81,6 +105,18 @@ struct inv_invoker {
     uint64_t next_id;
     char node_prefix[17];
     bool closing;
+    size_t nlive; /* sandboxes not closing, node-wide (cfg.max_sandboxes) */
+    uv_poll_t zygote_poll;
+    bool zygote_polling; /* the poll handle is open */
+    bool zygote_gone;
+    bool blank_failed; /* the last fork failed: no spare until one succeeds */
+    size_t blanks_requested;
+    inv_blank_t spare[INV_SPARE_BLANKS];
+    size_t nspare;
+    inv_sandbox_t *wait_head, *wait_tail;
+    size_t nwaiting;
+    size_t ncap_blocked;
+    bool kicking;
 };
 
 /* ---------------------------------------------------- invoker.c, for hostcall.c */

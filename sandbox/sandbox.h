@@ -61,10 +61,40 @@ typedef struct {
  * `sdk_dir` holds tine.lua. Returns 0 or -errno. */
 int sbx_zygote_start(sbx_zygote_t *z, const char *sdk_dir);
 
-/* Asks the zygote for a new sandbox running `spec`. Blocking: sends one
- * request and receives the sandbox's pid and its socket (SCM_RIGHTS). The
- * sandbox then writes SBX_MSG_READY on that socket. Returns 0 or -errno. */
+/* Asks the zygote for a sandbox process without waiting for the answer.
+ * With `spec` the child runs that function from the start; with spec NULL the
+ * zygote forks a "blank" sandbox that waits on its own socket for the spec
+ * (sbx_spec_frame), so the fork is paid before anyone needs the sandbox.
+ * Answers come back in request order (sbx_zygote_receive). Writes one small
+ * frame to the control socket, which may be non-blocking. Returns 0 or -errno
+ * (-EAGAIN when the socket is full: nothing was sent). */
+int sbx_zygote_request(sbx_zygote_t *z, const sbx_spec_t *spec);
+
+/* The zygote's answer to one spawn request. */
+typedef struct {
+    int error; /* 0, or why the zygote could not fork (negative errno) */
+    pid_t pid; /* the child, when error is 0 */
+    int fd;    /* tined's end of the child's socket (close-on-exec), when error is 0 */
+} sbx_spawned_t;
+
+/* Receives the answer to the oldest outstanding request into *out. Returns 0
+ * when an answer was consumed (look at out->error), -EAGAIN when `wait` is
+ * false and no answer is there yet, or TINE_ECRASH when the zygote is gone or
+ * its answers cannot be read any more. */
+int sbx_zygote_receive(sbx_zygote_t *z, bool wait, sbx_spawned_t *out);
+
+/* Asks the zygote for a new sandbox running `spec` and waits for it:
+ * sbx_zygote_request then sbx_zygote_receive. The sandbox then writes
+ * SBX_MSG_READY on its socket. Returns 0 or an error code. */
 int sbx_zygote_spawn(sbx_zygote_t *z, const sbx_spec_t *spec, pid_t *pid, int *fd);
+
+/* Builds the frame that gives a blank sandbox its function: write it as the
+ * first bytes on the blank's socket; the sandbox then loads the handler and
+ * answers SBX_MSG_READY (or SBX_MSG_ERROR) exactly as a sandbox spawned with
+ * that spec does, and frames written after it (an INVOKE) wait in the socket
+ * until then. Returns a malloc'd frame and its length in *len, or NULL when
+ * the spec cannot be encoded. */
+char *sbx_spec_frame(const sbx_spec_t *spec, size_t *len);
 
 /* Stops the zygote (and with it every sandbox it forked). */
 void sbx_zygote_stop(sbx_zygote_t *z);

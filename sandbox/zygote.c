@@ -4,15 +4,22 @@
  * tined the sandbox's socket over the control socket (SCM_RIGHTS).
  *
  * Control protocol (tined -> zygote): one wire frame of type
- * ZYGOTE_MSG_SPAWN whose meta is the JSON of an sbx_spec_t. Answer (zygote ->
- * tined): a 12-byte message {int32 status, int32 pid, int32 reserved} carrying
- * the sandbox's socket as ancillary data when status is 0. */
+ * ZYGOTE_MSG_SPAWN whose meta is the JSON of an sbx_spec_t, or {"blank":true}
+ * for a blank sandbox. Answer (zygote -> tined), one per request and in
+ * order: a 12-byte message {int32 status, int32 pid, int32 reserved} carrying
+ * the sandbox's socket as ancillary data when status is 0.
+ *
+ * A blank sandbox is forked before anyone needs it: it waits on its own
+ * socket for one ZYGOTE_MSG_SPAWN frame holding its spec (sbx_spec_frame,
+ * written by tined) and then becomes that sandbox, so a cold start costs
+ * loading the handler but no fork and no trip through the zygote. */
 #include "sandbox.h"
 #include "tine_common.h"
 #include "wire.h"
 
 #include <errno.h>
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,17 +88,39 @@ static void zygote_become_sandbox(sbx_lua_t *L, int control_fd, int fd, const sb
     _exit(sbx_lua_serve(L, fd, spec));
 }
 
-/* Handles one spawn request: fork a sandbox and hand back its socket. */
-static void zygote_spawn(sbx_lua_t *L, int control_fd, const char *meta, size_t meta_len)
+/* Encodes a spec as the JSON meta of a spawn request. Returns a malloc'd
+ * string or NULL. */
+static char *spec_encode(const sbx_spec_t *spec)
 {
-    json_error_t jerr;
-    json_t *o = json_loadb(meta, meta_len, 0, &jerr);
+    json_t *o = json_pack("{s:i, s:b, s:s, s:I, s:s, s:s, s:s, s:s, s:i, s:i, s:s}", "runtime", spec->runtime,
+                          "network", spec->network, "app", spec->app, "version", (json_int_t)spec->version,
+                          "function", spec->function, "bundle_dir", spec->bundle_dir, "handler_file",
+                          spec->handler_file, "handler_export", spec->handler_export ? spec->handler_export : "",
+                          "memory_mb", (int)spec->memory_mb, "timeout_ms", (int)spec->timeout_ms, "env_json",
+                          spec->env_json ? spec->env_json : "{}");
+    if (o == NULL)
+        return NULL;
+    char *meta = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return meta;
+}
+
+/* Decodes the meta of a spawn request. Returns 0 with *spec filled (its
+ * strings live in *holder: json_decref it after use), 1 for a blank request
+ * (*holder NULL), or TINE_EPROTO. */
+static int spec_decode(const char *meta, size_t meta_len, sbx_spec_t *spec, json_t **holder)
+{
+    *holder = NULL;
+    json_t *o = json_loadb(meta, meta_len, 0, NULL);
     if (o == NULL || !json_is_object(o)) {
         json_decref(o);
-        zygote_send_reply(control_fd, TINE_EPROTO, 0, -1);
-        return;
+        return TINE_EPROTO;
     }
-    sbx_spec_t spec = {
+    if (json_is_true(json_object_get(o, "blank"))) {
+        json_decref(o);
+        return 1;
+    }
+    *spec = (sbx_spec_t){
         .runtime = (int)json_integer_value(json_object_get(o, "runtime")),
         .network = json_is_true(json_object_get(o, "network")),
         .app = json_str(o, "app"),
@@ -104,6 +133,43 @@ static void zygote_spawn(sbx_lua_t *L, int control_fd, const char *meta, size_t 
         .timeout_ms = (uint32_t)json_integer_value(json_object_get(o, "timeout_ms")),
         .env_json = json_str(o, "env_json"),
     };
+    *holder = o;
+    return 0;
+}
+
+/* Runs in a blank child: waits for its spec frame on fd, then becomes that
+ * sandbox. Exits quietly when tined lets the blank go (EOF). Never returns. */
+static void zygote_blank_wait(sbx_lua_t *L, int control_fd, int fd)
+{
+    close(control_fd);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    sbx_frame_hdr_t h;
+    char *payload = NULL;
+    int r = sbx_frame_read(fd, &h, &payload, ZYGOTE_MAX_REQUEST);
+    if (r != 0 || h.type == 0)
+        _exit(0);
+    sbx_spec_t spec;
+    json_t *holder = NULL;
+    if (h.type != ZYGOTE_MSG_SPAWN || spec_decode(payload, h.meta_len, &spec, &holder) != 0) {
+        static const char msg[] = "{\"error\":\"bad sandbox spec from tined\"}";
+        sbx_frame_write(fd, SBX_MSG_ERROR, 0, msg, sizeof msg - 1, NULL, 0);
+        _exit(1);
+    }
+    free(payload);
+    zygote_become_sandbox(L, -1, fd, &spec);
+}
+
+/* Handles one spawn request: fork a sandbox (for a spec, or blank) and hand
+ * back its socket. */
+static void zygote_spawn(sbx_lua_t *L, int control_fd, const char *meta, size_t meta_len)
+{
+    sbx_spec_t spec;
+    json_t *o = NULL;
+    int kind = spec_decode(meta, meta_len, &spec, &o);
+    if (kind < 0) {
+        zygote_send_reply(control_fd, TINE_EPROTO, 0, -1);
+        return;
+    }
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         zygote_send_reply(control_fd, -errno, 0, -1);
@@ -113,6 +179,8 @@ static void zygote_spawn(sbx_lua_t *L, int control_fd, const char *meta, size_t 
     pid_t pid = fork();
     if (pid == 0) {
         close(sv[0]);
+        if (kind == 1)
+            zygote_blank_wait(L, control_fd, sv[1]);
         zygote_become_sandbox(L, control_fd, sv[1], &spec);
     }
     int err = pid < 0 ? -errno : 0;
@@ -177,25 +245,56 @@ int sbx_zygote_start(sbx_zygote_t *z, const char *sdk_dir)
     return 0;
 }
 
-int sbx_zygote_spawn(sbx_zygote_t *z, const sbx_spec_t *spec, pid_t *pid, int *fd)
+/* A ZYGOTE_MSG_SPAWN frame (header and meta) in one malloc'd buffer, or NULL. */
+static char *spawn_frame(const char *meta, size_t meta_len, size_t *len)
 {
-    json_t *o = json_pack("{s:i, s:b, s:s, s:I, s:s, s:s, s:s, s:s, s:i, s:i, s:s}", "runtime", spec->runtime,
-                          "network", spec->network, "app", spec->app, "version",
-                          (json_int_t)spec->version, "function", spec->function, "bundle_dir", spec->bundle_dir,
-                          "handler_file", spec->handler_file, "handler_export",
-                          spec->handler_export ? spec->handler_export : "", "memory_mb", (int)spec->memory_mb,
-                          "timeout_ms", (int)spec->timeout_ms, "env_json", spec->env_json ? spec->env_json : "{}");
-    if (o == NULL)
-        return TINE_EINVAL;
-    char *meta = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (meta == NULL)
-        return -ENOMEM;
-    int r = sbx_frame_write(z->control_fd, ZYGOTE_MSG_SPAWN, 0, meta, strlen(meta), NULL, 0);
-    free(meta);
-    if (r != 0)
-        return r;
+    sbx_frame_hdr_t h = {.len = (uint32_t)meta_len, .type = ZYGOTE_MSG_SPAWN, .meta_len = (uint32_t)meta_len};
+    char *frame = malloc(sizeof h + meta_len);
+    if (frame != NULL) {
+        memcpy(frame, &h, sizeof h);
+        memcpy(frame + sizeof h, meta, meta_len);
+        *len = sizeof h + meta_len;
+    }
+    return frame;
+}
 
+int sbx_zygote_request(sbx_zygote_t *z, const sbx_spec_t *spec)
+{
+    static const char blank[] = "{\"blank\":true}";
+    size_t len = 0;
+    char *frame = spec ? sbx_spec_frame(spec, &len) : spawn_frame(blank, sizeof blank - 1, &len);
+    if (frame == NULL)
+        return spec ? TINE_EINVAL : -ENOMEM;
+    /* The control socket may be non-blocking (tined polls it): a frame is sent
+     * whole or, when nothing fits, not at all. */
+    size_t off = 0;
+    int rc = 0;
+    while (off < len) {
+        ssize_t n = send(z->control_fd, frame + off, len - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (off == 0) {
+                rc = -EAGAIN;
+                break;
+            }
+            struct pollfd p = {.fd = z->control_fd, .events = POLLOUT};
+            poll(&p, 1, -1);
+            continue;
+        }
+        rc = n < 0 ? -errno : -EPIPE;
+        break;
+    }
+    free(frame);
+    return rc;
+}
+
+int sbx_zygote_receive(sbx_zygote_t *z, bool wait, sbx_spawned_t *out)
+{
     zygote_reply_t reply;
     struct iovec iov = {&reply, sizeof(reply)};
     union {
@@ -208,21 +307,59 @@ int sbx_zygote_spawn(sbx_zygote_t *z, const sbx_spec_t *spec, pid_t *pid, int *f
     msg.msg_control = ctrl.buf;
     msg.msg_controllen = sizeof(ctrl.buf);
     ssize_t n;
-    do {
-        n = recvmsg(z->control_fd, &msg, MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return -errno;
-    if (n != (ssize_t)sizeof(reply))
-        return TINE_EPROTO;
-    if (reply.status != 0)
-        return reply.status;
+    for (;;) {
+        n = recvmsg(z->control_fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        if (n >= 0)
+            break;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return TINE_ECRASH;
+        if (!wait)
+            return -EAGAIN;
+        struct pollfd p = {.fd = z->control_fd, .events = POLLIN};
+        if (poll(&p, 1, -1) < 0 && errno != EINTR)
+            return TINE_ECRASH;
+    }
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    if (c == NULL || c->cmsg_type != SCM_RIGHTS)
-        return TINE_EPROTO;
-    memcpy(fd, CMSG_DATA(c), sizeof(int));
-    *pid = reply.pid;
+    int got = -1;
+    if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+        memcpy(&got, CMSG_DATA(c), sizeof(int));
+    if (n != (ssize_t)sizeof(reply) || (reply.status == 0) != (got >= 0)) {
+        /* EOF, or the answers are out of step: nothing more can be trusted. */
+        if (got >= 0)
+            close(got);
+        return TINE_ECRASH;
+    }
+    out->error = reply.status;
+    out->pid = reply.status == 0 ? reply.pid : 0;
+    out->fd = got;
     return 0;
+}
+
+int sbx_zygote_spawn(sbx_zygote_t *z, const sbx_spec_t *spec, pid_t *pid, int *fd)
+{
+    int r = sbx_zygote_request(z, spec);
+    sbx_spawned_t got;
+    if (r == 0)
+        r = sbx_zygote_receive(z, true, &got);
+    if (r == 0)
+        r = got.error;
+    if (r == 0) {
+        *pid = got.pid;
+        *fd = got.fd;
+    }
+    return r;
+}
+
+char *sbx_spec_frame(const sbx_spec_t *spec, size_t *len)
+{
+    char *meta = spec_encode(spec);
+    if (meta == NULL)
+        return NULL;
+    char *frame = spawn_frame(meta, strlen(meta), len);
+    free(meta);
+    return frame;
 }
 
 void sbx_zygote_stop(sbx_zygote_t *z)

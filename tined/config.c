@@ -3,6 +3,7 @@
  * key (state-dir = ...). Flags win over the environment, which wins over the
  * file. */
 #include "config.h"
+#include "registry.h"
 #include "tine_common.h"
 
 #include <ctype.h>
@@ -28,6 +29,11 @@ static const option_t options[] = {
     {"max-bundle-size", "TINE_MAX_BUNDLE_SIZE", 1, "largest deploy bundle accepted, e.g. 16MiB (default 16MiB)"},
     {"sdk-dir", "TINE_SDK_DIR", 1, "directory holding the Lua SDK tine.lua"},
     {"node-id", "TINE_NODE_ID", 1, "this node's name in a cluster (default HOSTNAME:PORT)"},
+    {"max-sandboxes", "TINE_MAX_SANDBOXES", 1, "sandboxes on this node at most; at the cap the least recently\n"
+                                               "                         used idle one of another function makes room (default 1024)"},
+    {"idle-timeout", "TINE_IDLE_TIMEOUT", 1, "idle sandboxes beyond a function's warm count exit after this,\n"
+                                             "                         e.g. 30s, 5m (default 5m)"},
+    {"max-queue", "TINE_MAX_QUEUE", 1, "calls that wait per function at its concurrency before 429 (default 100)"},
     {"config", "TINE_CONFIG", 1, "config file of 'key = value' lines with the names above"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -67,7 +73,27 @@ static int parse_size(const char *s, size_t *out)
     return *out > 0 ? 0 : -1;
 }
 
-static char **slot(tined_config_t *cfg, const char *name, char **no_auth_str, char **max_bundle_str)
+/* Options kept as text until every source is read, then parsed. */
+typedef struct {
+    char *no_auth;
+    char *max_bundle;
+    char *max_sandboxes;
+    char *idle_timeout;
+    char *max_queue;
+} raw_values_t;
+
+/* Parses a whole decimal number within [min, max]. */
+static int parse_count(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *end != '\0' || s[0] == '-' || s[0] == '+' || v < min || v > max)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
 {
     if (strcmp(name, "listen") == 0)
         return &cfg->listen;
@@ -78,9 +104,15 @@ static char **slot(tined_config_t *cfg, const char *name, char **no_auth_str, ch
     if (strcmp(name, "admin-token") == 0)
         return &cfg->admin_token;
     if (strcmp(name, "no-auth") == 0)
-        return no_auth_str;
+        return &raw->no_auth;
     if (strcmp(name, "max-bundle-size") == 0)
-        return max_bundle_str;
+        return &raw->max_bundle;
+    if (strcmp(name, "max-sandboxes") == 0)
+        return &raw->max_sandboxes;
+    if (strcmp(name, "idle-timeout") == 0)
+        return &raw->idle_timeout;
+    if (strcmp(name, "max-queue") == 0)
+        return &raw->max_queue;
     if (strcmp(name, "sdk-dir") == 0)
         return &cfg->sdk_dir;
     if (strcmp(name, "node-id") == 0)
@@ -109,7 +141,7 @@ static char *trim(char *s)
 }
 
 /* Reads the config file: values only fill options still unset. */
-static int load_file(tined_config_t *cfg, const char *path, char **no_auth_str, char **max_bundle_str)
+static int load_file(tined_config_t *cfg, const char *path, raw_values_t *raw)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL) {
@@ -142,7 +174,7 @@ static int load_file(tined_config_t *cfg, const char *path, char **no_auth_str, 
             fclose(f);
             return -1;
         }
-        char **dst = slot(cfg, o->name, no_auth_str, max_bundle_str);
+        char **dst = slot(cfg, o->name, raw);
         if (*dst == NULL)
             *dst = xstrdup(value ? value : "true");
     }
@@ -164,7 +196,7 @@ static bool truthy(const char *s)
 int tined_config_load(tined_config_t *cfg, int argc, char **argv)
 {
     memset(cfg, 0, sizeof(*cfg));
-    char *no_auth = NULL, *max_bundle = NULL;
+    raw_values_t raw = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -197,18 +229,18 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
                 return -1;
             }
         }
-        char **dst = slot(cfg, o->name, &no_auth, &max_bundle);
+        char **dst = slot(cfg, o->name, &raw);
         free(*dst);
         *dst = xstrdup(value);
     }
     for (size_t i = 0; i < NOPTIONS; i++) {
-        char **dst = slot(cfg, options[i].name, &no_auth, &max_bundle);
+        char **dst = slot(cfg, options[i].name, &raw);
         const char *env = getenv(options[i].env);
         if (*dst == NULL && env && *env)
             *dst = xstrdup(env);
     }
     int rc = 0;
-    if (cfg->config_file && load_file(cfg, cfg->config_file, &no_auth, &max_bundle) != 0)
+    if (cfg->config_file && load_file(cfg, cfg->config_file, &raw) != 0)
         rc = -1;
     if (cfg->listen == NULL)
         cfg->listen = xstrdup("127.0.0.1:8080");
@@ -219,10 +251,27 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
     }
     if (cfg->sdk_dir == NULL)
         cfg->sdk_dir = xstrdup(TINE_SOURCE_DIR "/sdk/lua");
-    cfg->no_auth = truthy(no_auth);
+    cfg->no_auth = truthy(raw.no_auth);
     cfg->max_bundle = 16 * 1024 * 1024;
-    if (max_bundle && parse_size(max_bundle, &cfg->max_bundle) != 0) {
-        fprintf(stderr, "tined: --max-bundle-size %s: expected a size such as 16MiB\n", max_bundle);
+    if (raw.max_bundle && parse_size(raw.max_bundle, &cfg->max_bundle) != 0) {
+        fprintf(stderr, "tined: --max-bundle-size %s: expected a size such as 16MiB\n", raw.max_bundle);
+        rc = -1;
+    }
+    cfg->max_sandboxes = 1024;
+    if (raw.max_sandboxes && parse_count(raw.max_sandboxes, 1, 1000000, &cfg->max_sandboxes) != 0) {
+        fprintf(stderr, "tined: --max-sandboxes %s: expected a number from 1 to 1000000\n", raw.max_sandboxes);
+        rc = -1;
+    }
+    cfg->max_queue = 100;
+    if (raw.max_queue && parse_count(raw.max_queue, 1, 1000000, &cfg->max_queue) != 0) {
+        fprintf(stderr, "tined: --max-queue %s: expected a number from 1 to 1000000\n", raw.max_queue);
+        rc = -1;
+    }
+    cfg->idle_timeout_ms = 5 * 60 * 1000;
+    if (raw.idle_timeout && (reg_parse_duration_ms(raw.idle_timeout, &cfg->idle_timeout_ms) != 0 ||
+                             cfg->idle_timeout_ms < 10 || cfg->idle_timeout_ms > 7 * 24 * 3600 * 1000ull)) {
+        fprintf(stderr, "tined: --idle-timeout %s: expected a duration from 10ms to 168h such as 30s or 5m\n",
+                raw.idle_timeout);
         rc = -1;
     }
     if (cfg->no_auth && !tined_listen_is_loopback(cfg->listen)) {
@@ -235,8 +284,11 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
         const char *port = strrchr(cfg->listen, ':');
         cfg->node_id = xasprintf("%s:%s", host, port ? port + 1 : "0");
     }
-    free(no_auth);
-    free(max_bundle);
+    free(raw.no_auth);
+    free(raw.max_bundle);
+    free(raw.max_sandboxes);
+    free(raw.idle_timeout);
+    free(raw.max_queue);
     return rc;
 }
 

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
     char *listen;
@@ -16,6 +17,9 @@ typedef struct {
     char *sdk_dir;
     char *node_id;
     char *config_file;
+    unsigned max_sandboxes;   /* node-wide cap on sandboxes */
+    unsigned max_queue;       /* calls waiting per function before 429 */
+    uint64_t idle_timeout_ms; /* idle sandboxes beyond warm exit after this */
 } tined_config_t;
 
 /* Fills cfg from argv, the environment and the config file. Returns 0, 1 when

@@ -75,6 +75,8 @@ static void on_live_change(void *data, const reg_app_version_t *old_v, const reg
     tined_t *t = data;
     if (old_v && t->inv)
         inv_version_retired(t->inv, old_v);
+    if (new_v && t->inv)
+        inv_version_live(t->inv, new_v);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -144,7 +146,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "tined: %s\n", err);
         goto fail;
     }
-    inv_config_t icfg = {.max_queue = 100, .store = kv_store};
+    inv_config_t icfg = {
+        .max_queue = cfg.max_queue,
+        .max_sandboxes = cfg.max_sandboxes,
+        .idle_timeout_ms = cfg.idle_timeout_ms,
+        .store = kv_store,
+    };
     t.inv = inv_new(t.loop, &zygote, &icfg);
     t.live = reg_live_new(t.loop, redis_url, cfg.state_dir, on_live_change, &t, err, sizeof(err));
     if (t.live == NULL) {

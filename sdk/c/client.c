@@ -505,38 +505,107 @@ int tine_routes(tine_client_t *c, const char *app, char **response)
     return rc;
 }
 
+/* Builds "/_tine/v1/apps/<app>/functions/<fn>/<verb>" with both names
+ * escaped, or returns NULL with *rc and the error set. */
+static char *function_path(tine_client_t *c, const char *app, const char *fn, const char *verb, int *rc)
+{
+    if (fn == NULL || fn[0] == '\0') {
+        set_error(c, "no function name given");
+        *rc = -EINVAL;
+        return NULL;
+    }
+    char *efn = tine_escape(fn);
+    size_t sn = efn ? strlen("/functions//") + strlen(efn) + strlen(verb) + 1 : 0;
+    char *suffix = efn ? malloc(sn) : NULL;
+    if (suffix == NULL) {
+        free(efn);
+        set_error(c, "out of memory");
+        *rc = -ENOMEM;
+        return NULL;
+    }
+    snprintf(suffix, sn, "/functions/%s/%s", efn, verb);
+    free(efn);
+    char *path = app_path(c, app, suffix);
+    free(suffix);
+    if (path == NULL)
+        *rc = app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
+    return path;
+}
+
 int tine_invoke(tine_client_t *c, const char *app, const char *fn, const char *event_json, size_t len,
                 char **response)
 {
     if (response != NULL)
         *response = NULL;
-    if (fn == NULL || fn[0] == '\0') {
-        set_error(c, "no function name given");
-        return -EINVAL;
-    }
-    char *efn = tine_escape(fn);
-    if (efn == NULL) {
-        set_error(c, "out of memory");
-        return -ENOMEM;
-    }
-    size_t sn = strlen("/functions//invoke") + strlen(efn) + 1;
-    char *suffix = malloc(sn);
-    if (suffix == NULL) {
-        free(efn);
-        set_error(c, "out of memory");
-        return -ENOMEM;
-    }
-    snprintf(suffix, sn, "/functions/%s/invoke", efn);
-    free(efn);
-    char *path = app_path(c, app, suffix);
-    free(suffix);
+    int rc = 0;
+    char *path = function_path(c, app, fn, "invoke", &rc);
     if (path == NULL)
-        return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
+        return rc;
     if (event_json == NULL) {
         event_json = "{}";
         len = 2;
     }
-    int rc = api_call(c, "POST", path, event_json, len, "application/json", response);
+    rc = api_call(c, "POST", path, event_json, len, "application/json", response);
+    free(path);
+    return rc;
+}
+
+/* Sends `method` to `path` (taken: freed here; NULL after a failed
+ * allocation, the error being set) with "?<name>=<escaped value>" appended
+ * when value is not NULL. */
+static int call_with_query(tine_client_t *c, const char *method, char *path, const char *name, const char *value,
+                           char **response)
+{
+    if (path != NULL && value != NULL) {
+        char *ev = tine_escape(value);
+        size_t n = ev ? strlen(path) + strlen(name) + strlen(ev) + 3 : 0;
+        char *p = ev ? malloc(n) : NULL;
+        if (p != NULL)
+            snprintf(p, n, "%s?%s=%s", path, name, ev);
+        free(ev);
+        free(path);
+        path = p;
+        if (p == NULL)
+            set_error(c, "out of memory");
+    }
+    if (path == NULL)
+        return -ENOMEM;
+    int rc = api_call(c, method, path, NULL, 0, NULL, response);
+    free(path);
+    return rc;
+}
+
+int tine_sandboxes(tine_client_t *c, const char *app, char **response)
+{
+    if (response != NULL)
+        *response = NULL;
+    char *path = strdup("/_tine/v1/sandboxes");
+    if (path == NULL)
+        set_error(c, "out of memory");
+    return call_with_query(c, "GET", path, "app", app, response);
+}
+
+int tine_evict(tine_client_t *c, const char *app, const char *fn, char **response)
+{
+    if (response != NULL)
+        *response = NULL;
+    char *path = app_path(c, app, "/sandboxes");
+    if (path == NULL && (app == NULL || app[0] == '\0'))
+        return -EINVAL;
+    return call_with_query(c, "DELETE", path, "function", fn, response);
+}
+
+int tine_scale(tine_client_t *c, const char *app, const char *fn, unsigned warm, char **response)
+{
+    if (response != NULL)
+        *response = NULL;
+    int rc = 0;
+    char *path = function_path(c, app, fn, "scale", &rc);
+    if (path == NULL)
+        return rc;
+    char body[40];
+    int n = snprintf(body, sizeof body, "{\"warm\":%u}", warm);
+    rc = api_call(c, "PUT", path, body, (size_t)n, "application/json", response);
     free(path);
     return rc;
 }

@@ -111,6 +111,23 @@ int tine_routes(tine_client_t *c, const char *app, char **response);
 int tine_invoke(tine_client_t *c, const char *app, const char *fn, const char *event_json, size_t len,
                 char **response);
 
+/* GET /_tine/v1/sandboxes (only the pools of `app` unless it is NULL): the
+ * node's sandboxes per function, {"sandboxes":N,"max_sandboxes":N,
+ * "pools":[{"app","version","function","warm","idle","busy",...,
+ * "sandboxes":[{"pid","state","age_s","invocations","cold_start_ms",
+ * "last_used_s"}]}]}. */
+int tine_sandboxes(tine_client_t *c, const char *app, char **response);
+
+/* DELETE /_tine/v1/apps/{app}/sandboxes[?function=fn]: closes the idle
+ * sandboxes of the app (of function `fn` unless it is NULL) on that node:
+ * {"evicted":N}. */
+int tine_evict(tine_client_t *c, const char *app, const char *fn, char **response);
+
+/* PUT /_tine/v1/apps/{app}/functions/{fn}/scale {"warm":N}: the live
+ * version's pool on that node keeps `warm` idle sandboxes until the next
+ * deploy: {"app","function","version","warm"}. */
+int tine_scale(tine_client_t *c, const char *app, const char *fn, unsigned warm, char **response);
+
 #ifdef __cplusplus
 }
 #endif

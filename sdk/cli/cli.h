@@ -122,6 +122,21 @@ tine_client_t *cli_connect(cli_ctx_t *ctx, cli_conn_t *conn);
 /* Prints JSON text as-is, with a final newline when it lacks one. */
 void cli_print_json_text(FILE *out, const char *text);
 
+/* Turns an admin API answer into a table or a line (render.c). Returns 0, or
+ * -1 with a message in err. */
+typedef int (*cli_render_fn)(const char *json, FILE *out, char *err, size_t errlen);
+
+/* Reads one thing of an app (or of the node when app is NULL). */
+typedef int (*cli_fetch_fn)(tine_client_t *c, const char *app, char **answer);
+
+/* Prints an answer with its renderer, or as-is with --json. Returns CLI_OK
+ * or CLI_FAIL. (cmd_admin.c) */
+int cli_print_answer(cli_ctx_t *ctx, const char *answer, cli_render_fn render);
+
+/* Connects, fetches and prints: the shared body of the read-only commands.
+ * Returns CLI_OK or CLI_FAIL. (cmd_admin.c) */
+int cli_fetch_and_print(cli_ctx_t *ctx, const char *app, cli_fetch_fn fetch, cli_render_fn render);
+
 /* ------------------------------------------------------------- render.c */
 
 /* A table of text cells printed with aligned columns (two spaces apart, the
@@ -148,6 +163,12 @@ int cli_render_routes(const char *json, FILE *out, char *err, size_t errlen);
 int cli_render_deploy(const char *json, FILE *out, char *err, size_t errlen);
 /* "hello: live version is now 2" */
 int cli_render_rollback(const char *json, FILE *out, char *err, size_t errlen);
+/* A table of the node's sandboxes (GET /_tine/v1/sandboxes): APP VERSION
+ * FUNCTION PID STATE AGE IDLE INVOCATIONS COLD_MS, then "N of at most M
+ * sandboxes on this node". */
+int cli_render_ps(const char *json, FILE *out, char *err, size_t errlen);
+/* "hello.hi: 2 warm sandboxes on this node for version 3 (until the next deploy)" */
+int cli_render_scale(const char *json, FILE *out, char *err, size_t errlen);
 /* One "METHOD <base_url><path>" line per route of a routes answer. */
 int cli_render_public_urls(const char *json, const char *base_url, FILE *out, char *err, size_t errlen);
 
@@ -175,6 +196,9 @@ int cli_cmd_versions(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_rollback(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_invoke(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_routes(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_ps(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_scale(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_evict(cli_ctx_t *ctx, int argc, char **argv);
 
 /* Reads and validates the manifest of dir and packs the bundle. On success
  * returns CLI_OK with the app name (*app, free it) and the tar.gz (*tgz,

@@ -8,10 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef int (*render_fn)(const char *json, FILE *out, char *err, size_t errlen);
-
-/* Prints an answer with its renderer, or as-is with --json. */
-static int print_answer(cli_ctx_t *ctx, const char *answer, render_fn render)
+int cli_print_answer(cli_ctx_t *ctx, const char *answer, cli_render_fn render)
 {
     if (ctx->g.json) {
         cli_print_json_text(ctx->out, answer);
@@ -35,17 +32,13 @@ static int parse_app(cli_ctx_t *ctx, int argc, char **argv, const char **app)
     return CLI_OK;
 }
 
-/* Reads one thing of an app (or of the node when app is NULL) and prints
- * it: the shared body of apps, versions and routes. */
-typedef int (*fetch_fn)(tine_client_t *c, const char *app, char **answer);
-
 static int fetch_apps(tine_client_t *c, const char *app, char **answer)
 {
     (void)app;
     return tine_apps(c, answer);
 }
 
-static int fetch_and_print(cli_ctx_t *ctx, const char *app, fetch_fn fetch, render_fn render)
+int cli_fetch_and_print(cli_ctx_t *ctx, const char *app, cli_fetch_fn fetch, cli_render_fn render)
 {
     cli_conn_t conn;
     tine_client_t *c = cli_connect(ctx, &conn);
@@ -53,7 +46,7 @@ static int fetch_and_print(cli_ctx_t *ctx, const char *app, fetch_fn fetch, rend
     char *answer = NULL;
     if (c != NULL) {
         int e = fetch(c, app, &answer);
-        rc = e != 0 ? cli_client_fail(ctx, c, e, &conn) : print_answer(ctx, answer, render);
+        rc = e != 0 ? cli_client_fail(ctx, c, e, &conn) : cli_print_answer(ctx, answer, render);
     }
     tine_free(answer);
     tine_client_free(c);
@@ -68,7 +61,7 @@ int cli_cmd_apps(cli_ctx_t *ctx, int argc, char **argv)
     char err[256];
     if (cli_parse_command(argc, argv, NULL, 0, pos, 0, 0, &npos, err, sizeof err) != CLI_OK)
         return cli_usage_error(ctx, err);
-    return fetch_and_print(ctx, NULL, fetch_apps, cli_render_apps);
+    return cli_fetch_and_print(ctx, NULL, fetch_apps, cli_render_apps);
 }
 
 int cli_cmd_versions(cli_ctx_t *ctx, int argc, char **argv)
@@ -76,7 +69,7 @@ int cli_cmd_versions(cli_ctx_t *ctx, int argc, char **argv)
     const char *app;
     if (parse_app(ctx, argc, argv, &app) != CLI_OK)
         return CLI_USAGE;
-    return fetch_and_print(ctx, app, tine_versions, cli_render_versions);
+    return cli_fetch_and_print(ctx, app, tine_versions, cli_render_versions);
 }
 
 int cli_cmd_routes(cli_ctx_t *ctx, int argc, char **argv)
@@ -84,7 +77,7 @@ int cli_cmd_routes(cli_ctx_t *ctx, int argc, char **argv)
     const char *app;
     if (parse_app(ctx, argc, argv, &app) != CLI_OK)
         return CLI_USAGE;
-    return fetch_and_print(ctx, app, tine_routes, cli_render_routes);
+    return cli_fetch_and_print(ctx, app, tine_routes, cli_render_routes);
 }
 
 int cli_cmd_rollback(cli_ctx_t *ctx, int argc, char **argv)
@@ -111,7 +104,7 @@ int cli_cmd_rollback(cli_ctx_t *ctx, int argc, char **argv)
     char *answer = NULL;
     if (c != NULL) {
         int e = tine_rollback(c, pos[0], version, &answer);
-        rc = e != 0 ? cli_client_fail(ctx, c, e, &conn) : print_answer(ctx, answer, cli_render_rollback);
+        rc = e != 0 ? cli_client_fail(ctx, c, e, &conn) : cli_print_answer(ctx, answer, cli_render_rollback);
     }
     tine_free(answer);
     tine_client_free(c);

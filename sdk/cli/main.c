@@ -50,6 +50,30 @@ static const cli_command_t commands[] = {
      "('GET /hello/hi') and per trigger ('schedule */5 * * * *',\n"
      "'log file:/var/log/x (filter \"ERROR\")', 'event type=... source=...').\n",
      cli_cmd_routes},
+    {"ps", "list the node's sandboxes per function", "ps [APP]",
+     "Prints a table: APP VERSION FUNCTION PID STATE AGE IDLE INVOCATIONS\n"
+     "COLD_MS, one row per sandbox on the node tine talks to (only APP's\n"
+     "with APP). STATE is starting, idle, busy or closing; IDLE is how long\n"
+     "an idle sandbox has waited; COLD_MS how long it took to start (from\n"
+     "the decision to start it until its handler was loaded). With --json\n"
+     "the node's answer, with per-function counts (warm, idle, busy,\n"
+     "starting, queued).\n",
+     cli_cmd_ps},
+    {"scale", "set how many warm sandboxes a function keeps ready", "scale APP FN --warm N",
+     "Makes the live version of APP keep N idle sandboxes of FN ready on\n"
+     "the node tine talks to, starting them now (0 <= N <= the function's\n"
+     "concurrency). It lasts until the next deploy or rollback, which goes\n"
+     "back to the manifest's 'warm'; other nodes are not changed. Lowering\n"
+     "it leaves extra idle sandboxes to the node's idle timeout.\n"
+     "\n"
+     "  --warm N          idle sandboxes to keep (required)\n",
+     cli_cmd_scale},
+    {"evict", "close a function's idle sandboxes now", "evict APP [FN]",
+     "Closes the idle sandboxes of APP (of every version; only FN's with\n"
+     "FN) on the node tine talks to, so the next call starts cold. Busy\n"
+     "sandboxes finish their call. A function with 'warm' sandboxes starts\n"
+     "that many again at once. Prints 'evicted N idle sandboxes of APP'.\n",
+     cli_cmd_evict},
     {"help", "show help for a command", "help [COMMAND]", NULL, cmd_help},
 };
 

@@ -307,6 +307,95 @@ int cli_render_rollback(const char *json, FILE *out, char *err, size_t errlen)
     return 0;
 }
 
+/* A duration in seconds as "850ms", "12.3s", "3m04s" or "2h05m". */
+static const char *age_text(json_t *v, char *buf, size_t len)
+{
+    if (!json_is_number(v))
+        return "-";
+    double s = json_number_value(v);
+    if (s < 1)
+        snprintf(buf, len, "%.0fms", s * 1000);
+    else if (s < 60)
+        snprintf(buf, len, "%.1fs", s);
+    else if (s < 3600)
+        snprintf(buf, len, "%dm%02ds", (int)(s / 60), (int)s % 60);
+    else
+        snprintf(buf, len, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+    return buf;
+}
+
+int cli_render_ps(const char *json, FILE *out, char *err, size_t errlen)
+{
+    json_t *j = load_object(json, err, errlen);
+    if (j == NULL)
+        return -1;
+    json_t *pools = json_object_get(j, "pools");
+    if (!json_is_array(pools)) {
+        json_decref(j);
+        return fail(err, errlen, "unexpected answer from the node (no \"pools\" list)");
+    }
+    static const char *const head[] = {"APP", "VERSION", "FUNCTION", "PID", "STATE", "AGE", "IDLE", "INVOCATIONS",
+                                       "COLD_MS"};
+    cli_table_t t;
+    cli_table_init(&t, 9, head);
+    size_t i, k;
+    json_t *p, *s;
+    json_array_foreach(pools, i, p)
+    {
+        json_t *sbx = json_object_get(p, "sandboxes");
+        json_array_foreach(sbx, k, s)
+        {
+            char b[9][64];
+            const char *state = json_string_value(json_object_get(s, "state"));
+            json_t *cold = json_object_get(s, "cold_start_ms");
+            if (json_is_number(cold))
+                snprintf(b[8], sizeof b[8], "%.2f", json_number_value(cold));
+            const char *row[] = {
+                cell(json_object_get(p, "app"), b[0], sizeof b[0]),
+                cell(json_object_get(p, "version"), b[1], sizeof b[1]),
+                cell(json_object_get(p, "function"), b[2], sizeof b[2]),
+                cell(json_object_get(s, "pid"), b[3], sizeof b[3]),
+                state ? state : "-",
+                age_text(json_object_get(s, "age_s"), b[5], sizeof b[5]),
+                state && strcmp(state, "idle") == 0 ? age_text(json_object_get(s, "last_used_s"), b[6], sizeof b[6])
+                                                    : "-",
+                cell(json_object_get(s, "invocations"), b[7], sizeof b[7]),
+                json_is_number(cold) ? b[8] : "-",
+            };
+            cli_table_add(&t, row);
+        }
+    }
+    cli_table_print(&t, out);
+    cli_table_dispose(&t);
+    json_t *n = json_object_get(j, "sandboxes"), *max = json_object_get(j, "max_sandboxes");
+    if (json_is_integer(n) && json_is_integer(max))
+        fprintf(out, "%" JSON_INTEGER_FORMAT " of at most %" JSON_INTEGER_FORMAT " sandboxes on this node\n",
+                json_integer_value(n), json_integer_value(max));
+    json_decref(j);
+    return 0;
+}
+
+int cli_render_scale(const char *json, FILE *out, char *err, size_t errlen)
+{
+    json_t *j = load_object(json, err, errlen);
+    if (j == NULL)
+        return -1;
+    const char *app = json_string_value(json_object_get(j, "app"));
+    const char *fn = json_string_value(json_object_get(j, "function"));
+    json_t *warm = json_object_get(j, "warm"), *version = json_object_get(j, "version");
+    if (app == NULL || fn == NULL || !json_is_integer(warm)) {
+        json_decref(j);
+        return fail(err, errlen, "unexpected answer from the node (no \"app\", \"function\" and \"warm\")");
+    }
+    fprintf(out, "%s.%s: %" JSON_INTEGER_FORMAT " warm sandbox%s on this node", app, fn, json_integer_value(warm),
+            json_integer_value(warm) == 1 ? "" : "es");
+    if (json_is_integer(version))
+        fprintf(out, " for version %" JSON_INTEGER_FORMAT, json_integer_value(version));
+    fprintf(out, " (until the next deploy)\n");
+    json_decref(j);
+    return 0;
+}
+
 int cli_render_public_urls(const char *json, const char *base_url, FILE *out, char *err, size_t errlen)
 {
     json_t *j = load_object(json, err, errlen);

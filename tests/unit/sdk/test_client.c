@@ -217,6 +217,39 @@ static void test_invoke_escapes_names_and_defaults_to_empty_object(void **state)
     assert_string_equal(f->node->path, "/_tine/v1/apps/hello/routes");
 }
 
+static void test_sandbox_calls(void **state)
+{
+    fixture_t *f = *state;
+    fake_node_answer(f->node, 200, "{\"sandboxes\":0,\"pools\":[]}");
+    assert_int_equal(tine_sandboxes(f->client, NULL, NULL), 0);
+    assert_string_equal(f->node->method, "GET");
+    assert_string_equal(f->node->path, "/_tine/v1/sandboxes");
+    assert_int_equal(tine_sandboxes(f->client, "my app", NULL), 0);
+    assert_string_equal(f->node->path, "/_tine/v1/sandboxes?app=my%20app");
+
+    fake_node_answer(f->node, 200, "{\"evicted\":2}");
+    char *answer = NULL;
+    assert_int_equal(tine_evict(f->client, "hello", NULL, &answer), 0);
+    assert_string_equal(answer, "{\"evicted\":2}");
+    tine_free(answer);
+    assert_string_equal(f->node->method, "DELETE");
+    assert_string_equal(f->node->path, "/_tine/v1/apps/hello/sandboxes");
+    assert_int_equal(tine_evict(f->client, "hello", "f&x", NULL), 0);
+    assert_string_equal(f->node->path, "/_tine/v1/apps/hello/sandboxes?function=f%26x");
+    assert_int_equal(tine_evict(f->client, "", NULL, NULL), -EINVAL);
+
+    fake_node_answer(f->node, 200, "{\"app\":\"hello\",\"function\":\"hi\",\"warm\":3}");
+    assert_int_equal(tine_scale(f->client, "hello", "hi", 3, NULL), 0);
+    assert_string_equal(f->node->method, "PUT");
+    assert_string_equal(f->node->path, "/_tine/v1/apps/hello/functions/hi/scale");
+    assert_string_equal(f->node->body, "{\"warm\":3}");
+    assert_int_equal(tine_scale(f->client, "hello", "", 3, NULL), -EINVAL);
+
+    fake_node_answer(f->node, 400, "{\"error\":\"body: warm: expected an integer from 0 to 10\"}");
+    assert_int_equal(tine_scale(f->client, "hello", "hi", 11, NULL), TINE_CLIENT_EINVAL);
+    assert_string_equal(tine_client_error(f->client), "body: warm: expected an integer from 0 to 10");
+}
+
 static void test_request_returns_any_status(void **state)
 {
     fixture_t *f = *state;
@@ -283,6 +316,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_success_that_is_not_json_is_a_protocol_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invoke_escapes_names_and_defaults_to_empty_object, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_returns_any_status, setup, teardown),
         cmocka_unit_test(test_connection_refused_names_the_node),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),

@@ -276,6 +276,56 @@ static void test_invoke_malformed_answer(void **state)
     free(err.text);
 }
 
+static void test_ps_table(void **state)
+{
+    (void)state;
+    capture_t c;
+    char err[256];
+    cap_open(&c);
+    assert_int_equal(
+        cli_render_ps("{\"sandboxes\":3,\"max_sandboxes\":1024,\"pools\":["
+                      "{\"app\":\"hello\",\"version\":3,\"function\":\"hi\",\"warm\":1,\"sandboxes\":["
+                      "{\"pid\":4242,\"state\":\"idle\",\"age_s\":75.5,\"invocations\":12,"
+                      "\"cold_start_ms\":0.4123,\"last_used_s\":0.25},"
+                      "{\"pid\":4250,\"state\":\"busy\",\"age_s\":3.25,\"invocations\":1,"
+                      "\"cold_start_ms\":1.5,\"last_used_s\":0}]},"
+                      "{\"app\":\"shop\",\"version\":12,\"function\":\"list_items\",\"sandboxes\":["
+                      "{\"pid\":5000,\"state\":\"starting\",\"age_s\":7300,\"invocations\":0,"
+                      "\"cold_start_ms\":null,\"last_used_s\":null}]},"
+                      "{\"app\":\"empty\",\"version\":1,\"function\":\"f\",\"sandboxes\":[]}]}",
+                      c.f, err, sizeof err),
+        0);
+    assert_string_equal(cap_close(&c),
+                        "APP    VERSION  FUNCTION    PID   STATE     AGE    IDLE   INVOCATIONS  COLD_MS\n"
+                        "hello  3        hi          4242  idle      1m15s  250ms  12           0.41\n"
+                        "hello  3        hi          4250  busy      3.2s   -      1            1.50\n"
+                        "shop   12       list_items  5000  starting  2h01m  -      0            -\n"
+                        "3 of at most 1024 sandboxes on this node\n");
+    free(c.text);
+
+    cap_open(&c);
+    assert_int_equal(cli_render_ps("{\"pools\":{}}", c.f, err, sizeof err), -1);
+    assert_string_equal(err, "unexpected answer from the node (no \"pools\" list)");
+    assert_string_equal(cap_close(&c), "");
+    free(c.text);
+}
+
+static void test_scale_line(void **state)
+{
+    (void)state;
+    capture_t c;
+    char err[256];
+    cap_open(&c);
+    assert_int_equal(
+        cli_render_scale("{\"app\":\"hello\",\"function\":\"hi\",\"version\":3,\"warm\":2}", c.f, err, sizeof err),
+        0);
+    assert_int_equal(cli_render_scale("{\"app\":\"a\",\"function\":\"f\",\"warm\":1}", c.f, err, sizeof err), 0);
+    assert_int_equal(cli_render_scale("{\"app\":\"a\",\"warm\":1}", c.f, err, sizeof err), -1);
+    assert_string_equal(cap_close(&c), "hello.hi: 2 warm sandboxes on this node for version 3 (until the next deploy)\n"
+                                       "a.f: 1 warm sandbox on this node (until the next deploy)\n");
+    free(c.text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -291,6 +341,8 @@ int main(void)
         cmocka_unit_test(test_invoke_body_with_nul_bytes),
         cmocka_unit_test(test_invoke_failure_exits_1),
         cmocka_unit_test(test_invoke_malformed_answer),
+        cmocka_unit_test(test_ps_table),
+        cmocka_unit_test(test_scale_line),
     };
     return cmocka_run_group_tests_name("sdk/cli/render", tests, NULL, NULL);
 }
