@@ -178,6 +178,8 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     values, notes, meta = read_results(argv[1])
+    down = {system for system, fig, _ in notes if fig == "-"}  # could not start at all
+    failed = sorted(down | {s for vals in values.values() for s, v in vals.items() if v == "failed"})
     present = [f for f in FIGURES if f[0] in values]
     headers = ["figure", "unit"] + SYSTEMS + [f"tine/{p}" for p in PEERS] + ["budget (tine)"]
     rows, figures_json = [], []
@@ -186,7 +188,7 @@ def main(argv):
         rat = ratios(vals)
         met, btext = judge(budget, vals)
         verdict = {True: "met", False: "MISSED", None: "-" if not btext else "n/a"}[met]
-        rows.append([label, unit] + [fmt(vals.get(s, ""), unit, div) for s in SYSTEMS]
+        rows.append([label, unit] + [fmt(vals.get(s, "failed" if s in down else ""), unit, div) for s in SYSTEMS]
                     + [f"{rat[p]:.2f}x" if p in rat else "" for p in PEERS]
                     + [f"{btext}: {verdict}" if btext else ""])
         figures_json.append({
@@ -207,6 +209,10 @@ def main(argv):
     print(f"machine: {m['cpu']}, {m['nproc']} cpus, {m['memory']}, {m['os']}")
     for k in sorted(meta):
         print(f"{k}: {meta[k]}")
+    busy = number(meta.get("load_before", "").split(" ")[0])
+    if busy is not None and busy > (os.cpu_count() or 1) / 2:
+        print(f"WARNING: the machine was busy before the run (load {busy:g} on {os.cpu_count()} cpus): "
+              "other processes share the cores, figures are noisy")
     print()
     print(line(headers))
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -225,9 +231,10 @@ def main(argv):
             continue
         seen.add((system, note))
         note_list.append({"system": system, "figure": fig, "note": note})
-        print(f"* {system}, {labels.get(fig, fig)}: {note}")
-    failed = sorted({s for s, _, _ in notes if any(values.get(f, {}).get(s) == "failed" for f in values)}
-                    | {system for system, fig, _ in notes if fig == "-"})
+        where = "" if fig == "-" else f", {labels.get(fig, fig)}"
+        print(f"* {system}{where}: {note}")
+    if failed:
+        print(f"FAILED: {', '.join(failed)} could not be started or measured (see the notes)")
     out = {"timestamp": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
            "machine": m, "meta": meta, "systems": SYSTEMS, "figures": figures_json,
            "headline": headline, "notes": note_list, "failed_systems": failed}

@@ -96,6 +96,18 @@ stop_pid() {
   wait "$pid" 2>/dev/null || true
 }
 
+# why_down PID LOG: why a server does not answer, for a failure note.
+why_down() {
+  local st=0 out
+  out=$(tail -n 3 "$2" 2>/dev/null | paste -sd ' ')
+  if alive "$1"; then
+    echo "running but not answering; log: ${out:-empty}"
+    return
+  fi
+  wait "$1" 2>/dev/null || st=$?
+  echo "exited with status $st; log: ${out:-empty}"
+}
+
 # free_port: a loopback port nobody listens on now.
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

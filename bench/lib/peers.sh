@@ -19,7 +19,7 @@ peer_start() {
   spawn "$log" "$@"
   PEER_PID=$SPAWNED_PID
   if ! wait_http "$url" "$secs" "$PEER_PID"; then
-    record_failed "$system" "did not answer $url within $secs s: $(tail -n 3 "$log" | paste -sd ' ')"
+    record_failed "$system" "no answer from $url within $secs s: $(why_down "$PEER_PID" "$log")"
     stop_pid "$PEER_PID"
     return 1
   fi
@@ -73,7 +73,7 @@ bench_cgi() {
   until [ -s "$dir/port" ] || [ $SECONDS -ge $deadline ] || ! alive "$PEER_PID"; do sleep 0.05; done
   url=http://127.0.0.1:$(cat "$dir/port" 2>/dev/null || echo 0)/hello/
   if ! wait_http "$url" 5 "$PEER_PID"; then
-    record_failed cgi "cgi-server did not answer: $(tail -n 3 "$dir/cgi.log" | paste -sd ' ')"
+    record_failed cgi "no answer from cgi-server: $(why_down "$PEER_PID" "$dir/cgi.log")"
     stop_pid "$PEER_PID"
     return 0
   fi
