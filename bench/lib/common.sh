@@ -140,21 +140,28 @@ parse_kv() {
 
 declare -A W H
 
-# wrk_measure URL: a warm-up run, then the measured run; fills W (rps,
-# p50_us, p90_us, p99_us, socket_errors, non2xx). 1 with WRK_ERROR on failure.
+# wrk_measure URL: a warm-up run, then WRK_REPEAT measured runs; fills W
+# (rps, p50_us, p90_us, p99_us, socket_errors, non2xx, requests) from the
+# run with the median throughput, so one disturbed run does not decide.
+# 1 with WRK_ERROR on failure.
 wrk_measure() {
-  local url=$1 out
+  local url=$1 out i reports=()
   local args=(-t"$WRK_THREADS" -c"$WRK_CONNECTIONS" --timeout 5s)
   pin_client wrk "${args[@]}" -d"$WRK_WARMUP" "$url" >/dev/null 2>&1 || true
-  if ! out=$(pin_client wrk "${args[@]}" -d"$WRK_DURATION" -s "$BENCH/wrk_report.lua" "$url" 2>&1); then
-    WRK_ERROR="wrk failed: $(tail -n 1 <<<"$out")"
-    return 1
-  fi
-  if ! out=$(grep '^wrk-report ' <<<"$out"); then
-    WRK_ERROR="wrk printed no report"
-    return 1
-  fi
-  parse_kv W "${out#wrk-report }"
+  for ((i = 0; i < WRK_REPEAT; i++)); do
+    if ! out=$(pin_client wrk "${args[@]}" -d"$WRK_DURATION" -s "$BENCH/wrk_report.lua" "$url" 2>&1); then
+      WRK_ERROR="wrk failed: $(tail -n 1 <<<"$out")"
+      return 1
+    fi
+    if ! out=$(grep '^wrk-report ' <<<"$out"); then
+      WRK_ERROR="wrk printed no report"
+      return 1
+    fi
+    reports+=("${out#wrk-report }")
+  done
+  # Sort the runs by rps (the first field) and take the middle one.
+  out=$(printf '%s\n' "${reports[@]}" | sort -t= -k2 -g | sed -n "$(((WRK_REPEAT + 1) / 2))p")
+  parse_kv W "$out"
   if [ "${W[requests]}" = 0 ]; then
     WRK_ERROR="wrk completed no request"
     return 1
