@@ -274,6 +274,8 @@ static int read_response(conn_t *c, response_t *res)
     size_t len = has_len ? strtoul(v, NULL, 10) : 0;
     res->keep_alive = !(header_value(c->in.data, head_end, "connection", v, sizeof(v)) && strcasecmp(v, "close") == 0);
     buf_consume(&c->in, head_len);
+    if (res->status == 204 || res->status == 304 || res->status < 200)
+        return 0; /* no body, whatever the headers say */
     if (chunked)
         return read_chunked(c, res);
     if (!has_len) {
@@ -299,19 +301,29 @@ static int exchange(conn_t *c, const url_t *u, const char *method, const char *t
 {
     if (c->fd < 0 && conn_open(c, u) != 0)
         return -1;
-    char head[4096];
+    buf_t head = {0};
     size_t blen = body ? strlen(body) : 0;
-    int n = snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: %s:%s\r\nConnection: %s\r\n", method, u->target,
-                     u->host, u->port, keep ? "keep-alive" : "close");
-    if (token)
-        n += snprintf(head + n, sizeof(head) - (size_t)n, "Authorization: Bearer %s\r\n", token);
-    if (body)
-        n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Type: %s\r\nContent-Length: %zu\r\n",
-                      ctype ? ctype : "application/json", blen);
-    n += snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
-    if ((size_t)n >= sizeof(head))
-        return fail("request head too long");
-    if (write_all(c->fd, head, (size_t)n) != 0 || (blen && write_all(c->fd, body, blen) != 0) ||
+    char line[512];
+    buf_append(&head, method, strlen(method));
+    buf_append(&head, " ", 1);
+    buf_append(&head, u->target, strlen(u->target));
+    snprintf(line, sizeof(line), " HTTP/1.1\r\nHost: %s:%s\r\nConnection: %s\r\n", u->host, u->port,
+             keep ? "keep-alive" : "close");
+    buf_append(&head, line, strlen(line));
+    if (token) {
+        buf_append(&head, "Authorization: Bearer ", 22);
+        buf_append(&head, token, strlen(token));
+        buf_append(&head, "\r\n", 2);
+    }
+    if (body) {
+        snprintf(line, sizeof(line), "Content-Type: %.200s\r\nContent-Length: %zu\r\n",
+                 ctype ? ctype : "application/json", blen);
+        buf_append(&head, line, strlen(line));
+    }
+    buf_append(&head, "\r\n", 2);
+    int r = write_all(c->fd, head.data, head.len);
+    free(head.data);
+    if (r != 0 || (blen && write_all(c->fd, body, blen) != 0) ||
         read_response(c, res) != 0) {
         conn_close(c);
         return -1;
