@@ -207,6 +207,7 @@ def main(argv):
     print()
     print(f"tine benchmarks, {datetime.datetime.now().isoformat(timespec='seconds')}")
     print(f"machine: {m['cpu']}, {m['nproc']} cpus, {m['memory']}, {m['os']}")
+    print(f"uname: {m['uname']}")
     for k in meta:
         print(f"{k}: {meta[k]}")
     busy = number(meta.get("load_before", "").split(" ")[0])

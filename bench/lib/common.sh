@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by bench/run's parts: messages, the results file, the
 # processes started, ports, CPU pinning and the two load tools (wrk and
 # http-timer). Sourced by bench/run, which sets the settings and paths.

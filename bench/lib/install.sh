@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Installs what the benchmarks need and finds it: Debian packages (nginx,
 # wrk, curl, python3, and node + npm when node is missing), the nginx Lua
 # module unpacked under bench/.cache, workerd from npm, and bench's two C
@@ -34,7 +35,7 @@ install_apt_packages() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   # A fresh Debian has no node; where one is on PATH (nvm, NodeSource) it is used.
-  command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing+=(nodejs npm); fi
   [ ${#missing[@]} -gt 0 ] || return 0
   if [ "$(id -u)" -ne 0 ]; then
     say "missing packages; run:"
@@ -74,8 +75,9 @@ install_nginx_lua() {
   NGINX_LUA_PATH=$(dirname "$(find "$dir/root" -path '*/resty/core.lua' | head -n 1)")
   NGINX_LUA_PATH=$(dirname "$NGINX_LUA_PATH")
   NGINX_LUAJIT_DIR=$(dirname "$(find "$dir/root" -name 'libluajit-5.1.so.2' | head -n 1)")
-  [ -n "$NGINX_NDK" ] && [ -n "$NGINX_LUA" ] && [ -f "$NGINX_LUA_PATH/resty/core.lua" ] ||
+  if [ -z "$NGINX_NDK" ] || [ -z "$NGINX_LUA" ] || [ ! -f "$NGINX_LUA_PATH/resty/core.lua" ]; then
     die 2 "the unpacked nginx Lua module in $dir is incomplete; remove $dir and run again"
+  fi
   NGINX_LUA_VERSION=$(ls "$dir"/debs/libnginx-mod-http-lua_*.deb | sed 's/.*_[0-9]*%3a\([^_]*\)_.*/\1/')
 }
 
@@ -90,8 +92,9 @@ install_workerd() {
       >"$CACHE/npm.log" 2>&1 || die 2 "npm install workerd@$WORKERD_VERSION failed: $(tail -n 3 "$CACHE/npm.log")"
   fi
   WORKERD=$(ls "$CACHE"/node_modules/@cloudflare/workerd-linux-*/bin/workerd 2>/dev/null | head -n 1)
-  [ -n "$WORKERD" ] && "$WORKERD" --version >/dev/null 2>&1 ||
+  if [ -z "$WORKERD" ] || ! "$WORKERD" --version >/dev/null 2>&1; then
     die 2 "no runnable workerd binary under $CACHE/node_modules/@cloudflare (npm install workerd@$WORKERD_VERSION)"
+  fi
 }
 
 # Compiles http-timer and cgi-server into bench/.cache/bin when their source

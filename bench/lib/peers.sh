@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The peers, each serving the same "hello, world\n" at GET /hello/ on
 # loopback: nginx + Lua (in-process Lua, the ceiling), workerd (Cloudflare's
 # Workers runtime) and a fork-per-request CGI server (no warm instances).

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tine's figures: warm hello, new connection, cold start, memory of a warm
 # sandbox, tine.invoke hop and chain, deploy of a 250-function app, event
 # ingest, and the variants of tined flags (isolation, activation records).
