@@ -6,7 +6,7 @@ CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 APP ?= functions-examples/hello
 
-.PHONY: all deps build test test-asan fuzz up clean
+.PHONY: all deps build test test-asan fuzz up bench clean
 
 all: build
 
@@ -33,6 +33,12 @@ fuzz:
 
 up: build
 	$(BUILD)/bin/tine up $(APP)
+
+# tine beside nginx + Lua, workerd and a CGI baseline: prints a table and
+# writes bench/results/latest.json (docs/benchmarks.md). BENCH_QUICK=1 for a
+# short run.
+bench: build
+	bench/run
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -1,0 +1,224 @@
+# shellcheck shell=bash
+# Helpers shared by bench/run's parts: messages, the results file, the
+# processes started, ports, CPU pinning and the two load tools (wrk and
+# http-timer). Sourced by bench/run, which sets the settings and paths.
+
+say() { echo "bench: $*" >&2; }
+
+# die CODE MESSAGE: stop the whole run (only for missing tools).
+die() {
+  local code=$1; shift
+  echo "bench: $*" >&2
+  exit "$code"
+}
+
+PIDS=()
+FAILURES=0
+
+# Creates the work dir and the results file, and arranges the cleanup.
+bench_init() {
+  WORK=$(mktemp -d /tmp/tine-bench.XXXXXX)
+  RESULTS=$WORK/results.tsv
+  : >"$RESULTS"
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+# Stops every process this run started (by pid) and removes the work dir,
+# unless BENCH_KEEP=1 asks to keep the logs.
+bench_cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then say "logs kept in $WORK"; else rm -rf "$WORK"; fi
+}
+
+# The results file: one line per value, "FIGURE<TAB>SYSTEM<TAB>VALUE<TAB>NOTE".
+# Values are raw (µs, req/s, KiB) or "n/a"; report.py turns them into the table.
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" >>"$RESULTS"; }
+
+# record_na SYSTEM REASON FIGURE...: figures that could not be measured
+# because the feature is not there (yet). Not a failure.
+record_na() {
+  local system=$1 reason=$2 f; shift 2
+  for f in "$@"; do record "$f" "$system" n/a "$reason"; done
+  say "$system: n/a: $reason"
+}
+
+# record_failed SYSTEM REASON FIGURE...: something that should have run did
+# not; the run will exit 1 after printing the table.
+record_failed() {
+  local system=$1 reason=$2 f; shift 2
+  for f in "$@"; do record "$f" "$system" failed "$reason"; done
+  [ $# -gt 0 ] || record "-" "$system" failed "$reason"
+  FAILURES=$((FAILURES + 1))
+  say "$system: FAILED: $reason"
+}
+
+# meta KEY VALUE: a fact printed with the table (versions, settings).
+meta() {
+  local key=$1
+  shift
+  printf 'meta\t%s\t%s\t\n' "$key" "$*" >>"$RESULTS"
+}
+
+# pin_client CMD...: runs a load generator on the client cpus.
+pin_client() {
+  if [ -n "$CLIENT_CPUS" ]; then taskset -c "$CLIENT_CPUS" "$@"; else "$@"; fi
+}
+
+# spawn LOG CMD...: starts a server on the server cpus in the background;
+# sets SPAWNED_PID (taskset execs the command, so it is the server's pid).
+spawn() {
+  local log=$1; shift
+  local pin=()
+  [ -z "$SERVER_CPUS" ] || pin=(taskset -c "$SERVER_CPUS")
+  "${pin[@]}" "$@" >"$log" 2>&1 </dev/null &
+  SPAWNED_PID=$!
+  PIDS+=("$SPAWNED_PID")
+}
+
+# alive PID: true while the process runs (a zombie does not count).
+alive() {
+  local s
+  s=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [[ $s != Z* ]]
+}
+
+# stop_pid PID: TERM, up to 5 s to exit, then KILL.
+stop_pid() {
+  local pid=$1 i
+  kill "$pid" 2>/dev/null || return 0
+  for i in $(seq 100); do
+    alive "$pid" || break
+    sleep 0.05
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# why_down PID LOG: why a server does not answer, for a failure note.
+why_down() {
+  local st=0 out
+  out=$(tail -n 3 "$2" 2>/dev/null | paste -sd ' ')
+  if alive "$1"; then
+    echo "running but not answering; log: ${out:-empty}"
+    return
+  fi
+  wait "$1" 2>/dev/null || st=$?
+  echo "exited with status $st; log: ${out:-empty}"
+}
+
+# free_port: a loopback port nobody listens on now.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_http URL SECONDS [PID]: until URL answers 200; fails early if PID exits.
+wait_http() {
+  local url=$1 pid=${3:-} deadline=$((SECONDS + $2))
+  while [ $SECONDS -lt $deadline ]; do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$url" 2>/dev/null)" = 200 ] && return 0
+    if [ -n "$pid" ] && ! alive "$pid"; then return 1; fi
+    sleep 0.05
+  done
+  return 1
+}
+
+# pss_kib PID: proportional set size of a process in KiB.
+pss_kib() { awk '/^Pss:/ { print $2; exit }' "/proc/$1/smaps_rollup" 2>/dev/null; }
+
+# median: the middle of the numbers on stdin.
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+
+# parse_kv ARRAY LINE: "k=v k=v" into the associative array named ARRAY.
+parse_kv() {
+  local -n into=$1
+  local kv
+  into=()
+  for kv in $2; do into[${kv%%=*}]=${kv#*=}; done
+}
+
+declare -A W H
+
+# wrk_measure URL: a warm-up run, then WRK_REPEAT measured runs; fills W
+# (rps, p50_us, p90_us, p99_us, socket_errors, non2xx, requests) from the
+# run with the median throughput, so one disturbed run does not decide.
+# 1 with WRK_ERROR on failure.
+wrk_measure() {
+  local url=$1 out i reports=()
+  local args=(-t"$WRK_THREADS" -c"$WRK_CONNECTIONS" --timeout 5s)
+  pin_client wrk "${args[@]}" -d"$WRK_WARMUP" "$url" >/dev/null 2>&1 || true
+  for ((i = 0; i < WRK_REPEAT; i++)); do
+    if ! out=$(pin_client wrk "${args[@]}" -d"$WRK_DURATION" -s "$BENCH/wrk_report.lua" "$url" 2>&1); then
+      WRK_ERROR="wrk failed: $(tail -n 1 <<<"$out")"
+      return 1
+    fi
+    if ! out=$(grep '^wrk-report ' <<<"$out"); then
+      WRK_ERROR="wrk printed no report"
+      return 1
+    fi
+    reports+=("${out#wrk-report }")
+  done
+  # Sort the runs by rps (the first field) and take the middle one.
+  out=$(printf '%s\n' "${reports[@]}" | sort -t= -k2 -g | sed -n "$(((WRK_REPEAT + 1) / 2))p")
+  parse_kv W "$out"
+  if [ "${W[requests]}" = 0 ]; then
+    WRK_ERROR="wrk completed no request"
+    return 1
+  fi
+}
+
+# measure_warm SYSTEM URL [PREFIX]: warm throughput and latency under load.
+# PREFIX "warm" (default) records all of them; any other records rps only.
+measure_warm() {
+  local system=$1 url=$2 prefix=${3:-warm} note=""
+  say "$system: wrk $url"
+  wrk_measure "$url" || return 1
+  if [ "${W[socket_errors]}" != 0 ] || [ "${W[non2xx]}" != 0 ]; then
+    note="wrk saw ${W[socket_errors]} socket errors and ${W[non2xx]} non-2xx answers in ${W[requests]} requests"
+  fi
+  record "${prefix}_rps" "$system" "${W[rps]}" "$note"
+  [ "$prefix" = warm ] || return 0
+  record warm_p50_us "$system" "${W[p50_us]}" "$note"
+  record warm_p90_us "$system" "${W[p90_us]}" "$note"
+  record warm_p99_us "$system" "${W[p99_us]}" "$note"
+}
+
+# timer_measure ARGS...: runs http-timer on the client cpus; fills H (p50_us,
+# p90_us, p99_us, max_us, ...). 1 with TIMER_ERROR (its last line) on failure.
+timer_measure() {
+  local out
+  if ! out=$(pin_client "$HTTP_TIMER" "$@" 2>"$WORK/timer.err"); then
+    # Its last line, without the "http-timer: URL " the note already implies.
+    TIMER_ERROR=$(tail -n 1 "$WORK/timer.err" | sed 's/^http-timer: [^ ]* //')
+    return 1
+  fi
+  parse_kv H "$out"
+}
+
+# record_series PREFIX SYSTEM NOTE: p50 and p99 of the last timer_measure.
+record_series() {
+  record "$1_p50_us" "$2" "${H[p50_us]}" "$3"
+  record "$1_p99_us" "$2" "${H[p99_us]}" "$3"
+}
+
+# measure_conn SYSTEM URL: one request on a new connection each time, warm.
+measure_conn() {
+  say "$1: $CONN_RUNS requests, each on a new connection"
+  if timer_measure "$2" --runs "$CONN_RUNS" --warmup 20 --expect "hello, world"; then
+    record_series conn "$1" ""
+  else
+    record_failed "$1" "new-connection series: $TIMER_ERROR" conn_p50_us conn_p99_us
+  fi
+}
+
+# measure_pss SYSTEM PID NOTE: memory of one warm instance.
+measure_pss() {
+  local kib
+  if kib=$(pss_kib "$2") && [ -n "$kib" ]; then
+    record pss_kib "$1" "$kib" "$3"
+  else
+    record_failed "$1" "cannot read /proc/$2/smaps_rollup" pss_kib
+  fi
+}

@@ -1,0 +1,265 @@
+# shellcheck shell=bash
+# tine's figures: warm hello, new connection, cold start, memory of a warm
+# sandbox, tine.invoke hop and chain, deploy of a 250-function app, event
+# ingest, and the variants of tined flags (isolation, activation records).
+
+HELLO_APP=$ROOT/functions-examples/hello
+
+# start_tined NAME [FLAGS...]: a tined on a free loopback port, pinned to the
+# server cpus, with its own state dir (and private redis). Sets TURL, TTOKEN,
+# TINED_PID; 1 with TINED_ERROR when it did not start (e.g. a refused flag).
+start_tined() {
+  local name=$1 dir=$WORK/$1 deadline
+  shift
+  mkdir -p "$dir"
+  spawn "$WORK/$name.log" "$BIN/tined" --listen 127.0.0.1:0 --state-dir "$dir" --sdk-dir "$TINED_SDK_DIR" "$@"
+  TINED_PID=$SPAWNED_PID
+  deadline=$((SECONDS + 20))
+  until [ -s "$dir/port" ]; do
+    if ! alive "$TINED_PID" || [ $SECONDS -ge $deadline ]; then
+      TINED_ERROR=$(grep -v '^ ' "$WORK/$name.log" | tail -n 2 | paste -sd ' ')
+      stop_pid "$TINED_PID"
+      return 1
+    fi
+    sleep 0.05
+  done
+  TURL=http://127.0.0.1:$(cat "$dir/port")
+  TTOKEN=$(cat "$dir/admin.token")
+  wait_http "$TURL/_tine/v1/health" 10 "$TINED_PID" || {
+    TINED_ERROR="no answer on $TURL/_tine/v1/health"
+    stop_pid "$TINED_PID"
+    return 1
+  }
+}
+
+# tine_cli ARGS...: the tine command against the running tined.
+tine_cli() { "$BIN/tine" --url "$TURL" --token "$TTOKEN" "$@"; }
+
+# deploy_app DIR: 1 with DEPLOY_ERROR when the deploy is refused.
+deploy_app() {
+  if ! tine_cli deploy "$1" >/dev/null 2>"$WORK/deploy.err"; then
+    DEPLOY_ERROR="deploying $(basename "$1"): $(tail -n 1 "$WORK/deploy.err")"
+    return 1
+  fi
+}
+
+# admin_status METHOD PATH [curl args]: the HTTP status of an admin call.
+admin_status() {
+  local m=$1 p=$2
+  shift 2
+  curl -s -o /dev/null -w '%{http_code}' -X "$m" -H "Authorization: Bearer $TTOKEN" "$TURL/_tine/v1$p" "$@" || true
+}
+
+bench_tine() {
+  say "tine: starting tined ${TINED_FLAGS_DEFAULT}"
+  # shellcheck disable=SC2086 # the flags are words
+  if ! start_tined tine $TINED_FLAGS_DEFAULT; then
+    record_failed tine "tined did not start: $TINED_ERROR"
+    return 0
+  fi
+  meta tine_version "$("$BIN/tine" --version) ($(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'))"
+  if ! deploy_app "$HELLO_APP"; then
+    record_failed tine "$DEPLOY_ERROR"
+    stop_pid "$TINED_PID"
+    return 0
+  fi
+  local url=$TURL/hello/
+  wait_http "$url" 5 || record_failed tine "GET $url does not answer 200"
+  measure_warm tine "$url" || record_failed tine "$WRK_ERROR" warm_rps
+  tine_memory
+  measure_conn tine "$url"
+  tine_cold cold
+  tine_hop
+  tine_chain
+  tine_deploy_many
+  tine_events
+  stop_pid "$TINED_PID"
+}
+
+# PSS of the warm hello sandboxes left by the wrk run (their median).
+tine_memory() {
+  local pids pid kib values=()
+  pids=$(curl -s -H "Authorization: Bearer $TTOKEN" "$TURL/_tine/v1/sandboxes" | python3 -c '
+import json, sys
+for pool in json.load(sys.stdin).get("pools", []):
+    if pool.get("app") == "hello" and not pool.get("retired"):
+        for s in pool.get("sandboxes", []):
+            if s.get("state") == "idle":
+                print(s["pid"])' 2>/dev/null || true)
+  for pid in $pids; do
+    kib=$(pss_kib "$pid") && [ -n "$kib" ] && values+=("$kib")
+  done
+  if [ ${#values[@]} -eq 0 ]; then
+    record_failed tine "no readable warm hello sandbox in GET /_tine/v1/sandboxes" pss_kib
+    return 0
+  fi
+  record pss_kib tine "$(printf '%s\n' "${values[@]}" | median)" \
+    "median of the ${#values[@]} warm hello sandboxes after the wrk run"
+}
+
+# tine_cold PREFIX: cold starts of hello. Prefers the eviction endpoint; when
+# it is not there, deploys a fresh version (which has no sandbox) before each
+# run. The note says which.
+tine_cold() {
+  local prefix=$1 how args
+  local evict=/apps/hello/sandboxes
+  if [ "$(admin_status DELETE "$evict")" = 200 ]; then
+    how="cold by eviction (DELETE /_tine/v1$evict) before each run"
+    args=(--evict "$TURL/_tine/v1$evict" --token "$TTOKEN")
+  else
+    how="cold by a fresh deploy of hello before each run (no eviction endpoint: it answered 404)"
+    args=(--prepare "$(printf '%q ' "$BIN/tine" --url "$TURL" --token "$TTOKEN" deploy "$HELLO_APP")")
+  fi
+  say "tine: $COLD_RUNS cold starts ($how)"
+  if timer_measure "$TURL/hello/" --runs "$COLD_RUNS" --warmup 3 --expect "hello, world" "${args[@]}"; then
+    record_series "$prefix" tine "$how"
+  else
+    record_failed tine "cold-start series: $TIMER_ERROR" "${prefix}_p50_us" "${prefix}_p99_us"
+  fi
+}
+
+# The hop: p50/p99 of GET /one (one tine.invoke) minus those of GET /zero
+# (none), both over one keep-alive connection. n/a without tine.invoke.
+tine_hop() {
+  local figs=(hop_p50_us hop_p99_us) z50 z99
+  if ! deploy_app "$BENCH/apps/hop"; then
+    record_na tine "$DEPLOY_ERROR" "${figs[@]}"
+    return 0
+  fi
+  say "tine: tine.invoke hop, $HOP_RUNS requests with and without one hop"
+  if ! timer_measure "$TURL/bench-hop/one" --reuse --warmup 50 --runs "$HOP_RUNS" --expect "hop done"; then
+    record_na tine "tine.invoke did not work: $TIMER_ERROR" "${figs[@]}"
+    return 0
+  fi
+  local o50=${H[p50_us]} o99=${H[p99_us]}
+  if ! timer_measure "$TURL/bench-hop/zero" --reuse --warmup 50 --runs "$HOP_RUNS" --expect "hop done"; then
+    record_failed tine "hop baseline: $TIMER_ERROR" "${figs[@]}"
+    return 0
+  fi
+  z50=${H[p50_us]} z99=${H[p99_us]}
+  local note="request with one tine.invoke minus request without, same percentile"
+  record hop_p50_us tine "$(awk -v a="$o50" -v b="$z50" 'BEGIN { printf "%.1f", a - b }')" "$note"
+  record hop_p99_us tine "$(awk -v a="$o99" -v b="$z99" 'BEGIN { printf "%.1f", a - b }')" "$note"
+}
+
+# A chain app: GET /chain calls fn_1, fn_i tine.invokes fn_{i+1}, the last
+# answers. Measured warm (after two untimed runs) over one connection.
+tine_chain() {
+  local dir=$WORK/chain i figs=(chain_p50_us chain_p99_us)
+  mkdir -p "$dir"
+  {
+    echo "app: bench-chain"
+    echo "defaults: { timeout: 30s }"
+    echo "functions:"
+    for ((i = 1; i <= CHAIN_LENGTH; i++)); do echo "  fn_$i: { handler: chain.lua#fn_$i }"; done
+    echo "routes:"
+    echo "  - { method: GET, path: /chain, function: fn_1 }"
+  } >"$dir/tine.yaml"
+  cat >"$dir/chain.lua" <<LUA
+-- Generated by bench/lib/tine.sh: fn_i calls fn_{i+1}; the last one answers.
+local tine = require "tine"
+local M = {}
+local LAST = $CHAIN_LENGTH
+for i = 1, LAST - 1 do
+  M["fn_" .. i] = function(event, ctx)
+    return tine.invoke("fn_" .. (i + 1), { depth = i + 1 })
+  end
+end
+M["fn_" .. LAST] = function(event, ctx)
+  return "chain end " .. LAST
+end
+return M
+LUA
+  if ! deploy_app "$dir"; then
+    record_na tine "$DEPLOY_ERROR" "${figs[@]}"
+    return 0
+  fi
+  say "tine: $CHAIN_LENGTH-function chain, $CHAIN_RUNS runs"
+  if timer_measure "$TURL/bench-chain/chain" --reuse --warmup 2 --runs "$CHAIN_RUNS" --expect "chain end $CHAIN_LENGTH"; then
+    record_series chain tine "end to end over one keep-alive connection, all $CHAIN_LENGTH sandboxes warm"
+  else
+    record_na tine "the chain did not complete (tine.invoke missing?): $TIMER_ERROR" "${figs[@]}"
+  fi
+}
+
+# Deploy of a generated app of DEPLOY_FUNCTIONS functions (one file each),
+# timed from `tine deploy` until the last route answers from the new version.
+tine_deploy_many() {
+  local dir=$WORK/many i n=$DEPLOY_FUNCTIONS
+  mkdir -p "$dir/fns"
+  {
+    echo "app: bench-many"
+    echo "functions:"
+    for ((i = 1; i <= n; i++)); do echo "  f$i: { handler: fns/f$i.lua#main }"; done
+    echo "routes:"
+    for ((i = 1; i <= n; i++)); do echo "  - { method: GET, path: /f$i, function: f$i }"; done
+  } >"$dir/tine.yaml"
+  for ((i = 1; i <= n; i++)); do
+    printf 'local M = {}\nfunction M.main(req, ctx)\n  return "f%d v" .. tostring(ctx.version) .. "."\nend\nreturn M\n' \
+      "$i" >"$dir/fns/f$i.lua"
+  done
+  say "tine: $DEPLOY_RUNS deploys of a $n-function app"
+  # Version k answers "f250 vk.": sample i (from 0) deploys version i + 1.
+  if timer_measure "$TURL/bench-many/f$n" --poll --runs "$DEPLOY_RUNS" --expect "f$n v{n}." \
+    --timed-cmd "$(printf '%q ' "$BIN/tine" --url "$TURL" --token "$TTOKEN" deploy "$dir")"; then
+    record deploy_p50_us tine "${H[p50_us]}" "tine deploy + first answer of the new version's last route"
+    record deploy_max_us tine "${H[max_us]}" "tine deploy + first answer of the new version's last route"
+  else
+    record_failed tine "deploy of $n functions: $TIMER_ERROR" deploy_p50_us deploy_max_us
+  fi
+}
+
+# Event ingest: a CloudEvent POSTed to /_tine/v1/events until the function it
+# triggers has stored its id. n/a while the node has no such endpoint.
+tine_events() {
+  local figs=(event_p50_us event_p99_us) code
+  local ingest=$TURL/_tine/v1/events
+  local event='{"specversion":"1.0","id":"bench-{i}","source":"bench","type":"bench.ping","data":{}}'
+  if ! deploy_app "$BENCH/apps/events"; then
+    record_na tine "$DEPLOY_ERROR" "${figs[@]}"
+    return 0
+  fi
+  code=$(admin_status POST /events -H 'Content-Type: application/cloudevents+json' \
+    --data '{"specversion":"1.0","id":"probe","source":"bench","type":"bench.probe","data":{}}')
+  if [ "$code" = 404 ]; then
+    record_na tine "POST /_tine/v1/events answered 404 (no event ingest yet)" "${figs[@]}"
+    return 0
+  fi
+  say "tine: $EVENT_RUNS events from ingest to the function having run"
+  if timer_measure "$ingest" --method POST --auth --token "$TTOKEN" --body "$event" \
+    --content-type application/cloudevents+json --reuse --warmup 5 --runs "$EVENT_RUNS" \
+    --until "$TURL/bench-events/last" --until-expect "[bench-{i}]"; then
+    record_series event tine "POST until GET /bench-events/last shows the id the function stored"
+  else
+    record_na tine "event ingest did not reach the function: $TIMER_ERROR" "${figs[@]}"
+  fi
+}
+
+# tine_variant NAME FLAGS KIND PREFIX: one more tined with FLAGS, measuring
+# cold starts (KIND cold) or warm throughput (KIND warm). n/a when tined
+# refuses the flags.
+tine_variant() {
+  local name=$1 flags=$2 kind=$3 prefix=$4 figs
+  if [ "$kind" = cold ]; then figs=("${prefix}_p50_us" "${prefix}_p99_us"); else figs=("${prefix}_rps"); fi
+  say "tine ($name): starting tined $flags"
+  # shellcheck disable=SC2086 # the flags are words
+  if ! start_tined "$name" $flags; then
+    record_na tine "tined $flags: did not start: $TINED_ERROR" "${figs[@]}"
+    return 0
+  fi
+  if ! deploy_app "$HELLO_APP"; then
+    record_failed tine "$name: $DEPLOY_ERROR" "${figs[@]}"
+  elif [ "$kind" = cold ]; then
+    tine_cold "$prefix"
+  else
+    measure_warm tine "$TURL/hello/" "$prefix" || record_failed tine "$name: $WRK_ERROR" "${figs[@]}"
+  fi
+  stop_pid "$TINED_PID"
+}
+
+bench_tine_variants() {
+  tine_variant isolation-on "$TINED_FLAGS_ISOLATION_ON" cold cold_iso_on
+  tine_variant isolation-off "$TINED_FLAGS_ISOLATION_OFF" cold cold_iso_off
+  tine_variant activations-on "$TINED_FLAGS_ACTIVATIONS_ON" warm warm_act_on
+  tine_variant activations-off "$TINED_FLAGS_ACTIVATIONS_OFF" warm warm_act_off
+}

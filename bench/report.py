@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Turns bench/run's results file into the table on stdout and a JSON file.
+
+usage: report.py RESULTS.tsv OUT.json
+
+RESULTS.tsv lines are FIGURE, SYSTEM, VALUE, NOTE (tab separated); VALUE is a
+raw number (µs, req/s or KiB), "n/a" (not measurable yet) or "failed".
+Lines "meta KEY VALUE" carry versions and settings. Every ratio is tine's
+value divided by the peer's; budgets are printed and judged, never enforced.
+"""
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+SYSTEMS = ["tine", "nginx+lua", "workerd", "cgi"]
+PEERS = SYSTEMS[1:]
+
+# key, label, unit shown, divisor from the raw value, budget
+# budget: ("max", raw limit, text) or ("ratio_min", {peer: ratio}, text)
+FIGURES = [
+    ("warm_rps", "warm hello throughput", "req/s", 1,
+     ("ratio_min", {"nginx+lua": 0.5, "workerd": 5.0}, ">= 0.5x nginx+lua, >= 5x workerd")),
+    ("warm_p50_us", "warm latency p50 under load", "ms", 1000, None),
+    ("warm_p90_us", "warm latency p90 under load", "ms", 1000, None),
+    ("warm_p99_us", "warm latency p99 under load", "ms", 1000, None),
+    ("warm_act_on_rps", "warm throughput, activation records on", "req/s", 1, None),
+    ("warm_act_off_rps", "warm throughput, activation records off", "req/s", 1, None),
+    ("conn_p50_us", "new connection + request p50", "ms", 1000, None),
+    ("conn_p99_us", "new connection + request p99", "ms", 1000, None),
+    ("cold_p50_us", "cold start p50", "ms", 1000, ("max", 1000, "<= 1 ms")),
+    ("cold_p99_us", "cold start p99", "ms", 1000, ("max", 3000, "<= 3 ms")),
+    ("cold_iso_on_p50_us", "cold start p50, isolation on", "ms", 1000, ("max", 1000, "<= 1 ms")),
+    ("cold_iso_on_p99_us", "cold start p99, isolation on", "ms", 1000, ("max", 3000, "<= 3 ms")),
+    ("cold_iso_off_p50_us", "cold start p50, isolation off", "ms", 1000, None),
+    ("cold_iso_off_p99_us", "cold start p99, isolation off", "ms", 1000, None),
+    ("pss_kib", "memory per warm instance (PSS)", "KiB", 1, ("max", 512, "<= 512 KiB")),
+    ("hop_p50_us", "tine.invoke hop p50", "us", 1, ("max", 25, "<= 25 us")),
+    ("hop_p99_us", "tine.invoke hop p99", "us", 1, None),
+    ("chain_p50_us", "250-function invoke chain p50", "ms", 1000, ("max", 10000, "<= 10 ms")),
+    ("chain_p99_us", "250-function invoke chain p99", "ms", 1000, None),
+    ("deploy_p50_us", "deploy 250 functions until served p50", "ms", 1000, ("max", 1000000, "<= 1 s")),
+    ("deploy_max_us", "deploy 250 functions until served max", "ms", 1000, None),
+    ("event_p50_us", "event ingest to function done p50", "ms", 1000, ("max", 2000, "<= 2 ms")),
+    ("event_p99_us", "event ingest to function done p99", "ms", 1000, None),
+]
+
+
+def read_results(path):
+    """Returns (values {fig: {sys: str}}, notes [(sys, fig, note)], meta {k: v})."""
+    values, notes, meta = {}, [], {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 3:
+                continue
+            fig, system, value = parts[0], parts[1], parts[2]
+            note = parts[3] if len(parts) > 3 else ""
+            if fig == "meta":
+                meta[system] = value
+                continue
+            if fig != "-":
+                values.setdefault(fig, {})[system] = value
+            if note:
+                notes.append((system, fig, note))
+    return values, notes, meta
+
+
+def number(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def fmt(raw, unit, div):
+    n = number(raw)
+    if n is None:
+        return raw if raw else "-"
+    x = n / div
+    if unit == "req/s":
+        return f"{x:,.0f}"
+    if unit == "KiB":
+        return f"{x:,.0f}"
+    if unit == "us":
+        return f"{x:.1f}"
+    return f"{x:.3f}"
+
+
+def judge(budget, vals):
+    """Returns (met: bool | None, text) of tine's value against a budget."""
+    if budget is None:
+        return None, ""
+    kind, limit, text = budget
+    tine = number(vals.get("tine"))
+    if tine is None:
+        return None, text
+    if kind == "max":
+        return tine <= limit, text
+    met = True
+    for peer, need in limit.items():
+        p = number(vals.get(peer))
+        if p is None or p == 0:
+            return None, text
+        met = met and tine / p >= need
+    return met, text
+
+
+def ratios(vals):
+    out = {}
+    tine = number(vals.get("tine"))
+    for peer in PEERS:
+        p = number(vals.get(peer))
+        if tine is not None and p:
+            out[peer] = tine / p
+    return out
+
+
+def headline_lines(values):
+    """The issue's headline: warm throughput ratios and cold start p50/p99."""
+    out = []
+    warm = values.get("warm_rps", {})
+    rat = ratios(warm)
+    parts = []
+    for peer, need in (("nginx+lua", 0.5), ("workerd", 5.0)):
+        if peer in rat:
+            verdict = "met" if rat[peer] >= need else "MISSED"
+            parts.append(f"{rat[peer]:.2f}x {peer} (budget >= {need:g}x: {verdict})")
+        else:
+            parts.append(f"n/a against {peer}")
+    out.append("warm hello throughput: " + ", ".join(parts))
+    cold = values.get("cold_p50_us", {}).get("tine"), values.get("cold_p99_us", {}).get("tine")
+    parts = []
+    for name, raw, limit in (("p50", cold[0], 1000), ("p99", cold[1], 3000)):
+        n = number(raw)
+        if n is None:
+            parts.append(f"{name} {raw or 'n/a'}")
+        else:
+            verdict = "met" if n <= limit else "MISSED"
+            parts.append(f"{name} {n / 1000:.3f} ms (budget <= {limit / 1000:g} ms: {verdict})")
+    out.append("tine cold start: " + ", ".join(parts))
+    return out
+
+
+def machine():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            mem = f"{int(f.readline().split()[1]) / 1048576:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    os_name = "?"
+    try:
+        with open("/etc/os-release", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    os_name = line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    uname = subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout.strip()
+    return {"uname": uname, "nproc": os.cpu_count(), "cpu": cpu, "memory": mem, "os": os_name,
+            "python": platform.python_version()}
+
+
+def main(argv):
+    if len(argv) != 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    values, notes, meta = read_results(argv[1])
+    down = {system for system, fig, _ in notes if fig == "-"}  # could not start at all
+    failed = sorted(down | {s for vals in values.values() for s, v in vals.items() if v == "failed"})
+    present = [f for f in FIGURES if f[0] in values]
+    headers = ["figure", "unit"] + SYSTEMS + [f"tine/{p}" for p in PEERS] + ["budget (tine)"]
+    rows, figures_json = [], []
+    for key, label, unit, div, budget in present:
+        vals = values[key]
+        rat = ratios(vals)
+        met, btext = judge(budget, vals)
+        verdict = {True: "met", False: "MISSED", None: "-" if not btext else "n/a"}[met]
+        rows.append([label, unit] + [fmt(vals.get(s, "failed" if s in down else ""), unit, div) for s in SYSTEMS]
+                    + [f"{rat[p]:.2f}x" if p in rat else "" for p in PEERS]
+                    + [f"{btext}: {verdict}" if btext else ""])
+        figures_json.append({
+            "key": key, "label": label, "unit": unit,
+            "values": {s: (number(v) / div if number(v) is not None else v) for s, v in vals.items()},
+            "ratios": {p: round(r, 4) for p, r in rat.items()},
+            "budget": btext or None, "budget_met": met,
+        })
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def line(cells):
+        return "| " + " | ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                                 for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+
+    m = machine()
+    print()
+    print(f"tine benchmarks, {datetime.datetime.now().isoformat(timespec='seconds')}")
+    print(f"machine: {m['cpu']}, {m['nproc']} cpus, {m['memory']}, {m['os']}")
+    print(f"uname: {m['uname']}")
+    for k in meta:
+        print(f"{k}: {meta[k]}")
+    busy = number(meta.get("load_before", "").split(" ")[0])
+    if busy is not None and busy > (os.cpu_count() or 1) / 2:
+        print(f"WARNING: the machine was busy before the run (load {busy:g} on {os.cpu_count()} cpus): "
+              "other processes share the cores, figures are noisy")
+    print()
+    print(line(headers))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print(line(r))
+    print()
+    headline = headline_lines(values)
+    print("Headline (tine / peer; budgets from DESIGN.md, reported, never enforced):")
+    for h in headline:
+        print(f"  {h}")
+    print()
+    labels = {f[0]: f[1] for f in FIGURES}
+    seen, note_list = set(), []
+    for system, fig, note in notes:
+        if (system, note) in seen:
+            continue
+        seen.add((system, note))
+        note_list.append({"system": system, "figure": fig, "note": note})
+        where = "" if fig == "-" else f", {labels.get(fig, fig)}"
+        print(f"* {system}{where}: {note}")
+    if failed:
+        print(f"FAILED: {', '.join(failed)} could not be started or measured (see the notes)")
+    out = {"timestamp": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+           "machine": m, "meta": meta, "systems": SYSTEMS, "figures": figures_json,
+           "headline": headline, "notes": note_list, "failed_systems": failed}
+    os.makedirs(os.path.dirname(os.path.abspath(argv[2])), exist_ok=True)
+    with open(argv[2], "w", encoding="utf-8") as f:
+        json.dump(out, f, indent=2)
+        f.write("\n")
+    print(f"\nJSON: {argv[2]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
