@@ -28,6 +28,11 @@ static const option_t options[] = {
     {"max-bundle-size", "TINE_MAX_BUNDLE_SIZE", 1, "largest deploy bundle accepted, e.g. 16MiB (default 16MiB)"},
     {"sdk-dir", "TINE_SDK_DIR", 1, "directory holding the Lua SDK tine.lua"},
     {"node-id", "TINE_NODE_ID", 1, "this node's name in a cluster (default HOSTNAME:PORT)"},
+    {"log-paths", "TINE_LOG_PATHS", 1, "colon-separated directories whose files log triggers may follow\n"
+                                       "                         (default: none; a deploy naming another file is refused)"},
+    {"docker-socket", "TINE_DOCKER_SOCKET", 1, "container engine API socket for container.* events\n"
+                                               "                         (default: DOCKER_HOST=unix://..., else /var/run/docker.sock)"},
+    {"docker-events", "TINE_DOCKER_EVENTS", 1, "on|off: turn the engine's container events into CloudEvents (default on)"},
     {"config", "TINE_CONFIG", 1, "config file of 'key = value' lines with the names above"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -67,8 +72,16 @@ static int parse_size(const char *s, size_t *out)
     return *out > 0 ? 0 : -1;
 }
 
+static char *docker_events_str;
+
 static char **slot(tined_config_t *cfg, const char *name, char **no_auth_str, char **max_bundle_str)
 {
+    if (strcmp(name, "log-paths") == 0)
+        return &cfg->log_paths;
+    if (strcmp(name, "docker-socket") == 0)
+        return &cfg->docker_socket;
+    if (strcmp(name, "docker-events") == 0)
+        return &docker_events_str;
     if (strcmp(name, "listen") == 0)
         return &cfg->listen;
     if (strcmp(name, "state-dir") == 0)
@@ -164,6 +177,8 @@ static bool truthy(const char *s)
 int tined_config_load(tined_config_t *cfg, int argc, char **argv)
 {
     memset(cfg, 0, sizeof(*cfg));
+    free(docker_events_str);
+    docker_events_str = NULL;
     char *no_auth = NULL, *max_bundle = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -235,6 +250,19 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
         const char *port = strrchr(cfg->listen, ':');
         cfg->node_id = xasprintf("%s:%s", host, port ? port + 1 : "0");
     }
+    if (cfg->docker_socket == NULL) {
+        const char *dh = getenv("DOCKER_HOST");
+        cfg->docker_socket = xstrdup(dh && strncmp(dh, "unix://", 7) == 0 ? dh + 7 : "/var/run/docker.sock");
+    }
+    cfg->docker_events = docker_events_str == NULL || truthy(docker_events_str);
+    if (docker_events_str && !cfg->docker_events && strcmp(docker_events_str, "off") != 0 &&
+        strcmp(docker_events_str, "false") != 0 && strcmp(docker_events_str, "0") != 0 &&
+        strcmp(docker_events_str, "no") != 0) {
+        fprintf(stderr, "tined: --docker-events %s: expected on or off\n", docker_events_str);
+        rc = -1;
+    }
+    free(docker_events_str);
+    docker_events_str = NULL;
     free(no_auth);
     free(max_bundle);
     return rc;
@@ -249,4 +277,6 @@ void tined_config_dispose(tined_config_t *cfg)
     free(cfg->sdk_dir);
     free(cfg->node_id);
     free(cfg->config_file);
+    free(cfg->log_paths);
+    free(cfg->docker_socket);
 }

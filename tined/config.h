@@ -16,6 +16,9 @@ typedef struct {
     char *sdk_dir;
     char *node_id;
     char *config_file;
+    char *log_paths;     /* colon-separated dirs file log triggers may follow; NULL: none */
+    char *docker_socket; /* container engine API socket */
+    bool docker_events;  /* watch it (default on) */
 } tined_config_t;
 
 /* Fills cfg from argv, the environment and the config file. Returns 0, 1 when
