@@ -16,7 +16,7 @@
 #define EV_DLQ_PREFIX "tine:dlq:"
 #define EV_NODE_PREFIX "tine:node:"
 #define EV_NODES_SET "tine:nodes"
-#define EV_INFLIGHT_MAX 256 /* stream entries being processed at once */
+#define EV_INFLIGHT_MAX 96 /* stream entries processed at once: below a function's queue (100) */
 #define EV_DLQ_MAXLEN 10000 /* dead letters kept per app (approximately) */
 
 /* ------------------------------------------------------------- filter.c */
