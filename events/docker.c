@@ -11,6 +11,7 @@
 #include "tine_common.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,11 +214,15 @@ static void check_done(ev__docker_t *d)
             fprintf(stderr, "tined: events: the container engine on %s went away (%s); reconnecting\n",
                     d->socket_path, rc == CURLE_OK ? "stream ended" : curl_easy_strerror(rc));
         } else if (!d->warned) {
+            /* curl speaks of "localhost port 80": say what is wrong with the socket. */
+            const char *why = access(d->socket_path, F_OK) != 0 ? strerror(errno)
+                              : d->curl_err[0]                  ? d->curl_err
+                                                                : curl_easy_strerror(rc);
             if (rc != CURLE_OK)
                 fprintf(stderr,
                         "tined: events: warning: no container engine at %s (%s); container events start when one "
                         "appears\n",
-                        d->socket_path, d->curl_err[0] ? d->curl_err : curl_easy_strerror(rc));
+                        d->socket_path, why);
             else
                 fprintf(stderr, "tined: events: warning: the container engine on %s answered %ld to GET /events\n",
                         d->socket_path, d->status);
