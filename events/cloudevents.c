@@ -2,7 +2,7 @@
  * and reading the HTTP protocol binding's three modes (structured, batch,
  * binary). Input comes from anyone holding the token: every path rejects
  * bad input with a message naming the attribute, never aborts. */
-#include "events.h"
+#include "events_internal.h"
 #include "tine_common.h"
 
 #include <errno.h>
@@ -13,22 +13,6 @@
 #include <strings.h>
 
 #define CE_NAME_MAX 20
-
-static int ce_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int ce_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-        /* Messages stay on one line whatever the input held. */
-        for (char *p = err; *p; p++)
-            if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                *p = '?';
-    }
-    return TINE_EINVAL;
-}
 
 static bool is_digit(char c)
 {
@@ -177,17 +161,17 @@ static int string_attr(json_t *ev, const char *name, bool required, const char *
     *len = 0;
     if (v == NULL) {
         if (required)
-            return ce_fail(err, errlen, "attribute '%s': required", name);
+            return ev__fail(err, errlen, "attribute '%s': required", name);
         return 0;
     }
     if (!json_is_string(v))
-        return ce_fail(err, errlen, "attribute '%s': expected a string", name);
+        return ev__fail(err, errlen, "attribute '%s': expected a string", name);
     *out = json_string_value(v);
     *len = json_string_length(v);
     if (*len == 0)
-        return ce_fail(err, errlen, "attribute '%s': must not be empty", name);
+        return ev__fail(err, errlen, "attribute '%s': must not be empty", name);
     if (memchr(*out, '\0', *len))
-        return ce_fail(err, errlen, "attribute '%s': must not contain NUL", name);
+        return ev__fail(err, errlen, "attribute '%s': must not contain NUL", name);
     return 0;
 }
 
@@ -196,7 +180,7 @@ int ev_cloudevent_validate(json_t *event, char *err, size_t errlen)
     if (err && errlen)
         err[0] = '\0';
     if (!json_is_object(event))
-        return ce_fail(err, errlen, "expected a CloudEvent: a JSON object with specversion, id, source and type");
+        return ev__fail(err, errlen, "expected a CloudEvent: a JSON object with specversion, id, source and type");
     /* "null" means absent (JSON event format, section 2.4). */
     const char *key;
     json_t *value;
@@ -212,37 +196,37 @@ int ev_cloudevent_validate(json_t *event, char *err, size_t errlen)
     if ((rc = string_attr(event, "specversion", true, &s, &n, err, errlen)) != 0)
         return rc;
     if (n != 3 || memcmp(s, "1.0", 3) != 0)
-        return ce_fail(err, errlen, "attribute 'specversion': expected \"1.0\", got \"%.*s\"", (int)(n > 16 ? 16 : n),
+        return ev__fail(err, errlen, "attribute 'specversion': expected \"1.0\", got \"%.*s\"", (int)(n > 16 ? 16 : n),
                        s);
     if ((rc = string_attr(event, "id", true, &s, &n, err, errlen)) != 0)
         return rc;
     if ((rc = string_attr(event, "source", true, &s, &n, err, errlen)) != 0)
         return rc;
     if (!uri_reference_ok(s, n))
-        return ce_fail(err, errlen, "attribute 'source': expected a URI-reference such as /my/tool or urn:x:y");
+        return ev__fail(err, errlen, "attribute 'source': expected a URI-reference such as /my/tool or urn:x:y");
     if ((rc = string_attr(event, "type", true, &s, &n, err, errlen)) != 0)
         return rc;
     if ((rc = string_attr(event, "datacontenttype", false, &s, &n, err, errlen)) != 0)
         return rc;
     if (s && !media_type_ok(s, n))
-        return ce_fail(err, errlen, "attribute 'datacontenttype': expected a media type such as application/json");
+        return ev__fail(err, errlen, "attribute 'datacontenttype': expected a media type such as application/json");
     if ((rc = string_attr(event, "dataschema", false, &s, &n, err, errlen)) != 0)
         return rc;
     if (s && !uri_absolute_ok(s, n))
-        return ce_fail(err, errlen, "attribute 'dataschema': expected an absolute URI");
+        return ev__fail(err, errlen, "attribute 'dataschema': expected an absolute URI");
     if ((rc = string_attr(event, "subject", false, &s, &n, err, errlen)) != 0)
         return rc;
     if ((rc = string_attr(event, "time", false, &s, &n, err, errlen)) != 0)
         return rc;
     if (s && !rfc3339_ok(s, n))
-        return ce_fail(err, errlen,
+        return ev__fail(err, errlen,
                        "attribute 'time': expected an RFC 3339 timestamp such as 2026-01-02T15:04:05Z");
     json_t *b64 = json_object_get(event, "data_base64");
     if (b64) {
         if (json_object_get(event, "data"))
-            return ce_fail(err, errlen, "attribute 'data_base64': not allowed together with 'data'");
+            return ev__fail(err, errlen, "attribute 'data_base64': not allowed together with 'data'");
         if (!json_is_string(b64) || !base64_ok(json_string_value(b64), json_string_length(b64)))
-            return ce_fail(err, errlen, "attribute 'data_base64': expected a base64 string");
+            return ev__fail(err, errlen, "attribute 'data_base64': expected a base64 string");
     }
     static const char *const known[] = {"specversion", "id",   "source",  "type", "datacontenttype", "dataschema",
                                         "subject",     "time", "data", "data_base64"};
@@ -254,10 +238,10 @@ int ev_cloudevent_validate(json_t *event, char *err, size_t errlen)
         if (is_known)
             continue;
         if (!name_ok(key))
-            return ce_fail(err, errlen,
+            return ev__fail(err, errlen,
                            "attribute '%.32s': extension names are 1 to 20 lower-case letters or digits", key);
         if (!json_is_string(value) && !json_is_integer(value) && !json_is_boolean(value))
-            return ce_fail(err, errlen, "attribute '%s': expected a string, integer or boolean", key);
+            return ev__fail(err, errlen, "attribute '%s': expected a string, integer or boolean", key);
     }
     return 0;
 }
@@ -342,7 +326,7 @@ static int from_binary(const char *mt, const char *ct, size_t ct_len, const ev_h
         size_t nl = h->name_len - 3;
         if (nl > CE_NAME_MAX) {
             json_decref(ev);
-            return ce_fail(err, errlen,
+            return ev__fail(err, errlen,
                            "header '%.*s': extension names are 1 to 20 lower-case letters or digits",
                            (int)(h->name_len > 40 ? 40 : h->name_len), h->name);
         }
@@ -353,7 +337,7 @@ static int from_binary(const char *mt, const char *ct, size_t ct_len, const ev_h
         name[nl] = '\0';
         if (strcmp(name, "data") == 0 || strcmp(name, "data_base64") == 0 || strcmp(name, "datacontenttype") == 0) {
             json_decref(ev);
-            return ce_fail(err, errlen, "header 'ce-%s': not allowed in binary mode (the body is the data%s)", name,
+            return ev__fail(err, errlen, "header 'ce-%s': not allowed in binary mode (the body is the data%s)", name,
                            strcmp(name, "datacontenttype") == 0 ? ", Content-Type its type" : "");
         }
         size_t vlen = 0;
@@ -362,18 +346,18 @@ static int from_binary(const char *mt, const char *ct, size_t ct_len, const ev_h
         free(v);
         if (jv == NULL) {
             json_decref(ev);
-            return ce_fail(err, errlen, "header 'ce-%s': the value is not valid UTF-8", name);
+            return ev__fail(err, errlen, "header 'ce-%s': the value is not valid UTF-8", name);
         }
         if (json_object_get(ev, name)) {
             json_decref(jv);
             json_decref(ev);
-            return ce_fail(err, errlen, "header 'ce-%s': given twice", name);
+            return ev__fail(err, errlen, "header 'ce-%s': given twice", name);
         }
         json_object_set_new(ev, name, jv);
     }
     if (json_object_get(ev, "specversion") == NULL) {
         json_decref(ev);
-        return ce_fail(err, errlen,
+        return ev__fail(err, errlen,
                        "attribute 'specversion': required (binary mode: a ce-specversion header; structured mode: "
                        "Content-Type application/cloudevents+json)");
     }
@@ -381,7 +365,7 @@ static int from_binary(const char *mt, const char *ct, size_t ct_len, const ev_h
         json_t *jct = json_stringn(ct, ct_len);
         if (jct == NULL) {
             json_decref(ev);
-            return ce_fail(err, errlen, "header 'content-type': not valid UTF-8");
+            return ev__fail(err, errlen, "header 'content-type': not valid UTF-8");
         }
         json_object_set_new(ev, "datacontenttype", jct);
     }
@@ -392,7 +376,7 @@ static int from_binary(const char *mt, const char *ct, size_t ct_len, const ev_h
             data = json_loadb(body, len, JSON_DECODE_ANY, &jerr);
             if (data == NULL) {
                 json_decref(ev);
-                return ce_fail(err, errlen, "data: the body is not valid JSON (Content-Type %s): line %d column %d: %s",
+                return ev__fail(err, errlen, "data: the body is not valid JSON (Content-Type %s): line %d column %d: %s",
                                mt, jerr.line, jerr.column, jerr.text);
             }
             json_object_set_new(ev, "data", data);
@@ -447,8 +431,8 @@ int ev_cloudevents_from_http(const char *content_type, size_t ct_len, const ev_h
     if (doc == NULL) {
         json_decref(arr);
         if (len == 0)
-            return ce_fail(err, errlen, "body: empty; expected %s", batch ? "a JSON array of events" : "a JSON event");
-        return ce_fail(err, errlen, "body: line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+            return ev__fail(err, errlen, "body: empty; expected %s", batch ? "a JSON array of events" : "a JSON event");
+        return ev__fail(err, errlen, "body: line %d column %d: %s", jerr.line, jerr.column, jerr.text);
     }
     if (structured) {
         int rc = ev_cloudevent_validate(doc, err, errlen);
@@ -464,18 +448,18 @@ int ev_cloudevents_from_http(const char *content_type, size_t ct_len, const ev_h
     json_decref(arr);
     if (!json_is_array(doc)) {
         json_decref(doc);
-        return ce_fail(err, errlen, "body: expected a JSON array of events (application/cloudevents-batch+json)");
+        return ev__fail(err, errlen, "body: expected a JSON array of events (application/cloudevents-batch+json)");
     }
     if (json_array_size(doc) == 0) {
         json_decref(doc);
-        return ce_fail(err, errlen, "body: the batch holds no event");
+        return ev__fail(err, errlen, "body: the batch holds no event");
     }
     for (size_t i = 0; i < json_array_size(doc); i++) {
         char e2[512];
         int rc = ev_cloudevent_validate(json_array_get(doc, i), e2, sizeof e2);
         if (rc != 0) {
             json_decref(doc);
-            return ce_fail(err, errlen, "batch[%zu]: %s", i, e2);
+            return ev__fail(err, errlen, "batch[%zu]: %s", i, e2);
         }
     }
     *events = doc;

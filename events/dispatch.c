@@ -310,17 +310,6 @@ static void jobs_for_event(ev_events_t *ev, ev__entry_t *e)
     }
 }
 
-static const char *field(redisReply *fields, const char *name)
-{
-    if (fields == NULL || fields->type != REDIS_REPLY_ARRAY)
-        return NULL;
-    for (size_t i = 0; i + 1 < fields->elements; i += 2)
-        if (fields->element[i]->type == REDIS_REPLY_STRING && strcmp(fields->element[i]->str, name) == 0 &&
-            fields->element[i + 1]->type == REDIS_REPLY_STRING)
-            return fields->element[i + 1]->str;
-    return NULL;
-}
-
 /* Starts the processing of one stream entry (read, re-read or claimed). */
 static void entry_process(ev_events_t *ev, redisReply *item)
 {
@@ -337,9 +326,9 @@ static void entry_process(ev_events_t *ev, redisReply *item)
     ev->entries = e;
     ev->inflight++;
     redisReply *fields = item->element[1];
-    const char *app = field(fields, "app");
-    const char *text = field(fields, "event");
-    const char *target = field(fields, "target");
+    const char *app = ev__entry_field(fields, "app");
+    const char *text = ev__entry_field(fields, "event");
+    const char *target = ev__entry_field(fields, "target");
     e->app = xstrdup(app ? app : "");
     e->event_text = xstrdup(text ? text : "null");
     e->event = text ? json_loads(text, 0, NULL) : NULL;

@@ -19,19 +19,12 @@ static redisContext *sync_ctx(ev_events_t *ev, char *err, size_t errlen)
     if (ev->sync)
         redisFree(ev->sync);
     struct timeval tv = {2, 0};
-    const char *url = ev->redis_url;
-    if (strncmp(url, "unix://", 7) == 0) {
-        ev->sync = redisConnectUnixWithTimeout(url + 7, tv);
-    } else {
-        const char *hp = strncmp(url, "redis://", 8) == 0 ? url + 8 : url;
-        const char *at = strrchr(hp, '@');
-        if (at)
-            hp = at + 1;
-        size_t hl = strcspn(hp, ":/");
-        char *host = xstrndup(hp, hl);
-        ev->sync = redisConnectWithTimeout(host, hp[hl] == ':' ? atoi(hp + hl + 1) : 6379, tv);
-        free(host);
-    }
+    char *path, *host;
+    int port;
+    ev__redis_address(ev->redis_url, &path, &host, &port);
+    ev->sync = path ? redisConnectUnixWithTimeout(path, tv) : redisConnectWithTimeout(host, port, tv);
+    free(path);
+    free(host);
     if (ev->sync == NULL || ev->sync->err) {
         snprintf(err, errlen, "redis is unreachable: %s", ev->sync ? ev->sync->errstr : "out of memory");
         if (ev->sync)
@@ -43,35 +36,24 @@ static redisContext *sync_ctx(ev_events_t *ev, char *err, size_t errlen)
     return ev->sync;
 }
 
-static const char *field(redisReply *fields, const char *name)
-{
-    if (fields == NULL || fields->type != REDIS_REPLY_ARRAY)
-        return NULL;
-    for (size_t i = 0; i + 1 < fields->elements; i += 2)
-        if (fields->element[i]->type == REDIS_REPLY_STRING && strcmp(fields->element[i]->str, name) == 0 &&
-            fields->element[i + 1]->type == REDIS_REPLY_STRING)
-            return fields->element[i + 1]->str;
-    return NULL;
-}
-
 /* One dead letter as the admin API shows it. */
 static json_t *letter_json(redisReply *item)
 {
     if (item->type != REDIS_REPLY_ARRAY || item->elements < 2 || item->element[0]->type != REDIS_REPLY_STRING)
         return NULL;
     redisReply *f = item->element[1];
-    const char *event = field(f, "event");
-    const char *failed = field(f, "failed_at");
+    const char *event = ev__entry_field(f, "event");
+    const char *failed = ev__entry_field(f, "failed_at");
     json_t *ev = event ? json_loads(event, 0, NULL) : NULL;
     char when[40] = "";
     if (failed)
         ev__rfc3339(strtoull(failed, NULL, 10), when);
-    const char *attempts = field(f, "attempts");
+    const char *attempts = ev__entry_field(f, "attempts");
     return json_pack("{s:s, s:o, s:s, s:s, s:i, s:s, s:s, s:s}", "id", item->element[0]->str, "event",
-                     ev ? ev : json_null(), "function", field(f, "function") ? field(f, "function") : "", "trigger",
-                     field(f, "trigger") ? field(f, "trigger") : "event", "attempts",
-                     attempts ? atoi(attempts) : 0, "reason", field(f, "reason") ? field(f, "reason") : "",
-                     "failed_at", when, "app", field(f, "app") ? field(f, "app") : "");
+                     ev ? ev : json_null(), "function", ev__entry_field(f, "function") ? ev__entry_field(f, "function") : "", "trigger",
+                     ev__entry_field(f, "trigger") ? ev__entry_field(f, "trigger") : "event", "attempts",
+                     attempts ? atoi(attempts) : 0, "reason", ev__entry_field(f, "reason") ? ev__entry_field(f, "reason") : "",
+                     "failed_at", when, "app", ev__entry_field(f, "app") ? ev__entry_field(f, "app") : "");
 }
 
 static redisReply *command(ev_events_t *ev, char *err, size_t errlen, const char *fmt, ...)
@@ -163,11 +145,11 @@ int ev_dlq_replay(ev_events_t *ev, const char *app, json_t *ids, json_t **out, c
             if (item->type != REDIS_REPLY_ARRAY || item->elements < 2)
                 continue;
             redisReply *f = item->element[1];
-            const char *event = field(f, "event");
-            const char *fn = field(f, "function");
-            const char *trig = field(f, "trigger");
-            const char *attempts = field(f, "attempts");
-            const char *producer = field(f, "app");
+            const char *event = ev__entry_field(f, "event");
+            const char *fn = ev__entry_field(f, "function");
+            const char *trig = ev__entry_field(f, "trigger");
+            const char *attempts = ev__entry_field(f, "attempts");
+            const char *producer = ev__entry_field(f, "app");
             if (event && fn) {
                 int na = attempts ? atoi(attempts) : 0;
                 json_t *t = ev__target(app, fn, trig ? trig : "event", 1, na > 0 ? (uint32_t)na : 3);

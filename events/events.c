@@ -16,6 +16,21 @@
 
 /* ------------------------------------------------------------- arguments */
 
+int ev__fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+        /* Messages stay on one line whatever the input held. */
+        for (char *p = err; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = '?';
+    }
+    return TINE_EINVAL;
+}
+
 void ev__args_add(ev__args_t *a, const char *s, size_t len)
 {
     if (a->argc == a->cap) {
@@ -80,6 +95,35 @@ void ev__args_xadd(ev__args_t *a, const char *app, const char *event_json, const
     }
 }
 
+const char *ev__entry_field(redisReply *fields, const char *name)
+{
+    if (fields == NULL || fields->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t i = 0; i + 1 < fields->elements; i += 2)
+        if (fields->element[i]->type == REDIS_REPLY_STRING && strcmp(fields->element[i]->str, name) == 0 &&
+            fields->element[i + 1]->type == REDIS_REPLY_STRING)
+            return fields->element[i + 1]->str;
+    return NULL;
+}
+
+void ev__redis_address(const char *url, char **unix_path, char **host, int *port)
+{
+    *unix_path = *host = NULL;
+    *port = 6379;
+    if (strncmp(url, "unix://", 7) == 0) {
+        *unix_path = xstrdup(url + 7);
+        return;
+    }
+    const char *hp = strncmp(url, "redis://", 8) == 0 ? url + 8 : url;
+    const char *at = strrchr(hp, '@');
+    if (at)
+        hp = at + 1;
+    size_t hl = strcspn(hp, ":/");
+    *host = xstrndup(hp, hl);
+    if (hp[hl] == ':')
+        *port = atoi(hp + hl + 1);
+}
+
 /* ----------------------------------------------------------- connections */
 
 static void conn_connect(ev__conn_t *c);
@@ -133,16 +177,11 @@ static void on_conn_disconnected(const redisAsyncContext *ac, int status)
 /* Opens a hiredis async context for a "unix://" or "redis://" URL. */
 static redisAsyncContext *connect_url(const char *url)
 {
-    if (strncmp(url, "unix://", 7) == 0)
-        return redisAsyncConnectUnix(url + 7);
-    const char *hp = strncmp(url, "redis://", 8) == 0 ? url + 8 : url;
-    const char *at = strrchr(hp, '@');
-    if (at)
-        hp = at + 1;
-    size_t hl = strcspn(hp, ":/");
-    char *host = xstrndup(hp, hl);
-    int port = hp[hl] == ':' ? atoi(hp + hl + 1) : 6379;
-    redisAsyncContext *ac = redisAsyncConnect(host, port);
+    char *path, *host;
+    int port;
+    ev__redis_address(url, &path, &host, &port);
+    redisAsyncContext *ac = path ? redisAsyncConnectUnix(path) : redisAsyncConnect(host, port);
+    free(path);
     free(host);
     return ac;
 }
