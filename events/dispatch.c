@@ -387,10 +387,14 @@ static void on_read(redisAsyncContext *ac, void *reply, void *priv)
     }
     size_t got = 0;
     char last[64] = "";
+    /* No new read while this one's entries are being started (one may
+     * finish at once); the cursor moves first. */
+    ev->reading = true;
     if (r->type == REDIS_REPLY_ARRAY)
         for (size_t s = 0; s < r->elements; s++)
             if (r->element[s]->type == REDIS_REPLY_ARRAY && r->element[s]->elements == 2)
                 got += process_entries(ev, r->element[s]->element[1], last, sizeof last);
+    ev->reading = false;
     if (ev->read_was_pending && ev->pending_phase) {
         if (got == 0)
             ev->pending_phase = false;
@@ -405,7 +409,8 @@ static void on_read(redisAsyncContext *ac, void *reply, void *priv)
  * (blocking up to 5 s). */
 static void dispatch_read(ev_events_t *ev)
 {
-    if (ev->closing || !ev->blk.up || ev->reading || ev->inflight >= EV_INFLIGHT_MAX)
+    /* Without the command connection nothing read could be acknowledged. */
+    if (ev->closing || !ev->blk.up || !ev->cmd.up || ev->reading || ev->inflight >= EV_INFLIGHT_MAX)
         return;
     size_t count = EV_INFLIGHT_MAX - ev->inflight;
     if (count > 64)

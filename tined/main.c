@@ -171,6 +171,7 @@ int main(int argc, char **argv)
     t.ev = ev_new(t.loop, &ecfg, t.inv, err, sizeof(err));
     if (t.ev == NULL) {
         fprintf(stderr, "tined: %s\n", err);
+        inv_free(t.inv);
         goto fail;
     }
     t.live = reg_live_new(t.loop, redis_url, cfg.state_dir, on_live_change, &t, err, sizeof(err));
