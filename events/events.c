@@ -487,9 +487,11 @@ static int load_log_dirs(ev_events_t *ev, const char *paths, char *err, size_t e
     return 0;
 }
 
+/* Reading waits for the command connection (what is read must be
+ * acknowledged on it). */
 static void on_cmd_up(ev_events_t *ev)
 {
-    (void)ev;
+    ev__dispatch_tick(ev, false);
 }
 
 static void on_tick(uv_timer_t *t)

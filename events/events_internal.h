@@ -202,7 +202,6 @@ struct ev_events {
     /* nodes.c */
     uv_timer_t hb_timer;
     uint64_t started_ms;
-    json_t *known_nodes; /* id -> started_ms seen alive */
     bool nodes_busy;
 
     /* docker.c */
