@@ -85,8 +85,9 @@ check "events from before are not delivered twice" "1" "$(rkv watch "container.c
 tine deploy "$SRC/functions-examples/infra-cleanup" >/dev/null
 pm rm tine-it-two >/dev/null
 wait_kv 20 watch "container.remove:tine-it-two" 1 || true
-settled() {
-  [ "$(redis-cli -s "$T/redis.sock" XLEN tine:events)" = 0 ] && [ "$(redis-cli -s "$T/redis.sock" ZCARD tine:retry)" = 0 ]
+settled() { # nothing queued nor waiting for a retry, read in one atomic step
+  [ "$(redis-cli -s "$T/redis.sock" EVAL "return redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])" 2 \
+    tine:events tine:retry)" = 0 ]
 }
 wait_for 30 settled || true
 dlq=$(admin GET /apps/infra-cleanup/dlq)
