@@ -1,6 +1,7 @@
 /* tined: the tine node. main() only wires the modules together: config, the
  * zygote (forked first, before any thread or loop), Redis (given, or a
- * private redis-server), the live registry, the invoker and the gateway. */
+ * private redis-server), the live registry, the invoker, the events module
+ * and the gateway. */
 #include "config.h"
 #include "events.h"
 #include "gateway.h"
