@@ -1,6 +1,7 @@
 /* The admin API under /_tine/v1/ (see docs/admin-api.md): deploy, list apps
  * and versions, roll back, show an app's wiring, invoke a function, health,
  * and the node's sandboxes: list, evict, scale. */
+#include "events.h"
 #include "gateway_internal.h"
 #include "tine_common.h"
 
@@ -119,6 +120,12 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
     if (b->manifest->host) {
         gw__send_error(req, 400, "%s: host: serving an app on its own host is not supported yet; remove 'host'",
                        b->manifest_path);
+        reg_bundle_free(b);
+        return;
+    }
+    /* What this node does not allow: log files outside --log-paths. */
+    if (ev_check_manifest(gw->events, b->manifest, b->manifest_path, err, sizeof(err)) != 0) {
+        gw__send_error(req, 400, "%s", err);
         reg_bundle_free(b);
         return;
     }
@@ -349,6 +356,8 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
         gw__send_error(req, 401, "missing or wrong admin token (send Authorization: Bearer <token>)");
         return 0;
     }
+    if (n >= 1 && n <= 5 && gw__admin_events(gw, req, seg, n))
+        return 0;
     if (n == 0 || n > 5 || !h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("apps"))) {
         if (n == 1 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("sandboxes"))) {
             admin_sandboxes(gw, req);

@@ -341,6 +341,7 @@ gw_server_t *gw_new(uv_loop_t *loop, const gw_config_t *cfg, reg_live_t *live, i
     gw->max_bundle = cfg->max_bundle;
     gw->max_body = cfg->max_body;
     gw->node_id = xstrdup(cfg->node_id ? cfg->node_id : "node");
+    gw->events = cfg->events;
 
     h2o_config_init(&gw->config);
     gw->config.max_request_entity_size = cfg->max_bundle > cfg->max_body ? cfg->max_bundle : cfg->max_body;

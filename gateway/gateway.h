@@ -18,6 +18,7 @@ typedef struct {
     size_t max_bundle;       /* largest deploy body accepted, bytes */
     size_t max_body;         /* largest request body handed to a function */
     const char *node_id;
+    struct ev_events *events; /* CloudEvents ingest and dead letters; may be NULL */
 } gw_config_t;
 
 /* Binds the listener and starts serving on `loop`. Returns NULL with a

@@ -19,6 +19,7 @@ struct gw_server {
     size_t max_bundle;
     size_t max_body;
     char *node_id;
+    struct ev_events *events;
 };
 
 typedef struct {
@@ -34,6 +35,10 @@ void gw__send_error(h2o_req_t *req, int status, const char *fmt, ...) __attribut
 
 /* Serves a request under /_tine/v1/ ; `rest` is the path after it. */
 int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len);
+
+/* Serves the events endpoints (admin_events.c) when the path is one of
+ * them: returns 1 when it answered, 0 when the path is not theirs. */
+int gw__admin_events(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n);
 
 /* Starts an invocation of a function of a live app version and answers the
  * request with its result: the function's own response when `wrap` is 0, or

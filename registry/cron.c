@@ -2,13 +2,15 @@
  * day-of-month month day-of-week), each a list of *, N or N-M with an optional
  * /step, months and weekdays also by name; or "@every <duration>" (at least
  * 1s); or one of @hourly @daily @midnight @weekly @monthly @yearly @annually.
- * Validation only: the scheduler elsewhere computes firing times. */
+ * reg_cron_validate checks an expression, reg_cron_next computes its next
+ * firing time (UTC). */
 #include "registry.h"
 #include "tine_common.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     const char *name;
@@ -239,8 +241,41 @@ static bool some_day_exists(uint64_t dom_bits, uint64_t month_bits)
     return false;
 }
 
+/* A parsed schedule: an interval for "@every", else the bit sets of the five
+ * fields (shorthands expanded) and whether day of month / day of week were
+ * restricted (cron fires on either when both are). */
+typedef struct {
+    uint64_t every_ms;
+    uint64_t bits[5];
+    bool dom_any;
+    bool dow_any;
+} cron_spec_t;
+
+static int cron_parse(const char *expr, cron_spec_t *spec, char *err, size_t errlen);
+
+/* Expands a fixed shorthand into the equivalent five fields. */
+static const char *shorthand_fields(const char *expr)
+{
+    static const char *const map[][2] = {{"@hourly", "0 * * * *"},   {"@daily", "0 0 * * *"},
+                                         {"@midnight", "0 0 * * *"}, {"@weekly", "0 0 * * 0"},
+                                         {"@monthly", "0 0 1 * *"},  {"@yearly", "0 0 1 1 *"},
+                                         {"@annually", "0 0 1 1 *"}};
+    size_t word = strcspn(expr, " \t");
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strlen(map[i][0]) == word && strncmp(expr, map[i][0], word) == 0)
+            return map[i][1];
+    return NULL;
+}
+
 int reg_cron_validate(const char *expr, char *err, size_t errlen)
 {
+    cron_spec_t spec;
+    return cron_parse(expr, &spec, err, errlen);
+}
+
+static int cron_parse(const char *expr, cron_spec_t *spec, char *err, size_t errlen)
+{
+    memset(spec, 0, sizeof(*spec));
     if (err && errlen)
         err[0] = '\0';
     if (expr == NULL)
@@ -249,8 +284,22 @@ int reg_cron_validate(const char *expr, char *err, size_t errlen)
         expr++;
     if (*expr == '\0')
         return cron_fail(err, errlen, "empty cron expression; " CRON_FIELDS_EXPECTED " or @every <duration>");
-    if (*expr == '@')
-        return validate_shorthand(expr, err, errlen);
+    if (*expr == '@') {
+        int rc = validate_shorthand(expr, err, errlen);
+        if (rc != 0)
+            return rc;
+        const char *fields = shorthand_fields(expr);
+        if (fields)
+            return cron_parse(fields, spec, err, errlen);
+        const char *d = expr + 6;
+        while (is_blank(*d))
+            d++;
+        char buf[64];
+        size_t dlen = strcspn(d, " \t");
+        memcpy(buf, d, dlen); /* validate_shorthand checked dlen < sizeof buf */
+        buf[dlen] = '\0';
+        return reg_parse_duration_ms(buf, &spec->every_ms);
+    }
 
     const char *fields[5];
     size_t lens[5];
@@ -269,16 +318,75 @@ int reg_cron_validate(const char *expr, char *err, size_t errlen)
     if (count != 5)
         return cron_fail(err, errlen, CRON_FIELDS_EXPECTED ", got %d", count);
 
-    uint64_t bits[5];
+    uint64_t *bits = spec->bits;
     for (int i = 0; i < 5; i++) {
         int rc = parse_field(i + 1, fields[i], lens[i], &bits[i], err, errlen);
         if (rc != 0)
             return rc;
     }
     const uint64_t every_weekday = 0x7f; /* 0..6; 7 is Sunday again */
-    bool weekday_any = ((bits[4] | (bits[4] >> 7)) & every_weekday) == every_weekday;
+    bits[4] = (bits[4] | (bits[4] >> 7)) & every_weekday;
+    bool weekday_any = bits[4] == every_weekday;
     if (weekday_any && !some_day_exists(bits[2], bits[3]))
         return cron_fail(err, errlen, "never fires: day of month '%.*s' does not occur in month '%.*s'",
                          shown_len(lens[2]), fields[2], shown_len(lens[3]), fields[3]);
+    spec->dom_any = fields[2][0] == '*';
+    spec->dow_any = fields[4][0] == '*';
     return 0;
+}
+
+static bool has(uint64_t bits, int v)
+{
+    return (bits >> v) & 1;
+}
+
+/* Whether a UTC day fires: with both day fields restricted, cron (vixie)
+ * fires on either; otherwise the restricted one decides. */
+static bool day_fires(const cron_spec_t *s, const struct tm *tm)
+{
+    bool dom = has(s->bits[2], tm->tm_mday), dow = has(s->bits[4], tm->tm_wday);
+    if (!s->dom_any && !s->dow_any)
+        return dom || dow;
+    return dom && dow;
+}
+
+int reg_cron_next(const char *expr, int64_t after_ms, int64_t *next_ms)
+{
+    cron_spec_t s;
+    int rc = cron_parse(expr, &s, NULL, 0);
+    if (rc != 0)
+        return rc;
+    if (after_ms < 0)
+        after_ms = 0;
+    if (s.every_ms) {
+        /* Ticks at whole multiples of the interval since the epoch, so every
+         * node computes the same ones. */
+        *next_ms = (after_ms / (int64_t)s.every_ms + 1) * (int64_t)s.every_ms;
+        return 0;
+    }
+    time_t t = (time_t)(after_ms / 60000 + 1) * 60;
+    /* A schedule that fires at all does so within 8 years (Feb 29th). */
+    for (int guard = 0; guard < 200000; guard++) {
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        if (!has(s.bits[3], tm.tm_mon + 1)) {
+            tm.tm_mon++;
+            tm.tm_mday = 1;
+            tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+        } else if (!day_fires(&s, &tm)) {
+            tm.tm_mday++;
+            tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+        } else if (!has(s.bits[1], tm.tm_hour)) {
+            tm.tm_hour++;
+            tm.tm_min = tm.tm_sec = 0;
+        } else if (!has(s.bits[0], tm.tm_min)) {
+            tm.tm_min++;
+            tm.tm_sec = 0;
+        } else {
+            *next_ms = (int64_t)t * 1000;
+            return 0;
+        }
+        t = timegm(&tm);
+    }
+    return TINE_ENOTFOUND;
 }

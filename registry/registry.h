@@ -85,6 +85,13 @@ const reg_function_t *reg_manifest_find_function(const reg_manifest_t *m, const 
  * @weekly/@monthly/@yearly. Returns 0 or TINE_EINVAL with a message in err. */
 int reg_cron_validate(const char *expr, char *err, size_t errlen);
 
+/* The first firing time of a valid cron expression strictly after
+ * `after_ms` (unix ms), in UTC: minute boundaries for the five fields, whole
+ * multiples of the interval since the epoch for "@every" (so every node
+ * computes the same ticks). Returns 0, TINE_EINVAL for a bad expression, or
+ * TINE_ENOTFOUND when it never fires. */
+int reg_cron_next(const char *expr, int64_t after_ms, int64_t *next_ms);
+
 /* Parses a duration "250ms", "3s", "2m", "1h", "1m30s" into milliseconds.
  * Returns 0 or TINE_EINVAL. */
 int reg_parse_duration_ms(const char *s, uint64_t *out_ms);

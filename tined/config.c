@@ -34,6 +34,11 @@ static const option_t options[] = {
     {"idle-timeout", "TINE_IDLE_TIMEOUT", 1, "idle sandboxes beyond a function's warm count exit after this,\n"
                                              "                         e.g. 30s, 5m (default 5m)"},
     {"max-queue", "TINE_MAX_QUEUE", 1, "calls that wait per function at its concurrency before 429 (default 100)"},
+    {"log-paths", "TINE_LOG_PATHS", 1, "colon-separated directories whose files log triggers may follow\n"
+                                       "                         (default: none; a deploy naming another file is refused)"},
+    {"docker-socket", "TINE_DOCKER_SOCKET", 1, "container engine API socket for container.* events\n"
+                                               "                         (default: DOCKER_HOST=unix://..., else /var/run/docker.sock)"},
+    {"docker-events", "TINE_DOCKER_EVENTS", 1, "on|off: turn the engine's container events into CloudEvents (default on)"},
     {"config", "TINE_CONFIG", 1, "config file of 'key = value' lines with the names above"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -80,6 +85,7 @@ typedef struct {
     char *max_sandboxes;
     char *idle_timeout;
     char *max_queue;
+    char *docker_events;
 } raw_values_t;
 
 /* Parses a whole decimal number within [min, max]. */
@@ -95,6 +101,12 @@ static int parse_count(const char *s, unsigned min, unsigned max, unsigned *out)
 
 static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
 {
+    if (strcmp(name, "log-paths") == 0)
+        return &cfg->log_paths;
+    if (strcmp(name, "docker-socket") == 0)
+        return &cfg->docker_socket;
+    if (strcmp(name, "docker-events") == 0)
+        return &raw->docker_events;
     if (strcmp(name, "listen") == 0)
         return &cfg->listen;
     if (strcmp(name, "state-dir") == 0)
@@ -284,11 +296,23 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
         const char *port = strrchr(cfg->listen, ':');
         cfg->node_id = xasprintf("%s:%s", host, port ? port + 1 : "0");
     }
+    if (cfg->docker_socket == NULL) {
+        const char *dh = getenv("DOCKER_HOST");
+        cfg->docker_socket = xstrdup(dh && strncmp(dh, "unix://", 7) == 0 ? dh + 7 : "/var/run/docker.sock");
+    }
+    cfg->docker_events = raw.docker_events == NULL || truthy(raw.docker_events);
+    if (raw.docker_events && !cfg->docker_events && strcmp(raw.docker_events, "off") != 0 &&
+        strcmp(raw.docker_events, "false") != 0 && strcmp(raw.docker_events, "0") != 0 &&
+        strcmp(raw.docker_events, "no") != 0) {
+        fprintf(stderr, "tined: --docker-events %s: expected on or off\n", raw.docker_events);
+        rc = -1;
+    }
     free(raw.no_auth);
     free(raw.max_bundle);
     free(raw.max_sandboxes);
     free(raw.idle_timeout);
     free(raw.max_queue);
+    free(raw.docker_events);
     return rc;
 }
 
@@ -301,4 +325,6 @@ void tined_config_dispose(tined_config_t *cfg)
     free(cfg->sdk_dir);
     free(cfg->node_id);
     free(cfg->config_file);
+    free(cfg->log_paths);
+    free(cfg->docker_socket);
 }

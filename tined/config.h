@@ -20,6 +20,9 @@ typedef struct {
     unsigned max_sandboxes;   /* node-wide cap on sandboxes */
     unsigned max_queue;       /* calls waiting per function before 429 */
     uint64_t idle_timeout_ms; /* idle sandboxes beyond warm exit after this */
+    char *log_paths;     /* colon-separated dirs file log triggers may follow; NULL: none */
+    char *docker_socket; /* container engine API socket */
+    bool docker_events;  /* watch it (default on) */
 } tined_config_t;
 
 /* Fills cfg from argv, the environment and the config file. Returns 0, 1 when

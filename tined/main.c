@@ -1,7 +1,9 @@
 /* tined: the tine node. main() only wires the modules together: config, the
  * zygote (forked first, before any thread or loop), Redis (given, or a
- * private redis-server), the live registry, the invoker and the gateway. */
+ * private redis-server), the live registry, the invoker, the events module
+ * and the gateway. */
 #include "config.h"
+#include "events.h"
 #include "gateway.h"
 #include "invoker.h"
 #include "registry.h"
@@ -25,6 +27,7 @@ typedef struct {
     uv_loop_t *loop;
     inv_invoker_t *inv;
     reg_live_t *live;
+    ev_events_t *ev;
     gw_server_t *gw;
     uv_signal_t sigint;
     uv_signal_t sigterm;
@@ -77,6 +80,16 @@ static void on_live_change(void *data, const reg_app_version_t *old_v, const reg
         inv_version_retired(t->inv, old_v);
     if (new_v && t->inv)
         inv_version_live(t->inv, new_v);
+    ev_app_changed(t->ev, old_v, new_v);
+}
+
+/* The invoker has one activation observer: it hands each finished
+ * invocation to every module that wants it (log triggers; billing). */
+static void on_activation(void *data, const inv_activation_t *a)
+{
+    tined_t *t = data;
+    if (t->ev)
+        ev_on_activation(t->ev, a);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -89,6 +102,8 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&t->sigterm, NULL);
     gw_free(t->gw);
     t->gw = NULL;
+    ev_free(t->ev);
+    t->ev = NULL;
     inv_free(t->inv);
     t->inv = NULL;
     reg_live_free(t->live);
@@ -151,8 +166,24 @@ int main(int argc, char **argv)
         .max_sandboxes = cfg.max_sandboxes,
         .idle_timeout_ms = cfg.idle_timeout_ms,
         .store = kv_store,
+        .on_activation = on_activation,
+        .on_activation_data = &t,
     };
     t.inv = inv_new(t.loop, &zygote, &icfg);
+    /* Before the live table, so it learns every app the table loads. */
+    ev_config_t ecfg = {
+        .redis_url = redis_url,
+        .node_id = cfg.node_id,
+        .log_paths = cfg.log_paths,
+        .docker_socket = cfg.docker_socket,
+        .docker_events = cfg.docker_events,
+    };
+    t.ev = ev_new(t.loop, &ecfg, t.inv, err, sizeof(err));
+    if (t.ev == NULL) {
+        fprintf(stderr, "tined: %s\n", err);
+        inv_free(t.inv);
+        goto fail;
+    }
     t.live = reg_live_new(t.loop, redis_url, cfg.state_dir, on_live_change, &t, err, sizeof(err));
     if (t.live == NULL) {
         fprintf(stderr, "tined: %s\n", err);
@@ -164,6 +195,7 @@ int main(int argc, char **argv)
         .max_bundle = cfg.max_bundle,
         .max_body = 6 * 1024 * 1024,
         .node_id = cfg.node_id,
+        .events = t.ev,
     };
     t.gw = gw_new(t.loop, &gcfg, t.live, t.inv, err, sizeof(err));
     if (t.gw == NULL) {

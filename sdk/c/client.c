@@ -609,3 +609,57 @@ int tine_scale(tine_client_t *c, const char *app, const char *fn, unsigned warm,
     free(path);
     return rc;
 }
+
+int tine_events_emit(tine_client_t *c, const char *event_json, size_t len, char **response)
+{
+    if (response != NULL)
+        *response = NULL;
+    if (event_json == NULL || len == 0) {
+        set_error(c, "no event given");
+        return -EINVAL;
+    }
+    return api_call(c, "POST", "/_tine/v1/events", event_json, len, "application/cloudevents+json", response);
+}
+
+int tine_dlq(tine_client_t *c, const char *app, char **response)
+{
+    if (response != NULL)
+        *response = NULL;
+    char *path = app_path(c, app, "/dlq");
+    if (path == NULL)
+        return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
+    int rc = api_call(c, "GET", path, NULL, 0, NULL, response);
+    free(path);
+    return rc;
+}
+
+int tine_dlq_replay(tine_client_t *c, const char *app, const char *const *ids, size_t n, char **response)
+{
+    if (response != NULL)
+        *response = NULL;
+    char *path = app_path(c, app, "/dlq/replay");
+    if (path == NULL)
+        return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
+    char *body = NULL;
+    if (n > 0) {
+        json_t *arr = json_array();
+        json_t *o = json_object();
+        for (size_t i = 0; arr && i < n; i++)
+            if (ids[i] == NULL || json_array_append_new(arr, json_string(ids[i])) != 0) {
+                json_decref(arr);
+                arr = NULL;
+            }
+        if (arr == NULL || o == NULL || json_object_set_new(o, "ids", arr) != 0 ||
+            (body = json_dumps(o, JSON_COMPACT)) == NULL) {
+            json_decref(o);
+            free(path);
+            set_error(c, ids == NULL ? "no ids given" : "out of memory (or an id that is not UTF-8)");
+            return -EINVAL;
+        }
+        json_decref(o);
+    }
+    int rc = api_call(c, "POST", path, body, body ? strlen(body) : 0, body ? "application/json" : NULL, response);
+    free(body);
+    free(path);
+    return rc;
+}

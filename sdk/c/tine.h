@@ -127,6 +127,22 @@ int tine_evict(tine_client_t *c, const char *app, const char *fn, char **respons
  * version's pool on that node keeps `warm` idle sandboxes until the next
  * deploy: {"app","function","version","warm"}. */
 int tine_scale(tine_client_t *c, const char *app, const char *fn, unsigned warm, char **response);
+/* POST /_tine/v1/events with one CloudEvent in structured mode
+ * (`event_json`, len bytes, borrowed): the node validates it, stores it
+ * durably and answers {"ids":["<event id>"],"entries":["<stream id>"]}. An
+ * invalid event fails with TINE_CLIENT_EINVAL and the node's message naming
+ * the attribute. */
+int tine_events_emit(tine_client_t *c, const char *event_json, size_t len, char **response);
+
+/* GET /_tine/v1/apps/{app}/dlq: the app's dead letters, oldest first:
+ * {"app":..,"dead_letters":[{"id","event","function","trigger","attempts",
+ * "reason","failed_at","app"}]}. */
+int tine_dlq(tine_client_t *c, const char *app, char **response);
+
+/* POST /_tine/v1/apps/{app}/dlq/replay: sends the dead letters named in
+ * `ids` (n of them) again, or all of them when n is 0:
+ * {"replayed":N,"ids":[..],"missing":[..]}. */
+int tine_dlq_replay(tine_client_t *c, const char *app, const char *const *ids, size_t n, char **response);
 
 #ifdef __cplusplus
 }

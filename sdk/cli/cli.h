@@ -199,6 +199,7 @@ int cli_cmd_routes(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_ps(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_scale(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_evict(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_events(cli_ctx_t *ctx, int argc, char **argv);
 
 /* Reads and validates the manifest of dir and packs the bundle. On success
  * returns CLI_OK with the app name (*app, free it) and the tar.gz (*tgz,

@@ -74,6 +74,18 @@ static const cli_command_t commands[] = {
      "sandboxes finish their call. A function with 'warm' sandboxes starts\n"
      "that many again at once. Prints 'evicted N idle sandboxes of APP'.\n",
      cli_cmd_evict},
+    {"events", "send a CloudEvent, list and replay an app's dead letters",
+     "events emit --type T --source S [--data JSON] | events dlq APP | events replay APP [ID...]",
+     "  events emit --type T --source S [--data JSON] [--id ID] [--subject S]\n"
+     "      sends one CloudEvent (id: random unless given; data: any JSON) and\n"
+     "      prints 'accepted event ID' once the node stored it durably\n"
+     "  events dlq APP\n"
+     "      lists the app's dead letters: events whose function failed every\n"
+     "      attempt (ID FUNCTION ATTEMPTS FAILED EVENT REASON)\n"
+     "  events replay APP [ID...]\n"
+     "      sends the named dead letters (all without IDs) to their function\n"
+     "      again, with a fresh count of attempts, and removes them\n",
+     cli_cmd_events},
     {"help", "show help for a command", "help [COMMAND]", NULL, cmd_help},
 };
 

@@ -1,0 +1,601 @@
+/* The dispatcher: a consumer in the group "tine" of the stream tine:events
+ * (consumer name = node id). Each entry is handed to every matching trigger's
+ * function; the entry is acknowledged (and deleted) only once all of them
+ * finished, in one MULTI/EXEC that also schedules the retries of those that
+ * failed (sorted set tine:retry, due time as score) or moves them to their
+ * app's dead-letter stream after the last attempt. A node that restarts
+ * re-reads its own pending entries first; entries of nodes whose heartbeat
+ * expired are claimed by the survivors. Delivery is at-least-once. */
+#include "events_internal.h"
+#include "tine_common.h"
+
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    ev__entry_t *entry;
+    reg_app_version_t *v; /* retained; NULL when the target is gone */
+    size_t fn_index;
+    char *app;      /* the app of the function */
+    char *function;
+    const char *trigger; /* "event", "log" or "schedule" */
+    uint32_t attempt;    /* 1 for the first delivery */
+    uint32_t attempts;   /* the most deliveries */
+    inv_call_t *call;
+    bool running;
+    bool ok;
+    bool busy;      /* never ran (no capacity): retried without counting */
+    bool permanent; /* cannot succeed: straight to the dead letters */
+    char *reason;
+} job_t;
+
+struct ev__entry {
+    ev_events_t *ev;
+    ev__entry_t *next;
+    char *id;
+    char *app; /* producer ("" for outside tools) */
+    char *event_text;
+    json_t *event;
+    job_t *jobs;
+    size_t njobs;
+    size_t running; /* jobs not finished, plus one while they are started */
+    bool committing;
+};
+
+static void dispatch_read(ev_events_t *ev);
+static void ensure_group(ev_events_t *ev);
+
+static void entry_free(ev__entry_t *e)
+{
+    for (size_t i = 0; i < e->njobs; i++) {
+        reg_app_version_release(e->jobs[i].v);
+        free(e->jobs[i].app);
+        free(e->jobs[i].function);
+        free(e->jobs[i].reason);
+    }
+    free(e->jobs);
+    free(e->id);
+    free(e->app);
+    free(e->event_text);
+    json_decref(e->event);
+    free(e);
+}
+
+/* Takes an entry off the in-flight list and frees it. */
+static void entry_done(ev__entry_t *e)
+{
+    ev_events_t *ev = e->ev;
+    for (ev__entry_t **p = &ev->entries; *p; p = &(*p)->next) {
+        if (*p == e) {
+            *p = e->next;
+            break;
+        }
+    }
+    ev->inflight--;
+    entry_free(e);
+    if (!ev->closing)
+        dispatch_read(ev);
+}
+
+static void on_committed(redisAsyncContext *ac, void *reply, void *priv)
+{
+    ev__entry_t *e = priv;
+    redisReply *r = reply;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        /* Not acknowledged: the entry is still pending and is read again. */
+        if (!e->ev->closing)
+            fprintf(stderr, "tined: events: cannot acknowledge entry %s (%s); it will be delivered again\n", e->id,
+                    r && r->type == REDIS_REPLY_ERROR ? r->str : "redis connection lost");
+        e->ev->rescan = true;
+    }
+    entry_done(e);
+}
+
+/* The retry member of a failed job: the event, who it is for and which
+ * attempt comes next. Unique per entry and job. */
+static char *retry_member(ev__entry_t *e, size_t j, uint32_t next_attempt)
+{
+    job_t *job = &e->jobs[j];
+    json_t *m = json_pack("{s:s, s:s, s:o, s:s, s:s}", "app", e->app, "event", e->event_text, "target",
+                          ev__target(job->app, job->function, job->trigger, next_attempt, job->attempts), "reason",
+                          job->reason ? job->reason : "", "nonce", "");
+    char *nonce = xasprintf("%s/%zu", e->id, j);
+    json_object_set_new(m, "nonce", json_string(nonce));
+    free(nonce);
+    char *s = json_dumps(m, JSON_COMPACT);
+    json_decref(m);
+    return s;
+}
+
+/* Acknowledges an entry whose jobs all finished, together with the retries
+ * and dead letters of those that failed, in one transaction. */
+static void entry_commit(ev__entry_t *e)
+{
+    ev_events_t *ev = e->ev;
+    e->committing = true;
+    if (ev->closing) {
+        entry_done(e);
+        return;
+    }
+    uint64_t now = tine_now_unix_ms();
+    ev__args_t a = {0};
+    ev__args_adds(&a, "MULTI");
+    int rc = ev__send(&ev->cmd, NULL, NULL, &a);
+    for (size_t j = 0; j < e->njobs && rc == 0; j++) {
+        job_t *job = &e->jobs[j];
+        if (job->ok)
+            continue;
+        if (job->busy || (!job->permanent && job->attempt < job->attempts)) {
+            uint32_t next = job->busy ? job->attempt : job->attempt + 1;
+            unsigned shift = job->busy ? 0 : job->attempt - 1;
+            uint64_t delay = (uint64_t)ev->retry_base_ms << (shift > 16 ? 16 : shift);
+            char *member = retry_member(e, j, next);
+            ev__args_adds(&a, "ZADD");
+            ev__args_adds(&a, EV_RETRY_SET);
+            ev__args_addf(&a, "%" PRIu64, now + delay);
+            ev__args_adds(&a, member);
+            free(member);
+            if (!job->busy)
+                fprintf(stderr, "tined: events: %s.%s failed on event %s (attempt %u of %u): %s; retrying in %" PRIu64
+                                " ms\n",
+                        job->app, job->function, e->id, job->attempt, job->attempts, job->reason, delay);
+        } else {
+            ev__args_adds(&a, "XADD");
+            ev__args_addf(&a, EV_DLQ_PREFIX "%s", job->app);
+            ev__args_adds(&a, "MAXLEN");
+            ev__args_adds(&a, "~");
+            ev__args_addf(&a, "%d", EV_DLQ_MAXLEN);
+            ev__args_adds(&a, "*");
+            ev__args_adds(&a, "event");
+            ev__args_adds(&a, e->event_text);
+            ev__args_adds(&a, "function");
+            ev__args_adds(&a, job->function);
+            ev__args_adds(&a, "trigger");
+            ev__args_adds(&a, job->trigger);
+            ev__args_adds(&a, "attempts");
+            ev__args_addf(&a, "%u", job->attempt);
+            ev__args_adds(&a, "reason");
+            ev__args_adds(&a, job->reason ? job->reason : "failed");
+            ev__args_adds(&a, "failed_at");
+            ev__args_addf(&a, "%" PRIu64, now);
+            ev__args_adds(&a, "app");
+            ev__args_adds(&a, e->app);
+            fprintf(stderr, "tined: events: %s.%s failed on event %s after %u attempt%s: %s; moved to %s%s\n",
+                    job->app, job->function, e->id, job->attempt, job->attempt == 1 ? "" : "s", job->reason,
+                    EV_DLQ_PREFIX, job->app);
+        }
+        rc = ev__send(&ev->cmd, NULL, NULL, &a);
+    }
+    if (rc == 0) {
+        ev__args_adds(&a, "XACK");
+        ev__args_adds(&a, EV_STREAM);
+        ev__args_adds(&a, EV_GROUP);
+        ev__args_adds(&a, e->id);
+        rc = ev__send(&ev->cmd, NULL, NULL, &a);
+    }
+    if (rc == 0) {
+        ev__args_adds(&a, "XDEL");
+        ev__args_adds(&a, EV_STREAM);
+        ev__args_adds(&a, e->id);
+        rc = ev__send(&ev->cmd, NULL, NULL, &a);
+    }
+    if (rc == 0) {
+        ev__args_adds(&a, "EXEC");
+        rc = ev__send(&ev->cmd, on_committed, e, &a);
+    }
+    ev__args_dispose(&a);
+    if (rc != 0)
+        on_committed(NULL, NULL, e);
+}
+
+static void entry_job_finished(ev__entry_t *e)
+{
+    if (--e->running == 0)
+        entry_commit(e);
+}
+
+static void on_job_done(void *data, const inv_result_t *res)
+{
+    job_t *job = data;
+    job->call = NULL;
+    job->running = false;
+    job->ok = res->code == 0 && res->status < 500;
+    if (!job->ok) {
+        if (res->code != 0)
+            job->reason = xstrdup(res->error ? res->error : tine_strerror(res->code));
+        else
+            job->reason = xasprintf("the function answered with status %d: %.*s", res->status,
+                                    (int)(res->body_len > 200 ? 200 : res->body_len), res->body ? res->body : "");
+    }
+    entry_job_finished(job->entry);
+}
+
+static void job_start(ev_events_t *ev, job_t *job)
+{
+    ev__entry_t *e = job->entry;
+    if (job->v == NULL) {
+        entry_job_finished(e);
+        return;
+    }
+    json_t *req = json_pack("{s:s, s:s, s:O, s:i, s:s}", "kind", "event", "trigger", job->trigger, "event", e->event,
+                            "attempt", (int)job->attempt, "entry", e->id);
+    job->running = true;
+    int rc = inv_call(ev->inv, job->v, job->fn_index, req, NULL, 0, on_job_done, job, &job->call);
+    if (rc != 0) {
+        job->running = false;
+        job->call = NULL;
+        job->busy = rc == TINE_EBUSY;
+        job->reason = xasprintf("cannot invoke %s: %s", job->function, tine_strerror(rc));
+        entry_job_finished(e);
+    } else if (!job->running) {
+        job->call = NULL; /* answered already; the call is gone */
+    }
+}
+
+static job_t *job_add(ev__entry_t *e, const char *app, const char *function, const char *trigger, uint32_t attempt,
+                      uint32_t attempts)
+{
+    e->jobs = xrealloc(e->jobs, (e->njobs + 1) * sizeof(*e->jobs));
+    job_t *job = &e->jobs[e->njobs++];
+    memset(job, 0, sizeof(*job));
+    job->entry = e;
+    job->app = xstrdup(app);
+    job->function = xstrdup(function);
+    job->trigger = trigger;
+    job->attempt = attempt ? attempt : 1;
+    job->attempts = attempts ? attempts : 3;
+    return job;
+}
+
+/* The job of an entry meant for one function (log lines, schedule ticks,
+ * retries, replays). */
+static void jobs_for_target(ev_events_t *ev, ev__entry_t *e, json_t *target)
+{
+    const char *app = json_string_value(json_object_get(target, "app"));
+    const char *fn = json_string_value(json_object_get(target, "function"));
+    const char *kind = json_string_value(json_object_get(target, "trigger"));
+    json_int_t attempt = json_integer_value(json_object_get(target, "attempt"));
+    json_int_t attempts = json_integer_value(json_object_get(target, "attempts"));
+    if (app == NULL || fn == NULL) {
+        fprintf(stderr, "tined: events: entry %s has a target without app or function; dropped\n", e->id);
+        return;
+    }
+    static const char *const kinds[] = {"event", "log", "schedule"};
+    const char *trigger = kinds[0];
+    for (size_t i = 0; kind && i < 3; i++)
+        if (strcmp(kind, kinds[i]) == 0)
+            trigger = kinds[i];
+    job_t *job = job_add(e, app, fn, trigger, attempt > 0 ? (uint32_t)attempt : 1,
+                         attempts > 0 && attempts < 1000 ? (uint32_t)attempts : 3);
+    reg_app_version_t *v = ev__app(ev, app);
+    const reg_function_t *f = v ? reg_manifest_find_function(v->manifest, fn) : NULL;
+    if (f == NULL) {
+        job->permanent = true;
+        job->reason = v ? xasprintf("app %s has no function %s any more", app, fn)
+                        : xasprintf("app %s is not deployed", app);
+        return;
+    }
+    job->v = v;
+    reg_app_version_retain(v);
+    job->fn_index = (size_t)(f - v->manifest->functions);
+}
+
+/* One job per event trigger (of every live app) whose type and source
+ * globs match the event. */
+static void jobs_for_event(ev_events_t *ev, ev__entry_t *e)
+{
+    const char *type = json_string_value(json_object_get(e->event, "type"));
+    const char *source = json_string_value(json_object_get(e->event, "source"));
+    if (type == NULL || source == NULL)
+        return;
+    for (size_t i = 0; i < ev->napps; i++) {
+        reg_app_version_t *v = ev->apps[i].v;
+        const reg_manifest_t *m = v->manifest;
+        for (size_t t = 0; t < m->triggers_len; t++) {
+            const reg_trigger_t *tr = &m->triggers[t];
+            if (tr->on != REG_TRIGGER_EVENT)
+                continue;
+            if (fnmatch(tr->type ? tr->type : "*", type, 0) != 0)
+                continue;
+            if (tr->source && fnmatch(tr->source, source, 0) != 0)
+                continue;
+            job_t *job = job_add(e, v->app, tr->function, "event", 1, tr->attempts);
+            job->v = v;
+            reg_app_version_retain(v);
+            job->fn_index = tr->function_index;
+        }
+    }
+}
+
+/* Starts the processing of one stream entry (read, re-read or claimed). */
+static void entry_process(ev_events_t *ev, redisReply *item)
+{
+    if (item->type != REDIS_REPLY_ARRAY || item->elements < 2 || item->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    const char *id = item->element[0]->str;
+    for (ev__entry_t *x = ev->entries; x; x = x->next)
+        if (strcmp(x->id, id) == 0)
+            return; /* already being processed here */
+    ev__entry_t *e = xcalloc(1, sizeof(*e));
+    e->ev = ev;
+    e->id = xstrdup(id);
+    e->next = ev->entries;
+    ev->entries = e;
+    ev->inflight++;
+    redisReply *fields = item->element[1];
+    const char *app = ev__entry_field(fields, "app");
+    const char *text = ev__entry_field(fields, "event");
+    const char *target = ev__entry_field(fields, "target");
+    e->app = xstrdup(app ? app : "");
+    e->event_text = xstrdup(text ? text : "null");
+    e->event = text ? json_loads(text, 0, NULL) : NULL;
+    e->running = 1;
+    if (!json_is_object(e->event)) {
+        /* A deleted entry still pending, or garbage: nothing to deliver. */
+        if (fields && fields->type != REDIS_REPLY_NIL)
+            fprintf(stderr, "tined: events: entry %s holds no CloudEvent; dropped\n", e->id);
+    } else if (target) {
+        json_t *t = json_loads(target, 0, NULL);
+        jobs_for_target(ev, e, t);
+        json_decref(t);
+    } else {
+        jobs_for_event(ev, e);
+    }
+    e->running += e->njobs;
+    for (size_t j = 0; j < e->njobs; j++)
+        job_start(ev, &e->jobs[j]);
+    entry_job_finished(e);
+}
+
+/* Processes the entries of an XREADGROUP / XCLAIM reply; returns how many
+ * and the last id. */
+static size_t process_entries(ev_events_t *ev, redisReply *entries, char *last, size_t lastlen)
+{
+    if (entries == NULL || entries->type != REDIS_REPLY_ARRAY)
+        return 0;
+    for (size_t i = 0; i < entries->elements; i++) {
+        redisReply *item = entries->element[i];
+        if (item->type == REDIS_REPLY_ARRAY && item->elements >= 1 && item->element[0]->type == REDIS_REPLY_STRING &&
+            last)
+            snprintf(last, lastlen, "%s", item->element[0]->str);
+        entry_process(ev, item);
+    }
+    return entries->elements;
+}
+
+static void on_read(redisAsyncContext *ac, void *reply, void *priv)
+{
+    ev_events_t *ev = priv;
+    redisReply *r = reply;
+    ev->reading = false;
+    if (r == NULL || ev->closing)
+        return; /* the connection dropped: reading restarts when it is back */
+    if (r->type == REDIS_REPLY_ERROR) {
+        ev->pending_phase = true;
+        snprintf(ev->cursor, sizeof ev->cursor, "0");
+        if (strncmp(r->str, "NOGROUP", 7) == 0) {
+            /* Someone deleted the stream: start over. */
+            ensure_group(ev);
+            return;
+        }
+        /* Read again on the next tick. */
+        fprintf(stderr, "tined: events: reading %s: %s\n", EV_STREAM, r->str);
+        return;
+    }
+    size_t got = 0;
+    char last[64] = "";
+    /* No new read while this one's entries are being started (one may
+     * finish at once); the cursor moves first. */
+    ev->reading = true;
+    if (r->type == REDIS_REPLY_ARRAY)
+        for (size_t s = 0; s < r->elements; s++)
+            if (r->element[s]->type == REDIS_REPLY_ARRAY && r->element[s]->elements == 2)
+                got += process_entries(ev, r->element[s]->element[1], last, sizeof last);
+    ev->reading = false;
+    if (ev->read_was_pending && ev->pending_phase) {
+        if (got == 0)
+            ev->pending_phase = false;
+        else
+            snprintf(ev->cursor, sizeof ev->cursor, "%s", last);
+    }
+    dispatch_read(ev);
+}
+
+/* Asks for more entries unless a read is outstanding or enough are being
+ * processed: first this node's pending ones (from cursor), then new ones
+ * (blocking up to 5 s). */
+static void dispatch_read(ev_events_t *ev)
+{
+    /* Without the command connection nothing read could be acknowledged. */
+    if (ev->closing || !ev->blk.up || !ev->cmd.up || ev->reading || ev->inflight >= EV_INFLIGHT_MAX)
+        return;
+    size_t count = EV_INFLIGHT_MAX - ev->inflight;
+    if (count > 64)
+        count = 64;
+    ev__args_t a = {0};
+    ev__args_adds(&a, "XREADGROUP");
+    ev__args_adds(&a, "GROUP");
+    ev__args_adds(&a, EV_GROUP);
+    ev__args_adds(&a, ev->node_id);
+    ev__args_adds(&a, "COUNT");
+    ev__args_addf(&a, "%zu", count);
+    if (!ev->pending_phase) {
+        ev__args_adds(&a, "BLOCK");
+        ev__args_adds(&a, "5000");
+    }
+    ev__args_adds(&a, "STREAMS");
+    ev__args_adds(&a, EV_STREAM);
+    ev__args_adds(&a, ev->pending_phase ? ev->cursor : ">");
+    ev->read_was_pending = ev->pending_phase;
+    if (ev__send(&ev->blk, on_read, ev, &a) == 0)
+        ev->reading = true;
+}
+
+static void on_group_created(redisAsyncContext *ac, void *reply, void *priv)
+{
+    ev_events_t *ev = priv;
+    redisReply *r = reply;
+    ev->reading = false;
+    if (r == NULL || ev->closing)
+        return;
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0)
+        fprintf(stderr, "tined: events: cannot create the consumer group: %s\n", r->str);
+    dispatch_read(ev);
+}
+
+/* Creates the group (from the stream's start, so events appended before any
+ * node ran are delivered) and the stream if needed, then reads. */
+static void ensure_group(ev_events_t *ev)
+{
+    ev__args_t a = {0};
+    ev__args_adds(&a, "XGROUP");
+    ev__args_adds(&a, "CREATE");
+    ev__args_adds(&a, EV_STREAM);
+    ev__args_adds(&a, EV_GROUP);
+    ev__args_adds(&a, "0");
+    ev__args_adds(&a, "MKSTREAM");
+    /* Counts as the outstanding read: reading follows its answer. */
+    ev->reading = ev__send(&ev->blk, on_group_created, ev, &a) == 0;
+}
+
+void ev__dispatch_on_up(ev_events_t *ev)
+{
+    ev->pending_phase = true;
+    snprintf(ev->cursor, sizeof ev->cursor, "0");
+    ensure_group(ev);
+}
+
+/* Moves due retries back into the stream as entries for their function,
+ * atomically (a retry is never lost nor doubled). KEYS: retry set, stream;
+ * ARGV: now (ms). */
+static const char move_retries_lua[] =
+    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100) "
+    "for _, m in ipairs(due) do "
+    "  local ok, r = pcall(cjson.decode, m) "
+    "  if ok and type(r) == 'table' and type(r.event) == 'string' and type(r.target) == 'table' then "
+    "    redis.call('XADD', KEYS[2], '*', 'app', tostring(r.app or ''), 'event', r.event, "
+    "               'target', cjson.encode(r.target)) "
+    "  end "
+    "  redis.call('ZREM', KEYS[1], m) "
+    "end "
+    "return #due";
+
+/* Claims the pending entries of consumers whose node heartbeat expired (at
+ * least ARGV[3] ms idle), and forgets such consumers once they hold none.
+ * KEYS: stream; ARGV: group, me, min idle, node key prefix. Returns the
+ * claimed entries. */
+static const char claim_lua[] =
+    "local out = {} "
+    "local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1], ARGV[1]) "
+    "if not ok then return out end "
+    "for _, c in ipairs(consumers) do "
+    "  local name, pending "
+    "  for i = 1, #c, 2 do "
+    "    if c[i] == 'name' then name = c[i + 1] elseif c[i] == 'pending' then pending = c[i + 1] end "
+    "  end "
+    "  if name and name ~= ARGV[2] and redis.call('EXISTS', ARGV[4] .. name) == 0 then "
+    "    if pending and pending > 0 then "
+    "      local p = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], '-', '+', 64, name) "
+    "      for _, e in ipairs(p) do "
+    "        local got = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], e[1]) "
+    "        for _, g in ipairs(got) do table.insert(out, g) end "
+    "      end "
+    "    else "
+    "      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name) "
+    "    end "
+    "  end "
+    "end "
+    "return out";
+
+static void on_retries_moved(redisAsyncContext *ac, void *reply, void *priv)
+{
+    ev_events_t *ev = priv;
+    redisReply *r = reply;
+    ev->mover_busy = false;
+    if (r == NULL || ev->closing)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "tined: events: moving retries: %s\n", r->str);
+        return;
+    }
+    if (r->type == REDIS_REPLY_INTEGER && r->integer >= 100)
+        ev__dispatch_tick(ev, false); /* more are due */
+}
+
+static void on_claimed(redisAsyncContext *ac, void *reply, void *priv)
+{
+    ev_events_t *ev = priv;
+    redisReply *r = reply;
+    ev->claim_busy = false;
+    if (r == NULL || ev->closing)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "tined: events: claiming entries of lost nodes: %s\n", r->str);
+        return;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements)
+        fprintf(stderr, "tined: events: took over %zu pending entr%s of lost nodes\n", r->elements,
+                r->elements == 1 ? "y" : "ies");
+    process_entries(ev, r, NULL, 0);
+}
+
+void ev__dispatch_tick(ev_events_t *ev, bool claim)
+{
+    if (ev->closing || !ev->cmd.up)
+        return;
+    if (claim && ev->rescan) {
+        /* An acknowledgement failed: read this node's pending entries again
+         * (those still being processed are skipped). */
+        ev->rescan = false;
+        ev->pending_phase = true;
+        snprintf(ev->cursor, sizeof ev->cursor, "0");
+    }
+    dispatch_read(ev);
+    if (!ev->mover_busy) {
+        ev__args_t a = {0};
+        ev__args_adds(&a, "EVAL");
+        ev__args_adds(&a, move_retries_lua);
+        ev__args_adds(&a, "2");
+        ev__args_adds(&a, EV_RETRY_SET);
+        ev__args_adds(&a, EV_STREAM);
+        ev__args_addf(&a, "%" PRIu64, tine_now_unix_ms());
+        ev->mover_busy = ev__send(&ev->cmd, on_retries_moved, ev, &a) == 0;
+    }
+    if (claim && !ev->claim_busy && ev->inflight < EV_INFLIGHT_MAX / 2) {
+        ev__args_t a = {0};
+        ev__args_adds(&a, "EVAL");
+        ev__args_adds(&a, claim_lua);
+        ev__args_adds(&a, "1");
+        ev__args_adds(&a, EV_STREAM);
+        ev__args_adds(&a, EV_GROUP);
+        ev__args_adds(&a, ev->node_id);
+        ev__args_adds(&a, "3000");
+        ev__args_adds(&a, EV_NODE_PREFIX);
+        ev->claim_busy = ev__send(&ev->cmd, on_claimed, ev, &a) == 0;
+    }
+}
+
+void ev__dispatch_stop(ev_events_t *ev)
+{
+    /* Entries waiting for their EXEC are freed by its callback (it runs, with
+     * no reply, when the connection is closed); the others here. */
+    ev__entry_t **p = &ev->entries;
+    while (*p) {
+        ev__entry_t *e = *p;
+        for (size_t j = 0; j < e->njobs; j++) {
+            if (e->jobs[j].call)
+                inv_call_cancel(e->jobs[j].call);
+            e->jobs[j].call = NULL;
+        }
+        if (e->committing) {
+            p = &e->next;
+            continue;
+        }
+        *p = e->next;
+        ev->inflight--;
+        entry_free(e);
+    }
+}

@@ -1,0 +1,565 @@
+/* The events module's lifecycle, its Redis connections (async, reconnecting
+ * by themselves), the table of live apps it follows, and appends to the
+ * events stream. */
+#include "events_internal.h"
+#include "tine_common.h"
+
+#include <errno.h>
+#include <hiredis/adapters/libuv.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ------------------------------------------------------------- arguments */
+
+int ev__fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+        /* Messages stay on one line whatever the input held. */
+        for (char *p = err; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = '?';
+    }
+    return TINE_EINVAL;
+}
+
+void ev__args_add(ev__args_t *a, const char *s, size_t len)
+{
+    if (a->argc == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 16;
+        a->argv = xrealloc(a->argv, (size_t)a->cap * sizeof(*a->argv));
+        a->lens = xrealloc(a->lens, (size_t)a->cap * sizeof(*a->lens));
+    }
+    char *copy = xmalloc(len + 1); /* may hold NUL bytes */
+    if (len)
+        memcpy(copy, s, len);
+    copy[len] = '\0';
+    a->argv[a->argc] = copy;
+    a->lens[a->argc] = len;
+    a->argc++;
+}
+
+void ev__args_adds(ev__args_t *a, const char *s)
+{
+    ev__args_add(a, s, strlen(s));
+}
+
+void ev__args_addf(ev__args_t *a, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < sizeof small) {
+        ev__args_add(a, small, (size_t)n);
+        return;
+    }
+    char *big = xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    ev__args_add(a, big, (size_t)n);
+    free(big);
+}
+
+void ev__args_dispose(ev__args_t *a)
+{
+    for (int i = 0; i < a->argc; i++)
+        free(a->argv[i]);
+    free(a->argv);
+    free(a->lens);
+    memset(a, 0, sizeof(*a));
+}
+
+void ev__args_xadd(ev__args_t *a, const char *app, const char *event_json, const char *target_json)
+{
+    ev__args_adds(a, "XADD");
+    ev__args_adds(a, EV_STREAM);
+    ev__args_adds(a, "*");
+    ev__args_adds(a, "app");
+    ev__args_adds(a, app ? app : "");
+    ev__args_adds(a, "event");
+    ev__args_adds(a, event_json);
+    if (target_json) {
+        ev__args_adds(a, "target");
+        ev__args_adds(a, target_json);
+    }
+}
+
+const char *ev__entry_field(redisReply *fields, const char *name)
+{
+    if (fields == NULL || fields->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t i = 0; i + 1 < fields->elements; i += 2)
+        if (fields->element[i]->type == REDIS_REPLY_STRING && strcmp(fields->element[i]->str, name) == 0 &&
+            fields->element[i + 1]->type == REDIS_REPLY_STRING)
+            return fields->element[i + 1]->str;
+    return NULL;
+}
+
+void ev__redis_address(const char *url, char **unix_path, char **host, int *port)
+{
+    *unix_path = *host = NULL;
+    *port = 6379;
+    if (strncmp(url, "unix://", 7) == 0) {
+        *unix_path = xstrdup(url + 7);
+        return;
+    }
+    const char *hp = strncmp(url, "redis://", 8) == 0 ? url + 8 : url;
+    const char *at = strrchr(hp, '@');
+    if (at)
+        hp = at + 1;
+    size_t hl = strcspn(hp, ":/");
+    *host = xstrndup(hp, hl);
+    if (hp[hl] == ':')
+        *port = atoi(hp + hl + 1);
+}
+
+/* ----------------------------------------------------------- connections */
+
+static void conn_connect(ev__conn_t *c);
+
+static void on_conn_retry(uv_timer_t *t)
+{
+    conn_connect(container_of(t, ev__conn_t, retry));
+}
+
+static void conn_schedule(ev__conn_t *c, uint64_t ms)
+{
+    if (!c->ev->closing)
+        uv_timer_start(&c->retry, on_conn_retry, ms, 0);
+}
+
+static void on_conn_connected(const redisAsyncContext *ac, int status)
+{
+    ev__conn_t *c = ac->data;
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback. */
+        c->ac = NULL;
+        c->up = false;
+        if (!c->warned)
+            fprintf(stderr, "tined: events: cannot reach redis (%s connection: %s); retrying\n", c->name,
+                    ac->errstr[0] ? ac->errstr : "connect failed");
+        c->warned = true;
+        conn_schedule(c, 500);
+        return;
+    }
+    if (c->warned)
+        fprintf(stderr, "tined: events: %s connection to redis is back\n", c->name);
+    c->warned = false;
+    c->up = true;
+    if (c->on_up)
+        c->on_up(c->ev);
+}
+
+static void on_conn_disconnected(const redisAsyncContext *ac, int status)
+{
+    ev__conn_t *c = ac->data;
+    c->ac = NULL;
+    c->up = false;
+    if (c->ev->closing)
+        return;
+    fprintf(stderr, "tined: events: lost the %s connection to redis (%s); retrying\n", c->name,
+            ac->errstr[0] ? ac->errstr : "closed");
+    c->warned = true;
+    conn_schedule(c, 500);
+}
+
+/* Opens a hiredis async context for a "unix://" or "redis://" URL. */
+static redisAsyncContext *connect_url(const char *url)
+{
+    char *path, *host;
+    int port;
+    ev__redis_address(url, &path, &host, &port);
+    redisAsyncContext *ac = path ? redisAsyncConnectUnix(path) : redisAsyncConnect(host, port);
+    free(path);
+    free(host);
+    return ac;
+}
+
+static void conn_connect(ev__conn_t *c)
+{
+    if (c->ev->closing || c->ac)
+        return;
+    redisAsyncContext *ac = connect_url(c->ev->redis_url);
+    if (ac == NULL || ac->err) {
+        if (ac)
+            redisAsyncFree(ac);
+        conn_schedule(c, 500);
+        return;
+    }
+    ac->data = c;
+    redisLibuvAttach(ac, c->ev->loop);
+    redisAsyncSetConnectCallback(ac, on_conn_connected);
+    redisAsyncSetDisconnectCallback(ac, on_conn_disconnected);
+    c->ac = ac;
+}
+
+static void conn_init(ev_events_t *ev, ev__conn_t *c, const char *name, void (*on_up)(ev_events_t *))
+{
+    c->ev = ev;
+    c->name = name;
+    c->on_up = on_up;
+    ev__timer_init(ev, &c->retry);
+    conn_connect(c);
+}
+
+static void conn_close(ev__conn_t *c)
+{
+    uv_timer_stop(&c->retry);
+    ev__handle_close(c->ev, (uv_handle_t *)&c->retry);
+    if (c->ac) {
+        redisAsyncContext *ac = c->ac;
+        c->ac = NULL;
+        c->up = false;
+        redisAsyncFree(ac);
+    }
+}
+
+int ev__send(ev__conn_t *c, redisCallbackFn *cb, void *priv, ev__args_t *a)
+{
+    int rc = TINE_EREDIS;
+    if (c->ac && !c->ev->closing &&
+        redisAsyncCommandArgv(c->ac, cb, priv, a->argc, (const char **)a->argv, a->lens) == REDIS_OK)
+        rc = 0;
+    ev__args_dispose(a);
+    return rc;
+}
+
+/* ------------------------------------------------------------- handles */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    ev_events_t *ev = h->data;
+    if (--ev->handles_open == 0) {
+        free(ev->redis_url);
+        free(ev->node_id);
+        for (size_t i = 0; i < ev->nlog_dirs; i++)
+            free(ev->log_dirs[i]);
+        free(ev->log_dirs);
+        free(ev);
+    }
+}
+
+void ev__timer_init(ev_events_t *ev, uv_timer_t *t)
+{
+    uv_timer_init(ev->loop, t);
+    t->data = ev;
+    ev->handles_open++;
+}
+
+void ev__handle_close(ev_events_t *ev, uv_handle_t *h)
+{
+    h->data = ev;
+    if (!uv_is_closing(h))
+        uv_close(h, on_handle_closed);
+}
+
+/* ---------------------------------------------------------------- events */
+
+void ev__rfc3339(uint64_t unix_ms, char out[40])
+{
+    time_t t = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 40 - n, ".%03uZ", (unsigned)(unix_ms % 1000));
+}
+
+json_t *ev__make_event(const char *id, const char *type, const char *source, const char *subject, uint64_t time_ms,
+                       json_t *data)
+{
+    char when[40];
+    ev__rfc3339(time_ms, when);
+    json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "specversion", "1.0", "id", id, "source", source, "type",
+                          type, "time", when, "datacontenttype", "application/json");
+    if (subject)
+        json_object_set_new(e, "subject", json_string(subject));
+    json_object_set_new(e, "data", data ? data : json_null());
+    return e;
+}
+
+json_t *ev__target(const char *app, const char *function, const char *trigger, uint32_t attempt, uint32_t attempts)
+{
+    return json_pack("{s:s, s:s, s:s, s:i, s:i}", "app", app, "function", function, "trigger", trigger, "attempt",
+                     (int)attempt, "attempts", (int)attempts);
+}
+
+/* Appends to the stream once per dedupe key: the key is set (NX, with a
+ * TTL) and the entry added in one script, so two nodes seeing the same
+ * happening add it once. KEYS: dedupe key, stream; ARGV: ttl, then the
+ * entry's field/value pairs. */
+static const char append_once_lua[] =
+    "if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then "
+    "  return redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2)) "
+    "end "
+    "return false";
+
+int ev__append_one(ev_events_t *ev, const char *app, json_t *event, json_t *target, const char *dedupe_key,
+                   unsigned ttl_s, redisCallbackFn *cb, void *priv)
+{
+    char *text = json_dumps(event, JSON_COMPACT);
+    char *ttext = target ? json_dumps(target, JSON_COMPACT) : NULL;
+    ev__args_t a = {0};
+    if (dedupe_key) {
+        ev__args_adds(&a, "EVAL");
+        ev__args_adds(&a, append_once_lua);
+        ev__args_adds(&a, "2");
+        ev__args_adds(&a, dedupe_key);
+        ev__args_adds(&a, EV_STREAM);
+        ev__args_addf(&a, "%u", ttl_s);
+        ev__args_adds(&a, "app");
+        ev__args_adds(&a, app ? app : "");
+        ev__args_adds(&a, "event");
+        ev__args_adds(&a, text);
+        if (ttext) {
+            ev__args_adds(&a, "target");
+            ev__args_adds(&a, ttext);
+        }
+    } else {
+        ev__args_xadd(&a, app, text, ttext);
+    }
+    free(text);
+    free(ttext);
+    return ev__send(&ev->cmd, cb, priv, &a);
+}
+
+struct ev_append {
+    ev_events_t *ev;
+    ev_append_cb cb;
+    void *data;
+    size_t n;
+};
+
+static void on_appended(redisAsyncContext *ac, void *reply, void *priv)
+{
+    ev_append_t *a = priv;
+    redisReply *r = reply;
+    json_t *ids = NULL;
+    const char *error = NULL;
+    if (r == NULL) {
+        error = "redis connection lost before the events were stored";
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        error = r->str;
+    } else if (r->type == REDIS_REPLY_STRING && a->n == 1) {
+        ids = json_pack("[s]", r->str);
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements == a->n) {
+        ids = json_array();
+        for (size_t i = 0; i < r->elements && ids; i++) {
+            if (r->element[i]->type != REDIS_REPLY_STRING) {
+                json_decref(ids);
+                ids = NULL;
+                error = r->element[i]->type == REDIS_REPLY_ERROR ? r->element[i]->str : "unexpected reply";
+            } else {
+                json_array_append_new(ids, json_string(r->element[i]->str));
+            }
+        }
+    } else {
+        error = "the transaction was aborted";
+    }
+    if (a->cb)
+        a->cb(a->data, ids ? 0 : TINE_EREDIS, error, ids);
+    json_decref(ids);
+    free(a);
+}
+
+int ev_append(ev_events_t *ev, const char *app, json_t *events, ev_append_cb cb, void *data, ev_append_t **out)
+{
+    size_t n = json_array_size(events);
+    if (n == 0)
+        return TINE_EINVAL;
+    if (ev->cmd.ac == NULL || !ev->cmd.up)
+        return TINE_EREDIS;
+    ev_append_t *a = xcalloc(1, sizeof(*a));
+    a->ev = ev;
+    a->cb = cb;
+    a->data = data;
+    a->n = n;
+    ev__args_t args = {0};
+    if (n > 1) {
+        ev__args_adds(&args, "MULTI");
+        if (ev__send(&ev->cmd, NULL, NULL, &args) != 0) {
+            free(a);
+            return TINE_EREDIS;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *text = json_dumps(json_array_get(events, i), JSON_COMPACT);
+        ev__args_xadd(&args, app, text, NULL);
+        free(text);
+        ev__send(&ev->cmd, n == 1 ? on_appended : NULL, n == 1 ? a : NULL, &args);
+    }
+    if (n > 1) {
+        ev__args_adds(&args, "EXEC");
+        ev__send(&ev->cmd, on_appended, a, &args);
+    }
+    if (out)
+        *out = a;
+    return 0;
+}
+
+void ev_append_cancel(ev_append_t *a)
+{
+    a->cb = NULL;
+}
+
+/* ------------------------------------------------------------- app table */
+
+reg_app_version_t *ev__app(ev_events_t *ev, const char *app)
+{
+    for (size_t i = 0; i < ev->napps; i++)
+        if (strcmp(ev->apps[i].name, app) == 0)
+            return ev->apps[i].v;
+    return NULL;
+}
+
+void ev_app_changed(ev_events_t *ev, const reg_app_version_t *old_v, const reg_app_version_t *new_v)
+{
+    if (ev == NULL || ev->closing)
+        return;
+    const char *name = new_v ? new_v->app : old_v ? old_v->app : NULL;
+    if (name == NULL)
+        return;
+    size_t i = 0;
+    while (i < ev->napps && strcmp(ev->apps[i].name, name) != 0)
+        i++;
+    if (i == ev->napps) {
+        if (new_v == NULL)
+            return;
+        ev->apps = xrealloc(ev->apps, (ev->napps + 1) * sizeof(*ev->apps));
+        ev->apps[i].name = xstrdup(name);
+        ev->apps[i].v = NULL;
+        ev->napps++;
+    }
+    reg_app_version_t *prev = ev->apps[i].v;
+    if (new_v) {
+        /* The live table hands versions out const; the module keeps its own
+         * reference, which is what retain is for. */
+        ev->apps[i].v = (reg_app_version_t *)new_v;
+        reg_app_version_retain(ev->apps[i].v);
+    } else {
+        free(ev->apps[i].name);
+        ev->apps[i] = ev->apps[--ev->napps];
+    }
+    ev__schedule_app(ev, name, new_v);
+    ev__logtail_app(ev, name, new_v);
+    reg_app_version_release(prev);
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+/* Splits the colon-separated allowed log directories and resolves each. */
+static int load_log_dirs(ev_events_t *ev, const char *paths, char *err, size_t errlen)
+{
+    if (paths == NULL || *paths == '\0')
+        return 0;
+    char *copy = xstrdup(paths);
+    char *save = NULL;
+    for (char *p = strtok_r(copy, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
+        if (*p != '/') {
+            snprintf(err, errlen, "--log-paths: '%s' is not an absolute directory", p);
+            free(copy);
+            return TINE_EINVAL;
+        }
+        char resolved[PATH_MAX];
+        if (realpath(p, resolved) == NULL) {
+            /* A directory that does not exist yet can hold no file: keep the
+             * name as given (normalised later when it appears). */
+            fprintf(stderr, "tined: --log-paths: %s: %s (allowed anyway)\n", p, strerror(errno));
+            snprintf(resolved, sizeof resolved, "%s", p);
+        }
+        size_t n = strlen(resolved);
+        while (n > 1 && resolved[n - 1] == '/')
+            resolved[--n] = '\0';
+        ev->log_dirs = xrealloc(ev->log_dirs, (ev->nlog_dirs + 1) * sizeof(*ev->log_dirs));
+        ev->log_dirs[ev->nlog_dirs++] = xstrdup(resolved);
+    }
+    free(copy);
+    return 0;
+}
+
+/* Reading waits for the command connection (what is read must be
+ * acknowledged on it). */
+static void on_cmd_up(ev_events_t *ev)
+{
+    ev__dispatch_tick(ev, false);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    ev_events_t *ev = t->data;
+    ev->ticks++;
+    /* Retries every tick (100 ms); dead nodes' entries every 2 s. */
+    ev__dispatch_tick(ev, ev->ticks % 20 == 0);
+}
+
+ev_events_t *ev_new(uv_loop_t *loop, const ev_config_t *cfg, inv_invoker_t *inv, char *err, size_t errlen)
+{
+    if (cfg->redis_url == NULL || cfg->node_id == NULL) {
+        snprintf(err, errlen, "events: a Redis URL and a node id are needed");
+        return NULL;
+    }
+    ev_events_t *ev = xcalloc(1, sizeof(*ev));
+    ev->loop = loop;
+    ev->inv = inv;
+    ev->redis_url = xstrdup(cfg->redis_url);
+    ev->node_id = xstrdup(cfg->node_id);
+    ev->retry_base_ms = cfg->retry_base_ms ? cfg->retry_base_ms : 200;
+    ev->started_ms = tine_now_unix_ms();
+    if (load_log_dirs(ev, cfg->log_paths, err, errlen) != 0) {
+        for (size_t i = 0; i < ev->nlog_dirs; i++)
+            free(ev->log_dirs[i]);
+        free(ev->log_dirs);
+        free(ev->redis_url);
+        free(ev->node_id);
+        free(ev);
+        return NULL;
+    }
+    conn_init(ev, &ev->cmd, "command", on_cmd_up);
+    conn_init(ev, &ev->blk, "dispatch", ev__dispatch_on_up);
+    ev__timer_init(ev, &ev->tick_timer);
+    uv_timer_start(&ev->tick_timer, on_tick, 100, 100);
+    ev__schedule_init(ev);
+    ev__logtail_init(ev);
+    ev__nodes_init(ev);
+    if (cfg->docker_events && cfg->docker_socket)
+        ev->docker = ev__docker_start(ev, cfg->docker_socket);
+    return ev;
+}
+
+void ev_free(ev_events_t *ev)
+{
+    if (ev == NULL)
+        return;
+    ev->closing = true;
+    ev__docker_stop(ev->docker);
+    ev->docker = NULL;
+    ev__dispatch_stop(ev);
+    ev__schedule_stop(ev);
+    ev__logtail_stop(ev);
+    ev__nodes_stop(ev);
+    uv_timer_stop(&ev->tick_timer);
+    ev__handle_close(ev, (uv_handle_t *)&ev->tick_timer);
+    conn_close(&ev->cmd);
+    conn_close(&ev->blk);
+    if (ev->sync)
+        redisFree(ev->sync);
+    ev->sync = NULL;
+    for (size_t i = 0; i < ev->napps; i++) {
+        free(ev->apps[i].name);
+        reg_app_version_release(ev->apps[i].v);
+    }
+    free(ev->apps);
+    ev->apps = NULL;
+    ev->napps = 0;
+    /* ev itself is freed when its last handle has closed. */
+}

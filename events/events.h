@@ -1,0 +1,121 @@
+/* events: triggers other than HTTP, delivered durably. Event sources
+ * (CloudEvents posted to the node, tine.emit, log lines of files and of
+ * functions, container engine events, schedules, node lifecycle) append
+ * CloudEvents to the Redis Stream "tine:events"; a dispatcher in the
+ * consumer group "tine" invokes the matching functions and acknowledges an
+ * entry only after they succeeded, retrying with backoff and moving what
+ * keeps failing to a dead-letter stream per app. This is the module's one
+ * public header (see docs/events.md). */
+#ifndef TINE_EVENTS_H
+#define TINE_EVENTS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "invoker.h"
+#include "registry.h"
+
+struct uv_loop_s;
+typedef struct ev_events ev_events_t;
+typedef struct ev_append ev_append_t;
+
+#define EV_STREAM "tine:events"
+#define EV_GROUP "tine"
+
+typedef struct {
+    const char *redis_url;
+    const char *node_id;       /* consumer name in the group, heartbeat key */
+    const char *log_paths;     /* colon-separated directories file log sources may lie under; NULL: none */
+    const char *docker_socket; /* the container engine's API socket */
+    bool docker_events;        /* watch the engine's events */
+    uint32_t retry_base_ms;    /* delay before the first retry, doubled each time (0: 200 ms) */
+} ev_config_t;
+
+/* Creates the events module on `loop`: Redis connections (reconnecting on
+ * their own), the dispatcher, retries, schedules, log followers, the
+ * container engine watcher and the node heartbeat. Functions are invoked
+ * through `inv` (borrowed; free the events module first). Apps become known
+ * through ev_app_changed. Returns NULL with a message when the config is
+ * unusable. */
+ev_events_t *ev_new(struct uv_loop_s *loop, const ev_config_t *cfg, inv_invoker_t *inv, char *err, size_t errlen);
+
+/* Stops every source, cancels invocations in flight (their events stay
+ * pending in Redis and are delivered again) and frees the module once its
+ * handles closed. Accepts NULL. */
+void ev_free(ev_events_t *ev);
+
+/* An app's live version changed (the live table's change callback): the
+ * module follows the new version's triggers. Either may be NULL. */
+void ev_app_changed(ev_events_t *ev, const reg_app_version_t *old_v, const reg_app_version_t *new_v);
+
+/* The invoker's activation observer: turns log lines of functions named by
+ * `source: function:NAME` log triggers into events. */
+void ev_on_activation(ev_events_t *ev, const inv_activation_t *a);
+
+/* Checks what a deploy may not do on this node: file log sources outside
+ * the allowed directories (after resolving "..", symlinks), bad filter
+ * patterns. Returns 0 or TINE_EINVAL with "MANIFEST: triggers[N].source:
+ * ..." in err. */
+int ev_check_manifest(const ev_events_t *ev, const reg_manifest_t *m, const char *manifest_path, char *err,
+                      size_t errlen);
+
+/* ------------------------------------------------------------ CloudEvents */
+
+typedef struct {
+    const char *name; /* any case */
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} ev_header_t;
+
+/* Validates one CloudEvent in the JSON format (specversion "1.0", id,
+ * source as a URI-reference, type; optional datacontenttype, dataschema,
+ * subject, time as RFC 3339; extension names [a-z0-9]{1,20} with string,
+ * number or boolean values; data or data_base64). Attributes set to null are
+ * removed. Returns 0 or TINE_EINVAL with "attribute 'source': required" in
+ * err. Never aborts on bad input. */
+int ev_cloudevent_validate(json_t *event, char *err, size_t errlen);
+
+/* Reads the CloudEvents of an HTTP request: structured mode
+ * (application/cloudevents+json: one event), batch mode
+ * (application/cloudevents-batch+json: an array) or binary mode (ce-*
+ * headers, the body as data: parsed when the content type is JSON, text for
+ * text types, else data_base64). On success stores a new array of validated
+ * events in *events. On failure returns TINE_EINVAL with a message naming
+ * the attribute (and "batch[i]: " in a batch), or -ENOMEM. */
+int ev_cloudevents_from_http(const char *content_type, size_t ct_len, const ev_header_t *headers, size_t nheaders,
+                             const void *body, size_t len, json_t **events, char *err, size_t errlen);
+
+/* ----------------------------------------------------------------- ingest */
+
+/* Called once when an append finished: rc 0 and the entries' stream ids, or
+ * an error with a message (nothing was appended). Borrowed for the call. */
+typedef void (*ev_append_cb)(void *data, int rc, const char *error, json_t *entry_ids);
+
+/* Appends validated events (an array, borrowed) to the stream in one
+ * MULTI/EXEC, all or nothing, as coming from `app` ("" for outside
+ * producers). The callback runs once the entries are durable (or failed),
+ * unless ev_append_cancel was called. Returns an error without calling the
+ * callback when Redis is not connected. */
+int ev_append(ev_events_t *ev, const char *app, json_t *events, ev_append_cb cb, void *data, ev_append_t **out);
+
+/* The caller lost interest: the callback will not be called (the append
+ * itself still completes). */
+void ev_append_cancel(ev_append_t *a);
+
+/* ------------------------------------------------------------ dead letters */
+
+/* Lists up to `max` dead letters of `app`, oldest first:
+ * {"app":..,"dead_letters":[{"id","event","function","trigger","attempts",
+ * "reason","failed_at"}]}. Synchronous. Returns 0 or TINE_EREDIS. */
+int ev_dlq_list(ev_events_t *ev, const char *app, size_t max, json_t **out, char *err, size_t errlen);
+
+/* Sends dead letters of `app` again (each to the function it failed in,
+ * with a fresh count of attempts) and removes them from the dead-letter
+ * stream, atomically. `ids` is an array of dead-letter ids, or NULL for all.
+ * Stores {"replayed":N,"ids":[..],"missing":[..]}. Synchronous. */
+int ev_dlq_replay(ev_events_t *ev, const char *app, json_t *ids, json_t **out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,216 @@
+/* Private to events/: the module's state and what its files share.
+ * events.c: lifecycle, Redis connections, the app table, appends.
+ * dispatch.c: the consumer group reader, invocations, retries, dead letters.
+ * schedule.c, logtail.c, docker.c, nodes.c: the sources.
+ * cloudevents.c, filter.c: parsers. */
+#ifndef TINE_EVENTS_INTERNAL_H
+#define TINE_EVENTS_INTERNAL_H
+
+#include "events.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+#define EV_RETRY_SET "tine:retry"
+#define EV_DLQ_PREFIX "tine:dlq:"
+#define EV_NODE_PREFIX "tine:node:"
+#define EV_NODES_SET "tine:nodes"
+#define EV_INFLIGHT_MAX 96 /* stream entries processed at once: below a function's queue (100) */
+#define EV_DLQ_MAXLEN 10000 /* dead letters kept per app (approximately) */
+
+/* ------------------------------------------------------------- filter.c */
+
+typedef struct ev_filter ev_filter_t;
+
+/* Compiles a filter pattern (NULL or "" matches everything). Returns 0, or
+ * TINE_EINVAL with a message naming the column. */
+int ev__filter_compile(const char *pattern, ev_filter_t **out, char *err, size_t errlen);
+void ev__filter_free(ev_filter_t *f);
+
+/* Whether a line matches. `fields` (may be NULL) is the record key=value
+ * terms read when the line itself is not a JSON object. */
+bool ev__filter_match(const ev_filter_t *f, const char *line, size_t len, json_t *fields);
+
+/* -------------------------------------------------------- events.c: redis */
+
+typedef struct ev__conn ev__conn_t;
+
+/* One async Redis connection that reconnects by itself; `on_up` runs after
+ * each successful connect. */
+struct ev__conn {
+    ev_events_t *ev;
+    const char *name;
+    redisAsyncContext *ac; /* NULL while down */
+    bool up;
+    uv_timer_t retry;
+    void (*on_up)(ev_events_t *ev);
+    bool warned;
+};
+
+/* A command's arguments, copied. */
+typedef struct {
+    int argc;
+    int cap;
+    char **argv;
+    size_t *lens;
+} ev__args_t;
+
+void ev__args_add(ev__args_t *a, const char *s, size_t len);
+void ev__args_adds(ev__args_t *a, const char *s);
+void ev__args_addf(ev__args_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ev__args_dispose(ev__args_t *a);
+
+/* Sends a command built in `a` (disposed either way). Returns 0, or
+ * TINE_EREDIS when the connection is down (the callback is not called). A
+ * callback gets a NULL reply when the connection drops first. */
+int ev__send(ev__conn_t *c, redisCallbackFn *cb, void *priv, ev__args_t *a);
+
+/* The value of field `name` in a stream entry's field/value array, or NULL. */
+const char *ev__entry_field(redisReply *fields, const char *name);
+
+/* Splits a Redis URL ("unix:///path" or "redis://[user@]host[:port]") into
+ * a socket path, or a host and port. Fresh strings; the other is NULL. */
+void ev__redis_address(const char *url, char **unix_path, char **host, int *port);
+
+/* One-line error message into err (control characters replaced); returns
+ * TINE_EINVAL. For the parsers fed by users. */
+int ev__fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Adds the XADD of one entry of the events stream to `a`: fields app,
+ * event and, for entries meant for one function, target. */
+void ev__args_xadd(ev__args_t *a, const char *app, const char *event_json, const char *target_json);
+
+/* Appends one event (meant for `target` when not NULL), once per
+ * `dedupe_key` across the cluster when that is not NULL (kept for ttl_s).
+ * `cb` gets the reply: the entry id, nil when deduplicated, or NULL. */
+int ev__append_one(ev_events_t *ev, const char *app, json_t *event, json_t *target, const char *dedupe_key,
+                   unsigned ttl_s, redisCallbackFn *cb, void *priv);
+
+/* A CloudEvent made by tine itself. Takes `data`. */
+json_t *ev__make_event(const char *id, const char *type, const char *source, const char *subject, uint64_t time_ms,
+                       json_t *data);
+
+/* "2026-01-02T15:04:05.123Z" */
+void ev__rfc3339(uint64_t unix_ms, char out[40]);
+
+/* The target of an entry meant for one function. */
+json_t *ev__target(const char *app, const char *function, const char *trigger, uint32_t attempt, uint32_t attempts);
+
+/* ------------------------------------------------------------- app table */
+
+typedef struct {
+    char *name;
+    reg_app_version_t *v; /* retained */
+} ev__app_t;
+
+/* The live version of an app known to the module, or NULL. */
+reg_app_version_t *ev__app(ev_events_t *ev, const char *app);
+
+/* ---------------------------------------------------------- dispatch.c */
+
+typedef struct ev__entry ev__entry_t;
+
+/* The reading connection is up: (re)read this node's pending entries from
+ * the start, then new ones. */
+void ev__dispatch_on_up(ev_events_t *ev);
+/* Periodic work: due retries back into the stream, entries of dead nodes. */
+void ev__dispatch_tick(ev_events_t *ev, bool claim);
+/* Stops: cancels invocations, frees entries. */
+void ev__dispatch_stop(ev_events_t *ev);
+
+/* ---------------------------------------------------------- schedule.c */
+
+void ev__schedule_init(ev_events_t *ev);
+void ev__schedule_app(ev_events_t *ev, const char *app, const reg_app_version_t *v);
+void ev__schedule_stop(ev_events_t *ev);
+
+/* ----------------------------------------------------------- logtail.c */
+
+typedef struct ev__follow ev__follow_t;
+
+void ev__logtail_init(ev_events_t *ev);
+void ev__logtail_app(ev_events_t *ev, const char *app, const reg_app_version_t *v);
+void ev__logtail_stop(ev_events_t *ev);
+/* Whether a resolved path lies under an allowed directory. */
+bool ev__log_path_allowed(const ev_events_t *ev, const char *path, char *resolved, size_t reslen, char *err,
+                          size_t errlen);
+
+/* ------------------------------------------------------------ docker.c */
+
+typedef struct ev__docker ev__docker_t;
+
+ev__docker_t *ev__docker_start(ev_events_t *ev, const char *socket_path);
+void ev__docker_stop(ev__docker_t *d);
+
+/* ------------------------------------------------------------- nodes.c */
+
+void ev__nodes_init(ev_events_t *ev);
+void ev__nodes_stop(ev_events_t *ev);
+
+/* ------------------------------------------------------------- the module */
+
+typedef struct {
+    char *app;
+    size_t trigger;
+    char *function;
+    char *cron;
+    uint32_t attempts;
+    int64_t next_ms;
+} ev__sched_t;
+
+struct ev_events {
+    uv_loop_t *loop;
+    inv_invoker_t *inv;
+    char *redis_url;
+    char *node_id;
+    char **log_dirs; /* resolved */
+    size_t nlog_dirs;
+    uint32_t retry_base_ms;
+    bool closing;
+    int handles_open;
+
+    ev__conn_t cmd; /* commands */
+    ev__conn_t blk; /* XREADGROUP ... BLOCK */
+    redisContext *sync; /* admin calls (dead letters) */
+
+    ev__app_t *apps;
+    size_t napps;
+
+    /* dispatch.c */
+    ev__entry_t *entries;
+    size_t inflight;
+    bool reading;
+    bool pending_phase;    /* reading this node's pending entries from cursor */
+    bool read_was_pending; /* the outstanding read is of pending entries */
+    bool rescan;           /* an acknowledgement failed: re-read pending entries */
+    char cursor[64];
+    uv_timer_t tick_timer;
+    uint64_t ticks;
+    bool mover_busy;
+    bool claim_busy;
+
+    /* schedule.c */
+    ev__sched_t *scheds;
+    size_t nscheds;
+    uv_timer_t sched_timer;
+
+    /* logtail.c */
+    ev__follow_t *follows;
+    uv_timer_t tail_timer;
+
+    /* nodes.c */
+    uv_timer_t hb_timer;
+    uint64_t started_ms;
+    bool nodes_busy;
+
+    /* docker.c */
+    ev__docker_t *docker;
+};
+
+/* Initialises a timer owned by the module (counted for the final free). */
+void ev__timer_init(ev_events_t *ev, uv_timer_t *t);
+/* Closes a handle owned by the module. */
+void ev__handle_close(ev_events_t *ev, uv_handle_t *h);
+
+#endif
