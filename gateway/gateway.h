@@ -18,6 +18,8 @@ typedef struct {
     size_t max_bundle;       /* largest deploy body accepted, bytes */
     size_t max_body;         /* largest request body handed to a function */
     const char *node_id;
+    struct bill *bill;         /* records, usage, logs, /metrics (borrowed; may be NULL) */
+    const char *metrics_token; /* NULL: GET /metrics needs no token */
 } gw_config_t;
 
 /* Binds the listener and starts serving on `loop`. Returns NULL with a

@@ -19,6 +19,8 @@ struct gw_server {
     size_t max_bundle;
     size_t max_body;
     char *node_id;
+    struct bill *bill;
+    char *metrics_token;
 };
 
 typedef struct {
@@ -34,6 +36,19 @@ void gw__send_error(h2o_req_t *req, int status, const char *fmt, ...) __attribut
 
 /* Serves a request under /_tine/v1/ ; `rest` is the path after it. */
 int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len);
+
+/* True when the request carries "Authorization: Bearer <token>". */
+int gw__bearer_ok(h2o_req_t *req, const char *token);
+
+/* Percent-decodes len bytes of s into a fresh string. */
+char *gw__percent_decode(const char *s, size_t len);
+
+/* GET /metrics: the node's metrics in the Prometheus text format. */
+int gw__metrics(gw_server_t *gw, h2o_req_t *req);
+
+/* Serves the billing endpoints of the admin API (usage, activations, logs)
+ * when seg[0..n) names one; returns 0 when it does not (nothing sent). */
+int gw__admin_billing(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n);
 
 /* Starts an invocation of a function of a live app version and answers the
  * request with its result: the function's own response when `wrap` is 0, or

@@ -1,6 +1,7 @@
 /* tined: the tine node. main() only wires the modules together: config, the
  * zygote (forked first, before any thread or loop), Redis (given, or a
  * private redis-server), the live registry, the invoker and the gateway. */
+#include "billing.h"
 #include "config.h"
 #include "gateway.h"
 #include "invoker.h"
@@ -26,6 +27,7 @@ typedef struct {
     inv_invoker_t *inv;
     reg_live_t *live;
     gw_server_t *gw;
+    bill_t *bill;
     uv_signal_t sigint;
     uv_signal_t sigterm;
 } tined_t;
@@ -48,7 +50,7 @@ static char *load_or_create_token(const char *state_dir)
     }
     unsigned char raw[24];
     if (getrandom(raw, sizeof(raw), 0) != sizeof(raw)) {
-        fprintf(stderr, "tined: cannot generate an admin token: %s\n", strerror(errno));
+        tine_log(TINE_LOG_ERROR, "cannot generate an admin token: %s", strerror(errno));
         free(path);
         return NULL;
     }
@@ -57,7 +59,7 @@ static char *load_or_create_token(const char *state_dir)
         sprintf(token + 2 * i, "%02x", raw[i]);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0 || write(fd, token, strlen(token)) != (ssize_t)strlen(token) || write(fd, "\n", 1) != 1) {
-        fprintf(stderr, "tined: cannot write %s: %s\n", path, strerror(errno));
+        tine_log(TINE_LOG_ERROR, "cannot write %s: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
         free(path);
@@ -65,7 +67,7 @@ static char *load_or_create_token(const char *state_dir)
         return NULL;
     }
     close(fd);
-    fprintf(stderr, "tined: generated the admin token (shown once; saved in %s):\n  %s\n", path, token);
+    tine_log(TINE_LOG_WARN, "generated the admin token (shown once; saved in %s): %s", path, token);
     free(path);
     return token;
 }
@@ -80,7 +82,7 @@ static void on_live_change(void *data, const reg_app_version_t *old_v, const reg
 static void on_signal(uv_signal_t *s, int signum)
 {
     tined_t *t = s->data;
-    fprintf(stderr, "tined: stopping (signal %d)\n", signum);
+    tine_log(TINE_LOG_INFO, "stopping (signal %d)", signum);
     uv_signal_stop(&t->sigint);
     uv_signal_stop(&t->sigterm);
     uv_close((uv_handle_t *)&t->sigint, NULL);
@@ -89,6 +91,8 @@ static void on_signal(uv_signal_t *s, int signum)
     t->gw = NULL;
     inv_free(t->inv);
     t->inv = NULL;
+    bill_free(t->bill); /* after the invoker: its last activations are written */
+    t->bill = NULL;
     reg_live_free(t->live);
     t->live = NULL;
     uv_stop(t->loop);
@@ -104,20 +108,20 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     if (tine_mkdirs(cfg.state_dir, 0700) != 0) {
-        fprintf(stderr, "tined: cannot create state dir %s: %s\n", cfg.state_dir, strerror(errno));
+        tine_log(TINE_LOG_ERROR, "cannot create state dir %s: %s", cfg.state_dir, strerror(errno));
         return 1;
     }
     char sdk_file[4096];
     snprintf(sdk_file, sizeof(sdk_file), "%s/tine.lua", cfg.sdk_dir);
     if (access(sdk_file, R_OK) != 0) {
-        fprintf(stderr, "tined: the Lua SDK is missing: %s (set --sdk-dir)\n", sdk_file);
+        tine_log(TINE_LOG_ERROR, "the Lua SDK is missing: %s (set --sdk-dir)", sdk_file);
         return 1;
     }
 
     /* The zygote first: a small process forked before any thread or loop. */
     sbx_zygote_t zygote = {0};
     if ((rc = sbx_zygote_start(&zygote, cfg.sdk_dir)) != 0) {
-        fprintf(stderr, "tined: cannot start the zygote: %s\n", tine_strerror(rc));
+        tine_log(TINE_LOG_ERROR, "cannot start the zygote: %s", tine_strerror(rc));
         return 1;
     }
 
@@ -125,7 +129,7 @@ int main(int argc, char **argv)
     int redis_pid = 0;
     char *redis_url = cfg.redis_url ? xstrdup(cfg.redis_url) : NULL;
     if (redis_url == NULL && reg_embedded_redis_start(cfg.state_dir, &redis_pid, &redis_url, err, sizeof(err)) != 0) {
-        fprintf(stderr, "tined: %s\n", err);
+        tine_log(TINE_LOG_ERROR, "%s", err);
         sbx_zygote_stop(&zygote);
         return 1;
     }
@@ -141,14 +145,25 @@ int main(int argc, char **argv)
     t.loop = uv_default_loop();
     kv_store = reg_store_connect(redis_url, err, sizeof(err));
     if (kv_store == NULL) {
-        fprintf(stderr, "tined: %s\n", err);
+        tine_log(TINE_LOG_ERROR, "%s", err);
         goto fail;
     }
-    inv_config_t icfg = {.max_queue = 100, .store = kv_store};
+    bill_config_t bcfg = {
+        .redis_url = redis_url,
+        .prices = {.gb_s_pusd = cfg.price_gb_s_pusd, .request_pusd = cfg.price_request_pusd},
+        .retention_count = cfg.retention_count,
+        .retention_s = cfg.retention_s,
+        .node_id = cfg.node_id,
+    };
+    t.bill = bill_new(t.loop, &bcfg);
+    inv_config_t icfg = {.max_queue = 100,
+                         .store = kv_store,
+                         .on_activation = cfg.activations ? bill_on_activation : NULL,
+                         .on_activation_data = t.bill};
     t.inv = inv_new(t.loop, &zygote, &icfg);
     t.live = reg_live_new(t.loop, redis_url, cfg.state_dir, on_live_change, &t, err, sizeof(err));
     if (t.live == NULL) {
-        fprintf(stderr, "tined: %s\n", err);
+        tine_log(TINE_LOG_ERROR, "%s", err);
         goto fail;
     }
     gw_config_t gcfg = {
@@ -157,10 +172,12 @@ int main(int argc, char **argv)
         .max_bundle = cfg.max_bundle,
         .max_body = 6 * 1024 * 1024,
         .node_id = cfg.node_id,
+        .bill = t.bill,
+        .metrics_token = cfg.metrics_token,
     };
     t.gw = gw_new(t.loop, &gcfg, t.live, t.inv, err, sizeof(err));
     if (t.gw == NULL) {
-        fprintf(stderr, "tined: %s\n", err);
+        tine_log(TINE_LOG_ERROR, "%s", err);
         goto fail;
     }
     uv_signal_init(t.loop, &t.sigint);
@@ -177,8 +194,9 @@ int main(int argc, char **argv)
         fclose(pf);
     }
     free(port_file);
-    fprintf(stderr, "tined: serving on http://%s (port %d, node %s, state %s, redis %s%s)\n", cfg.listen,
-            gw_port(t.gw), cfg.node_id, cfg.state_dir, redis_url, redis_pid ? ", private" : "");
+    tine_log(TINE_LOG_INFO, "serving on http://%s (port %d, node %s, state %s, redis %s%s, activations %s)",
+             cfg.listen, gw_port(t.gw), cfg.node_id, cfg.state_dir, redis_url, redis_pid ? ", private" : "",
+             cfg.activations ? "on" : "off");
     uv_run(t.loop, UV_RUN_DEFAULT);
     /* Let closing handles finish (sandbox sockets, timers, connections). */
     uv_run(t.loop, UV_RUN_NOWAIT);
