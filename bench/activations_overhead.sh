@@ -40,4 +40,4 @@ for r in $(seq "$ROUNDS"); do
 done
 printf '%-6s %14.0f %14.0f   on/off %.3f\n' mean "$(echo "$son / $ROUNDS" | bc -l)" \
   "$(echo "$soff / $ROUNDS" | bc -l)" "$(echo "$son / $soff" | bc -l)"
-echo "records written: $(redis-cli -s "$T/redis.sock" zcard tine:acts:hello) kept of $(curl -s "$ON/metrics" | awk '/^tine_activations_recorded_total/ {print $2}') recorded"
+echo "records written: $(redis-cli -s "$T/redis.sock" llen tine:acts:hello) kept of $(curl -s "$ON/metrics" | awk '/^tine_activations_recorded_total/ {print $2}') recorded"

@@ -8,14 +8,13 @@
 #include <hiredis/hiredis.h>
 #include <uv.h>
 
-#define BILL_KEY_ACT "tine:act:"     /* + id: one record (JSON string, with a TTL) */
-#define BILL_KEY_ACTS "tine:acts:"   /* + app: sorted set of ids by start time */
-#define BILL_KEY_USAGE "tine:usage:" /* + app:day: hash "fn|version|counter" */
-#define BILL_KEY_LOGS "tine:logs:"   /* + app: pub/sub channel of log lines */
+#define BILL_KEY_ACTS "tine:acts:"     /* + app: list of records (JSON), newest first */
+#define BILL_KEY_USAGE "tine:usage:"   /* + app:day: hash "fn|version|counter" */
+#define BILL_KEY_LOGS "tine:logs:"     /* + app: pub/sub channel of log lines */
 #define BILL_EVENTS_STREAM "tine:events"
 #define BILL_DEAD_LETTER_STREAM "tine:dlq"
 
-#define BILL_FLUSH_MS 50                       /* batch window */
+#define BILL_FLUSH_MS 100                      /* batch window */
 #define BILL_MAX_PENDING 20000                 /* records waiting for Redis */
 #define BILL_MAX_PENDING_BYTES (64u << 20)     /* and their bytes */
 #define BILL_MAX_INFLIGHT 200000               /* commands sent but not answered */
@@ -36,15 +35,13 @@ void bill__map_dispose(bill_map_t *m, void (*free_value)(void *));
 void **bill__map_slot(bill_map_t *m, const char *key, size_t len);
 void *bill__map_get(const bill_map_t *m, const char *key, size_t len);
 
-/* One activation waiting to be written. */
+/* One activation waiting to be written: its record and log lines are in
+ * the batch buffers (offsets, since the buffers grow). */
 typedef struct {
-    char id[40];
-    char *app;
+    const char *app; /* interned in the metric series */
     uint64_t start_ms;
-    char *record; /* the JSON record */
-    size_t record_len;
-    char *lines; /* NDJSON log lines to publish, or NULL */
-    size_t lines_len;
+    size_t rec_off, rec_len;
+    size_t lines_off, lines_len;
 } bill_pending_t;
 
 /* Usage to add for one (app, day, function, version). */
@@ -82,11 +79,17 @@ struct bill {
     uv_timer_t flush_timer;
     uv_timer_t reconnect_timer;
     bill_pending_t *pending;
-    size_t npending, cap_pending, pending_bytes;
+    size_t npending, cap_pending;
+    tine_buf_t batch_records; /* JSON records back to back */
+    tine_buf_t batch_lines;   /* NDJSON log lines */
     bill_map_t deltas; /* "key\nfield" -> bill_usage_delta_t */
     uint64_t inflight;
     uint64_t recorded, dropped, write_errors;
     uint64_t last_drop_log_ns;
+    uint64_t iso_sec;  /* the second iso_text shows (formatting cache) */
+    char iso_text[24]; /* "2026-01-02T03:04:05" */
+    uint64_t day_num;  /* the day day_text shows */
+    char day_text[11];
 
     /* metrics */
     bill_map_t series; /* "app\nfunction" -> bill_series_t */
@@ -108,15 +111,15 @@ redisAsyncContext *bill__async_connect(bill_t *b);
 /* Runs one synchronous command on the reader, reconnecting once. Returns the
  * reply (free it) or NULL with a message in err; error replies are NULL. */
 redisReply *bill__command(bill_t *b, char *err, size_t errlen, const char *fmt, ...);
-redisReply *bill__command_argv(bill_t *b, char *err, size_t errlen, int argc, const char **argv, const size_t *lens);
 
 /* Appends the NDJSON log lines of one activation: one object per line with
  * "t","level","msg" from `logs` plus app, function, version and id. */
 void bill__format_lines(tine_buf_t *out, const char *app, const char *fn, uint64_t version, const char *id,
                         json_t *logs);
 
-/* metrics.c: counts one finished invocation. */
-void bill__metrics_count(bill_t *b, const inv_activation_t *a, uint64_t billed_ms, uint64_t cost_pusd);
+/* metrics.c: counts one finished invocation. Returns the app's name as
+ * kept by the metrics (valid until bill_free). */
+const char *bill__metrics_count(bill_t *b, const inv_activation_t *a, uint64_t billed_ms, uint64_t cost_pusd);
 void bill__metrics_dispose(bill_t *b);
 
 /* follow.c: closes the subscription and forgets the followers. */

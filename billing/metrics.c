@@ -49,12 +49,16 @@ static void observe(histogram_t *h, uint64_t ns)
     h->sum_ns += ns;
 }
 
-void bill__metrics_count(bill_t *b, const inv_activation_t *a, uint64_t billed_ms, uint64_t cost_pusd)
+const char *bill__metrics_count(bill_t *b, const inv_activation_t *a, uint64_t billed_ms, uint64_t cost_pusd)
 {
     char key[256];
-    int n = snprintf(key, sizeof(key), "%s\n%s", a->app, a->function);
-    size_t len = (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1;
-    void **slot = bill__map_slot(&b->series, key, len);
+    size_t al = strlen(a->app), fl = strlen(a->function);
+    if (al + fl + 1 > sizeof(key)) /* names are bounded by the registry: cannot happen */
+        fl = sizeof(key) - 1 - al;
+    memcpy(key, a->app, al);
+    key[al] = '\n';
+    memcpy(key + al + 1, a->function, fl);
+    void **slot = bill__map_slot(&b->series, key, al + 1 + fl);
     bill_series_t *s = *slot;
     if (s == NULL) {
         s = xcalloc(1, sizeof(*s));
@@ -76,6 +80,7 @@ void bill__metrics_count(bill_t *b, const inv_activation_t *a, uint64_t billed_m
         observe(&s->cold_start, a->cold_start_ns);
     s->billed_ms += billed_ms;
     s->cost_pusd += cost_pusd;
+    return s->app;
 }
 
 static void free_series(void *v)

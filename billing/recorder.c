@@ -1,9 +1,18 @@
 /* The recorder: turns each finished invocation into an activation record,
  * usage counters and log lines, and writes them to Redis in batches every
  * BILL_FLUSH_MS over an asynchronous connection, so the invocation's
- * response never waits for Redis. While Redis is away records wait in a
- * bounded batch (then are dropped and counted); usage counters wait without
- * loss, since they are few (one set per app, day, function and version). */
+ * response never waits for Redis.
+ *
+ * What one flush sends, whatever the number of invocations it holds: per
+ * app an LPUSH of all its records, one script that trims the list to the
+ * retention bounds, and one PUBLISH of all its log lines; one HINCRBY per
+ * usage counter that moved. Each invocation costs formatting its record on
+ * the loop and a list push and pop in Redis, nothing more (no key per
+ * record: looking a record up by id scans the lists, see report.c).
+ *
+ * While Redis is away records wait in a bounded batch (past it they are
+ * dropped and counted); usage counters wait without loss, since they are few
+ * (one set per app, day, function and version). */
 #include "billing_internal.h"
 
 #include <inttypes.h>
@@ -12,18 +21,26 @@
 #include <string.h>
 #include <time.h>
 
-enum { REPLY_RECORD = 1, REPLY_OTHER = 2 };
+/* Reply kinds; REPLY_RECORDS carries the number of records in its upper bits. */
+enum { REPLY_OTHER = 0, REPLY_RECORDS = 1 };
+#define REPLY_TAG(kind, n) ((void *)(uintptr_t)(((uintptr_t)(n) << 1) | (kind)))
 
-/* Deletes the records that fell out of an app's index: older than ARGV[2]
- * (unix ms) or beyond the newest ARGV[1]. KEYS[1] is the index. */
+/* Trims an app's record list (KEYS[1]) to the newest ARGV[1] records, pops
+ * those that started before ARGV[2] (unix ms) from its old end, and sets its
+ * TTL to ARGV[3] seconds, so an app that stops being called is forgotten. */
 static const char trim_script[] =
-    "local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])\n"
-    "local over = redis.call('ZRANGE', KEYS[1], 0, -(tonumber(ARGV[1]) + 1))\n"
-    "for _, id in ipairs(old) do redis.call('DEL', '" BILL_KEY_ACT "' .. id) end\n"
-    "for _, id in ipairs(over) do redis.call('DEL', '" BILL_KEY_ACT "' .. id) end\n"
-    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])\n"
-    "redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[1]) + 1))\n"
-    "return #old + #over\n";
+    "redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[1]) - 1)\n"
+    "local cutoff, n = tonumber(ARGV[2]), 0\n"
+    "while n < 10000 do\n"
+    "  local rec = redis.call('LINDEX', KEYS[1], -1)\n"
+    "  if not rec then break end\n"
+    "  local t = tonumber(string.match(rec, '\"start_ms\":(%d+)'))\n"
+    "  if t and t >= cutoff then break end\n"
+    "  redis.call('RPOP', KEYS[1])\n"
+    "  n = n + 1\n"
+    "end\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
+    "return n\n";
 
 static void writer_connect(bill_t *b);
 static void flush_later(bill_t *b, uint64_t ms);
@@ -78,7 +95,70 @@ static void writer_connect(bill_t *b)
     redisAsyncSetDisconnectCallback(b->ac, on_disconnect);
 }
 
-/* ------------------------------------------------------------ records */
+/* ------------------------------------------------------------ formatting */
+
+#define PUT(out, lit) tine_buf_append((out), (lit), sizeof(lit) - 1)
+
+static void put_u64(tine_buf_t *out, uint64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    tine_buf_append(out, tmp + i, sizeof(tmp) - i);
+}
+
+static void put_str(tine_buf_t *out, const char *s)
+{
+    tine_buf_append(out, s, strlen(s));
+}
+
+/* Appends a string that needs no escaping as is (the names the registry
+ * validated), anything else through the JSON quoter. */
+static void put_quoted(tine_buf_t *out, const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') {
+            tine_json_quote(out, s, n);
+            return;
+        }
+    }
+    PUT(out, "\"");
+    tine_buf_append(out, s, n);
+    PUT(out, "\"");
+}
+
+/* "2026-01-02T03:04:05.678Z"; the date and time are formatted once per second. */
+static void put_iso_ms(bill_t *b, tine_buf_t *out, uint64_t unix_ms)
+{
+    uint64_t sec = unix_ms / 1000;
+    if (sec != b->iso_sec) {
+        time_t t = (time_t)sec;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(b->iso_text, sizeof(b->iso_text), "%Y-%m-%dT%H:%M:%S", &tm);
+        b->iso_sec = sec;
+    }
+    char ms[6] = {'.', (char)('0' + unix_ms % 1000 / 100), (char)('0' + unix_ms % 100 / 10),
+                  (char)('0' + unix_ms % 10), 'Z'};
+    put_str(out, b->iso_text);
+    tine_buf_append(out, ms, 5);
+}
+
+/* The UTC day of unix_ms, formatted once per day. */
+static const char *day_of(bill_t *b, uint64_t unix_ms)
+{
+    uint64_t day = unix_ms / 86400000u;
+    if (day != b->day_num || b->day_text[0] == '\0') {
+        bill_day(unix_ms, b->day_text);
+        b->day_num = day;
+    }
+    return b->day_text;
+}
 
 static const char *outcome(int code)
 {
@@ -96,123 +176,133 @@ static const char *outcome(int code)
     }
 }
 
-/* "12.345": milliseconds with three decimals, from nanoseconds. */
-static void ms3(uint64_t ns, char out[32])
+/* The activation record as JSON (docs/ARCHITECTURE.md lists its fields).
+ * It starts with {"id":"<id>": bill_activation looks records up by that. */
+static void put_record(bill_t *b, const inv_activation_t *a, uint64_t billed_ms, uint64_t mb_ms, uint64_t cost,
+                       tine_buf_t *out)
 {
-    snprintf(out, 32, "%" PRIu64 ".%03" PRIu64, ns / 1000000u, ns / 1000u % 1000u);
-}
-
-static void iso8601_ms(uint64_t unix_ms, char out[32])
-{
-    time_t t = (time_t)(unix_ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(unix_ms % 1000));
-}
-
-/* Appends a short string that needs no escaping as is (names the registry
- * validated), anything else through the JSON quoter. */
-static void quote(tine_buf_t *out, const char *s)
-{
-    size_t n = strlen(s);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') {
-            tine_json_quote(out, s, n);
-            return;
-        }
-    }
-    tine_buf_append(out, "\"", 1);
-    tine_buf_append(out, s, n);
-    tine_buf_append(out, "\"", 1);
-}
-
-/* The activation record as JSON (docs/ARCHITECTURE.md lists its fields). */
-static void record_json(bill_t *b, const inv_activation_t *a, uint64_t billed_ms, uint64_t mb_ms, uint64_t cost,
-                        tine_buf_t *out)
-{
-    char start[32], dur[32], queued[32], cpu[32], cold[32], gb_s[48], money[32], num[640];
-    iso8601_ms(a->start_unix_ms, start);
-    ms3(a->duration_ns, dur);
-    ms3(a->queued_ns, queued);
-    ms3(a->cpu_ns, cpu);
-    ms3(a->cold_start_ns, cold);
+    char gb_s[48], money[32];
     bill_format_gb_s(mb_ms, gb_s);
     bill_format_pusd(cost, money);
-    tine_buf_append(out, "{\"id\":", 6);
-    quote(out, a->invocation_id);
-    tine_buf_append(out, ",\"app\":", 7);
-    quote(out, a->app);
-    tine_buf_append(out, ",\"function\":", 12);
-    quote(out, a->function);
-    tine_buf_append(out, ",\"trigger\":", 11);
-    quote(out, a->trigger ? a->trigger : "http");
-    tine_buf_append(out, ",\"node\":", 8);
-    quote(out, b->node_id);
-    int n = snprintf(num, sizeof(num),
-                     ",\"version\":%" PRIu64 ",\"start\":\"%s\",\"start_ms\":%" PRIu64 ",\"duration_ms\":%s"
-                     ",\"queued_ms\":%s,\"billed\":%s,\"billed_ms\":%" PRIu64 ",\"memory_mb\":%u"
-                     ",\"mb_ms\":%" PRIu64 ",\"gb_s\":\"%s\",\"cost\":\"%s\",\"cost_pusd\":%" PRIu64
-                     ",\"cpu_ms\":%s,\"status\":%d,\"outcome\":\"%s\",\"cold\":%s,\"cold_start_ms\":%s"
-                     ",\"timeout_ms\":%u",
-                     a->version, start, a->start_unix_ms, dur, queued, a->dispatched ? "true" : "false", billed_ms,
-                     a->memory_mb, mb_ms, gb_s, money, cost, cpu, a->status, outcome(a->code),
-                     a->cold ? "true" : "false", cold, a->timeout_ms);
-    tine_buf_append(out, num, (size_t)n < sizeof(num) ? (size_t)n : sizeof(num) - 1);
+    PUT(out, "{\"id\":");
+    put_quoted(out, a->invocation_id);
+    PUT(out, ",\"app\":");
+    put_quoted(out, a->app);
+    PUT(out, ",\"function\":");
+    put_quoted(out, a->function);
+    PUT(out, ",\"version\":");
+    put_u64(out, a->version);
+    PUT(out, ",\"trigger\":");
+    put_quoted(out, a->trigger ? a->trigger : "http");
+    PUT(out, ",\"node\":");
+    put_quoted(out, b->node_id);
+    PUT(out, ",\"start\":\"");
+    put_iso_ms(b, out, a->start_unix_ms);
+    PUT(out, "\",\"start_ms\":");
+    put_u64(out, a->start_unix_ms);
+    PUT(out, ",\"duration_us\":");
+    put_u64(out, a->duration_ns / 1000u);
+    PUT(out, ",\"queued_us\":");
+    put_u64(out, a->queued_ns / 1000u);
+    PUT(out, ",\"cold\":");
+    put_str(out, a->cold ? "true" : "false");
+    PUT(out, ",\"cold_start_us\":");
+    put_u64(out, a->cold_start_ns / 1000u);
+    PUT(out, ",\"cpu_us\":");
+    put_u64(out, a->cpu_ns / 1000u);
+    PUT(out, ",\"billed\":");
+    put_str(out, a->dispatched ? "true" : "false");
+    PUT(out, ",\"billed_ms\":");
+    put_u64(out, billed_ms);
+    PUT(out, ",\"memory_mb\":");
+    put_u64(out, a->memory_mb);
+    PUT(out, ",\"mb_ms\":");
+    put_u64(out, mb_ms);
+    PUT(out, ",\"gb_s\":\"");
+    put_str(out, gb_s);
+    PUT(out, "\",\"cost\":\"");
+    put_str(out, money);
+    PUT(out, "\",\"cost_pusd\":");
+    put_u64(out, cost);
+    PUT(out, ",\"timeout_ms\":");
+    put_u64(out, a->timeout_ms);
+    PUT(out, ",\"status\":");
+    put_u64(out, a->status < 0 ? 0 : (uint64_t)a->status);
+    PUT(out, ",\"outcome\":\"");
+    put_str(out, outcome(a->code));
+    PUT(out, "\"");
     if (a->error) {
-        tine_buf_append(out, ",\"error\":", 9);
+        PUT(out, ",\"error\":");
         tine_json_quote(out, a->error, strlen(a->error));
     }
-    tine_buf_append(out, ",\"logs\":", 8);
+    PUT(out, ",\"logs\":");
     if (a->logs && json_array_size(a->logs) > 0) {
         char *logs = json_dumps(a->logs, JSON_COMPACT);
-        tine_buf_append(out, logs, strlen(logs));
+        put_str(out, logs);
         free(logs);
     } else {
-        tine_buf_append(out, "[]", 2);
+        PUT(out, "[]");
     }
-    tine_buf_append(out, a->logs_truncated ? ",\"logs_truncated\":true}" : ",\"logs_truncated\":false}",
-                    a->logs_truncated ? 23 : 24);
+    put_str(out, a->logs_truncated ? ",\"logs_truncated\":true}" : ",\"logs_truncated\":false}");
 }
 
 void bill__format_lines(tine_buf_t *out, const char *app, const char *fn, uint64_t version, const char *id,
                         json_t *logs)
 {
-    char head[256];
     size_t i;
     json_t *line;
     json_array_foreach(logs, i, line)
     {
         json_t *msg = json_object_get(line, "msg");
         const char *level = json_string_value(json_object_get(line, "level"));
-        int n = snprintf(head, sizeof(head), "{\"t\":%" JSON_INTEGER_FORMAT ",\"app\":\"%s\",\"function\":\"%s\"",
-                         json_integer_value(json_object_get(line, "t")), app, fn);
-        tine_buf_append(out, head, (size_t)n < sizeof(head) ? (size_t)n : sizeof(head) - 1);
-        n = snprintf(head, sizeof(head), ",\"version\":%" PRIu64 ",\"id\":\"%s\",\"level\":", version, id);
-        tine_buf_append(out, head, (size_t)n < sizeof(head) ? (size_t)n : sizeof(head) - 1);
-        quote(out, level ? level : "info");
-        tine_buf_append(out, ",\"msg\":", 7);
+        PUT(out, "{\"t\":");
+        put_u64(out, (uint64_t)json_integer_value(json_object_get(line, "t")));
+        PUT(out, ",\"app\":");
+        put_quoted(out, app);
+        PUT(out, ",\"function\":"); /* right after the app: follow.c filters on it */
+        put_quoted(out, fn);
+        PUT(out, ",\"version\":");
+        put_u64(out, version);
+        PUT(out, ",\"id\":");
+        put_quoted(out, id);
+        PUT(out, ",\"level\":");
+        put_quoted(out, level ? level : "info");
+        PUT(out, ",\"msg\":");
         tine_json_quote(out, json_string_value(msg) ? json_string_value(msg) : "", json_string_length(msg));
-        tine_buf_append(out, "}\n", 2);
+        PUT(out, "}\n");
     }
+}
+
+/* ------------------------------------------------------------ recording */
+
+/* Appends s to the key being built in buf (cap bytes); returns the new length. */
+static size_t key_cat(char *buf, size_t len, size_t cap, const char *s, size_t n)
+{
+    if (len + n >= cap)
+        n = len < cap ? cap - 1 - len : 0; /* names are bounded by the registry: cannot happen */
+    memcpy(buf + len, s, n);
+    return len + n;
 }
 
 static void usage_add(bill_t *b, const inv_activation_t *a, uint64_t billed_ms, uint64_t mb_ms, uint64_t cost)
 {
-    char day[11], key[512];
-    bill_day(a->start_unix_ms, day);
-    int n = snprintf(key, sizeof(key), BILL_KEY_USAGE "%s:%s\n%s|%" PRIu64 "|", a->app, day, a->function,
-                     a->version);
-    if (n < 0 || (size_t)n >= sizeof(key))
-        return; /* names are bounded by the registry: cannot happen */
-    void **slot = bill__map_slot(&b->deltas, key, (size_t)n);
+    /* the map key: "tine:usage:{app}:{day}\n{fn}|{version}|" */
+    char key[512], ver[24];
+    int vl = snprintf(ver, sizeof(ver), "|%" PRIu64 "|", a->version);
+    size_t n = key_cat(key, 0, sizeof(key), BILL_KEY_USAGE, sizeof(BILL_KEY_USAGE) - 1);
+    n = key_cat(key, n, sizeof(key), a->app, strlen(a->app));
+    n = key_cat(key, n, sizeof(key), ":", 1);
+    n = key_cat(key, n, sizeof(key), day_of(b, a->start_unix_ms), 10);
+    size_t nl = n;
+    n = key_cat(key, n, sizeof(key), "\n", 1);
+    n = key_cat(key, n, sizeof(key), a->function, strlen(a->function));
+    n = key_cat(key, n, sizeof(key), ver, (size_t)vl);
+    void **slot = bill__map_slot(&b->deltas, key, n);
     bill_usage_delta_t *d = *slot;
     if (d == NULL) {
-        char *nl = strchr(key, '\n');
         d = xcalloc(1, sizeof(*d));
-        d->key = xstrndup(key, (size_t)(nl - key));
-        d->field = xstrdup(nl + 1);
+        d->key = xstrndup(key, nl);
+        d->field = xstrndup(key + nl + 1, n - nl - 1);
         *slot = d;
     }
     d->invocations++;
@@ -251,35 +341,28 @@ void bill_on_activation(void *data, const inv_activation_t *a)
     uint64_t billed_ms = a->dispatched ? bill_billed_ms(a->duration_ns, a->timeout_ms) : 0;
     uint64_t mb_ms = bill_mb_ms(a->memory_mb, billed_ms);
     uint64_t cost = a->dispatched ? bill_cost_pusd(&b->prices, mb_ms) : 0;
-    bill__metrics_count(b, a, billed_ms, cost);
+    const char *app = bill__metrics_count(b, a, billed_ms, cost);
     usage_add(b, a, billed_ms, mb_ms, cost);
     flush_later(b, BILL_FLUSH_MS);
-    if (b->npending >= BILL_MAX_PENDING || b->pending_bytes >= BILL_MAX_PENDING_BYTES) {
+    if (b->npending >= BILL_MAX_PENDING ||
+        b->batch_records.len + b->batch_lines.len >= BILL_MAX_PENDING_BYTES) {
         drop_record(b);
         return;
     }
-    tine_buf_t rec;
-    tine_buf_init(&rec);
-    record_json(b, a, billed_ms, mb_ms, cost, &rec);
     if (b->npending == b->cap_pending) {
-        b->cap_pending = b->cap_pending ? b->cap_pending * 2 : 64;
+        b->cap_pending = b->cap_pending ? b->cap_pending * 2 : 256;
         b->pending = xrealloc(b->pending, b->cap_pending * sizeof(*b->pending));
     }
     bill_pending_t *p = &b->pending[b->npending++];
-    memset(p, 0, sizeof(*p));
-    snprintf(p->id, sizeof(p->id), "%s", a->invocation_id);
-    p->app = xstrdup(a->app);
+    p->app = app;
     p->start_ms = a->start_unix_ms;
-    p->record = rec.data;
-    p->record_len = rec.len;
-    if (a->logs && json_array_size(a->logs) > 0) {
-        tine_buf_t lines;
-        tine_buf_init(&lines);
-        bill__format_lines(&lines, a->app, a->function, a->version, a->invocation_id, a->logs);
-        p->lines = lines.data;
-        p->lines_len = lines.len;
-    }
-    b->pending_bytes += p->record_len + p->lines_len;
+    p->rec_off = b->batch_records.len;
+    put_record(b, a, billed_ms, mb_ms, cost, &b->batch_records);
+    p->rec_len = b->batch_records.len - p->rec_off;
+    p->lines_off = b->batch_lines.len;
+    if (a->logs && json_array_size(a->logs) > 0)
+        bill__format_lines(&b->batch_lines, a->app, a->function, a->version, a->invocation_id, a->logs);
+    p->lines_len = b->batch_lines.len - p->lines_off;
 }
 
 /* ------------------------------------------------------------ flushing */
@@ -288,112 +371,73 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     bill_t *b = ac->data;
     redisReply *r = reply;
-    int kind = (int)(uintptr_t)privdata;
+    uintptr_t tag = (uintptr_t)privdata;
     b->inflight--;
     bool failed = r == NULL || r->type == REDIS_REPLY_ERROR;
-    if (kind == REPLY_RECORD) {
+    if ((tag & 1) == REPLY_RECORDS) {
         if (failed)
-            b->dropped++;
+            b->dropped += tag >> 1;
         else
-            b->recorded++;
-    } else if (failed) {
-        if (b->write_errors++ == 0 || r != NULL)
-            tine_log(TINE_LOG_WARN, "billing: a redis write failed: %s", r ? r->str : "connection lost");
+            b->recorded += tag >> 1;
     }
+    if (failed && (b->write_errors++ == 0 || r != NULL))
+        tine_log(TINE_LOG_WARN, "billing: a redis write failed: %s", r ? r->str : "connection lost");
 }
 
-static void send_argv(bill_t *b, int kind, int argc, const char **argv, const size_t *lens)
+static void send_argv(bill_t *b, void *tag, int argc, const char **argv, const size_t *lens)
 {
     b->inflight++;
-    if (redisAsyncCommandArgv(b->ac, on_reply, (void *)(uintptr_t)kind, argc, argv, lens) != REDIS_OK) {
+    if (redisAsyncCommandArgv(b->ac, on_reply, tag, argc, argv, lens) != REDIS_OK) {
         b->inflight--;
-        if (kind == REPLY_RECORD)
-            b->dropped++;
-        else
-            b->write_errors++;
+        b->write_errors++;
+        if (((uintptr_t)tag & 1) == REPLY_RECORDS)
+            b->dropped += (uintptr_t)tag >> 1;
     }
 }
 
-static void free_pending(bill_pending_t *p)
-{
-    free(p->app);
-    free(p->record);
-    free(p->lines);
-}
-
-static void free_delta(void *v)
-{
-    bill_usage_delta_t *d = v;
-    free(d->key);
-    free(d->field);
-    free(d);
-}
-
-/* Writes each record (SET with the retention as TTL) and publishes its log
- * lines. */
-static void flush_records(bill_t *b)
-{
-    char ttl[24];
-    snprintf(ttl, sizeof(ttl), "%u", b->retention_s);
-    for (size_t i = 0; i < b->npending; i++) {
-        bill_pending_t *p = &b->pending[i];
-        char *key = xasprintf(BILL_KEY_ACT "%s", p->id);
-        const char *argv[] = {"SET", key, p->record, "EX", ttl};
-        size_t lens[] = {3, strlen(key), p->record_len, 2, strlen(ttl)};
-        send_argv(b, REPLY_RECORD, 5, argv, lens);
-        free(key);
-        if (p->lines) {
-            char *chan = xasprintf(BILL_KEY_LOGS "%s", p->app);
-            const char *pargv[] = {"PUBLISH", chan, p->lines};
-            size_t plens[] = {7, strlen(chan), p->lines_len};
-            send_argv(b, REPLY_OTHER, 3, pargv, plens);
-            free(chan);
-        }
-    }
-}
-
-/* Adds the batch's ids to each app's index (one ZADD per app), then trims the
- * index and deletes the records past the retention bounds. */
-static void flush_indexes(bill_t *b)
+/* Per app: its records in one LPUSH, the trim script, its log lines in one
+ * PUBLISH. Apps are told apart by their interned name pointers. */
+static void flush_apps(bill_t *b, const char **argv, size_t *lens)
 {
     char count[24], cutoff[24], ttl[24];
-    uint64_t now = tine_now_unix_ms();
-    uint64_t age_ms = (uint64_t)b->retention_s * 1000u;
+    uint64_t now = tine_now_unix_ms(), age_ms = (uint64_t)b->retention_s * 1000u;
     snprintf(count, sizeof(count), "%u", b->retention_count);
     snprintf(cutoff, sizeof(cutoff), "%" PRIu64, now > age_ms ? now - age_ms : 0);
     snprintf(ttl, sizeof(ttl), "%u", b->retention_s);
-    char(*scores)[24] = xmalloc(b->npending * sizeof(*scores));
-    const char **argv = xmalloc((2 + 2 * b->npending) * sizeof(*argv));
-    size_t *lens = xmalloc((2 + 2 * b->npending) * sizeof(*lens));
-    bool *done = xcalloc(b->npending, sizeof(*done));
+    tine_buf_t lines;
+    tine_buf_init(&lines);
     for (size_t i = 0; i < b->npending; i++) {
-        if (done[i])
-            continue;
-        char *key = xasprintf(BILL_KEY_ACTS "%s", b->pending[i].app);
+        const char *app = b->pending[i].app;
+        if (app == NULL)
+            continue; /* done with an earlier app */
+        char *key = xasprintf(BILL_KEY_ACTS "%s", app);
         int argc = 0;
-        argv[argc] = "ZADD", lens[argc++] = 4;
+        argv[argc] = "LPUSH", lens[argc++] = 5;
         argv[argc] = key, lens[argc++] = strlen(key);
+        lines.len = 0;
         for (size_t j = i; j < b->npending; j++) {
-            if (done[j] || strcmp(b->pending[j].app, b->pending[i].app) != 0)
+            bill_pending_t *p = &b->pending[j];
+            if (p->app != app)
                 continue;
-            done[j] = true;
-            snprintf(scores[j], sizeof(scores[j]), "%" PRIu64, b->pending[j].start_ms);
-            argv[argc] = scores[j], lens[argc++] = strlen(scores[j]);
-            argv[argc] = b->pending[j].id, lens[argc++] = strlen(b->pending[j].id);
+            p->app = NULL;
+            argv[argc] = b->batch_records.data + p->rec_off, lens[argc++] = p->rec_len;
+            if (p->lines_len)
+                tine_buf_append(&lines, b->batch_lines.data + p->lines_off, p->lines_len);
         }
-        send_argv(b, REPLY_OTHER, argc, argv, lens);
-        const char *targv[] = {"EVAL", trim_script, "1", key, count, cutoff};
-        size_t tlens[] = {4, sizeof(trim_script) - 1, 1, strlen(key), strlen(count), strlen(cutoff)};
-        send_argv(b, REPLY_OTHER, 6, targv, tlens);
-        const char *eargv[] = {"EXPIRE", key, ttl};
-        size_t elens[] = {6, strlen(key), strlen(ttl)};
-        send_argv(b, REPLY_OTHER, 3, eargv, elens);
+        send_argv(b, REPLY_TAG(REPLY_RECORDS, argc - 2), argc, argv, lens);
+        const char *targv[] = {"EVAL", trim_script, "1", key, count, cutoff, ttl};
+        size_t tlens[] = {4, sizeof(trim_script) - 1, 1, strlen(key), strlen(count), strlen(cutoff), strlen(ttl)};
+        send_argv(b, REPLY_TAG(REPLY_OTHER, 0), 7, targv, tlens);
+        if (lines.len) {
+            char *chan = xasprintf(BILL_KEY_LOGS "%s", app);
+            const char *pargv[] = {"PUBLISH", chan, lines.data};
+            size_t plens[] = {7, strlen(chan), lines.len};
+            send_argv(b, REPLY_TAG(REPLY_OTHER, 0), 3, pargv, plens);
+            free(chan);
+        }
         free(key);
     }
-    free(done);
-    free(lens);
-    free(argv);
-    free(scores);
+    tine_buf_dispose(&lines);
 }
 
 /* One HINCRBY per counter that moved. */
@@ -401,8 +445,8 @@ static void flush_usage(bill_t *b)
 {
     static const char *const names[] = {"invocations", "billed_ms", "mb_ms", "cost_pusd"};
     for (size_t i = 0; i < b->deltas.cap; i++) {
-        bill_usage_delta_t *d = b->deltas.values ? b->deltas.values[i] : NULL;
-        if (b->deltas.keys[i] == NULL || d == NULL)
+        bill_usage_delta_t *d = b->deltas.keys[i] ? b->deltas.values[i] : NULL;
+        if (d == NULL)
             continue;
         uint64_t v[] = {d->invocations, d->billed_ms, d->mb_ms, d->cost_pusd};
         for (int k = 0; k < 4; k++) {
@@ -413,12 +457,18 @@ static void flush_usage(bill_t *b)
             snprintf(by, sizeof(by), "%" PRIu64, v[k]);
             const char *argv[] = {"HINCRBY", d->key, field, by};
             size_t lens[] = {7, strlen(d->key), strlen(field), strlen(by)};
-            send_argv(b, REPLY_OTHER, 4, argv, lens);
+            send_argv(b, REPLY_TAG(REPLY_OTHER, 0), 4, argv, lens);
             free(field);
         }
     }
-    bill__map_dispose(&b->deltas, free_delta);
-    bill__map_init(&b->deltas);
+}
+
+static void free_delta(void *v)
+{
+    bill_usage_delta_t *d = v;
+    free(d->key);
+    free(d->field);
+    free(d);
 }
 
 void bill_flush(bill_t *b)
@@ -431,13 +481,17 @@ void bill_flush(bill_t *b)
         flush_later(b, BILL_FLUSH_MS); /* Redis is slow: let the batch grow (bounded) */
         return;
     }
-    flush_records(b);
-    flush_indexes(b);
+    const char **argv = xmalloc((2 + 2 * b->npending) * sizeof(*argv));
+    size_t *lens = xmalloc((2 + 2 * b->npending) * sizeof(*lens));
+    flush_apps(b, argv, lens);
     flush_usage(b);
-    for (size_t i = 0; i < b->npending; i++)
-        free_pending(&b->pending[i]);
+    free(argv);
+    free(lens);
+    bill__map_dispose(&b->deltas, free_delta);
+    bill__map_init(&b->deltas);
     b->npending = 0;
-    b->pending_bytes = 0;
+    b->batch_records.len = 0;
+    b->batch_lines.len = 0;
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -451,6 +505,9 @@ bill_t *bill_new(uv_loop_t *loop, const bill_config_t *cfg)
     b->prices = cfg->prices;
     b->retention_count = cfg->retention_count ? cfg->retention_count : 10000;
     b->retention_s = cfg->retention_s ? cfg->retention_s : 7 * 24 * 3600;
+    b->iso_sec = UINT64_MAX;
+    tine_buf_init(&b->batch_records);
+    tine_buf_init(&b->batch_lines);
     bill__map_init(&b->deltas);
     bill__map_init(&b->series);
     uv_timer_init(loop, &b->flush_timer);
@@ -487,13 +544,17 @@ void bill_free(bill_t *b)
     bill__follow_dispose(b);
     if (b->reader)
         redisFree(b->reader);
-    for (size_t i = 0; i < b->npending; i++)
-        free_pending(&b->pending[i]);
+    b->reader = NULL;
     free(b->pending);
+    b->pending = NULL;
+    b->npending = 0;
+    tine_buf_dispose(&b->batch_records);
+    tine_buf_dispose(&b->batch_lines);
     bill__map_dispose(&b->deltas, free_delta);
     bill__metrics_dispose(b);
     free(b->redis_url);
     free(b->node_id);
+    b->redis_url = b->node_id = NULL;
     uv_handle_t *handles[] = {(uv_handle_t *)&b->flush_timer, (uv_handle_t *)&b->reconnect_timer,
                               (uv_handle_t *)&b->sub_timer};
     for (size_t i = 0; i < sizeof(handles) / sizeof(handles[0]); i++) {

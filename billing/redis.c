@@ -112,14 +112,3 @@ redisReply *bill__command(bill_t *b, char *err, size_t errlen, const char *fmt, 
     }
     return reply_or_error(b, r, err, errlen);
 }
-
-redisReply *bill__command_argv(bill_t *b, char *err, size_t errlen, int argc, const char **argv, const size_t *lens)
-{
-    redisReply *r = NULL;
-    for (int attempt = 0; attempt < 2 && r == NULL; attempt++) {
-        if (reader_ready(b, err, errlen) != 0)
-            return NULL;
-        r = redisCommandArgv(b->reader, argc, argv, lens);
-    }
-    return reply_or_error(b, r, err, errlen);
-}

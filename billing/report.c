@@ -169,45 +169,20 @@ int bill_usage(bill_t *b, const char *app, const char *from, const char *to, bil
 
 /* ------------------------------------------------------------ records */
 
-/* Calls visit with each record of app's index, newest first, until it
- * returns nonzero or the index ends. Records that expired are skipped. */
+/* Calls visit with each record of app's list, newest first, until it
+ * returns nonzero or the list ends. */
 typedef int (*visit_fn)(json_t *record, void *data);
 
 static int scan_records(bill_t *b, const char *app, visit_fn visit, void *data, char *err, size_t errlen)
 {
     for (long start = 0;; start += SCAN_PAGE) {
-        redisReply *ids = bill__command(b, err, errlen, "ZREVRANGE " BILL_KEY_ACTS "%s %ld %ld", app, start,
-                                        start + SCAN_PAGE - 1);
-        if (ids == NULL)
-            return TINE_EREDIS;
-        if (ids->type != REDIS_REPLY_ARRAY || ids->elements == 0) {
-            freeReplyObject(ids);
-            return 0;
-        }
-        size_t n = ids->elements;
-        const char **argv = xmalloc((n + 1) * sizeof(*argv));
-        size_t *lens = xmalloc((n + 1) * sizeof(*lens));
-        char **keys = xmalloc(n * sizeof(*keys));
-        argv[0] = "MGET";
-        lens[0] = 4;
-        for (size_t i = 0; i < n; i++) {
-            keys[i] = xasprintf(BILL_KEY_ACT "%s", ids->element[i]->str);
-            argv[i + 1] = keys[i];
-            lens[i + 1] = strlen(keys[i]);
-        }
-        redisReply *recs = bill__command_argv(b, err, errlen, (int)n + 1, argv, lens);
-        for (size_t i = 0; i < n; i++)
-            free(keys[i]);
-        free(keys);
-        free(lens);
-        free(argv);
-        freeReplyObject(ids);
+        redisReply *recs = bill__command(b, err, errlen, "LRANGE " BILL_KEY_ACTS "%s %ld %ld", app, start,
+                                         start + SCAN_PAGE - 1);
         if (recs == NULL)
             return TINE_EREDIS;
+        size_t n = recs->type == REDIS_REPLY_ARRAY ? recs->elements : 0;
         int stop = 0;
-        for (size_t i = 0; recs->type == REDIS_REPLY_ARRAY && i < recs->elements && !stop; i++) {
-            if (recs->element[i]->type != REDIS_REPLY_STRING)
-                continue;
+        for (size_t i = 0; i < n && !stop; i++) {
             json_t *rec = json_loadb(recs->element[i]->str, recs->element[i]->len, 0, NULL);
             if (rec)
                 stop = visit(rec, data);
@@ -260,19 +235,46 @@ int bill_activations(bill_t *b, const char *app, const char *fn, size_t limit, j
     return 0;
 }
 
+/* Finds the record starting with ARGV[1] ({"id":"<id>") in the list KEYS[1]. */
+static const char find_script[] =
+    "local n = redis.call('LLEN', KEYS[1])\n"
+    "for i = 0, n - 1, 500 do\n"
+    "  for _, rec in ipairs(redis.call('LRANGE', KEYS[1], i, i + 499)) do\n"
+    "    if string.sub(rec, 1, #ARGV[1]) == ARGV[1] then return rec end\n"
+    "  end\n"
+    "end\n"
+    "return false\n";
+
 int bill_activation(bill_t *b, const char *id, json_t **out, char *err, size_t errlen)
 {
-    redisReply *r = bill__command(b, err, errlen, "GET " BILL_KEY_ACT "%s", id);
-    if (r == NULL)
+    /* No index by id (it would cost a Redis write per invocation): each
+     * app's list is searched by a script, one app at a time, so Redis is
+     * never held for more than one list. */
+    redisReply *apps = bill__command(b, err, errlen, "SMEMBERS tine:apps");
+    if (apps == NULL)
         return TINE_EREDIS;
-    json_t *rec = r->type == REDIS_REPLY_STRING ? json_loadb(r->str, r->len, 0, NULL) : NULL;
-    freeReplyObject(r);
-    if (rec == NULL) {
+    char *prefix = xasprintf("{\"id\":\"%s\"", id);
+    json_t *rec = NULL;
+    int rc = 0;
+    for (size_t i = 0; apps->type == REDIS_REPLY_ARRAY && i < apps->elements && rec == NULL; i++) {
+        redisReply *r = bill__command(b, err, errlen, "EVAL %s 1 " BILL_KEY_ACTS "%s %s", find_script,
+                                      apps->element[i]->str, prefix);
+        if (r == NULL) {
+            rc = TINE_EREDIS;
+            break;
+        }
+        if (r->type == REDIS_REPLY_STRING)
+            rec = json_loadb(r->str, r->len, 0, NULL);
+        freeReplyObject(r);
+    }
+    free(prefix);
+    freeReplyObject(apps);
+    if (rc == 0 && rec == NULL) {
         snprintf(err, errlen, "no activation '%s' (unknown, or past the retention)", id);
-        return TINE_ENOTFOUND;
+        rc = TINE_ENOTFOUND;
     }
     *out = rec;
-    return 0;
+    return rc;
 }
 
 /* ------------------------------------------------------------ logs */
