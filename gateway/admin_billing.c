@@ -177,7 +177,7 @@ static void admin_activation(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t id_seg
     char err[512];
     json_t *rec = NULL;
     int rc = TINE_EINVAL;
-    if (!name_ok(id, "", 0))
+    if (!name_ok(id, "", 0) || id[strspn(id, "0123456789abcdef")] != '\0')
         snprintf(err, sizeof(err), "'%s' is not an invocation id (hex digits, as in x-tine-invocation-id)", id);
     else
         rc = bill_activation(gw->bill, id, &rec, err, sizeof(err));
