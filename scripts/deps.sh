@@ -9,6 +9,7 @@ PACKAGES=(
   libhiredis-dev redis-server
   libjansson-dev libyaml-dev libcurl4-openssl-dev libarchive-dev
   libseccomp-dev libcmocka-dev
+  prometheus wrk bc
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
