@@ -18,15 +18,17 @@ redis-server --port 0 --unixsocket "$T/redis.sock" --save "" --appendonly no --d
 PIDS+=($!)
 for _ in $(seq 100); do redis-cli -s "$T/redis.sock" ping >/dev/null 2>&1 && break; sleep 0.05; done
 
-start() { # start NAME on|off: prints the node's URL
+start() { # start NAME on|off: sets NODE_URL
   "$BIN/tined" --listen 127.0.0.1:0 --state-dir "$T/$1" --sdk-dir "$SRC/sdk/lua" --no-auth \
     --redis "unix://$T/redis.sock" --activations "$2" >"$T/$1.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 200); do [ -s "$T/$1/port" ] && break; sleep 0.05; done
-  echo "http://127.0.0.1:$(cat "$T/$1/port")"
+  NODE_URL="http://127.0.0.1:$(cat "$T/$1/port")"
 }
-ON=$(start on on)
-OFF=$(start off off)
+start on on
+ON=$NODE_URL
+start off off
+OFF=$NODE_URL
 "$BIN/tine" --url "$ON" --token "" deploy "$SRC/functions-examples/hello" >/dev/null
 for u in "$ON" "$OFF"; do curl -sf "$u/hello/" >/dev/null; done
 

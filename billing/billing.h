@@ -136,16 +136,18 @@ int bill_logs_recent(bill_t *b, const char *app, const char *fn, size_t limit, t
 
 typedef struct bill_follower bill_follower_t;
 
-/* Called with each new log line of a followed app as one JSON object
- * followed by "\n" (the format of bill_logs_recent's elements). With
- * line == NULL once the follower is live (subscribed): lines published from
- * then on reach it. */
-typedef void (*bill_line_cb)(void *data, const char *line, size_t len);
+typedef enum {
+    BILL_FOLLOW_LIVE, /* subscribed: lines published from now on arrive */
+    BILL_FOLLOW_LINE, /* one line: a JSON object and "\n" (as bill_logs_recent) */
+    BILL_FOLLOW_END,  /* the recorder is going away: the follower is freed */
+} bill_follow_event_t;
+
+typedef void (*bill_line_cb)(void *data, bill_follow_event_t ev, const char *line, size_t len);
 
 /* Follows the log lines of `app` (of `fn` when not NULL) published by any
- * node. The callback runs on the loop until bill_unfollow; its first call
- * (line NULL) may come before bill_follow returns, when the node is
- * subscribed already. */
+ * node. The callback runs on the loop until bill_unfollow, or until it got
+ * BILL_FOLLOW_END (then bill_unfollow must not be called). Its LIVE call may
+ * come before bill_follow returns, when the node is subscribed already. */
 bill_follower_t *bill_follow(bill_t *b, const char *app, const char *fn, bill_line_cb cb, void *data);
 void bill_unfollow(bill_follower_t *f);
 

@@ -61,7 +61,7 @@ static void deliver(bill_follower_t *f, const char *payload, size_t len)
         size_t n = end ? (size_t)(end - line) + 1 : len - off;
         off += n;
         if (f->fn == NULL || (nl > 0 && (size_t)nl < sizeof(needle) && contains(line, n, needle, (size_t)nl)))
-            f->cb(f->data, line, n);
+            f->cb(f->data, BILL_FOLLOW_LINE, line, n);
     }
 }
 
@@ -77,7 +77,7 @@ static void on_pmessage(redisAsyncContext *ac, void *reply, void *data)
             next = f->next;
             if (!f->live) {
                 f->live = true;
-                f->cb(f->data, NULL, 0);
+                f->cb(f->data, BILL_FOLLOW_LIVE, NULL, 0);
             }
         }
         return;
@@ -121,7 +121,7 @@ bill_follower_t *bill_follow(bill_t *b, const char *app, const char *fn, bill_li
         sub_connect(b);
     if (b->sub_ready) {
         f->live = true;
-        cb(data, NULL, 0);
+        cb(data, BILL_FOLLOW_LIVE, NULL, 0);
     }
     return f;
 }
@@ -145,6 +145,11 @@ void bill__follow_dispose(bill_t *b)
     if (b->sub)
         redisAsyncFree(b->sub);
     b->sub = NULL;
-    while (b->followers)
-        bill_unfollow(b->followers);
+    while (b->followers) {
+        bill_follower_t *f = b->followers;
+        bill_line_cb cb = f->cb;
+        void *data = f->data;
+        bill_unfollow(f);
+        cb(data, BILL_FOLLOW_END, NULL, 0);
+    }
 }

@@ -203,6 +203,7 @@ typedef struct {
     h2o_iovec_t iov;
     bool started;
     bool in_flight;
+    bool ending; /* billing went away: finish once the last write is done */
     uint64_t dropped;
 } log_stream_t;
 
@@ -219,12 +220,24 @@ static void stream_send(log_stream_t *ls)
     h2o_send(ls->req, &ls->iov, 1, H2O_SEND_STATE_IN_PROGRESS);
 }
 
+/* Ends a started response once nothing is in flight. */
+static void stream_finish(log_stream_t *ls)
+{
+    if (ls->req == NULL || !ls->started || ls->in_flight)
+        return;
+    h2o_req_t *req = ls->req;
+    ls->req = NULL;
+    h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+}
+
 static void on_stream_proceed(h2o_generator_t *g, h2o_req_t *req)
 {
     log_stream_t *ls = (log_stream_t *)g;
     ls->in_flight = false;
     ls->sending.len = 0;
     stream_send(ls);
+    if (ls->ending && !ls->in_flight)
+        stream_finish(ls);
 }
 
 static void on_stream_stop(h2o_generator_t *g, h2o_req_t *req)
@@ -233,13 +246,20 @@ static void on_stream_stop(h2o_generator_t *g, h2o_req_t *req)
     ls->req = NULL;
 }
 
-/* A line from billing (NULL: subscribed, start the response). */
-static void on_stream_line(void *data, const char *line, size_t len)
+/* An event from billing: subscribed (start the response), a line, or the
+ * end (the node stops). */
+static void on_stream_event(void *data, bill_follow_event_t ev, const char *line, size_t len)
 {
     log_stream_t *ls = data;
+    if (ev == BILL_FOLLOW_END) {
+        ls->follower = NULL;
+        ls->ending = true;
+        stream_finish(ls);
+        return;
+    }
     if (ls->req == NULL)
         return;
-    if (line == NULL) {
+    if (ev == BILL_FOLLOW_LIVE) {
         if (ls->started)
             return;
         ls->started = true;
@@ -272,6 +292,13 @@ static void on_stream_line(void *data, const char *line, size_t len)
 static void on_heartbeat(uv_timer_t *t)
 {
     log_stream_t *ls = container_of(t, log_stream_t, heartbeat);
+    if (!ls->started && ls->req) {
+        /* Still not subscribed: Redis is unreachable. */
+        h2o_req_t *req = ls->req;
+        ls->req = NULL;
+        gw__send_error(req, 503, "cannot follow the logs: redis is unreachable");
+        return;
+    }
     if (ls->started && !ls->in_flight && ls->pending.len == 0) {
         tine_buf_append(&ls->pending, "\n", 1);
         stream_send(ls);
@@ -339,7 +366,7 @@ static void admin_logs(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_seg)
     uv_timer_start(&ls->heartbeat, on_heartbeat, FOLLOW_HEARTBEAT_MS, FOLLOW_HEARTBEAT_MS);
     log_stream_t **ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), on_stream_dispose);
     *ref = ls;
-    ls->follower = bill_follow(gw->bill, app, q[0].value, on_stream_line, ls);
+    ls->follower = bill_follow(gw->bill, app, q[0].value, on_stream_event, ls);
 out:
     free(app);
     free_query(q, 3);

@@ -30,6 +30,7 @@ typedef struct {
     bill_t *bill;
     uv_signal_t sigint;
     uv_signal_t sigterm;
+    bool stopping;
 } tined_t;
 
 /* Reads the admin token from the state dir, creating it (printed once) on
@@ -95,6 +96,7 @@ static void on_signal(uv_signal_t *s, int signum)
     t->bill = NULL;
     reg_live_free(t->live);
     t->live = NULL;
+    t->stopping = true;
     uv_stop(t->loop);
 }
 
@@ -197,7 +199,11 @@ int main(int argc, char **argv)
     tine_log(TINE_LOG_INFO, "serving on http://%s (port %d, node %s, state %s, redis %s%s, activations %s)",
              cfg.listen, gw_port(t.gw), cfg.node_id, cfg.state_dir, redis_url, redis_pid ? ", private" : "",
              cfg.activations ? "on" : "off");
-    uv_run(t.loop, UV_RUN_DEFAULT);
+    /* Not one UV_RUN_DEFAULT: h2o_context_dispose runs the loop itself,
+     * which clears uv_stop's flag, and an open connection (a followed log
+     * stream) would then keep the loop alive. */
+    while (!t.stopping && uv_run(t.loop, UV_RUN_ONCE) != 0)
+        ;
     /* Let closing handles finish (sandbox sockets, timers, connections). */
     uv_run(t.loop, UV_RUN_NOWAIT);
     uv_run(t.loop, UV_RUN_NOWAIT);

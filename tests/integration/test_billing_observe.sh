@@ -106,6 +106,7 @@ check_contains "the list expires with the age bound" "3" "$(redis-cli -s "$T/red
 
 # Redis goes away: the node keeps serving; records are dropped and counted
 # only when the batch is full, so here they wait and usage survives.
+wait_for 5 bash -c "curl -s '$URL/metrics' | grep -q '^tine_activations_pending 0'"
 kill "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true
 check_contains "serving without redis" "200 ok" "$(http GET /obs/say)"
 redis-server --port 0 --unixsocket "$T/redis.sock" --save "" --appendonly no --daemonize no \
