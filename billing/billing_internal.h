@@ -38,7 +38,7 @@ void *bill__map_get(const bill_map_t *m, const char *key, size_t len);
 /* One activation waiting to be written: its record and log lines are in
  * the batch buffers (offsets, since the buffers grow). */
 typedef struct {
-    const char *app; /* interned in the metric series */
+    const char *app; /* kept by the metric series; NULL once flushed */
     uint64_t start_ms;
     size_t rec_off, rec_len;
     size_t lines_off, lines_len;

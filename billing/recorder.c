@@ -395,8 +395,8 @@ static void send_argv(bill_t *b, void *tag, int argc, const char **argv, const s
     }
 }
 
-/* Per app: its records in one LPUSH, the trim script, its log lines in one
- * PUBLISH. Apps are told apart by their interned name pointers. */
+/* Per app: its records in one LPUSH (in the order they finished), the trim
+ * script, its log lines in one PUBLISH. */
 static void flush_apps(bill_t *b, const char **argv, size_t *lens)
 {
     char count[24], cutoff[24], ttl[24];
@@ -417,7 +417,7 @@ static void flush_apps(bill_t *b, const char **argv, size_t *lens)
         lines.len = 0;
         for (size_t j = i; j < b->npending; j++) {
             bill_pending_t *p = &b->pending[j];
-            if (p->app != app)
+            if (p->app == NULL || (p->app != app && strcmp(p->app, app) != 0))
                 continue;
             p->app = NULL;
             argv[argc] = b->batch_records.data + p->rec_off, lens[argc++] = p->rec_len;
