@@ -175,7 +175,7 @@ int main(int argc, char **argv)
         .max_body = 6 * 1024 * 1024,
         .node_id = cfg.node_id,
         .bill = t.bill,
-        .metrics_token = cfg.metrics_token,
+        .metrics_token = cfg.metrics_token && *cfg.metrics_token ? cfg.metrics_token : NULL,
     };
     t.gw = gw_new(t.loop, &gcfg, t.live, t.inv, err, sizeof(err));
     if (t.gw == NULL) {
