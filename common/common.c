@@ -272,3 +272,40 @@ json_t *tine_json_text(const char *s, size_t len)
     tine_buf_dispose(&b);
     return j;
 }
+
+void tine_json_quote(tine_buf_t *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    tine_buf_append(b, "\"", 1);
+    size_t run = 0; /* start of the bytes not yet copied */
+    for (size_t i = 0; i < len;) {
+        unsigned char c = u[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            i++;
+            continue;
+        }
+        size_t l = c >= 0x80 ? utf8_seq_len(u + i, len - i) : 1;
+        if (l > 1) {
+            i += l;
+            continue;
+        }
+        tine_buf_append(b, s + run, i - run);
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            tine_buf_append(b, esc, 2);
+        } else if (c == '\n') {
+            tine_buf_append(b, "\\n", 2);
+        } else if (c == '\t') {
+            tine_buf_append(b, "\\t", 2);
+        } else if (c < 0x20) {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            tine_buf_append(b, esc, 6);
+        } else {
+            tine_buf_append(b, "\xEF\xBF\xBD", 3); /* not UTF-8: U+FFFD */
+        }
+        run = ++i;
+    }
+    tine_buf_append(b, s + run, len - run);
+    tine_buf_append(b, "\"", 1);
+}

@@ -66,6 +66,32 @@ uint64_t tine_now_unix_ms(void);
 struct json_t;
 struct json_t *tine_json_text(const char *s, size_t len);
 
+/* Appends `len` bytes of `s` to b as a quoted JSON string; bytes that are
+ * not valid UTF-8 become U+FFFD, control characters are escaped. */
+void tine_json_quote(tine_buf_t *b, const char *s, size_t len);
+
+/* ------------------------------------------------------------ log.c */
+
+/* tined's own log: one JSON object per line on stderr,
+ * {"ts":"2026-01-02T03:04:05.678Z","level":"info","msg":"..."}, plus any
+ * fields given to tine_log_kv. Lines below the level set with
+ * tine_log_set_level (default info; TINE_LOG_LEVEL) are skipped. */
+typedef enum { TINE_LOG_DEBUG = 0, TINE_LOG_INFO, TINE_LOG_WARN, TINE_LOG_ERROR } tine_log_level_t;
+
+void tine_log(tine_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Like tine_log with extra string fields: `kv` is NULL-terminated pairs of
+ * key and value ({"app","hello","function","hi",NULL}). */
+void tine_log_kv(tine_log_level_t level, const char *const *kv, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Sets the lowest level written; returns 0, or -1 for an unknown name
+ * ("debug", "info", "warn", "error"). */
+int tine_log_set_level(const char *name);
+
+/* Writes the lines to `fd` instead of stderr (tests). */
+void tine_log_set_fd(int fd);
+
 #ifndef container_of
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #endif

@@ -23,15 +23,18 @@ static int token_equal(const char *a, size_t alen, const char *b)
 
 static int authorized(gw_server_t *gw, h2o_req_t *req)
 {
-    if (gw->admin_token == NULL)
-        return 1;
+    return gw->admin_token == NULL || gw__bearer_ok(req, gw->admin_token);
+}
+
+int gw__bearer_ok(h2o_req_t *req, const char *token)
+{
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
     if (i < 0)
         return 0;
     h2o_iovec_t v = req->headers.entries[i].value;
     if (v.len < 7 || strncasecmp(v.base, "Bearer ", 7) != 0)
         return 0;
-    return token_equal(v.base + 7, v.len - 7, gw->admin_token);
+    return token_equal(v.base + 7, v.len - 7, token);
 }
 
 static int method_is(h2o_req_t *req, const char *m)
@@ -343,7 +346,7 @@ static void admin_invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, 
 
 int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len)
 {
-    h2o_iovec_t seg[6];
+    h2o_iovec_t seg[6] = {{0}};
     size_t n = split_path(rest, rest_len, seg, 5);
     if (n == 1 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("health"))) {
         gw__send_json(req, 200, json_pack("{s:s, s:s, s:I}", "status", "ok", "node", gw->node_id, "apps",
@@ -357,6 +360,8 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
         return 0;
     }
     if (n >= 1 && n <= 5 && gw__admin_events(gw, req, seg, n))
+        return 0;
+    if (n <= 5 && gw__admin_billing(gw, req, seg, n))
         return 0;
     if (n == 0 || n > 5 || !h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("apps"))) {
         if (n == 1 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("sandboxes"))) {

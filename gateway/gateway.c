@@ -44,8 +44,7 @@ void gw__send_error(h2o_req_t *req, int status, const char *fmt, ...)
     gw__send_json(req, status, json_pack("{s:s}", "error", msg));
 }
 
-/* Percent-decodes a route param value into a fresh string. */
-static char *percent_decode(const char *s, size_t len)
+char *gw__percent_decode(const char *s, size_t len)
 {
     char *out = xmalloc(len + 1);
     size_t o = 0;
@@ -239,7 +238,7 @@ static int serve_app(gw_server_t *gw, h2o_req_t *req, const char *path, size_t p
     json_t *jparams = json_object();
     for (size_t i = 0; i < nparams; i++) {
         char *name = xstrndup(params[i].name, params[i].name_len);
-        char *value = percent_decode(params[i].value, params[i].value_len);
+        char *value = gw__percent_decode(params[i].value, params[i].value_len);
         json_t *jv = json_string(value);
         /* A value that decodes to invalid UTF-8 is handed over undecoded. */
         json_object_set_new(jparams, name, jv ? jv : json_stringn(params[i].value, params[i].value_len));
@@ -271,6 +270,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t plen = sizeof(GW_ADMIN_PREFIX) - 1;
     if (path_len >= plen && memcmp(path, GW_ADMIN_PREFIX, plen) == 0 && (path_len == plen || path[plen] == '/'))
         return gw__admin(gw, req, path + plen, path_len - plen);
+    if (h2o_memis(path, path_len, H2O_STRLIT("/metrics")))
+        return gw__metrics(gw, req);
     if (path_len == 0 || path[0] != '/') {
         gw__send_error(req, 400, "bad request path");
         return 0;
@@ -342,6 +343,8 @@ gw_server_t *gw_new(uv_loop_t *loop, const gw_config_t *cfg, reg_live_t *live, i
     gw->max_body = cfg->max_body;
     gw->node_id = xstrdup(cfg->node_id ? cfg->node_id : "node");
     gw->events = cfg->events;
+    gw->bill = cfg->bill;
+    gw->metrics_token = cfg->metrics_token ? xstrdup(cfg->metrics_token) : NULL;
 
     h2o_config_init(&gw->config);
     gw->config.max_request_entity_size = cfg->max_bundle > cfg->max_body ? cfg->max_bundle : cfg->max_body;
@@ -387,6 +390,7 @@ static void on_listener_closed(uv_handle_t *h)
     h2o_context_dispose(&gw->ctx);
     h2o_config_dispose(&gw->config);
     free(gw->admin_token);
+    free(gw->metrics_token);
     free(gw->node_id);
     free(gw);
 }
@@ -401,6 +405,7 @@ void gw_free(gw_server_t *gw)
         h2o_context_dispose(&gw->ctx);
         h2o_config_dispose(&gw->config);
         free(gw->admin_token);
+        free(gw->metrics_token);
         free(gw->node_id);
         free(gw);
         return;

@@ -19,6 +19,8 @@ typedef struct {
     size_t max_body;         /* largest request body handed to a function */
     const char *node_id;
     struct ev_events *events; /* CloudEvents ingest and dead letters; may be NULL */
+    struct bill *bill;         /* records, usage, logs, /metrics (borrowed; may be NULL) */
+    const char *metrics_token; /* NULL: GET /metrics needs no token */
 } gw_config_t;
 
 /* Binds the listener and starts serving on `loop`. Returns NULL with a

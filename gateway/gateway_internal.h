@@ -20,6 +20,8 @@ struct gw_server {
     size_t max_body;
     char *node_id;
     struct ev_events *events;
+    struct bill *bill;
+    char *metrics_token;
 };
 
 typedef struct {
@@ -39,6 +41,18 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
 /* Serves the events endpoints (admin_events.c) when the path is one of
  * them: returns 1 when it answered, 0 when the path is not theirs. */
 int gw__admin_events(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n);
+/* True when the request carries "Authorization: Bearer <token>". */
+int gw__bearer_ok(h2o_req_t *req, const char *token);
+
+/* Percent-decodes len bytes of s into a fresh string. */
+char *gw__percent_decode(const char *s, size_t len);
+
+/* GET /metrics: the node's metrics in the Prometheus text format. */
+int gw__metrics(gw_server_t *gw, h2o_req_t *req);
+
+/* Serves the billing endpoints of the admin API (usage, activations, logs)
+ * when seg[0..n) names one; returns 0 when it does not (nothing sent). */
+int gw__admin_billing(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n);
 
 /* Starts an invocation of a function of a live app version and answers the
  * request with its result: the function's own response when `wrap` is 0, or

@@ -10,7 +10,7 @@ PACKAGES=(
   libhiredis-dev redis-server
   libjansson-dev libyaml-dev libcurl4-openssl-dev libarchive-dev
   libseccomp-dev libcmocka-dev
-  podman
+  podman prometheus wrk bc
   "$@"
 )
 missing=()

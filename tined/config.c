@@ -3,6 +3,7 @@
  * key (state-dir = ...). Flags win over the environment, which wins over the
  * file. */
 #include "config.h"
+#include "billing.h"
 #include "registry.h"
 #include "tine_common.h"
 
@@ -39,6 +40,13 @@ static const option_t options[] = {
     {"docker-socket", "TINE_DOCKER_SOCKET", 1, "container engine API socket for container.* events\n"
                                                "                         (default: DOCKER_HOST=unix://..., else /var/run/docker.sock)"},
     {"docker-events", "TINE_DOCKER_EVENTS", 1, "on|off: turn the engine's container events into CloudEvents (default on)"},
+    {"price-gb-s", "TINE_PRICE_GB_S", 1, "price of a GB-second in dollars (default " BILL_DEFAULT_PRICE_GB_S ")"},
+    {"price-request", "TINE_PRICE_REQUEST", 1, "price of a request in dollars (default " BILL_DEFAULT_PRICE_REQUEST ")"},
+    {"activations", "TINE_ACTIVATIONS", 1, "on|off: record every invocation in Redis (default on)"},
+    {"activation-retention", "TINE_ACTIVATION_RETENTION", 1,
+     "records kept per app: COUNT, AGE or COUNT,AGE (default 10000,7d)"},
+    {"metrics-token", "TINE_METRICS_TOKEN", 1, "bearer token GET /metrics requires (default: none)"},
+    {"log-level", "TINE_LOG_LEVEL", 1, "debug|info|warn|error: tined's own log lines (default info)"},
     {"config", "TINE_CONFIG", 1, "config file of 'key = value' lines with the names above"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -131,6 +139,18 @@ static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
         return &cfg->node_id;
     if (strcmp(name, "config") == 0)
         return &cfg->config_file;
+    if (strcmp(name, "price-gb-s") == 0)
+        return &cfg->price_gb_s_str;
+    if (strcmp(name, "price-request") == 0)
+        return &cfg->price_request_str;
+    if (strcmp(name, "activations") == 0)
+        return &cfg->activations_str;
+    if (strcmp(name, "activation-retention") == 0)
+        return &cfg->retention_str;
+    if (strcmp(name, "metrics-token") == 0)
+        return &cfg->metrics_token;
+    if (strcmp(name, "log-level") == 0)
+        return &cfg->log_level;
     return NULL;
 }
 
@@ -203,6 +223,78 @@ bool tined_listen_is_loopback(const char *listen)
 static bool truthy(const char *s)
 {
     return s && (strcmp(s, "1") == 0 || strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "on") == 0);
+}
+
+/* Parses "10000", "7d", "10000,7d" (count of records, age: s, m, h, d). */
+static int parse_retention(const char *s, uint32_t *count, uint32_t *age_s)
+{
+    while (*s) {
+        char *end;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (end == s || v == 0 || *s == '-' || *s == '+')
+            return -1;
+        unsigned long long mul = 0;
+        if (*end == 's')
+            mul = 1;
+        else if (*end == 'm')
+            mul = 60;
+        else if (*end == 'h')
+            mul = 3600;
+        else if (*end == 'd')
+            mul = 86400;
+        if (mul) {
+            if (v > 3650ull * 86400 / mul)
+                return -1;
+            *age_s = (uint32_t)(v * mul);
+            end++;
+        } else {
+            if (v > 10000000ull)
+                return -1;
+            *count = (uint32_t)v;
+        }
+        if (*end == ',')
+            end++;
+        else if (*end != '\0')
+            return -1;
+        s = end;
+    }
+    return 0;
+}
+
+/* Prices, --activations, retention and log level; messages name the flag. */
+static int parse_billing_options(tined_config_t *cfg)
+{
+    char err[256];
+    const char *gb_s = cfg->price_gb_s_str ? cfg->price_gb_s_str : BILL_DEFAULT_PRICE_GB_S;
+    const char *req = cfg->price_request_str ? cfg->price_request_str : BILL_DEFAULT_PRICE_REQUEST;
+    if (bill_parse_price(gb_s, &cfg->price_gb_s_pusd, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tined: --price-gb-s %s\n", err);
+        return -1;
+    }
+    if (bill_parse_price(req, &cfg->price_request_pusd, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tined: --price-request %s\n", err);
+        return -1;
+    }
+    const char *act = cfg->activations_str ? cfg->activations_str : "on";
+    if (strcmp(act, "on") != 0 && strcmp(act, "off") != 0) {
+        fprintf(stderr, "tined: --activations %s: expected on or off\n", act);
+        return -1;
+    }
+    cfg->activations = strcmp(act, "on") == 0;
+    cfg->retention_count = 10000;
+    cfg->retention_s = 7 * 86400;
+    if (cfg->retention_str && parse_retention(cfg->retention_str, &cfg->retention_count, &cfg->retention_s) != 0) {
+        fprintf(stderr,
+                "tined: --activation-retention %s: expected COUNT, AGE or COUNT,AGE such as 10000,7d "
+                "(count 1 to 10000000, age in s, m, h or d up to 3650d)\n",
+                cfg->retention_str);
+        return -1;
+    }
+    if (cfg->log_level && tine_log_set_level(cfg->log_level) != 0) {
+        fprintf(stderr, "tined: --log-level %s: expected debug, info, warn or error\n", cfg->log_level);
+        return -1;
+    }
+    return 0;
 }
 
 int tined_config_load(tined_config_t *cfg, int argc, char **argv)
@@ -290,6 +382,8 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
         fprintf(stderr, "tined: --no-auth is only allowed on a loopback address, not %s\n", cfg->listen);
         rc = -1;
     }
+    if (parse_billing_options(cfg) != 0)
+        rc = -1;
     if (cfg->node_id == NULL) {
         char host[256] = "node";
         gethostname(host, sizeof(host) - 1);
@@ -327,4 +421,10 @@ void tined_config_dispose(tined_config_t *cfg)
     free(cfg->config_file);
     free(cfg->log_paths);
     free(cfg->docker_socket);
+    free(cfg->price_gb_s_str);
+    free(cfg->price_request_str);
+    free(cfg->activations_str);
+    free(cfg->retention_str);
+    free(cfg->metrics_token);
+    free(cfg->log_level);
 }

@@ -23,6 +23,14 @@ typedef struct {
     char *log_paths;     /* colon-separated dirs file log triggers may follow; NULL: none */
     char *docker_socket; /* container engine API socket */
     bool docker_events;  /* watch it (default on) */
+    /* billing and observability (parsed from the *_str values) */
+    char *price_gb_s_str, *price_request_str, *activations_str, *retention_str, *log_level;
+    char *metrics_token;       /* NULL: GET /metrics without auth */
+    uint64_t price_gb_s_pusd;  /* picodollars per GB-second */
+    uint64_t price_request_pusd;
+    bool activations;          /* record every invocation (default on) */
+    uint32_t retention_count;  /* activation records kept per app */
+    uint32_t retention_s;      /* and for at most this long */
 } tined_config_t;
 
 /* Fills cfg from argv, the environment and the config file. Returns 0, 1 when

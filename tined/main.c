@@ -1,7 +1,8 @@
 /* tined: the tine node. main() only wires the modules together: config, the
  * zygote (forked first, before any thread or loop), Redis (given, or a
- * private redis-server), the live registry, the invoker, the events module
- * and the gateway. */
+ * private redis-server), the live registry, the invoker, the events module,
+ * billing and the gateway. */
+#include "billing.h"
 #include "config.h"
 #include "events.h"
 #include "gateway.h"
@@ -29,8 +30,11 @@ typedef struct {
     reg_live_t *live;
     ev_events_t *ev;
     gw_server_t *gw;
+    bill_t *bill;
+    bool activations; /* billing records every invocation (--activations) */
     uv_signal_t sigint;
     uv_signal_t sigterm;
+    bool stopping;
 } tined_t;
 
 /* Reads the admin token from the state dir, creating it (printed once) on
@@ -51,7 +55,7 @@ static char *load_or_create_token(const char *state_dir)
     }
     unsigned char raw[24];
     if (getrandom(raw, sizeof(raw), 0) != sizeof(raw)) {
-        fprintf(stderr, "tined: cannot generate an admin token: %s\n", strerror(errno));
+        tine_log(TINE_LOG_ERROR, "cannot generate an admin token: %s", strerror(errno));
         free(path);
         return NULL;
     }
@@ -60,7 +64,7 @@ static char *load_or_create_token(const char *state_dir)
         sprintf(token + 2 * i, "%02x", raw[i]);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0 || write(fd, token, strlen(token)) != (ssize_t)strlen(token) || write(fd, "\n", 1) != 1) {
-        fprintf(stderr, "tined: cannot write %s: %s\n", path, strerror(errno));
+        tine_log(TINE_LOG_ERROR, "cannot write %s: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
         free(path);
@@ -68,7 +72,7 @@ static char *load_or_create_token(const char *state_dir)
         return NULL;
     }
     close(fd);
-    fprintf(stderr, "tined: generated the admin token (shown once; saved in %s):\n  %s\n", path, token);
+    tine_log(TINE_LOG_WARN, "generated the admin token (shown once; saved in %s): %s", path, token);
     free(path);
     return token;
 }
@@ -90,12 +94,14 @@ static void on_activation(void *data, const inv_activation_t *a)
     tined_t *t = data;
     if (t->ev)
         ev_on_activation(t->ev, a);
+    if (t->bill && t->activations)
+        bill_on_activation(t->bill, a);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
 {
     tined_t *t = s->data;
-    fprintf(stderr, "tined: stopping (signal %d)\n", signum);
+    tine_log(TINE_LOG_INFO, "stopping (signal %d)", signum);
     uv_signal_stop(&t->sigint);
     uv_signal_stop(&t->sigterm);
     uv_close((uv_handle_t *)&t->sigint, NULL);
@@ -106,8 +112,11 @@ static void on_signal(uv_signal_t *s, int signum)
     t->ev = NULL;
     inv_free(t->inv);
     t->inv = NULL;
+    bill_free(t->bill); /* after the invoker: its last activations are written */
+    t->bill = NULL;
     reg_live_free(t->live);
     t->live = NULL;
+    t->stopping = true;
     uv_stop(t->loop);
 }
 
@@ -121,20 +130,20 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     if (tine_mkdirs(cfg.state_dir, 0700) != 0) {
-        fprintf(stderr, "tined: cannot create state dir %s: %s\n", cfg.state_dir, strerror(errno));
+        tine_log(TINE_LOG_ERROR, "cannot create state dir %s: %s", cfg.state_dir, strerror(errno));
         return 1;
     }
     char sdk_file[4096];
     snprintf(sdk_file, sizeof(sdk_file), "%s/tine.lua", cfg.sdk_dir);
     if (access(sdk_file, R_OK) != 0) {
-        fprintf(stderr, "tined: the Lua SDK is missing: %s (set --sdk-dir)\n", sdk_file);
+        tine_log(TINE_LOG_ERROR, "the Lua SDK is missing: %s (set --sdk-dir)", sdk_file);
         return 1;
     }
 
     /* The zygote first: a small process forked before any thread or loop. */
     sbx_zygote_t zygote = {0};
     if ((rc = sbx_zygote_start(&zygote, cfg.sdk_dir)) != 0) {
-        fprintf(stderr, "tined: cannot start the zygote: %s\n", tine_strerror(rc));
+        tine_log(TINE_LOG_ERROR, "cannot start the zygote: %s", tine_strerror(rc));
         return 1;
     }
 
@@ -142,7 +151,7 @@ int main(int argc, char **argv)
     int redis_pid = 0;
     char *redis_url = cfg.redis_url ? xstrdup(cfg.redis_url) : NULL;
     if (redis_url == NULL && reg_embedded_redis_start(cfg.state_dir, &redis_pid, &redis_url, err, sizeof(err)) != 0) {
-        fprintf(stderr, "tined: %s\n", err);
+        tine_log(TINE_LOG_ERROR, "%s", err);
         sbx_zygote_stop(&zygote);
         return 1;
     }
@@ -158,9 +167,18 @@ int main(int argc, char **argv)
     t.loop = uv_default_loop();
     kv_store = reg_store_connect(redis_url, err, sizeof(err));
     if (kv_store == NULL) {
-        fprintf(stderr, "tined: %s\n", err);
+        tine_log(TINE_LOG_ERROR, "%s", err);
         goto fail;
     }
+    bill_config_t bcfg = {
+        .redis_url = redis_url,
+        .prices = {.gb_s_pusd = cfg.price_gb_s_pusd, .request_pusd = cfg.price_request_pusd},
+        .retention_count = cfg.retention_count,
+        .retention_s = cfg.retention_s,
+        .node_id = cfg.node_id,
+    };
+    t.bill = bill_new(t.loop, &bcfg);
+    t.activations = cfg.activations;
     inv_config_t icfg = {
         .max_queue = cfg.max_queue,
         .max_sandboxes = cfg.max_sandboxes,
@@ -180,13 +198,13 @@ int main(int argc, char **argv)
     };
     t.ev = ev_new(t.loop, &ecfg, t.inv, err, sizeof(err));
     if (t.ev == NULL) {
-        fprintf(stderr, "tined: %s\n", err);
+        tine_log(TINE_LOG_ERROR, "%s", err);
         inv_free(t.inv);
         goto fail;
     }
     t.live = reg_live_new(t.loop, redis_url, cfg.state_dir, on_live_change, &t, err, sizeof(err));
     if (t.live == NULL) {
-        fprintf(stderr, "tined: %s\n", err);
+        tine_log(TINE_LOG_ERROR, "%s", err);
         goto fail;
     }
     gw_config_t gcfg = {
@@ -196,10 +214,12 @@ int main(int argc, char **argv)
         .max_body = 6 * 1024 * 1024,
         .node_id = cfg.node_id,
         .events = t.ev,
+        .bill = t.bill,
+        .metrics_token = cfg.metrics_token && *cfg.metrics_token ? cfg.metrics_token : NULL,
     };
     t.gw = gw_new(t.loop, &gcfg, t.live, t.inv, err, sizeof(err));
     if (t.gw == NULL) {
-        fprintf(stderr, "tined: %s\n", err);
+        tine_log(TINE_LOG_ERROR, "%s", err);
         goto fail;
     }
     uv_signal_init(t.loop, &t.sigint);
@@ -216,9 +236,14 @@ int main(int argc, char **argv)
         fclose(pf);
     }
     free(port_file);
-    fprintf(stderr, "tined: serving on http://%s (port %d, node %s, state %s, redis %s%s)\n", cfg.listen,
-            gw_port(t.gw), cfg.node_id, cfg.state_dir, redis_url, redis_pid ? ", private" : "");
-    uv_run(t.loop, UV_RUN_DEFAULT);
+    tine_log(TINE_LOG_INFO, "serving on http://%s (port %d, node %s, state %s, redis %s%s, activations %s)",
+             cfg.listen, gw_port(t.gw), cfg.node_id, cfg.state_dir, redis_url, redis_pid ? ", private" : "",
+             cfg.activations ? "on" : "off");
+    /* Not one UV_RUN_DEFAULT: h2o_context_dispose runs the loop itself,
+     * which clears uv_stop's flag, and an open connection (a followed log
+     * stream) would then keep the loop alive. */
+    while (!t.stopping && uv_run(t.loop, UV_RUN_ONCE) != 0)
+        ;
     /* Let closing handles finish (sandbox sockets, timers, connections). */
     uv_run(t.loop, UV_RUN_NOWAIT);
     uv_run(t.loop, UV_RUN_NOWAIT);

@@ -32,6 +32,7 @@ typedef struct {
     size_t len;
     size_t cap;
     int oom;
+    int stopped; /* a line callback returned nonzero (tine_logs) */
 } body_buf_t;
 
 static void set_error(tine_client_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -233,11 +234,40 @@ static int transfer_error(tine_client_t *c, CURLcode rc, const char *curl_err)
     }
 }
 
+/* Where an answer's body goes: the default sink collects it into buf. */
+typedef struct {
+    curl_write_callback write;
+    void *data;
+    body_buf_t *buf;
+} body_sink_t;
+
+static int perform(tine_client_t *c, const char *method, const char *path, const void *body, size_t len,
+                   const char *content_type, long *status, const body_sink_t *sink);
+
 int tine_request(tine_client_t *c, const char *method, const char *path, const void *body, size_t len,
                  const char *content_type, long *status, char **response_body)
 {
     if (response_body != NULL)
         *response_body = NULL;
+    body_buf_t buf = {0};
+    body_sink_t sink = {on_body, &buf, &buf};
+    int rc = perform(c, method, path, body, len, content_type, status, &sink);
+    if (rc == 0 && response_body != NULL) {
+        if (buf.data == NULL && (buf.data = calloc(1, 1)) == NULL) {
+            set_error(c, "out of memory");
+            return -ENOMEM;
+        }
+        *response_body = buf.data;
+    } else {
+        free(buf.data);
+    }
+    return rc;
+}
+
+/* Sends one request; the body of the answer goes to sink. */
+static int perform(tine_client_t *c, const char *method, const char *path, const void *body, size_t len,
+                   const char *content_type, long *status, const body_sink_t *sink)
+{
     if (status != NULL)
         *status = 0;
     c->last_status = 0;
@@ -281,14 +311,13 @@ int tine_request(tine_client_t *c, const char *method, const char *path, const v
     /* Reset drops the previous call's options but keeps its connection. */
     curl_easy_reset(e);
     char curl_err[CURL_ERROR_SIZE] = "";
-    body_buf_t buf = {0};
     curl_easy_setopt(e, CURLOPT_URL, full);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, curl_err);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "libtine/" TINE_CLIENT_VERSION);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &buf);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink->write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, sink->data);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -309,28 +338,23 @@ int tine_request(tine_client_t *c, const char *method, const char *path, const v
     /* The handle must not keep pointers into this call's stack and heap. */
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+    long code = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
     if (cc != CURLE_OK) {
-        if (buf.oom) {
+        if (sink->buf->oom) {
             set_error(c, "out of memory reading the answer from %s", c->url);
             rc = -ENOMEM;
+        } else if (cc == CURLE_WRITE_ERROR && sink->buf->stopped) {
+            rc = 0; /* the caller's line callback asked to stop */
         } else {
             rc = transfer_error(c, cc, curl_err);
         }
-        free(buf.data);
-        goto out;
+        if (rc != 0)
+            goto out;
     }
-    long code = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
     c->last_status = code;
     if (status != NULL)
         *status = code;
-    if (response_body != NULL) {
-        if (buf.data == NULL && (buf.data = calloc(1, 1)) == NULL)
-            goto oom;
-        *response_body = buf.data;
-    } else {
-        free(buf.data);
-    }
     goto out;
 oom:
     set_error(c, "out of memory");
@@ -660,6 +684,157 @@ int tine_dlq_replay(tine_client_t *c, const char *app, const char *const *ids, s
     }
     int rc = api_call(c, "POST", path, body, body ? strlen(body) : 0, body ? "application/json" : NULL, response);
     free(body);
+    free(path);
+    return rc;
+}
+
+/* ------------------------------------------------------------ billing */
+
+/* Appends "?name=value" or "&name=value" (value escaped) to a malloc'd
+ * path; a NULL or empty value adds nothing. Returns 0 or -ENOMEM. */
+static int query_add(tine_client_t *c, char **path, const char *name, const char *value)
+{
+    if (value == NULL || value[0] == '\0')
+        return 0;
+    char *e = tine_escape(value);
+    size_t n = *path ? strlen(*path) : 0;
+    char *p = e ? realloc(*path, n + strlen(name) + strlen(e) + 3) : NULL;
+    if (p == NULL) {
+        free(e);
+        set_error(c, "out of memory");
+        return -ENOMEM;
+    }
+    sprintf(p + n, "%c%s=%s", strchr(p, '?') && n ? '&' : '?', name, e);
+    free(e);
+    *path = p;
+    return 0;
+}
+
+/* GETs base (a malloc'd path, taken) with the given query parameters
+ * (NULL-terminated name/value pairs). */
+static int get_with_query(tine_client_t *c, char *base, const char *const *params, char **response)
+{
+    if (base == NULL)
+        return -ENOMEM;
+    int rc = 0;
+    for (size_t i = 0; params[i] && rc == 0; i += 2)
+        rc = query_add(c, &base, params[i], params[i + 1]);
+    if (rc == 0)
+        rc = api_call(c, "GET", base, NULL, 0, NULL, response);
+    free(base);
+    return rc;
+}
+
+int tine_usage(tine_client_t *c, const char *app, const char *from, const char *to, const char *by, char **response)
+{
+    if (response != NULL)
+        *response = NULL;
+    if (app == NULL || app[0] == '\0') {
+        set_error(c, "no app name given");
+        return -EINVAL;
+    }
+    const char *params[] = {"app", app, "from", from, "to", to, "by", by, NULL};
+    return get_with_query(c, try_strdup("/_tine/v1/usage"), params, response);
+}
+
+int tine_activations(tine_client_t *c, const char *app, const char *fn, unsigned limit, char **response)
+{
+    if (response != NULL)
+        *response = NULL;
+    char *path = app_path(c, app, "/activations");
+    if (path == NULL)
+        return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
+    char lim[16] = "";
+    if (limit > 0)
+        snprintf(lim, sizeof lim, "%u", limit);
+    const char *params[] = {"limit", lim, "function", fn, NULL};
+    return get_with_query(c, path, params, response);
+}
+
+int tine_activation(tine_client_t *c, const char *id, char **response)
+{
+    if (response != NULL)
+        *response = NULL;
+    if (id == NULL || id[0] == '\0') {
+        set_error(c, "no invocation id given");
+        return -EINVAL;
+    }
+    char *e = tine_escape(id);
+    char *path = e ? malloc(strlen(e) + sizeof "/_tine/v1/activations/") : NULL;
+    if (path == NULL) {
+        free(e);
+        set_error(c, "out of memory");
+        return -ENOMEM;
+    }
+    sprintf(path, "/_tine/v1/activations/%s", e);
+    free(e);
+    const char *params[] = {NULL};
+    return get_with_query(c, path, params, response);
+}
+
+/* The sink of tine_logs: hands each complete line of a 2xx answer to the
+ * caller, keeps the body of any other answer for the error message. */
+typedef struct {
+    tine_client_t *c;
+    body_buf_t buf;
+    long status;
+    tine_line_cb cb;
+    void *data;
+} lines_sink_t;
+
+static size_t on_lines(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    lines_sink_t *ls = userdata;
+    size_t n = size * nmemb;
+    if (ls->status == 0)
+        curl_easy_getinfo(ls->c->curl, CURLINFO_RESPONSE_CODE, &ls->status);
+    if (on_body(ptr, size, nmemb, &ls->buf) != n)
+        return 0;
+    if (ls->status < 200 || ls->status > 299)
+        return n;
+    size_t start = 0;
+    for (size_t i = 0; i < ls->buf.len; i++) {
+        if (ls->buf.data[i] != '\n')
+            continue;
+        ls->buf.data[i] = '\0';
+        if (ls->cb(ls->data, ls->buf.data + start, i - start) != 0) {
+            ls->buf.stopped = 1;
+            return 0;
+        }
+        start = i + 1;
+    }
+    memmove(ls->buf.data, ls->buf.data + start, ls->buf.len - start + 1);
+    ls->buf.len -= start;
+    return n;
+}
+
+int tine_logs(tine_client_t *c, const char *app, const char *fn, unsigned limit, int follow, tine_line_cb cb,
+              void *data)
+{
+    if (cb == NULL) {
+        set_error(c, "no line callback given");
+        return -EINVAL;
+    }
+    char *path = app_path(c, app, "/logs");
+    if (path == NULL)
+        return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
+    char lim[16];
+    snprintf(lim, sizeof lim, "%u", limit);
+    int rc = query_add(c, &path, "limit", lim);
+    if (rc == 0)
+        rc = query_add(c, &path, "function", fn);
+    if (rc == 0 && follow)
+        rc = query_add(c, &path, "follow", "1");
+    lines_sink_t ls = {.c = c, .cb = cb, .data = data};
+    body_sink_t sink = {on_lines, &ls, &ls.buf};
+    long status = 0;
+    if (rc == 0)
+        rc = perform(c, "GET", path, NULL, 0, NULL, &status, &sink);
+    if (rc == 0 && !ls.buf.stopped && (status < 200 || status > 299))
+        rc = answer_error(c, status, path, ls.buf.data ? ls.buf.data : "");
+    else if (rc == 0 && !ls.buf.stopped && ls.buf.len > 0)
+        cb(data, ls.buf.data, ls.buf.len); /* a last line without "\n" */
+    free(ls.buf.data);
     free(path);
     return rc;
 }

@@ -143,6 +143,32 @@ int tine_dlq(tine_client_t *c, const char *app, char **response);
  * `ids` (n of them) again, or all of them when n is 0:
  * {"replayed":N,"ids":[..],"missing":[..]}. */
 int tine_dlq_replay(tine_client_t *c, const char *app, const char *const *ids, size_t n, char **response);
+/* GET /_tine/v1/usage?app=APP&from=&to=&by=: usage of an app summed over
+ * days (from/to "YYYY-MM-DD", NULL for the last 30 days) and grouped `by`
+ * "function" (NULL), "version" or "day". Money is exact: "cost" is a decimal
+ * string of dollars, "cost_pusd" an integer of 1e-12 dollars. */
+int tine_usage(tine_client_t *c, const char *app, const char *from, const char *to, const char *by,
+               char **response);
+
+/* GET /_tine/v1/apps/{app}/activations: the newest activation records
+ * (limit 0: the node's default of 20), of function `fn` when not NULL. */
+int tine_activations(tine_client_t *c, const char *app, const char *fn, unsigned limit, char **response);
+
+/* GET /_tine/v1/activations/{id}: one activation record with its logs. */
+int tine_activation(tine_client_t *c, const char *id, char **response);
+
+/* Called with each line of a log stream (NUL-terminated, without its
+ * "\n"; valid during the call). Empty lines are keep-alives; a followed
+ * stream sends one as soon as it is live. Return nonzero to stop. */
+typedef int (*tine_line_cb)(void *data, const char *line, size_t len);
+
+/* GET /_tine/v1/apps/{app}/logs: the newest `limit` log lines of the app
+ * (of function `fn` when not NULL), one JSON object per line, oldest
+ * first; with `follow` the call then goes on with new lines as functions
+ * log them, until cb returns nonzero or the connection ends. Returns 0 when
+ * the stream ended or cb stopped it. */
+int tine_logs(tine_client_t *c, const char *app, const char *fn, unsigned limit, int follow, tine_line_cb cb,
+              void *data);
 
 #ifdef __cplusplus
 }

@@ -187,6 +187,15 @@ char *cli_describe_trigger(struct json_t *trigger);
 int cli_render_invoke(const char *json, const char *app, const char *fn, bool as_json, bool verbose, bool tty,
                       FILE *out, FILE *err);
 
+/* render_billing.c: a usage answer as a table (with a total row) or CSV;
+ * an activations list as a table; one activation record as "key: value"
+ * lines with its logs; one NDJSON log line as "TIME FN vN LEVEL: MSG"
+ * (-1 when the line is not a JSON object). */
+int cli_render_usage(const char *json, bool csv, FILE *out, char *err, size_t errlen);
+int cli_render_activations(const char *json, FILE *out, char *err, size_t errlen);
+int cli_render_activation(const char *json, FILE *out, char *err, size_t errlen);
+int cli_render_log_line(const char *line, FILE *out);
+
 /* ------------------------------------------------------------ commands */
 
 int cli_cmd_up(cli_ctx_t *ctx, int argc, char **argv);
@@ -200,6 +209,10 @@ int cli_cmd_ps(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_scale(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_evict(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_events(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_usage(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_activations(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_activation(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_logs(cli_ctx_t *ctx, int argc, char **argv);
 
 /* Reads and validates the manifest of dir and packs the bundle. On success
  * returns CLI_OK with the app name (*app, free it) and the tar.gz (*tgz,

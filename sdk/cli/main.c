@@ -86,6 +86,37 @@ static const cli_command_t commands[] = {
      "      sends the named dead letters (all without IDs) to their function\n"
      "      again, with a fresh count of attempts, and removes them\n",
      cli_cmd_events},
+    {"usage", "show what an app's invocations cost", "usage APP [--from D] [--to D] [--by KEY] [--csv]",
+     "Prints invocations, billed units (100 ms each), GB-seconds and cost of\n"
+     "APP per function, summed over days (UTC) and closed by a total row.\n"
+     "Money is exact: cost in dollars with 12 decimals.\n"
+     "\n"
+     "  --from D, --to D  first and last day, YYYY-MM-DD (default: the last 30 days)\n"
+     "  --by KEY          function (default), version (function and version) or day\n"
+     "  --csv             CSV rows with a header, no total (--json: the answer as-is)\n",
+     cli_cmd_usage},
+    {"activations", "list an app's recent invocations", "activations APP [FN] [--limit N]",
+     "Prints the newest activation records of APP (of function FN), newest\n"
+     "first: ID START FUNCTION VERSION TRIGGER STATUS DURATION BILLED START_KIND.\n"
+     "\n"
+     "  -n, --limit N     how many (default 20)\n",
+     cli_cmd_activations},
+    {"activation", "show one invocation: timings, cost, logs", "activation ID",
+     "Prints the activation record of invocation ID (as in the\n"
+     "x-tine-invocation-id header or 'tine activations'): status, duration,\n"
+     "queueing, cold start, CPU time, billed time, GB-seconds, cost and the\n"
+     "lines it logged.\n",
+     cli_cmd_activation},
+    {"logs", "print an app's log lines, or follow them live", "logs APP [FN] [-f] [--limit N]",
+     "Prints the newest log lines of APP (of function FN) as\n"
+     "'TIME FUNCTION vVERSION LEVEL: MESSAGE', oldest first. With -f it then\n"
+     "prints new lines as the functions log them, on any node of the cluster,\n"
+     "until interrupted (a line shows when its invocation ends). --json prints\n"
+     "each line as the node's JSON object.\n"
+     "\n"
+     "  -f, --follow      keep printing new lines\n"
+     "  -n, --limit N     how many past lines first (default 100; 0 for none)\n",
+     cli_cmd_logs},
     {"help", "show help for a command", "help [COMMAND]", NULL, cmd_help},
 };
 
@@ -114,7 +145,7 @@ static void print_overview(FILE *f)
 {
     fprintf(f, "usage: tine [global flags] COMMAND [args]\n\nCommands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n%s\nRun 'tine help COMMAND' for a command's flags.\n", global_help);
 }
 

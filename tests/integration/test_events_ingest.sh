@@ -11,7 +11,7 @@ check_contains "--docker-events takes on or off" "tined: --docker-events maybe: 
 check_contains "--docker-events maybe: exit 2" "rc=2" "$out"
 out=$("$BIN/tined" --listen 127.0.0.1:0 --state-dir "$T/bad" --sdk-dir "$SRC/sdk/lua" --redis "$REDIS_URL" \
   --log-paths relative/dir 2>&1; echo "rc=$?")
-check_contains "--log-paths wants absolute directories" "tined: --log-paths: 'relative/dir' is not an absolute directory" "$out"
+check_contains "--log-paths wants absolute directories" "--log-paths: 'relative/dir' is not an absolute directory" "$out"
 check_contains "--log-paths relative: exit 1" "rc=1" "$out"
 check_contains "tined --help lists the events flags" "--log-paths V" "$("$BIN/tined" --help)"
 start_node a --redis "$REDIS_URL" --docker-events off

@@ -302,6 +302,63 @@ static void test_escape_and_strerror(void **state)
     assert_string_equal(tine_client_strerror(-ENOMEM), strerror(ENOMEM));
 }
 
+static void test_usage_and_activations_paths(void **state)
+{
+    fixture_t *f = *state;
+    char *answer = NULL;
+    fake_node_answer(f->node, 200, "{\"rows\":[]}");
+    assert_int_equal(tine_usage(f->client, "shop", "2026-11-01", NULL, "version", &answer), 0);
+    assert_string_equal(f->node->path, "/_tine/v1/usage?app=shop&from=2026-11-01&by=version");
+    tine_free(answer);
+    assert_int_equal(tine_activations(f->client, "shop", "get item", 5, NULL), 0);
+    assert_string_equal(f->node->path, "/_tine/v1/apps/shop/activations?limit=5&function=get%20item");
+    assert_int_equal(tine_activations(f->client, "shop", NULL, 0, NULL), 0);
+    assert_string_equal(f->node->path, "/_tine/v1/apps/shop/activations");
+    assert_int_equal(tine_activation(f->client, "ab12", NULL), 0);
+    assert_string_equal(f->node->path, "/_tine/v1/activations/ab12");
+    assert_int_equal(tine_usage(f->client, "", NULL, NULL, NULL, NULL), -EINVAL);
+    fake_node_answer(f->node, 400, "{\"error\":\"query: by: expected function, version or day, not 'x'\"}");
+    assert_int_equal(tine_usage(f->client, "shop", NULL, NULL, "x", NULL), TINE_CLIENT_EINVAL);
+    assert_string_equal(tine_client_error(f->client), "query: by: expected function, version or day, not 'x'");
+}
+
+typedef struct {
+    char lines[8][128];
+    int n;
+    int stop_after;
+} lines_t;
+
+static int collect(void *data, const char *line, size_t len)
+{
+    lines_t *l = data;
+    assert_int_equal(strlen(line), len);
+    snprintf(l->lines[l->n++], sizeof l->lines[0], "%s", line);
+    return l->stop_after && l->n >= l->stop_after;
+}
+
+static void test_logs_hands_over_each_line(void **state)
+{
+    fixture_t *f = *state;
+    lines_t l = {0};
+    fake_node_answer(f->node, 200, "{\"msg\":\"a\"}\n\n{\"msg\":\"b\"}\n{\"msg\":\"c\"}");
+    assert_int_equal(tine_logs(f->client, "shop", "get", 7, 1, collect, &l), 0);
+    assert_string_equal(f->node->path, "/_tine/v1/apps/shop/logs?limit=7&function=get&follow=1");
+    assert_int_equal(l.n, 4);
+    assert_string_equal(l.lines[0], "{\"msg\":\"a\"}");
+    assert_string_equal(l.lines[1], ""); /* a keep-alive */
+    assert_string_equal(l.lines[2], "{\"msg\":\"b\"}");
+    assert_string_equal(l.lines[3], "{\"msg\":\"c\"}"); /* the last, without "\n" */
+    lines_t stop = {.stop_after = 1};
+    assert_int_equal(tine_logs(f->client, "shop", NULL, 0, 0, collect, &stop), 0);
+    assert_string_equal(f->node->path, "/_tine/v1/apps/shop/logs?limit=0");
+    assert_int_equal(stop.n, 1);
+    lines_t none = {0};
+    fake_node_answer(f->node, 404, "{\"error\":\"no app named 'x'\"}");
+    assert_int_equal(tine_logs(f->client, "x", NULL, 0, 1, collect, &none), TINE_CLIENT_ENOTFOUND);
+    assert_string_equal(tine_client_error(f->client), "no app named 'x'");
+    assert_int_equal(none.n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -321,6 +378,8 @@ int main(void)
         cmocka_unit_test(test_connection_refused_names_the_node),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test(test_escape_and_strerror),
+        cmocka_unit_test_setup_teardown(test_usage_and_activations_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_logs_hands_over_each_line, setup, teardown),
     };
     return cmocka_run_group_tests_name("sdk/c/client", tests, NULL, NULL);
 }

@@ -114,7 +114,7 @@ static void test_help_and_usage_exit_codes(void **state)
     run(&r, NULL, "--help", NULL);
     assert_int_equal(r.rc, 0);
     assert_non_null(strstr(r.out, "usage: tine [global flags] COMMAND [args]"));
-    assert_non_null(strstr(r.out, "  rollback   make an earlier version of an app live\n"));
+    assert_non_null(strstr(r.out, "  rollback     make an earlier version of an app live\n"));
 
     run(&r, NULL, "help", "deploy", NULL);
     assert_int_equal(r.rc, 0);

@@ -1,0 +1,128 @@
+/* Private to billing/: the recorder's state shared by its files. */
+#ifndef TINE_BILLING_INTERNAL_H
+#define TINE_BILLING_INTERNAL_H
+
+#include "billing.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+#define BILL_KEY_ACTS "tine:acts:"     /* + app: list of records (JSON), newest first */
+#define BILL_KEY_USAGE "tine:usage:"   /* + app:day: hash "fn|version|counter" */
+#define BILL_KEY_LOGS "tine:logs:"     /* + app: pub/sub channel of log lines */
+#define BILL_EVENTS_STREAM "tine:events"
+#define BILL_DEAD_LETTER_PREFIX "tine:dlq:" /* one stream per app (events/dlq.c) */
+
+#define BILL_FLUSH_MS 100                      /* batch window */
+#define BILL_MAX_PENDING 20000                 /* records waiting for Redis */
+#define BILL_MAX_PENDING_BYTES (64u << 20)     /* and their bytes */
+#define BILL_MAX_INFLIGHT 200000               /* commands sent but not answered */
+
+/* A string-keyed hash table of pointers (open addressing, never shrinks). */
+typedef struct {
+    char **keys;
+    size_t *key_lens;
+    void **values;
+    size_t cap; /* power of two */
+    size_t len;
+} bill_map_t;
+
+void bill__map_init(bill_map_t *m);
+/* Frees the keys, and each value with free_value when it is not NULL. */
+void bill__map_dispose(bill_map_t *m, void (*free_value)(void *));
+/* The slot of key (len bytes); *value is NULL when it was just added. */
+void **bill__map_slot(bill_map_t *m, const char *key, size_t len);
+void *bill__map_get(const bill_map_t *m, const char *key, size_t len);
+
+/* One activation waiting to be written: its record and log lines are in
+ * the batch buffers (offsets, since the buffers grow). */
+typedef struct {
+    const char *app; /* kept by the metric series; NULL once flushed */
+    uint64_t start_ms;
+    size_t rec_off, rec_len;
+    size_t lines_off, lines_len;
+} bill_pending_t;
+
+/* Usage to add for one (app, day, function, version). */
+typedef struct {
+    char *key;   /* tine:usage:{app}:{day} */
+    char *field; /* {fn}|{version}| */
+    uint64_t invocations, billed_ms, mb_ms, cost_pusd;
+} bill_usage_delta_t;
+
+typedef struct bill_series bill_series_t;
+
+struct bill_follower {
+    bill_t *b;
+    bill_follower_t *next;
+    char *app;
+    char *fn;
+    bill_line_cb cb;
+    void *data;
+    bool live; /* told it is subscribed */
+};
+
+struct bill {
+    uv_loop_t *loop;
+    char *redis_url;
+    char *node_id;
+    bill_prices_t prices;
+    uint32_t retention_count;
+    uint32_t retention_s;
+    bool closing;
+    int handles_open;
+
+    /* writer: async connection, batch and its timer */
+    redisAsyncContext *ac;
+    bool connected;
+    uv_timer_t flush_timer;
+    uv_timer_t reconnect_timer;
+    bill_pending_t *pending;
+    size_t npending, cap_pending;
+    tine_buf_t batch_records; /* JSON records back to back */
+    tine_buf_t batch_lines;   /* NDJSON log lines */
+    bill_map_t deltas; /* "key\nfield" -> bill_usage_delta_t */
+    uint64_t inflight;
+    uint64_t recorded, dropped, write_errors;
+    uint64_t last_drop_log_ns;
+    uint64_t iso_sec;  /* the second iso_text shows (formatting cache) */
+    char iso_text[24]; /* "2026-01-02T03:04:05" */
+    uint64_t day_num;  /* the day day_text shows */
+    char day_text[11];
+
+    /* metrics */
+    bill_map_t series; /* "app\nfunction" -> bill_series_t */
+
+    /* reports: a synchronous connection, opened on first use */
+    redisContext *reader;
+
+    /* log followers: an async subscription, opened on first follow */
+    redisAsyncContext *sub;
+    bool sub_ready;
+    uv_timer_t sub_timer;
+    bill_follower_t *followers;
+};
+
+/* Connects asynchronously to the Redis at url and attaches to loop; NULL when
+ * the url is bad or the connection cannot even start. */
+redisAsyncContext *bill__async_connect(bill_t *b);
+
+/* Runs one synchronous command on the reader, reconnecting once. Returns the
+ * reply (free it) or NULL with a message in err; error replies are NULL. */
+redisReply *bill__command(bill_t *b, char *err, size_t errlen, const char *fmt, ...);
+
+/* Appends the NDJSON log lines of one activation: one object per line with
+ * "t","level","msg" from `logs` plus app, function, version and id. */
+void bill__format_lines(tine_buf_t *out, const char *app, const char *fn, uint64_t version, const char *id,
+                        json_t *logs);
+
+/* metrics.c: counts one finished invocation. Returns the app's name as
+ * kept by the metrics (valid until bill_free). */
+const char *bill__metrics_count(bill_t *b, const inv_activation_t *a, uint64_t billed_ms, uint64_t cost_pusd);
+void bill__metrics_dispose(bill_t *b);
+
+/* follow.c: closes the subscription and forgets the followers. */
+void bill__follow_dispose(bill_t *b);
+
+#endif

@@ -1,0 +1,564 @@
+/* The recorder: turns each finished invocation into an activation record,
+ * usage counters and log lines, and writes them to Redis in batches every
+ * BILL_FLUSH_MS over an asynchronous connection, so the invocation's
+ * response never waits for Redis.
+ *
+ * What one flush sends, whatever the number of invocations it holds: per
+ * app an LPUSH of all its records, one script that trims the list to the
+ * retention bounds, and one PUBLISH of all its log lines; one HINCRBY per
+ * usage counter that moved. Each invocation costs formatting its record on
+ * the loop and a list push and pop in Redis, nothing more (no key per
+ * record: looking a record up by id scans the lists, see report.c).
+ *
+ * While Redis is away records wait in a bounded batch (past it they are
+ * dropped and counted); usage counters wait without loss, since they are few
+ * (one set per app, day, function and version). */
+#include "billing_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Reply kinds; REPLY_RECORDS carries the number of records in its upper bits. */
+enum { REPLY_OTHER = 0, REPLY_RECORDS = 1 };
+#define REPLY_TAG(kind, n) ((void *)(uintptr_t)(((uintptr_t)(n) << 1) | (kind)))
+
+/* Trims an app's record list (KEYS[1]) to the newest ARGV[1] records, pops
+ * those that started before ARGV[2] (unix ms) from its old end, and sets its
+ * TTL to ARGV[3] seconds, so an app that stops being called is forgotten. */
+static const char trim_script[] =
+    "redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[1]) - 1)\n"
+    "local cutoff, n = tonumber(ARGV[2]), 0\n"
+    "while n < 10000 do\n"
+    "  local rec = redis.call('LINDEX', KEYS[1], -1)\n"
+    "  if not rec then break end\n"
+    "  local t = tonumber(string.match(rec, '\"start_ms\":(%d+)'))\n"
+    "  if t and t >= cutoff then break end\n"
+    "  redis.call('RPOP', KEYS[1])\n"
+    "  n = n + 1\n"
+    "end\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
+    "return n\n";
+
+static void writer_connect(bill_t *b);
+static void flush_later(bill_t *b, uint64_t ms);
+
+/* ------------------------------------------------------------ connection */
+
+static void on_reconnect_timer(uv_timer_t *t)
+{
+    writer_connect(container_of(t, bill_t, reconnect_timer));
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    bill_t *b = ac->data;
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback. */
+        b->ac = NULL;
+        b->connected = false;
+        if (!b->closing)
+            uv_timer_start(&b->reconnect_timer, on_reconnect_timer, 1000, 0);
+        return;
+    }
+    b->connected = true;
+    if (b->npending || b->deltas.len)
+        flush_later(b, 0);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    bill_t *b = ac->data;
+    b->ac = NULL;
+    b->connected = false;
+    if (b->closing) {
+        /* bill_free's graceful disconnect finished: the last reply is in. */
+        if (--b->handles_open == 0)
+            free(b);
+        return;
+    }
+    tine_log(TINE_LOG_WARN, "billing: lost the connection to redis (%s); records wait in memory while it retries",
+             ac->errstr[0] ? ac->errstr : "closed");
+    uv_timer_start(&b->reconnect_timer, on_reconnect_timer, 1000, 0);
+}
+
+static void writer_connect(bill_t *b)
+{
+    b->ac = bill__async_connect(b);
+    if (b->ac == NULL) {
+        uv_timer_start(&b->reconnect_timer, on_reconnect_timer, 1000, 0);
+        return;
+    }
+    redisAsyncSetConnectCallback(b->ac, on_connect);
+    redisAsyncSetDisconnectCallback(b->ac, on_disconnect);
+}
+
+/* ------------------------------------------------------------ formatting */
+
+#define PUT(out, lit) tine_buf_append((out), (lit), sizeof(lit) - 1)
+
+static void put_u64(tine_buf_t *out, uint64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    tine_buf_append(out, tmp + i, sizeof(tmp) - i);
+}
+
+static void put_str(tine_buf_t *out, const char *s)
+{
+    tine_buf_append(out, s, strlen(s));
+}
+
+/* Appends a string that needs no escaping as is (the names the registry
+ * validated), anything else through the JSON quoter. */
+static void put_quoted(tine_buf_t *out, const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') {
+            tine_json_quote(out, s, n);
+            return;
+        }
+    }
+    PUT(out, "\"");
+    tine_buf_append(out, s, n);
+    PUT(out, "\"");
+}
+
+/* "2026-01-02T03:04:05.678Z"; the date and time are formatted once per second. */
+static void put_iso_ms(bill_t *b, tine_buf_t *out, uint64_t unix_ms)
+{
+    uint64_t sec = unix_ms / 1000;
+    if (sec != b->iso_sec) {
+        time_t t = (time_t)sec;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(b->iso_text, sizeof(b->iso_text), "%Y-%m-%dT%H:%M:%S", &tm);
+        b->iso_sec = sec;
+    }
+    char ms[6] = {'.', (char)('0' + unix_ms % 1000 / 100), (char)('0' + unix_ms % 100 / 10),
+                  (char)('0' + unix_ms % 10), 'Z'};
+    put_str(out, b->iso_text);
+    tine_buf_append(out, ms, 5);
+}
+
+/* The UTC day of unix_ms, formatted once per day. */
+static const char *day_of(bill_t *b, uint64_t unix_ms)
+{
+    uint64_t day = unix_ms / 86400000u;
+    if (day != b->day_num || b->day_text[0] == '\0') {
+        bill_day(unix_ms, b->day_text);
+        b->day_num = day;
+    }
+    return b->day_text;
+}
+
+static const char *outcome(int code)
+{
+    switch (code) {
+    case 0:
+        return "ok";
+    case TINE_EHANDLER:
+        return "error";
+    case TINE_ETIMEOUT:
+        return "timeout";
+    case TINE_ECRASH:
+        return "crash";
+    default:
+        return "failed";
+    }
+}
+
+/* The activation record as JSON (docs/ARCHITECTURE.md lists its fields).
+ * It starts with {"id":"<id>": bill_activation looks records up by that. */
+static void put_record(bill_t *b, const inv_activation_t *a, uint64_t billed_ms, uint64_t mb_ms, uint64_t cost,
+                       tine_buf_t *out)
+{
+    char gb_s[48], money[32];
+    bill_format_gb_s(mb_ms, gb_s);
+    bill_format_pusd(cost, money);
+    PUT(out, "{\"id\":");
+    put_quoted(out, a->invocation_id);
+    PUT(out, ",\"app\":");
+    put_quoted(out, a->app);
+    PUT(out, ",\"function\":");
+    put_quoted(out, a->function);
+    PUT(out, ",\"version\":");
+    put_u64(out, a->version);
+    PUT(out, ",\"trigger\":");
+    put_quoted(out, a->trigger ? a->trigger : "http");
+    PUT(out, ",\"node\":");
+    put_quoted(out, b->node_id);
+    PUT(out, ",\"start\":\"");
+    put_iso_ms(b, out, a->start_unix_ms);
+    PUT(out, "\",\"start_ms\":");
+    put_u64(out, a->start_unix_ms);
+    PUT(out, ",\"duration_us\":");
+    put_u64(out, a->duration_ns / 1000u);
+    PUT(out, ",\"queued_us\":");
+    put_u64(out, a->queued_ns / 1000u);
+    PUT(out, ",\"cold\":");
+    put_str(out, a->cold ? "true" : "false");
+    PUT(out, ",\"cold_start_us\":");
+    put_u64(out, a->cold_start_ns / 1000u);
+    PUT(out, ",\"cpu_us\":");
+    put_u64(out, a->cpu_ns / 1000u);
+    PUT(out, ",\"billed\":");
+    put_str(out, a->dispatched ? "true" : "false");
+    PUT(out, ",\"billed_ms\":");
+    put_u64(out, billed_ms);
+    PUT(out, ",\"memory_mb\":");
+    put_u64(out, a->memory_mb);
+    PUT(out, ",\"mb_ms\":");
+    put_u64(out, mb_ms);
+    PUT(out, ",\"gb_s\":\"");
+    put_str(out, gb_s);
+    PUT(out, "\",\"cost\":\"");
+    put_str(out, money);
+    PUT(out, "\",\"cost_pusd\":");
+    put_u64(out, cost);
+    PUT(out, ",\"timeout_ms\":");
+    put_u64(out, a->timeout_ms);
+    PUT(out, ",\"status\":");
+    put_u64(out, a->status < 0 ? 0 : (uint64_t)a->status);
+    PUT(out, ",\"outcome\":\"");
+    put_str(out, outcome(a->code));
+    PUT(out, "\"");
+    if (a->error) {
+        PUT(out, ",\"error\":");
+        tine_json_quote(out, a->error, strlen(a->error));
+    }
+    PUT(out, ",\"logs\":");
+    if (a->logs && json_array_size(a->logs) > 0) {
+        char *logs = json_dumps(a->logs, JSON_COMPACT);
+        put_str(out, logs);
+        free(logs);
+    } else {
+        PUT(out, "[]");
+    }
+    put_str(out, a->logs_truncated ? ",\"logs_truncated\":true}" : ",\"logs_truncated\":false}");
+}
+
+void bill__format_lines(tine_buf_t *out, const char *app, const char *fn, uint64_t version, const char *id,
+                        json_t *logs)
+{
+    size_t i;
+    json_t *line;
+    json_array_foreach(logs, i, line)
+    {
+        json_t *msg = json_object_get(line, "msg");
+        const char *level = json_string_value(json_object_get(line, "level"));
+        PUT(out, "{\"t\":");
+        put_u64(out, (uint64_t)json_integer_value(json_object_get(line, "t")));
+        PUT(out, ",\"app\":");
+        put_quoted(out, app);
+        PUT(out, ",\"function\":"); /* right after the app: follow.c filters on it */
+        put_quoted(out, fn);
+        PUT(out, ",\"version\":");
+        put_u64(out, version);
+        PUT(out, ",\"id\":");
+        put_quoted(out, id);
+        PUT(out, ",\"level\":");
+        put_quoted(out, level ? level : "info");
+        PUT(out, ",\"msg\":");
+        tine_json_quote(out, json_string_value(msg) ? json_string_value(msg) : "", json_string_length(msg));
+        PUT(out, "}\n");
+    }
+}
+
+/* ------------------------------------------------------------ recording */
+
+/* Appends s to the key being built in buf (cap bytes); returns the new length. */
+static size_t key_cat(char *buf, size_t len, size_t cap, const char *s, size_t n)
+{
+    if (len + n >= cap)
+        n = len < cap ? cap - 1 - len : 0; /* names are bounded by the registry: cannot happen */
+    memcpy(buf + len, s, n);
+    return len + n;
+}
+
+static void usage_add(bill_t *b, const inv_activation_t *a, uint64_t billed_ms, uint64_t mb_ms, uint64_t cost)
+{
+    /* the map key: "tine:usage:{app}:{day}\n{fn}|{version}|" */
+    char key[512], ver[24];
+    int vl = snprintf(ver, sizeof(ver), "|%" PRIu64 "|", a->version);
+    size_t n = key_cat(key, 0, sizeof(key), BILL_KEY_USAGE, sizeof(BILL_KEY_USAGE) - 1);
+    n = key_cat(key, n, sizeof(key), a->app, strlen(a->app));
+    n = key_cat(key, n, sizeof(key), ":", 1);
+    n = key_cat(key, n, sizeof(key), day_of(b, a->start_unix_ms), 10);
+    size_t nl = n;
+    n = key_cat(key, n, sizeof(key), "\n", 1);
+    n = key_cat(key, n, sizeof(key), a->function, strlen(a->function));
+    n = key_cat(key, n, sizeof(key), ver, (size_t)vl);
+    void **slot = bill__map_slot(&b->deltas, key, n);
+    bill_usage_delta_t *d = *slot;
+    if (d == NULL) {
+        d = xcalloc(1, sizeof(*d));
+        d->key = xstrndup(key, nl);
+        d->field = xstrndup(key + nl + 1, n - nl - 1);
+        *slot = d;
+    }
+    d->invocations++;
+    d->billed_ms += billed_ms;
+    d->mb_ms += mb_ms;
+    d->cost_pusd += cost;
+}
+
+static void drop_record(bill_t *b)
+{
+    b->dropped++;
+    uint64_t now = tine_now_ns();
+    if (b->last_drop_log_ns == 0 || now - b->last_drop_log_ns > 10ull * 1000000000ull) {
+        b->last_drop_log_ns = now;
+        tine_log(TINE_LOG_WARN,
+                 "billing: redis is not keeping up or unreachable; dropping activation records (%" PRIu64
+                 " so far; usage counters are kept)",
+                 b->dropped);
+    }
+}
+
+static void on_flush_timer(uv_timer_t *t)
+{
+    bill_flush(container_of(t, bill_t, flush_timer));
+}
+
+static void flush_later(bill_t *b, uint64_t ms)
+{
+    if (!b->closing && !uv_is_active((uv_handle_t *)&b->flush_timer))
+        uv_timer_start(&b->flush_timer, on_flush_timer, ms, 0);
+}
+
+void bill_on_activation(void *data, const inv_activation_t *a)
+{
+    bill_t *b = data;
+    uint64_t billed_ms = a->dispatched ? bill_billed_ms(a->duration_ns, a->timeout_ms) : 0;
+    uint64_t mb_ms = bill_mb_ms(a->memory_mb, billed_ms);
+    uint64_t cost = a->dispatched ? bill_cost_pusd(&b->prices, mb_ms) : 0;
+    const char *app = bill__metrics_count(b, a, billed_ms, cost);
+    usage_add(b, a, billed_ms, mb_ms, cost);
+    flush_later(b, BILL_FLUSH_MS);
+    if (b->npending >= BILL_MAX_PENDING ||
+        b->batch_records.len + b->batch_lines.len >= BILL_MAX_PENDING_BYTES) {
+        drop_record(b);
+        return;
+    }
+    if (b->npending == b->cap_pending) {
+        b->cap_pending = b->cap_pending ? b->cap_pending * 2 : 256;
+        b->pending = xrealloc(b->pending, b->cap_pending * sizeof(*b->pending));
+    }
+    bill_pending_t *p = &b->pending[b->npending++];
+    p->app = app;
+    p->start_ms = a->start_unix_ms;
+    p->rec_off = b->batch_records.len;
+    put_record(b, a, billed_ms, mb_ms, cost, &b->batch_records);
+    p->rec_len = b->batch_records.len - p->rec_off;
+    p->lines_off = b->batch_lines.len;
+    if (a->logs && json_array_size(a->logs) > 0)
+        bill__format_lines(&b->batch_lines, a->app, a->function, a->version, a->invocation_id, a->logs);
+    p->lines_len = b->batch_lines.len - p->lines_off;
+}
+
+/* ------------------------------------------------------------ flushing */
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    bill_t *b = ac->data;
+    redisReply *r = reply;
+    uintptr_t tag = (uintptr_t)privdata;
+    b->inflight--;
+    bool failed = r == NULL || r->type == REDIS_REPLY_ERROR;
+    if ((tag & 1) == REPLY_RECORDS) {
+        if (failed)
+            b->dropped += tag >> 1;
+        else
+            b->recorded += tag >> 1;
+    }
+    if (failed && (b->write_errors++ == 0 || r != NULL))
+        tine_log(TINE_LOG_WARN, "billing: a redis write failed: %s", r ? r->str : "connection lost");
+}
+
+static void send_argv(bill_t *b, void *tag, int argc, const char **argv, const size_t *lens)
+{
+    b->inflight++;
+    if (redisAsyncCommandArgv(b->ac, on_reply, tag, argc, argv, lens) != REDIS_OK) {
+        b->inflight--;
+        b->write_errors++;
+        if (((uintptr_t)tag & 1) == REPLY_RECORDS)
+            b->dropped += (uintptr_t)tag >> 1;
+    }
+}
+
+/* Per app: its records in one LPUSH (in the order they finished), the trim
+ * script, its log lines in one PUBLISH. */
+static void flush_apps(bill_t *b, const char **argv, size_t *lens)
+{
+    char count[24], cutoff[24], ttl[24];
+    uint64_t now = tine_now_unix_ms(), age_ms = (uint64_t)b->retention_s * 1000u;
+    snprintf(count, sizeof(count), "%u", b->retention_count);
+    snprintf(cutoff, sizeof(cutoff), "%" PRIu64, now > age_ms ? now - age_ms : 0);
+    snprintf(ttl, sizeof(ttl), "%u", b->retention_s);
+    tine_buf_t lines;
+    tine_buf_init(&lines);
+    for (size_t i = 0; i < b->npending; i++) {
+        const char *app = b->pending[i].app;
+        if (app == NULL)
+            continue; /* done with an earlier app */
+        char *key = xasprintf(BILL_KEY_ACTS "%s", app);
+        int argc = 0;
+        argv[argc] = "LPUSH", lens[argc++] = 5;
+        argv[argc] = key, lens[argc++] = strlen(key);
+        lines.len = 0;
+        for (size_t j = i; j < b->npending; j++) {
+            bill_pending_t *p = &b->pending[j];
+            if (p->app == NULL || (p->app != app && strcmp(p->app, app) != 0))
+                continue;
+            p->app = NULL;
+            argv[argc] = b->batch_records.data + p->rec_off, lens[argc++] = p->rec_len;
+            if (p->lines_len)
+                tine_buf_append(&lines, b->batch_lines.data + p->lines_off, p->lines_len);
+        }
+        send_argv(b, REPLY_TAG(REPLY_RECORDS, argc - 2), argc, argv, lens);
+        const char *targv[] = {"EVAL", trim_script, "1", key, count, cutoff, ttl};
+        size_t tlens[] = {4, sizeof(trim_script) - 1, 1, strlen(key), strlen(count), strlen(cutoff), strlen(ttl)};
+        send_argv(b, REPLY_TAG(REPLY_OTHER, 0), 7, targv, tlens);
+        if (lines.len) {
+            char *chan = xasprintf(BILL_KEY_LOGS "%s", app);
+            const char *pargv[] = {"PUBLISH", chan, lines.data};
+            size_t plens[] = {7, strlen(chan), lines.len};
+            send_argv(b, REPLY_TAG(REPLY_OTHER, 0), 3, pargv, plens);
+            free(chan);
+        }
+        free(key);
+    }
+    tine_buf_dispose(&lines);
+}
+
+/* One HINCRBY per counter that moved. */
+static void flush_usage(bill_t *b)
+{
+    static const char *const names[] = {"invocations", "billed_ms", "mb_ms", "cost_pusd"};
+    for (size_t i = 0; i < b->deltas.cap; i++) {
+        bill_usage_delta_t *d = b->deltas.keys[i] ? b->deltas.values[i] : NULL;
+        if (d == NULL)
+            continue;
+        uint64_t v[] = {d->invocations, d->billed_ms, d->mb_ms, d->cost_pusd};
+        for (int k = 0; k < 4; k++) {
+            if (v[k] == 0)
+                continue;
+            char *field = xasprintf("%s%s", d->field, names[k]);
+            char by[24];
+            snprintf(by, sizeof(by), "%" PRIu64, v[k]);
+            const char *argv[] = {"HINCRBY", d->key, field, by};
+            size_t lens[] = {7, strlen(d->key), strlen(field), strlen(by)};
+            send_argv(b, REPLY_TAG(REPLY_OTHER, 0), 4, argv, lens);
+            free(field);
+        }
+    }
+}
+
+static void free_delta(void *v)
+{
+    bill_usage_delta_t *d = v;
+    free(d->key);
+    free(d->field);
+    free(d);
+}
+
+void bill_flush(bill_t *b)
+{
+    if (b->npending == 0 && b->deltas.len == 0)
+        return;
+    if (!b->connected || b->ac == NULL)
+        return; /* on_connect flushes */
+    if (b->inflight > BILL_MAX_INFLIGHT) {
+        flush_later(b, BILL_FLUSH_MS); /* Redis is slow: let the batch grow (bounded) */
+        return;
+    }
+    const char **argv = xmalloc((2 + 2 * b->npending) * sizeof(*argv));
+    size_t *lens = xmalloc((2 + 2 * b->npending) * sizeof(*lens));
+    flush_apps(b, argv, lens);
+    flush_usage(b);
+    free(argv);
+    free(lens);
+    bill__map_dispose(&b->deltas, free_delta);
+    bill__map_init(&b->deltas);
+    b->npending = 0;
+    b->batch_records.len = 0;
+    b->batch_lines.len = 0;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+bill_t *bill_new(uv_loop_t *loop, const bill_config_t *cfg)
+{
+    bill_t *b = xcalloc(1, sizeof(*b));
+    b->loop = loop;
+    b->redis_url = xstrdup(cfg->redis_url);
+    b->node_id = xstrdup(cfg->node_id ? cfg->node_id : "node");
+    b->prices = cfg->prices;
+    b->retention_count = cfg->retention_count ? cfg->retention_count : 10000;
+    b->retention_s = cfg->retention_s ? cfg->retention_s : 7 * 24 * 3600;
+    b->iso_sec = UINT64_MAX;
+    tine_buf_init(&b->batch_records);
+    tine_buf_init(&b->batch_lines);
+    bill__map_init(&b->deltas);
+    bill__map_init(&b->series);
+    uv_timer_init(loop, &b->flush_timer);
+    uv_timer_init(loop, &b->reconnect_timer);
+    uv_timer_init(loop, &b->sub_timer);
+    b->handles_open = 3;
+    writer_connect(b);
+    return b;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    bill_t *b = h->data;
+    if (--b->handles_open > 0)
+        return;
+    free(b);
+}
+
+void bill_free(bill_t *b)
+{
+    if (b == NULL)
+        return;
+    bill_flush(b);
+    b->closing = true;
+    if (b->ac && b->connected) {
+        /* Sends what is buffered and waits for the replies before closing;
+         * the recorder stays allocated until then (on_disconnect). */
+        b->handles_open++;
+        redisAsyncDisconnect(b->ac);
+    } else if (b->ac) {
+        redisAsyncFree(b->ac);
+    }
+    b->ac = NULL;
+    bill__follow_dispose(b);
+    if (b->reader)
+        redisFree(b->reader);
+    b->reader = NULL;
+    free(b->pending);
+    b->pending = NULL;
+    b->npending = 0;
+    tine_buf_dispose(&b->batch_records);
+    tine_buf_dispose(&b->batch_lines);
+    bill__map_dispose(&b->deltas, free_delta);
+    bill__metrics_dispose(b);
+    free(b->redis_url);
+    free(b->node_id);
+    b->redis_url = b->node_id = NULL;
+    uv_handle_t *handles[] = {(uv_handle_t *)&b->flush_timer, (uv_handle_t *)&b->reconnect_timer,
+                              (uv_handle_t *)&b->sub_timer};
+    for (size_t i = 0; i < sizeof(handles) / sizeof(handles[0]); i++) {
+        handles[i]->data = b;
+        uv_close(handles[i], on_handle_closed);
+    }
+}

@@ -1,0 +1,322 @@
+/* Reports for the admin API, read synchronously from Redis: usage summed
+ * over days, recent activation records, one record, recent log lines. */
+#include "billing_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_DAYS 366
+#define SCAN_PAGE 200
+
+/* ------------------------------------------------------------ usage */
+
+/* Parses a strict "YYYY-MM-DD" into the Unix time of its midnight UTC. */
+static int parse_day(const char *s, time_t *out)
+{
+    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+        return -1;
+    for (int i = 0; i < 10; i++)
+        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+            return -1;
+    struct tm tm = {0};
+    tm.tm_year = atoi(s) - 1900;
+    tm.tm_mon = atoi(s + 5) - 1;
+    tm.tm_mday = atoi(s + 8);
+    time_t t = timegm(&tm);
+    char back[11];
+    bill_day((uint64_t)t * 1000u, back);
+    if (strcmp(back, s) != 0) /* 2026-02-30 normalises to another day */
+        return -1;
+    *out = t;
+    return 0;
+}
+
+typedef struct {
+    char *function;
+    uint64_t version;
+    char day[11];
+    uint64_t v[4]; /* invocations, billed_ms, mb_ms, cost_pusd */
+} usage_row_t;
+
+static const char *const counter_names[] = {"invocations", "billed_ms", "mb_ms", "cost_pusd"};
+
+static usage_row_t *row_for(usage_row_t **rows, size_t *n, bill_group_t by, const char *fn, uint64_t version,
+                            const char *day)
+{
+    for (size_t i = 0; i < *n; i++) {
+        usage_row_t *r = &(*rows)[i];
+        if ((by == BILL_BY_DAY && strcmp(r->day, day) == 0) ||
+            (by != BILL_BY_DAY && strcmp(r->function, fn) == 0 && (by == BILL_BY_FUNCTION || r->version == version)))
+            return r;
+    }
+    *rows = xrealloc(*rows, (*n + 1) * sizeof(**rows));
+    usage_row_t *r = &(*rows)[(*n)++];
+    memset(r, 0, sizeof(*r));
+    r->function = xstrdup(by == BILL_BY_DAY ? "" : fn);
+    r->version = by == BILL_BY_VERSION ? version : 0;
+    snprintf(r->day, sizeof(r->day), "%s", by == BILL_BY_DAY ? day : "");
+    return r;
+}
+
+static int row_cmp(const void *pa, const void *pb)
+{
+    const usage_row_t *a = pa, *b = pb;
+    int c = strcmp(a->day, b->day);
+    if (c == 0)
+        c = strcmp(a->function, b->function);
+    if (c == 0)
+        c = a->version < b->version ? -1 : a->version > b->version;
+    return c;
+}
+
+static json_t *counters_json(const uint64_t v[4])
+{
+    char gb_s[48], money[32];
+    bill_format_gb_s(v[2], gb_s);
+    bill_format_pusd(v[3], money);
+    return json_pack("{s:I, s:I, s:I, s:s, s:s, s:I}", "invocations", (json_int_t)v[0], "billed_ms",
+                     (json_int_t)v[1], "mb_ms", (json_int_t)v[2], "gb_s", gb_s, "cost", money, "cost_pusd",
+                     (json_int_t)v[3]);
+}
+
+/* Adds one day's hash (fields "fn|version|counter") to the rows. */
+static void add_day(redisReply *r, const char *day, bill_group_t by, usage_row_t **rows, size_t *nrows)
+{
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        const char *field = r->element[i]->str;
+        const char *bar1 = strchr(field, '|');
+        const char *bar2 = bar1 ? strchr(bar1 + 1, '|') : NULL;
+        if (bar2 == NULL)
+            continue;
+        int k = 0;
+        while (k < 4 && strcmp(bar2 + 1, counter_names[k]) != 0)
+            k++;
+        if (k == 4)
+            continue;
+        char *fn = xstrndup(field, (size_t)(bar1 - field));
+        uint64_t version = strtoull(bar1 + 1, NULL, 10);
+        usage_row_t *row = row_for(rows, nrows, by, fn, version, day);
+        row->v[k] += strtoull(r->element[i + 1]->str, NULL, 10);
+        free(fn);
+    }
+}
+
+int bill_usage(bill_t *b, const char *app, const char *from, const char *to, bill_group_t by, json_t **out,
+               char *err, size_t errlen)
+{
+    char today[11], first[11];
+    uint64_t now = tine_now_unix_ms();
+    bill_day(now, today);
+    bill_day(now - 29ull * 86400000ull, first);
+    to = to ? to : today;
+    from = from ? from : first;
+    time_t tf, tt;
+    const char *bad = parse_day(from, &tf) != 0 ? "from" : parse_day(to, &tt) != 0 ? "to" : NULL;
+    if (bad) {
+        snprintf(err, errlen, "%s: '%s': expected a date YYYY-MM-DD", bad, bad[0] == 'f' ? from : to);
+        return TINE_EINVAL;
+    }
+    if (tt < tf) {
+        snprintf(err, errlen, "to: %s is before from %s", to, from);
+        return TINE_EINVAL;
+    }
+    if ((tt - tf) / 86400 >= MAX_DAYS) {
+        snprintf(err, errlen, "from %s to %s spans more than %d days", from, to, MAX_DAYS);
+        return TINE_EINVAL;
+    }
+    usage_row_t *rows = NULL;
+    size_t nrows = 0;
+    int rc = 0;
+    for (time_t t = tf; t <= tt; t += 86400) {
+        char day[11];
+        bill_day((uint64_t)t * 1000u, day);
+        redisReply *r = bill__command(b, err, errlen, "HGETALL " BILL_KEY_USAGE "%s:%s", app, day);
+        if (r == NULL) {
+            rc = TINE_EREDIS;
+            break;
+        }
+        add_day(r, day, by, &rows, &nrows);
+        freeReplyObject(r);
+    }
+    if (rc == 0) {
+        qsort(rows, nrows, sizeof(*rows), row_cmp);
+        static const char *const by_names[] = {"function", "version", "day"};
+        uint64_t total[4] = {0};
+        json_t *arr = json_array();
+        for (size_t i = 0; i < nrows; i++) {
+            json_t *o = counters_json(rows[i].v);
+            if (by == BILL_BY_DAY)
+                json_object_set_new(o, "day", json_string(rows[i].day));
+            else
+                json_object_set_new(o, "function", json_string(rows[i].function));
+            if (by == BILL_BY_VERSION)
+                json_object_set_new(o, "version", json_integer((json_int_t)rows[i].version));
+            json_array_append_new(arr, o);
+            for (int k = 0; k < 4; k++)
+                total[k] += rows[i].v[k];
+        }
+        *out = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "app", app, "from", from, "to", to, "by", by_names[by],
+                         "rows", arr, "total", counters_json(total));
+    }
+    for (size_t i = 0; i < nrows; i++)
+        free(rows[i].function);
+    free(rows);
+    return rc;
+}
+
+/* ------------------------------------------------------------ records */
+
+/* Calls visit with each record of app's list, newest first, until it
+ * returns nonzero or the list ends. */
+typedef int (*visit_fn)(json_t *record, void *data);
+
+static int scan_records(bill_t *b, const char *app, visit_fn visit, void *data, char *err, size_t errlen)
+{
+    for (long start = 0;; start += SCAN_PAGE) {
+        redisReply *recs = bill__command(b, err, errlen, "LRANGE " BILL_KEY_ACTS "%s %ld %ld", app, start,
+                                         start + SCAN_PAGE - 1);
+        if (recs == NULL)
+            return TINE_EREDIS;
+        size_t n = recs->type == REDIS_REPLY_ARRAY ? recs->elements : 0;
+        int stop = 0;
+        for (size_t i = 0; i < n && !stop; i++) {
+            json_t *rec = json_loadb(recs->element[i]->str, recs->element[i]->len, 0, NULL);
+            if (rec)
+                stop = visit(rec, data);
+            json_decref(rec);
+        }
+        freeReplyObject(recs);
+        if (stop || n < SCAN_PAGE)
+            return 0;
+    }
+}
+
+/* A string field of a record, "" when absent. */
+static const char *field(json_t *rec, const char *name)
+{
+    const char *s = json_string_value(json_object_get(rec, name));
+    return s ? s : "";
+}
+
+static bool function_matches(json_t *rec, const char *fn)
+{
+    return fn == NULL || strcmp(field(rec, "function"), fn) == 0;
+}
+
+typedef struct {
+    const char *fn;
+    size_t limit;
+    json_t *list;
+} list_ctx_t;
+
+static int visit_list(json_t *rec, void *data)
+{
+    list_ctx_t *lc = data;
+    if (!function_matches(rec, lc->fn))
+        return 0;
+    json_object_del(rec, "logs");
+    json_array_append(lc->list, rec);
+    return json_array_size(lc->list) >= lc->limit;
+}
+
+int bill_activations(bill_t *b, const char *app, const char *fn, size_t limit, json_t **out, char *err,
+                     size_t errlen)
+{
+    list_ctx_t lc = {fn, limit, json_array()};
+    int rc = limit ? scan_records(b, app, visit_list, &lc, err, errlen) : 0;
+    if (rc != 0) {
+        json_decref(lc.list);
+        return rc;
+    }
+    *out = json_pack("{s:s, s:o}", "app", app, "activations", lc.list);
+    return 0;
+}
+
+/* Finds the record starting with ARGV[1] ({"id":"<id>") in the list KEYS[1]. */
+static const char find_script[] =
+    "local n = redis.call('LLEN', KEYS[1])\n"
+    "for i = 0, n - 1, 500 do\n"
+    "  for _, rec in ipairs(redis.call('LRANGE', KEYS[1], i, i + 499)) do\n"
+    "    if string.sub(rec, 1, #ARGV[1]) == ARGV[1] then return rec end\n"
+    "  end\n"
+    "end\n"
+    "return false\n";
+
+int bill_activation(bill_t *b, const char *id, json_t **out, char *err, size_t errlen)
+{
+    /* No index by id (it would cost a Redis write per invocation): each
+     * app's list is searched by a script, one app at a time, so Redis is
+     * never held for more than one list. */
+    redisReply *apps = bill__command(b, err, errlen, "SMEMBERS tine:apps");
+    if (apps == NULL)
+        return TINE_EREDIS;
+    char *prefix = xasprintf("{\"id\":\"%s\"", id);
+    json_t *rec = NULL;
+    int rc = 0;
+    for (size_t i = 0; apps->type == REDIS_REPLY_ARRAY && i < apps->elements && rec == NULL; i++) {
+        redisReply *r = bill__command(b, err, errlen, "EVAL %s 1 " BILL_KEY_ACTS "%s %s", find_script,
+                                      apps->element[i]->str, prefix);
+        if (r == NULL) {
+            rc = TINE_EREDIS;
+            break;
+        }
+        if (r->type == REDIS_REPLY_STRING)
+            rec = json_loadb(r->str, r->len, 0, NULL);
+        freeReplyObject(r);
+    }
+    free(prefix);
+    freeReplyObject(apps);
+    if (rc == 0 && rec == NULL) {
+        snprintf(err, errlen, "no activation '%s' (unknown, or past the retention)", id);
+        rc = TINE_ENOTFOUND;
+    }
+    *out = rec;
+    return rc;
+}
+
+/* ------------------------------------------------------------ logs */
+
+typedef struct {
+    const char *fn;
+    size_t limit;
+    size_t lines;
+    tine_buf_t *chunks; /* one per activation, newest first */
+    size_t nchunks;
+} logs_ctx_t;
+
+static int visit_logs(json_t *rec, void *data)
+{
+    logs_ctx_t *lc = data;
+    json_t *logs = json_object_get(rec, "logs");
+    if (!function_matches(rec, lc->fn) || json_array_size(logs) == 0)
+        return 0;
+    lc->chunks = xrealloc(lc->chunks, (lc->nchunks + 1) * sizeof(*lc->chunks));
+    tine_buf_t *c = &lc->chunks[lc->nchunks++];
+    tine_buf_init(c);
+    bill__format_lines(c, field(rec, "app"), field(rec, "function"),
+                       (uint64_t)json_integer_value(json_object_get(rec, "version")), field(rec, "id"), logs);
+    lc->lines += json_array_size(logs);
+    return lc->lines >= lc->limit;
+}
+
+int bill_logs_recent(bill_t *b, const char *app, const char *fn, size_t limit, tine_buf_t *out, char *err,
+                     size_t errlen)
+{
+    logs_ctx_t lc = {.fn = fn, .limit = limit};
+    int rc = limit ? scan_records(b, app, visit_logs, &lc, err, errlen) : 0;
+    size_t skip = lc.lines > limit ? lc.lines - limit : 0; /* the oldest lines past the limit */
+    for (size_t i = lc.nchunks; i-- > 0;) {
+        tine_buf_t *c = &lc.chunks[i];
+        size_t off = 0;
+        for (; skip > 0 && off < c->len; skip--)
+            off += strcspn(c->data + off, "\n") + 1;
+        if (rc == 0 && off < c->len)
+            tine_buf_append(out, c->data + off, c->len - off);
+        tine_buf_dispose(c);
+    }
+    free(lc.chunks);
+    return rc;
+}
