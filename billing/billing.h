@@ -151,4 +151,8 @@ typedef void (*bill_line_cb)(void *data, bill_follow_event_t ev, const char *lin
 bill_follower_t *bill_follow(bill_t *b, const char *app, const char *fn, bill_line_cb cb, void *data);
 void bill_unfollow(bill_follower_t *f);
 
+/* Ends every follower (each gets BILL_FOLLOW_END) and stops following
+ * Redis: the first step of a node's stop, so followed streams finish. */
+void bill_end_follows(bill_t *b);
+
 #endif

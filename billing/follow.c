@@ -153,3 +153,9 @@ void bill__follow_dispose(bill_t *b)
         cb(data, BILL_FOLLOW_END, NULL, 0);
     }
 }
+
+void bill_end_follows(bill_t *b)
+{
+    if (b != NULL)
+        bill__follow_dispose(b);
+}

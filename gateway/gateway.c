@@ -384,31 +384,67 @@ int gw_port(gw_server_t *gw)
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
-static void on_listener_closed(uv_handle_t *h)
+/* Disposes of the h2o context and frees the server. h2o asserts that no
+ * connection is left: with one still open (a stop past its deadline) the
+ * context is left to the process exit instead. */
+static void gw_dispose(gw_server_t *gw)
 {
-    gw_server_t *gw = container_of((uv_tcp_t *)h, gw_server_t, listener);
-    h2o_context_dispose(&gw->ctx);
-    h2o_config_dispose(&gw->config);
+    if (gw_drained(gw)) {
+        h2o_context_dispose(&gw->ctx);
+        h2o_config_dispose(&gw->config);
+    } else {
+        tine_log(TINE_LOG_WARN, "gateway: stopping with client connections still open");
+    }
     free(gw->admin_token);
     free(gw->metrics_token);
     free(gw->node_id);
     free(gw);
 }
 
+static void on_listener_closed(uv_handle_t *h)
+{
+    gw_server_t *gw = container_of((uv_tcp_t *)h, gw_server_t, listener);
+    if (gw->listener_closing == 2)
+        gw_dispose(gw);
+    else
+        gw->listener_closing = 3; /* closed; gw_free disposes */
+}
+
+void gw_shutdown(gw_server_t *gw)
+{
+    if (gw == NULL || gw->listener_closing)
+        return;
+    gw->listener_closing = 1;
+    if (gw->listener.data != NULL)
+        uv_close((uv_handle_t *)&gw->listener, on_listener_closed);
+    else
+        gw->listener_closing = 3;
+    h2o_context_request_shutdown(&gw->ctx);
+}
+
+int gw_drained(gw_server_t *gw)
+{
+    return h2o_linklist_is_empty(&gw->ctx.http1._conns) && h2o_linklist_is_empty(&gw->ctx.http2._conns);
+}
+
 void gw_free(gw_server_t *gw)
 {
     if (gw == NULL)
         return;
+    if (gw->listener_closing == 3) {
+        gw_dispose(gw);
+        return;
+    }
+    if (gw->listener_closing == 1) {
+        gw->listener_closing = 2; /* on_listener_closed disposes */
+        return;
+    }
     if (gw->listener.data == NULL) {
         /* The listener never started: its close is already pending. */
         uv_run(gw->loop, UV_RUN_NOWAIT);
-        h2o_context_dispose(&gw->ctx);
-        h2o_config_dispose(&gw->config);
-        free(gw->admin_token);
-        free(gw->metrics_token);
-        free(gw->node_id);
-        free(gw);
+        gw_dispose(gw);
         return;
     }
+    gw->listener_closing = 2;
     uv_close((uv_handle_t *)&gw->listener, on_listener_closed);
 }

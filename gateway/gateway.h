@@ -35,4 +35,12 @@ int gw_port(gw_server_t *gw);
 /* Stops accepting and frees the server once its handles are closed. */
 void gw_free(gw_server_t *gw);
 
+/* Starts a graceful stop: no new connections, idle keep-alive connections
+ * close, busy ones close after their current response. Call gw_free once
+ * gw_drained() is true (or a deadline passed). */
+void gw_shutdown(gw_server_t *gw);
+
+/* True when no client connection is open any more. */
+int gw_drained(gw_server_t *gw);
+
 #endif

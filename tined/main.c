@@ -34,6 +34,8 @@ typedef struct {
     bool activations; /* billing records every invocation (--activations) */
     uv_signal_t sigint;
     uv_signal_t sigterm;
+    uv_timer_t stop_timer;
+    uint64_t stop_started_ns;
     bool stopping;
 } tined_t;
 
@@ -98,6 +100,47 @@ static void on_activation(void *data, const inv_activation_t *a)
         bill_on_activation(t->bill, a);
 }
 
+#define STOP_DRAIN_MS 3000 /* in-flight requests get this long to finish */
+
+/* Stops the modules that start invocations: events, then the invoker. */
+static void stop_modules(tined_t *t)
+{
+    ev_free(t->ev);
+    t->ev = NULL;
+    inv_free(t->inv); /* calls still running answer 503 */
+    t->inv = NULL;
+}
+
+/* Polls the gateway while it drains; past the deadline the invoker is
+ * stopped (its calls answer 503, so their connections close too). */
+static void on_stop_tick(uv_timer_t *timer)
+{
+    tined_t *t = timer->data;
+    uint64_t waited_ms = (tine_now_ns() - t->stop_started_ns) / 1000000u;
+    bool drained = gw_drained(t->gw);
+    if (!drained && waited_ms < STOP_DRAIN_MS)
+        return;
+    if (t->inv || t->ev) {
+        stop_modules(t);
+        if (!drained)
+            return; /* one more round for the 503s to go out */
+    }
+    if (!drained && waited_ms < STOP_DRAIN_MS + 1000)
+        return;
+    uv_timer_stop(timer);
+    uv_close((uv_handle_t *)timer, NULL);
+    gw_free(t->gw);
+    t->gw = NULL;
+    bill_free(t->bill); /* after the invoker: its last activations are written */
+    t->bill = NULL;
+    reg_live_free(t->live);
+    t->live = NULL;
+    t->stopping = true;
+    uv_stop(t->loop);
+}
+
+/* SIGINT/SIGTERM: a graceful stop. No new connections; followed log
+ * streams end; requests in flight finish (up to STOP_DRAIN_MS). */
 static void on_signal(uv_signal_t *s, int signum)
 {
     tined_t *t = s->data;
@@ -106,18 +149,12 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_signal_stop(&t->sigterm);
     uv_close((uv_handle_t *)&t->sigint, NULL);
     uv_close((uv_handle_t *)&t->sigterm, NULL);
-    gw_free(t->gw);
-    t->gw = NULL;
-    ev_free(t->ev);
-    t->ev = NULL;
-    inv_free(t->inv);
-    t->inv = NULL;
-    bill_free(t->bill); /* after the invoker: its last activations are written */
-    t->bill = NULL;
-    reg_live_free(t->live);
-    t->live = NULL;
-    t->stopping = true;
-    uv_stop(t->loop);
+    gw_shutdown(t->gw);
+    bill_end_follows(t->bill);
+    t->stop_started_ns = tine_now_ns();
+    uv_timer_init(t->loop, &t->stop_timer);
+    t->stop_timer.data = t;
+    uv_timer_start(&t->stop_timer, on_stop_tick, 0, 10);
 }
 
 int main(int argc, char **argv)
