@@ -43,10 +43,15 @@ typedef void (*inv_activation_cb)(void *data, const inv_activation_t *a);
 
 typedef struct {
     uint32_t max_queue; /* calls waiting per function before 429 (default 100) */
-    reg_store_t *store; /* serves the tine.kv host calls (borrowed) */
     inv_activation_cb on_activation; /* called once per finished call, may be NULL */
     void *on_activation_data;
+    /* Host calls (hostcall.c): */
+    const char *redis_url;     /* tine.kv and tine.emit (copied); NULL: they answer an error */
+    uint32_t max_invoke_depth; /* nested tine.invoke calls allowed (default INV_DEFAULT_INVOKE_DEPTH) */
 } inv_config_t;
+
+#define INV_DEFAULT_INVOKE_DEPTH 256
+#define INV_MAX_INVOKE_FANOUT 64 /* tine.invoke calls of one invocation in flight at once */
 
 /* The outcome of one invocation, borrowed for the callback's duration. */
 typedef struct {

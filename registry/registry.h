@@ -63,6 +63,13 @@ typedef struct {
     size_t routes_len;
     reg_trigger_t *triggers;
     size_t triggers_len;
+    /* Hosts tine.http may reach, lower case: "api.example.com",
+     * "*.example.com" (any subdomain), "*" (any host), "10.0.0.7", "::1".
+     * allow_outbound_set is false when the key is absent: then any host is
+     * allowed except at loopback, link-local or unspecified addresses. */
+    char **allow_outbound;
+    size_t allow_outbound_len;
+    bool allow_outbound_set;
 } reg_manifest_t;
 
 /* Parses and validates a manifest held in memory. `filename` names the file in

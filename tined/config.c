@@ -28,6 +28,7 @@ static const option_t options[] = {
     {"max-bundle-size", "TINE_MAX_BUNDLE_SIZE", 1, "largest deploy bundle accepted, e.g. 16MiB (default 16MiB)"},
     {"sdk-dir", "TINE_SDK_DIR", 1, "directory holding the Lua SDK tine.lua"},
     {"node-id", "TINE_NODE_ID", 1, "this node's name in a cluster (default HOSTNAME:PORT)"},
+    {"max-invoke-depth", "TINE_MAX_INVOKE_DEPTH", 1, "deepest chain of nested tine.invoke calls, 1..10000 (default 256)"},
     {"config", "TINE_CONFIG", 1, "config file of 'key = value' lines with the names above"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -87,6 +88,8 @@ static char **slot(tined_config_t *cfg, const char *name, char **no_auth_str, ch
         return &cfg->node_id;
     if (strcmp(name, "config") == 0)
         return &cfg->config_file;
+    if (strcmp(name, "max-invoke-depth") == 0)
+        return &cfg->max_invoke_depth_str;
     return NULL;
 }
 
@@ -225,6 +228,19 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
         fprintf(stderr, "tined: --max-bundle-size %s: expected a size such as 16MiB\n", max_bundle);
         rc = -1;
     }
+    cfg->max_invoke_depth = 256;
+    if (cfg->max_invoke_depth_str) {
+        char *end;
+        unsigned long d = strtoul(cfg->max_invoke_depth_str, &end, 10);
+        if (*end != '\0' || end == cfg->max_invoke_depth_str || d < 1 || d > 10000 ||
+            cfg->max_invoke_depth_str[0] == '-') {
+            fprintf(stderr, "tined: --max-invoke-depth %s: expected an integer from 1 to 10000\n",
+                    cfg->max_invoke_depth_str);
+            rc = -1;
+        } else {
+            cfg->max_invoke_depth = (unsigned)d;
+        }
+    }
     if (cfg->no_auth && !tined_listen_is_loopback(cfg->listen)) {
         fprintf(stderr, "tined: --no-auth is only allowed on a loopback address, not %s\n", cfg->listen);
         rc = -1;
@@ -249,4 +265,5 @@ void tined_config_dispose(tined_config_t *cfg)
     free(cfg->sdk_dir);
     free(cfg->node_id);
     free(cfg->config_file);
+    free(cfg->max_invoke_depth_str);
 }

@@ -16,6 +16,8 @@ typedef struct {
     char *sdk_dir;
     char *node_id;
     char *config_file;
+    char *max_invoke_depth_str;
+    unsigned max_invoke_depth; /* nested tine.invoke calls allowed (default 256) */
 } tined_config_t;
 
 /* Fills cfg from argv, the environment and the config file. Returns 0, 1 when

@@ -131,7 +131,6 @@ int main(int argc, char **argv)
     }
 
     char *token = NULL;
-    reg_store_t *kv_store = NULL;
     if (cfg.admin_token)
         token = xstrdup(cfg.admin_token);
     else if (!cfg.no_auth && (token = load_or_create_token(cfg.state_dir)) == NULL)
@@ -139,12 +138,7 @@ int main(int argc, char **argv)
 
     tined_t t = {0};
     t.loop = uv_default_loop();
-    kv_store = reg_store_connect(redis_url, err, sizeof(err));
-    if (kv_store == NULL) {
-        fprintf(stderr, "tined: %s\n", err);
-        goto fail;
-    }
-    inv_config_t icfg = {.max_queue = 100, .store = kv_store};
+    inv_config_t icfg = {.max_queue = 100, .redis_url = redis_url, .max_invoke_depth = cfg.max_invoke_depth};
     t.inv = inv_new(t.loop, &zygote, &icfg);
     t.live = reg_live_new(t.loop, redis_url, cfg.state_dir, on_live_change, &t, err, sizeof(err));
     if (t.live == NULL) {
@@ -189,7 +183,6 @@ fail:
     rc = 1;
 out:
     sbx_zygote_stop(&zygote);
-    reg_store_free(kv_store);
     reg_embedded_redis_stop(redis_pid);
     free(redis_url);
     free(token);
