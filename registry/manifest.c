@@ -1098,12 +1098,13 @@ static int read_outbound_host(ctx_t *c, const node_t *n, char **out)
         if (inet_pton(AF_INET6, host, addr) != 1)
             problem = "is not a host: give a host name or an IP address without a port or scheme";
     } else if (strcmp(host, "*") != 0) {
-        bool wildcard = len > 2 && host[0] == '*' && host[1] == '.';
-        problem = strchr(host + (wildcard ? 2 : 0), '*') != NULL
-                      ? "may use '*' only as a whole first label, as in \"*.example.com\""
-                      : hostname_problem(host + (wildcard ? 2 : 0), len - (wildcard ? 2 : 0));
-        if (problem != NULL && strchr(host, '/') != NULL)
-            problem = "is not a host: give a host name or an IP address without a scheme or path";
+        size_t skip = len > 2 && host[0] == '*' && host[1] == '.' ? 2 : 0; /* "*.domain" */
+        if (strchr(host + skip, '*') != NULL)
+            problem = "may use '*' only as a whole first label, as in \"*.example.com\"";
+        else if (strspn(host + skip, "abcdefghijklmnopqrstuvwxyz0123456789-.") != len - skip)
+            problem = "is not a host name: only letters, digits, '-' and '.' are allowed (no scheme, port or path)";
+        else
+            problem = hostname_problem(host + skip, len - skip);
     }
     if (problem != NULL) {
         free(host);

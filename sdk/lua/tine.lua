@@ -47,17 +47,17 @@ local function call(name, op, args, body)
   return meta, b
 end
 
--- Argument checks raise at the level of the user code too (check -> public
--- function -> user: level 3).
-local function check(ok, name, message)
-  if not ok then error("tine." .. name .. ": " .. message, 3) end
+-- Argument checks raise at the level of the user code too: check -> public
+-- function -> user is level 3; helpers between add one (`depth`).
+local function check(ok, name, message, depth)
+  if not ok then error("tine." .. name .. ": " .. message, 3 + (depth or 0)) end
 end
 
 -- ------------------------------------------------------------- tine.kv
 -- The app's own key space, kept by the node in Redis.
 
 local function check_key(name, key)
-  check(type(key) == "string" and key ~= "", name, "the key must be a non-empty string")
+  check(type(key) == "string" and key ~= "", name, "the key must be a non-empty string", 1)
 end
 
 -- Seconds from a ttl argument: a number (seconds) or { ttl = seconds }.
@@ -115,12 +115,12 @@ tine.kv = {
 
 local function check_headers(name, headers)
   if headers == nil then return end
-  check(type(headers) == "table", name, "headers must be a table of name = value")
+  check(type(headers) == "table", name, "headers must be a table of name = value", 1)
   for k, v in pairs(headers) do
     check(type(k) == "string" and k:match("^[!#$%%&'*+.^_`|~0-9A-Za-z-]+$") ~= nil, name,
-      "bad header name " .. tostring(k))
+      "bad header name " .. tostring(k), 1)
     check(type(v) == "string" or type(v) == "number", name,
-      "header " .. k .. " must be a string or a number, got a " .. type(v))
+      "header " .. k .. " must be a string or a number, got a " .. type(v), 1)
   end
 end
 
@@ -149,6 +149,15 @@ tine.http = {
 
 -- ------------------------------------------------- tine.invoke, tine.emit
 
+-- JSON of a payload, or an error at the user's level naming the call.
+local function encode_arg(name, what, value)
+  local ok, json = pcall(encode, value)
+  if not ok then
+    error("tine." .. name .. ": " .. what .. ": " .. (json:gsub("^tine%.json%.encode: ", "", 1)), 3)
+  end
+  return json
+end
+
 -- invoke(fn, payload) -> result, info: calls function `fn` of this app (the
 -- same version) with `payload` as its event and waits for it. `result` is
 -- what the callee returned: a table for JSON, a string for text, nil for no
@@ -156,7 +165,7 @@ tine.http = {
 -- raised, timed out or could not run.
 function tine.invoke(fn, payload)
   check(type(fn) == "string" and fn ~= "", "invoke", "the function name must be a non-empty string")
-  local meta, body = call("invoke", "invoke", { fn = fn }, encode(payload))
+  local meta, body = call("invoke", "invoke", { fn = fn }, encode_arg("invoke", "payload", payload))
   local result, headers = body, meta.headers
   if meta.json then
     result = decode(body)
@@ -170,7 +179,7 @@ end
 -- invoke_async(fn, payload) -> invocation id: starts `fn` and returns at once.
 function tine.invoke_async(fn, payload)
   check(type(fn) == "string" and fn ~= "", "invoke_async", "the function name must be a non-empty string")
-  local meta = call("invoke_async", "invoke", { fn = fn, async = true }, encode(payload))
+  local meta = call("invoke_async", "invoke", { fn = fn, async = true }, encode_arg("invoke_async", "payload", payload))
   return meta.invocation_id
 end
 
@@ -178,7 +187,7 @@ end
 -- tine://APP/FUNCTION) into the node's event stream.
 function tine.emit(event_type, data)
   check(type(event_type) == "string" and event_type ~= "", "emit", "the event type must be a non-empty string")
-  local meta = call("emit", "emit", { type = event_type }, data ~= nil and encode(data) or nil)
+  local meta = call("emit", "emit", { type = event_type }, data ~= nil and encode_arg("emit", "data", data) or nil)
   return meta.id
 end
 
