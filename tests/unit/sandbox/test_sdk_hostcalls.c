@@ -262,32 +262,36 @@ static void test_kv(void **state)
                   more, N(more), "true,1,-4,2,item:1,item:2,[]");
 }
 
+/* Bad arguments are refused before any host call, at the user's line. */
 static void test_argument_errors_name_the_caller(void **state)
 {
-    expect_error("local r = tine.kv.get('')", NULL, 0, "user:1: tine.kv.get: the key must be a non-empty string");
-    expect_error("\nlocal r = tine.kv.set('k', {})", NULL, 0,
-                 "user:2: tine.kv.set: the value must be a string (encode tables with tine.json.encode)");
-    expect_error("local r = tine.kv.set('k', 'v', { ttl = -1 })", NULL, 0,
-                 "user:1: tine.kv.set: ttl must be a positive number of seconds");
-    expect_error("local r = tine.kv.set('k', 'v', 'soon')", NULL, 0,
-                 "user:1: tine.kv.set: the third argument must be { ttl = seconds } or a number of seconds");
-    expect_error("local r = tine.kv.incr('n', 1.5)", NULL, 0, "user:1: tine.kv.incr: by must be an integer");
-    expect_error("local r = tine.kv.keys(3)", NULL, 0, "user:1: tine.kv.keys: prefix must be a string");
-    expect_error("local r = tine.http.request({})", NULL, 0, "user:1: tine.http: url must be a non-empty string");
-    expect_error("local r = tine.http.request({ url = 'http://x', method = 'get' })", NULL, 0,
-                 "user:1: tine.http: method must be an upper-case word such as GET or POST");
-    expect_error("local r = tine.http.request({ url = 'http://x', headers = { ['a b'] = 'c' } })", NULL, 0,
-                 "user:1: tine.http: bad header name a b");
-    expect_error("local r = tine.http.request({ url = 'http://x', timeout = 0 })", NULL, 0,
-                 "user:1: tine.http: timeout must be a positive number of seconds");
-    expect_error("local r = tine.invoke(nil, {})", NULL, 0,
-                 "user:1: tine.invoke: the function name must be a non-empty string");
-    expect_error("local r = tine.invoke_async('')", NULL, 0,
-                 "user:1: tine.invoke_async: the function name must be a non-empty string");
-    expect_error("local r = tine.invoke('b', { f = print })", NULL, 0,
-                 "user:1: tine.invoke: payload: cannot encode a value of type function at $.f");
-    expect_error("local r = tine.emit('t', { 0 / 0 })", NULL, 0, "user:1: tine.emit: data: cannot encode NaN at $[1]");
-    expect_error("local r = tine.emit('')", NULL, 0, "user:1: tine.emit: the event type must be a non-empty string");
+    static const struct {
+        const char *code, *error;
+    } cases[] = {
+        {"local r = tine.kv.get('')", "user:1: tine.kv.get: the key must be a non-empty string"},
+        {"\nlocal r = tine.kv.set('k', {})",
+         "user:2: tine.kv.set: the value must be a string (encode tables with tine.json.encode)"},
+        {"local r = tine.kv.set('k', 'v', { ttl = -1 })", "user:1: tine.kv.set: ttl must be a positive number of seconds"},
+        {"local r = tine.kv.set('k', 'v', 'soon')",
+         "user:1: tine.kv.set: the third argument must be { ttl = seconds } or a number of seconds"},
+        {"local r = tine.kv.incr('n', 1.5)", "user:1: tine.kv.incr: by must be an integer"},
+        {"local r = tine.kv.keys(3)", "user:1: tine.kv.keys: prefix must be a string"},
+        {"local r = tine.http.request({})", "user:1: tine.http: url must be a non-empty string"},
+        {"local r = tine.http.request({ url = 'http://x', method = 'get' })",
+         "user:1: tine.http: method must be an upper-case word such as GET or POST"},
+        {"local r = tine.http.request({ url = 'http://x', headers = { ['a b'] = 'c' } })",
+         "user:1: tine.http: bad header name a b"},
+        {"local r = tine.http.request({ url = 'http://x', timeout = 0 })",
+         "user:1: tine.http: timeout must be a positive number of seconds"},
+        {"local r = tine.invoke(nil, {})", "user:1: tine.invoke: the function name must be a non-empty string"},
+        {"local r = tine.invoke_async('')", "user:1: tine.invoke_async: the function name must be a non-empty string"},
+        {"local r = tine.invoke('b', { f = print })",
+         "user:1: tine.invoke: payload: cannot encode a value of type function at $.f"},
+        {"local r = tine.emit('t', { 0 / 0 })", "user:1: tine.emit: data: cannot encode NaN at $[1]"},
+        {"local r = tine.emit('')", "user:1: tine.emit: the event type must be a non-empty string"},
+    };
+    for (size_t i = 0; i < N(cases); i++)
+        expect_error(cases[i].code, NULL, 0, cases[i].error);
 }
 
 static void test_host_errors_name_the_caller(void **state)
