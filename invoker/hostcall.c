@@ -34,8 +34,12 @@
 
 void inv__hc_reply(inv_call_t *c, json_t *meta, const void *body, size_t body_len)
 {
-    char *m = json_dumps(meta, JSON_COMPACT);
+    char *m = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
     json_decref(meta);
+    if (m == NULL) {
+        inv__hc_fail(c, "the node could not build its answer");
+        return;
+    }
     size_t ml = strlen(m);
     if (ml + body_len > SBX_WIRE_MAX_FRAME) {
         free(m);
@@ -454,7 +458,11 @@ void inv_hostcall(inv_call_t *c, const sbx_frame_hdr_t *h, const char *payload)
     size_t body_len = h->len - h->meta_len;
     json_t *meta = json_loadb(payload, h->meta_len, JSON_ALLOW_NUL, NULL);
     const char *op = json_string_value(json_object_get(meta, "op"));
-    if (hc == NULL || hc->closing)
+    /* The SDK waits for each answer, so a call has one host call in flight
+     * plus its detached invokes: more means the sandbox is not our SDK. */
+    if (c->holds > INV_MAX_INVOKE_FANOUT + 2)
+        inv__hc_fail(c, "too many host calls in flight");
+    else if (hc == NULL || hc->closing)
         inv__hc_fail(c, "the node is shutting down");
     else if (op == NULL)
         inv__hc_fail(c, "host call without an op");

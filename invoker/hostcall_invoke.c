@@ -30,6 +30,9 @@ typedef struct {
 
 static void on_callee_done(void *data, const inv_result_t *res);
 
+/* Payload bytes: the callee's INVOKE frame must stay within the frame limit. */
+#define INV_MAX_PAYLOAD (6u * 1024u * 1024u)
+
 /* ------------------------------------------------- blocked-caller table */
 
 static size_t waiting_bucket(const reg_app_version_t *v, size_t fn_index)
@@ -228,6 +231,10 @@ void inv__invoke(inv_call_t *c, json_t *meta, const char *body, size_t body_len)
                          fn, target->concurrency);
             return;
         }
+    }
+    if (body_len > INV_MAX_PAYLOAD) {
+        inv__hc_fail(c, "the payload of %zu bytes is over the limit of %u bytes", body_len, INV_MAX_PAYLOAD);
+        return;
     }
     /* The payload goes on as the callee's body, parsed once, by the callee. */
     json_t *request = json_pack("{s:s, s:s, s:b}", "kind", "event", "trigger", "invoke", "event_in_body", 1);

@@ -686,6 +686,13 @@ static int sdk_hostcall(lua_State *L)
     }
     if (!closed)
         sb_addc(L, m, '}');
+    if (m->len + body_len > SBX_WIRE_MAX_FRAME) { /* tined would take it for a broken sandbox */
+        lua_pushnil(L);
+        lua_pushfstring(L, "the request of %d bytes is over the limit of %d bytes", (int)(m->len + body_len),
+                        (int)SBX_WIRE_MAX_FRAME);
+        sb_reset(m);
+        return 2;
+    }
     int rc = sbx_frame_write(S->fd, SBX_MSG_HOSTCALL, S->invocation_id, m->data, m->len, body, body_len);
     sb_reset(m);
     if (rc != 0) {

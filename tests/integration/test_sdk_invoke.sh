@@ -84,6 +84,12 @@ out=$(run 'local r = tine.invoke("slow"); return r')
 [[ "$out" == "500 body:1: tine.invoke: function slow timed out after 300 ms (invocation "* ]] \
   && ok "a callee that times out" || fail "callee timeout" "$out"
 
+check "a payload over 6 MiB" "500 body:1: tine.invoke: the payload of 6291459 bytes is over the limit of 6291456 bytes" \
+  "$(run 'local r = tine.invoke("echo", string.rep("x", 6 * 1024 * 1024 + 1)); return r')"
+check "a request over the frame limit" "500 body:1: tine.invoke: the request of 7340061 bytes is over the limit of 6356992 bytes" \
+  "$(run 'local r = tine.invoke("echo", string.rep("x", 7 * 1024 * 1024)); return r')"
+check "the caller survives both" "200 plain ok" "$(run 'return tine.invoke("text", "ok")')"
+
 # --- bounds
 check "8 nested calls are allowed" "200 7" "$(run 'return tine.invoke("deep", { n = 7, fn = "deep" }).levels')"
 out=$(run 'local r = tine.invoke("deep", { n = 8, fn = "deep" }); return r')
