@@ -3,7 +3,8 @@
 # each call) and a chain of 250 functions end to end (fn 1 invokes fn 2 ...
 # invokes fn 250, all warm; timed inside fn 1 and over HTTP), next to the
 # floor of this machine (relay_floor.c: the same four process wake-ups with
-# no tine code). Prints figures, asserts nothing. Not run by ctest.
+# no tine code, through one callee and rotating over CHAIN callees). Prints
+# figures, asserts nothing. Not run by ctest.
 #
 #   TINE_BIN_DIR=$PWD/build/bin TINE_SOURCE_DIR=$PWD bash tests/perf/invoke_bench.sh
 #   HOPS=20000 CHAIN=250 RUNS=50 PIN=1 ...   (PIN: run the node on that one CPU)
@@ -103,4 +104,7 @@ print("chain of %s warm, %s runs: over HTTP p50 %.2f ms p99 %.2f ms; inside c1 (
       % (n, sys.argv[4], pct(http, .5), pct(http, .99), n - 1, pct(inner, .5), pct(inner, .99)))
 PY
 pin "$T/relay_floor" "$HOPS"
+pin "$T/relay_floor" "$HOPS" "$CHAIN" 64
+pin "$T/relay_floor" 200 "$CHAIN" 0 chain
+pin "$T/relay_floor" 200 "$CHAIN" 64 chain
 echo "($(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg))"
