@@ -44,16 +44,16 @@ inv_invoker_t *inv_new(uv_loop_t *loop, sbx_zygote_t *zygote, const inv_config_t
     inv_invoker_t *inv = xcalloc(1, sizeof(*inv));
     inv->loop = loop;
     inv->zygote = zygote;
-    inv->cfg.max_queue = cfg && cfg->max_queue ? cfg->max_queue : 100;
-    inv->cfg.max_sandboxes = cfg && cfg->max_sandboxes ? cfg->max_sandboxes : 1024;
-    inv->cfg.idle_timeout_ms = cfg && cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 5 * 60 * 1000;
-    inv->cfg.store = cfg ? cfg->store : NULL;
-    inv->cfg.on_activation = cfg ? cfg->on_activation : NULL;
-    inv->cfg.on_activation_data = cfg ? cfg->on_activation_data : NULL;
+    if (cfg)
+        inv->cfg = *cfg;
+    inv->cfg.max_queue = inv->cfg.max_queue ? inv->cfg.max_queue : 100;
+    inv->cfg.max_sandboxes = inv->cfg.max_sandboxes ? inv->cfg.max_sandboxes : 1024;
+    inv->cfg.idle_timeout_ms = inv->cfg.idle_timeout_ms ? inv->cfg.idle_timeout_ms : 5 * 60 * 1000;
     uint64_t r = 0;
     if (getrandom(&r, sizeof(r), 0) != sizeof(r))
         r = tine_now_ns() ^ (uint64_t)getpid();
     snprintf(inv->node_prefix, sizeof(inv->node_prefix), "%016" PRIx64, r);
+    inv->hostcalls = inv__hostcalls_new(inv);
     /* Answers of the zygote arrive on the loop; tined never waits for a fork. */
     if (uv_poll_init(loop, &inv->zygote_poll, zygote->control_fd) == 0) {
         inv->zygote_poll.data = inv;
@@ -153,6 +153,11 @@ void inv_call_reply(inv_call_t *c, const char *meta, size_t meta_len, const void
     inv_sandbox_t *s = c->sandbox;
     if (!c->finished && s != NULL && s->state == SBX_BUSY && s->call == c)
         sandbox_write(s, SBX_MSG_HOSTREPLY, c->id, meta, meta_len, body, body_len);
+    inv_call_release(c);
+}
+
+void inv_call_release(inv_call_t *c)
+{
     if (--c->holds == 0 && c->finished)
         call_free(c);
 }
@@ -453,22 +458,35 @@ static int sandbox_send(inv_sandbox_t *s, const uv_buf_t *bufs, unsigned nbufs, 
     return r;
 }
 
-/* Queues one frame to a sandbox. The frame is copied. Returns 0 or a libuv
- * error. */
+/* Sends one frame to a sandbox: written at once when the socket takes it
+ * (the common case, without a copy or a write request), else the rest is
+ * copied and queued. Returns 0 or a libuv error. */
 static int sandbox_write(inv_sandbox_t *s, uint8_t type, uint64_t id, const char *meta, size_t meta_len,
                          const char *body, size_t body_len)
 {
     size_t total = sizeof(sbx_frame_hdr_t) + meta_len + body_len;
-    char *frame = xmalloc(total);
     sbx_frame_hdr_t h = {0};
     h.len = (uint32_t)(meta_len + body_len);
     h.type = type;
     h.meta_len = (uint32_t)meta_len;
     h.id = id;
+    uv_buf_t parts[3] = {uv_buf_init((char *)&h, sizeof(h)), uv_buf_init((char *)meta, (unsigned)meta_len),
+                         uv_buf_init((char *)body, (unsigned)body_len)};
+    int sent = uv_try_write((uv_stream_t *)&s->pipe, parts, body_len ? 3 : 2);
+    if (sent == (int)total)
+        return 0;
+    if (sent < 0 && sent != UV_EAGAIN)
+        return sent;
+    size_t skip = sent > 0 ? (size_t)sent : 0;
+    char *frame = xmalloc(total);
     memcpy(frame, &h, sizeof(h));
     memcpy(frame + sizeof(h), meta, meta_len);
     if (body_len)
         memcpy(frame + sizeof(h) + meta_len, body, body_len);
+    if (skip) {
+        memmove(frame, frame + skip, total - skip);
+        total -= skip;
+    }
     uv_buf_t buf = uv_buf_init(frame, (unsigned)total);
     return sandbox_send(s, &buf, 1, frame);
 }
@@ -1184,6 +1202,8 @@ void inv_free(inv_invoker_t *inv)
     if (inv == NULL)
         return;
     inv->closing = true;
+    inv__hostcalls_free(inv->hostcalls);
+    inv->hostcalls = NULL;
     while (inv->nspare > 0)
         close(inv->spare[--inv->nspare].fd);
     for (inv_pool_t *p = inv->pools, *pn; p; p = pn) {

@@ -47,10 +47,15 @@ typedef struct {
     uint32_t max_sandboxes;   /* sandboxes on this node at most (default 1024); at the cap the
                                  least recently used idle sandbox of another function makes room */
     uint64_t idle_timeout_ms; /* idle sandboxes beyond a pool's warm count exit after this (default 5 min) */
-    reg_store_t *store; /* serves the tine.kv host calls (borrowed) */
     inv_activation_cb on_activation; /* called once per finished call, may be NULL */
     void *on_activation_data;
+    /* Host calls (hostcall.c): */
+    const char *redis_url;     /* tine.kv and tine.emit (copied); NULL: they answer an error */
+    uint32_t max_invoke_depth; /* nested tine.invoke calls allowed (default INV_DEFAULT_INVOKE_DEPTH) */
 } inv_config_t;
+
+#define INV_DEFAULT_INVOKE_DEPTH 256
+#define INV_MAX_INVOKE_FANOUT 64 /* tine.invoke calls of one invocation in flight at once */
 
 /* The outcome of one invocation, borrowed for the callback's duration. */
 typedef struct {

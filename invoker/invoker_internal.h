@@ -38,6 +38,9 @@ struct inv_call {
     bool logs_truncated;
     unsigned holds; /* host calls in flight: the call is freed when 0 after finishing */
     bool finished;
+    /* tine.invoke (hostcall_invoke.c): */
+    uint32_t invoke_depth; /* 0 for a call from outside, the caller's + 1 for tine.invoke */
+    uint32_t invokes_in_flight; /* tine.invoke calls this call started that did not finish */
 };
 
 /* A sandbox is STARTING from the moment the invoker decides to start it:
@@ -117,6 +120,7 @@ struct inv_invoker {
     size_t nwaiting;
     size_t ncap_blocked;
     bool kicking;
+    struct inv_hostcalls *hostcalls; /* hostcall.c: Redis, HTTP client */
 };
 
 /* ---------------------------------------------------- invoker.c, for hostcall.c */
@@ -129,10 +133,20 @@ void inv_call_hold(inv_call_t *c);
  * still running on its sandbox, drops the answer otherwise, and ends one hold. */
 void inv_call_reply(inv_call_t *c, const char *meta, size_t meta_len, const void *body, size_t body_len);
 
+/* Ends one hold of `c` without answering (a detached tine.invoke_async that
+ * kept its caller's in-flight count). */
+void inv_call_release(inv_call_t *c);
+
 /* ----------------------------------------------------- hostcall.c, for invoker.c */
 
 /* Serves one HOSTCALL frame of the running call `c` (meta {"op":..}). Every
  * host call is answered exactly once with inv_call_reply, now or later. */
 void inv_hostcall(inv_call_t *c, const sbx_frame_hdr_t *h, const char *payload);
+
+/* The host-call service of an invoker (its Redis connection, its HTTP
+ * client), made by inv_new and closed by inv_free before any call is failed:
+ * host calls still in flight are answered with an error. */
+struct inv_hostcalls *inv__hostcalls_new(inv_invoker_t *inv);
+void inv__hostcalls_free(struct inv_hostcalls *hc);
 
 #endif

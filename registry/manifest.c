@@ -10,6 +10,7 @@
 #include "registry.h"
 #include "tine_common.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -26,6 +27,7 @@
 #define MANIFEST_MAX_ROUTES 1000
 #define MANIFEST_MAX_TRIGGERS 1000
 #define MANIFEST_MAX_ENV 256
+#define MANIFEST_MAX_OUTBOUND 256
 #define MANIFEST_MAX_PATH_LEN 1024
 
 #define MEMORY_MIN_MB 16
@@ -1028,8 +1030,33 @@ static int read_app_name(ctx_t *c, const node_t *n, void *out)
     return (*(char **)out = copy_text(text, len)) ? 0 : -ENOMEM;
 }
 
-/* host: a lowercase DNS name: labels of [a-z0-9-] (1..63, no '-' at either
- * end) separated by single dots, 253 characters at most. */
+/* What is wrong with a lowercase DNS name (labels of [a-z0-9-], 1..63, no
+ * '-' at either end, separated by single dots, 253 characters at most), or
+ * NULL when nothing is. */
+static const char *hostname_problem(const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!is_lower_alnum(text[i]) && text[i] != '-' && text[i] != '.')
+            return "is not a valid hostname: only lowercase letters, digits, '-' and '.' are allowed";
+    if (len == 0 || len > 253)
+        return "must be 1..253 characters long";
+    size_t label_start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && text[i] != '.')
+            continue;
+        size_t label_len = i - label_start;
+        if (label_len == 0)
+            return "is not a valid hostname: empty label";
+        if (label_len > 63)
+            return "is not a valid hostname: a label is longer than 63 characters";
+        if (text[label_start] == '-' || text[i - 1] == '-')
+            return "is not a valid hostname: a label starts or ends with '-'";
+        label_start = i + 1;
+    }
+    return NULL;
+}
+
+/* host: a lowercase DNS name. */
 static int read_host(ctx_t *c, const node_t *n, void *out)
 {
     const char *text;
@@ -1037,27 +1064,80 @@ static int read_host(ctx_t *c, const node_t *n, void *out)
     int rc = expect_string(c, n, "a hostname such as shop.example.com", &text, &len);
     if (rc != 0)
         return rc;
-    const char *q = show_text(c, text, len);
-    for (size_t i = 0; i < len; i++)
-        if (!is_lower_alnum(text[i]) && text[i] != '-' && text[i] != '.')
-            return fail(c, n, "%s is not a valid hostname: only lowercase letters, digits, '-' and '.' are allowed",
-                        q);
-    if (len == 0 || len > 253)
-        return fail(c, n, "%s must be 1..253 characters long", q);
-    size_t label_start = 0;
-    for (size_t i = 0; i <= len; i++) {
-        if (i < len && text[i] != '.')
-            continue;
-        size_t label_len = i - label_start;
-        if (label_len == 0)
-            return fail(c, n, "%s is not a valid hostname: empty label", q);
-        if (label_len > 63)
-            return fail(c, n, "%s is not a valid hostname: a label is longer than 63 characters", q);
-        if (text[label_start] == '-' || text[i - 1] == '-')
-            return fail(c, n, "%s is not a valid hostname: a label starts or ends with '-'", q);
-        label_start = i + 1;
-    }
+    const char *problem = hostname_problem(text, len);
+    if (problem != NULL)
+        return fail(c, n, "%s %s", show_text(c, text, len), problem);
     return (*(char **)out = copy_text(text, len)) ? 0 : -ENOMEM;
+}
+
+/* ------------------------------------------------------- allow_outbound */
+
+/* One allow_outbound entry, stored in lower case: "*", "*.example.com", a
+ * host name, an IPv4 address, or an IPv6 address (brackets dropped). */
+static int read_outbound_host(ctx_t *c, const node_t *n, char **out)
+{
+    const char *text;
+    size_t len;
+    int rc = expect_string(c, n, "a host such as api.example.com, \"*.example.com\" or \"*\"", &text, &len);
+    if (rc != 0)
+        return rc;
+    const char *q = show_text(c, text, len);
+    if (len >= 2 && text[0] == '[' && text[len - 1] == ']') {
+        text++;
+        len -= 2;
+    }
+    char *host = copy_text(text, len);
+    if (host == NULL)
+        return -ENOMEM;
+    for (char *p = host; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    const char *problem = NULL;
+    if (memchr(host, ':', len) != NULL) {
+        unsigned char addr[16];
+        if (inet_pton(AF_INET6, host, addr) != 1)
+            problem = "is not a host: give a host name or an IP address without a port or scheme";
+    } else if (strcmp(host, "*") != 0) {
+        size_t skip = len > 2 && host[0] == '*' && host[1] == '.' ? 2 : 0; /* "*.domain" */
+        if (strchr(host + skip, '*') != NULL)
+            problem = "may use '*' only as a whole first label, as in \"*.example.com\"";
+        else if (strspn(host + skip, "abcdefghijklmnopqrstuvwxyz0123456789-.") != len - skip)
+            problem = "is not a host name: only letters, digits, '-' and '.' are allowed (no scheme, port or path)";
+        else
+            problem = hostname_problem(host + skip, len - skip);
+    }
+    if (problem != NULL) {
+        free(host);
+        return fail(c, n, "%s %s", q, problem);
+    }
+    *out = host;
+    return 0;
+}
+
+/* allow_outbound: the hosts tine.http may reach (a sequence, maybe empty). */
+static int read_allow_outbound(ctx_t *c, const node_t *n, void *out)
+{
+    reg_manifest_t *m = out;
+    if (n->kind != NODE_SEQUENCE)
+        return fail(c, n, "expected a list of hosts such as [api.example.com, \"*.example.org\"], got %s",
+                    describe(c, n));
+    if (n->len > MANIFEST_MAX_OUTBOUND)
+        return fail(c, n, "%zu hosts; at most %d are allowed", n->len, MANIFEST_MAX_OUTBOUND);
+    m->allow_outbound_set = true;
+    if (n->len == 0)
+        return 0;
+    m->allow_outbound = calloc(n->len, sizeof(char *));
+    if (m->allow_outbound == NULL)
+        return -ENOMEM;
+    int rc = 0;
+    for (size_t i = 0; i < n->len && rc == 0; i++) {
+        size_t saved = path_push_index(c, i);
+        rc = read_outbound_host(c, n->items[i], &m->allow_outbound[i]);
+        path_pop(c, saved);
+        if (rc == 0)
+            m->allow_outbound_len++;
+    }
+    return rc;
 }
 
 /* ------------------------------------------------------------------ env */
@@ -1856,8 +1936,8 @@ static int read_triggers(ctx_t *c, const node_t *n, reg_manifest_t *m)
 
 /* ---------------------------------------------------------------- manifest */
 
-static const char *const top_keys[] = {"app", "description", "host", "defaults", "env", "functions", "routes",
-                                       "triggers"};
+static const char *const top_keys[] = {"app",       "description", "host",     "defaults",      "env",
+                                       "functions", "routes",      "triggers", "allow_outbound"};
 
 /* Validates the whole tree into m, in dependency order: defaults and env
  * before functions, functions before routes and triggers. */
@@ -1879,7 +1959,8 @@ static int read_manifest(ctx_t *c, const node_t *root, reg_manifest_t *m)
         (rc = read_field(c, root, "description", read_any_string, &m->description, NULL)) != 0 ||
         (rc = read_field(c, root, "host", read_host, &m->host, NULL)) != 0 ||
         (rc = read_field(c, root, "defaults", read_defaults, &defaults, NULL)) != 0 ||
-        (rc = read_field(c, root, "env", read_env, &app_env, NULL)) != 0)
+        (rc = read_field(c, root, "env", read_env, &app_env, NULL)) != 0 ||
+        (rc = read_field(c, root, "allow_outbound", read_allow_outbound, m, NULL)) != 0)
         return rc;
     m->env = app_env.kv;
     m->env_len = app_env.len;
@@ -1968,6 +2049,9 @@ void reg_manifest_free(reg_manifest_t *m)
     free(m->app);
     free(m->description);
     free(m->host);
+    for (size_t i = 0; i < m->allow_outbound_len; i++)
+        free(m->allow_outbound[i]);
+    free(m->allow_outbound);
     env_free(m->env, m->env_len);
     for (size_t i = 0; m->functions && i < m->functions_len; i++) {
         reg_function_t *f = &m->functions[i];

@@ -63,6 +63,13 @@ typedef struct {
     size_t routes_len;
     reg_trigger_t *triggers;
     size_t triggers_len;
+    /* Hosts tine.http may reach, lower case: "api.example.com",
+     * "*.example.com" (any subdomain), "*" (any host), "10.0.0.7", "::1".
+     * allow_outbound_set is false when the key is absent: then any host is
+     * allowed except at loopback, link-local or unspecified addresses. */
+    char **allow_outbound;
+    size_t allow_outbound_len;
+    bool allow_outbound_set;
 } reg_manifest_t;
 
 /* Parses and validates a manifest held in memory. `filename` names the file in
@@ -213,23 +220,6 @@ int reg_store_list_versions(reg_store_t *s, const char *app, reg_version_info_t 
  * Returns a bundle as reg_bundle_read would. */
 int reg_store_load_version(reg_store_t *s, const char *app, uint64_t version, reg_bundle_t **out, char *err,
                            size_t errlen);
-
-/* ------------------------------------------------------- per-app key/value */
-
-/* The key space of tine.kv: every key is stored as "tine:kv:{app}:{key}", so
- * one app can never name another app's keys. Keys are 1..512 bytes; values
- * up to 1 MiB. Synchronous. Each returns 0 or TINE_EREDIS / TINE_EINVAL with
- * a message in err. */
-int reg_kv_get(reg_store_t *s, const char *app, const char *key, char **value, size_t *len, int *found, char *err,
-               size_t errlen);
-int reg_kv_set(reg_store_t *s, const char *app, const char *key, const char *value, size_t len, uint64_t ttl_ms,
-               char *err, size_t errlen);
-int reg_kv_del(reg_store_t *s, const char *app, const char *key, int *deleted, char *err, size_t errlen);
-int reg_kv_incr(reg_store_t *s, const char *app, const char *key, int64_t by, int64_t *value, char *err,
-                size_t errlen);
-/* Keys starting with prefix (without the app part), sorted, at most `max`. */
-int reg_kv_keys(reg_store_t *s, const char *app, const char *prefix, size_t max, char ***keys, size_t *n, char *err,
-                size_t errlen);
 
 /* ------------------------------------------------------------ live table */
 

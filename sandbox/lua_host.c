@@ -48,6 +48,9 @@ struct sbx_lua {
     sbuf_t json;  /* tine.json.encode output and JSON response bodies */
     sbuf_t meta;  /* metadata of the frame being built */
     sbuf_t line;  /* tine.log line being built */
+    sbuf_t hc;    /* metadata of the host call being sent */
+    char *reply;  /* the last host reply frame's payload */
+    size_t reply_cap;
     int ref_array_mt, ref_env, ref_msgh, ref_remaining, ref_invoke, ref_to_lua, ref_handler;
 };
 
@@ -533,6 +536,21 @@ static int sdk_json_encode(lua_State *L)
     return 1;
 }
 
+/* Pushes the Lua value of the JSON text s[0..n). Returns 0; -1 with *jerr
+ * filled when s is not JSON; 1 with a message pushed when the value cannot
+ * be built (nesting, memory). */
+static int push_json_text(struct sbx_lua *S, lua_State *L, const char *s, size_t n, json_error_t *jerr)
+{
+    json_t *v = json_loadb(s, n, JSON_DECODE_FLAGS, jerr);
+    if (v == NULL)
+        return -1;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_to_lua);
+    lua_pushlightuserdata(L, v);
+    int rc = lua_pcall(L, 1, 1, 0);
+    json_decref(v);
+    return rc != 0;
+}
+
 /* tine.json.decode(s) -> value */
 static int sdk_json_decode(lua_State *L)
 {
@@ -540,14 +558,10 @@ static int sdk_json_decode(lua_State *L)
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     json_error_t err;
-    json_t *v = json_loadb(s, n, JSON_DECODE_FLAGS, &err);
-    if (v == NULL)
+    int rc = push_json_text(S, L, s, n, &err);
+    if (rc < 0)
         return raise_at_caller(L, "tine.json.decode: line %d column %d: %s", err.line, err.column, err.text);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_to_lua);
-    lua_pushlightuserdata(L, v);
-    int rc = lua_pcall(L, 1, 1, 0);
-    json_decref(v);
-    if (rc != 0)
+    if (rc > 0)
         return raise_at_caller(L, "tine.json.decode: %s", lua_tostring(L, -1));
     return 1;
 }
@@ -632,76 +646,107 @@ static int sdk_log_error(lua_State *L)
     return log_emit(L, "error", 1);
 }
 
-/* c.hostcall(op, key, body, number): one host call answered by tined (the
- * sandbox reaches nothing itself). Sends a HOSTCALL frame for the running
- * invocation and blocks until the HOSTREPLY. `key` is the key (the prefix for
- * kv.keys), `body` the value of kv.set, `number` the TTL in ms of kv.set or the
- * step of kv.incr. Returns the op's result; raises the host's error. */
+/* c.hostcall(op, args, body) -> meta, body | nil, message: one host call
+ * answered by tined (the sandbox reaches nothing itself). Sends a HOSTCALL
+ * frame whose metadata is {"op":op} merged with the table `args` (JSON), and
+ * whose body is the string `body`, then blocks until the HOSTREPLY. Returns
+ * the reply's metadata as a table and its body as a string, or nil and the
+ * host's error message (tine.lua raises it where the user called the SDK). */
 static int sdk_hostcall(lua_State *L)
 {
     struct sbx_lua *S = self_of(L);
-    const char *op = luaL_checkstring(L, 1);
-    size_t key_len = 0, body_len = 0;
-    const char *key = luaL_checklstring(L, 2, &key_len);
+    size_t op_len = 0, body_len = 0;
+    const char *op = luaL_checklstring(L, 1, &op_len);
     const char *body = luaL_optlstring(L, 3, "", &body_len);
-    lua_Number num = luaL_optnumber(L, 4, 0);
-    if (S->fd < 0 || S->invocation_id == 0)
-        return luaL_error(L, "%s: host calls are only available while handling an invocation", op);
-    json_t *meta = json_pack("{s:s, s:s%}", "op", op, strcmp(op, "kv.keys") == 0 ? "prefix" : "key", key,
-                             key_len);
-    if (meta == NULL)
-        return luaL_error(L, "%s: the key must be valid UTF-8", op);
-    if (strcmp(op, "kv.set") == 0 && num > 0)
-        json_object_set_new(meta, "ttl_ms", json_integer((json_int_t)num));
-    if (strcmp(op, "kv.incr") == 0)
-        json_object_set_new(meta, "by", json_integer((json_int_t)(num != 0 ? num : 1)));
-    char *m = json_dumps(meta, JSON_COMPACT);
-    json_decref(meta);
-    int rc = sbx_frame_write(S->fd, SBX_MSG_HOSTCALL, S->invocation_id, m, strlen(m), body, body_len);
-    free(m);
-    if (rc != 0)
-        return luaL_error(L, "%s: the node is unreachable (%s)", op, tine_strerror(rc));
+    if (S->fd < 0 || S->invocation_id == 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "host calls are only available while handling an invocation");
+        return 2;
+    }
+    sbuf_t *m = &S->hc;
+    m->len = 0;
+    sb_adds(L, m, "{\"op\":");
+    sb_json_str(L, m, op, op_len, false);
+    bool closed = false;
+    if (!lua_isnoneornil(L, 2)) {
+        /* Encode args as an object and splice its members in after op. */
+        luaL_checktype(L, 2, LUA_TTABLE);
+        size_t at = m->len;
+        lua_pushfstring(L, "tine.%s", op);
+        json_encode_into(S, L, 2, m, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        if (m->data[at] != '{') /* an array: the SDK never sends one */
+            return luaL_error(L, "tine.%s: host call arguments must be a table of named fields", op);
+        if (m->len - at == 2) {
+            m->len = at; /* {} adds nothing */
+        } else {
+            m->data[at] = ',';
+            closed = true;
+        }
+    }
+    if (!closed)
+        sb_addc(L, m, '}');
+    if (m->len + body_len > SBX_WIRE_MAX_FRAME) { /* tined would take it for a broken sandbox */
+        lua_pushnil(L);
+        lua_pushfstring(L, "the request of %d bytes is over the limit of %d bytes", (int)(m->len + body_len),
+                        (int)SBX_WIRE_MAX_FRAME);
+        sb_reset(m);
+        return 2;
+    }
+    int rc = sbx_frame_write(S->fd, SBX_MSG_HOSTCALL, S->invocation_id, m->data, m->len, body, body_len);
+    sb_reset(m);
+    if (rc != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "the node is unreachable (%s)", tine_strerror(rc));
+        return 2;
+    }
     sbx_frame_hdr_t h;
-    char *buf = NULL;
-    size_t cap = 0;
-    rc = sbx_frame_read_into(S->fd, &h, &buf, &cap, SBX_WIRE_MAX_FRAME);
+    rc = sbx_frame_read_into(S->fd, &h, &S->reply, &S->reply_cap, SBX_WIRE_MAX_FRAME);
     if (rc != 0 || h.type != SBX_MSG_HOSTREPLY || h.id != S->invocation_id) {
-        free(buf);
         /* The protocol is broken: nothing sensible can follow. */
         fprintf(stderr, "tine sandbox: expected a host reply, got frame type %u\n", h.type);
         _exit(1);
     }
-    json_t *reply = json_loadb(buf, h.meta_len, 0, NULL);
-    const char *err = json_string_value(json_object_get(reply, "error"));
-    if (reply == NULL || err) {
-        lua_pushfstring(L, "%s: %s", op, err ? err : "malformed host reply");
+    json_error_t jerr;
+    json_t *reply = json_loadb(S->reply, h.meta_len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
+    if (!json_is_object(reply)) {
         json_decref(reply);
-        free(buf);
-        return lua_error(L);
+        lua_pushnil(L);
+        lua_pushliteral(L, "malformed host reply");
+        return 2;
     }
-    int nret = 1;
-    if (strcmp(op, "kv.get") == 0) {
-        if (json_is_true(json_object_get(reply, "found")))
-            lua_pushlstring(L, buf + h.meta_len, h.len - h.meta_len);
+    json_t *err = json_object_get(reply, "error");
+    if (err != NULL) {
+        lua_pushnil(L);
+        if (json_is_string(err))
+            lua_pushlstring(L, json_string_value(err), json_string_length(err));
         else
-            lua_pushnil(L);
-    } else if (strcmp(op, "kv.del") == 0) {
-        lua_pushboolean(L, json_is_true(json_object_get(reply, "deleted")));
-    } else if (strcmp(op, "kv.incr") == 0) {
-        lua_pushnumber(L, (lua_Number)json_integer_value(json_object_get(reply, "value")));
-    } else if (strcmp(op, "kv.keys") == 0) {
-        json_t *keys = json_object_get(reply, "keys");
-        lua_createtable(L, (int)json_array_size(keys), 0);
-        for (size_t i = 0; i < json_array_size(keys); i++) {
-            lua_pushstring(L, json_string_value(json_array_get(keys, i)));
-            lua_rawseti(L, -2, (int)i + 1);
-        }
-    } else {
-        lua_pushboolean(L, 1);
+            lua_pushliteral(L, "host call failed");
+        json_decref(reply);
+        return 2;
     }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_to_lua);
+    lua_pushlightuserdata(L, reply);
+    rc = lua_pcall(L, 1, 1, 0);
     json_decref(reply);
-    free(buf);
-    return nret;
+    if (rc != 0)
+        return lua_error(L);
+    lua_pushlstring(L, S->reply + h.meta_len, h.len - h.meta_len);
+    if (S->reply_cap > KEEP_BUF) { /* one big answer must not pin its memory */
+        free(S->reply);
+        S->reply = NULL;
+        S->reply_cap = 0;
+    }
+    return 2;
+}
+
+/* tine.now(): wall-clock seconds since the Unix epoch, microsecond resolution. */
+static int sdk_now(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)(ts.tv_nsec / 1000) / 1e6);
+    return 1;
 }
 
 /* ctx.remaining_ms(): milliseconds left before the invocation's timeout. */
@@ -932,6 +977,7 @@ static int prepare_step(lua_State *L)
         {"json_decode", sdk_json_decode},
         {"json_array", sdk_json_array},
         {"hostcall", sdk_hostcall},
+        {"now", sdk_now},
     };
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
         push_closure(L, S, fns[i].f);
@@ -1012,6 +1058,8 @@ void sbx_lua_free(sbx_lua_t *S)
     sb_free(&S->json);
     sb_free(&S->meta);
     sb_free(&S->line);
+    sb_free(&S->hc);
+    free(S->reply);
     free(S);
 }
 
@@ -1357,10 +1405,15 @@ static int invoke_step(lua_State *L)
         push_request(L, a, 1);
     } else if (strcmp(k, "event") == 0) {
         json_t *ev = json_object_get(a->meta, "event");
-        if (ev == NULL)
-            lua_pushnil(L);
-        else
+        json_error_t jerr;
+        int rc = 0;
+        if (ev != NULL)
             push_json(L, ev, 1, 0);
+        else if (!json_is_true(json_object_get(a->meta, "event_in_body")))
+            lua_pushnil(L);
+        else if ((rc = push_json_text(S, L, a->body, a->body_len, &jerr)) != 0) /* tine.invoke's payload */
+            return rc < 0 ? luaL_error(L, "bad event: line %d column %d: %s", jerr.line, jerr.column, jerr.text)
+                          : luaL_error(L, "bad event: %s", lua_tostring(L, -1));
     } else {
         return luaL_error(L, "bad invocation kind '%s': expected \"http\" or \"event\"", k);
     }

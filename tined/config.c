@@ -47,6 +47,7 @@ static const option_t options[] = {
      "records kept per app: COUNT, AGE or COUNT,AGE (default 10000,7d)"},
     {"metrics-token", "TINE_METRICS_TOKEN", 1, "bearer token GET /metrics requires (default: none)"},
     {"log-level", "TINE_LOG_LEVEL", 1, "debug|info|warn|error: tined's own log lines (default info)"},
+    {"max-invoke-depth", "TINE_MAX_INVOKE_DEPTH", 1, "deepest chain of nested tine.invoke calls, 1..10000 (default 256)"},
     {"config", "TINE_CONFIG", 1, "config file of 'key = value' lines with the names above"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -151,6 +152,8 @@ static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
         return &cfg->metrics_token;
     if (strcmp(name, "log-level") == 0)
         return &cfg->log_level;
+    if (strcmp(name, "max-invoke-depth") == 0)
+        return &cfg->max_invoke_depth_str;
     return NULL;
 }
 
@@ -378,6 +381,19 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
                 raw.idle_timeout);
         rc = -1;
     }
+    cfg->max_invoke_depth = 256;
+    if (cfg->max_invoke_depth_str) {
+        char *end;
+        unsigned long d = strtoul(cfg->max_invoke_depth_str, &end, 10);
+        if (*end != '\0' || end == cfg->max_invoke_depth_str || d < 1 || d > 10000 ||
+            cfg->max_invoke_depth_str[0] == '-') {
+            fprintf(stderr, "tined: --max-invoke-depth %s: expected an integer from 1 to 10000\n",
+                    cfg->max_invoke_depth_str);
+            rc = -1;
+        } else {
+            cfg->max_invoke_depth = (unsigned)d;
+        }
+    }
     if (cfg->no_auth && !tined_listen_is_loopback(cfg->listen)) {
         fprintf(stderr, "tined: --no-auth is only allowed on a loopback address, not %s\n", cfg->listen);
         rc = -1;
@@ -427,4 +443,5 @@ void tined_config_dispose(tined_config_t *cfg)
     free(cfg->retention_str);
     free(cfg->metrics_token);
     free(cfg->log_level);
+    free(cfg->max_invoke_depth_str);
 }

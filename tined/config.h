@@ -31,6 +31,8 @@ typedef struct {
     bool activations;          /* record every invocation (default on) */
     uint32_t retention_count;  /* activation records kept per app */
     uint32_t retention_s;      /* and for at most this long */
+    char *max_invoke_depth_str;
+    unsigned max_invoke_depth; /* nested tine.invoke calls allowed (default 256) */
 } tined_config_t;
 
 /* Fills cfg from argv, the environment and the config file. Returns 0, 1 when

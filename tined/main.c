@@ -194,7 +194,6 @@ int main(int argc, char **argv)
     }
 
     char *token = NULL;
-    reg_store_t *kv_store = NULL;
     if (cfg.admin_token)
         token = xstrdup(cfg.admin_token);
     else if (!cfg.no_auth && (token = load_or_create_token(cfg.state_dir)) == NULL)
@@ -202,11 +201,6 @@ int main(int argc, char **argv)
 
     tined_t t = {0};
     t.loop = uv_default_loop();
-    kv_store = reg_store_connect(redis_url, err, sizeof(err));
-    if (kv_store == NULL) {
-        tine_log(TINE_LOG_ERROR, "%s", err);
-        goto fail;
-    }
     bill_config_t bcfg = {
         .redis_url = redis_url,
         .prices = {.gb_s_pusd = cfg.price_gb_s_pusd, .request_pusd = cfg.price_request_pusd},
@@ -220,7 +214,8 @@ int main(int argc, char **argv)
         .max_queue = cfg.max_queue,
         .max_sandboxes = cfg.max_sandboxes,
         .idle_timeout_ms = cfg.idle_timeout_ms,
-        .store = kv_store,
+        .redis_url = redis_url,
+        .max_invoke_depth = cfg.max_invoke_depth,
         .on_activation = on_activation,
         .on_activation_data = &t,
     };
@@ -290,7 +285,6 @@ fail:
     rc = 1;
 out:
     sbx_zygote_stop(&zygote);
-    reg_store_free(kv_store);
     reg_embedded_redis_stop(redis_pid);
     free(redis_url);
     free(token);

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -836,5 +838,72 @@ int tine_logs(tine_client_t *c, const char *app, const char *fn, unsigned limit,
         cb(data, ls.buf.data, ls.buf.len); /* a last line without "\n" */
     free(ls.buf.data);
     free(path);
+    return rc;
+}
+
+/* A random id of 32 hex digits (time and address mixed in if getrandom fails). */
+static void random_id(char out[33])
+{
+    unsigned char raw[16];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)(uintptr_t)out;
+        for (size_t i = 0; i < sizeof raw; i++) {
+            x = x * 6364136223846793005u + 1442695040888963407u;
+            raw[i] = (unsigned char)(x >> 56);
+        }
+    }
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+}
+
+int tine_emit(tine_client_t *c, const char *type, const char *source, const char *data_json, size_t len,
+              char **response)
+{
+    if (response != NULL)
+        *response = NULL;
+    if (type == NULL || type[0] == '\0' || source == NULL || source[0] == '\0') {
+        set_error(c, "an event needs a type and a source");
+        return -EINVAL;
+    }
+    json_t *data = NULL;
+    if (data_json != NULL) {
+        json_error_t jerr;
+        data = json_loadb(data_json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+        if (data == NULL) {
+            set_error(c, "event data is not JSON: line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+            return -EINVAL;
+        }
+    }
+    char id[33], when[40];
+    random_id(id);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s}", "specversion", "1.0", "id", id, "type", type, "source",
+                           source, "time", when);
+    if (ev == NULL) { /* out of memory, or type/source not UTF-8 */
+        json_decref(data);
+        set_error(c, "cannot build the event (type and source must be UTF-8)");
+        return -EINVAL;
+    }
+    if (data != NULL && (json_object_set_new(ev, "datacontenttype", json_string("application/json")) != 0 ||
+                         json_object_set_new(ev, "data", data) != 0)) {
+        json_decref(ev);
+        set_error(c, "out of memory");
+        return -ENOMEM;
+    }
+    char *body = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    if (body == NULL) {
+        set_error(c, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = api_call(c, "POST", "/_tine/v1/events", body, strlen(body), "application/cloudevents+json", response);
+    free(body);
     return rc;
 }

@@ -170,6 +170,17 @@ typedef int (*tine_line_cb)(void *data, const char *line, size_t len);
 int tine_logs(tine_client_t *c, const char *app, const char *fn, unsigned limit, int follow, tine_line_cb cb,
               void *data);
 
+/* POST /_tine/v1/events: publishes one CloudEvent into the node's event
+ * system, which hands it to the functions whose triggers match. `type` and
+ * `source` are required ("order.paid", "myapp/billing"); `data_json` (len
+ * bytes of JSON, borrowed; NULL for none) becomes the event's data, with
+ * datacontenttype application/json. libtine adds specversion "1.0", a random
+ * 32-hex-digit id and the current time, and sends the event in structured
+ * mode (Content-Type: application/cloudevents+json). Returns -EINVAL with a
+ * message when type or source is missing or data_json is not JSON. */
+int tine_emit(tine_client_t *c, const char *type, const char *source, const char *data_json, size_t len,
+              char **response);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "fake_node.h"
 #include "tine.h"
@@ -250,6 +251,55 @@ static void test_sandbox_calls(void **state)
     assert_string_equal(tine_client_error(f->client), "body: warm: expected an integer from 0 to 10");
 }
 
+static void test_emit_posts_a_cloudevent(void **state)
+{
+    fixture_t *f = *state;
+    fake_node_answer(f->node, 202, "{\"id\":\"x\"}");
+    const char data[] = "{\"total\":3}";
+    char *answer = NULL;
+    assert_int_equal(tine_emit(f->client, "order.paid", "shop/billing", data, strlen(data), &answer), 0);
+    assert_string_equal(answer, "{\"id\":\"x\"}");
+    tine_free(answer);
+    assert_string_equal(f->node->method, "POST");
+    assert_string_equal(f->node->path, "/_tine/v1/events");
+    char buf[128];
+    assert_string_equal(fake_node_header(f->node, "Content-Type", buf, sizeof buf), "application/cloudevents+json");
+    json_t *ev = json_loadb(f->node->body, f->node->body_len, 0, NULL);
+    assert_non_null(ev);
+    assert_string_equal(json_string_value(json_object_get(ev, "specversion")), "1.0");
+    assert_string_equal(json_string_value(json_object_get(ev, "type")), "order.paid");
+    assert_string_equal(json_string_value(json_object_get(ev, "source")), "shop/billing");
+    assert_string_equal(json_string_value(json_object_get(ev, "datacontenttype")), "application/json");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(ev, "data"), "total")), 3);
+    const char *id = json_string_value(json_object_get(ev, "id"));
+    assert_int_equal(strlen(id), 32);
+    assert_int_equal(strspn(id, "0123456789abcdef"), 32);
+    char first[33];
+    snprintf(first, sizeof first, "%s", id);
+    const char *t = json_string_value(json_object_get(ev, "time"));
+    assert_true(strlen(t) == 24 && t[4] == '-' && t[10] == 'T' && t[19] == '.' && t[23] == 'Z');
+    json_decref(ev);
+
+    /* No data: no data fields; every event gets its own id. */
+    assert_int_equal(tine_emit(f->client, "ping", "cli", NULL, 0, NULL), 0);
+    ev = json_loadb(f->node->body, f->node->body_len, 0, NULL);
+    assert_null(json_object_get(ev, "data"));
+    assert_null(json_object_get(ev, "datacontenttype"));
+    assert_string_not_equal(json_string_value(json_object_get(ev, "id")), first);
+    json_decref(ev);
+
+    int requests = f->node->requests;
+    assert_int_equal(tine_emit(f->client, "t", "s", "{nope", 5, NULL), -EINVAL);
+    assert_string_equal(tine_client_error(f->client), "event data is not JSON: line 1 column 5: string or '}' expected near 'nope'");
+    assert_int_equal(tine_emit(f->client, "", "s", NULL, 0, NULL), -EINVAL);
+    assert_string_equal(tine_client_error(f->client), "an event needs a type and a source");
+    assert_int_equal(tine_emit(f->client, "t", NULL, NULL, 0, NULL), -EINVAL);
+    assert_int_equal(f->node->requests, requests); /* nothing was sent */
+
+    fake_node_answer(f->node, 404, "{\"error\":\"no route for /_tine/v1/events\"}");
+    assert_int_equal(tine_emit(f->client, "t", "s", NULL, 0, NULL), TINE_CLIENT_ENOTFOUND);
+}
+
 static void test_request_returns_any_status(void **state)
 {
     fixture_t *f = *state;
@@ -374,6 +424,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rollback_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invoke_escapes_names_and_defaults_to_empty_object, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandbox_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_emit_posts_a_cloudevent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_returns_any_status, setup, teardown),
         cmocka_unit_test(test_connection_refused_names_the_node),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),

@@ -1,0 +1,502 @@
+/* tine.http: outbound HTTP requests made by tined on a function's behalf,
+ * with libcurl's multi interface driven by the invoker's libuv loop (one
+ * uv_poll_t per socket curl opens, one uv_timer_t for curl's timeouts), so a
+ * slow server never blocks the loop.
+ *
+ * Limits: the request's time is capped by what is left of the invocation's
+ * timeout; the response (headers and body) by HTTP_MAX_RESPONSE bytes;
+ * redirects are not followed; only http and https. Where it may go: the
+ * app's allow_outbound list when the manifest has one; without one, any host
+ * except at loopback, link-local and unspecified addresses (tined's own
+ * admin API, a local Redis, cloud metadata services), which a function
+ * reaches only through a host its app lists. */
+#include "hostcall_internal.h"
+#include "tine_common.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define HTTP_MAX_RESPONSE (6u * 1024u * 1024u) /* body bytes */
+#define HTTP_MAX_HEADERS (64u * 1024u)         /* response header bytes */
+#define HTTP_USER_AGENT "tine/0.1"
+
+struct inv_http {
+    uv_loop_t *loop;
+    CURLM *multi;
+    uv_timer_t timer;
+    struct http_req *reqs; /* in flight, for inv__http_free */
+};
+
+typedef struct http_req {
+    inv_http_t *http;
+    struct http_req *next;
+    inv_call_t *c;
+    CURL *easy;
+    struct curl_slist *headers;
+    char *host;         /* the URL's host, for messages */
+    bool host_listed;   /* named by an allow_outbound entry other than "*" */
+    bool too_big;
+    char refused[INET6_ADDRSTRLEN]; /* an address the policy refused */
+    uint32_t timeout_ms;
+    tine_buf_t body;
+    size_t header_bytes;
+    json_t *resp_headers;
+    char errbuf[CURL_ERROR_SIZE];
+} http_req_t;
+
+typedef struct {
+    uv_poll_t poll;
+    inv_http_t *http;
+    curl_socket_t fd;
+} http_socket_t;
+
+static void check_done(inv_http_t *h);
+
+/* ------------------------------------------------------------ the loop */
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    http_socket_t *s = p->data;
+    int flags = status < 0 ? CURL_CSELECT_ERR : 0;
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    int running = 0;
+    curl_multi_socket_action(s->http->multi, s->fd, flags, &running);
+    check_done(s->http);
+}
+
+static void on_socket_closed(uv_handle_t *hd)
+{
+    free(hd->data);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: watch (or stop watching) one of curl's sockets. */
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    inv_http_t *h = userp;
+    http_socket_t *s = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (s != NULL) {
+            uv_poll_stop(&s->poll);
+            uv_close((uv_handle_t *)&s->poll, on_socket_closed);
+            curl_multi_assign(h->multi, fd, NULL);
+        }
+        return 0;
+    }
+    if (s == NULL) {
+        s = xcalloc(1, sizeof(*s));
+        s->http = h;
+        s->fd = fd;
+        if (uv_poll_init_socket(h->loop, &s->poll, fd) != 0) {
+            free(s);
+            return -1;
+        }
+        s->poll.data = s;
+        curl_multi_assign(h->multi, fd, s);
+    }
+    int events = ((what & CURL_POLL_IN) ? UV_READABLE : 0) | ((what & CURL_POLL_OUT) ? UV_WRITABLE : 0);
+    uv_poll_start(&s->poll, events, on_poll);
+    return 0;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    inv_http_t *h = container_of(t, inv_http_t, timer);
+    int running = 0;
+    curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(h);
+}
+
+/* CURLMOPT_TIMERFUNCTION: curl wants to be called back after `ms`. */
+static int on_curl_timer(CURLM *multi, long ms, void *userp)
+{
+    inv_http_t *h = userp;
+    if (ms < 0)
+        uv_timer_stop(&h->timer);
+    else
+        uv_timer_start(&h->timer, on_timer, (uint64_t)ms, 0);
+    return 0;
+}
+
+inv_http_t *inv__http_new(uv_loop_t *loop)
+{
+    static bool curl_ready;
+    if (!curl_ready) {
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        curl_ready = true;
+    }
+    inv_http_t *h = xcalloc(1, sizeof(*h));
+    h->loop = loop;
+    h->multi = curl_multi_init();
+    if (h->multi == NULL) {
+        fprintf(stderr, "tined: cannot create the HTTP client of tine.http\n");
+        abort();
+    }
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+    uv_timer_init(loop, &h->timer);
+    return h;
+}
+
+/* ------------------------------------------------------------ requests */
+
+static void req_free(http_req_t *r)
+{
+    inv_http_t *h = r->http;
+    for (http_req_t **p = &h->reqs; *p; p = &(*p)->next) {
+        if (*p == r) {
+            *p = r->next;
+            break;
+        }
+    }
+    curl_multi_remove_handle(h->multi, r->easy);
+    curl_easy_cleanup(r->easy);
+    curl_slist_free_all(r->headers);
+    json_decref(r->resp_headers);
+    tine_buf_dispose(&r->body);
+    free(r->host);
+    free(r);
+}
+
+/* Answers the request's host call from curl's outcome, then frees it. */
+static void req_finish(http_req_t *r, CURLcode rc)
+{
+    inv_call_t *c = r->c;
+    if (rc == CURLE_OK) {
+        long status = 0;
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+        json_t *meta = json_pack("{s:i, s:O}", "status", (int)status, "headers", r->resp_headers);
+        inv__hc_reply(c, meta, r->body.data, r->body.len);
+    } else if (r->refused[0]) {
+        inv__hc_fail(c,
+                     "host %s is at %s, a loopback, link-local or unspecified address; list the host in "
+                     "allow_outbound to reach it",
+                     r->host, r->refused);
+    } else if (r->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+        inv__hc_fail(c, "the response from %s is larger than the limit of %u bytes", r->host,
+                     (unsigned)HTTP_MAX_RESPONSE);
+    } else if (rc == CURLE_OPERATION_TIMEDOUT) {
+        inv__hc_fail(c, "timed out after %u ms (%s)", (unsigned)r->timeout_ms, r->host);
+    } else if (rc == CURLE_COULDNT_RESOLVE_HOST) {
+        inv__hc_fail(c, "cannot resolve host %s", r->host);
+    } else {
+        inv__hc_fail(c, "%s: %s", r->host, r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+    }
+    req_free(r);
+}
+
+static void check_done(inv_http_t *h)
+{
+    CURLMsg *msg;
+    int left = 0;
+    while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        char *priv = NULL;
+        CURLcode rc = msg->data.result;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+        req_finish((http_req_t *)priv, rc);
+    }
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *userp)
+{
+    http_req_t *r = userp;
+    size_t len = size * n;
+    if (r->body.len + len > HTTP_MAX_RESPONSE) {
+        r->too_big = true;
+        return 0; /* curl stops with CURLE_WRITE_ERROR */
+    }
+    tine_buf_append(&r->body, data, len);
+    return len;
+}
+
+/* Collects response headers: names in lower case, repeated ones joined with
+ * ", ". A new status line (after 1xx) starts over. */
+static size_t on_header(char *data, size_t size, size_t n, void *userp)
+{
+    http_req_t *r = userp;
+    size_t len = size * n;
+    r->header_bytes += len;
+    if (r->header_bytes > HTTP_MAX_HEADERS) {
+        r->too_big = true;
+        return 0;
+    }
+    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        json_object_clear(r->resp_headers);
+        return len;
+    }
+    const char *colon = memchr(data, ':', len);
+    if (colon == NULL || colon == data)
+        return len;
+    char *name = xstrndup(data, (size_t)(colon - data));
+    for (char *p = name; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    const char *v = colon + 1, *end = data + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    json_t *old = json_object_get(r->resp_headers, name);
+    json_t *value;
+    if (old != NULL) {
+        tine_buf_t b;
+        tine_buf_init(&b);
+        tine_buf_append(&b, json_string_value(old), json_string_length(old));
+        tine_buf_append(&b, ", ", 2);
+        tine_buf_append(&b, v, (size_t)(end - v));
+        value = tine_json_text(b.data, b.len);
+        tine_buf_dispose(&b);
+    } else {
+        value = tine_json_text(v, (size_t)(end - v));
+    }
+    json_t *key_ok = json_string(name);
+    if (key_ok != NULL) /* a name that is not UTF-8 is dropped */
+        json_object_set_new(r->resp_headers, name, value);
+    else
+        json_decref(value);
+    json_decref(key_ok);
+    free(name);
+    return len;
+}
+
+/* True for loopback, link-local and unspecified addresses (IPv4, IPv6 and
+ * IPv4-mapped IPv6). */
+static bool address_is_local(const struct sockaddr *sa)
+{
+    const unsigned char *a;
+    if (sa->sa_family == AF_INET) {
+        a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+    } else if (sa->sa_family == AF_INET6) {
+        const unsigned char *b = (const unsigned char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        static const unsigned char zero[15] = {0};
+        if (memcmp(b, mapped, 12) != 0) {
+            bool loop_or_any = memcmp(b, zero, 15) == 0 && (b[15] == 1 || b[15] == 0);
+            return loop_or_any || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+        }
+        a = b + 12;
+    } else {
+        return true; /* not an IP socket: never */
+    }
+    return a[0] == 127 || a[0] == 0 || (a[0] == 169 && a[1] == 254);
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: refuses local addresses unless the host was
+ * listed by name in allow_outbound. */
+static curl_socket_t on_open_socket(void *userp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    http_req_t *r = userp;
+    if (!r->host_listed && address_is_local(&addr->addr)) {
+        const void *ip = addr->family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&addr->addr)->sin6_addr
+                                                  : (const void *)&((struct sockaddr_in *)&addr->addr)->sin_addr;
+        if (inet_ntop(addr->family, ip, r->refused, sizeof(r->refused)) == NULL)
+            snprintf(r->refused, sizeof(r->refused), "?");
+        return CURL_SOCKET_BAD;
+    }
+    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
+/* Whether allow_outbound lets the app reach `host` (lower case, no
+ * brackets); *listed is set when an entry other than "*" named it. */
+static bool host_allowed(const reg_manifest_t *m, const char *host, bool *listed)
+{
+    *listed = false;
+    if (!m->allow_outbound_set)
+        return true;
+    bool any = false;
+    size_t hl = strlen(host);
+    for (size_t i = 0; i < m->allow_outbound_len; i++) {
+        const char *p = m->allow_outbound[i];
+        if (strcmp(p, "*") == 0) {
+            any = true;
+        } else if (p[0] == '*' && p[1] == '.') {
+            size_t sl = strlen(p + 1); /* ".example.com" */
+            if (hl > sl && strcmp(host + hl - sl, p + 1) == 0)
+                return *listed = true;
+        } else if (strcmp(p, host) == 0) {
+            return *listed = true;
+        }
+    }
+    return any;
+}
+
+/* Parses the URL: scheme http or https, a host. Stores the host (lower case,
+ * without IPv6 brackets) or returns an error message. */
+static const char *url_host(const char *url, char **host)
+{
+    *host = NULL;
+    CURLU *u = curl_url();
+    if (u == NULL)
+        return "out of memory";
+    const char *problem = NULL;
+    char *scheme = NULL, *h = NULL;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+        problem = "is not a valid URL";
+    else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+             (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0))
+        problem = "is not an http:// or https:// URL";
+    else if (curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK || h[0] == '\0')
+        problem = "has no host";
+    if (problem == NULL) {
+        size_t n = strlen(h);
+        bool bracketed = n >= 2 && h[0] == '[' && h[n - 1] == ']';
+        *host = bracketed ? xstrndup(h + 1, n - 2) : xstrdup(h);
+        for (char *p = *host; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+    }
+    curl_free(scheme);
+    curl_free(h);
+    curl_url_cleanup(u);
+    return problem;
+}
+
+/* Adds the request headers of meta (an object of strings) to r; returns an
+ * error message for a bad one. */
+static const char *add_request_headers(http_req_t *r, json_t *headers, bool *has_ct)
+{
+    const char *name;
+    json_t *v;
+    *has_ct = false;
+    json_object_foreach(headers, name, v)
+    {
+        char num[32];
+        const char *value = json_string_value(v);
+        size_t vl = json_string_length(v);
+        if (json_is_number(v)) {
+            snprintf(num, sizeof(num), "%.17g", json_number_value(v));
+            value = num;
+            vl = strlen(num);
+        }
+        if (value == NULL || name[0] == '\0' || strpbrk(name, " \t\r\n:") != NULL)
+            return "bad request header";
+        for (size_t i = 0; i < vl; i++)
+            if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
+                return "a request header value holds CR, LF or NUL";
+        *has_ct |= strcasecmp(name, "content-type") == 0;
+        /* "Name;" is curl's way to send a header with an empty value. */
+        char *line = vl ? xasprintf("%s: %.*s", name, (int)vl, value) : xasprintf("%s;", name);
+        r->headers = curl_slist_append(r->headers, line);
+        free(line);
+    }
+    return NULL;
+}
+
+void inv__http_request(inv_http_t *h, inv_call_t *c, json_t *meta, const char *body, size_t body_len)
+{
+    const char *url = json_string_value(json_object_get(meta, "url"));
+    const char *method = json_string_value(json_object_get(meta, "method"));
+    json_t *headers = json_object_get(meta, "headers");
+    if (url == NULL || method == NULL || strspn(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(method) ||
+        method[0] == '\0' || strlen(method) > 16 || (headers != NULL && !json_is_object(headers))) {
+        inv__hc_fail(c, "expected a url, an upper-case method and a table of headers");
+        return;
+    }
+    char *host = NULL;
+    const char *problem = url_host(url, &host);
+    if (problem != NULL) {
+        inv__hc_fail(c, "'%.200s' %s", url, problem);
+        return;
+    }
+    bool listed = false;
+    if (!host_allowed(c->pool->version->manifest, host, &listed)) {
+        inv__hc_fail(c, "host %s not allowed by allow_outbound", host);
+        free(host);
+        return;
+    }
+    uint32_t remaining = inv__hc_remaining_ms(c);
+    double asked = json_number_value(json_object_get(meta, "timeout_ms"));
+    uint32_t timeout = asked >= 1 && asked < remaining ? (uint32_t)asked : remaining;
+    if (timeout == 0) {
+        inv__hc_fail(c, "no time left in this invocation");
+        free(host);
+        return;
+    }
+
+    http_req_t *r = xcalloc(1, sizeof(*r));
+    r->http = h;
+    r->c = c;
+    r->host = host;
+    r->host_listed = listed;
+    r->timeout_ms = timeout;
+    r->resp_headers = json_object();
+    tine_buf_init(&r->body);
+    bool has_ct = false;
+    problem = headers ? add_request_headers(r, headers, &has_ct) : NULL;
+    if (problem != NULL) {
+        inv__hc_fail(c, "%s", problem);
+        curl_slist_free_all(r->headers);
+        json_decref(r->resp_headers);
+        free(r->host);
+        free(r);
+        return;
+    }
+    /* No curl defaults the function did not ask for. */
+    r->headers = curl_slist_append(r->headers, "Expect:");
+    if (!has_ct)
+        r->headers = curl_slist_append(r->headers, "Content-Type:");
+    CURL *e = r->easy = curl_easy_init();
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout);
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HTTP_MAX_RESPONSE);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, HTTP_USER_AGENT);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+    if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(method, "GET") != 0 || body_len > 0) {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        if (body_len > 0 || strcmp(method, "GET") != 0) {
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+            curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body_len ? body : "");
+        }
+    }
+    r->next = h->reqs;
+    h->reqs = r;
+    CURLMcode mc = curl_multi_add_handle(h->multi, e);
+    if (mc != CURLM_OK) {
+        inv__hc_fail(c, "cannot start the request: %s", curl_multi_strerror(mc));
+        req_free(r);
+    }
+}
+
+static void on_timer_closed(uv_handle_t *hd)
+{
+    inv_http_t *h = container_of((uv_timer_t *)hd, inv_http_t, timer);
+    free(h);
+}
+
+void inv__http_free(inv_http_t *h)
+{
+    if (h == NULL)
+        return;
+    while (h->reqs != NULL) {
+        inv__hc_fail(h->reqs->c, "the node is shutting down");
+        req_free(h->reqs);
+    }
+    curl_multi_cleanup(h->multi);
+    uv_timer_stop(&h->timer);
+    uv_close((uv_handle_t *)&h->timer, on_timer_closed);
+}

@@ -1,0 +1,275 @@
+/* tine.invoke and tine.invoke_async: a function calls another function of
+ * its app, served on this node by the invoker itself — no HTTP, no Redis.
+ * The callee runs on the caller's version (a call is served wholly by one
+ * version), gets the payload as its event, and its response goes back to
+ * the caller in the host reply.
+ *
+ * Bounds, each a clear error for the caller: the depth of nested calls
+ * (inv_config_t.max_invoke_depth), the calls one invocation has in flight
+ * (INV_MAX_INVOKE_FANOUT), and a synchronous call that could only wait for
+ * itself (every sandbox its function may have is already a caller up the
+ * same chain). */
+#include "hostcall_internal.h"
+#include "tine_common.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One tine.invoke in flight: the callee's callback data. */
+typedef struct {
+    inv_call_t *caller; /* held until the callee finished */
+    inv_waiting_t *waiting; /* synchronous: the caller's entry in the blocked table */
+    const char *fn;     /* the callee's name (in the version's manifest) */
+    bool async;
+    bool starting;      /* inside inv_call: the callback must leave the op alone */
+    bool done;          /* the callee finished while starting */
+    char id[33];        /* the callee's invocation id, when done while starting */
+} invoke_op_t;
+
+static void on_callee_done(void *data, const inv_result_t *res);
+
+/* Payload bytes: the callee's INVOKE frame must stay within the frame limit. */
+#define INV_MAX_PAYLOAD (6u * 1024u * 1024u)
+
+/* ------------------------------------------------- blocked-caller table */
+
+static size_t waiting_bucket(const reg_app_version_t *v, size_t fn_index)
+{
+    uintptr_t h = (uintptr_t)v * 31u + fn_index;
+    return (h ^ (h >> 9)) % INV_WAITING_BUCKETS;
+}
+
+/* How many callers of (v, fn_index) are blocked in a synchronous tine.invoke. */
+static uint32_t waiting_count(inv_hostcalls_t *hc, const reg_app_version_t *v, size_t fn_index)
+{
+    for (inv_waiting_t *w = hc->waiting[waiting_bucket(v, fn_index)]; w; w = w->next)
+        if (w->version == v && w->fn_index == fn_index)
+            return w->count;
+    return 0;
+}
+
+/* Counts one more blocked caller of c's function; returns its entry. */
+static inv_waiting_t *waiting_add(inv_hostcalls_t *hc, const inv_call_t *c)
+{
+    inv_waiting_t **head = &hc->waiting[waiting_bucket(c->pool->version, c->pool->fn_index)];
+    for (inv_waiting_t *w = *head; w; w = w->next) {
+        if (w->version == c->pool->version && w->fn_index == c->pool->fn_index) {
+            w->count++;
+            return w;
+        }
+    }
+    inv_waiting_t *w = xcalloc(1, sizeof(*w));
+    w->version = c->pool->version;
+    w->fn_index = c->pool->fn_index;
+    w->count = 1;
+    w->next = *head;
+    *head = w;
+    return w;
+}
+
+/* One blocked caller less; the entry goes when none is left. */
+static void waiting_remove(inv_hostcalls_t *hc, inv_waiting_t *w)
+{
+    if (--w->count > 0)
+        return;
+    for (inv_waiting_t **p = &hc->waiting[waiting_bucket(w->version, w->fn_index)]; *p; p = &(*p)->next) {
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    }
+    free(w);
+}
+
+void inv__invoke_dispose(inv_hostcalls_t *hc)
+{
+    for (size_t i = 0; i < INV_WAITING_BUCKETS; i++) {
+        while (hc->waiting[i] != NULL) {
+            inv_waiting_t *w = hc->waiting[i];
+            hc->waiting[i] = w->next;
+            free(w);
+        }
+    }
+}
+
+/* The index of function `fn` in version v, or SIZE_MAX. A cache remembers
+ * the last answer per (version, name); it is only a hint, checked against
+ * the manifest each time (a freed version's address may be reused). */
+static size_t find_function(inv_hostcalls_t *hc, const reg_app_version_t *v, const char *fn)
+{
+    size_t h = (uintptr_t)v >> 4;
+    for (const char *p = fn; *p; p++)
+        h = h * 33u + (unsigned char)*p;
+    h %= INV_NAME_CACHE;
+    const reg_manifest_t *m = v->manifest;
+    size_t hint = hc->names[h].fn_index;
+    if (hc->names[h].version == v && hint < m->functions_len && strcmp(m->functions[hint].name, fn) == 0)
+        return hint;
+    for (size_t i = 0; i < m->functions_len; i++) {
+        if (strcmp(m->functions[i].name, fn) == 0) {
+            hc->names[h].version = v;
+            hc->names[h].fn_index = (uint32_t)i;
+            return i;
+        }
+    }
+    return SIZE_MAX;
+}
+
+/* ---------------------------------------------------------- the calls */
+
+/* The caller waiting for `c` when `c` is a synchronous tine.invoke, else NULL. */
+static inv_call_t *sync_caller(const inv_call_t *c)
+{
+    if (c->cb != on_callee_done)
+        return NULL;
+    const invoke_op_t *op = c->data;
+    return op->async ? NULL : op->caller;
+}
+
+/* True when the response's content type says JSON. */
+static bool is_json(json_t *headers)
+{
+    const char *ct = json_string_value(json_object_get(headers, "content-type"));
+    return ct != NULL && strncmp(ct, "application/json", 16) == 0 && (ct[16] == '\0' || ct[16] == ';');
+}
+
+/* Answers a synchronous caller with the callee's response: meta {status,
+ * invocation_id, json, headers}, where headers is left out when it is just
+ * the JSON content type (the common case, built without jansson). */
+static void reply_result(inv_call_t *caller, const inv_result_t *res)
+{
+    bool json = is_json(res->headers);
+    char *headers = NULL;
+    if (res->headers != NULL && !(json && json_object_size(res->headers) == 1))
+        headers = json_dumps(res->headers, JSON_COMPACT);
+    tine_buf_t m;
+    tine_buf_init(&m);
+    tine_buf_appendf(&m, "{\"status\":%d,\"invocation_id\":\"%s\",\"json\":%s", res->status, res->invocation_id,
+                     json ? "true" : "false");
+    if (headers != NULL)
+        tine_buf_appendf(&m, ",\"headers\":%s", headers);
+    tine_buf_append(&m, "}", 1);
+    free(headers);
+    if (m.len + res->body_len > SBX_WIRE_MAX_FRAME)
+        inv__hc_fail(caller, "the response of %zu bytes is over the limit of %u bytes", res->body_len,
+                     (unsigned)SBX_WIRE_MAX_FRAME);
+    else
+        inv_call_reply(caller, m.data, m.len, res->body, res->body_len);
+    tine_buf_dispose(&m);
+}
+
+/* The callee finished: answer a synchronous caller with its response, or
+ * just give the caller's in-flight slot back. */
+static void on_callee_done(void *data, const inv_result_t *res)
+{
+    invoke_op_t *op = data;
+    inv_call_t *caller = op->caller;
+    caller->invokes_in_flight--;
+    if (op->waiting != NULL) {
+        inv_hostcalls_t *hc = caller->inv->hostcalls;
+        if (hc != NULL)
+            waiting_remove(hc, op->waiting);
+    }
+    if (op->async) {
+        inv_call_release(caller);
+    } else if (res->code == 0) {
+        reply_result(caller, res);
+    } else if (res->code == TINE_EHANDLER) {
+        inv__hc_fail(caller, "%s raised: %s (invocation %s)", op->fn,
+                     res->error ? res->error : "an error", res->invocation_id);
+    } else {
+        inv__hc_fail(caller, "%s (invocation %s)", res->error ? res->error : tine_strerror(res->code),
+                     res->invocation_id);
+    }
+    if (op->starting) {
+        op->done = true;
+        snprintf(op->id, sizeof(op->id), "%s", res->invocation_id);
+    } else {
+        free(op);
+    }
+}
+
+void inv__invoke(inv_call_t *c, json_t *meta, const char *body, size_t body_len)
+{
+    inv_invoker_t *inv = c->inv;
+    reg_app_version_t *v = c->pool->version;
+    const char *fn = json_string_value(json_object_get(meta, "fn"));
+    bool async = json_is_true(json_object_get(meta, "async"));
+    inv_hostcalls_t *hc = inv->hostcalls;
+    size_t idx = fn != NULL ? find_function(hc, v, fn) : SIZE_MAX;
+    if (idx == SIZE_MAX) {
+        inv__hc_fail(c, "app %s has no function '%s'", v->app, fn ? fn : "");
+        return;
+    }
+    const reg_function_t *target = &v->manifest->functions[idx];
+    uint32_t max_depth = inv->cfg.max_invoke_depth ? inv->cfg.max_invoke_depth : INV_DEFAULT_INVOKE_DEPTH;
+    if (c->invoke_depth >= max_depth) {
+        inv__hc_fail(c, "calling %s would nest %" PRIu32 " calls deep, over the limit of %" PRIu32
+                        " (tined --max-invoke-depth)",
+                     fn, c->invoke_depth + 1, max_depth);
+        return;
+    }
+    if (c->invokes_in_flight >= INV_MAX_INVOKE_FANOUT) {
+        inv__hc_fail(c, "this invocation already has %d calls in flight, the limit", INV_MAX_INVOKE_FANOUT);
+        return;
+    }
+    /* Each synchronous caller up the chain keeps its sandbox busy while it
+     * waits: when they already fill the callee's concurrency, no sandbox can
+     * ever come free for this call. The chain is walked only when enough
+     * callers of the callee wait anywhere for that to be possible. */
+    bool self = c->pool->version == v && c->pool->fn_index == idx;
+    if (!async && waiting_count(hc, v, idx) + self >= target->concurrency) {
+        uint32_t waiting = 0;
+        for (const inv_call_t *x = c; x != NULL; x = sync_caller(x))
+            waiting += x->pool->version == v && x->pool->fn_index == idx;
+        if (waiting >= target->concurrency) {
+            inv__hc_fail(c,
+                         "%s would wait for itself: this call chain already holds all %" PRIu32
+                         " of its sandboxes (its concurrency)",
+                         fn, target->concurrency);
+            return;
+        }
+    }
+    if (body_len > INV_MAX_PAYLOAD) {
+        inv__hc_fail(c, "the payload of %zu bytes is over the limit of %u bytes", body_len, INV_MAX_PAYLOAD);
+        return;
+    }
+    /* The payload goes on as the callee's body, parsed once, by the callee. */
+    json_t *request = json_pack("{s:s, s:s, s:b}", "kind", "event", "trigger", "invoke", "event_in_body", 1);
+
+    invoke_op_t *op = xcalloc(1, sizeof(*op));
+    op->caller = c;
+    op->fn = target->name;
+    op->async = async;
+    op->starting = true;
+    if (async)
+        inv_call_hold(c); /* the callee gives back the in-flight slot */
+    else
+        op->waiting = waiting_add(hc, c);
+    c->invokes_in_flight++;
+    inv_call_t *callee = NULL;
+    int rc = inv_call(inv, v, idx, request, body, body_len, on_callee_done, op, &callee);
+    op->starting = false;
+    if (rc != 0) {
+        c->invokes_in_flight--;
+        if (async)
+            inv_call_release(c);
+        else
+            waiting_remove(hc, op->waiting);
+        free(op);
+        if (rc == TINE_EBUSY)
+            inv__hc_fail(c, "%s is at its concurrency limit and its queue is full", fn);
+        else
+            inv__hc_fail(c, "cannot invoke %s: %s", fn, tine_strerror(rc));
+        return;
+    }
+    const char *id = op->done ? op->id : callee->id_hex;
+    if (!op->done)
+        callee->invoke_depth = c->invoke_depth + 1;
+    if (async)
+        inv__hc_reply(c, json_pack("{s:s}", "invocation_id", id), NULL, 0);
+    if (op->done)
+        free(op);
+}
