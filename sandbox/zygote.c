@@ -8,6 +8,7 @@
  * tined): a 12-byte message {int32 status, int32 pid, int32 reserved} carrying
  * the sandbox's socket as ancillary data when status is 0. */
 #include "sandbox.h"
+#include "sandbox_internal.h"
 #include "tine_common.h"
 #include "wire.h"
 
@@ -69,7 +70,8 @@ static const char *json_str(json_t *o, const char *key)
     return s ? s : "";
 }
 
-/* Runs in the forked child: becomes the sandbox for `spec`. Never returns. */
+/* Runs in the forked child: becomes the sandbox for `spec`, isolated by the
+ * per-fork layers (isolation.c). Never returns. */
 static void zygote_become_sandbox(sbx_lua_t *L, int control_fd, int fd, const sbx_spec_t *spec)
 {
     close(control_fd);
@@ -78,7 +80,15 @@ static void zygote_become_sandbox(sbx_lua_t *L, int control_fd, int fd, const sb
     signal(SIGPIPE, SIG_IGN);
     if (spec->runtime == SBX_RUNTIME_EXEC)
         _exit(sbx_exec_serve(fd, spec));
-    _exit(sbx_lua_serve(L, fd, spec));
+    sbx_spec_t confined = *spec;
+    char err[256];
+    if (sbx__isolation_enter_lua(spec, &fd, &confined.bundle_dir, err, sizeof err) != 0) {
+        json_t *m = json_pack("{s:s+}", "error", "cannot isolate the sandbox: ", err);
+        char *text = json_dumps(m, JSON_COMPACT);
+        sbx_frame_write(fd, SBX_MSG_ERROR, 0, text, strlen(text), NULL, 0);
+        _exit(1);
+    }
+    _exit(sbx_lua_serve(L, fd, &confined));
 }
 
 /* Handles one spawn request: fork a sandbox and hand back its socket. */
@@ -137,6 +147,8 @@ static void zygote_main(int control_fd, const char *sdk_dir)
         fprintf(stderr, "tine-zygote: cannot prepare the Lua state from %s\n", sdk_dir);
         _exit(1);
     }
+    /* Namespaces and filters once, for every sandbox forked from here on. */
+    sbx__isolation_zygote_enter();
     for (;;) {
         sbx_frame_hdr_t h;
         char *payload = NULL;

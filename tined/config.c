@@ -28,6 +28,9 @@ static const option_t options[] = {
     {"max-bundle-size", "TINE_MAX_BUNDLE_SIZE", 1, "largest deploy bundle accepted, e.g. 16MiB (default 16MiB)"},
     {"sdk-dir", "TINE_SDK_DIR", 1, "directory holding the Lua SDK tine.lua"},
     {"node-id", "TINE_NODE_ID", 1, "this node's name in a cluster (default HOSTNAME:PORT)"},
+    {"isolation", "TINE_ISOLATION", 1, "on (default) or off: sandbox isolation beyond the Lua layer (rlimits,\n"
+                                       "                         seccomp, namespaces, uid, root dir); off is for benchmarks"},
+    {"sandbox-uid", "TINE_SANDBOX_UID", 1, "uid and gid of Lua sandboxes when tined runs as root (default 65534)"},
     {"config", "TINE_CONFIG", 1, "config file of 'key = value' lines with the names above"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -87,6 +90,10 @@ static char **slot(tined_config_t *cfg, const char *name, char **no_auth_str, ch
         return &cfg->node_id;
     if (strcmp(name, "config") == 0)
         return &cfg->config_file;
+    if (strcmp(name, "isolation") == 0)
+        return &cfg->isolation_text;
+    if (strcmp(name, "sandbox-uid") == 0)
+        return &cfg->sandbox_uid_text;
     return NULL;
 }
 
@@ -225,6 +232,23 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
         fprintf(stderr, "tined: --max-bundle-size %s: expected a size such as 16MiB\n", max_bundle);
         rc = -1;
     }
+    cfg->isolation = cfg->isolation_text == NULL || strcmp(cfg->isolation_text, "on") == 0;
+    if (cfg->isolation_text && !cfg->isolation && strcmp(cfg->isolation_text, "off") != 0) {
+        fprintf(stderr, "tined: --isolation %s: expected on or off\n", cfg->isolation_text);
+        rc = -1;
+    }
+    cfg->sandbox_uid = 65534;
+    if (cfg->sandbox_uid_text) {
+        char *end;
+        const char *t = cfg->sandbox_uid_text;
+        unsigned long v = strtoul(t, &end, 10);
+        if (end == t || *end != '\0' || t[0] == '-' || v == 0 || v >= 4294967295ul) {
+            fprintf(stderr, "tined: --sandbox-uid %s: expected a uid from 1 to 4294967294\n", t);
+            rc = -1;
+        } else {
+            cfg->sandbox_uid = (unsigned)v;
+        }
+    }
     if (cfg->no_auth && !tined_listen_is_loopback(cfg->listen)) {
         fprintf(stderr, "tined: --no-auth is only allowed on a loopback address, not %s\n", cfg->listen);
         rc = -1;
@@ -249,4 +273,6 @@ void tined_config_dispose(tined_config_t *cfg)
     free(cfg->sdk_dir);
     free(cfg->node_id);
     free(cfg->config_file);
+    free(cfg->isolation_text);
+    free(cfg->sandbox_uid_text);
 }

@@ -16,6 +16,10 @@ typedef struct {
     char *sdk_dir;
     char *node_id;
     char *config_file;
+    bool isolation;          /* --isolation on|off: the process layers (default on) */
+    unsigned sandbox_uid;    /* --sandbox-uid: uid/gid of Lua sandboxes when root */
+    char *isolation_text;    /* as given, before checking */
+    char *sandbox_uid_text;
 } tined_config_t;
 
 /* Fills cfg from argv, the environment and the config file. Returns 0, 1 when

@@ -111,6 +111,10 @@ int tine_routes(tine_client_t *c, const char *app, char **response);
 int tine_invoke(tine_client_t *c, const char *app, const char *fn, const char *event_json, size_t len,
                 char **response);
 
+/* GET /_tine/v1/doctor: the isolation layers of the node's sandboxes,
+ * {"isolation":"on","layers":[{"name":"seccomp","active":true,"detail":"..."}]}. */
+int tine_doctor(tine_client_t *c, char **response);
+
 #ifdef __cplusplus
 }
 #endif

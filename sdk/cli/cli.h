@@ -175,6 +175,7 @@ int cli_cmd_versions(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_rollback(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_invoke(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_routes(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_doctor(cli_ctx_t *ctx, int argc, char **argv);
 
 /* Reads and validates the manifest of dir and packs the bundle. On success
  * returns CLI_OK with the app name (*app, free it) and the tar.gz (*tgz,
