@@ -528,16 +528,32 @@ static int enter_user_ns(void)
     return write_text("/proc/self/gid_map", map);
 }
 
-/* pid 1 of the sandboxes' pid namespace: reaps orphans, dies with the zygote. */
+static void on_child(int sig)
+{
+    (void)sig;
+}
+
+/* pid 1 of the sandboxes' pid namespace: reaps orphans (exec runners killed
+ * on timeout leave their program to it), dies with the zygote. */
 static void pid_ns_init(void)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     prctl(PR_SET_NAME, "tine-init");
     close_from(3, -1, -1);
-    signal(SIGCHLD, SIG_DFL);
-    for (;;)
-        if (waitpid(-1, NULL, 0) < 0 && errno == ECHILD)
-            pause();
+    sigset_t chld, old;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, &old);
+    sigdelset(&old, SIGCHLD);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_child;
+    sigaction(SIGCHLD, &sa, NULL);
+    for (;;) {
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        sigsuspend(&old);
+    }
 }
 
 static void zygote_namespaces(void)
