@@ -12,6 +12,7 @@
 #include "tine_common.h"
 #include "wire.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -431,6 +432,23 @@ static void run_child(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, const
     child_fail(status_fd, err);
 }
 
+/* Removes the working dirs of runners that are gone (killed on timeout
+ * before they could clean up): they are named exec-<runner pid>-XXXXXX. */
+static void sweep_workdirs(void)
+{
+    DIR *d = opendir(sbx__isolation_tmp_dir());
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long pid = 0;
+        if (sscanf(e->d_name, "exec-%ld-", &pid) == 1 && pid > 0 && pid != (long)getpid() &&
+            kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+            sbx__remove_tree(dirfd(d), e->d_name);
+    }
+    closedir(d);
+}
+
 /* Kills every process left running as `uid` (a uid of this invocation's
  * own, so nothing else): a helper switches to it and signals -1. */
 static void kill_uid(uid_t uid)
@@ -591,7 +609,8 @@ static void run_invocation(run_t *r, const sbx_exec_plan_t *plan, json_t *req, c
     }
     char workdir[PATH_MAX] = "", copied[PATH_MAX + 16] = "";
     if (!plan->private_root) {
-        snprintf(workdir, sizeof workdir, "%s/exec-XXXXXX", sbx__isolation_tmp_dir());
+        sweep_workdirs();
+        snprintf(workdir, sizeof workdir, "%s/exec-%ld-XXXXXX", sbx__isolation_tmp_dir(), (long)getpid());
         if (mkdtemp(workdir) == NULL ||
             (plan->own_uid && chown(workdir, plan->uid, (gid_t)plan->uid) != 0)) {
             send_error(r, 0, "cannot create a working dir under %s: %s", sbx__isolation_tmp_dir(), strerror(errno));

@@ -563,7 +563,10 @@ static void pid_ns_init(void)
 static void zygote_namespaces(void)
 {
     int e;
-    if (iso.root) {
+    if (iso.root && setgroups(0, NULL) != 0) {
+        layer_set(SBX_LAYER_USER, false, "cannot drop supplementary groups: %s", strerror(errno));
+        iso.root = false; /* without it no sandbox may switch uid */
+    } else if (iso.root) {
         layer_set(SBX_LAYER_USER, true, "Lua sandboxes run as uid/gid %u, exec programs as a uid of their own "
                                         "(%u + pid), without supplementary groups or capabilities",
                   iso.sandbox_uid, EXEC_UID_BASE);
@@ -763,7 +766,8 @@ int sbx__isolation_enter_lua(const sbx_spec_t *spec, int *fd, const char **bundl
     }
     if (iso.root) {
         gid_t g = (gid_t)iso.sandbox_uid;
-        if (setgroups(0, NULL) != 0 || setgid(g) != 0 || setuid((uid_t)iso.sandbox_uid) != 0) {
+        /* The zygote dropped its supplementary groups already. */
+        if (setgid(g) != 0 || setuid((uid_t)iso.sandbox_uid) != 0) {
             snprintf(err, errlen, "cannot switch to uid %u: %s", iso.sandbox_uid, strerror(errno));
             return -1;
         }
@@ -994,7 +998,7 @@ int sbx__isolation_exec_child(const sbx_spec_t *spec, const sbx_exec_plan_t *pla
         return -1;
     }
     if (plan->own_uid) {
-        if (setgroups(0, NULL) != 0 || setgid((gid_t)plan->uid) != 0 || setuid(plan->uid) != 0) {
+        if (setgid((gid_t)plan->uid) != 0 || setuid(plan->uid) != 0) {
             snprintf(err, errlen, "cannot switch to uid %u: %s", (unsigned)plan->uid, strerror(errno));
             return -1;
         }
