@@ -538,12 +538,14 @@ static void on_child(int sig)
 }
 
 /* pid 1 of the sandboxes' pid namespace: reaps orphans (exec runners killed
- * on timeout leave their program to it), dies with the zygote. */
-static void pid_ns_init(void)
+ * on timeout leave their program to it) and ends with the zygote, which
+ * holds the write end of `lifeline` (PDEATHSIG alone would miss a zygote
+ * that exits before this process set it). */
+static void pid_ns_init(int lifeline)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     prctl(PR_SET_NAME, "tine-init");
-    close_from(3, -1, -1);
+    close_from(3, lifeline, -1);
     sigset_t chld, old;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
@@ -556,7 +558,9 @@ static void pid_ns_init(void)
     for (;;) {
         while (waitpid(-1, NULL, WNOHANG) > 0)
             ;
-        sigsuspend(&old);
+        struct pollfd p = {lifeline, POLLIN, 0};
+        if (ppoll(&p, 1, NULL, &old) > 0 && p.revents)
+            _exit(0); /* the zygote is gone */
     }
 }
 
@@ -629,9 +633,12 @@ static void zygote_namespaces(void)
     } else if (unshare(CLONE_NEWPID) != 0) {
         layer_set(SBX_LAYER_PID_NS, false, "unshare(CLONE_NEWPID): %s", strerror(errno));
     } else {
-        pid_t init = fork();
+        int lifeline[2] = {-1, -1};
+        pid_t init = pipe2(lifeline, O_CLOEXEC) == 0 ? fork() : -1;
         if (init == 0)
-            pid_ns_init();
+            pid_ns_init(lifeline[0]);
+        if (lifeline[0] >= 0)
+            close(lifeline[0]); /* the write end stays open for the zygote's life */
         if (init < 0) {
             layer_set(SBX_LAYER_PID_NS, false, "cannot start the namespace's init: %s", strerror(errno));
         } else {
