@@ -27,6 +27,7 @@ functions:
   signal:   { handler: e.lua#signal }
   variants: { handler: e.lua#variants }
   whoami:   { handler: e.lua#whoami, warm: 1 }
+  normal:   { handler: e.lua#normal }
 routes:
   - { method: GET, path: /passwd, function: passwd }
 YAML
@@ -57,6 +58,21 @@ function M.spin() while true do end end
 function M.bundle(ev) return require(ev.module) end
 function M.signal(ev) return require("posix.signal").kill(ev.pid, 9) end
 function M.whoami() return "alive" end
+-- What ordinary handlers do must all pass the sandbox's filter.
+function M.normal()
+  local big = {}
+  for i = 1, 200 do big[i] = string.rep("y", 65536) .. i end -- 13 MiB, then freed
+  big = nil
+  collectgarbage()
+  local co = coroutine.wrap(function() coroutine.yield(1) end)
+  local lazy = require("lib.lazy") -- a module of the bundle, loaded during the call
+  tine.log("normal work at", os.date("!%Y-%m-%d"))
+  local t = { 3, 1, 2 }
+  table.sort(t)
+  return tine.json.encode({ year = tonumber(os.date("!%Y")) > 2000, clock = os.clock() >= 0,
+    time = os.time() > 0, sorted = table.concat(t), co = co(), lazy = lazy.answer,
+    rnd = math.random(1, 6) <= 6, pcall = select(2, pcall(error, "e", 0)) })
+end
 -- More ways in, each under pcall: the result names every error.
 function M.variants()
   local out = {}
@@ -95,8 +111,14 @@ python3 -c '
 import sys
 data = open(sys.argv[1], "rb").read()
 print("return \"" + "".join("\\%d" % b for b in data) + "\"")' "$T/chunk.raw" >"$T/evil/chunk.lua"
+mkdir -p "$T/evil/lib"
+printf 'return { answer = 42 }\n' >"$T/evil/lib/lazy.lua"
 tine deploy "$T/evil" >/dev/null
 victim_ok "before the attacks"
+inv evil normal
+check "ordinary work passes every layer" \
+  '{"clock":true,"co":1,"lazy":42,"pcall":"e","rnd":true,"sorted":"123","time":true,"year":true}' \
+  "$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1]), sort_keys=True, separators=(",", ":")))' "$ERR")"
 
 attack "read /etc/passwd" evil passwd '{}' 500 "attempt to index global 'io' (a nil value)"
 out=$(http GET /evil/passwd)
