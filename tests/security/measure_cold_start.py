@@ -5,7 +5,9 @@ then alternates between them: deploy a new version of the hello app (so
 the next request needs a new sandbox) and time one GET from request to
 response on a kept-alive connection. Prints p50/p90/p99 per mode.
 
-usage: measure_cold_start.py BIN_DIR SOURCE_DIR [RUNS]"""
+usage: measure_cold_start.py BIN_DIR SOURCE_DIR [RUNS [PAUSE_MS]]
+PAUSE_MS (default 0) waits between the deploy and the request, so the
+previous version's sandbox has exited before the cold start is timed."""
 import http.client, io, os, subprocess, sys, tarfile, tempfile, time
 
 
@@ -33,6 +35,7 @@ def pct(xs, p):
 def main():
     bin_dir, src = sys.argv[1], sys.argv[2]
     runs = int(sys.argv[3]) if len(sys.argv) > 3 else 300
+    pause = float(sys.argv[4]) / 1000 if len(sys.argv) > 4 else 0
     tmp = tempfile.mkdtemp(prefix="tine-cold-")
     procs = []
     redis = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", tmp + "/redis.sock", "--save", "",
@@ -59,6 +62,7 @@ def main():
                 r = admin[mode].getresponse()
                 r.read()
                 assert r.status == 201, r.status
+                time.sleep(pause)
                 c = conns[mode]
                 t0 = time.perf_counter_ns()
                 c.request("GET", "/hello/")
@@ -67,7 +71,8 @@ def main():
                 t1 = time.perf_counter_ns()
                 assert r.status == 200 and body == b"hello, world\n", (r.status, body)
                 times[mode].append((t1 - t0) / 1e6)
-        print("cold start, request to response, hello, %d runs each (ms):" % runs)
+        print("cold start, request to response, hello, %d runs each, %g ms after the deploy (ms):"
+              % (runs, pause * 1000))
         print("%-14s %7s %7s %7s %7s" % ("isolation", "p50", "p90", "p99", "max"))
         for mode in ("on", "off"):
             xs = times[mode]
