@@ -559,6 +559,21 @@ static void pid_ns_init(int lifeline)
     }
 }
 
+/* Unshares one namespace for a layer; when it cannot, marks the layer off
+ * with the reason and returns false. */
+static bool unshare_layer(int layer, int flag, const char *flag_name, bool can_ns)
+{
+    if (!can_ns) {
+        layer_set(layer, false, "tined is not root and has no user namespace");
+        return false;
+    }
+    if (unshare(flag) != 0) {
+        layer_set(layer, false, "unshare(%s): %s", flag_name, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
 static void zygote_namespaces(void)
 {
     int e;
@@ -580,54 +595,31 @@ static void zygote_namespaces(void)
                   strerror(-e));
     }
     bool can_ns = iso.root || iso.userns;
-    const char *no_ns = iso.root ? "" : "no user namespace";
     if (iso.root && iso.enabled)
         iso.host_net_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 
-    if (!can_ns)
-        layer_set(SBX_LAYER_MOUNT_NS, false, "%s", no_ns);
-    else if (unshare(CLONE_NEWNS) != 0)
-        layer_set(SBX_LAYER_MOUNT_NS, false, "unshare(CLONE_NEWNS): %s", strerror(errno));
-    else if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
-        layer_set(SBX_LAYER_MOUNT_NS, false, "cannot make mounts private: %s", strerror(errno));
-    else {
-        iso.mountns = true;
-        layer_set(SBX_LAYER_MOUNT_NS, true, "the zygote's mounts are private; each exec program gets a mount "
-                                            "namespace of its own with a fresh root");
+    if (unshare_layer(SBX_LAYER_MOUNT_NS, CLONE_NEWNS, "CLONE_NEWNS", can_ns)) {
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+            layer_set(SBX_LAYER_MOUNT_NS, false, "cannot make mounts private: %s", strerror(errno));
+        } else {
+            iso.mountns = true;
+            layer_set(SBX_LAYER_MOUNT_NS, true, "the zygote's mounts are private; each exec program gets a "
+                                                "mount namespace of its own with a fresh root");
+        }
     }
-
-    if (!can_ns)
-        layer_set(SBX_LAYER_IPC_NS, false, "%s", no_ns);
-    else if (unshare(CLONE_NEWIPC) != 0)
-        layer_set(SBX_LAYER_IPC_NS, false, "unshare(CLONE_NEWIPC): %s", strerror(errno));
-    else
+    if (unshare_layer(SBX_LAYER_IPC_NS, CLONE_NEWIPC, "CLONE_NEWIPC", can_ns))
         layer_set(SBX_LAYER_IPC_NS, true, "no System V IPC or POSIX message queues shared with the host");
-
-    if (!can_ns)
-        layer_set(SBX_LAYER_UTS_NS, false, "%s", no_ns);
-    else if (unshare(CLONE_NEWUTS) != 0)
-        layer_set(SBX_LAYER_UTS_NS, false, "unshare(CLONE_NEWUTS): %s", strerror(errno));
-    else {
+    if (unshare_layer(SBX_LAYER_UTS_NS, CLONE_NEWUTS, "CLONE_NEWUTS", can_ns)) {
         sethostname("tine-sandbox", 12);
         layer_set(SBX_LAYER_UTS_NS, true, "hostname tine-sandbox");
     }
-
-    if (!can_ns)
-        layer_set(SBX_LAYER_NET_NS, false, "%s: functions share the host's network", no_ns);
-    else if (unshare(CLONE_NEWNET) != 0)
-        layer_set(SBX_LAYER_NET_NS, false, "unshare(CLONE_NEWNET): %s", strerror(errno));
-    else {
+    if (unshare_layer(SBX_LAYER_NET_NS, CLONE_NEWNET, "CLONE_NEWNET", can_ns)) {
         iso.netns = true;
         layer_set(SBX_LAYER_NET_NS, true, "an empty network namespace (loopback down)%s",
                   iso.host_net_fd >= 0 ? "; exec functions with network: true join the host's"
                                        : "; network: true is refused (needs tined as root)");
     }
-
-    if (!can_ns) {
-        layer_set(SBX_LAYER_PID_NS, false, "%s", no_ns);
-    } else if (unshare(CLONE_NEWPID) != 0) {
-        layer_set(SBX_LAYER_PID_NS, false, "unshare(CLONE_NEWPID): %s", strerror(errno));
-    } else {
+    if (unshare_layer(SBX_LAYER_PID_NS, CLONE_NEWPID, "CLONE_NEWPID", can_ns)) {
         int lifeline[2] = {-1, -1};
         pid_t init = pipe2(lifeline, O_CLOEXEC) == 0 ? fork() : -1;
         if (init == 0)

@@ -207,7 +207,8 @@ static long expect_ready(fixture_t *fx)
         fail_msg("expected READY, got type %u: %s", t, meta);
     json_t *j = json_loads(meta, 0, NULL);
     long pid = (long)json_integer_value(json_object_get(j, "pid"));
-    assert_string_equal(json_string_value(json_object_get(j, "bundle")), layer(fx, SBX_LAYER_ROOT_DIR) ? "" : fx->bundle);
+    const char *bundle = json_string_value(json_object_get(j, "bundle"));
+    assert_string_equal(bundle, layer(fx, SBX_LAYER_ROOT_DIR) ? "" : fx->bundle);
     json_decref(j);
     free(meta);
     free(body);
