@@ -403,19 +403,13 @@ static void run_child(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, const
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    /* Everything that allocates comes before the isolation, which sets
+     * the address space limit. */
     char err[512];
-    const char *app_dir, *workdir;
-    if (sbx__isolation_exec_child(spec, plan, host_workdir, &app_dir, &workdir, err, sizeof err) != 0)
-        child_fail(status_fd, err);
+    const char *app_dir = plan->private_root ? SBX_EXEC_APP_DIR : spec->bundle_dir;
+    const char *workdir = plan->private_root ? SBX_EXEC_WORK_DIR : host_workdir;
     char *prog = copied[0] ? xstrdup(copied) : xasprintf("%s/%s", app_dir, spec->handler_file);
-    char *exe = prog;
-    if (l->copy && !copied[0]) {
-        exe = xasprintf("%s/.tine-program", workdir);
-        if (copy_executable(prog, exe) != 0) {
-            snprintf(err, sizeof err, "cannot copy the program to the working dir: %s", strerror(errno));
-            child_fail(status_fd, err);
-        }
-    }
+    char *exe = l->copy && !copied[0] ? xasprintf("%s/.tine-program", workdir) : prog;
     char *argv[4];
     int argc = 0;
     if (l->interp[0]) {
@@ -427,6 +421,12 @@ static void run_child(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, const
     argv[argc++] = prog;
     argv[argc] = NULL;
     char **envp = build_env(spec, req, workdir);
+    if (sbx__isolation_exec_child(spec, plan, host_workdir, err, sizeof err) != 0)
+        child_fail(status_fd, err);
+    if (exe != prog && !l->interp[0] && copy_executable(prog, exe) != 0) {
+        snprintf(err, sizeof err, "cannot copy the program to the working dir: %s", strerror(errno));
+        child_fail(status_fd, err);
+    }
     execve(exe, argv, envp);
     snprintf(err, sizeof err, "cannot execute %s: %s", exe, strerror(errno));
     child_fail(status_fd, err);

@@ -382,7 +382,8 @@ static int lua_allowlist(scmp_filter_ctx ctx)
 #if defined(__SANITIZE_ADDRESS__)
         /* AddressSanitizer's runtime, in the sanitizer build of the tests. */
         "sigaltstack", "prlimit64", "getrlimit", "sched_getaffinity", "readlink", "readlinkat", "uname",
-        "prctl", "rt_sigaction", "gettid", "sched_yield", "dup", "dup2", "dup3", "pipe", "pipe2",
+        "prctl", "rt_sigaction", "gettid", "sched_yield", "dup", "dup2", "dup3", "pipe", "pipe2", "ioctl",
+        "getppid", "stat", "lstat", "statx", "fcntl", "sysinfo", "getrusage", "nanosleep", "clock_nanosleep",
 #endif
     };
     int rc = 0;
@@ -913,9 +914,9 @@ static int build_root(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, char 
     STEP("unshare(CLONE_NEWNS)", SYS(unshare(CLONE_NEWNS)));
     STEP("mount the root tmpfs",
          SYS(mount("tine-root", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=1024,mode=0755")));
-    snprintf(path, sizeof path, "%s/app", root);
+    snprintf(path, sizeof path, "%s" SBX_EXEC_APP_DIR, root);
     STEP("bind the bundle at /app", bind_path(spec->bundle_dir, path, false));
-    snprintf(path, sizeof path, "%s/tmp", root);
+    snprintf(path, sizeof path, "%s" SBX_EXEC_WORK_DIR, root);
     STEP("mkdir /tmp", SYS(mkdir(path, 0700)));
     /* The working dir: private, in memory, no bigger than the function's memory. */
     snprintf(opts, sizeof opts, "size=%um,nr_inodes=16384,mode=0700,uid=%u,gid=%u",
@@ -951,7 +952,7 @@ static int build_root(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, char 
     STEP("pivot_root", SYS((int)syscall(SYS_pivot_root, ".", ".")));
     /* The old root is stacked on "/" now: detach it and all it holds. */
     STEP("detach the host's root", SYS(umount2(".", MNT_DETACH)));
-    STEP("chdir /tmp", SYS(chdir("/tmp")));
+    STEP("chdir to the working dir", SYS(chdir(SBX_EXEC_WORK_DIR)));
 #undef STEP
 #undef SYS
     return 0;
@@ -960,13 +961,16 @@ fail:
     return -1;
 }
 
-int sbx__isolation_exec_child(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, const char *workdir,
-                              const char **app_dir, const char **work_dir, char *err, size_t errlen)
+int sbx__isolation_exec_child(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, const char *workdir, char *err,
+                              size_t errlen)
 {
-    *app_dir = spec->bundle_dir;
-    *work_dir = workdir;
-    if (!iso.enabled)
+    if (!iso.enabled) {
+        if (chdir(workdir) != 0) {
+            snprintf(err, errlen, "chdir %s: %s", workdir, strerror(errno));
+            return -1;
+        }
         return 0;
+    }
     if (iso.host_net_fd >= 0) {
         if (setns(iso.host_net_fd, CLONE_NEWNET) != 0) {
             snprintf(err, errlen, "cannot join the host's network: %s", strerror(errno));
@@ -985,8 +989,6 @@ int sbx__isolation_exec_child(const sbx_spec_t *spec, const sbx_exec_plan_t *pla
     if (plan->private_root) {
         if (build_root(spec, plan, err, errlen) != 0)
             return -1;
-        *app_dir = "/app";
-        *work_dir = "/tmp";
     } else if (chdir(workdir) != 0) {
         snprintf(err, errlen, "chdir %s: %s", workdir, strerror(errno));
         return -1;

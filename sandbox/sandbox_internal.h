@@ -53,15 +53,20 @@ void sbx__remove_tree(int parent, const char *name);
 /* The node's temporary directory for exec working dirs. */
 const char *sbx__isolation_tmp_dir(void);
 
-/* In the program's child process, after its stdio is in place and before
- * execve: builds its root (the bundle read-only at /app, a private
- * size-limited /tmp as working dir, read-only system dirs) when
- * plan->private_root, joins the host network when spec->network, switches
+/* Where a program with a root of its own (plan->private_root) sees its
+ * bundle and its working dir. */
+#define SBX_EXEC_APP_DIR "/app"
+#define SBX_EXEC_WORK_DIR "/tmp"
+
+/* In the program's child process, after its stdio is in place and its
+ * environment and arguments are built (no allocation may follow: the
+ * address space limit is set here), before execve: builds its root (the
+ * bundle read-only at SBX_EXEC_APP_DIR, a private size-limited
+ * SBX_EXEC_WORK_DIR, read-only system dirs) when plan->private_root, else
+ * moves to `workdir`; joins the host network when spec->network; switches
  * to the plan's uid, applies rlimits, no_new_privs and the exec system call
- * filter. `workdir` is the host working dir when !plan->private_root. On
- * success sets *app_dir and *work_dir to the paths the program sees.
- * Returns 0, or -1 with a message in err. */
-int sbx__isolation_exec_child(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, const char *workdir,
-                              const char **app_dir, const char **work_dir, char *err, size_t errlen);
+ * filter. Returns 0, or -1 with a message in err. */
+int sbx__isolation_exec_child(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, const char *workdir, char *err,
+                              size_t errlen);
 
 #endif
