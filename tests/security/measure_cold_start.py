@@ -42,7 +42,7 @@ def main():
                               "--appendonly", "no"], stdout=subprocess.DEVNULL)
     procs.append(redis)
     time.sleep(0.3)
-    nodes = {}
+    nodes, conns, admin = {}, {}, {}
     try:
         for mode in ("on", "off"):
             state = os.path.join(tmp, mode)
@@ -78,6 +78,10 @@ def main():
             xs = times[mode]
             print("%-14s %7.3f %7.3f %7.3f %7.3f" % (mode, pct(xs, 50), pct(xs, 90), pct(xs, 99), max(xs)))
     finally:
+        # Close the connections first: tined's shutdown asserts in h2o when
+        # keep-alive connections are still open.
+        for c in list(conns.values()) + list(admin.values()):
+            c.close()
         for p in reversed(procs):
             p.terminate()
             p.wait()
