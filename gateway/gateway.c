@@ -387,9 +387,11 @@ int gw_port(gw_server_t *gw)
 /* Disposes of the h2o context and frees the server. h2o asserts that no
  * connection is left: with one still open (a stop past its deadline) the
  * context is left to the process exit instead. */
+static int gw_timeouts_empty(gw_server_t *gw);
+
 static void gw_dispose(gw_server_t *gw)
 {
-    if (gw_drained(gw)) {
+    if (gw_drained(gw) && gw_timeouts_empty(gw)) {
         h2o_context_dispose(&gw->ctx);
         h2o_config_dispose(&gw->config);
     } else {
@@ -425,6 +427,20 @@ void gw_shutdown(gw_server_t *gw)
 int gw_drained(gw_server_t *gw)
 {
     return h2o_linklist_is_empty(&gw->ctx.http1._conns) && h2o_linklist_is_empty(&gw->ctx.http2._conns);
+}
+
+/* True when no h2o timeout of the context has an entry left: the condition
+ * h2o_context_dispose asserts. */
+static int gw_timeouts_empty(gw_server_t *gw)
+{
+    h2o_context_t *c = &gw->ctx;
+    h2o_timeout_t *all[] = {&c->zero_timeout,          &c->one_sec_timeout,   &c->hundred_ms_timeout,
+                            &c->handshake_timeout,     &c->http1.req_timeout, &c->http2.idle_timeout,
+                            &c->http2.graceful_shutdown_timeout, &c->proxy.io_timeout};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        if (!h2o_linklist_is_empty(&all[i]->_entries))
+            return 0;
+    return 1;
 }
 
 void gw_free(gw_server_t *gw)

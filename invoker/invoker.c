@@ -950,6 +950,15 @@ static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *
             res.code = -ENOMEM;
             res.error = msg;
             keep = false;
+        } else if (h->flags & SBX_FRAME_EXITING) {
+            /* Stopped by its system call filter: the sandbox is gone, and the
+             * caller learns which call it tried. */
+            snprintf(msg, sizeof(msg), "the sandbox of %s was stopped: %s", p->fn->name,
+                     e ? e : "blocked system call");
+            res.code = TINE_ECRASH;
+            res.status = 502;
+            res.error = msg;
+            keep = false;
         } else {
             res.code = TINE_EHANDLER;
             res.error = e ? e : "the function raised an error";

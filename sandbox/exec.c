@@ -1,15 +1,721 @@
-/* The exec runner: hosts one invocation of a `runtime: exec` function. */
+/* The exec runner: hosts one invocation of a `runtime: exec` function. It
+ * answers READY, reads one INVOKE, and runs the function's program from the
+ * bundle in a child: the request (or the event) as JSON on stdin, metadata in
+ * TINE_* variables of an otherwise clean environment, a private working dir,
+ * and the exec isolation layers (isolation.c). Stdout becomes the response
+ * ({status, headers, body} JSON, or the raw body), every stderr line a LOG
+ * frame. The runner leads its own process group, so the invoker's timeout
+ * kill (-pid) takes the program and its children with it. */
+#define _GNU_SOURCE
 #include "sandbox.h"
+#include "sandbox_internal.h"
 #include "tine_common.h"
 #include "wire.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <jansson.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define STDOUT_MAX (6u * 1024u * 1024u) /* the response body limit */
+#define STDERR_LOG_MAX (64u * 1024u)    /* stderr bytes turned into LOG frames */
+#define LOG_LINE_MAX 16384u             /* bytes per LOG line */
+#define TAIL_MAX 400u                   /* stderr bytes quoted in an error message */
+#define GRACE_MS 1000u                  /* past the timeout, the runner stops waiting itself */
+
+typedef struct {
+    int fd; /* the wire socket */
+    uint64_t id;
+    const sbx_spec_t *spec;
+    tine_buf_t out;   /* stdout */
+    bool out_over;    /* more than STDOUT_MAX */
+    char line[LOG_LINE_MAX];
+    size_t line_len;
+    size_t logged;    /* stderr bytes sent as LOG frames */
+    bool log_cut;     /* the rest of stderr was dropped */
+    char tail[TAIL_MAX];
+    size_t tail_len;  /* last stderr bytes, for the error message */
+} run_t;
+
+/* ---------------------------------------------------------------- answers */
+
+/* Sends an ERROR frame {"error": message}. */
+static void send_error(run_t *r, uint32_t cpu_us, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void send_error(run_t *r, uint32_t cpu_us, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *m = json_pack("{s:o}", "error", tine_json_text(msg, strlen(msg)));
+    char *text = json_dumps(m, JSON_COMPACT);
+    json_decref(m);
+    sbx_frame_write_aux(r->fd, SBX_MSG_ERROR, r->id, cpu_us, text, strlen(text), NULL, 0);
+    free(text);
+}
+
+static void send_log(run_t *r, const char *line, size_t len)
+{
+    static const char meta[] = "{\"level\":\"info\"}";
+    sbx_frame_write(r->fd, SBX_MSG_LOG, r->id, meta, sizeof meta - 1, line, len);
+}
+
+/* Takes stderr bytes: complete lines become LOG frames (up to
+ * STDERR_LOG_MAX bytes in all), the last bytes are kept for errors. */
+static void take_stderr(run_t *r, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (r->tail_len == TAIL_MAX) {
+            memmove(r->tail, r->tail + 1, TAIL_MAX - 1);
+            r->tail_len--;
+        }
+        r->tail[r->tail_len++] = p[i];
+        if (p[i] != '\n' && r->line_len < LOG_LINE_MAX) {
+            r->line[r->line_len++] = p[i];
+            continue;
+        }
+        if (p[i] != '\n') /* an overlong line: send what fits, continue on the next */
+            i--;
+        if (r->logged + r->line_len > STDERR_LOG_MAX) {
+            if (!r->log_cut) {
+                static const char cut[] = "[tine: further stderr output of this invocation was dropped]";
+                send_log(r, cut, sizeof cut - 1);
+                r->log_cut = true;
+            }
+        } else {
+            send_log(r, r->line, r->line_len);
+            r->logged += r->line_len;
+        }
+        r->line_len = 0;
+    }
+}
+
+/* The last line(s) of stderr, trimmed, for an error message. */
+static const char *stderr_tail(run_t *r)
+{
+    size_t n = r->tail_len;
+    while (n > 0 && (r->tail[n - 1] == '\n' || r->tail[n - 1] == ' '))
+        n--;
+    r->tail[n < TAIL_MAX ? n : TAIL_MAX - 1] = '\0';
+    return r->tail;
+}
+
+static bool header_name_ok(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= 0x20 || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c) != NULL)
+            return false;
+    }
+    return true;
+}
+
+/* Builds the RESULT from stdout: a {status, headers, body} object is the
+ * response; any other output is the body. Returns 0, or -1 with a message. */
+static int send_result(run_t *r, uint32_t cpu_us, char *err, size_t errlen)
+{
+    const char *out = r->out.data ? r->out.data : "";
+    size_t len = r->out.len;
+    json_t *meta = json_pack("{s:i, s:{}}", "status", len ? 200 : 204, "headers");
+    json_t *headers = json_object_get(meta, "headers");
+    const char *body = out;
+    size_t body_len = len;
+    char *encoded = NULL;
+    json_t *j = len ? json_loadb(out, len, JSON_DECODE_ANY, NULL) : NULL;
+    json_t *st = json_object_get(j, "status");
+    bool envelope = json_is_object(j) && json_is_integer(st);
+    const char *key;
+    json_t *v;
+    json_object_foreach(envelope ? j : NULL, key, v) {
+        if (strcmp(key, "status") != 0 && strcmp(key, "headers") != 0 && strcmp(key, "body") != 0)
+            envelope = false;
+    }
+    int rc = 0;
+    if (envelope) {
+        json_int_t status = json_integer_value(st);
+        json_t *hs = json_object_get(j, "headers"), *b = json_object_get(j, "body");
+        if (status < 100 || status > 599) {
+            snprintf(err, errlen, "bad response on stdout: status %lld: expected 100 to 599", (long long)status);
+            rc = -1;
+        } else if (hs != NULL && !json_is_object(hs) && !json_is_null(hs)) {
+            snprintf(err, errlen, "bad response on stdout: headers: expected an object");
+            rc = -1;
+        }
+        json_object_set_new(meta, "status", json_integer(status));
+        json_object_foreach(rc == 0 ? hs : NULL, key, v) {
+            const char *val = json_string_value(v);
+            char num[32];
+            if (val == NULL && json_is_number(v)) {
+                snprintf(num, sizeof num, "%.17g", json_number_value(v));
+                val = num;
+            }
+            if (!header_name_ok(key) || val == NULL || strpbrk(val, "\r\n") != NULL) {
+                snprintf(err, errlen, "bad response on stdout: header '%.64s': expected a token name and a "
+                                      "string value without CR or LF", key);
+                rc = -1;
+                break;
+            }
+            json_object_set_new(headers, key, json_string(val));
+        }
+        if (json_is_string(b)) {
+            body = json_string_value(b);
+            body_len = json_string_length(b);
+        } else if (b == NULL || json_is_null(b)) {
+            body = "";
+            body_len = 0;
+        } else {
+            encoded = json_dumps(b, JSON_COMPACT | JSON_ENCODE_ANY);
+            body = encoded;
+            body_len = strlen(encoded);
+            bool has_ct = false;
+            json_object_foreach(headers, key, v) has_ct |= strcasecmp(key, "content-type") == 0;
+            if (!has_ct)
+                json_object_set_new(headers, "content-type", json_string("application/json"));
+        }
+    } else if (len) {
+        json_t *text = json_stringn(out, len);
+        json_object_set_new(headers, "content-type",
+                            json_string(j ? "application/json"
+                                          : text ? "text/plain; charset=utf-8" : "application/octet-stream"));
+        json_decref(text);
+    }
+    if (rc == 0) {
+        char *m = json_dumps(meta, JSON_COMPACT);
+        sbx_frame_write_aux(r->fd, SBX_MSG_RESULT, r->id, cpu_us, m, strlen(m), body, body_len);
+        free(m);
+    }
+    free(encoded);
+    json_decref(j);
+    json_decref(meta);
+    return rc;
+}
+
+/* ------------------------------------------------------------ the program */
+
+/* How to start the program: its interpreter when it begins with "#!" (the
+ * bundle's files are stored without their mode bits), else itself. */
+typedef struct {
+    char interp[256]; /* "" when the program runs itself */
+    char arg[256];    /* the interpreter's optional argument */
+    bool copy;        /* a binary without exec permission: run a copy */
+} launch_t;
+
+static int plan_launch(const char *path, launch_t *l, char *err, size_t errlen)
+{
+    memset(l, 0, sizeof *l);
+    int f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (f < 0) {
+        snprintf(err, errlen, "cannot open the program: %s", strerror(errno));
+        return -1;
+    }
+    char head[256];
+    ssize_t n = read(f, head, sizeof head - 1);
+    struct stat st;
+    int ok = fstat(f, &st);
+    close(f);
+    if (n < 0 || ok != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "cannot read the program: %s", n < 0 || ok != 0 ? strerror(errno) : "not a file");
+        return -1;
+    }
+    head[n] = '\0';
+    if (n >= 2 && head[0] == '#' && head[1] == '!') {
+        char *p = head + 2, *end = strchr(p, '\n');
+        if (end == NULL) {
+            snprintf(err, errlen, "the #! line is longer than %zu bytes", sizeof head - 3);
+            return -1;
+        }
+        *end = '\0';
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t il = strcspn(p, " \t");
+        if (il == 0 || il >= sizeof l->interp) {
+            snprintf(err, errlen, "the #! line names no interpreter");
+            return -1;
+        }
+        memcpy(l->interp, p, il);
+        p += il;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t al = strlen(p);
+        while (al > 0 && (p[al - 1] == ' ' || p[al - 1] == '\t' || p[al - 1] == '\r'))
+            al--;
+        memcpy(l->arg, p, al < sizeof l->arg ? al : sizeof l->arg - 1);
+        return 0;
+    }
+    if (n >= 4 && memcmp(head, "\177ELF", 4) == 0) {
+        l->copy = (st.st_mode & 0111) == 0;
+        return 0;
+    }
+    if ((st.st_mode & 0111) == 0) /* a script without #!: the shell runs it, as execvp would */
+        snprintf(l->interp, sizeof l->interp, "/bin/sh");
+    return 0;
+}
+
+/* Copies the program into the working dir as an executable file. */
+static int copy_executable(const char *src, const char *dst)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC), out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+    int rc = in < 0 || out < 0 ? -1 : 0;
+    char buf[65536];
+    ssize_t n;
+    while (rc == 0 && (n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)n) != n)
+            rc = -1;
+    if (in >= 0)
+        close(in);
+    if (out >= 0 && close(out) != 0)
+        rc = -1;
+    return rc;
+}
+
+static bool reserved_env(const char *k)
+{
+    return strncmp(k, "TINE_", 5) == 0 || strcmp(k, "HOME") == 0 || strcmp(k, "TMPDIR") == 0 ||
+           strcmp(k, "PWD") == 0;
+}
+
+/* The program's environment: the function's env from the manifest (values
+ * as text, TINE_*, HOME, TMPDIR and PWD reserved), then the invocation's
+ * metadata. Returns a NULL-terminated array (the child execs or exits). */
+static char **build_env(const sbx_spec_t *spec, json_t *req, const char *workdir)
+{
+    size_t cap = 32, n = 0;
+    char **env = xcalloc(cap, sizeof *env);
+    bool has_path = false, has_lang = false;
+    json_t *menv = json_loads(spec->env_json ? spec->env_json : "{}", 0, NULL);
+    const char *k;
+    json_t *v;
+    json_object_foreach(menv, k, v) {
+        if (reserved_env(k))
+            continue;
+        if (n + 1 >= cap)
+            env = xrealloc(env, (cap *= 2) * sizeof *env);
+        char *val = json_is_string(v) ? xstrdup(json_string_value(v)) : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        env[n++] = xasprintf("%s=%s", k, val ? val : "");
+        free(val);
+        has_path |= strcmp(k, "PATH") == 0;
+        has_lang |= strcmp(k, "LANG") == 0;
+    }
+    json_decref(menv);
+    env = xrealloc(env, (n + 16) * sizeof *env);
+    json_t *ctx = json_object_get(req, "ctx");
+    const char *inv = json_string_value(json_object_get(ctx, "invocation_id"));
+    const char *kind = json_string_value(json_object_get(req, "kind"));
+    env[n++] = xasprintf("TINE_APP=%s", spec->app);
+    env[n++] = xasprintf("TINE_FUNCTION=%s", spec->function);
+    env[n++] = xasprintf("TINE_VERSION=%llu", (unsigned long long)spec->version);
+    env[n++] = xasprintf("TINE_INVOCATION_ID=%s", inv ? inv : "");
+    env[n++] = xasprintf("TINE_KIND=%s", kind ? kind : "http");
+    env[n++] = xasprintf("TINE_TIMEOUT_MS=%u", spec->timeout_ms);
+    env[n++] = xasprintf("TINE_MEMORY_MB=%u", spec->memory_mb);
+    env[n++] = xasprintf("HOME=%s", workdir);
+    env[n++] = xasprintf("TMPDIR=%s", workdir);
+    env[n++] = xasprintf("PWD=%s", workdir);
+    if (!has_path)
+        env[n++] = xstrdup("PATH=/usr/local/bin:/usr/bin:/bin");
+    if (!has_lang)
+        env[n++] = xstrdup("LANG=C.UTF-8");
+    env[n] = NULL;
+    return env;
+}
+
+/* What goes to the program's stdin: the event of an event invocation, else
+ * the request without its ctx but with its body ("body", or "body_base64"
+ * when it is not UTF-8 text). */
+static char *build_stdin(json_t *req, const char *body, size_t body_len, size_t *len)
+{
+    const char *kind = json_string_value(json_object_get(req, "kind"));
+    char *text;
+    if (kind && strcmp(kind, "event") == 0) {
+        json_t *ev = json_object_get(req, "event");
+        text = json_dumps(ev ? ev : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    } else {
+        json_t *copy = json_copy(req);
+        json_object_del(copy, "ctx");
+        json_t *b = json_stringn(body, body_len);
+        if (b != NULL) {
+            json_object_set_new(copy, "body", b);
+        } else {
+            static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            char *enc = xmalloc((body_len + 2) / 3 * 4 + 1);
+            size_t o = 0;
+            for (size_t i = 0; i < body_len; i += 3) {
+                uint32_t w = (uint32_t)(unsigned char)body[i] << 16;
+                if (i + 1 < body_len)
+                    w |= (uint32_t)(unsigned char)body[i + 1] << 8;
+                if (i + 2 < body_len)
+                    w |= (unsigned char)body[i + 2];
+                enc[o++] = b64[w >> 18];
+                enc[o++] = b64[(w >> 12) & 63];
+                enc[o++] = i + 1 < body_len ? b64[(w >> 6) & 63] : '=';
+                enc[o++] = i + 2 < body_len ? b64[w & 63] : '=';
+            }
+            enc[o] = '\0';
+            json_object_set_new(copy, "body_base64", json_string(enc));
+            free(enc);
+        }
+        text = json_dumps(copy, JSON_COMPACT);
+        json_decref(copy);
+    }
+    *len = text ? strlen(text) : 0;
+    return text;
+}
+
+/* Reports a failure of the child before its execve on the status pipe. */
+static void child_fail(int status_fd, const char *msg)
+{
+    ssize_t w = write(status_fd, msg, strlen(msg));
+    (void)w;
+    _exit(127);
+}
+
+/* The child: stdio on the pipes, isolation, environment, execve. */
+static void run_child(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, const char *host_workdir,
+                      const char *copied, const launch_t *l, json_t *req, int in, int out, int err_fd,
+                      int status_fd)
+{
+    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err_fd, 2) < 0)
+        child_fail(status_fd, "cannot set up stdio");
+    /* The runner ignores these; the program starts from the defaults. */
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGXFSZ, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
+    signal(SIGSYS, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* Everything that allocates comes before the isolation, which sets
+     * the address space limit. */
+    char err[512];
+    const char *app_dir = plan->private_root ? SBX_EXEC_APP_DIR : spec->bundle_dir;
+    const char *workdir = plan->private_root ? SBX_EXEC_WORK_DIR : host_workdir;
+    char *prog = copied[0] ? xstrdup(copied) : xasprintf("%s/%s", app_dir, spec->handler_file);
+    char *exe = l->copy && !copied[0] ? xasprintf("%s/.tine-program", workdir) : prog;
+    char *argv[4];
+    int argc = 0;
+    if (l->interp[0]) {
+        argv[argc++] = (char *)l->interp;
+        if (l->arg[0])
+            argv[argc++] = (char *)l->arg;
+        exe = (char *)l->interp;
+    }
+    argv[argc++] = prog;
+    argv[argc] = NULL;
+    char **envp = build_env(spec, req, workdir);
+    if (sbx__isolation_exec_child(spec, plan, host_workdir, err, sizeof err) != 0)
+        child_fail(status_fd, err);
+    if (exe != prog && !l->interp[0] && copy_executable(prog, exe) != 0) {
+        snprintf(err, sizeof err, "cannot copy the program to the working dir: %s", strerror(errno));
+        child_fail(status_fd, err);
+    }
+    execve(exe, argv, envp);
+    snprintf(err, sizeof err, "cannot execute %s: %s", exe, strerror(errno));
+    child_fail(status_fd, err);
+}
+
+/* Removes the working dirs of runners that are gone (killed on timeout
+ * before they could clean up): they are named exec-<runner pid>-XXXXXX. */
+static void sweep_workdirs(void)
+{
+    DIR *d = opendir(sbx__isolation_tmp_dir());
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long pid = 0;
+        if (sscanf(e->d_name, "exec-%ld-", &pid) == 1 && pid > 0 && pid != (long)getpid() &&
+            kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+            sbx__remove_tree(dirfd(d), e->d_name);
+    }
+    closedir(d);
+}
+
+/* Kills every process left running as `uid` (a uid of this invocation's
+ * own, so nothing else): a helper switches to it and signals -1. */
+static void kill_uid(uid_t uid)
+{
+    pid_t p = fork();
+    if (p == 0) {
+        if (setgroups(0, NULL) == 0 && setgid((gid_t)uid) == 0 && setuid(uid) == 0)
+            kill(-1, SIGKILL);
+        _exit(0);
+    }
+    if (p > 0)
+        waitpid(p, NULL, 0);
+}
+
+static void set_nonblock(int fd)
+{
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+static const char *signal_reason(int sig)
+{
+    switch (sig) {
+    case SIGXFSZ: return " (a file reached the size limit)";
+    case SIGSEGV: return " (segmentation fault)";
+    case SIGABRT: return " (aborted)";
+    case SIGSYS: return " (a forbidden system call)";
+    case SIGKILL: return " (killed)";
+    default: return "";
+    }
+}
+
+/* Feeds stdin, collects stdout and stderr until the program is gone (or the
+ * invoker left). Returns 0, or -1 when the runner must give up. */
+static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, int out, int err_fd,
+                uint64_t deadline_ns, bool *exited, int *wstatus, struct rusage *ru)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    size_t written = 0;
+    if (data_len == 0) {
+        close(in);
+        in = -1;
+    }
+    char buf[65536];
+    for (;;) {
+        struct pollfd p[5];
+        int np = 0, i_in = -1, i_out = -1, i_err = -1, i_pid = -1, i_wire;
+        if (in >= 0)
+            p[i_in = np++] = (struct pollfd){in, POLLOUT, 0};
+        if (out >= 0)
+            p[i_out = np++] = (struct pollfd){out, POLLIN, 0};
+        if (err_fd >= 0)
+            p[i_err = np++] = (struct pollfd){err_fd, POLLIN, 0};
+        if (pidfd >= 0 && !*exited)
+            p[i_pid = np++] = (struct pollfd){pidfd, POLLIN, 0};
+        p[i_wire = np++] = (struct pollfd){r->fd, POLLIN, 0};
+        if (out < 0 && err_fd < 0 && *exited)
+            break;
+        uint64_t now = tine_now_ns();
+        if (now >= deadline_ns)
+            return -1;
+        int wait_ms = (int)((deadline_ns - now) / 1000000u) + 1;
+        if (pidfd < 0 && wait_ms > 50)
+            wait_ms = 50; /* no pidfd: look for the exit every 50 ms */
+        int n = poll(p, (nfds_t)np, wait_ms);
+        if (n < 0 && errno != EINTR)
+            return -1;
+        if (p[i_wire].revents) { /* the invoker let go: nobody wants the answer */
+            char c;
+            if (read(r->fd, &c, 1) <= 0)
+                return -1;
+        }
+        if (i_in >= 0 && p[i_in].revents) {
+            ssize_t w = write(in, data + written, data_len - written);
+            if (w > 0)
+                written += (size_t)w;
+            if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == data_len) {
+                close(in); /* EOF on the program's stdin (or it stopped reading) */
+                in = -1;
+            }
+        }
+        if (i_out >= 0 && p[i_out].revents) {
+            ssize_t k = read(out, buf, sizeof buf);
+            if (k > 0 && !r->out_over) {
+                if (r->out.len + (size_t)k > STDOUT_MAX)
+                    r->out_over = true;
+                else
+                    tine_buf_append(&r->out, buf, (size_t)k);
+            }
+            if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
+                close(out);
+                out = -1;
+            }
+            if (r->out_over)
+                return -1;
+        }
+        if (i_err >= 0 && p[i_err].revents) {
+            ssize_t k = read(err_fd, buf, sizeof buf);
+            if (k > 0)
+                take_stderr(r, buf, (size_t)k);
+            if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
+                close(err_fd);
+                err_fd = -1;
+            }
+        }
+        if (!*exited && (pidfd < 0 || (i_pid >= 0 && p[i_pid].revents))) {
+            pid_t w = wait4(pid, wstatus, WNOHANG, ru);
+            if (w == pid) {
+                *exited = true;
+                /* What is still buffered in the pipes, not what a leftover
+                 * child might write later. */
+                if (out >= 0)
+                    while (!r->out_over && (n = (int)read(out, buf, sizeof buf)) > 0)
+                        tine_buf_append(&r->out, buf, (size_t)n);
+                if (err_fd >= 0)
+                    while ((n = (int)read(err_fd, buf, sizeof buf)) > 0)
+                        take_stderr(r, buf, (size_t)n);
+                if (out >= 0)
+                    close(out);
+                if (err_fd >= 0)
+                    close(err_fd);
+                out = err_fd = -1;
+                r->out_over = r->out_over || r->out.len > STDOUT_MAX;
+            }
+        }
+    }
+    if (in >= 0)
+        close(in);
+    if (pidfd >= 0)
+        close(pidfd);
+    return 0;
+}
+
+static uint32_t cpu_us(const struct rusage *ru)
+{
+    uint64_t us = (uint64_t)ru->ru_utime.tv_sec * 1000000u + (uint64_t)ru->ru_utime.tv_usec +
+                  (uint64_t)ru->ru_stime.tv_sec * 1000000u + (uint64_t)ru->ru_stime.tv_usec;
+    return us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+/* Runs the program for one invocation and answers it. */
+static void run_invocation(run_t *r, const sbx_exec_plan_t *plan, json_t *req, const char *body, size_t body_len)
+{
+    const sbx_spec_t *spec = r->spec;
+    const char *hf = spec->handler_file;
+    if (hf[0] == '\0' || hf[0] == '/' || strcmp(hf, "..") == 0 || strncmp(hf, "../", 3) == 0 ||
+        strstr(hf, "/../") != NULL || (strlen(hf) >= 3 && strcmp(hf + strlen(hf) - 3, "/..") == 0)) {
+        send_error(r, 0, "bad program '%s': expected a path inside the bundle", hf);
+        return;
+    }
+    char err[512];
+    launch_t l;
+    char *host_prog = xasprintf("%s/%s", spec->bundle_dir, hf);
+    int rc = plan_launch(host_prog, &l, err, sizeof err);
+    free(host_prog);
+    if (rc != 0) {
+        send_error(r, 0, "%s: %s", hf, err);
+        return;
+    }
+    char workdir[PATH_MAX] = "", copied[PATH_MAX + 16] = "";
+    if (!plan->private_root) {
+        sweep_workdirs();
+        snprintf(workdir, sizeof workdir, "%s/exec-%ld-XXXXXX", sbx__isolation_tmp_dir(), (long)getpid());
+        if (mkdtemp(workdir) == NULL ||
+            (plan->own_uid && chown(workdir, plan->uid, (gid_t)plan->uid) != 0)) {
+            send_error(r, 0, "cannot create a working dir under %s: %s", sbx__isolation_tmp_dir(), strerror(errno));
+            return;
+        }
+        /* Running as a uid of its own without a root of its own, the
+         * program cannot reach tined's state dir: it runs from a copy. */
+        snprintf(copied, sizeof copied, "%s/.tine-program", workdir);
+        char *src = xasprintf("%s/%s", spec->bundle_dir, hf);
+        rc = plan->own_uid ? copy_executable(src, copied) : 0;
+        free(src);
+        if (!plan->own_uid)
+            copied[0] = '\0';
+        else if (rc != 0 || chown(copied, plan->uid, (gid_t)plan->uid) != 0) {
+            send_error(r, 0, "cannot copy %s to the working dir: %s", hf, strerror(errno));
+            sbx__remove_tree(AT_FDCWD, workdir);
+            return;
+        }
+    }
+    size_t in_len = 0;
+    char *in_data = build_stdin(req, body, body_len, &in_len);
+    int in[2], out[2], errp[2], status[2];
+    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0 ||
+        pipe2(status, O_CLOEXEC) != 0) {
+        send_error(r, 0, "pipe: %s", strerror(errno));
+        free(in_data);
+        return;
+    }
+    uint64_t deadline = tine_now_ns() + ((uint64_t)spec->timeout_ms + GRACE_MS) * 1000000u;
+    pid_t pid = fork();
+    if (pid == 0)
+        run_child(spec, plan, workdir, copied, &l, req, in[0], out[1], errp[1], status[1]);
+    close(in[0]);
+    close(out[1]);
+    close(errp[1]);
+    close(status[1]);
+    if (pid < 0) {
+        send_error(r, 0, "cannot start %s: fork: %s", hf, strerror(errno));
+        close(in[1]);
+        close(out[0]);
+        close(errp[0]);
+        close(status[0]);
+        free(in_data);
+        return;
+    }
+    set_nonblock(in[1]);
+    set_nonblock(out[0]);
+    set_nonblock(errp[0]);
+    bool exited = false;
+    int ws = 0;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    bool gave_up = pump(r, pid, in[1], in_data, in_len, out[0], errp[0], deadline, &exited, &ws, &ru) != 0;
+    free(in_data);
+    if (!exited) {
+        kill(pid, SIGKILL);
+        wait4(pid, &ws, 0, &ru);
+    }
+    if (plan->own_uid && !plan->pid_ns)
+        kill_uid(plan->uid); /* leftovers a pid namespace would have taken down */
+    if (workdir[0])
+        sbx__remove_tree(AT_FDCWD, workdir);
+    if (r->line_len > 0)
+        take_stderr(r, "\n", 1);
+
+    char setup[512];
+    ssize_t sn = read(status[0], setup, sizeof setup - 1);
+    close(status[0]);
+    uint32_t cpu = cpu_us(&ru);
+    if (sn > 0) {
+        setup[sn] = '\0';
+        send_error(r, cpu, "cannot start %s: %s", hf, setup);
+    } else if (r->out_over) {
+        send_error(r, cpu, "%s wrote more than %u bytes to stdout (the response limit) and was stopped", hf,
+                   STDOUT_MAX);
+    } else if (gave_up) {
+        send_error(r, cpu, "%s did not finish in %u ms", hf, spec->timeout_ms);
+    } else if (WIFSIGNALED(ws)) {
+        const char *tail = stderr_tail(r);
+        send_error(r, cpu, "%s was killed by signal %d%s%s%s", hf, WTERMSIG(ws), signal_reason(WTERMSIG(ws)),
+                   tail[0] ? ": " : "", tail);
+    } else if (WEXITSTATUS(ws) != 0) {
+        const char *tail = stderr_tail(r);
+        send_error(r, cpu, "%s exited with status %d%s%s", hf, WEXITSTATUS(ws), tail[0] ? ": " : "", tail);
+    } else if (send_result(r, cpu, err, sizeof err) != 0) {
+        send_error(r, cpu, "%s: %s", hf, err);
+    }
+}
 
 int sbx_exec_serve(int fd, const sbx_spec_t *spec)
 {
-    (void)spec;
-    if (sbx_frame_write(fd, SBX_MSG_READY, 0, "{}", 2, NULL, 0) != 0)
+    /* The invoker kills -pid on timeout: the program is in this group. */
+    setpgid(0, 0);
+    signal(SIGPIPE, SIG_IGN);
+    run_t r;
+    memset(&r, 0, sizeof r);
+    r.fd = fd;
+    r.spec = spec;
+    tine_buf_init(&r.out);
+    sbx_exec_plan_t plan;
+    char err[512];
+    int setup = sbx__isolation_exec_runner(spec, fd, &plan, err, sizeof err);
+    char ready[64];
+    int n = snprintf(ready, sizeof ready, "{\"pid\":%ld,\"init_us\":0}", (long)getpid());
+    if (sbx_frame_write(fd, SBX_MSG_READY, 0, ready, (size_t)n, NULL, 0) != 0)
         return 1;
     sbx_frame_hdr_t h;
     char *payload = NULL;
@@ -17,8 +723,17 @@ int sbx_exec_serve(int fd, const sbx_spec_t *spec)
         free(payload);
         return 1;
     }
-    static const char msg[] = "{\"error\":\"the exec runtime is not available on this node yet\"}";
-    sbx_frame_write(fd, SBX_MSG_ERROR, h.id, msg, strlen(msg), NULL, 0);
+    r.id = h.id;
+    json_error_t jerr;
+    json_t *req = json_loadb(payload, h.meta_len, 0, &jerr);
+    if (setup != 0)
+        send_error(&r, 0, "%s", err);
+    else if (!json_is_object(req))
+        send_error(&r, 0, "bad invocation metadata: %s", req ? "expected a JSON object" : jerr.text);
+    else
+        run_invocation(&r, &plan, req, payload + h.meta_len, h.len - h.meta_len);
+    json_decref(req);
     free(payload);
+    tine_buf_dispose(&r.out);
     return 0;
 }

@@ -5,6 +5,7 @@
  * Everything that can raise a Lua error runs under lua_pcall: a sandbox never
  * panics on a bad handler, it answers SBX_MSG_ERROR and keeps serving. */
 #include "sandbox.h"
+#include "sandbox_internal.h"
 #include "tine_common.h"
 #include "wire.h"
 
@@ -913,24 +914,63 @@ static int bundle_searcher(lua_State *L)
 }
 
 /* Lua run once in prepare: the safe-globals policy (DESIGN.md, Isolation 1).
- * No io, debug, ffi, C modules, os beyond the clock, string.dump or bytecode
- * loading; print goes to tine.log. */
+ * No io, debug, ffi, C modules, os beyond the clock, string.dump, bytecode
+ * loading, jit control or package.searchpath (a file probe); collectgarbage
+ * cannot stop the collector; getfenv/setfenv reach only the function's own
+ * code, never the SDK or C functions; print goes to tine.log. */
 static const char harden_lua[] =
-    "local pairs_c, print_c = ...\n"
-    "local rawload, os_ = load, os\n"
+    "local pairs_c, print_c, sdk_source = ...\n"
+    "local rawload, os_, getinfo = load, os, debug.getinfo\n"
+    "local rawgetfenv, rawsetfenv, rawcollect, floor = getfenv, setfenv, collectgarbage, math.floor\n"
     "os = { time = os_.time, clock = os_.clock, date = os_.date, difftime = os_.difftime }\n"
     "io, debug, dofile, loadfile = nil, nil, nil, nil\n"
-    "string.dump, package.loadlib = nil, nil\n"
+    "string.dump, package.loadlib, package.searchpath = nil, nil, nil\n"
     "for k in pairs(package.preload) do package.preload[k] = nil end\n"
     "local loaded = package.loaded\n"
-    "for _, k in ipairs({'io', 'debug', 'ffi', 'jit.util', 'jit.profile'}) do loaded[k] = nil end\n"
+    "for _, k in ipairs({'io', 'debug', 'ffi', 'jit.util', 'jit.profile', 'jit.opt'}) do loaded[k] = nil end\n"
     "loaded.os = os\n"
-    "if jit then jit.attach, jit.util = nil, nil end\n"
+    "if jit then\n"
+    "  jit = { version = jit.version, version_num = jit.version_num, os = jit.os, arch = jit.arch }\n"
+    "  loaded.jit = jit\n"
+    "end\n"
     "load = function(chunk, name, _, env)\n"
     "  if env == nil then return rawload(chunk, name, 't') end\n"
     "  return rawload(chunk, name, 't', env)\n"
     "end\n"
     "loadstring = function(s, name) return rawload(s, name, 't') end\n"
+    "local gc_ok = { collect = true, count = true, step = true }\n"
+    "collectgarbage = function(opt, arg)\n"
+    "  opt = opt == nil and 'collect' or opt\n"
+    "  if not gc_ok[opt] then\n"
+    "    error(\"collectgarbage('\" .. tostring(opt) .. \"') is not allowed in a sandbox\", 2)\n"
+    "  end\n"
+    "  return rawcollect(opt, arg)\n"
+    "end\n"
+    "local function own(f, who)\n"
+    "  if type(f) == 'number' then\n"
+    "    local info = f >= 1 and f == floor(f) and getinfo(f + 2, 'f')\n"
+    "    if not info then error(\"bad argument #1 to '\" .. who .. \"' (invalid level)\", 3) end\n"
+    "    f = info.func\n"
+    "  end\n"
+    "  if type(f) ~= 'function' then\n"
+    "    error(\"bad argument #1 to '\" .. who .. \"' (function or level expected)\", 3)\n"
+    "  end\n"
+    "  local info = getinfo(f, 'S')\n"
+    "  if info.what == 'C' or info.source == sdk_source or info.source == '=tine-sandbox' then\n"
+    "    error(who .. ': not allowed on the functions of the tine runtime', 3)\n"
+    "  end\n"
+    "  return f\n"
+    "end\n"
+    "getfenv = function(f)\n"
+    "  if f == 0 then return rawgetfenv(0) end\n"
+    "  local fn = own(f == nil and 1 or f, 'getfenv')\n"
+    "  return rawgetfenv(fn)\n"
+    "end\n"
+    "setfenv = function(f, t)\n"
+    "  if f == 0 then error('setfenv: the thread environment cannot be changed in a sandbox', 2) end\n"
+    "  local fn = own(f, 'setfenv')\n"
+    "  return rawsetfenv(fn, t)\n"
+    "end\n"
     "pairs, print = pairs_c, print_c\n";
 
 typedef struct {
@@ -1020,7 +1060,8 @@ static int prepare_step(lua_State *L)
     lua_getglobal(L, "next");
     lua_pushcclosure(L, sdk_pairs, 1);
     lua_getfield(L, c, "log_info");
-    lua_call(L, 2, 0);
+    lua_pushfstring(L, "@%s/tine.lua", a->sdk_dir); /* the SDK's chunk name, as load_source gives it */
+    lua_call(L, 3, 0);
     return 0;
 }
 
@@ -1438,6 +1479,7 @@ static int serve_invoke(struct sbx_lua *S, const sbx_frame_hdr_t *h, const char 
         return write_error(S, h->id, msg, (size_t)n, NULL, 0);
     }
     S->invocation_id = h->id;
+    sbx__invocation_id = h->id;
     S->cpu_start_ns = process_cpu_ns();
     S->timeout_ms = S->spec->timeout_ms;
     json_t *t = json_object_get(json_object_get(meta, "ctx"), "timeout_ms");
@@ -1469,6 +1511,7 @@ static int serve_invoke(struct sbx_lua *S, const sbx_frame_hdr_t *h, const char 
     sb_reset(&S->meta);
     sb_reset(&S->json);
     S->invocation_id = 0;
+    sbx__invocation_id = 0;
     S->cpu_start_ns = 0;
     return rc;
 }

@@ -50,6 +50,66 @@ void sbx_lua_free(sbx_lua_t *L);
  * The invoker never reuses an exec sandbox. */
 int sbx_exec_serve(int fd, const sbx_spec_t *spec);
 
+/* ---------------------------------------------------------- isolation */
+
+/* How the zygote isolates sandboxes (docs/ARCHITECTURE.md, "Isolation"). */
+typedef struct {
+    bool enabled;         /* false (--isolation off): only the Lua layer */
+    uint32_t sandbox_uid; /* uid and gid of Lua sandboxes when tined runs as root */
+    const char *tmp_dir;  /* absolute, existing, mode 0711: working dirs of exec programs */
+} sbx_isolation_config_t;
+
+/* The layers, in the order `tine doctor` lists them. */
+enum {
+    SBX_LAYER_LUA,          /* safe globals, bundle-only require, text-only load */
+    SBX_LAYER_RLIMITS,      /* address space, processes, file size, descriptors, core */
+    SBX_LAYER_NO_NEW_PRIVS, /* PR_SET_NO_NEW_PRIVS */
+    SBX_LAYER_SECCOMP,      /* system call filters */
+    SBX_LAYER_USER,         /* an unprivileged uid, or a user namespace when not root */
+    SBX_LAYER_MOUNT_NS,
+    SBX_LAYER_PID_NS,
+    SBX_LAYER_IPC_NS,
+    SBX_LAYER_UTS_NS,
+    SBX_LAYER_NET_NS,
+    SBX_LAYER_ROOT_DIR,     /* Lua: the bundle as root dir; exec: a fresh root */
+    SBX_LAYER_COUNT
+};
+
+typedef struct {
+    bool active;
+    char detail[240]; /* what it does, or why it is off */
+} sbx_layer_t;
+
+typedef struct {
+    bool enabled; /* the node's --isolation */
+    sbx_layer_t layers[SBX_LAYER_COUNT];
+} sbx_isolation_report_t;
+
+/* The short name of a layer ("seccomp", "pid-namespace", ...). */
+const char *sbx_layer_name(int layer);
+
+/* Called by tined before sbx_zygote_start: the zygote it forks applies `cfg`
+ * (copied) once and to every sandbox. Returns 0 or -errno. */
+int sbx_isolation_configure(const sbx_isolation_config_t *cfg);
+
+/* Called by tined after sbx_zygote_start: waits at most timeout_ms for the
+ * zygote's report of the layers it could apply, keeps it as the node's
+ * report and copies it to *out. Returns 0, TINE_ECRASH when the zygote
+ * exited without reporting, or TINE_ETIMEOUT. */
+int sbx_isolation_await_report(sbx_isolation_report_t *out, int timeout_ms);
+
+/* Removes the temp dir given to sbx_isolation_configure and everything left
+ * in it (working dirs of exec programs killed on timeout). Accepts NULL. */
+void sbx_isolation_cleanup(const char *tmp_dir);
+
+/* The node's report (every layer off until sbx_isolation_await_report). */
+const sbx_isolation_report_t *sbx_isolation_report(void);
+
+/* {"isolation":"on"|"off","layers":[{"name":..,"active":..,"detail":..}]}
+ * as a new jansson reference. */
+struct json_t;
+struct json_t *sbx_isolation_report_json(const sbx_isolation_report_t *r);
+
 /* ------------------------------------------------------------- zygote */
 
 typedef struct {

@@ -32,10 +32,17 @@ enum {
     SBX_MSG_HOSTREPLY = 7,
 };
 
+/* Header flags. */
+enum {
+    /* ERROR: the sandbox exits right after this frame (it was stopped by its
+     * system call filter); it must not be given another invocation. */
+    SBX_FRAME_EXITING = 0x01,
+};
+
 typedef struct {
     uint32_t len;      /* payload bytes after this header */
     uint8_t type;      /* SBX_MSG_* */
-    uint8_t flags;     /* 0 for now */
+    uint8_t flags;     /* SBX_FRAME_* bits */
     uint16_t reserved; /* 0 */
     uint32_t meta_len; /* leading payload bytes that are JSON metadata */
     uint32_t aux;      /* RESULT and ERROR: CPU time the invocation used, in

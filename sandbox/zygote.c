@@ -14,6 +14,7 @@
  * written by tined) and then becomes that sandbox, so a cold start costs
  * loading the handler but no fork and no trip through the zygote. */
 #include "sandbox.h"
+#include "sandbox_internal.h"
 #include "tine_common.h"
 #include "wire.h"
 
@@ -76,7 +77,8 @@ static const char *json_str(json_t *o, const char *key)
     return s ? s : "";
 }
 
-/* Runs in the forked child: becomes the sandbox for `spec`. Never returns. */
+/* Runs in the forked child: becomes the sandbox for `spec`, isolated by the
+ * per-fork layers (isolation.c). Never returns. */
 static void zygote_become_sandbox(sbx_lua_t *L, int control_fd, int fd, const sbx_spec_t *spec)
 {
     close(control_fd);
@@ -85,7 +87,15 @@ static void zygote_become_sandbox(sbx_lua_t *L, int control_fd, int fd, const sb
     signal(SIGPIPE, SIG_IGN);
     if (spec->runtime == SBX_RUNTIME_EXEC)
         _exit(sbx_exec_serve(fd, spec));
-    _exit(sbx_lua_serve(L, fd, spec));
+    sbx_spec_t confined = *spec;
+    char err[256];
+    if (sbx__isolation_enter_lua(spec, &fd, &confined.bundle_dir, err, sizeof err) != 0) {
+        json_t *m = json_pack("{s:s+}", "error", "cannot isolate the sandbox: ", err);
+        char *text = json_dumps(m, JSON_COMPACT);
+        sbx_frame_write(fd, SBX_MSG_ERROR, 0, text, strlen(text), NULL, 0);
+        _exit(1);
+    }
+    _exit(sbx_lua_serve(L, fd, &confined));
 }
 
 /* Encodes a spec as the JSON meta of a spawn request. Returns a malloc'd
@@ -205,6 +215,8 @@ static void zygote_main(int control_fd, const char *sdk_dir)
         fprintf(stderr, "tine-zygote: cannot prepare the Lua state from %s\n", sdk_dir);
         _exit(1);
     }
+    /* Namespaces and filters once, for every sandbox forked from here on. */
+    sbx__isolation_zygote_enter();
     for (;;) {
         sbx_frame_hdr_t h;
         char *payload = NULL;

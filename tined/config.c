@@ -48,6 +48,9 @@ static const option_t options[] = {
     {"metrics-token", "TINE_METRICS_TOKEN", 1, "bearer token GET /metrics requires (default: none)"},
     {"log-level", "TINE_LOG_LEVEL", 1, "debug|info|warn|error: tined's own log lines (default info)"},
     {"max-invoke-depth", "TINE_MAX_INVOKE_DEPTH", 1, "deepest chain of nested tine.invoke calls, 1..10000 (default 256)"},
+    {"isolation", "TINE_ISOLATION", 1, "on (default) or off: sandbox isolation beyond the Lua layer\n"
+                                       "                         (rlimits, seccomp, namespaces, uid, root dir); off: benchmarks"},
+    {"sandbox-uid", "TINE_SANDBOX_UID", 1, "uid and gid of Lua sandboxes when tined runs as root (default 65534)"},
     {"config", "TINE_CONFIG", 1, "config file of 'key = value' lines with the names above"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -154,6 +157,10 @@ static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
         return &cfg->log_level;
     if (strcmp(name, "max-invoke-depth") == 0)
         return &cfg->max_invoke_depth_str;
+    if (strcmp(name, "isolation") == 0)
+        return &cfg->isolation_text;
+    if (strcmp(name, "sandbox-uid") == 0)
+        return &cfg->sandbox_uid_text;
     return NULL;
 }
 
@@ -394,6 +401,23 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
             cfg->max_invoke_depth = (unsigned)d;
         }
     }
+    cfg->isolation = cfg->isolation_text == NULL || strcmp(cfg->isolation_text, "on") == 0;
+    if (cfg->isolation_text && !cfg->isolation && strcmp(cfg->isolation_text, "off") != 0) {
+        fprintf(stderr, "tined: --isolation %s: expected on or off\n", cfg->isolation_text);
+        rc = -1;
+    }
+    cfg->sandbox_uid = 65534;
+    if (cfg->sandbox_uid_text) {
+        char *end;
+        const char *t = cfg->sandbox_uid_text;
+        unsigned long v = strtoul(t, &end, 10);
+        if (end == t || *end != '\0' || t[0] == '-' || v == 0 || v >= 4294967295ul) {
+            fprintf(stderr, "tined: --sandbox-uid %s: expected a uid from 1 to 4294967294\n", t);
+            rc = -1;
+        } else {
+            cfg->sandbox_uid = (unsigned)v;
+        }
+    }
     if (cfg->no_auth && !tined_listen_is_loopback(cfg->listen)) {
         fprintf(stderr, "tined: --no-auth is only allowed on a loopback address, not %s\n", cfg->listen);
         rc = -1;
@@ -444,4 +468,6 @@ void tined_config_dispose(tined_config_t *cfg)
     free(cfg->metrics_token);
     free(cfg->log_level);
     free(cfg->max_invoke_depth_str);
+    free(cfg->isolation_text);
+    free(cfg->sandbox_uid_text);
 }

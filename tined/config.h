@@ -33,6 +33,10 @@ typedef struct {
     uint32_t retention_s;      /* and for at most this long */
     char *max_invoke_depth_str;
     unsigned max_invoke_depth; /* nested tine.invoke calls allowed (default 256) */
+    bool isolation;          /* --isolation on|off: the process layers (default on) */
+    unsigned sandbox_uid;    /* --sandbox-uid: uid/gid of Lua sandboxes when root */
+    char *isolation_text;    /* as given, before checking */
+    char *sandbox_uid_text;
 } tined_config_t;
 
 /* Fills cfg from argv, the environment and the config file. Returns 0, 1 when

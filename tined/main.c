@@ -79,6 +79,41 @@ static char *load_or_create_token(const char *state_dir)
     return token;
 }
 
+/* Configures the isolation layers the zygote will apply, with a temp dir
+ * (mode 0711) for the working dirs of exec programs. Returns the dir, or
+ * NULL after printing why. */
+static char *start_isolation(const tined_config_t *cfg)
+{
+    const char *base = getenv("TMPDIR");
+    char *dir = xasprintf("%s/tine-XXXXXX", base && base[0] == '/' ? base : "/tmp");
+    int rc = mkdtemp(dir) == NULL || chmod(dir, 0711) != 0 ? -errno : 0;
+    sbx_isolation_config_t iso = {.enabled = cfg->isolation, .sandbox_uid = cfg->sandbox_uid, .tmp_dir = dir};
+    if (rc == 0)
+        rc = sbx_isolation_configure(&iso);
+    if (rc != 0) {
+        fprintf(stderr, "tined: cannot prepare sandbox isolation (temp dir %s): %s\n", dir, tine_strerror(rc));
+        free(dir);
+        return NULL;
+    }
+    /* Bundles must stay readable for sandboxes running as another uid. */
+    umask(umask(0) & 022);
+    return dir;
+}
+
+/* Prints a warning for every isolation layer the zygote could not apply. */
+static int report_isolation(void)
+{
+    sbx_isolation_report_t r;
+    int rc = sbx_isolation_await_report(&r, 10000);
+    if (rc != 0)
+        return rc;
+    for (int i = 0; i < SBX_LAYER_COUNT; i++)
+        if (!r.layers[i].active)
+            fprintf(stderr, "tined: warning: isolation layer %s is off: %s\n", sbx_layer_name(i),
+                    r.layers[i].detail);
+    return 0;
+}
+
 static void on_live_change(void *data, const reg_app_version_t *old_v, const reg_app_version_t *new_v)
 {
     tined_t *t = data;
@@ -177,10 +212,17 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* The zygote first: a small process forked before any thread or loop. */
+    /* The zygote first: a small process forked before any thread or loop.
+     * It applies the isolation layers and reports which it could. */
+    char *tmp_dir = start_isolation(&cfg);
+    if (tmp_dir == NULL)
+        return 1;
     sbx_zygote_t zygote = {0};
-    if ((rc = sbx_zygote_start(&zygote, cfg.sdk_dir)) != 0) {
+    if ((rc = sbx_zygote_start(&zygote, cfg.sdk_dir)) != 0 || (rc = report_isolation()) != 0) {
         tine_log(TINE_LOG_ERROR, "cannot start the zygote: %s", tine_strerror(rc));
+        if (zygote.pid > 0)
+            sbx_zygote_stop(&zygote);
+        sbx_isolation_cleanup(tmp_dir);
         return 1;
     }
 
@@ -190,6 +232,7 @@ int main(int argc, char **argv)
     if (redis_url == NULL && reg_embedded_redis_start(cfg.state_dir, &redis_pid, &redis_url, err, sizeof(err)) != 0) {
         tine_log(TINE_LOG_ERROR, "%s", err);
         sbx_zygote_stop(&zygote);
+        sbx_isolation_cleanup(tmp_dir);
         return 1;
     }
 
@@ -285,6 +328,8 @@ fail:
     rc = 1;
 out:
     sbx_zygote_stop(&zygote);
+    sbx_isolation_cleanup(tmp_dir);
+    free(tmp_dir);
     reg_embedded_redis_stop(redis_pid);
     free(redis_url);
     free(token);

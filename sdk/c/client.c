@@ -470,6 +470,11 @@ int tine_health(tine_client_t *c, char **response)
     return api_call(c, "GET", "/_tine/v1/health", NULL, 0, NULL, response);
 }
 
+int tine_doctor(tine_client_t *c, char **response)
+{
+    return api_call(c, "GET", "/_tine/v1/doctor", NULL, 0, NULL, response);
+}
+
 int tine_apps(tine_client_t *c, char **response)
 {
     return api_call(c, "GET", "/_tine/v1/apps", NULL, 0, NULL, response);

@@ -181,6 +181,10 @@ int tine_logs(tine_client_t *c, const char *app, const char *fn, unsigned limit,
 int tine_emit(tine_client_t *c, const char *type, const char *source, const char *data_json, size_t len,
               char **response);
 
+/* GET /_tine/v1/doctor: the isolation layers of the node's sandboxes,
+ * {"isolation":"on","layers":[{"name":"seccomp","active":true,"detail":"..."}]}. */
+int tine_doctor(tine_client_t *c, char **response);
+
 #ifdef __cplusplus
 }
 #endif

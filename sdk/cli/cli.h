@@ -213,6 +213,7 @@ int cli_cmd_usage(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_activations(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_activation(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_logs(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_doctor(cli_ctx_t *ctx, int argc, char **argv);
 
 /* Reads and validates the manifest of dir and packs the bundle. On success
  * returns CLI_OK with the app name (*app, free it) and the tar.gz (*tgz,

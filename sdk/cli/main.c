@@ -117,6 +117,12 @@ static const cli_command_t commands[] = {
      "  -f, --follow      keep printing new lines\n"
      "  -n, --limit N     how many past lines first (default 100; 0 for none)\n",
      cli_cmd_logs},
+    {"doctor", "show which sandbox isolation layers are active on the node", "doctor",
+     "Prints a table: LAYER STATE DETAIL, one row per isolation layer (lua,\n"
+     "rlimits, no-new-privs, seccomp, user, the namespaces, root-dir), with what\n"
+     "it does or why it is off. Exits 0 whatever the layers (read --json in\n"
+     "scripts).\n",
+     cli_cmd_doctor},
     {"help", "show help for a command", "help [COMMAND]", NULL, cmd_help},
 };
 

@@ -657,6 +657,31 @@ static void test_safe_globals(void **state)
     eval_expect(fx, "return (select(2, loadstring('\\27LJ\\2\\0')))", "attempt to load chunk with wrong mode");
     eval_expect(fx, "return load('return 7')() .. ''", "7");
     eval_expect(fx, "return type(os.time()) .. type(os.clock())", "numbernumber");
+    /* No jit control: only facts about the VM are left. */
+    eval_expect(fx, "local n = 0 for k in pairs(jit) do n = n + 1 end return n .. type(jit.version) .. type(jit.arch)",
+                "4stringstring");
+    eval_expect(fx, "return tostring(jit.on) .. tostring(jit.flush) .. tostring(package.loaded['jit.opt'])",
+                "nilnilnil");
+    eval_expect(fx, "return tostring(require('jit') == jit)", "true");
+    eval_expect(fx, "return tostring(package.searchpath)", "nil");
+    /* collectgarbage: collecting and counting only. */
+    eval_expect(fx, "collectgarbage() collectgarbage('step') return type(collectgarbage('count'))", "number");
+    eval_error(fx, "local ok, e = pcall(collectgarbage, 'stop') error(e, 0)",
+               "collectgarbage('stop') is not allowed in a sandbox");
+    eval_error(fx, "local ok, e = pcall(collectgarbage, 'setpause', 1000) error(e, 0)",
+               "collectgarbage('setpause') is not allowed");
+    /* getfenv/setfenv: the function's own code only. */
+    eval_expect(fx, "return tostring(getfenv() == _G) .. tostring(getfenv(0) == _G) .. tostring(getfenv(1) == _G)",
+                "truetruetrue");
+    eval_expect(fx, "local function f() return x end setfenv(f, {x = 'own env'}) return f()", "own env");
+    eval_expect(fx, "local g, eq, t = getfenv, rawequal, {} setfenv(1, t) return eq(g(1), t) and 'set' or 'not set'",
+                "set");
+    eval_error(fx, "return getfenv(require('tine').kv.get)", "getfenv: not allowed on the functions of the tine runtime");
+    eval_error(fx, "return setfenv(require('tine').kv.set, {})", "setfenv: not allowed on the functions of the tine runtime");
+    eval_error(fx, "return getfenv(print)", "getfenv: not allowed on the functions of the tine runtime");
+    eval_error(fx, "return setfenv(0, {})", "the thread environment cannot be changed");
+    eval_error(fx, "return getfenv(50)", "bad argument #1 to 'getfenv' (invalid level)");
+    eval_error(fx, "return getfenv('x')", "bad argument #1 to 'getfenv' (function or level expected)");
 }
 
 static void test_event_invoke(void **state)

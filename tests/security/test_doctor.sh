@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# `tine doctor` and GET /_tine/v1/doctor report every isolation layer with
+# what it does or why it is off; tined warns at startup about each layer that
+# is off; --isolation off keeps only the Lua layer (and says so).
+. "$(dirname "$0")/lib.sh"
+start_redis
+start_node a --redis "$REDIS_URL"
+load_doctor
+names=$(python3 -c 'import json,sys; print(" ".join(l["name"] for l in json.loads(sys.argv[1])["layers"]))' "$DOCTOR")
+check "every layer is reported" \
+  "lua rlimits no-new-privs seccomp user mount-namespace pid-namespace ipc-namespace uts-namespace net-namespace root-dir" \
+  "$names"
+check "isolation is on by default" "on" "$(jfield isolation <<<"$DOCTOR")"
+table=$(tine doctor)
+check "tine doctor: first line" "isolation: on" "$(head -1 <<<"$table")"
+check "tine doctor: header" "LAYER STATE DETAIL" "$(sed -n 3p <<<"$table" | tr -s ' ')"
+check "tine doctor: one row per layer" "11" "$(tail -n +4 <<<"$table" | wc -l | tr -d ' ')"
+check_contains "tine doctor: the seccomp row" "seccomp" "$(grep '^seccomp ' <<<"$table")"
+check "tine --json doctor is the server's answer" "$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1]), sort_keys=True))' "$DOCTOR")" \
+  "$(tine --json doctor | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin), sort_keys=True))')"
+check_contains "the doctor needs the admin token" "401" "$(http GET /_tine/v1/doctor)"
+off=$(python3 -c 'import json,sys; print(sum(not l["active"] for l in json.loads(sys.argv[1])["layers"]))' "$DOCTOR")
+check "one startup warning per layer that is off" "$off" "$(grep -c 'warning: isolation layer' "$T/a.log" || true)"
+for l in $(python3 -c 'import json,sys; print(" ".join(l["name"] for l in json.loads(sys.argv[1])["layers"] if not l["active"]))' "$DOCTOR"); do
+  check_contains "warning for $l says why" "isolation layer $l is off: $(layer_why "$l")" "$(cat "$T/a.log")"
+done
+if [ "$(id -u)" = 0 ]; then
+  for l in rlimits no-new-privs seccomp user mount-namespace pid-namespace ipc-namespace uts-namespace net-namespace root-dir; do
+    if layer_on "$l"; then ok "as root, $l is on"; else skip "as root, $l is on" "$(layer_why "$l")"; fi
+  done
+fi
+
+# Flags are checked.
+out=$("$BIN/tined" --isolation maybe 2>&1 || true)
+check "--isolation takes on or off" "tined: --isolation maybe: expected on or off" "$out"
+out=$("$BIN/tined" --sandbox-uid 0 2>&1 || true)
+check "--sandbox-uid refuses root" "tined: --sandbox-uid 0: expected a uid from 1 to 4294967294" "$out"
+
+# --isolation off: the Lua layer only, every other layer off with the reason.
+start_node b --redis "$REDIS_URL" --isolation off
+load_doctor
+check "isolation off" "off" "$(jfield isolation <<<"$DOCTOR")"
+check "--isolation off keeps the Lua layer" "true" "$(layer_field lua active)"
+check "--isolation off: 10 layers off, each saying why" "10" \
+  "$(python3 -c 'import json,sys; print(sum(not l["active"] and l["detail"] == "--isolation off" for l in json.loads(sys.argv[1])["layers"]))' "$DOCTOR")"
+check "--isolation off: 10 startup warnings" "10" "$(grep -c 'warning: isolation layer .* is off: --isolation off' "$T/b.log")"
+check_contains "tine doctor shows OFF" "OFF" "$(tine doctor | grep '^seccomp ')"
+mkdir -p "$T/app"
+cat >"$T/app/tine.yaml" <<'YAML'
+app: plain
+functions:
+  io: { handler: f.lua#io }
+  sh: { runtime: exec, handler: f.sh }
+YAML
+printf 'return { io = function() return io.open("/etc/passwd") end }\n' >"$T/app/f.lua"
+printf '#!/bin/sh\necho "$TINE_APP $(id -u)"\n' >"$T/app/f.sh"
+tine deploy "$T/app" >/dev/null
+inv plain io '{}'
+check_contains "--isolation off: the Lua layer still refuses io" "attempt to index global 'io'" "$ERR"
+inv plain sh '{}'
+check "--isolation off: exec runs, as tined's uid" "plain $(id -u)" "$(tr -d '\n' <<<"$ERR")"
+
+if [ "$(id -u)" = 0 ]; then
+  start_node c --redis "$REDIS_URL" --sandbox-uid 4242
+  load_doctor
+  if layer_on user; then
+    tine deploy "$T/app" >/dev/null
+    inv plain io '{}'
+    pid=$(admin GET /sandboxes | cut -d' ' -f2- | python3 -c '
+import json, sys
+print(json.load(sys.stdin)["pools"][0]["sandboxes"][0]["pid"])')
+    check "--sandbox-uid sets the uid of Lua sandboxes" "4242 4242" "$(ps -o uid=,gid= -p "$pid" | xargs)"
+  else
+    skip "--sandbox-uid" "$(layer_why user)"
+  fi
+fi
+finish_security

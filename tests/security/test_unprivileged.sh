@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# tined started by an unprivileged user: the zygote puts sandboxes in a user
+# namespace of their own (when the host allows it) and the attacks still
+# fail. Run as root, the test starts tined as nobody (uid 65534); run as
+# another user, every test of this suite already covers this case.
+. "$(dirname "$0")/lib.sh"
+if [ "$(id -u)" != 0 ]; then
+  skip "tined as an unprivileged user" "the suite already runs as uid $(id -u)"
+  finish_security
+  exit $?
+fi
+chmod 755 "$T"
+mkdir -p "$T/u" "$T/utmp"
+chown 65534:65534 "$T/u" "$T/utmp"
+# start_node, as nobody, with tined's private redis-server.
+TMPDIR="$T/utmp" setpriv --reuid=65534 --regid=65534 --clear-groups \
+  "$BIN/tined" --listen 127.0.0.1:0 --state-dir "$T/u/state" --sdk-dir "$SRC/sdk/lua" >"$T/u.log" 2>&1 &
+NODE_PID=$!
+PIDS+=($NODE_PID)
+wait_for 20 test -s "$T/u/state/port" || { echo "tined as nobody did not start"; cat "$T/u.log"; exit 1; }
+URL="http://127.0.0.1:$(cat "$T/u/state/port")"
+TOKEN=$(cat "$T/u/state/admin.token")
+check "tined runs as nobody" "65534" "$(ps -o uid= -p "$NODE_PID" | tr -d ' ')"
+load_doctor
+make_victim
+CHECK="sandboxes of an unprivileged tined"
+if need_layers user; then
+  check_contains "the user layer is a user namespace" "tined is not root" "$(layer_why user)"
+  mkdir -p "$T/evil"
+  cat >"$T/evil/tine.yaml" <<'YAML'
+app: evil
+functions:
+  lua:    { handler: e.lua#main }
+  passwd: { runtime: exec, handler: passwd.sh }
+  kill:   { runtime: exec, handler: kill.sh }
+  net:    { runtime: exec, handler: net.sh, network: true }
+  bomb:   { runtime: exec, handler: bomb.sh, timeout: 2s }
+YAML
+  printf 'return { main = function() return io.open("/etc/passwd") end }\n' >"$T/evil/e.lua"
+  printf '#!/bin/sh\ncat /etc/passwd\n' >"$T/evil/passwd.sh"
+  printf '#!/bin/bash\nkill -9 %s\n' "$NODE_PID" >"$T/evil/kill.sh"
+  printf '#!/bin/sh\necho never\n' >"$T/evil/net.sh"
+  printf '#!/bin/bash\nbomb() { bomb & bomb & wait; }; bomb\n' >"$T/evil/bomb.sh"
+  tine deploy "$T/evil" >/dev/null
+  attack "Lua: read /etc/passwd" evil lua '{}' 500 "attempt to index global 'io'"
+  if layer_on root-dir; then attack "exec: read /etc/passwd" evil passwd '{}' 500 "No such file or directory"
+  else skip "exec: read /etc/passwd" "$(layer_why root-dir)"; fi
+  if layer_on pid-namespace; then attack "exec: signal tined" evil kill '{}' 500 "No such process"
+  else skip "exec: signal tined" "$(layer_why pid-namespace)"; fi
+  if layer_on net-namespace; then
+    attack "exec: network: true needs root" evil net '{}' 500 "network: true is not available on this node"
+  fi
+  attack "exec: fork bomb" evil bomb '{}' 504 "timed out after 2000 ms"
+  check_contains "the fork bomb met the process limit" "fork: retry: Resource temporarily unavailable" "$(cat "$T/u.log")"
+  if kill -0 "$NODE_PID"; then ok "tined is alive"; else fail "tined is alive" "it died"; fi
+fi
+finish_security
