@@ -384,19 +384,27 @@ int gw_port(gw_server_t *gw)
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
-/* Disposes of the h2o context and frees the server. h2o asserts that no
- * connection is left: with one still open (a stop past its deadline) the
- * context is left to the process exit instead. */
+/* A server stopped while client connections were still open (h2o 2.2 does
+ * not close idle keep-alive connections on request_shutdown): its context
+ * cannot be disposed (h2o asserts), so it stays allocated, reachable from
+ * here, until the process exits a moment later. */
+static gw_server_t *gw_left_open;
+
 static int gw_timeouts_empty(gw_server_t *gw);
 
+/* Disposes of the h2o context and frees the server, or leaves both to the
+ * process exit when a connection is still open. */
 static void gw_dispose(gw_server_t *gw)
 {
-    if (gw_drained(gw) && gw_timeouts_empty(gw)) {
-        h2o_context_dispose(&gw->ctx);
-        h2o_config_dispose(&gw->config);
-    } else {
-        tine_log(TINE_LOG_WARN, "gateway: stopping with client connections still open");
+    if (!gw_drained(gw) || !gw_timeouts_empty(gw)) {
+        tine_log(TINE_LOG_INFO, "gateway: %s client connection(s) still open at stop; closed at exit",
+                 gw_drained(gw) ? "no" : "idle");
+        gw->next_left_open = gw_left_open;
+        gw_left_open = gw;
+        return;
     }
+    h2o_context_dispose(&gw->ctx);
+    h2o_config_dispose(&gw->config);
     free(gw->admin_token);
     free(gw->metrics_token);
     free(gw->node_id);

@@ -13,6 +13,7 @@ struct gw_server {
     h2o_accept_ctx_t accept_ctx;
     uv_tcp_t listener;
     int listener_closing; /* gw_shutdown closed it already */
+    struct gw_server *next_left_open;
     struct uv_loop_s *loop;
     reg_live_t *live;
     inv_invoker_t *inv;
