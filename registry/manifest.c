@@ -1959,11 +1959,13 @@ static int read_manifest(ctx_t *c, const node_t *root, reg_manifest_t *m)
         (rc = read_field(c, root, "description", read_any_string, &m->description, NULL)) != 0 ||
         (rc = read_field(c, root, "host", read_host, &m->host, NULL)) != 0 ||
         (rc = read_field(c, root, "defaults", read_defaults, &defaults, NULL)) != 0 ||
-        (rc = read_field(c, root, "env", read_env, &app_env, NULL)) != 0 ||
-        (rc = read_field(c, root, "allow_outbound", read_allow_outbound, m, NULL)) != 0)
+        (rc = read_field(c, root, "env", read_env, &app_env, NULL)) != 0)
         return rc;
+    /* The manifest owns the app env from here on (freed with it on error). */
     m->env = app_env.kv;
     m->env_len = app_env.len;
+    if ((rc = read_field(c, root, "allow_outbound", read_allow_outbound, m, NULL)) != 0)
+        return rc;
 
     size_t saved = path_push_key(c, "functions", 9);
     rc = read_functions(c, map_get(root, "functions"), &defaults, &app_env, m);

@@ -137,6 +137,17 @@ static void test_too_many_entries(void **state)
     tine_buf_dispose(&b);
 }
 
+/* A bad allow_outbound after an app env: the env read first is freed with
+ * the refused manifest (found by fuzz_manifest; the ASan build checks it). */
+static void test_bad_entry_after_env(void **state)
+{
+    (void)state;
+    reg_manifest_t *m = NULL;
+    assert_int_equal(parse_with("tine.yaml", "env: { A: 1, B: two }\nallow_outbound: i[ x.com ]", &m), TINE_EINVAL);
+    assert_null(m);
+    assert_non_null(strstr(err, "allow_outbound"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -145,6 +156,7 @@ int main(void)
         cmocka_unit_test(test_entries_are_normalized),
         cmocka_unit_test(test_bad_entries),
         cmocka_unit_test(test_too_many_entries),
+        cmocka_unit_test(test_bad_entry_after_env),
     };
     return cmocka_run_group_tests_name("registry/manifest allow_outbound", tests, NULL, NULL);
 }
