@@ -309,3 +309,22 @@ void tine_json_quote(tine_buf_t *b, const char *s, size_t len)
     tine_buf_append(b, s + run, len - run);
     tine_buf_append(b, "\"", 1);
 }
+
+void tine_one_line(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+}
+
+int tine_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return TINE_EINVAL;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    tine_one_line(err);
+    return TINE_EINVAL;
+}

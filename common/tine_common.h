@@ -55,6 +55,14 @@ int tine_read_file(const char *path, char **out, size_t *out_len);
  * `mode`. Returns 0 or -errno. */
 int tine_mkdirs(const char *path, unsigned int mode);
 
+/* Replaces every control character of the NUL-terminated `s` with '?', so
+ * that a message quoting user input stays on one line. */
+void tine_one_line(char *s);
+
+/* Formats an error message into err (when err and errlen are set), keeps it
+ * on one line (tine_one_line), and returns TINE_EINVAL. */
+int tine_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Monotonic clock in nanoseconds. */
 uint64_t tine_now_ns(void);
 

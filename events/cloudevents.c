@@ -160,17 +160,17 @@ static int string_attr(json_t *ev, const char *name, bool required, const char *
     *len = 0;
     if (v == NULL) {
         if (required)
-            return ev__fail(err, errlen, "attribute '%s': required", name);
+            return tine_fail(err, errlen, "attribute '%s': required", name);
         return 0;
     }
     if (!json_is_string(v))
-        return ev__fail(err, errlen, "attribute '%s': expected a string", name);
+        return tine_fail(err, errlen, "attribute '%s': expected a string", name);
     *out = json_string_value(v);
     *len = json_string_length(v);
     if (*len == 0)
-        return ev__fail(err, errlen, "attribute '%s': must not be empty", name);
+        return tine_fail(err, errlen, "attribute '%s': must not be empty", name);
     if (memchr(*out, '\0', *len))
-        return ev__fail(err, errlen, "attribute '%s': must not contain NUL", name);
+        return tine_fail(err, errlen, "attribute '%s': must not contain NUL", name);
     return 0;
 }
 
@@ -179,7 +179,7 @@ int ev_cloudevent_validate(json_t *event, char *err, size_t errlen)
     if (err && errlen)
         err[0] = '\0';
     if (!json_is_object(event))
-        return ev__fail(err, errlen, "expected a CloudEvent: a JSON object with specversion, id, source and type");
+        return tine_fail(err, errlen, "expected a CloudEvent: a JSON object with specversion, id, source and type");
     /* "null" means absent (JSON event format, section 2.4). */
     const char *key;
     json_t *value;
@@ -195,37 +195,37 @@ int ev_cloudevent_validate(json_t *event, char *err, size_t errlen)
     if ((rc = string_attr(event, "specversion", true, &s, &n, err, errlen)) != 0)
         return rc;
     if (n != 3 || memcmp(s, "1.0", 3) != 0)
-        return ev__fail(err, errlen, "attribute 'specversion': expected \"1.0\", got \"%.*s\"", (int)(n > 16 ? 16 : n),
+        return tine_fail(err, errlen, "attribute 'specversion': expected \"1.0\", got \"%.*s\"", (int)(n > 16 ? 16 : n),
                        s);
     if ((rc = string_attr(event, "id", true, &s, &n, err, errlen)) != 0)
         return rc;
     if ((rc = string_attr(event, "source", true, &s, &n, err, errlen)) != 0)
         return rc;
     if (!uri_reference_ok(s, n))
-        return ev__fail(err, errlen, "attribute 'source': expected a URI-reference such as /my/tool or urn:x:y");
+        return tine_fail(err, errlen, "attribute 'source': expected a URI-reference such as /my/tool or urn:x:y");
     if ((rc = string_attr(event, "type", true, &s, &n, err, errlen)) != 0)
         return rc;
     if ((rc = string_attr(event, "datacontenttype", false, &s, &n, err, errlen)) != 0)
         return rc;
     if (s && !media_type_ok(s, n))
-        return ev__fail(err, errlen, "attribute 'datacontenttype': expected a media type such as application/json");
+        return tine_fail(err, errlen, "attribute 'datacontenttype': expected a media type such as application/json");
     if ((rc = string_attr(event, "dataschema", false, &s, &n, err, errlen)) != 0)
         return rc;
     if (s && !uri_absolute_ok(s, n))
-        return ev__fail(err, errlen, "attribute 'dataschema': expected an absolute URI");
+        return tine_fail(err, errlen, "attribute 'dataschema': expected an absolute URI");
     if ((rc = string_attr(event, "subject", false, &s, &n, err, errlen)) != 0)
         return rc;
     if ((rc = string_attr(event, "time", false, &s, &n, err, errlen)) != 0)
         return rc;
     if (s && !rfc3339_ok(s, n))
-        return ev__fail(err, errlen,
+        return tine_fail(err, errlen,
                        "attribute 'time': expected an RFC 3339 timestamp such as 2026-01-02T15:04:05Z");
     json_t *b64 = json_object_get(event, "data_base64");
     if (b64) {
         if (json_object_get(event, "data"))
-            return ev__fail(err, errlen, "attribute 'data_base64': not allowed together with 'data'");
+            return tine_fail(err, errlen, "attribute 'data_base64': not allowed together with 'data'");
         if (!json_is_string(b64) || !base64_ok(json_string_value(b64), json_string_length(b64)))
-            return ev__fail(err, errlen, "attribute 'data_base64': expected a base64 string");
+            return tine_fail(err, errlen, "attribute 'data_base64': expected a base64 string");
     }
     static const char *const known[] = {"specversion", "id",   "source",  "type", "datacontenttype", "dataschema",
                                         "subject",     "time", "data", "data_base64"};
@@ -237,10 +237,10 @@ int ev_cloudevent_validate(json_t *event, char *err, size_t errlen)
         if (is_known)
             continue;
         if (!name_ok(key))
-            return ev__fail(err, errlen,
+            return tine_fail(err, errlen,
                            "attribute '%.32s': extension names are 1 to 20 lower-case letters or digits", key);
         if (!json_is_string(value) && !json_is_integer(value) && !json_is_boolean(value))
-            return ev__fail(err, errlen, "attribute '%s': expected a string, integer or boolean", key);
+            return tine_fail(err, errlen, "attribute '%s': expected a string, integer or boolean", key);
     }
     return 0;
 }
@@ -325,7 +325,7 @@ static int from_binary(const char *mt, const char *ct, size_t ct_len, const ev_h
         size_t nl = h->name_len - 3;
         if (nl > CE_NAME_MAX) {
             json_decref(ev);
-            return ev__fail(err, errlen,
+            return tine_fail(err, errlen,
                            "header '%.*s': extension names are 1 to 20 lower-case letters or digits",
                            (int)(h->name_len > 40 ? 40 : h->name_len), h->name);
         }
@@ -336,7 +336,7 @@ static int from_binary(const char *mt, const char *ct, size_t ct_len, const ev_h
         name[nl] = '\0';
         if (strcmp(name, "data") == 0 || strcmp(name, "data_base64") == 0 || strcmp(name, "datacontenttype") == 0) {
             json_decref(ev);
-            return ev__fail(err, errlen, "header 'ce-%s': not allowed in binary mode (the body is the data%s)", name,
+            return tine_fail(err, errlen, "header 'ce-%s': not allowed in binary mode (the body is the data%s)", name,
                            strcmp(name, "datacontenttype") == 0 ? ", Content-Type its type" : "");
         }
         size_t vlen = 0;
@@ -345,18 +345,18 @@ static int from_binary(const char *mt, const char *ct, size_t ct_len, const ev_h
         free(v);
         if (jv == NULL) {
             json_decref(ev);
-            return ev__fail(err, errlen, "header 'ce-%s': the value is not valid UTF-8", name);
+            return tine_fail(err, errlen, "header 'ce-%s': the value is not valid UTF-8", name);
         }
         if (json_object_get(ev, name)) {
             json_decref(jv);
             json_decref(ev);
-            return ev__fail(err, errlen, "header 'ce-%s': given twice", name);
+            return tine_fail(err, errlen, "header 'ce-%s': given twice", name);
         }
         json_object_set_new(ev, name, jv);
     }
     if (json_object_get(ev, "specversion") == NULL) {
         json_decref(ev);
-        return ev__fail(err, errlen,
+        return tine_fail(err, errlen,
                        "attribute 'specversion': required (binary mode: a ce-specversion header; structured mode: "
                        "Content-Type application/cloudevents+json)");
     }
@@ -364,7 +364,7 @@ static int from_binary(const char *mt, const char *ct, size_t ct_len, const ev_h
         json_t *jct = json_stringn(ct, ct_len);
         if (jct == NULL) {
             json_decref(ev);
-            return ev__fail(err, errlen, "header 'content-type': not valid UTF-8");
+            return tine_fail(err, errlen, "header 'content-type': not valid UTF-8");
         }
         json_object_set_new(ev, "datacontenttype", jct);
     }
@@ -375,7 +375,7 @@ static int from_binary(const char *mt, const char *ct, size_t ct_len, const ev_h
             data = json_loadb(body, len, JSON_DECODE_ANY, &jerr);
             if (data == NULL) {
                 json_decref(ev);
-                return ev__fail(err, errlen, "data: the body is not valid JSON (Content-Type %s): line %d column %d: %s",
+                return tine_fail(err, errlen, "data: the body is not valid JSON (Content-Type %s): line %d column %d: %s",
                                mt, jerr.line, jerr.column, jerr.text);
             }
             json_object_set_new(ev, "data", data);
@@ -430,8 +430,8 @@ int ev_cloudevents_from_http(const char *content_type, size_t ct_len, const ev_h
     if (doc == NULL) {
         json_decref(arr);
         if (len == 0)
-            return ev__fail(err, errlen, "body: empty; expected %s", batch ? "a JSON array of events" : "a JSON event");
-        return ev__fail(err, errlen, "body: line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+            return tine_fail(err, errlen, "body: empty; expected %s", batch ? "a JSON array of events" : "a JSON event");
+        return tine_fail(err, errlen, "body: line %d column %d: %s", jerr.line, jerr.column, jerr.text);
     }
     if (structured) {
         int rc = ev_cloudevent_validate(doc, err, errlen);
@@ -447,18 +447,18 @@ int ev_cloudevents_from_http(const char *content_type, size_t ct_len, const ev_h
     json_decref(arr);
     if (!json_is_array(doc)) {
         json_decref(doc);
-        return ev__fail(err, errlen, "body: expected a JSON array of events (application/cloudevents-batch+json)");
+        return tine_fail(err, errlen, "body: expected a JSON array of events (application/cloudevents-batch+json)");
     }
     if (json_array_size(doc) == 0) {
         json_decref(doc);
-        return ev__fail(err, errlen, "body: the batch holds no event");
+        return tine_fail(err, errlen, "body: the batch holds no event");
     }
     for (size_t i = 0; i < json_array_size(doc); i++) {
         char e2[512];
         int rc = ev_cloudevent_validate(json_array_get(doc, i), e2, sizeof e2);
         if (rc != 0) {
             json_decref(doc);
-            return ev__fail(err, errlen, "batch[%zu]: %s", i, e2);
+            return tine_fail(err, errlen, "batch[%zu]: %s", i, e2);
         }
     }
     *events = doc;

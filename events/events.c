@@ -16,21 +16,6 @@
 
 /* ------------------------------------------------------------- arguments */
 
-int ev__fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-        /* Messages stay on one line whatever the input held. */
-        for (char *p = err; *p; p++)
-            if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                *p = '?';
-    }
-    return TINE_EINVAL;
-}
-
 void ev__args_add(ev__args_t *a, const char *s, size_t len)
 {
     if (a->argc == a->cap) {

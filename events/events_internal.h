@@ -73,10 +73,6 @@ const char *ev__entry_field(redisReply *fields, const char *name);
  * a socket path, or a host and port. Fresh strings; the other is NULL. */
 void ev__redis_address(const char *url, char **unix_path, char **host, int *port);
 
-/* One-line error message into err (control characters replaced); returns
- * TINE_EINVAL. For the parsers fed by users. */
-int ev__fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
 /* Adds the XADD of one entry of the events stream to `a`: fields app,
  * event and, for entries meant for one function, target. */
 void ev__args_xadd(ev__args_t *a, const char *app, const char *event_json, const char *target_json);

@@ -62,7 +62,7 @@ static int read_quoted(const char *p, size_t *i, char **out, size_t *out_len, ch
     }
     if (p[j] != '"') {
         tine_buf_dispose(&b);
-        return ev__fail(err, errlen, "unterminated quote starting at column %zu", start + 1);
+        return tine_fail(err, errlen, "unterminated quote starting at column %zu", start + 1);
     }
     tine_buf_append(&b, "", 1);
     *out = b.data;
@@ -109,7 +109,7 @@ int ev__filter_compile(const char *pattern, ev_filter_t **out, char *err, size_t
             i++;
             if (p[i] == '\0' || is_space(p[i])) {
                 ev__filter_free(f);
-                return ev__fail(err, errlen, "'%c' at column %zu must be followed by a term or a \"phrase\"",
+                return tine_fail(err, errlen, "'%c' at column %zu must be followed by a term or a \"phrase\"",
                                    p[i - 1], col);
             }
         }
@@ -122,12 +122,12 @@ int ev__filter_compile(const char *pattern, ev_filter_t **out, char *err, size_t
             if (t.len == 0) {
                 free(t.text);
                 ev__filter_free(f);
-                return ev__fail(err, errlen, "empty phrase at column %zu", col);
+                return tine_fail(err, errlen, "empty phrase at column %zu", col);
             }
             if (p[i] && !is_space(p[i])) {
                 free(t.text);
                 ev__filter_free(f);
-                return ev__fail(err, errlen, "column %zu: expected a space after the closing quote", i + 1);
+                return tine_fail(err, errlen, "column %zu: expected a space after the closing quote", i + 1);
             }
             add_term(f, t);
             continue;
@@ -140,18 +140,18 @@ int ev__filter_compile(const char *pattern, ev_filter_t **out, char *err, size_t
             size_t klen = i - start;
             if (t.kind != T_TERM) {
                 ev__filter_free(f);
-                return ev__fail(err, errlen, "column %zu: key=value cannot start with '-' or '?' (use key!=value)",
+                return tine_fail(err, errlen, "column %zu: key=value cannot start with '-' or '?' (use key!=value)",
                                    col);
             }
             if (klen == 0) {
                 ev__filter_free(f);
-                return ev__fail(err, errlen, "column %zu: key=value needs a key before '%s'", col,
+                return tine_fail(err, errlen, "column %zu: key=value needs a key before '%s'", col,
                                    ne ? "!=" : "=");
             }
             for (size_t k = start; k < i; k++) {
                 if (!is_key_char(p[k])) {
                     ev__filter_free(f);
-                    return ev__fail(err, errlen, "column %zu: '%c' is not allowed in a key", k + 1, p[k]);
+                    return tine_fail(err, errlen, "column %zu: '%c' is not allowed in a key", k + 1, p[k]);
                 }
             }
             t.kind = ne ? T_KEY_NE : T_KEY_EQ;

@@ -414,21 +414,21 @@ static void gw_dispose(gw_server_t *gw)
 static void on_listener_closed(uv_handle_t *h)
 {
     gw_server_t *gw = container_of((uv_tcp_t *)h, gw_server_t, listener);
-    if (gw->listener_closing == 2)
+    if (gw->listener_state == GW_CLOSING_FREED)
         gw_dispose(gw);
     else
-        gw->listener_closing = 3; /* closed; gw_free disposes */
+        gw->listener_state = GW_CLOSED; /* gw_free disposes */
 }
 
 void gw_shutdown(gw_server_t *gw)
 {
-    if (gw == NULL || gw->listener_closing)
+    if (gw == NULL || gw->listener_state != GW_LISTENING)
         return;
-    gw->listener_closing = 1;
+    gw->listener_state = GW_CLOSING;
     if (gw->listener.data != NULL)
         uv_close((uv_handle_t *)&gw->listener, on_listener_closed);
     else
-        gw->listener_closing = 3;
+        gw->listener_state = GW_CLOSED;
     h2o_context_request_shutdown(&gw->ctx);
 }
 
@@ -455,12 +455,12 @@ void gw_free(gw_server_t *gw)
 {
     if (gw == NULL)
         return;
-    if (gw->listener_closing == 3) {
+    if (gw->listener_state == GW_CLOSED) {
         gw_dispose(gw);
         return;
     }
-    if (gw->listener_closing == 1) {
-        gw->listener_closing = 2; /* on_listener_closed disposes */
+    if (gw->listener_state == GW_CLOSING) {
+        gw->listener_state = GW_CLOSING_FREED; /* on_listener_closed disposes */
         return;
     }
     if (gw->listener.data == NULL) {
@@ -469,6 +469,6 @@ void gw_free(gw_server_t *gw)
         gw_dispose(gw);
         return;
     }
-    gw->listener_closing = 2;
+    gw->listener_state = GW_CLOSING_FREED;
     uv_close((uv_handle_t *)&gw->listener, on_listener_closed);
 }

@@ -12,7 +12,9 @@ struct gw_server {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     uv_tcp_t listener;
-    int listener_closing; /* gw_shutdown closed it already */
+    /* Where the listener is in its close: open; closing (gw_shutdown);
+     * closing and gw_free was called (dispose when closed); closed. */
+    enum { GW_LISTENING, GW_CLOSING, GW_CLOSING_FREED, GW_CLOSED } listener_state;
     struct gw_server *next_left_open;
     struct uv_loop_s *loop;
     reg_live_t *live;

@@ -39,23 +39,6 @@ static const char *const shorthands[] = {"@hourly",  "@daily",  "@midnight", "@w
 #define CRON_FIELDS_EXPECTED "expected 5 fields (minute hour day-of-month month day-of-week)"
 #define CRON_ITEM_EXPECTED "expected *, N or N-M (or a comma-separated list of them), each with an optional /step"
 
-/* Writes a message into err, replacing control characters so it stays on one
- * line, and returns TINE_EINVAL. */
-static int cron_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int cron_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return TINE_EINVAL;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    for (char *p = err; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
-    return TINE_EINVAL;
-}
-
 static bool is_blank(char ch)
 {
     return ch == ' ' || ch == '\t';
@@ -78,18 +61,18 @@ static int parse_value(const cron_field_t *f, int index, const char *s, size_t l
                        size_t errlen)
 {
     if (len == 0)
-        return cron_fail(err, errlen, "field %d (%s): a number is missing; " CRON_ITEM_EXPECTED, index, f->name);
+        return tine_fail(err, errlen, "field %d (%s): a number is missing; " CRON_ITEM_EXPECTED, index, f->name);
     if (s[0] >= '0' && s[0] <= '9') {
         unsigned v = 0;
         for (size_t i = 0; i < len; i++) {
             if (s[i] < '0' || s[i] > '9')
-                return cron_fail(err, errlen, "field %d (%s): '%.*s' is not a number", index, f->name,
+                return tine_fail(err, errlen, "field %d (%s): '%.*s' is not a number", index, f->name,
                                  shown_len(len), s);
             if (v < 100000)
                 v = v * 10 + (unsigned)(s[i] - '0');
         }
         if (v < f->min || v > f->max)
-            return cron_fail(err, errlen, "field %d (%s): %.*s is out of range %u-%u", index, f->name,
+            return tine_fail(err, errlen, "field %d (%s): %.*s is out of range %u-%u", index, f->name,
                              shown_len(len), s, f->min, f->max);
         *out = v;
         return 0;
@@ -101,9 +84,9 @@ static int parse_value(const cron_field_t *f, int index, const char *s, size_t l
         }
     }
     if (f->names)
-        return cron_fail(err, errlen, "field %d (%s): '%.*s' is neither a number %u-%u nor a name %s..%s", index,
+        return tine_fail(err, errlen, "field %d (%s): '%.*s' is neither a number %u-%u nor a name %s..%s", index,
                          f->name, shown_len(len), s, f->min, f->max, f->names[0], f->names[f->names_len - 1]);
-    return cron_fail(err, errlen, "field %d (%s): '%.*s' is not a number; " CRON_ITEM_EXPECTED, index, f->name,
+    return tine_fail(err, errlen, "field %d (%s): '%.*s' is not a number; " CRON_ITEM_EXPECTED, index, f->name,
                      shown_len(len), s);
 }
 
@@ -126,7 +109,7 @@ static int parse_item(const cron_field_t *f, int index, const char *s, size_t le
                 v = v * 10 + (unsigned)(st[i] - '0');
         }
         if (!ok || v < 1 || v > span)
-            return cron_fail(err, errlen, "field %d (%s): step must be a number 1-%u, got '%.*s'", index, f->name,
+            return tine_fail(err, errlen, "field %d (%s): step must be a number 1-%u, got '%.*s'", index, f->name,
                              span, shown_len(st_len), st);
         step = v;
     }
@@ -145,7 +128,7 @@ static int parse_item(const cron_field_t *f, int index, const char *s, size_t le
             if (rc != 0)
                 return rc;
             if (hi < lo)
-                return cron_fail(err, errlen, "field %d (%s): range '%.*s' goes backwards", index, f->name,
+                return tine_fail(err, errlen, "field %d (%s): range '%.*s' goes backwards", index, f->name,
                                  shown_len(base_len), s);
         }
     }
@@ -163,7 +146,7 @@ static int parse_field(int index, const char *s, size_t len, uint64_t *bits, cha
         bool ok = (ch >= '0' && ch <= '9') || (lower(ch) >= 'a' && lower(ch) <= 'z') || ch == '*' || ch == '-' ||
                   ch == '/' || ch == ',';
         if (!ok)
-            return cron_fail(err, errlen, "field %d (%s): '%c' is not allowed; " CRON_ITEM_EXPECTED, index, f->name,
+            return tine_fail(err, errlen, "field %d (%s): '%c' is not allowed; " CRON_ITEM_EXPECTED, index, f->name,
                              ch);
     }
     *bits = 0;
@@ -172,7 +155,7 @@ static int parse_field(int index, const char *s, size_t len, uint64_t *bits, cha
         if (i < len && s[i] != ',')
             continue;
         if (i == start)
-            return cron_fail(err, errlen, "field %d (%s): empty item in list '%.*s'", index, f->name, shown_len(len),
+            return tine_fail(err, errlen, "field %d (%s): empty item in list '%.*s'", index, f->name, shown_len(len),
                              s);
         int rc = parse_item(f, index, s + start, i - start, bits, err, errlen);
         if (rc != 0)
@@ -195,20 +178,20 @@ static int validate_shorthand(const char *expr, char *err, size_t errlen)
         while (is_blank(*rest))
             rest++;
         if (dlen == 0)
-            return cron_fail(err, errlen, "@every needs a duration such as 30s, 5m or 1h30m");
+            return tine_fail(err, errlen, "@every needs a duration such as 30s, 5m or 1h30m");
         if (*rest)
-            return cron_fail(err, errlen, "@every takes one duration, found more after '%.*s'", shown_len(dlen), d);
+            return tine_fail(err, errlen, "@every takes one duration, found more after '%.*s'", shown_len(dlen), d);
         char buf[64];
         uint64_t ms;
         if (dlen >= sizeof buf)
-            return cron_fail(err, errlen, "@every: '%.*s' is not a duration such as 30s or 5m", shown_len(dlen), d);
+            return tine_fail(err, errlen, "@every: '%.*s' is not a duration such as 30s or 5m", shown_len(dlen), d);
         memcpy(buf, d, dlen);
         buf[dlen] = '\0';
         if (reg_parse_duration_ms(buf, &ms) != 0)
-            return cron_fail(err, errlen, "@every: '%s' is not a duration such as 30s or 5m (units h, m, s, ms)",
+            return tine_fail(err, errlen, "@every: '%s' is not a duration such as 30s or 5m (units h, m, s, ms)",
                              buf);
         if (ms < 1000)
-            return cron_fail(err, errlen, "@every: %s is shorter than the minimum of 1s", buf);
+            return tine_fail(err, errlen, "@every: %s is shorter than the minimum of 1s", buf);
         return 0;
     }
     for (size_t i = 0; i < sizeof shorthands / sizeof shorthands[0]; i++) {
@@ -218,11 +201,11 @@ static int validate_shorthand(const char *expr, char *err, size_t errlen)
         while (is_blank(*rest))
             rest++;
         if (*rest)
-            return cron_fail(err, errlen, "%s takes no fields, found '%.*s'", shorthands[i],
+            return tine_fail(err, errlen, "%s takes no fields, found '%.*s'", shorthands[i],
                              shown_len(strlen(rest)), rest);
         return 0;
     }
-    return cron_fail(err, errlen,
+    return tine_fail(err, errlen,
                      "unknown shorthand '%.*s'; expected @every <duration>, @hourly, @daily, @midnight, @weekly, "
                      "@monthly, @yearly or @annually",
                      shown_len(word), expr);
@@ -279,11 +262,11 @@ static int cron_parse(const char *expr, cron_spec_t *spec, char *err, size_t err
     if (err && errlen)
         err[0] = '\0';
     if (expr == NULL)
-        return cron_fail(err, errlen, "no cron expression; " CRON_FIELDS_EXPECTED " or @every <duration>");
+        return tine_fail(err, errlen, "no cron expression; " CRON_FIELDS_EXPECTED " or @every <duration>");
     while (is_blank(*expr))
         expr++;
     if (*expr == '\0')
-        return cron_fail(err, errlen, "empty cron expression; " CRON_FIELDS_EXPECTED " or @every <duration>");
+        return tine_fail(err, errlen, "empty cron expression; " CRON_FIELDS_EXPECTED " or @every <duration>");
     if (*expr == '@') {
         int rc = validate_shorthand(expr, err, errlen);
         if (rc != 0)
@@ -316,7 +299,7 @@ static int cron_parse(const char *expr, cron_spec_t *spec, char *err, size_t err
             p++;
     }
     if (count != 5)
-        return cron_fail(err, errlen, CRON_FIELDS_EXPECTED ", got %d", count);
+        return tine_fail(err, errlen, CRON_FIELDS_EXPECTED ", got %d", count);
 
     uint64_t *bits = spec->bits;
     for (int i = 0; i < 5; i++) {
@@ -328,7 +311,7 @@ static int cron_parse(const char *expr, cron_spec_t *spec, char *err, size_t err
     bits[4] = (bits[4] | (bits[4] >> 7)) & every_weekday;
     bool weekday_any = bits[4] == every_weekday;
     if (weekday_any && !some_day_exists(bits[2], bits[3]))
-        return cron_fail(err, errlen, "never fires: day of month '%.*s' does not occur in month '%.*s'",
+        return tine_fail(err, errlen, "never fires: day of month '%.*s' does not occur in month '%.*s'",
                          shown_len(lens[2]), fields[2], shown_len(lens[3]), fields[3]);
     spec->dom_any = fields[2][0] == '*';
     spec->dow_any = fields[4][0] == '*';

@@ -249,9 +249,7 @@ static int vfail_at(ctx_t *c, unsigned line, unsigned col, const char *fmt, va_l
     }
     if (off < c->errlen)
         vsnprintf(c->err + off, c->errlen - off, fmt, ap);
-    for (char *p = c->err; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
+    tine_one_line(c->err);
     return TINE_EINVAL;
 }
 

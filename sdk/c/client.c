@@ -908,7 +908,7 @@ int tine_emit(tine_client_t *c, const char *type, const char *source, const char
         set_error(c, "out of memory");
         return -ENOMEM;
     }
-    int rc = api_call(c, "POST", "/_tine/v1/events", body, strlen(body), "application/cloudevents+json", response);
+    int rc = tine_events_emit(c, body, strlen(body), response);
     free(body);
     return rc;
 }
