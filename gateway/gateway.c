@@ -396,9 +396,8 @@ static int gw_timeouts_empty(gw_server_t *gw);
  * process exit when a connection is still open. */
 static void gw_dispose(gw_server_t *gw)
 {
-    if (!gw_drained(gw) || !gw_timeouts_empty(gw)) {
-        tine_log(TINE_LOG_INFO, "gateway: %s client connection(s) still open at stop; closed at exit",
-                 gw_drained(gw) ? "no" : "idle");
+    if (!gw_drained(gw)) {
+        tine_log(TINE_LOG_INFO, "gateway: client connections still open at stop; they close when the process exits");
         gw->next_left_open = gw_left_open;
         gw_left_open = gw;
         return;
@@ -434,7 +433,8 @@ void gw_shutdown(gw_server_t *gw)
 
 int gw_drained(gw_server_t *gw)
 {
-    return h2o_linklist_is_empty(&gw->ctx.http1._conns) && h2o_linklist_is_empty(&gw->ctx.http2._conns);
+    return h2o_linklist_is_empty(&gw->ctx.http1._conns) && h2o_linklist_is_empty(&gw->ctx.http2._conns) &&
+           gw_timeouts_empty(gw);
 }
 
 /* True when no h2o timeout of the context has an entry left: the condition

@@ -40,7 +40,8 @@ void gw_free(gw_server_t *gw);
  * gw_drained() is true (or a deadline passed). */
 void gw_shutdown(gw_server_t *gw);
 
-/* True when no client connection is open any more. */
+/* True when no client connection is open any more and h2o has no timer
+ * left (then the server can be freed). */
 int gw_drained(gw_server_t *gw);
 
 #endif
