@@ -348,13 +348,13 @@ static void admin_logs(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_seg)
         goto out;
     }
     if (!follow) {
-        h2o_iovec_t body = h2o_strdup(&req->pool, recent.data ? recent.data : "", recent.len);
-        tine_buf_dispose(&recent);
+        
         req->res.status = 200;
         req->res.reason = "OK";
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                        H2O_STRLIT("application/x-ndjson"));
-        h2o_send_inline(req, body.base, body.len);
+        gw__send_body(req, recent.data ? recent.data : "", recent.len);
+        tine_buf_dispose(&recent);
         goto out;
     }
     log_stream_t *ls = xcalloc(1, sizeof(*ls));

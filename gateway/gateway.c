@@ -21,17 +21,26 @@ typedef struct {
     int wrap;
 } gw_pending_t;
 
+void gw__send_body(h2o_req_t *req, const char *body, size_t len)
+{
+    /* A known length: h2o 2.2 would otherwise use chunked encoding for 200s
+     * and close the keep-alive connection after any other status. 1xx, 204
+     * and 304 answers carry no Content-Length (RFC 9110). */
+    int st = req->res.status;
+    if (st >= 200 && st != 204 && st != 304)
+        req->res.content_length = len;
+    h2o_send_inline(req, body, len);
+}
+
 void gw__send_json(h2o_req_t *req, int status, json_t *body)
 {
     char *s = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    size_t len = strlen(s);
-    h2o_iovec_t copy = h2o_strdup(&req->pool, s, len);
-    free(s);
     req->res.status = status;
     req->res.reason = status < 400 ? "OK" : "Error";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
-    h2o_send_inline(req, copy.base, copy.len);
+    gw__send_body(req, s, strlen(s));
+    free(s);
 }
 
 void gw__send_error(h2o_req_t *req, int status, const char *fmt, ...)
@@ -168,7 +177,7 @@ static void on_invoked(void *data, const inv_result_t *res)
         h2o_iovec_t val = h2o_strdup(&req->pool, v, strlen(v));
         h2o_add_header_by_str(&req->pool, &req->res.headers, lname, nl, 1, NULL, val.base, val.len);
     }
-    h2o_send_inline(req, res->body, res->body_len);
+    gw__send_body(req, res->body, res->body_len);
 }
 
 void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn_index, json_t *request, int wrap)

@@ -33,6 +33,9 @@ typedef struct {
     gw_server_t *gw;
 } gw_handler_t;
 
+/* Sends body (copied) with its Content-Length; res.status and headers are set. */
+void gw__send_body(h2o_req_t *req, const char *body, size_t len);
+
 /* Sends `body` (takes the reference) as a JSON response. */
 void gw__send_json(h2o_req_t *req, int status, json_t *body);
 

@@ -140,12 +140,11 @@ int gw__metrics(gw_server_t *gw, h2o_req_t *req)
     render_sandboxes(gw, &out);
     render_events(gw, &out);
     render_process(&out);
-    h2o_iovec_t body = h2o_strdup(&req->pool, out.data ? out.data : "", out.len);
-    tine_buf_dispose(&out);
     req->res.status = 200;
     req->res.reason = "OK";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    H2O_STRLIT("text/plain; version=0.0.4; charset=utf-8"));
-    h2o_send_inline(req, body.base, body.len);
+    gw__send_body(req, out.data ? out.data : "", out.len);
+    tine_buf_dispose(&out);
     return 0;
 }

@@ -8,6 +8,10 @@ check "deploy hello" "deployed hello version 1" "$(tine deploy "$SRC/functions-e
 check "hello" "200 hello, world" "$(http GET /hello/)"
 check "hello with a param" "200 hello, tine" "$(http GET /hello/hi/tine)"
 check "hello with a query" "200 hello, q" "$(http GET '/hello/?name=q')"
+# Every answer carries its length, so the connection stays open after a 404
+# or a function's own status as it does after a 200 (h2o closes it otherwise).
+conn=$(curl -sv "$URL/hello/" "$URL/hello/nothere" "$URL/nope" "$URL/hello/" 2>&1)
+check "keep-alive across 200 and 404s" "0 4 3" "$(grep -ci '^< connection: close' <<<"$conn") $(grep -ci '^< content-length:' <<<"$conn") $(grep -ciE 're-?using existing connection' <<<"$conn")"
 check "invoke hello" "hello, cli" "$(tine invoke hello hi '{"name":"cli"}')"
 
 check "deploy todo" "deployed todo version 1" "$(tine deploy "$SRC/functions-examples/todo")"
