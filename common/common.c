@@ -244,6 +244,15 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
     return len;
 }
 
+bool tine_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0, l; i < len; i += l)
+        if ((l = utf8_seq_len(u + i, len - i)) == 0)
+            return false;
+    return true;
+}
+
 json_t *tine_json_text(const char *s, size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;

@@ -4,6 +4,7 @@
 #ifndef TINE_COMMON_H
 #define TINE_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,6 +74,9 @@ uint64_t tine_now_unix_ms(void);
  * valid UTF-8 replaced by U+FFFD (log lines and other untrusted text). */
 struct json_t;
 struct json_t *tine_json_text(const char *s, size_t len);
+
+/* True when s[0..len) is valid UTF-8 (NUL bytes included). */
+bool tine_utf8_valid(const char *s, size_t len);
 
 /* Appends `len` bytes of `s` to b as a quoted JSON string; bytes that are
  * not valid UTF-8 become U+FFFD, control characters are escaped. */

@@ -341,7 +341,7 @@ static void admin_invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, 
     json_t *request = json_pack("{s:s, s:o}", "kind", "event", "event", event);
     /* The event travels in the metadata: the body must not be sent twice. */
     req->entity = h2o_iovec_init(NULL, 0);
-    gw__invoke(gw, req, v, idx, request, 1);
+    gw__invoke(gw, req, v, idx, request, NULL, 1);
 }
 
 int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len)

@@ -74,30 +74,44 @@ char *gw__percent_decode(const char *s, size_t len)
     return out;
 }
 
-/* The request's headers as a JSON object with lower-case names; repeated
- * headers are joined with ", ". */
-static json_t *headers_json(h2o_req_t *req)
+/* Appends the request's headers as a binary object member "headers"
+ * (sandbox/meta.h) with lower-case names; repeated headers are joined with
+ * ", " (h2o keeps at most 100 headers). */
+static void encode_headers(tine_buf_t *m, h2o_req_t *req)
 {
-    json_t *o = json_object();
-    for (size_t i = 0; i < req->headers.size; i++) {
-        const h2o_header_t *h = &req->headers.entries[i];
-        char *name = xstrndup(h->name->base, h->name->len);
-        for (char *p = name; *p; p++)
-            if (*p >= 'A' && *p <= 'Z')
-                *p = (char)(*p - 'A' + 'a');
-        json_t *value = json_stringn_nocheck(h->value.base, h->value.len);
-        json_t *prev = json_object_get(o, name);
-        if (prev) {
-            char *joined = xasprintf("%s, %.*s", json_string_value(prev), (int)h->value.len, h->value.base);
-            json_object_set_new(o, name, json_string_nocheck(joined));
-            free(joined);
-            json_decref(value);
-        } else {
-            json_object_set_new(o, name, value);
+    sbx_meta_key(m, "headers", 7);
+    size_t at = sbx_meta_begin(m, SBX_META_OBJECT);
+    uint32_t n = 0;
+    const h2o_headers_t *hs = &req->headers;
+    for (size_t i = 0; i < hs->size; i++) {
+        const h2o_iovec_t *name = hs->entries[i].name;
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = h2o_memis(hs->entries[j].name->base, hs->entries[j].name->len, name->base, name->len);
+        if (seen)
+            continue;
+        size_t vlen = hs->entries[i].value.len;
+        for (size_t j = i + 1; j < hs->size; j++)
+            if (h2o_memis(hs->entries[j].name->base, hs->entries[j].name->len, name->base, name->len))
+                vlen += 2 + hs->entries[j].value.len;
+        sbx_meta_key(m, name->base, name->len);
+        for (size_t k = m->len - name->len; k < m->len; k++)
+            if (m->data[k] >= 'A' && m->data[k] <= 'Z')
+                m->data[k] = (char)(m->data[k] - 'A' + 'a');
+        char tag = SBX_META_STRING;
+        uint32_t vl = (uint32_t)vlen;
+        tine_buf_append(m, &tag, 1);
+        tine_buf_append(m, &vl, 4);
+        tine_buf_append(m, hs->entries[i].value.base, hs->entries[i].value.len);
+        for (size_t j = i + 1; j < hs->size; j++) {
+            if (!h2o_memis(hs->entries[j].name->base, hs->entries[j].name->len, name->base, name->len))
+                continue;
+            tine_buf_append(m, ", ", 2);
+            tine_buf_append(m, hs->entries[j].value.base, hs->entries[j].value.len);
         }
-        free(name);
+        n++;
     }
-    return o;
+    sbx_meta_end(m, at, n);
 }
 
 static void on_pending_dispose(void *p)
@@ -108,14 +122,15 @@ static void on_pending_dispose(void *p)
     reg_app_version_release(pending->version);
 }
 
-static int header_allowed(const char *name)
+/* False for the headers the gateway owns (hop-by-hop, length, its own). */
+static bool header_allowed(const char *name, size_t len)
 {
     static const char *hop[] = {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade",
                                 "x-tine-invocation-id"};
     for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-        if (strcasecmp(name, hop[i]) == 0)
-            return 0;
-    return 1;
+        if (strlen(hop[i]) == len && strncasecmp(name, hop[i], len) == 0)
+            return false;
+    return true;
 }
 
 static void on_invoked(void *data, const inv_result_t *res)
@@ -137,7 +152,7 @@ static void on_invoked(void *data, const inv_result_t *res)
                               res->status, "duration_ms", (double)res->duration_ns / 1e6, "cold", res->cold,
                               "version", (json_int_t)pending->version->version);
         if (res->code == 0) {
-            json_object_set(o, "headers", res->headers ? res->headers : json_object());
+            json_object_set_new(o, "headers", sbx_result_meta_headers_json(&res->meta));
             json_t *body = json_stringn(res->body ? res->body : "", res->body_len);
             json_object_set_new(o, "body", body ? body : json_string("<binary body>"));
         } else {
@@ -156,31 +171,23 @@ static void on_invoked(void *data, const inv_result_t *res)
     }
     req->res.status = res->status;
     req->res.reason = "OK";
-    const char *name;
-    json_t *value;
-    json_object_foreach(res->headers, name, value)
-    {
-        if (!header_allowed(name))
+    sbx_meta_cur_t hc = res->meta.headers;
+    for (uint32_t i = 0; i < res->meta.nheaders; i++) {
+        const char *name, *value;
+        uint32_t nl, vl;
+        sbx_result_meta_next(&hc, &name, &nl, &value, &vl);
+        if (!header_allowed(name, nl))
             continue;
-        char numbuf[32];
-        const char *v = json_string_value(value);
-        if (v == NULL && json_is_number(value)) {
-            snprintf(numbuf, sizeof(numbuf), "%.17g", json_number_value(value));
-            v = numbuf;
-        }
-        if (v == NULL)
-            continue;
-        size_t nl = strlen(name);
-        char *lname = h2o_mem_alloc_pool(&req->pool, nl + 1);
-        for (size_t i = 0; i <= nl; i++)
-            lname[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] - 'A' + 'a') : name[i];
-        h2o_iovec_t val = h2o_strdup(&req->pool, v, strlen(v));
-        h2o_add_header_by_str(&req->pool, &req->res.headers, lname, nl, 1, NULL, val.base, val.len);
+        /* Names are lower-case tokens (the sandbox checked them). */
+        h2o_iovec_t n = h2o_strdup(&req->pool, name, nl);
+        h2o_iovec_t v = h2o_strdup(&req->pool, value, vl);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 1, NULL, v.base, v.len);
     }
     gw__send_body(req, res->body, res->body_len);
 }
 
-void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn_index, json_t *request, int wrap)
+void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn_index, json_t *request,
+                const inv_request_t *rq, int wrap)
 {
     gw_pending_t *pending = h2o_mem_alloc_shared(&req->pool, sizeof(*pending), on_pending_dispose);
     memset(pending, 0, sizeof(*pending));
@@ -190,7 +197,9 @@ void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn
     pending->wrap = wrap;
     reg_app_version_retain(v);
     inv_call_t *call = NULL;
-    int r = inv_call(gw->inv, v, fn_index, request, req->entity.base, req->entity.len, on_invoked, pending, &call);
+    int r = rq ? inv_call_encoded(gw->inv, v, fn_index, rq, req->entity.base, req->entity.len, on_invoked, pending,
+                                  &call)
+               : inv_call(gw->inv, v, fn_index, request, req->entity.base, req->entity.len, on_invoked, pending, &call);
     if (r == TINE_EBUSY) {
         pending->req = NULL;
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("retry-after"), 0, NULL, H2O_STRLIT("1"));
@@ -244,30 +253,37 @@ static int serve_app(gw_server_t *gw, h2o_req_t *req, const char *path, size_t p
         gw__send_error(req, 413, "request body of %zu bytes is over the limit of %zu", req->entity.len, gw->max_body);
         return 0;
     }
-    json_t *jparams = json_object();
-    for (size_t i = 0; i < nparams; i++) {
-        char *name = xstrndup(params[i].name, params[i].name_len);
-        char *value = gw__percent_decode(params[i].value, params[i].value_len);
-        json_t *jv = json_string(value);
-        /* A value that decodes to invalid UTF-8 is handed over undecoded. */
-        json_object_set_new(jparams, name, jv ? jv : json_stringn(params[i].value, params[i].value_len));
-        free(name);
-        free(value);
-    }
     const char *query = "";
     size_t query_len = 0;
     if (req->query_at != SIZE_MAX) {
         query = req->path.base + req->query_at + 1;
         query_len = req->path.len - req->query_at - 1;
     }
-    json_t *request = json_object();
-    json_object_set_new(request, "kind", json_string("http"));
-    json_object_set_new(request, "method", json_stringn(req->method.base, req->method.len));
-    json_object_set_new(request, "path", json_stringn_nocheck(rest, rest_len));
-    json_object_set_new(request, "params", jparams);
-    json_object_set_new(request, "query", json_stringn_nocheck(query, query_len));
-    json_object_set_new(request, "headers", headers_json(req));
-    gw__invoke(gw, req, v, route->function_index, request, 0);
+    /* The request, written once in the wire's binary form (sandbox/meta.h). */
+    tine_buf_t m;
+    tine_buf_init(&m);
+    sbx_meta_kstr(&m, "kind", "http", 4);
+    sbx_meta_kstr(&m, "method", req->method.base, req->method.len);
+    sbx_meta_kstr(&m, "path", rest, rest_len);
+    sbx_meta_key(&m, "params", 6);
+    size_t at = sbx_meta_begin(&m, SBX_META_OBJECT);
+    for (size_t i = 0; i < nparams; i++) {
+        char *value = gw__percent_decode(params[i].value, params[i].value_len);
+        size_t vl = strlen(value);
+        sbx_meta_key(&m, params[i].name, params[i].name_len);
+        /* A value that decodes to invalid UTF-8 is handed over undecoded. */
+        if (tine_utf8_valid(value, vl))
+            sbx_meta_str(&m, value, vl);
+        else
+            sbx_meta_str(&m, params[i].value, params[i].value_len);
+        free(value);
+    }
+    sbx_meta_end(&m, at, (uint32_t)nparams);
+    sbx_meta_kstr(&m, "query", query, query_len);
+    encode_headers(&m, req);
+    inv_request_t rq = {m.data, m.len, 6, "http"};
+    gw__invoke(gw, req, v, route->function_index, NULL, &rq, 0);
+    tine_buf_dispose(&m);
     return 0;
 }
 

@@ -129,10 +129,17 @@ static inv_call_t *sync_caller(const inv_call_t *c)
 }
 
 /* True when the response's content type says JSON. */
-static bool is_json(json_t *headers)
+static bool is_json(const sbx_result_meta_t *meta)
 {
-    const char *ct = json_string_value(json_object_get(headers, "content-type"));
-    return ct != NULL && strncmp(ct, "application/json", 16) == 0 && (ct[16] == '\0' || ct[16] == ';');
+    sbx_meta_cur_t c = meta->headers;
+    for (uint32_t i = 0; i < meta->nheaders; i++) {
+        const char *n, *v;
+        uint32_t nl, vl;
+        sbx_result_meta_next(&c, &n, &nl, &v, &vl);
+        if (nl == 12 && memcmp(n, "content-type", 12) == 0)
+            return vl >= 16 && strncmp(v, "application/json", 16) == 0 && (vl == 16 || v[16] == ';');
+    }
+    return false;
 }
 
 /* Answers a synchronous caller with the callee's response: meta {status,
@@ -140,10 +147,13 @@ static bool is_json(json_t *headers)
  * the JSON content type (the common case, built without jansson). */
 static void reply_result(inv_call_t *caller, const inv_result_t *res)
 {
-    bool json = is_json(res->headers);
+    bool json = res->code == 0 && is_json(&res->meta);
     char *headers = NULL;
-    if (res->headers != NULL && !(json && json_object_size(res->headers) == 1))
-        headers = json_dumps(res->headers, JSON_COMPACT);
+    if (res->code == 0 && res->meta.nheaders > 0 && !(json && res->meta.nheaders == 1)) {
+        json_t *h = sbx_result_meta_headers_json(&res->meta);
+        headers = json_dumps(h, JSON_COMPACT);
+        json_decref(h);
+    }
     tine_buf_t m;
     tine_buf_init(&m);
     tine_buf_appendf(&m, "{\"status\":%d,\"invocation_id\":\"%s\",\"json\":%s", res->status, res->invocation_id,

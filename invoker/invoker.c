@@ -1,19 +1,25 @@
 /* The invoker: keeps a pool of warm sandboxes per (app version, function),
- * sends each sandbox one invocation at a time over its socket, and turns the
+ * sends each sandbox its invocations over its socket (it runs them one at a
+ * time, in order), and turns the
  * sandbox's answer, its death or its overrun into a result.
  *
  * Sandboxes come from the zygote as "blank" processes, asked for ahead of
  * need and answered asynchronously on the control socket (a uv_poll); a cold
  * start writes the function's spec and the call's INVOKE frame to a blank in
- * one go, so it pays for loading the handler but not for a fork. Idle
+ * one go, so it pays for loading the handler but not for a fork. Calls of
+ * short functions may be pipelined: sent to a busy sandbox behind its
+ * running call, so that one write, one read and one wake-up serve many
+ * (pool_dispatch says when). Idle
  * sandboxes beyond a pool's `warm` count close after the idle timeout; at the
  * node-wide cap the least recently used idle sandbox of another pool makes
  * room. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "invoker_internal.h"
 #include "tine_common.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +44,19 @@ static void on_zygote_readable(uv_poll_t *h, int status, int events);
 static void blanks_request(inv_invoker_t *inv);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void on_flush(uv_prepare_t *h);
+static void sandbox_on_eof(inv_sandbox_t *s);
+
+/* The CPUs this process may run on: more sandboxes computing at once than
+ * that only take turns. */
+static unsigned cpus_usable(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
 
 inv_invoker_t *inv_new(uv_loop_t *loop, sbx_zygote_t *zygote, const inv_config_t *cfg)
 {
@@ -54,6 +73,11 @@ inv_invoker_t *inv_new(uv_loop_t *loop, sbx_zygote_t *zygote, const inv_config_t
         r = tine_now_ns() ^ (uint64_t)getpid();
     snprintf(inv->node_prefix, sizeof(inv->node_prefix), "%016" PRIx64, r);
     inv->hostcalls = inv__hostcalls_new(inv);
+    inv->ncpu = cpus_usable();
+    uv_prepare_init(loop, &inv->flush);
+    uv_unref((uv_handle_t *)&inv->flush);
+    inv->flush.data = inv;
+    inv->flush_open = true;
     /* Answers of the zygote arrive on the loop; tined never waits for a fork. */
     if (uv_poll_init(loop, &inv->zygote_poll, zygote->control_fd) == 0) {
         inv->zygote_poll.data = inv;
@@ -70,7 +94,7 @@ inv_invoker_t *inv_new(uv_loop_t *loop, sbx_zygote_t *zygote, const inv_config_t
 /* Frees the invoker once it is closing and every handle of it has closed. */
 static void invoker_maybe_free(inv_invoker_t *inv)
 {
-    if (inv->closing && inv->pools == NULL && !inv->zygote_polling)
+    if (inv->closing && inv->pools == NULL && !inv->zygote_polling && !inv->flush_open)
         free(inv);
 }
 
@@ -78,7 +102,6 @@ static void invoker_maybe_free(inv_invoker_t *inv)
 
 static void call_free(inv_call_t *c)
 {
-    json_decref(c->request);
     json_decref(c->logs);
     free(c->frame);
     free(c);
@@ -91,15 +114,12 @@ static void call_record(inv_call_t *c, const inv_result_t *res)
     if (inv->cfg.on_activation == NULL)
         return;
     const reg_function_t *fn = c->pool->fn;
-    const char *trigger = json_string_value(json_object_get(c->request, "trigger"));
-    if (trigger == NULL)
-        trigger = json_string_value(json_object_get(c->request, "kind"));
     inv_activation_t a = {
         .invocation_id = c->id_hex,
         .app = c->pool->version->app,
         .version = c->pool->version->version,
         .function = fn->name,
-        .trigger = trigger ? trigger : "http",
+        .trigger = c->trigger[0] ? c->trigger : "http",
         .start_unix_ms = c->started_unix_ms,
         .duration_ns = res->duration_ns,
         .queued_ns = res->queued_ns,
@@ -185,30 +205,32 @@ static void call_fail(inv_call_t *c, int code, int status, const char *error)
     call_finish(c, &res);
 }
 
-/* Builds the call's INVOKE frame once, when it is accepted: the request
- * with its "ctx" as metadata, then the body. The body is copied once, here;
- * the frame is handed to the socket as it is. */
-static void call_build_frame(inv_call_t *c, const void *body, size_t body_len)
+/* Builds the call's INVOKE frame once, when it is accepted: the request's
+ * members plus "ctx" as one binary object (sandbox/meta.h), then the body.
+ * The sandbox fills the rest of ctx (app, version, ...) from its spec. */
+static void call_build_frame(inv_call_t *c, const inv_request_t *rq, const void *body, size_t body_len)
 {
-    inv_pool_t *p = c->pool;
-    json_t *ctx = json_pack("{s:s, s:I, s:s, s:s, s:i, s:i}", "app", p->version->app, "version",
-                            (json_int_t)p->version->version, "function", p->fn->name, "invocation_id", c->id_hex,
-                            "timeout_ms", (int)p->fn->timeout_ms, "memory_mb", (int)p->fn->memory_mb);
-    json_object_set_new(c->request, "ctx", ctx);
-    char *meta = json_dumps(c->request, JSON_COMPACT);
-    size_t meta_len = strlen(meta);
+    tine_buf_t b;
+    tine_buf_init(&b);
     sbx_frame_hdr_t h = {0};
+    tine_buf_append(&b, &h, sizeof h);
+    size_t at = sbx_meta_begin(&b, SBX_META_OBJECT);
+    tine_buf_append(&b, rq->members, rq->members_len);
+    sbx_meta_key(&b, "ctx", 3);
+    size_t ctx = sbx_meta_begin(&b, SBX_META_OBJECT);
+    sbx_meta_kstr(&b, "invocation_id", c->id_hex, strlen(c->id_hex));
+    sbx_meta_end(&b, ctx, 1);
+    sbx_meta_end(&b, at, rq->nmembers + 1);
+    size_t meta_len = b.len - sizeof h;
+    if (body_len)
+        tine_buf_append(&b, body, body_len);
     h.len = (uint32_t)(meta_len + body_len);
     h.type = SBX_MSG_INVOKE;
     h.meta_len = (uint32_t)meta_len;
     h.id = c->id;
-    c->frame_len = sizeof(h) + meta_len + body_len;
-    c->frame = xmalloc(c->frame_len);
-    memcpy(c->frame, &h, sizeof(h));
-    memcpy(c->frame + sizeof(h), meta, meta_len);
-    if (body_len)
-        memcpy(c->frame + sizeof(h) + meta_len, body, body_len);
-    free(meta);
+    memcpy(b.data, &h, sizeof h);
+    c->frame = b.data; /* the buffer's bytes become the call's */
+    c->frame_len = b.len;
 }
 
 /* ------------------------------------------------------------------ pools */
@@ -347,10 +369,48 @@ static void wait_remove(inv_sandbox_t *s)
 static void sandbox_set_idle(inv_sandbox_t *s)
 {
     inv_invoker_t *inv = s->pool->inv;
+    if (s->state == SBX_BUSY)
+        s->pool->nbusy--;
     s->state = SBX_IDLE;
     s->last_used = tine_now_ns();
     idle_push(s);
     uv_timer_start(&s->timer, on_timer, inv->cfg.idle_timeout_ms, 0);
+}
+
+static void sandbox_set_busy(inv_sandbox_t *s)
+{
+    if (s->state != SBX_BUSY)
+        s->pool->nbusy++;
+    s->state = SBX_BUSY;
+}
+
+/* Call c runs now on s (its INVOKE is in the socket): its time and its
+ * timeout start. */
+static void sandbox_start_call(inv_sandbox_t *s, inv_call_t *c)
+{
+    s->call = c;
+    c->dispatched_at = tine_now_ns();
+    uv_timer_start(&s->timer, on_timer, s->pool->fn->timeout_ms, 0);
+}
+
+/* The calls pipelined behind a sandbox's running call never started (the
+ * sandbox runs them in order, after answering the one before): they go back
+ * to the front of the pool's queue in their order, to be sent again. */
+static void sandbox_unpipe(inv_sandbox_t *s)
+{
+    inv_pool_t *p = s->pool;
+    if (s->piped_head == NULL)
+        return;
+    for (inv_call_t *c = s->piped_head; c; c = c->next) {
+        c->sandbox = NULL;
+        p->queued++;
+    }
+    s->piped_tail->next = p->queue_head;
+    if (p->queue_head == NULL)
+        p->queue_tail = s->piped_tail;
+    p->queue_head = s->piped_head;
+    s->piped_head = s->piped_tail = NULL;
+    s->npiped = 0;
 }
 
 /* Lets pools that wait for room under the node-wide cap try again. */
@@ -383,6 +443,7 @@ static void on_sandbox_handle_closed(uv_handle_t *h)
     }
     p->nsandboxes--;
     free(s->rbuf);
+    free(s->pend);
     free(s);
     /* A queued call may now get a sandbox in place of the closed one, a warm
      * pool refills, and room freed under the cap goes to who waits for it. */
@@ -392,7 +453,7 @@ static void on_sandbox_handle_closed(uv_handle_t *h)
 }
 
 /* Closes a sandbox: its socket (the sandbox exits on EOF) and its timer. The
- * caller deals with its call first. */
+ * caller deals with its running call first; pipelined ones are queued again. */
 static void sandbox_close(inv_sandbox_t *s)
 {
     if (s->state == SBX_CLOSING)
@@ -403,6 +464,17 @@ static void sandbox_close(inv_sandbox_t *s)
     sandbox_unfree(s);
     if (s->waiting)
         wait_remove(s);
+    if (s->flush_queued) {
+        inv_sandbox_t **sp = &p->inv->flush_head;
+        while (*sp != s)
+            sp = &(*sp)->flush_next;
+        *sp = s->flush_next;
+        s->flush_queued = false;
+    }
+    s->npend = 0;
+    sandbox_unpipe(s);
+    if (s->state == SBX_BUSY)
+        p->nbusy--;
     s->state = SBX_CLOSING;
     p->nlive--;
     p->inv->nlive--;
@@ -491,13 +563,77 @@ static int sandbox_write(inv_sandbox_t *s, uint8_t type, uint64_t id, const char
     return sandbox_send(s, &buf, 1, frame);
 }
 
+/* Writes bufs that stay valid until written (calls' frames: a call is not
+ * freed while its sandbox's socket is open and the write pending): what the
+ * socket takes now, the rest queued without a copy. Returns 0 or a libuv
+ * error. */
+static int sandbox_send_frames(inv_sandbox_t *s, uv_buf_t *bufs, unsigned n)
+{
+    int sent = uv_try_write((uv_stream_t *)&s->pipe, bufs, n);
+    if (sent < 0 && sent != UV_EAGAIN)
+        return sent;
+    size_t skip = sent > 0 ? (size_t)sent : 0;
+    while (n > 0 && skip >= bufs->len) {
+        skip -= bufs->len;
+        bufs++;
+        n--;
+    }
+    if (n == 0)
+        return 0;
+    bufs->base += skip;
+    bufs->len -= skip;
+    return sandbox_send(s, bufs, n, NULL);
+}
+
 /* Hands the call's INVOKE frame to the socket (no copy). */
 static int sandbox_send_call(inv_sandbox_t *s, inv_call_t *c)
 {
     uv_buf_t buf = uv_buf_init(c->frame, (unsigned)c->frame_len);
-    char *frame = c->frame;
-    c->frame = NULL;
-    return sandbox_send(s, &buf, 1, frame);
+    return sandbox_send_frames(s, &buf, 1);
+}
+
+/* Pipelines call c to busy sandbox s: its frame is written with the others
+ * of this loop turn, in one write, before the loop polls again. */
+static void sandbox_pipe_call(inv_sandbox_t *s, inv_call_t *c)
+{
+    inv_invoker_t *inv = s->pool->inv;
+    c->sandbox = s;
+    c->next = NULL;
+    if (s->piped_tail)
+        s->piped_tail->next = c;
+    else
+        s->piped_head = c;
+    s->piped_tail = c;
+    s->npiped++;
+    s->invocations++;
+    if (s->npend == s->pend_cap) {
+        s->pend_cap = s->pend_cap ? s->pend_cap * 2 : 8;
+        s->pend = xrealloc(s->pend, s->pend_cap * sizeof(*s->pend));
+    }
+    s->pend[s->npend++] = uv_buf_init(c->frame, (unsigned)c->frame_len);
+    if (!s->flush_queued) {
+        s->flush_queued = true;
+        s->flush_next = inv->flush_head;
+        inv->flush_head = s;
+        uv_prepare_start(&inv->flush, on_flush);
+    }
+}
+
+/* Before the loop polls: writes every sandbox's pending frames. */
+static void on_flush(uv_prepare_t *h)
+{
+    inv_invoker_t *inv = h->data;
+    uv_prepare_stop(h);
+    inv_sandbox_t *s;
+    while ((s = inv->flush_head) != NULL) {
+        inv->flush_head = s->flush_next;
+        s->flush_next = NULL;
+        s->flush_queued = false;
+        unsigned n = s->npend;
+        s->npend = 0;
+        if (n > 0 && sandbox_send_frames(s, s->pend, n) != 0)
+            sandbox_on_eof(s); /* its socket is closed: the sandbox is gone */
+    }
 }
 
 /* Gives call c to sandbox s, which is idle or starting without a call. On an
@@ -505,17 +641,15 @@ static int sandbox_send_call(inv_sandbox_t *s, inv_call_t *c)
  * socket behind the spec and the call counts as a cold one. */
 static void sandbox_take_call(inv_sandbox_t *s, inv_call_t *c)
 {
-    inv_pool_t *p = s->pool;
     s->call = c;
     c->sandbox = s;
     s->invocations++;
     int r = 0;
     if (s->state == SBX_IDLE) {
         idle_remove(s);
-        s->state = SBX_BUSY;
-        c->dispatched_at = tine_now_ns();
+        sandbox_set_busy(s);
+        sandbox_start_call(s, c);
         r = sandbox_send_call(s, c);
-        uv_timer_start(&s->timer, on_timer, p->fn->timeout_ms, 0);
     } else {
         sandbox_unfree(s);
         c->cold = true;
@@ -602,15 +736,54 @@ static void pool_refill_warm(inv_pool_t *p)
     }
 }
 
-/* Gives queued calls to idle sandboxes (most recently used first) or to
- * starting ones, and starts sandboxes up to the function's concurrency;
- * at the node's cap an idle sandbox of another pool is evicted, or the
- * calls wait. Then tops up the warm sandboxes. */
+/* How many calls may wait pipelined behind a busy sandbox's running call
+ * (0: none): as many as fit in INV_PIPE_BUDGET_NS at the function's average
+ * duration, up to INV_PIPE_MAX. Not for exec functions (one call per
+ * process), before the average means something, or for big frames. */
+static uint32_t pool_pipe_depth(const inv_pool_t *p, const inv_call_t *c)
+{
+    if (p->fn->runtime == REG_RUNTIME_EXEC || p->answers < INV_PIPE_MIN_ANSWERS || c->frame_len > INV_PIPE_MAX_FRAME)
+        return 0;
+    uint64_t d = INV_PIPE_BUDGET_NS / (p->avg_ns ? p->avg_ns : 1);
+    return d > INV_PIPE_MAX ? INV_PIPE_MAX : (uint32_t)d;
+}
+
+/* The busy sandbox with the fewest pipelined calls (below `depth`) whose
+ * running call is in no host call and has no tine.invoke in flight: a call
+ * queued behind it can never be one it waits for. NULL when none. */
+static inv_sandbox_t *pool_pipe_target(const inv_pool_t *p, uint32_t depth)
+{
+    inv_sandbox_t *best = NULL;
+    for (inv_sandbox_t *s = p->sandboxes; s; s = s->next) {
+        if (s->state != SBX_BUSY || s->call == NULL || s->npiped >= depth || s->call->holds ||
+            s->call->invokes_in_flight)
+            continue;
+        if (best == NULL || s->npiped < best->npiped)
+            best = s;
+        if (best->npiped == 0)
+            break;
+    }
+    return best;
+}
+
+/* Gives queued calls to sandboxes. Short calls are pipelined behind busy
+ * sandboxes once the pool's busy ones are as many as the CPUs (more
+ * processes would only take turns on them), or when the pool can start no
+ * more. Otherwise calls go to idle sandboxes (most recently used first) or
+ * starting ones, and sandboxes start up to the function's concurrency; at
+ * the node's cap an idle sandbox of another pool is evicted, or the calls
+ * wait. Then tops up the warm sandboxes. */
 static void pool_dispatch(inv_pool_t *p)
 {
     inv_invoker_t *inv = p->inv;
     while (p->queue_head) {
-        inv_sandbox_t *s = p->idle_head;
+        uint32_t depth = pool_pipe_depth(p, p->queue_head);
+        inv_sandbox_t *s = NULL;
+        if (depth && p->nbusy >= inv->ncpu && (s = pool_pipe_target(p, depth)) != NULL) {
+            sandbox_pipe_call(s, pool_pop_call(p));
+            continue;
+        }
+        s = p->idle_head;
         if (s == NULL && p->nstarting_free)
             for (s = p->sandboxes; s && !s->free_start; s = s->next)
                 ;
@@ -618,12 +791,20 @@ static void pool_dispatch(inv_pool_t *p)
             sandbox_take_call(s, pool_pop_call(p));
             continue;
         }
-        if (inv->closing || p->nlive >= p->fn->concurrency)
+        if (inv->closing)
             break;
-        if (inv->nlive >= inv->cfg.max_sandboxes && !invoker_evict_lru(inv, p)) {
+        bool full = p->nlive >= p->fn->concurrency;
+        if (!full && inv->nlive >= inv->cfg.max_sandboxes && !invoker_evict_lru(inv, p)) {
+            full = true;
             if (!p->cap_blocked) {
                 p->cap_blocked = true;
                 inv->ncap_blocked++;
+            }
+        }
+        if (full) {
+            if (depth && (s = pool_pipe_target(p, depth)) != NULL) {
+                sandbox_pipe_call(s, pool_pop_call(p));
+                continue;
             }
             break;
         }
@@ -675,18 +856,12 @@ static void sandbox_attach_process(inv_sandbox_t *s, pid_t pid, int fd)
     const char *spec = pool_spec_frame(p, &spec_len);
     uv_buf_t bufs[2];
     unsigned n = 0;
-    char *owned = NULL;
     if (spec)
         bufs[n++] = uv_buf_init((char *)spec, (unsigned)spec_len);
-    if (s->call && s->call->frame) {
-        owned = s->call->frame;
-        bufs[n++] = uv_buf_init(owned, (unsigned)s->call->frame_len);
-        s->call->frame = NULL;
-    }
-    int r = spec ? sandbox_send(s, bufs, n, owned) : UV_EINVAL;
+    if (s->call)
+        bufs[n++] = uv_buf_init(s->call->frame, (unsigned)s->call->frame_len);
+    int r = spec ? sandbox_send_frames(s, bufs, n) : UV_EINVAL;
     if (r != 0) {
-        if (spec == NULL)
-            free(owned);
         snprintf(msg, sizeof(msg), "cannot start a sandbox for %s: %s", p->fn->name,
                  spec ? uv_strerror(r) : "its spec cannot be encoded");
         sandbox_start_failed(s, TINE_ECRASH, 503, msg);
@@ -926,20 +1101,25 @@ static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *
 {
     inv_pool_t *p = s->pool;
     inv_call_t *c = s->call;
-    json_t *meta = json_loadb(payload, h->meta_len, 0, NULL);
+    json_t *meta = NULL;
     uv_timer_stop(&s->timer);
     s->call = NULL;
     c->cpu_ns = (uint64_t)h->aux * 1000u;
     inv_result_t res = {0};
     char msg[160];
-    bool keep = p->fn->runtime != REG_RUNTIME_EXEC && !(p->retired && p->queued == 0);
+    bool healthy = p->fn->runtime != REG_RUNTIME_EXEC;
     if (h->type == SBX_MSG_RESULT) {
-        json_int_t st = json_integer_value(json_object_get(meta, "status"));
-        res.status = st >= 100 && st <= 599 ? (int)st : 200;
-        res.headers = json_object_get(meta, "headers");
+        if (!sbx_result_meta_parse(payload, h->meta_len, &res.meta)) {
+            snprintf(msg, sizeof(msg), "the sandbox of %s sent a malformed result", p->fn->name);
+            s->call = c;
+            sandbox_reject(s, msg);
+            return;
+        }
+        res.status = res.meta.status >= 100 && res.meta.status <= 599 ? res.meta.status : 200;
         res.body = payload + h->meta_len;
         res.body_len = h->len - h->meta_len;
     } else {
+        meta = json_loadb(payload, h->meta_len, 0, NULL);
         const char *e = json_string_value(json_object_get(meta, "error"));
         const char *trace = json_string_value(json_object_get(meta, "trace"));
         res.status = 500;
@@ -949,7 +1129,7 @@ static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *
                      p->fn->memory_mb);
             res.code = -ENOMEM;
             res.error = msg;
-            keep = false;
+            healthy = false;
         } else if (h->flags & SBX_FRAME_EXITING) {
             /* Stopped by its system call filter: the sandbox is gone, and the
              * caller learns which call it tried. */
@@ -958,7 +1138,7 @@ static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *
             res.code = TINE_ECRASH;
             res.status = 502;
             res.error = msg;
-            keep = false;
+            healthy = false;
         } else {
             res.code = TINE_EHANDLER;
             res.error = e ? e : "the function raised an error";
@@ -966,12 +1146,27 @@ static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *
         fprintf(stderr, "[%s/%s v%" PRIu64 "] invocation %s raised: %s\n%s\n", p->version->app, p->fn->name,
                 p->version->version, c->id_hex, e ? e : res.error, trace ? trace : "");
     }
-    /* The sandbox is ready again (or gone) before the caller hears back, so
+    uint64_t took = tine_now_ns() - c->dispatched_at;
+    p->avg_ns = p->answers ? p->avg_ns - p->avg_ns / 8 + took / 8 : took;
+    p->answers++;
+    /* The sandbox runs its next pipelined call, is ready again, or is gone
+     * (its pipelined calls queued again) before the caller hears back, so
      * whatever the callback starts sees the pool as it is. */
-    if (keep)
-        sandbox_set_idle(s);
-    else
+    if (!healthy) {
         sandbox_close(s);
+    } else if (s->piped_head) {
+        inv_call_t *next = s->piped_head;
+        s->piped_head = next->next;
+        if (s->piped_head == NULL)
+            s->piped_tail = NULL;
+        next->next = NULL;
+        s->npiped--;
+        sandbox_start_call(s, next);
+    } else if (p->retired && p->queued == 0) {
+        sandbox_close(s);
+    } else {
+        sandbox_set_idle(s);
+    }
     call_finish(c, &res);
     json_decref(meta);
     pool_dispatch(p);
@@ -993,10 +1188,9 @@ static void sandbox_on_frame(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *p
         if (s->call) {
             /* The attached call's INVOKE is already in the socket. */
             inv_call_t *c = s->call;
-            s->state = SBX_BUSY;
-            c->dispatched_at = tine_now_ns();
+            sandbox_set_busy(s);
+            sandbox_start_call(s, c);
             c->cold_start_ns = s->ready_ns;
-            uv_timer_start(&s->timer, on_timer, p->fn->timeout_ms, 0);
             return;
         }
         sandbox_unfree(s);
@@ -1050,27 +1244,28 @@ static void sandbox_on_frame(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *p
 
 /* -------------------------------------------------------------- public */
 
-int inv_call(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, json_t *request, const void *body,
-             size_t body_len, inv_done_cb cb, void *data, inv_call_t **out)
+int inv_call_encoded(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, const inv_request_t *rq,
+                     const void *body, size_t body_len, inv_done_cb cb, void *data, inv_call_t **out)
 {
-    if (fn_index >= v->manifest->functions_len || inv->closing) {
-        json_decref(request);
+    if (fn_index >= v->manifest->functions_len || inv->closing)
         return TINE_ENOTFOUND;
-    }
     inv_pool_t *p = pool_get(inv, v, fn_index);
-    if (p->queued >= inv->cfg.max_queue) {
-        json_decref(request);
+    if (p->queued >= inv->cfg.max_queue)
         return TINE_EBUSY;
-    }
     inv_call_t *c = xcalloc(1, sizeof(*c));
     c->inv = inv;
     c->pool = p;
     c->cb = cb;
     c->data = data;
     c->id = ++inv->next_id;
-    snprintf(c->id_hex, sizeof(c->id_hex), "%s%016" PRIx64, inv->node_prefix, c->id);
-    c->request = request;
-    call_build_frame(c, body, body_len);
+    /* node prefix, then the id as 16 hex digits */
+    static const char hex[] = "0123456789abcdef";
+    memcpy(c->id_hex, inv->node_prefix, 16);
+    for (int i = 0; i < 16; i++)
+        c->id_hex[16 + i] = hex[(c->id >> (60 - 4 * i)) & 0xf];
+    c->id_hex[32] = '\0';
+    snprintf(c->trigger, sizeof(c->trigger), "%s", rq->trigger ? rq->trigger : "");
+    call_build_frame(c, rq, body, body_len);
     c->queued_at = tine_now_ns();
     c->started_unix_ms = tine_now_unix_ms();
     if (p->queue_tail)
@@ -1083,6 +1278,30 @@ int inv_call(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, json_t *
         *out = c;
     pool_dispatch(p);
     return 0;
+}
+
+int inv_call(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, json_t *request, const void *body,
+             size_t body_len, inv_done_cb cb, void *data, inv_call_t **out)
+{
+    tine_buf_t m;
+    tine_buf_init(&m);
+    inv_request_t rq = {0};
+    const char *k;
+    json_t *x;
+    json_object_foreach(request, k, x) {
+        sbx_meta_key(&m, k, strlen(k));
+        sbx_meta_json(&m, x);
+        rq.nmembers++;
+    }
+    rq.members = m.data ? m.data : "";
+    rq.members_len = m.len;
+    rq.trigger = json_string_value(json_object_get(request, "trigger"));
+    if (rq.trigger == NULL)
+        rq.trigger = json_string_value(json_object_get(request, "kind"));
+    int rc = inv_call_encoded(inv, v, fn_index, &rq, body, body_len, cb, data, out);
+    tine_buf_dispose(&m);
+    json_decref(request);
+    return rc;
 }
 
 void inv_call_cancel(inv_call_t *c)
@@ -1179,8 +1398,9 @@ json_t *inv_stats(inv_invoker_t *inv, const char *app)
             busy += s->state == SBX_BUSY;
             starting += s->state == SBX_STARTING;
             bool ready = s->state == SBX_IDLE || s->state == SBX_BUSY;
-            json_t *o = json_pack("{s:i, s:s, s:f, s:I}", "pid", (int)s->pid, "state", names[s->state], "age_s",
-                                  (double)(now - s->spawned_at) / 1e9, "invocations", (json_int_t)s->invocations);
+            json_t *o = json_pack("{s:i, s:s, s:f, s:I, s:I}", "pid", (int)s->pid, "state", names[s->state], "age_s",
+                                  (double)(now - s->spawned_at) / 1e9, "invocations", (json_int_t)s->invocations,
+                                  "piped", (json_int_t)s->npiped);
             json_object_set_new(o, "cold_start_ms", ready ? json_real((double)s->ready_ns / 1e6) : json_null());
             json_object_set_new(o, "last_used_s",
                                 ready ? json_real((double)(now - (s->last_used ? s->last_used : now)) / 1e9)
@@ -1206,6 +1426,13 @@ static void on_zygote_poll_closed(uv_handle_t *h)
     invoker_maybe_free(inv);
 }
 
+static void on_flush_closed(uv_handle_t *h)
+{
+    inv_invoker_t *inv = h->data;
+    inv->flush_open = false;
+    invoker_maybe_free(inv);
+}
+
 void inv_free(inv_invoker_t *inv)
 {
     if (inv == NULL)
@@ -1218,22 +1445,21 @@ void inv_free(inv_invoker_t *inv)
     for (inv_pool_t *p = inv->pools, *pn; p; p = pn) {
         pn = p->next;
         p->retired = true;
-        while (p->queue_head)
-            call_fail(pool_pop_call(p), TINE_EBUSY, 503, "the node is shutting down");
         for (inv_sandbox_t *s = p->sandboxes; s; s = s->next) {
             if (s->call) {
                 inv_call_t *c = s->call;
                 s->call = NULL;
                 call_fail(c, TINE_EBUSY, 503, "the node is shutting down");
             }
-            sandbox_close(s);
+            sandbox_close(s); /* its pipelined calls join the queue */
         }
+        while (p->queue_head)
+            call_fail(pool_pop_call(p), TINE_EBUSY, 503, "the node is shutting down");
         pool_maybe_free(p);
     }
+    uv_close((uv_handle_t *)&inv->flush, on_flush_closed);
     if (inv->zygote_polling)
         uv_close((uv_handle_t *)&inv->zygote_poll, on_zygote_poll_closed);
-    else
-        invoker_maybe_free(inv);
     /* Pools free themselves as their sandboxes' handles close, and the last
      * handle frees the invoker: run the loop until then. */
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "meta.h"
 #include "registry.h"
 #include "sandbox.h"
 
@@ -63,7 +64,8 @@ typedef struct {
                           TINE_ETIMEOUT, TINE_ECRASH, TINE_EBUSY, or another
                           error when no sandbox could run it */
     int status;        /* HTTP status for the client: the function's, or 500/502/504/429/503 */
-    json_t *headers;   /* the function's response headers (object), or NULL */
+    sbx_result_meta_t meta; /* code 0: the function's status and headers (sandbox/meta.h:
+                               sbx_result_meta_next, sbx_result_meta_headers_json) */
     const char *body;  /* the function's response body */
     size_t body_len;
     const char *error; /* one line when code != 0 */
@@ -90,6 +92,19 @@ int inv_call(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, json_t *
              size_t body_len, inv_done_cb cb, void *data, inv_call_t **out);
 
 /* The caller lost interest (client went away): cb will not be called. */
+/* A request already in the wire's binary form (sandbox/meta.h): `nmembers`
+ * key/value pairs of the INVOKE metadata object, without the object's own
+ * header; the invoker adds "ctx". What inv_call makes of a JSON request. */
+typedef struct {
+    const char *members;
+    size_t members_len;
+    uint32_t nmembers;
+    const char *trigger; /* for the activation record: "http", "event", ... */
+} inv_request_t;
+
+int inv_call_encoded(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, const inv_request_t *rq,
+                     const void *body, size_t body_len, inv_done_cb cb, void *data, inv_call_t **out);
+
 void inv_call_cancel(inv_call_t *c);
 
 /* An app version stopped being live: its idle sandboxes exit now, busy ones

@@ -23,8 +23,9 @@ struct inv_call {
     void *data;
     uint64_t id;
     char id_hex[33];
-    json_t *request;
-    char *frame; /* the INVOKE frame (header, meta with ctx, body) until it is sent */
+    char trigger[24]; /* the request's "trigger", else its "kind" (for the activation record) */
+    char *frame;      /* the INVOKE frame (header, meta with ctx, body), kept until the call is freed:
+                         a call pipelined behind one that fails is sent again elsewhere */
     size_t frame_len;
     uint64_t queued_at;
     uint64_t dispatched_at;
@@ -32,7 +33,8 @@ struct inv_call {
     bool cold;                /* it waited for its sandbox to start */
     uint64_t cold_start_ns;
     uint64_t cpu_ns; /* reported by the sandbox with its answer */
-    inv_sandbox_t *sandbox; /* running on it (or waiting for it to start); NULL while queued and once finished */
+    inv_sandbox_t *sandbox; /* running on it, pipelined behind its running call, or waiting for it to
+                               start; NULL while queued and once finished */
     json_t *logs;           /* [{"t":unix_ms,"level":..,"msg":..}] */
     size_t logs_bytes;
     bool logs_truncated;
@@ -62,7 +64,13 @@ struct inv_sandbox {
     char *rbuf;
     size_t rlen;
     size_t rcap;
-    inv_call_t *call;
+    inv_call_t *call;                   /* the running call (or the one waiting for the start) */
+    inv_call_t *piped_head, *piped_tail; /* calls sent behind it, not started (linked by next) */
+    uint32_t npiped;
+    uv_buf_t *pend; /* INVOKE frames to write at the end of this loop turn (the calls' own bytes) */
+    uint32_t npend, pend_cap;
+    inv_sandbox_t *flush_next; /* the invoker's list of sandboxes with pending frames */
+    bool flush_queued;
     uint64_t spawned_at; /* when the invoker decided to start it */
     uint64_t ready_ns;   /* spawned_at to READY */
     uint64_t last_used;  /* when it last became idle */
@@ -80,6 +88,9 @@ struct inv_pool {
     size_t nlive;      /* not closing */
     size_t nidle;
     size_t nstarting_free;
+    size_t nbusy;     /* BUSY sandboxes */
+    uint64_t avg_ns;  /* moving average of the call durations (1/8 weight) */
+    uint64_t answers; /* calls answered (the average means something after a few) */
     inv_sandbox_t *idle_head, *idle_tail;
     uint32_t warm; /* idle sandboxes kept ready (manifest, or inv_scale) */
     char *spec_frame; /* what turns a blank into this function's sandbox */
@@ -121,7 +132,20 @@ struct inv_invoker {
     size_t ncap_blocked;
     bool kicking;
     struct inv_hostcalls *hostcalls; /* hostcall.c: Redis, HTTP client */
+    unsigned ncpu;                   /* CPUs tined may run on (its affinity) */
+    uv_prepare_t flush;              /* writes pending INVOKE frames before the loop polls */
+    bool flush_open;
+    inv_sandbox_t *flush_head;
 };
+
+/* Pipelining (invoker.c, pool_dispatch): a call may be sent to a BUSY
+ * sandbox, behind its running call, when the function's calls are short: at
+ * most INV_PIPE_BUDGET_NS / (average duration) calls, up to INV_PIPE_MAX, so
+ * that none waits longer than about the budget. */
+#define INV_PIPE_MAX 16
+#define INV_PIPE_BUDGET_NS 1000000u
+#define INV_PIPE_MIN_ANSWERS 8             /* answers before the average is trusted */
+#define INV_PIPE_MAX_FRAME (64u * 1024u)   /* larger INVOKE frames wait for an idle sandbox */
 
 /* ---------------------------------------------------- invoker.c, for hostcall.c */
 

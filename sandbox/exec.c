@@ -10,6 +10,7 @@
 #include "sandbox.h"
 #include "sandbox_internal.h"
 #include "tine_common.h"
+#include "meta.h"
 #include "wire.h"
 
 #include <dirent.h>
@@ -199,9 +200,20 @@ static int send_result(run_t *r, uint32_t cpu_us, char *err, size_t errlen)
         json_decref(text);
     }
     if (rc == 0) {
-        char *m = json_dumps(meta, JSON_COMPACT);
-        sbx_frame_write_aux(r->fd, SBX_MSG_RESULT, r->id, cpu_us, m, strlen(m), body, body_len);
-        free(m);
+        tine_buf_t m;
+        tine_buf_init(&m);
+        sbx_result_meta_begin(&m, (int)json_integer_value(json_object_get(meta, "status")));
+        json_object_foreach(headers, key, v) {
+            char *name = xstrdup(key); /* names go lower case (meta.h) */
+            for (char *c = name; *c; c++)
+                if (*c >= 'A' && *c <= 'Z')
+                    *c = (char)(*c - 'A' + 'a');
+            sbx_result_meta_header(&m, name, strlen(name), json_string_value(v), json_string_length(v));
+            free(name);
+        }
+        sbx_result_meta_end(&m, 0, (uint32_t)json_object_size(headers));
+        sbx_frame_write_aux(r->fd, SBX_MSG_RESULT, r->id, cpu_us, m.data, m.len, body, body_len);
+        tine_buf_dispose(&m);
     }
     free(encoded);
     json_decref(j);
@@ -724,12 +736,12 @@ int sbx_exec_serve(int fd, const sbx_spec_t *spec)
         return 1;
     }
     r.id = h.id;
-    json_error_t jerr;
-    json_t *req = json_loadb(payload, h.meta_len, 0, &jerr);
+    char merr[128];
+    json_t *req = sbx_meta_to_json(payload, h.meta_len, merr, sizeof merr);
     if (setup != 0)
         send_error(&r, 0, "%s", err);
     else if (!json_is_object(req))
-        send_error(&r, 0, "bad invocation metadata: %s", req ? "expected a JSON object" : jerr.text);
+        send_error(&r, 0, "%s", req ? "bad invocation metadata: expected an object" : merr);
     else
         run_invocation(&r, &plan, req, payload + h.meta_len, h.len - h.meta_len);
     json_decref(req);

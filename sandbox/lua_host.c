@@ -7,6 +7,7 @@
 #include "sandbox.h"
 #include "sandbox_internal.h"
 #include "tine_common.h"
+#include "meta.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -43,7 +44,8 @@ struct sbx_lua {
     int fd;                 /* the sandbox socket; -1 outside sbx_lua_serve */
     uint64_t invocation_id; /* id of the running invocation, 0 outside one */
     uint64_t start_ns;      /* CLOCK_MONOTONIC start of the running invocation */
-    uint64_t cpu_start_ns;  /* CPU time of the process when it started; 0 outside one */
+    uint64_t cpu_mark_ns;   /* process CPU time when the last invocation ended (or READY) */
+    sbx_reader_t rd;        /* frames from the socket (pipelined INVOKEs, host replies) */
     uint32_t timeout_ms;    /* its timeout, for ctx.remaining_ms() */
     const sbx_spec_t *spec;
     sbuf_t json;  /* tine.json.encode output and JSON response bodies */
@@ -702,7 +704,8 @@ static int sdk_hostcall(lua_State *L)
         return 2;
     }
     sbx_frame_hdr_t h;
-    rc = sbx_frame_read_into(S->fd, &h, &S->reply, &S->reply_cap, SBX_WIRE_MAX_FRAME);
+    /* INVOKEs pipelined behind this one stay buffered for the serve loop. */
+    rc = sbx_reader_take(&S->rd, SBX_MSG_HOSTREPLY, &h, &S->reply, &S->reply_cap, SBX_WIRE_MAX_FRAME);
     if (rc != 0 || h.type != SBX_MSG_HOSTREPLY || h.id != S->invocation_id) {
         /* The protocol is broken: nothing sensible can follow. */
         fprintf(stderr, "tine sandbox: expected a host reply, got frame type %u\n", h.type);
@@ -1113,12 +1116,16 @@ static uint64_t process_cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* CPU time of the running invocation in microseconds (the frame's aux word). */
-static uint32_t invocation_cpu_us(const struct sbx_lua *S)
+/* CPU time of the invocation that ends now, in microseconds (the frame's
+ * aux word): the process's CPU time since the previous one ended (a blocked
+ * read between them uses none), so one clock read per invocation. */
+static uint32_t invocation_cpu_us(struct sbx_lua *S)
 {
-    if (S->cpu_start_ns == 0)
+    if (S->invocation_id == 0)
         return 0;
-    uint64_t us = (process_cpu_ns() - S->cpu_start_ns) / 1000u;
+    uint64_t now = process_cpu_ns();
+    uint64_t us = (now - S->cpu_mark_ns) / 1000u;
+    S->cpu_mark_ns = now;
     return us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
@@ -1175,19 +1182,158 @@ static bool header_name_ok(const char *s, size_t n)
     return true;
 }
 
+/* A top-level member of the INVOKE metadata object. */
+typedef struct {
+    const char *key;
+    uint32_t klen;
+    sbx_meta_cur_t val; /* at its value */
+} member_t;
+
+#define MAX_MEMBERS 32
+
 typedef struct {
     struct sbx_lua *S;
-    json_t *meta;
+    member_t mem[MAX_MEMBERS];
+    int nmem;
     const char *body;
     size_t body_len;
     bool body_in_json; /* out: the response body is S->json */
 } invoke_args_t;
 
-/* Appends the response headers of the table at idx to S->meta (as members
- * of an open JSON object). Returns whether content-type was among them. */
-static bool add_headers(lua_State *L, sbuf_t *m, int idx)
+/* Indexes the members of the INVOKE metadata object and checks every value
+ * in it. Returns the count, or -1 when it is malformed. */
+static int meta_members(const char *data, size_t len, member_t *mem)
 {
-    bool has_ct = false, first = true;
+    sbx_meta_cur_t c = {data, data + len};
+    uint32_t n;
+    if (len == 0 || *c.p++ != SBX_META_OBJECT || !sbx_meta_u32(&c, &n) || n > MAX_MEMBERS)
+        return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        mem[i].key = sbx_meta_bytes(&c, &mem[i].klen);
+        mem[i].val = c;
+        if (mem[i].key == NULL || !sbx_meta_skip(&c, 1))
+            return -1;
+    }
+    return c.p == c.end ? (int)n : -1;
+}
+
+/* The value of member `key`, or NULL. */
+static const sbx_meta_cur_t *member_get(const invoke_args_t *a, const char *key)
+{
+    size_t kl = strlen(key);
+    for (int i = 0; i < a->nmem; i++)
+        if (a->mem[i].klen == kl && memcmp(a->mem[i].key, key, kl) == 0)
+            return &a->mem[i].val;
+    return NULL;
+}
+
+/* A string member's bytes, or NULL when it is missing or not a string. */
+static const char *member_str(const invoke_args_t *a, const char *key, uint32_t *len)
+{
+    const sbx_meta_cur_t *v = member_get(a, key);
+    if (v == NULL || *v->p != SBX_META_STRING)
+        return NULL;
+    sbx_meta_cur_t c = {v->p + 1, v->end};
+    return sbx_meta_bytes(&c, len);
+}
+
+/* Pushes the Lua value of a checked binary value (meta_members checked it):
+ * like push_json, null -> nil (members and elements left out), arrays
+ * marked with the array metatable at stack index mt. */
+static void push_meta(lua_State *L, sbx_meta_cur_t *c, int mt, int depth)
+{
+    if (depth > JSON_MAX_DEPTH)
+        luaL_error(L, "nesting deeper than 128 levels");
+    char tag = *c->p++;
+    uint32_t n = 0;
+    switch (tag) {
+    case SBX_META_TRUE:
+    case SBX_META_FALSE:
+        lua_pushboolean(L, tag == SBX_META_TRUE);
+        return;
+    case SBX_META_INT: {
+        int64_t i;
+        memcpy(&i, c->p, 8);
+        c->p += 8;
+        lua_pushnumber(L, (lua_Number)i);
+        return;
+    }
+    case SBX_META_DOUBLE: {
+        double d;
+        memcpy(&d, c->p, 8);
+        c->p += 8;
+        lua_pushnumber(L, d);
+        return;
+    }
+    case SBX_META_STRING: {
+        const char *s = sbx_meta_bytes(c, &n);
+        lua_pushlstring(L, s, n);
+        return;
+    }
+    case SBX_META_ARRAY:
+    case SBX_META_OBJECT: {
+        luaL_checkstack(L, 4, "JSON too deep");
+        sbx_meta_u32(c, &n);
+        bool arr = tag == SBX_META_ARRAY;
+        lua_createtable(L, arr ? (int)n : 0, arr ? 0 : (int)n);
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t kl = 0;
+            const char *k = arr ? NULL : sbx_meta_bytes(c, &kl);
+            if (*c->p == SBX_META_NULL) {
+                c->p++;
+                continue;
+            }
+            if (!arr)
+                lua_pushlstring(L, k, kl);
+            push_meta(L, c, mt, depth + 1);
+            if (arr)
+                lua_rawseti(L, -2, (int)i + 1);
+            else
+                lua_rawset(L, -3);
+        }
+        if (arr) {
+            lua_pushvalue(L, mt);
+            lua_setmetatable(L, -2);
+        }
+        return;
+    }
+    default:
+        lua_pushnil(L);
+    }
+}
+
+/* Pushes member `key` when it is an object, else an empty table. */
+static void push_object_member(lua_State *L, int mt, const invoke_args_t *a, const char *key)
+{
+    const sbx_meta_cur_t *v = member_get(a, key);
+    if (v != NULL && *v->p == SBX_META_OBJECT) {
+        sbx_meta_cur_t c = *v;
+        push_meta(L, &c, mt, 1);
+    } else {
+        lua_newtable(L);
+    }
+}
+
+static void sb_u32(lua_State *L, sbuf_t *b, uint32_t v)
+{
+    sb_add(L, b, &v, 4);
+}
+
+/* Appends a u32 length and the bytes (RESULT metadata, meta.h). */
+static void sb_lstr(lua_State *L, sbuf_t *b, const char *s, size_t n)
+{
+    sb_u32(L, b, (uint32_t)n);
+    sb_add(L, b, s, n);
+}
+
+#define RESULT_HEADERS_MAX (64u * 1024u) /* bytes of response headers a function may send */
+
+/* Appends the response headers of the table at idx to the RESULT meta in m
+ * (lower-case names). Returns their count; *has_ct tells whether
+ * content-type was among them. */
+static uint32_t add_headers(lua_State *L, sbuf_t *m, int idx, bool *has_ct)
+{
+    uint32_t count = 0;
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
         if (lua_type(L, -2) != LUA_TSTRING)
@@ -1209,28 +1355,52 @@ static bool add_headers(lua_State *L, sbuf_t *m, int idx)
         } else {
             luaL_error(L, "bad response header '%s': expected a string or number, got a %s", name,
                        luaL_typename(L, -1));
-            return false;
+            return 0;
         }
         for (size_t i = 0; i < vl; i++)
             if (val[i] == '\r' || val[i] == '\n' || val[i] == '\0')
                 luaL_error(L, "bad response header '%s': value contains CR, LF or NUL", name);
-        if (!first)
-            sb_addc(L, m, ',');
-        first = false;
-        sb_addc(L, m, '"');
+        if (!tine_utf8_valid(val, vl))
+            luaL_error(L, "bad response header '%s': value is not valid UTF-8", name);
+        if (m->len + nl + vl > RESULT_HEADERS_MAX)
+            luaL_error(L, "bad response headers: more than %d bytes", (int)RESULT_HEADERS_MAX);
+        sb_u32(L, m, (uint32_t)nl);
         size_t at = m->len;
         sb_add(L, m, name, nl);
         for (size_t i = at; i < m->len; i++)
             if (m->data[i] >= 'A' && m->data[i] <= 'Z')
                 m->data[i] = (char)(m->data[i] - 'A' + 'a');
         if (nl == 12 && memcmp(m->data + at, "content-type", 12) == 0)
-            has_ct = true;
-        sb_adds(L, m, "\":");
-        if (sb_json_str(L, m, val, vl, true) < 0)
-            luaL_error(L, "bad response header '%s': value is not valid UTF-8", name);
+            *has_ct = true;
+        sb_lstr(L, m, val, vl);
+        count++;
         lua_pop(L, 1);
     }
-    return has_ct;
+    return count;
+}
+
+/* Starts the RESULT meta: status, then a header count fixed by result_end. */
+static void result_begin(lua_State *L, sbuf_t *m, int status)
+{
+    m->len = 0;
+    sb_u32(L, m, (uint32_t)status);
+    sb_u32(L, m, 0);
+}
+
+static void result_end(sbuf_t *m, uint32_t nheaders)
+{
+    memcpy(m->data + 4, &nheaders, 4);
+}
+
+/* A RESULT meta with at most one header. */
+static void result_simple(lua_State *L, sbuf_t *m, int status, const char *content_type)
+{
+    result_begin(L, m, status);
+    if (content_type != NULL) {
+        sb_lstr(L, m, "content-type", 12);
+        sb_lstr(L, m, content_type, strlen(content_type));
+        result_end(m, 1);
+    }
 }
 
 /* Turns the handler's return value at idx into the RESULT meta in S->meta
@@ -1239,14 +1409,13 @@ static int build_result(lua_State *L, invoke_args_t *a, int idx)
 {
     struct sbx_lua *S = a->S;
     sbuf_t *m = &S->meta;
-    m->len = 0;
     S->json.len = 0;
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
-        sb_adds(L, m, "{\"status\":204,\"headers\":{}}");
+        result_simple(L, m, 204, NULL);
         return 0;
     case LUA_TSTRING:
-        sb_adds(L, m, "{\"status\":200,\"headers\":{\"content-type\":\"text/plain; charset=utf-8\"}}");
+        result_simple(L, m, 200, "text/plain; charset=utf-8");
         lua_pushvalue(L, idx);
         return 1;
     case LUA_TTABLE:
@@ -1259,7 +1428,7 @@ static int build_result(lua_State *L, invoke_args_t *a, int idx)
     lua_rawget(L, idx);
     if (lua_isnil(L, -1)) { /* a plain table: the JSON body itself */
         json_encode_into(S, L, idx, &S->json, "response");
-        sb_adds(L, m, "{\"status\":200,\"headers\":{\"content-type\":\"application/json\"}}");
+        result_simple(L, m, 200, "application/json");
         a->body_in_json = true;
         return 0;
     }
@@ -1274,16 +1443,15 @@ static int build_result(lua_State *L, invoke_args_t *a, int idx)
         }
         return luaL_error(L, "bad status %s: expected an integer from 100 to 599", shown);
     }
-    char head[48];
-    snprintf(head, sizeof head, "{\"status\":%d,\"headers\":{", (int)st);
-    sb_adds(L, m, head);
+    result_begin(L, m, (int)st);
 
     bool has_ct = false;
+    uint32_t nheaders = 0;
     lua_pushliteral(L, "headers");
     lua_rawget(L, idx);
     int h = lua_gettop(L);
     if (lua_istable(L, h))
-        has_ct = add_headers(L, m, h);
+        nheaders = add_headers(L, m, h, &has_ct);
     else if (!lua_isnil(L, h))
         return luaL_error(L, "bad response headers: expected a table, got a %s", luaL_typename(L, h));
 
@@ -1291,7 +1459,7 @@ static int build_result(lua_State *L, invoke_args_t *a, int idx)
     lua_rawget(L, idx);
     int body = lua_gettop(L);
     if (lua_type(L, body) == LUA_TSTRING) {
-        sb_adds(L, m, "}}");
+        result_end(m, nheaders);
         return 1;
     }
     if (!lua_isnil(L, body))
@@ -1301,11 +1469,13 @@ static int build_result(lua_State *L, invoke_args_t *a, int idx)
     if (!lua_isnil(L, -1)) {
         json_encode_into(S, L, lua_gettop(L), &S->json, "response json");
         a->body_in_json = true;
-        if (!has_ct)
-            sb_adds(L, m, m->data[m->len - 1] == '{' ? "\"content-type\":\"application/json\""
-                                                      : ",\"content-type\":\"application/json\"");
+        if (!has_ct) {
+            sb_lstr(L, m, "content-type", 12);
+            sb_lstr(L, m, "application/json", 16);
+            nheaders++;
+        }
     }
-    sb_adds(L, m, "}}");
+    result_end(m, nheaders);
     return 0;
 }
 
@@ -1363,39 +1533,30 @@ static void push_query(lua_State *L, const char *q, size_t n)
     }
 }
 
-static void set_string_field(lua_State *L, json_t *meta, const char *key, const char *dflt)
+static void set_string_field(lua_State *L, const invoke_args_t *a, const char *key, const char *dflt)
 {
-    json_t *v = json_object_get(meta, key);
-    if (json_is_string(v))
-        lua_pushlstring(L, json_string_value(v), json_string_length(v));
+    uint32_t n;
+    const char *v = member_str(a, key, &n);
+    if (v != NULL)
+        lua_pushlstring(L, v, n);
     else
         lua_pushstring(L, dflt);
     lua_setfield(L, -2, key);
 }
 
-/* Pushes the value of meta[key] when it is an object, else an empty table. */
-static void push_object_field(lua_State *L, int mt, json_t *meta, const char *key)
-{
-    json_t *v = json_object_get(meta, key);
-    if (json_is_object(v))
-        push_json(L, v, mt, 1);
-    else
-        lua_newtable(L);
-}
-
 static void push_request(lua_State *L, invoke_args_t *a, int mt)
 {
-    json_t *meta = a->meta;
     lua_createtable(L, 0, 8);
-    set_string_field(L, meta, "method", "GET");
-    set_string_field(L, meta, "path", "/");
-    push_object_field(L, mt, meta, "params");
+    set_string_field(L, a, "method", "GET");
+    set_string_field(L, a, "path", "/");
+    push_object_member(L, mt, a, "params");
     lua_setfield(L, -2, "params");
-    push_object_field(L, mt, meta, "headers");
+    push_object_member(L, mt, a, "headers");
     lua_setfield(L, -2, "headers");
-    json_t *q = json_object_get(meta, "query");
-    const char *qs = json_is_string(q) ? json_string_value(q) : "";
-    size_t ql = json_is_string(q) ? json_string_length(q) : 0;
+    uint32_t ql = 0;
+    const char *qs = member_str(a, "query", &ql);
+    if (qs == NULL)
+        qs = "";
     lua_pushlstring(L, qs, ql);
     lua_setfield(L, -2, "query_string");
     push_query(L, qs, ql);
@@ -1408,7 +1569,7 @@ static void push_ctx(lua_State *L, invoke_args_t *a, int mt)
 {
     struct sbx_lua *S = a->S;
     const sbx_spec_t *spec = S->spec;
-    push_object_field(L, mt, a->meta, "ctx");
+    push_object_member(L, mt, a, "ctx");
     /* Fill what the invoker left out from the spec. */
     static const char *const keys[] = {"app", "version", "function", "timeout_ms", "memory_mb"};
     for (size_t i = 0; i < 5; i++) {
@@ -1440,23 +1601,29 @@ static int invoke_step(lua_State *L)
     lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_array_mt); /* 1 */
     lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_msgh);     /* 2 */
     lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_handler);  /* 3 */
-    json_t *kind = json_object_get(a->meta, "kind");
-    const char *k = json_is_string(kind) ? json_string_value(kind) : "http";
-    if (strcmp(k, "http") == 0) {
+    uint32_t kl = 4;
+    const char *k = member_str(a, "kind", &kl);
+    if (k == NULL)
+        k = "http";
+    if (kl == 4 && memcmp(k, "http", 4) == 0) {
         push_request(L, a, 1);
-    } else if (strcmp(k, "event") == 0) {
-        json_t *ev = json_object_get(a->meta, "event");
+    } else if (kl == 5 && memcmp(k, "event", 5) == 0) {
+        const sbx_meta_cur_t *ev = member_get(a, "event");
+        const sbx_meta_cur_t *in_body = member_get(a, "event_in_body");
         json_error_t jerr;
         int rc = 0;
-        if (ev != NULL)
-            push_json(L, ev, 1, 0);
-        else if (!json_is_true(json_object_get(a->meta, "event_in_body")))
+        if (ev != NULL) {
+            sbx_meta_cur_t c = *ev;
+            push_meta(L, &c, 1, 0);
+        } else if (in_body == NULL || *in_body->p != SBX_META_TRUE) {
             lua_pushnil(L);
-        else if ((rc = push_json_text(S, L, a->body, a->body_len, &jerr)) != 0) /* tine.invoke's payload */
+        } else if ((rc = push_json_text(S, L, a->body, a->body_len, &jerr)) != 0) { /* tine.invoke's payload */
             return rc < 0 ? luaL_error(L, "bad event: line %d column %d: %s", jerr.line, jerr.column, jerr.text)
                           : luaL_error(L, "bad event: %s", lua_tostring(L, -1));
+        }
     } else {
-        return luaL_error(L, "bad invocation kind '%s': expected \"http\" or \"event\"", k);
+        lua_pushlstring(L, k, kl);
+        return luaL_error(L, "bad invocation kind '%s': expected \"http\" or \"event\"", lua_tostring(L, -1));
     }
     push_ctx(L, a, 1);
     if (lua_pcall(L, 2, 1, 2) != 0)
@@ -1468,30 +1635,40 @@ static int invoke_step(lua_State *L)
 static int serve_invoke(struct sbx_lua *S, const sbx_frame_hdr_t *h, const char *payload)
 {
     lua_State *L = S->L;
-    json_error_t jerr;
-    json_t *meta = json_loadb(payload, h->meta_len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
-    if (meta == NULL || !json_is_object(meta)) {
-        char msg[256];
-        int n = meta == NULL ? snprintf(msg, sizeof msg, "bad invocation metadata: line %d column %d: %s",
-                                        jerr.line, jerr.column, jerr.text)
-                             : snprintf(msg, sizeof msg, "bad invocation metadata: expected a JSON object");
-        json_decref(meta);
-        return write_error(S, h->id, msg, (size_t)n, NULL, 0);
-    }
+    invoke_args_t a = {.S = S, .body = payload + h->meta_len, .body_len = h->len - h->meta_len};
     S->invocation_id = h->id;
     sbx__invocation_id = h->id;
-    S->cpu_start_ns = process_cpu_ns();
+    a.nmem = meta_members(payload, h->meta_len, a.mem);
+    if (a.nmem < 0) {
+        static const char msg[] = "bad invocation metadata: expected a binary object (sandbox/meta.h)";
+        int rc = write_error(S, h->id, msg, sizeof msg - 1, NULL, 0);
+        S->invocation_id = 0;
+        sbx__invocation_id = 0;
+        return rc;
+    }
     S->timeout_ms = S->spec->timeout_ms;
-    json_t *t = json_object_get(json_object_get(meta, "ctx"), "timeout_ms");
-    if (json_is_number(t) && json_number_value(t) >= 0)
-        S->timeout_ms = (uint32_t)json_number_value(t);
+    const sbx_meta_cur_t *ctx = member_get(&a, "ctx");
+    if (ctx != NULL && *ctx->p == SBX_META_OBJECT) {
+        /* ctx.timeout_ms, when the invoker sent one */
+        sbx_meta_cur_t c = {ctx->p + 1, ctx->end};
+        uint32_t n = 0, kl = 0;
+        sbx_meta_u32(&c, &n);
+        for (uint32_t i = 0; i < n; i++) {
+            const char *k = sbx_meta_bytes(&c, &kl);
+            if (kl == 10 && memcmp(k, "timeout_ms", 10) == 0 && *c.p == SBX_META_INT) {
+                int64_t t;
+                memcpy(&t, c.p + 1, 8);
+                if (t >= 0 && t <= UINT32_MAX)
+                    S->timeout_ms = (uint32_t)t;
+            }
+            sbx_meta_skip(&c, 1);
+        }
+    }
 
-    invoke_args_t a = {S, meta, payload + h->meta_len, h->len - h->meta_len, false};
     lua_settop(L, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_invoke);
     lua_pushlightuserdata(L, &a);
     int st = lua_pcall(L, 1, 1, 0);
-    json_decref(meta);
     int rc;
     if (st != 0) {
         rc = write_lua_error(S, h->id, st);
@@ -1512,7 +1689,6 @@ static int serve_invoke(struct sbx_lua *S, const sbx_frame_hdr_t *h, const char 
     sb_reset(&S->json);
     S->invocation_id = 0;
     sbx__invocation_id = 0;
-    S->cpu_start_ns = 0;
     return rc;
 }
 
@@ -1641,12 +1817,13 @@ int sbx_lua_serve(sbx_lua_t *S, int fd, const sbx_spec_t *spec)
     if (sbx_frame_write(fd, SBX_MSG_READY, 0, ready, (size_t)n, NULL, 0) < 0)
         return 1;
 
-    char *buf = NULL;
-    size_t cap = 0;
+    S->cpu_mark_ns = process_cpu_ns();
+    sbx_reader_init(&S->rd, fd);
     int status = 0;
     for (;;) {
         sbx_frame_hdr_t h;
-        int rc = sbx_frame_read_into(fd, &h, &buf, &cap, SBX_WIRE_MAX_FRAME);
+        const char *payload;
+        int rc = sbx_reader_next(&S->rd, &h, &payload, SBX_WIRE_MAX_FRAME);
         if (rc < 0) {
             status = 1;
             break;
@@ -1658,11 +1835,11 @@ int sbx_lua_serve(sbx_lua_t *S, int fd, const sbx_spec_t *spec)
             break;
         }
         S->start_ns = tine_now_ns();
-        if (serve_invoke(S, &h, buf) < 0) {
+        if (serve_invoke(S, &h, payload) < 0) {
             status = 1;
             break;
         }
     }
-    free(buf);
+    sbx_reader_free(&S->rd);
     return status;
 }

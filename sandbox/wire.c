@@ -1,5 +1,5 @@
 /* The frame codec shared by tined and the sandbox: one 24-byte header, then
- * JSON metadata, then raw body bytes. Every function works on blocking fds and
+ * metadata, then raw body bytes. Every function works on blocking fds and
  * retries EINTR and short transfers itself, so callers see whole frames. */
 #include "wire.h"
 
@@ -128,27 +128,126 @@ int sbx_frame_read(int fd, sbx_frame_hdr_t *h, char **payload, uint32_t max_fram
     return 0;
 }
 
-int sbx_frame_read_into(int fd, sbx_frame_hdr_t *h, char **buf, size_t *cap, uint32_t max_frame)
+/* ------------------------------------------------------ buffered reader */
+
+void sbx_reader_init(sbx_reader_t *r, int fd)
 {
-    int rc = read_header(fd, h, max_frame);
-    if (rc <= 0)
-        return rc;
-    size_t need = (size_t)h->len + 1;
-    /* Grow to fit; give back a buffer far larger than this frame so that one
-     * big request does not pin megabytes in a warm sandbox. */
-    if (need > *cap || (*cap > SBX_WIRE_KEEP_BUF && need <= *cap / 4)) {
-        size_t ncap = need < 4096 ? 4096 : need;
-        char *p = realloc(*buf, ncap);
+    memset(r, 0, sizeof *r);
+    r->fd = fd;
+}
+
+void sbx_reader_free(sbx_reader_t *r)
+{
+    free(r->buf);
+    r->buf = NULL;
+    r->start = r->end = r->cap = 0;
+}
+
+/* Makes at least `need` bytes available from r->start, reading as much as
+ * the socket has. Returns 1, 0 at EOF before that (r->end == r->start: clean),
+ * or -errno. Moves the buffered bytes: pointers into it are stale after. */
+static int reader_fill(sbx_reader_t *r, size_t need)
+{
+    if (r->end - r->start >= need)
+        return 1;
+    if (r->cap - r->start < need + 1) {
+        memmove(r->buf, r->buf + r->start, r->end - r->start);
+        r->end -= r->start;
+        r->start = 0;
+    }
+    if (r->cap < need + 1) {
+        size_t ncap = r->cap ? r->cap * 2 : SBX_READER_MIN_BUF;
+        if (ncap < need + 1)
+            ncap = need + 1;
+        char *p = realloc(r->buf, ncap);
         if (p == NULL)
             return -ENOMEM;
-        *buf = p;
-        *cap = ncap;
+        r->buf = p;
+        r->cap = ncap;
     }
-    ssize_t r = read_full(fd, *buf, h->len);
-    if (r < 0)
-        return (int)r;
-    if ((size_t)r < h->len)
+    while (r->end - r->start < need) {
+        ssize_t n = read(r->fd, r->buf + r->end, r->cap - 1 - r->end);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return 0;
+        r->end += (size_t)n;
+    }
+    return 1;
+}
+
+/* Checks the header at r->start + rel and makes its whole frame available.
+ * Returns 1, 0 at clean EOF before the header, TINE_EPROTO, or -errno. */
+static int reader_frame_at(sbx_reader_t *r, size_t rel, sbx_frame_hdr_t *h, uint32_t max_frame)
+{
+    int rc = reader_fill(r, rel + sizeof *h);
+    if (rc <= 0)
+        return rc < 0 ? rc : (r->end - r->start == rel ? 0 : TINE_EPROTO);
+    memcpy(h, r->buf + r->start + rel, sizeof *h);
+    if (sbx_frame_check(h, max_frame) != 0)
         return TINE_EPROTO;
-    (*buf)[h->len] = '\0';
+    rc = reader_fill(r, rel + sizeof *h + h->len);
+    return rc < 0 ? rc : rc == 0 ? TINE_EPROTO : 1;
+}
+
+int sbx_reader_next(sbx_reader_t *r, sbx_frame_hdr_t *h, const char **payload, uint32_t max_frame)
+{
+    *payload = NULL;
+    if (r->start == r->end && r->cap > SBX_WIRE_KEEP_BUF) {
+        /* One big frame must not pin its memory in a warm sandbox. */
+        sbx_reader_free(r);
+    }
+    int rc = reader_frame_at(r, 0, h, max_frame);
+    if (rc <= 0) {
+        if (rc == 0)
+            memset(h, 0, sizeof *h);
+        return rc;
+    }
+    char *p = r->buf + r->start + sizeof *h;
+    r->start += sizeof *h + h->len;
+    *payload = p;
     return 0;
+}
+
+bool sbx_reader_buffered(const sbx_reader_t *r)
+{
+    if (r->end - r->start < sizeof(sbx_frame_hdr_t))
+        return false;
+    sbx_frame_hdr_t h;
+    memcpy(&h, r->buf + r->start, sizeof h);
+    return r->end - r->start >= sizeof h + h.len;
+}
+
+int sbx_reader_take(sbx_reader_t *r, uint8_t type, sbx_frame_hdr_t *h, char **buf, size_t *cap,
+                    uint32_t max_frame)
+{
+    size_t rel = 0;
+    for (;;) {
+        int rc = reader_frame_at(r, rel, h, max_frame);
+        if (rc <= 0)
+            return rc == 0 ? TINE_EPROTO : rc;
+        size_t whole = sizeof *h + h->len;
+        if (h->type != type) {
+            rel += whole;
+            continue;
+        }
+        size_t need = (size_t)h->len + 1;
+        if (need > *cap || (*cap > SBX_WIRE_KEEP_BUF && need <= *cap / 4)) {
+            size_t ncap = need < 4096 ? 4096 : need;
+            char *p = realloc(*buf, ncap);
+            if (p == NULL)
+                return -ENOMEM;
+            *buf = p;
+            *cap = ncap;
+        }
+        char *at = r->buf + r->start + rel;
+        memcpy(*buf, at + sizeof *h, h->len);
+        (*buf)[h->len] = '\0';
+        memmove(at, at + whole, r->end - (r->start + rel + whole));
+        r->end -= whole;
+        return 0;
+    }
 }

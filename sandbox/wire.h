@@ -1,12 +1,14 @@
 /* The wire protocol between the invoker (in tined) and a sandbox process,
  * shared by both sides. Every message is one frame: a fixed 24-byte header
- * followed by `len` payload bytes. The payload is `meta_len` bytes of JSON
- * metadata followed by `len - meta_len` raw body bytes (the body is never
+ * followed by `len` payload bytes. The payload is `meta_len` bytes of
+ * metadata (binary for INVOKE and RESULT, see meta.h; JSON for the others)
+ * followed by `len - meta_len` raw body bytes (the body is never
  * JSON-escaped, so binary bodies cross unchanged and without re-encoding).
  * All integers are in host byte order: both ends are on one machine. */
 #ifndef TINE_SANDBOX_WIRE_H
 #define TINE_SANDBOX_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,11 +18,13 @@ enum {
     /* sandbox -> invoker, once after start: meta {"pid":N,"init_us":N} or,
      * when the handler failed to load, SBX_MSG_ERROR instead. */
     SBX_MSG_READY = 1,
-    /* invoker -> sandbox: meta is the request (see docs/ARCHITECTURE.md,
-     * "Wire protocol"), body is the request body. */
+    /* invoker -> sandbox: meta is the request as a binary object (meta.h;
+     * docs/ARCHITECTURE.md, "Wire protocol"), body is the request body.
+     * Several may be in the socket at once; they run in order. (The spec of
+     * a blank sandbox travels as a JSON INVOKE with id 0.) */
     SBX_MSG_INVOKE = 2,
-    /* sandbox -> invoker: meta {"status":N,"headers":{name:value}}, body is
-     * the response body. */
+    /* sandbox -> invoker: meta is status and headers (binary, meta.h), body
+     * is the response body. */
     SBX_MSG_RESULT = 3,
     /* sandbox -> invoker: meta {"error":"message","trace":"stack"}; body empty. */
     SBX_MSG_ERROR = 4,
@@ -70,11 +74,34 @@ int sbx_frame_write_aux(int fd, uint8_t type, uint64_t id, uint32_t aux, const v
  * 0 with h->type == 0 at clean EOF, TINE_EPROTO for a bad header, or -errno. */
 int sbx_frame_read(int fd, sbx_frame_hdr_t *h, char **payload, uint32_t max_frame);
 
-/* Like sbx_frame_read, but reads the payload (+1 NUL byte) into the caller's
- * reusable buffer *buf of *cap bytes (NULL/0 at first; grown with realloc;
- * the caller free()s it). A buffer much larger than SBX_WIRE_KEEP_BUF is shrunk
- * again when a small frame arrives. Same return values as sbx_frame_read. */
-#define SBX_WIRE_KEEP_BUF (256u * 1024u)
-int sbx_frame_read_into(int fd, sbx_frame_hdr_t *h, char **buf, size_t *cap, uint32_t max_frame);
+/* A buffered reader of one blocking fd: reads as many bytes as the socket
+ * has, so frames sent together (pipelined INVOKEs) cost one read. */
+typedef struct {
+    int fd;
+    char *buf;
+    size_t start, end, cap;
+} sbx_reader_t;
+
+#define SBX_READER_MIN_BUF (64u * 1024u)
+#define SBX_WIRE_KEEP_BUF (256u * 1024u) /* a larger buffer is given back once empty */
+
+void sbx_reader_init(sbx_reader_t *r, int fd);
+void sbx_reader_free(sbx_reader_t *r);
+
+/* The next whole frame. *payload (h->len bytes, not NUL-terminated) stays
+ * valid until the next call on r. Returns 0 (h->type == 0 at clean EOF),
+ * TINE_EPROTO for a bad header or EOF inside a frame, or -errno. */
+int sbx_reader_next(sbx_reader_t *r, sbx_frame_hdr_t *h, const char **payload, uint32_t max_frame);
+
+/* True when a whole frame is buffered already (the next call will not block). */
+bool sbx_reader_buffered(const sbx_reader_t *r);
+
+/* Takes the first frame of `type` out of the stream, reading as needed;
+ * frames before it stay buffered for sbx_reader_next. Its payload is copied
+ * (+1 NUL byte) into the caller's reusable *buf of *cap bytes (grown with
+ * realloc, shrunk again after a big one; the caller frees it). Invalidates
+ * the payload of the last sbx_reader_next. Returns 0, TINE_EPROTO (also at
+ * EOF), or -errno. */
+int sbx_reader_take(sbx_reader_t *r, uint8_t type, sbx_frame_hdr_t *h, char **buf, size_t *cap, uint32_t max_frame);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "sandbox.h"
 #include "tine_common.h"
+#include "meta.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -175,6 +176,35 @@ static int stop(fixture_t *fx)
     return WEXITSTATUS(st);
 }
 
+/* The frame's metadata as JSON: RESULT's binary status and headers as
+ * {"status":N,"headers":{...}} (sandbox/meta.h), the others' JSON as is. */
+static json_t *meta_json(uint8_t type, const char *p, size_t len)
+{
+    json_t *m;
+    if (type == SBX_MSG_RESULT) {
+        sbx_result_meta_t r;
+        if (!sbx_result_meta_parse(p, len, &r))
+            fail_msg("malformed RESULT meta of %zu bytes", len);
+        m = json_pack("{s:i, s:o}", "status", r.status, "headers", sbx_result_meta_headers_json(&r));
+    } else {
+        json_error_t err;
+        m = json_loadb(p, len, 0, &err);
+        if (m == NULL)
+            fail_msg("frame type %d: bad meta '%.*s': %s", type, (int)len, p, err.text);
+    }
+    return m;
+}
+
+/* Writes an INVOKE whose metadata is the binary form of `meta`. */
+static void write_invoke(int fd, uint64_t id, const json_t *meta, const char *body, size_t body_len)
+{
+    tine_buf_t b;
+    tine_buf_init(&b);
+    sbx_meta_json(&b, meta);
+    assert_int_equal(sbx_frame_write(fd, SBX_MSG_INVOKE, id, b.data, b.len, body, body_len), 0);
+    tine_buf_dispose(&b);
+}
+
 static void recv_frame(fixture_t *fx, frame_t *f)
 {
     sbx_frame_hdr_t h;
@@ -183,10 +213,7 @@ static void recv_frame(fixture_t *fx, frame_t *f)
     assert_int_not_equal(h.type, 0);
     f->type = h.type;
     f->id = h.id;
-    json_error_t err;
-    f->meta = json_loadb(p, h.meta_len, 0, &err);
-    if (f->meta == NULL)
-        fail_msg("bad meta '%.*s': %s", (int)h.meta_len, p, err.text);
+    f->meta = meta_json(h.type, p, h.meta_len);
     f->body_len = h.len - h.meta_len;
     f->body = malloc(f->body_len + 1);
     memcpy(f->body, p + h.meta_len, f->body_len);
@@ -203,11 +230,9 @@ static const char *meta_str(const frame_t *f, const char *key)
 /* Sends an INVOKE with the given meta (taken) and body. */
 static uint64_t send_invoke(fixture_t *fx, json_t *meta, const char *body)
 {
-    char *m = json_dumps(meta, JSON_COMPACT);
-    json_decref(meta);
     uint64_t id = fx->next_id++;
-    assert_int_equal(sbx_frame_write(fx->fd, SBX_MSG_INVOKE, id, m, strlen(m), body, body ? strlen(body) : 0), 0);
-    free(m);
+    write_invoke(fx->fd, id, meta, body, body ? strlen(body) : 0);
+    json_decref(meta);
     return id;
 }
 
@@ -727,12 +752,24 @@ static void test_event_invoke(void **state)
     assert_non_null(strstr(meta_str(&f, "error"), "bad invocation kind"));
     frame_dispose(&f);
 
-    /* Metadata that is not JSON gets an ERROR, not a crash. */
-    assert_int_equal(sbx_frame_write(fx.fd, SBX_MSG_INVOKE, 9, "{nope", 5, NULL, 0), 0);
+    /* Metadata that is not a well-formed binary object (meta.h) gets an
+     * ERROR, not a crash: text, a count past the end, a string longer than
+     * the bytes, bytes left over. */
+    static const char *const bad[] = {"{nope", "O\x05\0\0\0", "O\x01\0\0\0\x01\0\0\0kS\xff\0\0\0ab",
+                                      "O\0\0\0\0N"};
+    static const size_t bad_len[] = {5, 5, 16, 6};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(sbx_frame_write(fx.fd, SBX_MSG_INVOKE, 9, bad[i], bad_len[i], NULL, 0), 0);
+        recv_frame(&fx, &f);
+        assert_int_equal(f.type, SBX_MSG_ERROR);
+        assert_int_equal(f.id, 9);
+        assert_non_null(strstr(meta_str(&f, "error"), "bad invocation metadata"));
+        frame_dispose(&f);
+    }
+    /* ... and the sandbox still serves. */
+    send_invoke(&fx, json_pack("{s:s, s:{s:s}}", "kind", "event", "event", "type", "again"), NULL);
     recv_frame(&fx, &f);
-    assert_int_equal(f.type, SBX_MSG_ERROR);
-    assert_int_equal(f.id, 9);
-    assert_non_null(strstr(meta_str(&f, "error"), "bad invocation metadata"));
+    assert_int_equal(f.type, SBX_MSG_RESULT);
     frame_dispose(&f);
 
     assert_int_equal(stop(&fx), 0);

@@ -12,6 +12,7 @@
 
 #include "sandbox.h"
 #include "tine_common.h"
+#include "meta.h"
 #include "wire.h"
 
 #include <jansson.h>
@@ -69,6 +70,35 @@ static void frame_dispose(frame_t *f)
     memset(f, 0, sizeof *f);
 }
 
+/* The frame's metadata as JSON: RESULT's binary status and headers as
+ * {"status":N,"headers":{...}} (sandbox/meta.h), the others' JSON as is. */
+static json_t *meta_json(uint8_t type, const char *p, size_t len)
+{
+    json_t *m;
+    if (type == SBX_MSG_RESULT) {
+        sbx_result_meta_t r;
+        if (!sbx_result_meta_parse(p, len, &r))
+            fail_msg("malformed RESULT meta of %zu bytes", len);
+        m = json_pack("{s:i, s:o}", "status", r.status, "headers", sbx_result_meta_headers_json(&r));
+    } else {
+        json_error_t err;
+        m = json_loadb(p, len, 0, &err);
+        if (m == NULL)
+            fail_msg("frame type %d: bad meta '%.*s': %s", type, (int)len, p, err.text);
+    }
+    return m;
+}
+
+/* Writes an INVOKE whose metadata is the binary form of `meta`. */
+static void write_invoke(int fd, uint64_t id, const json_t *meta, const char *body, size_t body_len)
+{
+    tine_buf_t b;
+    tine_buf_init(&b);
+    sbx_meta_json(&b, meta);
+    assert_int_equal(sbx_frame_write(fd, SBX_MSG_INVOKE, id, b.data, b.len, body, body_len), 0);
+    tine_buf_dispose(&b);
+}
+
 static void recv_frame(frame_t *f)
 {
     sbx_frame_hdr_t h;
@@ -77,9 +107,7 @@ static void recv_frame(frame_t *f)
     assert_int_not_equal(h.type, 0);
     f->type = h.type;
     f->id = h.id;
-    f->meta = json_loadb(p, h.meta_len, 0, NULL);
-    if (f->meta == NULL)
-        fail_msg("frame type %d: bad meta '%.*s'", h.type, (int)h.meta_len, p);
+    f->meta = meta_json(h.type, p, h.meta_len);
     f->body_len = h.len - h.meta_len;
     f->body = malloc(f->body_len + 1);
     memcpy(f->body, p + h.meta_len, f->body_len);
@@ -95,11 +123,9 @@ static const char *meta_str(const frame_t *f, const char *key)
 /* Sends one INVOKE of kind event. */
 static uint64_t send_event(json_t *meta_taken, const char *body, size_t body_len)
 {
-    char *m = json_dumps(meta_taken, JSON_COMPACT);
-    json_decref(meta_taken);
     uint64_t id = sbx.next_id++;
-    assert_int_equal(sbx_frame_write(sbx.fd, SBX_MSG_INVOKE, id, m, strlen(m), body, body_len), 0);
-    free(m);
+    write_invoke(sbx.fd, id, meta_taken, body, body_len);
+    json_decref(meta_taken);
     return id;
 }
 

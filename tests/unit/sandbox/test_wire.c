@@ -261,54 +261,118 @@ static void test_write_to_closed_peer(void **state)
     close(sv[0]);
 }
 
-/* The reusable buffer grows for a big frame and shrinks back for a small one. */
-static void test_read_into_reuses_and_shrinks(void **state)
+/* The reader hands out frames written together one by one, grows for a big
+ * frame and gives the memory back after it. */
+static void test_reader_batches_grows_and_shrinks(void **state)
 {
     int sv[2];
     make_pair(sv);
     int big = 1 << 20;
     setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
     setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-    char *buf = NULL;
-    size_t cap = 0;
+    sbx_reader_t r;
+    sbx_reader_init(&r, sv[1]);
     sbx_frame_hdr_t h;
+    const char *p;
 
-    assert_int_equal(sbx_frame_write(sv[0], SBX_MSG_INVOKE, 1, "{}", 2, "hi", 2), 0);
-    assert_int_equal(sbx_frame_read_into(sv[1], &h, &buf, &cap, SBX_WIRE_MAX_FRAME), 0);
-    assert_int_equal(h.len, 4);
-    assert_string_equal(buf, "{}hi");
-    char *first = buf;
-    size_t small_cap = cap;
-    assert_true(small_cap >= 5);
-
-    assert_int_equal(sbx_frame_write(sv[0], SBX_MSG_INVOKE, 2, "{}", 2, "yo", 2), 0);
-    assert_int_equal(sbx_frame_read_into(sv[1], &h, &buf, &cap, SBX_WIRE_MAX_FRAME), 0);
-    assert_ptr_equal(buf, first);
-    assert_string_equal(buf, "{}yo");
+    /* Three frames in the socket: one read brings them all. */
+    for (int i = 1; i <= 3; i++)
+        assert_int_equal(sbx_frame_write(sv[0], SBX_MSG_INVOKE, (uint64_t)i, "{}", 2, "hi", 2), 0);
+    assert_int_equal(sbx_reader_next(&r, &h, &p, SBX_WIRE_MAX_FRAME), 0);
+    assert_int_equal(h.id, 1);
+    assert_memory_equal(p, "{}hi", 4);
+    assert_true(sbx_reader_buffered(&r));
+    assert_int_equal(sbx_reader_next(&r, &h, &p, SBX_WIRE_MAX_FRAME), 0);
+    assert_int_equal(h.id, 2);
+    assert_int_equal(sbx_reader_next(&r, &h, &p, SBX_WIRE_MAX_FRAME), 0);
+    assert_int_equal(h.id, 3);
+    assert_false(sbx_reader_buffered(&r));
 
     size_t n = 600 * 1024;
     char *body = calloc(1, n);
     body[n - 1] = 'z';
     pid_t pid = fork();
-    if (pid == 0) {
-        _exit(sbx_frame_write(sv[0], SBX_MSG_INVOKE, 3, "{}", 2, body, n) == 0 ? 0 : 1);
-    }
-    assert_int_equal(sbx_frame_read_into(sv[1], &h, &buf, &cap, SBX_WIRE_MAX_FRAME), 0);
+    if (pid == 0)
+        _exit(sbx_frame_write(sv[0], SBX_MSG_INVOKE, 4, "{}", 2, body, n) == 0 ? 0 : 1);
+    assert_int_equal(sbx_reader_next(&r, &h, &p, SBX_WIRE_MAX_FRAME), 0);
     assert_int_equal(h.len, n + 2);
-    assert_int_equal(buf[n + 1], 'z');
-    assert_true(cap >= n + 3);
+    assert_int_equal(p[n + 1], 'z');
+    assert_true(r.cap >= n + 2);
     waitpid(pid, NULL, 0);
 
-    assert_int_equal(sbx_frame_write(sv[0], SBX_MSG_INVOKE, 4, "{}", 2, "ok", 2), 0);
-    assert_int_equal(sbx_frame_read_into(sv[1], &h, &buf, &cap, SBX_WIRE_MAX_FRAME), 0);
-    assert_string_equal(buf, "{}ok");
-    assert_true(cap < SBX_WIRE_KEEP_BUF);
+    assert_int_equal(sbx_frame_write(sv[0], SBX_MSG_INVOKE, 5, "{}", 2, "ok", 2), 0);
+    assert_int_equal(sbx_reader_next(&r, &h, &p, SBX_WIRE_MAX_FRAME), 0);
+    assert_memory_equal(p, "{}ok", 4);
+    assert_true(r.cap < SBX_WIRE_KEEP_BUF);
 
     close(sv[0]);
-    assert_int_equal(sbx_frame_read_into(sv[1], &h, &buf, &cap, SBX_WIRE_MAX_FRAME), 0);
+    assert_int_equal(sbx_reader_next(&r, &h, &p, SBX_WIRE_MAX_FRAME), 0);
     assert_int_equal(h.type, 0);
     free(body);
+    sbx_reader_free(&r);
+    close(sv[1]);
+}
+
+/* A host reply is taken out from behind pipelined INVOKEs, which stay for
+ * the serve loop in their order. */
+static void test_reader_take_skips_pipelined(void **state)
+{
+    int sv[2];
+    make_pair(sv);
+    sbx_reader_t r;
+    sbx_reader_init(&r, sv[1]);
+    sbx_frame_hdr_t h;
+    const char *p;
+    char *buf = NULL;
+    size_t cap = 0;
+    assert_int_equal(sbx_frame_write(sv[0], SBX_MSG_INVOKE, 1, "{}", 2, "a", 1), 0);
+    assert_int_equal(sbx_frame_write(sv[0], SBX_MSG_INVOKE, 2, "{}", 2, "b", 1), 0);
+    assert_int_equal(sbx_frame_write(sv[0], SBX_MSG_HOSTREPLY, 1, "{\"ok\":1}", 8, "r", 1), 0);
+    assert_int_equal(sbx_frame_write(sv[0], SBX_MSG_INVOKE, 3, "{}", 2, "c", 1), 0);
+    assert_int_equal(sbx_reader_next(&r, &h, &p, SBX_WIRE_MAX_FRAME), 0);
+    assert_int_equal(h.id, 1);
+    assert_int_equal(sbx_reader_take(&r, SBX_MSG_HOSTREPLY, &h, &buf, &cap, SBX_WIRE_MAX_FRAME), 0);
+    assert_int_equal(h.type, SBX_MSG_HOSTREPLY);
+    assert_string_equal(buf, "{\"ok\":1}r");
+    assert_int_equal(sbx_reader_next(&r, &h, &p, SBX_WIRE_MAX_FRAME), 0);
+    assert_int_equal(h.id, 2);
+    assert_memory_equal(p, "{}b", 3);
+    assert_int_equal(sbx_reader_next(&r, &h, &p, SBX_WIRE_MAX_FRAME), 0);
+    assert_int_equal(h.id, 3);
+    /* No reply left: EOF while waiting for one is a protocol error. */
+    close(sv[0]);
+    assert_int_equal(sbx_reader_take(&r, SBX_MSG_HOSTREPLY, &h, &buf, &cap, SBX_WIRE_MAX_FRAME), TINE_EPROTO);
     free(buf);
+    sbx_reader_free(&r);
+    close(sv[1]);
+}
+
+/* EOF inside a frame and a bad header are protocol errors, not frames. */
+static void test_reader_truncated_and_bad(void **state)
+{
+    int sv[2];
+    make_pair(sv);
+    sbx_reader_t r;
+    sbx_reader_init(&r, sv[1]);
+    sbx_frame_hdr_t h = {0};
+    const char *p;
+    h.len = 10;
+    h.type = SBX_MSG_RESULT;
+    assert_int_equal(write(sv[0], &h, sizeof h), (ssize_t)sizeof h);
+    assert_int_equal(write(sv[0], "abc", 3), 3);
+    close(sv[0]);
+    assert_int_equal(sbx_reader_next(&r, &h, &p, SBX_WIRE_MAX_FRAME), TINE_EPROTO);
+    sbx_reader_free(&r);
+    close(sv[1]);
+
+    make_pair(sv);
+    sbx_reader_init(&r, sv[1]);
+    memset(&h, 0, sizeof h);
+    h.type = 99;
+    assert_int_equal(write(sv[0], &h, sizeof h), (ssize_t)sizeof h);
+    assert_int_equal(sbx_reader_next(&r, &h, &p, SBX_WIRE_MAX_FRAME), TINE_EPROTO);
+    sbx_reader_free(&r);
+    close(sv[0]);
     close(sv[1]);
 }
 
@@ -326,7 +390,9 @@ int main(void)
         cmocka_unit_test(test_truncated_header),
         cmocka_unit_test(test_garbage_header),
         cmocka_unit_test(test_write_to_closed_peer),
-        cmocka_unit_test(test_read_into_reuses_and_shrinks),
+        cmocka_unit_test(test_reader_batches_grows_and_shrinks),
+        cmocka_unit_test(test_reader_take_skips_pipelined),
+        cmocka_unit_test(test_reader_truncated_and_bad),
     };
     return cmocka_run_group_tests_name("sandbox/wire", tests, NULL, NULL);
 }

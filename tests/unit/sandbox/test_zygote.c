@@ -10,6 +10,7 @@
 
 #include "sandbox.h"
 #include "tine_common.h"
+#include "meta.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -77,6 +78,16 @@ static sbx_spec_t spec_of(fixture_t *f, const char *fn)
 }
 
 /* Reads one frame and checks its type; returns the payload (free it). */
+/* Writes an INVOKE whose metadata is the binary form of `meta` (meta.h). */
+static void write_invoke(int fd, uint64_t id, const json_t *meta)
+{
+    tine_buf_t b;
+    tine_buf_init(&b);
+    sbx_meta_json(&b, meta);
+    assert_int_equal(sbx_frame_write(fd, SBX_MSG_INVOKE, id, b.data, b.len, NULL, 0), 0);
+    tine_buf_dispose(&b);
+}
+
 static char *expect_frame(int fd, uint8_t type, sbx_frame_hdr_t *h)
 {
     char *payload = NULL;
@@ -89,9 +100,9 @@ static char *expect_frame(int fd, uint8_t type, sbx_frame_hdr_t *h)
 /* Sends an event {"n":n} and checks the answer names fn and n. */
 static void invoke_and_check(int fd, const char *fn, int n)
 {
-    char meta[64];
-    int ml = snprintf(meta, sizeof meta, "{\"kind\":\"event\",\"event\":{\"n\":%d}}", n);
-    assert_int_equal(sbx_frame_write(fd, SBX_MSG_INVOKE, 7, meta, (size_t)ml, NULL, 0), 0);
+    json_t *meta = json_pack("{s:s, s:{s:i}}", "kind", "event", "event", "n", n);
+    write_invoke(fd, 7, meta);
+    json_decref(meta);
     sbx_frame_hdr_t h;
     char *p = expect_frame(fd, SBX_MSG_RESULT, &h);
     char want[64];
@@ -135,8 +146,9 @@ static void test_blank_then_spec(void **state)
     assert_non_null(frame);
     assert_int_equal(write(fd, frame, len), (ssize_t)len);
     free(frame);
-    static const char meta[] = "{\"kind\":\"event\",\"event\":{\"n\":5}}";
-    assert_int_equal(sbx_frame_write(fd, SBX_MSG_INVOKE, 9, meta, sizeof meta - 1, NULL, 0), 0);
+    json_t *meta = json_pack("{s:s, s:{s:i}}", "kind", "event", "event", "n", 5);
+    write_invoke(fd, 9, meta);
+    json_decref(meta);
     sbx_frame_hdr_t h;
     free(expect_frame(fd, SBX_MSG_READY, &h));
     char *p = expect_frame(fd, SBX_MSG_RESULT, &h);

@@ -1,0 +1,253 @@
+/* The binary metadata of INVOKE and RESULT frames: writers on tine_buf_t,
+ * bounds-checked readers. The format is described in meta.h. */
+#include "meta.h"
+
+#include <stdio.h>
+
+static void put_u32(tine_buf_t *b, uint32_t v)
+{
+    tine_buf_append(b, &v, 4);
+}
+
+static void put_tag(tine_buf_t *b, char tag)
+{
+    tine_buf_append(b, &tag, 1);
+}
+
+size_t sbx_meta_begin(tine_buf_t *b, char tag)
+{
+    put_tag(b, tag);
+    size_t at = b->len;
+    put_u32(b, 0);
+    return at;
+}
+
+void sbx_meta_end(tine_buf_t *b, size_t at, uint32_t count)
+{
+    memcpy(b->data + at, &count, 4);
+}
+
+void sbx_meta_key(tine_buf_t *b, const char *key, size_t len)
+{
+    put_u32(b, (uint32_t)len);
+    tine_buf_append(b, key, len);
+}
+
+void sbx_meta_str(tine_buf_t *b, const char *s, size_t len)
+{
+    put_tag(b, SBX_META_STRING);
+    put_u32(b, (uint32_t)len);
+    tine_buf_append(b, s, len);
+}
+
+void sbx_meta_int(tine_buf_t *b, int64_t v)
+{
+    put_tag(b, SBX_META_INT);
+    tine_buf_append(b, &v, 8);
+}
+
+void sbx_meta_kstr(tine_buf_t *b, const char *key, const char *s, size_t len)
+{
+    sbx_meta_key(b, key, strlen(key));
+    sbx_meta_str(b, s, len);
+}
+
+void sbx_meta_json(tine_buf_t *b, const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        size_t at = sbx_meta_begin(b, SBX_META_OBJECT);
+        const char *k;
+        json_t *x;
+        uint32_t n = 0;
+        json_object_foreach((json_t *)v, k, x) {
+            sbx_meta_key(b, k, strlen(k));
+            sbx_meta_json(b, x);
+            n++;
+        }
+        sbx_meta_end(b, at, n);
+        return;
+    }
+    case JSON_ARRAY: {
+        size_t at = sbx_meta_begin(b, SBX_META_ARRAY);
+        for (size_t i = 0; i < json_array_size(v); i++)
+            sbx_meta_json(b, json_array_get(v, i));
+        sbx_meta_end(b, at, (uint32_t)json_array_size(v));
+        return;
+    }
+    case JSON_STRING:
+        sbx_meta_str(b, json_string_value(v), json_string_length(v));
+        return;
+    case JSON_INTEGER:
+        sbx_meta_int(b, (int64_t)json_integer_value(v));
+        return;
+    case JSON_REAL: {
+        double d = json_real_value(v);
+        put_tag(b, SBX_META_DOUBLE);
+        tine_buf_append(b, &d, 8);
+        return;
+    }
+    case JSON_TRUE:
+        put_tag(b, SBX_META_TRUE);
+        return;
+    case JSON_FALSE:
+        put_tag(b, SBX_META_FALSE);
+        return;
+    default:
+        put_tag(b, SBX_META_NULL);
+        return;
+    }
+}
+
+bool sbx_meta_skip(sbx_meta_cur_t *c, int depth)
+{
+    if (depth > SBX_META_MAX_DEPTH || c->p >= c->end)
+        return false;
+    char tag = *c->p++;
+    uint32_t n;
+    switch (tag) {
+    case SBX_META_NULL:
+    case SBX_META_TRUE:
+    case SBX_META_FALSE:
+        return true;
+    case SBX_META_INT:
+    case SBX_META_DOUBLE:
+        if (c->end - c->p < 8)
+            return false;
+        c->p += 8;
+        return true;
+    case SBX_META_STRING:
+        return sbx_meta_bytes(c, &n) != NULL;
+    case SBX_META_ARRAY:
+    case SBX_META_OBJECT:
+        if (!sbx_meta_u32(c, &n))
+            return false;
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t kl;
+            if (tag == SBX_META_OBJECT && sbx_meta_bytes(c, &kl) == NULL)
+                return false;
+            if (!sbx_meta_skip(c, depth + 1))
+                return false;
+        }
+        return true;
+    default:
+        return false;
+    }
+}
+
+static json_t *to_json(sbx_meta_cur_t *c, int depth)
+{
+    if (depth > SBX_META_MAX_DEPTH || c->p >= c->end)
+        return NULL;
+    char tag = *c->p++;
+    uint32_t n;
+    switch (tag) {
+    case SBX_META_NULL:
+        return json_null();
+    case SBX_META_TRUE:
+        return json_true();
+    case SBX_META_FALSE:
+        return json_false();
+    case SBX_META_INT:
+    case SBX_META_DOUBLE: {
+        if (c->end - c->p < 8)
+            return NULL;
+        int64_t i;
+        double d;
+        memcpy(tag == SBX_META_INT ? (void *)&i : (void *)&d, c->p, 8);
+        c->p += 8;
+        return tag == SBX_META_INT ? json_integer((json_int_t)i) : json_real(d);
+    }
+    case SBX_META_STRING: {
+        const char *s = sbx_meta_bytes(c, &n);
+        return s ? tine_json_text(s, n) : NULL;
+    }
+    case SBX_META_ARRAY:
+    case SBX_META_OBJECT: {
+        if (!sbx_meta_u32(c, &n))
+            return NULL;
+        json_t *out = tag == SBX_META_ARRAY ? json_array() : json_object();
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t kl = 0;
+            const char *k = tag == SBX_META_OBJECT ? sbx_meta_bytes(c, &kl) : NULL;
+            json_t *x = (tag == SBX_META_ARRAY || k) ? to_json(c, depth + 1) : NULL;
+            if (x == NULL) {
+                json_decref(out);
+                return NULL;
+            }
+            if (tag == SBX_META_ARRAY)
+                json_array_append_new(out, x);
+            else
+                json_object_setn_new(out, k, kl, x); /* a key that is not UTF-8 is left out */
+        }
+        return out;
+    }
+    default:
+        return NULL;
+    }
+}
+
+json_t *sbx_meta_to_json(const char *data, size_t len, char *err, size_t err_len)
+{
+    sbx_meta_cur_t c = {data, data + len};
+    json_t *v = to_json(&c, 0);
+    if (v == NULL || c.p != c.end) {
+        json_decref(v);
+        snprintf(err, err_len, "bad invocation metadata: malformed at byte %zu of %zu", (size_t)(c.p - data), len);
+        return NULL;
+    }
+    return v;
+}
+
+void sbx_result_meta_begin(tine_buf_t *b, int status)
+{
+    put_u32(b, (uint32_t)status);
+    put_u32(b, 0);
+}
+
+void sbx_result_meta_header(tine_buf_t *b, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    sbx_meta_key(b, name, nlen);
+    sbx_meta_key(b, value, vlen);
+}
+
+void sbx_result_meta_end(tine_buf_t *b, size_t begin_at, uint32_t nheaders)
+{
+    memcpy(b->data + begin_at + 4, &nheaders, 4);
+}
+
+bool sbx_result_meta_parse(const char *data, size_t len, sbx_result_meta_t *out)
+{
+    sbx_meta_cur_t c = {data, data + len};
+    uint32_t st;
+    if (!sbx_meta_u32(&c, &st) || !sbx_meta_u32(&c, &out->nheaders))
+        return false;
+    out->status = (int)st;
+    out->headers = c;
+    for (uint32_t i = 0; i < out->nheaders; i++) {
+        uint32_t l;
+        if (sbx_meta_bytes(&c, &l) == NULL || sbx_meta_bytes(&c, &l) == NULL)
+            return false;
+    }
+    return c.p == c.end;
+}
+
+void sbx_result_meta_next(sbx_meta_cur_t *c, const char **name, uint32_t *nlen, const char **value, uint32_t *vlen)
+{
+    *nlen = *vlen = 0;
+    *name = sbx_meta_bytes(c, nlen);
+    *value = sbx_meta_bytes(c, vlen);
+}
+
+json_t *sbx_result_meta_headers_json(const sbx_result_meta_t *m)
+{
+    json_t *o = json_object();
+    sbx_meta_cur_t c = m->headers;
+    for (uint32_t i = 0; i < m->nheaders; i++) {
+        const char *n, *v;
+        uint32_t nl, vl;
+        sbx_result_meta_next(&c, &n, &nl, &v, &vl);
+        json_object_setn_new(o, n, nl, tine_json_text(v, vl));
+    }
+    return o;
+}

@@ -1,0 +1,114 @@
+/* Binary metadata of INVOKE and RESULT frames (see wire.h): what crosses
+ * between tined and a sandbox on every invocation, so it is written and read
+ * without building a JSON text or a jansson tree on either side.
+ *
+ * INVOKE metadata is one tagged value, always an object:
+ *   'N' null | 'T' true | 'F' false
+ *   'I' int64 | 'D' double                       (8 bytes, host order)
+ *   'S' u32 length, bytes                        (a string, any bytes)
+ *   'A' u32 count, count values                  (an array)
+ *   'O' u32 count, count × (u32 key length, key bytes, value)   (an object)
+ * It holds the same members the request had as JSON (kind, method, path,
+ * params, query, headers, event, ...), plus "ctx".
+ *
+ * RESULT metadata is fixed: u32 status, u32 header count, then per header
+ * u32 name length, name, u32 value length, value. Names are lower case.
+ *
+ * All lengths are u32 in host byte order (both ends are on one machine).
+ * Readers check every length against the bytes they were given. */
+#ifndef TINE_SANDBOX_META_H
+#define TINE_SANDBOX_META_H
+
+#include "tine_common.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+enum {
+    SBX_META_NULL = 'N',
+    SBX_META_TRUE = 'T',
+    SBX_META_FALSE = 'F',
+    SBX_META_INT = 'I',
+    SBX_META_DOUBLE = 'D',
+    SBX_META_STRING = 'S',
+    SBX_META_ARRAY = 'A',
+    SBX_META_OBJECT = 'O',
+};
+
+#define SBX_META_MAX_DEPTH 128 /* nesting a reader accepts */
+
+/* ---- writing (into a tine_buf_t) ---- */
+
+/* Starts an object or array whose count is not known yet; returns where the
+ * count goes, for sbx_meta_end. */
+size_t sbx_meta_begin(tine_buf_t *b, char tag);
+void sbx_meta_end(tine_buf_t *b, size_t at, uint32_t count);
+/* An object key, then exactly one value must follow. */
+void sbx_meta_key(tine_buf_t *b, const char *key, size_t len);
+void sbx_meta_str(tine_buf_t *b, const char *s, size_t len);
+void sbx_meta_int(tine_buf_t *b, int64_t v);
+/* A string member: key then string. */
+void sbx_meta_kstr(tine_buf_t *b, const char *key, const char *s, size_t len);
+/* Any JSON value (objects' null members are kept). */
+void sbx_meta_json(tine_buf_t *b, const json_t *v);
+
+/* ---- reading ---- */
+
+typedef struct {
+    const char *p;
+    const char *end;
+} sbx_meta_cur_t;
+
+static inline bool sbx_meta_u32(sbx_meta_cur_t *c, uint32_t *out)
+{
+    if (c->end - c->p < 4)
+        return false;
+    memcpy(out, c->p, 4);
+    c->p += 4;
+    return true;
+}
+
+/* Reads a u32 length and returns that many bytes (NULL when short). */
+static inline const char *sbx_meta_bytes(sbx_meta_cur_t *c, uint32_t *len)
+{
+    if (!sbx_meta_u32(c, len) || (size_t)(c->end - c->p) < *len)
+        return NULL;
+    const char *s = c->p;
+    c->p += *len;
+    return s;
+}
+
+/* Steps over one value. Returns false when it is malformed or deeper than
+ * SBX_META_MAX_DEPTH. */
+bool sbx_meta_skip(sbx_meta_cur_t *c, int depth);
+
+/* The JSON value of an encoded value (objects keep null members), or NULL
+ * with a message in err when it is malformed. */
+json_t *sbx_meta_to_json(const char *data, size_t len, char *err, size_t err_len);
+
+/* ---- RESULT metadata ---- */
+
+void sbx_result_meta_begin(tine_buf_t *b, int status); /* then sbx_result_meta_header ×n, then _end */
+void sbx_result_meta_header(tine_buf_t *b, const char *name, size_t nlen, const char *value, size_t vlen);
+void sbx_result_meta_end(tine_buf_t *b, size_t begin_at, uint32_t nheaders);
+
+typedef struct {
+    int status;
+    uint32_t nheaders;
+    sbx_meta_cur_t headers; /* at the first header */
+} sbx_result_meta_t;
+
+/* Checks RESULT metadata (every header within bounds). Returns false when it
+ * is malformed. */
+bool sbx_result_meta_parse(const char *data, size_t len, sbx_result_meta_t *out);
+
+/* The next header of a parsed RESULT meta (call nheaders times). */
+void sbx_result_meta_next(sbx_meta_cur_t *c, const char **name, uint32_t *nlen, const char **value, uint32_t *vlen);
+
+/* The headers as a JSON object {name: value} (repeated names: the last). */
+json_t *sbx_result_meta_headers_json(const sbx_result_meta_t *m);
+
+#endif
