@@ -1264,7 +1264,10 @@ int inv_call_encoded(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, 
     for (int i = 0; i < 16; i++)
         c->id_hex[16 + i] = hex[(c->id >> (60 - 4 * i)) & 0xf];
     c->id_hex[32] = '\0';
-    snprintf(c->trigger, sizeof(c->trigger), "%s", rq->trigger ? rq->trigger : "");
+    if (rq->trigger) {
+        size_t tl = strnlen(rq->trigger, sizeof(c->trigger) - 1);
+        memcpy(c->trigger, rq->trigger, tl); /* c is zeroed: NUL-terminated */
+    }
     call_build_frame(c, rq, body, body_len);
     c->queued_at = tine_now_ns();
     c->started_unix_ms = tine_now_unix_ms();
