@@ -404,6 +404,8 @@ static void sandbox_unpipe(inv_sandbox_t *s)
     for (inv_call_t *c = s->piped_head; c; c = c->next) {
         c->sandbox = NULL;
         p->queued++;
+        p->requeued++;
+        s->invocations--;
     }
     s->piped_tail->next = p->queue_head;
     if (p->queue_head == NULL)
@@ -606,6 +608,7 @@ static void sandbox_pipe_call(inv_sandbox_t *s, inv_call_t *c)
     s->piped_tail = c;
     s->npiped++;
     s->invocations++;
+    s->pool->pipelined++;
     if (s->npend == s->pend_cap) {
         s->pend_cap = s->pend_cap ? s->pend_cap * 2 : 8;
         s->pend = xrealloc(s->pend, s->pend_cap * sizeof(*s->pend));
@@ -1411,11 +1414,12 @@ json_t *inv_stats(inv_invoker_t *inv, const char *app)
             json_array_append_new(sbx, o);
         }
         json_array_append_new(
-            pools, json_pack("{s:s, s:I, s:s, s:b, s:i, s:i, s:I, s:I, s:I, s:I, s:o}", "app", p->version->app,
-                             "version", (json_int_t)p->version->version, "function", p->fn->name, "retired",
-                             p->retired, "warm", (int)p->warm, "concurrency", (int)p->fn->concurrency, "queued",
-                             (json_int_t)p->queued, "idle", (json_int_t)p->nidle, "busy", (json_int_t)busy,
-                             "starting", (json_int_t)starting, "sandboxes", sbx));
+            pools, json_pack("{s:s, s:I, s:s, s:b, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:o}", "app",
+                             p->version->app, "version", (json_int_t)p->version->version, "function", p->fn->name,
+                             "retired", p->retired, "warm", (int)p->warm, "concurrency", (int)p->fn->concurrency,
+                             "queued", (json_int_t)p->queued, "idle", (json_int_t)p->nidle, "busy", (json_int_t)busy,
+                             "starting", (json_int_t)starting, "pipelined", (json_int_t)p->pipelined, "requeued",
+                             (json_int_t)p->requeued, "avg_ms", (double)p->avg_ns / 1e6, "sandboxes", sbx));
     }
     return json_pack("{s:I, s:I, s:I, s:I, s:o}", "sandboxes", (json_int_t)inv->nlive, "max_sandboxes",
                      (json_int_t)inv->cfg.max_sandboxes, "idle_timeout_ms", (json_int_t)inv->cfg.idle_timeout_ms,

@@ -91,6 +91,8 @@ struct inv_pool {
     size_t nbusy;     /* BUSY sandboxes */
     uint64_t avg_ns;  /* moving average of the call durations (1/8 weight) */
     uint64_t answers; /* calls answered (the average means something after a few) */
+    uint64_t pipelined; /* calls sent pipelined, in all */
+    uint64_t requeued;  /* pipelined calls sent again after their sandbox went away */
     inv_sandbox_t *idle_head, *idle_tail;
     uint32_t warm; /* idle sandboxes kept ready (manifest, or inv_scale) */
     char *spec_frame; /* what turns a blank into this function's sandbox */
