@@ -68,40 +68,22 @@ uint64_t bill_cost_pusd(const bill_prices_t *p, uint64_t mb_ms)
     return total > UINT64_MAX ? UINT64_MAX : (uint64_t)total;
 }
 
-/* Writes v in decimal, zero-padded to at least `width` digits, NUL-terminated;
- * returns the digits written (these run once per invocation: no printf). */
-static size_t fmt_u64(char *out, uint64_t v, size_t width)
-{
-    char tmp[24];
-    size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (sizeof(tmp) - i < width)
-        tmp[--i] = '0';
-    size_t n = sizeof(tmp) - i;
-    memcpy(out, tmp + i, n);
-    out[n] = '\0';
-    return n;
-}
-
 void bill_format_pusd(uint64_t pusd, char out[32])
 {
-    size_t n = fmt_u64(out, pusd / PUSD_PER_USD, 1);
+    size_t n = tine_fmt_u64(out, pusd / PUSD_PER_USD, 1);
     out[n++] = '.';
-    fmt_u64(out + n, pusd % PUSD_PER_USD, 12);
+    tine_fmt_u64(out + n, pusd % PUSD_PER_USD, 12);
 }
 
 void bill_format_gb_s(uint64_t mb_ms, char out[48])
 {
     /* rem / 1024000 = rem * 9765625 / 10^13, exactly. */
     uint64_t frac = (mb_ms % MB_MS_PER_GB_S) * UINT64_C(9765625);
-    size_t n = fmt_u64(out, mb_ms / MB_MS_PER_GB_S, 1);
+    size_t n = tine_fmt_u64(out, mb_ms / MB_MS_PER_GB_S, 1);
     if (frac == 0)
         return;
     out[n++] = '.';
-    size_t len = fmt_u64(out + n, frac, 13);
+    size_t len = tine_fmt_u64(out + n, frac, 13);
     while (len > 0 && out[n + len - 1] == '0')
         out[n + --len] = '\0';
 }

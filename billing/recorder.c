@@ -101,13 +101,8 @@ static void writer_connect(bill_t *b)
 
 static void put_u64(tine_buf_t *out, uint64_t v)
 {
-    char tmp[24];
-    size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    tine_buf_append(out, tmp + i, sizeof(tmp) - i);
+    char tmp[32];
+    tine_buf_append(out, tmp, tine_fmt_u64(tmp, v, 1));
 }
 
 static void put_str(tine_buf_t *out, const char *s)
@@ -287,8 +282,10 @@ static size_t key_cat(char *buf, size_t len, size_t cap, const char *s, size_t n
 static void usage_add(bill_t *b, const inv_activation_t *a, uint64_t billed_ms, uint64_t mb_ms, uint64_t cost)
 {
     /* the map key: "tine:usage:{app}:{day}\n{fn}|{version}|" */
-    char key[512], ver[24];
-    int vl = snprintf(ver, sizeof(ver), "|%" PRIu64 "|", a->version);
+    char key[512], ver[32];
+    ver[0] = '|';
+    size_t vl = 1 + tine_fmt_u64(ver + 1, a->version, 1);
+    ver[vl++] = '|';
     size_t n = key_cat(key, 0, sizeof(key), BILL_KEY_USAGE, sizeof(BILL_KEY_USAGE) - 1);
     n = key_cat(key, n, sizeof(key), a->app, strlen(a->app));
     n = key_cat(key, n, sizeof(key), ":", 1);
@@ -296,7 +293,7 @@ static void usage_add(bill_t *b, const inv_activation_t *a, uint64_t billed_ms, 
     size_t nl = n;
     n = key_cat(key, n, sizeof(key), "\n", 1);
     n = key_cat(key, n, sizeof(key), a->function, strlen(a->function));
-    n = key_cat(key, n, sizeof(key), ver, (size_t)vl);
+    n = key_cat(key, n, sizeof(key), ver, vl);
     void **slot = bill__map_slot(&b->deltas, key, n);
     bill_usage_delta_t *d = *slot;
     if (d == NULL) {

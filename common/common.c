@@ -244,6 +244,22 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
     return len;
 }
 
+size_t tine_fmt_u64(char *out, uint64_t v, size_t width)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (sizeof(tmp) - i < width && i > 0)
+        tmp[--i] = '0';
+    size_t n = sizeof(tmp) - i;
+    memcpy(out, tmp + i, n);
+    out[n] = '\0';
+    return n;
+}
+
 bool tine_utf8_valid(const char *s, size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;

@@ -140,7 +140,7 @@ static void on_invoked(void *data, const inv_result_t *res)
     pending->call = NULL;
     pending->req = NULL;
     char ver[32];
-    snprintf(ver, sizeof(ver), "%" PRIu64, pending->version->version);
+    tine_fmt_u64(ver, pending->version->version, 1);
     h2o_iovec_t id = h2o_strdup(&req->pool, res->invocation_id, strlen(res->invocation_id));
     h2o_iovec_t vv = h2o_strdup(&req->pool, ver, strlen(ver));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-tine-invocation-id"), 0, NULL, id.base,
