@@ -150,7 +150,7 @@ static int reader_fill(sbx_reader_t *r, size_t need)
 {
     if (r->end - r->start >= need)
         return 1;
-    if (r->cap - r->start < need + 1) {
+    if (r->cap - r->start < need + 1 && r->start > 0) {
         memmove(r->buf, r->buf + r->start, r->end - r->start);
         r->end -= r->start;
         r->start = 0;
