@@ -1532,21 +1532,9 @@ static int read_function_ref(ctx_t *c, const node_t *n, const reg_manifest_t *m,
 
 /* ---------------------------------------------------------------- routes */
 
-static bool is_hex(char ch)
-{
-    return is_digit(ch) || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
-}
-
-static bool is_route_literal_char(char ch)
-{
-    return is_plain_key_char(ch) || ch == '.' || ch == '~';
-}
-
-/* Checks a route path with the rules of reg_route_path_validate (kept here
- * so the manifest does not depend on the route table): "/" alone, or
- * "/"-separated segments that are literals ([A-Za-z0-9._~-] and %XX),
- * ":name" params, or a last "*name" / "*"; at most REG_ROUTE_MAX_PARAMS
- * params, names unique. Writes what is wrong into why. */
+/* Checks a route path: it starts with '/' and fits, then the route table's
+ * own rules (reg_route_path_validate), so that a manifest accepted here is
+ * one the route table takes. Writes what is wrong into why. */
 static int route_path_check(const char *path, size_t len, char *why, size_t whylen)
 {
     if (len == 0 || path[0] != '/') {
@@ -1557,77 +1545,14 @@ static int route_path_check(const char *path, size_t len, char *why, size_t whyl
         snprintf(why, whylen, "is longer than %d characters", MANIFEST_MAX_PATH_LEN);
         return -1;
     }
-    if (len == 1)
-        return 0;
-    const char *names[REG_ROUTE_MAX_PARAMS];
-    size_t name_lens[REG_ROUTE_MAX_PARAMS];
-    size_t params = 0, segment = 0;
-    size_t start = 1;
-    for (size_t i = 1; i <= len; i++) {
-        if (i < len && path[i] != '/')
-            continue;
-        const char *seg = path + start;
-        size_t seg_len = i - start;
-        segment++;
-        start = i + 1;
-        if (seg_len == 0) {
-            snprintf(why, whylen, "segment %zu is empty (no '//' and no trailing '/')", segment);
-            return -1;
-        }
-        if (seg[0] == ':' || seg[0] == '*') {
-            const char *name = seg + 1;
-            size_t name_len = seg_len - 1;
-            if (seg[0] == '*' && i < len) {
-                snprintf(why, whylen, "'%.*s' must be the last segment", (int)(seg_len > 64 ? 64 : seg_len), seg);
-                return -1;
-            }
-            if (seg[0] == ':' && name_len == 0) {
-                snprintf(why, whylen, "segment %zu: ':' must be followed by a parameter name", segment);
-                return -1;
-            }
-            if (name_len > 0 && !is_identifier(name, name_len)) {
-                snprintf(why, whylen, "segment %zu: parameter names must match [A-Za-z_][A-Za-z0-9_]*", segment);
-                return -1;
-            }
-            if (params == REG_ROUTE_MAX_PARAMS) {
-                snprintf(why, whylen, "has more than %d parameters", REG_ROUTE_MAX_PARAMS);
-                return -1;
-            }
-            for (size_t k = 0; k < params && name_len > 0; k++) {
-                if (name_lens[k] == name_len && memcmp(names[k], name, name_len) == 0) {
-                    snprintf(why, whylen, "parameter '%.*s' appears twice", (int)(name_len > 64 ? 64 : name_len),
-                             name);
-                    return -1;
-                }
-            }
-            names[params] = name;
-            name_lens[params] = name_len;
-            params++;
-            continue;
-        }
-        for (size_t k = 0; k < seg_len; k++) {
-            if (seg[k] == '%') {
-                if (k + 2 >= seg_len || !is_hex(seg[k + 1]) || !is_hex(seg[k + 2])) {
-                    snprintf(why, whylen, "segment %zu: '%%' must start an escape such as %%20", segment);
-                    return -1;
-                }
-                k += 2;
-            } else if (!is_route_literal_char(seg[k])) {
-                if ((unsigned char)seg[k] >= 0x20 && (unsigned char)seg[k] < 0x7f)
-                    snprintf(why, whylen,
-                             "segment %zu: '%c' is not allowed; use letters, digits, '.', '_', '~', '-' or "
-                             "%%XX escapes",
-                             segment, seg[k]);
-                else
-                    snprintf(why, whylen,
-                             "segment %zu: byte 0x%02x is not allowed; use letters, digits, '.', '_', '~', '-' "
-                             "or %%XX escapes",
-                             segment, (unsigned)(unsigned char)seg[k]);
-                return -1;
-            }
-        }
+    char text[MANIFEST_MAX_PATH_LEN + 1];
+    memcpy(text, path, len);
+    text[len] = '\0';
+    if (memchr(path, '\0', len) != NULL) {
+        snprintf(why, whylen, "contains a NUL byte");
+        return -1;
     }
-    return 0;
+    return reg_route_path_validate(text, why, whylen) == 0 ? 0 : -1;
 }
 
 /* True when two valid route paths have the same shape: the same literals
