@@ -6,6 +6,9 @@
 #include "tine_common.h"
 
 #include <inttypes.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <uv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,18 +279,118 @@ static void admin_sandboxes(gw_server_t *gw, h2o_req_t *req)
     free(app);
 }
 
-/* DELETE /apps/{app}/sandboxes[?function=FN]: closes idle sandboxes now. */
+/* The answer of an eviction waits until the evicted processes are gone (their
+ * memory given back), watched through pidfds, for at most EVICT_WAIT_MS. */
+#define EVICT_WAIT_MS 2000
+
+typedef struct evict_wait evict_wait_t;
+
+typedef struct {
+    evict_wait_t *w; /* NULL once the request went away */
+} evict_req_t;
+
+struct evict_wait {
+    h2o_req_t *req; /* NULL once answered or gone */
+    evict_req_t *link;
+    size_t evicted;
+    size_t left;     /* processes not yet gone */
+    size_t handles;  /* handles not yet closed */
+    uv_timer_t timer;
+    size_t npolls;
+    struct {
+        uv_poll_t poll;
+        int fd;
+        evict_wait_t *w;
+    } *polls;
+};
+
+static void evict_handle_closed(uv_handle_t *h)
+{
+    evict_wait_t *w = h->data;
+    if (--w->handles > 0)
+        return;
+    for (size_t i = 0; i < w->npolls; i++)
+        close(w->polls[i].fd);
+    free(w->polls);
+    free(w);
+}
+
+/* Answers (when the client still waits) and closes the watches. */
+static void evict_finish(evict_wait_t *w)
+{
+    if (w->req != NULL) {
+        w->link->w = NULL;
+        gw__send_json(w->req, 200, json_pack("{s:I}", "evicted", (json_int_t)w->evicted));
+        w->req = NULL;
+    }
+    if (uv_is_closing((uv_handle_t *)&w->timer))
+        return;
+    uv_close((uv_handle_t *)&w->timer, evict_handle_closed);
+    for (size_t i = 0; i < w->npolls; i++)
+        uv_close((uv_handle_t *)&w->polls[i].poll, evict_handle_closed);
+}
+
+static void on_evicted_gone(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    evict_wait_t *w = h->data;
+    uv_poll_stop(h);
+    if (--w->left == 0)
+        evict_finish(w);
+}
+
+static void on_evict_timeout(uv_timer_t *t)
+{
+    evict_finish(t->data);
+}
+
+static void on_evict_req_dispose(void *p)
+{
+    evict_req_t *link = p;
+    if (link->w)
+        link->w->req = NULL; /* the client left: the watches end on their own */
+}
+
+/* DELETE /apps/{app}/sandboxes[?function=FN]: closes idle sandboxes now and
+ * answers once their processes are gone. */
 static void admin_evict(gw_server_t *gw, h2o_req_t *req, const char *app)
 {
     char *fn = query_param(req, "function");
     reg_app_version_t *v = reg_live_get(gw->live, app, strlen(app));
-    size_t n = inv_evict(gw->inv, app, fn);
+    pid_t *pids = NULL;
+    size_t n = inv_evict(gw->inv, app, fn, &pids);
     if (v == NULL && n == 0)
         gw__send_error(req, 404, "no app named '%s'", app);
     else if (v && fn && function_index(v, fn) == SIZE_MAX && n == 0)
         gw__send_error(req, 404, "app %s has no function named '%s'", app, fn);
-    else
-        gw__send_json(req, 200, json_pack("{s:I}", "evicted", (json_int_t)n));
+    else {
+        evict_wait_t *w = xcalloc(1, sizeof(*w));
+        w->evicted = n;
+        w->polls = xcalloc(n ? n : 1, sizeof(*w->polls));
+        for (size_t i = 0; i < n; i++) {
+            int fd = (int)syscall(SYS_pidfd_open, pids[i], 0);
+            if (fd < 0)
+                continue; /* gone already (or no pidfds here): nothing to wait for */
+            w->polls[w->npolls].fd = fd;
+            w->polls[w->npolls].poll.data = w;
+            uv_poll_init(gw->loop, &w->polls[w->npolls].poll, fd);
+            uv_poll_start(&w->polls[w->npolls].poll, UV_READABLE, on_evicted_gone);
+            w->npolls++;
+        }
+        w->left = w->npolls;
+        w->handles = w->npolls + 1;
+        uv_timer_init(gw->loop, &w->timer);
+        w->timer.data = w;
+        w->req = req;
+        w->link = h2o_mem_alloc_shared(&req->pool, sizeof(*w->link), on_evict_req_dispose);
+        w->link->w = w;
+        if (w->left == 0)
+            evict_finish(w);
+        else
+            uv_timer_start(&w->timer, on_evict_timeout, EVICT_WAIT_MS, 0);
+    }
+    free(pids);
     free(fn);
 }
 

@@ -415,6 +415,17 @@ static void sandbox_unpipe(inv_sandbox_t *s)
     s->npiped = 0;
 }
 
+/* The cold start that took the spare is over (answered, or its sandbox
+ * closed): now the spare may be forked again. */
+static void spare_undefer(inv_sandbox_t *s)
+{
+    if (!s->defers_spare)
+        return;
+    s->defers_spare = false;
+    s->pool->inv->spares_deferred--;
+    blanks_request(s->pool->inv);
+}
+
 /* Lets pools that wait for room under the node-wide cap try again. */
 static void invoker_kick_blocked(inv_invoker_t *inv)
 {
@@ -475,6 +486,7 @@ static void sandbox_close(inv_sandbox_t *s)
     }
     s->npend = 0;
     sandbox_unpipe(s);
+    spare_undefer(s);
     if (s->state == SBX_BUSY)
         p->nbusy--;
     s->state = SBX_CLOSING;
@@ -699,6 +711,13 @@ static int pool_start(inv_pool_t *p, inv_call_t *c)
         sandbox_take_call(s, c);
     if (inv->nspare > 0) {
         inv_blank_t b = inv->spare[--inv->nspare];
+        if (c) {
+            /* A cold start: the spare's replacement is forked once its call
+             * is answered, not while it loads (one core would run the fork
+             * first). */
+            s->defers_spare = true;
+            inv->spares_deferred++;
+        }
         sandbox_attach_process(s, b.pid, b.fd);
     } else {
         s->waiting = true;
@@ -875,12 +894,13 @@ static void sandbox_attach_process(inv_sandbox_t *s, pid_t pid, int fd)
 }
 
 /* Asks the zygote for blank processes: one per sandbox waiting for one, plus
- * INV_SPARE_BLANKS ready for the next cold start. */
+ * INV_SPARE_BLANKS ready for the next cold start (not while a cold start
+ * that took the spare is still on its way: spare_undefer). */
 static void blanks_request(inv_invoker_t *inv)
 {
     if (inv->closing || inv->zygote_gone)
         return;
-    size_t want = inv->nwaiting + (inv->blank_failed ? 0 : INV_SPARE_BLANKS);
+    size_t want = inv->nwaiting + (inv->blank_failed || inv->spares_deferred ? 0 : INV_SPARE_BLANKS);
     while (inv->nspare + inv->blanks_requested < want && inv->blanks_requested < INV_MAX_BLANK_REQUESTS) {
         int r = sbx_zygote_request(inv->zygote, NULL);
         if (r == -EAGAIN)
@@ -1149,6 +1169,7 @@ static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *
         fprintf(stderr, "[%s/%s v%" PRIu64 "] invocation %s raised: %s\n%s\n", p->version->app, p->fn->name,
                 p->version->version, c->id_hex, e ? e : res.error, trace ? trace : "");
     }
+    spare_undefer(s);
     uint64_t took = tine_now_ns() - c->dispatched_at;
     p->avg_ns = p->answers ? p->avg_ns - p->avg_ns / 8 + took / 8 : took;
     p->answers++;
@@ -1376,13 +1397,20 @@ int inv_scale(inv_invoker_t *inv, const reg_app_version_t *v, size_t fn_index, u
     return 0;
 }
 
-size_t inv_evict(inv_invoker_t *inv, const char *app, const char *fn)
+size_t inv_evict(inv_invoker_t *inv, const char *app, const char *fn, pid_t **pids)
 {
-    size_t n = 0;
+    size_t n = 0, cap = 0;
+    if (pids)
+        *pids = NULL;
     for (inv_pool_t *p = inv->pools; p; p = p->next) {
         if (strcmp(p->version->app, app) != 0 || (fn && strcmp(p->fn->name, fn) != 0))
             continue;
         while (p->idle_head) {
+            if (pids && p->idle_head->pid > 0) {
+                if (n == cap)
+                    *pids = xrealloc(*pids, (cap = cap ? cap * 2 : 8) * sizeof(**pids));
+                (*pids)[n] = p->idle_head->pid;
+            }
             sandbox_close(p->idle_head);
             n++;
         }

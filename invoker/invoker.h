@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "meta.h"
 #include "registry.h"
@@ -124,8 +125,10 @@ int inv_scale(inv_invoker_t *inv, const reg_app_version_t *v, size_t fn_index, u
 
 /* Closes the idle sandboxes of `app` (of every version), only those of
  * function `fn` unless fn is NULL; busy ones are left alone, and pools with
- * warm sandboxes start new ones. Returns how many were closed. */
-size_t inv_evict(inv_invoker_t *inv, const char *app, const char *fn);
+ * warm sandboxes start new ones. Returns how many were closed; with `pids`,
+ * also their process ids (malloc'd array, as many as returned; the caller
+ * frees it), to wait for them to be gone. */
+size_t inv_evict(inv_invoker_t *inv, const char *app, const char *fn, pid_t **pids);
 
 /* The node's sandboxes for the admin API: {"sandboxes":N, "max_sandboxes":N,
  * "idle_timeout_ms":N, "spare":N, "pools":[{app, version, function, retired,

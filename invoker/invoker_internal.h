@@ -71,6 +71,7 @@ struct inv_sandbox {
     uint32_t npend, pend_cap;
     inv_sandbox_t *flush_next; /* the invoker's list of sandboxes with pending frames */
     bool flush_queued;
+    bool defers_spare; /* a cold start that took the spare: it is refilled after the call */
     uint64_t spawned_at; /* when the invoker decided to start it */
     uint64_t ready_ns;   /* spawned_at to READY */
     uint64_t last_used;  /* when it last became idle */
@@ -138,6 +139,7 @@ struct inv_invoker {
     uv_prepare_t flush;              /* writes pending INVOKE frames before the loop polls */
     bool flush_open;
     inv_sandbox_t *flush_head;
+    size_t spares_deferred; /* cold starts holding back the spare's refill */
 };
 
 /* Pipelining (invoker.c, pool_dispatch): a call may be sent to a BUSY
