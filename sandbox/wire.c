@@ -150,6 +150,8 @@ static int reader_fill(sbx_reader_t *r, size_t need)
 {
     if (r->end - r->start >= need)
         return 1;
+    if (r->start == r->end) /* empty: start over at the front, the pages already touched */
+        r->start = r->end = 0;
     if (r->cap - r->start < need + 1 && r->start > 0) {
         memmove(r->buf, r->buf + r->start, r->end - r->start);
         r->end -= r->start;
