@@ -15,6 +15,7 @@
 #define BILL_DEAD_LETTER_PREFIX "tine:dlq:" /* one stream per app (events/dlq.c) */
 
 #define BILL_FLUSH_MS 100                      /* batch window */
+#define BILL_FLUSH_RECORDS 1024                /* or this many records, whichever comes first */
 #define BILL_MAX_PENDING 20000                 /* records waiting for Redis */
 #define BILL_MAX_PENDING_BYTES (64u << 20)     /* and their bytes */
 #define BILL_MAX_INFLIGHT 200000               /* commands sent but not answered */

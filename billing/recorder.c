@@ -360,6 +360,11 @@ void bill_on_activation(void *data, const inv_activation_t *a)
     if (a->logs && json_array_size(a->logs) > 0)
         bill__format_lines(&b->batch_lines, a->app, a->function, a->version, a->invocation_id, a->logs);
     p->lines_len = b->batch_lines.len - p->lines_off;
+    /* Under load, flush every BILL_FLUSH_RECORDS records (next loop turn)
+     * rather than thousands at once: one big batch stalls the loop for
+     * milliseconds, which every request waiting behind it pays. */
+    if (b->npending >= BILL_FLUSH_RECORDS && !b->closing)
+        uv_timer_start(&b->flush_timer, on_flush_timer, 0, 0);
 }
 
 /* ------------------------------------------------------------ flushing */
