@@ -115,7 +115,7 @@ void tine_buf_dispose(tine_buf_t *b)
     tine_buf_init(b);
 }
 
-static void buf_reserve(tine_buf_t *b, size_t extra)
+void tine_buf_grow(tine_buf_t *b, size_t extra)
 {
     if (b->len + extra + 1 <= b->cap)
         return;
@@ -126,22 +126,13 @@ static void buf_reserve(tine_buf_t *b, size_t extra)
     b->cap = cap;
 }
 
-void tine_buf_append(tine_buf_t *b, const void *p, size_t n)
-{
-    buf_reserve(b, n);
-    if (n)
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
 void tine_buf_appendf(tine_buf_t *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    buf_reserve(b, (size_t)n);
+    tine_buf_grow(b, (size_t)n);
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
