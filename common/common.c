@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +188,24 @@ int tine_mkdirs(const char *path, unsigned int mode)
     int rc = mkdir(p, (mode_t)mode) != 0 && errno != EEXIST ? -errno : 0;
     free(p);
     return rc;
+}
+
+char *tine_exe_sibling(const char *name)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return NULL;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash == NULL)
+        return NULL;
+    *slash = '\0';
+    char *p = xasprintf("%s/%s", self, name);
+    if (access(p, X_OK) == 0)
+        return p;
+    free(p);
+    return NULL;
 }
 
 uint64_t tine_now_ns(void)

@@ -71,6 +71,11 @@ int tine_read_file(const char *path, char **out, size_t *out_len);
  * `mode`. Returns 0 or -errno. */
 int tine_mkdirs(const char *path, unsigned int mode);
 
+/* The path of the program `name` in the directory of the running
+ * executable (/proc/self/exe), as a fresh heap string, or NULL when it is
+ * not there or not executable. */
+char *tine_exe_sibling(const char *name);
+
 /* Replaces every control character of the NUL-terminated `s` with '?', so
  * that a message quoting user input stays on one line. */
 void tine_one_line(char *s);

@@ -80,6 +80,9 @@ static struct {
 } iso = {.report_rd = -1, .report_wr = -1, .host_net_fd = -1, .devnull_fd = -1};
 
 static const char *syscall_names[SYSCALL_NAMES];
+/* The names themselves, one after the other (not a thousand small strings
+ * in the malloc heap). */
+static char syscall_name_text[16384];
 static volatile int sigsys_fd = -1;
 volatile uint64_t sbx__invocation_id;
 
@@ -126,6 +129,27 @@ int sbx_isolation_configure(const sbx_isolation_config_t *cfg)
     snprintf(iso.tmp_dir, sizeof iso.tmp_dir, "%s", cfg->tmp_dir ? cfg->tmp_dir : "/tmp");
     iso.report_rd = p[0];
     iso.report_wr = p[1];
+    return 0;
+}
+
+void sbx__isolation_handover(sbx_isolation_config_t *cfg, int *report_fd)
+{
+    cfg->enabled = iso.configured && iso.enabled;
+    cfg->sandbox_uid = iso.sandbox_uid ? iso.sandbox_uid : 65534;
+    cfg->tmp_dir = iso.configured ? iso.tmp_dir : NULL;
+    *report_fd = iso.report_wr;
+}
+
+int sbx__isolation_adopt(const sbx_isolation_config_t *cfg, int report_fd)
+{
+    if (cfg->tmp_dir && strlen(cfg->tmp_dir) >= sizeof iso.tmp_dir)
+        return -ENAMETOOLONG;
+    iso.configured = true;
+    iso.enabled = cfg->enabled;
+    iso.sandbox_uid = cfg->sandbox_uid ? cfg->sandbox_uid : 65534;
+    snprintf(iso.tmp_dir, sizeof iso.tmp_dir, "%s", cfg->tmp_dir ? cfg->tmp_dir : "/tmp");
+    iso.report_rd = -1;
+    iso.report_wr = report_fd;
     return 0;
 }
 
@@ -430,9 +454,10 @@ static int exec_denylist(scmp_filter_ctx ctx)
     return rc;
 }
 
-/* Compiles a filter into a BPF program kept in memory, so a fork only has
- * to hand it to the kernel. Returns 0 or -1 with a message in err. */
-static int compile_filter(bool lua, struct sock_fprog *out, char *err, size_t errlen)
+/* Compiles a filter into `out` (room for `cap` instructions) and sets *len.
+ * Returns 0 or -1 with a message in err. */
+static int compile_filter(bool lua, struct sock_filter *out, size_t cap, unsigned short *len, char *err,
+                          size_t errlen)
 {
     scmp_filter_ctx ctx = seccomp_init(lua ? SCMP_ACT_TRAP : SCMP_ACT_ALLOW);
     if (ctx == NULL) {
@@ -451,23 +476,17 @@ static int compile_filter(bool lua, struct sock_fprog *out, char *err, size_t er
     }
     seccomp_release(ctx);
     struct stat st;
-    if (rc == 0 && (fstat(mfd, &st) != 0 || st.st_size <= 0 || st.st_size % sizeof(struct sock_filter) != 0))
+    if (rc == 0 && (fstat(mfd, &st) != 0 || st.st_size <= 0 || st.st_size % sizeof(struct sock_filter) != 0 ||
+                    (size_t)st.st_size > cap * sizeof(struct sock_filter) ||
+                    pread(mfd, out, (size_t)st.st_size, 0) != st.st_size))
         rc = -EIO;
-    void *prog = NULL;
-    if (rc == 0) {
-        prog = malloc((size_t)st.st_size);
-        if (prog == NULL || pread(mfd, prog, (size_t)st.st_size, 0) != st.st_size)
-            rc = -EIO;
-    }
     if (mfd >= 0)
         close(mfd);
     if (rc != 0) {
-        free(prog);
         snprintf(err, errlen, "cannot compile the %s filter: %s", lua ? "Lua" : "exec", strerror(-rc));
         return -1;
     }
-    out->len = (unsigned short)(st.st_size / sizeof(struct sock_filter));
-    out->filter = prog;
+    *len = (unsigned short)(st.st_size / sizeof(struct sock_filter));
     return 0;
 }
 
@@ -476,21 +495,68 @@ static int install_filter(const struct sock_fprog *prog)
     return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog, 0, 0);
 }
 
-/* Proves in a throwaway child that the kernel takes both filters and that a
- * forbidden call ends in on_sigsys. Returns 0 or -1 with the reason. */
-static int verify_filters(char *err, size_t errlen)
+#define FILTER_MAX 1024 /* instructions of one compiled filter */
+
+/* What the filter child hands back to the zygote (a shared mapping). */
+typedef struct {
+    unsigned short lua_len, exec_len;
+    char err[200];
+    struct sock_filter lua[FILTER_MAX], exec[FILTER_MAX];
+    uint16_t name_at[SYSCALL_NAMES]; /* offset + 1 into names, 0 for none */
+    char names[sizeof syscall_name_text];
+} filter_work_t;
+
+static struct sock_filter lua_prog[FILTER_MAX], exec_prog[FILTER_MAX];
+
+/* In the filter child: the names of the system calls (for on_sigsys) and
+ * both filters, into w. Returns 0 or -1 with w->err set. */
+static int build_filters(filter_work_t *w)
 {
+    size_t used = 0;
+    for (int i = 0; i < SYSCALL_NAMES; i++) {
+        char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, i);
+        size_t n = name ? strlen(name) + 1 : 0;
+        if (n > 0 && used + n <= sizeof w->names) {
+            memcpy(w->names + used, name, n);
+            w->name_at[i] = (uint16_t)(used + 1);
+            used += n;
+        }
+        free(name);
+    }
+    if (compile_filter(true, w->lua, FILTER_MAX, &w->lua_len, w->err, sizeof w->err) != 0 ||
+        compile_filter(false, w->exec, FILTER_MAX, &w->exec_len, w->err, sizeof w->err) != 0)
+        return -1;
+    return 0;
+}
+
+/* Builds the filters and the system call names in a throwaway child, which
+ * then proves that the kernel takes both filters and that a forbidden call
+ * ends in on_sigsys. libseccomp's many temporary allocations so stay out of
+ * the zygote's heap, whose pages every sandbox shares. Returns 0 with
+ * iso.lua_filter, iso.exec_filter and syscall_names set, or -1 with the
+ * reason in err. */
+static int zygote_build_filters(char *err, size_t errlen)
+{
+    filter_work_t *w = mmap(NULL, sizeof *w, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (w == MAP_FAILED) {
+        snprintf(err, errlen, "mmap: %s", strerror(errno));
+        return -1;
+    }
     pid_t p = fork();
     if (p < 0) {
         snprintf(err, errlen, "fork: %s", strerror(errno));
+        munmap(w, sizeof *w);
         return -1;
     }
     if (p == 0) {
+        if (build_filters(w) != 0)
+            _exit(7);
+        struct sock_fprog lua = {w->lua_len, w->lua}, exec = {w->exec_len, w->exec};
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
             _exit(2);
-        if (install_filter(&iso.exec_filter) != 0)
+        if (install_filter(&exec) != 0)
             _exit(3);
-        if (install_filter(&iso.lua_filter) != 0)
+        if (install_filter(&lua) != 0)
             _exit(4);
         int s = socket(AF_UNIX, SOCK_STREAM, 0); /* must never return */
         _exit(s >= 0 ? 5 : 6);
@@ -498,14 +564,29 @@ static int verify_filters(char *err, size_t errlen)
     int st = 0;
     while (waitpid(p, &st, 0) < 0 && errno == EINTR)
         ;
-    if (WIFEXITED(st) && WEXITSTATUS(st) == SBX_EXIT_SECCOMP)
-        return 0;
-    static const char *const why[] = {"", "", "PR_SET_NO_NEW_PRIVS failed", "the kernel refused the exec filter",
-                                      "the kernel refused the Lua filter", "a forbidden call was not stopped",
-                                      "a forbidden call was not stopped"};
     int code = WIFEXITED(st) ? WEXITSTATUS(st) : 0;
-    snprintf(err, errlen, "self-test failed: %s", code >= 2 && code <= 6 ? why[code] : "unexpected exit");
-    return -1;
+    int rc = 0;
+    if (code == 7) {
+        snprintf(err, errlen, "%s", w->err);
+        rc = -1;
+    } else if (code != SBX_EXIT_SECCOMP) {
+        static const char *const why[] = {"", "", "PR_SET_NO_NEW_PRIVS failed", "the kernel refused the exec filter",
+                                          "the kernel refused the Lua filter", "a forbidden call was not stopped",
+                                          "a forbidden call was not stopped"};
+        snprintf(err, errlen, "self-test failed: %s", code >= 2 && code <= 6 ? why[code] : "unexpected exit");
+        rc = -1;
+    } else {
+        memcpy(lua_prog, w->lua, w->lua_len * sizeof lua_prog[0]);
+        memcpy(exec_prog, w->exec, w->exec_len * sizeof exec_prog[0]);
+        iso.lua_filter = (struct sock_fprog){w->lua_len, lua_prog};
+        iso.exec_filter = (struct sock_fprog){w->exec_len, exec_prog};
+        memcpy(syscall_name_text, w->names, sizeof syscall_name_text);
+        syscall_name_text[sizeof syscall_name_text - 1] = '\0';
+        for (int i = 0; i < SYSCALL_NAMES; i++)
+            syscall_names[i] = w->name_at[i] ? syscall_name_text + w->name_at[i] - 1 : NULL;
+    }
+    munmap(w, sizeof *w);
+    return rc;
 }
 
 /* ------------------------------------------------------------ the zygote */
@@ -640,12 +721,7 @@ static void zygote_namespaces(void)
 static void zygote_filters(void)
 {
     char err[200];
-    for (int i = 0; i < SYSCALL_NAMES; i++) {
-        char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, i);
-        syscall_names[i] = name; /* kept for the zygote's life */
-    }
-    if (compile_filter(true, &iso.lua_filter, err, sizeof err) != 0 ||
-        compile_filter(false, &iso.exec_filter, err, sizeof err) != 0 || verify_filters(err, sizeof err) != 0) {
+    if (zygote_build_filters(err, sizeof err) != 0) {
         layer_set(SBX_LAYER_SECCOMP, false, "%s", err);
         return;
     }

@@ -117,8 +117,12 @@ typedef struct {
     int control_fd; /* tined's end of the control socket */
 } sbx_zygote_t;
 
-/* Forks the zygote. Must be called before tined creates threads or its loop.
- * `sdk_dir` holds tine.lua. Returns 0 or -errno. */
+/* Starts the zygote: forks and execs the program tine-zygote found next to
+ * the running executable (or $TINE_ZYGOTE), handing it the control socket
+ * and the isolation configured by sbx_isolation_configure. Must be called
+ * before tined creates threads or its loop. `sdk_dir` holds tine.lua.
+ * Returns 0 or -errno (-ENOENT, with a message on stderr, when the program
+ * is missing). */
 int sbx_zygote_start(sbx_zygote_t *z, const char *sdk_dir);
 
 /* Asks the zygote for a sandbox process without waiting for the answer.

@@ -18,6 +18,19 @@
  * handler names it in the ERROR frame it writes. Set by lua_host.c. */
 extern volatile uint64_t sbx__invocation_id;
 
+/* tined side, for sbx_zygote_start: the configuration given to
+ * sbx_isolation_configure (isolation off when none was) and the write end
+ * of the report pipe (-1 without one), to hand to the zygote program. */
+void sbx__isolation_handover(sbx_isolation_config_t *cfg, int *report_fd);
+
+/* In the zygote program, first thing: takes over what tined handed over
+ * (sbx__isolation_handover). Returns 0 or -ENAMETOOLONG. */
+int sbx__isolation_adopt(const sbx_isolation_config_t *cfg, int report_fd);
+
+/* The zygote program's main (sandbox/zygote_main.c): its arguments are
+ * written by sbx_zygote_start. Returns only on bad arguments (exit code). */
+int sbx__zygote_program(int argc, char **argv);
+
 /* In the zygote, once, before it serves spawn requests: enters the
  * namespaces, compiles the system call filters, and sends the report of
  * what it could apply to tined. A sandbox that later fails to apply a

@@ -1,7 +1,11 @@
-/* The zygote: a small single-threaded process forked by tined before it
- * starts its loop. It holds a prepared LuaJIT state (standard libraries and
- * the SDK loaded) and, on request, forks a sandbox for one function and hands
- * tined the sandbox's socket over the control socket (SCM_RIGHTS).
+/* The zygote: a small single-threaded program of its own (tine-zygote,
+ * zygote_main.c) that tined starts before its loop. It holds a prepared
+ * LuaJIT state (standard libraries and the SDK loaded) and, on request,
+ * forks a sandbox for one function and hands tined the sandbox's socket over
+ * the control socket (SCM_RIGHTS). Being exec'd rather than forked from
+ * tined, it maps only the libraries a sandbox needs and none of tined's
+ * memory: a fork copies fewer page tables, a sandbox shares fewer pages, and
+ * no sandbox holds tined's configuration.
  *
  * Control protocol (tined -> zygote): one wire frame of type
  * ZYGOTE_MSG_SPAWN whose meta is the JSON of an sbx_spec_t, or {"blank":true}
@@ -19,7 +23,9 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,12 +33,17 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define ZYGOTE_MSG_SPAWN SBX_MSG_INVOKE /* a spawn request travels as an INVOKE frame */
 #define ZYGOTE_MAX_REQUEST 65536
+/* Where the zygote program finds the control socket and the isolation
+ * report pipe (sbx_zygote_start puts them there). */
+#define ZYGOTE_CONTROL_FD 3
+#define ZYGOTE_REPORT_FD 4
 
 typedef struct {
     int32_t status;
@@ -217,6 +228,9 @@ static void zygote_main(int control_fd, const char *sdk_dir)
     }
     /* Namespaces and filters once, for every sandbox forked from here on. */
     sbx__isolation_zygote_enter();
+    /* Give the heap's free pages back: what a sandbox allocates then comes
+     * from fresh pages, not from copies of the zygote's. */
+    malloc_trim(0);
     for (;;) {
         sbx_frame_hdr_t h;
         char *payload = NULL;
@@ -233,28 +247,122 @@ static void zygote_main(int control_fd, const char *sdk_dir)
     }
 }
 
+/* The zygote program: $TINE_ZYGOTE, else tine-zygote next to the running
+ * executable. A fresh heap string, or NULL after saying why. */
+static char *zygote_program(void)
+{
+    const char *env = getenv("TINE_ZYGOTE");
+    if (env != NULL && env[0] != '\0') {
+        if (access(env, X_OK) == 0)
+            return xstrdup(env);
+        fprintf(stderr, "tine: cannot run the zygote program %s (TINE_ZYGOTE): %s\n", env, strerror(errno));
+        return NULL;
+    }
+    char *p = tine_exe_sibling("tine-zygote");
+    if (p == NULL)
+        fprintf(stderr, "tine: the zygote program tine-zygote is not next to this executable (or set "
+                        "TINE_ZYGOTE)\n");
+    return p;
+}
+
 int sbx_zygote_start(sbx_zygote_t *z, const char *sdk_dir)
 {
+    char *program = zygote_program();
+    if (program == NULL)
+        return -ENOENT;
+    sbx_isolation_config_t cfg;
+    int report_fd;
+    sbx__isolation_handover(&cfg, &report_fd);
+    char uid[16], report[16];
+    snprintf(uid, sizeof uid, "%u", (unsigned)cfg.sandbox_uid);
+    snprintf(report, sizeof report, "%d", ZYGOTE_REPORT_FD);
+    const char *argv[12] = {"tine-zygote", "--sdk-dir", sdk_dir, "--isolation", cfg.enabled ? "on" : "off",
+                            "--sandbox-uid", uid};
+    int argc = 7;
+    if (cfg.tmp_dir) {
+        argv[argc++] = "--tmp-dir";
+        argv[argc++] = cfg.tmp_dir;
+    }
+    if (report_fd >= 0) {
+        argv[argc++] = "--report-fd";
+        argv[argc++] = report;
+    }
+    argv[argc] = NULL;
+
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        free(program);
         return -errno;
+    }
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
         int e = -errno;
         close(sv[0]);
         close(sv[1]);
+        free(program);
         return e;
     }
     if (pid == 0) {
-        close(sv[0]);
-        zygote_main(sv[1], sdk_dir);
-        _exit(0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* The control socket on ZYGOTE_CONTROL_FD, the report pipe on
+         * ZYGOTE_REPORT_FD, nothing else of tined's but stdio. */
+        int control = fcntl(sv[1], F_DUPFD_CLOEXEC, ZYGOTE_REPORT_FD + 1);
+        int report_dup = report_fd >= 0 ? fcntl(report_fd, F_DUPFD_CLOEXEC, ZYGOTE_REPORT_FD + 1) : -1;
+        if (control < 0 || (report_fd >= 0 && report_dup < 0) || dup2(control, ZYGOTE_CONTROL_FD) < 0 ||
+            (report_dup >= 0 && dup2(report_dup, ZYGOTE_REPORT_FD) < 0)) {
+            fprintf(stderr, "tine: cannot pass descriptors to the zygote: %s\n", strerror(errno));
+            _exit(127);
+        }
+        closefrom(report_dup >= 0 ? ZYGOTE_REPORT_FD + 1 : ZYGOTE_CONTROL_FD + 1);
+        execv(program, (char *const *)argv);
+        fprintf(stderr, "tine: cannot run the zygote program %s: %s\n", program, strerror(errno));
+        _exit(127);
     }
+    free(program);
     close(sv[1]);
     z->pid = pid;
     z->control_fd = sv[0];
     return 0;
+}
+
+int sbx__zygote_program(int argc, char **argv)
+{
+    const char *sdk_dir = NULL;
+    sbx_isolation_config_t cfg = {.enabled = false};
+    int report_fd = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (v == NULL)
+            goto usage;
+        if (strcmp(a, "--sdk-dir") == 0)
+            sdk_dir = v;
+        else if (strcmp(a, "--isolation") == 0 && (strcmp(v, "on") == 0 || strcmp(v, "off") == 0))
+            cfg.enabled = strcmp(v, "on") == 0;
+        else if (strcmp(a, "--sandbox-uid") == 0)
+            cfg.sandbox_uid = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--tmp-dir") == 0)
+            cfg.tmp_dir = v;
+        else if (strcmp(a, "--report-fd") == 0 && atoi(v) == ZYGOTE_REPORT_FD)
+            report_fd = ZYGOTE_REPORT_FD;
+        else
+            goto usage;
+        i++;
+    }
+    struct stat st;
+    if (sdk_dir == NULL || fstat(ZYGOTE_CONTROL_FD, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+        sbx__isolation_adopt(&cfg, report_fd) != 0)
+        goto usage;
+    fcntl(ZYGOTE_CONTROL_FD, F_SETFD, FD_CLOEXEC);
+    if (report_fd >= 0)
+        fcntl(report_fd, F_SETFD, FD_CLOEXEC);
+    zygote_main(ZYGOTE_CONTROL_FD, sdk_dir);
+    return 0;
+usage:
+    fprintf(stderr, "tine-zygote: started by tined only (its control socket on fd %d, then --sdk-dir DIR "
+                    "--isolation on|off --sandbox-uid UID [--tmp-dir DIR] [--report-fd %d])\n",
+            ZYGOTE_CONTROL_FD, ZYGOTE_REPORT_FD);
+    return 2;
 }
 
 /* A ZYGOTE_MSG_SPAWN frame (header and meta) in one malloc'd buffer, or NULL. */

@@ -92,20 +92,7 @@ static char *find_tined(void)
     const char *env = getenv("TINE_TINED");
     if (env != NULL && env[0] != '\0')
         return xstrdup(env);
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return NULL;
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    if (slash == NULL)
-        return NULL;
-    *slash = '\0';
-    char *p = xasprintf("%s/tined", self);
-    if (access(p, X_OK) == 0)
-        return p;
-    free(p);
-    return NULL;
+    return tine_exe_sibling("tined");
 }
 
 /* Creates dir and its parents (mode 0700 for the ones it creates). */

@@ -14,6 +14,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char handler_lua[] = "local M = {}\n"
@@ -231,6 +233,56 @@ static void test_zygote_gone(void **state)
     assert_true(r == TINE_ECRASH || r == -EPIPE || r == -ECONNRESET);
 }
 
+/* The zygote is a program of its own: a missing one is a clear error, not
+ * a zygote that dies later. */
+static void test_missing_program(void **state)
+{
+    (void)state;
+    setenv("TINE_ZYGOTE", "/nonexistent/tine-zygote", 1);
+    sbx_zygote_t z = {0};
+    assert_int_equal(sbx_zygote_start(&z, "/nonexistent"), -ENOENT);
+    assert_int_equal(z.pid, 0);
+    unsetenv("TINE_ZYGOTE");
+}
+
+/* Runs the zygote program next to this test with `args` and no control
+ * socket on fd 3; returns its exit status. */
+static int run_program(const char *const *args)
+{
+    char *prog = tine_exe_sibling("tine-zygote");
+    assert_non_null(prog);
+    pid_t p = fork();
+    if (p == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 2);
+        closefrom(3);
+        const char *argv[16] = {"tine-zygote"};
+        for (int i = 0; args[i] && i < 14; i++)
+            argv[i + 1] = args[i];
+        execv(prog, (char *const *)argv);
+        _exit(126);
+    }
+    free(prog);
+    int st = 0;
+    assert_int_equal(waitpid(p, &st, 0), p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Started by hand (no control socket) or with unknown or missing
+ * arguments, the program says how it is started and exits 2. */
+static void test_program_refuses_bad_starts(void **state)
+{
+    (void)state;
+    const char *no_socket[] = {"--sdk-dir", "/tmp", "--isolation", "off", "--sandbox-uid", "65534", NULL};
+    const char *unknown[] = {"--sdk-dir", "/tmp", "--frobnicate", "1", NULL};
+    const char *bad_value[] = {"--sdk-dir", "/tmp", "--isolation", "maybe", NULL};
+    const char *missing_value[] = {"--sdk-dir", NULL};
+    assert_int_equal(run_program(no_socket), 2);
+    assert_int_equal(run_program(unknown), 2);
+    assert_int_equal(run_program(bad_value), 2);
+    assert_int_equal(run_program(missing_value), 2);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -240,6 +292,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipelined_blanks_and_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_spec_and_bad_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_zygote_gone, setup, teardown),
+        cmocka_unit_test(test_missing_program),
+        cmocka_unit_test(test_program_refuses_bad_starts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
