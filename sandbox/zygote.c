@@ -38,6 +38,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+extern char **environ;
+
 #define ZYGOTE_MSG_SPAWN SBX_MSG_INVOKE /* a spawn request travels as an INVOKE frame */
 #define ZYGOTE_MAX_REQUEST 65536
 /* Where the zygote program finds the control socket and the isolation
@@ -288,11 +290,26 @@ int sbx_zygote_start(sbx_zygote_t *z, const char *sdk_dir)
         argv[argc++] = report;
     }
     argv[argc] = NULL;
+    /* tined's environment, with every symbol of every library bound when
+     * the zygote starts: a sandbox then binds none on its first calls (a
+     * lookup and a copied page each). */
+    size_t nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    char **envp = xcalloc(nenv + 2, sizeof *envp);
+    size_t k = 0;
+    for (size_t i = 0; i < nenv; i++)
+        if (strncmp(environ[i], "LD_BIND_NOW=", 12) != 0)
+            envp[k++] = environ[i];
+    envp[k++] = "LD_BIND_NOW=1";
+    envp[k] = NULL;
 
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        int e = -errno;
         free(program);
-        return -errno;
+        free(envp);
+        return e;
     }
     fflush(NULL);
     pid_t pid = fork();
@@ -301,6 +318,7 @@ int sbx_zygote_start(sbx_zygote_t *z, const char *sdk_dir)
         close(sv[0]);
         close(sv[1]);
         free(program);
+        free(envp);
         return e;
     }
     if (pid == 0) {
@@ -315,11 +333,12 @@ int sbx_zygote_start(sbx_zygote_t *z, const char *sdk_dir)
             _exit(127);
         }
         closefrom(report_dup >= 0 ? ZYGOTE_REPORT_FD + 1 : ZYGOTE_CONTROL_FD + 1);
-        execv(program, (char *const *)argv);
+        execve(program, (char *const *)argv, envp);
         fprintf(stderr, "tine: cannot run the zygote program %s: %s\n", program, strerror(errno));
         _exit(127);
     }
     free(program);
+    free(envp);
     close(sv[1]);
     z->pid = pid;
     z->control_fd = sv[0];
