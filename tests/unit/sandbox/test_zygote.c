@@ -8,9 +8,10 @@
 
 #include <cmocka.h>
 
+#include "frames.h"
+
 #include "sandbox.h"
 #include "tine_common.h"
-#include "meta.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -80,16 +81,6 @@ static sbx_spec_t spec_of(fixture_t *f, const char *fn)
 }
 
 /* Reads one frame and checks its type; returns the payload (free it). */
-/* Writes an INVOKE whose metadata is the binary form of `meta` (meta.h). */
-static void write_invoke(int fd, uint64_t id, const json_t *meta)
-{
-    tine_buf_t b;
-    tine_buf_init(&b);
-    sbx_meta_json(&b, meta);
-    assert_int_equal(sbx_frame_write(fd, SBX_MSG_INVOKE, id, b.data, b.len, NULL, 0), 0);
-    tine_buf_dispose(&b);
-}
-
 static char *expect_frame(int fd, uint8_t type, sbx_frame_hdr_t *h)
 {
     char *payload = NULL;
@@ -103,7 +94,7 @@ static char *expect_frame(int fd, uint8_t type, sbx_frame_hdr_t *h)
 static void invoke_and_check(int fd, const char *fn, int n)
 {
     json_t *meta = json_pack("{s:s, s:{s:i}}", "kind", "event", "event", "n", n);
-    write_invoke(fd, 7, meta);
+    write_invoke(fd, 7, meta, NULL, 0);
     json_decref(meta);
     sbx_frame_hdr_t h;
     char *p = expect_frame(fd, SBX_MSG_RESULT, &h);
@@ -149,7 +140,7 @@ static void test_blank_then_spec(void **state)
     assert_int_equal(write(fd, frame, len), (ssize_t)len);
     free(frame);
     json_t *meta = json_pack("{s:s, s:{s:i}}", "kind", "event", "event", "n", 5);
-    write_invoke(fd, 9, meta);
+    write_invoke(fd, 9, meta, NULL, 0);
     json_decref(meta);
     sbx_frame_hdr_t h;
     free(expect_frame(fd, SBX_MSG_READY, &h));
