@@ -8,6 +8,7 @@
  * serves the report as GET /_tine/v1/doctor. */
 #define _GNU_SOURCE
 #include "sandbox_internal.h"
+#include "outbox.h"
 #include "tine_common.h"
 #include "wire.h"
 
@@ -346,6 +347,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
     (void)sig;
     (void)uc;
     int fd = sigsys_fd;
+    sbx_outbox_flush_from_signal(); /* answers of invocations before this one */
     if (fd >= 0) {
         char meta[256];
         size_t n = 0;

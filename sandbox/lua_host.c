@@ -8,6 +8,7 @@
 #include "sandbox_internal.h"
 #include "tine_common.h"
 #include "meta.h"
+#include "outbox.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -44,7 +45,6 @@ struct sbx_lua {
     int fd;                 /* the sandbox socket; -1 outside sbx_lua_serve */
     uint64_t invocation_id; /* id of the running invocation, 0 outside one */
     uint64_t start_ns;      /* CLOCK_MONOTONIC start of the running invocation */
-    uint64_t cpu_mark_ns;   /* process CPU time when the last invocation ended (or READY) */
     sbx_reader_t rd;        /* frames from the socket (pipelined INVOKEs, host replies) */
     uint32_t timeout_ms;    /* its timeout, for ctx.remaining_ms() */
     const sbx_spec_t *spec;
@@ -625,7 +625,7 @@ static int log_emit(lua_State *L, const char *level, int first)
     if (S->fd >= 0) {
         char meta[32];
         int ml = snprintf(meta, sizeof meta, "{\"level\":\"%s\"}", level);
-        (void)sbx_frame_write(S->fd, SBX_MSG_LOG, S->invocation_id, meta, (size_t)ml, b->data, b->len);
+        (void)sbx_outbox_frame(SBX_MSG_LOG, S->invocation_id, meta, (size_t)ml, b->data, b->len);
     } else {
         fprintf(stderr, "[%s] %.*s\n", level, (int)b->len, b->data ? b->data : "");
     }
@@ -696,7 +696,9 @@ static int sdk_hostcall(lua_State *L)
         sb_reset(m);
         return 2;
     }
-    int rc = sbx_frame_write(S->fd, SBX_MSG_HOSTCALL, S->invocation_id, m->data, m->len, body, body_len);
+    int rc = sbx_outbox_flush(); /* answers held go first: the host call blocks */
+    if (rc == 0)
+        rc = sbx_outbox_frame(SBX_MSG_HOSTCALL, S->invocation_id, m->data, m->len, body, body_len);
     sb_reset(m);
     if (rc != 0) {
         lua_pushnil(L);
@@ -711,6 +713,7 @@ static int sdk_hostcall(lua_State *L)
         fprintf(stderr, "tine sandbox: expected a host reply, got frame type %u\n", h.type);
         _exit(1);
     }
+    sbx_outbox_call_resume(); /* the time it waited was not the invocation's */
     json_error_t jerr;
     json_t *reply = json_loadb(S->reply, h.meta_len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
     if (!json_is_object(reply)) {
@@ -1109,26 +1112,11 @@ void sbx_lua_free(sbx_lua_t *S)
 
 /* ------------------------------------------------------- serving */
 
-/* The sandbox's CPU time. It has one thread, so the thread's clock is the
- * process's, and the kernel reads it without summing a thread group. */
-static uint64_t process_cpu_ns(void)
+/* The running invocation's answer may be held (outbox.h): the next one
+ * waits already, and the timeout is long beside a scheduler tick. */
+static bool may_hold(struct sbx_lua *S)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* CPU time of the invocation that ends now, in microseconds (the frame's
- * aux word): the process's CPU time since the previous one ended (a blocked
- * read between them uses none), so one clock read per invocation. */
-static uint32_t invocation_cpu_us(struct sbx_lua *S)
-{
-    if (S->invocation_id == 0)
-        return 0;
-    uint64_t now = process_cpu_ns();
-    uint64_t us = (now - S->cpu_mark_ns) / 1000u;
-    S->cpu_mark_ns = now;
-    return us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    return S->timeout_ms >= OUTBOX_HOLD_MIN_TIMEOUT_MS && sbx_reader_buffered(&S->rd);
 }
 
 /* Writes an ERROR frame {"error":msg,"trace":trace}. Outside protected calls. */
@@ -1144,7 +1132,9 @@ static int write_error(struct sbx_lua *S, uint64_t id, const char *msg, size_t m
         sb_json_str(NULL, m, trace, trace_len, false);
     }
     sb_addc(NULL, m, '}');
-    int rc = sbx_frame_write_aux(S->fd, SBX_MSG_ERROR, id, invocation_cpu_us(S), m->data, m->len, NULL, 0);
+    /* An invocation's error is its answer; one before READY (loading) is not. */
+    int rc = S->invocation_id ? sbx_outbox_answer(SBX_MSG_ERROR, id, m->data, m->len, NULL, 0, may_hold(S))
+                              : sbx_frame_write(S->fd, SBX_MSG_ERROR, id, m->data, m->len, NULL, 0);
     sb_reset(m);
     return rc;
 }
@@ -1683,8 +1673,8 @@ static int serve_invoke(struct sbx_lua *S, const sbx_frame_hdr_t *h, const char 
         } else if (lua_type(L, -1) == LUA_TSTRING) {
             body = lua_tolstring(L, -1, &blen);
         }
-        rc = sbx_frame_write_aux(S->fd, SBX_MSG_RESULT, h->id, invocation_cpu_us(S), S->meta.data, S->meta.len,
-                                 body, blen);
+        /* Held while the next invocation is waiting already (outbox.h). */
+        rc = sbx_outbox_answer(SBX_MSG_RESULT, h->id, S->meta.data, S->meta.len, body, blen, may_hold(S));
     }
     lua_settop(L, 0);
     sb_reset(&S->meta);
@@ -1786,6 +1776,7 @@ int sbx_lua_serve(sbx_lua_t *S, int fd, const sbx_spec_t *spec)
     lua_State *L = S->L;
     uint64_t t0 = tine_now_ns();
     S->fd = fd;
+    sbx_outbox_open(fd); /* the module's tine.log lines while it loads */
     S->spec = spec;
     S->invocation_id = 0;
 
@@ -1819,12 +1810,17 @@ int sbx_lua_serve(sbx_lua_t *S, int fd, const sbx_spec_t *spec)
     if (sbx_frame_write(fd, SBX_MSG_READY, 0, ready, (size_t)n, NULL, 0) < 0)
         return 1;
 
-    S->cpu_mark_ns = process_cpu_ns();
+    sbx_outbox_open(fd); /* again: CPU time is counted from here, loading is not an invocation's */
     sbx_reader_init(&S->rd, fd);
     int status = 0;
     for (;;) {
         sbx_frame_hdr_t h;
         const char *payload;
+        /* About to wait for the next invocation: the held answers go out. */
+        if (!sbx_reader_buffered(&S->rd) && sbx_outbox_flush() < 0) {
+            status = 1;
+            break;
+        }
         int rc = sbx_reader_next(&S->rd, &h, &payload, SBX_WIRE_MAX_FRAME);
         if (rc < 0) {
             status = 1;
@@ -1837,6 +1833,10 @@ int sbx_lua_serve(sbx_lua_t *S, int fd, const sbx_spec_t *spec)
             break;
         }
         S->start_ns = tine_now_ns();
+        if (sbx_outbox_call_begin(S->start_ns) < 0) {
+            status = 1;
+            break;
+        }
         if (serve_invoke(S, &h, payload) < 0) {
             status = 1;
             break;

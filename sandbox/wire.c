@@ -22,6 +22,18 @@ int sbx_frame_check(const sbx_frame_hdr_t *h, uint32_t max_frame)
     return 0;
 }
 
+sbx_frame_hdr_t sbx_frame_header(uint8_t type, uint64_t id, uint32_t aux, size_t meta_len, size_t body_len)
+{
+    sbx_frame_hdr_t h;
+    memset(&h, 0, sizeof h);
+    h.len = (uint32_t)(meta_len + body_len);
+    h.type = type;
+    h.meta_len = (uint32_t)meta_len;
+    h.aux = aux;
+    h.id = id;
+    return h;
+}
+
 int sbx_frame_write(int fd, uint8_t type, uint64_t id, const void *meta, size_t meta_len, const void *body,
                     size_t body_len)
 {
@@ -34,14 +46,7 @@ int sbx_frame_write_aux(int fd, uint8_t type, uint64_t id, uint32_t aux, const v
     if (meta_len > UINT32_MAX || body_len > UINT32_MAX - meta_len)
         return -EMSGSIZE;
 
-    sbx_frame_hdr_t h;
-    memset(&h, 0, sizeof h);
-    h.len = (uint32_t)(meta_len + body_len);
-    h.type = type;
-    h.meta_len = (uint32_t)meta_len;
-    h.id = id;
-    h.aux = aux;
-
+    sbx_frame_hdr_t h = sbx_frame_header(type, id, aux, meta_len, body_len);
     struct iovec iov[3];
     int n = 0;
     iov[n++] = (struct iovec){.iov_base = &h, .iov_len = sizeof h};
@@ -50,7 +55,11 @@ int sbx_frame_write_aux(int fd, uint8_t type, uint64_t id, uint32_t aux, const v
     if (body_len > 0)
         iov[n++] = (struct iovec){.iov_base = (void *)body, .iov_len = body_len};
 
-    struct iovec *v = iov;
+    return sbx_writev_all(fd, iov, n);
+}
+
+int sbx_writev_all(int fd, struct iovec *v, int n)
+{
     while (n > 0) {
         ssize_t w = writev(fd, v, n);
         if (w < 0) {

@@ -60,6 +60,9 @@ _Static_assert(sizeof(sbx_frame_hdr_t) == 24, "frame header is 24 bytes");
  * Returns 0 or TINE_EPROTO. */
 int sbx_frame_check(const sbx_frame_hdr_t *h, uint32_t max_frame);
 
+/* The header of a frame (the caller checked meta_len + body_len fits 32 bits). */
+sbx_frame_hdr_t sbx_frame_header(uint8_t type, uint64_t id, uint32_t aux, size_t meta_len, size_t body_len);
+
 /* Writes one whole frame to a blocking fd with writev (retrying on EINTR and
  * short writes). Returns 0 or -errno. */
 int sbx_frame_write(int fd, uint8_t type, uint64_t id, const void *meta, size_t meta_len, const void *body,
@@ -68,6 +71,11 @@ int sbx_frame_write(int fd, uint8_t type, uint64_t id, const void *meta, size_t 
 /* sbx_frame_write with the header's `aux` word set. */
 int sbx_frame_write_aux(int fd, uint8_t type, uint64_t id, uint32_t aux, const void *meta, size_t meta_len,
                         const void *body, size_t body_len);
+
+/* Writes all of v[0..n) to a blocking fd (retrying EINTR and short writes;
+ * v is consumed). Returns 0 or -errno. */
+struct iovec;
+int sbx_writev_all(int fd, struct iovec *v, int n);
 
 /* Reads one whole frame from a blocking fd. On success returns 0, fills *h and
  * stores a malloc'd payload of h->len bytes (+1 NUL byte) in *payload. Returns

@@ -19,6 +19,7 @@
  * loading the handler but no fork and no trip through the zygote. */
 #include "sandbox.h"
 #include "sandbox_internal.h"
+#include "outbox.h"
 #include "tine_common.h"
 #include "wire.h"
 
@@ -100,6 +101,7 @@ static void zygote_become_sandbox(sbx_lua_t *L, int control_fd, int fd, const sb
     signal(SIGPIPE, SIG_IGN);
     if (spec->runtime == SBX_RUNTIME_EXEC)
         _exit(sbx_exec_serve(fd, spec));
+    sbx_outbox_install(); /* before the system call filter, which allows neither sigaction nor setitimer */
     sbx_spec_t confined = *spec;
     char err[256];
     if (sbx__isolation_enter_lua(spec, &fd, &confined.bundle_dir, err, sizeof err) != 0) {
