@@ -87,8 +87,6 @@ struct bill {
     uint64_t inflight;
     uint64_t recorded, dropped, write_errors;
     uint64_t last_drop_log_ns;
-    uint64_t iso_sec;  /* the second iso_text shows (formatting cache) */
-    char iso_text[24]; /* "2026-01-02T03:04:05" */
     uint64_t day_num;  /* the day day_text shows */
     char day_text[11];
 

@@ -169,6 +169,38 @@ int bill_usage(bill_t *b, const char *app, const char *from, const char *to, bil
 
 /* ------------------------------------------------------------ records */
 
+/* Adds to a stored record what the recorder leaves out because it follows
+ * from the rest: app, start (ISO 8601 of start_ms), mb_ms, gb_s and cost.
+ * Records written before they were left out have them already. */
+static void record_expand(json_t *rec, const char *app)
+{
+    if (!json_object_get(rec, "app"))
+        json_object_set_new(rec, "app", json_string(app));
+    json_int_t start_ms = json_integer_value(json_object_get(rec, "start_ms"));
+    if (!json_object_get(rec, "start") && start_ms > 0) {
+        time_t t = (time_t)(start_ms / 1000);
+        struct tm tm;
+        char iso[40];
+        gmtime_r(&t, &tm);
+        size_t n = strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(iso + n, sizeof iso - n, ".%03dZ", (int)(start_ms % 1000));
+        json_object_set_new(rec, "start", json_string(iso));
+    }
+    if (!json_object_get(rec, "mb_ms")) {
+        uint64_t mb_ms = bill_mb_ms((uint32_t)json_integer_value(json_object_get(rec, "memory_mb")),
+                                    (uint64_t)json_integer_value(json_object_get(rec, "billed_ms")));
+        char gb_s[48];
+        bill_format_gb_s(mb_ms, gb_s);
+        json_object_set_new(rec, "mb_ms", json_integer((json_int_t)mb_ms));
+        json_object_set_new(rec, "gb_s", json_string(gb_s));
+    }
+    if (!json_object_get(rec, "cost")) {
+        char money[32];
+        bill_format_pusd((uint64_t)json_integer_value(json_object_get(rec, "cost_pusd")), money);
+        json_object_set_new(rec, "cost", json_string(money));
+    }
+}
+
 /* Calls visit with each record of app's list, newest first, until it
  * returns nonzero or the list ends. */
 typedef int (*visit_fn)(json_t *record, void *data);
@@ -184,8 +216,10 @@ static int scan_records(bill_t *b, const char *app, visit_fn visit, void *data, 
         int stop = 0;
         for (size_t i = 0; i < n && !stop; i++) {
             json_t *rec = json_loadb(recs->element[i]->str, recs->element[i]->len, 0, NULL);
-            if (rec)
+            if (rec) {
+                record_expand(rec, app);
                 stop = visit(rec, data);
+            }
             json_decref(rec);
         }
         freeReplyObject(recs);
@@ -263,8 +297,8 @@ int bill_activation(bill_t *b, const char *id, json_t **out, char *err, size_t e
             rc = TINE_EREDIS;
             break;
         }
-        if (r->type == REDIS_REPLY_STRING)
-            rec = json_loadb(r->str, r->len, 0, NULL);
+        if (r->type == REDIS_REPLY_STRING && (rec = json_loadb(r->str, r->len, 0, NULL)) != NULL)
+            record_expand(rec, apps->element[i]->str);
         freeReplyObject(r);
     }
     free(prefix);
