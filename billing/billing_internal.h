@@ -83,6 +83,7 @@ struct bill {
     size_t npending, cap_pending;
     tine_buf_t batch_records; /* JSON records back to back */
     tine_buf_t batch_lines;   /* NDJSON log lines */
+    tine_buf_t resp;           /* a flush's LPUSH in RESP, reused */
     bill_map_t deltas; /* "key\nfield" -> bill_usage_delta_t */
     uint64_t inflight;
     uint64_t recorded, dropped, write_errors;

@@ -23,6 +23,7 @@
 
 /* Reply kinds; REPLY_RECORDS carries the number of records in its upper bits. */
 enum { REPLY_OTHER = 0, REPLY_RECORDS = 1 };
+#define BILL_KEEP_RESP_BYTES (1024u * 1024u)
 #define REPLY_TAG(kind, n) ((void *)(uintptr_t)(((uintptr_t)(n) << 1) | (kind)))
 
 /* Trims an app's record list (KEYS[1]) to the newest ARGV[1] records, pops
@@ -391,38 +392,45 @@ static void flush_apps(bill_t *b)
     snprintf(count, sizeof(count), "%u", b->retention_count);
     snprintf(cutoff, sizeof(cutoff), "%" PRIu64, now > age_ms ? now - age_ms : 0);
     snprintf(ttl, sizeof(ttl), "%u", b->retention_s);
-    tine_buf_t lines, cmd, all;
+    tine_buf_t lines;
     tine_buf_init(&lines);
-    tine_buf_init(&cmd);
-    tine_buf_init(&all);
+    tine_buf_t *cmd = &b->resp;
     for (size_t i = 0; i < b->npending; i++) {
         const char *app = b->pending[i].app;
         if (app == NULL)
             continue; /* done with an earlier app */
         char *key = xasprintf(BILL_KEY_ACTS "%s", app);
+        /* The command's head ("*<n>\r\n$5\r\nLPUSH\r\n" and the key) goes
+         * right-aligned into room left at the front once n is known. */
+        size_t room = 64 + strlen(key);
+        cmd->len = 0;
+        tine_buf_grow(cmd, room);
+        cmd->len = room;
         size_t nrec = 0;
         lines.len = 0;
-        cmd.len = 0;
         for (size_t j = i; j < b->npending; j++) {
             bill_pending_t *p = &b->pending[j];
             if (p->app == NULL || (p->app != app && strcmp(p->app, app) != 0))
                 continue;
             p->app = NULL;
-            resp_bulk(&cmd, b->batch_records.data + p->rec_off, p->rec_len);
+            resp_bulk(cmd, b->batch_records.data + p->rec_off, p->rec_len);
             nrec++;
             if (p->lines_len)
                 tine_buf_append(&lines, b->batch_lines.data + p->lines_off, p->lines_len);
         }
+        tine_buf_t head;
+        tine_buf_init(&head);
         char n[24];
-        all.len = 0;
-        PUT(&all, "*");
-        tine_buf_append(&all, n, tine_fmt_u64(n, nrec + 2, 1));
-        PUT(&all, "\r\n$5\r\nLPUSH\r\n");
-        resp_bulk(&all, key, strlen(key));
-        tine_buf_append(&all, cmd.data, cmd.len);
+        PUT(&head, "*");
+        tine_buf_append(&head, n, tine_fmt_u64(n, nrec + 2, 1));
+        PUT(&head, "\r\n$5\r\nLPUSH\r\n");
+        resp_bulk(&head, key, strlen(key));
+        char *start = cmd->data + room - head.len;
+        memcpy(start, head.data, head.len);
+        tine_buf_dispose(&head);
         b->inflight++;
-        if (redisAsyncFormattedCommand(b->ac, on_reply, REPLY_TAG(REPLY_RECORDS, nrec), all.data, all.len) !=
-            REDIS_OK) {
+        if (redisAsyncFormattedCommand(b->ac, on_reply, REPLY_TAG(REPLY_RECORDS, nrec), start,
+                                       cmd->len - (size_t)(start - cmd->data)) != REDIS_OK) {
             b->inflight--;
             b->write_errors++;
             b->dropped += nrec;
@@ -440,8 +448,8 @@ static void flush_apps(bill_t *b)
         free(key);
     }
     tine_buf_dispose(&lines);
-    tine_buf_dispose(&cmd);
-    tine_buf_dispose(&all);
+    if (cmd->cap > BILL_KEEP_RESP_BYTES)
+        tine_buf_dispose(cmd); /* a burst's buffer is given back */
 }
 
 /* One HINCRBY per counter that moved. */
@@ -507,6 +515,7 @@ bill_t *bill_new(uv_loop_t *loop, const bill_config_t *cfg)
     b->retention_s = cfg->retention_s ? cfg->retention_s : 7 * 24 * 3600;
     tine_buf_init(&b->batch_records);
     tine_buf_init(&b->batch_lines);
+    tine_buf_init(&b->resp);
     bill__map_init(&b->deltas);
     bill__map_init(&b->series);
     uv_timer_init(loop, &b->flush_timer);
@@ -549,6 +558,7 @@ void bill_free(bill_t *b)
     b->npending = 0;
     tine_buf_dispose(&b->batch_records);
     tine_buf_dispose(&b->batch_lines);
+    tine_buf_dispose(&b->resp);
     bill__map_dispose(&b->deltas, free_delta);
     bill__metrics_dispose(b);
     free(b->redis_url);
