@@ -17,6 +17,7 @@
  * socket for one ZYGOTE_MSG_SPAWN frame holding its spec (sbx_spec_frame,
  * written by tined) and then becomes that sandbox, so a cold start costs
  * loading the handler but no fork and no trip through the zygote. */
+#define _GNU_SOURCE /* SCHED_BATCH */
 #include "sandbox.h"
 #include "sandbox_internal.h"
 #include "outbox.h"
@@ -28,6 +29,7 @@
 #include <jansson.h>
 #include <malloc.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +101,12 @@ static void zygote_become_sandbox(sbx_lua_t *L, int control_fd, int fd, const sb
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     signal(SIGCHLD, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
+    /* SCHED_BATCH: a sandbox woken by a call does not preempt tined, which
+     * finishes its loop turn first (more calls reach the sandbox in one
+     * read, fewer context switches); tined, woken by an answer or a
+     * request, still preempts a sandbox. Allowed without privileges. */
+    struct sched_param sp = {.sched_priority = 0};
+    sched_setscheduler(0, SCHED_BATCH, &sp);
     if (spec->runtime == SBX_RUNTIME_EXEC)
         _exit(sbx_exec_serve(fd, spec));
     sbx_outbox_install(); /* before the system call filter, which allows neither sigaction nor setitimer */

@@ -81,6 +81,10 @@ check "load: every call answered 2xx" "0 0" "$non $errs"
 piped=$(pool count 'p["pipelined"]')
 [ "${piped:-0}" -gt 0 ] && ok "calls were pipelined ($piped)" || fail "calls were pipelined" "$(tine --json ps pipe)"
 check "the average says short" "True" "$(pool count 'p["avg_ms"] < 1')"
+# Sandboxes run SCHED_BATCH (policy 3, field 41 of /proc/PID/stat): woken by
+# a call they do not preempt tined's loop turn.
+spid=$(pool count 'p["sandboxes"][0]["pid"]')
+check "sandboxes are SCHED_BATCH" "3" "$(awk '{print $41}' "/proc/$spid/stat" 2>/dev/null)"
 
 # A call that overruns its timeout under load: it alone gets 504; the calls
 # pipelined behind it are sent again and answered.
