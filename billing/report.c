@@ -178,12 +178,8 @@ static void record_expand(json_t *rec, const char *app)
         json_object_set_new(rec, "app", json_string(app));
     json_int_t start_ms = json_integer_value(json_object_get(rec, "start_ms"));
     if (!json_object_get(rec, "start") && start_ms > 0) {
-        time_t t = (time_t)(start_ms / 1000);
-        struct tm tm;
-        char iso[40];
-        gmtime_r(&t, &tm);
-        size_t n = strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(iso + n, sizeof iso - n, ".%03dZ", (int)(start_ms % 1000));
+        char iso[32];
+        tine_fmt_rfc3339_ms((uint64_t)start_ms, iso);
         json_object_set_new(rec, "start", json_string(iso));
     }
     if (!json_object_get(rec, "mb_ms")) {

@@ -270,6 +270,15 @@ size_t tine_fmt_u64(char *out, uint64_t v, size_t width)
     return n;
 }
 
+void tine_fmt_rfc3339_ms(uint64_t unix_ms, char out[32])
+{
+    time_t t = (time_t)(unix_ms / 1000u);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03uZ", (unsigned)(unix_ms % 1000u));
+}
+
 bool tine_utf8_valid(const char *s, size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;

@@ -40,13 +40,8 @@ static int enabled(tine_log_level_t level)
 
 static void log_write(tine_log_level_t level, const char *const *kv, const char *fmt, va_list ap)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char when[40];
-    size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(when + n, sizeof(when) - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    char when[32];
+    tine_fmt_rfc3339_ms(tine_now_unix_ms(), when);
 
     char msg[2048];
     int ml = vsnprintf(msg, sizeof(msg), fmt, ap);

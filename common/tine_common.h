@@ -100,6 +100,10 @@ struct json_t *tine_json_text(const char *s, size_t len);
  * For hot paths, where printf costs more than the rest of the work. */
 size_t tine_fmt_u64(char *out, uint64_t v, size_t width);
 
+/* unix_ms as an RFC 3339 UTC time with milliseconds,
+ * "2026-01-02T03:04:05.678Z", NUL-terminated (out: 32 bytes). */
+void tine_fmt_rfc3339_ms(uint64_t unix_ms, char out[32]);
+
 /* True when s[0..len) is valid UTF-8 (NUL bytes included). */
 bool tine_utf8_valid(const char *s, size_t len);
 

@@ -47,7 +47,7 @@ static json_t *letter_json(redisReply *item)
     json_t *ev = event ? json_loads(event, 0, NULL) : NULL;
     char when[40] = "";
     if (failed)
-        ev__rfc3339(strtoull(failed, NULL, 10), when);
+        tine_fmt_rfc3339_ms(strtoull(failed, NULL, 10), when);
     const char *attempts = ev__entry_field(f, "attempts");
     return json_pack("{s:s, s:o, s:s, s:s, s:i, s:s, s:s, s:s}", "id", item->element[0]->str, "event",
                      ev ? ev : json_null(), "function", ev__entry_field(f, "function") ? ev__entry_field(f, "function") : "", "trigger",

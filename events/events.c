@@ -251,20 +251,11 @@ void ev__handle_close(ev_events_t *ev, uv_handle_t *h)
 
 /* ---------------------------------------------------------------- events */
 
-void ev__rfc3339(uint64_t unix_ms, char out[40])
-{
-    time_t t = (time_t)(unix_ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 40 - n, ".%03uZ", (unsigned)(unix_ms % 1000));
-}
-
 json_t *ev__make_event(const char *id, const char *type, const char *source, const char *subject, uint64_t time_ms,
                        json_t *data)
 {
     char when[40];
-    ev__rfc3339(time_ms, when);
+    tine_fmt_rfc3339_ms(time_ms, when);
     json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "specversion", "1.0", "id", id, "source", source, "type",
                           type, "time", when, "datacontenttype", "application/json");
     if (subject)

@@ -87,9 +87,6 @@ int ev__append_one(ev_events_t *ev, const char *app, json_t *event, json_t *targ
 json_t *ev__make_event(const char *id, const char *type, const char *source, const char *subject, uint64_t time_ms,
                        json_t *data);
 
-/* "2026-01-02T15:04:05.123Z" */
-void ev__rfc3339(uint64_t unix_ms, char out[40]);
-
 /* The target of an entry meant for one function. */
 json_t *ev__target(const char *app, const char *function, const char *trigger, uint32_t attempt, uint32_t attempts);
 

@@ -76,7 +76,7 @@ static void on_heartbeat_timer(uv_timer_t *t)
     if (ev->nodes_busy)
         return;
     char now[40];
-    ev__rfc3339(tine_now_unix_ms(), now);
+    tine_fmt_rfc3339_ms(tine_now_unix_ms(), now);
     ev__args_adds(&a, "EVAL");
     ev__args_adds(&a, lifecycle_lua);
     ev__args_adds(&a, "3");

@@ -36,7 +36,7 @@ static void on_tick_appended(redisAsyncContext *ac, void *reply, void *priv)
 static void sched_fire(ev_events_t *ev, const ev__sched_t *s, int64_t tick_ms)
 {
     char when[40];
-    ev__rfc3339((uint64_t)tick_ms, when);
+    tine_fmt_rfc3339_ms((uint64_t)tick_ms, when);
     char *id = xasprintf("tick:%s:%s:%zu:%" PRId64, s->app, s->function, s->trigger, tick_ms);
     char *source = xasprintf("tine://%s/schedule/%s", s->app, s->function);
     json_t *event = ev__make_event(id, "tine.schedule.tick", source, NULL, (uint64_t)tick_ms,

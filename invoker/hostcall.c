@@ -357,17 +357,6 @@ static void serve_kv(inv_hostcalls_t *hc, inv_call_t *c, const char *op, json_t 
     tine_buf_dispose(&full);
 }
 
-/* RFC 3339 UTC time with milliseconds. */
-static void rfc3339_now(char out[32])
-{
-    uint64_t ms = tine_now_unix_ms();
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03uZ", (unsigned)(ms % 1000));
-}
-
 /* Serves tine.emit: appends a CloudEvent to the events stream and answers
  * its id. */
 static void serve_emit(inv_hostcalls_t *hc, inv_call_t *c, json_t *meta, const char *body, size_t body_len)
@@ -398,7 +387,7 @@ static void serve_emit(inv_hostcalls_t *hc, inv_call_t *c, json_t *meta, const c
     const reg_app_version_t *v = c->pool->version;
     char id[64], when[32];
     snprintf(id, sizeof(id), "%s-%" PRIu64, c->inv->node_prefix, ++hc->next_event);
-    rfc3339_now(when);
+    tine_fmt_rfc3339_ms(tine_now_unix_ms(), when);
     char *source = xasprintf("tine://%s/%s", v->app, c->pool->fn->name);
     json_t *ev = json_pack("{s:s, s:s, s:s, s:s%, s:s, s:s}", "specversion", "1.0", "id", id, "source", source,
                            "type", type, tl, "time", when, "tineinvocation", c->id_hex);

@@ -36,16 +36,6 @@ static void ms_text(uint64_t us, char out[32])
     snprintf(out, 32, "%" PRIu64 ".%03" PRIu64 " ms", us / 1000u, us % 1000u);
 }
 
-/* "2026-01-02T03:04:05.678Z" from Unix milliseconds. */
-static void time_text(uint64_t ms, char out[32])
-{
-    time_t t = (time_t)(ms / 1000u);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000u));
-}
-
 /* A CSV field: quoted when it holds a comma, quote or line break. */
 static void csv_field(FILE *out, const char *s, bool last)
 {
@@ -136,7 +126,7 @@ int cli_render_activations(const char *json, FILE *out, char *err, size_t errlen
     json_array_foreach(list, i, a)
     {
         char start[32], ver[24], status[24], dur[32], billed[24];
-        time_text(num(a, "start_ms"), start);
+        tine_fmt_rfc3339_ms(num(a, "start_ms"), start);
         snprintf(ver, sizeof ver, "%" PRIu64, num(a, "version"));
         snprintf(status, sizeof status, "%" PRIu64, num(a, "status"));
         ms_text(num(a, "duration_us"), dur);
@@ -160,7 +150,7 @@ int cli_render_activation(const char *json, FILE *out, char *err, size_t errlen)
         return fail(err, errlen, "not an activation record");
     }
     char start[32], dur[32], queued[32], cold[32], cpu[32];
-    time_text(num(a, "start_ms"), start);
+    tine_fmt_rfc3339_ms(num(a, "start_ms"), start);
     ms_text(num(a, "duration_us"), dur);
     ms_text(num(a, "queued_us"), queued);
     ms_text(num(a, "cold_start_us"), cold);
@@ -193,7 +183,7 @@ int cli_render_activation(const char *json, FILE *out, char *err, size_t errlen)
     json_array_foreach(logs, i, l)
     {
         char when[32];
-        time_text(num(l, "t"), when);
+        tine_fmt_rfc3339_ms(num(l, "t"), when);
         fprintf(out, "  %s %s %s\n", when, str(l, "level"), str(l, "msg"));
     }
     json_decref(a);
@@ -208,7 +198,7 @@ int cli_render_log_line(const char *line, FILE *out)
         return -1;
     }
     char when[32];
-    time_text(num(l, "t"), when);
+    tine_fmt_rfc3339_ms(num(l, "t"), when);
     fprintf(out, "%s %s v%" PRIu64 " %s: %s\n", when, str(l, "function"), num(l, "version"), str(l, "level"),
             str(l, "msg"));
     json_decref(l);

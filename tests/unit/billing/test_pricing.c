@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "billing.h"
+#include "tine_common.h"
 
 #define MS(x) ((uint64_t)(x) * 1000000ull)
 
@@ -198,6 +199,12 @@ static void test_days_are_utc(void **state)
     assert_string_equal(d, "1970-01-01");
     bill_day(1795330753283ull, d);
     assert_string_equal(d, "2026-11-22");
+    /* The records' `start` (added when read) is the same UTC instant. */
+    char t[32];
+    tine_fmt_rfc3339_ms(1795330753283ull, t);
+    assert_string_equal(t, "2026-11-22T06:59:13.283Z");
+    tine_fmt_rfc3339_ms(5, t);
+    assert_string_equal(t, "1970-01-01T00:00:00.005Z");
 }
 
 int main(void)
