@@ -156,9 +156,9 @@ static const char *outcome(int code)
 }
 
 /* The activation record as stored: JSON without the fields a reader can
- * derive (app, start, mb_ms, gb_s, cost: bill__record_expand adds them), so
- * the record every invocation writes is a quarter smaller (docs/ARCHITECTURE.md
- * lists the fields). It starts with {"id":"<id>": bill_activation looks
+ * derive (app, start, mb_ms, gb_s, cost: report.c's record_expand adds them),
+ * so the record every invocation writes is a quarter smaller
+ * (docs/ARCHITECTURE.md lists the fields). It starts with {"id":"<id>": bill_activation looks
  * records up by that. */
 static void put_record(bill_t *b, const inv_activation_t *a, uint64_t billed_ms, uint64_t cost, tine_buf_t *out)
 {

@@ -364,16 +364,10 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
         n = put(meta, n, sizeof meta, abort_call ? "); the sandbox was stopped\"}"
                                                  : ": the function tried something its sandbox forbids "
                                                    "and the sandbox was stopped\"}");
-        sbx_frame_hdr_t h;
-        memset(&h, 0, sizeof h);
-        h.len = (uint32_t)n;
-        h.meta_len = (uint32_t)n;
-        h.type = SBX_MSG_ERROR;
+        sbx_frame_hdr_t h = sbx_frame_header(SBX_MSG_ERROR, sbx__invocation_id, 0, n, 0);
         h.flags = SBX_FRAME_EXITING;
-        h.id = sbx__invocation_id;
         struct iovec iov[2] = {{&h, sizeof h}, {meta, n}};
-        ssize_t w = writev(fd, iov, 2);
-        (void)w;
+        (void)sbx_writev_all(fd, iov, 2);
     }
     _exit(SBX_EXIT_SECCOMP);
 }

@@ -85,10 +85,21 @@ static uint64_t split_cpu(uint64_t now_ns, bool answering, uint64_t answer_wall_
     return answering ? total - given : 0;
 }
 
-static void put(const void *p, size_t n)
+/* Appends a frame to the held ones when it fits; false when it does not. */
+static bool hold_frame(const sbx_frame_hdr_t *h, const void *meta, size_t meta_len, const void *body,
+                       size_t body_len)
 {
-    memcpy(ob.buf + ob.len, p, n);
-    ob.len += n;
+    if (ob.buf == NULL || ob.len + sizeof *h + meta_len + body_len > OUTBOX_HOLD_BYTES)
+        return false;
+    memcpy(ob.buf + ob.len, h, sizeof *h);
+    ob.len += sizeof *h;
+    if (meta_len)
+        memcpy(ob.buf + ob.len, meta, meta_len);
+    ob.len += meta_len;
+    if (body_len)
+        memcpy(ob.buf + ob.len, body, body_len);
+    ob.len += body_len;
+    return true;
 }
 
 /* Writes the held frames, then the frame given (if any), in one writev. */
@@ -218,20 +229,17 @@ int sbx_outbox_answer(uint8_t type, uint64_t id, const void *meta, size_t meta_l
     uint64_t carry = ob.carry_ns;
     ob.seg_start_ns = 0; /* it ends here */
     ob.carry_ns = 0;
-    size_t size = sizeof(sbx_frame_hdr_t) + meta_len + body_len;
     if (hold && ob.buf == NULL)
         ob.buf = malloc(OUTBOX_HOLD_BYTES);
-    if (hold && ob.buf && ob.error == 0 && ob.nheld < OUTBOX_MAX_HELD && ob.len + size <= OUTBOX_HOLD_BYTES) {
-        ob.held[ob.nheld++] = (held_t){.off = ob.len, .wall_ns = wall, .cpu_ns = carry};
-        sbx_frame_hdr_t h = sbx_frame_header(type, id, 0, meta_len, body_len);
-        put(&h, sizeof h);
-        put(meta, meta_len);
-        put(body, body_len);
+    sbx_frame_hdr_t h = sbx_frame_header(type, id, 0, meta_len, body_len);
+    size_t off = ob.len;
+    if (hold && ob.error == 0 && ob.nheld < OUTBOX_MAX_HELD && hold_frame(&h, meta, meta_len, body, body_len)) {
+        ob.held[ob.nheld++] = (held_t){.off = off, .wall_ns = wall, .cpu_ns = carry};
         if (ob.nheld == 1)
             ob.held_since_ns = now;
         return leave(0);
     }
-    sbx_frame_hdr_t h = sbx_frame_header(type, id, to_us(carry + split_cpu(now, true, wall)), meta_len, body_len);
+    h.aux = to_us(carry + split_cpu(now, true, wall));
     return leave(write_out(&h, meta, meta_len, body, body_len));
 }
 
@@ -242,12 +250,8 @@ int sbx_outbox_frame(uint8_t type, uint64_t id, const void *meta, size_t meta_le
         return -EMSGSIZE;
     enter();
     sbx_frame_hdr_t h = sbx_frame_header(type, id, 0, meta_len, body_len);
-    if (ob.len && ob.len + sizeof h + meta_len + body_len <= OUTBOX_HOLD_BYTES) {
-        put(&h, sizeof h);
-        put(meta, meta_len);
-        put(body, body_len);
+    if (ob.len && hold_frame(&h, meta, meta_len, body, body_len))
         return leave(0);
-    }
     if (ob.nheld)
         split_cpu(clock_ns(CLOCK_MONOTONIC), false, 0);
     return leave(write_out(&h, meta, meta_len, body, body_len));
