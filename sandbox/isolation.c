@@ -396,7 +396,7 @@ static int rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned
 static int lua_allowlist(scmp_filter_ctx ctx)
 {
     static const char *const allowed[] = {
-        "read", "write", "readv", "writev", "close", "fstat", "newfstatat", "lseek", "access", "faccessat",
+        "read", "write", "readv", "writev", "poll", "ppoll", "close", "fstat", "newfstatat", "lseek", "access", "faccessat",
         "faccessat2", "mmap", "munmap", "mremap", "mprotect", "brk", "madvise", "clock_gettime", "gettimeofday",
         "time", "getpid", "futex", "rt_sigreturn", "rt_sigprocmask", "exit", "exit_group",
 #if defined(__SANITIZE_ADDRESS__)

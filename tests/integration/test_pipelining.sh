@@ -86,6 +86,23 @@ check "the average says short" "True" "$(pool count 'p["avg_ms"] < 1')"
 spid=$(pool count 'p["sandboxes"][0]["pid"]')
 check "sandboxes are SCHED_BATCH" "3" "$(awk '{print $41}' "/proc/$spid/stat" 2>/dev/null)"
 
+# A sandbox sleeps once per call, waiting for the next one: tined reading its
+# answer must not wake it for nothing (a read sleeping on a unix socket is
+# woken each time the peer consumes what it wrote; the sandbox waits in poll).
+switches() {
+  local t=0 p v
+  for p in $(pool count '" ".join(str(s["pid"]) for s in p["sandboxes"])'); do
+    v=$(awk '/^voluntary_ctxt_switches/ {print $2}' "/proc/$p/status" 2>/dev/null)
+    t=$((t + ${v:-0}))
+  done
+  echo "$t"
+}
+sw0=$(switches)
+for _ in $(seq 200); do curl -s -o /dev/null "$URL/pipe/count"; done
+sw1=$(switches)
+per=$(python3 -c "print(round(($sw1 - $sw0) / 200, 2))")
+check "a sandbox sleeps once per call ($per switches per call)" "True" "$(python3 -c "print($per <= 1.3)")"
+
 # A call that overruns its timeout under load: it alone gets 504; the calls
 # pipelined behind it are sent again and answered.
 requeued0=$(pool count 'p["requeued"]')
