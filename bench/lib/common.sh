@@ -141,48 +141,97 @@ parse_kv() {
 
 declare -A W H
 
-# wrk_measure URL: a warm-up run, then WRK_REPEAT measured runs; fills W
-# (rps, p50_us, p90_us, p99_us, socket_errors, non2xx, requests) from the
-# run with the median throughput, so one disturbed run does not decide.
-# 1 with WRK_ERROR on failure.
-wrk_measure() {
-  local url=$1 out i reports=()
-  local args=(-t"$WRK_THREADS" -c"$WRK_CONNECTIONS" --timeout 5s)
-  pin_client wrk "${args[@]}" -d"$WRK_WARMUP" "$url" >/dev/null 2>&1 || true
-  for ((i = 0; i < WRK_REPEAT; i++)); do
-    if ! out=$(pin_client wrk "${args[@]}" -d"$WRK_DURATION" -s "$BENCH/wrk_report.lua" "$url" 2>&1); then
-      WRK_ERROR="wrk failed: $(tail -n 1 <<<"$out")"
-      return 1
-    fi
-    if ! out=$(grep '^wrk-report ' <<<"$out"); then
-      WRK_ERROR="wrk printed no report"
-      return 1
-    fi
-    reports+=("${out#wrk-report }")
-  done
-  # Sort the runs by rps (the first field) and take the middle one.
-  out=$(printf '%s\n' "${reports[@]}" | sort -t= -k2 -g | sed -n "$(((WRK_REPEAT + 1) / 2))p")
-  parse_kv W "$out"
-  if [ "${W[requests]}" = 0 ]; then
-    WRK_ERROR="wrk completed no request"
-    return 1
-  fi
+# wrk_warm URL [DURATION]: a warm-up run (WRK_WARMUP), nothing recorded.
+wrk_warm() {
+  pin_client wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" --timeout 5s -d"${2:-$WRK_WARMUP}" "$1" >/dev/null 2>&1 || true
 }
 
-# measure_warm SYSTEM URL [PREFIX]: warm throughput and latency under load.
-# PREFIX "warm" (default) records all of them; any other records rps only.
-measure_warm() {
-  local system=$1 url=$2 prefix=${3:-warm} note=""
-  say "$system: wrk $url"
-  wrk_measure "$url" || return 1
+# wrk_load URL: the load of one warm round (warm-up and a measured run's
+# length), nothing recorded: what a system has served before its memory and
+# new-connection figures are taken.
+wrk_load() {
+  wrk_warm "$1"
+  wrk_warm "$1" "$WRK_DURATION"
+}
+
+# wrk_once URL: one measured run (WRK_DURATION); sets WRK_LINE to its report
+# ("rps=... p50_us=... ..."). 1 with WRK_ERROR on failure.
+wrk_once() {
+  local out
+  if ! out=$(pin_client wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" --timeout 5s -d"$WRK_DURATION" \
+    -s "$BENCH/wrk_report.lua" "$1" 2>&1); then
+    WRK_ERROR="wrk failed: $(tail -n 1 <<<"$out")"
+    return 1
+  fi
+  if ! out=$(grep '^wrk-report ' <<<"$out"); then
+    WRK_ERROR="wrk printed no report"
+    return 1
+  fi
+  WRK_LINE=${out#wrk-report }
+}
+
+# record_warm SYSTEM PREFIX REPORT...: the report with the median throughput
+# of a system's runs; PREFIX "warm" records its rps and latency percentiles,
+# any other prefix the rps only.
+record_warm() {
+  local system=$1 prefix=$2 note=""
+  shift 2
+  parse_kv W "$(printf '%s\n' "$@" | sort -t= -k2 -g | sed -n "$((($# + 1) / 2))p")"
+  if [ "${W[requests]}" = 0 ]; then
+    record_failed "$system" "wrk completed no request" "${prefix}_rps"
+    return 0
+  fi
   if [ "${W[socket_errors]}" != 0 ] || [ "${W[non2xx]}" != 0 ]; then
     note="wrk saw ${W[socket_errors]} socket errors and ${W[non2xx]} non-2xx answers in ${W[requests]} requests"
   fi
+  [ $# -eq "$WRK_REPEAT" ] || note="${note:+$note; }median of $# runs, $((WRK_REPEAT - $#)) could not run"
   record "${prefix}_rps" "$system" "${W[rps]}" "$note"
   [ "$prefix" = warm ] || return 0
   record warm_p50_us "$system" "${W[p50_us]}" "$note"
   record warm_p90_us "$system" "${W[p90_us]}" "$note"
   record warm_p99_us "$system" "${W[p99_us]}" "$note"
+}
+
+# The warm figures are measured in rounds, the systems in turn: in each of
+# WRK_REPEAT rounds every system is started, warmed up, measured once and
+# stopped, and a system's figure is its median run. A machine whose speed
+# drifts over minutes (a shared VM) then weighs on every system alike, where
+# measuring one system after the other would hand the drift to the ratios.
+#
+# warm_rounds ENTRY...: ENTRY is "SYSTEM|PREFIX|UP_FUNCTION [ARGS]"; the up
+# function starts the system (hello at UP_URL, its pid UP_PID) or returns 1
+# with UP_ERROR.
+warm_rounds() {
+  local r e system prefix up
+  local -A runs=() errors=()
+  for ((r = 1; r <= WRK_REPEAT; r++)); do
+    for e in "$@"; do
+      IFS='|' read -r system prefix up <<<"$e"
+      say "warm round $r/$WRK_REPEAT: $system ($prefix)"
+      # shellcheck disable=SC2086 # the function and its arguments are words
+      if ! $up; then
+        errors[$prefix:$system]=$UP_ERROR
+        continue
+      fi
+      wrk_warm "$UP_URL"
+      if wrk_once "$UP_URL"; then
+        runs[$prefix:$system]+="$WRK_LINE"$'\n'
+      else
+        errors[$prefix:$system]=$WRK_ERROR
+      fi
+      stop_pid "$UP_PID"
+    done
+  done
+  for e in "$@"; do
+    IFS='|' read -r system prefix up <<<"$e"
+    local lines=()
+    mapfile -t lines < <(printf '%s' "${runs[$prefix:$system]:-}")
+    if [ ${#lines[@]} -eq 0 ]; then
+      record_failed "$system" "${errors[$prefix:$system]:-no run}" "${prefix}_rps"
+    else
+      record_warm "$system" "$prefix" "${lines[@]}"
+    fi
+  done
 }
 
 # timer_measure ARGS...: runs http-timer on the client cpus; fills H (p50_us,

@@ -65,7 +65,7 @@ bench_tine() {
   fi
   local url=$TURL/hello/
   wait_http "$url" 5 || record_failed tine "GET $url does not answer 200"
-  measure_warm tine "$url" || record_failed tine "$WRK_ERROR" warm_rps
+  wrk_load "$url" # warm throughput is measured in rounds (bench_warm)
   tine_memory
   measure_conn tine "$url"
   tine_cold cold
@@ -76,7 +76,7 @@ bench_tine() {
   stop_pid "$TINED_PID"
 }
 
-# PSS of the warm hello sandboxes left by the wrk run (their median).
+# PSS of the warm hello sandboxes left by the load (their median).
 tine_memory() {
   local pids pid kib values=()
   pids=$(curl -s -H "Authorization: Bearer $TTOKEN" "$TURL/_tine/v1/sandboxes" | python3 -c '
@@ -94,7 +94,7 @@ for pool in json.load(sys.stdin).get("pools", []):
     return 0
   fi
   record pss_kib tine "$(printf '%s\n' "${values[@]}" | median)" \
-    "median of the ${#values[@]} warm hello sandboxes after the wrk run"
+    "median of the ${#values[@]} warm hello sandboxes after the load of one warm round"
 }
 
 # tine_cold PREFIX: cold starts of hello. Prefers the eviction endpoint; when
@@ -235,12 +235,30 @@ tine_events() {
   fi
 }
 
-# tine_variant NAME FLAGS KIND PREFIX: one more tined with FLAGS, measuring
-# cold starts (KIND cold) or warm throughput (KIND warm). n/a when tined
-# refuses the flags.
+# tine_up NAME [FLAGS...]: a tined with FLAGS serving hello, for the warm
+# rounds: UP_URL, UP_PID, or 1 with UP_ERROR.
+tine_up() {
+  local name=$1
+  shift
+  rm -rf "${WORK:?}/$name"
+  if ! start_tined "$name" "$@"; then
+    UP_ERROR="tined $*: did not start: $TINED_ERROR"
+    return 1
+  fi
+  UP_PID=$TINED_PID
+  UP_URL=$TURL/hello/
+  if ! deploy_app "$HELLO_APP" || ! wait_http "$UP_URL" 5; then
+    UP_ERROR="$name: ${DEPLOY_ERROR:-GET $UP_URL does not answer 200}"
+    stop_pid "$UP_PID"
+    return 1
+  fi
+}
+
+# tine_variant NAME FLAGS PREFIX: one more tined with FLAGS, measuring cold
+# starts. n/a when tined refuses the flags.
 tine_variant() {
-  local name=$1 flags=$2 kind=$3 prefix=$4 figs
-  if [ "$kind" = cold ]; then figs=("${prefix}_p50_us" "${prefix}_p99_us"); else figs=("${prefix}_rps"); fi
+  local name=$1 flags=$2 prefix=$3 figs
+  figs=("${prefix}_p50_us" "${prefix}_p99_us")
   say "tine ($name): starting tined $flags"
   # shellcheck disable=SC2086 # the flags are words
   if ! start_tined "$name" $flags; then
@@ -249,17 +267,22 @@ tine_variant() {
   fi
   if ! deploy_app "$HELLO_APP"; then
     record_failed tine "$name: $DEPLOY_ERROR" "${figs[@]}"
-  elif [ "$kind" = cold ]; then
-    tine_cold "$prefix"
   else
-    measure_warm tine "$TURL/hello/" "$prefix" || record_failed tine "$name: $WRK_ERROR" "${figs[@]}"
+    tine_cold "$prefix"
   fi
   stop_pid "$TINED_PID"
 }
 
 bench_tine_variants() {
-  tine_variant isolation-on "$TINED_FLAGS_ISOLATION_ON" cold cold_iso_on
-  tine_variant isolation-off "$TINED_FLAGS_ISOLATION_OFF" cold cold_iso_off
-  tine_variant activations-on "$TINED_FLAGS_ACTIVATIONS_ON" warm warm_act_on
-  tine_variant activations-off "$TINED_FLAGS_ACTIVATIONS_OFF" warm warm_act_off
+  tine_variant isolation-on "$TINED_FLAGS_ISOLATION_ON" cold_iso_on
+  tine_variant isolation-off "$TINED_FLAGS_ISOLATION_OFF" cold_iso_off
+}
+
+# The warm figures of every system, in rounds (warm_rounds, common.sh): tine,
+# its activation-record variants, and the peers.
+bench_warm() {
+  warm_rounds "tine|warm|tine_up warm $TINED_FLAGS_DEFAULT" \
+    "tine|warm_act_on|tine_up warm-act-on $TINED_FLAGS_ACTIVATIONS_ON" \
+    "tine|warm_act_off|tine_up warm-act-off $TINED_FLAGS_ACTIVATIONS_OFF" \
+    "nginx+lua|warm|nginx_up" "workerd|warm|workerd_up" "cgi|warm|cgi_up"
 }
