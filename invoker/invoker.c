@@ -1,5 +1,5 @@
 /* The invoker: keeps a pool of warm sandboxes per (app version, function),
- * sends each sandbox its invocations over its socket (it runs them one at a
+ * sends each sandbox its invocations over its pipes (it runs them one at a
  * time, in order), and turns the
  * sandbox's answer, its death or its overrun into a result.
  *
@@ -38,7 +38,7 @@ typedef struct {
 
 static void pool_dispatch(inv_pool_t *p);
 static void sandbox_close(inv_sandbox_t *s);
-static void sandbox_attach_process(inv_sandbox_t *s, pid_t pid, int fd);
+static void sandbox_attach_process(inv_sandbox_t *s, pid_t pid, sbx_fds_t fds);
 static void on_timer(uv_timer_t *t);
 static void on_zygote_readable(uv_poll_t *h, int status, int events);
 static void blanks_request(inv_invoker_t *inv);
@@ -384,7 +384,7 @@ static void sandbox_set_busy(inv_sandbox_t *s)
     s->state = SBX_BUSY;
 }
 
-/* Call c runs now on s (its INVOKE is in the socket): its time and its
+/* Call c runs now on s (its INVOKE is in the pipe): its time and its
  * timeout start. */
 static void sandbox_start_call(inv_sandbox_t *s, inv_call_t *c)
 {
@@ -465,7 +465,7 @@ static void on_sandbox_handle_closed(uv_handle_t *h)
     pool_maybe_free(p);
 }
 
-/* Closes a sandbox: its socket (the sandbox exits on EOF) and its timer. The
+/* Closes a sandbox: its pipes (the sandbox exits on EOF) and its timer. The
  * caller deals with its running call first; pipelined ones are queued again. */
 static void sandbox_close(inv_sandbox_t *s)
 {
@@ -494,6 +494,7 @@ static void sandbox_close(inv_sandbox_t *s)
     p->inv->nlive--;
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->pipe, on_sandbox_handle_closed);
+    uv_close((uv_handle_t *)&s->wpipe, on_sandbox_handle_closed);
     uv_close((uv_handle_t *)&s->timer, on_sandbox_handle_closed);
 }
 
@@ -529,14 +530,14 @@ static void on_frame_written(uv_write_t *req, int status)
     free(w);
 }
 
-/* Queues bytes to a sandbox's socket; `owned` (may be NULL) is freed once
+/* Queues bytes to a sandbox's pipe; `owned` (may be NULL) is freed once
  * they are written, the other buffers must outlive the write. Returns 0 or a
  * libuv error (then `owned` is freed already). */
 static int sandbox_send(inv_sandbox_t *s, const uv_buf_t *bufs, unsigned nbufs, char *owned)
 {
     frame_write_t *w = xmalloc(sizeof(*w));
     w->owned = owned;
-    int r = uv_write(&w->req, (uv_stream_t *)&s->pipe, bufs, nbufs, on_frame_written);
+    int r = uv_write(&w->req, (uv_stream_t *)&s->wpipe, bufs, nbufs, on_frame_written);
     if (r != 0) {
         free(owned);
         free(w);
@@ -544,7 +545,7 @@ static int sandbox_send(inv_sandbox_t *s, const uv_buf_t *bufs, unsigned nbufs, 
     return r;
 }
 
-/* Sends one frame to a sandbox: written at once when the socket takes it
+/* Sends one frame to a sandbox: written at once when the pipe takes it
  * (the common case, without a copy or a write request), else the rest is
  * copied and queued. Returns 0 or a libuv error. */
 static int sandbox_write(inv_sandbox_t *s, uint8_t type, uint64_t id, const char *meta, size_t meta_len,
@@ -558,7 +559,7 @@ static int sandbox_write(inv_sandbox_t *s, uint8_t type, uint64_t id, const char
     h.id = id;
     uv_buf_t parts[3] = {uv_buf_init((char *)&h, sizeof(h)), uv_buf_init((char *)meta, (unsigned)meta_len),
                          uv_buf_init((char *)body, (unsigned)body_len)};
-    int sent = uv_try_write((uv_stream_t *)&s->pipe, parts, body_len ? 3 : 2);
+    int sent = uv_try_write((uv_stream_t *)&s->wpipe, parts, body_len ? 3 : 2);
     if (sent == (int)total)
         return 0;
     if (sent < 0 && sent != UV_EAGAIN)
@@ -578,12 +579,12 @@ static int sandbox_write(inv_sandbox_t *s, uint8_t type, uint64_t id, const char
 }
 
 /* Writes bufs that stay valid until written (calls' frames: a call is not
- * freed while its sandbox's socket is open and the write pending): what the
- * socket takes now, the rest queued without a copy. Returns 0 or a libuv
+ * freed while its sandbox's pipe is open and the write pending): what the
+ * pipe takes now, the rest queued without a copy. Returns 0 or a libuv
  * error. */
 static int sandbox_send_frames(inv_sandbox_t *s, uv_buf_t *bufs, unsigned n)
 {
-    int sent = uv_try_write((uv_stream_t *)&s->pipe, bufs, n);
+    int sent = uv_try_write((uv_stream_t *)&s->wpipe, bufs, n);
     if (sent < 0 && sent != UV_EAGAIN)
         return sent;
     size_t skip = sent > 0 ? (size_t)sent : 0;
@@ -599,7 +600,7 @@ static int sandbox_send_frames(inv_sandbox_t *s, uv_buf_t *bufs, unsigned n)
     return sandbox_send(s, bufs, n, NULL);
 }
 
-/* Hands the call's INVOKE frame to the socket (no copy). */
+/* Hands the call's INVOKE frame to the pipe (no copy). */
 static int sandbox_send_call(inv_sandbox_t *s, inv_call_t *c)
 {
     uv_buf_t buf = uv_buf_init(c->frame, (unsigned)c->frame_len);
@@ -647,13 +648,13 @@ static void on_flush(uv_prepare_t *h)
         unsigned n = s->npend;
         s->npend = 0;
         if (n > 0 && sandbox_send_frames(s, s->pend, n) != 0)
-            sandbox_on_eof(s); /* its socket is closed: the sandbox is gone */
+            sandbox_on_eof(s); /* its pipe is closed: the sandbox is gone */
     }
 }
 
 /* Gives call c to sandbox s, which is idle or starting without a call. On an
  * idle sandbox the call starts now; on a starting one its INVOKE waits in the
- * socket behind the spec and the call counts as a cold one. */
+ * pipe behind the spec and the call counts as a cold one. */
 static void sandbox_take_call(inv_sandbox_t *s, inv_call_t *c)
 {
     s->call = c;
@@ -676,7 +677,7 @@ static void sandbox_take_call(inv_sandbox_t *s, inv_call_t *c)
         s->call = NULL;
         sandbox_kill(s);
         sandbox_close(s);
-        call_fail(c, TINE_ECRASH, 502, "the sandbox's socket is closed");
+        call_fail(c, TINE_ECRASH, 502, "the sandbox's pipe is closed");
     }
 }
 
@@ -696,10 +697,12 @@ static int pool_start(inv_pool_t *p, inv_call_t *c)
     s->state = SBX_STARTING;
     s->spawned_at = tine_now_ns();
     uv_pipe_init(inv->loop, &s->pipe, 0);
+    uv_pipe_init(inv->loop, &s->wpipe, 0);
     uv_timer_init(inv->loop, &s->timer);
     s->pipe.data = s;
+    s->wpipe.data = s;
     s->timer.data = s;
-    s->handles_open = 2;
+    s->handles_open = 3;
     s->next = p->sandboxes;
     p->sandboxes = s;
     p->nsandboxes++;
@@ -718,7 +721,7 @@ static int pool_start(inv_pool_t *p, inv_call_t *c)
             s->defers_spare = true;
             inv->spares_deferred++;
         }
-        sandbox_attach_process(s, b.pid, b.fd);
+        sandbox_attach_process(s, b.pid, b.fds);
     } else {
         s->waiting = true;
         if (inv->wait_tail)
@@ -856,15 +859,19 @@ static inv_pool_t *pool_get(inv_invoker_t *inv, const reg_app_version_t *v, size
 
 /* ------------------------------------------------------------ processes */
 
-/* Gives a starting sandbox its process: watches its socket, writes the spec
+/* Gives a starting sandbox its process: watches its pipe, writes the spec
  * (and the INVOKE of an attached call) and arms the start limit. */
-static void sandbox_attach_process(inv_sandbox_t *s, pid_t pid, int fd)
+static void sandbox_attach_process(inv_sandbox_t *s, pid_t pid, sbx_fds_t fds)
 {
     inv_pool_t *p = s->pool;
     s->pid = pid;
     char msg[256];
-    if (uv_pipe_open(&s->pipe, fd) != 0) {
-        close(fd);
+    int rr = uv_pipe_open(&s->pipe, fds.rd), wr = uv_pipe_open(&s->wpipe, fds.wr);
+    if (rr != 0 || wr != 0) {
+        if (rr != 0)
+            close(fds.rd);
+        if (wr != 0)
+            close(fds.wr);
         snprintf(msg, sizeof(msg), "cannot watch the sandbox of %s", p->fn->name);
         sandbox_start_failed(s, TINE_ECRASH, 503, msg);
         return;
@@ -891,6 +898,13 @@ static void sandbox_attach_process(inv_sandbox_t *s, pid_t pid, int fd)
     }
     uint32_t limit = p->fn->timeout_ms > INV_MIN_START_MS ? p->fn->timeout_ms : INV_MIN_START_MS;
     uv_timer_start(&s->timer, on_timer, limit, 0);
+}
+
+/* Lets a blank process go: it exits on EOF. */
+static void blank_release(sbx_fds_t fds)
+{
+    close(fds.rd);
+    close(fds.wr);
 }
 
 /* Asks the zygote for blank processes: one per sandbox waiting for one, plus
@@ -953,15 +967,15 @@ static void on_zygote_readable(uv_poll_t *h, int status, int events)
         }
         inv->blank_failed = false;
         if (inv->closing) {
-            close(got.fd); /* the blank exits on EOF */
+            blank_release(got.fds); /* the blank exits on EOF */
         } else if (inv->wait_head) {
             inv_sandbox_t *s = inv->wait_head;
             wait_remove(s);
-            sandbox_attach_process(s, got.pid, got.fd);
+            sandbox_attach_process(s, got.pid, got.fds);
         } else if (inv->nspare < INV_SPARE_BLANKS) {
-            inv->spare[inv->nspare++] = (inv_blank_t){got.pid, got.fd};
+            inv->spare[inv->nspare++] = (inv_blank_t){got.pid, got.fds};
         } else {
-            close(got.fd);
+            blank_release(got.fds);
         }
     }
     if (status < 0 || (events & UV_DISCONNECT)) {
@@ -1027,7 +1041,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(s->rbuf + s->rlen, (unsigned)(s->rcap - s->rlen));
 }
 
-/* The sandbox's socket closed or failed: the process is gone or going. */
+/* The sandbox's pipe closed or failed: the process is gone or going. */
 static void sandbox_on_eof(inv_sandbox_t *s)
 {
     char msg[160];
@@ -1210,7 +1224,7 @@ static void sandbox_on_frame(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *p
         s->ready_ns = s->last_used - s->spawned_at;
         p->start_failed = false;
         if (s->call) {
-            /* The attached call's INVOKE is already in the socket. */
+            /* The attached call's INVOKE is already in the pipe. */
             inv_call_t *c = s->call;
             sandbox_set_busy(s);
             sandbox_start_call(s, c);
@@ -1476,7 +1490,7 @@ void inv_free(inv_invoker_t *inv)
     inv__hostcalls_free(inv->hostcalls);
     inv->hostcalls = NULL;
     while (inv->nspare > 0)
-        close(inv->spare[--inv->nspare].fd);
+        blank_release(inv->spare[--inv->nspare].fds);
     for (inv_pool_t *p = inv->pools, *pn; p; p = pn) {
         pn = p->next;
         p->retired = true;

@@ -50,7 +50,8 @@ struct inv_call {
  * handler until READY. A call may be attached to it meanwhile (its INVOKE is
  * written behind the spec and served right after READY). */
 struct inv_sandbox {
-    uv_pipe_t pipe;
+    uv_pipe_t pipe;   /* frames from the sandbox (read) */
+    uv_pipe_t wpipe;  /* frames to the sandbox (written) */
     uv_timer_t timer; /* start limit, call timeout or idle timeout, by state */
     inv_pool_t *pool;
     inv_sandbox_t *next;                  /* the pool's list */
@@ -108,7 +109,7 @@ struct inv_pool {
 
 typedef struct {
     pid_t pid;
-    int fd;
+    sbx_fds_t fds;
 } inv_blank_t;
 
 #define INV_SPARE_BLANKS 1       /* blank processes kept ready for the next cold start */

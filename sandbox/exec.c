@@ -41,7 +41,7 @@
 #define GRACE_MS 1000u                  /* past the timeout, the runner stops waiting itself */
 
 typedef struct {
-    int fd; /* the wire socket */
+    sbx_fds_t fds; /* the pipes to and from tined */
     uint64_t id;
     const sbx_spec_t *spec;
     tine_buf_t out;   /* stdout */
@@ -68,14 +68,14 @@ static void send_error(run_t *r, uint32_t cpu_us, const char *fmt, ...)
     json_t *m = json_pack("{s:o}", "error", tine_json_text(msg, strlen(msg)));
     char *text = json_dumps(m, JSON_COMPACT);
     json_decref(m);
-    sbx_frame_write_aux(r->fd, SBX_MSG_ERROR, r->id, cpu_us, text, strlen(text), NULL, 0);
+    sbx_frame_write_aux(r->fds.wr, SBX_MSG_ERROR, r->id, cpu_us, text, strlen(text), NULL, 0);
     free(text);
 }
 
 static void send_log(run_t *r, const char *line, size_t len)
 {
     static const char meta[] = "{\"level\":\"info\"}";
-    sbx_frame_write(r->fd, SBX_MSG_LOG, r->id, meta, sizeof meta - 1, line, len);
+    sbx_frame_write(r->fds.wr, SBX_MSG_LOG, r->id, meta, sizeof meta - 1, line, len);
 }
 
 /* Takes stderr bytes: complete lines become LOG frames (up to
@@ -212,7 +212,7 @@ static int send_result(run_t *r, uint32_t cpu_us, char *err, size_t errlen)
             free(name);
         }
         sbx_result_meta_end(&m, 0, (uint32_t)json_object_size(headers));
-        sbx_frame_write_aux(r->fd, SBX_MSG_RESULT, r->id, cpu_us, m.data, m.len, body, body_len);
+        sbx_frame_write_aux(r->fds.wr, SBX_MSG_RESULT, r->id, cpu_us, m.data, m.len, body, body_len);
         tine_buf_dispose(&m);
     }
     free(encoded);
@@ -515,7 +515,7 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
             p[i_err = np++] = (struct pollfd){err_fd, POLLIN, 0};
         if (pidfd >= 0 && !*exited)
             p[i_pid = np++] = (struct pollfd){pidfd, POLLIN, 0};
-        p[i_wire = np++] = (struct pollfd){r->fd, POLLIN, 0};
+        p[i_wire = np++] = (struct pollfd){r->fds.rd, POLLIN, 0};
         if (out < 0 && err_fd < 0 && *exited)
             break;
         uint64_t now = tine_now_ns();
@@ -529,7 +529,7 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
             return -1;
         if (p[i_wire].revents) { /* the invoker let go: nobody wants the answer */
             char c;
-            if (read(r->fd, &c, 1) <= 0)
+            if (read(r->fds.rd, &c, 1) <= 0)
                 return -1;
         }
         if (i_in >= 0 && p[i_in].revents) {
@@ -712,26 +712,26 @@ static void run_invocation(run_t *r, const sbx_exec_plan_t *plan, json_t *req, c
     }
 }
 
-int sbx_exec_serve(int fd, const sbx_spec_t *spec)
+int sbx_exec_serve(sbx_fds_t fds, const sbx_spec_t *spec)
 {
     /* The invoker kills -pid on timeout: the program is in this group. */
     setpgid(0, 0);
     signal(SIGPIPE, SIG_IGN);
     run_t r;
     memset(&r, 0, sizeof r);
-    r.fd = fd;
+    r.fds = fds;
     r.spec = spec;
     tine_buf_init(&r.out);
     sbx_exec_plan_t plan;
     char err[512];
-    int setup = sbx__isolation_exec_runner(spec, fd, &plan, err, sizeof err);
+    int setup = sbx__isolation_exec_runner(spec, fds, &plan, err, sizeof err);
     char ready[64];
     int n = snprintf(ready, sizeof ready, "{\"pid\":%ld,\"init_us\":0}", (long)getpid());
-    if (sbx_frame_write(fd, SBX_MSG_READY, 0, ready, (size_t)n, NULL, 0) != 0)
+    if (sbx_frame_write(fds.wr, SBX_MSG_READY, 0, ready, (size_t)n, NULL, 0) != 0)
         return 1;
     sbx_frame_hdr_t h;
     char *payload = NULL;
-    if (sbx_frame_read(fd, &h, &payload, SBX_WIRE_MAX_FRAME) != 0 || h.type != SBX_MSG_INVOKE) {
+    if (sbx_frame_read(fds.rd, &h, &payload, SBX_WIRE_MAX_FRAME) != 0 || h.type != SBX_MSG_INVOKE) {
         free(payload);
         return 1;
     }

@@ -278,11 +278,17 @@ static int set_limit(int resource, uint64_t value)
 }
 
 /* Closes every descriptor from `from` on except `keep1` and `keep2`. */
-static void close_from(int from, int keep1, int keep2)
+static void close_from(int from, int keep1, int keep2, int keep3)
 {
-    int keep[2] = {keep1 < keep2 ? keep1 : keep2, keep1 < keep2 ? keep2 : keep1};
+    int keep[3] = {keep1, keep2, keep3};
+    for (int i = 1; i < 3; i++) /* sort the three */
+        for (int j = i; j > 0 && keep[j] < keep[j - 1]; j--) {
+            int t = keep[j];
+            keep[j] = keep[j - 1];
+            keep[j - 1] = t;
+        }
     int lo = from;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         if (keep[i] < lo)
             continue;
         if (keep[i] > lo && syscall(SYS_close_range, (unsigned)lo, (unsigned)keep[i] - 1, 0) != 0)
@@ -390,13 +396,13 @@ static int rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned
     return seccomp_rule_add_array(ctx, action, nr, argc, args);
 }
 
-/* What a Lua sandbox may do after its fork: talk on its socket, read its
+/* What a Lua sandbox may do after its fork: talk on its pipes, read its
  * bundle (the root dir, read-only), manage memory, read clocks, exit.
  * Anything else raises SIGSYS (on_sigsys). */
 static int lua_allowlist(scmp_filter_ctx ctx)
 {
     static const char *const allowed[] = {
-        "read", "write", "readv", "writev", "poll", "ppoll", "close", "fstat", "newfstatat", "lseek", "access", "faccessat",
+        "read", "write", "readv", "writev", "close", "fstat", "newfstatat", "lseek", "access", "faccessat",
         "faccessat2", "mmap", "munmap", "mremap", "mprotect", "brk", "madvise", "clock_gettime", "gettimeofday",
         "time", "getpid", "futex", "rt_sigreturn", "rt_sigprocmask", "exit", "exit_group",
 #if defined(__SANITIZE_ADDRESS__)
@@ -618,7 +624,7 @@ static void pid_ns_init(int lifeline)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     prctl(PR_SET_NAME, "tine-init");
-    close_from(3, lifeline, -1);
+    close_from(3, lifeline, -1, -1);
     sigset_t chld, old;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
@@ -723,7 +729,7 @@ static void zygote_filters(void)
     }
     iso.seccomp = true;
     layer_set(SBX_LAYER_SECCOMP, true,
-              "Lua: an allowlist of %u instructions (socket I/O, reading the bundle, memory, clocks, exit), "
+              "Lua: an allowlist of %u instructions (pipe I/O, reading the bundle, memory, clocks, exit), "
               "other calls stop the sandbox; exec: %u instructions denying namespaces, mounts, ptrace, "
               "keyrings, modules, BPF, io_uring",
               iso.lua_filter.len, iso.exec_filter.len);
@@ -792,27 +798,27 @@ void sbx__isolation_zygote_enter(void)
 
 /* ------------------------------------------------------- a Lua sandbox */
 
-int sbx__isolation_enter_lua(const sbx_spec_t *spec, int *fd, const char **bundle_dir, char *err, size_t errlen)
+int sbx__isolation_enter_lua(const sbx_spec_t *spec, sbx_fds_t *fds, const char **bundle_dir, char *err,
+                             size_t errlen)
 {
     *bundle_dir = spec->bundle_dir;
     if (!iso.enabled)
         return 0;
-    /* Descriptors: 0 and 1 on /dev/null, 2 stays (tined's log), the socket
-     * on 3, nothing else (no way back to the zygote or the host). */
-    if (*fd != 3) {
-        if (dup2(*fd, 3) < 0) {
-            snprintf(err, errlen, "dup2: %s", strerror(errno));
-            return -1;
-        }
-        if (*fd > 3)
-            close(*fd);
-        *fd = 3;
+    /* Descriptors: 0 and 1 on /dev/null, 2 stays (tined's log), the pipes
+     * on 3 (read) and 4 (written), nothing else (no way back to the zygote
+     * or the host). Through copies above 4 first: either may be on 3 or 4. */
+    int rd = fcntl(fds->rd, F_DUPFD, 5), wr = fcntl(fds->wr, F_DUPFD, 5);
+    if (rd < 0 || wr < 0 || dup2(rd, 3) < 0 || dup2(wr, 4) < 0) {
+        snprintf(err, errlen, "cannot move the pipes to fds 3 and 4: %s", strerror(errno));
+        return -1;
     }
+    fds->rd = 3;
+    fds->wr = 4;
     if (iso.devnull_fd >= 0) {
         dup2(iso.devnull_fd, 0);
         dup2(iso.devnull_fd, 1);
     }
-    close_from(4, -1, -1);
+    close_from(5, -1, -1, -1);
 
     uint64_t as = iso.base_vsz + (uint64_t)spec->memory_mb * MIB + LUA_AS_SLACK;
     if (set_limit(RLIMIT_AS, as) != 0 || set_limit(RLIMIT_NPROC, 0) != 0 || set_limit(RLIMIT_NOFILE, LUA_NOFILE) != 0 ||
@@ -847,7 +853,7 @@ int sbx__isolation_enter_lua(const sbx_spec_t *spec, int *fd, const char **bundl
         return -1;
     }
     if (iso.seccomp) {
-        sigsys_fd = *fd;
+        sigsys_fd = fds->wr;
         if (install_filter(&iso.lua_filter) != 0) {
             snprintf(err, errlen, "cannot install the system call filter: %s", strerror(errno));
             return -1;
@@ -858,7 +864,8 @@ int sbx__isolation_enter_lua(const sbx_spec_t *spec, int *fd, const char **bundl
 
 /* ------------------------------------------------------ an exec program */
 
-int sbx__isolation_exec_runner(const sbx_spec_t *spec, int fd, sbx_exec_plan_t *plan, char *err, size_t errlen)
+int sbx__isolation_exec_runner(const sbx_spec_t *spec, sbx_fds_t fds, sbx_exec_plan_t *plan, char *err,
+                              size_t errlen)
 {
     memset(plan, 0, sizeof *plan);
     bool want_host_net = iso.enabled && spec->network && iso.netns;
@@ -867,7 +874,7 @@ int sbx__isolation_exec_runner(const sbx_spec_t *spec, int fd, sbx_exec_plan_t *
                               "namespace and only a tined running as root can let a program out");
         return -1;
     }
-    close_from(3, fd, want_host_net ? iso.host_net_fd : -1);
+    close_from(3, fds.rd, fds.wr, want_host_net ? iso.host_net_fd : -1);
     if (!want_host_net)
         iso.host_net_fd = -1;
     iso.devnull_fd = -1;

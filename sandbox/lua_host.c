@@ -1,6 +1,6 @@
 /* The LuaJIT host: the state prepared once in the zygote (standard libraries,
  * the `tine` SDK, the safe-globals policy) and the loop a forked sandbox runs
- * to load one handler and serve SBX_MSG_INVOKE frames on its socket.
+ * to load one handler and serve SBX_MSG_INVOKE frames from its pipe.
  *
  * Everything that can raise a Lua error runs under lua_pcall: a sandbox never
  * panics on a bad handler, it answers SBX_MSG_ERROR and keeps serving. */
@@ -42,10 +42,10 @@ typedef struct {
 
 struct sbx_lua {
     lua_State *L;
-    int fd;                 /* the sandbox socket; -1 outside sbx_lua_serve */
+    int wr;                 /* the pipe to tined; -1 outside sbx_lua_serve */
     uint64_t invocation_id; /* id of the running invocation, 0 outside one */
     uint64_t start_ns;      /* CLOCK_MONOTONIC start of the running invocation */
-    sbx_reader_t rd;        /* frames from the socket (pipelined INVOKEs, host replies) */
+    sbx_reader_t rd;        /* frames from the pipe (pipelined INVOKEs, host replies) */
     uint32_t timeout_ms;    /* its timeout, for ctx.remaining_ms() */
     const sbx_spec_t *spec;
     sbuf_t json;  /* tine.json.encode output and JSON response bodies */
@@ -622,7 +622,7 @@ static int log_emit(lua_State *L, const char *level, int first)
         b->len = keep;
         sb_add(L, b, "\xE2\x80\xA6", 3);
     }
-    if (S->fd >= 0) {
+    if (S->wr >= 0) {
         char meta[32];
         int ml = snprintf(meta, sizeof meta, "{\"level\":\"%s\"}", level);
         (void)sbx_outbox_frame(SBX_MSG_LOG, S->invocation_id, meta, (size_t)ml, b->data, b->len);
@@ -661,7 +661,7 @@ static int sdk_hostcall(lua_State *L)
     size_t op_len = 0, body_len = 0;
     const char *op = luaL_checklstring(L, 1, &op_len);
     const char *body = luaL_optlstring(L, 3, "", &body_len);
-    if (S->fd < 0 || S->invocation_id == 0) {
+    if (S->wr < 0 || S->invocation_id == 0) {
         lua_pushnil(L);
         lua_pushliteral(L, "host calls are only available while handling an invocation");
         return 2;
@@ -1076,7 +1076,7 @@ sbx_lua_t *sbx_lua_prepare(const char *sdk_dir)
     struct sbx_lua *S = calloc(1, sizeof *S);
     if (S == NULL)
         return NULL;
-    S->fd = -1;
+    S->wr = -1;
     S->ref_handler = LUA_NOREF;
     S->L = luaL_newstate();
     if (S->L == NULL) {
@@ -1134,7 +1134,7 @@ static int write_error(struct sbx_lua *S, uint64_t id, const char *msg, size_t m
     sb_addc(NULL, m, '}');
     /* An invocation's error is its answer; one before READY (loading) is not. */
     int rc = S->invocation_id ? sbx_outbox_answer(SBX_MSG_ERROR, id, m->data, m->len, NULL, 0, may_hold(S))
-                              : sbx_frame_write(S->fd, SBX_MSG_ERROR, id, m->data, m->len, NULL, 0);
+                              : sbx_frame_write(S->wr, SBX_MSG_ERROR, id, m->data, m->len, NULL, 0);
     sb_reset(m);
     return rc;
 }
@@ -1623,7 +1623,7 @@ static int invoke_step(lua_State *L)
     return build_result(L, a, 3);
 }
 
-/* Serves one INVOKE frame. Returns 0, or -errno when the socket failed. */
+/* Serves one INVOKE frame. Returns 0, or -errno when the pipe failed. */
 static int serve_invoke(struct sbx_lua *S, const sbx_frame_hdr_t *h, const char *payload)
 {
     lua_State *L = S->L;
@@ -1764,19 +1764,19 @@ static int load_step(lua_State *L)
     return 0;
 }
 
-int sbx_lua_serve(sbx_lua_t *S, int fd, const sbx_spec_t *spec)
+int sbx_lua_serve(sbx_lua_t *S, sbx_fds_t fds, const sbx_spec_t *spec)
 {
     if (S == NULL) {
         static const char msg[] = "the Lua SDK failed to load in the zygote";
         char meta[128];
         int n = snprintf(meta, sizeof meta, "{\"error\":\"%s\"}", msg);
-        sbx_frame_write(fd, SBX_MSG_ERROR, 0, meta, (size_t)n, NULL, 0);
+        sbx_frame_write(fds.wr, SBX_MSG_ERROR, 0, meta, (size_t)n, NULL, 0);
         return 1;
     }
     lua_State *L = S->L;
     uint64_t t0 = tine_now_ns();
-    S->fd = fd;
-    sbx_outbox_open(fd); /* the module's tine.log lines while it loads */
+    S->wr = fds.wr;
+    sbx_outbox_open(fds.wr); /* the module's tine.log lines while it loads */
     S->spec = spec;
     S->invocation_id = 0;
 
@@ -1807,11 +1807,11 @@ int sbx_lua_serve(sbx_lua_t *S, int fd, const sbx_spec_t *spec)
     char ready[64];
     int n = snprintf(ready, sizeof ready, "{\"pid\":%ld,\"init_us\":%llu}", (long)getpid(),
                      (unsigned long long)((tine_now_ns() - t0) / 1000u));
-    if (sbx_frame_write(fd, SBX_MSG_READY, 0, ready, (size_t)n, NULL, 0) < 0)
+    if (sbx_frame_write(fds.wr, SBX_MSG_READY, 0, ready, (size_t)n, NULL, 0) < 0)
         return 1;
 
-    sbx_outbox_open(fd); /* again: CPU time is counted from here, loading is not an invocation's */
-    sbx_reader_init(&S->rd, fd);
+    sbx_outbox_open(fds.wr); /* again: CPU time is counted from here, loading is not an invocation's */
+    sbx_reader_init(&S->rd, fds.rd);
     int status = 0;
     for (;;) {
         sbx_frame_hdr_t h;

@@ -1,7 +1,7 @@
 /* The Lua sandbox's outgoing frames (private to sandbox/).
  *
  * When invocations are pipelined, the answer of one is held while the next
- * is already waiting in the socket, and the answers of a batch go out in one
+ * is already waiting in the pipe, and the answers of a batch go out in one
  * write: the invoker gets them with one read, and neither process is woken
  * per answer. Held answers go out
  *   - before the sandbox blocks (no whole frame buffered, a host call),

@@ -1,6 +1,6 @@
 /* sandbox: the zygote, the sandbox child that hosts LuaJIT, and the wire
  * protocol (wire.h). tined talks to this module only through sbx_zygote_*
- * and wire frames on a socket. */
+ * and wire frames on a pair of pipes. */
 #ifndef TINE_SANDBOX_H
 #define TINE_SANDBOX_H
 
@@ -25,6 +25,16 @@ typedef struct {
     bool network;         /* exec: the program may use the network */
 } sbx_spec_t;
 
+/* A sandbox's channel to tined, seen from one end: two pipes, `rd` read
+ * and `wr` written (pipes, not a socket: a unix socket costs a buffer
+ * allocation per frame and wakes the peer's sleeping reader each time the
+ * other side consumes; a round trip over pipes takes ~60 % of one over a
+ * socket pair). One socket may serve as both (rd == wr), as tests do. */
+typedef struct {
+    int rd;
+    int wr;
+} sbx_fds_t;
+
 /* ----------------------------------------------------------- Lua host */
 
 typedef struct sbx_lua sbx_lua_t;
@@ -34,9 +44,10 @@ typedef struct sbx_lua sbx_lua_t;
 sbx_lua_t *sbx_lua_prepare(const char *sdk_dir);
 
 /* In a forked child: loads the handler of `spec`, writes SBX_MSG_READY (or
- * SBX_MSG_ERROR when loading fails) on fd, then serves SBX_MSG_INVOKE frames
- * one at a time until EOF on fd. Returns the process exit status to use. */
-int sbx_lua_serve(sbx_lua_t *L, int fd, const sbx_spec_t *spec);
+ * SBX_MSG_ERROR when loading fails) on fds.wr, then serves SBX_MSG_INVOKE
+ * frames read from fds.rd one at a time until EOF. Returns the process exit
+ * status to use. */
+int sbx_lua_serve(sbx_lua_t *L, sbx_fds_t fds, const sbx_spec_t *spec);
 
 /* Closes the Lua state and frees everything sbx_lua_prepare made. Accepts NULL. */
 void sbx_lua_free(sbx_lua_t *L);
@@ -48,7 +59,7 @@ void sbx_lua_free(sbx_lua_t *L);
  * JSON on its stdin, stdout as the response, stderr as LOG frames), answers
  * with SBX_MSG_RESULT or SBX_MSG_ERROR, and returns the exit status to use.
  * The invoker never reuses an exec sandbox. */
-int sbx_exec_serve(int fd, const sbx_spec_t *spec);
+int sbx_exec_serve(sbx_fds_t fds, const sbx_spec_t *spec);
 
 /* ---------------------------------------------------------- isolation */
 
@@ -127,7 +138,7 @@ int sbx_zygote_start(sbx_zygote_t *z, const char *sdk_dir);
 
 /* Asks the zygote for a sandbox process without waiting for the answer.
  * With `spec` the child runs that function from the start; with spec NULL the
- * zygote forks a "blank" sandbox that waits on its own socket for the spec
+ * zygote forks a "blank" sandbox that waits on its own pipe for the spec
  * (sbx_spec_frame), so the fork is paid before anyone needs the sandbox.
  * Answers come back in request order (sbx_zygote_receive). Writes one small
  * frame to the control socket, which may be non-blocking. Returns 0 or -errno
@@ -138,7 +149,7 @@ int sbx_zygote_request(sbx_zygote_t *z, const sbx_spec_t *spec);
 typedef struct {
     int error; /* 0, or why the zygote could not fork (negative errno) */
     pid_t pid; /* the child, when error is 0 */
-    int fd;    /* tined's end of the child's socket (close-on-exec), when error is 0 */
+    sbx_fds_t fds; /* tined's ends of the child's pipes (close-on-exec), when error is 0 */
 } sbx_spawned_t;
 
 /* Receives the answer to the oldest outstanding request into *out. Returns 0
@@ -149,13 +160,13 @@ int sbx_zygote_receive(sbx_zygote_t *z, bool wait, sbx_spawned_t *out);
 
 /* Asks the zygote for a new sandbox running `spec` and waits for it:
  * sbx_zygote_request then sbx_zygote_receive. The sandbox then writes
- * SBX_MSG_READY on its socket. Returns 0 or an error code. */
-int sbx_zygote_spawn(sbx_zygote_t *z, const sbx_spec_t *spec, pid_t *pid, int *fd);
+ * SBX_MSG_READY on its pipe. Returns 0 or an error code. */
+int sbx_zygote_spawn(sbx_zygote_t *z, const sbx_spec_t *spec, pid_t *pid, sbx_fds_t *fds);
 
 /* Builds the frame that gives a blank sandbox its function: write it as the
- * first bytes on the blank's socket; the sandbox then loads the handler and
+ * first bytes on the blank's pipe; the sandbox then loads the handler and
  * answers SBX_MSG_READY (or SBX_MSG_ERROR) exactly as a sandbox spawned with
- * that spec does, and frames written after it (an INVOKE) wait in the socket
+ * that spec does, and frames written after it (an INVOKE) wait in the pipe
  * until then. Returns a malloc'd frame and its length in *len, or NULL when
  * the spec cannot be encoded. */
 char *sbx_spec_frame(const sbx_spec_t *spec, size_t *len);

@@ -37,13 +37,14 @@ int sbx__zygote_program(int argc, char **argv);
  * layer reported active answers an error and exits (never runs without). */
 void sbx__isolation_zygote_enter(void);
 
-/* In a freshly forked Lua sandbox, before it loads its handler: moves the
- * socket to fd 3 (*fd is updated) and closes every other descriptor but
- * 0-2, then applies the per-fork layers (rlimits, root dir, uid,
+/* In a freshly forked Lua sandbox, before it loads its handler: moves its
+ * pipes to fds 3 (read) and 4 (written) (*fds is updated) and closes every
+ * other descriptor but 0-2, then applies the per-fork layers (rlimits, root dir, uid,
  * no_new_privs, seccomp). *bundle_dir becomes the bundle's path as the
  * sandbox now sees it. Returns 0, or -1 with a message in err (the sandbox
  * must then report it and exit). */
-int sbx__isolation_enter_lua(const sbx_spec_t *spec, int *fd, const char **bundle_dir, char *err, size_t errlen);
+int sbx__isolation_enter_lua(const sbx_spec_t *spec, sbx_fds_t *fds, const char **bundle_dir, char *err,
+                             size_t errlen);
 
 /* What an exec runner needs to know to start its program. */
 typedef struct {
@@ -54,10 +55,11 @@ typedef struct {
 } sbx_exec_plan_t;
 
 /* In an exec runner (forked by the zygote), before it forks the program:
- * closes every descriptor but 0-2 and `fd`, decides the plan for the
+ * closes every descriptor but 0-2 and its pipes, decides the plan for the
  * program, and enters a new pid namespace for it when one is planned.
  * Returns 0, or -1 with a message in err. */
-int sbx__isolation_exec_runner(const sbx_spec_t *spec, int fd, sbx_exec_plan_t *plan, char *err, size_t errlen);
+int sbx__isolation_exec_runner(const sbx_spec_t *spec, sbx_fds_t fds, sbx_exec_plan_t *plan, char *err,
+                              size_t errlen);
 
 /* Removes `name` below the directory `parent` (an fd or AT_FDCWD) and
  * everything in it, never following a symlink. */

@@ -6,7 +6,6 @@
 #include "tine_common.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -154,7 +153,7 @@ void sbx_reader_free(sbx_reader_t *r)
 }
 
 /* Makes at least `need` bytes available from r->start, reading as much as
- * the socket has. Returns 1, 0 at EOF before that (r->end == r->start: clean),
+ * the fd has. Returns 1, 0 at EOF before that (r->end == r->start: clean),
  * or -errno. Moves the buffered bytes: pointers into it are stale after. */
 static int reader_fill(sbx_reader_t *r, size_t need)
 {
@@ -178,17 +177,6 @@ static int reader_fill(sbx_reader_t *r, size_t need)
         r->cap = ncap;
     }
     while (r->end - r->start < need) {
-        /* Wait in poll for input, not in read: a unix socket wakes everyone
-         * sleeping on it each time the peer consumes a frame of ours (room
-         * to write), and a sleeping read takes that for a wakeup. tined
-         * reading our answer would switch to this process for nothing, once
-         * per answer. poll only wakes for what it waits for. */
-        struct pollfd p = {.fd = r->fd, .events = POLLIN};
-        if (poll(&p, 1, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
         ssize_t n = read(r->fd, r->buf + r->end, r->cap - 1 - r->end);
         if (n < 0) {
             if (errno == EINTR)

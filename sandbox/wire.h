@@ -20,7 +20,7 @@ enum {
     SBX_MSG_READY = 1,
     /* invoker -> sandbox: meta is the request as a binary object (meta.h;
      * docs/ARCHITECTURE.md, "Wire protocol"), body is the request body.
-     * Several may be in the socket at once; they run in order. (The spec of
+     * Several may be in the pipe at once; they run in order. (The spec of
      * a blank sandbox travels as a JSON INVOKE with id 0.) */
     SBX_MSG_INVOKE = 2,
     /* sandbox -> invoker: meta is status and headers (binary, meta.h), body
@@ -82,7 +82,7 @@ int sbx_writev_all(int fd, struct iovec *v, int n);
  * 0 with h->type == 0 at clean EOF, TINE_EPROTO for a bad header, or -errno. */
 int sbx_frame_read(int fd, sbx_frame_hdr_t *h, char **payload, uint32_t max_frame);
 
-/* A buffered reader of one blocking fd: reads as many bytes as the socket
+/* A buffered reader of one blocking fd: reads as many bytes as the fd
  * has, so frames sent together (pipelined INVOKEs) cost one read. */
 typedef struct {
     int fd;

@@ -1,8 +1,8 @@
 /* The zygote: a small single-threaded program of its own (tine-zygote,
  * zygote_main.c) that tined starts before its loop. It holds a prepared
  * LuaJIT state (standard libraries and the SDK loaded) and, on request,
- * forks a sandbox for one function and hands tined the sandbox's socket over
- * the control socket (SCM_RIGHTS). Being exec'd rather than forked from
+ * forks a sandbox for one function and hands tined its ends of the
+ * sandbox's two pipes over the control socket (SCM_RIGHTS). Being exec'd rather than forked from
  * tined, it maps only the libraries a sandbox needs and none of tined's
  * memory: a fork copies fewer page tables, a sandbox shares fewer pages, and
  * no sandbox holds tined's configuration.
@@ -11,13 +11,13 @@
  * ZYGOTE_MSG_SPAWN whose meta is the JSON of an sbx_spec_t, or {"blank":true}
  * for a blank sandbox. Answer (zygote -> tined), one per request and in
  * order: a 12-byte message {int32 status, int32 pid, int32 reserved} carrying
- * the sandbox's socket as ancillary data when status is 0.
+ * tined's two pipe ends (read, write) as ancillary data when status is 0.
  *
  * A blank sandbox is forked before anyone needs it: it waits on its own
- * socket for one ZYGOTE_MSG_SPAWN frame holding its spec (sbx_spec_frame,
+ * pipe for one ZYGOTE_MSG_SPAWN frame holding its spec (sbx_spec_frame,
  * written by tined) and then becomes that sandbox, so a cold start costs
  * loading the handler but no fork and no trip through the zygote. */
-#define _GNU_SOURCE /* SCHED_BATCH */
+#define _GNU_SOURCE /* SCHED_BATCH, pipe2 */
 #include "sandbox.h"
 #include "sandbox_internal.h"
 #include "outbox.h"
@@ -56,27 +56,29 @@ typedef struct {
     int32_t reserved;
 } zygote_reply_t;
 
-/* Sends the reply, with `fd` attached when fd >= 0. Returns 0 or -errno. */
-static int zygote_send_reply(int sock, int32_t status, int32_t pid, int fd)
+/* Sends the reply, with tined's two pipe ends attached when `fds` is not
+ * NULL. Returns 0 or -errno. */
+static int zygote_send_reply(int sock, int32_t status, int32_t pid, const sbx_fds_t *fds)
 {
     zygote_reply_t reply = {status, pid, 0};
     struct iovec iov = {&reply, sizeof(reply)};
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(2 * sizeof(int))];
         struct cmsghdr align;
     } ctrl;
     struct msghdr msg = {0};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    if (fd >= 0) {
+    if (fds != NULL) {
+        int two[2] = {fds->rd, fds->wr};
         memset(&ctrl, 0, sizeof(ctrl));
         msg.msg_control = ctrl.buf;
         msg.msg_controllen = sizeof(ctrl.buf);
         struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+        c->cmsg_len = CMSG_LEN(sizeof(two));
+        memcpy(CMSG_DATA(c), two, sizeof(two));
     }
     for (;;) {
         ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
@@ -95,7 +97,7 @@ static const char *json_str(json_t *o, const char *key)
 
 /* Runs in the forked child: becomes the sandbox for `spec`, isolated by the
  * per-fork layers (isolation.c). Never returns. */
-static void zygote_become_sandbox(sbx_lua_t *L, int control_fd, int fd, const sbx_spec_t *spec)
+static void zygote_become_sandbox(sbx_lua_t *L, int control_fd, sbx_fds_t fds, const sbx_spec_t *spec)
 {
     close(control_fd);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -108,17 +110,17 @@ static void zygote_become_sandbox(sbx_lua_t *L, int control_fd, int fd, const sb
     struct sched_param sp = {.sched_priority = 0};
     sched_setscheduler(0, SCHED_BATCH, &sp);
     if (spec->runtime == SBX_RUNTIME_EXEC)
-        _exit(sbx_exec_serve(fd, spec));
+        _exit(sbx_exec_serve(fds, spec));
     sbx_outbox_install(); /* before the system call filter, which allows neither sigaction nor setitimer */
     sbx_spec_t confined = *spec;
     char err[256];
-    if (sbx__isolation_enter_lua(spec, &fd, &confined.bundle_dir, err, sizeof err) != 0) {
+    if (sbx__isolation_enter_lua(spec, &fds, &confined.bundle_dir, err, sizeof err) != 0) {
         json_t *m = json_pack("{s:s+}", "error", "cannot isolate the sandbox: ", err);
         char *text = json_dumps(m, JSON_COMPACT);
-        sbx_frame_write(fd, SBX_MSG_ERROR, 0, text, strlen(text), NULL, 0);
+        sbx_frame_write(fds.wr, SBX_MSG_ERROR, 0, text, strlen(text), NULL, 0);
         _exit(1);
     }
-    _exit(sbx_lua_serve(L, fd, &confined));
+    _exit(sbx_lua_serve(L, fds, &confined));
 }
 
 /* Encodes a spec as the JSON meta of a spawn request. Returns a malloc'd
@@ -170,56 +172,68 @@ static int spec_decode(const char *meta, size_t meta_len, sbx_spec_t *spec, json
     return 0;
 }
 
-/* Runs in a blank child: waits for its spec frame on fd, then becomes that
- * sandbox. Exits quietly when tined lets the blank go (EOF). Never returns. */
-static void zygote_blank_wait(sbx_lua_t *L, int control_fd, int fd)
+/* Runs in a blank child: waits for its spec frame on fds.rd, then becomes
+ * that sandbox. Exits quietly when tined lets the blank go (EOF). Never
+ * returns. */
+static void zygote_blank_wait(sbx_lua_t *L, int control_fd, sbx_fds_t fds)
 {
     close(control_fd);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     sbx_frame_hdr_t h;
     char *payload = NULL;
-    int r = sbx_frame_read(fd, &h, &payload, ZYGOTE_MAX_REQUEST);
+    int r = sbx_frame_read(fds.rd, &h, &payload, ZYGOTE_MAX_REQUEST);
     if (r != 0 || h.type == 0)
         _exit(0);
     sbx_spec_t spec;
     json_t *holder = NULL;
     if (h.type != ZYGOTE_MSG_SPAWN || spec_decode(payload, h.meta_len, &spec, &holder) != 0) {
         static const char msg[] = "{\"error\":\"bad sandbox spec from tined\"}";
-        sbx_frame_write(fd, SBX_MSG_ERROR, 0, msg, sizeof msg - 1, NULL, 0);
+        sbx_frame_write(fds.wr, SBX_MSG_ERROR, 0, msg, sizeof msg - 1, NULL, 0);
         _exit(1);
     }
     free(payload);
-    zygote_become_sandbox(L, -1, fd, &spec);
+    zygote_become_sandbox(L, -1, fds, &spec);
 }
 
 /* Handles one spawn request: fork a sandbox (for a spec, or blank) and hand
- * back its socket. */
+ * back tined's ends of its two pipes. */
 static void zygote_spawn(sbx_lua_t *L, int control_fd, const char *meta, size_t meta_len)
 {
     sbx_spec_t spec;
     json_t *o = NULL;
     int kind = spec_decode(meta, meta_len, &spec, &o);
     if (kind < 0) {
-        zygote_send_reply(control_fd, TINE_EPROTO, 0, -1);
+        zygote_send_reply(control_fd, TINE_EPROTO, 0, NULL);
         return;
     }
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-        zygote_send_reply(control_fd, -errno, 0, -1);
+    int down[2], up[2]; /* tined -> sandbox, sandbox -> tined */
+    if (pipe2(down, O_CLOEXEC) != 0) {
+        zygote_send_reply(control_fd, -errno, 0, NULL);
         json_decref(o);
         return;
     }
+    if (pipe2(up, O_CLOEXEC) != 0) {
+        zygote_send_reply(control_fd, -errno, 0, NULL);
+        close(down[0]);
+        close(down[1]);
+        json_decref(o);
+        return;
+    }
+    sbx_fds_t child = {down[0], up[1]}, host = {up[0], down[1]};
     pid_t pid = fork();
     if (pid == 0) {
-        close(sv[0]);
+        close(host.rd);
+        close(host.wr);
         if (kind == 1)
-            zygote_blank_wait(L, control_fd, sv[1]);
-        zygote_become_sandbox(L, control_fd, sv[1], &spec);
+            zygote_blank_wait(L, control_fd, child);
+        zygote_become_sandbox(L, control_fd, child, &spec);
     }
     int err = pid < 0 ? -errno : 0;
-    close(sv[1]);
-    zygote_send_reply(control_fd, err, pid < 0 ? 0 : pid, err == 0 ? sv[0] : -1);
-    close(sv[0]);
+    close(child.rd);
+    close(child.wr);
+    zygote_send_reply(control_fd, err, pid < 0 ? 0 : pid, err == 0 ? &host : NULL);
+    close(host.rd);
+    close(host.wr);
     json_decref(o);
 }
 
@@ -228,7 +242,7 @@ static void zygote_main(int control_fd, const char *sdk_dir)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     prctl(PR_SET_NAME, "tine-zygote");
-    /* Sandboxes are reaped automatically: tined watches their sockets. */
+    /* Sandboxes are reaped automatically: tined watches their pipes. */
     signal(SIGCHLD, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, SIG_IGN);
@@ -254,7 +268,7 @@ static void zygote_main(int control_fd, const char *sdk_dir)
         if (h.type == ZYGOTE_MSG_SPAWN)
             zygote_spawn(L, control_fd, payload, h.meta_len);
         else
-            zygote_send_reply(control_fd, TINE_EPROTO, 0, -1);
+            zygote_send_reply(control_fd, TINE_EPROTO, 0, NULL);
         free(payload);
     }
 }
@@ -447,7 +461,7 @@ int sbx_zygote_receive(sbx_zygote_t *z, bool wait, sbx_spawned_t *out)
     zygote_reply_t reply;
     struct iovec iov = {&reply, sizeof(reply)};
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(2 * sizeof(int))];
         struct cmsghdr align;
     } ctrl;
     struct msghdr msg = {0};
@@ -471,22 +485,26 @@ int sbx_zygote_receive(sbx_zygote_t *z, bool wait, sbx_spawned_t *out)
             return TINE_ECRASH;
     }
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    int got = -1;
-    if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-        memcpy(&got, CMSG_DATA(c), sizeof(int));
-    if (n != (ssize_t)sizeof(reply) || (reply.status == 0) != (got >= 0)) {
+    int got[2] = {-1, -1};
+    size_t nfds = 0;
+    if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        memcpy(got, CMSG_DATA(c), (nfds < 2 ? nfds : 2) * sizeof(int));
+    }
+    if (n != (ssize_t)sizeof(reply) || (reply.status == 0) != (nfds > 0) || (nfds != 0 && nfds != 2) ||
+        (msg.msg_flags & MSG_CTRUNC)) {
         /* EOF, or the answers are out of step: nothing more can be trusted. */
-        if (got >= 0)
-            close(got);
+        for (size_t i = 0; i < nfds && i < 2; i++)
+            close(got[i]);
         return TINE_ECRASH;
     }
     out->error = reply.status;
     out->pid = reply.status == 0 ? reply.pid : 0;
-    out->fd = got;
+    out->fds = (sbx_fds_t){got[0], got[1]};
     return 0;
 }
 
-int sbx_zygote_spawn(sbx_zygote_t *z, const sbx_spec_t *spec, pid_t *pid, int *fd)
+int sbx_zygote_spawn(sbx_zygote_t *z, const sbx_spec_t *spec, pid_t *pid, sbx_fds_t *fds)
 {
     int r = sbx_zygote_request(z, spec);
     sbx_spawned_t got;
@@ -496,7 +514,7 @@ int sbx_zygote_spawn(sbx_zygote_t *z, const sbx_spec_t *spec, pid_t *pid, int *f
         r = got.error;
     if (r == 0) {
         *pid = got.pid;
-        *fd = got.fd;
+        *fds = got.fds;
     }
     return r;
 }

@@ -88,7 +88,7 @@ check "sandboxes are SCHED_BATCH" "3" "$(awk '{print $41}' "/proc/$spid/stat" 2>
 
 # A sandbox sleeps once per call, waiting for the next one: tined reading its
 # answer must not wake it for nothing (a read sleeping on a unix socket is
-# woken each time the peer consumes what it wrote; the sandbox waits in poll).
+# woken each time the peer consumes what it wrote: the channel is two pipes).
 switches() {
   local t=0 p v
   for p in $(pool count '" ".join(str(s["pid"]) for s in p["sandboxes"])'); do

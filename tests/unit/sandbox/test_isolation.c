@@ -88,28 +88,29 @@ static void run_command(const char *cmd, char *out, size_t outlen)
 /* The sandbox: isolate, answer READY, then serve commands until EOF. */
 static void sandbox_main(const char *bundle, int fd)
 {
+    sbx_fds_t fds = {fd, fd}; /* one socket stands for both pipes */
     sbx_spec_t spec = {.app = "t", .version = 1, .function = "f", .bundle_dir = bundle,
                        .handler_file = "handler.lua", .handler_export = "h", .memory_mb = 64,
                        .timeout_ms = 1000, .env_json = "{}"};
     const char *dir;
     char err[256];
-    if (sbx__isolation_enter_lua(&spec, &fd, &dir, err, sizeof err) != 0) {
-        sbx_frame_write(fd, SBX_MSG_ERROR, 0, err, strlen(err), NULL, 0);
+    if (sbx__isolation_enter_lua(&spec, &fds, &dir, err, sizeof err) != 0) {
+        sbx_frame_write(fds.wr, SBX_MSG_ERROR, 0, err, strlen(err), NULL, 0);
         _exit(1);
     }
     char ready[64];
     int n = snprintf(ready, sizeof ready, "{\"pid\":%ld,\"bundle\":\"%s\"}", (long)getpid(), dir);
-    sbx_frame_write(fd, SBX_MSG_READY, 0, ready, (size_t)n, NULL, 0);
+    sbx_frame_write(fds.wr, SBX_MSG_READY, 0, ready, (size_t)n, NULL, 0);
     for (;;) {
         sbx_frame_hdr_t h;
         char *payload = NULL;
-        if (sbx_frame_read(fd, &h, &payload, 4096) != 0 || h.type != SBX_MSG_INVOKE)
+        if (sbx_frame_read(fds.rd, &h, &payload, 4096) != 0 || h.type != SBX_MSG_INVOKE)
             _exit(0);
         sbx__invocation_id = h.id;
         char out[256];
         run_command(payload, out, sizeof out);
         free(payload);
-        sbx_frame_write(fd, SBX_MSG_RESULT, h.id, "{}", 2, out, strlen(out));
+        sbx_frame_write(fds.wr, SBX_MSG_RESULT, h.id, "{}", 2, out, strlen(out));
     }
 }
 

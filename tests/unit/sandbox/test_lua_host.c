@@ -159,7 +159,7 @@ static void start(fixture_t *fx, const char *file, const char *export, const cha
             .timeout_ms = 3000,
             .env_json = env_json,
         };
-        _exit(sbx_lua_serve(sbx_lua_prepare(sdk_dir()), sv[1], &spec));
+        _exit(sbx_lua_serve(sbx_lua_prepare(sdk_dir()), (sbx_fds_t){sv[1], sv[1]}, &spec));
     }
     close(sv[1]);
     fx->pid = pid;

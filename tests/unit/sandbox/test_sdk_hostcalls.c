@@ -204,7 +204,7 @@ static int setup(void **state)
         sbx_spec_t spec = {.app = "shop", .version = 1, .function = "run", .bundle_dir = sbx.dir,
                            .handler_file = "handler.lua", .handler_export = "run", .memory_mb = 128,
                            .timeout_ms = 3000, .env_json = "{}"};
-        _exit(sbx_lua_serve(sbx_lua_prepare(sdk_dir()), sv[1], &spec));
+        _exit(sbx_lua_serve(sbx_lua_prepare(sdk_dir()), (sbx_fds_t){sv[1], sv[1]}, &spec));
     }
     close(sv[1]);
     sbx.pid = pid;

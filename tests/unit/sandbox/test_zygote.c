@@ -1,6 +1,6 @@
 /* Unit tests for the zygote's spawn protocol (sandbox/zygote.c): a real
  * zygote process forks sandboxes for a spec or blank ones that get their spec
- * later over their own socket; the test plays tined on the sockets. */
+ * later over their own pipe; the test plays tined on the pipes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -91,13 +91,13 @@ static char *expect_frame(int fd, uint8_t type, sbx_frame_hdr_t *h)
 }
 
 /* Sends an event {"n":n} and checks the answer names fn and n. */
-static void invoke_and_check(int fd, const char *fn, int n)
+static void invoke_and_check(sbx_fds_t fds, const char *fn, int n)
 {
     json_t *meta = json_pack("{s:s, s:{s:i}}", "kind", "event", "event", "n", n);
-    write_invoke(fd, 7, meta, NULL, 0);
+    write_invoke(fds.wr, 7, meta, NULL, 0);
     json_decref(meta);
     sbx_frame_hdr_t h;
-    char *p = expect_frame(fd, SBX_MSG_RESULT, &h);
+    char *p = expect_frame(fds.rd, SBX_MSG_RESULT, &h);
     char want[64];
     snprintf(want, sizeof want, "hi %s %d", fn, n);
     assert_int_equal(h.id, 7);
@@ -112,18 +112,20 @@ static void test_spawn_with_spec(void **state)
     fixture_t *f = *state;
     sbx_spec_t spec = spec_of(f, "direct");
     pid_t pid = 0;
-    int fd = -1;
-    assert_int_equal(sbx_zygote_spawn(&f->z, &spec, &pid, &fd), 0);
+    sbx_fds_t fds = {-1, -1};
+    assert_int_equal(sbx_zygote_spawn(&f->z, &spec, &pid, &fds), 0);
     assert_true(pid > 0);
+    assert_int_not_equal(fds.rd, fds.wr); /* two pipes */
     sbx_frame_hdr_t h;
-    free(expect_frame(fd, SBX_MSG_READY, &h));
-    invoke_and_check(fd, "direct", 1);
-    invoke_and_check(fd, "direct", 2);
-    close(fd);
+    free(expect_frame(fds.rd, SBX_MSG_READY, &h));
+    invoke_and_check(fds, "direct", 1);
+    invoke_and_check(fds, "direct", 2);
+    close(fds.rd);
+    close(fds.wr);
 }
 
 /* A blank sandbox becomes the function whose spec it is sent; an INVOKE
- * written right behind the spec waits in the socket until it is ready. */
+ * written right behind the spec waits in the pipe until it is ready. */
 static void test_blank_then_spec(void **state)
 {
     fixture_t *f = *state;
@@ -132,28 +134,29 @@ static void test_blank_then_spec(void **state)
     assert_int_equal(sbx_zygote_receive(&f->z, true, &got), 0);
     assert_int_equal(got.error, 0);
     assert_true(got.pid > 0);
-    int fd = got.fd;
+    sbx_fds_t fds = got.fds;
     sbx_spec_t spec = spec_of(f, "late");
     size_t len = 0;
     char *frame = sbx_spec_frame(&spec, &len);
     assert_non_null(frame);
-    assert_int_equal(write(fd, frame, len), (ssize_t)len);
+    assert_int_equal(write(fds.wr, frame, len), (ssize_t)len);
     free(frame);
     json_t *meta = json_pack("{s:s, s:{s:i}}", "kind", "event", "event", "n", 5);
-    write_invoke(fd, 9, meta, NULL, 0);
+    write_invoke(fds.wr, 9, meta, NULL, 0);
     json_decref(meta);
     sbx_frame_hdr_t h;
-    free(expect_frame(fd, SBX_MSG_READY, &h));
-    char *p = expect_frame(fd, SBX_MSG_RESULT, &h);
+    free(expect_frame(fds.rd, SBX_MSG_READY, &h));
+    char *p = expect_frame(fds.rd, SBX_MSG_RESULT, &h);
     assert_int_equal(h.id, 9);
     assert_memory_equal(p + h.meta_len, "hi late 5", 9);
     free(p);
-    invoke_and_check(fd, "late", 6);
-    close(fd);
+    invoke_and_check(fds, "late", 6);
+    close(fds.rd);
+    close(fds.wr);
 }
 
 /* Several requests in flight are answered in order, each with its own
- * process; a blank let go (its socket closed) exits. */
+ * process; a blank let go (its pipes closed) exits. */
 static void test_pipelined_blanks_and_release(void **state)
 {
     fixture_t *f = *state;
@@ -163,17 +166,18 @@ static void test_pipelined_blanks_and_release(void **state)
     for (int i = 0; i < N; i++)
         assert_int_equal(sbx_zygote_request(&f->z, NULL), 0);
     pid_t pids[N];
-    int fds[N];
+    sbx_fds_t fds[N];
     for (int i = 0; i < N; i++) {
         assert_int_equal(sbx_zygote_receive(&f->z, true, &got), 0);
         assert_int_equal(got.error, 0);
         pids[i] = got.pid;
-        fds[i] = got.fd;
+        fds[i] = got.fds;
         for (int j = 0; j < i; j++)
             assert_int_not_equal(pids[i], pids[j]);
     }
     for (int i = 0; i < N; i++) {
-        close(fds[i]);
+        close(fds[i].rd);
+        close(fds[i].wr);
         int gone = 0;
         for (int t = 0; t < 400 && !gone; t++) {
             gone = kill(pids[i], 0) != 0 && errno == ESRCH;
@@ -193,23 +197,25 @@ static void test_bad_spec_and_bad_request(void **state)
     assert_int_equal(sbx_zygote_request(&f->z, NULL), 0);
     sbx_spawned_t got;
     assert_int_equal(sbx_zygote_receive(&f->z, true, &got), 0);
-    int fd = got.fd;
+    sbx_fds_t fds = got.fds;
     pid_t pid;
-    assert_int_equal(sbx_frame_write(fd, SBX_MSG_INVOKE, 0, "[1,2", 4, NULL, 0), 0);
+    assert_int_equal(sbx_frame_write(fds.wr, SBX_MSG_INVOKE, 0, "[1,2", 4, NULL, 0), 0);
     sbx_frame_hdr_t h;
-    char *p = expect_frame(fd, SBX_MSG_ERROR, &h);
+    char *p = expect_frame(fds.rd, SBX_MSG_ERROR, &h);
     assert_non_null(strstr(p, "bad sandbox spec"));
     free(p);
-    close(fd);
+    close(fds.rd);
+    close(fds.wr);
 
     assert_int_equal(sbx_frame_write(f->z.control_fd, SBX_MSG_INVOKE, 0, "nope", 4, NULL, 0), 0);
     assert_int_equal(sbx_zygote_receive(&f->z, true, &got), 0);
     assert_int_equal(got.error, TINE_EPROTO);
     sbx_spec_t spec = spec_of(f, "after");
-    assert_int_equal(sbx_zygote_spawn(&f->z, &spec, &pid, &fd), 0);
-    free(expect_frame(fd, SBX_MSG_READY, &h));
-    invoke_and_check(fd, "after", 3);
-    close(fd);
+    assert_int_equal(sbx_zygote_spawn(&f->z, &spec, &pid, &fds), 0);
+    free(expect_frame(fds.rd, SBX_MSG_READY, &h));
+    invoke_and_check(fds, "after", 3);
+    close(fds.rd);
+    close(fds.wr);
 }
 
 /* A dead zygote is reported, not waited for. */
