@@ -1,7 +1,7 @@
 /* The floor under tine.invoke on this machine: a caller process sends a
  * 100-byte message to a router process (epoll, like tined's loop), which
- * passes it to a callee process and the answer back, over socketpairs, with
- * no tine code at all. One round trip makes the same four process wake-ups
+ * passes it to a callee process and the answer back, over pairs of pipes as
+ * tined and its sandboxes use, with no tine code at all. One round trip makes the same four process wake-ups
  * as one tine.invoke hop (sandbox -> tined -> sandbox -> tined -> sandbox).
  *
  *   relay_floor [N [K [KIB [chain]]]]
@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +44,24 @@ static int read_full(int fd, char *b, int n)
     return n;
 }
 
+/* A two-way channel of two pipes between end 0 and end 1: end e reads
+ * rd[e] and writes wr[e]. */
+typedef struct {
+    int rd[2], wr[2];
+} chan_t;
+
+static int chan_open(chan_t *c)
+{
+    int down[2], up[2];
+    if (pipe(down) != 0 || pipe(up) != 0)
+        return -1;
+    c->wr[0] = down[1];
+    c->rd[1] = down[0];
+    c->wr[1] = up[1];
+    c->rd[0] = up[0];
+    return 0;
+}
+
 static int cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -63,31 +80,31 @@ int main(int argc, char **argv)
         k = 1;
     if (kib < 0 || kib > 65536)
         kib = 0;
-    int ab[2];
-    int (*callee)[2] = malloc(sizeof(int[2]) * (size_t)k);
+    chan_t ab; /* caller (end 0) and router (end 1) */
+    chan_t *callee = malloc(sizeof(chan_t) * (size_t)k); /* router (end 0) and callee i (end 1) */
     char buf[MSG] = {0};
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, ab) != 0)
+    if (chan_open(&ab) != 0)
         return 1;
     for (int i = 0; i < k; i++)
-        if (socketpair(AF_UNIX, SOCK_STREAM, 0, callee[i]) != 0)
+        if (chan_open(&callee[i]) != 0)
             return 1;
     setpgid(0, 0);
     for (int i = 0; i < k; i++) {
         if (fork() == 0) { /* a callee */
             volatile char *mem = calloc(1, (size_t)kib * 1024 + 1);
-            int fd = callee[i][1];
+            int rd = callee[i].rd[1], wr = callee[i].wr[1];
             for (;;) {
-                if (read_full(fd, buf, MSG) < 0)
+                if (read_full(rd, buf, MSG) < 0)
                     _exit(0);
                 for (size_t at = 0; at < (size_t)kib * 1024; at += 64)
                     mem[at]++;
                 if (chain && i + 1 < k) { /* call the next one and wait */
                     buf[0] = REQUEST;
-                    if (write(fd, buf, MSG) != MSG || read_full(fd, buf, MSG) < 0)
+                    if (write(wr, buf, MSG) != MSG || read_full(rd, buf, MSG) < 0)
                         _exit(0);
                 }
                 buf[0] = ANSWER;
-                if (write(fd, buf, MSG) != MSG)
+                if (write(wr, buf, MSG) != MSG)
                     _exit(0);
             }
         }
@@ -96,10 +113,10 @@ int main(int argc, char **argv)
         int ep = epoll_create1(0);
         struct epoll_event e = {.events = EPOLLIN};
         e.data.u32 = FROM_CALLER;
-        epoll_ctl(ep, EPOLL_CTL_ADD, ab[1], &e);
+        epoll_ctl(ep, EPOLL_CTL_ADD, ab.rd[1], &e);
         for (int i = 0; i < k; i++) {
             e.data.u32 = (uint32_t)i;
-            epoll_ctl(ep, EPOLL_CTL_ADD, callee[i][0], &e);
+            epoll_ctl(ep, EPOLL_CTL_ADD, callee[i].rd[0], &e);
         }
         int next = 0;
         for (;;) {
@@ -107,17 +124,17 @@ int main(int argc, char **argv)
             int m = epoll_wait(ep, ev, 4, -1);
             for (int i = 0; i < m; i++) {
                 uint32_t from = ev[i].data.u32;
-                int in = from == FROM_CALLER ? ab[1] : callee[from][0];
+                int in = from == FROM_CALLER ? ab.rd[1] : callee[from].rd[0];
                 if (read_full(in, buf, MSG) < 0)
                     _exit(0);
                 int out;
                 if (from == FROM_CALLER) {
-                    out = callee[chain ? 0 : next][0];
+                    out = callee[chain ? 0 : next].wr[0];
                     next = (next + 1) % k;
                 } else if (buf[0] == REQUEST) { /* chain: down to the next */
-                    out = callee[from + 1][0];
+                    out = callee[from + 1].wr[0];
                 } else { /* an answer: up to whoever called */
-                    out = !chain || from == 0 ? ab[1] : callee[from - 1][0];
+                    out = !chain || from == 0 ? ab.wr[1] : callee[from - 1].wr[0];
                 }
                 if (write(out, buf, MSG) != MSG)
                     _exit(0);
@@ -128,7 +145,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         double t0 = now();
         buf[0] = REQUEST;
-        if (write(ab[0], buf, MSG) != MSG || read_full(ab[0], buf, MSG) < 0)
+        if (write(ab.wr[0], buf, MSG) != MSG || read_full(ab.rd[0], buf, MSG) < 0)
             return 1;
         t[i] = now() - t0;
     }
