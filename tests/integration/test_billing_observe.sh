@@ -101,9 +101,15 @@ wait_for 5 bash -c "'$BIN/tine' --url '$URL' --token '$TOKEN' activation $id >/d
 rec=$(tine --json activation "$id")
 # 128 MB for 100 ms = 0.0125 GB-s at 0.001 = 0.0000125, + 0.5
 check_contains "prices from the flags" '"cost":"0.500012500000"' "$rec"
-for i in $(seq 1 8); do http GET /obs/say >/dev/null; done
-wait_for 5 test "$(redis-cli -s "$T/redis.sock" llen tine:acts:obs)" = 5 || true
-check "retention keeps the newest 5" 5 "$(redis-cli -s "$T/redis.sock" llen tine:acts:obs)"
+ids=()
+for i in $(seq 1 8); do
+  ids+=("$(curl -s -o /dev/null -D - "$URL/obs/say" | tr -d '\r' | awk 'tolower($1) == "x-tine-invocation-id:" {print $2}')")
+done
+newest() { tine --json activations obs | python3 -c 'import json, sys; print(" ".join(a["id"] for a in json.load(sys.stdin)["activations"]))'; }
+want=$(printf '%s\n' "${ids[@]}" | tail -n 5 | tac | paste -sd ' ')
+wait_for 5 test "$(newest)" = "$want" || true
+check "the newest 5 kept, listed newest first" "$want" "$(newest)"
+check "retention keeps 5" 5 "$(redis-cli -s "$T/redis.sock" llen tine:acts:obs)"
 check_contains "the list expires with the age bound" "3" "$(redis-cli -s "$T/redis.sock" ttl tine:acts:obs | cut -c1)"
 
 # Redis goes away: the node keeps serving; records are dropped and counted
