@@ -185,7 +185,9 @@ record_warm() {
     note="wrk saw ${W[socket_errors]} socket errors and ${W[non2xx]} non-2xx answers in ${W[requests]} requests"
   fi
   [ $# -eq "$WRK_REPEAT" ] || note="${note:+$note; }median of $# runs, $((WRK_REPEAT - $#)) could not run"
-  record "${prefix}_rps" "$system" "${W[rps]}" "$note"
+  local all
+  all=$(printf '%s\n' "$@" | sed -n 's/^rps=\([0-9]*\).*/\1/p' | paste -sd ' ')
+  record "${prefix}_rps" "$system" "${W[rps]}" "${note:+$note; }rounds (req/s, in order): $all"
   [ "$prefix" = warm ] || return 0
   record warm_p50_us "$system" "${W[p50_us]}" "$note"
   record warm_p90_us "$system" "${W[p90_us]}" "$note"
