@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -47,10 +46,7 @@ static int events_emit(cli_ctx_t *ctx, int argc, char **argv)
         id = gen;
     }
     char when[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    tine_fmt_rfc3339_ms(tine_now_unix_ms(), when);
     json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s}", "specversion", "1.0", "id", id, "source", source, "type",
                            type, "time", when);
     if (ev == NULL)
