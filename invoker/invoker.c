@@ -900,13 +900,6 @@ static void sandbox_attach_process(inv_sandbox_t *s, pid_t pid, sbx_fds_t fds)
     uv_timer_start(&s->timer, on_timer, limit, 0);
 }
 
-/* Lets a blank process go: it exits on EOF. */
-static void blank_release(sbx_fds_t fds)
-{
-    close(fds.rd);
-    close(fds.wr);
-}
-
 /* Asks the zygote for blank processes: one per sandbox waiting for one, plus
  * INV_SPARE_BLANKS ready for the next cold start (not while a cold start
  * that took the spare is still on its way: spare_undefer). */
@@ -967,7 +960,7 @@ static void on_zygote_readable(uv_poll_t *h, int status, int events)
         }
         inv->blank_failed = false;
         if (inv->closing) {
-            blank_release(got.fds); /* the blank exits on EOF */
+            sbx_fds_close(got.fds); /* the blank exits on EOF */
         } else if (inv->wait_head) {
             inv_sandbox_t *s = inv->wait_head;
             wait_remove(s);
@@ -975,7 +968,7 @@ static void on_zygote_readable(uv_poll_t *h, int status, int events)
         } else if (inv->nspare < INV_SPARE_BLANKS) {
             inv->spare[inv->nspare++] = (inv_blank_t){got.pid, got.fds};
         } else {
-            blank_release(got.fds);
+            sbx_fds_close(got.fds);
         }
     }
     if (status < 0 || (events & UV_DISCONNECT)) {
@@ -1490,7 +1483,7 @@ void inv_free(inv_invoker_t *inv)
     inv__hostcalls_free(inv->hostcalls);
     inv->hostcalls = NULL;
     while (inv->nspare > 0)
-        blank_release(inv->spare[--inv->nspare].fds);
+        sbx_fds_close(inv->spare[--inv->nspare].fds);
     for (inv_pool_t *p = inv->pools, *pn; p; p = pn) {
         pn = p->next;
         p->retired = true;

@@ -35,6 +35,10 @@ typedef struct {
     int wr;
 } sbx_fds_t;
 
+/* Closes both ends (once when they are one). A sandbox or blank whose pipes
+ * tined closes exits on EOF. */
+void sbx_fds_close(sbx_fds_t fds);
+
 /* ----------------------------------------------------------- Lua host */
 
 typedef struct sbx_lua sbx_lua_t;

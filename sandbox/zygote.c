@@ -56,6 +56,13 @@ typedef struct {
     int32_t reserved;
 } zygote_reply_t;
 
+void sbx_fds_close(sbx_fds_t fds)
+{
+    close(fds.rd);
+    if (fds.wr != fds.rd)
+        close(fds.wr);
+}
+
 /* Sends the reply, with tined's two pipe ends attached when `fds` is not
  * NULL. Returns 0 or -errno. */
 static int zygote_send_reply(int sock, int32_t status, int32_t pid, const sbx_fds_t *fds)
@@ -206,34 +213,27 @@ static void zygote_spawn(sbx_lua_t *L, int control_fd, const char *meta, size_t 
         zygote_send_reply(control_fd, TINE_EPROTO, 0, NULL);
         return;
     }
-    int down[2], up[2]; /* tined -> sandbox, sandbox -> tined */
-    if (pipe2(down, O_CLOEXEC) != 0) {
-        zygote_send_reply(control_fd, -errno, 0, NULL);
-        json_decref(o);
-        return;
-    }
-    if (pipe2(up, O_CLOEXEC) != 0) {
-        zygote_send_reply(control_fd, -errno, 0, NULL);
-        close(down[0]);
-        close(down[1]);
+    int down[2] = {-1, -1}, up[2]; /* tined -> sandbox, sandbox -> tined */
+    if (pipe2(down, O_CLOEXEC) != 0 || pipe2(up, O_CLOEXEC) != 0) {
+        int err = -errno;
+        if (down[0] >= 0) /* the second pipe failed */
+            sbx_fds_close((sbx_fds_t){down[0], down[1]});
+        zygote_send_reply(control_fd, err, 0, NULL);
         json_decref(o);
         return;
     }
     sbx_fds_t child = {down[0], up[1]}, host = {up[0], down[1]};
     pid_t pid = fork();
     if (pid == 0) {
-        close(host.rd);
-        close(host.wr);
+        sbx_fds_close(host);
         if (kind == 1)
             zygote_blank_wait(L, control_fd, child);
         zygote_become_sandbox(L, control_fd, child, &spec);
     }
     int err = pid < 0 ? -errno : 0;
-    close(child.rd);
-    close(child.wr);
+    sbx_fds_close(child);
     zygote_send_reply(control_fd, err, pid < 0 ? 0 : pid, err == 0 ? &host : NULL);
-    close(host.rd);
-    close(host.wr);
+    sbx_fds_close(host);
     json_decref(o);
 }
 

@@ -120,8 +120,7 @@ static void test_spawn_with_spec(void **state)
     free(expect_frame(fds.rd, SBX_MSG_READY, &h));
     invoke_and_check(fds, "direct", 1);
     invoke_and_check(fds, "direct", 2);
-    close(fds.rd);
-    close(fds.wr);
+    sbx_fds_close(fds);
 }
 
 /* A blank sandbox becomes the function whose spec it is sent; an INVOKE
@@ -151,8 +150,7 @@ static void test_blank_then_spec(void **state)
     assert_memory_equal(p + h.meta_len, "hi late 5", 9);
     free(p);
     invoke_and_check(fds, "late", 6);
-    close(fds.rd);
-    close(fds.wr);
+    sbx_fds_close(fds);
 }
 
 /* Several requests in flight are answered in order, each with its own
@@ -176,8 +174,7 @@ static void test_pipelined_blanks_and_release(void **state)
             assert_int_not_equal(pids[i], pids[j]);
     }
     for (int i = 0; i < N; i++) {
-        close(fds[i].rd);
-        close(fds[i].wr);
+        sbx_fds_close(fds[i]);
         int gone = 0;
         for (int t = 0; t < 400 && !gone; t++) {
             gone = kill(pids[i], 0) != 0 && errno == ESRCH;
@@ -204,8 +201,7 @@ static void test_bad_spec_and_bad_request(void **state)
     char *p = expect_frame(fds.rd, SBX_MSG_ERROR, &h);
     assert_non_null(strstr(p, "bad sandbox spec"));
     free(p);
-    close(fds.rd);
-    close(fds.wr);
+    sbx_fds_close(fds);
 
     assert_int_equal(sbx_frame_write(f->z.control_fd, SBX_MSG_INVOKE, 0, "nope", 4, NULL, 0), 0);
     assert_int_equal(sbx_zygote_receive(&f->z, true, &got), 0);
@@ -214,8 +210,7 @@ static void test_bad_spec_and_bad_request(void **state)
     assert_int_equal(sbx_zygote_spawn(&f->z, &spec, &pid, &fds), 0);
     free(expect_frame(fds.rd, SBX_MSG_READY, &h));
     invoke_and_check(fds, "after", 3);
-    close(fds.rd);
-    close(fds.wr);
+    sbx_fds_close(fds);
 }
 
 /* A dead zygote is reported, not waited for. */
