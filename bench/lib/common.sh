@@ -202,17 +202,20 @@ record_warm() {
 #
 # warm_rounds ENTRY...: ENTRY is "SYSTEM|PREFIX|UP_FUNCTION [ARGS]"; the up
 # function starts the system (hello at UP_URL, its pid UP_PID) or returns 1
-# with UP_ERROR.
+# with UP_ERROR, and UP_NA=1 when the figure does not exist (a tined that
+# refuses a variant's flags): then it is n/a, not a failure.
 warm_rounds() {
   local r e system prefix up
-  local -A runs=() errors=()
+  local -A runs=() errors=() na=()
   for ((r = 1; r <= WRK_REPEAT; r++)); do
     for e in "$@"; do
       IFS='|' read -r system prefix up <<<"$e"
       say "warm round $r/$WRK_REPEAT: $system ($prefix)"
+      UP_NA=0
       # shellcheck disable=SC2086 # the function and its arguments are words
       if ! $up; then
         errors[$prefix:$system]=$UP_ERROR
+        [ "$UP_NA" = 1 ] && na[$prefix:$system]=1
         continue
       fi
       wrk_warm "$UP_URL"
@@ -228,7 +231,9 @@ warm_rounds() {
     IFS='|' read -r system prefix up <<<"$e"
     local lines=()
     mapfile -t lines < <(printf '%s' "${runs[$prefix:$system]:-}")
-    if [ ${#lines[@]} -eq 0 ]; then
+    if [ ${#lines[@]} -eq 0 ] && [ -n "${na[$prefix:$system]:-}" ]; then
+      record_na "$system" "${errors[$prefix:$system]}" "${prefix}_rps"
+    elif [ ${#lines[@]} -eq 0 ]; then
       record_failed "$system" "${errors[$prefix:$system]:-no run}" "${prefix}_rps"
     else
       record_warm "$system" "$prefix" "${lines[@]}"

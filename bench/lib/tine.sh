@@ -236,13 +236,15 @@ tine_events() {
 }
 
 # tine_up NAME [FLAGS...]: a tined with FLAGS serving hello, for the warm
-# rounds: UP_URL, UP_PID, or 1 with UP_ERROR.
+# rounds: UP_URL, UP_PID, or 1 with UP_ERROR (and UP_NA=1 when tined does
+# not start: it refuses the flags; bench_tine records the default's failure).
 tine_up() {
   local name=$1
   shift
   rm -rf "${WORK:?}/$name"
   if ! start_tined "$name" "$@"; then
     UP_ERROR="tined $*: did not start: $TINED_ERROR"
+    UP_NA=1
     return 1
   fi
   UP_PID=$TINED_PID
