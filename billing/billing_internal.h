@@ -8,7 +8,7 @@
 #include <hiredis/hiredis.h>
 #include <uv.h>
 
-#define BILL_KEY_ACTS "tine:acts:"     /* + app: list of records (JSON), newest first */
+#define BILL_KEY_ACTS "tine:acts:"     /* + app: list of records (JSON arrays), newest first */
 #define BILL_KEY_USAGE "tine:usage:"   /* + app:day: hash "fn|version|counter" */
 #define BILL_KEY_LOGS "tine:logs:"     /* + app: pub/sub channel of log lines */
 #define BILL_EVENTS_STREAM "tine:events"

@@ -169,11 +169,47 @@ int bill_usage(bill_t *b, const char *app, const char *from, const char *to, bil
 
 /* ------------------------------------------------------------ records */
 
-/* Adds to a stored record what the recorder leaves out because it follows
- * from the rest: app, start (ISO 8601 of start_ms), mb_ms, gb_s and cost.
- * Records written before they were left out have them already. */
-static void record_expand(json_t *rec, const char *app)
+/* The values of a stored record (recorder.c's put_record), in order. Only
+ * ever appended to; 'b' marks 0/1 stored for false/true. The trailing
+ * error, logs and logs_truncated are left out at their defaults. */
+static const struct {
+    const char *name;
+    char kind;
+} stored_fields[] = {
+    {"id", 0},          {"start_ms", 0},  {"function", 0},  {"version", 0},   {"trigger", 0},
+    {"node", 0},        {"duration_us", 0}, {"queued_us", 0}, {"cold", 'b'},  {"cold_start_us", 0},
+    {"cpu_us", 0},      {"billed", 'b'},  {"billed_ms", 0}, {"memory_mb", 0}, {"cost_pusd", 0},
+    {"timeout_ms", 0},  {"status", 0},    {"outcome", 0},   {"error", 0},     {"logs", 0},
+    {"logs_truncated", 'b'},
+};
+#define NSTORED (sizeof(stored_fields) / sizeof(stored_fields[0]))
+
+/* The record as the API shows it, from its stored text: the stored values
+ * named, then what the recorder leaves out because it follows from the
+ * rest: app, start (ISO 8601 of start_ms), mb_ms, gb_s and cost. A record
+ * stored as a named object by an earlier build (with or without those) is
+ * completed the same way. NULL when the text is not a record. */
+static json_t *record_load(const char *text, size_t len, const char *app)
 {
+    json_t *stored = json_loadb(text, len, 0, NULL), *rec = stored;
+    if (json_is_array(stored)) {
+        rec = json_object();
+        for (size_t i = 0; i < NSTORED; i++) {
+            json_t *v = json_array_get(stored, i);
+            if (stored_fields[i].kind == 'b')
+                v = json_boolean(json_integer_value(v) != 0);
+            else if (v == NULL || json_is_null(v))
+                v = strcmp(stored_fields[i].name, "logs") == 0 ? json_array() : NULL;
+            else
+                json_incref(v);
+            if (v)
+                json_object_set_new(rec, stored_fields[i].name, v);
+        }
+        json_decref(stored);
+    } else if (!json_is_object(stored)) {
+        json_decref(stored);
+        return NULL;
+    }
     if (!json_object_get(rec, "app"))
         json_object_set_new(rec, "app", json_string(app));
     json_int_t start_ms = json_integer_value(json_object_get(rec, "start_ms"));
@@ -195,6 +231,7 @@ static void record_expand(json_t *rec, const char *app)
         bill_format_pusd((uint64_t)json_integer_value(json_object_get(rec, "cost_pusd")), money);
         json_object_set_new(rec, "cost", json_string(money));
     }
+    return rec;
 }
 
 /* Calls visit with each record of app's list, newest first, until it
@@ -211,11 +248,9 @@ static int scan_records(bill_t *b, const char *app, visit_fn visit, void *data, 
         size_t n = recs->type == REDIS_REPLY_ARRAY ? recs->elements : 0;
         int stop = 0;
         for (size_t i = 0; i < n && !stop; i++) {
-            json_t *rec = json_loadb(recs->element[i]->str, recs->element[i]->len, 0, NULL);
-            if (rec) {
-                record_expand(rec, app);
+            json_t *rec = record_load(recs->element[i]->str, recs->element[i]->len, app);
+            if (rec)
                 stop = visit(rec, data);
-            }
             json_decref(rec);
         }
         freeReplyObject(recs);
@@ -265,12 +300,15 @@ int bill_activations(bill_t *b, const char *app, const char *fn, size_t limit, j
     return 0;
 }
 
-/* Finds the record starting with ARGV[1] ({"id":"<id>") in the list KEYS[1]. */
+/* Finds the record starting with ARGV[1] (["<id>", as stored) or ARGV[2]
+ * ({"id":"<id>", as earlier builds stored it) in the list KEYS[1]. */
 static const char find_script[] =
     "local n = redis.call('LLEN', KEYS[1])\n"
     "for i = 0, n - 1, 500 do\n"
     "  for _, rec in ipairs(redis.call('LRANGE', KEYS[1], i, i + 499)) do\n"
-    "    if string.sub(rec, 1, #ARGV[1]) == ARGV[1] then return rec end\n"
+    "    if string.sub(rec, 1, #ARGV[1]) == ARGV[1] or string.sub(rec, 1, #ARGV[2]) == ARGV[2] then\n"
+    "      return rec\n"
+    "    end\n"
     "  end\n"
     "end\n"
     "return false\n";
@@ -283,21 +321,22 @@ int bill_activation(bill_t *b, const char *id, json_t **out, char *err, size_t e
     redisReply *apps = bill__command(b, err, errlen, "SMEMBERS tine:apps");
     if (apps == NULL)
         return TINE_EREDIS;
-    char *prefix = xasprintf("{\"id\":\"%s\"", id);
+    char *prefix = xasprintf("[\"%s\",", id), *named = xasprintf("{\"id\":\"%s\"", id);
     json_t *rec = NULL;
     int rc = 0;
     for (size_t i = 0; apps->type == REDIS_REPLY_ARRAY && i < apps->elements && rec == NULL; i++) {
-        redisReply *r = bill__command(b, err, errlen, "EVAL %s 1 " BILL_KEY_ACTS "%s %s", find_script,
-                                      apps->element[i]->str, prefix);
+        redisReply *r = bill__command(b, err, errlen, "EVAL %s 1 " BILL_KEY_ACTS "%s %s %s", find_script,
+                                      apps->element[i]->str, prefix, named);
         if (r == NULL) {
             rc = TINE_EREDIS;
             break;
         }
-        if (r->type == REDIS_REPLY_STRING && (rec = json_loadb(r->str, r->len, 0, NULL)) != NULL)
-            record_expand(rec, apps->element[i]->str);
+        if (r->type == REDIS_REPLY_STRING)
+            rec = record_load(r->str, r->len, apps->element[i]->str);
         freeReplyObject(r);
     }
     free(prefix);
+    free(named);
     freeReplyObject(apps);
     if (rc == 0 && rec == NULL) {
         snprintf(err, errlen, "no activation '%s' (unknown, or past the retention)", id);

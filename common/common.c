@@ -256,12 +256,23 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
 
 size_t tine_fmt_u64(char *out, uint64_t v, size_t width)
 {
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                                "25262728293031323334353637383940414243444546474849"
+                                "50515253545556575859606162636465666768697071727374"
+                                "75767778798081828384858687888990919293949596979899";
     char tmp[24];
     size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    for (; v >= 100; v /= 100) { /* two digits a division: records format ~12 numbers per call */
+        const char *d = pairs + (v % 100) * 2;
+        tmp[--i] = d[1];
+        tmp[--i] = d[0];
+    }
+    if (v >= 10) {
+        tmp[--i] = pairs[v * 2 + 1];
+        tmp[--i] = pairs[v * 2];
+    } else {
+        tmp[--i] = (char)('0' + v);
+    }
     while (sizeof(tmp) - i < width && i > 0)
         tmp[--i] = '0';
     size_t n = sizeof(tmp) - i;

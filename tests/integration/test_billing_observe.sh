@@ -112,6 +112,33 @@ check "the newest 5 kept, listed newest first" "$want" "$(newest)"
 check "retention keeps 5" 5 "$(redis-cli -s "$T/redis.sock" llen tine:acts:obs)"
 check_contains "the list expires with the age bound" "3" "$(redis-cli -s "$T/redis.sock" ttl tine:acts:obs | cut -c1)"
 
+# Records are stored as JSON arrays of values; those stored as named JSON
+# objects by earlier builds are still listed, found by id, completed and
+# trimmed by age (1h here) like the arrays. The trim pops from the old end
+# while records are too old: each round's young record of one form must
+# stop it.
+rc() { redis-cli -s "$T/redis.sock" "$@" >/dev/null; }
+now_ms=$(($(date +%s) * 1000)); old_ms=$((now_ms - 2 * 3600 * 1000))
+named() { printf '{"id":"%s","function":"say","version":1,"trigger":"http","node":"n0","start_ms":%s,"duration_us":5,"queued_us":0,"cold":false,"cold_start_us":0,"cpu_us":4,"billed":true,"billed_ms":100,"memory_mb":128,"cost_pusd":500012500000,"timeout_ms":1000,"status":200,"outcome":"ok","logs":[],"logs_truncated":false}' "$1" "$2"; }
+array() { printf '["%s",%s,"say",1,"http","n0",5,0,0,0,4,1,100,128,500012500000,1000,200,"ok"]' "$1" "$2"; }
+call() { curl -s -o /dev/null -D - "$URL/obs/say" | tr -d '\r' | awk 'tolower($1) == "x-tine-invocation-id:" {print $2}'; }
+a=000000000000000000000000000000aa b=000000000000000000000000000000bb c=000000000000000000000000000000cc
+rc del tine:acts:obs
+rc rpush tine:acts:obs "$(array $c "$now_ms")" "$(named $a "$old_ms")" "$(array $b "$old_ms")"
+check "both forms listed in order" "$c $a $b" "$(newest)"
+rec=$(tine --json activation $a)
+check_contains "a named record is found by id" "\"id\":\"$a\"" "$rec"
+check_contains "and completed like an array" '"cost":"0.500012500000"' "$rec"
+check_contains "an array record is found by id" '"gb_s":"0.0125"' "$(tine --json activation $b)"
+id=$(call)
+wait_for 5 test "$(newest)" = "$id $c" || true
+check "old records of both forms trimmed, a young array kept" "$id $c" "$(newest)"
+rc del tine:acts:obs
+rc rpush tine:acts:obs "$(named $c "$now_ms")" "$(array $b "$old_ms")"
+id=$(call)
+wait_for 5 test "$(newest)" = "$id $c" || true
+check "a young named record kept" "$id $c" "$(newest)"
+
 # Redis goes away: the node keeps serving; records are dropped and counted
 # only when the batch is full, so here they wait and usage survives.
 wait_for 5 bash -c "curl -s '$URL/metrics' | grep -q '^tine_activations_pending 0'"

@@ -1,9 +1,11 @@
 /* Tests of billing/pricing.c: 100 ms rounding with the timeout cap, exact
  * GB-seconds, costs in whole picodollars, price parsing, and that totals
- * of many records are exactly the sums of the records. */
+ * of many records are exactly the sums of the records; and of the number
+ * formatter every amount and record goes through (tine_fmt_u64). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,6 +191,31 @@ static void test_prices_parse_exactly_or_say_why(void **state)
     assert_non_null(strstr(err, "over the largest price"));
 }
 
+static void test_numbers_format_like_printf(void **state)
+{
+    (void)state;
+    uint64_t v[64];
+    size_t n = 0;
+    v[n++] = 0;
+    v[n++] = UINT64_MAX;
+    for (uint64_t p = 1; p <= 10000000000000000000ull && n + 3 <= 64; p *= 10) {
+        v[n++] = p - 1;
+        v[n++] = p;
+        v[n++] = p + 1;
+        if (p == 10000000000000000000ull)
+            break;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t width = 1; width <= 22; width += 7) {
+            char want[32], got[32];
+            snprintf(want, sizeof want, "%0*" PRIu64, (int)width, v[i]);
+            size_t len = tine_fmt_u64(got, v[i], width);
+            assert_string_equal(got, want);
+            assert_int_equal(len, strlen(want));
+        }
+    }
+}
+
 static void test_days_are_utc(void **state)
 {
     (void)state;
@@ -217,6 +244,7 @@ int main(void)
         cmocka_unit_test(test_totals_are_the_sums_of_the_records),
         cmocka_unit_test(test_prices_parse_exactly_or_say_why),
         cmocka_unit_test(test_days_are_utc),
+        cmocka_unit_test(test_numbers_format_like_printf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
