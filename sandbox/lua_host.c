@@ -55,7 +55,22 @@ struct sbx_lua {
     char *reply;  /* the last host reply frame's payload */
     size_t reply_cap;
     int ref_array_mt, ref_env, ref_msgh, ref_remaining, ref_invoke, ref_to_lua, ref_handler;
+    int ref_keys; /* the interned strings of key_names, then the spec's names */
 };
+
+/* The keys every invocation sets on its request and ctx tables, interned
+ * once in a table (S->ref_keys) instead of hashed again by each
+ * lua_setfield; the same table holds the spec's app and function names
+ * (K_APP_NAME, K_FUNCTION_NAME), set when the function loads. */
+enum {
+    K_METHOD = 1, K_PATH, K_PARAMS, K_HEADERS, K_QUERY_STRING, K_QUERY, K_BODY,
+    K_APP, K_VERSION, K_FUNCTION, K_TIMEOUT_MS, K_MEMORY_MB, K_REMAINING_MS,
+    K_APP_NAME, K_FUNCTION_NAME
+};
+static const char *const key_names[] = {NULL,   "method",     "path",     "params",     "headers",
+                                        "query_string", "query", "body", "app",        "version",
+                                        "function",     "timeout_ms", "memory_mb", "remaining_ms"};
+#define NKEY_NAMES (sizeof(key_names) / sizeof(key_names[0]))
 
 /* ------------------------------------------------------------ buffers */
 
@@ -1009,6 +1024,12 @@ static int prepare_step(lua_State *L)
     S->ref_remaining = luaL_ref(L, LUA_REGISTRYINDEX);
     push_closure(L, S, to_lua_step);
     S->ref_to_lua = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_createtable(L, K_FUNCTION_NAME, 0);
+    for (int k = 1; k < (int)NKEY_NAMES; k++) {
+        lua_pushstring(L, key_names[k]);
+        lua_rawseti(L, -2, k);
+    }
+    S->ref_keys = luaL_ref(L, LUA_REGISTRYINDEX);
 
     /* The hidden table of C functions tine.lua builds the module on. */
     lua_createtable(L, 0, 12);
@@ -1229,6 +1250,25 @@ static const char *member_str(const invoke_args_t *a, const char *key, uint32_t 
     return sbx_meta_bytes(&c, len);
 }
 
+static void push_meta(lua_State *L, sbx_meta_cur_t *c, int mt, int depth);
+
+/* Sets the n members of a binary object (c is past its count) on the table
+ * on top of the stack; null members are left out. */
+static void meta_set_members(lua_State *L, sbx_meta_cur_t *c, uint32_t n, int mt, int depth)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t kl = 0;
+        const char *k = sbx_meta_bytes(c, &kl);
+        if (*c->p == SBX_META_NULL) {
+            c->p++;
+            continue;
+        }
+        lua_pushlstring(L, k, kl);
+        push_meta(L, c, mt, depth + 1);
+        lua_rawset(L, -3);
+    }
+}
+
 /* Pushes the Lua value of a checked binary value (meta_members checked it):
  * like push_json, null -> nil (members and elements left out), arrays
  * marked with the array metatable at stack index mt. */
@@ -1262,33 +1302,27 @@ static void push_meta(lua_State *L, sbx_meta_cur_t *c, int mt, int depth)
         lua_pushlstring(L, s, n);
         return;
     }
-    case SBX_META_ARRAY:
-    case SBX_META_OBJECT: {
+    case SBX_META_OBJECT:
         luaL_checkstack(L, 4, "JSON too deep");
         sbx_meta_u32(c, &n);
-        bool arr = tag == SBX_META_ARRAY;
-        lua_createtable(L, arr ? (int)n : 0, arr ? 0 : (int)n);
+        lua_createtable(L, 0, (int)n);
+        meta_set_members(L, c, n, mt, depth);
+        return;
+    case SBX_META_ARRAY:
+        luaL_checkstack(L, 4, "JSON too deep");
+        sbx_meta_u32(c, &n);
+        lua_createtable(L, (int)n, 0);
         for (uint32_t i = 0; i < n; i++) {
-            uint32_t kl = 0;
-            const char *k = arr ? NULL : sbx_meta_bytes(c, &kl);
             if (*c->p == SBX_META_NULL) {
                 c->p++;
                 continue;
             }
-            if (!arr)
-                lua_pushlstring(L, k, kl);
             push_meta(L, c, mt, depth + 1);
-            if (arr)
-                lua_rawseti(L, -2, (int)i + 1);
-            else
-                lua_rawset(L, -3);
+            lua_rawseti(L, -2, (int)i + 1);
         }
-        if (arr) {
-            lua_pushvalue(L, mt);
-            lua_setmetatable(L, -2);
-        }
+        lua_pushvalue(L, mt);
+        lua_setmetatable(L, -2);
         return;
-    }
     default:
         lua_pushnil(L);
     }
@@ -1525,62 +1559,73 @@ static void push_query(lua_State *L, const char *q, size_t n)
     }
 }
 
-static void set_string_field(lua_State *L, const invoke_args_t *a, const char *key, const char *dflt)
+/* Sets the value on top of the stack as key k (an interned key at stack
+ * index keys) of the table below it. */
+static void set_key(lua_State *L, int keys, int k)
+{
+    lua_rawgeti(L, keys, k);
+    lua_insert(L, -2);
+    lua_rawset(L, -3);
+}
+
+static void set_string_field(lua_State *L, const invoke_args_t *a, int keys, int k, const char *dflt)
 {
     uint32_t n;
-    const char *v = member_str(a, key, &n);
+    const char *v = member_str(a, key_names[k], &n);
     if (v != NULL)
         lua_pushlstring(L, v, n);
     else
         lua_pushstring(L, dflt);
-    lua_setfield(L, -2, key);
+    set_key(L, keys, k);
 }
 
-static void push_request(lua_State *L, invoke_args_t *a, int mt)
+static void push_request(lua_State *L, invoke_args_t *a, int mt, int keys)
 {
     lua_createtable(L, 0, 8);
-    set_string_field(L, a, "method", "GET");
-    set_string_field(L, a, "path", "/");
+    set_string_field(L, a, keys, K_METHOD, "GET");
+    set_string_field(L, a, keys, K_PATH, "/");
     push_object_member(L, mt, a, "params");
-    lua_setfield(L, -2, "params");
+    set_key(L, keys, K_PARAMS);
     push_object_member(L, mt, a, "headers");
-    lua_setfield(L, -2, "headers");
+    set_key(L, keys, K_HEADERS);
     uint32_t ql = 0;
     const char *qs = member_str(a, "query", &ql);
     if (qs == NULL)
         qs = "";
     lua_pushlstring(L, qs, ql);
-    lua_setfield(L, -2, "query_string");
+    set_key(L, keys, K_QUERY_STRING);
     push_query(L, qs, ql);
-    lua_setfield(L, -2, "query");
+    set_key(L, keys, K_QUERY);
     lua_pushlstring(L, a->body, a->body_len);
-    lua_setfield(L, -2, "body");
+    set_key(L, keys, K_BODY);
 }
 
-static void push_ctx(lua_State *L, invoke_args_t *a, int mt)
+/* ctx: what the sandbox knows from its spec, the invoker's "ctx" members
+ * over it, and remaining_ms. */
+static void push_ctx(lua_State *L, invoke_args_t *a, int mt, int keys)
 {
     struct sbx_lua *S = a->S;
     const sbx_spec_t *spec = S->spec;
-    push_object_member(L, mt, a, "ctx");
-    /* Fill what the invoker left out from the spec. */
-    static const char *const keys[] = {"app", "version", "function", "timeout_ms", "memory_mb"};
-    for (size_t i = 0; i < 5; i++) {
-        lua_getfield(L, -1, keys[i]);
-        bool missing = lua_isnil(L, -1);
-        lua_pop(L, 1);
-        if (!missing)
-            continue;
-        switch (i) {
-        case 0: lua_pushstring(L, spec->app ? spec->app : ""); break;
-        case 1: lua_pushnumber(L, (lua_Number)spec->version); break;
-        case 2: lua_pushstring(L, spec->function ? spec->function : ""); break;
-        case 3: lua_pushnumber(L, spec->timeout_ms); break;
-        default: lua_pushnumber(L, spec->memory_mb); break;
-        }
-        lua_setfield(L, -2, keys[i]);
+    lua_createtable(L, 0, 8);
+    lua_rawgeti(L, keys, K_APP_NAME);
+    set_key(L, keys, K_APP);
+    lua_pushnumber(L, (lua_Number)spec->version);
+    set_key(L, keys, K_VERSION);
+    lua_rawgeti(L, keys, K_FUNCTION_NAME);
+    set_key(L, keys, K_FUNCTION);
+    lua_pushnumber(L, spec->timeout_ms);
+    set_key(L, keys, K_TIMEOUT_MS);
+    lua_pushnumber(L, spec->memory_mb);
+    set_key(L, keys, K_MEMORY_MB);
+    const sbx_meta_cur_t *v = member_get(a, "ctx");
+    if (v != NULL && *v->p == SBX_META_OBJECT) {
+        sbx_meta_cur_t c = {v->p + 1, v->end};
+        uint32_t n = 0;
+        sbx_meta_u32(&c, &n);
+        meta_set_members(L, &c, n, mt, 1);
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_remaining);
-    lua_setfield(L, -2, "remaining_ms");
+    set_key(L, keys, K_REMAINING_MS);
 }
 
 /* Protected body of one invocation: builds the arguments, calls the handler
@@ -1592,13 +1637,14 @@ static int invoke_step(lua_State *L)
     lua_settop(L, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_array_mt); /* 1 */
     lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_msgh);     /* 2 */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_handler);  /* 3 */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_keys);     /* 3 */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_handler);  /* 4 */
     uint32_t kl = 4;
     const char *k = member_str(a, "kind", &kl);
     if (k == NULL)
         k = "http";
     if (kl == 4 && memcmp(k, "http", 4) == 0) {
-        push_request(L, a, 1);
+        push_request(L, a, 1, 3);
     } else if (kl == 5 && memcmp(k, "event", 5) == 0) {
         const sbx_meta_cur_t *ev = member_get(a, "event");
         const sbx_meta_cur_t *in_body = member_get(a, "event_in_body");
@@ -1617,10 +1663,10 @@ static int invoke_step(lua_State *L)
         lua_pushlstring(L, k, kl);
         return luaL_error(L, "bad invocation kind '%s': expected \"http\" or \"event\"", lua_tostring(L, -1));
     }
-    push_ctx(L, a, 1);
+    push_ctx(L, a, 1, 3);
     if (lua_pcall(L, 2, 1, 2) != 0)
         return lua_error(L); /* the {error, trace} table */
-    return build_result(L, a, 3);
+    return build_result(L, a, 4);
 }
 
 /* Serves one INVOKE frame. Returns 0, or -errno when the pipe failed. */
@@ -1698,6 +1744,13 @@ static int load_step(lua_State *L)
     struct sbx_lua *S = a->S;
     const sbx_spec_t *spec = a->spec;
     lua_settop(L, 0);
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_keys);
+    lua_pushstring(L, spec->app ? spec->app : "");
+    lua_rawseti(L, -2, K_APP_NAME);
+    lua_pushstring(L, spec->function ? spec->function : "");
+    lua_rawseti(L, -2, K_FUNCTION_NAME);
+    lua_pop(L, 1);
 
     lua_getglobal(L, "package"); /* 1 */
     lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", spec->bundle_dir, spec->bundle_dir);
