@@ -1559,45 +1559,44 @@ static void push_query(lua_State *L, const char *q, size_t n)
     }
 }
 
-/* Sets the value on top of the stack as key k (an interned key at stack
- * index keys) of the table below it. */
-static void set_key(lua_State *L, int keys, int k)
-{
-    lua_rawgeti(L, keys, k);
-    lua_insert(L, -2);
-    lua_rawset(L, -3);
-}
-
 static void set_string_field(lua_State *L, const invoke_args_t *a, int keys, int k, const char *dflt)
 {
     uint32_t n;
     const char *v = member_str(a, key_names[k], &n);
+    lua_rawgeti(L, keys, k);
     if (v != NULL)
         lua_pushlstring(L, v, n);
     else
         lua_pushstring(L, dflt);
-    set_key(L, keys, k);
+    lua_rawset(L, -3);
 }
 
+/* Each field: its interned key (lua_rawgeti from the table at stack index
+ * keys), its value, lua_rawset. */
 static void push_request(lua_State *L, invoke_args_t *a, int mt, int keys)
 {
     lua_createtable(L, 0, 8);
     set_string_field(L, a, keys, K_METHOD, "GET");
     set_string_field(L, a, keys, K_PATH, "/");
+    lua_rawgeti(L, keys, K_PARAMS);
     push_object_member(L, mt, a, "params");
-    set_key(L, keys, K_PARAMS);
+    lua_rawset(L, -3);
+    lua_rawgeti(L, keys, K_HEADERS);
     push_object_member(L, mt, a, "headers");
-    set_key(L, keys, K_HEADERS);
+    lua_rawset(L, -3);
     uint32_t ql = 0;
     const char *qs = member_str(a, "query", &ql);
     if (qs == NULL)
         qs = "";
+    lua_rawgeti(L, keys, K_QUERY_STRING);
     lua_pushlstring(L, qs, ql);
-    set_key(L, keys, K_QUERY_STRING);
+    lua_rawset(L, -3);
+    lua_rawgeti(L, keys, K_QUERY);
     push_query(L, qs, ql);
-    set_key(L, keys, K_QUERY);
+    lua_rawset(L, -3);
+    lua_rawgeti(L, keys, K_BODY);
     lua_pushlstring(L, a->body, a->body_len);
-    set_key(L, keys, K_BODY);
+    lua_rawset(L, -3);
 }
 
 /* ctx: what the sandbox knows from its spec, the invoker's "ctx" members
@@ -1607,16 +1606,21 @@ static void push_ctx(lua_State *L, invoke_args_t *a, int mt, int keys)
     struct sbx_lua *S = a->S;
     const sbx_spec_t *spec = S->spec;
     lua_createtable(L, 0, 8);
+    lua_rawgeti(L, keys, K_APP);
     lua_rawgeti(L, keys, K_APP_NAME);
-    set_key(L, keys, K_APP);
+    lua_rawset(L, -3);
+    lua_rawgeti(L, keys, K_VERSION);
     lua_pushnumber(L, (lua_Number)spec->version);
-    set_key(L, keys, K_VERSION);
+    lua_rawset(L, -3);
+    lua_rawgeti(L, keys, K_FUNCTION);
     lua_rawgeti(L, keys, K_FUNCTION_NAME);
-    set_key(L, keys, K_FUNCTION);
+    lua_rawset(L, -3);
+    lua_rawgeti(L, keys, K_TIMEOUT_MS);
     lua_pushnumber(L, spec->timeout_ms);
-    set_key(L, keys, K_TIMEOUT_MS);
+    lua_rawset(L, -3);
+    lua_rawgeti(L, keys, K_MEMORY_MB);
     lua_pushnumber(L, spec->memory_mb);
-    set_key(L, keys, K_MEMORY_MB);
+    lua_rawset(L, -3);
     const sbx_meta_cur_t *v = member_get(a, "ctx");
     if (v != NULL && *v->p == SBX_META_OBJECT) {
         sbx_meta_cur_t c = {v->p + 1, v->end};
@@ -1624,8 +1628,9 @@ static void push_ctx(lua_State *L, invoke_args_t *a, int mt, int keys)
         sbx_meta_u32(&c, &n);
         meta_set_members(L, &c, n, mt, 1);
     }
+    lua_rawgeti(L, keys, K_REMAINING_MS);
     lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_remaining);
-    set_key(L, keys, K_REMAINING_MS);
+    lua_rawset(L, -3);
 }
 
 /* Protected body of one invocation: builds the arguments, calls the handler
