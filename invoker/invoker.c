@@ -138,18 +138,19 @@ static void call_record(inv_call_t *c, const inv_result_t *res)
     inv->cfg.on_activation(inv->cfg.on_activation_data, &a);
 }
 
-/* Finishes a call: runs its callback (unless cancelled), records the
- * activation, and frees the call unless a host call still holds it. */
-static void call_finish(inv_call_t *c, inv_result_t *res)
+/* Finishes a call at `now` (its answer's time): runs its callback (unless
+ * cancelled), records the activation, and frees the call unless a host
+ * call still holds it. */
+static void call_finish_at(inv_call_t *c, inv_result_t *res, uint64_t now)
 {
     res->invocation_id = c->id_hex;
     res->cold = c->cold;
     res->cold_start_ns = c->cold_start_ns;
     if (c->dispatched_at) {
-        res->duration_ns = tine_now_ns() - c->dispatched_at;
+        res->duration_ns = now - c->dispatched_at;
         res->queued_ns = c->dispatched_at - c->queued_at;
     } else {
-        res->queued_ns = tine_now_ns() - c->queued_at;
+        res->queued_ns = now - c->queued_at;
     }
     c->sandbox = NULL;
     c->finished = true;
@@ -158,6 +159,12 @@ static void call_finish(inv_call_t *c, inv_result_t *res)
     call_record(c, res);
     if (c->holds == 0)
         call_free(c);
+}
+
+/* call_finish_at now (CLOCK_MONOTONIC). */
+static void call_finish(inv_call_t *c, inv_result_t *res)
+{
+    call_finish_at(c, res, tine_now_ns());
 }
 
 void inv_call_hold(inv_call_t *c)
@@ -366,13 +373,13 @@ static void wait_remove(inv_sandbox_t *s)
 
 /* Makes a sandbox idle: ready for the next call, closed after the idle
  * timeout unless the pool keeps it warm. */
-static void sandbox_set_idle(inv_sandbox_t *s)
+static void sandbox_set_idle(inv_sandbox_t *s, uint64_t now)
 {
     inv_invoker_t *inv = s->pool->inv;
     if (s->state == SBX_BUSY)
         s->pool->nbusy--;
     s->state = SBX_IDLE;
-    s->last_used = tine_now_ns();
+    s->last_used = now;
     idle_push(s);
     uv_timer_start(&s->timer, on_timer, inv->cfg.idle_timeout_ms, 0);
 }
@@ -384,12 +391,12 @@ static void sandbox_set_busy(inv_sandbox_t *s)
     s->state = SBX_BUSY;
 }
 
-/* Call c runs now on s (its INVOKE is in the pipe): its time and its
+/* Call c runs on s from `now` (its INVOKE is in the pipe): its time and its
  * timeout start. */
-static void sandbox_start_call(inv_sandbox_t *s, inv_call_t *c)
+static void sandbox_start_call(inv_sandbox_t *s, inv_call_t *c, uint64_t now)
 {
     s->call = c;
-    c->dispatched_at = tine_now_ns();
+    c->dispatched_at = now;
     uv_timer_start(&s->timer, on_timer, s->pool->fn->timeout_ms, 0);
 }
 
@@ -664,7 +671,7 @@ static void sandbox_take_call(inv_sandbox_t *s, inv_call_t *c)
     if (s->state == SBX_IDLE) {
         idle_remove(s);
         sandbox_set_busy(s);
-        sandbox_start_call(s, c);
+        sandbox_start_call(s, c, tine_now_ns());
         r = sandbox_send_call(s, c);
     } else {
         sandbox_unfree(s);
@@ -1177,7 +1184,7 @@ static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *
                 p->version->version, c->id_hex, e ? e : res.error, trace ? trace : "");
     }
     spare_undefer(s);
-    uint64_t took = tine_now_ns() - c->dispatched_at;
+    uint64_t now = tine_now_ns(), took = now - c->dispatched_at; /* one clock read for all that follows */
     p->avg_ns = p->answers ? p->avg_ns - p->avg_ns / 8 + took / 8 : took;
     p->answers++;
     /* The sandbox runs its next pipelined call, is ready again, or is gone
@@ -1192,13 +1199,13 @@ static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *
             s->piped_tail = NULL;
         next->next = NULL;
         s->npiped--;
-        sandbox_start_call(s, next);
+        sandbox_start_call(s, next, now);
     } else if (p->retired && p->queued == 0) {
         sandbox_close(s);
     } else {
-        sandbox_set_idle(s);
+        sandbox_set_idle(s, now);
     }
-    call_finish(c, &res);
+    call_finish_at(c, &res, now);
     json_decref(meta);
     pool_dispatch(p);
     if (s->state == SBX_IDLE)
@@ -1220,7 +1227,7 @@ static void sandbox_on_frame(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *p
             /* The attached call's INVOKE is already in the pipe. */
             inv_call_t *c = s->call;
             sandbox_set_busy(s);
-            sandbox_start_call(s, c);
+            sandbox_start_call(s, c, s->last_used);
             c->cold_start_ns = s->ready_ns;
             return;
         }
@@ -1229,7 +1236,7 @@ static void sandbox_on_frame(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *p
             sandbox_close(s);
             return;
         }
-        sandbox_set_idle(s);
+        sandbox_set_idle(s, s->last_used);
         pool_dispatch(p);
         if (s->state == SBX_IDLE)
             invoker_kick_blocked(p->inv);
