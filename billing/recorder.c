@@ -158,7 +158,7 @@ static const char *outcome(int code)
 }
 
 /* The activation record as stored: a JSON array of its values in the order
- * of bill__record_fields (report.c), without the names and without what a
+ * of stored_fields (report.c), without the names and without what a
  * reader can derive (app, start, mb_ms, gb_s, cost), booleans as 0 or 1,
  * and error, logs and logs_truncated left out at their defaults: ~110 bytes
  * instead of ~340 as named JSON (Redis's work per record follows its size).

@@ -170,8 +170,9 @@ int bill_usage(bill_t *b, const char *app, const char *from, const char *to, bil
 /* ------------------------------------------------------------ records */
 
 /* The values of a stored record (recorder.c's put_record), in order. Only
- * ever appended to; 'b' marks 0/1 stored for false/true. The trailing
- * error, logs and logs_truncated are left out at their defaults. */
+ * ever appended to; 'b' marks 0/1 stored for false/true, 'a' an array that
+ * is [] when left out. The trailing error, logs and logs_truncated are left
+ * out at their defaults. */
 static const struct {
     const char *name;
     char kind;
@@ -179,7 +180,7 @@ static const struct {
     {"id", 0},          {"start_ms", 0},  {"function", 0},  {"version", 0},   {"trigger", 0},
     {"node", 0},        {"duration_us", 0}, {"queued_us", 0}, {"cold", 'b'},  {"cold_start_us", 0},
     {"cpu_us", 0},      {"billed", 'b'},  {"billed_ms", 0}, {"memory_mb", 0}, {"cost_pusd", 0},
-    {"timeout_ms", 0},  {"status", 0},    {"outcome", 0},   {"error", 0},     {"logs", 0},
+    {"timeout_ms", 0},  {"status", 0},    {"outcome", 0},   {"error", 0},     {"logs", 'a'},
     {"logs_truncated", 'b'},
 };
 #define NSTORED (sizeof(stored_fields) / sizeof(stored_fields[0]))
@@ -199,7 +200,7 @@ static json_t *record_load(const char *text, size_t len, const char *app)
             if (stored_fields[i].kind == 'b')
                 v = json_boolean(json_integer_value(v) != 0);
             else if (v == NULL || json_is_null(v))
-                v = strcmp(stored_fields[i].name, "logs") == 0 ? json_array() : NULL;
+                v = stored_fields[i].kind == 'a' ? json_array() : NULL;
             else
                 json_incref(v);
             if (v)
