@@ -34,11 +34,12 @@ bool inv__fair_may_evict(size_t taker_live, size_t victim_live, bool same_app)
     return same_app || victim_live > taker_live;
 }
 
-bool inv__fair_gives_back(const inv_fair_t *f, bool calls_waiting)
+bool inv__fair_gives_back(const inv_fair_t *f)
 {
     /* Past the cap (the reserve in use): back under it as calls end, but an
-     * app's only sandbox stays while it has calls to serve. */
-    if (f->node_live > f->cap && (f->app_live > 1 || !calls_waiting))
+     * app's only sandbox stays (it may be the one past the cap, which the
+     * reserve allows). */
+    if (f->node_live > f->cap && f->app_live > 1)
         return true;
     /* Moving one sandbox to the waiting app leaves this one no poorer than
      * it. */

@@ -913,7 +913,7 @@ static bool pool_owes_sandbox(const inv_pool_t *p)
     if (inv->ncap_blocked == 0 && inv->nlive <= inv->cfg.max_sandboxes)
         return false; /* nobody waits for room, and the node is within its cap */
     inv_fair_t f = pool_fair(p);
-    return inv__fair_gives_back(&f, p->queued > 0);
+    return inv__fair_gives_back(&f);
 }
 
 /* Gives queued calls to sandboxes. Short calls are pipelined behind busy

@@ -197,9 +197,9 @@ inv_fair_verdict_t inv__fair_start(const inv_fair_t *f);
 bool inv__fair_may_evict(size_t taker_live, size_t victim_live, bool same_app);
 
 /* Whether a sandbox of the app whose call just ended should close instead
- * of serving the next call of its function (`calls_waiting`): the node is
- * past its cap, or a waiting app holds at least two fewer. */
-bool inv__fair_gives_back(const inv_fair_t *f, bool calls_waiting);
+ * of serving another call: the node is past its cap and it is not the app's
+ * only one, or a waiting app holds at least two fewer. */
+bool inv__fair_gives_back(const inv_fair_t *f);
 
 /* ---------------------------------------------------- invoker.c, for hostcall.c */
 
