@@ -7,8 +7,8 @@
 # share while it holds no more than the other; without a reserve the next
 # sandbox the hog frees goes to the waiting app, not to the hog's queue.
 # Never a 429 for the second app. Slow calls wait in a tine.http call on a
-# loopback fixture (gate_fixture.py) until the test opens their gate, so
-# they hold a sandbox without using a CPU.
+# loopback fixture (http_fixture.py, /wait) until the test opens their gate,
+# so they hold a sandbox without using a CPU.
 . "$(dirname "$0")/lib.sh"
 
 # The flag refuses bad values, naming itself.
@@ -17,9 +17,9 @@ for bad in "--app-reserve -1" "--app-reserve some" "--app-reserve 2000000"; do
   check_contains "tined $bad refused" "${bad%% *} ${bad#* }: expected a number from 0 to 1000000" "$out"
 done
 
-python3 "$SRC/tests/integration/gate_fixture.py" "$T/gate.port" >"$T/gate.log" 2>&1 &
+python3 "$SRC/tests/integration/http_fixture.py" "$T/gate.port" >"$T/gate.log" 2>&1 &
 PIDS+=($!)
-wait_for 10 test -s "$T/gate.port" || { echo "the gate fixture did not start"; exit 1; }
+wait_for 10 test -s "$T/gate.port" || { echo "the HTTP fixture did not start"; exit 1; }
 GATE=$(cat "$T/gate.port")
 open_gate() { for g in "$@"; do curl -s -X POST "http://127.0.0.1:$GATE/open?gate=$g" >/dev/null; done; }
 
