@@ -498,7 +498,7 @@ static void invoker_kick_blocked(inv_invoker_t *inv)
     if (inv->ncap_blocked == 0 || inv->kicking || inv->closing)
         return;
     inv->kicking = true;
-    unsigned round = ++inv->kick_round;
+    uint64_t round = ++inv->kick_round;
     for (;;) {
         /* Looked for again each time: a dispatch may block or free pools. */
         inv_pool_t *next = NULL;
@@ -897,8 +897,7 @@ static bool pool_may_start(inv_pool_t *p)
         return true; /* room, and no call waits for it */
     inv_fair_t f = pool_fair(p);
     inv_fair_verdict_t v = inv__fair_start(&f);
-    if (v == INV_FAIR_START ||
-        (v != INV_FAIR_WAIT && (invoker_evict_lru(inv, p) || v == INV_FAIR_EVICT_ELSE_START)))
+    if (v == INV_FAIR_START || (v != INV_FAIR_WAIT && (invoker_evict_lru(inv, p) || v == INV_FAIR_EVICT_ELSE_START)))
         return true;
     pool_block(p);
     return false;
@@ -1575,18 +1574,18 @@ json_t *inv_stats(inv_invoker_t *inv, const char *app)
             json_array_append_new(sbx, o);
         }
         json_array_append_new(
-            pools, json_pack("{s:s, s:I, s:s, s:b, s:i, s:i, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:o}", "app",
-                             p->version->app, "version", (json_int_t)p->version->version, "function", p->fn->name,
-                             "retired", p->retired, "warm", (int)p->warm, "concurrency", (int)p->fn->concurrency,
-                             "queued", (json_int_t)p->queued, "waiting_for_room", p->cap_blocked, "idle",
-                             (json_int_t)p->nidle, "busy", (json_int_t)busy, "starting", (json_int_t)starting,
-                             "pipelined", (json_int_t)p->pipelined, "requeued", (json_int_t)p->requeued, "avg_ms",
-                             (double)p->avg_ns / 1e6, "sandboxes", sbx));
+            pools,
+            json_pack("{s:s, s:I, s:s, s:b, s:i, s:i, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:o}", "app",
+                      p->version->app, "version", (json_int_t)p->version->version, "function", p->fn->name, "retired",
+                      p->retired, "warm", (int)p->warm, "concurrency", (int)p->fn->concurrency, "queued",
+                      (json_int_t)p->queued, "waiting_for_room", p->cap_blocked, "idle", (json_int_t)p->nidle, "busy",
+                      (json_int_t)busy, "starting", (json_int_t)starting, "pipelined", (json_int_t)p->pipelined,
+                      "requeued", (json_int_t)p->requeued, "avg_ms", (double)p->avg_ns / 1e6, "sandboxes", sbx));
     }
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}", "sandboxes", (json_int_t)inv->nlive, "max_sandboxes",
                      (json_int_t)inv->cfg.max_sandboxes, "app_reserve", (json_int_t)inv->cfg.app_reserve,
-                     "idle_timeout_ms", (json_int_t)inv->cfg.idle_timeout_ms, "spare", (json_int_t)inv->nspare,
-                     "pools", pools);
+                     "idle_timeout_ms", (json_int_t)inv->cfg.idle_timeout_ms, "spare", (json_int_t)inv->nspare, "pools",
+                     pools);
 }
 
 static void on_zygote_poll_closed(uv_handle_t *h)

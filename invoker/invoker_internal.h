@@ -117,7 +117,7 @@ struct inv_pool {
     bool start_failed; /* the last start failed: no warm refill until one succeeds */
     bool cap_blocked;  /* calls wait for room under the node-wide cap (on the invoker's blocked list) */
     inv_pool_t *blocked_prev, *blocked_next;
-    unsigned kick_round; /* the last invoker_kick_blocked round that tried it */
+    uint64_t kick_round; /* the last invoker_kick_blocked round that tried it */
 };
 
 typedef struct {
@@ -149,7 +149,7 @@ struct inv_invoker {
     size_t ncap_blocked;
     inv_pool_t *blocked_head; /* pools with cap_blocked */
     inv_app_t *apps;
-    unsigned kick_round;
+    uint64_t kick_round;
     bool kicking;
     struct inv_hostcalls *hostcalls; /* hostcall.c: Redis, HTTP client */
     unsigned ncpu;                   /* CPUs tined may run on (its affinity) */

@@ -16,8 +16,8 @@
 
 static inv_fair_t counts(size_t node_live, size_t app_live, size_t waiting_min)
 {
-    return (inv_fair_t){.node_live = node_live, .cap = 4, .reserve = 1, .app_live = app_live,
-                        .waiting_min = waiting_min};
+    return (inv_fair_t){
+        .node_live = node_live, .cap = 4, .reserve = 1, .app_live = app_live, .waiting_min = waiting_min};
 }
 
 static void test_alone_uses_the_whole_cap(void **state)
@@ -64,8 +64,8 @@ static void test_room_goes_to_the_waiting_app_holding_fewer(void **state)
 static void test_idle_sandboxes_are_their_apps_share(void **state)
 {
     (void)state;
-    assert_true(inv__fair_may_evict(3, 1, true)); /* its own app: always */
-    assert_true(inv__fair_may_evict(0, 1, false));    /* an app holding none takes from one holding one */
+    assert_true(inv__fair_may_evict(3, 1, true));  /* its own app: always */
+    assert_true(inv__fair_may_evict(0, 1, false)); /* an app holding none takes from one holding one */
     assert_true(inv__fair_may_evict(1, 3, false));
     assert_false(inv__fair_may_evict(2, 2, false)); /* no poorer than the taker: kept */
     assert_false(inv__fair_may_evict(3, 1, false));
@@ -109,7 +109,10 @@ static size_t node_live(const node_t *n)
 
 static inv_fair_t node_counts(const node_t *n, int a)
 {
-    inv_fair_t f = {.node_live = node_live(n), .cap = n->cap, .reserve = n->reserve, .app_live = n->held[a],
+    inv_fair_t f = {.node_live = node_live(n),
+                    .cap = n->cap,
+                    .reserve = n->reserve,
+                    .app_live = n->held[a],
                     .waiting_min = INV_FAIR_NONE};
     for (int b = 0; b < NAPPS; b++)
         if (b != a && n->loaded[b] && (f.waiting_min == INV_FAIR_NONE || n->held[b] < f.waiting_min))
