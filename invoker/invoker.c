@@ -10,9 +10,10 @@
  * short functions may be pipelined: sent to a busy sandbox behind its
  * running call, so that one write, one read and one wake-up serve many
  * (pool_dispatch says when). Idle
- * sandboxes beyond a pool's `warm` count close after the idle timeout; at the
- * node-wide cap the least recently used idle sandbox of another pool makes
- * room. */
+ * sandboxes beyond a pool's `warm` count close after the idle timeout; the
+ * node-wide cap is shared between apps (fair_share.c holds the rules): at
+ * the cap the least recently used idle sandbox of another pool makes room
+ * when the sharing allows, else the calls wait. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "invoker_internal.h"
 #include "tine_common.h"
@@ -254,12 +255,67 @@ static inv_call_t *pool_pop_call(inv_pool_t *p)
     return c;
 }
 
+/* The pool's calls wait for room under the node-wide cap: it joins the
+ * invoker's blocked list, tried again by invoker_kick_blocked. */
+static void pool_block(inv_pool_t *p)
+{
+    inv_invoker_t *inv = p->inv;
+    if (p->cap_blocked)
+        return;
+    p->cap_blocked = true;
+    p->blocked_prev = NULL;
+    p->blocked_next = inv->blocked_head;
+    if (inv->blocked_head)
+        inv->blocked_head->blocked_prev = p;
+    inv->blocked_head = p;
+    inv->ncap_blocked++;
+}
+
 static void pool_unblock(inv_pool_t *p)
 {
-    if (p->cap_blocked) {
-        p->cap_blocked = false;
-        p->inv->ncap_blocked--;
+    inv_invoker_t *inv = p->inv;
+    if (!p->cap_blocked)
+        return;
+    p->cap_blocked = false;
+    if (p->blocked_prev)
+        p->blocked_prev->blocked_next = p->blocked_next;
+    else
+        inv->blocked_head = p->blocked_next;
+    if (p->blocked_next)
+        p->blocked_next->blocked_prev = p->blocked_prev;
+    p->blocked_prev = p->blocked_next = NULL;
+    inv->ncap_blocked--;
+}
+
+/* The app record of `name`, made on first use; each pool holds it once. */
+static inv_app_t *app_hold(inv_invoker_t *inv, const char *name)
+{
+    inv_app_t *a;
+    for (a = inv->apps; a; a = a->next)
+        if (strcmp(a->name, name) == 0)
+            break;
+    if (a == NULL) {
+        size_t len = strlen(name);
+        a = xcalloc(1, sizeof(*a) + len + 1);
+        memcpy(a->name, name, len + 1);
+        a->next = inv->apps;
+        inv->apps = a;
     }
+    a->npools++;
+    return a;
+}
+
+static void app_release(inv_invoker_t *inv, inv_app_t *a)
+{
+    if (--a->npools > 0)
+        return;
+    for (inv_app_t **ap = &inv->apps; *ap; ap = &(*ap)->next) {
+        if (*ap == a) {
+            *ap = a->next;
+            break;
+        }
+    }
+    free(a);
 }
 
 /* Frees a retired pool that has nothing left: no sandbox, no queued call. */
@@ -275,6 +331,7 @@ static void pool_maybe_free(inv_pool_t *p)
             break;
         }
     }
+    app_release(inv, p->app);
     reg_app_version_release(p->version);
     free(p->spec_frame);
     free(p);
@@ -433,17 +490,26 @@ static void spare_undefer(inv_sandbox_t *s)
     blanks_request(s->pool->inv);
 }
 
-/* Lets pools that wait for room under the node-wide cap try again. */
+/* Lets pools that wait for room under the node-wide cap try again, each
+ * once, the pool of the app holding the fewest sandboxes first: room goes
+ * where the sharing between apps says (fair_share.c). */
 static void invoker_kick_blocked(inv_invoker_t *inv)
 {
     if (inv->ncap_blocked == 0 || inv->kicking || inv->closing)
         return;
     inv->kicking = true;
-    for (inv_pool_t *p = inv->pools; p; p = p->next) {
-        if (p->cap_blocked) {
-            pool_unblock(p);
-            pool_dispatch(p);
-        }
+    uint64_t round = ++inv->kick_round;
+    for (;;) {
+        /* Looked for again each time: a dispatch may block or free pools. */
+        inv_pool_t *next = NULL;
+        for (inv_pool_t *q = inv->blocked_head; q; q = q->blocked_next)
+            if (q->kick_round != round && (next == NULL || q->app->nlive < next->app->nlive))
+                next = q;
+        if (next == NULL)
+            break;
+        next->kick_round = round;
+        pool_unblock(next);
+        pool_dispatch(next);
     }
     inv->kicking = false;
 }
@@ -498,6 +564,7 @@ static void sandbox_close(inv_sandbox_t *s)
         p->nbusy--;
     s->state = SBX_CLOSING;
     p->nlive--;
+    p->app->nlive--;
     p->inv->nlive--;
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->pipe, on_sandbox_handle_closed);
@@ -714,6 +781,7 @@ static int pool_start(inv_pool_t *p, inv_call_t *c)
     p->sandboxes = s;
     p->nsandboxes++;
     p->nlive++;
+    p->app->nlive++;
     inv->nlive++;
     s->free_start = true;
     p->nstarting_free++;
@@ -743,12 +811,14 @@ static int pool_start(inv_pool_t *p, inv_call_t *c)
 }
 
 /* Makes room under the node-wide cap for pool p: closes the least recently
- * used idle sandbox of another pool. Returns false when there is none. */
+ * used idle sandbox of another pool whose app the sharing lets p's app take
+ * it from (its own, or one holding more). Returns false when there is none. */
 static bool invoker_evict_lru(inv_invoker_t *inv, inv_pool_t *p)
 {
     inv_sandbox_t *victim = NULL;
     for (inv_pool_t *q = inv->pools; q; q = q->next)
-        if (q != p && q->idle_tail && (victim == NULL || q->idle_tail->last_used < victim->last_used))
+        if (q != p && q->idle_tail && (victim == NULL || q->idle_tail->last_used < victim->last_used) &&
+            inv__fair_may_evict(p->app->nlive, q->app->nlive, q->app == p->app))
             victim = q->idle_tail;
     if (victim == NULL)
         return false;
@@ -757,12 +827,13 @@ static bool invoker_evict_lru(inv_invoker_t *inv, inv_pool_t *p)
 }
 
 /* Starts sandboxes until the pool has `warm` idle or starting ones, within
- * its concurrency and the node's cap (warm sandboxes never evict others). */
+ * its concurrency and the node's cap, while no calls wait for room under it
+ * (warm sandboxes never evict others nor take room calls wait for). */
 static void pool_refill_warm(inv_pool_t *p)
 {
     inv_invoker_t *inv = p->inv;
     while (!p->retired && !inv->closing && !p->start_failed && p->nidle + p->nstarting_free < p->warm &&
-           p->nlive < p->fn->concurrency && inv->nlive < inv->cfg.max_sandboxes) {
+           p->nlive < p->fn->concurrency && inv->nlive < inv->cfg.max_sandboxes && inv->ncap_blocked == 0) {
         if (pool_start(p, NULL) != 0)
             break;
     }
@@ -798,18 +869,66 @@ static inv_sandbox_t *pool_pipe_target(const inv_pool_t *p, uint32_t depth)
     return best;
 }
 
+/* The counts the sharing between apps decides on, for pool p's app. */
+static inv_fair_t pool_fair(const inv_pool_t *p)
+{
+    const inv_invoker_t *inv = p->inv;
+    inv_fair_t f = {
+        .node_live = inv->nlive,
+        .cap = inv->cfg.max_sandboxes,
+        .reserve = inv->cfg.app_reserve,
+        .app_live = p->app->nlive,
+        .waiting_min = INV_FAIR_NONE,
+    };
+    for (const inv_pool_t *q = inv->blocked_head; q; q = q->blocked_next)
+        if (q->app != p->app && q->queued && (f.waiting_min == INV_FAIR_NONE || q->app->nlive < f.waiting_min))
+            f.waiting_min = q->app->nlive;
+    return f;
+}
+
+/* Whether pool p may start a sandbox now, under the node's cap as the
+ * sharing between apps allows (fair_share.c); at the cap it may close an
+ * idle sandbox to make room first. When it may not, the pool waits for room
+ * (blocked). */
+static bool pool_may_start(inv_pool_t *p)
+{
+    inv_invoker_t *inv = p->inv;
+    if (inv->ncap_blocked == 0 && inv->nlive < inv->cfg.max_sandboxes)
+        return true; /* room, and no call waits for it */
+    inv_fair_t f = pool_fair(p);
+    inv_fair_verdict_t v = inv__fair_start(&f);
+    if (v == INV_FAIR_START || (v != INV_FAIR_WAIT && (invoker_evict_lru(inv, p) || v == INV_FAIR_EVICT_ELSE_START)))
+        return true;
+    pool_block(p);
+    return false;
+}
+
+/* Whether pool p's app owes the node a sandbox (fair_share.c): the next of
+ * its sandboxes whose call ends closes instead of serving another, and
+ * meanwhile its calls are not pipelined, so that one drains. */
+static bool pool_owes_sandbox(const inv_pool_t *p)
+{
+    const inv_invoker_t *inv = p->inv;
+    if (inv->ncap_blocked == 0 && inv->nlive <= inv->cfg.max_sandboxes)
+        return false; /* nobody waits for room, and the node is within its cap */
+    inv_fair_t f = pool_fair(p);
+    return inv__fair_gives_back(&f);
+}
+
 /* Gives queued calls to sandboxes. Short calls are pipelined behind busy
  * sandboxes once the pool's busy ones are as many as the CPUs (more
  * processes would only take turns on them), or when the pool can start no
  * more. Otherwise calls go to idle sandboxes (most recently used first) or
- * starting ones, and sandboxes start up to the function's concurrency; at
- * the node's cap an idle sandbox of another pool is evicted, or the calls
- * wait. Then tops up the warm sandboxes. */
+ * starting ones, and sandboxes start up to the function's concurrency and
+ * as the node's cap and its sharing between apps allow (pool_may_start), or
+ * the calls wait. Then tops up the warm sandboxes. */
 static void pool_dispatch(inv_pool_t *p)
 {
     inv_invoker_t *inv = p->inv;
     while (p->queue_head) {
         uint32_t depth = pool_pipe_depth(p, p->queue_head);
+        if (depth && pool_owes_sandbox(p))
+            depth = 0;
         inv_sandbox_t *s = NULL;
         if (depth && p->nbusy >= inv->ncpu && (s = pool_pipe_target(p, depth)) != NULL) {
             sandbox_pipe_call(s, pool_pop_call(p));
@@ -825,14 +944,7 @@ static void pool_dispatch(inv_pool_t *p)
         }
         if (inv->closing)
             break;
-        bool full = p->nlive >= p->fn->concurrency;
-        if (!full && inv->nlive >= inv->cfg.max_sandboxes && !invoker_evict_lru(inv, p)) {
-            full = true;
-            if (!p->cap_blocked) {
-                p->cap_blocked = true;
-                inv->ncap_blocked++;
-            }
-        }
+        bool full = p->nlive >= p->fn->concurrency || !pool_may_start(p);
         if (full) {
             if (depth && (s = pool_pipe_target(p, depth)) != NULL) {
                 sandbox_pipe_call(s, pool_pop_call(p));
@@ -842,6 +954,8 @@ static void pool_dispatch(inv_pool_t *p)
         }
         pool_start(p, pool_pop_call(p));
     }
+    if (p->queue_head == NULL)
+        pool_unblock(p); /* nothing of it waits any more */
     pool_refill_warm(p);
 }
 
@@ -858,6 +972,7 @@ static inv_pool_t *pool_get(inv_invoker_t *inv, const reg_app_version_t *v, size
     reg_app_version_retain(p->version);
     p->fn_index = fn_index;
     p->fn = &v->manifest->functions[fn_index];
+    p->app = app_hold(inv, v->app);
     p->warm = p->fn->warm;
     p->next = inv->pools;
     inv->pools = p;
@@ -1200,15 +1315,15 @@ static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *
         next->next = NULL;
         s->npiped--;
         sandbox_start_call(s, next, now);
-    } else if (p->retired && p->queued == 0) {
-        sandbox_close(s);
+    } else if ((p->retired && p->queued == 0) || pool_owes_sandbox(p)) {
+        sandbox_close(s); /* not needed, or given back to the node */
     } else {
         sandbox_set_idle(s, now);
     }
     call_finish_at(c, &res, now);
     json_decref(meta);
     pool_dispatch(p);
-    if (s->state == SBX_IDLE)
+    if (s->state != SBX_BUSY)
         invoker_kick_blocked(p->inv);
 }
 
@@ -1363,9 +1478,12 @@ void inv_call_cancel(inv_call_t *c)
         if (p->queue_tail == c)
             p->queue_tail = prev;
         p->queued--;
-        if (p->queued == 0)
-            pool_unblock(p);
         call_free(c);
+        if (p->queued == 0 && p->cap_blocked) {
+            /* Others may have waited for it to get room first. */
+            pool_unblock(p);
+            invoker_kick_blocked(p->inv);
+        }
         pool_maybe_free(p);
         return;
     }
@@ -1456,16 +1574,18 @@ json_t *inv_stats(inv_invoker_t *inv, const char *app)
             json_array_append_new(sbx, o);
         }
         json_array_append_new(
-            pools, json_pack("{s:s, s:I, s:s, s:b, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:o}", "app",
-                             p->version->app, "version", (json_int_t)p->version->version, "function", p->fn->name,
-                             "retired", p->retired, "warm", (int)p->warm, "concurrency", (int)p->fn->concurrency,
-                             "queued", (json_int_t)p->queued, "idle", (json_int_t)p->nidle, "busy", (json_int_t)busy,
-                             "starting", (json_int_t)starting, "pipelined", (json_int_t)p->pipelined, "requeued",
-                             (json_int_t)p->requeued, "avg_ms", (double)p->avg_ns / 1e6, "sandboxes", sbx));
+            pools,
+            json_pack("{s:s, s:I, s:s, s:b, s:i, s:i, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:o}", "app",
+                      p->version->app, "version", (json_int_t)p->version->version, "function", p->fn->name, "retired",
+                      p->retired, "warm", (int)p->warm, "concurrency", (int)p->fn->concurrency, "queued",
+                      (json_int_t)p->queued, "waiting_for_room", p->cap_blocked, "idle", (json_int_t)p->nidle, "busy",
+                      (json_int_t)busy, "starting", (json_int_t)starting, "pipelined", (json_int_t)p->pipelined,
+                      "requeued", (json_int_t)p->requeued, "avg_ms", (double)p->avg_ns / 1e6, "sandboxes", sbx));
     }
-    return json_pack("{s:I, s:I, s:I, s:I, s:o}", "sandboxes", (json_int_t)inv->nlive, "max_sandboxes",
-                     (json_int_t)inv->cfg.max_sandboxes, "idle_timeout_ms", (json_int_t)inv->cfg.idle_timeout_ms,
-                     "spare", (json_int_t)inv->nspare, "pools", pools);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}", "sandboxes", (json_int_t)inv->nlive, "max_sandboxes",
+                     (json_int_t)inv->cfg.max_sandboxes, "app_reserve", (json_int_t)inv->cfg.app_reserve,
+                     "idle_timeout_ms", (json_int_t)inv->cfg.idle_timeout_ms, "spare", (json_int_t)inv->nspare, "pools",
+                     pools);
 }
 
 static void on_zygote_poll_closed(uv_handle_t *h)

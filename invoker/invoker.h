@@ -46,8 +46,11 @@ typedef void (*inv_activation_cb)(void *data, const inv_activation_t *a);
 
 typedef struct {
     uint32_t max_queue;       /* calls waiting per function before 429 (default 100) */
-    uint32_t max_sandboxes;   /* sandboxes on this node at most (default 1024); at the cap the
-                                 least recently used idle sandbox of another function makes room */
+    uint32_t max_sandboxes;   /* sandboxes on this node at most (default 1024), shared between apps
+                                 (fair_share.c); at the cap an idle sandbox of another function makes
+                                 room when the sharing allows */
+    uint32_t app_reserve;     /* sandboxes past max_sandboxes for apps holding none while the others'
+                                 calls fill the cap (their guaranteed first one); 0: none */
     uint64_t idle_timeout_ms; /* idle sandboxes beyond a pool's warm count exit after this (default 5 min) */
     inv_activation_cb on_activation; /* called once per finished call, may be NULL */
     void *on_activation_data;

@@ -12,6 +12,7 @@ typedef enum { SBX_STARTING, SBX_IDLE, SBX_BUSY, SBX_CLOSING } sandbox_state_t;
 
 typedef struct inv_pool inv_pool_t;
 typedef struct inv_sandbox inv_sandbox_t;
+typedef struct inv_app inv_app_t;
 
 #define INV_LOG_CAP (64u * 1024u) /* log bytes kept per invocation */
 
@@ -79,10 +80,20 @@ struct inv_sandbox {
     uint64_t invocations;
 };
 
+/* An app on this node, for sharing the cap between apps (fair_share.c):
+ * its pools of every version hold it. */
+struct inv_app {
+    inv_app_t *next;
+    size_t npools; /* pools holding it; freed with the last */
+    size_t nlive;  /* its sandboxes that are not closing, every function and version */
+    char name[];
+};
+
 struct inv_pool {
     inv_invoker_t *inv;
     inv_pool_t *next;
     reg_app_version_t *version; /* retained */
+    inv_app_t *app;
     size_t fn_index;
     const reg_function_t *fn;
     inv_sandbox_t *sandboxes;
@@ -104,7 +115,9 @@ struct inv_pool {
     size_t queued;
     bool retired;
     bool start_failed; /* the last start failed: no warm refill until one succeeds */
-    bool cap_blocked;  /* calls wait for room under the node-wide cap */
+    bool cap_blocked;  /* calls wait for room under the node-wide cap (on the invoker's blocked list) */
+    inv_pool_t *blocked_prev, *blocked_next;
+    uint64_t kick_round; /* the last invoker_kick_blocked round that tried it */
 };
 
 typedef struct {
@@ -134,6 +147,9 @@ struct inv_invoker {
     inv_sandbox_t *wait_head, *wait_tail;
     size_t nwaiting;
     size_t ncap_blocked;
+    inv_pool_t *blocked_head; /* pools with cap_blocked */
+    inv_app_t *apps;
+    uint64_t kick_round;
     bool kicking;
     struct inv_hostcalls *hostcalls; /* hostcall.c: Redis, HTTP client */
     unsigned ncpu;                   /* CPUs tined may run on (its affinity) */
@@ -151,6 +167,39 @@ struct inv_invoker {
 #define INV_PIPE_BUDGET_NS 1000000u
 #define INV_PIPE_MIN_ANSWERS 8             /* answers before the average is trusted */
 #define INV_PIPE_MAX_FRAME (64u * 1024u)   /* larger INVOKE frames wait for an idle sandbox */
+
+/* ------------------------------------------------- fair_share.c, for invoker.c */
+
+#define INV_FAIR_NONE SIZE_MAX
+
+/* What a decision of the sharing between apps looks at. */
+typedef struct {
+    size_t node_live;   /* sandboxes on the node that are not closing */
+    size_t cap;         /* cfg.max_sandboxes */
+    size_t reserve;     /* cfg.app_reserve: past the cap, for apps' first sandbox */
+    size_t app_live;    /* the deciding app's sandboxes that are not closing */
+    size_t waiting_min; /* the fewest held by another app whose calls wait for room; INV_FAIR_NONE */
+} inv_fair_t;
+
+typedef enum {
+    INV_FAIR_START,            /* start one */
+    INV_FAIR_EVICT_ELSE_WAIT,  /* at the cap: start in place of an idle sandbox inv__fair_may_evict
+                                  allows closing, else wait */
+    INV_FAIR_EVICT_ELSE_START, /* the same, else start one past the cap (the app's first) */
+    INV_FAIR_WAIT,             /* wait: the room belongs to an app holding fewer */
+} inv_fair_verdict_t;
+
+/* Whether the app may start one more sandbox for a call that waits. */
+inv_fair_verdict_t inv__fair_start(const inv_fair_t *f);
+
+/* Whether an app holding `taker_live` sandboxes may close an idle one of an
+ * app holding `victim_live` (the same app when same_app) to make room. */
+bool inv__fair_may_evict(size_t taker_live, size_t victim_live, bool same_app);
+
+/* Whether a sandbox of the app whose call just ended should close instead
+ * of serving another call: the node is past its cap and it is not the app's
+ * only one, or a waiting app holds at least two fewer. */
+bool inv__fair_gives_back(const inv_fair_t *f);
 
 /* ---------------------------------------------------- invoker.c, for hostcall.c */
 

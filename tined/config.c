@@ -30,8 +30,12 @@ static const option_t options[] = {
     {"max-bundle-size", "TINE_MAX_BUNDLE_SIZE", 1, "largest deploy bundle accepted, e.g. 16MiB (default 16MiB)"},
     {"sdk-dir", "TINE_SDK_DIR", 1, "directory holding the Lua SDK tine.lua"},
     {"node-id", "TINE_NODE_ID", 1, "this node's name in a cluster (default HOSTNAME:PORT)"},
-    {"max-sandboxes", "TINE_MAX_SANDBOXES", 1, "sandboxes on this node at most; at the cap the least recently\n"
-                                               "                         used idle one of another function makes room (default 1024)"},
+    {"max-sandboxes", "TINE_MAX_SANDBOXES", 1, "sandboxes on this node at most, shared fairly between apps; at\n"
+                                               "                         the cap an idle one of another function makes room when the\n"
+                                               "                         sharing allows, else calls wait (default 1024)"},
+    {"app-reserve", "TINE_APP_RESERVE", 1, "sandboxes past --max-sandboxes for the first sandbox of apps that\n"
+                                           "                         hold none while others fill the cap (default: a sixteenth\n"
+                                           "                         of the cap, at least 1; 0: never past the cap)"},
     {"idle-timeout", "TINE_IDLE_TIMEOUT", 1, "idle sandboxes beyond a function's warm count exit after this,\n"
                                              "                         e.g. 30s, 5m (default 5m)"},
     {"max-queue", "TINE_MAX_QUEUE", 1, "calls that wait per function at its concurrency before 429 (default 100)"},
@@ -95,6 +99,7 @@ typedef struct {
     char *no_auth;
     char *max_bundle;
     char *max_sandboxes;
+    char *app_reserve;
     char *idle_timeout;
     char *max_queue;
     char *docker_events;
@@ -133,6 +138,8 @@ static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
         return &raw->max_bundle;
     if (strcmp(name, "max-sandboxes") == 0)
         return &raw->max_sandboxes;
+    if (strcmp(name, "app-reserve") == 0)
+        return &raw->app_reserve;
     if (strcmp(name, "idle-timeout") == 0)
         return &raw->idle_timeout;
     if (strcmp(name, "max-queue") == 0)
@@ -376,6 +383,11 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
         fprintf(stderr, "tined: --max-sandboxes %s: expected a number from 1 to 1000000\n", raw.max_sandboxes);
         rc = -1;
     }
+    cfg->app_reserve = cfg->max_sandboxes / 16 > 0 ? cfg->max_sandboxes / 16 : 1;
+    if (raw.app_reserve && parse_count(raw.app_reserve, 0, 1000000, &cfg->app_reserve) != 0) {
+        fprintf(stderr, "tined: --app-reserve %s: expected a number from 0 to 1000000\n", raw.app_reserve);
+        rc = -1;
+    }
     cfg->max_queue = 100;
     if (raw.max_queue && parse_count(raw.max_queue, 1, 1000000, &cfg->max_queue) != 0) {
         fprintf(stderr, "tined: --max-queue %s: expected a number from 1 to 1000000\n", raw.max_queue);
@@ -444,6 +456,7 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
     free(raw.no_auth);
     free(raw.max_bundle);
     free(raw.max_sandboxes);
+    free(raw.app_reserve);
     free(raw.idle_timeout);
     free(raw.max_queue);
     free(raw.docker_events);

@@ -18,6 +18,7 @@ typedef struct {
     char *node_id;
     char *config_file;
     unsigned max_sandboxes;   /* node-wide cap on sandboxes */
+    unsigned app_reserve;     /* past the cap, for apps' first sandbox (fair share) */
     unsigned max_queue;       /* calls waiting per function before 429 */
     uint64_t idle_timeout_ms; /* idle sandboxes beyond warm exit after this */
     char *log_paths;     /* colon-separated dirs file log triggers may follow; NULL: none */

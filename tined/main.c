@@ -256,6 +256,7 @@ int main(int argc, char **argv)
     inv_config_t icfg = {
         .max_queue = cfg.max_queue,
         .max_sandboxes = cfg.max_sandboxes,
+        .app_reserve = cfg.app_reserve,
         .idle_timeout_ms = cfg.idle_timeout_ms,
         .redis_url = redis_url,
         .max_invoke_depth = cfg.max_invoke_depth,

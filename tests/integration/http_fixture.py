@@ -4,15 +4,28 @@ free port and writes the port to the file given as argv[1].
 
   GET|POST|... /echo          200, JSON {method, path, headers, body}
   GET /delay?ms=N             waits N ms, then 200 "late"
+  GET /wait?gate=NAME         waits until NAME is opened (at most 60 s), then
+                              200 "opened NAME" (504 "gate NAME never opened")
+  POST /open?gate=NAME        opens NAME, for the waiting and the later ones
   GET /big?bytes=N            200 with N bytes of "x"
   GET /status?code=N          status N, body "status N"
   GET /cookies                200 with two Set-Cookie headers
 """
 import json
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
+
+
+gates = {}  # name -> threading.Event, for /wait and /open
+gates_lock = threading.Lock()
+
+
+def gate(name):
+    with gates_lock:
+        return gates.setdefault(name, threading.Event())
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -48,6 +61,13 @@ class Handler(BaseHTTPRequestHandler):
         elif url.path == "/delay":
             time.sleep(int(q.get("ms", "1000")) / 1000)
             self.reply(200, "late")
+        elif url.path == "/wait":
+            name = q.get("gate", "")
+            opened = gate(name).wait(60)
+            self.reply(200 if opened else 504, "opened " + name if opened else "gate %s never opened" % name)
+        elif url.path == "/open" and self.command == "POST":
+            gate(q.get("gate", "")).set()
+            self.reply(200, "open")
         elif url.path == "/big":
             self.reply(200, b"x" * int(q.get("bytes", "0")))
         elif url.path == "/status":
