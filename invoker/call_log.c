@@ -31,9 +31,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INV_LOG_LINE_MAX (16u * 1024u) /* bytes of one line, as the SDK cuts it */
-#define INV_LOG_LINE_COST 64u          /* what a line costs in the app's bucket beyond its bytes */
-#define INV_LOG_NOTE_MS 1000u          /* tined's log notes an app's dropped lines this often at most */
+#define INV_LOG_LINE_MAX (16u * 1024u)  /* bytes of one line, as the SDK cuts it */
+#define INV_LOG_LINE_COST 64u           /* what a line costs in the app's bucket beyond its bytes */
+#define INV_LOG_NOTE_MS 1000u           /* tined's log notes an app's dropped lines this often at most */
 #define INV_LOG_TRACE_MAX (16u * 1024u) /* bytes of an error's trace kept */
 #define LOG_BUCKETS 256
 
@@ -195,8 +195,8 @@ static void record_line(inv_call_t *c, const char *level, const char *text, size
 {
     if (c->logs == NULL)
         c->logs = json_array();
-    json_array_append_new(c->logs, json_pack("{s:I, s:s, s:s%}", "t", (json_int_t)tine_now_unix_ms(), "level",
-                                             level, "msg", text ? text : "", len));
+    json_array_append_new(c->logs, json_pack("{s:I, s:s, s:s%}", "t", (json_int_t)tine_now_unix_ms(), "level", level,
+                                             "msg", text ? text : "", len));
 }
 
 /* Makes `len` bytes of `s` printable into b, cut to `max` bytes of input
@@ -236,8 +236,8 @@ void inv__log_frame(inv_pool_t *p, inv_call_t *c, const sbx_frame_hdr_t *h, cons
     if (c && c->logs_bytes + b.len > INV_LOG_CAP) {
         c->log_dropped_cap++;
         c->logs_truncated = true;
-    } else if (p->inv->logs && !app_take(p->inv->logs, app_get(p->inv->logs, p->version->app),
-                                         b.len + INV_LOG_LINE_COST)) {
+    } else if (p->inv->logs &&
+               !app_take(p->inv->logs, app_get(p->inv->logs, p->version->app), b.len + INV_LOG_LINE_COST)) {
         if (c) {
             c->log_dropped_rate++;
             c->logs_truncated = true;

@@ -42,9 +42,9 @@ typedef struct http_client http_client_t;
 
 struct inv_http {
     uv_loop_t *loop;
-    http_client_t *clients; /* one per app that made a request */
+    http_client_t *clients;   /* one per app that made a request */
     unsigned closing_clients; /* clients whose timer is closing */
-    bool freeing;           /* inv__http_free ran: freed once the last client closed */
+    bool freeing;             /* inv__http_free ran: freed once the last client closed */
 };
 
 /* The client of one app: its multi handle and what drives it. */
@@ -64,8 +64,8 @@ typedef struct http_req {
     inv_call_t *c;
     CURL *easy;
     struct curl_slist *headers;
-    char *host;         /* the URL's host, for messages */
-    bool host_listed;   /* named by an allow_outbound entry other than "*" */
+    char *host;       /* the URL's host, for messages */
+    bool host_listed; /* named by an allow_outbound entry other than "*" */
     bool too_big;
     char refused[INET6_ADDRSTRLEN]; /* an address the policy refused */
     uint32_t timeout_ms;
