@@ -21,7 +21,8 @@
  * (and any expired key it is about to write). Between a key's expiry and
  * the app's next write the counts still hold it: the usage is never below
  * the truth, and above it by the expired keys not yet taken off (at most
- * KV_RECLAIM per write are). */
+ * KV_RECLAIM per write are). Keys stored before the counts existed are not
+ * counted until written again; deleting one cannot take the counts below 0. */
 #include "hostcall_internal.h"
 #include "tine_common.h"
 
@@ -368,6 +369,8 @@ static void kv_limits(const inv_call_t *c, kv_limits_t *l)
     "local function count(dk, db)\n"                                                                                   \
     "  if dk ~= 0 then keys = redis.call('HINCRBY', stat, 'keys', dk) end\n"                                           \
     "  if db ~= 0 then bytes = redis.call('HINCRBY', stat, 'bytes', db) end\n"                                         \
+    "  if keys < 0 then keys = 0; redis.call('HSET', stat, 'keys', 0) end\n"                                           \
+    "  if bytes < 0 then bytes = 0; redis.call('HSET', stat, 'bytes', 0) end\n"                                        \
     "end\n"
 
 static const char kv_set_script[] =

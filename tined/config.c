@@ -75,7 +75,7 @@ static void usage(FILE *f)
     fprintf(f, "  %-22s %s\n  %-22s %s\n", "--help", "show this help", "--version", "show the version");
 }
 
-/* Parses "16MiB", "512KiB", "64Mi", "1GiB", "1000000" into bytes. */
+/* Parses "16MiB", "512KiB", "64Mi", "1GiB", "1TiB", "1000000" into bytes. */
 static int parse_size(const char *s, size_t *out)
 {
     char *end;
@@ -91,6 +91,8 @@ static int parse_size(const char *s, size_t *out)
         mul = 1024 * 1024;
     else if (strcmp(end, "GiB") == 0 || strcmp(end, "G") == 0 || strcmp(end, "GB") == 0 || strcmp(end, "Gi") == 0)
         mul = 1024ull * 1024 * 1024;
+    else if (strcmp(end, "TiB") == 0 || strcmp(end, "T") == 0 || strcmp(end, "TB") == 0 || strcmp(end, "Ti") == 0)
+        mul = 1024ull * 1024 * 1024 * 1024;
     else
         return -1;
     if (v > SIZE_MAX / mul)
@@ -99,14 +101,16 @@ static int parse_size(const char *s, size_t *out)
     return *out > 0 ? 0 : -1;
 }
 
-/* A size option within [1, max]: stores it, or prints why not and returns -1. */
-static int size_option(const char *name, const char *text, size_t max, const char *example, uint64_t *out)
+/* A size option within [1, max] (max_text: max as the user writes it):
+ * stores it, or prints why not and returns -1. */
+static int size_option(const char *name, const char *text, size_t max, const char *max_text, const char *example,
+                       uint64_t *out)
 {
     size_t v = 0;
     if (text == NULL)
         return 0;
     if (parse_size(text, &v) != 0 || v > max) {
-        fprintf(stderr, "tined: --%s %s: expected a size from 1 byte to %zu bytes such as %s\n", name, text, max,
+        fprintf(stderr, "tined: --%s %s: expected a size from 1 byte to %s such as %s\n", name, text, max_text,
                 example);
         return -1;
     }
@@ -424,9 +428,11 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
                 raw.idle_timeout);
         rc = -1;
     }
-    if (size_option("log-rate", raw.log_rate, (size_t)1 << 30, "256KiB", &cfg->log_rate) != 0 ||
-        size_option("kv-value-max", raw.kv_value_max, REG_KV_VALUE_MAX_LIMIT, "1MiB", &cfg->kv_value_max) != 0 ||
-        size_option("kv-bytes-max", raw.kv_bytes_max, REG_KV_BYTES_MAX_LIMIT, "64MiB", &cfg->kv_bytes_max) != 0)
+    if (size_option("log-rate", raw.log_rate, (size_t)1 << 30, "1GiB", "256KiB", &cfg->log_rate) != 0 ||
+        size_option("kv-value-max", raw.kv_value_max, REG_KV_VALUE_MAX_LIMIT, "6MiB", "1MiB", &cfg->kv_value_max) !=
+            0 ||
+        size_option("kv-bytes-max", raw.kv_bytes_max, REG_KV_BYTES_MAX_LIMIT, "1TiB", "64MiB", &cfg->kv_bytes_max) !=
+            0)
         rc = -1;
     unsigned keys = 0;
     if (raw.kv_keys_max && parse_count(raw.kv_keys_max, 1, REG_KV_KEYS_MAX_LIMIT, &keys) != 0) {

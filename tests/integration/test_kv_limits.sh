@@ -9,6 +9,14 @@
 start_redis
 start_node a --redis "$REDIS_URL" --kv-value-max 2KiB --kv-keys-max 5 --kv-bytes-max 8KiB
 rcli() { redis-cli -s "$T/redis.sock" "$@"; }
+for bad in "--kv-bytes-max 2TiB|--kv-bytes-max 2TiB: expected a size from 1 byte to 1TiB such as 64MiB" \
+           "--kv-value-max 7MiB|--kv-value-max 7MiB: expected a size from 1 byte to 6MiB such as 1MiB" \
+           "--kv-keys-max 0|--kv-keys-max 0: expected a number from 1 to 1000000000" \
+           "--log-rate fast|--log-rate fast: expected a size from 1 byte to 1GiB such as 256KiB"; do
+  out=$("$BIN/tined" --state-dir "$T/bad-options" ${bad%%|*} 2>&1 && echo "started" || echo "exit $?")
+  check "tined refuses ${bad%%|*}" "tined: ${bad#*|}
+exit 2" "$out"
+done
 
 write_app() { # write_app NAME [limits line]
   mkdir -p "$T/$1"
@@ -132,6 +140,14 @@ check "an incr that lengthens the value is refused" \
   "$(kv small 'op=incr&key=n&by=1')"
 check "and undone" "9" "$(kv small 'op=get&key=n')"
 check "counted after the refused incr" "5 8192 = 5 8192" "$(usage small)"
+
+# --- a key stored before the counts existed (an upgrade): deleting it
+# cannot take the usage below zero
+kv other 'op=del&key=a' >/dev/null
+kv other 'op=del&key=b' >/dev/null
+rcli set tine:kv:other:legacy 12345 >/dev/null
+check "deleting an uncounted key" "true" "$(kv other 'op=del&key=legacy')"
+check "the usage stays at zero" "0 0 = 0 0" "$(usage other)"
 
 # --- the manifest's limits override the node's
 check "a value over the node's limit, within the app's" "true" "$(kv big 'op=set&key=v&n=4096')"
