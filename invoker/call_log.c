@@ -31,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INV_LOG_LINE_MAX (16u * 1024u)  /* bytes of one line, as the SDK cuts it */
+#define INV_LOG_LINE_MAX INV_TEXT_MAX    /* bytes of one line, as the SDK cuts it */
 #define INV_LOG_LINE_COST 64u           /* what a line costs in the app's bucket beyond its bytes */
 #define INV_LOG_NOTE_MS 1000u           /* tined's log notes an app's dropped lines this often at most */
 #define INV_LOG_TRACE_MAX (16u * 1024u) /* bytes of an error's trace kept */
@@ -199,9 +199,7 @@ static void record_line(inv_call_t *c, const char *level, const char *text, size
                                              "msg", text ? text : "", len));
 }
 
-/* Makes `len` bytes of `s` printable into b, cut to `max` bytes of input
- * (at a UTF-8 boundary, with "…"). */
-static void printable_cut(tine_buf_t *b, const char *s, size_t len, size_t max)
+void inv__printable_cut(tine_buf_t *b, const char *s, size_t len, size_t max)
 {
     bool cut = len > max;
     if (cut) {
@@ -232,7 +230,7 @@ void inv__log_frame(inv_pool_t *p, inv_call_t *c, const sbx_frame_hdr_t *h, cons
     size_t len = h->len - h->meta_len;
     tine_buf_t b;
     tine_buf_init(&b);
-    printable_cut(&b, line, len, INV_LOG_LINE_MAX);
+    inv__printable_cut(&b, line, len, INV_LOG_LINE_MAX);
     if (c && c->logs_bytes + b.len > INV_LOG_CAP) {
         c->log_dropped_cap++;
         c->logs_truncated = true;
@@ -281,7 +279,7 @@ void inv__log_error(inv_call_t *c, const char *msg, const char *trace)
     tine_buf_t b, t;
     tine_buf_init(&b);
     tine_buf_init(&t);
-    printable_cut(&b, msg ? msg : "unknown error", msg ? strlen(msg) : 13, INV_LOG_LINE_MAX);
+    inv__printable_cut(&b, msg ? msg : "unknown error", msg ? strlen(msg) : 13, INV_LOG_LINE_MAX);
     record_line(c, "error", b.data, b.len);
     /* The trace: one record per line (as Lua writes it), one field in tined's log. */
     size_t tl = trace ? strlen(trace) : 0;

@@ -1111,7 +1111,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 static void sandbox_on_load_error(inv_sandbox_t *s, const char *error)
 {
     inv_pool_t *p = s->pool;
-    char *msg = xasprintf("function %s failed to load: %s", p->fn->name, error ? error : "unknown error");
+    tine_buf_t why; /* the module's own words: one printable line */
+    tine_buf_init(&why);
+    inv__printable_cut(&why, error ? error : "unknown error", error ? strlen(error) : 13, INV_TEXT_MAX);
+    char *msg = xasprintf("function %s failed to load: %s", p->fn->name, why.data);
+    tine_buf_dispose(&why);
     const char *kv[] = {"app", p->version->app, "function", p->fn->name, NULL};
     tine_log_kv(TINE_LOG_ERROR, kv, "%s", msg); /* JSON-quoted: a module's message stays in its field */
     sandbox_start_failed(s, TINE_EHANDLER, 500, msg);
@@ -1138,6 +1142,8 @@ static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *
     inv_result_t res = {0};
     char msg[160];
     bool healthy = p->fn->runtime != REG_RUNTIME_EXEC;
+    tine_buf_t clean; /* an ERROR's message as one printable line (callers, records, APIs) */
+    tine_buf_init(&clean);
     if (h->type == SBX_MSG_RESULT) {
         if (!sbx_result_meta_parse(payload, h->meta_len, &res.meta)) {
             snprintf(msg, sizeof(msg), "the sandbox of %s sent a malformed result", p->fn->name);
@@ -1150,7 +1156,10 @@ static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *
         res.body_len = h->len - h->meta_len;
     } else {
         meta = json_loadb(payload, h->meta_len, 0, NULL);
-        const char *e = json_string_value(json_object_get(meta, "error"));
+        const char *raw = json_string_value(json_object_get(meta, "error"));
+        if (raw)
+            inv__printable_cut(&clean, raw, json_string_length(json_object_get(meta, "error")), INV_TEXT_MAX);
+        const char *e = raw ? (clean.data ? clean.data : "") : NULL;
         const char *trace = json_string_value(json_object_get(meta, "trace"));
         res.status = 500;
         if (error_is_oom(e)) {
@@ -1201,6 +1210,7 @@ static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *
     }
     call_finish_at(c, &res, now);
     json_decref(meta);
+    tine_buf_dispose(&clean);
     pool_dispatch(p);
     if (s->state == SBX_IDLE)
         invoker_kick_blocked(p->inv);

@@ -192,6 +192,12 @@ void inv__log_error(inv_call_t *c, const char *msg, const char *trace);
 /* The notes of the lines `c` dropped, once it ended (only when it did). */
 void inv__log_call_end(inv_call_t *c);
 
+/* Appends `len` bytes of `s` to b made printable (tine_buf_append_printable),
+ * cut to `max` bytes of input at a UTF-8 boundary with "…": a function's
+ * text (a log line, an error message) before it goes anywhere. */
+#define INV_TEXT_MAX (16u * 1024u)
+void inv__printable_cut(tine_buf_t *b, const char *s, size_t len, size_t max);
+
 /* ----------------------------------------------------- hostcall.c, for invoker.c */
 
 /* Serves one HOSTCALL frame of the running call `c` (meta {"op":..}). Every

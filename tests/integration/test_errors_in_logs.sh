@@ -15,6 +15,7 @@ functions:
   syntax:  { handler: syntax.lua#f }
   missing: { handler: missing.lua#f }
   oom:     { handler: e.lua#oom, memory: 64 }
+  weird:   { handler: e.lua#weird }
 routes:
   - { method: GET, path: /raise, function: raise }
   - { method: GET, path: /spin, function: spin }
@@ -27,6 +28,7 @@ local M = {}
 local function deeper() error("kaboom: the ledger is empty") end
 function M.raise() deeper() end
 function M.spin() while true do end end
+function M.weird() error("bad\n\27[31mthing\255", 0) end
 function M.oom()
   local t = {}
   for i = 1, 1e6 do t[i] = string.rep("x", 1048576) .. i end
@@ -77,6 +79,14 @@ check_contains "missing module: the load error" "missing v1 error: function miss
 check_contains "missing module: which" "module 'lib.not_there' not found" "$out"
 out=$(logs_have oom "out of memory")
 check_contains "out of memory: what happened" "oom v1 error: function oom ran out of memory (memory: 64 MB)" "$out"
+
+# A message with control characters and invalid UTF-8 is one printable line
+# wherever it goes: the caller's error, the record, the logs.
+out=$(admin POST /apps/errs/functions/weird/invoke -d '{}')
+check_contains "the caller's error is one printable line" '"error":"bad\\n\\x1b[31mthing\ufffd"' \
+  "$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1].split(" ",1)[1]), ensure_ascii=True, separators=(",", ":")))' "$out")"
+out=$(logs_have weird "thing")
+check_contains "the logs show it escaped" 'weird v1 error: raised: bad\n\x1b[31mthing' "$out"
 
 # The logs API holds the same lines, at level error.
 api=$(admin GET "/apps/errs/logs?function=raise")
