@@ -60,8 +60,8 @@ static void test_values_and_units(void **state)
          1u << 30},
         {"tine.yaml", "limits: { kv_value_max: 512Ki, kv_bytes_max: 1Ti }", 512u << 10, 0, 1ull << 40},
         {"tine.yaml", "limits: { kv_value_max: 6MiB, kv_bytes_max: 2GB }", 6u << 20, 0, 2ull << 30},
-        {"tine.yaml", "limits: { kv_value_max: 1KB, kv_keys_max: 1000000000, kv_bytes_max: 1TB }", 1024,
-         1000000000, 1ull << 40},
+        {"tine.yaml", "limits: { kv_value_max: 1KB, kv_keys_max: 1000000000, kv_bytes_max: 1TB }", 1024, 1000000000,
+         1ull << 40},
         {"tine.yaml", "limits: {}", 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
