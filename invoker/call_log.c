@@ -89,10 +89,8 @@ static app_log_t *app_get(inv_logs_t *l, const char *app)
     return a;
 }
 
-/* "256 KiB", "1 MiB" or "1000 bytes". */
-static void fmt_bytes(char out[32], double bytes)
+void inv__fmt_bytes(char out[32], uint64_t b)
 {
-    uint64_t b = (uint64_t)bytes;
     if (b >= 1024u * 1024u && b % (1024u * 1024u) == 0)
         snprintf(out, 32, "%" PRIu64 " MiB", b / (1024u * 1024u));
     else if (b >= 1024u && b % 1024u == 0)
@@ -107,7 +105,7 @@ static void app_note(inv_logs_t *l, app_log_t *a)
     if (a->dropped_lines == 0)
         return;
     char rate[32];
-    fmt_bytes(rate, l->rate);
+    inv__fmt_bytes(rate, (uint64_t)l->rate);
     const char *kv[] = {"app", a->app, NULL};
     char msg[256];
     int n = snprintf(msg, sizeof(msg),
@@ -309,7 +307,7 @@ void inv__log_call_end(inv_call_t *c)
     char msg[256], limit[32];
     int n;
     if (c->log_dropped_cap) {
-        fmt_bytes(limit, INV_LOG_CAP);
+        inv__fmt_bytes(limit, INV_LOG_CAP);
         n = snprintf(msg, sizeof(msg),
                      "tine: %" PRIu64 " log lines of this invocation dropped: over the limit of %s of log lines "
                      "per invocation",
@@ -318,7 +316,7 @@ void inv__log_call_end(inv_call_t *c)
         node_line(c, TINE_LOG_WARN, msg, (size_t)n, NULL, 0);
     }
     if (c->log_dropped_rate) {
-        fmt_bytes(limit, c->pool->inv->logs ? c->pool->inv->logs->rate : INV_DEFAULT_LOG_RATE);
+        inv__fmt_bytes(limit, c->pool->inv->logs ? (uint64_t)c->pool->inv->logs->rate : INV_DEFAULT_LOG_RATE);
         n = snprintf(msg, sizeof(msg),
                      "tine: %" PRIu64 " log lines of this invocation dropped: over the app's log rate of %s per "
                      "second (tined --log-rate)",

@@ -236,17 +236,6 @@ static bool scan_step(redis_req_t *rq, redisReply *r)
     return true;
 }
 
-/* "64 MiB", "512 KiB" or "1000 bytes". */
-static void fmt_size(char out[32], uint64_t b)
-{
-    if (b >= 1024u * 1024u && b % (1024u * 1024u) == 0)
-        snprintf(out, 32, "%" PRIu64 " MiB", b / (1024u * 1024u));
-    else if (b >= 1024u && b % 1024u == 0)
-        snprintf(out, 32, "%" PRIu64 " KiB", b / 1024u);
-    else
-        snprintf(out, 32, "%" PRIu64 " bytes", b);
-}
-
 /* Answers a KV write from its script's reply (the scripts above). */
 static void kv_write_answer(redis_req_t *rq, const redisReply *r)
 {
@@ -264,7 +253,7 @@ static void kv_write_answer(redis_req_t *rq, const redisReply *r)
         inv__hc_fail(c, "app %s is over its KV quota: %" PRIu64 " keys (%s)", app, l->keys_max,
                      l->keys_from_manifest ? "limits.kv_keys_max" : "tined --kv-keys-max");
     } else if (status == 2) {
-        fmt_size(limit, l->bytes_max);
+        inv__fmt_bytes(limit, l->bytes_max);
         inv__hc_fail(c, "app %s is over its KV quota: %s (%s); %lld bytes are stored", app, limit,
                      l->bytes_from_manifest ? "limits.kv_bytes_max" : "tined --kv-bytes-max", bytes);
     } else if (rq->kind == RQ_SET) {

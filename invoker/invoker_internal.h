@@ -198,6 +198,9 @@ void inv__log_call_end(inv_call_t *c);
 #define INV_TEXT_MAX (16u * 1024u)
 void inv__printable_cut(tine_buf_t *b, const char *s, size_t len, size_t max);
 
+/* `b` bytes for a message: "64 MiB", "512 KiB" or "1000 bytes". */
+void inv__fmt_bytes(char out[32], uint64_t b);
+
 /* ----------------------------------------------------- hostcall.c, for invoker.c */
 
 /* Serves one HOSTCALL frame of the running call `c` (meta {"op":..}). Every
