@@ -31,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INV_LOG_LINE_MAX INV_TEXT_MAX    /* bytes of one line, as the SDK cuts it */
+#define INV_LOG_LINE_MAX INV_TEXT_MAX   /* bytes of one line, as the SDK cuts it */
 #define INV_LOG_LINE_COST 64u           /* what a line costs in the app's bucket beyond its bytes */
 #define INV_LOG_NOTE_MS 1000u           /* tined's log notes an app's dropped lines this often at most */
 #define INV_LOG_TRACE_MAX (16u * 1024u) /* bytes of an error's trace kept */

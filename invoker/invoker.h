@@ -61,9 +61,9 @@ typedef struct {
 } inv_config_t;
 
 #define INV_DEFAULT_INVOKE_DEPTH 256
-#define INV_DEFAULT_LOG_RATE (256u * 1024u) /* log bytes per second per app */
-#define INV_DEFAULT_KV_VALUE_MAX (1024u * 1024u) /* bytes of one tine.kv value */
-#define INV_DEFAULT_KV_KEYS_MAX 10000u           /* tine.kv keys of one app */
+#define INV_DEFAULT_LOG_RATE (256u * 1024u)            /* log bytes per second per app */
+#define INV_DEFAULT_KV_VALUE_MAX (1024u * 1024u)       /* bytes of one tine.kv value */
+#define INV_DEFAULT_KV_KEYS_MAX 10000u                 /* tine.kv keys of one app */
 #define INV_DEFAULT_KV_BYTES_MAX (64u * 1024u * 1024u) /* tine.kv bytes (keys and values) of one app */
 #define INV_MAX_INVOKE_FANOUT 64 /* tine.invoke calls of one invocation in flight at once */
 

@@ -1875,9 +1875,9 @@ static int expect_bytes(ctx_t *c, const node_t *n, uint64_t max, const char *max
         static const struct {
             const char *unit;
             uint64_t mul;
-        } units[] = {{"Ki", 1ull << 10}, {"KiB", 1ull << 10}, {"KB", 1ull << 10}, {"Mi", 1ull << 20},
-                     {"MiB", 1ull << 20}, {"MB", 1ull << 20}, {"Gi", 1ull << 30}, {"GiB", 1ull << 30},
-                     {"GB", 1ull << 30},  {"Ti", 1ull << 40}, {"TiB", 1ull << 40}, {"TB", 1ull << 40}};
+        } units[] = {{"Ki", 1ull << 10},  {"KiB", 1ull << 10}, {"KB", 1ull << 10},  {"Mi", 1ull << 20},
+                     {"MiB", 1ull << 20}, {"MB", 1ull << 20},  {"Gi", 1ull << 30},  {"GiB", 1ull << 30},
+                     {"GB", 1ull << 30},  {"Ti", 1ull << 40},  {"TiB", 1ull << 40}, {"TB", 1ull << 40}};
         size_t digits = strspn(text, "0123456789");
         mul = 0;
         for (size_t i = 0; i < COUNT(units) && digits > 0; i++)

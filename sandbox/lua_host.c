@@ -58,8 +58,8 @@ struct sbx_lua {
     sbuf_t json;  /* tine.json.encode output and JSON response bodies */
     sbuf_t meta;  /* metadata of the frame being built */
     sbuf_t line;  /* tine.log line being built */
-    size_t log_sent;    /* log bytes sent by the running invocation (LOG_SEND_MAX) */
-    uint64_t log_held;  /* its lines not sent past LOG_SEND_MAX */
+    size_t log_sent;   /* log bytes sent by the running invocation (LOG_SEND_MAX) */
+    uint64_t log_held; /* its lines not sent past LOG_SEND_MAX */
     sbuf_t hc;    /* metadata of the host call being sent */
     char *reply;  /* the last host reply frame's payload */
     size_t reply_cap;
