@@ -22,53 +22,41 @@ typedef struct {
 
 static const option_t options[] = {
     {"listen", "TINE_LISTEN", 1, "address to serve HTTP on (default 127.0.0.1:8080)"},
-    {"state-dir", "TINE_STATE_DIR", 1,
-     "where the node keeps its token, redis data and bundles\n"
-     "                         (default $XDG_STATE_HOME/tine or ~/.local/state/tine)"},
+    {"state-dir", "TINE_STATE_DIR", 1, "where the node keeps its token, redis data and bundles\n"
+                                       "                         (default $XDG_STATE_HOME/tine or ~/.local/state/tine)"},
     {"redis", "TINE_REDIS_URL", 1, "redis://HOST:PORT or unix:///path (default: start a private redis-server)"},
     {"admin-token", "TINE_ADMIN_TOKEN", 1, "bearer token for the admin API (default: generated into the state dir)"},
     {"no-auth", "TINE_NO_AUTH", 0, "serve the admin API without a token (only on a loopback address)"},
     {"max-bundle-size", "TINE_MAX_BUNDLE_SIZE", 1, "largest deploy bundle accepted, e.g. 16MiB (default 16MiB)"},
     {"sdk-dir", "TINE_SDK_DIR", 1, "directory holding the Lua SDK tine.lua"},
     {"node-id", "TINE_NODE_ID", 1, "this node's name in a cluster (default HOSTNAME:PORT)"},
-    {"max-sandboxes", "TINE_MAX_SANDBOXES", 1,
-     "sandboxes on this node at most; at the cap the least recently\n"
-     "                         used idle one of another function makes room (default 1024)"},
-    {"idle-timeout", "TINE_IDLE_TIMEOUT", 1,
-     "idle sandboxes beyond a function's warm count exit after this,\n"
-     "                         e.g. 30s, 5m (default 5m)"},
+    {"max-sandboxes", "TINE_MAX_SANDBOXES", 1, "sandboxes on this node at most; at the cap the least recently\n"
+                                               "                         used idle one of another function makes room (default 1024)"},
+    {"idle-timeout", "TINE_IDLE_TIMEOUT", 1, "idle sandboxes beyond a function's warm count exit after this,\n"
+                                             "                         e.g. 30s, 5m (default 5m)"},
     {"max-queue", "TINE_MAX_QUEUE", 1, "calls that wait per function at its concurrency before 429 (default 100)"},
-    {"log-paths", "TINE_LOG_PATHS", 1,
-     "colon-separated directories whose files log triggers may follow\n"
-     "                         (default: none; a deploy naming another file is refused)"},
-    {"docker-socket", "TINE_DOCKER_SOCKET", 1,
-     "container engine API socket for container.* events\n"
-     "                         (default: DOCKER_HOST=unix://..., else /var/run/docker.sock)"},
-    {"docker-events", "TINE_DOCKER_EVENTS", 1,
-     "on|off: turn the engine's container events into CloudEvents (default on)"},
+    {"log-paths", "TINE_LOG_PATHS", 1, "colon-separated directories whose files log triggers may follow\n"
+                                       "                         (default: none; a deploy naming another file is refused)"},
+    {"docker-socket", "TINE_DOCKER_SOCKET", 1, "container engine API socket for container.* events\n"
+                                               "                         (default: DOCKER_HOST=unix://..., else /var/run/docker.sock)"},
+    {"docker-events", "TINE_DOCKER_EVENTS", 1, "on|off: turn the engine's container events into CloudEvents (default on)"},
     {"price-gb-s", "TINE_PRICE_GB_S", 1, "price of a GB-second in dollars (default " BILL_DEFAULT_PRICE_GB_S ")"},
-    {"price-request", "TINE_PRICE_REQUEST", 1,
-     "price of a request in dollars (default " BILL_DEFAULT_PRICE_REQUEST ")"},
+    {"price-request", "TINE_PRICE_REQUEST", 1, "price of a request in dollars (default " BILL_DEFAULT_PRICE_REQUEST ")"},
     {"activations", "TINE_ACTIVATIONS", 1, "on|off: record every invocation in Redis (default on)"},
     {"activation-retention", "TINE_ACTIVATION_RETENTION", 1,
      "records kept per app: COUNT, AGE or COUNT,AGE (default 10000,7d)"},
     {"metrics-token", "TINE_METRICS_TOKEN", 1, "bearer token GET /metrics requires (default: none)"},
     {"log-level", "TINE_LOG_LEVEL", 1, "debug|info|warn|error: tined's own log lines (default info)"},
-    {"max-invoke-depth", "TINE_MAX_INVOKE_DEPTH", 1,
-     "deepest chain of nested tine.invoke calls, 1..10000 (default 256)"},
-    {"log-rate", "TINE_LOG_RATE", 1,
-     "log bytes per second each app may write; more lines are dropped\n"
-     "                         and counted (default 256KiB)"},
-    {"kv-value-max", "TINE_KV_VALUE_MAX", 1,
-     "largest tine.kv value of an app without limits.kv_value_max, up to 6MiB\n"
-     "                         (default 1MiB)"},
+    {"max-invoke-depth", "TINE_MAX_INVOKE_DEPTH", 1, "deepest chain of nested tine.invoke calls, 1..10000 (default 256)"},
+    {"log-rate", "TINE_LOG_RATE", 1, "log bytes per second each app may write; more lines are dropped\n"
+                                     "                         and counted (default 256KiB)"},
+    {"kv-value-max", "TINE_KV_VALUE_MAX", 1, "largest tine.kv value of an app without limits.kv_value_max, up to 6MiB\n"
+                                             "                         (default 1MiB)"},
     {"kv-keys-max", "TINE_KV_KEYS_MAX", 1, "tine.kv keys an app without limits.kv_keys_max may hold (default 10000)"},
-    {"kv-bytes-max", "TINE_KV_BYTES_MAX", 1,
-     "tine.kv bytes (keys and values) an app without limits.kv_bytes_max\n"
-     "                         may hold, up to 1TiB (default 64MiB)"},
-    {"isolation", "TINE_ISOLATION", 1,
-     "on (default) or off: sandbox isolation beyond the Lua layer\n"
-     "                         (rlimits, seccomp, namespaces, uid, root dir); off: benchmarks"},
+    {"kv-bytes-max", "TINE_KV_BYTES_MAX", 1, "tine.kv bytes (keys and values) an app without limits.kv_bytes_max\n"
+                                             "                         may hold, up to 1TiB (default 64MiB)"},
+    {"isolation", "TINE_ISOLATION", 1, "on (default) or off: sandbox isolation beyond the Lua layer\n"
+                                       "                         (rlimits, seccomp, namespaces, uid, root dir); off: benchmarks"},
     {"sandbox-uid", "TINE_SANDBOX_UID", 1, "uid and gid of Lua sandboxes when tined runs as root (default 65534)"},
     {"config", "TINE_CONFIG", 1, "config file of 'key = value' lines with the names above"},
 };
@@ -443,7 +431,8 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
     if (size_option("log-rate", raw.log_rate, (size_t)1 << 30, "1GiB", "256KiB", &cfg->log_rate) != 0 ||
         size_option("kv-value-max", raw.kv_value_max, REG_KV_VALUE_MAX_LIMIT, "6MiB", "1MiB", &cfg->kv_value_max) !=
             0 ||
-        size_option("kv-bytes-max", raw.kv_bytes_max, REG_KV_BYTES_MAX_LIMIT, "1TiB", "64MiB", &cfg->kv_bytes_max) != 0)
+        size_option("kv-bytes-max", raw.kv_bytes_max, REG_KV_BYTES_MAX_LIMIT, "1TiB", "64MiB", &cfg->kv_bytes_max) !=
+            0)
         rc = -1;
     unsigned keys = 0;
     if (raw.kv_keys_max && parse_count(raw.kv_keys_max, 1, REG_KV_KEYS_MAX_LIMIT, &keys) != 0) {
