@@ -500,6 +500,10 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
     free(raw.idle_timeout);
     free(raw.max_queue);
     free(raw.docker_events);
+    free(raw.log_rate);
+    free(raw.kv_value_max);
+    free(raw.kv_keys_max);
+    free(raw.kv_bytes_max);
     return rc;
 }
 
