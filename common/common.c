@@ -365,6 +365,42 @@ void tine_json_quote(tine_buf_t *b, const char *s, size_t len)
     tine_buf_append(b, "\"", 1);
 }
 
+void tine_buf_append_printable(tine_buf_t *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    size_t run = 0; /* start of the bytes not yet copied */
+    for (size_t i = 0; i < len;) {
+        unsigned char c = u[i];
+        if ((c >= 0x20 && c < 0x7f) || c == '\t') {
+            i++;
+            continue;
+        }
+        size_t l = c >= 0x80 ? utf8_seq_len(u + i, len - i) : 1;
+        if (l > 1 && !(c == 0xC2 && u[i + 1] < 0xA0)) { /* not a C1 control (U+0080..U+009F) */
+            i += l;
+            continue;
+        }
+        tine_buf_append(b, s + run, i - run);
+        if (c == '\n') {
+            tine_buf_append(b, "\\n", 2);
+        } else if (c == '\r') {
+            tine_buf_append(b, "\\r", 2);
+        } else if (l == 2) {
+            char esc[6] = {'\\', 'u', '0', '0', hex[u[i + 1] >> 4], hex[u[i + 1] & 15]};
+            tine_buf_append(b, esc, 6);
+            i++;
+        } else if (c < 0x80) {
+            char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+            tine_buf_append(b, esc, 4);
+        } else {
+            tine_buf_append(b, "\xEF\xBF\xBD", 3); /* not UTF-8: U+FFFD */
+        }
+        run = ++i;
+    }
+    tine_buf_append(b, s + run, len - run);
+}
+
 void tine_one_line(char *s)
 {
     for (; *s; s++)

@@ -38,17 +38,11 @@ static int enabled(tine_log_level_t level)
     return (int)level >= min_level;
 }
 
-static void log_write(tine_log_level_t level, const char *const *kv, const char *fmt, va_list ap)
+/* Writes one line: the time, the level, msg (JSON-quoted) and the kv pairs. */
+static void log_line(tine_log_level_t level, const char *const *kv, const char *msg, size_t mlen)
 {
     char when[32];
     tine_fmt_rfc3339_ms(tine_now_unix_ms(), when);
-
-    char msg[2048];
-    int ml = vsnprintf(msg, sizeof(msg), fmt, ap);
-    size_t mlen = ml < 0 ? 0 : (size_t)ml >= sizeof(msg) ? sizeof(msg) - 1 : (size_t)ml;
-    while (mlen && msg[mlen - 1] == '\n')
-        mlen--;
-
     tine_buf_t b;
     tine_buf_init(&b);
     tine_buf_appendf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", when, level_names[level]);
@@ -70,6 +64,16 @@ static void log_write(tine_log_level_t level, const char *const *kv, const char 
     tine_buf_dispose(&b);
 }
 
+static void log_write(tine_log_level_t level, const char *const *kv, const char *fmt, va_list ap)
+{
+    char msg[2048];
+    int ml = vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t mlen = ml < 0 ? 0 : (size_t)ml >= sizeof(msg) ? sizeof(msg) - 1 : (size_t)ml;
+    while (mlen && msg[mlen - 1] == '\n')
+        mlen--;
+    log_line(level, kv, msg, mlen);
+}
+
 void tine_log(tine_log_level_t level, const char *fmt, ...)
 {
     if (!enabled(level))
@@ -88,4 +92,10 @@ void tine_log_kv(tine_log_level_t level, const char *const *kv, const char *fmt,
     va_start(ap, fmt);
     log_write(level, kv, fmt, ap);
     va_end(ap);
+}
+
+void tine_log_text(tine_log_level_t level, const char *const *kv, const char *msg, size_t len)
+{
+    if (enabled(level))
+        log_line(level, kv, msg, len);
 }

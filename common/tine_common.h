@@ -111,6 +111,13 @@ bool tine_utf8_valid(const char *s, size_t len);
  * not valid UTF-8 become U+FFFD, control characters are escaped. */
 void tine_json_quote(tine_buf_t *b, const char *s, size_t len);
 
+/* Appends `len` bytes of `s` to b as text safe to show on a terminal and on
+ * one line: LF and CR become the two characters \n and \r, other control
+ * characters (C0 but TAB, DEL, and C1 U+0080..U+009F) \xHH or \u00HH, and
+ * bytes that are not valid UTF-8 U+FFFD. For text functions write (log
+ * lines, error messages) before it reaches tined's log, a record or an API. */
+void tine_buf_append_printable(tine_buf_t *b, const char *s, size_t len);
+
 /* ------------------------------------------------------------ log.c */
 
 /* tined's own log: one JSON object per line on stderr,
@@ -125,6 +132,10 @@ void tine_log(tine_log_level_t level, const char *fmt, ...) __attribute__((forma
  * key and value ({"app","hello","function","hi",NULL}). */
 void tine_log_kv(tine_log_level_t level, const char *const *kv, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Like tine_log_kv with a message of `len` bytes taken as it is (no format,
+ * no length limit; JSON quoting escapes what needs it). */
+void tine_log_text(tine_log_level_t level, const char *const *kv, const char *msg, size_t len);
 
 /* Sets the lowest level written; returns 0, or -1 for an unknown name
  * ("debug", "info", "warn", "error"). */

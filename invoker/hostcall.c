@@ -9,7 +9,20 @@
  *
  * Redis keys: tine.kv values are "tine:kv:{app}:{key}" (app names hold no
  * ':', so no app can name another app's keys); tine.emit appends to the
- * stream "tine:events" with fields app and event (a CloudEvent's JSON). */
+ * stream "tine:events" with fields app and event (a CloudEvent's JSON).
+ *
+ * KV quotas (the app's limits, else the node's): each write (set, del,
+ * incr) is one Lua script that checks and keeps the app's usage atomically
+ * in the hash "tine:kvstat:{app}" (fields keys, bytes: a key counts its own
+ * bytes and its value's). Keys written with a ttl are also in the sorted set
+ * "tine:kvexp:{app}" (score: expiry, unix ms) with their counted bytes in
+ * the hash "tine:kvttl:{app}": Redis expires them silently, so each script
+ * first takes up to KV_RECLAIM of the app's expired keys off the counts
+ * (and any expired key it is about to write). Between a key's expiry and
+ * the app's next write the counts still hold it: the usage is never below
+ * the truth, and above it by the expired keys not yet taken off (at most
+ * KV_RECLAIM per write are). Keys stored before the counts existed are not
+ * counted until written again; deleting one cannot take the counts below 0. */
 #include "hostcall_internal.h"
 #include "tine_common.h"
 
@@ -24,7 +37,6 @@
 #include <time.h>
 
 #define KV_MAX_KEY 512
-#define KV_MAX_VALUE (1024 * 1024)
 #define KV_MAX_KEYS 10000 /* keys one tine.kv.keys may return */
 #define EMIT_MAX_TYPE 256
 #define EMIT_MAX_DATA (1024 * 1024)
@@ -127,13 +139,20 @@ static redisAsyncContext *redis_conn(inv_hostcalls_t *hc)
 
 typedef enum { RQ_GET, RQ_SET, RQ_DEL, RQ_INCR, RQ_SCAN, RQ_XADD } redis_kind_t;
 
+/* The KV limits of one app: its manifest's, else the node's. */
+typedef struct {
+    uint64_t value_max, keys_max, bytes_max;
+    bool keys_from_manifest, bytes_from_manifest;
+} kv_limits_t;
+
 /* One Redis request on behalf of a host call (a SCAN may take several). */
 typedef struct {
     inv_hostcalls_t *hc;
     inv_call_t *c;
     redis_kind_t kind;
-    char *key;       /* the user's key (messages), or the event id (emit) */
-    char *pattern;   /* SCAN MATCH pattern (pattern_len bytes) */
+    kv_limits_t limits; /* set, del, incr */
+    char *key;          /* the user's key (messages), or the event id (emit) */
+    char *pattern;      /* SCAN MATCH pattern (pattern_len bytes) */
     size_t pattern_len;
     size_t strip;    /* bytes of "tine:kv:{app}:" before a user's key */
     json_t *keys;    /* SCAN results so far */
@@ -217,6 +236,38 @@ static bool scan_step(redis_req_t *rq, redisReply *r)
     return true;
 }
 
+/* Answers a KV write from its script's reply (the scripts above). */
+static void kv_write_answer(redis_req_t *rq, const redisReply *r)
+{
+    inv_call_t *c = rq->c;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->element[0]->type != REDIS_REPLY_INTEGER) {
+        inv__hc_fail(c, "redis: unexpected reply to a tine.kv write");
+        return;
+    }
+    long long status = r->element[0]->integer;
+    long long bytes = r->element[2]->type == REDIS_REPLY_INTEGER ? r->element[2]->integer : 0;
+    const char *app = c->pool->version->app;
+    const kv_limits_t *l = &rq->limits;
+    char limit[32];
+    if (status == 1) {
+        inv__hc_fail(c, "app %s is over its KV quota: %" PRIu64 " keys (%s)", app, l->keys_max,
+                     l->keys_from_manifest ? "limits.kv_keys_max" : "tined --kv-keys-max");
+    } else if (status == 2) {
+        inv__fmt_bytes(limit, l->bytes_max);
+        inv__hc_fail(c, "app %s is over its KV quota: %s (%s); %lld bytes are stored", app, limit,
+                     l->bytes_from_manifest ? "limits.kv_bytes_max" : "tined --kv-bytes-max", bytes);
+    } else if (rq->kind == RQ_SET) {
+        inv__hc_reply(c, json_object(), NULL, 0);
+    } else if (rq->kind == RQ_DEL) {
+        bool existed = r->elements >= 4 && r->element[3]->type == REDIS_REPLY_INTEGER && r->element[3]->integer > 0;
+        inv__hc_reply(c, json_pack("{s:b}", "deleted", existed), NULL, 0);
+    } else if (r->elements >= 4 && r->element[3]->type == REDIS_REPLY_STRING) { /* incr: the value as text */
+        inv__hc_reply(c, json_pack("{s:I}", "value", (json_int_t)strtoll(r->element[3]->str, NULL, 10)), NULL, 0);
+    } else {
+        inv__hc_fail(c, "redis: unexpected reply to tine.kv.incr");
+    }
+}
+
 static void on_redis_reply(redisAsyncContext *ac, void *reply, void *data)
 {
     redis_req_t *rq = data;
@@ -238,14 +289,9 @@ static void on_redis_reply(redisAsyncContext *ac, void *reply, void *data)
                 inv__hc_reply(c, json_pack("{s:b}", "found", 0), NULL, 0);
             break;
         case RQ_SET:
-            inv__hc_reply(c, json_object(), NULL, 0);
-            break;
         case RQ_DEL:
-            inv__hc_reply(c, json_pack("{s:b}", "deleted", r->type == REDIS_REPLY_INTEGER && r->integer > 0), NULL,
-                          0);
-            break;
         case RQ_INCR:
-            inv__hc_reply(c, json_pack("{s:I}", "value", (json_int_t)r->integer), NULL, 0);
+            kv_write_answer(rq, r);
             break;
         case RQ_XADD:
             inv__hc_reply(c, json_pack("{s:s}", "id", rq->key), NULL, 0);
@@ -258,6 +304,103 @@ static void on_redis_reply(redisAsyncContext *ac, void *reply, void *data)
     }
     redis_req_free(rq);
 }
+
+/* The KV limits of the app of call c: its manifest's, else the node's. */
+static void kv_limits(const inv_call_t *c, kv_limits_t *l)
+{
+    const reg_manifest_t *m = c->pool->version->manifest;
+    const inv_config_t *cfg = &c->inv->cfg;
+    l->value_max = m->kv_value_max ? m->kv_value_max : cfg->kv_value_max ? cfg->kv_value_max : INV_DEFAULT_KV_VALUE_MAX;
+    l->keys_max = m->kv_keys_max ? m->kv_keys_max : cfg->kv_keys_max ? cfg->kv_keys_max : INV_DEFAULT_KV_KEYS_MAX;
+    l->bytes_max = m->kv_bytes_max ? m->kv_bytes_max : cfg->kv_bytes_max ? cfg->kv_bytes_max : INV_DEFAULT_KV_BYTES_MAX;
+    l->keys_from_manifest = m->kv_keys_max != 0;
+    l->bytes_from_manifest = m->kv_bytes_max != 0;
+}
+
+/* The scripts of the KV writes. KEYS: the value's key, tine:kvstat:{app},
+ * tine:kvexp:{app}, tine:kvttl:{app}. ARGV: the user's key, the app's key
+ * prefix, the value (set) or the increment (incr), the ttl in ms (set; ""
+ * for none), the key count and byte limits. Each answers {status, keys,
+ * bytes} (status 0: done, 1: over the key count, 2: over the bytes, nothing
+ * written); incr adds the new value as text, del 1 when the key existed.
+ *
+ * The prelude takes expired keys off the counts: up to KV_RECLAIM due in
+ * tine:kvexp, and the key about to be written; `old` is the bytes the key
+ * counts now (nil when absent). */
+#define KV_RECLAIM "100"
+#define KV_PRELUDE                                                                                                     \
+    "local full, stat, exp, ttl, k = KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]\n"                                    \
+    "local t = redis.call('TIME')\n"                                                                                   \
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                                          \
+    "local function settle(key, fk)\n"                                                                                 \
+    "  local pt = redis.call('PTTL', fk)\n"                                                                            \
+    "  if pt > 0 then\n"                                                                                               \
+    "    if redis.call('HEXISTS', ttl, key) == 1 then redis.call('ZADD', exp, now + pt, key) end\n"                    \
+    "    return\n"                                                                                                     \
+    "  end\n"                                                                                                          \
+    "  local sz = redis.call('HGET', ttl, key)\n"                                                                      \
+    "  if not sz then return end\n"                                                                                    \
+    "  if pt == -2 then\n"                                                                                             \
+    "    redis.call('HINCRBY', stat, 'keys', -1)\n"                                                                    \
+    "    redis.call('HINCRBY', stat, 'bytes', -tonumber(sz))\n"                                                        \
+    "  end\n"                                                                                                          \
+    "  redis.call('ZREM', exp, key)\n"                                                                                 \
+    "  redis.call('HDEL', ttl, key)\n"                                                                                 \
+    "end\n"                                                                                                            \
+    "for _, key in ipairs(redis.call('ZRANGEBYSCORE', exp, '-inf', now, 'LIMIT', 0, " KV_RECLAIM ")) do\n"             \
+    "  settle(key, ARGV[2] .. key)\n"                                                                                  \
+    "end\n"                                                                                                            \
+    "settle(k, full)\n"                                                                                                \
+    "local old = nil\n"                                                                                                \
+    "if redis.call('EXISTS', full) == 1 then old = #k + redis.call('STRLEN', full) end\n"                              \
+    "local keys = tonumber(redis.call('HGET', stat, 'keys') or '0')\n"                                                 \
+    "local bytes = tonumber(redis.call('HGET', stat, 'bytes') or '0')\n"                                               \
+    "local function count(dk, db)\n"                                                                                   \
+    "  if dk ~= 0 then keys = redis.call('HINCRBY', stat, 'keys', dk) end\n"                                           \
+    "  if db ~= 0 then bytes = redis.call('HINCRBY', stat, 'bytes', db) end\n"                                         \
+    "  if keys < 0 then keys = 0; redis.call('HSET', stat, 'keys', 0) end\n"                                           \
+    "  if bytes < 0 then bytes = 0; redis.call('HSET', stat, 'bytes', 0) end\n"                                        \
+    "end\n"
+
+static const char kv_set_script[] =
+    KV_PRELUDE "local size = #k + #ARGV[3]\n"
+               "if not old and keys + 1 > tonumber(ARGV[5]) then return {1, keys, bytes} end\n"
+               "local grow = size - (old or 0)\n"
+               "if grow > 0 and bytes + grow > tonumber(ARGV[6]) then return {2, keys, bytes} end\n"
+               "if ARGV[4] ~= '' then\n"
+               "  redis.call('SET', full, ARGV[3], 'PX', ARGV[4])\n"
+               "  redis.call('ZADD', exp, now + tonumber(ARGV[4]), k)\n"
+               "  redis.call('HSET', ttl, k, size)\n"
+               "else\n"
+               "  redis.call('SET', full, ARGV[3])\n"
+               "  redis.call('ZREM', exp, k)\n"
+               "  redis.call('HDEL', ttl, k)\n"
+               "end\n"
+               "count(old and 0 or 1, grow)\n"
+               "return {0, keys, bytes}\n";
+
+static const char kv_del_script[] = KV_PRELUDE "if not old then return {0, keys, bytes, 0} end\n"
+                                               "redis.call('DEL', full)\n"
+                                               "redis.call('ZREM', exp, k)\n"
+                                               "redis.call('HDEL', ttl, k)\n"
+                                               "count(-1, -old)\n"
+                                               "return {0, keys, bytes, 1}\n";
+
+/* INCRBY first (it checks the value is an integer and keeps a ttl), undone
+ * when the longer value does not fit. */
+static const char kv_incr_script[] =
+    KV_PRELUDE "if not old and keys + 1 > tonumber(ARGV[5]) then return {1, keys, bytes} end\n"
+               "local r = redis.pcall('INCRBY', full, ARGV[3])\n"
+               "if type(r) == 'table' and r.err then return r end\n"
+               "local size = #k + redis.call('STRLEN', full)\n"
+               "local grow = size - (old or 0)\n"
+               "if grow > 0 and bytes + grow > tonumber(ARGV[6]) then\n"
+               "  if old then redis.call('DECRBY', full, ARGV[3]) else redis.call('DEL', full) end\n"
+               "  return {2, keys, bytes}\n"
+               "end\n"
+               "if redis.call('HEXISTS', ttl, k) == 1 then redis.call('HSET', ttl, k, size) end\n"
+               "count(old and 0 or 1, grow)\n"
+               "return {0, keys, bytes, redis.call('GET', full)}\n";
 
 /* "tine:kv:{app}:{key}" into b (not NUL-terminated). */
 static void kv_full_key(tine_buf_t *b, const char *app, const char *key, size_t key_len)
@@ -305,56 +448,78 @@ static void serve_kv(inv_hostcalls_t *hc, inv_call_t *c, const char *op, json_t 
         redis_req_free(rq);
         return;
     }
-    rq->key = xstrndup(json_string_value(k), key_len);
+    const char *key = json_string_value(k);
+    rq->key = xstrndup(key, key_len);
     tine_buf_t full;
-    kv_full_key(&full, app, json_string_value(k), key_len);
-    char num[32];
-    const char *argv[5] = {NULL, full.data};
-    size_t lens[5] = {0, full.len};
-    int argc = 2;
+    kv_full_key(&full, app, key, key_len);
     if (strcmp(op, "kv.get") == 0) {
         rq->kind = RQ_GET;
-        argv[0] = "GET";
-    } else if (strcmp(op, "kv.del") == 0) {
+        const char *argv[] = {"GET", full.data};
+        size_t lens[] = {3, full.len};
+        redis_send(rq, 2, argv, lens);
+        tine_buf_dispose(&full);
+        return;
+    }
+    /* set, del, incr: one script each (KV quotas above). */
+    kv_limits(c, &rq->limits);
+    char by[32] = "", px[32] = "", keys_max[32], bytes_max[32];
+    const char *value = "";
+    size_t value_len = 0;
+    const char *script;
+    if (strcmp(op, "kv.del") == 0) {
         rq->kind = RQ_DEL;
-        argv[0] = "DEL";
+        script = kv_del_script;
     } else if (strcmp(op, "kv.incr") == 0) {
-        json_t *by = json_object_get(meta, "by");
-        double d = by ? json_number_value(by) : 1;
-        if ((by != NULL && !json_is_number(by)) || d < -9.0e18 || d > 9.0e18 || d != (double)(long long)d) {
+        json_t *j = json_object_get(meta, "by");
+        double d = j ? json_number_value(j) : 1;
+        if ((j != NULL && !json_is_number(j)) || d < -9.0e18 || d > 9.0e18 || d != (double)(long long)d) {
             inv__hc_fail(c, "by must be an integer");
             redis_req_free(rq);
             tine_buf_dispose(&full);
             return;
         }
         rq->kind = RQ_INCR;
-        argv[0] = "INCRBY";
-        snprintf(num, sizeof(num), "%lld", (long long)d);
-        argv[argc] = num;
-        lens[argc++] = strlen(num);
+        script = kv_incr_script;
+        snprintf(by, sizeof(by), "%lld", (long long)d);
+        value = by;
+        value_len = strlen(by);
     } else { /* kv.set */
-        if (body_len > KV_MAX_VALUE) {
-            inv__hc_fail(c, "the value of %zu bytes is over the limit of %d bytes", body_len, KV_MAX_VALUE);
+        if (body_len > rq->limits.value_max) {
+            inv__hc_fail(c, "the value of %zu bytes is over the limit of %" PRIu64 " bytes", body_len,
+                         rq->limits.value_max);
             redis_req_free(rq);
             tine_buf_dispose(&full);
             return;
         }
         rq->kind = RQ_SET;
-        argv[0] = "SET";
-        argv[argc] = body ? body : "";
-        lens[argc++] = body_len;
+        script = kv_set_script;
+        value = body ? body : "";
+        value_len = body_len;
         double ttl = json_number_value(json_object_get(meta, "ttl_ms"));
-        if (ttl >= 1) {
-            snprintf(num, sizeof(num), "%.0f", ttl);
-            argv[argc] = "PX";
-            lens[argc++] = 2;
-            argv[argc] = num;
-            lens[argc++] = strlen(num);
-        }
+        if (ttl >= 1)
+            snprintf(px, sizeof(px), "%.0f", ttl);
     }
-    lens[0] = strlen(argv[0]);
-    redis_send(rq, argc, argv, lens);
+    snprintf(keys_max, sizeof(keys_max), "%" PRIu64, rq->limits.keys_max);
+    snprintf(bytes_max, sizeof(bytes_max), "%" PRIu64, rq->limits.bytes_max);
+    tine_buf_t stat, exp, ttl, prefix;
+    tine_buf_init(&stat);
+    tine_buf_init(&exp);
+    tine_buf_init(&ttl);
+    tine_buf_init(&prefix);
+    tine_buf_appendf(&stat, "tine:kvstat:%s", app);
+    tine_buf_appendf(&exp, "tine:kvexp:%s", app);
+    tine_buf_appendf(&ttl, "tine:kvttl:%s", app);
+    tine_buf_appendf(&prefix, "tine:kv:%s:", app);
+    const char *argv[] = {"EVAL", script,      "4",   full.data, stat.data, exp.data, ttl.data,
+                          key,    prefix.data, value, px,        keys_max,  bytes_max};
+    size_t lens[] = {4,       strlen(script), 1,         full.len,   stat.len,         exp.len,          ttl.len,
+                     key_len, prefix.len,     value_len, strlen(px), strlen(keys_max), strlen(bytes_max)};
+    redis_send(rq, 13, argv, lens);
     tine_buf_dispose(&full);
+    tine_buf_dispose(&stat);
+    tine_buf_dispose(&exp);
+    tine_buf_dispose(&ttl);
+    tine_buf_dispose(&prefix);
 }
 
 /* Serves tine.emit: appends a CloudEvent to the events stream and answers
@@ -389,8 +554,8 @@ static void serve_emit(inv_hostcalls_t *hc, inv_call_t *c, json_t *meta, const c
     snprintf(id, sizeof(id), "%s-%" PRIu64, c->inv->node_prefix, ++hc->next_event);
     tine_fmt_rfc3339_ms(tine_now_unix_ms(), when);
     char *source = xasprintf("tine://%s/%s", v->app, c->pool->fn->name);
-    json_t *ev = json_pack("{s:s, s:s, s:s, s:s%, s:s, s:s}", "specversion", "1.0", "id", id, "source", source,
-                           "type", type, tl, "time", when, "tineinvocation", c->id_hex);
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:s%, s:s, s:s}", "specversion", "1.0", "id", id, "source", source, "type",
+                           type, tl, "time", when, "tineinvocation", c->id_hex);
     free(source);
     if (data != NULL) {
         json_object_set_new(ev, "datacontenttype", json_string("application/json"));

@@ -3,13 +3,22 @@
  * uv_poll_t per socket curl opens, one uv_timer_t for curl's timeouts), so a
  * slow server never blocks the loop.
  *
+ * Each app has a client of its own (a multi handle: its own connection
+ * cache, DNS cache and TLS sessions), so a connection one app opened is
+ * never used for another app's request. A client whose app made no request
+ * for HTTP_CLIENT_IDLE_MS is closed with its connections.
+ *
  * Limits: the request's time is capped by what is left of the invocation's
  * timeout; the response (headers and body) by HTTP_MAX_RESPONSE bytes;
  * redirects are not followed; only http and https. Where it may go: the
  * app's allow_outbound list when the manifest has one; without one, any host
  * except at loopback, link-local and unspecified addresses (tined's own
  * admin API, a local Redis, cloud metadata services), which a function
- * reaches only through a host its app lists. */
+ * reaches only through a host its app lists. The address is checked twice:
+ * before a socket is opened (so a refused address is never connected to),
+ * and on every request against the address of the connection actually used,
+ * new or reused (so a connection kept alive from an earlier version of the
+ * app, with other rights, does not carry them over). */
 #include "hostcall_internal.h"
 #include "tine_common.h"
 
@@ -26,22 +35,37 @@
 #define HTTP_MAX_RESPONSE (6u * 1024u * 1024u) /* body bytes */
 #define HTTP_MAX_HEADERS (64u * 1024u)         /* response header bytes */
 #define HTTP_USER_AGENT "tine/0.1"
+#define HTTP_CLIENT_IDLE_MS (120u * 1000u) /* an app's client closes after this without a request */
+#define HTTP_CLIENT_MAX_CONNS 16L          /* idle connections an app's client keeps */
+
+typedef struct http_client http_client_t;
 
 struct inv_http {
     uv_loop_t *loop;
+    http_client_t *clients;   /* one per app that made a request */
+    unsigned closing_clients; /* clients whose timer is closing */
+    bool freeing;             /* inv__http_free ran: freed once the last client closed */
+};
+
+/* The client of one app: its multi handle and what drives it. */
+struct http_client {
+    inv_http_t *http;
+    http_client_t *next;
+    char *app;
     CURLM *multi;
     uv_timer_t timer;
-    struct http_req *reqs; /* in flight, for inv__http_free */
+    struct http_req *reqs; /* in flight */
+    uint64_t last_used;    /* tine_now_ns of its last request */
 };
 
 typedef struct http_req {
-    inv_http_t *http;
+    http_client_t *client;
     struct http_req *next;
     inv_call_t *c;
     CURL *easy;
     struct curl_slist *headers;
-    char *host;         /* the URL's host, for messages */
-    bool host_listed;   /* named by an allow_outbound entry other than "*" */
+    char *host;       /* the URL's host, for messages */
+    bool host_listed; /* named by an allow_outbound entry other than "*" */
     bool too_big;
     char refused[INET6_ADDRSTRLEN]; /* an address the policy refused */
     uint32_t timeout_ms;
@@ -53,11 +77,11 @@ typedef struct http_req {
 
 typedef struct {
     uv_poll_t poll;
-    inv_http_t *http;
+    http_client_t *client;
     curl_socket_t fd;
 } http_socket_t;
 
-static void check_done(inv_http_t *h);
+static void check_done(http_client_t *cl);
 
 /* ------------------------------------------------------------ the loop */
 
@@ -70,8 +94,8 @@ static void on_poll(uv_poll_t *p, int status, int events)
     if (events & UV_WRITABLE)
         flags |= CURL_CSELECT_OUT;
     int running = 0;
-    curl_multi_socket_action(s->http->multi, s->fd, flags, &running);
-    check_done(s->http);
+    curl_multi_socket_action(s->client->multi, s->fd, flags, &running);
+    check_done(s->client);
 }
 
 static void on_socket_closed(uv_handle_t *hd)
@@ -82,26 +106,26 @@ static void on_socket_closed(uv_handle_t *hd)
 /* CURLMOPT_SOCKETFUNCTION: watch (or stop watching) one of curl's sockets. */
 static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
-    inv_http_t *h = userp;
+    http_client_t *cl = userp;
     http_socket_t *s = socketp;
     if (what == CURL_POLL_REMOVE) {
         if (s != NULL) {
             uv_poll_stop(&s->poll);
             uv_close((uv_handle_t *)&s->poll, on_socket_closed);
-            curl_multi_assign(h->multi, fd, NULL);
+            curl_multi_assign(cl->multi, fd, NULL);
         }
         return 0;
     }
     if (s == NULL) {
         s = xcalloc(1, sizeof(*s));
-        s->http = h;
+        s->client = cl;
         s->fd = fd;
-        if (uv_poll_init_socket(h->loop, &s->poll, fd) != 0) {
+        if (uv_poll_init_socket(cl->http->loop, &s->poll, fd) != 0) {
             free(s);
             return -1;
         }
         s->poll.data = s;
-        curl_multi_assign(h->multi, fd, s);
+        curl_multi_assign(cl->multi, fd, s);
     }
     int events = ((what & CURL_POLL_IN) ? UV_READABLE : 0) | ((what & CURL_POLL_OUT) ? UV_WRITABLE : 0);
     uv_poll_start(&s->poll, events, on_poll);
@@ -110,20 +134,20 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
 
 static void on_timer(uv_timer_t *t)
 {
-    inv_http_t *h = container_of(t, inv_http_t, timer);
+    http_client_t *cl = container_of(t, http_client_t, timer);
     int running = 0;
-    curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(h);
+    curl_multi_socket_action(cl->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(cl);
 }
 
 /* CURLMOPT_TIMERFUNCTION: curl wants to be called back after `ms`. */
 static int on_curl_timer(CURLM *multi, long ms, void *userp)
 {
-    inv_http_t *h = userp;
+    http_client_t *cl = userp;
     if (ms < 0)
-        uv_timer_stop(&h->timer);
+        uv_timer_stop(&cl->timer);
     else
-        uv_timer_start(&h->timer, on_timer, (uint64_t)ms, 0);
+        uv_timer_start(&cl->timer, on_timer, (uint64_t)ms, 0);
     return 0;
 }
 
@@ -136,31 +160,92 @@ inv_http_t *inv__http_new(uv_loop_t *loop)
     }
     inv_http_t *h = xcalloc(1, sizeof(*h));
     h->loop = loop;
-    h->multi = curl_multi_init();
-    if (h->multi == NULL) {
+    return h;
+}
+
+/* The client of `app`, created on its first request. */
+static http_client_t *client_get(inv_http_t *h, const char *app)
+{
+    for (http_client_t *cl = h->clients; cl; cl = cl->next)
+        if (strcmp(cl->app, app) == 0)
+            return cl;
+    http_client_t *cl = xcalloc(1, sizeof(*cl));
+    cl->http = h;
+    cl->app = xstrdup(app);
+    cl->multi = curl_multi_init();
+    if (cl->multi == NULL) {
         fprintf(stderr, "tined: cannot create the HTTP client of tine.http\n");
         abort();
     }
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-    uv_timer_init(loop, &h->timer);
-    return h;
+    curl_multi_setopt(cl->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(cl->multi, CURLMOPT_SOCKETDATA, cl);
+    curl_multi_setopt(cl->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(cl->multi, CURLMOPT_TIMERDATA, cl);
+    curl_multi_setopt(cl->multi, CURLMOPT_MAXCONNECTS, HTTP_CLIENT_MAX_CONNS);
+    uv_timer_init(h->loop, &cl->timer);
+    cl->next = h->clients;
+    h->clients = cl;
+    return cl;
+}
+
+static void on_client_timer_closed(uv_handle_t *hd)
+{
+    http_client_t *cl = container_of((uv_timer_t *)hd, http_client_t, timer);
+    inv_http_t *h = cl->http;
+    free(cl->app);
+    free(cl);
+    if (--h->closing_clients == 0 && h->freeing && h->clients == NULL)
+        free(h);
+}
+
+static void req_free(http_req_t *r);
+
+/* Unlinks a client, answers what it has in flight with `why`, closes its
+ * connections, and frees it once its timer closed. */
+static void client_close(http_client_t *cl, const char *why)
+{
+    inv_http_t *h = cl->http;
+    for (http_client_t **p = &h->clients; *p; p = &(*p)->next) {
+        if (*p == cl) {
+            *p = cl->next;
+            break;
+        }
+    }
+    while (cl->reqs != NULL) {
+        inv__hc_fail(cl->reqs->c, "%s", why);
+        req_free(cl->reqs);
+    }
+    curl_multi_cleanup(cl->multi);
+    uv_timer_stop(&cl->timer);
+    h->closing_clients++;
+    uv_close((uv_handle_t *)&cl->timer, on_client_timer_closed);
+}
+
+/* Closes the clients of apps that made no request for HTTP_CLIENT_IDLE_MS
+ * (their kept-alive connections with them). */
+static void clients_sweep(inv_http_t *h, uint64_t now)
+{
+    http_client_t *cl = h->clients;
+    while (cl != NULL) {
+        http_client_t *next = cl->next;
+        if (cl->reqs == NULL && now - cl->last_used > (uint64_t)HTTP_CLIENT_IDLE_MS * 1000000u)
+            client_close(cl, "");
+        cl = next;
+    }
 }
 
 /* ------------------------------------------------------------ requests */
 
 static void req_free(http_req_t *r)
 {
-    inv_http_t *h = r->http;
-    for (http_req_t **p = &h->reqs; *p; p = &(*p)->next) {
+    http_client_t *cl = r->client;
+    for (http_req_t **p = &cl->reqs; *p; p = &(*p)->next) {
         if (*p == r) {
             *p = r->next;
             break;
         }
     }
-    curl_multi_remove_handle(h->multi, r->easy);
+    curl_multi_remove_handle(cl->multi, r->easy);
     curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->headers);
     json_decref(r->resp_headers);
@@ -196,11 +281,11 @@ static void req_finish(http_req_t *r, CURLcode rc)
     req_free(r);
 }
 
-static void check_done(inv_http_t *h)
+static void check_done(http_client_t *cl)
 {
     CURLMsg *msg;
     int left = 0;
-    while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
+    while ((msg = curl_multi_info_read(cl->multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         char *priv = NULL;
@@ -309,6 +394,31 @@ static curl_socket_t on_open_socket(void *userp, curlsocktype purpose, struct cu
     return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 
+/* CURLOPT_PREREQFUNCTION: runs for every request once its connection is
+ * chosen, new or reused, with that connection's address: the same check as
+ * on_open_socket, so a reused connection never carries rights the request
+ * does not have. An address that cannot be read is refused. */
+static int on_prereq(void *userp, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    http_req_t *r = userp;
+    if (r->host_listed)
+        return CURL_PREREQFUNC_OK;
+    char ip[INET6_ADDRSTRLEN + 16];
+    snprintf(ip, sizeof(ip), "%s", primary_ip ? primary_ip : "");
+    ip[strcspn(ip, "%")] = '\0'; /* an IPv6 zone */
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    if (inet_pton(AF_INET6, ip, &a6->sin6_addr) == 1)
+        ss.ss_family = AF_INET6;
+    else if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1)
+        ss.ss_family = AF_INET;
+    if (ss.ss_family != 0 && !address_is_local((struct sockaddr *)&ss))
+        return CURL_PREREQFUNC_OK;
+    snprintf(r->refused, sizeof(r->refused), "%.*s", (int)sizeof(r->refused) - 1, ip[0] ? ip : "?");
+    return CURL_PREREQFUNC_ABORT;
+}
+
 /* Whether allow_outbound lets the app reach `host` (lower case, no
  * brackets); *listed is set when an entry other than "*" named it. */
 static bool host_allowed(const reg_manifest_t *m, const char *host, bool *listed)
@@ -397,6 +507,8 @@ static const char *add_request_headers(http_req_t *r, json_t *headers, bool *has
 
 void inv__http_request(inv_http_t *h, inv_call_t *c, json_t *meta, const char *body, size_t body_len)
 {
+    uint64_t now = tine_now_ns();
+    clients_sweep(h, now);
     const char *url = json_string_value(json_object_get(meta, "url"));
     const char *method = json_string_value(json_object_get(meta, "method"));
     json_t *headers = json_object_get(meta, "headers");
@@ -426,8 +538,10 @@ void inv__http_request(inv_http_t *h, inv_call_t *c, json_t *meta, const char *b
         return;
     }
 
+    http_client_t *cl = client_get(h, c->pool->version->app);
+    cl->last_used = now;
     http_req_t *r = xcalloc(1, sizeof(*r));
-    r->http = h;
+    r->client = cl;
     r->c = c;
     r->host = host;
     r->host_listed = listed;
@@ -463,6 +577,8 @@ void inv__http_request(inv_http_t *h, inv_call_t *c, json_t *meta, const char *b
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
     if (strcmp(method, "HEAD") == 0) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
@@ -473,30 +589,22 @@ void inv__http_request(inv_http_t *h, inv_call_t *c, json_t *meta, const char *b
             curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body_len ? body : "");
         }
     }
-    r->next = h->reqs;
-    h->reqs = r;
-    CURLMcode mc = curl_multi_add_handle(h->multi, e);
+    r->next = cl->reqs;
+    cl->reqs = r;
+    CURLMcode mc = curl_multi_add_handle(cl->multi, e);
     if (mc != CURLM_OK) {
         inv__hc_fail(c, "cannot start the request: %s", curl_multi_strerror(mc));
         req_free(r);
     }
 }
 
-static void on_timer_closed(uv_handle_t *hd)
-{
-    inv_http_t *h = container_of((uv_timer_t *)hd, inv_http_t, timer);
-    free(h);
-}
-
 void inv__http_free(inv_http_t *h)
 {
     if (h == NULL)
         return;
-    while (h->reqs != NULL) {
-        inv__hc_fail(h->reqs->c, "the node is shutting down");
-        req_free(h->reqs);
-    }
-    curl_multi_cleanup(h->multi);
-    uv_timer_stop(&h->timer);
-    uv_close((uv_handle_t *)&h->timer, on_timer_closed);
+    h->freeing = true;
+    while (h->clients != NULL)
+        client_close(h->clients, "the node is shutting down");
+    if (h->closing_clients == 0)
+        free(h);
 }

@@ -74,6 +74,7 @@ inv_invoker_t *inv_new(uv_loop_t *loop, sbx_zygote_t *zygote, const inv_config_t
         r = tine_now_ns() ^ (uint64_t)getpid();
     snprintf(inv->node_prefix, sizeof(inv->node_prefix), "%016" PRIx64, r);
     inv->hostcalls = inv__hostcalls_new(inv);
+    inv->logs = inv__logs_new(loop, inv->cfg.log_rate);
     inv->ncpu = cpus_usable();
     uv_prepare_init(loop, &inv->flush);
     uv_unref((uv_handle_t *)&inv->flush);
@@ -157,6 +158,11 @@ static void call_finish_at(inv_call_t *c, inv_result_t *res, uint64_t now)
     c->finished = true;
     if (c->cb)
         c->cb(c->data, res);
+    /* What ended it is in its logs (tine logs), with what it dropped. */
+    if (res->code != 0 && !c->error_logged)
+        inv__log_error(c, res->error, NULL);
+    if (c->log_dropped_cap | c->log_dropped_rate)
+        inv__log_call_end(c);
     call_record(c, res);
     if (c->holds == 0)
         call_free(c);
@@ -188,20 +194,6 @@ void inv_call_release(inv_call_t *c)
 {
     if (--c->holds == 0 && c->finished)
         call_free(c);
-}
-
-/* Keeps one log line of the running call, up to INV_LOG_CAP bytes in all. */
-static void call_log(inv_call_t *c, const char *level, const char *line, size_t len)
-{
-    if (c->logs_bytes + len > INV_LOG_CAP) {
-        c->logs_truncated = true;
-        return;
-    }
-    if (c->logs == NULL)
-        c->logs = json_array();
-    json_array_append_new(c->logs, json_pack("{s:I, s:s, s:o}", "t", (json_int_t)tine_now_unix_ms(), "level",
-                                             level, "msg", tine_json_text(line, len)));
-    c->logs_bytes += len;
 }
 
 static void call_fail(inv_call_t *c, int code, int status, const char *error)
@@ -1234,8 +1226,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 static void sandbox_on_load_error(inv_sandbox_t *s, const char *error)
 {
     inv_pool_t *p = s->pool;
-    char *msg = xasprintf("function %s failed to load: %s", p->fn->name, error ? error : "unknown error");
-    fprintf(stderr, "tined: %s\n", msg);
+    tine_buf_t why; /* the module's own words: one printable line */
+    tine_buf_init(&why);
+    inv__printable_cut(&why, error ? error : "unknown error", error ? strlen(error) : 13, INV_TEXT_MAX);
+    char *msg = xasprintf("function %s failed to load: %s", p->fn->name, why.data);
+    tine_buf_dispose(&why);
+    const char *kv[] = {"app", p->version->app, "function", p->fn->name, NULL};
+    tine_log_kv(TINE_LOG_ERROR, kv, "%s", msg); /* JSON-quoted: a module's message stays in its field */
     sandbox_start_failed(s, TINE_EHANDLER, 500, msg);
     while (p->queue_head)
         call_fail(pool_pop_call(p), TINE_EHANDLER, 500, msg);
@@ -1260,6 +1257,8 @@ static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *
     inv_result_t res = {0};
     char msg[160];
     bool healthy = p->fn->runtime != REG_RUNTIME_EXEC;
+    tine_buf_t clean; /* an ERROR's message as one printable line (callers, records, APIs) */
+    tine_buf_init(&clean);
     if (h->type == SBX_MSG_RESULT) {
         if (!sbx_result_meta_parse(payload, h->meta_len, &res.meta)) {
             snprintf(msg, sizeof(msg), "the sandbox of %s sent a malformed result", p->fn->name);
@@ -1272,7 +1271,10 @@ static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *
         res.body_len = h->len - h->meta_len;
     } else {
         meta = json_loadb(payload, h->meta_len, 0, NULL);
-        const char *e = json_string_value(json_object_get(meta, "error"));
+        const char *raw = json_string_value(json_object_get(meta, "error"));
+        if (raw)
+            inv__printable_cut(&clean, raw, json_string_length(json_object_get(meta, "error")), INV_TEXT_MAX);
+        const char *e = raw ? (clean.data ? clean.data : "") : NULL;
         const char *trace = json_string_value(json_object_get(meta, "trace"));
         res.status = 500;
         if (error_is_oom(e)) {
@@ -1295,8 +1297,9 @@ static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *
             res.code = TINE_EHANDLER;
             res.error = e ? e : "the function raised an error";
         }
-        fprintf(stderr, "[%s/%s v%" PRIu64 "] invocation %s raised: %s\n%s\n", p->version->app, p->fn->name,
-                p->version->version, c->id_hex, e ? e : res.error, trace ? trace : "");
+        char *line = xasprintf("%s%s", res.code == TINE_EHANDLER ? "raised: " : "", res.error);
+        inv__log_error(c, line, trace);
+        free(line);
     }
     spare_undefer(s);
     uint64_t now = tine_now_ns(), took = now - c->dispatched_at; /* one clock read for all that follows */
@@ -1322,6 +1325,7 @@ static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *
     }
     call_finish_at(c, &res, now);
     json_decref(meta);
+    tine_buf_dispose(&clean);
     pool_dispatch(p);
     if (s->state != SBX_BUSY)
         invoker_kick_blocked(p->inv);
@@ -1356,19 +1360,9 @@ static void sandbox_on_frame(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *p
         if (s->state == SBX_IDLE)
             invoker_kick_blocked(p->inv);
         return;
-    case SBX_MSG_LOG: {
-        int body = (int)(h->len - h->meta_len);
-        fprintf(stderr, "[%s/%s v%" PRIu64 "] %.*s\n", p->version->app, p->fn->name, p->version->version, body,
-                payload + h->meta_len);
-        if (s->call != NULL && h->id == s->call->id) {
-            json_t *meta = json_loadb(payload, h->meta_len, 0, NULL);
-            const char *level = json_string_value(json_object_get(meta, "level"));
-            call_log(s->call, level && strcmp(level, "error") == 0 ? "error" : "info", payload + h->meta_len,
-                     (size_t)body);
-            json_decref(meta);
-        }
+    case SBX_MSG_LOG:
+        inv__log_frame(p, s->call != NULL && h->id == s->call->id ? s->call : NULL, h, payload);
         return;
-    }
     case SBX_MSG_HOSTCALL:
         if (s->state != SBX_BUSY || s->call == NULL || h->id != s->call->id)
             break;
@@ -1626,6 +1620,8 @@ void inv_free(inv_invoker_t *inv)
             call_fail(pool_pop_call(p), TINE_EBUSY, 503, "the node is shutting down");
         pool_maybe_free(p);
     }
+    inv__logs_free(inv->logs);
+    inv->logs = NULL;
     uv_close((uv_handle_t *)&inv->flush, on_flush_closed);
     if (inv->zygote_polling)
         uv_close((uv_handle_t *)&inv->zygote_poll, on_zygote_poll_closed);

@@ -56,10 +56,18 @@ typedef struct {
     void *on_activation_data;
     /* Host calls (hostcall.c): */
     const char *redis_url;     /* tine.kv and tine.emit (copied); NULL: they answer an error */
+    uint64_t log_rate;         /* log bytes per second per app (0: INV_DEFAULT_LOG_RATE) */
+    uint64_t kv_value_max;     /* tine.kv limits of apps whose manifest sets none (0: INV_DEFAULT_KV_*) */
+    uint64_t kv_keys_max;
+    uint64_t kv_bytes_max;
     uint32_t max_invoke_depth; /* nested tine.invoke calls allowed (default INV_DEFAULT_INVOKE_DEPTH) */
 } inv_config_t;
 
 #define INV_DEFAULT_INVOKE_DEPTH 256
+#define INV_DEFAULT_LOG_RATE (256u * 1024u)            /* log bytes per second per app */
+#define INV_DEFAULT_KV_VALUE_MAX (1024u * 1024u)       /* bytes of one tine.kv value */
+#define INV_DEFAULT_KV_KEYS_MAX 10000u                 /* tine.kv keys of one app */
+#define INV_DEFAULT_KV_BYTES_MAX (64u * 1024u * 1024u) /* tine.kv bytes (keys and values) of one app */
 #define INV_MAX_INVOKE_FANOUT 64 /* tine.invoke calls of one invocation in flight at once */
 
 /* The outcome of one invocation, borrowed for the callback's duration. */

@@ -36,9 +36,12 @@ struct inv_call {
     uint64_t cpu_ns; /* reported by the sandbox with its answer */
     inv_sandbox_t *sandbox; /* running on it, pipelined behind its running call, or waiting for it to
                                start; NULL while queued and once finished */
-    json_t *logs;           /* [{"t":unix_ms,"level":..,"msg":..}] */
+    json_t *logs;           /* [{"t":unix_ms,"level":..,"msg":..}] (call_log.c) */
     size_t logs_bytes;
     bool logs_truncated;
+    bool error_logged;         /* the error that ended it is in its logs already */
+    uint64_t log_dropped_cap;  /* lines dropped over INV_LOG_CAP */
+    uint64_t log_dropped_rate; /* lines dropped over the app's log rate */
     unsigned holds; /* host calls in flight: the call is freed when 0 after finishing */
     bool finished;
     /* tine.invoke (hostcall_invoke.c): */
@@ -152,6 +155,7 @@ struct inv_invoker {
     uint64_t kick_round;
     bool kicking;
     struct inv_hostcalls *hostcalls; /* hostcall.c: Redis, HTTP client */
+    struct inv_logs *logs;           /* call_log.c: the apps' log budgets */
     unsigned ncpu;                   /* CPUs tined may run on (its affinity) */
     uv_prepare_t flush;              /* writes pending INVOKE frames before the loop polls */
     bool flush_open;
@@ -214,6 +218,37 @@ void inv_call_reply(inv_call_t *c, const char *meta, size_t meta_len, const void
 /* Ends one hold of `c` without answering (a detached tine.invoke_async that
  * kept its caller's in-flight count). */
 void inv_call_release(inv_call_t *c);
+
+/* ----------------------------------------------------- call_log.c, for invoker.c */
+
+typedef struct inv_logs inv_logs_t;
+
+/* The log budgets of the apps on this node: `rate` bytes per second per app
+ * (0: INV_DEFAULT_LOG_RATE). Freed by inv__logs_free (accepts NULL), which
+ * writes the notes still due first. */
+inv_logs_t *inv__logs_new(uv_loop_t *loop, uint64_t rate);
+void inv__logs_free(inv_logs_t *l);
+
+/* One LOG frame of a sandbox of pool `p`: of its running call `c`, or of no
+ * call (c NULL: the module loading). Kept in c's logs and written to
+ * tined's log within the bounds of call_log.c, or dropped and counted. */
+void inv__log_frame(inv_pool_t *p, inv_call_t *c, const sbx_frame_hdr_t *h, const char *payload);
+
+/* The error that ends call `c` (and its trace, may be NULL), at level error
+ * in its logs whatever their bounds, and in tined's log within the app's. */
+void inv__log_error(inv_call_t *c, const char *msg, const char *trace);
+
+/* The notes of the lines `c` dropped, once it ended (only when it did). */
+void inv__log_call_end(inv_call_t *c);
+
+/* Appends `len` bytes of `s` to b made printable (tine_buf_append_printable),
+ * cut to `max` bytes of input at a UTF-8 boundary with "…": a function's
+ * text (a log line, an error message) before it goes anywhere. */
+#define INV_TEXT_MAX (16u * 1024u)
+void inv__printable_cut(tine_buf_t *b, const char *s, size_t len, size_t max);
+
+/* `b` bytes for a message: "64 MiB", "512 KiB" or "1000 bytes". */
+void inv__fmt_bytes(char out[32], uint64_t b);
 
 /* ----------------------------------------------------- hostcall.c, for invoker.c */
 

@@ -1857,10 +1857,86 @@ static int read_triggers(ctx_t *c, const node_t *n, reg_manifest_t *m)
     return rc;
 }
 
+/* ------------------------------------------------------------------ limits */
+
+#define BYTES_EXPECTED "expected bytes as an integer or a size such as 512Ki, 1Mi, 64Mi or 1Gi"
+
+/* A size in bytes within 1..max: an integer, or digits with Ki, Mi, Gi or Ti
+ * (KiB, KB ... alike: all binary). `max_text` names max in messages. */
+static int expect_bytes(ctx_t *c, const node_t *n, uint64_t max, const char *max_text, uint64_t *out)
+{
+    const char *text = n->text;
+    size_t len = n->text_len;
+    uint64_t mul = 1;
+    if (!scalar_is_number(n)) {
+        int rc = expect_string(c, n, "a size such as 1Mi or 64Mi", &text, &len);
+        if (rc != 0)
+            return rc;
+        static const struct {
+            const char *unit;
+            uint64_t mul;
+        } units[] = {{"Ki", 1ull << 10},  {"KiB", 1ull << 10}, {"KB", 1ull << 10},  {"Mi", 1ull << 20},
+                     {"MiB", 1ull << 20}, {"MB", 1ull << 20},  {"Gi", 1ull << 30},  {"GiB", 1ull << 30},
+                     {"GB", 1ull << 30},  {"Ti", 1ull << 40},  {"TiB", 1ull << 40}, {"TB", 1ull << 40}};
+        size_t digits = strspn(text, "0123456789");
+        mul = 0;
+        for (size_t i = 0; i < COUNT(units) && digits > 0; i++)
+            if (strcmp(text + digits, units[i].unit) == 0)
+                mul = units[i].mul;
+        if (mul == 0 || (text[0] == '0' && digits > 1))
+            return fail(c, n, BYTES_EXPECTED ", got %s", show_text(c, text, len));
+    } else if (strspn(text, "0123456789") != len) {
+        return fail(c, n, BYTES_EXPECTED ", got %.40s", text);
+    }
+    uint64_t v = strspn(text, "0123456789") > 13 ? UINT64_MAX : strtoull(text, NULL, 10);
+    uint64_t bytes = v > max / mul ? max + 1 : v * mul;
+    if (bytes < 1 || bytes > max)
+        return fail(c, n, "%s is out of range 1..%s", show_text(c, text, len), max_text);
+    *out = bytes;
+    return 0;
+}
+
+static int read_kv_value_max(ctx_t *c, const node_t *n, void *out)
+{
+    return expect_bytes(c, n, REG_KV_VALUE_MAX_LIMIT, "6Mi", out);
+}
+
+static int read_kv_bytes_max(ctx_t *c, const node_t *n, void *out)
+{
+    return expect_bytes(c, n, REG_KV_BYTES_MAX_LIMIT, "1Ti", out);
+}
+
+static int read_kv_keys_max(ctx_t *c, const node_t *n, void *out)
+{
+    uint32_t v = 0;
+    int rc = expect_uint(c, n, 1, REG_KV_KEYS_MAX_LIMIT, &v);
+    *(uint64_t *)out = v;
+    return rc;
+}
+
+static const char *const limits_keys[] = {"kv_value_max", "kv_keys_max", "kv_bytes_max"};
+
+/* limits: the app's quotas on the node ({kv_value_max, kv_keys_max,
+ * kv_bytes_max}, each optional). */
+static int read_limits(ctx_t *c, const node_t *n, void *out)
+{
+    reg_manifest_t *m = out;
+    int rc = expect_mapping(c, n, "a mapping of kv_value_max, kv_keys_max, kv_bytes_max");
+    if (rc == 0)
+        rc = check_keys(c, n, limits_keys, COUNT(limits_keys));
+    if (rc == 0)
+        rc = read_field(c, n, "kv_value_max", read_kv_value_max, &m->kv_value_max, NULL);
+    if (rc == 0)
+        rc = read_field(c, n, "kv_keys_max", read_kv_keys_max, &m->kv_keys_max, NULL);
+    if (rc == 0)
+        rc = read_field(c, n, "kv_bytes_max", read_kv_bytes_max, &m->kv_bytes_max, NULL);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- manifest */
 
-static const char *const top_keys[] = {"app",       "description", "host",     "defaults",      "env",
-                                       "functions", "routes",      "triggers", "allow_outbound"};
+static const char *const top_keys[] = {"app",       "description", "host",     "defaults",       "env",
+                                       "functions", "routes",      "triggers", "allow_outbound", "limits"};
 
 /* Validates the whole tree into m, in dependency order: defaults and env
  * before functions, functions before routes and triggers. */
@@ -1887,7 +1963,8 @@ static int read_manifest(ctx_t *c, const node_t *root, reg_manifest_t *m)
     /* The manifest owns the app env from here on (freed with it on error). */
     m->env = app_env.kv;
     m->env_len = app_env.len;
-    if ((rc = read_field(c, root, "allow_outbound", read_allow_outbound, m, NULL)) != 0)
+    if ((rc = read_field(c, root, "allow_outbound", read_allow_outbound, m, NULL)) != 0 ||
+        (rc = read_field(c, root, "limits", read_limits, m, NULL)) != 0)
         return rc;
 
     size_t saved = path_push_key(c, "functions", 9);

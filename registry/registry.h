@@ -70,7 +70,16 @@ typedef struct {
     char **allow_outbound;
     size_t allow_outbound_len;
     bool allow_outbound_set;
+    /* limits: the app's tine.kv quotas; 0 where the manifest sets none (the
+     * node's defaults apply). Within 1..REG_KV_*_LIMIT. */
+    uint64_t kv_value_max; /* bytes of one value */
+    uint64_t kv_keys_max;  /* keys */
+    uint64_t kv_bytes_max; /* bytes of keys and values */
 } reg_manifest_t;
+
+#define REG_KV_VALUE_MAX_LIMIT (6u * 1024u * 1024u) /* a value travels in one wire frame */
+#define REG_KV_KEYS_MAX_LIMIT 1000000000u
+#define REG_KV_BYTES_MAX_LIMIT (1ull << 40) /* 1 TiB */
 
 /* Parses and validates a manifest held in memory. `filename` names the file in
  * error messages and picks the syntax: ".json" is parsed with jansson,

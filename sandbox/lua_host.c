@@ -29,6 +29,13 @@
 
 #define SBX_SDK_VERSION "0.1.0"
 #define LOG_LINE_MAX 16384     /* bytes per tine.log line, "…" included */
+/* Log bytes one invocation (or the module loading) sends at most, each line
+ * counted with LOG_LINE_COST more: twice what the invoker keeps (INV_LOG_CAP,
+ * 64 KiB), so it still sees the excess; past it lines are only counted and
+ * the count is sent once, before the answer. The invoker's bounds are what
+ * count; this keeps a loop of tine.log from filling the pipe for nothing. */
+#define LOG_SEND_MAX (128u * 1024u)
+#define LOG_LINE_COST 64u
 #define JSON_MAX_DEPTH 128     /* nesting limit of tine.json in both directions */
 #define KEEP_BUF (64u * 1024u) /* output buffers above this are freed after a call */
 
@@ -51,6 +58,8 @@ struct sbx_lua {
     sbuf_t json;  /* tine.json.encode output and JSON response bodies */
     sbuf_t meta;  /* metadata of the frame being built */
     sbuf_t line;  /* tine.log line being built */
+    size_t log_sent;   /* log bytes sent by the running invocation (LOG_SEND_MAX) */
+    uint64_t log_held; /* its lines not sent past LOG_SEND_MAX */
     sbuf_t hc;    /* metadata of the host call being sent */
     char *reply;  /* the last host reply frame's payload */
     size_t reply_cap;
@@ -605,6 +614,10 @@ static int sdk_json_array(lua_State *L)
 static int log_emit(lua_State *L, const char *level, int first)
 {
     struct sbx_lua *S = self_of(L);
+    if (S->wr >= 0 && S->log_sent >= LOG_SEND_MAX) {
+        S->log_held++;
+        return 0;
+    }
     int top = lua_gettop(L);
     /* First turn every argument into a string (this may run __tostring code,
      * which may log itself), then build the line without calling Lua. */
@@ -641,11 +654,25 @@ static int log_emit(lua_State *L, const char *level, int first)
         char meta[32];
         int ml = snprintf(meta, sizeof meta, "{\"level\":\"%s\"}", level);
         (void)sbx_outbox_frame(SBX_MSG_LOG, S->invocation_id, meta, (size_t)ml, b->data, b->len);
+        S->log_sent += b->len + LOG_LINE_COST;
     } else {
         fprintf(stderr, "[%s] %.*s\n", level, (int)b->len, b->data ? b->data : "");
     }
     sb_reset(b);
     return 0;
+}
+
+/* Ends the log of an invocation (or of the module loading): says how many
+ * lines were held back past LOG_SEND_MAX (a LOG frame {"dropped":N}). */
+static void log_end(struct sbx_lua *S, uint64_t id)
+{
+    if (S->log_held) {
+        char meta[48];
+        int ml = snprintf(meta, sizeof meta, "{\"dropped\":%llu}", (unsigned long long)S->log_held);
+        (void)sbx_outbox_frame(SBX_MSG_LOG, id, meta, (size_t)ml, NULL, 0);
+    }
+    S->log_sent = 0;
+    S->log_held = 0;
 }
 
 /* tine.log(...) through the __call metamethod: argument 1 is the tine.log table. */
@@ -1713,6 +1740,7 @@ static int serve_invoke(struct sbx_lua *S, const sbx_frame_hdr_t *h, const char 
     lua_pushlightuserdata(L, &a);
     int st = lua_pcall(L, 1, 1, 0);
     int rc;
+    log_end(S, h->id);
     if (st != 0) {
         rc = write_lua_error(S, h->id, st);
     } else {
@@ -1853,6 +1881,7 @@ int sbx_lua_serve(sbx_lua_t *S, sbx_fds_t fds, const sbx_spec_t *spec)
     lua_pushlightuserdata(L, &la);
     int st = lua_pcall(L, 1, 0, 0);
     json_decref(la.env);
+    log_end(S, 0);
     if (st != 0) {
         write_lua_error(S, 0, st);
         lua_settop(L, 0);

@@ -52,6 +52,13 @@ static const option_t options[] = {
     {"metrics-token", "TINE_METRICS_TOKEN", 1, "bearer token GET /metrics requires (default: none)"},
     {"log-level", "TINE_LOG_LEVEL", 1, "debug|info|warn|error: tined's own log lines (default info)"},
     {"max-invoke-depth", "TINE_MAX_INVOKE_DEPTH", 1, "deepest chain of nested tine.invoke calls, 1..10000 (default 256)"},
+    {"log-rate", "TINE_LOG_RATE", 1, "log bytes per second each app may write; more lines are dropped\n"
+                                     "                         and counted (default 256KiB)"},
+    {"kv-value-max", "TINE_KV_VALUE_MAX", 1, "largest tine.kv value of an app without limits.kv_value_max, up to 6MiB\n"
+                                             "                         (default 1MiB)"},
+    {"kv-keys-max", "TINE_KV_KEYS_MAX", 1, "tine.kv keys an app without limits.kv_keys_max may hold (default 10000)"},
+    {"kv-bytes-max", "TINE_KV_BYTES_MAX", 1, "tine.kv bytes (keys and values) an app without limits.kv_bytes_max\n"
+                                             "                         may hold, up to 1TiB (default 64MiB)"},
     {"isolation", "TINE_ISOLATION", 1, "on (default) or off: sandbox isolation beyond the Lua layer\n"
                                        "                         (rlimits, seccomp, namespaces, uid, root dir); off: benchmarks"},
     {"sandbox-uid", "TINE_SANDBOX_UID", 1, "uid and gid of Lua sandboxes when tined runs as root (default 65534)"},
@@ -72,26 +79,47 @@ static void usage(FILE *f)
     fprintf(f, "  %-22s %s\n  %-22s %s\n", "--help", "show this help", "--version", "show the version");
 }
 
-/* Parses "16MiB", "512KiB", "1GiB", "1000000" into bytes. */
+/* Parses "16MiB", "512KiB", "64Mi", "1GiB", "1TiB", "1000000" into bytes. */
 static int parse_size(const char *s, size_t *out)
 {
     char *end;
     unsigned long long v = strtoull(s, &end, 10);
-    if (end == s)
+    if (end == s || s[0] == '-' || s[0] == '+')
         return -1;
     unsigned long long mul = 1;
     if (*end == '\0' || strcmp(end, "B") == 0)
         mul = 1;
-    else if (strcmp(end, "KiB") == 0 || strcmp(end, "K") == 0 || strcmp(end, "KB") == 0)
+    else if (strcmp(end, "KiB") == 0 || strcmp(end, "K") == 0 || strcmp(end, "KB") == 0 || strcmp(end, "Ki") == 0)
         mul = 1024;
-    else if (strcmp(end, "MiB") == 0 || strcmp(end, "M") == 0 || strcmp(end, "MB") == 0)
+    else if (strcmp(end, "MiB") == 0 || strcmp(end, "M") == 0 || strcmp(end, "MB") == 0 || strcmp(end, "Mi") == 0)
         mul = 1024 * 1024;
-    else if (strcmp(end, "GiB") == 0 || strcmp(end, "G") == 0 || strcmp(end, "GB") == 0)
+    else if (strcmp(end, "GiB") == 0 || strcmp(end, "G") == 0 || strcmp(end, "GB") == 0 || strcmp(end, "Gi") == 0)
         mul = 1024ull * 1024 * 1024;
+    else if (strcmp(end, "TiB") == 0 || strcmp(end, "T") == 0 || strcmp(end, "TB") == 0 || strcmp(end, "Ti") == 0)
+        mul = 1024ull * 1024 * 1024 * 1024;
     else
+        return -1;
+    if (v > SIZE_MAX / mul)
         return -1;
     *out = (size_t)(v * mul);
     return *out > 0 ? 0 : -1;
+}
+
+/* A size option within [1, max] (max_text: max as the user writes it):
+ * stores it, or prints why not and returns -1. */
+static int size_option(const char *name, const char *text, size_t max, const char *max_text, const char *example,
+                       uint64_t *out)
+{
+    size_t v = 0;
+    if (text == NULL)
+        return 0;
+    if (parse_size(text, &v) != 0 || v > max) {
+        fprintf(stderr, "tined: --%s %s: expected a size from 1 byte to %s such as %s\n", name, text, max_text,
+                example);
+        return -1;
+    }
+    *out = v;
+    return 0;
 }
 
 /* Options kept as text until every source is read, then parsed. */
@@ -103,6 +131,10 @@ typedef struct {
     char *idle_timeout;
     char *max_queue;
     char *docker_events;
+    char *log_rate;
+    char *kv_value_max;
+    char *kv_keys_max;
+    char *kv_bytes_max;
 } raw_values_t;
 
 /* Parses a whole decimal number within [min, max]. */
@@ -144,6 +176,14 @@ static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
         return &raw->idle_timeout;
     if (strcmp(name, "max-queue") == 0)
         return &raw->max_queue;
+    if (strcmp(name, "log-rate") == 0)
+        return &raw->log_rate;
+    if (strcmp(name, "kv-value-max") == 0)
+        return &raw->kv_value_max;
+    if (strcmp(name, "kv-keys-max") == 0)
+        return &raw->kv_keys_max;
+    if (strcmp(name, "kv-bytes-max") == 0)
+        return &raw->kv_bytes_max;
     if (strcmp(name, "sdk-dir") == 0)
         return &cfg->sdk_dir;
     if (strcmp(name, "node-id") == 0)
@@ -400,6 +440,19 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
                 raw.idle_timeout);
         rc = -1;
     }
+    if (size_option("log-rate", raw.log_rate, (size_t)1 << 30, "1GiB", "256KiB", &cfg->log_rate) != 0 ||
+        size_option("kv-value-max", raw.kv_value_max, REG_KV_VALUE_MAX_LIMIT, "6MiB", "1MiB", &cfg->kv_value_max) !=
+            0 ||
+        size_option("kv-bytes-max", raw.kv_bytes_max, REG_KV_BYTES_MAX_LIMIT, "1TiB", "64MiB", &cfg->kv_bytes_max) !=
+            0)
+        rc = -1;
+    unsigned keys = 0;
+    if (raw.kv_keys_max && parse_count(raw.kv_keys_max, 1, REG_KV_KEYS_MAX_LIMIT, &keys) != 0) {
+        fprintf(stderr, "tined: --kv-keys-max %s: expected a number from 1 to %u\n", raw.kv_keys_max,
+                (unsigned)REG_KV_KEYS_MAX_LIMIT);
+        rc = -1;
+    }
+    cfg->kv_keys_max = keys;
     cfg->max_invoke_depth = 256;
     if (cfg->max_invoke_depth_str) {
         char *end;
@@ -460,6 +513,10 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
     free(raw.idle_timeout);
     free(raw.max_queue);
     free(raw.docker_events);
+    free(raw.log_rate);
+    free(raw.kv_value_max);
+    free(raw.kv_keys_max);
+    free(raw.kv_bytes_max);
     return rc;
 }
 

@@ -32,6 +32,10 @@ typedef struct {
     bool activations;          /* record every invocation (default on) */
     uint32_t retention_count;  /* activation records kept per app */
     uint32_t retention_s;      /* and for at most this long */
+    uint64_t log_rate;     /* --log-rate: bytes per second per app (0: the invoker's default) */
+    uint64_t kv_value_max; /* --kv-*: apps' KV limits without a manifest's (0: the invoker's default) */
+    uint64_t kv_keys_max;
+    uint64_t kv_bytes_max;
     char *max_invoke_depth_str;
     unsigned max_invoke_depth; /* nested tine.invoke calls allowed (default 256) */
     bool isolation;          /* --isolation on|off: the process layers (default on) */

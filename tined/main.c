@@ -260,6 +260,10 @@ int main(int argc, char **argv)
         .idle_timeout_ms = cfg.idle_timeout_ms,
         .redis_url = redis_url,
         .max_invoke_depth = cfg.max_invoke_depth,
+        .log_rate = cfg.log_rate,
+        .kv_value_max = cfg.kv_value_max,
+        .kv_keys_max = cfg.kv_keys_max,
+        .kv_bytes_max = cfg.kv_bytes_max,
         .on_activation = on_activation,
         .on_activation_data = &t,
     };

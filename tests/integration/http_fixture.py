@@ -10,6 +10,8 @@ free port and writes the port to the file given as argv[1].
   GET /big?bytes=N            200 with N bytes of "x"
   GET /status?code=N          status N, body "status N"
   GET /cookies                200 with two Set-Cookie headers
+  GET /redirect?to=URL        302 with Location: URL
+  GET /peer                   200 "PORT": the client's port (the connection used)
 """
 import json
 import sys
@@ -73,6 +75,10 @@ class Handler(BaseHTTPRequestHandler):
         elif url.path == "/status":
             code = int(q.get("code", "200"))
             self.reply(code, "status %d" % code)
+        elif url.path == "/redirect":
+            self.reply(302, "moved", extra=(("Location", q.get("to", "/")),))
+        elif url.path == "/peer":
+            self.reply(200, str(self.client_address[1]))
         elif url.path == "/cookies":
             self.reply(200, "ok", extra=(("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")))
         else:

@@ -46,6 +46,15 @@ wait_for() { # wait_for SECONDS COMMAND...
   done
 }
 
+# start_http_fixture: the loopback HTTP server of the tine.http tests
+# (http_fixture.py); sets FIX to its port.
+start_http_fixture() {
+  python3 "$SRC/tests/integration/http_fixture.py" "$T/fixture.port" >"$T/fixture.log" 2>&1 &
+  PIDS+=($!)
+  wait_for 10 test -s "$T/fixture.port" || { echo "the HTTP fixture did not start"; exit 1; }
+  FIX=$(cat "$T/fixture.port")
+}
+
 start_redis() {
   redis-server --port 0 --unixsocket "$T/redis.sock" --save "" --appendonly no --daemonize no \
     --logfile "$T/redis.log" &

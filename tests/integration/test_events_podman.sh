@@ -95,10 +95,11 @@ reason=$(json_get "${dlq#* }" "(j['dead_letters'][0]['reason'] if j['dead_letter
 if [ "$reason" = "the exec runtime is not available on this node yet" ]; then
   echo "PENDING infra-cleanup: the cleanup script cannot run before the exec runtime exists (issue 4): $reason"
   check_contains "infra-cleanup: the failure paged through the alert function" \
-    "[infra-cleanup/alert v1] PAGE: cleanup" "$(cat "$T/a.log")"
+    '"msg":"PAGE: cleanup' "$(grep -F '"app":"infra-cleanup","version":"1","function":"alert"' "$T/a.log" || true)"
 else
   check "infra-cleanup: the cleanup script succeeded on container.remove (no dead letter)" "" "$reason"
   check_contains "infra-cleanup: the script logged the container's name" \
-    "[infra-cleanup/cleanup v1] cleaning up after container tine-it-two" "$(cat "$T/a.log")"
+    '"msg":"cleaning up after container tine-it-two' \
+    "$(grep -F '"app":"infra-cleanup","version":"1","function":"cleanup"' "$T/a.log" || true)"
 fi
 finish

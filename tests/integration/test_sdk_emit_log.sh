@@ -97,8 +97,15 @@ check "nothing appended by refused emits" "3" "$(caught)"
 # --- logs
 check "logs" "200 logged" "$(http GET /emitter/logs)"
 wait_for 5 grep -q "from the helper" "$T/a.log"
-check_contains "tine.log" "[emitter/logs v1] hello 42 nil" "$(cat "$T/a.log")"
-check_contains "tine.log.error" "[emitter/logs v1] bad thing: true" "$(cat "$T/a.log")"
-check_contains "print" "[emitter/logs v1] printed 1.5" "$(cat "$T/a.log")"
-check_contains "an invoked function's log" "[emitter/helper v1] from the helper" "$(cat "$T/a.log")"
+# Function lines in tined's log are JSON lines with app, version, function and invocation.
+fnlines() { python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    try: d = json.loads(l)
+    except ValueError: continue
+    if "invocation" in d: print("%s %s/%s v%s %s" % (d["level"], d["app"], d["function"], d["version"], d["msg"]))' "$T/a.log"; }
+check_contains "tine.log" "info emitter/logs v1 hello 42 nil" "$(fnlines)"
+check_contains "tine.log.error" "error emitter/logs v1 bad thing: true" "$(fnlines)"
+check_contains "print" "info emitter/logs v1 printed 1.5" "$(fnlines)"
+check_contains "an invoked function's log" "info emitter/helper v1 from the helper" "$(fnlines)"
 finish

@@ -5,10 +5,7 @@
 # the response size limit give clear errors, and a slow request never blocks
 # the node.
 . "$(dirname "$0")/lib.sh"
-python3 "$SRC/tests/integration/http_fixture.py" "$T/fixture.port" >"$T/fixture.log" 2>&1 &
-PIDS+=($!)
-wait_for 10 test -s "$T/fixture.port" || { echo "the HTTP fixture did not start"; exit 1; }
-FIX=$(cat "$T/fixture.port")
+start_http_fixture
 start_redis
 start_node a --redis "$REDIS_URL"
 

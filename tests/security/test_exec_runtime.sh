@@ -87,7 +87,8 @@ inv rt logs '{}'
 check "stdout with stderr beside it" "out" "$(tr -d '\n' <<<"$ERR")"
 wait_for 5 grep -q "no newline at the end" "$T/a.log" || true
 for line in "first stderr line" "second stderr line" "no newline at the end"; do
-  check_contains "stderr logged: $line" "[rt/logs v1] $line" "$(cat "$T/a.log")"
+  check_contains "stderr logged: $line" "\"msg\":\"$line\",\"app\":\"rt\",\"version\":\"1\",\"function\":\"logs\"" \
+    "$(cat "$T/a.log")"
 done
 
 # A failing program: 500, its exit status and the tail of stderr.
