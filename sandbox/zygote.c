@@ -291,6 +291,40 @@ static char *zygote_program(void)
     return p;
 }
 
+/* Whether tined's variable `entry` ("NAME=value") is one the zygote keeps:
+ * the time zone (Lua's os.date) and the sanitizers' options of the test
+ * build. Nothing else of tined's environment (admin token, Redis URL with
+ * its password, ...) may reach the zygote and, through it, a sandbox. */
+static bool zygote_keeps(const char *entry)
+{
+    static const char *const kept[] = {"TZ=", "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS="};
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+        if (strncmp(entry, kept[i], strlen(kept[i])) == 0)
+            return true;
+    return false;
+}
+
+/* The zygote's environment, built from nothing: a fixed PATH, every symbol
+ * of every library bound when the zygote starts (a sandbox then binds none
+ * on its first calls: a lookup and a copied page each), and the few of
+ * tined's variables zygote_keeps. A NULL-terminated array whose strings
+ * are borrowed from environ or static; free the array only. */
+static char **zygote_environment(void)
+{
+    size_t nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    char **envp = xcalloc(nenv + 3, sizeof *envp);
+    size_t k = 0;
+    envp[k++] = "PATH=/usr/local/bin:/usr/bin:/bin";
+    envp[k++] = "LD_BIND_NOW=1";
+    for (size_t i = 0; i < nenv; i++)
+        if (zygote_keeps(environ[i]))
+            envp[k++] = environ[i];
+    envp[k] = NULL;
+    return envp;
+}
+
 int sbx_zygote_start(sbx_zygote_t *z, const char *sdk_dir)
 {
     char *program = zygote_program();
@@ -314,20 +348,7 @@ int sbx_zygote_start(sbx_zygote_t *z, const char *sdk_dir)
         argv[argc++] = report;
     }
     argv[argc] = NULL;
-    /* tined's environment, with every symbol of every library bound when
-     * the zygote starts: a sandbox then binds none on its first calls (a
-     * lookup and a copied page each). */
-    size_t nenv = 0;
-    while (environ[nenv])
-        nenv++;
-    char **envp = xcalloc(nenv + 2, sizeof *envp);
-    size_t k = 0;
-    for (size_t i = 0; i < nenv; i++)
-        if (strncmp(environ[i], "LD_BIND_NOW=", 12) != 0)
-            envp[k++] = environ[i];
-    envp[k++] = "LD_BIND_NOW=1";
-    envp[k] = NULL;
-
+    char **envp = zygote_environment();
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         int e = -errno;
