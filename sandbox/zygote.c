@@ -96,10 +96,15 @@ static int zygote_send_reply(int sock, int32_t status, int32_t pid, const sbx_fd
     }
 }
 
+static const char *json_str_of(json_t *v)
+{
+    const char *s = json_string_value(v);
+    return s ? s : "";
+}
+
 static const char *json_str(json_t *o, const char *key)
 {
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
+    return json_str_of(json_object_get(o, key));
 }
 
 /* Runs in the forked child: becomes the sandbox for `spec`, isolated by the
@@ -142,14 +147,20 @@ static char *spec_encode(const sbx_spec_t *spec)
                           spec->env_json ? spec->env_json : "{}");
     if (o == NULL)
         return NULL;
+    if (spec->network && spec->allow_outbound_set) {
+        json_t *allow = json_array();
+        for (size_t i = 0; i < spec->allow_outbound_len; i++)
+            json_array_append_new(allow, json_string(spec->allow_outbound[i]));
+        json_object_set_new(o, "allow_outbound", allow);
+    }
     char *meta = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return meta;
 }
 
 /* Decodes the meta of a spawn request. Returns 0 with *spec filled (its
- * strings live in *holder: json_decref it after use), 1 for a blank request
- * (*holder NULL), or TINE_EPROTO. */
+ * strings live in *holder: release both with spec_release), 1 for a blank
+ * request (*holder NULL), or TINE_EPROTO. */
 static int spec_decode(const char *meta, size_t meta_len, sbx_spec_t *spec, json_t **holder)
 {
     *holder = NULL;
@@ -175,8 +186,25 @@ static int spec_decode(const char *meta, size_t meta_len, sbx_spec_t *spec, json
         .timeout_ms = (uint32_t)json_integer_value(json_object_get(o, "timeout_ms")),
         .env_json = json_str(o, "env_json"),
     };
+    json_t *allow = json_object_get(o, "allow_outbound");
+    if (json_is_array(allow)) {
+        const char **list = xcalloc(json_array_size(allow) + 1, sizeof *list);
+        size_t i;
+        json_t *v;
+        json_array_foreach(allow, i, v) list[spec->allow_outbound_len++] = json_str_of(v);
+        spec->allow_outbound = list;
+        spec->allow_outbound_set = true;
+    }
     *holder = o;
     return 0;
+}
+
+/* Frees what spec_decode made for *spec. Accepts a NULL holder. */
+static void spec_release(sbx_spec_t *spec, json_t *holder)
+{
+    free((void *)spec->allow_outbound);
+    spec->allow_outbound = NULL;
+    json_decref(holder);
 }
 
 /* Runs in a blank child: waits for its spec frame on fds.rd, then becomes
@@ -206,7 +234,7 @@ static void zygote_blank_wait(sbx_lua_t *L, int control_fd, sbx_fds_t fds)
  * back tined's ends of its two pipes. */
 static void zygote_spawn(sbx_lua_t *L, int control_fd, const char *meta, size_t meta_len)
 {
-    sbx_spec_t spec;
+    sbx_spec_t spec = {0};
     json_t *o = NULL;
     int kind = spec_decode(meta, meta_len, &spec, &o);
     if (kind < 0) {
@@ -219,7 +247,7 @@ static void zygote_spawn(sbx_lua_t *L, int control_fd, const char *meta, size_t 
         if (down[0] >= 0) /* the second pipe failed */
             sbx_fds_close((sbx_fds_t){down[0], down[1]});
         zygote_send_reply(control_fd, err, 0, NULL);
-        json_decref(o);
+        spec_release(&spec, o);
         return;
     }
     sbx_fds_t child = {down[0], up[1]}, host = {up[0], down[1]};
@@ -234,7 +262,7 @@ static void zygote_spawn(sbx_lua_t *L, int control_fd, const char *meta, size_t 
     sbx_fds_close(child);
     zygote_send_reply(control_fd, err, pid < 0 ? 0 : pid, err == 0 ? &host : NULL);
     sbx_fds_close(host);
-    json_decref(o);
+    spec_release(&spec, o);
 }
 
 /* The zygote's main loop: serve spawn requests until tined goes away. */
