@@ -143,12 +143,16 @@ else
   skip "network: false cannot connect" "layer net-namespace is off: $(layer_why net-namespace)"
 fi
 inv rt netok "{\"port\":$port}"
-if [[ "$(layer_why net-namespace)" == *"network: true is refused"* ]]; then
+if [[ "$(layer_why exec-network)" == *"network: true is refused"* ]]; then
   check "network: true refused when not root" "500" "$STATUS"
   check_contains "network: true: the reason" "network: true is not available on this node" "$ERR"
+elif layer_on exec-network; then
+  # Its own namespace: tined's port is not there, and the proxy refuses
+  # loopback (tests/security/test_exec_network.sh has the rest).
+  check "network: true cannot reach tined directly" "500" "$STATUS"
+  check_contains "network: true: nothing listens on its loopback" "Connection refused" "$ERR"
 else
-  check "network: true reaches the host" "200" "$STATUS"
-  check_contains "network: true: tined answered" '"status":"ok"' "$ERR"
+  skip "network: true" "layer exec-network is off: $(layer_why exec-network)"
 fi
 
 inv rt elf '{}'
