@@ -34,6 +34,10 @@ enum { CG_MEMORY = 0, CG_PIDS = 1 };
 
 static struct {
     int version;                           /* 0 (no cgroups), 1 or 2 */
+    /* "tine-<pid namespace>-": the start of the names of nodes' cgroups
+     * whose zygote pid can be checked from here (nodes in other pid
+     * namespaces may share tined's cgroup: theirs are never swept). */
+    char prefix[48];
     char node[2][SBX_CGROUP_PATH];         /* this node's cgroup per hierarchy, "" for none */
     bool memsw;                            /* v1: swap is accounted (memory.memsw.*) */
     bool swap_max;                         /* v2: memory.swap.max exists */
@@ -191,6 +195,23 @@ static int remove_cgroup(const char *dir, int tries, bool kill_tasks)
     }
 }
 
+/* Whether the process `pid` runs (a zombie, killed but not reaped yet by
+ * whoever inherited it, does not). */
+static bool pid_alive(long pid)
+{
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+        return false;
+    char path[64], *stat = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    if (tine_read_file(path, &stat, &len) != 0)
+        return true;
+    const char *close = strrchr(stat, ')'); /* "pid (comm) S ..." */
+    bool zombie = close != NULL && close[1] == ' ' && close[2] == 'Z';
+    free(stat);
+    return !zombie;
+}
+
 /* Removes the cgroups in `dir` named PREFIX<pid>[SUFFIX] whose pid is gone
  * (with the cgroups below them). */
 static void sweep(const char *dir, const char *prefix)
@@ -206,7 +227,7 @@ static void sweep(const char *dir, const char *prefix)
             continue;
         long pid = strtol(e->d_name + pl, &end, 10);
         if (pid <= 0 || end == e->d_name + pl || (*end != '\0' && *end != '.') || pid == (long)getpid() ||
-            kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            pid_alive(pid))
             continue;
         char path[PATH_MAX];
         join(path, dir, e->d_name);
@@ -243,8 +264,8 @@ void sbx__cgroup_remove_node(const char *dir)
  * (`parent`). Returns 0 or -errno. */
 static int make_node_v1(const char *parent, char out[SBX_CGROUP_PATH])
 {
-    sweep(parent, "tine-");
-    int n = snprintf(out, SBX_CGROUP_PATH, "%s/tine-%ld", parent, (long)getpid());
+    sweep(parent, cg.prefix);
+    int n = snprintf(out, SBX_CGROUP_PATH, "%s/%s%ld", parent, cg.prefix, (long)getpid());
     if (n < 0 || n >= SBX_CGROUP_PATH)
         return -ENAMETOOLONG;
     if (mkdir(out, 0755) != 0 && errno != EEXIST)
@@ -280,14 +301,14 @@ static bool holds_only(const char *dir, pid_t tined)
 
 /* v2: the controllers must be enabled in the subtree of tined's cgroup X,
  * which the kernel refuses while X holds processes. When those are only
- * tined and the zygote, they move to a leaf of their own (X/tine-PID.node),
+ * tined and the zygote, they move to a leaf of their own (X/tine-NS-PID.node),
  * as systemd's delegation expects; other processes are not ours to move.
- * Then this node's cgroup X/tine-PID hands memory and pids on to the
+ * Then this node's cgroup X/tine-NS-PID hands memory and pids on to the
  * invocations' cgroups. Returns 0, or -errno with the reason in why. */
 static int make_node_v2(const char *x, pid_t tined, char out[SBX_CGROUP_PATH], char *why, size_t whylen)
 {
     const char *enable = file_has_word(x, "cgroup.controllers", "pids") ? "+memory +pids" : "+memory";
-    sweep(x, "tine-");
+    sweep(x, cg.prefix);
     int e = file_has_word(x, "cgroup.subtree_control", "memory") ? 0 : write_in(x, "cgroup.subtree_control", enable);
     if (e == -EBUSY) {
         if (!holds_only(x, tined))
@@ -295,7 +316,7 @@ static int make_node_v2(const char *x, pid_t tined, char out[SBX_CGROUP_PATH], c
                             "cgroup v2: tined's cgroup %s holds other processes, so it cannot hand the memory "
                             "controller down; run tined in a cgroup of its own (systemd: Delegate=yes)", x);
         char leaf[PATH_MAX], pid[24];
-        snprintf(leaf, sizeof leaf, "%s/tine-%ld.node", x, (long)getpid());
+        snprintf(leaf, sizeof leaf, "%s/%s%ld.node", x, cg.prefix, (long)getpid());
         snprintf(pid, sizeof pid, "%ld", (long)tined);
         e = mkdir(leaf, 0755) != 0 && errno != EEXIST ? -errno : 0;
         if (e == 0)
@@ -310,7 +331,7 @@ static int make_node_v2(const char *x, pid_t tined, char out[SBX_CGROUP_PATH], c
     } else if (e != 0) {
         return why_fail(why, whylen, e, "cannot enable memory in %s/cgroup.subtree_control: %s", x, strerror(-e));
     }
-    int n = snprintf(out, SBX_CGROUP_PATH, "%s/tine-%ld", x, (long)getpid());
+    int n = snprintf(out, SBX_CGROUP_PATH, "%s/%s%ld", x, cg.prefix, (long)getpid());
     if (n < 0 || n >= SBX_CGROUP_PATH)
         return why_fail(why, whylen, -ENAMETOOLONG, "the cgroup path below %s is too long", x);
     e = mkdir(out, 0755) != 0 && errno != EEXIST ? -errno : 0;
@@ -324,6 +345,9 @@ static int make_node_v2(const char *x, pid_t tined, char out[SBX_CGROUP_PATH], c
 bool sbx__cgroup_setup(pid_t tined, char *detail, size_t detail_len)
 {
     memset(&cg, 0, sizeof cg);
+    struct stat ns;
+    snprintf(cg.prefix, sizeof cg.prefix, "tine-%llu-",
+             stat("/proc/self/ns/pid", &ns) == 0 ? (unsigned long long)ns.st_ino : 0ull);
     char *self = NULL, *mounts = NULL;
     size_t len = 0;
     if (tine_read_file("/proc/self/cgroup", &self, &len) != 0 ||

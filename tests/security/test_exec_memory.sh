@@ -92,4 +92,21 @@ if need_layers ipc-namespace; then
   fi
 fi
 victim_ok "after every attack"
+
+CHECK="the node's cgroups"
+if layer_on cgroup; then
+  node_cg=$(layer_why cgroup | sed -n 's/^cgroup v[12] below \([^:]*\): .*/\1/p')
+  check "$CHECK: the doctor names it" "yes" "$([ -d "$node_cg" ] && echo yes)"
+  kill -9 "$NODE_PID"
+  wait "$NODE_PID" 2>/dev/null || true
+  wait_for 10 bash -c "! pgrep -x tine-zygote -P $NODE_PID" || true
+  check "$CHECK: a node killed with SIGKILL leaves its cgroup behind" "yes" "$([ -d "$node_cg" ] && echo yes)"
+  start_node b --redis "$REDIS_URL"
+  check "$CHECK: the next node removes it" "gone" "$([ -d "$node_cg" ] && echo there || echo gone)"
+  load_doctor
+  node_cg=$(layer_why cgroup | sed -n 's/^cgroup v[12] below \([^:]*\): .*/\1/p')
+  kill "$NODE_PID"
+  wait "$NODE_PID" 2>/dev/null || true
+  check "$CHECK: a node that stops removes its own" "gone" "$([ -d "$node_cg" ] && echo there || echo gone)"
+fi
 finish_security
