@@ -386,11 +386,16 @@ bool sbx__cgroup_setup(pid_t tined, char *detail, size_t detail_len)
     }
     free(self);
     free(mounts);
-    if (cg.version != 0)
+    if (cg.version != 0) {
+        bool no_swap = cg.version == 1 ? cg.memsw : cg.swap_max;
+        char tasks[48];
+        snprintf(tasks, sizeof tasks, cg.node[CG_PIDS][0] ? "at most %d tasks" : "no task limit (no pids controller)",
+                 SBX_EXEC_NPROC);
         snprintf(detail, detail_len,
                  "cgroup v%d below %s: each exec invocation gets a cgroup of its own, `memory` for its whole "
-                 "process tree (tmpfs /tmp and shared memory included, no swap), %s; past it the kernel kills it",
-                 cg.version, cg.node[CG_MEMORY], cg.node[CG_PIDS][0] ? "a task limit" : "no task limit (no pids)");
+                 "process tree (tmpfs /tmp and shared memory included, %s), %s; past it the kernel kills it",
+                 cg.version, cg.node[CG_MEMORY], no_swap ? "no swap" : "swap not accounted by this kernel", tasks);
+    }
     return cg.version != 0;
 }
 

@@ -76,7 +76,7 @@ YAML
 # probe.sh reads {"how": ..., "target": ...} and prints what it got, always
 # exiting 0: curl (plain HTTP through the proxy), tunnel (curl with CONNECT),
 # raw (a CONNECT written by hand), direct (bash's /dev/tcp, no proxy),
-# noproxy (curl told to go around it), wget, python (urllib).
+# noproxy (curl told to go around it), wget, python (urllib), git, pip.
 cat >"$T/netdef/probe.sh" <<'SH'
 #!/bin/bash
 EVENT=$(cat)
@@ -92,6 +92,9 @@ case $how in
   wget) wget -q -O- -T 10 "$target" 2>&1 ;;
   python) python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' \
     "$target" 2>&1 | tail -1 ;;
+  git) git ls-remote "$target" 2>&1 | tail -1 ;;
+  pip) python3 -m pip download --no-deps --retries 0 --timeout 10 --index-url "$target" -d pkgs tine-nothing 2>&1 |
+    grep -i "error\|403\|no matching" | head -2 | tr '\n' ' ' ;;
 esac
 exit 0
 SH
@@ -143,6 +146,14 @@ refused "localhost" netdef curl "http://localhost:$L4/" "host localhost is at "
 refused "a decimal name of 127.0.0.1 (2130706433)" netdef curl "http://2130706433:$L4/" "is at 127.0.0.1, $LOOP"
 refused "a short name of 127.0.0.1 (127.1)" netdef curl "http://127.1:$L4/" "is at 127.0.0.1, $LOOP"
 refused "localhost through CONNECT (curl -p)" netdef tunnel "http://localhost:$L4/" "localhost"
+probe netdef git "http://127.0.0.1:$L4/repo.git"
+check_contains "git through the proxy: refused" "403" "$OUT"
+refusals() { grep -c "\[netdef/probe v1\] \[tine\] network: GET 127.0.0.1:$L4 refused" "$T/a.log" || true; }
+before=$(refusals)
+probe netdef pip "http://127.0.0.1:$L4/simple"
+wait_for 5 test "$(refusals)" -gt "$before" || true
+check_contains "pip through the proxy: no index" "No matching distribution" "$OUT"
+check "pip through the proxy: refused (a log line)" "yes" "$([ "$(refusals)" -gt "$before" ] && echo yes)"
 for t in "127.0.0.1:$L4" "[::1]:$L6" "[::ffff:127.0.0.1]:$L4" "0.0.0.0:$L4" "[::]:$L6" "169.254.169.254:80" \
   "[fe80::1]:80" "[fd00:ec2::254]:80" "localhost:$L4" "2130706433:$L4" "0x7f000001:$L4" "127.1:$L4"; do
   refused "CONNECT $t" netdef raw "$t" "HTTP/1.1 403 Forbidden tine: host "
@@ -171,19 +182,27 @@ lua_http "tine.http: loopback refused" netdef "http://127.0.0.1:$L4/" "is at 127
 check "tine.http did not reach the listeners" "0 0" "$(hits lo4) $(hits any)"
 
 # --- allow_outbound: [127.0.0.1], a deliberate opt-in by name
-probe netallow curl "http://127.0.0.1:$L4/"
-check "listed: curl through the proxy" "200 hello from lo4" "$OUT"
-probe netallow tunnel "http://127.0.0.1:$L4/"
-check "listed: curl through a CONNECT tunnel" "200 hello from lo4" "$OUT"
-probe netallow wget "http://127.0.0.1:$L4/"
-check "listed: wget" "hello from lo4" "$OUT"
-probe netallow python "http://127.0.0.1:$L4/"
-check "listed: python urllib" "hello from lo4" "$OUT"
+# reached NAME HOW WANT: the client's output holds WANT and its requests
+# reached the test's listener.
+reached() {
+  local before
+  before=$(hits lo4)
+  probe netallow "$2" "http://127.0.0.1:$L4$4"
+  if [[ "$OUT" == *"$3"* ]] && [ "$(hits lo4)" -gt "$before" ]; then ok "listed: $1 through the proxy (${OUT:0:80})"
+  else fail "listed: $1" "expected [$3] and a request at the listener ($before, then $(hits lo4)), got [$OUT]"; fi
+}
+reached curl curl "200 hello from lo4" /
+reached "curl with a CONNECT tunnel" tunnel "200 hello from lo4" /
+reached wget wget "hello from lo4" /
+reached "python urllib" python "hello from lo4" /
+reached "git (a dumb server with no refs)" git "" /repo.git
+reached "pip (an index without the package)" pip "No matching distribution" /simple
+before=$(hits lo4)
 lua_http "listed: tine.http agrees" netallow "http://127.0.0.1:$L4/" "200 hello from lo4"
 refused "listed app, unlisted name at the same address" netallow curl "http://localhost:$L4/" \
   "host localhost not allowed by allow_outbound"
 refused "listed app, another host" netallow tunnel "https://example.com/" "example.com"
 lua_http "tine.http agrees on the unlisted name" netallow "http://localhost:$L4/" \
   "host localhost not allowed by allow_outbound"
-check "the listed host got exactly the allowed requests" "5" "$(hits lo4)"
+check "only the listed name reached the listener (tine.http, once)" "1" "$(($(hits lo4) - before))"
 finish_security
