@@ -20,7 +20,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,14 +32,14 @@
 enum { CG_MEMORY = 0, CG_PIDS = 1 };
 
 static struct {
-    int version;                           /* 0 (no cgroups), 1 or 2 */
+    int version; /* 0 (no cgroups), 1 or 2 */
     /* "tine-<pid namespace>-": the start of the names of nodes' cgroups
      * whose zygote pid can be checked from here (nodes in other pid
      * namespaces may share tined's cgroup: theirs are never swept). */
     char prefix[48];
-    char node[2][SBX_CGROUP_PATH];         /* this node's cgroup per hierarchy, "" for none */
-    bool memsw;                            /* v1: swap is accounted (memory.memsw.*) */
-    bool swap_max;                         /* v2: memory.swap.max exists */
+    char node[2][SBX_CGROUP_PATH]; /* this node's cgroup per hierarchy, "" for none */
+    bool memsw;                    /* v1: swap is accounted (memory.memsw.*) */
+    bool swap_max;                 /* v2: memory.swap.max exists */
 } cg;
 
 /* out = "dir/name". Returns 0 or -ENAMETOOLONG (out then holds "").*/
@@ -87,8 +86,7 @@ static const char *mount_field(const char *p, char *out, size_t outlen)
     return p;
 }
 
-int sbx__cgroup_locate(const char *proc_cgroup, const char *mountinfo, const char *controller, char *out,
-                       size_t outlen)
+int sbx__cgroup_locate(const char *proc_cgroup, const char *mountinfo, const char *controller, char *out, size_t outlen)
 {
     /* tined's cgroup in that hierarchy: "N:ctrl,ctrl:/path" (v1) or "0::/path" (v2). */
     char path[SBX_CGROUP_PATH] = "";
@@ -129,8 +127,9 @@ int sbx__cgroup_locate(const char *proc_cgroup, const char *mountinfo, const cha
                 q = mount_field(q, fstype, sizeof fstype);
                 const char *opts = q < end ? memrchr(q, ' ', (size_t)(end - q)) : NULL;
                 opts = opts ? opts + 1 : end;
-                bool match = controller ? strcmp(fstype, "cgroup") == 0 && list_has(opts, (size_t)(end - opts), controller)
-                                        : strcmp(fstype, "cgroup2") == 0;
+                bool match = controller
+                                 ? strcmp(fstype, "cgroup") == 0 && list_has(opts, (size_t)(end - opts), controller)
+                                 : strcmp(fstype, "cgroup2") == 0;
                 size_t rl = strcmp(root, "/") == 0 ? 0 : strlen(root);
                 if (match && strncmp(path, root, rl) == 0 && (path[rl] == '/' || path[rl] == '\0')) {
                     const char *rel = path + rl;
@@ -273,17 +272,6 @@ static int make_node_v1(const char *parent, char out[SBX_CGROUP_PATH])
     return 0;
 }
 
-/* Writes the reason into why and returns e (a negative errno). */
-static int why_fail(char *why, size_t whylen, int e, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int why_fail(char *why, size_t whylen, int e, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
-    return e;
-}
-
 /* Whether every process of the cgroup `dir` is tined or this zygote. */
 static bool holds_only(const char *dir, pid_t tined)
 {
@@ -310,11 +298,14 @@ static int make_node_v2(const char *x, pid_t tined, char out[SBX_CGROUP_PATH], c
     const char *enable = file_has_word(x, "cgroup.controllers", "pids") ? "+memory +pids" : "+memory";
     sweep(x, cg.prefix);
     int e = file_has_word(x, "cgroup.subtree_control", "memory") ? 0 : write_in(x, "cgroup.subtree_control", enable);
+    if (e == -EBUSY && !holds_only(x, tined)) {
+        tine_fail(why, whylen,
+                  "cgroup v2: tined's cgroup %s holds other processes, so it cannot hand the memory "
+                  "controller down; run tined in a cgroup of its own (systemd: Delegate=yes)",
+                  x);
+        return e;
+    }
     if (e == -EBUSY) {
-        if (!holds_only(x, tined))
-            return why_fail(why, whylen, e,
-                            "cgroup v2: tined's cgroup %s holds other processes, so it cannot hand the memory "
-                            "controller down; run tined in a cgroup of its own (systemd: Delegate=yes)", x);
         char leaf[PATH_MAX], pid[24];
         snprintf(leaf, sizeof leaf, "%s/%s%ld.node", x, cg.prefix, (long)getpid());
         snprintf(pid, sizeof pid, "%ld", (long)tined);
@@ -325,20 +316,22 @@ static int make_node_v2(const char *x, pid_t tined, char out[SBX_CGROUP_PATH], c
             e = write_in(leaf, "cgroup.procs", "0");
         if (e == 0)
             e = write_in(x, "cgroup.subtree_control", enable);
-        if (e != 0)
-            return why_fail(why, whylen, e, "cannot move tined to %s to enable memory in %s: %s", leaf, x,
-                            strerror(-e));
+        if (e != 0) {
+            tine_fail(why, whylen, "cannot move tined to %s to enable memory in %s: %s", leaf, x, strerror(-e));
+            return e;
+        }
     } else if (e != 0) {
-        return why_fail(why, whylen, e, "cannot enable memory in %s/cgroup.subtree_control: %s", x, strerror(-e));
+        tine_fail(why, whylen, "cannot enable memory in %s/cgroup.subtree_control: %s", x, strerror(-e));
+        return e;
     }
     int n = snprintf(out, SBX_CGROUP_PATH, "%s/%s%ld", x, cg.prefix, (long)getpid());
-    if (n < 0 || n >= SBX_CGROUP_PATH)
-        return why_fail(why, whylen, -ENAMETOOLONG, "the cgroup path below %s is too long", x);
-    e = mkdir(out, 0755) != 0 && errno != EEXIST ? -errno : 0;
+    e = n < 0 || n >= SBX_CGROUP_PATH ? -ENAMETOOLONG : mkdir(out, 0755) != 0 && errno != EEXIST ? -errno : 0;
     if (e == 0)
         e = write_in(out, "cgroup.subtree_control", enable);
-    if (e != 0)
-        return why_fail(why, whylen, e, "cannot create %s with memory for its children: %s", out, strerror(-e));
+    if (e != 0) {
+        tine_fail(why, whylen, "cannot create a cgroup below %s with memory for its children: %s", x, strerror(-e));
+        return e;
+    }
     return 0;
 }
 
@@ -381,8 +374,9 @@ bool sbx__cgroup_setup(pid_t tined, char *detail, size_t detail_len)
             cg.swap_max = access(swap, F_OK) == 0 || errno != ENOENT;
         }
     } else {
-        snprintf(detail, detail_len, "no memory controller for tined's cgroup (neither a cgroup v1 memory hierarchy "
-                                     "nor cgroup v2 with memory is mounted): exec memory is limited per process");
+        snprintf(detail, detail_len,
+                 "no memory controller for tined's cgroup (neither a cgroup v1 memory hierarchy "
+                 "nor cgroup v2 with memory is mounted): exec memory is limited per process");
     }
     free(self);
     free(mounts);

@@ -13,8 +13,8 @@
  * detached: the runner exits when its invocation is answered, and its
  * threads with it. */
 #define _GNU_SOURCE
-#include "sandbox_internal.h"
 #include "outbound.h"
+#include "sandbox_internal.h"
 #include "tine_common.h"
 
 #include <arpa/inet.h>
@@ -31,11 +31,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define HEAD_MAX 16384          /* bytes of a request head */
-#define HEAD_TIMEOUT_MS 10000   /* to send the head */
+#define HEAD_MAX 16384        /* bytes of a request head */
+#define HEAD_TIMEOUT_MS 10000 /* to send the head */
 #define CONNECT_TIMEOUT_MS 10000
-#define MAX_CONNECTIONS 64      /* served at once */
-#define MAX_LOG_LINES 64        /* per invocation */
+#define MAX_CONNECTIONS 64 /* served at once */
+#define MAX_LOG_LINES 64   /* per invocation */
 #define RELAY_BUF 65536
 
 struct sbx_proxy {
@@ -123,63 +123,46 @@ static bool header_is(const char *line, size_t n, const char *name)
     return n > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0;
 }
 
-static int bad(char *err, size_t errlen, int status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int bad(char *err, size_t errlen, int status, const char *fmt, ...)
+/* Reads the head buf..end (its last CRLF CRLF excluded) into req and, for
+ * plain HTTP, the head for the server into `head`. Returns NULL, or why the
+ * request is refused (400). */
+static const char *read_head(const char *buf, const char *end, sbx_proxy_request_t *req, tine_buf_t *head)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return status;
-}
-
-int sbx__proxy_parse(const char *buf, size_t len, sbx_proxy_request_t *req, tine_buf_t *head, char *err,
-                     size_t errlen)
-{
-    memset(req, 0, sizeof *req);
-    const char *end = memmem(buf, len, "\r\n\r\n", 4);
-    if (end == NULL)
-        return len >= HEAD_MAX ? bad(err, errlen, 431, "the request head is larger than %d bytes", HEAD_MAX) : 1;
-    req->head_len = (size_t)(end - buf) + 4;
-    if (req->head_len > HEAD_MAX)
-        return bad(err, errlen, 431, "the request head is larger than %d bytes", HEAD_MAX);
-    const char *line_end = memmem(buf, req->head_len, "\r\n", 2);
+    const char *line_end = memmem(buf, (size_t)(end + 2 - buf), "\r\n", 2);
     /* METHOD SP TARGET SP HTTP/1.x */
     const char *sp1 = memchr(buf, ' ', (size_t)(line_end - buf));
     const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(line_end - sp1 - 1)) : NULL;
-    if (sp1 == NULL || sp2 == NULL || sp1 == buf || sp1 - buf > 16 || sp2 == sp1 + 1 ||
-        line_end - sp2 - 1 != 8 || memcmp(sp2 + 1, "HTTP/1.", 7) != 0 || (sp2[8] != '0' && sp2[8] != '1'))
-        return bad(err, errlen, 400, "expected a request line METHOD TARGET HTTP/1.x");
+    if (sp1 == NULL || sp2 == NULL || sp1 == buf || sp1 - buf > 16 || sp2 == sp1 + 1 || line_end - sp2 - 1 != 8 ||
+        memcmp(sp2 + 1, "HTTP/1.", 7) != 0 || (sp2[8] != '0' && sp2[8] != '1'))
+        return "expected a request line METHOD TARGET HTTP/1.x";
     for (const char *p = buf; p < sp1; p++)
         if (*p < 'A' || *p > 'Z')
-            return bad(err, errlen, 400, "expected an upper-case method");
+            return "expected an upper-case method";
     for (const char *p = sp1 + 1; p < sp2; p++)
         if ((unsigned char)*p <= 0x20 || *p == 0x7f)
-            return bad(err, errlen, 400, "the request target holds a control character");
+            return "the request target holds a control character";
     size_t ml = (size_t)(sp1 - buf);
     snprintf(req->method, sizeof req->method, "%.*s", (int)ml, buf);
     const char *target = sp1 + 1;
     size_t tl = (size_t)(sp2 - target);
     if (strcmp(req->method, "CONNECT") == 0) {
         req->connect = true;
-        if (take_authority(target, tl, 0, req) != 0)
-            return bad(err, errlen, 400, "CONNECT needs HOST:PORT (a name, an IPv4 or a [IPv6] address)");
-        return 0;
+        return take_authority(target, tl, 0, req) == 0
+                   ? NULL
+                   : "CONNECT needs HOST:PORT (a name, an IPv4 or a [IPv6] address)";
     }
     static const char http[] = "http://";
-    if (tl < sizeof http - 1 || strncasecmp(target, http, sizeof http - 1) != 0) {
-        bool https = tl >= 8 && strncasecmp(target, "https://", 8) == 0;
-        return bad(err, errlen, 400, "%s", https ? "https:// goes through CONNECT (set HTTPS_PROXY)"
-                                                 : "expected CONNECT or an absolute http:// URI");
-    }
+    if (tl < sizeof http - 1 || strncasecmp(target, http, sizeof http - 1) != 0)
+        return tl >= 8 && strncasecmp(target, "https://", 8) == 0 ? "https:// goes through CONNECT (set HTTPS_PROXY)"
+                                                                  : "expected CONNECT or an absolute http:// URI";
     const char *auth = target + sizeof http - 1, *tend = target + tl;
     const char *path = auth;
     while (path < tend && *path != '/' && *path != '?' && *path != '#')
         path++;
     if (memchr(auth, '@', (size_t)(path - auth)) != NULL)
-        return bad(err, errlen, 400, "credentials in the URI are not supported");
+        return "credentials in the URI are not supported";
     if (take_authority(auth, (size_t)(path - auth), 80, req) != 0)
-        return bad(err, errlen, 400, "bad host or port in the URI");
+        return "bad host or port in the URI";
     /* The server gets the origin form, its own headers without the
      * proxy's hop-by-hop ones, and one request per connection. */
     tine_buf_append(head, buf, ml + 1);
@@ -193,17 +176,35 @@ int sbx__proxy_parse(const char *buf, size_t len, sbx_proxy_request_t *req, tine
         const char *le = memmem(l, (size_t)(end + 2 - l), "\r\n", 2);
         size_t n = (size_t)(le - l);
         if (l[0] == ' ' || l[0] == '\t' || memchr(l, ':', n) == NULL)
-            return bad(err, errlen, 400, "bad header line");
+            return "bad header line";
         has_host |= header_is(l, n, "host");
         if (!header_is(l, n, "proxy-connection") && !header_is(l, n, "proxy-authorization") &&
-            !header_is(l, n, "connection") && !header_is(l, n, "keep-alive")) {
+            !header_is(l, n, "connection") && !header_is(l, n, "keep-alive"))
             tine_buf_append(head, l, n + 2);
-        }
         l = le + 2;
     }
     if (!has_host)
         tine_buf_appendf(head, "Host: %.*s\r\n", (int)(path - auth), auth);
     tine_buf_append(head, "Connection: close\r\n\r\n", 21);
+    return NULL;
+}
+
+int sbx__proxy_parse(const char *buf, size_t len, sbx_proxy_request_t *req, tine_buf_t *head, char *err, size_t errlen)
+{
+    memset(req, 0, sizeof *req);
+    const char *end = memmem(buf, len, "\r\n\r\n", 4);
+    if (end == NULL && len < HEAD_MAX)
+        return 1;
+    if (end == NULL || (size_t)(end - buf) + 4 > HEAD_MAX) {
+        tine_fail(err, errlen, "the request head is larger than %d bytes", HEAD_MAX);
+        return 431;
+    }
+    req->head_len = (size_t)(end - buf) + 4;
+    const char *why = read_head(buf, end, req, head);
+    if (why != NULL) {
+        tine_fail(err, errlen, "%s", why);
+        return 400;
+    }
     return 0;
 }
 
@@ -415,8 +416,8 @@ static void *serve(void *arg)
                                                       : (const void *)&((struct sockaddr_in *)a->ai_addr)->sin_addr;
             inet_ntop(a->ai_family, in, ip, sizeof ip);
             status = 403;
-            snprintf(err, sizeof err, "host %s is at %s, %s; list the host in allow_outbound to reach it", req.host,
-                     ip, why);
+            snprintf(err, sizeof err, "host %s is at %s, %s; list the host in allow_outbound to reach it", req.host, ip,
+                     why);
         }
     }
     int last = 0;

@@ -50,21 +50,21 @@ static void test_connect_refused(void **state)
 {
     (void)state;
     const char *const bad[] = {
-        "CONNECT example.com HTTP/1.1\r\n\r\n",         /* no port */
-        "CONNECT example.com:0 HTTP/1.1\r\n\r\n",       /* port 0 */
-        "CONNECT example.com:65536 HTTP/1.1\r\n\r\n",   /* too big */
-        "CONNECT example.com:+80 HTTP/1.1\r\n\r\n",     /* not digits */
-        "CONNECT example.com:080000 HTTP/1.1\r\n\r\n",  /* too long */
-        "CONNECT :80 HTTP/1.1\r\n\r\n",                 /* no host */
-        "CONNECT [::1:80 HTTP/1.1\r\n\r\n",             /* unclosed bracket */
-        "CONNECT [::1]x:80 HTTP/1.1\r\n\r\n",           /* junk after it */
-        "CONNECT [fe80::1%eth0]:80 HTTP/1.1\r\n\r\n",   /* zone ids */
-        "CONNECT a/b:80 HTTP/1.1\r\n\r\n",              /* not a host */
+        "CONNECT example.com HTTP/1.1\r\n\r\n",        /* no port */
+        "CONNECT example.com:0 HTTP/1.1\r\n\r\n",      /* port 0 */
+        "CONNECT example.com:65536 HTTP/1.1\r\n\r\n",  /* too big */
+        "CONNECT example.com:+80 HTTP/1.1\r\n\r\n",    /* not digits */
+        "CONNECT example.com:080000 HTTP/1.1\r\n\r\n", /* too long */
+        "CONNECT :80 HTTP/1.1\r\n\r\n",                /* no host */
+        "CONNECT [::1:80 HTTP/1.1\r\n\r\n",            /* unclosed bracket */
+        "CONNECT [::1]x:80 HTTP/1.1\r\n\r\n",          /* junk after it */
+        "CONNECT [fe80::1%eth0]:80 HTTP/1.1\r\n\r\n",  /* zone ids */
+        "CONNECT a/b:80 HTTP/1.1\r\n\r\n",             /* not a host */
         "CONNECT user@host:80 HTTP/1.1\r\n\r\n",
-        "CONNECT host:80 HTTP/2.0\r\n\r\n",             /* only HTTP/1.x */
-        "CONNECT host:80\r\n\r\n",                      /* no version */
-        "connect host:80 HTTP/1.1\r\n\r\n",             /* lower-case method */
-        "CONNECT  host:80 HTTP/1.1\r\n\r\n",            /* two spaces */
+        "CONNECT host:80 HTTP/2.0\r\n\r\n",  /* only HTTP/1.x */
+        "CONNECT host:80\r\n\r\n",           /* no version */
+        "connect host:80 HTTP/1.1\r\n\r\n",  /* lower-case method */
+        "CONNECT  host:80 HTTP/1.1\r\n\r\n", /* two spaces */
         "CONNECT host:80 HTTP/1.1 extra\r\n\r\n",
         "\r\n\r\n",
     };
@@ -102,13 +102,13 @@ static void test_absolute_uri_refused(void **state)
 {
     (void)state;
     const char *const bad[] = {
-        "GET / HTTP/1.1\r\nHost: x\r\n\r\n",                      /* origin form: not a proxy request */
-        "GET https://example.com/ HTTP/1.1\r\n\r\n",              /* https goes through CONNECT */
+        "GET / HTTP/1.1\r\nHost: x\r\n\r\n",         /* origin form: not a proxy request */
+        "GET https://example.com/ HTTP/1.1\r\n\r\n", /* https goes through CONNECT */
         "GET ftp://example.com/ HTTP/1.1\r\n\r\n",
-        "GET http://user:pw@example.com/ HTTP/1.1\r\n\r\n",       /* credentials */
-        "GET http:///x HTTP/1.1\r\n\r\n",                          /* no host */
+        "GET http://user:pw@example.com/ HTTP/1.1\r\n\r\n", /* credentials */
+        "GET http:///x HTTP/1.1\r\n\r\n",                   /* no host */
         "GET http://ex ample.com/ HTTP/1.1\r\n\r\n",
-        "GET http://example.com/ HTTP/1.1\r\n folded\r\n\r\n",    /* obs-fold */
+        "GET http://example.com/ HTTP/1.1\r\n folded\r\n\r\n", /* obs-fold */
         "GET http://example.com/ HTTP/1.1\r\nno colon\r\n\r\n",
         "GET http://exa\x01mple.com/ HTTP/1.1\r\n\r\n",
         "GETTOOLONGMETHODNAME http://e.com/ HTTP/1.1\r\n\r\n",
@@ -148,8 +148,10 @@ int main(void)
 {
     tine_buf_init(&head);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_connect),      cmocka_unit_test(test_connect_refused),
-        cmocka_unit_test(test_absolute_uri), cmocka_unit_test(test_absolute_uri_refused),
+        cmocka_unit_test(test_connect),
+        cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_absolute_uri),
+        cmocka_unit_test(test_absolute_uri_refused),
         cmocka_unit_test(test_incomplete_and_oversized),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
