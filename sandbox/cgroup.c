@@ -415,9 +415,14 @@ int sbx__cgroup_create(sbx_exec_cgroup_t *c, uint32_t memory_mb, unsigned max_ta
         if (cg.node[i][0] == '\0' || (i == CG_PIDS && cg.version == 2))
             continue; /* v2: one cgroup holds both controllers */
         sweep(cg.node[i], "exec-");
-        snprintf(c->dir[i], sizeof c->dir[i], "%s/exec-%ld", cg.node[i], (long)getpid());
-        remove_cgroup(c->dir[i], 50, true); /* a leftover of a runner that had this pid */
+        int n = snprintf(c->dir[i], sizeof c->dir[i], "%s/exec-%ld", cg.node[i], (long)getpid());
         step = "mkdir";
+        if (n < 0 || (size_t)n >= sizeof c->dir[i]) {
+            e = -ENAMETOOLONG;
+            c->dir[i][0] = '\0';
+            break;
+        }
+        remove_cgroup(c->dir[i], 50, true); /* a leftover of a runner that had this pid */
         if (mkdir(c->dir[i], 0755) != 0) {
             e = -errno;
             c->dir[i][0] = '\0';
