@@ -12,14 +12,17 @@
  * timeout; the response (headers and body) by HTTP_MAX_RESPONSE bytes;
  * redirects are not followed; only http and https. Where it may go: the
  * app's allow_outbound list when the manifest has one; without one, any host
- * except at loopback, link-local and unspecified addresses (tined's own
- * admin API, a local Redis, cloud metadata services), which a function
- * reaches only through a host its app lists. The address is checked twice:
+ * except at loopback, link-local, unspecified and the node's own addresses
+ * (tined's own admin API, a local Redis, cloud metadata services), which a
+ * function reaches only through a host its app lists (common/outbound.h,
+ * the policy exec programs' egress proxy applies too). The address is
+ * checked twice:
  * before a socket is opened (so a refused address is never connected to),
  * and on every request against the address of the connection actually used,
  * new or reused (so a connection kept alive from an earlier version of the
  * app, with other rights, does not carry them over). */
 #include "hostcall_internal.h"
+#include "outbound.h"
 #include "tine_common.h"
 
 #include <arpa/inet.h>
@@ -265,8 +268,8 @@ static void req_finish(http_req_t *r, CURLcode rc)
         inv__hc_reply(c, meta, r->body.data, r->body.len);
     } else if (r->refused[0]) {
         inv__hc_fail(c,
-                     "host %s is at %s, a loopback, link-local or unspecified address; list the host in "
-                     "allow_outbound to reach it",
+                     "host %s is at %s, one of this node's own or a loopback, link-local or unspecified "
+                     "address; list the host in allow_outbound to reach it",
                      r->host, r->refused);
     } else if (r->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
         inv__hc_fail(c, "the response from %s is larger than the limit of %u bytes", r->host,
@@ -357,34 +360,12 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
-/* True for loopback, link-local and unspecified addresses (IPv4, IPv6 and
- * IPv4-mapped IPv6). */
-static bool address_is_local(const struct sockaddr *sa)
-{
-    const unsigned char *a;
-    if (sa->sa_family == AF_INET) {
-        a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
-    } else if (sa->sa_family == AF_INET6) {
-        const unsigned char *b = (const unsigned char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
-        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        static const unsigned char zero[15] = {0};
-        if (memcmp(b, mapped, 12) != 0) {
-            bool loop_or_any = memcmp(b, zero, 15) == 0 && (b[15] == 1 || b[15] == 0);
-            return loop_or_any || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
-        }
-        a = b + 12;
-    } else {
-        return true; /* not an IP socket: never */
-    }
-    return a[0] == 127 || a[0] == 0 || (a[0] == 169 && a[1] == 254);
-}
-
 /* CURLOPT_OPENSOCKETFUNCTION: refuses local addresses unless the host was
  * listed by name in allow_outbound. */
 static curl_socket_t on_open_socket(void *userp, curlsocktype purpose, struct curl_sockaddr *addr)
 {
     http_req_t *r = userp;
-    if (!r->host_listed && address_is_local(&addr->addr)) {
+    if (!r->host_listed && tine_outbound_address_refused(&addr->addr) != NULL) {
         const void *ip = addr->family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&addr->addr)->sin6_addr
                                                   : (const void *)&((struct sockaddr_in *)&addr->addr)->sin_addr;
         if (inet_ntop(addr->family, ip, r->refused, sizeof(r->refused)) == NULL)
@@ -413,7 +394,7 @@ static int on_prereq(void *userp, char *primary_ip, char *local_ip, int primary_
         ss.ss_family = AF_INET6;
     else if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1)
         ss.ss_family = AF_INET;
-    if (ss.ss_family != 0 && !address_is_local((struct sockaddr *)&ss))
+    if (ss.ss_family != 0 && tine_outbound_address_refused((struct sockaddr *)&ss) == NULL)
         return CURL_PREREQFUNC_OK;
     snprintf(r->refused, sizeof(r->refused), "%.*s", (int)sizeof(r->refused) - 1, ip[0] ? ip : "?");
     return CURL_PREREQFUNC_ABORT;
@@ -423,24 +404,8 @@ static int on_prereq(void *userp, char *primary_ip, char *local_ip, int primary_
  * brackets); *listed is set when an entry other than "*" named it. */
 static bool host_allowed(const reg_manifest_t *m, const char *host, bool *listed)
 {
-    *listed = false;
-    if (!m->allow_outbound_set)
-        return true;
-    bool any = false;
-    size_t hl = strlen(host);
-    for (size_t i = 0; i < m->allow_outbound_len; i++) {
-        const char *p = m->allow_outbound[i];
-        if (strcmp(p, "*") == 0) {
-            any = true;
-        } else if (p[0] == '*' && p[1] == '.') {
-            size_t sl = strlen(p + 1); /* ".example.com" */
-            if (hl > sl && strcmp(host + hl - sl, p + 1) == 0)
-                return *listed = true;
-        } else if (strcmp(p, host) == 0) {
-            return *listed = true;
-        }
-    }
-    return any;
+    return tine_outbound_host_allowed((const char *const *)m->allow_outbound, m->allow_outbound_len,
+                                      m->allow_outbound_set, host, listed);
 }
 
 /* Parses the URL: scheme http or https, a host. Stores the host (lower case,

@@ -353,6 +353,9 @@ static const char *pool_spec_frame(inv_pool_t *p, size_t *len)
             .memory_mb = fn->memory_mb,
             .timeout_ms = fn->timeout_ms,
             .env_json = env_json,
+            .allow_outbound = (const char *const *)p->version->manifest->allow_outbound,
+            .allow_outbound_len = p->version->manifest->allow_outbound_len,
+            .allow_outbound_set = p->version->manifest->allow_outbound_set,
         };
         p->spec_frame = sbx_spec_frame(&spec, &p->spec_frame_len);
         free(env_json);

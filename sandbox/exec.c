@@ -20,6 +20,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -52,6 +53,11 @@ typedef struct {
     bool log_cut;     /* the rest of stderr was dropped */
     char tail[TAIL_MAX];
     size_t tail_len;  /* last stderr bytes, for the error message */
+    sbx_proxy_t *proxy; /* network: true: the egress proxy, or NULL */
+    /* LOG frames come from this thread and the proxy's: one at a time, and
+     * none once the answer is on its way (quiet). */
+    pthread_mutex_t frames;
+    bool quiet;
 } run_t;
 
 /* ---------------------------------------------------------------- answers */
@@ -75,7 +81,26 @@ static void send_error(run_t *r, uint32_t cpu_us, const char *fmt, ...)
 static void send_log(run_t *r, const char *line, size_t len)
 {
     static const char meta[] = "{\"level\":\"info\"}";
-    sbx_frame_write(r->fds.wr, SBX_MSG_LOG, r->id, meta, sizeof meta - 1, line, len);
+    pthread_mutex_lock(&r->frames);
+    if (!r->quiet)
+        sbx_frame_write(r->fds.wr, SBX_MSG_LOG, r->id, meta, sizeof meta - 1, line, len);
+    pthread_mutex_unlock(&r->frames);
+}
+
+/* sbx_proxy_log_fn: a line of the egress proxy for the invocation's logs. */
+static void log_from_proxy(void *ctx, const char *line, size_t len)
+{
+    send_log(ctx, line, len);
+}
+
+/* From here on only this thread writes frames: the answer. */
+static void go_quiet(run_t *r)
+{
+    sbx__proxy_stop(r->proxy);
+    r->proxy = NULL;
+    pthread_mutex_lock(&r->frames);
+    r->quiet = true;
+    pthread_mutex_unlock(&r->frames);
 }
 
 /* Takes stderr bytes: complete lines become LOG frames (up to
@@ -299,16 +324,29 @@ static int copy_executable(const char *src, const char *dst)
     return rc;
 }
 
-static bool reserved_env(const char *k)
+/* The variables naming the egress proxy, set for a program with a network
+ * of its own (HTTP_PROXY for clients that read only the upper case, which
+ * curl ignores for http://; NO_PROXY empty: nothing goes around it, there
+ * is no way around it anyway). */
+static const char *const proxy_env[] = {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
+                                        "all_proxy",  "ALL_PROXY",  "no_proxy",    "NO_PROXY"};
+#define PROXY_ENV_N (sizeof proxy_env / sizeof proxy_env[0])
+
+static bool reserved_env(const char *k, bool proxy)
 {
+    for (size_t i = 0; proxy && i < PROXY_ENV_N; i++)
+        if (strcmp(k, proxy_env[i]) == 0)
+            return true;
     return strncmp(k, "TINE_", 5) == 0 || strcmp(k, "HOME") == 0 || strcmp(k, "TMPDIR") == 0 ||
            strcmp(k, "PWD") == 0;
 }
 
 /* The program's environment: the function's env from the manifest (values
- * as text, TINE_*, HOME, TMPDIR and PWD reserved), then the invocation's
- * metadata. Returns a NULL-terminated array (the child execs or exits). */
-static char **build_env(const sbx_spec_t *spec, json_t *req, const char *workdir)
+ * as text, TINE_*, HOME, TMPDIR and PWD reserved, and the proxy variables
+ * when `proxy`), then the invocation's metadata and, with `proxy`, the
+ * proxy variables. Returns a NULL-terminated array (the child execs or
+ * exits). */
+static char **build_env(const sbx_spec_t *spec, json_t *req, const char *workdir, bool proxy)
 {
     size_t cap = 32, n = 0;
     char **env = xcalloc(cap, sizeof *env);
@@ -317,7 +355,7 @@ static char **build_env(const sbx_spec_t *spec, json_t *req, const char *workdir
     const char *k;
     json_t *v;
     json_object_foreach(menv, k, v) {
-        if (reserved_env(k))
+        if (reserved_env(k, proxy))
             continue;
         if (n + 1 >= cap)
             env = xrealloc(env, (cap *= 2) * sizeof *env);
@@ -328,7 +366,13 @@ static char **build_env(const sbx_spec_t *spec, json_t *req, const char *workdir
         has_lang |= strcmp(k, "LANG") == 0;
     }
     json_decref(menv);
-    env = xrealloc(env, (n + 16) * sizeof *env);
+    env = xrealloc(env, (n + 17 + PROXY_ENV_N) * sizeof *env);
+    for (size_t i = 0; proxy && i < PROXY_ENV_N; i++)
+        env[n++] = strcasecmp(proxy_env[i], "no_proxy") == 0
+                       ? xasprintf("%s=", proxy_env[i])
+                       : xasprintf("%s=http://" SBX_EXEC_PROXY_ADDR ":%d", proxy_env[i], SBX_EXEC_PROXY_PORT);
+    if (proxy) /* Node.js 22.21+ and 24.5+: fetch and http use the proxy */
+        env[n++] = xstrdup("NODE_USE_ENV_PROXY=1");
     json_t *ctx = json_object_get(req, "ctx");
     const char *inv = json_string_value(json_object_get(ctx, "invocation_id"));
     const char *kind = json_string_value(json_object_get(req, "kind"));
@@ -432,7 +476,7 @@ static void run_child(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, const
     }
     argv[argc++] = prog;
     argv[argc] = NULL;
-    char **envp = build_env(spec, req, workdir);
+    char **envp = build_env(spec, req, workdir, plan->proxy_fd >= 0);
     if (sbx__isolation_exec_child(spec, plan, host_workdir, err, sizeof err) != 0)
         child_fail(status_fd, err);
     if (exe != prog && !l->interp[0] && copy_executable(prog, exe) != 0) {
@@ -505,8 +549,8 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
     }
     char buf[65536];
     for (;;) {
-        struct pollfd p[5];
-        int np = 0, i_in = -1, i_out = -1, i_err = -1, i_pid = -1, i_wire;
+        struct pollfd p[6];
+        int np = 0, i_in = -1, i_out = -1, i_err = -1, i_pid = -1, i_proxy = -1, i_wire;
         if (in >= 0)
             p[i_in = np++] = (struct pollfd){in, POLLOUT, 0};
         if (out >= 0)
@@ -515,6 +559,8 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
             p[i_err = np++] = (struct pollfd){err_fd, POLLIN, 0};
         if (pidfd >= 0 && !*exited)
             p[i_pid = np++] = (struct pollfd){pidfd, POLLIN, 0};
+        if (r->proxy != NULL && !*exited)
+            p[i_proxy = np++] = (struct pollfd){sbx__proxy_fd(r->proxy), POLLIN, 0};
         p[i_wire = np++] = (struct pollfd){r->fds.rd, POLLIN, 0};
         if (out < 0 && err_fd < 0 && *exited)
             break;
@@ -532,6 +578,8 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
             if (read(r->fds.rd, &c, 1) <= 0)
                 return -1;
         }
+        if (i_proxy >= 0 && p[i_proxy].revents)
+            sbx__proxy_accept(r->proxy);
         if (i_in >= 0 && p[i_in].revents) {
             ssize_t w = write(in, data + written, data_len - written);
             if (w > 0)
@@ -601,7 +649,7 @@ static uint32_t cpu_us(const struct rusage *ru)
 }
 
 /* Runs the program for one invocation and answers it. */
-static void run_invocation(run_t *r, const sbx_exec_plan_t *plan, json_t *req, const char *body, size_t body_len)
+static void run_invocation(run_t *r, sbx_exec_plan_t *plan, json_t *req, const char *body, size_t body_len)
 {
     const sbx_spec_t *spec = r->spec;
     const char *hf = spec->handler_file;
@@ -671,6 +719,12 @@ static void run_invocation(run_t *r, const sbx_exec_plan_t *plan, json_t *req, c
     set_nonblock(in[1]);
     set_nonblock(out[0]);
     set_nonblock(errp[0]);
+    if (plan->proxy_fd >= 0) {
+        if (sbx__isolation_exec_forked(plan, err, sizeof err) != 0) /* the program then has no way out */
+            send_log(r, err, strlen(err));
+        else
+            r->proxy = sbx__proxy_new(plan->proxy_fd, spec, deadline, log_from_proxy, r);
+    }
     bool exited = false;
     int ws = 0;
     struct rusage ru;
@@ -681,12 +735,16 @@ static void run_invocation(run_t *r, const sbx_exec_plan_t *plan, json_t *req, c
         kill(pid, SIGKILL);
         wait4(pid, &ws, 0, &ru);
     }
-    if (plan->own_uid && !plan->pid_ns)
-        kill_uid(plan->uid); /* leftovers a pid namespace would have taken down */
-    if (workdir[0])
-        sbx__remove_tree(AT_FDCWD, workdir);
     if (r->line_len > 0)
         take_stderr(r, "\n", 1);
+    go_quiet(r);
+    if (plan->own_uid && !plan->pid_ns)
+        kill_uid(plan->uid); /* leftovers a pid namespace would have taken down */
+    bool oom = plan->cgroup && sbx__cgroup_out_of_memory(&plan->cg);
+    if (plan->cgroup)
+        sbx__cgroup_remove(&plan->cg);
+    if (workdir[0])
+        sbx__remove_tree(AT_FDCWD, workdir);
 
     char setup[512];
     ssize_t sn = read(status[0], setup, sizeof setup - 1);
@@ -695,6 +753,10 @@ static void run_invocation(run_t *r, const sbx_exec_plan_t *plan, json_t *req, c
     if (sn > 0) {
         setup[sn] = '\0';
         send_error(r, cpu, "cannot start %s: %s", hf, setup);
+    } else if (oom) {
+        const char *tail = stderr_tail(r);
+        send_error(r, cpu, "function %s ran out of memory (memory: %u MB)%s%s", spec->function, spec->memory_mb,
+                   tail[0] ? ": " : "", tail);
     } else if (r->out_over) {
         send_error(r, cpu, "%s wrote more than %u bytes to stdout (the response limit) and was stopped", hf,
                    STDOUT_MAX);
@@ -722,30 +784,33 @@ int sbx_exec_serve(sbx_fds_t fds, const sbx_spec_t *spec)
     r.fds = fds;
     r.spec = spec;
     tine_buf_init(&r.out);
+    pthread_mutex_init(&r.frames, NULL);
     sbx_exec_plan_t plan;
     char err[512];
     int setup = sbx__isolation_exec_runner(spec, fds, &plan, err, sizeof err);
     char ready[64];
     int n = snprintf(ready, sizeof ready, "{\"pid\":%ld,\"init_us\":0}", (long)getpid());
-    if (sbx_frame_write(fds.wr, SBX_MSG_READY, 0, ready, (size_t)n, NULL, 0) != 0)
-        return 1;
     sbx_frame_hdr_t h;
     char *payload = NULL;
-    if (sbx_frame_read(fds.rd, &h, &payload, SBX_WIRE_MAX_FRAME) != 0 || h.type != SBX_MSG_INVOKE) {
-        free(payload);
-        return 1;
+    int rc = 1;
+    if (sbx_frame_write(fds.wr, SBX_MSG_READY, 0, ready, (size_t)n, NULL, 0) == 0 &&
+        sbx_frame_read(fds.rd, &h, &payload, SBX_WIRE_MAX_FRAME) == 0 && h.type == SBX_MSG_INVOKE) {
+        r.id = h.id;
+        char merr[128];
+        json_t *req = sbx_meta_to_json(payload, h.meta_len, merr, sizeof merr);
+        if (setup != 0)
+            send_error(&r, 0, "%s", err);
+        else if (!json_is_object(req))
+            send_error(&r, 0, "%s", req ? "bad invocation metadata: expected an object" : merr);
+        else
+            run_invocation(&r, &plan, req, payload + h.meta_len, h.len - h.meta_len);
+        json_decref(req);
+        rc = 0;
     }
-    r.id = h.id;
-    char merr[128];
-    json_t *req = sbx_meta_to_json(payload, h.meta_len, merr, sizeof merr);
-    if (setup != 0)
-        send_error(&r, 0, "%s", err);
-    else if (!json_is_object(req))
-        send_error(&r, 0, "%s", req ? "bad invocation metadata: expected an object" : merr);
-    else
-        run_invocation(&r, &plan, req, payload + h.meta_len, h.len - h.meta_len);
-    json_decref(req);
+    /* Whatever happened: no cgroup is left behind (its program is gone). */
+    if (plan.cgroup)
+        sbx__cgroup_remove(&plan.cg);
     free(payload);
     tine_buf_dispose(&r.out);
-    return 0;
+    return rc;
 }

@@ -22,6 +22,8 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <linux/securebits.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -30,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -52,7 +55,7 @@
 /* An exec program's address space beyond its `memory`: its own code, the
  * C library and the interpreter of a script. */
 #define EXEC_AS_SLACK (64ull * MIB)
-#define EXEC_NPROC 32
+#define EXEC_NPROC SBX_EXEC_NPROC
 #define EXEC_NOFILE 256
 #define EXEC_FSIZE (16ull * MIB)
 /* Exec programs run as uid/gid EXEC_UID_BASE + (runner pid mod 65536): a
@@ -69,16 +72,18 @@ static struct {
     /* Filled in the zygote by sbx__isolation_zygote_enter, inherited by every fork. */
     bool root;      /* tined runs as root: sandboxes switch to an unprivileged uid */
     bool userns;    /* the zygote lives in a user namespace of its own (not root) */
-    bool mountns, pidns, netns;
+    bool mountns, pidns, netns, ipcns;
+    bool cgroup;    /* exec invocations get a cgroup each (cgroup.c) */
     bool chroot_ok; /* Lua sandboxes can make their bundle their root dir */
     bool seccomp;
     int host_net_fd; /* the host's network namespace, for exec functions with network: true */
+    int runner_pid_fd; /* an exec runner's own pid namespace, to go back to after forking its program */
     int devnull_fd;
     struct sock_fprog lua_filter, exec_filter;
     uint64_t base_vsz; /* address space of the zygote after preparing Lua */
     rlim_t hard_limits[RLIMIT_NLIMITS];
     sbx_isolation_report_t report;
-} iso = {.report_rd = -1, .report_wr = -1, .host_net_fd = -1, .devnull_fd = -1};
+} iso = {.report_rd = -1, .report_wr = -1, .host_net_fd = -1, .runner_pid_fd = -1, .devnull_fd = -1};
 
 static const char *syscall_names[SYSCALL_NAMES];
 /* The names themselves, one after the other (not a thousand small strings
@@ -92,7 +97,7 @@ static sbx_isolation_report_t node_report;
 
 static const char *const layer_names[SBX_LAYER_COUNT] = {
     "lua",           "rlimits",       "no-new-privs",  "seccomp", "user", "mount-namespace", "pid-namespace",
-    "ipc-namespace", "uts-namespace", "net-namespace", "root-dir",
+    "ipc-namespace", "uts-namespace", "net-namespace", "root-dir",      "cgroup",  "exec-network",
 };
 
 const char *sbx_layer_name(int layer)
@@ -233,6 +238,8 @@ void sbx_isolation_cleanup(const char *tmp_dir)
 {
     if (tmp_dir != NULL)
         sbx__remove_tree(AT_FDCWD, tmp_dir);
+    for (int i = 0; i < 2; i++)
+        sbx__cgroup_remove_node(node_report.cgroup_dirs[i]);
 }
 
 const char *sbx__isolation_tmp_dir(void)
@@ -242,7 +249,7 @@ const char *sbx__isolation_tmp_dir(void)
 
 /* ------------------------------------------------------------ small tools */
 
-static int write_text(const char *path, const char *text)
+int sbx__write_text(const char *path, const char *text)
 {
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
@@ -601,14 +608,14 @@ static int enter_user_ns(void)
     if (unshare(CLONE_NEWUSER) != 0)
         return -errno;
     char map[64];
-    int rc = write_text("/proc/self/setgroups", "deny");
+    int rc = sbx__write_text("/proc/self/setgroups", "deny");
     if (rc != 0 && rc != -ENOENT)
         return rc;
     snprintf(map, sizeof map, "0 %u 1", (unsigned)uid);
-    if ((rc = write_text("/proc/self/uid_map", map)) != 0)
+    if ((rc = sbx__write_text("/proc/self/uid_map", map)) != 0)
         return rc;
     snprintf(map, sizeof map, "0 %u 1", (unsigned)gid);
-    return write_text("/proc/self/gid_map", map);
+    return sbx__write_text("/proc/self/gid_map", map);
 }
 
 static void on_child(int sig)
@@ -691,18 +698,30 @@ static void zygote_namespaces(void)
                                                 "mount namespace of its own with a fresh root");
         }
     }
-    if (unshare_layer(SBX_LAYER_IPC_NS, CLONE_NEWIPC, "CLONE_NEWIPC", can_ns))
-        layer_set(SBX_LAYER_IPC_NS, true, "no System V IPC or POSIX message queues shared with the host");
+    if (unshare_layer(SBX_LAYER_IPC_NS, CLONE_NEWIPC, "CLONE_NEWIPC", can_ns)) {
+        iso.ipcns = true;
+        layer_set(SBX_LAYER_IPC_NS, true, "no System V IPC or POSIX message queues shared with the host; each "
+                                          "exec invocation gets one of its own, gone with the program");
+    }
     if (unshare_layer(SBX_LAYER_UTS_NS, CLONE_NEWUTS, "CLONE_NEWUTS", can_ns)) {
         sethostname("tine-sandbox", 12);
         layer_set(SBX_LAYER_UTS_NS, true, "hostname tine-sandbox");
     }
     if (unshare_layer(SBX_LAYER_NET_NS, CLONE_NEWNET, "CLONE_NEWNET", can_ns)) {
         iso.netns = true;
-        layer_set(SBX_LAYER_NET_NS, true, "an empty network namespace (loopback down)%s",
-                  iso.host_net_fd >= 0 ? "; exec functions with network: true join the host's"
-                                       : "; network: true is refused (needs tined as root)");
+        layer_set(SBX_LAYER_NET_NS, true, "an empty network namespace (loopback down)");
     }
+    if (iso.netns && iso.host_net_fd >= 0)
+        layer_set(SBX_LAYER_EXEC_NET, true,
+                  "network: true: a network namespace per invocation with only loopback; egress through an HTTP "
+                  "proxy at " SBX_EXEC_PROXY_ADDR ":%d (HTTP_PROXY ...) applying allow_outbound and refusing "
+                  "loopback, link-local, metadata and this node's addresses",
+                  SBX_EXEC_PROXY_PORT);
+    else if (iso.netns)
+        layer_set(SBX_LAYER_EXEC_NET, false, "network: true is refused: only a tined running as root can let "
+                                             "a program out of the sandboxes' empty network namespace");
+    else
+        layer_set(SBX_LAYER_EXEC_NET, false, "no network namespaces: every exec program uses the host's network");
     if (unshare_layer(SBX_LAYER_PID_NS, CLONE_NEWPID, "CLONE_NEWPID", can_ns)) {
         int lifeline[2] = {-1, -1};
         pid_t init = pipe2(lifeline, O_CLOEXEC) == 0 ? fork() : -1;
@@ -718,6 +737,22 @@ static void zygote_namespaces(void)
                                               "each exec program is pid 1 of a namespace of its own");
         }
     }
+}
+
+/* Before the namespaces (the host's /proc and cgroup mounts are the
+ * zygote's own then): a cgroup for this node's exec invocations. */
+static void zygote_cgroup(void)
+{
+    char detail[sizeof iso.report.layers[0].detail];
+    if (!iso.root) {
+        layer_set(SBX_LAYER_CGROUP, false, "tined is not root: exec memory is limited per process (address "
+                                           "space), not for the program's whole process tree");
+        return;
+    }
+    iso.cgroup = sbx__cgroup_setup(getppid(), detail, sizeof detail);
+    layer_set(SBX_LAYER_CGROUP, iso.cgroup, "%s", detail);
+    for (int i = 0; i < 2; i++)
+        snprintf(iso.report.cgroup_dirs[i], sizeof iso.report.cgroup_dirs[i], "%s", sbx__cgroup_node_dir(i));
 }
 
 static void zygote_filters(void)
@@ -760,13 +795,14 @@ void sbx__isolation_zygote_enter(void)
     } else {
         /* waitpid on the filter self-test needs SIGCHLD at its default. */
         void (*old)(int) = signal(SIGCHLD, SIG_DFL);
+        zygote_cgroup();
         zygote_namespaces();
         zygote_filters();
         signal(SIGCHLD, old);
         iso.base_vsz = current_vsz();
         layer_set(SBX_LAYER_RLIMITS, true,
                   "address space = memory + %llu MiB (Lua, on top of the zygote's %llu MiB) or + %llu MiB "
-                  "(exec); Lua: no processes, no file writes, %d descriptors; exec: %s, files up to %llu MiB, "
+                  "(exec without a cgroup); Lua: no processes, no file writes, %d descriptors; exec: %s, files up to %llu MiB, "
                   "%d descriptors; no core dumps",
                   LUA_AS_SLACK / MIB, (unsigned long long)(iso.base_vsz / MIB), EXEC_AS_SLACK / MIB, LUA_NOFILE,
                   iso.root || iso.userns ? "32 processes" : "processes not limited (no uid of their own)",
@@ -864,18 +900,68 @@ int sbx__isolation_enter_lua(const sbx_spec_t *spec, sbx_fds_t *fds, const char 
 
 /* ------------------------------------------------------ an exec program */
 
+/* Brings the loopback interface of the current network namespace up. */
+static int loopback_up(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+    int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+    if (rc == 0) {
+        ifr.ifr_flags |= IFF_UP;
+        rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+    }
+    rc = rc == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+/* A network namespace for the program with only loopback (up), and the
+ * proxy's listening socket in it. The runner stays in it until it forked
+ * the program. Returns the socket, or -1 with a message in err. */
+static int program_network(char *err, size_t errlen)
+{
+    int e = unshare(CLONE_NEWNET) == 0 ? 0 : -errno;
+    const char *step = "unshare(CLONE_NEWNET)";
+    if (e == 0) {
+        step = "bring loopback up";
+        e = loopback_up();
+    }
+    int fd = -1;
+    if (e == 0) {
+        step = "listen on " SBX_EXEC_PROXY_ADDR;
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(SBX_EXEC_PROXY_PORT)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 64) != 0)
+            e = -errno;
+    }
+    if (e != 0) {
+        if (fd >= 0)
+            close(fd);
+        snprintf(err, errlen, "cannot give the program a network of its own: %s: %s", step, strerror(-e));
+        return -1;
+    }
+    return fd;
+}
+
 int sbx__isolation_exec_runner(const sbx_spec_t *spec, sbx_fds_t fds, sbx_exec_plan_t *plan, char *err,
                               size_t errlen)
 {
     memset(plan, 0, sizeof *plan);
-    bool want_host_net = iso.enabled && spec->network && iso.netns;
-    if (want_host_net && iso.host_net_fd < 0) {
+    plan->proxy_fd = -1;
+    plan->cg.procs_fd[0] = plan->cg.procs_fd[1] = -1;
+    bool want_net = iso.enabled && spec->network && iso.netns;
+    if (want_net && iso.host_net_fd < 0) {
         snprintf(err, errlen, "network: true is not available on this node: sandboxes live in an empty network "
                               "namespace and only a tined running as root can let a program out");
         return -1;
     }
-    close_from(3, fds.rd, fds.wr, want_host_net ? iso.host_net_fd : -1);
-    if (!want_host_net)
+    close_from(3, fds.rd, fds.wr, want_net ? iso.host_net_fd : -1);
+    if (!want_net)
         iso.host_net_fd = -1;
     iso.devnull_fd = -1;
     if (!iso.enabled)
@@ -884,11 +970,52 @@ int sbx__isolation_exec_runner(const sbx_spec_t *spec, sbx_fds_t fds, sbx_exec_p
     plan->own_uid = iso.root;
     plan->uid = (uid_t)(EXEC_UID_BASE + (uint32_t)getpid() % 65536u);
     if (iso.pidns) {
+        /* The proxy's threads: a process whose children go to another pid
+         * namespace cannot create threads, so the runner returns to its own
+         * once the program is forked. */
+        if (want_net && (iso.runner_pid_fd = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC)) < 0) {
+            snprintf(err, errlen, "cannot open the runner's pid namespace: %s", strerror(errno));
+            return -1;
+        }
         if (unshare(CLONE_NEWPID) != 0) {
             snprintf(err, errlen, "unshare(CLONE_NEWPID): %s", strerror(errno));
             return -1;
         }
         plan->pid_ns = true;
+    }
+    if (iso.cgroup) {
+        if (sbx__cgroup_create(&plan->cg, spec->memory_mb ? spec->memory_mb : 16, EXEC_NPROC, err, errlen) != 0)
+            return -1;
+        plan->cgroup = true;
+    }
+    if (want_net && (plan->proxy_fd = program_network(err, errlen)) < 0) {
+        sbx__cgroup_remove(&plan->cg);
+        plan->cgroup = false;
+        return -1;
+    }
+    return 0;
+}
+
+int sbx__isolation_exec_forked(sbx_exec_plan_t *plan, char *err, size_t errlen)
+{
+    if (plan->proxy_fd < 0)
+        return 0;
+    int e = setns(iso.host_net_fd, CLONE_NEWNET) == 0 ? 0 : errno;
+    const char *what = "the host's network";
+    if (e == 0 && iso.runner_pid_fd >= 0 && setns(iso.runner_pid_fd, CLONE_NEWPID) != 0) {
+        e = errno;
+        what = "its own pid namespace (for its threads)";
+    }
+    close(iso.host_net_fd);
+    iso.host_net_fd = -1;
+    if (iso.runner_pid_fd >= 0)
+        close(iso.runner_pid_fd);
+    iso.runner_pid_fd = -1;
+    if (e != 0) {
+        close(plan->proxy_fd);
+        plan->proxy_fd = -1;
+        snprintf(err, errlen, "the egress proxy cannot return to %s: %s", what, strerror(e));
+        return -1;
     }
     return 0;
 }
@@ -1050,19 +1177,34 @@ int sbx__isolation_exec_child(const sbx_spec_t *spec, const sbx_exec_plan_t *pla
         }
         return 0;
     }
+    int e;
+    if (plan->cgroup && (e = sbx__cgroup_enter(&plan->cg)) != 0) {
+        snprintf(err, errlen, "cannot enter the invocation's cgroup: %s", strerror(-e));
+        return -1;
+    }
+    /* The program stays in the network namespace the runner made for it
+     * (or the zygote's empty one): the way back and the proxy's socket are
+     * the runner's alone. */
     if (iso.host_net_fd >= 0) {
-        if (setns(iso.host_net_fd, CLONE_NEWNET) != 0) {
-            snprintf(err, errlen, "cannot join the host's network: %s", strerror(errno));
-            return -1;
-        }
         close(iso.host_net_fd);
         iso.host_net_fd = -1;
     }
+    if (iso.runner_pid_fd >= 0) {
+        close(iso.runner_pid_fd);
+        iso.runner_pid_fd = -1;
+    }
+    if (plan->proxy_fd >= 0)
+        close(plan->proxy_fd);
     /* Not root: a user namespace of its own gives the program a process
      * count of its own (RLIMIT_NPROC is counted per user namespace). */
-    int e;
     if (iso.userns && (e = enter_user_ns()) != 0) {
         snprintf(err, errlen, "cannot enter a user namespace: %s", strerror(-e));
+        return -1;
+    }
+    /* System V IPC and POSIX message queues of its own: what the program
+     * leaves there dies with it, and no other app's program sees it. */
+    if (iso.ipcns && unshare(CLONE_NEWIPC) != 0) {
+        snprintf(err, errlen, "unshare(CLONE_NEWIPC): %s", strerror(errno));
         return -1;
     }
     if (plan->private_root) {
@@ -1081,7 +1223,10 @@ int sbx__isolation_exec_child(const sbx_spec_t *spec, const sbx_exec_plan_t *pla
         snprintf(err, errlen, "cannot drop capabilities: %s", strerror(errno));
         return -1;
     }
-    uint64_t as = (uint64_t)spec->memory_mb * MIB + EXEC_AS_SLACK;
+    /* With a cgroup, `memory` bounds the whole process tree there; an
+     * address space limit would only break programs that reserve much
+     * more than they touch (JITs, Go). */
+    uint64_t as = plan->cgroup ? RLIM_INFINITY : (uint64_t)spec->memory_mb * MIB + EXEC_AS_SLACK;
     /* The process limit counts every process of the uid (in the user
      * namespace): only with a uid or namespace of its own does it bound
      * this program alone. */

@@ -23,6 +23,12 @@ typedef struct {
     uint32_t timeout_ms;
     const char *env_json; /* JSON object of the function's env, "{}" when none */
     bool network;         /* exec: the program may use the network */
+    /* exec with network: the app's allow_outbound, as the manifest parser
+     * stores it (common/outbound.h); allow_outbound_set is false when the
+     * manifest has none (any host but the refused addresses). */
+    const char *const *allow_outbound;
+    size_t allow_outbound_len;
+    bool allow_outbound_set;
 } sbx_spec_t;
 
 /* A sandbox's channel to tined, seen from one end: two pipes, `rd` read
@@ -87,17 +93,25 @@ enum {
     SBX_LAYER_UTS_NS,
     SBX_LAYER_NET_NS,
     SBX_LAYER_ROOT_DIR,     /* Lua: the bundle as root dir; exec: a fresh root */
+    SBX_LAYER_CGROUP,       /* exec: a cgroup per invocation (memory and tasks of the whole tree) */
+    SBX_LAYER_EXEC_NET,     /* exec with network: a namespace per invocation, egress through the policy proxy */
     SBX_LAYER_COUNT
 };
 
+/* Longest cgroup directory path the sandbox handles. */
+#define SBX_CGROUP_PATH 512
+
 typedef struct {
     bool active;
-    char detail[240]; /* what it does, or why it is off */
+    char detail[400]; /* what it does, or why it is off */
 } sbx_layer_t;
 
 typedef struct {
     bool enabled; /* the node's --isolation */
     sbx_layer_t layers[SBX_LAYER_COUNT];
+    /* The cgroups the zygote made for this node's exec invocations (memory,
+     * pids; "" for none): sbx_isolation_cleanup removes them. */
+    char cgroup_dirs[2][SBX_CGROUP_PATH];
 } sbx_isolation_report_t;
 
 /* The short name of a layer ("seccomp", "pid-namespace", ...). */
@@ -114,7 +128,9 @@ int sbx_isolation_configure(const sbx_isolation_config_t *cfg);
 int sbx_isolation_await_report(sbx_isolation_report_t *out, int timeout_ms);
 
 /* Removes the temp dir given to sbx_isolation_configure and everything left
- * in it (working dirs of exec programs killed on timeout). Accepts NULL. */
+ * in it (working dirs of exec programs killed on timeout), and the node's
+ * cgroups for exec invocations (call it after sbx_zygote_stop). Accepts
+ * NULL. */
 void sbx_isolation_cleanup(const char *tmp_dir);
 
 /* The node's report (every layer off until sbx_isolation_await_report). */

@@ -5,6 +5,7 @@
 #define TINE_SANDBOX_INTERNAL_H
 
 #include "sandbox.h"
+#include "tine_common.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -46,20 +47,139 @@ void sbx__isolation_zygote_enter(void);
 int sbx__isolation_enter_lua(const sbx_spec_t *spec, sbx_fds_t *fds, const char **bundle_dir, char *err,
                              size_t errlen);
 
+/* Writes `text` to the existing file `path` (a /proc or cgroup file).
+ * Returns 0 or -errno. */
+int sbx__write_text(const char *path, const char *text);
+
+/* -------------------------------------------- a cgroup per exec invocation
+ * (cgroup.c) */
+
+/* An invocation's cgroup: a directory per hierarchy (memory, pids; one for
+ * both on cgroup v2) and their cgroup.procs, open for the program's child. */
+typedef struct {
+    char dir[2][SBX_CGROUP_PATH]; /* "" for none */
+    int procs_fd[2];              /* -1 for none */
+} sbx_exec_cgroup_t;
+
+/* The directory of tined's cgroup in the hierarchy holding `controller`
+ * (NULL: the cgroup v2 tree), from the text of /proc/self/cgroup and
+ * /proc/self/mountinfo, into out. Returns 0, -ENOENT when that hierarchy
+ * is not mounted where it can be reached, or -ENAMETOOLONG. */
+int sbx__cgroup_locate(const char *proc_cgroup, const char *mountinfo, const char *controller, char *out,
+                       size_t outlen);
+
+/* In the zygote, once, as root: makes this node's cgroup for exec
+ * invocations below tined's (pid `tined`) and removes those of zygotes
+ * that are gone. Returns true when invocations can get a cgroup each; the
+ * layer's detail (what it does, or why it is off) goes to `detail`. */
+bool sbx__cgroup_setup(pid_t tined, char *detail, size_t detail_len);
+
+/* The node's cgroup made by sbx__cgroup_setup in hierarchy i (0 memory, 1
+ * pids), "" for none. */
+const char *sbx__cgroup_node_dir(int i);
+
+/* In an exec runner: makes the invocation's cgroup (memory_mb without swap,
+ * max_tasks tasks) with its cgroup.procs open, after removing those of
+ * runners that are gone. Does nothing when sbx__cgroup_setup made none.
+ * Returns 0, or -1 with a message in err (nothing left behind). */
+int sbx__cgroup_create(sbx_exec_cgroup_t *c, uint32_t memory_mb, unsigned max_tasks, char *err, size_t errlen);
+
+/* In the program's child, first thing: moves it into its cgroup and closes
+ * the descriptors. Returns 0 or -errno. */
+int sbx__cgroup_enter(const sbx_exec_cgroup_t *c);
+
+/* In the runner, once the program is gone: whether the kernel's OOM killer
+ * killed a process of the invocation (its memory ran out). */
+bool sbx__cgroup_out_of_memory(const sbx_exec_cgroup_t *c);
+
+/* Removes the invocation's cgroup (its processes must be gone). */
+void sbx__cgroup_remove(sbx_exec_cgroup_t *c);
+
+/* Removes the cgroup `dir` and the cgroups right below it, waiting a
+ * little for their last tasks to go. Accepts NULL and "". */
+void sbx__cgroup_remove_node(const char *dir);
+
+/* Processes (tasks) an exec program may have: RLIMIT_NPROC of its uid and
+ * the pids limit of its cgroup. */
+#define SBX_EXEC_NPROC 32
+
+/* ------------------------------------------------------- exec programs */
+
 /* What an exec runner needs to know to start its program. */
 typedef struct {
     bool private_root; /* the program gets a fresh root (mount namespace) */
     bool pid_ns;       /* the program runs as pid 1 of its own pid namespace */
     bool own_uid;      /* the program runs as a uid of its own */
     uid_t uid;         /* that uid (and gid) */
+    bool cgroup;       /* cg holds the invocation's cgroup: memory is limited there, not per process */
+    sbx_exec_cgroup_t cg;
+    /* network: true with a namespace of its own: the egress proxy's
+     * listening socket inside it (SBX_EXEC_PROXY_PORT on loopback), -1
+     * otherwise. The runner is in that namespace until it forked the
+     * program (then sbx__isolation_exec_forked). */
+    int proxy_fd;
 } sbx_exec_plan_t;
+
+/* Where a networked exec program finds its egress proxy (inside its own
+ * network namespace). */
+#define SBX_EXEC_PROXY_ADDR "127.0.0.1"
+#define SBX_EXEC_PROXY_PORT 3128
+
+/* ------------------------------------ the egress proxy (exec_proxy.c) */
+
+/* A request head the proxy understood. */
+typedef struct {
+    char method[17];
+    bool connect;   /* CONNECT host:port; else plain HTTP with an absolute http:// URI */
+    char host[256]; /* lower case, IPv6 without brackets */
+    uint16_t port;
+    size_t head_len; /* bytes of the head, its empty line included */
+} sbx_proxy_request_t;
+
+/* Parses the request head at the start of buf (len bytes so far): returns
+ * 0 with *req filled and, for plain HTTP, the head to send to the server
+ * appended to `head` (origin-form target, the proxy's hop-by-hop headers
+ * dropped, "Connection: close"); 1 when the head is not complete yet; or
+ * the HTTP status to answer (400, 431) with a message in err. Never reads
+ * past len. */
+int sbx__proxy_parse(const char *buf, size_t len, sbx_proxy_request_t *req, tine_buf_t *head, char *err,
+                     size_t errlen);
+
+typedef struct sbx_proxy sbx_proxy_t;
+/* Receives one log line (without newline) for the invocation's logs; called
+ * from the proxy's threads. */
+typedef void (*sbx_proxy_log_fn)(void *ctx, const char *line, size_t len);
+
+/* In the runner, back in the host's network namespace: a proxy serving
+ * `listen_fd` (non-blocking, taken) under the outbound policy of `spec`
+ * (borrowed), connecting until deadline_ns at the latest. Cannot fail. */
+sbx_proxy_t *sbx__proxy_new(int listen_fd, const sbx_spec_t *spec, uint64_t deadline_ns, sbx_proxy_log_fn log,
+                            void *log_ctx);
+
+/* The listening socket, for poll (-1 for a NULL proxy). */
+int sbx__proxy_fd(const sbx_proxy_t *p);
+
+/* Accepts every connection waiting and serves each in a thread of its own. */
+void sbx__proxy_accept(sbx_proxy_t *p);
+
+/* Stops accepting. Connections being served go on until the runner exits
+ * (the proxy is not freed: its threads may still use it). Accepts NULL. */
+void sbx__proxy_stop(sbx_proxy_t *p);
 
 /* In an exec runner (forked by the zygote), before it forks the program:
  * closes every descriptor but 0-2 and its pipes, decides the plan for the
- * program, and enters a new pid namespace for it when one is planned.
- * Returns 0, or -1 with a message in err. */
+ * program, enters a new pid namespace for it when one is planned, makes
+ * the invocation's cgroup, and for network: true a network namespace with
+ * only loopback and the proxy's listening socket in it (the runner stays
+ * there until sbx__isolation_exec_forked). Returns 0, or -1 with a message
+ * in err. */
 int sbx__isolation_exec_runner(const sbx_spec_t *spec, sbx_fds_t fds, sbx_exec_plan_t *plan, char *err,
                               size_t errlen);
+
+/* In the runner right after it forked the program: goes back to the host's
+ * network namespace, where the proxy's outbound connections are made.
+ * Returns 0, or -1 with a message in err (the proxy must then not run). */
+int sbx__isolation_exec_forked(sbx_exec_plan_t *plan, char *err, size_t errlen);
 
 /* Removes `name` below the directory `parent` (an fd or AT_FDCWD) and
  * everything in it, never following a symlink. */
@@ -78,9 +198,10 @@ const char *sbx__isolation_tmp_dir(void);
  * address space limit is set here), before execve: builds its root (the
  * bundle read-only at SBX_EXEC_APP_DIR, a private size-limited
  * SBX_EXEC_WORK_DIR, read-only system dirs) when plan->private_root, else
- * moves to `workdir`; joins the host network when spec->network; switches
+ * moves to `workdir`; switches
  * to the plan's uid, applies rlimits, no_new_privs and the exec system call
- * filter. Returns 0, or -1 with a message in err. */
+ * filter. First of all it enters the invocation's cgroup; it also unshares
+ * an IPC namespace of its own. Returns 0, or -1 with a message in err. */
 int sbx__isolation_exec_child(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, const char *workdir, char *err,
                               size_t errlen);
 

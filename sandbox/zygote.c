@@ -96,10 +96,15 @@ static int zygote_send_reply(int sock, int32_t status, int32_t pid, const sbx_fd
     }
 }
 
+static const char *json_str_of(json_t *v)
+{
+    const char *s = json_string_value(v);
+    return s ? s : "";
+}
+
 static const char *json_str(json_t *o, const char *key)
 {
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
+    return json_str_of(json_object_get(o, key));
 }
 
 /* Runs in the forked child: becomes the sandbox for `spec`, isolated by the
@@ -142,14 +147,20 @@ static char *spec_encode(const sbx_spec_t *spec)
                           spec->env_json ? spec->env_json : "{}");
     if (o == NULL)
         return NULL;
+    if (spec->network && spec->allow_outbound_set) {
+        json_t *allow = json_array();
+        for (size_t i = 0; i < spec->allow_outbound_len; i++)
+            json_array_append_new(allow, json_string(spec->allow_outbound[i]));
+        json_object_set_new(o, "allow_outbound", allow);
+    }
     char *meta = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return meta;
 }
 
 /* Decodes the meta of a spawn request. Returns 0 with *spec filled (its
- * strings live in *holder: json_decref it after use), 1 for a blank request
- * (*holder NULL), or TINE_EPROTO. */
+ * strings live in *holder: release both with spec_release), 1 for a blank
+ * request (*holder NULL), or TINE_EPROTO. */
 static int spec_decode(const char *meta, size_t meta_len, sbx_spec_t *spec, json_t **holder)
 {
     *holder = NULL;
@@ -175,8 +186,25 @@ static int spec_decode(const char *meta, size_t meta_len, sbx_spec_t *spec, json
         .timeout_ms = (uint32_t)json_integer_value(json_object_get(o, "timeout_ms")),
         .env_json = json_str(o, "env_json"),
     };
+    json_t *allow = json_object_get(o, "allow_outbound");
+    if (json_is_array(allow)) {
+        const char **list = xcalloc(json_array_size(allow) + 1, sizeof *list);
+        size_t i;
+        json_t *v;
+        json_array_foreach(allow, i, v) list[spec->allow_outbound_len++] = json_str_of(v);
+        spec->allow_outbound = list;
+        spec->allow_outbound_set = true;
+    }
     *holder = o;
     return 0;
+}
+
+/* Frees what spec_decode made for *spec. Accepts a NULL holder. */
+static void spec_release(sbx_spec_t *spec, json_t *holder)
+{
+    free((void *)spec->allow_outbound);
+    spec->allow_outbound = NULL;
+    json_decref(holder);
 }
 
 /* Runs in a blank child: waits for its spec frame on fds.rd, then becomes
@@ -206,7 +234,7 @@ static void zygote_blank_wait(sbx_lua_t *L, int control_fd, sbx_fds_t fds)
  * back tined's ends of its two pipes. */
 static void zygote_spawn(sbx_lua_t *L, int control_fd, const char *meta, size_t meta_len)
 {
-    sbx_spec_t spec;
+    sbx_spec_t spec = {0};
     json_t *o = NULL;
     int kind = spec_decode(meta, meta_len, &spec, &o);
     if (kind < 0) {
@@ -219,7 +247,7 @@ static void zygote_spawn(sbx_lua_t *L, int control_fd, const char *meta, size_t 
         if (down[0] >= 0) /* the second pipe failed */
             sbx_fds_close((sbx_fds_t){down[0], down[1]});
         zygote_send_reply(control_fd, err, 0, NULL);
-        json_decref(o);
+        spec_release(&spec, o);
         return;
     }
     sbx_fds_t child = {down[0], up[1]}, host = {up[0], down[1]};
@@ -234,7 +262,7 @@ static void zygote_spawn(sbx_lua_t *L, int control_fd, const char *meta, size_t 
     sbx_fds_close(child);
     zygote_send_reply(control_fd, err, pid < 0 ? 0 : pid, err == 0 ? &host : NULL);
     sbx_fds_close(host);
-    json_decref(o);
+    spec_release(&spec, o);
 }
 
 /* The zygote's main loop: serve spawn requests until tined goes away. */
@@ -291,6 +319,40 @@ static char *zygote_program(void)
     return p;
 }
 
+/* Whether tined's variable `entry` ("NAME=value") is one the zygote keeps:
+ * the time zone (Lua's os.date) and the sanitizers' options of the test
+ * build. Nothing else of tined's environment (admin token, Redis URL with
+ * its password, ...) may reach the zygote and, through it, a sandbox. */
+static bool zygote_keeps(const char *entry)
+{
+    static const char *const kept[] = {"TZ=", "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS="};
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+        if (strncmp(entry, kept[i], strlen(kept[i])) == 0)
+            return true;
+    return false;
+}
+
+/* The zygote's environment, built from nothing: a fixed PATH, every symbol
+ * of every library bound when the zygote starts (a sandbox then binds none
+ * on its first calls: a lookup and a copied page each), and the few of
+ * tined's variables zygote_keeps. A NULL-terminated array whose strings
+ * are borrowed from environ or static; free the array only. */
+static char **zygote_environment(void)
+{
+    size_t nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    char **envp = xcalloc(nenv + 3, sizeof *envp);
+    size_t k = 0;
+    envp[k++] = "PATH=/usr/local/bin:/usr/bin:/bin";
+    envp[k++] = "LD_BIND_NOW=1";
+    for (size_t i = 0; i < nenv; i++)
+        if (zygote_keeps(environ[i]))
+            envp[k++] = environ[i];
+    envp[k] = NULL;
+    return envp;
+}
+
 int sbx_zygote_start(sbx_zygote_t *z, const char *sdk_dir)
 {
     char *program = zygote_program();
@@ -314,20 +376,7 @@ int sbx_zygote_start(sbx_zygote_t *z, const char *sdk_dir)
         argv[argc++] = report;
     }
     argv[argc] = NULL;
-    /* tined's environment, with every symbol of every library bound when
-     * the zygote starts: a sandbox then binds none on its first calls (a
-     * lookup and a copied page each). */
-    size_t nenv = 0;
-    while (environ[nenv])
-        nenv++;
-    char **envp = xcalloc(nenv + 2, sizeof *envp);
-    size_t k = 0;
-    for (size_t i = 0; i < nenv; i++)
-        if (strncmp(environ[i], "LD_BIND_NOW=", 12) != 0)
-            envp[k++] = environ[i];
-    envp[k++] = "LD_BIND_NOW=1";
-    envp[k] = NULL;
-
+    char **envp = zygote_environment();
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         int e = -errno;

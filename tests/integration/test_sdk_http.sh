@@ -104,7 +104,7 @@ out=$(get web get "http://x.invalid/" --data-urlencode "timeout=2")
   || fail "wildcard subdomain" "$out"
 check "an empty list allows nothing" "502 tine.http: host 127.0.0.1 not allowed by allow_outbound" \
   "$(get closed get "http://127.0.0.1:$FIX/echo")"
-local_msg="a loopback, link-local or unspecified address; list the host in allow_outbound to reach it"
+local_msg="one of this node's own or a loopback, link-local or unspecified address; list the host in allow_outbound to reach it"
 check "no list: loopback refused" "502 tine.http: host 127.0.0.1 is at 127.0.0.1, $local_msg" \
   "$(get open get "http://127.0.0.1:$FIX/echo")"
 check_contains "no list: a name at loopback refused" "502 tine.http: host localhost is at " \

@@ -97,6 +97,50 @@ attack() {
   victim_ok "$1"
 }
 
+# node_pids: every process below the current node's tined (zygote,
+# sandboxes, exec runners, their programs), one pid a line. Other nodes on
+# the machine (other tests running at the same time) are not in it.
+node_pids() {
+  ps -eo pid=,ppid= | awk -v root="$NODE_PID" '
+    { parent[$1] = $2 }
+    END {
+      for (p in parent) {
+        q = parent[p]; n = 0
+        while (q != root && (q in parent) && n++ < 64) q = parent[q]
+        if (q == root) print p
+      }
+    }'
+}
+
+# exec_uids: the uid of every process of the current node running as an
+# exec program's own uid (>= 1000000000), one a line, repeated per process.
+exec_uids() {
+  local p
+  p=$(node_pids | paste -sd, -)
+  [ -z "$p" ] || ps -o uid= -p "$p" | awk '$1 >= 1000000000'
+}
+
+# watch_exec PID: while PID (a background invocation) runs, samples the
+# node's exec programs: MOST is the most processes one uid had at once,
+# UIDS every uid seen; runs `on_seen` once when a program was seen.
+watch_exec() {
+  MOST=0
+  UIDS=" "
+  local seen n fired=false
+  while kill -0 "$1" 2>/dev/null; do
+    seen=$(exec_uids)
+    n=$(sort <<<"$seen" | uniq -c | sort -rn | awk 'NR == 1 { print $1 }')
+    [ "${n:-0}" -gt "$MOST" ] && MOST=$n
+    for u in $seen; do [[ "$UIDS" == *" $u "* ]] || UIDS="$UIDS$u "; done
+    if [ "$MOST" -ge 1 ] && ! $fired && declare -F on_seen >/dev/null; then fired=true; on_seen; fi
+    sleep 0.1
+  done
+}
+
+# procs_of_uids "UID ...": every process on the machine running as one of
+# those uids (whatever its parent: a child that escaped is found too).
+procs_of_uids() { ps -eo uid=,stat=,args= | awk -v u="$1" 'index(" " u " ", " " $1 " ")'; }
+
 finish_security() {
   echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
   [ "$FAILED" -eq 0 ]

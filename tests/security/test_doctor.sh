@@ -8,13 +8,19 @@ start_node a --redis "$REDIS_URL"
 load_doctor
 names=$(python3 -c 'import json,sys; print(" ".join(l["name"] for l in json.loads(sys.argv[1])["layers"]))' "$DOCTOR")
 check "every layer is reported" \
-  "lua rlimits no-new-privs seccomp user mount-namespace pid-namespace ipc-namespace uts-namespace net-namespace root-dir" \
+  "lua rlimits no-new-privs seccomp user mount-namespace pid-namespace ipc-namespace uts-namespace net-namespace root-dir cgroup exec-network" \
   "$names"
 check "isolation is on by default" "on" "$(jfield isolation <<<"$DOCTOR")"
 table=$(tine doctor)
 check "tine doctor: first line" "isolation: on" "$(head -1 <<<"$table")"
 check "tine doctor: header" "LAYER STATE DETAIL" "$(sed -n 3p <<<"$table" | tr -s ' ')"
-check "tine doctor: one row per layer" "11" "$(tail -n +4 <<<"$table" | wc -l | tr -d ' ')"
+check "tine doctor: one row per layer" "13" "$(tail -n +4 <<<"$table" | wc -l | tr -d ' ')"
+for l in cgroup exec-network; do
+  check_contains "tine doctor: the $l row says what it does or why it is off" "$(layer_why "$l" | cut -c1-40)" \
+    "$(grep "^$l " <<<"$table")"
+done
+check_contains "the ipc-namespace layer says exec invocations get their own" "each exec invocation gets one of its own" \
+  "$(layer_why ipc-namespace)"
 check_contains "tine doctor: the seccomp row" "seccomp" "$(grep '^seccomp ' <<<"$table")"
 check "tine --json doctor is the server's answer" "$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1]), sort_keys=True))' "$DOCTOR")" \
   "$(tine --json doctor | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin), sort_keys=True))')"
@@ -25,7 +31,8 @@ for l in $(python3 -c 'import json,sys; print(" ".join(l["name"] for l in json.l
   check_contains "warning for $l says why" "isolation layer $l is off: $(layer_why "$l")" "$(cat "$T/a.log")"
 done
 if [ "$(id -u)" = 0 ]; then
-  for l in rlimits no-new-privs seccomp user mount-namespace pid-namespace ipc-namespace uts-namespace net-namespace root-dir; do
+  for l in rlimits no-new-privs seccomp user mount-namespace pid-namespace ipc-namespace uts-namespace net-namespace root-dir \
+    cgroup exec-network; do
     if layer_on "$l"; then ok "as root, $l is on"; else skip "as root, $l is on" "$(layer_why "$l")"; fi
   done
 fi
@@ -41,9 +48,9 @@ start_node b --redis "$REDIS_URL" --isolation off
 load_doctor
 check "isolation off" "off" "$(jfield isolation <<<"$DOCTOR")"
 check "--isolation off keeps the Lua layer" "true" "$(layer_field lua active)"
-check "--isolation off: 10 layers off, each saying why" "10" \
+check "--isolation off: 12 layers off, each saying why" "12" \
   "$(python3 -c 'import json,sys; print(sum(not l["active"] and l["detail"] == "--isolation off" for l in json.loads(sys.argv[1])["layers"]))' "$DOCTOR")"
-check "--isolation off: 10 startup warnings" "10" "$(grep -c 'warning: isolation layer .* is off: --isolation off' "$T/b.log")"
+check "--isolation off: 12 startup warnings" "12" "$(grep -c 'warning: isolation layer .* is off: --isolation off' "$T/b.log")"
 check_contains "tine doctor shows OFF" "OFF" "$(tine doctor | grep '^seccomp ')"
 mkdir -p "$T/app"
 cat >"$T/app/tine.yaml" <<'YAML'
