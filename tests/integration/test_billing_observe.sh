@@ -51,7 +51,7 @@ check_contains "dead letters summed over the apps" 'tine_event_dead_letters 2' "
 # tine logs: past lines, then -f shows a new line within a second.
 wait_for 5 bash -c "'$BIN/tine' --url '$URL' --token '$TOKEN' logs obs | grep -q said"
 check_contains "past log lines" "say v1 info: said" "$(tine logs obs say)"
-check "function filter" "" "$(tine logs obs boom)"
+check "function filter" "" "$(run tine logs obs boom)"
 tine logs obs say -f --limit 0 >"$T/follow.out" 2>"$T/follow.err" &
 FOLLOW=$!
 PIDS+=($FOLLOW)

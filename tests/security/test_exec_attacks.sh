@@ -73,7 +73,7 @@ CHECK="fill the disk (many files)"
 if need_layers root-dir mount-namespace; then
   attack "$CHECK" evilx fill '{}' 500 "No space left on device"
 fi
-check "no working dir left on the host" "" "$(find "$T/tmp" -mindepth 2 2>/dev/null)"
+check "no working dir left on the host" "" "$(run find "$T/tmp" -mindepth 2)"
 
 CHECK="fork bomb"
 inv evilx bomb '{}' >"$T/bomb.out" &
