@@ -22,6 +22,8 @@ typedef struct {
     char *handler;        /* as written: "src/items.lua#list" or "scripts/x.sh" */
     char *handler_file;   /* bundle-relative path: "src/items.lua" */
     char *handler_export; /* "list"; NULL for runtime exec */
+    unsigned handler_line; /* where the handler's value is in the manifest (1-based) */
+    unsigned handler_col;
     uint32_t memory_mb;   /* 16 .. 10240 */
     uint32_t timeout_ms;  /* 1 .. 900000 */
     uint32_t concurrency; /* 1 .. 1000 */
