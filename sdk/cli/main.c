@@ -16,8 +16,10 @@ static const cli_command_t commands[] = {
      "for tined. Ctrl-C / SIGTERM are forwarded to tined; tine exits with its\n"
      "status. If the deploy fails, tined is stopped and tine exits 1.\n"
      "\n"
-     "  --listen ADDR     address tined listens on (default 127.0.0.1:8080);\n"
-     "                    tine talks to it there (0.0.0.0 becomes 127.0.0.1)\n"
+     "  --listen ADDR     address tined listens on (else $TINE_LISTEN, else\n"
+     "                    127.0.0.1:8080); tine talks to it there (0.0.0.0\n"
+     "                    becomes 127.0.0.1). When it is taken, tine says so\n"
+     "                    and exits 1\n"
      "  --state-dir DIR   tined's state dir (default as for the token lookup)\n"
      "  --redis URL       use this Redis instead of tined's private one\n"
      "  --no-auth         run tined without admin token (loopback only)\n",
