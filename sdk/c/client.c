@@ -490,13 +490,19 @@ int tine_apps(tine_client_t *c, char **response)
 
 int tine_deploy(tine_client_t *c, const char *app, const void *tgz, size_t len, char **response)
 {
+    return tine_deploy_ex(c, app, tgz, len, 0, response);
+}
+
+int tine_deploy_ex(tine_client_t *c, const char *app, const void *tgz, size_t len, unsigned flags,
+                   char **response)
+{
     if (response != NULL)
         *response = NULL;
     if (tgz == NULL || len == 0) {
         set_error(c, "empty bundle");
         return -EINVAL;
     }
-    char *path = app_path(c, app, "");
+    char *path = app_path(c, app, (flags & TINE_DEPLOY_FORCE) ? "?force=1" : "");
     if (path == NULL)
         return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
     int rc = api_call(c, "PUT", path, tgz, len, "application/gzip", response);
@@ -504,16 +510,45 @@ int tine_deploy(tine_client_t *c, const char *app, const void *tgz, size_t len, 
     return rc;
 }
 
-int tine_versions(tine_client_t *c, const char *app, char **response)
+/* One call to /_tine/v1/apps/{app}<suffix> with an optional JSON body. */
+static int app_call(tine_client_t *c, const char *method, const char *app, const char *suffix, const char *body,
+                    char **response)
 {
     if (response != NULL)
         *response = NULL;
-    char *path = app_path(c, app, "/versions");
+    char *path = app_path(c, app, suffix);
     if (path == NULL)
         return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
-    int rc = api_call(c, "GET", path, NULL, 0, NULL, response);
+    int rc = api_call(c, method, path, body, body ? strlen(body) : 0, body ? "application/json" : NULL, response);
     free(path);
     return rc;
+}
+
+int tine_app(tine_client_t *c, const char *app, char **response)
+{
+    return app_call(c, "GET", app, "", NULL, response);
+}
+
+int tine_delete_app(tine_client_t *c, const char *app, char **response)
+{
+    return app_call(c, "DELETE", app, "", NULL, response);
+}
+
+int tine_prune_versions(tine_client_t *c, const char *app, unsigned keep, char **response)
+{
+    char body[40];
+    snprintf(body, sizeof body, "{\"keep\":%u}", keep);
+    return app_call(c, "POST", app, "/versions/prune", body, response);
+}
+
+int tine_ready(tine_client_t *c, char **response)
+{
+    return api_call(c, "GET", "/_tine/v1/ready", NULL, 0, NULL, response);
+}
+
+int tine_versions(tine_client_t *c, const char *app, char **response)
+{
+    return app_call(c, "GET", app, "/versions", NULL, response);
 }
 
 int tine_rollback(tine_client_t *c, const char *app, uint64_t version, char **response)
@@ -534,14 +569,7 @@ int tine_rollback(tine_client_t *c, const char *app, uint64_t version, char **re
 
 int tine_routes(tine_client_t *c, const char *app, char **response)
 {
-    if (response != NULL)
-        *response = NULL;
-    char *path = app_path(c, app, "/routes");
-    if (path == NULL)
-        return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
-    int rc = api_call(c, "GET", path, NULL, 0, NULL, response);
-    free(path);
-    return rc;
+    return app_call(c, "GET", app, "/routes", NULL, response);
 }
 
 /* Builds "/_tine/v1/apps/<app>/functions/<fn>/<verb>" with both names
@@ -662,14 +690,7 @@ int tine_events_emit(tine_client_t *c, const char *event_json, size_t len, char 
 
 int tine_dlq(tine_client_t *c, const char *app, char **response)
 {
-    if (response != NULL)
-        *response = NULL;
-    char *path = app_path(c, app, "/dlq");
-    if (path == NULL)
-        return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
-    int rc = api_call(c, "GET", path, NULL, 0, NULL, response);
-    free(path);
-    return rc;
+    return app_call(c, "GET", app, "/dlq", NULL, response);
 }
 
 int tine_dlq_replay(tine_client_t *c, const char *app, const char *const *ids, size_t n, char **response)

@@ -24,17 +24,41 @@ static const cli_command_t commands[] = {
      "  --redis URL       use this Redis instead of tined's private one\n"
      "  --no-auth         run tined without admin token (loopback only)\n",
      cli_cmd_up},
-    {"deploy", "validate, pack and upload the app in DIR as its next version", "deploy [DIR]",
+    {"deploy", "validate, pack and upload the app in DIR as its next version", "deploy [DIR] [--force]",
      "Reads DIR/tine.yaml (or tine.yml, tine.json; DIR defaults to .), checks\n"
      "it locally (errors print as file:line:col: key: what was expected), packs\n"
      "the manifest and the files below DIR into a tar.gz and uploads it:\n"
-     "prints 'deployed APP version N'.\n",
+     "prints 'deployed APP version N'. The node checks it again (Lua syntax,\n"
+     "that each handler's module exports its function, routes) and answers\n"
+     "only once it serves the new version; a node that cannot (its state dir\n"
+     "full or read-only) says why and keeps the live version.\n"
+     "The same files as the live version make no new version: 'unchanged:\n"
+     "APP version N is live'. The same files as an older version are refused\n"
+     "(nothing changes; tine rollback APP N makes that one live).\n"
+     "\n"
+     "  --force           store a new version even when the files are the same\n",
      cli_cmd_deploy},
-    {"apps", "list the deployed apps", "apps", "Prints a table: APP LIVE VERSIONS.\n", cli_cmd_apps},
-    {"versions", "list an app's versions", "versions APP",
-     "Prints a table: VERSION CREATED FILES SHA256 (first 12 hex digits),\n"
-     "with '*' marking the live version.\n",
+    {"apps", "list the deployed apps", "apps",
+     "Prints a table: APP LIVE VERSIONS. LIVE reads '3 (this node: 2)' when\n"
+     "the node tine talks to cannot load the live version and serves another.\n",
+     cli_cmd_apps},
+    {"versions", "list an app's versions, or prune old ones", "versions APP | versions prune APP --keep N",
+     "  versions APP\n"
+     "      a table: VERSION CREATED FILES SHA256 (first 12 hex digits), '*'\n"
+     "      marking the live version, then which version the node tine talks\n"
+     "      to serves (and why, when it cannot load the live one)\n"
+     "  versions prune APP --keep N\n"
+     "      removes every version but the N newest and the live one (never\n"
+     "      removed), then the stored files no version uses any more\n",
      cli_cmd_versions},
+    {"delete", "delete an app and its data", "delete APP --yes",
+     "Deletes APP on every node of the cluster: its routes and triggers stop\n"
+     "at once, then its versions, stored files, tine.kv keys, dead letters\n"
+     "and activation records are removed. Its usage per day is kept for\n"
+     "billing (tine usage APP), and its version numbers are not reused.\n"
+     "\n"
+     "  -y, --yes         required: says you mean it\n",
+     cli_cmd_delete},
     {"rollback", "make an earlier version of an app live", "rollback APP [N]",
      "Makes version N live, or without N the version before the live one:\n"
      "prints 'APP: live version is now N'.\n",
