@@ -217,8 +217,10 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
         }
         return;
     }
-    r = reg_store_stage(store, b, &version, err, sizeof(err));
+    uint64_t mark = 0;
+    r = reg_store_stage(store, b, &version, &mark, err, sizeof(err));
     if (r != 0) {
+        reg_store_release_marks(store, mark);
         reg_bundle_free(b);
         gw__send_error(req, 503, "deploy of %s failed: %s", app, err);
         return;
@@ -229,6 +231,7 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
     if (r != 0) {
         char e2[256];
         reg_store_unstage(store, app, version, e2, sizeof(e2));
+        reg_store_release_marks(store, mark);
         char *msg = xasprintf("%s: version %" PRIu64 " was not deployed: this node cannot store its files (%s); "
                               "version %" PRIu64 " stays live",
                               app, version, err, live);
@@ -238,6 +241,7 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
         return;
     }
     r = reg_store_make_live(store, app, version, &newer, err, sizeof(err));
+    reg_store_release_marks(store, mark); /* live (its app registered), or kept as a version */
     if (r != 0) {
         deploy_failed(gw, req, r == TINE_ECONFLICT ? 409 : r == TINE_ENOTFOUND ? 404 : 503, app, version, newer,
                       err);

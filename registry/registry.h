@@ -199,8 +199,12 @@ void reg_bundle_identity(const reg_bundle_t *b, char out[65]);
 
 /* Stages a validated bundle as the next version of its app, not live: its
  * files (stored once by SHA-256) and its version hash. Returns 0 and the
- * new version number. */
-int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, char *err, size_t errlen);
+ * new version number. Its files are marked as in use by a deploy under way
+ * (*mark) until reg_store_release_marks, which the caller calls once the
+ * version is live or removed (also after a failure). */
+int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, uint64_t *mark, char *err,
+                    size_t errlen);
+void reg_store_release_marks(reg_store_t *s, uint64_t mark);
 
 /* Makes a staged version live and publishes it on REG_DEPLOY_CHANNEL, in one
  * step. Returns TINE_ECONFLICT (a newer version, stored in *newer, became

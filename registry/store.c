@@ -8,9 +8,10 @@
  *                             manifest (bundle path of the manifest),
  *                             files (JSON object path -> sha256)
  *   tine:blob:{sha256}        file contents, stored once, never changed
- *   tine:blobs:inflight       ZSET sha256 -> unix ms: blobs a deploy is about
- *                             to reference; the blob collector of prune and
- *                             delete leaves them alone for STORE_BLOB_GRACE_MS
+ *   tine:deploying            SET of ids of the deploys under way
+ *   tine:deploying:{id}       SET of the sha256 a deploy under way stores
+ *                             (expires after STORE_DEPLOY_MARK_S): the blob
+ *                             collector of prune and delete leaves them alone
  *
  * Versions are immutable once written. A deploy stages its version (blobs,
  * then the version hash) and makes it live in one script with the
@@ -35,10 +36,10 @@ struct reg_store {
     char *url;
 };
 
-#define STORE_INFLIGHT_KEY "tine:blobs:inflight"
-/* How long a deploy's blobs are safe from the collector without a version
- * referencing them: far longer than storing a bundle takes. */
-#define STORE_BLOB_GRACE_MS ((int64_t)3600 * 1000)
+#define STORE_DEPLOYING_KEY "tine:deploying"
+/* How long the marks of a deploy that never ended (its node died) protect
+ * its blobs: far longer than storing a bundle takes. */
+#define STORE_DEPLOY_MARK_S 3600
 
 /* Parses "unix:///path" or "redis://host:port[/db]" and connects. */
 static redisContext *store_open(const char *url, char *err, size_t errlen)
@@ -231,7 +232,47 @@ void reg_bundle_identity(const reg_bundle_t *b, char out[65])
     tine_buf_dispose(&buf);
 }
 
-int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, char *err, size_t errlen)
+/* Marks the blobs of a deploy under way (a set of their sha256 under a
+ * fresh id, registered in tine:deploying), before any is written: the
+ * collector leaves them alone until reg_store_release_marks. */
+static int mark_blobs(reg_store_t *s, const reg_bundle_t *b, uint64_t *mark, char *err, size_t errlen)
+{
+    redisReply *r = store_cmd(s, err, errlen, "INCR %s:seq", STORE_DEPLOYING_KEY);
+    if (r == NULL)
+        return TINE_EREDIS;
+    *mark = (uint64_t)r->integer;
+    freeReplyObject(r);
+    char key[64], id[32], ttl[16];
+    snprintf(id, sizeof(id), "%" PRIu64, *mark);
+    snprintf(key, sizeof(key), "%s:%s", STORE_DEPLOYING_KEY, id);
+    snprintf(ttl, sizeof(ttl), "%d", STORE_DEPLOY_MARK_S);
+    argv_t a = {0};
+    argv_add(&a, "SADD");
+    argv_add(&a, key);
+    for (size_t i = 0; i < b->files_len; i++)
+        argv_add(&a, b->files[i].sha256);
+    redisAppendCommand(s->c, "MULTI");
+    redisAppendCommandArgv(s->c, (int)a.len, (const char **)a.v, a.lens);
+    redisAppendCommand(s->c, "EXPIRE %s %s", key, ttl);
+    redisAppendCommand(s->c, "SADD %s %s", STORE_DEPLOYING_KEY, id);
+    redisAppendCommand(s->c, "EXEC");
+    argv_dispose(&a);
+    return store_exec_replies(s, 5, err, errlen);
+}
+
+void reg_store_release_marks(reg_store_t *s, uint64_t mark)
+{
+    char err[256];
+    if (mark == 0)
+        return;
+    redisReply *r = store_cmd(s, err, sizeof(err), "DEL %s:%" PRIu64, STORE_DEPLOYING_KEY, mark);
+    freeReplyObject(r);
+    r = store_cmd(s, err, sizeof(err), "SREM %s %" PRIu64, STORE_DEPLOYING_KEY, mark);
+    freeReplyObject(r);
+}
+
+int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, uint64_t *mark, char *err,
+                    size_t errlen)
 {
     const char *app = b->manifest->app;
     redisReply *r;
@@ -240,20 +281,9 @@ int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, ch
 
     /* Marked first, so the blob collector of a concurrent prune or delete
      * leaves these blobs alone while no version references them yet. */
-    if (b->files_len > 0) {
-        argv_t a = {0};
-        argv_add(&a, "ZADD");
-        argv_add(&a, STORE_INFLIGHT_KEY);
-        for (size_t i = 0; i < b->files_len; i++) {
-            argv_add(&a, now);
-            argv_add(&a, b->files[i].sha256);
-        }
-        r = store_cmd_list(s, err, errlen, &a);
-        argv_dispose(&a);
-        if (r == NULL)
-            return TINE_EREDIS;
-        freeReplyObject(r);
-    }
+    *mark = 0;
+    if (b->files_len > 0 && mark_blobs(s, b, mark, err, errlen) != 0)
+        return TINE_EREDIS;
     /* File contents: content-addressed, so writing them before the version
      * exists is harmless if the deploy fails later. */
     for (size_t i = 0; i < b->files_len; i++) {
@@ -349,10 +379,11 @@ int reg_store_unstage(reg_store_t *s, const char *app, uint64_t version, char *e
 
 int reg_store_deploy(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, char *err, size_t errlen)
 {
-    uint64_t n = 0, newer = 0;
-    int rc = reg_store_stage(s, b, &n, err, errlen);
+    uint64_t n = 0, newer = 0, mark = 0;
+    int rc = reg_store_stage(s, b, &n, &mark, err, errlen);
     if (rc == 0)
         rc = reg_store_make_live(s, b->manifest->app, n, &newer, err, errlen);
+    reg_store_release_marks(s, mark);
     if (rc == 0)
         *version = n;
     return rc;
@@ -574,7 +605,7 @@ int reg_store_find_identical(reg_store_t *s, const reg_bundle_t *b, uint64_t *ve
 
 /* ------------------------------------------------------- prune, delete */
 
-/* A set of strings: sorted and deduplicated by sorted_set_seal. */
+/* A set of strings: sorted and deduplicated by str_set_seal. */
 typedef struct {
     char **v;
     size_t len;
@@ -601,11 +632,6 @@ static void str_set_seal(str_set_t *set)
             set->v[o++] = set->v[i];
     }
     set->len = o;
-}
-
-static bool str_set_has(const str_set_t *set, const char *str)
-{
-    return set->len > 0 && bsearch(&str, set->v, set->len, sizeof(*set->v), cmp_str) != NULL;
 }
 
 static void str_set_dispose(str_set_t *set)
@@ -647,69 +673,60 @@ static int app_seq(reg_store_t *s, const char *app, uint64_t *seq, char *err, si
     return 0;
 }
 
-/* Deletes, of the blobs in `candidates`, those no version of any app
- * references and no deploy marked within STORE_BLOB_GRACE_MS.
- *
- * Safe against a concurrent deploy: a deploy marks its blobs in
- * tine:blobs:inflight before writing them and before writing its version,
- * and the script below checks the marks and deletes in one step. A blob the
- * scan of versions missed because its version was written after the scan
- * was marked before that, so before the script ran; a blob marked after the
- * script ran is written again by that deploy (SET NX finds it missing). */
+/* The collector: deletes, of the blobs given (ARGV), those no version of
+ * any registered app references and no deploy under way marked. Run as one
+ * script, it sees versions and marks as of one instant: a deploy marks its
+ * blobs before writing them and its version, and releases the marks only
+ * after its app is registered (made live) or its version removed; a blob
+ * marked after the script ran is written again by that deploy (SET NX
+ * finds it missing). Marks of deploys whose node died expire. */
+static const char gc_script[] =
+    "local referenced = {} "
+    "for _, app in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
+    "  local seq = tonumber(redis.call('GET', 'tine:app:' .. app .. ':seq') or '0') "
+    "  for v = 1, seq do "
+    "    local files = redis.call('HGET', 'tine:app:' .. app .. ':v:' .. v, 'files') "
+    "    if files then for _, sha in pairs(cjson.decode(files)) do referenced[sha] = true end end "
+    "  end "
+    "end "
+    "local marks = {} "
+    "for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do "
+    "  local k = KEYS[2] .. ':' .. id "
+    "  if redis.call('EXISTS', k) == 1 then marks[#marks + 1] = k else redis.call('SREM', KEYS[2], id) end "
+    "end "
+    "local n = 0 "
+    "for i = 1, #ARGV do "
+    "  local keep = referenced[ARGV[i]] "
+    "  for _, k in ipairs(marks) do "
+    "    if not keep and redis.call('SISMEMBER', k, ARGV[i]) == 1 then keep = true end "
+    "  end "
+    "  if not keep then n = n + redis.call('DEL', 'tine:blob:' .. ARGV[i]) end "
+    "end "
+    "return n";
+
+/* Deletes, of the blobs in `candidates`, those nothing references any more
+ * (gc_script); stores how many in *deleted. */
 static int gc_blobs(reg_store_t *s, str_set_t *candidates, size_t *deleted, char *err, size_t errlen)
 {
     *deleted = 0;
     str_set_seal(candidates);
     if (candidates->len == 0)
         return 0;
-    str_set_t referenced = {0};
-    char **apps = NULL;
-    size_t napps = 0;
-    int rc = reg_store_list_apps(s, &apps, &napps) == 0 ? 0 : TINE_EREDIS;
-    if (rc != 0)
-        snprintf(err, errlen, "redis unreachable while collecting files");
-    for (size_t i = 0; i < napps; i++) {
-        uint64_t seq = 0;
-        if (rc == 0)
-            rc = app_seq(s, apps[i], &seq, err, errlen);
-        for (uint64_t v = 1; rc == 0 && v <= seq; v++)
-            rc = add_version_blobs(s, apps[i], v, &referenced, err, errlen);
-        free(apps[i]);
-    }
-    free(apps);
-    str_set_seal(&referenced);
     argv_t a = {0};
     argv_add(&a, "EVAL");
-    argv_add(&a,
-             "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (tonumber(ARGV[1]) - tonumber(ARGV[2]))) "
-             "local n = 0 "
-             "for i = 3, #ARGV do "
-             "  local marked = redis.call('ZSCORE', KEYS[1], ARGV[i]) "
-             "  if not marked then n = n + redis.call('DEL', 'tine:blob:' .. ARGV[i]) end "
-             "end "
-             "return n");
-    argv_add(&a, "1");
-    argv_add(&a, STORE_INFLIGHT_KEY);
-    char num[32];
-    snprintf(num, sizeof(num), "%" PRId64, wall_ms());
-    argv_add(&a, num);
-    snprintf(num, sizeof(num), "%" PRId64, STORE_BLOB_GRACE_MS);
-    argv_add(&a, num);
-    size_t fixed = a.len;
+    argv_add(&a, gc_script);
+    argv_add(&a, "2");
+    argv_add(&a, "tine:apps");
+    argv_add(&a, STORE_DEPLOYING_KEY);
     for (size_t i = 0; i < candidates->len; i++)
-        if (!str_set_has(&referenced, candidates->v[i]))
-            argv_add(&a, candidates->v[i]);
-    if (rc == 0 && a.len > fixed) {
-        redisReply *r = store_cmd_list(s, err, errlen, &a);
-        if (r == NULL)
-            rc = TINE_EREDIS;
-        else
-            *deleted = r->type == REDIS_REPLY_INTEGER ? (size_t)r->integer : 0;
-        freeReplyObject(r);
-    }
+        argv_add(&a, candidates->v[i]);
+    redisReply *r = store_cmd_list(s, err, errlen, &a);
     argv_dispose(&a);
-    str_set_dispose(&referenced);
-    return rc;
+    if (r == NULL)
+        return TINE_EREDIS;
+    *deleted = r->type == REDIS_REPLY_INTEGER ? (size_t)r->integer : 0;
+    freeReplyObject(r);
+    return 0;
 }
 
 int reg_store_prune(reg_store_t *s, const char *app, size_t keep, reg_prune_result_t *out, char *err,
