@@ -8,6 +8,7 @@ PASSED=0
 FAILED=0
 SKIPPED=0
 PIDS=()
+AT_EXIT=()
 # The exit code of a script that could not run here (ctest SKIP_RETURN_CODE).
 SKIP_RC=77
 
@@ -15,12 +16,17 @@ cleanup() {
   local rc=$?
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  for h in "${AT_EXIT[@]}"; do eval "$h" || true; done
   if [ "$FAILED" -ne 0 ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne "$SKIP_RC" ]; }; then
     for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }; done
   fi
   rm -rf "$T"
 }
 trap cleanup EXIT
+
+# at_exit COMMAND: run at the end, after the processes stopped and before
+# the temp dir is removed (umount what the test mounted there).
+at_exit() { AT_EXIT+=("$*"); }
 
 # ok NAME: a passed check. fail NAME DETAIL: a failed one.
 ok() { PASSED=$((PASSED + 1)); echo "ok   $1"; }

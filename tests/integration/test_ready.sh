@@ -17,6 +17,7 @@ start_node b --redis "$REDIS_URL"
 mkdir -p "$T/a/bundles"
 if [ -n "${TINE_TEST_MOUNT_NS:-}" ]; then
   mount -t tmpfs -o size=1m tmpfs "$T/a/bundles" || skip_all "cannot mount a tmpfs here"
+  at_exit umount -l "$T/a/bundles"
   fill() { dd if=/dev/zero of="$T/a/bundles/filler" bs=64k count=32 2>/dev/null || true; }
   unfill() { rm -f "$T/a/bundles/filler"; }
   WHY="No space left on device"
