@@ -357,13 +357,11 @@ int cli_render_delete(const char *json, FILE *out, char *err, size_t errlen)
     return 0;
 }
 
-/* Prints ", "-separated numbers of a JSON array ("none" when empty). */
+/* Prints ", "-separated numbers of a JSON array. */
 static void print_numbers(FILE *out, json_t *arr)
 {
     size_t i;
     json_t *v;
-    if (json_array_size(arr) == 0)
-        fputs("none", out);
     json_array_foreach(arr, i, v) fprintf(out, "%s%" JSON_INTEGER_FORMAT, i ? ", " : "", json_integer_value(v));
 }
 
@@ -378,12 +376,17 @@ int cli_render_prune(const char *json, FILE *out, char *err, size_t errlen)
         json_decref(j);
         return fail(err, errlen, "unexpected answer from the node (no \"app\", \"pruned\" and \"kept\")");
     }
-    fprintf(out, "%s: pruned version%s ", app, json_array_size(pruned) == 1 ? "" : "s");
-    print_numbers(out, pruned);
+    if (json_array_size(pruned) == 0) {
+        fprintf(out, "%s: nothing to prune", app);
+    } else {
+        fprintf(out, "%s: pruned version%s ", app, json_array_size(pruned) == 1 ? "" : "s");
+        print_numbers(out, pruned);
+    }
     fputs("; kept ", out);
     print_numbers(out, kept);
-    fprintf(out, " (live %" JSON_INTEGER_FORMAT "); %" JSON_INTEGER_FORMAT " stored files no longer used removed\n",
-            json_integer_value(json_object_get(j, "live")), json_integer_value(json_object_get(j, "files_deleted")));
+    json_int_t files = json_integer_value(json_object_get(j, "files_deleted"));
+    fprintf(out, " (live %" JSON_INTEGER_FORMAT "); %" JSON_INTEGER_FORMAT " stored file%s no longer used removed\n",
+            json_integer_value(json_object_get(j, "live")), files, files == 1 ? "" : "s");
     json_decref(j);
     return 0;
 }
