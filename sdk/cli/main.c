@@ -137,8 +137,11 @@ static const cli_command_t commands[] = {
      "Prints the newest log lines of APP (of function FN) as\n"
      "'TIME FUNCTION vVERSION LEVEL: MESSAGE', oldest first. With -f it then\n"
      "prints new lines as the functions log them, on any node of the cluster,\n"
-     "until interrupted (a line shows when its invocation ends). --json prints\n"
-     "each line as the node's JSON object.\n"
+     "until interrupted (a line shows when its invocation ends). When the\n"
+     "stream breaks (the node restarts) it says so on stderr, reconnects\n"
+     "(0.5 s, doubling up to 10 s) and goes on with the lines logged\n"
+     "meanwhile, printing none twice. --json prints each line as the node's\n"
+     "JSON object.\n"
      "\n"
      "  -f, --follow      keep printing new lines\n"
      "  -n, --limit N     how many past lines first (default 100; 0 for none)\n",
