@@ -255,21 +255,35 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
     gw__send_json(req, 201, json_pack("{s:s, s:I}", "app", app, "version", (json_int_t)version));
 }
 
-static void admin_versions(gw_server_t *gw, h2o_req_t *req, const char *app)
+/* Reads an app's live version and versions (free *vs); answers 503 or 404
+ * and returns -1 when Redis cannot be read or the app has no version. */
+static int read_versions(gw_server_t *gw, h2o_req_t *req, const char *app, uint64_t *live, reg_version_info_t **vs,
+                         size_t *n)
 {
     reg_store_t *store = reg_live_store(gw->live);
-    uint64_t live = 0;
-    reg_version_info_t *vs = NULL;
-    size_t n = 0;
-    if (reg_store_live_version(store, app, &live) != 0 || reg_store_list_versions(store, app, &vs, &n) != 0) {
+    *live = 0;
+    *vs = NULL;
+    *n = 0;
+    if (reg_store_live_version(store, app, live) != 0 || reg_store_list_versions(store, app, vs, n) != 0) {
         gw__send_error(req, 503, "redis is unreachable");
-        return;
+        return -1;
     }
-    if (n == 0) {
-        free(vs);
+    if (*n == 0) {
+        free(*vs);
+        *vs = NULL;
         gw__send_error(req, 404, "no app named '%s'", app);
-        return;
+        return -1;
     }
+    return 0;
+}
+
+static void admin_versions(gw_server_t *gw, h2o_req_t *req, const char *app)
+{
+    uint64_t live;
+    reg_version_info_t *vs;
+    size_t n;
+    if (read_versions(gw, req, app, &live, &vs, &n) != 0)
+        return;
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         char when[32];
@@ -289,19 +303,12 @@ static void admin_versions(gw_server_t *gw, h2o_req_t *req, const char *app)
  * how many versions are stored. */
 static void admin_app(gw_server_t *gw, h2o_req_t *req, const char *app)
 {
-    reg_store_t *store = reg_live_store(gw->live);
-    uint64_t live = 0;
-    reg_version_info_t *vs = NULL;
-    size_t n = 0;
-    if (reg_store_live_version(store, app, &live) != 0 || reg_store_list_versions(store, app, &vs, &n) != 0) {
-        gw__send_error(req, 503, "redis is unreachable");
+    uint64_t live;
+    reg_version_info_t *vs;
+    size_t n;
+    if (read_versions(gw, req, app, &live, &vs, &n) != 0)
         return;
-    }
     free(vs);
-    if (n == 0) {
-        gw__send_error(req, 404, "no app named '%s'", app);
-        return;
-    }
     json_t *o = json_pack("{s:s, s:I, s:I, s:s}", "app", app, "live", (json_int_t)live, "versions", (json_int_t)n,
                           "node", gw->node_id);
     serving_fields(gw, o, app);

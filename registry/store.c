@@ -472,14 +472,24 @@ int reg_store_list_apps(reg_store_t *s, char ***names, size_t *n)
     return 0;
 }
 
+/* The last version number handed out for app (0 when none). */
+static int app_seq(reg_store_t *s, const char *app, uint64_t *seq, char *err, size_t errlen)
+{
+    redisReply *r = store_cmd(s, err, errlen, "GET tine:app:%s:seq", app);
+    if (r == NULL)
+        return TINE_EREDIS;
+    *seq = r->type == REDIS_REPLY_STRING ? strtoull(r->str, NULL, 10) : 0;
+    freeReplyObject(r);
+    return 0;
+}
+
 int reg_store_list_versions(reg_store_t *s, const char *app, reg_version_info_t **out, size_t *n)
 {
     char err[256];
-    redisReply *r = store_cmd(s, err, sizeof(err), "GET tine:app:%s:seq", app);
-    if (r == NULL)
+    uint64_t seq = 0;
+    if (app_seq(s, app, &seq, err, sizeof(err)) != 0)
         return TINE_EREDIS;
-    uint64_t seq = r->type == REDIS_REPLY_STRING ? strtoull(r->str, NULL, 10) : 0;
-    freeReplyObject(r);
+    redisReply *r;
     reg_version_info_t *v = xcalloc(seq + 1, sizeof(*v));
     size_t count = 0;
     for (uint64_t i = 1; i <= seq; i++) {
@@ -659,17 +669,6 @@ static int add_version_blobs(reg_store_t *s, const char *app, uint64_t v, str_se
             str_set_add(set, json_string_value(sha));
     }
     json_decref(files);
-    return 0;
-}
-
-/* The last version number handed out for app (0 when none). */
-static int app_seq(reg_store_t *s, const char *app, uint64_t *seq, char *err, size_t errlen)
-{
-    redisReply *r = store_cmd(s, err, errlen, "GET tine:app:%s:seq", app);
-    if (r == NULL)
-        return TINE_EREDIS;
-    *seq = r->type == REDIS_REPLY_STRING ? strtoull(r->str, NULL, 10) : 0;
-    freeReplyObject(r);
     return 0;
 }
 
