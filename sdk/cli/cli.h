@@ -226,9 +226,15 @@ int cli_cmd_delete(cli_ctx_t *ctx, int argc, char **argv);
  * *len, free it); else prints why and returns CLI_FAIL. */
 int cli_prepare_bundle(cli_ctx_t *ctx, const char *dir, char **app, void **tgz, size_t *len);
 
-/* Uploads a packed bundle (flags of tine_deploy_ex) and prints the outcome
- * ("deployed hello version 4", "unchanged: hello version 4 is live", or the
- * answer with --json). Returns CLI_OK or CLI_FAIL. */
+/* With cli_send_bundle: when the node refuses the bundle (the files of an
+ * older version, a concurrent deploy), deploy it again with
+ * TINE_DEPLOY_FORCE: `tine up DIR` serves DIR's files whatever came before. */
+#define CLI_DEPLOY_FORCE_IF_REFUSED 0x100u
+
+/* Uploads a packed bundle (flags of tine_deploy_ex, and
+ * CLI_DEPLOY_FORCE_IF_REFUSED) and prints the outcome ("deployed hello
+ * version 4", "unchanged: hello version 4 is live", or the answer with
+ * --json). Returns CLI_OK or CLI_FAIL. */
 int cli_send_bundle(cli_ctx_t *ctx, tine_client_t *c, const cli_conn_t *conn, const char *app, const void *tgz,
                     size_t len, unsigned flags);
 

@@ -87,7 +87,9 @@ int cli_send_bundle(cli_ctx_t *ctx, tine_client_t *c, const cli_conn_t *conn, co
                     size_t len, unsigned flags)
 {
     char *answer = NULL;
-    int e = tine_deploy_ex(c, app, tgz, len, flags, &answer);
+    int e = tine_deploy_ex(c, app, tgz, len, flags & TINE_DEPLOY_FORCE, &answer);
+    if (e == TINE_CLIENT_ECONFLICT && (flags & CLI_DEPLOY_FORCE_IF_REFUSED))
+        e = tine_deploy_ex(c, app, tgz, len, TINE_DEPLOY_FORCE, &answer);
     if (e != 0)
         return cli_client_fail(ctx, c, e, conn);
     int rc = CLI_OK;

@@ -418,7 +418,7 @@ int cli_cmd_up(cli_ctx_t *ctx, int argc, char **argv)
         }
     }
     tine_client_t *c = tine_client_new(url, conn.token);
-    if (c == NULL || cli_send_bundle(ctx, c, &conn, app, tgz, len, 0) != CLI_OK) {
+    if (c == NULL || cli_send_bundle(ctx, c, &conn, app, tgz, len, CLI_DEPLOY_FORCE_IF_REFUSED) != CLI_OK) {
         if (c == NULL)
             cli_fail(ctx, "out of memory");
         tine_client_free(c);

@@ -24,6 +24,13 @@ out=$(TINE_LISTEN=127.0.0.1:$P up "$T/c" 2>&1) && rc=0 || rc=$?
 check "TINE_LISTEN on a taken port: exit 1" "1" "$rc"
 check_contains "TINE_LISTEN on a taken port: the cause" "cannot listen on 127.0.0.1:$P: address already in use" "$out"
 
+# The cluster already has hello, and another version of it live: tine up
+# serves the files of its DIR all the same (a new version).
+cp -r "$SRC/functions-examples/hello" "$T/hello2"
+sed -i 's/hello, /hi, /' "$T/hello2/hello.lua"
+tine deploy "$SRC/functions-examples/hello" >/dev/null
+tine deploy "$T/hello2" >/dev/null
+
 # A stale port file (another node's, or an earlier run's) is not believed:
 # tine waits for the one its own tined writes.
 Q=$(free_port)
@@ -35,7 +42,8 @@ UP=$!
 PIDS+=($UP)
 wait_for 30 grep -q "^GET " "$T/up.out" || true
 check_contains "TINE_LISTEN: tine up deploys to its own node" "GET http://127.0.0.1:$Q/hello/" "$(cat "$T/up.out")"
-check "TINE_LISTEN: the app is served there" "hello, world" "$(run curl -sf "http://127.0.0.1:$Q/hello/")"
+check_contains "the files of an older version: a new version" "deployed hello version 3" "$(cat "$T/up.out")"
+check "TINE_LISTEN: the app is served there, from DIR" "hello, world" "$(run curl -sf "http://127.0.0.1:$Q/hello/")"
 check "the stale port file was replaced by the node's own" "$Q" "$(cat "$T/d/port")"
 kill -TERM "$UP"
 rc=0
