@@ -633,6 +633,8 @@ static void str_set_add(str_set_t *set, const char *str)
 
 static void str_set_seal(str_set_t *set)
 {
+    if (set->len == 0)
+        return; /* set->v may be NULL, which qsort must not get */
     qsort(set->v, set->len, sizeof(*set->v), cmp_str);
     size_t o = 0;
     for (size_t i = 0; i < set->len; i++) {
