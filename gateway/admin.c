@@ -136,15 +136,21 @@ static void deploy_failed(gw_server_t *gw, h2o_req_t *req, int status, const cha
                                          (json_int_t)served_version(gw, app)));
 }
 
+/* "version N", or "no version" for 0, into buf. */
+static const char *live_text(uint64_t live, char *buf, size_t len)
+{
+    if (live == 0)
+        return "no version";
+    snprintf(buf, len, "version %" PRIu64, live);
+    return buf;
+}
+
 /* Answers 503: `version` is live but this node cannot load it (why). */
 static void deploy_unloadable(gw_server_t *gw, h2o_req_t *req, const char *app, uint64_t version, const char *why)
 {
-    uint64_t serving = served_version(gw, app);
-    char serves[48] = "nothing";
-    if (serving)
-        snprintf(serves, sizeof(serves), "version %" PRIu64, serving);
+    char serves[48];
     char *msg = xasprintf("%s version %" PRIu64 " is live, but this node cannot load it: %s; it serves %s and retries",
-                          app, version, why, serves);
+                          app, version, why, live_text(served_version(gw, app), serves, sizeof(serves)));
     deploy_failed(gw, req, 503, app, version, version, msg);
     free(msg);
 }
@@ -190,6 +196,7 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
     }
     reg_store_t *store = reg_live_store(gw->live);
     uint64_t live = 0, same = 0, version = 0, newer = 0;
+    char lt[48];
     if (reg_store_live_version(store, app, &live) != 0 || reg_store_find_identical(store, b, &same) != 0) {
         reg_bundle_free(b);
         gw__send_error(req, 503, "deploy of %s failed: redis is unreachable", app);
@@ -208,10 +215,10 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
             else
                 deploy_unloadable(gw, req, app, live, err);
         } else {
-            char *msg = xasprintf("%s: this bundle is version %" PRIu64 ", and version %" PRIu64 " is live: nothing "
-                                  "deployed (tine rollback %s %" PRIu64 " makes it live again; tine deploy --force "
-                                  "stores it as a new version)",
-                                  app, same, live, app, same);
+            char *msg = xasprintf("%s: this bundle is version %" PRIu64 ", and %s is live: nothing deployed (tine "
+                                  "rollback %s %" PRIu64 " makes it live again; tine deploy --force stores it as a "
+                                  "new version)",
+                                  app, same, live_text(live, lt, sizeof(lt)), app, same);
             deploy_failed(gw, req, 409, app, same, live, msg);
             free(msg);
         }
@@ -233,8 +240,8 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
         reg_store_unstage(store, app, version, e2, sizeof(e2));
         reg_store_release_marks(store, mark);
         char *msg = xasprintf("%s: version %" PRIu64 " was not deployed: this node cannot store its files (%s); "
-                              "version %" PRIu64 " stays live",
-                              app, version, err, live);
+                              "%s stays live",
+                              app, version, err, live_text(live, lt, sizeof(lt)));
         tine_log(TINE_LOG_ERROR, "%s", msg);
         deploy_failed(gw, req, 503, app, version, live, msg);
         free(msg);
