@@ -106,8 +106,7 @@ static void admin_apps(gw_server_t *gw, h2o_req_t *req)
         size_t nv = 0;
         reg_store_list_versions(store, names[i], &vs, &nv);
         free(vs);
-        json_t *a = json_pack("{s:s, s:I, s:I}", "app", names[i], "live", (json_int_t)live, "versions",
-                              (json_int_t)nv);
+        json_t *a = json_pack("{s:s, s:I, s:I}", "app", names[i], "live", (json_int_t)live, "versions", (json_int_t)nv);
         serving_fields(gw, a, names[i]);
         json_array_append_new(apps, a);
         free(names[i]);
@@ -128,12 +127,12 @@ static uint64_t served_version(gw_server_t *gw, const char *app)
 
 /* Sends {"error", "app", "version", "live", "serving"}: a deploy that did not
  * end with this node serving the new version. */
-static void deploy_failed(gw_server_t *gw, h2o_req_t *req, int status, const char *app, uint64_t version,
-                          uint64_t live, const char *msg)
+static void deploy_failed(gw_server_t *gw, h2o_req_t *req, int status, const char *app, uint64_t version, uint64_t live,
+                          const char *msg)
 {
-    gw__send_json(req, status, json_pack("{s:s, s:s, s:I, s:I, s:I}", "error", msg, "app", app, "version",
-                                         (json_int_t)version, "live", (json_int_t)live, "serving",
-                                         (json_int_t)served_version(gw, app)));
+    gw__send_json(req, status,
+                  json_pack("{s:s, s:s, s:I, s:I, s:I}", "error", msg, "app", app, "version", (json_int_t)version,
+                            "live", (json_int_t)live, "serving", (json_int_t)served_version(gw, app)));
 }
 
 /* "version N", or "no version" for 0, into buf. */
@@ -205,13 +204,15 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
     if (same != 0 && !query_flag(req, "force")) {
         reg_bundle_free(b);
         if (same == live && served_version(gw, app) == live) {
-            gw__send_json(req, 200, json_pack("{s:s, s:I, s:I, s:b}", "app", app, "version", (json_int_t)live, "live",
-                                              (json_int_t)live, "unchanged", 1));
+            gw__send_json(req, 200,
+                          json_pack("{s:s, s:I, s:I, s:b}", "app", app, "version", (json_int_t)live, "live",
+                                    (json_int_t)live, "unchanged", 1));
         } else if (same == live) {
             /* Stored and live, but not served here: reload, and say how it went. */
             if (reg_live_reload(gw->live, app, err, sizeof(err)) == 0)
-                gw__send_json(req, 200, json_pack("{s:s, s:I, s:I, s:b}", "app", app, "version", (json_int_t)live,
-                                                  "live", (json_int_t)live, "unchanged", 1));
+                gw__send_json(req, 200,
+                              json_pack("{s:s, s:I, s:I, s:b}", "app", app, "version", (json_int_t)live, "live",
+                                        (json_int_t)live, "unchanged", 1));
             else
                 deploy_unloadable(gw, req, app, live, err);
         } else {
@@ -250,8 +251,7 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
     r = reg_store_make_live(store, app, version, &newer, err, sizeof(err));
     reg_store_release_marks(store, mark); /* live (its app registered), or kept as a version */
     if (r != 0) {
-        deploy_failed(gw, req, r == TINE_ECONFLICT ? 409 : r == TINE_ENOTFOUND ? 404 : 503, app, version, newer,
-                      err);
+        deploy_failed(gw, req, r == TINE_ECONFLICT ? 409 : r == TINE_ENOTFOUND ? 404 : 503, app, version, newer, err);
         return;
     }
     if (reg_live_reload(gw->live, app, err, sizeof(err)) != 0) {
@@ -300,8 +300,8 @@ static void admin_versions(gw_server_t *gw, h2o_req_t *req, const char *app)
                                              vs[i].bundle_sha256, "live", vs[i].version == live));
     }
     free(vs);
-    json_t *o = json_pack("{s:s, s:I, s:s, s:o}", "app", app, "live", (json_int_t)live, "node", gw->node_id,
-                          "versions", arr);
+    json_t *o =
+        json_pack("{s:s, s:I, s:s, s:o}", "app", app, "live", (json_int_t)live, "node", gw->node_id, "versions", arr);
     serving_fields(gw, o, app);
     gw__send_json(req, 200, o);
 }
@@ -359,8 +359,7 @@ static void admin_prune(gw_server_t *gw, h2o_req_t *req, const char *app)
     json_error_t jerr;
     json_t *body = json_loadb(req->entity.base, req->entity.len, 0, &jerr);
     json_t *k = json_object_get(body, "keep");
-    if (body == NULL || k == NULL || json_object_size(body) != 1 || !json_is_integer(k) ||
-        json_integer_value(k) < 0) {
+    if (body == NULL || k == NULL || json_object_size(body) != 1 || !json_is_integer(k) || json_integer_value(k) < 0) {
         json_decref(body);
         gw__send_error(req, 400, "body: expected {\"keep\": N} with N >= 0 (versions kept besides the live one)");
         return;

@@ -455,13 +455,12 @@ static int check_exports(const file_list_t *l, const char *manifest_path, const 
         if (reg__lua_export_check(f->data, f->len, fn->handler_export, &missing, exports, sizeof(exports)) != 0)
             return oom(err, errlen);
         if (missing)
-            return set_err(err, errlen, TINE_EINVAL,
-                           "%s:%u:%u: functions.%s.handler: %s does not export '%s' (%s%s%s)", manifest_path,
-                           fn->handler_line, fn->handler_col, fn->name, f->path, fn->handler_export,
-                           exports[0] ? "it exports: " : "no exports found; a handler module returns a table of "
-                                                         "functions, e.g. local M = {} function M.",
-                           exports[0] ? exports : fn->handler_export,
-                           exports[0] ? "" : "(req, ctx) ... end return M");
+            return set_err(err, errlen, TINE_EINVAL, "%s:%u:%u: functions.%s.handler: %s does not export '%s' (%s%s%s)",
+                           manifest_path, fn->handler_line, fn->handler_col, fn->name, f->path, fn->handler_export,
+                           exports[0] ? "it exports: "
+                                      : "no exports found; a handler module returns a table of "
+                                        "functions, e.g. local M = {} function M.",
+                           exports[0] ? exports : fn->handler_export, exports[0] ? "" : "(req, ctx) ... end return M");
     }
     return 0;
 }

@@ -165,18 +165,31 @@ static int read_quoted(lexer_t *x, token_t *t)
         }
         c = (unsigned char)x->src[++i];
         switch (c) {
-        case 'a': o[n++] = '\a'; break;
-        case 'b': o[n++] = '\b'; break;
-        case 'f': o[n++] = '\f'; break;
-        case 'n': o[n++] = '\n'; break;
-        case 'r': o[n++] = '\r'; break;
-        case 't': o[n++] = '\t'; break;
-        case 'v': o[n++] = '\v'; break;
+        case 'a':
+            o[n++] = '\a';
+            break;
+        case 'b':
+            o[n++] = '\b';
+            break;
+        case 'f':
+            o[n++] = '\f';
+            break;
+        case 'n':
+            o[n++] = '\n';
+            break;
+        case 'r':
+            o[n++] = '\r';
+            break;
+        case 't':
+            o[n++] = '\t';
+            break;
+        case 'v':
+            o[n++] = '\v';
+            break;
         case 'x':
             if (i + 2 < end && hex_value((unsigned char)x->src[i + 1]) >= 0 &&
                 hex_value((unsigned char)x->src[i + 2]) >= 0) {
-                o[n++] = (char)(hex_value((unsigned char)x->src[i + 1]) * 16 +
-                                hex_value((unsigned char)x->src[i + 2]));
+                o[n++] = (char)(hex_value((unsigned char)x->src[i + 1]) * 16 + hex_value((unsigned char)x->src[i + 2]));
                 i += 2;
             }
             break;
@@ -261,8 +274,7 @@ static int next_token(lexer_t *x, token_t *t)
         size_t i = x->pos;
         while (i < x->len) {
             unsigned char d = (unsigned char)x->src[i];
-            bool exp_sign = (d == '+' || d == '-') && i > x->pos &&
-                            strchr(hex ? "pP" : "eE", x->src[i - 1]) != NULL;
+            bool exp_sign = (d == '+' || d == '-') && i > x->pos && strchr(hex ? "pP" : "eE", x->src[i - 1]) != NULL;
             if (!is_name_char(d) && d != '.' && !exp_sign)
                 break;
             i++;
@@ -344,8 +356,8 @@ static bool has_word(const char *s, size_t len, const char *word)
 }
 
 /* Names whose use may add keys to a table or hand back another module's. */
-static const char *const dynamic_names[] = {"rawset", "setmetatable", "load",   "loadstring", "dofile", "loadfile",
-                                            "setfenv", "getfenv",     "module", "_G",         "_ENV",   "debug"};
+static const char *const dynamic_names[] = {"rawset",  "setmetatable", "load",   "loadstring", "dofile", "loadfile",
+                                            "setfenv", "getfenv",      "module", "_G",         "_ENV",   "debug"};
 
 /* The tokens of the module, kept whole: the analysis looks back and ahead. */
 typedef struct {
@@ -495,8 +507,8 @@ int reg__lua_export_check(const char *src, size_t len, const char *export, bool 
         } else if (op_is(t, "]") && i + 1 < ts.len && op_is(&ts.v[i + 1], "=")) {
             /* `x[key] = v` or `{ [key] = v }`: a key the code computes,
              * unless it is one literal (a string, seen above, or a number). */
-            bool literal = i >= 2 && op_is(&ts.v[i - 2], "[") &&
-                           (ts.v[i - 1].kind == TK_STRING || ts.v[i - 1].kind == TK_NUMBER);
+            bool literal =
+                i >= 2 && op_is(&ts.v[i - 2], "[") && (ts.v[i - 1].kind == TK_STRING || ts.v[i - 1].kind == TK_NUMBER);
             dynamic = !literal;
         }
     }

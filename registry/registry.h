@@ -202,15 +202,13 @@ void reg_bundle_identity(const reg_bundle_t *b, char out[65]);
  * new version number. Its files are marked as in use by a deploy under way
  * (*mark) until reg_store_release_marks, which the caller calls once the
  * version is live or removed (also after a failure). */
-int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, uint64_t *mark, char *err,
-                    size_t errlen);
+int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, uint64_t *mark, char *err, size_t errlen);
 void reg_store_release_marks(reg_store_t *s, uint64_t mark);
 
 /* Makes a staged version live and publishes it on REG_DEPLOY_CHANNEL, in one
  * step. Returns TINE_ECONFLICT (a newer version, stored in *newer, became
  * live meanwhile: it stays), TINE_ENOTFOUND when the version is gone. */
-int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint64_t *newer, char *err,
-                        size_t errlen);
+int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint64_t *newer, char *err, size_t errlen);
 
 /* Removes a staged version that did not go live (never the live one). */
 int reg_store_unstage(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen);
@@ -235,8 +233,7 @@ typedef struct {
  * when older), then the stored files no version of any app references (safe
  * against concurrent deploys). Returns TINE_ENOTFOUND for an unknown app.
  * Dispose *out with reg_prune_result_dispose (also after a failure). */
-int reg_store_prune(reg_store_t *s, const char *app, size_t keep, reg_prune_result_t *out, char *err,
-                    size_t errlen);
+int reg_store_prune(reg_store_t *s, const char *app, size_t keep, reg_prune_result_t *out, char *err, size_t errlen);
 void reg_prune_result_dispose(reg_prune_result_t *r);
 
 typedef struct {

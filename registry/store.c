@@ -271,8 +271,7 @@ void reg_store_release_marks(reg_store_t *s, uint64_t mark)
     freeReplyObject(r);
 }
 
-int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, uint64_t *mark, char *err,
-                    size_t errlen)
+int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, uint64_t *mark, char *err, size_t errlen)
 {
     const char *app = b->manifest->app;
     redisReply *r;
@@ -323,24 +322,22 @@ int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, ui
 /* Makes a version live unless it is gone or a newer version is live, with
  * the app's registration and the announcement, atomically. Returns 0, -1
  * when the version is gone, or the newer live version. */
-static const char make_live_script[] =
-    "if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end "
-    "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') "
-    "if cur > tonumber(ARGV[1]) then return cur end "
-    "redis.call('SET', KEYS[1], ARGV[1]) "
-    "redis.call('SADD', KEYS[3], ARGV[2]) "
-    "redis.call('PUBLISH', ARGV[3], ARGV[4]) "
-    "return 0";
+static const char make_live_script[] = "if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end "
+                                       "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') "
+                                       "if cur > tonumber(ARGV[1]) then return cur end "
+                                       "redis.call('SET', KEYS[1], ARGV[1]) "
+                                       "redis.call('SADD', KEYS[3], ARGV[2]) "
+                                       "redis.call('PUBLISH', ARGV[3], ARGV[4]) "
+                                       "return 0";
 
-int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint64_t *newer, char *err,
-                        size_t errlen)
+int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint64_t *newer, char *err, size_t errlen)
 {
     *newer = 0;
     char note[512];
     snprintf(note, sizeof(note), "%s %" PRIu64, app, version);
-    redisReply *r = store_cmd(s, err, errlen,
-                              "EVAL %s 3 tine:app:%s:live tine:app:%s:v:%" PRIu64 " tine:apps %" PRIu64 " %s %s %s",
-                              make_live_script, app, app, version, version, app, REG_DEPLOY_CHANNEL, note);
+    redisReply *r =
+        store_cmd(s, err, errlen, "EVAL %s 3 tine:app:%s:live tine:app:%s:v:%" PRIu64 " tine:apps %" PRIu64 " %s %s %s",
+                  make_live_script, app, app, version, version, app, REG_DEPLOY_CHANNEL, note);
     if (r == NULL)
         return TINE_EREDIS;
     long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -2;
@@ -351,7 +348,8 @@ int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint6
     }
     if (v > 0) {
         *newer = (uint64_t)v;
-        snprintf(err, errlen, "%s version %" PRIu64 " became live while version %" PRIu64
+        snprintf(err, errlen,
+                 "%s version %" PRIu64 " became live while version %" PRIu64
                  " was being stored (a concurrent deploy); %" PRIu64 " is kept but not made live",
                  app, *newer, version, version);
         return TINE_ECONFLICT;
@@ -366,8 +364,7 @@ int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint6
 int reg_store_unstage(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen)
 {
     /* Never the live version: only a staged one that did not go live. */
-    redisReply *r = store_cmd(s, err, errlen,
-                              "EVAL %s 2 tine:app:%s:live tine:app:%s:v:%" PRIu64 " %" PRIu64,
+    redisReply *r = store_cmd(s, err, errlen, "EVAL %s 2 tine:app:%s:live tine:app:%s:v:%" PRIu64 " %" PRIu64,
                               "if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end "
                               "return redis.call('DEL', KEYS[2])",
                               app, app, version, version);
@@ -432,8 +429,7 @@ int reg_store_rollback(reg_store_t *s, const char *app, uint64_t version, uint64
     /* Checked and moved in one step: a prune cannot remove it in between. */
     char note[512];
     snprintf(note, sizeof(note), "%s %" PRIu64, app, version);
-    redisReply *r = store_cmd(s, err, errlen,
-                              "EVAL %s 2 tine:app:%s:live tine:app:%s:v:%" PRIu64 " %" PRIu64 " %s %s",
+    redisReply *r = store_cmd(s, err, errlen, "EVAL %s 2 tine:app:%s:live tine:app:%s:v:%" PRIu64 " %" PRIu64 " %s %s",
                               "if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end "
                               "redis.call('SET', KEYS[1], ARGV[1]) "
                               "redis.call('PUBLISH', ARGV[2], ARGV[3]) "
@@ -730,8 +726,7 @@ static int gc_blobs(reg_store_t *s, str_set_t *candidates, size_t *deleted, char
     return 0;
 }
 
-int reg_store_prune(reg_store_t *s, const char *app, size_t keep, reg_prune_result_t *out, char *err,
-                    size_t errlen)
+int reg_store_prune(reg_store_t *s, const char *app, size_t keep, reg_prune_result_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     uint64_t live = 0;

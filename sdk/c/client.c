@@ -493,8 +493,7 @@ int tine_deploy(tine_client_t *c, const char *app, const void *tgz, size_t len, 
     return tine_deploy_ex(c, app, tgz, len, 0, response);
 }
 
-int tine_deploy_ex(tine_client_t *c, const char *app, const void *tgz, size_t len, unsigned flags,
-                   char **response)
+int tine_deploy_ex(tine_client_t *c, const char *app, const void *tgz, size_t len, unsigned flags, char **response)
 {
     if (response != NULL)
         *response = NULL;

@@ -104,8 +104,7 @@ enum {
  * {"app","version","live","unchanged":true}, one identical to an older
  * version fails with TINE_CLIENT_ECONFLICT (nothing changes). A version this
  * node cannot serve fails with TINE_CLIENT_EHTTP (503) and the reason. */
-int tine_deploy_ex(tine_client_t *c, const char *app, const void *tgz, size_t len, unsigned flags,
-                   char **response);
+int tine_deploy_ex(tine_client_t *c, const char *app, const void *tgz, size_t len, unsigned flags, char **response);
 
 /* GET /_tine/v1/apps/{app}: {"app","live","versions":N,"node","serving",
  * "problem"?}: the live version, and the one the answering node serves

@@ -136,10 +136,10 @@ typedef struct {
     cli_ctx_t *ctx;
     const char *app;
     bool follow;
-    bool live;        /* the stream answered (this connection) */
-    bool announced;   /* "following ..." printed once */
-    bool resyncing;   /* a reconnected stream: skip what was printed */
-    int64_t cutoff;   /* unix ms: older lines were before we started, or left the ring */
+    bool live;      /* the stream answered (this connection) */
+    bool announced; /* "following ..." printed once */
+    bool resyncing; /* a reconnected stream: skip what was printed */
+    int64_t cutoff; /* unix ms: older lines were before we started, or left the ring */
     seen_line_t *seen;
     size_t seen_head, seen_len;
 } logs_state_t;

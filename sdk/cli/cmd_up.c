@@ -266,8 +266,7 @@ static bool address_in_use(const char *listen)
  * tined wrote its port, nothing at the address is asked anything: another
  * node may listen there. Returns CLI_OK when healthy, else an exit code
  * (tined is then stopped and reaped); url is completed in place. */
-static int wait_healthy(cli_ctx_t *ctx, pid_t pid, const char *listen, char *url, size_t urllen,
-                        const port_file_t *pf)
+static int wait_healthy(cli_ctx_t *ctx, pid_t pid, const char *listen, char *url, size_t urllen, const port_file_t *pf)
 {
     tine_client_t *hc = NULL;
     uint64_t deadline = tine_now_ns() + UP_HEALTH_TIMEOUT_NS;

@@ -9,12 +9,15 @@
 static int cmd_help(cli_ctx_t *ctx, int argc, char **argv);
 
 static const cli_command_t commands[] = {
-    {"up", "start tined in the foreground and deploy the app in DIR", "up [DIR] [--listen ADDR] [--redis URL] [--no-auth]",
+    {"up", "start tined in the foreground and deploy the app in DIR",
+     "up [DIR] [--listen ADDR] [--redis URL] [--no-auth]",
      "Runs tined (found next to tine, else on PATH; $TINE_TINED overrides),\n"
-     "waits until it answers GET /_tine/v1/health (at most 15 s), deploys DIR\n"
-     "(default .) as 'tine deploy' would, prints the app's public URLs and waits\n"
-     "for tined. Ctrl-C / SIGTERM are forwarded to tined; tine exits with its\n"
-     "status. If the deploy fails, tined is stopped and tine exits 1.\n"
+     "waits until it listens (it wrote <state-dir>/port) and answers GET\n"
+     "/_tine/v1/health (at most 15 s), deploys DIR (default .) as 'tine\n"
+     "deploy' would (the files of an older version become a new version),\n"
+     "prints the app's public URLs and waits for tined. Ctrl-C / SIGTERM are\n"
+     "forwarded to tined; tine exits with its status. If the deploy fails,\n"
+     "tined is stopped and tine exits 1.\n"
      "\n"
      "  --listen ADDR     address tined listens on (else $TINE_LISTEN, else\n"
      "                    127.0.0.1:8080); tine talks to it there (0.0.0.0\n"

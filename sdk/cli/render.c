@@ -324,7 +324,8 @@ int cli_render_deploy(const char *json, FILE *out, char *err, size_t errlen)
         return fail(err, errlen, "unexpected answer from the node (no \"app\" and \"version\")");
     }
     if (json_is_true(json_object_get(j, "unchanged")))
-        fprintf(out, "unchanged: %s version %" JSON_INTEGER_FORMAT " is live (tine deploy --force makes a new version)\n",
+        fprintf(out,
+                "unchanged: %s version %" JSON_INTEGER_FORMAT " is live (tine deploy --force makes a new version)\n",
                 app, json_integer_value(version));
     else
         fprintf(out, "deployed %s version %" JSON_INTEGER_FORMAT "\n", app, json_integer_value(version));

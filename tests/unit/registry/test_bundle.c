@@ -694,9 +694,9 @@ static void test_read_export_check(void **state)
     assert_int_equal(reg_bundle_read(b.data, b.len, NULL, &out, err, sizeof(err)), TINE_EINVAL);
     free(b.data);
     assert_string_equal(err, "tine.json:2:33: functions.s.handler: s.lua does not export 'statz' (it exports: stats)");
-    out = expect_accept(TGZ(F("tine.yaml", "app: x\nfunctions:\n  s: { runtime: exec, handler: run.sh }\n"),
-                            F("run.sh", "echo hi")),
-                        NULL);
+    out = expect_accept(
+        TGZ(F("tine.yaml", "app: x\nfunctions:\n  s: { runtime: exec, handler: run.sh }\n"), F("run.sh", "echo hi")),
+        NULL);
     reg_bundle_free(out);
 }
 

@@ -208,12 +208,13 @@ static void test_what_this_node_serves(void **state)
     free(c.text);
 
     cap_open(&c);
-    assert_int_equal(cli_render_versions("{\"app\":\"hello\",\"live\":2,\"node\":\"vm:8080\",\"serving\":1,"
-                                         "\"problem\":\"cannot write /s/bundles/hello/2: No space left on device\","
-                                         "\"versions\":[{\"version\":1,\"created\":\"c\",\"files\":3,\"sha256\":\"ab\"},"
-                                         "{\"version\":2,\"created\":\"d\",\"files\":3,\"sha256\":\"cd\"}]}",
-                                         c.f, err, sizeof err),
-                     0);
+    assert_int_equal(
+        cli_render_versions("{\"app\":\"hello\",\"live\":2,\"node\":\"vm:8080\",\"serving\":1,"
+                            "\"problem\":\"cannot write /s/bundles/hello/2: No space left on device\","
+                            "\"versions\":[{\"version\":1,\"created\":\"c\",\"files\":3,\"sha256\":\"ab\"},"
+                            "{\"version\":2,\"created\":\"d\",\"files\":3,\"sha256\":\"cd\"}]}",
+                            c.f, err, sizeof err),
+        0);
     assert_string_equal(cap_close(&c), "  VERSION  CREATED  FILES  SHA256\n"
                                        "  1        c        3      ab\n"
                                        "* 2        d        3      cd\n"
@@ -222,10 +223,11 @@ static void test_what_this_node_serves(void **state)
     free(c.text);
 
     cap_open(&c);
-    assert_int_equal(cli_render_versions("{\"app\":\"hello\",\"live\":2,\"node\":\"vm:8080\",\"serving\":2,"
-                                         "\"versions\":[{\"version\":2,\"created\":\"d\",\"files\":3,\"sha256\":\"cd\"}]}",
-                                         c.f, err, sizeof err),
-                     0);
+    assert_int_equal(
+        cli_render_versions("{\"app\":\"hello\",\"live\":2,\"node\":\"vm:8080\",\"serving\":2,"
+                            "\"versions\":[{\"version\":2,\"created\":\"d\",\"files\":3,\"sha256\":\"cd\"}]}",
+                            c.f, err, sizeof err),
+        0);
     assert_string_equal(cap_close(&c), "  VERSION  CREATED  FILES  SHA256\n"
                                        "* 2        d        3      cd\n"
                                        "node vm:8080 serves version 2\n");
@@ -248,10 +250,9 @@ static void test_unchanged_delete_prune_lines(void **state)
                                       "\"files_deleted\":1}",
                                       c.f, err, sizeof err),
                      0);
-    assert_int_equal(
-        cli_render_prune("{\"app\":\"hello\",\"live\":2,\"pruned\":[],\"kept\":[2],\"files_deleted\":0}", c.f, err,
-                         sizeof err),
-        0);
+    assert_int_equal(cli_render_prune("{\"app\":\"hello\",\"live\":2,\"pruned\":[],\"kept\":[2],\"files_deleted\":0}",
+                                      c.f, err, sizeof err),
+                     0);
     assert_string_equal(cap_close(&c),
                         "unchanged: hello version 4 is live (tine deploy --force makes a new version)\n"
                         "deleted hello: 3 versions, 1 tine.kv key, 0 dead letters, 40 activation records (its usage "
