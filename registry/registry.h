@@ -229,9 +229,9 @@ typedef struct {
     size_t blobs_deleted; /* files no version references any more */
 } reg_prune_result_t;
 
-/* Removes the versions of `app` but the `keep` newest and the live one (even
- * when older), then the stored files no version of any app references (safe
- * against concurrent deploys). Returns TINE_ENOTFOUND for an unknown app.
+/* Removes the versions of `app` but the `keep` newest, the live one (even
+ * when older) and one a deploy under way staged, then the stored files no
+ * version of any app references (safe against concurrent deploys). Returns TINE_ENOTFOUND for an unknown app.
  * Dispose *out with reg_prune_result_dispose (also after a failure). */
 int reg_store_prune(reg_store_t *s, const char *app, size_t keep, reg_prune_result_t *out, char *err, size_t errlen);
 void reg_prune_result_dispose(reg_prune_result_t *r);

@@ -98,60 +98,62 @@ void reg_store_free(reg_store_t *s)
     free(s);
 }
 
-/* Runs one command, reconnecting once if the connection was lost. Returns the
+/* Runs one command already in the protocol's form (cmd, len bytes; taken:
+ * freed here), reconnecting once if the connection was lost. Returns the
  * reply (caller frees) or NULL with a message in err. A Redis error reply is
  * turned into NULL too. */
-static redisReply *store_cmd(reg_store_t *s, char *err, size_t errlen, const char *fmt, ...)
+static redisReply *store_run(reg_store_t *s, char *cmd, int len, char *err, size_t errlen)
 {
-    for (int attempt = 0; attempt < 2; attempt++) {
+    if (len < 0) {
+        snprintf(err, errlen, "redis: cannot format the command");
+        return NULL;
+    }
+    redisReply *out = NULL;
+    for (int attempt = 0; attempt < 2 && out == NULL; attempt++) {
         if (s->c == NULL || s->c->err) {
             if (s->c)
                 redisFree(s->c);
             s->c = store_open(s->url, err, errlen);
             if (s->c == NULL)
-                return NULL;
+                break;
         }
-        va_list ap;
-        va_start(ap, fmt);
-        redisReply *r = redisvCommand(s->c, fmt, ap);
-        va_end(ap);
-        if (r == NULL)
+        void *reply = NULL;
+        if (redisAppendFormattedCommand(s->c, cmd, (size_t)len) != REDIS_OK ||
+            redisGetReply(s->c, &reply) != REDIS_OK || reply == NULL)
             continue;
+        redisReply *r = reply;
         if (r->type == REDIS_REPLY_ERROR) {
             snprintf(err, errlen, "redis: %s", r->str);
             freeReplyObject(r);
-            return NULL;
+            break;
         }
-        return r;
+        out = r;
     }
-    snprintf(err, errlen, "redis: %s", s->c ? s->c->errstr : "not connected");
-    return NULL;
+    /* (A failed connect or an error reply wrote err already.) */
+    if (out == NULL && s->c != NULL && s->c->err)
+        snprintf(err, errlen, "redis: %s", s->c->errstr);
+    redisFreeCommand(cmd);
+    return out;
 }
 
-/* Like store_cmd with the command as argv (binary-safe, any length). */
+/* Runs one command given printf-style (hiredis' format), as store_run. */
+static redisReply *store_cmd(reg_store_t *s, char *err, size_t errlen, const char *fmt, ...)
+{
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    return store_run(s, cmd, len, err, errlen);
+}
+
+/* Runs one command given as argv (binary-safe, any length), as store_run. */
 static redisReply *store_cmd_argv(reg_store_t *s, char *err, size_t errlen, size_t argc, const char **argv,
                                   const size_t *lens)
 {
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (s->c == NULL || s->c->err) {
-            if (s->c)
-                redisFree(s->c);
-            s->c = store_open(s->url, err, errlen);
-            if (s->c == NULL)
-                return NULL;
-        }
-        redisReply *r = redisCommandArgv(s->c, (int)argc, argv, lens);
-        if (r == NULL)
-            continue;
-        if (r->type == REDIS_REPLY_ERROR) {
-            snprintf(err, errlen, "redis: %s", r->str);
-            freeReplyObject(r);
-            return NULL;
-        }
-        return r;
-    }
-    snprintf(err, errlen, "redis: %s", s->c ? s->c->errstr : "not connected");
-    return NULL;
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, (int)argc, argv, lens);
+    return store_run(s, cmd, len, err, errlen);
 }
 
 /* A growing argv of strings (copied). */
@@ -309,8 +311,11 @@ int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, ui
     uint64_t n = (uint64_t)r->integer;
     freeReplyObject(r);
 
-    r = store_cmd(s, err, errlen, "HSET tine:app:%s:v:%" PRIu64 " created %s sha256 %s manifest %s files %s", app, n,
-                  now, ident, b->manifest_path, files_json);
+    /* "pending" until the version goes live (or is removed): a prune leaves
+     * it alone. */
+    r = store_cmd(s, err, errlen,
+                  "HSET tine:app:%s:v:%" PRIu64 " created %s sha256 %s manifest %s files %s pending %s", app, n,
+                  now, ident, b->manifest_path, files_json, now);
     free(files_json);
     if (r == NULL)
         return TINE_EREDIS;
@@ -319,10 +324,12 @@ int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, ui
     return 0;
 }
 
-/* Makes a version live unless it is gone or a newer version is live, with
- * the app's registration and the announcement, atomically. Returns 0, -1
- * when the version is gone, or the newer live version. */
+/* Ends a staged version's "pending" and makes it live unless it is gone or a
+ * newer version is live, with the app's registration and the announcement,
+ * atomically. Returns 0, -1 when the version is gone, or the newer live
+ * version. */
 static const char make_live_script[] = "if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end "
+                                       "redis.call('HDEL', KEYS[2], 'pending') "
                                        "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') "
                                        "if cur > tonumber(ARGV[1]) then return cur end "
                                        "redis.call('SET', KEYS[1], ARGV[1]) "
@@ -745,37 +752,42 @@ int reg_store_prune(reg_store_t *s, const char *app, size_t keep, reg_prune_resu
     out->pruned = xcalloc(n, sizeof(*out->pruned));
     out->kept = xcalloc(n, sizeof(*out->kept));
     /* The `keep` newest versions stay, and the live one whatever its age;
-     * the script re-checks live when it deletes (a rollback may move it). */
+     * the script re-checks live when it deletes (a rollback may move it),
+     * and leaves a version a deploy under way staged (it is not live yet). */
     argv_t a = {0};
     argv_add(&a, "EVAL");
     argv_add(&a, "local gone = {} "
-                 "for i = 2, #ARGV do "
+                 "for i = 4, #ARGV do "
+                 "  local v = 'tine:app:' .. ARGV[1] .. ':v:' .. ARGV[i] "
+                 "  local pending = tonumber(redis.call('HGET', v, 'pending') or '0') "
                  "  if redis.call('GET', KEYS[1]) ~= ARGV[i] and "
-                 "     redis.call('DEL', 'tine:app:' .. ARGV[1] .. ':v:' .. ARGV[i]) == 1 then "
+                 "     pending < tonumber(ARGV[2]) - tonumber(ARGV[3]) and "
+                 "     redis.call('DEL', v) == 1 then "
                  "    gone[#gone + 1] = tonumber(ARGV[i]) "
                  "  end "
                  "end "
                  "return gone");
     argv_add(&a, "1");
-    char key[300];
+    char key[300], num[32];
     snprintf(key, sizeof(key), "tine:app:%s:live", app);
     argv_add(&a, key);
     argv_add(&a, app);
+    snprintf(num, sizeof(num), "%" PRId64, wall_ms());
+    argv_add(&a, num);
+    snprintf(num, sizeof(num), "%d", STORE_DEPLOY_MARK_S * 1000);
+    argv_add(&a, num);
+    size_t fixed = a.len;
     str_set_t candidates = {0};
     int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (i + keep >= n || vs[i].version == live) {
-            out->kept[out->nkept++] = vs[i].version;
+    for (size_t i = 0; i + keep < n; i++) {
+        if (vs[i].version == live)
             continue;
-        }
-        char num[32];
         snprintf(num, sizeof(num), "%" PRIu64, vs[i].version);
         argv_add(&a, num);
         if (rc == 0)
             rc = add_version_blobs(s, app, vs[i].version, &candidates, err, errlen);
     }
-    free(vs);
-    if (rc == 0 && a.len > 5) {
+    if (rc == 0 && a.len > fixed) {
         redisReply *r = store_cmd_list(s, err, errlen, &a);
         if (r == NULL) {
             rc = TINE_EREDIS;
@@ -785,6 +797,14 @@ int reg_store_prune(reg_store_t *s, const char *app, size_t keep, reg_prune_resu
             freeReplyObject(r);
         }
     }
+    /* Kept: every version listed that the script did not remove. */
+    for (size_t i = 0, k = 0; i < n; i++) {
+        while (k < out->npruned && out->pruned[k] < vs[i].version)
+            k++;
+        if (k == out->npruned || out->pruned[k] != vs[i].version)
+            out->kept[out->nkept++] = vs[i].version;
+    }
+    free(vs);
     argv_dispose(&a);
     if (rc == 0)
         rc = gc_blobs(s, &candidates, &out->blobs_deleted, err, errlen);

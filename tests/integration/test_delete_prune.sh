@@ -75,6 +75,18 @@ tine versions prune gone --keep 0 >/dev/null
 check "once the deploy ended, it is collected" "0" "$(r EXISTS "tine:blob:$ca")"
 check "the ended deploy's id is dropped" "0" "$(r SISMEMBER tine:deploying under-way)"
 
+# A version a deploy under way staged (not live yet, "pending") is not
+# pruned; one a dead node left pending is, after an hour.
+tine deploy --force "$T/ca" >/dev/null
+tine deploy --force "$T/cb" >/dev/null
+v=$(r GET tine:app:gone:seq)
+r HSET "tine:app:gone:v:$((v - 1))" pending "$(date +%s%3N)" >/dev/null
+tine versions prune gone --keep 0 >/dev/null
+check "a version a deploy under way staged is kept" "1" "$(r EXISTS "tine:app:gone:v:$((v - 1))")"
+r HSET "tine:app:gone:v:$((v - 1))" pending "$(( $(date +%s%3N) - 3601000 ))" >/dev/null
+check_contains "one left pending by a dead node is pruned" "gone: pruned version $((v - 1));" \
+  "$(run tine versions prune gone --keep 0)"
+
 # Deploys through one node while another prunes: no version may lose a
 # file. The two bundles take turns (--force), so each deploy stores files
 # that versions being pruned hold too.
@@ -96,7 +108,7 @@ for key in $(r KEYS 'tine:app:*:v:*'); do
   done
 done
 check "every version still has all its files" "0" "$missing"
-check "the newest version serves" "200 cb 39" "$(http GET /gone/who)"
+check "the newest version serves" "200 cb 41" "$(http GET /gone/who)"
 
 # ------------------------------------------------------------------ delete
 mkdir -p "$T/kv"
