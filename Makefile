@@ -1,10 +1,14 @@
 # Thin wrapper over CMake. `make up` serves functions-examples/hello on
-# 127.0.0.1:8080; `make test` runs every test. Both install missing Debian
+# 127.0.0.1:8080 (`make up PORT=8081`, `make up LISTEN=0.0.0.0:8081`, or
+# TINE_LISTEN in the environment); `make test` runs every test. Both install missing Debian
 # packages first (as root) or print the sudo line to do so.
 BUILD ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 APP ?= functions-examples/hello
+# Where `make up` serves: LISTEN (HOST:PORT), else 127.0.0.1:PORT, else
+# tine up's own default (TINE_LISTEN, else 127.0.0.1:8080).
+LISTEN ?= $(if $(PORT),127.0.0.1:$(PORT))
 
 .PHONY: all deps build test test-asan fuzz up bench clean
 
@@ -32,7 +36,7 @@ fuzz:
 	tests/fuzz/run.sh build-fuzz/bin
 
 up: build
-	$(BUILD)/bin/tine up $(APP)
+	$(BUILD)/bin/tine up $(if $(LISTEN),--listen $(LISTEN)) $(APP)
 
 # tine beside nginx + Lua, workerd and a CGI baseline: prints a table and
 # writes bench/results/latest.json (docs/benchmarks.md). BENCH_QUICK=1 for a

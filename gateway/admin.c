@@ -1,6 +1,7 @@
 /* The admin API under /_tine/v1/ (see docs/admin-api.md): deploy, list apps
- * and versions, roll back, show an app's wiring, invoke a function, health,
- * and the node's sandboxes: list, evict, scale. */
+ * and versions, roll back, prune, delete, show an app's wiring, invoke a
+ * function, health and readiness, and the node's sandboxes: list, evict,
+ * scale. */
 #include "events.h"
 #include "gateway_internal.h"
 #include "tine_common.h"
@@ -77,6 +78,17 @@ static void iso8601(int64_t ms, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* Adds what this node serves of app: "serving" (the version it serves, 0
+ * for none) and, when it cannot load the live version, "problem" (why). */
+static void serving_fields(gw_server_t *gw, json_t *o, const char *app)
+{
+    reg_app_version_t *v = reg_live_get(gw->live, app, strlen(app));
+    json_object_set_new(o, "serving", json_integer(v ? (json_int_t)v->version : 0));
+    const char *why = reg_live_failure(gw->live, app, NULL);
+    if (why)
+        json_object_set_new(o, "problem", json_string(why));
+}
+
 static void admin_apps(gw_server_t *gw, h2o_req_t *req)
 {
     reg_store_t *store = reg_live_store(gw->live);
@@ -94,14 +106,60 @@ static void admin_apps(gw_server_t *gw, h2o_req_t *req)
         size_t nv = 0;
         reg_store_list_versions(store, names[i], &vs, &nv);
         free(vs);
-        json_array_append_new(apps, json_pack("{s:s, s:I, s:I}", "app", names[i], "live", (json_int_t)live,
-                                              "versions", (json_int_t)nv));
+        json_t *a = json_pack("{s:s, s:I, s:I}", "app", names[i], "live", (json_int_t)live, "versions", (json_int_t)nv);
+        serving_fields(gw, a, names[i]);
+        json_array_append_new(apps, a);
         free(names[i]);
     }
     free(names);
     gw__send_json(req, 200, json_pack("{s:o}", "apps", apps));
 }
 
+/* Whether the query has name=1 (or name=true, or a bare name). */
+static int query_flag(h2o_req_t *req, const char *name);
+
+/* The version this node serves of app (0 for none). */
+static uint64_t served_version(gw_server_t *gw, const char *app)
+{
+    reg_app_version_t *v = reg_live_get(gw->live, app, strlen(app));
+    return v ? v->version : 0;
+}
+
+/* Sends {"error", "app", "version", "live", "serving"}: a deploy that did not
+ * end with this node serving the new version. */
+static void deploy_failed(gw_server_t *gw, h2o_req_t *req, int status, const char *app, uint64_t version, uint64_t live,
+                          const char *msg)
+{
+    gw__send_json(req, status,
+                  json_pack("{s:s, s:s, s:I, s:I, s:I}", "error", msg, "app", app, "version", (json_int_t)version,
+                            "live", (json_int_t)live, "serving", (json_int_t)served_version(gw, app)));
+}
+
+/* "version N", or "no version" for 0, into buf. */
+static const char *live_text(uint64_t live, char *buf, size_t len)
+{
+    if (live == 0)
+        return "no version";
+    snprintf(buf, len, "version %" PRIu64, live);
+    return buf;
+}
+
+/* Answers 503: `version` is live but this node cannot load it (why). */
+static void deploy_unloadable(gw_server_t *gw, h2o_req_t *req, const char *app, uint64_t version, const char *why)
+{
+    char serves[48];
+    char *msg = xasprintf("%s version %" PRIu64 " is live, but this node cannot load it: %s; it serves %s and retries",
+                          app, version, why, live_text(served_version(gw, app), serves, sizeof(serves)));
+    deploy_failed(gw, req, 503, app, version, version, msg);
+    free(msg);
+}
+
+/* PUT /apps/{app}[?force=1]: validates the bundle, answers "unchanged" when
+ * it is the live version's content (or refuses when it is an older
+ * version's, without rolling back), else stores it as the next version,
+ * writes its files on this node, makes it live and loads it. The answer
+ * says whether this node serves it: a version it cannot write is not made
+ * live; one made live that it cannot load is reported as such. */
 static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
 {
     if (req->entity.len > gw->max_bundle) {
@@ -135,34 +193,104 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
         reg_bundle_free(b);
         return;
     }
-    uint64_t version = 0;
-    r = reg_store_deploy(reg_live_store(gw->live), b, &version, err, sizeof(err));
-    reg_bundle_free(b);
+    reg_store_t *store = reg_live_store(gw->live);
+    uint64_t live = 0, same = 0, version = 0, newer = 0;
+    char lt[48];
+    if (reg_store_live_version(store, app, &live) != 0 || reg_store_find_identical(store, b, &same) != 0) {
+        reg_bundle_free(b);
+        gw__send_error(req, 503, "deploy of %s failed: redis is unreachable", app);
+        return;
+    }
+    if (same != 0 && !query_flag(req, "force")) {
+        reg_bundle_free(b);
+        if (same == live && served_version(gw, app) == live) {
+            gw__send_json(req, 200,
+                          json_pack("{s:s, s:I, s:I, s:b}", "app", app, "version", (json_int_t)live, "live",
+                                    (json_int_t)live, "unchanged", 1));
+        } else if (same == live) {
+            /* Stored and live, but not served here: reload, and say how it went. */
+            if (reg_live_reload(gw->live, app, err, sizeof(err)) == 0)
+                gw__send_json(req, 200,
+                              json_pack("{s:s, s:I, s:I, s:b}", "app", app, "version", (json_int_t)live, "live",
+                                        (json_int_t)live, "unchanged", 1));
+            else
+                deploy_unloadable(gw, req, app, live, err);
+        } else {
+            char *msg = xasprintf("%s: this bundle is version %" PRIu64 ", and %s is live: nothing deployed (tine "
+                                  "rollback %s %" PRIu64 " makes it live again; tine deploy --force stores it as a "
+                                  "new version)",
+                                  app, same, live_text(live, lt, sizeof(lt)), app, same);
+            deploy_failed(gw, req, 409, app, same, live, msg);
+            free(msg);
+        }
+        return;
+    }
+    uint64_t mark = 0;
+    r = reg_store_stage(store, b, &version, &mark, err, sizeof(err));
     if (r != 0) {
+        reg_store_release_marks(store, mark);
+        reg_bundle_free(b);
         gw__send_error(req, 503, "deploy of %s failed: %s", app, err);
         return;
     }
-    if (reg_live_reload(gw->live, app, err, sizeof(err)) != 0)
-        fprintf(stderr, "tined: deployed %s v%" PRIu64 " but could not load it: %s\n", app, version, err);
+    /* This node must be able to serve it before anyone is told it is live. */
+    r = reg_live_prepare(gw->live, b, version, err, sizeof(err));
+    reg_bundle_free(b);
+    if (r != 0) {
+        char e2[256];
+        reg_store_unstage(store, app, version, e2, sizeof(e2));
+        reg_store_release_marks(store, mark);
+        char *msg = xasprintf("%s: version %" PRIu64 " was not deployed: this node cannot store its files (%s); "
+                              "%s stays live",
+                              app, version, err, live_text(live, lt, sizeof(lt)));
+        tine_log(TINE_LOG_ERROR, "%s", msg);
+        deploy_failed(gw, req, 503, app, version, live, msg);
+        free(msg);
+        return;
+    }
+    r = reg_store_make_live(store, app, version, &newer, err, sizeof(err));
+    reg_store_release_marks(store, mark); /* live (its app registered), or kept as a version */
+    if (r != 0) {
+        deploy_failed(gw, req, r == TINE_ECONFLICT ? 409 : r == TINE_ENOTFOUND ? 404 : 503, app, version, newer, err);
+        return;
+    }
+    if (reg_live_reload(gw->live, app, err, sizeof(err)) != 0) {
+        deploy_unloadable(gw, req, app, version, err);
+        return;
+    }
     fprintf(stderr, "tined: deployed %s version %" PRIu64 "\n", app, version);
     gw__send_json(req, 201, json_pack("{s:s, s:I}", "app", app, "version", (json_int_t)version));
 }
 
-static void admin_versions(gw_server_t *gw, h2o_req_t *req, const char *app)
+/* Reads an app's live version and versions (free *vs); answers 503 or 404
+ * and returns -1 when Redis cannot be read or the app has no version. */
+static int read_versions(gw_server_t *gw, h2o_req_t *req, const char *app, uint64_t *live, reg_version_info_t **vs,
+                         size_t *n)
 {
     reg_store_t *store = reg_live_store(gw->live);
-    uint64_t live = 0;
-    reg_version_info_t *vs = NULL;
-    size_t n = 0;
-    if (reg_store_live_version(store, app, &live) != 0 || reg_store_list_versions(store, app, &vs, &n) != 0) {
+    *live = 0;
+    *vs = NULL;
+    *n = 0;
+    if (reg_store_live_version(store, app, live) != 0 || reg_store_list_versions(store, app, vs, n) != 0) {
         gw__send_error(req, 503, "redis is unreachable");
-        return;
+        return -1;
     }
-    if (n == 0) {
-        free(vs);
+    if (*n == 0) {
+        free(*vs);
+        *vs = NULL;
         gw__send_error(req, 404, "no app named '%s'", app);
-        return;
+        return -1;
     }
+    return 0;
+}
+
+static void admin_versions(gw_server_t *gw, h2o_req_t *req, const char *app)
+{
+    uint64_t live;
+    reg_version_info_t *vs;
+    size_t n;
+    if (read_versions(gw, req, app, &live, &vs, &n) != 0)
+        return;
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         char when[32];
@@ -172,7 +300,113 @@ static void admin_versions(gw_server_t *gw, h2o_req_t *req, const char *app)
                                              vs[i].bundle_sha256, "live", vs[i].version == live));
     }
     free(vs);
-    gw__send_json(req, 200, json_pack("{s:s, s:I, s:o}", "app", app, "live", (json_int_t)live, "versions", arr));
+    json_t *o =
+        json_pack("{s:s, s:I, s:s, s:o}", "app", app, "live", (json_int_t)live, "node", gw->node_id, "versions", arr);
+    serving_fields(gw, o, app);
+    gw__send_json(req, 200, o);
+}
+
+/* GET /apps/{app}: the app's live version, what this node serves of it and
+ * how many versions are stored. */
+static void admin_app(gw_server_t *gw, h2o_req_t *req, const char *app)
+{
+    uint64_t live;
+    reg_version_info_t *vs;
+    size_t n;
+    if (read_versions(gw, req, app, &live, &vs, &n) != 0)
+        return;
+    free(vs);
+    json_t *o = json_pack("{s:s, s:I, s:I, s:s}", "app", app, "live", (json_int_t)live, "versions", (json_int_t)n,
+                          "node", gw->node_id);
+    serving_fields(gw, o, app);
+    gw__send_json(req, 200, o);
+}
+
+/* DELETE /apps/{app}: the app, its versions, files only it used, tine.kv
+ * keys, dead letters and activation records; every node stops serving it. */
+static void admin_delete(gw_server_t *gw, h2o_req_t *req, const char *app)
+{
+    char err[512];
+    reg_delete_result_t d;
+    int r = reg_store_delete_app(reg_live_store(gw->live), app, &d, err, sizeof(err));
+    if (r != 0) {
+        gw__send_error(req, r == TINE_ENOTFOUND ? 404 : 503, "%s", err);
+        return;
+    }
+    /* Announced to every node; this one need not wait for the echo. */
+    if (reg_live_reload(gw->live, app, err, sizeof(err)) != 0)
+        tine_log(TINE_LOG_WARN, "deleted %s but could not drop it here yet: %s", app, err);
+    fprintf(stderr, "tined: deleted %s (%zu versions, %zu kv keys)\n", app, d.versions, d.kv_keys);
+    gw__send_json(req, 200,
+                  json_pack("{s:s, s:{s:I, s:I, s:I, s:I, s:I}, s:[s]}", "app", app, "deleted", "versions",
+                            (json_int_t)d.versions, "files", (json_int_t)d.blobs_deleted, "kv_keys",
+                            (json_int_t)d.kv_keys, "dead_letters", (json_int_t)d.dead_letters, "activations",
+                            (json_int_t)d.activations, "kept", "usage"));
+}
+
+static json_t *versions_array(const uint64_t *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_integer((json_int_t)v[i]));
+    return a;
+}
+
+/* POST /apps/{app}/versions/prune {"keep":N}: removes all but the N newest
+ * versions and the live one, then the files no version uses any more. */
+static void admin_prune(gw_server_t *gw, h2o_req_t *req, const char *app)
+{
+    json_error_t jerr;
+    json_t *body = json_loadb(req->entity.base, req->entity.len, 0, &jerr);
+    json_t *k = json_object_get(body, "keep");
+    if (body == NULL || k == NULL || json_object_size(body) != 1 || !json_is_integer(k) || json_integer_value(k) < 0) {
+        json_decref(body);
+        gw__send_error(req, 400, "body: expected {\"keep\": N} with N >= 0 (versions kept besides the live one)");
+        return;
+    }
+    size_t keep = (size_t)json_integer_value(k);
+    json_decref(body);
+    char err[512];
+    reg_prune_result_t p;
+    int r = reg_store_prune(reg_live_store(gw->live), app, keep, &p, err, sizeof(err));
+    if (r != 0) {
+        reg_prune_result_dispose(&p);
+        gw__send_error(req, r == TINE_ENOTFOUND ? 404 : 503, "%s", err);
+        return;
+    }
+    fprintf(stderr, "tined: pruned %zu versions of %s\n", p.npruned, app);
+    gw__send_json(req, 200,
+                  json_pack("{s:s, s:I, s:o, s:o, s:I}", "app", app, "live", (json_int_t)p.live, "pruned",
+                            versions_array(p.pruned, p.npruned), "kept", versions_array(p.kept, p.nkept),
+                            "files_deleted", (json_int_t)p.blobs_deleted));
+    reg_prune_result_dispose(&p);
+}
+
+/* GET /ready: 200 while this node serves every app's live version, else 503
+ * with why (the node keeps retrying). No token needed, as for /health. */
+static void admin_ready(gw_server_t *gw, h2o_req_t *req)
+{
+    size_t n = reg_live_failures(gw->live, NULL, 0);
+    if (n == 0) {
+        gw__send_json(req, 200, json_pack("{s:b}", "ready", 1));
+        return;
+    }
+    reg_live_failure_t *f = xcalloc(n, sizeof(*f));
+    reg_live_failures(gw->live, f, n);
+    json_t *reasons = json_array();
+    tine_buf_t all;
+    tine_buf_init(&all);
+    for (size_t i = 0; i < n; i++) {
+        char *why = f[i].version ? xasprintf("app %s: live version %" PRIu64 " cannot be loaded on this node: %s",
+                                             f[i].app, f[i].version, f[i].error)
+                                 : xasprintf("app %s: cannot be loaded on this node: %s", f[i].app, f[i].error);
+        json_array_append_new(reasons, json_string(why));
+        tine_buf_appendf(&all, "%s%s", i ? "; " : "", why);
+        free(why);
+    }
+    free(f);
+    gw__send_json(req, 503, json_pack("{s:b, s:s, s:o}", "ready", 0, "error", all.data, "reasons", reasons));
+    tine_buf_dispose(&all);
 }
 
 static void admin_rollback(gw_server_t *gw, h2o_req_t *req, const char *app)
@@ -197,8 +431,10 @@ static void admin_rollback(gw_server_t *gw, h2o_req_t *req, const char *app)
         gw__send_error(req, r == TINE_ENOTFOUND ? 404 : 503, "%s", err);
         return;
     }
-    if (reg_live_reload(gw->live, app, err, sizeof(err)) != 0)
-        fprintf(stderr, "tined: rolled %s back to v%" PRIu64 " but could not load it: %s\n", app, now_live, err);
+    if (reg_live_reload(gw->live, app, err, sizeof(err)) != 0) {
+        deploy_unloadable(gw, req, app, now_live, err);
+        return;
+    }
     fprintf(stderr, "tined: %s rolled back to version %" PRIu64 "\n", app, now_live);
     gw__send_json(req, 200, json_pack("{s:s, s:I}", "app", app, "live", (json_int_t)now_live));
 }
@@ -257,6 +493,14 @@ static char *query_param(h2o_req_t *req, const char *name)
         q = stop + 1;
     }
     return NULL;
+}
+
+static int query_flag(h2o_req_t *req, const char *name)
+{
+    char *v = query_param(req, name);
+    int on = v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
+    free(v);
+    return on;
 }
 
 /* Index of function `fn` in version v, or SIZE_MAX. */
@@ -456,6 +700,10 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
                                           (json_int_t)reg_live_count(gw->live)));
         return 0;
     }
+    if (n == 1 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("ready"))) {
+        admin_ready(gw, req);
+        return 0;
+    }
     if (!authorized(gw, req)) {
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("www-authenticate"), 0, NULL,
                               H2O_STRLIT("Bearer"));
@@ -489,8 +737,18 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
     if (n == 2) {
         if (method_is(req, "PUT") || method_is(req, "POST"))
             admin_deploy(gw, req, app);
+        else if (method_is(req, "GET"))
+            admin_app(gw, req, app);
+        else if (method_is(req, "DELETE"))
+            admin_delete(gw, req, app);
         else
-            gw__send_error(req, 405, "use PUT with a tar.gz bundle to deploy");
+            gw__send_error(req, 405, "use PUT with a tar.gz bundle to deploy, GET to show, DELETE to delete");
+    } else if (n == 4 && h2o_memis(seg[2].base, seg[2].len, H2O_STRLIT("versions")) &&
+               h2o_memis(seg[3].base, seg[3].len, H2O_STRLIT("prune"))) {
+        if (method_is(req, "POST"))
+            admin_prune(gw, req, app);
+        else
+            gw__send_error(req, 405, "use POST with {\"keep\": N} to prune versions");
     } else if (n == 3 && h2o_memis(seg[2].base, seg[2].len, H2O_STRLIT("versions"))) {
         if (method_is(req, "GET"))
             admin_versions(gw, req, app);

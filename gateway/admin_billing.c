@@ -126,7 +126,11 @@ static void admin_usage(gw_server_t *gw, h2o_req_t *req)
         gw__send_error(req, 400, "query: app: required (GET /_tine/v1/usage?app=NAME)");
         goto out;
     }
-    if (!name_ok(q[0].value, "-", 0) || reg_live_get(gw->live, q[0].value, strlen(q[0].value)) == NULL) {
+    /* A deleted app's usage is kept for billing: known is enough. */
+    bool known = false;
+    if (!name_ok(q[0].value, "-", 0) ||
+        (reg_live_get(gw->live, q[0].value, strlen(q[0].value)) == NULL &&
+         (reg_store_app_known(reg_live_store(gw->live), q[0].value, &known) != 0 || !known))) {
         gw__send_error(req, 404, "no app named '%s'", q[0].value);
         goto out;
     }

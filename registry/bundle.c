@@ -5,6 +5,7 @@
  *
  * Both sides are fed by users, so neither aborts: out-of-memory is -ENOMEM. */
 #include "registry.h"
+#include "registry_internal.h"
 #include "tine_common.h"
 
 #include <archive.h>
@@ -431,6 +432,39 @@ static int check_lua_syntax(const file_list_t *l, char *err, size_t errlen)
     return rc;
 }
 
+/* Refuses a Lua handler whose module certainly does not export the function
+ * it names, at the handler's place in the manifest. Nothing of the module
+ * runs: see lua_exports.c for what "certainly" means. */
+static int check_exports(const file_list_t *l, const char *manifest_path, const reg_manifest_t *m, char *err,
+                         size_t errlen)
+{
+    for (size_t i = 0; i < m->functions_len; i++) {
+        const reg_function_t *fn = &m->functions[i];
+        if (fn->runtime != REG_RUNTIME_LUA || fn->handler_export == NULL)
+            continue;
+        const char *why;
+        char *norm = normalize_path(fn->handler_file, &why);
+        if (norm == NULL)
+            return why ? 0 : oom(err, errlen); /* check_handlers reported bad paths */
+        const reg_bundle_file_t *f = find_file(l, norm);
+        free(norm);
+        if (f == NULL)
+            continue;
+        bool missing = false;
+        char exports[256];
+        if (reg__lua_export_check(f->data, f->len, fn->handler_export, &missing, exports, sizeof(exports)) != 0)
+            return oom(err, errlen);
+        if (missing)
+            return set_err(err, errlen, TINE_EINVAL, "%s:%u:%u: functions.%s.handler: %s does not export '%s' (%s%s%s)",
+                           manifest_path, fn->handler_line, fn->handler_col, fn->name, f->path, fn->handler_export,
+                           exports[0] ? "it exports: "
+                                      : "no exports found; a handler module returns a table of "
+                                        "functions, e.g. local M = {} function M.",
+                           exports[0] ? exports : fn->handler_export, exports[0] ? "" : "(req, ctx) ... end return M");
+    }
+    return 0;
+}
+
 int reg_bundle_read(const void *tgz, size_t len, const reg_bundle_limits_t *limits, reg_bundle_t **out, char *err,
                     size_t errlen)
 {
@@ -474,6 +508,8 @@ int reg_bundle_read(const void *tgz, size_t len, const reg_bundle_limits_t *limi
     if ((rc = check_handlers(&l, m, err, errlen)) != 0)
         goto fail;
     if ((rc = check_lua_syntax(&l, err, errlen)) != 0)
+        goto fail;
+    if ((rc = check_exports(&l, mf->path, m, err, errlen)) != 0)
         goto fail;
 
     reg_bundle_t *b = calloc(1, sizeof(*b));

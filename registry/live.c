@@ -1,11 +1,13 @@
 /* The in-memory table of live app versions, kept in step with Redis: loaded at
  * start, then reloaded per app whenever a deploy or rollback is announced on
  * REG_DEPLOY_CHANNEL. Requests read it without touching Redis. */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "registry.h"
 #include "tine_common.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -22,6 +24,27 @@ typedef struct {
     reg_app_version_t *version;
 } live_entry_t;
 
+/* An app whose live version this node cannot load (its state dir full or
+ * read-only, Redis unreachable...): it keeps serving what it had and tries
+ * again with backoff until it succeeds. */
+typedef struct {
+    char *app;
+    uint64_t version; /* the live version it could not load (0: unknown) */
+    char *error;
+    uint64_t next_ns;
+    uint64_t delay_ms;
+} live_failure_t;
+
+#define LIVE_RETRY_FIRST_MS 500
+#define LIVE_RETRY_MAX_MS 30000
+
+/* The retry timer, a heap object of its own (closed and freed apart from
+ * the table). */
+typedef struct {
+    uv_timer_t timer;
+    struct reg_live *l; /* NULL once the table is freed */
+} live_retry_t;
+
 struct reg_live {
     uv_loop_t *loop;
     char *redis_url;
@@ -35,6 +58,9 @@ struct reg_live {
     redisAsyncContext *sub;
     uv_timer_t reconnect_timer;
     int closing;
+    live_failure_t *failures;
+    size_t nfailures;
+    live_retry_t *retry;
 };
 
 static void live_subscribe(reg_live_t *l);
@@ -53,6 +79,21 @@ void reg_app_version_release(reg_app_version_t *v)
     free(v->bundle_dir);
     reg_route_table_free(v->routes);
     free(v);
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* Removes a directory tree (best effort; symlinks are removed, not followed). */
+static void remove_tree(const char *dir)
+{
+    nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static int write_whole(const char *path, const char *data, size_t len)
@@ -103,6 +144,7 @@ static int materialize(reg_live_t *l, const reg_bundle_t *b, const char *app, ui
         rc = -errno;
     if (rc != 0) {
         snprintf(err, errlen, "cannot write %s: %s", dir, tine_strerror(rc));
+        remove_tree(tmp); /* a full disk must not keep what it could write */
         free(dir);
         dir = NULL;
     }
@@ -154,22 +196,134 @@ static int load_version(reg_live_t *l, const char *app, uint64_t version, reg_ap
     return 0;
 }
 
+static live_failure_t *failure_find(reg_live_t *l, const char *app)
+{
+    for (size_t i = 0; i < l->nfailures; i++)
+        if (strcmp(l->failures[i].app, app) == 0)
+            return &l->failures[i];
+    return NULL;
+}
+
+static void failure_clear(reg_live_t *l, const char *app)
+{
+    live_failure_t *f = failure_find(l, app);
+    if (f == NULL)
+        return;
+    tine_log(TINE_LOG_INFO, "app %s: this node serves its live version again", app);
+    free(f->app);
+    free(f->error);
+    *f = l->failures[--l->nfailures];
+}
+
+static void on_retry_timer(uv_timer_t *t);
+
+/* Arms the retry timer for the earliest failure due. */
+static void retry_arm(reg_live_t *l)
+{
+    if (l->retry == NULL || l->closing)
+        return;
+    uint64_t next = UINT64_MAX, now = tine_now_ns();
+    for (size_t i = 0; i < l->nfailures; i++)
+        if (l->failures[i].next_ns < next)
+            next = l->failures[i].next_ns;
+    if (next == UINT64_MAX) {
+        uv_timer_stop(&l->retry->timer);
+        return;
+    }
+    uv_timer_start(&l->retry->timer, on_retry_timer, next > now ? (next - now) / 1000000 + 1 : 0, 0);
+}
+
+/* Records that the live version of app cannot be loaded here, and when to
+ * try again (backoff doubling up to LIVE_RETRY_MAX_MS). */
+static void failure_note(reg_live_t *l, const char *app, uint64_t version, const char *why)
+{
+    live_failure_t *f = failure_find(l, app);
+    if (f == NULL) {
+        l->failures = xrealloc(l->failures, (l->nfailures + 1) * sizeof(*l->failures));
+        f = &l->failures[l->nfailures++];
+        memset(f, 0, sizeof(*f));
+        f->app = xstrdup(app);
+        f->delay_ms = LIVE_RETRY_FIRST_MS;
+    } else {
+        f->delay_ms = f->delay_ms * 2 > LIVE_RETRY_MAX_MS ? LIVE_RETRY_MAX_MS : f->delay_ms * 2;
+    }
+    bool changed = f->error == NULL || strcmp(f->error, why) != 0 || f->version != version;
+    free(f->error);
+    f->error = xstrdup(why);
+    f->version = version;
+    f->next_ns = tine_now_ns() + f->delay_ms * 1000000;
+    if (changed)
+        tine_log(TINE_LOG_ERROR, "app %s: live version %" PRIu64 " cannot be loaded on this node: %s (retrying)", app,
+                 version, why);
+    retry_arm(l);
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    live_retry_t *r = container_of(t, live_retry_t, timer);
+    reg_live_t *l = r->l;
+    uint64_t now = tine_now_ns();
+    /* Copies: a reload edits the array. */
+    size_t n = l->nfailures;
+    char **due = xcalloc(n + 1, sizeof(*due));
+    size_t ndue = 0;
+    for (size_t i = 0; i < n; i++)
+        if (l->failures[i].next_ns <= now)
+            due[ndue++] = xstrdup(l->failures[i].app);
+    for (size_t i = 0; i < ndue; i++) {
+        char err[512];
+        reg_live_reload(l, due[i], err, sizeof(err)); /* notes or clears the failure */
+        free(due[i]);
+    }
+    free(due);
+    retry_arm(l);
+}
+
+size_t reg_live_failures(reg_live_t *l, reg_live_failure_t *out, size_t max)
+{
+    for (size_t i = 0; i < l->nfailures && i < max; i++)
+        out[i] = (reg_live_failure_t){l->failures[i].app, l->failures[i].version, l->failures[i].error};
+    return l->nfailures;
+}
+
+const char *reg_live_failure(reg_live_t *l, const char *app, uint64_t *version)
+{
+    live_failure_t *f = failure_find(l, app);
+    if (f && version)
+        *version = f->version;
+    return f ? f->error : NULL;
+}
+
+int reg_live_prepare(reg_live_t *l, const reg_bundle_t *b, uint64_t version, char *err, size_t errlen)
+{
+    char *dir = NULL;
+    int rc = materialize(l, b, b->manifest->app, version, &dir, err, errlen);
+    free(dir);
+    return rc;
+}
+
 int reg_live_reload(reg_live_t *l, const char *app, char *err, size_t errlen)
 {
     uint64_t live = 0;
     if (reg_store_live_version(l->store, app, &live) != 0) {
         snprintf(err, errlen, "redis unreachable while reloading %s", app);
+        failure_note(l, app, 0, err);
         return TINE_EREDIS;
     }
     live_entry_t *e = live_find(l, app, strlen(app));
-    if (e && e->version->version == live)
+    if (e && e->version->version == live) {
+        failure_clear(l, app);
         return 0;
+    }
     reg_app_version_t *nv = NULL;
     if (live != 0) {
         int rc = load_version(l, app, live, &nv, err, errlen);
-        if (rc != 0)
+        if (rc != 0) {
+            failure_note(l, app, live, err);
             return rc;
+        }
     }
+    failure_clear(l, app);
     reg_app_version_t *old = NULL;
     if (e) {
         old = e->version;
@@ -300,6 +454,9 @@ reg_live_t *reg_live_new(uv_loop_t *loop, const char *redis_url, const char *sta
     l->cb = cb;
     l->cb_data = cb_data;
     uv_timer_init(loop, &l->reconnect_timer);
+    l->retry = xcalloc(1, sizeof(*l->retry));
+    l->retry->l = l;
+    uv_timer_init(loop, &l->retry->timer);
     live_subscribe(l);
     if (live_reload_all(l, err, errlen) != 0)
         fprintf(stderr, "tined: some apps could not be loaded: %s\n", err);
@@ -312,11 +469,23 @@ static void on_timer_closed(uv_handle_t *h)
     free(l);
 }
 
+static void on_retry_closed(uv_handle_t *h)
+{
+    free(container_of((uv_timer_t *)h, live_retry_t, timer));
+}
+
 void reg_live_free(reg_live_t *l)
 {
     if (l == NULL)
         return;
     l->closing = 1;
+    l->retry->l = NULL;
+    uv_close((uv_handle_t *)&l->retry->timer, on_retry_closed);
+    for (size_t i = 0; i < l->nfailures; i++) {
+        free(l->failures[i].app);
+        free(l->failures[i].error);
+    }
+    free(l->failures);
     if (l->sub)
         redisAsyncFree(l->sub);
     for (size_t i = 0; i < l->len; i++) {

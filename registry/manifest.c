@@ -1451,6 +1451,8 @@ static int read_function(ctx_t *c, const node_t *n, const fn_settings_t *default
     path_pop(c, saved);
     if (rc != 0)
         return rc;
+    f->handler_line = handler->line;
+    f->handler_col = handler->col;
 
     env_list_t own = {NULL, 0};
     if ((rc = read_field(c, n, "env", read_env, &own, NULL)) != 0)

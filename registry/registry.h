@@ -22,6 +22,8 @@ typedef struct {
     char *handler;        /* as written: "src/items.lua#list" or "scripts/x.sh" */
     char *handler_file;   /* bundle-relative path: "src/items.lua" */
     char *handler_export; /* "list"; NULL for runtime exec */
+    unsigned handler_line; /* where the handler's value is in the manifest (1-based) */
+    unsigned handler_col;
     uint32_t memory_mb;   /* 16 .. 10240 */
     uint32_t timeout_ms;  /* 1 .. 900000 */
     uint32_t concurrency; /* 1 .. 1000 */
@@ -200,10 +202,68 @@ typedef struct reg_store reg_store_t;
 reg_store_t *reg_store_connect(const char *url, char *err, size_t errlen);
 void reg_store_free(reg_store_t *s);
 
-/* Stores a validated bundle as the next version of its app and moves the live
- * alias to it in one MULTI/EXEC, then publishes on REG_DEPLOY_CHANNEL. File
- * contents are stored once by SHA-256. Returns 0 and the new version number. */
+/* The identity of a bundle's content: SHA-256 over its file paths and their
+ * SHA-256, the same for the same files however they were packed. */
+void reg_bundle_identity(const reg_bundle_t *b, char out[65]);
+
+/* Stages a validated bundle as the next version of its app, not live: its
+ * files (stored once by SHA-256) and its version hash. Returns 0 and the
+ * new version number. Its files are marked as in use by a deploy under way
+ * (*mark) until reg_store_release_marks, which the caller calls once the
+ * version is live or removed (also after a failure). */
+int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, uint64_t *mark, char *err, size_t errlen);
+void reg_store_release_marks(reg_store_t *s, uint64_t mark);
+
+/* Makes a staged version live and publishes it on REG_DEPLOY_CHANNEL, in one
+ * step. Returns TINE_ECONFLICT (a newer version, stored in *newer, became
+ * live meanwhile: it stays), TINE_ENOTFOUND when the version is gone. */
+int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint64_t *newer, char *err, size_t errlen);
+
+/* Removes a staged version that did not go live (never the live one). */
+int reg_store_unstage(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen);
+
+/* Stages a bundle and makes it live: reg_store_stage + reg_store_make_live. */
 int reg_store_deploy(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, char *err, size_t errlen);
+
+/* The newest version of the bundle's app with the same content
+ * (reg_bundle_identity), or 0 in *version. */
+int reg_store_find_identical(reg_store_t *s, const reg_bundle_t *b, uint64_t *version);
+
+typedef struct {
+    uint64_t *pruned; /* versions removed, ascending */
+    size_t npruned;
+    uint64_t *kept; /* versions left, ascending */
+    size_t nkept;
+    uint64_t live;
+    size_t blobs_deleted; /* files no version references any more */
+} reg_prune_result_t;
+
+/* Removes the versions of `app` but the `keep` newest, the live one (even
+ * when older) and one a deploy under way staged, then the stored files no
+ * version of any app references (safe against concurrent deploys). Returns TINE_ENOTFOUND for an unknown app.
+ * Dispose *out with reg_prune_result_dispose (also after a failure). */
+int reg_store_prune(reg_store_t *s, const char *app, size_t keep, reg_prune_result_t *out, char *err, size_t errlen);
+void reg_prune_result_dispose(reg_prune_result_t *r);
+
+typedef struct {
+    size_t versions;
+    size_t blobs_deleted;
+    size_t kv_keys;
+    size_t dead_letters;
+    size_t activations;
+} reg_delete_result_t;
+
+/* Deletes an app: first its live alias and registration, announced as
+ * version 0 so every node stops serving it; then its versions, the files
+ * only they referenced, its tine.kv keys, dead letters and activation
+ * records. Kept: its usage per day (billing) and its version counter (a
+ * later app of the same name continues the numbering). Returns
+ * TINE_ENOTFOUND for an unknown app. */
+int reg_store_delete_app(reg_store_t *s, const char *app, reg_delete_result_t *out, char *err, size_t errlen);
+
+/* Whether `app` ever had a version here (its version counter exists), even
+ * when it was deleted since. */
+int reg_store_app_known(reg_store_t *s, const char *app, bool *known);
 
 /* Moves the live alias of `app` to `version` (0 = the version before the
  * current live one) atomically and publishes. Returns TINE_ENOTFOUND when the
@@ -271,6 +331,27 @@ reg_app_version_t *reg_live_get(reg_live_t *l, const char *app, size_t app_len);
 /* Re-reads the live version of `app` from Redis now (used right after a local
  * deploy or rollback so the node serves it before the announcement echoes). */
 int reg_live_reload(reg_live_t *l, const char *app, char *err, size_t errlen);
+
+/* Writes a bundle's files for `version` under state_dir/bundles, as loading
+ * it will need them, before it is made live: a deploy refuses a version
+ * this node cannot write (a full or read-only state dir). */
+int reg_live_prepare(reg_live_t *l, const reg_bundle_t *b, uint64_t version, char *err, size_t errlen);
+
+/* An app whose live version this node cannot load: it serves the version it
+ * had (or none) and retries with backoff (500 ms doubling to 30 s). */
+typedef struct {
+    const char *app;
+    uint64_t version; /* the live version it cannot load (0: unknown) */
+    const char *error;
+} reg_live_failure_t;
+
+/* Fills out with up to max failures (strings borrowed until the table
+ * changes) and returns how many there are. */
+size_t reg_live_failures(reg_live_t *l, reg_live_failure_t *out, size_t max);
+
+/* Why the live version of `app` cannot be loaded here (and which it is, in
+ * *version), or NULL when this node serves it. */
+const char *reg_live_failure(reg_live_t *l, const char *app, uint64_t *version);
 
 /* The store connection used by the table (for admin calls on the same loop). */
 reg_store_t *reg_live_store(reg_live_t *l);

@@ -3,14 +3,15 @@
 # container.remove / container.destroy, data: id, name, image, exit_code)
 # arrives as JSON on stdin; what is printed on stdout is the result; lines
 # on stderr are the function's log. Only shell builtins are used, so the
-# script needs nothing but /bin/sh.
+# script needs nothing but /bin/sh. A failure is a non-zero exit: tine
+# retries the event, and the alert function pages.
 event=''
 while IFS= read -r line || [ -n "$line" ]; do
   event="$event$line"
 done
 rest=${event#*\"name\":\"}
 if [ "$rest" = "$event" ]; then
-  echo "ERROR container event without a container name: $event" >&2
+  echo "container event without a container name: $event" >&2
   exit 1
 fi
 name=${rest%%\"*}

@@ -216,7 +216,10 @@ static int transfer_error(tine_client_t *c, CURLcode rc, const char *curl_err)
     const char *why = curl_err[0] ? curl_err : curl_easy_strerror(rc);
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
-        set_error(c, "no answer from %s within %ld ms", c->url, c->timeout_ms);
+        if (c->timeout_ms > 0)
+            set_error(c, "no answer from %s within %ld ms", c->url, c->timeout_ms);
+        else /* a stream that went silent */
+            set_error(c, "%s stopped answering: %s", c->url, why);
         return TINE_CLIENT_ETIMEOUT;
     case CURLE_OUT_OF_MEMORY:
         set_error(c, "out of memory");
@@ -241,6 +244,7 @@ typedef struct {
     curl_write_callback write;
     void *data;
     body_buf_t *buf;
+    long stall_s; /* abort when nothing arrives for this long (0: never) */
 } body_sink_t;
 
 static int perform(tine_client_t *c, const char *method, const char *path, const void *body, size_t len,
@@ -252,7 +256,7 @@ int tine_request(tine_client_t *c, const char *method, const char *path, const v
     if (response_body != NULL)
         *response_body = NULL;
     body_buf_t buf = {0};
-    body_sink_t sink = {on_body, &buf, &buf};
+    body_sink_t sink = {on_body, &buf, &buf, 0};
     int rc = perform(c, method, path, body, len, content_type, status, &sink);
     if (rc == 0 && response_body != NULL) {
         if (buf.data == NULL && (buf.data = calloc(1, 1)) == NULL) {
@@ -321,6 +325,10 @@ static int perform(tine_client_t *c, const char *method, const char *path, const
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink->write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, sink->data);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    if (sink->stall_s > 0) {
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, sink->stall_s);
+    }
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -482,13 +490,18 @@ int tine_apps(tine_client_t *c, char **response)
 
 int tine_deploy(tine_client_t *c, const char *app, const void *tgz, size_t len, char **response)
 {
+    return tine_deploy_ex(c, app, tgz, len, 0, response);
+}
+
+int tine_deploy_ex(tine_client_t *c, const char *app, const void *tgz, size_t len, unsigned flags, char **response)
+{
     if (response != NULL)
         *response = NULL;
     if (tgz == NULL || len == 0) {
         set_error(c, "empty bundle");
         return -EINVAL;
     }
-    char *path = app_path(c, app, "");
+    char *path = app_path(c, app, (flags & TINE_DEPLOY_FORCE) ? "?force=1" : "");
     if (path == NULL)
         return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
     int rc = api_call(c, "PUT", path, tgz, len, "application/gzip", response);
@@ -496,16 +509,45 @@ int tine_deploy(tine_client_t *c, const char *app, const void *tgz, size_t len, 
     return rc;
 }
 
-int tine_versions(tine_client_t *c, const char *app, char **response)
+/* One call to /_tine/v1/apps/{app}<suffix> with an optional JSON body. */
+static int app_call(tine_client_t *c, const char *method, const char *app, const char *suffix, const char *body,
+                    char **response)
 {
     if (response != NULL)
         *response = NULL;
-    char *path = app_path(c, app, "/versions");
+    char *path = app_path(c, app, suffix);
     if (path == NULL)
         return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
-    int rc = api_call(c, "GET", path, NULL, 0, NULL, response);
+    int rc = api_call(c, method, path, body, body ? strlen(body) : 0, body ? "application/json" : NULL, response);
     free(path);
     return rc;
+}
+
+int tine_app(tine_client_t *c, const char *app, char **response)
+{
+    return app_call(c, "GET", app, "", NULL, response);
+}
+
+int tine_delete_app(tine_client_t *c, const char *app, char **response)
+{
+    return app_call(c, "DELETE", app, "", NULL, response);
+}
+
+int tine_prune_versions(tine_client_t *c, const char *app, unsigned keep, char **response)
+{
+    char body[40];
+    snprintf(body, sizeof body, "{\"keep\":%u}", keep);
+    return app_call(c, "POST", app, "/versions/prune", body, response);
+}
+
+int tine_ready(tine_client_t *c, char **response)
+{
+    return api_call(c, "GET", "/_tine/v1/ready", NULL, 0, NULL, response);
+}
+
+int tine_versions(tine_client_t *c, const char *app, char **response)
+{
+    return app_call(c, "GET", app, "/versions", NULL, response);
 }
 
 int tine_rollback(tine_client_t *c, const char *app, uint64_t version, char **response)
@@ -526,14 +568,7 @@ int tine_rollback(tine_client_t *c, const char *app, uint64_t version, char **re
 
 int tine_routes(tine_client_t *c, const char *app, char **response)
 {
-    if (response != NULL)
-        *response = NULL;
-    char *path = app_path(c, app, "/routes");
-    if (path == NULL)
-        return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
-    int rc = api_call(c, "GET", path, NULL, 0, NULL, response);
-    free(path);
-    return rc;
+    return app_call(c, "GET", app, "/routes", NULL, response);
 }
 
 /* Builds "/_tine/v1/apps/<app>/functions/<fn>/<verb>" with both names
@@ -654,14 +689,7 @@ int tine_events_emit(tine_client_t *c, const char *event_json, size_t len, char 
 
 int tine_dlq(tine_client_t *c, const char *app, char **response)
 {
-    if (response != NULL)
-        *response = NULL;
-    char *path = app_path(c, app, "/dlq");
-    if (path == NULL)
-        return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
-    int rc = api_call(c, "GET", path, NULL, 0, NULL, response);
-    free(path);
-    return rc;
+    return app_call(c, "GET", app, "/dlq", NULL, response);
 }
 
 int tine_dlq_replay(tine_client_t *c, const char *app, const char *const *ids, size_t n, char **response)
@@ -833,7 +861,9 @@ int tine_logs(tine_client_t *c, const char *app, const char *fn, unsigned limit,
     if (rc == 0 && follow)
         rc = query_add(c, &path, "follow", "1");
     lines_sink_t ls = {.c = c, .cb = cb, .data = data};
-    body_sink_t sink = {on_lines, &ls, &ls.buf};
+    /* A followed stream gets a keep-alive line every 10 s: silence for
+     * three of them means the node is gone without closing the connection. */
+    body_sink_t sink = {on_lines, &ls, &ls.buf, follow ? 30 : 0};
     long status = 0;
     if (rc == 0)
         rc = perform(c, "GET", path, NULL, 0, NULL, &status, &sink);

@@ -94,6 +94,38 @@ int tine_apps(tine_client_t *c, char **response);
  * {"app":"hello","version":4}. */
 int tine_deploy(tine_client_t *c, const char *app, const void *tgz, size_t len, char **response);
 
+/* Flags of tine_deploy_ex. */
+enum {
+    TINE_DEPLOY_FORCE = 1, /* store a new version even when an identical one exists */
+};
+
+/* PUT /_tine/v1/apps/{app}[?force=1]: tine_deploy with flags. Without
+ * TINE_DEPLOY_FORCE, a bundle identical to the live version answers 200
+ * {"app","version","live","unchanged":true}, one identical to an older
+ * version fails with TINE_CLIENT_ECONFLICT (nothing changes). A version this
+ * node cannot serve fails with TINE_CLIENT_EHTTP (503) and the reason. */
+int tine_deploy_ex(tine_client_t *c, const char *app, const void *tgz, size_t len, unsigned flags, char **response);
+
+/* GET /_tine/v1/apps/{app}: {"app","live","versions":N,"node","serving",
+ * "problem"?}: the live version, and the one the answering node serves
+ * (with why, when it cannot load the live one). */
+int tine_app(tine_client_t *c, const char *app, char **response);
+
+/* DELETE /_tine/v1/apps/{app}: deletes the app, its versions, tine.kv keys,
+ * dead letters and activation records (its usage is kept):
+ * {"app","deleted":{"versions","files","kv_keys","dead_letters",
+ * "activations"},"kept":["usage"]}. */
+int tine_delete_app(tine_client_t *c, const char *app, char **response);
+
+/* POST /_tine/v1/apps/{app}/versions/prune {"keep":N}: removes all versions
+ * but the `keep` newest and the live one: {"app","live","pruned":[..],
+ * "kept":[..],"files_deleted":N}. */
+int tine_prune_versions(tine_client_t *c, const char *app, unsigned keep, char **response);
+
+/* GET /_tine/v1/ready: {"ready":true}; a node that cannot load some live
+ * version answers 503 (TINE_CLIENT_EHTTP) with the reasons. */
+int tine_ready(tine_client_t *c, char **response);
+
 /* GET /_tine/v1/apps/{app}/versions. */
 int tine_versions(tine_client_t *c, const char *app, char **response);
 

@@ -163,6 +163,11 @@ int cli_render_routes(const char *json, FILE *out, char *err, size_t errlen);
 int cli_render_deploy(const char *json, FILE *out, char *err, size_t errlen);
 /* "hello: live version is now 2" */
 int cli_render_rollback(const char *json, FILE *out, char *err, size_t errlen);
+/* "deleted hello: 3 versions, 12 tine.kv keys, 0 dead letters, 40
+ * activation records (usage kept)" */
+int cli_render_delete(const char *json, FILE *out, char *err, size_t errlen);
+/* "hello: pruned versions 1, 2; kept 3, 4 (live 4); 5 files no longer used" */
+int cli_render_prune(const char *json, FILE *out, char *err, size_t errlen);
 /* A table of the node's sandboxes (GET /_tine/v1/sandboxes): APP VERSION
  * FUNCTION PID STATE AGE IDLE INVOCATIONS COLD_MS, then "N of at most M
  * sandboxes on this node". */
@@ -214,15 +219,23 @@ int cli_cmd_activations(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_activation(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_logs(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_doctor(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_delete(cli_ctx_t *ctx, int argc, char **argv);
 
 /* Reads and validates the manifest of dir and packs the bundle. On success
  * returns CLI_OK with the app name (*app, free it) and the tar.gz (*tgz,
  * *len, free it); else prints why and returns CLI_FAIL. */
 int cli_prepare_bundle(cli_ctx_t *ctx, const char *dir, char **app, void **tgz, size_t *len);
 
-/* Uploads a packed bundle and prints the outcome ("deployed hello version
- * 4", or the answer with --json). Returns CLI_OK or CLI_FAIL. */
+/* With cli_send_bundle: when the node refuses the bundle (the files of an
+ * older version, a concurrent deploy), deploy it again with
+ * TINE_DEPLOY_FORCE: `tine up DIR` serves DIR's files whatever came before. */
+#define CLI_DEPLOY_FORCE_IF_REFUSED 0x100u
+
+/* Uploads a packed bundle (flags of tine_deploy_ex, and
+ * CLI_DEPLOY_FORCE_IF_REFUSED) and prints the outcome ("deployed hello
+ * version 4", "unchanged: hello version 4 is live", or the answer with
+ * --json). Returns CLI_OK or CLI_FAIL. */
 int cli_send_bundle(cli_ctx_t *ctx, tine_client_t *c, const cli_conn_t *conn, const char *app, const void *tgz,
-                    size_t len);
+                    size_t len, unsigned flags);
 
 #endif

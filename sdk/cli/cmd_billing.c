@@ -3,8 +3,15 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "tine_common.h"
 
 /* Runs one read of the admin API and prints its answer with render (or as-is
  * with --json). */
@@ -111,27 +118,148 @@ int cli_cmd_activation(cli_ctx_t *ctx, int argc, char **argv)
     return show(ctx, e, c, &conn, answer, cli_render_activation);
 }
 
+/* Lines printed recently, to recognise them when a reconnected stream
+ * sends its catch-up: a ring of hashes of (t, id, function, version, level,
+ * msg) with their times. */
+#define LOGS_SEEN_MAX 10000
+/* Catch-up lines asked for after a reconnect (the node's most). */
+#define LOGS_CATCH_UP 10000
+#define LOGS_RETRY_FIRST_MS 500
+#define LOGS_RETRY_MAX_MS 10000
+
+typedef struct {
+    uint64_t hash;
+    int64_t t;
+} seen_line_t;
+
 typedef struct {
     cli_ctx_t *ctx;
     const char *app;
     bool follow;
-    bool live;
+    bool live;      /* the stream answered (this connection) */
+    bool announced; /* "following ..." printed once */
+    bool resyncing; /* a reconnected stream: skip what was printed */
+    int64_t cutoff; /* unix ms: older lines were before we started, or left the ring */
+    seen_line_t *seen;
+    size_t seen_head, seen_len;
 } logs_state_t;
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+/* A line's identity and time. Returns false for a line that is not a log
+ * line object (notes of the node; printed as they come). */
+static bool line_identity(const char *line, uint64_t *hash, int64_t *t)
+{
+    json_t *j = json_loads(line, JSON_ALLOW_NUL, NULL);
+    if (!json_is_object(j) || !json_is_integer(json_object_get(j, "t"))) {
+        json_decref(j);
+        return false;
+    }
+    *t = json_integer_value(json_object_get(j, "t"));
+    uint64_t h = 14695981039346656037ull;
+    static const char *const keys[] = {"t", "id", "function", "version", "level", "msg"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char *v = json_dumps(json_object_get(j, keys[i]), JSON_ENCODE_ANY | JSON_COMPACT);
+        if (v)
+            h = fnv1a(h, v, strlen(v) + 1);
+        free(v);
+    }
+    json_decref(j);
+    *hash = h;
+    return true;
+}
+
+static void seen_add(logs_state_t *st, uint64_t hash, int64_t t)
+{
+    size_t i = (st->seen_head + st->seen_len) % LOGS_SEEN_MAX;
+    if (st->seen_len == LOGS_SEEN_MAX) {
+        /* The oldest leaves the ring: lines that old are not recognised
+         * any more, so a catch-up must not print them. */
+        if (st->seen[st->seen_head].t > st->cutoff)
+            st->cutoff = st->seen[st->seen_head].t;
+        st->seen_head = (st->seen_head + 1) % LOGS_SEEN_MAX;
+        i = (st->seen_head + st->seen_len - 1) % LOGS_SEEN_MAX;
+    } else {
+        st->seen_len++;
+    }
+    st->seen[i] = (seen_line_t){hash, t};
+}
+
+/* Whether a catch-up line was printed already; each printed line matches
+ * one catch-up line at most (two identical lines stay two). */
+static bool seen_take(logs_state_t *st, uint64_t hash)
+{
+    for (size_t k = 0; k < st->seen_len; k++) {
+        seen_line_t *s = &st->seen[(st->seen_head + k) % LOGS_SEEN_MAX];
+        if (s->hash == hash && s->t != INT64_MIN) {
+            s->t = INT64_MIN; /* taken; it keeps its place in the ring */
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Un-takes every entry once a catch-up is over. */
+static void seen_reset(logs_state_t *st)
+{
+    for (size_t k = 0; k < st->seen_len; k++) {
+        seen_line_t *s = &st->seen[(st->seen_head + k) % LOGS_SEEN_MAX];
+        if (s->t == INT64_MIN)
+            s->t = st->cutoff;
+    }
+}
 
 static int on_log_line(void *data, const char *line, size_t len)
 {
     logs_state_t *st = data;
     if (st->follow && !st->live) {
         st->live = true;
-        fprintf(st->ctx->err, "tine: following the logs of %s (Ctrl-C to stop)\n", st->app);
+        fprintf(st->ctx->err, "tine: following the logs of %s%s (Ctrl-C to stop)\n", st->app,
+                st->announced ? " again" : "");
+        st->announced = true;
         fflush(st->ctx->err);
     }
     if (len == 0)
         return 0; /* keep-alive */
+    uint64_t hash = 0;
+    int64_t t = 0;
+    bool identified = st->follow && line_identity(line, &hash, &t);
+    if (identified && st->resyncing) {
+        /* The catch-up, oldest first: lines from before we started, and
+         * those printed before the stream broke, are skipped; the first new
+         * line ends it. */
+        if (t < st->cutoff || seen_take(st, hash))
+            return 0;
+        st->resyncing = false;
+        seen_reset(st);
+    }
+    if (identified)
+        seen_add(st, hash, t);
     if (st->ctx->g.json || cli_render_log_line(line, st->ctx->out) != 0)
         fprintf(st->ctx->out, "%s\n", line);
     fflush(st->ctx->out);
     return 0;
+}
+
+/* Whether a failed follow may succeed later: the node restarting, Redis
+ * unreachable, a proxy in between. Refusals (auth, unknown app) are final. */
+static bool follow_retryable(const tine_client_t *c, int e)
+{
+    return e == 0 || e == TINE_CLIENT_ECONNECT || e == TINE_CLIENT_ETIMEOUT ||
+           (e == TINE_CLIENT_EHTTP && tine_client_status(c) >= 500);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int cli_cmd_logs(cli_ctx_t *ctx, int argc, char **argv)
@@ -152,11 +280,34 @@ int cli_cmd_logs(cli_ctx_t *ctx, int argc, char **argv)
     tine_client_t *c = cli_connect(ctx, &conn);
     if (c == NULL)
         return CLI_FAIL;
-    logs_state_t st = {ctx, pos[0], follow, false};
-    int e = tine_logs(c, pos[0], npos > 1 ? pos[1] : NULL, limit, follow, on_log_line, &st);
-    int rc = e != 0 ? cli_client_fail(ctx, c, e, &conn) : CLI_OK;
-    if (rc == CLI_OK && follow)
-        rc = cli_fail(ctx, "the node closed the log stream");
+    logs_state_t st = {.ctx = ctx, .app = pos[0], .follow = follow, .cutoff = wall_ms()};
+    if (follow)
+        st.seen = xcalloc(LOGS_SEEN_MAX, sizeof(*st.seen));
+    const char *fn = npos > 1 ? pos[1] : NULL;
+    int rc = CLI_OK;
+    long delay_ms = LOGS_RETRY_FIRST_MS;
+    for (;;) {
+        st.live = false;
+        int e = tine_logs(c, pos[0], fn, limit, follow, on_log_line, &st);
+        if (!follow || !follow_retryable(c, e)) {
+            rc = e != 0 ? cli_client_fail(ctx, c, e, &conn) : CLI_OK;
+            break;
+        }
+        /* The stream broke (the node restarted, say): come back with the
+         * lines logged meanwhile, without printing any line twice. */
+        if (st.live)
+            delay_ms = LOGS_RETRY_FIRST_MS;
+        fprintf(ctx->err, "tine: lost the log stream of %s (%s); reconnecting in %.1f s\n", pos[0],
+                e == 0 ? "the node closed it" : tine_client_error(c), delay_ms / 1000.0);
+        fflush(ctx->err);
+        struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        delay_ms = delay_ms * 2 > LOGS_RETRY_MAX_MS ? LOGS_RETRY_MAX_MS : delay_ms * 2;
+        limit = LOGS_CATCH_UP;
+        seen_reset(&st); /* a catch-up cut short leaves no line taken */
+        st.resyncing = true;
+    }
+    free(st.seen);
     tine_client_free(c);
     cli_conn_dispose(&conn);
     return rc;

@@ -6,10 +6,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -179,30 +181,92 @@ static pid_t spawn_tined(cli_ctx_t *ctx, const char *path, char **argv)
     return pid;
 }
 
-/* With --listen HOST:0 the kernel picks the port and tined writes it to
- * <state-dir>/port: completes url ("http://127.0.0.1:0") from that file.
- * Returns 1 when url is complete, 0 when the port is not known yet. */
-static int complete_url(char *url, size_t len, const char *port_file)
+/* tined writes <state-dir>/port once it listens. What the file was before
+ * our tined started: a file written since is our tined's (another node may
+ * own the address, or have left the file behind). */
+typedef struct {
+    const char *path;
+    bool existed;
+    struct stat st;
+} port_file_t;
+
+static void port_file_snapshot(port_file_t *pf, const char *path)
 {
-    size_t n = strlen(url);
-    if (port_file == NULL)
-        return 1;
+    pf->path = path;
+    pf->existed = stat(path, &pf->st) == 0;
+}
+
+/* The port our tined wrote, or 0 while it has not written one. */
+static int port_file_fresh_port(const port_file_t *pf)
+{
+    struct stat st;
+    if (stat(pf->path, &st) != 0)
+        return 0;
+    if (pf->existed && st.st_ino == pf->st.st_ino && st.st_mtim.tv_sec == pf->st.st_mtim.tv_sec &&
+        st.st_mtim.tv_nsec == pf->st.st_mtim.tv_nsec && st.st_size == pf->st.st_size)
+        return 0;
     char *text = NULL;
-    if (tine_read_file(port_file, &text, NULL) != 0)
+    if (tine_read_file(pf->path, &text, NULL) != 0)
         return 0;
     int port = atoi(text);
     free(text);
-    if (port <= 0 || port > 65535)
+    return port > 0 && port <= 65535 ? port : 0;
+}
+
+/* Once our tined wrote its port, completes url ("http://127.0.0.1:0" with
+ * --listen HOST:0, the kernel picking the port) from it. Returns 1 when
+ * tined listens and url is complete, 0 when not yet. */
+static int complete_url(char *url, size_t len, const port_file_t *pf)
+{
+    int port = port_file_fresh_port(pf);
+    if (port == 0)
         return 0;
-    snprintf(url + n - 1, len - (n - 1), "%d", port); /* replaces the final "0" */
+    size_t n = strlen(url);
+    if (n >= 2 && strcmp(url + n - 2, ":0") == 0)
+        snprintf(url + n - 1, len - (n - 1), "%d", port); /* replaces the final "0" */
     return 1;
 }
 
-/* Polls the health endpoint until it answers, tined exits, a signal
- * arrives, or 15 s pass. Returns CLI_OK when healthy, else an exit code
- * (tined is then stopped and reaped). port_file is set when url still ends
- * in port 0 (then url is completed in place). */
-static int wait_healthy(cli_ctx_t *ctx, pid_t pid, char *url, size_t urllen, const char *port_file)
+/* Whether something else already listens on `listen` (HOST:PORT): binding
+ * it fails with EADDRINUSE. Port 0 and unparsable addresses are never in
+ * use. */
+static bool address_in_use(const char *listen)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    const char *port = colon ? colon + 1 : listen;
+    size_t hl = colon ? (size_t)(colon - listen) : 0;
+    if (hl >= sizeof host || atoi(port) == 0)
+        return false;
+    memcpy(host, listen, hl);
+    host[hl] = '\0';
+    char *h = host;
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        h = host + 1;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo(h[0] ? h : NULL, port, &hints, &ai) != 0)
+        return false;
+    bool in_use = false;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* as tined (libuv) binds */
+        in_use = bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno == EADDRINUSE;
+        close(fd);
+    }
+    freeaddrinfo(ai);
+    return in_use;
+}
+
+/* Polls until our tined listens (it wrote its port file) and answers its
+ * health endpoint, tined exits, a signal arrives, or 15 s pass. Until our
+ * tined wrote its port, nothing at the address is asked anything: another
+ * node may listen there. Returns CLI_OK when healthy, else an exit code
+ * (tined is then stopped and reaped); url is completed in place. */
+static int wait_healthy(cli_ctx_t *ctx, pid_t pid, const char *listen, char *url, size_t urllen, const port_file_t *pf)
 {
     tine_client_t *hc = NULL;
     uint64_t deadline = tine_now_ns() + UP_HEALTH_TIMEOUT_NS;
@@ -210,8 +274,7 @@ static int wait_healthy(cli_ctx_t *ctx, pid_t pid, char *url, size_t urllen, con
     int rc;
     for (;;) {
         int st;
-        if (hc == NULL && complete_url(url, urllen, port_file)) {
-            port_file = NULL;
+        if (hc == NULL && complete_url(url, urllen, pf)) {
             if ((hc = tine_client_new(url, NULL)) == NULL) {
                 stop_tined(pid);
                 return cli_fail(ctx, "bad node URL %s", url);
@@ -226,11 +289,18 @@ static int wait_healthy(cli_ctx_t *ctx, pid_t pid, char *url, size_t urllen, con
             child_pid = 0;
             char how[96];
             describe_status(st, how, sizeof how);
-            rc = cli_fail(ctx, "tined exited (%s) before answering on %s", how, url);
+            if (hc == NULL && address_in_use(listen))
+                rc = cli_fail(ctx,
+                              "tined exited (%s): cannot listen on %s: address already in use (another process, "
+                              "perhaps another tined, listens there); choose another address with --listen or "
+                              "TINE_LISTEN (make up PORT=N)",
+                              how, listen);
+            else
+                rc = cli_fail(ctx, "tined exited (%s) before serving on %s (its messages are above)", how, listen);
             break;
         }
         if (hc == NULL) {
-            snprintf(last, sizeof last, "it has not written its port yet");
+            snprintf(last, sizeof last, "it has not written %s yet", pf->path);
         } else if (tine_health(hc, NULL) == 0) {
             rc = CLI_OK;
             break;
@@ -266,6 +336,8 @@ int cli_cmd_up(cli_ctx_t *ctx, int argc, char **argv)
         return cli_usage_error(ctx, err);
     const char *dir = npos > 0 ? pos[0] : ".";
     if (listen == NULL)
+        listen = getenv("TINE_LISTEN");
+    if (listen == NULL || listen[0] == '\0')
         listen = CLI_DEFAULT_LISTEN;
     char url[300];
     if (cli_listen_to_url(listen, url, sizeof url) != 0) {
@@ -318,23 +390,20 @@ int cli_cmd_up(cli_ctx_t *ctx, int argc, char **argv)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
 
-    /* Port 0: the port is learnt from the file tined writes, so a stale one
-     * from an earlier run must not be believed. */
-    char *port_file = NULL;
-    size_t ulen = strlen(url);
-    if (ulen >= 2 && strcmp(url + ulen - 2, ":0") == 0) {
-        port_file = xasprintf("%s/port", conn.state_dir);
-        unlink(port_file);
-    }
+    /* Our tined is up once it wrote its port file: one left by an earlier
+     * run, or by a node on the same state dir, must not be believed. */
+    char *port_path = xasprintf("%s/port", conn.state_dir);
+    port_file_t pf;
+    port_file_snapshot(&pf, port_path);
     pid_t pid = spawn_tined(ctx, tined, targv);
     free(tined);
     if (pid < 0) {
-        free(port_file);
+        free(port_path);
         rc = CLI_FAIL;
         goto out_signals;
     }
-    rc = wait_healthy(ctx, pid, url, sizeof url, port_file);
-    free(port_file);
+    rc = wait_healthy(ctx, pid, listen, url, sizeof url, &pf);
+    free(port_path);
     if (rc != CLI_OK)
         goto out_signals;
 
@@ -348,7 +417,7 @@ int cli_cmd_up(cli_ctx_t *ctx, int argc, char **argv)
         }
     }
     tine_client_t *c = tine_client_new(url, conn.token);
-    if (c == NULL || cli_send_bundle(ctx, c, &conn, app, tgz, len) != CLI_OK) {
+    if (c == NULL || cli_send_bundle(ctx, c, &conn, app, tgz, len, CLI_DEPLOY_FORCE_IF_REFUSED) != CLI_OK) {
         if (c == NULL)
             cli_fail(ctx, "out of memory");
         tine_client_free(c);

@@ -9,30 +9,59 @@
 static int cmd_help(cli_ctx_t *ctx, int argc, char **argv);
 
 static const cli_command_t commands[] = {
-    {"up", "start tined in the foreground and deploy the app in DIR", "up [DIR] [--listen ADDR] [--redis URL] [--no-auth]",
+    {"up", "start tined in the foreground and deploy the app in DIR",
+     "up [DIR] [--listen ADDR] [--redis URL] [--no-auth]",
      "Runs tined (found next to tine, else on PATH; $TINE_TINED overrides),\n"
-     "waits until it answers GET /_tine/v1/health (at most 15 s), deploys DIR\n"
-     "(default .) as 'tine deploy' would, prints the app's public URLs and waits\n"
-     "for tined. Ctrl-C / SIGTERM are forwarded to tined; tine exits with its\n"
-     "status. If the deploy fails, tined is stopped and tine exits 1.\n"
+     "waits until it listens (it wrote <state-dir>/port) and answers GET\n"
+     "/_tine/v1/health (at most 15 s), deploys DIR (default .) as 'tine\n"
+     "deploy' would (the files of an older version become a new version),\n"
+     "prints the app's public URLs and waits for tined. Ctrl-C / SIGTERM are\n"
+     "forwarded to tined; tine exits with its status. If the deploy fails,\n"
+     "tined is stopped and tine exits 1.\n"
      "\n"
-     "  --listen ADDR     address tined listens on (default 127.0.0.1:8080);\n"
-     "                    tine talks to it there (0.0.0.0 becomes 127.0.0.1)\n"
+     "  --listen ADDR     address tined listens on (else $TINE_LISTEN, else\n"
+     "                    127.0.0.1:8080); tine talks to it there (0.0.0.0\n"
+     "                    becomes 127.0.0.1). When it is taken, tine says so\n"
+     "                    and exits 1\n"
      "  --state-dir DIR   tined's state dir (default as for the token lookup)\n"
      "  --redis URL       use this Redis instead of tined's private one\n"
      "  --no-auth         run tined without admin token (loopback only)\n",
      cli_cmd_up},
-    {"deploy", "validate, pack and upload the app in DIR as its next version", "deploy [DIR]",
+    {"deploy", "validate, pack and upload the app in DIR as its next version", "deploy [DIR] [--force]",
      "Reads DIR/tine.yaml (or tine.yml, tine.json; DIR defaults to .), checks\n"
      "it locally (errors print as file:line:col: key: what was expected), packs\n"
      "the manifest and the files below DIR into a tar.gz and uploads it:\n"
-     "prints 'deployed APP version N'.\n",
+     "prints 'deployed APP version N'. The node checks it again (Lua syntax,\n"
+     "that each handler's module exports its function, routes) and answers\n"
+     "only once it serves the new version; a node that cannot (its state dir\n"
+     "full or read-only) says why and keeps the live version.\n"
+     "The same files as the live version make no new version: 'unchanged:\n"
+     "APP version N is live'. The same files as an older version are refused\n"
+     "(nothing changes; tine rollback APP N makes that one live).\n"
+     "\n"
+     "  --force           store a new version even when the files are the same\n",
      cli_cmd_deploy},
-    {"apps", "list the deployed apps", "apps", "Prints a table: APP LIVE VERSIONS.\n", cli_cmd_apps},
-    {"versions", "list an app's versions", "versions APP",
-     "Prints a table: VERSION CREATED FILES SHA256 (first 12 hex digits),\n"
-     "with '*' marking the live version.\n",
+    {"apps", "list the deployed apps", "apps",
+     "Prints a table: APP LIVE VERSIONS. LIVE reads '3 (this node: 2)' when\n"
+     "the node tine talks to cannot load the live version and serves another.\n",
+     cli_cmd_apps},
+    {"versions", "list an app's versions, or prune old ones", "versions APP | versions prune APP --keep N",
+     "  versions APP\n"
+     "      a table: VERSION CREATED FILES SHA256 (first 12 hex digits), '*'\n"
+     "      marking the live version, then which version the node tine talks\n"
+     "      to serves (and why, when it cannot load the live one)\n"
+     "  versions prune APP --keep N\n"
+     "      removes every version but the N newest and the live one (never\n"
+     "      removed), then the stored files no version uses any more\n",
      cli_cmd_versions},
+    {"delete", "delete an app and its data", "delete APP --yes",
+     "Deletes APP on every node of the cluster: its routes and triggers stop\n"
+     "at once, then its versions, stored files, tine.kv keys, dead letters\n"
+     "and activation records are removed. Its usage per day is kept for\n"
+     "billing (tine usage APP), and its version numbers are not reused.\n"
+     "\n"
+     "  -y, --yes         required: says you mean it\n",
+     cli_cmd_delete},
     {"rollback", "make an earlier version of an app live", "rollback APP [N]",
      "Makes version N live, or without N the version before the live one:\n"
      "prints 'APP: live version is now N'.\n",
@@ -111,8 +140,11 @@ static const cli_command_t commands[] = {
      "Prints the newest log lines of APP (of function FN) as\n"
      "'TIME FUNCTION vVERSION LEVEL: MESSAGE', oldest first. With -f it then\n"
      "prints new lines as the functions log them, on any node of the cluster,\n"
-     "until interrupted (a line shows when its invocation ends). --json prints\n"
-     "each line as the node's JSON object.\n"
+     "until interrupted (a line shows when its invocation ends). When the\n"
+     "stream breaks (the node restarts) it says so on stderr, reconnects\n"
+     "(0.5 s, doubling up to 10 s) and goes on with the lines logged\n"
+     "meanwhile, printing none twice. --json prints each line as the node's\n"
+     "JSON object.\n"
      "\n"
      "  -f, --follow      keep printing new lines\n"
      "  -n, --limit N     how many past lines first (default 100; 0 for none)\n",

@@ -116,6 +116,27 @@ static const char *cell(json_t *v, char *buf, size_t len)
     return buf;
 }
 
+/* An app's live version as a cell: "3", "-" when none, and what the node
+ * that answered serves when it is another: "3 (this node: 2)",
+ * "3 (this node: none)". */
+static const char *live_text(json_t *app, char *buf, size_t len)
+{
+    json_t *serving = json_object_get(app, "serving");
+    json_int_t live = json_integer_value(json_object_get(app, "live"));
+    char here[32] = "none";
+    if (json_integer_value(serving) != 0)
+        snprintf(here, sizeof here, "%" JSON_INTEGER_FORMAT, json_integer_value(serving));
+    if (live == 0 && (!json_is_integer(serving) || json_integer_value(serving) == 0))
+        return "-";
+    if (!json_is_integer(serving) || json_integer_value(serving) == live)
+        snprintf(buf, len, "%" JSON_INTEGER_FORMAT, live);
+    else if (live == 0)
+        snprintf(buf, len, "- (this node: %s)", here);
+    else
+        snprintf(buf, len, "%" JSON_INTEGER_FORMAT " (this node: %s)", live, here);
+    return buf;
+}
+
 int cli_render_apps(const char *json, FILE *out, char *err, size_t errlen)
 {
     json_t *j = load_object(json, err, errlen);
@@ -133,11 +154,10 @@ int cli_render_apps(const char *json, FILE *out, char *err, size_t errlen)
     json_t *a;
     json_array_foreach(apps, i, a)
     {
-        char b1[256], b2[32], b3[32];
-        json_t *live = json_object_get(a, "live");
+        char b1[256], b2[80], b3[32];
         const char *row[] = {
             cell(json_object_get(a, "app"), b1, sizeof b1),
-            json_is_integer(live) && json_integer_value(live) == 0 ? "-" : cell(live, b2, sizeof b2),
+            live_text(a, b2, sizeof b2),
             cell(json_object_get(a, "versions"), b3, sizeof b3),
         };
         cli_table_add(&t, row);
@@ -185,6 +205,23 @@ int cli_render_versions(const char *json, FILE *out, char *err, size_t errlen)
     }
     cli_table_print(&t, out);
     cli_table_dispose(&t);
+    /* Which version the node that answered serves (when it says). */
+    json_t *serving = json_object_get(j, "serving");
+    const char *node = json_string_value(json_object_get(j, "node"));
+    const char *problem = json_string_value(json_object_get(j, "problem"));
+    if (json_is_integer(serving)) {
+        json_int_t sv = json_integer_value(serving);
+        fprintf(out, "node %s serves ", node ? node : "?");
+        if (sv == 0)
+            fprintf(out, "no version");
+        else
+            fprintf(out, "version %" JSON_INTEGER_FORMAT, sv);
+        if (sv != live && live != 0)
+            fprintf(out, ", not the live version %" JSON_INTEGER_FORMAT, live);
+        if (problem != NULL)
+            fprintf(out, ": %s (it retries)", problem);
+        fputc('\n', out);
+    }
     json_decref(j);
     return 0;
 }
@@ -286,7 +323,71 @@ int cli_render_deploy(const char *json, FILE *out, char *err, size_t errlen)
         json_decref(j);
         return fail(err, errlen, "unexpected answer from the node (no \"app\" and \"version\")");
     }
-    fprintf(out, "deployed %s version %" JSON_INTEGER_FORMAT "\n", app, json_integer_value(version));
+    if (json_is_true(json_object_get(j, "unchanged")))
+        fprintf(out,
+                "unchanged: %s version %" JSON_INTEGER_FORMAT " is live (tine deploy --force makes a new version)\n",
+                app, json_integer_value(version));
+    else
+        fprintf(out, "deployed %s version %" JSON_INTEGER_FORMAT "\n", app, json_integer_value(version));
+    json_decref(j);
+    return 0;
+}
+
+int cli_render_delete(const char *json, FILE *out, char *err, size_t errlen)
+{
+    json_t *j = load_object(json, err, errlen);
+    if (j == NULL)
+        return -1;
+    const char *app = json_string_value(json_object_get(j, "app"));
+    json_t *d = json_object_get(j, "deleted");
+    if (app == NULL || !json_is_object(d)) {
+        json_decref(j);
+        return fail(err, errlen, "unexpected answer from the node (no \"app\" and \"deleted\")");
+    }
+    static const char *const parts[][3] = {{"versions", "version", "versions"},
+                                           {"kv_keys", "tine.kv key", "tine.kv keys"},
+                                           {"dead_letters", "dead letter", "dead letters"},
+                                           {"activations", "activation record", "activation records"}};
+    fprintf(out, "deleted %s:", app);
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        json_int_t n = json_integer_value(json_object_get(d, parts[i][0]));
+        fprintf(out, "%s %" JSON_INTEGER_FORMAT " %s", i ? "," : "", n, n == 1 ? parts[i][1] : parts[i][2]);
+    }
+    fprintf(out, " (its usage is kept for billing: tine usage %s)\n", app);
+    json_decref(j);
+    return 0;
+}
+
+/* Prints ", "-separated numbers of a JSON array. */
+static void print_numbers(FILE *out, json_t *arr)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) fprintf(out, "%s%" JSON_INTEGER_FORMAT, i ? ", " : "", json_integer_value(v));
+}
+
+int cli_render_prune(const char *json, FILE *out, char *err, size_t errlen)
+{
+    json_t *j = load_object(json, err, errlen);
+    if (j == NULL)
+        return -1;
+    const char *app = json_string_value(json_object_get(j, "app"));
+    json_t *pruned = json_object_get(j, "pruned"), *kept = json_object_get(j, "kept");
+    if (app == NULL || !json_is_array(pruned) || !json_is_array(kept)) {
+        json_decref(j);
+        return fail(err, errlen, "unexpected answer from the node (no \"app\", \"pruned\" and \"kept\")");
+    }
+    if (json_array_size(pruned) == 0) {
+        fprintf(out, "%s: nothing to prune", app);
+    } else {
+        fprintf(out, "%s: pruned version%s ", app, json_array_size(pruned) == 1 ? "" : "s");
+        print_numbers(out, pruned);
+    }
+    fputs("; kept ", out);
+    print_numbers(out, kept);
+    json_int_t files = json_integer_value(json_object_get(j, "files_deleted"));
+    fprintf(out, " (live %" JSON_INTEGER_FORMAT "); %" JSON_INTEGER_FORMAT " stored file%s no longer used removed\n",
+            json_integer_value(json_object_get(j, "live")), files, files == 1 ? "" : "s");
     json_decref(j);
     return 0;
 }

@@ -35,8 +35,14 @@ with tarfile.open(out, "w:gz") as t:
             t.add(p, arcname=os.path.relpath(p, src))
 PY
 
+# Lua modules to mutate: the examples' and the SDK (first byte: the export).
+lua_corpus=$(seed fuzz_lua_exports)
+for f in "$SRC"/functions-examples/*/*.lua "$SRC"/functions-examples/*/src/*.lua "$SRC"/sdk/lua/*.lua; do
+  [ -f "$f" ] && { printf '\0'; cat "$f"; } >"$lua_corpus/$(basename "$(dirname "$f")")-$(basename "$f")"
+done
+
 rc=0
-for d in fuzz_manifest fuzz_cron fuzz_routes fuzz_bundle fuzz_wire fuzz_proxy fuzz_cloudevents; do
+for d in fuzz_manifest fuzz_cron fuzz_routes fuzz_bundle fuzz_lua_exports fuzz_wire fuzz_proxy fuzz_cloudevents; do
   corpus=$(seed $d)
   echo "== $d (${SECS}s)"
   if ! "$BIN/$d" -max_total_time="$SECS" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \

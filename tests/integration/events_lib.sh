@@ -1,7 +1,7 @@
 # Helpers shared by the events integration tests (sourced after lib.sh).
 
 # rkv APP KEY: the value of tine.kv key KEY of APP, read from Redis directly.
-rkv() { redis-cli -s "$T/redis.sock" GET "tine:kv:$1:$2"; }
+rkv() { run redis-cli -s "$T/redis.sock" GET "tine:kv:$1:$2"; }
 
 # wait_kv SECONDS APP KEY VALUE: waits until the kv key holds VALUE.
 wait_kv() {

@@ -6,36 +6,77 @@ SRC=${TINE_SOURCE_DIR:?set TINE_SOURCE_DIR to the source tree}
 T=$(mktemp -d /tmp/tine-it.XXXXXX)
 PASSED=0
 FAILED=0
+SKIPPED=0
 PIDS=()
+AT_EXIT=()
+# The exit code of a script that could not run here (ctest SKIP_RETURN_CODE).
+SKIP_RC=77
 
 cleanup() {
   local rc=$?
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ "$FAILED" -ne 0 ] || [ "$rc" -ne 0 ]; then
+  for h in "${AT_EXIT[@]}"; do eval "$h" || true; done
+  if [ "$FAILED" -ne 0 ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne "$SKIP_RC" ]; }; then
     for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }; done
   fi
   rm -rf "$T"
 }
 trap cleanup EXIT
 
+# at_exit COMMAND: run at the end, after the processes stopped and before
+# the temp dir is removed (umount what the test mounted there).
+at_exit() { AT_EXIT+=("$*"); }
+
 # ok NAME: a passed check. fail NAME DETAIL: a failed one.
 ok() { PASSED=$((PASSED + 1)); echo "ok   $1"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL $1: $2"; }
 
+# skip NAME REASON: a check that cannot run on this host, said aloud.
+skip() { SKIPPED=$((SKIPPED + 1)); echo "skip $1: $2"; }
+
+# skip_all REASON: the whole script cannot run here; ctest reports it as
+# skipped (SKIP_RETURN_CODE), not passed.
+skip_all() { echo "SKIP: $1"; exit "$SKIP_RC"; }
+
+# run CMD...: runs CMD (its output is the caller's) and, when it fails,
+# records which command failed with what status: the next check fails then,
+# whatever it compares. For "$(cmd)" feeding a check, where a failing
+# command's empty or error output could match what the check expects.
+# Returns 0 so that `out=$(run cmd)` does not stop the script (set -e).
+run() {
+  local rc=0
+  "$@" || rc=$?
+  [ "$rc" -eq 0 ] || printf '%s exited with status %d; ' "$*" "$rc" >>"$T/run.failed"
+  return 0
+}
+
+# Fails check NAME when a command run by `run` failed since the last check.
+run_failed() {
+  [ -s "$T/run.failed" ] || return 1
+  fail "$1" "$(cat "$T/run.failed")"
+  rm -f "$T/run.failed"
+}
+
 # check NAME EXPECTED ACTUAL
 check() {
+  run_failed "$1" && return 0
   if [ "$2" == "$3" ]; then ok "$1"; else fail "$1" "expected [$2], got [$3]"; fi
 }
 
 # check_contains NAME NEEDLE HAYSTACK
 check_contains() {
+  run_failed "$1" && return 0
   if [[ "$3" == *"$2"* ]]; then ok "$1"; else fail "$1" "expected to find [$2] in [$3]"; fi
 }
 
+# The script's last command: fails when a check failed (or a command run by
+# `run` failed unchecked); exits SKIP_RC when every check was skipped.
 finish() {
-  echo "$PASSED passed, $FAILED failed"
-  [ "$FAILED" -eq 0 ]
+  run_failed "a command run for a check" || true
+  echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+  [ "$FAILED" -eq 0 ] || return 1
+  if [ "$PASSED" -eq 0 ] && [ "$SKIPPED" -gt 0 ]; then return "$SKIP_RC"; fi
 }
 
 wait_for() { # wait_for SECONDS COMMAND...

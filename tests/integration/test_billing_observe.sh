@@ -52,7 +52,7 @@ check_contains "dead letters summed over the apps" 'tine_event_dead_letters 2' "
 wait_for 5 bash -c "'$BIN/tine' --url '$URL' --token '$TOKEN' logs obs | grep -q said"
 check_contains "past log lines" "say v1 info: said" "$(tine logs obs say)"
 # boom logs nothing itself: its lines are its raised error and trace (issue 16 item 14).
-out=$(tine logs obs boom)
+out=$(run tine logs obs boom)
 check_contains "function filter: boom's error" "boom v1 error: raised: f.lua:4: kaboom" "$out"
 check "function filter: no line of another function" "" "$(grep said <<<"$out" || true)"
 tine logs obs say -f --limit 0 >"$T/follow.out" 2>"$T/follow.err" &

@@ -47,7 +47,7 @@ check_contains "a symlinked directory out of the allowed one is refused" "resolv
 write_app "$LOG" 'ERROR "unclosed'
 out=$(tine deploy "$T/app" 2>&1 || true)
 check_contains "a bad filter is refused" "triggers[0].filter: unterminated quote starting at column 7" "$out"
-check "nothing was deployed" "" "$(redis-cli -s "$T/redis.sock" GET tine:app:tail:live)"
+check "nothing was deployed" "" "$(run redis-cli -s "$T/redis.sock" GET tine:app:tail:live)"
 
 write_app "$LOG" 'ERROR -ignore'
 check "deploy of an allowed file" "deployed tail version 1" "$(tine deploy "$T/app")"

@@ -37,7 +37,7 @@ check "node-c lost, announced once" "1" "$(rkv nodes tine.node.lost:node-c)"
 sleep 2.5
 check "still once after more checks by the two survivors" "1" "$(rkv nodes tine.node.lost:node-c)"
 check "the joins were not announced again" "1" "$(rkv nodes tine.node.joined:node-b)"
-check "the lost node left the registry" "" "$(redis-cli -s "$T/redis.sock" HGET tine:nodes node-c)"
+check "the lost node left the registry" "" "$(run redis-cli -s "$T/redis.sock" HGET tine:nodes node-c)"
 # It comes back: a new join.
 start_node c --redis "$REDIS_URL" --node-id node-c --docker-events off
 wait_kv 15 nodes "tine.node.joined:node-c" 2 || true

@@ -7,12 +7,10 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/events_lib.sh"
 if ! command -v podman >/dev/null 2>&1; then
-  echo "SKIP: podman is not installed (apt-get install podman; scripts/deps.sh installs it)"
-  exit 0
+  skip_all "podman is not installed (apt-get install podman; scripts/deps.sh installs it)"
 fi
 if ! why=$(podman --root "$T/podroot" --runroot "$T/podrun" --storage-driver vfs info 2>&1 >/dev/null); then
-  echo "SKIP: podman cannot run here: $(echo "$why" | tail -1)"
-  exit 0
+  skip_all "podman cannot run here: $(echo "$why" | tail -1)"
 fi
 SOCK=$T/podman.sock
 PODMAN=(podman --root "$T/podroot" --runroot "$T/podrun" --storage-driver vfs)

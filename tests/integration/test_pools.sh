@@ -9,7 +9,7 @@
 # pool APP FN EXPR: evaluates the Python expression EXPR on the pool `p` of
 # APP.FN of the newest version in `tine ps --json` (prints nothing if none).
 pool() {
-  tine --json ps "$1" | python3 -c '
+  run tine --json ps "$1" | python3 -c '
 import json, sys
 app, fn, expr = sys.argv[1:4]
 ps = sorted((p for p in json.load(sys.stdin)["pools"] if p["function"] == fn), key=lambda p: p["version"])
@@ -155,7 +155,7 @@ gate_open pools
 wait "$r1"
 check "the busy one finished its call on the old version" "200 slow old" "$(cat "$T/d1.code") $(cat "$T/d1.body")"
 wait_for 10 all_gone $old_slow && ok "then it exited" || fail "then it exited" "$(tine ps pools)"
-check "no pool of version 1 left" "0" "$(tine --json ps pools | grep -o '"version":1,' | wc -l | tr -d ' ')"
+check "no pool of version 1 left" "0" "$(run tine --json ps pools | grep -o '"version":1,' | wc -l | tr -d ' ')"
 wait_for 10 idle_is pools warmed 2 && ok "version 2 has its two warm sandboxes" ||
   fail "version 2 has its two warm sandboxes" "$(tine ps pools)"
 check "version 2 answers" "200 warm v2" "$(http GET /pools/warmed)"

@@ -134,7 +134,7 @@ check "each crash hit a new sandbox" "2" "$(sort -u "$T/crash.pids" | wc -l | tr
 # gets a clear 500, the sandbox is replaced, the node serves on.
 if ldd "$BIN/tined" | grep -q libasan; then
   # AddressSanitizer reserves far more address space than any RLIMIT_AS allows.
-  echo "skip out of memory under a memory limit (AddressSanitizer build)"
+  skip "out of memory under a memory limit" "AddressSanitizer reserves more address space than RLIMIT_AS allows"
 else
   wait_for 10 has_idle hog || fail "warm sandbox of hog" "$(tine ps life)"
   hog=$(idle_pid hog)

@@ -9,9 +9,10 @@ make_app "$T/v1" one
 make_app "$T/v2" two
 tine deploy "$T/v1" >/dev/null
 (
+  # --force: the same two bundles again and again, each a new version.
   for i in $(seq 1 8); do
-    tine deploy "$T/v2" >/dev/null
-    tine deploy "$T/v1" >/dev/null
+    tine deploy --force "$T/v2" >/dev/null
+    tine deploy --force "$T/v1" >/dev/null
   done
 ) &
 deployer=$!

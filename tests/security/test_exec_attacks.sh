@@ -78,7 +78,7 @@ if need_layers root-dir mount-namespace; then
   if layer_on cgroup; then attack "$CHECK" evilx fill '{}' 500 "function fill ran out of memory (memory: 32 MB)"
   else attack "$CHECK" evilx fill '{}' 500 "No space left on device"; fi
 fi
-check "no working dir left on the host" "" "$(find "$T/tmp" -mindepth 2 2>/dev/null)"
+check "no working dir left on the host" "" "$(run find "$T/tmp" -mindepth 2)"
 
 CHECK="fork bomb"
 inv evilx bomb '{}' >"$T/bomb.out" &

@@ -170,5 +170,5 @@ if layer_on root-dir; then
 else
   check_contains "HOME and TMPDIR are the working dir" "home=$T/tmp/tine-" "$ERR"
 fi
-check "no working dir left on the host" "" "$(find "$T/tmp" -mindepth 2 2>/dev/null)"
+check "no working dir left on the host" "" "$(run find "$T/tmp" -mindepth 2)"
 finish_security

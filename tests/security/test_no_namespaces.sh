@@ -81,6 +81,6 @@ else fail "exec: uid and working dir" "got [$ERR]"; fi
 inv evil slow '{}'
 check "exec: timeout" "504" "$STATUS"
 inv evil echo '{}'
-check "exec: no working dir left behind" "" "$(find "$T/tmp" -mindepth 2 2>/dev/null)"
+check "exec: no working dir left behind" "" "$(run find "$T/tmp" -mindepth 2)"
 if kill -0 "$NODE_PID"; then ok "tined is alive"; else fail "tined is alive" "it died"; fi
 finish_security

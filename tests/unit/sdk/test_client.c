@@ -218,6 +218,40 @@ static void test_invoke_escapes_names_and_defaults_to_empty_object(void **state)
     assert_string_equal(f->node->path, "/_tine/v1/apps/hello/routes");
 }
 
+static void test_app_delete_prune_ready_force(void **state)
+{
+    fixture_t *f = *state;
+    fake_node_answer(f->node, 200, "{\"app\":\"hello\",\"live\":3,\"serving\":3}");
+    assert_int_equal(tine_app(f->client, "hello", NULL), 0);
+    assert_string_equal(f->node->method, "GET");
+    assert_string_equal(f->node->path, "/_tine/v1/apps/hello");
+
+    fake_node_answer(f->node, 200, "{\"app\":\"hello\",\"deleted\":{}}");
+    assert_int_equal(tine_delete_app(f->client, "my app", NULL), 0);
+    assert_string_equal(f->node->method, "DELETE");
+    assert_string_equal(f->node->path, "/_tine/v1/apps/my%20app");
+    assert_int_equal(tine_delete_app(f->client, "", NULL), -EINVAL);
+
+    fake_node_answer(f->node, 200, "{\"app\":\"hello\",\"pruned\":[],\"kept\":[1]}");
+    assert_int_equal(tine_prune_versions(f->client, "hello", 2, NULL), 0);
+    assert_string_equal(f->node->method, "POST");
+    assert_string_equal(f->node->path, "/_tine/v1/apps/hello/versions/prune");
+    assert_string_equal(f->node->body, "{\"keep\":2}");
+
+    const char tgz[] = "\x1f\x8b fake";
+    fake_node_answer(f->node, 200, "{\"app\":\"hello\",\"version\":3,\"unchanged\":true}");
+    assert_int_equal(tine_deploy_ex(f->client, "hello", tgz, sizeof tgz - 1, TINE_DEPLOY_FORCE, NULL), 0);
+    assert_string_equal(f->node->method, "PUT");
+    assert_string_equal(f->node->path, "/_tine/v1/apps/hello?force=1");
+    assert_int_equal(tine_deploy_ex(f->client, "hello", tgz, sizeof tgz - 1, 0, NULL), 0);
+    assert_string_equal(f->node->path, "/_tine/v1/apps/hello");
+
+    fake_node_answer(f->node, 503, "{\"ready\":false,\"error\":\"app hello: cannot be loaded\",\"reasons\":[]}");
+    assert_int_equal(tine_ready(f->client, NULL), TINE_CLIENT_EHTTP);
+    assert_string_equal(f->node->path, "/_tine/v1/ready");
+    assert_string_equal(tine_client_error(f->client), "app hello: cannot be loaded");
+}
+
 static void test_sandbox_calls(void **state)
 {
     fixture_t *f = *state;
@@ -431,6 +465,7 @@ int main(void)
         cmocka_unit_test(test_escape_and_strerror),
         cmocka_unit_test_setup_teardown(test_usage_and_activations_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs_hands_over_each_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_app_delete_prune_ready_force, setup, teardown),
     };
     return cmocka_run_group_tests_name("sdk/c/client", tests, NULL, NULL);
 }

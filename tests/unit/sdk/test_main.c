@@ -118,7 +118,7 @@ static void test_help_and_usage_exit_codes(void **state)
 
     run(&r, NULL, "help", "deploy", NULL);
     assert_int_equal(r.rc, 0);
-    assert_non_null(strstr(r.out, "usage: tine deploy [DIR]\n"));
+    assert_non_null(strstr(r.out, "usage: tine deploy [DIR] [--force]\n"));
 
     run(&r, NULL, "invoke", "-h", NULL);
     assert_int_equal(r.rc, 0);
@@ -140,8 +140,9 @@ static void test_help_and_usage_exit_codes(void **state)
 
     run(&r, NULL, "versions", NULL);
     assert_int_equal(r.rc, 2);
-    assert_string_equal(r.err, "tine versions: missing argument\nusage: tine versions APP\n"
-                               "Run 'tine help versions' for details.\n");
+    assert_string_equal(r.err,
+                        "tine versions: missing argument\nusage: tine versions APP | versions prune APP --keep N\n"
+                        "Run 'tine help versions' for details.\n");
 
     run(&r, NULL, "apps", "--frob", NULL);
     assert_int_equal(r.rc, 2);

@@ -189,6 +189,84 @@ static void test_deploy_and_rollback_lines(void **state)
     free(c.text);
 }
 
+static void test_what_this_node_serves(void **state)
+{
+    (void)state;
+    capture_t c;
+    char err[256];
+    cap_open(&c);
+    assert_int_equal(cli_render_apps("{\"apps\":[{\"app\":\"hello\",\"live\":3,\"versions\":3,\"serving\":3},"
+                                     "{\"app\":\"shop\",\"live\":12,\"versions\":15,\"serving\":11,"
+                                     "\"problem\":\"cannot write x: No space left on device\"},"
+                                     "{\"app\":\"new\",\"live\":2,\"versions\":2,\"serving\":0}]}",
+                                     c.f, err, sizeof err),
+                     0);
+    assert_string_equal(cap_close(&c), "APP    LIVE                 VERSIONS\n"
+                                       "hello  3                    3\n"
+                                       "shop   12 (this node: 11)   15\n"
+                                       "new    2 (this node: none)  2\n");
+    free(c.text);
+
+    cap_open(&c);
+    assert_int_equal(
+        cli_render_versions("{\"app\":\"hello\",\"live\":2,\"node\":\"vm:8080\",\"serving\":1,"
+                            "\"problem\":\"cannot write /s/bundles/hello/2: No space left on device\","
+                            "\"versions\":[{\"version\":1,\"created\":\"c\",\"files\":3,\"sha256\":\"ab\"},"
+                            "{\"version\":2,\"created\":\"d\",\"files\":3,\"sha256\":\"cd\"}]}",
+                            c.f, err, sizeof err),
+        0);
+    assert_string_equal(cap_close(&c), "  VERSION  CREATED  FILES  SHA256\n"
+                                       "  1        c        3      ab\n"
+                                       "* 2        d        3      cd\n"
+                                       "node vm:8080 serves version 1, not the live version 2: cannot write "
+                                       "/s/bundles/hello/2: No space left on device (it retries)\n");
+    free(c.text);
+
+    cap_open(&c);
+    assert_int_equal(
+        cli_render_versions("{\"app\":\"hello\",\"live\":2,\"node\":\"vm:8080\",\"serving\":2,"
+                            "\"versions\":[{\"version\":2,\"created\":\"d\",\"files\":3,\"sha256\":\"cd\"}]}",
+                            c.f, err, sizeof err),
+        0);
+    assert_string_equal(cap_close(&c), "  VERSION  CREATED  FILES  SHA256\n"
+                                       "* 2        d        3      cd\n"
+                                       "node vm:8080 serves version 2\n");
+    free(c.text);
+}
+
+static void test_unchanged_delete_prune_lines(void **state)
+{
+    (void)state;
+    capture_t c;
+    char err[256];
+    cap_open(&c);
+    assert_int_equal(
+        cli_render_deploy("{\"app\":\"hello\",\"version\":4,\"live\":4,\"unchanged\":true}", c.f, err, sizeof err), 0);
+    assert_int_equal(cli_render_delete("{\"app\":\"hello\",\"deleted\":{\"versions\":3,\"files\":4,\"kv_keys\":1,"
+                                       "\"dead_letters\":0,\"activations\":40},\"kept\":[\"usage\"]}",
+                                       c.f, err, sizeof err),
+                     0);
+    assert_int_equal(cli_render_prune("{\"app\":\"hello\",\"live\":2,\"pruned\":[1,3],\"kept\":[2,4],"
+                                      "\"files_deleted\":1}",
+                                      c.f, err, sizeof err),
+                     0);
+    assert_int_equal(cli_render_prune("{\"app\":\"hello\",\"live\":2,\"pruned\":[],\"kept\":[2],\"files_deleted\":0}",
+                                      c.f, err, sizeof err),
+                     0);
+    assert_string_equal(cap_close(&c),
+                        "unchanged: hello version 4 is live (tine deploy --force makes a new version)\n"
+                        "deleted hello: 3 versions, 1 tine.kv key, 0 dead letters, 40 activation records (its usage "
+                        "is kept for billing: tine usage hello)\n"
+                        "hello: pruned versions 1, 3; kept 2, 4 (live 2); 1 stored file no longer used removed\n"
+                        "hello: nothing to prune; kept 2 (live 2); 0 stored files no longer used removed\n");
+    free(c.text);
+    cap_open(&c);
+    assert_int_equal(cli_render_delete("{\"app\":\"x\"}", c.f, err, sizeof err), -1);
+    assert_int_equal(cli_render_prune("{\"app\":\"x\",\"pruned\":[]}", c.f, err, sizeof err), -1);
+    assert_string_equal(cap_close(&c), "");
+    free(c.text);
+}
+
 static void test_public_urls(void **state)
 {
     (void)state;
@@ -336,6 +414,8 @@ int main(void)
         cmocka_unit_test(test_routes_table),
         cmocka_unit_test(test_describe_trigger_variants),
         cmocka_unit_test(test_deploy_and_rollback_lines),
+        cmocka_unit_test(test_what_this_node_serves),
+        cmocka_unit_test(test_unchanged_delete_prune_lines),
         cmocka_unit_test(test_public_urls),
         cmocka_unit_test(test_invoke_prints_body),
         cmocka_unit_test(test_invoke_body_with_nul_bytes),
