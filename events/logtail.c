@@ -548,8 +548,13 @@ void ev_on_activation(ev_events_t *ev, const inv_activation_t *a)
             continue;
         size_t k;
         json_t *line;
+        /* The function's own lines; tine's lines after them (the error and its
+         * trace) would fire a trigger once per trace line: the failure is the
+         * one line below instead. */
         json_array_foreach(a->logs, k, line)
         {
+            if (k >= a->logs_function)
+                break;
             const char *msg = json_string_value(json_object_get(line, "msg"));
             const char *level = json_string_value(json_object_get(line, "level"));
             if (msg == NULL)

@@ -245,6 +245,7 @@ void inv__log_frame(inv_pool_t *p, inv_call_t *c, const sbx_frame_hdr_t *h, cons
         tine_log_text(error ? TINE_LOG_ERROR : TINE_LOG_INFO, kv, b.data ? b.data : "", b.len);
         if (c) {
             record_line(c, error ? "error" : "info", b.data ? b.data : "", b.len);
+            c->logs_function++;
             c->logs_bytes += b.len;
         }
     }

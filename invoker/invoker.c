@@ -135,6 +135,7 @@ static void call_record(inv_call_t *c, const inv_result_t *res)
         .status = res->status,
         .error = res->code ? res->error : NULL,
         .logs = c->logs,
+        .logs_function = c->logs_function,
         .logs_truncated = c->logs_truncated,
     };
     inv->cfg.on_activation(inv->cfg.on_activation_data, &a);
@@ -1300,7 +1301,9 @@ static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *
             res.code = TINE_EHANDLER;
             res.error = e ? e : "the function raised an error";
         }
-        char *line = xasprintf("%s%s", res.code == TINE_EHANDLER ? "raised: " : "", res.error);
+        /* Lua raises; an exec program fails (exit status, signal). */
+        const char *what = p->fn->runtime == REG_RUNTIME_LUA ? "raised: " : "failed: ";
+        char *line = xasprintf("%s%s", res.code == TINE_EHANDLER ? what : "", res.error);
         inv__log_error(c, line, trace);
         free(line);
     }

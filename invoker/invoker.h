@@ -39,6 +39,9 @@ typedef struct {
     int status;
     const char *error;        /* NULL when code == 0 */
     json_t *logs;             /* [{"t":unix_ms,"level":"info"|"error","msg":"..."}] */
+    size_t logs_function;     /* the first lines of logs, those the function wrote; tine's own
+                                 (the error that ended the call and its trace, notes on dropped
+                                 lines) follow them */
     bool logs_truncated;      /* lines past INV_LOG_CAP bytes were dropped */
 } inv_activation_t;
 

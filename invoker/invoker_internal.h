@@ -38,6 +38,7 @@ struct inv_call {
                                start; NULL while queued and once finished */
     json_t *logs;           /* [{"t":unix_ms,"level":..,"msg":..}] (call_log.c) */
     size_t logs_bytes;
+    size_t logs_function; /* lines of logs the function wrote (tine's own lines follow them) */
     bool logs_truncated;
     bool error_logged;         /* the error that ended it is in its logs already */
     uint64_t log_dropped_cap;  /* lines dropped over INV_LOG_CAP */

@@ -22,6 +22,7 @@ triggers:
   - { on: log, source: 'function:worker', filter: 'ERROR', function: alert }
   - { on: log, source: 'function:crasher', filter: 'ERROR', function: alert }
   - { on: log, source: 'function:worker', filter: 'level=error', function: levels }
+  - { on: log, source: 'function:crasher', filter: 'level=error', function: levels }
   - { on: log, source: 'function:alert', filter: 'paged', function: alert }
 YAML
 cat >"$T/app/h.lua" <<'LUA'
@@ -63,6 +64,13 @@ http GET /flog/crash >/dev/null
 wait_for 10 bash -c "redis-cli -s $T/redis.sock --scan --pattern 'tine:kv:flog:alert:ERROR crasher failed*' | grep -q ."
 k=$(redis-cli -s "$T/redis.sock" --scan --pattern 'tine:kv:flog:alert:ERROR crasher failed*' | head -1)
 check_contains "a failed invocation is an error line" "kaboom" "$k"
+# The activation's logs hold the error and its trace (tine's own lines):
+# a level=error trigger fires once for the failure, not once per trace line.
+levels() { redis-cli -s "$T/redis.sock" --scan --pattern 'tine:kv:flog:level:*' | sort; }
+wait_for 10 bash -c "redis-cli -s $T/redis.sock --scan --pattern 'tine:kv:flog:level:ERROR crasher failed*' | grep -q ."
+sleep 0.5
+check "level=error: one line per failed invocation" "2" "$(levels | grep -c . || true)"
+check_contains "level=error: the failure line" "level:ERROR crasher failed: " "$(levels)"
 
 sleep 1
 check "alert ran once per line, not on its own lines" "2" "$(rkv flog alerts)"
