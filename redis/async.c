@@ -36,6 +36,7 @@ typedef enum { ST_DOWN, ST_CONNECTING, ST_LOGIN, ST_UP, ST_CLOSED } state_t;
 /* A command waiting for the connection (RDS_WAIT_WHEN_DOWN). */
 typedef struct waiting {
     struct waiting *next;
+    uint64_t since; /* uv_now when it began to wait */
     char *cmd;
     size_t len;
     rds_reply_fn fn;
@@ -68,6 +69,7 @@ struct rds_async {
     int login_left;        /* replies of the login still awaited */
     uv_timer_t retry;      /* next attempt */
     uv_timer_t deadline;   /* connect + login, or a drain */
+    uv_timer_t wait_timer; /* the oldest waiting command's max_wait_ms */
     unsigned attempt;      /* failed attempts since it was last up */
     uint64_t connects, reconnects;
     bool warned; /* the outage was logged */
@@ -117,6 +119,7 @@ static void conn_finish_close(rds_async_t *c)
     c->timers_closed = true;
     uv_close((uv_handle_t *)&c->retry, on_timer_closed);
     uv_close((uv_handle_t *)&c->deadline, on_timer_closed);
+    uv_close((uv_handle_t *)&c->wait_timer, on_timer_closed);
 }
 
 /* ------------------------------------------------------------- adapter */
@@ -290,6 +293,36 @@ static int send_now(rds_async_t *c, rds_reply_fn fn, void *data, const char *cmd
     return -1;
 }
 
+/* Takes the oldest waiting command off the queue. */
+static waiting_t *waiting_pop(rds_async_t *c)
+{
+    waiting_t *w = c->waiting;
+    if (w == NULL)
+        return NULL;
+    c->waiting = w->next;
+    if (c->waiting == NULL)
+        c->waiting_tail = &c->waiting;
+    c->nwaiting--;
+    return w;
+}
+
+/* Fails (NULL reply) the waiting commands past max_wait_ms, then arms the
+ * timer for the next one. */
+static void on_wait_timer(uv_timer_t *t)
+{
+    rds_async_t *c = t->data;
+    uint64_t now = uv_now(c->loop);
+    while (c->waiting && c->waiting->since + c->cfg.max_wait_ms <= now) {
+        waiting_t *w = waiting_pop(c);
+        if (w->fn)
+            w->fn(w->data, NULL);
+        free(w->cmd);
+        free(w);
+    }
+    if (c->waiting && !c->closing)
+        uv_timer_start(&c->wait_timer, on_wait_timer, c->waiting->since + c->cfg.max_wait_ms - now, 0);
+}
+
 /* The login replied: the connection is up. Waiting commands go first, in
  * order, then the owner hears of it. */
 static void conn_up(rds_async_t *c)
@@ -303,12 +336,9 @@ static void conn_up(rds_async_t *c)
     if (c->warned)
         tine_log(TINE_LOG_INFO, "redis: %s connection to %s is up again", c->name, c->target.url.redacted);
     c->warned = false;
+    uv_timer_stop(&c->wait_timer);
     while (c->waiting && c->state == ST_UP) {
-        waiting_t *w = c->waiting;
-        c->waiting = w->next;
-        if (c->waiting == NULL)
-            c->waiting_tail = &c->waiting;
-        c->nwaiting--;
+        waiting_t *w = waiting_pop(c);
         if (send_now(c, w->fn, w->data, w->cmd, w->len) != 0 && w->fn)
             w->fn(w->data, NULL);
         free(w->cmd);
@@ -474,8 +504,9 @@ int rds_async_new(uv_loop_t *loop, const char *url, const rds_async_config_t *cf
     snprintf(c->error, sizeof c->error, "not connected yet");
     uv_timer_init(loop, &c->retry);
     uv_timer_init(loop, &c->deadline);
-    c->retry.data = c->deadline.data = c;
-    c->open = 2;
+    uv_timer_init(loop, &c->wait_timer);
+    c->retry.data = c->deadline.data = c->wait_timer.data = c;
+    c->open = 3;
     c->next_all = all_conns;
     if (all_conns)
         all_conns->prev_all = &c->next_all;
@@ -498,17 +529,15 @@ void rds_async_close(rds_async_t *c, bool drain, void (*on_closed)(void *data), 
         c->next_all->prev_all = c->prev_all;
     uv_timer_stop(&c->retry);
     uv_timer_stop(&c->deadline);
+    uv_timer_stop(&c->wait_timer);
     bool was_up = c->state == ST_UP;
     c->state = ST_CLOSED;
-    while (c->waiting) {
-        waiting_t *w = c->waiting;
-        c->waiting = w->next;
+    for (waiting_t *w; (w = waiting_pop(c)) != NULL;) {
         if (w->fn)
             w->fn(w->data, NULL);
         free(w->cmd);
         free(w);
     }
-    c->nwaiting = 0;
     if (c->ac && drain && was_up) {
         /* Replies still come; on_disconnect finishes the close. */
         c->draining = true;
@@ -544,11 +573,17 @@ int rds_async_formatted(rds_async_t *c, rds_reply_fn fn, void *data, const char 
         return TINE_EINVAL;
     if (c->state == ST_UP && c->ac && send_now(c, fn, data, cmd, len) == 0)
         return 0;
-    /* Down (or hiredis refused it: the context is going away). */
+    /* Down (or hiredis refused it: the context is going away). Someone
+     * needs the connection: the next attempt comes soon. */
+    if (c->state == ST_DOWN && uv_timer_get_due_in(&c->retry) > c->cfg.backoff_min_ms)
+        uv_timer_start(&c->retry, on_retry, c->cfg.backoff_min_ms, 0);
     if (c->cfg.when_down != RDS_WAIT_WHEN_DOWN || c->nwaiting >= c->cfg.max_waiting)
         return TINE_EREDIS;
     waiting_t *w = xmalloc(sizeof(*w));
     w->next = NULL;
+    w->since = uv_now(c->loop);
+    if (c->waiting == NULL && c->cfg.max_wait_ms)
+        uv_timer_start(&c->wait_timer, on_wait_timer, c->cfg.max_wait_ms, 0);
     w->cmd = xmalloc(len);
     memcpy(w->cmd, cmd, len);
     w->len = len;

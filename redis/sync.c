@@ -145,13 +145,19 @@ static void lost(rds_sync_t *s, char *err, size_t errlen)
 
 redisReply *rds_sync_command(rds_sync_t *s, char *err, size_t errlen, const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = rds_sync_vcommand(s, err, errlen, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+redisReply *rds_sync_vcommand(rds_sync_t *s, char *err, size_t errlen, const char *fmt, va_list ap)
+{
     redisContext *c = rds_sync_context(s, err, errlen);
     if (c == NULL)
         return NULL;
-    va_list ap;
-    va_start(ap, fmt);
     redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
     if (r == NULL) {
         lost(s, err, errlen);
         return NULL;

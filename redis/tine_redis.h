@@ -19,6 +19,7 @@
 #define TINE_REDIS_H
 
 #include <hiredis/hiredis.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,6 +70,11 @@ void rds_url_dispose(rds_url_t *u);
  * URL that may not even parse. Fresh string. */
 char *rds_url_redact(const char *text);
 
+/* The URL of a unix socket, with a password when it is not NULL
+ * ("unix://:PASSWORD@/path", both percent-encoded where needed). Fresh
+ * string. */
+char *rds_url_make_unix(const char *path, const char *password);
+
 /* --------------------------------------------------------- synchronous */
 
 typedef struct rds_sync rds_sync_t;
@@ -87,10 +93,11 @@ void rds_sync_free(rds_sync_t *s);
  * For pipelines: append with redisAppendCommand, then rds_sync_replies. */
 redisContext *rds_sync_context(rds_sync_t *s, char *err, size_t errlen);
 
-/* Runs one command (hiredis format). Returns the reply (freeReplyObject it)
+/* Runs one command (hiredis's format: %s, %b with a length, %d ...). Returns the reply (freeReplyObject it)
  * or NULL with a message in err: unreachable, the connection lost during the
  * command (not retried: it may have run), or an error reply ("redis: ..."). */
 redisReply *rds_sync_command(rds_sync_t *s, char *err, size_t errlen, const char *fmt, ...);
+redisReply *rds_sync_vcommand(rds_sync_t *s, char *err, size_t errlen, const char *fmt, va_list ap);
 
 /* Reads the `n` replies of commands appended on rds_sync_context, e.g. a
  * MULTI ... EXEC. Fails (TINE_EREDIS, message in err) on a lost connection,
@@ -115,8 +122,9 @@ typedef enum {
     /* A command sent while the connection is not up fails at once:
      * rds_async_command returns TINE_EREDIS and never calls back. */
     RDS_FAIL_WHEN_DOWN = 0,
-    /* It waits (up to max_waiting commands, in order) and is sent once the
-     * connection is up again; past the bound it fails at once. */
+    /* It waits (up to max_waiting commands, in order, each at most
+     * max_wait_ms) and is sent once the connection is up again; past the
+     * count it fails at once, past the time it gets its NULL reply. */
     RDS_WAIT_WHEN_DOWN = 1,
 } rds_when_down_t;
 
@@ -124,6 +132,7 @@ typedef struct {
     const char *name;            /* in log lines and /metrics, e.g. "events-dispatch" (copied) */
     rds_when_down_t when_down;
     uint32_t max_waiting;        /* RDS_WAIT_WHEN_DOWN: commands held at most (0: 10000) */
+    uint32_t max_wait_ms;        /* RDS_WAIT_WHEN_DOWN: how long each may wait (0: until up or closed) */
     uint32_t connect_timeout_ms; /* connect + AUTH/SELECT/PING (0: 2000) */
     uint32_t backoff_min_ms;     /* first delay before a reconnect (0: 50) */
     uint32_t backoff_max_ms;     /* doubling up to this (0: 2000); each delay is drawn in [d/2, d] */
@@ -139,8 +148,10 @@ typedef struct {
 
 /* Creates the connection on `loop` and starts connecting (in the
  * background: this never blocks, and a Redis that is away at the start is
- * reached when it comes). Returns 0 and *out, or TINE_EINVAL when the URL
- * does not parse (message in err). */
+ * reached when it comes). While it is down, a command sent brings the next
+ * attempt forward to backoff_min_ms, so traffic finds a server that came
+ * back without waiting out a long backoff. Returns 0 and *out, or
+ * TINE_EINVAL when the URL does not parse (message in err). */
 int rds_async_new(struct uv_loop_s *loop, const char *url, const rds_async_config_t *cfg, rds_async_t **out,
                   char *err, size_t errlen);
 

@@ -289,6 +289,33 @@ void rds_url_dispose(rds_url_t *u)
     u->db = -1;
 }
 
+/* Appends s percent-encoded where the parser would otherwise stop or
+ * decode: '%', '@', '?', ':' and bytes outside printable ASCII. */
+static void percent_encode(tine_buf_t *b, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch <= 0x20 || ch >= 0x7f || strchr("%@?:", ch))
+            tine_buf_appendf(b, "%%%02X", ch);
+        else
+            tine_buf_append(b, s, 1);
+    }
+}
+
+char *rds_url_make_unix(const char *path, const char *password)
+{
+    tine_buf_t b;
+    tine_buf_init(&b);
+    tine_buf_append(&b, "unix://", 7);
+    if (password) {
+        tine_buf_append(&b, ":", 1);
+        percent_encode(&b, password);
+        tine_buf_append(&b, "@", 1);
+    }
+    percent_encode(&b, path);
+    return b.data;
+}
+
 /* ------------------------------------------------------------ targets */
 
 int rds__target_init(rds__target_t *t, const char *url, char *err, size_t errlen)

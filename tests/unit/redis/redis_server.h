@@ -13,13 +13,14 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 typedef struct {
     char dir[64];
-    char sock[128];
+    char sock[96];
     int port;
     pid_t pid;
     const char *extra[16]; /* more arguments, e.g. "--requirepass", "pw" */
@@ -43,7 +44,7 @@ static void test_sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* Whether the server answers on its unix socket (a connect succeeds). */
+/* Whether the server accepts connections on its port and its socket. */
 static int test_redis_listening(const test_redis_t *r)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -51,8 +52,12 @@ static int test_redis_listening(const test_redis_t *r)
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
     close(fd);
-    struct stat st;
-    return ok && stat(r->sock, &st) == 0;
+    struct sockaddr_un su = {.sun_family = AF_UNIX};
+    snprintf(su.sun_path, sizeof su.sun_path, "%s", r->sock);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    ok = ok && connect(fd, (struct sockaddr *)&su, sizeof su) == 0;
+    close(fd);
+    return ok;
 }
 
 /* Starts (or starts again, on the same socket and port) the server. */

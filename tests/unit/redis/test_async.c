@@ -359,6 +359,45 @@ static void test_wait_mode_after_login(void **state)
     loop_done(&loop, fds);
 }
 
+/* Waiting commands give up after max_wait_ms; a command sent while down
+ * brings a distant attempt forward, so a server that came back is found
+ * at once rather than after the backoff. */
+static void test_wait_limit_and_kick(void **state)
+{
+    int fds = count_fds();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    test_redis_t r = {0};
+    test_redis_start(&r);
+    test_redis_stop(&r);
+    char *url = url_of(&r, 1, NULL);
+    probe_t p = {0};
+    rds_async_config_t cfg = {.name = "kick", .when_down = RDS_WAIT_WHEN_DOWN, .max_wait_ms = 200,
+                              .backoff_min_ms = 20, .backoff_max_ms = 10000, .on_connected = on_connected, .data = &p};
+    rds_async_t *c = NULL;
+    char err[256];
+    assert_int_equal(rds_async_new(&loop, url, &cfg, &c, err, sizeof err), 0);
+    run_for(&loop, 2500); /* attempts every 20, 40, ... 1280 ms: the next is seconds away */
+    assert_int_equal(ping(c, &p), 0);
+    uint64_t t0 = uv_now(&loop);
+    assert_true(run_until(&loop, &p.nulls, 1, 1000));
+    uint64_t waited = uv_now(&loop) - t0;
+    assert_true(waited >= 190 && waited < 600);
+    assert_int_equal(p.replies, 0);
+    run_for(&loop, 1500); /* the backoff grows again */
+    test_redis_start(&r);
+    t0 = uv_now(&loop);
+    assert_int_equal(ping(c, &p), 0);
+    assert_true(run_until(&loop, &p.replies, 1, 1000));
+    assert_string_equal(p.last, "PONG");
+    if (uv_now(&loop) - t0 > 300)
+        fail_msg("the command waited %d ms for a server that was there", (int)(uv_now(&loop) - t0));
+    close_conn(&loop, c, &p);
+    free(url);
+    test_redis_cleanup(&r);
+    loop_done(&loop, fds);
+}
+
 /* Wrong, missing and needless passwords: clear messages, never the password,
  * and no connection. */
 static void test_passwords(void **state)
@@ -620,6 +659,7 @@ int main(void)
         cmocka_unit_test(test_tcp_absent_at_start),
         cmocka_unit_test(test_unix_absent_at_start),
         cmocka_unit_test(test_wait_mode_after_login),
+        cmocka_unit_test(test_wait_limit_and_kick),
         cmocka_unit_test(test_passwords),
         cmocka_unit_test(test_acl_user),
         cmocka_unit_test(test_login_deadline),
