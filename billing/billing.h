@@ -99,10 +99,6 @@ void bill_metrics_render(bill_t *b, tine_buf_t *out);
 /* Appends `s` escaped as a Prometheus label value (\\, \" and \n). */
 void bill_prom_escape(tine_buf_t *out, const char *s);
 
-/* Lengths of the event stream and the dead-letter stream (XLEN at the
- * time of the call; synchronous). Returns 0, or TINE_EREDIS. */
-int bill_event_queue_lengths(bill_t *b, uint64_t *queued, uint64_t *dead);
-
 /* ------------------------------------------------------------ reports (synchronous reads) */
 
 typedef enum { BILL_BY_FUNCTION, BILL_BY_VERSION, BILL_BY_DAY } bill_group_t;

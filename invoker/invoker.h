@@ -44,6 +44,26 @@ typedef struct {
 
 typedef void (*inv_activation_cb)(void *data, const inv_activation_t *a);
 
+/* An event a function emits with tine.emit, checked by the invoker (a type
+ * of 1 to 256 printable characters, data that is JSON). Borrowed for the
+ * hook's call. */
+typedef struct {
+    const char *app;
+    const char *function;
+    const char *invocation_id;
+    const char *type; /* type_len bytes, not NUL-terminated */
+    size_t type_len;
+    json_t *data;     /* NULL: no data */
+} inv_emit_t;
+
+/* The outcome of handing an event on: rc 0 and its id, or an error with a
+ * message. Borrowed for the call. */
+typedef void (*inv_emit_done_cb)(void *data, int rc, const char *error, const char *event_id);
+
+/* The owner of events takes one: returns 0 and calls done exactly once,
+ * later; or returns an error and never calls it. */
+typedef int (*inv_emit_cb)(void *hook_data, const inv_emit_t *e, inv_emit_done_cb done, void *done_data);
+
 typedef struct {
     uint32_t max_queue;       /* calls waiting per function before 429 (default 100) */
     uint32_t max_sandboxes;   /* sandboxes on this node at most (default 1024); at the cap the
@@ -52,7 +72,9 @@ typedef struct {
     inv_activation_cb on_activation; /* called once per finished call, may be NULL */
     void *on_activation_data;
     /* Host calls (hostcall.c): */
-    const char *redis_url;     /* tine.kv and tine.emit (copied); NULL: they answer an error */
+    const char *redis_url;     /* tine.kv (copied); NULL: it answers an error */
+    inv_emit_cb on_emit;       /* tine.emit is handed to it (tined: the events module); NULL: an error */
+    void *on_emit_data;
     uint32_t max_invoke_depth; /* nested tine.invoke calls allowed (default INV_DEFAULT_INVOKE_DEPTH) */
 } inv_config_t;
 

@@ -186,13 +186,13 @@ void reg_sha256_hex(const void *data, size_t len, char out[65]);
 
 typedef struct reg_store reg_store_t;
 
-/* Connects to Redis at `url` ("unix:///path/sock" or "redis://host:port").
- * Returns NULL with a message in err on failure. Synchronous (hiredis). */
+/* Connects to Redis at `url` (any URL of redis/tine_redis.h), logged in.
+ * Returns NULL with a message in err on failure. Synchronous. */
 reg_store_t *reg_store_connect(const char *url, char *err, size_t errlen);
 void reg_store_free(reg_store_t *s);
 
 /* Stores a validated bundle as the next version of its app and moves the live
- * alias to it in one MULTI/EXEC, then publishes on REG_DEPLOY_CHANNEL. File
+ * alias to it in one MULTI/EXEC, then publishes on RDS_CHANNEL_DEPLOYS. File
  * contents are stored once by SHA-256. Returns 0 and the new version number. */
 int reg_store_deploy(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, char *err, size_t errlen);
 
@@ -271,14 +271,18 @@ size_t reg_live_count(reg_live_t *l);
 
 /* ------------------------------------------------------- embedded redis */
 
-/* Starts a private redis-server for a node that was given no Redis URL: unix
- * socket state_dir/redis.sock, append-only file under state_dir, no TCP port.
- * Waits until it answers PING (up to 10 s). Stores its pid and a
- * "unix://..." URL (malloc'd). The server dies with tined (PDEATHSIG) and is
- * stopped by reg_embedded_redis_stop. */
-int reg_embedded_redis_start(const char *state_dir, int *pid, char **url, char *err, size_t errlen);
-void reg_embedded_redis_stop(int pid);
+#define REG_EMBEDDED_REDIS_MAXMEMORY "512mb" /* default memory cap of the private redis-server */
 
-#define REG_DEPLOY_CHANNEL "tine:deploys"
+/* Starts a private redis-server for a node that was given no Redis URL: unix
+ * socket state_dir/redis.sock, append-only file under state_dir, no TCP
+ * port, a password generated once into state_dir/redis.password (0600), at
+ * most `maxmemory` (Redis's syntax, "512mb"; NULL: the default; "0": no cap)
+ * evicting only keys with a TTL. Its settings go through state_dir/redis.conf
+ * (0600), never its command line. Waits until it answers PING (up to 10 s).
+ * Stores its pid and a "unix://:PASSWORD@/..." URL (malloc'd). The server
+ * dies with tined (PDEATHSIG) and is stopped by reg_embedded_redis_stop. */
+int reg_embedded_redis_start(const char *state_dir, const char *maxmemory, int *pid, char **url, char *err,
+                             size_t errlen);
+void reg_embedded_redis_stop(int pid);
 
 #endif

@@ -1,6 +1,6 @@
-/* The versioned store on Redis (synchronous hiredis).
+/* The versioned store on Redis (a synchronous connection of redis/).
  *
- * Keys:
+ * Keys (redis/keys.h):
  *   tine:apps                 SET of app names
  *   tine:app:{app}:seq        INCR counter: the last version number handed out
  *   tine:app:{app}:live       the live version number
@@ -14,9 +14,9 @@
  * either the old or the new version, never a half-written one. */
 #include "registry.h"
 #include "tine_common.h"
+#include "tine_redis.h"
 
 #include <errno.h>
-#include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -25,56 +25,21 @@
 #include <string.h>
 #include <sys/time.h>
 
-struct reg_store {
-    redisContext *c;
-    char *url;
-};
+#define STORE_TIMEOUT_MS 5000
 
-/* Parses "unix:///path" or "redis://host:port[/db]" and connects. */
-static redisContext *store_open(const char *url, char *err, size_t errlen)
-{
-    struct timeval tv = {5, 0};
-    redisContext *c = NULL;
-    if (strncmp(url, "unix://", 7) == 0) {
-        c = redisConnectUnixWithTimeout(url + 7, tv);
-    } else if (strncmp(url, "redis://", 8) == 0) {
-        char host[256];
-        int port = 6379;
-        const char *hp = url + 8;
-        const char *at = strrchr(hp, '@');
-        if (at)
-            hp = at + 1;
-        size_t hl = strcspn(hp, ":/");
-        if (hl == 0 || hl >= sizeof(host)) {
-            snprintf(err, errlen, "redis url '%s': expected redis://host:port", url);
-            return NULL;
-        }
-        memcpy(host, hp, hl);
-        host[hl] = '\0';
-        if (hp[hl] == ':')
-            port = atoi(hp + hl + 1);
-        c = redisConnectWithTimeout(host, port, tv);
-    } else {
-        snprintf(err, errlen, "redis url '%s': expected unix:///path/to/socket or redis://host:port", url);
-        return NULL;
-    }
-    if (c == NULL || c->err) {
-        snprintf(err, errlen, "cannot connect to redis at %s: %s", url, c ? c->errstr : "out of memory");
-        if (c)
-            redisFree(c);
-        return NULL;
-    }
-    return c;
-}
+struct reg_store {
+    rds_sync_t *redis;
+};
 
 reg_store_t *reg_store_connect(const char *url, char *err, size_t errlen)
 {
-    redisContext *c = store_open(url, err, errlen);
-    if (c == NULL)
+    rds_sync_t *redis = rds_sync_new(url, STORE_TIMEOUT_MS, err, errlen);
+    if (redis == NULL || rds_sync_context(redis, err, errlen) == NULL) {
+        rds_sync_free(redis);
         return NULL;
+    }
     reg_store_t *s = xcalloc(1, sizeof(*s));
-    s->c = c;
-    s->url = xstrdup(url);
+    s->redis = redis;
     return s;
 }
 
@@ -82,63 +47,8 @@ void reg_store_free(reg_store_t *s)
 {
     if (s == NULL)
         return;
-    redisFree(s->c);
-    free(s->url);
+    rds_sync_free(s->redis);
     free(s);
-}
-
-/* Runs one command, reconnecting once if the connection was lost. Returns the
- * reply (caller frees) or NULL with a message in err. A Redis error reply is
- * turned into NULL too. */
-static redisReply *store_cmd(reg_store_t *s, char *err, size_t errlen, const char *fmt, ...)
-{
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (s->c == NULL || s->c->err) {
-            if (s->c)
-                redisFree(s->c);
-            s->c = store_open(s->url, err, errlen);
-            if (s->c == NULL)
-                return NULL;
-        }
-        va_list ap;
-        va_start(ap, fmt);
-        redisReply *r = redisvCommand(s->c, fmt, ap);
-        va_end(ap);
-        if (r == NULL)
-            continue;
-        if (r->type == REDIS_REPLY_ERROR) {
-            snprintf(err, errlen, "redis: %s", r->str);
-            freeReplyObject(r);
-            return NULL;
-        }
-        return r;
-    }
-    snprintf(err, errlen, "redis: %s", s->c ? s->c->errstr : "not connected");
-    return NULL;
-}
-
-/* Reads the `n` replies of a pipelined MULTI ... EXEC. Fails when any reply
- * is an error or the EXEC (the last) did not run the transaction. */
-static int store_exec_replies(reg_store_t *s, int n, char *err, size_t errlen)
-{
-    int rc = 0;
-    for (int i = 0; i < n; i++) {
-        void *reply = NULL;
-        if (redisGetReply(s->c, &reply) != REDIS_OK) {
-            snprintf(err, errlen, "redis: %s", s->c->errstr);
-            return TINE_EREDIS;
-        }
-        redisReply *rr = reply;
-        if (rc == 0 && rr->type == REDIS_REPLY_ERROR) {
-            snprintf(err, errlen, "redis: %s", rr->str);
-            rc = TINE_EREDIS;
-        } else if (rc == 0 && i == n - 1 && rr->type != REDIS_REPLY_ARRAY) {
-            snprintf(err, errlen, "redis: the transaction was aborted");
-            rc = TINE_EREDIS;
-        }
-        freeReplyObject(rr);
-    }
-    return rc;
 }
 
 static int64_t wall_ms(void)
@@ -171,7 +81,7 @@ int reg_store_deploy(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, c
     /* File contents first: content-addressed, so writing them before the
      * version exists is harmless if the deploy fails later. */
     for (size_t i = 0; i < b->files_len; i++) {
-        r = store_cmd(s, err, errlen, "SET tine:blob:%s %b NX", b->files[i].sha256, b->files[i].data,
+        r = rds_sync_command(s->redis, err, errlen, "SET " RDS_KEY_BLOB_PREFIX "%s %b NX", b->files[i].sha256, b->files[i].data,
                       b->files[i].len);
         if (r == NULL)
             return TINE_EREDIS;
@@ -186,7 +96,7 @@ int reg_store_deploy(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, c
     char ident[65];
     bundle_identity(b, ident);
 
-    r = store_cmd(s, err, errlen, "INCR tine:app:%s:seq", app);
+    r = rds_sync_command(s->redis, err, errlen, "INCR " RDS_KEY_APP_PREFIX "%s:seq", app);
     if (r == NULL) {
         free(files_json);
         return TINE_EREDIS;
@@ -202,15 +112,20 @@ int reg_store_deploy(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, c
     snprintf(note, sizeof(note), "%s %" PRIu64, app, n);
 
     /* One transaction: the version, the live alias and the announcement. */
-    redisAppendCommand(s->c, "MULTI");
-    redisAppendCommand(s->c, "HSET tine:app:%s:v:%s created %s sha256 %s manifest %s files %s", app, vstr, created,
-                       ident, b->manifest_path, files_json);
-    redisAppendCommand(s->c, "SET tine:app:%s:live %s", app, vstr);
-    redisAppendCommand(s->c, "SADD tine:apps %s", app);
-    redisAppendCommand(s->c, "PUBLISH %s %s", REG_DEPLOY_CHANNEL, note);
-    redisAppendCommand(s->c, "EXEC");
+    redisContext *c = rds_sync_context(s->redis, err, errlen);
+    if (c == NULL) {
+        free(files_json);
+        return TINE_EREDIS;
+    }
+    redisAppendCommand(c, "MULTI");
+    redisAppendCommand(c, "HSET " RDS_KEY_APP_PREFIX "%s:v:%s created %s sha256 %s manifest %s files %s", app, vstr,
+                       created, ident, b->manifest_path, files_json);
+    redisAppendCommand(c, "SET " RDS_KEY_APP_PREFIX "%s:live %s", app, vstr);
+    redisAppendCommand(c, "SADD " RDS_KEY_APPS " %s", app);
+    redisAppendCommand(c, "PUBLISH " RDS_CHANNEL_DEPLOYS " %s", note);
+    redisAppendCommand(c, "EXEC");
     free(files_json);
-    int rc = store_exec_replies(s, 6, err, errlen);
+    int rc = rds_sync_replies(s->redis, 6, err, errlen);
     if (rc == 0)
         *version = n;
     return rc;
@@ -218,7 +133,7 @@ int reg_store_deploy(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, c
 
 static int version_exists(reg_store_t *s, const char *app, uint64_t v, char *err, size_t errlen)
 {
-    redisReply *r = store_cmd(s, err, errlen, "EXISTS tine:app:%s:v:%" PRIu64, app, v);
+    redisReply *r = rds_sync_command(s->redis, err, errlen, "EXISTS " RDS_KEY_APP_PREFIX "%s:v:%" PRIu64, app, v);
     if (r == NULL)
         return TINE_EREDIS;
     int exists = r->integer == 1;
@@ -229,7 +144,7 @@ static int version_exists(reg_store_t *s, const char *app, uint64_t v, char *err
 int reg_store_live_version(reg_store_t *s, const char *app, uint64_t *version)
 {
     char err[256];
-    redisReply *r = store_cmd(s, err, sizeof(err), "GET tine:app:%s:live", app);
+    redisReply *r = rds_sync_command(s->redis, err, sizeof(err), "GET " RDS_KEY_APP_PREFIX "%s:live", app);
     if (r == NULL)
         return TINE_EREDIS;
     *version = r->type == REDIS_REPLY_STRING ? strtoull(r->str, NULL, 10) : 0;
@@ -265,11 +180,14 @@ int reg_store_rollback(reg_store_t *s, const char *app, uint64_t version, uint64
     }
     char note[512];
     snprintf(note, sizeof(note), "%s %" PRIu64, app, version);
-    redisAppendCommand(s->c, "MULTI");
-    redisAppendCommand(s->c, "SET tine:app:%s:live %" PRIu64, app, version);
-    redisAppendCommand(s->c, "PUBLISH %s %s", REG_DEPLOY_CHANNEL, note);
-    redisAppendCommand(s->c, "EXEC");
-    int rc = store_exec_replies(s, 4, err, errlen);
+    redisContext *c = rds_sync_context(s->redis, err, errlen);
+    if (c == NULL)
+        return TINE_EREDIS;
+    redisAppendCommand(c, "MULTI");
+    redisAppendCommand(c, "SET " RDS_KEY_APP_PREFIX "%s:live %" PRIu64, app, version);
+    redisAppendCommand(c, "PUBLISH " RDS_CHANNEL_DEPLOYS " %s", note);
+    redisAppendCommand(c, "EXEC");
+    int rc = rds_sync_replies(s->redis, 4, err, errlen);
     if (rc == 0)
         *now_live = version;
     return rc;
@@ -283,7 +201,7 @@ static int cmp_str(const void *a, const void *b)
 int reg_store_list_apps(reg_store_t *s, char ***names, size_t *n)
 {
     char err[256];
-    redisReply *r = store_cmd(s, err, sizeof(err), "SMEMBERS tine:apps");
+    redisReply *r = rds_sync_command(s->redis, err, sizeof(err), "SMEMBERS " RDS_KEY_APPS);
     if (r == NULL)
         return TINE_EREDIS;
     char **out = xcalloc(r->elements + 1, sizeof(char *));
@@ -299,7 +217,7 @@ int reg_store_list_apps(reg_store_t *s, char ***names, size_t *n)
 int reg_store_list_versions(reg_store_t *s, const char *app, reg_version_info_t **out, size_t *n)
 {
     char err[256];
-    redisReply *r = store_cmd(s, err, sizeof(err), "GET tine:app:%s:seq", app);
+    redisReply *r = rds_sync_command(s->redis, err, sizeof(err), "GET " RDS_KEY_APP_PREFIX "%s:seq", app);
     if (r == NULL)
         return TINE_EREDIS;
     uint64_t seq = r->type == REDIS_REPLY_STRING ? strtoull(r->str, NULL, 10) : 0;
@@ -307,7 +225,7 @@ int reg_store_list_versions(reg_store_t *s, const char *app, reg_version_info_t 
     reg_version_info_t *v = xcalloc(seq + 1, sizeof(*v));
     size_t count = 0;
     for (uint64_t i = 1; i <= seq; i++) {
-        r = store_cmd(s, err, sizeof(err), "HMGET tine:app:%s:v:%" PRIu64 " created sha256 files", app, i);
+        r = rds_sync_command(s->redis, err, sizeof(err), "HMGET " RDS_KEY_APP_PREFIX "%s:v:%" PRIu64 " created sha256 files", app, i);
         if (r == NULL) {
             free(v);
             return TINE_EREDIS;
@@ -340,7 +258,7 @@ static int cmp_file(const void *a, const void *b)
 int reg_store_load_version(reg_store_t *s, const char *app, uint64_t version, reg_bundle_t **out, char *err,
                            size_t errlen)
 {
-    redisReply *r = store_cmd(s, err, errlen, "HMGET tine:app:%s:v:%" PRIu64 " manifest files", app, version);
+    redisReply *r = rds_sync_command(s->redis, err, errlen, "HMGET " RDS_KEY_APP_PREFIX "%s:v:%" PRIu64 " manifest files", app, version);
     if (r == NULL)
         return TINE_EREDIS;
     if (r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
@@ -366,7 +284,7 @@ int reg_store_load_version(reg_store_t *s, const char *app, uint64_t version, re
     json_object_foreach(files, path, sha)
     {
         const char *hex = json_string_value(sha);
-        r = hex ? store_cmd(s, err, errlen, "GET tine:blob:%s", hex) : NULL;
+        r = hex ? rds_sync_command(s->redis, err, errlen, "GET " RDS_KEY_BLOB_PREFIX "%s", hex) : NULL;
         if (r == NULL || r->type != REDIS_REPLY_STRING) {
             if (r)
                 snprintf(err, errlen, "%s version %" PRIu64 ": file %s is missing from the store", app, version,
