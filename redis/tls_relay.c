@@ -202,6 +202,18 @@ static SSL *tls_handshake(rds__relay_t *r, int fd, int64_t deadline, char *why, 
     }
 }
 
+/* The server ended the session (SSL error e). Before it said a word, the
+ * reason goes to the client (a TLS 1.3 server that wanted a client
+ * certificate says so only now, with an alert). Returns true. */
+static bool session_ended(rds__relay_t *r, int e, bool heard, char *why, size_t len)
+{
+    char buf[256];
+    if (!heard && why[0] == '\0')
+        snprintf(why, len, "TLS session with %s:%d ended: %s", r->host, r->port,
+                 e == SSL_ERROR_SSL ? ssl_error(buf, sizeof buf) : "the server closed the connection");
+    return true;
+}
+
 /* Carries bytes between the client and the TLS connection until either
  * side closes or the relay stops. Both sockets are non-blocking; each pass
  * moves what it can and polls only when nothing moved. */
@@ -210,7 +222,8 @@ static void pump(rds__relay_t *r, int client, int fd, SSL *ssl)
     char *up = xmalloc(RELAY_BUF), *down = xmalloc(RELAY_BUF);
     size_t up_len = 0, up_off = 0, down_len = 0, down_off = 0;
     bool write_wants_read = false, write_wants_write = false, read_wants_write = false;
-    bool client_eof = false, server_eof = false;
+    bool client_eof = false, server_eof = false, heard = false;
+    char why[300] = ""; /* the server ended the session with an error before a word: tell the client */
     for (;;) {
         bool moved = false;
         if (up_len == 0 && !client_eof) {
@@ -239,7 +252,7 @@ static void pump(rds__relay_t *r, int client, int fd, SSL *ssl)
                 else if (e == SSL_ERROR_WANT_WRITE)
                     write_wants_write = true;
                 else
-                    server_eof = true;
+                    server_eof = session_ended(r, e, heard, why, sizeof why);
             }
         }
         if (down_len == 0 && !server_eof) {
@@ -249,13 +262,14 @@ static void pump(rds__relay_t *r, int client, int fd, SSL *ssl)
             if (n > 0) {
                 down_len = (size_t)n;
                 down_off = 0;
-                moved = true;
+                moved = heard = true;
             } else {
                 int e = SSL_get_error(ssl, n);
-                if (e == SSL_ERROR_WANT_WRITE)
+                if (e == SSL_ERROR_WANT_WRITE) {
                     read_wants_write = true;
-                else if (e != SSL_ERROR_WANT_READ)
-                    server_eof = true;
+                } else if (e != SSL_ERROR_WANT_READ) {
+                    server_eof = session_ended(r, e, heard, why, sizeof why);
+                }
             }
         }
         if (down_off < down_len) {
@@ -287,6 +301,8 @@ static void pump(rds__relay_t *r, int client, int fd, SSL *ssl)
         if (p[2].revents)
             break;
     }
+    if (why[0])
+        tell_client(client, why);
     if (!server_eof) {
         ERR_clear_error();
         SSL_shutdown(ssl); /* best effort: close_notify */
