@@ -314,6 +314,9 @@ int main(int argc, char **argv)
         free(redis_url);
         sbx_zygote_stop(&zygote);
         sbx_isolation_cleanup(tmp_dir);
+        free(tmp_dir);
+        tined_config_dispose(&cfg);
+        close(lock_fd);
         return 1;
     }
     char *redis_shown = rds_url_redact(redis_url);
