@@ -435,18 +435,11 @@ ev_events_t *ev_new(uv_loop_t *loop, const ev_config_t *cfg, inv_invoker_t *inv,
     ev->node_id = xstrdup(cfg->node_id);
     ev->retry_base_ms = cfg->retry_base_ms ? cfg->retry_base_ms : 200;
     ev->started_ms = tine_now_unix_ms();
-    if (load_log_dirs(ev, cfg->log_paths, err, errlen) != 0) {
-        for (size_t i = 0; i < ev->nlog_dirs; i++)
-            free(ev->log_dirs[i]);
-        free(ev->log_dirs);
-        free(ev->node_id);
-        free(ev);
-        return NULL;
-    }
-    ev->sync = rds_sync_new(cfg->redis_url, 2000, err, errlen);
     rds_async_config_t cmd = {.name = "events-command", .on_connected = on_cmd_up, .data = ev};
     rds_async_config_t blk = {.name = "events-dispatch", .on_connected = on_blk_up, .data = ev};
-    if (ev->sync == NULL || rds_async_new(loop, cfg->redis_url, &cmd, &ev->cmd, err, errlen) != 0 ||
+    if (load_log_dirs(ev, cfg->log_paths, err, errlen) != 0 ||
+        (ev->sync = rds_sync_new(cfg->redis_url, 2000, err, errlen)) == NULL ||
+        rds_async_new(loop, cfg->redis_url, &cmd, &ev->cmd, err, errlen) != 0 ||
         rds_async_new(loop, cfg->redis_url, &blk, &ev->blk, err, errlen) != 0) {
         rds_async_close(ev->cmd, false, NULL, NULL);
         rds_sync_free(ev->sync);

@@ -2,6 +2,7 @@
  * form messages print, and what a connection needs to dial and log in. */
 #include "redis_internal.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,17 +39,6 @@ static int url_fail(const char *redacted, char *err, size_t errlen, const char *
     return TINE_EINVAL;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes len bytes into a fresh string. NULL for a bad escape or
  * an encoded NUL. */
 static char *percent_decode(const char *s, size_t len)
@@ -60,13 +50,15 @@ static char *percent_decode(const char *s, size_t len)
             out[n++] = s[i];
             continue;
         }
-        int hi = i + 2 < len ? hex_value(s[i + 1]) : -1;
-        int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+        char hex[3] = {0};
+        if (i + 2 < len && isxdigit((unsigned char)s[i + 1]) && isxdigit((unsigned char)s[i + 2]))
+            memcpy(hex, s + i + 1, 2);
+        long v = hex[0] ? strtol(hex, NULL, 16) : 0;
+        if (v == 0) { /* a bad escape, or an encoded NUL */
             free(out);
             return NULL;
         }
-        out[n++] = (char)(hi * 16 + lo);
+        out[n++] = (char)v;
         i += 2;
     }
     out[n] = '\0';

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -23,65 +22,17 @@
 
 #define PASSWORD_BYTES 24 /* 48 hex digits */
 
-/* Writes a whole file of mode 0600 (replacing one that was there). */
-static int write_private(const char *path, const char *data, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return -errno;
-    int rc = fchmod(fd, 0600) == 0 ? 0 : -errno;
-    for (size_t off = 0; rc == 0 && off < len;) {
-        ssize_t n = write(fd, data + off, len - off);
-        if (n < 0 && errno != EINTR)
-            rc = -errno;
-        else if (n > 0)
-            off += (size_t)n;
-    }
-    if (close(fd) != 0 && rc == 0)
-        rc = -errno;
-    return rc;
-}
-
 /* The password of the embedded server: read from state_dir/redis.password,
  * or generated and written there the first time. */
 static char *load_or_create_password(const char *state_dir, char *err, size_t errlen)
 {
     char *path = xasprintf("%s/redis.password", state_dir);
-    char *data = NULL;
-    size_t len = 0;
-    if (tine_read_file(path, &data, &len) == 0) {
-        while (len && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
-            data[--len] = '\0';
-        bool ok = len >= 32;
-        for (size_t i = 0; ok && i < len; i++)
-            ok = (data[i] >= '0' && data[i] <= '9') || (data[i] >= 'a' && data[i] <= 'f');
-        if (ok) {
-            chmod(path, 0600);
-            free(path);
-            return data;
-        }
-        free(data);
-        tine_log(TINE_LOG_WARN, "%s does not hold a password tined generated; making a new one", path);
-    }
-    unsigned char raw[PASSWORD_BYTES];
-    if (getrandom(raw, sizeof raw, 0) != sizeof raw) {
-        snprintf(err, errlen, "cannot generate a password for the private redis-server: %s", strerror(errno));
-        free(path);
-        return NULL;
-    }
-    char *pw = xmalloc(2 * sizeof raw + 2);
-    for (size_t i = 0; i < sizeof raw; i++)
-        snprintf(pw + 2 * i, 3, "%02x", raw[i]);
-    explicit_bzero(raw, sizeof raw);
-    size_t n = strlen(pw);
-    pw[n] = '\n';
-    int rc = write_private(path, pw, n + 1);
-    pw[n] = '\0';
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", path, tine_strerror(rc));
-        free(pw);
-        pw = NULL;
-    }
+    char *pw = NULL;
+    bool created = false;
+    int rc = tine_secret_file(path, PASSWORD_BYTES, 32, &pw, &created);
+    if (rc != 0)
+        snprintf(err, errlen, "cannot make the password of the private redis-server (%s): %s", path,
+                 tine_strerror(rc));
     free(path);
     return pw;
 }
@@ -112,7 +63,9 @@ static void make_conf(tine_buf_t *b, const char *state_dir, const char *sock, co
     conf_quoted(b, state_dir);
     tine_buf_appendf(b, "\nlogfile ");
     conf_quoted(b, log);
-    tine_buf_appendf(b, "\nrequirepass %s\n", password);
+    tine_buf_appendf(b, "\nrequirepass ");
+    conf_quoted(b, password);
+    tine_buf_appendf(b, "\n");
     /* Only keys with a TTL may be evicted (schedule locks, kv values set
      * with a ttl, activation records): the registry, event streams, usage
      * and kv values without a ttl never are; when those fill it, writes
@@ -171,7 +124,7 @@ int reg_embedded_redis_start(const char *state_dir, const char *maxmemory, int *
     tine_buf_t conf;
     tine_buf_init(&conf);
     make_conf(&conf, state_dir, sock, password, maxmemory ? maxmemory : REG_EMBEDDED_REDIS_MAXMEMORY);
-    int rc = write_private(conf_path, conf.data, conf.len);
+    int rc = tine_write_file(conf_path, conf.data, conf.len, 0600);
     explicit_bzero(conf.data, conf.len);
     tine_buf_dispose(&conf);
     char *u = rds_url_make_unix(sock, password);

@@ -50,26 +50,6 @@ void reg_app_version_release(reg_app_version_t *v)
     free(v);
 }
 
-static int write_whole(const char *path, const char *data, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -errno;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, data + off, len - off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = -errno;
-            close(fd);
-            return e;
-        }
-        off += (size_t)n;
-    }
-    return close(fd) == 0 ? 0 : -errno;
-}
-
 /* Writes a version's files under state_dir/bundles/APP/N (once: a version
  * never changes). Files go to a temporary directory renamed into place, so a
  * sandbox never sees a half-written version. Returns the directory. */
@@ -91,7 +71,7 @@ static int materialize(reg_live_t *l, const reg_bundle_t *b, const char *app, ui
         rc = tine_mkdirs(path, 0755);
         *slash = '/';
         if (rc == 0)
-            rc = write_whole(path, b->files[i].data, b->files[i].len);
+            rc = tine_write_file(path, b->files[i].data, b->files[i].len, 0644);
         free(path);
     }
     if (rc == 0 && rename(tmp, dir) != 0 && errno != ENOTEMPTY && errno != EEXIST)

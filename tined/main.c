@@ -46,37 +46,13 @@ typedef struct {
 static char *load_or_create_token(const char *state_dir)
 {
     char *path = xasprintf("%s/admin.token", state_dir);
-    char *data = NULL;
-    size_t len = 0;
-    if (tine_read_file(path, &data, &len) == 0) {
-        while (len && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
-            data[--len] = '\0';
-        if (len >= 16) {
-            free(path);
-            return data;
-        }
-        free(data);
-    }
-    unsigned char raw[24];
-    if (getrandom(raw, sizeof(raw), 0) != sizeof(raw)) {
-        tine_log(TINE_LOG_ERROR, "cannot generate an admin token: %s", strerror(errno));
-        free(path);
-        return NULL;
-    }
-    char *token = xmalloc(sizeof(raw) * 2 + 1);
-    for (size_t i = 0; i < sizeof(raw); i++)
-        sprintf(token + 2 * i, "%02x", raw[i]);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || write(fd, token, strlen(token)) != (ssize_t)strlen(token) || write(fd, "\n", 1) != 1) {
-        tine_log(TINE_LOG_ERROR, "cannot write %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        free(path);
-        free(token);
-        return NULL;
-    }
-    close(fd);
-    tine_log(TINE_LOG_WARN, "generated the admin token (shown once; saved in %s): %s", path, token);
+    char *token = NULL;
+    bool created = false;
+    int rc = tine_secret_file(path, 24, 16, &token, &created);
+    if (rc != 0)
+        tine_log(TINE_LOG_ERROR, "cannot make the admin token %s: %s", path, tine_strerror(rc));
+    else if (created)
+        tine_log(TINE_LOG_WARN, "generated the admin token (shown once; saved in %s): %s", path, token);
     free(path);
     return token;
 }

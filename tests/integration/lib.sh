@@ -114,3 +114,23 @@ end
 return M
 LUA
 }
+
+# make_kv_app DIR VERSION_TEXT EVENT_TYPE: make_app's app plus GET /kv?v=X
+# (tine.kv.set then get of "k") and an event trigger keeping the last
+# event's id in the kv key "got".
+make_kv_app() {
+  make_app "$1" "$2"
+  sed -i 's/^functions:/functions:\n  kv: { handler: kv.lua#kv }\n  got: { handler: kv.lua#got }/' "$1/tine.yaml"
+  cat >>"$1/tine.yaml" <<YAML
+  - { method: GET, path: /kv, function: kv }
+triggers:
+  - { on: event, type: $3, function: got }
+YAML
+  cat >"$1/kv.lua" <<'LUA'
+local tine = require "tine"
+return {
+  kv = function(req) tine.kv.set("k", req.query.v or "kv"); return tine.kv.get("k") end,
+  got = function(event) tine.kv.set("got", event.id) end,
+}
+LUA
+}

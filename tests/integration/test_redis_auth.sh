@@ -18,23 +18,10 @@ R() { REDISCLI_AUTH="$PW" redis-cli --no-auth-warning -p "$RPORT" "$@"; }
 
 # --- the right password: everything works
 start_node a --redis "redis://:$PW_URL@127.0.0.1:$RPORT"
-make_app "$T/v1" one
-cat >>"$T/v1/tine.yaml" <<'YAML'
-  - { method: GET, path: /kv, function: kv }
-triggers:
-  - { on: event, type: auth.test, function: got }
-YAML
-sed -i 's/^functions:/functions:\n  kv: { handler: kv.lua#kv }\n  got: { handler: kv.lua#got }/' "$T/v1/tine.yaml"
-cat >"$T/v1/kv.lua" <<'LUA'
-local tine = require "tine"
-return {
-  kv = function(req) tine.kv.set("k", "v1"); return tine.kv.get("k") end,
-  got = function(event) tine.kv.set("got", event.id) end,
-}
-LUA
+make_kv_app "$T/v1" one auth.test
 check "deploy with a password" "deployed demo version 1" "$(tine deploy "$T/v1")"
 check "invoke" "200 one 1" "$(http GET /demo/who)"
-check "tine.kv" "200 v1" "$(http GET /demo/kv)"
+check "tine.kv" "200 v1" "$(http GET "/demo/kv?v=v1")"
 out=$(post_event '{"specversion":"1.0","id":"ev-1","source":"/t","type":"auth.test"}')
 check "an event is accepted" "202" "${out%% *}"
 wait_for 10 test "$(R GET tine:kv:demo:got)" = "ev-1" && ok "and dispatched" || fail "event dispatched" "$(R GET tine:kv:demo:got)"

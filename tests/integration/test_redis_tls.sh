@@ -42,23 +42,10 @@ check "plain TCP is refused by the server" "no" \
 
 URL_TLS="rediss://:$PW@127.0.0.1:$TPORT?cacert=$T/ca.crt"
 start_node a --redis "$URL_TLS"
-make_app "$T/v1" one
-cat >>"$T/v1/tine.yaml" <<'YAML'
-  - { method: GET, path: /kv, function: kv }
-triggers:
-  - { on: event, type: tls.test, function: got }
-YAML
-sed -i 's/^functions:/functions:\n  kv: { handler: kv.lua#kv }\n  got: { handler: kv.lua#got }/' "$T/v1/tine.yaml"
-cat >"$T/v1/kv.lua" <<'LUA'
-local tine = require "tine"
-return {
-  kv = function(req) tine.kv.set("k", req.query.v or "tls"); return tine.kv.get("k") end,
-  got = function(event) tine.kv.set("got", event.id) end,
-}
-LUA
+make_kv_app "$T/v1" one tls.test
 check "deploy over TLS" "deployed demo version 1" "$(tine deploy "$T/v1")"
 check "invoke" "200 one 1" "$(http GET /demo/who)"
-check "tine.kv over TLS" "200 tls" "$(http GET /demo/kv)"
+check "tine.kv over TLS" "200 tls" "$(http GET "/demo/kv?v=tls")"
 check "stored in the TLS server" "tls" "$(R GET tine:kv:demo:k)"
 out=$(post_event '{"specversion":"1.0","id":"tls-1","source":"/t","type":"tls.test"}')
 check "an event is accepted" "202" "${out%% *}"
