@@ -71,6 +71,20 @@ start_node() {
   printf -v "TOKEN_$name" '%s' "$TOKEN"
 }
 
+# tined_status NAME [tined args...]: runs a tined expected to stop by itself
+# (a bad option, a Redis it cannot use, a state dir in use) on state dir
+# $T/NAME; prints its exit status (124: it did not stop within 30 s); its
+# output goes to $T/NAME.log.
+tined_status() {
+  local name=$1; shift
+  mkdir -p "$T/$name"
+  set +e
+  timeout 30 "$BIN/tined" --listen 127.0.0.1:0 --state-dir "$T/$name" --sdk-dir "$SRC/sdk/lua" "$@" \
+    >"$T/$name.log" 2>&1
+  echo "$?"
+  set -e
+}
+
 # tine ARGS...: the CLI against the current node.
 tine() { "$BIN/tine" --url "$URL" --token "$TOKEN" "$@"; }
 

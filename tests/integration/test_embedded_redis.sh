@@ -37,11 +37,6 @@ check "apps survive a restart" "200 one 1" "$(http GET /demo/who)"
 check "the password is kept" "$PW" "$(cat "$T/solo/redis.password")"
 check "--redis-maxmemory" "67108864" "$(R config get maxmemory | tail -1)"
 kill -TERM "$NODE_PID"; wait "$NODE_PID" 2>/dev/null || true
-mkdir -p "$T/bad"
-set +e
-"$BIN/tined" --listen 127.0.0.1:0 --state-dir "$T/bad" --sdk-dir "$SRC/sdk/lua" --redis-maxmemory lots >"$T/bad.log" 2>&1
-rc=$?
-set -e
-check "a bad --redis-maxmemory" "2" "$rc"
+check "a bad --redis-maxmemory" "2" "$(tined_status bad --redis-maxmemory lots)"
 check_contains "is named" "--redis-maxmemory lots: expected a size such as 256mb or 2gb" "$(cat "$T/bad.log")"
 finish

@@ -31,21 +31,13 @@ check "no warning about a missing password" "" "$(grep "has no password" "$T/a.l
 kill -TERM "$NODE_PID"; wait "$NODE_PID" 2>/dev/null || true
 
 # --- a wrong password: tined stops at start, saying why, without the password
-run_bad() { # run_bad NAME URL: tined's exit status and output
-  mkdir -p "$T/$1"
-  set +e
-  timeout 30 "$BIN/tined" --listen 127.0.0.1:0 --state-dir "$T/$1" --sdk-dir "$SRC/sdk/lua" --redis "$2" \
-    >"$T/$1.log" 2>&1
-  echo "$?"
-  set -e
-}
-check "a wrong password stops tined" "1" "$(run_bad wrong "redis://:hunter2@127.0.0.1:$RPORT")"
+check "a wrong password stops tined" "1" "$(tined_status wrong --redis "redis://:hunter2@127.0.0.1:$RPORT")"
 check_contains "and says so" "redis at redis://:***@127.0.0.1:$RPORT refused the password" "$(cat "$T/wrong.log")"
 check "without the password" "" "$(grep hunter2 "$T/wrong.log" || true)"
 check "not serving" "no" "$(test -s "$T/wrong/port" && echo yes || echo no)"
-check "no password for a server that needs one" "1" "$(run_bad none "redis://127.0.0.1:$RPORT")"
+check "no password for a server that needs one" "1" "$(tined_status none --redis "redis://127.0.0.1:$RPORT")"
 check_contains "says it needs one" "requires a password: give it in the URL" "$(cat "$T/none.log")"
-check "a bad URL" "2" "$(run_bad badurl "redis://:hunter2@127.0.0.1:99999")"
+check "a bad URL" "2" "$(tined_status badurl --redis "redis://:hunter2@127.0.0.1:99999")"
 check_contains "names what is wrong" "--redis: redis URL 'redis://:***@127.0.0.1:99999': port '99999'" \
   "$(cat "$T/badurl.log")"
 check "not the password either" "" "$(grep hunter2 "$T/badurl.log" || true)"

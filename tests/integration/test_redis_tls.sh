@@ -67,28 +67,20 @@ check "deploy again after a restart" "deployed demo version 2" "$(tine deploy "$
 kill -TERM "$NODE_PID"; wait "$NODE_PID" 2>/dev/null || true
 
 # Certificates that do not verify stop tined at start.
-run_bad() { # run_bad NAME URL: tined's exit status
-  mkdir -p "$T/$1"
-  set +e
-  timeout 30 "$BIN/tined" --listen 127.0.0.1:0 --state-dir "$T/$1" --sdk-dir "$SRC/sdk/lua" --redis "$2" \
-    >"$T/$1.log" 2>&1
-  echo "$?"
-  set -e
-}
-check "another CA: tined stops" "1" "$(run_bad otherca "rediss://:$PW@127.0.0.1:$TPORT?cacert=$T/other.crt")"
+check "another CA: tined stops" "1" "$(tined_status otherca --redis "rediss://:$PW@127.0.0.1:$TPORT?cacert=$T/other.crt")"
 check_contains "saying the certificate does not verify" \
   "cannot connect to redis at rediss://:***@127.0.0.1:$TPORT?cacert=$T/other.crt: the certificate of 127.0.0.1:$TPORT does not verify" \
   "$(cat "$T/otherca.log")"
-check "the system's CAs do not know ours" "1" "$(run_bad system "rediss://:$PW@127.0.0.1:$TPORT")"
+check "the system's CAs do not know ours" "1" "$(tined_status system --redis "rediss://:$PW@127.0.0.1:$TPORT")"
 check_contains "nor do they verify it" "does not verify" "$(cat "$T/system.log")"
-check "a CA file that is not there" "1" "$(run_bad nofile "rediss://:$PW@127.0.0.1:$TPORT?cacert=$T/nope.pem")"
+check "a CA file that is not there" "1" "$(tined_status nofile --redis "rediss://:$PW@127.0.0.1:$TPORT?cacert=$T/nope.pem")"
 check_contains "is named" "cacert $T/nope.pem: No such file or directory" "$(cat "$T/nofile.log")"
 check "no password in any of it" "" "$(cat "$T/otherca.log" "$T/system.log" "$T/nofile.log" | grep -F ":$PW@" || true)"
 
 # A server that asks for a client certificate.
 kill -TERM "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true
 tls_up yes
-check "without a client certificate: refused" "1" "$(run_bad nocert "$URL_TLS")"
+check "without a client certificate: refused" "1" "$(tined_status nocert --redis "$URL_TLS")"
 check_contains "saying why" "cannot connect to redis at rediss://:***@127.0.0.1:$TPORT?cacert=$T/ca.crt: TLS session with 127.0.0.1:$TPORT ended:" \
   "$(cat "$T/nocert.log")"
 start_node c --redis "$URL_TLS&cert=$T/cli.crt&key=$T/cli.key"

@@ -8,13 +8,9 @@ start_node first
 FIRST_PID=$NODE_PID
 make_app "$T/v1" one
 check "deploy" "deployed demo version 1" "$(tine deploy "$T/v1")"
-set +e
-timeout 30 "$BIN/tined" --listen 127.0.0.1:0 --state-dir "$T/first" --sdk-dir "$SRC/sdk/lua" >"$T/second.log" 2>&1
-rc=$?
-set -e
-check "the second node exits with an error" "1" "$rc"
+check "the second node exits with an error" "1" "$(tined_status first)"
 check_contains "naming the dir and the pid holding it" \
-  "state dir $T/first is in use by another tined (pid $FIRST_PID)" "$(cat "$T/second.log")"
+  "state dir $T/first is in use by another tined (pid $FIRST_PID)" "$(cat "$T/first.log")"
 check "one redis-server on the socket" "1" "$(pgrep -fc "redis-server.*$T/first/redis.sock" || true)"
 check "the first keeps serving" "200 one 1" "$(http GET /demo/who)"
 check "and deploying" "deployed demo version 2" "$(make_app "$T/v2" two; tine deploy "$T/v2")"

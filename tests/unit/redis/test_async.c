@@ -193,6 +193,17 @@ static char *url_of(const test_redis_t *r, int tcp, const char *userinfo)
     return xasprintf("unix://%s%s", userinfo ? userinfo : "", r->sock);
 }
 
+/* Starts the fixture's server and a connection to it (connect timeout
+ * 500 ms), up. */
+static rds_async_t *connected(fixture_t *f, int tcp, probe_t *p, char **url)
+{
+    test_redis_start(&f->r);
+    *url = url_of(&f->r, tcp, NULL);
+    rds_async_t *c = open_conn(&f->loop, *url, p, RDS_FAIL_WHEN_DOWN, 500);
+    assert_true(run_until(&f->loop, &p->connected, 1, 3000));
+    return c;
+}
+
 /* -------------------------------------------------------------- tests */
 
 /* Killed and started again on the same socket or port: the connection is
@@ -203,11 +214,9 @@ static void restart_cycle(void **state, int tcp)
     fixture_t *f = *state;
     uv_loop_t *loop = &f->loop;
     test_redis_t *r = &f->r;
-    test_redis_start(r);
-    char *url = url_of(r, tcp, NULL);
     probe_t p = {0};
-    rds_async_t *c = open_conn(loop, url, &p, RDS_FAIL_WHEN_DOWN, 500);
-    assert_true(run_until(loop, &p.connected, 1, 3000));
+    char *url;
+    rds_async_t *c = connected(f, tcp, &p, &url);
     assert_true(rds_async_connected(c));
     assert_string_equal(rds_async_error(c), "");
     assert_int_equal(ping(c, &p), 0);
@@ -262,11 +271,9 @@ static void outages(void **state, int tcp)
     fixture_t *f = *state;
     uv_loop_t *loop = &f->loop;
     test_redis_t *r = &f->r;
-    test_redis_start(r);
-    char *url = url_of(r, tcp, NULL);
     probe_t p = {0};
-    rds_async_t *c = open_conn(loop, url, &p, RDS_FAIL_WHEN_DOWN, 500);
-    assert_true(run_until(loop, &p.connected, 1, 3000));
+    char *url;
+    rds_async_t *c = connected(f, tcp, &p, &url);
     int outage_ms[] = {100, 1500, 100, 1500};
     for (int i = 0; i < 4; i++) {
         test_redis_stop(r);
@@ -596,12 +603,9 @@ static void test_drain(void **state)
 {
     fixture_t *f = *state;
     uv_loop_t *loop = &f->loop;
-    test_redis_t *r = &f->r;
-    test_redis_start(r);
-    char *url = url_of(r, 0, NULL);
     probe_t p = {0};
-    rds_async_t *c = open_conn(loop, url, &p, RDS_FAIL_WHEN_DOWN, 500);
-    assert_true(run_until(loop, &p.connected, 1, 3000));
+    char *url;
+    rds_async_t *c = connected(f, 0, &p, &url);
     for (int i = 0; i < 50; i++) {
         const char *argv[] = {"INCR", "n"};
         size_t lens[] = {4, 1};
