@@ -25,7 +25,7 @@
 #include <string.h>
 #include <sys/time.h>
 
-#define STORE_TIMEOUT_MS 5000
+#define STORE_TIMEOUT_MS 10000 /* connect, and each command (a bundle's files can be large) */
 
 struct reg_store {
     rds_sync_t *redis;

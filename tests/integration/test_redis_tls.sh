@@ -83,6 +83,6 @@ tls_up yes
 check "without a client certificate: refused" "1" "$(tined_status nocert --redis "$URL_TLS")"
 check_contains "saying why" "cannot connect to redis at rediss://:***@127.0.0.1:$TPORT?cacert=$T/ca.crt: TLS session with 127.0.0.1:$TPORT ended:" \
   "$(cat "$T/nocert.log")"
-start_node c --redis "$URL_TLS&cert=$T/cli.crt&key=$T/cli.key"
-check "with one: serves" "200 two 2" "$(http GET /demo/who)"
+start_node c --redis "rediss://:$PW@localhost:$TPORT?cacert=$T/ca.crt&cert=$T/cli.crt&key=$T/cli.key"
+check "with one (and the server named by its DNS name): serves" "200 two 2" "$(http GET /demo/who)"
 finish
