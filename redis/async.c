@@ -106,6 +106,7 @@ static void conn_release(rds_async_t *c)
         cb(data);
 }
 
+/* A timer of the connection closed. */
 static void on_timer_closed(uv_handle_t *h)
 {
     conn_release(h->data);
@@ -142,6 +143,7 @@ static void adapter_on_poll(uv_poll_t *h, int status, int events)
         uv_poll_start(&a->poll, a->events, adapter_on_poll);
 }
 
+/* Watches the socket for `events` (none: stops). */
 static void adapter_update(adapter_t *a, int events)
 {
     a->events = events;
@@ -151,6 +153,7 @@ static void adapter_update(adapter_t *a, int events)
         uv_poll_stop(&a->poll);
 }
 
+/* hiredis's four hooks: start or stop watching for reading or writing. */
 static void adapter_add_read(void *p)
 {
     adapter_t *a = p;
@@ -175,6 +178,7 @@ static void adapter_del_write(void *p)
     adapter_update(a, a->events & ~UV_WRITABLE);
 }
 
+/* The poll handle closed: the adapter goes, and counts out of the connection. */
 static void adapter_on_closed(uv_handle_t *h)
 {
     adapter_t *a = h->data;
@@ -191,6 +195,8 @@ static void adapter_cleanup(void *p)
     uv_close((uv_handle_t *)&a->poll, adapter_on_closed);
 }
 
+/* Hooks hiredis's context to the loop through a new adapter. Returns 0 or a
+ * libuv error. */
 static int adapter_attach(rds_async_t *c, redisAsyncContext *ac)
 {
     adapter_t *a = xcalloc(1, sizeof(*a));
@@ -223,6 +229,7 @@ static uint64_t next_random(rds_async_t *c)
     return c->rng;
 }
 
+/* The backoff is over: the next attempt. */
 static void on_retry(uv_timer_t *t)
 {
     conn_start(t->data);
@@ -268,6 +275,7 @@ static void attempt_failed(rds_async_t *c, const char *why)
     schedule_retry(c);
 }
 
+/* A reply (or NULL) for one of the owner's commands. */
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     pending_t *p = priv;
@@ -348,6 +356,8 @@ static void conn_up(rds_async_t *c)
         c->cfg.on_connected(c->cfg.data);
 }
 
+/* A reply to AUTH, SELECT or PING (priv names which): an error ends the
+ * attempt, the last one brings the connection up. */
 static void on_login_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     rds_async_t *c = ac->data;
@@ -367,6 +377,7 @@ static void on_login_reply(redisAsyncContext *ac, void *reply, void *priv)
         conn_up(c);
 }
 
+/* hiredis connected the socket (then the login starts) or failed to. */
 static void on_connect(const redisAsyncContext *cac, int status)
 {
     redisAsyncContext *ac = (redisAsyncContext *)cac;
@@ -390,12 +401,16 @@ static void on_connect(const redisAsyncContext *cac, int status)
     int n = rds__auth_argv(&c->target.url, argv, lens);
     if (n > 0 && redisAsyncCommandArgv(ac, on_login_reply, auth_name, n, argv, lens) == REDIS_OK)
         c->login_left++;
-    if (c->target.url.db >= 0 && redisAsyncCommand(ac, on_login_reply, select_name, "SELECT %d", c->target.url.db) == REDIS_OK)
+    if (c->target.url.db >= 0 &&
+        redisAsyncCommand(ac, on_login_reply, select_name, "SELECT %d", c->target.url.db) == REDIS_OK)
         c->login_left++;
     if (redisAsyncCommand(ac, on_login_reply, ping_name, "PING") == REDIS_OK)
         c->login_left++;
 }
 
+/* hiredis lost (or was asked to close) a connection that had connected:
+ * a drain ended, a login was cut short, or an established connection is
+ * lost. */
 static void on_disconnect(const redisAsyncContext *cac, int status)
 {
     rds_async_t *c = cac->data;
@@ -426,6 +441,8 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
         c->cfg.on_lost(c->cfg.data);
 }
 
+/* A connect or login took longer than connect_timeout_ms (or a drain than
+ * DRAIN_TIMEOUT_MS): the context is dropped. */
 static void on_deadline(uv_timer_t *t)
 {
     rds_async_t *c = t->data;
@@ -647,6 +664,5 @@ void rds_metrics_render(tine_buf_t *out)
     tine_buf_appendf(out, "# HELP tine_redis_reconnects_total Times each Redis connection came back after a loss.\n"
                           "# TYPE tine_redis_reconnects_total counter\n");
     for (rds_async_t *c = all_conns; c; c = c->next_all)
-        tine_buf_appendf(out, "tine_redis_reconnects_total{connection=\"%s\"} %" PRIu64 "\n", c->name,
-                         c->reconnects);
+        tine_buf_appendf(out, "tine_redis_reconnects_total{connection=\"%s\"} %" PRIu64 "\n", c->name, c->reconnects);
 }

@@ -7,24 +7,24 @@
 #define TINE_REDIS_KEYS_H
 
 /* registry/ (store.c, live.c) */
-#define RDS_KEY_APPS "tine:apps"             /* set of app names */
-#define RDS_KEY_APP_PREFIX "tine:app:"       /* + {app}:seq, {app}:live, {app}:v:{N} */
-#define RDS_KEY_BLOB_PREFIX "tine:blob:"     /* + {sha256}: one file's contents */
-#define RDS_CHANNEL_DEPLOYS "tine:deploys"   /* pub/sub: "{app} {version}" */
+#define RDS_KEY_APPS "tine:apps"           /* set of app names */
+#define RDS_KEY_APP_PREFIX "tine:app:"     /* + {app}:seq, {app}:live, {app}:v:{N} */
+#define RDS_KEY_BLOB_PREFIX "tine:blob:"   /* + {sha256}: one file's contents */
+#define RDS_CHANNEL_DEPLOYS "tine:deploys" /* pub/sub: "{app} {version}" */
 
 /* invoker/ (hostcall.c: tine.kv) */
-#define RDS_KEY_KV_PREFIX "tine:kv:"         /* + {app}:{key} */
+#define RDS_KEY_KV_PREFIX "tine:kv:" /* + {app}:{key} */
 
 /* events/ */
-#define RDS_KEY_EVENTS "tine:events"         /* stream: the event queue */
-#define RDS_EVENTS_GROUP "tine"              /* its consumer group (not a key) */
-#define RDS_KEY_RETRY "tine:retry"           /* sorted set of retries by due time */
-#define RDS_KEY_DLQ_PREFIX "tine:dlq:"       /* + {app}: stream of dead letters */
-#define RDS_KEY_LOGPOS_PREFIX "tine:logpos:" /* + {node}:{path}: position in a followed file */
-#define RDS_KEY_TICK_PREFIX "tine:tick:"     /* + {app}:{fn}:{trigger#}:{tick_ms}: lock of one tick */
-#define RDS_KEY_SEEN_PREFIX "tine:seen:"     /* + {event id}: container event appended */
-#define RDS_KEY_NODE_PREFIX "tine:node:"     /* + {id}: heartbeat */
-#define RDS_KEY_NODES "tine:nodes"           /* hash of registered nodes */
+#define RDS_KEY_EVENTS "tine:events"                   /* stream: the event queue */
+#define RDS_EVENTS_GROUP "tine"                        /* its consumer group (not a key) */
+#define RDS_KEY_RETRY "tine:retry"                     /* sorted set of retries by due time */
+#define RDS_KEY_DLQ_PREFIX "tine:dlq:"                 /* + {app}: stream of dead letters */
+#define RDS_KEY_LOGPOS_PREFIX "tine:logpos:"           /* + {node}:{path}: position in a followed file */
+#define RDS_KEY_TICK_PREFIX "tine:tick:"               /* + {app}:{fn}:{trigger#}:{tick_ms}: lock of one tick */
+#define RDS_KEY_SEEN_PREFIX "tine:seen:"               /* + {event id}: container event appended */
+#define RDS_KEY_NODE_PREFIX "tine:node:"               /* + {id}: heartbeat */
+#define RDS_KEY_NODES "tine:nodes"                     /* hash of registered nodes */
 #define RDS_KEY_NODES_ANNOUNCED "tine:nodes:announced" /* hash of nodes whose join was announced */
 
 /* billing/ */

@@ -49,7 +49,6 @@ int rds__auth_argv(const rds_url_t *u, const char *argv[3], size_t lens[3]);
 /* The message for an error reply to the connect sequence (AUTH, SELECT,
  * PING) of u: "redis at URL refused the password", "... requires a
  * password", ..., naming the URL (redacted) and Redis's own words. */
-void rds__explain_setup_error(const rds_url_t *u, const char *command, const char *reply, char *err,
-                              size_t errlen);
+void rds__explain_setup_error(const rds_url_t *u, const char *command, const char *reply, char *err, size_t errlen);
 
 #endif

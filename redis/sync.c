@@ -34,8 +34,8 @@ static redisContext *dial(const rds__target_t *t, uint32_t timeout_ms, char *err
     const rds_url_t *u = &t->url;
     struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000};
     const char *path = rds__target_unix_path(t);
-    redisContext *c = path ? redisConnectUnixWithTimeout(path, tv)
-                           : redisConnectWithTimeout(u->addrs[0].host, u->addrs[0].port, tv);
+    redisContext *c =
+        path ? redisConnectUnixWithTimeout(path, tv) : redisConnectWithTimeout(u->addrs[0].host, u->addrs[0].port, tv);
     char why[128];
     if (c == NULL || c->err) {
         snprintf(err, errlen, "redis at %s is unreachable: %s", u->redacted,

@@ -47,16 +47,16 @@ typedef struct {
  * (redis-sentinel://h:p,h:p/master, later) fills several and `master`. */
 typedef struct {
     rds_transport_t transport;
-    char *path;         /* RDS_UNIX: the socket */
-    rds_addr_t *addrs;  /* RDS_TCP, RDS_TLS */
+    char *path;        /* RDS_UNIX: the socket */
+    rds_addr_t *addrs; /* RDS_TCP, RDS_TLS */
     size_t naddrs;
-    char *master;       /* Sentinel's master name; NULL */
-    char *user;         /* percent-decoded; NULL: AUTH with the password alone */
-    char *password;     /* percent-decoded; NULL: no AUTH */
-    int db;             /* SELECT after connecting; -1: none */
-    char *cacert;       /* RDS_TLS: CA file the server's certificate must chain to; NULL: the system's */
-    char *cert, *key;   /* RDS_TLS: a client certificate and its key (both or neither) */
-    char *redacted;     /* the URL with its password replaced by "***": what messages print */
+    char *master;     /* Sentinel's master name; NULL */
+    char *user;       /* percent-decoded; NULL: AUTH with the password alone */
+    char *password;   /* percent-decoded; NULL: no AUTH */
+    int db;           /* SELECT after connecting; -1: none */
+    char *cacert;     /* RDS_TLS: CA file the server's certificate must chain to; NULL: the system's */
+    char *cert, *key; /* RDS_TLS: a client certificate and its key (both or neither) */
+    char *redacted;   /* the URL with its password replaced by "***": what messages print */
 } rds_url_t;
 
 /* Parses a Redis URL into *u (dispose with rds_url_dispose). The user and
@@ -129,7 +129,7 @@ typedef enum {
 } rds_when_down_t;
 
 typedef struct {
-    const char *name;            /* in log lines and /metrics, e.g. "events-dispatch" (copied) */
+    const char *name; /* in log lines and /metrics, e.g. "events-dispatch" (copied) */
     rds_when_down_t when_down;
     uint32_t max_waiting;        /* RDS_WAIT_WHEN_DOWN: commands held at most (0: 10000) */
     uint32_t max_wait_ms;        /* RDS_WAIT_WHEN_DOWN: how long each may wait (0: until up or closed) */
@@ -152,8 +152,8 @@ typedef struct {
  * attempt forward to backoff_min_ms, so traffic finds a server that came
  * back without waiting out a long backoff. Returns 0 and *out, or
  * TINE_EINVAL when the URL does not parse (message in err). */
-int rds_async_new(struct uv_loop_s *loop, const char *url, const rds_async_config_t *cfg, rds_async_t **out,
-                  char *err, size_t errlen);
+int rds_async_new(struct uv_loop_s *loop, const char *url, const rds_async_config_t *cfg, rds_async_t **out, char *err,
+                  size_t errlen);
 
 /* Closes the connection. Without `drain` commands in flight and waiting get
  * their NULL reply now (inside this call). With `drain`, commands already
@@ -166,8 +166,7 @@ void rds_async_close(rds_async_t *c, bool drain, void (*on_closed)(void *data), 
  * (fn will be called once, later), or TINE_EREDIS without calling fn: the
  * connection is down under RDS_FAIL_WHEN_DOWN, too many commands wait, or it
  * is closing. (P)SUBSCRIBE go through rds_async_subscribe (TINE_EINVAL). */
-int rds_async_command(rds_async_t *c, rds_reply_fn fn, void *data, int argc, const char **argv,
-                      const size_t *lens);
+int rds_async_command(rds_async_t *c, rds_reply_fn fn, void *data, int argc, const char **argv, const size_t *lens);
 
 /* The same with a command already in RESP (copied when it must wait). */
 int rds_async_formatted(rds_async_t *c, rds_reply_fn fn, void *data, const char *cmd, size_t len);

@@ -180,9 +180,9 @@ static SSL *tls_handshake(rds__relay_t *r, int fd, int64_t deadline, char *why, 
         if (rc == 1)
             return ssl;
         int e = SSL_get_error(ssl, rc);
-        int ev = e == SSL_ERROR_WANT_READ ? wait_fd(r, fd, POLLIN, deadline)
+        int ev = e == SSL_ERROR_WANT_READ    ? wait_fd(r, fd, POLLIN, deadline)
                  : e == SSL_ERROR_WANT_WRITE ? wait_fd(r, fd, POLLOUT, deadline)
-                                              : -2;
+                                             : -2;
         if (ev > 0)
             continue;
         long v = SSL_get_verify_result(ssl);
@@ -290,10 +290,11 @@ static void pump(rds__relay_t *r, int client, int fd, SSL *ssl)
         if (moved)
             continue;
         struct pollfd p[3] = {
-            {.fd = client, .events = (short)((up_len == 0 && !client_eof ? POLLIN : 0) |
-                                             (down_off < down_len ? POLLOUT : 0))},
-            {.fd = fd, .events = (short)((down_len == 0 || write_wants_read ? POLLIN : 0) |
-                                         (write_wants_write || read_wants_write ? POLLOUT : 0))},
+            {.fd = client,
+             .events = (short)((up_len == 0 && !client_eof ? POLLIN : 0) | (down_off < down_len ? POLLOUT : 0))},
+            {.fd = fd,
+             .events = (short)((down_len == 0 || write_wants_read ? POLLIN : 0) |
+                               (write_wants_write || read_wants_write ? POLLOUT : 0))},
             {.fd = r->stop_fd, .events = POLLIN},
         };
         if (poll(p, 3, -1) < 0 && errno != EINTR)
@@ -311,6 +312,8 @@ static void pump(rds__relay_t *r, int client, int fd, SSL *ssl)
     free(down);
 }
 
+/* One relayed connection: TCP, TLS, then bytes both ways; signals stay with
+ * the other threads. */
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
@@ -359,6 +362,7 @@ static void reap_workers(rds__relay_t *r, bool all)
     }
 }
 
+/* Accepts connections on the relay's socket until the relay stops. */
 static void *acceptor_main(void *arg)
 {
     rds__relay_t *r = arg;

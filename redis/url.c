@@ -25,9 +25,9 @@ char *rds_url_redact(const char *text)
     return xasprintf("%.*s***%s", (int)(colon + 1 - text), text, at);
 }
 
-/* Formats "redis URL 'REDACTED': ..." into err and returns TINE_EINVAL. */
 static int url_fail(const char *redacted, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Formats "redis URL 'REDACTED': ..." into err and returns TINE_EINVAL. */
 static int url_fail(const char *redacted, char *err, size_t errlen, const char *fmt, ...)
 {
     char what[512];
@@ -135,8 +135,8 @@ static int parse_server(rds_url_t *u, const char *s, size_t len, char *err, size
         while (p < end && *p != '/')
             p++;
         if (parse_number(ps, (size_t)(p - ps), 1, 65535, &port) != 0)
-            return url_fail(u->redacted, err, errlen, "port '%.*s': expected a number from 1 to 65535",
-                            (int)(p - ps), ps);
+            return url_fail(u->redacted, err, errlen, "port '%.*s': expected a number from 1 to 65535", (int)(p - ps),
+                            ps);
     } else if (p < end && *p != '/') {
         return url_fail(u->redacted, err, errlen, "unexpected '%c' after the host", *p);
     }
@@ -168,18 +168,17 @@ static int parse_query(rds_url_t *u, const char *q, char *err, size_t errlen)
         if (kl == 2 && strncmp(q, "db", 2) == 0 && u->transport == RDS_UNIX) {
             long db;
             if (parse_number(v, vl, 0, RDS_MAX_DB, &db) != 0)
-                return url_fail(u->redacted, err, errlen, "db '%.*s': expected a number from 0 to %ld", (int)vl,
-                                v, RDS_MAX_DB);
+                return url_fail(u->redacted, err, errlen, "db '%.*s': expected a number from 0 to %ld", (int)vl, v,
+                                RDS_MAX_DB);
             u->db = (int)db;
-        } else if (u->transport == RDS_TLS && ((kl == 6 && strncmp(q, "cacert", 6) == 0) ||
-                                               (kl == 4 && strncmp(q, "cert", 4) == 0) ||
-                                               (kl == 3 && strncmp(q, "key", 3) == 0))) {
+        } else if (u->transport == RDS_TLS &&
+                   ((kl == 6 && strncmp(q, "cacert", 6) == 0) || (kl == 4 && strncmp(q, "cert", 4) == 0) ||
+                    (kl == 3 && strncmp(q, "key", 3) == 0))) {
             char **dst = kl == 6 ? &u->cacert : kl == 4 ? &u->cert : &u->key;
             free(*dst);
             *dst = percent_decode(v, vl);
             if (*dst == NULL || (*dst)[0] != '/')
-                return url_fail(u->redacted, err, errlen, "%.*s: expected the absolute path of a PEM file", (int)kl,
-                                q);
+                return url_fail(u->redacted, err, errlen, "%.*s: expected the absolute path of a PEM file", (int)kl, q);
         } else {
             return url_fail(u->redacted, err, errlen, "unknown parameter '%.*s' (expected %s)", (int)kl, q,
                             u->transport == RDS_UNIX  ? "db=N"
@@ -212,8 +211,9 @@ int rds_url_parse(const char *text, rds_url_t *u, char *err, size_t errlen)
     int rc = 0;
     if (rest == NULL) {
         rc = strncmp(text, "redis-sentinel://", 17) == 0
-                 ? url_fail(u->redacted, err, errlen, "Sentinel is not supported yet (expected unix://, redis:// or "
-                                                      "rediss://)")
+                 ? url_fail(u->redacted, err, errlen,
+                            "Sentinel is not supported yet (expected unix://, redis:// or "
+                            "rediss://)")
                  : url_fail(u->redacted, err, errlen,
                             "expected unix:///path/to/socket, redis://HOST[:PORT][/DB] or rediss://HOST[:PORT][/DB]");
         goto out;
@@ -353,8 +353,7 @@ void rds__explain_setup_error(const rds_url_t *u, const char *command, const cha
     if (strncmp(reply, RDS__RELAY_ERROR " ", sizeof(RDS__RELAY_ERROR)) == 0)
         snprintf(err, errlen, "cannot connect to redis at %s: %s", url, reply + sizeof(RDS__RELAY_ERROR));
     else if (strncmp(reply, "NOAUTH", 6) == 0)
-        snprintf(err, errlen,
-                 "redis at %s requires a password: give it in the URL (%s) (%s)", url,
+        snprintf(err, errlen, "redis at %s requires a password: give it in the URL (%s) (%s)", url,
                  u->transport == RDS_UNIX ? "unix://:PASSWORD@/path" : "redis://:PASSWORD@HOST:PORT", reply);
     else if (strcasecmp(command, "AUTH") == 0 && strstr(reply, "without any password configured") != NULL)
         snprintf(err, errlen, "redis at %s has no password set, but the URL gives one: %s", url, reply);

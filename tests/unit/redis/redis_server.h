@@ -48,8 +48,8 @@ static void test_sleep_ms(int ms)
 static int test_redis_listening(const test_redis_t *r)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)r->port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)r->port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
     close(fd);
     struct sockaddr_un su = {.sun_family = AF_UNIX};
@@ -72,8 +72,9 @@ static void test_redis_start(test_redis_t *r)
     }
     char port[16];
     snprintf(port, sizeof port, "%d", r->port);
-    const char *argv[40] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--unixsocket", r->sock,
-                            "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", "/dev/null"};
+    const char *argv[40] = {"redis-server", "--port",      port,     "--bind",    "127.0.0.1",
+                            "--unixsocket", r->sock,       "--save", "",          "--appendonly",
+                            "no",           "--daemonize", "no",     "--logfile", "/dev/null"};
     int n = 15;
     for (int i = 0; i < 16 && r->extra[i]; i++)
         argv[n++] = r->extra[i];

@@ -394,8 +394,13 @@ static void test_wait_limit_and_kick(void **state)
     test_redis_stop(r);
     char *url = url_of(r, 1, NULL);
     probe_t p = {0};
-    rds_async_config_t cfg = {.name = "kick", .when_down = RDS_WAIT_WHEN_DOWN, .max_wait_ms = 200,
-                              .backoff_min_ms = 20, .backoff_max_ms = 10000, .on_connected = on_connected, .data = &p};
+    rds_async_config_t cfg = {.name = "kick",
+                              .when_down = RDS_WAIT_WHEN_DOWN,
+                              .max_wait_ms = 200,
+                              .backoff_min_ms = 20,
+                              .backoff_max_ms = 10000,
+                              .on_connected = on_connected,
+                              .data = &p};
     rds_async_t *c = NULL;
     char err[256];
     assert_int_equal(rds_async_new(loop, url, &cfg, &c, err, sizeof err), 0);
@@ -567,8 +572,8 @@ static void test_pubsub_resubscribe(void **state)
     test_redis_start(r);
     char *url = url_of(r, 1, NULL);
     sub_t s = {0};
-    rds_async_config_t cfg = {.name = "sub", .backoff_min_ms = 20, .backoff_max_ms = 100,
-                              .on_connected = resubscribe, .data = &s};
+    rds_async_config_t cfg = {
+        .name = "sub", .backoff_min_ms = 20, .backoff_max_ms = 100, .on_connected = resubscribe, .data = &s};
     char err[256];
     assert_int_equal(rds_async_new(loop, url, &cfg, &s.c, err, sizeof err), 0);
     probe_t pub = {0};

@@ -109,8 +109,7 @@ static void test_header_and_table_agree(void **state)
         for (size_t i = 0; i < header.n && !found; i++) {
             const char *k = header.items[i];
             size_t kl = strlen(k);
-            found = k[kl - 1] == ':' ? lit >= kl && strncmp(t, k, kl) == 0 && t[kl] == '{'
-                                     : strcmp(t, k) == 0;
+            found = k[kl - 1] == ':' ? lit >= kl && strncmp(t, k, kl) == 0 && t[kl] == '{' : strcmp(t, k) == 0;
         }
         if (!found)
             fail_msg("docs/ARCHITECTURE.md names %s, which redis/keys.h does not", t);

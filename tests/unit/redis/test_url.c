@@ -160,10 +160,9 @@ static void test_bad(void **state)
 static void test_messages_hide_the_password(void **state)
 {
     const char *urls[] = {
-        "redis://:hunter2@h:0",          "redis://:hunter2@h:1/x",  "redis://hunter2@h:1",
-        "redis://:hunter2%zz@h",         "unix://:hunter2@rel/sock", "redis://u:hunter2@:1",
-        "rediss://:hunter2@h?x=1",       "redis://:hunter2@h:x",     "unix://:hunter2@/s?db=-1",
-        "redis://u%ZZ:hunter2@h",        "redis://:hunter2@h:1?a@b", "redis://:hunter2%00@h",
+        "redis://:hunter2@h:0",     "redis://:hunter2@h:1/x", "redis://hunter2@h:1",      "redis://:hunter2%zz@h",
+        "unix://:hunter2@rel/sock", "redis://u:hunter2@:1",   "rediss://:hunter2@h?x=1",  "redis://:hunter2@h:x",
+        "unix://:hunter2@/s?db=-1", "redis://u%ZZ:hunter2@h", "redis://:hunter2@h:1?a@b", "redis://:hunter2%00@h",
     };
     for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
         const char *msg = parse_bad(urls[i]);
