@@ -2,6 +2,7 @@
  * and versions, roll back, prune, delete, show an app's wiring, invoke a
  * function, health and readiness, and the node's sandboxes: list, evict,
  * scale. */
+#include "billing.h"
 #include "events.h"
 #include "gateway_internal.h"
 #include "tine_common.h"
@@ -323,7 +324,8 @@ static void admin_app(gw_server_t *gw, h2o_req_t *req, const char *app)
 }
 
 /* DELETE /apps/{app}: the app, its versions, files only it used, tine.kv
- * keys, dead letters and activation records; every node stops serving it. */
+ * keys, dead letters and activation records, each deleted by the module that
+ * owns it; every node stops serving it. */
 static void admin_delete(gw_server_t *gw, h2o_req_t *req, const char *app)
 {
     char err[512];
@@ -336,12 +338,23 @@ static void admin_delete(gw_server_t *gw, h2o_req_t *req, const char *app)
     /* Announced to every node; this one need not wait for the echo. */
     if (reg_live_reload(gw->live, app, err, sizeof(err)) != 0)
         tine_log(TINE_LOG_WARN, "deleted %s but could not drop it here yet: %s", app, err);
-    fprintf(stderr, "tined: deleted %s (%zu versions, %zu kv keys)\n", app, d.versions, d.kv_keys);
+    size_t kv_keys = 0, dead_letters = 0, activations = 0;
+    r = inv_delete_app_data(gw->inv, app, &kv_keys, err, sizeof(err));
+    if (r == 0 && gw->events)
+        r = ev_delete_app(gw->events, app, &dead_letters, err, sizeof(err));
+    if (r == 0 && gw->bill)
+        r = bill_delete_app(gw->bill, app, &activations, err, sizeof(err));
+    if (r != 0 && r != TINE_EINVAL) {
+        gw__send_error(req, 503, "%s is deleted (no node serves it), but not all its data could be removed: %s",
+                       app, err);
+        return;
+    }
+    tine_log(TINE_LOG_INFO, "deleted %s (%zu versions, %zu kv keys)", app, d.versions, kv_keys);
     gw__send_json(req, 200,
                   json_pack("{s:s, s:{s:I, s:I, s:I, s:I, s:I}, s:[s]}", "app", app, "deleted", "versions",
                             (json_int_t)d.versions, "files", (json_int_t)d.blobs_deleted, "kv_keys",
-                            (json_int_t)d.kv_keys, "dead_letters", (json_int_t)d.dead_letters, "activations",
-                            (json_int_t)d.activations, "kept", "usage"));
+                            (json_int_t)kv_keys, "dead_letters", (json_int_t)dead_letters, "activations",
+                            (json_int_t)activations, "kept", "usage"));
 }
 
 static json_t *versions_array(const uint64_t *v, size_t n)

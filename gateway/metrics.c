@@ -1,10 +1,13 @@
 /* GET /metrics: the node's metrics in the Prometheus text exposition format
  * (version 0.0.4). Invocation counters come from billing/, sandbox gauges
- * from the invoker at scrape time, event queue lengths from Redis, and the
- * usual process_* metrics from /proc. No token unless --metrics-token. */
+ * from the invoker at scrape time, event queue lengths from the events
+ * module, the state of the node's Redis connections, and the usual
+ * process_* metrics from /proc. No token unless --metrics-token. */
 #include "billing.h"
+#include "events.h"
 #include "gateway_internal.h"
 #include "tine_common.h"
+#include "tine_redis.h"
 
 #include <dirent.h>
 #include <inttypes.h>
@@ -49,8 +52,9 @@ static void render_sandboxes(gw_server_t *gw, tine_buf_t *out)
 
 static void render_events(gw_server_t *gw, tine_buf_t *out)
 {
+    rds_metrics_render(out);
     uint64_t queued = 0, dead = 0;
-    if (gw->bill == NULL || bill_event_queue_lengths(gw->bill, &queued, &dead) != 0)
+    if (gw->events == NULL || ev_queue_lengths(gw->events, &queued, &dead) != 0)
         return; /* Redis unreachable: no figure rather than a wrong one */
     gauge(out, "tine_event_queue_length", "Entries in the event stream (cluster-wide).");
     tine_buf_appendf(out, "tine_event_queue_length %" PRIu64 "\n", queued);

@@ -6,11 +6,13 @@
 #include "billing.h"
 #include "registry.h"
 #include "tine_common.h"
+#include "tine_redis.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 typedef struct {
@@ -24,7 +26,12 @@ static const option_t options[] = {
     {"listen", "TINE_LISTEN", 1, "address to serve HTTP on (default 127.0.0.1:8080)"},
     {"state-dir", "TINE_STATE_DIR", 1, "where the node keeps its token, redis data and bundles\n"
                                        "                         (default $XDG_STATE_HOME/tine or ~/.local/state/tine)"},
-    {"redis", "TINE_REDIS_URL", 1, "redis://HOST:PORT or unix:///path (default: start a private redis-server)"},
+    {"redis", "TINE_REDIS_URL", 1, "the Redis to use: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB],\n"
+                                   "                         rediss://...[?cacert=/ca.pem] (TLS) or unix://[:PASSWORD@]/path\n"
+                                   "                         (default: start a private redis-server with a generated password)"},
+    {"redis-maxmemory", "TINE_REDIS_MAXMEMORY", 1, "memory cap of the private redis-server, e.g. 256mb, 2gb, 0 for none\n"
+                                                   "                         (default " REG_EMBEDDED_REDIS_MAXMEMORY
+                                                   "; only keys with a TTL are evicted)"},
     {"admin-token", "TINE_ADMIN_TOKEN", 1, "bearer token for the admin API (default: generated into the state dir)"},
     {"no-auth", "TINE_NO_AUTH", 0, "serve the admin API without a token (only on a loopback address)"},
     {"max-bundle-size", "TINE_MAX_BUNDLE_SIZE", 1, "largest deploy bundle accepted, e.g. 16MiB (default 16MiB)"},
@@ -162,6 +169,8 @@ static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
         return &cfg->state_dir;
     if (strcmp(name, "redis") == 0)
         return &cfg->redis_url;
+    if (strcmp(name, "redis-maxmemory") == 0)
+        return &cfg->redis_maxmemory;
     if (strcmp(name, "admin-token") == 0)
         return &cfg->admin_token;
     if (strcmp(name, "no-auth") == 0)
@@ -315,6 +324,36 @@ static int parse_retention(const char *s, uint32_t *count, uint32_t *age_s)
             return -1;
         s = end;
     }
+    return 0;
+}
+
+/* --redis and --redis-maxmemory; messages name the flag (and never the
+ * password). */
+static int parse_redis_options(tined_config_t *cfg)
+{
+    char err[512];
+    rds_url_t u;
+    if (cfg->redis_url && rds_url_parse(cfg->redis_url, &u, err, sizeof err) != 0) {
+        fprintf(stderr, "tined: --redis: %s\n", err);
+        return -1;
+    }
+    if (cfg->redis_url)
+        rds_url_dispose(&u);
+    const char *m = cfg->redis_maxmemory;
+    if (m == NULL)
+        return 0;
+    /* Redis's memory syntax: a number, then b, k, kb, m, mb, g or gb. */
+    size_t digits = strspn(m, "0123456789");
+    static const char *const units[] = {"", "b", "k", "kb", "m", "mb", "g", "gb"};
+    bool unit_ok = false;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        unit_ok = unit_ok || strcasecmp(m + digits, units[i]) == 0;
+    if (digits == 0 || digits > 15 || !unit_ok) {
+        fprintf(stderr, "tined: --redis-maxmemory %s: expected a size such as 256mb or 2gb (0: no cap)\n", m);
+        return -1;
+    }
+    if (cfg->redis_url)
+        fprintf(stderr, "tined: warning: --redis-maxmemory only applies to the private redis-server (no --redis)\n");
     return 0;
 }
 
@@ -489,6 +528,8 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
     }
     if (parse_billing_options(cfg) != 0)
         rc = -1;
+    if (parse_redis_options(cfg) != 0)
+        rc = -1;
     if (cfg->node_id == NULL) {
         char host[256] = "node";
         gethostname(host, sizeof(host) - 1);
@@ -525,6 +566,7 @@ void tined_config_dispose(tined_config_t *cfg)
     free(cfg->listen);
     free(cfg->state_dir);
     free(cfg->redis_url);
+    free(cfg->redis_maxmemory);
     free(cfg->admin_token);
     free(cfg->sdk_dir);
     free(cfg->node_id);

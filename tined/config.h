@@ -11,6 +11,7 @@ typedef struct {
     char *listen;
     char *state_dir;
     char *redis_url;   /* NULL: start a private redis-server */
+    char *redis_maxmemory; /* its memory cap as given (Redis's syntax); NULL: the default */
     char *admin_token; /* NULL: generated into the state dir */
     bool no_auth;
     size_t max_bundle;
