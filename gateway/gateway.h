@@ -14,7 +14,7 @@ struct uv_loop_s;
 typedef struct gw_server gw_server_t;
 
 #define GW_DEFAULT_MAX_CONNECTIONS 1024
-#define GW_DEFAULT_MAX_BUFFERED_BODY (256u * 1024u * 1024u)
+#define GW_DEFAULT_MAX_BUFFERED_BODY (128u * 1024u * 1024u)
 
 typedef struct {
     const char *listen;      /* "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80" */

@@ -35,6 +35,11 @@
  * out at once and the connection closes. */
 #define DRAIN_MAX (32u * 1024u * 1024u)
 
+/* A body must arrive at this many bytes a second at least (on top of h2o's
+ * request timeout), so that a client trickling bytes cannot hold its share
+ * of the budget for long. */
+#define MIN_BODY_RATE (64u * 1024u)
+
 typedef struct intake intake_t;
 
 /* The ostream the filter puts in front of every answer on the fallback path. */
@@ -72,6 +77,7 @@ struct intake {
     bool keep_alive;      /* the connection may go on after the answer */
     bool started;
     bool connection_set; /* the answer's Connection and input buffer are settled */
+    uint64_t deadline_ms; /* loop time by which the whole body must have arrived */
     int status;          /* DRAIN: the refusal sent once the body is dropped */
     const char *message;
     intake_timer_t *timer;
@@ -295,7 +301,12 @@ static void progress(intake_t *in)
         serve(in);
         return;
     }
-    uv_timer_start(&in->timer->timer, on_timer, in->os->gw->config.http1.req_timeout, 0);
+    /* Wait for the next bytes: the request timeout, or less when the
+     * deadline of the whole body comes first. */
+    uint64_t now = uv_now(in->os->gw->loop), wait = in->os->gw->config.http1.req_timeout;
+    if (in->deadline_ms < now + wait)
+        wait = in->deadline_ms > now ? in->deadline_ms - now : 0;
+    uv_timer_start(&in->timer->timer, on_timer, wait, 0);
 }
 
 static void on_read(h2o_socket_t *sock, const char *err)
@@ -354,8 +365,12 @@ static void on_timer(uv_timer_t *t)
     if (in->mode == INTAKE_READ) {
         size_t got = in->sock->input->size - in->head_len;
         char *msg = h2o_mem_alloc_pool(&in->req->pool, 160);
-        snprintf(msg, 160, "request body: %zu of %zu bytes arrived, then nothing for %" PRIu64 " ms", got,
-                 in->body_len, in->os->gw->config.http1.req_timeout);
+        if (uv_now(in->os->gw->loop) >= in->deadline_ms)
+            snprintf(msg, 160, "request body too slow: %zu of %zu bytes arrived by its deadline (%u bytes a second)",
+                     got, in->body_len, MIN_BODY_RATE);
+        else
+            snprintf(msg, 160, "request body: %zu of %zu bytes arrived, then nothing for %" PRIu64 " ms", got,
+                     in->body_len, in->os->gw->config.http1.req_timeout);
         in->status = 408;
         in->message = msg;
     }
@@ -381,6 +396,7 @@ static bool take_over(gw_ostream_t *os, h2o_req_t *req)
     in->body_len = h.content_length;
     in->expect_continue = h.expect_continue;
     in->keep_alive = wants_keep_alive(req);
+    in->deadline_ms = uv_now(gw->loop) + gw->config.http1.req_timeout + h.content_length / MIN_BODY_RATE * 1000;
     in->timer = xmalloc(sizeof(*in->timer));
     in->timer->in = in;
     uv_timer_init(gw->loop, &in->timer->timer);

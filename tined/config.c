@@ -31,7 +31,7 @@ static const option_t options[] = {
     {"max-connections", "TINE_MAX_CONNECTIONS", 1, "client connections open at once; more are answered 503\n"
                                                    "                         and closed (default 1024)"},
     {"max-buffered-body", "TINE_MAX_BUFFERED_BODY", 1, "request body bytes held at once for function calls; a body\n"
-                                                       "                         that does not fit gets 503 (default 256MiB, at least 6MiB)"},
+                                                       "                         that does not fit gets 503 (default 128MiB, at least 6MiB)"},
     {"http2", "TINE_HTTP2", 1, "on|off: serve cleartext HTTP/2, prior knowledge or Upgrade: h2c\n"
                                "                         (default off; see docs/ARCHITECTURE.md, Request path)"},
     {"sdk-dir", "TINE_SDK_DIR", 1, "directory holding the Lua SDK tine.lua"},
@@ -331,7 +331,7 @@ static int parse_http_limits(tined_config_t *cfg, const raw_values_t *raw)
         fprintf(stderr, "tined: --max-connections %s: expected a number from 1 to 1000000\n", raw->max_connections);
         rc = -1;
     }
-    cfg->max_buffered_body = 256u * 1024 * 1024;
+    cfg->max_buffered_body = 128u * 1024 * 1024;
     if (raw->max_buffered_body && (parse_size(raw->max_buffered_body, &cfg->max_buffered_body) != 0 ||
                                    cfg->max_buffered_body < 6u * 1024 * 1024)) {
         fprintf(stderr, "tined: --max-buffered-body %s: expected a size of at least 6MiB such as 256MiB\n",

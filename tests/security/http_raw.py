@@ -18,7 +18,14 @@
       one ordinary GET of PROBE on a connection of its own meanwhile), sends
       the last bytes and reads every response. Prints JSON: rss_before_kib,
       rss_max_kib, statuses (count per status, "error" for a connection that
-      failed), one body per status, the probe's status and body.
+      failed), one body and one set of headers per status, the probe's
+      status and body.
+
+  http_raw.py connections URL --count N --probe PATH
+      Holds N idle connections, opens one more and reads what the server
+      sends on it without a request; then closes the N and GETs PROBE on a
+      new connection. Prints JSON {over_limit: {status, headers, body,
+      closed}, after: {status, body}}.
 """
 import argparse
 import json
@@ -168,17 +175,17 @@ def bodies(args):
             for at in range(0, len(body), 262144):
                 s.sendall(body[at:at + 262144])
         except OSError as e:
-            results[i] = ("error", str(e))
+            results[i] = ("error", str(e), {})
             sent.release()
             return
         sent.release()
         go.wait()
         try:
             s.sendall(b"x")
-            status, _, _, rbody = Reader(s).response("POST")
-            results[i] = (str(status), text(rbody))
+            status, _, headers, rbody = Reader(s).response("POST")
+            results[i] = (str(status), text(rbody), dict(headers))
         except (OSError, EOFError, ValueError) as e:
-            results[i] = ("error", str(e))
+            results[i] = ("error", str(e), {})
         s.close()
 
     before = rss_kib(args.pid) if args.pid else 0
@@ -206,13 +213,41 @@ def bodies(args):
     go.set()
     for t in threads:
         t.join(60)
-    statuses, samples = {}, {}
+    statuses, samples, headers = {}, {}, {}
     for res in results:
-        st, b = res if res else ("error", "no result")
+        st, b, h = res if res else ("error", "no result", {})
         statuses[st] = statuses.get(st, 0) + 1
         samples.setdefault(st, b)
+        headers.setdefault(st, h)
     print(json.dumps({"rss_before_kib": before, "rss_max_kib": peak, "statuses": statuses, "bodies": samples,
-                      "probe": probe}))
+                      "headers": headers, "probe": probe}))
+
+
+def connections(args):
+    u = urllib.parse.urlsplit(args.url)
+    held = [connect(args.url) for _ in range(args.count)]
+    time.sleep(0.3)
+    # One more: the server answers before any request and closes.
+    extra = connect(args.url)
+    time.sleep(0.3)
+    r = Reader(extra)
+    try:
+        st, _, headers, body = r.response("GET")
+        over = {"status": st, "headers": dict(headers), "body": text(body)}
+        try:
+            r.fill()
+        except EOFError:
+            pass
+        over["closed"] = r.closed
+    except (EOFError, OSError, ValueError) as e:
+        over = {"status": 0, "body": str(e), "closed": True}
+    for h in held:
+        h.close()
+    time.sleep(0.3)
+    s = connect(args.url)
+    s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (args.probe, u.netloc)).encode())
+    st, _, _, body = Reader(s).response("GET")
+    print(json.dumps({"over_limit": over, "after": {"status": st, "body": text(body)}}))
 
 
 def main():
@@ -230,8 +265,12 @@ def main():
     b.add_argument("--pid", type=int, default=0)
     b.add_argument("--hold", type=float, default=1.0)
     b.add_argument("--probe", default="")
+    c = sub.add_parser("connections")
+    c.add_argument("url")
+    c.add_argument("--count", type=int, required=True)
+    c.add_argument("--probe", required=True)
     args = ap.parse_args()
-    {"exchange": exchange, "bodies": bodies}[args.cmd](args)
+    {"exchange": exchange, "bodies": bodies, "connections": connections}[args.cmd](args)
 
 
 if __name__ == "__main__":
