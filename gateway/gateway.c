@@ -125,8 +125,8 @@ static void on_invoked(void *data, const inv_result_t *res)
                            res->invocation_id);
         return;
     }
-    gw__send_function_response(req, pending->version->manifest->functions[pending->fn_index].name,
-                               res->invocation_id, res);
+    gw__send_function_response(req, pending->version->manifest->functions[pending->fn_index].name, res->invocation_id,
+                               res);
 }
 
 void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn_index, json_t *request,
@@ -161,8 +161,8 @@ void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn
         pending->call = call;
 }
 
-int gw__match_route(gw_server_t *gw, h2o_req_t *req, const char *path, size_t path_len, gw_route_match_t *m,
-                    char *msg, size_t msglen)
+int gw__match_route(gw_server_t *gw, h2o_req_t *req, const char *path, size_t path_len, gw_route_match_t *m, char *msg,
+                    size_t msglen)
 {
     const char *app = path + 1;
     size_t app_len = strcspn(app, "/");
@@ -185,8 +185,8 @@ int gw__match_route(gw_server_t *gw, h2o_req_t *req, const char *path, size_t pa
                                      &m->nparams, &path_matched);
     if (m->route == NULL) {
         if (path_matched)
-            snprintf(msg, msglen, "%.*s is not allowed on %.*s", (int)req->method.len, req->method.base,
-                     (int)path_len, path);
+            snprintf(msg, msglen, "%.*s is not allowed on %.*s", (int)req->method.len, req->method.base, (int)path_len,
+                     path);
         else
             snprintf(msg, msglen, "app %s has no route for %.*s %.*s", m->v->app, (int)req->method.len,
                      req->method.base, (int)m->rest_len, m->rest);
@@ -291,9 +291,9 @@ static void on_conn_closed(uv_handle_t *h)
 static void refuse_connection(gw_server_t *gw, uv_tcp_t *tcp)
 {
     char body[256], head[512];
-    int bl = snprintf(body, sizeof body,
-                      "{\"error\":\"this node has %zu client connections open, its limit (--max-connections)\"}",
-                      gw->conns);
+    int bl =
+        snprintf(body, sizeof body,
+                 "{\"error\":\"this node has %zu client connections open, its limit (--max-connections)\"}", gw->conns);
     int hl = snprintf(head, sizeof head,
                       "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
                       "Retry-After: 1\r\nConnection: close\r\n\r\n%s",

@@ -37,12 +37,12 @@ struct gw_server {
     struct ev_events *events;
     struct bill *bill;
     char *metrics_token;
-    size_t max_connections; /* client connections at most (--max-connections) */
-    size_t conns;           /* client connections open (counted until their handle is closed) */
-    size_t body_budget;     /* request body bytes held at most (--max-buffered-body) */
-    size_t body_held;       /* bytes held now (gw__body_hold) */
+    size_t max_connections;                       /* client connections at most (--max-connections) */
+    size_t conns;                                 /* client connections open (counted until their handle is closed) */
+    size_t body_budget;                           /* request body bytes held at most (--max-buffered-body) */
+    size_t body_held;                             /* bytes held now (gw__body_hold) */
     uint64_t refused_connections, refused_bodies; /* over --max-connections, --max-buffered-body */
-    uint64_t refusal_logged_ms;                    /* last warning about refused connections */
+    uint64_t refusal_logged_ms;                   /* last warning about refused connections */
 };
 
 typedef struct {
@@ -85,8 +85,8 @@ typedef struct {
 
 /* Matches /<app>/... to a route. Returns 0, or 404/405 with the reason in
  * msg (nothing is sent). */
-int gw__match_route(gw_server_t *gw, h2o_req_t *req, const char *path, size_t path_len, gw_route_match_t *m,
-                    char *msg, size_t msglen);
+int gw__match_route(gw_server_t *gw, h2o_req_t *req, const char *path, size_t path_len, gw_route_match_t *m, char *msg,
+                    size_t msglen);
 
 /* Counts n body bytes against the node's budget until the request goes
  * away. Returns false (nothing counted) when they would exceed it. */

@@ -76,9 +76,9 @@ struct intake {
     bool expect_continue; /* the client waits for 100 Continue before its body */
     bool keep_alive;      /* the connection may go on after the answer */
     bool started;
-    bool connection_set; /* the answer's Connection and input buffer are settled */
+    bool connection_set;  /* the answer's Connection and input buffer are settled */
     uint64_t deadline_ms; /* loop time by which the whole body must have arrived */
-    int status;          /* DRAIN: the refusal sent once the body is dropped */
+    int status;           /* DRAIN: the refusal sent once the body is dropped */
     const char *message;
     intake_timer_t *timer;
 };

@@ -11,23 +11,64 @@
 #include <string.h>
 
 /* RFC 9110's reason phrases (418 from RFC 2324), by status. */
-static const char *const reasons[600] = {
-    [200] = "OK", [201] = "Created", [202] = "Accepted", [203] = "Non-Authoritative Information", [204] = "No Content",
-    [205] = "Reset Content", [206] = "Partial Content", [207] = "Multi-Status", [208] = "Already Reported",
-    [226] = "IM Used", [300] = "Multiple Choices", [301] = "Moved Permanently", [302] = "Found", [303] = "See Other",
-    [304] = "Not Modified", [305] = "Use Proxy", [307] = "Temporary Redirect", [308] = "Permanent Redirect",
-    [400] = "Bad Request", [401] = "Unauthorized", [402] = "Payment Required", [403] = "Forbidden", [404] = "Not Found",
-    [405] = "Method Not Allowed", [406] = "Not Acceptable", [407] = "Proxy Authentication Required",
-    [408] = "Request Timeout", [409] = "Conflict", [410] = "Gone", [411] = "Length Required",
-    [412] = "Precondition Failed", [413] = "Content Too Large", [414] = "URI Too Long",
-    [415] = "Unsupported Media Type", [416] = "Range Not Satisfiable", [417] = "Expectation Failed",
-    [418] = "I'm a teapot", [421] = "Misdirected Request", [422] = "Unprocessable Content", [423] = "Locked",
-    [424] = "Failed Dependency", [425] = "Too Early", [426] = "Upgrade Required", [428] = "Precondition Required",
-    [429] = "Too Many Requests", [431] = "Request Header Fields Too Large", [451] = "Unavailable For Legal Reasons",
-    [500] = "Internal Server Error", [501] = "Not Implemented", [502] = "Bad Gateway", [503] = "Service Unavailable",
-    [504] = "Gateway Timeout", [505] = "HTTP Version Not Supported", [506] = "Variant Also Negotiates",
-    [507] = "Insufficient Storage", [508] = "Loop Detected", [510] = "Not Extended",
-    [511] = "Network Authentication Required"};
+static const char *const reasons[600] = {[200] = "OK",
+                                         [201] = "Created",
+                                         [202] = "Accepted",
+                                         [203] = "Non-Authoritative Information",
+                                         [204] = "No Content",
+                                         [205] = "Reset Content",
+                                         [206] = "Partial Content",
+                                         [207] = "Multi-Status",
+                                         [208] = "Already Reported",
+                                         [226] = "IM Used",
+                                         [300] = "Multiple Choices",
+                                         [301] = "Moved Permanently",
+                                         [302] = "Found",
+                                         [303] = "See Other",
+                                         [304] = "Not Modified",
+                                         [305] = "Use Proxy",
+                                         [307] = "Temporary Redirect",
+                                         [308] = "Permanent Redirect",
+                                         [400] = "Bad Request",
+                                         [401] = "Unauthorized",
+                                         [402] = "Payment Required",
+                                         [403] = "Forbidden",
+                                         [404] = "Not Found",
+                                         [405] = "Method Not Allowed",
+                                         [406] = "Not Acceptable",
+                                         [407] = "Proxy Authentication Required",
+                                         [408] = "Request Timeout",
+                                         [409] = "Conflict",
+                                         [410] = "Gone",
+                                         [411] = "Length Required",
+                                         [412] = "Precondition Failed",
+                                         [413] = "Content Too Large",
+                                         [414] = "URI Too Long",
+                                         [415] = "Unsupported Media Type",
+                                         [416] = "Range Not Satisfiable",
+                                         [417] = "Expectation Failed",
+                                         [418] = "I'm a teapot",
+                                         [421] = "Misdirected Request",
+                                         [422] = "Unprocessable Content",
+                                         [423] = "Locked",
+                                         [424] = "Failed Dependency",
+                                         [425] = "Too Early",
+                                         [426] = "Upgrade Required",
+                                         [428] = "Precondition Required",
+                                         [429] = "Too Many Requests",
+                                         [431] = "Request Header Fields Too Large",
+                                         [451] = "Unavailable For Legal Reasons",
+                                         [500] = "Internal Server Error",
+                                         [501] = "Not Implemented",
+                                         [502] = "Bad Gateway",
+                                         [503] = "Service Unavailable",
+                                         [504] = "Gateway Timeout",
+                                         [505] = "HTTP Version Not Supported",
+                                         [506] = "Variant Also Negotiates",
+                                         [507] = "Insufficient Storage",
+                                         [508] = "Loop Detected",
+                                         [510] = "Not Extended",
+                                         [511] = "Network Authentication Required"};
 
 const char *gw__reason(int status)
 {
@@ -75,9 +116,9 @@ void gw__send_error(h2o_req_t *req, int status, const char *fmt, ...)
  * hop-by-hop headers (RFC 9110 7.6.1), and the gateway's own. */
 static bool header_owned_by_gateway(const char *name, size_t len)
 {
-    static const char *const owned[] = {"content-length", "transfer-encoding", "connection", "keep-alive",
-                                        "upgrade",        "proxy-connection",  "te",         "trailer",
-                                        "x-tine-invocation-id", "x-tine-version"};
+    static const char *const owned[] = {
+        "content-length", "transfer-encoding",    "connection",    "keep-alive", "upgrade", "proxy-connection", "te",
+        "trailer",        "x-tine-invocation-id", "x-tine-version"};
     for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
         if (strlen(owned[i]) == len && strncasecmp(name, owned[i], len) == 0)
             return true;
