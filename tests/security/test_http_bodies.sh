@@ -70,6 +70,10 @@ check_contains "function bodies: 503 names its flag" "(--max-buffered-body): ret
 check "function bodies: 503 says when to retry" "1" "$(pyget "$out" 'd["headers"].get("503", {}).get("retry-after")')"
 check "function bodies: a normal request is served meanwhile" "200 hi" \
   "$(pyget "$out" '"%s %s" % (d["probe"]["status"], d["probe"]["body"])')"
+metrics=$(curl -s "$URL/metrics")
+check "metrics: the 38 refusals are counted" 'tine_http_refused_total{reason="body_budget"} 38' \
+  "$(grep 'reason="body_budget"' <<<"$metrics")"
+check "metrics: no body is held any more" "tine_http_body_bytes 0" "$(grep '^tine_http_body_bytes' <<<"$metrics")"
 check "function bodies: the budget is given back" "200" "$(curl -s -o /dev/null -w '%{http_code}' \
   --data-binary @<(head -c 6000000 /dev/zero) "$URL/sink/take")"
 
@@ -141,4 +145,6 @@ check "connection 9 of 8: 503 JSON, then closed" \
   "$(pyget "$out" '"%s %s %s" % (d["over_limit"]["status"], d["over_limit"]["body"], d["over_limit"]["closed"])')"
 check "served again once connections closed" "200 hi" \
   "$(pyget "$out" '"%s %s" % (d["after"]["status"], d["after"]["body"])')"
+check "metrics: the refused connection is counted" 'tine_http_refused_total{reason="connections"} 1' \
+  "$(curl -s "$URL/metrics" | grep 'reason="connections"')"
 finish_security
