@@ -290,6 +290,18 @@ void tine_fmt_rfc3339_ms(uint64_t unix_ms, char out[32])
     snprintf(out + n, 32 - n, ".%03uZ", (unsigned)(unix_ms % 1000u));
 }
 
+bool tine_http_token(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c) != NULL)
+            return false;
+    }
+    return true;
+}
+
 bool tine_utf8_valid(const char *s, size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;

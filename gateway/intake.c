@@ -309,21 +309,26 @@ static void progress(intake_t *in)
     uv_timer_start(&in->timer->timer, on_timer, wait, 0);
 }
 
+/* The client went away: an answer nobody reads makes h2o close the connection. */
+static void client_gone(intake_t *in)
+{
+    in->keep_alive = false;
+    if (in->mode == INTAKE_READ) {
+        in->status = 400;
+        in->message = "the connection closed before the request body arrived";
+    }
+    answer(in);
+}
+
 static void on_read(h2o_socket_t *sock, const char *err)
 {
     intake_t *in = intake_of(sock);
     if (in == NULL)
         return;
-    if (err != NULL) {
-        in->keep_alive = false;
-        if (in->mode == INTAKE_READ) {
-            in->status = 400;
-            in->message = "the connection closed before the request body arrived";
-        }
-        answer(in);
-        return;
-    }
-    progress(in);
+    if (err != NULL)
+        client_gone(in);
+    else
+        progress(in);
 }
 
 static void on_continue_sent(h2o_socket_t *sock, const char *err)
@@ -332,10 +337,7 @@ static void on_continue_sent(h2o_socket_t *sock, const char *err)
     if (in == NULL)
         return;
     if (err != NULL) {
-        in->keep_alive = false;
-        in->status = 400;
-        in->message = "the connection closed before the request body arrived";
-        answer(in);
+        client_gone(in);
         return;
     }
     h2o_socket_read_start(sock, on_read);

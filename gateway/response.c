@@ -125,19 +125,6 @@ static bool header_owned_by_gateway(const char *name, size_t len)
     return false;
 }
 
-/* True for an RFC 9110 token (tchar): the characters a header name may hold. */
-static bool is_token(const char *s, size_t n)
-{
-    if (n == 0)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c <= 0x20 || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c) != NULL)
-            return false;
-    }
-    return true;
-}
-
 /* True when a field value has no control character but HTAB (no CR, LF or
  * NUL that would end the header or the head early). */
 static bool is_field_value(const char *s, size_t n)
@@ -182,7 +169,7 @@ void gw__send_function_response(h2o_req_t *req, const char *function, const char
         uint32_t nl, vl;
         sbx_result_meta_next(&hc, &name, &nl, &value, &vl);
         char shown[320];
-        if (!is_token(name, nl)) {
+        if (!tine_http_token(name, nl)) {
             show(shown, sizeof shown, name, nl);
             gw__send_error(req, 502, "function %s answered a bad header name '%s': expected a token (invocation %s)",
                            function, shown, invocation_id);

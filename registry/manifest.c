@@ -853,6 +853,29 @@ static int expect_timeout(ctx_t *c, const node_t *n, uint32_t *out)
 
 #define MEMORY_EXPECTED "expected megabytes as an integer 16..10240 or a size such as 128Mi, 512MB or 1Gi"
 
+typedef struct {
+    const char *unit;
+    uint64_t mul;
+} size_unit_t;
+
+/* Reads "<digits><unit>" (no leading zero) with one of `units`: the number
+ * times the unit's multiplier in *out, UINT64_MAX when it overflows. False
+ * when the text is not of that form. */
+static bool read_sized(const char *text, const size_unit_t *units, size_t nunits, uint64_t *out)
+{
+    size_t digits = strspn(text, "0123456789");
+    if (digits == 0 || (text[0] == '0' && digits > 1))
+        return false;
+    for (size_t i = 0; i < nunits; i++) {
+        if (strcmp(text + digits, units[i].unit) != 0)
+            continue;
+        uint64_t v = digits > 9 ? UINT64_MAX : strtoull(text, NULL, 10);
+        *out = v > UINT64_MAX / units[i].mul ? UINT64_MAX : v * units[i].mul;
+        return true;
+    }
+    return false;
+}
+
 /* Reads a memory size in MB: an integer, or digits with Mi/MB/Gi/GB (MB is
  * taken as MiB, GB as GiB), within 16..10240 MB. */
 static int expect_memory(ctx_t *c, const node_t *n, uint32_t *out)
@@ -864,14 +887,10 @@ static int expect_memory(ctx_t *c, const node_t *n, uint32_t *out)
     int rc = expect_string(c, n, "megabytes as an integer 16..10240 or a size such as 128Mi or 1Gi", &text, &len);
     if (rc != 0)
         return rc;
-    size_t digits = strspn(text, "0123456789");
-    const char *unit = text + digits;
-    bool mebi = strcmp(unit, "Mi") == 0 || strcmp(unit, "MB") == 0;
-    bool gibi = strcmp(unit, "Gi") == 0 || strcmp(unit, "GB") == 0;
-    if (digits == 0 || (!mebi && !gibi) || (text[0] == '0' && digits > 1))
+    static const size_unit_t units[] = {{"Mi", 1}, {"MB", 1}, {"Gi", 1024}, {"GB", 1024}};
+    uint64_t mb;
+    if (!read_sized(text, units, sizeof units / sizeof units[0], &mb))
         return fail(c, n, MEMORY_EXPECTED ", got %s", show_text(c, text, len));
-    uint64_t v = digits > 9 ? UINT64_MAX : strtoull(text, NULL, 10);
-    uint64_t mb = gibi ? (v > UINT64_MAX / 1024 ? UINT64_MAX : v * 1024) : v;
     if (mb < MEMORY_MIN_MB || mb > MEMORY_MAX_MB)
         return fail(c, n, "%s is out of range 16Mi..10240Mi (10Gi)", show_text(c, text, len));
     *out = (uint32_t)mb;
@@ -891,19 +910,13 @@ static int expect_max_body(ctx_t *c, const node_t *n, uint32_t *out)
     int rc = expect_string(c, n, "bytes as an integer 0..6291456 or a size such as 512Ki or 6Mi", &text, &len);
     if (rc != 0)
         return rc;
-    size_t digits = strspn(text, "0123456789");
-    const char *unit = text + digits;
-    uint64_t mul = 0;
-    if (strcmp(unit, "Ki") == 0 || strcmp(unit, "KiB") == 0)
-        mul = 1024;
-    else if (strcmp(unit, "Mi") == 0 || strcmp(unit, "MiB") == 0)
-        mul = 1024 * 1024;
-    if (digits == 0 || mul == 0 || (text[0] == '0' && digits > 1))
+    static const size_unit_t units[] = {{"Ki", 1024}, {"KiB", 1024}, {"Mi", 1024 * 1024}, {"MiB", 1024 * 1024}};
+    uint64_t bytes;
+    if (!read_sized(text, units, sizeof units / sizeof units[0], &bytes))
         return fail(c, n, MAX_BODY_EXPECTED ", got %s", show_text(c, text, len));
-    uint64_t v = digits > 9 ? UINT64_MAX : strtoull(text, NULL, 10);
-    if (v > REG_MAX_BODY_LIMIT / mul)
+    if (bytes > REG_MAX_BODY_LIMIT)
         return fail(c, n, "%s is over 6Mi, the largest body a function can receive", show_text(c, text, len));
-    *out = (uint32_t)(v * mul);
+    *out = (uint32_t)bytes;
     return 0;
 }
 

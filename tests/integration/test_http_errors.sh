@@ -32,8 +32,6 @@ return {
 LUA
 tine deploy "$T/e" >/dev/null
 
-pyget() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
-
 # json_error NAME STATUS NEEDLE REQUEST...: the first response to the raw
 # REQUESTs has STATUS, Content-Type application/json, a body {"error": ...}
 # holding NEEDLE, and the reason phrase of STATUS.

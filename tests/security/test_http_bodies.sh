@@ -35,9 +35,6 @@ return {
 LUA
 tine deploy "$T/sink" >/dev/null
 
-# pyget JSON EXPR: evaluates EXPR on the JSON document `d`.
-pyget() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
-
 # rss_within NAME JSON: the attack's RSS rise is under the bound.
 rss_within() {
   local rise=$(($(pyget "$2" 'd["rss_max_kib"]') - $(pyget "$2" 'd["rss_before_kib"]')))

@@ -43,7 +43,6 @@ printf '{"status":200,"headers":{"x-a":"v\\u0007\\u001b[2J"},"body":"ctl"}'
 SH
 tine deploy "$T/f" >/dev/null
 
-pyget() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
 GET_OK='GET /f/ok HTTP/1.1\r\nHost: x\r\n\r\n'
 
 # framed NAME REQUEST STATUS BODY: REQUEST answers STATUS with exactly BODY
