@@ -64,7 +64,7 @@ typedef enum { INTAKE_READ, INTAKE_DRAIN, INTAKE_DONE } intake_mode_t;
 
 /* A request body tine reads from the socket itself (from the request's pool). */
 struct intake {
-    h2o_linklist_t link; /* in `intakes` until answered */
+    int fd;              /* the socket's descriptor: our entry in `by_fd` until answered; -1 after */
     gw_ostream_t *os;
     h2o_req_t *req;
     h2o_socket_t *sock;
@@ -83,8 +83,24 @@ struct intake {
     intake_timer_t *timer;
 };
 
-/* The intakes reading a socket, found from h2o's socket callbacks. */
-static h2o_linklist_t intakes = {&intakes, &intakes};
+/* The intake of each socket tine reads itself, by descriptor: h2o's socket
+ * callbacks carry only the socket, and a connection has one request at a
+ * time. */
+static intake_t **by_fd;
+static size_t by_fd_len;
+
+static void by_fd_set(int fd, intake_t *in)
+{
+    if ((size_t)fd >= by_fd_len) {
+        size_t n = by_fd_len ? by_fd_len : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        by_fd = xrealloc(by_fd, n * sizeof(*by_fd));
+        memset(by_fd + by_fd_len, 0, (n - by_fd_len) * sizeof(*by_fd));
+        by_fd_len = n;
+    }
+    by_fd[fd] = in;
+}
 
 typedef struct {
     size_t head_len;
@@ -234,27 +250,24 @@ static void on_timer_closed(uv_handle_t *h)
 static void on_intake_dispose(void *p)
 {
     intake_t *in = p;
-    if (h2o_linklist_is_linked(&in->link))
-        h2o_linklist_unlink(&in->link);
+    if (in->fd >= 0)
+        by_fd[in->fd] = NULL;
     in->timer->in = NULL;
     uv_close((uv_handle_t *)&in->timer->timer, on_timer_closed);
 }
 
 static intake_t *intake_of(h2o_socket_t *sock)
 {
-    for (h2o_linklist_t *l = intakes.next; l != &intakes; l = l->next) {
-        intake_t *in = H2O_STRUCT_FROM_MEMBER(intake_t, link, l);
-        if (in->sock == sock)
-            return in;
-    }
-    return NULL;
+    int fd = h2o_socket_get_fd(sock);
+    return fd >= 0 && (size_t)fd < by_fd_len ? by_fd[fd] : NULL;
 }
 
 /* Gives the socket back to h2o (not reading) and the timer up. */
 static void stop(intake_t *in)
 {
-    if (h2o_linklist_is_linked(&in->link)) {
-        h2o_linklist_unlink(&in->link);
+    if (in->fd >= 0) {
+        by_fd[in->fd] = NULL;
+        in->fd = -1;
         h2o_socket_read_stop(in->sock);
     }
     uv_timer_stop(&in->timer->timer);
@@ -384,8 +397,9 @@ static void on_timer(uv_timer_t *t)
 static bool take_over(gw_ostream_t *os, h2o_req_t *req)
 {
     h2o_socket_t *sock = req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    int fd = sock ? h2o_socket_get_fd(sock) : -1;
     head_t h;
-    if (sock == NULL || !read_head(req, sock->input, &h) || h.chunked || h.content_length == SIZE_MAX ||
+    if (fd < 0 || !read_head(req, sock->input, &h) || h.chunked || h.content_length == SIZE_MAX ||
         h.content_length <= GW_INLINE_BODY)
         return false;
     gw_server_t *gw = os->gw;
@@ -404,7 +418,8 @@ static bool take_over(gw_ostream_t *os, h2o_req_t *req)
     uv_timer_init(gw->loop, &in->timer->timer);
     os->in = in;
     os->ours = true;
-    h2o_linklist_insert(&intakes, &in->link);
+    in->fd = fd;
+    by_fd_set(fd, in);
 
     char msg[1024];
     int status = admit(gw, req, h.content_length, msg, sizeof msg);
