@@ -99,6 +99,20 @@ bool gw__body_hold(gw_server_t *gw, h2o_req_t *req, size_t n);
 int gw__check_body(gw_server_t *gw, h2o_req_t *req, const reg_function_t *f, size_t n, bool count, char *msg,
                    size_t msglen);
 
+/* What h2o's HTTP/1 parser keeps out of req->headers, read back from the
+ * raw head. */
+typedef struct {
+    size_t head_len;       /* bytes up to and with the empty line */
+    size_t content_length; /* the first Content-Length; SIZE_MAX: none or not a number */
+    bool chunked;          /* a Transfer-Encoding header */
+    bool expect_continue;  /* Expect: 100-continue */
+} gw_head_t;
+
+/* Reads the HTTP/1 request head at the start of b[0..len) (header names
+ * lower case, as h2o leaves them) into h. False when b does not start with
+ * a whole head whose request line begins with `method` and a space. */
+bool gw__read_head(const char *method, size_t method_len, const char *b, size_t len, gw_head_t *h);
+
 /* Registers, on the path h2o answers its own errors from, the filter that
  * makes them JSON and reads bodies over GW_INLINE_BODY (intake.c). */
 void gw__intake_register(gw_server_t *gw, h2o_pathconf_t *fallback);

@@ -102,19 +102,10 @@ static void by_fd_set(int fd, intake_t *in)
     by_fd[fd] = in;
 }
 
-typedef struct {
-    size_t head_len;
-    size_t content_length; /* SIZE_MAX: none */
-    bool chunked;
-    bool expect_continue;
-} head_t;
-
-/* Reads from the head at the start of `in` what h2o's HTTP/1 parser keeps
- * out of req->headers: Content-Length (the first), Transfer-Encoding and
- * Expect. False when the buffer does not start with this request's head. */
-static bool read_head(const h2o_req_t *req, const h2o_buffer_t *in, head_t *h)
+bool gw__read_head(const char *method, size_t method_len, const char *b, size_t len, gw_head_t *h)
 {
-    const char *b = in->bytes, *end = in->bytes + in->size;
+    const char *end = b + len;
+    h->head_len = 0;
     h->content_length = SIZE_MAX;
     h->chunked = h->expect_continue = false;
     /* picohttpparser skips one empty line before the request line. */
@@ -123,8 +114,7 @@ static bool read_head(const h2o_req_t *req, const h2o_buffer_t *in, head_t *h)
         p += 2;
     else if (end - p >= 1 && p[0] == '\n')
         p++;
-    size_t ml = req->input.method.len;
-    if ((size_t)(end - p) <= ml || memcmp(p, req->input.method.base, ml) != 0 || p[ml] != ' ')
+    if ((size_t)(end - p) <= method_len || memcmp(p, method, method_len) != 0 || p[method_len] != ' ')
         return false;
     const char *eol = memchr(p, '\n', (size_t)(end - p));
     while (eol != NULL) {
@@ -398,8 +388,10 @@ static bool take_over(gw_ostream_t *os, h2o_req_t *req)
 {
     h2o_socket_t *sock = req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
     int fd = sock ? h2o_socket_get_fd(sock) : -1;
-    head_t h;
-    if (fd < 0 || !read_head(req, sock->input, &h) || h.chunked || h.content_length == SIZE_MAX ||
+    gw_head_t h;
+    if (fd < 0 ||
+        !gw__read_head(req->input.method.base, req->input.method.len, sock->input->bytes, sock->input->size, &h) ||
+        h.chunked || h.content_length == SIZE_MAX ||
         h.content_length <= GW_INLINE_BODY)
         return false;
     gw_server_t *gw = os->gw;

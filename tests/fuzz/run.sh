@@ -36,7 +36,7 @@ with tarfile.open(out, "w:gz") as t:
 PY
 
 rc=0
-for d in fuzz_manifest fuzz_cron fuzz_routes fuzz_bundle fuzz_wire fuzz_cloudevents; do
+for d in fuzz_manifest fuzz_cron fuzz_routes fuzz_bundle fuzz_wire fuzz_cloudevents fuzz_http_head; do
   corpus=$(seed $d)
   echo "== $d (${SECS}s)"
   if ! "$BIN/$d" -max_total_time="$SECS" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
