@@ -113,23 +113,54 @@ void gw__send_error(h2o_req_t *req, int status, const char *fmt, ...)
 }
 
 /* The headers a function may not set: the connection's framing and
- * hop-by-hop headers (RFC 9110 7.6.1), and the gateway's own. */
+ * hop-by-hop headers (RFC 9110 7.6.1), and the gateway's own. Most names
+ * are ruled out by their length alone. */
 static bool header_owned_by_gateway(const char *name, size_t len)
 {
-    static const char *const owned[] = {
-        "content-length", "transfer-encoding",    "connection",    "keep-alive", "upgrade", "proxy-connection", "te",
-        "trailer",        "x-tine-invocation-id", "x-tine-version"};
-    for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
-        if (strlen(owned[i]) == len && strncasecmp(name, owned[i], len) == 0)
-            return true;
-    return false;
+    static const char *const owned[] = {"te",
+                                        "upgrade",
+                                        "trailer",
+                                        "connection",
+                                        "keep-alive",
+                                        "content-length",
+                                        "x-tine-version",
+                                        "proxy-connection",
+                                        "transfer-encoding",
+                                        "x-tine-invocation-id"};
+    switch (len) {
+    case 2:
+    case 7:
+    case 10:
+    case 14:
+    case 16:
+    case 17:
+    case 20:
+        for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
+            if (strlen(owned[i]) == len && strncasecmp(name, owned[i], len) == 0)
+                return true;
+        return false;
+    default:
+        return false;
+    }
 }
 
 /* True when a field value has no control character but HTAB (no CR, LF or
- * NUL that would end the header or the head early). */
+ * NUL that would end the header or the head early). Eight bytes at a time
+ * while none of them can be below 0x20 or 0x7f, the common case. */
 static bool is_field_value(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, d;
+        memcpy(&x, s + i, 8);
+        d = x ^ (ones * 0x7f);
+        /* Flags every byte below 0x20 or equal to 0x7f (and may flag a few
+         * more): those eight are then looked at one by one. */
+        if ((((x - ones * 0x20) & ~x) | ((d - ones) & ~d)) & highs)
+            break;
+    }
+    for (; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if ((c < 0x20 && c != '\t') || c == 0x7f)
             return false;
@@ -162,44 +193,37 @@ void gw__send_function_response(h2o_req_t *req, const char *function, const char
                        function, status, invocation_id);
         return;
     }
-    /* Every header is checked before any is added: a bad one fails the whole response. */
+    /* One pass: a bad header takes back those added before it. */
+    size_t added_before = req->res.headers.size;
     sbx_meta_cur_t hc = res->meta.headers;
     for (uint32_t i = 0; i < res->meta.nheaders; i++) {
         const char *name, *value;
         uint32_t nl, vl;
         sbx_result_meta_next(&hc, &name, &nl, &value, &vl);
-        char shown[320];
-        if (!tine_http_token(name, nl)) {
+        bool name_ok = tine_http_token(name, nl);
+        if (!name_ok || !is_field_value(value, vl)) {
+            req->res.headers.size = added_before;
+            char shown[320];
             show(shown, sizeof shown, name, nl);
-            gw__send_error(req, 502, "function %s answered a bad header name '%s': expected a token (invocation %s)",
-                           function, shown, invocation_id);
+            if (!name_ok)
+                gw__send_error(req, 502, "function %s answered a bad header name '%s': expected a token (invocation %s)",
+                               function, shown, invocation_id);
+            else
+                gw__send_error(req, 502,
+                               "function %s answered header '%s' with a control character (CR, LF, NUL...) in its "
+                               "value (invocation %s)",
+                               function, shown, invocation_id);
             return;
         }
-        if (!is_field_value(value, vl)) {
-            show(shown, sizeof shown, name, nl);
-            gw__send_error(req, 502,
-                           "function %s answered header '%s' with a control character (CR, LF, NUL...) in its "
-                           "value (invocation %s)",
-                           function, shown, invocation_id);
-            return;
-        }
-    }
-    req->res.status = status;
-    req->res.reason = gw__reason(status);
-    hc = res->meta.headers;
-    for (uint32_t i = 0; i < res->meta.nheaders; i++) {
-        const char *name, *value;
-        uint32_t nl, vl;
-        sbx_result_meta_next(&hc, &name, &nl, &value, &vl);
         if (header_owned_by_gateway(name, nl))
             continue;
-        /* Lower case, as HTTP/2 requires and meta.h promises. */
+        /* Lower case, as HTTP/2 requires (the sandboxes send them so). */
         h2o_iovec_t n = h2o_strdup(&req->pool, name, nl);
-        for (size_t k = 0; k < n.len; k++)
-            if (n.base[k] >= 'A' && n.base[k] <= 'Z')
-                n.base[k] = (char)(n.base[k] - 'A' + 'a');
+        h2o_strtolower(n.base, n.len);
         h2o_iovec_t v = h2o_strdup(&req->pool, value, vl);
         h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 1, NULL, v.base, v.len);
     }
+    req->res.status = status;
+    req->res.reason = gw__reason(status);
     gw__send_body(req, res->body, res->body_len);
 }
