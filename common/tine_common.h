@@ -117,6 +117,10 @@ void tine_fmt_rfc3339_ms(uint64_t unix_ms, char out[32]);
 /* True when s[0..len) is valid UTF-8 (NUL bytes included). */
 bool tine_utf8_valid(const char *s, size_t len);
 
+/* True when s[0..len) is an HTTP token (RFC 9110 tchar, at least one): what
+ * a header name may be. */
+bool tine_http_token(const char *s, size_t len);
+
 /* Appends `len` bytes of `s` to b as a quoted JSON string; bytes that are
  * not valid UTF-8 become U+FFFD, control characters are escaped. */
 void tine_json_quote(tine_buf_t *b, const char *s, size_t len);

@@ -482,10 +482,11 @@ static void admin_routes(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v)
     json_t *fns = json_array();
     for (size_t i = 0; i < m->functions_len; i++) {
         const reg_function_t *f = &m->functions[i];
-        json_array_append_new(fns, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i}", "name", f->name, "runtime",
+        json_array_append_new(fns, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:I}", "name", f->name, "runtime",
                                              f->runtime == REG_RUNTIME_LUA ? "lua" : "exec", "handler", f->handler,
                                              "memory", (int)f->memory_mb, "timeout_ms", (int)f->timeout_ms,
-                                             "concurrency", (int)f->concurrency, "warm", (int)f->warm));
+                                             "concurrency", (int)f->concurrency, "warm", (int)f->warm, "max_body",
+                                             (json_int_t)f->max_body));
     }
     gw__send_json(req, 200, json_pack("{s:s, s:I, s:o, s:o, s:o}", "app", v->app, "version", (json_int_t)v->version,
                                       "routes", routes, "triggers", triggers, "functions", fns));
@@ -704,6 +705,28 @@ static void admin_invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, 
     gw__invoke(gw, req, v, idx, request, NULL, 1);
 }
 
+int gw__admin_body_limit(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len, size_t *limit)
+{
+    h2o_iovec_t seg[6] = {{0}};
+    size_t n = split_path(rest, rest_len, seg, 5);
+    *limit = 0;
+    if (n == 1 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("health")))
+        return 0; /* no token needed, and no body taken */
+    if (!authorized(gw, req))
+        return 401;
+    bool deploy = n == 2 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("apps")) &&
+                  (method_is(req, "PUT") || method_is(req, "POST"));
+    *limit = deploy ? gw->max_bundle : gw->max_body;
+    return 0;
+}
+
+void gw__send_unauthorized(h2o_req_t *req)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("www-authenticate"), 0, NULL,
+                          H2O_STRLIT("Bearer"));
+    gw__send_error(req, 401, "missing or wrong admin token (send Authorization: Bearer <token>)");
+}
+
 int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len)
 {
     h2o_iovec_t seg[6] = {{0}};
@@ -718,9 +741,7 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
         return 0;
     }
     if (!authorized(gw, req)) {
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("www-authenticate"), 0, NULL,
-                              H2O_STRLIT("Bearer"));
-        gw__send_error(req, 401, "missing or wrong admin token (send Authorization: Bearer <token>)");
+        gw__send_unauthorized(req);
         return 0;
     }
     if (n >= 1 && n <= 5 && gw__admin_events(gw, req, seg, n))

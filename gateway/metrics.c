@@ -50,6 +50,21 @@ static void render_sandboxes(gw_server_t *gw, tine_buf_t *out)
     tine_buf_appendf(out, "tine_invocations_queued %" PRIu64 "\n", queued);
 }
 
+/* The gateway's connections, held request bodies and refusals. */
+static void render_http(gw_server_t *gw, tine_buf_t *out)
+{
+    gauge(out, "tine_http_connections", "Client connections open on this node.");
+    tine_buf_appendf(out, "tine_http_connections %zu\n", gw->conns);
+    gauge(out, "tine_http_body_bytes", "Request body bytes held for function calls (--max-buffered-body).");
+    tine_buf_appendf(out, "tine_http_body_bytes %zu\n", gw->body_held);
+    tine_buf_appendf(out,
+                     "# HELP tine_http_refused_total Connections and request bodies refused for the node's limits.\n"
+                     "# TYPE tine_http_refused_total counter\n"
+                     "tine_http_refused_total{reason=\"connections\"} %" PRIu64 "\n"
+                     "tine_http_refused_total{reason=\"body_budget\"} %" PRIu64 "\n",
+                     gw->refused_connections, gw->refused_bodies);
+}
+
 static void render_events(gw_server_t *gw, tine_buf_t *out)
 {
     rds_metrics_render(out);
@@ -142,6 +157,7 @@ int gw__metrics(gw_server_t *gw, h2o_req_t *req)
     if (gw->bill)
         bill_metrics_render(gw->bill, &out);
     render_sandboxes(gw, &out);
+    render_http(gw, &out);
     render_events(gw, &out);
     render_process(&out);
     req->res.status = 200;

@@ -11,6 +11,10 @@
 
 typedef enum { REG_RUNTIME_LUA = 0, REG_RUNTIME_EXEC = 1 } reg_runtime_t;
 
+/* The largest request body a function can receive (the body limit of the
+ * sandbox wire, sandbox/wire.h), and the default of a function's max_body. */
+#define REG_MAX_BODY_LIMIT (6u * 1024u * 1024u)
+
 typedef struct {
     char *key;
     char *value;
@@ -28,6 +32,7 @@ typedef struct {
     uint32_t timeout_ms;  /* 1 .. 900000 */
     uint32_t concurrency; /* 1 .. 1000 */
     uint32_t warm;        /* 0 .. concurrency */
+    uint32_t max_body;    /* largest request body in bytes, 0 .. REG_MAX_BODY_LIMIT (default: that) */
     bool network;         /* exec runtime: network access (default false) */
     reg_kv_t *env;        /* app env merged under function env, sorted by key */
     size_t env_len;

@@ -35,6 +35,12 @@ static const option_t options[] = {
     {"admin-token", "TINE_ADMIN_TOKEN", 1, "bearer token for the admin API (default: generated into the state dir)"},
     {"no-auth", "TINE_NO_AUTH", 0, "serve the admin API without a token (only on a loopback address)"},
     {"max-bundle-size", "TINE_MAX_BUNDLE_SIZE", 1, "largest deploy bundle accepted, e.g. 16MiB (default 16MiB)"},
+    {"max-connections", "TINE_MAX_CONNECTIONS", 1, "client connections open at once; more are answered 503\n"
+                                                   "                         and closed (default 1024)"},
+    {"max-buffered-body", "TINE_MAX_BUFFERED_BODY", 1, "request body bytes held at once for function calls; a body\n"
+                                                       "                         that does not fit gets 503 (default 128MiB, at least 6MiB)"},
+    {"http2", "TINE_HTTP2", 1, "on|off: serve cleartext HTTP/2, prior knowledge or Upgrade: h2c\n"
+                               "                         (default off; see docs/ARCHITECTURE.md, Request path)"},
     {"sdk-dir", "TINE_SDK_DIR", 1, "directory holding the Lua SDK tine.lua"},
     {"node-id", "TINE_NODE_ID", 1, "this node's name in a cluster (default HOSTNAME:PORT)"},
     {"max-sandboxes", "TINE_MAX_SANDBOXES", 1, "sandboxes on this node at most, shared fairly between apps; at\n"
@@ -142,6 +148,9 @@ typedef struct {
     char *kv_value_max;
     char *kv_keys_max;
     char *kv_bytes_max;
+    char *max_connections;
+    char *max_buffered_body;
+    char *http2;
 } raw_values_t;
 
 /* Parses a whole decimal number within [min, max]. */
@@ -181,6 +190,12 @@ static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
         return &raw->max_sandboxes;
     if (strcmp(name, "app-reserve") == 0)
         return &raw->app_reserve;
+    if (strcmp(name, "max-connections") == 0)
+        return &raw->max_connections;
+    if (strcmp(name, "max-buffered-body") == 0)
+        return &raw->max_buffered_body;
+    if (strcmp(name, "http2") == 0)
+        return &raw->http2;
     if (strcmp(name, "idle-timeout") == 0)
         return &raw->idle_timeout;
     if (strcmp(name, "max-queue") == 0)
@@ -393,6 +408,30 @@ static int parse_billing_options(tined_config_t *cfg)
     return 0;
 }
 
+/* --max-connections, --max-buffered-body and --http2; messages name the flag. */
+static int parse_http_limits(tined_config_t *cfg, const raw_values_t *raw)
+{
+    int rc = 0;
+    cfg->max_connections = 1024;
+    if (raw->max_connections && parse_count(raw->max_connections, 1, 1000000, &cfg->max_connections) != 0) {
+        fprintf(stderr, "tined: --max-connections %s: expected a number from 1 to 1000000\n", raw->max_connections);
+        rc = -1;
+    }
+    cfg->max_buffered_body = 128u * 1024 * 1024;
+    if (raw->max_buffered_body && (parse_size(raw->max_buffered_body, &cfg->max_buffered_body) != 0 ||
+                                   cfg->max_buffered_body < 6u * 1024 * 1024)) {
+        fprintf(stderr, "tined: --max-buffered-body %s: expected a size of at least 6MiB such as 256MiB\n",
+                raw->max_buffered_body);
+        rc = -1;
+    }
+    cfg->http2 = raw->http2 != NULL && strcmp(raw->http2, "on") == 0;
+    if (raw->http2 && !cfg->http2 && strcmp(raw->http2, "off") != 0) {
+        fprintf(stderr, "tined: --http2 %s: expected on or off\n", raw->http2);
+        rc = -1;
+    }
+    return rc;
+}
+
 int tined_config_load(tined_config_t *cfg, int argc, char **argv)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -467,6 +506,8 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
         fprintf(stderr, "tined: --app-reserve %s: expected a number from 0 to 1000000\n", raw.app_reserve);
         rc = -1;
     }
+    if (parse_http_limits(cfg, &raw) != 0)
+        rc = -1;
     cfg->max_queue = 100;
     if (raw.max_queue && parse_count(raw.max_queue, 1, 1000000, &cfg->max_queue) != 0) {
         fprintf(stderr, "tined: --max-queue %s: expected a number from 1 to 1000000\n", raw.max_queue);
@@ -558,6 +599,9 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
     free(raw.kv_value_max);
     free(raw.kv_keys_max);
     free(raw.kv_bytes_max);
+    free(raw.max_connections);
+    free(raw.max_buffered_body);
+    free(raw.http2);
     return rc;
 }
 

@@ -18,6 +18,9 @@ typedef struct {
     char *sdk_dir;
     char *node_id;
     char *config_file;
+    unsigned max_connections; /* client connections open at once */
+    size_t max_buffered_body; /* request body bytes held at once for function calls */
+    bool http2;               /* serve cleartext HTTP/2 */
     unsigned max_sandboxes;   /* node-wide cap on sandboxes */
     unsigned app_reserve;     /* past the cap, for apps' first sandbox (fair share) */
     unsigned max_queue;       /* calls waiting per function before 429 */

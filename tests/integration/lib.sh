@@ -146,6 +146,9 @@ http() {
   echo "$out $(cat "$T/body" 2>/dev/null)"
 }
 
+# pyget JSON EXPR: prints the Python expression EXPR on the JSON document `d`.
+pyget() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
+
 admin() { # admin METHOD PATH [curl args...]
   local m=$1 p=$2; shift 2
   http "$m" "/_tine/v1$p" -H "Authorization: Bearer $TOKEN" "$@"
