@@ -543,7 +543,7 @@ static void test_login_deadline(void **state)
     rds_sync_t *s = rds_sync_new(url, 200, err, sizeof err);
     assert_null(rds_sync_context(s, err, sizeof err));
     char expect[256];
-    snprintf(expect, sizeof expect, "redis at %s did not answer PING: no answer within 200 ms", url);
+    snprintf(expect, sizeof expect, "redis at %s did not answer ROLE: no answer within 200 ms", url);
     assert_string_equal(err, expect);
     rds_sync_free(s);
     close(ls);
