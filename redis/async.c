@@ -609,6 +609,9 @@ static void conn_dial(rds_async_t *c, const char *path, const char *host, int po
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     c->ac = ac;
     c->state = ST_CONNECTING;
+    /* The loop's clock is that of its last turn: a call that blocked it
+     * since (a synchronous admin call) must not eat into the deadline. */
+    uv_update_time(c->loop);
     uv_timer_start(&c->deadline, on_deadline, c->cfg.connect_timeout_ms, 0);
 }
 

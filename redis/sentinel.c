@@ -300,6 +300,7 @@ static void ask_next(rds__resolver_t *r)
             const char *argv[] = {"SENTINEL", "get-master-addr-by-name", r->master};
             size_t lens[] = {8, 23, strlen(r->master)};
             if (rds_async_command(s->ask, on_ask_reply, a, 3, argv, lens) == 0) {
+                uv_update_time(r->loop);
                 uv_timer_start(&r->ask_timer, on_ask_timeout, SENTINEL_TIMEOUT_MS, 0);
                 return;
             }
