@@ -284,7 +284,7 @@ void bill_on_activation(void *data, const inv_activation_t *a)
     const char *app = bill__metrics_count(b, a, billed_ms, cost);
     usage_add(b, a, billed_ms, mb_ms, cost);
     flush_later(b, BILL_FLUSH_MS);
-    if (b->npending >= BILL_MAX_PENDING ||
+    if (b->npending >= b->max_pending ||
         b->batch_records.len + b->batch_lines.len >= BILL_MAX_PENDING_BYTES) {
         drop_record(b);
         return;
@@ -497,6 +497,7 @@ bill_t *bill_new(uv_loop_t *loop, const bill_config_t *cfg)
     b->prices = cfg->prices;
     b->retention_count = cfg->retention_count ? cfg->retention_count : 10000;
     b->retention_s = cfg->retention_s ? cfg->retention_s : 7 * 24 * 3600;
+    b->max_pending = cfg->max_pending ? cfg->max_pending : BILL_MAX_PENDING;
     tine_buf_init(&b->batch_records);
     tine_buf_init(&b->batch_lines);
     tine_buf_init(&b->resp);

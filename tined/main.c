@@ -321,6 +321,7 @@ int main(int argc, char **argv)
         .prices = {.gb_s_pusd = cfg.price_gb_s_pusd, .request_pusd = cfg.price_request_pusd},
         .retention_count = cfg.retention_count,
         .retention_s = cfg.retention_s,
+        .max_pending = cfg.activation_buffer,
         .node_id = cfg.node_id,
     };
     t.bill = bill_new(t.loop, &bcfg);
