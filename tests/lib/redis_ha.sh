@@ -40,14 +40,18 @@ ha__wait() {
   done
 }
 
+# ha__track PID: listed in lib.sh's PIDS (killed by its cleanup) when there
+# is such an array.
+ha__track() { if declare -p PIDS >/dev/null 2>&1; then PIDS+=("$1"); fi; }
+
 # ha__server PORT [ARGS...]: a redis-server on PORT in $HA_DIR/PORT.
 ha__server() {
   local port=$1; shift
   mkdir -p "$HA_DIR/$port"
   redis-server --port "$port" --bind 127.0.0.1 --dir "$HA_DIR/$port" --save "" --appendonly no \
-    --daemonize no --logfile "$HA_DIR/$port/redis.log" "$@" &
+    --daemonize no --logfile "$HA_DIR/$port/redis.log" "$@" </dev/null >>"$HA_DIR/$port/out.log" 2>&1 &
   HA_PID[$port]=$!
-  [ -z "${PIDS+x}" ] || PIDS+=($!)
+  ha__track $!
   ha__wait 10 redis-cli -p "$port" ping || { echo "redis-server on $port did not start" >&2; return 1; }
 }
 
@@ -64,9 +68,9 @@ sentinel monitor $HA_NAME 127.0.0.1 $mport 2
 sentinel down-after-milliseconds $HA_NAME ${HA_DOWN_AFTER_MS:-1000}
 sentinel failover-timeout $HA_NAME ${HA_FAILOVER_TIMEOUT_MS:-3000}
 EOF
-  redis-server "$HA_DIR/s$port/sentinel.conf" --sentinel &
+  redis-server "$HA_DIR/s$port/sentinel.conf" --sentinel </dev/null >>"$HA_DIR/s$port/out.log" 2>&1 &
   HA_PID[s$port]=$!
-  [ -z "${PIDS+x}" ] || PIDS+=($!)
+  ha__track $!
   ha__wait 10 redis-cli -p "$port" ping || { echo "sentinel on $port did not start" >&2; return 1; }
 }
 
