@@ -82,6 +82,7 @@ struct bill {
     bill_map_t deltas; /* "key\nfield" -> bill_usage_delta_t */
     uint64_t inflight;
     uint64_t recorded, dropped, write_errors;
+    uint64_t usage_lost; /* usage increments whose write failed (maybe lost) */
     uint64_t last_drop_log_ns;
     uint64_t day_num;  /* the day day_text shows */
     char day_text[11];
