@@ -287,8 +287,7 @@ void bill_on_activation(void *data, const inv_activation_t *a)
     const char *app = bill__metrics_count(b, a, billed_ms, cost);
     usage_add(b, a, billed_ms, mb_ms, cost);
     flush_later(b, BILL_FLUSH_MS);
-    if (b->npending >= b->max_pending ||
-        b->batch_records.len + b->batch_lines.len >= BILL_MAX_PENDING_BYTES) {
+    if (b->npending >= b->max_pending || b->batch_records.len + b->batch_lines.len >= BILL_MAX_PENDING_BYTES) {
         drop_record(b);
         return;
     }

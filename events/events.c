@@ -430,9 +430,9 @@ struct ev__sure {
     unsigned ttl_s;
     char *what;
     uint64_t since_ms, next_ms;
-    bool busy;     /* an attempt is out */
-    bool gone;     /* given up or the module is closing: freed when the attempt ends */
-    bool failed;   /* an attempt failed (said once) */
+    bool busy;   /* an attempt is out */
+    bool gone;   /* given up or the module is closing: freed when the attempt ends */
+    bool failed; /* an attempt failed (said once) */
     ev__outcome_t out;
 };
 

@@ -313,8 +313,8 @@ static void on_batch_confirmed(void *priv, int rc, const char *why)
 {
     batch_t *b = priv;
     if (rc != 0 && b->ok && !b->f->ev->closing)
-        fprintf(stderr, "tined: events: lines of %s stored but not confirmed (%s); sending them again\n",
-                b->f->path, why);
+        fprintf(stderr, "tined: events: lines of %s stored but not confirmed (%s); sending them again\n", b->f->path,
+                why);
     if (rc != 0)
         b->ok = false;
     batch_settle(b);

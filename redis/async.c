@@ -101,22 +101,22 @@ struct rds_async {
     void *closed_data;
     uint64_t rng;
     /* where it dials */
-    bool want_sentinel;         /* the server must be a sentinel (the resolver's connections) */
-    rds__resolver_t *resolver;  /* Sentinel URLs: who names the master */
-    rds__query_t *query;        /* the question out (RESOLVING) */
-    char *host;                 /* the address dialed (TCP), NULL for a socket */
+    bool want_sentinel;        /* the server must be a sentinel (the resolver's connections) */
+    rds__resolver_t *resolver; /* Sentinel URLs: who names the master */
+    rds__query_t *query;       /* the question out (RESOLVING) */
+    char *host;                /* the address dialed (TCP), NULL for a socket */
     int port;
-    char addr[300];             /* host:port or the socket's path */
-    char shown[700];            /* the server as messages name it */
+    char addr[300];  /* host:port or the socket's path */
+    char shown[700]; /* the server as messages name it */
     /* the server's replicas, for barriers */
     int replicas;
-    uint64_t role_at; /* uv_now when ROLE last answered */
-    bool role_stale;  /* a WAIT was not confirmed: ask ROLE before the next */
+    uint64_t role_at;                     /* uv_now when ROLE last answered */
+    bool role_stale;                      /* a WAIT was not confirmed: ask ROLE before the next */
     barrier_t *bar_next, **bar_next_tail; /* not sent yet */
     barrier_t *bar_sent;                  /* the group of the WAIT or PING out */
     bool bar_busy;                        /* a ROLE, WAIT or PING of the barriers is out */
     uint64_t unconfirmed;                 /* barriers answered as failed */
-    bool drop_pending; /* leave the server from the retry timer */
+    bool drop_pending;                    /* leave the server from the retry timer */
     char drop_why[2048];
 };
 

@@ -91,8 +91,7 @@ typedef void (*rds__resolved_fn)(void *data, const char *host, int port, const c
 
 /* The resolver for u's sentinels and master on loop (made on first use).
  * Returns 0, or an error with a message. */
-int rds__resolver_acquire(struct uv_loop_s *loop, const rds_url_t *u, rds__resolver_t **out, char *err,
-                          size_t errlen);
+int rds__resolver_acquire(struct uv_loop_s *loop, const rds_url_t *u, rds__resolver_t **out, char *err, size_t errlen);
 void rds__resolver_release(rds__resolver_t *r);
 
 /* Asks the sentinels, in turn, for the master's address (queries made

@@ -44,8 +44,8 @@ static const char *addr_text(const char *host, int port, char *buf, size_t len)
 
 /* The master's address in SENTINEL get-master-addr-by-name's reply; 0, or
  * TINE_EREDIS with a message naming the sentinel `who`. */
-static int read_master_addr(const redisReply *r, const char *who, const char *master, char **host, int *port,
-                            char *err, size_t errlen)
+static int read_master_addr(const redisReply *r, const char *who, const char *master, char **host, int *port, char *err,
+                            size_t errlen)
 {
     if (r->type == REDIS_REPLY_NIL) {
         snprintf(err, errlen, "sentinel %s knows no master named '%s'", who, master);
@@ -83,8 +83,7 @@ int rds__sentinel_ask(const rds_url_t *u, const rds_addr_t *a, uint32_t timeout_
     redisSetTimeout(c, tv);
     int n = 0;
     if (u->sentinel_password) {
-        const char *argv[] = {"AUTH", u->sentinel_user ? u->sentinel_user : u->sentinel_password,
-                              u->sentinel_password};
+        const char *argv[] = {"AUTH", u->sentinel_user ? u->sentinel_user : u->sentinel_password, u->sentinel_password};
         int argc = u->sentinel_user ? 3 : 2;
         size_t lens[] = {4, strlen(argv[1]), strlen(argv[2])};
         redisAppendCommandArgv(c, argc, argv, lens);
@@ -307,8 +306,7 @@ static void ask_next(rds__resolver_t *r)
             free(a);
         }
         const char *e = rds_async_error(s->ask);
-        tine_buf_appendf(&r->errs, "%ssentinel %s: %s", r->errs.len ? "; " : "", s->label,
-                         e[0] ? e : "not connected");
+        tine_buf_appendf(&r->errs, "%ssentinel %s: %s", r->errs.len ? "; " : "", s->label, e[0] ? e : "not connected");
         r->at = (r->at + 1) % r->n;
         r->tried++;
     }

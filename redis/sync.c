@@ -16,10 +16,10 @@
 struct rds_sync {
     rds__target_t target;
     uint32_t timeout_ms;
-    redisContext *c;  /* NULL until connected and after a failure */
-    size_t first;     /* Sentinel: the sentinel asked first (the last that answered) */
-    uint64_t gen;     /* Sentinel: rds__sentinel_generation() when connected */
-    char addr[300];   /* the server connected to */
+    redisContext *c; /* NULL until connected and after a failure */
+    size_t first;    /* Sentinel: the sentinel asked first (the last that answered) */
+    uint64_t gen;    /* Sentinel: rds__sentinel_generation() when connected */
+    char addr[300];  /* the server connected to */
 };
 
 /* A hiredis I/O error in words: a read timeout says how long it waited. */

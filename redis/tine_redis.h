@@ -68,7 +68,7 @@ typedef struct {
     char *path;        /* RDS_UNIX: the socket */
     rds_addr_t *addrs; /* RDS_TCP, RDS_TLS: the server; RDS_SENTINEL: the sentinels (port 26379 by default) */
     size_t naddrs;
-    char *master;     /* RDS_SENTINEL: the master's name; else NULL */
+    char *master;                            /* RDS_SENTINEL: the master's name; else NULL */
     char *sentinel_user, *sentinel_password; /* RDS_SENTINEL: AUTH for the sentinels themselves; NULL: none */
     char *user;       /* percent-decoded; NULL: AUTH with the password alone */
     char *password;   /* percent-decoded; NULL: no AUTH */

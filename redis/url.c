@@ -162,8 +162,8 @@ static int parse_hostport(rds_url_t *u, const char *s, size_t len, int port, rds
     if (p < end && *p == ':') {
         const char *ps = ++p;
         if (parse_number(ps, (size_t)(end - ps), 1, 65535, &n) != 0)
-            return url_fail(u->redacted, err, errlen, "port '%.*s': expected a number from 1 to 65535",
-                            (int)(end - ps), ps);
+            return url_fail(u->redacted, err, errlen, "port '%.*s': expected a number from 1 to 65535", (int)(end - ps),
+                            ps);
     } else if (p < end) {
         return url_fail(u->redacted, err, errlen, "unexpected '%c' after the host", *p);
     }
@@ -252,7 +252,7 @@ static int parse_query(rds_url_t *u, const char *q, char *err, size_t errlen)
             if (*dst == NULL || (*dst)[0] != '/')
                 return url_fail(u->redacted, err, errlen, "%.*s: expected the absolute path of a PEM file", (int)kl, q);
         } else if (u->transport == RDS_SENTINEL && ((kl == 17 && strncmp(q, "sentinel_password", 17) == 0) ||
-                                                     (kl == 13 && strncmp(q, "sentinel_user", 13) == 0))) {
+                                                    (kl == 13 && strncmp(q, "sentinel_user", 13) == 0))) {
             char **dst = kl == 17 ? &u->sentinel_password : &u->sentinel_user;
             free(*dst);
             *dst = percent_decode(v, vl);
@@ -260,10 +260,11 @@ static int parse_query(rds_url_t *u, const char *q, char *err, size_t errlen)
                 return url_fail(u->redacted, err, errlen, "%.*s: empty or badly percent-encoded", (int)kl, q);
         } else {
             return url_fail(u->redacted, err, errlen, "unknown parameter '%.*s' (expected %s)", (int)kl, q,
-                            u->transport == RDS_UNIX       ? "db=N"
-                            : u->transport == RDS_TLS      ? "cacert=, cert= or key= with a file's path"
-                            : u->transport == RDS_SENTINEL ? "db=N, sentinel_password= or sentinel_user="
-                                                           : "none; the database goes in the path: redis://HOST:PORT/DB");
+                            u->transport == RDS_UNIX  ? "db=N"
+                            : u->transport == RDS_TLS ? "cacert=, cert= or key= with a file's path"
+                            : u->transport == RDS_SENTINEL
+                                ? "db=N, sentinel_password= or sentinel_user="
+                                : "none; the database goes in the path: redis://HOST:PORT/DB");
         }
         q += n;
         if (*q == '&')

@@ -306,8 +306,7 @@ int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint6
     }
     char what[600];
     snprintf(what, sizeof what, "%s version %" PRIu64 " went live on the redis master", app, version);
-    return store_confirm(s, what, "deploy again (the same files answer \"unchanged\" when it survived)", err,
-                         errlen);
+    return store_confirm(s, what, "deploy again (the same files answer \"unchanged\" when it survived)", err, errlen);
 }
 
 int reg_store_unstage(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen)

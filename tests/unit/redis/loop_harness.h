@@ -121,7 +121,8 @@ static inline void loop_done(uv_loop_t *loop, int fds_before)
     assert_int_equal(count_fds(), fds_before);
 }
 
-static inline rds_async_t *open_conn(uv_loop_t *loop, const char *url, probe_t *p, rds_when_down_t mode, uint32_t timeout_ms)
+static inline rds_async_t *open_conn(uv_loop_t *loop, const char *url, probe_t *p, rds_when_down_t mode,
+                                     uint32_t timeout_ms)
 {
     rds_async_config_t cfg = {
         .name = "test",

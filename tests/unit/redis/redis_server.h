@@ -83,9 +83,9 @@ static inline void test_redis_start(test_redis_t *r)
     snprintf(port, sizeof port, "%d", r->port);
     /* Its own dir: a replica writes the data set it syncs there
      * (dump.rdb), which a server started later in the same dir would load. */
-    const char *argv[40] = {"redis-server", "--port",      port,     "--bind",    "127.0.0.1", "--unixsocket",
-                            r->sock,        "--save",      "",       "--appendonly", "no",     "--daemonize",
-                            "no",           "--logfile",   "/dev/null", "--dir",  r->dir};
+    const char *argv[40] = {"redis-server", "--port",    port,        "--bind",       "127.0.0.1", "--unixsocket",
+                            r->sock,        "--save",    "",          "--appendonly", "no",        "--daemonize",
+                            "no",           "--logfile", "/dev/null", "--dir",        r->dir};
     int n = 17;
     for (int i = 0; i < 16 && r->extra[i]; i++)
         argv[n++] = r->extra[i];
@@ -272,7 +272,8 @@ static inline int test_ha_settled(test_ha_t *h, int port, int replicas, int time
         int ok = 1;
         for (int i = 0; i < 3 && ok; i++) {
             int sp = h->sentinel[i].port;
-            ok = test_sentinel_names(sp, h->name) == port && test_sentinel_field(sp, h->name, "num-other-sentinels") == 2 &&
+            ok = test_sentinel_names(sp, h->name) == port &&
+                 test_sentinel_field(sp, h->name, "num-other-sentinels") == 2 &&
                  test_sentinel_field(sp, h->name, "num-slaves") >= replicas;
             /* no failover under way */
             redisReply *r = ok ? test_cmd(sp, "SENTINEL MASTER %s", h->name) : NULL;

@@ -107,8 +107,7 @@ static void on_barrier(void *data, int rc, const char *why)
 
 /* SET key value then a barrier, run until the barrier answered; returns
  * how long that took (ms) and the outcome in *b. */
-static uint64_t set_confirmed(uv_loop_t *loop, rds_async_t *c, const char *key, const char *value,
-                              barrier_probe_t *b)
+static uint64_t set_confirmed(uv_loop_t *loop, rds_async_t *c, const char *key, const char *value, barrier_probe_t *b)
 {
     probe_t p = {0};
     const char *argv[] = {"SET", key, value};
@@ -390,7 +389,7 @@ static void test_manual_failover(void **state)
     assert_int_equal(r->type, REDIS_REPLY_STATUS);
     freeReplyObject(r);
     uint64_t t0 = uv_now(loop);
-    while (test_sentinel_names(h->sentinel[0].port, "mf") != new && uv_now(loop) - t0 < 10000)
+    while (test_sentinel_names(h->sentinel[0].port, "mf") != new &&uv_now(loop) - t0 < 10000)
         run_for(loop, 20);
     assert_int_equal(test_sentinel_names(h->sentinel[0].port, "mf"), new);
     uint64_t named = uv_now(loop);
@@ -519,8 +518,8 @@ static void test_master_password(void **state)
     test_redis_start(&h->server[0]);
     test_redis_t *rep = &h->server[1];
     snprintf(rep->arg[0], sizeof rep->arg[0], "%d", h->server[0].port);
-    const char *rextra[] = {"--replicaof", "127.0.0.1", rep->arg[0], "--masterauth", "pw1", "--requirepass", "pw1",
-                            NULL};
+    const char *rextra[] = {"--replicaof", "127.0.0.1",     rep->arg[0], "--masterauth",
+                            "pw1",         "--requirepass", "pw1",       NULL};
     memcpy(rep->extra, rextra, sizeof rextra);
     test_redis_start(rep);
     snprintf(h->name, sizeof h->name, "mp");

@@ -124,9 +124,10 @@ static void test_tls(void **state)
 
 static void test_bad(void **state)
 {
-    assert_string_equal(parse_bad("http://h:1"),
-                        "redis URL 'http://h:1': expected unix:///path/to/socket, redis://HOST[:PORT][/DB], "
-                        "rediss://HOST[:PORT][/DB] or redis-sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER");
+    assert_string_equal(
+        parse_bad("http://h:1"),
+        "redis URL 'http://h:1': expected unix:///path/to/socket, redis://HOST[:PORT][/DB], "
+        "rediss://HOST[:PORT][/DB] or redis-sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER");
     assert_string_equal(parse_bad("redis://h:99999"),
                         "redis URL 'redis://h:99999': port '99999': expected a number from 1 to 65535");
     assert_string_equal(parse_bad("redis://h:"), "redis URL 'redis://h:': port '': expected a number from 1 to 65535");
@@ -261,12 +262,9 @@ static void test_dispose_twice(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_unix),
-        cmocka_unit_test(test_tcp),
-        cmocka_unit_test(test_tls),
-        cmocka_unit_test(test_bad),
-        cmocka_unit_test(test_sentinel),
-        cmocka_unit_test(test_messages_hide_the_password),
+        cmocka_unit_test(test_unix),          cmocka_unit_test(test_tcp),
+        cmocka_unit_test(test_tls),           cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_sentinel),      cmocka_unit_test(test_messages_hide_the_password),
         cmocka_unit_test(test_dispose_twice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
