@@ -27,12 +27,6 @@ redis_up() {
 }
 redis_down() { kill -9 "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true; }
 
-# cpu_ms PID: user + system CPU time of a process so far, in ms.
-cpu_ms() {
-  local tick
-  tick=$(getconf CLK_TCK)
-  awk -v t="$tick" '{ sub(/^.*\) /, ""); print int(($12 + $13) * 1000 / t) }' "/proc/$1/stat"
-}
 
 make_away_app() { # make_away_app DIR LABEL
   mkdir -p "$1"

@@ -26,9 +26,6 @@ REP=$(ha_replica)
 # On the master the sentinels name now.
 RM() { redis-cli -p "$(ha_master)" "$@"; }
 
-cpu_ms() {
-  awk -v t="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print int(($12 + $13) * 1000 / t) }' "/proc/$1/stat"
-}
 
 mkdir -p "$T/app"
 cat >"$T/app/tine.yaml" <<'YAML'

@@ -1,16 +1,20 @@
 /* What the tests of redis/ share: a probe counting what a connection
  * reported, running a real libuv loop until something happened, opening
- * and closing connections, and checking that a loop closes with no handle
- * and no descriptor left. Header-only; include once per test file, after
- * cmocka.h. */
+ * and closing connections, a subscription made again on every connect, and
+ * a fixture (a loop, a server, a Sentinel set) whose teardown checks that
+ * the loop closes with no handle and no descriptor left. Header-only;
+ * include once per test file, after cmocka.h. */
 #ifndef TINE_TEST_LOOP_HARNESS_H
 #define TINE_TEST_LOOP_HARNESS_H
 
 #include <dirent.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
 
+#include "redis_server.h"
 #include "tine_redis.h"
 
 typedef struct {
@@ -154,6 +158,61 @@ static inline void close_conn(uv_loop_t *loop, rds_async_t *c, probe_t *p)
     int before = p->closed;
     rds_async_close(c, false, on_closed, p);
     assert_true(run_until(loop, &p->closed, before + 1, 2000));
+}
+
+/* A subscription to "chan" made again on every connect; `probe.connected`
+ * counts the connects, `probe.messages` what it heard. */
+typedef struct {
+    probe_t probe;
+    rds_async_t *c;
+} sub_t;
+
+static inline void resubscribe(void *d)
+{
+    sub_t *s = d;
+    s->probe.connected++;
+    assert_int_equal(rds_async_subscribe(s->c, false, "chan", on_message, &s->probe), 0);
+}
+
+/* Each test gets a loop, a redis-server and a Sentinel set (neither
+ * started) and the count of descriptors before; the teardown stops what was
+ * started and checks the loop. */
+typedef struct {
+    int fds;
+    uv_loop_t loop;
+    test_redis_t r;
+    test_ha_t ha;
+} fixture_t;
+
+static inline int setup(void **state)
+{
+    fixture_t *f = xcalloc(1, sizeof(*f));
+    f->fds = count_fds();
+    uv_loop_init(&f->loop);
+    *state = f;
+    return 0;
+}
+
+static inline int teardown(void **state)
+{
+    fixture_t *f = *state;
+    test_redis_cleanup(&f->r);
+    test_ha_cleanup(&f->ha);
+    loop_done(&f->loop, f->fds);
+    free(f);
+    return 0;
+}
+
+/* The start of a test program's main: SIGPIPE ignored, libuv's
+ * process-wide pipe opened before descriptors are counted, tine's log
+ * level from TEST_LOG (default error). */
+static inline void harness_init(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_t first;
+    uv_loop_init(&first);
+    uv_loop_close(&first);
+    tine_log_set_level(getenv("TEST_LOG") ? getenv("TEST_LOG") : "error");
 }
 
 #endif

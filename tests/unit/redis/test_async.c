@@ -17,31 +17,6 @@
 #include "loop_harness.h"
 #include "redis_server.h"
 
-/* Each test gets a loop, a redis-server (not started) and the count of
- * descriptors before; the teardown stops the server and checks the loop. */
-typedef struct {
-    int fds;
-    uv_loop_t loop;
-    test_redis_t r;
-} fixture_t;
-
-static int setup(void **state)
-{
-    fixture_t *f = xcalloc(1, sizeof(*f));
-    f->fds = count_fds();
-    uv_loop_init(&f->loop);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    test_redis_cleanup(&f->r);
-    loop_done(&f->loop, f->fds);
-    free(f);
-    return 0;
-}
 
 static char *url_of(const test_redis_t *r, int tcp, const char *userinfo)
 {
@@ -407,19 +382,6 @@ static void test_login_deadline(void **state)
     free(url);
 }
 
-/* Subscriptions end with the connection (NULL) and are made again from
- * on_connected. */
-typedef struct {
-    probe_t probe;
-    rds_async_t *c;
-} sub_t;
-
-static void resubscribe(void *d)
-{
-    sub_t *s = d;
-    s->probe.connected++;
-    assert_int_equal(rds_async_subscribe(s->c, false, "chan", on_message, &s->probe), 0);
-}
 
 static void test_pubsub_resubscribe(void **state)
 {
@@ -512,12 +474,7 @@ static void test_sync_after_restart(void **state)
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    /* libuv opens a process-wide pipe with its first loop: before counting. */
-    uv_loop_t first;
-    uv_loop_init(&first);
-    uv_loop_close(&first);
-    tine_log_set_level("error");
+    harness_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_unix_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_restart, setup, teardown),

@@ -22,43 +22,7 @@
 #include "loop_harness.h"
 #include "redis_server.h"
 
-typedef struct {
-    int fds;
-    uv_loop_t loop;
-    test_ha_t ha;
-} fixture_t;
 
-static int setup(void **state)
-{
-    fixture_t *f = xcalloc(1, sizeof(*f));
-    f->fds = count_fds();
-    uv_loop_init(&f->loop);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    test_ha_cleanup(&f->ha);
-    loop_done(&f->loop, f->fds);
-    free(f);
-    return 0;
-}
-
-/* A subscription made again on every connect; `probe.connected` counts
- * the connects, `probe.messages` what it heard. */
-typedef struct {
-    probe_t probe;
-    rds_async_t *c;
-} sub_t;
-
-static void resubscribe(void *d)
-{
-    sub_t *s = d;
-    s->probe.connected++;
-    assert_int_equal(rds_async_subscribe(s->c, false, "news", on_message, &s->probe), 0);
-}
 
 static rds_async_t *open_sub(uv_loop_t *loop, const char *url, sub_t *s)
 {
@@ -294,7 +258,7 @@ static void conns_check(fixture_t *f, conns_t *k, int port)
     /* The subscription was made again there. */
     int heard = k->sub.probe.messages;
     for (int i = 0; i < 100 && k->sub.probe.messages == heard; i++) {
-        const char *pub[] = {"PUBLISH", "news", "moved"};
+        const char *pub[] = {"PUBLISH", "chan", "moved"};
         command(loop, k->cmd, &k->cmd_p, 3, pub);
         run_for(loop, 20);
     }
@@ -545,12 +509,7 @@ static void test_master_password(void **state)
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    /* libuv opens a process-wide pipe with its first loop: before counting. */
-    uv_loop_t first;
-    uv_loop_init(&first);
-    uv_loop_close(&first);
-    tine_log_set_level(getenv("TEST_LOG") ? getenv("TEST_LOG") : "error");
+    harness_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_resolve_and_barriers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_after_kill, setup, teardown),
