@@ -796,7 +796,9 @@ void rds__async_master_moved(rds__resolver_t *r, const char *host, int port)
             c->attempt = 0;
             uv_timer_start(&c->retry, on_retry, 0, 0);
             break;
-        default: /* RESOLVING: its round answers soon */
+        default: /* RESOLVING: its round answers soon; should it name the old
+                  * master, the next attempt comes at once */
+            c->attempt = 0;
             break;
         }
     }
@@ -999,17 +1001,6 @@ const char *rds_async_address(const rds_async_t *c)
 void rds_set_client_prefix(const char *prefix)
 {
     snprintf(client_prefix, sizeof client_prefix, "%s", prefix && *prefix ? prefix : "tine");
-}
-
-const char *rds_down_reason(char *buf, size_t len)
-{
-    for (rds_async_t *c = all_conns; c; c = c->next_all) {
-        if (c->state != ST_UP && !c->want_sentinel) {
-            snprintf(buf, len, "redis (%s connection): %s", c->name, c->error);
-            return buf;
-        }
-    }
-    return NULL;
 }
 
 void rds_metrics_render(tine_buf_t *out)

@@ -276,9 +276,4 @@ void rds_set_client_prefix(const char *prefix);
  * (tine_redis_failovers_total{master=M}). */
 void rds_metrics_render(tine_buf_t *out);
 
-/* Why Redis is not usable by this process now: the error of the first
- * asynchronous connection that is down (named), or NULL when all are up.
- * For /ready and the like. */
-const char *rds_down_reason(char *buf, size_t len);
-
 #endif
