@@ -13,9 +13,10 @@
 #    HTTP to the app keeps answering (failures under 0.1 %); the schedule
 #    misses no tick; every connection of the node is on the new master.
 #  * Bad input at start: no sentinel reachable, a master name the sentinels
-#    do not know, a replica named as the master: tined starts, /ready says
-#    why (503), it keeps trying without spinning, and the first becomes
-#    ready once a sentinel appears.
+#    do not know (the URL in TINE_REDIS_URL), a replica named as the master
+#    (the URL in a config file): tined starts, /ready says why (503), it
+#    keeps trying without spinning, and the first becomes ready once a
+#    sentinel appears.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/events_lib.sh"
 . "$SRC/tests/lib/redis_ha.sh"
@@ -77,6 +78,8 @@ for c in registry-deploys events-command events-dispatch billing invoker-kv; do
 done
 
 # --- a replica that does not answer: acknowledged writes are refused -----------
+# A stopped process ignores the cleanup's SIGTERM: continue it first, whatever happens.
+trap 'rc=$?; kill -CONT "${HA_PID[$REP]}" 2>/dev/null; (exit $rc); cleanup' EXIT
 kill -STOP "${HA_PID[$REP]}"
 sleep 1.1 # the node's count of replicas is older than a second: asked again (the replica is still listed)
 out=$(post_event "$(event unconfirmed)")
@@ -212,11 +215,16 @@ ha_rejoin "$old" || true
 kill -TERM "$NODE"; wait "$NODE" 2>/dev/null || true
 
 # --- bad input at start ---------------------------------------------------------
-# not_ready NAME URL WANT: tined starts on URL, /ready answers 503 naming WANT,
-# and it keeps trying without spinning.
+# not_ready NAME URL WANT [HOW]: tined starts on URL, /ready answers 503
+# naming WANT, and it keeps trying without spinning. HOW gives the URL:
+# flag (--redis, the default), env (TINE_REDIS_URL) or file (--config).
 not_ready() {
-  local name=$1 url=$2 want=$3 out c0 used
-  start_node "$name" --redis "$url"
+  local name=$1 url=$2 want=$3 how=${4:-flag} out c0 used
+  case $how in
+    flag) start_node "$name" --redis "$url" ;;
+    env) TINE_REDIS_URL=$url start_node "$name" ;;
+    file) printf 'redis = %s\n' "$url" >"$T/$name.conf"; start_node "$name" --config "$T/$name.conf" ;;
+  esac
   check_contains "$name: tined starts and logs why" "starting anyway" "$(cat "$T/$name.log")"
   out=$(http GET /_tine/v1/ready)
   check "$name: not ready" "503" "${out%% *}"
@@ -234,7 +242,7 @@ not_ready nosentinel "redis-sentinel://127.0.0.1:$P1,127.0.0.1:$P2/tine" \
 NOSENTINEL=$NODE_PID
 URL_NOSENTINEL=$URL
 not_ready unknown "redis-sentinel://127.0.0.1:${HA_SENTINELS[0]}/nosuch" \
-  "sentinel 127.0.0.1:${HA_SENTINELS[0]} knows no master named 'nosuch'"
+  "sentinel 127.0.0.1:${HA_SENTINELS[0]} knows no master named 'nosuch'" env
 # A sentinel told that the replica is the master of "mixed".
 P3=$(ha_free_port)
 mkdir -p "$T/s-mixed"
@@ -243,7 +251,7 @@ printf 'port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor mixed 127.0.0.1 %s 1\n
 redis-server "$T/s-mixed/sentinel.conf" --sentinel >"$T/s-mixed.log" 2>&1 &
 PIDS+=($!)
 wait_for 10 redis-cli -p "$P3" ping || true
-not_ready replica "redis-sentinel://127.0.0.1:$P3/mixed" "is a replica (of 127.0.0.1:$(ha_master)"
+not_ready replica "redis-sentinel://127.0.0.1:$P3/mixed" "is a replica (of 127.0.0.1:$(ha_master)" file
 # A sentinel of the set appears at P2: the first node finds the master and
 # becomes ready by itself.
 mkdir -p "$T/s-late"
