@@ -24,78 +24,60 @@ typedef struct {
 
 static const option_t options[] = {
     {"listen", "TINE_LISTEN", 1, "address to serve HTTP on (default 127.0.0.1:8080)"},
-    {"state-dir", "TINE_STATE_DIR", 1,
-     "where the node keeps its token, redis data and bundles\n"
-     "                         (default $XDG_STATE_HOME/tine or ~/.local/state/tine)"},
-    {"redis", "TINE_REDIS_URL", 1,
-     "the Redis to use: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB],\n"
-     "                         rediss://...[?cacert=/ca.pem] (TLS), unix://[:PASSWORD@]/path, or\n"
-     "                         redis-sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER\n"
-     "                         [?db=N&sentinel_password=P] (the master the sentinels name)\n"
-     "                         (default: start a private redis-server with a generated password)"},
-    {"redis-maxmemory", "TINE_REDIS_MAXMEMORY", 1,
-     "memory cap of the private redis-server, e.g. 256mb, 2gb, 0 for none\n"
-     "                         (default " REG_EMBEDDED_REDIS_MAXMEMORY "; only keys with a TTL are evicted)"},
+    {"state-dir", "TINE_STATE_DIR", 1, "where the node keeps its token, redis data and bundles\n"
+                                       "                         (default $XDG_STATE_HOME/tine or ~/.local/state/tine)"},
+    {"redis", "TINE_REDIS_URL", 1, "the Redis to use: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB],\n"
+                                   "                         rediss://...[?cacert=/ca.pem] (TLS), unix://[:PASSWORD@]/path, or\n"
+                                   "                         redis-sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER\n"
+                                   "                         [?db=N&sentinel_password=P] (the master the sentinels name)\n"
+                                   "                         (default: start a private redis-server with a generated password)"},
+    {"redis-maxmemory", "TINE_REDIS_MAXMEMORY", 1, "memory cap of the private redis-server, e.g. 256mb, 2gb, 0 for none\n"
+                                                   "                         (default " REG_EMBEDDED_REDIS_MAXMEMORY
+                                                   "; only keys with a TTL are evicted)"},
     {"admin-token", "TINE_ADMIN_TOKEN", 1, "bearer token for the admin API (default: generated into the state dir)"},
     {"no-auth", "TINE_NO_AUTH", 0, "serve the admin API without a token (only on a loopback address)"},
     {"max-bundle-size", "TINE_MAX_BUNDLE_SIZE", 1, "largest deploy bundle accepted, e.g. 16MiB (default 16MiB)"},
-    {"max-connections", "TINE_MAX_CONNECTIONS", 1,
-     "client connections open at once; more are answered 503\n"
-     "                         and closed (default 1024)"},
-    {"max-buffered-body", "TINE_MAX_BUFFERED_BODY", 1,
-     "request body bytes held at once for function calls; a body\n"
-     "                         that does not fit gets 503 (default 128MiB, at least 6MiB)"},
-    {"http2", "TINE_HTTP2", 1,
-     "on|off: serve cleartext HTTP/2, prior knowledge or Upgrade: h2c\n"
-     "                         (default off; see docs/ARCHITECTURE.md, Request path)"},
+    {"max-connections", "TINE_MAX_CONNECTIONS", 1, "client connections open at once; more are answered 503\n"
+                                                   "                         and closed (default 1024)"},
+    {"max-buffered-body", "TINE_MAX_BUFFERED_BODY", 1, "request body bytes held at once for function calls; a body\n"
+                                                       "                         that does not fit gets 503 (default 128MiB, at least 6MiB)"},
+    {"http2", "TINE_HTTP2", 1, "on|off: serve cleartext HTTP/2, prior knowledge or Upgrade: h2c\n"
+                               "                         (default off; see docs/ARCHITECTURE.md, Request path)"},
     {"sdk-dir", "TINE_SDK_DIR", 1, "directory holding the Lua SDK tine.lua"},
     {"node-id", "TINE_NODE_ID", 1, "this node's name in a cluster (default HOSTNAME:PORT)"},
-    {"max-sandboxes", "TINE_MAX_SANDBOXES", 1,
-     "sandboxes on this node at most, shared fairly between apps; at\n"
-     "                         the cap an idle one of another function makes room when the\n"
-     "                         sharing allows, else calls wait (default 1024)"},
-    {"app-reserve", "TINE_APP_RESERVE", 1,
-     "sandboxes past --max-sandboxes for the first sandbox of apps that\n"
-     "                         hold none while others fill the cap (default: a sixteenth\n"
-     "                         of the cap, at least 1; 0: never past the cap)"},
-    {"idle-timeout", "TINE_IDLE_TIMEOUT", 1,
-     "idle sandboxes beyond a function's warm count exit after this,\n"
-     "                         e.g. 30s, 5m (default 5m)"},
+    {"max-sandboxes", "TINE_MAX_SANDBOXES", 1, "sandboxes on this node at most, shared fairly between apps; at\n"
+                                               "                         the cap an idle one of another function makes room when the\n"
+                                               "                         sharing allows, else calls wait (default 1024)"},
+    {"app-reserve", "TINE_APP_RESERVE", 1, "sandboxes past --max-sandboxes for the first sandbox of apps that\n"
+                                           "                         hold none while others fill the cap (default: a sixteenth\n"
+                                           "                         of the cap, at least 1; 0: never past the cap)"},
+    {"idle-timeout", "TINE_IDLE_TIMEOUT", 1, "idle sandboxes beyond a function's warm count exit after this,\n"
+                                             "                         e.g. 30s, 5m (default 5m)"},
     {"max-queue", "TINE_MAX_QUEUE", 1, "calls that wait per function at its concurrency before 429 (default 100)"},
-    {"log-paths", "TINE_LOG_PATHS", 1,
-     "colon-separated directories whose files log triggers may follow\n"
-     "                         (default: none; a deploy naming another file is refused)"},
-    {"docker-socket", "TINE_DOCKER_SOCKET", 1,
-     "container engine API socket for container.* events\n"
-     "                         (default: DOCKER_HOST=unix://..., else /var/run/docker.sock)"},
-    {"docker-events", "TINE_DOCKER_EVENTS", 1,
-     "on|off: turn the engine's container events into CloudEvents (default on)"},
+    {"log-paths", "TINE_LOG_PATHS", 1, "colon-separated directories whose files log triggers may follow\n"
+                                       "                         (default: none; a deploy naming another file is refused)"},
+    {"docker-socket", "TINE_DOCKER_SOCKET", 1, "container engine API socket for container.* events\n"
+                                               "                         (default: DOCKER_HOST=unix://..., else /var/run/docker.sock)"},
+    {"docker-events", "TINE_DOCKER_EVENTS", 1, "on|off: turn the engine's container events into CloudEvents (default on)"},
     {"price-gb-s", "TINE_PRICE_GB_S", 1, "price of a GB-second in dollars (default " BILL_DEFAULT_PRICE_GB_S ")"},
-    {"price-request", "TINE_PRICE_REQUEST", 1,
-     "price of a request in dollars (default " BILL_DEFAULT_PRICE_REQUEST ")"},
+    {"price-request", "TINE_PRICE_REQUEST", 1, "price of a request in dollars (default " BILL_DEFAULT_PRICE_REQUEST ")"},
     {"activations", "TINE_ACTIVATIONS", 1, "on|off: record every invocation in Redis (default on)"},
     {"activation-retention", "TINE_ACTIVATION_RETENTION", 1,
      "records kept per app: COUNT, AGE or COUNT,AGE (default 10000,7d)"},
-    {"activation-buffer", "TINE_ACTIVATION_BUFFER", 1,
-     "activation records held in memory while Redis is away or slow;\n"
-     "                         more are dropped and counted (default 20000)"},
+    {"activation-buffer", "TINE_ACTIVATION_BUFFER", 1, "activation records held in memory while Redis is away or slow;\n"
+                                                       "                         more are dropped and counted (default 20000)"},
     {"metrics-token", "TINE_METRICS_TOKEN", 1, "bearer token GET /metrics requires (default: none)"},
     {"log-level", "TINE_LOG_LEVEL", 1, "debug|info|warn|error: tined's own log lines (default info)"},
-    {"max-invoke-depth", "TINE_MAX_INVOKE_DEPTH", 1,
-     "deepest chain of nested tine.invoke calls, 1..10000 (default 256)"},
-    {"log-rate", "TINE_LOG_RATE", 1,
-     "log bytes per second each app may write; more lines are dropped\n"
-     "                         and counted (default 256KiB)"},
-    {"kv-value-max", "TINE_KV_VALUE_MAX", 1,
-     "largest tine.kv value of an app without limits.kv_value_max, up to 6MiB\n"
-     "                         (default 1MiB)"},
+    {"max-invoke-depth", "TINE_MAX_INVOKE_DEPTH", 1, "deepest chain of nested tine.invoke calls, 1..10000 (default 256)"},
+    {"log-rate", "TINE_LOG_RATE", 1, "log bytes per second each app may write; more lines are dropped\n"
+                                     "                         and counted (default 256KiB)"},
+    {"kv-value-max", "TINE_KV_VALUE_MAX", 1, "largest tine.kv value of an app without limits.kv_value_max, up to 6MiB\n"
+                                             "                         (default 1MiB)"},
     {"kv-keys-max", "TINE_KV_KEYS_MAX", 1, "tine.kv keys an app without limits.kv_keys_max may hold (default 10000)"},
-    {"kv-bytes-max", "TINE_KV_BYTES_MAX", 1,
-     "tine.kv bytes (keys and values) an app without limits.kv_bytes_max\n"
-     "                         may hold, up to 1TiB (default 64MiB)"},
-    {"isolation", "TINE_ISOLATION", 1,
-     "on (default) or off: sandbox isolation beyond the Lua layer\n"
-     "                         (rlimits, seccomp, namespaces, uid, root dir); off: benchmarks"},
+    {"kv-bytes-max", "TINE_KV_BYTES_MAX", 1, "tine.kv bytes (keys and values) an app without limits.kv_bytes_max\n"
+                                             "                         may hold, up to 1TiB (default 64MiB)"},
+    {"isolation", "TINE_ISOLATION", 1, "on (default) or off: sandbox isolation beyond the Lua layer\n"
+                                       "                         (rlimits, seccomp, namespaces, uid, root dir); off: benchmarks"},
     {"sandbox-uid", "TINE_SANDBOX_UID", 1, "uid and gid of Lua sandboxes when tined runs as root (default 65534)"},
     {"config", "TINE_CONFIG", 1, "config file of 'key = value' lines with the names above"},
 };
@@ -536,7 +518,8 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
     cfg->max_queue = 100;
     cfg->activation_buffer = 20000;
     if (raw.activation_buffer && parse_count(raw.activation_buffer, 1, 10000000, &cfg->activation_buffer) != 0) {
-        fprintf(stderr, "tined: --activation-buffer %s: expected a number from 1 to 10000000\n", raw.activation_buffer);
+        fprintf(stderr, "tined: --activation-buffer %s: expected a number from 1 to 10000000\n",
+                raw.activation_buffer);
         rc = -1;
     }
     if (raw.max_queue && parse_count(raw.max_queue, 1, 1000000, &cfg->max_queue) != 0) {
