@@ -83,6 +83,16 @@ ha__named() { redis-cli -p "$1" sentinel get-master-addr-by-name "$HA_NAME" 2>/d
 
 ha__synced() { redis-cli -p "$1" role 2>/dev/null | sed -n 4p | grep -qx connected; }
 
+# ha__online REPLICA_PORT: the master counts the replica online (ROLE lists
+# it; diskless sync puts a replica online only at its first acknowledgement,
+# after the replica says it is connected).
+ha__online() {
+  ha__synced "$1" || return 1
+  local m
+  m=$(redis-cli -p "$1" role 2>/dev/null | sed -n 3p)
+  redis-cli -p "$m" role 2>/dev/null | grep -qx "$1"
+}
+
 ha_master() { ha__named "${HA_SENTINELS[0]}"; }
 
 ha_replica() {
@@ -116,7 +126,7 @@ ha_start() {
   local s
   for s in "${HA_SENTINELS[@]}"; do ha__sentinel "$s" "${HA_PORTS[0]}" || return 1; done
   HA_URL="redis-sentinel://127.0.0.1:${HA_SENTINELS[0]},127.0.0.1:${HA_SENTINELS[1]},127.0.0.1:${HA_SENTINELS[2]}/$HA_NAME"
-  ha__wait 20 ha__synced "${HA_PORTS[1]}" || { echo "the replica did not sync" >&2; return 1; }
+  ha__wait 20 ha__online "${HA_PORTS[1]}" || { echo "the replica did not sync" >&2; return 1; }
   ha_settled 30 || { echo "the sentinels did not settle" >&2; return 1; }
 }
 
@@ -132,7 +142,7 @@ ha_rejoin() {
   local port=$1 m
   m=$(ha_master)
   ha__server "$port" --replicaof 127.0.0.1 "$m" || return 1
-  ha__wait 20 ha__synced "$port"
+  ha__wait 20 ha__online "$port"
 }
 
 ha__moved_now() {

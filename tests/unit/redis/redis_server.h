@@ -263,6 +263,20 @@ static inline int test_replica_synced(int port)
     return ok;
 }
 
+/* How many replicas the master on `port` counts as online (ROLE): a
+ * replica that says it is connected may not be yet (diskless sync puts it
+ * online at its first acknowledgement). */
+static inline int test_master_replicas(int port)
+{
+    redisReply *r = test_cmd(port, "ROLE");
+    int n = r && r->type == REDIS_REPLY_ARRAY && r->elements >= 3 && strcmp(r->element[0]->str, "master") == 0 &&
+                    r->element[2]->type == REDIS_REPLY_ARRAY
+                ? (int)r->element[2]->elements
+                : 0;
+    freeReplyObject(r);
+    return n;
+}
+
 /* Waits until every sentinel names the master on `port`, knows the other
  * two sentinels and `replicas` replicas. Returns whether it got there
  * within timeout_ms. */
@@ -289,8 +303,9 @@ static inline int test_ha_settled(test_ha_t *h, int port, int replicas, int time
     return 0;
 }
 
-/* Starts the set and waits until the replica is in sync and the sentinels
- * know each other and the replica (a failover needs both). */
+/* Starts the set and waits until the replica is in sync (and online for
+ * the master) and the sentinels know each other and the replica (a
+ * failover needs both). */
 static inline void test_ha_start(test_ha_t *h, const char *master)
 {
     snprintf(h->name, sizeof h->name, "%s", master);
@@ -302,16 +317,17 @@ static inline void test_ha_start(test_ha_t *h, const char *master)
     test_redis_start(rep);
     for (int i = 0; i < 3; i++)
         test_sentinel_start(&h->sentinel[i], master, h->server[0].port, 2);
-    for (int i = 0; i < 400 && !test_replica_synced(rep->port); i++)
+    for (int i = 0; i < 400 && !(test_replica_synced(rep->port) && test_master_replicas(h->server[0].port) == 1); i++)
         test_sleep_ms(25);
-    if (!test_replica_synced(rep->port) || !test_ha_settled(h, h->server[0].port, 1, 20000)) {
+    if (!test_replica_synced(rep->port) || test_master_replicas(h->server[0].port) != 1 ||
+        !test_ha_settled(h, h->server[0].port, 1, 20000)) {
         fprintf(stderr, "the sentinel set did not settle\n");
         abort();
     }
 }
 
 /* Starts server i again (same port and socket) as a replica of the server
- * on master_port, and waits until it is in sync. */
+ * on master_port, and waits until it is in sync and counted online. */
 static inline void test_ha_restart_replica(test_ha_t *h, int i, int master_port)
 {
     test_redis_t *r = &h->server[i];
@@ -319,7 +335,7 @@ static inline void test_ha_restart_replica(test_ha_t *h, int i, int master_port)
     const char *extra[] = {"--replicaof", "127.0.0.1", r->arg[0], NULL};
     memcpy(r->extra, extra, sizeof extra);
     test_redis_start(r);
-    for (int k = 0; k < 400 && !test_replica_synced(r->port); k++)
+    for (int k = 0; k < 400 && !(test_replica_synced(r->port) && test_master_replicas(master_port) >= 1); k++)
         test_sleep_ms(25);
 }
 
