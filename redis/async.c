@@ -102,6 +102,7 @@ struct rds_async {
     uint64_t rng;
     /* where it dials */
     bool want_sentinel;        /* the server must be a sentinel (the resolver's connections) */
+    const char *kind;          /* how messages name the server: "redis at" or "sentinel" */
     rds__resolver_t *resolver; /* Sentinel URLs: who names the master */
     rds__query_t *query;       /* the question out (RESOLVING) */
     char *host;                /* the address dialed (TCP), NULL for a socket */
@@ -443,6 +444,14 @@ static void on_login_reply(redisAsyncContext *ac, void *reply, void *priv)
     if (c == NULL || c->ac != ac || c->state != ST_LOGIN || r == NULL)
         return;
     char why[1024];
+    /* The resolver's connections stand for the redis-sentinel:// URL, whose
+     * sentinel_password is what a refusing sentinel lacks. */
+    if (c->want_sentinel && r->type == REDIS_REPLY_ERROR &&
+        rds__sentinel_refusal(c->addr, "the redis-sentinel:// URL", priv == auth_name, r->str, why, sizeof why) != 0) {
+        drop_context(c);
+        attempt_failed(c, why);
+        return;
+    }
     if (priv == role_name) {
         int replicas = 0;
         if (rds__check_role(&c->target.url, c->addr, r, c->want_sentinel, &replicas, why, sizeof why) != 0) {
@@ -477,7 +486,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
         return;
     if (status != REDIS_OK) {
         char why[1024];
-        snprintf(why, sizeof why, "redis at %s is unreachable: %s", c->shown,
+        snprintf(why, sizeof why, "%s %s is unreachable: %s", c->kind, c->shown,
                  ac->errstr[0] ? ac->errstr : "connect failed");
         c->ac = NULL; /* hiredis frees it after this callback */
         attempt_failed(c, why);
@@ -524,13 +533,13 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
     const char *why = cac->errstr[0] ? cac->errstr : "closed";
     if (c->state != ST_UP) {
         char msg[1024];
-        snprintf(msg, sizeof msg, "redis at %s closed the connection while logging in: %s", c->shown, why);
+        snprintf(msg, sizeof msg, "%s %s closed the connection while logging in: %s", c->kind, c->shown, why);
         attempt_failed(c, msg);
         return;
     }
     c->state = ST_DOWN;
     c->drop_pending = false;
-    snprintf(c->error, sizeof c->error, "lost the connection to redis at %s: %s", c->shown, why);
+    snprintf(c->error, sizeof c->error, "lost the connection to %s %s: %s", c->kind, c->shown, why);
     tine_log(TINE_LOG_WARN, "redis: %s connection: %s; reconnecting", c->name, c->error);
     c->warned = true;
     c->attempt = 0;
@@ -567,7 +576,7 @@ static void on_deadline(uv_timer_t *t)
         return;
     }
     char why[1024];
-    snprintf(why, sizeof why, "redis at %s did not %s within %u ms", c->shown,
+    snprintf(why, sizeof why, "%s %s did not %s within %u ms", c->kind, c->shown,
              c->state == ST_LOGIN ? "answer the login" : "accept the connection", c->cfg.connect_timeout_ms);
     drop_context(c);
     attempt_failed(c, why);
@@ -586,12 +595,14 @@ static void conn_dial(rds_async_t *c, const char *path, const char *host, int po
         snprintf(c->addr, sizeof c->addr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
     if (u->transport == RDS_SENTINEL)
         snprintf(c->shown, sizeof c->shown, "%s (master '%s' of %s)", c->addr, u->master, u->redacted);
+    else if (c->want_sentinel)
+        snprintf(c->shown, sizeof c->shown, "%s", c->addr);
     else
         snprintf(c->shown, sizeof c->shown, "%s", u->redacted);
     redisAsyncContext *ac = path ? redisAsyncConnectUnix(path) : redisAsyncConnect(host, port);
     char why[1024];
     if (ac == NULL || ac->err) {
-        snprintf(why, sizeof why, "redis at %s is unreachable: %s", c->shown, ac ? ac->errstr : "out of memory");
+        snprintf(why, sizeof why, "%s %s is unreachable: %s", c->kind, c->shown, ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);
         attempt_failed(c, why);
@@ -822,6 +833,7 @@ int rds__async_open(uv_loop_t *loop, const char *url, const rds_async_config_t *
         return rc;
     }
     c->want_sentinel = sentinel;
+    c->kind = sentinel ? "sentinel" : "redis at";
     c->bar_next_tail = &c->bar_next;
     snprintf(c->shown, sizeof c->shown, "%s", c->target.url.redacted);
     c->loop = loop;

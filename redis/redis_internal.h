@@ -75,6 +75,12 @@ char *rds__url_make_tcp(const char *host, int port, const char *user, const char
 int rds__sentinel_ask(const rds_url_t *u, const rds_addr_t *a, uint32_t timeout_ms, char **host, int *port, char *err,
                       size_t errlen);
 
+/* The message when the sentinel `who` refused a client of the URL `url`
+ * (shown as is): the sentinel password refused (an error reply to AUTH,
+ * `auth`), or a password it requires and was not given (NOAUTH).
+ * Returns TINE_EAUTH with the message, or 0 when `reply` is neither. */
+int rds__sentinel_refusal(const char *who, const char *url, bool auth, const char *reply, char *err, size_t errlen);
+
 /* How many times this process saw a master move (any Sentinel URL): a
  * synchronous connection opened before a move is opened again. */
 uint64_t rds__sentinel_generation(void);

@@ -66,6 +66,19 @@ static int read_master_addr(const redisReply *r, const char *who, const char *ma
     return 0;
 }
 
+int rds__sentinel_refusal(const char *who, const char *url, bool auth, const char *reply, char *err, size_t errlen)
+{
+    if (auth) {
+        snprintf(err, errlen, "sentinel %s refused the sentinel password of %s: %s", who, url, reply);
+        return TINE_EAUTH;
+    }
+    if (strncmp(reply, "NOAUTH", 6) == 0) {
+        snprintf(err, errlen, "sentinel %s requires a password: give it as ?sentinel_password= in %s", who, url);
+        return TINE_EAUTH;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------- synchronous */
 
 int rds__sentinel_ask(const rds_url_t *u, const rds_addr_t *a, uint32_t timeout_ms, char **host, int *port, char *err,
@@ -103,18 +116,10 @@ int rds__sentinel_ask(const rds_url_t *u, const rds_addr_t *a, uint32_t timeout_
         }
         redisReply *r = reply;
         bool auth = u->sentinel_password && i == 0;
-        if (rc == 0 && auth && r->type == REDIS_REPLY_ERROR) {
-            snprintf(err, errlen, "sentinel %s refused the sentinel password of %s: %s", who, u->redacted, r->str);
-            rc = TINE_EAUTH;
-        } else if (rc == 0 && !auth) {
-            if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOAUTH", 6) == 0) {
-                snprintf(err, errlen, "sentinel %s requires a password: give it as ?sentinel_password= in %s", who,
-                         u->redacted);
-                rc = TINE_EAUTH;
-            } else {
-                rc = read_master_addr(r, who, u->master, host, port, err, errlen);
-            }
-        }
+        if (rc == 0 && r->type == REDIS_REPLY_ERROR)
+            rc = rds__sentinel_refusal(who, u->redacted, auth, r->str, err, errlen);
+        if (rc == 0 && !auth)
+            rc = read_master_addr(r, who, u->master, host, port, err, errlen);
         freeReplyObject(r);
     }
     redisFree(c);
@@ -236,6 +241,17 @@ static void round_done(rds__resolver_t *r, const char *host, int port, const cha
     }
 }
 
+/* Why the connection to sentinel s is down, naming the sentinel once
+ * (`otherwise` when the connection has no error). */
+static void connection_error(const sentinel_t *s, const char *otherwise, char *why, size_t len)
+{
+    const char *e = rds_async_error(s->ask);
+    if (strncmp(e, "sentinel ", 9) == 0)
+        snprintf(why, len, "%s", e);
+    else
+        snprintf(why, len, "sentinel %s: %s", s->label, e[0] ? e : otherwise);
+}
+
 /* The sentinel asked gave no usable answer (why): on to the next. */
 static void ask_failed(rds__resolver_t *r, const char *why)
 {
@@ -262,8 +278,7 @@ static void on_ask_reply(void *data, redisReply *reply)
     sentinel_t *s = &r->s[r->at];
     char why[512];
     if (reply == NULL) {
-        const char *e = rds_async_error(s->ask);
-        snprintf(why, sizeof why, "sentinel %s: %s", s->label, e[0] ? e : "the connection was lost");
+        connection_error(s, "the connection was lost", why, sizeof why);
         ask_failed(r, why);
         return;
     }
@@ -305,8 +320,9 @@ static void ask_next(rds__resolver_t *r)
             }
             free(a);
         }
-        const char *e = rds_async_error(s->ask);
-        tine_buf_appendf(&r->errs, "%ssentinel %s: %s", r->errs.len ? "; " : "", s->label, e[0] ? e : "not connected");
+        char why[1024];
+        connection_error(s, "not connected", why, sizeof why);
+        tine_buf_appendf(&r->errs, "%s%s", r->errs.len ? "; " : "", why);
         r->at = (r->at + 1) % r->n;
         r->tried++;
     }

@@ -150,6 +150,7 @@ typedef struct {
     char dir[64];
     int port;
     pid_t pid;
+    const char *extra_conf; /* more config lines, e.g. "requirepass pw\n" */
 } test_sentinel_t;
 
 /* One command on a fresh connection to 127.0.0.1:port (NULL when it cannot
@@ -192,6 +193,8 @@ static inline void test_sentinel_start(test_sentinel_t *s, const char *master, i
             "sentinel down-after-milliseconds %s 1000\n"
             "sentinel failover-timeout %s 3000\n",
             s->port, s->dir, master, master_port, quorum, master, master);
+    if (s->extra_conf)
+        fputs(s->extra_conf, f);
     fclose(f);
     s->pid = fork();
     if (s->pid == 0) {
@@ -202,7 +205,7 @@ static inline void test_sentinel_start(test_sentinel_t *s, const char *master, i
     }
     for (int i = 0; i < 400; i++) {
         redisReply *r = test_cmd(s->port, "PING");
-        int up = r && r->type == REDIS_REPLY_STATUS;
+        int up = r && (r->type == REDIS_REPLY_STATUS || (r->type == REDIS_REPLY_ERROR && strstr(r->str, "NOAUTH")));
         freeReplyObject(r);
         if (up)
             return;
@@ -224,11 +227,14 @@ static inline void test_sentinel_stop(test_sentinel_t *s)
 }
 
 /* A master (server[0] at first), its replica (server[1]) and three
- * sentinels (quorum 2) watching `master`. */
+ * sentinels (quorum 2) watching `master`; `odd` is a sentinel a test sets
+ * up for itself (e.g. one misled about the master), stopped with the rest
+ * so that a failed assertion leaves no process behind. */
 typedef struct {
     char name[32];
     test_redis_t server[2];
     test_sentinel_t sentinel[3];
+    test_sentinel_t odd;
 } test_ha_t;
 
 /* The port of the master the sentinel at `port` names (0: none). */
@@ -350,6 +356,7 @@ static inline void test_ha_cleanup(test_ha_t *h)
 {
     for (int i = 0; i < 3; i++)
         test_sentinel_stop(&h->sentinel[i]);
+    test_sentinel_stop(&h->odd);
     for (int i = 0; i < 2; i++)
         test_redis_cleanup(&h->server[i]);
 }

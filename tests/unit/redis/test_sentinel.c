@@ -427,6 +427,13 @@ static void test_bad_input(void **state)
     if (strstr(err, each) == NULL)
         fail_msg("expected [%s] in [%s]", each, err);
     rds_sync_free(s);
+    /* The asynchronous connections say it in the same words. */
+    probe_t p = {0};
+    rds_async_t *c = open_conn(&f->loop, url, &p, RDS_FAIL_WHEN_DOWN, 500);
+    run_for(&f->loop, 1000);
+    if (strstr(rds_async_error(c), each) == NULL)
+        fail_msg("async: expected [%s] in [%s]", each, rds_async_error(c));
+    close_conn(&f->loop, c, &p);
     free(each);
     free(want);
     free(url);
@@ -441,15 +448,15 @@ static void test_bad_input(void **state)
 
     /* A replica named as the master: a fourth sentinel told the replica is
      * the master of "mr" (an operator's slip). */
-    test_sentinel_t wrong = {0};
-    test_sentinel_start(&wrong, "mr", h->server[1].port, 1);
-    url = xasprintf("redis-sentinel://127.0.0.1:%d/mr", wrong.port);
+    test_sentinel_t *wrong = &h->odd;
+    test_sentinel_start(wrong, "mr", h->server[1].port, 1);
+    url = xasprintf("redis-sentinel://127.0.0.1:%d/mr", wrong->port);
     want = xasprintf("redis at 127.0.0.1:%d, named the master of 'mr' by the sentinels of %s, is a replica (of "
                      "127.0.0.1:%d",
                      h->server[1].port, url, h->server[0].port);
     bad_input(f, url, want, &s);
     rds_sync_free(s);
-    test_sentinel_stop(&wrong);
+    test_sentinel_stop(wrong);
     free(want);
     free(url);
 
@@ -467,8 +474,9 @@ static void test_bad_input(void **state)
 }
 
 /* The master's password in the URL reaches the master, not the sentinels;
- * a wrong one is a refusal (TINE_EAUTH), not an outage. */
-static void test_master_password(void **state)
+ * a wrong one is a refusal (TINE_EAUTH), not an outage. Sentinels that
+ * require a password of their own get ?sentinel_password=. */
+static void test_passwords(void **state)
 {
     fixture_t *f = *state;
     test_ha_t *h = &f->ha;
@@ -502,6 +510,64 @@ static void test_master_password(void **state)
     assert_null(strstr(err, "nope"));
     rds_sync_free(s);
     free(url);
+
+    /* A sentinel with a password of its own. */
+    test_sentinel_t *locked = &h->odd;
+    locked->extra_conf = "requirepass spw\nsentinel auth-pass mp pw1\n";
+    test_sentinel_start(locked, "mp", h->server[0].port, 1);
+    url = xasprintf("redis-sentinel://:pw1@127.0.0.1:%d/mp?sentinel_password=spw", locked->port);
+    s = rds_sync_new(url, 2000, err, sizeof err);
+    r = rds_sync_command(s, err, sizeof err, "SET b c");
+    if (r == NULL)
+        fail_msg("with the sentinel's password: %s", err);
+    freeReplyObject(r);
+    rds_sync_free(s);
+    probe_t p = {0};
+    rds_async_t *c = open_conn(&f->loop, url, &p, RDS_FAIL_WHEN_DOWN, 500);
+    assert_true(run_until(&f->loop, &p.connected, 1, 5000));
+    expect_address(c, h->server[0].port);
+    close_conn(&f->loop, c, &p);
+    free(url);
+    url = xasprintf("redis-sentinel://:pw1@127.0.0.1:%d/mp", locked->port);
+    s = rds_sync_new(url, 2000, err, sizeof err);
+    assert_int_equal(rds_sync_connect(s, err, sizeof err), TINE_EAUTH);
+    char *want = xasprintf("sentinel 127.0.0.1:%d requires a password: give it as ?sentinel_password= in "
+                           "redis-sentinel://:***@127.0.0.1:%d/mp",
+                           locked->port, locked->port);
+    if (strstr(err, want) == NULL)
+        fail_msg("expected [%s] in [%s]", want, err);
+    rds_sync_free(s);
+    memset(&p, 0, sizeof p);
+    c = open_conn(&f->loop, url, &p, RDS_FAIL_WHEN_DOWN, 500);
+    run_for(&f->loop, 1000);
+    assert_int_equal(p.connected, 0);
+    free(want);
+    want = xasprintf("sentinel 127.0.0.1:%d requires a password: give it as ?sentinel_password= in the "
+                     "redis-sentinel:// URL",
+                     locked->port);
+    if (strstr(rds_async_error(c), want) == NULL)
+        fail_msg("async: expected [%s] in [%s]", want, rds_async_error(c));
+    close_conn(&f->loop, c, &p);
+    free(want);
+    free(url);
+    url = xasprintf("redis-sentinel://:pw1@127.0.0.1:%d/mp?sentinel_password=wrong", locked->port);
+    s = rds_sync_new(url, 2000, err, sizeof err);
+    assert_int_equal(rds_sync_connect(s, err, sizeof err), TINE_EAUTH);
+    assert_non_null(strstr(err, "refused the sentinel password of redis-sentinel://:***@127.0.0.1:"));
+    assert_null(strstr(err, "wrong"));
+    rds_sync_free(s);
+    memset(&p, 0, sizeof p);
+    c = open_conn(&f->loop, url, &p, RDS_FAIL_WHEN_DOWN, 500);
+    run_for(&f->loop, 1000);
+    assert_int_equal(p.connected, 0);
+    want = xasprintf("sentinel 127.0.0.1:%d refused the sentinel password of the redis-sentinel:// URL", locked->port);
+    if (strstr(rds_async_error(c), want) == NULL)
+        fail_msg("async: expected [%s] in [%s]", want, rds_async_error(c));
+    assert_null(strstr(rds_async_error(c), "wrong"));
+    close_conn(&f->loop, c, &p);
+    free(want);
+    free(url);
+    test_sentinel_stop(locked);
 }
 
 int main(void)
@@ -512,7 +578,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failover_after_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manual_failover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_master_password, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_passwords, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
