@@ -9,8 +9,10 @@
 #    and admin writes answer 503 with JSON and a reason, never 202; tine.kv
 #    fails with a clear error after its short wait; /metrics shows the
 #    connections down; activation records wait up to --activation-buffer
-#    and the rest are dropped and counted; everything resumes by itself
-#    when Redis is back (records that waited are written).
+#    and the rest are dropped and counted; usage increments sent but not
+#    answered when Redis died are counted as maybe lost; everything
+#    resumes by itself when Redis is back (records that waited are
+#    written).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/events_lib.sh"
 
@@ -100,6 +102,11 @@ check "ingest works" "202" "${out%% *}"
 # --- 2. Redis away while the node runs ----------------------------------------
 check "kv works" "200 before" "$(http GET '/away/kv?v=before')"
 wait_for 5 bash -c "curl -s '$URL/metrics' | grep -q '^tine_activations_pending 0'" || true
+# Writes out when redis dies: a paused redis takes the usage increments of
+# one call and never answers them.
+R CLIENT PAUSE 10000 ALL >/dev/null
+check "a call while redis is paused" "200 hi two" "$(http GET /away/hi)"
+sleep 1 # past the 100 ms batch window: the increments are sent, unanswered
 redis_down
 fails=0
 for i in $(seq 200); do
@@ -133,6 +140,9 @@ check_contains "/metrics: the connections are down" 'tine_redis_connected{connec
 check_contains "records wait up to --activation-buffer" "tine_activations_pending 50" "$m"
 dropped=$(echo "$m" | sed -n 's/^tine_activations_dropped_total //p')
 [ "${dropped:-0}" -ge 150 ] && ok "the rest are dropped and counted ($dropped)" || fail "records dropped" "${dropped:-none}"
+lost=$(echo "$m" | sed -n 's/^tine_usage_increments_lost_total //p')
+[ "${lost:-0}" -ge 1 ] && ok "usage increments out when redis died are counted as maybe lost ($lost)" \
+  || fail "usage increments lost" "${lost:-none}"
 
 redis_up
 wait_for 15 bash -c "curl -s '$URL/metrics' | grep -q '^tine_redis_connected{connection=\"events-command\"} 1'" \

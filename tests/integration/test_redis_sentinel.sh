@@ -89,6 +89,10 @@ write_lua v2
 out=$(admin PUT /apps/ha -H 'Content-Type: application/gzip' --data-binary @<(tar czf - -C "$T/app" tine.yaml h.lua))
 check "a deploy while the replica hangs: 503" "503" "${out%% *}"
 check_contains "saying it went live on the master only" "ha version 2 went live on the redis master, but no replica" "$out"
+out=$(admin POST /apps/ha/rollback)
+check "a rollback while the replica hangs: 503" "503" "${out%% *}"
+check_contains "saying it happened on the master only" "ha was rolled back to version 1 on the redis master, but no replica" \
+  "$out"
 m=$(curl -s "$URL/metrics")
 n=$(echo "$m" | sed -n 's/^tine_redis_unconfirmed_writes_total{connection="events-command"} //p')
 [ "${n:-0}" -ge 1 ] && ok "/metrics counts the unconfirmed writes ($n)" || fail "unconfirmed writes" "${n:-none}"
@@ -135,7 +139,7 @@ LOAD=$!
     i=$((i + 1))
     code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/_tine/v1/events" -H "Authorization: Bearer $TOKEN" \
       -H 'Content-Type: application/cloudevents+json' --data-binary "$(event "flow-$i")" || true)
-    echo "flow-$i $code" >>"$T/flow.log"
+    echo "flow-$i $code $(date +%s%3N)" >>"$T/flow.log"
     sleep 0.02
   done
 ) &
@@ -160,6 +164,7 @@ recover_ms=$((($(date +%s%N) - t0) / 1000000))
 echo "# deploys work again ${recover_ms} ms after the master was killed"
 [ -n "$deployed" ] && [ "$recover_ms" -lt 10000 ] && ok "deploys work again within 10 s (${recover_ms} ms)" \
   || fail "deploy after the failover" "${recover_ms} ms: $(cat "$T/deploy.out")"
+t0_ms=$((t0 / 1000000))
 new=$(ha_wait_master "$old" 20)
 [ -n "$new" ] && [ "$new" != "$old" ] && ok "the sentinels promoted the replica" || fail "failover" "master $new"
 check "it is the old replica" "$REP" "$new"
@@ -196,6 +201,13 @@ flow=($(awk '$2 == 202 { print $1 }' "$T/flow.log"))
 wait_for 30 all_seen "${flow[@]}" || true
 lost=$(unseen "${flow[@]}")
 dups=$(seen_twice "${before[@]}" "${flow[@]}")
+# Ingest recovered at the first 202 after the last refusal that followed the kill.
+ingest_ms=$(awk -v t0="$t0_ms" '$3 >= t0 && $2 != 202 { last = $3 } END { print last + 0 }' "$T/flow.log")
+ingest_ms=$(awk -v t0="$t0_ms" -v after="$ingest_ms" '$3 >= t0 && $3 > after && $2 == 202 { print $3 - t0; exit }' \
+  "$T/flow.log")
+echo "# event ingest answers 202 again ${ingest_ms:-never} ms after the master was killed"
+[ -n "$ingest_ms" ] && [ "$ingest_ms" -lt 10000 ] && ok "event ingest recovers within 10 s (${ingest_ms} ms)" \
+  || fail "event ingest after the failover" "${ingest_ms:-no 202 after the refusals}"
 echo "# events: ${#before[@]} accepted before, $accepted accepted and $refused refused during; $lost lost, $dups delivered twice"
 check "every event accepted during the failover is processed" "0" "$lost"
 [ "$accepted" -gt 0 ] && ok "events were accepted during the failover ($accepted)" || fail "events accepted" "none"
