@@ -40,13 +40,13 @@ static size_t alloc_fail_size = SIZE_MAX; /* fail every allocation this big */
 static bool alloc_fail_hit_flag;
 static long alloc_live;
 
-static void alloc_fail_off(void)
+__attribute__((unused)) static void alloc_fail_off(void)
 {
     alloc_fail_countdown = -1;
     alloc_fail_size = SIZE_MAX;
 }
 
-static void alloc_fail_nth(long n)
+__attribute__((unused)) static void alloc_fail_nth(long n)
 {
     alloc_fail_off();
     alloc_fail_hit_flag = false;
@@ -54,7 +54,7 @@ static void alloc_fail_nth(long n)
     alloc_fail_countdown = n;
 }
 
-static void alloc_fail_from(size_t n)
+__attribute__((unused)) static void alloc_fail_from(size_t n)
 {
     alloc_fail_off();
     alloc_fail_hit_flag = false;
@@ -63,7 +63,7 @@ static void alloc_fail_from(size_t n)
 }
 
 /* Whether an allocation failed since alloc_fail_nth or alloc_fail_from. */
-static bool alloc_fail_hit(void)
+__attribute__((unused)) static bool alloc_fail_hit(void)
 {
     return alloc_fail_hit_flag;
 }
