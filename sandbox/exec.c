@@ -47,6 +47,7 @@ typedef struct {
     const sbx_spec_t *spec;
     tine_buf_t out;   /* stdout */
     bool out_over;    /* more than STDOUT_MAX */
+    bool out_oom;     /* no memory to hold it */
     char line[LOG_LINE_MAX];
     size_t line_len;
     size_t logged;    /* stderr bytes sent as LOG frames */
@@ -131,6 +132,16 @@ static void take_stderr(run_t *r, const char *p, size_t n)
         }
         r->line_len = 0;
     }
+}
+
+/* Keeps stdout bytes for the response. Past STDOUT_MAX, or when there is
+ * no memory to hold them, it notes why (the program is then stopped). */
+static void take_stdout(run_t *r, const char *p, size_t n)
+{
+    if (r->out.len + n > STDOUT_MAX)
+        r->out_over = true;
+    else if (tine_buf_try_append(&r->out, p, n) != 0)
+        r->out_oom = true;
 }
 
 /* The last line(s) of stderr, trimmed, for an error message. */
@@ -591,17 +602,13 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
         }
         if (i_out >= 0 && p[i_out].revents) {
             ssize_t k = read(out, buf, sizeof buf);
-            if (k > 0 && !r->out_over) {
-                if (r->out.len + (size_t)k > STDOUT_MAX)
-                    r->out_over = true;
-                else
-                    tine_buf_append(&r->out, buf, (size_t)k);
-            }
+            if (k > 0)
+                take_stdout(r, buf, (size_t)k);
             if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
                 close(out);
                 out = -1;
             }
-            if (r->out_over)
+            if (r->out_over || r->out_oom)
                 return -1;
         }
         if (i_err >= 0 && p[i_err].revents) {
@@ -620,8 +627,8 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
                 /* What is still buffered in the pipes, not what a leftover
                  * child might write later. */
                 if (out >= 0)
-                    while (!r->out_over && (n = (int)read(out, buf, sizeof buf)) > 0)
-                        tine_buf_append(&r->out, buf, (size_t)n);
+                    while (!r->out_over && !r->out_oom && (n = (int)read(out, buf, sizeof buf)) > 0)
+                        take_stdout(r, buf, (size_t)n);
                 if (err_fd >= 0)
                     while ((n = (int)read(err_fd, buf, sizeof buf)) > 0)
                         take_stderr(r, buf, (size_t)n);
@@ -630,7 +637,6 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
                 if (err_fd >= 0)
                     close(err_fd);
                 out = err_fd = -1;
-                r->out_over = r->out_over || r->out.len > STDOUT_MAX;
             }
         }
     }
@@ -760,6 +766,8 @@ static void run_invocation(run_t *r, sbx_exec_plan_t *plan, json_t *req, const c
     } else if (r->out_over) {
         send_error(r, cpu, "%s wrote more than %u bytes to stdout (the response limit) and was stopped", hf,
                    STDOUT_MAX);
+    } else if (r->out_oom) {
+        send_error(r, cpu, "%s: out of memory holding its stdout past %zu bytes; it was stopped", hf, r->out.len);
     } else if (gave_up) {
         send_error(r, cpu, "%s did not finish in %u ms", hf, spec->timeout_ms);
     } else if (WIFSIGNALED(ws)) {
