@@ -167,6 +167,8 @@ bool tine_utf8_valid(const char *s, size_t len);
  *     continuation byte, an overlong form, a surrogate, a cut sequence,
  *     anything above U+10FFFF) becomes U+FFFD, one per byte; or, with
  *     TINE_JSON_STRICT, makes the call fail.
+ * (jansson's json_dumps, which writes the JSON trees of the rest of tined,
+ * differs only in writing the \u00hh hex digits in upper case.)
  * Returns 0, TINE_EINVAL (TINE_JSON_STRICT and s is not valid UTF-8) or
  * -ENOMEM; on failure b is as it was before the call. */
 #define TINE_JSON_STRICT 1u
