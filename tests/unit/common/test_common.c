@@ -237,6 +237,14 @@ static void test_aborting_variants_abort(void **state)
     expect_abort(read_failing);
 }
 
+/* Makes a fresh directory from the template dir ("/tmp/...-XXXXXX") and
+ * puts the path of `name` in it into path. */
+static void temp_path(char *dir, const char *name, char *path, size_t size)
+{
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, size, "%s/%s", dir, name);
+}
+
 /* The steps of test_torture: each makes allocations and checks what it
  * got; at a failure every try_* call must say -ENOMEM and leave its
  * buffer as it was. Returns whether every step succeeded. */
@@ -340,10 +348,8 @@ static int count_fds(void)
 static void test_torture(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/tine-common-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[64];
-    snprintf(path, sizeof path, "%s/file", dir);
+    char dir[] = "/tmp/tine-common-XXXXXX", path[64];
+    temp_path(dir, "file", path, sizeof path);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     for (int i = 0; i < 1000; i++)
@@ -456,10 +462,8 @@ static void test_json_quote_invalid_utf8(void **state)
 static void test_read_file(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/tine-common-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[64];
-    snprintf(path, sizeof path, "%s/f", dir);
+    char dir[] = "/tmp/tine-common-XXXXXX", path[64];
+    temp_path(dir, "f", path, sizeof path);
     char *data = NULL;
     size_t len = 99;
 

@@ -28,7 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Prints `bytes` x's on stdout. */
+/* Prints as many x's as the number on its stdin. */
 static const char program[] = "#!/bin/sh\nhead -c \"$(cat)\" /dev/zero | tr '\\0' x\n";
 
 typedef struct {
@@ -38,21 +38,14 @@ typedef struct {
     char body_head[16];
 } answer_t;
 
-/* Runs the program once with `bytes` as its request body (so the request
- * JSON on its stdin; the program reads the body's digits from it) in a
- * runner whose allocations of fail_from bytes or more fail (0: none), and
- * returns the runner's answer. */
-static answer_t run_once(const char *dir, const char *bytes, size_t fail_from)
+/* Runs the program once for an event that is the number `bytes` (an
+ * event's JSON is a program's stdin) in a runner whose allocations of
+ * fail_from bytes or more fail (0: none); returns the runner's answer. */
+static answer_t run_once(const char *dir, long bytes, size_t fail_from)
 {
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    struct timeval tv = {.tv_sec = 20};
-    setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
+    pid_t pid = fork_with_socketpair(sv);
     if (pid == 0) {
-        close(sv[0]);
         if (fail_from)
             alloc_fail_from(fail_from);
         sbx_spec_t spec = {
@@ -68,15 +61,12 @@ static answer_t run_once(const char *dir, const char *bytes, size_t fail_from)
         };
         _exit(sbx_exec_serve((sbx_fds_t){sv[1], sv[1]}, &spec));
     }
-    close(sv[1]);
     sbx_frame_hdr_t h;
     char *p = NULL;
     assert_int_equal(sbx_frame_read(sv[0], &h, &p, SBX_WIRE_MAX_FRAME), 0);
     assert_int_equal(h.type, SBX_MSG_READY);
     free(p);
-    /* The program gets the request as JSON: send only a number as the
-     * event, so its stdin is that number. */
-    json_t *meta = json_pack("{s:s, s:I, s:{}}", "kind", "event", "event", (json_int_t)strtoll(bytes, NULL, 10), "ctx");
+    json_t *meta = json_pack("{s:s, s:I, s:{}}", "kind", "event", "event", (json_int_t)bytes, "ctx");
     write_invoke(sv[0], 1, meta, NULL, 0);
     json_decref(meta);
     answer_t a = {0};
@@ -106,7 +96,7 @@ static void test_stdout_out_of_memory(void **state)
     fputs(program, f);
     fclose(f);
 
-    answer_t a = run_once(dir, "5000000", 0); /* 5 MB: under the response limit */
+    answer_t a = run_once(dir, 5000000, 0); /* 5 MB: under the response limit */
     assert_int_equal(a.type, SBX_MSG_RESULT);
     assert_int_equal(a.body_len, 5000000);
     assert_memory_equal(a.body_head, "xxxxxxxxxxxxxxxx", 16);
@@ -116,14 +106,14 @@ static void test_stdout_out_of_memory(void **state)
         print_message("allocation failures cannot be injected under the sanitizers: skipped\n");
     } else {
         /* Holding 5 MB of stdout needs an allocation of 4 MiB or more. */
-        a = run_once(dir, "5000000", 4u << 20);
+        a = run_once(dir, 5000000, 4u << 20);
         assert_int_equal(a.type, SBX_MSG_ERROR);
         const char *e = json_string_value(json_object_get(a.meta, "error"));
         assert_non_null(e);
         if (strstr(e, "big.sh: out of memory holding its stdout past ") == NULL)
             fail_msg("unexpected error: %s", e);
         json_decref(a.meta);
-        a = run_once(dir, "1000", 4u << 20); /* small output: no large allocation */
+        a = run_once(dir, 1000, 4u << 20); /* small output: no large allocation */
         assert_int_equal(a.type, SBX_MSG_RESULT);
         assert_int_equal(a.body_len, 1000);
         json_decref(a.meta);

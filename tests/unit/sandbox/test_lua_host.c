@@ -145,14 +145,8 @@ static size_t child_alloc_fail_from;
 static void start(fixture_t *fx, const char *file, const char *export, const char *env_json)
 {
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    struct timeval tv = {.tv_sec = 20};
-    setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
+    pid_t pid = fork_with_socketpair(sv);
     if (pid == 0) {
-        close(sv[0]);
         if (child_alloc_fail_from)
             alloc_fail_from(child_alloc_fail_from);
         sbx_spec_t spec = {
@@ -168,7 +162,6 @@ static void start(fixture_t *fx, const char *file, const char *export, const cha
         };
         _exit(sbx_lua_serve(sbx_lua_prepare(sdk_dir()), (sbx_fds_t){sv[1], sv[1]}, &spec));
     }
-    close(sv[1]);
     fx->pid = pid;
     fx->fd = sv[0];
     fx->next_id = 100;
