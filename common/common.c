@@ -119,17 +119,6 @@ void tine_buf_dispose(tine_buf_t *b)
     tine_buf_init(b);
 }
 
-void tine_buf_reset(tine_buf_t *b, size_t keep)
-{
-    if (b->cap > keep) {
-        tine_buf_dispose(b);
-        return;
-    }
-    b->len = 0;
-    if (b->data != NULL)
-        b->data[0] = '\0';
-}
-
 int tine_buf_try_grow(tine_buf_t *b, size_t extra)
 {
     if (extra < b->cap - b->len) /* len + extra + 1 <= cap, without overflow */

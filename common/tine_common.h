@@ -63,8 +63,17 @@ void tine_buf_dispose(tine_buf_t *b);
 
 /* Empties b (len 0), keeping its memory unless its capacity is above
  * `keep`, when the memory is given back (a buffer reused per call must not
- * pin what one big call made it grow to). */
-void tine_buf_reset(tine_buf_t *b, size_t keep);
+ * pin what one big call made it grow to). Inline: it runs per call. */
+static inline void tine_buf_reset(tine_buf_t *b, size_t keep)
+{
+    if (b->cap > keep) {
+        tine_buf_dispose(b);
+    } else {
+        b->len = 0;
+        if (b->data != NULL)
+            b->data[0] = '\0';
+    }
+}
 
 /* Makes room for `extra` more bytes (and the NUL kept after the data): at
  * least doubles the capacity, or grows it to what is needed when that is
