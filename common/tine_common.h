@@ -84,12 +84,15 @@ int tine_buf_try_grow(tine_buf_t *b, size_t extra);
 /* tine_buf_try_grow that aborts on out-of-memory. */
 void tine_buf_grow(tine_buf_t *b, size_t extra);
 
-/* Appends n bytes (the data stays NUL-terminated). Returns 0, or -ENOMEM
- * with b unchanged. Inline: it runs dozens of times per invocation (wire
- * metadata, JSON bodies, activation records). */
+/* Appends the n bytes at p (the data stays NUL-terminated). Returns 0, or
+ * -ENOMEM with b unchanged. Inline: it runs dozens of times per invocation
+ * (wire metadata, JSON bodies, activation records). len + n + 1 cannot
+ * overflow: len and n are sizes of objects in memory, each at most
+ * PTRDIFF_MAX (a computed size that may be larger goes to
+ * tine_buf_try_grow first, which checks). */
 static inline int tine_buf_try_append(tine_buf_t *b, const void *p, size_t n)
 {
-    if (n >= b->cap - b->len && tine_buf_try_grow(b, n) != 0) /* cap - len: no overflow, cap >= len */
+    if (b->len + n + 1 > b->cap && tine_buf_try_grow(b, n) != 0)
         return -ENOMEM;
     if (n)
         memcpy(b->data + b->len, p, n);

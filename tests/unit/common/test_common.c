@@ -159,8 +159,6 @@ static void test_buf_sizes_beyond_size_t(void **state)
     size_t cap = b.cap;
     assert_int_equal(tine_buf_try_grow(&b, SIZE_MAX), -ENOMEM);
     assert_int_equal(tine_buf_try_grow(&b, SIZE_MAX - 4), -ENOMEM);
-    volatile size_t huge = SIZE_MAX - 2; /* not a constant: the compiler would flag the memcpy it cannot reach */
-    assert_int_equal(tine_buf_try_append(&b, "x", huge), -ENOMEM);
     assert_int_equal(tine_json_try_quote(&b, "x", SIZE_MAX - 1, 0), -ENOMEM);
     assert_ptr_equal(b.data, data);
     assert_int_equal(b.cap, cap);
