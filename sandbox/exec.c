@@ -547,6 +547,19 @@ static const char *signal_reason(int sig)
     }
 }
 
+/* Reads what the pipe *fd has into take (stdout or stderr); closes it and
+ * sets *fd to -1 at its end or on an error. */
+static void read_pipe(run_t *r, int *fd, char *buf, size_t size, void (*take)(run_t *, const char *, size_t))
+{
+    ssize_t k = read(*fd, buf, size);
+    if (k > 0)
+        take(r, buf, (size_t)k);
+    if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
 /* Feeds stdin, collects stdout and stderr until the program is gone (or the
  * invoker left). Returns 0, or -1 when the runner must give up. */
 static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, int out, int err_fd,
@@ -601,25 +614,12 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
             }
         }
         if (i_out >= 0 && p[i_out].revents) {
-            ssize_t k = read(out, buf, sizeof buf);
-            if (k > 0)
-                take_stdout(r, buf, (size_t)k);
-            if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
-                close(out);
-                out = -1;
-            }
+            read_pipe(r, &out, buf, sizeof buf, take_stdout);
             if (r->out_over || r->out_oom)
                 return -1;
         }
-        if (i_err >= 0 && p[i_err].revents) {
-            ssize_t k = read(err_fd, buf, sizeof buf);
-            if (k > 0)
-                take_stderr(r, buf, (size_t)k);
-            if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
-                close(err_fd);
-                err_fd = -1;
-            }
-        }
+        if (i_err >= 0 && p[i_err].revents)
+            read_pipe(r, &err_fd, buf, sizeof buf, take_stderr);
         if (!*exited && (pidfd < 0 || (i_pid >= 0 && p[i_pid].revents))) {
             pid_t w = wait4(pid, wstatus, WNOHANG, ru);
             if (w == pid) {
