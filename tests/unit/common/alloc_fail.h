@@ -35,7 +35,7 @@
 #define ALLOC_FAIL_WORKS 1
 #endif
 
-static long alloc_fail_countdown = -1; /* fail when it reaches 0; -1: never */
+static long alloc_fail_countdown = -1;    /* fail when it reaches 0; -1: never */
 static size_t alloc_fail_size = SIZE_MAX; /* fail every allocation this big */
 static bool alloc_fail_hit_flag;
 static long alloc_live;

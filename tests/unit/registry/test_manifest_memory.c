@@ -24,8 +24,7 @@ static char err[1024];
 
 static const char good_json[] = "{\"app\": \"a\", \"functions\": {\"f\": {\"handler\": \"f.lua#main\"}}}";
 static const char bad_json[] = "{\"app\": \"a\",\n \"functions\": {\"f\": {\"handler\": \"f.lua#main\",}}}";
-static const char bad_json_error[] =
-    "tine.json:2:46: syntax error: string or '}' expected near '}'";
+static const char bad_json_error[] = "tine.json:2:46: syntax error: string or '}' expected near '}'";
 
 static int parse(const char *text)
 {
