@@ -13,7 +13,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -671,41 +670,36 @@ static void json_as_yaml_flow(const char *in, size_t len, char *out)
     }
 }
 
-/* jansson reports some allocation failures as syntax errors. To tell them
- * apart, its allocator is wrapped (once, and only while it is still the
- * default malloc/free, so nobody else's choice is overridden) to note a
- * failure in a per-thread flag; the wrapper behaves exactly like malloc. */
-static _Thread_local bool json_alloc_failed;
-static pthread_once_t json_alloc_once = PTHREAD_ONCE_INIT;
-
-static void *json_malloc_noting_failure(size_t n)
+/* Whether a failed jansson parse says it ran out of memory. */
+static bool json_error_is_memory(const json_error_t *e)
 {
-    void *p = malloc(n);
-    if (p == NULL)
-        json_alloc_failed = true;
-    return p;
-}
-
-static void json_alloc_install(void)
-{
-    json_malloc_t current_malloc;
-    json_free_t current_free;
-    json_get_alloc_funcs(&current_malloc, &current_free);
-    if (current_malloc == malloc && current_free == free)
-        json_set_alloc_funcs(json_malloc_noting_failure, free);
+    return json_error_code(e) == json_error_out_of_memory || e->text[0] == '\0';
 }
 
 /* Checks JSON syntax strictly with jansson, then reads the document into a
- * positioned tree through libyaml. */
+ * positioned tree through libyaml.
+ *
+ * jansson (2.14) reports some allocation failures as syntax errors (a
+ * string it cannot copy is an "invalid token") and takes no allocator per
+ * call; the process's allocator is not this parser's to replace. A syntax
+ * error is a function of the bytes, a failed allocation is not: an error is
+ * believed only when a second parse of the same bytes gives the same one,
+ * and errno is not ENOMEM (malloc's failure) after it. Anything else is
+ * -ENOMEM. The second parse runs only for documents with an error. */
 static int build_tree_json(ctx_t *c, const char *data, size_t len, node_t **root)
 {
-    json_error_t jerr;
-    pthread_once(&json_alloc_once, json_alloc_install);
-    json_alloc_failed = false;
+    json_error_t jerr, again;
     json_t *doc = json_loadb(data, len, JSON_DECODE_ANY, &jerr);
     if (doc == NULL) {
-        if (json_alloc_failed || json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0')
+        if (json_error_is_memory(&jerr))
             return -ENOMEM;
+        errno = 0;
+        doc = json_loadb(data, len, JSON_DECODE_ANY, &again);
+        if (doc != NULL || errno == ENOMEM || json_error_is_memory(&again) || again.position != jerr.position ||
+            strcmp(again.text, jerr.text) != 0) {
+            json_decref(doc);
+            return -ENOMEM;
+        }
         unsigned line = jerr.line > 0 ? (unsigned)jerr.line : 1, col = jerr.column > 0 ? (unsigned)jerr.column : 1;
         if (jerr.line <= 0 && jerr.position > 0)
             offset_to_position(data, len, (size_t)jerr.position, &line, &col);
