@@ -40,8 +40,7 @@ static void pool_table_resize(inv_invoker_t *inv, size_t n)
     for (size_t i = 0; i < n; i++)
         tine_list_init(&inv->pool_table[i]);
     tine_list_t *l;
-    TINE_LIST_FOREACH(l, &inv->pools)
-    {
+    TINE_LIST_FOREACH(l, &inv->pools) {
         inv_pool_t *p = tine_list_entry(l, inv_pool_t, link);
         tine_list_init(&p->hash_link);
         tine_list_insert_head(&inv->pool_table[pool_bucket(p->version, p->fn_index, n)], &p->hash_link);
@@ -61,8 +60,7 @@ static inv_app_t *app_hold(inv_invoker_t *inv, const char *name)
 {
     inv_app_t *a = NULL;
     tine_list_t *l;
-    TINE_LIST_FOREACH(l, &inv->apps)
-    {
+    TINE_LIST_FOREACH(l, &inv->apps) {
         inv_app_t *x = tine_list_entry(l, inv_app_t, link);
         if (strcmp(x->name, name) == 0) {
             a = x;
@@ -92,8 +90,7 @@ static void app_release(inv_app_t *a)
 static inv_pool_t *pool_find(inv_invoker_t *inv, const reg_app_version_t *v, size_t fn_index)
 {
     tine_list_t *l;
-    TINE_LIST_FOREACH(l, &inv->pool_table[pool_bucket(v, fn_index, inv->pool_buckets)])
-    {
+    TINE_LIST_FOREACH(l, &inv->pool_table[pool_bucket(v, fn_index, inv->pool_buckets)]) {
         inv_pool_t *p = tine_list_entry(l, inv_pool_t, hash_link);
         if (p->version == v && p->fn_index == fn_index)
             return p;
@@ -280,8 +277,7 @@ static void sandbox_unpipe(inv_sandbox_t *s)
 {
     inv_pool_t *p = s->pool;
     tine_list_t *l;
-    TINE_LIST_FOREACH(l, &s->piped)
-    {
+    TINE_LIST_FOREACH(l, &s->piped) {
         tine_list_entry(l, inv_call_t, link)->sandbox = NULL;
         p->queued++;
         p->requeued++;
@@ -516,8 +512,7 @@ static bool pools_evict_lru(inv_invoker_t *inv, inv_pool_t *p)
 {
     inv_sandbox_t *victim = NULL;
     tine_list_t *l;
-    TINE_LIST_FOREACH(l, &inv->pools)
-    {
+    TINE_LIST_FOREACH(l, &inv->pools) {
         inv_pool_t *q = tine_list_entry(l, inv_pool_t, link);
         tine_list_t *lru = tine_list_last(&q->idle);
         if (q == p || lru == NULL)
@@ -545,8 +540,7 @@ static inv_fair_t pool_fair(const inv_pool_t *p)
         .waiting_min = INV_FAIR_NONE,
     };
     const tine_list_t *l;
-    TINE_LIST_FOREACH(l, &inv->blocked)
-    {
+    TINE_LIST_FOREACH(l, &inv->blocked) {
         const inv_pool_t *q = tine_list_entry(l, inv_pool_t, blocked_link);
         if (q->app != p->app && q->queued && (f.waiting_min == INV_FAIR_NONE || q->app->nlive < f.waiting_min))
             f.waiting_min = q->app->nlive;
@@ -593,8 +587,7 @@ void inv__pools_kick_blocked(inv_invoker_t *inv)
         /* Looked for again each time: a dispatch may block or free pools. */
         inv_pool_t *next = NULL;
         tine_list_t *l;
-        TINE_LIST_FOREACH(l, &inv->blocked)
-        {
+        TINE_LIST_FOREACH(l, &inv->blocked) {
             inv_pool_t *q = tine_list_entry(l, inv_pool_t, blocked_link);
             if (q->kick_round != round && (next == NULL || q->app->nlive < next->app->nlive))
                 next = q;
@@ -642,8 +635,7 @@ static inv_sandbox_t *pool_pipe_target(const inv_pool_t *p, uint32_t depth)
 {
     inv_sandbox_t *best = NULL;
     const tine_list_t *l;
-    TINE_LIST_FOREACH(l, &p->sandboxes)
-    {
+    TINE_LIST_FOREACH(l, &p->sandboxes) {
         inv_sandbox_t *s = tine_list_entry(l, inv_sandbox_t, pool_link);
         if (s->state != SBX_BUSY || s->call == NULL || s->npiped >= depth || s->call->holds ||
             s->call->invokes_in_flight)
@@ -723,8 +715,7 @@ void inv_version_retired(inv_invoker_t *inv, const reg_app_version_t *v)
         p->retired = true;
         if (p->queued == 0) {
             tine_list_t *l, *tmp;
-            TINE_LIST_FOREACH_SAFE(l, tmp, &p->sandboxes)
-            {
+            TINE_LIST_FOREACH_SAFE(l, tmp, &p->sandboxes) {
                 inv_sandbox_t *s = tine_list_entry(l, inv_sandbox_t, pool_link);
                 if (s->state == SBX_IDLE || s->free_start)
                     inv__sandbox_close(s);
@@ -752,8 +743,7 @@ int inv_scale(inv_invoker_t *inv, const reg_app_version_t *v, size_t fn_index, u
     p->start_failed = false;
     /* Idle sandboxes kept as warm had no timer running: give them one again. */
     tine_list_t *l;
-    TINE_LIST_FOREACH(l, &p->idle)
-    {
+    TINE_LIST_FOREACH(l, &p->idle) {
         inv_sandbox_t *s = tine_list_entry(l, inv_sandbox_t, free_link);
         if (!uv_is_active((uv_handle_t *)&s->timer))
             uv_timer_start(&s->timer, on_timer, inv->cfg.idle_timeout_ms, 0);
@@ -768,8 +758,7 @@ size_t inv_evict(inv_invoker_t *inv, const char *app, const char *fn, pid_t **pi
     if (pids)
         *pids = NULL;
     tine_list_t *l;
-    TINE_LIST_FOREACH(l, &inv->pools)
-    {
+    TINE_LIST_FOREACH(l, &inv->pools) {
         inv_pool_t *p = tine_list_entry(l, inv_pool_t, link);
         if (strcmp(p->version->app, app) != 0 || (fn && strcmp(p->fn->name, fn) != 0))
             continue;
@@ -794,16 +783,14 @@ json_t *inv_stats(inv_invoker_t *inv, const char *app)
     json_t *pools = json_array();
     uint64_t now = tine_now_ns();
     tine_list_t *pl;
-    TINE_LIST_FOREACH(pl, &inv->pools)
-    {
+    TINE_LIST_FOREACH(pl, &inv->pools) {
         inv_pool_t *p = tine_list_entry(pl, inv_pool_t, link);
         if (app && strcmp(p->version->app, app) != 0)
             continue;
         json_t *sbx = json_array();
         size_t busy = 0, starting = 0;
         tine_list_t *l;
-        TINE_LIST_FOREACH(l, &p->sandboxes)
-        {
+        TINE_LIST_FOREACH(l, &p->sandboxes) {
             inv_sandbox_t *s = tine_list_entry(l, inv_sandbox_t, pool_link);
             busy += s->state == SBX_BUSY;
             starting += s->state == SBX_STARTING;
@@ -835,13 +822,11 @@ json_t *inv_stats(inv_invoker_t *inv, const char *app)
 void inv__pools_shutdown(inv_invoker_t *inv)
 {
     tine_list_t *pl, *pn;
-    TINE_LIST_FOREACH_SAFE(pl, pn, &inv->pools)
-    {
+    TINE_LIST_FOREACH_SAFE(pl, pn, &inv->pools) {
         inv_pool_t *p = tine_list_entry(pl, inv_pool_t, link);
         p->retired = true;
         tine_list_t *l;
-        TINE_LIST_FOREACH(l, &p->sandboxes)
-        {
+        TINE_LIST_FOREACH(l, &p->sandboxes) {
             inv_sandbox_t *s = tine_list_entry(l, inv_sandbox_t, pool_link);
             if (s->call) {
                 inv_call_t *c = s->call;

@@ -55,7 +55,7 @@ static void test_empty(void **state)
     tine_list_t *l;
     int walked = 0;
     TINE_LIST_FOREACH(l, &head)
-    walked++;
+        walked++;
     assert_int_equal(walked, 0);
 }
 
@@ -117,8 +117,7 @@ static void test_foreach_safe_removes_while_walking(void **state)
         tine_list_insert_tail(&head, &it[i].link);
     tine_list_t *l, *tmp;
     int seen = 0;
-    TINE_LIST_FOREACH_SAFE(l, tmp, &head)
-    {
+    TINE_LIST_FOREACH_SAFE(l, tmp, &head) {
         item_t *x = tine_list_entry(l, item_t, link);
         seen++;
         if (x->v % 2 == 0)
@@ -127,7 +126,7 @@ static void test_foreach_safe_removes_while_walking(void **state)
     assert_int_equal(seen, 6);
     assert_values(&head, (int[]){1, 3, 5}, 3);
     TINE_LIST_FOREACH_SAFE(l, tmp, &head)
-    tine_list_remove(l);
+        tine_list_remove(l);
     assert_values(&head, NULL, 0);
 }
 
