@@ -99,10 +99,6 @@ void bill_metrics_render(bill_t *b, tine_buf_t *out);
 /* Appends `s` escaped as a Prometheus label value (\\, \" and \n). */
 void bill_prom_escape(tine_buf_t *out, const char *s);
 
-/* Lengths of the event stream and the dead-letter stream (XLEN at the
- * time of the call; synchronous). Returns 0, or TINE_EREDIS. */
-int bill_event_queue_lengths(bill_t *b, uint64_t *queued, uint64_t *dead);
-
 /* ------------------------------------------------------------ reports (synchronous reads) */
 
 typedef enum { BILL_BY_FUNCTION, BILL_BY_VERSION, BILL_BY_DAY } bill_group_t;
@@ -124,6 +120,11 @@ int bill_activations(bill_t *b, const char *app, const char *fn, size_t limit, j
 /* One activation record by invocation id. Returns 0, TINE_ENOTFOUND (also
  * when it expired) or TINE_EREDIS. */
 int bill_activation(bill_t *b, const char *id, json_t **out, char *err, size_t errlen);
+
+/* Deletes the activation records of an app that is deleted (their count in
+ * *activations); its usage per day is kept (it was billed). Synchronous.
+ * Returns 0 or TINE_EREDIS. */
+int bill_delete_app(bill_t *b, const char *app, size_t *activations, char *err, size_t errlen);
 
 /* The log lines of the newest activations of `app` (of `fn` when not NULL),
  * the newest `limit` lines, oldest first, appended to `out` as NDJSON: one

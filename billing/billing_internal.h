@@ -3,16 +3,13 @@
 #define TINE_BILLING_INTERNAL_H
 
 #include "billing.h"
+#include "tine_redis.h"
 
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
 #include <uv.h>
 
-#define BILL_KEY_ACTS "tine:acts:"     /* + app: list of records (JSON arrays), newest first */
-#define BILL_KEY_USAGE "tine:usage:"   /* + app:day: hash "fn|version|counter" */
-#define BILL_KEY_LOGS "tine:logs:"     /* + app: pub/sub channel of log lines */
-#define BILL_EVENTS_STREAM "tine:events"
-#define BILL_DEAD_LETTER_PREFIX "tine:dlq:" /* one stream per app (events/dlq.c) */
+/* Keys (redis/keys.h): RDS_KEY_ACTS_PREFIX + app: list of records (JSON
+ * arrays), newest first; RDS_KEY_USAGE_PREFIX + app:day: hash
+ * "fn|version|counter"; RDS_CHANNEL_LOGS_PREFIX + app: pub/sub of log lines. */
 
 #define BILL_FLUSH_MS 100                      /* batch window */
 #define BILL_FLUSH_RECORDS 1024                /* or this many records, whichever comes first */
@@ -47,7 +44,7 @@ typedef struct {
 
 /* Usage to add for one (app, day, function, version). */
 typedef struct {
-    char *key;   /* tine:usage:{app}:{day} */
+    char *key;   /* RDS_KEY_USAGE_PREFIX{app}:{day} */
     char *field; /* {fn}|{version}| */
     uint64_t invocations, billed_ms, mb_ms, cost_pusd;
 } bill_usage_delta_t;
@@ -75,10 +72,8 @@ struct bill {
     int handles_open;
 
     /* writer: async connection, batch and its timer */
-    redisAsyncContext *ac;
-    bool connected;
+    rds_async_t *writer;
     uv_timer_t flush_timer;
-    uv_timer_t reconnect_timer;
     bill_pending_t *pending;
     size_t npending, cap_pending;
     tine_buf_t batch_records; /* JSON records back to back */
@@ -95,21 +90,17 @@ struct bill {
     bill_map_t series; /* "app\nfunction" -> bill_series_t */
 
     /* reports: a synchronous connection, opened on first use */
-    redisContext *reader;
+    rds_sync_t *reader;
 
     /* log followers: an async subscription, opened on first follow */
-    redisAsyncContext *sub;
+    rds_async_t *sub;
     bool sub_ready;
-    uv_timer_t sub_timer;
     bill_follower_t *followers;
 };
 
-/* Connects asynchronously to the Redis at url and attaches to loop; NULL when
- * the url is bad or the connection cannot even start. */
-redisAsyncContext *bill__async_connect(bill_t *b);
-
-/* Runs one synchronous command on the reader, reconnecting once. Returns the
- * reply (free it) or NULL with a message in err; error replies are NULL. */
+/* Runs one synchronous command on the reader (opened on first use, again
+ * after it broke). Returns the reply (free it) or NULL with a message in
+ * err; error replies are NULL. */
 redisReply *bill__command(bill_t *b, char *err, size_t errlen, const char *fmt, ...);
 
 /* Appends the NDJSON log lines of one activation: one object per line with

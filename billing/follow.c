@@ -1,7 +1,8 @@
 /* Log fan-out: every node PUBLISHes the log lines of each finished
  * invocation on tine:logs:{app}; a node with followers (tine logs -f)
- * holds one PSUBSCRIBE tine:logs:* connection, opened on the first follow,
- * and hands each line to the followers of its app. Pub/sub keeps no history:
+ * holds one PSUBSCRIBE tine:logs:* connection (redis/, subscribing again
+ * after every reconnect), opened on the first follow, and hands each line
+ * to the followers of its app. Pub/sub keeps no history:
  * a follower sees lines published while it is subscribed; older ones come
  * from the activation records (bill_logs_recent). */
 #include "billing_internal.h"
@@ -9,36 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void sub_connect(bill_t *b);
-
-static void on_sub_timer(uv_timer_t *t)
-{
-    sub_connect(container_of(t, bill_t, sub_timer));
-}
-
-static void sub_retry(bill_t *b)
-{
-    b->sub = NULL;
-    b->sub_ready = false;
-    if (!b->closing)
-        uv_timer_start(&b->sub_timer, on_sub_timer, 1000, 0);
-}
-
-static void on_sub_connect(const redisAsyncContext *ac, int status)
-{
-    if (status != REDIS_OK)
-        sub_retry(ac->data);
-}
-
-static void on_sub_disconnect(const redisAsyncContext *ac, int status)
-{
-    bill_t *b = ac->data;
-    if (!b->closing)
-        tine_log(TINE_LOG_WARN, "billing: lost the log subscription (%s); retrying",
-                 ac->errstr[0] ? ac->errstr : "closed");
-    sub_retry(b);
-}
 
 static bool contains(const char *hay, size_t n, const char *needle, size_t nl)
 {
@@ -65,11 +36,14 @@ static void deliver(bill_follower_t *f, const char *payload, size_t len)
     }
 }
 
-static void on_pmessage(redisAsyncContext *ac, void *reply, void *data)
+static void on_pmessage(void *data, redisReply *r)
 {
     bill_t *b = data;
-    redisReply *r = reply;
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->element[0]->type != REDIS_REPLY_STRING)
+    if (r == NULL) {
+        b->sub_ready = false; /* lost or closed: subscribed again on_sub_up */
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->element[0]->type != REDIS_REPLY_STRING)
         return;
     if (strcmp(r->element[0]->str, "psubscribe") == 0) {
         b->sub_ready = true;
@@ -84,9 +58,9 @@ static void on_pmessage(redisAsyncContext *ac, void *reply, void *data)
     }
     if (r->elements != 4 || strcmp(r->element[0]->str, "pmessage") != 0)
         return;
-    if (r->element[2]->len < strlen(BILL_KEY_LOGS))
+    if (r->element[2]->len < strlen(RDS_CHANNEL_LOGS_PREFIX))
         return;
-    const char *app = r->element[2]->str + strlen(BILL_KEY_LOGS);
+    const char *app = r->element[2]->str + strlen(RDS_CHANNEL_LOGS_PREFIX);
     for (bill_follower_t *f = b->followers, *next; f; f = next) {
         next = f->next;
         if (f->live && strcmp(f->app, app) == 0)
@@ -94,17 +68,19 @@ static void on_pmessage(redisAsyncContext *ac, void *reply, void *data)
     }
 }
 
+static void on_sub_up(void *data)
+{
+    bill_t *b = data;
+    if (rds_async_subscribe(b->sub, true, RDS_CHANNEL_LOGS_PREFIX "*", on_pmessage, b) != 0)
+        tine_log(TINE_LOG_WARN, "billing: cannot subscribe to the log lines");
+}
+
 static void sub_connect(bill_t *b)
 {
-    redisAsyncContext *ac = bill__async_connect(b);
-    if (ac == NULL) {
-        sub_retry(b);
-        return;
-    }
-    redisAsyncSetConnectCallback(ac, on_sub_connect);
-    redisAsyncSetDisconnectCallback(ac, on_sub_disconnect);
-    redisAsyncCommand(ac, on_pmessage, b, "PSUBSCRIBE " BILL_KEY_LOGS "*");
-    b->sub = ac;
+    rds_async_config_t cfg = {.name = "billing-logs", .on_connected = on_sub_up, .data = b};
+    char err[512];
+    if (rds_async_new(b->loop, b->redis_url, &cfg, &b->sub, err, sizeof err) != 0)
+        tine_log(TINE_LOG_ERROR, "billing: %s; log lines cannot be followed", err);
 }
 
 bill_follower_t *bill_follow(bill_t *b, const char *app, const char *fn, bill_line_cb cb, void *data)
@@ -117,7 +93,7 @@ bill_follower_t *bill_follow(bill_t *b, const char *app, const char *fn, bill_li
     f->data = data;
     f->next = b->followers;
     b->followers = f;
-    if (b->sub == NULL && !uv_is_active((uv_handle_t *)&b->sub_timer))
+    if (b->sub == NULL && !b->closing)
         sub_connect(b);
     if (b->sub_ready) {
         f->live = true;
@@ -142,8 +118,7 @@ void bill_unfollow(bill_follower_t *f)
 
 void bill__follow_dispose(bill_t *b)
 {
-    if (b->sub)
-        redisAsyncFree(b->sub);
+    rds_async_close(b->sub, false, NULL, NULL); /* its NULL reply comes in here */
     b->sub = NULL;
     while (b->followers) {
         bill_follower_t *f = b->followers;

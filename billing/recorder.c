@@ -1,7 +1,7 @@
 /* The recorder: turns each finished invocation into an activation record,
  * usage counters and log lines, and writes them to Redis in batches every
- * BILL_FLUSH_MS over an asynchronous connection, so the invocation's
- * response never waits for Redis.
+ * BILL_FLUSH_MS over an asynchronous connection (redis/, reconnecting by
+ * itself), so the invocation's response never waits for Redis.
  *
  * What one flush sends, whatever the number of invocations it holds: per
  * app an LPUSH of all its records, one script that trims the list to the
@@ -21,10 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-/* Reply kinds; REPLY_RECORDS carries the number of records in its upper bits. */
-enum { REPLY_OTHER = 0, REPLY_RECORDS = 1 };
 #define BILL_KEEP_RESP_BYTES (1024u * 1024u)
-#define REPLY_TAG(kind, n) ((void *)(uintptr_t)(((uintptr_t)(n) << 1) | (kind)))
 
 /* Trims an app's record list (KEYS[1]) to the newest ARGV[1] records, pops
  * those that started before ARGV[2] (unix ms) from its old end, and sets its
@@ -45,57 +42,22 @@ static const char trim_script[] =
     "redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
     "return n\n";
 
-static void writer_connect(bill_t *b);
 static void flush_later(bill_t *b, uint64_t ms);
 
 /* ------------------------------------------------------------ connection */
 
-static void on_reconnect_timer(uv_timer_t *t)
+/* The writer is (back) up: what waited goes now. */
+static void on_writer_up(void *data)
 {
-    writer_connect(container_of(t, bill_t, reconnect_timer));
-}
-
-static void on_connect(const redisAsyncContext *ac, int status)
-{
-    bill_t *b = ac->data;
-    if (status != REDIS_OK) {
-        /* hiredis frees the context after this callback. */
-        b->ac = NULL;
-        b->connected = false;
-        if (!b->closing)
-            uv_timer_start(&b->reconnect_timer, on_reconnect_timer, 1000, 0);
-        return;
-    }
-    b->connected = true;
+    bill_t *b = data;
     if (b->npending || b->deltas.len)
         flush_later(b, 0);
 }
 
-static void on_disconnect(const redisAsyncContext *ac, int status)
+static void on_writer_lost(void *data)
 {
-    bill_t *b = ac->data;
-    b->ac = NULL;
-    b->connected = false;
-    if (b->closing) {
-        /* bill_free's graceful disconnect finished: the last reply is in. */
-        if (--b->handles_open == 0)
-            free(b);
-        return;
-    }
-    tine_log(TINE_LOG_WARN, "billing: lost the connection to redis (%s); records wait in memory while it retries",
-             ac->errstr[0] ? ac->errstr : "closed");
-    uv_timer_start(&b->reconnect_timer, on_reconnect_timer, 1000, 0);
-}
-
-static void writer_connect(bill_t *b)
-{
-    b->ac = bill__async_connect(b);
-    if (b->ac == NULL) {
-        uv_timer_start(&b->reconnect_timer, on_reconnect_timer, 1000, 0);
-        return;
-    }
-    redisAsyncSetConnectCallback(b->ac, on_connect);
-    redisAsyncSetDisconnectCallback(b->ac, on_disconnect);
+    (void)data;
+    tine_log(TINE_LOG_WARN, "billing: lost the connection to redis; records wait in memory until it is back");
 }
 
 /* ------------------------------------------------------------ formatting */
@@ -262,12 +224,12 @@ static size_t key_cat(char *buf, size_t len, size_t cap, const char *s, size_t n
 
 static void usage_add(bill_t *b, const inv_activation_t *a, uint64_t billed_ms, uint64_t mb_ms, uint64_t cost)
 {
-    /* the map key: "tine:usage:{app}:{day}\n{fn}|{version}|" */
+    /* the map key: "RDS_KEY_USAGE_PREFIX{app}:{day}\n{fn}|{version}|" */
     char key[512], ver[32];
     ver[0] = '|';
     size_t vl = 1 + tine_fmt_u64(ver + 1, a->version, 1);
     ver[vl++] = '|';
-    size_t n = key_cat(key, 0, sizeof(key), BILL_KEY_USAGE, sizeof(BILL_KEY_USAGE) - 1);
+    size_t n = key_cat(key, 0, sizeof(key), RDS_KEY_USAGE_PREFIX, sizeof(RDS_KEY_USAGE_PREFIX) - 1);
     n = key_cat(key, n, sizeof(key), a->app, strlen(a->app));
     n = key_cat(key, n, sizeof(key), ":", 1);
     n = key_cat(key, n, sizeof(key), day_of(b, a->start_unix_ms), 10);
@@ -350,31 +312,43 @@ void bill_on_activation(void *data, const inv_activation_t *a)
 
 /* ------------------------------------------------------------ flushing */
 
-static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+/* A write's reply: counts it, and the records it carried when it did. */
+static void write_done(bill_t *b, redisReply *r, uint64_t records)
 {
-    bill_t *b = ac->data;
-    redisReply *r = reply;
-    uintptr_t tag = (uintptr_t)privdata;
     b->inflight--;
     bool failed = r == NULL || r->type == REDIS_REPLY_ERROR;
-    if ((tag & 1) == REPLY_RECORDS) {
-        if (failed)
-            b->dropped += tag >> 1;
-        else
-            b->recorded += tag >> 1;
-    }
+    if (failed)
+        b->dropped += records;
+    else
+        b->recorded += records;
     if (failed && (b->write_errors++ == 0 || r != NULL))
         tine_log(TINE_LOG_WARN, "billing: a redis write failed: %s", r ? r->str : "connection lost");
 }
 
-static void send_argv(bill_t *b, void *tag, int argc, const char **argv, const size_t *lens)
+static void on_reply(void *data, redisReply *r)
+{
+    write_done(data, r, 0);
+}
+
+/* The LPUSH of an app's records: how many it carried. */
+typedef struct {
+    bill_t *b;
+    uint64_t records;
+} records_write_t;
+
+static void on_records_reply(void *data, redisReply *r)
+{
+    records_write_t *w = data;
+    write_done(w->b, r, w->records);
+    free(w);
+}
+
+static void send_argv(bill_t *b, int argc, const char **argv, const size_t *lens)
 {
     b->inflight++;
-    if (redisAsyncCommandArgv(b->ac, on_reply, tag, argc, argv, lens) != REDIS_OK) {
+    if (rds_async_command(b->writer, on_reply, b, argc, argv, lens) != 0) {
         b->inflight--;
         b->write_errors++;
-        if (((uintptr_t)tag & 1) == REPLY_RECORDS)
-            b->dropped += (uintptr_t)tag >> 1;
     }
 }
 
@@ -407,7 +381,7 @@ static void flush_apps(bill_t *b)
         const char *app = b->pending[i].app;
         if (app == NULL)
             continue; /* done with an earlier app */
-        char *key = xasprintf(BILL_KEY_ACTS "%s", app);
+        char *key = xasprintf(RDS_KEY_ACTS_PREFIX "%s", app);
         /* The command's head ("*<n>\r\n$5\r\nLPUSH\r\n" and the key) goes
          * right-aligned into room left at the front once n is known. */
         size_t room = 64 + strlen(key);
@@ -437,20 +411,22 @@ static void flush_apps(bill_t *b)
         memcpy(start, head.data, head.len);
         tine_buf_dispose(&head);
         b->inflight++;
-        if (redisAsyncFormattedCommand(b->ac, on_reply, REPLY_TAG(REPLY_RECORDS, nrec), start,
-                                       cmd->len - (size_t)(start - cmd->data)) != REDIS_OK) {
+        records_write_t *w = xmalloc(sizeof(*w));
+        *w = (records_write_t){b, nrec};
+        if (rds_async_formatted(b->writer, on_records_reply, w, start, cmd->len - (size_t)(start - cmd->data)) != 0) {
+            free(w);
             b->inflight--;
             b->write_errors++;
             b->dropped += nrec;
         }
         const char *targv[] = {"EVAL", trim_script, "1", key, count, cutoff, ttl};
         size_t tlens[] = {4, sizeof(trim_script) - 1, 1, strlen(key), strlen(count), strlen(cutoff), strlen(ttl)};
-        send_argv(b, REPLY_TAG(REPLY_OTHER, 0), 7, targv, tlens);
+        send_argv(b, 7, targv, tlens);
         if (lines.len) {
-            char *chan = xasprintf(BILL_KEY_LOGS "%s", app);
+            char *chan = xasprintf(RDS_CHANNEL_LOGS_PREFIX "%s", app);
             const char *pargv[] = {"PUBLISH", chan, lines.data};
             size_t plens[] = {7, strlen(chan), lines.len};
-            send_argv(b, REPLY_TAG(REPLY_OTHER, 0), 3, pargv, plens);
+            send_argv(b, 3, pargv, plens);
             free(chan);
         }
         free(key);
@@ -477,7 +453,7 @@ static void flush_usage(bill_t *b)
             snprintf(by, sizeof(by), "%" PRIu64, v[k]);
             const char *argv[] = {"HINCRBY", d->key, field, by};
             size_t lens[] = {7, strlen(d->key), strlen(field), strlen(by)};
-            send_argv(b, REPLY_TAG(REPLY_OTHER, 0), 4, argv, lens);
+            send_argv(b, 4, argv, lens);
             free(field);
         }
     }
@@ -495,8 +471,8 @@ void bill_flush(bill_t *b)
 {
     if (b->npending == 0 && b->deltas.len == 0)
         return;
-    if (!b->connected || b->ac == NULL)
-        return; /* on_connect flushes */
+    if (!rds_async_connected(b->writer))
+        return; /* on_writer_up flushes */
     if (b->inflight > BILL_MAX_INFLIGHT) {
         flush_later(b, BILL_FLUSH_MS); /* Redis is slow: let the batch grow (bounded) */
         return;
@@ -527,19 +503,30 @@ bill_t *bill_new(uv_loop_t *loop, const bill_config_t *cfg)
     bill__map_init(&b->deltas);
     bill__map_init(&b->series);
     uv_timer_init(loop, &b->flush_timer);
-    uv_timer_init(loop, &b->reconnect_timer);
-    uv_timer_init(loop, &b->sub_timer);
-    b->handles_open = 3;
-    writer_connect(b);
+    b->handles_open = 1;
+    rds_async_config_t wcfg = {.name = "billing", .on_connected = on_writer_up, .on_lost = on_writer_lost, .data = b};
+    char err[512];
+    if (rds_async_new(loop, b->redis_url, &wcfg, &b->writer, err, sizeof err) != 0)
+        tine_log(TINE_LOG_ERROR, "billing: %s; activation records will not be written", err);
     return b;
+}
+
+/* The flush timer or the writer closed; the last frees the recorder. */
+static void release(bill_t *b)
+{
+    if (--b->handles_open > 0)
+        return;
+    free(b);
 }
 
 static void on_handle_closed(uv_handle_t *h)
 {
-    bill_t *b = h->data;
-    if (--b->handles_open > 0)
-        return;
-    free(b);
+    release(h->data);
+}
+
+static void on_writer_closed(void *data)
+{
+    release(data);
 }
 
 void bill_free(bill_t *b)
@@ -548,18 +535,15 @@ void bill_free(bill_t *b)
         return;
     bill_flush(b);
     b->closing = true;
-    if (b->ac && b->connected) {
-        /* Sends what is buffered and waits for the replies before closing;
-         * the recorder stays allocated until then (on_disconnect). */
+    if (b->writer) {
+        /* What was sent still gets its replies before the connection
+         * closes; the recorder stays allocated until then. */
         b->handles_open++;
-        redisAsyncDisconnect(b->ac);
-    } else if (b->ac) {
-        redisAsyncFree(b->ac);
+        rds_async_close(b->writer, true, on_writer_closed, b);
+        b->writer = NULL;
     }
-    b->ac = NULL;
     bill__follow_dispose(b);
-    if (b->reader)
-        redisFree(b->reader);
+    rds_sync_free(b->reader);
     b->reader = NULL;
     free(b->pending);
     b->pending = NULL;
@@ -572,10 +556,6 @@ void bill_free(bill_t *b)
     free(b->redis_url);
     free(b->node_id);
     b->redis_url = b->node_id = NULL;
-    uv_handle_t *handles[] = {(uv_handle_t *)&b->flush_timer, (uv_handle_t *)&b->reconnect_timer,
-                              (uv_handle_t *)&b->sub_timer};
-    for (size_t i = 0; i < sizeof(handles) / sizeof(handles[0]); i++) {
-        handles[i]->data = b;
-        uv_close(handles[i], on_handle_closed);
-    }
+    b->flush_timer.data = b;
+    uv_close((uv_handle_t *)&b->flush_timer, on_handle_closed);
 }

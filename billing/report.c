@@ -133,7 +133,7 @@ int bill_usage(bill_t *b, const char *app, const char *from, const char *to, bil
     for (time_t t = tf; t <= tt; t += 86400) {
         char day[11];
         bill_day((uint64_t)t * 1000u, day);
-        redisReply *r = bill__command(b, err, errlen, "HGETALL " BILL_KEY_USAGE "%s:%s", app, day);
+        redisReply *r = bill__command(b, err, errlen, "HGETALL " RDS_KEY_USAGE_PREFIX "%s:%s", app, day);
         if (r == NULL) {
             rc = TINE_EREDIS;
             break;
@@ -242,7 +242,7 @@ typedef int (*visit_fn)(json_t *record, void *data);
 static int scan_records(bill_t *b, const char *app, visit_fn visit, void *data, char *err, size_t errlen)
 {
     for (long start = 0;; start += SCAN_PAGE) {
-        redisReply *recs = bill__command(b, err, errlen, "LRANGE " BILL_KEY_ACTS "%s %ld %ld", app, start,
+        redisReply *recs = bill__command(b, err, errlen, "LRANGE " RDS_KEY_ACTS_PREFIX "%s %ld %ld", app, start,
                                          start + SCAN_PAGE - 1);
         if (recs == NULL)
             return TINE_EREDIS;
@@ -314,31 +314,55 @@ static const char find_script[] =
     "end\n"
     "return false\n";
 
+/* Looks for the record in one app's list (the key); stores it in *rec. */
+static int find_in_list(bill_t *b, const char *key, size_t key_len, const char *prefix, const char *named,
+                        json_t **rec, char *err, size_t errlen)
+{
+    redisReply *r = bill__command(b, err, errlen, "EVAL %s 1 %b %s %s", find_script, key, key_len, prefix, named);
+    if (r == NULL)
+        return TINE_EREDIS;
+    if (r->type == REDIS_REPLY_STRING) {
+        char *app = xstrndup(key + strlen(RDS_KEY_ACTS_PREFIX), key_len - strlen(RDS_KEY_ACTS_PREFIX));
+        *rec = record_load(r->str, r->len, app);
+        free(app);
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
 int bill_activation(bill_t *b, const char *id, json_t **out, char *err, size_t errlen)
 {
     /* No index by id (it would cost a Redis write per invocation): each
-     * app's list is searched by a script, one app at a time, so Redis is
-     * never held for more than one list. */
-    redisReply *apps = bill__command(b, err, errlen, "SMEMBERS tine:apps");
-    if (apps == NULL)
-        return TINE_EREDIS;
+     * app's list (billing's own keys, found with SCAN) is searched by a
+     * script, one app at a time, so Redis is never held for more than one
+     * list. */
     char *prefix = xasprintf("[\"%s\",", id), *named = xasprintf("{\"id\":\"%s\"", id);
     json_t *rec = NULL;
     int rc = 0;
-    for (size_t i = 0; apps->type == REDIS_REPLY_ARRAY && i < apps->elements && rec == NULL; i++) {
-        redisReply *r = bill__command(b, err, errlen, "EVAL %s 1 " BILL_KEY_ACTS "%s %s %s", find_script,
-                                      apps->element[i]->str, prefix, named);
-        if (r == NULL) {
+    char cursor[32] = "0";
+    for (int rounds = 0; rounds < 10000 && rc == 0 && rec == NULL; rounds++) {
+        redisReply *keys = bill__command(b, err, errlen, "SCAN %s MATCH " RDS_KEY_ACTS_PREFIX "* COUNT 500", cursor);
+        if (keys == NULL) {
             rc = TINE_EREDIS;
             break;
         }
-        if (r->type == REDIS_REPLY_STRING)
-            rec = record_load(r->str, r->len, apps->element[i]->str);
-        freeReplyObject(r);
+        if (keys->type != REDIS_REPLY_ARRAY || keys->elements != 2 || keys->element[0]->type != REDIS_REPLY_STRING) {
+            freeReplyObject(keys);
+            snprintf(err, errlen, "redis: unexpected SCAN reply");
+            rc = TINE_EREDIS;
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", keys->element[0]->str);
+        redisReply *list = keys->element[1];
+        for (size_t i = 0; list->type == REDIS_REPLY_ARRAY && i < list->elements && rc == 0 && rec == NULL; i++)
+            if (list->element[i]->type == REDIS_REPLY_STRING)
+                rc = find_in_list(b, list->element[i]->str, list->element[i]->len, prefix, named, &rec, err, errlen);
+        freeReplyObject(keys);
+        if (strcmp(cursor, "0") == 0)
+            break;
     }
     free(prefix);
     free(named);
-    freeReplyObject(apps);
     if (rc == 0 && rec == NULL) {
         snprintf(err, errlen, "no activation '%s' (unknown, or past the retention)", id);
         rc = TINE_ENOTFOUND;

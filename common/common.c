@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -138,6 +139,63 @@ void tine_buf_appendf(tine_buf_t *b, const char *fmt, ...)
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->len += (size_t)n;
+}
+
+int tine_write_file(const char *path, const void *data, size_t len, unsigned int mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
+    if (fd < 0)
+        return -errno;
+    int rc = fchmod(fd, (mode_t)mode) == 0 ? 0 : -errno;
+    for (size_t off = 0; rc == 0 && off < len;) {
+        ssize_t n = write(fd, (const char *)data + off, len - off);
+        if (n < 0 && errno != EINTR)
+            rc = -errno;
+        else if (n > 0)
+            off += (size_t)n;
+    }
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    return rc;
+}
+
+int tine_secret_file(const char *path, size_t bytes, size_t min_len, char **out, bool *created)
+{
+    char *data = NULL;
+    size_t len = 0;
+    *created = false;
+    if (tine_read_file(path, &data, &len) == 0) {
+        len = strcspn(data, "\r\n");
+        while (len && data[len - 1] == ' ')
+            len--;
+        data[len] = '\0';
+        if (len >= min_len) {
+            *out = data;
+            return 0;
+        }
+        free(data);
+    }
+    unsigned char *raw = xmalloc(bytes);
+    if (getrandom(raw, bytes, 0) != (ssize_t)bytes) {
+        int e = -errno;
+        free(raw);
+        return e;
+    }
+    char *secret = xmalloc(2 * bytes + 2);
+    for (size_t i = 0; i < bytes; i++)
+        snprintf(secret + 2 * i, 3, "%02x", raw[i]);
+    explicit_bzero(raw, bytes);
+    free(raw);
+    secret[2 * bytes] = '\n';
+    int rc = tine_write_file(path, secret, 2 * bytes + 1, 0600);
+    secret[2 * bytes] = '\0';
+    if (rc != 0) {
+        free(secret);
+        return rc;
+    }
+    *out = secret;
+    *created = true;
+    return 0;
 }
 
 int tine_read_file(const char *path, char **out, size_t *out_len)
@@ -288,6 +346,36 @@ void tine_fmt_rfc3339_ms(uint64_t unix_ms, char out[32])
     gmtime_r(&t, &tm);
     size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out + n, 32 - n, ".%03uZ", (unsigned)(unix_ms % 1000u));
+}
+
+bool tine_http_token(const char *s, size_t len)
+{
+    /* 1 for the bytes a token may hold: digits, letters, !#$%&'*+-.^_`|~. */
+    static const unsigned char tchar[256] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    };
+    if (len == 0)
+        return false;
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len; i++)
+        if (!tchar[u[i]])
+            return false;
+    return true;
 }
 
 bool tine_utf8_valid(const char *s, size_t len)

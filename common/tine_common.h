@@ -67,6 +67,16 @@ void tine_buf_appendf(tine_buf_t *b, const char *fmt, ...) __attribute__((format
 /* Reads a whole file into a fresh NUL-terminated buffer; returns 0 or -errno. */
 int tine_read_file(const char *path, char **out, size_t *out_len);
 
+/* Writes a whole file: created or truncated, and given `mode` even when it
+ * existed (a symlink at `path` is refused). Returns 0 or -errno. */
+int tine_write_file(const char *path, const void *data, size_t len, unsigned int mode);
+
+/* The secret kept in the file `path`: its first line when it holds at least
+ * min_len characters; otherwise `bytes` random bytes in lower-case hex,
+ * written there (mode 0600) with a newline, and *created set. Stores a fresh
+ * string in *out. Returns 0 or -errno (no randomness, the file unwritable). */
+int tine_secret_file(const char *path, size_t bytes, size_t min_len, char **out, bool *created);
+
 /* Creates `path` and every missing parent directory (like mkdir -p) with
  * `mode`. Returns 0 or -errno. */
 int tine_mkdirs(const char *path, unsigned int mode);
@@ -106,6 +116,10 @@ void tine_fmt_rfc3339_ms(uint64_t unix_ms, char out[32]);
 
 /* True when s[0..len) is valid UTF-8 (NUL bytes included). */
 bool tine_utf8_valid(const char *s, size_t len);
+
+/* True when s[0..len) is an HTTP token (RFC 9110 tchar, at least one): what
+ * a header name may be. */
+bool tine_http_token(const char *s, size_t len);
 
 /* Appends `len` bytes of `s` to b as a quoted JSON string; bytes that are
  * not valid UTF-8 become U+FFFD, control characters are escaped. */

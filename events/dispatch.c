@@ -80,7 +80,7 @@ static void entry_done(ev__entry_t *e)
         dispatch_read(ev);
 }
 
-static void on_committed(redisAsyncContext *ac, void *reply, void *priv)
+static void on_committed(void *priv, redisReply *reply)
 {
     ev__entry_t *e = priv;
     redisReply *r = reply;
@@ -123,7 +123,7 @@ static void entry_commit(ev__entry_t *e)
     uint64_t now = tine_now_unix_ms();
     ev__args_t a = {0};
     ev__args_adds(&a, "MULTI");
-    int rc = ev__send(&ev->cmd, NULL, NULL, &a);
+    int rc = ev__send(ev->cmd, NULL, NULL, &a);
     for (size_t j = 0; j < e->njobs && rc == 0; j++) {
         job_t *job = &e->jobs[j];
         if (job->ok)
@@ -134,7 +134,7 @@ static void entry_commit(ev__entry_t *e)
             uint64_t delay = (uint64_t)ev->retry_base_ms << (shift > 16 ? 16 : shift);
             char *member = retry_member(e, j, next);
             ev__args_adds(&a, "ZADD");
-            ev__args_adds(&a, EV_RETRY_SET);
+            ev__args_adds(&a, RDS_KEY_RETRY);
             ev__args_addf(&a, "%" PRIu64, now + delay);
             ev__args_adds(&a, member);
             free(member);
@@ -144,7 +144,7 @@ static void entry_commit(ev__entry_t *e)
                         job->app, job->function, e->id, job->attempt, job->attempts, job->reason, delay);
         } else {
             ev__args_adds(&a, "XADD");
-            ev__args_addf(&a, EV_DLQ_PREFIX "%s", job->app);
+            ev__args_addf(&a, RDS_KEY_DLQ_PREFIX "%s", job->app);
             ev__args_adds(&a, "MAXLEN");
             ev__args_adds(&a, "~");
             ev__args_addf(&a, "%d", EV_DLQ_MAXLEN);
@@ -165,30 +165,30 @@ static void entry_commit(ev__entry_t *e)
             ev__args_adds(&a, e->app);
             fprintf(stderr, "tined: events: %s.%s failed on event %s after %u attempt%s: %s; moved to %s%s\n",
                     job->app, job->function, e->id, job->attempt, job->attempt == 1 ? "" : "s", job->reason,
-                    EV_DLQ_PREFIX, job->app);
+                    RDS_KEY_DLQ_PREFIX, job->app);
         }
-        rc = ev__send(&ev->cmd, NULL, NULL, &a);
+        rc = ev__send(ev->cmd, NULL, NULL, &a);
     }
     if (rc == 0) {
         ev__args_adds(&a, "XACK");
-        ev__args_adds(&a, EV_STREAM);
-        ev__args_adds(&a, EV_GROUP);
+        ev__args_adds(&a, RDS_KEY_EVENTS);
+        ev__args_adds(&a, RDS_EVENTS_GROUP);
         ev__args_adds(&a, e->id);
-        rc = ev__send(&ev->cmd, NULL, NULL, &a);
+        rc = ev__send(ev->cmd, NULL, NULL, &a);
     }
     if (rc == 0) {
         ev__args_adds(&a, "XDEL");
-        ev__args_adds(&a, EV_STREAM);
+        ev__args_adds(&a, RDS_KEY_EVENTS);
         ev__args_adds(&a, e->id);
-        rc = ev__send(&ev->cmd, NULL, NULL, &a);
+        rc = ev__send(ev->cmd, NULL, NULL, &a);
     }
     if (rc == 0) {
         ev__args_adds(&a, "EXEC");
-        rc = ev__send(&ev->cmd, on_committed, e, &a);
+        rc = ev__send(ev->cmd, on_committed, e, &a);
     }
     ev__args_dispose(&a);
     if (rc != 0)
-        on_committed(NULL, NULL, e);
+        on_committed(e, NULL);
 }
 
 static void entry_job_finished(ev__entry_t *e)
@@ -364,7 +364,7 @@ static size_t process_entries(ev_events_t *ev, redisReply *entries, char *last, 
     return entries->elements;
 }
 
-static void on_read(redisAsyncContext *ac, void *reply, void *priv)
+static void on_read(void *priv, redisReply *reply)
 {
     ev_events_t *ev = priv;
     redisReply *r = reply;
@@ -380,7 +380,7 @@ static void on_read(redisAsyncContext *ac, void *reply, void *priv)
             return;
         }
         /* Read again on the next tick. */
-        fprintf(stderr, "tined: events: reading %s: %s\n", EV_STREAM, r->str);
+        fprintf(stderr, "tined: events: reading %s: %s\n", RDS_KEY_EVENTS, r->str);
         return;
     }
     size_t got = 0;
@@ -408,7 +408,7 @@ static void on_read(redisAsyncContext *ac, void *reply, void *priv)
 static void dispatch_read(ev_events_t *ev)
 {
     /* Without the command connection nothing read could be acknowledged. */
-    if (ev->closing || !ev->blk.up || !ev->cmd.up || ev->reading || ev->inflight >= EV_INFLIGHT_MAX)
+    if (ev->closing || !rds_async_connected(ev->blk) || !rds_async_connected(ev->cmd) || ev->reading || ev->inflight >= EV_INFLIGHT_MAX)
         return;
     size_t count = EV_INFLIGHT_MAX - ev->inflight;
     if (count > 64)
@@ -416,7 +416,7 @@ static void dispatch_read(ev_events_t *ev)
     ev__args_t a = {0};
     ev__args_adds(&a, "XREADGROUP");
     ev__args_adds(&a, "GROUP");
-    ev__args_adds(&a, EV_GROUP);
+    ev__args_adds(&a, RDS_EVENTS_GROUP);
     ev__args_adds(&a, ev->node_id);
     ev__args_adds(&a, "COUNT");
     ev__args_addf(&a, "%zu", count);
@@ -425,14 +425,14 @@ static void dispatch_read(ev_events_t *ev)
         ev__args_adds(&a, "5000");
     }
     ev__args_adds(&a, "STREAMS");
-    ev__args_adds(&a, EV_STREAM);
+    ev__args_adds(&a, RDS_KEY_EVENTS);
     ev__args_adds(&a, ev->pending_phase ? ev->cursor : ">");
     ev->read_was_pending = ev->pending_phase;
-    if (ev__send(&ev->blk, on_read, ev, &a) == 0)
+    if (ev__send(ev->blk, on_read, ev, &a) == 0)
         ev->reading = true;
 }
 
-static void on_group_created(redisAsyncContext *ac, void *reply, void *priv)
+static void on_group_created(void *priv, redisReply *reply)
 {
     ev_events_t *ev = priv;
     redisReply *r = reply;
@@ -451,12 +451,12 @@ static void ensure_group(ev_events_t *ev)
     ev__args_t a = {0};
     ev__args_adds(&a, "XGROUP");
     ev__args_adds(&a, "CREATE");
-    ev__args_adds(&a, EV_STREAM);
-    ev__args_adds(&a, EV_GROUP);
+    ev__args_adds(&a, RDS_KEY_EVENTS);
+    ev__args_adds(&a, RDS_EVENTS_GROUP);
     ev__args_adds(&a, "0");
     ev__args_adds(&a, "MKSTREAM");
     /* Counts as the outstanding read: reading follows its answer. */
-    ev->reading = ev__send(&ev->blk, on_group_created, ev, &a) == 0;
+    ev->reading = ev__send(ev->blk, on_group_created, ev, &a) == 0;
 }
 
 void ev__dispatch_on_up(ev_events_t *ev)
@@ -508,7 +508,7 @@ static const char claim_lua[] =
     "end "
     "return out";
 
-static void on_retries_moved(redisAsyncContext *ac, void *reply, void *priv)
+static void on_retries_moved(void *priv, redisReply *reply)
 {
     ev_events_t *ev = priv;
     redisReply *r = reply;
@@ -523,7 +523,7 @@ static void on_retries_moved(redisAsyncContext *ac, void *reply, void *priv)
         ev__dispatch_tick(ev, false); /* more are due */
 }
 
-static void on_claimed(redisAsyncContext *ac, void *reply, void *priv)
+static void on_claimed(void *priv, redisReply *reply)
 {
     ev_events_t *ev = priv;
     redisReply *r = reply;
@@ -542,7 +542,7 @@ static void on_claimed(redisAsyncContext *ac, void *reply, void *priv)
 
 void ev__dispatch_tick(ev_events_t *ev, bool claim)
 {
-    if (ev->closing || !ev->cmd.up)
+    if (ev->closing || !rds_async_connected(ev->cmd))
         return;
     if (claim && ev->rescan) {
         /* An acknowledgement failed: read this node's pending entries again
@@ -557,22 +557,22 @@ void ev__dispatch_tick(ev_events_t *ev, bool claim)
         ev__args_adds(&a, "EVAL");
         ev__args_adds(&a, move_retries_lua);
         ev__args_adds(&a, "2");
-        ev__args_adds(&a, EV_RETRY_SET);
-        ev__args_adds(&a, EV_STREAM);
+        ev__args_adds(&a, RDS_KEY_RETRY);
+        ev__args_adds(&a, RDS_KEY_EVENTS);
         ev__args_addf(&a, "%" PRIu64, tine_now_unix_ms());
-        ev->mover_busy = ev__send(&ev->cmd, on_retries_moved, ev, &a) == 0;
+        ev->mover_busy = ev__send(ev->cmd, on_retries_moved, ev, &a) == 0;
     }
     if (claim && !ev->claim_busy && ev->inflight < EV_INFLIGHT_MAX / 2) {
         ev__args_t a = {0};
         ev__args_adds(&a, "EVAL");
         ev__args_adds(&a, claim_lua);
         ev__args_adds(&a, "1");
-        ev__args_adds(&a, EV_STREAM);
-        ev__args_adds(&a, EV_GROUP);
+        ev__args_adds(&a, RDS_KEY_EVENTS);
+        ev__args_adds(&a, RDS_EVENTS_GROUP);
         ev__args_adds(&a, ev->node_id);
         ev__args_adds(&a, "3000");
-        ev__args_adds(&a, EV_NODE_PREFIX);
-        ev->claim_busy = ev__send(&ev->cmd, on_claimed, ev, &a) == 0;
+        ev__args_adds(&a, RDS_KEY_NODE_PREFIX);
+        ev->claim_busy = ev__send(ev->cmd, on_claimed, ev, &a) == 0;
     }
 }
 

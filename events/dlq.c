@@ -1,7 +1,8 @@
 /* Dead letters: the stream tine:dlq:{app} holds, per app, the events whose
  * function kept failing (event, function, trigger, attempts, reason,
  * failed_at, producer app). Listing and replaying are admin calls, served
- * synchronously on a connection of their own like the other admin calls. */
+ * synchronously on a connection of their own like the other admin calls, as
+ * are the lengths of the queue and of the dead letters (GET /metrics). */
 #include "events_internal.h"
 #include "tine_common.h"
 
@@ -10,31 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The synchronous connection, (re)opened on demand. */
-static redisContext *sync_ctx(ev_events_t *ev, char *err, size_t errlen)
-{
-    if (ev->sync && ev->sync->err == 0)
-        return ev->sync;
-    if (ev->sync)
-        redisFree(ev->sync);
-    struct timeval tv = {2, 0};
-    char *path, *host;
-    int port;
-    ev__redis_address(ev->redis_url, &path, &host, &port);
-    ev->sync = path ? redisConnectUnixWithTimeout(path, tv) : redisConnectWithTimeout(host, port, tv);
-    free(path);
-    free(host);
-    if (ev->sync == NULL || ev->sync->err) {
-        snprintf(err, errlen, "redis is unreachable: %s", ev->sync ? ev->sync->errstr : "out of memory");
-        if (ev->sync)
-            redisFree(ev->sync);
-        ev->sync = NULL;
-        return NULL;
-    }
-    redisSetTimeout(ev->sync, tv);
-    return ev->sync;
-}
 
 /* One dead letter as the admin API shows it. */
 static json_t *letter_json(redisReply *item)
@@ -56,30 +32,9 @@ static json_t *letter_json(redisReply *item)
                      "failed_at", when, "app", ev__entry_field(f, "app") ? ev__entry_field(f, "app") : "");
 }
 
-static redisReply *command(ev_events_t *ev, char *err, size_t errlen, const char *fmt, ...)
-{
-    redisContext *c = sync_ctx(ev, err, errlen);
-    if (c == NULL)
-        return NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (r == NULL) {
-        snprintf(err, errlen, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
-        return NULL;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(err, errlen, "redis: %s", r->str);
-        freeReplyObject(r);
-        return NULL;
-    }
-    return r;
-}
-
 int ev_dlq_list(ev_events_t *ev, const char *app, size_t max, json_t **out, char *err, size_t errlen)
 {
-    redisReply *r = command(ev, err, errlen, "XRANGE " EV_DLQ_PREFIX "%s - + COUNT %d", app,
+    redisReply *r = rds_sync_command(ev->sync, err, errlen, "XRANGE " RDS_KEY_DLQ_PREFIX "%s - + COUNT %d", app,
                            (int)(max && max < 100000 ? max : 1000));
     if (r == NULL)
         return TINE_EREDIS;
@@ -103,14 +58,14 @@ int ev_dlq_replay(ev_events_t *ev, const char *app, json_t *ids, json_t **out, c
     size_t nsingles = 0;
     int rc = 0;
     if (ids == NULL) {
-        all = command(ev, err, errlen, "XRANGE " EV_DLQ_PREFIX "%s - + COUNT 10000", app);
+        all = rds_sync_command(ev->sync, err, errlen, "XRANGE " RDS_KEY_DLQ_PREFIX "%s - + COUNT 10000", app);
         if (all == NULL)
             rc = TINE_EREDIS;
     } else {
         singles = xcalloc(json_array_size(ids) + 1, sizeof(*singles));
         for (size_t i = 0; i < json_array_size(ids) && rc == 0; i++) {
             const char *id = json_string_value(json_array_get(ids, i));
-            redisReply *r = command(ev, err, errlen, "XRANGE " EV_DLQ_PREFIX "%s %s %s", app, id, id);
+            redisReply *r = rds_sync_command(ev->sync, err, errlen, "XRANGE " RDS_KEY_DLQ_PREFIX "%s %s %s", app, id, id);
             if (r == NULL) {
                 /* A malformed id is a missing one, not a Redis failure. */
                 if (strstr(err, "Invalid stream ID") == NULL) {
@@ -136,7 +91,7 @@ int ev_dlq_replay(ev_events_t *ev, const char *app, json_t *ids, json_t **out, c
         if (singles[i]->type == REDIS_REPLY_ARRAY && singles[i]->elements == 1)
             letters[n++] = singles[i]->element[0];
     json_t *replayed = json_array();
-    redisContext *c = rc == 0 && n ? sync_ctx(ev, err, errlen) : NULL;
+    redisContext *c = rc == 0 && n ? rds_sync_context(ev->sync, err, errlen) : NULL;
     if (c) {
         redisAppendCommand(c, "MULTI");
         size_t queued = 0;
@@ -155,29 +110,19 @@ int ev_dlq_replay(ev_events_t *ev, const char *app, json_t *ids, json_t **out, c
                 json_t *t = ev__target(app, fn, trig ? trig : "event", 1, na > 0 ? (uint32_t)na : 3);
                 char *target = json_dumps(t, JSON_COMPACT);
                 json_decref(t);
-                redisAppendCommand(c, "XADD " EV_STREAM " * app %s event %s target %s", producer ? producer : "",
+                redisAppendCommand(c, "XADD " RDS_KEY_EVENTS " * app %s event %s target %s", producer ? producer : "",
                                    event, target);
                 free(target);
                 queued++;
             }
-            redisAppendCommand(c, "XDEL " EV_DLQ_PREFIX "%s %s", app, item->element[0]->str);
+            redisAppendCommand(c, "XDEL " RDS_KEY_DLQ_PREFIX "%s %s", app, item->element[0]->str);
             queued++;
             if (event && fn)
                 json_array_append_new(replayed, json_string(item->element[0]->str));
         }
         redisAppendCommand(c, "EXEC");
         /* MULTI's +OK, one +QUEUED per command, then EXEC's array. */
-        for (size_t i = 0; i < queued + 2 && rc == 0; i++) {
-            redisReply *r = NULL;
-            if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL) {
-                snprintf(err, errlen, "redis: %s", c->errstr[0] ? c->errstr : "no reply");
-                rc = TINE_EREDIS;
-            } else if (r->type == REDIS_REPLY_ERROR || (i == queued + 1 && r->type != REDIS_REPLY_ARRAY)) {
-                snprintf(err, errlen, "redis: %s", r->type == REDIS_REPLY_ERROR ? r->str : "transaction aborted");
-                rc = TINE_EREDIS;
-            }
-            freeReplyObject(r);
-        }
+        rc = rds_sync_replies(ev->sync, queued + 2, err, errlen);
     } else if (rc == 0 && n) {
         rc = TINE_EREDIS;
     }
@@ -195,4 +140,66 @@ int ev_dlq_replay(ev_events_t *ev, const char *app, json_t *ids, json_t **out, c
     *out = json_pack("{s:s, s:I, s:o, s:o}", "app", app, "replayed", (json_int_t)json_array_size(replayed), "ids",
                      replayed, "missing", missing);
     return 0;
+}
+
+/* XLEN of a stream key, 0 when it is absent or of another type (XLEN of a
+ * key of another type would be an error). */
+static int stream_length(ev_events_t *ev, const char *key, uint64_t *len)
+{
+    char err[256];
+    redisReply *r = rds_sync_command(ev->sync, err, sizeof(err), "TYPE %s", key);
+    if (r == NULL)
+        return TINE_EREDIS;
+    bool stream = r->type == REDIS_REPLY_STATUS && strcmp(r->str, "stream") == 0;
+    freeReplyObject(r);
+    *len = 0;
+    if (!stream)
+        return 0;
+    r = rds_sync_command(ev->sync, err, sizeof(err), "XLEN %s", key);
+    if (r == NULL)
+        return TINE_EREDIS;
+    *len = r->type == REDIS_REPLY_INTEGER ? (uint64_t)r->integer : 0;
+    freeReplyObject(r);
+    return 0;
+}
+
+int ev_queue_lengths(ev_events_t *ev, uint64_t *queued, uint64_t *dead)
+{
+    if (ev == NULL || ev->sync == NULL)
+        return TINE_EREDIS;
+    /* The dispatcher deletes entries once acknowledged, so the stream's
+     * length is the queue: not yet delivered plus in flight. */
+    if (stream_length(ev, RDS_KEY_EVENTS, queued) != 0)
+        return TINE_EREDIS;
+    /* Dead letters live in one stream per app: sum them (SCAN, bounded). */
+    *dead = 0;
+    char err[256], cursor[32] = "0";
+    for (int rounds = 0; rounds < 1000; rounds++) {
+        redisReply *r = rds_sync_command(ev->sync, err, sizeof(err), "SCAN %s MATCH %s* COUNT 500", cursor,
+                                         RDS_KEY_DLQ_PREFIX);
+        if (r == NULL)
+            return TINE_EREDIS;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
+            freeReplyObject(r);
+            return TINE_EREDIS;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        redisReply *keys = r->element[1];
+        for (size_t i = 0; keys->type == REDIS_REPLY_ARRAY && i < keys->elements; i++) {
+            uint64_t n = 0;
+            if (keys->element[i]->type == REDIS_REPLY_STRING && stream_length(ev, keys->element[i]->str, &n) == 0)
+                *dead += n;
+        }
+        freeReplyObject(r);
+        if (strcmp(cursor, "0") == 0)
+            break;
+    }
+    return 0;
+}
+
+int ev_delete_app(ev_events_t *ev, const char *app, size_t *dead_letters, char *err, size_t errlen)
+{
+    char key[300];
+    snprintf(key, sizeof(key), RDS_KEY_DLQ_PREFIX "%s", app);
+    return rds_sync_unlink_measured(ev->sync, "XLEN", key, dead_letters, err, errlen);
 }

@@ -83,7 +83,7 @@ static void docker_handle_close(ev__docker_t *d, uv_handle_t *h)
 
 /* ----------------------------------------------------------- the events */
 
-static void on_container_event_appended(redisAsyncContext *ac, void *reply, void *priv)
+static void on_container_event_appended(void *priv, redisReply *reply)
 {
     redisReply *r = reply;
     if (r && r->type == REDIS_REPLY_ERROR)
@@ -140,7 +140,7 @@ static void docker_line(ev__docker_t *d, const char *line, size_t len)
         json_object_set(data, "attributes", attrs);
     uint64_t when = nano ? (uint64_t)nano / 1000000u : (uint64_t)secs * 1000u;
     json_t *event = ev__make_event(id, ctype, source, name ? name : cid, when ? when : tine_now_unix_ms(), data);
-    char *seen = xasprintf("tine:seen:%s", id);
+    char *seen = xasprintf(RDS_KEY_SEEN_PREFIX "%s", id);
     if (ev__append_one(d->ev, "", event, NULL, seen, DOCKER_SEEN_TTL_S, on_container_event_appended, NULL) != 0)
         fprintf(stderr, "tined: events: container event %s lost: redis is unreachable\n", id);
     free(seen);

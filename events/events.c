@@ -1,18 +1,20 @@
-/* The events module's lifecycle, its Redis connections (async, reconnecting
- * by themselves), the table of live apps it follows, and appends to the
- * events stream. */
+/* The events module's lifecycle, its Redis connections (redis/: async,
+ * reconnecting by themselves), the table of live apps it follows, and
+ * appends to the events stream (CloudEvents posted to the node, tine.emit,
+ * the module's own sources). */
 #include "events_internal.h"
 #include "tine_common.h"
 
 #include <errno.h>
-#include <hiredis/adapters/libuv.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------- arguments */
 
@@ -68,7 +70,7 @@ void ev__args_dispose(ev__args_t *a)
 void ev__args_xadd(ev__args_t *a, const char *app, const char *event_json, const char *target_json)
 {
     ev__args_adds(a, "XADD");
-    ev__args_adds(a, EV_STREAM);
+    ev__args_adds(a, RDS_KEY_EVENTS);
     ev__args_adds(a, "*");
     ev__args_adds(a, "app");
     ev__args_adds(a, app ? app : "");
@@ -91,148 +93,37 @@ const char *ev__entry_field(redisReply *fields, const char *name)
     return NULL;
 }
 
-void ev__redis_address(const char *url, char **unix_path, char **host, int *port)
-{
-    *unix_path = *host = NULL;
-    *port = 6379;
-    if (strncmp(url, "unix://", 7) == 0) {
-        *unix_path = xstrdup(url + 7);
-        return;
-    }
-    const char *hp = strncmp(url, "redis://", 8) == 0 ? url + 8 : url;
-    const char *at = strrchr(hp, '@');
-    if (at)
-        hp = at + 1;
-    size_t hl = strcspn(hp, ":/");
-    *host = xstrndup(hp, hl);
-    if (hp[hl] == ':')
-        *port = atoi(hp + hl + 1);
-}
-
 /* ----------------------------------------------------------- connections */
 
-static void conn_connect(ev__conn_t *c);
-
-static void on_conn_retry(uv_timer_t *t)
+int ev__send(rds_async_t *c, rds_reply_fn cb, void *priv, ev__args_t *a)
 {
-    conn_connect(container_of(t, ev__conn_t, retry));
-}
-
-static void conn_schedule(ev__conn_t *c, uint64_t ms)
-{
-    if (!c->ev->closing)
-        uv_timer_start(&c->retry, on_conn_retry, ms, 0);
-}
-
-static void on_conn_connected(const redisAsyncContext *ac, int status)
-{
-    ev__conn_t *c = ac->data;
-    if (status != REDIS_OK) {
-        /* hiredis frees the context after this callback. */
-        c->ac = NULL;
-        c->up = false;
-        if (!c->warned)
-            fprintf(stderr, "tined: events: cannot reach redis (%s connection: %s); retrying\n", c->name,
-                    ac->errstr[0] ? ac->errstr : "connect failed");
-        c->warned = true;
-        conn_schedule(c, 500);
-        return;
-    }
-    if (c->warned)
-        fprintf(stderr, "tined: events: %s connection to redis is back\n", c->name);
-    c->warned = false;
-    c->up = true;
-    if (c->on_up)
-        c->on_up(c->ev);
-}
-
-static void on_conn_disconnected(const redisAsyncContext *ac, int status)
-{
-    ev__conn_t *c = ac->data;
-    c->ac = NULL;
-    c->up = false;
-    if (c->ev->closing)
-        return;
-    fprintf(stderr, "tined: events: lost the %s connection to redis (%s); retrying\n", c->name,
-            ac->errstr[0] ? ac->errstr : "closed");
-    c->warned = true;
-    conn_schedule(c, 500);
-}
-
-/* Opens a hiredis async context for a "unix://" or "redis://" URL. */
-static redisAsyncContext *connect_url(const char *url)
-{
-    char *path, *host;
-    int port;
-    ev__redis_address(url, &path, &host, &port);
-    redisAsyncContext *ac = path ? redisAsyncConnectUnix(path) : redisAsyncConnect(host, port);
-    free(path);
-    free(host);
-    return ac;
-}
-
-static void conn_connect(ev__conn_t *c)
-{
-    if (c->ev->closing || c->ac)
-        return;
-    redisAsyncContext *ac = connect_url(c->ev->redis_url);
-    if (ac == NULL || ac->err) {
-        if (ac)
-            redisAsyncFree(ac);
-        conn_schedule(c, 500);
-        return;
-    }
-    ac->data = c;
-    redisLibuvAttach(ac, c->ev->loop);
-    redisAsyncSetConnectCallback(ac, on_conn_connected);
-    redisAsyncSetDisconnectCallback(ac, on_conn_disconnected);
-    c->ac = ac;
-}
-
-static void conn_init(ev_events_t *ev, ev__conn_t *c, const char *name, void (*on_up)(ev_events_t *))
-{
-    c->ev = ev;
-    c->name = name;
-    c->on_up = on_up;
-    ev__timer_init(ev, &c->retry);
-    conn_connect(c);
-}
-
-static void conn_close(ev__conn_t *c)
-{
-    uv_timer_stop(&c->retry);
-    ev__handle_close(c->ev, (uv_handle_t *)&c->retry);
-    if (c->ac) {
-        redisAsyncContext *ac = c->ac;
-        c->ac = NULL;
-        c->up = false;
-        redisAsyncFree(ac);
-    }
-}
-
-int ev__send(ev__conn_t *c, redisCallbackFn *cb, void *priv, ev__args_t *a)
-{
-    int rc = TINE_EREDIS;
-    if (c->ac && !c->ev->closing &&
-        redisAsyncCommandArgv(c->ac, cb, priv, a->argc, (const char **)a->argv, a->lens) == REDIS_OK)
-        rc = 0;
+    int rc = rds_async_command(c, cb, priv, a->argc, (const char **)a->argv, a->lens) == 0 ? 0 : TINE_EREDIS;
     ev__args_dispose(a);
     return rc;
 }
 
 /* ------------------------------------------------------------- handles */
 
-static void on_handle_closed(uv_handle_t *h)
+/* One of the module's handles or connections closed; the last frees it. */
+static void module_release(ev_events_t *ev)
 {
-    ev_events_t *ev = h->data;
     if (--ev->handles_open == 0) {
-        free(ev->redis_url);
         free(ev->node_id);
         for (size_t i = 0; i < ev->nlog_dirs; i++)
             free(ev->log_dirs[i]);
         free(ev->log_dirs);
         free(ev);
     }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    module_release(h->data);
+}
+
+static void on_conn_closed(void *data)
+{
+    module_release(data);
 }
 
 void ev__timer_init(ev_events_t *ev, uv_timer_t *t)
@@ -281,7 +172,7 @@ static const char append_once_lua[] =
     "return false";
 
 int ev__append_one(ev_events_t *ev, const char *app, json_t *event, json_t *target, const char *dedupe_key,
-                   unsigned ttl_s, redisCallbackFn *cb, void *priv)
+                   unsigned ttl_s, rds_reply_fn cb, void *priv)
 {
     char *text = json_dumps(event, JSON_COMPACT);
     char *ttext = target ? json_dumps(target, JSON_COMPACT) : NULL;
@@ -291,7 +182,7 @@ int ev__append_one(ev_events_t *ev, const char *app, json_t *event, json_t *targ
         ev__args_adds(&a, append_once_lua);
         ev__args_adds(&a, "2");
         ev__args_adds(&a, dedupe_key);
-        ev__args_adds(&a, EV_STREAM);
+        ev__args_adds(&a, RDS_KEY_EVENTS);
         ev__args_addf(&a, "%u", ttl_s);
         ev__args_adds(&a, "app");
         ev__args_adds(&a, app ? app : "");
@@ -306,7 +197,7 @@ int ev__append_one(ev_events_t *ev, const char *app, json_t *event, json_t *targ
     }
     free(text);
     free(ttext);
-    return ev__send(&ev->cmd, cb, priv, &a);
+    return ev__send(ev->cmd, cb, priv, &a);
 }
 
 struct ev_append {
@@ -316,7 +207,7 @@ struct ev_append {
     size_t n;
 };
 
-static void on_appended(redisAsyncContext *ac, void *reply, void *priv)
+static void on_appended(void *priv, redisReply *reply)
 {
     ev_append_t *a = priv;
     redisReply *r = reply;
@@ -353,7 +244,7 @@ int ev_append(ev_events_t *ev, const char *app, json_t *events, ev_append_cb cb,
     size_t n = json_array_size(events);
     if (n == 0)
         return TINE_EINVAL;
-    if (ev->cmd.ac == NULL || !ev->cmd.up)
+    if (ev->closing || !rds_async_connected(ev->cmd))
         return TINE_EREDIS;
     ev_append_t *a = xcalloc(1, sizeof(*a));
     a->ev = ev;
@@ -363,7 +254,7 @@ int ev_append(ev_events_t *ev, const char *app, json_t *events, ev_append_cb cb,
     ev__args_t args = {0};
     if (n > 1) {
         ev__args_adds(&args, "MULTI");
-        if (ev__send(&ev->cmd, NULL, NULL, &args) != 0) {
+        if (ev__send(ev->cmd, NULL, NULL, &args) != 0) {
             free(a);
             return TINE_EREDIS;
         }
@@ -372,11 +263,11 @@ int ev_append(ev_events_t *ev, const char *app, json_t *events, ev_append_cb cb,
         char *text = json_dumps(json_array_get(events, i), JSON_COMPACT);
         ev__args_xadd(&args, app, text, NULL);
         free(text);
-        ev__send(&ev->cmd, n == 1 ? on_appended : NULL, n == 1 ? a : NULL, &args);
+        ev__send(ev->cmd, n == 1 ? on_appended : NULL, n == 1 ? a : NULL, &args);
     }
     if (n > 1) {
         ev__args_adds(&args, "EXEC");
-        ev__send(&ev->cmd, on_appended, a, &args);
+        ev__send(ev->cmd, on_appended, a, &args);
     }
     if (out)
         *out = a;
@@ -386,6 +277,54 @@ int ev_append(ev_events_t *ev, const char *app, json_t *events, ev_append_cb cb,
 void ev_append_cancel(ev_append_t *a)
 {
     a->cb = NULL;
+}
+
+/* tine.emit: one append whose answer is the event's id. */
+typedef struct {
+    inv_emit_done_cb done;
+    void *data;
+    char id[64];
+} emit_t;
+
+static void on_emitted(void *priv, redisReply *r)
+{
+    emit_t *em = priv;
+    if (r == NULL)
+        em->done(em->data, TINE_EREDIS, "redis connection lost before the event was stored", NULL);
+    else if (r->type == REDIS_REPLY_ERROR)
+        em->done(em->data, TINE_EREDIS, r->str, NULL);
+    else
+        em->done(em->data, 0, NULL, em->id);
+    free(em);
+}
+
+int ev_emit(ev_events_t *ev, const inv_emit_t *e, inv_emit_done_cb done, void *data)
+{
+    if (ev == NULL || ev->closing || !rds_async_connected(ev->cmd))
+        return TINE_EREDIS;
+    emit_t *em = xcalloc(1, sizeof(*em));
+    em->done = done;
+    em->data = data;
+    snprintf(em->id, sizeof em->id, "%s-%" PRIu64, ev->emit_prefix, ++ev->emitted);
+    char when[32];
+    tine_fmt_rfc3339_ms(tine_now_unix_ms(), when);
+    char *source = xasprintf("tine://%s/%s", e->app, e->function);
+    json_t *event = json_pack("{s:s, s:s, s:s, s:s%, s:s, s:s}", "specversion", "1.0", "id", em->id, "source", source,
+                              "type", e->type, e->type_len, "time", when, "tineinvocation", e->invocation_id);
+    free(source);
+    if (e->data != NULL) {
+        json_object_set_new(event, "datacontenttype", json_string("application/json"));
+        json_object_set(event, "data", e->data);
+    }
+    char *text = json_dumps(event, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(event);
+    ev__args_t a = {0};
+    ev__args_xadd(&a, e->app, text, NULL);
+    free(text);
+    int rc = ev__send(ev->cmd, on_emitted, em, &a);
+    if (rc != 0)
+        free(em);
+    return rc;
 }
 
 /* ------------------------------------------------------------- app table */
@@ -465,9 +404,15 @@ static int load_log_dirs(ev_events_t *ev, const char *paths, char *err, size_t e
 
 /* Reading waits for the command connection (what is read must be
  * acknowledged on it). */
-static void on_cmd_up(ev_events_t *ev)
+static void on_cmd_up(void *data)
 {
-    ev__dispatch_tick(ev, false);
+    ev__dispatch_tick(data, false);
+}
+
+/* The reading connection is (back) up: re-read this node's pending entries. */
+static void on_blk_up(void *data)
+{
+    ev__dispatch_on_up(data);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -487,21 +432,29 @@ ev_events_t *ev_new(uv_loop_t *loop, const ev_config_t *cfg, inv_invoker_t *inv,
     ev_events_t *ev = xcalloc(1, sizeof(*ev));
     ev->loop = loop;
     ev->inv = inv;
-    ev->redis_url = xstrdup(cfg->redis_url);
     ev->node_id = xstrdup(cfg->node_id);
     ev->retry_base_ms = cfg->retry_base_ms ? cfg->retry_base_ms : 200;
     ev->started_ms = tine_now_unix_ms();
-    if (load_log_dirs(ev, cfg->log_paths, err, errlen) != 0) {
+    rds_async_config_t cmd = {.name = "events-command", .on_connected = on_cmd_up, .data = ev};
+    rds_async_config_t blk = {.name = "events-dispatch", .on_connected = on_blk_up, .data = ev};
+    if (load_log_dirs(ev, cfg->log_paths, err, errlen) != 0 ||
+        (ev->sync = rds_sync_new(cfg->redis_url, 2000, err, errlen)) == NULL ||
+        rds_async_new(loop, cfg->redis_url, &cmd, &ev->cmd, err, errlen) != 0 ||
+        rds_async_new(loop, cfg->redis_url, &blk, &ev->blk, err, errlen) != 0) {
+        rds_async_close(ev->cmd, false, NULL, NULL);
+        rds_sync_free(ev->sync);
         for (size_t i = 0; i < ev->nlog_dirs; i++)
             free(ev->log_dirs[i]);
         free(ev->log_dirs);
-        free(ev->redis_url);
         free(ev->node_id);
         free(ev);
         return NULL;
     }
-    conn_init(ev, &ev->cmd, "command", on_cmd_up);
-    conn_init(ev, &ev->blk, "dispatch", ev__dispatch_on_up);
+    ev->handles_open += 2; /* the connections: on_conn_closed */
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r)
+        r = tine_now_ns() ^ (uint64_t)getpid();
+    snprintf(ev->emit_prefix, sizeof ev->emit_prefix, "%016" PRIx64, r);
     ev__timer_init(ev, &ev->tick_timer);
     uv_timer_start(&ev->tick_timer, on_tick, 100, 100);
     ev__schedule_init(ev);
@@ -525,10 +478,11 @@ void ev_free(ev_events_t *ev)
     ev__nodes_stop(ev);
     uv_timer_stop(&ev->tick_timer);
     ev__handle_close(ev, (uv_handle_t *)&ev->tick_timer);
-    conn_close(&ev->cmd);
-    conn_close(&ev->blk);
-    if (ev->sync)
-        redisFree(ev->sync);
+    /* Commands in flight get their NULL reply in here (ev is still there). */
+    rds_async_close(ev->cmd, false, on_conn_closed, ev);
+    rds_async_close(ev->blk, false, on_conn_closed, ev);
+    ev->cmd = ev->blk = NULL;
+    rds_sync_free(ev->sync);
     ev->sync = NULL;
     for (size_t i = 0; i < ev->napps; i++) {
         free(ev->apps[i].name);

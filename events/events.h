@@ -21,9 +21,6 @@ struct uv_loop_s;
 typedef struct ev_events ev_events_t;
 typedef struct ev_append ev_append_t;
 
-#define EV_STREAM "tine:events"
-#define EV_GROUP "tine"
-
 typedef struct {
     const char *redis_url;
     const char *node_id;       /* consumer name in the group, heartbeat key */
@@ -94,6 +91,15 @@ int ev_cloudevents_from_http(const char *content_type, size_t ct_len, const ev_h
  * an error with a message (nothing was appended). Borrowed for the call. */
 typedef void (*ev_append_cb)(void *data, int rc, const char *error, json_t *entry_ids);
 
+/* tine.emit (the invoker's inv_config_t.on_emit, wired by tined): builds
+ * the CloudEvent of function e->function of e->app (id "{node}-{n}", source
+ * tine://APP/FUNCTION, the type, the time, the emitting invocation as
+ * extension "tineinvocation", e->data as JSON data when not NULL) and
+ * appends it to the stream. `done` runs once, later, with the event's id
+ * once it is stored, or an error. Returns TINE_EREDIS without calling it
+ * when Redis is not connected. */
+int ev_emit(ev_events_t *ev, const inv_emit_t *e, inv_emit_done_cb done, void *data);
+
 /* Appends validated events (an array, borrowed) to the stream in one
  * MULTI/EXEC, all or nothing, as coming from `app` ("" for outside
  * producers). The callback runs once the entries are durable (or failed),
@@ -107,6 +113,11 @@ void ev_append_cancel(ev_append_t *a);
 
 /* ------------------------------------------------------------ dead letters */
 
+/* Lengths of the event stream (entries not yet acknowledged: queued and in
+ * flight) and of every app's dead-letter stream, cluster-wide, at the time
+ * of the call (synchronous, for GET /metrics). Returns 0 or TINE_EREDIS. */
+int ev_queue_lengths(ev_events_t *ev, uint64_t *queued, uint64_t *dead);
+
 /* Lists up to `max` dead letters of `app`, oldest first:
  * {"app":..,"dead_letters":[{"id","event","function","trigger","attempts",
  * "reason","failed_at"}]}. Synchronous. Returns 0 or TINE_EREDIS. */
@@ -117,5 +128,10 @@ int ev_dlq_list(ev_events_t *ev, const char *app, size_t max, json_t **out, char
  * stream, atomically. `ids` is an array of dead-letter ids, or NULL for all.
  * Stores {"replayed":N,"ids":[..],"missing":[..]}. Synchronous. */
 int ev_dlq_replay(ev_events_t *ev, const char *app, json_t *ids, json_t **out, char *err, size_t errlen);
+
+/* Deletes what the events module keeps of an app that is deleted: its dead
+ * letters (their count in *dead_letters). Synchronous. Returns 0 or
+ * TINE_EREDIS. */
+int ev_delete_app(ev_events_t *ev, const char *app, size_t *dead_letters, char *err, size_t errlen);
 
 #endif

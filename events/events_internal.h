@@ -7,15 +7,10 @@
 #define TINE_EVENTS_INTERNAL_H
 
 #include "events.h"
+#include "tine_redis.h"
 
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
 #include <uv.h>
 
-#define EV_RETRY_SET "tine:retry"
-#define EV_DLQ_PREFIX "tine:dlq:"
-#define EV_NODE_PREFIX "tine:node:"
-#define EV_NODES_SET "tine:nodes"
 #define EV_INFLIGHT_MAX 96 /* stream entries processed at once: below a function's queue (100) */
 #define EV_DLQ_MAXLEN 10000 /* dead letters kept per app (approximately) */
 
@@ -34,20 +29,6 @@ bool ev__filter_match(const ev_filter_t *f, const char *line, size_t len, json_t
 
 /* -------------------------------------------------------- events.c: redis */
 
-typedef struct ev__conn ev__conn_t;
-
-/* One async Redis connection that reconnects by itself; `on_up` runs after
- * each successful connect. */
-struct ev__conn {
-    ev_events_t *ev;
-    const char *name;
-    redisAsyncContext *ac; /* NULL while down */
-    bool up;
-    uv_timer_t retry;
-    void (*on_up)(ev_events_t *ev);
-    bool warned;
-};
-
 /* A command's arguments, copied. */
 typedef struct {
     int argc;
@@ -61,17 +42,14 @@ void ev__args_adds(ev__args_t *a, const char *s);
 void ev__args_addf(ev__args_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void ev__args_dispose(ev__args_t *a);
 
-/* Sends a command built in `a` (disposed either way). Returns 0, or
- * TINE_EREDIS when the connection is down (the callback is not called). A
- * callback gets a NULL reply when the connection drops first. */
-int ev__send(ev__conn_t *c, redisCallbackFn *cb, void *priv, ev__args_t *a);
+/* Sends a command built in `a` (disposed either way) on one of the module's
+ * connections. Returns 0, or TINE_EREDIS when the connection is down (the
+ * callback is not called). A callback gets a NULL reply when the connection
+ * drops first. */
+int ev__send(rds_async_t *c, rds_reply_fn cb, void *priv, ev__args_t *a);
 
 /* The value of field `name` in a stream entry's field/value array, or NULL. */
 const char *ev__entry_field(redisReply *fields, const char *name);
-
-/* Splits a Redis URL ("unix:///path" or "redis://[user@]host[:port]") into
- * a socket path, or a host and port. Fresh strings; the other is NULL. */
-void ev__redis_address(const char *url, char **unix_path, char **host, int *port);
 
 /* Adds the XADD of one entry of the events stream to `a`: fields app,
  * event and, for entries meant for one function, target. */
@@ -81,7 +59,7 @@ void ev__args_xadd(ev__args_t *a, const char *app, const char *event_json, const
  * `dedupe_key` across the cluster when that is not NULL (kept for ttl_s).
  * `cb` gets the reply: the entry id, nil when deduplicated, or NULL. */
 int ev__append_one(ev_events_t *ev, const char *app, json_t *event, json_t *target, const char *dedupe_key,
-                   unsigned ttl_s, redisCallbackFn *cb, void *priv);
+                   unsigned ttl_s, rds_reply_fn cb, void *priv);
 
 /* A CloudEvent made by tine itself. Takes `data`. */
 json_t *ev__make_event(const char *id, const char *type, const char *source, const char *subject, uint64_t time_ms,
@@ -155,7 +133,6 @@ typedef struct {
 struct ev_events {
     uv_loop_t *loop;
     inv_invoker_t *inv;
-    char *redis_url;
     char *node_id;
     char **log_dirs; /* resolved */
     size_t nlog_dirs;
@@ -163,9 +140,11 @@ struct ev_events {
     bool closing;
     int handles_open;
 
-    ev__conn_t cmd; /* commands */
-    ev__conn_t blk; /* XREADGROUP ... BLOCK */
-    redisContext *sync; /* admin calls (dead letters) */
+    rds_async_t *cmd;  /* commands */
+    rds_async_t *blk;  /* XREADGROUP ... BLOCK */
+    rds_sync_t *sync;  /* admin calls (dead letters, queue lengths) */
+    char emit_prefix[17]; /* ids of events from tine.emit: {prefix}-{n} */
+    uint64_t emitted;
 
     ev__app_t *apps;
     size_t napps;

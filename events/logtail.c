@@ -197,10 +197,10 @@ static void follow_free(ev__follow_t *f)
 
 static char *pos_key(ev__follow_t *f)
 {
-    return xasprintf("tine:logpos:%s:%s", f->ev->node_id, f->path);
+    return xasprintf(RDS_KEY_LOGPOS_PREFIX "%s:%s", f->ev->node_id, f->path);
 }
 
-static void on_position(redisAsyncContext *ac, void *reply, void *priv)
+static void on_position(void *priv, redisReply *reply)
 {
     ev__follow_t *f = priv;
     redisReply *r = reply;
@@ -266,7 +266,7 @@ typedef struct {
     bool more;        /* the chunk was full: read on at once */
 } batch_t;
 
-static void on_batch_stored(redisAsyncContext *ac, void *reply, void *priv)
+static void on_batch_stored(void *priv, redisReply *reply)
 {
     batch_t *b = priv;
     ev__follow_t *f = b->f;
@@ -315,7 +315,7 @@ static void line_events(ev__follow_t *f, ev__args_t *a, const char *line, size_t
         char *text = json_dumps(event, JSON_COMPACT);
         char *ttext = json_dumps(target, JSON_COMPACT);
         ev__args_xadd(a, t->app, text, ttext);
-        ev__send(&ev->cmd, NULL, NULL, a);
+        ev__send(ev->cmd, NULL, NULL, a);
         free(text);
         free(ttext);
         json_decref(target);
@@ -329,7 +329,7 @@ static void line_events(ev__follow_t *f, ev__args_t *a, const char *line, size_t
 static void follow_step(ev__follow_t *f)
 {
     ev_events_t *ev = f->ev;
-    if (f->busy || f->removed || ev->closing || !ev->cmd.up)
+    if (f->busy || f->removed || ev->closing || !rds_async_connected(ev->cmd))
         return;
     if (!f->loaded) {
         if (!f->loading) {
@@ -338,7 +338,7 @@ static void follow_step(ev__follow_t *f)
             char *k = pos_key(f);
             ev__args_adds(&a, k);
             free(k);
-            f->loading = ev__send(&ev->cmd, on_position, f, &a) == 0;
+            f->loading = ev__send(ev->cmd, on_position, f, &a) == 0;
         }
         return;
     }
@@ -379,7 +379,7 @@ static void follow_step(ev__follow_t *f)
     b->more = !at_end;
     ev__args_t a = {0};
     ev__args_adds(&a, "MULTI");
-    ev__send(&ev->cmd, NULL, NULL, &a);
+    ev__send(ev->cmd, NULL, NULL, &a);
     for (size_t s = 0; s < used;) {
         const char *nl = memchr(f->buf + s, '\n', used - s);
         size_t e = nl ? (size_t)(nl - f->buf) : used;
@@ -390,11 +390,11 @@ static void follow_step(ev__follow_t *f)
     ev__args_adds(&a, "SET");
     ev__args_adds(&a, k);
     ev__args_addf(&a, "%ju %ju %" PRIu64, (uintmax_t)f->dev, (uintmax_t)f->ino, b->new_offset);
-    ev__send(&ev->cmd, NULL, NULL, &a);
+    ev__send(ev->cmd, NULL, NULL, &a);
     free(k);
     ev__args_adds(&a, "EXEC");
     f->busy = true;
-    if (ev__send(&ev->cmd, on_batch_stored, b, &a) != 0) {
+    if (ev__send(ev->cmd, on_batch_stored, b, &a) != 0) {
         f->busy = false;
         free(b);
     }
@@ -438,7 +438,7 @@ static void follow_drop(ev__follow_t *f, bool forget_position)
         char *k = pos_key(f);
         ev__args_adds(&a, k);
         free(k);
-        ev__send(&ev->cmd, NULL, NULL, &a);
+        ev__send(ev->cmd, NULL, NULL, &a);
     }
     if (f->busy || f->loading)
         f->removed = true;
@@ -501,7 +501,7 @@ void ev__logtail_stop(ev_events_t *ev)
 
 /* -------------------------------------------------- function log source */
 
-static void on_function_line_appended(redisAsyncContext *ac, void *reply, void *priv)
+static void on_function_line_appended(void *priv, redisReply *reply)
 {
     redisReply *r = reply;
     if (r && r->type == REDIS_REPLY_ERROR)

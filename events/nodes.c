@@ -16,7 +16,6 @@
 
 #define HEARTBEAT_MS 1000
 #define HEARTBEAT_TTL_MS 3000
-#define NODES_ANNOUNCED "tine:nodes:announced"
 
 /* KEYS: the nodes hash, the announced hash, the stream. ARGV: heartbeat key
  * prefix, reporting node, now as RFC 3339. Returns the number of events. */
@@ -47,7 +46,7 @@ static const char lifecycle_lua[] =
     "end "
     "return n";
 
-static void on_lifecycle(redisAsyncContext *ac, void *reply, void *priv)
+static void on_lifecycle(void *priv, redisReply *reply)
 {
     ev_events_t *ev = priv;
     redisReply *r = reply;
@@ -59,20 +58,20 @@ static void on_lifecycle(redisAsyncContext *ac, void *reply, void *priv)
 static void on_heartbeat_timer(uv_timer_t *t)
 {
     ev_events_t *ev = t->data;
-    if (ev->closing || !ev->cmd.up)
+    if (ev->closing || !rds_async_connected(ev->cmd))
         return;
     ev__args_t a = {0};
     ev__args_adds(&a, "SET");
-    ev__args_addf(&a, EV_NODE_PREFIX "%s", ev->node_id);
+    ev__args_addf(&a, RDS_KEY_NODE_PREFIX "%s", ev->node_id);
     ev__args_addf(&a, "%" PRIu64, ev->started_ms);
     ev__args_adds(&a, "PX");
     ev__args_addf(&a, "%d", HEARTBEAT_TTL_MS);
-    ev__send(&ev->cmd, NULL, NULL, &a);
+    ev__send(ev->cmd, NULL, NULL, &a);
     ev__args_adds(&a, "HSET");
-    ev__args_adds(&a, EV_NODES_SET);
+    ev__args_adds(&a, RDS_KEY_NODES);
     ev__args_adds(&a, ev->node_id);
     ev__args_addf(&a, "%" PRIu64, ev->started_ms);
-    ev__send(&ev->cmd, NULL, NULL, &a);
+    ev__send(ev->cmd, NULL, NULL, &a);
     if (ev->nodes_busy)
         return;
     char now[40];
@@ -80,13 +79,13 @@ static void on_heartbeat_timer(uv_timer_t *t)
     ev__args_adds(&a, "EVAL");
     ev__args_adds(&a, lifecycle_lua);
     ev__args_adds(&a, "3");
-    ev__args_adds(&a, EV_NODES_SET);
-    ev__args_adds(&a, NODES_ANNOUNCED);
-    ev__args_adds(&a, EV_STREAM);
-    ev__args_adds(&a, EV_NODE_PREFIX);
+    ev__args_adds(&a, RDS_KEY_NODES);
+    ev__args_adds(&a, RDS_KEY_NODES_ANNOUNCED);
+    ev__args_adds(&a, RDS_KEY_EVENTS);
+    ev__args_adds(&a, RDS_KEY_NODE_PREFIX);
     ev__args_adds(&a, ev->node_id);
     ev__args_adds(&a, now);
-    ev->nodes_busy = ev__send(&ev->cmd, on_lifecycle, ev, &a) == 0;
+    ev->nodes_busy = ev__send(ev->cmd, on_lifecycle, ev, &a) == 0;
 }
 
 void ev__nodes_init(ev_events_t *ev)

@@ -23,7 +23,7 @@ static void sched_free_one(ev__sched_t *s)
     free(s->cron);
 }
 
-static void on_tick_appended(redisAsyncContext *ac, void *reply, void *priv)
+static void on_tick_appended(void *priv, redisReply *reply)
 {
     char *what = priv;
     redisReply *r = reply;
@@ -42,7 +42,7 @@ static void sched_fire(ev_events_t *ev, const ev__sched_t *s, int64_t tick_ms)
     json_t *event = ev__make_event(id, "tine.schedule.tick", source, NULL, (uint64_t)tick_ms,
                                    json_pack("{s:s, s:s, s:s}", "tick", when, "cron", s->cron, "node", ev->node_id));
     json_t *target = ev__target(s->app, s->function, "schedule", 1, s->attempts);
-    char *lock = xasprintf("tine:tick:%s:%s:%zu:%" PRId64, s->app, s->function, s->trigger, tick_ms);
+    char *lock = xasprintf(RDS_KEY_TICK_PREFIX "%s:%s:%zu:%" PRId64, s->app, s->function, s->trigger, tick_ms);
     char *what = xasprintf("%s.%s at %s", s->app, s->function, when);
     if (ev__append_one(ev, s->app, event, target, lock, TICK_LOCK_TTL_S, on_tick_appended, what) != 0) {
         fprintf(stderr, "tined: events: schedule %s missed: redis is unreachable\n", what);

@@ -2,6 +2,7 @@
  * and versions, roll back, prune, delete, show an app's wiring, invoke a
  * function, health and readiness, and the node's sandboxes: list, evict,
  * scale. */
+#include "billing.h"
 #include "events.h"
 #include "gateway_internal.h"
 #include "tine_common.h"
@@ -323,7 +324,8 @@ static void admin_app(gw_server_t *gw, h2o_req_t *req, const char *app)
 }
 
 /* DELETE /apps/{app}: the app, its versions, files only it used, tine.kv
- * keys, dead letters and activation records; every node stops serving it. */
+ * keys, dead letters and activation records, each deleted by the module that
+ * owns it; every node stops serving it. */
 static void admin_delete(gw_server_t *gw, h2o_req_t *req, const char *app)
 {
     char err[512];
@@ -336,12 +338,23 @@ static void admin_delete(gw_server_t *gw, h2o_req_t *req, const char *app)
     /* Announced to every node; this one need not wait for the echo. */
     if (reg_live_reload(gw->live, app, err, sizeof(err)) != 0)
         tine_log(TINE_LOG_WARN, "deleted %s but could not drop it here yet: %s", app, err);
-    fprintf(stderr, "tined: deleted %s (%zu versions, %zu kv keys)\n", app, d.versions, d.kv_keys);
+    size_t kv_keys = 0, dead_letters = 0, activations = 0;
+    r = inv_delete_app_data(gw->inv, app, &kv_keys, err, sizeof(err));
+    if (r == 0 && gw->events)
+        r = ev_delete_app(gw->events, app, &dead_letters, err, sizeof(err));
+    if (r == 0 && gw->bill)
+        r = bill_delete_app(gw->bill, app, &activations, err, sizeof(err));
+    if (r != 0 && r != TINE_EINVAL) {
+        gw__send_error(req, 503, "%s is deleted (no node serves it), but not all its data could be removed: %s",
+                       app, err);
+        return;
+    }
+    tine_log(TINE_LOG_INFO, "deleted %s (%zu versions, %zu kv keys)", app, d.versions, kv_keys);
     gw__send_json(req, 200,
                   json_pack("{s:s, s:{s:I, s:I, s:I, s:I, s:I}, s:[s]}", "app", app, "deleted", "versions",
                             (json_int_t)d.versions, "files", (json_int_t)d.blobs_deleted, "kv_keys",
-                            (json_int_t)d.kv_keys, "dead_letters", (json_int_t)d.dead_letters, "activations",
-                            (json_int_t)d.activations, "kept", "usage"));
+                            (json_int_t)kv_keys, "dead_letters", (json_int_t)dead_letters, "activations",
+                            (json_int_t)activations, "kept", "usage"));
 }
 
 static json_t *versions_array(const uint64_t *v, size_t n)
@@ -469,10 +482,11 @@ static void admin_routes(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v)
     json_t *fns = json_array();
     for (size_t i = 0; i < m->functions_len; i++) {
         const reg_function_t *f = &m->functions[i];
-        json_array_append_new(fns, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i}", "name", f->name, "runtime",
+        json_array_append_new(fns, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:I}", "name", f->name, "runtime",
                                              f->runtime == REG_RUNTIME_LUA ? "lua" : "exec", "handler", f->handler,
                                              "memory", (int)f->memory_mb, "timeout_ms", (int)f->timeout_ms,
-                                             "concurrency", (int)f->concurrency, "warm", (int)f->warm));
+                                             "concurrency", (int)f->concurrency, "warm", (int)f->warm, "max_body",
+                                             (json_int_t)f->max_body));
     }
     gw__send_json(req, 200, json_pack("{s:s, s:I, s:o, s:o, s:o}", "app", v->app, "version", (json_int_t)v->version,
                                       "routes", routes, "triggers", triggers, "functions", fns));
@@ -691,6 +705,28 @@ static void admin_invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, 
     gw__invoke(gw, req, v, idx, request, NULL, 1);
 }
 
+int gw__admin_body_limit(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len, size_t *limit)
+{
+    h2o_iovec_t seg[6] = {{0}};
+    size_t n = split_path(rest, rest_len, seg, 5);
+    *limit = 0;
+    if (n == 1 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("health")))
+        return 0; /* no token needed, and no body taken */
+    if (!authorized(gw, req))
+        return 401;
+    bool deploy = n == 2 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("apps")) &&
+                  (method_is(req, "PUT") || method_is(req, "POST"));
+    *limit = deploy ? gw->max_bundle : gw->max_body;
+    return 0;
+}
+
+void gw__send_unauthorized(h2o_req_t *req)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("www-authenticate"), 0, NULL,
+                          H2O_STRLIT("Bearer"));
+    gw__send_error(req, 401, "missing or wrong admin token (send Authorization: Bearer <token>)");
+}
+
 int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len)
 {
     h2o_iovec_t seg[6] = {{0}};
@@ -705,9 +741,7 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
         return 0;
     }
     if (!authorized(gw, req)) {
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("www-authenticate"), 0, NULL,
-                              H2O_STRLIT("Bearer"));
-        gw__send_error(req, 401, "missing or wrong admin token (send Authorization: Bearer <token>)");
+        gw__send_unauthorized(req);
         return 0;
     }
     if (n >= 1 && n <= 5 && gw__admin_events(gw, req, seg, n))

@@ -11,47 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GW_ADMIN_PREFIX "/_tine/v1"
-
 typedef struct {
     h2o_req_t *req; /* NULL once answered */
     gw_server_t *gw;
     reg_app_version_t *version; /* retained until the request goes away */
     inv_call_t *call;
+    size_t fn_index;
     int wrap;
 } gw_pending_t;
-
-void gw__send_body(h2o_req_t *req, const char *body, size_t len)
-{
-    /* A known length: h2o 2.2 would otherwise use chunked encoding for 200s
-     * and close the keep-alive connection after any other status. 1xx, 204
-     * and 304 answers carry no Content-Length (RFC 9110). */
-    int st = req->res.status;
-    if (st >= 200 && st != 204 && st != 304)
-        req->res.content_length = len;
-    h2o_send_inline(req, body, len);
-}
-
-void gw__send_json(h2o_req_t *req, int status, json_t *body)
-{
-    char *s = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    req->res.status = status;
-    req->res.reason = status < 400 ? "OK" : "Error";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
-    gw__send_body(req, s, strlen(s));
-    free(s);
-}
-
-void gw__send_error(h2o_req_t *req, int status, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    gw__send_json(req, status, json_pack("{s:s}", "error", msg));
-}
 
 char *gw__percent_decode(const char *s, size_t len)
 {
@@ -122,17 +89,6 @@ static void on_pending_dispose(void *p)
     reg_app_version_release(pending->version);
 }
 
-/* False for the headers the gateway owns (hop-by-hop, length, its own). */
-static bool header_allowed(const char *name, size_t len)
-{
-    static const char *hop[] = {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade",
-                                "x-tine-invocation-id"};
-    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-        if (strlen(hop[i]) == len && strncasecmp(name, hop[i], len) == 0)
-            return false;
-    return true;
-}
-
 static void on_invoked(void *data, const inv_result_t *res)
 {
     gw_pending_t *pending = data;
@@ -169,21 +125,8 @@ static void on_invoked(void *data, const inv_result_t *res)
                            res->invocation_id);
         return;
     }
-    req->res.status = res->status;
-    req->res.reason = "OK";
-    sbx_meta_cur_t hc = res->meta.headers;
-    for (uint32_t i = 0; i < res->meta.nheaders; i++) {
-        const char *name, *value;
-        uint32_t nl, vl;
-        sbx_result_meta_next(&hc, &name, &nl, &value, &vl);
-        if (!header_allowed(name, nl))
-            continue;
-        /* Names are lower-case tokens (the sandbox checked them). */
-        h2o_iovec_t n = h2o_strdup(&req->pool, name, nl);
-        h2o_iovec_t v = h2o_strdup(&req->pool, value, vl);
-        h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 1, NULL, v.base, v.len);
-    }
-    gw__send_body(req, res->body, res->body_len);
+    gw__send_function_response(req, pending->version->manifest->functions[pending->fn_index].name, res->invocation_id,
+                               res);
 }
 
 void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn_index, json_t *request,
@@ -194,6 +137,7 @@ void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn
     pending->req = req;
     pending->gw = gw;
     pending->version = v;
+    pending->fn_index = fn_index;
     pending->wrap = wrap;
     reg_app_version_retain(v);
     inv_call_t *call = NULL;
@@ -217,40 +161,55 @@ void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn
         pending->call = call;
 }
 
-/* Serves /<app>/<rest> from the app's live route table. */
-static int serve_app(gw_server_t *gw, h2o_req_t *req, const char *path, size_t path_len)
+int gw__match_route(gw_server_t *gw, h2o_req_t *req, const char *path, size_t path_len, gw_route_match_t *m, char *msg,
+                    size_t msglen)
 {
     const char *app = path + 1;
     size_t app_len = strcspn(app, "/");
     if (app_len > path_len - 1)
         app_len = path_len - 1;
-    reg_app_version_t *v = app_len ? reg_live_get(gw->live, app, app_len) : NULL;
-    if (v == NULL) {
-        gw__send_error(req, 404, "no app named '%.*s'", (int)app_len, app);
-        return 0;
+    m->v = app_len ? reg_live_get(gw->live, app, app_len) : NULL;
+    if (m->v == NULL) {
+        snprintf(msg, msglen, "no app named '%.*s'", (int)app_len, app);
+        return 404;
     }
-    const char *rest = app + app_len;
-    size_t rest_len = path_len - 1 - app_len;
-    if (rest_len == 0) {
-        rest = "/";
-        rest_len = 1;
+    m->rest = app + app_len;
+    m->rest_len = path_len - 1 - app_len;
+    if (m->rest_len == 0) {
+        m->rest = "/";
+        m->rest_len = 1;
     }
-    reg_route_param_t params[REG_ROUTE_MAX_PARAMS];
-    size_t nparams = 0;
+    m->nparams = 0;
     int path_matched = 0;
-    reg_route_t *route = reg_route_table_match(v->routes, req->method.base, req->method.len, rest, rest_len, params,
-                                               &nparams, &path_matched);
-    if (route == NULL) {
+    m->route = reg_route_table_match(m->v->routes, req->method.base, req->method.len, m->rest, m->rest_len, m->params,
+                                     &m->nparams, &path_matched);
+    if (m->route == NULL) {
         if (path_matched)
-            gw__send_error(req, 405, "%.*s is not allowed on %.*s", (int)req->method.len, req->method.base,
-                           (int)path_len, path);
+            snprintf(msg, msglen, "%.*s is not allowed on %.*s", (int)req->method.len, req->method.base, (int)path_len,
+                     path);
         else
-            gw__send_error(req, 404, "app %s has no route for %.*s %.*s", v->app, (int)req->method.len,
-                           req->method.base, (int)rest_len, rest);
+            snprintf(msg, msglen, "app %s has no route for %.*s %.*s", m->v->app, (int)req->method.len,
+                     req->method.base, (int)m->rest_len, m->rest);
+        return path_matched ? 405 : 404;
+    }
+    m->function = &m->v->manifest->functions[m->route->function_index];
+    return 0;
+}
+
+/* Serves /<app>/<rest> from the app's live route table. */
+static int serve_app(gw_server_t *gw, h2o_req_t *req, const char *path, size_t path_len)
+{
+    gw_route_match_t m;
+    char msg[1024];
+    int status = gw__match_route(gw, req, path, path_len, &m, msg, sizeof msg);
+    if (status != 0) {
+        gw__send_error(req, status, "%s", msg);
         return 0;
     }
-    if (req->entity.len > gw->max_body) {
-        gw__send_error(req, 413, "request body of %zu bytes is over the limit of %zu", req->entity.len, gw->max_body);
+    /* A body over GW_INLINE_BODY was counted when its head arrived (intake.c). */
+    size_t n = req->entity.len;
+    if (n > 0 && (status = gw__check_body(gw, req, m.function, n, n <= GW_INLINE_BODY, msg, sizeof msg)) != 0) {
+        gw__send_error(req, status, "%s", msg);
         return 0;
     }
     const char *query = "";
@@ -260,36 +219,35 @@ static int serve_app(gw_server_t *gw, h2o_req_t *req, const char *path, size_t p
         query_len = req->path.len - req->query_at - 1;
     }
     /* The request, written once in the wire's binary form (sandbox/meta.h). */
-    tine_buf_t m;
-    tine_buf_init(&m);
-    sbx_meta_kstr(&m, "kind", "http", 4);
-    sbx_meta_kstr(&m, "method", req->method.base, req->method.len);
-    sbx_meta_kstr(&m, "path", rest, rest_len);
-    sbx_meta_key(&m, "params", 6);
-    size_t at = sbx_meta_begin(&m, SBX_META_OBJECT);
-    for (size_t i = 0; i < nparams; i++) {
-        char *value = gw__percent_decode(params[i].value, params[i].value_len);
+    tine_buf_t b;
+    tine_buf_init(&b);
+    sbx_meta_kstr(&b, "kind", "http", 4);
+    sbx_meta_kstr(&b, "method", req->method.base, req->method.len);
+    sbx_meta_kstr(&b, "path", m.rest, m.rest_len);
+    sbx_meta_key(&b, "params", 6);
+    size_t at = sbx_meta_begin(&b, SBX_META_OBJECT);
+    for (size_t i = 0; i < m.nparams; i++) {
+        char *value = gw__percent_decode(m.params[i].value, m.params[i].value_len);
         size_t vl = strlen(value);
-        sbx_meta_key(&m, params[i].name, params[i].name_len);
+        sbx_meta_key(&b, m.params[i].name, m.params[i].name_len);
         /* A value that decodes to invalid UTF-8 is handed over undecoded. */
         if (tine_utf8_valid(value, vl))
-            sbx_meta_str(&m, value, vl);
+            sbx_meta_str(&b, value, vl);
         else
-            sbx_meta_str(&m, params[i].value, params[i].value_len);
+            sbx_meta_str(&b, m.params[i].value, m.params[i].value_len);
         free(value);
     }
-    sbx_meta_end(&m, at, (uint32_t)nparams);
-    sbx_meta_kstr(&m, "query", query, query_len);
-    encode_headers(&m, req);
-    inv_request_t rq = {m.data, m.len, 6, "http"};
-    gw__invoke(gw, req, v, route->function_index, NULL, &rq, 0);
-    tine_buf_dispose(&m);
+    sbx_meta_end(&b, at, (uint32_t)m.nparams);
+    sbx_meta_kstr(&b, "query", query, query_len);
+    encode_headers(&b, req);
+    inv_request_t rq = {b.data, b.len, 6, "http"};
+    gw__invoke(gw, req, m.v, m.route->function_index, NULL, &rq, 0);
+    tine_buf_dispose(&b);
     return 0;
 }
 
-static int on_req(h2o_handler_t *self, h2o_req_t *req)
+int gw__serve(gw_server_t *gw, h2o_req_t *req)
 {
-    gw_server_t *gw = ((gw_handler_t *)self)->gw;
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     const char *path = req->path.base;
     size_t plen = sizeof(GW_ADMIN_PREFIX) - 1;
@@ -298,7 +256,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (h2o_memis(path, path_len, H2O_STRLIT("/metrics")))
         return gw__metrics(gw, req);
     if (path_len == 0 || path[0] != '/') {
-        gw__send_error(req, 400, "bad request path");
+        gw__send_error(req, 400, "bad request path: expected one starting with /");
         return 0;
     }
     if (path_len == 1) {
@@ -309,19 +267,72 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return serve_app(gw, req, path, path_len);
 }
 
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    return gw__serve(((gw_handler_t *)self)->gw, req);
+}
+
+/* A client connection: its libuv handle, counted against --max-connections
+ * until the handle is closed. */
+typedef struct {
+    uv_tcp_t tcp;
+    gw_server_t *gw;
+} gw_conn_t;
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    gw_conn_t *c = container_of((uv_tcp_t *)h, gw_conn_t, tcp);
+    c->gw->conns--;
+    free(c);
+}
+
+/* Closes a connection over --max-connections, after a best-effort 503 (the
+ * client may not have sent its request yet; it finds the answer first). */
+static void refuse_connection(gw_server_t *gw, uv_tcp_t *tcp)
+{
+    char body[256], head[512];
+    int bl =
+        snprintf(body, sizeof body,
+                 "{\"error\":\"this node has %zu client connections open, its limit (--max-connections)\"}", gw->conns);
+    int hl = snprintf(head, sizeof head,
+                      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                      "Retry-After: 1\r\nConnection: close\r\n\r\n%s",
+                      bl, body);
+    uv_buf_t buf = uv_buf_init(head, (unsigned)hl);
+    uv_try_write((uv_stream_t *)tcp, &buf, 1);
+    uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+    gw->refused_connections++;
+    uint64_t now = uv_now(gw->loop);
+    if (gw->refusal_logged_ms == 0 || now - gw->refusal_logged_ms >= 10000) {
+        gw->refusal_logged_ms = now;
+        tine_log(TINE_LOG_WARN, "gateway: refusing connections: %zu open, the limit of --max-connections", gw->conns);
+    }
+}
+
 static void on_accept(uv_stream_t *listener, int status)
 {
     gw_server_t *gw = listener->data;
     if (status != 0)
         return;
-    uv_tcp_t *conn = xmalloc(sizeof(*conn));
-    uv_tcp_init(listener->loop, conn);
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+    if (gw->conns >= gw->max_connections) {
+        uv_tcp_t *tcp = xmalloc(sizeof(*tcp));
+        uv_tcp_init(listener->loop, tcp);
+        if (uv_accept(listener, (uv_stream_t *)tcp) == 0)
+            refuse_connection(gw, tcp);
+        else
+            uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
         return;
     }
-    uv_tcp_nodelay(conn, 1);
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+    gw_conn_t *c = xmalloc(sizeof(*c));
+    c->gw = gw;
+    uv_tcp_init(listener->loop, &c->tcp);
+    gw->conns++;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
     h2o_accept(&gw->accept_ctx, sock);
 }
 
@@ -370,15 +381,25 @@ gw_server_t *gw_new(uv_loop_t *loop, const gw_config_t *cfg, reg_live_t *live, i
     gw->events = cfg->events;
     gw->bill = cfg->bill;
     gw->metrics_token = cfg->metrics_token ? xstrdup(cfg->metrics_token) : NULL;
+    gw->max_connections = cfg->max_connections ? cfg->max_connections : GW_DEFAULT_MAX_CONNECTIONS;
+    gw->body_budget = cfg->max_buffered_body ? cfg->max_buffered_body : GW_DEFAULT_MAX_BUFFERED_BODY;
 
     h2o_config_init(&gw->config);
-    gw->config.max_request_entity_size = cfg->max_bundle > cfg->max_body ? cfg->max_bundle : cfg->max_body;
+    /* h2o reads a body before any handler sees the request: only small ones;
+     * intake.c reads larger ones once their head passed every check. */
+    gw->config.max_request_entity_size = GW_INLINE_BODY;
+    /* Cleartext HTTP/2 (prior knowledge or Upgrade: h2c) only when asked:
+     * h2o 2.2.5 takes up to 100 streams per connection, each with its own
+     * header block and body, before tine sees any of them. */
+    gw->config.http1.upgrade_to_http2 = cfg->http2;
+    gw->config.http2.max_concurrent_requests_per_connection = GW_HTTP2_MAX_REQUESTS;
     gw->config.server_name = h2o_iovec_init(H2O_STRLIT("tine"));
     h2o_hostconf_t *host = h2o_config_register_host(&gw->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
     gw_handler_t *h = (gw_handler_t *)h2o_create_handler(pathconf, sizeof(*h));
     h->super.on_req = on_req;
     h->gw = gw;
+    gw__intake_register(gw, &host->fallback_path);
     h2o_context_init(&gw->ctx, loop, &gw->config);
     gw->accept_ctx.ctx = &gw->ctx;
     gw->accept_ctx.hosts = gw->config.hosts;
@@ -459,7 +480,7 @@ void gw_shutdown(gw_server_t *gw)
 int gw_drained(gw_server_t *gw)
 {
     return h2o_linklist_is_empty(&gw->ctx.http1._conns) && h2o_linklist_is_empty(&gw->ctx.http2._conns) &&
-           gw_timeouts_empty(gw);
+           gw->conns == 0 && gw_timeouts_empty(gw);
 }
 
 /* True when no h2o timeout of the context has an entry left: the condition

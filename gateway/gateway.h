@@ -4,6 +4,7 @@
 #ifndef TINE_GATEWAY_H
 #define TINE_GATEWAY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "invoker.h"
@@ -12,11 +13,19 @@
 struct uv_loop_s;
 typedef struct gw_server gw_server_t;
 
+#define GW_DEFAULT_MAX_CONNECTIONS 1024
+#define GW_DEFAULT_MAX_BUFFERED_BODY (128u * 1024u * 1024u)
+
 typedef struct {
     const char *listen;      /* "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80" */
     const char *admin_token; /* NULL: admin API without auth (loopback only) */
     size_t max_bundle;       /* largest deploy body accepted, bytes */
-    size_t max_body;         /* largest request body handed to a function */
+    size_t max_body;         /* largest body of other admin calls (events), bytes */
+    size_t max_connections;  /* client connections at most; 0: GW_DEFAULT_MAX_CONNECTIONS */
+    /* Request body bytes of anonymous clients held at once (function
+     * calls); 0: GW_DEFAULT_MAX_BUFFERED_BODY. Over it: 503. */
+    size_t max_buffered_body;
+    bool http2; /* serve cleartext HTTP/2 (prior knowledge, Upgrade: h2c) */
     const char *node_id;
     struct ev_events *events; /* CloudEvents ingest and dead letters; may be NULL */
     struct bill *bill;         /* records, usage, logs, /metrics (borrowed; may be NULL) */

@@ -7,6 +7,17 @@
 
 #include "gateway.h"
 
+/* Request bodies h2o reads itself before any handler runs (its
+ * max_request_entity_size): larger ones are read by tine once their head
+ * was checked (intake.c). */
+#define GW_INLINE_BODY (64u * 1024u)
+
+#define GW_ADMIN_PREFIX "/_tine/v1"
+
+/* HTTP/2 requests of one connection handled at once (h2o's
+ * max_concurrent_requests_per_connection). */
+#define GW_HTTP2_MAX_REQUESTS 16
+
 struct gw_server {
     h2o_globalconf_t config;
     h2o_context_t ctx;
@@ -26,6 +37,12 @@ struct gw_server {
     struct ev_events *events;
     struct bill *bill;
     char *metrics_token;
+    size_t max_connections;                       /* client connections at most (--max-connections) */
+    size_t conns;                                 /* client connections open (counted until their handle is closed) */
+    size_t body_budget;                           /* request body bytes held at most (--max-buffered-body) */
+    size_t body_held;                             /* bytes held now (gw__body_hold) */
+    uint64_t refused_connections, refused_bodies; /* over --max-connections, --max-buffered-body */
+    uint64_t refusal_logged_ms;                   /* last warning about refused connections */
 };
 
 typedef struct {
@@ -33,7 +50,11 @@ typedef struct {
     gw_server_t *gw;
 } gw_handler_t;
 
-/* Sends body (copied) with its Content-Length; res.status and headers are set. */
+/* The standard reason phrase of an HTTP status ("" for one without). */
+const char *gw__reason(int status);
+
+/* Sends body (copied) with its Content-Length; res.status and headers are
+ * set. 204 and 304 get no body and no Content-Length. */
 void gw__send_body(h2o_req_t *req, const char *body, size_t len);
 
 /* Sends `body` (takes the reference) as a JSON response. */
@@ -41,6 +62,69 @@ void gw__send_json(h2o_req_t *req, int status, json_t *body);
 
 /* Sends {"error": message} with the given status. */
 void gw__send_error(h2o_req_t *req, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Answers with a function's own response (res->code is 0): 502 when its
+ * status is not a final one (200..599) or a header is not well formed;
+ * hop-by-hop and gateway-owned headers are dropped. */
+void gw__send_function_response(h2o_req_t *req, const char *function, const char *invocation_id,
+                                const inv_result_t *res);
+
+/* Serves a request whose body has arrived: admin API, /metrics, or an app. */
+int gw__serve(gw_server_t *gw, h2o_req_t *req);
+
+/* A request path matched against an app's live routes. */
+typedef struct {
+    reg_app_version_t *v; /* borrowed from the live table: valid during the current callback */
+    const reg_route_t *route;
+    const reg_function_t *function;
+    const char *rest; /* the path after /<app> ("/" when empty) */
+    size_t rest_len;
+    reg_route_param_t params[REG_ROUTE_MAX_PARAMS];
+    size_t nparams;
+} gw_route_match_t;
+
+/* Matches /<app>/... to a route. Returns 0, or 404/405 with the reason in
+ * msg (nothing is sent). */
+int gw__match_route(gw_server_t *gw, h2o_req_t *req, const char *path, size_t path_len, gw_route_match_t *m, char *msg,
+                    size_t msglen);
+
+/* Counts n body bytes against the node's budget until the request goes
+ * away. Returns false (nothing counted) when they would exceed it. */
+bool gw__body_hold(gw_server_t *gw, h2o_req_t *req, size_t n);
+
+/* Checks a body of n bytes for function f: over its max_body gives 413; when
+ * `count`, n bytes are held against the node's budget (gw__body_hold), and
+ * not fitting gives 503 (with Retry-After set on req). Returns 0 or the
+ * status, with the reason in msg. */
+int gw__check_body(gw_server_t *gw, h2o_req_t *req, const reg_function_t *f, size_t n, bool count, char *msg,
+                   size_t msglen);
+
+/* What h2o's HTTP/1 parser keeps out of req->headers, read back from the
+ * raw head. */
+typedef struct {
+    size_t head_len;       /* bytes up to and with the empty line */
+    size_t content_length; /* the first Content-Length; SIZE_MAX: none or not a number */
+    bool chunked;          /* a Transfer-Encoding header */
+    bool expect_continue;  /* Expect: 100-continue */
+} gw_head_t;
+
+/* Reads the HTTP/1 request head at the start of b[0..len) (header names
+ * lower case, as h2o leaves them) into h. False when b does not start with
+ * a whole head whose request line begins with `method` and a space. */
+bool gw__read_head(const char *method, size_t method_len, const char *b, size_t len, gw_head_t *h);
+
+/* Registers, on the path h2o answers its own errors from, the filter that
+ * makes them JSON and reads bodies over GW_INLINE_BODY (intake.c). */
+void gw__intake_register(gw_server_t *gw, h2o_pathconf_t *fallback);
+
+/* The largest body the admin endpoint at `rest` (the path after /_tine/v1)
+ * accepts from this caller, in *limit: the bundle limit for a deploy, the
+ * node's body limit for others. Returns 0, or 401 when the caller has no
+ * valid token (then nothing is read). */
+int gw__admin_body_limit(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len, size_t *limit);
+
+/* Answers 401 (with WWW-Authenticate) to a caller without the admin token. */
+void gw__send_unauthorized(h2o_req_t *req);
 
 /* Serves a request under /_tine/v1/ ; `rest` is the path after it. */
 int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len);

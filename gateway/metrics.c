@@ -1,10 +1,13 @@
 /* GET /metrics: the node's metrics in the Prometheus text exposition format
  * (version 0.0.4). Invocation counters come from billing/, sandbox gauges
- * from the invoker at scrape time, event queue lengths from Redis, and the
- * usual process_* metrics from /proc. No token unless --metrics-token. */
+ * from the invoker at scrape time, event queue lengths from the events
+ * module, the state of the node's Redis connections, and the usual
+ * process_* metrics from /proc. No token unless --metrics-token. */
 #include "billing.h"
+#include "events.h"
 #include "gateway_internal.h"
 #include "tine_common.h"
+#include "tine_redis.h"
 
 #include <dirent.h>
 #include <inttypes.h>
@@ -47,10 +50,26 @@ static void render_sandboxes(gw_server_t *gw, tine_buf_t *out)
     tine_buf_appendf(out, "tine_invocations_queued %" PRIu64 "\n", queued);
 }
 
+/* The gateway's connections, held request bodies and refusals. */
+static void render_http(gw_server_t *gw, tine_buf_t *out)
+{
+    gauge(out, "tine_http_connections", "Client connections open on this node.");
+    tine_buf_appendf(out, "tine_http_connections %zu\n", gw->conns);
+    gauge(out, "tine_http_body_bytes", "Request body bytes held for function calls (--max-buffered-body).");
+    tine_buf_appendf(out, "tine_http_body_bytes %zu\n", gw->body_held);
+    tine_buf_appendf(out,
+                     "# HELP tine_http_refused_total Connections and request bodies refused for the node's limits.\n"
+                     "# TYPE tine_http_refused_total counter\n"
+                     "tine_http_refused_total{reason=\"connections\"} %" PRIu64 "\n"
+                     "tine_http_refused_total{reason=\"body_budget\"} %" PRIu64 "\n",
+                     gw->refused_connections, gw->refused_bodies);
+}
+
 static void render_events(gw_server_t *gw, tine_buf_t *out)
 {
+    rds_metrics_render(out);
     uint64_t queued = 0, dead = 0;
-    if (gw->bill == NULL || bill_event_queue_lengths(gw->bill, &queued, &dead) != 0)
+    if (gw->events == NULL || ev_queue_lengths(gw->events, &queued, &dead) != 0)
         return; /* Redis unreachable: no figure rather than a wrong one */
     gauge(out, "tine_event_queue_length", "Entries in the event stream (cluster-wide).");
     tine_buf_appendf(out, "tine_event_queue_length %" PRIu64 "\n", queued);
@@ -138,6 +157,7 @@ int gw__metrics(gw_server_t *gw, h2o_req_t *req)
     if (gw->bill)
         bill_metrics_render(gw->bill, &out);
     render_sandboxes(gw, &out);
+    render_http(gw, &out);
     render_events(gw, &out);
     render_process(&out);
     req->res.status = 200;

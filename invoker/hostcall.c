@@ -2,14 +2,14 @@
  * sandbox reaches nothing itself: each HOSTCALL frame is answered with
  * exactly one HOSTREPLY frame, now or later, while the loop keeps serving.
  *
- * This file holds the dispatcher, the answers, and the calls served by Redis
- * (tine.kv, tine.emit) over one asynchronous hiredis connection on the
- * invoker's loop. tine.http is in hostcall_http.c, tine.invoke in
- * hostcall_invoke.c.
+ * This file holds the dispatcher, the answers, tine.kv (served over one
+ * asynchronous Redis connection of redis/ on the invoker's loop) and
+ * tine.emit (checked here, then handed to inv_config_t.on_emit: the events
+ * module builds the CloudEvent and appends it). tine.http is in
+ * hostcall_http.c, tine.invoke in hostcall_invoke.c.
  *
  * Redis keys: tine.kv values are "tine:kv:{app}:{key}" (app names hold no
- * ':', so no app can name another app's keys); tine.emit appends to the
- * stream "tine:events" with fields app and event (a CloudEvent's JSON).
+ * ':', so no app can name another app's keys).
  *
  * KV quotas (the app's limits, else the node's): each write (set, del,
  * incr) is one Lua script that checks and keeps the app's usage atomically
@@ -25,10 +25,8 @@
  * counted until written again; deleting one cannot take the counts below 0. */
 #include "hostcall_internal.h"
 #include "tine_common.h"
+#include "tine_redis.h"
 
-#include <hiredis/adapters/libuv.h>
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,7 +38,6 @@
 #define KV_MAX_KEYS 10000 /* keys one tine.kv.keys may return */
 #define EMIT_MAX_TYPE 256
 #define EMIT_MAX_DATA (1024 * 1024)
-#define EVENTS_STREAM "tine:events"
 
 /* ------------------------------------------------------------ answers */
 
@@ -88,56 +85,7 @@ uint32_t inv__hc_remaining_ms(const inv_call_t *c)
 
 /* --------------------------------------------------------------- Redis */
 
-static void on_redis_connect(const redisAsyncContext *ac, int status)
-{
-    inv_hostcalls_t *hc = ac->data;
-    if (status != REDIS_OK && hc && hc->redis == ac) {
-        fprintf(stderr, "tined: host calls: cannot connect to redis: %s\n", ac->errstr);
-        hc->redis = NULL; /* hiredis frees the context */
-    }
-}
-
-static void on_redis_disconnect(const redisAsyncContext *ac, int status)
-{
-    inv_hostcalls_t *hc = ac->data;
-    if (hc && hc->redis == ac)
-        hc->redis = NULL;
-}
-
-/* The Redis connection, opened on first use and again after it was lost.
- * NULL when it cannot be opened now. */
-static redisAsyncContext *redis_conn(inv_hostcalls_t *hc)
-{
-    if (hc->redis != NULL || hc->redis_url == NULL || hc->closing)
-        return hc->redis;
-    redisAsyncContext *ac = NULL;
-    const char *url = hc->redis_url;
-    if (strncmp(url, "unix://", 7) == 0) {
-        ac = redisAsyncConnectUnix(url + 7);
-    } else if (strncmp(url, "redis://", 8) == 0) {
-        const char *hp = url + 8;
-        const char *at = strrchr(hp, '@');
-        if (at)
-            hp = at + 1;
-        size_t hl = strcspn(hp, ":/");
-        char *host = xstrndup(hp, hl);
-        ac = redisAsyncConnect(host, hp[hl] == ':' ? atoi(hp + hl + 1) : 6379);
-        free(host);
-    }
-    if (ac == NULL || ac->err) {
-        if (ac)
-            redisAsyncFree(ac);
-        return NULL;
-    }
-    ac->data = hc;
-    redisLibuvAttach(ac, hc->inv->loop);
-    redisAsyncSetConnectCallback(ac, on_redis_connect);
-    redisAsyncSetDisconnectCallback(ac, on_redis_disconnect);
-    hc->redis = ac;
-    return ac;
-}
-
-typedef enum { RQ_GET, RQ_SET, RQ_DEL, RQ_INCR, RQ_SCAN, RQ_XADD } redis_kind_t;
+typedef enum { RQ_GET, RQ_SET, RQ_DEL, RQ_INCR, RQ_SCAN } redis_kind_t;
 
 /* The KV limits of one app: its manifest's, else the node's. */
 typedef struct {
@@ -151,7 +99,7 @@ typedef struct {
     inv_call_t *c;
     redis_kind_t kind;
     kv_limits_t limits; /* set, del, incr */
-    char *key;          /* the user's key (messages), or the event id (emit) */
+    char *key;          /* the user's key (messages),  */
     char *pattern;      /* SCAN MATCH pattern (pattern_len bytes) */
     size_t pattern_len;
     size_t strip;    /* bytes of "tine:kv:{app}:" before a user's key */
@@ -167,15 +115,15 @@ static void redis_req_free(redis_req_t *rq)
     free(rq);
 }
 
-static void on_redis_reply(redisAsyncContext *ac, void *reply, void *data);
+static void on_redis_reply(void *data, redisReply *r);
 
 /* Sends one command of rq (argv with lengths). On failure answers the host
  * call with an error and frees rq. */
 static void redis_send(redis_req_t *rq, int argc, const char **argv, const size_t *argvlen)
 {
-    redisAsyncContext *ac = redis_conn(rq->hc);
-    if (ac == NULL || redisAsyncCommandArgv(ac, on_redis_reply, rq, argc, argv, argvlen) != REDIS_OK) {
-        inv__hc_fail(rq->c, "redis is unreachable%s", rq->hc->redis_url ? "" : " (no redis configured)");
+    rds_async_t *redis = rq->hc->redis;
+    if (redis == NULL || rds_async_command(redis, on_redis_reply, rq, argc, argv, argvlen) != 0) {
+        inv__hc_fail(rq->c, "redis is unreachable%s", redis ? "" : " (no redis configured)");
         redis_req_free(rq);
     }
 }
@@ -268,13 +216,13 @@ static void kv_write_answer(redis_req_t *rq, const redisReply *r)
     }
 }
 
-static void on_redis_reply(redisAsyncContext *ac, void *reply, void *data)
+static void on_redis_reply(void *data, redisReply *r)
 {
     redis_req_t *rq = data;
-    redisReply *r = reply;
     inv_call_t *c = rq->c;
     if (r == NULL) {
-        inv__hc_fail(c, "redis connection lost");
+        const char *why = rds_async_error(rq->hc->redis);
+        inv__hc_fail(c, "redis is unreachable%s%s", why[0] ? ": " : "", why);
     } else if (r->type == REDIS_REPLY_ERROR) {
         if (rq->kind == RQ_INCR && strstr(r->str, "not an integer") != NULL)
             inv__hc_fail(c, "the value of '%s' is not an integer", rq->key);
@@ -292,9 +240,6 @@ static void on_redis_reply(redisAsyncContext *ac, void *reply, void *data)
         case RQ_DEL:
         case RQ_INCR:
             kv_write_answer(rq, r);
-            break;
-        case RQ_XADD:
-            inv__hc_reply(c, json_pack("{s:s}", "id", rq->key), NULL, 0);
             break;
         case RQ_SCAN:
             if (!scan_step(rq, r))
@@ -406,7 +351,7 @@ static const char kv_incr_script[] =
 static void kv_full_key(tine_buf_t *b, const char *app, const char *key, size_t key_len)
 {
     tine_buf_init(b);
-    tine_buf_appendf(b, "tine:kv:%s:", app);
+    tine_buf_appendf(b, RDS_KEY_KV_PREFIX "%s:", app);
     tine_buf_append(b, key, key_len);
 }
 
@@ -424,7 +369,7 @@ static void serve_kv(inv_hostcalls_t *hc, inv_call_t *c, const char *op, json_t 
         size_t plen = json_is_string(p) ? json_string_length(p) : 0;
         tine_buf_t pat;
         tine_buf_init(&pat);
-        tine_buf_appendf(&pat, "tine:kv:%s:", app);
+        tine_buf_appendf(&pat, RDS_KEY_KV_PREFIX "%s:", app);
         rq->strip = pat.len;
         for (size_t i = 0; i < plen; i++) { /* the prefix matches literally */
             if (memchr("*?[]\\", prefix[i], 5) != NULL)
@@ -506,10 +451,10 @@ static void serve_kv(inv_hostcalls_t *hc, inv_call_t *c, const char *op, json_t 
     tine_buf_init(&exp);
     tine_buf_init(&ttl);
     tine_buf_init(&prefix);
-    tine_buf_appendf(&stat, "tine:kvstat:%s", app);
-    tine_buf_appendf(&exp, "tine:kvexp:%s", app);
-    tine_buf_appendf(&ttl, "tine:kvttl:%s", app);
-    tine_buf_appendf(&prefix, "tine:kv:%s:", app);
+    tine_buf_appendf(&stat, RDS_KEY_KVSTAT_PREFIX "%s", app);
+    tine_buf_appendf(&exp, RDS_KEY_KVEXP_PREFIX "%s", app);
+    tine_buf_appendf(&ttl, RDS_KEY_KVTTL_PREFIX "%s", app);
+    tine_buf_appendf(&prefix, RDS_KEY_KV_PREFIX "%s:", app);
     const char *argv[] = {"EVAL", script,      "4",   full.data, stat.data, exp.data, ttl.data,
                           key,    prefix.data, value, px,        keys_max,  bytes_max};
     size_t lens[] = {4,       strlen(script), 1,         full.len,   stat.len,         exp.len,          ttl.len,
@@ -522,8 +467,17 @@ static void serve_kv(inv_hostcalls_t *hc, inv_call_t *c, const char *op, json_t 
     tine_buf_dispose(&prefix);
 }
 
-/* Serves tine.emit: appends a CloudEvent to the events stream and answers
- * its id. */
+static void on_emitted(void *data, int rc, const char *error, const char *event_id)
+{
+    inv_call_t *c = data;
+    if (rc == 0)
+        inv__hc_reply(c, json_pack("{s:s}", "id", event_id), NULL, 0);
+    else
+        inv__hc_fail(c, "the event was not stored: %s", error ? error : tine_strerror(rc));
+}
+
+/* Serves tine.emit: checks the type and the data, then hands the event to
+ * its owner (inv_config_t.on_emit), which answers its id. */
 static void serve_emit(inv_hostcalls_t *hc, inv_call_t *c, json_t *meta, const char *body, size_t body_len)
 {
     json_t *t = json_object_get(meta, "type");
@@ -549,29 +503,20 @@ static void serve_emit(inv_hostcalls_t *hc, inv_call_t *c, json_t *meta, const c
             return;
         }
     }
-    const reg_app_version_t *v = c->pool->version;
-    char id[64], when[32];
-    snprintf(id, sizeof(id), "%s-%" PRIu64, c->inv->node_prefix, ++hc->next_event);
-    tine_fmt_rfc3339_ms(tine_now_unix_ms(), when);
-    char *source = xasprintf("tine://%s/%s", v->app, c->pool->fn->name);
-    json_t *ev = json_pack("{s:s, s:s, s:s, s:s%, s:s, s:s}", "specversion", "1.0", "id", id, "source", source, "type",
-                           type, tl, "time", when, "tineinvocation", c->id_hex);
-    free(source);
-    if (data != NULL) {
-        json_object_set_new(ev, "datacontenttype", json_string("application/json"));
-        json_object_set_new(ev, "data", data);
-    }
-    char *event = json_dumps(ev, JSON_COMPACT | JSON_ENCODE_ANY);
-    json_decref(ev);
-    redis_req_t *rq = xcalloc(1, sizeof(*rq));
-    rq->hc = hc;
-    rq->c = c;
-    rq->kind = RQ_XADD;
-    rq->key = xstrdup(id);
-    const char *argv[] = {"XADD", EVENTS_STREAM, "*", "app", v->app, "event", event};
-    size_t lens[] = {4, strlen(EVENTS_STREAM), 1, 3, strlen(v->app), 5, strlen(event)};
-    redis_send(rq, 7, argv, lens);
-    free(event);
+    inv_emit_t e = {
+        .app = c->pool->version->app,
+        .function = c->pool->fn->name,
+        .invocation_id = c->id_hex,
+        .type = type,
+        .type_len = tl,
+        .data = data,
+    };
+    const inv_config_t *cfg = &hc->inv->cfg;
+    if (cfg->on_emit == NULL)
+        inv__hc_fail(c, "events are not enabled on this node");
+    else if (cfg->on_emit(cfg->on_emit_data, &e, on_emitted, c) != 0)
+        inv__hc_fail(c, "the event was not stored: redis is unreachable");
+    json_decref(data);
 }
 
 /* ---------------------------------------------------------- the service */
@@ -580,7 +525,14 @@ inv_hostcalls_t *inv__hostcalls_new(inv_invoker_t *inv)
 {
     inv_hostcalls_t *hc = xcalloc(1, sizeof(*hc));
     hc->inv = inv;
-    hc->redis_url = inv->cfg.redis_url ? xstrdup(inv->cfg.redis_url) : NULL;
+    if (inv->cfg.redis_url) {
+        /* A call made while Redis is away waits a little for it (a restart,
+         * a blip) before it fails. */
+        rds_async_config_t rcfg = {.name = "invoker-kv", .when_down = RDS_WAIT_WHEN_DOWN, .max_wait_ms = 1000};
+        char err[512];
+        if (rds_async_new(inv->loop, inv->cfg.redis_url, &rcfg, &hc->redis, err, sizeof err) != 0)
+            tine_log(TINE_LOG_ERROR, "host calls: %s; tine.kv will answer errors", err);
+    }
     hc->http = inv__http_new(inv->loop);
     return hc;
 }
@@ -591,16 +543,33 @@ void inv__hostcalls_free(inv_hostcalls_t *hc)
         return;
     hc->closing = true;
     /* Both answer what is in flight with an error (the calls are held). */
-    if (hc->redis != NULL) {
-        redisAsyncContext *ac = hc->redis;
-        hc->redis = NULL;
-        ac->data = NULL;
-        redisAsyncFree(ac);
-    }
+    rds_async_close(hc->redis, false, NULL, NULL);
+    hc->redis = NULL;
     inv__http_free(hc->http);
     inv__invoke_dispose(hc);
-    free(hc->redis_url);
     free(hc);
+}
+
+int inv_delete_app_data(inv_invoker_t *inv, const char *app, size_t *kv_keys, char *err, size_t errlen)
+{
+    *kv_keys = 0;
+    if (inv->cfg.redis_url == NULL)
+        return tine_fail(err, errlen, "no redis configured for tine.kv");
+    /* Admin calls are rare: a connection of their own, for the call. */
+    rds_sync_t *s = rds_sync_new(inv->cfg.redis_url, 5000, err, errlen);
+    if (s == NULL)
+        return TINE_EREDIS;
+    char pattern[300], key[300];
+    snprintf(pattern, sizeof(pattern), RDS_KEY_KV_PREFIX "%s:*", app);
+    int rc = rds_sync_unlink_matching(s, pattern, kv_keys, err, errlen);
+    const char *counts[] = {RDS_KEY_KVSTAT_PREFIX, RDS_KEY_KVEXP_PREFIX, RDS_KEY_KVTTL_PREFIX};
+    for (size_t i = 0; rc == 0 && i < 3; i++) {
+        size_t ignored;
+        snprintf(key, sizeof(key), "%s%s", counts[i], app);
+        rc = rds_sync_unlink_measured(s, "EXISTS", key, &ignored, err, errlen);
+    }
+    rds_sync_free(s);
+    return rc;
 }
 
 /* Serves one HOSTCALL frame of the running call `c`. */

@@ -9,7 +9,7 @@
 
 #include <jansson.h>
 
-struct redisAsyncContext;
+struct rds_async;
 typedef struct inv_http inv_http_t;
 typedef struct inv_hostcalls inv_hostcalls_t;
 
@@ -26,9 +26,7 @@ typedef struct inv_waiting {
 
 struct inv_hostcalls {
     inv_invoker_t *inv;
-    char *redis_url;                /* NULL: tine.kv and tine.emit answer an error */
-    struct redisAsyncContext *redis; /* NULL until needed and after a disconnect */
-    uint64_t next_event;            /* tine.emit ids */
+    struct rds_async *redis;        /* tine.kv; NULL: no Redis configured */
     inv_http_t *http;               /* tine.http */
     bool closing;
     /* tine.invoke (hostcall_invoke.c): blocked callers per function, and a

@@ -47,6 +47,26 @@ typedef struct {
 
 typedef void (*inv_activation_cb)(void *data, const inv_activation_t *a);
 
+/* An event a function emits with tine.emit, checked by the invoker (a type
+ * of 1 to 256 printable characters, data that is JSON). Borrowed for the
+ * hook's call. */
+typedef struct {
+    const char *app;
+    const char *function;
+    const char *invocation_id;
+    const char *type; /* type_len bytes, not NUL-terminated */
+    size_t type_len;
+    json_t *data;     /* NULL: no data */
+} inv_emit_t;
+
+/* The outcome of handing an event on: rc 0 and its id, or an error with a
+ * message. Borrowed for the call. */
+typedef void (*inv_emit_done_cb)(void *data, int rc, const char *error, const char *event_id);
+
+/* The owner of events takes one: returns 0 and calls done exactly once,
+ * later; or returns an error and never calls it. */
+typedef int (*inv_emit_cb)(void *hook_data, const inv_emit_t *e, inv_emit_done_cb done, void *done_data);
+
 typedef struct {
     uint32_t max_queue;       /* calls waiting per function before 429 (default 100) */
     uint32_t max_sandboxes;   /* sandboxes on this node at most (default 1024), shared between apps
@@ -58,11 +78,13 @@ typedef struct {
     inv_activation_cb on_activation; /* called once per finished call, may be NULL */
     void *on_activation_data;
     /* Host calls (hostcall.c): */
-    const char *redis_url;     /* tine.kv and tine.emit (copied); NULL: they answer an error */
+    const char *redis_url;     /* tine.kv (copied); NULL: it answers an error */
     uint64_t log_rate;         /* log bytes per second per app (0: INV_DEFAULT_LOG_RATE) */
     uint64_t kv_value_max;     /* tine.kv limits of apps whose manifest sets none (0: INV_DEFAULT_KV_*) */
     uint64_t kv_keys_max;
     uint64_t kv_bytes_max;
+    inv_emit_cb on_emit;       /* tine.emit is handed to it (tined: the events module); NULL: an error */
+    void *on_emit_data;
     uint32_t max_invoke_depth; /* nested tine.invoke calls allowed (default INV_DEFAULT_INVOKE_DEPTH) */
 } inv_config_t;
 
@@ -150,5 +172,10 @@ size_t inv_evict(inv_invoker_t *inv, const char *app, const char *fn, pid_t **pi
  * age_s, invocations, cold_start_ms, last_used_s}]}]}, only pools of `app`
  * unless app is NULL. */
 json_t *inv_stats(inv_invoker_t *inv, const char *app);
+
+/* Deletes the tine.kv keys of an app that is deleted (their count in
+ * *kv_keys) and its KV usage counts. Synchronous. Returns 0, TINE_EREDIS, or
+ * TINE_EINVAL when the node has no Redis for tine.kv. */
+int inv_delete_app_data(inv_invoker_t *inv, const char *app, size_t *kv_keys, char *err, size_t errlen);
 
 #endif

@@ -1,16 +1,16 @@
 /* The in-memory table of live app versions, kept in step with Redis: loaded at
  * start, then reloaded per app whenever a deploy or rollback is announced on
- * REG_DEPLOY_CHANNEL. Requests read it without touching Redis. */
+ * RDS_CHANNEL_DEPLOYS, and wholly whenever the subscription is made again
+ * (an announcement may have been missed while Redis was away). Requests read
+ * it without touching Redis. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "registry.h"
 #include "tine_common.h"
+#include "tine_redis.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <hiredis/adapters/libuv.h>
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +47,6 @@ typedef struct {
 
 struct reg_live {
     uv_loop_t *loop;
-    char *redis_url;
     char *state_dir;
     reg_store_t *store;
     reg_live_change_cb cb;
@@ -55,15 +54,12 @@ struct reg_live {
     live_entry_t *entries;
     size_t len;
     size_t cap;
-    redisAsyncContext *sub;
-    uv_timer_t reconnect_timer;
+    rds_async_t *sub; /* the subscription to deploy announcements */
     int closing;
     live_failure_t *failures;
     size_t nfailures;
     live_retry_t *retry;
 };
-
-static void live_subscribe(reg_live_t *l);
 
 void reg_app_version_retain(reg_app_version_t *v)
 {
@@ -96,26 +92,6 @@ static void remove_tree(const char *dir)
     nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static int write_whole(const char *path, const char *data, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -errno;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, data + off, len - off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = -errno;
-            close(fd);
-            return e;
-        }
-        off += (size_t)n;
-    }
-    return close(fd) == 0 ? 0 : -errno;
-}
-
 /* Writes a version's files under state_dir/bundles/APP/N (once: a version
  * never changes). Files go to a temporary directory renamed into place, so a
  * sandbox never sees a half-written version. Returns the directory. */
@@ -137,7 +113,7 @@ static int materialize(reg_live_t *l, const reg_bundle_t *b, const char *app, ui
         rc = tine_mkdirs(path, 0755);
         *slash = '/';
         if (rc == 0)
-            rc = write_whole(path, b->files[i].data, b->files[i].len);
+            rc = tine_write_file(path, b->files[i].data, b->files[i].len, 0644);
         free(path);
     }
     if (rc == 0 && rename(tmp, dir) != 0 && errno != ENOTEMPTY && errno != EEXIST)
@@ -371,13 +347,20 @@ static int live_reload_all(reg_live_t *l, char *err, size_t errlen)
     return rc;
 }
 
-static void on_message(redisAsyncContext *c, void *reply, void *data)
+/* Deploy announcements "{app} {version}"; the confirmation of each
+ * subscription (at start and after every reconnect) reloads every app. */
+static void on_message(void *data, redisReply *r)
 {
     reg_live_t *l = data;
-    redisReply *r = reply;
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3 || r->element[0]->type != REDIS_REPLY_STRING)
         return;
-    if (r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "message") != 0)
+    if (strcmp(r->element[0]->str, "subscribe") == 0) {
+        char err[512];
+        if (live_reload_all(l, err, sizeof(err)) != 0)
+            tine_log(TINE_LOG_WARN, "registry: reload after subscribing to deploys: %s", err);
+        return;
+    }
+    if (strcmp(r->element[0]->str, "message") != 0 || r->element[2]->type != REDIS_REPLY_STRING)
         return;
     const char *payload = r->element[2]->str;
     size_t app_len = strcspn(payload, " ");
@@ -388,56 +371,11 @@ static void on_message(redisAsyncContext *c, void *reply, void *data)
     free(app);
 }
 
-static void on_reconnect_timer(uv_timer_t *t)
+static void on_sub_connected(void *data)
 {
-    reg_live_t *l = container_of(t, reg_live_t, reconnect_timer);
-    live_subscribe(l);
-    if (l->sub) {
-        char err[512];
-        if (live_reload_all(l, err, sizeof(err)) != 0)
-            fprintf(stderr, "tined: reload after reconnect: %s\n", err);
-    }
-}
-
-static void on_disconnect(const redisAsyncContext *c, int status)
-{
-    reg_live_t *l = c->data;
-    l->sub = NULL;
-    if (l->closing)
-        return;
-    fprintf(stderr, "tined: lost the deploy subscription (%s); retrying\n", c->errstr[0] ? c->errstr : "closed");
-    uv_timer_start(&l->reconnect_timer, on_reconnect_timer, 1000, 0);
-}
-
-/* Opens the async connection and subscribes to deploy announcements; on
- * failure arms the reconnect timer. */
-static void live_subscribe(reg_live_t *l)
-{
-    redisAsyncContext *ac = NULL;
-    if (strncmp(l->redis_url, "unix://", 7) == 0) {
-        ac = redisAsyncConnectUnix(l->redis_url + 7);
-    } else {
-        const char *hp = l->redis_url + 8;
-        const char *at = strrchr(hp, '@');
-        if (at)
-            hp = at + 1;
-        size_t hl = strcspn(hp, ":/");
-        char *host = xstrndup(hp, hl);
-        int port = hp[hl] == ':' ? atoi(hp + hl + 1) : 6379;
-        ac = redisAsyncConnect(host, port);
-        free(host);
-    }
-    if (ac == NULL || ac->err) {
-        if (ac)
-            redisAsyncFree(ac);
-        uv_timer_start(&l->reconnect_timer, on_reconnect_timer, 1000, 0);
-        return;
-    }
-    ac->data = l;
-    redisLibuvAttach(ac, l->loop);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    redisAsyncCommand(ac, on_message, l, "SUBSCRIBE %s", REG_DEPLOY_CHANNEL);
-    l->sub = ac;
+    reg_live_t *l = data;
+    if (rds_async_subscribe(l->sub, false, RDS_CHANNEL_DEPLOYS, on_message, l) != 0)
+        tine_log(TINE_LOG_WARN, "registry: cannot subscribe to %s", RDS_CHANNEL_DEPLOYS);
 }
 
 reg_live_t *reg_live_new(uv_loop_t *loop, const char *redis_url, const char *state_dir, reg_live_change_cb cb,
@@ -448,25 +386,21 @@ reg_live_t *reg_live_new(uv_loop_t *loop, const char *redis_url, const char *sta
         return NULL;
     reg_live_t *l = xcalloc(1, sizeof(*l));
     l->loop = loop;
-    l->redis_url = xstrdup(redis_url);
     l->state_dir = xstrdup(state_dir);
     l->store = store;
     l->cb = cb;
     l->cb_data = cb_data;
-    uv_timer_init(loop, &l->reconnect_timer);
     l->retry = xcalloc(1, sizeof(*l->retry));
     l->retry->l = l;
     uv_timer_init(loop, &l->retry->timer);
-    live_subscribe(l);
     if (live_reload_all(l, err, errlen) != 0)
         fprintf(stderr, "tined: some apps could not be loaded: %s\n", err);
+    rds_async_config_t acfg = {.name = "registry-deploys", .on_connected = on_sub_connected, .data = l};
+    if (rds_async_new(loop, redis_url, &acfg, &l->sub, err, errlen) != 0) {
+        reg_live_free(l);
+        return NULL;
+    }
     return l;
-}
-
-static void on_timer_closed(uv_handle_t *h)
-{
-    reg_live_t *l = container_of((uv_timer_t *)h, reg_live_t, reconnect_timer);
-    free(l);
 }
 
 static void on_retry_closed(uv_handle_t *h)
@@ -486,17 +420,15 @@ void reg_live_free(reg_live_t *l)
         free(l->failures[i].error);
     }
     free(l->failures);
-    if (l->sub)
-        redisAsyncFree(l->sub);
+    rds_async_close(l->sub, false, NULL, NULL); /* its last callback runs in here */
     for (size_t i = 0; i < l->len; i++) {
         free(l->entries[i].app);
         reg_app_version_release(l->entries[i].version);
     }
     free(l->entries);
     reg_store_free(l->store);
-    free(l->redis_url);
     free(l->state_dir);
-    uv_close((uv_handle_t *)&l->reconnect_timer, on_timer_closed);
+    free(l);
 }
 
 reg_app_version_t *reg_live_get(reg_live_t *l, const char *app, size_t app_len)

@@ -853,6 +853,29 @@ static int expect_timeout(ctx_t *c, const node_t *n, uint32_t *out)
 
 #define MEMORY_EXPECTED "expected megabytes as an integer 16..10240 or a size such as 128Mi, 512MB or 1Gi"
 
+typedef struct {
+    const char *unit;
+    uint64_t mul;
+} size_unit_t;
+
+/* Reads "<digits><unit>" (no leading zero) with one of `units`: the number
+ * times the unit's multiplier in *out, UINT64_MAX when it overflows. False
+ * when the text is not of that form. */
+static bool read_sized(const char *text, const size_unit_t *units, size_t nunits, uint64_t *out)
+{
+    size_t digits = strspn(text, "0123456789");
+    if (digits == 0 || (text[0] == '0' && digits > 1))
+        return false;
+    for (size_t i = 0; i < nunits; i++) {
+        if (strcmp(text + digits, units[i].unit) != 0)
+            continue;
+        uint64_t v = digits > 9 ? UINT64_MAX : strtoull(text, NULL, 10);
+        *out = v > UINT64_MAX / units[i].mul ? UINT64_MAX : v * units[i].mul;
+        return true;
+    }
+    return false;
+}
+
 /* Reads a memory size in MB: an integer, or digits with Mi/MB/Gi/GB (MB is
  * taken as MiB, GB as GiB), within 16..10240 MB. */
 static int expect_memory(ctx_t *c, const node_t *n, uint32_t *out)
@@ -864,17 +887,36 @@ static int expect_memory(ctx_t *c, const node_t *n, uint32_t *out)
     int rc = expect_string(c, n, "megabytes as an integer 16..10240 or a size such as 128Mi or 1Gi", &text, &len);
     if (rc != 0)
         return rc;
-    size_t digits = strspn(text, "0123456789");
-    const char *unit = text + digits;
-    bool mebi = strcmp(unit, "Mi") == 0 || strcmp(unit, "MB") == 0;
-    bool gibi = strcmp(unit, "Gi") == 0 || strcmp(unit, "GB") == 0;
-    if (digits == 0 || (!mebi && !gibi) || (text[0] == '0' && digits > 1))
+    static const size_unit_t units[] = {{"Mi", 1}, {"MB", 1}, {"Gi", 1024}, {"GB", 1024}};
+    uint64_t mb;
+    if (!read_sized(text, units, sizeof units / sizeof units[0], &mb))
         return fail(c, n, MEMORY_EXPECTED ", got %s", show_text(c, text, len));
-    uint64_t v = digits > 9 ? UINT64_MAX : strtoull(text, NULL, 10);
-    uint64_t mb = gibi ? (v > UINT64_MAX / 1024 ? UINT64_MAX : v * 1024) : v;
     if (mb < MEMORY_MIN_MB || mb > MEMORY_MAX_MB)
         return fail(c, n, "%s is out of range 16Mi..10240Mi (10Gi)", show_text(c, text, len));
     *out = (uint32_t)mb;
+    return 0;
+}
+
+#define MAX_BODY_EXPECTED "expected bytes as an integer 0..6291456 or a size such as 512Ki or 6Mi"
+
+/* Reads a request body limit in bytes: an integer, or digits with Ki/KiB or
+ * Mi/MiB, at most REG_MAX_BODY_LIMIT (what the wire carries to a sandbox). */
+static int expect_max_body(ctx_t *c, const node_t *n, uint32_t *out)
+{
+    if (scalar_is_number(n))
+        return expect_uint(c, n, 0, REG_MAX_BODY_LIMIT, out);
+    const char *text;
+    size_t len;
+    int rc = expect_string(c, n, "bytes as an integer 0..6291456 or a size such as 512Ki or 6Mi", &text, &len);
+    if (rc != 0)
+        return rc;
+    static const size_unit_t units[] = {{"Ki", 1024}, {"KiB", 1024}, {"Mi", 1024 * 1024}, {"MiB", 1024 * 1024}};
+    uint64_t bytes;
+    if (!read_sized(text, units, sizeof units / sizeof units[0], &bytes))
+        return fail(c, n, MAX_BODY_EXPECTED ", got %s", show_text(c, text, len));
+    if (bytes > REG_MAX_BODY_LIMIT)
+        return fail(c, n, "%s is over 6Mi, the largest body a function can receive", show_text(c, text, len));
+    *out = (uint32_t)bytes;
     return 0;
 }
 
@@ -963,6 +1005,11 @@ static int read_memory(ctx_t *c, const node_t *n, void *out)
 static int read_timeout(ctx_t *c, const node_t *n, void *out)
 {
     return expect_timeout(c, n, out);
+}
+
+static int read_max_body(ctx_t *c, const node_t *n, void *out)
+{
+    return expect_max_body(c, n, out);
 }
 
 static int read_concurrency(ctx_t *c, const node_t *n, void *out)
@@ -1256,16 +1303,18 @@ typedef struct {
     uint32_t timeout_ms;
     uint32_t concurrency;
     uint32_t warm;
+    uint32_t max_body;
 } fn_settings_t;
 
-static const char *const settings_keys[] = {"runtime", "memory", "timeout", "concurrency", "warm"};
-static const char *const function_keys[] = {"handler", "runtime", "memory",  "timeout",
-                                            "concurrency", "warm", "env", "network"};
+static const char *const settings_keys[] = {"runtime", "memory", "timeout", "concurrency", "warm", "max_body"};
+static const char *const function_keys[] = {"handler", "runtime", "memory",  "timeout", "concurrency",
+                                            "warm",    "env",     "network", "max_body"};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Reads runtime, memory, timeout, concurrency and warm over `s`, then checks
- * warm <= concurrency; `defaults_name` says where inherited values came from. */
+/* Reads runtime, memory, timeout, concurrency, warm and max_body over `s`,
+ * then checks warm <= concurrency; `defaults_name` says where inherited
+ * values came from. */
 static int read_settings(ctx_t *c, const node_t *map, fn_settings_t *s, const char *inherited_from)
 {
     const node_t *conc_node, *warm_node;
@@ -1274,7 +1323,8 @@ static int read_settings(ctx_t *c, const node_t *map, fn_settings_t *s, const ch
         (rc = read_field(c, map, "memory", read_memory, &s->memory_mb, NULL)) != 0 ||
         (rc = read_field(c, map, "timeout", read_timeout, &s->timeout_ms, NULL)) != 0 ||
         (rc = read_field(c, map, "concurrency", read_concurrency, &s->concurrency, &conc_node)) != 0 ||
-        (rc = read_field(c, map, "warm", read_warm, &s->warm, &warm_node)) != 0)
+        (rc = read_field(c, map, "warm", read_warm, &s->warm, &warm_node)) != 0 ||
+        (rc = read_field(c, map, "max_body", read_max_body, &s->max_body, NULL)) != 0)
         return rc;
     if (s->warm <= s->concurrency)
         return 0;
@@ -1294,7 +1344,7 @@ static int read_settings(ctx_t *c, const node_t *map, fn_settings_t *s, const ch
 
 static int read_defaults(ctx_t *c, const node_t *n, void *out)
 {
-    int rc = expect_mapping(c, n, "a mapping of runtime, memory, timeout, concurrency, warm");
+    int rc = expect_mapping(c, n, "a mapping of runtime, memory, timeout, concurrency, warm, max_body");
     if (rc == 0)
         rc = check_keys(c, n, settings_keys, COUNT(settings_keys));
     if (rc == 0)
@@ -1432,6 +1482,7 @@ static int read_function(ctx_t *c, const node_t *n, const fn_settings_t *default
     f->timeout_ms = s.timeout_ms;
     f->concurrency = s.concurrency;
     f->warm = s.warm;
+    f->max_body = s.max_body;
 
     const node_t *network_node;
     if ((rc = read_field(c, n, "network", read_bool, &f->network, &network_node)) != 0)
@@ -1954,7 +2005,7 @@ static int read_manifest(ctx_t *c, const node_t *root, reg_manifest_t *m)
     if (map_get(root, "functions") == NULL)
         return missing_key(c, root, "functions");
 
-    fn_settings_t defaults = {REG_RUNTIME_LUA, 128, 3000, 10, 0};
+    fn_settings_t defaults = {REG_RUNTIME_LUA, 128, 3000, 10, 0, REG_MAX_BODY_LIMIT};
     env_list_t app_env = {NULL, 0};
     if ((rc = read_field(c, root, "app", read_app_name, &m->app, NULL)) != 0 ||
         (rc = read_field(c, root, "description", read_any_string, &m->description, NULL)) != 0 ||

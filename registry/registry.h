@@ -11,6 +11,10 @@
 
 typedef enum { REG_RUNTIME_LUA = 0, REG_RUNTIME_EXEC = 1 } reg_runtime_t;
 
+/* The largest request body a function can receive (the body limit of the
+ * sandbox wire, sandbox/wire.h), and the default of a function's max_body. */
+#define REG_MAX_BODY_LIMIT (6u * 1024u * 1024u)
+
 typedef struct {
     char *key;
     char *value;
@@ -28,6 +32,7 @@ typedef struct {
     uint32_t timeout_ms;  /* 1 .. 900000 */
     uint32_t concurrency; /* 1 .. 1000 */
     uint32_t warm;        /* 0 .. concurrency */
+    uint32_t max_body;    /* largest request body in bytes, 0 .. REG_MAX_BODY_LIMIT (default: that) */
     bool network;         /* exec runtime: network access (default false) */
     reg_kv_t *env;        /* app env merged under function env, sorted by key */
     size_t env_len;
@@ -197,8 +202,8 @@ void reg_sha256_hex(const void *data, size_t len, char out[65]);
 
 typedef struct reg_store reg_store_t;
 
-/* Connects to Redis at `url` ("unix:///path/sock" or "redis://host:port").
- * Returns NULL with a message in err on failure. Synchronous (hiredis). */
+/* Connects to Redis at `url` (any URL of redis/tine_redis.h), logged in.
+ * Returns NULL with a message in err on failure. Synchronous. */
 reg_store_t *reg_store_connect(const char *url, char *err, size_t errlen);
 void reg_store_free(reg_store_t *s);
 
@@ -214,7 +219,7 @@ void reg_bundle_identity(const reg_bundle_t *b, char out[65]);
 int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, uint64_t *mark, char *err, size_t errlen);
 void reg_store_release_marks(reg_store_t *s, uint64_t mark);
 
-/* Makes a staged version live and publishes it on REG_DEPLOY_CHANNEL, in one
+/* Makes a staged version live and publishes it on RDS_CHANNEL_DEPLOYS, in one
  * step. Returns TINE_ECONFLICT (a newer version, stored in *newer, became
  * live meanwhile: it stays), TINE_ENOTFOUND when the version is gone. */
 int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint64_t *newer, char *err, size_t errlen);
@@ -248,16 +253,14 @@ void reg_prune_result_dispose(reg_prune_result_t *r);
 typedef struct {
     size_t versions;
     size_t blobs_deleted;
-    size_t kv_keys;
-    size_t dead_letters;
-    size_t activations;
 } reg_delete_result_t;
 
-/* Deletes an app: first its live alias and registration, announced as
- * version 0 so every node stops serving it; then its versions, the files
- * only they referenced, its tine.kv keys, dead letters and activation
- * records. Kept: its usage per day (billing) and its version counter (a
- * later app of the same name continues the numbering). Returns
+/* Deletes an app from the registry: first its live alias and registration,
+ * announced as version 0 so every node stops serving it; then its versions
+ * and the files only they referenced. Kept: its version counter (a later app
+ * of the same name continues the numbering). What other modules keep of the
+ * app (tine.kv keys, dead letters, records) they delete themselves
+ * (inv_delete_app_data, ev_delete_app, bill_delete_app). Returns
  * TINE_ENOTFOUND for an unknown app. */
 int reg_store_delete_app(reg_store_t *s, const char *app, reg_delete_result_t *out, char *err, size_t errlen);
 
@@ -361,14 +364,18 @@ size_t reg_live_count(reg_live_t *l);
 
 /* ------------------------------------------------------- embedded redis */
 
-/* Starts a private redis-server for a node that was given no Redis URL: unix
- * socket state_dir/redis.sock, append-only file under state_dir, no TCP port.
- * Waits until it answers PING (up to 10 s). Stores its pid and a
- * "unix://..." URL (malloc'd). The server dies with tined (PDEATHSIG) and is
- * stopped by reg_embedded_redis_stop. */
-int reg_embedded_redis_start(const char *state_dir, int *pid, char **url, char *err, size_t errlen);
-void reg_embedded_redis_stop(int pid);
+#define REG_EMBEDDED_REDIS_MAXMEMORY "512mb" /* default memory cap of the private redis-server */
 
-#define REG_DEPLOY_CHANNEL "tine:deploys"
+/* Starts a private redis-server for a node that was given no Redis URL: unix
+ * socket state_dir/redis.sock, append-only file under state_dir, no TCP
+ * port, a password generated once into state_dir/redis.password (0600), at
+ * most `maxmemory` (Redis's syntax, "512mb"; NULL: the default; "0": no cap)
+ * evicting only keys with a TTL. Its settings go through state_dir/redis.conf
+ * (0600), never its command line. Waits until it answers PING (up to 10 s).
+ * Stores its pid and a "unix://:PASSWORD@/..." URL (malloc'd). The server
+ * dies with tined (PDEATHSIG) and is stopped by reg_embedded_redis_stop. */
+int reg_embedded_redis_start(const char *state_dir, const char *maxmemory, int *pid, char **url, char *err,
+                             size_t errlen);
+void reg_embedded_redis_stop(int pid);
 
 #endif

@@ -20,9 +20,9 @@
  * collect the blobs no version references (see gc_blobs). */
 #include "registry.h"
 #include "tine_common.h"
+#include "tine_redis.h"
 
 #include <errno.h>
-#include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -31,61 +31,26 @@
 #include <string.h>
 #include <sys/time.h>
 
-struct reg_store {
-    redisContext *c;
-    char *url;
-};
-
-#define STORE_DEPLOYING_KEY "tine:deploying"
+#define STORE_DEPLOYING_KEY RDS_KEY_DEPLOYING /* the set of deploys under way */
 /* How long the marks of a deploy that never ended (its node died) protect
  * its blobs: far longer than storing a bundle takes. */
 #define STORE_DEPLOY_MARK_S 3600
 
-/* Parses "unix:///path" or "redis://host:port[/db]" and connects. */
-static redisContext *store_open(const char *url, char *err, size_t errlen)
-{
-    struct timeval tv = {5, 0};
-    redisContext *c = NULL;
-    if (strncmp(url, "unix://", 7) == 0) {
-        c = redisConnectUnixWithTimeout(url + 7, tv);
-    } else if (strncmp(url, "redis://", 8) == 0) {
-        char host[256];
-        int port = 6379;
-        const char *hp = url + 8;
-        const char *at = strrchr(hp, '@');
-        if (at)
-            hp = at + 1;
-        size_t hl = strcspn(hp, ":/");
-        if (hl == 0 || hl >= sizeof(host)) {
-            snprintf(err, errlen, "redis url '%s': expected redis://host:port", url);
-            return NULL;
-        }
-        memcpy(host, hp, hl);
-        host[hl] = '\0';
-        if (hp[hl] == ':')
-            port = atoi(hp + hl + 1);
-        c = redisConnectWithTimeout(host, port, tv);
-    } else {
-        snprintf(err, errlen, "redis url '%s': expected unix:///path/to/socket or redis://host:port", url);
-        return NULL;
-    }
-    if (c == NULL || c->err) {
-        snprintf(err, errlen, "cannot connect to redis at %s: %s", url, c ? c->errstr : "out of memory");
-        if (c)
-            redisFree(c);
-        return NULL;
-    }
-    return c;
-}
+#define STORE_TIMEOUT_MS 10000 /* connect, and each command (a bundle's files can be large) */
+
+struct reg_store {
+    rds_sync_t *redis;
+};
 
 reg_store_t *reg_store_connect(const char *url, char *err, size_t errlen)
 {
-    redisContext *c = store_open(url, err, errlen);
-    if (c == NULL)
+    rds_sync_t *redis = rds_sync_new(url, STORE_TIMEOUT_MS, err, errlen);
+    if (redis == NULL || rds_sync_context(redis, err, errlen) == NULL) {
+        rds_sync_free(redis);
         return NULL;
+    }
     reg_store_t *s = xcalloc(1, sizeof(*s));
-    s->c = c;
-    s->url = xstrdup(url);
+    s->redis = redis;
     return s;
 }
 
@@ -93,15 +58,14 @@ void reg_store_free(reg_store_t *s)
 {
     if (s == NULL)
         return;
-    redisFree(s->c);
-    free(s->url);
+    rds_sync_free(s->redis);
     free(s);
 }
 
 /* Runs one command already in the protocol's form (cmd, len bytes; taken:
- * freed here), reconnecting once if the connection was lost. Returns the
- * reply (caller frees) or NULL with a message in err. A Redis error reply is
- * turned into NULL too. */
+ * freed here) on the store's connection (reopened first when it broke).
+ * Returns the reply (caller frees) or NULL with a message in err. A Redis
+ * error reply is turned into NULL too. */
 static redisReply *store_run(reg_store_t *s, char *cmd, int len, char *err, size_t errlen)
 {
     if (len < 0) {
@@ -109,29 +73,19 @@ static redisReply *store_run(reg_store_t *s, char *cmd, int len, char *err, size
         return NULL;
     }
     redisReply *out = NULL;
-    for (int attempt = 0; attempt < 2 && out == NULL; attempt++) {
-        if (s->c == NULL || s->c->err) {
-            if (s->c)
-                redisFree(s->c);
-            s->c = store_open(s->url, err, errlen);
-            if (s->c == NULL)
-                break;
-        }
-        void *reply = NULL;
-        if (redisAppendFormattedCommand(s->c, cmd, (size_t)len) != REDIS_OK ||
-            redisGetReply(s->c, &reply) != REDIS_OK || reply == NULL)
-            continue;
-        redisReply *r = reply;
-        if (r->type == REDIS_REPLY_ERROR) {
-            snprintf(err, errlen, "redis: %s", r->str);
-            freeReplyObject(r);
-            break;
-        }
-        out = r;
+    redisContext *c = rds_sync_context(s->redis, err, errlen);
+    void *reply = NULL;
+    if (c != NULL) {
+        /* Not retried when the connection breaks: the command may have run. */
+        if (redisAppendFormattedCommand(c, cmd, (size_t)len) != REDIS_OK || redisGetReply(c, &reply) != REDIS_OK ||
+            reply == NULL)
+            snprintf(err, errlen, "redis at %s: %s", rds_sync_url(s->redis), c->errstr[0] ? c->errstr : "no reply");
+        else if (((redisReply *)reply)->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errlen, "redis: %s", ((redisReply *)reply)->str);
+            freeReplyObject(reply);
+        } else
+            out = reply;
     }
-    /* (A failed connect or an error reply wrote err already.) */
-    if (out == NULL && s->c != NULL && s->c->err)
-        snprintf(err, errlen, "redis: %s", s->c->errstr);
     redisFreeCommand(cmd);
     return out;
 }
@@ -190,30 +144,6 @@ static redisReply *store_cmd_list(reg_store_t *s, char *err, size_t errlen, cons
     return store_cmd_argv(s, err, errlen, a->len, (const char **)a->v, a->lens);
 }
 
-/* Reads the `n` replies of a pipelined MULTI ... EXEC. Fails when any reply
- * is an error or the EXEC (the last) did not run the transaction. */
-static int store_exec_replies(reg_store_t *s, int n, char *err, size_t errlen)
-{
-    int rc = 0;
-    for (int i = 0; i < n; i++) {
-        void *reply = NULL;
-        if (redisGetReply(s->c, &reply) != REDIS_OK) {
-            snprintf(err, errlen, "redis: %s", s->c->errstr);
-            return TINE_EREDIS;
-        }
-        redisReply *rr = reply;
-        if (rc == 0 && rr->type == REDIS_REPLY_ERROR) {
-            snprintf(err, errlen, "redis: %s", rr->str);
-            rc = TINE_EREDIS;
-        } else if (rc == 0 && i == n - 1 && rr->type != REDIS_REPLY_ARRAY) {
-            snprintf(err, errlen, "redis: the transaction was aborted");
-            rc = TINE_EREDIS;
-        }
-        freeReplyObject(rr);
-    }
-    return rc;
-}
-
 static int64_t wall_ms(void)
 {
     struct timeval tv;
@@ -239,27 +169,32 @@ void reg_bundle_identity(const reg_bundle_t *b, char out[65])
  * collector leaves them alone until reg_store_release_marks. */
 static int mark_blobs(reg_store_t *s, const reg_bundle_t *b, uint64_t *mark, char *err, size_t errlen)
 {
-    redisReply *r = store_cmd(s, err, errlen, "INCR %s:seq", STORE_DEPLOYING_KEY);
+    redisReply *r = store_cmd(s, err, errlen, "INCR " RDS_KEY_DEPLOYING_SEQ);
     if (r == NULL)
         return TINE_EREDIS;
     *mark = (uint64_t)r->integer;
     freeReplyObject(r);
     char key[64], id[32], ttl[16];
     snprintf(id, sizeof(id), "%" PRIu64, *mark);
-    snprintf(key, sizeof(key), "%s:%s", STORE_DEPLOYING_KEY, id);
+    snprintf(key, sizeof(key), RDS_KEY_DEPLOYING_PREFIX "%s", id);
     snprintf(ttl, sizeof(ttl), "%d", STORE_DEPLOY_MARK_S);
     argv_t a = {0};
     argv_add(&a, "SADD");
     argv_add(&a, key);
     for (size_t i = 0; i < b->files_len; i++)
         argv_add(&a, b->files[i].sha256);
-    redisAppendCommand(s->c, "MULTI");
-    redisAppendCommandArgv(s->c, (int)a.len, (const char **)a.v, a.lens);
-    redisAppendCommand(s->c, "EXPIRE %s %s", key, ttl);
-    redisAppendCommand(s->c, "SADD %s %s", STORE_DEPLOYING_KEY, id);
-    redisAppendCommand(s->c, "EXEC");
+    redisContext *c = rds_sync_context(s->redis, err, errlen);
+    if (c == NULL) {
+        argv_dispose(&a);
+        return TINE_EREDIS;
+    }
+    redisAppendCommand(c, "MULTI");
+    redisAppendCommandArgv(c, (int)a.len, (const char **)a.v, a.lens);
+    redisAppendCommand(c, "EXPIRE %s %s", key, ttl);
+    redisAppendCommand(c, "SADD %s %s", STORE_DEPLOYING_KEY, id);
+    redisAppendCommand(c, "EXEC");
     argv_dispose(&a);
-    return store_exec_replies(s, 5, err, errlen);
+    return rds_sync_replies(s->redis, 5, err, errlen);
 }
 
 void reg_store_release_marks(reg_store_t *s, uint64_t mark)
@@ -267,7 +202,7 @@ void reg_store_release_marks(reg_store_t *s, uint64_t mark)
     char err[256];
     if (mark == 0)
         return;
-    redisReply *r = store_cmd(s, err, sizeof(err), "DEL %s:%" PRIu64, STORE_DEPLOYING_KEY, mark);
+    redisReply *r = store_cmd(s, err, sizeof(err), "DEL " RDS_KEY_DEPLOYING_PREFIX "%" PRIu64, mark);
     freeReplyObject(r);
     r = store_cmd(s, err, sizeof(err), "SREM %s %" PRIu64, STORE_DEPLOYING_KEY, mark);
     freeReplyObject(r);
@@ -344,7 +279,7 @@ int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint6
     snprintf(note, sizeof(note), "%s %" PRIu64, app, version);
     redisReply *r =
         store_cmd(s, err, errlen, "EVAL %s 3 tine:app:%s:live tine:app:%s:v:%" PRIu64 " tine:apps %" PRIu64 " %s %s %s",
-                  make_live_script, app, app, version, version, app, REG_DEPLOY_CHANNEL, note);
+                  make_live_script, app, app, version, version, app, RDS_CHANNEL_DEPLOYS, note);
     if (r == NULL)
         return TINE_EREDIS;
     long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -2;
@@ -441,7 +376,7 @@ int reg_store_rollback(reg_store_t *s, const char *app, uint64_t version, uint64
                               "redis.call('SET', KEYS[1], ARGV[1]) "
                               "redis.call('PUBLISH', ARGV[2], ARGV[3]) "
                               "return 1",
-                              app, app, version, version, REG_DEPLOY_CHANNEL, note);
+                              app, app, version, version, RDS_CHANNEL_DEPLOYS, note);
     if (r == NULL)
         return TINE_EREDIS;
     long long done = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
@@ -819,61 +754,11 @@ void reg_prune_result_dispose(reg_prune_result_t *r)
     memset(r, 0, sizeof(*r));
 }
 
-/* Deletes every key matching `pattern` (SCAN + UNLINK in batches); adds how
- * many to *count. */
-static int delete_matching(reg_store_t *s, const char *pattern, size_t *count, char *err, size_t errlen)
-{
-    char cursor[32] = "0";
-    do {
-        redisReply *r = store_cmd(s, err, errlen, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
-        if (r == NULL)
-            return TINE_EREDIS;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[1]->type != REDIS_REPLY_ARRAY) {
-            freeReplyObject(r);
-            snprintf(err, errlen, "redis: unexpected answer to SCAN");
-            return TINE_EREDIS;
-        }
-        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        redisReply *keys = r->element[1];
-        if (keys->elements > 0) {
-            argv_t a = {0};
-            argv_add(&a, "UNLINK");
-            for (size_t i = 0; i < keys->elements; i++)
-                argv_add(&a, keys->element[i]->str);
-            redisReply *d = store_cmd_list(s, err, errlen, &a);
-            argv_dispose(&a);
-            if (d == NULL) {
-                freeReplyObject(r);
-                return TINE_EREDIS;
-            }
-            *count += d->type == REDIS_REPLY_INTEGER ? (size_t)d->integer : 0;
-            freeReplyObject(d);
-        }
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
-    return 0;
-}
-
-/* Length of a list or stream key (by `cmd`: LLEN, XLEN), then deletes it. */
-static int delete_counted(reg_store_t *s, const char *cmd, const char *key, size_t *count, char *err, size_t errlen)
-{
-    redisReply *r = store_cmd(s, err, errlen, "%s %s", cmd, key);
-    if (r == NULL)
-        return TINE_EREDIS;
-    *count = r->type == REDIS_REPLY_INTEGER ? (size_t)r->integer : 0;
-    freeReplyObject(r);
-    r = store_cmd(s, err, errlen, "UNLINK %s", key);
-    if (r == NULL)
-        return TINE_EREDIS;
-    freeReplyObject(r);
-    return 0;
-}
-
 int reg_store_delete_app(reg_store_t *s, const char *app, reg_delete_result_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     uint64_t seq = 0;
-    redisReply *r = store_cmd(s, err, errlen, "SISMEMBER tine:apps %s", app);
+    redisReply *r = store_cmd(s, err, errlen, "SISMEMBER " RDS_KEY_APPS " %s", app);
     if (r == NULL)
         return TINE_EREDIS;
     bool known = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
@@ -900,12 +785,15 @@ int reg_store_delete_app(reg_store_t *s, const char *app, reg_delete_result_t *o
      * and its usage rows never mix with this one's. */
     char note[512];
     snprintf(note, sizeof(note), "%s 0", app);
-    redisAppendCommand(s->c, "MULTI");
-    redisAppendCommand(s->c, "DEL tine:app:%s:live", app);
-    redisAppendCommand(s->c, "SREM tine:apps %s", app);
-    redisAppendCommand(s->c, "PUBLISH %s %s", REG_DEPLOY_CHANNEL, note);
-    redisAppendCommand(s->c, "EXEC");
-    int rc = store_exec_replies(s, 5, err, errlen);
+    redisContext *c = rds_sync_context(s->redis, err, errlen);
+    if (c == NULL)
+        return TINE_EREDIS;
+    redisAppendCommand(c, "MULTI");
+    redisAppendCommand(c, "DEL " RDS_KEY_APP_PREFIX "%s:live", app);
+    redisAppendCommand(c, "SREM " RDS_KEY_APPS " %s", app);
+    redisAppendCommand(c, "PUBLISH " RDS_CHANNEL_DEPLOYS " %s", note);
+    redisAppendCommand(c, "EXEC");
+    int rc = rds_sync_replies(s->redis, 5, err, errlen);
     str_set_t blobs = {0};
     for (uint64_t v = 1; rc == 0 && v <= seq; v++) {
         rc = add_version_blobs(s, app, v, &blobs, err, errlen);
@@ -919,19 +807,6 @@ int reg_store_delete_app(reg_store_t *s, const char *app, reg_delete_result_t *o
     if (rc == 0)
         rc = gc_blobs(s, &blobs, &out->blobs_deleted, err, errlen);
     str_set_dispose(&blobs);
-    char key[300];
-    if (rc == 0) {
-        snprintf(key, sizeof(key), "tine:kv:%s:*", app);
-        rc = delete_matching(s, key, &out->kv_keys, err, errlen);
-    }
-    if (rc == 0) {
-        snprintf(key, sizeof(key), "tine:dlq:%s", app);
-        rc = delete_counted(s, "XLEN", key, &out->dead_letters, err, errlen);
-    }
-    if (rc == 0) {
-        snprintf(key, sizeof(key), "tine:acts:%s", app);
-        rc = delete_counted(s, "LLEN", key, &out->activations, err, errlen);
-    }
     return rc;
 }
 

@@ -7,10 +7,10 @@ PACKAGES=(
   build-essential cmake pkg-config git curl ca-certificates python3
   libh2o-dev libuv1-dev libssl-dev
   libluajit-5.1-dev luajit
-  libhiredis-dev redis-server
+  libhiredis-dev redis-server openssl
   libjansson-dev libyaml-dev libcurl4-openssl-dev libarchive-dev
   libseccomp-dev libcmocka-dev
-  podman prometheus wrk bc
+  podman prometheus wrk bc nghttp2-client wget python3-pip
   "$@"
 )
 missing=()

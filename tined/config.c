@@ -6,11 +6,13 @@
 #include "billing.h"
 #include "registry.h"
 #include "tine_common.h"
+#include "tine_redis.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 typedef struct {
@@ -24,10 +26,21 @@ static const option_t options[] = {
     {"listen", "TINE_LISTEN", 1, "address to serve HTTP on (default 127.0.0.1:8080)"},
     {"state-dir", "TINE_STATE_DIR", 1, "where the node keeps its token, redis data and bundles\n"
                                        "                         (default $XDG_STATE_HOME/tine or ~/.local/state/tine)"},
-    {"redis", "TINE_REDIS_URL", 1, "redis://HOST:PORT or unix:///path (default: start a private redis-server)"},
+    {"redis", "TINE_REDIS_URL", 1, "the Redis to use: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB],\n"
+                                   "                         rediss://...[?cacert=/ca.pem] (TLS) or unix://[:PASSWORD@]/path\n"
+                                   "                         (default: start a private redis-server with a generated password)"},
+    {"redis-maxmemory", "TINE_REDIS_MAXMEMORY", 1, "memory cap of the private redis-server, e.g. 256mb, 2gb, 0 for none\n"
+                                                   "                         (default " REG_EMBEDDED_REDIS_MAXMEMORY
+                                                   "; only keys with a TTL are evicted)"},
     {"admin-token", "TINE_ADMIN_TOKEN", 1, "bearer token for the admin API (default: generated into the state dir)"},
     {"no-auth", "TINE_NO_AUTH", 0, "serve the admin API without a token (only on a loopback address)"},
     {"max-bundle-size", "TINE_MAX_BUNDLE_SIZE", 1, "largest deploy bundle accepted, e.g. 16MiB (default 16MiB)"},
+    {"max-connections", "TINE_MAX_CONNECTIONS", 1, "client connections open at once; more are answered 503\n"
+                                                   "                         and closed (default 1024)"},
+    {"max-buffered-body", "TINE_MAX_BUFFERED_BODY", 1, "request body bytes held at once for function calls; a body\n"
+                                                       "                         that does not fit gets 503 (default 128MiB, at least 6MiB)"},
+    {"http2", "TINE_HTTP2", 1, "on|off: serve cleartext HTTP/2, prior knowledge or Upgrade: h2c\n"
+                               "                         (default off; see docs/ARCHITECTURE.md, Request path)"},
     {"sdk-dir", "TINE_SDK_DIR", 1, "directory holding the Lua SDK tine.lua"},
     {"node-id", "TINE_NODE_ID", 1, "this node's name in a cluster (default HOSTNAME:PORT)"},
     {"max-sandboxes", "TINE_MAX_SANDBOXES", 1, "sandboxes on this node at most, shared fairly between apps; at\n"
@@ -135,6 +148,9 @@ typedef struct {
     char *kv_value_max;
     char *kv_keys_max;
     char *kv_bytes_max;
+    char *max_connections;
+    char *max_buffered_body;
+    char *http2;
 } raw_values_t;
 
 /* Parses a whole decimal number within [min, max]. */
@@ -162,6 +178,8 @@ static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
         return &cfg->state_dir;
     if (strcmp(name, "redis") == 0)
         return &cfg->redis_url;
+    if (strcmp(name, "redis-maxmemory") == 0)
+        return &cfg->redis_maxmemory;
     if (strcmp(name, "admin-token") == 0)
         return &cfg->admin_token;
     if (strcmp(name, "no-auth") == 0)
@@ -172,6 +190,12 @@ static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
         return &raw->max_sandboxes;
     if (strcmp(name, "app-reserve") == 0)
         return &raw->app_reserve;
+    if (strcmp(name, "max-connections") == 0)
+        return &raw->max_connections;
+    if (strcmp(name, "max-buffered-body") == 0)
+        return &raw->max_buffered_body;
+    if (strcmp(name, "http2") == 0)
+        return &raw->http2;
     if (strcmp(name, "idle-timeout") == 0)
         return &raw->idle_timeout;
     if (strcmp(name, "max-queue") == 0)
@@ -318,6 +342,36 @@ static int parse_retention(const char *s, uint32_t *count, uint32_t *age_s)
     return 0;
 }
 
+/* --redis and --redis-maxmemory; messages name the flag (and never the
+ * password). */
+static int parse_redis_options(tined_config_t *cfg)
+{
+    char err[512];
+    rds_url_t u;
+    if (cfg->redis_url && rds_url_parse(cfg->redis_url, &u, err, sizeof err) != 0) {
+        fprintf(stderr, "tined: --redis: %s\n", err);
+        return -1;
+    }
+    if (cfg->redis_url)
+        rds_url_dispose(&u);
+    const char *m = cfg->redis_maxmemory;
+    if (m == NULL)
+        return 0;
+    /* Redis's memory syntax: a number, then b, k, kb, m, mb, g or gb. */
+    size_t digits = strspn(m, "0123456789");
+    static const char *const units[] = {"", "b", "k", "kb", "m", "mb", "g", "gb"};
+    bool unit_ok = false;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        unit_ok = unit_ok || strcasecmp(m + digits, units[i]) == 0;
+    if (digits == 0 || digits > 15 || !unit_ok) {
+        fprintf(stderr, "tined: --redis-maxmemory %s: expected a size such as 256mb or 2gb (0: no cap)\n", m);
+        return -1;
+    }
+    if (cfg->redis_url)
+        fprintf(stderr, "tined: warning: --redis-maxmemory only applies to the private redis-server (no --redis)\n");
+    return 0;
+}
+
 /* Prices, --activations, retention and log level; messages name the flag. */
 static int parse_billing_options(tined_config_t *cfg)
 {
@@ -352,6 +406,30 @@ static int parse_billing_options(tined_config_t *cfg)
         return -1;
     }
     return 0;
+}
+
+/* --max-connections, --max-buffered-body and --http2; messages name the flag. */
+static int parse_http_limits(tined_config_t *cfg, const raw_values_t *raw)
+{
+    int rc = 0;
+    cfg->max_connections = 1024;
+    if (raw->max_connections && parse_count(raw->max_connections, 1, 1000000, &cfg->max_connections) != 0) {
+        fprintf(stderr, "tined: --max-connections %s: expected a number from 1 to 1000000\n", raw->max_connections);
+        rc = -1;
+    }
+    cfg->max_buffered_body = 128u * 1024 * 1024;
+    if (raw->max_buffered_body && (parse_size(raw->max_buffered_body, &cfg->max_buffered_body) != 0 ||
+                                   cfg->max_buffered_body < 6u * 1024 * 1024)) {
+        fprintf(stderr, "tined: --max-buffered-body %s: expected a size of at least 6MiB such as 256MiB\n",
+                raw->max_buffered_body);
+        rc = -1;
+    }
+    cfg->http2 = raw->http2 != NULL && strcmp(raw->http2, "on") == 0;
+    if (raw->http2 && !cfg->http2 && strcmp(raw->http2, "off") != 0) {
+        fprintf(stderr, "tined: --http2 %s: expected on or off\n", raw->http2);
+        rc = -1;
+    }
+    return rc;
 }
 
 int tined_config_load(tined_config_t *cfg, int argc, char **argv)
@@ -428,6 +506,8 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
         fprintf(stderr, "tined: --app-reserve %s: expected a number from 0 to 1000000\n", raw.app_reserve);
         rc = -1;
     }
+    if (parse_http_limits(cfg, &raw) != 0)
+        rc = -1;
     cfg->max_queue = 100;
     if (raw.max_queue && parse_count(raw.max_queue, 1, 1000000, &cfg->max_queue) != 0) {
         fprintf(stderr, "tined: --max-queue %s: expected a number from 1 to 1000000\n", raw.max_queue);
@@ -489,6 +569,8 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
     }
     if (parse_billing_options(cfg) != 0)
         rc = -1;
+    if (parse_redis_options(cfg) != 0)
+        rc = -1;
     if (cfg->node_id == NULL) {
         char host[256] = "node";
         gethostname(host, sizeof(host) - 1);
@@ -517,6 +599,9 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
     free(raw.kv_value_max);
     free(raw.kv_keys_max);
     free(raw.kv_bytes_max);
+    free(raw.max_connections);
+    free(raw.max_buffered_body);
+    free(raw.http2);
     return rc;
 }
 
@@ -525,6 +610,7 @@ void tined_config_dispose(tined_config_t *cfg)
     free(cfg->listen);
     free(cfg->state_dir);
     free(cfg->redis_url);
+    free(cfg->redis_maxmemory);
     free(cfg->admin_token);
     free(cfg->sdk_dir);
     free(cfg->node_id);

@@ -11,12 +11,16 @@ typedef struct {
     char *listen;
     char *state_dir;
     char *redis_url;   /* NULL: start a private redis-server */
+    char *redis_maxmemory; /* its memory cap as given (Redis's syntax); NULL: the default */
     char *admin_token; /* NULL: generated into the state dir */
     bool no_auth;
     size_t max_bundle;
     char *sdk_dir;
     char *node_id;
     char *config_file;
+    unsigned max_connections; /* client connections open at once */
+    size_t max_buffered_body; /* request body bytes held at once for function calls */
+    bool http2;               /* serve cleartext HTTP/2 */
     unsigned max_sandboxes;   /* node-wide cap on sandboxes */
     unsigned app_reserve;     /* past the cap, for apps' first sandbox (fair share) */
     unsigned max_queue;       /* calls waiting per function before 429 */

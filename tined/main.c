@@ -10,6 +10,7 @@
 #include "registry.h"
 #include "sandbox.h"
 #include "tine_common.h"
+#include "tine_redis.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -44,39 +46,75 @@ typedef struct {
 static char *load_or_create_token(const char *state_dir)
 {
     char *path = xasprintf("%s/admin.token", state_dir);
-    char *data = NULL;
-    size_t len = 0;
-    if (tine_read_file(path, &data, &len) == 0) {
-        while (len && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
-            data[--len] = '\0';
-        if (len >= 16) {
-            free(path);
-            return data;
-        }
-        free(data);
-    }
-    unsigned char raw[24];
-    if (getrandom(raw, sizeof(raw), 0) != sizeof(raw)) {
-        tine_log(TINE_LOG_ERROR, "cannot generate an admin token: %s", strerror(errno));
-        free(path);
-        return NULL;
-    }
-    char *token = xmalloc(sizeof(raw) * 2 + 1);
-    for (size_t i = 0; i < sizeof(raw); i++)
-        sprintf(token + 2 * i, "%02x", raw[i]);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || write(fd, token, strlen(token)) != (ssize_t)strlen(token) || write(fd, "\n", 1) != 1) {
-        tine_log(TINE_LOG_ERROR, "cannot write %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        free(path);
-        free(token);
-        return NULL;
-    }
-    close(fd);
-    tine_log(TINE_LOG_WARN, "generated the admin token (shown once; saved in %s): %s", path, token);
+    char *token = NULL;
+    bool created = false;
+    int rc = tine_secret_file(path, 24, 16, &token, &created);
+    if (rc != 0)
+        tine_log(TINE_LOG_ERROR, "cannot make the admin token %s: %s", path, tine_strerror(rc));
+    else if (created)
+        tine_log(TINE_LOG_WARN, "generated the admin token (shown once; saved in %s): %s", path, token);
     free(path);
     return token;
+}
+
+/* Locks the state dir for the life of the process: an exclusive flock on
+ * state_dir/tined.lock (close-on-exec, so no child keeps it), which then
+ * holds our pid. Two nodes on one state dir would start two redis-servers
+ * on one socket and append-only file. Returns the descriptor, or -1 after
+ * logging why (naming the pid of the node that holds it). */
+static int lock_state_dir(const char *state_dir)
+{
+    char *path = xasprintf("%s/tined.lock", state_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        tine_log(TINE_LOG_ERROR, "cannot open %s: %s", path, strerror(errno));
+        free(path);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        if (e == EWOULDBLOCK)
+            tine_log(TINE_LOG_ERROR,
+                     "state dir %s is in use by another tined (pid %s): give each node its own --state-dir", state_dir,
+                     pid[0] ? pid : "unknown");
+        else
+            tine_log(TINE_LOG_ERROR, "cannot lock %s: %s", path, strerror(e));
+        close(fd);
+        free(path);
+        return -1;
+    }
+    char line[32];
+    int len = snprintf(line, sizeof line, "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)len, 0) != len)
+        tine_log(TINE_LOG_WARN, "cannot write the pid into %s: %s", path, strerror(errno));
+    free(path);
+    return fd;
+}
+
+/* Checks a Redis given with --redis before anything uses it: reachable,
+ * the password right. Warns when it has no password over the network. */
+static int check_redis(const char *url)
+{
+    char err[1024];
+    rds_sync_t *s = rds_sync_new(url, 5000, err, sizeof err);
+    int rc = s && rds_sync_context(s, err, sizeof err) ? 0 : -1;
+    if (rc != 0)
+        tine_log(TINE_LOG_ERROR, "%s", err);
+    rds_sync_free(s);
+    rds_url_t u;
+    if (rc == 0 && rds_url_parse(url, &u, err, sizeof err) == 0) {
+        if (u.transport != RDS_UNIX && u.password == NULL)
+            tine_log(TINE_LOG_WARN,
+                     "redis at %s has no password: whoever reaches it can read and change every app, event and "
+                     "record (set one with requirepass and give it in the URL: redis://:PASSWORD@HOST:PORT)",
+                     u.redacted);
+        rds_url_dispose(&u);
+    }
+    return rc;
 }
 
 /* Configures the isolation layers the zygote will apply, with a temp dir
@@ -122,6 +160,13 @@ static void on_live_change(void *data, const reg_app_version_t *old_v, const reg
     if (new_v && t->inv)
         inv_version_live(t->inv, new_v);
     ev_app_changed(t->ev, old_v, new_v);
+}
+
+/* tine.emit: the invoker hands each event to the events module. */
+static int on_emit(void *data, const inv_emit_t *e, inv_emit_done_cb done, void *done_data)
+{
+    tined_t *t = data;
+    return t->ev ? ev_emit(t->ev, e, done, done_data) : TINE_EREDIS;
 }
 
 /* The invoker has one activation observer: it hands each finished
@@ -205,6 +250,11 @@ int main(int argc, char **argv)
         tine_log(TINE_LOG_ERROR, "cannot create state dir %s: %s", cfg.state_dir, strerror(errno));
         return 1;
     }
+    int lock_fd = lock_state_dir(cfg.state_dir);
+    if (lock_fd < 0) {
+        tined_config_dispose(&cfg);
+        return 1;
+    }
     char sdk_file[4096];
     snprintf(sdk_file, sizeof(sdk_file), "%s/tine.lua", cfg.sdk_dir);
     if (access(sdk_file, R_OK) != 0) {
@@ -228,13 +278,24 @@ int main(int argc, char **argv)
 
     char err[1024];
     int redis_pid = 0;
-    char *redis_url = cfg.redis_url ? xstrdup(cfg.redis_url) : NULL;
-    if (redis_url == NULL && reg_embedded_redis_start(cfg.state_dir, &redis_pid, &redis_url, err, sizeof(err)) != 0) {
+    char *redis_url = NULL;
+    if (cfg.redis_url) {
+        redis_url = xstrdup(cfg.redis_url);
+        rc = check_redis(redis_url);
+    } else if ((rc = reg_embedded_redis_start(cfg.state_dir, cfg.redis_maxmemory, &redis_pid, &redis_url, err,
+                                              sizeof(err))) != 0) {
         tine_log(TINE_LOG_ERROR, "%s", err);
+    }
+    if (rc != 0) {
+        free(redis_url);
         sbx_zygote_stop(&zygote);
         sbx_isolation_cleanup(tmp_dir);
+        free(tmp_dir);
+        tined_config_dispose(&cfg);
+        close(lock_fd);
         return 1;
     }
+    char *redis_shown = rds_url_redact(redis_url);
 
     char *token = NULL;
     if (cfg.admin_token)
@@ -259,6 +320,8 @@ int main(int argc, char **argv)
         .app_reserve = cfg.app_reserve,
         .idle_timeout_ms = cfg.idle_timeout_ms,
         .redis_url = redis_url,
+        .on_emit = on_emit,
+        .on_emit_data = &t,
         .max_invoke_depth = cfg.max_invoke_depth,
         .log_rate = cfg.log_rate,
         .kv_value_max = cfg.kv_value_max,
@@ -292,6 +355,9 @@ int main(int argc, char **argv)
         .admin_token = token,
         .max_bundle = cfg.max_bundle,
         .max_body = 6 * 1024 * 1024,
+        .max_connections = cfg.max_connections,
+        .max_buffered_body = cfg.max_buffered_body,
+        .http2 = cfg.http2,
         .node_id = cfg.node_id,
         .events = t.ev,
         .bill = t.bill,
@@ -317,7 +383,7 @@ int main(int argc, char **argv)
     }
     free(port_file);
     tine_log(TINE_LOG_INFO, "serving on http://%s (port %d, node %s, state %s, redis %s%s, activations %s)",
-             cfg.listen, gw_port(t.gw), cfg.node_id, cfg.state_dir, redis_url, redis_pid ? ", private" : "",
+             cfg.listen, gw_port(t.gw), cfg.node_id, cfg.state_dir, redis_shown, redis_pid ? ", private" : "",
              cfg.activations ? "on" : "off");
     /* Not one UV_RUN_DEFAULT: h2o_context_dispose runs the loop itself,
      * which clears uv_stop's flag, and an open connection (a followed log
@@ -337,7 +403,9 @@ out:
     free(tmp_dir);
     reg_embedded_redis_stop(redis_pid);
     free(redis_url);
+    free(redis_shown);
     free(token);
     tined_config_dispose(&cfg);
+    close(lock_fd);
     return rc;
 }

@@ -42,7 +42,7 @@ for f in "$SRC"/functions-examples/*/*.lua "$SRC"/functions-examples/*/src/*.lua
 done
 
 rc=0
-for d in fuzz_manifest fuzz_cron fuzz_routes fuzz_bundle fuzz_lua_exports fuzz_wire fuzz_proxy fuzz_cloudevents; do
+for d in fuzz_manifest fuzz_cron fuzz_routes fuzz_bundle fuzz_lua_exports fuzz_wire fuzz_proxy fuzz_cloudevents fuzz_redis_url fuzz_http_head; do
   corpus=$(seed $d)
   echo "== $d (${SECS}s)"
   if ! "$BIN/$d" -max_total_time="$SECS" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \

@@ -121,6 +121,20 @@ start_node() {
   printf -v "TOKEN_$name" '%s' "$TOKEN"
 }
 
+# tined_status NAME [tined args...]: runs a tined expected to stop by itself
+# (a bad option, a Redis it cannot use, a state dir in use) on state dir
+# $T/NAME; prints its exit status (124: it did not stop within 30 s); its
+# output goes to $T/NAME.log.
+tined_status() {
+  local name=$1; shift
+  mkdir -p "$T/$name"
+  set +e
+  timeout 30 "$BIN/tined" --listen 127.0.0.1:0 --state-dir "$T/$name" --sdk-dir "$SRC/sdk/lua" "$@" \
+    >"$T/$name.log" 2>&1
+  echo "$?"
+  set -e
+}
+
 # tine ARGS...: the CLI against the current node.
 tine() { "$BIN/tine" --url "$URL" --token "$TOKEN" "$@"; }
 
@@ -131,6 +145,9 @@ http() {
   out=$(curl -s -o "$T/body" -w '%{http_code}' -X "$m" "$URL$p" "$@" || true)
   echo "$out $(cat "$T/body" 2>/dev/null)"
 }
+
+# pyget JSON EXPR: prints the Python expression EXPR on the JSON document `d`.
+pyget() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
 
 admin() { # admin METHOD PATH [curl args...]
   local m=$1 p=$2; shift 2
@@ -162,5 +179,25 @@ function M.slow(req, ctx)
   return VERSION .. " " .. tostring(ctx.version)
 end
 return M
+LUA
+}
+
+# make_kv_app DIR VERSION_TEXT EVENT_TYPE: make_app's app plus GET /kv?v=X
+# (tine.kv.set then get of "k") and an event trigger keeping the last
+# event's id in the kv key "got".
+make_kv_app() {
+  make_app "$1" "$2"
+  sed -i 's/^functions:/functions:\n  kv: { handler: kv.lua#kv }\n  got: { handler: kv.lua#got }/' "$1/tine.yaml"
+  cat >>"$1/tine.yaml" <<YAML
+  - { method: GET, path: /kv, function: kv }
+triggers:
+  - { on: event, type: $3, function: got }
+YAML
+  cat >"$1/kv.lua" <<'LUA'
+local tine = require "tine"
+return {
+  kv = function(req) tine.kv.set("k", req.query.v or "kv"); return tine.kv.get("k") end,
+  got = function(event) tine.kv.set("got", event.id) end,
+}
 LUA
 }

@@ -143,7 +143,7 @@ check "tine delete --yes" "deleted gone: $versions versions, 4 tine.kv keys, 1 d
 check "no longer served here" "404" "$(http GET /gone/who | cut -d' ' -f1)"
 wait_for 10 bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' '$URL_b/gone/put/q')\" = 404 ]" || true
 check "nor on the other node" "404" "$(curl -s -o /dev/null -w '%{http_code}' "$URL_b/gone/put/q")"
-check "its keys are gone" "" "$(for p in 'tine:app:gone:v:*' 'tine:kv:gone:*' tine:acts:gone tine:dlq:gone tine:app:gone:live; do r --scan --pattern "$p"; done)"
+check "its keys are gone" "" "$(for p in 'tine:app:gone:v:*' 'tine:kv:gone:*' tine:kvstat:gone tine:acts:gone tine:dlq:gone tine:app:gone:live; do r --scan --pattern "$p"; done)"
 check "no deploy marks are left" "0" "$(r SCARD tine:deploying)"
 check "not listed" "" "$(run tine apps | grep '^gone ' || true)"
 check "its files are gone" "0" "$(r EXISTS "tine:blob:$(blob_of "$T/kv/kv.lua")")"

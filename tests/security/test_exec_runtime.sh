@@ -72,7 +72,7 @@ curl -s -D "$T/h" -o "$T/b" "$URL/rt/cat" -X POST --data-binary 'x' >/dev/null
 check_contains "JSON on stdout is served as application/json" "content-type: application/json" "$(tr -d '\r' <"$T/h")"
 
 curl -s -D "$T/h" -o "$T/b" "$URL/rt/envelope"
-check "envelope: status" "HTTP/1.1 201 OK" "$(head -1 "$T/h" | tr -d '\r')"
+check "envelope: status" "HTTP/1.1 201 Created" "$(head -1 "$T/h" | tr -d '\r')"
 check_contains "envelope: header" "x-made: yes" "$(tr -d '\r' <"$T/h")"
 check "envelope: body" "made it" "$(cat "$T/b")"
 curl -s -D "$T/h" -o "$T/b" "$URL/rt/jsonbody"

@@ -474,7 +474,7 @@ static const char *const error_cases[][2] = {
     {"app: shop\nfunctions:\n  f: { memory: 64 }\n", "tine.yaml:3:6: functions.f: missing required key 'handler'"},
     {"app: shop\nfunctions:\n  f: { handler: f.lua#main, memroy: 64 }\n",
      "tine.yaml:3:29: functions.f.memroy: unknown key; expected one of handler, runtime, memory, timeout, "
-     "concurrency, warm, env, network"},
+     "concurrency, warm, env, network, max_body"},
     {"app: shop\nfunctions:\n  f: { handler: f.lua }\n",
      "tine.yaml:3:17: functions.f.handler: expected FILE.lua#EXPORT such as src/items.lua#list, got 'f.lua'"},
     {"app: shop\nfunctions:\n  f: { handler: f.js#main }\n",
@@ -550,7 +550,8 @@ static const char *const error_cases[][2] = {
 
     /* defaults */
     {"app: shop\ndefaults: { handler: f.lua#main }\nfunctions: {}\n",
-     "tine.yaml:2:13: defaults.handler: unknown key; expected one of runtime, memory, timeout, concurrency, warm"},
+     "tine.yaml:2:13: defaults.handler: unknown key; expected one of runtime, memory, timeout, concurrency, warm, "
+     "max_body"},
     {"app: shop\ndefaults: { warm: 20 }\nfunctions: {}\n",
      "tine.yaml:2:19: defaults.warm: 20 exceeds concurrency 10 (the built-in default); warm must be "
      "0..concurrency"},
@@ -558,7 +559,8 @@ static const char *const error_cases[][2] = {
      "tine.yaml:2:22: defaults.timeout: expected a duration such as 500ms or 3s, got the bare number 100 (add a "
      "unit)"},
     {"app: shop\ndefaults: lua\nfunctions: {}\n",
-     "tine.yaml:2:11: defaults: expected a mapping of runtime, memory, timeout, concurrency, warm, got 'lua'"},
+     "tine.yaml:2:11: defaults: expected a mapping of runtime, memory, timeout, concurrency, warm, max_body, got "
+     "'lua'"},
 
     /* env */
     {"app: shop\nenv: { 1BAD: x }\nfunctions: {}\n",
@@ -833,6 +835,46 @@ static json_t *schema_def(json_t *schema, const char *name)
 
 /* The schema lists exactly the keys the parser accepts, and the design
  * example validates by the parser while every key has a description. */
+/* max_body: bytes or Ki/Mi sizes, per function over defaults, at most the
+ * wire's 6 MiB; bad values name their position. */
+static void test_max_body(void **state)
+{
+    (void)state;
+    reg_manifest_t *m = parse_ok("app: a\n"
+                                 "defaults: { max_body: 512Ki }\n"
+                                 "functions:\n"
+                                 "  inherits: { handler: f.lua#main }\n"
+                                 "  bytes: { handler: f.lua#main, max_body: 1000 }\n"
+                                 "  none: { handler: f.lua#main, max_body: 0 }\n"
+                                 "  mebi: { handler: f.lua#main, max_body: 6Mi }\n"
+                                 "  kib: { handler: f.lua#main, max_body: \"64KiB\" }\n");
+    assert_int_equal(m->functions[0].max_body, 512 * 1024);
+    assert_int_equal(m->functions[1].max_body, 1000);
+    assert_int_equal(m->functions[2].max_body, 0);
+    assert_int_equal(m->functions[3].max_body, 6 * 1024 * 1024);
+    assert_int_equal(m->functions[4].max_body, 64 * 1024);
+    reg_manifest_free(m);
+    m = parse_ok("app: a\nfunctions:\n  f: { handler: f.lua#main }\n");
+    assert_int_equal(m->functions[0].max_body, REG_MAX_BODY_LIMIT);
+    reg_manifest_free(m);
+
+    expect_error("app: a\nfunctions:\n  f: { handler: f.lua#main, max_body: 7Mi }\n",
+                 "tine.yaml:3:39: functions.f.max_body: '7Mi' is over 6Mi, the largest body a function can receive");
+    expect_error("app: a\nfunctions:\n  f: { handler: f.lua#main, max_body: 6291457 }\n",
+                 "tine.yaml:3:39: functions.f.max_body: 6291457 is out of range 0..6291456");
+    expect_error("app: a\nfunctions:\n  f: { handler: f.lua#main, max_body: 6MB }\n",
+                 "tine.yaml:3:39: functions.f.max_body: expected bytes as an integer 0..6291456 or a size such as "
+                 "512Ki or 6Mi, got '6MB'");
+    expect_error("app: a\nfunctions:\n  f: { handler: f.lua#main, max_body: -1 }\n",
+                 "tine.yaml:3:39: functions.f.max_body: -1 is out of range 0..6291456");
+    expect_error("app: a\ndefaults:\n  max_body: lots\nfunctions:\n  f: { handler: f.lua#main }\n",
+                 "tine.yaml:3:13: defaults.max_body: expected bytes as an integer 0..6291456 or a size such as "
+                 "512Ki or 6Mi, got 'lots'");
+    expect_error("app: a\nfunctions:\n  f: { handler: f.lua#main, max_body: 99999999999Ki }\n",
+                 "tine.yaml:3:39: functions.f.max_body: '99999999999Ki' is over 6Mi, the largest body a function can "
+                 "receive");
+}
+
 static void test_schema_matches_parser_keys(void **state)
 {
     (void)state;
@@ -852,9 +894,9 @@ static void test_schema_matches_parser_keys(void **state)
     schema_keys(schema_def(schema, "limits"), keys, sizeof keys);
     assert_string_equal(keys, "kv_bytes_max,kv_keys_max,kv_value_max");
     schema_keys(schema_def(schema, "function"), keys, sizeof keys);
-    assert_string_equal(keys, "concurrency,env,handler,memory,network,runtime,timeout,warm");
+    assert_string_equal(keys, "concurrency,env,handler,max_body,memory,network,runtime,timeout,warm");
     schema_keys(schema_def(schema, "defaults"), keys, sizeof keys);
-    assert_string_equal(keys, "concurrency,memory,runtime,timeout,warm");
+    assert_string_equal(keys, "concurrency,max_body,memory,runtime,timeout,warm");
     schema_keys(schema_def(schema, "route"), keys, sizeof keys);
     assert_string_equal(keys, "function,method,path");
     schema_keys(schema_def(schema, "trigger"), keys, sizeof keys);
@@ -928,6 +970,7 @@ int main(void)
         cmocka_unit_test(test_binary_input),
         cmocka_unit_test(test_api_edges),
         cmocka_unit_test(test_parse_duration),
+        cmocka_unit_test(test_max_body),
         cmocka_unit_test(test_schema_matches_parser_keys),
 #ifndef TINE_TEST_UNDER_ASAN
         cmocka_unit_test(test_out_of_memory_torture),

@@ -1,0 +1,668 @@
+/* Asynchronous connections on a libuv loop that recover from any outage.
+ *
+ * A connection is a small state machine: DOWN (a retry timer armed) ->
+ * CONNECTING (hiredis connects, a deadline timer armed) -> LOGIN (AUTH,
+ * SELECT, PING sent, nothing else) -> UP (commands flow; waiting ones are
+ * sent first, then the owner's on_connected runs) -> DOWN again when it is
+ * lost, with exponential backoff and jitter between attempts.
+ *
+ * hiredis 0.14 is attached to the loop by our own adapter, not the one in
+ * hiredis/adapters/libuv.h: when libuv reports an error condition on the
+ * socket (POLLERR: a refused TCP connect, a reset), it stops watching and
+ * calls back with a negative status, which that adapter ignores; hiredis
+ * then never learns that the connect failed, its connect callback never
+ * runs and the connection hangs for good. Ours hands the event to hiredis,
+ * which reads the socket's error and fails the connect properly. A
+ * deadline covers connects and logins that never answer. */
+#include "redis_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <uv.h>
+
+#define DEFAULT_CONNECT_TIMEOUT_MS 2000
+#define DEFAULT_BACKOFF_MIN_MS 50
+#define DEFAULT_BACKOFF_MAX_MS 2000
+#define DEFAULT_MAX_WAITING 10000
+#define DRAIN_TIMEOUT_MS 2000
+
+typedef enum { ST_DOWN, ST_CONNECTING, ST_LOGIN, ST_UP, ST_CLOSED } state_t;
+
+/* A command waiting for the connection (RDS_WAIT_WHEN_DOWN). */
+typedef struct waiting {
+    struct waiting *next;
+    uint64_t since; /* uv_now when it began to wait */
+    char *cmd;
+    size_t len;
+    rds_reply_fn fn;
+    void *data;
+} waiting_t;
+
+/* The owner's callback of one command sent to hiredis. */
+typedef struct {
+    rds_reply_fn fn;
+    void *data;
+    bool subscription; /* called for every message until NULL */
+} pending_t;
+
+/* hiredis's event hooks on one context: a uv_poll_t on its socket. */
+typedef struct {
+    uv_poll_t poll;
+    redisAsyncContext *ac; /* NULL once hiredis let go of it */
+    rds_async_t *conn;
+    int events;
+} adapter_t;
+
+struct rds_async {
+    rds_async_t *next_all, **prev_all; /* every open connection (metrics) */
+    uv_loop_t *loop;
+    rds__target_t target;
+    rds_async_config_t cfg;
+    char *name;
+    state_t state;
+    redisAsyncContext *ac; /* the current context, NULL while down */
+    int login_left;        /* replies of the login still awaited */
+    uv_timer_t retry;      /* next attempt */
+    uv_timer_t deadline;   /* connect + login, or a drain */
+    uv_timer_t wait_timer; /* the oldest waiting command's max_wait_ms */
+    unsigned attempt;      /* failed attempts since it was last up */
+    uint64_t connects, reconnects;
+    bool warned; /* the outage was logged */
+    char error[512];
+    waiting_t *waiting, **waiting_tail;
+    size_t nwaiting;
+    int open; /* timers and adapters not yet closed */
+    bool closing, draining, timers_closed;
+    void (*on_closed)(void *data);
+    void *closed_data;
+    uint64_t rng;
+};
+
+static rds_async_t *all_conns;
+
+/* The login's commands, named in its replies' private data. */
+static char auth_name[] = "AUTH", select_name[] = "SELECT", ping_name[] = "PING";
+
+static void conn_start(rds_async_t *c);
+
+/* ------------------------------------------------------------- lifetime */
+
+/* One handle of the connection closed; the last frees it. */
+static void conn_release(rds_async_t *c)
+{
+    if (--c->open > 0)
+        return;
+    void (*cb)(void *) = c->on_closed;
+    void *data = c->closed_data;
+    rds__target_dispose(&c->target);
+    free(c->name);
+    free(c);
+    if (cb)
+        cb(data);
+}
+
+/* A timer of the connection closed. */
+static void on_timer_closed(uv_handle_t *h)
+{
+    conn_release(h->data);
+}
+
+/* Closing, and hiredis let go of the context: the timers go. */
+static void conn_finish_close(rds_async_t *c)
+{
+    if (c->timers_closed || c->ac != NULL)
+        return;
+    c->timers_closed = true;
+    uv_close((uv_handle_t *)&c->retry, on_timer_closed);
+    uv_close((uv_handle_t *)&c->deadline, on_timer_closed);
+    uv_close((uv_handle_t *)&c->wait_timer, on_timer_closed);
+}
+
+/* ------------------------------------------------------------- adapter */
+
+static void adapter_on_poll(uv_poll_t *h, int status, int events)
+{
+    adapter_t *a = h->data;
+    redisAsyncContext *ac = a->ac;
+    if (ac == NULL)
+        return;
+    /* libuv stopped the handle on an error condition: let hiredis read the
+     * socket's error (a refused connect, a reset) instead of dropping it. */
+    if (status < 0)
+        events = UV_READABLE | UV_WRITABLE;
+    if (events & UV_READABLE)
+        redisAsyncHandleRead(ac);
+    if (a->ac != NULL && (events & UV_WRITABLE))
+        redisAsyncHandleWrite(ac);
+    if (status < 0 && a->ac != NULL && a->events)
+        uv_poll_start(&a->poll, a->events, adapter_on_poll);
+}
+
+/* Watches the socket for `events` (none: stops). */
+static void adapter_update(adapter_t *a, int events)
+{
+    a->events = events;
+    if (events)
+        uv_poll_start(&a->poll, events, adapter_on_poll);
+    else
+        uv_poll_stop(&a->poll);
+}
+
+/* hiredis's four hooks: start or stop watching for reading or writing. */
+static void adapter_add_read(void *p)
+{
+    adapter_t *a = p;
+    adapter_update(a, a->events | UV_READABLE);
+}
+
+static void adapter_del_read(void *p)
+{
+    adapter_t *a = p;
+    adapter_update(a, a->events & ~UV_READABLE);
+}
+
+static void adapter_add_write(void *p)
+{
+    adapter_t *a = p;
+    adapter_update(a, a->events | UV_WRITABLE);
+}
+
+static void adapter_del_write(void *p)
+{
+    adapter_t *a = p;
+    adapter_update(a, a->events & ~UV_WRITABLE);
+}
+
+/* The poll handle closed: the adapter goes, and counts out of the connection. */
+static void adapter_on_closed(uv_handle_t *h)
+{
+    adapter_t *a = h->data;
+    rds_async_t *c = a->conn;
+    free(a);
+    conn_release(c);
+}
+
+/* hiredis frees the context: stop watching its socket (closed right after). */
+static void adapter_cleanup(void *p)
+{
+    adapter_t *a = p;
+    a->ac = NULL;
+    uv_close((uv_handle_t *)&a->poll, adapter_on_closed);
+}
+
+/* Hooks hiredis's context to the loop through a new adapter. Returns 0 or a
+ * libuv error. */
+static int adapter_attach(rds_async_t *c, redisAsyncContext *ac)
+{
+    adapter_t *a = xcalloc(1, sizeof(*a));
+    int rc = uv_poll_init(c->loop, &a->poll, ac->c.fd);
+    if (rc != 0) {
+        free(a);
+        return rc;
+    }
+    a->poll.data = a;
+    a->ac = ac;
+    a->conn = c;
+    c->open++;
+    ac->ev.data = a;
+    ac->ev.addRead = adapter_add_read;
+    ac->ev.delRead = adapter_del_read;
+    ac->ev.addWrite = adapter_add_write;
+    ac->ev.delWrite = adapter_del_write;
+    ac->ev.cleanup = adapter_cleanup;
+    return 0;
+}
+
+/* ------------------------------------------------------------ attempts */
+
+static uint64_t next_random(rds_async_t *c)
+{
+    /* xorshift64: jitter only, no secrets. */
+    c->rng ^= c->rng << 13;
+    c->rng ^= c->rng >> 7;
+    c->rng ^= c->rng << 17;
+    return c->rng;
+}
+
+/* The backoff is over: the next attempt. */
+static void on_retry(uv_timer_t *t)
+{
+    conn_start(t->data);
+}
+
+/* Arms the next attempt: min * 2^attempt up to max, drawn in [d/2, d]. */
+static void schedule_retry(rds_async_t *c)
+{
+    uint64_t d = c->cfg.backoff_min_ms;
+    for (unsigned i = 0; i < c->attempt && d < c->cfg.backoff_max_ms; i++)
+        d *= 2;
+    if (d > c->cfg.backoff_max_ms)
+        d = c->cfg.backoff_max_ms;
+    d = d / 2 + next_random(c) % (d / 2 + 1);
+    c->attempt++;
+    uv_timer_start(&c->retry, on_retry, d, 0);
+}
+
+/* Lets go of the current context ourselves (its callbacks, run with no
+ * reply, find it detached). */
+static void drop_context(rds_async_t *c)
+{
+    redisAsyncContext *ac = c->ac;
+    if (ac == NULL)
+        return;
+    c->ac = NULL;
+    ac->data = NULL;
+    redisAsyncFree(ac);
+}
+
+/* An attempt failed (the context is gone or detached): say so once per
+ * outage, then try again later. */
+static void attempt_failed(rds_async_t *c, const char *why)
+{
+    uv_timer_stop(&c->deadline);
+    c->state = ST_DOWN;
+    snprintf(c->error, sizeof c->error, "%s", why);
+    if (!c->warned)
+        tine_log(TINE_LOG_WARN, "redis: %s connection: %s; retrying", c->name, why);
+    else
+        tine_log(TINE_LOG_DEBUG, "redis: %s connection: %s; retrying", c->name, why);
+    c->warned = true;
+    schedule_retry(c);
+}
+
+/* A reply (or NULL) for one of the owner's commands. */
+static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    pending_t *p = priv;
+    rds_reply_fn fn = p->fn;
+    void *data = p->data;
+    if (!p->subscription || reply == NULL)
+        free(p);
+    fn(data, reply);
+}
+
+/* Sends a command in RESP to the current context. Returns 0 or -1 (then
+ * nothing was kept). */
+static int send_now(rds_async_t *c, rds_reply_fn fn, void *data, const char *cmd, size_t len)
+{
+    pending_t *p = NULL;
+    if (fn) {
+        p = xmalloc(sizeof(*p));
+        *p = (pending_t){fn, data, false};
+    }
+    if (redisAsyncFormattedCommand(c->ac, p ? on_reply : NULL, p, cmd, len) == REDIS_OK)
+        return 0;
+    free(p);
+    return -1;
+}
+
+/* Takes the oldest waiting command off the queue. */
+static waiting_t *waiting_pop(rds_async_t *c)
+{
+    waiting_t *w = c->waiting;
+    if (w == NULL)
+        return NULL;
+    c->waiting = w->next;
+    if (c->waiting == NULL)
+        c->waiting_tail = &c->waiting;
+    c->nwaiting--;
+    return w;
+}
+
+/* Fails (NULL reply) the waiting commands past max_wait_ms, then arms the
+ * timer for the next one. */
+static void on_wait_timer(uv_timer_t *t)
+{
+    rds_async_t *c = t->data;
+    uint64_t now = uv_now(c->loop);
+    while (c->waiting && c->waiting->since + c->cfg.max_wait_ms <= now) {
+        waiting_t *w = waiting_pop(c);
+        if (w->fn)
+            w->fn(w->data, NULL);
+        free(w->cmd);
+        free(w);
+    }
+    if (c->waiting && !c->closing)
+        uv_timer_start(&c->wait_timer, on_wait_timer, c->waiting->since + c->cfg.max_wait_ms - now, 0);
+}
+
+/* The login replied: the connection is up. Waiting commands go first, in
+ * order, then the owner hears of it. */
+static void conn_up(rds_async_t *c)
+{
+    uv_timer_stop(&c->deadline);
+    c->state = ST_UP;
+    c->attempt = 0;
+    c->error[0] = '\0';
+    if (c->connects++ > 0)
+        c->reconnects++;
+    if (c->warned)
+        tine_log(TINE_LOG_INFO, "redis: %s connection to %s is up again", c->name, c->target.url.redacted);
+    c->warned = false;
+    uv_timer_stop(&c->wait_timer);
+    while (c->waiting && c->state == ST_UP) {
+        waiting_t *w = waiting_pop(c);
+        if (send_now(c, w->fn, w->data, w->cmd, w->len) != 0 && w->fn)
+            w->fn(w->data, NULL);
+        free(w->cmd);
+        free(w);
+    }
+    if (c->state == ST_UP && c->cfg.on_connected)
+        c->cfg.on_connected(c->cfg.data);
+}
+
+/* A reply to AUTH, SELECT or PING (priv names which): an error ends the
+ * attempt, the last one brings the connection up. */
+static void on_login_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    rds_async_t *c = ac->data;
+    redisReply *r = reply;
+    /* No reply: the context is going away, and its disconnect (or whoever
+     * dropped it) takes it from here. */
+    if (c == NULL || c->ac != ac || c->state != ST_LOGIN || r == NULL)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        char why[512];
+        rds__explain_setup_error(&c->target.url, priv, r->str, why, sizeof why);
+        drop_context(c);
+        attempt_failed(c, why);
+        return;
+    }
+    if (--c->login_left == 0)
+        conn_up(c);
+}
+
+/* hiredis connected the socket (then the login starts) or failed to. */
+static void on_connect(const redisAsyncContext *cac, int status)
+{
+    redisAsyncContext *ac = (redisAsyncContext *)cac;
+    rds_async_t *c = ac->data;
+    if (c == NULL)
+        return;
+    if (status != REDIS_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "redis at %s is unreachable: %s", c->target.url.redacted,
+                 ac->errstr[0] ? ac->errstr : "connect failed");
+        c->ac = NULL; /* hiredis frees it after this callback */
+        attempt_failed(c, why);
+        return;
+    }
+    if (c->target.url.transport == RDS_TCP)
+        redisEnableKeepAlive(&ac->c);
+    c->state = ST_LOGIN;
+    c->login_left = 0;
+    const char *argv[3];
+    size_t lens[3];
+    int n = rds__auth_argv(&c->target.url, argv, lens);
+    if (n > 0 && redisAsyncCommandArgv(ac, on_login_reply, auth_name, n, argv, lens) == REDIS_OK)
+        c->login_left++;
+    if (c->target.url.db >= 0 &&
+        redisAsyncCommand(ac, on_login_reply, select_name, "SELECT %d", c->target.url.db) == REDIS_OK)
+        c->login_left++;
+    if (redisAsyncCommand(ac, on_login_reply, ping_name, "PING") == REDIS_OK)
+        c->login_left++;
+}
+
+/* hiredis lost (or was asked to close) a connection that had connected:
+ * a drain ended, a login was cut short, or an established connection is
+ * lost. */
+static void on_disconnect(const redisAsyncContext *cac, int status)
+{
+    rds_async_t *c = cac->data;
+    if (c == NULL)
+        return;
+    c->ac = NULL; /* hiredis frees it after this callback */
+    if (c->closing) {
+        /* A drain finished. */
+        uv_timer_stop(&c->deadline);
+        conn_finish_close(c);
+        return;
+    }
+    const char *why = cac->errstr[0] ? cac->errstr : "closed";
+    if (c->state != ST_UP) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "redis at %s closed the connection while logging in: %s", c->target.url.redacted,
+                 why);
+        attempt_failed(c, msg);
+        return;
+    }
+    c->state = ST_DOWN;
+    snprintf(c->error, sizeof c->error, "lost the connection to redis at %s: %s", c->target.url.redacted, why);
+    tine_log(TINE_LOG_WARN, "redis: %s connection: %s; reconnecting", c->name, c->error);
+    c->warned = true;
+    c->attempt = 0;
+    schedule_retry(c);
+    if (c->cfg.on_lost)
+        c->cfg.on_lost(c->cfg.data);
+}
+
+/* A connect or login took longer than connect_timeout_ms (or a drain than
+ * DRAIN_TIMEOUT_MS): the context is dropped. */
+static void on_deadline(uv_timer_t *t)
+{
+    rds_async_t *c = t->data;
+    if (c->closing) {
+        /* The drain took too long: what is left gets no reply. */
+        drop_context(c);
+        conn_finish_close(c);
+        return;
+    }
+    char why[512];
+    snprintf(why, sizeof why, "redis at %s did not %s within %u ms", c->target.url.redacted,
+             c->state == ST_LOGIN ? "answer the login" : "accept the connection", c->cfg.connect_timeout_ms);
+    drop_context(c);
+    attempt_failed(c, why);
+}
+
+/* One attempt: a new hiredis context to the server (or the TLS relay). */
+static void conn_start(rds_async_t *c)
+{
+    if (c->closing || c->ac != NULL)
+        return;
+    const rds_url_t *u = &c->target.url;
+    const char *path = rds__target_unix_path(&c->target);
+    redisAsyncContext *ac = path ? redisAsyncConnectUnix(path) : redisAsyncConnect(u->addrs[0].host, u->addrs[0].port);
+    char why[512];
+    if (ac == NULL || ac->err) {
+        snprintf(why, sizeof why, "redis at %s is unreachable: %s", u->redacted, ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        attempt_failed(c, why);
+        return;
+    }
+    int rc = adapter_attach(c, ac);
+    if (rc != 0) {
+        snprintf(why, sizeof why, "cannot watch the connection to %s: %s", u->redacted, uv_strerror(rc));
+        redisAsyncFree(ac);
+        attempt_failed(c, why);
+        return;
+    }
+    ac->data = c;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    c->ac = ac;
+    c->state = ST_CONNECTING;
+    uv_timer_start(&c->deadline, on_deadline, c->cfg.connect_timeout_ms, 0);
+}
+
+/* ---------------------------------------------------------------- API */
+
+int rds_async_new(uv_loop_t *loop, const char *url, const rds_async_config_t *cfg, rds_async_t **out, char *err,
+                  size_t errlen)
+{
+    rds_async_t *c = xcalloc(1, sizeof(*c));
+    int rc = rds__target_init(&c->target, url, err, errlen);
+    if (rc != 0) {
+        free(c);
+        return rc;
+    }
+    c->loop = loop;
+    c->cfg = *cfg;
+    c->name = xstrdup(cfg->name ? cfg->name : "redis");
+    c->cfg.name = c->name;
+    if (c->cfg.connect_timeout_ms == 0)
+        c->cfg.connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+    if (c->cfg.backoff_min_ms == 0)
+        c->cfg.backoff_min_ms = DEFAULT_BACKOFF_MIN_MS;
+    if (c->cfg.backoff_max_ms == 0)
+        c->cfg.backoff_max_ms = DEFAULT_BACKOFF_MAX_MS;
+    if (c->cfg.backoff_max_ms < c->cfg.backoff_min_ms)
+        c->cfg.backoff_max_ms = c->cfg.backoff_min_ms;
+    if (c->cfg.max_waiting == 0)
+        c->cfg.max_waiting = DEFAULT_MAX_WAITING;
+    if (getrandom(&c->rng, sizeof c->rng, GRND_NONBLOCK) != sizeof c->rng || c->rng == 0)
+        c->rng = tine_now_ns() | 1;
+    c->waiting_tail = &c->waiting;
+    snprintf(c->error, sizeof c->error, "not connected yet");
+    uv_timer_init(loop, &c->retry);
+    uv_timer_init(loop, &c->deadline);
+    uv_timer_init(loop, &c->wait_timer);
+    c->retry.data = c->deadline.data = c->wait_timer.data = c;
+    c->open = 3;
+    c->next_all = all_conns;
+    if (all_conns)
+        all_conns->prev_all = &c->next_all;
+    c->prev_all = &all_conns;
+    all_conns = c;
+    conn_start(c);
+    *out = c;
+    return 0;
+}
+
+void rds_async_close(rds_async_t *c, bool drain, void (*on_closed)(void *data), void *data)
+{
+    if (c == NULL || c->closing)
+        return;
+    c->closing = true;
+    c->on_closed = on_closed;
+    c->closed_data = data;
+    *c->prev_all = c->next_all;
+    if (c->next_all)
+        c->next_all->prev_all = c->prev_all;
+    uv_timer_stop(&c->retry);
+    uv_timer_stop(&c->deadline);
+    uv_timer_stop(&c->wait_timer);
+    bool was_up = c->state == ST_UP;
+    c->state = ST_CLOSED;
+    for (waiting_t *w; (w = waiting_pop(c)) != NULL;) {
+        if (w->fn)
+            w->fn(w->data, NULL);
+        free(w->cmd);
+        free(w);
+    }
+    if (c->ac && drain && was_up) {
+        /* Replies still come; on_disconnect finishes the close. */
+        c->draining = true;
+        uv_timer_start(&c->deadline, on_deadline, DRAIN_TIMEOUT_MS, 0);
+        redisAsyncDisconnect(c->ac);
+        return;
+    }
+    drop_context(c);
+    conn_finish_close(c);
+}
+
+/* Whether a command in RESP is (P)SUBSCRIBE: its first bulk string. */
+static bool is_subscribe(const char *cmd, size_t len)
+{
+    const char *p = memchr(cmd, '$', len);
+    const char *nl = p ? memchr(p, '\n', len - (size_t)(p - cmd)) : NULL;
+    if (nl == NULL)
+        return false;
+    const char *name = nl + 1;
+    size_t left = len - (size_t)(name - cmd);
+    if (left > 0 && (*name == 'p' || *name == 'P')) {
+        name++;
+        left--;
+    }
+    return left >= 11 && strncasecmp(name, "subscribe\r\n", 11) == 0;
+}
+
+int rds_async_formatted(rds_async_t *c, rds_reply_fn fn, void *data, const char *cmd, size_t len)
+{
+    if (c == NULL || c->closing)
+        return TINE_EREDIS;
+    if (is_subscribe(cmd, len))
+        return TINE_EINVAL;
+    if (c->state == ST_UP && c->ac && send_now(c, fn, data, cmd, len) == 0)
+        return 0;
+    /* Down (or hiredis refused it: the context is going away). Someone
+     * needs the connection: the next attempt comes soon. */
+    if (c->state == ST_DOWN && uv_timer_get_due_in(&c->retry) > c->cfg.backoff_min_ms)
+        uv_timer_start(&c->retry, on_retry, c->cfg.backoff_min_ms, 0);
+    if (c->cfg.when_down != RDS_WAIT_WHEN_DOWN || c->nwaiting >= c->cfg.max_waiting)
+        return TINE_EREDIS;
+    waiting_t *w = xmalloc(sizeof(*w));
+    w->next = NULL;
+    w->since = uv_now(c->loop);
+    if (c->waiting == NULL && c->cfg.max_wait_ms)
+        uv_timer_start(&c->wait_timer, on_wait_timer, c->cfg.max_wait_ms, 0);
+    w->cmd = xmalloc(len);
+    memcpy(w->cmd, cmd, len);
+    w->len = len;
+    w->fn = fn;
+    w->data = data;
+    *c->waiting_tail = w;
+    c->waiting_tail = &w->next;
+    c->nwaiting++;
+    return 0;
+}
+
+int rds_async_command(rds_async_t *c, rds_reply_fn fn, void *data, int argc, const char **argv, const size_t *lens)
+{
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    if (len < 0)
+        return -ENOMEM;
+    int rc = rds_async_formatted(c, fn, data, cmd, (size_t)len);
+    redisFreeCommand(cmd);
+    return rc;
+}
+
+int rds_async_subscribe(rds_async_t *c, bool pattern, const char *channel, rds_reply_fn fn, void *data)
+{
+    if (c == NULL || c->closing || c->state != ST_UP || c->ac == NULL || fn == NULL)
+        return TINE_EREDIS;
+    pending_t *p = xmalloc(sizeof(*p));
+    *p = (pending_t){fn, data, true};
+    const char *argv[] = {pattern ? "PSUBSCRIBE" : "SUBSCRIBE", channel};
+    size_t lens[] = {strlen(argv[0]), strlen(channel)};
+    if (redisAsyncCommandArgv(c->ac, on_reply, p, 2, argv, lens) != REDIS_OK) {
+        free(p);
+        return TINE_EREDIS;
+    }
+    return 0;
+}
+
+bool rds_async_connected(const rds_async_t *c)
+{
+    return c != NULL && c->state == ST_UP;
+}
+
+uint64_t rds_async_reconnects(const rds_async_t *c)
+{
+    return c ? c->reconnects : 0;
+}
+
+const char *rds_async_error(const rds_async_t *c)
+{
+    if (c == NULL)
+        return "no connection";
+    return c->state == ST_UP ? "" : c->error;
+}
+
+void rds_metrics_render(tine_buf_t *out)
+{
+    tine_buf_appendf(out, "# HELP tine_redis_connected Whether each Redis connection of this node is up.\n"
+                          "# TYPE tine_redis_connected gauge\n");
+    for (rds_async_t *c = all_conns; c; c = c->next_all)
+        tine_buf_appendf(out, "tine_redis_connected{connection=\"%s\"} %d\n", c->name, c->state == ST_UP);
+    tine_buf_appendf(out, "# HELP tine_redis_reconnects_total Times each Redis connection came back after a loss.\n"
+                          "# TYPE tine_redis_reconnects_total counter\n");
+    for (rds_async_t *c = all_conns; c; c = c->next_all)
+        tine_buf_appendf(out, "tine_redis_reconnects_total{connection=\"%s\"} %" PRIu64 "\n", c->name, c->reconnects);
+}

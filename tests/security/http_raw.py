@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""HTTP/1.1 over raw sockets for the gateway's security tests.
+
+  http_raw.py exchange URL REQUEST...
+      Sends each REQUEST (a Python string literal: escapes such as \\r\\n are
+      decoded) on one connection, one at a time, reading each response by
+      the rules of RFC 9112 (no body for HEAD, 1xx, 204 and 304; else
+      Content-Length, chunked, or until close). After each response it waits
+      a moment and reports any byte the server sent beyond it ("extra"): a
+      response with a body where HTTP forbids one shows up there. Prints a
+      JSON list of {status, reason, headers, body, extra, closed}.
+
+  http_raw.py bodies URL --conns N --size BYTES --path P [--header H]...
+                     [--pid PID] [--hold SECONDS] [--probe PATH]
+      Opens N connections, sends on each a POST head with Content-Length
+      BYTES and all of the body but its last byte, so that every body is in
+      flight at once; then samples the VmRSS of PID for SECONDS (and makes
+      one ordinary GET of PROBE on a connection of its own meanwhile), sends
+      the last bytes and reads every response. Prints JSON: rss_before_kib,
+      rss_max_kib, statuses (count per status, "error" for a connection that
+      failed), one body and one set of headers per status, the probe's
+      status and body.
+
+  http_raw.py connections URL --count N --probe PATH
+      Holds N idle connections, opens one more and reads what the server
+      sends on it without a request; then closes the N and GETs PROBE on a
+      new connection. Prints JSON {over_limit: {status, headers, body,
+      closed}, after: {status, body}}.
+"""
+import argparse
+import json
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+
+
+def connect(url):
+    u = urllib.parse.urlsplit(url)
+    s = socket.create_connection((u.hostname, u.port or 80), timeout=30)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+class Reader:
+    """Reads HTTP/1.1 responses from a socket, byte-exact."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+        self.closed = False
+
+    def fill(self):
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            self.closed = True
+            raise EOFError("connection closed")
+        self.buf += data
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            self.fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def exactly(self, n):
+        while len(self.buf) < n:
+            self.fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def response(self, method):
+        """One response: (status, reason, headers, body); 1xx are skipped."""
+        while True:
+            status_line = self.line().decode("latin-1")
+            parts = status_line.split(" ", 2)
+            status = int(parts[1])
+            reason = parts[2] if len(parts) > 2 else ""
+            headers = []
+            while True:
+                h = self.line()
+                if not h:
+                    break
+                name, _, value = h.decode("latin-1").partition(":")
+                headers.append((name.strip().lower(), value.strip()))
+            if 100 <= status < 200:
+                continue
+            break
+        hd = dict(headers)
+        if method == "HEAD" or status in (204, 304):
+            body = b""
+        elif "chunked" in hd.get("transfer-encoding", ""):
+            body = b""
+            while True:
+                size = int(self.line().split(b";")[0], 16)
+                if size == 0:
+                    while self.line():
+                        pass
+                    break
+                body += self.exactly(size)
+                self.exactly(2)
+        elif "content-length" in hd:
+            body = self.exactly(int(hd["content-length"]))
+        else:
+            while not self.closed:
+                try:
+                    self.fill()
+                except EOFError:
+                    pass
+            body, self.buf = self.buf, b""
+        return status, reason, headers, body
+
+    def extra(self, wait=0.3):
+        """Bytes the server sent beyond the responses read so far."""
+        self.sock.settimeout(wait)
+        try:
+            while True:
+                self.fill()
+        except (socket.timeout, EOFError):
+            pass
+        finally:
+            self.sock.settimeout(30)
+        out, self.buf = self.buf, b""
+        return out
+
+
+def text(b):
+    return b.decode("utf-8", "replace")
+
+
+def exchange(args):
+    s = connect(args.url)
+    r = Reader(s)
+    out = []
+    for raw in args.requests:
+        req = raw.encode("latin-1").decode("unicode_escape").encode("latin-1")
+        method = req.split(b" ", 1)[0].decode()
+        try:
+            s.sendall(req)
+            status, reason, headers, body = r.response(method)
+            extra = r.extra()
+            out.append({"status": status, "reason": reason, "headers": headers, "body": text(body),
+                        "extra": text(extra), "closed": r.closed})
+        except (EOFError, OSError) as e:
+            out.append({"status": 0, "error": str(e), "closed": True})
+            break
+    print(json.dumps(out))
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def bodies(args):
+    u = urllib.parse.urlsplit(args.url)
+    head = ("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n%s\r\n" % (
+        args.path, u.netloc, args.size, "".join(h + "\r\n" for h in args.header))).encode()
+    body = b"x" * (args.size - 1)
+    results = [None] * args.conns
+    sent = threading.Semaphore(0)
+    go = threading.Event()
+
+    def one(i):
+        try:
+            s = connect(args.url)
+            s.sendall(head)
+            for at in range(0, len(body), 262144):
+                s.sendall(body[at:at + 262144])
+        except OSError as e:
+            results[i] = ("error", str(e), {})
+            sent.release()
+            return
+        sent.release()
+        go.wait()
+        try:
+            s.sendall(b"x")
+            status, _, headers, rbody = Reader(s).response("POST")
+            results[i] = (str(status), text(rbody), dict(headers))
+        except (OSError, EOFError, ValueError) as e:
+            results[i] = ("error", str(e), {})
+        s.close()
+
+    before = rss_kib(args.pid) if args.pid else 0
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(args.conns)]
+    for t in threads:
+        t.start()
+    for _ in threads:
+        sent.acquire(timeout=60)
+    peak = rss_kib(args.pid) if args.pid else 0
+    probe = None
+    deadline = time.time() + args.hold
+    while time.time() < deadline:
+        if args.pid:
+            peak = max(peak, rss_kib(args.pid))
+        if probe is None and args.probe:
+            try:
+                p = connect(args.url)
+                p.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (args.probe, u.netloc)).encode())
+                st, _, _, pb = Reader(p).response("GET")
+                probe = {"status": st, "body": text(pb)}
+                p.close()
+            except (OSError, EOFError, ValueError) as e:
+                probe = {"status": 0, "body": str(e)}
+        time.sleep(0.05)
+    go.set()
+    for t in threads:
+        t.join(60)
+    statuses, samples, headers = {}, {}, {}
+    for res in results:
+        st, b, h = res if res else ("error", "no result", {})
+        statuses[st] = statuses.get(st, 0) + 1
+        samples.setdefault(st, b)
+        headers.setdefault(st, h)
+    print(json.dumps({"rss_before_kib": before, "rss_max_kib": peak, "statuses": statuses, "bodies": samples,
+                      "headers": headers, "probe": probe}))
+
+
+def connections(args):
+    u = urllib.parse.urlsplit(args.url)
+    held = [connect(args.url) for _ in range(args.count)]
+    time.sleep(0.3)
+    # One more: the server answers before any request and closes.
+    extra = connect(args.url)
+    time.sleep(0.3)
+    r = Reader(extra)
+    try:
+        st, _, headers, body = r.response("GET")
+        over = {"status": st, "headers": dict(headers), "body": text(body)}
+        try:
+            r.fill()
+        except EOFError:
+            pass
+        over["closed"] = r.closed
+    except (EOFError, OSError, ValueError) as e:
+        over = {"status": 0, "body": str(e), "closed": True}
+    for h in held:
+        h.close()
+    time.sleep(0.3)
+    s = connect(args.url)
+    s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (args.probe, u.netloc)).encode())
+    st, _, _, body = Reader(s).response("GET")
+    print(json.dumps({"over_limit": over, "after": {"status": st, "body": text(body)}}))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("exchange")
+    e.add_argument("url")
+    e.add_argument("requests", nargs="+")
+    b = sub.add_parser("bodies")
+    b.add_argument("url")
+    b.add_argument("--conns", type=int, required=True)
+    b.add_argument("--size", type=int, required=True)
+    b.add_argument("--path", required=True)
+    b.add_argument("--header", action="append", default=[])
+    b.add_argument("--pid", type=int, default=0)
+    b.add_argument("--hold", type=float, default=1.0)
+    b.add_argument("--probe", default="")
+    c = sub.add_parser("connections")
+    c.add_argument("url")
+    c.add_argument("--count", type=int, required=True)
+    c.add_argument("--probe", required=True)
+    args = ap.parse_args()
+    {"exchange": exchange, "bodies": bodies, "connections": connections}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
