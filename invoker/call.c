@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Frees c with what it owns: its frame, its logs, its failure message. */
 static void call_free(inv_call_t *c)
 {
     json_decref(c->logs);
@@ -136,6 +137,7 @@ static void on_completions(uv_idle_t *h)
         calls_close_now(inv);
 }
 
+/* The completions handle closed: the invoker may be freed now. */
 static void on_completions_closed(uv_handle_t *h)
 {
     inv_invoker_t *inv = h->data;

@@ -244,6 +244,7 @@ static void sandbox_unidle(inv_sandbox_t *s)
     s->pool->nidle--;
 }
 
+/* The sandbox runs a call (counted in the pool's busy ones). */
 static void sandbox_set_busy(inv_sandbox_t *s)
 {
     if (s->state != SBX_BUSY)

@@ -30,6 +30,7 @@ static void sandbox_on_eof(inv_sandbox_t *s);
 
 /* ------------------------------------------------------------- writing */
 
+/* A queued write finished (or failed: EOF tells the rest): its copy goes. */
 static void on_frame_written(uv_write_t *req, int status)
 {
     frame_write_t *w = container_of(req, frame_write_t, req);
@@ -156,6 +157,7 @@ void inv__io_init(inv_invoker_t *inv)
     inv->flush_open = true;
 }
 
+/* The flush handle closed: the invoker may be freed now. */
 static void on_flush_closed(uv_handle_t *h)
 {
     inv_invoker_t *inv = h->data;

@@ -48,6 +48,7 @@ void inv__spawner_start(inv_invoker_t *inv)
     }
 }
 
+/* The zygote's poll handle closed: the invoker may be freed now. */
 static void on_zygote_poll_closed(uv_handle_t *h)
 {
     inv_invoker_t *inv = h->data;
