@@ -108,28 +108,37 @@ void inv__call_fail(inv_call_t *c, int code, int status, const char *error)
     call_log_and_record(c, res);
     c->completing = true;
     tine_list_insert_tail(&inv->completed, &c->link);
-    if (inv->completions_open)
+    /* A closing handle delivers what is left in its close callback. */
+    if (!uv_is_closing((uv_handle_t *)&inv->completions))
         uv_idle_start(&inv->completions, on_completions);
 }
 
-/* On the loop turn after failures were found: runs their callbacks (unless
- * cancelled meanwhile) and frees the calls no host call holds. Failures
- * found by these callbacks wait for the next turn. */
-static void on_completions(uv_idle_t *h)
+/* Runs the callbacks of the calls on the completions when it starts
+ * (unless cancelled meanwhile; failures their callbacks find wait for the
+ * next turn) and frees the calls no host call holds. */
+static void calls_deliver(inv_invoker_t *inv)
 {
-    inv_invoker_t *inv = h->data;
     tine_list_t due;
     tine_list_init(&due);
     tine_list_splice_tail(&due, &inv->completed);
     tine_list_t *l;
     while ((l = tine_list_pop_head(&due)) != NULL) {
         inv_call_t *c = tine_list_entry(l, inv_call_t, link);
-        c->completing = false;
         if (c->cb)
             c->cb(c->data, &c->failed);
+        c->completing = false; /* only now: the callback may end a hold of c */
         if (c->holds == 0)
             call_free(c);
     }
+}
+
+/* The loop turn after failures were found: their callbacks run. */
+static void on_completions(uv_idle_t *h)
+{
+    inv_invoker_t *inv = h->data;
+    inv->completions_draining = true;
+    calls_deliver(inv);
+    inv->completions_draining = false;
     if (!tine_list_empty(&inv->completed))
         return;
     uv_idle_stop(h);
@@ -137,10 +146,13 @@ static void on_completions(uv_idle_t *h)
         calls_close_now(inv);
 }
 
-/* The completions handle closed: the invoker may be freed now. */
+/* The completions handle closed (inv_free): what is still due is
+ * delivered, and the invoker may be freed. */
 static void on_completions_closed(uv_handle_t *h)
 {
     inv_invoker_t *inv = h->data;
+    while (!tine_list_empty(&inv->completed))
+        calls_deliver(inv);
     inv->completions_open = false;
     inv__maybe_free(inv);
 }
@@ -163,7 +175,7 @@ void inv__calls_init(inv_invoker_t *inv)
 void inv__calls_close(inv_invoker_t *inv)
 {
     /* Callbacks still due run first (on_completions closes it then). */
-    if (tine_list_empty(&inv->completed))
+    if (tine_list_empty(&inv->completed) && !inv->completions_draining)
         calls_close_now(inv);
 }
 

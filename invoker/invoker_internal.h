@@ -193,6 +193,7 @@ struct inv_invoker {
     /* call.c: failures delivered on a later loop turn */
     uv_idle_t completions;
     bool completions_open;
+    bool completions_draining; /* in their delivery (which closes the handle, after inv_free) */
     tine_list_t completed; /* calls whose callback is due (inv_call_t.link) */
 };
 

@@ -154,6 +154,42 @@ static void test_inv_free_fails_calls_on_the_next_turn(void **state)
     fx_teardown(&f);
 }
 
+/* A failure's callback that frees the invoker (as tined's shutdown may
+ * run from any callback). */
+static void on_done_then_free(void *data, const inv_result_t *res)
+{
+    fx_result_t *r = data;
+    fx_on_done(r, res);
+    fx_now->in_api++;
+    inv_free(fx_now->inv);
+    fx_now->in_api--;
+    fx_now->inv = NULL;
+}
+
+static void test_inv_free_from_a_failure_callback(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_setup(&f, manifest, NULL);
+    lose_the_zygote(&f);
+    fx_result_t *running = fx_call(&f, "one", "hang"); /* on the sandbox of one */
+    FX_WAIT(&f, fx_pool(&f, f.v, "one")->nbusy == 1, 5000);
+    fx_result_t *a = &f.results[f.nresults++];
+    json_t *req = json_pack("{s:s}", "kind", "http");
+    f.in_api++;
+    assert_int_equal(inv_call(f.inv, f.v, fx_fn(f.v, "wide"), req, "ok", 2, on_done_then_free, a, &a->call), 0);
+    f.in_api--;
+    a->accepted = true;
+    fx_result_t *b = fx_call(&f, "wide", "ok"); /* fails too, delivered in the same turn as a */
+    FX_WAIT(&f, a->done && b->done && running->done, 5000);
+    assert_int_equal(a->status, 503);
+    assert_int_equal(b->status, 503);
+    assert_int_equal(running->status, 503);
+    assert_string_equal(running->error, "the node is shutting down");
+    assert_true(running->order > b->order);
+    fx_teardown(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -163,6 +199,7 @@ int main(void)
         cmocka_unit_test(test_cancel_a_running_call),
         cmocka_unit_test(test_cancel_a_call_whose_failure_is_due),
         cmocka_unit_test(test_inv_free_fails_calls_on_the_next_turn),
+        cmocka_unit_test(test_inv_free_from_a_failure_callback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
