@@ -230,8 +230,6 @@ static void job_start(ev_events_t *ev, job_t *job)
         job->busy = rc == TINE_EBUSY;
         job->reason = xasprintf("cannot invoke %s: %s", job->function, tine_strerror(rc));
         entry_job_finished(e);
-    } else if (!job->running) {
-        job->call = NULL; /* answered already; the call is gone */
     }
 }
 

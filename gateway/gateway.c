@@ -156,9 +156,7 @@ void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn
         gw__send_error(req, 503, "cannot invoke %s: %s", v->manifest->functions[fn_index].name, tine_strerror(r));
         return;
     }
-    /* The callback may already have run (and answered) synchronously. */
-    if (pending->req)
-        pending->call = call;
+    pending->call = call; /* its callback runs on a later loop turn (invoker.h) */
 }
 
 int gw__match_route(gw_server_t *gw, h2o_req_t *req, const char *path, size_t path_len, gw_route_match_t *m, char *msg,

@@ -18,7 +18,7 @@ typedef struct inv_waiting {
     const reg_app_version_t *version;
     size_t fn_index;
     uint32_t count;
-    struct inv_waiting *next;
+    tine_list_t link; /* its bucket of inv_hostcalls_t.waiting */
 } inv_waiting_t;
 
 #define INV_WAITING_BUCKETS 256
@@ -31,7 +31,7 @@ struct inv_hostcalls {
     bool closing;
     /* tine.invoke (hostcall_invoke.c): blocked callers per function, and a
      * hint cache of function name -> index (always checked before use). */
-    inv_waiting_t *waiting[INV_WAITING_BUCKETS];
+    tine_list_t waiting[INV_WAITING_BUCKETS]; /* set up on first use (all zero before) */
     struct {
         const reg_app_version_t *version;
         uint32_t fn_index;

@@ -1,6 +1,7 @@
 /* invoker: sandbox pools per (app version, function), dispatch of one
  * invocation at a time to each sandbox, timeouts and crash handling, warm
- * sandboxes, scale to zero after an idle timeout and a node-wide cap. */
+ * sandboxes, scale to zero after an idle timeout and a node-wide cap. Its
+ * parts are listed in invoker_internal.h. */
 #ifndef TINE_INVOKER_H
 #define TINE_INVOKER_H
 
@@ -117,18 +118,23 @@ typedef void (*inv_done_cb)(void *data, const inv_result_t *res);
 
 inv_invoker_t *inv_new(struct uv_loop_s *loop, sbx_zygote_t *zygote, const inv_config_t *cfg);
 
-/* Closes every sandbox; the invoker is freed once their handles closed. */
+/* Closes every sandbox; calls still running or queued get 503 ("the node
+ * is shutting down") on the next loop turn. The invoker is freed once its
+ * handles closed: run the loop until then. */
 void inv_free(inv_invoker_t *inv);
 
 /* Starts an invocation of function `fn_index` of version `v`. `request` is
  * the request object (kind, method, path, params, query, headers or event);
  * the invoker adds "ctx" and takes the reference. `body` is copied. `cb` is
- * called exactly once, later, unless inv_call_cancel is called first. On a
- * synchronous failure returns an error and never calls cb. */
+ * called exactly once, later, unless inv_call_cancel is called first:
+ * never inside inv_call nor any other inv_* function (an answer comes from
+ * the read callback of its sandbox's pipe, a failure on a later loop turn),
+ * so *out is set before it can run. On a synchronous failure (TINE_EBUSY:
+ * the function's queue is full, the gateway's 429; TINE_ENOTFOUND) returns
+ * the error and never calls cb. */
 int inv_call(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, json_t *request, const void *body,
              size_t body_len, inv_done_cb cb, void *data, inv_call_t **out);
 
-/* The caller lost interest (client went away): cb will not be called. */
 /* A request already in the wire's binary form (sandbox/meta.h): `nmembers`
  * key/value pairs of the INVOKE metadata object, without the object's own
  * header; the invoker adds "ctx". What inv_call makes of a JSON request. */
@@ -139,9 +145,13 @@ typedef struct {
     const char *trigger; /* for the activation record: "http", "event", ... */
 } inv_request_t;
 
+/* inv_call for a request already encoded; the same contract. */
 int inv_call_encoded(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, const inv_request_t *rq,
                      const void *body, size_t body_len, inv_done_cb cb, void *data, inv_call_t **out);
 
+/* The caller lost interest (client went away): cb will not be called, even
+ * when the call's failure is already due. A queued call leaves its queue;
+ * a running one runs to its end (and is recorded). */
 void inv_call_cancel(inv_call_t *c);
 
 /* An app version stopped being live: its idle sandboxes exit now, busy ones
