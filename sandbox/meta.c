@@ -2,6 +2,7 @@
  * bounds-checked readers. The format is described in meta.h. */
 #include "meta.h"
 
+#include <errno.h>
 #include <stdio.h>
 
 static void put_u32(tine_buf_t *b, uint32_t v)
@@ -50,6 +51,48 @@ void sbx_meta_kstr(tine_buf_t *b, const char *key, const char *s, size_t len)
 {
     sbx_meta_key(b, key, strlen(key));
     sbx_meta_str(b, s, len);
+}
+
+/* Lower-cases the n bytes at p (ASCII letters only). */
+static void ascii_lower(char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] >= 'A' && p[i] <= 'Z')
+            p[i] = (char)(p[i] - 'A' + 'a');
+}
+
+bool sbx_meta_header(tine_buf_t *b, size_t first, uint32_t n, const char *name, size_t nlen, const char *value,
+                     size_t vlen)
+{
+    size_t member = b->len;
+    sbx_meta_key(b, name, nlen);
+    char *key = b->data + member + 4;
+    ascii_lower(key, nlen);
+    sbx_meta_cur_t c = {b->data + first, b->data + member};
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t kl, sl;
+        const char *k = sbx_meta_bytes(&c, &kl), *v = c.p;
+        if (k == NULL || !sbx_meta_skip(&c, 1))
+            break; /* not reached: the object was written by sbx_meta_* */
+        if (kl != nlen || memcmp(k, key, nlen) != 0 || *v != SBX_META_STRING)
+            continue;
+        /* Joined: the new key goes, the value grows where it is. */
+        size_t len_at = (size_t)(v + 1 - b->data), end;
+        memcpy(&sl, v + 1, 4);
+        end = len_at + 4 + sl;
+        b->len = member;
+        uint32_t joined = sl + 2 + (uint32_t)vlen;
+        tine_buf_grow(b, 2 + vlen);
+        memmove(b->data + end + 2 + vlen, b->data + end, b->len - end);
+        memcpy(b->data + end, ", ", 2);
+        memcpy(b->data + end + 2, value, vlen);
+        memcpy(b->data + len_at, &joined, 4);
+        b->len += 2 + vlen;
+        b->data[b->len] = '\0';
+        return false;
+    }
+    sbx_meta_str(b, value, vlen);
+    return true;
 }
 
 void sbx_meta_json(tine_buf_t *b, const json_t *v)
@@ -199,21 +242,49 @@ json_t *sbx_meta_to_json(const char *data, size_t len, char *err, size_t err_len
     return v;
 }
 
-void sbx_result_meta_begin(tine_buf_t *b, int status)
+int sbx_result_meta_try_begin(tine_buf_t *b, int status, size_t *at)
 {
-    put_u32(b, (uint32_t)status);
-    put_u32(b, 0);
+    uint32_t head[2] = {(uint32_t)status, 0};
+    size_t begin = b->len;
+    if (tine_buf_try_append(b, head, sizeof head) != 0)
+        return -ENOMEM;
+    *at = begin;
+    return 0;
 }
 
-void sbx_result_meta_header(tine_buf_t *b, const char *name, size_t nlen, const char *value, size_t vlen)
+int sbx_result_meta_try_header(tine_buf_t *b, size_t at, const char *name, size_t nlen, const char *value,
+                               size_t vlen)
 {
-    sbx_meta_key(b, name, nlen);
-    sbx_meta_key(b, value, vlen);
+    /* One growth for the whole header: a failure leaves b as it was. */
+    if (tine_buf_try_grow(b, 8 + nlen + vlen) != 0)
+        return -ENOMEM;
+    uint32_t l = (uint32_t)nlen;
+    tine_buf_append(b, &l, 4);
+    size_t key = b->len;
+    tine_buf_append(b, name, nlen);
+    ascii_lower(b->data + key, nlen);
+    l = (uint32_t)vlen;
+    tine_buf_append(b, &l, 4);
+    tine_buf_append(b, value, vlen);
+    uint32_t count;
+    memcpy(&count, b->data + at + 4, 4);
+    count++;
+    memcpy(b->data + at + 4, &count, 4);
+    return 0;
 }
 
-void sbx_result_meta_end(tine_buf_t *b, size_t begin_at, uint32_t nheaders)
+size_t sbx_result_meta_begin(tine_buf_t *b, int status)
 {
-    memcpy(b->data + begin_at + 4, &nheaders, 4);
+    size_t at;
+    if (sbx_result_meta_try_begin(b, status, &at) != 0)
+        tine_oom(8);
+    return at;
+}
+
+void sbx_result_meta_header(tine_buf_t *b, size_t at, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    if (sbx_result_meta_try_header(b, at, name, nlen, value, vlen) != 0)
+        tine_oom(8 + nlen + vlen);
 }
 
 bool sbx_result_meta_parse(const char *data, size_t len, sbx_result_meta_t *out)
