@@ -16,7 +16,7 @@ void inv_request_init(inv_request_t *rq, const char *trigger)
      * yet), then the request object, its count fixed at the end. */
     sbx_frame_hdr_t h = {0};
     tine_buf_append(&rq->_frame, &h, sizeof h);
-    sbx_meta_begin(&rq->_frame, SBX_META_OBJECT);
+    rq->_count_at = sbx_meta_begin(&rq->_frame, SBX_META_OBJECT);
     rq->_trigger = trigger;
 }
 
@@ -89,7 +89,7 @@ char *inv__request_take_frame(inv_request_t *rq, uint64_t id, const char *id_hex
     size_t ctx = sbx_meta_begin(b, SBX_META_OBJECT);
     sbx_meta_kstr(b, "invocation_id", id_hex, strlen(id_hex));
     sbx_meta_end(b, ctx, 1);
-    sbx_meta_end(b, sizeof(sbx_frame_hdr_t) + 1, rq->_members + 1);
+    sbx_meta_end(b, rq->_count_at, rq->_members + 1);
     size_t meta_len = b->len - sizeof(sbx_frame_hdr_t);
     if (body_len)
         tine_buf_append(b, body, body_len);

@@ -22,13 +22,6 @@ inv_header_iter_t inv_result_headers(const inv_result_t *res)
     return it;
 }
 
-/* The RESULT metadata res's headers came from, to hand to sandbox/'s readers. */
-static sbx_result_meta_t result_meta(const inv_result_t *res)
-{
-    sbx_result_meta_t m = {res->function_status, res->_nheaders, {res->_headers, res->_headers_end}};
-    return m;
-}
-
 bool inv_header_next(inv_header_iter_t *it, const char **name, size_t *nlen, const char **value, size_t *vlen)
 {
     if (it->_left == 0)
@@ -50,6 +43,6 @@ uint32_t inv_result_header_count(const inv_result_t *res)
 
 json_t *inv_result_headers_json(const inv_result_t *res)
 {
-    sbx_result_meta_t m = result_meta(res);
+    sbx_result_meta_t m = {res->function_status, res->_nheaders, {res->_headers, res->_headers_end}};
     return sbx_result_meta_headers_json(&m);
 }
