@@ -114,9 +114,9 @@ void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn
     pending->wrap = wrap;
     reg_app_version_retain(v);
     inv_call_t *call = NULL;
-    int r = rq ? inv_call_request(gw->inv, v, fn_index, rq, req->entity.base, req->entity.len, on_invoked, pending,
-                                  &call)
-               : inv_call(gw->inv, v, fn_index, request, req->entity.base, req->entity.len, on_invoked, pending, &call);
+    int r =
+        rq ? inv_call_request(gw->inv, v, fn_index, rq, req->entity.base, req->entity.len, on_invoked, pending, &call)
+           : inv_call(gw->inv, v, fn_index, request, req->entity.base, req->entity.len, on_invoked, pending, &call);
     if (r == TINE_EBUSY) {
         pending->req = NULL;
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("retry-after"), 0, NULL, H2O_STRLIT("1"));

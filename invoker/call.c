@@ -249,7 +249,9 @@ int inv_call(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, json_t *
     const char *k;
     json_t *x;
     json_object_foreach(request, k, x)
+    {
         inv_request_json(&rq, k, x);
+    }
     int rc = inv_call_request(inv, v, fn_index, &rq, body, body_len, cb, data, out);
     inv_request_dispose(&rq);
     json_decref(request);

@@ -180,11 +180,11 @@ int inv_call(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, json_t *
  *
  * Out of memory aborts (daemon code). */
 typedef struct {
-    tine_buf_t _frame;       /* the INVOKE frame being written: header, then the request object */
-    size_t _count_at;        /* where the request object's member count goes */
-    uint32_t _members;       /* members of the request object */
-    size_t _object_at;       /* the open object's count (0: none open) */
-    size_t _object_first;    /* its first member */
+    tine_buf_t _frame;    /* the INVOKE frame being written: header, then the request object */
+    size_t _count_at;     /* where the request object's member count goes */
+    uint32_t _members;    /* members of the request object */
+    size_t _object_at;    /* the open object's count (0: none open) */
+    size_t _object_first; /* its first member */
     uint32_t _object_members;
     const char *_trigger;
 } inv_request_t;

@@ -252,8 +252,7 @@ int sbx_result_meta_try_begin(tine_buf_t *b, int status, size_t *at)
     return 0;
 }
 
-int sbx_result_meta_try_header(tine_buf_t *b, size_t at, const char *name, size_t nlen, const char *value,
-                               size_t vlen)
+int sbx_result_meta_try_header(tine_buf_t *b, size_t at, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     /* One growth for the whole header: a failure leaves b as it was. */
     if (tine_buf_try_grow(b, 8 + nlen + vlen) != 0)

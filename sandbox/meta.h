@@ -105,8 +105,7 @@ json_t *sbx_meta_to_json(const char *data, size_t len, char *err, size_t err_len
 int sbx_result_meta_try_begin(tine_buf_t *b, int status, size_t *at);
 /* Appends one header, its name in lower case, to the RESULT metadata that
  * begins at `at`, and counts it there. Returns 0 or -ENOMEM. */
-int sbx_result_meta_try_header(tine_buf_t *b, size_t at, const char *name, size_t nlen, const char *value,
-                               size_t vlen);
+int sbx_result_meta_try_header(tine_buf_t *b, size_t at, const char *name, size_t nlen, const char *value, size_t vlen);
 /* The aborting forms: begin returns `at`. */
 size_t sbx_result_meta_begin(tine_buf_t *b, int status);
 void sbx_result_meta_header(tine_buf_t *b, size_t at, const char *name, size_t nlen, const char *value, size_t vlen);

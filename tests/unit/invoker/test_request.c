@@ -20,7 +20,7 @@
 #include <string.h>
 
 #define ID 0x0123456789abcdefull
-#define ID_HEX "nodeprefix000000" "0123456789abcdef"
+#define ID_HEX "nodeprefix0000000123456789abcdef" /* the node's prefix, then the id */
 
 /* The frame inv__request_take_frame makes of rq, checked against the frame
  * of `want` (the request as JSON, "ctx" added here) and `body`. */

@@ -120,11 +120,12 @@ static char *headers_object(const char *const *pairs, size_t npairs)
 static void test_request_headers_joined(void **state)
 {
     (void)state;
-    const char *pairs[] = {"Host", "x",     "Accept", "a/b", "X-Multi", "1", "accept", "c/d",
-                           "x-multi", "",   "X-MULTI", "3",  "empty", ""};
+    const char *pairs[] = {"Host", "x",       "Accept", "a/b",     "X-Multi", "1",     "accept",
+                           "c/d",  "x-multi", "",       "X-MULTI", "3",       "empty", ""};
     char *s = headers_object(pairs, sizeof pairs / sizeof pairs[0] / 2);
     /* One member per name (lower case), at its first place, values in order. */
-    assert_string_equal(s, "{\"headers\":{\"host\":\"x\",\"accept\":\"a/b, c/d\",\"x-multi\":\"1, , 3\",\"empty\":\"\"}}");
+    assert_string_equal(s,
+                        "{\"headers\":{\"host\":\"x\",\"accept\":\"a/b, c/d\",\"x-multi\":\"1, , 3\",\"empty\":\"\"}}");
     free(s);
     const char *one[] = {"A", "1"};
     s = headers_object(one, 1);
