@@ -186,6 +186,7 @@ typedef struct {
     size_t _object_at;    /* the open object's count (0: none open) */
     size_t _object_first; /* its first member */
     uint32_t _object_members;
+    uint64_t _object_names; /* a filter of the header names in it (sandbox/meta.c) */
     const char *_trigger;
 } inv_request_t;
 
@@ -213,7 +214,8 @@ void inv_request_end_object(inv_request_t *rq);
 
 /* An HTTP header in the open object: its name in lower case; a name seen
  * before gets ", " and this value appended to its first value instead
- * (HTTP's rule for repeated fields), so each name is one member. */
+ * (HTTP's rule for repeated fields), so each name is one member. An object
+ * that holds headers holds nothing else. */
 void inv_request_header(inv_request_t *rq, const char *name, size_t nlen, const char *value, size_t vlen);
 
 /* inv_call for a request built with inv_request_*, with the same contract.

@@ -62,6 +62,7 @@ void inv_request_begin_object(inv_request_t *rq, const char *key)
     rq->_object_at = sbx_meta_begin(&rq->_frame, SBX_META_OBJECT);
     rq->_object_first = rq->_frame.len;
     rq->_object_members = 0;
+    rq->_object_names = 0;
 }
 
 void inv_request_end_object(inv_request_t *rq)
@@ -75,7 +76,8 @@ void inv_request_end_object(inv_request_t *rq)
 void inv_request_header(inv_request_t *rq, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     assert(rq->_object_at != 0);
-    if (sbx_meta_header(&rq->_frame, rq->_object_first, rq->_object_members, name, nlen, value, vlen))
+    if (sbx_meta_header(&rq->_frame, rq->_object_first, rq->_object_members, &rq->_object_names, name, nlen, value,
+                        vlen))
         rq->_object_members++;
 }
 

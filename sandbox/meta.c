@@ -61,37 +61,76 @@ static void ascii_lower(char *p, size_t n)
             p[i] = (char)(p[i] - 'A' + 'a');
 }
 
-bool sbx_meta_header(tine_buf_t *b, size_t first, uint32_t n, const char *name, size_t nlen, const char *value,
-                     size_t vlen)
+/* The bit of a (lower-case) header name in a caller's filter of the names
+ * written: from its length and its first and last bytes, which tell the
+ * usual request headers apart. */
+static uint64_t header_bit(const char *key, size_t len)
 {
-    size_t member = b->len;
-    sbx_meta_key(b, name, nlen);
-    char *key = b->data + member + 4;
-    ascii_lower(key, nlen);
-    sbx_meta_cur_t c = {b->data + first, b->data + member};
-    for (uint32_t i = 0; i < n; i++) {
+    unsigned h = len ? (unsigned)len * 7u + (unsigned char)key[0] * 3u + (unsigned char)key[len - 1] : 0;
+    return 1ull << (h & 63);
+}
+
+/* In the object members [first, end) of b (strings only), the offset of the
+ * string value of member `key`, or 0 when there is none. */
+static size_t find_string_member(const tine_buf_t *b, size_t first, size_t end, uint32_t n, const char *key,
+                                 size_t klen)
+{
+    const char *p = b->data + first, *stop = b->data + end;
+    for (uint32_t i = 0; i < n && stop - p >= 4; i++) {
         uint32_t kl, sl;
-        const char *k = sbx_meta_bytes(&c, &kl), *v = c.p;
-        if (k == NULL || !sbx_meta_skip(&c, 1))
-            break; /* not reached: the object was written by sbx_meta_* */
-        if (kl != nlen || memcmp(k, key, nlen) != 0 || *v != SBX_META_STRING)
-            continue;
-        /* Joined: the new key goes, the value grows where it is. */
-        size_t len_at = (size_t)(v + 1 - b->data), end;
+        memcpy(&kl, p, 4);
+        const char *k = p + 4, *v = k + kl;
+        if (stop - v < 5 || *v != SBX_META_STRING)
+            return 0; /* not reached: only strings are written here */
         memcpy(&sl, v + 1, 4);
-        end = len_at + 4 + sl;
-        b->len = member;
+        if (kl == klen && memcmp(k, key, klen) == 0)
+            return (size_t)(v - b->data);
+        p = v + 5 + sl;
+    }
+    return 0;
+}
+
+bool sbx_meta_header(tine_buf_t *b, size_t first, uint32_t n, uint64_t *seen, const char *name, size_t nlen,
+                     const char *value, size_t vlen)
+{
+    /* The member is written in one go: u32 name length, the name in lower
+     * case, the string tag, u32 value length, the value. */
+    size_t member = b->len;
+    tine_buf_grow(b, 9 + nlen + vlen);
+    char *key = b->data + member + 4;
+    uint32_t l = (uint32_t)nlen;
+    memcpy(key - 4, &l, 4);
+    if (nlen)
+        memcpy(key, name, nlen);
+    ascii_lower(key, nlen);
+    uint64_t bit = header_bit(key, nlen);
+    size_t v = (*seen & bit) ? find_string_member(b, first, member, n, key, nlen) : 0;
+    if (v != 0) {
+        /* A repeated name: ", " and the value go at the end of its first
+         * value, what follows moves up. */
+        uint32_t sl;
+        memcpy(&sl, b->data + v + 1, 4);
+        size_t end = v + 5 + sl;
         uint32_t joined = sl + 2 + (uint32_t)vlen;
         tine_buf_grow(b, 2 + vlen);
-        memmove(b->data + end + 2 + vlen, b->data + end, b->len - end);
+        memmove(b->data + end + 2 + vlen, b->data + end, member - end);
         memcpy(b->data + end, ", ", 2);
-        memcpy(b->data + end + 2, value, vlen);
-        memcpy(b->data + len_at, &joined, 4);
-        b->len += 2 + vlen;
+        if (vlen)
+            memcpy(b->data + end + 2, value, vlen);
+        memcpy(b->data + v + 1, &joined, 4);
+        b->len = member + 2 + vlen;
         b->data[b->len] = '\0';
         return false;
     }
-    sbx_meta_str(b, value, vlen);
+    *seen |= bit;
+    char *p = key + nlen;
+    *p = SBX_META_STRING;
+    l = (uint32_t)vlen;
+    memcpy(p + 1, &l, 4);
+    if (vlen)
+        memcpy(p + 5, value, vlen);
+    b->len = member + 9 + nlen + vlen;
+    b->data[b->len] = '\0';
     return true;
 }
 

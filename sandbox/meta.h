@@ -52,13 +52,15 @@ void sbx_meta_str(tine_buf_t *b, const char *s, size_t len);
 void sbx_meta_int(tine_buf_t *b, int64_t v);
 /* A string member: key then string. */
 void sbx_meta_kstr(tine_buf_t *b, const char *key, const char *s, size_t len);
-/* A header of a request's "headers" object, whose members (n of them)
- * begin at offset `first` of b: the name in lower case and the value; when
- * a string member has that name already, ", " and the value are appended to
- * its value instead (repeated fields, RFC 9110 5.3).
- * Returns true when it added a member, false when it joined one. */
-bool sbx_meta_header(tine_buf_t *b, size_t first, uint32_t n, const char *name, size_t nlen, const char *value,
-                     size_t vlen);
+/* A header of a request's "headers" object, whose members (n of them, all
+ * strings) begin at offset `first` of b: the name in lower case and the
+ * value; when a member has that name already, ", " and the value are
+ * appended to its value instead (repeated fields, RFC 9110 5.3). `seen` is
+ * the caller's filter of the names written, 0 for a new object: a name it
+ * rules out is added without looking through the members. Returns true
+ * when it added a member, false when it joined one. */
+bool sbx_meta_header(tine_buf_t *b, size_t first, uint32_t n, uint64_t *seen, const char *name, size_t nlen,
+                     const char *value, size_t vlen);
 /* Any JSON value (objects' null members are kept). */
 void sbx_meta_json(tine_buf_t *b, const json_t *v);
 

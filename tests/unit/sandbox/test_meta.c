@@ -97,9 +97,9 @@ static void test_result_writer_out_of_memory(void **state)
     tine_buf_dispose(&b);
 }
 
-/* Writes {"headers": {...}} from name/value pairs with sbx_meta_header and
- * returns its JSON text. */
-static char *headers_object(const char *const *pairs, size_t npairs)
+/* Writes {"headers": {...}} from name/value pairs with sbx_meta_header,
+ * its filter of names starting at `seen`, and returns its JSON text. */
+static char *headers_object(const char *const (*pairs)[2], size_t npairs, uint64_t seen)
 {
     tine_buf_t b;
     tine_buf_init(&b);
@@ -108,8 +108,7 @@ static char *headers_object(const char *const *pairs, size_t npairs)
     size_t at = sbx_meta_begin(&b, SBX_META_OBJECT), first = b.len;
     uint32_t n = 0;
     for (size_t i = 0; i < npairs; i++)
-        n += sbx_meta_header(&b, first, n, pairs[2 * i], strlen(pairs[2 * i]), pairs[2 * i + 1],
-                             strlen(pairs[2 * i + 1]));
+        n += sbx_meta_header(&b, first, n, &seen, pairs[i][0], strlen(pairs[i][0]), pairs[i][1], strlen(pairs[i][1]));
     sbx_meta_end(&b, at, n);
     sbx_meta_end(&b, top, 1);
     char *s = decoded(&b, 0);
@@ -120,19 +119,35 @@ static char *headers_object(const char *const *pairs, size_t npairs)
 static void test_request_headers_joined(void **state)
 {
     (void)state;
-    const char *pairs[] = {"Host", "x",       "Accept", "a/b",     "X-Multi", "1",     "accept",
-                           "c/d",  "x-multi", "",       "X-MULTI", "3",       "empty", ""};
-    char *s = headers_object(pairs, sizeof pairs / sizeof pairs[0] / 2);
-    /* One member per name (lower case), at its first place, values in order. */
-    assert_string_equal(s,
-                        "{\"headers\":{\"host\":\"x\",\"accept\":\"a/b, c/d\",\"x-multi\":\"1, , 3\",\"empty\":\"\"}}");
+    static const char *const pairs[][2] = {{"Host", "x"},   {"Accept", "a/b"}, {"X-Multi", "1"}, {"accept", "c/d"},
+                                           {"x-multi", ""}, {"X-MULTI", "3"},  {"empty", ""}};
+    const char *want = "{\"headers\":{\"host\":\"x\",\"accept\":\"a/b, c/d\",\"x-multi\":\"1, , 3\",\"empty\":\"\"}}";
+    /* One member per name (lower case), at its first place, values in order;
+     * the same whether the filter of names rules a name out or not. */
+    char *s = headers_object(pairs, 7, 0);
+    assert_string_equal(s, want);
     free(s);
-    const char *one[] = {"A", "1"};
-    s = headers_object(one, 1);
+    s = headers_object(pairs, 7, UINT64_MAX);
+    assert_string_equal(s, want);
+    free(s);
+    static const char *const one[][2] = {{"A", "1"}};
+    s = headers_object(one, 1, 0);
     assert_string_equal(s, "{\"headers\":{\"a\":\"1\"}}");
     free(s);
-    s = headers_object(NULL, 0);
+    s = headers_object(NULL, 0, 0);
     assert_string_equal(s, "{\"headers\":{}}");
+    free(s);
+}
+
+/* Names that share their length and first and last bytes (one bit of the
+ * filter) are still told apart. */
+static void test_request_headers_alike(void **state)
+{
+    (void)state;
+    static const char *const pairs[][2] = {
+        {"x-aa-z", "1"}, {"x-bb-z", "2"}, {"X-AA-Z", "3"}, {"x-cc-z", "4"}, {"x-bb-z", "5"}};
+    char *s = headers_object(pairs, 5, 0);
+    assert_string_equal(s, "{\"headers\":{\"x-aa-z\":\"1, 3\",\"x-bb-z\":\"2, 5\",\"x-cc-z\":\"4\"}}");
     free(s);
 }
 
@@ -142,6 +157,7 @@ int main(void)
         cmocka_unit_test(test_result_writer_counts_and_lowers),
         cmocka_unit_test(test_result_writer_out_of_memory),
         cmocka_unit_test(test_request_headers_joined),
+        cmocka_unit_test(test_request_headers_alike),
     };
     return cmocka_run_group_tests_name("sandbox/meta", tests, NULL, NULL);
 }
