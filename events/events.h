@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "invoker.h"
-#include "registry.h"
+#include "app_model.h"
 
 struct uv_loop_s;
 typedef struct ev_events ev_events_t;
