@@ -20,13 +20,13 @@ typedef struct {
     reg_bundle_file_t *files;
     size_t files_len;
     size_t total_len;
-    const char *manifest_path;   /* points at the manifest file's path */
-    reg_manifest_t *manifest;    /* parsed and validated */
+    const char *manifest_path; /* points at the manifest file's path */
+    reg_manifest_t *manifest;  /* parsed and validated */
 } reg_bundle_t;
 
 typedef struct {
-    size_t max_total;   /* uncompressed bytes in all files (default 64 MiB) */
-    size_t max_files;   /* default 10000 */
+    size_t max_total; /* uncompressed bytes in all files (default 64 MiB) */
+    size_t max_files; /* default 10000 */
 } reg_bundle_limits_t;
 
 /* Reads a tar.gz bundle from memory, checks every entry (regular files and

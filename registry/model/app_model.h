@@ -27,9 +27,9 @@ typedef struct {
 typedef struct {
     char *name;
     reg_runtime_t runtime;
-    char *handler;        /* as written: "src/items.lua#list" or "scripts/x.sh" */
-    char *handler_file;   /* bundle-relative path: "src/items.lua" */
-    char *handler_export; /* "list"; NULL for runtime exec */
+    char *handler;         /* as written: "src/items.lua#list" or "scripts/x.sh" */
+    char *handler_file;    /* bundle-relative path: "src/items.lua" */
+    char *handler_export;  /* "list"; NULL for runtime exec */
     unsigned handler_line; /* where the handler's value is in the manifest (1-based) */
     unsigned handler_col;
     uint32_t memory_mb;   /* 16 .. 10240 */

@@ -47,7 +47,7 @@ struct reg_live {
     reg_live_change_cb cb;
     void *cb_data;
     reg_app_map_t apps; /* the live version of each app */
-    rds_async_t *sub; /* the subscription to deploy announcements */
+    rds_async_t *sub;   /* the subscription to deploy announcements */
     int closing;
     live_failure_t *failures;
     size_t nfailures;

@@ -82,8 +82,7 @@ int reg_store_app_known(reg_store_t *s, const char *app, bool *known);
 /* Moves the live alias of `app` to `version` (0 = the version before the
  * current live one) atomically and publishes. Returns TINE_ENOTFOUND when the
  * app or version does not exist. Stores the version made live in *now_live. */
-int reg_store_rollback(reg_store_t *s, const char *app, uint64_t version, uint64_t *now_live, char *err,
-                       size_t errlen);
+int reg_store_rollback(reg_store_t *s, const char *app, uint64_t version, uint64_t *now_live, char *err, size_t errlen);
 
 typedef struct {
     uint64_t version;

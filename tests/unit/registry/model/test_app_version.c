@@ -1,10 +1,10 @@
 /* Tests of registry/model/app_version.c: a loaded version (its route table
  * built from the manifest, reference counted) and the map of versions by app
  * name that the live table and the events module keep. */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,9 +30,8 @@ static reg_app_version_t *version_of(const char *name, uint64_t n)
     if (rc != 0)
         fail_msg("%s", err);
     reg_app_version_t *v = NULL;
-    assert_int_equal(reg_app_version_new(name, n, m, xasprintf("/state/bundles/%s/%" PRIu64, name, n), &v, err,
-                                         sizeof err),
-                     0);
+    assert_int_equal(
+        reg_app_version_new(name, n, m, xasprintf("/state/bundles/%s/%" PRIu64, name, n), &v, err, sizeof err), 0);
     return v;
 }
 
@@ -47,8 +46,7 @@ static void test_version_routes(void **state)
     reg_route_param_t params[REG_ROUTE_MAX_PARAMS];
     size_t nparams = 0;
     int path_matched = 0;
-    const reg_route_t *r =
-        reg_route_table_match(v->routes, "GET", 3, "/items/42", 9, params, &nparams, &path_matched);
+    const reg_route_t *r = reg_route_table_match(v->routes, "GET", 3, "/items/42", 9, params, &nparams, &path_matched);
     assert_non_null(r);
     assert_ptr_equal(r, &v->manifest->routes[0]);
     assert_int_equal(nparams, 1);
@@ -186,8 +184,8 @@ static void test_map_many(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_version_routes),       cmocka_unit_test(test_map_empty),
-        cmocka_unit_test(test_map_put_get_walk),     cmocka_unit_test(test_map_replace_and_take),
+        cmocka_unit_test(test_version_routes),   cmocka_unit_test(test_map_empty),
+        cmocka_unit_test(test_map_put_get_walk), cmocka_unit_test(test_map_replace_and_take),
         cmocka_unit_test(test_map_many),
     };
     return cmocka_run_group_tests_name("registry/model/app_version", tests, NULL, NULL);
