@@ -292,7 +292,7 @@ static void jobs_for_event(ev_events_t *ev, ev__entry_t *e)
     if (type == NULL || source == NULL)
         return;
     for (size_t i = 0; i < ev->apps.len; i++) {
-        reg_app_version_t *v = ev->apps.v[i];
+        reg_app_version_t *v = ev->apps.entries[i].v;
         const reg_manifest_t *m = v->manifest;
         for (size_t t = 0; t < m->triggers_len; t++) {
             const reg_trigger_t *tr = &m->triggers[t];

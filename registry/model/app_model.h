@@ -196,11 +196,18 @@ void reg_app_version_retain(reg_app_version_t *v);
 /* Drops a reference; the last one frees the version. Accepts NULL. */
 void reg_app_version_release(reg_app_version_t *v);
 
+typedef struct {
+    reg_app_version_t *v;
+    size_t app_len; /* strlen(v->app) */
+} reg_app_map_entry_t;
+
 /* Versions by app name, one per app, each holding a reference: the live
  * table (store/live.c) and the events module's view of it. A sorted array:
- * lookups by binary search, walks (v[0] .. v[len-1]) in name order. */
+ * lookups by binary search, walks (entries[0] .. entries[len-1]) in its
+ * order: shorter names first, names of one length bytewise (so most
+ * comparisons are decided by the lengths alone). */
 typedef struct {
-    reg_app_version_t **v; /* sorted by v[i]->app */
+    reg_app_map_entry_t *entries;
     size_t len;
     size_t cap;
 } reg_app_map_t;

@@ -54,18 +54,17 @@ void reg_app_map_init(reg_app_map_t *m)
 void reg_app_map_dispose(reg_app_map_t *m)
 {
     for (size_t i = 0; i < m->len; i++)
-        reg_app_version_release(m->v[i]);
-    free(m->v);
+        reg_app_version_release(m->entries[i].v);
+    free(m->entries);
     reg_app_map_init(m);
 }
 
-/* Compares app name `a` (alen bytes) with the NUL-terminated `b` in the
- * map's order: bytewise, a prefix first. */
-static int name_cmp(const char *a, size_t alen, const char *b)
+/* Compares name `a` (alen bytes) with an entry's in the map's order. */
+static int entry_cmp(const char *a, size_t alen, const reg_app_map_entry_t *e)
 {
-    size_t blen = strlen(b);
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-    return c != 0 ? c : (alen > blen) - (alen < blen);
+    if (alen != e->app_len)
+        return alen < e->app_len ? -1 : 1;
+    return memcmp(a, e->v->app, alen);
 }
 
 /* Where `app` is in the map (*found) or would go. */
@@ -74,7 +73,7 @@ static size_t map_search(const reg_app_map_t *m, const char *app, size_t app_len
     size_t lo = 0, hi = m->len;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = name_cmp(app, app_len, m->v[mid]->app);
+        int c = entry_cmp(app, app_len, &m->entries[mid]);
         if (c == 0) {
             *found = true;
             return mid;
@@ -92,24 +91,25 @@ reg_app_version_t *reg_app_map_get(const reg_app_map_t *m, const char *app, size
 {
     bool found;
     size_t i = map_search(m, app, app_len, &found);
-    return found ? m->v[i] : NULL;
+    return found ? m->entries[i].v : NULL;
 }
 
 reg_app_version_t *reg_app_map_put(reg_app_map_t *m, reg_app_version_t *v)
 {
+    size_t len = strlen(v->app);
     bool found;
-    size_t i = map_search(m, v->app, strlen(v->app), &found);
+    size_t i = map_search(m, v->app, len, &found);
     if (found) {
-        reg_app_version_t *old = m->v[i];
-        m->v[i] = v;
+        reg_app_version_t *old = m->entries[i].v;
+        m->entries[i].v = v;
         return old;
     }
     if (m->len == m->cap) {
         m->cap = m->cap ? m->cap * 2 : 16;
-        m->v = xrealloc(m->v, m->cap * sizeof(*m->v));
+        m->entries = xrealloc(m->entries, m->cap * sizeof(*m->entries));
     }
-    memmove(&m->v[i + 1], &m->v[i], (m->len - i) * sizeof(*m->v));
-    m->v[i] = v;
+    memmove(&m->entries[i + 1], &m->entries[i], (m->len - i) * sizeof(*m->entries));
+    m->entries[i] = (reg_app_map_entry_t){v, len};
     m->len++;
     return NULL;
 }
@@ -120,8 +120,8 @@ reg_app_version_t *reg_app_map_take(reg_app_map_t *m, const char *app, size_t ap
     size_t i = map_search(m, app, app_len, &found);
     if (!found)
         return NULL;
-    reg_app_version_t *old = m->v[i];
-    memmove(&m->v[i], &m->v[i + 1], (m->len - i - 1) * sizeof(*m->v));
+    reg_app_version_t *old = m->entries[i].v;
+    memmove(&m->entries[i], &m->entries[i + 1], (m->len - i - 1) * sizeof(*m->entries));
     m->len--;
     return old;
 }

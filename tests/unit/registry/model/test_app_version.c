@@ -76,7 +76,8 @@ static void test_map_put_get_walk(void **state)
 {
     (void)state;
     static const char *const names[] = {"shop", "a", "ab", "abc", "b", "shop-2", "shoq", "zz", "shop1", "aa"};
-    static const char *const sorted[] = {"a", "aa", "ab", "abc", "b", "shop", "shop-2", "shop1", "shoq", "zz"};
+    /* The map's order: shorter names first, then bytewise. */
+    static const char *const sorted[] = {"a", "b", "aa", "ab", "zz", "abc", "shop", "shoq", "shop1", "shop-2"};
     const size_t n = sizeof(names) / sizeof(names[0]);
     reg_app_map_t m;
     reg_app_map_init(&m);
@@ -84,7 +85,8 @@ static void test_map_put_get_walk(void **state)
         assert_null(reg_app_map_put(&m, version_of(names[i], i + 1)));
     assert_int_equal(m.len, n);
     for (size_t i = 0; i < n; i++) {
-        assert_string_equal(m.v[i]->app, sorted[i]);
+        assert_string_equal(m.entries[i].v->app, sorted[i]);
+        assert_int_equal(m.entries[i].app_len, strlen(sorted[i]));
         reg_app_version_t *v = reg_app_map_get(&m, names[i], strlen(names[i]));
         assert_non_null(v);
         assert_string_equal(v->app, names[i]);
@@ -102,7 +104,7 @@ static void test_map_put_get_walk(void **state)
     assert_null(reg_app_map_get(&m, "0", 1));
     reg_app_map_dispose(&m);
     assert_int_equal(m.len, 0);
-    assert_null(m.v);
+    assert_null(m.entries);
 }
 
 /* Put replaces an app's version and hands the old one back; take removes. */
@@ -129,13 +131,13 @@ static void test_map_replace_and_take(void **state)
     assert_ptr_equal(taken, v2);
     reg_app_version_release(taken);
     assert_int_equal(m.len, 2);
-    assert_string_equal(m.v[0]->app, "blog");
-    assert_string_equal(m.v[1]->app, "zoo");
+    assert_string_equal(m.entries[0].v->app, "zoo");
+    assert_string_equal(m.entries[1].v->app, "blog");
     assert_null(reg_app_map_get(&m, "shop", 4));
-    taken = reg_app_map_take(&m, "zoo", 3); /* the last one */
+    taken = reg_app_map_take(&m, "blog", 4); /* the last one */
     assert_non_null(taken);
     reg_app_version_release(taken);
-    taken = reg_app_map_take(&m, "blog", 4); /* the first one */
+    taken = reg_app_map_take(&m, "zoo", 3); /* the first one */
     assert_non_null(taken);
     reg_app_version_release(taken);
     assert_int_equal(m.len, 0);
@@ -160,8 +162,10 @@ static void test_map_many(void **state)
         snprintf(name, sizeof name, "app%zu", order[i]);
         assert_null(reg_app_map_put(&m, version_of(name, order[i])));
     }
-    for (size_t i = 1; i < m.len; i++)
-        assert_true(strcmp(m.v[i - 1]->app, m.v[i]->app) < 0);
+    for (size_t i = 1; i < m.len; i++) {
+        const char *a = m.entries[i - 1].v->app, *b = m.entries[i].v->app;
+        assert_true(strlen(a) < strlen(b) || (strlen(a) == strlen(b) && strcmp(a, b) < 0));
+    }
     for (size_t i = 0; i < N; i += 2) { /* take the even ones */
         snprintf(name, sizeof name, "app%zu", i);
         reg_app_version_t *v = reg_app_map_take(&m, name, strlen(name));
