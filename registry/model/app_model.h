@@ -54,6 +54,7 @@ typedef enum { REG_TRIGGER_LOG = 0, REG_TRIGGER_EVENT = 1, REG_TRIGGER_SCHEDULE 
 typedef struct {
     reg_trigger_kind_t on;
     char *source;   /* log: "function:NAME" | "file:/abs/path"; event: glob (may be NULL) */
+    size_t source_function_index; /* log of function:NAME: that function's index; else SIZE_MAX */
     char *filter;   /* log: filter pattern (may be NULL) */
     char *type;     /* event: type glob */
     char *cron;     /* schedule: 5-field cron or "@every 30s" */

@@ -1772,8 +1772,7 @@ static int read_log_trigger(ctx_t *c, const node_t *n, const reg_manifest_t *m, 
     size_t saved = path_push_key(c, "source", 6);
     const char *s = t->source;
     if (strncmp(s, "function:", 9) == 0) {
-        size_t index;
-        if (!reg_manifest_function_index(m, s + 9, strlen(s + 9), &index))
+        if (!reg_manifest_function_index(m, s + 9, strlen(s + 9), &t->source_function_index))
             rc = fail_no_function(c, source, m, s + 9, strlen(s + 9));
     } else if (strncmp(s, "file:", 5) == 0) {
         const char *path = s + 5;
@@ -1829,6 +1828,7 @@ static int read_trigger(ctx_t *c, const node_t *n, const reg_manifest_t *m, reg_
     int rc = expect_mapping(c, n, "a mapping such as { on: schedule, cron: '@every 1m', function: tick }");
     if (rc != 0)
         return rc;
+    t->source_function_index = SIZE_MAX;
     const node_t *on = map_get(n, "on");
     if (on == NULL)
         return missing_key(c, n, "on");

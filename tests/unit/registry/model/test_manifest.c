@@ -404,6 +404,10 @@ static void test_routes_and_triggers_details(void **state)
     assert_int_equal(m->triggers[1].attempts, 1);
     assert_null(m->triggers[1].source);
     assert_null(m->triggers[2].filter);
+    assert_int_equal(m->triggers[0].source_function_index, SIZE_MAX);
+    assert_int_equal(m->triggers[1].source_function_index, SIZE_MAX);
+    assert_int_equal(m->triggers[2].source_function_index, 1); /* function:g */
+    assert_int_equal(m->triggers[2].function_index, 0);
     reg_manifest_free(m);
 }
 
