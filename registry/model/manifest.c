@@ -7,7 +7,7 @@
  *
  * Every error is one line: "file:line:col: key.path: what was expected".
  * Fed by users: nothing here aborts, every allocation failure is -ENOMEM. */
-#include "registry.h"
+#include "model_internal.h"
 #include "tine_common.h"
 
 #include <arpa/inet.h>
@@ -1537,15 +1537,6 @@ static int read_functions(ctx_t *c, const node_t *n, const fn_settings_t *defaul
     return rc;
 }
 
-/* Finds a declared function by name (of a given length); -1 when absent. */
-static long function_index(const reg_manifest_t *m, const char *name, size_t len)
-{
-    for (size_t i = 0; i < m->functions_len; i++)
-        if (strlen(m->functions[i].name) == len && memcmp(m->functions[i].name, name, len) == 0)
-            return (long)i;
-    return -1;
-}
-
 /* Fails with "no function named 'x' (declared: a, b, ...)". */
 static int fail_no_function(ctx_t *c, const node_t *n, const reg_manifest_t *m, const char *name, size_t len)
 {
@@ -1569,10 +1560,8 @@ static int read_function_ref(ctx_t *c, const node_t *n, const reg_manifest_t *m,
     int rc = expect_string(c, n, "the name of a function", &text, &len);
     if (rc != 0)
         return rc;
-    long idx = function_index(m, text, len);
-    if (idx < 0)
+    if (!reg_manifest_function_index(m, text, len, index))
         return fail_no_function(c, n, m, text, len);
-    *index = (size_t)idx;
     *name = copy_text(text, len);
     return *name ? 0 : -ENOMEM;
 }
@@ -1777,7 +1766,7 @@ static int read_log_trigger(ctx_t *c, const node_t *n, const reg_manifest_t *m, 
     size_t saved = path_push_key(c, "source", 6);
     const char *s = t->source;
     if (strncmp(s, "function:", 9) == 0) {
-        if (function_index(m, s + 9, strlen(s + 9)) < 0)
+        if (!reg_manifest_function_index(m, s + 9, strlen(s + 9), &t->source_function_index))
             rc = fail_no_function(c, source, m, s + 9, strlen(s + 9));
     } else if (strncmp(s, "file:", 5) == 0) {
         const char *path = s + 5;
@@ -1833,6 +1822,7 @@ static int read_trigger(ctx_t *c, const node_t *n, const reg_manifest_t *m, reg_
     int rc = expect_mapping(c, n, "a mapping such as { on: schedule, cron: '@every 1m', function: tick }");
     if (rc != 0)
         return rc;
+    t->source_function_index = SIZE_MAX;
     const node_t *on = map_get(n, "on");
     if (on == NULL)
         return missing_key(c, n, "on");
@@ -2017,6 +2007,8 @@ static int read_manifest(ctx_t *c, const node_t *root, reg_manifest_t *m)
     size_t saved = path_push_key(c, "functions", 9);
     rc = read_functions(c, map_get(root, "functions"), &defaults, &app_env, m);
     path_pop(c, saved);
+    if (rc == 0)
+        rc = reg__manifest_index_functions(m);
     if (rc != 0)
         return rc;
 
@@ -2126,15 +2118,6 @@ void reg_manifest_free(reg_manifest_t *m)
         free(t->function);
     }
     free(m->triggers);
+    free(m->_fn_slots);
     free(m);
-}
-
-const reg_function_t *reg_manifest_find_function(const reg_manifest_t *m, const char *name)
-{
-    if (m == NULL || name == NULL)
-        return NULL;
-    for (size_t i = 0; i < m->functions_len; i++)
-        if (strcmp(m->functions[i].name, name) == 0)
-            return &m->functions[i];
-    return NULL;
 }

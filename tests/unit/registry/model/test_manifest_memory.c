@@ -14,8 +14,8 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "../common/alloc_fail.h"
-#include "registry.h"
+#include "../../common/alloc_fail.h"
+#include "app_model.h"
 #include "tine_common.h"
 
 #include <errno.h>
