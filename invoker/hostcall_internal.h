@@ -22,20 +22,14 @@ typedef struct inv_waiting {
 } inv_waiting_t;
 
 #define INV_WAITING_BUCKETS 256
-#define INV_NAME_CACHE 1024
 
 struct inv_hostcalls {
     inv_invoker_t *inv;
     struct rds_async *redis;        /* tine.kv; NULL: no Redis configured */
     inv_http_t *http;               /* tine.http */
     bool closing;
-    /* tine.invoke (hostcall_invoke.c): blocked callers per function, and a
-     * hint cache of function name -> index (always checked before use). */
+    /* tine.invoke (hostcall_invoke.c): blocked callers per function. */
     tine_list_t waiting[INV_WAITING_BUCKETS]; /* set up on first use (all zero before) */
-    struct {
-        const reg_app_version_t *version;
-        uint32_t fn_index;
-    } names[INV_NAME_CACHE];
 };
 
 /* Answers host call `c` with metadata `meta` (taken) and a body (copied). An

@@ -96,29 +96,6 @@ void inv__invoke_dispose(inv_hostcalls_t *hc)
     }
 }
 
-/* The index of function `fn` in version v, or SIZE_MAX. A cache remembers
- * the last answer per (version, name); it is only a hint, checked against
- * the manifest each time (a freed version's address may be reused). */
-static size_t find_function(inv_hostcalls_t *hc, const reg_app_version_t *v, const char *fn)
-{
-    size_t h = (uintptr_t)v >> 4;
-    for (const char *p = fn; *p; p++)
-        h = h * 33u + (unsigned char)*p;
-    h %= INV_NAME_CACHE;
-    const reg_manifest_t *m = v->manifest;
-    size_t hint = hc->names[h].fn_index;
-    if (hc->names[h].version == v && hint < m->functions_len && strcmp(m->functions[hint].name, fn) == 0)
-        return hint;
-    for (size_t i = 0; i < m->functions_len; i++) {
-        if (strcmp(m->functions[i].name, fn) == 0) {
-            hc->names[h].version = v;
-            hc->names[h].fn_index = (uint32_t)i;
-            return i;
-        }
-    }
-    return SIZE_MAX;
-}
-
 /* ---------------------------------------------------------- the calls */
 
 /* The caller waiting for `c` when `c` is a synchronous tine.invoke, else NULL. */
@@ -202,8 +179,8 @@ void inv__invoke(inv_call_t *c, json_t *meta, const char *body, size_t body_len)
     const char *fn = json_string_value(json_object_get(meta, "fn"));
     bool async = json_is_true(json_object_get(meta, "async"));
     inv_hostcalls_t *hc = inv->hostcalls;
-    size_t idx = fn != NULL ? find_function(hc, v, fn) : SIZE_MAX;
-    if (idx == SIZE_MAX) {
+    size_t idx;
+    if (fn == NULL || !reg_manifest_function_index(v->manifest, fn, strlen(fn), &idx)) {
         inv__hc_fail(c, "app %s has no function '%s'", v->app, fn ? fn : "");
         return;
     }

@@ -11,42 +11,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "registry.h"
+#include "activation.h" /* inv_activation_t, the record of a finished call */
+#include "app_model.h"
 #include "sandbox.h"
 #include "tine_common.h"
 
 struct uv_loop_s;
 typedef struct inv_invoker inv_invoker_t;
 typedef struct inv_call inv_call_t;
-
-/* The record of one finished invocation, handed to the activation observer
- * (billing, log triggers). Everything is borrowed for the callback's duration. */
-typedef struct {
-    const char *invocation_id;
-    const char *app;
-    uint64_t version;
-    const char *function;
-    const char *trigger;      /* request "trigger", else its "kind": http, event, ... */
-    uint64_t start_unix_ms;   /* wall clock when the call was accepted */
-    uint64_t duration_ns;     /* dispatch to answer (0 when never dispatched) */
-    uint64_t queued_ns;       /* waiting for a sandbox */
-    uint64_t cold_start_ns;   /* start of its sandbox to ready (handler loaded), when cold */
-    bool cold;                /* it waited for its sandbox to start */
-    bool dispatched;          /* reached a sandbox */
-    uint32_t memory_mb;
-    uint32_t timeout_ms;
-    uint64_t cpu_ns;          /* CPU time the sandbox reported for it */
-    int code;                 /* as inv_result_t */
-    int status;
-    const char *error;        /* NULL when code == 0 */
-    json_t *logs;             /* [{"t":unix_ms,"level":"info"|"error","msg":"..."}] */
-    size_t logs_function;     /* the first lines of logs, those the function wrote; tine's own
-                                 (the error that ended the call and its trace, notes on dropped
-                                 lines) follow them */
-    bool logs_truncated;      /* lines past INV_LOG_CAP bytes were dropped */
-} inv_activation_t;
-
-typedef void (*inv_activation_cb)(void *data, const inv_activation_t *a);
 
 /* An event a function emits with tine.emit, checked by the invoker (a type
  * of 1 to 256 printable characters, data that is JSON). Borrowed for the

@@ -33,7 +33,7 @@
 
 #include "invoker_internal.h"
 #include "meta.h"
-#include "registry.h"
+#include "app_model.h"
 #include "sandbox.h"
 #include "tine_common.h"
 #include "wire.h"

@@ -1,0 +1,19 @@
+/* Bundles: what their files share beyond the public bundle.h. */
+#ifndef TINE_BUNDLE_INTERNAL_H
+#define TINE_BUNDLE_INTERNAL_H
+
+#include "bundle.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Decides, without running it, whether the Lua module `src` (len bytes,
+ * already known to compile) certainly lacks the export `export`: *missing
+ * is set only when the name appears nowhere in its code and nothing in it
+ * can compute keys or hand back another module (see lua_exports.c). Then
+ * `exports` receives the module's apparent exports, comma-separated
+ * ("" when none is seen). Returns 0, or -ENOMEM. */
+int reg__lua_export_check(const char *src, size_t len, const char *export, bool *missing, char *exports,
+                          size_t exports_cap);
+
+#endif

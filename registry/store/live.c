@@ -1,0 +1,381 @@
+/* The in-memory table of live app versions, kept in step with Redis: loaded at
+ * start, then reloaded per app whenever a deploy or rollback is announced on
+ * RDS_CHANNEL_DEPLOYS, and wholly whenever the subscription is made again
+ * (an announcement may have been missed while Redis was away). Requests read
+ * it without touching Redis. */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include "registry.h"
+#include "tine_common.h"
+#include "tine_redis.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+/* An app whose live version this node cannot load (its state dir full or
+ * read-only, Redis unreachable...): it keeps serving what it had and tries
+ * again with backoff until it succeeds. */
+typedef struct {
+    char *app;
+    uint64_t version; /* the live version it could not load (0: unknown) */
+    char *error;
+    uint64_t next_ns;
+    uint64_t delay_ms;
+} live_failure_t;
+
+#define LIVE_RETRY_FIRST_MS 500
+#define LIVE_RETRY_MAX_MS 30000
+
+/* The retry timer, a heap object of its own (closed and freed apart from
+ * the table). */
+typedef struct {
+    uv_timer_t timer;
+    struct reg_live *l; /* NULL once the table is freed */
+} live_retry_t;
+
+struct reg_live {
+    uv_loop_t *loop;
+    char *state_dir;
+    reg_store_t *store;
+    reg_live_change_cb cb;
+    void *cb_data;
+    reg_app_map_t apps; /* the live version of each app */
+    rds_async_t *sub;   /* the subscription to deploy announcements */
+    int closing;
+    live_failure_t *failures;
+    size_t nfailures;
+    live_retry_t *retry;
+};
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* Removes a directory tree (best effort; symlinks are removed, not followed). */
+static void remove_tree(const char *dir)
+{
+    nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Writes a version's files under state_dir/bundles/APP/N (once: a version
+ * never changes). Files go to a temporary directory renamed into place, so a
+ * sandbox never sees a half-written version. Returns the directory. */
+static int materialize(reg_live_t *l, const reg_bundle_t *b, const char *app, uint64_t version, char **dir_out,
+                       char *err, size_t errlen)
+{
+    char *dir = xasprintf("%s/bundles/%s/%" PRIu64, l->state_dir, app, version);
+    struct stat st;
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+        *dir_out = dir;
+        return 0;
+    }
+    char *tmp = xasprintf("%s/bundles/%s/.%" PRIu64 ".tmp.%d", l->state_dir, app, version, (int)getpid());
+    int rc = tine_mkdirs(tmp, 0755);
+    for (size_t i = 0; rc == 0 && i < b->files_len; i++) {
+        char *path = xasprintf("%s/%s", tmp, b->files[i].path);
+        char *slash = strrchr(path, '/');
+        *slash = '\0';
+        rc = tine_mkdirs(path, 0755);
+        *slash = '/';
+        if (rc == 0)
+            rc = tine_write_file(path, b->files[i].data, b->files[i].len, 0644);
+        free(path);
+    }
+    if (rc == 0 && rename(tmp, dir) != 0 && errno != ENOTEMPTY && errno != EEXIST)
+        rc = -errno;
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", dir, tine_strerror(rc));
+        remove_tree(tmp); /* a full disk must not keep what it could write */
+        free(dir);
+        dir = NULL;
+    }
+    free(tmp);
+    *dir_out = dir;
+    return rc;
+}
+
+/* Loads one version of an app from the store into a fresh reg_app_version_t. */
+static int load_version(reg_live_t *l, const char *app, uint64_t version, reg_app_version_t **out, char *err,
+                        size_t errlen)
+{
+    reg_bundle_t *b = NULL;
+    int rc = reg_store_load_version(l->store, app, version, &b, err, errlen);
+    if (rc != 0)
+        return rc;
+    char *dir = NULL;
+    rc = materialize(l, b, app, version, &dir, err, errlen);
+    if (rc != 0) {
+        reg_bundle_free(b);
+        return rc;
+    }
+    reg_manifest_t *m = b->manifest;
+    b->manifest = NULL;
+    reg_bundle_free(b);
+    return reg_app_version_new(app, version, m, dir, out, err, errlen);
+}
+
+static live_failure_t *failure_find(reg_live_t *l, const char *app)
+{
+    for (size_t i = 0; i < l->nfailures; i++)
+        if (strcmp(l->failures[i].app, app) == 0)
+            return &l->failures[i];
+    return NULL;
+}
+
+static void failure_clear(reg_live_t *l, const char *app)
+{
+    live_failure_t *f = failure_find(l, app);
+    if (f == NULL)
+        return;
+    tine_log(TINE_LOG_INFO, "app %s: this node serves its live version again", app);
+    free(f->app);
+    free(f->error);
+    *f = l->failures[--l->nfailures];
+}
+
+static void on_retry_timer(uv_timer_t *t);
+
+/* Arms the retry timer for the earliest failure due. */
+static void retry_arm(reg_live_t *l)
+{
+    if (l->retry == NULL || l->closing)
+        return;
+    uint64_t next = UINT64_MAX, now = tine_now_ns();
+    for (size_t i = 0; i < l->nfailures; i++)
+        if (l->failures[i].next_ns < next)
+            next = l->failures[i].next_ns;
+    if (next == UINT64_MAX) {
+        uv_timer_stop(&l->retry->timer);
+        return;
+    }
+    uv_timer_start(&l->retry->timer, on_retry_timer, next > now ? (next - now) / 1000000 + 1 : 0, 0);
+}
+
+/* Records that the live version of app cannot be loaded here, and when to
+ * try again (backoff doubling up to LIVE_RETRY_MAX_MS). */
+static void failure_note(reg_live_t *l, const char *app, uint64_t version, const char *why)
+{
+    live_failure_t *f = failure_find(l, app);
+    if (f == NULL) {
+        l->failures = xrealloc(l->failures, (l->nfailures + 1) * sizeof(*l->failures));
+        f = &l->failures[l->nfailures++];
+        memset(f, 0, sizeof(*f));
+        f->app = xstrdup(app);
+        f->delay_ms = LIVE_RETRY_FIRST_MS;
+    } else {
+        f->delay_ms = f->delay_ms * 2 > LIVE_RETRY_MAX_MS ? LIVE_RETRY_MAX_MS : f->delay_ms * 2;
+    }
+    bool changed = f->error == NULL || strcmp(f->error, why) != 0 || f->version != version;
+    free(f->error);
+    f->error = xstrdup(why);
+    f->version = version;
+    f->next_ns = tine_now_ns() + f->delay_ms * 1000000;
+    if (changed)
+        tine_log(TINE_LOG_ERROR, "app %s: live version %" PRIu64 " cannot be loaded on this node: %s (retrying)", app,
+                 version, why);
+    retry_arm(l);
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    live_retry_t *r = container_of(t, live_retry_t, timer);
+    reg_live_t *l = r->l;
+    uint64_t now = tine_now_ns();
+    /* Copies: a reload edits the array. */
+    size_t n = l->nfailures;
+    char **due = xcalloc(n + 1, sizeof(*due));
+    size_t ndue = 0;
+    for (size_t i = 0; i < n; i++)
+        if (l->failures[i].next_ns <= now)
+            due[ndue++] = xstrdup(l->failures[i].app);
+    for (size_t i = 0; i < ndue; i++) {
+        char err[512];
+        reg_live_reload(l, due[i], err, sizeof(err)); /* notes or clears the failure */
+        free(due[i]);
+    }
+    free(due);
+    retry_arm(l);
+}
+
+size_t reg_live_failures(reg_live_t *l, reg_live_failure_t *out, size_t max)
+{
+    for (size_t i = 0; i < l->nfailures && i < max; i++)
+        out[i] = (reg_live_failure_t){l->failures[i].app, l->failures[i].version, l->failures[i].error};
+    return l->nfailures;
+}
+
+const char *reg_live_failure(reg_live_t *l, const char *app, uint64_t *version)
+{
+    live_failure_t *f = failure_find(l, app);
+    if (f && version)
+        *version = f->version;
+    return f ? f->error : NULL;
+}
+
+int reg_live_prepare(reg_live_t *l, const reg_bundle_t *b, uint64_t version, char *err, size_t errlen)
+{
+    char *dir = NULL;
+    int rc = materialize(l, b, b->manifest->app, version, &dir, err, errlen);
+    free(dir);
+    return rc;
+}
+
+int reg_live_reload(reg_live_t *l, const char *app, char *err, size_t errlen)
+{
+    uint64_t live = 0;
+    if (reg_store_live_version(l->store, app, &live) != 0) {
+        snprintf(err, errlen, "redis unreachable while reloading %s", app);
+        failure_note(l, app, 0, err);
+        return TINE_EREDIS;
+    }
+    reg_app_version_t *cur = reg_app_map_get(&l->apps, app, strlen(app));
+    if (cur && cur->version == live) {
+        failure_clear(l, app);
+        return 0;
+    }
+    reg_app_version_t *nv = NULL;
+    if (live != 0) {
+        int rc = load_version(l, app, live, &nv, err, errlen);
+        if (rc != 0) {
+            failure_note(l, app, live, err);
+            return rc;
+        }
+    }
+    failure_clear(l, app);
+    reg_app_version_t *old = nv ? reg_app_map_put(&l->apps, nv) : reg_app_map_take(&l->apps, app, strlen(app));
+    if (l->cb)
+        l->cb(l->cb_data, old, nv);
+    reg_app_version_release(old);
+    return 0;
+}
+
+/* Reloads every app: at start and after the subscription reconnects (an
+ * announcement may have been missed while it was down). */
+static int live_reload_all(reg_live_t *l, char *err, size_t errlen)
+{
+    char **names = NULL;
+    size_t n = 0;
+    if (reg_store_list_apps(l->store, &names, &n) != 0) {
+        snprintf(err, errlen, "cannot list apps from redis");
+        return TINE_EREDIS;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        char e2[512];
+        if (reg_live_reload(l, names[i], e2, sizeof(e2)) != 0) {
+            fprintf(stderr, "tined: cannot load app %s: %s\n", names[i], e2);
+            rc = rc ? rc : TINE_EREDIS;
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+/* Deploy announcements "{app} {version}"; the confirmation of each
+ * subscription (at start and after every reconnect) reloads every app. */
+static void on_message(void *data, redisReply *r)
+{
+    reg_live_t *l = data;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3 || r->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    if (strcmp(r->element[0]->str, "subscribe") == 0) {
+        char err[512];
+        if (live_reload_all(l, err, sizeof(err)) != 0)
+            tine_log(TINE_LOG_WARN, "registry: reload after subscribing to deploys: %s", err);
+        return;
+    }
+    if (strcmp(r->element[0]->str, "message") != 0 || r->element[2]->type != REDIS_REPLY_STRING)
+        return;
+    const char *payload = r->element[2]->str;
+    size_t app_len = strcspn(payload, " ");
+    char *app = xstrndup(payload, app_len);
+    char err[512];
+    if (reg_live_reload(l, app, err, sizeof(err)) != 0)
+        fprintf(stderr, "tined: cannot reload app %s: %s\n", app, err);
+    free(app);
+}
+
+static void on_sub_connected(void *data)
+{
+    reg_live_t *l = data;
+    if (rds_async_subscribe(l->sub, false, RDS_CHANNEL_DEPLOYS, on_message, l) != 0)
+        tine_log(TINE_LOG_WARN, "registry: cannot subscribe to %s", RDS_CHANNEL_DEPLOYS);
+}
+
+reg_live_t *reg_live_new(uv_loop_t *loop, const char *redis_url, const char *state_dir, reg_live_change_cb cb,
+                         void *cb_data, char *err, size_t errlen)
+{
+    reg_store_t *store = reg_store_connect(redis_url, err, errlen);
+    if (store == NULL)
+        return NULL;
+    reg_live_t *l = xcalloc(1, sizeof(*l));
+    l->loop = loop;
+    l->state_dir = xstrdup(state_dir);
+    l->store = store;
+    l->cb = cb;
+    l->cb_data = cb_data;
+    reg_app_map_init(&l->apps);
+    l->retry = xcalloc(1, sizeof(*l->retry));
+    l->retry->l = l;
+    uv_timer_init(loop, &l->retry->timer);
+    if (live_reload_all(l, err, errlen) != 0)
+        fprintf(stderr, "tined: some apps could not be loaded: %s\n", err);
+    rds_async_config_t acfg = {.name = "registry-deploys", .on_connected = on_sub_connected, .data = l};
+    if (rds_async_new(loop, redis_url, &acfg, &l->sub, err, errlen) != 0) {
+        reg_live_free(l);
+        return NULL;
+    }
+    return l;
+}
+
+static void on_retry_closed(uv_handle_t *h)
+{
+    free(container_of((uv_timer_t *)h, live_retry_t, timer));
+}
+
+void reg_live_free(reg_live_t *l)
+{
+    if (l == NULL)
+        return;
+    l->closing = 1;
+    l->retry->l = NULL;
+    uv_close((uv_handle_t *)&l->retry->timer, on_retry_closed);
+    for (size_t i = 0; i < l->nfailures; i++) {
+        free(l->failures[i].app);
+        free(l->failures[i].error);
+    }
+    free(l->failures);
+    rds_async_close(l->sub, false, NULL, NULL); /* its last callback runs in here */
+    reg_app_map_dispose(&l->apps);
+    reg_store_free(l->store);
+    free(l->state_dir);
+    free(l);
+}
+
+reg_app_version_t *reg_live_get(reg_live_t *l, const char *app, size_t app_len)
+{
+    return reg_app_map_get(&l->apps, app, app_len);
+}
+
+reg_store_t *reg_live_store(reg_live_t *l)
+{
+    return l->store;
+}
+
+size_t reg_live_count(reg_live_t *l)
+{
+    return l->apps.len;
+}
