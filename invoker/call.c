@@ -202,36 +202,8 @@ void inv_call_release(inv_call_t *c)
 
 /* ---------------------------------------------------------- new calls */
 
-/* Builds the call's INVOKE frame once, when it is accepted: the request's
- * members plus "ctx" as one binary object (sandbox/meta.h), then the body.
- * The sandbox fills the rest of ctx (app, version, ...) from its spec. */
-static void call_build_frame(inv_call_t *c, const inv_request_t *rq, const void *body, size_t body_len)
-{
-    tine_buf_t b;
-    tine_buf_init(&b);
-    sbx_frame_hdr_t h = {0};
-    tine_buf_append(&b, &h, sizeof h);
-    size_t at = sbx_meta_begin(&b, SBX_META_OBJECT);
-    tine_buf_append(&b, rq->members, rq->members_len);
-    sbx_meta_key(&b, "ctx", 3);
-    size_t ctx = sbx_meta_begin(&b, SBX_META_OBJECT);
-    sbx_meta_kstr(&b, "invocation_id", c->id_hex, strlen(c->id_hex));
-    sbx_meta_end(&b, ctx, 1);
-    sbx_meta_end(&b, at, rq->nmembers + 1);
-    size_t meta_len = b.len - sizeof h;
-    if (body_len)
-        tine_buf_append(&b, body, body_len);
-    h.len = (uint32_t)(meta_len + body_len);
-    h.type = SBX_MSG_INVOKE;
-    h.meta_len = (uint32_t)meta_len;
-    h.id = c->id;
-    memcpy(b.data, &h, sizeof h);
-    c->frame = b.data; /* the buffer's bytes become the call's */
-    c->frame_len = b.len;
-}
-
-int inv_call_encoded(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, const inv_request_t *rq,
-                     const void *body, size_t body_len, inv_done_cb cb, void *data, inv_call_t **out)
+int inv_call_request(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, inv_request_t *rq, const void *body,
+                     size_t body_len, inv_done_cb cb, void *data, inv_call_t **out)
 {
     if (fn_index >= v->manifest->functions_len || inv->closing)
         return TINE_ENOTFOUND;
@@ -251,11 +223,12 @@ int inv_call_encoded(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, 
     for (int i = 0; i < 16; i++)
         c->id_hex[16 + i] = hex[(c->id >> (60 - 4 * i)) & 0xf];
     c->id_hex[32] = '\0';
-    if (rq->trigger) {
-        size_t tl = strnlen(rq->trigger, sizeof(c->trigger) - 1);
-        memcpy(c->trigger, rq->trigger, tl); /* c is zeroed: NUL-terminated */
+    if (rq->_trigger) {
+        size_t tl = strnlen(rq->_trigger, sizeof(c->trigger) - 1);
+        memcpy(c->trigger, rq->_trigger, tl); /* c is zeroed: NUL-terminated */
     }
-    call_build_frame(c, rq, body, body_len);
+    /* The frame is built once, when the call is accepted, and kept. */
+    c->frame = inv__request_take_frame(rq, c->id, c->id_hex, body, body_len, &c->frame_len);
     c->queued_at = tine_now_ns();
     c->started_unix_ms = tine_now_unix_ms();
     inv__pool_enqueue(p, c);
@@ -268,24 +241,19 @@ int inv_call_encoded(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, 
 int inv_call(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, json_t *request, const void *body,
              size_t body_len, inv_done_cb cb, void *data, inv_call_t **out)
 {
-    tine_buf_t m;
-    tine_buf_init(&m);
-    inv_request_t rq = {0};
+    const char *trigger = json_string_value(json_object_get(request, "trigger"));
+    if (trigger == NULL)
+        trigger = json_string_value(json_object_get(request, "kind"));
+    inv_request_t rq;
+    inv_request_init(&rq, trigger);
     const char *k;
     json_t *x;
     json_object_foreach(request, k, x)
     {
-        sbx_meta_key(&m, k, strlen(k));
-        sbx_meta_json(&m, x);
-        rq.nmembers++;
+        inv_request_json(&rq, k, x);
     }
-    rq.members = m.data ? m.data : "";
-    rq.members_len = m.len;
-    rq.trigger = json_string_value(json_object_get(request, "trigger"));
-    if (rq.trigger == NULL)
-        rq.trigger = json_string_value(json_object_get(request, "kind"));
-    int rc = inv_call_encoded(inv, v, fn_index, &rq, body, body_len, cb, data, out);
-    tine_buf_dispose(&m);
+    int rc = inv_call_request(inv, v, fn_index, &rq, body, body_len, cb, data, out);
+    inv_request_dispose(&rq);
     json_decref(request);
     return rc;
 }

@@ -108,16 +108,14 @@ static inv_call_t *sync_caller(const inv_call_t *c)
 }
 
 /* True when the response's content type says JSON. */
-static bool is_json(const sbx_result_meta_t *meta)
+static bool is_json(const inv_result_t *res)
 {
-    sbx_meta_cur_t c = meta->headers;
-    for (uint32_t i = 0; i < meta->nheaders; i++) {
-        const char *n, *v;
-        uint32_t nl, vl;
-        sbx_result_meta_next(&c, &n, &nl, &v, &vl);
+    inv_header_iter_t it = inv_result_headers(res);
+    const char *n, *v;
+    size_t nl, vl;
+    while (inv_header_next(&it, &n, &nl, &v, &vl))
         if (nl == 12 && memcmp(n, "content-type", 12) == 0)
             return vl >= 16 && strncmp(v, "application/json", 16) == 0 && (vl == 16 || v[16] == ';');
-    }
     return false;
 }
 
@@ -126,10 +124,11 @@ static bool is_json(const sbx_result_meta_t *meta)
  * the JSON content type (the common case, built without jansson). */
 static void reply_result(inv_call_t *caller, const inv_result_t *res)
 {
-    bool json = res->code == 0 && is_json(&res->meta);
+    bool json = res->code == 0 && is_json(res);
+    uint32_t nheaders = inv_result_header_count(res);
     char *headers = NULL;
-    if (res->code == 0 && res->meta.nheaders > 0 && !(json && res->meta.nheaders == 1)) {
-        json_t *h = sbx_result_meta_headers_json(&res->meta);
+    if (res->code == 0 && nheaders > 0 && !(json && nheaders == 1)) {
+        json_t *h = inv_result_headers_json(res);
         headers = json_dumps(h, JSON_COMPACT);
         json_decref(h);
     }

@@ -13,8 +13,8 @@
 
 #include "activation.h" /* inv_activation_t, the record of a finished call */
 #include "app_model.h"
-#include "meta.h"
 #include "sandbox.h"
+#include "tine_common.h"
 
 struct uv_loop_s;
 typedef struct inv_invoker inv_invoker_t;
@@ -74,8 +74,8 @@ typedef struct {
                           TINE_ETIMEOUT, TINE_ECRASH, TINE_EBUSY, or another
                           error when no sandbox could run it */
     int status;        /* HTTP status for the client: the function's, or 500/502/504/429/503 */
-    sbx_result_meta_t meta; /* code 0: the function's status and headers (sandbox/meta.h:
-                               sbx_result_meta_next, sbx_result_meta_headers_json) */
+    int function_status; /* code 0: the status as the function answered it (status is the same
+                            when it is from 100 to 599, else 200) */
     const char *body;  /* the function's response body */
     size_t body_len;
     const char *error; /* one line when code != 0 */
@@ -84,7 +84,36 @@ typedef struct {
     uint64_t duration_ns; /* dispatch to answer */
     uint64_t cold_start_ns; /* start of its sandbox to ready (handler loaded), when cold */
     uint64_t queued_ns;     /* waiting for a sandbox */
+    /* private: the function's headers as they came (inv_result_headers) */
+    const char *_headers;
+    const char *_headers_end;
+    uint32_t _nheaders;
 } inv_result_t;
+
+/* The function's response headers, in the order it sent them, names in
+ * lower case; none unless code is 0. Read with inv_header_next:
+ *
+ *   inv_header_iter_t it = inv_result_headers(res);
+ *   while (inv_header_next(&it, &name, &nlen, &value, &vlen)) ...
+ *
+ * Names and values are borrowed, like res. */
+typedef struct {
+    const char *_p;
+    const char *_end;
+    uint32_t _left;
+} inv_header_iter_t;
+
+inv_header_iter_t inv_result_headers(const inv_result_t *res);
+
+/* The next header of the iteration; false after the last. */
+bool inv_header_next(inv_header_iter_t *it, const char **name, size_t *nlen, const char **value, size_t *vlen);
+
+/* How many headers the function sent (0 unless code is 0). */
+uint32_t inv_result_header_count(const inv_result_t *res);
+
+/* The headers as a JSON object {name: value} (a repeated name: its last
+ * value), for the admin API and tine.invoke's reply. */
+json_t *inv_result_headers_json(const inv_result_t *res);
 
 typedef void (*inv_done_cb)(void *data, const inv_result_t *res);
 
@@ -107,19 +136,65 @@ void inv_free(inv_invoker_t *inv);
 int inv_call(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, json_t *request, const void *body,
              size_t body_len, inv_done_cb cb, void *data, inv_call_t **out);
 
-/* A request already in the wire's binary form (sandbox/meta.h): `nmembers`
- * key/value pairs of the INVOKE metadata object, without the object's own
- * header; the invoker adds "ctx". What inv_call makes of a JSON request. */
+/* A request built member by member for inv_call_request, without a JSON
+ * tree: the invoker counts the members and writes them in the form the
+ * sandbox reads (its format is sandbox/'s). Caller-allocated; the fields are
+ * private. Keys and strings are copied as they are added.
+ *
+ *   inv_request_t rq;
+ *   inv_request_init(&rq, "http");
+ *   inv_request_str(&rq, "method", "GET", 3);
+ *   inv_request_begin_object(&rq, "headers");
+ *   inv_request_header(&rq, "Accept", 6, "text/html", 9);
+ *   inv_request_end_object(&rq);
+ *   inv_call_request(inv, v, fn, &rq, body, body_len, cb, data, &call);
+ *   inv_request_dispose(&rq);
+ *
+ * Out of memory aborts (daemon code). */
 typedef struct {
-    const char *members;
-    size_t members_len;
-    uint32_t nmembers;
-    const char *trigger; /* for the activation record: "http", "event", ... */
+    tine_buf_t _frame;    /* the INVOKE frame being written: header, then the request object */
+    size_t _count_at;     /* where the request object's member count goes */
+    uint32_t _members;    /* members of the request object */
+    size_t _object_at;    /* the open object's count (0: none open) */
+    size_t _object_first; /* its first member */
+    uint32_t _object_members;
+    uint64_t _object_names; /* a filter of the header names in it (sandbox/meta.c) */
+    const char *_trigger;
 } inv_request_t;
 
-/* inv_call for a request already encoded; the same contract. */
-int inv_call_encoded(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, const inv_request_t *rq,
-                     const void *body, size_t body_len, inv_done_cb cb, void *data, inv_call_t **out);
+/* Starts an empty request; `trigger` ("http", "event", ...; borrowed) names
+ * what started it in the activation record. */
+void inv_request_init(inv_request_t *rq, const char *trigger);
+
+/* Frees what the request holds (whether or not it was called). */
+void inv_request_dispose(inv_request_t *rq);
+
+/* A string member `key` of the request, or of its open object. */
+void inv_request_str(inv_request_t *rq, const char *key, const char *s, size_t len);
+
+/* A string member of the open object whose key has a length (a route's
+ * parameter names). */
+void inv_request_field(inv_request_t *rq, const char *key, size_t klen, const char *s, size_t len);
+
+/* Any JSON value as member `key` of the request (not of an object). */
+void inv_request_json(inv_request_t *rq, const char *key, const json_t *v);
+
+/* Opens an object member `key` of the request; members go into it until
+ * inv_request_end_object. Objects do not nest. */
+void inv_request_begin_object(inv_request_t *rq, const char *key);
+void inv_request_end_object(inv_request_t *rq);
+
+/* An HTTP header in the open object: its name in lower case; a name seen
+ * before gets ", " and this value appended to its first value instead
+ * (HTTP's rule for repeated fields), so each name is one member. An object
+ * that holds headers holds nothing else. */
+void inv_request_header(inv_request_t *rq, const char *name, size_t nlen, const char *value, size_t vlen);
+
+/* inv_call for a request built with inv_request_*, with the same contract.
+ * On success it takes the request's bytes (rq is left empty); dispose rq in
+ * either case. The invoker adds "ctx". */
+int inv_call_request(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, inv_request_t *rq, const void *body,
+                     size_t body_len, inv_done_cb cb, void *data, inv_call_t **out);
 
 /* The caller lost interest (client went away): cb will not be called, even
  * when the call's failure is already due. A queued call leaves its queue;

@@ -4,6 +4,8 @@
  *   invoker.c     the invoker itself: made by inv_new, taken apart by inv_free
  *   call.c        calls: accepted, finished, their callbacks delivered (a
  *                 failure on a later loop turn), the activation record
+ *   request.c     requests built member by member into the call's INVOKE frame
+ *   result.c      the function's status and headers read from a RESULT
  *   pool.c        pools and dispatch: the pool table, a pool's sandboxes and
  *                 their states and timers, dispatch, pipelining decisions,
  *                 warm refill, idle timeout, the node-wide cap and eviction
@@ -232,6 +234,18 @@ void inv__call_answer(inv_call_t *c, inv_result_t *res, uint64_t now);
  * already): logged and recorded now, its callback gets code, status and a
  * copy of `error` on a later loop turn, never inside the call that found it. */
 void inv__call_fail(inv_call_t *c, int code, int status, const char *error);
+
+/* ------------------------------------------------- request.c, result.c */
+
+/* Finishes rq as the INVOKE frame of call `id` (id_hex, its invocation id):
+ * "ctx" and the member count, the body (copied) and the frame header. The
+ * frame's bytes (*frame_len of them) go to the caller and rq is left empty. */
+char *inv__request_take_frame(inv_request_t *rq, uint64_t id, const char *id_hex, const void *body, size_t body_len,
+                              size_t *frame_len);
+
+/* Reads the function's status and headers from RESULT metadata into res
+ * (they point into meta). Returns false when it is malformed. */
+bool inv__result_parse(inv_result_t *res, const char *meta, size_t meta_len);
 
 /* --------------------------------------------------------------- pool.c */
 

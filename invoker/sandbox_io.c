@@ -59,11 +59,7 @@ int inv__sandbox_write(inv_sandbox_t *s, uint8_t type, uint64_t id, const char *
                        size_t body_len)
 {
     size_t total = sizeof(sbx_frame_hdr_t) + meta_len + body_len;
-    sbx_frame_hdr_t h = {0};
-    h.len = (uint32_t)(meta_len + body_len);
-    h.type = type;
-    h.meta_len = (uint32_t)meta_len;
-    h.id = id;
+    sbx_frame_hdr_t h = sbx_frame_header(type, id, 0, meta_len, body_len);
     uv_buf_t parts[3] = {uv_buf_init((char *)&h, sizeof(h)), uv_buf_init((char *)meta, (unsigned)meta_len),
                          uv_buf_init((char *)body, (unsigned)body_len)};
     int sent = uv_try_write((uv_stream_t *)&s->wpipe, parts, body_len ? 3 : 2);
@@ -315,13 +311,13 @@ static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *
     tine_buf_t clean; /* an ERROR's message as one printable line (callers, records, APIs) */
     tine_buf_init(&clean);
     if (h->type == SBX_MSG_RESULT) {
-        if (!sbx_result_meta_parse(payload, h->meta_len, &res.meta)) {
+        if (!inv__result_parse(&res, payload, h->meta_len)) {
             snprintf(msg, sizeof(msg), "the sandbox of %s sent a malformed result", p->fn->name);
             s->call = c;
             sandbox_reject(s, msg);
             return;
         }
-        res.status = res.meta.status >= 100 && res.meta.status <= 599 ? res.meta.status : 200;
+        res.status = res.function_status >= 100 && res.function_status <= 599 ? res.function_status : 200;
         res.body = payload + h->meta_len;
         res.body_len = h->len - h->meta_len;
     } else {

@@ -238,16 +238,9 @@ static int send_result(run_t *r, uint32_t cpu_us, char *err, size_t errlen)
     if (rc == 0) {
         tine_buf_t m;
         tine_buf_init(&m);
-        sbx_result_meta_begin(&m, (int)json_integer_value(json_object_get(meta, "status")));
-        json_object_foreach(headers, key, v) {
-            char *name = xstrdup(key); /* names go lower case (meta.h) */
-            for (char *c = name; *c; c++)
-                if (*c >= 'A' && *c <= 'Z')
-                    *c = (char)(*c - 'A' + 'a');
-            sbx_result_meta_header(&m, name, strlen(name), json_string_value(v), json_string_length(v));
-            free(name);
-        }
-        sbx_result_meta_end(&m, 0, (uint32_t)json_object_size(headers));
+        size_t at = sbx_result_meta_begin(&m, (int)json_integer_value(json_object_get(meta, "status")));
+        json_object_foreach(headers, key, v)
+            sbx_result_meta_header(&m, at, key, strlen(key), json_string_value(v), json_string_length(v));
         sbx_frame_write_aux(r->fds.wr, SBX_MSG_RESULT, r->id, cpu_us, m.data, m.len, body, body_len);
         tine_buf_dispose(&m);
     }

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1217,26 +1218,30 @@ static void push_object_member(lua_State *L, int mt, const invoke_args_t *a, con
     }
 }
 
-static void sb_u32(lua_State *L, tine_buf_t *b, uint32_t v)
-{
-    sb_add(L, b, &v, 4);
-}
-
-/* Appends a u32 length and the bytes (RESULT metadata, meta.h). */
-static void sb_lstr(lua_State *L, tine_buf_t *b, const char *s, size_t n)
-{
-    sb_u32(L, b, (uint32_t)n);
-    sb_add(L, b, s, n);
-}
-
 #define RESULT_HEADERS_MAX (64u * 1024u) /* bytes of response headers a function may send */
 
-/* Appends the response headers of the table at idx to the RESULT meta in m
- * (lower-case names). Returns their count; *has_ct tells whether
- * content-type was among them. */
-static uint32_t add_headers(lua_State *L, tine_buf_t *m, int idx, bool *has_ct)
+/* Starts the RESULT meta in m (emptied first): the status, then headers
+ * added by result_header (meta.c's writer; out of memory raises). */
+static void result_begin(lua_State *L, tine_buf_t *m, int status)
 {
-    uint32_t count = 0;
+    size_t at;
+    m->len = 0;
+    if (sbx_result_meta_try_begin(m, status, &at) != 0)
+        raise_oom(L);
+}
+
+/* One header of the RESULT meta result_begin started (name lower-cased). */
+static void result_header(lua_State *L, tine_buf_t *m, const char *name, size_t nl, const char *value, size_t vl)
+{
+    if (sbx_result_meta_try_header(m, 0, name, nl, value, vl) != 0)
+        raise_oom(L);
+}
+
+/* Appends the response headers of the table at idx to the RESULT meta in m.
+ * Returns true when content-type was among them. */
+static bool add_headers(lua_State *L, tine_buf_t *m, int idx)
+{
+    bool has_ct = false;
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
         if (lua_type(L, -2) != LUA_TSTRING)
@@ -1258,7 +1263,7 @@ static uint32_t add_headers(lua_State *L, tine_buf_t *m, int idx, bool *has_ct)
         } else {
             luaL_error(L, "bad response header '%s': expected a string or number, got a %s", name,
                        luaL_typename(L, -1));
-            return 0;
+            return false;
         }
         for (size_t i = 0; i < vl; i++)
             if (val[i] == '\r' || val[i] == '\n' || val[i] == '\0')
@@ -1267,43 +1272,20 @@ static uint32_t add_headers(lua_State *L, tine_buf_t *m, int idx, bool *has_ct)
             luaL_error(L, "bad response header '%s': value is not valid UTF-8", name);
         if (m->len + nl + vl > RESULT_HEADERS_MAX)
             luaL_error(L, "bad response headers: more than %d bytes", (int)RESULT_HEADERS_MAX);
-        sb_u32(L, m, (uint32_t)nl);
-        size_t at = m->len;
-        sb_add(L, m, name, nl);
-        for (size_t i = at; i < m->len; i++)
-            if (m->data[i] >= 'A' && m->data[i] <= 'Z')
-                m->data[i] = (char)(m->data[i] - 'A' + 'a');
-        if (nl == 12 && memcmp(m->data + at, "content-type", 12) == 0)
-            *has_ct = true;
-        sb_lstr(L, m, val, vl);
-        count++;
+        result_header(L, m, name, nl, val, vl);
+        if (nl == 12 && strncasecmp(name, "content-type", 12) == 0)
+            has_ct = true;
         lua_pop(L, 1);
     }
-    return count;
-}
-
-/* Starts the RESULT meta: status, then a header count fixed by result_end. */
-static void result_begin(lua_State *L, tine_buf_t *m, int status)
-{
-    m->len = 0;
-    sb_u32(L, m, (uint32_t)status);
-    sb_u32(L, m, 0);
-}
-
-static void result_end(tine_buf_t *m, uint32_t nheaders)
-{
-    memcpy(m->data + 4, &nheaders, 4);
+    return has_ct;
 }
 
 /* A RESULT meta with at most one header. */
 static void result_simple(lua_State *L, tine_buf_t *m, int status, const char *content_type)
 {
     result_begin(L, m, status);
-    if (content_type != NULL) {
-        sb_lstr(L, m, "content-type", 12);
-        sb_lstr(L, m, content_type, strlen(content_type));
-        result_end(m, 1);
-    }
+    if (content_type != NULL)
+        result_header(L, m, "content-type", 12, content_type, strlen(content_type));
 }
 
 /* Turns the handler's return value at idx into the RESULT meta in S->meta
@@ -1349,22 +1331,19 @@ static int build_result(lua_State *L, invoke_args_t *a, int idx)
     result_begin(L, m, (int)st);
 
     bool has_ct = false;
-    uint32_t nheaders = 0;
     lua_pushliteral(L, "headers");
     lua_rawget(L, idx);
     int h = lua_gettop(L);
     if (lua_istable(L, h))
-        nheaders = add_headers(L, m, h, &has_ct);
+        has_ct = add_headers(L, m, h);
     else if (!lua_isnil(L, h))
         return luaL_error(L, "bad response headers: expected a table, got a %s", luaL_typename(L, h));
 
     lua_pushliteral(L, "body");
     lua_rawget(L, idx);
     int body = lua_gettop(L);
-    if (lua_type(L, body) == LUA_TSTRING) {
-        result_end(m, nheaders);
+    if (lua_type(L, body) == LUA_TSTRING)
         return 1;
-    }
     if (!lua_isnil(L, body))
         return luaL_error(L, "bad response body: expected a string, got a %s", luaL_typename(L, body));
     lua_pushliteral(L, "json");
@@ -1372,13 +1351,9 @@ static int build_result(lua_State *L, invoke_args_t *a, int idx)
     if (!lua_isnil(L, -1)) {
         json_encode_into(S, L, lua_gettop(L), &S->json, "response json");
         a->body_in_json = true;
-        if (!has_ct) {
-            sb_lstr(L, m, "content-type", 12);
-            sb_lstr(L, m, "application/json", 16);
-            nheaders++;
-        }
+        if (!has_ct)
+            result_header(L, m, "content-type", 12, "application/json", 16);
     }
-    result_end(m, nheaders);
     return 0;
 }
 

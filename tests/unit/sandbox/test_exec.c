@@ -84,17 +84,23 @@ static answer_t run_once(const char *dir, long bytes, size_t fail_from)
     return a;
 }
 
+/* Makes the temporary directory `dir` (a mkdtemp template) holding the
+ * program `text` as big.sh, run_once's handler; its path in `path`. */
+static void write_program(char *dir, char path[PATH_MAX], const char *text)
+{
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, PATH_MAX, "%s/big.sh", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
 static void test_stdout_out_of_memory(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/tine-exec-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/big.sh", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(program, f);
-    fclose(f);
+    char dir[] = "/tmp/tine-exec-XXXXXX", path[PATH_MAX];
+    write_program(dir, path, program);
 
     answer_t a = run_once(dir, 5000000, 0); /* 5 MB: under the response limit */
     assert_int_equal(a.type, SBX_MSG_RESULT);
@@ -122,10 +128,31 @@ static void test_stdout_out_of_memory(void **state)
     rmdir(dir);
 }
 
+/* A {status, headers, body} object on stdout is the response: its header
+ * names go lower case into the RESULT (the one writer, meta.c). */
+static void test_envelope_headers(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/tine-exec-XXXXXX", path[PATH_MAX];
+    write_program(dir, path,
+                  "#!/bin/sh\necho '{\"status\":202,\"headers\":{\"X-Made\":\"Yes\",\"n\":5},\"body\":\"ok\"}'\n");
+    answer_t a = run_once(dir, 0, 0);
+    assert_int_equal(a.type, SBX_MSG_RESULT);
+    char *m = json_dumps(a.meta, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(m, "{\"headers\":{\"n\":\"5\",\"x-made\":\"Yes\"},\"status\":202}");
+    free(m);
+    assert_int_equal(a.body_len, 2);
+    assert_memory_equal(a.body_head, "ok", 2);
+    json_decref(a.meta);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stdout_out_of_memory),
+        cmocka_unit_test(test_envelope_headers),
     };
     return cmocka_run_group_tests_name("sandbox/exec", tests, NULL, NULL);
 }
