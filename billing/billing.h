@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "invoker.h"
+#include "activation.h"
 #include "tine_common.h"
 
 struct uv_loop_s;

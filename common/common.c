@@ -48,9 +48,12 @@ const char *tine_strerror(int code)
     }
 }
 
-static void oom(size_t n)
+void tine_oom(size_t n)
 {
-    fprintf(stderr, "tine: out of memory allocating %zu bytes\n", n);
+    if (n == 0)
+        fprintf(stderr, "tine: out of memory\n");
+    else
+        fprintf(stderr, "tine: out of memory allocating %zu bytes\n", n);
     abort();
 }
 
@@ -58,7 +61,7 @@ void *xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
     if (p == NULL)
-        oom(n);
+        tine_oom(n);
     return p;
 }
 
@@ -66,7 +69,7 @@ void *xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);
     if (p == NULL)
-        oom(n * size);
+        tine_oom(n * size);
     return p;
 }
 
@@ -74,7 +77,7 @@ void *xrealloc(void *p, size_t n)
 {
     p = realloc(p, n ? n : 1);
     if (p == NULL)
-        oom(n);
+        tine_oom(n);
     return p;
 }
 
@@ -117,28 +120,65 @@ void tine_buf_dispose(tine_buf_t *b)
     tine_buf_init(b);
 }
 
+int tine_buf_try_grow(tine_buf_t *b, size_t extra)
+{
+    if (extra < b->cap - b->len) /* len + extra + 1 <= cap, without overflow */
+        return 0;
+    if (extra > SIZE_MAX - b->len - 1)
+        return -ENOMEM;
+    size_t need = b->len + extra + 1;
+    size_t cap = b->cap > SIZE_MAX / 2 ? SIZE_MAX : b->cap * 2;
+    if (cap < 256)
+        cap = 256;
+    if (cap < need)
+        cap = need; /* one big append: no more than it needs */
+    char *p = realloc(b->data, cap);
+    if (p == NULL)
+        return -ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
 void tine_buf_grow(tine_buf_t *b, size_t extra)
 {
-    if (b->len + extra + 1 <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra + 1)
-        cap *= 2;
-    b->data = xrealloc(b->data, cap);
-    b->cap = cap;
+    if (tine_buf_try_grow(b, extra) != 0)
+        tine_oom(extra);
+}
+
+/* Appends vprintf-formatted text; 0, -ENOMEM or -EINVAL (vsnprintf
+ * failed), b unchanged on failure. */
+static int buf_try_vappendf(tine_buf_t *b, const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    int rc = n < 0 ? -EINVAL : tine_buf_try_grow(b, (size_t)n);
+    if (rc == 0) {
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, again);
+        b->len += (size_t)n;
+    }
+    va_end(again);
+    return rc;
+}
+
+int tine_buf_try_appendf(tine_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = buf_try_vappendf(b, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 void tine_buf_appendf(tine_buf_t *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int rc = buf_try_vappendf(b, fmt, ap);
     va_end(ap);
-    tine_buf_grow(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
+    if (rc == -ENOMEM)
+        tine_oom(0);
 }
 
 int tine_write_file(const char *path, const void *data, size_t len, unsigned int mode)
@@ -198,35 +238,51 @@ int tine_secret_file(const char *path, size_t bytes, size_t min_len, char **out,
     return 0;
 }
 
-int tine_read_file(const char *path, char **out, size_t *out_len)
+int tine_try_read_file(const char *path, char **out, size_t *out_len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
+    struct stat st;
     tine_buf_t b;
     tine_buf_init(&b);
-    char chunk[65536];
+    /* Room for the whole file and one byte more, so that the second read
+     * finds its end; 4 KiB for files that report no size. Past that the
+     * buffer doubles. */
+    size_t first = fstat(fd, &st) == 0 && st.st_size > 0 && (uintmax_t)st.st_size < SIZE_MAX / 2
+                       ? (size_t)st.st_size + 1
+                       : 4096;
+    int rc;
     for (;;) {
-        ssize_t r = read(fd, chunk, sizeof(chunk));
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = -errno;
-            close(fd);
-            tine_buf_dispose(&b);
-            return e;
-        }
-        if (r == 0)
+        if ((rc = tine_buf_try_grow(&b, b.len ? 1 : first)) != 0)
             break;
-        tine_buf_append(&b, chunk, (size_t)r);
+        ssize_t r = read(fd, b.data + b.len, b.cap - b.len - 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rc = r < 0 ? -errno : 0;
+            break;
+        }
+        b.len += (size_t)r;
     }
     close(fd);
-    if (b.data == NULL)
-        tine_buf_append(&b, "", 0);
+    if (rc != 0) {
+        tine_buf_dispose(&b);
+        return rc;
+    }
+    b.data[b.len] = '\0';
     *out = b.data;
     if (out_len)
         *out_len = b.len;
     return 0;
+}
+
+int tine_read_file(const char *path, char **out, size_t *out_len)
+{
+    int rc = tine_try_read_file(path, out, out_len);
+    if (rc == -ENOMEM)
+        tine_oom(0);
+    return rc;
 }
 
 int tine_mkdirs(const char *path, unsigned int mode)
@@ -416,13 +472,19 @@ json_t *tine_json_text(const char *s, size_t len)
     return j;
 }
 
-void tine_json_quote(tine_buf_t *b, const char *s, size_t len)
+int tine_json_try_quote(tine_buf_t *b, const char *s, size_t len, unsigned flags)
 {
     static const char hex[] = "0123456789abcdef";
+    static const char short_escape[0x20] = {['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
     const unsigned char *u = (const unsigned char *)s;
-    tine_buf_append(b, "\"", 1);
+    size_t start = b->len;
+    /* Room for the common case, nothing to escape: then no append below
+     * has to grow the buffer. */
+    int rc = len < SIZE_MAX - 2 ? tine_buf_try_grow(b, len + 2) : -ENOMEM;
+    if (rc == 0)
+        rc = tine_buf_try_append(b, "\"", 1);
     size_t run = 0; /* start of the bytes not yet copied */
-    for (size_t i = 0; i < len;) {
+    for (size_t i = 0; rc == 0 && i < len;) {
         unsigned char c = u[i];
         if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
             i++;
@@ -433,24 +495,44 @@ void tine_json_quote(tine_buf_t *b, const char *s, size_t len)
             i += l;
             continue;
         }
-        tine_buf_append(b, s + run, i - run);
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            tine_buf_append(b, esc, 2);
-        } else if (c == '\n') {
-            tine_buf_append(b, "\\n", 2);
-        } else if (c == '\t') {
-            tine_buf_append(b, "\\t", 2);
-        } else if (c < 0x20) {
-            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            tine_buf_append(b, esc, 6);
-        } else {
-            tine_buf_append(b, "\xEF\xBF\xBD", 3); /* not UTF-8: U+FFFD */
+        if (c >= 0x80 && (flags & TINE_JSON_STRICT)) {
+            rc = TINE_EINVAL;
+            break;
         }
+        char esc[6] = {'\\', (char)c}; /* '"' and '\\' as they are after the backslash */
+        const char *out = esc;
+        size_t el = 2;
+        if (c >= 0x80) {
+            out = "\xEF\xBF\xBD"; /* not UTF-8: U+FFFD */
+            el = 3;
+        } else if (c < 0x20 && short_escape[c]) {
+            esc[1] = short_escape[c];
+        } else if (c < 0x20) {
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            el = 6;
+        }
+        rc = tine_buf_try_append(b, s + run, i - run);
+        if (rc == 0)
+            rc = tine_buf_try_append(b, out, el);
         run = ++i;
     }
-    tine_buf_append(b, s + run, len - run);
-    tine_buf_append(b, "\"", 1);
+    if (rc == 0)
+        rc = tine_buf_try_append(b, s + run, len - run);
+    if (rc == 0)
+        rc = tine_buf_try_append(b, "\"", 1);
+    if (rc != 0 && b->data != NULL) {
+        b->len = start;
+        b->data[start] = '\0';
+    }
+    return rc;
+}
+
+void tine_json_quote(tine_buf_t *b, const char *s, size_t len)
+{
+    if (tine_json_try_quote(b, s, len, 0) != 0)
+        tine_oom(len);
 }
 
 void tine_buf_append_printable(tine_buf_t *b, const char *s, size_t len)

@@ -4,6 +4,7 @@
 #ifndef TINE_COMMON_H
 #define TINE_COMMON_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +29,12 @@ enum {
 /* Returns a static description of an error code (TINE_E* or negative errno). */
 const char *tine_strerror(int code);
 
+/* The out-of-memory policy is in the name: the x* functions and the plain
+ * tine_buf_*, tine_json_quote and tine_read_file abort with a message when
+ * memory runs out (daemon code); the try_* variants return -ENOMEM and leave
+ * their arguments as they were (parsers fed by users, the sandbox). Each
+ * pair is one implementation: the aborting one calls the try_* one. */
+
 /* Allocation that aborts with a message on failure (daemon code only). */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
@@ -38,7 +45,13 @@ char *xstrndup(const char *s, size_t n);
 /* Formats into a fresh heap string; aborts on out-of-memory. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* A growable byte buffer. Caller-allocated; tine_buf_dispose frees the data. */
+/* Prints "tine: out of memory allocating N bytes" and aborts: what the x*
+ * functions do when an allocation fails. */
+_Noreturn void tine_oom(size_t n);
+
+/* A growable byte buffer. Caller-allocated; tine_buf_dispose frees the data.
+ * Once data is allocated a NUL byte follows the len bytes of data (the
+ * appenders keep it), so text in it can be used as a C string. */
 typedef struct {
     char *data;
     size_t len;
@@ -48,23 +61,70 @@ typedef struct {
 void tine_buf_init(tine_buf_t *b);
 void tine_buf_dispose(tine_buf_t *b);
 
-/* Makes room for `extra` more bytes (and the NUL kept after the data). */
+/* Empties b (len 0), keeping its memory unless its capacity is above
+ * `keep`, when the memory is given back (a buffer reused per call must not
+ * pin what one big call made it grow to). Inline: it runs per call. */
+static inline void tine_buf_reset(tine_buf_t *b, size_t keep)
+{
+    if (b->cap > keep) {
+        tine_buf_dispose(b);
+    } else {
+        b->len = 0;
+        if (b->data != NULL)
+            b->data[0] = '\0';
+    }
+}
+
+/* Makes room for `extra` more bytes (and the NUL kept after the data): at
+ * least doubles the capacity, or grows it to what is needed when that is
+ * more. Returns 0, or -ENOMEM (also when the size does not fit a size_t)
+ * with b unchanged. */
+int tine_buf_try_grow(tine_buf_t *b, size_t extra);
+
+/* tine_buf_try_grow that aborts on out-of-memory. */
 void tine_buf_grow(tine_buf_t *b, size_t extra);
 
-/* Appends n bytes (the data stays NUL-terminated). Inline: it runs dozens of
- * times per invocation (wire metadata, activation records). */
-static inline void tine_buf_append(tine_buf_t *b, const void *p, size_t n)
+/* Appends the n bytes at p (the data stays NUL-terminated). Returns 0, or
+ * -ENOMEM with b unchanged. Inline: it runs dozens of times per invocation
+ * (wire metadata, JSON bodies, activation records). len + n + 1 cannot
+ * overflow: len and n are sizes of objects in memory, each at most
+ * PTRDIFF_MAX (a computed size that may be larger goes to
+ * tine_buf_try_grow first, which checks). */
+static inline int tine_buf_try_append(tine_buf_t *b, const void *p, size_t n)
 {
-    if (b->len + n + 1 > b->cap)
-        tine_buf_grow(b, n);
+    if (b->len + n + 1 > b->cap && tine_buf_try_grow(b, n) != 0)
+        return -ENOMEM;
     if (n)
         memcpy(b->data + b->len, p, n);
     b->len += n;
     b->data[b->len] = '\0';
+    return 0;
 }
+
+/* tine_buf_try_append that aborts on out-of-memory. */
+static inline void tine_buf_append(tine_buf_t *b, const void *p, size_t n)
+{
+    if (tine_buf_try_append(b, p, n) != 0)
+        tine_oom(n);
+}
+
+/* Appends printf-formatted text. Returns 0, -ENOMEM, or -EINVAL when the
+ * format cannot be formatted (vsnprintf failed); b is unchanged on failure. */
+int tine_buf_try_appendf(tine_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* tine_buf_try_appendf that aborts on out-of-memory (and appends nothing
+ * when the format cannot be formatted). */
 void tine_buf_appendf(tine_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Reads a whole file into a fresh NUL-terminated buffer; returns 0 or -errno. */
+/* Reads the whole file at `path` into a fresh heap buffer, NUL-terminated
+ * (*out; *out_len bytes before the NUL when out_len is set). Files that
+ * report no size (/proc, cgroupfs, pipes) are read to their end. The
+ * buffer is sized from fstat, with no large stack buffer (a sandbox keeps
+ * every page it touches). Returns 0, -ENOMEM, or -errno of open or read
+ * (-EISDIR for a directory); *out is left alone on failure. Never aborts. */
+int tine_try_read_file(const char *path, char **out, size_t *out_len);
+
+/* tine_try_read_file that aborts on out-of-memory. */
 int tine_read_file(const char *path, char **out, size_t *out_len);
 
 /* Writes a whole file: created or truncated, and given `mode` even when it
@@ -121,8 +181,26 @@ bool tine_utf8_valid(const char *s, size_t len);
  * a header name may be. */
 bool tine_http_token(const char *s, size_t len);
 
-/* Appends `len` bytes of `s` to b as a quoted JSON string; bytes that are
- * not valid UTF-8 become U+FFFD, control characters are escaped. */
+/* JSON quoting, the one escaper of the tree (logs, billing records, the
+ * sandbox's tine.json.encode, its error frames and host calls): appends
+ * `len` bytes of `s` to b as a quoted JSON string (RFC 8259):
+ *   - '"' and '\\' are escaped as \" and \\;
+ *   - the control characters with a short escape as \b \f \n \r \t;
+ *   - every other byte below 0x20 (NUL included) as \u00hh, lower-case hex;
+ *   - DEL (0x7f) and every valid UTF-8 sequence are copied as they are
+ *     (U+2028 and U+2029 included: the output is JSON, not JavaScript);
+ *   - each byte that does not start a valid UTF-8 sequence (a stray
+ *     continuation byte, an overlong form, a surrogate, a cut sequence,
+ *     anything above U+10FFFF) becomes U+FFFD, one per byte; or, with
+ *     TINE_JSON_STRICT, makes the call fail.
+ * (jansson's json_dumps, which writes the JSON trees of the rest of tined,
+ * differs only in writing the \u00hh hex digits in upper case.)
+ * Returns 0, TINE_EINVAL (TINE_JSON_STRICT and s is not valid UTF-8) or
+ * -ENOMEM; on failure b is as it was before the call. */
+#define TINE_JSON_STRICT 1u
+int tine_json_try_quote(tine_buf_t *b, const char *s, size_t len, unsigned flags);
+
+/* tine_json_try_quote without flags that aborts on out-of-memory. */
 void tine_json_quote(tine_buf_t *b, const char *s, size_t len);
 
 /* Appends `len` bytes of `s` to b as text safe to show on a terminal and on

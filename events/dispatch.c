@@ -230,8 +230,6 @@ static void job_start(ev_events_t *ev, job_t *job)
         job->busy = rc == TINE_EBUSY;
         job->reason = xasprintf("cannot invoke %s: %s", job->function, tine_strerror(rc));
         entry_job_finished(e);
-    } else if (!job->running) {
-        job->call = NULL; /* answered already; the call is gone */
     }
 }
 
@@ -271,8 +269,8 @@ static void jobs_for_target(ev_events_t *ev, ev__entry_t *e, json_t *target)
     job_t *job = job_add(e, app, fn, trigger, attempt > 0 ? (uint32_t)attempt : 1,
                          attempts > 0 && attempts < 1000 ? (uint32_t)attempts : 3);
     reg_app_version_t *v = ev__app(ev, app);
-    const reg_function_t *f = v ? reg_manifest_find_function(v->manifest, fn) : NULL;
-    if (f == NULL) {
+    size_t fn_index;
+    if (v == NULL || !reg_manifest_function_index(v->manifest, fn, strlen(fn), &fn_index)) {
         job->permanent = true;
         job->reason = v ? xasprintf("app %s has no function %s any more", app, fn)
                         : xasprintf("app %s is not deployed", app);
@@ -280,7 +278,7 @@ static void jobs_for_target(ev_events_t *ev, ev__entry_t *e, json_t *target)
     }
     job->v = v;
     reg_app_version_retain(v);
-    job->fn_index = (size_t)(f - v->manifest->functions);
+    job->fn_index = fn_index;
 }
 
 /* One job per event trigger (of every live app) whose type and source
@@ -291,8 +289,8 @@ static void jobs_for_event(ev_events_t *ev, ev__entry_t *e)
     const char *source = json_string_value(json_object_get(e->event, "source"));
     if (type == NULL || source == NULL)
         return;
-    for (size_t i = 0; i < ev->napps; i++) {
-        reg_app_version_t *v = ev->apps[i].v;
+    for (size_t i = 0; i < ev->apps.len; i++) {
+        reg_app_version_t *v = ev->apps.entries[i].v;
         const reg_manifest_t *m = v->manifest;
         for (size_t t = 0; t < m->triggers_len; t++) {
             const reg_trigger_t *tr = &m->triggers[t];

@@ -592,10 +592,7 @@ static void sure_stop(ev_events_t *ev)
 
 reg_app_version_t *ev__app(ev_events_t *ev, const char *app)
 {
-    for (size_t i = 0; i < ev->napps; i++)
-        if (strcmp(ev->apps[i].name, app) == 0)
-            return ev->apps[i].v;
-    return NULL;
+    return reg_app_map_get(&ev->apps, app, strlen(app));
 }
 
 void ev_app_changed(ev_events_t *ev, const reg_app_version_t *old_v, const reg_app_version_t *new_v)
@@ -605,26 +602,17 @@ void ev_app_changed(ev_events_t *ev, const reg_app_version_t *old_v, const reg_a
     const char *name = new_v ? new_v->app : old_v ? old_v->app : NULL;
     if (name == NULL)
         return;
-    size_t i = 0;
-    while (i < ev->napps && strcmp(ev->apps[i].name, name) != 0)
-        i++;
-    if (i == ev->napps) {
-        if (new_v == NULL)
-            return;
-        ev->apps = xrealloc(ev->apps, (ev->napps + 1) * sizeof(*ev->apps));
-        ev->apps[i].name = xstrdup(name);
-        ev->apps[i].v = NULL;
-        ev->napps++;
-    }
-    reg_app_version_t *prev = ev->apps[i].v;
+    reg_app_version_t *prev;
     if (new_v) {
         /* The live table hands versions out const; the module keeps its own
          * reference, which is what retain is for. */
-        ev->apps[i].v = (reg_app_version_t *)new_v;
-        reg_app_version_retain(ev->apps[i].v);
+        reg_app_version_t *v = (reg_app_version_t *)new_v;
+        reg_app_version_retain(v);
+        prev = reg_app_map_put(&ev->apps, v);
     } else {
-        free(ev->apps[i].name);
-        ev->apps[i] = ev->apps[--ev->napps];
+        prev = reg_app_map_take(&ev->apps, name, strlen(name));
+        if (prev == NULL)
+            return;
     }
     ev__schedule_app(ev, name, new_v);
     ev__logtail_app(ev, name, new_v);
@@ -694,6 +682,7 @@ ev_events_t *ev_new(uv_loop_t *loop, const ev_config_t *cfg, inv_invoker_t *inv,
     ev_events_t *ev = xcalloc(1, sizeof(*ev));
     ev->loop = loop;
     ev->inv = inv;
+    reg_app_map_init(&ev->apps);
     ev->node_id = xstrdup(cfg->node_id);
     ev->retry_base_ms = cfg->retry_base_ms ? cfg->retry_base_ms : 200;
     ev->started_ms = tine_now_unix_ms();
@@ -747,12 +736,6 @@ void ev_free(ev_events_t *ev)
     ev->cmd = ev->blk = NULL;
     rds_sync_free(ev->sync);
     ev->sync = NULL;
-    for (size_t i = 0; i < ev->napps; i++) {
-        free(ev->apps[i].name);
-        reg_app_version_release(ev->apps[i].v);
-    }
-    free(ev->apps);
-    ev->apps = NULL;
-    ev->napps = 0;
+    reg_app_map_dispose(&ev->apps);
     /* ev itself is freed when its last handle has closed. */
 }

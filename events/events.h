@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "app_model.h"
 #include "invoker.h"
-#include "registry.h"
 
 struct uv_loop_s;
 typedef struct ev_events ev_events_t;

@@ -78,11 +78,6 @@ json_t *ev__target(const char *app, const char *function, const char *trigger, u
 
 /* ------------------------------------------------------------- app table */
 
-typedef struct {
-    char *name;
-    reg_app_version_t *v; /* retained */
-} ev__app_t;
-
 /* The live version of an app known to the module, or NULL. */
 reg_app_version_t *ev__app(ev_events_t *ev, const char *app);
 
@@ -157,8 +152,7 @@ struct ev_events {
     ev__sure_t *sure; /* appends held until stored and confirmed (ev__append_sure), newest first */
     size_t nsure;
 
-    ev__app_t *apps;
-    size_t napps;
+    reg_app_map_t apps; /* the live version of each app, as ev_app_changed told */
 
     /* dispatch.c */
     ev__entry_t *entries;

@@ -563,13 +563,23 @@ void ev_on_activation(ev_events_t *ev, const inv_activation_t *a)
     reg_app_version_t *v = ev__app(ev, a->app);
     if (v == NULL)
         return;
+    /* The call's function in the live version, looked up at the first
+     * trigger following a function's lines (most apps have none). */
+    size_t fn = SIZE_MAX;
+    bool looked_up = false;
     for (size_t i = 0; i < v->manifest->triggers_len; i++) {
         const reg_trigger_t *t = &v->manifest->triggers[i];
-        if (t->on != REG_TRIGGER_LOG || t->source == NULL || strncmp(t->source, "function:", 9) != 0 ||
-            strcmp(t->source + 9, a->function) != 0)
+        if (t->on != REG_TRIGGER_LOG || t->source_function_index == SIZE_MAX)
+            continue;
+        if (!looked_up) {
+            looked_up = true;
+            if (!reg_manifest_function_index(v->manifest, a->function, strlen(a->function), &fn))
+                return;
+        }
+        if (t->source_function_index != fn)
             continue;
         /* A function following its own log lines would feed itself. */
-        if (strcmp(t->function, a->function) == 0 && a->trigger && strcmp(a->trigger, "log") == 0)
+        if (t->function_index == fn && a->trigger && strcmp(a->trigger, "log") == 0)
             continue;
         ev_filter_t *filter = NULL;
         char err[256];

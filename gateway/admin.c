@@ -527,13 +527,12 @@ static int query_flag(h2o_req_t *req, const char *name)
     return on;
 }
 
-/* Index of function `fn` in version v, or SIZE_MAX. */
+/* Index of function `fn` in version v (the manifest's name index), or
+ * SIZE_MAX. */
 static size_t function_index(const reg_app_version_t *v, const char *fn)
 {
-    for (size_t i = 0; i < v->manifest->functions_len; i++)
-        if (strcmp(v->manifest->functions[i].name, fn) == 0)
-            return i;
-    return SIZE_MAX;
+    size_t i;
+    return reg_manifest_function_index(v->manifest, fn, strlen(fn), &i) ? i : SIZE_MAX;
 }
 
 static void admin_sandboxes(gw_server_t *gw, h2o_req_t *req)

@@ -41,44 +41,17 @@ char *gw__percent_decode(const char *s, size_t len)
     return out;
 }
 
-/* Appends the request's headers as a binary object member "headers"
- * (sandbox/meta.h) with lower-case names; repeated headers are joined with
- * ", " (h2o keeps at most 100 headers). */
-static void encode_headers(tine_buf_t *m, h2o_req_t *req)
+/* Adds the request's headers as the request member "headers" (the invoker
+ * lower-cases names and joins repeated ones with ", "; h2o keeps at most
+ * 100 headers). */
+static void add_headers(inv_request_t *rq, h2o_req_t *req)
 {
-    sbx_meta_key(m, "headers", 7);
-    size_t at = sbx_meta_begin(m, SBX_META_OBJECT);
-    uint32_t n = 0;
     const h2o_headers_t *hs = &req->headers;
-    for (size_t i = 0; i < hs->size; i++) {
-        const h2o_iovec_t *name = hs->entries[i].name;
-        bool seen = false;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = h2o_memis(hs->entries[j].name->base, hs->entries[j].name->len, name->base, name->len);
-        if (seen)
-            continue;
-        size_t vlen = hs->entries[i].value.len;
-        for (size_t j = i + 1; j < hs->size; j++)
-            if (h2o_memis(hs->entries[j].name->base, hs->entries[j].name->len, name->base, name->len))
-                vlen += 2 + hs->entries[j].value.len;
-        sbx_meta_key(m, name->base, name->len);
-        for (size_t k = m->len - name->len; k < m->len; k++)
-            if (m->data[k] >= 'A' && m->data[k] <= 'Z')
-                m->data[k] = (char)(m->data[k] - 'A' + 'a');
-        char tag = SBX_META_STRING;
-        uint32_t vl = (uint32_t)vlen;
-        tine_buf_append(m, &tag, 1);
-        tine_buf_append(m, &vl, 4);
-        tine_buf_append(m, hs->entries[i].value.base, hs->entries[i].value.len);
-        for (size_t j = i + 1; j < hs->size; j++) {
-            if (!h2o_memis(hs->entries[j].name->base, hs->entries[j].name->len, name->base, name->len))
-                continue;
-            tine_buf_append(m, ", ", 2);
-            tine_buf_append(m, hs->entries[j].value.base, hs->entries[j].value.len);
-        }
-        n++;
-    }
-    sbx_meta_end(m, at, n);
+    inv_request_begin_object(rq, "headers");
+    for (size_t i = 0; i < hs->size; i++)
+        inv_request_header(rq, hs->entries[i].name->base, hs->entries[i].name->len, hs->entries[i].value.base,
+                           hs->entries[i].value.len);
+    inv_request_end_object(rq);
 }
 
 static void on_pending_dispose(void *p)
@@ -108,7 +81,7 @@ static void on_invoked(void *data, const inv_result_t *res)
                               res->status, "duration_ms", (double)res->duration_ns / 1e6, "cold", res->cold,
                               "version", (json_int_t)pending->version->version);
         if (res->code == 0) {
-            json_object_set_new(o, "headers", sbx_result_meta_headers_json(&res->meta));
+            json_object_set_new(o, "headers", inv_result_headers_json(res));
             json_t *body = json_stringn(res->body ? res->body : "", res->body_len);
             json_object_set_new(o, "body", body ? body : json_string("<binary body>"));
         } else {
@@ -130,7 +103,7 @@ static void on_invoked(void *data, const inv_result_t *res)
 }
 
 void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn_index, json_t *request,
-                const inv_request_t *rq, int wrap)
+                inv_request_t *rq, int wrap)
 {
     gw_pending_t *pending = h2o_mem_alloc_shared(&req->pool, sizeof(*pending), on_pending_dispose);
     memset(pending, 0, sizeof(*pending));
@@ -141,9 +114,9 @@ void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn
     pending->wrap = wrap;
     reg_app_version_retain(v);
     inv_call_t *call = NULL;
-    int r = rq ? inv_call_encoded(gw->inv, v, fn_index, rq, req->entity.base, req->entity.len, on_invoked, pending,
-                                  &call)
-               : inv_call(gw->inv, v, fn_index, request, req->entity.base, req->entity.len, on_invoked, pending, &call);
+    int r =
+        rq ? inv_call_request(gw->inv, v, fn_index, rq, req->entity.base, req->entity.len, on_invoked, pending, &call)
+           : inv_call(gw->inv, v, fn_index, request, req->entity.base, req->entity.len, on_invoked, pending, &call);
     if (r == TINE_EBUSY) {
         pending->req = NULL;
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("retry-after"), 0, NULL, H2O_STRLIT("1"));
@@ -156,9 +129,7 @@ void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn
         gw__send_error(req, 503, "cannot invoke %s: %s", v->manifest->functions[fn_index].name, tine_strerror(r));
         return;
     }
-    /* The callback may already have run (and answered) synchronously. */
-    if (pending->req)
-        pending->call = call;
+    pending->call = call; /* its callback runs on a later loop turn (invoker.h) */
 }
 
 int gw__match_route(gw_server_t *gw, h2o_req_t *req, const char *path, size_t path_len, gw_route_match_t *m, char *msg,
@@ -218,31 +189,29 @@ static int serve_app(gw_server_t *gw, h2o_req_t *req, const char *path, size_t p
         query = req->path.base + req->query_at + 1;
         query_len = req->path.len - req->query_at - 1;
     }
-    /* The request, written once in the wire's binary form (sandbox/meta.h). */
-    tine_buf_t b;
-    tine_buf_init(&b);
-    sbx_meta_kstr(&b, "kind", "http", 4);
-    sbx_meta_kstr(&b, "method", req->method.base, req->method.len);
-    sbx_meta_kstr(&b, "path", m.rest, m.rest_len);
-    sbx_meta_key(&b, "params", 6);
-    size_t at = sbx_meta_begin(&b, SBX_META_OBJECT);
+    /* The request, without a JSON tree: the invoker writes it into the
+     * call's frame as it comes. */
+    inv_request_t rq;
+    inv_request_init(&rq, "http");
+    inv_request_str(&rq, "kind", "http", 4);
+    inv_request_str(&rq, "method", req->method.base, req->method.len);
+    inv_request_str(&rq, "path", m.rest, m.rest_len);
+    inv_request_begin_object(&rq, "params");
     for (size_t i = 0; i < m.nparams; i++) {
         char *value = gw__percent_decode(m.params[i].value, m.params[i].value_len);
         size_t vl = strlen(value);
-        sbx_meta_key(&b, m.params[i].name, m.params[i].name_len);
         /* A value that decodes to invalid UTF-8 is handed over undecoded. */
         if (tine_utf8_valid(value, vl))
-            sbx_meta_str(&b, value, vl);
+            inv_request_field(&rq, m.params[i].name, m.params[i].name_len, value, vl);
         else
-            sbx_meta_str(&b, m.params[i].value, m.params[i].value_len);
+            inv_request_field(&rq, m.params[i].name, m.params[i].name_len, m.params[i].value, m.params[i].value_len);
         free(value);
     }
-    sbx_meta_end(&b, at, (uint32_t)m.nparams);
-    sbx_meta_kstr(&b, "query", query, query_len);
-    encode_headers(&b, req);
-    inv_request_t rq = {b.data, b.len, 6, "http"};
+    inv_request_end_object(&rq);
+    inv_request_str(&rq, "query", query, query_len);
+    add_headers(&rq, req);
     gw__invoke(gw, req, m.v, m.route->function_index, NULL, &rq, 0);
-    tine_buf_dispose(&b);
+    inv_request_dispose(&rq);
     return 0;
 }
 

@@ -148,8 +148,9 @@ int gw__admin_billing(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, s
 /* Starts an invocation of a function of a live app version and answers the
  * request with its result: the function's own response when `wrap` is 0, or
  * the admin API's JSON envelope when `wrap` is 1. The request is `rq`
- * (already encoded) when not NULL, else `request` (JSON; taken). */
+ * (built with inv_request_*; the caller disposes it) when not NULL, else
+ * `request` (JSON; taken). */
 void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn_index, json_t *request,
-                const inv_request_t *rq, int wrap);
+                inv_request_t *rq, int wrap);
 
 #endif

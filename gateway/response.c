@@ -185,7 +185,7 @@ static void show(char *out, size_t outlen, const char *s, size_t n)
 void gw__send_function_response(h2o_req_t *req, const char *function, const char *invocation_id,
                                 const inv_result_t *res)
 {
-    int status = res->meta.status;
+    int status = res->function_status;
     if (status < 200 || status > 599) {
         gw__send_error(req, 502,
                        "function %s answered status %d: a function answers a final status from 200 to 599 "
@@ -195,11 +195,10 @@ void gw__send_function_response(h2o_req_t *req, const char *function, const char
     }
     /* One pass: a bad header takes back those added before it. */
     size_t added_before = req->res.headers.size;
-    sbx_meta_cur_t hc = res->meta.headers;
-    for (uint32_t i = 0; i < res->meta.nheaders; i++) {
-        const char *name, *value;
-        uint32_t nl, vl;
-        sbx_result_meta_next(&hc, &name, &nl, &value, &vl);
+    inv_header_iter_t it = inv_result_headers(res);
+    const char *name, *value;
+    size_t nl, vl;
+    while (inv_header_next(&it, &name, &nl, &value, &vl)) {
         bool name_ok = tine_http_token(name, nl);
         if (!name_ok || !is_field_value(value, vl)) {
             req->res.headers.size = added_before;

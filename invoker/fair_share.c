@@ -2,7 +2,7 @@
  * app cannot starve the others (docs/ARCHITECTURE.md, "Fair share between
  * apps"). These are the rules only, as pure functions of counts of
  * sandboxes that are not closing (an app's: every function and version of
- * it, starting, idle and busy); invoker.c gathers the counts and applies the
+ * it, starting, idle and busy); pool.c gathers the counts and applies the
  * verdicts.
  *
  * The sharing is max-min fair and adapts to who is there: an app alone may

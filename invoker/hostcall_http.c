@@ -45,7 +45,7 @@ typedef struct http_client http_client_t;
 
 struct inv_http {
     uv_loop_t *loop;
-    http_client_t *clients;   /* one per app that made a request */
+    tine_list_t clients;      /* one per app that made a request (http_client_t.link) */
     unsigned closing_clients; /* clients whose timer is closing */
     bool freeing;             /* inv__http_free ran: freed once the last client closed */
 };
@@ -53,17 +53,17 @@ struct inv_http {
 /* The client of one app: its multi handle and what drives it. */
 struct http_client {
     inv_http_t *http;
-    http_client_t *next;
+    tine_list_t link; /* inv_http_t.clients */
     char *app;
     CURLM *multi;
     uv_timer_t timer;
-    struct http_req *reqs; /* in flight */
+    tine_list_t reqs;      /* in flight (http_req_t.link) */
     uint64_t last_used;    /* tine_now_ns of its last request */
 };
 
 typedef struct http_req {
     http_client_t *client;
-    struct http_req *next;
+    tine_list_t link; /* http_client_t.reqs */
     inv_call_t *c;
     CURL *easy;
     struct curl_slist *headers;
@@ -163,17 +163,22 @@ inv_http_t *inv__http_new(uv_loop_t *loop)
     }
     inv_http_t *h = xcalloc(1, sizeof(*h));
     h->loop = loop;
+    tine_list_init(&h->clients);
     return h;
 }
 
 /* The client of `app`, created on its first request. */
 static http_client_t *client_get(inv_http_t *h, const char *app)
 {
-    for (http_client_t *cl = h->clients; cl; cl = cl->next)
+    tine_list_t *l;
+    TINE_LIST_FOREACH(l, &h->clients) {
+        http_client_t *cl = tine_list_entry(l, http_client_t, link);
         if (strcmp(cl->app, app) == 0)
             return cl;
+    }
     http_client_t *cl = xcalloc(1, sizeof(*cl));
     cl->http = h;
+    tine_list_init(&cl->reqs);
     cl->app = xstrdup(app);
     cl->multi = curl_multi_init();
     if (cl->multi == NULL) {
@@ -186,8 +191,7 @@ static http_client_t *client_get(inv_http_t *h, const char *app)
     curl_multi_setopt(cl->multi, CURLMOPT_TIMERDATA, cl);
     curl_multi_setopt(cl->multi, CURLMOPT_MAXCONNECTS, HTTP_CLIENT_MAX_CONNS);
     uv_timer_init(h->loop, &cl->timer);
-    cl->next = h->clients;
-    h->clients = cl;
+    tine_list_insert_head(&h->clients, &cl->link);
     return cl;
 }
 
@@ -197,7 +201,7 @@ static void on_client_timer_closed(uv_handle_t *hd)
     inv_http_t *h = cl->http;
     free(cl->app);
     free(cl);
-    if (--h->closing_clients == 0 && h->freeing && h->clients == NULL)
+    if (--h->closing_clients == 0 && h->freeing && tine_list_empty(&h->clients))
         free(h);
 }
 
@@ -208,15 +212,12 @@ static void req_free(http_req_t *r);
 static void client_close(http_client_t *cl, const char *why)
 {
     inv_http_t *h = cl->http;
-    for (http_client_t **p = &h->clients; *p; p = &(*p)->next) {
-        if (*p == cl) {
-            *p = cl->next;
-            break;
-        }
-    }
-    while (cl->reqs != NULL) {
-        inv__hc_fail(cl->reqs->c, "%s", why);
-        req_free(cl->reqs);
+    tine_list_remove(&cl->link);
+    tine_list_t *l;
+    while ((l = tine_list_first(&cl->reqs)) != NULL) {
+        http_req_t *r = tine_list_entry(l, http_req_t, link);
+        inv__hc_fail(r->c, "%s", why);
+        req_free(r);
     }
     curl_multi_cleanup(cl->multi);
     uv_timer_stop(&cl->timer);
@@ -228,12 +229,11 @@ static void client_close(http_client_t *cl, const char *why)
  * (their kept-alive connections with them). */
 static void clients_sweep(inv_http_t *h, uint64_t now)
 {
-    http_client_t *cl = h->clients;
-    while (cl != NULL) {
-        http_client_t *next = cl->next;
-        if (cl->reqs == NULL && now - cl->last_used > (uint64_t)HTTP_CLIENT_IDLE_MS * 1000000u)
+    tine_list_t *l, *tmp;
+    TINE_LIST_FOREACH_SAFE(l, tmp, &h->clients) {
+        http_client_t *cl = tine_list_entry(l, http_client_t, link);
+        if (tine_list_empty(&cl->reqs) && now - cl->last_used > (uint64_t)HTTP_CLIENT_IDLE_MS * 1000000u)
             client_close(cl, "");
-        cl = next;
     }
 }
 
@@ -242,12 +242,7 @@ static void clients_sweep(inv_http_t *h, uint64_t now)
 static void req_free(http_req_t *r)
 {
     http_client_t *cl = r->client;
-    for (http_req_t **p = &cl->reqs; *p; p = &(*p)->next) {
-        if (*p == r) {
-            *p = r->next;
-            break;
-        }
-    }
+    tine_list_remove(&r->link);
     curl_multi_remove_handle(cl->multi, r->easy);
     curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->headers);
@@ -554,8 +549,7 @@ void inv__http_request(inv_http_t *h, inv_call_t *c, json_t *meta, const char *b
             curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body_len ? body : "");
         }
     }
-    r->next = cl->reqs;
-    cl->reqs = r;
+    tine_list_insert_head(&cl->reqs, &r->link);
     CURLMcode mc = curl_multi_add_handle(cl->multi, e);
     if (mc != CURLM_OK) {
         inv__hc_fail(c, "cannot start the request: %s", curl_multi_strerror(mc));
@@ -568,8 +562,9 @@ void inv__http_free(inv_http_t *h)
     if (h == NULL)
         return;
     h->freeing = true;
-    while (h->clients != NULL)
-        client_close(h->clients, "the node is shutting down");
+    tine_list_t *l;
+    while ((l = tine_list_first(&h->clients)) != NULL)
+        client_close(tine_list_entry(l, http_client_t, link), "the node is shutting down");
     if (h->closing_clients == 0)
         free(h);
 }

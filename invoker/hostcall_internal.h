@@ -18,24 +18,18 @@ typedef struct inv_waiting {
     const reg_app_version_t *version;
     size_t fn_index;
     uint32_t count;
-    struct inv_waiting *next;
+    tine_list_t link; /* its bucket of inv_hostcalls_t.waiting */
 } inv_waiting_t;
 
 #define INV_WAITING_BUCKETS 256
-#define INV_NAME_CACHE 1024
 
 struct inv_hostcalls {
     inv_invoker_t *inv;
     struct rds_async *redis;        /* tine.kv; NULL: no Redis configured */
     inv_http_t *http;               /* tine.http */
     bool closing;
-    /* tine.invoke (hostcall_invoke.c): blocked callers per function, and a
-     * hint cache of function name -> index (always checked before use). */
-    inv_waiting_t *waiting[INV_WAITING_BUCKETS];
-    struct {
-        const reg_app_version_t *version;
-        uint32_t fn_index;
-    } names[INV_NAME_CACHE];
+    /* tine.invoke (hostcall_invoke.c): blocked callers per function. */
+    tine_list_t waiting[INV_WAITING_BUCKETS]; /* set up on first use (all zero before) */
 };
 
 /* Answers host call `c` with metadata `meta` (taken) and a body (copied). An

@@ -23,9 +23,6 @@ typedef struct {
     inv_waiting_t *waiting; /* synchronous: the caller's entry in the blocked table */
     const char *fn;     /* the callee's name (in the version's manifest) */
     bool async;
-    bool starting;      /* inside inv_call: the callback must leave the op alone */
-    bool done;          /* the callee finished while starting */
-    char id[33];        /* the callee's invocation id, when done while starting */
 } invoke_op_t;
 
 static void on_callee_done(void *data, const inv_result_t *res);
@@ -35,86 +32,68 @@ static void on_callee_done(void *data, const inv_result_t *res);
 
 /* ------------------------------------------------- blocked-caller table */
 
-static size_t waiting_bucket(const reg_app_version_t *v, size_t fn_index)
+/* The bucket of (v, fn_index) in the blocked-caller table, set up on first
+ * use. */
+static tine_list_t *waiting_bucket(inv_hostcalls_t *hc, const reg_app_version_t *v, size_t fn_index)
 {
+    if (hc->waiting[0].next == NULL)
+        for (size_t i = 0; i < INV_WAITING_BUCKETS; i++)
+            tine_list_init(&hc->waiting[i]);
     uintptr_t h = (uintptr_t)v * 31u + fn_index;
-    return (h ^ (h >> 9)) % INV_WAITING_BUCKETS;
+    return &hc->waiting[(h ^ (h >> 9)) % INV_WAITING_BUCKETS];
+}
+
+/* The entry of (v, fn_index) in the blocked-caller table, or NULL. */
+static inv_waiting_t *waiting_find(inv_hostcalls_t *hc, const reg_app_version_t *v, size_t fn_index)
+{
+    tine_list_t *l;
+    TINE_LIST_FOREACH(l, waiting_bucket(hc, v, fn_index)) {
+        inv_waiting_t *w = tine_list_entry(l, inv_waiting_t, link);
+        if (w->version == v && w->fn_index == fn_index)
+            return w;
+    }
+    return NULL;
 }
 
 /* How many callers of (v, fn_index) are blocked in a synchronous tine.invoke. */
 static uint32_t waiting_count(inv_hostcalls_t *hc, const reg_app_version_t *v, size_t fn_index)
 {
-    for (inv_waiting_t *w = hc->waiting[waiting_bucket(v, fn_index)]; w; w = w->next)
-        if (w->version == v && w->fn_index == fn_index)
-            return w->count;
-    return 0;
+    inv_waiting_t *w = waiting_find(hc, v, fn_index);
+    return w ? w->count : 0;
 }
 
 /* Counts one more blocked caller of c's function; returns its entry. */
 static inv_waiting_t *waiting_add(inv_hostcalls_t *hc, const inv_call_t *c)
 {
-    inv_waiting_t **head = &hc->waiting[waiting_bucket(c->pool->version, c->pool->fn_index)];
-    for (inv_waiting_t *w = *head; w; w = w->next) {
-        if (w->version == c->pool->version && w->fn_index == c->pool->fn_index) {
-            w->count++;
-            return w;
-        }
+    inv_waiting_t *w = waiting_find(hc, c->pool->version, c->pool->fn_index);
+    if (w == NULL) {
+        w = xcalloc(1, sizeof(*w));
+        w->version = c->pool->version;
+        w->fn_index = c->pool->fn_index;
+        tine_list_insert_head(waiting_bucket(hc, w->version, w->fn_index), &w->link);
     }
-    inv_waiting_t *w = xcalloc(1, sizeof(*w));
-    w->version = c->pool->version;
-    w->fn_index = c->pool->fn_index;
-    w->count = 1;
-    w->next = *head;
-    *head = w;
+    w->count++;
     return w;
 }
 
 /* One blocked caller less; the entry goes when none is left. */
-static void waiting_remove(inv_hostcalls_t *hc, inv_waiting_t *w)
+static void waiting_remove(inv_waiting_t *w)
 {
     if (--w->count > 0)
         return;
-    for (inv_waiting_t **p = &hc->waiting[waiting_bucket(w->version, w->fn_index)]; *p; p = &(*p)->next) {
-        if (*p == w) {
-            *p = w->next;
-            break;
-        }
-    }
+    tine_list_remove(&w->link);
     free(w);
 }
 
 void inv__invoke_dispose(inv_hostcalls_t *hc)
 {
+    if (hc->waiting[0].next == NULL)
+        return; /* never used */
     for (size_t i = 0; i < INV_WAITING_BUCKETS; i++) {
-        while (hc->waiting[i] != NULL) {
-            inv_waiting_t *w = hc->waiting[i];
-            hc->waiting[i] = w->next;
-            free(w);
-        }
+        tine_list_t *l;
+        while ((l = tine_list_pop_head(&hc->waiting[i])) != NULL)
+            free(tine_list_entry(l, inv_waiting_t, link));
     }
-}
-
-/* The index of function `fn` in version v, or SIZE_MAX. A cache remembers
- * the last answer per (version, name); it is only a hint, checked against
- * the manifest each time (a freed version's address may be reused). */
-static size_t find_function(inv_hostcalls_t *hc, const reg_app_version_t *v, const char *fn)
-{
-    size_t h = (uintptr_t)v >> 4;
-    for (const char *p = fn; *p; p++)
-        h = h * 33u + (unsigned char)*p;
-    h %= INV_NAME_CACHE;
-    const reg_manifest_t *m = v->manifest;
-    size_t hint = hc->names[h].fn_index;
-    if (hc->names[h].version == v && hint < m->functions_len && strcmp(m->functions[hint].name, fn) == 0)
-        return hint;
-    for (size_t i = 0; i < m->functions_len; i++) {
-        if (strcmp(m->functions[i].name, fn) == 0) {
-            hc->names[h].version = v;
-            hc->names[h].fn_index = (uint32_t)i;
-            return i;
-        }
-    }
-    return SIZE_MAX;
 }
 
 /* ---------------------------------------------------------- the calls */
@@ -129,16 +108,14 @@ static inv_call_t *sync_caller(const inv_call_t *c)
 }
 
 /* True when the response's content type says JSON. */
-static bool is_json(const sbx_result_meta_t *meta)
+static bool is_json(const inv_result_t *res)
 {
-    sbx_meta_cur_t c = meta->headers;
-    for (uint32_t i = 0; i < meta->nheaders; i++) {
-        const char *n, *v;
-        uint32_t nl, vl;
-        sbx_result_meta_next(&c, &n, &nl, &v, &vl);
+    inv_header_iter_t it = inv_result_headers(res);
+    const char *n, *v;
+    size_t nl, vl;
+    while (inv_header_next(&it, &n, &nl, &v, &vl))
         if (nl == 12 && memcmp(n, "content-type", 12) == 0)
             return vl >= 16 && strncmp(v, "application/json", 16) == 0 && (vl == 16 || v[16] == ';');
-    }
     return false;
 }
 
@@ -147,10 +124,11 @@ static bool is_json(const sbx_result_meta_t *meta)
  * the JSON content type (the common case, built without jansson). */
 static void reply_result(inv_call_t *caller, const inv_result_t *res)
 {
-    bool json = res->code == 0 && is_json(&res->meta);
+    bool json = res->code == 0 && is_json(res);
+    uint32_t nheaders = inv_result_header_count(res);
     char *headers = NULL;
-    if (res->code == 0 && res->meta.nheaders > 0 && !(json && res->meta.nheaders == 1)) {
-        json_t *h = sbx_result_meta_headers_json(&res->meta);
+    if (res->code == 0 && nheaders > 0 && !(json && nheaders == 1)) {
+        json_t *h = inv_result_headers_json(res);
         headers = json_dumps(h, JSON_COMPACT);
         json_decref(h);
     }
@@ -177,11 +155,9 @@ static void on_callee_done(void *data, const inv_result_t *res)
     invoke_op_t *op = data;
     inv_call_t *caller = op->caller;
     caller->invokes_in_flight--;
-    if (op->waiting != NULL) {
-        inv_hostcalls_t *hc = caller->inv->hostcalls;
-        if (hc != NULL)
-            waiting_remove(hc, op->waiting);
-    }
+    /* The table is gone with the host-call service (inv_free). */
+    if (op->waiting != NULL && caller->inv->hostcalls != NULL)
+        waiting_remove(op->waiting);
     if (op->async) {
         inv_call_release(caller);
     } else if (res->code == 0) {
@@ -193,12 +169,7 @@ static void on_callee_done(void *data, const inv_result_t *res)
         inv__hc_fail(caller, "%s (invocation %s)", res->error ? res->error : tine_strerror(res->code),
                      res->invocation_id);
     }
-    if (op->starting) {
-        op->done = true;
-        snprintf(op->id, sizeof(op->id), "%s", res->invocation_id);
-    } else {
-        free(op);
-    }
+    free(op);
 }
 
 void inv__invoke(inv_call_t *c, json_t *meta, const char *body, size_t body_len)
@@ -208,8 +179,8 @@ void inv__invoke(inv_call_t *c, json_t *meta, const char *body, size_t body_len)
     const char *fn = json_string_value(json_object_get(meta, "fn"));
     bool async = json_is_true(json_object_get(meta, "async"));
     inv_hostcalls_t *hc = inv->hostcalls;
-    size_t idx = fn != NULL ? find_function(hc, v, fn) : SIZE_MAX;
-    if (idx == SIZE_MAX) {
+    size_t idx;
+    if (fn == NULL || !reg_manifest_function_index(v->manifest, fn, strlen(fn), &idx)) {
         inv__hc_fail(c, "app %s has no function '%s'", v->app, fn ? fn : "");
         return;
     }
@@ -253,7 +224,6 @@ void inv__invoke(inv_call_t *c, json_t *meta, const char *body, size_t body_len)
     op->caller = c;
     op->fn = target->name;
     op->async = async;
-    op->starting = true;
     if (async)
         inv_call_hold(c); /* the callee gives back the in-flight slot */
     else
@@ -261,13 +231,12 @@ void inv__invoke(inv_call_t *c, json_t *meta, const char *body, size_t body_len)
     c->invokes_in_flight++;
     inv_call_t *callee = NULL;
     int rc = inv_call(inv, v, idx, request, body, body_len, on_callee_done, op, &callee);
-    op->starting = false;
     if (rc != 0) {
         c->invokes_in_flight--;
         if (async)
             inv_call_release(c);
         else
-            waiting_remove(hc, op->waiting);
+            waiting_remove(op->waiting);
         free(op);
         if (rc == TINE_EBUSY)
             inv__hc_fail(c, "%s is at its concurrency limit and its queue is full", fn);
@@ -275,11 +244,9 @@ void inv__invoke(inv_call_t *c, json_t *meta, const char *body, size_t body_len)
             inv__hc_fail(c, "cannot invoke %s: %s", fn, tine_strerror(rc));
         return;
     }
-    const char *id = op->done ? op->id : callee->id_hex;
-    if (!op->done)
-        callee->invoke_depth = c->invoke_depth + 1;
+    /* The callee's callback runs on a later loop turn at the earliest: it is
+     * still there. */
+    callee->invoke_depth = c->invoke_depth + 1;
     if (async)
-        inv__hc_reply(c, json_pack("{s:s}", "invocation_id", id), NULL, 0);
-    if (op->done)
-        free(op);
+        inv__hc_reply(c, json_pack("{s:s}", "invocation_id", callee->id_hex), NULL, 0);
 }

@@ -1,6 +1,7 @@
 /* invoker: sandbox pools per (app version, function), dispatch of one
  * invocation at a time to each sandbox, timeouts and crash handling, warm
- * sandboxes, scale to zero after an idle timeout and a node-wide cap. */
+ * sandboxes, scale to zero after an idle timeout and a node-wide cap. Its
+ * parts are listed in invoker_internal.h. */
 #ifndef TINE_INVOKER_H
 #define TINE_INVOKER_H
 
@@ -10,42 +11,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "meta.h"
-#include "registry.h"
+#include "activation.h" /* inv_activation_t, the record of a finished call */
+#include "app_model.h"
 #include "sandbox.h"
+#include "tine_common.h"
 
 struct uv_loop_s;
 typedef struct inv_invoker inv_invoker_t;
 typedef struct inv_call inv_call_t;
-
-/* The record of one finished invocation, handed to the activation observer
- * (billing, log triggers). Everything is borrowed for the callback's duration. */
-typedef struct {
-    const char *invocation_id;
-    const char *app;
-    uint64_t version;
-    const char *function;
-    const char *trigger;      /* request "trigger", else its "kind": http, event, ... */
-    uint64_t start_unix_ms;   /* wall clock when the call was accepted */
-    uint64_t duration_ns;     /* dispatch to answer (0 when never dispatched) */
-    uint64_t queued_ns;       /* waiting for a sandbox */
-    uint64_t cold_start_ns;   /* start of its sandbox to ready (handler loaded), when cold */
-    bool cold;                /* it waited for its sandbox to start */
-    bool dispatched;          /* reached a sandbox */
-    uint32_t memory_mb;
-    uint32_t timeout_ms;
-    uint64_t cpu_ns;          /* CPU time the sandbox reported for it */
-    int code;                 /* as inv_result_t */
-    int status;
-    const char *error;        /* NULL when code == 0 */
-    json_t *logs;             /* [{"t":unix_ms,"level":"info"|"error","msg":"..."}] */
-    size_t logs_function;     /* the first lines of logs, those the function wrote; tine's own
-                                 (the error that ended the call and its trace, notes on dropped
-                                 lines) follow them */
-    bool logs_truncated;      /* lines past INV_LOG_CAP bytes were dropped */
-} inv_activation_t;
-
-typedef void (*inv_activation_cb)(void *data, const inv_activation_t *a);
 
 /* An event a function emits with tine.emit, checked by the invoker (a type
  * of 1 to 256 printable characters, data that is JSON). Borrowed for the
@@ -101,8 +74,8 @@ typedef struct {
                           TINE_ETIMEOUT, TINE_ECRASH, TINE_EBUSY, or another
                           error when no sandbox could run it */
     int status;        /* HTTP status for the client: the function's, or 500/502/504/429/503 */
-    sbx_result_meta_t meta; /* code 0: the function's status and headers (sandbox/meta.h:
-                               sbx_result_meta_next, sbx_result_meta_headers_json) */
+    int function_status; /* code 0: the status as the function answered it (status is the same
+                            when it is from 100 to 599, else 200) */
     const char *body;  /* the function's response body */
     size_t body_len;
     const char *error; /* one line when code != 0 */
@@ -111,37 +84,121 @@ typedef struct {
     uint64_t duration_ns; /* dispatch to answer */
     uint64_t cold_start_ns; /* start of its sandbox to ready (handler loaded), when cold */
     uint64_t queued_ns;     /* waiting for a sandbox */
+    /* private: the function's headers as they came (inv_result_headers) */
+    const char *_headers;
+    const char *_headers_end;
+    uint32_t _nheaders;
 } inv_result_t;
+
+/* The function's response headers, in the order it sent them, names in
+ * lower case; none unless code is 0. Read with inv_header_next:
+ *
+ *   inv_header_iter_t it = inv_result_headers(res);
+ *   while (inv_header_next(&it, &name, &nlen, &value, &vlen)) ...
+ *
+ * Names and values are borrowed, like res. */
+typedef struct {
+    const char *_p;
+    const char *_end;
+    uint32_t _left;
+} inv_header_iter_t;
+
+inv_header_iter_t inv_result_headers(const inv_result_t *res);
+
+/* The next header of the iteration; false after the last. */
+bool inv_header_next(inv_header_iter_t *it, const char **name, size_t *nlen, const char **value, size_t *vlen);
+
+/* How many headers the function sent (0 unless code is 0). */
+uint32_t inv_result_header_count(const inv_result_t *res);
+
+/* The headers as a JSON object {name: value} (a repeated name: its last
+ * value), for the admin API and tine.invoke's reply. */
+json_t *inv_result_headers_json(const inv_result_t *res);
 
 typedef void (*inv_done_cb)(void *data, const inv_result_t *res);
 
 inv_invoker_t *inv_new(struct uv_loop_s *loop, sbx_zygote_t *zygote, const inv_config_t *cfg);
 
-/* Closes every sandbox; the invoker is freed once their handles closed. */
+/* Closes every sandbox; calls still running or queued get 503 ("the node
+ * is shutting down") on the next loop turn. The invoker is freed once its
+ * handles closed: run the loop until then. */
 void inv_free(inv_invoker_t *inv);
 
 /* Starts an invocation of function `fn_index` of version `v`. `request` is
  * the request object (kind, method, path, params, query, headers or event);
  * the invoker adds "ctx" and takes the reference. `body` is copied. `cb` is
- * called exactly once, later, unless inv_call_cancel is called first. On a
- * synchronous failure returns an error and never calls cb. */
+ * called exactly once, later, unless inv_call_cancel is called first:
+ * never inside inv_call nor any other inv_* function (an answer comes from
+ * the read callback of its sandbox's pipe, a failure on a later loop turn),
+ * so *out is set before it can run. On a synchronous failure (TINE_EBUSY:
+ * the function's queue is full, the gateway's 429; TINE_ENOTFOUND) returns
+ * the error and never calls cb. */
 int inv_call(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, json_t *request, const void *body,
              size_t body_len, inv_done_cb cb, void *data, inv_call_t **out);
 
-/* The caller lost interest (client went away): cb will not be called. */
-/* A request already in the wire's binary form (sandbox/meta.h): `nmembers`
- * key/value pairs of the INVOKE metadata object, without the object's own
- * header; the invoker adds "ctx". What inv_call makes of a JSON request. */
+/* A request built member by member for inv_call_request, without a JSON
+ * tree: the invoker counts the members and writes them in the form the
+ * sandbox reads (its format is sandbox/'s). Caller-allocated; the fields are
+ * private. Keys and strings are copied as they are added.
+ *
+ *   inv_request_t rq;
+ *   inv_request_init(&rq, "http");
+ *   inv_request_str(&rq, "method", "GET", 3);
+ *   inv_request_begin_object(&rq, "headers");
+ *   inv_request_header(&rq, "Accept", 6, "text/html", 9);
+ *   inv_request_end_object(&rq);
+ *   inv_call_request(inv, v, fn, &rq, body, body_len, cb, data, &call);
+ *   inv_request_dispose(&rq);
+ *
+ * Out of memory aborts (daemon code). */
 typedef struct {
-    const char *members;
-    size_t members_len;
-    uint32_t nmembers;
-    const char *trigger; /* for the activation record: "http", "event", ... */
+    tine_buf_t _frame;    /* the INVOKE frame being written: header, then the request object */
+    size_t _count_at;     /* where the request object's member count goes */
+    uint32_t _members;    /* members of the request object */
+    size_t _object_at;    /* the open object's count (0: none open) */
+    size_t _object_first; /* its first member */
+    uint32_t _object_members;
+    uint64_t _object_names; /* a filter of the header names in it (sandbox/meta.c) */
+    const char *_trigger;
 } inv_request_t;
 
-int inv_call_encoded(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, const inv_request_t *rq,
-                     const void *body, size_t body_len, inv_done_cb cb, void *data, inv_call_t **out);
+/* Starts an empty request; `trigger` ("http", "event", ...; borrowed) names
+ * what started it in the activation record. */
+void inv_request_init(inv_request_t *rq, const char *trigger);
 
+/* Frees what the request holds (whether or not it was called). */
+void inv_request_dispose(inv_request_t *rq);
+
+/* A string member `key` of the request, or of its open object. */
+void inv_request_str(inv_request_t *rq, const char *key, const char *s, size_t len);
+
+/* A string member of the open object whose key has a length (a route's
+ * parameter names). */
+void inv_request_field(inv_request_t *rq, const char *key, size_t klen, const char *s, size_t len);
+
+/* Any JSON value as member `key` of the request (not of an object). */
+void inv_request_json(inv_request_t *rq, const char *key, const json_t *v);
+
+/* Opens an object member `key` of the request; members go into it until
+ * inv_request_end_object. Objects do not nest. */
+void inv_request_begin_object(inv_request_t *rq, const char *key);
+void inv_request_end_object(inv_request_t *rq);
+
+/* An HTTP header in the open object: its name in lower case; a name seen
+ * before gets ", " and this value appended to its first value instead
+ * (HTTP's rule for repeated fields), so each name is one member. An object
+ * that holds headers holds nothing else. */
+void inv_request_header(inv_request_t *rq, const char *name, size_t nlen, const char *value, size_t vlen);
+
+/* inv_call for a request built with inv_request_*, with the same contract.
+ * On success it takes the request's bytes (rq is left empty); dispose rq in
+ * either case. The invoker adds "ctx". */
+int inv_call_request(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, inv_request_t *rq, const void *body,
+                     size_t body_len, inv_done_cb cb, void *data, inv_call_t **out);
+
+/* The caller lost interest (client went away): cb will not be called, even
+ * when the call's failure is already due. A queued call leaves its queue;
+ * a running one runs to its end (and is recorded). */
 void inv_call_cancel(inv_call_t *c);
 
 /* An app version stopped being live: its idle sandboxes exit now, busy ones

@@ -151,7 +151,7 @@ static bool file_has_word(const char *dir, const char *name, const char *word)
     char path[PATH_MAX], *text = NULL;
     size_t len = 0;
     join(path, dir, name);
-    if (tine_read_file(path, &text, &len) != 0)
+    if (tine_try_read_file(path, &text, &len) != 0)
         return false;
     bool has = false;
     size_t wl = strlen(word);
@@ -182,7 +182,7 @@ static int remove_cgroup(const char *dir, int tries, bool kill_tasks)
         if (errno != EBUSY || i + 1 >= tries)
             return -errno;
         join(path, dir, "cgroup.procs");
-        if (kill_tasks && tine_read_file(path, &procs, &len) == 0) {
+        if (kill_tasks && tine_try_read_file(path, &procs, &len) == 0) {
             for (char *t = strtok(procs, "\n"); t; t = strtok(NULL, "\n"))
                 if (atol(t) > 1)
                     kill((pid_t)atol(t), SIGKILL);
@@ -203,7 +203,7 @@ static bool pid_alive(long pid)
     char path[64], *stat = NULL;
     size_t len = 0;
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    if (tine_read_file(path, &stat, &len) != 0)
+    if (tine_try_read_file(path, &stat, &len) != 0)
         return true;
     const char *close = strrchr(stat, ')'); /* "pid (comm) S ..." */
     bool zombie = close != NULL && close[1] == ' ' && close[2] == 'Z';
@@ -278,7 +278,7 @@ static bool holds_only(const char *dir, pid_t tined)
     char *procs = NULL, path[PATH_MAX];
     size_t len = 0;
     join(path, dir, "cgroup.procs");
-    if (tine_read_file(path, &procs, &len) != 0)
+    if (tine_try_read_file(path, &procs, &len) != 0)
         return false;
     bool only_ours = true;
     for (char *t = strtok(procs, "\n"); t; t = strtok(NULL, "\n"))
@@ -343,8 +343,8 @@ bool sbx__cgroup_setup(pid_t tined, char *detail, size_t detail_len)
              stat("/proc/self/ns/pid", &ns) == 0 ? (unsigned long long)ns.st_ino : 0ull);
     char *self = NULL, *mounts = NULL;
     size_t len = 0;
-    if (tine_read_file("/proc/self/cgroup", &self, &len) != 0 ||
-        tine_read_file("/proc/self/mountinfo", &mounts, &len) != 0) {
+    if (tine_try_read_file("/proc/self/cgroup", &self, &len) != 0 ||
+        tine_try_read_file("/proc/self/mountinfo", &mounts, &len) != 0) {
         snprintf(detail, detail_len, "cannot read /proc/self/cgroup and /proc/self/mountinfo: %s", strerror(errno));
         free(self);
         return false;
@@ -491,7 +491,7 @@ bool sbx__cgroup_out_of_memory(const sbx_exec_cgroup_t *c)
     char path[PATH_MAX], *text = NULL;
     size_t len = 0;
     join(path, c->dir[CG_MEMORY], cg.version == 1 ? "memory.oom_control" : "memory.events");
-    if (tine_read_file(path, &text, &len) != 0)
+    if (tine_try_read_file(path, &text, &len) != 0)
         return false;
     const char *k = strstr(text, "oom_kill ");
     bool killed = k != NULL && (k == text || k[-1] == '\n') && strtoull(k + 9, NULL, 10) > 0;

@@ -47,6 +47,7 @@ typedef struct {
     const sbx_spec_t *spec;
     tine_buf_t out;   /* stdout */
     bool out_over;    /* more than STDOUT_MAX */
+    bool out_oom;     /* no memory to hold it */
     char line[LOG_LINE_MAX];
     size_t line_len;
     size_t logged;    /* stderr bytes sent as LOG frames */
@@ -131,6 +132,16 @@ static void take_stderr(run_t *r, const char *p, size_t n)
         }
         r->line_len = 0;
     }
+}
+
+/* Keeps stdout bytes for the response. Past STDOUT_MAX, or when there is
+ * no memory to hold them, it notes why (the program is then stopped). */
+static void take_stdout(run_t *r, const char *p, size_t n)
+{
+    if (r->out.len + n > STDOUT_MAX)
+        r->out_over = true;
+    else if (tine_buf_try_append(&r->out, p, n) != 0)
+        r->out_oom = true;
 }
 
 /* The last line(s) of stderr, trimmed, for an error message. */
@@ -227,16 +238,9 @@ static int send_result(run_t *r, uint32_t cpu_us, char *err, size_t errlen)
     if (rc == 0) {
         tine_buf_t m;
         tine_buf_init(&m);
-        sbx_result_meta_begin(&m, (int)json_integer_value(json_object_get(meta, "status")));
-        json_object_foreach(headers, key, v) {
-            char *name = xstrdup(key); /* names go lower case (meta.h) */
-            for (char *c = name; *c; c++)
-                if (*c >= 'A' && *c <= 'Z')
-                    *c = (char)(*c - 'A' + 'a');
-            sbx_result_meta_header(&m, name, strlen(name), json_string_value(v), json_string_length(v));
-            free(name);
-        }
-        sbx_result_meta_end(&m, 0, (uint32_t)json_object_size(headers));
+        size_t at = sbx_result_meta_begin(&m, (int)json_integer_value(json_object_get(meta, "status")));
+        json_object_foreach(headers, key, v)
+            sbx_result_meta_header(&m, at, key, strlen(key), json_string_value(v), json_string_length(v));
         sbx_frame_write_aux(r->fds.wr, SBX_MSG_RESULT, r->id, cpu_us, m.data, m.len, body, body_len);
         tine_buf_dispose(&m);
     }
@@ -536,6 +540,19 @@ static const char *signal_reason(int sig)
     }
 }
 
+/* Reads what the pipe *fd has into take (stdout or stderr); closes it and
+ * sets *fd to -1 at its end or on an error. */
+static void read_pipe(run_t *r, int *fd, char *buf, size_t size, void (*take)(run_t *, const char *, size_t))
+{
+    ssize_t k = read(*fd, buf, size);
+    if (k > 0)
+        take(r, buf, (size_t)k);
+    if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
 /* Feeds stdin, collects stdout and stderr until the program is gone (or the
  * invoker left). Returns 0, or -1 when the runner must give up. */
 static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, int out, int err_fd,
@@ -590,29 +607,12 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
             }
         }
         if (i_out >= 0 && p[i_out].revents) {
-            ssize_t k = read(out, buf, sizeof buf);
-            if (k > 0 && !r->out_over) {
-                if (r->out.len + (size_t)k > STDOUT_MAX)
-                    r->out_over = true;
-                else
-                    tine_buf_append(&r->out, buf, (size_t)k);
-            }
-            if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
-                close(out);
-                out = -1;
-            }
-            if (r->out_over)
+            read_pipe(r, &out, buf, sizeof buf, take_stdout);
+            if (r->out_over || r->out_oom)
                 return -1;
         }
-        if (i_err >= 0 && p[i_err].revents) {
-            ssize_t k = read(err_fd, buf, sizeof buf);
-            if (k > 0)
-                take_stderr(r, buf, (size_t)k);
-            if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
-                close(err_fd);
-                err_fd = -1;
-            }
-        }
+        if (i_err >= 0 && p[i_err].revents)
+            read_pipe(r, &err_fd, buf, sizeof buf, take_stderr);
         if (!*exited && (pidfd < 0 || (i_pid >= 0 && p[i_pid].revents))) {
             pid_t w = wait4(pid, wstatus, WNOHANG, ru);
             if (w == pid) {
@@ -620,8 +620,8 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
                 /* What is still buffered in the pipes, not what a leftover
                  * child might write later. */
                 if (out >= 0)
-                    while (!r->out_over && (n = (int)read(out, buf, sizeof buf)) > 0)
-                        tine_buf_append(&r->out, buf, (size_t)n);
+                    while (!r->out_over && !r->out_oom && (n = (int)read(out, buf, sizeof buf)) > 0)
+                        take_stdout(r, buf, (size_t)n);
                 if (err_fd >= 0)
                     while ((n = (int)read(err_fd, buf, sizeof buf)) > 0)
                         take_stderr(r, buf, (size_t)n);
@@ -630,7 +630,6 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
                 if (err_fd >= 0)
                     close(err_fd);
                 out = err_fd = -1;
-                r->out_over = r->out_over || r->out.len > STDOUT_MAX;
             }
         }
     }
@@ -760,6 +759,8 @@ static void run_invocation(run_t *r, sbx_exec_plan_t *plan, json_t *req, const c
     } else if (r->out_over) {
         send_error(r, cpu, "%s wrote more than %u bytes to stdout (the response limit) and was stopped", hf,
                    STDOUT_MAX);
+    } else if (r->out_oom) {
+        send_error(r, cpu, "%s: out of memory holding its stdout past %zu bytes; it was stopped", hf, r->out.len);
     } else if (gave_up) {
         send_error(r, cpu, "%s did not finish in %u ms", hf, spec->timeout_ms);
     } else if (WIFSIGNALED(ws)) {

@@ -123,9 +123,11 @@ static bool header_is(const char *line, size_t n, const char *name)
     return n > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0;
 }
 
+static const char head_oom[] = "out of memory building the request for the server";
+
 /* Reads the head buf..end (its last CRLF CRLF excluded) into req and, for
  * plain HTTP, the head for the server into `head`. Returns NULL, or why the
- * request is refused (400). */
+ * request is refused (400; head_oom: 503). */
 static const char *read_head(const char *buf, const char *end, sbx_proxy_request_t *req, tine_buf_t *head)
 {
     const char *line_end = memmem(buf, (size_t)(end + 2 - buf), "\r\n", 2);
@@ -165,12 +167,12 @@ static const char *read_head(const char *buf, const char *end, sbx_proxy_request
         return "bad host or port in the URI";
     /* The server gets the origin form, its own headers without the
      * proxy's hop-by-hop ones, and one request per connection. */
-    tine_buf_append(head, buf, ml + 1);
+    bool ok = tine_buf_try_append(head, buf, ml + 1) == 0;
     if (path == tend || *path != '/')
-        tine_buf_append(head, "/", 1);
-    tine_buf_append(head, path, (size_t)(tend - path));
-    tine_buf_append(head, sp2, (size_t)(line_end - sp2));
-    tine_buf_append(head, "\r\n", 2);
+        ok &= tine_buf_try_append(head, "/", 1) == 0;
+    ok &= tine_buf_try_append(head, path, (size_t)(tend - path)) == 0;
+    ok &= tine_buf_try_append(head, sp2, (size_t)(line_end - sp2)) == 0;
+    ok &= tine_buf_try_append(head, "\r\n", 2) == 0;
     bool has_host = false;
     for (const char *l = line_end + 2; l < end + 2;) {
         const char *le = memmem(l, (size_t)(end + 2 - l), "\r\n", 2);
@@ -180,13 +182,13 @@ static const char *read_head(const char *buf, const char *end, sbx_proxy_request
         has_host |= header_is(l, n, "host");
         if (!header_is(l, n, "proxy-connection") && !header_is(l, n, "proxy-authorization") &&
             !header_is(l, n, "connection") && !header_is(l, n, "keep-alive"))
-            tine_buf_append(head, l, n + 2);
+            ok &= tine_buf_try_append(head, l, n + 2) == 0;
         l = le + 2;
     }
     if (!has_host)
-        tine_buf_appendf(head, "Host: %.*s\r\n", (int)(path - auth), auth);
-    tine_buf_append(head, "Connection: close\r\n\r\n", 21);
-    return NULL;
+        ok &= tine_buf_try_appendf(head, "Host: %.*s\r\n", (int)(path - auth), auth) == 0;
+    ok &= tine_buf_try_append(head, "Connection: close\r\n\r\n", 21) == 0;
+    return ok ? NULL : head_oom;
 }
 
 int sbx__proxy_parse(const char *buf, size_t len, sbx_proxy_request_t *req, tine_buf_t *head, char *err, size_t errlen)
@@ -203,7 +205,7 @@ int sbx__proxy_parse(const char *buf, size_t len, sbx_proxy_request_t *req, tine
     const char *why = read_head(buf, end, req, head);
     if (why != NULL) {
         tine_fail(err, errlen, "%s", why);
-        return 400;
+        return why == head_oom ? 503 : 400;
     }
     return 0;
 }

@@ -265,7 +265,7 @@ static uint64_t current_vsz(void)
 {
     char *text = NULL;
     size_t len = 0;
-    if (tine_read_file("/proc/self/statm", &text, &len) != 0)
+    if (tine_try_read_file("/proc/self/statm", &text, &len) != 0)
         return 0;
     unsigned long long pages = strtoull(text, NULL, 10);
     free(text);

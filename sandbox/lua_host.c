@@ -12,7 +12,6 @@
 #include "wire.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -23,7 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,14 +38,6 @@
 #define JSON_MAX_DEPTH 128     /* nesting limit of tine.json in both directions */
 #define KEEP_BUF (64u * 1024u) /* output buffers above this are freed after a call */
 
-/* A growable byte buffer whose growth failure raises a Lua error (or aborts
- * when no Lua state is given: only outside protected calls). */
-typedef struct {
-    char *data;
-    size_t len;
-    size_t cap;
-} sbuf_t;
-
 struct sbx_lua {
     lua_State *L;
     int wr;                 /* the pipe to tined; -1 outside sbx_lua_serve */
@@ -55,14 +46,13 @@ struct sbx_lua {
     sbx_reader_t rd;        /* frames from the pipe (pipelined INVOKEs, host replies) */
     uint32_t timeout_ms;    /* its timeout, for ctx.remaining_ms() */
     const sbx_spec_t *spec;
-    sbuf_t json;  /* tine.json.encode output and JSON response bodies */
-    sbuf_t meta;  /* metadata of the frame being built */
-    sbuf_t line;  /* tine.log line being built */
+    tine_buf_t json; /* tine.json.encode output and JSON response bodies */
+    tine_buf_t meta; /* metadata of the frame being built */
+    tine_buf_t line; /* tine.log line being built */
     size_t log_sent;   /* log bytes sent by the running invocation (LOG_SEND_MAX) */
     uint64_t log_held; /* its lines not sent past LOG_SEND_MAX */
-    sbuf_t hc;    /* metadata of the host call being sent */
-    char *reply;  /* the last host reply frame's payload */
-    size_t reply_cap;
+    tine_buf_t hc;    /* metadata of the host call being sent */
+    tine_buf_t reply; /* the last host reply frame's payload */
     int ref_array_mt, ref_env, ref_msgh, ref_remaining, ref_invoke, ref_to_lua, ref_handler;
     int ref_keys; /* the interned strings of key_names, then the spec's names */
 };
@@ -83,145 +73,50 @@ static const char *const key_names[] = {NULL,   "method",     "path",     "param
 
 /* ------------------------------------------------------------ buffers */
 
-static void sb_reserve(lua_State *L, sbuf_t *b, size_t n)
+/* Raises the Lua error "out of memory" (out of line: the appenders below
+ * stay small enough to inline on the per-call path). */
+static __attribute__((noinline, cold, noreturn)) void raise_oom(lua_State *L)
 {
-    if (b->cap - b->len >= n)
-        return;
-    size_t ncap = b->cap ? b->cap : 256;
-    while (ncap - b->len < n)
-        ncap *= 2;
-    char *p = realloc(b->data, ncap);
-    if (p == NULL) {
-        if (L != NULL)
-            luaL_error(L, "out of memory");
-        fprintf(stderr, "tine sandbox: out of memory (%zu bytes)\n", ncap);
-        abort();
-    }
-    b->data = p;
-    b->cap = ncap;
+    luaL_error(L, "out of memory");
+    abort(); /* not reached: luaL_error does not return */
 }
 
-static void sb_add(lua_State *L, sbuf_t *b, const void *p, size_t n)
+/* The sandbox's buffers fail softly (tine_buf_try_*): these append or raise
+ * a Lua error "out of memory", which the protected call around every
+ * invocation turns into an ERROR frame. Only inside protected calls. */
+static inline void sb_add(lua_State *L, tine_buf_t *b, const void *p, size_t n)
 {
-    sb_reserve(L, b, n);
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
+    if (tine_buf_try_append(b, p, n) != 0)
+        raise_oom(L);
 }
 
-static void sb_adds(lua_State *L, sbuf_t *b, const char *s)
+static void sb_adds(lua_State *L, tine_buf_t *b, const char *s)
 {
     sb_add(L, b, s, strlen(s));
 }
 
-static void sb_addc(lua_State *L, sbuf_t *b, char c)
+static void sb_addc(lua_State *L, tine_buf_t *b, char c)
 {
-    sb_reserve(L, b, 1);
-    b->data[b->len++] = c;
+    sb_add(L, b, &c, 1);
 }
 
 /* Empties b, giving back its memory when one big response grew it. */
-static void sb_reset(sbuf_t *b)
+static void sb_reset(tine_buf_t *b)
 {
-    b->len = 0;
-    if (b->cap > KEEP_BUF) {
-        free(b->data);
-        b->data = NULL;
-        b->cap = 0;
-    }
-}
-
-static void sb_free(sbuf_t *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
+    tine_buf_reset(b, KEEP_BUF);
 }
 
 /* ------------------------------------------------------- JSON output */
 
-/* Length of the valid UTF-8 sequence at s (n bytes available), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
+/* Appends s as a JSON string (tine_json_try_quote). Invalid UTF-8 makes it
+ * return -1 when `strict`, or is replaced by U+FFFD otherwise (for messages
+ * that must always go out). */
+static int sb_json_str(lua_State *L, tine_buf_t *b, const char *s, size_t n, bool strict)
 {
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return len;
-}
-
-/* Appends s as a JSON string. Invalid UTF-8 makes it return -1 when `strict`,
- * or is replaced by U+FFFD otherwise (for messages that must always go out). */
-static int sb_json_str(lua_State *L, sbuf_t *b, const char *s, size_t n, bool strict)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    sb_reserve(L, b, n + 2);
-    b->data[b->len++] = '"';
-    while (p < end) {
-        const unsigned char *run = p;
-        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
-            p++;
-        if (p > run)
-            sb_add(L, b, run, (size_t)(p - run));
-        if (p == end)
-            break;
-        unsigned char c = *p;
-        if (c >= 0x80) {
-            size_t k = utf8_seq(p, (size_t)(end - p));
-            if (k == 0) {
-                if (strict)
-                    return -1;
-                sb_add(L, b, "\xEF\xBF\xBD", 3);
-                p++;
-            } else {
-                sb_add(L, b, p, k);
-                p += k;
-            }
-            continue;
-        }
-        char esc[7] = {'\\', 0};
-        size_t el = 2;
-        switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default:
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            el = 6;
-        }
-        sb_add(L, b, esc, el);
-        p++;
-    }
-    sb_addc(L, b, '"');
-    return 0;
+    int rc = tine_json_try_quote(b, s, n, strict ? TINE_JSON_STRICT : 0);
+    if (rc == -ENOMEM)
+        raise_oom(L);
+    return rc == 0 ? 0 : -1;
 }
 
 /* Formats a finite number: integral values as integers, others with the
@@ -257,7 +152,7 @@ static int raise_at_caller(lua_State *L, const char *fmt, ...)
 
 typedef struct {
     lua_State *L;
-    sbuf_t *b;
+    tine_buf_t *b;
     const char *who; /* prefix of error messages */
     int array_mt;    /* stack index of the tine.json.array metatable */
     int depth;
@@ -457,7 +352,7 @@ static void enc_value(enc_t *e, int idx)
 }
 
 /* Encodes the value at idx into b (appending). Raises Lua errors. */
-static void json_encode_into(struct sbx_lua *S, lua_State *L, int idx, sbuf_t *b, const char *who)
+static void json_encode_into(struct sbx_lua *S, lua_State *L, int idx, tine_buf_t *b, const char *who)
 {
     /* On the C stack: a raised error longjmps past it without leaking. */
     enc_t e;
@@ -629,7 +524,7 @@ static int log_emit(lua_State *L, const char *level, int first)
             return luaL_error(L, "'tostring' must return a string to 'tine.log'");
         lua_replace(L, i);
     }
-    sbuf_t *b = &S->line;
+    tine_buf_t *b = &S->line;
     b->len = 0;
     bool cut = false;
     for (int i = first; i <= top && !cut; i++) {
@@ -708,7 +603,7 @@ static int sdk_hostcall(lua_State *L)
         lua_pushliteral(L, "host calls are only available while handling an invocation");
         return 2;
     }
-    sbuf_t *m = &S->hc;
+    tine_buf_t *m = &S->hc;
     m->len = 0;
     sb_adds(L, m, "{\"op\":");
     sb_json_str(L, m, op, op_len, false);
@@ -749,15 +644,19 @@ static int sdk_hostcall(lua_State *L)
     }
     sbx_frame_hdr_t h;
     /* INVOKEs pipelined behind this one stay buffered for the serve loop. */
-    rc = sbx_reader_take(&S->rd, SBX_MSG_HOSTREPLY, &h, &S->reply, &S->reply_cap, SBX_WIRE_MAX_FRAME);
+    rc = sbx_reader_take(&S->rd, SBX_MSG_HOSTREPLY, &h, &S->reply, SBX_WIRE_MAX_FRAME);
     if (rc != 0 || h.type != SBX_MSG_HOSTREPLY || h.id != S->invocation_id) {
-        /* The protocol is broken: nothing sensible can follow. */
-        fprintf(stderr, "tine sandbox: expected a host reply, got frame type %u\n", h.type);
+        /* The protocol is broken (or the reply is not in memory: it stays in
+         * the stream ahead of the next INVOKE): nothing sensible can follow. */
+        if (rc != 0)
+            fprintf(stderr, "tine sandbox: cannot read the host reply: %s\n", tine_strerror(rc));
+        else
+            fprintf(stderr, "tine sandbox: expected a host reply, got frame type %u\n", h.type);
         _exit(1);
     }
     sbx_outbox_call_resume(); /* the time it waited was not the invocation's */
     json_error_t jerr;
-    json_t *reply = json_loadb(S->reply, h.meta_len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
+    json_t *reply = json_loadb(S->reply.data, h.meta_len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
     if (!json_is_object(reply)) {
         json_decref(reply);
         lua_pushnil(L);
@@ -780,12 +679,8 @@ static int sdk_hostcall(lua_State *L)
     json_decref(reply);
     if (rc != 0)
         return lua_error(L);
-    lua_pushlstring(L, S->reply + h.meta_len, h.len - h.meta_len);
-    if (S->reply_cap > KEEP_BUF) { /* one big answer must not pin its memory */
-        free(S->reply);
-        S->reply = NULL;
-        S->reply_cap = 0;
-    }
+    lua_pushlstring(L, S->reply.data + h.meta_len, h.len - h.meta_len);
+    sb_reset(&S->reply); /* one big answer must not pin its memory */
     return 2;
 }
 
@@ -845,58 +740,6 @@ static int error_with_trace(lua_State *L)
 
 /* ------------------------------------------------------- loading code */
 
-/* Reads a whole file into a malloc'd buffer (no large stack buffers: the
- * sandbox keeps every page it touches). Returns 0 or -errno. */
-static int read_source(const char *path, char **out, size_t *out_len)
-{
-    *out = NULL;
-    *out_len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    int e = fstat(fd, &st) < 0 ? -errno : S_ISDIR(st.st_mode) ? -EISDIR : !S_ISREG(st.st_mode) ? -EINVAL : 0;
-    if (e < 0) {
-        close(fd);
-        return e;
-    }
-    size_t cap = (size_t)st.st_size + 1, len = 0;
-    char *buf = malloc(cap);
-    if (buf == NULL) {
-        close(fd);
-        return -ENOMEM;
-    }
-    for (;;) {
-        if (len + 1 >= cap) {
-            char *p = realloc(buf, cap * 2);
-            if (p == NULL) {
-                free(buf);
-                close(fd);
-                return -ENOMEM;
-            }
-            buf = p;
-            cap *= 2;
-        }
-        ssize_t r = read(fd, buf + len, cap - 1 - len);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = -errno;
-            free(buf);
-            close(fd);
-            return e;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-    }
-    close(fd);
-    buf[len] = '\0';
-    *out = buf;
-    *out_len = len;
-    return 0;
-}
-
 /* Loads a Lua source file (text only, never bytecode) as a function on the
  * stack, named `@shown` in messages. On failure pushes a message instead and
  * returns non-zero. */
@@ -904,7 +747,7 @@ static int load_source(lua_State *L, const char *path, const char *shown)
 {
     char *src = NULL;
     size_t n = 0;
-    int rc = read_source(path, &src, &n);
+    int rc = tine_try_read_file(path, &src, &n);
     if (rc < 0) {
         lua_pushfstring(L, "cannot read %s: %s", shown, strerror(-rc));
         return 1;
@@ -934,12 +777,9 @@ static int bundle_searcher(lua_State *L)
     struct sbx_lua *S = self_of(L);
     const char *name = luaL_checkstring(L, 1);
     static const char *const pats[] = {"%s.lua", "%s/init.lua"};
+    const char *rel = luaL_gsub(L, name, ".", "/");
     luaL_Buffer tried;
     luaL_buffinit(L, &tried);
-    char *rel = xstrdup(name);
-    for (char *c = rel; *c; c++)
-        if (*c == '.')
-            *c = '/';
     for (size_t i = 0; i < 2; i++) {
         char shown[1024], path[4096];
         snprintf(shown, sizeof shown, pats[i], rel);
@@ -950,13 +790,11 @@ static int bundle_searcher(lua_State *L)
             luaL_addstring(&tried, "' in the bundle");
             continue;
         }
-        free(rel);
         luaL_pushresult(&tried);
         if (load_source(L, path, shown) != 0)
             return luaL_error(L, "error loading module '%s':\n\t%s", name, lua_tostring(L, -1));
         return 1;
     }
-    free(rel);
     luaL_pushresult(&tried);
     return 1;
 }
@@ -1094,11 +932,10 @@ static int prepare_step(lua_State *L)
     lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_env);
     lua_setfield(L, c, "env");
 
-    char *path = xasprintf("%s/tine.lua", a->sdk_dir);
-    int rc = load_source(L, path, path);
-    free(path);
-    if (rc != 0)
+    const char *path = lua_pushfstring(L, "%s/tine.lua", a->sdk_dir);
+    if (load_source(L, path, path) != 0)
         return lua_error(L);
+    lua_remove(L, -2); /* the path */
     lua_pushvalue(L, c);
     lua_call(L, 1, 1);
     if (!lua_istable(L, -1))
@@ -1150,11 +987,11 @@ void sbx_lua_free(sbx_lua_t *S)
         return;
     if (S->L != NULL)
         lua_close(S->L);
-    sb_free(&S->json);
-    sb_free(&S->meta);
-    sb_free(&S->line);
-    sb_free(&S->hc);
-    free(S->reply);
+    tine_buf_dispose(&S->json);
+    tine_buf_dispose(&S->meta);
+    tine_buf_dispose(&S->line);
+    tine_buf_dispose(&S->hc);
+    tine_buf_dispose(&S->reply);
     free(S);
 }
 
@@ -1167,22 +1004,36 @@ static bool may_hold(struct sbx_lua *S)
     return S->timeout_ms >= OUTBOX_HOLD_MIN_TIMEOUT_MS && sbx_reader_buffered(&S->rd);
 }
 
-/* Writes an ERROR frame {"error":msg,"trace":trace}. Outside protected calls. */
+/* Writes an ERROR frame {"error":msg,"trace":trace}. Outside protected calls:
+ * when there is no memory left to quote the message, the frame says so
+ * instead (the sandbox answers, it does not abort). */
 static int write_error(struct sbx_lua *S, uint64_t id, const char *msg, size_t msg_len, const char *trace,
                        size_t trace_len)
 {
-    sbuf_t *m = &S->meta;
+    tine_buf_t *m = &S->meta;
     m->len = 0;
-    sb_adds(NULL, m, "{\"error\":");
-    sb_json_str(NULL, m, msg, msg_len, false);
-    if (trace != NULL) {
-        sb_adds(NULL, m, ",\"trace\":");
-        sb_json_str(NULL, m, trace, trace_len, false);
+    int rc = tine_buf_try_append(m, "{\"error\":", 9);
+    if (rc == 0)
+        rc = tine_json_try_quote(m, msg, msg_len, 0);
+    if (rc == 0 && trace != NULL) {
+        rc = tine_buf_try_append(m, ",\"trace\":", 9);
+        if (rc == 0)
+            rc = tine_json_try_quote(m, trace, trace_len, 0);
     }
-    sb_addc(NULL, m, '}');
+    if (rc == 0)
+        rc = tine_buf_try_append(m, "}", 1);
+    const char *meta = m->data;
+    size_t meta_len = m->len;
+    char oom[96];
+    if (rc != 0) {
+        int n = snprintf(oom, sizeof oom, "{\"error\":\"out of memory (reporting an error of %zu bytes)\"}",
+                         msg_len + trace_len);
+        meta = oom;
+        meta_len = (size_t)n;
+    }
     /* An invocation's error is its answer; one before READY (loading) is not. */
-    int rc = S->invocation_id ? sbx_outbox_answer(SBX_MSG_ERROR, id, m->data, m->len, NULL, 0, may_hold(S))
-                              : sbx_frame_write(S->wr, SBX_MSG_ERROR, id, m->data, m->len, NULL, 0);
+    rc = S->invocation_id ? sbx_outbox_answer(SBX_MSG_ERROR, id, meta, meta_len, NULL, 0, may_hold(S))
+                          : sbx_frame_write(S->wr, SBX_MSG_ERROR, id, meta, meta_len, NULL, 0);
     sb_reset(m);
     return rc;
 }
@@ -1367,26 +1218,30 @@ static void push_object_member(lua_State *L, int mt, const invoke_args_t *a, con
     }
 }
 
-static void sb_u32(lua_State *L, sbuf_t *b, uint32_t v)
-{
-    sb_add(L, b, &v, 4);
-}
-
-/* Appends a u32 length and the bytes (RESULT metadata, meta.h). */
-static void sb_lstr(lua_State *L, sbuf_t *b, const char *s, size_t n)
-{
-    sb_u32(L, b, (uint32_t)n);
-    sb_add(L, b, s, n);
-}
-
 #define RESULT_HEADERS_MAX (64u * 1024u) /* bytes of response headers a function may send */
 
-/* Appends the response headers of the table at idx to the RESULT meta in m
- * (lower-case names). Returns their count; *has_ct tells whether
- * content-type was among them. */
-static uint32_t add_headers(lua_State *L, sbuf_t *m, int idx, bool *has_ct)
+/* Starts the RESULT meta in m (emptied first): the status, then headers
+ * added by result_header (meta.c's writer; out of memory raises). */
+static void result_begin(lua_State *L, tine_buf_t *m, int status)
 {
-    uint32_t count = 0;
+    size_t at;
+    m->len = 0;
+    if (sbx_result_meta_try_begin(m, status, &at) != 0)
+        raise_oom(L);
+}
+
+/* One header of the RESULT meta result_begin started (name lower-cased). */
+static void result_header(lua_State *L, tine_buf_t *m, const char *name, size_t nl, const char *value, size_t vl)
+{
+    if (sbx_result_meta_try_header(m, 0, name, nl, value, vl) != 0)
+        raise_oom(L);
+}
+
+/* Appends the response headers of the table at idx to the RESULT meta in m.
+ * Returns true when content-type was among them. */
+static bool add_headers(lua_State *L, tine_buf_t *m, int idx)
+{
+    bool has_ct = false;
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
         if (lua_type(L, -2) != LUA_TSTRING)
@@ -1408,7 +1263,7 @@ static uint32_t add_headers(lua_State *L, sbuf_t *m, int idx, bool *has_ct)
         } else {
             luaL_error(L, "bad response header '%s': expected a string or number, got a %s", name,
                        luaL_typename(L, -1));
-            return 0;
+            return false;
         }
         for (size_t i = 0; i < vl; i++)
             if (val[i] == '\r' || val[i] == '\n' || val[i] == '\0')
@@ -1417,43 +1272,20 @@ static uint32_t add_headers(lua_State *L, sbuf_t *m, int idx, bool *has_ct)
             luaL_error(L, "bad response header '%s': value is not valid UTF-8", name);
         if (m->len + nl + vl > RESULT_HEADERS_MAX)
             luaL_error(L, "bad response headers: more than %d bytes", (int)RESULT_HEADERS_MAX);
-        sb_u32(L, m, (uint32_t)nl);
-        size_t at = m->len;
-        sb_add(L, m, name, nl);
-        for (size_t i = at; i < m->len; i++)
-            if (m->data[i] >= 'A' && m->data[i] <= 'Z')
-                m->data[i] = (char)(m->data[i] - 'A' + 'a');
-        if (nl == 12 && memcmp(m->data + at, "content-type", 12) == 0)
-            *has_ct = true;
-        sb_lstr(L, m, val, vl);
-        count++;
+        result_header(L, m, name, nl, val, vl);
+        if (nl == 12 && strncasecmp(name, "content-type", 12) == 0)
+            has_ct = true;
         lua_pop(L, 1);
     }
-    return count;
-}
-
-/* Starts the RESULT meta: status, then a header count fixed by result_end. */
-static void result_begin(lua_State *L, sbuf_t *m, int status)
-{
-    m->len = 0;
-    sb_u32(L, m, (uint32_t)status);
-    sb_u32(L, m, 0);
-}
-
-static void result_end(sbuf_t *m, uint32_t nheaders)
-{
-    memcpy(m->data + 4, &nheaders, 4);
+    return has_ct;
 }
 
 /* A RESULT meta with at most one header. */
-static void result_simple(lua_State *L, sbuf_t *m, int status, const char *content_type)
+static void result_simple(lua_State *L, tine_buf_t *m, int status, const char *content_type)
 {
     result_begin(L, m, status);
-    if (content_type != NULL) {
-        sb_lstr(L, m, "content-type", 12);
-        sb_lstr(L, m, content_type, strlen(content_type));
-        result_end(m, 1);
-    }
+    if (content_type != NULL)
+        result_header(L, m, "content-type", 12, content_type, strlen(content_type));
 }
 
 /* Turns the handler's return value at idx into the RESULT meta in S->meta
@@ -1461,7 +1293,7 @@ static void result_simple(lua_State *L, sbuf_t *m, int status, const char *conte
 static int build_result(lua_State *L, invoke_args_t *a, int idx)
 {
     struct sbx_lua *S = a->S;
-    sbuf_t *m = &S->meta;
+    tine_buf_t *m = &S->meta;
     S->json.len = 0;
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
@@ -1499,22 +1331,19 @@ static int build_result(lua_State *L, invoke_args_t *a, int idx)
     result_begin(L, m, (int)st);
 
     bool has_ct = false;
-    uint32_t nheaders = 0;
     lua_pushliteral(L, "headers");
     lua_rawget(L, idx);
     int h = lua_gettop(L);
     if (lua_istable(L, h))
-        nheaders = add_headers(L, m, h, &has_ct);
+        has_ct = add_headers(L, m, h);
     else if (!lua_isnil(L, h))
         return luaL_error(L, "bad response headers: expected a table, got a %s", luaL_typename(L, h));
 
     lua_pushliteral(L, "body");
     lua_rawget(L, idx);
     int body = lua_gettop(L);
-    if (lua_type(L, body) == LUA_TSTRING) {
-        result_end(m, nheaders);
+    if (lua_type(L, body) == LUA_TSTRING)
         return 1;
-    }
     if (!lua_isnil(L, body))
         return luaL_error(L, "bad response body: expected a string, got a %s", luaL_typename(L, body));
     lua_pushliteral(L, "json");
@@ -1522,13 +1351,9 @@ static int build_result(lua_State *L, invoke_args_t *a, int idx)
     if (!lua_isnil(L, -1)) {
         json_encode_into(S, L, lua_gettop(L), &S->json, "response json");
         a->body_in_json = true;
-        if (!has_ct) {
-            sb_lstr(L, m, "content-type", 12);
-            sb_lstr(L, m, "application/json", 16);
-            nheaders++;
-        }
+        if (!has_ct)
+            result_header(L, m, "content-type", 12, "application/json", 16);
     }
-    result_end(m, nheaders);
     return 0;
 }
 
@@ -1815,22 +1640,16 @@ static int load_step(lua_State *L)
         strstr(hf, "/../") != NULL || (strlen(hf) >= 3 && strcmp(hf + strlen(hf) - 3, "/..") == 0))
         return luaL_error(L, "bad handler file '%s': expected a path inside the bundle", hf);
     lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_msgh); /* 2 */
-    char *path = xasprintf("%s/%s", spec->bundle_dir, spec->handler_file);
-    int rc = load_source(L, path, spec->handler_file);
-    free(path);
-    if (rc != 0)
+    const char *path = lua_pushfstring(L, "%s/%s", spec->bundle_dir, spec->handler_file);
+    if (load_source(L, path, spec->handler_file) != 0)
         return lua_error(L);
+    lua_remove(L, -2); /* the path */
     /* Pass the module name require would use, and register it under that name
      * so a `require` of the same file does not run it twice. */
-    char *mod = xstrdup(spec->handler_file);
-    size_t ml = strlen(mod);
-    if (ml > 4 && strcmp(mod + ml - 4, ".lua") == 0)
-        mod[ml - 4] = '\0';
-    for (char *c = mod; *c; c++)
-        if (*c == '/')
-            *c = '.';
-    lua_pushstring(L, mod);
-    free(mod);
+    size_t hl = strlen(hf);
+    lua_pushlstring(L, hf, hl > 4 && strcmp(hf + hl - 4, ".lua") == 0 ? hl - 4 : hl);
+    luaL_gsub(L, lua_tostring(L, -1), "/", ".");
+    lua_remove(L, -2);
     lua_pushvalue(L, -1); /* 4: module name */
     lua_insert(L, 3);
     if (lua_pcall(L, 1, 1, 2) != 0)

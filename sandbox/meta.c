@@ -2,6 +2,7 @@
  * bounds-checked readers. The format is described in meta.h. */
 #include "meta.h"
 
+#include <errno.h>
 #include <stdio.h>
 
 static void put_u32(tine_buf_t *b, uint32_t v)
@@ -50,6 +51,87 @@ void sbx_meta_kstr(tine_buf_t *b, const char *key, const char *s, size_t len)
 {
     sbx_meta_key(b, key, strlen(key));
     sbx_meta_str(b, s, len);
+}
+
+/* Lower-cases the n bytes at p (ASCII letters only). */
+static void ascii_lower(char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] >= 'A' && p[i] <= 'Z')
+            p[i] = (char)(p[i] - 'A' + 'a');
+}
+
+/* The bit of a (lower-case) header name in a caller's filter of the names
+ * written: from its length and its first and last bytes, which tell the
+ * usual request headers apart. */
+static uint64_t header_bit(const char *key, size_t len)
+{
+    unsigned h = len ? (unsigned)len * 7u + (unsigned char)key[0] * 3u + (unsigned char)key[len - 1] : 0;
+    return 1ull << (h & 63);
+}
+
+/* In the object members [first, end) of b (strings only), the offset of the
+ * string value of member `key`, or 0 when there is none. */
+static size_t find_string_member(const tine_buf_t *b, size_t first, size_t end, uint32_t n, const char *key,
+                                 size_t klen)
+{
+    const char *p = b->data + first, *stop = b->data + end;
+    for (uint32_t i = 0; i < n && stop - p >= 4; i++) {
+        uint32_t kl, sl;
+        memcpy(&kl, p, 4);
+        const char *k = p + 4, *v = k + kl;
+        if (stop - v < 5 || *v != SBX_META_STRING)
+            return 0; /* not reached: only strings are written here */
+        memcpy(&sl, v + 1, 4);
+        if (kl == klen && memcmp(k, key, klen) == 0)
+            return (size_t)(v - b->data);
+        p = v + 5 + sl;
+    }
+    return 0;
+}
+
+bool sbx_meta_header(tine_buf_t *b, size_t first, uint32_t n, uint64_t *seen, const char *name, size_t nlen,
+                     const char *value, size_t vlen)
+{
+    /* The member is written in one go: u32 name length, the name in lower
+     * case, the string tag, u32 value length, the value. */
+    size_t member = b->len;
+    tine_buf_grow(b, 9 + nlen + vlen);
+    char *key = b->data + member + 4;
+    uint32_t l = (uint32_t)nlen;
+    memcpy(key - 4, &l, 4);
+    if (nlen)
+        memcpy(key, name, nlen);
+    ascii_lower(key, nlen);
+    uint64_t bit = header_bit(key, nlen);
+    size_t v = (*seen & bit) ? find_string_member(b, first, member, n, key, nlen) : 0;
+    if (v != 0) {
+        /* A repeated name: ", " and the value go at the end of its first
+         * value, what follows moves up. */
+        uint32_t sl;
+        memcpy(&sl, b->data + v + 1, 4);
+        size_t end = v + 5 + sl;
+        uint32_t joined = sl + 2 + (uint32_t)vlen;
+        tine_buf_grow(b, 2 + vlen);
+        memmove(b->data + end + 2 + vlen, b->data + end, member - end);
+        memcpy(b->data + end, ", ", 2);
+        if (vlen)
+            memcpy(b->data + end + 2, value, vlen);
+        memcpy(b->data + v + 1, &joined, 4);
+        b->len = member + 2 + vlen;
+        b->data[b->len] = '\0';
+        return false;
+    }
+    *seen |= bit;
+    char *p = key + nlen;
+    *p = SBX_META_STRING;
+    l = (uint32_t)vlen;
+    memcpy(p + 1, &l, 4);
+    if (vlen)
+        memcpy(p + 5, value, vlen);
+    b->len = member + 9 + nlen + vlen;
+    b->data[b->len] = '\0';
+    return true;
 }
 
 void sbx_meta_json(tine_buf_t *b, const json_t *v)
@@ -199,21 +281,48 @@ json_t *sbx_meta_to_json(const char *data, size_t len, char *err, size_t err_len
     return v;
 }
 
-void sbx_result_meta_begin(tine_buf_t *b, int status)
+int sbx_result_meta_try_begin(tine_buf_t *b, int status, size_t *at)
 {
-    put_u32(b, (uint32_t)status);
-    put_u32(b, 0);
+    uint32_t head[2] = {(uint32_t)status, 0};
+    size_t begin = b->len;
+    if (tine_buf_try_append(b, head, sizeof head) != 0)
+        return -ENOMEM;
+    *at = begin;
+    return 0;
 }
 
-void sbx_result_meta_header(tine_buf_t *b, const char *name, size_t nlen, const char *value, size_t vlen)
+int sbx_result_meta_try_header(tine_buf_t *b, size_t at, const char *name, size_t nlen, const char *value, size_t vlen)
 {
-    sbx_meta_key(b, name, nlen);
-    sbx_meta_key(b, value, vlen);
+    /* One growth for the whole header: a failure leaves b as it was. */
+    if (tine_buf_try_grow(b, 8 + nlen + vlen) != 0)
+        return -ENOMEM;
+    uint32_t l = (uint32_t)nlen;
+    tine_buf_append(b, &l, 4);
+    size_t key = b->len;
+    tine_buf_append(b, name, nlen);
+    ascii_lower(b->data + key, nlen);
+    l = (uint32_t)vlen;
+    tine_buf_append(b, &l, 4);
+    tine_buf_append(b, value, vlen);
+    uint32_t count;
+    memcpy(&count, b->data + at + 4, 4);
+    count++;
+    memcpy(b->data + at + 4, &count, 4);
+    return 0;
 }
 
-void sbx_result_meta_end(tine_buf_t *b, size_t begin_at, uint32_t nheaders)
+size_t sbx_result_meta_begin(tine_buf_t *b, int status)
 {
-    memcpy(b->data + begin_at + 4, &nheaders, 4);
+    size_t at;
+    if (sbx_result_meta_try_begin(b, status, &at) != 0)
+        tine_oom(8);
+    return at;
+}
+
+void sbx_result_meta_header(tine_buf_t *b, size_t at, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    if (sbx_result_meta_try_header(b, at, name, nlen, value, vlen) != 0)
+        tine_oom(8 + nlen + vlen);
 }
 
 bool sbx_result_meta_parse(const char *data, size_t len, sbx_result_meta_t *out)

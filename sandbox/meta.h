@@ -52,6 +52,15 @@ void sbx_meta_str(tine_buf_t *b, const char *s, size_t len);
 void sbx_meta_int(tine_buf_t *b, int64_t v);
 /* A string member: key then string. */
 void sbx_meta_kstr(tine_buf_t *b, const char *key, const char *s, size_t len);
+/* A header of a request's "headers" object, whose members (n of them, all
+ * strings) begin at offset `first` of b: the name in lower case and the
+ * value; when a member has that name already, ", " and the value are
+ * appended to its value instead (repeated fields, RFC 9110 5.3). `seen` is
+ * the caller's filter of the names written, 0 for a new object: a name it
+ * rules out is added without looking through the members. Returns true
+ * when it added a member, false when it joined one. */
+bool sbx_meta_header(tine_buf_t *b, size_t first, uint32_t n, uint64_t *seen, const char *name, size_t nlen,
+                     const char *value, size_t vlen);
 /* Any JSON value (objects' null members are kept). */
 void sbx_meta_json(tine_buf_t *b, const json_t *v);
 
@@ -89,11 +98,19 @@ bool sbx_meta_skip(sbx_meta_cur_t *c, int depth);
  * with a message in err when it is malformed. */
 json_t *sbx_meta_to_json(const char *data, size_t len, char *err, size_t err_len);
 
-/* ---- RESULT metadata ---- */
+/* ---- RESULT metadata ----
+ * The one writer of RESULT metadata, for the Lua host (try_*: out of memory
+ * is -ENOMEM, b unchanged) and the exec runner and tests (aborting). */
 
-void sbx_result_meta_begin(tine_buf_t *b, int status); /* then sbx_result_meta_header ×n, then _end */
-void sbx_result_meta_header(tine_buf_t *b, const char *name, size_t nlen, const char *value, size_t vlen);
-void sbx_result_meta_end(tine_buf_t *b, size_t begin_at, uint32_t nheaders);
+/* Appends the status and a header count of 0 and sets *at to where they
+ * begin, for sbx_result_meta_try_header. Returns 0 or -ENOMEM. */
+int sbx_result_meta_try_begin(tine_buf_t *b, int status, size_t *at);
+/* Appends one header, its name in lower case, to the RESULT metadata that
+ * begins at `at`, and counts it there. Returns 0 or -ENOMEM. */
+int sbx_result_meta_try_header(tine_buf_t *b, size_t at, const char *name, size_t nlen, const char *value, size_t vlen);
+/* The aborting forms: begin returns `at`. */
+size_t sbx_result_meta_begin(tine_buf_t *b, int status);
+void sbx_result_meta_header(tine_buf_t *b, size_t at, const char *name, size_t nlen, const char *value, size_t vlen);
 
 typedef struct {
     int status;

@@ -140,8 +140,8 @@ typedef struct {
  * 0 with *req filled and, for plain HTTP, the head to send to the server
  * appended to `head` (origin-form target, the proxy's hop-by-hop headers
  * dropped, "Connection: close"); 1 when the head is not complete yet; or
- * the HTTP status to answer (400, 431) with a message in err. Never reads
- * past len. */
+ * the HTTP status to answer (400, 431, or 503 when `head` cannot grow: out
+ * of memory) with a message in err. Never reads past len. */
 int sbx__proxy_parse(const char *buf, size_t len, sbx_proxy_request_t *req, tine_buf_t *head, char *err,
                      size_t errlen);
 

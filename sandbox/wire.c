@@ -141,43 +141,43 @@ int sbx_frame_read(int fd, sbx_frame_hdr_t *h, char **payload, uint32_t max_fram
 
 void sbx_reader_init(sbx_reader_t *r, int fd)
 {
-    memset(r, 0, sizeof *r);
     r->fd = fd;
+    tine_buf_init(&r->buf);
+    r->start = 0;
 }
 
 void sbx_reader_free(sbx_reader_t *r)
 {
-    free(r->buf);
-    r->buf = NULL;
-    r->start = r->end = r->cap = 0;
+    tine_buf_dispose(&r->buf);
+    r->start = 0;
 }
 
 /* Makes at least `need` bytes available from r->start, reading as much as
- * the fd has. Returns 1, 0 at EOF before that (r->end == r->start: clean),
- * or -errno. Moves the buffered bytes: pointers into it are stale after. */
+ * the fd has. Returns 1, 0 at EOF before that (nothing buffered then:
+ * clean), or -errno. Moves the buffered bytes: pointers into it are stale
+ * after. */
 static int reader_fill(sbx_reader_t *r, size_t need)
 {
-    if (r->end - r->start >= need)
+    tine_buf_t *b = &r->buf;
+    if (b->len - r->start >= need)
         return 1;
-    if (r->start == r->end) /* empty: start over at the front, the pages already touched */
-        r->start = r->end = 0;
-    if (r->cap - r->start < need + 1 && r->start > 0) {
-        memmove(r->buf, r->buf + r->start, r->end - r->start);
-        r->end -= r->start;
+    if (r->start == b->len) /* empty: start over at the front, the pages already touched */
+        r->start = b->len = 0;
+    if (b->cap - r->start < need + 1 && r->start > 0) {
+        memmove(b->data, b->data + r->start, b->len - r->start);
+        b->len -= r->start;
         r->start = 0;
     }
-    if (r->cap < need + 1) {
-        size_t ncap = r->cap ? r->cap * 2 : SBX_READER_MIN_BUF;
-        if (ncap < need + 1)
-            ncap = need + 1;
-        char *p = realloc(r->buf, ncap);
-        if (p == NULL)
-            return -ENOMEM;
-        r->buf = p;
-        r->cap = ncap;
+    if (b->cap < r->start + need + 1) {
+        size_t extra = r->start + need - b->len;
+        if (b->cap == 0 && extra < SBX_READER_MIN_BUF - 1)
+            extra = SBX_READER_MIN_BUF - 1; /* room for what the fd has, not just this frame */
+        int rc = tine_buf_try_grow(b, extra);
+        if (rc != 0)
+            return rc;
     }
-    while (r->end - r->start < need) {
-        ssize_t n = read(r->fd, r->buf + r->end, r->cap - 1 - r->end);
+    while (b->len - r->start < need) {
+        ssize_t n = read(r->fd, b->data + b->len, b->cap - 1 - b->len);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -185,7 +185,7 @@ static int reader_fill(sbx_reader_t *r, size_t need)
         }
         if (n == 0)
             return 0;
-        r->end += (size_t)n;
+        b->len += (size_t)n;
     }
     return 1;
 }
@@ -196,8 +196,8 @@ static int reader_frame_at(sbx_reader_t *r, size_t rel, sbx_frame_hdr_t *h, uint
 {
     int rc = reader_fill(r, rel + sizeof *h);
     if (rc <= 0)
-        return rc < 0 ? rc : (r->end - r->start == rel ? 0 : TINE_EPROTO);
-    memcpy(h, r->buf + r->start + rel, sizeof *h);
+        return rc < 0 ? rc : (r->buf.len - r->start == rel ? 0 : TINE_EPROTO);
+    memcpy(h, r->buf.data + r->start + rel, sizeof *h);
     if (sbx_frame_check(h, max_frame) != 0)
         return TINE_EPROTO;
     rc = reader_fill(r, rel + sizeof *h + h->len);
@@ -207,9 +207,10 @@ static int reader_frame_at(sbx_reader_t *r, size_t rel, sbx_frame_hdr_t *h, uint
 int sbx_reader_next(sbx_reader_t *r, sbx_frame_hdr_t *h, const char **payload, uint32_t max_frame)
 {
     *payload = NULL;
-    if (r->start == r->end && r->cap > SBX_WIRE_KEEP_BUF) {
+    if (r->start == r->buf.len) {
         /* One big frame must not pin its memory in a warm sandbox. */
-        sbx_reader_free(r);
+        tine_buf_reset(&r->buf, SBX_WIRE_KEEP_BUF);
+        r->start = 0;
     }
     int rc = reader_frame_at(r, 0, h, max_frame);
     if (rc <= 0) {
@@ -217,7 +218,7 @@ int sbx_reader_next(sbx_reader_t *r, sbx_frame_hdr_t *h, const char **payload, u
             memset(h, 0, sizeof *h);
         return rc;
     }
-    char *p = r->buf + r->start + sizeof *h;
+    char *p = r->buf.data + r->start + sizeof *h;
     r->start += sizeof *h + h->len;
     *payload = p;
     return 0;
@@ -225,15 +226,14 @@ int sbx_reader_next(sbx_reader_t *r, sbx_frame_hdr_t *h, const char **payload, u
 
 bool sbx_reader_buffered(const sbx_reader_t *r)
 {
-    if (r->end - r->start < sizeof(sbx_frame_hdr_t))
+    if (r->buf.len - r->start < sizeof(sbx_frame_hdr_t))
         return false;
     sbx_frame_hdr_t h;
-    memcpy(&h, r->buf + r->start, sizeof h);
-    return r->end - r->start >= sizeof h + h.len;
+    memcpy(&h, r->buf.data + r->start, sizeof h);
+    return r->buf.len - r->start >= sizeof h + h.len;
 }
 
-int sbx_reader_take(sbx_reader_t *r, uint8_t type, sbx_frame_hdr_t *h, char **buf, size_t *cap,
-                    uint32_t max_frame)
+int sbx_reader_take(sbx_reader_t *r, uint8_t type, sbx_frame_hdr_t *h, tine_buf_t *payload, uint32_t max_frame)
 {
     size_t rel = 0;
     for (;;) {
@@ -245,20 +245,14 @@ int sbx_reader_take(sbx_reader_t *r, uint8_t type, sbx_frame_hdr_t *h, char **bu
             rel += whole;
             continue;
         }
-        size_t need = (size_t)h->len + 1;
-        if (need > *cap || (*cap > SBX_WIRE_KEEP_BUF && need <= *cap / 4)) {
-            size_t ncap = need < 4096 ? 4096 : need;
-            char *p = realloc(*buf, ncap);
-            if (p == NULL)
-                return -ENOMEM;
-            *buf = p;
-            *cap = ncap;
-        }
-        char *at = r->buf + r->start + rel;
-        memcpy(*buf, at + sizeof *h, h->len);
-        (*buf)[h->len] = '\0';
-        memmove(at, at + whole, r->end - (r->start + rel + whole));
-        r->end -= whole;
+        if (payload->cap > SBX_WIRE_KEEP_BUF && (size_t)h->len + 1 <= payload->cap / 4)
+            tine_buf_dispose(payload); /* a big payload before must not pin its memory */
+        payload->len = 0;
+        char *at = r->buf.data + r->start + rel;
+        if (tine_buf_try_append(payload, at + sizeof *h, h->len) != 0)
+            return -ENOMEM;
+        memmove(at, at + whole, r->buf.len - (r->start + rel + whole));
+        r->buf.len -= whole;
         return 0;
     }
 }

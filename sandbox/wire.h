@@ -8,6 +8,8 @@
 #ifndef TINE_SANDBOX_WIRE_H
 #define TINE_SANDBOX_WIRE_H
 
+#include "tine_common.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -83,11 +85,13 @@ int sbx_writev_all(int fd, struct iovec *v, int n);
 int sbx_frame_read(int fd, sbx_frame_hdr_t *h, char **payload, uint32_t max_frame);
 
 /* A buffered reader of one blocking fd: reads as many bytes as the fd
- * has, so frames sent together (pipelined INVOKEs) cost one read. */
+ * has, so frames sent together (pipelined INVOKEs) cost one read. The
+ * bytes read and not handed out yet are buf.data[start..buf.len). Its
+ * buffer fails softly: out of memory is -ENOMEM, never an abort. */
 typedef struct {
     int fd;
-    char *buf;
-    size_t start, end, cap;
+    tine_buf_t buf;
+    size_t start;
 } sbx_reader_t;
 
 #define SBX_READER_MIN_BUF (64u * 1024u)
@@ -98,18 +102,20 @@ void sbx_reader_free(sbx_reader_t *r);
 
 /* The next whole frame. *payload (h->len bytes, not NUL-terminated) stays
  * valid until the next call on r. Returns 0 (h->type == 0 at clean EOF),
- * TINE_EPROTO for a bad header or EOF inside a frame, or -errno. */
+ * TINE_EPROTO for a bad header or EOF inside a frame, or -errno (-ENOMEM
+ * when the frame does not fit in memory). */
 int sbx_reader_next(sbx_reader_t *r, sbx_frame_hdr_t *h, const char **payload, uint32_t max_frame);
 
 /* True when a whole frame is buffered already (the next call will not block). */
 bool sbx_reader_buffered(const sbx_reader_t *r);
 
 /* Takes the first frame of `type` out of the stream, reading as needed;
- * frames before it stay buffered for sbx_reader_next. Its payload is copied
- * (+1 NUL byte) into the caller's reusable *buf of *cap bytes (grown with
- * realloc, shrunk again after a big one; the caller frees it). Invalidates
- * the payload of the last sbx_reader_next. Returns 0, TINE_EPROTO (also at
- * EOF), or -errno. */
-int sbx_reader_take(sbx_reader_t *r, uint8_t type, sbx_frame_hdr_t *h, char **buf, size_t *cap, uint32_t max_frame);
+ * frames before it stay buffered for sbx_reader_next. Its payload replaces
+ * the content of the caller's reusable `payload` buffer (given back first
+ * when it is four times larger than needed and above SBX_WIRE_KEEP_BUF).
+ * Invalidates the payload of the last sbx_reader_next. Returns 0,
+ * TINE_EPROTO (also at EOF), -ENOMEM (the frame stays in the stream), or
+ * -errno. */
+int sbx_reader_take(sbx_reader_t *r, uint8_t type, sbx_frame_hdr_t *h, tine_buf_t *payload, uint32_t max_frame);
 
 #endif

@@ -11,7 +11,6 @@
 #include "sandbox.h"
 #include "tine_common.h"
 #include "tine_redis.h"
-#include "wire.h"
 
 #include <errno.h>
 #include <fcntl.h>

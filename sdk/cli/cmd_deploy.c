@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "registry.h"
+#include "bundle.h"
 #include "tine_common.h"
 
 static const char *const manifest_names[] = {"tine.yaml", "tine.yml", "tine.json"};

@@ -1,6 +1,6 @@
 /* libFuzzer driver: uploaded bundles (tar.gz). Hostile archives must be
  * refused with a message; nothing is written anywhere. */
-#include "registry.h"
+#include "bundle.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* libFuzzer driver: cron expressions and durations from manifests. */
-#include "registry.h"
+#include "app_model.h"
 
 #include <stdint.h>
 #include <stdlib.h>

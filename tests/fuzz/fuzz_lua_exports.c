@@ -1,7 +1,7 @@
 /* libFuzzer driver: the deploy-time scan of a Lua handler module for its
- * export (registry/lua_exports.c), fed any bytes; the first byte picks the
+ * export (registry/bundle/lua_exports.c), fed any bytes; the first byte picks the
  * export looked for. */
-#include "registry_internal.h"
+#include "bundle_internal.h"
 
 #include <stdbool.h>
 #include <stdint.h>

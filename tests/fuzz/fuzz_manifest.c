@@ -1,7 +1,7 @@
 /* libFuzzer driver: the manifest parser (YAML and JSON) must reject any input
  * with a message, never crash, leak or read out of bounds. The first byte
  * picks the syntax. */
-#include "registry.h"
+#include "app_model.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* libFuzzer driver: route patterns and request paths. The input is split on
  * newlines: every line but the last is a route pattern added to a table, the
  * last one a path matched against it. */
-#include "registry.h"
+#include "app_model.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -92,4 +92,30 @@ out=$(tine events replay retry 1-0 2>&1; echo "rc=$?")
 check_contains "replay of an unknown id fails" "has no dead letter 1-0" "$out"
 check_contains "replay of an unknown id: exit 1" "rc=1" "$out"
 check "no retry left behind" "0" "$(redis-cli -s "$T/redis.sock" ZCARD tine:retry)"
+
+# A dead letter replayed once its function is gone from the live version
+# (looked up by name in the version's index): it comes back at once, naming
+# why, without being retried.
+redis-cli -s "$T/redis.sock" DEL tine:kv:retry:fixed >/dev/null
+post_event '{"specversion":"1.0","id":"b-3","source":"/t","type":"broken.run"}' >/dev/null
+wait_for 20 bash -c "[ \$(redis-cli -s $T/redis.sock XLEN tine:dlq:retry) -eq 1 ]" || true
+check "broken again: one dead letter" "1" "$(redis-cli -s "$T/redis.sock" XLEN tine:dlq:retry)"
+cat >"$T/app/tine.yaml" <<'YAML'
+app: retry
+functions:
+  flaky: { handler: h.lua#flaky }
+triggers:
+  - { on: event, type: flaky.run, function: flaky }
+YAML
+tine deploy "$T/app" >/dev/null
+out=$(tine events replay retry)
+check "replay to a function no longer there" "replayed 1 dead letter of retry" "$out"
+gone() { admin GET /apps/retry/dlq | grep -q 'has no function broken any more'; }
+wait_for 20 gone || true
+body=$(admin GET /apps/retry/dlq)
+body=${body#* }
+B3="[d for d in j['dead_letters'] if d['event']['id'] == 'b-3'][0]"
+check "dead again at once: the reason" "app retry has no function broken any more" \
+  "$(json_get "$body" "$B3['reason']")"
+check "dead again at once: not called again (its 2 attempts only)" "2" "$(rkv retry calls:b-3)"
 finish

@@ -91,7 +91,7 @@ static void test_gives_back(void **state)
 /* A node whose apps always have more calls than sandboxes, each call long:
  * held[a] sandboxes, all busy. One call of app `a` ends: its sandbox closes
  * when the rule says so, then the apps waiting for room (all but the ones
- * holding their fill) try to start, fewest held first, as invoker.c does. */
+ * holding their fill) try to start, fewest held first, as pool.c does. */
 #define NAPPS 3
 typedef struct {
     size_t held[NAPPS];

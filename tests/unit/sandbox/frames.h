@@ -1,6 +1,6 @@
 /* Test helpers shared by the sandbox unit tests: INVOKE frames with binary
- * metadata (sandbox/meta.h) and frame metadata read back as JSON. Include
- * after <cmocka.h>. */
+ * metadata (sandbox/meta.h), frame metadata read back as JSON, and the
+ * socket pair a forked sandbox serves on. Include after <cmocka.h>. */
 #ifndef TINE_TEST_SANDBOX_FRAMES_H
 #define TINE_TEST_SANDBOX_FRAMES_H
 
@@ -9,6 +9,10 @@
 #include "wire.h"
 
 #include <jansson.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 /* The frame's metadata as JSON: RESULT's binary status and headers as
  * {"status":N,"headers":{...}} (sandbox/meta.h), the others' JSON as is. */
@@ -37,6 +41,23 @@ static inline void write_invoke(int fd, uint64_t id, const json_t *meta, const c
     sbx_meta_json(&b, meta);
     assert_int_equal(sbx_frame_write(fd, SBX_MSG_INVOKE, id, b.data, b.len, body, body_len), 0);
     tine_buf_dispose(&b);
+}
+
+/* Forks a process to play a sandbox on one end of a new socket pair.
+ * Returns 0 in the child, which keeps sv[1], and the child's pid in the
+ * parent, which keeps sv[0] with a 20 s receive timeout (a silent child
+ * fails the test instead of hanging it). Output buffered before the fork
+ * is flushed first, so the child does not write it again. */
+static inline pid_t fork_with_socketpair(int sv[2])
+{
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    struct timeval tv = {.tv_sec = 20};
+    setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    close(pid == 0 ? sv[0] : sv[1]);
+    return pid;
 }
 
 #endif

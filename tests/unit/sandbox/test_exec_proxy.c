@@ -2,8 +2,8 @@
  * (sandbox/exec_proxy.c, sbx__proxy_parse): CONNECT authorities (names,
  * IPv4, bracketed IPv6, ports), absolute http:// URIs rewritten to what the
  * server gets (origin form, the proxy's hop-by-hop headers dropped, one
- * request per connection), incomplete and oversized heads, and everything a
- * program could send to confuse it. The proxy against real sockets is
+ * request per connection), incomplete and oversized heads, everything a
+ * program could send to confuse it, and each allocation failing in turn. The proxy against real sockets is
  * tests/security/test_exec_network.sh. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "../common/alloc_fail.h"
 #include "sandbox_internal.h"
 #include "tine_common.h"
 
@@ -137,6 +138,44 @@ static void test_incomplete_and_oversized(void **state)
     free(big);
 }
 
+/* Each allocation of a parse fails in turn: 503 and a message, never an
+ * abort, and no block left once the head is freed. */
+static void test_out_of_memory(void **state)
+{
+    (void)state;
+    static const char text[] = "GET http://example.com:8080/a?b HTTP/1.1\r\nAccept: */*\r\n"
+                               "Proxy-Connection: keep-alive\r\nUser-Agent: a-long-enough-user-agent-string-"
+                               "to-make-the-head-grow-past-its-first-allocation-of-two-hundred-and-fifty-six-"
+                               "bytes-once-and-more\r\nX-Padding: 0123456789012345678901234567890123456789012345678901234567890123456789"
+                               "01234567890123456789012345678901234567890123456789\r\n\r\n";
+    assert_int_equal(parse(text), 0);
+    size_t want_len = head.len;
+    if (!ALLOC_FAIL_WORKS) {
+        print_message("allocation failures cannot be injected under the sanitizers: skipped\n");
+        return;
+    }
+    long n = 0;
+    for (;; n++) {
+        tine_buf_dispose(&head);
+        alloc_fail_nth(n);
+        int rc = sbx__proxy_parse(text, sizeof text - 1, &req, &head, err, sizeof err);
+        bool hit = alloc_fail_hit();
+        tine_buf_dispose(&head);
+        long live = alloc_live;
+        alloc_fail_off();
+        assert_int_equal(live, 0);
+        if (!hit) {
+            assert_int_equal(rc, 0);
+            break;
+        }
+        assert_int_equal(rc, 503);
+        assert_string_equal(err, "out of memory building the request for the server");
+    }
+    assert_true(n >= 2); /* the head grew at least once */
+    assert_int_equal(parse(text), 0);
+    assert_int_equal(head.len, want_len);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -153,6 +192,7 @@ int main(void)
         cmocka_unit_test(test_absolute_uri),
         cmocka_unit_test(test_absolute_uri_refused),
         cmocka_unit_test(test_incomplete_and_oversized),
+        cmocka_unit_test(test_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
 }

@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "../common/alloc_fail.h"
 #include "frames.h"
 
 #include "sandbox.h"
@@ -136,18 +137,18 @@ static const char *sdk_dir(void)
     return dir;
 }
 
+/* In the sandbox start() forks next: every allocation of this many bytes
+ * or more fails (alloc_fail.h); 0: none. */
+static size_t child_alloc_fail_from;
+
 /* Forks a sandbox serving `file`:`export` of the fixture's bundle. */
 static void start(fixture_t *fx, const char *file, const char *export, const char *env_json)
 {
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    struct timeval tv = {.tv_sec = 20};
-    setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
+    pid_t pid = fork_with_socketpair(sv);
     if (pid == 0) {
-        close(sv[0]);
+        if (child_alloc_fail_from)
+            alloc_fail_from(child_alloc_fail_from);
         sbx_spec_t spec = {
             .app = "shop",
             .version = 3,
@@ -161,7 +162,6 @@ static void start(fixture_t *fx, const char *file, const char *export, const cha
         };
         _exit(sbx_lua_serve(sbx_lua_prepare(sdk_dir()), (sbx_fds_t){sv[1], sv[1]}, &spec));
     }
-    close(sv[1]);
     fx->pid = pid;
     fx->fd = sv[0];
     fx->next_id = 100;
@@ -840,6 +840,45 @@ static void test_protocol_violation_exits(void **state)
     remove_bundle(&fx);
 }
 
+/* Out of memory in the sandbox's own buffers (not Lua's heap, which LuaJIT
+ * keeps apart): every C allocation of 1 MiB or more fails. The sandbox
+ * answers each call with an ERROR frame and keeps serving. */
+static void test_out_of_memory_answers(void **state)
+{
+    (void)state;
+    if (!ALLOC_FAIL_WORKS) {
+        print_message("allocation failures cannot be injected under the sanitizers: skipped\n");
+        return;
+    }
+    fixture_t fx;
+    make_bundle(&fx);
+    child_alloc_fail_from = 1u << 20;
+    start(&fx, "handler.lua", "handle", NULL);
+    child_alloc_fail_from = 0;
+    frame_t f = {0};
+    recv_frame(&fx, &f); /* the module's log line */
+    frame_dispose(&f);
+    recv_frame(&fx, &f);
+    assert_int_equal(f.type, SBX_MSG_READY);
+    frame_dispose(&f);
+
+    /* Lua builds the 2 MiB string; the JSON buffer cannot hold it. */
+    eval_error(&fx, "return require('tine').json.encode(string.rep('x', 2^21))", "out of memory");
+    eval_error(&fx, "return { big = string.rep('x', 2^21) }", "out of memory");
+    /* An error message too big to quote: the ERROR frame says so (this
+     * aborted the sandbox when its buffers aborted outside protected calls). */
+    eval_error(&fx, "error(string.rep('x', 2^21))", "out of memory (reporting an error of");
+    /* Small work still works. */
+    eval_expect(&fx, "return require('tine').json.encode({ a = string.rep('y', 1000) }):sub(1, 9)", "{\"a\":\"yyy");
+    frame_t r = {0};
+    call(&fx, "/string", NULL, &r);
+    assert_int_equal(r.type, SBX_MSG_RESULT);
+    assert_string_equal(r.body, "hello");
+    frame_dispose(&r);
+    assert_int_equal(stop(&fx), 0);
+    remove_bundle(&fx);
+}
+
 static void test_prepare_bad_sdk_dir(void **state)
 {
     assert_null(sbx_lua_prepare("/nonexistent/tine-sdk"));
@@ -873,6 +912,7 @@ int main(void)
         cmocka_unit_test(test_load_failures),
         cmocka_unit_test(test_shebang_and_bom),
         cmocka_unit_test(test_protocol_violation_exits),
+        cmocka_unit_test(test_out_of_memory_answers),
         cmocka_unit_test(test_prepare_bad_sdk_dir),
     };
     return cmocka_run_group_tests_name("sandbox/lua_host", tests, group_setup, group_teardown);

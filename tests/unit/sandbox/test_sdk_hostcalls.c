@@ -193,20 +193,13 @@ static int setup(void **state)
     fputs(handler_lua, f);
     fclose(f);
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    struct timeval tv = {.tv_sec = 20};
-    setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
+    pid_t pid = fork_with_socketpair(sv);
     if (pid == 0) {
-        close(sv[0]);
         sbx_spec_t spec = {.app = "shop", .version = 1, .function = "run", .bundle_dir = sbx.dir,
                            .handler_file = "handler.lua", .handler_export = "run", .memory_mb = 128,
                            .timeout_ms = 3000, .env_json = "{}"};
         _exit(sbx_lua_serve(sbx_lua_prepare(sdk_dir()), (sbx_fds_t){sv[1], sv[1]}, &spec));
     }
-    close(sv[1]);
     sbx.pid = pid;
     sbx.fd = sv[0];
     sbx.next_id = 7;

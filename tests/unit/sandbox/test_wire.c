@@ -297,13 +297,13 @@ static void test_reader_batches_grows_and_shrinks(void **state)
     assert_int_equal(sbx_reader_next(&r, &h, &p, SBX_WIRE_MAX_FRAME), 0);
     assert_int_equal(h.len, n + 2);
     assert_int_equal(p[n + 1], 'z');
-    assert_true(r.cap >= n + 2);
+    assert_true(r.buf.cap >= n + 2);
     waitpid(pid, NULL, 0);
 
     assert_int_equal(sbx_frame_write(sv[0], SBX_MSG_INVOKE, 5, "{}", 2, "ok", 2), 0);
     assert_int_equal(sbx_reader_next(&r, &h, &p, SBX_WIRE_MAX_FRAME), 0);
     assert_memory_equal(p, "{}ok", 4);
-    assert_true(r.cap < SBX_WIRE_KEEP_BUF);
+    assert_true(r.buf.cap < SBX_WIRE_KEEP_BUF);
 
     close(sv[0]);
     assert_int_equal(sbx_reader_next(&r, &h, &p, SBX_WIRE_MAX_FRAME), 0);
@@ -323,17 +323,18 @@ static void test_reader_take_skips_pipelined(void **state)
     sbx_reader_init(&r, sv[1]);
     sbx_frame_hdr_t h;
     const char *p;
-    char *buf = NULL;
-    size_t cap = 0;
+    tine_buf_t buf;
+    tine_buf_init(&buf);
     assert_int_equal(sbx_frame_write(sv[0], SBX_MSG_INVOKE, 1, "{}", 2, "a", 1), 0);
     assert_int_equal(sbx_frame_write(sv[0], SBX_MSG_INVOKE, 2, "{}", 2, "b", 1), 0);
     assert_int_equal(sbx_frame_write(sv[0], SBX_MSG_HOSTREPLY, 1, "{\"ok\":1}", 8, "r", 1), 0);
     assert_int_equal(sbx_frame_write(sv[0], SBX_MSG_INVOKE, 3, "{}", 2, "c", 1), 0);
     assert_int_equal(sbx_reader_next(&r, &h, &p, SBX_WIRE_MAX_FRAME), 0);
     assert_int_equal(h.id, 1);
-    assert_int_equal(sbx_reader_take(&r, SBX_MSG_HOSTREPLY, &h, &buf, &cap, SBX_WIRE_MAX_FRAME), 0);
+    assert_int_equal(sbx_reader_take(&r, SBX_MSG_HOSTREPLY, &h, &buf, SBX_WIRE_MAX_FRAME), 0);
     assert_int_equal(h.type, SBX_MSG_HOSTREPLY);
-    assert_string_equal(buf, "{\"ok\":1}r");
+    assert_int_equal(buf.len, 9);
+    assert_string_equal(buf.data, "{\"ok\":1}r");
     assert_int_equal(sbx_reader_next(&r, &h, &p, SBX_WIRE_MAX_FRAME), 0);
     assert_int_equal(h.id, 2);
     assert_memory_equal(p, "{}b", 3);
@@ -341,8 +342,8 @@ static void test_reader_take_skips_pipelined(void **state)
     assert_int_equal(h.id, 3);
     /* No reply left: EOF while waiting for one is a protocol error. */
     close(sv[0]);
-    assert_int_equal(sbx_reader_take(&r, SBX_MSG_HOSTREPLY, &h, &buf, &cap, SBX_WIRE_MAX_FRAME), TINE_EPROTO);
-    free(buf);
+    assert_int_equal(sbx_reader_take(&r, SBX_MSG_HOSTREPLY, &h, &buf, SBX_WIRE_MAX_FRAME), TINE_EPROTO);
+    tine_buf_dispose(&buf);
     sbx_reader_free(&r);
     close(sv[1]);
 }

@@ -1,4 +1,4 @@
-/* Tests of registry/manifest.c: reg_manifest_parse on good manifests (YAML and
+/* Tests of registry/model/manifest.c: reg_manifest_parse on good manifests (YAML and
  * JSON), the exact one-line error for many bad ones, the env merge, the
  * duration parser, and that the JSON Schema lists the keys the parser takes. */
 #include <setjmp.h>
@@ -12,7 +12,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "registry.h"
+#include "app_model.h"
 #include "tine_common.h"
 
 #if defined(__has_feature)
@@ -191,9 +191,11 @@ static void test_design_example_parses(void **state)
     (void)state;
     reg_manifest_t *m = parse_ok(design_example);
     check_design_example(m);
-    assert_ptr_equal(reg_manifest_find_function(m, "alert"), &m->functions[3]);
-    assert_null(reg_manifest_find_function(m, "nope"));
-    assert_null(reg_manifest_find_function(NULL, "alert"));
+    size_t idx = 99;
+    assert_true(reg_manifest_function_index(m, "alert", 5, &idx));
+    assert_int_equal(idx, 3);
+    assert_false(reg_manifest_function_index(m, "nope", 4, &idx));
+    assert_false(reg_manifest_function_index(NULL, "alert", 5, &idx));
     reg_manifest_free(m);
     reg_manifest_free(NULL);
 }
@@ -356,7 +358,10 @@ static void test_env_merged_and_sorted(void **state)
     assert_string_equal(m->env[3].key, "_UNDER");
     assert_string_equal(m->env[3].value, "true");
 
-    const reg_function_t *f = reg_manifest_find_function(m, "f");
+    size_t fi = 0, gi = 0;
+    assert_true(reg_manifest_function_index(m, "f", 1, &fi));
+    assert_true(reg_manifest_function_index(m, "g", 1, &gi));
+    const reg_function_t *f = &m->functions[fi];
     const char *expected[][2] = {{"ALPHA", "1"}, {"MID", "quoted: yes"}, {"N", "0.50"},
                                  {"SHARED", "fn"}, {"ZED", "z"},         {"_UNDER", "true"}};
     assert_int_equal(f->env_len, 6);
@@ -364,7 +369,7 @@ static void test_env_merged_and_sorted(void **state)
         assert_string_equal(f->env[i].key, expected[i][0]);
         assert_string_equal(f->env[i].value, expected[i][1]);
     }
-    const reg_function_t *g = reg_manifest_find_function(m, "g");
+    const reg_function_t *g = &m->functions[gi];
     assert_int_equal(g->env_len, 4);
     assert_string_equal(g->env[1].value, "app");
     reg_manifest_free(m);
@@ -399,6 +404,10 @@ static void test_routes_and_triggers_details(void **state)
     assert_int_equal(m->triggers[1].attempts, 1);
     assert_null(m->triggers[1].source);
     assert_null(m->triggers[2].filter);
+    assert_int_equal(m->triggers[0].source_function_index, SIZE_MAX);
+    assert_int_equal(m->triggers[1].source_function_index, SIZE_MAX);
+    assert_int_equal(m->triggers[2].source_function_index, 1); /* function:g */
+    assert_int_equal(m->triggers[2].function_index, 0);
     reg_manifest_free(m);
 }
 
@@ -976,5 +985,5 @@ int main(void)
         cmocka_unit_test(test_out_of_memory_torture),
 #endif
     };
-    return cmocka_run_group_tests_name("registry/manifest", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("registry/model/manifest", tests, NULL, NULL);
 }

@@ -1,6 +1,8 @@
-/* registry: what its files share beyond the public registry.h. */
-#ifndef TINE_REGISTRY_INTERNAL_H
-#define TINE_REGISTRY_INTERNAL_H
+/* Bundles: what their files share beyond the public bundle.h. */
+#ifndef TINE_BUNDLE_INTERNAL_H
+#define TINE_BUNDLE_INTERNAL_H
+
+#include "bundle.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* Tests of registry/cron.c: reg_cron_validate accepts the documented forms
+/* Tests of registry/model/cron.c: reg_cron_validate accepts the documented forms
  * and refuses everything else with an exact message naming the field. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "registry.h"
+#include "app_model.h"
 #include "tine_common.h"
 
 static void test_accepts_valid_expressions(void **state)
@@ -142,5 +142,5 @@ int main(void)
         cmocka_unit_test(test_refuses_with_exact_messages),
         cmocka_unit_test(test_api_edges),
     };
-    return cmocka_run_group_tests_name("registry/cron", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("registry/model/cron", tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* Unit tests for registry/bundle.c: packing app directories, reading bundles,
+/* Unit tests for registry/bundle/bundle.c: packing app directories, reading bundles,
  * and the exact messages for every hostile or broken bundle. */
 /* nftw() is an XSI interface. */
 #define _XOPEN_SOURCE 700
@@ -22,7 +22,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "registry.h"
+#include "bundle.h"
 #include "tine_common.h"
 
 static const char MANIFEST[] = "app: shop\n"
@@ -716,5 +716,5 @@ int main(void)
         cmocka_unit_test(test_read_lua_checks),
         cmocka_unit_test(test_read_export_check),
     };
-    return cmocka_run_group_tests_name("registry/bundle", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("registry/bundle/bundle", tests, NULL, NULL);
 }

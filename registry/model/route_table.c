@@ -25,7 +25,7 @@
  *    percent-decoded: params point into the caller's path as sent.
  *
  * Matching allocates nothing: captures live on the caller's stack. */
-#include "registry.h"
+#include "app_model.h"
 #include "tine_common.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* Tests of allow_outbound in registry/manifest.c: the hosts tine.http may
+/* Tests of allow_outbound in registry/model/manifest.c: the hosts tine.http may
  * reach. Entries are normalized (lower case, IPv6 brackets dropped), the key's
  * absence is told apart from an empty list, and every bad entry is refused
  * with a one-line message naming file, line, column and index. */
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "registry.h"
+#include "app_model.h"
 #include "tine_common.h"
 
 static char err[1024];
@@ -158,5 +158,5 @@ int main(void)
         cmocka_unit_test(test_too_many_entries),
         cmocka_unit_test(test_bad_entry_after_env),
     };
-    return cmocka_run_group_tests_name("registry/manifest allow_outbound", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("registry/model/manifest allow_outbound", tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* Tests of reg_cron_next (registry/cron.c): the next firing time of a
+/* Tests of reg_cron_next (registry/model/cron.c): the next firing time of a
  * schedule, in UTC, strictly after a given instant. Expected instants were
  * computed independently (Python's calendar.timegm). */
 #include <setjmp.h>
@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "registry.h"
+#include "app_model.h"
 #include "tine_common.h"
 
 #define T_2026_01_01_000030 1767225630000LL /* Thu */
@@ -120,5 +120,5 @@ int main(void)
         cmocka_unit_test(test_every_result_matches_its_fields),
         cmocka_unit_test(test_refuses_bad_expressions),
     };
-    return cmocka_run_group_tests_name("registry/cron next", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("registry/model/cron next", tests, NULL, NULL);
 }

@@ -3,9 +3,9 @@
  * names) before the manifest is parsed and every Lua file is compiled; packing
  * turns an app directory into a byte-identical tar.gz for identical input.
  *
- * Both sides are fed by users, so neither aborts: out-of-memory is -ENOMEM. */
-#include "registry.h"
-#include "registry_internal.h"
+ * Both sides are fed by users, so neither aborts: out-of-memory is -ENOMEM
+ * (but in reg_bundle_identity, which the store calls on a bundle read). */
+#include "bundle_internal.h"
 #include "tine_common.h"
 
 #include <archive.h>
@@ -61,6 +61,20 @@ void reg_sha256_hex(const void *data, size_t len, char out[65])
         out[2 * i + 1] = hex[md[i] & 15];
     }
     out[64] = '\0';
+}
+
+/* Daemon code (the store): the buffer aborts when out of memory. */
+void reg_bundle_identity(const reg_bundle_t *b, char out[65])
+{
+    tine_buf_t buf;
+    tine_buf_init(&buf);
+    for (size_t i = 0; i < b->files_len; i++) {
+        tine_buf_append(&buf, b->files[i].path, strlen(b->files[i].path) + 1);
+        tine_buf_append(&buf, b->files[i].sha256, 64);
+        tine_buf_append(&buf, "\n", 1);
+    }
+    reg_sha256_hex(buf.data ? buf.data : "", buf.len, out);
+    tine_buf_dispose(&buf);
 }
 
 void reg_bundle_free(reg_bundle_t *b)

@@ -7,13 +7,12 @@
  *
  * Every error is one line: "file:line:col: key.path: what was expected".
  * Fed by users: nothing here aborts, every allocation failure is -ENOMEM. */
-#include "registry.h"
+#include "model_internal.h"
 #include "tine_common.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -671,41 +670,36 @@ static void json_as_yaml_flow(const char *in, size_t len, char *out)
     }
 }
 
-/* jansson reports some allocation failures as syntax errors. To tell them
- * apart, its allocator is wrapped (once, and only while it is still the
- * default malloc/free, so nobody else's choice is overridden) to note a
- * failure in a per-thread flag; the wrapper behaves exactly like malloc. */
-static _Thread_local bool json_alloc_failed;
-static pthread_once_t json_alloc_once = PTHREAD_ONCE_INIT;
-
-static void *json_malloc_noting_failure(size_t n)
+/* Whether a failed jansson parse says it ran out of memory. */
+static bool json_error_is_memory(const json_error_t *e)
 {
-    void *p = malloc(n);
-    if (p == NULL)
-        json_alloc_failed = true;
-    return p;
-}
-
-static void json_alloc_install(void)
-{
-    json_malloc_t current_malloc;
-    json_free_t current_free;
-    json_get_alloc_funcs(&current_malloc, &current_free);
-    if (current_malloc == malloc && current_free == free)
-        json_set_alloc_funcs(json_malloc_noting_failure, free);
+    return json_error_code(e) == json_error_out_of_memory || e->text[0] == '\0';
 }
 
 /* Checks JSON syntax strictly with jansson, then reads the document into a
- * positioned tree through libyaml. */
+ * positioned tree through libyaml.
+ *
+ * jansson (2.14) reports some allocation failures as syntax errors (a
+ * string it cannot copy is an "invalid token") and takes no allocator per
+ * call; the process's allocator is not this parser's to replace. A syntax
+ * error is a function of the bytes, a failed allocation is not: an error is
+ * believed only when a second parse of the same bytes gives the same one,
+ * and errno is not ENOMEM (malloc's failure) after it. Anything else is
+ * -ENOMEM. The second parse runs only for documents with an error. */
 static int build_tree_json(ctx_t *c, const char *data, size_t len, node_t **root)
 {
-    json_error_t jerr;
-    pthread_once(&json_alloc_once, json_alloc_install);
-    json_alloc_failed = false;
+    json_error_t jerr, again;
     json_t *doc = json_loadb(data, len, JSON_DECODE_ANY, &jerr);
     if (doc == NULL) {
-        if (json_alloc_failed || json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0')
+        if (json_error_is_memory(&jerr))
             return -ENOMEM;
+        errno = 0;
+        doc = json_loadb(data, len, JSON_DECODE_ANY, &again);
+        if (doc != NULL || errno == ENOMEM || json_error_is_memory(&again) || again.position != jerr.position ||
+            strcmp(again.text, jerr.text) != 0) {
+            json_decref(doc);
+            return -ENOMEM;
+        }
         unsigned line = jerr.line > 0 ? (unsigned)jerr.line : 1, col = jerr.column > 0 ? (unsigned)jerr.column : 1;
         if (jerr.line <= 0 && jerr.position > 0)
             offset_to_position(data, len, (size_t)jerr.position, &line, &col);
@@ -1543,15 +1537,6 @@ static int read_functions(ctx_t *c, const node_t *n, const fn_settings_t *defaul
     return rc;
 }
 
-/* Finds a declared function by name (of a given length); -1 when absent. */
-static long function_index(const reg_manifest_t *m, const char *name, size_t len)
-{
-    for (size_t i = 0; i < m->functions_len; i++)
-        if (strlen(m->functions[i].name) == len && memcmp(m->functions[i].name, name, len) == 0)
-            return (long)i;
-    return -1;
-}
-
 /* Fails with "no function named 'x' (declared: a, b, ...)". */
 static int fail_no_function(ctx_t *c, const node_t *n, const reg_manifest_t *m, const char *name, size_t len)
 {
@@ -1575,10 +1560,8 @@ static int read_function_ref(ctx_t *c, const node_t *n, const reg_manifest_t *m,
     int rc = expect_string(c, n, "the name of a function", &text, &len);
     if (rc != 0)
         return rc;
-    long idx = function_index(m, text, len);
-    if (idx < 0)
+    if (!reg_manifest_function_index(m, text, len, index))
         return fail_no_function(c, n, m, text, len);
-    *index = (size_t)idx;
     *name = copy_text(text, len);
     return *name ? 0 : -ENOMEM;
 }
@@ -1783,7 +1766,7 @@ static int read_log_trigger(ctx_t *c, const node_t *n, const reg_manifest_t *m, 
     size_t saved = path_push_key(c, "source", 6);
     const char *s = t->source;
     if (strncmp(s, "function:", 9) == 0) {
-        if (function_index(m, s + 9, strlen(s + 9)) < 0)
+        if (!reg_manifest_function_index(m, s + 9, strlen(s + 9), &t->source_function_index))
             rc = fail_no_function(c, source, m, s + 9, strlen(s + 9));
     } else if (strncmp(s, "file:", 5) == 0) {
         const char *path = s + 5;
@@ -1839,6 +1822,7 @@ static int read_trigger(ctx_t *c, const node_t *n, const reg_manifest_t *m, reg_
     int rc = expect_mapping(c, n, "a mapping such as { on: schedule, cron: '@every 1m', function: tick }");
     if (rc != 0)
         return rc;
+    t->source_function_index = SIZE_MAX;
     const node_t *on = map_get(n, "on");
     if (on == NULL)
         return missing_key(c, n, "on");
@@ -2023,6 +2007,8 @@ static int read_manifest(ctx_t *c, const node_t *root, reg_manifest_t *m)
     size_t saved = path_push_key(c, "functions", 9);
     rc = read_functions(c, map_get(root, "functions"), &defaults, &app_env, m);
     path_pop(c, saved);
+    if (rc == 0)
+        rc = reg__manifest_index_functions(m);
     if (rc != 0)
         return rc;
 
@@ -2132,15 +2118,6 @@ void reg_manifest_free(reg_manifest_t *m)
         free(t->function);
     }
     free(m->triggers);
+    free(m->_fn_slots);
     free(m);
-}
-
-const reg_function_t *reg_manifest_find_function(const reg_manifest_t *m, const char *name)
-{
-    if (m == NULL || name == NULL)
-        return NULL;
-    for (size_t i = 0; i < m->functions_len; i++)
-        if (strcmp(m->functions[i].name, name) == 0)
-            return &m->functions[i];
-    return NULL;
 }

@@ -155,19 +155,6 @@ static int64_t wall_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-void reg_bundle_identity(const reg_bundle_t *b, char out[65])
-{
-    tine_buf_t buf;
-    tine_buf_init(&buf);
-    for (size_t i = 0; i < b->files_len; i++) {
-        tine_buf_append(&buf, b->files[i].path, strlen(b->files[i].path) + 1);
-        tine_buf_append(&buf, b->files[i].sha256, 64);
-        tine_buf_append(&buf, "\n", 1);
-    }
-    reg_sha256_hex(buf.data ? buf.data : "", buf.len, out);
-    tine_buf_dispose(&buf);
-}
-
 /* Marks the blobs of a deploy under way (a set of their sha256 under a
  * fresh id, registered in tine:deploying), before any is written: the
  * collector leaves them alone until reg_store_release_marks. */

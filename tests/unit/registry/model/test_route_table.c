@@ -1,4 +1,4 @@
-/* Unit tests for registry/route_table.c: path validation, priorities,
+/* Unit tests for registry/model/route_table.c: path validation, priorities,
  * backtracking, methods, conflicts. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "registry.h"
+#include "app_model.h"
 #include "tine_common.h"
 
 /* Route data are small tags so a test can tell which route matched. */
@@ -402,5 +402,5 @@ int main(void)
         cmocka_unit_test(test_many_siblings),
         cmocka_unit_test(test_million_matches),
     };
-    return cmocka_run_group_tests_name("registry/route_table", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("registry/model/route_table", tests, NULL, NULL);
 }

@@ -18,7 +18,7 @@
  * The module's apparent exports (`function M.x`, `M.x =`, keys of a
  * returned constructor) are listed for the message; they are a hint, not
  * part of the decision. */
-#include "registry_internal.h"
+#include "bundle_internal.h"
 #include "tine_common.h"
 
 #include <errno.h>

@@ -19,11 +19,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-typedef struct {
-    char *app;
-    reg_app_version_t *version;
-} live_entry_t;
-
 /* An app whose live version this node cannot load (its state dir full or
  * read-only, Redis unreachable...): it keeps serving what it had and tries
  * again with backoff until it succeeds. */
@@ -51,10 +46,8 @@ struct reg_live {
     reg_store_t *store;
     reg_live_change_cb cb;
     void *cb_data;
-    live_entry_t *entries;
-    size_t len;
-    size_t cap;
-    rds_async_t *sub; /* the subscription to deploy announcements */
+    reg_app_map_t apps; /* the live version of each app */
+    rds_async_t *sub;   /* the subscription to deploy announcements */
     int closing;
     live_failure_t *failures;
     size_t nfailures;
@@ -62,22 +55,6 @@ struct reg_live {
     char *unloaded; /* why the table was never loaded (Redis away at the start); NULL once it was */
     uint64_t load_next_ns, load_delay_ms;
 };
-
-void reg_app_version_retain(reg_app_version_t *v)
-{
-    v->refcnt++;
-}
-
-void reg_app_version_release(reg_app_version_t *v)
-{
-    if (v == NULL || --v->refcnt > 0)
-        return;
-    free(v->app);
-    reg_manifest_free(v->manifest);
-    free(v->bundle_dir);
-    reg_route_table_free(v->routes);
-    free(v);
-}
 
 static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -131,14 +108,6 @@ static int materialize(reg_live_t *l, const reg_bundle_t *b, const char *app, ui
     return rc;
 }
 
-static live_entry_t *live_find(reg_live_t *l, const char *app, size_t app_len)
-{
-    for (size_t i = 0; i < l->len; i++)
-        if (strlen(l->entries[i].app) == app_len && memcmp(l->entries[i].app, app, app_len) == 0)
-            return &l->entries[i];
-    return NULL;
-}
-
 /* Loads one version of an app from the store into a fresh reg_app_version_t. */
 static int load_version(reg_live_t *l, const char *app, uint64_t version, reg_app_version_t **out, char *err,
                         size_t errlen)
@@ -153,25 +122,10 @@ static int load_version(reg_live_t *l, const char *app, uint64_t version, reg_ap
         reg_bundle_free(b);
         return rc;
     }
-    reg_app_version_t *v = xcalloc(1, sizeof(*v));
-    v->refcnt = 1;
-    v->app = xstrdup(app);
-    v->version = version;
-    v->manifest = b->manifest;
+    reg_manifest_t *m = b->manifest;
     b->manifest = NULL;
-    v->bundle_dir = dir;
-    v->routes = reg_route_table_new();
     reg_bundle_free(b);
-    for (size_t i = 0; i < v->manifest->routes_len; i++) {
-        reg_route_t *r = &v->manifest->routes[i];
-        rc = reg_route_table_add(v->routes, r->method, r->path, r, err, errlen);
-        if (rc != 0) {
-            reg_app_version_release(v);
-            return rc;
-        }
-    }
-    *out = v;
-    return 0;
+    return reg_app_version_new(app, version, m, dir, out, err, errlen);
 }
 
 static live_failure_t *failure_find(reg_live_t *l, const char *app)
@@ -294,8 +248,8 @@ int reg_live_reload(reg_live_t *l, const char *app, char *err, size_t errlen)
         failure_note(l, app, 0, err);
         return TINE_EREDIS;
     }
-    live_entry_t *e = live_find(l, app, strlen(app));
-    if (e && e->version->version == live) {
+    reg_app_version_t *cur = reg_app_map_get(&l->apps, app, strlen(app));
+    if (cur && cur->version == live) {
         failure_clear(l, app);
         return 0;
     }
@@ -308,24 +262,7 @@ int reg_live_reload(reg_live_t *l, const char *app, char *err, size_t errlen)
         }
     }
     failure_clear(l, app);
-    reg_app_version_t *old = NULL;
-    if (e) {
-        old = e->version;
-        if (nv) {
-            e->version = nv;
-        } else {
-            free(e->app);
-            *e = l->entries[--l->len];
-        }
-    } else if (nv) {
-        if (l->len == l->cap) {
-            l->cap = l->cap ? l->cap * 2 : 16;
-            l->entries = xrealloc(l->entries, l->cap * sizeof(*l->entries));
-        }
-        l->entries[l->len].app = xstrdup(app);
-        l->entries[l->len].version = nv;
-        l->len++;
-    }
+    reg_app_version_t *old = nv ? reg_app_map_put(&l->apps, nv) : reg_app_map_take(&l->apps, app, strlen(app));
     if (l->cb)
         l->cb(l->cb_data, old, nv);
     reg_app_version_release(old);
@@ -424,6 +361,7 @@ reg_live_t *reg_live_new(uv_loop_t *loop, const char *redis_url, const char *sta
     l->store = store;
     l->cb = cb;
     l->cb_data = cb_data;
+    reg_app_map_init(&l->apps);
     l->retry = xcalloc(1, sizeof(*l->retry));
     l->retry->l = l;
     uv_timer_init(loop, &l->retry->timer);
@@ -459,11 +397,7 @@ void reg_live_free(reg_live_t *l)
     free(l->unloaded);
     l->unloaded = NULL;
     rds_async_close(l->sub, false, NULL, NULL); /* its last callback runs in here */
-    for (size_t i = 0; i < l->len; i++) {
-        free(l->entries[i].app);
-        reg_app_version_release(l->entries[i].version);
-    }
-    free(l->entries);
+    reg_app_map_dispose(&l->apps);
     reg_store_free(l->store);
     free(l->state_dir);
     free(l);
@@ -471,8 +405,7 @@ void reg_live_free(reg_live_t *l)
 
 reg_app_version_t *reg_live_get(reg_live_t *l, const char *app, size_t app_len)
 {
-    live_entry_t *e = live_find(l, app, app_len);
-    return e ? e->version : NULL;
+    return reg_app_map_get(&l->apps, app, app_len);
 }
 
 const char *reg_live_unloaded(reg_live_t *l)
@@ -487,5 +420,5 @@ reg_store_t *reg_live_store(reg_live_t *l)
 
 size_t reg_live_count(reg_live_t *l)
 {
-    return l->len;
+    return l->apps.len;
 }

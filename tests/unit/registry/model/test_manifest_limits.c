@@ -1,4 +1,4 @@
-/* Tests of limits in registry/manifest.c: an app's tine.kv quotas
+/* Tests of limits in registry/model/manifest.c: an app's tine.kv quotas
  * (kv_value_max, kv_keys_max, kv_bytes_max). Sizes take an integer of bytes
  * or binary units, every key is optional (0: the node's default), and every
  * bad value is refused with a one-line message naming file, line, column
@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "registry.h"
+#include "app_model.h"
 #include "tine_common.h"
 
 static char err[1024];
@@ -128,5 +128,5 @@ int main(void)
         cmocka_unit_test(test_values_and_units),
         cmocka_unit_test(test_bad_values),
     };
-    return cmocka_run_group_tests_name("registry/manifest limits", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("registry/model/manifest limits", tests, NULL, NULL);
 }

@@ -4,7 +4,7 @@
  * 1s); or one of @hourly @daily @midnight @weekly @monthly @yearly @annually.
  * reg_cron_validate checks an expression, reg_cron_next computes its next
  * firing time (UTC). */
-#include "registry.h"
+#include "app_model.h"
 #include "tine_common.h"
 
 #include <stdarg.h>

@@ -1,0 +1,233 @@
+/* The app model: what an app is, independent of where it is stored. The
+ * manifest (parsed and validated, with the index of its function names),
+ * cron expressions, route tables, and loaded app versions with the map of
+ * them by app name. Links only libyaml and jansson (through common/): the
+ * `tine` command uses it without Redis or libuv. Prefix reg_ (the registry's
+ * parts: this, bundle/bundle.h and store/registry.h). */
+#ifndef TINE_APP_MODEL_H
+#define TINE_APP_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- manifest */
+
+typedef enum { REG_RUNTIME_LUA = 0, REG_RUNTIME_EXEC = 1 } reg_runtime_t;
+
+/* The largest request body a function can receive (the body limit of the
+ * sandbox wire, sandbox/wire.h), and the default of a function's max_body. */
+#define REG_MAX_BODY_LIMIT (6u * 1024u * 1024u)
+
+typedef struct {
+    char *key;
+    char *value;
+} reg_kv_t;
+
+typedef struct {
+    char *name;
+    reg_runtime_t runtime;
+    char *handler;         /* as written: "src/items.lua#list" or "scripts/x.sh" */
+    char *handler_file;    /* bundle-relative path: "src/items.lua" */
+    char *handler_export;  /* "list"; NULL for runtime exec */
+    unsigned handler_line; /* where the handler's value is in the manifest (1-based) */
+    unsigned handler_col;
+    uint32_t memory_mb;   /* 16 .. 10240 */
+    uint32_t timeout_ms;  /* 1 .. 900000 */
+    uint32_t concurrency; /* 1 .. 1000 */
+    uint32_t warm;        /* 0 .. concurrency */
+    uint32_t max_body;    /* largest request body in bytes, 0 .. REG_MAX_BODY_LIMIT (default: that) */
+    bool network;         /* exec runtime: network access (default false) */
+    reg_kv_t *env;        /* app env merged under function env, sorted by key */
+    size_t env_len;
+} reg_function_t;
+
+typedef struct {
+    char *method;   /* upper case: GET POST PUT DELETE PATCH HEAD OPTIONS, or "ANY" */
+    char *path;     /* "/items/:id"; a last segment "*name" takes the rest */
+    char *function; /* name of a function of the manifest */
+    size_t function_index;
+} reg_route_t;
+
+typedef enum { REG_TRIGGER_LOG = 0, REG_TRIGGER_EVENT = 1, REG_TRIGGER_SCHEDULE = 2 } reg_trigger_kind_t;
+
+typedef struct {
+    reg_trigger_kind_t on;
+    char *source;   /* log: "function:NAME" | "file:/abs/path"; event: glob (may be NULL) */
+    size_t source_function_index; /* log of function:NAME: that function's index; else SIZE_MAX */
+    char *filter;   /* log: filter pattern (may be NULL) */
+    char *type;     /* event: type glob */
+    char *cron;     /* schedule: 5-field cron or "@every 30s" */
+    char *function; /* target */
+    size_t function_index;
+    uint32_t attempts; /* delivery attempts, default 3 */
+} reg_trigger_t;
+
+typedef struct {
+    char *app;         /* [a-z0-9-], 1..63, starts with a letter or digit */
+    char *description; /* may be NULL */
+    char *host;        /* optional own Host; NULL = served under /<app>/ */
+    reg_kv_t *env;     /* app-wide env, sorted by key */
+    size_t env_len;
+    reg_function_t *functions;
+    size_t functions_len;
+    reg_route_t *routes;
+    size_t routes_len;
+    reg_trigger_t *triggers;
+    size_t triggers_len;
+    /* Hosts tine.http may reach, lower case: "api.example.com",
+     * "*.example.com" (any subdomain), "*" (any host), "10.0.0.7", "::1".
+     * allow_outbound_set is false when the key is absent: then any host is
+     * allowed except at loopback, link-local or unspecified addresses. */
+    char **allow_outbound;
+    size_t allow_outbound_len;
+    bool allow_outbound_set;
+    /* limits: the app's tine.kv quotas; 0 where the manifest sets none (the
+     * node's defaults apply). Within 1..REG_KV_*_LIMIT. */
+    uint64_t kv_value_max; /* bytes of one value */
+    uint64_t kv_keys_max;  /* keys */
+    uint64_t kv_bytes_max; /* bytes of keys and values */
+    /* The function names' index (function_index.c), built by
+     * reg_manifest_parse: open addressing, each slot a function's index + 1
+     * (0: empty), _fn_mask + 1 slots. Read through reg_manifest_function_index. */
+    uint32_t *_fn_slots;
+    size_t _fn_mask;
+} reg_manifest_t;
+
+#define REG_KV_VALUE_MAX_LIMIT (6u * 1024u * 1024u) /* a value travels in one wire frame */
+#define REG_KV_KEYS_MAX_LIMIT 1000000000u
+#define REG_KV_BYTES_MAX_LIMIT (1ull << 40) /* 1 TiB */
+
+/* Parses and validates a manifest held in memory. `filename` names the file in
+ * error messages and picks the syntax: ".json" is parsed with jansson,
+ * anything else with libyaml (YAML is a superset of JSON anyway). On success
+ * returns 0 and stores a new manifest in *out (free with reg_manifest_free).
+ * On failure returns TINE_EINVAL, stores nothing, and writes one line to err:
+ * "file:line:col: key.path: what was expected". Never aborts on bad input or
+ * out-of-memory (returns -ENOMEM). */
+int reg_manifest_parse(const char *filename, const char *data, size_t len, reg_manifest_t **out, char *err,
+                       size_t errlen);
+
+void reg_manifest_free(reg_manifest_t *m);
+
+/* Finds function `name` (len bytes, not necessarily NUL-terminated) of a
+ * manifest made by reg_manifest_parse, through the index built there once:
+ * true and its position in m->functions in *index, or false (also for a NULL
+ * manifest). Expected O(1): one hash, then a comparison per name met. */
+bool reg_manifest_function_index(const reg_manifest_t *m, const char *name, size_t len, size_t *index);
+
+/* -------------------------------------------------------------------- cron */
+
+/* Validates a cron expression: 5 fields (min hour dom month dow, with * , - /
+ * and names jan..dec, sun..sat) or "@every <duration>" or @hourly/@daily/
+ * @weekly/@monthly/@yearly. Returns 0 or TINE_EINVAL with a message in err. */
+int reg_cron_validate(const char *expr, char *err, size_t errlen);
+
+/* The first firing time of a valid cron expression strictly after
+ * `after_ms` (unix ms), in UTC: minute boundaries for the five fields, whole
+ * multiples of the interval since the epoch for "@every" (so every node
+ * computes the same ticks). Returns 0, TINE_EINVAL for a bad expression, or
+ * TINE_ENOTFOUND when it never fires. */
+int reg_cron_next(const char *expr, int64_t after_ms, int64_t *next_ms);
+
+/* Parses a duration "250ms", "3s", "2m", "1h", "1m30s" into milliseconds.
+ * Returns 0 or TINE_EINVAL. */
+int reg_parse_duration_ms(const char *s, uint64_t *out_ms);
+
+/* ------------------------------------------------------------- route table */
+
+#define REG_ROUTE_MAX_PARAMS 16
+
+typedef struct {
+    const char *name; /* points into the table's pattern; not NUL-terminated */
+    size_t name_len;
+    const char *value; /* points into the matched path; not decoded */
+    size_t value_len;
+} reg_route_param_t;
+
+typedef struct reg_route_table reg_route_table_t;
+
+reg_route_table_t *reg_route_table_new(void);
+void reg_route_table_free(reg_route_table_t *t);
+
+/* Checks that a route path is well formed: starts with "/", segments are
+ * literals, ":name" params or a final "*name" (or bare "*") rest; at most
+ * REG_ROUTE_MAX_PARAMS params; no duplicate param names. Returns 0 or
+ * TINE_EINVAL with a message in err. */
+int reg_route_path_validate(const char *path, char *err, size_t errlen);
+
+/* Adds a route. `method` is upper case or "ANY"; `data` is returned by match.
+ * Returns TINE_ECONFLICT (message in err) when the same method and the same
+ * path shape (param names ignored) is already present, TINE_EINVAL for a bad
+ * path. The table copies method and pattern. */
+int reg_route_table_add(reg_route_table_t *t, const char *method, const char *pattern, void *data, char *err,
+                        size_t errlen);
+
+/* Matches a request. Per segment a literal beats a :param, which beats a
+ * *rest; an exact method beats ANY. Returns the route's data and fills params
+ * (up to REG_ROUTE_MAX_PARAMS) and *nparams, or returns NULL; then
+ * *path_matched is set to 1 when some route matched the path with another
+ * method (so the caller can answer 405), else 0. `path` excludes the query. */
+void *reg_route_table_match(const reg_route_table_t *t, const char *method, size_t method_len, const char *path,
+                            size_t path_len, reg_route_param_t *params, size_t *nparams, int *path_matched);
+/* ------------------------------------------------------------ app versions */
+
+/* One immutable, loaded version of an app: its manifest, the directory its
+ * files were written to, and its route table (route data: reg_route_t *).
+ * Reference counted: whoever keeps one past the current callback retains it
+ * (a request being served holds its version until it answers, so a request is
+ * served wholly by one version even while deploys happen). */
+typedef struct reg_app_version {
+    int refcnt;
+    char *app;
+    uint64_t version;
+    reg_manifest_t *manifest;
+    char *bundle_dir;
+    reg_route_table_t *routes;
+} reg_app_version_t;
+
+/* Makes a loaded version of `app` (copied) from its parsed manifest and the
+ * directory its files were written to, taking both in every case, and builds
+ * its route table. Returns 0 and *out with one reference, or the route
+ * table's error with a message in err. */
+int reg_app_version_new(const char *app, uint64_t version, reg_manifest_t *manifest, char *bundle_dir,
+                        reg_app_version_t **out, char *err, size_t errlen);
+
+void reg_app_version_retain(reg_app_version_t *v);
+/* Drops a reference; the last one frees the version. Accepts NULL. */
+void reg_app_version_release(reg_app_version_t *v);
+
+typedef struct {
+    reg_app_version_t *v;
+    size_t app_len; /* strlen(v->app) */
+} reg_app_map_entry_t;
+
+/* Versions by app name, one per app, each holding a reference: the live
+ * table (store/live.c) and the events module's view of it. A sorted array:
+ * lookups by binary search, walks (entries[0] .. entries[len-1]) in its
+ * order: shorter names first, names of one length bytewise (so most
+ * comparisons are decided by the lengths alone). */
+typedef struct {
+    reg_app_map_entry_t *entries;
+    size_t len;
+    size_t cap;
+} reg_app_map_t;
+
+void reg_app_map_init(reg_app_map_t *m);
+/* Releases every version the map holds and frees its array. */
+void reg_app_map_dispose(reg_app_map_t *m);
+
+/* The version of `app` (app_len bytes, not necessarily NUL-terminated),
+ * borrowed, or NULL. */
+reg_app_version_t *reg_app_map_get(const reg_app_map_t *m, const char *app, size_t app_len);
+
+/* Makes v the version of its app (v->app), taking the caller's reference to
+ * it. Returns the version it replaces, whose reference passes to the caller,
+ * or NULL. */
+reg_app_version_t *reg_app_map_put(reg_app_map_t *m, reg_app_version_t *v);
+
+/* Removes `app`; returns its version, whose reference passes to the caller,
+ * or NULL when the map has none. */
+reg_app_version_t *reg_app_map_take(reg_app_map_t *m, const char *app, size_t app_len);
+
+#endif

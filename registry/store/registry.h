@@ -1,0 +1,190 @@
+/* The registry on Redis: the versioned store of bundles (deploy, rollback,
+ * prune, delete), the live table of this node following deploy
+ * announcements, and the private redis-server of a node given no Redis URL.
+ * Built on the app model (model/app_model.h) and bundles (bundle/bundle.h),
+ * through redis/. */
+#ifndef TINE_REGISTRY_H
+#define TINE_REGISTRY_H
+
+#include "app_model.h"
+#include "bundle.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------- store */
+
+typedef struct reg_store reg_store_t;
+
+/* The store on the Redis at `url` (any URL of redis/tine_redis.h): the
+ * connection is made on first use and again after it broke, so a store is
+ * made while Redis is away. Returns NULL with a message in err when the URL
+ * cannot be used. Synchronous. The writes an operator is told about (make
+ * live, rollback, prune, delete) are confirmed by a replica of the master
+ * when it has one (rds_sync_wait_replicas): unconfirmed, they fail with
+ * TINE_EREDIS and say what is on the master. */
+reg_store_t *reg_store_connect(const char *url, char *err, size_t errlen);
+void reg_store_free(reg_store_t *s);
+
+/* Connects when not connected: 0, or why Redis cannot be used now
+ * (rds_sync_connect's codes: TINE_EAUTH for a refusal, TINE_EREDIS). */
+int reg_store_check(reg_store_t *s, char *err, size_t errlen);
+
+/* Stages a validated bundle as the next version of its app, not live: its
+ * files (stored once by SHA-256) and its version hash. Returns 0 and the
+ * new version number. Its files are marked as in use by a deploy under way
+ * (*mark) until reg_store_release_marks, which the caller calls once the
+ * version is live or removed (also after a failure). */
+int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, uint64_t *mark, char *err, size_t errlen);
+void reg_store_release_marks(reg_store_t *s, uint64_t mark);
+
+/* Makes a staged version live and publishes it on RDS_CHANNEL_DEPLOYS, in one
+ * step, then has a replica confirm it (with the version's files). Returns
+ * TINE_ECONFLICT (a newer version, stored in *newer, became live meanwhile:
+ * it stays), TINE_ENOTFOUND when the version is gone, TINE_EREDIS when Redis
+ * failed or no replica confirmed (then it may be live: the message says). */
+int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint64_t *newer, char *err, size_t errlen);
+
+/* Removes a staged version that did not go live (never the live one). */
+int reg_store_unstage(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen);
+
+/* Stages a bundle and makes it live: reg_store_stage + reg_store_make_live. */
+int reg_store_deploy(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, char *err, size_t errlen);
+
+/* The newest version of the bundle's app with the same content
+ * (reg_bundle_identity), or 0 in *version. */
+int reg_store_find_identical(reg_store_t *s, const reg_bundle_t *b, uint64_t *version);
+
+typedef struct {
+    uint64_t *pruned; /* versions removed, ascending */
+    size_t npruned;
+    uint64_t *kept; /* versions left, ascending */
+    size_t nkept;
+    uint64_t live;
+    size_t blobs_deleted; /* files no version references any more */
+} reg_prune_result_t;
+
+/* Removes the versions of `app` but the `keep` newest, the live one (even
+ * when older) and one a deploy under way staged, then the stored files no
+ * version of any app references (safe against concurrent deploys). Returns TINE_ENOTFOUND for an unknown app.
+ * Dispose *out with reg_prune_result_dispose (also after a failure). */
+int reg_store_prune(reg_store_t *s, const char *app, size_t keep, reg_prune_result_t *out, char *err, size_t errlen);
+void reg_prune_result_dispose(reg_prune_result_t *r);
+
+typedef struct {
+    size_t versions;
+    size_t blobs_deleted;
+} reg_delete_result_t;
+
+/* Deletes an app from the registry: first its live alias and registration,
+ * announced as version 0 so every node stops serving it; then its versions
+ * and the files only they referenced. Kept: its version counter (a later app
+ * of the same name continues the numbering). What other modules keep of the
+ * app (tine.kv keys, dead letters, records) they delete themselves
+ * (inv_delete_app_data, ev_delete_app, bill_delete_app). Returns
+ * TINE_ENOTFOUND for an unknown app. */
+int reg_store_delete_app(reg_store_t *s, const char *app, reg_delete_result_t *out, char *err, size_t errlen);
+
+/* Whether `app` ever had a version here (its version counter exists), even
+ * when it was deleted since. */
+int reg_store_app_known(reg_store_t *s, const char *app, bool *known);
+
+/* Moves the live alias of `app` to `version` (0 = the version before the
+ * current live one) atomically and publishes. Returns TINE_ENOTFOUND when the
+ * app or version does not exist. Stores the version made live in *now_live. */
+int reg_store_rollback(reg_store_t *s, const char *app, uint64_t version, uint64_t *now_live, char *err, size_t errlen);
+
+typedef struct {
+    uint64_t version;
+    int64_t created_ms; /* unix ms */
+    char bundle_sha256[65];
+    size_t files;
+} reg_version_info_t;
+
+/* Lists app names (sorted). Caller frees each string and the array. */
+int reg_store_list_apps(reg_store_t *s, char ***names, size_t *n);
+/* Live version of an app (0 when none). */
+int reg_store_live_version(reg_store_t *s, const char *app, uint64_t *version);
+/* All versions of an app, ascending. Caller frees *out. */
+int reg_store_list_versions(reg_store_t *s, const char *app, reg_version_info_t **out, size_t *n);
+
+/* Loads one version's files (paths and contents) and its parsed manifest.
+ * Returns a bundle as reg_bundle_read would. */
+int reg_store_load_version(reg_store_t *s, const char *app, uint64_t version, reg_bundle_t **out, char *err,
+                           size_t errlen);
+/* ------------------------------------------------------------ live table */
+
+typedef struct reg_live reg_live_t;
+struct uv_loop_s;
+
+/* Called after an app's live version changed (old may be NULL for a new app,
+ * new_v NULL when the app disappeared). Both are borrowed for the call. */
+typedef void (*reg_live_change_cb)(void *data, const reg_app_version_t *old_v, const reg_app_version_t *new_v);
+
+/* Creates the in-memory table of live app versions: loads every app's live
+ * version from Redis (writing bundle files under state_dir/bundles/APP/N),
+ * then follows deploy announcements (async hiredis subscription on `loop`),
+ * reloading the announced app each time. When Redis is away at the start
+ * the table starts empty and is loaded once Redis answers (retried with
+ * backoff, and at every connect of the subscription). Returns NULL with a
+ * message when the URL cannot be used. */
+reg_live_t *reg_live_new(struct uv_loop_s *loop, const char *redis_url, const char *state_dir, reg_live_change_cb cb,
+                         void *cb_data, char *err, size_t errlen);
+void reg_live_free(reg_live_t *l);
+
+/* Why the table has not been loaded from Redis yet (a node started while
+ * Redis, or every sentinel, was away: it keeps trying), or NULL once it
+ * was, even when Redis went away since (the node serves what it loaded). */
+const char *reg_live_unloaded(reg_live_t *l);
+
+/* The live version of `app` (borrowed; retain it to keep it), or NULL. */
+reg_app_version_t *reg_live_get(reg_live_t *l, const char *app, size_t app_len);
+
+/* Re-reads the live version of `app` from Redis now (used right after a local
+ * deploy or rollback so the node serves it before the announcement echoes). */
+int reg_live_reload(reg_live_t *l, const char *app, char *err, size_t errlen);
+
+/* Writes a bundle's files for `version` under state_dir/bundles, as loading
+ * it will need them, before it is made live: a deploy refuses a version
+ * this node cannot write (a full or read-only state dir). */
+int reg_live_prepare(reg_live_t *l, const reg_bundle_t *b, uint64_t version, char *err, size_t errlen);
+
+/* An app whose live version this node cannot load: it serves the version it
+ * had (or none) and retries with backoff (500 ms doubling to 30 s). */
+typedef struct {
+    const char *app;
+    uint64_t version; /* the live version it cannot load (0: unknown) */
+    const char *error;
+} reg_live_failure_t;
+
+/* Fills out with up to max failures (strings borrowed until the table
+ * changes) and returns how many there are. */
+size_t reg_live_failures(reg_live_t *l, reg_live_failure_t *out, size_t max);
+
+/* Why the live version of `app` cannot be loaded here (and which it is, in
+ * *version), or NULL when this node serves it. */
+const char *reg_live_failure(reg_live_t *l, const char *app, uint64_t *version);
+
+/* The store connection used by the table (for admin calls on the same loop). */
+reg_store_t *reg_live_store(reg_live_t *l);
+
+/* Number of live apps. */
+size_t reg_live_count(reg_live_t *l);
+/* ------------------------------------------------------- embedded redis */
+
+#define REG_EMBEDDED_REDIS_MAXMEMORY "512mb" /* default memory cap of the private redis-server */
+
+/* Starts a private redis-server for a node that was given no Redis URL: unix
+ * socket state_dir/redis.sock, append-only file under state_dir, no TCP
+ * port, a password generated once into state_dir/redis.password (0600), at
+ * most `maxmemory` (Redis's syntax, "512mb"; NULL: the default; "0": no cap)
+ * evicting only keys with a TTL. Its settings go through state_dir/redis.conf
+ * (0600), never its command line. Waits until it answers PING (up to 10 s).
+ * Stores its pid and a "unix://:PASSWORD@/..." URL (malloc'd). The server
+ * dies with tined (PDEATHSIG) and is stopped by reg_embedded_redis_stop. */
+int reg_embedded_redis_start(const char *state_dir, const char *maxmemory, int *pid, char **url, char *err,
+                             size_t errlen);
+void reg_embedded_redis_stop(int pid);
+
+#endif
