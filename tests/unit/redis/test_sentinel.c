@@ -473,9 +473,51 @@ static void test_bad_input(void **state)
     free(url);
 }
 
+/* The URL works synchronously (a SET) and asynchronously (a connection to
+ * the master at 127.0.0.1:port). */
+static void expect_works(fixture_t *f, const char *url, int port)
+{
+    char err[1024];
+    rds_sync_t *s = rds_sync_new(url, 2000, err, sizeof err);
+    redisReply *r = rds_sync_command(s, err, sizeof err, "SET a b");
+    if (r == NULL)
+        fail_msg("sync %s: %s", url, err);
+    freeReplyObject(r);
+    rds_sync_free(s);
+    probe_t p = {0};
+    rds_async_t *c = open_conn(&f->loop, url, &p, RDS_FAIL_WHEN_DOWN, 500);
+    assert_true(run_until(&f->loop, &p.connected, 1, 5000));
+    expect_address(c, port);
+    close_conn(&f->loop, c, &p);
+}
+
+/* The URL is refused: the synchronous connect fails with TINE_EAUTH saying
+ * want_sync, an asynchronous connection never comes up and says
+ * want_async; neither message shows `secret`. */
+static void expect_refused(fixture_t *f, const char *url, const char *secret, const char *want_sync,
+                           const char *want_async)
+{
+    char err[2048];
+    rds_sync_t *s = rds_sync_new(url, 2000, err, sizeof err);
+    assert_int_equal(rds_sync_connect(s, err, sizeof err), TINE_EAUTH);
+    if (strstr(err, want_sync) == NULL)
+        fail_msg("sync: expected [%s] in [%s]", want_sync, err);
+    assert_null(strstr(err, secret));
+    rds_sync_free(s);
+    probe_t p = {0};
+    rds_async_t *c = open_conn(&f->loop, url, &p, RDS_FAIL_WHEN_DOWN, 500);
+    run_for(&f->loop, 1000);
+    assert_int_equal(p.connected, 0);
+    if (strstr(rds_async_error(c), want_async) == NULL)
+        fail_msg("async: expected [%s] in [%s]", want_async, rds_async_error(c));
+    assert_null(strstr(rds_async_error(c), secret));
+    close_conn(&f->loop, c, &p);
+}
+
 /* The master's password in the URL reaches the master, not the sentinels;
  * a wrong one is a refusal (TINE_EAUTH), not an outage. Sentinels that
- * require a password of their own get ?sentinel_password=. */
+ * require a password of their own get ?sentinel_password=; without it, or
+ * with a wrong one, the refusal says so. */
 static void test_passwords(void **state)
 {
     fixture_t *f = *state;
@@ -494,78 +536,41 @@ static void test_passwords(void **state)
     snprintf(h->name, sizeof h->name, "mp");
     for (int i = 0; i < 3; i++)
         test_sentinel_start(&h->sentinel[i], "mp", h->server[0].port, 2);
+    int master = h->server[0].port;
     char *url = test_ha_url(h, ":pw1@", NULL);
-    char err[1024];
-    rds_sync_t *s = rds_sync_new(url, 2000, err, sizeof err);
-    redisReply *r = rds_sync_command(s, err, sizeof err, "SET a b");
-    if (r == NULL)
-        fail_msg("with the password: %s", err);
-    freeReplyObject(r);
-    rds_sync_free(s);
+    expect_works(f, url, master);
     free(url);
     url = test_ha_url(h, ":nope@", NULL);
-    s = rds_sync_new(url, 2000, err, sizeof err);
-    assert_int_equal(rds_sync_connect(s, err, sizeof err), TINE_EAUTH);
-    assert_non_null(strstr(err, "refused the password"));
-    assert_null(strstr(err, "nope"));
-    rds_sync_free(s);
+    expect_refused(f, url, "nope", "refused the password", "refused the password");
     free(url);
 
     /* A sentinel with a password of its own. */
     test_sentinel_t *locked = &h->odd;
     locked->extra_conf = "requirepass spw\nsentinel auth-pass mp pw1\n";
-    test_sentinel_start(locked, "mp", h->server[0].port, 1);
-    url = xasprintf("redis-sentinel://:pw1@127.0.0.1:%d/mp?sentinel_password=spw", locked->port);
-    s = rds_sync_new(url, 2000, err, sizeof err);
-    r = rds_sync_command(s, err, sizeof err, "SET b c");
-    if (r == NULL)
-        fail_msg("with the sentinel's password: %s", err);
-    freeReplyObject(r);
-    rds_sync_free(s);
-    probe_t p = {0};
-    rds_async_t *c = open_conn(&f->loop, url, &p, RDS_FAIL_WHEN_DOWN, 500);
-    assert_true(run_until(&f->loop, &p.connected, 1, 5000));
-    expect_address(c, h->server[0].port);
-    close_conn(&f->loop, c, &p);
+    test_sentinel_start(locked, "mp", master, 1);
+    int lp = locked->port;
+    url = xasprintf("redis-sentinel://:pw1@127.0.0.1:%d/mp?sentinel_password=spw", lp);
+    expect_works(f, url, master);
     free(url);
-    url = xasprintf("redis-sentinel://:pw1@127.0.0.1:%d/mp", locked->port);
-    s = rds_sync_new(url, 2000, err, sizeof err);
-    assert_int_equal(rds_sync_connect(s, err, sizeof err), TINE_EAUTH);
-    char *want = xasprintf("sentinel 127.0.0.1:%d requires a password: give it as ?sentinel_password= in "
+    url = xasprintf("redis-sentinel://:pw1@127.0.0.1:%d/mp", lp);
+    char *sync = xasprintf("sentinel 127.0.0.1:%d requires a password: give it as ?sentinel_password= in "
                            "redis-sentinel://:***@127.0.0.1:%d/mp",
-                           locked->port, locked->port);
-    if (strstr(err, want) == NULL)
-        fail_msg("expected [%s] in [%s]", want, err);
-    rds_sync_free(s);
-    memset(&p, 0, sizeof p);
-    c = open_conn(&f->loop, url, &p, RDS_FAIL_WHEN_DOWN, 500);
-    run_for(&f->loop, 1000);
-    assert_int_equal(p.connected, 0);
-    free(want);
-    want = xasprintf("sentinel 127.0.0.1:%d requires a password: give it as ?sentinel_password= in the "
-                     "redis-sentinel:// URL",
-                     locked->port);
-    if (strstr(rds_async_error(c), want) == NULL)
-        fail_msg("async: expected [%s] in [%s]", want, rds_async_error(c));
-    close_conn(&f->loop, c, &p);
-    free(want);
+                           lp, lp);
+    char *async = xasprintf("sentinel 127.0.0.1:%d requires a password: give it as ?sentinel_password= in the "
+                            "redis-sentinel:// URL",
+                            lp);
+    expect_refused(f, url, "pw1", sync, async);
+    free(sync);
+    free(async);
     free(url);
-    url = xasprintf("redis-sentinel://:pw1@127.0.0.1:%d/mp?sentinel_password=wrong", locked->port);
-    s = rds_sync_new(url, 2000, err, sizeof err);
-    assert_int_equal(rds_sync_connect(s, err, sizeof err), TINE_EAUTH);
-    assert_non_null(strstr(err, "refused the sentinel password of redis-sentinel://:***@127.0.0.1:"));
-    assert_null(strstr(err, "wrong"));
-    rds_sync_free(s);
-    memset(&p, 0, sizeof p);
-    c = open_conn(&f->loop, url, &p, RDS_FAIL_WHEN_DOWN, 500);
-    run_for(&f->loop, 1000);
-    assert_int_equal(p.connected, 0);
-    want = xasprintf("sentinel 127.0.0.1:%d refused the sentinel password of the redis-sentinel:// URL", locked->port);
-    if (strstr(rds_async_error(c), want) == NULL)
-        fail_msg("async: expected [%s] in [%s]", want, rds_async_error(c));
-    assert_null(strstr(rds_async_error(c), "wrong"));
-    close_conn(&f->loop, c, &p);
-    free(want);
+    url = xasprintf("redis-sentinel://:pw1@127.0.0.1:%d/mp?sentinel_password=wrong", lp);
+    sync = xasprintf("sentinel 127.0.0.1:%d refused the sentinel password of "
+                     "redis-sentinel://:***@127.0.0.1:%d/mp?sentinel_password=***",
+                     lp, lp);
+    async = xasprintf("sentinel 127.0.0.1:%d refused the sentinel password of the redis-sentinel:// URL", lp);
+    expect_refused(f, url, "wrong", sync, async);
+    free(sync);
+    free(async);
     free(url);
     test_sentinel_stop(locked);
 }
