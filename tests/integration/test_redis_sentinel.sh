@@ -199,7 +199,8 @@ other=$(awk '$2 != 202 && $2 != 503' "$T/flow.log" | wc -l)
 check "events during the failover: 202 or 503, nothing else" "0" "$other"
 flow=($(awk '$2 == 202 { print $1 }' "$T/flow.log"))
 wait_for 30 all_seen "${flow[@]}" || true
-lost=$(unseen "${flow[@]}")
+lost=$(unseen "${before[@]}" "${flow[@]}")
+processed=$((${#before[@]} + ${#flow[@]} - lost))
 dups=$(seen_twice "${before[@]}" "${flow[@]}")
 # Ingest recovered at the first 202 after the last refusal that followed the kill.
 # (Times relative to the kill: awk prints epoch milliseconds in %g.)
@@ -210,7 +211,8 @@ echo "# event ingest answers 202 again ${ingest_ms:-never} ms after the master w
 [ -n "$ingest_ms" ] && [ "$ingest_ms" -lt 10000 ] && ok "event ingest recovers within 10 s (${ingest_ms} ms)" \
   || fail "event ingest after the failover" "${ingest_ms:-no 202 after the refusals}: $(awk -v t0="$t0_ms" \
     '$3 >= t0 { printf "%s:%d ", $2, $3 - t0 }' "$T/flow.log")"
-echo "# events: ${#before[@]} accepted before, $accepted accepted and $refused refused during; $lost lost, $dups delivered twice"
+echo "# events: ${#before[@]} accepted before, $accepted accepted and $refused refused (503) in the stream through the failover;" \
+  "$processed processed, $lost lost, $dups delivered twice"
 check "every event accepted during the failover is processed" "0" "$lost"
 [ "$accepted" -gt 0 ] && ok "events were accepted during the failover ($accepted)" || fail "events accepted" "none"
 
