@@ -217,6 +217,16 @@ static void outcome_fail(ev__outcome_t *o, const char *why)
         o->error = xstrdup(why ? why : "failed");
 }
 
+/* Notes the reply to the write: a failure when it is NULL (the connection
+ * was lost first) or an error. */
+static void outcome_reply(ev__outcome_t *o, const redisReply *r)
+{
+    if (r == NULL)
+        outcome_fail(o, "redis connection lost before the event was stored");
+    else if (r->type == REDIS_REPLY_ERROR)
+        outcome_fail(o, r->str);
+}
+
 /* Counts one answer in; true when it was the last. */
 static bool outcome_settled(ev__outcome_t *o)
 {
@@ -363,10 +373,7 @@ static void emit_settle(emit_t *em)
 static void on_emitted(void *priv, redisReply *r)
 {
     emit_t *em = priv;
-    if (r == NULL)
-        outcome_fail(&em->out, "redis connection lost before the event was stored");
-    else if (r->type == REDIS_REPLY_ERROR)
-        outcome_fail(&em->out, r->str);
+    outcome_reply(&em->out, r);
     emit_settle(em);
 }
 
@@ -489,10 +496,7 @@ static void on_sure_stored(void *priv, redisReply *r)
 {
     ev__sure_t *p = priv;
     /* nil: the dedupe key was there (stored before, maybe by another node). */
-    if (r == NULL)
-        outcome_fail(&p->out, "the redis connection was lost");
-    else if (r->type == REDIS_REPLY_ERROR)
-        outcome_fail(&p->out, r->str);
+    outcome_reply(&p->out, r);
     sure_settle(p);
 }
 
