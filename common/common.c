@@ -50,10 +50,11 @@ const char *tine_strerror(int code)
 
 void tine_oom(size_t n)
 {
+    /* tine_log does not abort without memory: it writes a line built on the stack. */
     if (n == 0)
-        fprintf(stderr, "tine: out of memory\n");
+        tine_log(TINE_LOG_ERROR, "out of memory");
     else
-        fprintf(stderr, "tine: out of memory allocating %zu bytes\n", n);
+        tine_log(TINE_LOG_ERROR, "out of memory allocating %zu bytes", n);
     abort();
 }
 

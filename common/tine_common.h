@@ -45,8 +45,8 @@ char *xstrndup(const char *s, size_t n);
 /* Formats into a fresh heap string; aborts on out-of-memory. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Prints "tine: out of memory allocating N bytes" and aborts: what the x*
- * functions do when an allocation fails. */
+/* Logs "out of memory allocating N bytes" (tine_log, level error) and
+ * aborts: what the x* functions do when an allocation fails. */
 _Noreturn void tine_oom(size_t n);
 
 /* A growable byte buffer. Caller-allocated; tine_buf_dispose frees the data.
