@@ -70,8 +70,8 @@ static void log_line_no_memory(tine_log_level_t level, const char *when, const c
         msg = "out of memory: a log line was lost";
         mlen = strlen(msg);
     }
-    int n = snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%.*s\"}\n", when,
-                     level_names[level], (int)mlen, msg);
+    int n = snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%.*s\"}\n", when, level_names[level],
+                     (int)mlen, msg);
     if (n > 0 && (size_t)n < sizeof line)
         write_all(line, (size_t)n);
 }
