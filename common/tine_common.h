@@ -225,6 +225,9 @@ void tine_log(tine_log_level_t level, const char *fmt, ...) __attribute__((forma
 void tine_log_kv(tine_log_level_t level, const char *const *kv, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The `kv` of tine_log_kv in place: TINE_LOG_KV("app", app, "function", fn). */
+#define TINE_LOG_KV(...) ((const char *const[]){__VA_ARGS__, NULL})
+
 /* Like tine_log_kv with a message of `len` bytes taken as it is (no format,
  * no length limit; JSON quoting escapes what needs it). */
 void tine_log_text(tine_log_level_t level, const char *const *kv, const char *msg, size_t len);
