@@ -87,7 +87,7 @@ static void on_container_event_appended(void *priv, redisReply *reply)
 {
     redisReply *r = reply;
     if (r && r->type == REDIS_REPLY_ERROR)
-        fprintf(stderr, "tined: events: cannot store a container event: %s\n", r->str);
+        tine_log(TINE_LOG_WARN, "events: cannot store a container event: %s", r->str);
 }
 
 static bool action_wanted(const char *a)
@@ -142,7 +142,7 @@ static void docker_line(ev__docker_t *d, const char *line, size_t len)
     json_t *event = ev__make_event(id, ctype, source, name ? name : cid, when ? when : tine_now_unix_ms(), data);
     char *seen = xasprintf(RDS_KEY_SEEN_PREFIX "%s", id);
     if (ev__append_one(d->ev, "", event, NULL, seen, DOCKER_SEEN_TTL_S, on_container_event_appended, NULL) != 0)
-        fprintf(stderr, "tined: events: container event %s lost: redis is unreachable\n", id);
+        tine_log(TINE_LOG_WARN, "events: container event %s lost: redis is unreachable", id);
     free(seen);
     json_decref(event);
     free(source);
@@ -188,8 +188,8 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
         d->podman = true;
     } else if (n <= 2 && d->status == 200 && !d->streaming) {
         d->streaming = true;
-        fprintf(stderr, "tined: events: following %s container events on %s\n", d->podman ? "Podman" : "Docker",
-                d->socket_path);
+        tine_log(TINE_LOG_INFO, "events: following %s container events on %s", d->podman ? "Podman" : "Docker",
+                 d->socket_path);
         d->warned = false;
     }
     return n;
@@ -211,21 +211,20 @@ static void check_done(ev__docker_t *d)
         if (d->stopping)
             return;
         if (d->streaming) {
-            fprintf(stderr, "tined: events: the container engine on %s went away (%s); reconnecting\n",
-                    d->socket_path, rc == CURLE_OK ? "stream ended" : curl_easy_strerror(rc));
+            tine_log(TINE_LOG_WARN, "events: the container engine on %s went away (%s); reconnecting", d->socket_path,
+                     rc == CURLE_OK ? "stream ended" : curl_easy_strerror(rc));
         } else if (!d->warned) {
             /* curl speaks of "localhost port 80": say what is wrong with the socket. */
             const char *why = access(d->socket_path, F_OK) != 0 ? strerror(errno)
                               : d->curl_err[0]                  ? d->curl_err
                                                                 : curl_easy_strerror(rc);
             if (rc != CURLE_OK)
-                fprintf(stderr,
-                        "tined: events: warning: no container engine at %s (%s); container events start when one "
-                        "appears\n",
-                        d->socket_path, why);
+                tine_log(TINE_LOG_WARN,
+                         "events: no container engine at %s (%s); container events start when one appears",
+                         d->socket_path, why);
             else
-                fprintf(stderr, "tined: events: warning: the container engine on %s answered %ld to GET /events\n",
-                        d->socket_path, d->status);
+                tine_log(TINE_LOG_WARN, "events: the container engine on %s answered %ld to GET /events",
+                         d->socket_path, d->status);
             d->warned = true;
         }
         d->streaming = false;

@@ -377,7 +377,7 @@ static int load_log_dirs(ev_events_t *ev, const char *paths, char *err, size_t e
         if (realpath(p, resolved) == NULL) {
             /* A directory that does not exist yet can hold no file: keep the
              * name as given (normalised later when it appears). */
-            fprintf(stderr, "tined: --log-paths: %s: %s (allowed anyway)\n", p, strerror(errno));
+            tine_log(TINE_LOG_WARN, "--log-paths: %s: %s (allowed anyway)", p, strerror(errno));
             snprintf(resolved, sizeof resolved, "%s", p);
         }
         size_t n = strlen(resolved);

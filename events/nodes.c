@@ -52,7 +52,7 @@ static void on_lifecycle(void *priv, redisReply *reply)
     redisReply *r = reply;
     ev->nodes_busy = false;
     if (r && r->type == REDIS_REPLY_ERROR && !ev->closing)
-        fprintf(stderr, "tined: events: node lifecycle: %s\n", r->str);
+        tine_log(TINE_LOG_WARN, "events: node lifecycle: %s", r->str);
 }
 
 static void on_heartbeat_timer(uv_timer_t *t)
