@@ -259,7 +259,7 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
         deploy_unloadable(gw, req, app, version, err);
         return;
     }
-    fprintf(stderr, "tined: deployed %s version %" PRIu64 "\n", app, version);
+    tine_log_kv(TINE_LOG_INFO, TINE_LOG_KV("app", app), "deployed %s version %" PRIu64, app, version);
     gw__send_json(req, 201, json_pack("{s:s, s:I}", "app", app, "version", (json_int_t)version));
 }
 
@@ -387,7 +387,7 @@ static void admin_prune(gw_server_t *gw, h2o_req_t *req, const char *app)
         gw__send_error(req, r == TINE_ENOTFOUND ? 404 : 503, "%s", err);
         return;
     }
-    fprintf(stderr, "tined: pruned %zu versions of %s\n", p.npruned, app);
+    tine_log_kv(TINE_LOG_INFO, TINE_LOG_KV("app", app), "pruned %zu versions of %s", p.npruned, app);
     gw__send_json(req, 200,
                   json_pack("{s:s, s:I, s:o, s:o, s:I}", "app", app, "live", (json_int_t)p.live, "pruned",
                             versions_array(p.pruned, p.npruned), "kept", versions_array(p.kept, p.nkept),
@@ -448,7 +448,7 @@ static void admin_rollback(gw_server_t *gw, h2o_req_t *req, const char *app)
         deploy_unloadable(gw, req, app, now_live, err);
         return;
     }
-    fprintf(stderr, "tined: %s rolled back to version %" PRIu64 "\n", app, now_live);
+    tine_log_kv(TINE_LOG_INFO, TINE_LOG_KV("app", app), "%s rolled back to version %" PRIu64, app, now_live);
     gw__send_json(req, 200, json_pack("{s:s, s:I}", "app", app, "live", (json_int_t)now_live));
 }
 
@@ -675,7 +675,8 @@ static void admin_scale(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, c
     } else {
         uint32_t warm = (uint32_t)json_integer_value(w);
         inv_scale(gw->inv, v, idx, warm);
-        fprintf(stderr, "tined: %s.%s v%" PRIu64 " keeps %" PRIu32 " warm sandboxes\n", v->app, fn, v->version, warm);
+        tine_log_kv(TINE_LOG_INFO, TINE_LOG_KV("app", v->app, "function", fn),
+                    "%s.%s v%" PRIu64 " keeps %" PRIu32 " warm sandboxes", v->app, fn, v->version, warm);
         gw__send_json(req, 200, json_pack("{s:s, s:s, s:I, s:i}", "app", v->app, "function", fn, "version",
                                           (json_int_t)v->version, "warm", (int)warm));
     }
