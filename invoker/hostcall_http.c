@@ -182,7 +182,7 @@ static http_client_t *client_get(inv_http_t *h, const char *app)
     cl->app = xstrdup(app);
     cl->multi = curl_multi_init();
     if (cl->multi == NULL) {
-        fprintf(stderr, "tined: cannot create the HTTP client of tine.http\n");
+        tine_log(TINE_LOG_ERROR, "cannot create the HTTP client of tine.http");
         abort();
     }
     curl_multi_setopt(cl->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
