@@ -275,7 +275,7 @@ static int live_reload_all(reg_live_t *l, char *err, size_t errlen)
     for (size_t i = 0; i < n; i++) {
         char e2[512];
         if (reg_live_reload(l, names[i], e2, sizeof(e2)) != 0) {
-            fprintf(stderr, "tined: cannot load app %s: %s\n", names[i], e2);
+            tine_log_kv(TINE_LOG_ERROR, TINE_LOG_KV("app", names[i]), "cannot load app %s: %s", names[i], e2);
             rc = rc ? rc : TINE_EREDIS;
         }
         free(names[i]);
@@ -304,7 +304,7 @@ static void on_message(void *data, redisReply *r)
     char *app = xstrndup(payload, app_len);
     char err[512];
     if (reg_live_reload(l, app, err, sizeof(err)) != 0)
-        fprintf(stderr, "tined: cannot reload app %s: %s\n", app, err);
+        tine_log_kv(TINE_LOG_ERROR, TINE_LOG_KV("app", app), "cannot reload app %s: %s", app, err);
     free(app);
 }
 
@@ -332,7 +332,7 @@ reg_live_t *reg_live_new(uv_loop_t *loop, const char *redis_url, const char *sta
     l->retry->l = l;
     uv_timer_init(loop, &l->retry->timer);
     if (live_reload_all(l, err, errlen) != 0)
-        fprintf(stderr, "tined: some apps could not be loaded: %s\n", err);
+        tine_log(TINE_LOG_ERROR, "some apps could not be loaded: %s", err);
     rds_async_config_t acfg = {.name = "registry-deploys", .on_connected = on_sub_connected, .data = l};
     if (rds_async_new(loop, redis_url, &acfg, &l->sub, err, errlen) != 0) {
         reg_live_free(l);
