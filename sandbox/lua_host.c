@@ -550,7 +550,8 @@ static int log_emit(lua_State *L, const char *level, int first)
         (void)sbx_outbox_frame(SBX_MSG_LOG, S->invocation_id, meta, (size_t)ml, b->data, b->len);
         S->log_sent += b->len + LOG_LINE_COST;
     } else {
-        fprintf(stderr, "[%s] %.*s\n", level, (int)b->len, b->data ? b->data : "");
+        tine_log_text(strcmp(level, "error") == 0 ? TINE_LOG_ERROR : TINE_LOG_INFO, NULL, b->data ? b->data : "",
+                      b->len);
     }
     sb_reset(b);
     return 0;
@@ -648,9 +649,9 @@ static int sdk_hostcall(lua_State *L)
         /* The protocol is broken (or the reply is not in memory: it stays in
          * the stream ahead of the next INVOKE): nothing sensible can follow. */
         if (rc != 0)
-            fprintf(stderr, "tine sandbox: cannot read the host reply: %s\n", tine_strerror(rc));
+            tine_log(TINE_LOG_ERROR, "sandbox: cannot read the host reply: %s", tine_strerror(rc));
         else
-            fprintf(stderr, "tine sandbox: expected a host reply, got frame type %u\n", h.type);
+            tine_log(TINE_LOG_ERROR, "sandbox: expected a host reply, got frame type %u", h.type);
         _exit(1);
     }
     sbx_outbox_call_resume(); /* the time it waited was not the invocation's */
@@ -971,7 +972,7 @@ sbx_lua_t *sbx_lua_prepare(const char *sdk_dir)
     lua_pushcfunction(S->L, prepare_step);
     lua_pushlightuserdata(S->L, &a);
     if (lua_pcall(S->L, 1, 0, 0) != 0) {
-        fprintf(stderr, "tine: cannot prepare the Lua SDK: %s\n", lua_tostring(S->L, -1));
+        tine_log(TINE_LOG_ERROR, "sandbox: cannot prepare the Lua SDK: %s", lua_tostring(S->L, -1));
         sbx_lua_free(S);
         return NULL;
     }
