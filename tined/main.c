@@ -129,7 +129,7 @@ static char *start_isolation(const tined_config_t *cfg)
     if (rc == 0)
         rc = sbx_isolation_configure(&iso);
     if (rc != 0) {
-        fprintf(stderr, "tined: cannot prepare sandbox isolation (temp dir %s): %s\n", dir, tine_strerror(rc));
+        tine_log(TINE_LOG_ERROR, "cannot prepare sandbox isolation (temp dir %s): %s", dir, tine_strerror(rc));
         free(dir);
         return NULL;
     }
@@ -147,8 +147,8 @@ static int report_isolation(void)
         return rc;
     for (int i = 0; i < SBX_LAYER_COUNT; i++)
         if (!r.layers[i].active)
-            fprintf(stderr, "tined: warning: isolation layer %s is off: %s\n", sbx_layer_name(i),
-                    r.layers[i].detail);
+            tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("layer", sbx_layer_name(i)), "isolation layer %s is off: %s",
+                        sbx_layer_name(i), r.layers[i].detail);
     return 0;
 }
 
