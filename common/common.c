@@ -590,3 +590,18 @@ int tine_fail(char *err, size_t errlen, const char *fmt, ...)
     tine_one_line(err);
     return TINE_EINVAL;
 }
+
+int tine_fail_errno(char *err, size_t errlen, const char *fmt, ...)
+{
+    int e = errno ? errno : EIO;
+    if (err != NULL && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < errlen)
+            snprintf(err + n, errlen - (size_t)n, ": %s", strerror(e));
+        tine_one_line(err);
+    }
+    return -e;
+}

@@ -154,6 +154,10 @@ void tine_one_line(char *s);
  * on one line (tine_one_line), and returns TINE_EINVAL. */
 int tine_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* tine_fail for a failed system call: the message, then ": " and
+ * strerror(errno), into err; returns -errno (-EIO when errno is 0). */
+int tine_fail_errno(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Monotonic clock in nanoseconds. */
 uint64_t tine_now_ns(void);
 

@@ -461,6 +461,24 @@ static void test_json_quote_invalid_utf8(void **state)
     tine_buf_dispose(&b);
 }
 
+/* ------------------------------------------------------ error messages */
+
+static void test_fail_errno(void **state)
+{
+    (void)state;
+    char err[64];
+    errno = ENOENT;
+    assert_int_equal(tine_fail_errno(err, sizeof err, "cannot open %s", "/x\ny"), -ENOENT);
+    assert_string_equal(err, "cannot open /x?y: No such file or directory"); /* one line */
+    errno = 0;
+    assert_int_equal(tine_fail_errno(err, sizeof err, "odd"), -EIO);
+    assert_string_equal(err, "odd: Input/output error");
+    errno = EPERM;
+    assert_int_equal(tine_fail_errno(err, 8, "a long message"), -EPERM);
+    assert_string_equal(err, "a long "); /* cut, still terminated */
+    assert_int_equal(tine_fail_errno(NULL, 0, "x"), -EPERM);
+}
+
 /* --------------------------------------------------------- file reading */
 
 static void test_read_file(void **state)
@@ -537,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_torture),
         cmocka_unit_test(test_json_quote_escapes),
         cmocka_unit_test(test_json_quote_invalid_utf8),
+        cmocka_unit_test(test_fail_errno),
         cmocka_unit_test(test_read_file),
         cmocka_unit_test(test_plain_text_is_kept),
         cmocka_unit_test(test_line_breaks_are_escaped),
