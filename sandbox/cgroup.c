@@ -465,7 +465,7 @@ int sbx__cgroup_create(sbx_exec_cgroup_t *c, uint32_t memory_mb, unsigned max_ta
         snprintf(err, errlen, "cannot make the invocation's cgroup below %s: %s: %s", cg.node[CG_MEMORY], step,
                  strerror(-e));
         sbx__cgroup_remove(c);
-        return -1;
+        return e;
     }
     return 0;
 }

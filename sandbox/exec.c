@@ -167,7 +167,8 @@ static bool header_name_ok(const char *s)
 }
 
 /* Builds the RESULT from stdout: a {status, headers, body} object is the
- * response; any other output is the body. Returns 0, or -1 with a message. */
+ * response; any other output is the body. Returns 0, or TINE_EINVAL with a
+ * message (a bad response). */
 static int send_result(run_t *r, uint32_t cpu_us, char *err, size_t errlen)
 {
     const char *out = r->out.data ? r->out.data : "";
@@ -192,10 +193,10 @@ static int send_result(run_t *r, uint32_t cpu_us, char *err, size_t errlen)
         json_t *hs = json_object_get(j, "headers"), *b = json_object_get(j, "body");
         if (status < 100 || status > 599) {
             snprintf(err, errlen, "bad response on stdout: status %lld: expected 100 to 599", (long long)status);
-            rc = -1;
+            rc = TINE_EINVAL;
         } else if (hs != NULL && !json_is_object(hs) && !json_is_null(hs)) {
             snprintf(err, errlen, "bad response on stdout: headers: expected an object");
-            rc = -1;
+            rc = TINE_EINVAL;
         }
         json_object_set_new(meta, "status", json_integer(status));
         json_object_foreach(rc == 0 ? hs : NULL, key, v) {
@@ -208,7 +209,7 @@ static int send_result(run_t *r, uint32_t cpu_us, char *err, size_t errlen)
             if (!header_name_ok(key) || val == NULL || strpbrk(val, "\r\n") != NULL) {
                 snprintf(err, errlen, "bad response on stdout: header '%.64s': expected a token name and a "
                                       "string value without CR or LF", key);
-                rc = -1;
+                rc = TINE_EINVAL;
                 break;
             }
             json_object_set_new(headers, key, json_string(val));
@@ -267,38 +268,35 @@ typedef struct {
     bool copy;        /* a binary without exec permission: run a copy */
 } launch_t;
 
+/* Reads the start of the program at `path` into l. Returns 0, or with a
+ * message in err -errno (it cannot be read) or TINE_EINVAL (not a file, a
+ * bad #! line). */
 static int plan_launch(const char *path, launch_t *l, char *err, size_t errlen)
 {
     memset(l, 0, sizeof *l);
     int f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (f < 0) {
-        snprintf(err, errlen, "cannot open the program: %s", strerror(errno));
-        return -1;
-    }
+    if (f < 0)
+        return tine_fail_errno(err, errlen, "cannot open the program");
     char head[256];
     ssize_t n = read(f, head, sizeof head - 1);
     struct stat st;
     int ok = fstat(f, &st);
     close(f);
-    if (n < 0 || ok != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "cannot read the program: %s", n < 0 || ok != 0 ? strerror(errno) : "not a file");
-        return -1;
-    }
+    if (n < 0 || ok != 0)
+        return tine_fail_errno(err, errlen, "cannot read the program");
+    if (!S_ISREG(st.st_mode))
+        return tine_fail(err, errlen, "cannot read the program: not a file");
     head[n] = '\0';
     if (n >= 2 && head[0] == '#' && head[1] == '!') {
         char *p = head + 2, *end = strchr(p, '\n');
-        if (end == NULL) {
-            snprintf(err, errlen, "the #! line is longer than %zu bytes", sizeof head - 3);
-            return -1;
-        }
+        if (end == NULL)
+            return tine_fail(err, errlen, "the #! line is longer than %zu bytes", sizeof head - 3);
         *end = '\0';
         while (*p == ' ' || *p == '\t')
             p++;
         size_t il = strcspn(p, " \t");
-        if (il == 0 || il >= sizeof l->interp) {
-            snprintf(err, errlen, "the #! line names no interpreter");
-            return -1;
-        }
+        if (il == 0 || il >= sizeof l->interp)
+            return tine_fail(err, errlen, "the #! line names no interpreter");
         memcpy(l->interp, p, il);
         p += il;
         while (*p == ' ' || *p == '\t')
@@ -318,20 +316,25 @@ static int plan_launch(const char *path, launch_t *l, char *err, size_t errlen)
     return 0;
 }
 
-/* Copies the program into the working dir as an executable file. */
+/* Copies the program into the working dir as an executable file. Returns 0
+ * or -errno (-EIO for a short write). */
 static int copy_executable(const char *src, const char *dst)
 {
     int in = open(src, O_RDONLY | O_CLOEXEC), out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
-    int rc = in < 0 || out < 0 ? -1 : 0;
+    int rc = in < 0 || out < 0 ? -errno : 0;
     char buf[65536];
-    ssize_t n;
-    while (rc == 0 && (n = read(in, buf, sizeof buf)) > 0)
-        if (write(out, buf, (size_t)n) != n)
-            rc = -1;
+    ssize_t n = 0;
+    while (rc == 0 && (n = read(in, buf, sizeof buf)) > 0) {
+        ssize_t w = write(out, buf, (size_t)n);
+        if (w != n)
+            rc = w < 0 ? -errno : -EIO;
+    }
+    if (rc == 0 && n < 0)
+        rc = -errno;
     if (in >= 0)
         close(in);
-    if (out >= 0 && close(out) != 0)
-        rc = -1;
+    if (out >= 0 && close(out) != 0 && rc == 0)
+        rc = -errno;
     return rc;
 }
 
@@ -490,8 +493,9 @@ static void run_child(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, const
     char **envp = build_env(spec, req, workdir, plan->proxy_fd >= 0);
     if (sbx__isolation_exec_child(spec, plan, host_workdir, err, sizeof err) != 0)
         child_fail(status_fd, err);
-    if (exe != prog && !l->interp[0] && copy_executable(prog, exe) != 0) {
-        snprintf(err, sizeof err, "cannot copy the program to the working dir: %s", strerror(errno));
+    int rc;
+    if (exe != prog && !l->interp[0] && (rc = copy_executable(prog, exe)) != 0) {
+        snprintf(err, sizeof err, "cannot copy the program to the working dir: %s", tine_strerror(rc));
         child_fail(status_fd, err);
     }
     execve(exe, argv, envp);
@@ -561,7 +565,9 @@ static void read_pipe(run_t *r, int *fd, char *buf, size_t size, void (*take)(ru
 }
 
 /* Feeds stdin, collects stdout and stderr until the program is gone (or the
- * invoker left). Returns 0, or -1 when the runner must give up. */
+ * invoker left). Returns 0, or when the runner must give up TINE_ETIMEOUT
+ * (the deadline passed), TINE_ETOOBIG or -ENOMEM (stdout over its limit or
+ * out of memory), -EPIPE (the invoker let go) or -errno of poll. */
 static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, int out, int err_fd,
                 uint64_t deadline_ns, bool *exited, int *wstatus, struct rusage *ru)
 {
@@ -590,17 +596,17 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
             break;
         uint64_t now = tine_now_ns();
         if (now >= deadline_ns)
-            return -1;
+            return TINE_ETIMEOUT;
         int wait_ms = (int)((deadline_ns - now) / 1000000u) + 1;
         if (pidfd < 0 && wait_ms > 50)
             wait_ms = 50; /* no pidfd: look for the exit every 50 ms */
         int n = poll(p, (nfds_t)np, wait_ms);
         if (n < 0 && errno != EINTR)
-            return -1;
+            return -errno;
         if (p[i_wire].revents) { /* the invoker let go: nobody wants the answer */
             char c;
             if (read(r->fds.rd, &c, 1) <= 0)
-                return -1;
+                return -EPIPE;
         }
         if (i_proxy >= 0 && p[i_proxy].revents)
             sbx__proxy_accept(r->proxy);
@@ -616,7 +622,7 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
         if (i_out >= 0 && p[i_out].revents) {
             read_pipe(r, &out, buf, sizeof buf, take_stdout);
             if (r->out_over || r->out_oom)
-                return -1;
+                return r->out_over ? TINE_ETOOBIG : -ENOMEM;
         }
         if (i_err >= 0 && p[i_err].revents)
             read_pipe(r, &err_fd, buf, sizeof buf, take_stderr);
@@ -691,7 +697,7 @@ static void run_invocation(run_t *r, sbx_exec_plan_t *plan, json_t *req, const c
         if (!plan->own_uid)
             copied[0] = '\0';
         else if (rc != 0 || chown(copied, plan->uid, (gid_t)plan->uid) != 0) {
-            send_error(r, 0, "cannot copy %s to the working dir: %s", hf, strerror(errno));
+            send_error(r, 0, "cannot copy %s to the working dir: %s", hf, tine_strerror(rc != 0 ? rc : -errno));
             sbx__remove_tree(AT_FDCWD, workdir);
             return;
         }

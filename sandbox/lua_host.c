@@ -108,23 +108,23 @@ static void sb_reset(tine_buf_t *b)
 /* ------------------------------------------------------- JSON output */
 
 /* Appends s as a JSON string (tine_json_try_quote). Invalid UTF-8 makes it
- * return -1 when `strict`, or is replaced by U+FFFD otherwise (for messages
- * that must always go out). */
+ * return TINE_EINVAL when `strict`, or is replaced by U+FFFD otherwise (for
+ * messages that must always go out); out of memory raises a Lua error. */
 static int sb_json_str(lua_State *L, tine_buf_t *b, const char *s, size_t n, bool strict)
 {
     int rc = tine_json_try_quote(b, s, n, strict ? TINE_JSON_STRICT : 0);
     if (rc == -ENOMEM)
         raise_oom(L);
-    return rc == 0 ? 0 : -1;
+    return rc;
 }
 
 /* Formats a finite number: integral values as integers, others with the
- * fewest digits that read back exactly. Returns the length, or -1 for NaN
- * and infinities. */
+ * fewest digits that read back exactly. Returns the length, or TINE_EINVAL
+ * for NaN and infinities. */
 static int fmt_number(char out[32], double d)
 {
     if (!isfinite(d))
-        return -1;
+        return TINE_EINVAL;
     if (d == floor(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0)
         return snprintf(out, 32, "%lld", (long long)d);
     for (int prec = 15; prec <= 17; prec++) {
@@ -457,14 +457,14 @@ static int sdk_json_encode(lua_State *L)
     return 1;
 }
 
-/* Pushes the Lua value of the JSON text s[0..n). Returns 0; -1 with *jerr
- * filled when s is not JSON; 1 with a message pushed when the value cannot
- * be built (nesting, memory). */
+/* Pushes the Lua value of the JSON text s[0..n). Returns 0; TINE_EINVAL with
+ * *jerr filled when s is not JSON; 1 with a message pushed when the value
+ * cannot be built (nesting, memory). */
 static int push_json_text(struct sbx_lua *S, lua_State *L, const char *s, size_t n, json_error_t *jerr)
 {
     json_t *v = json_loadb(s, n, JSON_DECODE_FLAGS, jerr);
     if (v == NULL)
-        return -1;
+        return TINE_EINVAL;
     lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_to_lua);
     lua_pushlightuserdata(L, v);
     int rc = lua_pcall(L, 1, 1, 0);
@@ -1092,20 +1092,20 @@ typedef struct {
 } invoke_args_t;
 
 /* Indexes the members of the INVOKE metadata object and checks every value
- * in it. Returns the count, or -1 when it is malformed. */
+ * in it. Returns the count, or TINE_EPROTO when it is malformed. */
 static int meta_members(const char *data, size_t len, member_t *mem)
 {
     sbx_meta_cur_t c = {data, data + len};
     uint32_t n;
     if (len == 0 || *c.p++ != SBX_META_OBJECT || !sbx_meta_u32(&c, &n) || n > MAX_MEMBERS)
-        return -1;
+        return TINE_EPROTO;
     for (uint32_t i = 0; i < n; i++) {
         mem[i].key = sbx_meta_bytes(&c, &mem[i].klen);
         mem[i].val = c;
         if (mem[i].key == NULL || !sbx_meta_skip(&c, 1))
-            return -1;
+            return TINE_EPROTO;
     }
-    return c.p == c.end ? (int)n : -1;
+    return c.p == c.end ? (int)n : TINE_EPROTO;
 }
 
 /* The value of member `key`, or NULL. */
