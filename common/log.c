@@ -29,6 +29,8 @@ void tine_log_set_fd(int fd)
     log_fd = fd;
 }
 
+/* Whether lines of `level` are written; reads TINE_LOG_LEVEL (default info)
+ * the first time. */
 static int enabled(tine_log_level_t level)
 {
     if (min_level < 0) {
@@ -105,6 +107,8 @@ static void log_line(tine_log_level_t level, const char *const *kv, const char *
     tine_buf_dispose(&b);
 }
 
+/* Formats the message (at most 2 KiB, trailing newlines dropped) and writes
+ * its line. */
 static void log_write(tine_log_level_t level, const char *const *kv, const char *fmt, va_list ap)
 {
     char msg[2048];
