@@ -80,6 +80,8 @@ static void entry_done(ev__entry_t *e)
         dispatch_read(ev);
 }
 
+/* An entry's acknowledgement (and retry or dead letter) is written; when it
+ * is not, the entry stays pending and is read again. */
 static void on_committed(void *priv, redisReply *reply)
 {
     ev__entry_t *e = priv;
@@ -193,12 +195,15 @@ static void entry_commit(ev__entry_t *e)
         on_committed(e, NULL);
 }
 
+/* One of the entry's jobs ended; the last commits the entry. */
 static void entry_job_finished(ev__entry_t *e)
 {
     if (--e->running == 0)
         entry_commit(e);
 }
 
+/* A job's invocation finished: it failed on an error or a 5xx, with the
+ * reason kept for the retry or dead letter. */
 static void on_job_done(void *data, const inv_result_t *res)
 {
     job_t *job = data;
@@ -215,6 +220,9 @@ static void on_job_done(void *data, const inv_result_t *res)
     entry_job_finished(job->entry);
 }
 
+/* Invokes the job's function with the event. A job without its app version
+ * (a permanent failure jobs_for_target noted) or whose call cannot start
+ * finishes at once, failed. */
 static void job_start(ev_events_t *ev, job_t *job)
 {
     ev__entry_t *e = job->entry;
@@ -235,6 +243,8 @@ static void job_start(ev_events_t *ev, job_t *job)
     }
 }
 
+/* Appends a job for app.function to the entry (attempt 1 of 3 unless given)
+ * and returns it. */
 static job_t *job_add(ev__entry_t *e, const char *app, const char *function, const char *trigger, uint32_t attempt,
                       uint32_t attempts)
 {
@@ -368,6 +378,10 @@ static size_t process_entries(ev_events_t *ev, redisReply *entries, char *last, 
     return entries->elements;
 }
 
+/* An XREADGROUP reply: starts its entries, moves the cursor through this
+ * node's pending entries (the pending phase ends when none come back) and
+ * reads again; an error restarts from the pending ones (NOGROUP: the group is
+ * made again). */
 static void on_read(void *priv, redisReply *reply)
 {
     ev_events_t *ev = priv;
@@ -436,6 +450,7 @@ static void dispatch_read(ev_events_t *ev)
         ev->reading = true;
 }
 
+/* The consumer group exists (made now or before): reading starts. */
 static void on_group_created(void *priv, redisReply *reply)
 {
     ev_events_t *ev = priv;
@@ -512,6 +527,8 @@ static const char claim_lua[] =
     "end "
     "return out";
 
+/* Retries that were due are back in the stream; with a full batch moved, more
+ * are moved at once. */
 static void on_retries_moved(void *priv, redisReply *reply)
 {
     ev_events_t *ev = priv;
@@ -527,6 +544,8 @@ static void on_retries_moved(void *priv, redisReply *reply)
         ev__dispatch_tick(ev, false); /* more are due */
 }
 
+/* Entries of lost nodes were claimed by this node: they are processed like
+ * its own. */
 static void on_claimed(void *priv, redisReply *reply)
 {
     ev_events_t *ev = priv;

@@ -197,11 +197,16 @@ static void follow_free(ev__follow_t *f)
     free(f);
 }
 
+/* The Redis key of the followed position of f on this node, as a fresh
+ * string. */
 static char *pos_key(ev__follow_t *f)
 {
     return xasprintf(RDS_KEY_LOGPOS_PREFIX "%s:%s", f->ev->node_id, f->path);
 }
 
+/* The stored position of f (dev ino offset) arrived: following starts from it
+ * (none stored: from the end or start as planned); a follow removed meanwhile
+ * is freed. */
 static void on_position(void *priv, redisReply *reply)
 {
     ev__follow_t *f = priv;
@@ -269,6 +274,8 @@ typedef struct {
     bool more;        /* the chunk was full: read on at once */
 } batch_t;
 
+/* A batch of lines and its position are stored: the follow moves past them
+ * and reads on while there is more; a follow removed meanwhile is freed. */
 static void on_batch_stored(void *priv, redisReply *reply)
 {
     batch_t *b = priv;
@@ -404,6 +411,7 @@ static void follow_step(ev__follow_t *f)
     }
 }
 
+/* The poll timer: every followed file reads what it has new. */
 static void on_tail_timer(uv_timer_t *t)
 {
     ev_events_t *ev = t->data;
@@ -506,6 +514,8 @@ void ev__logtail_stop(ev_events_t *ev)
 
 /* -------------------------------------------------- function log source */
 
+/* The append of a function log line event: an error is logged (the event is
+ * lost). */
 static void on_function_line_appended(void *priv, redisReply *reply)
 {
     redisReply *r = reply;

@@ -46,6 +46,8 @@ static const char lifecycle_lua[] =
     "end "
     "return n";
 
+/* The lifecycle script's reply: the next heartbeat may run it again; an error
+ * is logged. */
 static void on_lifecycle(void *priv, redisReply *reply)
 {
     ev_events_t *ev = priv;
@@ -55,6 +57,8 @@ static void on_lifecycle(void *priv, redisReply *reply)
         tine_log(TINE_LOG_WARN, "events: node lifecycle: %s", r->str);
 }
 
+/* Every second: refreshes this node's heartbeat and registration, then runs
+ * the lifecycle script unless the last run is still out. */
 static void on_heartbeat_timer(uv_timer_t *t)
 {
     ev_events_t *ev = t->data;
