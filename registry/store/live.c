@@ -54,6 +54,8 @@ struct reg_live {
     live_retry_t *retry;
 };
 
+/* nftw callback: removes path (a file or an emptied dir); errors are ignored.
+ * Returns 0: the walk goes on. */
 static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
@@ -126,6 +128,7 @@ static int load_version(reg_live_t *l, const char *app, uint64_t version, reg_ap
     return reg_app_version_new(app, version, m, dir, out, err, errlen);
 }
 
+/* The noted load failure of app on this node, or NULL. */
 static live_failure_t *failure_find(reg_live_t *l, const char *app)
 {
     for (size_t i = 0; i < l->nfailures; i++)
@@ -134,6 +137,8 @@ static live_failure_t *failure_find(reg_live_t *l, const char *app)
     return NULL;
 }
 
+/* Forgets app's load failure, saying in the log that this node serves its
+ * live version again. */
 static void failure_clear(reg_live_t *l, const char *app)
 {
     live_failure_t *f = failure_find(l, app);
@@ -188,6 +193,8 @@ static void failure_note(reg_live_t *l, const char *app, uint64_t version, const
     retry_arm(l);
 }
 
+/* Reloads every app whose retry is due (a reload notes or clears its
+ * failure), then arms the timer for the next. */
 static void on_retry_timer(uv_timer_t *t)
 {
     live_retry_t *r = container_of(t, live_retry_t, timer);
@@ -308,6 +315,7 @@ static void on_message(void *data, redisReply *r)
     free(app);
 }
 
+/* The deploys connection is up (again): subscribes to the deploy channel. */
 static void on_sub_connected(void *data)
 {
     reg_live_t *l = data;
@@ -341,6 +349,7 @@ reg_live_t *reg_live_new(uv_loop_t *loop, const char *redis_url, const char *sta
     return l;
 }
 
+/* The retry timer closed: frees it. */
 static void on_retry_closed(uv_handle_t *h)
 {
     free(container_of((uv_timer_t *)h, live_retry_t, timer));
