@@ -161,6 +161,8 @@ static bool file_has_word(const char *dir, const char *name, const char *word)
     return has;
 }
 
+/* Writes text to the file `name` of the cgroup dir. Returns 0 or -errno
+ * (-ENAMETOOLONG for a path too long). */
 static int write_in(const char *dir, const char *name, const char *text)
 {
     char path[PATH_MAX];

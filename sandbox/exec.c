@@ -79,6 +79,8 @@ static void send_error(run_t *r, uint32_t cpu_us, const char *fmt, ...)
     free(text);
 }
 
+/* Sends one line of the program's stderr as a LOG frame (level info), unless
+ * the runner went quiet; under the frame lock (the proxy's threads log too). */
 static void send_log(run_t *r, const char *line, size_t len)
 {
     static const char meta[] = "{\"level\":\"info\"}";
@@ -154,6 +156,8 @@ static const char *stderr_tail(run_t *r)
     return r->tail;
 }
 
+/* Whether s is an HTTP header name (a token: no separators, controls or
+ * spaces). */
 static bool header_name_ok(const char *s)
 {
     if (*s == '\0')
@@ -346,6 +350,8 @@ static const char *const proxy_env[] = {"http_proxy", "HTTP_PROXY", "https_proxy
                                         "all_proxy",  "ALL_PROXY",  "no_proxy",    "NO_PROXY"};
 #define PROXY_ENV_N (sizeof proxy_env / sizeof proxy_env[0])
 
+/* Whether the variable k is set by the runner itself (TINE_*, HOME, TMPDIR,
+ * PWD, the proxy's with a network) and not by the manifest's env. */
 static bool reserved_env(const char *k, bool proxy)
 {
     for (size_t i = 0; proxy && i < PROXY_ENV_N; i++)
@@ -539,6 +545,8 @@ static void set_nonblock(int fd)
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
+/* A few words on what killed the program for the signals it usually means,
+ * with a leading space; "" otherwise. */
 static const char *signal_reason(int sig)
 {
     switch (sig) {
@@ -653,6 +661,7 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
     return 0;
 }
 
+/* User and system CPU time of ru in microseconds, capped at UINT32_MAX. */
 static uint32_t cpu_us(const struct rusage *ru)
 {
     uint64_t us = (uint64_t)ru->ru_utime.tv_sec * 1000000u + (uint64_t)ru->ru_utime.tv_usec +

@@ -213,6 +213,8 @@ int sbx__proxy_parse(const char *buf, size_t len, sbx_proxy_request_t *req, tine
 
 /* ------------------------------------------------------------ serving */
 
+/* Sends a line about the proxy's work (at most 768 bytes) to the runner's
+ * log; after MAX_LOG_LINES lines, nothing more. Thread-safe. */
 static void proxy_log(sbx_proxy_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void proxy_log(sbx_proxy_t *p, const char *fmt, ...)
 {

@@ -105,6 +105,8 @@ const char *sbx_layer_name(int layer)
     return layer >= 0 && layer < SBX_LAYER_COUNT ? layer_names[layer] : "?";
 }
 
+/* Marks the layer on or off in the report, with its detail (what it does, or
+ * why it is off). */
 static void layer_set(int layer, bool active, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void layer_set(int layer, bool active, const char *fmt, ...)
 {
@@ -340,6 +342,7 @@ static size_t put(char *buf, size_t at, size_t cap, const char *s)
     return at;
 }
 
+/* Appends v in decimal to buf (async-signal-safe). */
 static size_t put_uint(char *buf, size_t at, size_t cap, unsigned long v)
 {
     char digits[24];
@@ -620,6 +623,7 @@ static int enter_user_ns(void)
     return sbx__write_text("/proc/self/gid_map", map);
 }
 
+/* SIGCHLD handler of the init: only wakes its ppoll up to reap. */
 static void on_child(int sig)
 {
     (void)sig;
@@ -667,6 +671,9 @@ static bool unshare_layer(int layer, int flag, const char *flag_name, bool can_n
     return true;
 }
 
+/* The zygote's identity and namespaces: uid and groups (root), or a user
+ * namespace of its own; mount, IPC, UTS, network and pid namespaces (with
+ * their init) where it can; each layer's state in the report. */
 static void zygote_namespaces(void)
 {
     int e;
@@ -757,6 +764,8 @@ static void zygote_cgroup(void)
         snprintf(iso.report.cgroup_dirs[i], sizeof iso.report.cgroup_dirs[i], "%s", sbx__cgroup_node_dir(i));
 }
 
+/* Builds and tests the seccomp filters (zygote_build_filters); the seccomp
+ * layer is on with their sizes, or off saying why. */
 static void zygote_filters(void)
 {
     char err[200];

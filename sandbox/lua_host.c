@@ -202,6 +202,7 @@ static void enc_error(enc_t *e, const char *msg, const char *arg)
 
 static void enc_value(enc_t *e, int idx);
 
+/* Encodes d as a JSON number; NaN and infinities raise the encoding error. */
 static void enc_number(enc_t *e, double d)
 {
     char num[32];
@@ -228,6 +229,8 @@ static void enc_array(enc_t *e, int idx, size_t n)
     sb_addc(L, e->b, ']');
 }
 
+/* Encodes the table at idx as a JSON object (string and number keys, numbers
+ * as their text); other keys and invalid UTF-8 raise the encoding error. */
 static void enc_object(enc_t *e, int idx)
 {
     lua_State *L = e->L;
@@ -264,6 +267,9 @@ static void enc_object(enc_t *e, int idx)
     sb_addc(L, e->b, '}');
 }
 
+/* Encodes the table at idx: an array when marked (tine.json.array) or when
+ * its keys are exactly 1..n, else an object; cycles, nesting past
+ * JSON_MAX_DEPTH and a full stack raise the encoding error. */
 static void enc_table(enc_t *e, int idx)
 {
     lua_State *L = e->L;
@@ -313,6 +319,8 @@ static void enc_table(enc_t *e, int idx)
     e->depth--;
 }
 
+/* Encodes the Lua value at idx (nil, boolean, number, string, table,
+ * tine.json.null); any other type raises the encoding error. */
 static void enc_value(enc_t *e, int idx)
 {
     lua_State *L = e->L;
@@ -439,6 +447,7 @@ static int to_lua_step(lua_State *L)
 
 /* ------------------------------------------------------- SDK in C */
 
+/* The sandbox's state, the first upvalue of an SDK function. */
 static struct sbx_lua *self_of(lua_State *L)
 {
     return lua_touserdata(L, lua_upvalueindex(1));
@@ -576,11 +585,13 @@ static int sdk_log_call(lua_State *L)
     return log_emit(L, "info", 2);
 }
 
+/* tine.log(...): a line at level info (log_emit). */
 static int sdk_log_info(lua_State *L)
 {
     return log_emit(L, "info", 1);
 }
 
+/* tine.log.error(...): a line at level error (log_emit). */
 static int sdk_log_error(lua_State *L)
 {
     return log_emit(L, "error", 1);
@@ -864,12 +875,16 @@ typedef struct {
     const char *sdk_dir;
 } prepare_args_t;
 
+/* Pushes f as a C closure whose first upvalue is S (self_of). */
 static void push_closure(lua_State *L, struct sbx_lua *S, lua_CFunction f)
 {
     lua_pushlightuserdata(L, S);
     lua_pushcclosure(L, f, 1);
 }
 
+/* Run under lua_pcall by sbx_lua_prepare: opens the libraries, makes the
+ * registry refs, the SDK's C functions, loads tine.lua from the SDK dir and
+ * hardens the globals. Raises an error on failure. */
 static int prepare_step(lua_State *L)
 {
     prepare_args_t *a = lua_touserdata(L, 1);
@@ -1383,6 +1398,7 @@ static int build_result(lua_State *L, invoke_args_t *a, int idx)
     return 0;
 }
 
+/* The value of the hex digit c, or -1 when it is not one. */
 static int hexval(int c)
 {
     if (c >= '0' && c <= '9')
@@ -1437,6 +1453,8 @@ static void push_query(lua_State *L, const char *q, size_t n)
     }
 }
 
+/* Sets the field of key k of the table on top from the invocation's member of
+ * that name, or dflt. */
 static void set_string_field(lua_State *L, const invoke_args_t *a, int keys, int k, const char *dflt)
 {
     uint32_t n;

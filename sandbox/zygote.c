@@ -96,12 +96,14 @@ static int zygote_send_reply(int sock, int32_t status, int32_t pid, const sbx_fd
     }
 }
 
+/* The string of v, or "" when it is not a string. */
 static const char *json_str_of(json_t *v)
 {
     const char *s = json_string_value(v);
     return s ? s : "";
 }
 
+/* The string member `key` of o, or "". */
 static const char *json_str(json_t *o, const char *key)
 {
     return json_str_of(json_object_get(o, key));
