@@ -80,6 +80,8 @@ static const option_t options[] = {
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
+/* Prints tined's help: every option with its flag, its environment variable
+ * and what it does. */
 static void usage(FILE *f)
 {
     fprintf(f, "usage: tined [OPTIONS]\n\n"
@@ -178,6 +180,8 @@ static int parse_count(const char *s, unsigned min, unsigned max, unsigned *out)
     return 0;
 }
 
+/* Where the value of option `name` goes: a field of cfg, or of raw for
+ * options parsed after all sources are read. */
 static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
 {
     if (strcmp(name, "log-paths") == 0)
@@ -249,6 +253,7 @@ static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
     return NULL;
 }
 
+/* The option named by the len bytes at name, or NULL. */
 static const option_t *find_option(const char *name, size_t len)
 {
     for (size_t i = 0; i < NOPTIONS; i++)
@@ -257,6 +262,7 @@ static const option_t *find_option(const char *name, size_t len)
     return NULL;
 }
 
+/* Cuts the white space around s in place; returns where s now starts. */
 static char *trim(char *s)
 {
     while (isspace((unsigned char)*s))
@@ -315,6 +321,7 @@ bool tined_listen_is_loopback(const char *listen)
            strncmp(listen, "localhost:", 10) == 0;
 }
 
+/* Whether s is 1, true, yes or on. */
 static bool truthy(const char *s)
 {
     return s && (strcmp(s, "1") == 0 || strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "on") == 0);

@@ -152,6 +152,8 @@ static int report_isolation(void)
     return 0;
 }
 
+/* The live table's change of an app's version: the invoker retires the old
+ * version and warms the new; events follows the new version's triggers. */
 static void on_live_change(void *data, const reg_app_version_t *old_v, const reg_app_version_t *new_v)
 {
     tined_t *t = data;
