@@ -54,6 +54,8 @@ static void on_writer_up(void *data)
         flush_later(b, 0);
 }
 
+/* The writer's connection to Redis was lost: a warning; records wait in
+ * memory until rds_async is connected again. */
 static void on_writer_lost(void *data)
 {
     (void)data;
@@ -64,6 +66,7 @@ static void on_writer_lost(void *data)
 
 #define PUT(out, lit) tine_buf_append((out), (lit), sizeof(lit) - 1)
 
+/* Appends v in decimal. */
 static void put_u64(tine_buf_t *out, uint64_t v)
 {
     char tmp[32];
@@ -103,6 +106,8 @@ static const char *day_of(bill_t *b, uint64_t unix_ms)
     return b->day_text;
 }
 
+/* The outcome word of a call's result code in a record: ok, error, timeout,
+ * crash or failed. */
 static const char *outcome(int code)
 {
     switch (code) {
@@ -222,6 +227,8 @@ static size_t key_cat(char *buf, size_t len, size_t cap, const char *s, size_t n
     return len + n;
 }
 
+/* Adds one activation to the usage delta of its app, day, function and
+ * version (created on first use). */
 static void usage_add(bill_t *b, const inv_activation_t *a, uint64_t billed_ms, uint64_t mb_ms, uint64_t cost)
 {
     /* the map key: "RDS_KEY_USAGE_PREFIX{app}:{day}\n{fn}|{version}|" */
@@ -251,6 +258,8 @@ static void usage_add(bill_t *b, const inv_activation_t *a, uint64_t billed_ms, 
     d->cost_pusd += cost;
 }
 
+/* Counts a record dropped because the pending ones reached their limit
+ * (Redis slow or away), with a warning at most every 10 s. */
 static void drop_record(bill_t *b)
 {
     b->dropped++;
@@ -269,6 +278,8 @@ static void on_flush_timer(uv_timer_t *t)
     bill_flush(container_of(t, bill_t, flush_timer));
 }
 
+/* Flushes in ms milliseconds unless a flush is already armed or the recorder
+ * is closing. */
 static void flush_later(bill_t *b, uint64_t ms)
 {
     if (!b->closing && !uv_is_active((uv_handle_t *)&b->flush_timer))
@@ -325,6 +336,7 @@ static void write_done(bill_t *b, redisReply *r, uint64_t records)
         tine_log(TINE_LOG_WARN, "billing: a redis write failed: %s", r ? r->str : "connection lost");
 }
 
+/* The reply of a write that carried no records. */
 static void on_reply(void *data, redisReply *r)
 {
     write_done(data, r, 0);
@@ -336,6 +348,7 @@ typedef struct {
     uint64_t records;
 } records_write_t;
 
+/* The reply of a write carrying records: counts them and frees its context. */
 static void on_records_reply(void *data, redisReply *r)
 {
     records_write_t *w = data;
@@ -343,6 +356,8 @@ static void on_records_reply(void *data, redisReply *r)
     free(w);
 }
 
+/* Sends one command on the writer; a command that cannot be queued counts as
+ * a write error. */
 static void send_argv(bill_t *b, int argc, const char **argv, const size_t *lens)
 {
     b->inflight++;
@@ -519,11 +534,13 @@ static void release(bill_t *b)
     free(b);
 }
 
+/* The flush timer closed: one of the two releases of the recorder. */
 static void on_handle_closed(uv_handle_t *h)
 {
     release(h->data);
 }
 
+/* The writer closed: one of the two releases of the recorder. */
 static void on_writer_closed(void *data)
 {
     release(data);

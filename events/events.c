@@ -116,11 +116,13 @@ static void module_release(ev_events_t *ev)
     }
 }
 
+/* One of the module's handles closed: a release of the module. */
 static void on_handle_closed(uv_handle_t *h)
 {
     module_release(h->data);
 }
 
+/* One of the module's Redis connections closed: a release of the module. */
 static void on_conn_closed(void *data)
 {
     module_release(data);
@@ -207,6 +209,8 @@ struct ev_append {
     size_t n;
 };
 
+/* The reply of an append: calls back with the stream ids of the events, or
+ * TINE_EREDIS and why; frees the append. */
 static void on_appended(void *priv, redisReply *reply)
 {
     ev_append_t *a = priv;
@@ -286,6 +290,8 @@ typedef struct {
     char id[64];
 } emit_t;
 
+/* The reply of a tine.emit's XADD: calls back with the event's id or
+ * TINE_EREDIS and why; frees the emit. */
 static void on_emitted(void *priv, redisReply *r)
 {
     emit_t *em = priv;
@@ -377,7 +383,7 @@ static int load_log_dirs(ev_events_t *ev, const char *paths, char *err, size_t e
         if (realpath(p, resolved) == NULL) {
             /* A directory that does not exist yet can hold no file: keep the
              * name as given (normalised later when it appears). */
-            fprintf(stderr, "tined: --log-paths: %s: %s (allowed anyway)\n", p, strerror(errno));
+            tine_log(TINE_LOG_WARN, "--log-paths: %s: %s (allowed anyway)", p, strerror(errno));
             snprintf(resolved, sizeof resolved, "%s", p);
         }
         size_t n = strlen(resolved);
@@ -403,6 +409,7 @@ static void on_blk_up(void *data)
     ev__dispatch_on_up(data);
 }
 
+/* The 100 ms tick: due retries every tick, entries of lost nodes every 20th. */
 static void on_tick(uv_timer_t *t)
 {
     ev_events_t *ev = t->data;

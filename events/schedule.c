@@ -16,6 +16,8 @@
 
 static void sched_arm(ev_events_t *ev);
 
+/* Frees the strings of one schedule (not the schedule itself, which lives in
+ * an array). */
 static void sched_free_one(ev__sched_t *s)
 {
     free(s->app);
@@ -23,12 +25,14 @@ static void sched_free_one(ev__sched_t *s)
     free(s->cron);
 }
 
+/* The append of a schedule tick: an error is logged; frees the description
+ * `what`. */
 static void on_tick_appended(void *priv, redisReply *reply)
 {
     char *what = priv;
     redisReply *r = reply;
     if (r && r->type == REDIS_REPLY_ERROR)
-        fprintf(stderr, "tined: events: schedule %s: %s\n", what, r->str);
+        tine_log(TINE_LOG_WARN, "events: schedule %s: %s", what, r->str);
     free(what);
 }
 
@@ -45,7 +49,8 @@ static void sched_fire(ev_events_t *ev, const ev__sched_t *s, int64_t tick_ms)
     char *lock = xasprintf(RDS_KEY_TICK_PREFIX "%s:%s:%zu:%" PRId64, s->app, s->function, s->trigger, tick_ms);
     char *what = xasprintf("%s.%s at %s", s->app, s->function, when);
     if (ev__append_one(ev, s->app, event, target, lock, TICK_LOCK_TTL_S, on_tick_appended, what) != 0) {
-        fprintf(stderr, "tined: events: schedule %s missed: redis is unreachable\n", what);
+        tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("app", s->app, "function", s->function),
+                    "events: schedule %s missed: redis is unreachable", what);
         free(what);
     }
     free(lock);
@@ -55,6 +60,8 @@ static void sched_fire(ev_events_t *ev, const ev__sched_t *s, int64_t tick_ms)
     free(id);
 }
 
+/* Fires every schedule that is due, once, computes its next tick and arms the
+ * timer again. */
 static void on_sched_timer(uv_timer_t *t)
 {
     ev_events_t *ev = t->data;

@@ -54,6 +54,8 @@ struct reg_live {
     live_retry_t *retry;
 };
 
+/* nftw callback: removes path (a file or an emptied dir); errors are ignored.
+ * Returns 0: the walk goes on. */
 static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
@@ -126,6 +128,7 @@ static int load_version(reg_live_t *l, const char *app, uint64_t version, reg_ap
     return reg_app_version_new(app, version, m, dir, out, err, errlen);
 }
 
+/* The noted load failure of app on this node, or NULL. */
 static live_failure_t *failure_find(reg_live_t *l, const char *app)
 {
     for (size_t i = 0; i < l->nfailures; i++)
@@ -134,6 +137,8 @@ static live_failure_t *failure_find(reg_live_t *l, const char *app)
     return NULL;
 }
 
+/* Forgets app's load failure, saying in the log that this node serves its
+ * live version again. */
 static void failure_clear(reg_live_t *l, const char *app)
 {
     live_failure_t *f = failure_find(l, app);
@@ -188,6 +193,8 @@ static void failure_note(reg_live_t *l, const char *app, uint64_t version, const
     retry_arm(l);
 }
 
+/* Reloads every app whose retry is due (a reload notes or clears its
+ * failure), then arms the timer for the next. */
 static void on_retry_timer(uv_timer_t *t)
 {
     live_retry_t *r = container_of(t, live_retry_t, timer);
@@ -275,7 +282,7 @@ static int live_reload_all(reg_live_t *l, char *err, size_t errlen)
     for (size_t i = 0; i < n; i++) {
         char e2[512];
         if (reg_live_reload(l, names[i], e2, sizeof(e2)) != 0) {
-            fprintf(stderr, "tined: cannot load app %s: %s\n", names[i], e2);
+            tine_log_kv(TINE_LOG_ERROR, TINE_LOG_KV("app", names[i]), "cannot load app %s: %s", names[i], e2);
             rc = rc ? rc : TINE_EREDIS;
         }
         free(names[i]);
@@ -304,10 +311,11 @@ static void on_message(void *data, redisReply *r)
     char *app = xstrndup(payload, app_len);
     char err[512];
     if (reg_live_reload(l, app, err, sizeof(err)) != 0)
-        fprintf(stderr, "tined: cannot reload app %s: %s\n", app, err);
+        tine_log_kv(TINE_LOG_ERROR, TINE_LOG_KV("app", app), "cannot reload app %s: %s", app, err);
     free(app);
 }
 
+/* The deploys connection is up (again): subscribes to the deploy channel. */
 static void on_sub_connected(void *data)
 {
     reg_live_t *l = data;
@@ -332,7 +340,7 @@ reg_live_t *reg_live_new(uv_loop_t *loop, const char *redis_url, const char *sta
     l->retry->l = l;
     uv_timer_init(loop, &l->retry->timer);
     if (live_reload_all(l, err, errlen) != 0)
-        fprintf(stderr, "tined: some apps could not be loaded: %s\n", err);
+        tine_log(TINE_LOG_ERROR, "some apps could not be loaded: %s", err);
     rds_async_config_t acfg = {.name = "registry-deploys", .on_connected = on_sub_connected, .data = l};
     if (rds_async_new(loop, redis_url, &acfg, &l->sub, err, errlen) != 0) {
         reg_live_free(l);
@@ -341,6 +349,7 @@ reg_live_t *reg_live_new(uv_loop_t *loop, const char *redis_url, const char *sta
     return l;
 }
 
+/* The retry timer closed: frees it. */
 static void on_retry_closed(uv_handle_t *h)
 {
     free(container_of((uv_timer_t *)h, live_retry_t, timer));
