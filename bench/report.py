@@ -7,6 +7,8 @@ RESULTS.tsv lines are FIGURE, SYSTEM, VALUE, NOTE (tab separated); VALUE is a
 raw number (µs, req/s or KiB), "n/a" (not measurable yet) or "failed".
 Lines "meta KEY VALUE" carry versions and settings. Every ratio is tine's
 value divided by the peer's; budgets are printed and judged, never enforced.
+When the run measured a baseline build as well (system "tine-base", from
+BENCH_BASE_BIN), it gets a column and every figure the ratio tine/tine-base.
 """
 import datetime
 import json
@@ -17,6 +19,7 @@ import sys
 
 SYSTEMS = ["tine", "nginx+lua", "workerd", "cgi"]
 PEERS = SYSTEMS[1:]
+BASE = "tine-base"  # another build of tine measured in the same run
 
 # key, label, unit shown, divisor from the raw value, budget
 # budget: ("max", raw limit, text) or ("ratio_min", {peer: ratio}, text)
@@ -108,10 +111,11 @@ def judge(budget, vals):
     return met, text
 
 
-def ratios(vals):
+def ratios(vals, against=PEERS):
+    """tine's value divided by each of `against`'s, where both are numbers."""
     out = {}
     tine = number(vals.get("tine"))
-    for peer in PEERS:
+    for peer in against:
         p = number(vals.get(peer))
         if tine is not None and p:
             out[peer] = tine / p
@@ -141,6 +145,19 @@ def headline_lines(values):
             verdict = "met" if n <= limit else "MISSED"
             parts.append(f"{name} {n / 1000:.3f} ms (budget <= {limit / 1000:g} ms: {verdict})")
     out.append("tine cold start: " + ", ".join(parts))
+    if BASE in warm:
+        # A change is held to "no figure worse than 3%" against the build before it.
+        worse = []
+        for key, label, _unit, _div, _budget in FIGURES:
+            r = ratios(values.get(key, {}), [BASE]).get(BASE)
+            if r is None:
+                continue
+            higher_is_better = key.endswith("_rps")
+            if (r < 0.97) if higher_is_better else (r > 1.03):
+                worse.append(f"{label} {r:.3f}x")
+        r = ratios(warm, [BASE]).get(BASE)
+        out.append(f"against the baseline build: warm hello {r:.3f}x" if r else "against the baseline build: n/a")
+        out.append("figures more than 3% worse than the baseline: " + (", ".join(worse) if worse else "none"))
     return out
 
 
@@ -181,15 +198,19 @@ def main(argv):
     down = {system for system, fig, _ in notes if fig == "-"}  # could not start at all
     failed = sorted(down | {s for vals in values.values() for s, v in vals.items() if v == "failed"})
     present = [f for f in FIGURES if f[0] in values]
-    headers = ["figure", "unit"] + SYSTEMS + [f"tine/{p}" for p in PEERS] + ["budget (tine)"]
+    base = any(BASE in vals for vals in values.values())
+    systems = SYSTEMS + [BASE] if base else SYSTEMS
+    compared = PEERS + [BASE] if base else PEERS
+    headers = ["figure", "unit"] + systems + [f"tine/{p}" for p in compared] + ["budget (tine)"]
     rows, figures_json = [], []
     for key, label, unit, div, budget in present:
         vals = values[key]
-        rat = ratios(vals)
+        rat = ratios(vals, compared)
         met, btext = judge(budget, vals)
         verdict = {True: "met", False: "MISSED", None: "-" if not btext else "n/a"}[met]
-        rows.append([label, unit] + [fmt(vals.get(s, "failed" if s in down else ""), unit, div) for s in SYSTEMS]
-                    + [f"{rat[p]:.2f}x" if p in rat else "" for p in PEERS]
+        rows.append([label, unit] + [fmt(vals.get(s, "failed" if s in down else ""), unit, div) for s in systems]
+                    + [f"{rat[p]:.3f}x" if p == BASE and p in rat else f"{rat[p]:.2f}x" if p in rat else ""
+                       for p in compared]
                     + [f"{btext}: {verdict}" if btext else ""])
         figures_json.append({
             "key": key, "label": label, "unit": unit,
@@ -237,7 +258,7 @@ def main(argv):
     if failed:
         print(f"FAILED: {', '.join(failed)} could not be started or measured (see the notes)")
     out = {"timestamp": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-           "machine": m, "meta": meta, "systems": SYSTEMS, "figures": figures_json,
+           "machine": m, "meta": meta, "systems": systems, "figures": figures_json,
            "headline": headline, "notes": note_list, "failed_systems": failed}
     os.makedirs(os.path.dirname(os.path.abspath(argv[2])), exist_ok=True)
     with open(argv[2], "w", encoding="utf-8") as f:

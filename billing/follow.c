@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Whether the n bytes at hay hold the nl bytes of needle. */
 static bool contains(const char *hay, size_t n, const char *needle, size_t nl)
 {
     for (size_t i = 0; i + nl <= n; i++)
@@ -36,6 +37,9 @@ static void deliver(bill_follower_t *f, const char *payload, size_t len)
     }
 }
 
+/* A reply on the log subscription: PSUBSCRIBE confirmed makes every follower
+ * live; a PMESSAGE goes to the live followers of its app; NULL (connection
+ * lost) waits for on_sub_up. */
 static void on_pmessage(void *data, redisReply *r)
 {
     bill_t *b = data;
@@ -68,6 +72,7 @@ static void on_pmessage(void *data, redisReply *r)
     }
 }
 
+/* The log connection is up (again): subscribes to every app's log channel. */
 static void on_sub_up(void *data)
 {
     bill_t *b = data;
@@ -75,6 +80,8 @@ static void on_sub_up(void *data)
         tine_log(TINE_LOG_WARN, "billing: cannot subscribe to the log lines");
 }
 
+/* Opens the connection that follows log lines (it subscribes once up); logs
+ * why when it cannot. */
 static void sub_connect(bill_t *b)
 {
     rds_async_config_t cfg = {.name = "billing-logs", .on_connected = on_sub_up, .data = b};

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* FNV-1a of the len bytes at s. */
 static uint64_t hash(const char *s, size_t len)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
@@ -35,6 +36,8 @@ void bill__map_dispose(bill_map_t *m, void (*free_value)(void *))
     memset(m, 0, sizeof(*m));
 }
 
+/* The slot of key in m: where it is, or the empty slot it would take (m
+ * always has one). */
 static size_t find(const bill_map_t *m, const char *key, size_t len)
 {
     size_t mask = m->cap - 1;
@@ -43,6 +46,8 @@ static size_t find(const bill_map_t *m, const char *key, size_t len)
             return i;
 }
 
+/* Doubles the slots of m (16 at first) and moves every entry to its slot
+ * there. */
 static void grow(bill_map_t *m)
 {
     bill_map_t n = {0};

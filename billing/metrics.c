@@ -38,6 +38,8 @@ struct bill_series {
     uint64_t cost_pusd;
 };
 
+/* Counts ns in the first bucket whose bound holds it (none above the last:
+ * only +Inf), in the count and in the sum. */
 static void observe(histogram_t *h, uint64_t ns)
 {
     for (size_t i = 0; i < NBUCKETS; i++)
@@ -111,6 +113,7 @@ void bill_prom_escape(tine_buf_t *out, const char *s)
     tine_buf_append(out, s + run, i - run);
 }
 
+/* Appends the labels of s, app="..." and function="..." (escaped), to out. */
 static void labels(tine_buf_t *out, const bill_series_t *s)
 {
     tine_buf_append(out, "app=\"", 5);
@@ -120,6 +123,7 @@ static void labels(tine_buf_t *out, const bill_series_t *s)
     tine_buf_append(out, "\"", 1);
 }
 
+/* Appends the # HELP and # TYPE lines of the metric `name`. */
 static void family(tine_buf_t *out, const char *name, const char *type, const char *help)
 {
     tine_buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -131,6 +135,8 @@ static void seconds(tine_buf_t *out, uint64_t ns)
     tine_buf_appendf(out, "%" PRIu64 ".%09" PRIu64, ns / 1000000000u, ns % 1000000000u);
 }
 
+/* Appends the cumulative _bucket lines, _sum (in seconds) and _count of h for
+ * the series s. */
 static void render_histogram(tine_buf_t *out, const char *name, const bill_series_t *s, const histogram_t *h)
 {
     uint64_t cum = 0;

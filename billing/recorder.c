@@ -57,6 +57,8 @@ static void on_writer_up(void *data)
         flush_later(b, 0);
 }
 
+/* The writer's connection to Redis was lost: a warning; records wait in
+ * memory until rds_async is connected again. */
 static void on_writer_lost(void *data)
 {
     (void)data;
@@ -67,6 +69,7 @@ static void on_writer_lost(void *data)
 
 #define PUT(out, lit) tine_buf_append((out), (lit), sizeof(lit) - 1)
 
+/* Appends v in decimal. */
 static void put_u64(tine_buf_t *out, uint64_t v)
 {
     char tmp[32];
@@ -106,6 +109,8 @@ static const char *day_of(bill_t *b, uint64_t unix_ms)
     return b->day_text;
 }
 
+/* The outcome word of a call's result code in a record: ok, error, timeout,
+ * crash or failed. */
 static const char *outcome(int code)
 {
     switch (code) {
@@ -225,6 +230,8 @@ static size_t key_cat(char *buf, size_t len, size_t cap, const char *s, size_t n
     return len + n;
 }
 
+/* Adds one activation to the usage delta of its app, day, function and
+ * version (created on first use). */
 static void usage_add(bill_t *b, const inv_activation_t *a, uint64_t billed_ms, uint64_t mb_ms, uint64_t cost)
 {
     /* the map key: "RDS_KEY_USAGE_PREFIX{app}:{day}\n{fn}|{version}|" */
@@ -254,6 +261,8 @@ static void usage_add(bill_t *b, const inv_activation_t *a, uint64_t billed_ms, 
     d->cost_pusd += cost;
 }
 
+/* Counts a record dropped because the pending ones reached their limit
+ * (Redis slow or away), with a warning at most every 10 s. */
 static void drop_record(bill_t *b)
 {
     b->dropped++;
@@ -272,6 +281,8 @@ static void on_flush_timer(uv_timer_t *t)
     bill_flush(container_of(t, bill_t, flush_timer));
 }
 
+/* Flushes in ms milliseconds unless a flush is already armed or the recorder
+ * is closing. */
 static void flush_later(bill_t *b, uint64_t ms)
 {
     if (!b->closing && !uv_is_active((uv_handle_t *)&b->flush_timer))
@@ -327,6 +338,7 @@ static void write_done(bill_t *b, redisReply *r, uint64_t records)
         tine_log(TINE_LOG_WARN, "billing: a redis write failed: %s", r ? r->str : "connection lost");
 }
 
+/* The reply of a write that carried no records. */
 static void on_reply(void *data, redisReply *r)
 {
     write_done(data, r, 0);
@@ -348,6 +360,7 @@ typedef struct {
     uint64_t records;
 } records_write_t;
 
+/* The reply of a write carrying records: counts them and frees its context. */
 static void on_records_reply(void *data, redisReply *r)
 {
     records_write_t *w = data;
@@ -355,6 +368,8 @@ static void on_records_reply(void *data, redisReply *r)
     free(w);
 }
 
+/* Sends one command on the writer, its reply to fn; a command that cannot
+ * be queued counts as a write error (and a usage increment as lost). */
 static void send_argv(bill_t *b, rds_reply_fn fn, int argc, const char **argv, const size_t *lens)
 {
     b->inflight++;
@@ -534,11 +549,13 @@ static void release(bill_t *b)
     free(b);
 }
 
+/* The flush timer closed: one of the two releases of the recorder. */
 static void on_handle_closed(uv_handle_t *h)
 {
     release(h->data);
 }
 
+/* The writer closed: one of the two releases of the recorder. */
 static void on_writer_closed(void *data)
 {
     release(data);

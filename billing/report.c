@@ -43,6 +43,8 @@ typedef struct {
 
 static const char *const counter_names[] = {"invocations", "billed_ms", "mb_ms", "cost_pusd"};
 
+/* The row of rows (*n of them) that the grouping `by` puts this function,
+ * version or day in; appended, zeroed, when there is none. */
 static usage_row_t *row_for(usage_row_t **rows, size_t *n, bill_group_t by, const char *fn, uint64_t version,
                             const char *day)
 {
@@ -61,6 +63,7 @@ static usage_row_t *row_for(usage_row_t **rows, size_t *n, bill_group_t by, cons
     return r;
 }
 
+/* qsort order of usage rows: by day, function, then version. */
 static int row_cmp(const void *pa, const void *pb)
 {
     const usage_row_t *a = pa, *b = pb;
@@ -72,6 +75,8 @@ static int row_cmp(const void *pa, const void *pb)
     return c;
 }
 
+/* The JSON of the counters v (invocations, billed ms, MB-ms, cost in pUSD),
+ * GB-s and cost as decimal text too. */
 static json_t *counters_json(const uint64_t v[4])
 {
     char gb_s[48], money[32];
@@ -239,6 +244,9 @@ static json_t *record_load(const char *text, size_t len, const char *app)
  * returns nonzero or the list ends. */
 typedef int (*visit_fn)(json_t *record, void *data);
 
+/* Calls visit on each activation record of app, newest first, a page of
+ * SCAN_PAGE at a time, until it returns nonzero. Returns 0, or TINE_EREDIS
+ * with a message in err. */
 static int scan_records(bill_t *b, const char *app, visit_fn visit, void *data, char *err, size_t errlen)
 {
     for (long start = 0;; start += SCAN_PAGE) {
@@ -267,6 +275,7 @@ static const char *field(json_t *rec, const char *name)
     return s ? s : "";
 }
 
+/* Whether rec is of the function fn (any when fn is NULL). */
 static bool function_matches(json_t *rec, const char *fn)
 {
     return fn == NULL || strcmp(field(rec, "function"), fn) == 0;
@@ -278,6 +287,8 @@ typedef struct {
     json_t *list;
 } list_ctx_t;
 
+/* scan_records visitor of a listing: appends rec without its logs; nonzero
+ * once the list is full. */
 static int visit_list(json_t *rec, void *data)
 {
     list_ctx_t *lc = data;
@@ -381,6 +392,8 @@ typedef struct {
     size_t nchunks;
 } logs_ctx_t;
 
+/* scan_records visitor of the logs endpoint: formats the log lines of rec as
+ * one chunk; nonzero once there are enough lines. */
 static int visit_logs(json_t *rec, void *data)
 {
     logs_ctx_t *lc = data;

@@ -50,10 +50,11 @@ const char *tine_strerror(int code)
 
 void tine_oom(size_t n)
 {
+    /* tine_log does not abort without memory: it writes a line built on the stack. */
     if (n == 0)
-        fprintf(stderr, "tine: out of memory\n");
+        tine_log(TINE_LOG_ERROR, "out of memory");
     else
-        fprintf(stderr, "tine: out of memory allocating %zu bytes\n", n);
+        tine_log(TINE_LOG_ERROR, "out of memory allocating %zu bytes", n);
     abort();
 }
 
@@ -588,4 +589,19 @@ int tine_fail(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
     tine_one_line(err);
     return TINE_EINVAL;
+}
+
+int tine_fail_errno(char *err, size_t errlen, const char *fmt, ...)
+{
+    int e = errno ? errno : EIO;
+    if (err != NULL && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < errlen)
+            snprintf(err + n, errlen - (size_t)n, ": %s", strerror(e));
+        tine_one_line(err);
+    }
+    return -e;
 }

@@ -3,6 +3,7 @@
 #include "tine_common.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,8 @@ void tine_log_set_fd(int fd)
     log_fd = fd;
 }
 
+/* Whether lines of `level` are written; reads TINE_LOG_LEVEL (default info)
+ * the first time. */
 static int enabled(tine_log_level_t level)
 {
     if (min_level < 0) {
@@ -38,32 +41,74 @@ static int enabled(tine_log_level_t level)
     return (int)level >= min_level;
 }
 
-/* Writes one line: the time, the level, msg (JSON-quoted) and the kv pairs. */
+/* Writes the whole of line[0..len) to log_fd: one write() unless it is cut
+ * short (a full pipe), so lines of one process never interleave. */
+static void write_all(const char *line, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(log_fd, line + off, len - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+/* Whether msg needs no JSON escaping: printable ASCII but '"' and '\\'. */
+static bool plain_ascii(const char *msg, size_t mlen)
+{
+    for (size_t i = 0; i < mlen; i++)
+        if (msg[i] < 0x20 || msg[i] > 0x7e || msg[i] == '"' || msg[i] == '\\')
+            return false;
+    return true;
+}
+
+/* The line of log_line when memory ran out (tine_oom logs through here):
+ * built on the stack, with msg when it needs no escaping and without kv. */
+static void log_line_no_memory(tine_log_level_t level, const char *when, const char *msg, size_t mlen)
+{
+    char line[2304];
+    if (mlen > 2048 || !plain_ascii(msg, mlen)) {
+        msg = "out of memory: a log line was lost";
+        mlen = strlen(msg);
+    }
+    int n = snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%.*s\"}\n", when, level_names[level],
+                     (int)mlen, msg);
+    if (n > 0 && (size_t)n < sizeof line)
+        write_all(line, (size_t)n);
+}
+
+/* Writes one line: the time, the level, msg (JSON-quoted) and the kv pairs.
+ * Never aborts: without memory for it, log_line_no_memory writes it. */
 static void log_line(tine_log_level_t level, const char *const *kv, const char *msg, size_t mlen)
 {
     char when[32];
     tine_fmt_rfc3339_ms(tine_now_unix_ms(), when);
     tine_buf_t b;
     tine_buf_init(&b);
-    tine_buf_appendf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", when, level_names[level]);
-    tine_json_quote(&b, msg, mlen);
-    for (size_t i = 0; kv && kv[i] && kv[i + 1]; i += 2) {
-        tine_buf_append(&b, ",", 1);
-        tine_json_quote(&b, kv[i], strlen(kv[i]));
-        tine_buf_append(&b, ":", 1);
-        tine_json_quote(&b, kv[i + 1], strlen(kv[i + 1]));
+    int rc = tine_buf_try_appendf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", when, level_names[level]);
+    if (rc == 0)
+        rc = tine_json_try_quote(&b, msg, mlen, 0);
+    for (size_t i = 0; rc == 0 && kv && kv[i] && kv[i + 1]; i += 2) {
+        rc = tine_buf_try_append(&b, ",", 1);
+        if (rc == 0)
+            rc = tine_json_try_quote(&b, kv[i], strlen(kv[i]), 0);
+        if (rc == 0)
+            rc = tine_buf_try_append(&b, ":", 1);
+        if (rc == 0)
+            rc = tine_json_try_quote(&b, kv[i + 1], strlen(kv[i + 1]), 0);
     }
-    tine_buf_append(&b, "}\n", 2);
-    size_t off = 0;
-    while (off < b.len) {
-        ssize_t w = write(log_fd, b.data + off, b.len - off);
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
+    if (rc == 0)
+        rc = tine_buf_try_append(&b, "}\n", 2);
+    if (rc == 0)
+        write_all(b.data, b.len);
+    else
+        log_line_no_memory(level, when, msg, mlen);
     tine_buf_dispose(&b);
 }
 
+/* Formats the message (at most 2 KiB, trailing newlines dropped) and writes
+ * its line. */
 static void log_write(tine_log_level_t level, const char *const *kv, const char *fmt, va_list ap)
 {
     char msg[2048];

@@ -45,8 +45,8 @@ char *xstrndup(const char *s, size_t n);
 /* Formats into a fresh heap string; aborts on out-of-memory. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Prints "tine: out of memory allocating N bytes" and aborts: what the x*
- * functions do when an allocation fails. */
+/* Logs "out of memory allocating N bytes" (tine_log, level error) and
+ * aborts: what the x* functions do when an allocation fails. */
 _Noreturn void tine_oom(size_t n);
 
 /* A growable byte buffer. Caller-allocated; tine_buf_dispose frees the data.
@@ -154,6 +154,10 @@ void tine_one_line(char *s);
  * on one line (tine_one_line), and returns TINE_EINVAL. */
 int tine_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* tine_fail for a failed system call: the message, then ": " and
+ * strerror(errno), into err; returns -errno (-EIO when errno is 0). */
+int tine_fail_errno(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Monotonic clock in nanoseconds. */
 uint64_t tine_now_ns(void);
 
@@ -224,6 +228,9 @@ void tine_log(tine_log_level_t level, const char *fmt, ...) __attribute__((forma
  * key and value ({"app","hello","function","hi",NULL}). */
 void tine_log_kv(tine_log_level_t level, const char *const *kv, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The `kv` of tine_log_kv in place: TINE_LOG_KV("app", app, "function", fn). */
+#define TINE_LOG_KV(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 /* Like tine_log_kv with a message of `len` bytes taken as it is (no format,
  * no length limit; JSON quoting escapes what needs it). */

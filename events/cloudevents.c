@@ -106,6 +106,8 @@ static bool rfc3339_ok(const char *s, size_t len)
     return oh <= 23 && om <= 59 && i + 6 == len;
 }
 
+/* Whether the len bytes at s are standard base64 with padding (length a
+ * multiple of 4, = only at the end). */
 static bool base64_ok(const char *s, size_t len)
 {
     if (len % 4 != 0)
@@ -139,6 +141,8 @@ static bool media_type_ok(const char *s, size_t len)
     return true;
 }
 
+/* Whether name is a CloudEvents attribute name: 1 to CE_NAME_MAX lower-case
+ * letters and digits. */
 static bool name_ok(const char *name)
 {
     size_t n = strlen(name);
@@ -258,6 +262,8 @@ static void media_type(const char *ct, size_t len, char *out, size_t outlen)
     out[o] = '\0';
 }
 
+/* Whether the media type mt is JSON: application/json, text/json or a +json
+ * suffix. */
 static bool is_json_media(const char *mt)
 {
     size_t n = strlen(mt);
@@ -267,6 +273,8 @@ static bool is_json_media(const char *mt)
 
 static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+/* The standard base64 (padded) of the len bytes at p as a fresh string, or
+ * NULL without memory. */
 static char *base64_encode(const unsigned char *p, size_t len)
 {
     char *out = malloc((len + 2) / 3 * 4 + 1);

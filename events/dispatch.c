@@ -80,6 +80,8 @@ static void entry_done(ev__entry_t *e)
         dispatch_read(ev);
 }
 
+/* An entry's acknowledgement (and retry or dead letter) is written; when it
+ * is not, the entry stays pending and is read again. */
 static void on_committed(void *priv, redisReply *reply)
 {
     ev__entry_t *e = priv;
@@ -87,8 +89,9 @@ static void on_committed(void *priv, redisReply *reply)
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         /* Not acknowledged: the entry is still pending and is read again. */
         if (!e->ev->closing)
-            fprintf(stderr, "tined: events: cannot acknowledge entry %s (%s); it will be delivered again\n", e->id,
-                    r && r->type == REDIS_REPLY_ERROR ? r->str : "redis connection lost");
+            tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("entry", e->id),
+                        "events: cannot acknowledge entry %s (%s); it will be delivered again", e->id,
+                        r && r->type == REDIS_REPLY_ERROR ? r->str : "redis connection lost");
         e->ev->rescan = true;
     }
     entry_done(e);
@@ -139,9 +142,9 @@ static void entry_commit(ev__entry_t *e)
             ev__args_adds(&a, member);
             free(member);
             if (!job->busy)
-                fprintf(stderr, "tined: events: %s.%s failed on event %s (attempt %u of %u): %s; retrying in %" PRIu64
-                                " ms\n",
-                        job->app, job->function, e->id, job->attempt, job->attempts, job->reason, delay);
+                tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("app", job->app, "function", job->function, "entry", e->id),
+                            "events: %s.%s failed on event %s (attempt %u of %u): %s; retrying in %" PRIu64 " ms",
+                            job->app, job->function, e->id, job->attempt, job->attempts, job->reason, delay);
         } else {
             ev__args_adds(&a, "XADD");
             ev__args_addf(&a, RDS_KEY_DLQ_PREFIX "%s", job->app);
@@ -163,9 +166,10 @@ static void entry_commit(ev__entry_t *e)
             ev__args_addf(&a, "%" PRIu64, now);
             ev__args_adds(&a, "app");
             ev__args_adds(&a, e->app);
-            fprintf(stderr, "tined: events: %s.%s failed on event %s after %u attempt%s: %s; moved to %s%s\n",
-                    job->app, job->function, e->id, job->attempt, job->attempt == 1 ? "" : "s", job->reason,
-                    RDS_KEY_DLQ_PREFIX, job->app);
+            tine_log_kv(TINE_LOG_ERROR, TINE_LOG_KV("app", job->app, "function", job->function, "entry", e->id),
+                        "events: %s.%s failed on event %s after %u attempt%s: %s; moved to %s%s", job->app,
+                        job->function, e->id, job->attempt, job->attempt == 1 ? "" : "s", job->reason,
+                        RDS_KEY_DLQ_PREFIX, job->app);
         }
         rc = ev__send(ev->cmd, NULL, NULL, &a);
     }
@@ -191,12 +195,15 @@ static void entry_commit(ev__entry_t *e)
         on_committed(e, NULL);
 }
 
+/* One of the entry's jobs ended; the last commits the entry. */
 static void entry_job_finished(ev__entry_t *e)
 {
     if (--e->running == 0)
         entry_commit(e);
 }
 
+/* A job's invocation finished: it failed on an error or a 5xx, with the
+ * reason kept for the retry or dead letter. */
 static void on_job_done(void *data, const inv_result_t *res)
 {
     job_t *job = data;
@@ -213,6 +220,9 @@ static void on_job_done(void *data, const inv_result_t *res)
     entry_job_finished(job->entry);
 }
 
+/* Invokes the job's function with the event. A job without its app version
+ * (a permanent failure jobs_for_target noted) or whose call cannot start
+ * finishes at once, failed. */
 static void job_start(ev_events_t *ev, job_t *job)
 {
     ev__entry_t *e = job->entry;
@@ -233,6 +243,8 @@ static void job_start(ev_events_t *ev, job_t *job)
     }
 }
 
+/* Appends a job for app.function to the entry (attempt 1 of 3 unless given)
+ * and returns it. */
 static job_t *job_add(ev__entry_t *e, const char *app, const char *function, const char *trigger, uint32_t attempt,
                       uint32_t attempts)
 {
@@ -258,7 +270,8 @@ static void jobs_for_target(ev_events_t *ev, ev__entry_t *e, json_t *target)
     json_int_t attempt = json_integer_value(json_object_get(target, "attempt"));
     json_int_t attempts = json_integer_value(json_object_get(target, "attempts"));
     if (app == NULL || fn == NULL) {
-        fprintf(stderr, "tined: events: entry %s has a target without app or function; dropped\n", e->id);
+        tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("entry", e->id),
+                    "events: entry %s has a target without app or function; dropped", e->id);
         return;
     }
     static const char *const kinds[] = {"event", "log", "schedule"};
@@ -334,7 +347,8 @@ static void entry_process(ev_events_t *ev, redisReply *item)
     if (!json_is_object(e->event)) {
         /* A deleted entry still pending, or garbage: nothing to deliver. */
         if (fields && fields->type != REDIS_REPLY_NIL)
-            fprintf(stderr, "tined: events: entry %s holds no CloudEvent; dropped\n", e->id);
+            tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("entry", e->id), "events: entry %s holds no CloudEvent; dropped",
+                        e->id);
     } else if (target) {
         json_t *t = json_loads(target, 0, NULL);
         jobs_for_target(ev, e, t);
@@ -364,6 +378,10 @@ static size_t process_entries(ev_events_t *ev, redisReply *entries, char *last, 
     return entries->elements;
 }
 
+/* An XREADGROUP reply: starts its entries, moves the cursor through this
+ * node's pending entries (the pending phase ends when none come back) and
+ * reads again; an error restarts from the pending ones (NOGROUP: the group is
+ * made again). */
 static void on_read(void *priv, redisReply *reply)
 {
     ev_events_t *ev = priv;
@@ -380,7 +398,7 @@ static void on_read(void *priv, redisReply *reply)
             return;
         }
         /* Read again on the next tick. */
-        fprintf(stderr, "tined: events: reading %s: %s\n", RDS_KEY_EVENTS, r->str);
+        tine_log(TINE_LOG_WARN, "events: reading %s: %s", RDS_KEY_EVENTS, r->str);
         return;
     }
     size_t got = 0;
@@ -432,6 +450,7 @@ static void dispatch_read(ev_events_t *ev)
         ev->reading = true;
 }
 
+/* The consumer group exists (made now or before): reading starts. */
 static void on_group_created(void *priv, redisReply *reply)
 {
     ev_events_t *ev = priv;
@@ -440,7 +459,7 @@ static void on_group_created(void *priv, redisReply *reply)
     if (r == NULL || ev->closing)
         return;
     if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0)
-        fprintf(stderr, "tined: events: cannot create the consumer group: %s\n", r->str);
+        tine_log(TINE_LOG_ERROR, "events: cannot create the consumer group: %s", r->str);
     dispatch_read(ev);
 }
 
@@ -508,6 +527,8 @@ static const char claim_lua[] =
     "end "
     "return out";
 
+/* Retries that were due are back in the stream; with a full batch moved, more
+ * are moved at once. */
 static void on_retries_moved(void *priv, redisReply *reply)
 {
     ev_events_t *ev = priv;
@@ -516,13 +537,15 @@ static void on_retries_moved(void *priv, redisReply *reply)
     if (r == NULL || ev->closing)
         return;
     if (r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "tined: events: moving retries: %s\n", r->str);
+        tine_log(TINE_LOG_WARN, "events: moving retries: %s", r->str);
         return;
     }
     if (r->type == REDIS_REPLY_INTEGER && r->integer >= 100)
         ev__dispatch_tick(ev, false); /* more are due */
 }
 
+/* Entries of lost nodes were claimed by this node: they are processed like
+ * its own. */
 static void on_claimed(void *priv, redisReply *reply)
 {
     ev_events_t *ev = priv;
@@ -531,12 +554,12 @@ static void on_claimed(void *priv, redisReply *reply)
     if (r == NULL || ev->closing)
         return;
     if (r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "tined: events: claiming entries of lost nodes: %s\n", r->str);
+        tine_log(TINE_LOG_WARN, "events: claiming entries of lost nodes: %s", r->str);
         return;
     }
     if (r->type == REDIS_REPLY_ARRAY && r->elements)
-        fprintf(stderr, "tined: events: took over %zu pending entr%s of lost nodes\n", r->elements,
-                r->elements == 1 ? "y" : "ies");
+        tine_log(TINE_LOG_INFO, "events: took over %zu pending entr%s of lost nodes", r->elements,
+                 r->elements == 1 ? "y" : "ies");
     process_entries(ev, r, NULL, 0);
 }
 

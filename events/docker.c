@@ -52,11 +52,13 @@ typedef struct {
 
 static void docker_connect(ev__docker_t *d);
 
+/* The backoff timer: connects to the engine again. */
 static void on_retry(uv_timer_t *t)
 {
     docker_connect(t->data);
 }
 
+/* Frees the watcher once it is stopping and its last handle closed. */
 static void docker_maybe_free(ev__docker_t *d)
 {
     if (d->stopping && d->handles_open == 0) {
@@ -66,6 +68,8 @@ static void docker_maybe_free(ev__docker_t *d)
     }
 }
 
+/* A watcher's handle closed (a socket's poll handle frees its socket); the
+ * last may free the watcher. */
 static void on_docker_handle_closed(uv_handle_t *h)
 {
     ev__docker_t *d = h->data;
@@ -75,6 +79,7 @@ static void on_docker_handle_closed(uv_handle_t *h)
     docker_maybe_free(d);
 }
 
+/* Closes one of the watcher's handles, counted until on_docker_handle_closed. */
 static void docker_handle_close(ev__docker_t *d, uv_handle_t *h)
 {
     h->data = d;
@@ -83,6 +88,8 @@ static void docker_handle_close(ev__docker_t *d, uv_handle_t *h)
 
 /* ----------------------------------------------------------- the events */
 
+/* Whether a container action is one turned into an event (create, start,
+ * stop, die, oom, ...). */
 static bool action_wanted(const char *a)
 {
     static const char *const wanted[] = {"create", "start", "restart", "stop",  "kill",   "die",
@@ -145,6 +152,9 @@ static void docker_line(ev__docker_t *d, const char *line, size_t len)
     json_decref(j);
 }
 
+/* curl's body callback: hands each complete line of a 200 stream to
+ * docker_line (an error page is skipped; a line over DOCKER_LINE_MAX is
+ * dropped). Returns n: the transfer goes on. */
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     ev__docker_t *d = userdata;
@@ -168,6 +178,8 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+/* curl's header callback: notes the status and whether the engine is Podman;
+ * the end of a 200 head means the stream is followed. Returns n. */
 static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
 {
     ev__docker_t *d = userdata;
@@ -182,8 +194,8 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
         d->podman = true;
     } else if (n <= 2 && d->status == 200 && !d->streaming) {
         d->streaming = true;
-        fprintf(stderr, "tined: events: following %s container events on %s\n", d->podman ? "Podman" : "Docker",
-                d->socket_path);
+        tine_log(TINE_LOG_INFO, "events: following %s container events on %s", d->podman ? "Podman" : "Docker",
+                 d->socket_path);
         d->warned = false;
     }
     return n;
@@ -191,6 +203,8 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
 
 /* -------------------------------------------------------- curl on the loop */
 
+/* Handles the end of the events transfer: logs why (once while the engine
+ * stays away) and schedules a reconnect with backoff. */
 static void check_done(ev__docker_t *d)
 {
     CURLMsg *msg;
@@ -205,21 +219,20 @@ static void check_done(ev__docker_t *d)
         if (d->stopping)
             return;
         if (d->streaming) {
-            fprintf(stderr, "tined: events: the container engine on %s went away (%s); reconnecting\n",
-                    d->socket_path, rc == CURLE_OK ? "stream ended" : curl_easy_strerror(rc));
+            tine_log(TINE_LOG_WARN, "events: the container engine on %s went away (%s); reconnecting", d->socket_path,
+                     rc == CURLE_OK ? "stream ended" : curl_easy_strerror(rc));
         } else if (!d->warned) {
             /* curl speaks of "localhost port 80": say what is wrong with the socket. */
             const char *why = access(d->socket_path, F_OK) != 0 ? strerror(errno)
                               : d->curl_err[0]                  ? d->curl_err
                                                                 : curl_easy_strerror(rc);
             if (rc != CURLE_OK)
-                fprintf(stderr,
-                        "tined: events: warning: no container engine at %s (%s); container events start when one "
-                        "appears\n",
-                        d->socket_path, why);
+                tine_log(TINE_LOG_WARN,
+                         "events: no container engine at %s (%s); container events start when one appears",
+                         d->socket_path, why);
             else
-                fprintf(stderr, "tined: events: warning: the container engine on %s answered %ld to GET /events\n",
-                        d->socket_path, d->status);
+                tine_log(TINE_LOG_WARN, "events: the container engine on %s answered %ld to GET /events",
+                         d->socket_path, d->status);
             d->warned = true;
         }
         d->streaming = false;
@@ -228,6 +241,8 @@ static void check_done(ev__docker_t *d)
     }
 }
 
+/* A socket of curl is ready: lets curl act on it, then looks for the end of
+ * the transfer. */
 static void on_poll(uv_poll_t *p, int status, int events)
 {
     sock_t *s = container_of(p, sock_t, poll);
@@ -244,6 +259,8 @@ static void on_poll(uv_poll_t *p, int status, int events)
     check_done(d);
 }
 
+/* curl's socket callback: starts, changes or stops polling fd (its sock_t
+ * made on first use). Returns 0, or -1 when it cannot be polled. */
 static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     ev__docker_t *d = userp;
@@ -272,6 +289,7 @@ static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp, void
     return 0;
 }
 
+/* curl's timer fired: lets curl act, then looks for the end of the transfer. */
 static void on_curl_timeout(uv_timer_t *t)
 {
     ev__docker_t *d = t->data;
@@ -280,6 +298,8 @@ static void on_curl_timeout(uv_timer_t *t)
     check_done(d);
 }
 
+/* curl's timer callback: arms the timer for timeout_ms, or stops it for -1.
+ * Returns 0. */
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 {
     ev__docker_t *d = userp;

@@ -116,11 +116,13 @@ static void module_release(ev_events_t *ev)
     }
 }
 
+/* One of the module's handles closed: a release of the module. */
 static void on_handle_closed(uv_handle_t *h)
 {
     module_release(h->data);
 }
 
+/* One of the module's Redis connections closed: a release of the module. */
 static void on_conn_closed(void *data)
 {
     module_release(data);
@@ -211,6 +213,7 @@ typedef struct {
     char *error; /* the first failure */
 } ev__outcome_t;
 
+/* Notes a failure; the first one is what is reported. */
 static void outcome_fail(ev__outcome_t *o, const char *why)
 {
     if (o->error == NULL)
@@ -253,6 +256,8 @@ struct ev_append {
     json_t *ids;
 };
 
+/* Both answers of an append are in: calls back with the stream ids of the
+ * events, or TINE_EREDIS and the first failure; frees the append. */
 static void append_settle(ev_append_t *a)
 {
     if (!outcome_settled(&a->out))
@@ -264,6 +269,7 @@ static void append_settle(ev_append_t *a)
     free(a);
 }
 
+/* The reply of an append: the stream ids of the events, or why it failed. */
 static void on_appended(void *priv, redisReply *reply)
 {
     ev_append_t *a = priv;
@@ -296,6 +302,7 @@ static void on_appended(void *priv, redisReply *reply)
     append_settle(a);
 }
 
+/* The barrier's answer for an append. */
 static void on_append_confirmed(void *priv, int rc, const char *why)
 {
     ev_append_t *a = priv;
@@ -358,6 +365,8 @@ typedef struct {
     ev__outcome_t out;
 } emit_t;
 
+/* Both answers of a tine.emit are in: calls back with the event's id or
+ * TINE_EREDIS and the first failure; frees the emit. */
 static void emit_settle(emit_t *em)
 {
     if (!outcome_settled(&em->out))
@@ -370,6 +379,7 @@ static void emit_settle(emit_t *em)
     free(em);
 }
 
+/* The reply of a tine.emit's XADD. */
 static void on_emitted(void *priv, redisReply *r)
 {
     emit_t *em = priv;
@@ -377,6 +387,7 @@ static void on_emitted(void *priv, redisReply *r)
     emit_settle(em);
 }
 
+/* The barrier's answer for a tine.emit. */
 static void on_emit_confirmed(void *priv, int rc, const char *why)
 {
     emit_t *em = priv;
@@ -467,6 +478,9 @@ static void sure_unlink(ev__sure_t *p)
     }
 }
 
+/* Both answers of an attempt are in: stored and confirmed, p is done and
+ * freed; else it is tried again in SURE_RETRY_MS (the first failure said).
+ * One given up meanwhile is freed. */
 static void sure_settle(ev__sure_t *p)
 {
     if (!outcome_settled(&p->out))
@@ -492,6 +506,7 @@ static void sure_settle(ev__sure_t *p)
     p->next_ms = tine_now_unix_ms() + SURE_RETRY_MS;
 }
 
+/* The reply of an attempt's append. */
 static void on_sure_stored(void *priv, redisReply *r)
 {
     ev__sure_t *p = priv;
@@ -500,6 +515,7 @@ static void on_sure_stored(void *priv, redisReply *r)
     sure_settle(p);
 }
 
+/* The barrier's answer for an attempt. */
 static void on_sure_confirmed(void *priv, int rc, const char *why)
 {
     ev__sure_t *p = priv;
@@ -642,7 +658,7 @@ static int load_log_dirs(ev_events_t *ev, const char *paths, char *err, size_t e
         if (realpath(p, resolved) == NULL) {
             /* A directory that does not exist yet can hold no file: keep the
              * name as given (normalised later when it appears). */
-            fprintf(stderr, "tined: --log-paths: %s: %s (allowed anyway)\n", p, strerror(errno));
+            tine_log(TINE_LOG_WARN, "--log-paths: %s: %s (allowed anyway)", p, strerror(errno));
             snprintf(resolved, sizeof resolved, "%s", p);
         }
         size_t n = strlen(resolved);
@@ -668,6 +684,7 @@ static void on_blk_up(void *data)
     ev__dispatch_on_up(data);
 }
 
+/* The 100 ms tick: due retries every tick, entries of lost nodes every 20th. */
 static void on_tick(uv_timer_t *t)
 {
     ev_events_t *ev = t->data;

@@ -76,12 +76,16 @@ static bool is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/* Whether c may be part of a key in a filter term: letters, digits and _ . -
+ * $ @. */
 static bool is_key_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
            c == '-' || c == '$' || c == '@';
 }
 
+/* Appends term t to the filter, noting whether it has a bare word or key
+ * terms. */
 static void add_term(ev_filter_t *f, term_t t)
 {
     f->terms = xrealloc(f->terms, (f->n + 1) * sizeof(*f->terms));
@@ -231,6 +235,8 @@ static bool key_matches(const term_t *t, json_t *record)
     return fnmatch(t->text, s, 0) == 0;
 }
 
+/* Whether the len bytes of line hold the nlen bytes of needle (always, for an
+ * empty needle). */
 static bool contains(const char *line, size_t len, const char *needle, size_t nlen)
 {
     if (nlen == 0)

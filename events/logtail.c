@@ -164,14 +164,16 @@ static bool fd_allowed(ev__follow_t *f, int fd, struct stat *st)
     ssize_t n = readlink(link, real, sizeof real - 1);
     if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode) || n <= 0) {
         if (!f->warned)
-            fprintf(stderr, "tined: events: log source %s is not a regular file; not followed\n", f->path);
+            tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("path", f->path),
+                        "events: log source %s is not a regular file; not followed", f->path);
         f->warned = true;
         return false;
     }
     real[n] = '\0';
     if (!ev__log_path_allowed(f->ev, real, NULL, 0, err, sizeof err)) {
         if (!f->warned)
-            fprintf(stderr, "tined: events: log source %s: %s; not followed\n", f->path, err);
+            tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("path", f->path), "events: log source %s: %s; not followed", f->path,
+                        err);
         f->warned = true;
         return false;
     }
@@ -195,11 +197,16 @@ static void follow_free(ev__follow_t *f)
     free(f);
 }
 
+/* The Redis key of the followed position of f on this node, as a fresh
+ * string. */
 static char *pos_key(ev__follow_t *f)
 {
     return xasprintf(RDS_KEY_LOGPOS_PREFIX "%s:%s", f->ev->node_id, f->path);
 }
 
+/* The stored position of f (dev ino offset) arrived: following starts from it
+ * (none stored: from the end or start as planned); a follow removed meanwhile
+ * is freed. */
 static void on_position(void *priv, redisReply *reply)
 {
     ev__follow_t *f = priv;
@@ -231,7 +238,8 @@ static bool follow_open(ev__follow_t *f)
         if (errno == ENOENT)
             f->from_start = true; /* when it appears, it is all new */
         else if (!f->warned) {
-            fprintf(stderr, "tined: events: cannot open log source %s: %s\n", f->path, strerror(errno));
+            tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("path", f->path), "events: cannot open log source %s: %s", f->path,
+                        strerror(errno));
             f->warned = true;
         }
         return false;
@@ -272,6 +280,9 @@ typedef struct {
     bool ok;
 } batch_t;
 
+/* Both answers of a batch are in: when it was stored and confirmed the
+ * follow moves past its lines and reads on while there is more; a follow
+ * removed meanwhile is freed. */
 static void batch_settle(batch_t *b)
 {
     if (--b->left > 0)
@@ -298,23 +309,25 @@ static void batch_settle(batch_t *b)
         follow_step(f);
 }
 
+/* The transaction's reply: stored, or why not (said). */
 static void on_batch_stored(void *priv, redisReply *reply)
 {
     batch_t *b = priv;
     redisReply *r = reply;
     b->ok = r && r->type == REDIS_REPLY_ARRAY;
     if (r && !b->ok && !b->f->ev->closing)
-        fprintf(stderr, "tined: events: cannot store lines of %s: %s\n", b->f->path,
-                r->type == REDIS_REPLY_ERROR ? r->str : "transaction aborted");
+        tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("path", b->f->path), "events: cannot store lines of %s: %s", b->f->path,
+                    r->type == REDIS_REPLY_ERROR ? r->str : "transaction aborted");
     batch_settle(b);
 }
 
+/* The barrier's answer: lines stored but not confirmed are sent again. */
 static void on_batch_confirmed(void *priv, int rc, const char *why)
 {
     batch_t *b = priv;
     if (rc != 0 && b->ok && !b->f->ev->closing)
-        fprintf(stderr, "tined: events: lines of %s stored but not confirmed (%s); sending them again\n", b->f->path,
-                why);
+        tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("path", b->f->path),
+                    "events: lines of %s stored but not confirmed (%s); sending them again", b->f->path, why);
     if (rc != 0)
         b->ok = false;
     batch_settle(b);
@@ -376,7 +389,8 @@ static void follow_step(ev__follow_t *f)
         return;
     bool rotated = stat(f->path, &named) != 0 || named.st_ino != f->ino || named.st_dev != f->dev;
     if ((uint64_t)st.st_size < f->offset) {
-        fprintf(stderr, "tined: events: %s was truncated; reading it from the start\n", f->path);
+        tine_log_kv(TINE_LOG_INFO, TINE_LOG_KV("path", f->path), "events: %s was truncated; reading it from the start",
+                    f->path);
         f->offset = 0;
     }
     ssize_t n = pread(f->fd, f->buf, TAIL_CHUNK, (off_t)f->offset);
@@ -429,6 +443,7 @@ static void follow_step(ev__follow_t *f)
         b->left = 1; /* the transaction's NULL answer settles it */
 }
 
+/* The poll timer: every followed file reads what it has new. */
 static void on_tail_timer(uv_timer_t *t)
 {
     ev_events_t *ev = t->data;
@@ -499,7 +514,8 @@ void ev__logtail_app(ev_events_t *ev, const char *app, const reg_app_version_t *
         ev_filter_t *filter = NULL;
         if (!ev__log_path_allowed(ev, t->source + 5, NULL, 0, err, sizeof err) ||
             ev__filter_compile(t->filter, &filter, err, sizeof err) != 0) {
-            fprintf(stderr, "tined: events: %s triggers[%zu] not followed on this node: %s\n", app, i, err);
+            tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("app", app),
+                        "events: %s triggers[%zu] not followed on this node: %s", app, i, err);
             continue;
         }
         ev__follow_t *f = follow_get(ev, t->source + 5);
@@ -530,11 +546,13 @@ void ev__logtail_stop(ev_events_t *ev)
 
 /* -------------------------------------------------- function log source */
 
+/* The append of a function log line event: an error is logged (the event is
+ * lost). */
 static void on_function_line_appended(void *priv, redisReply *reply)
 {
     redisReply *r = reply;
     if (r && r->type == REDIS_REPLY_ERROR)
-        fprintf(stderr, "tined: events: cannot store a function log line event: %s\n", r->str);
+        tine_log(TINE_LOG_WARN, "events: cannot store a function log line event: %s", r->str);
 }
 
 /* Appends the event of one function log line for one trigger. */
@@ -548,8 +566,9 @@ static void function_line(ev_events_t *ev, const inv_activation_t *a, const reg_
     json_t *event = ev__make_event(id, "tine.log.line", source, a->function, when, data);
     json_t *target = ev__target(a->app, t->function, "log", 1, t->attempts);
     if (ev__append_one(ev, a->app, event, target, NULL, 0, on_function_line_appended, NULL) != 0)
-        fprintf(stderr, "tined: events: a log line of %s.%s was not turned into an event: redis is unreachable\n",
-                a->app, a->function);
+        tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("app", a->app, "function", a->function),
+                    "events: a log line of %s.%s was not turned into an event: redis is unreachable", a->app,
+                    a->function);
     json_decref(target);
     json_decref(event);
     free(source);

@@ -46,15 +46,19 @@ static const char lifecycle_lua[] =
     "end "
     "return n";
 
+/* The lifecycle script's reply: the next heartbeat may run it again; an error
+ * is logged. */
 static void on_lifecycle(void *priv, redisReply *reply)
 {
     ev_events_t *ev = priv;
     redisReply *r = reply;
     ev->nodes_busy = false;
     if (r && r->type == REDIS_REPLY_ERROR && !ev->closing)
-        fprintf(stderr, "tined: events: node lifecycle: %s\n", r->str);
+        tine_log(TINE_LOG_WARN, "events: node lifecycle: %s", r->str);
 }
 
+/* Every second: refreshes this node's heartbeat and registration, then runs
+ * the lifecycle script unless the last run is still out. */
 static void on_heartbeat_timer(uv_timer_t *t)
 {
     ev_events_t *ev = t->data;

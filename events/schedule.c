@@ -18,6 +18,8 @@
 
 static void sched_arm(ev_events_t *ev);
 
+/* Frees the strings of one schedule (not the schedule itself, which lives in
+ * an array). */
 static void sched_free_one(ev__sched_t *s)
 {
     free(s->app);
@@ -48,6 +50,8 @@ static void sched_fire(ev_events_t *ev, const ev__sched_t *s, int64_t tick_ms)
     free(id);
 }
 
+/* Fires every schedule that is due, once, computes its next tick and arms the
+ * timer again. */
 static void on_sched_timer(uv_timer_t *t)
 {
     ev_events_t *ev = t->data;

@@ -26,6 +26,8 @@ static int token_equal(const char *a, size_t alen, const char *b)
     return diff == 0;
 }
 
+/* Whether req carries the admin token as a bearer (always, when the node runs
+ * without one). */
 static int authorized(gw_server_t *gw, h2o_req_t *req)
 {
     return gw->admin_token == NULL || gw__bearer_ok(req, gw->admin_token);
@@ -66,11 +68,13 @@ static size_t split_path(const char *path, size_t len, h2o_iovec_t *segs, size_t
     return n;
 }
 
+/* A fresh NUL-terminated copy of the path segment s. */
 static char *seg_dup(h2o_iovec_t s)
 {
     return xstrndup(s.base, s.len);
 }
 
+/* ms since the epoch as "2026-01-02T03:04:05Z" (UTC, no milliseconds) in out. */
 static void iso8601(int64_t ms, char out[32])
 {
     time_t t = (time_t)(ms / 1000);
@@ -90,6 +94,8 @@ static void serving_fields(gw_server_t *gw, json_t *o, const char *app)
         json_object_set_new(o, "problem", json_string(why));
 }
 
+/* GET /apps: every stored app with its live version, its count of versions
+ * and what this node serves; 503 without Redis. */
 static void admin_apps(gw_server_t *gw, h2o_req_t *req)
 {
     reg_store_t *store = reg_live_store(gw->live);
@@ -259,7 +265,7 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
         deploy_unloadable(gw, req, app, version, err);
         return;
     }
-    fprintf(stderr, "tined: deployed %s version %" PRIu64 "\n", app, version);
+    tine_log_kv(TINE_LOG_INFO, TINE_LOG_KV("app", app), "deployed %s version %" PRIu64, app, version);
     gw__send_json(req, 201, json_pack("{s:s, s:I}", "app", app, "version", (json_int_t)version));
 }
 
@@ -285,6 +291,8 @@ static int read_versions(gw_server_t *gw, h2o_req_t *req, const char *app, uint6
     return 0;
 }
 
+/* GET /apps/APP/versions: the app's stored versions (created, files, bundle
+ * hash, which is live) and what this node serves. */
 static void admin_versions(gw_server_t *gw, h2o_req_t *req, const char *app)
 {
     uint64_t live;
@@ -357,6 +365,7 @@ static void admin_delete(gw_server_t *gw, h2o_req_t *req, const char *app)
                             (json_int_t)activations, "kept", "usage"));
 }
 
+/* The n version numbers of v as a fresh JSON array. */
 static json_t *versions_array(const uint64_t *v, size_t n)
 {
     json_t *a = json_array();
@@ -387,7 +396,7 @@ static void admin_prune(gw_server_t *gw, h2o_req_t *req, const char *app)
         gw__send_error(req, r == TINE_ENOTFOUND ? 404 : 503, "%s", err);
         return;
     }
-    fprintf(stderr, "tined: pruned %zu versions of %s\n", p.npruned, app);
+    tine_log_kv(TINE_LOG_INFO, TINE_LOG_KV("app", app), "pruned %zu versions of %s", p.npruned, app);
     gw__send_json(req, 200,
                   json_pack("{s:s, s:I, s:o, s:o, s:I}", "app", app, "live", (json_int_t)p.live, "pruned",
                             versions_array(p.pruned, p.npruned), "kept", versions_array(p.kept, p.nkept),
@@ -432,6 +441,8 @@ static void admin_ready(gw_server_t *gw, h2o_req_t *req)
     tine_buf_dispose(&all);
 }
 
+/* POST /apps/APP/rollback: makes {"version": N} live again, or without a body
+ * the version before the live one; loads it here before answering. */
 static void admin_rollback(gw_server_t *gw, h2o_req_t *req, const char *app)
 {
     uint64_t target = 0;
@@ -458,10 +469,12 @@ static void admin_rollback(gw_server_t *gw, h2o_req_t *req, const char *app)
         deploy_unloadable(gw, req, app, now_live, err);
         return;
     }
-    fprintf(stderr, "tined: %s rolled back to version %" PRIu64 "\n", app, now_live);
+    tine_log_kv(TINE_LOG_INFO, TINE_LOG_KV("app", app), "%s rolled back to version %" PRIu64, app, now_live);
     gw__send_json(req, 200, json_pack("{s:s, s:I}", "app", app, "live", (json_int_t)now_live));
 }
 
+/* GET /apps/APP/routes: the live version's routes (with the app prefix),
+ * triggers and functions. */
 static void admin_routes(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v)
 {
     const reg_manifest_t *m = v->manifest;
@@ -519,6 +532,7 @@ static char *query_param(h2o_req_t *req, const char *name)
     return NULL;
 }
 
+/* Whether query parameter `name` is 1 or true. */
 static int query_flag(h2o_req_t *req, const char *name)
 {
     char *v = query_param(req, name);
@@ -535,6 +549,7 @@ static size_t function_index(const reg_app_version_t *v, const char *fn)
     return reg_manifest_function_index(v->manifest, fn, strlen(fn), &i) ? i : SIZE_MAX;
 }
 
+/* GET /sandboxes[?app=APP]: the invoker's pools and sandboxes on this node. */
 static void admin_sandboxes(gw_server_t *gw, h2o_req_t *req)
 {
     if (!method_is(req, "GET")) {
@@ -571,6 +586,8 @@ struct evict_wait {
     } *polls;
 };
 
+/* One of the eviction wait's handles closed; the last closes the pidfds and
+ * frees the wait. */
 static void evict_handle_closed(uv_handle_t *h)
 {
     evict_wait_t *w = h->data;
@@ -597,6 +614,7 @@ static void evict_finish(evict_wait_t *w)
         uv_close((uv_handle_t *)&w->polls[i].poll, evict_handle_closed);
 }
 
+/* An evicted sandbox exited (its pidfd is readable); the last one answers. */
 static void on_evicted_gone(uv_poll_t *h, int status, int events)
 {
     (void)status;
@@ -607,11 +625,15 @@ static void on_evicted_gone(uv_poll_t *h, int status, int events)
         evict_finish(w);
 }
 
+/* Evicted sandboxes took longer than EVICT_WAIT_MS to exit: answers without
+ * waiting longer. */
 static void on_evict_timeout(uv_timer_t *t)
 {
     evict_finish(t->data);
 }
 
+/* The eviction request went away before its answer: the wait goes on without
+ * it. */
 static void on_evict_req_dispose(void *p)
 {
     evict_req_t *link = p;
@@ -685,7 +707,8 @@ static void admin_scale(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, c
     } else {
         uint32_t warm = (uint32_t)json_integer_value(w);
         inv_scale(gw->inv, v, idx, warm);
-        fprintf(stderr, "tined: %s.%s v%" PRIu64 " keeps %" PRIu32 " warm sandboxes\n", v->app, fn, v->version, warm);
+        tine_log_kv(TINE_LOG_INFO, TINE_LOG_KV("app", v->app, "function", fn),
+                    "%s.%s v%" PRIu64 " keeps %" PRIu32 " warm sandboxes", v->app, fn, v->version, warm);
         gw__send_json(req, 200, json_pack("{s:s, s:s, s:I, s:i}", "app", v->app, "function", fn, "version",
                                           (json_int_t)v->version, "warm", (int)warm));
     }

@@ -51,6 +51,7 @@ static int parse_query(h2o_req_t *req, query_param_t *params, size_t n)
     return 0;
 }
 
+/* Frees the values parse_query stored in the n params. */
 static void free_query(query_param_t *params, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -102,6 +103,8 @@ static char *live_app(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t seg)
     return app;
 }
 
+/* Whether the function query parameter is absent or a function name; else
+ * answers 400 and returns 0. */
 static int function_param_ok(h2o_req_t *req, const char *fn)
 {
     if (fn == NULL || name_ok(fn, "_-", 1))
@@ -110,6 +113,8 @@ static int function_param_ok(h2o_req_t *req, const char *fn)
     return 0;
 }
 
+/* The HTTP status of a billing read's error: 400 for TINE_EINVAL, 404 for
+ * TINE_ENOTFOUND, else 503. */
 static int status_of(int rc)
 {
     return rc == TINE_EINVAL ? 400 : rc == TINE_ENOTFOUND ? 404 : 503;
@@ -117,6 +122,8 @@ static int status_of(int rc)
 
 /* ------------------------------------------------------------ usage, activations */
 
+/* GET /usage?app=APP[&from][&to][&by=function|version|day]: the usage report
+ * of an app (known even when deleted). */
 static void admin_usage(gw_server_t *gw, h2o_req_t *req)
 {
     query_param_t q[] = {{"app", NULL}, {"from", NULL}, {"to", NULL}, {"by", NULL}};
@@ -155,6 +162,8 @@ out:
     free_query(q, 4);
 }
 
+/* GET /apps/APP/activations[?limit][&function]: the app's newest activation
+ * records, without their logs. */
 static void admin_activations(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_seg)
 {
     query_param_t q[] = {{"limit", NULL}, {"function", NULL}};
@@ -175,6 +184,8 @@ out:
     free_query(q, 2);
 }
 
+/* GET /activations/ID: one activation record with its logs; 400 for an id
+ * that is not hex. */
 static void admin_activation(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t id_seg)
 {
     char *id = xstrndup(id_seg.base, id_seg.len);
@@ -211,6 +222,8 @@ typedef struct {
     uint64_t dropped;
 } log_stream_t;
 
+/* Sends what is pending on the followed log stream unless a send is in flight
+ * or the stream is not live yet. */
 static void stream_send(log_stream_t *ls)
 {
     if (ls->req == NULL || !ls->started || ls->in_flight || ls->pending.len == 0)
@@ -234,6 +247,8 @@ static void stream_finish(log_stream_t *ls)
     h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
 }
 
+/* h2o sent the last chunk: sends what is pending, and ends the stream when it
+ * is ending and nothing is left. */
 static void on_stream_proceed(h2o_generator_t *g, h2o_req_t *req)
 {
     log_stream_t *ls = (log_stream_t *)g;
@@ -244,6 +259,7 @@ static void on_stream_proceed(h2o_generator_t *g, h2o_req_t *req)
         stream_finish(ls);
 }
 
+/* h2o stopped the stream (the client left): nothing is sent any more. */
 static void on_stream_stop(h2o_generator_t *g, h2o_req_t *req)
 {
     log_stream_t *ls = (log_stream_t *)g;
@@ -293,6 +309,8 @@ static void on_stream_event(void *data, bill_follow_event_t ev, const char *line
     stream_send(ls);
 }
 
+/* Every 10 s: an empty line keeps a live stream open; a stream still not
+ * subscribed answers 503. */
 static void on_heartbeat(uv_timer_t *t)
 {
     log_stream_t *ls = container_of(t, log_stream_t, heartbeat);
@@ -309,6 +327,7 @@ static void on_heartbeat(uv_timer_t *t)
     }
 }
 
+/* The stream's heartbeat timer closed: frees the stream. */
 static void on_heartbeat_closed(uv_handle_t *h)
 {
     log_stream_t *ls = container_of((uv_timer_t *)h, log_stream_t, heartbeat);
@@ -328,6 +347,8 @@ static void on_stream_dispose(void *p)
     uv_close((uv_handle_t *)&ls->heartbeat, on_heartbeat_closed);
 }
 
+/* GET /apps/APP/logs[?function][&limit][&follow]: the newest log lines as
+ * NDJSON; with follow the response stays open with every new line. */
 static void admin_logs(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_seg)
 {
     query_param_t q[] = {{"function", NULL}, {"limit", NULL}, {"follow", NULL}};

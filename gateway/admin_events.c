@@ -16,6 +16,8 @@ typedef struct {
     json_t *ids; /* the CloudEvent ids, for the answer */
 } ingest_t;
 
+/* The ingest request is freed: an append still out is cancelled (its callback
+ * never runs). */
 static void on_ingest_dispose(void *p)
 {
     ingest_t *in = p;
@@ -24,6 +26,8 @@ static void on_ingest_dispose(void *p)
     json_decref(in->ids);
 }
 
+/* The events of a POST /events are stored (202 with their ids and stream
+ * entries) or not (503); nothing when the client left. */
 static void on_ingested(void *data, int rc, const char *error, json_t *entry_ids)
 {
     ingest_t *in = data;
@@ -43,6 +47,8 @@ static void on_ingested(void *data, int rc, const char *error, json_t *entry_ids
     gw__send_json(req, 202, json_pack("{s:O, s:O}", "ids", in->ids, "entries", entry_ids));
 }
 
+/* POST /events: CloudEvents in the structured, batched or binary HTTP
+ * binding, checked, then appended to the stream. */
 static void ingest(gw_server_t *gw, h2o_req_t *req)
 {
     if (gw->events == NULL) {
@@ -99,6 +105,8 @@ static int app_name_ok(const char *app)
     return 1;
 }
 
+/* GET /apps/APP/dlq[?limit=N]: the dead letters of the app (1000 unless
+ * limit, at most 10000). */
 static void dlq_list(gw_server_t *gw, h2o_req_t *req, const char *app)
 {
     size_t limit = 1000;
@@ -123,6 +131,8 @@ static void dlq_list(gw_server_t *gw, h2o_req_t *req, const char *app)
     gw__send_json(req, 200, out);
 }
 
+/* POST /apps/APP/dlq/replay: puts the dead letters {"ids": [...]} (all
+ * without a body) back in the stream; 404 when none of the ids exists. */
 static void dlq_replay(gw_server_t *gw, h2o_req_t *req, const char *app)
 {
     json_t *ids = NULL;
@@ -158,6 +168,7 @@ static void dlq_replay(gw_server_t *gw, h2o_req_t *req, const char *app)
     gw__send_json(req, 200, out);
 }
 
+/* Whether the path segment s is the literal lit. */
 static int seg_is(h2o_iovec_t s, const char *lit)
 {
     return h2o_memis(s.base, s.len, lit, strlen(lit));

@@ -236,6 +236,7 @@ int gw__serve(gw_server_t *gw, h2o_req_t *req)
     return serve_app(gw, req, path, path_len);
 }
 
+/* h2o's handler: every request goes to gw__serve. */
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     return gw__serve(((gw_handler_t *)self)->gw, req);
@@ -248,6 +249,7 @@ typedef struct {
     gw_server_t *gw;
 } gw_conn_t;
 
+/* A client connection's handle closed: counted out and freed. */
 static void on_conn_closed(uv_handle_t *h)
 {
     gw_conn_t *c = container_of((uv_tcp_t *)h, gw_conn_t, tcp);
@@ -278,6 +280,8 @@ static void refuse_connection(gw_server_t *gw, uv_tcp_t *tcp)
     }
 }
 
+/* A client connects: accepted and handed to h2o, or over --max-connections
+ * refused (refuse_connection). */
 static void on_accept(uv_stream_t *listener, int status)
 {
     gw_server_t *gw = listener->data;
@@ -425,6 +429,8 @@ static void gw_dispose(gw_server_t *gw)
     free(gw);
 }
 
+/* The listener closed: disposes the gateway when gw_free already asked for
+ * it, else leaves that to gw_free. */
 static void on_listener_closed(uv_handle_t *h)
 {
     gw_server_t *gw = container_of((uv_tcp_t *)h, gw_server_t, listener);

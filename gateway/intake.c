@@ -89,6 +89,8 @@ struct intake {
 static intake_t **by_fd;
 static size_t by_fd_len;
 
+/* Makes `in` the intake of socket fd, growing by_fd (doubling, from 64) to
+ * hold it. */
 static void by_fd_set(int fd, intake_t *in)
 {
     if ((size_t)fd >= by_fd_len) {
@@ -166,6 +168,8 @@ typedef struct {
     size_t n;
 } hold_t;
 
+/* A request holding body bytes is freed: gives them back to the node's
+ * budget. */
 static void on_hold_dispose(void *p)
 {
     hold_t *h = p;
@@ -232,11 +236,14 @@ static int admit(gw_server_t *gw, h2o_req_t *req, size_t n, char *msg, size_t ms
     return 413;
 }
 
+/* An intake's timer closed: frees it. */
 static void on_timer_closed(uv_handle_t *h)
 {
     free(container_of((uv_timer_t *)h, intake_timer_t, timer));
 }
 
+/* The request of an intake is freed: drops the socket's entry and closes its
+ * timer. */
 static void on_intake_dispose(void *p)
 {
     intake_t *in = p;
@@ -246,6 +253,7 @@ static void on_intake_dispose(void *p)
     uv_close((uv_handle_t *)&in->timer->timer, on_timer_closed);
 }
 
+/* The intake reading from sock, or NULL (none, or its request went away). */
 static intake_t *intake_of(h2o_socket_t *sock)
 {
     int fd = h2o_socket_get_fd(sock);
@@ -323,6 +331,7 @@ static void client_gone(intake_t *in)
     answer(in);
 }
 
+/* Body bytes (or an error) arrived on an intake's socket. */
 static void on_read(h2o_socket_t *sock, const char *err)
 {
     intake_t *in = intake_of(sock);
@@ -334,6 +343,8 @@ static void on_read(h2o_socket_t *sock, const char *err)
         progress(in);
 }
 
+/* The 100 Continue is written: reading the body starts (an error means the
+ * client left). */
 static void on_continue_sent(h2o_socket_t *sock, const char *err)
 {
     intake_t *in = intake_of(sock);
@@ -476,6 +487,9 @@ static const char *h2o_error_message(int status, const char *text, char *buf, si
     }
 }
 
+/* The output filter: tine's answers pass on; one of h2o's own error answers
+ * is replaced by tine's JSON error (a 413 over HTTP/1 may drain the body
+ * first). */
 static void on_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t n, h2o_send_state_t state)
 {
     gw_ostream_t *os = (gw_ostream_t *)self;
@@ -507,6 +521,7 @@ static void on_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size
     gw__send_error(req, status, "%s", h2o_error_message(status, text, buf, sizeof buf));
 }
 
+/* Puts the output filter of on_send in front of every response. */
 static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
     gw_ostream_t *os = (gw_ostream_t *)h2o_add_ostream(req, sizeof(*os), slot);

@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+/* Appends the # HELP and # TYPE lines of the gauge `name`. */
 static void gauge(tine_buf_t *out, const char *name, const char *help)
 {
     tine_buf_appendf(out, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
@@ -65,6 +66,8 @@ static void render_http(gw_server_t *gw, tine_buf_t *out)
                      gw->refused_connections, gw->refused_bodies);
 }
 
+/* Appends the Redis connection metrics and the event queue gauges (left out
+ * when Redis cannot be asked). */
 static void render_events(gw_server_t *gw, tine_buf_t *out)
 {
     rds_metrics_render(out);

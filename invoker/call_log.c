@@ -65,6 +65,7 @@ inv_logs_t *inv__logs_new(uv_loop_t *loop, uint64_t rate)
     return l;
 }
 
+/* The bucket of the app name s (djb2 modulo LOG_BUCKETS). */
 static size_t hash_name(const char *s)
 {
     size_t h = 5381;
@@ -148,6 +149,8 @@ static bool app_take(inv_logs_t *l, app_log_t *a, size_t cost)
     return false;
 }
 
+/* The drop-warning timer closed: frees every app's log bucket and the logs
+ * state. */
 static void on_logs_closed(uv_handle_t *h)
 {
     inv_logs_t *l = container_of((uv_timer_t *)h, inv_logs_t, timer);

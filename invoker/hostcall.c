@@ -136,6 +136,7 @@ static void redis_scan(redis_req_t *rq)
     redis_send(rq, 6, argv, lens);
 }
 
+/* qsort order of JSON strings: bytewise, a prefix first. */
 static int cmp_json_strings(const void *a, const void *b)
 {
     json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
@@ -216,6 +217,9 @@ static void kv_write_answer(redis_req_t *rq, const redisReply *r)
     }
 }
 
+/* The reply of a tine.kv command: answers the host call with its value or
+ * result, or fails it saying why (Redis unreachable, not an integer, Redis's
+ * error); frees the request. */
 static void on_redis_reply(void *data, redisReply *r)
 {
     redis_req_t *rq = data;
@@ -467,6 +471,8 @@ static void serve_kv(inv_hostcalls_t *hc, inv_call_t *c, const char *op, json_t 
     tine_buf_dispose(&prefix);
 }
 
+/* events stored (or did not store) a tine.emit: answers the host call with
+ * the event's id, or fails it saying why. */
 static void on_emitted(void *data, int rc, const char *error, const char *event_id)
 {
     inv_call_t *c = data;

@@ -88,6 +88,8 @@ static void check_done(http_client_t *cl);
 
 /* ------------------------------------------------------------ the loop */
 
+/* A socket of tine.http is ready: lets curl act on it, then finishes the
+ * transfers that are done. */
 static void on_poll(uv_poll_t *p, int status, int events)
 {
     http_socket_t *s = p->data;
@@ -101,6 +103,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
     check_done(s->client);
 }
 
+/* A socket's poll handle closed: frees the socket. */
 static void on_socket_closed(uv_handle_t *hd)
 {
     free(hd->data);
@@ -135,6 +138,8 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
     return 0;
 }
 
+/* curl's timer of this client fired: lets curl act, then finishes the
+ * transfers that are done. */
 static void on_timer(uv_timer_t *t)
 {
     http_client_t *cl = container_of(t, http_client_t, timer);
@@ -182,7 +187,7 @@ static http_client_t *client_get(inv_http_t *h, const char *app)
     cl->app = xstrdup(app);
     cl->multi = curl_multi_init();
     if (cl->multi == NULL) {
-        fprintf(stderr, "tined: cannot create the HTTP client of tine.http\n");
+        tine_log(TINE_LOG_ERROR, "cannot create the HTTP client of tine.http");
         abort();
     }
     curl_multi_setopt(cl->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
@@ -195,6 +200,8 @@ static http_client_t *client_get(inv_http_t *h, const char *app)
     return cl;
 }
 
+/* A client's timer closed: frees the client, and the HTTP state when it was
+ * the last and is being freed. */
 static void on_client_timer_closed(uv_handle_t *hd)
 {
     http_client_t *cl = container_of((uv_timer_t *)hd, http_client_t, timer);
@@ -239,6 +246,8 @@ static void clients_sweep(inv_http_t *h, uint64_t now)
 
 /* ------------------------------------------------------------ requests */
 
+/* Takes a request out of its client and curl and frees it (its host call
+ * answered before). */
 static void req_free(http_req_t *r)
 {
     http_client_t *cl = r->client;
@@ -279,6 +288,7 @@ static void req_finish(http_req_t *r, CURLcode rc)
     req_free(r);
 }
 
+/* Finishes (req_finish) every transfer of the client that curl reports done. */
 static void check_done(http_client_t *cl)
 {
     CURLMsg *msg;
@@ -293,6 +303,8 @@ static void check_done(http_client_t *cl)
     }
 }
 
+/* curl's body callback: keeps the response up to HTTP_MAX_RESPONSE; over it
+ * returns 0 to stop the transfer (too_big). */
 static size_t on_body(char *data, size_t size, size_t n, void *userp)
 {
     http_req_t *r = userp;

@@ -393,7 +393,8 @@ static void on_timer(uv_timer_t *t)
     case SBX_STARTING:
         snprintf(msg, sizeof(msg), "the sandbox of %s did not finish loading within %" PRIu32 " ms", p->fn->name,
                  p->fn->timeout_ms > INV_MIN_START_MS ? p->fn->timeout_ms : INV_MIN_START_MS);
-        fprintf(stderr, "tined: %s (pid %d); killed\n", msg, (int)s->pid);
+        tine_log_kv(TINE_LOG_ERROR, TINE_LOG_KV("app", p->version->app, "function", p->fn->name), "%s (pid %d); killed",
+                    msg, (int)s->pid);
         inv__sandbox_start_failed(s, TINE_ETIMEOUT, 504, msg);
         return;
     case SBX_BUSY: {

@@ -244,7 +244,8 @@ static void sandbox_on_eof(inv_sandbox_t *s)
     char msg[160];
     if (s->state == SBX_STARTING) {
         snprintf(msg, sizeof(msg), "the sandbox of %s died while loading (pid %d)", s->pool->fn->name, (int)s->pid);
-        fprintf(stderr, "tined: %s\n", msg);
+        tine_log_kv(TINE_LOG_ERROR, TINE_LOG_KV("app", s->pool->version->app, "function", s->pool->fn->name), "%s",
+                    msg);
         s->pid = 0; /* gone: its pid may already belong to another process */
         inv__sandbox_start_failed(s, TINE_ECRASH, 502, msg);
         return;
@@ -261,7 +262,8 @@ static void sandbox_on_eof(inv_sandbox_t *s)
 /* Kills a sandbox that broke the protocol; its call fails with `msg`. */
 static void sandbox_reject(inv_sandbox_t *s, const char *msg)
 {
-    fprintf(stderr, "tined: sandbox %d: %s; killing it\n", (int)s->pid, msg);
+    tine_log_kv(TINE_LOG_ERROR, TINE_LOG_KV("app", s->pool->version->app, "function", s->pool->fn->name),
+                "sandbox %d: %s; killing it", (int)s->pid, msg);
     inv_call_t *c = s->call;
     s->call = NULL;
     inv__sandbox_kill(s);

@@ -26,7 +26,7 @@ static void blanks_request(inv_invoker_t *inv)
         if (r == -EAGAIN)
             break; /* the socket is full: more are asked for as answers arrive */
         if (r != 0) {
-            fprintf(stderr, "tined: cannot ask the zygote for a sandbox: %s\n", tine_strerror(r));
+            tine_log(TINE_LOG_ERROR, "cannot ask the zygote for a sandbox: %s", tine_strerror(r));
             break;
         }
         inv->blanks_requested++;
@@ -43,7 +43,7 @@ void inv__spawner_start(inv_invoker_t *inv)
         uv_poll_start(&inv->zygote_poll, UV_READABLE | UV_DISCONNECT, on_zygote_readable);
         blanks_request(inv);
     } else {
-        fprintf(stderr, "tined: cannot watch the zygote's control socket\n");
+        tine_log(TINE_LOG_ERROR, "cannot watch the zygote's control socket");
         inv->zygote_gone = true;
     }
 }
@@ -112,7 +112,7 @@ static inv_sandbox_t *first_waiting(inv_invoker_t *inv)
 static void zygote_lost(inv_invoker_t *inv)
 {
     if (!inv->zygote_gone)
-        fprintf(stderr, "tined: the zygote is gone; no new sandbox can start\n");
+        tine_log(TINE_LOG_ERROR, "the zygote is gone; no new sandbox can start");
     inv->zygote_gone = true;
     inv->blanks_requested = 0;
     if (inv->zygote_polling)
@@ -142,7 +142,7 @@ static void on_zygote_readable(uv_poll_t *h, int status, int events)
             char msg[160];
             snprintf(msg, sizeof(msg), "cannot start a sandbox: the zygote could not fork: %s",
                      tine_strerror(got.error));
-            fprintf(stderr, "tined: %s\n", msg);
+            tine_log(TINE_LOG_ERROR, "%s", msg);
             inv->blank_failed = true;
             if (s)
                 inv__sandbox_start_failed(s, TINE_ECRASH, 503, msg);

@@ -167,6 +167,8 @@ static void conn_finish_close(rds_async_t *c)
 
 /* ------------------------------------------------------------- adapter */
 
+/* The socket is ready (or failed): hiredis reads and writes; after an error,
+ * watching resumes for what hiredis still wants. */
 static void adapter_on_poll(uv_poll_t *h, int status, int events)
 {
     adapter_t *a = h->data;
@@ -262,6 +264,8 @@ static int adapter_attach(rds_async_t *c, redisAsyncContext *ac)
 
 /* ------------------------------------------------------------ attempts */
 
+/* The next number of the connection's xorshift64 generator (backoff jitter
+ * only). */
 static uint64_t next_random(rds_async_t *c)
 {
     /* xorshift64: jitter only, no secrets. */

@@ -189,11 +189,13 @@ static void resolver_release_one(rds__resolver_t *r)
     free(r);
 }
 
+/* A timer of the resolver closed. */
 static void on_timer_closed(uv_handle_t *h)
 {
     resolver_release_one(h->data);
 }
 
+/* A connection of the resolver closed. */
 static void on_conn_closed(void *data)
 {
     resolver_release_one(data);
@@ -267,6 +269,9 @@ typedef struct {
     uint64_t seq;
 } ask_t;
 
+/* A sentinel's answer to the question of the round (a late one, from a
+ * question given up, is ignored): the round ends with the address, or goes
+ * on to the next sentinel. */
 static void on_ask_reply(void *data, redisReply *reply)
 {
     ask_t *a = data;
@@ -292,6 +297,7 @@ static void on_ask_reply(void *data, redisReply *reply)
     free(host);
 }
 
+/* The sentinel asked did not answer in time: on to the next. */
 static void on_ask_timeout(uv_timer_t *t)
 {
     rds__resolver_t *r = t->data;
@@ -332,6 +338,7 @@ static void ask_next(rds__resolver_t *r)
     free(why);
 }
 
+/* Starts a round of questions when queries wait and none is out. */
 static void on_kick(uv_timer_t *t)
 {
     rds__resolver_t *r = t->data;
@@ -405,6 +412,7 @@ static void on_switch(void *data, redisReply *reply)
     rds__async_master_moved(r, nh, np);
 }
 
+/* A watch connection is up: it subscribes to +switch-master. */
 static void on_watch_up(void *data)
 {
     sentinel_t *s = data;

@@ -34,6 +34,7 @@ static const char *io_error(const redisContext *c, uint32_t timeout_ms, char *bu
     return c->errstr[0] ? c->errstr : "connection lost";
 }
 
+/* Milliseconds as a struct timeval. */
 static struct timeval ms_tv(uint32_t ms)
 {
     return (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};

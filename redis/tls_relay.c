@@ -65,6 +65,7 @@ static rds__relay_t *relays;
 
 /* ------------------------------------------------------------- helpers */
 
+/* The monotonic clock in milliseconds. */
 static int64_t now_ms(void)
 {
     return (int64_t)(tine_now_ns() / 1000000u);
@@ -404,6 +405,8 @@ static void *acceptor_main(void *arg)
 
 /* -------------------------------------------------------------- setup */
 
+/* Closes the relay's sockets, removes its socket file and dir, and frees it
+ * (its threads are gone). */
 static void relay_free(rds__relay_t *r)
 {
     if (r->listen_fd >= 0)

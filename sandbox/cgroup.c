@@ -161,6 +161,8 @@ static bool file_has_word(const char *dir, const char *name, const char *word)
     return has;
 }
 
+/* Writes text to the file `name` of the cgroup dir. Returns 0 or -errno
+ * (-ENAMETOOLONG for a path too long). */
 static int write_in(const char *dir, const char *name, const char *text)
 {
     char path[PATH_MAX];
@@ -465,7 +467,7 @@ int sbx__cgroup_create(sbx_exec_cgroup_t *c, uint32_t memory_mb, unsigned max_ta
         snprintf(err, errlen, "cannot make the invocation's cgroup below %s: %s: %s", cg.node[CG_MEMORY], step,
                  strerror(-e));
         sbx__cgroup_remove(c);
-        return -1;
+        return e;
     }
     return 0;
 }

@@ -79,6 +79,8 @@ static void send_error(run_t *r, uint32_t cpu_us, const char *fmt, ...)
     free(text);
 }
 
+/* Sends one line of the program's stderr as a LOG frame (level info), unless
+ * the runner went quiet; under the frame lock (the proxy's threads log too). */
 static void send_log(run_t *r, const char *line, size_t len)
 {
     static const char meta[] = "{\"level\":\"info\"}";
@@ -154,6 +156,8 @@ static const char *stderr_tail(run_t *r)
     return r->tail;
 }
 
+/* Whether s is an HTTP header name (a token: no separators, controls or
+ * spaces). */
 static bool header_name_ok(const char *s)
 {
     if (*s == '\0')
@@ -167,7 +171,8 @@ static bool header_name_ok(const char *s)
 }
 
 /* Builds the RESULT from stdout: a {status, headers, body} object is the
- * response; any other output is the body. Returns 0, or -1 with a message. */
+ * response; any other output is the body. Returns 0, or TINE_EINVAL with a
+ * message (a bad response). */
 static int send_result(run_t *r, uint32_t cpu_us, char *err, size_t errlen)
 {
     const char *out = r->out.data ? r->out.data : "";
@@ -192,10 +197,10 @@ static int send_result(run_t *r, uint32_t cpu_us, char *err, size_t errlen)
         json_t *hs = json_object_get(j, "headers"), *b = json_object_get(j, "body");
         if (status < 100 || status > 599) {
             snprintf(err, errlen, "bad response on stdout: status %lld: expected 100 to 599", (long long)status);
-            rc = -1;
+            rc = TINE_EINVAL;
         } else if (hs != NULL && !json_is_object(hs) && !json_is_null(hs)) {
             snprintf(err, errlen, "bad response on stdout: headers: expected an object");
-            rc = -1;
+            rc = TINE_EINVAL;
         }
         json_object_set_new(meta, "status", json_integer(status));
         json_object_foreach(rc == 0 ? hs : NULL, key, v) {
@@ -208,7 +213,7 @@ static int send_result(run_t *r, uint32_t cpu_us, char *err, size_t errlen)
             if (!header_name_ok(key) || val == NULL || strpbrk(val, "\r\n") != NULL) {
                 snprintf(err, errlen, "bad response on stdout: header '%.64s': expected a token name and a "
                                       "string value without CR or LF", key);
-                rc = -1;
+                rc = TINE_EINVAL;
                 break;
             }
             json_object_set_new(headers, key, json_string(val));
@@ -260,38 +265,35 @@ typedef struct {
     bool copy;        /* a binary without exec permission: run a copy */
 } launch_t;
 
+/* Reads the start of the program at `path` into l. Returns 0, or with a
+ * message in err -errno (it cannot be read) or TINE_EINVAL (not a file, a
+ * bad #! line). */
 static int plan_launch(const char *path, launch_t *l, char *err, size_t errlen)
 {
     memset(l, 0, sizeof *l);
     int f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (f < 0) {
-        snprintf(err, errlen, "cannot open the program: %s", strerror(errno));
-        return -1;
-    }
+    if (f < 0)
+        return tine_fail_errno(err, errlen, "cannot open the program");
     char head[256];
     ssize_t n = read(f, head, sizeof head - 1);
     struct stat st;
     int ok = fstat(f, &st);
     close(f);
-    if (n < 0 || ok != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "cannot read the program: %s", n < 0 || ok != 0 ? strerror(errno) : "not a file");
-        return -1;
-    }
+    if (n < 0 || ok != 0)
+        return tine_fail_errno(err, errlen, "cannot read the program");
+    if (!S_ISREG(st.st_mode))
+        return tine_fail(err, errlen, "cannot read the program: not a file");
     head[n] = '\0';
     if (n >= 2 && head[0] == '#' && head[1] == '!') {
         char *p = head + 2, *end = strchr(p, '\n');
-        if (end == NULL) {
-            snprintf(err, errlen, "the #! line is longer than %zu bytes", sizeof head - 3);
-            return -1;
-        }
+        if (end == NULL)
+            return tine_fail(err, errlen, "the #! line is longer than %zu bytes", sizeof head - 3);
         *end = '\0';
         while (*p == ' ' || *p == '\t')
             p++;
         size_t il = strcspn(p, " \t");
-        if (il == 0 || il >= sizeof l->interp) {
-            snprintf(err, errlen, "the #! line names no interpreter");
-            return -1;
-        }
+        if (il == 0 || il >= sizeof l->interp)
+            return tine_fail(err, errlen, "the #! line names no interpreter");
         memcpy(l->interp, p, il);
         p += il;
         while (*p == ' ' || *p == '\t')
@@ -311,20 +313,25 @@ static int plan_launch(const char *path, launch_t *l, char *err, size_t errlen)
     return 0;
 }
 
-/* Copies the program into the working dir as an executable file. */
+/* Copies the program into the working dir as an executable file. Returns 0
+ * or -errno (-EIO for a short write). */
 static int copy_executable(const char *src, const char *dst)
 {
     int in = open(src, O_RDONLY | O_CLOEXEC), out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
-    int rc = in < 0 || out < 0 ? -1 : 0;
+    int rc = in < 0 || out < 0 ? -errno : 0;
     char buf[65536];
-    ssize_t n;
-    while (rc == 0 && (n = read(in, buf, sizeof buf)) > 0)
-        if (write(out, buf, (size_t)n) != n)
-            rc = -1;
+    ssize_t n = 0;
+    while (rc == 0 && (n = read(in, buf, sizeof buf)) > 0) {
+        ssize_t w = write(out, buf, (size_t)n);
+        if (w != n)
+            rc = w < 0 ? -errno : -EIO;
+    }
+    if (rc == 0 && n < 0)
+        rc = -errno;
     if (in >= 0)
         close(in);
-    if (out >= 0 && close(out) != 0)
-        rc = -1;
+    if (out >= 0 && close(out) != 0 && rc == 0)
+        rc = -errno;
     return rc;
 }
 
@@ -336,6 +343,8 @@ static const char *const proxy_env[] = {"http_proxy", "HTTP_PROXY", "https_proxy
                                         "all_proxy",  "ALL_PROXY",  "no_proxy",    "NO_PROXY"};
 #define PROXY_ENV_N (sizeof proxy_env / sizeof proxy_env[0])
 
+/* Whether the variable k is set by the runner itself (TINE_*, HOME, TMPDIR,
+ * PWD, the proxy's with a network) and not by the manifest's env. */
 static bool reserved_env(const char *k, bool proxy)
 {
     for (size_t i = 0; proxy && i < PROXY_ENV_N; i++)
@@ -483,8 +492,9 @@ static void run_child(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, const
     char **envp = build_env(spec, req, workdir, plan->proxy_fd >= 0);
     if (sbx__isolation_exec_child(spec, plan, host_workdir, err, sizeof err) != 0)
         child_fail(status_fd, err);
-    if (exe != prog && !l->interp[0] && copy_executable(prog, exe) != 0) {
-        snprintf(err, sizeof err, "cannot copy the program to the working dir: %s", strerror(errno));
+    int rc;
+    if (exe != prog && !l->interp[0] && (rc = copy_executable(prog, exe)) != 0) {
+        snprintf(err, sizeof err, "cannot copy the program to the working dir: %s", tine_strerror(rc));
         child_fail(status_fd, err);
     }
     execve(exe, argv, envp);
@@ -528,6 +538,8 @@ static void set_nonblock(int fd)
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
+/* A few words on what killed the program for the signals it usually means,
+ * with a leading space; "" otherwise. */
 static const char *signal_reason(int sig)
 {
     switch (sig) {
@@ -554,7 +566,9 @@ static void read_pipe(run_t *r, int *fd, char *buf, size_t size, void (*take)(ru
 }
 
 /* Feeds stdin, collects stdout and stderr until the program is gone (or the
- * invoker left). Returns 0, or -1 when the runner must give up. */
+ * invoker left). Returns 0, or when the runner must give up TINE_ETIMEOUT
+ * (the deadline passed), TINE_ETOOBIG or -ENOMEM (stdout over its limit or
+ * out of memory), -EPIPE (the invoker let go) or -errno of poll. */
 static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, int out, int err_fd,
                 uint64_t deadline_ns, bool *exited, int *wstatus, struct rusage *ru)
 {
@@ -583,17 +597,17 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
             break;
         uint64_t now = tine_now_ns();
         if (now >= deadline_ns)
-            return -1;
+            return TINE_ETIMEOUT;
         int wait_ms = (int)((deadline_ns - now) / 1000000u) + 1;
         if (pidfd < 0 && wait_ms > 50)
             wait_ms = 50; /* no pidfd: look for the exit every 50 ms */
         int n = poll(p, (nfds_t)np, wait_ms);
         if (n < 0 && errno != EINTR)
-            return -1;
+            return -errno;
         if (p[i_wire].revents) { /* the invoker let go: nobody wants the answer */
             char c;
             if (read(r->fds.rd, &c, 1) <= 0)
-                return -1;
+                return -EPIPE;
         }
         if (i_proxy >= 0 && p[i_proxy].revents)
             sbx__proxy_accept(r->proxy);
@@ -609,7 +623,7 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
         if (i_out >= 0 && p[i_out].revents) {
             read_pipe(r, &out, buf, sizeof buf, take_stdout);
             if (r->out_over || r->out_oom)
-                return -1;
+                return r->out_over ? TINE_ETOOBIG : -ENOMEM;
         }
         if (i_err >= 0 && p[i_err].revents)
             read_pipe(r, &err_fd, buf, sizeof buf, take_stderr);
@@ -640,6 +654,7 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
     return 0;
 }
 
+/* User and system CPU time of ru in microseconds, capped at UINT32_MAX. */
 static uint32_t cpu_us(const struct rusage *ru)
 {
     uint64_t us = (uint64_t)ru->ru_utime.tv_sec * 1000000u + (uint64_t)ru->ru_utime.tv_usec +
@@ -684,7 +699,7 @@ static void run_invocation(run_t *r, sbx_exec_plan_t *plan, json_t *req, const c
         if (!plan->own_uid)
             copied[0] = '\0';
         else if (rc != 0 || chown(copied, plan->uid, (gid_t)plan->uid) != 0) {
-            send_error(r, 0, "cannot copy %s to the working dir: %s", hf, strerror(errno));
+            send_error(r, 0, "cannot copy %s to the working dir: %s", hf, tine_strerror(rc != 0 ? rc : -errno));
             sbx__remove_tree(AT_FDCWD, workdir);
             return;
         }

@@ -57,7 +57,7 @@ typedef struct {
 /* ------------------------------------------------------------ parsing */
 
 /* Copies the host of an authority ("host", "[v6]") of length n, lower case
- * and without brackets, into out. Returns 0 or -1 for a bad host. */
+ * and without brackets, into out. Returns 0, or TINE_EINVAL for a bad host. */
 static int take_host(const char *a, size_t n, char *out, size_t outlen)
 {
     bool v6 = n >= 2 && a[0] == '[' && a[n - 1] == ']';
@@ -66,13 +66,13 @@ static int take_host(const char *a, size_t n, char *out, size_t outlen)
         n -= 2;
     }
     if (n == 0 || n >= outlen)
-        return -1;
+        return TINE_EINVAL;
     for (size_t i = 0; i < n; i++) {
         char c = a[i];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
                   (v6 ? c == ':' : c == '-' || c == '_');
         if (!ok)
-            return -1;
+            return TINE_EINVAL;
         out[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
     }
     out[n] = '\0';
@@ -80,38 +80,39 @@ static int take_host(const char *a, size_t n, char *out, size_t outlen)
 }
 
 /* Splits the authority "host[:port]" (length n) into req->host and
- * req->port (default_port when absent, 0 for none allowed). Returns 0 or -1. */
+ * req->port (default_port when absent, 0 for none allowed). Returns 0 or
+ * TINE_EINVAL. */
 static int take_authority(const char *a, size_t n, uint16_t default_port, sbx_proxy_request_t *req)
 {
     const char *colon = NULL;
     if (n > 0 && a[0] == '[') {
         const char *close = memchr(a, ']', n);
         if (close == NULL)
-            return -1;
+            return TINE_EINVAL;
         colon = close + 1 < a + n ? close + 1 : NULL;
         if (colon != NULL && *colon != ':')
-            return -1;
+            return TINE_EINVAL;
     } else {
         colon = memchr(a, ':', n);
     }
     size_t hl = colon ? (size_t)(colon - a) : n;
     if (take_host(a, hl, req->host, sizeof req->host) != 0)
-        return -1;
+        return TINE_EINVAL;
     if (colon == NULL) {
         req->port = default_port;
-        return default_port ? 0 : -1;
+        return default_port ? 0 : TINE_EINVAL;
     }
     const char *p = colon + 1, *end = a + n;
     unsigned long port = 0;
     if (p == end || end - p > 5)
-        return -1;
+        return TINE_EINVAL;
     for (; p < end; p++) {
         if (*p < '0' || *p > '9')
-            return -1;
+            return TINE_EINVAL;
         port = port * 10 + (unsigned long)(*p - '0');
     }
     if (port == 0 || port > 65535)
-        return -1;
+        return TINE_EINVAL;
     req->port = (uint16_t)port;
     return 0;
 }
@@ -212,6 +213,8 @@ int sbx__proxy_parse(const char *buf, size_t len, sbx_proxy_request_t *req, tine
 
 /* ------------------------------------------------------------ serving */
 
+/* Sends a line about the proxy's work (at most 768 bytes) to the runner's
+ * log; after MAX_LOG_LINES lines, nothing more. Thread-safe. */
 static void proxy_log(sbx_proxy_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void proxy_log(sbx_proxy_t *p, const char *fmt, ...)
 {
@@ -229,6 +232,8 @@ static void proxy_log(sbx_proxy_t *p, const char *fmt, ...)
     p->log(p->log_ctx, line, n < 0 ? 0 : (size_t)n >= sizeof line ? sizeof line - 1 : (size_t)n);
 }
 
+/* Sends the n bytes at p on the socket fd, waiting up to CONNECT_TIMEOUT_MS
+ * each time it is full. Returns 0, TINE_ETIMEOUT or -errno. */
 static int write_all(int fd, const char *p, size_t n)
 {
     while (n > 0) {
@@ -237,12 +242,13 @@ static int write_all(int fd, const char *p, size_t n)
             continue;
         if (w < 0 && errno == EAGAIN) {
             struct pollfd pf = {fd, POLLOUT, 0};
-            if (poll(&pf, 1, CONNECT_TIMEOUT_MS) <= 0)
-                return -1;
+            int r = poll(&pf, 1, CONNECT_TIMEOUT_MS);
+            if (r <= 0)
+                return r == 0 ? TINE_ETIMEOUT : -errno;
             continue;
         }
         if (w <= 0)
-            return -1;
+            return w < 0 ? -errno : -EIO;
         p += w;
         n -= (size_t)w;
     }
@@ -269,12 +275,12 @@ static void answer(int fd, int status, const char *msg)
         write_all(fd, text, (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
 }
 
-/* Connects to `a` within timeout_ms. Returns the socket, or -1 with errno. */
+/* Connects to `a` within timeout_ms. Returns the socket, or -errno. */
 static int connect_to(const struct addrinfo *a, int timeout_ms)
 {
     int fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
-        return -1;
+        return -errno;
     if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
         return fd;
     int e = errno;
@@ -290,8 +296,7 @@ static int connect_to(const struct addrinfo *a, int timeout_ms)
             return fd;
     }
     close(fd);
-    errno = e;
-    return -1;
+    return -e;
 }
 
 /* Moves bytes both ways until both sides are done (half-closes passed on). */
@@ -431,7 +436,7 @@ static void *serve(void *arg)
             break;
         }
         server = connect_to(a, left < CONNECT_TIMEOUT_MS ? left : CONNECT_TIMEOUT_MS);
-        last = errno;
+        last = server < 0 ? -server : 0;
     }
     if (status == 0 && server < 0) {
         status = last == ETIMEDOUT ? 504 : 502;

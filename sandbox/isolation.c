@@ -105,6 +105,8 @@ const char *sbx_layer_name(int layer)
     return layer >= 0 && layer < SBX_LAYER_COUNT ? layer_names[layer] : "?";
 }
 
+/* Marks the layer on or off in the report, with its detail (what it does, or
+ * why it is off). */
 static void layer_set(int layer, bool active, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void layer_set(int layer, bool active, const char *fmt, ...)
 {
@@ -274,14 +276,15 @@ static uint64_t current_vsz(void)
 
 /* Sets both limits of `resource` to value, or to its hard limit when that
  * is lower (lowering needs no privilege; the hard limits were read once in
- * the zygote, so a fork pays one system call per limit). */
+ * the zygote, so a fork pays one system call per limit). Returns 0 or
+ * -errno (errno set too). */
 static int set_limit(int resource, uint64_t value)
 {
     rlim_t v = (rlim_t)value, hard = iso.hard_limits[resource];
     if (hard != RLIM_INFINITY && hard < v)
         v = hard;
     struct rlimit rl = {v, v};
-    return setrlimit(resource, &rl);
+    return setrlimit(resource, &rl) == 0 ? 0 : -errno;
 }
 
 /* Closes every descriptor from `from` on except `keep1` and `keep2`. */
@@ -312,21 +315,21 @@ static void close_from(int from, int keep1, int keep2, int keep3)
 
 /* Drops every capability for good: the bounding set, the three sets, and
  * (with securebits) the ones execve would grant to uid 0 of a user
- * namespace. Needs CAP_SETPCAP. Returns 0 or -1. */
+ * namespace. Needs CAP_SETPCAP. Returns 0 or -errno (errno set too). */
 static int drop_capabilities(void)
 {
     if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
                                      SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
                                      SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED) != 0)
-        return -1;
+        return -errno;
     for (int cap = 0; cap <= 63; cap++)
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
-            return -1;
+            return -errno;
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct d[2];
     memset(d, 0, sizeof d);
-    return (int)syscall(SYS_capset, &h, d);
+    return syscall(SYS_capset, &h, d) == 0 ? 0 : -errno;
 }
 
 /* ------------------------------------------------------------- SIGSYS */
@@ -339,6 +342,7 @@ static size_t put(char *buf, size_t at, size_t cap, const char *s)
     return at;
 }
 
+/* Appends v in decimal to buf (async-signal-safe). */
 static size_t put_uint(char *buf, size_t at, size_t cap, unsigned long v)
 {
     char digits[24];
@@ -464,14 +468,15 @@ static int exec_denylist(scmp_filter_ctx ctx)
 }
 
 /* Compiles a filter into `out` (room for `cap` instructions) and sets *len.
- * Returns 0 or -1 with a message in err. */
+ * Returns 0, or a negative errno (libseccomp's or the system's) with a
+ * message in err. */
 static int compile_filter(bool lua, struct sock_filter *out, size_t cap, unsigned short *len, char *err,
                           size_t errlen)
 {
     scmp_filter_ctx ctx = seccomp_init(lua ? SCMP_ACT_TRAP : SCMP_ACT_ALLOW);
     if (ctx == NULL) {
         snprintf(err, errlen, "libseccomp cannot create a filter");
-        return -1;
+        return -ENOMEM;
     }
     /* A binary tree of system call numbers: fewer instructions run per
      * call, and the kernel's per-filter cache is quicker to build at every
@@ -493,15 +498,16 @@ static int compile_filter(bool lua, struct sock_filter *out, size_t cap, unsigne
         close(mfd);
     if (rc != 0) {
         snprintf(err, errlen, "cannot compile the %s filter: %s", lua ? "Lua" : "exec", strerror(-rc));
-        return -1;
+        return rc;
     }
     *len = (unsigned short)(st.st_size / sizeof(struct sock_filter));
     return 0;
 }
 
+/* Installs the filter on the calling thread. Returns 0 or -errno (errno set too). */
 static int install_filter(const struct sock_fprog *prog)
 {
-    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog, 0, 0);
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog, 0, 0) == 0 ? 0 : -errno;
 }
 
 #define FILTER_MAX 1024 /* instructions of one compiled filter */
@@ -518,7 +524,7 @@ typedef struct {
 static struct sock_filter lua_prog[FILTER_MAX], exec_prog[FILTER_MAX];
 
 /* In the filter child: the names of the system calls (for on_sigsys) and
- * both filters, into w. Returns 0 or -1 with w->err set. */
+ * both filters, into w. Returns 0, or compile_filter's error with w->err set. */
 static int build_filters(filter_work_t *w)
 {
     size_t used = 0;
@@ -532,30 +538,29 @@ static int build_filters(filter_work_t *w)
         }
         free(name);
     }
-    if (compile_filter(true, w->lua, FILTER_MAX, &w->lua_len, w->err, sizeof w->err) != 0 ||
-        compile_filter(false, w->exec, FILTER_MAX, &w->exec_len, w->err, sizeof w->err) != 0)
-        return -1;
-    return 0;
+    int rc = compile_filter(true, w->lua, FILTER_MAX, &w->lua_len, w->err, sizeof w->err);
+    if (rc == 0)
+        rc = compile_filter(false, w->exec, FILTER_MAX, &w->exec_len, w->err, sizeof w->err);
+    return rc;
 }
 
 /* Builds the filters and the system call names in a throwaway child, which
  * then proves that the kernel takes both filters and that a forbidden call
  * ends in on_sigsys. libseccomp's many temporary allocations so stay out of
  * the zygote's heap, whose pages every sandbox shares. Returns 0 with
- * iso.lua_filter, iso.exec_filter and syscall_names set, or -1 with the
- * reason in err. */
+ * iso.lua_filter, iso.exec_filter and syscall_names set; or with the reason
+ * in err -errno (mmap, fork), -EIO (the filters could not be built) or
+ * -ENOTSUP (the kernel failed the self-test). */
 static int zygote_build_filters(char *err, size_t errlen)
 {
     filter_work_t *w = mmap(NULL, sizeof *w, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (w == MAP_FAILED) {
-        snprintf(err, errlen, "mmap: %s", strerror(errno));
-        return -1;
-    }
+    if (w == MAP_FAILED)
+        return tine_fail_errno(err, errlen, "mmap");
     pid_t p = fork();
     if (p < 0) {
-        snprintf(err, errlen, "fork: %s", strerror(errno));
+        int e = tine_fail_errno(err, errlen, "fork");
         munmap(w, sizeof *w);
-        return -1;
+        return e;
     }
     if (p == 0) {
         if (build_filters(w) != 0)
@@ -577,13 +582,13 @@ static int zygote_build_filters(char *err, size_t errlen)
     int rc = 0;
     if (code == 7) {
         snprintf(err, errlen, "%s", w->err);
-        rc = -1;
+        rc = -EIO;
     } else if (code != SBX_EXIT_SECCOMP) {
         static const char *const why[] = {"", "", "PR_SET_NO_NEW_PRIVS failed", "the kernel refused the exec filter",
                                           "the kernel refused the Lua filter", "a forbidden call was not stopped",
                                           "a forbidden call was not stopped"};
         snprintf(err, errlen, "self-test failed: %s", code >= 2 && code <= 6 ? why[code] : "unexpected exit");
-        rc = -1;
+        rc = -ENOTSUP;
     } else {
         memcpy(lua_prog, w->lua, w->lua_len * sizeof lua_prog[0]);
         memcpy(exec_prog, w->exec, w->exec_len * sizeof exec_prog[0]);
@@ -618,6 +623,7 @@ static int enter_user_ns(void)
     return sbx__write_text("/proc/self/gid_map", map);
 }
 
+/* SIGCHLD handler of the init: only wakes its ppoll up to reap. */
 static void on_child(int sig)
 {
     (void)sig;
@@ -665,6 +671,9 @@ static bool unshare_layer(int layer, int flag, const char *flag_name, bool can_n
     return true;
 }
 
+/* The zygote's identity and namespaces: uid and groups (root), or a user
+ * namespace of its own; mount, IPC, UTS, network and pid namespaces (with
+ * their init) where it can; each layer's state in the report. */
 static void zygote_namespaces(void)
 {
     int e;
@@ -755,6 +764,8 @@ static void zygote_cgroup(void)
         snprintf(iso.report.cgroup_dirs[i], sizeof iso.report.cgroup_dirs[i], "%s", sbx__cgroup_node_dir(i));
 }
 
+/* Builds and tests the seccomp filters (zygote_build_filters); the seccomp
+ * layer is on with their sizes, or off saying why. */
 static void zygote_filters(void)
 {
     char err[200];
@@ -844,10 +855,8 @@ int sbx__isolation_enter_lua(const sbx_spec_t *spec, sbx_fds_t *fds, const char 
      * on 3 (read) and 4 (written), nothing else (no way back to the zygote
      * or the host). Through copies above 4 first: either may be on 3 or 4. */
     int rd = fcntl(fds->rd, F_DUPFD, 5), wr = fcntl(fds->wr, F_DUPFD, 5);
-    if (rd < 0 || wr < 0 || dup2(rd, 3) < 0 || dup2(wr, 4) < 0) {
-        snprintf(err, errlen, "cannot move the pipes to fds 3 and 4: %s", strerror(errno));
-        return -1;
-    }
+    if (rd < 0 || wr < 0 || dup2(rd, 3) < 0 || dup2(wr, 4) < 0)
+        return tine_fail_errno(err, errlen, "cannot move the pipes to fds 3 and 4");
     fds->rd = 3;
     fds->wr = 4;
     if (iso.devnull_fd >= 0) {
@@ -859,41 +868,30 @@ int sbx__isolation_enter_lua(const sbx_spec_t *spec, sbx_fds_t *fds, const char 
     uint64_t as = iso.base_vsz + (uint64_t)spec->memory_mb * MIB + LUA_AS_SLACK;
     if (set_limit(RLIMIT_AS, as) != 0 || set_limit(RLIMIT_NPROC, 0) != 0 || set_limit(RLIMIT_NOFILE, LUA_NOFILE) != 0 ||
         set_limit(RLIMIT_FSIZE, 0) != 0 || set_limit(RLIMIT_CORE, 0) != 0 || set_limit(RLIMIT_MEMLOCK, 0) != 0 ||
-        set_limit(RLIMIT_MSGQUEUE, 0) != 0) {
-        snprintf(err, errlen, "setrlimit: %s", strerror(errno));
-        return -1;
-    }
+        set_limit(RLIMIT_MSGQUEUE, 0) != 0)
+        return tine_fail_errno(err, errlen, "setrlimit");
     /* A write to tined's log file past the size limit fails instead of killing. */
     signal(SIGXFSZ, SIG_IGN);
 
     if (iso.chroot_ok) {
-        if (chroot(spec->bundle_dir) != 0 || chdir("/") != 0) {
-            snprintf(err, errlen, "cannot make %s the root dir: %s", spec->bundle_dir, strerror(errno));
-            return -1;
-        }
+        if (chroot(spec->bundle_dir) != 0 || chdir("/") != 0)
+            return tine_fail_errno(err, errlen, "cannot make %s the root dir", spec->bundle_dir);
         *bundle_dir = "";
     }
     if (iso.root) {
         gid_t g = (gid_t)iso.sandbox_uid;
         /* The zygote dropped its supplementary groups already. */
-        if (setgid(g) != 0 || setuid((uid_t)iso.sandbox_uid) != 0) {
-            snprintf(err, errlen, "cannot switch to uid %u: %s", iso.sandbox_uid, strerror(errno));
-            return -1;
-        }
+        if (setgid(g) != 0 || setuid((uid_t)iso.sandbox_uid) != 0)
+            return tine_fail_errno(err, errlen, "cannot switch to uid %u", iso.sandbox_uid);
     } else if (iso.userns && drop_capabilities() != 0) {
-        snprintf(err, errlen, "cannot drop capabilities: %s", strerror(errno));
-        return -1;
+        return tine_fail_errno(err, errlen, "cannot drop capabilities");
     }
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
-        snprintf(err, errlen, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
-        return -1;
-    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return tine_fail_errno(err, errlen, "PR_SET_NO_NEW_PRIVS");
     if (iso.seccomp) {
         sigsys_fd = fds->wr;
-        if (install_filter(&iso.lua_filter) != 0) {
-            snprintf(err, errlen, "cannot install the system call filter: %s", strerror(errno));
-            return -1;
-        }
+        if (install_filter(&iso.lua_filter) != 0)
+            return tine_fail_errno(err, errlen, "cannot install the system call filter");
     }
     return 0;
 }
@@ -921,7 +919,7 @@ static int loopback_up(void)
 
 /* A network namespace for the program with only loopback (up), and the
  * proxy's listening socket in it. The runner stays in it until it forked
- * the program. Returns the socket, or -1 with a message in err. */
+ * the program. Returns the socket, or -errno with a message in err. */
 static int program_network(char *err, size_t errlen)
 {
     int e = unshare(CLONE_NEWNET) == 0 ? 0 : -errno;
@@ -943,7 +941,7 @@ static int program_network(char *err, size_t errlen)
         if (fd >= 0)
             close(fd);
         snprintf(err, errlen, "cannot give the program a network of its own: %s: %s", step, strerror(-e));
-        return -1;
+        return e;
     }
     return fd;
 }
@@ -958,7 +956,7 @@ int sbx__isolation_exec_runner(const sbx_spec_t *spec, sbx_fds_t fds, sbx_exec_p
     if (want_net && iso.host_net_fd < 0) {
         snprintf(err, errlen, "network: true is not available on this node: sandboxes live in an empty network "
                               "namespace and only a tined running as root can let a program out");
-        return -1;
+        return -ENOTSUP;
     }
     close_from(3, fds.rd, fds.wr, want_net ? iso.host_net_fd : -1);
     if (!want_net)
@@ -973,26 +971,25 @@ int sbx__isolation_exec_runner(const sbx_spec_t *spec, sbx_fds_t fds, sbx_exec_p
         /* The proxy's threads: a process whose children go to another pid
          * namespace cannot create threads, so the runner returns to its own
          * once the program is forked. */
-        if (want_net && (iso.runner_pid_fd = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC)) < 0) {
-            snprintf(err, errlen, "cannot open the runner's pid namespace: %s", strerror(errno));
-            return -1;
-        }
-        if (unshare(CLONE_NEWPID) != 0) {
-            snprintf(err, errlen, "unshare(CLONE_NEWPID): %s", strerror(errno));
-            return -1;
-        }
+        if (want_net && (iso.runner_pid_fd = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC)) < 0)
+            return tine_fail_errno(err, errlen, "cannot open the runner's pid namespace");
+        if (unshare(CLONE_NEWPID) != 0)
+            return tine_fail_errno(err, errlen, "unshare(CLONE_NEWPID)");
         plan->pid_ns = true;
     }
     if (iso.cgroup) {
-        if (sbx__cgroup_create(&plan->cg, spec->memory_mb ? spec->memory_mb : 16, EXEC_NPROC, err, errlen) != 0)
-            return -1;
+        int rc = sbx__cgroup_create(&plan->cg, spec->memory_mb ? spec->memory_mb : 16, EXEC_NPROC, err, errlen);
+        if (rc != 0)
+            return rc;
         plan->cgroup = true;
     }
-    if (want_net && (plan->proxy_fd = program_network(err, errlen)) < 0) {
+    int fd = want_net ? program_network(err, errlen) : -1;
+    if (want_net && fd < 0) {
         sbx__cgroup_remove(&plan->cg);
         plan->cgroup = false;
-        return -1;
+        return fd;
     }
+    plan->proxy_fd = fd;
     return 0;
 }
 
@@ -1015,7 +1012,7 @@ int sbx__isolation_exec_forked(sbx_exec_plan_t *plan, char *err, size_t errlen)
         close(plan->proxy_fd);
         plan->proxy_fd = -1;
         snprintf(err, errlen, "the egress proxy cannot return to %s: %s", what, strerror(e));
-        return -1;
+        return -e;
     }
     return 0;
 }
@@ -1103,7 +1100,8 @@ static int mirror_etc(const char root[200], const char *name)
 
 /* Builds the program's root on a tmpfs mounted over the node's tmp dir (in
  * the program's own mount namespace, so nobody else sees it) and moves into
- * it, dropping every path to the host's files. Returns 0 or -1 with err. */
+ * it, dropping every path to the host's files. Returns 0, or -errno with
+ * the step that failed in err. */
 static int build_root(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, char *err, size_t errlen)
 {
     const char *root = iso.tmp_dir;
@@ -1164,23 +1162,18 @@ static int build_root(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, char 
     return 0;
 fail:
     snprintf(err, errlen, "cannot build the program's root: %s: %s", step, strerror(-rc));
-    return -1;
+    return rc;
 }
 
 int sbx__isolation_exec_child(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, const char *workdir, char *err,
                               size_t errlen)
 {
-    if (!iso.enabled) {
-        if (chdir(workdir) != 0) {
-            snprintf(err, errlen, "chdir %s: %s", workdir, strerror(errno));
-            return -1;
-        }
-        return 0;
-    }
+    if (!iso.enabled)
+        return chdir(workdir) == 0 ? 0 : tine_fail_errno(err, errlen, "chdir %s", workdir);
     int e;
     if (plan->cgroup && (e = sbx__cgroup_enter(&plan->cg)) != 0) {
         snprintf(err, errlen, "cannot enter the invocation's cgroup: %s", strerror(-e));
-        return -1;
+        return e;
     }
     /* The program stays in the network namespace the runner made for it
      * (or the zygote's empty one): the way back and the proxy's socket are
@@ -1199,29 +1192,23 @@ int sbx__isolation_exec_child(const sbx_spec_t *spec, const sbx_exec_plan_t *pla
      * count of its own (RLIMIT_NPROC is counted per user namespace). */
     if (iso.userns && (e = enter_user_ns()) != 0) {
         snprintf(err, errlen, "cannot enter a user namespace: %s", strerror(-e));
-        return -1;
+        return e;
     }
     /* System V IPC and POSIX message queues of its own: what the program
      * leaves there dies with it, and no other app's program sees it. */
-    if (iso.ipcns && unshare(CLONE_NEWIPC) != 0) {
-        snprintf(err, errlen, "unshare(CLONE_NEWIPC): %s", strerror(errno));
-        return -1;
-    }
+    if (iso.ipcns && unshare(CLONE_NEWIPC) != 0)
+        return tine_fail_errno(err, errlen, "unshare(CLONE_NEWIPC)");
     if (plan->private_root) {
-        if (build_root(spec, plan, err, errlen) != 0)
-            return -1;
+        if ((e = build_root(spec, plan, err, errlen)) != 0)
+            return e;
     } else if (chdir(workdir) != 0) {
-        snprintf(err, errlen, "chdir %s: %s", workdir, strerror(errno));
-        return -1;
+        return tine_fail_errno(err, errlen, "chdir %s", workdir);
     }
     if (plan->own_uid) {
-        if (setgid((gid_t)plan->uid) != 0 || setuid(plan->uid) != 0) {
-            snprintf(err, errlen, "cannot switch to uid %u: %s", (unsigned)plan->uid, strerror(errno));
-            return -1;
-        }
+        if (setgid((gid_t)plan->uid) != 0 || setuid(plan->uid) != 0)
+            return tine_fail_errno(err, errlen, "cannot switch to uid %u", (unsigned)plan->uid);
     } else if (iso.userns && drop_capabilities() != 0) {
-        snprintf(err, errlen, "cannot drop capabilities: %s", strerror(errno));
-        return -1;
+        return tine_fail_errno(err, errlen, "cannot drop capabilities");
     }
     /* With a cgroup, `memory` bounds the whole process tree there; an
      * address space limit would only break programs that reserve much
@@ -1230,21 +1217,14 @@ int sbx__isolation_exec_child(const sbx_spec_t *spec, const sbx_exec_plan_t *pla
     /* The process limit counts every process of the uid (in the user
      * namespace): only with a uid or namespace of its own does it bound
      * this program alone. */
-    if (set_limit(RLIMIT_AS, as) != 0 ||
-        ((plan->own_uid || iso.userns) && set_limit(RLIMIT_NPROC, EXEC_NPROC) != 0) ||
+    if (set_limit(RLIMIT_AS, as) != 0 || ((plan->own_uid || iso.userns) && set_limit(RLIMIT_NPROC, EXEC_NPROC) != 0) ||
         set_limit(RLIMIT_NOFILE, EXEC_NOFILE) != 0 || set_limit(RLIMIT_FSIZE, EXEC_FSIZE) != 0 ||
-        set_limit(RLIMIT_CORE, 0) != 0 || set_limit(RLIMIT_MEMLOCK, 0) != 0) {
-        snprintf(err, errlen, "setrlimit: %s", strerror(errno));
-        return -1;
-    }
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
-        snprintf(err, errlen, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
-        return -1;
-    }
-    if (iso.seccomp && install_filter(&iso.exec_filter) != 0) {
-        snprintf(err, errlen, "cannot install the system call filter: %s", strerror(errno));
-        return -1;
-    }
+        set_limit(RLIMIT_CORE, 0) != 0 || set_limit(RLIMIT_MEMLOCK, 0) != 0)
+        return tine_fail_errno(err, errlen, "setrlimit");
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return tine_fail_errno(err, errlen, "PR_SET_NO_NEW_PRIVS");
+    if (iso.seccomp && install_filter(&iso.exec_filter) != 0)
+        return tine_fail_errno(err, errlen, "cannot install the system call filter");
     /* After the uid switch, which clears it. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     return 0;

@@ -109,23 +109,23 @@ static void sb_reset(tine_buf_t *b)
 /* ------------------------------------------------------- JSON output */
 
 /* Appends s as a JSON string (tine_json_try_quote). Invalid UTF-8 makes it
- * return -1 when `strict`, or is replaced by U+FFFD otherwise (for messages
- * that must always go out). */
+ * return TINE_EINVAL when `strict`, or is replaced by U+FFFD otherwise (for
+ * messages that must always go out); out of memory raises a Lua error. */
 static int sb_json_str(lua_State *L, tine_buf_t *b, const char *s, size_t n, bool strict)
 {
     int rc = tine_json_try_quote(b, s, n, strict ? TINE_JSON_STRICT : 0);
     if (rc == -ENOMEM)
         raise_oom(L);
-    return rc == 0 ? 0 : -1;
+    return rc;
 }
 
 /* Formats a finite number: integral values as integers, others with the
- * fewest digits that read back exactly. Returns the length, or -1 for NaN
- * and infinities. */
+ * fewest digits that read back exactly. Returns the length, or TINE_EINVAL
+ * for NaN and infinities. */
 static int fmt_number(char out[32], double d)
 {
     if (!isfinite(d))
-        return -1;
+        return TINE_EINVAL;
     if (d == floor(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0)
         return snprintf(out, 32, "%lld", (long long)d);
     for (int prec = 15; prec <= 17; prec++) {
@@ -203,6 +203,7 @@ static void enc_error(enc_t *e, const char *msg, const char *arg)
 
 static void enc_value(enc_t *e, int idx);
 
+/* Encodes d as a JSON number; NaN and infinities raise the encoding error. */
 static void enc_number(enc_t *e, double d)
 {
     char num[32];
@@ -229,6 +230,8 @@ static void enc_array(enc_t *e, int idx, size_t n)
     sb_addc(L, e->b, ']');
 }
 
+/* Encodes the table at idx as a JSON object (string and number keys, numbers
+ * as their text); other keys and invalid UTF-8 raise the encoding error. */
 static void enc_object(enc_t *e, int idx)
 {
     lua_State *L = e->L;
@@ -265,6 +268,9 @@ static void enc_object(enc_t *e, int idx)
     sb_addc(L, e->b, '}');
 }
 
+/* Encodes the table at idx: an array when marked (tine.json.array) or when
+ * its keys are exactly 1..n, else an object; cycles, nesting past
+ * JSON_MAX_DEPTH and a full stack raise the encoding error. */
 static void enc_table(enc_t *e, int idx)
 {
     lua_State *L = e->L;
@@ -314,6 +320,8 @@ static void enc_table(enc_t *e, int idx)
     e->depth--;
 }
 
+/* Encodes the Lua value at idx (nil, boolean, number, string, table,
+ * tine.json.null); any other type raises the encoding error. */
 static void enc_value(enc_t *e, int idx)
 {
     lua_State *L = e->L;
@@ -440,6 +448,7 @@ static int to_lua_step(lua_State *L)
 
 /* ------------------------------------------------------- SDK in C */
 
+/* The sandbox's state, the first upvalue of an SDK function. */
 static struct sbx_lua *self_of(lua_State *L)
 {
     return lua_touserdata(L, lua_upvalueindex(1));
@@ -458,14 +467,14 @@ static int sdk_json_encode(lua_State *L)
     return 1;
 }
 
-/* Pushes the Lua value of the JSON text s[0..n). Returns 0; -1 with *jerr
- * filled when s is not JSON; 1 with a message pushed when the value cannot
- * be built (nesting, memory). */
+/* Pushes the Lua value of the JSON text s[0..n). Returns 0; TINE_EINVAL with
+ * *jerr filled when s is not JSON; 1 with a message pushed when the value
+ * cannot be built (nesting, memory). */
 static int push_json_text(struct sbx_lua *S, lua_State *L, const char *s, size_t n, json_error_t *jerr)
 {
     json_t *v = json_loadb(s, n, JSON_DECODE_FLAGS, jerr);
     if (v == NULL)
-        return -1;
+        return TINE_EINVAL;
     lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_to_lua);
     lua_pushlightuserdata(L, v);
     int rc = lua_pcall(L, 1, 1, 0);
@@ -551,7 +560,8 @@ static int log_emit(lua_State *L, const char *level, int first)
         (void)sbx_outbox_frame(SBX_MSG_LOG, S->invocation_id, meta, (size_t)ml, b->data, b->len);
         S->log_sent += b->len + LOG_LINE_COST;
     } else {
-        fprintf(stderr, "[%s] %.*s\n", level, (int)b->len, b->data ? b->data : "");
+        tine_log_text(strcmp(level, "error") == 0 ? TINE_LOG_ERROR : TINE_LOG_INFO, NULL, b->data ? b->data : "",
+                      b->len);
     }
     sb_reset(b);
     return 0;
@@ -576,11 +586,13 @@ static int sdk_log_call(lua_State *L)
     return log_emit(L, "info", 2);
 }
 
+/* tine.log(...): a line at level info (log_emit). */
 static int sdk_log_info(lua_State *L)
 {
     return log_emit(L, "info", 1);
 }
 
+/* tine.log.error(...): a line at level error (log_emit). */
 static int sdk_log_error(lua_State *L)
 {
     return log_emit(L, "error", 1);
@@ -649,9 +661,9 @@ static int sdk_hostcall(lua_State *L)
         /* The protocol is broken (or the reply is not in memory: it stays in
          * the stream ahead of the next INVOKE): nothing sensible can follow. */
         if (rc != 0)
-            fprintf(stderr, "tine sandbox: cannot read the host reply: %s\n", tine_strerror(rc));
+            tine_log(TINE_LOG_ERROR, "sandbox: cannot read the host reply: %s", tine_strerror(rc));
         else
-            fprintf(stderr, "tine sandbox: expected a host reply, got frame type %u\n", h.type);
+            tine_log(TINE_LOG_ERROR, "sandbox: expected a host reply, got frame type %u", h.type);
         _exit(1);
     }
     sbx_outbox_call_resume(); /* the time it waited was not the invocation's */
@@ -864,12 +876,16 @@ typedef struct {
     const char *sdk_dir;
 } prepare_args_t;
 
+/* Pushes f as a C closure whose first upvalue is S (self_of). */
 static void push_closure(lua_State *L, struct sbx_lua *S, lua_CFunction f)
 {
     lua_pushlightuserdata(L, S);
     lua_pushcclosure(L, f, 1);
 }
 
+/* Run under lua_pcall by sbx_lua_prepare: opens the libraries, makes the
+ * registry refs, the SDK's C functions, loads tine.lua from the SDK dir and
+ * hardens the globals. Raises an error on failure. */
 static int prepare_step(lua_State *L)
 {
     prepare_args_t *a = lua_touserdata(L, 1);
@@ -972,7 +988,7 @@ sbx_lua_t *sbx_lua_prepare(const char *sdk_dir)
     lua_pushcfunction(S->L, prepare_step);
     lua_pushlightuserdata(S->L, &a);
     if (lua_pcall(S->L, 1, 0, 0) != 0) {
-        fprintf(stderr, "tine: cannot prepare the Lua SDK: %s\n", lua_tostring(S->L, -1));
+        tine_log(TINE_LOG_ERROR, "sandbox: cannot prepare the Lua SDK: %s", lua_tostring(S->L, -1));
         sbx_lua_free(S);
         return NULL;
     }
@@ -1092,20 +1108,20 @@ typedef struct {
 } invoke_args_t;
 
 /* Indexes the members of the INVOKE metadata object and checks every value
- * in it. Returns the count, or -1 when it is malformed. */
+ * in it. Returns the count, or TINE_EPROTO when it is malformed. */
 static int meta_members(const char *data, size_t len, member_t *mem)
 {
     sbx_meta_cur_t c = {data, data + len};
     uint32_t n;
     if (len == 0 || *c.p++ != SBX_META_OBJECT || !sbx_meta_u32(&c, &n) || n > MAX_MEMBERS)
-        return -1;
+        return TINE_EPROTO;
     for (uint32_t i = 0; i < n; i++) {
         mem[i].key = sbx_meta_bytes(&c, &mem[i].klen);
         mem[i].val = c;
         if (mem[i].key == NULL || !sbx_meta_skip(&c, 1))
-            return -1;
+            return TINE_EPROTO;
     }
-    return c.p == c.end ? (int)n : -1;
+    return c.p == c.end ? (int)n : TINE_EPROTO;
 }
 
 /* The value of member `key`, or NULL. */
@@ -1357,6 +1373,7 @@ static int build_result(lua_State *L, invoke_args_t *a, int idx)
     return 0;
 }
 
+/* The value of the hex digit c, or -1 when it is not one. */
 static int hexval(int c)
 {
     if (c >= '0' && c <= '9')
@@ -1411,6 +1428,8 @@ static void push_query(lua_State *L, const char *q, size_t n)
     }
 }
 
+/* Sets the field of key k of the table on top from the invocation's member of
+ * that name, or dflt. */
 static void set_string_field(lua_State *L, const invoke_args_t *a, int keys, int k, const char *dflt)
 {
     uint32_t n;

@@ -40,6 +40,7 @@ static struct {
     volatile sig_atomic_t busy, pending;
 } ob = {.fd = -1};
 
+/* Clock `id` in nanoseconds. */
 static uint64_t clock_ns(clockid_t id)
 {
     struct timespec ts;
@@ -47,6 +48,7 @@ static uint64_t clock_ns(clockid_t id)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* ns in microseconds, capped at UINT32_MAX. */
 static uint32_t to_us(uint64_t ns)
 {
     uint64_t us = ns / 1000u;
@@ -153,6 +155,8 @@ static void on_tick(int sig)
     errno = saved;
 }
 
+/* Enters the busy section: the timer's signal handler then leaves the frames
+ * alone (it notes a flush for leave). */
 static void enter(void)
 {
     ob.busy = 1;

@@ -42,8 +42,8 @@ void sbx__isolation_zygote_enter(void);
  * pipes to fds 3 (read) and 4 (written) (*fds is updated) and closes every
  * other descriptor but 0-2, then applies the per-fork layers (rlimits, root dir, uid,
  * no_new_privs, seccomp). *bundle_dir becomes the bundle's path as the
- * sandbox now sees it. Returns 0, or -1 with a message in err (the sandbox
- * must then report it and exit). */
+ * sandbox now sees it. Returns 0, or -errno with a message in err (the
+ * sandbox must then report it and exit). */
 int sbx__isolation_enter_lua(const sbx_spec_t *spec, sbx_fds_t *fds, const char **bundle_dir, char *err,
                              size_t errlen);
 
@@ -81,7 +81,7 @@ const char *sbx__cgroup_node_dir(int i);
 /* In an exec runner: makes the invocation's cgroup (memory_mb without swap,
  * max_tasks tasks) with its cgroup.procs open, after removing those of
  * runners that are gone. Does nothing when sbx__cgroup_setup made none.
- * Returns 0, or -1 with a message in err (nothing left behind). */
+ * Returns 0, or -errno with a message in err (nothing left behind). */
 int sbx__cgroup_create(sbx_exec_cgroup_t *c, uint32_t memory_mb, unsigned max_tasks, char *err, size_t errlen);
 
 /* In the program's child, first thing: moves it into its cgroup and closes
@@ -171,14 +171,14 @@ void sbx__proxy_stop(sbx_proxy_t *p);
  * program, enters a new pid namespace for it when one is planned, makes
  * the invocation's cgroup, and for network: true a network namespace with
  * only loopback and the proxy's listening socket in it (the runner stays
- * there until sbx__isolation_exec_forked). Returns 0, or -1 with a message
- * in err. */
+ * there until sbx__isolation_exec_forked). Returns 0, or with a message in
+ * err -errno, or -ENOTSUP for network: true on a node that cannot give it. */
 int sbx__isolation_exec_runner(const sbx_spec_t *spec, sbx_fds_t fds, sbx_exec_plan_t *plan, char *err,
                               size_t errlen);
 
 /* In the runner right after it forked the program: goes back to the host's
  * network namespace, where the proxy's outbound connections are made.
- * Returns 0, or -1 with a message in err (the proxy must then not run). */
+ * Returns 0, or -errno with a message in err (the proxy must then not run). */
 int sbx__isolation_exec_forked(sbx_exec_plan_t *plan, char *err, size_t errlen);
 
 /* Removes `name` below the directory `parent` (an fd or AT_FDCWD) and
@@ -201,7 +201,7 @@ const char *sbx__isolation_tmp_dir(void);
  * moves to `workdir`; switches
  * to the plan's uid, applies rlimits, no_new_privs and the exec system call
  * filter. First of all it enters the invocation's cgroup; it also unshares
- * an IPC namespace of its own. Returns 0, or -1 with a message in err. */
+ * an IPC namespace of its own. Returns 0, or -errno with a message in err. */
 int sbx__isolation_exec_child(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, const char *workdir, char *err,
                               size_t errlen);
 

@@ -96,12 +96,14 @@ static int zygote_send_reply(int sock, int32_t status, int32_t pid, const sbx_fd
     }
 }
 
+/* The string of v, or "" when it is not a string. */
 static const char *json_str_of(json_t *v)
 {
     const char *s = json_string_value(v);
     return s ? s : "";
 }
 
+/* The string member `key` of o, or "". */
 static const char *json_str(json_t *o, const char *key)
 {
     return json_str_of(json_object_get(o, key));
@@ -277,7 +279,7 @@ static void zygote_main(int control_fd, const char *sdk_dir)
     signal(SIGTERM, SIG_DFL);
     sbx_lua_t *L = sbx_lua_prepare(sdk_dir);
     if (L == NULL) {
-        fprintf(stderr, "tine-zygote: cannot prepare the Lua state from %s\n", sdk_dir);
+        tine_log(TINE_LOG_ERROR, "zygote: cannot prepare the Lua state from %s", sdk_dir);
         _exit(1);
     }
     /* Namespaces and filters once, for every sandbox forked from here on. */
@@ -309,13 +311,12 @@ static char *zygote_program(void)
     if (env != NULL && env[0] != '\0') {
         if (access(env, X_OK) == 0)
             return xstrdup(env);
-        fprintf(stderr, "tine: cannot run the zygote program %s (TINE_ZYGOTE): %s\n", env, strerror(errno));
+        tine_log(TINE_LOG_ERROR, "cannot run the zygote program %s (TINE_ZYGOTE): %s", env, strerror(errno));
         return NULL;
     }
     char *p = tine_exe_sibling("tine-zygote");
     if (p == NULL)
-        fprintf(stderr, "tine: the zygote program tine-zygote is not next to this executable (or set "
-                        "TINE_ZYGOTE)\n");
+        tine_log(TINE_LOG_ERROR, "the zygote program tine-zygote is not next to this executable (or set TINE_ZYGOTE)");
     return p;
 }
 
@@ -402,12 +403,12 @@ int sbx_zygote_start(sbx_zygote_t *z, const char *sdk_dir)
         int report_dup = report_fd >= 0 ? fcntl(report_fd, F_DUPFD_CLOEXEC, ZYGOTE_REPORT_FD + 1) : -1;
         if (control < 0 || (report_fd >= 0 && report_dup < 0) || dup2(control, ZYGOTE_CONTROL_FD) < 0 ||
             (report_dup >= 0 && dup2(report_dup, ZYGOTE_REPORT_FD) < 0)) {
-            fprintf(stderr, "tine: cannot pass descriptors to the zygote: %s\n", strerror(errno));
+            tine_log(TINE_LOG_ERROR, "cannot pass descriptors to the zygote: %s", strerror(errno));
             _exit(127);
         }
         closefrom(report_dup >= 0 ? ZYGOTE_REPORT_FD + 1 : ZYGOTE_CONTROL_FD + 1);
         execve(program, (char *const *)argv, envp);
-        fprintf(stderr, "tine: cannot run the zygote program %s: %s\n", program, strerror(errno));
+        tine_log(TINE_LOG_ERROR, "cannot run the zygote program %s: %s", program, strerror(errno));
         _exit(127);
     }
     free(program);
@@ -451,9 +452,10 @@ int sbx__zygote_program(int argc, char **argv)
     zygote_main(ZYGOTE_CONTROL_FD, sdk_dir);
     return 0;
 usage:
-    fprintf(stderr, "tine-zygote: started by tined only (its control socket on fd %d, then --sdk-dir DIR "
-                    "--isolation on|off --sandbox-uid UID [--tmp-dir DIR] [--report-fd %d])\n",
-            ZYGOTE_CONTROL_FD, ZYGOTE_REPORT_FD);
+    tine_log(TINE_LOG_ERROR,
+             "zygote: started by tined only (its control socket on fd %d, then --sdk-dir DIR --isolation on|off "
+             "--sandbox-uid UID [--tmp-dir DIR] [--report-fd %d])",
+             ZYGOTE_CONTROL_FD, ZYGOTE_REPORT_FD);
     return 2;
 }
 

@@ -9,6 +9,7 @@
 #include "tine_redis.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,8 @@ static const option_t options[] = {
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
+/* Prints tined's help: every option with its flag, its environment variable
+ * and what it does. */
 static void usage(FILE *f)
 {
     fprintf(f, "usage: tined [OPTIONS]\n\n"
@@ -94,6 +97,20 @@ static void usage(FILE *f)
         fprintf(f, "  %-22s %s\n  %-22s [env %s]\n", flag, options[i].help, "", options[i].env);
     }
     fprintf(f, "  %-22s %s\n  %-22s %s\n", "--help", "show this help", "--version", "show the version");
+}
+
+/* Prints "tined: " and the message on stderr: a command-line or config-file
+ * error, in plain text as any command says it before it runs (the JSON log
+ * is the running node's). */
+static void config_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void config_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("tined: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
 }
 
 /* Parses "16MiB", "512KiB", "64Mi", "1GiB", "1TiB", "1000000" into bytes. */
@@ -131,8 +148,7 @@ static int size_option(const char *name, const char *text, size_t max, const cha
     if (text == NULL)
         return 0;
     if (parse_size(text, &v) != 0 || v > max) {
-        fprintf(stderr, "tined: --%s %s: expected a size from 1 byte to %s such as %s\n", name, text, max_text,
-                example);
+        config_error("--%s %s: expected a size from 1 byte to %s such as %s", name, text, max_text, example);
         return -1;
     }
     *out = v;
@@ -169,6 +185,8 @@ static int parse_count(const char *s, unsigned min, unsigned max, unsigned *out)
     return 0;
 }
 
+/* Where the value of option `name` goes: a field of cfg, or of raw for
+ * options parsed after all sources are read. */
 static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
 {
     if (strcmp(name, "log-paths") == 0)
@@ -242,6 +260,7 @@ static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
     return NULL;
 }
 
+/* The option named by the len bytes at name, or NULL. */
 static const option_t *find_option(const char *name, size_t len)
 {
     for (size_t i = 0; i < NOPTIONS; i++)
@@ -250,6 +269,7 @@ static const option_t *find_option(const char *name, size_t len)
     return NULL;
 }
 
+/* Cuts the white space around s in place; returns where s now starts. */
 static char *trim(char *s)
 {
     while (isspace((unsigned char)*s))
@@ -265,7 +285,7 @@ static int load_file(tined_config_t *cfg, const char *path, raw_values_t *raw)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        fprintf(stderr, "tined: config file %s: cannot open\n", path);
+        config_error("config file %s: cannot open", path);
         return -1;
     }
     char line[4096];
@@ -285,12 +305,12 @@ static int load_file(tined_config_t *cfg, const char *path, raw_values_t *raw)
         key = trim(key);
         const option_t *o = find_option(key, strlen(key));
         if (o == NULL || strcmp(o->name, "config") == 0) {
-            fprintf(stderr, "tined: %s:%d: unknown key '%s'\n", path, lineno, key);
+            config_error("%s:%d: unknown key '%s'", path, lineno, key);
             fclose(f);
             return -1;
         }
         if (o->takes_value && (value == NULL || *value == '\0')) {
-            fprintf(stderr, "tined: %s:%d: %s: expected 'key = value'\n", path, lineno, key);
+            config_error("%s:%d: %s: expected 'key = value'", path, lineno, key);
             fclose(f);
             return -1;
         }
@@ -308,6 +328,7 @@ bool tined_listen_is_loopback(const char *listen)
            strncmp(listen, "localhost:", 10) == 0;
 }
 
+/* Whether s is 1, true, yes or on. */
 static bool truthy(const char *s)
 {
     return s && (strcmp(s, "1") == 0 || strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "on") == 0);
@@ -356,7 +377,7 @@ static int parse_redis_options(tined_config_t *cfg)
     char err[512];
     rds_url_t u;
     if (cfg->redis_url && rds_url_parse(cfg->redis_url, &u, err, sizeof err) != 0) {
-        fprintf(stderr, "tined: --redis: %s\n", err);
+        config_error("--redis: %s", err);
         return -1;
     }
     if (cfg->redis_url)
@@ -371,11 +392,11 @@ static int parse_redis_options(tined_config_t *cfg)
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
         unit_ok = unit_ok || strcasecmp(m + digits, units[i]) == 0;
     if (digits == 0 || digits > 15 || !unit_ok) {
-        fprintf(stderr, "tined: --redis-maxmemory %s: expected a size such as 256mb or 2gb (0: no cap)\n", m);
+        config_error("--redis-maxmemory %s: expected a size such as 256mb or 2gb (0: no cap)", m);
         return -1;
     }
     if (cfg->redis_url)
-        fprintf(stderr, "tined: warning: --redis-maxmemory only applies to the private redis-server (no --redis)\n");
+        tine_log(TINE_LOG_WARN, "--redis-maxmemory only applies to the private redis-server (no --redis)");
     return 0;
 }
 
@@ -386,30 +407,29 @@ static int parse_billing_options(tined_config_t *cfg)
     const char *gb_s = cfg->price_gb_s_str ? cfg->price_gb_s_str : BILL_DEFAULT_PRICE_GB_S;
     const char *req = cfg->price_request_str ? cfg->price_request_str : BILL_DEFAULT_PRICE_REQUEST;
     if (bill_parse_price(gb_s, &cfg->price_gb_s_pusd, err, sizeof(err)) != 0) {
-        fprintf(stderr, "tined: --price-gb-s %s\n", err);
+        config_error("--price-gb-s %s", err);
         return -1;
     }
     if (bill_parse_price(req, &cfg->price_request_pusd, err, sizeof(err)) != 0) {
-        fprintf(stderr, "tined: --price-request %s\n", err);
+        config_error("--price-request %s", err);
         return -1;
     }
     const char *act = cfg->activations_str ? cfg->activations_str : "on";
     if (strcmp(act, "on") != 0 && strcmp(act, "off") != 0) {
-        fprintf(stderr, "tined: --activations %s: expected on or off\n", act);
+        config_error("--activations %s: expected on or off", act);
         return -1;
     }
     cfg->activations = strcmp(act, "on") == 0;
     cfg->retention_count = 10000;
     cfg->retention_s = 7 * 86400;
     if (cfg->retention_str && parse_retention(cfg->retention_str, &cfg->retention_count, &cfg->retention_s) != 0) {
-        fprintf(stderr,
-                "tined: --activation-retention %s: expected COUNT, AGE or COUNT,AGE such as 10000,7d "
-                "(count 1 to 10000000, age in s, m, h or d up to 3650d)\n",
-                cfg->retention_str);
+        config_error("--activation-retention %s: expected COUNT, AGE or COUNT,AGE such as 10000,7d "
+                     "(count 1 to 10000000, age in s, m, h or d up to 3650d)",
+                     cfg->retention_str);
         return -1;
     }
     if (cfg->log_level && tine_log_set_level(cfg->log_level) != 0) {
-        fprintf(stderr, "tined: --log-level %s: expected debug, info, warn or error\n", cfg->log_level);
+        config_error("--log-level %s: expected debug, info, warn or error", cfg->log_level);
         return -1;
     }
     return 0;
@@ -421,19 +441,18 @@ static int parse_http_limits(tined_config_t *cfg, const raw_values_t *raw)
     int rc = 0;
     cfg->max_connections = 1024;
     if (raw->max_connections && parse_count(raw->max_connections, 1, 1000000, &cfg->max_connections) != 0) {
-        fprintf(stderr, "tined: --max-connections %s: expected a number from 1 to 1000000\n", raw->max_connections);
+        config_error("--max-connections %s: expected a number from 1 to 1000000", raw->max_connections);
         rc = -1;
     }
     cfg->max_buffered_body = 128u * 1024 * 1024;
     if (raw->max_buffered_body && (parse_size(raw->max_buffered_body, &cfg->max_buffered_body) != 0 ||
                                    cfg->max_buffered_body < 6u * 1024 * 1024)) {
-        fprintf(stderr, "tined: --max-buffered-body %s: expected a size of at least 6MiB such as 256MiB\n",
-                raw->max_buffered_body);
+        config_error("--max-buffered-body %s: expected a size of at least 6MiB such as 256MiB", raw->max_buffered_body);
         rc = -1;
     }
     cfg->http2 = raw->http2 != NULL && strcmp(raw->http2, "on") == 0;
     if (raw->http2 && !cfg->http2 && strcmp(raw->http2, "off") != 0) {
-        fprintf(stderr, "tined: --http2 %s: expected on or off\n", raw->http2);
+        config_error("--http2 %s: expected on or off", raw->http2);
         rc = -1;
     }
     return rc;
@@ -454,14 +473,14 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
             return 1;
         }
         if (strncmp(a, "--", 2) != 0) {
-            fprintf(stderr, "tined: unexpected argument '%s' (see tined --help)\n", a);
+            config_error("unexpected argument '%s' (see tined --help)", a);
             return -1;
         }
         const char *name = a + 2;
         const char *eq = strchr(name, '=');
         const option_t *o = find_option(name, eq ? (size_t)(eq - name) : strlen(name));
         if (o == NULL) {
-            fprintf(stderr, "tined: unknown option '%s' (see tined --help)\n", a);
+            config_error("unknown option '%s' (see tined --help)", a);
             return -1;
         }
         const char *value = "true";
@@ -471,7 +490,7 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
             else if (i + 1 < argc)
                 value = argv[++i];
             else {
-                fprintf(stderr, "tined: --%s needs a value\n", o->name);
+                config_error("--%s needs a value", o->name);
                 return -1;
             }
         }
@@ -500,17 +519,17 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
     cfg->no_auth = truthy(raw.no_auth);
     cfg->max_bundle = 16 * 1024 * 1024;
     if (raw.max_bundle && parse_size(raw.max_bundle, &cfg->max_bundle) != 0) {
-        fprintf(stderr, "tined: --max-bundle-size %s: expected a size such as 16MiB\n", raw.max_bundle);
+        config_error("--max-bundle-size %s: expected a size such as 16MiB", raw.max_bundle);
         rc = -1;
     }
     cfg->max_sandboxes = 1024;
     if (raw.max_sandboxes && parse_count(raw.max_sandboxes, 1, 1000000, &cfg->max_sandboxes) != 0) {
-        fprintf(stderr, "tined: --max-sandboxes %s: expected a number from 1 to 1000000\n", raw.max_sandboxes);
+        config_error("--max-sandboxes %s: expected a number from 1 to 1000000", raw.max_sandboxes);
         rc = -1;
     }
     cfg->app_reserve = cfg->max_sandboxes / 16 > 0 ? cfg->max_sandboxes / 16 : 1;
     if (raw.app_reserve && parse_count(raw.app_reserve, 0, 1000000, &cfg->app_reserve) != 0) {
-        fprintf(stderr, "tined: --app-reserve %s: expected a number from 0 to 1000000\n", raw.app_reserve);
+        config_error("--app-reserve %s: expected a number from 0 to 1000000", raw.app_reserve);
         rc = -1;
     }
     if (parse_http_limits(cfg, &raw) != 0)
@@ -518,19 +537,17 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
     cfg->max_queue = 100;
     cfg->activation_buffer = 20000;
     if (raw.activation_buffer && parse_count(raw.activation_buffer, 1, 10000000, &cfg->activation_buffer) != 0) {
-        fprintf(stderr, "tined: --activation-buffer %s: expected a number from 1 to 10000000\n",
-                raw.activation_buffer);
+        config_error("--activation-buffer %s: expected a number from 1 to 10000000", raw.activation_buffer);
         rc = -1;
     }
     if (raw.max_queue && parse_count(raw.max_queue, 1, 1000000, &cfg->max_queue) != 0) {
-        fprintf(stderr, "tined: --max-queue %s: expected a number from 1 to 1000000\n", raw.max_queue);
+        config_error("--max-queue %s: expected a number from 1 to 1000000", raw.max_queue);
         rc = -1;
     }
     cfg->idle_timeout_ms = 5 * 60 * 1000;
     if (raw.idle_timeout && (reg_parse_duration_ms(raw.idle_timeout, &cfg->idle_timeout_ms) != 0 ||
                              cfg->idle_timeout_ms < 10 || cfg->idle_timeout_ms > 7 * 24 * 3600 * 1000ull)) {
-        fprintf(stderr, "tined: --idle-timeout %s: expected a duration from 10ms to 168h such as 30s or 5m\n",
-                raw.idle_timeout);
+        config_error("--idle-timeout %s: expected a duration from 10ms to 168h such as 30s or 5m", raw.idle_timeout);
         rc = -1;
     }
     if (size_option("log-rate", raw.log_rate, (size_t)1 << 30, "1GiB", "256KiB", &cfg->log_rate) != 0 ||
@@ -541,8 +558,8 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
         rc = -1;
     unsigned keys = 0;
     if (raw.kv_keys_max && parse_count(raw.kv_keys_max, 1, REG_KV_KEYS_MAX_LIMIT, &keys) != 0) {
-        fprintf(stderr, "tined: --kv-keys-max %s: expected a number from 1 to %u\n", raw.kv_keys_max,
-                (unsigned)REG_KV_KEYS_MAX_LIMIT);
+        config_error("--kv-keys-max %s: expected a number from 1 to %u", raw.kv_keys_max,
+                     (unsigned)REG_KV_KEYS_MAX_LIMIT);
         rc = -1;
     }
     cfg->kv_keys_max = keys;
@@ -552,8 +569,7 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
         unsigned long d = strtoul(cfg->max_invoke_depth_str, &end, 10);
         if (*end != '\0' || end == cfg->max_invoke_depth_str || d < 1 || d > 10000 ||
             cfg->max_invoke_depth_str[0] == '-') {
-            fprintf(stderr, "tined: --max-invoke-depth %s: expected an integer from 1 to 10000\n",
-                    cfg->max_invoke_depth_str);
+            config_error("--max-invoke-depth %s: expected an integer from 1 to 10000", cfg->max_invoke_depth_str);
             rc = -1;
         } else {
             cfg->max_invoke_depth = (unsigned)d;
@@ -561,7 +577,7 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
     }
     cfg->isolation = cfg->isolation_text == NULL || strcmp(cfg->isolation_text, "on") == 0;
     if (cfg->isolation_text && !cfg->isolation && strcmp(cfg->isolation_text, "off") != 0) {
-        fprintf(stderr, "tined: --isolation %s: expected on or off\n", cfg->isolation_text);
+        config_error("--isolation %s: expected on or off", cfg->isolation_text);
         rc = -1;
     }
     cfg->sandbox_uid = 65534;
@@ -570,14 +586,14 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
         const char *t = cfg->sandbox_uid_text;
         unsigned long v = strtoul(t, &end, 10);
         if (end == t || *end != '\0' || t[0] == '-' || v == 0 || v >= 4294967295ul) {
-            fprintf(stderr, "tined: --sandbox-uid %s: expected a uid from 1 to 4294967294\n", t);
+            config_error("--sandbox-uid %s: expected a uid from 1 to 4294967294", t);
             rc = -1;
         } else {
             cfg->sandbox_uid = (unsigned)v;
         }
     }
     if (cfg->no_auth && !tined_listen_is_loopback(cfg->listen)) {
-        fprintf(stderr, "tined: --no-auth is only allowed on a loopback address, not %s\n", cfg->listen);
+        config_error("--no-auth is only allowed on a loopback address, not %s", cfg->listen);
         rc = -1;
     }
     if (parse_billing_options(cfg) != 0)
@@ -598,7 +614,7 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
     if (raw.docker_events && !cfg->docker_events && strcmp(raw.docker_events, "off") != 0 &&
         strcmp(raw.docker_events, "false") != 0 && strcmp(raw.docker_events, "0") != 0 &&
         strcmp(raw.docker_events, "no") != 0) {
-        fprintf(stderr, "tined: --docker-events %s: expected on or off\n", raw.docker_events);
+        config_error("--docker-events %s: expected on or off", raw.docker_events);
         rc = -1;
     }
     free(raw.no_auth);

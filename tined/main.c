@@ -138,7 +138,7 @@ static char *start_isolation(const tined_config_t *cfg)
     if (rc == 0)
         rc = sbx_isolation_configure(&iso);
     if (rc != 0) {
-        fprintf(stderr, "tined: cannot prepare sandbox isolation (temp dir %s): %s\n", dir, tine_strerror(rc));
+        tine_log(TINE_LOG_ERROR, "cannot prepare sandbox isolation (temp dir %s): %s", dir, tine_strerror(rc));
         free(dir);
         return NULL;
     }
@@ -156,11 +156,13 @@ static int report_isolation(void)
         return rc;
     for (int i = 0; i < SBX_LAYER_COUNT; i++)
         if (!r.layers[i].active)
-            fprintf(stderr, "tined: warning: isolation layer %s is off: %s\n", sbx_layer_name(i),
-                    r.layers[i].detail);
+            tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("layer", sbx_layer_name(i)), "isolation layer %s is off: %s",
+                        sbx_layer_name(i), r.layers[i].detail);
     return 0;
 }
 
+/* The live table's change of an app's version: the invoker retires the old
+ * version and warms the new; events follows the new version's triggers. */
 static void on_live_change(void *data, const reg_app_version_t *old_v, const reg_app_version_t *new_v)
 {
     tined_t *t = data;

@@ -35,7 +35,13 @@ bench_cleanup() {
 
 # The results file: one line per value, "FIGURE<TAB>SYSTEM<TAB>VALUE<TAB>NOTE".
 # Values are raw (µs, req/s, KiB) or "n/a"; report.py turns them into the table.
-record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" >>"$RESULTS"; }
+# Inside as_base (tine.sh), what is recorded for tine is the baseline's.
+record() {
+  local system=$2
+  [ "$system" = tine ] && system=$BENCH_AS
+  printf '%s\t%s\t%s\t%s\n' "$1" "$system" "$3" "${4:-}" >>"$RESULTS"
+}
+BENCH_AS=tine
 
 # record_na SYSTEM REASON FIGURE...: figures that could not be measured
 # because the feature is not there (yet). Not a failure.

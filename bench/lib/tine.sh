@@ -6,11 +6,15 @@
 HELLO_APP=$ROOT/functions-examples/hello
 
 # start_tined NAME [FLAGS...]: a tined on a free loopback port, pinned to the
-# server cpus, with its own state dir (and private redis). Sets TURL, TTOKEN,
+# server cpus, with its own state dir (and private redis; under as_base, one
+# of the baseline's). Sets TURL, TTOKEN,
 # TINED_PID; 1 with TINED_ERROR when it did not start (e.g. a refused flag).
 start_tined() {
-  local name=$1 dir=$WORK/$1 deadline
+  local name=$1 deadline
+  [ "$BENCH_AS" = tine ] || name=$BENCH_AS-$name # the baseline's own state dirs
+  local dir=$WORK/$name
   shift
+  rm -rf "$dir"
   mkdir -p "$dir"
   spawn "$WORK/$name.log" "$BIN/tined" --listen 127.0.0.1:0 --state-dir "$dir" --sdk-dir "$TINED_SDK_DIR" "$@"
   TINED_PID=$SPAWNED_PID
@@ -57,7 +61,11 @@ bench_tine() {
     record_failed tine "tined did not start: $TINED_ERROR"
     return 0
   fi
-  meta tine_version "$("$BIN/tine" --version) ($(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'))"
+  if [ "$BENCH_AS" = tine ]; then
+    meta tine_version "$("$BIN/tine" --version) ($(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'))"
+  else
+    meta tine_base_version "$("$BIN/tine" --version) ($BIN)"
+  fi
   if ! deploy_app "$HELLO_APP"; then
     record_failed tine "$DEPLOY_ERROR"
     stop_pid "$TINED_PID"
@@ -199,9 +207,13 @@ tine_deploy_many() {
       "$i" >"$dir/fns/f$i.lua"
   done
   say "tine: $DEPLOY_RUNS deploys of a $n-function app"
+  # The same files each time: --force makes each a new version (a build
+  # without --force makes one anyway).
+  local force=()
+  "$BIN/tine" deploy --help 2>&1 | grep -q -- --force && force=(--force)
   # Version k answers "f250 vk.": sample i (from 0) deploys version i + 1.
   if timer_measure "$TURL/bench-many/f$n" --poll --runs "$DEPLOY_RUNS" --expect "f$n v{n}." \
-    --timed-cmd "$(printf '%q ' "$BIN/tine" --url "$TURL" --token "$TTOKEN" deploy "$dir")"; then
+    --timed-cmd "$(printf '%q ' "$BIN/tine" --url "$TURL" --token "$TTOKEN" deploy "${force[@]}" "$dir")"; then
     record deploy_p50_us tine "${H[p50_us]}" "tine deploy + first answer of the new version's last route"
     record deploy_max_us tine "${H[max_us]}" "tine deploy + first answer of the new version's last route"
   else
@@ -241,7 +253,6 @@ tine_events() {
 tine_up() {
   local name=$1
   shift
-  rm -rf "${WORK:?}/$name"
   if ! start_tined "$name" "$@"; then
     UP_ERROR="tined $*: did not start: $TINED_ERROR"
     UP_NA=1
@@ -280,10 +291,28 @@ bench_tine_variants() {
   tine_variant isolation-off "$TINED_FLAGS_ISOLATION_OFF" cold_iso_off
 }
 
+# as_base COMMAND...: COMMAND run against the baseline build (BENCH_BASE_BIN),
+# its figures recorded as system tine-base.
+as_base() {
+  local bin=$BIN sdk=$TINED_SDK_DIR rc=0
+  BIN=$BASE_BIN TINED_SDK_DIR=$BASE_SDK BENCH_AS=tine-base
+  "$@" || rc=$?
+  BIN=$bin TINED_SDK_DIR=$sdk BENCH_AS=tine
+  return $rc
+}
+
 # The warm figures of every system, in rounds (warm_rounds, common.sh): tine,
-# its activation-record variants, and the peers.
+# its activation-record variants, the baseline build's when there is one, and
+# the peers.
 bench_warm() {
+  local base=()
+  if [ -n "$BASE_BIN" ]; then
+    base=("tine-base|warm|as_base tine_up warm-base $TINED_FLAGS_DEFAULT"
+      "tine-base|warm_act_on|as_base tine_up warm-base-act-on $TINED_FLAGS_ACTIVATIONS_ON"
+      "tine-base|warm_act_off|as_base tine_up warm-base-act-off $TINED_FLAGS_ACTIVATIONS_OFF")
+  fi
   warm_rounds "tine|warm|tine_up warm $TINED_FLAGS_DEFAULT" \
+    "${base[@]}" \
     "tine|warm_act_on|tine_up warm-act-on $TINED_FLAGS_ACTIVATIONS_ON" \
     "tine|warm_act_off|tine_up warm-act-off $TINED_FLAGS_ACTIVATIONS_OFF" \
     "nginx+lua|warm|nginx_up" "workerd|warm|workerd_up" "cgi|warm|cgi_up"

@@ -46,6 +46,7 @@ static int set_err(char *err, size_t errlen, int rc, const char *fmt, ...)
     return rc;
 }
 
+/* Says "bundle: out of memory" in err; returns -ENOMEM. */
 static int oom(char *err, size_t errlen)
 {
     return set_err(err, errlen, -ENOMEM, "bundle: out of memory");
@@ -142,6 +143,8 @@ static char *normalize_path(const char *in, const char **why)
     return out;
 }
 
+/* What a bundle entry of an unsupported type is, for the error message ("a
+ * fifo", ...). */
 static const char *filetype_name(mode_t type)
 {
     switch (type) {
@@ -190,6 +193,7 @@ static void file_list_dispose(file_list_t *l)
     memset(l, 0, sizeof(*l));
 }
 
+/* qsort order of bundle files: by path. */
 static int file_cmp(const void *a, const void *b)
 {
     return strcmp(((const reg_bundle_file_t *)a)->path, ((const reg_bundle_file_t *)b)->path);
@@ -209,6 +213,7 @@ static size_t lower_bound(const file_list_t *l, const char *key)
     return lo;
 }
 
+/* The file at path in the sorted list l, or NULL. */
 static reg_bundle_file_t *find_file(const file_list_t *l, const char *path)
 {
     size_t i = lower_bound(l, path);
@@ -568,6 +573,7 @@ static void pack_list_dispose(pack_list_t *l)
     free(l->v);
 }
 
+/* a "/" b as a fresh string, or NULL without memory. */
 static char *join(const char *a, const char *b)
 {
     size_t na = strlen(a), nb = strlen(b);
@@ -580,6 +586,7 @@ static char *join(const char *a, const char *b)
     return s;
 }
 
+/* Says "out of memory while packing" in err; returns -ENOMEM. */
 static int pack_oom(char *err, size_t errlen)
 {
     return set_err(err, errlen, -ENOMEM, "out of memory while packing");
@@ -640,6 +647,7 @@ static int walk_dir(const char *full, const char *rel, pack_list_t *l, char *err
     return rc;
 }
 
+/* qsort order of the entries to pack: by path in the bundle. */
 static int pack_entry_cmp(const void *a, const void *b)
 {
     return strcmp(((const pack_entry_t *)a)->rel, ((const pack_entry_t *)b)->rel);
@@ -705,6 +713,9 @@ typedef struct {
     size_t cap;
 } mem_sink_t;
 
+/* libarchive's write callback into memory: appends the n bytes (doubling,
+ * from 16 KiB). Returns n, or -1 (libarchive's convention) with ENOMEM set on
+ * the archive. */
 static la_ssize_t sink_write(struct archive *a, void *client, const void *buf, size_t n)
 {
     mem_sink_t *s = client;

@@ -43,6 +43,8 @@ typedef struct {
     size_t pos;
 } lexer_t;
 
+/* Whether c may start a Lua name: a letter, _ or (as LuaJIT allows) a byte of
+ * UTF-8. */
 static bool is_name_start(unsigned char c)
 {
     return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80;
@@ -58,6 +60,7 @@ static bool is_digit(unsigned char c)
     return c >= '0' && c <= '9';
 }
 
+/* The value of the hex digit c, or -1 when it is not one. */
 static int hex_value(unsigned char c)
 {
     if (c >= '0' && c <= '9')
@@ -324,6 +327,7 @@ static int next_token(lexer_t *x, token_t *t)
     return 0;
 }
 
+/* Whether token t is of `kind` and reads `text`. */
 static bool tok_is(const token_t *t, tk_kind_t kind, const char *text)
 {
     size_t n = strlen(text);
@@ -373,6 +377,8 @@ static void tokens_dispose(tokens_t *ts)
     free(ts->v);
 }
 
+/* Splits the len bytes of Lua source at src into ts (a first # line skipped),
+ * up to and with TK_EOF. Returns 0, -ENOMEM or next_token's error. */
 static int tokenize(const char *src, size_t len, tokens_t *ts)
 {
     lexer_t x = {src, len, 0};

@@ -256,6 +256,8 @@ int reg_cron_validate(const char *expr, char *err, size_t errlen)
     return cron_parse(expr, &spec, err, errlen);
 }
 
+/* Parses a five-field expression, a shorthand (@hourly ...) or @every
+ * <duration> into spec. Returns 0, or TINE_EINVAL with what is wrong in err. */
 static int cron_parse(const char *expr, cron_spec_t *spec, char *err, size_t errlen)
 {
     memset(spec, 0, sizeof(*spec));
@@ -318,6 +320,7 @@ static int cron_parse(const char *expr, cron_spec_t *spec, char *err, size_t err
     return 0;
 }
 
+/* Whether bit v of bits is set. */
 static bool has(uint64_t bits, int v)
 {
     return (bits >> v) & 1;

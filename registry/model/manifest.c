@@ -49,6 +49,7 @@ typedef struct node {
     size_t cap;
 } node_t;
 
+/* Frees n and its whole subtree (NULL is fine). */
 static void node_free(node_t *n)
 {
     if (n == NULL)
@@ -60,6 +61,7 @@ static void node_free(node_t *n)
     free(n);
 }
 
+/* The number of key/value pairs of a mapping (items alternate key, value). */
 static size_t map_pairs(const node_t *map)
 {
     return map->len / 2;
@@ -75,6 +77,7 @@ static const node_t *map_value(const node_t *map, size_t i)
     return map->items[2 * i + 1];
 }
 
+/* Whether the key node reads `name` exactly. */
 static bool key_is(const node_t *key, const char *name)
 {
     return key->text_len == strlen(name) && memcmp(key->text, name, key->text_len) == 0;
@@ -156,6 +159,7 @@ static const char *show_text(ctx_t *c, const char *s, size_t len)
     return slot;
 }
 
+/* Whether n is a plain (unquoted) YAML null: empty, ~, null, Null or NULL. */
 static bool scalar_is_null(const node_t *n)
 {
     if (n->kind != NODE_SCALAR || !n->plain)
@@ -252,6 +256,7 @@ static int vfail_at(ctx_t *c, unsigned line, unsigned col, const char *fmt, va_l
     return TINE_EINVAL;
 }
 
+/* vfail_at with arguments: the error at line:col; returns TINE_EINVAL. */
 static int fail_at(ctx_t *c, unsigned line, unsigned col, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static int fail_at(ctx_t *c, unsigned line, unsigned col, const char *fmt, ...)
 {
@@ -262,6 +267,7 @@ static int fail_at(ctx_t *c, unsigned line, unsigned col, const char *fmt, ...)
     return rc;
 }
 
+/* vfail_at at the position of node n; returns TINE_EINVAL. */
 static int fail(ctx_t *c, const node_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(ctx_t *c, const node_t *n, const char *fmt, ...)
 {
@@ -272,6 +278,8 @@ static int fail(ctx_t *c, const node_t *n, const char *fmt, ...)
     return rc;
 }
 
+/* Whether ch may appear in a key shown without quotes in a key path: letters,
+ * digits, _ and -. */
 static bool is_plain_key_char(char ch)
 {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || is_digit(ch) || ch == '_' || ch == '-';
@@ -299,6 +307,8 @@ static size_t path_push_key(ctx_t *c, const char *key, size_t len)
     return saved;
 }
 
+/* Appends "[index]" to the key path; returns the length to restore with
+ * path_pop. */
 static size_t path_push_index(ctx_t *c, size_t index)
 {
     size_t saved = c->path_len;
@@ -309,6 +319,7 @@ static size_t path_push_index(ctx_t *c, size_t index)
     return saved;
 }
 
+/* Restores the key path to the length `saved` that a path_push_* returned. */
 static void path_pop(ctx_t *c, size_t saved)
 {
     c->path_len = saved;
@@ -358,6 +369,8 @@ static int yaml_failure(ctx_t *c, const yaml_parser_t *p, const char *data, size
     return fail_at(c, line, col, "syntax error: %s%s", problem, hint);
 }
 
+/* qsort order of key nodes: by text, then by position (so repeats sort after
+ * the first). */
 static int key_compare(const void *a, const void *b)
 {
     const node_t *x = *(const node_t *const *)a, *y = *(const node_t *const *)b;
@@ -372,6 +385,7 @@ static int key_compare(const void *a, const void *b)
     return x->col < y->col ? -1 : x->col > y->col;
 }
 
+/* Whether node a starts before node b in the file. */
 static bool position_before(const node_t *a, const node_t *b)
 {
     return a->line < b->line || (a->line == b->line && a->col < b->col);
@@ -431,6 +445,8 @@ static size_t path_push_child(ctx_t *c, const node_t *parent)
     return c->path_len;
 }
 
+/* Appends child to the items of parent (growing them). Returns 0 or -ENOMEM
+ * (child then stays the caller's). */
 static int attach(node_t *parent, node_t *child)
 {
     if (parent->len == parent->cap) {
@@ -591,6 +607,8 @@ static int build_tree(ctx_t *c, const char *data, size_t len, node_t **root_out)
     return 0;
 }
 
+/* The value of the four hex digits at p, or 0x110000 (no code point) when one
+ * is not a hex digit. */
 static unsigned hex4(const char *p)
 {
     unsigned v = 0;
@@ -733,6 +751,7 @@ static int expect_string(ctx_t *c, const node_t *n, const char *what, const char
     return 0;
 }
 
+/* A NUL-terminated copy of the len bytes at s, or NULL without memory. */
 static char *copy_text(const char *s, size_t len)
 {
     char *p = malloc(len + 1);
@@ -768,6 +787,7 @@ static int expect_uint(ctx_t *c, const node_t *n, uint32_t min, uint32_t max, ui
     return 0;
 }
 
+/* Reads the boolean n into *out, or fails naming what n is. */
 static int expect_bool(ctx_t *c, const node_t *n, bool *out)
 {
     int b = scalar_bool(n);
@@ -914,6 +934,7 @@ static int expect_max_body(ctx_t *c, const node_t *n, uint32_t *out)
     return 0;
 }
 
+/* Reads "lua" or "exec" into *out, or fails naming what n is. */
 static int expect_runtime(ctx_t *c, const node_t *n, reg_runtime_t *out)
 {
     const char *text;
@@ -953,6 +974,7 @@ static int check_keys(ctx_t *c, const node_t *map, const char *const *allowed, s
     return 0;
 }
 
+/* Fails, saying `what` was expected, unless n is a mapping. */
 static int expect_mapping(ctx_t *c, const node_t *n, const char *what)
 {
     if (n->kind != NODE_MAPPING)
@@ -979,6 +1001,7 @@ static int read_field(ctx_t *c, const node_t *map, const char *key, field_reader
     return rc;
 }
 
+/* Fails at the mapping, naming the required key it lacks. */
 static int missing_key(ctx_t *c, const node_t *map, const char *key)
 {
     return fail(c, map, "missing required key '%s'", key);
@@ -1006,16 +1029,19 @@ static int read_max_body(ctx_t *c, const node_t *n, void *out)
     return expect_max_body(c, n, out);
 }
 
+/* concurrency: an integer 1..1000. */
 static int read_concurrency(ctx_t *c, const node_t *n, void *out)
 {
     return expect_uint(c, n, 1, 1000, out);
 }
 
+/* warm: an integer 0..1000 (checked against concurrency later). */
 static int read_warm(ctx_t *c, const node_t *n, void *out)
 {
     return expect_uint(c, n, 0, 1000, out);
 }
 
+/* attempts of a trigger: an integer 1..100. */
 static int read_attempts(ctx_t *c, const node_t *n, void *out)
 {
     return expect_uint(c, n, 1, 100, out);
@@ -1181,6 +1207,7 @@ static int read_allow_outbound(ctx_t *c, const node_t *n, void *out)
 
 /* ------------------------------------------------------------------ env */
 
+/* Frees the len entries of env and the array. */
 static void env_free(reg_kv_t *env, size_t len)
 {
     for (size_t i = 0; env && i < len; i++) {
@@ -1190,11 +1217,14 @@ static void env_free(reg_kv_t *env, size_t len)
     free(env);
 }
 
+/* qsort order of env entries: by name. */
 static int kv_compare(const void *a, const void *b)
 {
     return strcmp(((const reg_kv_t *)a)->key, ((const reg_kv_t *)b)->key);
 }
 
+/* Whether the len bytes at s make an environment variable name: letters,
+ * digits and _, not starting with a digit. */
 static bool is_env_name(const char *s, size_t len)
 {
     if (len == 0 || is_digit(s[0]))
@@ -1336,6 +1366,7 @@ static int read_settings(ctx_t *c, const node_t *map, fn_settings_t *s, const ch
     return rc;
 }
 
+/* defaults: a mapping of function settings, the base of every function's own. */
 static int read_defaults(ctx_t *c, const node_t *n, void *out)
 {
     int rc = expect_mapping(c, n, "a mapping of runtime, memory, timeout, concurrency, warm, max_body");
@@ -1346,11 +1377,13 @@ static int read_defaults(ctx_t *c, const node_t *n, void *out)
     return rc;
 }
 
+/* Whether ch may start a Lua identifier: a letter or _. */
 static bool is_ident_start(char ch)
 {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
 }
 
+/* Whether the len bytes at s make a Lua identifier (keywords included). */
 static bool is_identifier(const char *s, size_t len)
 {
     if (len == 0 || !is_ident_start(s[0]))
@@ -1361,6 +1394,7 @@ static bool is_identifier(const char *s, size_t len)
     return true;
 }
 
+/* Whether the len bytes at s are one of Lua's reserved words. */
 static bool is_lua_keyword(const char *s, size_t len)
 {
     static const char *const keywords[] = {"and",   "break", "do",     "else", "elseif", "end",   "false", "for",
@@ -1448,6 +1482,8 @@ static int read_handler(ctx_t *c, const node_t *n, reg_function_t *f)
     return f->handler && f->handler_file ? 0 : -ENOMEM;
 }
 
+/* Whether the len bytes at s make a function name: 1 to 64 letters, digits, _
+ * and -. */
 static bool is_function_name(const char *s, size_t len)
 {
     if (len == 0 || len > 64)
@@ -1618,6 +1654,8 @@ static bool same_route_shape(const char *a, const char *b)
 static const char *const route_keys[] = {"method", "path", "function"};
 static const char *const http_methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "ANY"};
 
+/* A route's method: one of GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS, ANY
+ * in any case, stored upper case. */
 static int read_method(ctx_t *c, const node_t *n, void *out)
 {
     const char *text;
@@ -1638,6 +1676,7 @@ static int read_method(ctx_t *c, const node_t *n, void *out)
                 show_text(c, text, len));
 }
 
+/* A route's path such as /items/:id, checked (route_path_check) and copied. */
 static int read_route_path(ctx_t *c, const node_t *n, void *out)
 {
     const char *text;
@@ -1679,6 +1718,8 @@ static int read_route(ctx_t *c, const node_t *n, reg_manifest_t *m, size_t index
     return 0;
 }
 
+/* routes: a sequence of at most MANIFEST_MAX_ROUTES routes, each read and
+ * checked against the earlier ones. */
 static int read_routes(ctx_t *c, const node_t *n, reg_manifest_t *m)
 {
     if (n->kind != NODE_SEQUENCE)
@@ -1801,6 +1842,7 @@ static int read_event_trigger(ctx_t *c, const node_t *n, reg_trigger_t *t)
     return rc;
 }
 
+/* The cron of a schedule trigger, required and validated. */
 static int read_schedule_trigger(ctx_t *c, const node_t *n, reg_trigger_t *t)
 {
     const node_t *found;
@@ -1817,6 +1859,8 @@ static int read_schedule_trigger(ctx_t *c, const node_t *n, reg_trigger_t *t)
     return rc;
 }
 
+/* One trigger: its kind (on), the keys that kind allows, its function,
+ * attempts (3 by default) and what the kind needs. */
 static int read_trigger(ctx_t *c, const node_t *n, const reg_manifest_t *m, reg_trigger_t *t)
 {
     int rc = expect_mapping(c, n, "a mapping such as { on: schedule, cron: '@every 1m', function: tick }");
@@ -1871,6 +1915,7 @@ static int read_trigger(ctx_t *c, const node_t *n, const reg_manifest_t *m, reg_
     return read_schedule_trigger(c, n, t);
 }
 
+/* triggers: a sequence of at most MANIFEST_MAX_TRIGGERS triggers. */
 static int read_triggers(ctx_t *c, const node_t *n, reg_manifest_t *m)
 {
     if (n->kind != NODE_SEQUENCE)
@@ -1933,16 +1978,20 @@ static int expect_bytes(ctx_t *c, const node_t *n, uint64_t max, const char *max
     return 0;
 }
 
+/* limits.kv_value_max: a size up to REG_KV_VALUE_MAX_LIMIT (6Mi). */
 static int read_kv_value_max(ctx_t *c, const node_t *n, void *out)
 {
     return expect_bytes(c, n, REG_KV_VALUE_MAX_LIMIT, "6Mi", out);
 }
 
+/* limits.kv_bytes_max: a size up to REG_KV_BYTES_MAX_LIMIT (1Ti). */
 static int read_kv_bytes_max(ctx_t *c, const node_t *n, void *out)
 {
     return expect_bytes(c, n, REG_KV_BYTES_MAX_LIMIT, "1Ti", out);
 }
 
+/* limits.kv_keys_max: an integer 1..REG_KV_KEYS_MAX_LIMIT, stored as a
+ * uint64_t. */
 static int read_kv_keys_max(ctx_t *c, const node_t *n, void *out)
 {
     uint32_t v = 0;
@@ -2029,6 +2078,7 @@ static int read_manifest(ctx_t *c, const node_t *root, reg_manifest_t *m)
     return rc;
 }
 
+/* Whether s ends with suffix. */
 static bool ends_with(const char *s, const char *suffix)
 {
     size_t ls = strlen(s), lx = strlen(suffix);

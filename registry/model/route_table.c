@@ -70,6 +70,8 @@ struct reg_route_table {
 
 /* ------------------------------------------------------------ validation */
 
+/* Whether c may appear as it is in a literal path segment (unreserved
+ * characters of RFC 3986). */
 static int is_literal_char(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
@@ -105,6 +107,8 @@ static void describe_char(unsigned char c, char out[8])
 static int seg_error(char *err, size_t errlen, size_t segno, const char *seg, size_t seg_len, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
+/* Says in err that path segment segno (its text quoted) is wrong and why
+ * (fmt); returns TINE_EINVAL. */
 static int seg_error(char *err, size_t errlen, size_t segno, const char *seg, size_t seg_len, const char *fmt, ...)
 {
     if (err && errlen) {
@@ -257,6 +261,7 @@ void reg_route_table_free(reg_route_table_t *t)
     free(t);
 }
 
+/* Order of literal segments: by length, then bytewise. */
 static int literal_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
     if (alen != blen)
@@ -316,6 +321,8 @@ static route_node_t *literal_child(route_node_t *n, const char *seg, size_t len)
     return c;
 }
 
+/* The child in *slot (the parameter or wildcard child of a node), made empty
+ * when there is none; NULL without memory. */
 static route_node_t *special_child(route_node_t **slot)
 {
     if (*slot == NULL)

@@ -157,7 +157,7 @@ int reg_embedded_redis_start(const char *state_dir, const char *maxmemory, int *
             dup2(devnull, 1);
         }
         execlp("redis-server", "redis-server", conf_path, (char *)NULL);
-        fprintf(stderr, "tined: cannot run redis-server: %s (install the redis-server package)\n", strerror(errno));
+        tine_log(TINE_LOG_ERROR, "cannot run redis-server: %s (install the redis-server package)", strerror(errno));
         _exit(127);
     }
     free(conf_path);

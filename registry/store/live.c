@@ -56,6 +56,8 @@ struct reg_live {
     uint64_t load_next_ns, load_delay_ms;
 };
 
+/* nftw callback: removes path (a file or an emptied dir); errors are ignored.
+ * Returns 0: the walk goes on. */
 static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
@@ -128,6 +130,7 @@ static int load_version(reg_live_t *l, const char *app, uint64_t version, reg_ap
     return reg_app_version_new(app, version, m, dir, out, err, errlen);
 }
 
+/* The noted load failure of app on this node, or NULL. */
 static live_failure_t *failure_find(reg_live_t *l, const char *app)
 {
     for (size_t i = 0; i < l->nfailures; i++)
@@ -136,6 +139,8 @@ static live_failure_t *failure_find(reg_live_t *l, const char *app)
     return NULL;
 }
 
+/* Forgets app's load failure, saying in the log that this node serves its
+ * live version again. */
 static void failure_clear(reg_live_t *l, const char *app)
 {
     live_failure_t *f = failure_find(l, app);
@@ -192,6 +197,9 @@ static void failure_note(reg_live_t *l, const char *app, uint64_t version, const
 
 static int live_reload_all(reg_live_t *l, char *err, size_t errlen);
 
+/* Loads the table when it is due (never loaded yet), then reloads every app
+ * whose retry is due (a reload notes or clears its failure), then arms the
+ * timer for the next. */
 static void on_retry_timer(uv_timer_t *t)
 {
     live_retry_t *r = container_of(t, live_retry_t, timer);
@@ -309,7 +317,7 @@ static int live_reload_all(reg_live_t *l, char *err, size_t errlen)
     for (size_t i = 0; i < n; i++) {
         char e2[512];
         if (reg_live_reload(l, names[i], e2, sizeof(e2)) != 0) {
-            fprintf(stderr, "tined: cannot load app %s: %s\n", names[i], e2);
+            tine_log_kv(TINE_LOG_ERROR, TINE_LOG_KV("app", names[i]), "cannot load app %s: %s", names[i], e2);
             rc = rc ? rc : TINE_EREDIS;
         }
         free(names[i]);
@@ -338,10 +346,11 @@ static void on_message(void *data, redisReply *r)
     char *app = xstrndup(payload, app_len);
     char err[512];
     if (reg_live_reload(l, app, err, sizeof(err)) != 0)
-        fprintf(stderr, "tined: cannot reload app %s: %s\n", app, err);
+        tine_log_kv(TINE_LOG_ERROR, TINE_LOG_KV("app", app), "cannot reload app %s: %s", app, err);
     free(app);
 }
 
+/* The deploys connection is up (again): subscribes to the deploy channel. */
 static void on_sub_connected(void *data)
 {
     reg_live_t *l = data;
@@ -377,6 +386,7 @@ reg_live_t *reg_live_new(uv_loop_t *loop, const char *redis_url, const char *sta
     return l;
 }
 
+/* The retry timer closed: frees it. */
 static void on_retry_closed(uv_handle_t *h)
 {
     free(container_of((uv_timer_t *)h, live_retry_t, timer));

@@ -122,6 +122,7 @@ typedef struct {
     size_t cap;
 } argv_t;
 
+/* Appends a copy of str to the command a. */
 static void argv_add(argv_t *a, const char *str)
 {
     if (a->len == a->cap) {
@@ -143,11 +144,13 @@ static void argv_dispose(argv_t *a)
     memset(a, 0, sizeof(*a));
 }
 
+/* Runs the command a on the store's connection (store_cmd_argv). */
 static redisReply *store_cmd_list(reg_store_t *s, char *err, size_t errlen, const argv_t *a)
 {
     return store_cmd_argv(s, err, errlen, a->len, (const char **)a->v, a->lens);
 }
 
+/* The wall clock in milliseconds since the epoch. */
 static int64_t wall_ms(void)
 {
     struct timeval tv;
@@ -384,6 +387,7 @@ int reg_store_rollback(reg_store_t *s, const char *app, uint64_t version, uint64
     return store_confirm(s, what, "roll back again to be sure", err, errlen);
 }
 
+/* qsort order of C strings. */
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -451,6 +455,7 @@ int reg_store_list_versions(reg_store_t *s, const char *app, reg_version_info_t 
     return 0;
 }
 
+/* qsort order of bundle files: by path. */
 static int cmp_file(const void *a, const void *b)
 {
     return strcmp(((const reg_bundle_file_t *)a)->path, ((const reg_bundle_file_t *)b)->path);
@@ -555,6 +560,7 @@ typedef struct {
     size_t cap;
 } str_set_t;
 
+/* Adds a copy of str to the set (duplicates go at str_set_seal). */
 static void str_set_add(str_set_t *set, const char *str)
 {
     if (set->len == set->cap) {
@@ -564,6 +570,7 @@ static void str_set_add(str_set_t *set, const char *str)
     set->v[set->len++] = xstrdup(str);
 }
 
+/* Sorts the set and drops its duplicates. */
 static void str_set_seal(str_set_t *set)
 {
     if (set->len == 0)

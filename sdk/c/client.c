@@ -39,6 +39,7 @@ typedef struct {
 
 static void set_error(tine_client_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Formats the client's error message, on one line. */
 static void set_error(tine_client_t *c, const char *fmt, ...)
 {
     va_list ap;
@@ -52,6 +53,7 @@ static void set_error(tine_client_t *c, const char *fmt, ...)
             *p = ' ';
 }
 
+/* A copy of s, or NULL without memory (the library never aborts). */
 static char *try_strdup(const char *s)
 {
     size_t n = strlen(s) + 1;
@@ -186,6 +188,8 @@ char *tine_escape(const char *segment)
     return out;
 }
 
+/* curl's body callback: appends to the body buffer (NUL-terminated). Returns
+ * n, or 0 without memory (curl then fails the transfer). */
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     body_buf_t *b = userdata;
@@ -817,6 +821,9 @@ typedef struct {
     void *data;
 } lines_sink_t;
 
+/* curl's body callback of tine_logs: hands each complete line of a 2xx answer
+ * to the caller and keeps the rest; returns 0 (stopping the transfer) when
+ * the caller asks to stop or memory runs out. */
 static size_t on_lines(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     lines_sink_t *ls = userdata;

@@ -32,6 +32,8 @@ static int parse_app(cli_ctx_t *ctx, int argc, char **argv, const char **app)
     return CLI_OK;
 }
 
+/* The listing call of `tine apps` in the shape of the per-app calls (app is
+ * unused). */
 static int fetch_apps(tine_client_t *c, const char *app, char **answer)
 {
     (void)app;
@@ -98,6 +100,7 @@ static int parse_count(cli_ctx_t *ctx, const char *flag, const char *s, unsigned
     return CLI_OK;
 }
 
+/* The call of `tine prune`: keeps the newest `keep` versions of app. */
 static int prune_call(tine_client_t *c, const char *app, unsigned keep, char **answer)
 {
     return tine_prune_versions(c, app, keep, answer);
@@ -126,6 +129,7 @@ int cli_cmd_versions(cli_ctx_t *ctx, int argc, char **argv)
     return cli_fetch_and_print(ctx, pos[0], tine_versions, cli_render_versions);
 }
 
+/* The call of `tine delete` in the shape of prune_call (the count is unused). */
 static int delete_call(tine_client_t *c, const char *app, unsigned unused, char **answer)
 {
     (void)unused;

@@ -49,11 +49,13 @@ static int parse_limit(cli_ctx_t *ctx, const char *s, unsigned max, unsigned *ou
     return CLI_OK;
 }
 
+/* Renders a usage report as a table. */
 static int render_usage_table(const char *json, FILE *out, char *err, size_t errlen)
 {
     return cli_render_usage(json, false, out, err, errlen);
 }
 
+/* Renders a usage report as CSV. */
 static int render_usage_csv(const char *json, FILE *out, char *err, size_t errlen)
 {
     return cli_render_usage(json, true, out, err, errlen);
@@ -144,6 +146,7 @@ typedef struct {
     size_t seen_head, seen_len;
 } logs_state_t;
 
+/* h extended with the n bytes at p (FNV-1a). */
 static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
 {
     const unsigned char *b = p;
@@ -175,6 +178,8 @@ static bool line_identity(const char *line, uint64_t *hash, int64_t *t)
     return true;
 }
 
+/* Remembers a printed line (its hash and time) in the ring; the oldest leaves
+ * when it is full and moves the cutoff up to its time. */
 static void seen_add(logs_state_t *st, uint64_t hash, int64_t t)
 {
     size_t i = (st->seen_head + st->seen_len) % LOGS_SEEN_MAX;
@@ -215,6 +220,9 @@ static void seen_reset(logs_state_t *st)
     }
 }
 
+/* A line of the logs answer: prints it (once following, lines of a catch-up
+ * already printed or older than the start are skipped); says when the follow
+ * is live. Returns 0: go on. */
 static int on_log_line(void *data, const char *line, size_t len)
 {
     logs_state_t *st = data;
@@ -255,6 +263,7 @@ static bool follow_retryable(const tine_client_t *c, int e)
            (e == TINE_CLIENT_EHTTP && tine_client_status(c) >= 500);
 }
 
+/* The wall clock in milliseconds since the epoch. */
 static int64_t wall_ms(void)
 {
     struct timespec ts;

@@ -25,6 +25,8 @@ static void random_id(char out[33])
         snprintf(out + 2 * i, 3, "%02x", raw[i]);
 }
 
+/* `tine events emit --type T --source S [--data JSON] [--id ID] [--subject
+ * S]`: sends one CloudEvent (a random id unless given). */
 static int events_emit(cli_ctx_t *ctx, int argc, char **argv)
 {
     const char *type = NULL, *source = NULL, *data = NULL, *id = NULL, *subject = NULL;
@@ -135,6 +137,7 @@ static int render_dlq(cli_ctx_t *ctx, const char *answer)
     return CLI_OK;
 }
 
+/* `tine events dlq APP`: lists the dead letters of APP. */
 static int events_dlq(cli_ctx_t *ctx, int argc, char **argv)
 {
     const char *pos[1];
@@ -163,6 +166,8 @@ static int events_dlq(cli_ctx_t *ctx, int argc, char **argv)
 
 #define REPLAY_MAX_IDS 1000
 
+/* `tine events replay APP [ID...]`: puts the dead letters named (all without
+ * ids) back in the stream. */
 static int events_replay(cli_ctx_t *ctx, int argc, char **argv)
 {
     const char **pos = xcalloc(REPLAY_MAX_IDS + 1, sizeof(*pos));

@@ -35,6 +35,7 @@ static void forward_signal(int sig)
         kill((pid_t)child_pid, sig);
 }
 
+/* Sleeps ms milliseconds (less when a signal arrives). */
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -52,6 +53,8 @@ static void describe_status(int st, char *buf, size_t len)
         snprintf(buf, len, "status %d", st);
 }
 
+/* The exit code a shell would give for the wait status st (128 + the signal
+ * for a killed process). */
 static int exit_code_of(int st)
 {
     if (WIFEXITED(st))
@@ -190,6 +193,8 @@ typedef struct {
     struct stat st;
 } port_file_t;
 
+/* Notes whether the port file at path exists and its stat, to tell a file our
+ * tined writes later. */
 static void port_file_snapshot(port_file_t *pf, const char *path)
 {
     pf->path = path;

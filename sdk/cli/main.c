@@ -171,6 +171,7 @@ static const char global_help[] =
     "  -h, --help        show help (also: tine help COMMAND, tine COMMAND --help)\n"
     "  --version         print the version\n";
 
+/* The command named `name`, or NULL. */
 static const cli_command_t *find_command(const char *name)
 {
     for (size_t i = 0; i < NCOMMANDS; i++)
@@ -179,6 +180,7 @@ static const cli_command_t *find_command(const char *name)
     return NULL;
 }
 
+/* Prints tine's usage: every command with its summary and the global flags. */
 static void print_overview(FILE *f)
 {
     fprintf(f, "usage: tine [global flags] COMMAND [args]\n\nCommands:\n");
@@ -187,6 +189,7 @@ static void print_overview(FILE *f)
     fprintf(f, "\n%s\nRun 'tine help COMMAND' for a command's flags.\n", global_help);
 }
 
+/* Prints a command's usage line, summary and flags. */
 static void print_command_help(FILE *f, const cli_command_t *cmd)
 {
     fprintf(f, "usage: tine %s\n\n%c%s.\n", cmd->usage, cmd->summary[0] - 'a' + 'A', cmd->summary + 1);
@@ -195,6 +198,7 @@ static void print_command_help(FILE *f, const cli_command_t *cmd)
     fprintf(f, "\nGlobal flags --url, --token, --state-dir, --json: see 'tine --help'.\n");
 }
 
+/* `tine help [COMMAND]`: the overview, or the help of one command. */
 static int cmd_help(cli_ctx_t *ctx, int argc, char **argv)
 {
     if (argc < 2) {

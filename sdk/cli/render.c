@@ -71,6 +71,7 @@ void cli_table_dispose(cli_table_t *t)
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Formats the error into err; returns -1 (the renderers' failure). */
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;

@@ -12,18 +12,22 @@
 
 #include "tine_common.h"
 
+/* Says in err that the node's answer was unexpected and what was wrong;
+ * returns -1. */
 static int fail(char *err, size_t errlen, const char *msg)
 {
     snprintf(err, errlen, "unexpected answer from the node (%s)", msg);
     return -1;
 }
 
+/* The string member key of o, or "-". */
 static const char *str(json_t *o, const char *key)
 {
     const char *s = json_string_value(json_object_get(o, key));
     return s ? s : "-";
 }
 
+/* The integer member key of o, or 0 (also for a negative one). */
 static uint64_t num(json_t *o, const char *key)
 {
     json_int_t v = json_integer_value(json_object_get(o, key));

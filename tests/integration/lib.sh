@@ -141,6 +141,38 @@ tined_status() {
   set -e
 }
 
+# log_msgs FILE: tined's own lines in FILE (JSON, one object a line), one
+# "LEVEL: MSG" a line; lines that are not such an object are left out.
+log_msgs() {
+  python3 -c '
+import json, sys
+for line in open(sys.argv[1], errors="replace"):
+    try:
+        d = json.loads(line)
+    except ValueError:
+        continue
+    if isinstance(d, dict) and "level" in d and "msg" in d:
+        print("%s: %s" % (d["level"], d["msg"]))' "$1"
+}
+
+# check_json_log FILE: every line tined (and the zygote and sandboxes it
+# started, which share its stderr) wrote to FILE is one of its JSON log
+# lines: an object with ts, level and msg.
+check_json_log() {
+  local bad
+  bad=$(python3 -c '
+import json, sys
+for line in open(sys.argv[1], errors="replace"):
+    try:
+        d = json.loads(line)
+        ok = isinstance(d, dict) and all(isinstance(d.get(k), str) for k in ("ts", "level", "msg"))
+    except ValueError:
+        ok = False
+    if not ok:
+        print(line.rstrip("\n"))' "$1" 2>&1)
+  check "every line of $(basename "$1") is a JSON log line" "" "$bad"
+}
+
 # tine ARGS...: the CLI against the current node.
 tine() { "$BIN/tine" --url "$URL" --token "$TOKEN" "$@"; }
 

@@ -118,4 +118,5 @@ B3="[d for d in j['dead_letters'] if d['event']['id'] == 'b-3'][0]"
 check "dead again at once: the reason" "app retry has no function broken any more" \
   "$(json_get "$body" "$B3['reason']")"
 check "dead again at once: not called again (its 2 attempts only)" "2" "$(rkv retry calls:b-3)"
+check_json_log "$T/a.log"
 finish

@@ -191,4 +191,5 @@ check_contains "an answer over the limit: 502" "502" "$out"
 # 6 MiB + 100000 body bytes plus 53 bytes of metadata (status, one content-type header: sandbox/meta.h)
 check_contains "502 names the size" "answered with 6391509 bytes, over the limit" "$out"
 check "the echo sandbox serves on" "200" "$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$T/in.bin" "$URL/big/echo")"
+check_json_log "$T/a.log"
 finish

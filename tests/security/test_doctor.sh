@@ -26,9 +26,9 @@ check "tine --json doctor is the server's answer" "$(python3 -c 'import json,sys
   "$(tine --json doctor | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin), sort_keys=True))')"
 check_contains "the doctor needs the admin token" "401" "$(http GET /_tine/v1/doctor)"
 off=$(python3 -c 'import json,sys; print(sum(not l["active"] for l in json.loads(sys.argv[1])["layers"]))' "$DOCTOR")
-check "one startup warning per layer that is off" "$off" "$(grep -c 'warning: isolation layer' "$T/a.log" || true)"
+check "one startup warning per layer that is off" "$off" "$(log_msgs "$T/a.log" | grep -c '^warn: isolation layer' || true)"
 for l in $(python3 -c 'import json,sys; print(" ".join(l["name"] for l in json.loads(sys.argv[1])["layers"] if not l["active"]))' "$DOCTOR"); do
-  check_contains "warning for $l says why" "isolation layer $l is off: $(layer_why "$l")" "$(cat "$T/a.log")"
+  check_contains "warning for $l says why" "warn: isolation layer $l is off: $(layer_why "$l")" "$(log_msgs "$T/a.log")"
 done
 if [ "$(id -u)" = 0 ]; then
   for l in rlimits no-new-privs seccomp user mount-namespace pid-namespace ipc-namespace uts-namespace net-namespace root-dir \
@@ -50,7 +50,8 @@ check "isolation off" "off" "$(jfield isolation <<<"$DOCTOR")"
 check "--isolation off keeps the Lua layer" "true" "$(layer_field lua active)"
 check "--isolation off: 12 layers off, each saying why" "12" \
   "$(python3 -c 'import json,sys; print(sum(not l["active"] and l["detail"] == "--isolation off" for l in json.loads(sys.argv[1])["layers"]))' "$DOCTOR")"
-check "--isolation off: 12 startup warnings" "12" "$(grep -c 'warning: isolation layer .* is off: --isolation off' "$T/b.log")"
+check "--isolation off: 12 startup warnings" "12" \
+  "$(log_msgs "$T/b.log" | grep -c '^warn: isolation layer .* is off: --isolation off$' || true)"
 check_contains "tine doctor shows OFF" "OFF" "$(tine doctor | grep '^seccomp ')"
 mkdir -p "$T/app"
 cat >"$T/app/tine.yaml" <<'YAML'
@@ -81,4 +82,6 @@ print(json.load(sys.stdin)["pools"][0]["sandboxes"][0]["pid"])')
     skip "--sandbox-uid" "$(layer_why user)"
   fi
 fi
+check_json_log "$T/a.log"
+check_json_log "$T/b.log"
 finish_security

@@ -26,7 +26,7 @@ load_doctor
 for l in mount-namespace pid-namespace ipc-namespace uts-namespace net-namespace; do
   check "$l is off" "false" "$(layer_field "$l" active)"
   check_contains "$l says why" "Operation not permitted" "$(layer_why "$l")"
-  check_contains "tined warned about $l" "warning: isolation layer $l is off: $(layer_why "$l")" "$(cat "$T/a.log")"
+  check_contains "tined warned about $l" "warn: isolation layer $l is off: $(layer_why "$l")" "$(log_msgs "$T/a.log")"
 done
 for l in lua rlimits no-new-privs seccomp user; do
   check "$l is still on" "true" "$(layer_field "$l" active)"

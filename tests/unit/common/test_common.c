@@ -1,6 +1,6 @@
 /* Tests of common/common.c: the buffer, JSON quoting and file reading in
  * both out-of-memory policies (try_* gives -ENOMEM and leaves its arguments
- * as they were, the others abort with a message), allocation failures
+ * as they were, the others abort with a log line), allocation failures
  * injected at every allocation in turn (alloc_fail.h); and
  * tine_buf_append_printable, what every text a function writes goes
  * through before tined's log, a record or an API. */
@@ -189,8 +189,14 @@ static void expect_abort(void (*fn)(void))
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFSIGNALED(st));
     assert_int_equal(WTERMSIG(st), SIGABRT);
-    if (strncmp(msg, "tine: out of memory", 19) != 0)
-        fail_msg("expected the out-of-memory message, got: %s", msg);
+    /* One JSON line of tine_log, built on the stack when nothing else can be
+     * allocated. */
+    json_t *line = json_loads(msg, 0, NULL);
+    const char *level = json_string_value(json_object_get(line, "level"));
+    const char *text = json_string_value(json_object_get(line, "msg"));
+    if (level == NULL || strcmp(level, "error") != 0 || text == NULL || strncmp(text, "out of memory", 13) != 0)
+        fail_msg("expected the out-of-memory log line, got: %s", msg);
+    json_decref(line);
 }
 
 static void grow_beyond_size_t(void)
@@ -455,6 +461,24 @@ static void test_json_quote_invalid_utf8(void **state)
     tine_buf_dispose(&b);
 }
 
+/* ------------------------------------------------------ error messages */
+
+static void test_fail_errno(void **state)
+{
+    (void)state;
+    char err[64];
+    errno = ENOENT;
+    assert_int_equal(tine_fail_errno(err, sizeof err, "cannot open %s", "/x\ny"), -ENOENT);
+    assert_string_equal(err, "cannot open /x?y: No such file or directory"); /* one line */
+    errno = 0;
+    assert_int_equal(tine_fail_errno(err, sizeof err, "odd"), -EIO);
+    assert_string_equal(err, "odd: Input/output error");
+    errno = EPERM;
+    assert_int_equal(tine_fail_errno(err, 8, "a long message"), -EPERM);
+    assert_string_equal(err, "a long "); /* cut, still terminated */
+    assert_int_equal(tine_fail_errno(NULL, 0, "x"), -EPERM);
+}
+
 /* --------------------------------------------------------- file reading */
 
 static void test_read_file(void **state)
@@ -531,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_torture),
         cmocka_unit_test(test_json_quote_escapes),
         cmocka_unit_test(test_json_quote_invalid_utf8),
+        cmocka_unit_test(test_fail_errno),
         cmocka_unit_test(test_read_file),
         cmocka_unit_test(test_plain_text_is_kept),
         cmocka_unit_test(test_line_breaks_are_escaped),

@@ -17,7 +17,6 @@
 #include "loop_harness.h"
 #include "redis_server.h"
 
-
 static char *url_of(const test_redis_t *r, int tcp, const char *userinfo)
 {
     if (tcp)
@@ -381,7 +380,6 @@ static void test_login_deadline(void **state)
     close(ls);
     free(url);
 }
-
 
 static void test_pubsub_resubscribe(void **state)
 {

@@ -22,8 +22,6 @@
 #include "loop_harness.h"
 #include "redis_server.h"
 
-
-
 static rds_async_t *open_sub(uv_loop_t *loop, const char *url, sub_t *s)
 {
     rds_async_config_t cfg = {.name = "sub",
