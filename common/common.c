@@ -396,6 +396,17 @@ size_t tine_fmt_u64(char *out, uint64_t v, size_t width)
     return n;
 }
 
+int tine_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 void tine_fmt_rfc3339_ms(uint64_t unix_ms, char out[32])
 {
     time_t t = (time_t)(unix_ms / 1000u);

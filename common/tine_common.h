@@ -174,6 +174,9 @@ struct json_t *tine_json_text(const char *s, size_t len);
  * For hot paths, where printf costs more than the rest of the work. */
 size_t tine_fmt_u64(char *out, uint64_t v, size_t width);
 
+/* The value of the hex digit c (either case), or -1 when it is not one. */
+int tine_hex_digit(int c);
+
 /* unix_ms as an RFC 3339 UTC time with milliseconds,
  * "2026-01-02T03:04:05.678Z", NUL-terminated (out: 32 bytes). */
 void tine_fmt_rfc3339_ms(uint64_t unix_ms, char out[32]);

@@ -1373,18 +1373,6 @@ static int build_result(lua_State *L, invoke_args_t *a, int idx)
     return 0;
 }
 
-/* The value of the hex digit c, or -1 when it is not one. */
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Pushes s[0..n) with %XX and '+' decoded. */
 static void push_unescaped(lua_State *L, const char *s, size_t n)
 {
@@ -1394,7 +1382,7 @@ static void push_unescaped(lua_State *L, const char *s, size_t n)
         int hi, lo;
         if (s[i] == '+')
             luaL_addchar(&b, ' ');
-        else if (s[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)s[i + 1])) >= 0 && (lo = hexval((unsigned char)s[i + 2])) >= 0) {
+        else if (s[i] == '%' && i + 2 < n && (hi = tine_hex_digit((unsigned char)s[i + 1])) >= 0 && (lo = tine_hex_digit((unsigned char)s[i + 2])) >= 0) {
             luaL_addchar(&b, (char)(hi * 16 + lo));
             i += 2;
         } else

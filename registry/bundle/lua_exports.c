@@ -60,18 +60,6 @@ static bool is_digit(unsigned char c)
     return c >= '0' && c <= '9';
 }
 
-/* The value of the hex digit c, or -1 when it is not one. */
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool is_space(unsigned char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
@@ -190,9 +178,10 @@ static int read_quoted(lexer_t *x, token_t *t)
             o[n++] = '\v';
             break;
         case 'x':
-            if (i + 2 < end && hex_value((unsigned char)x->src[i + 1]) >= 0 &&
-                hex_value((unsigned char)x->src[i + 2]) >= 0) {
-                o[n++] = (char)(hex_value((unsigned char)x->src[i + 1]) * 16 + hex_value((unsigned char)x->src[i + 2]));
+            if (i + 2 < end && tine_hex_digit((unsigned char)x->src[i + 1]) >= 0 &&
+                tine_hex_digit((unsigned char)x->src[i + 2]) >= 0) {
+                o[n++] = (char)(tine_hex_digit((unsigned char)x->src[i + 1]) * 16 +
+                                tine_hex_digit((unsigned char)x->src[i + 2]));
                 i += 2;
             }
             break;
@@ -204,8 +193,8 @@ static int read_quoted(lexer_t *x, token_t *t)
             if (i + 1 < end && x->src[i + 1] == '{') {
                 unsigned long cp = 0;
                 size_t j = i + 2;
-                while (j < end && hex_value((unsigned char)x->src[j]) >= 0 && cp < 0x110000)
-                    cp = cp * 16 + (unsigned long)hex_value((unsigned char)x->src[j++]);
+                while (j < end && tine_hex_digit((unsigned char)x->src[j]) >= 0 && cp < 0x110000)
+                    cp = cp * 16 + (unsigned long)tine_hex_digit((unsigned char)x->src[j++]);
                 if (j < end && x->src[j] == '}' && cp < 0x110000) {
                     n += put_utf8(o + n, cp);
                     i = j;

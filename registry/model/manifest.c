@@ -613,16 +613,10 @@ static unsigned hex4(const char *p)
 {
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
-        char ch = p[i];
-        v <<= 4;
-        if (is_digit(ch))
-            v |= (unsigned)(ch - '0');
-        else if (ch >= 'a' && ch <= 'f')
-            v |= (unsigned)(ch - 'a' + 10);
-        else if (ch >= 'A' && ch <= 'F')
-            v |= (unsigned)(ch - 'A' + 10);
-        else
+        int d = tine_hex_digit((unsigned char)p[i]);
+        if (d < 0)
             return 0x110000;
+        v = v << 4 | (unsigned)d;
     }
     return v;
 }

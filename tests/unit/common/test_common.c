@@ -544,9 +544,28 @@ static void test_read_file(void **state)
     rmdir(dir);
 }
 
+/* tine_hex_digit: both cases, and every other byte refused. */
+static void test_hex_digit(void **state)
+{
+    (void)state;
+    const char *digits = "0123456789abcdef", *upper = "ABCDEF";
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(tine_hex_digit(digits[i]), i);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(tine_hex_digit(upper[i]), 10 + i);
+    int accepted = 0;
+    for (int c = 0; c < 256; c++)
+        accepted += tine_hex_digit(c) >= 0;
+    assert_int_equal(accepted, 22);
+    assert_int_equal(tine_hex_digit('g'), -1);
+    assert_int_equal(tine_hex_digit('/'), -1);
+    assert_int_equal(tine_hex_digit(-1), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hex_digit),
         cmocka_unit_test(test_buf_appends),
         cmocka_unit_test(test_buf_growth),
         cmocka_unit_test(test_buf_reset),
