@@ -69,6 +69,7 @@ typedef struct {
     uint32_t retention_count; /* activation records kept per app (default 10000) */
     uint32_t retention_s;     /* and for at most this long (default 7 days) */
     const char *node_id;      /* written into each record */
+    uint32_t max_pending;     /* records held while Redis is away or slow, then dropped and counted (0: 20000) */
 } bill_config_t;
 
 /* Creates the recorder on `loop`: it connects to Redis in the background and

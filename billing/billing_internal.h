@@ -13,7 +13,7 @@
 
 #define BILL_FLUSH_MS 100                      /* batch window */
 #define BILL_FLUSH_RECORDS 1024                /* or this many records, whichever comes first */
-#define BILL_MAX_PENDING 20000                 /* records waiting for Redis */
+#define BILL_MAX_PENDING 20000                 /* records waiting for Redis (default of bill_config_t.max_pending) */
 #define BILL_MAX_PENDING_BYTES (64u << 20)     /* and their bytes */
 #define BILL_MAX_INFLIGHT 200000               /* commands sent but not answered */
 
@@ -75,13 +75,14 @@ struct bill {
     rds_async_t *writer;
     uv_timer_t flush_timer;
     bill_pending_t *pending;
-    size_t npending, cap_pending;
+    size_t npending, cap_pending, max_pending;
     tine_buf_t batch_records; /* JSON records back to back */
     tine_buf_t batch_lines;   /* NDJSON log lines */
     tine_buf_t resp;           /* a flush's LPUSH in RESP, reused */
     bill_map_t deltas; /* "key\nfield" -> bill_usage_delta_t */
     uint64_t inflight;
     uint64_t recorded, dropped, write_errors;
+    uint64_t usage_lost; /* usage increments whose write failed (maybe lost) */
     uint64_t last_drop_log_ns;
     uint64_t day_num;  /* the day day_text shows */
     char day_text[11];

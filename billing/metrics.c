@@ -210,4 +210,7 @@ void bill_metrics_render(bill_t *b, tine_buf_t *out)
     tine_buf_appendf(out, "tine_activations_dropped_total %" PRIu64 "\n", b->dropped);
     family(out, "tine_activations_pending", "gauge", "Activation records waiting to be written.");
     tine_buf_appendf(out, "tine_activations_pending %zu\n", b->npending);
+    family(out, "tine_usage_increments_lost_total", "counter",
+           "Usage counter increments whose write failed (the Redis connection broke first): maybe lost.");
+    tine_buf_appendf(out, "tine_usage_increments_lost_total %" PRIu64 "\n", b->usage_lost);
 }

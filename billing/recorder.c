@@ -12,7 +12,10 @@
  *
  * While Redis is away records wait in a bounded batch (past it they are
  * dropped and counted); usage counters wait without loss, since they are few
- * (one set per app, day, function and version). */
+ * (one set per app, day, function and version). Neither waits for a
+ * replica (WAIT): records and counters written just before the master
+ * fails may be lost with it; writes whose connection broke before they
+ * were answered are counted (records as dropped, counters in usage_lost). */
 #include "billing_internal.h"
 
 #include <inttypes.h>
@@ -295,8 +298,7 @@ void bill_on_activation(void *data, const inv_activation_t *a)
     const char *app = bill__metrics_count(b, a, billed_ms, cost);
     usage_add(b, a, billed_ms, mb_ms, cost);
     flush_later(b, BILL_FLUSH_MS);
-    if (b->npending >= BILL_MAX_PENDING ||
-        b->batch_records.len + b->batch_lines.len >= BILL_MAX_PENDING_BYTES) {
+    if (b->npending >= b->max_pending || b->batch_records.len + b->batch_lines.len >= BILL_MAX_PENDING_BYTES) {
         drop_record(b);
         return;
     }
@@ -342,6 +344,16 @@ static void on_reply(void *data, redisReply *r)
     write_done(data, r, 0);
 }
 
+/* A HINCRBY of the usage: one that failed (the connection lost first: it
+ * may not have landed) is counted, not sent again (it may have). */
+static void on_usage_reply(void *data, redisReply *r)
+{
+    bill_t *b = data;
+    if (r == NULL || r->type == REDIS_REPLY_ERROR)
+        b->usage_lost++;
+    write_done(b, r, 0);
+}
+
 /* The LPUSH of an app's records: how many it carried. */
 typedef struct {
     bill_t *b;
@@ -356,14 +368,16 @@ static void on_records_reply(void *data, redisReply *r)
     free(w);
 }
 
-/* Sends one command on the writer; a command that cannot be queued counts as
- * a write error. */
-static void send_argv(bill_t *b, int argc, const char **argv, const size_t *lens)
+/* Sends one command on the writer, its reply to fn; a command that cannot
+ * be queued counts as a write error (and a usage increment as lost). */
+static void send_argv(bill_t *b, rds_reply_fn fn, int argc, const char **argv, const size_t *lens)
 {
     b->inflight++;
-    if (rds_async_command(b->writer, on_reply, b, argc, argv, lens) != 0) {
+    if (rds_async_command(b->writer, fn, b, argc, argv, lens) != 0) {
         b->inflight--;
         b->write_errors++;
+        if (fn == on_usage_reply)
+            b->usage_lost++;
     }
 }
 
@@ -436,12 +450,12 @@ static void flush_apps(bill_t *b)
         }
         const char *targv[] = {"EVAL", trim_script, "1", key, count, cutoff, ttl};
         size_t tlens[] = {4, sizeof(trim_script) - 1, 1, strlen(key), strlen(count), strlen(cutoff), strlen(ttl)};
-        send_argv(b, 7, targv, tlens);
+        send_argv(b, on_reply, 7, targv, tlens);
         if (lines.len) {
             char *chan = xasprintf(RDS_CHANNEL_LOGS_PREFIX "%s", app);
             const char *pargv[] = {"PUBLISH", chan, lines.data};
             size_t plens[] = {7, strlen(chan), lines.len};
-            send_argv(b, 3, pargv, plens);
+            send_argv(b, on_reply, 3, pargv, plens);
             free(chan);
         }
         free(key);
@@ -468,7 +482,7 @@ static void flush_usage(bill_t *b)
             snprintf(by, sizeof(by), "%" PRIu64, v[k]);
             const char *argv[] = {"HINCRBY", d->key, field, by};
             size_t lens[] = {7, strlen(d->key), strlen(field), strlen(by)};
-            send_argv(b, 4, argv, lens);
+            send_argv(b, on_usage_reply, 4, argv, lens);
             free(field);
         }
     }
@@ -512,6 +526,7 @@ bill_t *bill_new(uv_loop_t *loop, const bill_config_t *cfg)
     b->prices = cfg->prices;
     b->retention_count = cfg->retention_count ? cfg->retention_count : 10000;
     b->retention_s = cfg->retention_s ? cfg->retention_s : 7 * 24 * 3600;
+    b->max_pending = cfg->max_pending ? cfg->max_pending : BILL_MAX_PENDING;
     tine_buf_init(&b->batch_records);
     tine_buf_init(&b->batch_lines);
     tine_buf_init(&b->resp);

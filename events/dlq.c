@@ -123,6 +123,14 @@ int ev_dlq_replay(ev_events_t *ev, const char *app, json_t *ids, json_t **out, c
         redisAppendCommand(c, "EXEC");
         /* MULTI's +OK, one +QUEUED per command, then EXEC's array. */
         rc = rds_sync_replies(ev->sync, queued + 2, err, errlen);
+        char why[1024];
+        if (rc == 0 && rds_sync_wait_replicas(ev->sync, why, sizeof why) != 0) {
+            snprintf(err, errlen,
+                     "the dead letters were replayed on the redis master, but %s; list them to see whether they "
+                     "are still there",
+                     why);
+            rc = TINE_EREDIS;
+        }
     } else if (rc == 0 && n) {
         rc = TINE_EREDIS;
     }

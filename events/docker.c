@@ -88,14 +88,6 @@ static void docker_handle_close(ev__docker_t *d, uv_handle_t *h)
 
 /* ----------------------------------------------------------- the events */
 
-/* The append of a container event: an error is logged (the event is lost). */
-static void on_container_event_appended(void *priv, redisReply *reply)
-{
-    redisReply *r = reply;
-    if (r && r->type == REDIS_REPLY_ERROR)
-        tine_log(TINE_LOG_WARN, "events: cannot store a container event: %s", r->str);
-}
-
 /* Whether a container action is one turned into an event (create, start,
  * stop, die, oom, ...). */
 static bool action_wanted(const char *a)
@@ -149,8 +141,9 @@ static void docker_line(ev__docker_t *d, const char *line, size_t len)
     uint64_t when = nano ? (uint64_t)nano / 1000000u : (uint64_t)secs * 1000u;
     json_t *event = ev__make_event(id, ctype, source, name ? name : cid, when ? when : tine_now_unix_ms(), data);
     char *seen = xasprintf(RDS_KEY_SEEN_PREFIX "%s", id);
-    if (ev__append_one(d->ev, "", event, NULL, seen, DOCKER_SEEN_TTL_S, on_container_event_appended, NULL) != 0)
-        tine_log(TINE_LOG_WARN, "events: container event %s lost: redis is unreachable", id);
+    char *what = xasprintf("container event %s", id);
+    ev__append_sure(d->ev, "", event, NULL, seen, DOCKER_SEEN_TTL_S, what);
+    free(what);
     free(seen);
     json_decref(event);
     free(source);

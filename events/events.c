@@ -202,15 +202,74 @@ int ev__append_one(ev_events_t *ev, const char *app, json_t *event, json_t *targ
     return ev__send(ev->cmd, cb, priv, &a);
 }
 
+/* ------------------------------------------------------- confirmed appends */
+
+/* An append is acknowledged (a 202, tine.emit's answer) only once Redis
+ * stored it and, when the master has a replica, the replica confirmed it
+ * (rds_async_wait_replicas: one WAIT for every append out at that moment).
+ * Two answers make one outcome; the first failure is what is reported. */
+typedef struct {
+    int left;    /* answers still due: the write's, the barrier's */
+    char *error; /* the first failure */
+} ev__outcome_t;
+
+/* Notes a failure; the first one is what is reported. */
+static void outcome_fail(ev__outcome_t *o, const char *why)
+{
+    if (o->error == NULL)
+        o->error = xstrdup(why ? why : "failed");
+}
+
+/* Notes the reply to the write: a failure when it is NULL (the connection
+ * was lost first) or an error. */
+static void outcome_reply(ev__outcome_t *o, const redisReply *r)
+{
+    if (r == NULL)
+        outcome_fail(o, "redis connection lost before the event was stored");
+    else if (r->type == REDIS_REPLY_ERROR)
+        outcome_fail(o, r->str);
+}
+
+/* Counts one answer in; true when it was the last. */
+static bool outcome_settled(ev__outcome_t *o)
+{
+    return --o->left == 0;
+}
+
+/* After the write just sent on ev->cmd: asks for the barrier, counted in o
+ * (settled with a failure when it cannot be asked). */
+static void outcome_confirm(ev_events_t *ev, ev__outcome_t *o, rds_done_fn fn, void *priv)
+{
+    o->left = 2;
+    if (rds_async_wait_replicas(ev->cmd, fn, priv) != 0) {
+        o->left = 1;
+        outcome_fail(o, "the redis connection was lost before the write was confirmed");
+    }
+}
+
 struct ev_append {
     ev_events_t *ev;
     ev_append_cb cb;
     void *data;
     size_t n;
+    ev__outcome_t out;
+    json_t *ids;
 };
 
-/* The reply of an append: calls back with the stream ids of the events, or
- * TINE_EREDIS and why; frees the append. */
+/* Both answers of an append are in: calls back with the stream ids of the
+ * events, or TINE_EREDIS and the first failure; frees the append. */
+static void append_settle(ev_append_t *a)
+{
+    if (!outcome_settled(&a->out))
+        return;
+    if (a->cb)
+        a->cb(a->data, a->out.error ? TINE_EREDIS : 0, a->out.error, a->out.error ? NULL : a->ids);
+    json_decref(a->ids);
+    free(a->out.error);
+    free(a);
+}
+
+/* The reply of an append: the stream ids of the events, or why it failed. */
 static void on_appended(void *priv, redisReply *reply)
 {
     ev_append_t *a = priv;
@@ -237,10 +296,19 @@ static void on_appended(void *priv, redisReply *reply)
     } else {
         error = "the transaction was aborted";
     }
-    if (a->cb)
-        a->cb(a->data, ids ? 0 : TINE_EREDIS, error, ids);
-    json_decref(ids);
-    free(a);
+    if (ids == NULL)
+        outcome_fail(&a->out, error);
+    a->ids = ids;
+    append_settle(a);
+}
+
+/* The barrier's answer for an append. */
+static void on_append_confirmed(void *priv, int rc, const char *why)
+{
+    ev_append_t *a = priv;
+    if (rc != 0)
+        outcome_fail(&a->out, why);
+    append_settle(a);
 }
 
 int ev_append(ev_events_t *ev, const char *app, json_t *events, ev_append_cb cb, void *data, ev_append_t **out)
@@ -273,6 +341,7 @@ int ev_append(ev_events_t *ev, const char *app, json_t *events, ev_append_cb cb,
         ev__args_adds(&args, "EXEC");
         ev__send(ev->cmd, on_appended, a, &args);
     }
+    outcome_confirm(ev, &a->out, on_append_confirmed, a);
     if (out)
         *out = a;
     return 0;
@@ -283,25 +352,48 @@ void ev_append_cancel(ev_append_t *a)
     a->cb = NULL;
 }
 
+const char *ev_redis_error(ev_events_t *ev)
+{
+    return ev && ev->cmd ? rds_async_error(ev->cmd) : "events are stopping";
+}
+
 /* tine.emit: one append whose answer is the event's id. */
 typedef struct {
     inv_emit_done_cb done;
     void *data;
     char id[64];
+    ev__outcome_t out;
 } emit_t;
 
-/* The reply of a tine.emit's XADD: calls back with the event's id or
- * TINE_EREDIS and why; frees the emit. */
+/* Both answers of a tine.emit are in: calls back with the event's id or
+ * TINE_EREDIS and the first failure; frees the emit. */
+static void emit_settle(emit_t *em)
+{
+    if (!outcome_settled(&em->out))
+        return;
+    if (em->out.error)
+        em->done(em->data, TINE_EREDIS, em->out.error, NULL);
+    else
+        em->done(em->data, 0, NULL, em->id);
+    free(em->out.error);
+    free(em);
+}
+
+/* The reply of a tine.emit's XADD. */
 static void on_emitted(void *priv, redisReply *r)
 {
     emit_t *em = priv;
-    if (r == NULL)
-        em->done(em->data, TINE_EREDIS, "redis connection lost before the event was stored", NULL);
-    else if (r->type == REDIS_REPLY_ERROR)
-        em->done(em->data, TINE_EREDIS, r->str, NULL);
-    else
-        em->done(em->data, 0, NULL, em->id);
-    free(em);
+    outcome_reply(&em->out, r);
+    emit_settle(em);
+}
+
+/* The barrier's answer for a tine.emit. */
+static void on_emit_confirmed(void *priv, int rc, const char *why)
+{
+    emit_t *em = priv;
+    if (rc != 0)
+        outcome_fail(&em->out, why);
+    emit_settle(em);
 }
 
 int ev_emit(ev_events_t *ev, const inv_emit_t *e, inv_emit_done_cb done, void *data)
@@ -328,9 +420,192 @@ int ev_emit(ev_events_t *ev, const inv_emit_t *e, inv_emit_done_cb done, void *d
     ev__args_xadd(&a, e->app, text, NULL);
     free(text);
     int rc = ev__send(ev->cmd, on_emitted, em, &a);
-    if (rc != 0)
+    if (rc != 0) {
         free(em);
-    return rc;
+        return rc;
+    }
+    outcome_confirm(ev, &em->out, on_emit_confirmed, em);
+    return 0;
+}
+
+/* ---------------------------------------------------------- sure appends */
+
+#define SURE_RETRY_MS 500
+#define SURE_MAX_AGE_MS (10 * 60 * 1000) /* then it is given up, said in the log */
+#define SURE_MAX 10000                   /* held at most; past it the oldest is given up */
+
+/* An append the node's own sources make (schedule ticks, container
+ * events) that nobody would make again: held until Redis stored it once
+ * under its dedupe key and a replica confirmed it, and tried again every
+ * SURE_RETRY_MS until then (the dedupe key makes a repeat of a write that
+ * did land a no-op). */
+struct ev__sure {
+    ev__sure_t *next;
+    ev_events_t *ev;
+    char *app;
+    json_t *event, *target;
+    char *dedupe_key;
+    unsigned ttl_s;
+    char *what;
+    uint64_t since_ms, next_ms;
+    bool busy;   /* an attempt is out */
+    bool gone;   /* given up or the module is closing: freed when the attempt ends */
+    bool failed; /* an attempt failed (said once) */
+    ev__outcome_t out;
+};
+
+static void sure_free(ev__sure_t *p)
+{
+    free(p->app);
+    json_decref(p->event);
+    json_decref(p->target);
+    free(p->dedupe_key);
+    free(p->what);
+    free(p->out.error);
+    free(p);
+}
+
+/* Takes p off the module's list. */
+static void sure_unlink(ev__sure_t *p)
+{
+    ev_events_t *ev = p->ev;
+    for (ev__sure_t **q = &ev->sure; *q; q = &(*q)->next) {
+        if (*q == p) {
+            *q = p->next;
+            ev->nsure--;
+            return;
+        }
+    }
+}
+
+/* Both answers of an attempt are in: stored and confirmed, p is done and
+ * freed; else it is tried again in SURE_RETRY_MS (the first failure said).
+ * One given up meanwhile is freed. */
+static void sure_settle(ev__sure_t *p)
+{
+    if (!outcome_settled(&p->out))
+        return;
+    p->busy = false;
+    if (p->gone) {
+        sure_free(p);
+        return;
+    }
+    if (p->out.error == NULL) {
+        if (p->failed)
+            tine_log(TINE_LOG_INFO, "events: %s stored after %" PRIu64 " ms", p->what,
+                     tine_now_unix_ms() - p->since_ms);
+        sure_unlink(p);
+        sure_free(p);
+        return;
+    }
+    if (!p->failed)
+        tine_log(TINE_LOG_WARN, "events: %s not stored yet: %s; retrying", p->what, p->out.error);
+    p->failed = true;
+    free(p->out.error);
+    p->out.error = NULL;
+    p->next_ms = tine_now_unix_ms() + SURE_RETRY_MS;
+}
+
+/* The reply of an attempt's append. */
+static void on_sure_stored(void *priv, redisReply *r)
+{
+    ev__sure_t *p = priv;
+    /* nil: the dedupe key was there (stored before, maybe by another node). */
+    outcome_reply(&p->out, r);
+    sure_settle(p);
+}
+
+/* The barrier's answer for an attempt. */
+static void on_sure_confirmed(void *priv, int rc, const char *why)
+{
+    ev__sure_t *p = priv;
+    if (rc != 0)
+        outcome_fail(&p->out, why);
+    sure_settle(p);
+}
+
+/* One attempt, when the connection is up. */
+static void sure_try(ev__sure_t *p)
+{
+    ev_events_t *ev = p->ev;
+    if (p->busy || ev->closing || !rds_async_connected(ev->cmd))
+        return;
+    if (ev__append_one(ev, p->app, p->event, p->target, p->dedupe_key, p->ttl_s, on_sure_stored, p) != 0)
+        return;
+    p->busy = true;
+    outcome_confirm(ev, &p->out, on_sure_confirmed, p);
+}
+
+void ev__append_sure(ev_events_t *ev, const char *app, json_t *event, json_t *target, const char *dedupe_key,
+                     unsigned ttl_s, const char *what)
+{
+    if (ev->nsure >= SURE_MAX) {
+        ev__sure_t **q = &ev->sure;
+        while ((*q)->next)
+            q = &(*q)->next;
+        ev__sure_t *oldest = *q;
+        tine_log(TINE_LOG_ERROR, "events: %s lost: over %d appends wait for redis", oldest->what, SURE_MAX);
+        sure_unlink(oldest);
+        if (oldest->busy)
+            oldest->gone = true;
+        else
+            sure_free(oldest);
+    }
+    ev__sure_t *p = xcalloc(1, sizeof(*p));
+    p->ev = ev;
+    p->app = xstrdup(app ? app : "");
+    p->event = json_incref(event);
+    p->target = target ? json_incref(target) : NULL;
+    p->dedupe_key = xstrdup(dedupe_key);
+    p->ttl_s = ttl_s;
+    p->what = xstrdup(what);
+    p->since_ms = p->next_ms = tine_now_unix_ms();
+    p->next = ev->sure;
+    ev->sure = p;
+    ev->nsure++;
+    sure_try(p);
+    if (!p->busy && !p->failed) {
+        /* The connection says once that redis is away; not every tick. */
+        tine_log(TINE_LOG_DEBUG, "events: %s not stored yet: redis is unreachable; retrying", p->what);
+        p->failed = true;
+    }
+}
+
+/* Every tick: the appends due are tried again; those too old given up. */
+static void sure_tick(ev_events_t *ev)
+{
+    uint64_t now = tine_now_unix_ms();
+    for (ev__sure_t *p = ev->sure, *next; p; p = next) {
+        next = p->next;
+        if (p->busy)
+            continue;
+        if (now - p->since_ms > SURE_MAX_AGE_MS) {
+            tine_log(TINE_LOG_ERROR, "events: %s lost: redis did not take it for %d minutes", p->what,
+                     SURE_MAX_AGE_MS / 60000);
+            sure_unlink(p);
+            sure_free(p);
+        } else if (p->next_ms <= now) {
+            p->next_ms = now + SURE_RETRY_MS;
+            sure_try(p);
+        }
+    }
+}
+
+/* The module stops: what still waits is lost with this node (said). */
+static void sure_stop(ev_events_t *ev)
+{
+    if (ev->nsure)
+        tine_log(TINE_LOG_WARN, "events: stopping with %zu appends not stored (schedule ticks, container events)",
+                 ev->nsure);
+    while (ev->sure) {
+        ev__sure_t *p = ev->sure;
+        ev->sure = p->next;
+        if (p->busy)
+            p->gone = true; /* freed when its attempt ends (inside the close of the connection) */
+        else
+            sure_free(p);
+    }
+    ev->nsure = 0;
 }
 
 /* ------------------------------------------------------------- app table */
@@ -414,6 +689,7 @@ static void on_tick(uv_timer_t *t)
 {
     ev_events_t *ev = t->data;
     ev->ticks++;
+    sure_tick(ev);
     /* Retries every tick (100 ms); dead nodes' entries every 2 s. */
     ev__dispatch_tick(ev, ev->ticks % 20 == 0);
 }
@@ -472,6 +748,7 @@ void ev_free(ev_events_t *ev)
     ev__schedule_stop(ev);
     ev__logtail_stop(ev);
     ev__nodes_stop(ev);
+    sure_stop(ev);
     uv_timer_stop(&ev->tick_timer);
     ev__handle_close(ev, (uv_handle_t *)&ev->tick_timer);
     /* Commands in flight get their NULL reply in here (ev is still there). */

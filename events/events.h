@@ -96,20 +96,28 @@ typedef void (*ev_append_cb)(void *data, int rc, const char *error, json_t *entr
  * tine://APP/FUNCTION, the type, the time, the emitting invocation as
  * extension "tineinvocation", e->data as JSON data when not NULL) and
  * appends it to the stream. `done` runs once, later, with the event's id
- * once it is stored, or an error. Returns TINE_EREDIS without calling it
+ * once it is stored and confirmed by a replica (when the master has one),
+ * or an error. Returns TINE_EREDIS without calling it
  * when Redis is not connected. */
 int ev_emit(ev_events_t *ev, const inv_emit_t *e, inv_emit_done_cb done, void *data);
 
 /* Appends validated events (an array, borrowed) to the stream in one
  * MULTI/EXEC, all or nothing, as coming from `app` ("" for outside
- * producers). The callback runs once the entries are durable (or failed),
- * unless ev_append_cancel was called. Returns an error without calling the
- * callback when Redis is not connected. */
+ * producers). The callback runs once the entries are durable: stored, and
+ * confirmed by a replica when the master has one (one WAIT for all the
+ * appends out at once); else it fails, with why (the entries may then be on
+ * the master: a producer sends them again). Not called after
+ * ev_append_cancel. Returns an error without calling the callback when
+ * Redis is not connected. */
 int ev_append(ev_events_t *ev, const char *app, json_t *events, ev_append_cb cb, void *data, ev_append_t **out);
 
 /* The caller lost interest: the callback will not be called (the append
  * itself still completes). */
 void ev_append_cancel(ev_append_t *a);
+
+/* Why the module's Redis connection is down ("" while it is up): what the
+ * 503 of an append refused at once names. */
+const char *ev_redis_error(ev_events_t *ev);
 
 /* ------------------------------------------------------------ dead letters */
 

@@ -61,6 +61,14 @@ void ev__args_xadd(ev__args_t *a, const char *app, const char *event_json, const
 int ev__append_one(ev_events_t *ev, const char *app, json_t *event, json_t *target, const char *dedupe_key,
                    unsigned ttl_s, rds_reply_fn cb, void *priv);
 
+/* Appends one event that must not be lost (a schedule tick, a container
+ * event): as ev__append_one with a dedupe key, but held and tried again
+ * every 500 ms until Redis stored it (or found the key: stored before) and
+ * a replica confirmed it, for up to 10 minutes; `what` names it in the log
+ * lines. event and target are borrowed (kept as references). */
+void ev__append_sure(ev_events_t *ev, const char *app, json_t *event, json_t *target, const char *dedupe_key,
+                     unsigned ttl_s, const char *what);
+
 /* A CloudEvent made by tine itself. Takes `data`. */
 json_t *ev__make_event(const char *id, const char *type, const char *source, const char *subject, uint64_t time_ms,
                        json_t *data);
@@ -76,6 +84,7 @@ reg_app_version_t *ev__app(ev_events_t *ev, const char *app);
 /* ---------------------------------------------------------- dispatch.c */
 
 typedef struct ev__entry ev__entry_t;
+typedef struct ev__sure ev__sure_t;
 
 /* The reading connection is up: (re)read this node's pending entries from
  * the start, then new ones. */
@@ -140,6 +149,8 @@ struct ev_events {
     rds_sync_t *sync;  /* admin calls (dead letters, queue lengths) */
     char emit_prefix[17]; /* ids of events from tine.emit: {prefix}-{n} */
     uint64_t emitted;
+    ev__sure_t *sure; /* appends held until stored and confirmed (ev__append_sure), newest first */
+    size_t nsure;
 
     reg_app_map_t apps; /* the live version of each app, as ev_app_changed told */
 

@@ -267,22 +267,29 @@ static bool follow_open(ev__follow_t *f)
     return true;
 }
 
+/* A batch of lines: its events and the new position in one transaction,
+ * which must be stored and confirmed by a replica (when the master has
+ * one) before the position moves on here; else the same lines are sent
+ * again (their event ids are the same: a function can tell). */
 typedef struct {
     ev__follow_t *f;
     uint64_t new_offset;
     bool close_after; /* the rotated file is done */
     bool more;        /* the chunk was full: read on at once */
+    int left;         /* answers due: the transaction's, the barrier's */
+    bool ok;
 } batch_t;
 
-/* A batch of lines and its position are stored: the follow moves past them
- * and reads on while there is more; a follow removed meanwhile is freed. */
-static void on_batch_stored(void *priv, redisReply *reply)
+/* Both answers of a batch are in: when it was stored and confirmed the
+ * follow moves past its lines and reads on while there is more; a follow
+ * removed meanwhile is freed. */
+static void batch_settle(batch_t *b)
 {
-    batch_t *b = priv;
+    if (--b->left > 0)
+        return;
     ev__follow_t *f = b->f;
-    redisReply *r = reply;
     f->busy = false;
-    bool ok = r && r->type == REDIS_REPLY_ARRAY;
+    bool ok = b->ok;
     if (ok) {
         f->offset = b->new_offset;
         f->pos_offset = b->new_offset;
@@ -291,9 +298,6 @@ static void on_batch_stored(void *priv, redisReply *reply)
             f->fd = -1;
             f->from_start = true;
         }
-    } else if (r && !f->ev->closing) {
-        tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("path", f->path), "events: cannot store lines of %s: %s", f->path,
-                    r->type == REDIS_REPLY_ERROR ? r->str : "transaction aborted");
     }
     bool more = ok && (b->more || b->close_after);
     free(b);
@@ -303,6 +307,30 @@ static void on_batch_stored(void *priv, redisReply *reply)
     }
     if (more && !f->ev->closing)
         follow_step(f);
+}
+
+/* The transaction's reply: stored, or why not (said). */
+static void on_batch_stored(void *priv, redisReply *reply)
+{
+    batch_t *b = priv;
+    redisReply *r = reply;
+    b->ok = r && r->type == REDIS_REPLY_ARRAY;
+    if (r && !b->ok && !b->f->ev->closing)
+        tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("path", b->f->path), "events: cannot store lines of %s: %s", b->f->path,
+                    r->type == REDIS_REPLY_ERROR ? r->str : "transaction aborted");
+    batch_settle(b);
+}
+
+/* The barrier's answer: lines stored but not confirmed are sent again. */
+static void on_batch_confirmed(void *priv, int rc, const char *why)
+{
+    batch_t *b = priv;
+    if (rc != 0 && b->ok && !b->f->ev->closing)
+        tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("path", b->f->path),
+                    "events: lines of %s stored but not confirmed (%s); sending them again", b->f->path, why);
+    if (rc != 0)
+        b->ok = false;
+    batch_settle(b);
 }
 
 /* Adds the events of one line to the transaction in `a`. */
@@ -405,10 +433,14 @@ static void follow_step(ev__follow_t *f)
     free(k);
     ev__args_adds(&a, "EXEC");
     f->busy = true;
+    b->left = 2;
     if (ev__send(ev->cmd, on_batch_stored, b, &a) != 0) {
         f->busy = false;
         free(b);
+        return;
     }
+    if (rds_async_wait_replicas(ev->cmd, on_batch_confirmed, b) != 0)
+        b->left = 1; /* the transaction's NULL answer settles it */
 }
 
 /* The poll timer: every followed file reads what it has new. */

@@ -2,7 +2,9 @@
  * schedule (UTC; reg_cron_next) and, at the tick, tries to take the tick's
  * lock (SET tine:tick:{app}:{fn}:{trigger#}:{tick_ms} NX EX 3600) and append
  * the event tine.schedule.tick in the same script. Only the winner appends,
- * so a tick fires once across all nodes sharing the Redis. */
+ * so a tick fires once across all nodes sharing the Redis. A tick is held
+ * until Redis stored it and a replica confirmed it (ev__append_sure): a
+ * failover or an outage delays it, the lock keeps it single. */
 #include "events_internal.h"
 #include "tine_common.h"
 
@@ -25,18 +27,9 @@ static void sched_free_one(ev__sched_t *s)
     free(s->cron);
 }
 
-/* The append of a schedule tick: an error is logged; frees the description
- * `what`. */
-static void on_tick_appended(void *priv, redisReply *reply)
-{
-    char *what = priv;
-    redisReply *r = reply;
-    if (r && r->type == REDIS_REPLY_ERROR)
-        tine_log(TINE_LOG_WARN, "events: schedule %s: %s", what, r->str);
-    free(what);
-}
-
-/* Appends the event of one tick unless another node already did. */
+/* Appends the event of one tick unless another node already did; held
+ * and tried again until Redis has it (ev__append_sure), so a tick due
+ * while Redis is away or failing over fires late rather than never. */
 static void sched_fire(ev_events_t *ev, const ev__sched_t *s, int64_t tick_ms)
 {
     char when[40];
@@ -47,12 +40,9 @@ static void sched_fire(ev_events_t *ev, const ev__sched_t *s, int64_t tick_ms)
                                    json_pack("{s:s, s:s, s:s}", "tick", when, "cron", s->cron, "node", ev->node_id));
     json_t *target = ev__target(s->app, s->function, "schedule", 1, s->attempts);
     char *lock = xasprintf(RDS_KEY_TICK_PREFIX "%s:%s:%zu:%" PRId64, s->app, s->function, s->trigger, tick_ms);
-    char *what = xasprintf("%s.%s at %s", s->app, s->function, when);
-    if (ev__append_one(ev, s->app, event, target, lock, TICK_LOCK_TTL_S, on_tick_appended, what) != 0) {
-        tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("app", s->app, "function", s->function),
-                    "events: schedule %s missed: redis is unreachable", what);
-        free(what);
-    }
+    char *what = xasprintf("the schedule tick of %s.%s at %s", s->app, s->function, when);
+    ev__append_sure(ev, s->app, event, target, lock, TICK_LOCK_TTL_S, what);
+    free(what);
     free(lock);
     json_decref(target);
     json_decref(event);

@@ -405,25 +405,35 @@ static void admin_prune(gw_server_t *gw, h2o_req_t *req, const char *app)
 }
 
 /* GET /ready: 200 while this node serves every app's live version, else 503
- * with why (the node keeps retrying). No token needed, as for /health. */
+ * with why (the node keeps retrying): it never loaded the apps (Redis away
+ * since its start), or some app's live version does not load. A node that
+ * loaded its apps stays ready while Redis is away: it serves them from
+ * memory. No token needed, as for /health. */
 static void admin_ready(gw_server_t *gw, h2o_req_t *req)
 {
     size_t n = reg_live_failures(gw->live, NULL, 0);
-    if (n == 0) {
+    const char *unloaded = reg_live_unloaded(gw->live);
+    if (n == 0 && unloaded == NULL) {
         gw__send_json(req, 200, json_pack("{s:b}", "ready", 1));
         return;
     }
-    reg_live_failure_t *f = xcalloc(n, sizeof(*f));
+    reg_live_failure_t *f = xcalloc(n + 1, sizeof(*f));
     reg_live_failures(gw->live, f, n);
     json_t *reasons = json_array();
     tine_buf_t all;
     tine_buf_init(&all);
+    if (unloaded) {
+        char *why = xasprintf("this node has not loaded the apps from redis yet: %s", unloaded);
+        json_array_append_new(reasons, json_string(why));
+        tine_buf_appendf(&all, "%s", why);
+        free(why);
+    }
     for (size_t i = 0; i < n; i++) {
         char *why = f[i].version ? xasprintf("app %s: live version %" PRIu64 " cannot be loaded on this node: %s",
                                              f[i].app, f[i].version, f[i].error)
                                  : xasprintf("app %s: cannot be loaded on this node: %s", f[i].app, f[i].error);
         json_array_append_new(reasons, json_string(why));
-        tine_buf_appendf(&all, "%s%s", i ? "; " : "", why);
+        tine_buf_appendf(&all, "%s%s", all.len ? "; " : "", why);
         free(why);
     }
     free(f);

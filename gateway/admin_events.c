@@ -37,7 +37,11 @@ static void on_ingested(void *data, int rc, const char *error, json_t *entry_ids
     if (req == NULL)
         return;
     if (rc != 0) {
-        gw__send_error(req, 503, "the events were not stored: %s", error ? error : tine_strerror(rc));
+        /* Not acknowledged: stored on no server, or on the master only
+         * (no replica confirmed it). Sending them again is safe: their ids
+         * are the functions' idempotency keys. */
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("retry-after"), 0, NULL, H2O_STRLIT("1"));
+        gw__send_error(req, 503, "the events were not accepted: %s", error ? error : tine_strerror(rc));
         return;
     }
     gw__send_json(req, 202, json_pack("{s:O, s:O}", "ids", in->ids, "entries", entry_ids));
@@ -82,7 +86,8 @@ static void ingest(gw_server_t *gw, h2o_req_t *req)
     json_decref(events);
     if (rc != 0) {
         in->req = NULL;
-        gw__send_error(req, 503, "the events were not stored: redis is unreachable");
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("retry-after"), 0, NULL, H2O_STRLIT("1"));
+        gw__send_error(req, 503, "the events were not stored: redis is unreachable (%s)", ev_redis_error(gw->events));
         return;
     }
     in->append = a;

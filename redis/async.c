@@ -1,10 +1,21 @@
 /* Asynchronous connections on a libuv loop that recover from any outage.
  *
  * A connection is a small state machine: DOWN (a retry timer armed) ->
- * CONNECTING (hiredis connects, a deadline timer armed) -> LOGIN (AUTH,
- * SELECT, PING sent, nothing else) -> UP (commands flow; waiting ones are
- * sent first, then the owner's on_connected runs) -> DOWN again when it is
- * lost, with exponential backoff and jitter between attempts.
+ * [RESOLVING (Sentinel URLs: the resolver of sentinel.c asks the sentinels
+ * for the master)] -> CONNECTING (hiredis connects, a deadline timer
+ * armed) -> LOGIN (AUTH, SELECT, CLIENT SETNAME, ROLE sent, nothing else;
+ * ROLE must say master) -> UP (commands flow; waiting ones are sent first,
+ * then the owner's on_connected runs) -> DOWN again when it is lost, with
+ * exponential backoff and jitter between attempts. A connection that must
+ * leave its server (the sentinels moved the master, a READONLY answer) is
+ * dropped from a zero timer, never inside a hiredis callback of its own.
+ *
+ * Write barriers (rds_async_wait_replicas) are grouped: one WAIT out at a
+ * time per connection; barriers asked meanwhile wait for it and share the
+ * next. The master's count of replicas comes from ROLE at login and is
+ * asked again (before a barrier) once a second, and at once after a WAIT
+ * that no replica confirmed; with none, a barrier is a PING (it still
+ * answers after the writes before it).
  *
  * hiredis 0.14 is attached to the loop by our own adapter, not the one in
  * hiredis/adapters/libuv.h: when libuv reports an error condition on the
@@ -30,8 +41,16 @@
 #define DEFAULT_BACKOFF_MAX_MS 2000
 #define DEFAULT_MAX_WAITING 10000
 #define DRAIN_TIMEOUT_MS 2000
+#define ROLE_REFRESH_MS 1000 /* how old the count of replicas may be when a barrier is asked */
 
-typedef enum { ST_DOWN, ST_CONNECTING, ST_LOGIN, ST_UP, ST_CLOSED } state_t;
+typedef enum { ST_DOWN, ST_RESOLVING, ST_CONNECTING, ST_LOGIN, ST_UP, ST_CLOSED } state_t;
+
+/* A write barrier waiting for its WAIT (or PING). */
+typedef struct barrier {
+    struct barrier *next;
+    rds_done_fn fn;
+    void *data;
+} barrier_t;
 
 /* A command waiting for the connection (RDS_WAIT_WHEN_DOWN). */
 typedef struct waiting {
@@ -73,7 +92,7 @@ struct rds_async {
     unsigned attempt;      /* failed attempts since it was last up */
     uint64_t connects, reconnects;
     bool warned; /* the outage was logged */
-    char error[512];
+    char error[2048];
     waiting_t *waiting, **waiting_tail;
     size_t nwaiting;
     int open; /* timers and adapters not yet closed */
@@ -81,14 +100,36 @@ struct rds_async {
     void (*on_closed)(void *data);
     void *closed_data;
     uint64_t rng;
+    /* where it dials */
+    bool want_sentinel;        /* the server must be a sentinel (the resolver's connections) */
+    const char *kind;          /* how messages name the server: "redis at" or "sentinel" */
+    rds__resolver_t *resolver; /* Sentinel URLs: who names the master */
+    rds__query_t *query;       /* the question out (RESOLVING) */
+    char *host;                /* the address dialed (TCP), NULL for a socket */
+    int port;
+    char addr[300];  /* host:port or the socket's path */
+    char shown[700]; /* the server as messages name it */
+    /* the server's replicas, for barriers */
+    int replicas;
+    uint64_t role_at;                     /* uv_now when ROLE last answered */
+    bool role_stale;                      /* a WAIT was not confirmed: ask ROLE before the next */
+    barrier_t *bar_next, **bar_next_tail; /* not sent yet */
+    barrier_t *bar_sent;                  /* the group of the WAIT or PING out */
+    bool bar_busy;                        /* a ROLE, WAIT or PING of the barriers is out */
+    uint64_t unconfirmed;                 /* barriers answered as failed */
+    bool drop_pending;                    /* leave the server from the retry timer */
+    char drop_why[2048];
 };
 
 static rds_async_t *all_conns;
+static char client_prefix[64] = "tine";
 
-/* The login's commands, named in its replies' private data. */
-static char auth_name[] = "AUTH", select_name[] = "SELECT", ping_name[] = "PING";
+/* The login's commands, named in its replies' private data; the barriers'. */
+static char auth_name[] = "AUTH", select_name[] = "SELECT", setname_name[] = "CLIENT SETNAME", role_name[] = "ROLE";
+static char wait_name[] = "WAIT", ping_name[] = "PING";
 
 static void conn_start(rds_async_t *c);
+static void on_retry(uv_timer_t *t);
 
 /* ------------------------------------------------------------- lifetime */
 
@@ -101,6 +142,7 @@ static void conn_release(rds_async_t *c)
     void *data = c->closed_data;
     rds__target_dispose(&c->target);
     free(c->name);
+    free(c->host);
     free(c);
     if (cb)
         cb(data);
@@ -233,12 +275,6 @@ static uint64_t next_random(rds_async_t *c)
     return c->rng;
 }
 
-/* The backoff is over: the next attempt. */
-static void on_retry(uv_timer_t *t)
-{
-    conn_start(t->data);
-}
-
 /* Arms the next attempt: min * 2^attempt up to max, drawn in [d/2, d]. */
 static void schedule_retry(rds_async_t *c)
 {
@@ -252,8 +288,27 @@ static void schedule_retry(rds_async_t *c)
     uv_timer_start(&c->retry, on_retry, d, 0);
 }
 
+/* Answers every barrier not yet answered with a failure. */
+static void barriers_fail_all(rds_async_t *c, const char *why)
+{
+    barrier_t *lists[2] = {c->bar_sent, c->bar_next};
+    c->bar_sent = c->bar_next = NULL;
+    c->bar_next_tail = &c->bar_next;
+    c->bar_busy = false;
+    for (int i = 0; i < 2; i++) {
+        for (barrier_t *b = lists[i], *next; b; b = next) {
+            next = b->next;
+            c->unconfirmed++;
+            b->fn(b->data, TINE_EREDIS, why);
+            free(b);
+        }
+    }
+}
+
+#define LOST_BEFORE_CONFIRMED "the connection to redis was lost before the write was confirmed"
+
 /* Lets go of the current context ourselves (its callbacks, run with no
- * reply, find it detached). */
+ * reply, find it detached); barriers still out fail after them. */
 static void drop_context(rds_async_t *c)
 {
     redisAsyncContext *ac = c->ac;
@@ -262,6 +317,7 @@ static void drop_context(rds_async_t *c)
     c->ac = NULL;
     ac->data = NULL;
     redisAsyncFree(ac);
+    barriers_fail_all(c, LOST_BEFORE_CONFIRMED);
 }
 
 /* An attempt failed (the context is gone or detached): say so once per
@@ -279,6 +335,17 @@ static void attempt_failed(rds_async_t *c, const char *why)
     schedule_retry(c);
 }
 
+/* The connection must leave its server (why): dropped from the retry
+ * timer, on the next turn, and it connects again at once. */
+static void conn_drop_later(rds_async_t *c, const char *why)
+{
+    if (c->state != ST_UP || c->closing)
+        return;
+    c->drop_pending = true;
+    snprintf(c->drop_why, sizeof c->drop_why, "%s", why);
+    uv_timer_start(&c->retry, on_retry, 0, 0);
+}
+
 /* A reply (or NULL) for one of the owner's commands. */
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
@@ -287,6 +354,15 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     void *data = p->data;
     if (!p->subscription || reply == NULL)
         free(p);
+    rds_async_t *c = ac->data;
+    redisReply *r = reply;
+    /* The server became a replica under us (a failover that did not close
+     * our connection): find the master again. */
+    if (c && c->ac == ac && r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "READONLY", 8) == 0) {
+        char why[1100];
+        snprintf(why, sizeof why, "redis at %s answered READONLY (it is a replica now): %.300s", c->shown, r->str);
+        conn_drop_later(c, why);
+    }
     fn(data, reply);
 }
 
@@ -346,7 +422,7 @@ static void conn_up(rds_async_t *c)
     if (c->connects++ > 0)
         c->reconnects++;
     if (c->warned)
-        tine_log(TINE_LOG_INFO, "redis: %s connection to %s is up again", c->name, c->target.url.redacted);
+        tine_log(TINE_LOG_INFO, "redis: %s connection to %s is up again", c->name, c->shown);
     c->warned = false;
     uv_timer_stop(&c->wait_timer);
     while (c->waiting && c->state == ST_UP) {
@@ -360,8 +436,9 @@ static void conn_up(rds_async_t *c)
         c->cfg.on_connected(c->cfg.data);
 }
 
-/* A reply to AUTH, SELECT or PING (priv names which): an error ends the
- * attempt, the last one brings the connection up. */
+/* A reply to AUTH, SELECT, CLIENT SETNAME or ROLE (priv names which): an
+ * error (but SETNAME's: the name is a courtesy) or a server that is not a
+ * master ends the attempt, the last one brings the connection up. */
 static void on_login_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     rds_async_t *c = ac->data;
@@ -370,15 +447,38 @@ static void on_login_reply(redisAsyncContext *ac, void *reply, void *priv)
      * dropped it) takes it from here. */
     if (c == NULL || c->ac != ac || c->state != ST_LOGIN || r == NULL)
         return;
-    if (r->type == REDIS_REPLY_ERROR) {
-        char why[512];
+    char why[1024];
+    /* The resolver's connections stand for the redis-sentinel:// URL, whose
+     * sentinel_password is what a refusing sentinel lacks. */
+    if (c->want_sentinel && r->type == REDIS_REPLY_ERROR &&
+        rds__sentinel_refusal(c->addr, "the redis-sentinel:// URL", priv == auth_name, r->str, why, sizeof why) != 0) {
+        drop_context(c);
+        attempt_failed(c, why);
+        return;
+    }
+    if (priv == role_name) {
+        int replicas = 0;
+        if (rds__check_role(&c->target.url, c->addr, r, c->want_sentinel, &replicas, why, sizeof why) != 0) {
+            if (c->resolver)
+                rds__resolver_not_master(c->resolver);
+            drop_context(c);
+            attempt_failed(c, why);
+            return;
+        }
+        c->replicas = replicas;
+        c->role_at = uv_now(c->loop);
+        c->role_stale = false;
+    } else if (r->type == REDIS_REPLY_ERROR && priv != setname_name) {
         rds__explain_setup_error(&c->target.url, priv, r->str, why, sizeof why);
         drop_context(c);
         attempt_failed(c, why);
         return;
     }
-    if (--c->login_left == 0)
+    if (--c->login_left == 0) {
+        if (c->resolver)
+            rds__resolver_confirmed(c->resolver, c->host, c->port);
         conn_up(c);
+    }
 }
 
 /* hiredis connected the socket (then the login starts) or failed to. */
@@ -389,14 +489,14 @@ static void on_connect(const redisAsyncContext *cac, int status)
     if (c == NULL)
         return;
     if (status != REDIS_OK) {
-        char why[512];
-        snprintf(why, sizeof why, "redis at %s is unreachable: %s", c->target.url.redacted,
+        char why[1024];
+        snprintf(why, sizeof why, "%s %s is unreachable: %s", c->kind, c->shown,
                  ac->errstr[0] ? ac->errstr : "connect failed");
         c->ac = NULL; /* hiredis frees it after this callback */
         attempt_failed(c, why);
         return;
     }
-    if (c->target.url.transport == RDS_TCP)
+    if (c->host)
         redisEnableKeepAlive(&ac->c);
     c->state = ST_LOGIN;
     c->login_left = 0;
@@ -408,7 +508,14 @@ static void on_connect(const redisAsyncContext *cac, int status)
     if (c->target.url.db >= 0 &&
         redisAsyncCommand(ac, on_login_reply, select_name, "SELECT %d", c->target.url.db) == REDIS_OK)
         c->login_left++;
-    if (redisAsyncCommand(ac, on_login_reply, ping_name, "PING") == REDIS_OK)
+    char name[200];
+    snprintf(name, sizeof name, "%s/%s", client_prefix, c->name);
+    for (char *p = name; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f)
+            *p = '_';
+    if (redisAsyncCommand(ac, on_login_reply, setname_name, "CLIENT SETNAME %s", name) == REDIS_OK)
+        c->login_left++;
+    if (redisAsyncCommand(ac, on_login_reply, role_name, "ROLE") == REDIS_OK)
         c->login_left++;
 }
 
@@ -429,18 +536,34 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
     }
     const char *why = cac->errstr[0] ? cac->errstr : "closed";
     if (c->state != ST_UP) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "redis at %s closed the connection while logging in: %s", c->target.url.redacted,
-                 why);
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s %s closed the connection while logging in: %s", c->kind, c->shown, why);
         attempt_failed(c, msg);
         return;
     }
     c->state = ST_DOWN;
-    snprintf(c->error, sizeof c->error, "lost the connection to redis at %s: %s", c->target.url.redacted, why);
+    c->drop_pending = false;
+    snprintf(c->error, sizeof c->error, "lost the connection to %s %s: %s", c->kind, c->shown, why);
     tine_log(TINE_LOG_WARN, "redis: %s connection: %s; reconnecting", c->name, c->error);
     c->warned = true;
     c->attempt = 0;
     schedule_retry(c);
+    barriers_fail_all(c, LOST_BEFORE_CONFIRMED);
+    if (c->cfg.on_lost)
+        c->cfg.on_lost(c->cfg.data);
+}
+
+/* Leaves the server of a connection that is up (why), as a loss would:
+ * commands in flight and barriers fail, then on_lost. The caller starts
+ * the next attempt. */
+static void conn_lose(rds_async_t *c, const char *why)
+{
+    drop_context(c);
+    c->state = ST_DOWN;
+    snprintf(c->error, sizeof c->error, "%s", why);
+    tine_log(TINE_LOG_WARN, "redis: %s connection: %s; reconnecting", c->name, why);
+    c->warned = true;
+    c->attempt = 0;
     if (c->cfg.on_lost)
         c->cfg.on_lost(c->cfg.data);
 }
@@ -456,24 +579,34 @@ static void on_deadline(uv_timer_t *t)
         conn_finish_close(c);
         return;
     }
-    char why[512];
-    snprintf(why, sizeof why, "redis at %s did not %s within %u ms", c->target.url.redacted,
+    char why[1024];
+    snprintf(why, sizeof why, "%s %s did not %s within %u ms", c->kind, c->shown,
              c->state == ST_LOGIN ? "answer the login" : "accept the connection", c->cfg.connect_timeout_ms);
     drop_context(c);
     attempt_failed(c, why);
 }
 
-/* One attempt: a new hiredis context to the server (or the TLS relay). */
-static void conn_start(rds_async_t *c)
+/* Dials host:port (or the unix socket `path`): a new hiredis context. */
+static void conn_dial(rds_async_t *c, const char *path, const char *host, int port)
 {
-    if (c->closing || c->ac != NULL)
-        return;
     const rds_url_t *u = &c->target.url;
-    const char *path = rds__target_unix_path(&c->target);
-    redisAsyncContext *ac = path ? redisAsyncConnectUnix(path) : redisAsyncConnect(u->addrs[0].host, u->addrs[0].port);
-    char why[512];
+    free(c->host);
+    c->host = path ? NULL : xstrdup(host);
+    c->port = port;
+    if (path)
+        snprintf(c->addr, sizeof c->addr, "%s", path);
+    else
+        snprintf(c->addr, sizeof c->addr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    if (u->transport == RDS_SENTINEL)
+        snprintf(c->shown, sizeof c->shown, "%s (master '%s' of %s)", c->addr, u->master, u->redacted);
+    else if (c->want_sentinel)
+        snprintf(c->shown, sizeof c->shown, "%s", c->addr);
+    else
+        snprintf(c->shown, sizeof c->shown, "%s", u->redacted);
+    redisAsyncContext *ac = path ? redisAsyncConnectUnix(path) : redisAsyncConnect(host, port);
+    char why[1024];
     if (ac == NULL || ac->err) {
-        snprintf(why, sizeof why, "redis at %s is unreachable: %s", u->redacted, ac ? ac->errstr : "out of memory");
+        snprintf(why, sizeof why, "%s %s is unreachable: %s", c->kind, c->shown, ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);
         attempt_failed(c, why);
@@ -481,7 +614,7 @@ static void conn_start(rds_async_t *c)
     }
     int rc = adapter_attach(c, ac);
     if (rc != 0) {
-        snprintf(why, sizeof why, "cannot watch the connection to %s: %s", u->redacted, uv_strerror(rc));
+        snprintf(why, sizeof why, "cannot watch the connection to %s: %s", c->shown, uv_strerror(rc));
         redisAsyncFree(ac);
         attempt_failed(c, why);
         return;
@@ -491,13 +624,205 @@ static void conn_start(rds_async_t *c)
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     c->ac = ac;
     c->state = ST_CONNECTING;
+    /* The loop's clock is that of its last turn: a call that blocked it
+     * since (a synchronous admin call) must not eat into the deadline. */
+    uv_update_time(c->loop);
     uv_timer_start(&c->deadline, on_deadline, c->cfg.connect_timeout_ms, 0);
+}
+
+/* The sentinels answered: dial the master they named, or try again later. */
+static void on_resolved(void *data, const char *host, int port, const char *why)
+{
+    rds_async_t *c = data;
+    c->query = NULL;
+    if (c->closing || c->state != ST_RESOLVING)
+        return;
+    if (host == NULL)
+        attempt_failed(c, why);
+    else
+        conn_dial(c, NULL, host, port);
+}
+
+/* One attempt: ask the sentinels first (Sentinel URLs), else dial the
+ * server (or the TLS relay). */
+static void conn_start(rds_async_t *c)
+{
+    if (c->closing || c->ac != NULL || c->query != NULL)
+        return;
+    if (c->resolver) {
+        c->state = ST_RESOLVING;
+        c->query = rds__resolver_query(c->resolver, on_resolved, c);
+        return;
+    }
+    const rds_url_t *u = &c->target.url;
+    const char *path = rds__target_unix_path(&c->target);
+    conn_dial(c, path, path ? NULL : u->addrs[0].host, path ? 0 : u->addrs[0].port);
+}
+
+/* The backoff is over (the next attempt), or the connection must leave its
+ * server now (drop_pending). */
+static void on_retry(uv_timer_t *t)
+{
+    rds_async_t *c = t->data;
+    if (c->state == ST_UP) {
+        if (!c->drop_pending)
+            return;
+        c->drop_pending = false;
+        conn_lose(c, c->drop_why);
+        if (c->closing || c->state != ST_DOWN)
+            return; /* on_lost closed it, or it is on its way again */
+    }
+    conn_start(c);
+}
+
+/* --------------------------------------------------------- barriers */
+
+static void barrier_pump(rds_async_t *c);
+
+/* Answers a group of barriers. */
+static void barriers_finish(rds_async_t *c, barrier_t *b, int rc, const char *why)
+{
+    while (b) {
+        barrier_t *next = b->next;
+        if (rc != 0)
+            c->unconfirmed++;
+        b->fn(b->data, rc, why);
+        free(b);
+        b = next;
+    }
+}
+
+/* ROLE asked for the barriers: the count of replicas is fresh again. */
+static void on_barrier_role(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)priv;
+    rds_async_t *c = ac->data;
+    if (c == NULL || c->ac != ac || reply == NULL)
+        return; /* lost: the barriers fail with the connection */
+    c->bar_busy = false;
+    int replicas = 0;
+    char why[1024];
+    if (rds__check_role(&c->target.url, c->addr, reply, c->want_sentinel, &replicas, why, sizeof why) != 0) {
+        conn_drop_later(c, why); /* no longer a master: the barriers fail when it goes */
+        return;
+    }
+    c->replicas = replicas;
+    c->role_at = uv_now(c->loop);
+    c->role_stale = false;
+    barrier_pump(c);
+}
+
+/* The WAIT (or PING) of a group of barriers answered. */
+static void on_barrier_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    rds_async_t *c = ac->data;
+    redisReply *r = reply;
+    if (c == NULL || c->ac != ac)
+        return;
+    c->bar_busy = false;
+    barrier_t *group = c->bar_sent;
+    c->bar_sent = NULL;
+    char why[1024] = "";
+    int rc = 0;
+    if (r == NULL) {
+        rc = TINE_EREDIS;
+        snprintf(why, sizeof why, LOST_BEFORE_CONFIRMED);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        rc = TINE_EREDIS;
+        snprintf(why, sizeof why, "redis: %s", r->str);
+    } else if (priv == wait_name && (r->type != REDIS_REPLY_INTEGER || r->integer < 1)) {
+        rc = TINE_EREDIS;
+        c->role_stale = true;
+        snprintf(why, sizeof why,
+                 "no replica of redis at %s confirmed the write within %d ms (it is on the master; a failover now "
+                 "could lose it)",
+                 c->shown, RDS_REPLICA_WAIT_MS);
+    }
+    barriers_finish(c, group, rc, why);
+    if (r != NULL)
+        barrier_pump(c);
+}
+
+/* Sends what the barriers waiting need next: ROLE when the count of
+ * replicas is old, else one WAIT (or PING) for all of them. */
+static void barrier_pump(rds_async_t *c)
+{
+    if (c->bar_busy || c->bar_next == NULL || c->state != ST_UP || c->ac == NULL || c->closing)
+        return;
+    if (c->role_stale || uv_now(c->loop) - c->role_at >= ROLE_REFRESH_MS) {
+        if (redisAsyncCommand(c->ac, on_barrier_role, role_name, "ROLE") == REDIS_OK)
+            c->bar_busy = true;
+        else
+            conn_drop_later(c, "hiredis refused a command");
+        return;
+    }
+    c->bar_sent = c->bar_next;
+    c->bar_next = NULL;
+    c->bar_next_tail = &c->bar_next;
+    int rc = c->replicas > 0 ? redisAsyncCommand(c->ac, on_barrier_reply, wait_name, "WAIT 1 %d", RDS_REPLICA_WAIT_MS)
+                             : redisAsyncCommand(c->ac, on_barrier_reply, ping_name, "PING");
+    if (rc == REDIS_OK)
+        c->bar_busy = true;
+    else
+        conn_drop_later(c, "hiredis refused a command");
+}
+
+int rds_async_wait_replicas(rds_async_t *c, rds_done_fn fn, void *data)
+{
+    if (c == NULL || c->closing || c->state != ST_UP || c->ac == NULL || fn == NULL)
+        return TINE_EREDIS;
+    barrier_t *b = xmalloc(sizeof(*b));
+    *b = (barrier_t){NULL, fn, data};
+    *c->bar_next_tail = b;
+    c->bar_next_tail = &b->next;
+    barrier_pump(c);
+    return 0;
+}
+
+/* ------------------------------------------------------- Sentinel moves */
+
+bool rds__async_failed(const rds_async_t *c)
+{
+    return c != NULL && c->state == ST_DOWN;
+}
+
+void rds__async_master_moved(rds__resolver_t *r, const char *host, int port)
+{
+    for (rds_async_t *c = all_conns; c; c = c->next_all) {
+        if (c->resolver != r || c->closing)
+            continue;
+        bool there = c->host && strcmp(c->host, host) == 0 && c->port == port;
+        char why[1024];
+        snprintf(why, sizeof why, "the sentinels moved master '%s' to %s:%d", c->target.url.master, host, port);
+        switch (c->state) {
+        case ST_UP:
+            if (!there)
+                conn_drop_later(c, why);
+            break;
+        case ST_CONNECTING:
+        case ST_LOGIN:
+            if (there)
+                break;
+            drop_context(c);
+            uv_timer_stop(&c->deadline);
+            c->state = ST_DOWN;
+            __attribute__((fallthrough)); /* try again now */
+        case ST_DOWN:
+            c->attempt = 0;
+            uv_timer_start(&c->retry, on_retry, 0, 0);
+            break;
+        default: /* RESOLVING: its round answers soon; should it name the old
+                  * master, the next attempt comes at once */
+            c->attempt = 0;
+            break;
+        }
+    }
 }
 
 /* ---------------------------------------------------------------- API */
 
-int rds_async_new(uv_loop_t *loop, const char *url, const rds_async_config_t *cfg, rds_async_t **out, char *err,
-                  size_t errlen)
+int rds__async_open(uv_loop_t *loop, const char *url, const rds_async_config_t *cfg, bool sentinel, rds_async_t **out,
+                    char *err, size_t errlen)
 {
     rds_async_t *c = xcalloc(1, sizeof(*c));
     int rc = rds__target_init(&c->target, url, err, errlen);
@@ -505,6 +830,16 @@ int rds_async_new(uv_loop_t *loop, const char *url, const rds_async_config_t *cf
         free(c);
         return rc;
     }
+    if (c->target.url.transport == RDS_SENTINEL &&
+        (rc = rds__resolver_acquire(loop, &c->target.url, &c->resolver, err, errlen)) != 0) {
+        rds__target_dispose(&c->target);
+        free(c);
+        return rc;
+    }
+    c->want_sentinel = sentinel;
+    c->kind = sentinel ? "sentinel" : "redis at";
+    c->bar_next_tail = &c->bar_next;
+    snprintf(c->shown, sizeof c->shown, "%s", c->target.url.redacted);
     c->loop = loop;
     c->cfg = *cfg;
     c->name = xstrdup(cfg->name ? cfg->name : "redis");
@@ -538,6 +873,12 @@ int rds_async_new(uv_loop_t *loop, const char *url, const rds_async_config_t *cf
     return 0;
 }
 
+int rds_async_new(uv_loop_t *loop, const char *url, const rds_async_config_t *cfg, rds_async_t **out, char *err,
+                  size_t errlen)
+{
+    return rds__async_open(loop, url, cfg, false, out, err, errlen);
+}
+
 void rds_async_close(rds_async_t *c, bool drain, void (*on_closed)(void *data), void *data)
 {
     if (c == NULL || c->closing)
@@ -553,12 +894,21 @@ void rds_async_close(rds_async_t *c, bool drain, void (*on_closed)(void *data), 
     uv_timer_stop(&c->wait_timer);
     bool was_up = c->state == ST_UP;
     c->state = ST_CLOSED;
+    rds__resolver_cancel(c->query);
+    c->query = NULL;
+    rds__resolver_release(c->resolver);
+    c->resolver = NULL;
     for (waiting_t *w; (w = waiting_pop(c)) != NULL;) {
         if (w->fn)
             w->fn(w->data, NULL);
         free(w->cmd);
         free(w);
     }
+    /* Barriers not sent yet fail now; a drain still answers those out. */
+    barrier_t *unsent = c->bar_next;
+    c->bar_next = NULL;
+    c->bar_next_tail = &c->bar_next;
+    barriers_finish(c, unsent, TINE_EREDIS, "the connection to redis was closed before the write was confirmed");
     if (c->ac && drain && was_up) {
         /* Replies still come; on_disconnect finishes the close. */
         c->draining = true;
@@ -659,6 +1009,16 @@ const char *rds_async_error(const rds_async_t *c)
     return c->state == ST_UP ? "" : c->error;
 }
 
+const char *rds_async_address(const rds_async_t *c)
+{
+    return c && c->state == ST_UP ? c->addr : "";
+}
+
+void rds_set_client_prefix(const char *prefix)
+{
+    snprintf(client_prefix, sizeof client_prefix, "%s", prefix && *prefix ? prefix : "tine");
+}
+
 void rds_metrics_render(tine_buf_t *out)
 {
     tine_buf_appendf(out, "# HELP tine_redis_connected Whether each Redis connection of this node is up.\n"
@@ -669,4 +1029,12 @@ void rds_metrics_render(tine_buf_t *out)
                           "# TYPE tine_redis_reconnects_total counter\n");
     for (rds_async_t *c = all_conns; c; c = c->next_all)
         tine_buf_appendf(out, "tine_redis_reconnects_total{connection=\"%s\"} %" PRIu64 "\n", c->name, c->reconnects);
+    tine_buf_appendf(out, "# HELP tine_redis_unconfirmed_writes_total Writes answered as failed because no replica "
+                          "confirmed them (WAIT) or the connection was lost first.\n"
+                          "# TYPE tine_redis_unconfirmed_writes_total counter\n");
+    for (rds_async_t *c = all_conns; c; c = c->next_all)
+        if (!c->want_sentinel)
+            tine_buf_appendf(out, "tine_redis_unconfirmed_writes_total{connection=\"%s\"} %" PRIu64 "\n", c->name,
+                             c->unconfirmed);
+    rds__sentinel_metrics_render(out);
 }

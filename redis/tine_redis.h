@@ -2,13 +2,22 @@
  * through this header (and keys.h for the names of keys); nothing else
  * parses a Redis URL, connects or authenticates.
  *
- *  - rds_url_*   one URL parser: unix://, redis://, rediss:// (TLS);
+ *  - rds_url_*   one URL parser: unix://, redis://, rediss:// (TLS) and
+ *                redis-sentinel:// (the master found through Sentinel);
  *  - rds_sync_*  a synchronous connection with timeouts, AUTH and SELECT,
  *                reopened when it broke (admin calls on the loop);
  *  - rds_async_* an asynchronous connection on a libuv loop that reconnects
  *                by itself with exponential backoff and jitter, runs AUTH and
  *                SELECT before anything else on every connect, and tells its
  *                owner when it is up and when it was lost.
+ *
+ * Every connect checks with ROLE that the server is a master (and learns
+ * how many replicas it has). With redis-sentinel:// every connect, sync or
+ * async, first asks the sentinels in turn for the master's address
+ * (SENTINEL get-master-addr-by-name); asynchronous connections also follow
+ * the sentinels' +switch-master announcements and move to the new master
+ * at once (sentinel.c). rds_sync_wait_replicas and rds_async_wait_replicas
+ * confirm that writes reached a replica (WAIT) when the master has one.
  *
  * rediss:// is served by a relay thread of this module: hiredis (0.14, no
  * TLS of its own) connects to a private unix socket and the relay carries
@@ -32,25 +41,35 @@ struct uv_loop_s;
 /* ------------------------------------------------------------------ URL */
 
 typedef enum {
-    RDS_UNIX = 0, /* unix://[user[:password]@]/path[?db=N] */
-    RDS_TCP = 1,  /* redis://[user[:password]@]host[:port][/db] */
-    RDS_TLS = 2,  /* rediss://[user[:password]@]host[:port][/db][?cacert=/ca.pem][&cert=/c.pem&key=/k.pem] */
+    RDS_UNIX = 0,     /* unix://[user[:password]@]/path[?db=N] */
+    RDS_TCP = 1,      /* redis://[user[:password]@]host[:port][/db] */
+    RDS_TLS = 2,      /* rediss://[user[:password]@]host[:port][/db][?cacert=/ca.pem][&cert=/c.pem&key=/k.pem] */
+    RDS_SENTINEL = 3, /* redis-sentinel://[user[:password]@]host[:port][,host[:port]...]/master
+                         [?db=N][&sentinel_password=P][&sentinel_user=U] */
 } rds_transport_t;
+
+#define RDS_SENTINEL_FORM "redis-sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER"
+#define RDS_MAX_SENTINELS 16
+
+/* How long a write waits for a replica's confirmation (WAIT) before it is
+ * answered as failed. */
+#define RDS_REPLICA_WAIT_MS 1000
 
 typedef struct {
     char *host; /* a name or an address (IPv6 without its brackets) */
     int port;
 } rds_addr_t;
 
-/* A parsed Redis URL. A server is reached through `path` (unix) or the
- * addresses in `addrs`, tried in order: one today; a Sentinel URL
- * (redis-sentinel://h:p,h:p/master, later) fills several and `master`. */
+/* A parsed Redis URL. A server is reached through `path` (unix), the one
+ * address in `addrs` (redis://, rediss://), or the master that the
+ * sentinels in `addrs` name for `master` (redis-sentinel://). */
 typedef struct {
     rds_transport_t transport;
     char *path;        /* RDS_UNIX: the socket */
-    rds_addr_t *addrs; /* RDS_TCP, RDS_TLS */
+    rds_addr_t *addrs; /* RDS_TCP, RDS_TLS: the server; RDS_SENTINEL: the sentinels (port 26379 by default) */
     size_t naddrs;
-    char *master;     /* Sentinel's master name; NULL */
+    char *master;                            /* RDS_SENTINEL: the master's name; else NULL */
+    char *sentinel_user, *sentinel_password; /* RDS_SENTINEL: AUTH for the sentinels themselves; NULL: none */
     char *user;       /* percent-decoded; NULL: AUTH with the password alone */
     char *password;   /* percent-decoded; NULL: no AUTH */
     int db;           /* SELECT after connecting; -1: none */
@@ -60,14 +79,16 @@ typedef struct {
 } rds_url_t;
 
 /* Parses a Redis URL into *u (dispose with rds_url_dispose). The user and
- * the password are percent-decoded. Returns 0, or TINE_EINVAL with a message
+ * the password (of the master; sentinel_password of the sentinels) are
+ * percent-decoded, as is the master's name. Returns 0, or TINE_EINVAL with a message
  * "redis URL 'REDACTED': what is wrong" in err (never the password); *u is
  * then empty. */
 int rds_url_parse(const char *text, rds_url_t *u, char *err, size_t errlen);
 void rds_url_dispose(rds_url_t *u);
 
-/* The URL as messages may show it (the password replaced by "***"), for a
- * URL that may not even parse. Fresh string. */
+/* The URL as messages may show it (the password and any
+ * sentinel_password= replaced by "***"), for a URL that may not even
+ * parse. Fresh string. */
 char *rds_url_redact(const char *text);
 
 /* The URL of a unix socket, with a password when it is not NULL
@@ -81,9 +102,15 @@ typedef struct rds_sync rds_sync_t;
 
 /* A synchronous connection to the Redis at `url`: opened on first use (or
  * by rds_sync_context), and again when it broke. Every connect runs AUTH
- * (when the URL has a password), SELECT (when it names a db) and PING, each
- * bounded by timeout_ms, as is every command. Returns NULL with a message
- * when the URL does not parse (or its TLS setup fails). */
+ * (when the URL has a password), SELECT (when it names a db) and ROLE (the
+ * server must be a master), each bounded by timeout_ms, as is every
+ * command; the connect itself is bounded by at most 2 s. With a Sentinel
+ * URL every connect first asks the sentinels in turn (500 ms each at most)
+ * which server is the master, and tries the next sentinel when the one
+ * named is down or not a master; a connection is opened again after this
+ * process saw the master move (+switch-master) and after a READONLY error.
+ * Returns NULL with a message when the URL does not parse (or its TLS setup
+ * fails). */
 rds_sync_t *rds_sync_new(const char *url, uint32_t timeout_ms, char *err, size_t errlen);
 void rds_sync_free(rds_sync_t *s);
 
@@ -93,11 +120,31 @@ void rds_sync_free(rds_sync_t *s);
  * For pipelines: append with redisAppendCommand, then rds_sync_replies. */
 redisContext *rds_sync_context(rds_sync_t *s, char *err, size_t errlen);
 
+/* Opens the connection when it is not open; 0, or an error with the
+ * message: TINE_EAUTH when a server refused what the URL gives (password,
+ * certificate), which will not come right by waiting; TINE_EREDIS when
+ * Redis is unreachable or not ready (down, loading, no sentinel answers, the
+ * sentinels do not know the master, the server named is a replica), which
+ * may. */
+int rds_sync_connect(rds_sync_t *s, char *err, size_t errlen);
+
 /* Runs one command (hiredis's format: %s, %b with a length, %d ...). Returns the reply (freeReplyObject it)
  * or NULL with a message in err: unreachable, the connection lost during the
  * command (not retried: it may have run), or an error reply ("redis: ..."). */
 redisReply *rds_sync_command(rds_sync_t *s, char *err, size_t errlen, const char *fmt, ...);
 redisReply *rds_sync_vcommand(rds_sync_t *s, char *err, size_t errlen, const char *fmt, va_list ap);
+
+/* Runs one command already in RESP (len bytes), as rds_sync_command. */
+redisReply *rds_sync_formatted(rds_sync_t *s, const char *cmd, size_t len, char *err, size_t errlen);
+
+/* Confirms that the writes made on this connection reached a replica:
+ * asks ROLE how many replicas the master has and, when it has any, sends
+ * WAIT 1 RDS_REPLICA_WAIT_MS. Returns 0 (confirmed, or no replica to wait
+ * for), or TINE_EREDIS with a message: no replica confirmed in time (the
+ * writes are on the master, but a failover could lose them), or the
+ * connection broke since the writes (never reopened here: the writes' fate
+ * is unknown). */
+int rds_sync_wait_replicas(rds_sync_t *s, char *err, size_t errlen);
 
 /* Reads the `n` replies of commands appended on rds_sync_context, e.g. a
  * MULTI ... EXEC. Fails (TINE_EREDIS, message in err) on a lost connection,
@@ -160,8 +207,13 @@ typedef struct {
  * background: this never blocks, and a Redis that is away at the start is
  * reached when it comes). While it is down, a command sent brings the next
  * attempt forward to backoff_min_ms, so traffic finds a server that came
- * back without waiting out a long backoff. Returns 0 and *out, or
- * TINE_EINVAL when the URL does not parse (message in err). */
+ * back without waiting out a long backoff. With a Sentinel URL each attempt
+ * first asks the sentinels for the master (every connection of one loop and
+ * URL shares the sentinels' connections), and the connection moves to the
+ * new master as soon as a sentinel announces +switch-master (it is lost
+ * and comes back: on_lost, then on_connected); a READONLY error (the master
+ * became a replica) drops it too. Returns 0 and *out, or TINE_EINVAL when
+ * the URL does not parse (message in err). */
 int rds_async_new(struct uv_loop_s *loop, const char *url, const rds_async_config_t *cfg, rds_async_t **out, char *err,
                   size_t errlen);
 
@@ -187,6 +239,18 @@ int rds_async_formatted(rds_async_t *c, rds_reply_fn fn, void *data, const char 
  * otherwise. A subscribed connection takes no other commands. */
 int rds_async_subscribe(rds_async_t *c, bool pattern, const char *channel, rds_reply_fn fn, void *data);
 
+/* A write barrier: fn(data, 0, NULL) once every write sent on c before
+ * this call reached at least one replica (WAIT 1 RDS_REPLICA_WAIT_MS), or at
+ * once after their replies when the master has no replica (learnt from
+ * ROLE at connect, and again at most a second later); fn(data, TINE_EREDIS,
+ * why) when no replica confirmed in time or the connection was lost first.
+ * Barriers asked while a WAIT is out share the next one (one WAIT per
+ * round trip, whatever the number of writers). fn runs after the replies
+ * of the commands sent before, never inside this call. Returns 0, or
+ * TINE_EREDIS without calling fn when the connection is not up. */
+typedef void (*rds_done_fn)(void *data, int rc, const char *why);
+int rds_async_wait_replicas(rds_async_t *c, rds_done_fn fn, void *data);
+
 /* Whether the connection is up (AUTH/SELECT done). */
 bool rds_async_connected(const rds_async_t *c);
 /* Successful connects after the first one. */
@@ -194,9 +258,22 @@ uint64_t rds_async_reconnects(const rds_async_t *c);
 /* Why the connection is down (empty while it is up). */
 const char *rds_async_error(const rds_async_t *c);
 
+/* The server the connection is on ("host:port" or the socket's path), or
+ * "" while it is not up. */
+const char *rds_async_address(const rds_async_t *c);
+
+/* Names every asynchronous connection opened afterwards on its servers
+ * (CLIENT SETNAME PREFIX/NAME, spaces as '_'), e.g. with the node's id, so
+ * CLIENT LIST shows whose connection is whose. Default "tine". */
+void rds_set_client_prefix(const char *prefix);
+
 /* Appends the state of every asynchronous connection of the process in the
- * Prometheus text format: tine_redis_connected{connection=NAME} 0|1 and
- * tine_redis_reconnects_total{connection=NAME}. */
+ * Prometheus text format: tine_redis_connected{connection=NAME} 0|1,
+ * tine_redis_reconnects_total{connection=NAME},
+ * tine_redis_unconfirmed_writes_total{connection=NAME} (barriers answered as
+ * failed), and for Sentinel URLs the master in use
+ * (tine_redis_master{master=M,address=H:P} 1) and the master changes seen
+ * (tine_redis_failovers_total{master=M}). */
 void rds_metrics_render(tine_buf_t *out);
 
 #endif

@@ -28,7 +28,9 @@ static const option_t options[] = {
     {"state-dir", "TINE_STATE_DIR", 1, "where the node keeps its token, redis data and bundles\n"
                                        "                         (default $XDG_STATE_HOME/tine or ~/.local/state/tine)"},
     {"redis", "TINE_REDIS_URL", 1, "the Redis to use: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB],\n"
-                                   "                         rediss://...[?cacert=/ca.pem] (TLS) or unix://[:PASSWORD@]/path\n"
+                                   "                         rediss://...[?cacert=/ca.pem] (TLS), unix://[:PASSWORD@]/path, or\n"
+                                   "                         redis-sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER\n"
+                                   "                         [?db=N&sentinel_password=P] (the master the sentinels name)\n"
                                    "                         (default: start a private redis-server with a generated password)"},
     {"redis-maxmemory", "TINE_REDIS_MAXMEMORY", 1, "memory cap of the private redis-server, e.g. 256mb, 2gb, 0 for none\n"
                                                    "                         (default " REG_EMBEDDED_REDIS_MAXMEMORY
@@ -63,6 +65,8 @@ static const option_t options[] = {
     {"activations", "TINE_ACTIVATIONS", 1, "on|off: record every invocation in Redis (default on)"},
     {"activation-retention", "TINE_ACTIVATION_RETENTION", 1,
      "records kept per app: COUNT, AGE or COUNT,AGE (default 10000,7d)"},
+    {"activation-buffer", "TINE_ACTIVATION_BUFFER", 1, "activation records held in memory while Redis is away or slow;\n"
+                                                       "                         more are dropped and counted (default 20000)"},
     {"metrics-token", "TINE_METRICS_TOKEN", 1, "bearer token GET /metrics requires (default: none)"},
     {"log-level", "TINE_LOG_LEVEL", 1, "debug|info|warn|error: tined's own log lines (default info)"},
     {"max-invoke-depth", "TINE_MAX_INVOKE_DEPTH", 1, "deepest chain of nested tine.invoke calls, 1..10000 (default 256)"},
@@ -167,6 +171,7 @@ typedef struct {
     char *max_connections;
     char *max_buffered_body;
     char *http2;
+    char *activation_buffer;
 } raw_values_t;
 
 /* Parses a whole decimal number within [min, max]. */
@@ -210,6 +215,8 @@ static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
         return &raw->app_reserve;
     if (strcmp(name, "max-connections") == 0)
         return &raw->max_connections;
+    if (strcmp(name, "activation-buffer") == 0)
+        return &raw->activation_buffer;
     if (strcmp(name, "max-buffered-body") == 0)
         return &raw->max_buffered_body;
     if (strcmp(name, "http2") == 0)
@@ -528,6 +535,11 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
     if (parse_http_limits(cfg, &raw) != 0)
         rc = -1;
     cfg->max_queue = 100;
+    cfg->activation_buffer = 20000;
+    if (raw.activation_buffer && parse_count(raw.activation_buffer, 1, 10000000, &cfg->activation_buffer) != 0) {
+        config_error("--activation-buffer %s: expected a number from 1 to 10000000", raw.activation_buffer);
+        rc = -1;
+    }
     if (raw.max_queue && parse_count(raw.max_queue, 1, 1000000, &cfg->max_queue) != 0) {
         config_error("--max-queue %s: expected a number from 1 to 1000000", raw.max_queue);
         rc = -1;
@@ -617,6 +629,7 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
     free(raw.kv_keys_max);
     free(raw.kv_bytes_max);
     free(raw.max_connections);
+    free(raw.activation_buffer);
     free(raw.max_buffered_body);
     free(raw.http2);
     return rc;

@@ -36,6 +36,7 @@ typedef struct {
     bool activations;          /* record every invocation (default on) */
     uint32_t retention_count;  /* activation records kept per app */
     uint32_t retention_s;      /* and for at most this long */
+    unsigned activation_buffer; /* records held while Redis is away (--activation-buffer) */
     uint64_t log_rate;     /* --log-rate: bytes per second per app (0: the invoker's default) */
     uint64_t kv_value_max; /* --kv-*: apps' KV limits without a manifest's (0: the invoker's default) */
     uint64_t kv_keys_max;

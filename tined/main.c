@@ -94,18 +94,28 @@ static int lock_state_dir(const char *state_dir)
     return fd;
 }
 
-/* Checks a Redis given with --redis before anything uses it: reachable,
- * the password right. Warns when it has no password over the network. */
+/* Checks a Redis given with --redis before anything uses it. A server that
+ * refuses what the URL gives (a password, a certificate) stops the node:
+ * waiting will not mend that. One that cannot be reached, or that no
+ * sentinel names (or names wrongly), is said loudly and the node starts
+ * anyway: it keeps trying, serves nothing and is not ready
+ * (GET /_tine/v1/ready) until it has loaded the apps. Warns when Redis has
+ * no password over the network. Returns -1 to stop. */
 static int check_redis(const char *url)
 {
-    char err[1024];
+    char err[2048];
     rds_sync_t *s = rds_sync_new(url, 5000, err, sizeof err);
-    int rc = s && rds_sync_context(s, err, sizeof err) ? 0 : -1;
-    if (rc != 0)
-        tine_log(TINE_LOG_ERROR, "%s", err);
+    int rc = s ? rds_sync_connect(s, err, sizeof err) : TINE_EINVAL;
     rds_sync_free(s);
+    if (rc == TINE_EREDIS)
+        tine_log(TINE_LOG_ERROR,
+                 "%s; starting anyway: this node keeps trying, and is not ready until it has loaded the apps", err);
+    else if (rc != 0)
+        tine_log(TINE_LOG_ERROR, "%s", err);
+    if (rc != 0 && rc != TINE_EREDIS)
+        return -1;
     rds_url_t u;
-    if (rc == 0 && rds_url_parse(url, &u, err, sizeof err) == 0) {
+    if (rds_url_parse(url, &u, err, sizeof err) == 0) {
         if (u.transport != RDS_UNIX && u.password == NULL)
             tine_log(TINE_LOG_WARN,
                      "redis at %s has no password: whoever reaches it can read and change every app, event and "
@@ -113,7 +123,7 @@ static int check_redis(const char *url)
                      u.redacted);
         rds_url_dispose(&u);
     }
-    return rc;
+    return 0;
 }
 
 /* Configures the isolation layers the zygote will apply, with a temp dir
@@ -280,6 +290,7 @@ int main(int argc, char **argv)
     char err[1024];
     int redis_pid = 0;
     char *redis_url = NULL;
+    rds_set_client_prefix(cfg.node_id); /* CLIENT LIST on Redis shows whose connections are whose */
     if (cfg.redis_url) {
         redis_url = xstrdup(cfg.redis_url);
         rc = check_redis(redis_url);
@@ -311,6 +322,7 @@ int main(int argc, char **argv)
         .prices = {.gb_s_pusd = cfg.price_gb_s_pusd, .request_pusd = cfg.price_request_pusd},
         .retention_count = cfg.retention_count,
         .retention_s = cfg.retention_s,
+        .max_pending = cfg.activation_buffer,
         .node_id = cfg.node_id,
     };
     t.bill = bill_new(t.loop, &bcfg);

@@ -52,6 +52,8 @@ struct reg_live {
     live_failure_t *failures;
     size_t nfailures;
     live_retry_t *retry;
+    char *unloaded; /* why the table was never loaded (Redis away at the start); NULL once it was */
+    uint64_t load_next_ns, load_delay_ms;
 };
 
 /* nftw callback: removes path (a file or an emptied dir); errors are ignored.
@@ -157,7 +159,7 @@ static void retry_arm(reg_live_t *l)
 {
     if (l->retry == NULL || l->closing)
         return;
-    uint64_t next = UINT64_MAX, now = tine_now_ns();
+    uint64_t next = l->unloaded ? l->load_next_ns : UINT64_MAX, now = tine_now_ns();
     for (size_t i = 0; i < l->nfailures; i++)
         if (l->failures[i].next_ns < next)
             next = l->failures[i].next_ns;
@@ -193,13 +195,20 @@ static void failure_note(reg_live_t *l, const char *app, uint64_t version, const
     retry_arm(l);
 }
 
-/* Reloads every app whose retry is due (a reload notes or clears its
- * failure), then arms the timer for the next. */
+static int live_reload_all(reg_live_t *l, char *err, size_t errlen);
+
+/* Loads the table when it is due (never loaded yet), then reloads every app
+ * whose retry is due (a reload notes or clears its failure), then arms the
+ * timer for the next. */
 static void on_retry_timer(uv_timer_t *t)
 {
     live_retry_t *r = container_of(t, live_retry_t, timer);
     reg_live_t *l = r->l;
     uint64_t now = tine_now_ns();
+    if (l->unloaded && l->load_next_ns <= now) {
+        char err[1024];
+        live_reload_all(l, err, sizeof err); /* notes the failure and when to try again */
+    }
     /* Copies: a reload edits the array. */
     size_t n = l->nfailures;
     char **due = xcalloc(n + 1, sizeof(*due));
@@ -268,17 +277,43 @@ int reg_live_reload(reg_live_t *l, const char *app, char *err, size_t errlen)
     return 0;
 }
 
+/* The table could not be loaded (why): said once per reason, tried again
+ * with backoff (LIVE_RETRY_FIRST_MS doubling to LIVE_RETRY_MAX_MS). */
+static void load_failed(reg_live_t *l, const char *why)
+{
+    if (strcmp(l->unloaded, why) != 0) {
+        tine_log(TINE_LOG_ERROR, "registry: cannot load the apps: %s (retrying; not ready until then)", why);
+        free(l->unloaded);
+        l->unloaded = xstrdup(why);
+    }
+    l->load_delay_ms = l->load_delay_ms ? l->load_delay_ms * 2 : LIVE_RETRY_FIRST_MS;
+    if (l->load_delay_ms > LIVE_RETRY_MAX_MS)
+        l->load_delay_ms = LIVE_RETRY_MAX_MS;
+    l->load_next_ns = tine_now_ns() + l->load_delay_ms * 1000000;
+    retry_arm(l);
+}
+
 /* Reloads every app: at start and after the subscription reconnects (an
  * announcement may have been missed while it was down). */
 static int live_reload_all(reg_live_t *l, char *err, size_t errlen)
 {
     char **names = NULL;
     size_t n = 0;
-    if (reg_store_list_apps(l->store, &names, &n) != 0) {
-        snprintf(err, errlen, "cannot list apps from redis");
+    int rc = reg_store_check(l->store, err, errlen);
+    if (rc == 0 && reg_store_list_apps(l->store, &names, &n) != 0) {
+        snprintf(err, errlen, "cannot list the apps in redis");
+        rc = TINE_EREDIS;
+    }
+    if (rc != 0) {
+        if (l->unloaded)
+            load_failed(l, err);
         return TINE_EREDIS;
     }
-    int rc = 0;
+    if (l->unloaded) {
+        tine_log(TINE_LOG_INFO, "registry: loaded the apps from redis (%zu)", n);
+        free(l->unloaded);
+        l->unloaded = NULL;
+    }
     for (size_t i = 0; i < n; i++) {
         char e2[512];
         if (reg_live_reload(l, names[i], e2, sizeof(e2)) != 0) {
@@ -339,8 +374,10 @@ reg_live_t *reg_live_new(uv_loop_t *loop, const char *redis_url, const char *sta
     l->retry = xcalloc(1, sizeof(*l->retry));
     l->retry->l = l;
     uv_timer_init(loop, &l->retry->timer);
-    if (live_reload_all(l, err, errlen) != 0)
-        tine_log(TINE_LOG_ERROR, "some apps could not be loaded: %s", err);
+    l->unloaded = xstrdup("not loaded yet");
+    char why[1024];
+    if (live_reload_all(l, why, sizeof why) != 0 && l->unloaded == NULL)
+        tine_log(TINE_LOG_WARN, "registry: some apps could not be loaded: %s", why);
     rds_async_config_t acfg = {.name = "registry-deploys", .on_connected = on_sub_connected, .data = l};
     if (rds_async_new(loop, redis_url, &acfg, &l->sub, err, errlen) != 0) {
         reg_live_free(l);
@@ -367,6 +404,8 @@ void reg_live_free(reg_live_t *l)
         free(l->failures[i].error);
     }
     free(l->failures);
+    free(l->unloaded);
+    l->unloaded = NULL;
     rds_async_close(l->sub, false, NULL, NULL); /* its last callback runs in here */
     reg_app_map_dispose(&l->apps);
     reg_store_free(l->store);
@@ -377,6 +416,11 @@ void reg_live_free(reg_live_t *l)
 reg_app_version_t *reg_live_get(reg_live_t *l, const char *app, size_t app_len)
 {
     return reg_app_map_get(&l->apps, app, app_len);
+}
+
+const char *reg_live_unloaded(reg_live_t *l)
+{
+    return l->unloaded;
 }
 
 reg_store_t *reg_live_store(reg_live_t *l)

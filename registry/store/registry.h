@@ -17,10 +17,19 @@
 
 typedef struct reg_store reg_store_t;
 
-/* Connects to Redis at `url` (any URL of redis/tine_redis.h), logged in.
- * Returns NULL with a message in err on failure. Synchronous. */
+/* The store on the Redis at `url` (any URL of redis/tine_redis.h): the
+ * connection is made on first use and again after it broke, so a store is
+ * made while Redis is away. Returns NULL with a message in err when the URL
+ * cannot be used. Synchronous. The writes an operator is told about (make
+ * live, rollback, prune, delete) are confirmed by a replica of the master
+ * when it has one (rds_sync_wait_replicas): unconfirmed, they fail with
+ * TINE_EREDIS and say what is on the master. */
 reg_store_t *reg_store_connect(const char *url, char *err, size_t errlen);
 void reg_store_free(reg_store_t *s);
+
+/* Connects when not connected: 0, or why Redis cannot be used now
+ * (rds_sync_connect's codes: TINE_EAUTH for a refusal, TINE_EREDIS). */
+int reg_store_check(reg_store_t *s, char *err, size_t errlen);
 
 /* Stages a validated bundle as the next version of its app, not live: its
  * files (stored once by SHA-256) and its version hash. Returns 0 and the
@@ -31,8 +40,10 @@ int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, ui
 void reg_store_release_marks(reg_store_t *s, uint64_t mark);
 
 /* Makes a staged version live and publishes it on RDS_CHANNEL_DEPLOYS, in one
- * step. Returns TINE_ECONFLICT (a newer version, stored in *newer, became
- * live meanwhile: it stays), TINE_ENOTFOUND when the version is gone. */
+ * step, then has a replica confirm it (with the version's files). Returns
+ * TINE_ECONFLICT (a newer version, stored in *newer, became live meanwhile:
+ * it stays), TINE_ENOTFOUND when the version is gone, TINE_EREDIS when Redis
+ * failed or no replica confirmed (then it may be live: the message says). */
 int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint64_t *newer, char *err, size_t errlen);
 
 /* Removes a staged version that did not go live (never the live one). */
@@ -114,11 +125,18 @@ typedef void (*reg_live_change_cb)(void *data, const reg_app_version_t *old_v, c
 /* Creates the in-memory table of live app versions: loads every app's live
  * version from Redis (writing bundle files under state_dir/bundles/APP/N),
  * then follows deploy announcements (async hiredis subscription on `loop`),
- * reloading the announced app each time. Returns NULL with a message on
- * failure. */
+ * reloading the announced app each time. When Redis is away at the start
+ * the table starts empty and is loaded once Redis answers (retried with
+ * backoff, and at every connect of the subscription). Returns NULL with a
+ * message when the URL cannot be used. */
 reg_live_t *reg_live_new(struct uv_loop_s *loop, const char *redis_url, const char *state_dir, reg_live_change_cb cb,
                          void *cb_data, char *err, size_t errlen);
 void reg_live_free(reg_live_t *l);
+
+/* Why the table has not been loaded from Redis yet (a node started while
+ * Redis, or every sentinel, was away: it keeps trying), or NULL once it
+ * was, even when Redis went away since (the node serves what it loaded). */
+const char *reg_live_unloaded(reg_live_t *l);
 
 /* The live version of `app` (borrowed; retain it to keep it), or NULL. */
 reg_app_version_t *reg_live_get(reg_live_t *l, const char *app, size_t app_len);

@@ -44,14 +44,19 @@ struct reg_store {
 
 reg_store_t *reg_store_connect(const char *url, char *err, size_t errlen)
 {
+    /* Connected on first use (and again after a break): a node starts
+     * while Redis is away and reaches it when it comes. */
     rds_sync_t *redis = rds_sync_new(url, STORE_TIMEOUT_MS, err, errlen);
-    if (redis == NULL || rds_sync_context(redis, err, errlen) == NULL) {
-        rds_sync_free(redis);
+    if (redis == NULL)
         return NULL;
-    }
     reg_store_t *s = xcalloc(1, sizeof(*s));
     s->redis = redis;
     return s;
+}
+
+int reg_store_check(reg_store_t *s, char *err, size_t errlen)
+{
+    return rds_sync_connect(s->redis, err, errlen);
 }
 
 void reg_store_free(reg_store_t *s)
@@ -72,22 +77,21 @@ static redisReply *store_run(reg_store_t *s, char *cmd, int len, char *err, size
         snprintf(err, errlen, "redis: cannot format the command");
         return NULL;
     }
-    redisReply *out = NULL;
-    redisContext *c = rds_sync_context(s->redis, err, errlen);
-    void *reply = NULL;
-    if (c != NULL) {
-        /* Not retried when the connection breaks: the command may have run. */
-        if (redisAppendFormattedCommand(c, cmd, (size_t)len) != REDIS_OK || redisGetReply(c, &reply) != REDIS_OK ||
-            reply == NULL)
-            snprintf(err, errlen, "redis at %s: %s", rds_sync_url(s->redis), c->errstr[0] ? c->errstr : "no reply");
-        else if (((redisReply *)reply)->type == REDIS_REPLY_ERROR) {
-            snprintf(err, errlen, "redis: %s", ((redisReply *)reply)->str);
-            freeReplyObject(reply);
-        } else
-            out = reply;
-    }
+    redisReply *out = rds_sync_formatted(s->redis, cmd, (size_t)len, err, errlen);
     redisFreeCommand(cmd);
     return out;
+}
+
+/* After a write the caller acknowledges: confirmed by a replica (when the
+ * master has one), or TINE_EREDIS with `what` happened on the master
+ * followed by why it is not confirmed and `again` (what to do). */
+static int store_confirm(reg_store_t *s, const char *what, const char *again, char *err, size_t errlen)
+{
+    char why[1024];
+    if (rds_sync_wait_replicas(s->redis, why, sizeof why) == 0)
+        return 0;
+    snprintf(err, errlen, "%s, but %s; %s", what, why, again);
+    return TINE_EREDIS;
 }
 
 /* Runs one command given printf-style (hiredis' format), as store_run. */
@@ -290,7 +294,9 @@ int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint6
         snprintf(err, errlen, "redis: unexpected answer to the make-live script");
         return TINE_EREDIS;
     }
-    return 0;
+    char what[600];
+    snprintf(what, sizeof what, "%s version %" PRIu64 " went live on the redis master", app, version);
+    return store_confirm(s, what, "deploy again (the same files answer \"unchanged\" when it survived)", err, errlen);
 }
 
 int reg_store_unstage(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen)
@@ -376,7 +382,9 @@ int reg_store_rollback(reg_store_t *s, const char *app, uint64_t version, uint64
         return TINE_ENOTFOUND;
     }
     *now_live = version;
-    return 0;
+    char what[600];
+    snprintf(what, sizeof what, "%s was rolled back to version %" PRIu64 " on the redis master", app, version);
+    return store_confirm(s, what, "roll back again to be sure", err, errlen);
 }
 
 /* qsort order of C strings. */
@@ -738,6 +746,11 @@ int reg_store_prune(reg_store_t *s, const char *app, size_t keep, reg_prune_resu
     if (rc == 0)
         rc = gc_blobs(s, &candidates, &out->blobs_deleted, err, errlen);
     str_set_dispose(&candidates);
+    if (rc == 0) {
+        char what[600];
+        snprintf(what, sizeof what, "%zu versions of %s were pruned on the redis master", out->npruned, app);
+        rc = store_confirm(s, what, "prune again to be sure", err, errlen);
+    }
     return rc;
 }
 
@@ -801,6 +814,11 @@ int reg_store_delete_app(reg_store_t *s, const char *app, reg_delete_result_t *o
     if (rc == 0)
         rc = gc_blobs(s, &blobs, &out->blobs_deleted, err, errlen);
     str_set_dispose(&blobs);
+    if (rc == 0) {
+        char what[600];
+        snprintf(what, sizeof what, "%s was deleted on the redis master", app);
+        rc = store_confirm(s, what, "delete it again to be sure", err, errlen);
+    }
     return rc;
 }
 

@@ -22,11 +22,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     } else {
         if (u.redacted == NULL || (u.transport == RDS_UNIX) != (u.path != NULL) ||
-            (u.transport != RDS_UNIX && (u.naddrs != 1 || u.addrs[0].port < 1 || u.addrs[0].port > 65535)))
+            (u.transport == RDS_SENTINEL) != (u.master != NULL) ||
+            (u.transport != RDS_UNIX && u.transport != RDS_SENTINEL && u.naddrs != 1) ||
+            (u.transport == RDS_SENTINEL && (u.naddrs < 1 || u.naddrs > RDS_MAX_SENTINELS)))
             abort();
-        /* The form messages print hides the password. */
+        for (size_t i = 0; i < u.naddrs; i++)
+            if (u.addrs[i].port < 1 || u.addrs[i].port > 65535 || u.addrs[i].host[0] == '\0')
+                abort();
+        /* The form messages print hides the passwords. */
         if (u.password && strstr(u.redacted, ":***@") == NULL)
             abort();
+        /* Every sentinel_password= of the query shown is followed by the
+         * mask (or the whole query went under the mask of a user part). */
+        const char *q = u.sentinel_password ? strchr(u.redacted, '?') : NULL;
+        for (const char *p = q ? strstr(q, "sentinel_password=") : NULL; p; p = strstr(p + 1, "sentinel_password="))
+            if (strncmp(p + 18, "***", 3) != 0)
+                abort();
         rds_url_dispose(&u);
     }
     free(rds_url_redact(s));

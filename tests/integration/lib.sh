@@ -87,6 +87,12 @@ wait_for() { # wait_for SECONDS COMMAND...
   done
 }
 
+# cpu_ms PID: the user + system CPU time of a process so far, in ms (to
+# tell a process that waits from one that spins).
+cpu_ms() {
+  awk -v t="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print int(($12 + $13) * 1000 / t) }' "/proc/$1/stat"
+}
+
 # start_http_fixture: the loopback HTTP server of the tine.http tests
 # (http_fixture.py); sets FIX to its port.
 start_http_fixture() {

@@ -51,8 +51,14 @@ out=$(post_event '{"specversion":"1.0","id":"tls-1","source":"/t","type":"tls.te
 check "an event is accepted" "202" "${out%% *}"
 wait_for 10 test "$(R GET tine:kv:demo:got)" = "tls-1" && ok "and dispatched" || fail "event dispatched" "$(R GET tine:kv:demo:got)"
 check "the log hides the password" "" "$(grep -F ":$PW@" "$T/a.log" || true)"
-relay=$(ls -d "${TMPDIR:-/tmp}"/tine-rediss-* 2>/dev/null | while read -r d; do
-  [ "$(stat -c %U "$d")" = "$(id -un)" ] && ls "$d"/relay.sock >/dev/null 2>&1 && echo "$d"; done | head -1)
+# A live relay of ours: its socket is bound (in /proc/net/unix). A directory
+# left by a process killed elsewhere on the machine is passed over, and the
+# loop reads every name (no `head` to cut the pipe under pipefail).
+relay=""
+for d in "${TMPDIR:-/tmp}"/tine-rediss-*; do
+  [ -z "$relay" ] && [ "$(stat -c %U "$d" 2>/dev/null)" = "$(id -un)" ] && grep -qF " $d/relay.sock" /proc/net/unix \
+    && relay=$d
+done
 check "the relay's directory is 0700" "700" "$(stat -c %a "$relay")"
 check "its socket is 0600" "600" "$(stat -c %a "$relay/relay.sock")"
 

@@ -14,177 +14,8 @@
 #include <dirent.h>
 #include <uv.h>
 
+#include "loop_harness.h"
 #include "redis_server.h"
-#include "tine_redis.h"
-
-/* ------------------------------------------------------------ harness */
-
-typedef struct {
-    int connected, lost, closed;
-    int replies, nulls;
-    char last[256]; /* the last reply as text */
-    int messages;   /* pub/sub messages */
-} probe_t;
-
-static void on_connected(void *d)
-{
-    ((probe_t *)d)->connected++;
-}
-
-static void on_lost(void *d)
-{
-    ((probe_t *)d)->lost++;
-}
-
-static void on_closed(void *d)
-{
-    ((probe_t *)d)->closed++;
-}
-
-static void on_reply(void *d, redisReply *r)
-{
-    probe_t *p = d;
-    if (r == NULL) {
-        p->nulls++;
-        snprintf(p->last, sizeof p->last, "(no reply)");
-        return;
-    }
-    p->replies++;
-    if (r->type == REDIS_REPLY_INTEGER)
-        snprintf(p->last, sizeof p->last, "%lld", r->integer);
-    else if (r->str)
-        snprintf(p->last, sizeof p->last, "%s%s", r->type == REDIS_REPLY_ERROR ? "ERR " : "", r->str);
-    else
-        snprintf(p->last, sizeof p->last, "(type %d)", r->type);
-}
-
-static void on_message(void *d, redisReply *r)
-{
-    probe_t *p = d;
-    if (r == NULL) {
-        p->nulls++;
-        return;
-    }
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && strcmp(r->element[0]->str, "message") == 0) {
-        p->messages++;
-        snprintf(p->last, sizeof p->last, "%s", r->element[2]->str);
-    }
-}
-
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-/* Runs the loop until *flag >= want or timeout_ms passed; returns whether
- * it got there. */
-static int run_until(uv_loop_t *loop, const int *flag, int want, int timeout_ms)
-{
-    uv_timer_t tick;
-    uv_timer_init(loop, &tick);
-    uv_timer_start(&tick, on_tick, 5, 5);
-    uint64_t end = uv_now(loop) + (uint64_t)timeout_ms;
-    while (*flag < want && uv_now(loop) < end)
-        uv_run(loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
-    return *flag >= want;
-}
-
-/* Runs the loop for ms milliseconds. */
-static void run_for(uv_loop_t *loop, int ms)
-{
-    int never = 0;
-    run_until(loop, &never, 1, ms);
-}
-
-static int count_fds(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    while (d && readdir(d))
-        n++;
-    if (d)
-        closedir(d);
-    return n;
-}
-
-static void walk_cb(uv_handle_t *h, void *arg)
-{
-    fprintf(stderr, "handle left open: type %d\n", (int)h->type);
-    (*(int *)arg)++;
-}
-
-/* Closes the loop: it must have nothing left. */
-static void loop_done(uv_loop_t *loop, int fds_before)
-{
-    uv_run(loop, UV_RUN_NOWAIT);
-    int open = 0;
-    uv_walk(loop, walk_cb, &open);
-    assert_int_equal(open, 0);
-    assert_int_equal(uv_loop_close(loop), 0);
-    assert_int_equal(count_fds(), fds_before);
-}
-
-/* Each test gets a loop, a redis-server (not started) and the count of
- * descriptors before; the teardown stops the server and checks the loop. */
-typedef struct {
-    int fds;
-    uv_loop_t loop;
-    test_redis_t r;
-} fixture_t;
-
-static int setup(void **state)
-{
-    fixture_t *f = xcalloc(1, sizeof(*f));
-    f->fds = count_fds();
-    uv_loop_init(&f->loop);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    test_redis_cleanup(&f->r);
-    loop_done(&f->loop, f->fds);
-    free(f);
-    return 0;
-}
-
-static rds_async_t *open_conn(uv_loop_t *loop, const char *url, probe_t *p, rds_when_down_t mode, uint32_t timeout_ms)
-{
-    rds_async_config_t cfg = {
-        .name = "test",
-        .when_down = mode,
-        .connect_timeout_ms = timeout_ms,
-        .backoff_min_ms = 20,
-        .backoff_max_ms = 200,
-        .on_connected = on_connected,
-        .on_lost = on_lost,
-        .data = p,
-    };
-    rds_async_t *c = NULL;
-    char err[512];
-    int rc = rds_async_new(loop, url, &cfg, &c, err, sizeof err);
-    if (rc != 0)
-        fail_msg("rds_async_new(%s): %s", url, err);
-    return c;
-}
-
-static int ping(rds_async_t *c, probe_t *p)
-{
-    const char *argv[] = {"PING"};
-    size_t lens[] = {4};
-    return rds_async_command(c, on_reply, p, 1, argv, lens);
-}
-
-static void close_conn(uv_loop_t *loop, rds_async_t *c, probe_t *p)
-{
-    int before = p->closed;
-    rds_async_close(c, false, on_closed, p);
-    assert_true(run_until(loop, &p->closed, before + 1, 2000));
-}
 
 static char *url_of(const test_redis_t *r, int tcp, const char *userinfo)
 {
@@ -543,25 +374,11 @@ static void test_login_deadline(void **state)
     rds_sync_t *s = rds_sync_new(url, 200, err, sizeof err);
     assert_null(rds_sync_context(s, err, sizeof err));
     char expect[256];
-    snprintf(expect, sizeof expect, "redis at %s did not answer PING: no answer within 200 ms", url);
+    snprintf(expect, sizeof expect, "redis at %s did not answer ROLE: no answer within 200 ms", url);
     assert_string_equal(err, expect);
     rds_sync_free(s);
     close(ls);
     free(url);
-}
-
-/* Subscriptions end with the connection (NULL) and are made again from
- * on_connected. */
-typedef struct {
-    probe_t probe;
-    rds_async_t *c;
-} sub_t;
-
-static void resubscribe(void *d)
-{
-    sub_t *s = d;
-    s->probe.connected++;
-    assert_int_equal(rds_async_subscribe(s->c, false, "chan", on_message, &s->probe), 0);
 }
 
 static void test_pubsub_resubscribe(void **state)
@@ -655,12 +472,7 @@ static void test_sync_after_restart(void **state)
 
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    /* libuv opens a process-wide pipe with its first loop: before counting. */
-    uv_loop_t first;
-    uv_loop_init(&first);
-    uv_loop_close(&first);
-    tine_log_set_level("error");
+    harness_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_unix_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_restart, setup, teardown),

@@ -124,8 +124,10 @@ static void test_tls(void **state)
 
 static void test_bad(void **state)
 {
-    assert_string_equal(parse_bad("http://h:1"), "redis URL 'http://h:1': expected unix:///path/to/socket, "
-                                                 "redis://HOST[:PORT][/DB] or rediss://HOST[:PORT][/DB]");
+    assert_string_equal(
+        parse_bad("http://h:1"),
+        "redis URL 'http://h:1': expected unix:///path/to/socket, redis://HOST[:PORT][/DB], "
+        "rediss://HOST[:PORT][/DB] or redis-sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER");
     assert_string_equal(parse_bad("redis://h:99999"),
                         "redis URL 'redis://h:99999': port '99999': expected a number from 1 to 65535");
     assert_string_equal(parse_bad("redis://h:"), "redis URL 'redis://h:': port '': expected a number from 1 to 65535");
@@ -150,10 +152,70 @@ static void test_bad(void **state)
                         "redis URL 'rediss://h?cacert=ca.pem': cacert: expected the absolute path of a PEM file");
     assert_string_equal(parse_bad("rediss://h?cert=/c.pem"),
                         "redis URL 'rediss://h?cert=/c.pem': a client certificate needs both cert= and key=");
-    assert_string_equal(parse_bad("redis-sentinel://a:1,b:2/mymaster"),
-                        "redis URL 'redis-sentinel://a:1,b:2/mymaster': Sentinel is not supported yet (expected "
-                        "unix://, redis:// or rediss://)");
     assert_string_equal(parse_bad("redis://:@h"), "redis URL 'redis://:***@h': the password after ':' is empty");
+}
+
+/* redis-sentinel://: the sentinels (port 26379 unless given), the master's
+ * name, the master's credentials before '@', the sentinels' in the query. */
+static void test_sentinel(void **state)
+{
+    rds_url_t u;
+    parse_ok("redis-sentinel://10.0.0.1:26380,sentinel-b,[::1]:5000/mymaster", &u);
+    assert_int_equal(u.transport, RDS_SENTINEL);
+    assert_int_equal(u.naddrs, 3);
+    assert_string_equal(u.addrs[0].host, "10.0.0.1");
+    assert_int_equal(u.addrs[0].port, 26380);
+    assert_string_equal(u.addrs[1].host, "sentinel-b");
+    assert_int_equal(u.addrs[1].port, 26379);
+    assert_string_equal(u.addrs[2].host, "::1");
+    assert_int_equal(u.addrs[2].port, 5000);
+    assert_string_equal(u.master, "mymaster");
+    assert_null(u.password);
+    assert_null(u.sentinel_password);
+    assert_int_equal(u.db, -1);
+    assert_null(u.path);
+    rds_url_dispose(&u);
+
+    parse_ok("redis-sentinel://tine:p%40ss@h:1/my%2Dmaster?db=4&sentinel_password=s%26p&sentinel_user=watcher", &u);
+    assert_int_equal(u.naddrs, 1);
+    assert_string_equal(u.user, "tine");
+    assert_string_equal(u.password, "p@ss");
+    assert_string_equal(u.master, "my-master");
+    assert_int_equal(u.db, 4);
+    assert_string_equal(u.sentinel_password, "s&p");
+    assert_string_equal(u.sentinel_user, "watcher");
+    assert_string_equal(u.redacted,
+                        "redis-sentinel://tine:***@h:1/my%2Dmaster?db=4&sentinel_password=***&sentinel_user=watcher");
+    rds_url_dispose(&u);
+
+    assert_string_equal(parse_bad("redis-sentinel://h:1,h:2"),
+                        "redis URL 'redis-sentinel://h:1,h:2': no master name (expected "
+                        "redis-sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER)");
+    assert_string_equal(parse_bad("redis-sentinel://h:1,,h:2/m"),
+                        "redis URL 'redis-sentinel://h:1,,h:2/m': no host in '' (expected "
+                        "redis-sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER)");
+    assert_string_equal(parse_bad("redis-sentinel://h:0/m"),
+                        "redis URL 'redis-sentinel://h:0/m': port '0': expected a number from 1 to 65535");
+    assert_string_equal(parse_bad("redis-sentinel://h/a%20b"),
+                        "redis URL 'redis-sentinel://h/a%20b': the master name 'a b' holds a space, '/' or a byte "
+                        "outside printable ASCII");
+    assert_string_equal(parse_bad("redis-sentinel://h/m?cacert=/x"),
+                        "redis URL 'redis-sentinel://h/m?cacert=/x': unknown parameter 'cacert' (expected db=N, "
+                        "sentinel_password= or sentinel_user=)");
+    assert_string_equal(parse_bad("redis-sentinel://h/m?sentinel_user=u"),
+                        "redis URL 'redis-sentinel://h/m?sentinel_user=u': sentinel_user= needs sentinel_password=");
+    assert_string_equal(parse_bad("rediss-sentinel://h/m"),
+                        "redis URL 'rediss-sentinel://h/m': Sentinel over TLS is not supported (expected "
+                        "redis-sentinel://, or rediss:// for one server)");
+    /* The sentinels' password is never shown either. */
+    const char *msg = parse_bad("redis-sentinel://h/m?sentinel_password=hunter2&bad=1");
+    assert_null(strstr(msg, "hunter2"));
+    assert_non_null(strstr(msg, "sentinel_password=***&bad=1"));
+    char many[1024] = "redis-sentinel://";
+    for (int i = 0; i < 17; i++)
+        strcat(many, i ? ",h:1" : "h:1");
+    strcat(many, "/m");
+    assert_non_null(strstr(parse_bad(many), "more than 16 sentinels"));
 }
 
 /* No message ever shows a password, however the URL is broken. */
@@ -200,11 +262,9 @@ static void test_dispose_twice(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_unix),
-        cmocka_unit_test(test_tcp),
-        cmocka_unit_test(test_tls),
-        cmocka_unit_test(test_bad),
-        cmocka_unit_test(test_messages_hide_the_password),
+        cmocka_unit_test(test_unix),          cmocka_unit_test(test_tcp),
+        cmocka_unit_test(test_tls),           cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_sentinel),      cmocka_unit_test(test_messages_hide_the_password),
         cmocka_unit_test(test_dispose_twice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
