@@ -75,10 +75,9 @@ static char *percent_decode(const char *s, size_t len)
             out[n++] = s[i];
             continue;
         }
-        char hex[3] = {0};
-        if (i + 2 < len && isxdigit((unsigned char)s[i + 1]) && isxdigit((unsigned char)s[i + 2]))
-            memcpy(hex, s + i + 1, 2);
-        long v = hex[0] ? strtol(hex, NULL, 16) : 0;
+        int hi = i + 2 < len ? tine_hex_digit((unsigned char)s[i + 1]) : -1;
+        int lo = i + 2 < len ? tine_hex_digit((unsigned char)s[i + 2]) : -1;
+        int v = hi < 0 || lo < 0 ? 0 : hi * 16 + lo;
         if (v == 0) { /* a bad escape, or an encoded NUL */
             free(out);
             return NULL;
