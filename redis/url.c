@@ -4,7 +4,6 @@
  * means, what ROLE says about the server). */
 #include "redis_internal.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
