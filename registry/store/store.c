@@ -19,6 +19,7 @@
  * never a half-written one. Prune and delete remove version hashes, then
  * collect the blobs no version references (see gc_blobs). */
 #include "registry.h"
+#include "store_internal.h"
 #include "tine_common.h"
 #include "tine_redis.h"
 
@@ -38,9 +39,6 @@
 
 #define STORE_TIMEOUT_MS 10000 /* connect, and each command (a bundle's files can be large) */
 
-struct reg_store {
-    rds_sync_t *redis;
-};
 
 reg_store_t *reg_store_connect(const char *url, char *err, size_t errlen)
 {
@@ -90,8 +88,7 @@ static redisReply *store_run(reg_store_t *s, char *cmd, int len, char *err, size
     return out;
 }
 
-/* Runs one command given printf-style (hiredis' format), as store_run. */
-static redisReply *store_cmd(reg_store_t *s, char *err, size_t errlen, const char *fmt, ...)
+redisReply *reg__store_cmd(reg_store_t *s, char *err, size_t errlen, const char *fmt, ...)
 {
     char *cmd = NULL;
     va_list ap;
@@ -100,6 +97,8 @@ static redisReply *store_cmd(reg_store_t *s, char *err, size_t errlen, const cha
     va_end(ap);
     return store_run(s, cmd, len, err, errlen);
 }
+
+#define store_cmd reg__store_cmd
 
 /* Runs one command given as argv (binary-safe, any length), as store_run. */
 static redisReply *store_cmd_argv(reg_store_t *s, char *err, size_t errlen, size_t argc, const char **argv,
@@ -236,8 +235,8 @@ int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, ui
     /* "pending" until the version goes live (or is removed): a prune leaves
      * it alone. */
     r = store_cmd(s, err, errlen,
-                  "HSET tine:app:%s:v:%" PRIu64 " created %s sha256 %s manifest %s files %s pending %s", app, n,
-                  now, ident, b->manifest_path, files_json, now);
+                  "HSET tine:app:%s:v:%" PRIu64 " created %s sha256 %s manifest %s files %s pending %s namespace %s",
+                  app, n, now, ident, b->manifest_path, files_json, now, b->manifest->namespace);
     free(files_json);
     if (r == NULL)
         return TINE_EREDIS;
@@ -247,29 +246,47 @@ int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, ui
 }
 
 /* Ends a staged version's "pending" and makes it live unless it is gone or a
- * newer version is live, with the app's registration and the announcement,
- * atomically. Returns 0, -1 when the version is gone, or the newer live
- * version. */
-static const char make_live_script[] = "if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end "
-                                       "redis.call('HDEL', KEYS[2], 'pending') "
-                                       "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') "
-                                       "if cur > tonumber(ARGV[1]) then return cur end "
-                                       "redis.call('SET', KEYS[1], ARGV[1]) "
-                                       "redis.call('SADD', KEYS[3], ARGV[2]) "
-                                       "redis.call('PUBLISH', ARGV[3], ARGV[4]) "
-                                       "return 0";
+ * newer version is live, with the app's registration, its namespace and the
+ * announcement, atomically. Returns 0, -1 when the version is gone, the
+ * newer live version, or {-3, ns} when the version's namespace does not
+ * exist and {-4, ns} when the app is registered in another namespace ns
+ * (then the staged version is removed: it never belonged to this app). */
+static const char make_live_script[] =
+    "if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end "
+    "local ns = redis.call('HGET', KEYS[2], 'namespace') or '" REG_DEFAULT_NAMESPACE "' "
+    "if ns ~= '" REG_DEFAULT_NAMESPACE "' and redis.call('SISMEMBER', KEYS[5], ns) == 0 then "
+    "  redis.call('DEL', KEYS[2]) return {-3, ns} end "
+    "if redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1 then "
+    "  local owner = redis.call('GET', KEYS[4]) or '" REG_DEFAULT_NAMESPACE "' "
+    "  if owner ~= ns then redis.call('DEL', KEYS[2]) return {-4, owner} end "
+    "end "
+    "redis.call('HDEL', KEYS[2], 'pending') "
+    "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') "
+    "if cur > tonumber(ARGV[1]) then return cur end "
+    "redis.call('SET', KEYS[1], ARGV[1]) "
+    "redis.call('SADD', KEYS[3], ARGV[2]) "
+    "redis.call('SET', KEYS[4], ns) "
+    "redis.call('PUBLISH', ARGV[3], ARGV[4]) "
+    "return 0";
 
 int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint64_t *newer, char *err, size_t errlen)
 {
     *newer = 0;
     char note[512];
     snprintf(note, sizeof(note), "%s %" PRIu64, app, version);
-    redisReply *r =
-        store_cmd(s, err, errlen, "EVAL %s 3 tine:app:%s:live tine:app:%s:v:%" PRIu64 " tine:apps %" PRIu64 " %s %s %s",
-                  make_live_script, app, app, version, version, app, RDS_CHANNEL_DEPLOYS, note);
+    redisReply *r = store_cmd(s, err, errlen,
+                              "EVAL %s 5 tine:app:%s:live tine:app:%s:v:%" PRIu64 " " RDS_KEY_APPS
+                              " tine:app:%s:ns " RDS_KEY_NAMESPACES " %" PRIu64 " %s %s %s",
+                              make_live_script, app, app, version, app, version, app, RDS_CHANNEL_DEPLOYS, note);
     if (r == NULL)
         return TINE_EREDIS;
     long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -2;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_INTEGER &&
+        r->element[1]->type == REDIS_REPLY_STRING) {
+        int rc = reg__namespace_refusal(app, r->element[1]->str, r->element[0]->integer == -3, err, errlen);
+        freeReplyObject(r);
+        return rc;
+    }
     freeReplyObject(r);
     if (v == -1) {
         snprintf(err, errlen, "%s version %" PRIu64 " was removed before it went live", app, version);
