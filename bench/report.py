@@ -28,6 +28,9 @@ FIGURES = [
     ("warm_p99_us", "warm latency p99 under load", "ms", 1000, None),
     ("warm_act_on_rps", "warm throughput, activation records on", "req/s", 1, None),
     ("warm_act_off_rps", "warm throughput, activation records off", "req/s", 1, None),
+    ("warm_base_rps", "warm throughput, build without API keys", "req/s", 1, None),
+    ("warm_keys_public_rps", "warm throughput, API keys on, public route", "req/s", 1, None),
+    ("warm_keys_private_rps", "warm throughput, API keys on, private route + key", "req/s", 1, None),
     ("conn_p50_us", "new connection + request p50", "ms", 1000, None),
     ("conn_p99_us", "new connection + request p99", "ms", 1000, None),
     ("cold_p50_us", "cold start p50", "ms", 1000, ("max", 1000, "<= 1 ms")),
@@ -141,6 +144,16 @@ def headline_lines(values):
             verdict = "met" if n <= limit else "MISSED"
             parts.append(f"{name} {n / 1000:.3f} ms (budget <= {limit / 1000:g} ms: {verdict})")
     out.append("tine cold start: " + ", ".join(parts))
+    base = number(values.get("warm_base_rps", {}).get("tine"))
+    public = number(values.get("warm_keys_public_rps", {}).get("tine"))
+    private = number(values.get("warm_keys_private_rps", {}).get("tine"))
+    if base and public:
+        r = public / base
+        parts = [f"public route {r:.3f}x the build without keys (budget >= 0.97x: {'met' if r >= 0.97 else 'MISSED'})"]
+        if private:
+            r = private / base
+            parts.append(f"private route with a key {r:.3f}x ({'met' if r >= 0.97 else 'MISSED'})")
+        out.append("API keys and audit on vs off: " + ", ".join(parts))
     return out
 
 
