@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,17 +20,6 @@
 #include <jansson.h>
 
 #include "tine_common.h"
-
-char *cli_config_dir(const char *xdg_config_home, const char *home)
-{
-    if (xdg_config_home != NULL && xdg_config_home[0] == '/')
-        return xasprintf("%s/tine", xdg_config_home);
-    if (home == NULL || home[0] == '\0') {
-        struct passwd *pw = getpwuid(getuid());
-        home = pw != NULL && pw->pw_dir != NULL ? pw->pw_dir : "/tmp";
-    }
-    return xasprintf("%s/.config/tine", home);
-}
 
 char *cli_credentials_path(void)
 {

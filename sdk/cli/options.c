@@ -149,15 +149,27 @@ int cli_parse_command(int argc, char **argv, const cli_flag_t *flags, size_t nfl
     return CLI_OK;
 }
 
-char *cli_default_state_dir(const char *xdg_state_home, const char *home)
+/* <xdg>/tine when xdg is absolute (the XDG spec ignores a relative one),
+ * else <home>/<fallback>/tine (home from the password database when unset). */
+static char *xdg_dir(const char *xdg, const char *home, const char *fallback)
 {
-    if (xdg_state_home != NULL && xdg_state_home[0] == '/')
-        return xasprintf("%s/tine", xdg_state_home);
+    if (xdg != NULL && xdg[0] == '/')
+        return xasprintf("%s/tine", xdg);
     if (home == NULL || home[0] == '\0') {
         struct passwd *pw = getpwuid(getuid());
         home = pw != NULL && pw->pw_dir != NULL ? pw->pw_dir : "/tmp";
     }
-    return xasprintf("%s/.local/state/tine", home);
+    return xasprintf("%s/%s/tine", home, fallback);
+}
+
+char *cli_default_state_dir(const char *xdg_state_home, const char *home)
+{
+    return xdg_dir(xdg_state_home, home, ".local/state");
+}
+
+char *cli_config_dir(const char *xdg_config_home, const char *home)
+{
+    return xdg_dir(xdg_config_home, home, ".config");
 }
 
 char *cli_read_token_file(const char *path, int *errnum)

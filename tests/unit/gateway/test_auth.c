@@ -12,18 +12,8 @@
 #include <string.h>
 
 #include "auth.h"
+#include "../common/source_file.h"
 #include "tine_common.h"
-
-static char *read_source(const char *rel)
-{
-    char *path = xasprintf("%s/%s", TINE_SOURCE_DIR, rel);
-    char *data = NULL;
-    size_t len = 0;
-    if (tine_read_file(path, &data, &len) != 0)
-        fail_msg("cannot read %s", path);
-    free(path);
-    return data;
-}
 
 /* The cells of one table row "| a | b | c |" (at most max), trimmed. */
 static size_t row_cells(const char *line, char cells[][256], size_t max)
