@@ -117,8 +117,8 @@ static void namespace_delete(gw_server_t *gw, h2o_req_t *req, const gw_caller_t 
         return;
     }
     tine_log(TINE_LOG_INFO, "namespace %s deleted by %s (%zu keys revoked)", ns, c->id, revoked);
-    gw__send_json(req, 200, json_pack("{s:s, s:b, s:I}", "namespace", ns, "deleted", 1, "keys_revoked",
-                                      (json_int_t)revoked));
+    gw__send_json(req, 200,
+                  json_pack("{s:s, s:b, s:I}", "namespace", ns, "deleted", 1, "keys_revoked", (json_int_t)revoked));
 }
 
 /* ------------------------------------------------------------------ keys */
@@ -207,8 +207,9 @@ static void key_create(gw_server_t *gw, h2o_req_t *req, const gw_caller_t *c)
         gw__send_error(req, 400, "body: a cluster-admin key belongs to no namespace and no app: leave out %s",
                        ns ? "namespace" : "app");
     } else if (cluster && c->role != GW_ROLE_CLUSTER_ADMIN) {
-        gw__send_error(req, 403, "forbidden: key %s (role %s) lacks permission %s: only a cluster-admin makes "
-                                 "cluster-admin keys",
+        gw__send_error(req, 403,
+                       "forbidden: key %s (role %s) lacks permission %s: only a cluster-admin makes "
+                       "cluster-admin keys",
                        c->id, gw__role_name(c->role), gw__perm_name(GW_PERM_NAMESPACES_MANAGE));
     } else if (!cluster && c->ns && strcmp(ns, c->ns) != 0) {
         refuse_namespace(req, c, GW_PERM_KEYS_MANAGE, ns);
@@ -218,8 +219,9 @@ static void key_create(gw_server_t *gw, h2o_req_t *req, const gw_caller_t *c)
     } else if (!cluster && reg_store_namespace_exists(reg_live_store(gw->live), ns, &exists, err, sizeof(err)) != 0) {
         gw__send_error(req, 503, "%s", err);
     } else if (!cluster && !exists) {
-        gw__send_error(req, 404, "namespace: no namespace named '%s' (a cluster admin creates it: tine namespaces "
-                                 "create %s)",
+        gw__send_error(req, 404,
+                       "namespace: no namespace named '%s' (a cluster admin creates it: tine namespaces "
+                       "create %s)",
                        ns, ns);
     } else if (app && !reg_name_valid(app)) {
         gw__send_error(req, 400, "body: app: '%s' is not an app name", app);

@@ -26,11 +26,10 @@
 static const char *const role_names[GW_NROLES] = {"cluster-admin", "admin", "deployer", "viewer", "invoker"};
 
 static const char *const perm_names[GW_NPERMS] = {
-    "apps.read",        "apps.deploy",      "apps.rollback",   "apps.prune",          "apps.delete",
-    "functions.invoke", "sandboxes.read",   "sandboxes.scale", "sandboxes.evict",     "events.emit",
-    "events.read",      "events.replay",    "activations.read", "logs.read",          "usage.read",
-    "node.read",        "keys.read",        "keys.manage",     "audit.read",          "namespaces.read",
-    "namespaces.manage"};
+    "apps.read",        "apps.deploy",     "apps.rollback",    "apps.prune",  "apps.delete", "functions.invoke",
+    "sandboxes.read",   "sandboxes.scale", "sandboxes.evict",  "events.emit", "events.read", "events.replay",
+    "activations.read", "logs.read",       "usage.read",       "node.read",   "keys.read",   "keys.manage",
+    "audit.read",       "namespaces.read", "namespaces.manage"};
 
 #define P(x) (1u << GW_PERM_##x)
 #define READS (P(APPS_READ) | P(ACTIVATIONS_READ) | P(LOGS_READ) | P(USAGE_READ))
@@ -41,8 +40,8 @@ static const char *const perm_names[GW_NPERMS] = {
 static const unsigned role_perms[GW_NROLES] = {
     [GW_ROLE_CLUSTER_ADMIN] = (1u << GW_NPERMS) - 1,
     [GW_ROLE_ADMIN] = ((1u << GW_NPERMS) - 1) & ~P(NAMESPACES_MANAGE),
-    [GW_ROLE_DEPLOYER] = READS | INVOKES | P(APPS_DEPLOY) | P(APPS_ROLLBACK) | P(SANDBOXES_READ) |
-                         P(SANDBOXES_SCALE) | P(SANDBOXES_EVICT) | P(EVENTS_READ) | P(NODE_READ),
+    [GW_ROLE_DEPLOYER] = READS | INVOKES | P(APPS_DEPLOY) | P(APPS_ROLLBACK) | P(SANDBOXES_READ) | P(SANDBOXES_SCALE) |
+                         P(SANDBOXES_EVICT) | P(EVENTS_READ) | P(NODE_READ),
     [GW_ROLE_VIEWER] = READS,
     [GW_ROLE_INVOKER] = INVOKES,
 };
@@ -169,8 +168,7 @@ static tine_list_t active = {&active, &active};
 static auth_ctx_t *ctx_find(h2o_req_t *req)
 {
     tine_list_t *l;
-    TINE_LIST_FOREACH(l, &active)
-    {
+    TINE_LIST_FOREACH(l, &active) {
         auth_ctx_t *c = tine_list_entry(l, auth_ctx_t, link);
         if (c->req == req)
             return c;
@@ -280,8 +278,9 @@ static bool read_key(const char *v, size_t len, bool basic, char key[KEY_TEXT_LE
         for (size_t pad = len; n > 0 && pad > 0 && v[pad - 1] == '='; pad--)
             n--; /* EVP_DecodeBlock counts the padding as bytes */
         if (n < 0 || !key_shape((const char *)out, (size_t)n)) {
-            snprintf(msg, msglen, "malformed Basic credentials: expected the key id (16 hex digits) as user and its "
-                                  "secret (64 hex digits) as password");
+            snprintf(msg, msglen,
+                     "malformed Basic credentials: expected the key id (16 hex digits) as user and its "
+                     "secret (64 hex digits) as password");
             return false;
         }
         memcpy(key, out, KEY_TEXT_LEN);
@@ -290,8 +289,9 @@ static bool read_key(const char *v, size_t len, bool basic, char key[KEY_TEXT_LE
     } else {
         const char *colon = memchr(v, ':', len);
         if (colon == NULL)
-            snprintf(msg, msglen, "wrong admin token, or a malformed API key: expected ID:SECRET (16 and 64 "
-                                  "lower-case hex digits)");
+            snprintf(msg, msglen,
+                     "wrong admin token, or a malformed API key: expected ID:SECRET (16 and 64 "
+                     "lower-case hex digits)");
         else
             snprintf(msg, msglen, "malformed API key '%.*s:...': expected ID:SECRET (16 and 64 lower-case hex digits)",
                      (int)((size_t)(colon - v) > 16 ? 16 : (size_t)(colon - v)), v);
@@ -390,8 +390,7 @@ static auth_result_t authenticate(gw_server_t *gw, h2o_req_t *req, bool wait, gw
 /* Answers 401 with the challenges of both schemes. */
 static void send_unauthorized(h2o_req_t *req, const char *msg)
 {
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("www-authenticate"), 0, NULL,
-                          H2O_STRLIT("Bearer"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("www-authenticate"), 0, NULL, H2O_STRLIT("Bearer"));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("www-authenticate"), 0, NULL,
                           H2O_STRLIT("Basic realm=\"tine\""));
     gw__send_error(req, 401, "%s", msg);
@@ -506,8 +505,7 @@ int gw__admin_authorize(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg,
     return refused ? 1 : 0;
 }
 
-int gw__admin_head_allowed(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len, char *msg,
-                           size_t msglen)
+int gw__admin_head_allowed(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len, char *msg, size_t msglen)
 {
     h2o_iovec_t seg[6];
     size_t n = 0;
@@ -594,7 +592,9 @@ void gw__audit_answer(h2o_req_t *req, int status, json_t *body)
         .ns = c->ns,
         .action = c->action,
         .target = c->target,
-        .outcome = status < 300 ? "ok" : status == 401 || status == 403 ? "refused" : "failed",
+        .outcome = status < 300                     ? "ok"
+                   : status == 401 || status == 403 ? "refused"
+                                                    : "failed",
         .status = status,
         .detail = error ? error : detail,
     };
@@ -612,8 +612,7 @@ int gw__deploy_namespace_check(gw_server_t *gw, h2o_req_t *req, const reg_manife
     if (c && c->ns && strcmp(c->ns, m->namespace) != 0) {
         char who[256];
         gw__send_error(req, 403, "forbidden: %s lacks permission %s in namespace %s (%s: namespace)",
-                       describe(c, who, sizeof who), gw__perm_name(GW_PERM_APPS_DEPLOY), m->namespace,
-                       manifest_path);
+                       describe(c, who, sizeof who), gw__perm_name(GW_PERM_APPS_DEPLOY), m->namespace, manifest_path);
         return -1;
     }
     char err[512];

@@ -16,8 +16,7 @@ static void on_appended(void *data, redisReply *r)
 {
     (void)data;
     if (r == NULL || r->type == REDIS_REPLY_ERROR)
-        tine_log(TINE_LOG_WARN, "audit: an entry could not be written: %s",
-                 r ? r->str : "redis is unreachable");
+        tine_log(TINE_LOG_WARN, "audit: an entry could not be written: %s", r ? r->str : "redis is unreachable");
 }
 
 void tn_audit_append(tn_tenancy_t *t, const tn_audit_entry_t *e)
@@ -29,16 +28,9 @@ void tn_audit_append(tn_tenancy_t *t, const tn_audit_entry_t *e)
     snprintf(status, sizeof(status), "%d", e->status);
     snprintf(maxlen, sizeof(maxlen), "%d", TN_AUDIT_MAXLEN);
     const char *fields[AUDIT_FIELDS][2] = {
-        {"t", when},
-        {"key", e->key_id},
-        {"key_name", e->key_name},
-        {"namespace", e->ns},
-        {"action", e->action},
-        {"target", e->target},
-        {"outcome", e->outcome},
-        {"status", status},
-        {"node", t->node_id},
-        {"detail", e->detail},
+        {"t", when},           {"key", e->key_id},    {"key_name", e->key_name}, {"namespace", e->ns},
+        {"action", e->action}, {"target", e->target}, {"outcome", e->outcome},   {"status", status},
+        {"node", t->node_id},  {"detail", e->detail},
     };
     const char *argv[6 + 2 * AUDIT_FIELDS];
     size_t lens[6 + 2 * AUDIT_FIELDS];

@@ -130,16 +130,16 @@ int tn_key_create(tn_tenancy_t *t, const tn_key_spec_t *spec, char id[TN_KEY_ID_
         SHA256((const unsigned char *)secret, TN_KEY_SECRET_LEN, md);
         to_hex(md, sizeof(md), digest);
         OPENSSL_cleanse(raw, sizeof(raw));
-        json_t *rec = json_pack("{s:s, s:s, s:s, s:I, s:s}", "name", spec->name, "role", spec->role, "sha256",
-                                digest, "created", (json_int_t)tine_now_unix_ms(), "by", spec->by ? spec->by : "");
+        json_t *rec = json_pack("{s:s, s:s, s:s, s:I, s:s}", "name", spec->name, "role", spec->role, "sha256", digest,
+                                "created", (json_int_t)tine_now_unix_ms(), "by", spec->by ? spec->by : "");
         if (spec->ns)
             json_object_set_new(rec, "namespace", json_string(spec->ns));
         if (spec->app)
             json_object_set_new(rec, "app", json_string(spec->app));
         char *text = json_dumps(rec, JSON_COMPACT);
         json_decref(rec);
-        redisReply *r = rds_sync_command(t->sync, err, errlen, "EVAL %s 2 %s %s %s %s %s", create_script,
-                                         RDS_KEY_KEYS, RDS_KEY_KEYS_GEN, id, text, RDS_CHANNEL_KEYS);
+        redisReply *r = rds_sync_command(t->sync, err, errlen, "EVAL %s 2 %s %s %s %s %s", create_script, RDS_KEY_KEYS,
+                                         RDS_KEY_KEYS_GEN, id, text, RDS_CHANNEL_KEYS);
         long long made = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
         freeReplyObject(r);
         if (made == 1) {
@@ -167,29 +167,28 @@ int tn_key_create(tn_tenancy_t *t, const tn_key_spec_t *spec, char id[TN_KEY_ID_
  * ARGV[1] == "" every valid key of namespace ARGV[2]; announces each and
  * bumps the generation once. Returns the count revoked, -1 when the one id
  * is unknown, or the time it was revoked already as {ms}. */
-static const char revoke_script[] =
-    "local function valid(k) return k.revoked == nil or k.revoked == cjson.null end "
-    "local function revoke(id, k) "
-    "  k.revoked = tonumber(ARGV[3]) "
-    "  redis.call('HSET', KEYS[1], id, cjson.encode(k)) "
-    "  redis.call('PUBLISH', ARGV[4], 'revoked ' .. id) "
-    "end "
-    "local n = 0 "
-    "if ARGV[1] ~= '' then "
-    "  local rec = redis.call('HGET', KEYS[1], ARGV[1]) "
-    "  if not rec then return -1 end "
-    "  local k = cjson.decode(rec) "
-    "  if not valid(k) then return {k.revoked} end "
-    "  revoke(ARGV[1], k) n = 1 "
-    "else "
-    "  local all = redis.call('HGETALL', KEYS[1]) "
-    "  for i = 1, #all, 2 do "
-    "    local k = cjson.decode(all[i + 1]) "
-    "    if k.namespace == ARGV[2] and valid(k) then revoke(all[i], k) n = n + 1 end "
-    "  end "
-    "end "
-    "if n > 0 then redis.call('INCR', KEYS[2]) end "
-    "return n";
+static const char revoke_script[] = "local function valid(k) return k.revoked == nil or k.revoked == cjson.null end "
+                                    "local function revoke(id, k) "
+                                    "  k.revoked = tonumber(ARGV[3]) "
+                                    "  redis.call('HSET', KEYS[1], id, cjson.encode(k)) "
+                                    "  redis.call('PUBLISH', ARGV[4], 'revoked ' .. id) "
+                                    "end "
+                                    "local n = 0 "
+                                    "if ARGV[1] ~= '' then "
+                                    "  local rec = redis.call('HGET', KEYS[1], ARGV[1]) "
+                                    "  if not rec then return -1 end "
+                                    "  local k = cjson.decode(rec) "
+                                    "  if not valid(k) then return {k.revoked} end "
+                                    "  revoke(ARGV[1], k) n = 1 "
+                                    "else "
+                                    "  local all = redis.call('HGETALL', KEYS[1]) "
+                                    "  for i = 1, #all, 2 do "
+                                    "    local k = cjson.decode(all[i + 1]) "
+                                    "    if k.namespace == ARGV[2] and valid(k) then revoke(all[i], k) n = n + 1 end "
+                                    "  end "
+                                    "end "
+                                    "if n > 0 then redis.call('INCR', KEYS[2]) end "
+                                    "return n";
 
 /* Marks revoked in this node's copy at once (the others hear it). */
 static void revoked_here(tn_tenancy_t *t, const char *id, int64_t when)

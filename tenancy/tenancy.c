@@ -99,8 +99,7 @@ void tn__keys_replace(tn_tenancy_t *t, const redisReply *all)
     keys_clear(t);
     for (size_t i = 0; all && all->type == REDIS_REPLY_ARRAY && i + 1 < all->elements; i += 2) {
         const redisReply *id = all->element[i], *rec = all->element[i + 1];
-        if (id->type != REDIS_REPLY_STRING || rec->type != REDIS_REPLY_STRING ||
-            !tn_key_id_valid(id->str, id->len))
+        if (id->type != REDIS_REPLY_STRING || rec->type != REDIS_REPLY_STRING || !tn_key_id_valid(id->str, id->len))
             continue;
         tn_key_t *k = tn__key_parse(id->str, rec->str, rec->len);
         if (k)
@@ -327,8 +326,7 @@ void tn_free(tn_tenancy_t *t)
     t->closing = true;
     t->handles_open = 1;
     tine_list_t *l;
-    TINE_LIST_FOREACH(l, &t->fetches)
-    {
+    TINE_LIST_FOREACH(l, &t->fetches) {
         tine_list_entry(l, tn_fetch_t, link)->cb = NULL;
     }
     rds_async_close(t->sub, false, NULL, NULL);

@@ -22,8 +22,8 @@
 struct uv_loop_s;
 struct json_t;
 
-#define TN_KEY_ID_LEN 16      /* hex digits of a key id */
-#define TN_KEY_SECRET_LEN 64  /* hex digits of a secret: 256 random bits */
+#define TN_KEY_ID_LEN 16     /* hex digits of a key id */
+#define TN_KEY_SECRET_LEN 64 /* hex digits of a secret: 256 random bits */
 #define TN_KEYS_RECHECK_MS 1000
 #define TN_AUDIT_MAXLEN 100000
 
@@ -118,14 +118,14 @@ struct json_t *tn_key_json(const tn_key_t *k);
 
 /* One change, or a refused one. Strings are borrowed; NULL where unknown. */
 typedef struct {
-    const char *key_id;   /* who: a key id, "admin-token", or "-" without auth */
+    const char *key_id; /* who: a key id, "admin-token", or "-" without auth */
     const char *key_name;
-    const char *ns;       /* the namespace of the target */
-    const char *action;   /* deploy, rollback, key.create ... */
-    const char *target;   /* app, key id, namespace ... */
-    const char *outcome;  /* ok, refused, failed */
-    int status;           /* the HTTP status answered */
-    const char *detail;   /* the error, or what changed */
+    const char *ns;      /* the namespace of the target */
+    const char *action;  /* deploy, rollback, key.create ... */
+    const char *target;  /* app, key id, namespace ... */
+    const char *outcome; /* ok, refused, failed */
+    int status;          /* the HTTP status answered */
+    const char *detail;  /* the error, or what changed */
 } tn_audit_entry_t;
 
 /* Appends an entry (with the time and this node's id) to the audit stream,

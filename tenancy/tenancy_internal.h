@@ -20,8 +20,8 @@ struct tn_tenancy {
     uv_timer_t *recheck; /* heap: closed apart from t */
     tn_key_t **keys;     /* every key, sorted by id */
     size_t nkeys, capkeys;
-    long long gen;       /* RDS_KEY_KEYS_GEN when the keys were last read whole */
-    bool reloading;      /* a whole read is under way */
+    long long gen;  /* RDS_KEY_KEYS_GEN when the keys were last read whole */
+    bool reloading; /* a whole read is under way */
     long long reload_gen;
     tine_list_t fetches; /* tn_fetch_t waiting for their reply */
     bool closing;        /* tn_free was called */

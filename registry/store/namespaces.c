@@ -136,12 +136,12 @@ int reg_store_namespace_create(reg_store_t *s, const char *ns, const char *by, c
         snprintf(err, errlen, "namespace %s exists (it always does)", ns);
         return TINE_ECONFLICT;
     }
-    redisReply *r = reg__store_cmd(s, err, errlen,
-                                   "EVAL %s 2 " RDS_KEY_NAMESPACES " " RDS_KEY_NS_PREFIX "%s %s %" PRId64 " %s",
-                                   "if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end "
-                                   "redis.call('HSET', KEYS[2], 'created', ARGV[2], 'by', ARGV[3]) "
-                                   "return 1",
-                                   ns, ns, now_ms(), by ? by : "");
+    redisReply *r =
+        reg__store_cmd(s, err, errlen, "EVAL %s 2 " RDS_KEY_NAMESPACES " " RDS_KEY_NS_PREFIX "%s %s %" PRId64 " %s",
+                       "if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end "
+                       "redis.call('HSET', KEYS[2], 'created', ARGV[2], 'by', ARGV[3]) "
+                       "return 1",
+                       ns, ns, now_ms(), by ? by : "");
     if (r == NULL)
         return TINE_EREDIS;
     bool created = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
@@ -176,8 +176,9 @@ int reg_store_namespace_delete(reg_store_t *s, const char *ns, char *err, size_t
         snprintf(err, errlen, "no namespace named '%s'", ns);
         return TINE_ENOTFOUND;
     }
-    redisReply *r = reg__store_cmd(s, err, errlen, "EVAL %s 3 " RDS_KEY_NAMESPACES " " RDS_KEY_APPS " " RDS_KEY_NS_PREFIX "%s %s",
-                                   delete_script, ns, ns);
+    redisReply *r =
+        reg__store_cmd(s, err, errlen, "EVAL %s 3 " RDS_KEY_NAMESPACES " " RDS_KEY_APPS " " RDS_KEY_NS_PREFIX "%s %s",
+                       delete_script, ns, ns);
     if (r == NULL)
         return TINE_EREDIS;
     int rc = 0;

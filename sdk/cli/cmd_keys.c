@@ -74,8 +74,8 @@ static void print_keys(cli_ctx_t *ctx, json_t *j)
     json_array_foreach(keys, i, k)
     {
         const char *ns = json_string_value(json_object_get(k, "namespace"));
-        const char *row[] = {str(k, "id"),      str(k, "name"),    ns ? ns : "*",        str(k, "role"),
-                             str(k, "app"),     str(k, "created"), str(k, "created_by"), str(k, "revoked")};
+        const char *row[] = {str(k, "id"),  str(k, "name"),    ns ? ns : "*",        str(k, "role"),
+                             str(k, "app"), str(k, "created"), str(k, "created_by"), str(k, "revoked")};
         cli_table_add(&t, row);
     }
     cli_table_print(&t, ctx->out);
@@ -118,8 +118,7 @@ static int keys_create(cli_ctx_t *ctx, int argc, char **argv)
             const char *kapp = json_string_value(json_object_get(j, "app"));
             fprintf(ctx->err,
                     "tine: this is the only time the key is shown: store it now (key %s, role %s, namespace %s%s%s)\n",
-                    str(j, "id"), str(j, "role"), kns ? kns : "* (every one)", kapp ? ", app " : "",
-                    kapp ? kapp : "");
+                    str(j, "id"), str(j, "role"), kns ? kns : "* (every one)", kapp ? ", app " : "", kapp ? kapp : "");
         }
         json_decref(j);
     }

@@ -131,7 +131,8 @@ static int context_list(cli_ctx_t *ctx, const cli_credentials_t *creds, const ch
         json_t *arr = json_array();
         for (size_t i = 0; i < creds->n; i++)
             json_array_append_new(arr, json_pack("{s:s, s:s, s:b}", "name", creds->v[i].name, "url", creds->v[i].url,
-                                                 "current", creds->current && strcmp(creds->current, creds->v[i].name) == 0));
+                                                 "current",
+                                                 creds->current && strcmp(creds->current, creds->v[i].name) == 0));
         char *text = json_dumps(json_pack("{s:o}", "contexts", arr), JSON_COMPACT);
         cli_print_json_text(ctx->out, text);
         free(text);

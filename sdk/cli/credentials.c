@@ -126,8 +126,8 @@ int cli_credentials_save(const cli_credentials_t *c, const char *path, char *err
     json_t *contexts = json_object();
     for (size_t i = 0; i < c->n; i++)
         json_object_set_new(contexts, c->v[i].name, json_pack("{s:s, s:s}", "url", c->v[i].url, "key", c->v[i].key));
-    json_t *j = json_pack("{s:o, s:o}", "current", c->current ? json_string(c->current) : json_null(), "contexts",
-                          contexts);
+    json_t *j =
+        json_pack("{s:o, s:o}", "current", c->current ? json_string(c->current) : json_null(), "contexts", contexts);
     char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(j);
     char *tmp = xasprintf("%s.%d.tmp", path, (int)getpid());

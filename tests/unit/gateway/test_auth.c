@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
 #include "../common/source_file.h"
+#include "auth.h"
 #include "tine_common.h"
 
 /* The cells of one table row "| a | b | c |" (at most max), trimmed. */
