@@ -244,6 +244,7 @@ char *gw__app_namespace(gw_server_t *gw, const char *app)
 typedef enum {
     AUTH_OK,      /* *out is the caller */
     AUTH_NONE,    /* no credentials sent */
+    AUTH_NOT_KEY, /* credentials that are neither the token nor a key (401, the reason in msg) */
     AUTH_REFUSED, /* 401 with the reason in msg (*out set when the key is known: a revoked one) */
     AUTH_WAIT,    /* the key is being read from Redis */
     AUTH_DOWN,    /* the key could not be read: 503 */
@@ -312,9 +313,10 @@ static void on_key_fetched(void *data, int rc)
 
 /* Finds who sent req. `wait`: a key this node does not know is read from
  * Redis in the background (AUTH_WAIT; the request is served again then);
- * else it is read now. */
-static auth_result_t authenticate(gw_server_t *gw, h2o_req_t *req, bool wait, gw_caller_t *out, char *msg,
-                                  size_t msglen)
+ * else it is read now. `copy`: the caller's strings are copied into the
+ * request's pool (else borrowed from the node's keys until the loop runs). */
+static auth_result_t authenticate(gw_server_t *gw, h2o_req_t *req, bool wait, bool copy, gw_caller_t *out,
+                                  char *msg, size_t msglen)
 {
     memset(out, 0, sizeof(*out));
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
@@ -324,22 +326,24 @@ static auth_result_t authenticate(gw_server_t *gw, h2o_req_t *req, bool wait, gw
                  "with the key id and secret");
         return AUTH_NONE;
     }
-    if (gw->admin_token && gw__bearer_ok(req, gw->admin_token)) {
+    h2o_iovec_t v = req->headers.entries[i].value;
+    /* The token is compared (in constant time) when the length fits: a key
+     * is not made to pay for it. */
+    if (gw->admin_token && v.len == 7 + gw->admin_token_len && gw__bearer_ok(req, gw->admin_token)) {
         *out = (gw_caller_t){GW_ROLE_CLUSTER_ADMIN, "admin-token", "admin token", NULL, NULL};
         return AUTH_OK;
     }
-    h2o_iovec_t v = req->headers.entries[i].value;
     bool basic = v.len >= 6 && strncasecmp(v.base, "Basic ", 6) == 0;
     if (!basic && !(v.len >= 7 && strncasecmp(v.base, "Bearer ", 7) == 0)) {
         snprintf(msg, msglen, "unsupported Authorization scheme: use Bearer or Basic");
-        return AUTH_REFUSED;
+        return AUTH_NOT_KEY;
     }
     size_t skip = basic ? 6 : 7;
     while (skip < v.len && v.base[skip] == ' ')
         skip++;
     char key[KEY_TEXT_LEN + 1];
     if (!read_key(v.base + skip, v.len - skip, basic, key, msg, msglen))
-        return AUTH_REFUSED;
+        return AUTH_NOT_KEY;
     const tn_key_t *k = tn_key_find(gw->tenancy, key, TN_KEY_ID_LEN);
     if (k == NULL && gw->tenancy) {
         auth_ctx_t *c = wait ? ctx_get(gw, req) : NULL;
@@ -372,8 +376,11 @@ static auth_result_t authenticate(gw_server_t *gw, h2o_req_t *req, bool wait, gw
         return AUTH_REFUSED;
     }
     gw_role_t role = gw__role_parse(k->role);
-    *out = (gw_caller_t){role, pool_strdup(req, k->id), pool_strdup(req, k->name), pool_strdup(req, k->ns),
-                         pool_strdup(req, k->app)};
+    /* Copied for callers that keep them past this loop turn (admin calls);
+     * a private route's check is done before then. */
+    *out = copy ? (gw_caller_t){role, pool_strdup(req, k->id), pool_strdup(req, k->name),
+                                     pool_strdup(req, k->ns), pool_strdup(req, k->app)}
+                     : (gw_caller_t){role, k->id, k->name, k->ns, k->app};
     if (k->revoked_ms) {
         char when[32];
         tine_fmt_rfc3339_ms((uint64_t)k->revoked_ms, when);
@@ -445,12 +452,11 @@ int gw__admin_authorize(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg,
     if (e && e->scope == GW_SCOPE_PUBLIC)
         return 0;
     gw_caller_t caller;
-    auth_result_t a;
-    if (gw->admin_token == NULL && h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1) < 0) {
+    auth_result_t a = authenticate(gw, req, true, true, &caller, msg, sizeof msg);
+    if (gw->admin_token == NULL && (a == AUTH_NONE || a == AUTH_NOT_KEY)) {
+        /* A node without auth: anyone is a cluster admin, unless a key says who. */
         caller = (gw_caller_t){GW_ROLE_CLUSTER_ADMIN, "-", "no auth (loopback)", NULL, NULL};
         a = AUTH_OK;
-    } else {
-        a = authenticate(gw, req, true, &caller, msg, sizeof msg);
     }
     if (a == AUTH_WAIT)
         return 1;
@@ -520,11 +526,12 @@ int gw__admin_head_allowed(gw_server_t *gw, h2o_req_t *req, const char *rest, si
     }
     bool path_known;
     const gw_endpoint_t *e = n <= 5 ? gw__endpoint_find(req->method.base, req->method.len, seg, n, &path_known) : NULL;
-    if ((e && e->scope == GW_SCOPE_PUBLIC) ||
-        (gw->admin_token == NULL && h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1) < 0))
+    if (e && e->scope == GW_SCOPE_PUBLIC)
         return 0;
     gw_caller_t caller;
-    auth_result_t a = authenticate(gw, req, false, &caller, msg, msglen);
+    auth_result_t a = authenticate(gw, req, false, false, &caller, msg, msglen);
+    if (gw->admin_token == NULL && (a == AUTH_NONE || a == AUTH_NOT_KEY))
+        return 0; /* a node without auth */
     if (a != AUTH_OK)
         return 401;
     if (e && e->perm != GW_PERM_NONE && !gw__role_allows(caller.role, e->perm)) {
@@ -540,7 +547,7 @@ int gw__route_authorize(gw_server_t *gw, h2o_req_t *req, const reg_app_version_t
 {
     char msg[512];
     gw_caller_t caller;
-    auth_result_t a = authenticate(gw, req, true, &caller, msg, sizeof msg);
+    auth_result_t a = authenticate(gw, req, true, false, &caller, msg, sizeof msg);
     if (a == AUTH_WAIT)
         return 1;
     if (a == AUTH_DOWN) {

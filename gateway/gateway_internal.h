@@ -31,6 +31,7 @@ struct gw_server {
     reg_live_t *live;
     inv_invoker_t *inv;
     char *admin_token;
+    size_t admin_token_len;
     size_t max_bundle;
     size_t max_body;
     char *node_id;

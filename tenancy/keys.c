@@ -8,6 +8,7 @@
 
 #include <inttypes.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,8 +88,17 @@ void tn__key_free(tn_key_t *k)
 
 bool tn_key_secret_ok(const tn_key_t *k, const char *secret, size_t len)
 {
+    /* Fetched once: SHA256() looks the algorithm up (under a lock) on every
+     * call, which a private route would pay per request. Loop thread only. */
+    static EVP_MD *sha256;
+    static EVP_MD_CTX *ctx;
+    if (sha256 == NULL && ((sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL || (ctx = EVP_MD_CTX_new()) == NULL))
+        tine_oom(64); /* what else fails there */
     unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)secret, len, md);
+    unsigned int mdlen = 0;
+    if (EVP_DigestInit_ex(ctx, sha256, NULL) != 1 || EVP_DigestUpdate(ctx, secret, len) != 1 ||
+        EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != sizeof(md))
+        return false;
     return CRYPTO_memcmp(md, k->sha256, sizeof(md)) == 0;
 }
 
