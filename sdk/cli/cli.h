@@ -24,6 +24,7 @@ typedef struct {
     const char *token;
     const char *state_dir;
     const char *context; /* --context NAME: a stored context other than the current one */
+    bool no_context;     /* set by commands that never use stored contexts (up) */
     bool json;
     bool help;
     bool version;

@@ -198,6 +198,8 @@ static void resolve_context(const cli_global_t *g, cli_context_t *ctx, bool *bad
 {
     memset(ctx, 0, sizeof *ctx);
     *bad = false;
+    if (g->no_context)
+        return;
     const char *env = getenv("TINE_CONTEXT");
     const char *want = g->context ? g->context : env && env[0] ? env : NULL;
     char *path = cli_credentials_path();
