@@ -731,7 +731,7 @@ int gw__admin_body_limit(gw_server_t *gw, h2o_req_t *req, const char *rest, size
     *limit = 0;
     if (n == 1 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("health")))
         return 0; /* no token needed, and no body taken */
-    int status = gw__admin_head_allowed(gw, req, rest, rest_len, msg, msglen);
+    int status = gw__admin_head_allowed(gw, req, seg, n, msg, msglen);
     if (status != 0)
         return status;
     bool deploy = n == 2 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("apps")) &&

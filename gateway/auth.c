@@ -511,19 +511,9 @@ int gw__admin_authorize(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg,
     return refused ? 1 : 0;
 }
 
-int gw__admin_head_allowed(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len, char *msg, size_t msglen)
+int gw__admin_head_allowed(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n, char *msg,
+                           size_t msglen)
 {
-    h2o_iovec_t seg[6];
-    size_t n = 0;
-    for (size_t i = 0; i < rest_len && n < 6;) {
-        while (i < rest_len && rest[i] == '/')
-            i++;
-        size_t start = i;
-        while (i < rest_len && rest[i] != '/')
-            i++;
-        if (i > start)
-            seg[n++] = h2o_iovec_init(rest + start, i - start);
-    }
     bool path_known;
     const gw_endpoint_t *e = n <= 5 ? gw__endpoint_find(req->method.base, req->method.len, seg, n, &path_known) : NULL;
     if (e && e->scope == GW_SCOPE_PUBLIC)

@@ -98,11 +98,11 @@ typedef struct {
  * Redis (gw__serve runs again then). */
 int gw__admin_authorize(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n);
 
-/* For a request whose body is not read yet (intake.c): 0 when the caller
- * may send it to this admin endpoint (authenticated, with its permission;
+/* For a request whose body is not read yet (intake.c), its path split into
+ * seg[0..n): 0 when the caller may send it to this admin endpoint (authenticated, with its permission;
  * the key read from Redis now when this node does not know it yet), else
  * 401 or 403 with the reason in msg. */
-int gw__admin_head_allowed(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len, char *msg,
+int gw__admin_head_allowed(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n, char *msg,
                            size_t msglen);
 
 /* Checks the caller of a private route (auth: key) of version v: an
