@@ -31,6 +31,8 @@ FIGURES = [
     ("warm_p99_us", "warm latency p99 under load", "ms", 1000, None),
     ("warm_act_on_rps", "warm throughput, activation records on", "req/s", 1, None),
     ("warm_act_off_rps", "warm throughput, activation records off", "req/s", 1, None),
+    ("warm_keys_public_rps", "warm throughput, API keys on, public route", "req/s", 1, None),
+    ("warm_keys_private_rps", "warm throughput, API keys on, private route + key", "req/s", 1, None),
     ("conn_p50_us", "new connection + request p50", "ms", 1000, None),
     ("conn_p99_us", "new connection + request p99", "ms", 1000, None),
     ("cold_p50_us", "cold start p50", "ms", 1000, ("max", 1000, "<= 1 ms")),
@@ -158,6 +160,19 @@ def headline_lines(values):
         r = ratios(warm, [BASE]).get(BASE)
         out.append(f"against the baseline build: warm hello {r:.3f}x" if r else "against the baseline build: n/a")
         out.append("figures more than 3% worse than the baseline: " + (", ".join(worse) if worse else "none"))
+    # API keys (issue 19): the key variants against the build without keys
+    # (the baseline's warm hello when measured, else this build's own).
+    off = number(warm.get(BASE)) or number(warm.get("tine"))
+    public = number(values.get("warm_keys_public_rps", {}).get("tine"))
+    private = number(values.get("warm_keys_private_rps", {}).get("tine"))
+    if off and public:
+        against = "the baseline build" if number(warm.get(BASE)) else "this build's public hello"
+        r = public / off
+        parts = [f"public route {r:.3f}x {against} (budget >= 0.97x: {'met' if r >= 0.97 else 'MISSED'})"]
+        if private:
+            r = private / off
+            parts.append(f"private route with a key {r:.3f}x ({'met' if r >= 0.97 else 'MISSED'})")
+        out.append("API keys and audit on vs off: " + ", ".join(parts))
     return out
 
 

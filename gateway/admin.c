@@ -2,6 +2,7 @@
  * and versions, roll back, prune, delete, show an app's wiring, invoke a
  * function, health and readiness, and the node's sandboxes: list, evict,
  * scale. */
+#include "auth.h"
 #include "billing.h"
 #include "events.h"
 #include "gateway_internal.h"
@@ -24,13 +25,6 @@ static int token_equal(const char *a, size_t alen, const char *b)
     for (size_t i = 0; i < alen; i++)
         diff |= (unsigned char)(a[i] ^ b[i % (blen ? blen : 1)]);
     return diff == 0;
-}
-
-/* Whether req carries the admin token as a bearer (always, when the node runs
- * without one). */
-static int authorized(gw_server_t *gw, h2o_req_t *req)
-{
-    return gw->admin_token == NULL || gw__bearer_ok(req, gw->admin_token);
 }
 
 int gw__bearer_ok(h2o_req_t *req, const char *token)
@@ -106,14 +100,23 @@ static void admin_apps(gw_server_t *gw, h2o_req_t *req)
         return;
     }
     json_t *apps = json_array();
+    const gw_caller_t *caller = gw__caller(req);
     for (size_t i = 0; i < n; i++) {
+        char *ns = gw__app_namespace(gw, names[i]);
+        if (!gw__caller_sees(caller, names[i], ns)) { /* another namespace's, or app's */
+            free(ns);
+            free(names[i]);
+            continue;
+        }
         uint64_t live = 0;
         reg_store_live_version(store, names[i], &live);
         reg_version_info_t *vs = NULL;
         size_t nv = 0;
         reg_store_list_versions(store, names[i], &vs, &nv);
         free(vs);
-        json_t *a = json_pack("{s:s, s:I, s:I}", "app", names[i], "live", (json_int_t)live, "versions", (json_int_t)nv);
+        json_t *a = json_pack("{s:s, s:s, s:I, s:I}", "app", names[i], "namespace", ns ? ns : REG_DEFAULT_NAMESPACE,
+                              "live", (json_int_t)live, "versions", (json_int_t)nv);
+        free(ns);
         serving_fields(gw, a, names[i]);
         json_array_append_new(apps, a);
         free(names[i]);
@@ -191,6 +194,10 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
     if (b->manifest->host) {
         gw__send_error(req, 400, "%s: host: serving an app on its own host is not supported yet; remove 'host'",
                        b->manifest_path);
+        reg_bundle_free(b);
+        return;
+    }
+    if (gw__deploy_namespace_check(gw, req, b->manifest, b->manifest_path) != 0) {
         reg_bundle_free(b);
         return;
     }
@@ -515,8 +522,7 @@ static void admin_routes(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v)
                                       "routes", routes, "triggers", triggers, "functions", fns));
 }
 
-/* The raw value of query parameter `name` as a fresh string, or NULL. */
-static char *query_param(h2o_req_t *req, const char *name)
+char *gw__query_param(h2o_req_t *req, const char *name)
 {
     if (req->query_at == SIZE_MAX)
         return NULL;
@@ -535,7 +541,7 @@ static char *query_param(h2o_req_t *req, const char *name)
 /* Whether query parameter `name` is 1 or true. */
 static int query_flag(h2o_req_t *req, const char *name)
 {
-    char *v = query_param(req, name);
+    char *v = gw__query_param(req, name);
     int on = v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
     free(v);
     return on;
@@ -556,8 +562,19 @@ static void admin_sandboxes(gw_server_t *gw, h2o_req_t *req)
         gw__send_error(req, 405, "use GET to list sandboxes");
         return;
     }
-    char *app = query_param(req, "app");
-    gw__send_json(req, 200, inv_stats(gw->inv, app));
+    char *app = gw__query_param(req, "app");
+    json_t *stats = inv_stats(gw->inv, app);
+    /* A key of one namespace (or app) sees its own pools only. */
+    const gw_caller_t *caller = gw__caller(req);
+    json_t *pools = json_object_get(stats, "pools");
+    for (size_t i = json_array_size(pools); caller && (caller->ns || caller->app) && i-- > 0;) {
+        const char *pool_app = json_string_value(json_object_get(json_array_get(pools, i), "app"));
+        char *ns = pool_app ? gw__app_namespace(gw, pool_app) : NULL;
+        if (!gw__caller_sees(caller, pool_app, ns))
+            json_array_remove(pools, i);
+        free(ns);
+    }
+    gw__send_json(req, 200, stats);
     free(app);
 }
 
@@ -645,7 +662,7 @@ static void on_evict_req_dispose(void *p)
  * answers once their processes are gone. */
 static void admin_evict(gw_server_t *gw, h2o_req_t *req, const char *app)
 {
-    char *fn = query_param(req, "function");
+    char *fn = gw__query_param(req, "function");
     reg_app_version_t *v = reg_live_get(gw->live, app, strlen(app));
     pid_t *pids = NULL;
     size_t n = inv_evict(gw->inv, app, fn, &pids);
@@ -737,26 +754,21 @@ static void admin_invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, 
     gw__invoke(gw, req, v, idx, request, NULL, 1);
 }
 
-int gw__admin_body_limit(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len, size_t *limit)
+int gw__admin_body_limit(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len, size_t *limit,
+                         char *msg, size_t msglen)
 {
     h2o_iovec_t seg[6] = {{0}};
     size_t n = split_path(rest, rest_len, seg, 5);
     *limit = 0;
     if (n == 1 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("health")))
         return 0; /* no token needed, and no body taken */
-    if (!authorized(gw, req))
-        return 401;
+    int status = gw__admin_head_allowed(gw, req, seg, n, msg, msglen);
+    if (status != 0)
+        return status;
     bool deploy = n == 2 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("apps")) &&
                   (method_is(req, "PUT") || method_is(req, "POST"));
     *limit = deploy ? gw->max_bundle : gw->max_body;
     return 0;
-}
-
-void gw__send_unauthorized(h2o_req_t *req)
-{
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("www-authenticate"), 0, NULL,
-                          H2O_STRLIT("Bearer"));
-    gw__send_error(req, 401, "missing or wrong admin token (send Authorization: Bearer <token>)");
 }
 
 int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len)
@@ -772,10 +784,10 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
         admin_ready(gw, req);
         return 0;
     }
-    if (!authorized(gw, req)) {
-        gw__send_unauthorized(req);
+    if (gw__admin_authorize(gw, req, seg, n) != 0)
+        return 0; /* answered, or served again once its key is read */
+    if (n <= 5 && gw__admin_tenancy(gw, req, seg, n))
         return 0;
-    }
     if (n >= 1 && n <= 5 && gw__admin_events(gw, req, seg, n))
         return 0;
     if (n <= 5 && gw__admin_billing(gw, req, seg, n))

@@ -1,5 +1,6 @@
 /* The billing endpoints of the admin API: usage reports, activation records
  * and log lines (recent, or followed live as a chunked NDJSON stream). */
+#include "auth.h"
 #include "billing.h"
 #include "gateway_internal.h"
 #include "tine_common.h"
@@ -15,14 +16,7 @@
 
 /* ------------------------------------------------------------ query strings */
 
-typedef struct {
-    const char *name;
-    char *value; /* decoded, heap; NULL when absent */
-} query_param_t;
-
-/* Fills params from the request's query string. Fails (400 sent) on a
- * parameter that is not in the list or given twice. */
-static int parse_query(h2o_req_t *req, query_param_t *params, size_t n)
+int gw__parse_query(h2o_req_t *req, gw_query_param_t *params, size_t n)
 {
     if (req->query_at == SIZE_MAX)
         return 0;
@@ -51,8 +45,7 @@ static int parse_query(h2o_req_t *req, query_param_t *params, size_t n)
     return 0;
 }
 
-/* Frees the values parse_query stored in the n params. */
-static void free_query(query_param_t *params, size_t n)
+void gw__free_query(gw_query_param_t *params, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(params[i].value);
@@ -74,8 +67,7 @@ static int name_ok(const char *s, const char *extra, int upper)
     return 1;
 }
 
-/* Parses an optional count parameter in [lo, hi]; 400 sent on failure. */
-static int count_param(h2o_req_t *req, const query_param_t *p, long lo, long hi, long dflt, long *out)
+int gw__count_param(h2o_req_t *req, const gw_query_param_t *p, long lo, long hi, long dflt, long *out)
 {
     *out = dflt;
     if (p->value == NULL)
@@ -126,8 +118,8 @@ static int status_of(int rc)
  * of an app (known even when deleted). */
 static void admin_usage(gw_server_t *gw, h2o_req_t *req)
 {
-    query_param_t q[] = {{"app", NULL}, {"from", NULL}, {"to", NULL}, {"by", NULL}};
-    if (parse_query(req, q, 4) != 0)
+    gw_query_param_t q[] = {{"app", NULL}, {"from", NULL}, {"to", NULL}, {"by", NULL}};
+    if (gw__parse_query(req, q, 4) != 0)
         goto out;
     if (q[0].value == NULL || q[0].value[0] == '\0') {
         gw__send_error(req, 400, "query: app: required (GET /_tine/v1/usage?app=NAME)");
@@ -159,17 +151,17 @@ static void admin_usage(gw_server_t *gw, h2o_req_t *req)
     else
         gw__send_json(req, 200, report);
 out:
-    free_query(q, 4);
+    gw__free_query(q, 4);
 }
 
 /* GET /apps/APP/activations[?limit][&function]: the app's newest activation
  * records, without their logs. */
 static void admin_activations(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_seg)
 {
-    query_param_t q[] = {{"limit", NULL}, {"function", NULL}};
+    gw_query_param_t q[] = {{"limit", NULL}, {"function", NULL}};
     char *app = NULL;
     long limit;
-    if (parse_query(req, q, 2) != 0 || count_param(req, &q[0], 1, 100000, 20, &limit) != 0 ||
+    if (gw__parse_query(req, q, 2) != 0 || gw__count_param(req, &q[0], 1, 100000, 20, &limit) != 0 ||
         !function_param_ok(req, q[1].value) || (app = live_app(gw, req, app_seg)) == NULL)
         goto out;
     char err[512];
@@ -181,7 +173,7 @@ static void admin_activations(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_s
         gw__send_json(req, 200, list);
 out:
     free(app);
-    free_query(q, 2);
+    gw__free_query(q, 2);
 }
 
 /* GET /activations/ID: one activation record with its logs; 400 for an id
@@ -196,6 +188,12 @@ static void admin_activation(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t id_seg
         snprintf(err, sizeof(err), "'%s' is not an invocation id (hex digits, as in x-tine-invocation-id)", id);
     else
         rc = bill_activation(gw->bill, id, &rec, err, sizeof(err));
+    if (rc == 0 && !gw__caller_may_read_app(gw, req, json_string_value(json_object_get(rec, "app")))) {
+        /* A record of an app the key may not see is not there for it. */
+        json_decref(rec);
+        snprintf(err, sizeof(err), "no activation '%s' (unknown, or past the retention)", id);
+        rc = TINE_ENOTFOUND;
+    }
     if (rc != 0)
         gw__send_error(req, status_of(rc), "%s", err);
     else
@@ -351,10 +349,10 @@ static void on_stream_dispose(void *p)
  * NDJSON; with follow the response stays open with every new line. */
 static void admin_logs(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_seg)
 {
-    query_param_t q[] = {{"function", NULL}, {"limit", NULL}, {"follow", NULL}};
+    gw_query_param_t q[] = {{"function", NULL}, {"limit", NULL}, {"follow", NULL}};
     char *app = NULL;
     long limit;
-    if (parse_query(req, q, 3) != 0 || count_param(req, &q[1], 0, 10000, 100, &limit) != 0 ||
+    if (gw__parse_query(req, q, 3) != 0 || gw__count_param(req, &q[1], 0, 10000, 100, &limit) != 0 ||
         !function_param_ok(req, q[0].value) || (app = live_app(gw, req, app_seg)) == NULL)
         goto out;
     const char *fv = q[2].value;
@@ -394,7 +392,7 @@ static void admin_logs(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_seg)
     ls->follower = bill_follow(gw->bill, app, q[0].value, on_stream_event, ls);
 out:
     free(app);
-    free_query(q, 3);
+    gw__free_query(q, 3);
 }
 
 int gw__admin_billing(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n)

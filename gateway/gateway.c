@@ -1,6 +1,7 @@
 /* The h2o server: accepts connections, routes /_tine/v1/ to the admin API
  * and /<app>/... to the app's live route table, and answers each request
  * with its function's result. */
+#include "auth.h"
 #include "gateway_internal.h"
 #include "tine_common.h"
 
@@ -177,6 +178,8 @@ static int serve_app(gw_server_t *gw, h2o_req_t *req, const char *path, size_t p
         gw__send_error(req, status, "%s", msg);
         return 0;
     }
+    if (m.route->auth == REG_AUTH_KEY && gw__route_authorize(gw, req, m.v) != 0)
+        return 0; /* refused, or served again once its key is read */
     /* A body over GW_INLINE_BODY was counted when its head arrived (intake.c). */
     size_t n = req->entity.len;
     if (n > 0 && (status = gw__check_body(gw, req, m.function, n, n <= GW_INLINE_BODY, msg, sizeof msg)) != 0) {
@@ -348,12 +351,14 @@ gw_server_t *gw_new(uv_loop_t *loop, const gw_config_t *cfg, reg_live_t *live, i
     gw->live = live;
     gw->inv = inv;
     gw->admin_token = cfg->admin_token ? xstrdup(cfg->admin_token) : NULL;
+    gw->admin_token_len = cfg->admin_token ? strlen(cfg->admin_token) : 0;
     gw->max_bundle = cfg->max_bundle;
     gw->max_body = cfg->max_body;
     gw->node_id = xstrdup(cfg->node_id ? cfg->node_id : "node");
     gw->events = cfg->events;
     gw->bill = cfg->bill;
     gw->metrics_token = cfg->metrics_token ? xstrdup(cfg->metrics_token) : NULL;
+    gw->tenancy = cfg->tenancy;
     gw->max_connections = cfg->max_connections ? cfg->max_connections : GW_DEFAULT_MAX_CONNECTIONS;
     gw->body_budget = cfg->max_buffered_body ? cfg->max_buffered_body : GW_DEFAULT_MAX_BUFFERED_BODY;
 

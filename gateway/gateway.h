@@ -30,6 +30,7 @@ typedef struct {
     struct ev_events *events; /* CloudEvents ingest and dead letters; may be NULL */
     struct bill *bill;         /* records, usage, logs, /metrics (borrowed; may be NULL) */
     const char *metrics_token; /* NULL: GET /metrics needs no token */
+    struct tn_tenancy *tenancy; /* API keys and the audit log (borrowed; may be NULL: only the token) */
 } gw_config_t;
 
 /* Binds the listener and starts serving on `loop`. Returns NULL with a

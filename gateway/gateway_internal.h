@@ -31,12 +31,14 @@ struct gw_server {
     reg_live_t *live;
     inv_invoker_t *inv;
     char *admin_token;
+    size_t admin_token_len;
     size_t max_bundle;
     size_t max_body;
     char *node_id;
     struct ev_events *events;
     struct bill *bill;
     char *metrics_token;
+    struct tn_tenancy *tenancy; /* API keys and audit (borrowed; may be NULL) */
     size_t max_connections;                       /* client connections at most (--max-connections) */
     size_t conns;                                 /* client connections open (counted until their handle is closed) */
     size_t body_budget;                           /* request body bytes held at most (--max-buffered-body) */
@@ -120,11 +122,17 @@ void gw__intake_register(gw_server_t *gw, h2o_pathconf_t *fallback);
 /* The largest body the admin endpoint at `rest` (the path after /_tine/v1)
  * accepts from this caller, in *limit: the bundle limit for a deploy, the
  * node's body limit for others. Returns 0, or 401 when the caller has no
- * valid token (then nothing is read). */
-int gw__admin_body_limit(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len, size_t *limit);
+ * valid credentials, 403 when its key lacks the endpoint's permission, with
+ * the reason in msg (then nothing is read). */
+int gw__admin_body_limit(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len, size_t *limit,
+                         char *msg, size_t msglen);
 
-/* Answers 401 (with WWW-Authenticate) to a caller without the admin token. */
-void gw__send_unauthorized(h2o_req_t *req);
+/* Answers 401 (with WWW-Authenticate) to a caller without valid
+ * credentials: `msg` says why (NULL: a missing or wrong admin token). */
+void gw__send_unauthorized(h2o_req_t *req, const char *msg);
+
+/* The raw value of query parameter `name` as a fresh string, or NULL. */
+char *gw__query_param(h2o_req_t *req, const char *name);
 
 /* Serves a request under /_tine/v1/ ; `rest` is the path after it. */
 int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len);
@@ -134,6 +142,22 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
 int gw__admin_events(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n);
 /* True when the request carries "Authorization: Bearer <token>". */
 int gw__bearer_ok(h2o_req_t *req, const char *token);
+
+/* A query parameter an endpoint takes: its name, and its decoded value
+ * (heap; NULL when absent) once gw__parse_query filled it. */
+typedef struct {
+    const char *name;
+    char *value;
+} gw_query_param_t;
+
+/* Fills params from the request's query string. Fails (400 sent) on a
+ * parameter that is not in the list or given twice. */
+int gw__parse_query(h2o_req_t *req, gw_query_param_t *params, size_t n);
+void gw__free_query(gw_query_param_t *params, size_t n);
+
+/* Parses an optional count parameter in [lo, hi] into *out (dflt when
+ * absent); 400 sent on failure. */
+int gw__count_param(h2o_req_t *req, const gw_query_param_t *p, long lo, long hi, long dflt, long *out);
 
 /* Percent-decodes len bytes of s into a fresh string. */
 char *gw__percent_decode(const char *s, size_t len);

@@ -217,8 +217,9 @@ static int admit(gw_server_t *gw, h2o_req_t *req, size_t n, char *msg, size_t ms
     size_t plen = sizeof(GW_ADMIN_PREFIX) - 1;
     if (path_len >= plen && memcmp(path, GW_ADMIN_PREFIX, plen) == 0 && (path_len == plen || path[plen] == '/')) {
         size_t limit;
-        if (gw__admin_body_limit(gw, req, path + plen, path_len - plen, &limit) == 401)
-            return 401; /* the body of a caller without the token is never read */
+        int refused = gw__admin_body_limit(gw, req, path + plen, path_len - plen, &limit, msg, msglen);
+        if (refused != 0)
+            return refused; /* the body of a caller without the right key is never read */
         if (n <= limit)
             return 0; /* an operator's: bounded by the limit, not counted */
         snprintf(msg, msglen, "request body of %zu bytes is over the limit of %zu bytes (%s)", n, limit,
@@ -277,7 +278,7 @@ static void answer(intake_t *in)
 {
     stop(in);
     if (in->status == 401)
-        gw__send_unauthorized(in->req);
+        gw__send_unauthorized(in->req, in->message);
     else
         gw__send_error(in->req, in->status, "%s", in->message);
 }

@@ -2,6 +2,7 @@
  * a function's own response, checked so that it frames as one HTTP message
  * (no 1xx, no body where HTTP forbids one, no forged or hop-by-hop
  * headers). */
+#include "auth.h"
 #include "gateway_internal.h"
 #include "tine_common.h"
 
@@ -93,6 +94,7 @@ void gw__send_body(h2o_req_t *req, const char *body, size_t len)
 
 void gw__send_json(h2o_req_t *req, int status, json_t *body)
 {
+    gw__audit_answer(req, status, body);
     char *s = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     req->res.status = status;

@@ -8,12 +8,20 @@
 
 /* registry/ (store.c, live.c) */
 #define RDS_KEY_APPS "tine:apps"           /* set of app names */
-#define RDS_KEY_APP_PREFIX "tine:app:"     /* + {app}:seq, {app}:live, {app}:v:{N} */
+#define RDS_KEY_APP_PREFIX "tine:app:"     /* + {app}:seq, {app}:live, {app}:v:{N}, {app}:ns */
 #define RDS_KEY_BLOB_PREFIX "tine:blob:"   /* + {sha256}: one file's contents */
 #define RDS_CHANNEL_DEPLOYS "tine:deploys" /* pub/sub: "{app} {version}" */
 #define RDS_KEY_DEPLOYING "tine:deploying"            /* set of the ids of deploys under way */
 #define RDS_KEY_DEPLOYING_SEQ "tine:deploying:seq"    /* last deploy id handed out */
 #define RDS_KEY_DEPLOYING_PREFIX "tine:deploying:"    /* + {id}: the blobs a deploy under way stores */
+#define RDS_KEY_NAMESPACES "tine:namespaces"          /* set of namespace names (default implied) */
+#define RDS_KEY_NS_PREFIX "tine:ns:"                  /* + {ns}: hash of a namespace (created, by) */
+
+/* tenancy/ (keys.c, audit.c) */
+#define RDS_KEY_KEYS "tine:keys"                  /* hash: API key id -> JSON record (hash of the secret) */
+#define RDS_KEY_KEYS_GEN "tine:keys:gen"          /* counter bumped by every key change */
+#define RDS_CHANNEL_KEYS "tine:keys:changes"      /* pub/sub: "created {id}", "revoked {id}" */
+#define RDS_KEY_AUDIT "tine:audit"                /* stream of changes and refusals */
 
 /* invoker/ (hostcall.c: tine.kv) */
 #define RDS_KEY_KV_PREFIX "tine:kv:"           /* + {app}:{key} */

@@ -9,6 +9,7 @@
 #include "invoker.h"
 #include "registry.h"
 #include "sandbox.h"
+#include "tenancy.h"
 #include "tine_common.h"
 #include "tine_redis.h"
 
@@ -32,6 +33,7 @@ typedef struct {
     ev_events_t *ev;
     gw_server_t *gw;
     bill_t *bill;
+    tn_tenancy_t *tenancy;
     bool activations; /* billing records every invocation (--activations) */
     uv_signal_t sigint;
     uv_signal_t sigterm;
@@ -222,6 +224,8 @@ static void on_stop_tick(uv_timer_t *timer)
     uv_close((uv_handle_t *)timer, NULL);
     gw_free(t->gw);
     t->gw = NULL;
+    tn_free(t->tenancy); /* after the gateway: its last audit entries are written */
+    t->tenancy = NULL;
     bill_free(t->bill); /* after the invoker: its last activations are written */
     t->bill = NULL;
     reg_live_free(t->live);
@@ -363,6 +367,11 @@ int main(int argc, char **argv)
         tine_log(TINE_LOG_ERROR, "%s", err);
         goto fail;
     }
+    t.tenancy = tn_new(t.loop, redis_url, cfg.node_id, err, sizeof(err));
+    if (t.tenancy == NULL) {
+        tine_log(TINE_LOG_ERROR, "%s", err);
+        goto fail;
+    }
     gw_config_t gcfg = {
         .listen = cfg.listen,
         .admin_token = token,
@@ -375,6 +384,7 @@ int main(int argc, char **argv)
         .events = t.ev,
         .bill = t.bill,
         .metrics_token = cfg.metrics_token && *cfg.metrics_token ? cfg.metrics_token : NULL,
+        .tenancy = t.tenancy,
     };
     t.gw = gw_new(t.loop, &gcfg, t.live, t.inv, err, sizeof(err));
     if (t.gw == NULL) {

@@ -149,7 +149,8 @@ declare -A W H
 
 # wrk_warm URL [DURATION]: a warm-up run (WRK_WARMUP), nothing recorded.
 wrk_warm() {
-  pin_client wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" --timeout 5s -d"${2:-$WRK_WARMUP}" "$1" >/dev/null 2>&1 || true
+  pin_client wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" --timeout 5s -d"${2:-$WRK_WARMUP}" \
+    ${WRK_HEADER:+-H "$WRK_HEADER"} "$1" >/dev/null 2>&1 || true
 }
 
 # wrk_load URL: the load of one warm round (warm-up and a measured run's
@@ -160,12 +161,13 @@ wrk_load() {
   wrk_warm "$1" "$WRK_DURATION"
 }
 
-# wrk_once URL: one measured run (WRK_DURATION); sets WRK_LINE to its report
+# wrk_once URL: one measured run (WRK_DURATION), with the header
+# WRK_HEADER when set; sets WRK_LINE to its report
 # ("rps=... p50_us=... ..."). 1 with WRK_ERROR on failure.
 wrk_once() {
   local out
   if ! out=$(pin_client wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" --timeout 5s -d"$WRK_DURATION" \
-    -s "$BENCH/wrk_report.lua" "$1" 2>&1); then
+    ${WRK_HEADER:+-H "$WRK_HEADER"} -s "$BENCH/wrk_report.lua" "$1" 2>&1); then
     WRK_ERROR="wrk failed: $(tail -n 1 <<<"$out")"
     return 1
   fi
@@ -218,6 +220,7 @@ warm_rounds() {
       IFS='|' read -r system prefix up <<<"$e"
       say "warm round $r/$WRK_REPEAT: $system ($prefix)"
       UP_NA=0
+      WRK_HEADER= # an up function may set a header wrk sends (a key)
       # shellcheck disable=SC2086 # the function and its arguments are words
       if ! $up; then
         errors[$prefix:$system]=$UP_ERROR

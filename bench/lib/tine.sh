@@ -286,6 +286,60 @@ tine_variant() {
   stop_pid "$TINED_PID"
 }
 
+# tine_up_keys NAME public|private: hello in namespace bench, on a node
+# holding BENCH_KEYS API keys of ten namespaces (made through the API, so
+# their audit entries too); warm rounds then load the public route, or a
+# private one (auth: key) with an invoker key that wrk sends (WRK_HEADER).
+tine_up_keys() {
+  local name=$1 route=$2 dir=$WORK/hello-keys i key
+  rm -rf "${WORK:?}/$name" "$dir"
+  if ! start_tined "$name"; then
+    UP_ERROR="tined: did not start: $TINED_ERROR"
+    return 1
+  fi
+  UP_PID=$TINED_PID
+  if ! tine_cli namespaces create bench >/dev/null 2>"$WORK/keys.err"; then
+    UP_ERROR="tine namespaces create: $(tail -n 1 "$WORK/keys.err") (a build without API keys?)"
+    UP_NA=1
+    stop_pid "$UP_PID"
+    return 1
+  fi
+  for ((i = 0; i < 10; i++)); do tine_cli namespaces create "ns-$i" >/dev/null; done
+  for ((i = 0; i < BENCH_KEYS; i++)); do
+    curl -s -o /dev/null -X POST -H "Authorization: Bearer $TTOKEN" "$TURL/_tine/v1/keys" \
+      --data "{\"name\":\"k$i\",\"role\":\"deployer\",\"namespace\":\"ns-$((i % 10))\"}"
+  done
+  key=$(tine_cli keys create bench --role invoker --namespace bench 2>/dev/null)
+  mkdir -p "$dir"
+  cp "$HELLO_APP"/* "$dir/"
+  sed -i 's/^app: hello/app: hello\nnamespace: bench/' "$dir/tine.yaml"
+  echo "  - { method: GET, path: /private, function: hi, auth: key }" >>"$dir/tine.yaml"
+  UP_URL=$TURL/hello/
+  if [ "$route" = private ]; then
+    UP_URL=$TURL/hello/private
+    WRK_HEADER="Authorization: Bearer $key"
+  fi
+  if ! deploy_app "$dir" || ! curl -sf ${WRK_HEADER:+-H "$WRK_HEADER"} -o /dev/null "$UP_URL"; then
+    UP_ERROR="$name: ${DEPLOY_ERROR:-GET $UP_URL does not answer 200}"
+    stop_pid "$UP_PID"
+    return 1
+  fi
+}
+
+# The warm rounds of API keys on (bench_warm, and BENCH_ONLY=keys): the
+# public route and the private one with a key, beside tine's own warm hello
+# and the baseline build's (BASE_ROUNDS).
+KEYS_ROUNDS=("tine|warm_keys_public|tine_up_keys warm-keys-public public"
+  "tine|warm_keys_private|tine_up_keys warm-keys-private private")
+
+# The warm rounds of the baseline build (BENCH_BASE_BIN), when there is one.
+BASE_ROUNDS=()
+if [ -n "$BASE_BIN" ]; then
+  BASE_ROUNDS=("tine-base|warm|as_base tine_up warm-base $TINED_FLAGS_DEFAULT"
+    "tine-base|warm_act_on|as_base tine_up warm-base-act-on $TINED_FLAGS_ACTIVATIONS_ON"
+    "tine-base|warm_act_off|as_base tine_up warm-base-act-off $TINED_FLAGS_ACTIVATIONS_OFF")
+fi
+
 bench_tine_variants() {
   tine_variant isolation-on "$TINED_FLAGS_ISOLATION_ON" cold_iso_on
   tine_variant isolation-off "$TINED_FLAGS_ISOLATION_OFF" cold_iso_off
@@ -302,18 +356,13 @@ as_base() {
 }
 
 # The warm figures of every system, in rounds (warm_rounds, common.sh): tine,
-# its activation-record variants, the baseline build's when there is one, and
-# the peers.
+# its activation-record variants, the baseline build's when there is one
+# (BASE_ROUNDS), the API-key variants, and the peers.
 bench_warm() {
-  local base=()
-  if [ -n "$BASE_BIN" ]; then
-    base=("tine-base|warm|as_base tine_up warm-base $TINED_FLAGS_DEFAULT"
-      "tine-base|warm_act_on|as_base tine_up warm-base-act-on $TINED_FLAGS_ACTIVATIONS_ON"
-      "tine-base|warm_act_off|as_base tine_up warm-base-act-off $TINED_FLAGS_ACTIVATIONS_OFF")
-  fi
   warm_rounds "tine|warm|tine_up warm $TINED_FLAGS_DEFAULT" \
-    "${base[@]}" \
+    "${BASE_ROUNDS[@]}" \
     "tine|warm_act_on|tine_up warm-act-on $TINED_FLAGS_ACTIVATIONS_ON" \
     "tine|warm_act_off|tine_up warm-act-off $TINED_FLAGS_ACTIVATIONS_OFF" \
+    "${KEYS_ROUNDS[@]}" \
     "nginx+lua|warm|nginx_up" "workerd|warm|workerd_up" "cgi|warm|cgi_up"
 }

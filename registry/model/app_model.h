@@ -24,6 +24,13 @@ typedef struct {
     char *value;
 } reg_kv_t;
 
+/* Who may call a route over HTTP: anyone (the default), or only callers
+ * with an API key of the app's namespace allowed to invoke (`auth: key`). */
+typedef enum { REG_AUTH_PUBLIC = 0, REG_AUTH_KEY = 1 } reg_auth_t;
+
+/* The namespace of an app whose manifest names none. */
+#define REG_DEFAULT_NAMESPACE "default"
+
 typedef struct {
     char *name;
     reg_runtime_t runtime;
@@ -38,6 +45,7 @@ typedef struct {
     uint32_t warm;        /* 0 .. concurrency */
     uint32_t max_body;    /* largest request body in bytes, 0 .. REG_MAX_BODY_LIMIT (default: that) */
     bool network;         /* exec runtime: network access (default false) */
+    reg_auth_t auth;      /* auth: key makes every route to it private */
     reg_kv_t *env;        /* app env merged under function env, sorted by key */
     size_t env_len;
 } reg_function_t;
@@ -47,6 +55,7 @@ typedef struct {
     char *path;     /* "/items/:id"; a last segment "*name" takes the rest */
     char *function; /* name of a function of the manifest */
     size_t function_index;
+    reg_auth_t auth; /* REG_AUTH_KEY when the route or its function says auth: key */
 } reg_route_t;
 
 typedef enum { REG_TRIGGER_LOG = 0, REG_TRIGGER_EVENT = 1, REG_TRIGGER_SCHEDULE = 2 } reg_trigger_kind_t;
@@ -65,6 +74,7 @@ typedef struct {
 
 typedef struct {
     char *app;         /* [a-z0-9-], 1..63, starts with a letter or digit */
+    char *namespace;   /* the team owning the app, same syntax; REG_DEFAULT_NAMESPACE when absent */
     char *description; /* may be NULL */
     char *host;        /* optional own Host; NULL = served under /<app>/ */
     reg_kv_t *env;     /* app-wide env, sorted by key */

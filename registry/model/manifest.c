@@ -1068,12 +1068,14 @@ static bool is_lower_alnum(char ch)
     return (ch >= 'a' && ch <= 'z') || is_digit(ch);
 }
 
-/* app: [a-z0-9-], 1..63, starting with a letter or digit, no trailing '-'. */
-static int read_app_name(ctx_t *c, const node_t *n, void *out)
+/* A name of [a-z0-9-], 1..63, starting with a letter or digit, no trailing
+ * '-': what app and namespace names are. `example` goes into the message of
+ * a value that is not a string. */
+static int read_dns_label(ctx_t *c, const node_t *n, const char *example, void *out)
 {
     const char *text;
     size_t len;
-    int rc = expect_string(c, n, "an app name such as my-shop", &text, &len);
+    int rc = expect_string(c, n, example, &text, &len);
     if (rc != 0)
         return rc;
     const char *q = show_text(c, text, len);
@@ -1087,6 +1089,33 @@ static int read_app_name(ctx_t *c, const node_t *n, void *out)
     if (text[len - 1] == '-')
         return fail(c, n, "%s must not end with '-'", q);
     return (*(char **)out = copy_text(text, len)) ? 0 : -ENOMEM;
+}
+
+static int read_app_name(ctx_t *c, const node_t *n, void *out)
+{
+    return read_dns_label(c, n, "an app name such as my-shop", out);
+}
+
+static int read_namespace(ctx_t *c, const node_t *n, void *out)
+{
+    return read_dns_label(c, n, "a namespace name such as team-a", out);
+}
+
+/* auth: public (the default) or key (callers need an API key). */
+static int read_auth(ctx_t *c, const node_t *n, void *out)
+{
+    const char *text;
+    size_t len;
+    int rc = expect_string(c, n, "public or key", &text, &len);
+    if (rc != 0)
+        return rc;
+    if (len == 6 && memcmp(text, "public", 6) == 0)
+        *(reg_auth_t *)out = REG_AUTH_PUBLIC;
+    else if (len == 3 && memcmp(text, "key", 3) == 0)
+        *(reg_auth_t *)out = REG_AUTH_KEY;
+    else
+        return fail(c, n, "expected public or key, got %s", show_text(c, text, len));
+    return 0;
 }
 
 /* What is wrong with a lowercase DNS name (labels of [a-z0-9-], 1..63, no
@@ -1325,8 +1354,8 @@ typedef struct {
 } fn_settings_t;
 
 static const char *const settings_keys[] = {"runtime", "memory", "timeout", "concurrency", "warm", "max_body"};
-static const char *const function_keys[] = {"handler", "runtime", "memory",  "timeout", "concurrency",
-                                            "warm",    "env",     "network", "max_body"};
+static const char *const function_keys[] = {"handler", "runtime", "memory",   "timeout", "concurrency",
+                                            "warm",    "env",     "network",  "max_body", "auth"};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -1509,7 +1538,8 @@ static int read_function(ctx_t *c, const node_t *n, const fn_settings_t *default
     f->max_body = s.max_body;
 
     const node_t *network_node;
-    if ((rc = read_field(c, n, "network", read_bool, &f->network, &network_node)) != 0)
+    if ((rc = read_field(c, n, "network", read_bool, &f->network, &network_node)) != 0 ||
+        (rc = read_field(c, n, "auth", read_auth, &f->auth, NULL)) != 0)
         return rc;
     if (f->network && f->runtime != REG_RUNTIME_EXEC) {
         size_t saved = path_push_key(c, "network", 7);
@@ -1646,6 +1676,7 @@ static bool same_route_shape(const char *a, const char *b)
 }
 
 static const char *const route_keys[] = {"method", "path", "function"};
+static const char *const route_optional_keys[] = {"method", "path", "function", "auth"};
 static const char *const http_methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "ANY"};
 
 /* A route's method: one of GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS, ANY
@@ -1691,7 +1722,7 @@ static int read_route(ctx_t *c, const node_t *n, reg_manifest_t *m, size_t index
     reg_route_t *r = &m->routes[index];
     int rc = expect_mapping(c, n, "a mapping { method, path, function }");
     if (rc == 0)
-        rc = check_keys(c, n, route_keys, COUNT(route_keys));
+        rc = check_keys(c, n, route_optional_keys, COUNT(route_optional_keys));
     for (size_t k = 0; k < COUNT(route_keys) && rc == 0; k++)
         if (map_get(n, route_keys[k]) == NULL)
             rc = missing_key(c, n, route_keys[k]);
@@ -1703,6 +1734,22 @@ static int read_route(ctx_t *c, const node_t *n, reg_manifest_t *m, size_t index
     path_pop(c, saved);
     if (rc != 0)
         return rc;
+    /* A route is private when it or its function says so; it cannot make
+     * a private function public. */
+    const node_t *auth_node;
+    r->auth = REG_AUTH_PUBLIC;
+    if ((rc = read_field(c, n, "auth", read_auth, &r->auth, &auth_node)) != 0)
+        return rc;
+    if (m->functions[r->function_index].auth == REG_AUTH_KEY) {
+        if (auth_node != NULL && r->auth == REG_AUTH_PUBLIC) {
+            saved = path_push_key(c, "auth", 4);
+            rc = fail(c, auth_node, "public, but function %s requires a key (functions.%s.auth: key)", r->function,
+                      r->function);
+            path_pop(c, saved);
+            return rc;
+        }
+        r->auth = REG_AUTH_KEY;
+    }
     for (size_t i = 0; i < index; i++) {
         const reg_route_t *earlier = &m->routes[i];
         if (strcmp(earlier->method, r->method) == 0 && same_route_shape(earlier->path, r->path))
@@ -2015,8 +2062,9 @@ static int read_limits(ctx_t *c, const node_t *n, void *out)
 
 /* ---------------------------------------------------------------- manifest */
 
-static const char *const top_keys[] = {"app",       "description", "host",     "defaults",       "env",
-                                       "functions", "routes",      "triggers", "allow_outbound", "limits"};
+static const char *const top_keys[] = {"app",      "namespace",      "description", "host",
+                                       "defaults", "env",            "functions",   "routes",
+                                       "triggers", "allow_outbound", "limits"};
 
 /* Validates the whole tree into m, in dependency order: defaults and env
  * before functions, functions before routes and triggers. */
@@ -2035,6 +2083,7 @@ static int read_manifest(ctx_t *c, const node_t *root, reg_manifest_t *m)
     fn_settings_t defaults = {REG_RUNTIME_LUA, 128, 3000, 10, 0, REG_MAX_BODY_LIMIT};
     env_list_t app_env = {NULL, 0};
     if ((rc = read_field(c, root, "app", read_app_name, &m->app, NULL)) != 0 ||
+        (rc = read_field(c, root, "namespace", read_namespace, &m->namespace, NULL)) != 0 ||
         (rc = read_field(c, root, "description", read_any_string, &m->description, NULL)) != 0 ||
         (rc = read_field(c, root, "host", read_host, &m->host, NULL)) != 0 ||
         (rc = read_field(c, root, "defaults", read_defaults, &defaults, NULL)) != 0 ||
@@ -2043,6 +2092,8 @@ static int read_manifest(ctx_t *c, const node_t *root, reg_manifest_t *m)
     /* The manifest owns the app env from here on (freed with it on error). */
     m->env = app_env.kv;
     m->env_len = app_env.len;
+    if (m->namespace == NULL && (m->namespace = copy_text(REG_DEFAULT_NAMESPACE, strlen(REG_DEFAULT_NAMESPACE))) == NULL)
+        return -ENOMEM;
     if ((rc = read_field(c, root, "allow_outbound", read_allow_outbound, m, NULL)) != 0 ||
         (rc = read_field(c, root, "limits", read_limits, m, NULL)) != 0)
         return rc;
@@ -2132,6 +2183,7 @@ void reg_manifest_free(reg_manifest_t *m)
     if (m == NULL)
         return;
     free(m->app);
+    free(m->namespace);
     free(m->description);
     free(m->host);
     for (size_t i = 0; i < m->allow_outbound_len; i++)

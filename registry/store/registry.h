@@ -40,10 +40,13 @@ int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, ui
 void reg_store_release_marks(reg_store_t *s, uint64_t mark);
 
 /* Makes a staged version live and publishes it on RDS_CHANNEL_DEPLOYS, in one
- * step, then has a replica confirm it (with the version's files). Returns
- * TINE_ECONFLICT (a newer version, stored in *newer, became live meanwhile:
- * it stays), TINE_ENOTFOUND when the version is gone, TINE_EREDIS when Redis
- * failed or no replica confirmed (then it may be live: the message says). */
+ * step, registering the app in its manifest's namespace, then has a replica
+ * confirm it (with the version's files). Returns TINE_ECONFLICT (a newer
+ * version, stored in *newer, became live meanwhile: it stays; or the app is
+ * registered in another namespace), TINE_ENOTFOUND when the version is gone
+ * or its namespace does not exist (in both namespace cases the staged
+ * version is removed), TINE_EREDIS when Redis failed or no replica confirmed
+ * (then it may be live: the message says). */
 int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint64_t *newer, char *err, size_t errlen);
 
 /* Removes a staged version that did not go live (never the live one). */
@@ -113,6 +116,49 @@ int reg_store_list_versions(reg_store_t *s, const char *app, reg_version_info_t 
  * Returns a bundle as reg_bundle_read would. */
 int reg_store_load_version(reg_store_t *s, const char *app, uint64_t version, reg_bundle_t **out, char *err,
                            size_t errlen);
+/* ------------------------------------------------------------ namespaces */
+
+/* Whether `name` has the syntax of app and namespace names: 1 to 63 of
+ * [a-z0-9-], not starting or ending with '-'. */
+bool reg_name_valid(const char *name);
+
+/* A namespace: the team owning apps (and the keys of tenancy/). "default"
+ * always exists (created_ms 0) and cannot be deleted. */
+typedef struct {
+    char *name;
+    int64_t created_ms; /* unix ms; 0 for default */
+    char *created_by;   /* who created it (a key id), may be NULL */
+    size_t apps;        /* registered apps in it */
+} reg_namespace_t;
+
+/* Creates namespace `ns`, recording `by` (may be NULL). TINE_EINVAL for a
+ * bad name, TINE_ECONFLICT when it exists; message in err. */
+int reg_store_namespace_create(reg_store_t *s, const char *ns, const char *by, char *err, size_t errlen);
+
+/* Deletes namespace `ns`, atomically refused while an app is registered in
+ * it (TINE_ECONFLICT, the message names them). TINE_ENOTFOUND when there is
+ * none, TINE_EINVAL for default. */
+int reg_store_namespace_delete(reg_store_t *s, const char *ns, char *err, size_t errlen);
+
+/* Every namespace, default first, then by name, with its count of apps.
+ * Free with reg_namespaces_free. */
+int reg_store_namespace_list(reg_store_t *s, reg_namespace_t **out, size_t *n, char *err, size_t errlen);
+void reg_namespaces_free(reg_namespace_t *ns, size_t n);
+
+/* Whether namespace `ns` exists (false for a name of bad syntax). */
+int reg_store_namespace_exists(reg_store_t *s, const char *ns, bool *exists, char *err, size_t errlen);
+
+/* The namespace of `app` in *ns (fresh string): the one it was registered
+ * in (kept after a delete), "default" for an app registered before
+ * namespaces existed, NULL for an app never registered. */
+int reg_store_app_namespace(reg_store_t *s, const char *app, char **ns, char *err, size_t errlen);
+
+/* Checks ahead of a deploy that `app` may go live in namespace `ns`: `ns`
+ * exists (else TINE_ENOTFOUND) and the app is not registered in another
+ * namespace (else TINE_ECONFLICT); message in err. reg_store_make_live
+ * checks the same again atomically. */
+int reg_store_check_namespace(reg_store_t *s, const char *app, const char *ns, char *err, size_t errlen);
+
 /* ------------------------------------------------------------ live table */
 
 typedef struct reg_live reg_live_t;

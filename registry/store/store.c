@@ -19,6 +19,7 @@
  * never a half-written one. Prune and delete remove version hashes, then
  * collect the blobs no version references (see gc_blobs). */
 #include "registry.h"
+#include "store_internal.h"
 #include "tine_common.h"
 #include "tine_redis.h"
 
@@ -38,9 +39,6 @@
 
 #define STORE_TIMEOUT_MS 10000 /* connect, and each command (a bundle's files can be large) */
 
-struct reg_store {
-    rds_sync_t *redis;
-};
 
 reg_store_t *reg_store_connect(const char *url, char *err, size_t errlen)
 {
@@ -95,7 +93,7 @@ static int store_confirm(reg_store_t *s, const char *what, const char *again, ch
 }
 
 /* Runs one command given printf-style (hiredis' format), as store_run. */
-static redisReply *store_cmd(reg_store_t *s, char *err, size_t errlen, const char *fmt, ...)
+redisReply *reg__store_cmd(reg_store_t *s, char *err, size_t errlen, const char *fmt, ...)
 {
     char *cmd = NULL;
     va_list ap;
@@ -104,6 +102,7 @@ static redisReply *store_cmd(reg_store_t *s, char *err, size_t errlen, const cha
     va_end(ap);
     return store_run(s, cmd, len, err, errlen);
 }
+
 
 /* Runs one command given as argv (binary-safe, any length), as store_run. */
 static redisReply *store_cmd_argv(reg_store_t *s, char *err, size_t errlen, size_t argc, const char **argv,
@@ -163,7 +162,7 @@ static int64_t wall_ms(void)
  * collector leaves them alone until reg_store_release_marks. */
 static int mark_blobs(reg_store_t *s, const reg_bundle_t *b, uint64_t *mark, char *err, size_t errlen)
 {
-    redisReply *r = store_cmd(s, err, errlen, "INCR " RDS_KEY_DEPLOYING_SEQ);
+    redisReply *r = reg__store_cmd(s, err, errlen, "INCR " RDS_KEY_DEPLOYING_SEQ);
     if (r == NULL)
         return TINE_EREDIS;
     *mark = (uint64_t)r->integer;
@@ -196,9 +195,9 @@ void reg_store_release_marks(reg_store_t *s, uint64_t mark)
     char err[256];
     if (mark == 0)
         return;
-    redisReply *r = store_cmd(s, err, sizeof(err), "DEL " RDS_KEY_DEPLOYING_PREFIX "%" PRIu64, mark);
+    redisReply *r = reg__store_cmd(s, err, sizeof(err), "DEL " RDS_KEY_DEPLOYING_PREFIX "%" PRIu64, mark);
     freeReplyObject(r);
-    r = store_cmd(s, err, sizeof(err), "SREM %s %" PRIu64, STORE_DEPLOYING_KEY, mark);
+    r = reg__store_cmd(s, err, sizeof(err), "SREM %s %" PRIu64, STORE_DEPLOYING_KEY, mark);
     freeReplyObject(r);
 }
 
@@ -217,7 +216,7 @@ int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, ui
     /* File contents: content-addressed, so writing them before the version
      * exists is harmless if the deploy fails later. */
     for (size_t i = 0; i < b->files_len; i++) {
-        r = store_cmd(s, err, errlen, "SET tine:blob:%s %b NX", b->files[i].sha256, b->files[i].data,
+        r = reg__store_cmd(s, err, errlen, "SET tine:blob:%s %b NX", b->files[i].sha256, b->files[i].data,
                       b->files[i].len);
         if (r == NULL)
             return TINE_EREDIS;
@@ -232,7 +231,7 @@ int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, ui
     char ident[65];
     reg_bundle_identity(b, ident);
 
-    r = store_cmd(s, err, errlen, "INCR tine:app:%s:seq", app);
+    r = reg__store_cmd(s, err, errlen, "INCR tine:app:%s:seq", app);
     if (r == NULL) {
         free(files_json);
         return TINE_EREDIS;
@@ -242,9 +241,9 @@ int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, ui
 
     /* "pending" until the version goes live (or is removed): a prune leaves
      * it alone. */
-    r = store_cmd(s, err, errlen,
-                  "HSET tine:app:%s:v:%" PRIu64 " created %s sha256 %s manifest %s files %s pending %s", app, n,
-                  now, ident, b->manifest_path, files_json, now);
+    r = reg__store_cmd(s, err, errlen,
+                  "HSET tine:app:%s:v:%" PRIu64 " created %s sha256 %s manifest %s files %s pending %s namespace %s",
+                  app, n, now, ident, b->manifest_path, files_json, now, b->manifest->namespace);
     free(files_json);
     if (r == NULL)
         return TINE_EREDIS;
@@ -254,29 +253,47 @@ int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, ui
 }
 
 /* Ends a staged version's "pending" and makes it live unless it is gone or a
- * newer version is live, with the app's registration and the announcement,
- * atomically. Returns 0, -1 when the version is gone, or the newer live
- * version. */
-static const char make_live_script[] = "if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end "
-                                       "redis.call('HDEL', KEYS[2], 'pending') "
-                                       "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') "
-                                       "if cur > tonumber(ARGV[1]) then return cur end "
-                                       "redis.call('SET', KEYS[1], ARGV[1]) "
-                                       "redis.call('SADD', KEYS[3], ARGV[2]) "
-                                       "redis.call('PUBLISH', ARGV[3], ARGV[4]) "
-                                       "return 0";
+ * newer version is live, with the app's registration, its namespace and the
+ * announcement, atomically. Returns 0, -1 when the version is gone, the
+ * newer live version, or {-3, ns} when the version's namespace does not
+ * exist and {-4, ns} when the app is registered in another namespace ns
+ * (then the staged version is removed: it never belonged to this app). */
+static const char make_live_script[] =
+    "if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end "
+    "local ns = redis.call('HGET', KEYS[2], 'namespace') or '" REG_DEFAULT_NAMESPACE "' "
+    "if ns ~= '" REG_DEFAULT_NAMESPACE "' and redis.call('SISMEMBER', KEYS[5], ns) == 0 then "
+    "  redis.call('DEL', KEYS[2]) return {-3, ns} end "
+    "if redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1 then "
+    "  local owner = redis.call('GET', KEYS[4]) or '" REG_DEFAULT_NAMESPACE "' "
+    "  if owner ~= ns then redis.call('DEL', KEYS[2]) return {-4, owner} end "
+    "end "
+    "redis.call('HDEL', KEYS[2], 'pending') "
+    "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') "
+    "if cur > tonumber(ARGV[1]) then return cur end "
+    "redis.call('SET', KEYS[1], ARGV[1]) "
+    "redis.call('SADD', KEYS[3], ARGV[2]) "
+    "redis.call('SET', KEYS[4], ns) "
+    "redis.call('PUBLISH', ARGV[3], ARGV[4]) "
+    "return 0";
 
 int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint64_t *newer, char *err, size_t errlen)
 {
     *newer = 0;
     char note[512];
     snprintf(note, sizeof(note), "%s %" PRIu64, app, version);
-    redisReply *r =
-        store_cmd(s, err, errlen, "EVAL %s 3 tine:app:%s:live tine:app:%s:v:%" PRIu64 " tine:apps %" PRIu64 " %s %s %s",
-                  make_live_script, app, app, version, version, app, RDS_CHANNEL_DEPLOYS, note);
+    redisReply *r = reg__store_cmd(s, err, errlen,
+                              "EVAL %s 5 tine:app:%s:live tine:app:%s:v:%" PRIu64 " " RDS_KEY_APPS
+                              " tine:app:%s:ns " RDS_KEY_NAMESPACES " %" PRIu64 " %s %s %s",
+                              make_live_script, app, app, version, app, version, app, RDS_CHANNEL_DEPLOYS, note);
     if (r == NULL)
         return TINE_EREDIS;
     long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -2;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_INTEGER &&
+        r->element[1]->type == REDIS_REPLY_STRING) {
+        int rc = reg__namespace_refusal(app, r->element[1]->str, r->element[0]->integer == -3, err, errlen);
+        freeReplyObject(r);
+        return rc;
+    }
     freeReplyObject(r);
     if (v == -1) {
         snprintf(err, errlen, "%s version %" PRIu64 " was removed before it went live", app, version);
@@ -302,7 +319,7 @@ int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint6
 int reg_store_unstage(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen)
 {
     /* Never the live version: only a staged one that did not go live. */
-    redisReply *r = store_cmd(s, err, errlen, "EVAL %s 2 tine:app:%s:live tine:app:%s:v:%" PRIu64 " %" PRIu64,
+    redisReply *r = reg__store_cmd(s, err, errlen, "EVAL %s 2 tine:app:%s:live tine:app:%s:v:%" PRIu64 " %" PRIu64,
                               "if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end "
                               "return redis.call('DEL', KEYS[2])",
                               app, app, version, version);
@@ -327,7 +344,7 @@ int reg_store_deploy(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, c
 int reg_store_live_version(reg_store_t *s, const char *app, uint64_t *version)
 {
     char err[256];
-    redisReply *r = store_cmd(s, err, sizeof(err), "GET tine:app:%s:live", app);
+    redisReply *r = reg__store_cmd(s, err, sizeof(err), "GET tine:app:%s:live", app);
     if (r == NULL)
         return TINE_EREDIS;
     *version = r->type == REDIS_REPLY_STRING ? strtoull(r->str, NULL, 10) : 0;
@@ -367,7 +384,7 @@ int reg_store_rollback(reg_store_t *s, const char *app, uint64_t version, uint64
     /* Checked and moved in one step: a prune cannot remove it in between. */
     char note[512];
     snprintf(note, sizeof(note), "%s %" PRIu64, app, version);
-    redisReply *r = store_cmd(s, err, errlen, "EVAL %s 2 tine:app:%s:live tine:app:%s:v:%" PRIu64 " %" PRIu64 " %s %s",
+    redisReply *r = reg__store_cmd(s, err, errlen, "EVAL %s 2 tine:app:%s:live tine:app:%s:v:%" PRIu64 " %" PRIu64 " %s %s",
                               "if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end "
                               "redis.call('SET', KEYS[1], ARGV[1]) "
                               "redis.call('PUBLISH', ARGV[2], ARGV[3]) "
@@ -396,7 +413,7 @@ static int cmp_str(const void *a, const void *b)
 int reg_store_list_apps(reg_store_t *s, char ***names, size_t *n)
 {
     char err[256];
-    redisReply *r = store_cmd(s, err, sizeof(err), "SMEMBERS tine:apps");
+    redisReply *r = reg__store_cmd(s, err, sizeof(err), "SMEMBERS tine:apps");
     if (r == NULL)
         return TINE_EREDIS;
     char **out = xcalloc(r->elements + 1, sizeof(char *));
@@ -412,7 +429,7 @@ int reg_store_list_apps(reg_store_t *s, char ***names, size_t *n)
 /* The last version number handed out for app (0 when none). */
 static int app_seq(reg_store_t *s, const char *app, uint64_t *seq, char *err, size_t errlen)
 {
-    redisReply *r = store_cmd(s, err, errlen, "GET tine:app:%s:seq", app);
+    redisReply *r = reg__store_cmd(s, err, errlen, "GET tine:app:%s:seq", app);
     if (r == NULL)
         return TINE_EREDIS;
     *seq = r->type == REDIS_REPLY_STRING ? strtoull(r->str, NULL, 10) : 0;
@@ -430,7 +447,7 @@ int reg_store_list_versions(reg_store_t *s, const char *app, reg_version_info_t 
     reg_version_info_t *v = xcalloc(seq + 1, sizeof(*v));
     size_t count = 0;
     for (uint64_t i = 1; i <= seq; i++) {
-        r = store_cmd(s, err, sizeof(err), "HMGET tine:app:%s:v:%" PRIu64 " created sha256 files", app, i);
+        r = reg__store_cmd(s, err, sizeof(err), "HMGET tine:app:%s:v:%" PRIu64 " created sha256 files", app, i);
         if (r == NULL) {
             free(v);
             return TINE_EREDIS;
@@ -464,7 +481,7 @@ static int cmp_file(const void *a, const void *b)
 int reg_store_load_version(reg_store_t *s, const char *app, uint64_t version, reg_bundle_t **out, char *err,
                            size_t errlen)
 {
-    redisReply *r = store_cmd(s, err, errlen, "HMGET tine:app:%s:v:%" PRIu64 " manifest files", app, version);
+    redisReply *r = reg__store_cmd(s, err, errlen, "HMGET tine:app:%s:v:%" PRIu64 " manifest files", app, version);
     if (r == NULL)
         return TINE_EREDIS;
     if (r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
@@ -490,7 +507,7 @@ int reg_store_load_version(reg_store_t *s, const char *app, uint64_t version, re
     json_object_foreach(files, path, sha)
     {
         const char *hex = json_string_value(sha);
-        r = hex ? store_cmd(s, err, errlen, "GET tine:blob:%s", hex) : NULL;
+        r = hex ? reg__store_cmd(s, err, errlen, "GET tine:blob:%s", hex) : NULL;
         if (r == NULL || r->type != REDIS_REPLY_STRING) {
             if (r)
                 snprintf(err, errlen, "%s version %" PRIu64 ": file %s is missing from the store", app, version,
@@ -598,7 +615,7 @@ static void str_set_dispose(str_set_t *set)
  * nothing. */
 static int add_version_blobs(reg_store_t *s, const char *app, uint64_t v, str_set_t *set, char *err, size_t errlen)
 {
-    redisReply *r = store_cmd(s, err, errlen, "HGET tine:app:%s:v:%" PRIu64 " files", app, v);
+    redisReply *r = reg__store_cmd(s, err, errlen, "HGET tine:app:%s:v:%" PRIu64 " files", app, v);
     if (r == NULL)
         return TINE_EREDIS;
     json_t *files = r->type == REDIS_REPLY_STRING ? json_loads(r->str, 0, NULL) : NULL;
@@ -765,7 +782,7 @@ int reg_store_delete_app(reg_store_t *s, const char *app, reg_delete_result_t *o
 {
     memset(out, 0, sizeof(*out));
     uint64_t seq = 0;
-    redisReply *r = store_cmd(s, err, errlen, "SISMEMBER " RDS_KEY_APPS " %s", app);
+    redisReply *r = reg__store_cmd(s, err, errlen, "SISMEMBER " RDS_KEY_APPS " %s", app);
     if (r == NULL)
         return TINE_EREDIS;
     bool known = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
@@ -775,7 +792,7 @@ int reg_store_delete_app(reg_store_t *s, const char *app, reg_delete_result_t *o
     if (!known) {
         /* Staged versions of an app never made live are deleted too. */
         for (uint64_t v = 1; v <= seq && !known; v++) {
-            r = store_cmd(s, err, errlen, "EXISTS tine:app:%s:v:%" PRIu64, app, v);
+            r = reg__store_cmd(s, err, errlen, "EXISTS tine:app:%s:v:%" PRIu64, app, v);
             if (r == NULL)
                 return TINE_EREDIS;
             known = r->integer == 1;
@@ -804,7 +821,7 @@ int reg_store_delete_app(reg_store_t *s, const char *app, reg_delete_result_t *o
     str_set_t blobs = {0};
     for (uint64_t v = 1; rc == 0 && v <= seq; v++) {
         rc = add_version_blobs(s, app, v, &blobs, err, errlen);
-        if (rc == 0 && (r = store_cmd(s, err, errlen, "DEL tine:app:%s:v:%" PRIu64, app, v)) == NULL)
+        if (rc == 0 && (r = reg__store_cmd(s, err, errlen, "DEL tine:app:%s:v:%" PRIu64, app, v)) == NULL)
             rc = TINE_EREDIS;
         if (rc == 0) {
             out->versions += r->type == REDIS_REPLY_INTEGER ? (size_t)r->integer : 0;

@@ -454,6 +454,12 @@ static int api_call(tine_client_t *c, const char *method, const char *path, cons
     return 0;
 }
 
+int tine_call(tine_client_t *c, const char *method, const char *path, const char *json_body, char **response)
+{
+    return api_call(c, method, path, json_body, json_body ? strlen(json_body) : 0,
+                    json_body ? "application/json" : NULL, response);
+}
+
 /* Builds "/_tine/v1/apps/<app><suffix>" with the app escaped, or returns NULL
  * and sets an error. */
 static char *app_path(tine_client_t *c, const char *app, const char *suffix)

@@ -84,6 +84,14 @@ char *tine_escape(const char *segment);
  * code matching the status and set the error message to the server's "error"
  * field verbatim ("401 unauthorized: ..." for 401). */
 
+/* Sends one admin API call to `path` (from "/", escaped by the caller) with
+ * an optional JSON body (`json_body`, NUL-terminated, borrowed; NULL for
+ * none), and succeeds only on a 2xx JSON answer, as the wrappers below: for
+ * endpoints without one (whoami, namespaces, keys, audit). A refusal (403)
+ * fails with TINE_CLIENT_EAUTH and the node's message naming the missing
+ * permission. */
+int tine_call(tine_client_t *c, const char *method, const char *path, const char *json_body, char **response);
+
 /* GET /_tine/v1/health: {"status":"ok","node":"<id>","apps":N}. */
 int tine_health(tine_client_t *c, char **response);
 

@@ -23,6 +23,8 @@ typedef struct {
     const char *url;
     const char *token;
     const char *state_dir;
+    const char *context; /* --context NAME: a stored context other than the current one */
+    bool no_context;     /* set by commands that never use stored contexts (up) */
     bool json;
     bool help;
     bool version;
@@ -54,7 +56,22 @@ typedef struct {
     char *token;      /* NULL: send no Authorization header */
     char *state_dir;
     char *token_file; /* <state_dir>/admin.token */
+    char *context;    /* the stored context the token (or url) came from, or NULL */
 } cli_conn_t;
+
+/* A stored context: a node's URL and the key (or token) to use there. */
+typedef struct {
+    char *name;
+    char *url;
+    char *key;
+} cli_context_t;
+
+/* The credentials file: its contexts and the current one's name. */
+typedef struct {
+    char *current; /* may be NULL */
+    cli_context_t *v;
+    size_t n;
+} cli_credentials_t;
 
 /* ------------------------------------------------------------ options.c */
 
@@ -86,12 +103,40 @@ int cli_parse_command(int argc, char **argv, const cli_flag_t *flags, size_t nfl
  * ignored as the XDG spec asks). Returns a new string. */
 char *cli_default_state_dir(const char *xdg_state_home, const char *home);
 
-/* Resolves url (--url, TINE_URL, default), state dir (--state-dir,
- * TINE_STATE_DIR, default) and token (--token, TINE_TOKEN, else the first
- * line of <state_dir>/admin.token; a missing file means no token). An
- * unreadable token file gets a warning on `err`. */
+/* Resolves url (--url, TINE_URL, the context's, default), state dir
+ * (--state-dir, TINE_STATE_DIR, default) and token (--token, TINE_TOKEN,
+ * the context's key when the url is the context's, else the first line of
+ * <state_dir>/admin.token; a missing file means no token). The context is
+ * --context, else TINE_CONTEXT, else the current one of the credentials
+ * file (cli_credentials_path). An unreadable token or credentials file, or
+ * one readable by others, gets a warning on `err`. */
 void cli_resolve_conn(const cli_global_t *g, cli_conn_t *out, FILE *err);
 void cli_conn_dispose(cli_conn_t *c);
+
+/* ------------------------------------------------------- credentials.c */
+
+/* The config dir: ${XDG_CONFIG_HOME:-$HOME/.config}/tine (a relative
+ * XDG_CONFIG_HOME is ignored). Returns a new string. */
+char *cli_config_dir(const char *xdg_config_home, const char *home);
+
+/* <config dir>/credentials, from the environment. Returns a new string. */
+char *cli_credentials_path(void);
+
+/* Reads the credentials file at path into *out (empty when it does not
+ * exist); *loose (may be NULL) tells whether others may read it. Returns 0,
+ * or -1 with a message naming the file and what is wrong. */
+int cli_credentials_load(const char *path, cli_credentials_t *out, bool *loose, char *err, size_t errlen);
+
+/* Writes it whole (0600, its directory 0700 when created), atomically.
+ * Returns 0 or -1 with a message. */
+int cli_credentials_save(const cli_credentials_t *c, const char *path, char *err, size_t errlen);
+void cli_credentials_dispose(cli_credentials_t *c);
+
+/* The context `name` (borrowed), or NULL. */
+const cli_context_t *cli_credentials_find(const cli_credentials_t *c, const char *name);
+
+/* Adds or replaces context `name` (strings copied). */
+void cli_credentials_put(cli_credentials_t *c, const char *name, const char *url, const char *key);
 
 /* Reads a token file: first line without surrounding white space. Returns a
  * new string, NULL when the file is missing or holds no token (then *errnum
@@ -220,6 +265,16 @@ int cli_cmd_activation(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_logs(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_doctor(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_delete(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_login(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_context(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_keys(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_namespaces(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_audit(cli_ctx_t *ctx, int argc, char **argv);
+
+/* Sends one admin request (body: JSON text or NULL) and stores the answer;
+ * non-2xx answers print the node's error (cli_client_fail). Returns CLI_OK
+ * or CLI_FAIL. (cmd_keys.c) */
+int cli_admin_call(cli_ctx_t *ctx, const char *method, const char *path, const char *body, char **answer);
 
 /* Reads and validates the manifest of dir and packs the bundle. On success
  * returns CLI_OK with the app name (*app, free it) and the tar.gz (*tgz,

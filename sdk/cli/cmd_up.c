@@ -362,6 +362,7 @@ int cli_cmd_up(cli_ctx_t *ctx, int argc, char **argv)
      * where we read it. */
     cli_global_t g = ctx->g;
     g.url = url;
+    g.no_context = true; /* the node started here, with its own token: never a stored key */
     cli_conn_t conn;
     cli_resolve_conn(&g, &conn, NULL);
     int rc = mkdir_p(conn.state_dir);

@@ -155,6 +155,51 @@ static const cli_command_t commands[] = {
      "it does or why it is off. Exits 0 whatever the layers (read --json in\n"
      "scripts).\n",
      cli_cmd_doctor},
+    {"login", "store a node's URL and key as a context", "login URL [--key ID:SECRET] [--name NAME]",
+     "Checks the key (or the node's admin token) with the node (GET\n"
+     "/_tine/v1/whoami), then stores URL and key as context NAME (default: the\n"
+     "URL's host:port) in $XDG_CONFIG_HOME/tine/credentials (else\n"
+     "~/.config/tine/credentials, mode 0600) and makes it current. Without\n"
+     "--key the key is read from stdin (not echoed on a terminal).\n"
+     "\n"
+     "  --key K           the key ID:SECRET, or the admin token\n"
+     "  --name NAME       the context's name\n",
+     cli_cmd_login},
+    {"context", "list the stored contexts, or choose the current one", "context list | context use NAME",
+     "  context list      the contexts (NAME URL KEY, '*' marking the current one)\n"
+     "  context use NAME  makes NAME current: commands go to its URL with its key\n"
+     "Precedence of credentials: --url/--token, then TINE_URL/TINE_TOKEN, then\n"
+     "the context (--context NAME or TINE_CONTEXT, else the current one; its key\n"
+     "is sent only to its own URL), then <state-dir>/admin.token.\n",
+     cli_cmd_context},
+    {"namespaces", "create, list or delete namespaces (teams)", "namespaces list | namespaces create|delete NAME",
+     "  namespaces list         NAMESPACE APPS KEYS CREATED BY (a key of one\n"
+     "                          namespace sees its own)\n"
+     "  namespaces create NAME  a cluster admin makes namespace NAME\n"
+     "  namespaces delete NAME  refused while it has apps; revokes its keys\n",
+     cli_cmd_namespaces},
+    {"keys", "create, list or revoke API keys",
+     "keys create NAME --role ROLE [--namespace NS] [--app APP] | keys list [--namespace NS] | keys revoke ID",
+     "  keys create NAME --role ROLE [--namespace NS] [--app APP]\n"
+     "      makes a key and prints it, ID:SECRET, alone on stdout: the only time\n"
+     "      the secret is shown (the node keeps its SHA-256). ROLE: cluster-admin,\n"
+     "      admin, deployer, viewer or invoker (docs/tenancy.md); NS defaults to\n"
+     "      the caller's namespace (else default); --app restricts it to one app\n"
+     "  keys list [--namespace NS]\n"
+     "      ID NAME NAMESPACE ROLE APP CREATED BY REVOKED\n"
+     "  keys revoke ID\n"
+     "      every node refuses the key within a second\n",
+     cli_cmd_keys},
+    {"audit", "print the audit log of changes, or follow it", "audit [--namespace NS] [-f] [--limit N]",
+     "Prints the newest audit entries, oldest first, one per line: TIME\n"
+     "NAMESPACE ACTION TARGET OUTCOME (STATUS) by KEY (NAME): DETAIL. Every\n"
+     "change (deploy, rollback, scale, evict, delete, prune, event replay, keys,\n"
+     "namespaces) is there, refused ones too.\n"
+     "\n"
+     "  --namespace NS    only the entries of namespace NS\n"
+     "  -f, --follow      then print new entries as they come\n"
+     "  -n, --limit N     how many past entries (default 100, at most 10000)\n",
+     cli_cmd_audit},
     {"help", "show help for a command", "help [COMMAND]", NULL, cmd_help},
 };
 
@@ -162,9 +207,13 @@ static const cli_command_t commands[] = {
 
 static const char global_help[] =
     "Global flags (accepted before or after the command):\n"
-    "  --url URL         the node's URL (env TINE_URL, default " CLI_DEFAULT_URL ")\n"
-    "  --token T         admin token (env TINE_TOKEN, else <state-dir>/admin.token;\n"
-    "                    without one no Authorization header is sent)\n"
+    "  --url URL         the node's URL (env TINE_URL, else the context's, else\n"
+    "                    " CLI_DEFAULT_URL ")\n"
+    "  --token T         admin token or API key ID:SECRET (env TINE_TOKEN, else the\n"
+    "                    context's key, else <state-dir>/admin.token; without one\n"
+    "                    no Authorization header is sent)\n"
+    "  --context NAME    a stored context (env TINE_CONTEXT, default the current one:\n"
+    "                    tine login, tine context)\n"
     "  --state-dir DIR   state dir (env TINE_STATE_DIR, default\n"
     "                    ${XDG_STATE_HOME:-$HOME/.local/state}/tine)\n"
     "  --json            machine output: the server's JSON as-is\n"
@@ -195,7 +244,7 @@ static void print_command_help(FILE *f, const cli_command_t *cmd)
     fprintf(f, "usage: tine %s\n\n%c%s.\n", cmd->usage, cmd->summary[0] - 'a' + 'A', cmd->summary + 1);
     if (cmd->help != NULL)
         fprintf(f, "\n%s", cmd->help);
-    fprintf(f, "\nGlobal flags --url, --token, --state-dir, --json: see 'tine --help'.\n");
+    fprintf(f, "\nGlobal flags --url, --token, --context, --state-dir, --json: see 'tine --help'.\n");
 }
 
 /* `tine help [COMMAND]`: the overview, or the help of one command. */

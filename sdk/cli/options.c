@@ -39,6 +39,7 @@ int cli_split_global(int argc, char **argv, cli_global_t *g, char ***rest, int *
         {"url", offsetof(cli_global_t, url)},
         {"token", offsetof(cli_global_t, token)},
         {"state-dir", offsetof(cli_global_t, state_dir)},
+        {"context", offsetof(cli_global_t, context)},
     };
     memset(g, 0, sizeof *g);
     char **r = xcalloc((size_t)argc + 1, sizeof *r);
@@ -148,15 +149,27 @@ int cli_parse_command(int argc, char **argv, const cli_flag_t *flags, size_t nfl
     return CLI_OK;
 }
 
-char *cli_default_state_dir(const char *xdg_state_home, const char *home)
+/* <xdg>/tine when xdg is absolute (the XDG spec ignores a relative one),
+ * else <home>/<fallback>/tine (home from the password database when unset). */
+static char *xdg_dir(const char *xdg, const char *home, const char *fallback)
 {
-    if (xdg_state_home != NULL && xdg_state_home[0] == '/')
-        return xasprintf("%s/tine", xdg_state_home);
+    if (xdg != NULL && xdg[0] == '/')
+        return xasprintf("%s/tine", xdg);
     if (home == NULL || home[0] == '\0') {
         struct passwd *pw = getpwuid(getuid());
         home = pw != NULL && pw->pw_dir != NULL ? pw->pw_dir : "/tmp";
     }
-    return xasprintf("%s/.local/state/tine", home);
+    return xasprintf("%s/%s/tine", home, fallback);
+}
+
+char *cli_default_state_dir(const char *xdg_state_home, const char *home)
+{
+    return xdg_dir(xdg_state_home, home, ".local/state");
+}
+
+char *cli_config_dir(const char *xdg_config_home, const char *home)
+{
+    return xdg_dir(xdg_config_home, home, ".config");
 }
 
 char *cli_read_token_file(const char *path, int *errnum)
@@ -179,16 +192,73 @@ char *cli_read_token_file(const char *path, int *errnum)
     return token;
 }
 
+/* The stored context to use (--context, TINE_CONTEXT, the current one) into
+ * *ctx, or none. A named context that does not exist is an error (*bad). */
+static void resolve_context(const cli_global_t *g, cli_context_t *ctx, bool *bad, FILE *err)
+{
+    memset(ctx, 0, sizeof *ctx);
+    *bad = false;
+    if (g->no_context)
+        return;
+    const char *env = getenv("TINE_CONTEXT");
+    const char *want = g->context ? g->context : env && env[0] ? env : NULL;
+    char *path = cli_credentials_path();
+    cli_credentials_t creds;
+    char msg[512];
+    bool loose = false;
+    if (cli_credentials_load(path, &creds, &loose, msg, sizeof msg) != 0) {
+        if (err)
+            fprintf(err, "tine: warning: %s (no stored context used)\n", msg);
+        *bad = want != NULL;
+        free(path);
+        return;
+    }
+    if (loose && err)
+        fprintf(err, "tine: warning: %s may be read by others: chmod 600 it\n", path);
+    const cli_context_t *c = cli_credentials_find(&creds, want ? want : creds.current);
+    if (c) {
+        ctx->name = xstrdup(c->name);
+        ctx->url = xstrdup(c->url);
+        ctx->key = xstrdup(c->key);
+    } else if (want) {
+        if (err)
+            fprintf(err, "tine: no stored context named '%s' (tine context list)\n", want);
+        *bad = true;
+    }
+    cli_credentials_dispose(&creds);
+    free(path);
+}
+
+/* A URL without its trailing '/'s equals another. */
+static bool same_url(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    while (la > 0 && a[la - 1] == '/')
+        la--;
+    while (lb > 0 && b[lb - 1] == '/')
+        lb--;
+    return la == lb && strncmp(a, b, la) == 0;
+}
+
 void cli_resolve_conn(const cli_global_t *g, cli_conn_t *out, FILE *err)
 {
     memset(out, 0, sizeof *out);
+    cli_context_t ctx;
+    bool bad_context;
+    resolve_context(g, &ctx, &bad_context, err);
     const char *env_url = getenv("TINE_URL");
     if (g->url != NULL)
         out->url = xstrdup(g->url);
     else if (env_url != NULL && env_url[0] != '\0')
         out->url = xstrdup(env_url);
+    else if (ctx.url != NULL)
+        out->url = xstrdup(ctx.url);
     else
         out->url = xstrdup(CLI_DEFAULT_URL);
+    /* A stored key goes only to the node it was stored for. */
+    bool use_context = ctx.url != NULL && same_url(out->url, ctx.url);
+    if (use_context)
+        out->context = xstrdup(ctx.name);
 
     const char *env_dir = getenv("TINE_STATE_DIR");
     if (g->state_dir != NULL)
@@ -204,12 +274,19 @@ void cli_resolve_conn(const cli_global_t *g, cli_conn_t *out, FILE *err)
         out->token = g->token[0] ? xstrdup(g->token) : NULL;
     } else if (env_token != NULL && env_token[0] != '\0') {
         out->token = xstrdup(env_token);
+    } else if (use_context) {
+        out->token = xstrdup(ctx.key);
+    } else if (bad_context) {
+        out->token = NULL; /* a context was asked for and is not there: no other credentials */
     } else {
         int e = 0;
         out->token = cli_read_token_file(out->token_file, &e);
         if (e != 0 && err != NULL)
             fprintf(err, "tine: warning: cannot read %s: %s (sending no token)\n", out->token_file, strerror(e));
     }
+    free(ctx.name);
+    free(ctx.url);
+    free(ctx.key);
 }
 
 void cli_conn_dispose(cli_conn_t *c)
@@ -218,6 +295,7 @@ void cli_conn_dispose(cli_conn_t *c)
     free(c->token);
     free(c->state_dir);
     free(c->token_file);
+    free(c->context);
     memset(c, 0, sizeof *c);
 }
 
@@ -290,10 +368,13 @@ int cli_client_fail(cli_ctx_t *ctx, const tine_client_t *c, int rc, const cli_co
     if (msg[0] == '\0')
         msg = tine_client_strerror(rc);
     if (rc == TINE_CLIENT_EAUTH && tine_client_status(c) == 401) {
+        if (conn != NULL && conn->context != NULL)
+            return cli_fail(ctx, "%s (the key of context %s: tine login again, or set TINE_TOKEN or --token)", msg,
+                            conn->context);
         if (conn != NULL && conn->token == NULL)
-            return cli_fail(ctx, "%s (set TINE_TOKEN or --token; no token found in %s)", msg,
+            return cli_fail(ctx, "%s (tine login, or set TINE_TOKEN or --token; no token found in %s)", msg,
                             conn->token_file);
-        return cli_fail(ctx, "%s (set TINE_TOKEN or --token)", msg);
+        return cli_fail(ctx, "%s (tine login, or set TINE_TOKEN or --token)", msg);
     }
     return cli_fail(ctx, "%s", msg);
 }

@@ -24,4 +24,6 @@ check "token printed only once" "" "$(grep -o 'generated the admin token' "$T/a.
 # --no-auth on loopback serves admin calls without a token.
 start_node b --redis "$REDIS_URL" --no-auth
 check_contains "no-auth on loopback" "200" "$(http GET /_tine/v1/apps)"
+check_contains "no-auth ignores a token it has none of (a stale admin.token)" "200" \
+  "$(http GET /_tine/v1/apps -H 'Authorization: Bearer stale0123')"
 finish

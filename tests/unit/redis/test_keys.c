@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/source_file.h"
 #include "tine_common.h"
 
 typedef struct {
@@ -29,17 +30,6 @@ static void dispose(list_t *l)
 {
     for (size_t i = 0; i < l->n; i++)
         free(l->items[i]);
-}
-
-static char *read_source(const char *rel)
-{
-    char *path = xasprintf("%s/%s", TINE_SOURCE_DIR, rel);
-    char *data = NULL;
-    size_t len = 0;
-    if (tine_read_file(path, &data, &len) != 0)
-        fail_msg("cannot read %s", path);
-    free(path);
-    return data;
 }
 
 /* The string literals "tine:..." of keys.h. */

@@ -72,8 +72,12 @@ static void run(result_t *r, const char *input, ...)
         dup2(fo, 1);
         dup2(fe, 2);
         setenv("TINE_STATE_DIR", tmpdir, 1);
+        char config[128];
+        snprintf(config, sizeof config, "%s/config", tmpdir);
+        setenv("XDG_CONFIG_HOME", config, 1); /* never the user's stored contexts */
         unsetenv("TINE_URL");
         unsetenv("TINE_TOKEN");
+        unsetenv("TINE_CONTEXT");
         execv(argv[0], argv);
         _exit(127);
     }
@@ -97,12 +101,16 @@ static int teardown(void **state)
 {
     (void)state;
     fake_node_stop(node);
-    const char *names[] = {"stdin", "stdout", "stderr", "admin.token", "tine.yaml"};
+    const char *names[] = {"stdin", "stdout", "stderr", "admin.token", "tine.yaml", "config/tine/credentials"};
     char path[128];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", tmpdir, names[i]);
         unlink(path);
     }
+    snprintf(path, sizeof path, "%s/config/tine", tmpdir);
+    rmdir(path);
+    snprintf(path, sizeof path, "%s/config", tmpdir);
+    rmdir(path);
     rmdir(tmpdir);
     return 0;
 }
@@ -180,7 +188,8 @@ static void test_token_from_state_dir_and_401_hint(void **state)
     assert_null(fake_node_header(node, "Authorization", buf, sizeof buf));
     char want[512];
     snprintf(want, sizeof want,
-             "tine: 401 unauthorized: missing or wrong admin token (set TINE_TOKEN or --token; no token found in "
+             "tine: 401 unauthorized: missing or wrong admin token (tine login, or set TINE_TOKEN or --token; no "
+             "token found in "
              "%s/admin.token)\n",
              tmpdir);
     assert_string_equal(r.err, want);
@@ -192,7 +201,81 @@ static void test_token_from_state_dir_and_401_hint(void **state)
     run(&r, NULL, "--url", node->url, "apps", NULL);
     assert_int_equal(r.rc, 1);
     assert_string_equal(fake_node_header(node, "Authorization", buf, sizeof buf), "Bearer cafe0123");
-    assert_string_equal(r.err, "tine: 401 unauthorized: missing or wrong admin token (set TINE_TOKEN or --token)\n");
+    assert_string_equal(r.err,
+                        "tine: 401 unauthorized: missing or wrong admin token (tine login, or set TINE_TOKEN or --token)\n");
+}
+
+/* tine login checks the key, stores it (0600) as the current context;
+ * commands then send it to that URL only; context list never shows a
+ * secret; a refused key stores nothing. */
+static void test_login_and_contexts(void **state)
+{
+    (void)state;
+    const char *key = "3f9a1c0b7e2d4a18:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    char buf[256], path[160], auth[128];
+    result_t r;
+    fake_node_answer(node, 401, "{\"error\":\"unknown API key 3f9a1c0b7e2d4a18\"}");
+    run(&r, key, "login", node->url, NULL);
+    assert_int_equal(r.rc, 1);
+    assert_string_equal(r.err, "tine: 401 unauthorized: unknown API key 3f9a1c0b7e2d4a18: nothing stored\n");
+    snprintf(path, sizeof path, "%s/config/tine/credentials", tmpdir);
+    assert_int_equal(access(path, F_OK), -1);
+
+    fake_node_answer(node, 200,
+                     "{\"key\":\"3f9a1c0b7e2d4a18\",\"name\":\"ci\",\"role\":\"deployer\",\"namespace\":\"team-a\","
+                     "\"app\":null,\"permissions\":[]}");
+    run(&r, key, "login", node->url, "--name", "prod", NULL); /* the key from stdin */
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(node->path, "/_tine/v1/whoami");
+    snprintf(auth, sizeof auth, "Bearer %s", key);
+    assert_string_equal(fake_node_header(node, "Authorization", buf, sizeof buf), auth);
+    assert_non_null(strstr(r.out, "as 3f9a1c0b7e2d4a18 (ci, role deployer, namespace team-a); context prod is current"));
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    char dir[160];
+    snprintf(dir, sizeof dir, "%s/config/tine", tmpdir);
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+
+    /* No --url, no --token: the current context's URL and key. */
+    fake_node_answer(node, 200, "{\"apps\":[]}");
+    run(&r, NULL, "apps", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(node->path, "/_tine/v1/apps");
+    assert_string_equal(fake_node_header(node, "Authorization", buf, sizeof buf), auth);
+    /* Another URL never gets the stored key. */
+    char other[96];
+    snprintf(other, sizeof other, "http://localhost:%d", node->port);
+    run(&r, NULL, "--url", other, "apps", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_null(fake_node_header(node, "Authorization", buf, sizeof buf));
+    /* --token beats the context. */
+    run(&r, NULL, "--token", "tok", "apps", NULL);
+    assert_string_equal(fake_node_header(node, "Authorization", buf, sizeof buf), "Bearer tok");
+
+    run(&r, NULL, "context", "list", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(r.out, "prod"));
+    assert_non_null(strstr(r.out, "3f9a1c0b7e2d4a18:***"));
+    assert_null(strstr(r.out, "00112233"));
+    run(&r, NULL, "context", "use", "staging", NULL);
+    assert_int_equal(r.rc, 1);
+    assert_non_null(strstr(r.err, "no stored context named 'staging'"));
+    run(&r, NULL, "--context", "staging", "apps", NULL);
+    assert_non_null(strstr(r.err, "no stored context named 'staging'"));
+    run(&r, NULL, "login", node->url, "--key", key, "--name", "staging", NULL);
+    assert_int_equal(r.rc, 0);
+    run(&r, NULL, "context", "use", "prod", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(r.out, "context prod is current"));
+    run(&r, NULL, "context", "list", NULL);
+    assert_non_null(strstr(r.out, "*        prod"));
+
+    /* A credentials file others may read gets a warning. */
+    chmod(path, 0644);
+    run(&r, NULL, "apps", NULL);
+    assert_non_null(strstr(r.err, "may be read by others: chmod 600 it"));
 }
 
 static void test_unreachable_node(void **state)
@@ -318,6 +401,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_help_and_usage_exit_codes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apps_table_and_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_from_state_dir_and_401_hint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_login_and_contexts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_error_verbatim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invoke, setup, teardown),

@@ -171,6 +171,8 @@ static int env_setup(void **state)
     unsetenv("TINE_URL");
     unsetenv("TINE_TOKEN");
     unsetenv("TINE_STATE_DIR");
+    unsetenv("TINE_CONTEXT");
+    setenv("XDG_CONFIG_HOME", tmpdir, 1); /* never the user's stored contexts */
     return 0;
 }
 
@@ -180,11 +182,17 @@ static int env_teardown(void **state)
     char path[128];
     snprintf(path, sizeof path, "%s/admin.token", tmpdir);
     unlink(path);
+    snprintf(path, sizeof path, "%s/tine/credentials", tmpdir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/tine", tmpdir);
+    rmdir(path);
     rmdir(tmpdir);
     unsetenv("TINE_URL");
     unsetenv("TINE_TOKEN");
     unsetenv("TINE_STATE_DIR");
     unsetenv("XDG_STATE_HOME");
+    unsetenv("XDG_CONFIG_HOME");
+    unsetenv("TINE_CONTEXT");
     return 0;
 }
 
@@ -245,6 +253,82 @@ static void test_resolve_token_from_state_dir_file(void **state)
     cli_resolve_conn(&g, &c, stderr);
     assert_null(c.token);
     cli_conn_dispose(&c);
+}
+
+/* Precedence: --token, TINE_TOKEN, the context's key (only for its own
+ * URL), the state dir's token; --context and TINE_CONTEXT pick a context. */
+static void test_resolve_from_context(void **state)
+{
+    (void)state;
+    write_token("statetoken\n");
+    setenv("TINE_STATE_DIR", tmpdir, 1);
+    char path[160], dir[160], err[256];
+    snprintf(dir, sizeof dir, "%s/tine", tmpdir);
+    snprintf(path, sizeof path, "%s/tine/credentials", tmpdir);
+    char *p = cli_credentials_path();
+    assert_string_equal(p, path);
+    free(p);
+    cli_credentials_t creds = {0};
+    cli_credentials_put(&creds, "prod", "https://prod:8443/", "id1:secret1");
+    cli_credentials_put(&creds, "dev", "http://dev:8080", "id2:secret2");
+    creds.current = strdup("prod");
+    assert_int_equal(cli_credentials_save(&creds, path, err, sizeof err), 0);
+    cli_credentials_dispose(&creds);
+
+    cli_global_t g = {0};
+    cli_conn_t c;
+    cli_resolve_conn(&g, &c, stderr);
+    assert_string_equal(c.url, "https://prod:8443/");
+    assert_string_equal(c.token, "id1:secret1");
+    assert_string_equal(c.context, "prod");
+    cli_conn_dispose(&c);
+    /* The same URL without its '/' is the context's too. */
+    g.url = "https://prod:8443";
+    cli_resolve_conn(&g, &c, stderr);
+    assert_string_equal(c.token, "id1:secret1");
+    cli_conn_dispose(&c);
+    /* Another URL: the state dir's token, never the stored key. */
+    g.url = "http://elsewhere:1";
+    cli_resolve_conn(&g, &c, stderr);
+    assert_string_equal(c.token, "statetoken");
+    assert_null(c.context);
+    cli_conn_dispose(&c);
+    g.url = NULL;
+    setenv("TINE_CONTEXT", "dev", 1);
+    cli_resolve_conn(&g, &c, stderr);
+    assert_string_equal(c.url, "http://dev:8080");
+    assert_string_equal(c.token, "id2:secret2");
+    cli_conn_dispose(&c);
+    g.context = "prod"; /* the flag beats the variable */
+    cli_resolve_conn(&g, &c, stderr);
+    assert_string_equal(c.token, "id1:secret1");
+    cli_conn_dispose(&c);
+    setenv("TINE_TOKEN", "envtoken", 1);
+    cli_resolve_conn(&g, &c, stderr);
+    assert_string_equal(c.url, "https://prod:8443/");
+    assert_string_equal(c.token, "envtoken");
+    cli_conn_dispose(&c);
+    g.token = "flagtoken";
+    setenv("TINE_URL", "http://envurl:2", 1);
+    cli_resolve_conn(&g, &c, stderr);
+    assert_string_equal(c.url, "http://envurl:2");
+    assert_string_equal(c.token, "flagtoken");
+    cli_conn_dispose(&c);
+    unsetenv("TINE_TOKEN");
+    unsetenv("TINE_URL");
+    /* An unknown context named: no credentials at all, not the state dir's. */
+    g = (cli_global_t){.context = "nope"};
+    cli_resolve_conn(&g, &c, NULL);
+    assert_null(c.token);
+    cli_conn_dispose(&c);
+
+    /* A damaged file is an error naming it. */
+    FILE *f = fopen(path, "w");
+    fputs("{\"contexts\":{\"x\":{\"url\":1}}}", f);
+    fclose(f);
+    assert_int_equal(cli_credentials_load(path, &creds, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "contexts.x: expected {\"url\": URL, \"key\": KEY}"));
+    (void)dir;
 }
 
 static void test_state_dir_flag_beats_env(void **state)
@@ -350,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_default_state_dir),
         cmocka_unit_test_setup_teardown(test_resolve_defaults, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_resolve_token_from_state_dir_file, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_resolve_from_context, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_state_dir_flag_beats_env, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_read_token_file, env_setup, env_teardown),
         cmocka_unit_test(test_listen_to_url),

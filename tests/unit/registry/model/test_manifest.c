@@ -428,7 +428,7 @@ static const char *const error_cases[][2] = {
     {BASE "---\napp: other\n", "tine.yaml:4:1: only one YAML document is allowed in a manifest"},
     {"- app: shop\n", "tine.yaml:1:1: expected a mapping with at least app and functions at the top level, got a "
                       "sequence"},
-    {"base: &b { handler: f.lua#main }\n", "tine.yaml:1:1: base: unknown key; expected one of app, description, host, "
+    {"base: &b { handler: f.lua#main }\n", "tine.yaml:1:1: base: unknown key; expected one of app, namespace, description, host, "
                                            "defaults, env, functions, routes, triggers, allow_outbound, limits"},
     {"app: shop\nfunctions:\n  f: &x { handler: f.lua#main }\n  g: *x\n",
      "tine.yaml:4:6: functions.g: aliases (*x) are not allowed in a manifest; write the value out"},
@@ -445,7 +445,7 @@ static const char *const error_cases[][2] = {
     /* top level */
     {"functions: { f: { handler: f.lua#main } }\n", "tine.yaml:1:1: missing required key 'app'"},
     {"app: shop\n", "tine.yaml:1:1: missing required key 'functions'"},
-    {"app: shop\nfunctions:\nfuncs: 1\n", "tine.yaml:3:1: funcs: unknown key; expected one of app, description, host, "
+    {"app: shop\nfunctions:\nfuncs: 1\n", "tine.yaml:3:1: funcs: unknown key; expected one of app, namespace, description, host, "
                                           "defaults, env, functions, routes, triggers, allow_outbound, limits"},
     {"app: Shop\nfunctions: {}\n", "tine.yaml:1:6: app: 'Shop' may hold only lowercase letters, digits and '-'"},
     {"app: -shop\nfunctions: {}\n", "tine.yaml:1:6: app: '-shop' must start with a letter or digit"},
@@ -483,7 +483,7 @@ static const char *const error_cases[][2] = {
     {"app: shop\nfunctions:\n  f: { memory: 64 }\n", "tine.yaml:3:6: functions.f: missing required key 'handler'"},
     {"app: shop\nfunctions:\n  f: { handler: f.lua#main, memroy: 64 }\n",
      "tine.yaml:3:29: functions.f.memroy: unknown key; expected one of handler, runtime, memory, timeout, "
-     "concurrency, warm, env, network, max_body"},
+     "concurrency, warm, env, network, max_body, auth"},
     {"app: shop\nfunctions:\n  f: { handler: f.lua }\n",
      "tine.yaml:3:17: functions.f.handler: expected FILE.lua#EXPORT such as src/items.lua#list, got 'f.lua'"},
     {"app: shop\nfunctions:\n  f: { handler: f.js#main }\n",
@@ -589,7 +589,9 @@ static const char *const error_cases[][2] = {
      "got a mapping"},
     {BASE "routes:\n  - { method: GET, path: /x }\n", "tine.yaml:5:5: routes[0]: missing required key 'function'"},
     {BASE "routes:\n  - { method: GET, path: /x, function: f, auth: none }\n",
-     "tine.yaml:5:43: routes[0].auth: unknown key; expected one of method, path, function"},
+     "tine.yaml:5:49: routes[0].auth: expected public or key, got 'none'"},
+    {BASE "routes:\n  - { method: GET, path: /x, function: f, aut: key }\n",
+     "tine.yaml:5:43: routes[0].aut: unknown key; expected one of method, path, function, auth"},
     {BASE "routes:\n  - { method: FETCH, path: /x, function: f }\n",
      "tine.yaml:5:15: routes[0].method: expected one of GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS, ANY, got "
      "'FETCH'"},
@@ -884,6 +886,52 @@ static void test_max_body(void **state)
                  "receive");
 }
 
+/* namespace: defaults to "default", same syntax as app names; auth: public
+ * or key on functions and routes, a route private when either says key. */
+static void test_namespace_and_auth(void **state)
+{
+    (void)state;
+    reg_manifest_t *m = parse_ok("app: a\nfunctions:\n  f: { handler: f.lua#main }\n");
+    assert_string_equal(m->namespace, "default");
+    assert_int_equal(m->functions[0].auth, REG_AUTH_PUBLIC);
+    reg_manifest_free(m);
+    m = parse_ok("app: a\n"
+                 "namespace: team-a\n"
+                 "functions:\n"
+                 "  open: { handler: f.lua#main }\n"
+                 "  closed: { handler: f.lua#main, auth: key }\n"
+                 "routes:\n"
+                 "  - { method: GET, path: /open, function: open }\n"
+                 "  - { method: GET, path: /guarded, function: open, auth: key }\n"
+                 "  - { method: GET, path: /closed, function: closed }\n"
+                 "  - { method: GET, path: /closed2, function: closed, auth: key }\n"
+                 "  - { method: GET, path: /open2, function: open, auth: public }\n");
+    assert_string_equal(m->namespace, "team-a");
+    assert_int_equal(m->functions[0].auth, REG_AUTH_PUBLIC);
+    assert_int_equal(m->functions[1].auth, REG_AUTH_KEY);
+    assert_int_equal(m->routes[0].auth, REG_AUTH_PUBLIC);
+    assert_int_equal(m->routes[1].auth, REG_AUTH_KEY);
+    assert_int_equal(m->routes[2].auth, REG_AUTH_KEY);
+    assert_int_equal(m->routes[3].auth, REG_AUTH_KEY);
+    assert_int_equal(m->routes[4].auth, REG_AUTH_PUBLIC);
+    reg_manifest_free(m);
+
+    expect_error("app: a\nnamespace: Team_A\nfunctions:\n  f: { handler: f.lua#main }\n",
+                 "tine.yaml:2:12: namespace: 'Team_A' may hold only lowercase letters, digits and '-'");
+    expect_error("app: a\nnamespace: 7\nfunctions:\n  f: { handler: f.lua#main }\n",
+                 "tine.yaml:2:12: namespace: expected a namespace name such as team-a, got the number 7 (quote it to make it a string)");
+    expect_error("app: a\nnamespace: -x\nfunctions:\n  f: { handler: f.lua#main }\n",
+                 "tine.yaml:2:12: namespace: '-x' must start with a letter or digit");
+    expect_error("app: a\nfunctions:\n  f: { handler: f.lua#main, auth: token }\n",
+                 "tine.yaml:3:35: functions.f.auth: expected public or key, got 'token'");
+    expect_error("app: a\nfunctions:\n  f: { handler: f.lua#main }\n"
+                 "routes:\n  - { method: GET, path: /, function: f, auth: yes }\n",
+                 "tine.yaml:5:48: routes[0].auth: expected public or key, got 'yes'");
+    expect_error("app: a\nfunctions:\n  f: { handler: f.lua#main, auth: key }\n"
+                 "routes:\n  - { method: GET, path: /, function: f, auth: public }\n",
+                 "tine.yaml:5:48: routes[0].auth: public, but function f requires a key (functions.f.auth: key)");
+}
+
 static void test_schema_matches_parser_keys(void **state)
 {
     (void)state;
@@ -899,15 +947,16 @@ static void test_schema_matches_parser_keys(void **state)
 
     char keys[512];
     schema_keys(schema, keys, sizeof keys);
-    assert_string_equal(keys, "allow_outbound,app,defaults,description,env,functions,host,limits,routes,triggers");
+    assert_string_equal(keys,
+                        "allow_outbound,app,defaults,description,env,functions,host,limits,namespace,routes,triggers");
     schema_keys(schema_def(schema, "limits"), keys, sizeof keys);
     assert_string_equal(keys, "kv_bytes_max,kv_keys_max,kv_value_max");
     schema_keys(schema_def(schema, "function"), keys, sizeof keys);
-    assert_string_equal(keys, "concurrency,env,handler,max_body,memory,network,runtime,timeout,warm");
+    assert_string_equal(keys, "auth,concurrency,env,handler,max_body,memory,network,runtime,timeout,warm");
     schema_keys(schema_def(schema, "defaults"), keys, sizeof keys);
     assert_string_equal(keys, "concurrency,max_body,memory,runtime,timeout,warm");
     schema_keys(schema_def(schema, "route"), keys, sizeof keys);
-    assert_string_equal(keys, "function,method,path");
+    assert_string_equal(keys, "auth,function,method,path");
     schema_keys(schema_def(schema, "trigger"), keys, sizeof keys);
     assert_string_equal(keys, "attempts,cron,filter,function,on,source,type");
     json_decref(schema);
@@ -980,6 +1029,7 @@ int main(void)
         cmocka_unit_test(test_api_edges),
         cmocka_unit_test(test_parse_duration),
         cmocka_unit_test(test_max_body),
+        cmocka_unit_test(test_namespace_and_auth),
         cmocka_unit_test(test_schema_matches_parser_keys),
 #ifndef TINE_TEST_UNDER_ASAN
         cmocka_unit_test(test_out_of_memory_torture),

@@ -1,0 +1,22 @@
+/* Shared between the files of the registry's store (store.c, namespaces.c). */
+#ifndef TINE_STORE_INTERNAL_H
+#define TINE_STORE_INTERNAL_H
+
+#include "registry.h"
+#include "tine_redis.h"
+
+struct reg_store {
+    rds_sync_t *redis;
+};
+
+/* Runs one command given printf-style (hiredis' format) on the store's
+ * connection. Returns the reply (freeReplyObject it) or NULL with a message
+ * in err; an error reply is turned into NULL too. */
+redisReply *reg__store_cmd(reg_store_t *s, char *err, size_t errlen, const char *fmt, ...);
+
+/* The message of a deploy refused for its namespace: `ns` does not exist
+ * (missing) or the app is registered in namespace `ns`. Returns
+ * TINE_ENOTFOUND or TINE_ECONFLICT. */
+int reg__namespace_refusal(const char *app, const char *ns, bool missing, char *err, size_t errlen);
+
+#endif
