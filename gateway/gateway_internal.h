@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "gateway.h"
+#include "tine_common.h"
 
 /* Request bodies h2o reads itself before any handler runs (its
  * max_request_entity_size): larger ones are read by tine once their head
@@ -37,6 +38,7 @@ struct gw_server {
     struct ev_events *events;
     struct bill *bill;
     char *metrics_token;
+    gw_tls_t *tls;                                /* HTTPS (borrowed); NULL: HTTP */
     size_t max_connections;                       /* client connections at most (--max-connections) */
     size_t conns;                                 /* client connections open (counted until their handle is closed) */
     size_t body_budget;                           /* request body bytes held at most (--max-buffered-body) */
@@ -137,6 +139,18 @@ int gw__bearer_ok(h2o_req_t *req, const char *token);
 
 /* Percent-decodes len bytes of s into a fresh string. */
 char *gw__percent_decode(const char *s, size_t len);
+
+/* The TLS context new connections get, with a reference the caller drops
+ * (SSL_CTX_free) once its connection closed (tls.c). */
+SSL_CTX *gw__tls_ctx_take(gw_tls_t *tls);
+
+/* The served certificate, ALPN and reloads for GET /_tine/v1/doctor;
+ * {"enabled":false} when tls is NULL. */
+json_t *gw__tls_report(const gw_tls_t *tls);
+
+/* The certificate's expiry and the reload counts for /metrics (nothing when
+ * tls is NULL). */
+void gw__tls_metrics(const gw_tls_t *tls, tine_buf_t *out);
 
 /* GET /metrics: the node's metrics in the Prometheus text format. */
 int gw__metrics(gw_server_t *gw, h2o_req_t *req);
