@@ -36,9 +36,9 @@ static const h2o_iovec_t alpn_h1[] = {{H2O_STRLIT("http/1.1")}, {NULL, 0}};
 typedef struct {
     char subject[256];
     char issuer[256];
-    char names[512]; /* subjectAltName DNS and IP entries, ", " between them */
-    char serial[128]; /* upper-case hex, as `openssl x509 -serial` prints it */
-    char sha256[96];  /* AB:CD:..., as `openssl x509 -fingerprint -sha256` prints it */
+    char names[512];               /* subjectAltName DNS and IP entries, ", " between them */
+    char serial[128];              /* upper-case hex, as `openssl x509 -serial` prints it */
+    char sha256[96];               /* AB:CD:..., as `openssl x509 -fingerprint -sha256` prints it */
     int64_t not_before, not_after; /* unix seconds */
 } cert_info_t;
 
@@ -297,8 +297,7 @@ static void log_certificate(const gw_tls_t *tls, const char *what)
         tine_log(TINE_LOG_WARN, "TLS: the certificate of %s expired on %s: clients will refuse it", tls->cert_file,
                  expires);
     else if (tls->info.not_before > now)
-        tine_log(TINE_LOG_WARN, "TLS: the certificate of %s is not valid yet: clients will refuse it",
-                 tls->cert_file);
+        tine_log(TINE_LOG_WARN, "TLS: the certificate of %s is not valid yet: clients will refuse it", tls->cert_file);
 }
 
 /* `path` made absolute against the current directory, so that a reload
@@ -378,12 +377,12 @@ json_t *gw__tls_report(const gw_tls_t *tls)
     json_t *alpn = json_array();
     for (const h2o_iovec_t *p = tls->http2 ? alpn_h2 : alpn_h1; p->len; p++)
         json_array_append_new(alpn, json_stringn(p->base, p->len));
-    json_t *o = json_pack("{s:b, s:o, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}, s:s, s:I, s:I}",
-                          "enabled", 1, "alpn", alpn, "min_version", "TLSv1.2", "certificate", "file",
-                          tls->cert_file, "key_file", tls->key_file, "subject", tls->info.subject, "issuer",
-                          tls->info.issuer, "names", tls->info.names, "serial", tls->info.serial, "sha256",
-                          tls->info.sha256, "not_before", not_before, "not_after", not_after, "loaded_at", loaded,
-                          "reloads", (json_int_t)tls->reloads, "failed_reloads", (json_int_t)tls->reload_failures);
+    json_t *o = json_pack("{s:b, s:o, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}, s:s, s:I, s:I}", "enabled",
+                          1, "alpn", alpn, "min_version", "TLSv1.2", "certificate", "file", tls->cert_file, "key_file",
+                          tls->key_file, "subject", tls->info.subject, "issuer", tls->info.issuer, "names",
+                          tls->info.names, "serial", tls->info.serial, "sha256", tls->info.sha256, "not_before",
+                          not_before, "not_after", not_after, "loaded_at", loaded, "reloads", (json_int_t)tls->reloads,
+                          "failed_reloads", (json_int_t)tls->reload_failures);
     if (tls->reload_error[0])
         json_object_set_new(o, "reload_error", json_string(tls->reload_error));
     return o;

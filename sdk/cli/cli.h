@@ -23,6 +23,7 @@ typedef struct {
     const char *url;
     const char *token;
     const char *state_dir;
+    const char *cacert;
     bool json;
     bool help;
     bool version;
@@ -54,6 +55,7 @@ typedef struct {
     char *token;      /* NULL: send no Authorization header */
     char *state_dir;
     char *token_file; /* <state_dir>/admin.token */
+    char *cacert;     /* CA file verifying an https:// node; NULL: the system's store */
 } cli_conn_t;
 
 /* ------------------------------------------------------------ options.c */
@@ -87,9 +89,10 @@ int cli_parse_command(int argc, char **argv, const cli_flag_t *flags, size_t nfl
 char *cli_default_state_dir(const char *xdg_state_home, const char *home);
 
 /* Resolves url (--url, TINE_URL, default), state dir (--state-dir,
- * TINE_STATE_DIR, default) and token (--token, TINE_TOKEN, else the first
- * line of <state_dir>/admin.token; a missing file means no token). An
- * unreadable token file gets a warning on `err`. */
+ * TINE_STATE_DIR, default), token (--token, TINE_TOKEN, else the first
+ * line of <state_dir>/admin.token; a missing file means no token) and CA
+ * file (--cacert, TINE_CACERT, else none). An unreadable token file gets a
+ * warning on `err`. */
 void cli_resolve_conn(const cli_global_t *g, cli_conn_t *out, FILE *err);
 void cli_conn_dispose(cli_conn_t *c);
 
