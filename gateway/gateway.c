@@ -270,14 +270,6 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return gw__serve(((gw_handler_t *)self)->gw, req);
 }
 
-/* A client connection: its libuv handle, counted against --max-connections
- * until the handle is closed. */
-typedef struct {
-    uv_tcp_t tcp;
-    gw_server_t *gw;
-    SSL_CTX *ssl_ctx; /* HTTPS: the context it was accepted with, held until it closes */
-} gw_conn_t;
-
 static void on_conn_closed(uv_handle_t *h)
 {
     gw_conn_t *c = container_of((uv_tcp_t *)h, gw_conn_t, tcp);
@@ -336,8 +328,10 @@ static void on_accept(uv_stream_t *listener, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
-    if (gw->tls != NULL) /* a reload after this accept does not touch this connection */
-        gw->accept_ctx.ssl_ctx = c->ssl_ctx = gw__tls_ctx_take(gw->tls);
+    if (gw->tls != NULL) {
+        gw__tls_conn_init(c, gw->tls);
+        gw->accept_ctx.ssl_ctx = c->ssl_ctx;
+    }
     h2o_accept(&gw->accept_ctx, sock);
 }
 

@@ -140,9 +140,22 @@ int gw__bearer_ok(h2o_req_t *req, const char *token);
 /* Percent-decodes len bytes of s into a fresh string. */
 char *gw__percent_decode(const char *s, size_t len);
 
-/* The TLS context new connections get, with a reference the caller drops
- * (SSL_CTX_free) once its connection closed (tls.c). */
-SSL_CTX *gw__tls_ctx_take(gw_tls_t *tls);
+/* A client connection: its libuv handle, counted against --max-connections
+ * until the handle is closed. Over HTTPS also the TLS context it was
+ * accepted with and the callbacks tls.c stands in front of. */
+typedef struct {
+    uv_tcp_t tcp;
+    gw_server_t *gw;
+    SSL_CTX *ssl_ctx;    /* a reference, dropped when the handle closed; NULL: HTTP */
+    uv__io_cb libuv_io;  /* libuv's I/O callback of tcp */
+    uv_read_cb h2o_read; /* h2o's read callback of tcp */
+} gw_conn_t;
+
+/* Makes an accepted connection an HTTPS one: it takes a reference to the
+ * current TLS context (c->ssl_ctx, for h2o_accept; the caller drops it with
+ * SSL_CTX_free once the handle closed) and puts tls.c's filter in front of
+ * h2o's reads (tls.c says why). */
+void gw__tls_conn_init(gw_conn_t *c, gw_tls_t *tls);
 
 /* The served certificate, ALPN and reloads for GET /_tine/v1/doctor;
  * {"enabled":false} when tls is NULL. */

@@ -26,10 +26,21 @@
       sends on it without a request; then closes the N and GETs PROBE on a
       new connection. Prints JSON {over_limit: {status, headers, body,
       closed}, after: {status, body}}.
+
+  http_raw.py split URL --path P --size BYTES --first N
+      POSTs a body of BYTES to P in two writes: the first N bytes of the
+      request, then (after 0.3 s) the rest. Over TLS with N = 8170 the first
+      write is one record of exactly 8192 bytes, which made h2o 2.2.5 drop
+      the connection. Prints JSON {status, body} (status 0: it closed).
+
+An https:// URL is spoken over TLS (ALPN http/1.1), trusting the CA file in
+$TINE_CACERT (else the system's).
 """
 import argparse
 import json
+import os
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -40,6 +51,10 @@ def connect(url):
     u = urllib.parse.urlsplit(url)
     s = socket.create_connection((u.hostname, u.port or 80), timeout=30)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if u.scheme == "https":
+        ctx = ssl.create_default_context(cafile=os.environ.get("TINE_CACERT") or None)
+        ctx.set_alpn_protocols(["http/1.1"])
+        s = ctx.wrap_socket(s, server_hostname=u.hostname)
     return s
 
 
@@ -54,8 +69,8 @@ class Reader:
     def fill(self):
         try:
             data = self.sock.recv(65536)
-        except ConnectionResetError:
-            data = b""
+        except (ConnectionResetError, ssl.SSLEOFError):
+            data = b""  # a TLS peer that closed without close_notify
         if not data:
             self.closed = True
             raise EOFError("connection closed")
@@ -227,11 +242,12 @@ def connections(args):
     u = urllib.parse.urlsplit(args.url)
     held = [connect(args.url) for _ in range(args.count)]
     time.sleep(0.3)
-    # One more: the server answers before any request and closes.
-    extra = connect(args.url)
-    time.sleep(0.3)
-    r = Reader(extra)
+    # One more: the server answers before any request and closes (over
+    # TLS it closes during the handshake).
     try:
+        extra = connect(args.url)
+        time.sleep(0.3)
+        r = Reader(extra)
         st, _, headers, body = r.response("GET")
         over = {"status": st, "headers": dict(headers), "body": text(body)}
         try:
@@ -248,6 +264,22 @@ def connections(args):
     s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (args.probe, u.netloc)).encode())
     st, _, _, body = Reader(s).response("GET")
     print(json.dumps({"over_limit": over, "after": {"status": st, "body": text(body)}}))
+
+
+def split(args):
+    u = urllib.parse.urlsplit(args.url)
+    head = "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n" % (args.path, u.netloc, args.size)
+    req = head.encode() + b"x" * args.size
+    try:
+        s = connect(args.url)
+        s.sendall(req[:args.first])
+        time.sleep(0.3)
+        s.sendall(req[args.first:])
+        st, _, _, body = Reader(s).response("POST")
+        out = {"status": st, "body": text(body)}
+    except (EOFError, OSError, ValueError) as e:
+        out = {"status": 0, "body": str(e)}
+    print(json.dumps(out))
 
 
 def main():
@@ -269,8 +301,13 @@ def main():
     c.add_argument("url")
     c.add_argument("--count", type=int, required=True)
     c.add_argument("--probe", required=True)
+    sp = sub.add_parser("split")
+    sp.add_argument("url")
+    sp.add_argument("--path", required=True)
+    sp.add_argument("--size", type=int, required=True)
+    sp.add_argument("--first", type=int, required=True)
     args = ap.parse_args()
-    {"exchange": exchange, "bodies": bodies, "connections": connections}[args.cmd](args)
+    {"exchange": exchange, "bodies": bodies, "connections": connections, "split": split}[args.cmd](args)
 
 
 if __name__ == "__main__":
