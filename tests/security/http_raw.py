@@ -33,10 +33,19 @@
       write is one record of exactly 8192 bytes, which made h2o 2.2.5 drop
       the connection. Prints JSON {status, body} (status 0: it closed).
 
+  http_raw.py reload URL --path P --ready FILE --go FILE
+      For a certificate reload (https only): GETs P on a TLS connection,
+      opens a second TCP connection without its handshake, creates FILE
+      (--ready) and waits for --go to exist; then GETs P again on the first
+      connection, makes the second one's handshake and GETs P there, and
+      GETs P on a new connection. Prints JSON {before, kept, late, new}: each
+      {status, sha256 (the certificate's, upper-case hex with colons)}.
+
 An https:// URL is spoken over TLS (ALPN http/1.1), trusting the CA file in
 $TINE_CACERT (else the system's).
 """
 import argparse
+import hashlib
 import json
 import os
 import socket
@@ -272,6 +281,7 @@ def split(args):
     req = head.encode() + b"x" * args.size
     try:
         s = connect(args.url)
+        time.sleep(0.1)  # the first write arrives alone, after the handshake
         s.sendall(req[:args.first])
         time.sleep(0.3)
         s.sendall(req[args.first:])
@@ -279,6 +289,36 @@ def split(args):
         out = {"status": st, "body": text(body)}
     except (EOFError, OSError, ValueError) as e:
         out = {"status": 0, "body": str(e)}
+    print(json.dumps(out))
+
+
+def reload(args):
+    u = urllib.parse.urlsplit(args.url)
+    ctx = ssl.create_default_context(cafile=os.environ.get("TINE_CACERT") or None)
+    ctx.set_alpn_protocols(["http/1.1"])
+    req = ("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (args.path, u.netloc)).encode()
+
+    def get(s):
+        try:
+            s.sendall(req)
+            st, _, _, _ = Reader(s).response("GET")
+        except (EOFError, OSError, ValueError):
+            st = 0
+        digest = hashlib.sha256(s.getpeercert(binary_form=True)).hexdigest().upper()
+        return {"status": st, "sha256": ":".join(digest[i:i + 2] for i in range(0, 64, 2))}
+
+    def tls(raw):
+        return ctx.wrap_socket(raw, server_hostname=u.hostname)
+
+    kept = tls(socket.create_connection((u.hostname, u.port), timeout=30))
+    before = get(kept)
+    late = socket.create_connection((u.hostname, u.port), timeout=30)
+    time.sleep(0.2)  # the node accepts it before the reload
+    open(args.ready, "w").close()
+    while not os.path.exists(args.go):
+        time.sleep(0.05)
+    out = {"before": before, "kept": get(kept), "late": get(tls(late)),
+           "new": get(tls(socket.create_connection((u.hostname, u.port), timeout=30)))}
     print(json.dumps(out))
 
 
@@ -306,8 +346,14 @@ def main():
     sp.add_argument("--path", required=True)
     sp.add_argument("--size", type=int, required=True)
     sp.add_argument("--first", type=int, required=True)
+    r = sub.add_parser("reload")
+    r.add_argument("url")
+    r.add_argument("--path", required=True)
+    r.add_argument("--ready", required=True)
+    r.add_argument("--go", required=True)
     args = ap.parse_args()
-    {"exchange": exchange, "bodies": bodies, "connections": connections, "split": split}[args.cmd](args)
+    {"exchange": exchange, "bodies": bodies, "connections": connections, "split": split,
+     "reload": reload}[args.cmd](args)
 
 
 if __name__ == "__main__":
