@@ -19,8 +19,8 @@
 static void test_global_flags_anywhere(void **state)
 {
     (void)state;
-    char *argv[] = {"tine",        "--url", "http://n:1", "apps", "--json", "--token=abc", "--state-dir", "/s",
-                    "--cacert=/ca", "-v"};
+    char *argv[] = {"tine",        "--url",       "http://n:1", "apps",         "--json",
+                    "--token=abc", "--state-dir", "/s",         "--cacert=/ca", "-v"};
     cli_global_t g;
     char **rest;
     int n;
