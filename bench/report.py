@@ -28,6 +28,7 @@ FIGURES = [
     ("warm_p99_us", "warm latency p99 under load", "ms", 1000, None),
     ("warm_act_on_rps", "warm throughput, activation records on", "req/s", 1, None),
     ("warm_act_off_rps", "warm throughput, activation records off", "req/s", 1, None),
+    ("warm_tls_rps", "warm throughput over HTTPS (HTTP/1.1)", "req/s", 1, None),
     ("conn_p50_us", "new connection + request p50", "ms", 1000, None),
     ("conn_p99_us", "new connection + request p99", "ms", 1000, None),
     ("cold_p50_us", "cold start p50", "ms", 1000, ("max", 1000, "<= 1 ms")),
@@ -141,6 +142,9 @@ def headline_lines(values):
             verdict = "met" if n <= limit else "MISSED"
             parts.append(f"{name} {n / 1000:.3f} ms (budget <= {limit / 1000:g} ms: {verdict})")
     out.append("tine cold start: " + ", ".join(parts))
+    tls, plain = number(values.get("warm_tls_rps", {}).get("tine")), number(warm.get("tine"))
+    if tls is not None and plain:
+        out.append(f"tine warm hello over HTTPS: {tls / plain:.2f}x its plain HTTP throughput (same rounds)")
     return out
 
 

@@ -6,11 +6,13 @@
 HELLO_APP=$ROOT/functions-examples/hello
 
 # start_tined NAME [FLAGS...]: a tined on a free loopback port, pinned to the
-# server cpus, with its own state dir (and private redis). Sets TURL, TTOKEN,
-# TINED_PID; 1 with TINED_ERROR when it did not start (e.g. a refused flag).
+# server cpus, with its own state dir (and private redis). Sets TURL (https
+# with --tls-cert among the flags), TTOKEN, TINED_PID; 1 with TINED_ERROR
+# when it did not start (e.g. a refused flag).
 start_tined() {
-  local name=$1 dir=$WORK/$1 deadline
+  local name=$1 dir=$WORK/$1 deadline scheme=http
   shift
+  [[ " $* " != *" --tls-cert "* ]] || scheme=https
   mkdir -p "$dir"
   spawn "$WORK/$name.log" "$BIN/tined" --listen 127.0.0.1:0 --state-dir "$dir" --sdk-dir "$TINED_SDK_DIR" "$@"
   TINED_PID=$SPAWNED_PID
@@ -23,7 +25,7 @@ start_tined() {
     fi
     sleep 0.05
   done
-  TURL=http://127.0.0.1:$(cat "$dir/port")
+  TURL=$scheme://127.0.0.1:$(cat "$dir/port")
   TTOKEN=$(cat "$dir/admin.token")
   wait_http "$TURL/_tine/v1/health" 10 "$TINED_PID" || {
     TINED_ERROR="no answer on $TURL/_tine/v1/health"
@@ -275,16 +277,34 @@ tine_variant() {
   stop_pid "$TINED_PID"
 }
 
+# tine_up_tls NAME [FLAGS...]: tine_up over HTTPS, with a certificate for
+# 127.0.0.1 made once by openssl; curl and the CLI trust it. wrk speaks
+# HTTP/1.1 over TLS on kept-alive connections (one handshake each).
+tine_up_tls() {
+  local d=$WORK/tls
+  if [ ! -s "$d/node.pem" ]; then
+    mkdir -p "$d"
+    if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=127.0.0.1" \
+      -addext "subjectAltName=IP:127.0.0.1" -keyout "$d/node.key" -out "$d/node.pem" 2>"$d/openssl.err"; then
+      UP_ERROR="openssl could not make a certificate: $(tail -n 1 "$d/openssl.err")"
+      return 1
+    fi
+  fi
+  export CURL_CA_BUNDLE=$d/node.pem TINE_CACERT=$d/node.pem
+  tine_up "$@" --tls-cert "$d/node.pem" --tls-key "$d/node.key"
+}
+
 bench_tine_variants() {
   tine_variant isolation-on "$TINED_FLAGS_ISOLATION_ON" cold_iso_on
   tine_variant isolation-off "$TINED_FLAGS_ISOLATION_OFF" cold_iso_off
 }
 
 # The warm figures of every system, in rounds (warm_rounds, common.sh): tine,
-# its activation-record variants, and the peers.
+# its activation-record variants, tine over HTTPS, and the peers.
 bench_warm() {
   warm_rounds "tine|warm|tine_up warm $TINED_FLAGS_DEFAULT" \
     "tine|warm_act_on|tine_up warm-act-on $TINED_FLAGS_ACTIVATIONS_ON" \
     "tine|warm_act_off|tine_up warm-act-off $TINED_FLAGS_ACTIVATIONS_OFF" \
+    "tine|warm_tls|tine_up_tls warm-tls $TINED_FLAGS_DEFAULT" \
     "nginx+lua|warm|nginx_up" "workerd|warm|workerd_up" "cgi|warm|cgi_up"
 }
