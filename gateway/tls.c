@@ -267,8 +267,6 @@ static SSL_CTX *make_ctx(const gw_tls_t *tls, cert_info_t *info, char *err, size
     if (ctx != NULL) {
         SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
         SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-        /* An idle connection gives its record buffers back. */
-        SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
         /* No close_notify when h2o closes a connection. After a client's
          * reset (a TLS 1.3 client closing with the session tickets unread
          * does that) libuv refuses writes on the socket, h2o 2.2.5 ignores
