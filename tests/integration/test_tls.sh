@@ -232,6 +232,27 @@ wait_for 10 reloads_above "$n" || fail "a good certificate again: logged within 
 check "a good certificate again: served" "$OLD" "$(served "$PORT")"
 check "the node kept serving through it all" "200 hi" "$(http GET /web/hi)"
 
+# --- A connection accepted before a reload, its handshake after it, and no
+# other connection left holding the certificate it was accepted with: that
+# certificate must still be there for it (under ASan a freed one would be
+# caught).
+rm -f "$T/ready" "$T/go"
+"${RAW[@]}" reload "$URL" --path /web/hi --ready "$T/ready" --go "$T/go" --late-only >"$T/late.json" &
+probe=$!
+wait_for 20 test -e "$T/ready" || fail "late handshake: the probe connected" "$(cat "$T/late.json")"
+cp "$T/tls/next.pem" "$T/tls/server.pem"
+cp "$T/tls/next.key" "$T/tls/server.key"
+n=$(reloads)
+kill -HUP "$NODE_PID"
+wait_for 10 reloads_above "$n" || fail "late handshake: the reload logged within 10 s" "$(tail -n 3 "$T/n.log")"
+touch "$T/go"
+wait "$probe" || true
+r=$(cat "$T/late.json")
+check "late handshake: served, with the certificate of its accept" "200 $OLD" \
+  "$(pyget "$r" '"%s %s" % (d["late"]["status"], d["late"]["sha256"])')"
+check "late handshake: a new connection gets the new certificate" "200 $NEW" \
+  "$(pyget "$r" '"%s %s" % (d["new"]["status"], d["new"]["sha256"])')"
+
 # --- HTTP/2 is not offered by ALPN with --http2 off (the default).
 start_node h1 --redis "$REDIS_URL"
 check "--http2 off: curl --http2 gets HTTP/1.1" "1.1 200" \

@@ -33,13 +33,14 @@
       write is one record of exactly 8192 bytes, which made h2o 2.2.5 drop
       the connection. Prints JSON {status, body} (status 0: it closed).
 
-  http_raw.py reload URL --path P --ready FILE --go FILE
+  http_raw.py reload URL --path P --ready FILE --go FILE [--late-only]
       For a certificate reload (https only): GETs P on a TLS connection,
       opens a second TCP connection without its handshake, creates FILE
       (--ready) and waits for --go to exist; then GETs P again on the first
       connection, makes the second one's handshake and GETs P there, and
       GETs P on a new connection. Prints JSON {before, kept, late, new}: each
-      {status, sha256 (the certificate's, upper-case hex with colons)}.
+      {status, sha256 (the certificate's, upper-case hex with colons)}. With
+      --late-only there is no first connection (nor before and kept).
 
 An https:// URL is spoken over TLS (ALPN http/1.1), trusting the CA file in
 $TINE_CACERT (else the system's).
@@ -310,14 +311,14 @@ def reload(args):
     def tls(raw):
         return ctx.wrap_socket(raw, server_hostname=u.hostname)
 
-    kept = tls(socket.create_connection((u.hostname, u.port), timeout=30))
-    before = get(kept)
+    kept = None if args.late_only else tls(socket.create_connection((u.hostname, u.port), timeout=30))
+    before = get(kept) if kept else None
     late = socket.create_connection((u.hostname, u.port), timeout=30)
     time.sleep(0.2)  # the node accepts it before the reload
     open(args.ready, "w").close()
     while not os.path.exists(args.go):
         time.sleep(0.05)
-    out = {"before": before, "kept": get(kept), "late": get(tls(late)),
+    out = {"before": before, "kept": get(kept) if kept else None, "late": get(tls(late)),
            "new": get(tls(socket.create_connection((u.hostname, u.port), timeout=30)))}
     print(json.dumps(out))
 
@@ -351,6 +352,7 @@ def main():
     r.add_argument("--path", required=True)
     r.add_argument("--ready", required=True)
     r.add_argument("--go", required=True)
+    r.add_argument("--late-only", action="store_true")
     args = ap.parse_args()
     {"exchange": exchange, "bodies": bodies, "connections": connections, "split": split,
      "reload": reload}[args.cmd](args)
