@@ -46,6 +46,14 @@ bad_start key-as-cert 1 "--tls-cert $T/tls/server.key: no PEM certificate in it"
 openssl pkey -in "$T/tls/server.key" -aes256 -passout pass:secret -out "$T/tls/encrypted.key" 2>/dev/null
 bad_start encrypted-key 1 "--tls-key $T/tls/encrypted.key: the key is encrypted: give it without a passphrase" \
   "$T/tls/server.pem" "$T/tls/encrypted.key"
+# The same options from the environment and from a config file.
+st=$(TINE_TLS_CERT=$T/tls/server.pem TINE_TLS_KEY=$T/tls/other.key tined_status env --redis "$REDIS_URL")
+check "TINE_TLS_CERT and TINE_TLS_KEY: read, and checked at start" "1 yes" \
+  "$st $(grep -q "does not match the certificate of --tls-cert $T/tls/server.pem" "$T/env.log" && echo yes)"
+printf 'tls-cert = %s\ntls-key = %s\n' "$T/tls/server.pem" "$T/tls/encrypted.key" >"$T/tined.conf"
+st=$(tined_status conf --redis "$REDIS_URL" --config "$T/tined.conf")
+check "tls-cert and tls-key in a config file: read, and checked at start" "1 yes" \
+  "$st $(grep -q "the key is encrypted" "$T/conf.log" && echo yes)"
 st=$(tined_status half --redis "$REDIS_URL" --tls-cert "$T/tls/server.pem")
 check "--tls-cert without --tls-key: usage error (exit 2)" "2" "$st"
 check_contains "--tls-cert without --tls-key: the message" \
