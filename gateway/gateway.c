@@ -317,9 +317,8 @@ static void on_accept(uv_stream_t *listener, int status)
             uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
         return;
     }
-    gw_conn_t *c = xmalloc(sizeof(*c));
+    gw_conn_t *c = xcalloc(1, sizeof(*c));
     c->gw = gw;
-    c->ssl_ctx = NULL;
     uv_tcp_init(listener->loop, &c->tcp);
     gw->conns++;
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
@@ -328,6 +327,8 @@ static void on_accept(uv_stream_t *listener, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
+    c->sock = sock;
+    gw__conn_guard(c);
     if (gw->tls != NULL) {
         gw__tls_conn_init(c, gw->tls);
         gw->accept_ctx.ssl_ctx = c->ssl_ctx;

@@ -141,11 +141,12 @@ int gw__bearer_ok(h2o_req_t *req, const char *token);
 char *gw__percent_decode(const char *s, size_t len);
 
 /* A client connection: its libuv handle, counted against --max-connections
- * until the handle is closed. Over HTTPS also the TLS context it was
- * accepted with and the callbacks tls.c stands in front of. */
+ * until the handle is closed; its h2o socket; over HTTPS the TLS context it
+ * was accepted with; the callbacks conn_guard.c stands in front of. */
 typedef struct {
     uv_tcp_t tcp;
     gw_server_t *gw;
+    h2o_socket_t *sock;  /* h2o's, valid until the handle is closing */
     SSL_CTX *ssl_ctx;    /* a reference, dropped when the handle closed; NULL: HTTP */
     uv__io_cb libuv_io;  /* libuv's I/O callback of tcp */
     uv_read_cb h2o_read; /* h2o's read callback of tcp */
@@ -153,9 +154,13 @@ typedef struct {
 
 /* Makes an accepted connection an HTTPS one: it takes a reference to the
  * current TLS context (c->ssl_ctx, for h2o_accept; the caller drops it with
- * SSL_CTX_free once the handle closed) and puts tls.c's filter in front of
- * h2o's reads (tls.c says why). */
+ * SSL_CTX_free once the handle closed). */
 void gw__tls_conn_init(gw_conn_t *c, gw_tls_t *tls);
+
+/* Puts conn_guard.c between libuv and h2o's socket of an accepted
+ * connection (c->sock set): h2o 2.2.5 misreads two things libuv 1.x does
+ * (conn_guard.c says which). Call before h2o_accept. */
+void gw__conn_guard(gw_conn_t *c);
 
 /* The served certificate, ALPN and reloads for GET /_tine/v1/doctor;
  * {"enabled":false} when tls is NULL. */

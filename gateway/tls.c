@@ -267,14 +267,13 @@ static SSL_CTX *make_ctx(const gw_tls_t *tls, cert_info_t *info, char *err, size
     if (ctx != NULL) {
         SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
         SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-        /* No close_notify when h2o closes a connection. After a client's
+        /* No close_notify when h2o closes a connection: after a client's
          * reset (a TLS 1.3 client closing with the session tickets unread
-         * does that) libuv refuses writes on the socket, h2o 2.2.5 ignores
-         * that refusal and waits forever for its close_notify to be
-         * written: the connection, its descriptor and its place under
-         * --max-connections were never given back. Every answer of tine is
-         * framed (Content-Length, chunked, HTTP/2), so a client loses
-         * nothing by a close without it. */
+         * does that) libuv refuses the write and h2o 2.2.5 would wait for
+         * it forever (conn_guard.c completes such writes too; without the
+         * alert the close needs none). Every answer of tine is framed
+         * (Content-Length, chunked, HTTP/2), so a client loses nothing by a
+         * close without it. */
         SSL_CTX_set_quiet_shutdown(ctx, 1);
         h2o_ssl_register_alpn_protocols(ctx, tls->http2 ? alpn_h2 : alpn_h1);
         if (use_chain(ctx, tls->cert_file, cert, clen, info, err, errlen) != 0 ||
@@ -367,47 +366,10 @@ void gw_tls_free(gw_tls_t *tls)
     free(tls);
 }
 
-/* h2o 2.2.5 with libuv drops TLS connections at random while they receive
- * much: libuv calls a stream's read callback with nread 0 when a read finds
- * nothing more (EAGAIN) after one that filled the buffer, and h2o's TLS read
- * callback takes that for an I/O error (about one 6 MB upload in 40 broke
- * on loopback). read_filter swallows those calls. libuv lets no one in
- * between a read and its callback, and h2o sets its callback anew whenever
- * it starts reading, so the filter is put back in front before each I/O
- * event of the connection (io_hook stands in for libuv's own I/O callback)
- * and after each call of h2o's. */
-static void read_filter(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-
-static void wrap_read(gw_conn_t *c)
-{
-    if (c->tcp.read_cb != NULL && c->tcp.read_cb != read_filter) {
-        c->h2o_read = c->tcp.read_cb;
-        c->tcp.read_cb = read_filter;
-    }
-}
-
-static void read_filter(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    gw_conn_t *c = container_of((uv_tcp_t *)s, gw_conn_t, tcp);
-    if (nread == 0)
-        return; /* no data now, not an error */
-    c->h2o_read(s, nread, buf);
-    wrap_read(c); /* the handle outlives this call: it is freed in its close callback */
-}
-
-static void io_hook(uv_loop_t *loop, uv__io_t *w, unsigned int events)
-{
-    gw_conn_t *c = container_of(w, gw_conn_t, tcp.io_watcher);
-    wrap_read(c);
-    c->libuv_io(loop, w, events);
-}
-
 void gw__tls_conn_init(gw_conn_t *c, gw_tls_t *tls)
 {
     SSL_CTX_up_ref(tls->ctx);
     c->ssl_ctx = tls->ctx;
-    c->libuv_io = c->tcp.io_watcher.cb;
-    c->tcp.io_watcher.cb = io_hook;
 }
 
 json_t *gw__tls_report(const gw_tls_t *tls)

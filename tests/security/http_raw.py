@@ -42,6 +42,10 @@
       {status, sha256 (the certificate's, upper-case hex with colons)}. With
       --late-only there is no first connection (nor before and kept).
 
+  http_raw.py abort URL --path P --size BYTES --sent N --count K
+      K times: POSTs to P a head announcing BYTES of body, sends N of them,
+      waits 0.2 s and resets the connection (SO_LINGER 0). Prints nothing.
+
 An https:// URL is spoken over TLS (ALPN http/1.1), trusting the CA file in
 $TINE_CACERT (else the system's).
 """
@@ -50,6 +54,7 @@ import hashlib
 import json
 import os
 import socket
+import struct
 import ssl
 import sys
 import threading
@@ -323,6 +328,17 @@ def reload(args):
     print(json.dumps(out))
 
 
+def abort(args):
+    u = urllib.parse.urlsplit(args.url)
+    head = "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n" % (args.path, u.netloc, args.size)
+    for _ in range(args.count):
+        s = connect(args.url)
+        s.sendall(head.encode() + b"x" * args.sent)
+        time.sleep(0.2)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -347,6 +363,12 @@ def main():
     sp.add_argument("--path", required=True)
     sp.add_argument("--size", type=int, required=True)
     sp.add_argument("--first", type=int, required=True)
+    a = sub.add_parser("abort")
+    a.add_argument("url")
+    a.add_argument("--path", required=True)
+    a.add_argument("--size", type=int, required=True)
+    a.add_argument("--sent", type=int, required=True)
+    a.add_argument("--count", type=int, required=True)
     r = sub.add_parser("reload")
     r.add_argument("url")
     r.add_argument("--path", required=True)
@@ -355,7 +377,7 @@ def main():
     r.add_argument("--late-only", action="store_true")
     args = ap.parse_args()
     {"exchange": exchange, "bodies": bodies, "connections": connections, "split": split,
-     "reload": reload}[args.cmd](args)
+     "reload": reload, "abort": abort}[args.cmd](args)
 
 
 if __name__ == "__main__":

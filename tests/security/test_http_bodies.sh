@@ -79,6 +79,18 @@ check "metrics: no body is held any more" "tine_http_body_bytes 0" "$(grep '^tin
 check "function bodies: the budget is given back" "200" "$(curl -s "${H1[@]}" -o /dev/null -w '%{http_code}' \
   --data-binary @<(head -c 6000000 /dev/zero) "$URL/sink/take")"
 
+# --- Clients that reset their connection in the middle of a body tine reads
+# itself (and of one h2o reads) give the connection back: the answer to a
+# gone client was a write libuv refused and h2o waited for forever.
+open_conns() { curl -s "$URL/metrics" | awk '/^tine_http_connections / {print $2}'; }
+conns_back() { [ "$(open_conns)" = "$base" ]; }
+base=$(open_conns)
+"${RAW[@]}" abort "$URL" --path /sink/take --size 1000000 --sent 200000 --count 5
+"${RAW[@]}" abort "$URL" --path /sink/take --size 60000 --sent 30000 --count 5
+wait_for 5 conns_back || true
+check "10 uploads reset mid-body: their connections are closed" "$base" "$(open_conns)"
+check "10 uploads reset mid-body: the node serves" "200 hi" "$(http GET /sink/hi)"
+
 # --- HTTP/2 (prior knowledge): 40 streams with 6,000,000-byte bodies on one connection.
 head -c 6000000 /dev/zero >"$T/6m"
 peak="$T/peak"
