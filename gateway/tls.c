@@ -267,14 +267,6 @@ static SSL_CTX *make_ctx(const gw_tls_t *tls, cert_info_t *info, char *err, size
     if (ctx != NULL) {
         SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
         SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-        /* No close_notify when h2o closes a connection: after a client's
-         * reset (a TLS 1.3 client closing with the session tickets unread
-         * does that) libuv refuses the write and h2o 2.2.5 would wait for
-         * it forever (conn_guard.c completes such writes too; without the
-         * alert the close needs none). Every answer of tine is framed
-         * (Content-Length, chunked, HTTP/2), so a client loses nothing by a
-         * close without it. */
-        SSL_CTX_set_quiet_shutdown(ctx, 1);
         h2o_ssl_register_alpn_protocols(ctx, tls->http2 ? alpn_h2 : alpn_h1);
         if (use_chain(ctx, tls->cert_file, cert, clen, info, err, errlen) != 0 ||
             use_key(ctx, tls->cert_file, tls->key_file, key, klen, err, errlen) != 0) {
