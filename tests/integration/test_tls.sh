@@ -135,6 +135,8 @@ check "curl without the CA: refused (60: the certificate does not verify)" "60" 
   "$(env -u CURL_CA_BUNDLE curl -s -o /dev/null "$URL/web/hi"; echo $?)"
 check "HTTP/2: a body of 64 KiB reaches the function" "200 len 65536" \
   "$(http POST /web/len --http2 --data-binary @<(head -c 65536 /dev/zero))"
+check "HTTP/2: a body over 64 KiB is refused (h2o 2.2.5 resets the stream; curl gives up after retries)" "56" \
+  "$(curl -s --http2 -o /dev/null --data-binary @<(head -c 100000 /dev/zero) "$URL/web/len"; echo $?)"
 check "HTTP/1.1 over TLS: a body of 5 MB reaches the function (read by tine)" "200 len 5000000" \
   "$(http POST /web/len --http1.1 --data-binary @<(head -c 5000000 /dev/zero))"
 # One TLS record of exactly 8192 bytes, then the rest of the body: h2o 2.2.5
