@@ -798,7 +798,9 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
             return 0;
         }
         if (n == 1 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("doctor"))) {
-            gw__send_json(req, 200, sbx_isolation_report_json(sbx_isolation_report()));
+            json_t *report = sbx_isolation_report_json(sbx_isolation_report());
+            json_object_set_new(report, "tls", gw__tls_report(gw->tls));
+            gw__send_json(req, 200, report);
             return 0;
         }
         gw__send_error(req, 404, "no such admin endpoint");

@@ -245,23 +245,18 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return gw__serve(((gw_handler_t *)self)->gw, req);
 }
 
-/* A client connection: its libuv handle, counted against --max-connections
- * until the handle is closed. */
-typedef struct {
-    uv_tcp_t tcp;
-    gw_server_t *gw;
-} gw_conn_t;
-
 /* A client connection's handle closed: counted out and freed. */
 static void on_conn_closed(uv_handle_t *h)
 {
     gw_conn_t *c = container_of((uv_tcp_t *)h, gw_conn_t, tcp);
     c->gw->conns--;
+    SSL_CTX_free(c->ssl_ctx);
     free(c);
 }
 
 /* Closes a connection over --max-connections, after a best-effort 503 (the
- * client may not have sent its request yet; it finds the answer first). */
+ * client may not have sent its request yet; it finds the answer first);
+ * over HTTPS it closes at once (an answer would need a handshake). */
 static void refuse_connection(gw_server_t *gw, uv_tcp_t *tcp)
 {
     char body[256], head[512];
@@ -273,7 +268,8 @@ static void refuse_connection(gw_server_t *gw, uv_tcp_t *tcp)
                       "Retry-After: 1\r\nConnection: close\r\n\r\n%s",
                       bl, body);
     uv_buf_t buf = uv_buf_init(head, (unsigned)hl);
-    uv_try_write((uv_stream_t *)tcp, &buf, 1);
+    if (gw->tls == NULL)
+        uv_try_write((uv_stream_t *)tcp, &buf, 1);
     uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
     gw->refused_connections++;
     uint64_t now = uv_now(gw->loop);
@@ -299,7 +295,7 @@ static void on_accept(uv_stream_t *listener, int status)
             uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
         return;
     }
-    gw_conn_t *c = xmalloc(sizeof(*c));
+    gw_conn_t *c = xcalloc(1, sizeof(*c));
     c->gw = gw;
     uv_tcp_init(listener->loop, &c->tcp);
     gw->conns++;
@@ -309,6 +305,12 @@ static void on_accept(uv_stream_t *listener, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
+    c->sock = sock;
+    gw__conn_guard(c);
+    if (gw->tls != NULL) {
+        gw__tls_conn_init(c, gw->tls);
+        gw->accept_ctx.ssl_ctx = c->ssl_ctx;
+    }
     h2o_accept(&gw->accept_ctx, sock);
 }
 
@@ -359,6 +361,7 @@ gw_server_t *gw_new(uv_loop_t *loop, const gw_config_t *cfg, reg_live_t *live, i
     gw->bill = cfg->bill;
     gw->metrics_token = cfg->metrics_token ? xstrdup(cfg->metrics_token) : NULL;
     gw->tenancy = cfg->tenancy;
+    gw->tls = cfg->tls;
     gw->max_connections = cfg->max_connections ? cfg->max_connections : GW_DEFAULT_MAX_CONNECTIONS;
     gw->body_budget = cfg->max_buffered_body ? cfg->max_buffered_body : GW_DEFAULT_MAX_BUFFERED_BODY;
 
@@ -366,9 +369,9 @@ gw_server_t *gw_new(uv_loop_t *loop, const gw_config_t *cfg, reg_live_t *live, i
     /* h2o reads a body before any handler sees the request: only small ones;
      * intake.c reads larger ones once their head passed every check. */
     gw->config.max_request_entity_size = GW_INLINE_BODY;
-    /* Cleartext HTTP/2 (prior knowledge or Upgrade: h2c) only when asked:
-     * h2o 2.2.5 takes up to 100 streams per connection, each with its own
-     * header block and body, before tine sees any of them. */
+    /* HTTP/2 (prior knowledge or Upgrade: h2c; over TLS, ALPN: tls.c) only
+     * when asked: h2o 2.2.5 takes up to 100 streams per connection, each
+     * with its own header block and body, before tine sees any of them. */
     gw->config.http1.upgrade_to_http2 = cfg->http2;
     gw->config.http2.max_concurrent_requests_per_connection = GW_HTTP2_MAX_REQUESTS;
     gw->config.server_name = h2o_iovec_init(H2O_STRLIT("tine"));

@@ -13,6 +13,9 @@
 struct uv_loop_s;
 typedef struct gw_server gw_server_t;
 
+/* The certificate and key HTTPS serves (gateway/tls.c). */
+typedef struct gw_tls gw_tls_t;
+
 #define GW_DEFAULT_MAX_CONNECTIONS 1024
 #define GW_DEFAULT_MAX_BUFFERED_BODY (128u * 1024u * 1024u)
 
@@ -25,7 +28,8 @@ typedef struct {
     /* Request body bytes of anonymous clients held at once (function
      * calls); 0: GW_DEFAULT_MAX_BUFFERED_BODY. Over it: 503. */
     size_t max_buffered_body;
-    bool http2; /* serve cleartext HTTP/2 (prior knowledge, Upgrade: h2c) */
+    bool http2; /* serve HTTP/2: over TLS by ALPN, in cleartext by prior knowledge or Upgrade: h2c */
+    gw_tls_t *tls; /* serve HTTPS on `listen` with it (borrowed; outlives the server); NULL: HTTP */
     const char *node_id;
     struct ev_events *events; /* CloudEvents ingest and dead letters; may be NULL */
     struct bill *bill;         /* records, usage, logs, /metrics (borrowed; may be NULL) */
@@ -53,5 +57,20 @@ void gw_shutdown(gw_server_t *gw);
 /* True when no client connection is open any more and h2o has no timer
  * left (then the server can be freed). */
 int gw_drained(gw_server_t *gw);
+
+/* Loads a certificate chain (the server's first, then its CAs) and its
+ * private key, PEM files, for HTTPS: TLS 1.2 at least, ALPN "h2" (when
+ * http2) and "http/1.1". Returns NULL with a message naming the file and
+ * what is wrong (unreadable, no certificate, an encrypted key, a key that
+ * is not the certificate's). Logs the certificate it serves. */
+gw_tls_t *gw_tls_new(const char *cert_file, const char *key_file, bool http2, char *err, size_t errlen);
+
+/* Reads both files again. New connections get the new certificate,
+ * established ones keep theirs. On failure the previous certificate keeps
+ * serving; either way the outcome is logged. Returns 0 or TINE_EINVAL. */
+int gw_tls_reload(gw_tls_t *tls);
+
+/* Frees it (connections still open keep their own reference); NULL is fine. */
+void gw_tls_free(gw_tls_t *tls);
 
 #endif

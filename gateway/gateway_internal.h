@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "gateway.h"
+#include "tine_common.h"
 
 /* Request bodies h2o reads itself before any handler runs (its
  * max_request_entity_size): larger ones are read by tine once their head
@@ -39,6 +40,7 @@ struct gw_server {
     struct bill *bill;
     char *metrics_token;
     struct tn_tenancy *tenancy; /* API keys and audit (borrowed; may be NULL) */
+    gw_tls_t *tls;                                /* HTTPS (borrowed); NULL: HTTP */
     size_t max_connections;                       /* client connections at most (--max-connections) */
     size_t conns;                                 /* client connections open (counted until their handle is closed) */
     size_t body_budget;                           /* request body bytes held at most (--max-buffered-body) */
@@ -161,6 +163,36 @@ int gw__count_param(h2o_req_t *req, const gw_query_param_t *p, long lo, long hi,
 
 /* Percent-decodes len bytes of s into a fresh string. */
 char *gw__percent_decode(const char *s, size_t len);
+
+/* A client connection: its libuv handle, counted against --max-connections
+ * until the handle is closed; its h2o socket; over HTTPS the TLS context it
+ * was accepted with; the callbacks conn_guard.c stands in front of. */
+typedef struct {
+    uv_tcp_t tcp;
+    gw_server_t *gw;
+    h2o_socket_t *sock;  /* h2o's, valid until the handle is closing */
+    SSL_CTX *ssl_ctx;    /* a reference, dropped when the handle closed; NULL: HTTP */
+    uv__io_cb libuv_io;  /* libuv's I/O callback of tcp */
+    uv_read_cb h2o_read; /* h2o's read callback of tcp */
+} gw_conn_t;
+
+/* Makes an accepted connection an HTTPS one: it takes a reference to the
+ * current TLS context (c->ssl_ctx, for h2o_accept; the caller drops it with
+ * SSL_CTX_free once the handle closed). */
+void gw__tls_conn_init(gw_conn_t *c, gw_tls_t *tls);
+
+/* Puts conn_guard.c between libuv and h2o's socket of an accepted
+ * connection (c->sock set): h2o 2.2.5 misreads two things libuv 1.x does
+ * (conn_guard.c says which). Call before h2o_accept. */
+void gw__conn_guard(gw_conn_t *c);
+
+/* The served certificate, ALPN and reloads for GET /_tine/v1/doctor;
+ * {"enabled":false} when tls is NULL. */
+json_t *gw__tls_report(const gw_tls_t *tls);
+
+/* The certificate's expiry and the reload counts for /metrics (nothing when
+ * tls is NULL). */
+void gw__tls_metrics(const gw_tls_t *tls, tine_buf_t *out);
 
 /* GET /metrics: the node's metrics in the Prometheus text format. */
 int gw__metrics(gw_server_t *gw, h2o_req_t *req);

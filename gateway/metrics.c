@@ -161,6 +161,7 @@ int gw__metrics(gw_server_t *gw, h2o_req_t *req)
         bill_metrics_render(gw->bill, &out);
     render_sandboxes(gw, &out);
     render_http(gw, &out);
+    gw__tls_metrics(gw->tls, &out);
     render_events(gw, &out);
     render_process(&out);
     req->res.status = 200;

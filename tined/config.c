@@ -24,7 +24,10 @@ typedef struct {
 } option_t;
 
 static const option_t options[] = {
-    {"listen", "TINE_LISTEN", 1, "address to serve HTTP on (default 127.0.0.1:8080)"},
+    {"listen", "TINE_LISTEN", 1, "address to serve HTTP (HTTPS with --tls-cert) on (default 127.0.0.1:8080)"},
+    {"tls-cert", "TINE_TLS_CERT", 1, "PEM certificate chain (the server's first): serve HTTPS on --listen;\n"
+                                     "                         reloaded with --tls-key on SIGHUP (needs --tls-key)"},
+    {"tls-key", "TINE_TLS_KEY", 1, "PEM private key of --tls-cert, unencrypted"},
     {"state-dir", "TINE_STATE_DIR", 1, "where the node keeps its token, redis data and bundles\n"
                                        "                         (default $XDG_STATE_HOME/tine or ~/.local/state/tine)"},
     {"redis", "TINE_REDIS_URL", 1, "the Redis to use: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB],\n"
@@ -42,8 +45,9 @@ static const option_t options[] = {
                                                    "                         and closed (default 1024)"},
     {"max-buffered-body", "TINE_MAX_BUFFERED_BODY", 1, "request body bytes held at once for function calls; a body\n"
                                                        "                         that does not fit gets 503 (default 128MiB, at least 6MiB)"},
-    {"http2", "TINE_HTTP2", 1, "on|off: serve cleartext HTTP/2, prior knowledge or Upgrade: h2c\n"
-                               "                         (default off; see docs/ARCHITECTURE.md, Request path)"},
+    {"http2", "TINE_HTTP2", 1, "on|off: serve HTTP/2: over TLS by ALPN h2, in cleartext by prior\n"
+                               "                         knowledge or Upgrade: h2c; bodies up to 64 KiB (default off;\n"
+                               "                         see docs/ARCHITECTURE.md, Request path)"},
     {"sdk-dir", "TINE_SDK_DIR", 1, "directory holding the Lua SDK tine.lua"},
     {"node-id", "TINE_NODE_ID", 1, "this node's name in a cluster (default HOSTNAME:PORT)"},
     {"max-sandboxes", "TINE_MAX_SANDBOXES", 1, "sandboxes on this node at most, shared fairly between apps; at\n"
@@ -197,6 +201,10 @@ static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
         return &raw->docker_events;
     if (strcmp(name, "listen") == 0)
         return &cfg->listen;
+    if (strcmp(name, "tls-cert") == 0)
+        return &cfg->tls_cert;
+    if (strcmp(name, "tls-key") == 0)
+        return &cfg->tls_key;
     if (strcmp(name, "state-dir") == 0)
         return &cfg->state_dir;
     if (strcmp(name, "redis") == 0)
@@ -435,7 +443,8 @@ static int parse_billing_options(tined_config_t *cfg)
     return 0;
 }
 
-/* --max-connections, --max-buffered-body and --http2; messages name the flag. */
+/* --max-connections, --max-buffered-body, --http2 and that --tls-cert and
+ * --tls-key come together; messages name the flag. */
 static int parse_http_limits(tined_config_t *cfg, const raw_values_t *raw)
 {
     int rc = 0;
@@ -453,6 +462,11 @@ static int parse_http_limits(tined_config_t *cfg, const raw_values_t *raw)
     cfg->http2 = raw->http2 != NULL && strcmp(raw->http2, "on") == 0;
     if (raw->http2 && !cfg->http2 && strcmp(raw->http2, "off") != 0) {
         config_error("--http2 %s: expected on or off", raw->http2);
+        rc = -1;
+    }
+    if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
+        fprintf(stderr, "tined: --%s needs --%s: HTTPS takes a certificate and its private key\n",
+                cfg->tls_cert ? "tls-cert" : "tls-key", cfg->tls_cert ? "tls-key" : "tls-cert");
         rc = -1;
     }
     return rc;
@@ -638,6 +652,8 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
 void tined_config_dispose(tined_config_t *cfg)
 {
     free(cfg->listen);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
     free(cfg->state_dir);
     free(cfg->redis_url);
     free(cfg->redis_maxmemory);

@@ -9,6 +9,8 @@
 
 typedef struct {
     char *listen;
+    char *tls_cert; /* with tls_key: serve HTTPS on listen; NULL: HTTP */
+    char *tls_key;
     char *state_dir;
     char *redis_url;   /* NULL: start a private redis-server */
     char *redis_maxmemory; /* its memory cap as given (Redis's syntax); NULL: the default */
@@ -20,7 +22,7 @@ typedef struct {
     char *config_file;
     unsigned max_connections; /* client connections open at once */
     size_t max_buffered_body; /* request body bytes held at once for function calls */
-    bool http2;               /* serve cleartext HTTP/2 */
+    bool http2;               /* serve HTTP/2 (ALPN over TLS, h2c in cleartext) */
     unsigned max_sandboxes;   /* node-wide cap on sandboxes */
     unsigned app_reserve;     /* past the cap, for apps' first sandbox (fair share) */
     unsigned max_queue;       /* calls waiting per function before 429 */

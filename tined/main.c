@@ -32,11 +32,13 @@ typedef struct {
     reg_live_t *live;
     ev_events_t *ev;
     gw_server_t *gw;
+    gw_tls_t *tls; /* --tls-cert: the certificate SIGHUP reloads; NULL: HTTP */
     bill_t *bill;
     tn_tenancy_t *tenancy;
     bool activations; /* billing records every invocation (--activations) */
     uv_signal_t sigint;
     uv_signal_t sigterm;
+    uv_signal_t sighup;
     uv_timer_t stop_timer;
     uint64_t stop_started_ns;
     bool stopping;
@@ -244,12 +246,25 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_signal_stop(&t->sigterm);
     uv_close((uv_handle_t *)&t->sigint, NULL);
     uv_close((uv_handle_t *)&t->sigterm, NULL);
+    uv_close((uv_handle_t *)&t->sighup, NULL);
     gw_shutdown(t->gw);
     bill_end_follows(t->bill);
     t->stop_started_ns = tine_now_ns();
     uv_timer_init(t->loop, &t->stop_timer);
     t->stop_timer.data = t;
     uv_timer_start(&t->stop_timer, on_stop_tick, 0, 10);
+}
+
+/* SIGHUP: the TLS certificate and key are read again (gw_tls_reload logs
+ * the outcome); without TLS there is nothing to reload. */
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    tined_t *t = s->data;
+    if (t->tls != NULL)
+        gw_tls_reload(t->tls);
+    else
+        tine_log(TINE_LOG_INFO, "SIGHUP: nothing to reload (no --tls-cert)");
 }
 
 int main(int argc, char **argv)
@@ -276,22 +291,33 @@ int main(int argc, char **argv)
         tine_log(TINE_LOG_ERROR, "the Lua SDK is missing: %s (set --sdk-dir)", sdk_file);
         return 1;
     }
+    char err[1024];
+    /* Before anything starts: a bad certificate or key stops the node here. */
+    gw_tls_t *tls = NULL;
+    if (cfg.tls_cert && (tls = gw_tls_new(cfg.tls_cert, cfg.tls_key, cfg.http2, err, sizeof err)) == NULL) {
+        tine_log(TINE_LOG_ERROR, "%s", err);
+        tined_config_dispose(&cfg);
+        close(lock_fd);
+        return 1;
+    }
 
     /* The zygote first: a small process forked before any thread or loop.
      * It applies the isolation layers and reports which it could. */
     char *tmp_dir = start_isolation(&cfg);
-    if (tmp_dir == NULL)
+    if (tmp_dir == NULL) {
+        gw_tls_free(tls);
         return 1;
+    }
     sbx_zygote_t zygote = {0};
     if ((rc = sbx_zygote_start(&zygote, cfg.sdk_dir)) != 0 || (rc = report_isolation()) != 0) {
         tine_log(TINE_LOG_ERROR, "cannot start the zygote: %s", tine_strerror(rc));
         if (zygote.pid > 0)
             sbx_zygote_stop(&zygote);
         sbx_isolation_cleanup(tmp_dir);
+        gw_tls_free(tls);
         return 1;
     }
 
-    char err[1024];
     int redis_pid = 0;
     char *redis_url = NULL;
     rds_set_client_prefix(cfg.node_id); /* CLIENT LIST on Redis shows whose connections are whose */
@@ -307,6 +333,7 @@ int main(int argc, char **argv)
         sbx_zygote_stop(&zygote);
         sbx_isolation_cleanup(tmp_dir);
         free(tmp_dir);
+        gw_tls_free(tls);
         tined_config_dispose(&cfg);
         close(lock_fd);
         return 1;
@@ -321,6 +348,7 @@ int main(int argc, char **argv)
 
     tined_t t = {0};
     t.loop = uv_default_loop();
+    t.tls = tls;
     bill_config_t bcfg = {
         .redis_url = redis_url,
         .prices = {.gb_s_pusd = cfg.price_gb_s_pusd, .request_pusd = cfg.price_request_pusd},
@@ -380,6 +408,7 @@ int main(int argc, char **argv)
         .max_connections = cfg.max_connections,
         .max_buffered_body = cfg.max_buffered_body,
         .http2 = cfg.http2,
+        .tls = tls,
         .node_id = cfg.node_id,
         .events = t.ev,
         .bill = t.bill,
@@ -396,6 +425,9 @@ int main(int argc, char **argv)
     t.sigint.data = t.sigterm.data = &t;
     uv_signal_start(&t.sigint, on_signal, SIGINT);
     uv_signal_start(&t.sigterm, on_signal, SIGTERM);
+    uv_signal_init(t.loop, &t.sighup);
+    t.sighup.data = &t;
+    uv_signal_start(&t.sighup, on_sighup, SIGHUP);
 
     /* The bound port, for tools and tests that listen on port 0. */
     char *port_file = xasprintf("%s/port", cfg.state_dir);
@@ -405,8 +437,8 @@ int main(int argc, char **argv)
         fclose(pf);
     }
     free(port_file);
-    tine_log(TINE_LOG_INFO, "serving on http://%s (port %d, node %s, state %s, redis %s%s, activations %s)",
-             cfg.listen, gw_port(t.gw), cfg.node_id, cfg.state_dir, redis_shown, redis_pid ? ", private" : "",
+    tine_log(TINE_LOG_INFO, "serving on %s://%s (port %d, node %s, state %s, redis %s%s, activations %s)",
+             tls ? "https" : "http", cfg.listen, gw_port(t.gw), cfg.node_id, cfg.state_dir, redis_shown, redis_pid ? ", private" : "",
              cfg.activations ? "on" : "off");
     /* Not one UV_RUN_DEFAULT: h2o_context_dispose runs the loop itself,
      * which clears uv_stop's flag, and an open connection (a followed log
@@ -428,6 +460,7 @@ out:
     free(redis_url);
     free(redis_shown);
     free(token);
+    gw_tls_free(tls);
     tined_config_dispose(&cfg);
     close(lock_fd);
     return rc;

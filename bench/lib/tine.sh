@@ -7,13 +7,15 @@ HELLO_APP=$ROOT/functions-examples/hello
 
 # start_tined NAME [FLAGS...]: a tined on a free loopback port, pinned to the
 # server cpus, with its own state dir (and private redis; under as_base, one
-# of the baseline's). Sets TURL, TTOKEN,
-# TINED_PID; 1 with TINED_ERROR when it did not start (e.g. a refused flag).
+# of the baseline's). Sets TURL (https with --tls-cert among the flags),
+# TTOKEN, TINED_PID; 1 with TINED_ERROR when it did not start (e.g. a
+# refused flag).
 start_tined() {
-  local name=$1 deadline
+  local name=$1 deadline scheme=http
   [ "$BENCH_AS" = tine ] || name=$BENCH_AS-$name # the baseline's own state dirs
   local dir=$WORK/$name
   shift
+  [[ " $* " != *" --tls-cert "* ]] || scheme=https
   rm -rf "$dir"
   mkdir -p "$dir"
   spawn "$WORK/$name.log" "$BIN/tined" --listen 127.0.0.1:0 --state-dir "$dir" --sdk-dir "$TINED_SDK_DIR" "$@"
@@ -27,7 +29,7 @@ start_tined() {
     fi
     sleep 0.05
   done
-  TURL=http://127.0.0.1:$(cat "$dir/port")
+  TURL=$scheme://127.0.0.1:$(cat "$dir/port")
   TTOKEN=$(cat "$dir/admin.token")
   wait_http "$TURL/_tine/v1/health" 10 "$TINED_PID" || {
     TINED_ERROR="no answer on $TURL/_tine/v1/health"
@@ -340,6 +342,23 @@ if [ -n "$BASE_BIN" ]; then
     "tine-base|warm_act_off|as_base tine_up warm-base-act-off $TINED_FLAGS_ACTIVATIONS_OFF")
 fi
 
+# tine_up_tls NAME [FLAGS...]: tine_up over HTTPS, with a certificate for
+# 127.0.0.1 made once by openssl; curl and the CLI trust it. wrk speaks
+# HTTP/1.1 over TLS on kept-alive connections (one handshake each).
+tine_up_tls() {
+  local d=$WORK/tls
+  if [ ! -s "$d/node.pem" ]; then
+    mkdir -p "$d"
+    if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=127.0.0.1" \
+      -addext "subjectAltName=IP:127.0.0.1" -keyout "$d/node.key" -out "$d/node.pem" 2>"$d/openssl.err"; then
+      UP_ERROR="openssl could not make a certificate: $(tail -n 1 "$d/openssl.err")"
+      return 1
+    fi
+  fi
+  export CURL_CA_BUNDLE=$d/node.pem TINE_CACERT=$d/node.pem
+  tine_up "$@" --tls-cert "$d/node.pem" --tls-key "$d/node.key"
+}
+
 bench_tine_variants() {
   tine_variant isolation-on "$TINED_FLAGS_ISOLATION_ON" cold_iso_on
   tine_variant isolation-off "$TINED_FLAGS_ISOLATION_OFF" cold_iso_off
@@ -357,12 +376,13 @@ as_base() {
 
 # The warm figures of every system, in rounds (warm_rounds, common.sh): tine,
 # its activation-record variants, the baseline build's when there is one
-# (BASE_ROUNDS), the API-key variants, and the peers.
+# (BASE_ROUNDS), the API-key variants, tine over HTTPS, and the peers.
 bench_warm() {
   warm_rounds "tine|warm|tine_up warm $TINED_FLAGS_DEFAULT" \
     "${BASE_ROUNDS[@]}" \
     "tine|warm_act_on|tine_up warm-act-on $TINED_FLAGS_ACTIVATIONS_ON" \
     "tine|warm_act_off|tine_up warm-act-off $TINED_FLAGS_ACTIVATIONS_OFF" \
     "${KEYS_ROUNDS[@]}" \
+    "tine|warm_tls|tine_up_tls warm-tls $TINED_FLAGS_DEFAULT" \
     "nginx+lua|warm|nginx_up" "workerd|warm|workerd_up" "cgi|warm|cgi_up"
 }

@@ -22,6 +22,7 @@ struct tine_client {
     CURL *curl;
     char *url; /* without trailing "/" */
     char *auth_header;
+    char *cacert; /* CA file for https (NULL: the system's store) */
     long timeout_ms;
     long last_status;
     char error[ERRMSG_MAX];
@@ -86,6 +87,8 @@ const char *tine_client_strerror(int code)
         return "cannot reach the node";
     case TINE_CLIENT_EHTTP:
         return "HTTP error";
+    case TINE_CLIENT_ETLS:
+        return "TLS failure";
     default:
         if (code < 0 && code > -1000)
             return strerror(-code);
@@ -146,6 +149,7 @@ void tine_client_free(tine_client_t *c)
         free(c->auth_header);
     }
     free(c->url);
+    free(c->cacert);
     free(c);
 }
 
@@ -164,6 +168,16 @@ int tine_client_set_timeout_ms(tine_client_t *c, long ms)
     if (ms < 0)
         return -EINVAL;
     c->timeout_ms = ms;
+    return 0;
+}
+
+int tine_client_set_cacert(tine_client_t *c, const char *path)
+{
+    char *copy = NULL;
+    if (path != NULL && (copy = try_strdup(path)) == NULL)
+        return -ENOMEM;
+    free(c->cacert);
+    c->cacert = copy;
     return 0;
 }
 
@@ -232,15 +246,32 @@ static int transfer_error(tine_client_t *c, CURLcode rc, const char *curl_err)
     case CURLE_UNSUPPORTED_PROTOCOL:
         set_error(c, "bad node URL %s: %s", c->url, why);
         return -EINVAL;
+    case CURLE_PEER_FAILED_VERIFICATION:
+        set_error(c, "the certificate of %s does not verify: %s", c->url, why);
+        return TINE_CLIENT_ETLS;
+    case CURLE_SSL_CACERT_BADFILE:
+        set_error(c, "cannot use the CA file %s: %s", c->cacert ? c->cacert : "of the system", why);
+        return TINE_CLIENT_ETLS;
+    case CURLE_SSL_CONNECT_ERROR:
+        set_error(c, "no TLS handshake with %s: %s", c->url, why);
+        return TINE_CLIENT_ETLS;
+    case CURLE_GOT_NOTHING:
+        /* What plain HTTP to an HTTPS node looks like: it closes at once. */
+        if (strncmp(c->url, "http://", 7) == 0) {
+            set_error(c, "cannot reach %s: %s (if the node serves HTTPS, use https://)", c->url, why);
+            return TINE_CLIENT_ECONNECT;
+        }
+        break;
     case CURLE_COULDNT_CONNECT:
         /* "Connection refused" says more than curl's generic wording. */
         if (os_errno != 0)
             why = strerror((int)os_errno);
-        /* fall through */
+        break;
     default:
-        set_error(c, "cannot reach %s: %s", c->url, why);
-        return TINE_CLIENT_ECONNECT;
+        break;
     }
+    set_error(c, "cannot reach %s: %s", c->url, why);
+    return TINE_CLIENT_ECONNECT;
 }
 
 /* Where an answer's body goes: the default sink collects it into buf. */
@@ -333,6 +364,11 @@ static int perform(tine_client_t *c, const char *method, const char *path, const
         curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
         curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, sink->stall_s);
     }
+    /* HTTP/1.1 even where ALPN offers HTTP/2: the node refuses HTTP/2
+     * request bodies over 64 KiB (bundles are larger). */
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    if (c->cacert != NULL)
+        curl_easy_setopt(e, CURLOPT_CAINFO, c->cacert);
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 #else

@@ -32,6 +32,7 @@ enum {
     TINE_CLIENT_EAUTH = -1011,     /* missing or wrong admin token (401, 403) */
     TINE_CLIENT_ECONNECT = -1101,  /* the node could not be reached */
     TINE_CLIENT_EHTTP = -1102,     /* any other 4xx/5xx answer */
+    TINE_CLIENT_ETLS = -1103,      /* https: the node's certificate does not verify, or no handshake */
 };
 
 typedef struct tine_client tine_client_t;
@@ -56,6 +57,13 @@ long tine_client_status(const tine_client_t *c);
 /* Sets the timeout of each request in milliseconds (0 = none, the default).
  * Returns 0, or -EINVAL for a negative value. */
 int tine_client_set_timeout_ms(tine_client_t *c, long ms);
+
+/* For https:// URLs: the node's certificate must chain to a CA of the PEM
+ * file `path` (copied) instead of the system's store; NULL goes back to the
+ * system's store. The certificate is always verified, its name or IP
+ * against the URL's host; a failure is TINE_CLIENT_ETLS. Returns 0 or
+ * -ENOMEM. */
+int tine_client_set_cacert(tine_client_t *c, const char *path);
 
 /* A static description of an error code. */
 const char *tine_client_strerror(int code);

@@ -25,6 +25,7 @@ typedef struct {
     const char *state_dir;
     const char *context; /* --context NAME: a stored context other than the current one */
     bool no_context;     /* set by commands that never use stored contexts (up) */
+    const char *cacert;
     bool json;
     bool help;
     bool version;
@@ -57,6 +58,7 @@ typedef struct {
     char *state_dir;
     char *token_file; /* <state_dir>/admin.token */
     char *context;    /* the stored context the token (or url) came from, or NULL */
+    char *cacert;     /* CA file verifying an https:// node; NULL: the system's store */
 } cli_conn_t;
 
 /* A stored context: a node's URL and the key (or token) to use there. */
@@ -108,7 +110,8 @@ char *cli_default_state_dir(const char *xdg_state_home, const char *home);
  * the context's key when the url is the context's, else the first line of
  * <state_dir>/admin.token; a missing file means no token). The context is
  * --context, else TINE_CONTEXT, else the current one of the credentials
- * file (cli_credentials_path). An unreadable token or credentials file, or
+ * file (cli_credentials_path). The CA file is --cacert, else TINE_CACERT,
+ * else none. An unreadable token or credentials file, or
  * one readable by others, gets a warning on `err`. */
 void cli_resolve_conn(const cli_global_t *g, cli_conn_t *out, FILE *err);
 void cli_conn_dispose(cli_conn_t *c);

@@ -1,13 +1,53 @@
 /* `tine doctor`: which isolation layers the node applies to its sandboxes
- * (GET /_tine/v1/doctor), as a table or, with --json, as the server sent it. */
+ * and how it serves HTTPS (GET /_tine/v1/doctor), as a table and lines or,
+ * with --json, as the server sent it. */
 #include "cli.h"
 
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Prints "isolation: on" and a LAYER STATE DETAIL table. Returns 0, or -1
- * with a message in err when the answer is not a doctor report. */
+/* A JSON string's text, "" for anything else. */
+static const char *text(const json_t *v)
+{
+    const char *s = json_string_value(v);
+    return s ? s : "";
+}
+
+/* Prints the "tls" part of a doctor report (absent from older nodes). */
+static void render_tls(const json_t *tls, FILE *out)
+{
+    if (tls == NULL)
+        return;
+    if (!json_is_true(json_object_get(tls, "enabled"))) {
+        fprintf(out, "\ntls: off (plain HTTP; see tined --tls-cert)\n");
+        return;
+    }
+    const json_t *cert = json_object_get(tls, "certificate");
+    fprintf(out, "\ntls: on, %s at least, ALPN", text(json_object_get(tls, "min_version")));
+    size_t i;
+    const json_t *p;
+    json_array_foreach(json_object_get(tls, "alpn"), i, p)
+    {
+        fprintf(out, "%s%s", i ? ", " : " ", text(p));
+    }
+    static const char *const fields[][2] = {{"certificate", "file"},      {"subject", "subject"},  {"names", "names"},
+                                            {"issuer", "issuer"},         {"serial", "serial"},    {"sha256", "sha256"},
+                                            {"valid from", "not_before"}, {"expires", "not_after"}};
+    fprintf(out, "\n");
+    for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++)
+        fprintf(out, "  %-12s %s\n", fields[k][0], text(json_object_get(cert, fields[k][1])));
+    fprintf(out, "  %-12s %s (%lld reloads, %lld failed)\n", "loaded", text(json_object_get(tls, "loaded_at")),
+            (long long)json_integer_value(json_object_get(tls, "reloads")),
+            (long long)json_integer_value(json_object_get(tls, "failed_reloads")));
+    const char *why = json_string_value(json_object_get(tls, "reload_error"));
+    if (why != NULL)
+        fprintf(out, "  %-12s %s\n", "last reload", why);
+}
+
+/* Prints "isolation: on", a LAYER STATE DETAIL table and the TLS lines.
+ * Returns 0, or -1 with a message in err when the answer is not a doctor
+ * report. */
 static int render_doctor(const char *json, FILE *out, char *err, size_t errlen)
 {
     json_t *j = json_loads(json, 0, NULL);
@@ -33,6 +73,7 @@ static int render_doctor(const char *json, FILE *out, char *err, size_t errlen)
     }
     cli_table_print(&t, out);
     cli_table_dispose(&t);
+    render_tls(json_object_get(j, "tls"), out);
     json_decref(j);
     return 0;
 }

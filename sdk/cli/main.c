@@ -149,11 +149,12 @@ static const cli_command_t commands[] = {
      "  -f, --follow      keep printing new lines\n"
      "  -n, --limit N     how many past lines first (default 100; 0 for none)\n",
      cli_cmd_logs},
-    {"doctor", "show which sandbox isolation layers are active on the node", "doctor",
+    {"doctor", "show which sandbox isolation layers are active on the node, and its TLS", "doctor",
      "Prints a table: LAYER STATE DETAIL, one row per isolation layer (lua,\n"
      "rlimits, no-new-privs, seccomp, user, the namespaces, root-dir), with what\n"
-     "it does or why it is off. Exits 0 whatever the layers (read --json in\n"
-     "scripts).\n",
+     "it does or why it is off; then whether the node serves HTTPS and with\n"
+     "which certificate (subject, names, serial, SHA-256, expiry, reloads).\n"
+     "Exits 0 whatever the layers (read --json in scripts).\n",
      cli_cmd_doctor},
     {"login", "store a node's URL and key as a context", "login URL [--key ID:SECRET] [--name NAME]",
      "Checks the key (or the node's admin token) with the node (GET\n"
@@ -216,6 +217,8 @@ static const char global_help[] =
     "                    tine login, tine context)\n"
     "  --state-dir DIR   state dir (env TINE_STATE_DIR, default\n"
     "                    ${XDG_STATE_HOME:-$HOME/.local/state}/tine)\n"
+    "  --cacert FILE     PEM CA file verifying an https:// node's certificate\n"
+    "                    (env TINE_CACERT, default the system's CAs)\n"
     "  --json            machine output: the server's JSON as-is\n"
     "  -h, --help        show help (also: tine help COMMAND, tine COMMAND --help)\n"
     "  --version         print the version\n";
@@ -244,7 +247,7 @@ static void print_command_help(FILE *f, const cli_command_t *cmd)
     fprintf(f, "usage: tine %s\n\n%c%s.\n", cmd->usage, cmd->summary[0] - 'a' + 'A', cmd->summary + 1);
     if (cmd->help != NULL)
         fprintf(f, "\n%s", cmd->help);
-    fprintf(f, "\nGlobal flags --url, --token, --context, --state-dir, --json: see 'tine --help'.\n");
+    fprintf(f, "\nGlobal flags --url, --token, --context, --state-dir, --cacert, --json: see 'tine --help'.\n");
 }
 
 /* `tine help [COMMAND]`: the overview, or the help of one command. */

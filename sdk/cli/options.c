@@ -40,6 +40,7 @@ int cli_split_global(int argc, char **argv, cli_global_t *g, char ***rest, int *
         {"token", offsetof(cli_global_t, token)},
         {"state-dir", offsetof(cli_global_t, state_dir)},
         {"context", offsetof(cli_global_t, context)},
+        {"cacert", offsetof(cli_global_t, cacert)},
     };
     memset(g, 0, sizeof *g);
     char **r = xcalloc((size_t)argc + 1, sizeof *r);
@@ -268,6 +269,11 @@ void cli_resolve_conn(const cli_global_t *g, cli_conn_t *out, FILE *err)
     else
         out->state_dir = cli_default_state_dir(getenv("XDG_STATE_HOME"), getenv("HOME"));
     out->token_file = xasprintf("%s/admin.token", out->state_dir);
+    const char *env_cacert = getenv("TINE_CACERT");
+    if (g->cacert != NULL && g->cacert[0] != '\0')
+        out->cacert = xstrdup(g->cacert);
+    else if (g->cacert == NULL && env_cacert != NULL && env_cacert[0] != '\0')
+        out->cacert = xstrdup(env_cacert);
 
     const char *env_token = getenv("TINE_TOKEN");
     if (g->token != NULL) {
@@ -296,6 +302,7 @@ void cli_conn_dispose(cli_conn_t *c)
     free(c->state_dir);
     free(c->token_file);
     free(c->context);
+    free(c->cacert);
     memset(c, 0, sizeof *c);
 }
 
@@ -376,6 +383,8 @@ int cli_client_fail(cli_ctx_t *ctx, const tine_client_t *c, int rc, const cli_co
                             conn->token_file);
         return cli_fail(ctx, "%s (tine login, or set TINE_TOKEN or --token)", msg);
     }
+    if (rc == TINE_CLIENT_ETLS && conn != NULL && conn->cacert == NULL)
+        return cli_fail(ctx, "%s (give the CA of the node's certificate with --cacert FILE or TINE_CACERT)", msg);
     return cli_fail(ctx, "%s", msg);
 }
 
@@ -384,7 +393,12 @@ tine_client_t *cli_connect(cli_ctx_t *ctx, cli_conn_t *conn)
     cli_resolve_conn(&ctx->g, conn, ctx->err);
     tine_client_t *c = tine_client_new(conn->url, conn->token);
     if (c == NULL)
-        cli_fail(ctx, "bad node URL '%s': expected http://HOST:PORT", conn->url);
+        cli_fail(ctx, "bad node URL '%s': expected http://HOST:PORT or https://HOST:PORT", conn->url);
+    else if (conn->cacert != NULL && tine_client_set_cacert(c, conn->cacert) != 0) {
+        cli_fail(ctx, "out of memory");
+        tine_client_free(c);
+        c = NULL;
+    }
     return c;
 }
 

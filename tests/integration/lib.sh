@@ -111,17 +111,46 @@ start_redis() {
   REDIS_URL="unix://$T/redis.sock"
 }
 
+# make_cert DIR NAME: with openssl, a CA in DIR (ca.pem, ca.key; made once)
+# and a server certificate signed by it for 127.0.0.1 (subjectAltName
+# IP:127.0.0.1, a new serial each time): DIR/NAME.pem and DIR/NAME.key.
+make_cert() {
+  local d=$1 n=$2
+  mkdir -p "$d"
+  if [ ! -s "$d/ca.pem" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=tine test CA" \
+      -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+  fi
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$d/$n.key" -out "$d/$n.csr" 2>/dev/null
+  openssl x509 -req -in "$d/$n.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+    -extfile <(printf 'subjectAltName=IP:127.0.0.1\n') -out "$d/$n.pem" 2>/dev/null
+}
+
+# serve_tls: nodes started from now on serve HTTPS with $T/tls/server.pem;
+# curl (CURL_CA_BUNDLE), the CLI and http_raw.py (TINE_CACERT) trust its CA.
+NODE_TLS=()
+serve_tls() {
+  make_cert "$T/tls" server
+  NODE_TLS=(--tls-cert "$T/tls/server.pem" --tls-key "$T/tls/server.key")
+  export CURL_CA_BUNDLE=$T/tls/ca.pem TINE_CACERT=$T/tls/ca.pem
+}
+
+# TINE_TEST_TLS=1 runs a script's nodes over HTTPS (test_tls_*.sh do).
+if [ "${TINE_TEST_TLS:-0}" = 1 ]; then serve_tls; fi
+
 # start_node NAME [tined args...]: sets URL, TOKEN, NODE_PID (and URL_NAME).
 start_node() {
-  local name=$1; shift
+  local name=$1 scheme=http; shift
+  [ ${#NODE_TLS[@]} -eq 0 ] || scheme=https
   mkdir -p "$T/$name"
   rm -f "$T/$name/port"
-  "$BIN/tined" --listen 127.0.0.1:0 --state-dir "$T/$name" --sdk-dir "$SRC/sdk/lua" "$@" \
+  "$BIN/tined" --listen 127.0.0.1:0 --state-dir "$T/$name" --sdk-dir "$SRC/sdk/lua" "${NODE_TLS[@]}" "$@" \
     >"$T/$name.log" 2>&1 &
   NODE_PID=$!
   PIDS+=($NODE_PID)
   wait_for 20 test -s "$T/$name/port" || { echo "tined $name did not start"; cat "$T/$name.log"; exit 1; }
-  URL="http://127.0.0.1:$(cat "$T/$name/port")"
+  URL="$scheme://127.0.0.1:$(cat "$T/$name/port")"
   TOKEN=$(cat "$T/$name/admin.token" 2>/dev/null || true)
   printf -v "URL_$name" '%s' "$URL"
   printf -v "TOKEN_$name" '%s' "$TOKEN"

@@ -26,10 +26,36 @@
       sends on it without a request; then closes the N and GETs PROBE on a
       new connection. Prints JSON {over_limit: {status, headers, body,
       closed}, after: {status, body}}.
+
+  http_raw.py split URL --path P --size BYTES --first N
+      POSTs a body of BYTES to P in two writes: the first N bytes of the
+      request, then (after 0.3 s) the rest. Over TLS with N = 8170 the first
+      write is one record of exactly 8192 bytes, which made h2o 2.2.5 drop
+      the connection. Prints JSON {status, body} (status 0: it closed).
+
+  http_raw.py reload URL --path P --ready FILE --go FILE [--late-only]
+      For a certificate reload (https only): GETs P on a TLS connection,
+      opens a second TCP connection without its handshake, creates FILE
+      (--ready) and waits for --go to exist; then GETs P again on the first
+      connection, makes the second one's handshake and GETs P there, and
+      GETs P on a new connection. Prints JSON {before, kept, late, new}: each
+      {status, sha256 (the certificate's, upper-case hex with colons)}. With
+      --late-only there is no first connection (nor before and kept).
+
+  http_raw.py abort URL --path P --size BYTES --sent N --count K
+      K times: POSTs to P a head announcing BYTES of body, sends N of them,
+      waits 0.2 s and resets the connection (SO_LINGER 0). Prints nothing.
+
+An https:// URL is spoken over TLS (ALPN http/1.1), trusting the CA file in
+$TINE_CACERT (else the system's).
 """
 import argparse
+import hashlib
 import json
+import os
 import socket
+import struct
+import ssl
 import sys
 import threading
 import time
@@ -40,6 +66,10 @@ def connect(url):
     u = urllib.parse.urlsplit(url)
     s = socket.create_connection((u.hostname, u.port or 80), timeout=30)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if u.scheme == "https":
+        ctx = ssl.create_default_context(cafile=os.environ.get("TINE_CACERT") or None)
+        ctx.set_alpn_protocols(["http/1.1"])
+        s = ctx.wrap_socket(s, server_hostname=u.hostname)
     return s
 
 
@@ -54,8 +84,8 @@ class Reader:
     def fill(self):
         try:
             data = self.sock.recv(65536)
-        except ConnectionResetError:
-            data = b""
+        except (ConnectionResetError, ssl.SSLEOFError):
+            data = b""  # a TLS peer that closed without close_notify
         if not data:
             self.closed = True
             raise EOFError("connection closed")
@@ -227,11 +257,12 @@ def connections(args):
     u = urllib.parse.urlsplit(args.url)
     held = [connect(args.url) for _ in range(args.count)]
     time.sleep(0.3)
-    # One more: the server answers before any request and closes.
-    extra = connect(args.url)
-    time.sleep(0.3)
-    r = Reader(extra)
+    # One more: the server answers before any request and closes (over
+    # TLS it closes during the handshake).
     try:
+        extra = connect(args.url)
+        time.sleep(0.3)
+        r = Reader(extra)
         st, _, headers, body = r.response("GET")
         over = {"status": st, "headers": dict(headers), "body": text(body)}
         try:
@@ -248,6 +279,64 @@ def connections(args):
     s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (args.probe, u.netloc)).encode())
     st, _, _, body = Reader(s).response("GET")
     print(json.dumps({"over_limit": over, "after": {"status": st, "body": text(body)}}))
+
+
+def split(args):
+    u = urllib.parse.urlsplit(args.url)
+    head = "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n" % (args.path, u.netloc, args.size)
+    req = head.encode() + b"x" * args.size
+    try:
+        s = connect(args.url)
+        time.sleep(0.1)  # the first write arrives alone, after the handshake
+        s.sendall(req[:args.first])
+        time.sleep(0.3)
+        s.sendall(req[args.first:])
+        st, _, _, body = Reader(s).response("POST")
+        out = {"status": st, "body": text(body)}
+    except (EOFError, OSError, ValueError) as e:
+        out = {"status": 0, "body": str(e)}
+    print(json.dumps(out))
+
+
+def reload(args):
+    u = urllib.parse.urlsplit(args.url)
+    ctx = ssl.create_default_context(cafile=os.environ.get("TINE_CACERT") or None)
+    ctx.set_alpn_protocols(["http/1.1"])
+    req = ("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (args.path, u.netloc)).encode()
+
+    def get(s):
+        try:
+            s.sendall(req)
+            st, _, _, _ = Reader(s).response("GET")
+        except (EOFError, OSError, ValueError):
+            st = 0
+        digest = hashlib.sha256(s.getpeercert(binary_form=True)).hexdigest().upper()
+        return {"status": st, "sha256": ":".join(digest[i:i + 2] for i in range(0, 64, 2))}
+
+    def tls(raw):
+        return ctx.wrap_socket(raw, server_hostname=u.hostname)
+
+    kept = None if args.late_only else tls(socket.create_connection((u.hostname, u.port), timeout=30))
+    before = get(kept) if kept else None
+    late = socket.create_connection((u.hostname, u.port), timeout=30)
+    time.sleep(0.2)  # the node accepts it before the reload
+    open(args.ready, "w").close()
+    while not os.path.exists(args.go):
+        time.sleep(0.05)
+    out = {"before": before, "kept": get(kept) if kept else None, "late": get(tls(late)),
+           "new": get(tls(socket.create_connection((u.hostname, u.port), timeout=30)))}
+    print(json.dumps(out))
+
+
+def abort(args):
+    u = urllib.parse.urlsplit(args.url)
+    head = "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n" % (args.path, u.netloc, args.size)
+    for _ in range(args.count):
+        s = connect(args.url)
+        s.sendall(head.encode() + b"x" * args.sent)
+        time.sleep(0.2)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
 
 
 def main():
@@ -269,8 +358,26 @@ def main():
     c.add_argument("url")
     c.add_argument("--count", type=int, required=True)
     c.add_argument("--probe", required=True)
+    sp = sub.add_parser("split")
+    sp.add_argument("url")
+    sp.add_argument("--path", required=True)
+    sp.add_argument("--size", type=int, required=True)
+    sp.add_argument("--first", type=int, required=True)
+    a = sub.add_parser("abort")
+    a.add_argument("url")
+    a.add_argument("--path", required=True)
+    a.add_argument("--size", type=int, required=True)
+    a.add_argument("--sent", type=int, required=True)
+    a.add_argument("--count", type=int, required=True)
+    r = sub.add_parser("reload")
+    r.add_argument("url")
+    r.add_argument("--path", required=True)
+    r.add_argument("--ready", required=True)
+    r.add_argument("--go", required=True)
+    r.add_argument("--late-only", action="store_true")
     args = ap.parse_args()
-    {"exchange": exchange, "bodies": bodies, "connections": connections}[args.cmd](args)
+    {"exchange": exchange, "bodies": bodies, "connections": connections, "split": split,
+     "reload": reload, "abort": abort}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ check "isolation is on by default" "on" "$(jfield isolation <<<"$DOCTOR")"
 table=$(tine doctor)
 check "tine doctor: first line" "isolation: on" "$(head -1 <<<"$table")"
 check "tine doctor: header" "LAYER STATE DETAIL" "$(sed -n 3p <<<"$table" | tr -s ' ')"
-check "tine doctor: one row per layer" "13" "$(tail -n +4 <<<"$table" | wc -l | tr -d ' ')"
+check "tine doctor: one row per layer" "13" "$(tail -n +4 <<<"$table" | awk 'NF == 0 { exit } { n++ } END { print n }')"
+check "tine doctor: then TLS, off on this node" "tls: off (plain HTTP; see tined --tls-cert)" "$(tail -n 1 <<<"$table")"
 for l in cgroup exec-network; do
   check_contains "tine doctor: the $l row says what it does or why it is off" "$(layer_why "$l" | cut -c1-40)" \
     "$(grep "^$l " <<<"$table")"

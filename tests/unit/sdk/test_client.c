@@ -366,6 +366,67 @@ static void test_connection_refused_names_the_node(void **state)
     tine_client_free(c);
 }
 
+/* A loopback server that answers every connection with a plain HTTP
+ * status line at once (what a TLS client finds at an http:// node), then
+ * closes; `count` connections, then its thread ends. */
+typedef struct {
+    int fd, port, count;
+    pthread_t thread;
+} plain_server_t;
+
+static void *plain_server_main(void *arg)
+{
+    plain_server_t *p = arg;
+    static const char answer[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+    for (int i = 0; i < p->count; i++) {
+        int c = accept(p->fd, NULL, NULL);
+        if (c < 0)
+            break;
+        ssize_t w = write(c, answer, sizeof answer - 1);
+        (void)w;
+        close(c);
+    }
+    return NULL;
+}
+
+static void plain_server_start(plain_server_t *p, int count)
+{
+    p->count = count;
+    p->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    assert_int_equal(bind(p->fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(p->fd, 4), 0);
+    assert_int_equal(getsockname(p->fd, (struct sockaddr *)&sa, &sl), 0);
+    p->port = ntohs(sa.sin_port);
+    pthread_create(&p->thread, NULL, plain_server_main, p);
+}
+
+/* An https:// URL to a node that speaks plain HTTP: no handshake, a TLS
+ * failure naming the node; a CA file that is not there: named. */
+static void test_tls_failures(void **state)
+{
+    (void)state;
+    plain_server_t p;
+    plain_server_start(&p, 2);
+    char url[64], want[128];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d", p.port);
+    tine_client_t *c = tine_client_new(url, NULL);
+    assert_int_equal(tine_client_set_timeout_ms(c, 5000), 0);
+    assert_int_equal(tine_health(c, NULL), TINE_CLIENT_ETLS);
+    snprintf(want, sizeof want, "no TLS handshake with %s: ", url);
+    assert_memory_equal(tine_client_error(c), want, strlen(want));
+    assert_int_equal(tine_client_set_cacert(c, "/nonexistent/ca.pem"), 0);
+    assert_int_equal(tine_health(c, NULL), TINE_CLIENT_ETLS);
+    assert_non_null(strstr(tine_client_error(c), "cannot use the CA file /nonexistent/ca.pem"));
+    assert_int_equal(tine_client_set_cacert(c, NULL), 0);
+    assert_string_equal(tine_client_strerror(TINE_CLIENT_ETLS), "TLS failure");
+    tine_client_free(c);
+    shutdown(p.fd, SHUT_RDWR);
+    pthread_join(p.thread, NULL);
+    close(p.fd);
+}
+
 static void test_timeout(void **state)
 {
     fixture_t *f = *state;
@@ -462,6 +523,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_request_returns_any_status, setup, teardown),
         cmocka_unit_test(test_connection_refused_names_the_node),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+        cmocka_unit_test(test_tls_failures),
         cmocka_unit_test(test_escape_and_strerror),
         cmocka_unit_test_setup_teardown(test_usage_and_activations_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs_hands_over_each_line, setup, teardown),

@@ -19,7 +19,8 @@
 static void test_global_flags_anywhere(void **state)
 {
     (void)state;
-    char *argv[] = {"tine", "--url", "http://n:1", "apps", "--json", "--token=abc", "--state-dir", "/s", "-v"};
+    char *argv[] = {"tine",        "--url",       "http://n:1", "apps",         "--json",
+                    "--token=abc", "--state-dir", "/s",         "--cacert=/ca", "-v"};
     cli_global_t g;
     char **rest;
     int n;
@@ -28,6 +29,7 @@ static void test_global_flags_anywhere(void **state)
     assert_string_equal(g.url, "http://n:1");
     assert_string_equal(g.token, "abc");
     assert_string_equal(g.state_dir, "/s");
+    assert_string_equal(g.cacert, "/ca");
     assert_true(g.json);
     assert_false(g.help);
     assert_false(g.version);
@@ -173,6 +175,7 @@ static int env_setup(void **state)
     unsetenv("TINE_STATE_DIR");
     unsetenv("TINE_CONTEXT");
     setenv("XDG_CONFIG_HOME", tmpdir, 1); /* never the user's stored contexts */
+    unsetenv("TINE_CACERT");
     return 0;
 }
 
@@ -193,6 +196,7 @@ static int env_teardown(void **state)
     unsetenv("XDG_STATE_HOME");
     unsetenv("XDG_CONFIG_HOME");
     unsetenv("TINE_CONTEXT");
+    unsetenv("TINE_CACERT");
     return 0;
 }
 
@@ -331,6 +335,31 @@ static void test_resolve_from_context(void **state)
     (void)dir;
 }
 
+/* The CA file: none by default (the system's store), TINE_CACERT, --cacert
+ * over it, and --cacert "" back to the system's store. */
+static void test_resolve_cacert(void **state)
+{
+    (void)state;
+    setenv("TINE_STATE_DIR", tmpdir, 1);
+    cli_global_t g = {0};
+    cli_conn_t c;
+    cli_resolve_conn(&g, &c, stderr);
+    assert_null(c.cacert);
+    cli_conn_dispose(&c);
+    setenv("TINE_CACERT", "/env/ca.pem", 1);
+    cli_resolve_conn(&g, &c, stderr);
+    assert_string_equal(c.cacert, "/env/ca.pem");
+    cli_conn_dispose(&c);
+    g.cacert = "/flag/ca.pem";
+    cli_resolve_conn(&g, &c, stderr);
+    assert_string_equal(c.cacert, "/flag/ca.pem");
+    cli_conn_dispose(&c);
+    g.cacert = "";
+    cli_resolve_conn(&g, &c, stderr);
+    assert_null(c.cacert);
+    cli_conn_dispose(&c);
+}
+
 static void test_state_dir_flag_beats_env(void **state)
 {
     (void)state;
@@ -435,6 +464,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resolve_defaults, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_resolve_token_from_state_dir_file, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_resolve_from_context, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_resolve_cacert, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_state_dir_flag_beats_env, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_read_token_file, env_setup, env_teardown),
         cmocka_unit_test(test_listen_to_url),
