@@ -5,7 +5,8 @@
  * failed (sorted set tine:retry, due time as score) or moves them to their
  * app's dead-letter stream after the last attempt. A node that restarts
  * re-reads its own pending entries first; entries of nodes whose heartbeat
- * expired are claimed by the survivors. Delivery is at-least-once. */
+ * expired are claimed by the survivors, and a node that drains hands its
+ * own back before it leaves. Delivery is at-least-once. */
 #include "events_internal.h"
 #include "tine_common.h"
 
@@ -410,7 +411,8 @@ static void on_read(void *priv, redisReply *reply)
 static void dispatch_read(ev_events_t *ev)
 {
     /* Without the command connection nothing read could be acknowledged. */
-    if (ev->closing || !rds_async_connected(ev->blk) || !rds_async_connected(ev->cmd) || ev->reading || ev->inflight >= EV_INFLIGHT_MAX)
+    if (ev->closing || ev->draining || !rds_async_connected(ev->blk) || !rds_async_connected(ev->cmd) ||
+        ev->reading || ev->inflight >= EV_INFLIGHT_MAX)
         return;
     size_t count = EV_INFLIGHT_MAX - ev->inflight;
     if (count > 64)
@@ -484,7 +486,9 @@ static const char move_retries_lua[] =
     "return #due";
 
 /* Claims the pending entries of consumers whose node heartbeat expired (at
- * least ARGV[3] ms idle), and forgets such consumers once they hold none.
+ * least ARGV[3] ms idle: the heartbeat decides, the idle time only keeps
+ * an entry read the instant its node died to the next round), and forgets
+ * such consumers once they hold none.
  * KEYS: stream; ARGV: group, me, min idle, node key prefix. Returns the
  * claimed entries. */
 static const char claim_lua[] =
@@ -564,7 +568,7 @@ void ev__dispatch_tick(ev_events_t *ev, bool claim)
         ev__args_addf(&a, "%" PRIu64, tine_now_unix_ms());
         ev->mover_busy = ev__send(ev->cmd, on_retries_moved, ev, &a) == 0;
     }
-    if (claim && !ev->claim_busy && ev->inflight < EV_INFLIGHT_MAX / 2) {
+    if (claim && !ev->claim_busy && !ev->draining && ev->inflight < EV_INFLIGHT_MAX / 2 && ev__nodes_judging(ev)) {
         ev__args_t a = {0};
         ev__args_adds(&a, "EVAL");
         ev__args_adds(&a, claim_lua);
@@ -572,7 +576,7 @@ void ev__dispatch_tick(ev_events_t *ev, bool claim)
         ev__args_adds(&a, RDS_KEY_EVENTS);
         ev__args_adds(&a, RDS_EVENTS_GROUP);
         ev__args_adds(&a, ev->node_id);
-        ev__args_adds(&a, "3000");
+        ev__args_addf(&a, "%d", EV_CLAIM_MIN_IDLE_MS);
         ev__args_adds(&a, RDS_KEY_NODE_PREFIX);
         ev->claim_busy = ev__send(ev->cmd, on_claimed, ev, &a) == 0;
     }
@@ -598,4 +602,39 @@ void ev__dispatch_stop(ev_events_t *ev)
         ev->inflight--;
         entry_free(e);
     }
+}
+
+/* Hands this node's pending entries back: each is appended to the stream
+ * again (the same fields: app, event, target) and the original is
+ * acknowledged and deleted, so a node blocked on the stream takes it at
+ * once; entries deleted meanwhile are only acknowledged. Then the consumer
+ * goes. KEYS: stream; ARGV: group, consumer. Returns the count appended. */
+static const char hand_back_lua[] =
+    "local n = 0 "
+    "for _ = 1, 1000 do "
+    "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 100, ARGV[2]) "
+    "  if #p == 0 then break end "
+    "  for _, e in ipairs(p) do "
+    "    local r = redis.call('XRANGE', KEYS[1], e[1], e[1]) "
+    "    if #r == 1 then "
+    "      redis.call('XADD', KEYS[1], '*', unpack(r[1][2])) "
+    "      n = n + 1 "
+    "    end "
+    "    redis.call('XACK', KEYS[1], ARGV[1], e[1]) "
+    "    redis.call('XDEL', KEYS[1], e[1]) "
+    "  end "
+    "end "
+    "pcall(redis.call, 'XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) "
+    "return n";
+
+int ev__dispatch_hand_back(ev_events_t *ev, rds_reply_fn cb, void *priv)
+{
+    ev__args_t a = {0};
+    ev__args_adds(&a, "EVAL");
+    ev__args_adds(&a, hand_back_lua);
+    ev__args_adds(&a, "1");
+    ev__args_adds(&a, RDS_KEY_EVENTS);
+    ev__args_adds(&a, RDS_EVENTS_GROUP);
+    ev__args_adds(&a, ev->node_id);
+    return ev__send(ev->cmd, cb, priv, &a);
 }

@@ -157,6 +157,7 @@ static void call_finish_at(inv_call_t *c, inv_result_t *res, uint64_t now)
     }
     c->sandbox = NULL;
     c->finished = true;
+    c->inv->calls--;
     if (c->cb)
         c->cb(c->data, res);
     /* What ended it is in its logs (tine logs), with what it dropped. */
@@ -1430,6 +1431,7 @@ int inv_call_encoded(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, 
         p->queue_head = c;
     p->queue_tail = c;
     p->queued++;
+    inv->calls++;
     if (out)
         *out = c;
     pool_dispatch(p);
@@ -1478,6 +1480,7 @@ void inv_call_cancel(inv_call_t *c)
         if (p->queue_tail == c)
             p->queue_tail = prev;
         p->queued--;
+        p->inv->calls--;
         call_free(c);
         if (p->queued == 0 && p->cap_blocked) {
             /* Others may have waited for it to get room first. */
@@ -1586,6 +1589,12 @@ json_t *inv_stats(inv_invoker_t *inv, const char *app)
                      (json_int_t)inv->cfg.max_sandboxes, "app_reserve", (json_int_t)inv->cfg.app_reserve,
                      "idle_timeout_ms", (json_int_t)inv->cfg.idle_timeout_ms, "spare", (json_int_t)inv->nspare, "pools",
                      pools);
+}
+
+void inv_load(const inv_invoker_t *inv, size_t *sandboxes, size_t *calls)
+{
+    *sandboxes = inv ? inv->nlive : 0;
+    *calls = inv ? inv->calls : 0;
 }
 
 static void on_zygote_poll_closed(uv_handle_t *h)

@@ -162,6 +162,7 @@ struct inv_invoker {
     bool flush_open;
     inv_sandbox_t *flush_head;
     size_t spares_deferred; /* cold starts holding back the spare's refill */
+    size_t calls;           /* calls started and not finished (queued or running) */
 };
 
 /* Pipelining (invoker.c, pool_dispatch): a call may be sent to a BUSY

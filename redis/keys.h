@@ -32,6 +32,8 @@
 #define RDS_KEY_NODE_PREFIX "tine:node:"               /* + {id}: heartbeat */
 #define RDS_KEY_NODES "tine:nodes"                     /* hash of registered nodes */
 #define RDS_KEY_NODES_ANNOUNCED "tine:nodes:announced" /* hash of nodes whose join was announced */
+#define RDS_KEY_NODES_INFO "tine:nodes:info"           /* hash: node id -> its status (JSON), kept a while when gone */
+#define RDS_KEY_DRAIN_PREFIX "tine:drain:"             /* + {id}: a request that the node drain (tine drain) */
 
 /* billing/ */
 #define RDS_KEY_ACTS_PREFIX "tine:acts:"     /* + {app}: list of activation records */
