@@ -759,7 +759,7 @@ void ev_drain(ev_events_t *ev)
 
 size_t ev_busy(const ev_events_t *ev)
 {
-    return ev ? ev->inflight + ev->nsure : 0;
+    return ev ? ev->inflight : 0;
 }
 
 static void leave_done(ev_events_t *ev, int rc)

@@ -177,8 +177,9 @@ int ev_node_drain(ev_events_t *ev, const char *node, const char *by, char *err, 
  * node_status callback's state) at once. */
 void ev_drain(ev_events_t *ev);
 
-/* Stream entries this node is processing, plus its appends held until
- * stored (schedule ticks, container events): 0 when a drain may leave. */
+/* Stream entries this node is processing: 0 when a drain may leave.
+ * (Appends still held, schedule ticks and container events, are not
+ * waited for: the other nodes make the same ones.) */
 size_t ev_busy(const ev_events_t *ev);
 
 /* Called once when ev_leave is done: rc 0 and how many pending entries

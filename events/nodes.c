@@ -175,7 +175,7 @@ static char *status_json(ev_events_t *ev)
                           "host", ev->host, "pid", (int)getpid(), "started_ms", (json_int_t)ev->started_ms,
                           "uptime_ms", (json_int_t)(tine_now_unix_ms() - ev->started_ms), "state", st.state,
                           "sandboxes", (json_int_t)st.sandboxes, "calls", (json_int_t)st.calls, "events",
-                          (json_int_t)(ev->inflight + ev->nsure), "drain_grace_ms", (json_int_t)ev->drain_grace_ms,
+                          (json_int_t)ev->inflight, "drain_grace_ms", (json_int_t)ev->drain_grace_ms,
                           "drain_timeout_ms", (json_int_t)ev->drain_timeout_ms);
     char *text = json_dumps(s, JSON_COMPACT);
     json_decref(s);
