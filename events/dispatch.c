@@ -488,11 +488,14 @@ static const char move_retries_lua[] =
 /* Claims the pending entries of consumers whose node heartbeat expired (at
  * least ARGV[3] ms idle: the heartbeat decides, the idle time only keeps
  * an entry read the instant its node died to the next round), and forgets
- * such consumers once they hold none.
- * KEYS: stream; ARGV: group, me, min idle, node key prefix. Returns the
+ * such consumers once they hold none; nothing while the heartbeats are not
+ * judged (EV_JUDGING_LUA). KEYS: stream, checked hash; ARGV: group, me,
+ * min idle, node key prefix, heartbeat TTL, stall threshold. Returns the
  * claimed entries. */
 static const char claim_lua[] =
+    EV_JUDGING_LUA
     "local out = {} "
+    "if not judging(KEYS[2], tonumber(ARGV[5]), tonumber(ARGV[6])) then return out end "
     "local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1], ARGV[1]) "
     "if not ok then return out end "
     "for _, c in ipairs(consumers) do "
@@ -568,16 +571,19 @@ void ev__dispatch_tick(ev_events_t *ev, bool claim)
         ev__args_addf(&a, "%" PRIu64, tine_now_unix_ms());
         ev->mover_busy = ev__send(ev->cmd, on_retries_moved, ev, &a) == 0;
     }
-    if (claim && !ev->claim_busy && !ev->draining && ev->inflight < EV_INFLIGHT_MAX / 2 && ev__nodes_judging(ev)) {
+    if (claim && !ev->claim_busy && !ev->draining && ev->inflight < EV_INFLIGHT_MAX / 2) {
         ev__args_t a = {0};
         ev__args_adds(&a, "EVAL");
         ev__args_adds(&a, claim_lua);
-        ev__args_adds(&a, "1");
+        ev__args_adds(&a, "2");
         ev__args_adds(&a, RDS_KEY_EVENTS);
+        ev__args_adds(&a, RDS_KEY_NODES_CHECKED);
         ev__args_adds(&a, RDS_EVENTS_GROUP);
         ev__args_adds(&a, ev->node_id);
         ev__args_addf(&a, "%d", EV_CLAIM_MIN_IDLE_MS);
         ev__args_adds(&a, RDS_KEY_NODE_PREFIX);
+        ev__args_addf(&a, "%d", EV_HEARTBEAT_TTL_MS);
+        ev__args_addf(&a, "%d", EV_STALL_MS);
         ev->claim_busy = ev__send(ev->cmd, on_claimed, ev, &a) == 0;
     }
 }

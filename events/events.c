@@ -667,19 +667,12 @@ static int load_log_dirs(ev_events_t *ev, const char *paths, char *err, size_t e
 
 /* Reading waits for the command connection (what is read must be
  * acknowledged on it). The heartbeat goes at once: after an outage the
- * others judge it soon. */
+ * others judge it a heartbeat's TTL later. */
 static void on_cmd_up(void *data)
 {
     ev_events_t *ev = data;
-    ev->cmd_up_ms = tine_now_unix_ms();
     ev__nodes_beat(ev);
     ev__dispatch_tick(ev, false);
-}
-
-static void on_cmd_lost(void *data)
-{
-    ev_events_t *ev = data;
-    ev->cmd_up_ms = 0;
 }
 
 /* The reading connection is (back) up: re-read this node's pending entries. */
@@ -715,8 +708,7 @@ ev_events_t *ev_new(uv_loop_t *loop, const ev_config_t *cfg, inv_invoker_t *inv,
     ev->node_status = cfg->node_status;
     ev->on_drain_request = cfg->on_drain_request;
     ev->node_data = cfg->node_data;
-    rds_async_config_t cmd = {
-        .name = "events-command", .on_connected = on_cmd_up, .on_lost = on_cmd_lost, .data = ev};
+    rds_async_config_t cmd = {.name = "events-command", .on_connected = on_cmd_up, .data = ev};
     rds_async_config_t blk = {.name = "events-dispatch", .on_connected = on_blk_up, .data = ev};
     if (load_log_dirs(ev, cfg->log_paths, err, errlen) != 0 ||
         (ev->sync = rds_sync_new(cfg->redis_url, 2000, err, errlen)) == NULL ||

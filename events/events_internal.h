@@ -131,15 +131,27 @@ void ev__docker_stop(ev__docker_t *d);
 
 #define EV_HEARTBEAT_TTL_MS 3000 /* a node whose heartbeat is this old is gone */
 #define EV_CLAIM_MIN_IDLE_MS 1000 /* a gone node's entry is claimed once idle this long */
+#define EV_STALL_MS 2000          /* checks of the heartbeats this far apart: Redis stalled or was away */
+
+/* The Lua function judging(checked_key, ttl_ms, stall_ms) of the scripts
+ * that judge nodes gone (nodes.c, dispatch.c): true when they may; false
+ * for a heartbeat's TTL after a gap of more than stall_ms since the last
+ * check (tine:nodes:checked), by Redis's clock. */
+#define EV_JUDGING_LUA                                                                                                \
+    "local function judging(checked, ttl, stall) "                                                                    \
+    "  local t = redis.call('TIME') "                                                                                 \
+    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "                                        \
+    "  local prev = redis.call('HMGET', checked, 'last', 'after') "                                                   \
+    "  local last, after = tonumber(prev[1]), tonumber(prev[2]) or 0 "                                                \
+    "  if not last or now - last > stall then after = now + ttl end "                                                 \
+    "  redis.call('HSET', checked, 'last', now, 'after', after) "                                                      \
+    "  return now >= after "                                                                                          \
+    "end "
 
 void ev__nodes_init(ev_events_t *ev);
 void ev__nodes_stop(ev_events_t *ev);
 /* Writes the heartbeat and status now (at connect, when the state changed). */
 void ev__nodes_beat(ev_events_t *ev);
-/* Whether this node may judge others gone: its command connection has been
- * up for a heartbeat's TTL (after an outage the others need as long to
- * refresh theirs). */
-bool ev__nodes_judging(const ev_events_t *ev);
 /* Deregisters the node (heartbeat, registration, drain request; status
  * gone, tine.node.left) and stops its heartbeat; cb gets the reply. */
 int ev__nodes_leave(ev_events_t *ev, rds_reply_fn cb, void *priv);
@@ -202,7 +214,6 @@ struct ev_events {
     /* nodes.c */
     uv_timer_t hb_timer;
     uint64_t started_ms;
-    uint64_t cmd_up_ms; /* when the command connection came up (0: down) */
     bool nodes_busy;    /* a lifecycle script is out */
     bool beat_busy;     /* a heartbeat is out */
     bool drain_asked;   /* on_drain_request was called */

@@ -10,7 +10,13 @@
  * across the cluster. A node that drains leaves by itself
  * (ev__nodes_leave: tine.node.left). The heartbeats also tell the
  * dispatcher whose pending entries to take over. Times in the status are
- * Redis's (TIME), so nodes with skewed clocks agree on ages. */
+ * Redis's (TIME), so nodes with skewed clocks agree on ages.
+ *
+ * When Redis was stalled, failed over or away, every heartbeat may have
+ * expired meanwhile: the checks (here and the dispatcher's claims) see it
+ * as a gap in their own runs (one runs every second on every node) and
+ * judge nobody for a heartbeat's TTL, the time every node needs to
+ * refresh its own (tine:nodes:checked). */
 #include "events_internal.h"
 #include "tine_common.h"
 
@@ -44,11 +50,14 @@
     "  redis.call('HSET', info, id, cjson.encode(s)) "                                                                \
     "end "
 
-/* KEYS: the nodes hash, the announced hash, the stream, the info hash.
- * ARGV: heartbeat key prefix, reporting node, now as RFC 3339. Returns the
- * number of events. */
+/* KEYS: the nodes hash, the announced hash, the stream, the info hash, the
+ * checked hash. ARGV: heartbeat key prefix, reporting node, now as RFC
+ * 3339, the heartbeat TTL and the stall threshold (ms). Returns the number
+ * of events. */
 static const char lifecycle_lua[] =
     NODE_LUA_COMMON
+    EV_JUDGING_LUA
+    "if not judging(KEYS[5], tonumber(ARGV[4]), tonumber(ARGV[5])) then return 0 end "
     "local n = 0 "
     "local all = redis.call('HGETALL', KEYS[1]) "
     "for i = 1, #all, 2 do "
@@ -203,35 +212,30 @@ void ev__nodes_beat(ev_events_t *ev)
     ev->beat_busy = ev__send(ev->cmd, on_heartbeat, ev, &a) == 0;
 }
 
-bool ev__nodes_judging(const ev_events_t *ev)
-{
-    /* After an outage of Redis (a failover) every heartbeat may have
-     * expired: the others are judged only once they had a heartbeat's time
-     * to come back as this node did. */
-    return ev->cmd_up_ms != 0 && tine_now_unix_ms() - ev->cmd_up_ms >= EV_HEARTBEAT_TTL_MS;
-}
-
 static void on_heartbeat_timer(uv_timer_t *t)
 {
     ev_events_t *ev = t->data;
     if (ev->closing || ev->left || !rds_async_connected(ev->cmd))
         return;
     ev__nodes_beat(ev);
-    if (ev->nodes_busy || !ev__nodes_judging(ev))
+    if (ev->nodes_busy)
         return;
     char now[40];
     tine_fmt_rfc3339_ms(tine_now_unix_ms(), now);
     ev__args_t a = {0};
     ev__args_adds(&a, "EVAL");
     ev__args_adds(&a, lifecycle_lua);
-    ev__args_adds(&a, "4");
+    ev__args_adds(&a, "5");
     ev__args_adds(&a, RDS_KEY_NODES);
     ev__args_adds(&a, RDS_KEY_NODES_ANNOUNCED);
     ev__args_adds(&a, RDS_KEY_EVENTS);
     ev__args_adds(&a, RDS_KEY_NODES_INFO);
+    ev__args_adds(&a, RDS_KEY_NODES_CHECKED);
     ev__args_adds(&a, RDS_KEY_NODE_PREFIX);
     ev__args_adds(&a, ev->node_id);
     ev__args_adds(&a, now);
+    ev__args_addf(&a, "%d", EV_HEARTBEAT_TTL_MS);
+    ev__args_addf(&a, "%d", EV_STALL_MS);
     ev->nodes_busy = ev__send(ev->cmd, on_lifecycle, ev, &a) == 0;
 }
 

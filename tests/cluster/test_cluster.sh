@@ -81,12 +81,14 @@ functions:
   got: { handler: h.lua#got }
   hold: { handler: h.lua#hold, timeout: 30s, concurrency: 50 }
   tick: { handler: h.lua#tick }
+  watch: { handler: h.lua#watch }
 routes:
   - { method: GET, path: /hi, function: hi }
 triggers:
   - { on: event, type: cl.flow, function: got }
   - { on: event, type: cl.hold, function: hold }
   - { on: schedule, cron: "@every 1s", function: tick }
+  - { on: event, type: 'tine.node.*', function: watch }
 YAML
 cat >"$T/app/h.lua" <<LUA
 local tine = require "tine"
@@ -102,6 +104,8 @@ function M.hold(event)
 end
 -- Each tick leaves a count under its time and the node that fired it.
 function M.tick(event) tine.kv.incr("tick:" .. event.data.tick .. "|" .. event.data.node) end
+-- Node joins, losses and departures, counted per node.
+function M.watch(event) tine.kv.incr(event.type .. ":" .. event.data.node) end
 return M
 LUA
 check "deploy through haproxy" "deployed cl version 1" "$(run lb_tine deploy "$T/app")"
@@ -159,6 +163,7 @@ done
 clients=$(redis-cli -p "$new" client list)
 for n in a b c; do check_contains "node-$n's events are on the new master" "node-$n/events-command " "$clients"; done
 sleep 2
+check "no node was declared lost through the failover" "" "$(RM --scan --pattern 'tine:kv:cl:tine.node.lost:*')"
 phase_end
 REPORT+=("# 1. redis master killed: HTTP $PH_SENT sent, $PH_FAILED failed; deploys work again after ${recover_ms} ms")
 echo "${REPORT[-1]}"
@@ -209,6 +214,8 @@ REPORT+=("# 2. node-c killed: HTTP $PH_SENT sent, $PH_FAILED failed; its $held p
 echo "${REPORT[-1]}"
 check "no HTTP request failed while node-c was killed" "0" "$PH_FAILED"
 check_contains "tine nodes: node-c gone (lost)" "gone (lost" "$(run lb_tine nodes | grep '^node-c ')"
+wait_for 10 bash -c "[ \"\$(redis-cli -p $(ha_master) GET tine:kv:cl:tine.node.lost:node-c)\" = 1 ]" || true
+check "tine.node.lost of node-c, once" "1" "$(RM GET tine:kv:cl:tine.node.lost:node-c)"
 node_up c
 wait_for 15 grep -q "node-c is UP" "$T/haproxy.log" && ok "node-c restarted is back in rotation" \
   || fail "node-c back" "$(grep node-c "$T/haproxy.log" | tail -3)"
@@ -243,6 +250,9 @@ out=$(run lb_tine nodes)
 check_contains "tine nodes: node-a ready" "ready" "$(echo "$out" | grep '^node-a ')"
 check_contains "tine nodes: node-b gone (drained)" "gone (drained" "$(echo "$out" | grep '^node-b ')"
 check_contains "tine nodes: node-c gone (drained)" "gone (drained" "$(echo "$out" | grep '^node-c ')"
+check "tine.node.left of node-b and node-c, once each" "1 1" \
+  "$(RM GET tine:kv:cl:tine.node.left:node-b) $(RM GET tine:kv:cl:tine.node.left:node-c)"
+check "only node-c was ever lost" "tine:kv:cl:tine.node.lost:node-c" "$(RM --scan --pattern 'tine:kv:cl:tine.node.lost:*')"
 
 # --- the whole run -------------------------------------------------------------------------
 sleep 2

@@ -159,6 +159,30 @@ wait_for 20 all_seen "${ids[@]}" || true
 counts=$(for id in "${ids[@]}"; do rkv drain "seen:$id"; done | sort | uniq -c | tr -s ' ' | tr '\n' ';')
 check "each event held by node-c was processed once, by the others" " 8 1;" "$counts"
 
+# --- Redis stalls longer than a heartbeat: nobody is declared lost ---------------------
+ids=()
+for i in $(seq 6); do
+  post_event "$(event "stall-$i" g3)" >/dev/null
+  ids+=("stall-$i")
+  sleep 0.05
+done
+wait_for 10 bash -c "[ \$(redis-cli -s $T/redis.sock XPENDING tine:events tine - + 1000 node-d | grep -c '^[0-9]*-[0-9]*\$') -gt 0 ]" \
+  || true
+held_a=$(pending_of node-a)
+held_d=$(pending_of node-d)
+kill -STOP "$REDIS_PID"
+sleep 4.5 # every heartbeat expires meanwhile
+kill -CONT "$REDIS_PID"
+sleep 4 # each node judges the others a few times
+check "after a stall of Redis no node is declared lost" "" \
+  "$(redis-cli -s "$T/redis.sock" --scan --pattern 'tine:kv:drain:tine.node.lost:*')"
+check "node-a's held events stay its own" "$held_a" "$(pending_of node-a)"
+check "node-d's held events stay its own" "$held_d" "$(pending_of node-d)"
+curl -s -X POST "http://127.0.0.1:$FIX/open?gate=g3" >/dev/null
+wait_for 20 all_seen "${ids[@]}" || true
+counts=$(for id in "${ids[@]}"; do rkv drain "seen:$id"; done | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+check "each event held through the stall was processed once" " 6 1;" "$counts"
+
 # --- kill -9 of a node holding events: taken over -------------------------------------
 ids=()
 for i in $(seq 6); do
