@@ -52,12 +52,13 @@
 
 /* KEYS: the nodes hash, the announced hash, the stream, the info hash, the
  * checked hash. ARGV: heartbeat key prefix, reporting node, now as RFC
- * 3339, the heartbeat TTL and the stall threshold (ms). Returns the number
- * of events. */
+ * 3339, the heartbeat TTL and the stall threshold (ms). Joins are announced
+ * at once, losses only while nodes may be judged. Returns the number of
+ * events. */
 static const char lifecycle_lua[] =
     NODE_LUA_COMMON
     EV_JUDGING_LUA
-    "if not judging(KEYS[5], tonumber(ARGV[4]), tonumber(ARGV[5])) then return 0 end "
+    "local may_judge = judging(KEYS[5], tonumber(ARGV[4]), tonumber(ARGV[5])) "
     "local n = 0 "
     "local all = redis.call('HGETALL', KEYS[1]) "
     "for i = 1, #all, 2 do "
@@ -69,7 +70,7 @@ static const char lifecycle_lua[] =
     "      redis.call('HSET', KEYS[2], id, started) "
     "      what = 'joined' "
     "    end "
-    "  else "
+    "  elseif may_judge then "
     "    redis.call('HDEL', KEYS[1], id) "
     "    mark_gone(KEYS[4], id, 'lost', now_ms()) "
     "    if redis.call('HDEL', KEYS[2], id) == 1 then what = 'lost' end "

@@ -342,6 +342,10 @@ static void admin_logs(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_seg)
         gw__send_error(req, 400, "query: follow: expected 1 or 0, not '%s'", fv);
         goto out;
     }
+    if (follow && gw->listener_state != GW_LISTENING) {
+        gw__send_error(req, 503, "this node is stopping: follow the logs through another node");
+        goto out;
+    }
     char err[512];
     tine_buf_t recent;
     tine_buf_init(&recent);

@@ -263,6 +263,10 @@ int gw__serve(gw_server_t *gw, h2o_req_t *req)
     gw_counted_t *counted = h2o_mem_alloc_shared(&req->pool, sizeof(*counted), on_counted_dispose);
     counted->gw = gw;
     gw->requests++;
+    /* A node that stopped accepting closes each kept-alive connection after
+     * its next answer (h2o 2.2 does not on its own). */
+    if (gw->listener_state != GW_LISTENING)
+        req->http1_is_persistent = 0;
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     const char *path = req->path.base;
     size_t plen = sizeof(GW_ADMIN_PREFIX) - 1;
