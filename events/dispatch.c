@@ -543,9 +543,11 @@ static void on_claimed(void *priv, redisReply *reply)
         fprintf(stderr, "tined: events: claiming entries of lost nodes: %s\n", r->str);
         return;
     }
-    if (r->type == REDIS_REPLY_ARRAY && r->elements)
+    if (r->type == REDIS_REPLY_ARRAY && r->elements) {
         fprintf(stderr, "tined: events: took over %zu pending entr%s of lost nodes\n", r->elements,
                 r->elements == 1 ? "y" : "ies");
+        ev->taken_over += r->elements;
+    }
     process_entries(ev, r, NULL, 0);
 }
 

@@ -749,6 +749,11 @@ void ev_drain(ev_events_t *ev)
     ev__nodes_beat(ev);
 }
 
+uint64_t ev_taken_over(const ev_events_t *ev)
+{
+    return ev ? ev->taken_over : 0;
+}
+
 size_t ev_busy(const ev_events_t *ev)
 {
     return ev ? ev->inflight : 0;

@@ -177,6 +177,9 @@ int ev_node_drain(ev_events_t *ev, const char *node, const char *by, char *err, 
  * node_status callback's state) at once. */
 void ev_drain(ev_events_t *ev);
 
+/* Pending stream entries this node claimed from lost nodes so far. */
+uint64_t ev_taken_over(const ev_events_t *ev);
+
 /* Stream entries this node is processing: 0 when a drain may leave.
  * (Appends still held, schedule ticks and container events, are not
  * waited for: the other nodes make the same ones.) */

@@ -201,6 +201,7 @@ struct ev_events {
     uint64_t ticks;
     bool mover_busy;
     bool claim_busy;
+    uint64_t taken_over; /* entries claimed from lost nodes */
 
     /* schedule.c */
     ev__sched_t *scheds;

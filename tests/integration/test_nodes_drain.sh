@@ -109,6 +109,7 @@ check_contains "naming the drain" "this node is draining (asked through node nod
 [ "$unready_ms" -lt 2000 ] && ok "node-b turned not ready ${unready_ms} ms after tine drain" \
   || fail "time to not ready" "${unready_ms} ms"
 check "node-b still serves during its grace" "200 hi" "$(URL=$URL_b http GET /drain/hi)"
+check_contains "node-b's /metrics: draining" 'tine_node_state{state="draining"} 1' "$(curl -s "$URL_b/metrics")"
 rc=0
 wait "$PID_b" || rc=$?
 check "node-b exits 0 after its drain" "0" "$rc"
@@ -205,6 +206,8 @@ counts=$(for id in "${ids[@]}"; do rkv drain "seen:$id"; done | sort | uniq -c |
 check "each event held by node-d was processed once" " 6 1;" "$counts"
 [ "$took" -lt 8000 ] && ok "taken over within 8 s (${took} ms)" || fail "takeover time" "${took} ms"
 check_contains "node-a says it took them over" "took over $held pending entr" "$(cat "$T/a.log")"
+check_contains "node-a's /metrics counts them" "tine_events_taken_over_total $held" "$(curl -s "$URL_a/metrics")"
+check_contains "node-a's /metrics: ready" 'tine_node_state{state="ready"} 1' "$(curl -s "$URL_a/metrics")"
 wait_kv 10 drain "tine.node.lost:node-d" 1 || true
 check "tine.node.lost announced once" "1" "$(rkv drain tine.node.lost:node-d)"
 check_contains "tine nodes: node-d gone (lost)" "gone (lost" "$(run tine nodes | grep '^node-d ')"
