@@ -6,8 +6,8 @@
 HTTP: GET /cl/hi on a kept-alive connection at about HTTP_RATE requests a
 second; a request fails when it raises, or the answer is not 200 "hi".
 Events: one CloudEvent (type cl.flow, id flow-N) per POST /_tine/v1/events
-at about EVENT_RATE a second, each answer logged as "ID STATUS" in
-DIR/events.log (status 0: no answer).
+at about EVENT_RATE a second, each answer logged as "ID STATUS TIME" in
+DIR/events.log (status 0: no answer; TIME: when it came, unix seconds).
 
 DIR/http.stat holds "SENT FAILED" (rewritten every 100 ms) and every failure
 is logged with its time in DIR/http.failures. The load stops when DIR/stop
@@ -97,7 +97,7 @@ def event_load():
             c.close()
         except Exception:  # noqa: BLE001 (no answer: status 0)
             pass
-        log.write("%s %d\n" % (eid, status))
+        log.write("%s %d %.3f\n" % (eid, status, time.time()))
 
     paced(EVENT_RATE, step)
 

@@ -133,14 +133,27 @@ check "no tine.node.lost for a drained node" "" "$(rkv drain tine.node.lost:node
 # --- SIGTERM of a node holding events past --drain-timeout: handed back -------------
 event() { echo "{\"specversion\":\"1.0\",\"id\":\"$1\",\"source\":\"/t\",\"type\":\"drain.hold\",\"data\":{\"gate\":\"$2\"}}"; }
 pending_of() { redis-cli -s "$T/redis.sock" XPENDING tine:events tine - + 1000 "$1" | grep -c '^[0-9]*-[0-9]*$' || true; }
-ids=()
-for i in $(seq 8); do
-  post_event "$(event "held-$i" g1)" >/dev/null
-  ids+=("held-$i")
-  sleep 0.05
-done
-wait_for 10 bash -c "[ \$(redis-cli -s $T/redis.sock XPENDING tine:events tine - + 1000 node-c | grep -c '^[0-9]*-[0-9]*\$') -gt 0 ]" \
-  || true
+holds() { [ "$(pending_of "$1")" -gt 0 ]; }
+# hold PREFIX GATE N NODE: posts N events (ids PREFIX-i, in IDS) whose
+# function waits until GATE opens, and waits until NODE holds some.
+hold() {
+  IDS=()
+  for i in $(seq "$3"); do
+    post_event "$(event "$1-$i" "$2")" >/dev/null
+    IDS+=("$1-$i")
+    sleep 0.05
+  done
+  wait_for 10 holds "$4" || true
+}
+all_seen() { for id in "$@"; do [ "$(rkv drain "seen:$id")" = 1 ] || return 1; done; }
+# release GATE: opens it, waits until each event of IDS was processed and
+# prints how many were processed how often (" 6 1;": six, once each).
+release() {
+  curl -s -X POST "http://127.0.0.1:$FIX/open?gate=$1" >/dev/null
+  wait_for 20 all_seen "${IDS[@]}" || true
+  for id in "${IDS[@]}"; do rkv drain "seen:$id"; done | sort | uniq -c | tr -s ' ' | tr '\n' ';'
+}
+hold held g1 8 node-c
 held=$(pending_of node-c)
 [ "$held" -gt 0 ] && ok "node-c holds $held events in its functions" || fail "node-c holds events" "none pending"
 t0=$(date +%s%N)
@@ -154,21 +167,10 @@ check_contains "node-c says its calls were cut at --drain-timeout" "still in fli
 check_contains "node-c handed its events back" "left the cluster; $held pending event" "$(cat "$T/c.log")"
 [ "$stop_ms" -lt 4000 ] && ok "node-c stopped ${stop_ms} ms after SIGTERM (timeout 1 s)" || fail "stop time" "${stop_ms} ms"
 check "node-c holds nothing any more" "0" "$(pending_of node-c)"
-curl -s -X POST "http://127.0.0.1:$FIX/open?gate=g1" >/dev/null
-all_seen() { for id in "$@"; do [ "$(rkv drain "seen:$id")" = 1 ] || return 1; done; }
-wait_for 20 all_seen "${ids[@]}" || true
-counts=$(for id in "${ids[@]}"; do rkv drain "seen:$id"; done | sort | uniq -c | tr -s ' ' | tr '\n' ';')
-check "each event held by node-c was processed once, by the others" " 8 1;" "$counts"
+check "each event held by node-c was processed once, by the others" " 8 1;" "$(release g1)"
 
 # --- Redis stalls longer than a heartbeat: nobody is declared lost ---------------------
-ids=()
-for i in $(seq 6); do
-  post_event "$(event "stall-$i" g3)" >/dev/null
-  ids+=("stall-$i")
-  sleep 0.05
-done
-wait_for 10 bash -c "[ \$(redis-cli -s $T/redis.sock XPENDING tine:events tine - + 1000 node-d | grep -c '^[0-9]*-[0-9]*\$') -gt 0 ]" \
-  || true
+hold stall g3 6 node-d
 held_a=$(pending_of node-a)
 held_d=$(pending_of node-d)
 kill -STOP "$REDIS_PID"
@@ -179,30 +181,18 @@ check "after a stall of Redis no node is declared lost" "" \
   "$(redis-cli -s "$T/redis.sock" --scan --pattern 'tine:kv:drain:tine.node.lost:*')"
 check "node-a's held events stay its own" "$held_a" "$(pending_of node-a)"
 check "node-d's held events stay its own" "$held_d" "$(pending_of node-d)"
-curl -s -X POST "http://127.0.0.1:$FIX/open?gate=g3" >/dev/null
-wait_for 20 all_seen "${ids[@]}" || true
-counts=$(for id in "${ids[@]}"; do rkv drain "seen:$id"; done | sort | uniq -c | tr -s ' ' | tr '\n' ';')
-check "each event held through the stall was processed once" " 6 1;" "$counts"
+check "each event held through the stall was processed once" " 6 1;" "$(release g3)"
 
 # --- kill -9 of a node holding events: taken over -------------------------------------
-ids=()
-for i in $(seq 6); do
-  post_event "$(event "lost-$i" g2)" >/dev/null
-  ids+=("lost-$i")
-  sleep 0.05
-done
-wait_for 10 bash -c "[ \$(redis-cli -s $T/redis.sock XPENDING tine:events tine - + 1000 node-d | grep -c '^[0-9]*-[0-9]*\$') -gt 0 ]" \
-  || true
+hold lost g2 6 node-d
 held=$(pending_of node-d)
 [ "$held" -gt 0 ] && ok "node-d holds $held events in its functions" || fail "node-d holds events" "none pending"
 t0=$(date +%s%N)
 kill -9 "$PID_d"
 wait "$PID_d" 2>/dev/null || true
-curl -s -X POST "http://127.0.0.1:$FIX/open?gate=g2" >/dev/null
-wait_for 20 all_seen "${ids[@]}" || true
+counts=$(release g2)
 took=$((($(date +%s%N) - t0) / 1000000))
 echo "# the events held by the killed node were processed ${took} ms after the kill"
-counts=$(for id in "${ids[@]}"; do rkv drain "seen:$id"; done | sort | uniq -c | tr -s ' ' | tr '\n' ';')
 check "each event held by node-d was processed once" " 6 1;" "$counts"
 [ "$took" -lt 8000 ] && ok "taken over within 8 s (${took} ms)" || fail "takeover time" "${took} ms"
 check_contains "node-a says it took them over" "took over $held pending entr" "$(cat "$T/a.log")"
