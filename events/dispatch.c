@@ -411,8 +411,8 @@ static void on_read(void *priv, redisReply *reply)
 static void dispatch_read(ev_events_t *ev)
 {
     /* Without the command connection nothing read could be acknowledged. */
-    if (ev->closing || ev->draining || !rds_async_connected(ev->blk) || !rds_async_connected(ev->cmd) ||
-        ev->reading || ev->inflight >= EV_INFLIGHT_MAX)
+    if (ev->closing || ev->draining || !rds_async_connected(ev->blk) || !rds_async_connected(ev->cmd) || ev->reading ||
+        ev->inflight >= EV_INFLIGHT_MAX)
         return;
     size_t count = EV_INFLIGHT_MAX - ev->inflight;
     if (count > 64)
@@ -492,6 +492,7 @@ static const char move_retries_lua[] =
  * judged (EV_JUDGING_LUA). KEYS: stream, checked hash; ARGV: group, me,
  * min idle, node key prefix, heartbeat TTL, stall threshold. Returns the
  * claimed entries. */
+/* clang-format off */
 static const char claim_lua[] =
     EV_JUDGING_LUA
     "local out = {} "
@@ -516,6 +517,7 @@ static const char claim_lua[] =
     "  end "
     "end "
     "return out";
+/* clang-format on */
 
 static void on_retries_moved(void *priv, redisReply *reply)
 {
@@ -617,6 +619,7 @@ void ev__dispatch_stop(ev_events_t *ev)
  * acknowledged and deleted, so a node blocked on the stream takes it at
  * once; entries deleted meanwhile are only acknowledged. Then the consumer
  * goes. KEYS: stream; ARGV: group, consumer. Returns the count appended. */
+/* clang-format off */
 static const char hand_back_lua[] =
     "local n = 0 "
     "for _ = 1, 1000 do "
@@ -634,6 +637,7 @@ static const char hand_back_lua[] =
     "end "
     "pcall(redis.call, 'XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) "
     "return n";
+/* clang-format on */
 
 int ev__dispatch_hand_back(ev_events_t *ev, rds_reply_fn cb, void *priv)
 {

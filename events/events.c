@@ -772,7 +772,7 @@ static void leave_failed(ev_events_t *ev, const char *step, redisReply *r)
 {
     free(ev->leave_error);
     ev->leave_error = xasprintf("%s: %s", step,
-                                r == NULL ? "the redis connection was lost"
+                                r == NULL                      ? "the redis connection was lost"
                                 : r->type == REDIS_REPLY_ERROR ? r->str
                                                                : "unexpected reply");
 }

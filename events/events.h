@@ -27,7 +27,7 @@ typedef struct {
     const char *state;   /* "ready", "starting", "not-ready" or "draining" (static) */
     const char *address; /* where it serves HTTP, "HOST:PORT" (borrowed for the call) */
     size_t sandboxes;    /* sandboxes that are not closing */
-    size_t calls;      /* function calls in flight (queued or running) */
+    size_t calls;        /* function calls in flight (queued or running) */
 } ev_node_status_t;
 
 typedef struct {
@@ -37,7 +37,7 @@ typedef struct {
     const char *docker_socket; /* the container engine's API socket */
     bool docker_events;        /* watch the engine's events */
     uint32_t retry_base_ms;    /* delay before the first retry, doubled each time (0: 200 ms) */
-    const char *version; /* of tine, as `tine nodes` shows it (copied) */
+    const char *version;       /* of tine, as `tine nodes` shows it (copied) */
     uint32_t drain_grace_ms, drain_timeout_ms; /* how long its drain takes at most (tine drain waits) */
     /* Called before every heartbeat for the node's state, address and load;
      * may be NULL (ready, "", 0, 0). */

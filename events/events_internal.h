@@ -129,7 +129,7 @@ void ev__docker_stop(ev__docker_t *d);
 
 /* ------------------------------------------------------------- nodes.c */
 
-#define EV_HEARTBEAT_TTL_MS 3000 /* a node whose heartbeat is this old is gone */
+#define EV_HEARTBEAT_TTL_MS 3000  /* a node whose heartbeat is this old is gone */
 #define EV_CLAIM_MIN_IDLE_MS 1000 /* a gone node's entry is claimed once idle this long */
 #define EV_STALL_MS 2000          /* checks of the heartbeats this far apart: Redis stalled or was away */
 
@@ -137,15 +137,15 @@ void ev__docker_stop(ev__docker_t *d);
  * that judge nodes gone (nodes.c, dispatch.c): true when they may; false
  * for a heartbeat's TTL after a gap of more than stall_ms since the last
  * check (tine:nodes:checked), by Redis's clock. */
-#define EV_JUDGING_LUA                                                                                                \
-    "local function judging(checked, ttl, stall) "                                                                    \
-    "  local t = redis.call('TIME') "                                                                                 \
-    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "                                        \
-    "  local prev = redis.call('HMGET', checked, 'last', 'after') "                                                   \
-    "  local last, after = tonumber(prev[1]), tonumber(prev[2]) or 0 "                                                \
-    "  if not last or now - last > stall then after = now + ttl end "                                                 \
+#define EV_JUDGING_LUA                                                                                                 \
+    "local function judging(checked, ttl, stall) "                                                                     \
+    "  local t = redis.call('TIME') "                                                                                  \
+    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "                                         \
+    "  local prev = redis.call('HMGET', checked, 'last', 'after') "                                                    \
+    "  local last, after = tonumber(prev[1]), tonumber(prev[2]) or 0 "                                                 \
+    "  if not last or now - last > stall then after = now + ttl end "                                                  \
     "  redis.call('HSET', checked, 'last', now, 'after', after) "                                                      \
-    "  return now >= after "                                                                                          \
+    "  return now >= after "                                                                                           \
     "end "
 
 void ev__nodes_init(ev_events_t *ev);
@@ -215,10 +215,10 @@ struct ev_events {
     /* nodes.c */
     uv_timer_t hb_timer;
     uint64_t started_ms;
-    bool nodes_busy;    /* a lifecycle script is out */
-    bool beat_busy;     /* a heartbeat is out */
-    bool drain_asked;   /* on_drain_request was called */
-    bool left;          /* deregistered: no more heartbeats */
+    bool nodes_busy;  /* a lifecycle script is out */
+    bool beat_busy;   /* a heartbeat is out */
+    bool drain_asked; /* on_drain_request was called */
+    bool left;        /* deregistered: no more heartbeats */
     char *version;
     char host[256];
     uint32_t drain_grace_ms, drain_timeout_ms;

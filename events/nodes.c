@@ -32,22 +32,22 @@
 
 /* Lua shared by the scripts: Redis's clock in ms, and the CloudEvent of a
  * node's transition appended to the stream (KEYS[STREAM]). */
-#define NODE_LUA_COMMON                                                                                               \
-    "local function now_ms() local t = redis.call('TIME') "                                                           \
-    "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end "                                         \
-    "local function node_event(stream, id, what, started, by, when) "                                                 \
-    "  local ev = cjson.encode({specversion = '1.0', id = 'node:' .. id .. ':' .. what .. ':' .. started, "           \
-    "    source = 'tine://' .. id, type = 'tine.node.' .. what, time = when, subject = id, "                          \
-    "    datacontenttype = 'application/json', "                                                                      \
-    "    data = {node = id, started_ms = tonumber(started), reported_by = by}}) "                                     \
-    "  redis.call('XADD', stream, '*', 'app', '', 'event', ev) "                                                      \
-    "end "                                                                                                            \
-    "local function mark_gone(info, id, why, now) "                                                                   \
-    "  local text = redis.call('HGET', info, id) "                                                                    \
-    "  local ok, s = pcall(cjson.decode, text or '') "                                                                \
-    "  if not ok or type(s) ~= 'table' then s = {node = id} end "                                                     \
-    "  s.state = 'gone' s.left = why s.left_ms = now "                                                                \
-    "  redis.call('HSET', info, id, cjson.encode(s)) "                                                                \
+#define NODE_LUA_COMMON                                                                                                \
+    "local function now_ms() local t = redis.call('TIME') "                                                            \
+    "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end "                                          \
+    "local function node_event(stream, id, what, started, by, when) "                                                  \
+    "  local ev = cjson.encode({specversion = '1.0', id = 'node:' .. id .. ':' .. what .. ':' .. started, "            \
+    "    source = 'tine://' .. id, type = 'tine.node.' .. what, time = when, subject = id, "                           \
+    "    datacontenttype = 'application/json', "                                                                       \
+    "    data = {node = id, started_ms = tonumber(started), reported_by = by}}) "                                      \
+    "  redis.call('XADD', stream, '*', 'app', '', 'event', ev) "                                                       \
+    "end "                                                                                                             \
+    "local function mark_gone(info, id, why, now) "                                                                    \
+    "  local text = redis.call('HGET', info, id) "                                                                     \
+    "  local ok, s = pcall(cjson.decode, text or '') "                                                                 \
+    "  if not ok or type(s) ~= 'table' then s = {node = id} end "                                                      \
+    "  s.state = 'gone' s.left = why s.left_ms = now "                                                                 \
+    "  redis.call('HSET', info, id, cjson.encode(s)) "                                                                 \
     "end "
 
 /* KEYS: the nodes hash, the announced hash, the stream, the info hash, the
@@ -55,6 +55,7 @@
  * 3339, the heartbeat TTL and the stall threshold (ms). Joins are announced
  * at once, losses only while nodes may be judged. Returns the number of
  * events. */
+/* clang-format off */
 static const char lifecycle_lua[] =
     NODE_LUA_COMMON
     EV_JUDGING_LUA
@@ -81,12 +82,14 @@ static const char lifecycle_lua[] =
     "  end "
     "end "
     "return n";
+/* clang-format on */
 
 /* One heartbeat. KEYS: the heartbeat key, the nodes hash, the info hash,
  * the drain key. ARGV: the node, its start time, the TTL (ms), its status
  * (JSON). Stamps the status with Redis's time; returns who asked the node
  * to drain (nil: nobody). A drain request meant for an earlier node of the
  * same id is deleted. */
+/* clang-format off */
 static const char heartbeat_lua[] =
     NODE_LUA_COMMON
     "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
@@ -100,11 +103,13 @@ static const char heartbeat_lua[] =
     "if ok and type(r) == 'table' and tostring(r.started_ms) == ARGV[2] then return tostring(r.by or '?') end "
     "redis.call('DEL', KEYS[4]) "
     "return false";
+/* clang-format on */
 
 /* A node leaves after its drain. KEYS: the heartbeat key, the nodes hash,
  * the announced hash, the info hash, the drain key, the stream. ARGV: the
  * node, its start time, now as RFC 3339. Announces tine.node.left when its
  * join was announced. */
+/* clang-format off */
 static const char leave_lua[] =
     NODE_LUA_COMMON
     "redis.call('DEL', KEYS[1], KEYS[5]) "
@@ -115,10 +120,12 @@ static const char leave_lua[] =
     "  return 1 "
     "end "
     "return 0";
+/* clang-format on */
 
 /* The nodes listed: KEYS: the info hash. ARGV: heartbeat key prefix, how
  * long gone nodes are kept (ms). Returns Redis's time, then id, status,
  * alive (1|0) per node; forgets nodes gone longer than that. */
+/* clang-format off */
 static const char list_lua[] =
     NODE_LUA_COMMON
     "local now = now_ms() "
@@ -136,10 +143,12 @@ static const char list_lua[] =
     "  end "
     "end "
     "return out";
+/* clang-format on */
 
 /* A drain request. KEYS: the heartbeat key, the drain key. ARGV: who asks,
  * the request's TTL (s). Returns the node's start time, or nil when it is
  * not up (nothing stored). */
+/* clang-format off */
 static const char drain_lua[] =
     NODE_LUA_COMMON
     "local started = redis.call('GET', KEYS[1]) "
@@ -147,6 +156,7 @@ static const char drain_lua[] =
     "redis.call('SET', KEYS[2], cjson.encode({started_ms = tonumber(started), by = ARGV[1], at_ms = now_ms()}), "
     "  'EX', ARGV[2]) "
     "return started";
+/* clang-format on */
 
 static void on_lifecycle(void *priv, redisReply *reply)
 {
@@ -181,12 +191,12 @@ static char *status_json(ev_events_t *ev)
     if (ev->node_status)
         ev->node_status(ev->node_data, &st);
     json_t *s = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I}", "node", ev->node_id,
-                          "address", st.address ? st.address : "", "version", ev->version ? ev->version : "",
-                          "host", ev->host, "pid", (int)getpid(), "started_ms", (json_int_t)ev->started_ms,
-                          "uptime_ms", (json_int_t)(tine_now_unix_ms() - ev->started_ms), "state", st.state,
-                          "sandboxes", (json_int_t)st.sandboxes, "calls", (json_int_t)st.calls, "events",
-                          (json_int_t)ev->inflight, "drain_grace_ms", (json_int_t)ev->drain_grace_ms,
-                          "drain_timeout_ms", (json_int_t)ev->drain_timeout_ms);
+                          "address", st.address ? st.address : "", "version", ev->version ? ev->version : "", "host",
+                          ev->host, "pid", (int)getpid(), "started_ms", (json_int_t)ev->started_ms, "uptime_ms",
+                          (json_int_t)(tine_now_unix_ms() - ev->started_ms), "state", st.state, "sandboxes",
+                          (json_int_t)st.sandboxes, "calls", (json_int_t)st.calls, "events", (json_int_t)ev->inflight,
+                          "drain_grace_ms", (json_int_t)ev->drain_grace_ms, "drain_timeout_ms",
+                          (json_int_t)ev->drain_timeout_ms);
     char *text = json_dumps(s, JSON_COMPACT);
     json_decref(s);
     return text;

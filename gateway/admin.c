@@ -753,8 +753,9 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
     h2o_iovec_t seg[6] = {{0}};
     size_t n = split_path(rest, rest_len, seg, 5);
     if (n == 1 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("health"))) {
-        gw__send_json(req, 200, json_pack("{s:s, s:s, s:I, s:s}", "status", "ok", "node", gw->node_id, "apps",
-                                          (json_int_t)reg_live_count(gw->live), "state", gw_state(gw)));
+        gw__send_json(req, 200,
+                      json_pack("{s:s, s:s, s:I, s:s}", "status", "ok", "node", gw->node_id, "apps",
+                                (json_int_t)reg_live_count(gw->live), "state", gw_state(gw)));
         return 0;
     }
     if (n == 1 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("ready"))) {

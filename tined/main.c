@@ -50,9 +50,9 @@ typedef struct {
     uv_signal_t sigterm;
     uv_timer_t drain_timer;
     node_phase_t phase;
-    uint64_t grace_ms, timeout_ms;   /* --drain-grace, --drain-timeout */
-    uint64_t drain_started_ms;       /* monotonic */
-    uint64_t phase_end_ms;           /* when the current phase ends at the latest */
+    uint64_t grace_ms, timeout_ms; /* --drain-grace, --drain-timeout */
+    uint64_t drain_started_ms;     /* monotonic */
+    uint64_t phase_end_ms;         /* when the current phase ends at the latest */
     bool stopping;
 } tined_t;
 

@@ -101,8 +101,7 @@ static int follow_drain(cli_ctx_t *ctx, tine_client_t *c, const char *node, doub
             return CLI_OK;
         }
         if (took > (limit > 0 ? limit : 60))
-            return cli_fail(ctx, "%s is still %s after %.0f s", node, seen.listed ? seen.state : "not answering",
-                            took);
+            return cli_fail(ctx, "%s is still %s after %.0f s", node, seen.listed ? seen.state : "not answering", took);
         sleep_ms(250);
     }
 }

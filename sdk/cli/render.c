@@ -504,8 +504,8 @@ int cli_render_nodes(const char *json, FILE *out, char *err, size_t errlen)
         json_decref(j);
         return fail(err, errlen, "unexpected answer from the node (no \"nodes\" list)");
     }
-    static const char *const head[] = {"NODE",  "ADDRESS", "VERSION",   "UPTIME",
-                                       "SANDBOXES", "CALLS", "HEARTBEAT", "STATE"};
+    static const char *const head[] = {"NODE",      "ADDRESS", "VERSION",   "UPTIME",
+                                       "SANDBOXES", "CALLS",   "HEARTBEAT", "STATE"};
     cli_table_t t;
     cli_table_init(&t, 8, head);
     size_t i;
