@@ -199,6 +199,7 @@ static void admin_activation(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t id_seg
  * ends the stream when the request goes away. */
 typedef struct {
     h2o_generator_t super;
+    gw_server_t *gw;
     h2o_req_t *req; /* NULL once the client left */
     bill_follower_t *follower;
     uv_timer_t heartbeat;
@@ -322,6 +323,7 @@ static void on_stream_dispose(void *p)
 {
     log_stream_t *ls = *(log_stream_t **)p;
     ls->req = NULL;
+    ls->gw->follows--;
     bill_unfollow(ls->follower);
     ls->follower = NULL;
     uv_timer_stop(&ls->heartbeat);
@@ -340,10 +342,6 @@ static void admin_logs(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_seg)
     bool follow = fv && (strcmp(fv, "1") == 0 || strcmp(fv, "true") == 0 || strcmp(fv, "") == 0);
     if (fv && !follow && strcmp(fv, "0") != 0 && strcmp(fv, "false") != 0) {
         gw__send_error(req, 400, "query: follow: expected 1 or 0, not '%s'", fv);
-        goto out;
-    }
-    if (follow && gw->listener_state != GW_LISTENING) {
-        gw__send_error(req, 503, "this node is stopping: follow the logs through another node");
         goto out;
     }
     char err[512];
@@ -368,6 +366,8 @@ static void admin_logs(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_seg)
     log_stream_t *ls = xcalloc(1, sizeof(*ls));
     ls->super.proceed = on_stream_proceed;
     ls->super.stop = on_stream_stop;
+    ls->gw = gw;
+    gw->follows++; /* endless: a drain does not wait for it (gw_requests_in_flight) */
     ls->req = req;
     ls->pending = recent; /* takes it */
     uv_timer_init(gw->loop, &ls->heartbeat);

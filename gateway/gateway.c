@@ -534,7 +534,7 @@ const char *gw_state(gw_server_t *gw)
 
 size_t gw_requests_in_flight(const gw_server_t *gw)
 {
-    return gw->requests;
+    return gw->requests - gw->follows;
 }
 
 bool gw_ready_asked_within(const gw_server_t *gw, uint64_t ms)

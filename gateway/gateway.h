@@ -65,7 +65,8 @@ void gw_set_draining(gw_server_t *gw, const char *why);
 const char *gw_state(gw_server_t *gw);
 
 /* Requests being served: handed to the server and not yet answered and
- * written out (idle keep-alive connections do not count). */
+ * written out (idle keep-alive connections and followed log streams, which
+ * never end by themselves, do not count). */
 size_t gw_requests_in_flight(const gw_server_t *gw);
 
 /* Whether GET /_tine/v1/ready was asked within the last `ms` milliseconds

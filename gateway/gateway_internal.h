@@ -44,6 +44,7 @@ struct gw_server {
     uint64_t refused_connections, refused_bodies; /* over --max-connections, --max-buffered-body */
     uint64_t refusal_logged_ms;                   /* last warning about refused connections */
     size_t requests;                              /* being served (gw_requests_in_flight) */
+    size_t follows;                               /* of them, followed log streams (endless) */
     uint64_t ready_asked_ms;                      /* loop time of the last GET /ready (0: never) */
     char *draining;                               /* why the node drains (gw_set_draining); NULL: it does not */
 };

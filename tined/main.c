@@ -32,6 +32,7 @@ typedef enum {
     NODE_SERVING,
     NODE_GRACE,     /* not ready, still serving: load balancers move away */
     NODE_FINISHING, /* no new connections: calls in flight finish */
+    NODE_FLUSHING,  /* the last records written, their log lines to followers */
     NODE_LEAVING,   /* pending events handed back, deregistering */
     NODE_CLOSING,   /* modules stopped: the last answers go out */
 } node_phase_t;
@@ -286,8 +287,22 @@ static void on_left(void *data, int rc, size_t handed_back, const char *why)
         enter_closing(t);
 }
 
-/* The calls in flight are done or out of time: hand the events back. */
+/* The log lines of the last calls reached their followers: they end, the
+ * events go back. */
 static void enter_leaving(tined_t *t)
+{
+    t->phase = NODE_LEAVING;
+    t->phase_end_ms = mono_ms() + 3000;
+    bill_end_follows(t->bill);
+    if (ev_leave(t->ev, on_left, t) != 0)
+        on_left(t, TINE_EREDIS, 0, ev_redis_error(t->ev));
+}
+
+#define FLUSH_LINGER_MS 300 /* for the last log lines to come back from Redis to the followers */
+
+/* The calls in flight are done or out of time: their records are written
+ * now, and the followers of this node's log streams get their lines. */
+static void enter_flushing(tined_t *t)
 {
     size_t sandboxes = 0, calls = 0;
     inv_load(t->inv, &sandboxes, &calls);
@@ -297,10 +312,9 @@ static void enter_leaving(tined_t *t)
                  "drain: %zu call%s, %zu request%s and %zu event%s still in flight after --drain-timeout: calls are "
                  "answered 503, events handed back",
                  calls, calls == 1 ? "" : "s", requests, requests == 1 ? "" : "s", events, events == 1 ? "" : "s");
-    t->phase = NODE_LEAVING;
-    t->phase_end_ms = mono_ms() + 3000;
-    if (ev_leave(t->ev, on_left, t) != 0)
-        on_left(t, TINE_EREDIS, 0, ev_redis_error(t->ev));
+    bill_flush(t->bill);
+    t->phase = NODE_FLUSHING;
+    t->phase_end_ms = mono_ms() + FLUSH_LINGER_MS;
 }
 
 /* Every 20 ms while draining: moves through the phases, each ending when
@@ -313,9 +327,8 @@ static void on_drain_tick(uv_timer_t *timer)
         if (now < t->phase_end_ms)
             return;
         /* No new connections; kept-alive ones close after their next
-         * answer; followed log streams end. */
+         * answer. Followed log streams go on until the last calls ended. */
         gw_shutdown(t->gw);
-        bill_end_follows(t->bill);
         t->phase = NODE_FINISHING;
         t->phase_end_ms = now + t->timeout_ms;
     }
@@ -324,7 +337,12 @@ static void on_drain_tick(uv_timer_t *timer)
         inv_load(t->inv, &sandboxes, &calls);
         if ((calls || gw_requests_in_flight(t->gw) || ev_busy(t->ev)) && now < t->phase_end_ms)
             return;
-        enter_leaving(t);
+        enter_flushing(t);
+        return;
+    }
+    if (t->phase == NODE_FLUSHING) {
+        if (now >= t->phase_end_ms)
+            enter_leaving(t);
         return;
     }
     if (t->phase == NODE_LEAVING) {
@@ -352,7 +370,7 @@ static void drain_begin(tined_t *t, const char *why)
         if (t->phase == NODE_GRACE)
             t->phase_end_ms = now;
         else
-            enter_leaving(t);
+            enter_flushing(t);
         return;
     }
     if (t->phase != NODE_SERVING)
