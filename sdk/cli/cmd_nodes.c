@@ -39,6 +39,7 @@ static void sleep_ms(long ms)
 /* What the list says of one node now. */
 typedef struct {
     bool listed;
+    bool self;      /* the node that answered is the one draining */
     char state[32];
     char left[32];
     double bound_s; /* how long its drain may take (grace + timeout), 0 when unknown */
@@ -48,6 +49,8 @@ static void read_node(const char *answer, const char *node, node_seen_t *seen)
 {
     memset(seen, 0, sizeof *seen);
     json_t *j = json_loads(answer, 0, NULL);
+    const char *by = json_string_value(json_object_get(j, "answered_by"));
+    seen->self = by && strcmp(by, node) == 0;
     size_t i;
     json_t *n;
     json_array_foreach(json_object_get(j, "nodes"), i, n)
@@ -73,15 +76,26 @@ static void read_node(const char *answer, const char *node, node_seen_t *seen)
 static int follow_drain(cli_ctx_t *ctx, tine_client_t *c, const char *node, double wait_s)
 {
     double start = now_s(), limit = wait_s;
-    bool said_draining = false, said_lost_contact = false;
+    bool said_draining = false, said_lost_contact = false, talks_to_it = false;
     for (;;) {
         char *answer = NULL;
         node_seen_t seen = {0};
         int e = tine_nodes(c, &answer);
-        if (e == 0)
+        if (e == 0) {
             read_node(answer, node, &seen);
+            talks_to_it = seen.self;
+        }
         tine_free(answer);
         double took = now_s() - start;
+        if (e == TINE_CLIENT_ECONNECT && talks_to_it) {
+            /* It stopped taking connections: the end of its drain is near,
+             * but only another node could say when it left. */
+            fprintf(ctx->out,
+                    "%s: stopped taking connections after %.1f s; it finishes its calls and leaves (tine talks to it, "
+                    "not through another node, so it cannot follow it to the end)\n",
+                    node, took);
+            return CLI_OK;
+        }
         if (e != 0 && !said_lost_contact) {
             fprintf(ctx->err, "tine: cannot follow the drain: %s; trying again\n", tine_client_error(c));
             said_lost_contact = true;

@@ -122,6 +122,8 @@ static const cli_command_t commands[] = {
      "the other nodes, leaves the cluster and exits 0. tine follows it until\n"
      "it is gone and prints how long it took; it exits 1 when the node was\n"
      "lost instead, or is still there after its bound (grace + timeout + 15 s).\n"
+     "Talking to NODE itself, tine follows it until it stops taking\n"
+     "connections (then only other nodes can tell).\n"
      "\n"
      "  --no-wait         return once the request is stored\n"
      "  --wait S          give up following after S seconds\n",

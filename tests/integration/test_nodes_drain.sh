@@ -216,6 +216,14 @@ took=$((($(date +%s%N) - t0) / 1000000))
 check "node:e exits 0" "0" "$rc"
 [ "$took" -lt 3000 ] && ok "SIGTERM during the drain ended the 30 s grace (${took} ms)" || fail "SIGTERM" "${took} ms"
 check_contains "node:e said so" "stopping now (SIGTERM)" "$(cat "$T/e.log")"
+# tine drain of the node tine talks to: followed until it stops taking connections.
+start_node f "${opts[@]}" --node-id node-f
+TOKEN=$CLUSTER_TOKEN
+out=$(run tine drain node-f)
+check_contains "tine drain of the node it talks to" "node-f: stopped taking connections after" "$out"
+rc=0
+wait "$NODE_PID" || rc=$?
+check "node-f exits 0" "0" "$rc"
 URL=$URL_a TOKEN=$CLUSTER_TOKEN
 out=$(tine drain nosuch 2>&1) && rc=0 || rc=$?
 check "tine drain of an unknown node exits 1" "1" "$rc"
