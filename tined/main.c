@@ -54,6 +54,7 @@ typedef struct {
     uint64_t grace_ms, timeout_ms; /* --drain-grace, --drain-timeout */
     uint64_t drain_started_ms;     /* monotonic */
     uint64_t phase_end_ms;         /* when the current phase ends at the latest */
+    bool hurried;                  /* asked again: no more grace, no wait for calls */
     bool stopping;
 } tined_t;
 
@@ -330,7 +331,7 @@ static void on_drain_tick(uv_timer_t *timer)
          * answer. Followed log streams go on until the last calls ended. */
         gw_shutdown(t->gw);
         t->phase = NODE_FINISHING;
-        t->phase_end_ms = now + t->timeout_ms;
+        t->phase_end_ms = t->hurried ? now : now + t->timeout_ms;
     }
     if (t->phase == NODE_FINISHING) {
         size_t sandboxes = 0, calls = 0;
@@ -367,6 +368,7 @@ static void drain_begin(tined_t *t, const char *why)
     uint64_t now = mono_ms();
     if (t->phase == NODE_GRACE || t->phase == NODE_FINISHING) {
         tine_log(TINE_LOG_INFO, "stopping now (%s): calls in flight are not waited for", why);
+        t->hurried = true;
         if (t->phase == NODE_GRACE)
             t->phase_end_ms = now;
         else

@@ -208,13 +208,19 @@ TOKEN=$CLUSTER_TOKEN
 check "node:e is ready" "200" "$(http GET /_tine/v1/ready | cut -d' ' -f1)"
 check "tine drain node:e --no-wait" "node:e: asked to drain" "$(run tine drain node:e --no-wait)"
 wait_for 5 bash -c "curl -s $URL/_tine/v1/ready | grep -q draining" || true
+curl -s -o /dev/null -w "%{http_code}" "$URL/drain/slow?ms=8000" >"$T/cut.out" &
+CUT=$!
+sleep 0.5
 t0=$(date +%s%N)
 kill -TERM "$NODE_PID"
 rc=0
 wait "$NODE_PID" || rc=$?
 took=$((($(date +%s%N) - t0) / 1000000))
 check "node:e exits 0" "0" "$rc"
-[ "$took" -lt 3000 ] && ok "SIGTERM during the drain ended the 30 s grace (${took} ms)" || fail "SIGTERM" "${took} ms"
+[ "$took" -lt 3000 ] && ok "SIGTERM during the drain ended the 30 s grace and the wait for an 8 s call (${took} ms)" \
+  || fail "SIGTERM" "${took} ms"
+wait "$CUT" || true
+check "the call cut short was answered 503" "503" "$(cat "$T/cut.out")"
 check_contains "node:e said so" "stopping now (SIGTERM)" "$(cat "$T/e.log")"
 # tine drain of the node tine talks to: followed until it stops taking connections.
 start_node f "${opts[@]}" --node-id node-f
