@@ -27,6 +27,16 @@ PID_c=$NODE_PID
 start_node d "${opts[@]}" --node-id node-d
 PID_d=$NODE_PID
 URL=$URL_a TOKEN=$CLUSTER_TOKEN
+# stop_node SIGNAL PID: signals a node and waits for it: its status in RC,
+# how long it took (ms) in TOOK.
+stop_node() {
+  local t0
+  t0=$(date +%s%N)
+  kill "-$1" "$2"
+  RC=0
+  wait "$2" 2>/dev/null || RC=$?
+  TOOK=$((($(date +%s%N) - t0) / 1000000))
+}
 
 mkdir -p "$T/app"
 cat >"$T/app/tine.yaml" <<'YAML'
@@ -156,12 +166,9 @@ release() {
 hold held g1 8 node-c
 held=$(pending_of node-c)
 [ "$held" -gt 0 ] && ok "node-c holds $held events in its functions" || fail "node-c holds events" "none pending"
-t0=$(date +%s%N)
-kill -TERM "$PID_c"
-rc=0
-wait "$PID_c" || rc=$?
-stop_ms=$((($(date +%s%N) - t0) / 1000000))
-check "node-c exits 0" "0" "$rc"
+stop_node TERM "$PID_c"
+stop_ms=$TOOK
+check "node-c exits 0" "0" "$RC"
 check_contains "nothing checked node-c's /ready: no grace" "serving 0.0 s more (nothing checks /ready)" "$(cat "$T/c.log")"
 check_contains "node-c says its calls were cut at --drain-timeout" "still in flight after --drain-timeout" "$(cat "$T/c.log")"
 check_contains "node-c handed its events back" "left the cluster; $held pending event" "$(cat "$T/c.log")"
@@ -211,12 +218,9 @@ wait_for 5 bash -c "curl -s $URL/_tine/v1/ready | grep -q draining" || true
 curl -s -o /dev/null -w "%{http_code}" "$URL/drain/slow?ms=8000" >"$T/cut.out" &
 CUT=$!
 sleep 0.5
-t0=$(date +%s%N)
-kill -TERM "$NODE_PID"
-rc=0
-wait "$NODE_PID" || rc=$?
-took=$((($(date +%s%N) - t0) / 1000000))
-check "node:e exits 0" "0" "$rc"
+stop_node TERM "$NODE_PID"
+took=$TOOK
+check "node:e exits 0" "0" "$RC"
 [ "$took" -lt 3000 ] && ok "SIGTERM during the drain ended the 30 s grace and the wait for an 8 s call (${took} ms)" \
   || fail "SIGTERM" "${took} ms"
 wait "$CUT" || true
