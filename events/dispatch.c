@@ -5,7 +5,8 @@
  * failed (sorted set tine:retry, due time as score) or moves them to their
  * app's dead-letter stream after the last attempt. A node that restarts
  * re-reads its own pending entries first; entries of nodes whose heartbeat
- * expired are claimed by the survivors. Delivery is at-least-once. */
+ * expired are claimed by the survivors, and a node that drains hands its
+ * own back before it leaves. Delivery is at-least-once. */
 #include "events_internal.h"
 #include "tine_common.h"
 
@@ -426,7 +427,8 @@ static void on_read(void *priv, redisReply *reply)
 static void dispatch_read(ev_events_t *ev)
 {
     /* Without the command connection nothing read could be acknowledged. */
-    if (ev->closing || !rds_async_connected(ev->blk) || !rds_async_connected(ev->cmd) || ev->reading || ev->inflight >= EV_INFLIGHT_MAX)
+    if (ev->closing || ev->draining || !rds_async_connected(ev->blk) || !rds_async_connected(ev->cmd) || ev->reading ||
+        ev->inflight >= EV_INFLIGHT_MAX)
         return;
     size_t count = EV_INFLIGHT_MAX - ev->inflight;
     if (count > 64)
@@ -501,11 +503,17 @@ static const char move_retries_lua[] =
     "return #due";
 
 /* Claims the pending entries of consumers whose node heartbeat expired (at
- * least ARGV[3] ms idle), and forgets such consumers once they hold none.
- * KEYS: stream; ARGV: group, me, min idle, node key prefix. Returns the
+ * least ARGV[3] ms idle: the heartbeat decides, the idle time only keeps
+ * an entry read the instant its node died to the next round), and forgets
+ * such consumers once they hold none; nothing while the heartbeats are not
+ * judged (EV_JUDGING_LUA). KEYS: stream, checked hash; ARGV: group, me,
+ * min idle, node key prefix, heartbeat TTL, stall threshold. Returns the
  * claimed entries. */
+/* clang-format off */
 static const char claim_lua[] =
+    EV_JUDGING_LUA
     "local out = {} "
+    "if not judging(KEYS[2], tonumber(ARGV[5]), tonumber(ARGV[6])) then return out end "
     "local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1], ARGV[1]) "
     "if not ok then return out end "
     "for _, c in ipairs(consumers) do "
@@ -526,6 +534,7 @@ static const char claim_lua[] =
     "  end "
     "end "
     "return out";
+/* clang-format on */
 
 /* Retries that were due are back in the stream; with a full batch moved, more
  * are moved at once. */
@@ -557,9 +566,11 @@ static void on_claimed(void *priv, redisReply *reply)
         tine_log(TINE_LOG_WARN, "events: claiming entries of lost nodes: %s", r->str);
         return;
     }
-    if (r->type == REDIS_REPLY_ARRAY && r->elements)
+    if (r->type == REDIS_REPLY_ARRAY && r->elements) {
         tine_log(TINE_LOG_INFO, "events: took over %zu pending entr%s of lost nodes", r->elements,
                  r->elements == 1 ? "y" : "ies");
+        ev->taken_over += r->elements;
+    }
     process_entries(ev, r, NULL, 0);
 }
 
@@ -585,16 +596,19 @@ void ev__dispatch_tick(ev_events_t *ev, bool claim)
         ev__args_addf(&a, "%" PRIu64, tine_now_unix_ms());
         ev->mover_busy = ev__send(ev->cmd, on_retries_moved, ev, &a) == 0;
     }
-    if (claim && !ev->claim_busy && ev->inflight < EV_INFLIGHT_MAX / 2) {
+    if (claim && !ev->claim_busy && !ev->draining && ev->inflight < EV_INFLIGHT_MAX / 2) {
         ev__args_t a = {0};
         ev__args_adds(&a, "EVAL");
         ev__args_adds(&a, claim_lua);
-        ev__args_adds(&a, "1");
+        ev__args_adds(&a, "2");
         ev__args_adds(&a, RDS_KEY_EVENTS);
+        ev__args_adds(&a, RDS_KEY_NODES_CHECKED);
         ev__args_adds(&a, RDS_EVENTS_GROUP);
         ev__args_adds(&a, ev->node_id);
-        ev__args_adds(&a, "3000");
+        ev__args_addf(&a, "%d", EV_CLAIM_MIN_IDLE_MS);
         ev__args_adds(&a, RDS_KEY_NODE_PREFIX);
+        ev__args_addf(&a, "%d", EV_HEARTBEAT_TTL_MS);
+        ev__args_addf(&a, "%d", EV_STALL_MS);
         ev->claim_busy = ev__send(ev->cmd, on_claimed, ev, &a) == 0;
     }
 }
@@ -619,4 +633,41 @@ void ev__dispatch_stop(ev_events_t *ev)
         ev->inflight--;
         entry_free(e);
     }
+}
+
+/* Hands this node's pending entries back: each is appended to the stream
+ * again (the same fields: app, event, target) and the original is
+ * acknowledged and deleted, so a node blocked on the stream takes it at
+ * once; entries deleted meanwhile are only acknowledged. Then the consumer
+ * goes. KEYS: stream; ARGV: group, consumer. Returns the count appended. */
+/* clang-format off */
+static const char hand_back_lua[] =
+    "local n = 0 "
+    "for _ = 1, 1000 do "
+    "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 100, ARGV[2]) "
+    "  if #p == 0 then break end "
+    "  for _, e in ipairs(p) do "
+    "    local r = redis.call('XRANGE', KEYS[1], e[1], e[1]) "
+    "    if #r == 1 then "
+    "      redis.call('XADD', KEYS[1], '*', unpack(r[1][2])) "
+    "      n = n + 1 "
+    "    end "
+    "    redis.call('XACK', KEYS[1], ARGV[1], e[1]) "
+    "    redis.call('XDEL', KEYS[1], e[1]) "
+    "  end "
+    "end "
+    "pcall(redis.call, 'XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) "
+    "return n";
+/* clang-format on */
+
+int ev__dispatch_hand_back(ev_events_t *ev, rds_reply_fn cb, void *priv)
+{
+    ev__args_t a = {0};
+    ev__args_adds(&a, "EVAL");
+    ev__args_adds(&a, hand_back_lua);
+    ev__args_adds(&a, "1");
+    ev__args_adds(&a, RDS_KEY_EVENTS);
+    ev__args_adds(&a, RDS_EVENTS_GROUP);
+    ev__args_adds(&a, ev->node_id);
+    return ev__send(ev->cmd, cb, priv, &a);
 }

@@ -109,6 +109,8 @@ static void module_release(ev_events_t *ev)
 {
     if (--ev->handles_open == 0) {
         free(ev->node_id);
+        free(ev->version);
+        free(ev->leave_error);
         for (size_t i = 0; i < ev->nlog_dirs; i++)
             free(ev->log_dirs[i]);
         free(ev->log_dirs);
@@ -672,10 +674,13 @@ static int load_log_dirs(ev_events_t *ev, const char *paths, char *err, size_t e
 }
 
 /* Reading waits for the command connection (what is read must be
- * acknowledged on it). */
+ * acknowledged on it). The heartbeat goes at once: after an outage the
+ * others judge it a heartbeat's TTL later. */
 static void on_cmd_up(void *data)
 {
-    ev__dispatch_tick(data, false);
+    ev_events_t *ev = data;
+    ev__nodes_beat(ev);
+    ev__dispatch_tick(ev, false);
 }
 
 /* The reading connection is (back) up: re-read this node's pending entries. */
@@ -690,8 +695,8 @@ static void on_tick(uv_timer_t *t)
     ev_events_t *ev = t->data;
     ev->ticks++;
     sure_tick(ev);
-    /* Retries every tick (100 ms); dead nodes' entries every 2 s. */
-    ev__dispatch_tick(ev, ev->ticks % 20 == 0);
+    /* Retries every tick (100 ms); dead nodes' entries every second. */
+    ev__dispatch_tick(ev, ev->ticks % 10 == 0);
 }
 
 ev_events_t *ev_new(uv_loop_t *loop, const ev_config_t *cfg, inv_invoker_t *inv, char *err, size_t errlen)
@@ -707,6 +712,12 @@ ev_events_t *ev_new(uv_loop_t *loop, const ev_config_t *cfg, inv_invoker_t *inv,
     ev->node_id = xstrdup(cfg->node_id);
     ev->retry_base_ms = cfg->retry_base_ms ? cfg->retry_base_ms : 200;
     ev->started_ms = tine_now_unix_ms();
+    ev->version = xstrdup(cfg->version ? cfg->version : "");
+    ev->drain_grace_ms = cfg->drain_grace_ms;
+    ev->drain_timeout_ms = cfg->drain_timeout_ms;
+    ev->node_status = cfg->node_status;
+    ev->on_drain_request = cfg->on_drain_request;
+    ev->node_data = cfg->node_data;
     rds_async_config_t cmd = {.name = "events-command", .on_connected = on_cmd_up, .data = ev};
     rds_async_config_t blk = {.name = "events-dispatch", .on_connected = on_blk_up, .data = ev};
     if (load_log_dirs(ev, cfg->log_paths, err, errlen) != 0 ||
@@ -719,6 +730,7 @@ ev_events_t *ev_new(uv_loop_t *loop, const ev_config_t *cfg, inv_invoker_t *inv,
             free(ev->log_dirs[i]);
         free(ev->log_dirs);
         free(ev->node_id);
+        free(ev->version);
         free(ev);
         return NULL;
     }
@@ -735,6 +747,87 @@ ev_events_t *ev_new(uv_loop_t *loop, const ev_config_t *cfg, inv_invoker_t *inv,
     if (cfg->docker_events && cfg->docker_socket)
         ev->docker = ev__docker_start(ev, cfg->docker_socket);
     return ev;
+}
+
+/* -------------------------------------------------------------- drain */
+
+void ev_drain(ev_events_t *ev)
+{
+    if (ev == NULL || ev->draining)
+        return;
+    ev->draining = true;
+    ev__nodes_beat(ev);
+}
+
+uint64_t ev_taken_over(const ev_events_t *ev)
+{
+    return ev ? ev->taken_over : 0;
+}
+
+size_t ev_busy(const ev_events_t *ev)
+{
+    return ev ? ev->inflight : 0;
+}
+
+static void leave_done(ev_events_t *ev, int rc)
+{
+    ev_left_cb cb = ev->left_cb;
+    ev->left_cb = NULL;
+    if (cb)
+        cb(ev->left_data, rc, ev->handed_back > 0 ? (size_t)ev->handed_back : 0, ev->leave_error);
+}
+
+/* Records what went wrong in a step of the leave. */
+static void leave_failed(ev_events_t *ev, const char *step, redisReply *r)
+{
+    free(ev->leave_error);
+    ev->leave_error = xasprintf("%s: %s", step,
+                                r == NULL                      ? "the redis connection was lost"
+                                : r->type == REDIS_REPLY_ERROR ? r->str
+                                                               : "unexpected reply");
+}
+
+static void on_left(void *priv, redisReply *r)
+{
+    ev_events_t *ev = priv;
+    if (r == NULL || r->type == REDIS_REPLY_ERROR)
+        leave_failed(ev, "deregistering", r);
+    leave_done(ev, ev->leave_error ? TINE_EREDIS : 0);
+}
+
+static void on_handed_back(void *priv, redisReply *r)
+{
+    ev_events_t *ev = priv;
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
+        ev->handed_back = r->integer;
+    } else {
+        ev->handed_back = -1;
+        leave_failed(ev, "handing back the pending entries", r);
+    }
+    if (ev->closing || ev__nodes_leave(ev, on_left, ev) != 0) {
+        if (ev->leave_error == NULL)
+            leave_failed(ev, "deregistering", NULL);
+        leave_done(ev, TINE_EREDIS);
+    }
+}
+
+int ev_leave(ev_events_t *ev, ev_left_cb cb, void *data)
+{
+    if (ev == NULL || ev->closing || ev->left_cb || !rds_async_connected(ev->cmd))
+        return TINE_EREDIS;
+    ev->draining = true;
+    /* A read still blocked on the stream would deliver entries to this node
+     * after it handed its own back: its connection goes first. */
+    rds_async_close(ev->blk, false, on_conn_closed, ev);
+    ev->blk = NULL;
+    ev__dispatch_stop(ev);
+    ev->left_cb = cb;
+    ev->left_data = data;
+    if (ev__dispatch_hand_back(ev, on_handed_back, ev) != 0) {
+        ev->left_cb = NULL;
+        return TINE_EREDIS;
+    }
+    return 0;
 }
 
 void ev_free(ev_events_t *ev)

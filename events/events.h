@@ -21,6 +21,15 @@ struct uv_loop_s;
 typedef struct ev_events ev_events_t;
 typedef struct ev_append ev_append_t;
 
+/* What a node says of itself in its heartbeat (filled by the owner's
+ * node_status callback). */
+typedef struct {
+    const char *state;   /* "ready", "starting", "not-ready" or "draining" (static) */
+    const char *address; /* where it serves HTTP, "HOST:PORT" (borrowed for the call) */
+    size_t sandboxes;    /* sandboxes that are not closing */
+    size_t calls;        /* function calls in flight (queued or running) */
+} ev_node_status_t;
+
 typedef struct {
     const char *redis_url;
     const char *node_id;       /* consumer name in the group, heartbeat key */
@@ -28,6 +37,15 @@ typedef struct {
     const char *docker_socket; /* the container engine's API socket */
     bool docker_events;        /* watch the engine's events */
     uint32_t retry_base_ms;    /* delay before the first retry, doubled each time (0: 200 ms) */
+    const char *version;       /* of tine, as `tine nodes` shows it (copied) */
+    uint32_t drain_grace_ms, drain_timeout_ms; /* how long its drain takes at most (tine drain waits) */
+    /* Called before every heartbeat for the node's state, address and load;
+     * may be NULL (ready, "", 0, 0). */
+    void (*node_status)(void *data, ev_node_status_t *st);
+    /* Someone asked this node to drain (ev_node_drain on any node): `by`
+     * names the node that took the request. Called once. May be NULL. */
+    void (*on_drain_request)(void *data, const char *by);
+    void *node_data;
 } ev_config_t;
 
 /* Creates the events module on `loop`: Redis connections (reconnecting on
@@ -136,6 +154,49 @@ int ev_dlq_list(ev_events_t *ev, const char *app, size_t max, json_t **out, char
  * stream, atomically. `ids` is an array of dead-letter ids, or NULL for all.
  * Stores {"replayed":N,"ids":[..],"missing":[..]}. Synchronous. */
 int ev_dlq_replay(ev_events_t *ev, const char *app, json_t *ids, json_t **out, char *err, size_t errlen);
+
+/* ------------------------------------------------------------------ nodes */
+
+/* The nodes of the cluster, up and gone (for an hour), sorted by id:
+ * {"nodes":[{"node","address","version","host","pid","started_ms","state":
+ * "ready"|"starting"|"not-ready"|"draining"|"gone","left":"drained"|"lost"
+ * (gone nodes),"sandboxes","calls","events","heartbeat_ms",
+ * "heartbeat_age_s","uptime_s" (nodes up),"left_age_s","drain_grace_ms",
+ * "drain_timeout_ms"}],"answered_by":ID}. Ages by Redis's clock.
+ * Synchronous. Returns 0 or TINE_EREDIS. */
+int ev_nodes_list(ev_events_t *ev, json_t **out, char *err, size_t errlen);
+
+/* Asks node `node` to drain (it sees the request with its next heartbeat,
+ * within a second), in the name of node `by`; the request is confirmed by a
+ * replica when the master has one. Synchronous. Returns 0, TINE_ENOTFOUND
+ * when no node of that id is up, or TINE_EREDIS (message in err). */
+int ev_node_drain(ev_events_t *ev, const char *node, const char *by, char *err, size_t errlen);
+
+/* This node drains: it reads no new entries and claims no dead node's,
+ * finishes those it has, and says "draining" in its heartbeat (its
+ * node_status callback's state) at once. */
+void ev_drain(ev_events_t *ev);
+
+/* Pending stream entries this node claimed from lost nodes so far. */
+uint64_t ev_taken_over(const ev_events_t *ev);
+
+/* Stream entries this node is processing: 0 when a drain may leave.
+ * (Appends still held, schedule ticks and container events, are not
+ * waited for: the other nodes make the same ones.) */
+size_t ev_busy(const ev_events_t *ev);
+
+/* Called once when ev_leave is done: rc 0 and how many pending entries
+ * were handed back, or an error with why (the others take the entries over
+ * once this node's heartbeat expired). */
+typedef void (*ev_left_cb)(void *data, int rc, size_t handed_back, const char *why);
+
+/* The end of a drain: stops reading, cancels the invocations still running
+ * (their entries stay pending), appends this node's pending entries to the
+ * stream again for the other nodes (and acknowledges them) in one script,
+ * then deregisters the node (tine.node.left). `cb` runs once, later.
+ * Returns TINE_EREDIS without calling it when Redis is not connected. Call
+ * ev_free afterwards. */
+int ev_leave(ev_events_t *ev, ev_left_cb cb, void *data);
 
 /* Deletes what the events module keeps of an app that is deleted: its dead
  * letters (their count in *dead_letters). Synchronous. Returns 0 or

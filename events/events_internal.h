@@ -91,8 +91,12 @@ typedef struct ev__sure ev__sure_t;
 void ev__dispatch_on_up(ev_events_t *ev);
 /* Periodic work: due retries back into the stream, entries of dead nodes. */
 void ev__dispatch_tick(ev_events_t *ev, bool claim);
-/* Stops: cancels invocations, frees entries. */
+/* Stops: cancels invocations, frees entries (they stay pending in Redis). */
 void ev__dispatch_stop(ev_events_t *ev);
+/* Appends this node's pending entries to the stream again, for the other
+ * nodes, acknowledges and deletes them, and removes the consumer, in one
+ * script; cb gets the reply (the count handed back). */
+int ev__dispatch_hand_back(ev_events_t *ev, rds_reply_fn cb, void *priv);
 
 /* ---------------------------------------------------------- schedule.c */
 
@@ -120,8 +124,32 @@ void ev__docker_stop(ev__docker_t *d);
 
 /* ------------------------------------------------------------- nodes.c */
 
+#define EV_HEARTBEAT_TTL_MS 3000  /* a node whose heartbeat is this old is gone */
+#define EV_CLAIM_MIN_IDLE_MS 1000 /* a gone node's entry is claimed once idle this long */
+#define EV_STALL_MS 2000          /* checks of the heartbeats this far apart: Redis stalled or was away */
+
+/* The Lua function judging(checked_key, ttl_ms, stall_ms) of the scripts
+ * that judge nodes gone (nodes.c, dispatch.c): true when they may; false
+ * for a heartbeat's TTL after a gap of more than stall_ms since the last
+ * check (tine:nodes:checked), by Redis's clock. */
+#define EV_JUDGING_LUA                                                                                                 \
+    "local function judging(checked, ttl, stall) "                                                                     \
+    "  local t = redis.call('TIME') "                                                                                  \
+    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "                                         \
+    "  local prev = redis.call('HMGET', checked, 'last', 'after') "                                                    \
+    "  local last, after = tonumber(prev[1]), tonumber(prev[2]) or 0 "                                                 \
+    "  if not last or now - last > stall then after = now + ttl end "                                                  \
+    "  redis.call('HSET', checked, 'last', now, 'after', after) "                                                      \
+    "  return now >= after "                                                                                           \
+    "end "
+
 void ev__nodes_init(ev_events_t *ev);
 void ev__nodes_stop(ev_events_t *ev);
+/* Writes the heartbeat and status now (at connect, when the state changed). */
+void ev__nodes_beat(ev_events_t *ev);
+/* Deregisters the node (heartbeat, registration, drain request; status
+ * gone, tine.node.left) and stops its heartbeat; cb gets the reply. */
+int ev__nodes_leave(ev_events_t *ev, rds_reply_fn cb, void *priv);
 
 /* ------------------------------------------------------------- the module */
 
@@ -142,6 +170,7 @@ struct ev_events {
     size_t nlog_dirs;
     uint32_t retry_base_ms;
     bool closing;
+    bool draining; /* ev_drain: no new entries are read, no dead node's are claimed */
     int handles_open;
 
     rds_async_t *cmd;  /* commands */
@@ -166,6 +195,7 @@ struct ev_events {
     uint64_t ticks;
     bool mover_busy;
     bool claim_busy;
+    uint64_t taken_over; /* entries claimed from lost nodes */
 
     /* schedule.c */
     ev__sched_t *scheds;
@@ -179,7 +209,20 @@ struct ev_events {
     /* nodes.c */
     uv_timer_t hb_timer;
     uint64_t started_ms;
-    bool nodes_busy;
+    bool nodes_busy;  /* a lifecycle script is out */
+    bool beat_busy;   /* a heartbeat is out */
+    bool drain_asked; /* on_drain_request was called */
+    bool left;        /* deregistered: no more heartbeats */
+    char *version;
+    char host[256];
+    uint32_t drain_grace_ms, drain_timeout_ms;
+    void (*node_status)(void *data, ev_node_status_t *st);
+    void (*on_drain_request)(void *data, const char *by);
+    void *node_data;
+    ev_left_cb left_cb; /* ev_leave */
+    void *left_data;
+    int64_t handed_back; /* -1: the hand-back failed */
+    char *leave_error;
 
     /* docker.c */
     ev__docker_t *docker;

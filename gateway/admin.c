@@ -412,15 +412,17 @@ static void admin_prune(gw_server_t *gw, h2o_req_t *req, const char *app)
 }
 
 /* GET /ready: 200 while this node serves every app's live version, else 503
- * with why (the node keeps retrying): it never loaded the apps (Redis away
- * since its start), or some app's live version does not load. A node that
- * loaded its apps stays ready while Redis is away: it serves them from
- * memory. No token needed, as for /health. */
+ * with why (the node keeps retrying): it drains (load balancers move away
+ * while it still serves), it never loaded the apps (Redis away since its
+ * start), or some app's live version does not load. A node that loaded its
+ * apps stays ready while Redis is away: it serves them from memory. No
+ * token needed, as for /health. */
 static void admin_ready(gw_server_t *gw, h2o_req_t *req)
 {
+    gw->ready_asked_ms = uv_now(gw->loop);
     size_t n = reg_live_failures(gw->live, NULL, 0);
     const char *unloaded = reg_live_unloaded(gw->live);
-    if (n == 0 && unloaded == NULL) {
+    if (n == 0 && unloaded == NULL && gw->draining == NULL) {
         gw__send_json(req, 200, json_pack("{s:b}", "ready", 1));
         return;
     }
@@ -429,10 +431,16 @@ static void admin_ready(gw_server_t *gw, h2o_req_t *req)
     json_t *reasons = json_array();
     tine_buf_t all;
     tine_buf_init(&all);
+    if (gw->draining) {
+        char *why = xasprintf("this node is draining (%s): it finishes its calls and leaves", gw->draining);
+        json_array_append_new(reasons, json_string(why));
+        tine_buf_appendf(&all, "%s", why);
+        free(why);
+    }
     if (unloaded) {
         char *why = xasprintf("this node has not loaded the apps from redis yet: %s", unloaded);
         json_array_append_new(reasons, json_string(why));
-        tine_buf_appendf(&all, "%s", why);
+        tine_buf_appendf(&all, "%s%s", all.len ? "; " : "", why);
         free(why);
     }
     for (size_t i = 0; i < n; i++) {
@@ -444,7 +452,10 @@ static void admin_ready(gw_server_t *gw, h2o_req_t *req)
         free(why);
     }
     free(f);
-    gw__send_json(req, 503, json_pack("{s:b, s:s, s:o}", "ready", 0, "error", all.data, "reasons", reasons));
+    json_t *answer = json_pack("{s:b, s:s, s:o}", "ready", 0, "error", all.data, "reasons", reasons);
+    if (gw->draining)
+        json_object_set_new(answer, "draining", json_true());
+    gw__send_json(req, 503, answer);
     tine_buf_dispose(&all);
 }
 
@@ -776,8 +787,9 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
     h2o_iovec_t seg[6] = {{0}};
     size_t n = split_path(rest, rest_len, seg, 5);
     if (n == 1 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("health"))) {
-        gw__send_json(req, 200, json_pack("{s:s, s:s, s:I}", "status", "ok", "node", gw->node_id, "apps",
-                                          (json_int_t)reg_live_count(gw->live)));
+        gw__send_json(req, 200,
+                      json_pack("{s:s, s:s, s:I, s:s}", "status", "ok", "node", gw->node_id, "apps",
+                                (json_int_t)reg_live_count(gw->live), "state", gw_state(gw)));
         return 0;
     }
     if (n == 1 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("ready"))) {
@@ -789,6 +801,8 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
     if (n <= 5 && gw__admin_tenancy(gw, req, seg, n))
         return 0;
     if (n >= 1 && n <= 5 && gw__admin_events(gw, req, seg, n))
+        return 0;
+    if (n >= 1 && n <= 3 && gw__admin_nodes(gw, req, seg, n))
         return 0;
     if (n <= 5 && gw__admin_billing(gw, req, seg, n))
         return 0;

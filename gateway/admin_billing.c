@@ -208,6 +208,7 @@ static void admin_activation(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t id_seg
  * ends the stream when the request goes away. */
 typedef struct {
     h2o_generator_t super;
+    gw_server_t *gw;
     h2o_req_t *req; /* NULL once the client left */
     bill_follower_t *follower;
     uv_timer_t heartbeat;
@@ -339,6 +340,7 @@ static void on_stream_dispose(void *p)
 {
     log_stream_t *ls = *(log_stream_t **)p;
     ls->req = NULL;
+    ls->gw->follows--;
     bill_unfollow(ls->follower);
     ls->follower = NULL;
     uv_timer_stop(&ls->heartbeat);
@@ -383,6 +385,8 @@ static void admin_logs(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_seg)
     log_stream_t *ls = xcalloc(1, sizeof(*ls));
     ls->super.proceed = on_stream_proceed;
     ls->super.stop = on_stream_stop;
+    ls->gw = gw;
+    gw->follows++; /* endless: a drain does not wait for it (gw_requests_in_flight) */
     ls->req = req;
     ls->pending = recent; /* takes it */
     uv_timer_init(gw->loop, &ls->heartbeat);

@@ -29,7 +29,7 @@ static const char *const perm_names[GW_NPERMS] = {
     "apps.read",        "apps.deploy",     "apps.rollback",    "apps.prune",  "apps.delete", "functions.invoke",
     "sandboxes.read",   "sandboxes.scale", "sandboxes.evict",  "events.emit", "events.read", "events.replay",
     "activations.read", "logs.read",       "usage.read",       "node.read",   "keys.read",   "keys.manage",
-    "audit.read",       "namespaces.read", "namespaces.manage"};
+    "audit.read",       "namespaces.read", "namespaces.manage", "nodes.drain"};
 
 #define P(x) (1u << GW_PERM_##x)
 #define READS (P(APPS_READ) | P(ACTIVATIONS_READ) | P(LOGS_READ) | P(USAGE_READ))
@@ -39,7 +39,7 @@ static const char *const perm_names[GW_NPERMS] = {
  * test checks that both agree). */
 static const unsigned role_perms[GW_NROLES] = {
     [GW_ROLE_CLUSTER_ADMIN] = (1u << GW_NPERMS) - 1,
-    [GW_ROLE_ADMIN] = ((1u << GW_NPERMS) - 1) & ~P(NAMESPACES_MANAGE),
+    [GW_ROLE_ADMIN] = ((1u << GW_NPERMS) - 1) & ~P(NAMESPACES_MANAGE) & ~P(NODES_DRAIN),
     [GW_ROLE_DEPLOYER] = READS | INVOKES | P(APPS_DEPLOY) | P(APPS_ROLLBACK) | P(SANDBOXES_READ) | P(SANDBOXES_SCALE) |
                          P(SANDBOXES_EVICT) | P(EVENTS_READ) | P(NODE_READ),
     [GW_ROLE_VIEWER] = READS,
@@ -82,6 +82,8 @@ const gw_endpoint_t gw__endpoints[] = {
     {"POST", "keys", GW_PERM_KEYS_MANAGE, GW_SCOPE_HANDLER, "key.create"},
     {"DELETE", "keys/{id}", GW_PERM_KEYS_MANAGE, GW_SCOPE_HANDLER, "key.revoke"},
     {"GET", "audit", GW_PERM_AUDIT_READ, GW_SCOPE_HANDLER, NULL},
+    {"GET", "nodes", GW_PERM_NODE_READ, GW_SCOPE_HANDLER, NULL},
+    {"POST", "nodes/{id}/drain", GW_PERM_NODES_DRAIN, GW_SCOPE_HANDLER, "node.drain"},
 };
 const size_t gw__nendpoints = sizeof(gw__endpoints) / sizeof(gw__endpoints[0]);
 

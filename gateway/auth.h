@@ -42,6 +42,7 @@ typedef enum {
     GW_PERM_AUDIT_READ,
     GW_PERM_NAMESPACES_READ,
     GW_PERM_NAMESPACES_MANAGE,
+    GW_PERM_NODES_DRAIN,
     GW_NPERMS
 } gw_perm_t;
 

@@ -218,8 +218,27 @@ static int serve_app(gw_server_t *gw, h2o_req_t *req, const char *path, size_t p
     return 0;
 }
 
+/* A request being served: counted until h2o disposes of it (after its
+ * answer was written). */
+typedef struct {
+    gw_server_t *gw;
+} gw_counted_t;
+
+static void on_counted_dispose(void *p)
+{
+    gw_counted_t *c = p;
+    c->gw->requests--;
+}
+
 int gw__serve(gw_server_t *gw, h2o_req_t *req)
 {
+    gw_counted_t *counted = h2o_mem_alloc_shared(&req->pool, sizeof(*counted), on_counted_dispose);
+    counted->gw = gw;
+    gw->requests++;
+    /* A node that stopped accepting closes each kept-alive connection after
+     * its next answer (h2o 2.2 does not on its own). */
+    if (gw->listener_state != GW_LISTENING)
+        req->http1_is_persistent = 0;
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     const char *path = req->path.base;
     size_t plen = sizeof(GW_ADMIN_PREFIX) - 1;
@@ -434,6 +453,7 @@ static void gw_dispose(gw_server_t *gw)
     free(gw->admin_token);
     free(gw->metrics_token);
     free(gw->node_id);
+    free(gw->draining);
     free(gw);
 }
 
@@ -478,6 +498,31 @@ static int gw_timeouts_empty(gw_server_t *gw)
         if (!h2o_linklist_is_empty(&all[i]->_entries))
             return 0;
     return 1;
+}
+
+void gw_set_draining(gw_server_t *gw, const char *why)
+{
+    free(gw->draining);
+    gw->draining = xstrdup(why ? why : "stopping");
+}
+
+const char *gw_state(gw_server_t *gw)
+{
+    if (gw->draining)
+        return "draining";
+    if (reg_live_unloaded(gw->live))
+        return "starting";
+    return reg_live_failures(gw->live, NULL, 0) ? "not-ready" : "ready";
+}
+
+size_t gw_requests_in_flight(const gw_server_t *gw)
+{
+    return gw->requests - gw->follows;
+}
+
+bool gw_ready_asked_within(const gw_server_t *gw, uint64_t ms)
+{
+    return gw->ready_asked_ms != 0 && uv_now(gw->loop) - gw->ready_asked_ms <= ms;
 }
 
 void gw_free(gw_server_t *gw)

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "invoker.h"
 #include "registry.h"
@@ -72,5 +73,23 @@ int gw_tls_reload(gw_tls_t *tls);
 
 /* Frees it (connections still open keep their own reference); NULL is fine. */
 void gw_tls_free(gw_tls_t *tls);
+/* The node drains: GET /_tine/v1/ready answers 503 naming `why` (copied)
+ * from now on; everything else is served as before (gw_shutdown stops
+ * that). */
+void gw_set_draining(gw_server_t *gw, const char *why);
+
+/* The node's state as GET /_tine/v1/ready sees it: "draining",
+ * "starting" (it has not loaded the apps yet), "not-ready" (a live version
+ * does not load) or "ready". A static string. */
+const char *gw_state(gw_server_t *gw);
+
+/* Requests being served: handed to the server and not yet answered and
+ * written out (idle keep-alive connections and followed log streams, which
+ * never end by themselves, do not count). */
+size_t gw_requests_in_flight(const gw_server_t *gw);
+
+/* Whether GET /_tine/v1/ready was asked within the last `ms` milliseconds
+ * (a load balancer checks this node). */
+bool gw_ready_asked_within(const gw_server_t *gw, uint64_t ms);
 
 #endif

@@ -47,6 +47,10 @@ struct gw_server {
     size_t body_held;                             /* bytes held now (gw__body_hold) */
     uint64_t refused_connections, refused_bodies; /* over --max-connections, --max-buffered-body */
     uint64_t refusal_logged_ms;                   /* last warning about refused connections */
+    size_t requests;                              /* being served (gw_requests_in_flight) */
+    size_t follows;                               /* of them, followed log streams (endless) */
+    uint64_t ready_asked_ms;                      /* loop time of the last GET /ready (0: never) */
+    char *draining;                               /* why the node drains (gw_set_draining); NULL: it does not */
 };
 
 typedef struct {
@@ -142,6 +146,10 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
 /* Serves the events endpoints (admin_events.c) when the path is one of
  * them: returns 1 when it answered, 0 when the path is not theirs. */
 int gw__admin_events(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n);
+
+/* Serves the nodes endpoints (admin_nodes.c: GET /nodes, POST
+ * /nodes/{id}/drain) when the path is one of them: 1 when it answered. */
+int gw__admin_nodes(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n);
 /* True when the request carries "Authorization: Bearer <token>". */
 int gw__bearer_ok(h2o_req_t *req, const char *token);
 

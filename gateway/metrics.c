@@ -64,6 +64,13 @@ static void render_http(gw_server_t *gw, tine_buf_t *out)
                      "tine_http_refused_total{reason=\"connections\"} %" PRIu64 "\n"
                      "tine_http_refused_total{reason=\"body_budget\"} %" PRIu64 "\n",
                      gw->refused_connections, gw->refused_bodies);
+    gauge(out, "tine_http_requests_in_flight", "Requests being served by this node.");
+    tine_buf_appendf(out, "tine_http_requests_in_flight %zu\n", gw->requests);
+    static const char *const states[] = {"starting", "ready", "not-ready", "draining"};
+    const char *now = gw_state(gw);
+    gauge(out, "tine_node_state", "The node's state, as GET /_tine/v1/ready sees it: 1 for the current one.");
+    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
+        tine_buf_appendf(out, "tine_node_state{state=\"%s\"} %d\n", states[i], strcmp(states[i], now) == 0);
 }
 
 /* Appends the Redis connection metrics and the event queue gauges (left out
@@ -71,6 +78,12 @@ static void render_http(gw_server_t *gw, tine_buf_t *out)
 static void render_events(gw_server_t *gw, tine_buf_t *out)
 {
     rds_metrics_render(out);
+    if (gw->events)
+        tine_buf_appendf(out,
+                         "# HELP tine_events_taken_over_total Pending stream entries this node claimed from lost "
+                         "nodes.\n# TYPE tine_events_taken_over_total counter\ntine_events_taken_over_total %" PRIu64
+                         "\n",
+                         ev_taken_over(gw->events));
     uint64_t queued = 0, dead = 0;
     if (gw->events == NULL || ev_queue_lengths(gw->events, &queued, &dead) != 0)
         return; /* Redis unreachable: no figure rather than a wrong one */

@@ -69,6 +69,7 @@ static void call_end(inv_call_t *c, inv_result_t *res, uint64_t now)
     }
     c->sandbox = NULL;
     c->finished = true;
+    c->inv->calls--;
 }
 
 /* What follows a finished call's callback: what ended it goes to its logs
@@ -231,6 +232,7 @@ int inv_call_request(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, 
     c->frame = inv__request_take_frame(rq, c->id, c->id_hex, body, body_len, &c->frame_len);
     c->queued_at = tine_now_ns();
     c->started_unix_ms = tine_now_unix_ms();
+    inv->calls++;
     inv__pool_enqueue(p, c);
     if (out)
         *out = c;
@@ -265,5 +267,6 @@ void inv_call_cancel(inv_call_t *c)
         return; /* it runs to its end (or its callback is due): nobody hears of it */
     /* Still queued: nobody waits for it any more, so it leaves the queue. */
     inv__pool_dequeue(c->pool, c);
+    c->inv->calls--;
     call_free(c);
 }

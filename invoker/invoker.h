@@ -230,6 +230,11 @@ size_t inv_evict(inv_invoker_t *inv, const char *app, const char *fn, pid_t **pi
  * unless app is NULL. */
 json_t *inv_stats(inv_invoker_t *inv, const char *app);
 
+/* What the node runs now, for its status in the cluster: sandboxes that
+ * are not closing, and calls started and not finished (queued or running,
+ * whoever started them). Accepts NULL (zeros). */
+void inv_load(const inv_invoker_t *inv, size_t *sandboxes, size_t *calls);
+
 /* Deletes the tine.kv keys of an app that is deleted (their count in
  * *kv_keys) and its KV usage counts. Synchronous. Returns 0, TINE_EREDIS, or
  * TINE_EINVAL when the node has no Redis for tine.kv. */

@@ -197,6 +197,7 @@ struct inv_invoker {
     bool completions_open;
     bool completions_draining; /* in their delivery (which closes the handle, after inv_free) */
     tine_list_t completed; /* calls whose callback is due (inv_call_t.link) */
+    size_t calls;           /* calls started and not finished (queued or running) */
 };
 
 /* Pipelining (pool.c, pool_dispatch): a call may be sent to a BUSY

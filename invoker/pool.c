@@ -821,6 +821,12 @@ json_t *inv_stats(inv_invoker_t *inv, const char *app)
                      pools);
 }
 
+void inv_load(const inv_invoker_t *inv, size_t *sandboxes, size_t *calls)
+{
+    *sandboxes = inv ? inv->nlive : 0;
+    *calls = inv ? inv->calls : 0;
+}
+
 void inv__pools_shutdown(inv_invoker_t *inv)
 {
     tine_list_t *pl, *pn;

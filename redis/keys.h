@@ -40,6 +40,9 @@
 #define RDS_KEY_NODE_PREFIX "tine:node:"               /* + {id}: heartbeat */
 #define RDS_KEY_NODES "tine:nodes"                     /* hash of registered nodes */
 #define RDS_KEY_NODES_ANNOUNCED "tine:nodes:announced" /* hash of nodes whose join was announced */
+#define RDS_KEY_NODES_INFO "tine:nodes:info"           /* hash: node id -> its status (JSON), kept a while when gone */
+#define RDS_KEY_DRAIN_PREFIX "tine:drain:"             /* + {id}: a request that the node drain (tine drain) */
+#define RDS_KEY_NODES_CHECKED "tine:nodes:checked"     /* hash: when nodes were last judged, and may be next */
 
 /* billing/ */
 #define RDS_KEY_ACTS_PREFIX "tine:acts:"     /* + {app}: list of activation records */

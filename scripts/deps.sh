@@ -10,7 +10,7 @@ PACKAGES=(
   libhiredis-dev redis-server openssl
   libjansson-dev libyaml-dev libcurl4-openssl-dev libarchive-dev
   libseccomp-dev libcmocka-dev
-  podman prometheus wrk bc nghttp2-client wget python3-pip
+  podman prometheus wrk bc nghttp2-client wget python3-pip haproxy
   "$@"
 )
 missing=()

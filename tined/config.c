@@ -84,6 +84,11 @@ static const option_t options[] = {
     {"isolation", "TINE_ISOLATION", 1, "on (default) or off: sandbox isolation beyond the Lua layer\n"
                                        "                         (rlimits, seccomp, namespaces, uid, root dir); off: benchmarks"},
     {"sandbox-uid", "TINE_SANDBOX_UID", 1, "uid and gid of Lua sandboxes when tined runs as root (default 65534)"},
+    {"drain-grace", "TINE_DRAIN_GRACE", 1, "on SIGTERM or tine drain, how long the node keeps serving after\n"
+                                           "                         GET /_tine/v1/ready turned 503, so load balancers move away;\n"
+                                           "                         skipped when nothing asked /ready in the last minute (default 5s)"},
+    {"drain-timeout", "TINE_DRAIN_TIMEOUT", 1, "then, how long calls in flight get to finish before they are\n"
+                                               "                         answered 503 and their events handed back (default 30s)"},
     {"config", "TINE_CONFIG", 1, "config file of 'key = value' lines with the names above"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -176,6 +181,8 @@ typedef struct {
     char *max_buffered_body;
     char *http2;
     char *activation_buffer;
+    char *drain_grace;
+    char *drain_timeout;
 } raw_values_t;
 
 /* Parses a whole decimal number within [min, max]. */
@@ -231,6 +238,10 @@ static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
         return &raw->http2;
     if (strcmp(name, "idle-timeout") == 0)
         return &raw->idle_timeout;
+    if (strcmp(name, "drain-grace") == 0)
+        return &raw->drain_grace;
+    if (strcmp(name, "drain-timeout") == 0)
+        return &raw->drain_timeout;
     if (strcmp(name, "max-queue") == 0)
         return &raw->max_queue;
     if (strcmp(name, "log-rate") == 0)
@@ -465,9 +476,32 @@ static int parse_http_limits(tined_config_t *cfg, const raw_values_t *raw)
         rc = -1;
     }
     if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
-        fprintf(stderr, "tined: --%s needs --%s: HTTPS takes a certificate and its private key\n",
-                cfg->tls_cert ? "tls-cert" : "tls-key", cfg->tls_cert ? "tls-key" : "tls-cert");
+        config_error("--%s needs --%s: HTTPS takes a certificate and its private key", cfg->tls_cert ? "tls-cert" : "tls-key",
+                     cfg->tls_cert ? "tls-key" : "tls-cert");
         rc = -1;
+    }
+    return rc;
+}
+
+/* --drain-grace and --drain-timeout: durations up to an hour (0 allowed). */
+static int parse_drain_options(tined_config_t *cfg, const raw_values_t *raw)
+{
+    int rc = 0;
+    cfg->drain_grace_ms = 5000;
+    cfg->drain_timeout_ms = 30000;
+    const char *names[2] = {"drain-grace", "drain-timeout"};
+    const char *texts[2] = {raw->drain_grace, raw->drain_timeout};
+    uint64_t *dst[2] = {&cfg->drain_grace_ms, &cfg->drain_timeout_ms};
+    for (int i = 0; i < 2; i++) {
+        uint64_t ms = 0;
+        if (texts[i] == NULL)
+            continue;
+        if ((strcmp(texts[i], "0") != 0 && reg_parse_duration_ms(texts[i], &ms) != 0) || ms > 3600 * 1000) {
+            config_error("--%s %s: expected a duration from 0 to 1h such as 5s or 500ms", names[i], texts[i]);
+            rc = -1;
+        } else {
+            *dst[i] = ms;
+        }
     }
     return rc;
 }
@@ -483,7 +517,7 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
             return 1;
         }
         if (strcmp(a, "--version") == 0) {
-            printf("tined 0.1.0\n");
+            printf("tined " TINED_VERSION "\n");
             return 1;
         }
         if (strncmp(a, "--", 2) != 0) {
@@ -564,6 +598,8 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
         config_error("--idle-timeout %s: expected a duration from 10ms to 168h such as 30s or 5m", raw.idle_timeout);
         rc = -1;
     }
+    if (parse_drain_options(cfg, &raw) != 0)
+        rc = -1;
     if (size_option("log-rate", raw.log_rate, (size_t)1 << 30, "1GiB", "256KiB", &cfg->log_rate) != 0 ||
         size_option("kv-value-max", raw.kv_value_max, REG_KV_VALUE_MAX_LIMIT, "6MiB", "1MiB", &cfg->kv_value_max) !=
             0 ||
@@ -646,6 +682,8 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
     free(raw.activation_buffer);
     free(raw.max_buffered_body);
     free(raw.http2);
+    free(raw.drain_grace);
+    free(raw.drain_timeout);
     return rc;
 }
 

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define TINED_VERSION "0.1.0"
+
 typedef struct {
     char *listen;
     char *tls_cert; /* with tls_key: serve HTTPS on listen; NULL: HTTP */
@@ -49,6 +51,8 @@ typedef struct {
     unsigned sandbox_uid;    /* --sandbox-uid: uid/gid of Lua sandboxes when root */
     char *isolation_text;    /* as given, before checking */
     char *sandbox_uid_text;
+    uint64_t drain_grace_ms;   /* --drain-grace: serving on while not ready, for load balancers */
+    uint64_t drain_timeout_ms; /* --drain-timeout: calls in flight get this long to finish */
 } tined_config_t;
 
 /* Fills cfg from argv, the environment and the config file. Returns 0, 1 when

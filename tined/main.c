@@ -26,6 +26,17 @@
 #include <unistd.h>
 #include <uv.h>
 
+/* Where a node is in its life: serving, then the steps of a drain (SIGTERM,
+ * SIGINT or tine drain). */
+typedef enum {
+    NODE_SERVING,
+    NODE_GRACE,     /* not ready, still serving: load balancers move away */
+    NODE_FINISHING, /* no new connections: calls in flight finish */
+    NODE_FLUSHING,  /* the last records written, their log lines to followers */
+    NODE_LEAVING,   /* pending events handed back, deregistering */
+    NODE_CLOSING,   /* modules stopped: the last answers go out */
+} node_phase_t;
+
 typedef struct {
     uv_loop_t *loop;
     inv_invoker_t *inv;
@@ -36,11 +47,17 @@ typedef struct {
     bill_t *bill;
     tn_tenancy_t *tenancy;
     bool activations; /* billing records every invocation (--activations) */
+    const char *listen;
+    char address[300]; /* where this node serves HTTP, as the cluster sees it */
     uv_signal_t sigint;
     uv_signal_t sigterm;
     uv_signal_t sighup;
-    uv_timer_t stop_timer;
-    uint64_t stop_started_ns;
+    uv_timer_t drain_timer;
+    node_phase_t phase;
+    uint64_t grace_ms, timeout_ms; /* --drain-grace, --drain-timeout */
+    uint64_t drain_started_ms;     /* monotonic */
+    uint64_t phase_end_ms;         /* when the current phase ends at the latest */
+    bool hurried;                  /* asked again: no more grace, no wait for calls */
     bool stopping;
 } tined_t;
 
@@ -195,7 +212,36 @@ static void on_activation(void *data, const inv_activation_t *a)
         bill_on_activation(t->bill, a);
 }
 
-#define STOP_DRAIN_MS 3000 /* in-flight requests get this long to finish */
+/* Monotonic milliseconds. */
+static uint64_t mono_ms(void)
+{
+    return tine_now_ns() / 1000000u;
+}
+
+/* The node's state, address and load for its heartbeat (events). */
+static void node_status(void *data, ev_node_status_t *st)
+{
+    tined_t *t = data;
+    st->state = t->gw ? gw_state(t->gw) : "starting";
+    st->address = t->address;
+    inv_load(t->inv, &st->sandboxes, &st->calls);
+}
+
+/* Where this node serves as others reach it: the listen address with the
+ * bound port, the host name for a wildcard address. */
+static void set_address(tined_t *t)
+{
+    const char *colon = strrchr(t->listen, ':');
+    size_t hl = colon ? (size_t)(colon - t->listen) : 0;
+    char host[256];
+    snprintf(host, sizeof host, "%.*s", (int)hl, t->listen);
+    if (hl == 0 || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0) {
+        if (gethostname(host, sizeof host - 1) != 0)
+            snprintf(host, sizeof host, "localhost");
+        host[sizeof host - 1] = '\0';
+    }
+    snprintf(t->address, sizeof t->address, "%s:%d", host, gw_port(t->gw));
+}
 
 /* Stops the modules that start invocations: events, then the invoker. */
 static void stop_modules(tined_t *t)
@@ -206,24 +252,14 @@ static void stop_modules(tined_t *t)
     t->inv = NULL;
 }
 
-/* Polls the gateway while it drains; past the deadline the invoker is
- * stopped (its calls answer 503, so their connections close too). */
-static void on_stop_tick(uv_timer_t *timer)
+/* The last step: frees what is left and ends the loop. */
+static void node_close(tined_t *t)
 {
-    tined_t *t = timer->data;
-    uint64_t waited_ms = (tine_now_ns() - t->stop_started_ns) / 1000000u;
-    bool drained = gw_drained(t->gw);
-    if (!drained && waited_ms < STOP_DRAIN_MS)
-        return;
-    if (t->inv || t->ev) {
-        stop_modules(t);
-        if (!drained)
-            return; /* one more round for the 503s to go out */
-    }
-    if (!drained && waited_ms < STOP_DRAIN_MS + 1000)
-        return;
-    uv_timer_stop(timer);
-    uv_close((uv_handle_t *)timer, NULL);
+    uv_timer_stop(&t->drain_timer);
+    uv_close((uv_handle_t *)&t->drain_timer, NULL);
+    uv_close((uv_handle_t *)&t->sigint, NULL);
+    uv_close((uv_handle_t *)&t->sigterm, NULL);
+    uv_close((uv_handle_t *)&t->sighup, NULL);
     gw_free(t->gw);
     t->gw = NULL;
     tn_free(t->tenancy); /* after the gateway: its last audit entries are written */
@@ -233,26 +269,150 @@ static void on_stop_tick(uv_timer_t *timer)
     reg_live_free(t->live);
     t->live = NULL;
     t->stopping = true;
+    tine_log(TINE_LOG_INFO, "stopped after a drain of %.1f s", (double)(mono_ms() - t->drain_started_ms) / 1000.0);
     uv_stop(t->loop);
 }
 
-/* SIGINT/SIGTERM: a graceful stop. No new connections; followed log
- * streams end; requests in flight finish (up to STOP_DRAIN_MS). */
+static void enter_closing(tined_t *t)
+{
+    t->phase = NODE_CLOSING;
+    t->phase_end_ms = mono_ms() + 1000; /* for the 503s of calls cut short to go out */
+    stop_modules(t);
+}
+
+/* ev_leave is done: the node's pending events are the others' now. */
+static void on_left(void *data, int rc, size_t handed_back, const char *why)
+{
+    tined_t *t = data;
+    if (rc == 0)
+        tine_log(TINE_LOG_INFO, "left the cluster; %zu pending event%s handed back to the other nodes", handed_back,
+                 handed_back == 1 ? "" : "s");
+    else
+        tine_log(TINE_LOG_WARN,
+                 "could not leave the cluster cleanly (%s); the other nodes take this node's pending events over "
+                 "once its heartbeat expires (3 s)",
+                 why ? why : "redis is unreachable");
+    if (t->phase == NODE_LEAVING)
+        enter_closing(t);
+}
+
+/* The log lines of the last calls reached their followers: they end, the
+ * events go back. */
+static void enter_leaving(tined_t *t)
+{
+    t->phase = NODE_LEAVING;
+    t->phase_end_ms = mono_ms() + 3000;
+    bill_end_follows(t->bill);
+    if (ev_leave(t->ev, on_left, t) != 0)
+        on_left(t, TINE_EREDIS, 0, ev_redis_error(t->ev));
+}
+
+#define FLUSH_LINGER_MS 300 /* for the last log lines to come back from Redis to the followers */
+
+/* The calls in flight are done or out of time: their records are written
+ * now, and the followers of this node's log streams get their lines. */
+static void enter_flushing(tined_t *t)
+{
+    size_t sandboxes = 0, calls = 0;
+    inv_load(t->inv, &sandboxes, &calls);
+    size_t requests = gw_requests_in_flight(t->gw), events = ev_busy(t->ev);
+    if (calls || requests || events)
+        tine_log(TINE_LOG_WARN,
+                 "drain: %zu call%s, %zu request%s and %zu event%s still in flight after --drain-timeout: calls are "
+                 "answered 503, events handed back",
+                 calls, calls == 1 ? "" : "s", requests, requests == 1 ? "" : "s", events, events == 1 ? "" : "s");
+    bill_flush(t->bill);
+    t->phase = NODE_FLUSHING;
+    t->phase_end_ms = mono_ms() + FLUSH_LINGER_MS;
+}
+
+/* Every 20 ms while draining: moves through the phases, each ending when
+ * its work is done or its time is up. */
+static void on_drain_tick(uv_timer_t *timer)
+{
+    tined_t *t = timer->data;
+    uint64_t now = mono_ms();
+    if (t->phase == NODE_GRACE) {
+        if (now < t->phase_end_ms)
+            return;
+        /* No new connections; kept-alive ones close after their next
+         * answer. Followed log streams go on until the last calls ended. */
+        gw_shutdown(t->gw);
+        t->phase = NODE_FINISHING;
+        t->phase_end_ms = t->hurried ? now : now + t->timeout_ms;
+    }
+    if (t->phase == NODE_FINISHING) {
+        size_t sandboxes = 0, calls = 0;
+        inv_load(t->inv, &sandboxes, &calls);
+        if ((calls || gw_requests_in_flight(t->gw) || ev_busy(t->ev)) && now < t->phase_end_ms)
+            return;
+        enter_flushing(t);
+        return;
+    }
+    if (t->phase == NODE_FLUSHING) {
+        if (now >= t->phase_end_ms)
+            enter_leaving(t);
+        return;
+    }
+    if (t->phase == NODE_LEAVING) {
+        if (now < t->phase_end_ms)
+            return;
+        tine_log(TINE_LOG_WARN, "redis did not answer the leave within 3 s; stopping anyway");
+        enter_closing(t);
+        return;
+    }
+    if (t->phase == NODE_CLOSING && (gw_requests_in_flight(t->gw) == 0 || now >= t->phase_end_ms))
+        node_close(t);
+}
+
+/* Starts the drain (`why` says who asked), or hurries one under way: a
+ * second signal gives up the grace and the wait for calls in flight. The
+ * node is not ready from now on; it keeps serving for --drain-grace when a
+ * load balancer checks /ready (it asked within the last minute), then
+ * takes no new connection and gives the calls in flight --drain-timeout to
+ * finish; then it hands its pending events back, deregisters and stops. */
+static void drain_begin(tined_t *t, const char *why)
+{
+    uint64_t now = mono_ms();
+    if (t->phase == NODE_GRACE || t->phase == NODE_FINISHING) {
+        tine_log(TINE_LOG_INFO, "stopping now (%s): calls in flight are not waited for", why);
+        t->hurried = true;
+        if (t->phase == NODE_GRACE)
+            t->phase_end_ms = now;
+        else
+            enter_flushing(t);
+        return;
+    }
+    if (t->phase != NODE_SERVING)
+        return;
+    bool watched = gw_ready_asked_within(t->gw, 60000);
+    uint64_t grace = watched ? t->grace_ms : 0;
+    t->phase = NODE_GRACE;
+    t->drain_started_ms = now;
+    t->phase_end_ms = now + grace;
+    gw_set_draining(t->gw, why);
+    ev_drain(t->ev);
+    tine_log(TINE_LOG_INFO,
+             "draining (%s): not ready; serving %.1f s more%s, then at most %.1f s for the calls in flight", why,
+             (double)grace / 1000.0, watched ? " for the load balancer" : " (nothing checks /ready)",
+             (double)t->timeout_ms / 1000.0);
+    uv_timer_start(&t->drain_timer, on_drain_tick, 0, 20);
+}
+
+/* Someone asked this node to drain through the admin API (tine drain). */
+static void on_drain_request(void *data, const char *by)
+{
+    tined_t *t = data;
+    char why[300];
+    snprintf(why, sizeof why, "asked through node %s", by);
+    drain_begin(t, why);
+}
+
+/* SIGINT/SIGTERM: a drain; the second one hurries it. */
 static void on_signal(uv_signal_t *s, int signum)
 {
     tined_t *t = s->data;
-    tine_log(TINE_LOG_INFO, "stopping (signal %d)", signum);
-    uv_signal_stop(&t->sigint);
-    uv_signal_stop(&t->sigterm);
-    uv_close((uv_handle_t *)&t->sigint, NULL);
-    uv_close((uv_handle_t *)&t->sigterm, NULL);
-    uv_close((uv_handle_t *)&t->sighup, NULL);
-    gw_shutdown(t->gw);
-    bill_end_follows(t->bill);
-    t->stop_started_ns = tine_now_ns();
-    uv_timer_init(t->loop, &t->stop_timer);
-    t->stop_timer.data = t;
-    uv_timer_start(&t->stop_timer, on_stop_tick, 0, 10);
+    drain_begin(t, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
 /* SIGHUP: the TLS certificate and key are read again (gw_tls_reload logs
@@ -349,6 +509,9 @@ int main(int argc, char **argv)
     tined_t t = {0};
     t.loop = uv_default_loop();
     t.tls = tls;
+    t.listen = cfg.listen;
+    t.grace_ms = cfg.drain_grace_ms;
+    t.timeout_ms = cfg.drain_timeout_ms;
     bill_config_t bcfg = {
         .redis_url = redis_url,
         .prices = {.gb_s_pusd = cfg.price_gb_s_pusd, .request_pusd = cfg.price_request_pusd},
@@ -383,6 +546,12 @@ int main(int argc, char **argv)
         .log_paths = cfg.log_paths,
         .docker_socket = cfg.docker_socket,
         .docker_events = cfg.docker_events,
+        .version = TINED_VERSION,
+        .drain_grace_ms = (uint32_t)cfg.drain_grace_ms,
+        .drain_timeout_ms = (uint32_t)cfg.drain_timeout_ms,
+        .node_status = node_status,
+        .on_drain_request = on_drain_request,
+        .node_data = &t,
     };
     t.ev = ev_new(t.loop, &ecfg, t.inv, err, sizeof(err));
     if (t.ev == NULL) {
@@ -420,6 +589,7 @@ int main(int argc, char **argv)
         tine_log(TINE_LOG_ERROR, "%s", err);
         goto fail;
     }
+    set_address(&t);
     uv_signal_init(t.loop, &t.sigint);
     uv_signal_init(t.loop, &t.sigterm);
     t.sigint.data = t.sigterm.data = &t;
@@ -428,6 +598,8 @@ int main(int argc, char **argv)
     uv_signal_init(t.loop, &t.sighup);
     t.sighup.data = &t;
     uv_signal_start(&t.sighup, on_sighup, SIGHUP);
+    uv_timer_init(t.loop, &t.drain_timer);
+    t.drain_timer.data = &t;
 
     /* The bound port, for tools and tests that listen on port 0. */
     char *port_file = xasprintf("%s/port", cfg.state_dir);

@@ -496,27 +496,34 @@ int tine_call(tine_client_t *c, const char *method, const char *path, const char
                     json_body ? "application/json" : NULL, response);
 }
 
-/* Builds "/_tine/v1/apps/<app><suffix>" with the app escaped, or returns NULL
- * and sets an error. */
-static char *app_path(tine_client_t *c, const char *app, const char *suffix)
+/* Builds "/_tine/v1/<collection>/<name><suffix>" with the name escaped, or
+ * returns NULL and sets an error ("no <what> given" when name is empty). */
+static char *named_path(tine_client_t *c, const char *collection, const char *what, const char *name,
+                        const char *suffix)
 {
-    if (app == NULL || app[0] == '\0') {
-        set_error(c, "no app name given");
+    if (name == NULL || name[0] == '\0') {
+        set_error(c, "no %s given", what);
         return NULL;
     }
-    char *e = tine_escape(app);
+    char *e = tine_escape(name);
     if (e == NULL) {
         set_error(c, "out of memory");
         return NULL;
     }
-    size_t n = strlen("/_tine/v1/apps/") + strlen(e) + strlen(suffix) + 1;
+    size_t n = strlen("/_tine/v1//") + strlen(collection) + strlen(e) + strlen(suffix) + 1;
     char *p = malloc(n);
     if (p != NULL)
-        snprintf(p, n, "/_tine/v1/apps/%s%s", e, suffix);
+        snprintf(p, n, "/_tine/v1/%s/%s%s", collection, e, suffix);
     else
         set_error(c, "out of memory");
     free(e);
     return p;
+}
+
+/* "/_tine/v1/apps/<app><suffix>" (named_path). */
+static char *app_path(tine_client_t *c, const char *app, const char *suffix)
+{
+    return named_path(c, "apps", "app name", app, suffix);
 }
 
 int tine_health(tine_client_t *c, char **response)
@@ -527,6 +534,23 @@ int tine_health(tine_client_t *c, char **response)
 int tine_doctor(tine_client_t *c, char **response)
 {
     return api_call(c, "GET", "/_tine/v1/doctor", NULL, 0, NULL, response);
+}
+
+int tine_nodes(tine_client_t *c, char **response)
+{
+    return api_call(c, "GET", "/_tine/v1/nodes", NULL, 0, NULL, response);
+}
+
+int tine_drain(tine_client_t *c, const char *node, char **response)
+{
+    if (response != NULL)
+        *response = NULL;
+    char *path = named_path(c, "nodes", "node id", node, "/drain");
+    if (path == NULL)
+        return node == NULL || node[0] == '\0' ? -EINVAL : -ENOMEM;
+    int rc = api_call(c, "POST", path, NULL, 0, NULL, response);
+    free(path);
+    return rc;
 }
 
 int tine_apps(tine_client_t *c, char **response)

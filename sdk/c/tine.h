@@ -233,6 +233,19 @@ int tine_emit(tine_client_t *c, const char *type, const char *source, const char
  * {"isolation":"on","layers":[{"name":"seccomp","active":true,"detail":"..."}]}. */
 int tine_doctor(tine_client_t *c, char **response);
 
+/* GET /_tine/v1/nodes: the nodes of the cluster (up, and gone for an
+ * hour), {"nodes":[{"node","state":"ready"|"starting"|"not-ready"|
+ * "draining"|"gone","left":"drained"|"lost","address","version","host",
+ * "pid","started_ms","uptime_s","heartbeat_ms","heartbeat_age_s",
+ * "left_age_s","sandboxes","calls","events","drain_grace_ms",
+ * "drain_timeout_ms"}],"answered_by":"<id>"}. */
+int tine_nodes(tine_client_t *c, char **response);
+
+/* POST /_tine/v1/nodes/{node}/drain: asks that node (through Redis: any
+ * node takes the request) to drain: {"node","draining":true,"asked_by"}.
+ * TINE_CLIENT_ENOTFOUND when no node of that id is up. */
+int tine_drain(tine_client_t *c, const char *node, char **response);
+
 #ifdef __cplusplus
 }
 #endif

@@ -220,6 +220,10 @@ int cli_render_prune(const char *json, FILE *out, char *err, size_t errlen);
  * FUNCTION PID STATE AGE IDLE INVOCATIONS COLD_MS, then "N of at most M
  * sandboxes on this node". */
 int cli_render_ps(const char *json, FILE *out, char *err, size_t errlen);
+/* A table of the cluster's nodes (GET /_tine/v1/nodes): NODE ADDRESS
+ * VERSION UPTIME SANDBOXES CALLS HEARTBEAT STATE, a gone node's state as
+ * "gone (drained 3m04s ago)". */
+int cli_render_nodes(const char *json, FILE *out, char *err, size_t errlen);
 /* "hello.hi: 2 warm sandboxes on this node for version 3 (until the next deploy)" */
 int cli_render_scale(const char *json, FILE *out, char *err, size_t errlen);
 /* One "METHOD <base_url><path>" line per route of a routes answer. */
@@ -278,6 +282,8 @@ int cli_cmd_audit(cli_ctx_t *ctx, int argc, char **argv);
  * non-2xx answers print the node's error (cli_client_fail). Returns CLI_OK
  * or CLI_FAIL. (cmd_keys.c) */
 int cli_admin_call(cli_ctx_t *ctx, const char *method, const char *path, const char *body, char **answer);
+int cli_cmd_nodes(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_drain(cli_ctx_t *ctx, int argc, char **argv);
 
 /* Reads and validates the manifest of dir and packs the bundle. On success
  * returns CLI_OK with the app name (*app, free it) and the tar.gz (*tgz,

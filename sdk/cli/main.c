@@ -103,6 +103,31 @@ static const cli_command_t commands[] = {
      "sandboxes finish their call. A function with 'warm' sandboxes starts\n"
      "that many again at once. Prints 'evicted N idle sandboxes of APP'.\n",
      cli_cmd_evict},
+    {"nodes", "list the nodes of the cluster", "nodes",
+     "Prints a table: NODE ADDRESS VERSION UPTIME SANDBOXES CALLS HEARTBEAT\n"
+     "STATE, one row per node sharing the node's Redis. STATE is ready,\n"
+     "starting (it has not loaded the apps yet), not-ready (a live version\n"
+     "does not load on it), draining, or gone: 'gone (drained 3m04s ago)'\n"
+     "after a drain, 'gone (lost 12.0s ago)' when its heartbeat stopped (3 s);\n"
+     "gone nodes are listed for an hour. CALLS counts the function calls in\n"
+     "flight, HEARTBEAT how long ago the node last said it is up.\n",
+     cli_cmd_nodes},
+    {"drain", "drain a node: it finishes its calls, hands its events back and stops",
+     "drain NODE [--no-wait] [--wait S]",
+     "Asks NODE (an id from tine nodes; any node of the cluster takes the\n"
+     "request and NODE sees it within a second) to drain, as SIGTERM would:\n"
+     "it turns not ready (GET /_tine/v1/ready answers 503), keeps serving for\n"
+     "its --drain-grace while a load balancer moves away, gives the calls in\n"
+     "flight its --drain-timeout to finish, hands its pending events back to\n"
+     "the other nodes, leaves the cluster and exits 0. tine follows it until\n"
+     "it is gone and prints how long it took; it exits 1 when the node was\n"
+     "lost instead, or is still there after its bound (grace + timeout + 15 s).\n"
+     "Talking to NODE itself, tine follows it until it stops taking\n"
+     "connections (then only other nodes can tell).\n"
+     "\n"
+     "  --no-wait         return once the request is stored\n"
+     "  --wait S          give up following after S seconds\n",
+     cli_cmd_drain},
     {"events", "send a CloudEvent, list and replay an app's dead letters",
      "events emit --type T --source S [--data JSON] | events dlq APP | events replay APP [ID...]",
      "  events emit --type T --source S [--data JSON] [--id ID] [--subject S]\n"

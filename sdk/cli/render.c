@@ -477,6 +477,66 @@ int cli_render_ps(const char *json, FILE *out, char *err, size_t errlen)
     return 0;
 }
 
+/* The STATE cell of a node: "ready", or "gone (lost 12.0s ago)". */
+static const char *node_state_text(json_t *n, char *buf, size_t len)
+{
+    const char *state = json_string_value(json_object_get(n, "state"));
+    const char *left = json_string_value(json_object_get(n, "left"));
+    if (state == NULL)
+        return "-";
+    if (strcmp(state, "gone") != 0 || left == NULL)
+        return state;
+    char age[32];
+    json_t *left_age = json_object_get(n, "left_age_s");
+    if (json_is_number(left_age))
+        snprintf(buf, len, "gone (%s %s ago)", left, age_text(left_age, age, sizeof age));
+    else
+        snprintf(buf, len, "gone (%s)", left);
+    return buf;
+}
+
+int cli_render_nodes(const char *json, FILE *out, char *err, size_t errlen)
+{
+    json_t *j = load_object(json, err, errlen);
+    if (j == NULL)
+        return -1;
+    json_t *nodes = json_object_get(j, "nodes");
+    if (!json_is_array(nodes)) {
+        json_decref(j);
+        return fail(err, errlen, "unexpected answer from the node (no \"nodes\" list)");
+    }
+    static const char *const head[] = {"NODE",      "ADDRESS", "VERSION",   "UPTIME",
+                                       "SANDBOXES", "CALLS",   "HEARTBEAT", "STATE"};
+    cli_table_t t;
+    cli_table_init(&t, 8, head);
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        char b[8][96];
+        bool gone = json_is_string(json_object_get(n, "left"));
+        char age[32];
+        const char *beat = age_text(json_object_get(n, "heartbeat_age_s"), age, sizeof age);
+        if (strcmp(beat, "-") != 0)
+            snprintf(b[6], sizeof b[6], "%s ago", beat);
+        const char *row[] = {
+            cell(json_object_get(n, "node"), b[0], sizeof b[0]),
+            cell(json_object_get(n, "address"), b[1], sizeof b[1]),
+            cell(json_object_get(n, "version"), b[2], sizeof b[2]),
+            age_text(json_object_get(n, "uptime_s"), b[3], sizeof b[3]),
+            gone ? "-" : cell(json_object_get(n, "sandboxes"), b[4], sizeof b[4]),
+            gone ? "-" : cell(json_object_get(n, "calls"), b[5], sizeof b[5]),
+            strcmp(beat, "-") != 0 ? b[6] : "-",
+            node_state_text(n, b[7], sizeof b[7]),
+        };
+        cli_table_add(&t, row);
+    }
+    cli_table_print(&t, out);
+    cli_table_dispose(&t);
+    json_decref(j);
+    return 0;
+}
+
 int cli_render_scale(const char *json, FILE *out, char *err, size_t errlen)
 {
     json_t *j = load_object(json, err, errlen);

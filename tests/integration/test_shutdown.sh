@@ -45,10 +45,15 @@ sleep 0.5
 curl -s "$URL/stop/slow" >"$T/slow.out" &
 CURL=$!
 sleep 0.2
+t0=$(date +%s%N)
 kill -TERM "$NODE_PID"
 rc=0
 wait "$NODE_PID" || rc=$?
+stop_ms=$((($(date +%s%N) - t0) / 1000000))
 check "tined exits 0 on SIGTERM" "0" "$rc"
+# The follower reconnects at once on its kept-alive connection: the node
+# must close it rather than serve it a new stream until --drain-timeout.
+[ "$stop_ms" -lt 5000 ] && ok "tined stopped ${stop_ms} ms after SIGTERM" || fail "time to stop" "${stop_ms} ms"
 wait "$CURL" || true
 check "the request in flight is answered" "done" "$(cat "$T/slow.out")"
 wait "$IDLE" || true

@@ -285,6 +285,29 @@ static void test_sandbox_calls(void **state)
     assert_string_equal(tine_client_error(f->client), "body: warm: expected an integer from 0 to 10");
 }
 
+static void test_nodes_and_drain(void **state)
+{
+    fixture_t *f = *state;
+    fake_node_answer(f->node, 200, "{\"nodes\":[],\"answered_by\":\"a\"}");
+    assert_int_equal(tine_nodes(f->client, NULL), 0);
+    assert_string_equal(f->node->method, "GET");
+    assert_string_equal(f->node->path, "/_tine/v1/nodes");
+
+    fake_node_answer(f->node, 202, "{\"node\":\"vm:8080\",\"draining\":true,\"asked_by\":\"a\"}");
+    char *answer = NULL;
+    assert_int_equal(tine_drain(f->client, "vm:8080", &answer), 0);
+    assert_string_equal(answer, "{\"node\":\"vm:8080\",\"draining\":true,\"asked_by\":\"a\"}");
+    tine_free(answer);
+    assert_string_equal(f->node->method, "POST");
+    assert_string_equal(f->node->path, "/_tine/v1/nodes/vm%3A8080/drain");
+    assert_int_equal(tine_drain(f->client, "", NULL), -EINVAL);
+    assert_string_equal(tine_client_error(f->client), "no node id given");
+
+    fake_node_answer(f->node, 404, "{\"error\":\"no node named 'x' is up (tine nodes lists them)\"}");
+    assert_int_equal(tine_drain(f->client, "x", NULL), TINE_CLIENT_ENOTFOUND);
+    assert_string_equal(tine_client_error(f->client), "no node named 'x' is up (tine nodes lists them)");
+}
+
 static void test_emit_posts_a_cloudevent(void **state)
 {
     fixture_t *f = *state;
@@ -510,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_new_rejects_bad_urls),
         cmocka_unit_test_setup_teardown(test_health_sends_no_token_without_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_goes_in_bearer_header, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nodes_and_drain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trailing_slash_of_url_is_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deploy_puts_gzip_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_error_field_is_the_message, setup, teardown),

@@ -404,9 +404,47 @@ static void test_scale_line(void **state)
     free(c.text);
 }
 
+static void test_nodes_table(void **state)
+{
+    (void)state;
+    capture_t c;
+    char err[256];
+    cap_open(&c);
+    assert_int_equal(
+        cli_render_nodes("{\"nodes\":["
+                         "{\"node\":\"node-a\",\"state\":\"ready\",\"address\":\"10.0.0.11:8080\","
+                         "\"version\":\"0.1.0\",\"uptime_s\":7300.5,\"heartbeat_age_s\":0.42,\"sandboxes\":12,"
+                         "\"calls\":3},"
+                         "{\"node\":\"node-b\",\"state\":\"draining\",\"address\":\"10.0.0.12:8080\","
+                         "\"version\":\"0.1.0\",\"uptime_s\":75,\"heartbeat_age_s\":0.9,\"sandboxes\":2,"
+                         "\"calls\":1},"
+                         "{\"node\":\"node-c\",\"state\":\"gone\",\"left\":\"lost\",\"left_age_s\":12,"
+                         "\"address\":\"10.0.0.13:8080\",\"version\":\"0.1.0\",\"heartbeat_age_s\":15.1,"
+                         "\"sandboxes\":4,\"calls\":2},"
+                         "{\"node\":\"node-d\",\"state\":\"gone\",\"left\":\"drained\","
+                         "\"address\":\"10.0.0.14:8080\",\"version\":\"0.1.0\"}],"
+                         "\"answered_by\":\"node-a\"}",
+                         c.f, err, sizeof err),
+        0);
+    assert_string_equal(cap_close(&c),
+                        "NODE    ADDRESS         VERSION  UPTIME  SANDBOXES  CALLS  HEARTBEAT  STATE\n"
+                        "node-a  10.0.0.11:8080  0.1.0    2h01m   12         3      420ms ago  ready\n"
+                        "node-b  10.0.0.12:8080  0.1.0    1m15s   2          1      900ms ago  draining\n"
+                        "node-c  10.0.0.13:8080  0.1.0    -       -          -      15.1s ago  gone (lost 12.0s ago)\n"
+                        "node-d  10.0.0.14:8080  0.1.0    -       -          -      -          gone (drained)\n");
+    free(c.text);
+
+    cap_open(&c);
+    assert_int_equal(cli_render_nodes("{\"nodes\":{}}", c.f, err, sizeof err), -1);
+    assert_string_equal(err, "unexpected answer from the node (no \"nodes\" list)");
+    assert_string_equal(cap_close(&c), "");
+    free(c.text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_nodes_table),
         cmocka_unit_test(test_table_aligns_columns),
         cmocka_unit_test(test_apps_table),
         cmocka_unit_test(test_bad_answers_are_reported),
