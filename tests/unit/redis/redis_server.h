@@ -69,16 +69,11 @@ static inline int test_redis_listening(const test_redis_t *r)
     return ok;
 }
 
-/* Starts (or starts again, on the same socket and port) the server. */
-static inline void test_redis_start(test_redis_t *r)
+/* Forks redis-server with r's port, socket, dir and extra arguments, and
+ * waits up to 4 s for it to listen. Returns 1 when it listens, 0 when it
+ * exited or never listened (then it is killed and reaped). */
+static inline int test_redis_spawn(test_redis_t *r)
 {
-    if (r->dir[0] == '\0') {
-        snprintf(r->dir, sizeof r->dir, "/tmp/tine-rds-XXXXXX");
-        if (mkdtemp(r->dir) == NULL)
-            abort();
-        snprintf(r->sock, sizeof r->sock, "%s/redis.sock", r->dir);
-        r->port = test_free_port();
-    }
     char port[16];
     snprintf(port, sizeof port, "%d", r->port);
     /* Its own dir: a replica writes the data set it syncs there
@@ -97,12 +92,44 @@ static inline void test_redis_start(test_redis_t *r)
         execvp("redis-server", (char *const *)argv);
         _exit(127);
     }
-    for (int i = 0; i < 400 && !test_redis_listening(r); i++)
+    for (int i = 0; i < 400 && !test_redis_listening(r); i++) {
+        if (waitpid(r->pid, NULL, WNOHANG) == r->pid) { /* it exited: the port was taken */
+            r->pid = 0;
+            return 0;
+        }
         test_sleep_ms(10);
-    if (!test_redis_listening(r)) {
-        fprintf(stderr, "redis-server did not start on port %d\n", r->port);
-        abort();
     }
+    if (test_redis_listening(r))
+        return 1;
+    kill(r->pid, SIGKILL);
+    waitpid(r->pid, NULL, 0);
+    r->pid = 0;
+    return 0;
+}
+
+/* Starts (or starts again, on the same socket and port) the server. A first
+ * start whose port another process took between test_free_port and the
+ * server's bind (tests run in parallel) tries again on a new port. */
+static inline void test_redis_start(test_redis_t *r)
+{
+    int fresh = r->dir[0] == '\0';
+    if (fresh) {
+        snprintf(r->dir, sizeof r->dir, "/tmp/tine-rds-XXXXXX");
+        if (mkdtemp(r->dir) == NULL)
+            abort();
+        snprintf(r->sock, sizeof r->sock, "%s/redis.sock", r->dir);
+        r->port = test_free_port();
+    }
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if (test_redis_spawn(r))
+            return;
+        if (fresh)
+            r->port = test_free_port();
+        else
+            test_sleep_ms(200); /* the same port: whoever holds it may let go */
+    }
+    fprintf(stderr, "redis-server did not start on port %d\n", r->port);
+    abort();
 }
 
 /* Removes a temp dir and the files in it (a server's dump.rdb, a
