@@ -203,40 +203,58 @@ static redisReply *test_cmd(int port, const char *fmt, ...)
  * `quorum`, fast timings (down after 1 s, failover timeout 3 s). */
 static inline void test_sentinel_start(test_sentinel_t *s, const char *master, int master_port, int quorum)
 {
-    if (s->dir[0] == '\0') {
+    int fresh = s->dir[0] == '\0';
+    if (fresh) {
         snprintf(s->dir, sizeof s->dir, "/tmp/tine-snt-XXXXXX");
         if (mkdtemp(s->dir) == NULL)
             abort();
         s->port = test_free_port();
     }
-    char conf[128];
-    snprintf(conf, sizeof conf, "%s/sentinel.conf", s->dir);
-    FILE *f = fopen(conf, "w");
-    if (f == NULL)
-        abort();
-    fprintf(f,
-            "port %d\nbind 127.0.0.1\ndir %s\nlogfile \"\"\n"
-            "sentinel monitor %s 127.0.0.1 %d %d\n"
-            "sentinel down-after-milliseconds %s 1000\n"
-            "sentinel failover-timeout %s 3000\n",
-            s->port, s->dir, master, master_port, quorum, master, master);
-    if (s->extra_conf)
-        fputs(s->extra_conf, f);
-    fclose(f);
-    s->pid = fork();
-    if (s->pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 1);
-        execlp("redis-server", "redis-server", conf, "--sentinel", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 400; i++) {
-        redisReply *r = test_cmd(s->port, "PING");
-        int up = r && (r->type == REDIS_REPLY_STATUS || (r->type == REDIS_REPLY_ERROR && strstr(r->str, "NOAUTH")));
-        freeReplyObject(r);
-        if (up)
-            return;
-        test_sleep_ms(10);
+    /* As test_redis_start: a fresh port taken meanwhile by another test is
+     * replaced by a new one. */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        char conf[128];
+        snprintf(conf, sizeof conf, "%s/sentinel.conf", s->dir);
+        FILE *f = fopen(conf, "w");
+        if (f == NULL)
+            abort();
+        fprintf(f,
+                "port %d\nbind 127.0.0.1\ndir %s\nlogfile \"\"\n"
+                "sentinel monitor %s 127.0.0.1 %d %d\n"
+                "sentinel down-after-milliseconds %s 1000\n"
+                "sentinel failover-timeout %s 3000\n",
+                s->port, s->dir, master, master_port, quorum, master, master);
+        if (s->extra_conf)
+            fputs(s->extra_conf, f);
+        fclose(f);
+        s->pid = fork();
+        if (s->pid == 0) {
+            int null = open("/dev/null", O_RDWR);
+            dup2(null, 1);
+            execlp("redis-server", "redis-server", conf, "--sentinel", (char *)NULL);
+            _exit(127);
+        }
+        int exited = 0;
+        for (int i = 0; i < 400 && !exited; i++) {
+            redisReply *r = test_cmd(s->port, "PING");
+            int up =
+                r && (r->type == REDIS_REPLY_STATUS || (r->type == REDIS_REPLY_ERROR && strstr(r->str, "NOAUTH")));
+            freeReplyObject(r);
+            if (up)
+                return;
+            exited = waitpid(s->pid, NULL, WNOHANG) == s->pid; /* it exited: the port was taken */
+            if (!exited)
+                test_sleep_ms(10);
+        }
+        if (!exited) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, NULL, 0);
+        }
+        s->pid = 0;
+        if (fresh)
+            s->port = test_free_port();
+        else
+            test_sleep_ms(200);
     }
     fprintf(stderr, "the sentinel did not start on port %d\n", s->port);
     abort();
