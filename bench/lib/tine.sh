@@ -294,7 +294,7 @@ tine_variant() {
 # private one (auth: key) with an invoker key that wrk sends (WRK_HEADER).
 tine_up_keys() {
   local name=$1 route=$2 dir=$WORK/hello-keys i key
-  rm -rf "${WORK:?}/$name" "$dir"
+  rm -rf "$dir" # the app's copy; start_tined clears the state dir
   if ! start_tined "$name"; then
     UP_ERROR="tined: did not start: $TINED_ERROR"
     return 1
