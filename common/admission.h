@@ -15,7 +15,7 @@
 typedef struct {
     const char *quota;
     uint32_t retry_after_s;
-    char message[256];
+    char message[384];
 } inv_refusal_t;
 
 typedef enum {

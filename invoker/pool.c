@@ -898,15 +898,15 @@ json_t *inv_stats(inv_invoker_t *inv, const char *app)
                                       : json_null());
             json_array_append_new(sbx, o);
         }
-        json_array_append_new(
-            pools, json_pack("{s:s, s:I, s:s, s:b, s:i, s:i, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:o}", "app",
-                             p->version->app, "version", (json_int_t)p->version->version, "function", p->fn->name,
-                             "retired", p->retired, "warm", (int)p->warm, "concurrency", (int)p->fn->concurrency,
-                             "queued", (json_int_t)p->queued + p->nadmitting, "waiting_for_room",
-                             tine_list_linked(&p->blocked_link) || p->admit_waiting,
-                             "idle", (json_int_t)p->nidle, "busy", (json_int_t)busy, "starting", (json_int_t)starting,
-                             "pipelined", (json_int_t)p->pipelined, "requeued", (json_int_t)p->requeued, "avg_ms",
-                             (double)p->avg_ns / 1e6, "sandboxes", sbx));
+        json_array_append_new(pools,
+                              json_pack("{s:s, s:I, s:s, s:b, s:i, s:i, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:o}",
+                                        "app", p->version->app, "version", (json_int_t)p->version->version, "function",
+                                        p->fn->name, "retired", p->retired, "warm", (int)p->warm, "concurrency",
+                                        (int)p->fn->concurrency, "queued", (json_int_t)p->queued + p->nadmitting,
+                                        "waiting_for_room", tine_list_linked(&p->blocked_link) || p->admit_waiting,
+                                        "idle", (json_int_t)p->nidle, "busy", (json_int_t)busy, "starting",
+                                        (json_int_t)starting, "pipelined", (json_int_t)p->pipelined, "requeued",
+                                        (json_int_t)p->requeued, "avg_ms", (double)p->avg_ns / 1e6, "sandboxes", sbx));
     }
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}", "sandboxes", (json_int_t)inv->nlive, "max_sandboxes",
                      (json_int_t)inv->cfg.max_sandboxes, "app_reserve", (json_int_t)inv->cfg.app_reserve,
