@@ -29,7 +29,7 @@ static const char *const perm_names[GW_NPERMS] = {
     "apps.read",        "apps.deploy",     "apps.rollback",    "apps.prune",  "apps.delete", "functions.invoke",
     "sandboxes.read",   "sandboxes.scale", "sandboxes.evict",  "events.emit", "events.read", "events.replay",
     "activations.read", "logs.read",       "usage.read",       "node.read",   "keys.read",   "keys.manage",
-    "audit.read",       "namespaces.read", "namespaces.manage", "nodes.drain"};
+    "audit.read",       "namespaces.read", "namespaces.manage", "nodes.drain", "quota.read",  "quota.manage"};
 
 #define P(x) (1u << GW_PERM_##x)
 #define READS (P(APPS_READ) | P(ACTIVATIONS_READ) | P(LOGS_READ) | P(USAGE_READ))
@@ -39,7 +39,7 @@ static const char *const perm_names[GW_NPERMS] = {
  * test checks that both agree). */
 static const unsigned role_perms[GW_NROLES] = {
     [GW_ROLE_CLUSTER_ADMIN] = (1u << GW_NPERMS) - 1,
-    [GW_ROLE_ADMIN] = ((1u << GW_NPERMS) - 1) & ~P(NAMESPACES_MANAGE) & ~P(NODES_DRAIN),
+    [GW_ROLE_ADMIN] = ((1u << GW_NPERMS) - 1) & ~P(NAMESPACES_MANAGE) & ~P(NODES_DRAIN) & ~P(QUOTA_MANAGE),
     [GW_ROLE_DEPLOYER] = READS | INVOKES | P(APPS_DEPLOY) | P(APPS_ROLLBACK) | P(SANDBOXES_READ) | P(SANDBOXES_SCALE) |
                          P(SANDBOXES_EVICT) | P(EVENTS_READ) | P(NODE_READ),
     [GW_ROLE_VIEWER] = READS,
@@ -78,6 +78,9 @@ const gw_endpoint_t gw__endpoints[] = {
     {"GET", "namespaces", GW_PERM_NAMESPACES_READ, GW_SCOPE_HANDLER, NULL},
     {"PUT", "namespaces/{ns}", GW_PERM_NAMESPACES_MANAGE, GW_SCOPE_HANDLER, "namespace.create"},
     {"DELETE", "namespaces/{ns}", GW_PERM_NAMESPACES_MANAGE, GW_SCOPE_HANDLER, "namespace.delete"},
+    {"GET", "quotas", GW_PERM_QUOTA_READ, GW_SCOPE_HANDLER, NULL},
+    {"GET", "namespaces/{ns}/quota", GW_PERM_QUOTA_READ, GW_SCOPE_HANDLER, NULL},
+    {"PUT", "namespaces/{ns}/quota", GW_PERM_QUOTA_MANAGE, GW_SCOPE_HANDLER, "quota.set"},
     {"GET", "keys", GW_PERM_KEYS_READ, GW_SCOPE_HANDLER, NULL},
     {"POST", "keys", GW_PERM_KEYS_MANAGE, GW_SCOPE_HANDLER, "key.create"},
     {"DELETE", "keys/{id}", GW_PERM_KEYS_MANAGE, GW_SCOPE_HANDLER, "key.revoke"},

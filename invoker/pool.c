@@ -576,7 +576,8 @@ static int pool_admit_sandbox(inv_pool_t *p, bool for_call, inv_refusal_t *r)
     const inv_admission_t *adm = p->inv->cfg.admission;
     uint32_t mb = p->fn->memory_mb;
     int rc = adm->begin(p->admit, INV_ADMIT_SANDBOX, mb, on_pool_admitted, p, r);
-    while (rc == TINE_EQUOTA && for_call && pools_evict_namespace_idle(p))
+    while (rc == TINE_EQUOTA && for_call && (!strcmp(r->quota, "sandboxes") || !strcmp(r->quota, "memory_mb")) &&
+           pools_evict_namespace_idle(p))
         rc = adm->begin(p->admit, INV_ADMIT_SANDBOX, mb, on_pool_admitted, p, r);
     p->admit_waiting = rc == -EAGAIN;
     return rc;
