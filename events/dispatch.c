@@ -28,7 +28,7 @@ typedef struct {
     inv_call_t *call;
     bool running;
     bool ok;
-    bool busy;      /* never ran (no capacity): retried without counting */
+    bool busy;      /* never ran (no capacity, or over a quota): retried without counting */
     bool permanent; /* cannot succeed: straight to the dead letters */
     char *reason;
 } job_t;
@@ -211,6 +211,9 @@ static void on_job_done(void *data, const inv_result_t *res)
     job->call = NULL;
     job->running = false;
     job->ok = res->code == 0 && res->status < 500;
+    /* A quota of its namespace refused it: it never ran (retried without
+     * counting, as when the node has no capacity). */
+    job->busy = res->code == TINE_EQUOTA;
     if (!job->ok) {
         if (res->code != 0)
             job->reason = xstrdup(res->error ? res->error : tine_strerror(res->code));

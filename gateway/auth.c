@@ -136,6 +136,19 @@ static bool path_matches(const char *path, const h2o_iovec_t *seg, size_t n, siz
     return i == n;
 }
 
+/* The segment of seg[0..n) standing for "{ns}" in `path`, or NULL. */
+static const h2o_iovec_t *path_ns(const char *path, const h2o_iovec_t *seg, size_t n)
+{
+    size_t i = 0;
+    for (const char *p = path; *p && i < n; i++) {
+        size_t len = strcspn(p, "/");
+        if (len == 4 && memcmp(p, "{ns}", 4) == 0)
+            return &seg[i];
+        p += len + (p[len] == '/');
+    }
+    return NULL;
+}
+
 const gw_endpoint_t *gw__endpoint_find(const char *method, size_t method_len, const h2o_iovec_t *seg, size_t n,
                                        bool *path_known)
 {
@@ -496,6 +509,9 @@ int gw__admin_authorize(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg,
     c->caller = caller;
     c->has_caller = true;
     c->action = e->audit;
+    const h2o_iovec_t *ns_seg = path_ns(e->path, seg, n);
+    if (ns_seg) /* a namespace's endpoint: its audit entry names it even when refused */
+        c->ns = c->target = h2o_strdup(&req->pool, ns_seg->base, ns_seg->len).base;
     if (e->scope == GW_SCOPE_ANY_KEY)
         return 0;
     /* The target app, from the path or the query. */
@@ -508,8 +524,10 @@ int gw__admin_authorize(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg,
         app = gw__query_param(req, "app"); /* the handler checks the rest of the query */
     }
     char *ns = app && reg_name_valid(app) ? gw__app_namespace(gw, app) : NULL;
-    c->target = pool_strdup(req, app);
-    c->ns = pool_strdup(req, ns);
+    if (app) {
+        c->target = pool_strdup(req, app);
+        c->ns = pool_strdup(req, ns);
+    }
     bool refused = refuse_unless(req, &caller, e->perm, app, ns);
     free(app);
     free(ns);

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TN_QUOTA_SYNC_MS 250   /* reports and trims of active namespaces */
 #define TN_QUOTA_STALE_MS 3000 /* a node's entry older than this is gone (its node is) */
@@ -1102,7 +1103,9 @@ tn_quotas_t *tn_quotas_new(uv_loop_t *loop, const char *redis_url, const char *n
         return NULL;
     tn_quotas_t *q = xcalloc(1, sizeof(*q));
     q->loop = loop;
-    q->node_id = xstrdup(node_id ? node_id : "node");
+    /* This process's entries: two nodes given the same id (a port chosen
+     * by the system is "HOST:0" in each) still count apart. */
+    q->node_id = xasprintf("%s/%d", node_id ? node_id : "node", (int)getpid());
     q->sync = sync;
     tine_list_init(&q->spaces);
     tine_list_init(&q->due);
