@@ -186,10 +186,27 @@ static space_t *space_get(tn_quotas_t *q, const char *name)
     return n;
 }
 
+static void on_check(uv_check_t *h);
+
+/* Something of n is due at the end of this loop turn (on_check). */
+static void space_due(space_t *n)
+{
+    tn_quotas_t *q = n->q;
+    if (q->closing)
+        return;
+    if (!tine_list_linked(&n->due_link))
+        tine_list_insert_tail(&q->due, &n->due_link);
+    uv_check_start(q->check, on_check);
+}
+
 /* Sets the limits from a hash's field/value pairs (a reply's array, or
- * none: no quota). */
+ * none: no quota). A limit that changed drops what this node holds of it
+ * past its use (reserved room, tokens): the next call past its use asks
+ * Redis under the new limit. */
 static void space_set_limits(space_t *n, const redisReply *pairs)
 {
+    uint64_t old[TN_NQUOTAS];
+    memcpy(old, n->limit, sizeof(old));
     memset(n->limit, 0, sizeof(n->limit));
     n->limited = false;
     for (size_t i = 0; pairs && pairs->type == REDIS_REPLY_ARRAY && i + 1 < pairs->elements; i += 2) {
@@ -202,19 +219,22 @@ static void space_set_limits(space_t *n, const redisReply *pairs)
                 n->limited |= n->limit[k] != 0;
             }
     }
-}
-
-static void on_check(uv_check_t *h);
-
-/* Something of n is due at the end of this loop turn (on_check). */
-static void space_due(space_t *n)
-{
-    tn_quotas_t *q = n->q;
-    if (q->closing)
-        return;
-    if (!tine_list_linked(&n->due_link))
-        tine_list_insert_tail(&q->due, &n->due_link);
-    uv_check_start(q->check, on_check);
+    bool changed = false;
+    for (int k = 0; k < NCOUNTS; k++)
+        if (n->limit[k] != old[k]) {
+            changed |= n->held[k] > n->use[k];
+            n->held[k] = n->held[k] < n->use[k] ? n->held[k] : n->use[k];
+            n->denied_ms[k] = 0;
+        }
+    if (n->limit[TN_QUOTA_PER_MINUTE] != old[TN_QUOTA_PER_MINUTE]) {
+        changed |= n->tokens > 0;
+        n->tokens = 0;
+        n->pm_out_until = 0;
+    }
+    if (changed) { /* Redis learns what this node gave up */
+        n->sync_due = true;
+        space_due(n);
+    }
 }
 
 /* ------------------------------------------------------------ decisions */
@@ -247,25 +267,19 @@ static int refuse(space_t *n, tn_quota_t k, uint32_t mb, uint64_t now, inv_refus
     r->quota = quota_names[k];
     r->retry_after_s = 1;
     n->refused[k]++;
+    if ((int)k < NCOUNTS) {
+        static const char *const what[NCOUNTS] = {"calls at once", "sandboxes", "MB of sandboxes"};
+        char note[96] = "";
+        if (k == TN_QUOTA_SANDBOXES)
+            snprintf(note, sizeof note, "; idle ones count until they close");
+        else if (k == TN_QUOTA_MEMORY)
+            snprintf(note, sizeof note, ", and this function's sandbox needs %" PRIu32 " MB", mb);
+        snprintf(r->message, sizeof r->message,
+                 "namespace %s is at its quota %s: %" PRIu64 " %s across the cluster (%" PRIu64 " now%s)%s", n->name,
+                 quota_names[k], lim, what[k], n->use[k] + n->others_use[k], note, alone);
+        return TINE_EQUOTA;
+    }
     switch (k) {
-    case TN_QUOTA_CONCURRENCY:
-        snprintf(r->message, sizeof r->message,
-                 "namespace %s is at its quota concurrency: %" PRIu64 " calls at once across the cluster (%" PRIu64
-                 " now)%s",
-                 n->name, lim, n->use[COUNT_CALLS] + n->others_use[COUNT_CALLS], alone);
-        break;
-    case TN_QUOTA_SANDBOXES:
-        snprintf(r->message, sizeof r->message,
-                 "namespace %s is at its quota sandboxes: %" PRIu64 " sandboxes across the cluster (%" PRIu64
-                 " now; idle ones count until they close)%s",
-                 n->name, lim, n->use[COUNT_SANDBOXES] + n->others_use[COUNT_SANDBOXES], alone);
-        break;
-    case TN_QUOTA_MEMORY:
-        snprintf(r->message, sizeof r->message,
-                 "namespace %s is at its quota memory_mb: %" PRIu64 " MB of sandboxes across the cluster (%" PRIu64
-                 " MB now, and this function's sandbox needs %" PRIu32 " MB)%s",
-                 n->name, lim, n->use[COUNT_MEMORY] + n->others_use[COUNT_MEMORY], mb, alone);
-        break;
     case TN_QUOTA_PER_MINUTE: {
         uint64_t left = n->token_end_ms > now ? (n->token_end_ms - now + 999) / 1000 : 1;
         r->retry_after_s = (uint32_t)(left ? left : 1);
@@ -823,10 +837,15 @@ static void apply_all(tn_quotas_t *q, const redisReply *r)
         return;
     tine_list_t *l;
     TINE_LIST_FOREACH(l, &q->spaces) {
-        space_set_limits(tine_list_entry(l, space_t, link), NULL);
+        space_t *n = tine_list_entry(l, space_t, link);
+        const redisReply *pairs = NULL; /* not in the reply: no quota */
+        for (size_t i = 1; i + 1 < r->elements && pairs == NULL; i += 2)
+            if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, n->name) == 0)
+                pairs = r->element[i + 1];
+        space_set_limits(n, pairs);
     }
     for (size_t i = 1; i + 1 < r->elements; i += 2)
-        if (r->element[i]->type == REDIS_REPLY_STRING)
+        if (r->element[i]->type == REDIS_REPLY_STRING && space_find(q, r->element[i]->str) == NULL)
             space_set_limits(space_get(q, r->element[i]->str), r->element[i + 1]);
     q->gen = (long long)reply_u64(r, 0);
     /* Waiters of a namespace whose limits went may be admitted now. */

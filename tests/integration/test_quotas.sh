@@ -10,10 +10,8 @@
 # gate, so they hold a call and a sandbox without using a CPU.
 . "$(dirname "$0")/lib.sh"
 
-python3 "$SRC/tests/integration/http_fixture.py" "$T/gate.port" >"$T/gate.log" 2>&1 &
-PIDS+=($!)
-wait_for 10 test -s "$T/gate.port" || { echo "the HTTP fixture did not start"; exit 1; }
-GATE=$(cat "$T/gate.port")
+start_http_fixture
+GATE=$FIX
 open_gate() { for g in "$@"; do curl -s -X POST "http://127.0.0.1:$GATE/open?gate=$g" >/dev/null; done; }
 
 start_redis

@@ -114,6 +114,17 @@ static void fake_answer(fx_t *f, int rc, inv_admit_kind_t kind, uint32_t mb)
     done(ticket, rc, &r);
 }
 
+/* r was refused by quota `quota`: 429, Retry-After, on a later turn. */
+static void assert_refused(const fx_result_t *r, const char *quota, uint32_t retry_after_s)
+{
+    assert_true(r->done);
+    assert_false(r->inside);
+    assert_int_equal(r->code, TINE_EQUOTA);
+    assert_int_equal(r->status, 429);
+    assert_string_equal(r->quota, quota);
+    assert_int_equal(r->retry_after_s, retry_after_s);
+}
+
 static void setup(fx_t *f)
 {
     memset(&fake, 0, sizeof fake);
@@ -157,12 +168,7 @@ static void test_a_call_refused_at_once(void **state)
     fx_result_t *a = fx_call(&f, "wide", "ok");
     assert_false(a->done);
     uv_run(&f.loop, UV_RUN_NOWAIT);
-    assert_true(a->done);
-    assert_false(a->inside);
-    assert_int_equal(a->code, TINE_EQUOTA);
-    assert_int_equal(a->status, 429);
-    assert_string_equal(a->quota, "concurrency");
-    assert_int_equal(a->retry_after_s, 7);
+    assert_refused(a, "concurrency", 7);
     assert_string_equal(a->error, "namespace team is at its quota concurrency");
     assert_int_equal(f.activations, 0); /* it never ran */
     assert_int_equal(fake.sandboxes, 0);
@@ -184,9 +190,7 @@ static void test_a_call_that_waits(void **state)
     fake_answer(&f, TINE_EQUOTA, INV_ADMIT_CALL, 0); /* b: refused */
     FX_WAIT(&f, a->done && b->done, 5000);
     assert_int_equal(a->status, 200);
-    assert_int_equal(b->status, 429);
-    assert_string_equal(b->quota, "per_minute");
-    assert_int_equal(b->retry_after_s, 42);
+    assert_refused(b, "per_minute", 42);
     assert_int_equal(f.activations, 1);
     assert_int_equal(fake.calls, 0);
     teardown(&f);
@@ -224,8 +228,7 @@ static void test_sandbox_refused(void **state)
     fake.sandbox_mode = TINE_EQUOTA;
     fx_result_t *a = fx_call(&f, "wide", "ok");
     FX_WAIT(&f, a->done, 5000);
-    assert_int_equal(a->status, 429);
-    assert_string_equal(a->quota, "sandboxes");
+    assert_refused(a, "sandboxes", 7);
     assert_int_equal(fake.calls, 0);
     fake.sandbox_mode = 0;
     fx_result_t *b = fx_call(&f, "wide", "sleep:150");

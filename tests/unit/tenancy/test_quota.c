@@ -352,6 +352,32 @@ static void test_limits_follow(void **state)
     assert_int_equal(tn_quotas_set(f->a, "team", &c, "test", err, sizeof err), TINE_EINVAL);
 }
 
+/* A limit lowered: the node that lowers it drops at once the room it held
+ * past its use, so it admits nothing more past the new limit (not even
+ * before its next report); the other node learns it and reports that it
+ * holds nothing, so the room comes back. */
+static void test_limit_lowered(void **state)
+{
+    fix_t *f = *state;
+    tn_quota_change_t c = one(TN_QUOTA_CONCURRENCY, 10);
+    set_limits(f, "team", &c);
+    make_b(f);
+    ticket_t k;
+    bool waited;
+    assert_int_equal(admit(f, f->a, "team", INV_ADMIT_CALL, 0, &k, NULL), 0);
+    assert_int_equal(admit(f, f->a, "team", INV_ADMIT_CALL, 0, &k, &waited), 0);
+    assert_false(waited); /* within what a holds */
+    end(f->a, "team", INV_ADMIT_CALL, 0);
+    c.value[TN_QUOTA_CONCURRENCY] = 1;
+    set_limits(f, "team", &c); /* through a, which admits at once after */
+    assert_int_equal(admit(f, f->a, "team", INV_ADMIT_CALL, 0, &k, NULL), TINE_EQUOTA);
+    assert_non_null(strstr(k.r.message, "1 calls at once"));
+    assert_int_equal(admit(f, f->b, "team", INV_ADMIT_CALL, 0, &k, NULL), TINE_EQUOTA);
+    end(f->a, "team", INV_ADMIT_CALL, 0);
+    run_ms(&f->loop, 800); /* a reports that it holds nothing */
+    assert_int_equal(admit(f, f->b, "team", INV_ADMIT_CALL, 0, &k, NULL), 0);
+}
+
 /* Redis goes away: each node admits up to the limit on its own calls, and
  * refuses past it at once. */
 static void test_redis_away(void **state)
@@ -382,6 +408,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_spend, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits_follow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limit_lowered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_away, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
