@@ -121,9 +121,10 @@ struct tn_quotas {
     inv_admission_t hooks;
 };
 
-static uint64_t now_ms(void)
+/* The loop's time (ms): read once per loop turn, no clock read per call. */
+static uint64_t now_ms(const tn_quotas_t *q)
 {
-    return tine_now_ns() / 1000000u;
+    return uv_now(q->loop);
 }
 
 const char *tn_quota_name(tn_quota_t k)
@@ -330,7 +331,7 @@ static int decide(space_t *n, inv_admit_kind_t kind, uint32_t mb, bool asked, in
 {
     if (!n->limited)
         goto admit;
-    uint64_t now = now_ms();
+    uint64_t now = now_ms(n->q);
     space_roll(n, now);
     if (n->limit[TN_QUOTA_SPEND] && spent_pusd(n) >= n->limit[TN_QUOTA_SPEND])
         return refuse(n, TN_QUOTA_SPEND, mb, now, r);
@@ -594,7 +595,7 @@ static void on_synced(void *data, redisReply *r)
         space_went_down(n, r && r->type == REDIS_REPLY_ERROR ? r->str : "no answer");
         return;
     }
-    uint64_t now = now_ms();
+    uint64_t now = now_ms(n->q);
     if (n->down)
         tine_log(TINE_LOG_INFO, "quotas: redis answers again for namespace %s", n->name);
     n->down = false;
@@ -658,7 +659,7 @@ static void space_sync(space_t *n, bool periodic)
         n->asked[k] = n->use[k] + need[k];
         n->peak[k] = n->use[k];
     }
-    space_roll(n, now_ms());
+    space_roll(n, now_ms(n->q));
     uint64_t back = periodic && n->calls_since == 0 ? n->tokens : 0;
     uint64_t ahead = 2 * n->calls_since;
     n->asked[NCOUNTS] = need_tokens;
