@@ -32,6 +32,8 @@ functions:
   slow: { handler: f.lua#slow, memory: 128, concurrency: 8, timeout: 50s }
   hi:   { handler: f.lua#hi, memory: 128 }
   big:  { handler: f.lua#hi, memory: 256 }
+triggers:
+  - { on: event, type: q.ping, function: hi }
 routes:
   - { method: GET, path: /slow, function: slow }
   - { method: GET, path: /hi, function: hi }
@@ -245,6 +247,22 @@ now=$(date -u +%s)
 left=$((86400 - now % 86400))
 [ "$ra" -ge $((left - 5)) ] && [ "$ra" -le $((left + 5)) ] && ok "Retry-After is the rest of the UTC day ($ra s)" ||
   fail "Retry-After is the rest of the UTC day" "got [$ra], $left s left"
+# An event for the namespace waits in the retry set until the day ends
+# (its Retry-After), without counting an attempt: never dead-lettered.
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$A/_tine/v1/events" -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/cloudevents+json' \
+  --data '{"specversion":"1.0","id":"over-1","source":"test","type":"q.ping","data":{}}')
+check "an event for the namespace is accepted" 202 "$code"
+retry_due() { redis-cli -s "$T/redis.sock" zrange tine:retry 0 -1 withscores | sed -n 2p; }
+has_retry() { test -n "$(retry_due)"; }
+wait_for 10 has_retry || true
+due=$(retry_due)
+now_ms=$(($(date -u +%s) * 1000))
+[ -n "$due" ] && [ "${due%.*}" -ge $((now_ms + (left - 10) * 1000)) ] &&
+  ok "its call, refused, is retried once the day ends" || fail "its call, refused, is retried once the day ends" \
+  "retry due at [$due], now $now_ms, $left s left in the day"
+check_contains "counting no attempt" '"attempt":1' "$(redis-cli -s "$T/redis.sock" zrange tine:retry 0 -1)"
+check "and not dead-lettered" "0" "$(redis-cli -s "$T/redis.sock" xlen tine:dlq:q)"
 # The spend is billing's: the day's usage of the namespace's one app.
 sleep 0.6
 day=$(date -u +%Y-%m-%d)
