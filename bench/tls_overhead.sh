@@ -18,11 +18,8 @@ BIN=${BENCH_TINE_BIN:-${TINE_BIN_DIR:-$SRC/build/bin}}
 for tool in wrk openssl redis-server curl bc; do
   command -v "$tool" >/dev/null || { echo "$tool is not installed (scripts/deps.sh)" >&2; exit 2; }
 done
-T=$(mktemp -d /tmp/tine-bench.XXXXXX)
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$T"' EXIT
 # shellcheck source=bench/lib/overhead.sh
-. "$SRC/bench/lib/overhead.sh"
+. "$SRC/bench/lib/overhead.sh" # T, PIDS, cleanup at exit
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=127.0.0.1" \
   -addext "subjectAltName=IP:127.0.0.1" -keyout "$T/node.key" -out "$T/node.pem" 2>/dev/null

@@ -2,9 +2,13 @@
 # a Redis on a unix socket in $T, tined nodes on it, one wrk run measuring
 # req/s and tined's CPU time per request (utime + stime over the requests wrk
 # completed: steadier than req/s on a shared machine), rounds alternating
-# two URLs, and the median of the ratios. Needs SRC, BIN, T, PIDS, ROUNDS,
-# SECS and CONNS set by the script; with two CPUs or more tined runs on cpu
-# 0 and wrk on cpu 1.
+# two URLs, and the median of the ratios. Needs SRC, BIN, ROUNDS, SECS and
+# CONNS set by the script; sets T (a temp dir, removed at exit) and PIDS
+# (killed at exit). With two CPUs or more tined runs on cpu 0 and wrk on
+# cpu 1.
+T=$(mktemp -d /tmp/tine-bench.XXXXXX)
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$T"' EXIT
 SRV=() CLI=()
 if [ "$(nproc)" -ge 2 ]; then SRV=(taskset -c 0) CLI=(taskset -c 1); fi
 
