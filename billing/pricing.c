@@ -30,8 +30,8 @@ int bill_parse_usd(const char *s, uint64_t max_usd, const char *what, uint64_t *
     if (*p == '.') {
         for (p++; *p >= '0' && *p <= '9'; p++, frac_digits++) {
             if (frac_digits == 12) {
-                snprintf(err, errlen,
-                         "'%s': more than 12 digits after the point (%ss are counted in 1e-12 dollars)", s, what);
+                snprintf(err, errlen, "'%s': more than 12 digits after the point (%ss are counted in 1e-12 dollars)", s,
+                         what);
                 return TINE_EINVAL;
             }
             frac = frac * 10 + (uint64_t)(*p - '0');

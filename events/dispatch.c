@@ -28,7 +28,7 @@ typedef struct {
     inv_call_t *call;
     bool running;
     bool ok;
-    bool busy;      /* never ran (no capacity, or over a quota): retried without counting */
+    bool busy;              /* never ran (no capacity, or over a quota): retried without counting */
     uint64_t not_before_ms; /* over a quota: its Retry-After, the least delay of the retry */
     bool permanent; /* cannot succeed: straight to the dead letters */
     char *reason;

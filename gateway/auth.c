@@ -26,9 +26,9 @@
 static const char *const role_names[GW_NROLES] = {"cluster-admin", "admin", "deployer", "viewer", "invoker"};
 
 static const char *const perm_names[GW_NPERMS] = {
-    "apps.read",        "apps.deploy",     "apps.rollback",    "apps.prune",  "apps.delete", "functions.invoke",
-    "sandboxes.read",   "sandboxes.scale", "sandboxes.evict",  "events.emit", "events.read", "events.replay",
-    "activations.read", "logs.read",       "usage.read",       "node.read",   "keys.read",   "keys.manage",
+    "apps.read",        "apps.deploy",     "apps.rollback",     "apps.prune",  "apps.delete", "functions.invoke",
+    "sandboxes.read",   "sandboxes.scale", "sandboxes.evict",   "events.emit", "events.read", "events.replay",
+    "activations.read", "logs.read",       "usage.read",        "node.read",   "keys.read",   "keys.manage",
     "audit.read",       "namespaces.read", "namespaces.manage", "nodes.drain", "quota.read",  "quota.manage"};
 
 #define P(x) (1u << GW_PERM_##x)

@@ -81,7 +81,7 @@ typedef struct {
                           quota of its namespace refused it (never ran, not
                           recorded) */
     int status;        /* HTTP status for the client: the function's, or 500/502/504/429/503 */
-    const char *quota;      /* TINE_EQUOTA: the quota's name (static) */
+    const char *quota; /* TINE_EQUOTA: the quota's name (static) */
     uint32_t retry_after_s; /* TINE_EQUOTA: when to try again */
     int function_status; /* code 0: the status as the function answered it (status is the same
                             when it is from 100 to 599, else 200) */

@@ -149,9 +149,9 @@ struct inv_pool {
     bool start_failed; /* the last start failed: no warm refill until one succeeds */
     tine_list_t blocked_link; /* on the invoker's blocked list while its calls wait for room under the
                                  node-wide cap (waiting_for_room) */
-    void *admit;          /* its namespace's admission state (cfg.admission); NULL: none */
-    size_t nadmitting;    /* its calls waiting for their admission */
-    bool admit_waiting;   /* a sandbox admission of it waits for Redis */
+    void *admit;              /* its namespace's admission state (cfg.admission); NULL: none */
+    size_t nadmitting;        /* its calls waiting for their admission */
+    bool admit_waiting;       /* a sandbox admission of it waits for Redis */
     uint64_t kick_round; /* the last pools_kick_blocked round that tried it */
 };
 

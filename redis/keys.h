@@ -24,7 +24,7 @@
 #define RDS_KEY_AUDIT "tine:audit"                /* stream of changes and refusals */
 #define RDS_KEY_QUOTAS "tine:quotas"              /* set of the namespaces with a quota */
 #define RDS_KEY_QUOTAS_GEN "tine:quotas:gen"      /* counter bumped by every quota change */
-#define RDS_KEY_QUOTA_PREFIX "tine:quota:"        /* + {ns}: hash of its limits; {ns}:nodes, {ns}:minute:{N}, {ns}:spend:{day} */
+#define RDS_KEY_QUOTA_PREFIX "tine:quota:"        /* + {ns}: its limits; {ns}:nodes, :minute:{N}, :spend:{day} */
 
 /* invoker/ (hostcall.c: tine.kv) */
 #define RDS_KEY_KV_PREFIX "tine:kv:"           /* + {app}:{key} */

@@ -198,8 +198,7 @@ void tn_quotas_spent(tn_quotas_t *q, const char *ns, uint64_t pusd);
  * kept. This node applies them at once, the others within a second.
  * TINE_EINVAL for a value over its maximum or no change (message in err),
  * TINE_EREDIS. */
-int tn_quotas_set(tn_quotas_t *q, const char *ns, const tn_quota_change_t *c, const char *by, char *err,
-                  size_t errlen);
+int tn_quotas_set(tn_quotas_t *q, const char *ns, const tn_quota_change_t *c, const char *by, char *err, size_t errlen);
 
 /* The limits of `ns` and the cluster's use, as the admin API shows them:
  * {"namespace","quotas":{"concurrency":{"limit","used"},"sandboxes":...,

@@ -46,7 +46,7 @@ typedef struct {
     gw_tls_t *tls; /* --tls-cert: the certificate SIGHUP reloads; NULL: HTTP */
     bill_t *bill;
     tn_tenancy_t *tenancy;
-    tn_quotas_t *quotas;   /* the invoker's admission; counts every call's cost */
+    tn_quotas_t *quotas; /* the invoker's admission; counts every call's cost */
     bill_prices_t prices;
     bool activations; /* billing records every invocation (--activations) */
     const char *listen;
