@@ -100,7 +100,6 @@ typedef struct {
     bool down;                   /* the last script failed: each limit is this node's alone */
     uint64_t asked[NCOUNTS + 1]; /* what the script in flight asked beyond use (tokens last) */
     tine_list_t waiters;
-    uint64_t refused[TN_NQUOTAS];
     char name[];
 } space_t;
 
@@ -267,7 +266,6 @@ static int refuse(space_t *n, tn_quota_t k, uint32_t mb, uint64_t now, inv_refus
     const char *alone = n->down ? " (redis is unreachable: each node holds it to its own calls for now)" : "";
     r->quota = quota_names[k];
     r->retry_after_s = 1;
-    n->refused[k]++;
     if ((int)k < NCOUNTS) {
         static const char *const what[NCOUNTS] = {"calls at once", "sandboxes", "MB of sandboxes"};
         char note[96] = "";
@@ -425,7 +423,6 @@ static void space_resolve(space_t *n)
              * their next report: asked again after it. */
             w->tries++;
             w->asked = false;
-            n->refused[quota_index(r.quota)]--;
             tine_list_insert_tail(&n->waiters, &w->link);
             n->retry_due = true; /* at the next tick */
             continue;
