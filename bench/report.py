@@ -33,6 +33,7 @@ FIGURES = [
     ("warm_act_off_rps", "warm throughput, activation records off", "req/s", 1, None),
     ("warm_keys_public_rps", "warm throughput, API keys on, public route", "req/s", 1, None),
     ("warm_keys_private_rps", "warm throughput, API keys on, private route + key", "req/s", 1, None),
+    ("warm_quota_rps", "warm throughput, quotas set on its namespace", "req/s", 1, None),
     ("warm_tls_rps", "warm throughput over HTTPS (HTTP/1.1)", "req/s", 1, None),
     ("conn_p50_us", "new connection + request p50", "ms", 1000, None),
     ("conn_p99_us", "new connection + request p99", "ms", 1000, None),
@@ -174,6 +175,13 @@ def headline_lines(values):
             r = private / off
             parts.append(f"private route with a key {r:.3f}x ({'met' if r >= 0.97 else 'MISSED'})")
         out.append("API keys and audit on vs off: " + ", ".join(parts))
+    # Quotas (issue 19): the same node as the public route's, with every
+    # quota of its namespace set (high enough never to refuse).
+    quota = number(values.get("warm_quota_rps", {}).get("tine"))
+    if quota and public:
+        r = quota / public
+        out.append(f"quotas set vs none (same node, public route): {r:.3f}x (budget >= 0.97x: "
+                   f"{'met' if r >= 0.97 else 'MISSED'})")
     tls, plain = number(values.get("warm_tls_rps", {}).get("tine")), number(warm.get("tine"))
     if tls is not None and plain:
         out.append(f"tine warm hello over HTTPS: {tls / plain:.2f}x its plain HTTP throughput (same rounds)")

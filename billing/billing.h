@@ -35,6 +35,10 @@ typedef struct {
  * naming what was wrong. */
 int bill_parse_price(const char *s, uint64_t *pusd, char *err, size_t errlen);
 
+/* The same for an amount of at most `max_usd` dollars (`what` names it in
+ * the message: "price", "spend"). */
+int bill_parse_usd(const char *s, uint64_t max_usd, const char *what, uint64_t *pusd, char *err, size_t errlen);
+
 /* Billed milliseconds of an invocation that ran duration_ns: rounded up to
  * the next 100 ms, at least 100 ms, and never more than the timeout rounded
  * up (an invocation killed at its timeout bills up to the timeout; timeout_ms
@@ -48,6 +52,11 @@ uint64_t bill_mb_ms(uint32_t memory_mb, uint64_t billed_ms);
  * (rounded half up to a whole picodollar) + the request price. Saturates at
  * UINT64_MAX instead of overflowing. */
 uint64_t bill_cost_pusd(const bill_prices_t *p, uint64_t mb_ms);
+
+/* What a finished call costs in picodollars: bill_cost_pusd of its billed
+ * time and memory; 0 for a call that never reached a sandbox. The one rule
+ * billing's usage and tenancy's spend quotas both count by. */
+uint64_t bill_activation_cost(const bill_prices_t *p, const inv_activation_t *a);
 
 /* Formats picodollars as a decimal number of dollars with 12 digits after
  * the point ("0.000000408334"). */

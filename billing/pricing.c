@@ -16,17 +16,22 @@
 
 int bill_parse_price(const char *s, uint64_t *pusd, char *err, size_t errlen)
 {
+    return bill_parse_usd(s, MAX_PRICE_USD, "price", pusd, err, errlen);
+}
+
+int bill_parse_usd(const char *s, uint64_t max_usd, const char *what, uint64_t *pusd, char *err, size_t errlen)
+{
     uint64_t whole = 0, frac = 0;
     int whole_digits = 0, frac_digits = 0;
     const char *p = s;
     for (; *p >= '0' && *p <= '9'; p++, whole_digits++)
-        if (whole <= MAX_PRICE_USD) /* past it the value no longer matters: no overflow */
+        if (whole <= max_usd) /* past it the value no longer matters: no overflow */
             whole = whole * 10 + (uint64_t)(*p - '0');
     if (*p == '.') {
         for (p++; *p >= '0' && *p <= '9'; p++, frac_digits++) {
             if (frac_digits == 12) {
-                snprintf(err, errlen,
-                         "'%s': more than 12 digits after the point (prices are counted in 1e-12 dollars)", s);
+                snprintf(err, errlen, "'%s': more than 12 digits after the point (%ss are counted in 1e-12 dollars)", s,
+                         what);
                 return TINE_EINVAL;
             }
             frac = frac * 10 + (uint64_t)(*p - '0');
@@ -38,8 +43,9 @@ int bill_parse_price(const char *s, uint64_t *pusd, char *err, size_t errlen)
     }
     for (int i = frac_digits; i < 12; i++)
         frac *= 10;
-    if (whole > MAX_PRICE_USD || (whole == MAX_PRICE_USD && frac > 0)) {
-        snprintf(err, errlen, "'%s': over the largest price accepted (%llu dollars)", s, MAX_PRICE_USD);
+    if (whole > max_usd || (whole == max_usd && frac > 0)) {
+        snprintf(err, errlen, "'%s': over the largest %s accepted (%llu dollars)", s, what,
+                 (unsigned long long)max_usd);
         return TINE_EINVAL;
     }
     *pusd = whole * PUSD_PER_USD + frac;
@@ -66,6 +72,13 @@ uint64_t bill_cost_pusd(const bill_prices_t *p, uint64_t mb_ms)
     u128 compute = ((u128)mb_ms * p->gb_s_pusd + MB_MS_PER_GB_S / 2) / MB_MS_PER_GB_S;
     u128 total = compute + p->request_pusd;
     return total > UINT64_MAX ? UINT64_MAX : (uint64_t)total;
+}
+
+uint64_t bill_activation_cost(const bill_prices_t *p, const inv_activation_t *a)
+{
+    if (!a->dispatched)
+        return 0;
+    return bill_cost_pusd(p, bill_mb_ms(a->memory_mb, bill_billed_ms(a->duration_ns, a->timeout_ms)));
 }
 
 void bill_format_pusd(uint64_t pusd, char out[32])

@@ -294,7 +294,7 @@ void bill_on_activation(void *data, const inv_activation_t *a)
     bill_t *b = data;
     uint64_t billed_ms = a->dispatched ? bill_billed_ms(a->duration_ns, a->timeout_ms) : 0;
     uint64_t mb_ms = bill_mb_ms(a->memory_mb, billed_ms);
-    uint64_t cost = a->dispatched ? bill_cost_pusd(&b->prices, mb_ms) : 0;
+    uint64_t cost = bill_activation_cost(&b->prices, a);
     const char *app = bill__metrics_count(b, a, billed_ms, cost);
     usage_add(b, a, billed_ms, mb_ms, cost);
     flush_later(b, BILL_FLUSH_MS);

@@ -15,6 +15,7 @@
 typedef struct {
     const char *invocation_id;
     const char *app;
+    const char *ns; /* the app's namespace */
     uint64_t version;
     const char *function;
     const char *trigger;    /* request "trigger", else its "kind": http, event, ... */

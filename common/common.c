@@ -41,6 +41,8 @@ const char *tine_strerror(int code)
         return "busy";
     case TINE_EAUTH:
         return "unauthorized";
+    case TINE_EQUOTA:
+        return "over a quota";
     default:
         if (code < 0 && code > -1000)
             return strerror(-code);

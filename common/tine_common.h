@@ -24,6 +24,7 @@ enum {
     TINE_EHANDLER = -1009,  /* the function raised an error */
     TINE_EBUSY = -1010,     /* no capacity */
     TINE_EAUTH = -1011,     /* missing or wrong credentials */
+    TINE_EQUOTA = -1012,    /* over a quota of its namespace */
 };
 
 /* Returns a static description of an error code (TINE_E* or negative errno). */

@@ -28,7 +28,8 @@ typedef struct {
     inv_call_t *call;
     bool running;
     bool ok;
-    bool busy;      /* never ran (no capacity): retried without counting */
+    bool busy;              /* never ran (no capacity, or over a quota): retried without counting */
+    uint64_t not_before_ms; /* over a quota: its Retry-After, the least delay of the retry */
     bool permanent; /* cannot succeed: straight to the dead letters */
     char *reason;
 } job_t;
@@ -136,6 +137,8 @@ static void entry_commit(ev__entry_t *e)
             uint32_t next = job->busy ? job->attempt : job->attempt + 1;
             unsigned shift = job->busy ? 0 : job->attempt - 1;
             uint64_t delay = (uint64_t)ev->retry_base_ms << (shift > 16 ? 16 : shift);
+            if (delay < job->not_before_ms)
+                delay = job->not_before_ms;
             char *member = retry_member(e, j, next);
             ev__args_adds(&a, "ZADD");
             ev__args_adds(&a, RDS_KEY_RETRY);
@@ -211,6 +214,10 @@ static void on_job_done(void *data, const inv_result_t *res)
     job->call = NULL;
     job->running = false;
     job->ok = res->code == 0 && res->status < 500;
+    /* A quota of its namespace refused it: it never ran (retried without
+     * counting, as when the node has no capacity). */
+    job->busy = res->code == TINE_EQUOTA;
+    job->not_before_ms = job->busy ? (uint64_t)res->retry_after_s * 1000u : 0;
     if (!job->ok) {
         if (res->code != 0)
             job->reason = xstrdup(res->error ? res->error : tine_strerror(res->code));

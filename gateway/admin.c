@@ -800,6 +800,8 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
         return 0; /* answered, or served again once its key is read */
     if (n <= 5 && gw__admin_tenancy(gw, req, seg, n))
         return 0;
+    if (n <= 3 && gw__admin_quota(gw, req, seg, n))
+        return 0;
     if (n >= 1 && n <= 5 && gw__admin_events(gw, req, seg, n))
         return 0;
     if (n >= 1 && n <= 3 && gw__admin_nodes(gw, req, seg, n))

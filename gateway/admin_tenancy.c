@@ -116,6 +116,10 @@ static void namespace_delete(gw_server_t *gw, h2o_req_t *req, const gw_caller_t 
         gw__send_error(req, 503, "namespace %s is deleted, but its keys could not be revoked: %s", ns, err);
         return;
     }
+    if (gw->quotas && tn_quotas_delete(gw->quotas, ns, err, sizeof(err)) != 0) {
+        gw__send_error(req, 503, "namespace %s is deleted, but its quotas could not be removed: %s", ns, err);
+        return;
+    }
     tine_log(TINE_LOG_INFO, "namespace %s deleted by %s (%zu keys revoked)", ns, c->id, revoked);
     gw__send_json(req, 200,
                   json_pack("{s:s, s:b, s:I}", "namespace", ns, "deleted", 1, "keys_revoked", (json_int_t)revoked));

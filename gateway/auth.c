@@ -26,10 +26,10 @@
 static const char *const role_names[GW_NROLES] = {"cluster-admin", "admin", "deployer", "viewer", "invoker"};
 
 static const char *const perm_names[GW_NPERMS] = {
-    "apps.read",        "apps.deploy",     "apps.rollback",    "apps.prune",  "apps.delete", "functions.invoke",
-    "sandboxes.read",   "sandboxes.scale", "sandboxes.evict",  "events.emit", "events.read", "events.replay",
-    "activations.read", "logs.read",       "usage.read",       "node.read",   "keys.read",   "keys.manage",
-    "audit.read",       "namespaces.read", "namespaces.manage", "nodes.drain"};
+    "apps.read",        "apps.deploy",     "apps.rollback",     "apps.prune",  "apps.delete", "functions.invoke",
+    "sandboxes.read",   "sandboxes.scale", "sandboxes.evict",   "events.emit", "events.read", "events.replay",
+    "activations.read", "logs.read",       "usage.read",        "node.read",   "keys.read",   "keys.manage",
+    "audit.read",       "namespaces.read", "namespaces.manage", "nodes.drain", "quota.read",  "quota.manage"};
 
 #define P(x) (1u << GW_PERM_##x)
 #define READS (P(APPS_READ) | P(ACTIVATIONS_READ) | P(LOGS_READ) | P(USAGE_READ))
@@ -39,7 +39,7 @@ static const char *const perm_names[GW_NPERMS] = {
  * test checks that both agree). */
 static const unsigned role_perms[GW_NROLES] = {
     [GW_ROLE_CLUSTER_ADMIN] = (1u << GW_NPERMS) - 1,
-    [GW_ROLE_ADMIN] = ((1u << GW_NPERMS) - 1) & ~P(NAMESPACES_MANAGE) & ~P(NODES_DRAIN),
+    [GW_ROLE_ADMIN] = ((1u << GW_NPERMS) - 1) & ~P(NAMESPACES_MANAGE) & ~P(NODES_DRAIN) & ~P(QUOTA_MANAGE),
     [GW_ROLE_DEPLOYER] = READS | INVOKES | P(APPS_DEPLOY) | P(APPS_ROLLBACK) | P(SANDBOXES_READ) | P(SANDBOXES_SCALE) |
                          P(SANDBOXES_EVICT) | P(EVENTS_READ) | P(NODE_READ),
     [GW_ROLE_VIEWER] = READS,
@@ -78,6 +78,9 @@ const gw_endpoint_t gw__endpoints[] = {
     {"GET", "namespaces", GW_PERM_NAMESPACES_READ, GW_SCOPE_HANDLER, NULL},
     {"PUT", "namespaces/{ns}", GW_PERM_NAMESPACES_MANAGE, GW_SCOPE_HANDLER, "namespace.create"},
     {"DELETE", "namespaces/{ns}", GW_PERM_NAMESPACES_MANAGE, GW_SCOPE_HANDLER, "namespace.delete"},
+    {"GET", "quotas", GW_PERM_QUOTA_READ, GW_SCOPE_HANDLER, NULL},
+    {"GET", "namespaces/{ns}/quota", GW_PERM_QUOTA_READ, GW_SCOPE_HANDLER, NULL},
+    {"PUT", "namespaces/{ns}/quota", GW_PERM_QUOTA_MANAGE, GW_SCOPE_HANDLER, "quota.set"},
     {"GET", "keys", GW_PERM_KEYS_READ, GW_SCOPE_HANDLER, NULL},
     {"POST", "keys", GW_PERM_KEYS_MANAGE, GW_SCOPE_HANDLER, "key.create"},
     {"DELETE", "keys/{id}", GW_PERM_KEYS_MANAGE, GW_SCOPE_HANDLER, "key.revoke"},
@@ -131,6 +134,19 @@ static bool path_matches(const char *path, const h2o_iovec_t *seg, size_t n, siz
             p++;
     }
     return i == n;
+}
+
+/* The segment of seg[0..n) standing for "{ns}" in `path`, or NULL. */
+static const h2o_iovec_t *path_ns(const char *path, const h2o_iovec_t *seg, size_t n)
+{
+    size_t i = 0;
+    for (const char *p = path; *p && i < n; i++) {
+        size_t len = strcspn(p, "/");
+        if (len == 4 && memcmp(p, "{ns}", 4) == 0)
+            return &seg[i];
+        p += len + (p[len] == '/');
+    }
+    return NULL;
 }
 
 const gw_endpoint_t *gw__endpoint_find(const char *method, size_t method_len, const h2o_iovec_t *seg, size_t n,
@@ -493,6 +509,9 @@ int gw__admin_authorize(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg,
     c->caller = caller;
     c->has_caller = true;
     c->action = e->audit;
+    const h2o_iovec_t *ns_seg = path_ns(e->path, seg, n);
+    if (ns_seg) /* a namespace's endpoint: its audit entry names it even when refused */
+        c->ns = c->target = h2o_strdup(&req->pool, ns_seg->base, ns_seg->len).base;
     if (e->scope == GW_SCOPE_ANY_KEY)
         return 0;
     /* The target app, from the path or the query. */
@@ -505,8 +524,10 @@ int gw__admin_authorize(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg,
         app = gw__query_param(req, "app"); /* the handler checks the rest of the query */
     }
     char *ns = app && reg_name_valid(app) ? gw__app_namespace(gw, app) : NULL;
-    c->target = pool_strdup(req, app);
-    c->ns = pool_strdup(req, ns);
+    if (app) {
+        c->target = pool_strdup(req, app);
+        c->ns = pool_strdup(req, ns);
+    }
     bool refused = refuse_unless(req, &caller, e->perm, app, ns);
     free(app);
     free(ns);

@@ -43,6 +43,8 @@ typedef enum {
     GW_PERM_NAMESPACES_READ,
     GW_PERM_NAMESPACES_MANAGE,
     GW_PERM_NODES_DRAIN,
+    GW_PERM_QUOTA_READ,
+    GW_PERM_QUOTA_MANAGE,
     GW_NPERMS
 } gw_perm_t;
 
@@ -142,5 +144,10 @@ int gw__deploy_namespace_check(gw_server_t *gw, h2o_req_t *req, const reg_manife
 /* The endpoints of tenancy (admin_tenancy.c): whoami, namespaces, keys,
  * audit. Returns 1 when seg[0..n) names one (answered), else 0. */
 int gw__admin_tenancy(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n);
+
+/* The endpoints of quotas (admin_quota.c): GET /quotas, GET and PUT
+ * /namespaces/{ns}/quota. Returns 1 when seg[0..n) names one (answered),
+ * else 0. */
+int gw__admin_quota(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n);
 
 #endif

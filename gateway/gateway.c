@@ -77,6 +77,17 @@ static void on_invoked(void *data, const inv_result_t *res)
                           id.len);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-tine-version"), 0, NULL, vv.base, vv.len);
 
+    if (res->code == TINE_EQUOTA) {
+        /* Refused by a quota of the app's namespace (the admin API's invoke too). */
+        char after[16];
+        tine_fmt_u64(after, res->retry_after_s, 1);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("retry-after"), 0, NULL,
+                              h2o_strdup(&req->pool, after, strlen(after)).base, strlen(after));
+        gw__send_json(req, 429,
+                      json_pack("{s:s, s:s, s:s}", "error", res->error ? res->error : "over a quota", "quota",
+                                res->quota ? res->quota : "", "namespace", pending->version->manifest->namespace));
+        return;
+    }
     if (pending->wrap) {
         json_t *o = json_pack("{s:s, s:i, s:f, s:b, s:I}", "invocation_id", res->invocation_id, "status",
                               res->status, "duration_ms", (double)res->duration_ns / 1e6, "cold", res->cold,
@@ -380,6 +391,7 @@ gw_server_t *gw_new(uv_loop_t *loop, const gw_config_t *cfg, reg_live_t *live, i
     gw->bill = cfg->bill;
     gw->metrics_token = cfg->metrics_token ? xstrdup(cfg->metrics_token) : NULL;
     gw->tenancy = cfg->tenancy;
+    gw->quotas = cfg->quotas;
     gw->tls = cfg->tls;
     gw->max_connections = cfg->max_connections ? cfg->max_connections : GW_DEFAULT_MAX_CONNECTIONS;
     gw->body_budget = cfg->max_buffered_body ? cfg->max_buffered_body : GW_DEFAULT_MAX_BUFFERED_BODY;

@@ -36,6 +36,7 @@ typedef struct {
     struct bill *bill;         /* records, usage, logs, /metrics (borrowed; may be NULL) */
     const char *metrics_token; /* NULL: GET /metrics needs no token */
     struct tn_tenancy *tenancy; /* API keys and the audit log (borrowed; may be NULL: only the token) */
+    struct tn_quotas *quotas;   /* quotas per namespace (borrowed; may be NULL: none) */
 } gw_config_t;
 
 /* Binds the listener and starts serving on `loop`. Returns NULL with a

@@ -33,6 +33,7 @@ static void call_record(inv_call_t *c, const inv_result_t *res)
     inv_activation_t a = {
         .invocation_id = c->id_hex,
         .app = c->pool->version->app,
+        .ns = c->pool->version->manifest->namespace,
         .version = c->pool->version->version,
         .function = fn->name,
         .trigger = c->trigger[0] ? c->trigger : "http",
@@ -55,9 +56,18 @@ static void call_record(inv_call_t *c, const inv_result_t *res)
     inv->cfg.on_activation(inv->cfg.on_activation_data, &a);
 }
 
+/* The admission of an admitted call ends (it finished, or left its queue). */
+static void call_unadmit(inv_call_t *c)
+{
+    if (c->admitted && c->pool->admit)
+        c->inv->cfg.admission->end(c->pool->admit, INV_ADMIT_CALL, 0);
+    c->admitted = false;
+}
+
 /* Marks c finished at `now` and fills res's id and timings from it. */
 static void call_end(inv_call_t *c, inv_result_t *res, uint64_t now)
 {
+    call_unadmit(c);
     res->invocation_id = c->id_hex;
     res->cold = c->cold;
     res->cold_start_ns = c->cold_start_ns;
@@ -106,12 +116,20 @@ void inv__call_fail(inv_call_t *c, int code, int status, const char *error)
     c->failed_error = xstrdup(error);
     res->error = c->failed_error;
     call_end(c, res, tine_now_ns());
-    call_log_and_record(c, res);
+    if (code != TINE_EQUOTA)
+        call_log_and_record(c, res);
     c->completing = true;
     tine_list_insert_tail(&inv->completed, &c->link);
     /* A closing handle delivers what is left in its close callback. */
     if (!uv_is_closing((uv_handle_t *)&inv->completions))
         uv_idle_start(&inv->completions, on_completions);
+}
+
+void inv__call_refuse(inv_call_t *c, const inv_refusal_t *r)
+{
+    inv__call_fail(c, TINE_EQUOTA, 429, r->message);
+    c->failed.quota = r->quota;
+    c->failed.retry_after_s = r->retry_after_s ? r->retry_after_s : 1;
 }
 
 /* Runs the callbacks of the calls on the completions when it starts
@@ -168,6 +186,7 @@ static void calls_close_now(inv_invoker_t *inv)
 void inv__calls_init(inv_invoker_t *inv)
 {
     tine_list_init(&inv->completed);
+    tine_list_init(&inv->admitting);
     uv_idle_init(inv->loop, &inv->completions);
     inv->completions.data = inv;
     inv->completions_open = true;
@@ -203,6 +222,59 @@ void inv_call_release(inv_call_t *c)
 
 /* ---------------------------------------------------------- new calls */
 
+/* The namespace's answer for call c: queued in its pool, or refused. */
+static void call_admitted(inv_call_t *c, int rc, const inv_refusal_t *r)
+{
+    if (rc != 0) {
+        inv__call_refuse(c, r);
+        return;
+    }
+    c->admitted = true;
+    inv__pool_enqueue(c->pool, c);
+    inv__pool_dispatch(c->pool);
+}
+
+/* The admission of a call that waited for Redis was answered. */
+static void on_call_admitted(void *ticket, int rc, const inv_refusal_t *r)
+{
+    inv_call_t *c = ticket;
+    inv_pool_t *p = c->pool;
+    c->admitting = false;
+    tine_list_remove(&c->link);
+    p->nadmitting--;
+    call_admitted(c, rc, r);
+    inv__pool_admission_over(p);
+}
+
+void inv__call_admit(inv_call_t *c)
+{
+    inv_pool_t *p = c->pool;
+    inv_refusal_t r;
+    int rc = p->admit ? c->inv->cfg.admission->begin(p->admit, INV_ADMIT_CALL, 0, on_call_admitted, c, &r) : 0;
+    if (rc == -EAGAIN) {
+        c->admitting = true;
+        p->nadmitting++;
+        tine_list_insert_tail(&c->inv->admitting, &c->link);
+        return;
+    }
+    call_admitted(c, rc, &r);
+    if (rc != 0)
+        inv__pool_admission_over(p);
+}
+
+void inv__calls_shutdown_admitting(inv_invoker_t *inv)
+{
+    tine_list_t *l;
+    while ((l = tine_list_pop_head(&inv->admitting)) != NULL) {
+        inv_call_t *c = tine_list_entry(l, inv_call_t, link);
+        inv_pool_t *p = c->pool;
+        inv->cfg.admission->forget(p->admit, c);
+        c->admitting = false;
+        p->nadmitting--;
+        inv__call_fail(c, TINE_EBUSY, 503, "the node is shutting down");
+    }
+}
+
 int inv_call_request(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, inv_request_t *rq, const void *body,
                      size_t body_len, inv_done_cb cb, void *data, inv_call_t **out)
 {
@@ -233,10 +305,9 @@ int inv_call_request(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, 
     c->queued_at = tine_now_ns();
     c->started_unix_ms = tine_now_unix_ms();
     inv->calls++;
-    inv__pool_enqueue(p, c);
     if (out)
         *out = c;
-    inv__pool_dispatch(p);
+    inv__call_admit(c);
     return 0;
 }
 
@@ -265,8 +336,20 @@ void inv_call_cancel(inv_call_t *c)
     c->cb = NULL;
     if (c->sandbox != NULL || c->finished)
         return; /* it runs to its end (or its callback is due): nobody hears of it */
+    inv_pool_t *p = c->pool;
+    if (c->admitting) {
+        /* Waiting for its admission: forgotten there. */
+        c->inv->cfg.admission->forget(p->admit, c);
+        tine_list_remove(&c->link);
+        p->nadmitting--;
+        c->inv->calls--;
+        call_free(c);
+        inv__pool_admission_over(p);
+        return;
+    }
     /* Still queued: nobody waits for it any more, so it leaves the queue. */
-    inv__pool_dequeue(c->pool, c);
+    call_unadmit(c);
+    inv__pool_dequeue(p, c);
     c->inv->calls--;
     call_free(c);
 }

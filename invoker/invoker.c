@@ -71,6 +71,7 @@ void inv_free(inv_invoker_t *inv)
     inv__hostcalls_free(inv->hostcalls);
     inv->hostcalls = NULL;
     inv__spawner_stop(inv);
+    inv__calls_shutdown_admitting(inv);
     inv__pools_shutdown(inv);
     inv__logs_free(inv->logs);
     inv->logs = NULL;

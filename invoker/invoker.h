@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "activation.h" /* inv_activation_t, the record of a finished call */
+#include "admission.h"  /* inv_admission_t, the quotas of namespaces */
 #include "app_model.h"
 #include "sandbox.h"
 #include "tine_common.h"
@@ -59,6 +60,10 @@ typedef struct {
     inv_emit_cb on_emit;       /* tine.emit is handed to it (tined: the events module); NULL: an error */
     void *on_emit_data;
     uint32_t max_invoke_depth; /* nested tine.invoke calls allowed (default INV_DEFAULT_INVOKE_DEPTH) */
+    /* Asked before a call is queued and before a sandbox starts, per
+     * namespace (tenancy's quotas); borrowed, outlives the invoker. NULL:
+     * everything is admitted. A refused call fails with TINE_EQUOTA. */
+    const inv_admission_t *admission;
 } inv_config_t;
 
 #define INV_DEFAULT_INVOKE_DEPTH 256
@@ -72,8 +77,12 @@ typedef struct {
 typedef struct {
     int code;          /* 0: the function answered; TINE_EHANDLER: it raised;
                           TINE_ETIMEOUT, TINE_ECRASH, TINE_EBUSY, or another
-                          error when no sandbox could run it */
+                          error when no sandbox could run it; TINE_EQUOTA: a
+                          quota of its namespace refused it (never ran, not
+                          recorded) */
     int status;        /* HTTP status for the client: the function's, or 500/502/504/429/503 */
+    const char *quota; /* TINE_EQUOTA: the quota's name (static) */
+    uint32_t retry_after_s; /* TINE_EQUOTA: when to try again */
     int function_status; /* code 0: the status as the function answered it (status is the same
                             when it is from 100 to 599, else 200) */
     const char *body;  /* the function's response body */
@@ -132,7 +141,8 @@ void inv_free(inv_invoker_t *inv);
  * the read callback of its sandbox's pipe, a failure on a later loop turn),
  * so *out is set before it can run. On a synchronous failure (TINE_EBUSY:
  * the function's queue is full, the gateway's 429; TINE_ENOTFOUND) returns
- * the error and never calls cb. */
+ * the error and never calls cb. A call its namespace's quotas refuse (at
+ * once, or after its node asked Redis) gets cb with TINE_EQUOTA and 429. */
 int inv_call(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, json_t *request, const void *body,
              size_t body_len, inv_done_cb cb, void *data, inv_call_t **out);
 

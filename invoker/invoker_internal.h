@@ -39,8 +39,9 @@ typedef struct inv_app inv_app_t;
 struct inv_call {
     inv_invoker_t *inv;
     inv_pool_t *pool;
-    tine_list_t link; /* on its pool's queue, behind a sandbox's running call (piped), or on the
-                         invoker's completions; on none while it runs or waits for its start */
+    tine_list_t link; /* on its pool's queue, behind a sandbox's running call (piped), on the
+                         invoker's completions, or on its calls waiting for admission; on none
+                         while it runs or waits for its start */
     inv_done_cb cb;
     void *data;
     uint64_t id;
@@ -66,6 +67,8 @@ struct inv_call {
     uint64_t log_dropped_rate; /* lines dropped over the app's log rate */
     unsigned holds; /* host calls in flight: the call is freed when 0 after finishing */
     bool finished;
+    bool admitting;      /* its namespace's admission waits for Redis (inv->admitting) */
+    bool admitted;       /* admitted by its namespace: the admission ends with the call */
     bool completing;     /* on the invoker's completions: its callback is due on a later loop turn */
     inv_result_t failed; /* while completing: the failure handed to the callback */
     char *failed_error;  /* failed.error's bytes (owned) */
@@ -101,6 +104,7 @@ struct inv_sandbox {
     uv_buf_t *pend; /* INVOKE frames to write at the end of this loop turn (the calls' own bytes) */
     uint32_t npend, pend_cap;
     bool defers_spare; /* a cold start that took the spare: it is refilled after the call */
+    bool admitted;     /* its namespace admitted it: the admission ends when it closes */
     uint64_t spawned_at; /* when the invoker decided to start it */
     uint64_t ready_ns;   /* spawned_at to READY */
     uint64_t last_used;  /* when it last became idle */
@@ -145,6 +149,9 @@ struct inv_pool {
     bool start_failed; /* the last start failed: no warm refill until one succeeds */
     tine_list_t blocked_link; /* on the invoker's blocked list while its calls wait for room under the
                                  node-wide cap (waiting_for_room) */
+    void *admit;              /* its namespace's admission state (cfg.admission); NULL: none */
+    size_t nadmitting;        /* its calls waiting for their admission */
+    bool admit_waiting;       /* a sandbox admission of it waits for Redis */
     uint64_t kick_round; /* the last pools_kick_blocked round that tried it */
 };
 
@@ -197,6 +204,7 @@ struct inv_invoker {
     bool completions_open;
     bool completions_draining; /* in their delivery (which closes the handle, after inv_free) */
     tine_list_t completed; /* calls whose callback is due (inv_call_t.link) */
+    tine_list_t admitting; /* calls waiting for their namespace's admission (inv_call_t.link) */
     size_t calls;           /* calls started and not finished (queued or running) */
 };
 
@@ -236,6 +244,18 @@ void inv__call_answer(inv_call_t *c, inv_result_t *res, uint64_t now);
  * copy of `error` on a later loop turn, never inside the call that found it. */
 void inv__call_fail(inv_call_t *c, int code, int status, const char *error);
 
+/* Finishes call `c`, out of every list, refused by its namespace's quota:
+ * its callback gets TINE_EQUOTA and 429 on a later loop turn; neither
+ * logged nor recorded (it never ran). */
+void inv__call_refuse(inv_call_t *c, const inv_refusal_t *r);
+
+/* Queues a new call in its pool once its namespace admits it: now, or
+ * when the admission's answer comes; or refuses it. */
+void inv__call_admit(inv_call_t *c);
+
+/* Fails the calls waiting for their admission (inv_free): 503. */
+void inv__calls_shutdown_admitting(inv_invoker_t *inv);
+
 /* ------------------------------------------------- request.c, result.c */
 
 /* Finishes rq as the INVOKE frame of call `id` (id_hex, its invocation id):
@@ -271,6 +291,10 @@ void inv__pool_dequeue(inv_pool_t *p, inv_call_t *c);
 
 /* Removes and returns the oldest queued call (the queue must not be empty). */
 inv_call_t *inv__pool_pop_call(inv_pool_t *p);
+
+/* One call of pool p stopped waiting for its admission (admitted, refused
+ * or cancelled): a retired pool left empty is freed. */
+void inv__pool_admission_over(inv_pool_t *p);
 
 /* Gives queued calls to sandboxes, starting some as the pool's concurrency,
  * the node's cap and its sharing between apps allow, then tops up the warm

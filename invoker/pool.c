@@ -113,6 +113,8 @@ inv_pool_t *inv__pool_get(inv_invoker_t *inv, const reg_app_version_t *v, size_t
     p->fn_index = fn_index;
     p->fn = &v->manifest->functions[fn_index];
     p->app = app_hold(inv, v->app);
+    if (inv->cfg.admission)
+        p->admit = inv->cfg.admission->ns(inv->cfg.admission->data, v->manifest->namespace);
     p->warm = p->fn->warm;
     tine_list_init(&p->sandboxes);
     tine_list_init(&p->idle);
@@ -146,12 +148,15 @@ static void pool_unblock(inv_pool_t *p)
     p->inv->ncap_blocked--;
 }
 
-/* Frees a retired pool that has nothing left: no sandbox, no queued call. */
+/* Frees a retired pool that has nothing left: no sandbox, no queued call,
+ * no call waiting for its admission. */
 static void pool_maybe_free(inv_pool_t *p)
 {
-    if (!p->retired || p->nsandboxes || p->queued)
+    if (!p->retired || p->nsandboxes || p->queued || p->nadmitting)
         return;
     inv_invoker_t *inv = p->inv;
+    if (p->admit_waiting)
+        inv->cfg.admission->forget(p->admit, p);
     pool_unblock(p);
     tine_list_remove(&p->link);
     tine_list_remove(&p->hash_link);
@@ -207,6 +212,11 @@ inv_call_t *inv__pool_pop_call(inv_pool_t *p)
 {
     p->queued--;
     return tine_list_entry(tine_list_pop_head(&p->queue), inv_call_t, link);
+}
+
+void inv__pool_admission_over(inv_pool_t *p)
+{
+    pool_maybe_free(p);
 }
 
 void inv__pool_dequeue(inv_pool_t *p, inv_call_t *c)
@@ -327,6 +337,9 @@ void inv__sandbox_close(inv_sandbox_t *s)
     p->nlive--;
     p->app->nlive--;
     p->inv->nlive--;
+    if (s->admitted)
+        p->inv->cfg.admission->end(p->admit, INV_ADMIT_SANDBOX, p->fn->memory_mb);
+    s->admitted = false;
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->pipe, on_sandbox_handle_closed);
     uv_close((uv_handle_t *)&s->wpipe, on_sandbox_handle_closed);
@@ -418,11 +431,14 @@ static void on_timer(uv_timer_t *t)
 
 /* Starts one sandbox in pool p, for call c or (c NULL) to keep warm: the
  * spawner gives it a spare blank process or has it wait for the zygote.
- * Returns 0, or an error after failing c. */
-static int pool_start(inv_pool_t *p, inv_call_t *c)
+ * `admitted`: its namespace admitted it (pool_admit_sandbox), the
+ * admission ends when it closes. Returns 0, or an error after failing c. */
+static int pool_start(inv_pool_t *p, inv_call_t *c, bool admitted)
 {
     inv_invoker_t *inv = p->inv;
     if (inv->zygote_gone) {
+        if (admitted)
+            inv->cfg.admission->end(p->admit, INV_ADMIT_SANDBOX, p->fn->memory_mb);
         if (c)
             inv__call_fail(c, TINE_ECRASH, 503, "cannot start a sandbox: the zygote is gone");
         return TINE_ECRASH;
@@ -430,6 +446,7 @@ static int pool_start(inv_pool_t *p, inv_call_t *c)
     inv_sandbox_t *s = xcalloc(1, sizeof(*s));
     s->pool = p;
     s->state = SBX_STARTING;
+    s->admitted = admitted;
     s->spawned_at = tine_now_ns();
     tine_list_init(&s->free_link);
     tine_list_init(&s->wait_link);
@@ -503,6 +520,67 @@ void inv__sandbox_answered(inv_sandbox_t *s, bool healthy, uint64_t took, uint64
     } else {
         sandbox_set_idle(s, now);
     }
+}
+
+/* ------------------------------------------------- namespace admission */
+
+/* The answer of a sandbox admission of pool p that waited for Redis: what
+ * it admitted is given back at once (the node's share it asked for stays
+ * its own, so the next ask is answered here), and p dispatches again,
+ * asking anew. */
+static void on_pool_admitted(void *ticket, int rc, const inv_refusal_t *r)
+{
+    (void)r;
+    inv_pool_t *p = ticket;
+    p->admit_waiting = false;
+    if (rc == 0)
+        p->inv->cfg.admission->end(p->admit, INV_ADMIT_SANDBOX, p->fn->memory_mb);
+    inv__pool_dispatch(p);
+    pool_maybe_free(p);
+}
+
+/* Closes the least recently used idle sandbox of another pool of p's
+ * namespace on this node, so that p's namespace has room under its quotas
+ * for a sandbox of p. False when there is none. */
+static bool pools_evict_namespace_idle(inv_pool_t *p)
+{
+    inv_sandbox_t *victim = NULL;
+    tine_list_t *l;
+    TINE_LIST_FOREACH(l, &p->inv->pools) {
+        inv_pool_t *q = tine_list_entry(l, inv_pool_t, link);
+        tine_list_t *lru = tine_list_last(&q->idle);
+        if (q == p || q->admit != p->admit || lru == NULL)
+            continue;
+        inv_sandbox_t *s = tine_list_entry(lru, inv_sandbox_t, free_link);
+        if (victim == NULL || s->last_used < victim->last_used)
+            victim = s;
+    }
+    if (victim == NULL)
+        return false;
+    inv__sandbox_close(victim);
+    return true;
+}
+
+/* Whether p's namespace admits one more sandbox of p's function (its
+ * sandboxes and memory quotas): 0 (then pool_start gets it as admitted),
+ * -EAGAIN (its node asks Redis; p dispatches again on the answer) or
+ * TINE_EQUOTA with the refusal in *r. For a call (not a warm refill), an
+ * idle sandbox of another function of the namespace on this node is closed
+ * to make room when the quota is reached. */
+static int pool_admit_sandbox(inv_pool_t *p, bool for_call, inv_refusal_t *r)
+{
+    if (p->admit == NULL)
+        return 0;
+    if (p->admit_waiting)
+        return -EAGAIN;
+    const inv_admission_t *adm = p->inv->cfg.admission;
+    uint32_t mb = p->fn->memory_mb;
+    int rc = adm->begin(p->admit, INV_ADMIT_SANDBOX, mb, on_pool_admitted, p, r);
+    while (rc == TINE_EQUOTA && for_call && (!strcmp(r->quota, "sandboxes") || !strcmp(r->quota, "memory_mb")) &&
+           pools_evict_namespace_idle(p))
+        rc = adm->begin(p->admit, INV_ADMIT_SANDBOX, mb, on_pool_admitted, p, r);
+    p->admit_waiting = rc == -EAGAIN;
+    return rc;
 }
 
 /* ------------------------------------------------------ the node's cap */
@@ -611,9 +689,11 @@ void inv__pools_kick_blocked(inv_invoker_t *inv)
 static void pool_refill_warm(inv_pool_t *p)
 {
     inv_invoker_t *inv = p->inv;
+    inv_refusal_t r;
     while (!p->retired && !inv->closing && !p->start_failed && p->nidle + p->nstarting_free < p->warm &&
-           p->nlive < p->fn->concurrency && inv->nlive < inv->cfg.max_sandboxes && inv->ncap_blocked == 0) {
-        if (pool_start(p, NULL) != 0)
+           p->nlive < p->fn->concurrency && inv->nlive < inv->cfg.max_sandboxes && inv->ncap_blocked == 0 &&
+           pool_admit_sandbox(p, false, &r) == 0) {
+        if (pool_start(p, NULL, p->admit != NULL) != 0)
             break;
     }
 }
@@ -691,15 +771,28 @@ void inv__pool_dispatch(inv_pool_t *p)
         }
         if (inv->closing)
             break;
-        bool full = p->nlive >= p->fn->concurrency || !pool_may_start(p);
+        /* The namespace's quotas first: a refusal must not have closed
+         * another app's sandbox under the node's cap for nothing. */
+        inv_refusal_t r;
+        int quota = p->nlive >= p->fn->concurrency ? 0 : pool_admit_sandbox(p, true, &r);
+        bool full = p->nlive >= p->fn->concurrency || quota != 0;
+        if (!full && !pool_may_start(p)) {
+            if (p->admit)
+                inv->cfg.admission->end(p->admit, INV_ADMIT_SANDBOX, p->fn->memory_mb);
+            full = true;
+        }
         if (full) {
             if (depth && (s = pool_pipe_target(p, depth)) != NULL) {
                 pool_pipe_next(p, s);
                 continue;
             }
+            /* No sandbox of its own to wait for, and none may start: its
+             * calls are refused rather than queued for nothing. */
+            while (quota == TINE_EQUOTA && p->nlive == 0 && p->queued)
+                inv__call_refuse(inv__pool_pop_call(p), &r);
             break;
         }
-        pool_start(p, inv__pool_pop_call(p));
+        pool_start(p, inv__pool_pop_call(p), p->admit != NULL);
     }
     if (p->queued == 0)
         pool_unblock(p); /* nothing of it waits any more */
@@ -806,14 +899,15 @@ json_t *inv_stats(inv_invoker_t *inv, const char *app)
                                       : json_null());
             json_array_append_new(sbx, o);
         }
-        json_array_append_new(
-            pools, json_pack("{s:s, s:I, s:s, s:b, s:i, s:i, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:o}", "app",
-                             p->version->app, "version", (json_int_t)p->version->version, "function", p->fn->name,
-                             "retired", p->retired, "warm", (int)p->warm, "concurrency", (int)p->fn->concurrency,
-                             "queued", (json_int_t)p->queued, "waiting_for_room", tine_list_linked(&p->blocked_link),
-                             "idle", (json_int_t)p->nidle, "busy", (json_int_t)busy, "starting", (json_int_t)starting,
-                             "pipelined", (json_int_t)p->pipelined, "requeued", (json_int_t)p->requeued, "avg_ms",
-                             (double)p->avg_ns / 1e6, "sandboxes", sbx));
+        json_array_append_new(pools,
+                              json_pack("{s:s, s:I, s:s, s:b, s:i, s:i, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:o}",
+                                        "app", p->version->app, "version", (json_int_t)p->version->version, "function",
+                                        p->fn->name, "retired", p->retired, "warm", (int)p->warm, "concurrency",
+                                        (int)p->fn->concurrency, "queued", (json_int_t)p->queued + p->nadmitting,
+                                        "waiting_for_room", tine_list_linked(&p->blocked_link) || p->admit_waiting,
+                                        "idle", (json_int_t)p->nidle, "busy", (json_int_t)busy, "starting",
+                                        (json_int_t)starting, "pipelined", (json_int_t)p->pipelined, "requeued",
+                                        (json_int_t)p->requeued, "avg_ms", (double)p->avg_ns / 1e6, "sandboxes", sbx));
     }
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}", "sandboxes", (json_int_t)inv->nlive, "max_sandboxes",
                      (json_int_t)inv->cfg.max_sandboxes, "app_reserve", (json_int_t)inv->cfg.app_reserve,
@@ -833,6 +927,9 @@ void inv__pools_shutdown(inv_invoker_t *inv)
     TINE_LIST_FOREACH_SAFE(pl, pn, &inv->pools) {
         inv_pool_t *p = tine_list_entry(pl, inv_pool_t, link);
         p->retired = true;
+        if (p->admit_waiting)
+            inv->cfg.admission->forget(p->admit, p);
+        p->admit_waiting = false;
         tine_list_t *l;
         TINE_LIST_FOREACH(l, &p->sandboxes) {
             inv_sandbox_t *s = tine_list_entry(l, inv_sandbox_t, pool_link);

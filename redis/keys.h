@@ -17,11 +17,14 @@
 #define RDS_KEY_NAMESPACES "tine:namespaces"          /* set of namespace names (default implied) */
 #define RDS_KEY_NS_PREFIX "tine:ns:"                  /* + {ns}: hash of a namespace (created, by) */
 
-/* tenancy/ (keys.c, audit.c) */
+/* tenancy/ (keys.c, audit.c, quota.c) */
 #define RDS_KEY_KEYS "tine:keys"                  /* hash: API key id -> JSON record (hash of the secret) */
 #define RDS_KEY_KEYS_GEN "tine:keys:gen"          /* counter bumped by every key change */
 #define RDS_CHANNEL_KEYS "tine:keys:changes"      /* pub/sub: "created {id}", "revoked {id}" */
 #define RDS_KEY_AUDIT "tine:audit"                /* stream of changes and refusals */
+#define RDS_KEY_QUOTAS "tine:quotas"              /* set of the namespaces with a quota */
+#define RDS_KEY_QUOTAS_GEN "tine:quotas:gen"      /* counter bumped by every quota change */
+#define RDS_KEY_QUOTA_PREFIX "tine:quota:"        /* + {ns}: its limits; {ns}:nodes, :minute:{N}, :spend:{day} */
 
 /* invoker/ (hostcall.c: tine.kv) */
 #define RDS_KEY_KV_PREFIX "tine:kv:"           /* + {app}:{key} */

@@ -9,6 +9,10 @@
  *    (checked every TN_KEYS_RECHECK_MS) or its subscription came back.
  *  - Audit: entries appended to the RDS_KEY_AUDIT stream asynchronously
  *    (bounded: XADD MAXLEN ~ TN_AUDIT_MAXLEN), read back synchronously.
+ *  - Quotas per namespace (quota.c, an object of its own: tn_quotas_t):
+ *    limits set by admin calls, enforced on every node through the
+ *    invoker's admission hooks from reservations each node takes in Redis
+ *    asynchronously (docs/tenancy.md, "Quotas").
  *
  * What a role may do is the gateway's business (gateway/auth.c): here a
  * key's role is a string stored with it. */
@@ -21,6 +25,7 @@
 
 struct uv_loop_s;
 struct json_t;
+struct inv_admission;
 
 #define TN_KEY_ID_LEN 16     /* hex digits of a key id */
 #define TN_KEY_SECRET_LEN 64 /* hex digits of a secret: 256 random bits */
@@ -142,5 +147,71 @@ void tn_audit_append(tn_tenancy_t *t, const tn_audit_entry_t *e);
  * empty stream). TINE_EINVAL for a bad `after`. */
 int tn_audit_read(tn_tenancy_t *t, const char *ns, const char *after, size_t limit, struct json_t **out, char *err,
                   size_t errlen);
+
+/* ---------------------------------------------------------------- quotas */
+
+typedef struct tn_quotas tn_quotas_t;
+
+/* The quotas of a namespace; their names (tn_quota_name) are the API's and
+ * the CLI's. */
+typedef enum {
+    TN_QUOTA_CONCURRENCY, /* calls at once: accepted and not finished (queued or running) */
+    TN_QUOTA_SANDBOXES,   /* sandboxes, idle ones included */
+    TN_QUOTA_MEMORY,      /* MB of those sandboxes (each its function's `memory`) */
+    TN_QUOTA_PER_MINUTE,  /* calls accepted in a UTC minute */
+    TN_QUOTA_SPEND,       /* picodollars spent in a UTC day, priced as billing prices */
+    TN_NQUOTAS
+} tn_quota_t;
+
+/* "concurrency", "sandboxes", "memory_mb", "per_minute", "spend_per_day". */
+const char *tn_quota_name(tn_quota_t k);
+
+/* The largest limit of quota k (the smallest is 1). */
+uint64_t tn_quota_max(tn_quota_t k);
+
+/* A change of limits: the quotas with `set` get `value` (0: none). */
+typedef struct {
+    bool set[TN_NQUOTAS];
+    uint64_t value[TN_NQUOTAS];
+} tn_quota_change_t;
+
+/* Reads every namespace's limits (synchronously; a Redis that is away: read
+ * once it is back) and starts following them on `loop`, as node `node_id`
+ * (copied). Returns NULL with a message when the URL is bad. */
+tn_quotas_t *tn_quotas_new(struct uv_loop_s *loop, const char *redis_url, const char *node_id, char *err,
+                           size_t errlen);
+
+/* Closes the connections and frees everything once its handles closed;
+ * accepts NULL. The invoker must be gone (its hooks point here). */
+void tn_quotas_free(tn_quotas_t *q);
+
+/* The invoker's admission hooks (inv_config_t.admission), answered from
+ * this node's reservations. Valid until tn_quotas_free. */
+const struct inv_admission *tn_quotas_admission(tn_quotas_t *q);
+
+/* A call of namespace `ns` cost `pusd` picodollars (billing's price of its
+ * activation): added to the day's spend of the namespace on the next
+ * report. */
+void tn_quotas_spent(tn_quotas_t *q, const char *ns, uint64_t pusd);
+
+/* Sets (or removes) limits of `ns`, recording who (`by`): the others are
+ * kept. This node applies them at once, the others within a second.
+ * TINE_EINVAL for a value over its maximum or no change (message in err),
+ * TINE_EREDIS. */
+int tn_quotas_set(tn_quotas_t *q, const char *ns, const tn_quota_change_t *c, const char *by, char *err, size_t errlen);
+
+/* The limits of `ns` and the cluster's use, as the admin API shows them:
+ * {"namespace","quotas":{"concurrency":{"limit","used"},"sandboxes":...,
+ * "memory_mb":...,"per_minute":{"limit","used","resets_in_s"},
+ * "spend_per_day":{"limit","used","limit_pusd","used_pusd","resets_in_s"}},
+ * "set","set_by","nodes"} (a limit of null: none). */
+int tn_quotas_read(tn_quotas_t *q, const char *ns, struct json_t **out, char *err, size_t errlen);
+
+/* {"quotas":[...]}: tn_quotas_read of every namespace with a limit (only
+ * `only` when not NULL), by name. */
+int tn_quotas_list(tn_quotas_t *q, const char *only, struct json_t **out, char *err, size_t errlen);
+
+/* Removes every limit of `ns` (a namespace deleted). */
+int tn_quotas_delete(tn_quotas_t *q, const char *ns, char *err, size_t errlen);
 
 #endif

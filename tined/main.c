@@ -46,6 +46,8 @@ typedef struct {
     gw_tls_t *tls; /* --tls-cert: the certificate SIGHUP reloads; NULL: HTTP */
     bill_t *bill;
     tn_tenancy_t *tenancy;
+    tn_quotas_t *quotas; /* the invoker's admission; counts every call's cost */
+    bill_prices_t prices;
     bool activations; /* billing records every invocation (--activations) */
     const char *listen;
     char address[300]; /* where this node serves HTTP, as the cluster sees it */
@@ -202,12 +204,14 @@ static int on_emit(void *data, const inv_emit_t *e, inv_emit_done_cb done, void 
 }
 
 /* The invoker has one activation observer: it hands each finished
- * invocation to every module that wants it (log triggers; billing). */
+ * invocation to every module that wants it (log triggers; spend quotas,
+ * with --activations off too; billing). */
 static void on_activation(void *data, const inv_activation_t *a)
 {
     tined_t *t = data;
     if (t->ev)
         ev_on_activation(t->ev, a);
+    tn_quotas_spent(t->quotas, a->ns, bill_activation_cost(&t->prices, a));
     if (t->bill && t->activations)
         bill_on_activation(t->bill, a);
 }
@@ -264,6 +268,8 @@ static void node_close(tined_t *t)
     t->gw = NULL;
     tn_free(t->tenancy); /* after the gateway: its last audit entries are written */
     t->tenancy = NULL;
+    tn_quotas_free(t->quotas); /* after the invoker: its hooks point there */
+    t->quotas = NULL;
     bill_free(t->bill); /* after the invoker: its last activations are written */
     t->bill = NULL;
     reg_live_free(t->live);
@@ -521,7 +527,14 @@ int main(int argc, char **argv)
         .node_id = cfg.node_id,
     };
     t.bill = bill_new(t.loop, &bcfg);
+    t.prices = bcfg.prices;
     t.activations = cfg.activations;
+    /* Before the invoker: it asks the quotas before every call. */
+    t.quotas = tn_quotas_new(t.loop, redis_url, cfg.node_id, err, sizeof(err));
+    if (t.quotas == NULL) {
+        tine_log(TINE_LOG_ERROR, "%s", err);
+        goto fail;
+    }
     inv_config_t icfg = {
         .max_queue = cfg.max_queue,
         .max_sandboxes = cfg.max_sandboxes,
@@ -537,6 +550,7 @@ int main(int argc, char **argv)
         .kv_bytes_max = cfg.kv_bytes_max,
         .on_activation = on_activation,
         .on_activation_data = &t,
+        .admission = tn_quotas_admission(t.quotas),
     };
     t.inv = inv_new(t.loop, &zygote, &icfg);
     /* Before the live table, so it learns every app the table loads. */
@@ -583,6 +597,7 @@ int main(int argc, char **argv)
         .bill = t.bill,
         .metrics_token = cfg.metrics_token && *cfg.metrics_token ? cfg.metrics_token : NULL,
         .tenancy = t.tenancy,
+        .quotas = t.quotas,
     };
     t.gw = gw_new(t.loop, &gcfg, t.live, t.inv, err, sizeof(err));
     if (t.gw == NULL) {

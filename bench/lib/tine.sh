@@ -288,10 +288,12 @@ tine_variant() {
   stop_pid "$TINED_PID"
 }
 
-# tine_up_keys NAME public|private: hello in namespace bench, on a node
-# holding BENCH_KEYS API keys of ten namespaces (made through the API, so
-# their audit entries too); warm rounds then load the public route, or a
-# private one (auth: key) with an invoker key that wrk sends (WRK_HEADER).
+# tine_up_keys NAME public|private|quota: hello in namespace bench, on a
+# node holding BENCH_KEYS API keys of ten namespaces (made through the API,
+# so their audit entries too); warm rounds then load the public route, or a
+# private one (auth: key) with an invoker key that wrk sends (WRK_HEADER),
+# or the public route with every quota set on namespace bench, high enough
+# never to refuse (so each call is admitted against them: issue 19).
 tine_up_keys() {
   local name=$1 route=$2 dir=$WORK/hello-keys i key
   rm -rf "$dir" # the app's copy; start_tined clears the state dir
@@ -326,13 +328,22 @@ tine_up_keys() {
     stop_pid "$UP_PID"
     return 1
   fi
+  if [ "$route" = quota ] && ! tine_cli quota set bench --concurrency 1000000 --sandboxes 1000000 \
+    --memory 1000000 --per-minute 1000000000 --spend-per-day 1000000 >/dev/null 2>"$WORK/quota.err"; then
+    UP_ERROR="tine quota set: $(tail -n 1 "$WORK/quota.err") (a build without quotas?)"
+    UP_NA=1
+    stop_pid "$UP_PID"
+    return 1
+  fi
 }
 
 # The warm rounds of API keys on (bench_warm, and BENCH_ONLY=keys): the
-# public route and the private one with a key, beside tine's own warm hello
-# and the baseline build's (BASE_ROUNDS).
+# public route, the private one with a key, and the public route with
+# quotas set on its namespace, beside tine's own warm hello and the
+# baseline build's (BASE_ROUNDS).
 KEYS_ROUNDS=("tine|warm_keys_public|tine_up_keys warm-keys-public public"
-  "tine|warm_keys_private|tine_up_keys warm-keys-private private")
+  "tine|warm_keys_private|tine_up_keys warm-keys-private private"
+  "tine|warm_quota|tine_up_keys warm-quota quota")
 
 # The warm rounds of the baseline build (BENCH_BASE_BIN), when there is one.
 BASE_ROUNDS=()

@@ -224,6 +224,11 @@ int cli_render_ps(const char *json, FILE *out, char *err, size_t errlen);
  * VERSION UPTIME SANDBOXES CALLS HEARTBEAT STATE, a gone node's state as
  * "gone (drained 3m04s ago)". */
 int cli_render_nodes(const char *json, FILE *out, char *err, size_t errlen);
+/* Quotas (GET /namespaces/{ns}/quota, or GET /quotas): per namespace a
+ * line "namespace NS, N nodes reporting; set TIME by KEY", then QUOTA LIMIT
+ * USED RESETS (spend with "$"); "no namespace has a quota" for an empty
+ * list. */
+int cli_render_quota(const char *json, FILE *out, char *err, size_t errlen);
 /* "hello.hi: 2 warm sandboxes on this node for version 3 (until the next deploy)" */
 int cli_render_scale(const char *json, FILE *out, char *err, size_t errlen);
 /* One "METHOD <base_url><path>" line per route of a routes answer. */
@@ -277,6 +282,7 @@ int cli_cmd_context(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_keys(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_namespaces(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_audit(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_quota(cli_ctx_t *ctx, int argc, char **argv);
 
 /* Sends one admin request (body: JSON text or NULL) and stores the answer;
  * non-2xx answers print the node's error (cli_client_fail). Returns CLI_OK

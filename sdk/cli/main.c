@@ -220,12 +220,29 @@ static const cli_command_t commands[] = {
      "Prints the newest audit entries, oldest first, one per line: TIME\n"
      "NAMESPACE ACTION TARGET OUTCOME (STATUS) by KEY (NAME): DETAIL. Every\n"
      "change (deploy, rollback, scale, evict, delete, prune, event replay, keys,\n"
-     "namespaces) is there, refused ones too.\n"
+     "namespaces, quotas) is there, refused ones too.\n"
      "\n"
      "  --namespace NS    only the entries of namespace NS\n"
      "  -f, --follow      then print new entries as they come\n"
      "  -n, --limit N     how many past entries (default 100, at most 10000)\n",
      cli_cmd_audit},
+    {"quota", "show or set a namespace's quotas",
+     "quota [NS] | quota set NS [--concurrency N] [--sandboxes N] [--memory MB] [--per-minute N] "
+     "[--spend-per-day USD]",
+     "  quota [NS]\n"
+     "      each quota of NS (every namespace with one when NS is left out) with\n"
+     "      the cluster's use: QUOTA LIMIT USED RESETS\n"
+     "  quota set NS [flags]\n"
+     "      a cluster admin sets the quotas named (the others stay); 'none'\n"
+     "      removes one. Over a quota calls get 429 with Retry-After\n"
+     "      (docs/tenancy.md, Quotas)\n"
+     "  --concurrency N   calls at once, queued or running (1 to 1000000)\n"
+     "  --sandboxes N     sandboxes, idle ones included (1 to 1000000)\n"
+     "  --memory MB       MB of those sandboxes, each its function's memory\n"
+     "  --per-minute N    calls per UTC minute (1 to 1000000000)\n"
+     "  --spend-per-day USD  dollars per UTC day, priced as billing prices\n"
+     "                    (such as 12.50; at most 1000000)\n",
+     cli_cmd_quota},
     {"help", "show help for a command", "help [COMMAND]", NULL, cmd_help},
 };
 

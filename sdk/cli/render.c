@@ -193,9 +193,8 @@ int cli_render_versions(const char *json, FILE *out, char *err, size_t errlen)
         char nbuf[32];
         snprintf(ver, sizeof ver, "%s %s", is_live ? "*" : " ", cell(num, nbuf, sizeof nbuf));
         /* 12 hex digits identify a bundle among an app's versions. */
-        snprintf(sha, sizeof sha, "%.12s", json_is_string(json_object_get(v, "sha256"))
-                                               ? json_string_value(json_object_get(v, "sha256"))
-                                               : "-");
+        snprintf(sha, sizeof sha, "%.12s",
+                 json_is_string(json_object_get(v, "sha256")) ? json_string_value(json_object_get(v, "sha256")) : "-");
         const char *row[] = {
             ver,
             cell(json_object_get(v, "created"), created, sizeof created),
@@ -436,8 +435,8 @@ int cli_render_ps(const char *json, FILE *out, char *err, size_t errlen)
         json_decref(j);
         return fail(err, errlen, "unexpected answer from the node (no \"pools\" list)");
     }
-    static const char *const head[] = {"APP", "VERSION", "FUNCTION", "PID", "STATE", "AGE", "IDLE", "INVOCATIONS",
-                                       "COLD_MS"};
+    static const char *const head[] = {"APP", "VERSION", "FUNCTION",    "PID",    "STATE",
+                                       "AGE", "IDLE",    "INVOCATIONS", "COLD_MS"};
     cli_table_t t;
     cli_table_init(&t, 9, head);
     size_t i, k;
@@ -537,6 +536,77 @@ int cli_render_nodes(const char *json, FILE *out, char *err, size_t errlen)
     return 0;
 }
 
+/* One namespace of a quota answer: a line naming it, then QUOTA LIMIT
+ * USED RESETS. False when it lacks "namespace" or "quotas". */
+static bool print_quota(json_t *ns, FILE *out)
+{
+    static const char *const names[] = {"concurrency", "sandboxes", "memory_mb", "per_minute", "spend_per_day"};
+    const char *name = json_string_value(json_object_get(ns, "namespace"));
+    json_t *quotas = json_object_get(ns, "quotas");
+    if (name == NULL || !json_is_object(quotas))
+        return false;
+    static const char *const head[] = {"QUOTA", "LIMIT", "USED", "RESETS"};
+    cli_table_t t;
+    cli_table_init(&t, 4, head);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        json_t *q = json_object_get(quotas, names[i]);
+        char b[3][96], limit[100], used[100];
+        bool money = i == 4;
+        cell(json_object_get(q, "limit"), b[0], sizeof b[0]);
+        cell(json_object_get(q, "used"), b[1], sizeof b[1]);
+        snprintf(limit, sizeof limit, "%s%s", money && strcmp(b[0], "-") ? "$" : "", b[0]);
+        snprintf(used, sizeof used, "%s%s", money && strcmp(b[1], "-") ? "$" : "", b[1]);
+        const char *resets = "-";
+        if (json_is_integer(json_object_get(q, "resets_in_s"))) {
+            char age[32];
+            snprintf(b[2], sizeof b[2], "in %s", age_text(json_object_get(q, "resets_in_s"), age, sizeof age));
+            resets = b[2];
+        }
+        const char *row[] = {names[i], limit, used, resets};
+        cli_table_add(&t, row);
+    }
+    fprintf(out, "namespace %s", name);
+    json_t *nodes = json_object_get(ns, "nodes");
+    if (json_is_integer(nodes))
+        fprintf(out, ", %" JSON_INTEGER_FORMAT " node%s reporting", json_integer_value(nodes),
+                json_integer_value(nodes) == 1 ? "" : "s");
+    const char *set = json_string_value(json_object_get(ns, "set"));
+    if (set)
+        fprintf(out, "; set %s by %s", set,
+                json_string_value(json_object_get(ns, "set_by")) ? json_string_value(json_object_get(ns, "set_by"))
+                                                                 : "-");
+    fprintf(out, "\n");
+    cli_table_print(&t, out);
+    cli_table_dispose(&t);
+    return true;
+}
+
+int cli_render_quota(const char *json, FILE *out, char *err, size_t errlen)
+{
+    json_t *j = load_object(json, err, errlen);
+    if (j == NULL)
+        return -1;
+    json_t *list = json_object_get(j, "quotas");
+    int rc = 0;
+    if (json_is_array(list)) {
+        size_t i;
+        json_t *ns;
+        json_array_foreach(list, i, ns)
+        {
+            if (i > 0)
+                fprintf(out, "\n");
+            if (!print_quota(ns, out))
+                rc = fail(err, errlen, "unexpected answer from the node (a quota without \"namespace\")");
+        }
+        if (json_array_size(list) == 0)
+            fprintf(out, "no namespace has a quota\n");
+    } else if (!print_quota(j, out)) {
+        rc = fail(err, errlen, "unexpected answer from the node (no \"namespace\" and \"quotas\")");
+    }
+    json_decref(j);
+    return rc;
+}
+
 int cli_render_scale(const char *json, FILE *out, char *err, size_t errlen)
 {
     json_t *j = load_object(json, err, errlen);
@@ -579,8 +649,7 @@ int cli_render_public_urls(const char *json, const char *base_url, FILE *out, ch
         const char *path = json_string_value(json_object_get(r, "path"));
         if (path == NULL)
             continue;
-        fprintf(out, "%s %.*s%s%s\n", method ? method : "ANY", (int)blen, base_url, path[0] == '/' ? "" : "/",
-                path);
+        fprintf(out, "%s %.*s%s%s\n", method ? method : "ANY", (int)blen, base_url, path[0] == '/' ? "" : "/", path);
     }
     json_decref(j);
     return 0;

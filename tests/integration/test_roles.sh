@@ -71,7 +71,9 @@ def concrete(method, path):
         path = "usage?app=demo"
     if path.endswith("/logs"):
         path += "?limit=1"
-    if method == "PUT" and path.startswith("namespaces/"):
+    if path.endswith("/quota"):
+        path = "namespaces/ns1/quota"  # the keys' own namespace: PUT's body is refused (0)
+    elif method == "PUT" and path.startswith("namespaces/"):
         path = "namespaces/ns-x"
     bodies = {
         ("PUT", "apps/demo"): b"not a bundle", ("POST", "apps/demo"): b"not a bundle",
@@ -79,6 +81,7 @@ def concrete(method, path):
         ("POST", "apps/demo/functions/who/invoke"): b"{}", ("PUT", "apps/demo/functions/who/scale"): b'{"warm": 0}',
         ("POST", "events"): b"{}", ("POST", "apps/demo/dlq/replay"): b'{"ids": ["1-1"]}',
         ("POST", "keys"): b'{"name": "x", "role": "no-such-role"}',
+        ("PUT", "namespaces/ns1/quota"): b'{"concurrency": 0}',
     }
     return path, bodies.get((method, path))
 

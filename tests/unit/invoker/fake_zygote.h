@@ -65,6 +65,8 @@ typedef struct {
     char body[256];
     char error[256];
     char id[33];
+    char quota[32]; /* TINE_EQUOTA: the quota's name */
+    uint32_t retry_after_s;
     bool cold;
     bool inside;    /* it ran inside an inv_* function of the test */
     bool accepted;  /* inv_call returned 0: the callback must run exactly once */
@@ -418,6 +420,8 @@ static inline void fx_on_done(void *data, const inv_result_t *res)
              res->body ? res->body : "");
     snprintf(r->error, sizeof r->error, "%s", res->error ? res->error : "");
     snprintf(r->id, sizeof r->id, "%s", res->invocation_id ? res->invocation_id : "");
+    snprintf(r->quota, sizeof r->quota, "%s", res->quota ? res->quota : "");
+    r->retry_after_s = res->retry_after_s;
     r->call = NULL;
 }
 

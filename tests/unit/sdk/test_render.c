@@ -105,14 +105,13 @@ static void test_versions_table_marks_live(void **state)
     char err[256];
     cap_open(&c);
     assert_int_equal(
-        cli_render_versions(
-            "{\"app\":\"hello\",\"live\":2,\"versions\":["
-            "{\"version\":1,\"created\":\"2026-11-22T06:00:00Z\",\"files\":3,"
-            "\"sha256\":\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"},"
-            "{\"version\":2,\"created\":\"2026-11-22T07:30:00Z\",\"files\":12,"
-            "\"sha256\":\"60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752\"},"
-            "{\"version\":10,\"created\":\"2026-11-23T07:30:00Z\",\"files\":4,\"sha256\":\"ab\"}]}",
-            c.f, err, sizeof err),
+        cli_render_versions("{\"app\":\"hello\",\"live\":2,\"versions\":["
+                            "{\"version\":1,\"created\":\"2026-11-22T06:00:00Z\",\"files\":3,"
+                            "\"sha256\":\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"},"
+                            "{\"version\":2,\"created\":\"2026-11-22T07:30:00Z\",\"files\":12,"
+                            "\"sha256\":\"60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752\"},"
+                            "{\"version\":10,\"created\":\"2026-11-23T07:30:00Z\",\"files\":4,\"sha256\":\"ab\"}]}",
+                            c.f, err, sizeof err),
         0);
     assert_string_equal(cap_close(&c), "  VERSION  CREATED               FILES  SHA256\n"
                                        "  1        2026-11-22T06:00:00Z  3      9f86d081884c\n"
@@ -305,9 +304,9 @@ static void test_invoke_body_with_nul_bytes(void **state)
     capture_t out, err;
     cap_open(&out);
     cap_open(&err);
-    assert_int_equal(cli_render_invoke("{\"status\":201,\"body\":\"a\\u0000b\"}", "a", "f", false, false, false,
-                                       out.f, err.f),
-                     CLI_OK);
+    assert_int_equal(
+        cli_render_invoke("{\"status\":201,\"body\":\"a\\u0000b\"}", "a", "f", false, false, false, out.f, err.f),
+        CLI_OK);
     cap_close(&out);
     cap_close(&err);
     assert_int_equal(out.len, 3);
@@ -322,19 +321,19 @@ static void test_invoke_failure_exits_1(void **state)
     capture_t out, err;
     cap_open(&out);
     cap_open(&err);
-    const char *answer =
-        "{\"invocation_id\":\"inv-9\",\"status\":500,\"body\":\"\",\"error\":\"src/hi.lua:3: boom\"}";
+    const char *answer = "{\"invocation_id\":\"inv-9\",\"status\":500,\"body\":\"\",\"error\":\"src/hi.lua:3: boom\"}";
     assert_int_equal(cli_render_invoke(answer, "hello", "hi", false, false, false, out.f, err.f), CLI_FAIL);
     /* With --json the whole answer goes to stdout, and the exit code still tells. */
     assert_int_equal(cli_render_invoke(answer, "hello", "hi", true, false, false, out.f, err.f), CLI_FAIL);
     /* A 4xx from the function is its answer, not a failure of the call. */
-    assert_int_equal(cli_render_invoke("{\"status\":404,\"body\":\"no such item\"}", "hello", "hi", false, false,
-                                       false, out.f, err.f),
+    assert_int_equal(cli_render_invoke("{\"status\":404,\"body\":\"no such item\"}", "hello", "hi", false, false, false,
+                                       out.f, err.f),
                      CLI_OK);
     assert_string_equal(cap_close(&out), "{\"invocation_id\":\"inv-9\",\"status\":500,\"body\":\"\",\"error\":"
                                          "\"src/hi.lua:3: boom\"}\nno such item");
-    assert_string_equal(cap_close(&err), "tine: hello.hi failed with status 500: src/hi.lua:3: boom (invocation inv-9)\n"
-                                         "tine: hello.hi failed with status 500: src/hi.lua:3: boom (invocation inv-9)\n");
+    assert_string_equal(cap_close(&err),
+                        "tine: hello.hi failed with status 500: src/hi.lua:3: boom (invocation inv-9)\n"
+                        "tine: hello.hi failed with status 500: src/hi.lua:3: boom (invocation inv-9)\n");
     free(out.text);
     free(err.text);
 }
@@ -360,19 +359,18 @@ static void test_ps_table(void **state)
     capture_t c;
     char err[256];
     cap_open(&c);
-    assert_int_equal(
-        cli_render_ps("{\"sandboxes\":3,\"max_sandboxes\":1024,\"pools\":["
-                      "{\"app\":\"hello\",\"version\":3,\"function\":\"hi\",\"warm\":1,\"sandboxes\":["
-                      "{\"pid\":4242,\"state\":\"idle\",\"age_s\":75.5,\"invocations\":12,"
-                      "\"cold_start_ms\":0.4123,\"last_used_s\":0.25},"
-                      "{\"pid\":4250,\"state\":\"busy\",\"age_s\":3.25,\"invocations\":1,"
-                      "\"cold_start_ms\":1.5,\"last_used_s\":0}]},"
-                      "{\"app\":\"shop\",\"version\":12,\"function\":\"list_items\",\"sandboxes\":["
-                      "{\"pid\":5000,\"state\":\"starting\",\"age_s\":7300,\"invocations\":0,"
-                      "\"cold_start_ms\":null,\"last_used_s\":null}]},"
-                      "{\"app\":\"empty\",\"version\":1,\"function\":\"f\",\"sandboxes\":[]}]}",
-                      c.f, err, sizeof err),
-        0);
+    assert_int_equal(cli_render_ps("{\"sandboxes\":3,\"max_sandboxes\":1024,\"pools\":["
+                                   "{\"app\":\"hello\",\"version\":3,\"function\":\"hi\",\"warm\":1,\"sandboxes\":["
+                                   "{\"pid\":4242,\"state\":\"idle\",\"age_s\":75.5,\"invocations\":12,"
+                                   "\"cold_start_ms\":0.4123,\"last_used_s\":0.25},"
+                                   "{\"pid\":4250,\"state\":\"busy\",\"age_s\":3.25,\"invocations\":1,"
+                                   "\"cold_start_ms\":1.5,\"last_used_s\":0}]},"
+                                   "{\"app\":\"shop\",\"version\":12,\"function\":\"list_items\",\"sandboxes\":["
+                                   "{\"pid\":5000,\"state\":\"starting\",\"age_s\":7300,\"invocations\":0,"
+                                   "\"cold_start_ms\":null,\"last_used_s\":null}]},"
+                                   "{\"app\":\"empty\",\"version\":1,\"function\":\"f\",\"sandboxes\":[]}]}",
+                                   c.f, err, sizeof err),
+                     0);
     assert_string_equal(cap_close(&c),
                         "APP    VERSION  FUNCTION    PID   STATE     AGE    IDLE   INVOCATIONS  COLD_MS\n"
                         "hello  3        hi          4242  idle      1m15s  250ms  12           0.41\n"
@@ -395,8 +393,7 @@ static void test_scale_line(void **state)
     char err[256];
     cap_open(&c);
     assert_int_equal(
-        cli_render_scale("{\"app\":\"hello\",\"function\":\"hi\",\"version\":3,\"warm\":2}", c.f, err, sizeof err),
-        0);
+        cli_render_scale("{\"app\":\"hello\",\"function\":\"hi\",\"version\":3,\"warm\":2}", c.f, err, sizeof err), 0);
     assert_int_equal(cli_render_scale("{\"app\":\"a\",\"function\":\"f\",\"warm\":1}", c.f, err, sizeof err), 0);
     assert_int_equal(cli_render_scale("{\"app\":\"a\",\"warm\":1}", c.f, err, sizeof err), -1);
     assert_string_equal(cap_close(&c), "hello.hi: 2 warm sandboxes on this node for version 3 (until the next deploy)\n"
@@ -441,6 +438,49 @@ static void test_nodes_table(void **state)
     free(c.text);
 }
 
+static void test_quota_table(void **state)
+{
+    (void)state;
+    capture_t c;
+    char err[256];
+    static const char one[] =
+        "{\"namespace\":\"team-a\",\"quotas\":{\"concurrency\":{\"limit\":10,\"used\":3},"
+        "\"sandboxes\":{\"limit\":null,\"used\":2},\"memory_mb\":{\"limit\":1024,\"used\":256},"
+        "\"per_minute\":{\"limit\":600,\"used\":41,\"resets_in_s\":23},"
+        "\"spend_per_day\":{\"limit\":\"12.50\",\"used\":\"0.000123456\",\"limit_pusd\":12500000000000,"
+        "\"used_pusd\":123456000,\"resets_in_s\":3600}},\"set\":\"2026-11-22T06:00:00.000Z\","
+        "\"set_by\":\"admin-token\",\"nodes\":2}";
+    static const char table[] = "namespace team-a, 2 nodes reporting; set 2026-11-22T06:00:00.000Z by admin-token\n"
+                                "QUOTA          LIMIT   USED          RESETS\n"
+                                "concurrency    10      3             -\n"
+                                "sandboxes      -       2             -\n"
+                                "memory_mb      1024    256           -\n"
+                                "per_minute     600     41            in 23.0s\n"
+                                "spend_per_day  $12.50  $0.000123456  in 1h00m\n";
+    cap_open(&c);
+    assert_int_equal(cli_render_quota(one, c.f, err, sizeof err), 0);
+    assert_string_equal(cap_close(&c), table);
+    free(c.text);
+
+    /* The list: each namespace, a blank line between; an empty one says so. */
+    char list[2048];
+    snprintf(list, sizeof list, "{\"quotas\":[%s,%s]}", one, one);
+    cap_open(&c);
+    assert_int_equal(cli_render_quota(list, c.f, err, sizeof err), 0);
+    assert_non_null(strstr(cap_close(&c), "in 1h00m\n\nnamespace team-a"));
+    free(c.text);
+    cap_open(&c);
+    assert_int_equal(cli_render_quota("{\"quotas\":[]}", c.f, err, sizeof err), 0);
+    assert_string_equal(cap_close(&c), "no namespace has a quota\n");
+    free(c.text);
+
+    cap_open(&c);
+    assert_int_equal(cli_render_quota("{\"namespace\":\"x\"}", c.f, err, sizeof err), -1);
+    assert_string_equal(err, "unexpected answer from the node (no \"namespace\" and \"quotas\")");
+    cap_close(&c);
+    free(c.text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_invoke_malformed_answer),
         cmocka_unit_test(test_ps_table),
         cmocka_unit_test(test_scale_line),
+        cmocka_unit_test(test_quota_table),
     };
     return cmocka_run_group_tests_name("sdk/cli/render", tests, NULL, NULL);
 }
