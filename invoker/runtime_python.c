@@ -61,6 +61,7 @@ struct inv_pyzygote {
     tine_list_t waiting; /* sandboxes waiting for a process (inv_sandbox_t.wait_link) */
     size_t nwaiting;
     size_t requested; /* blank requests in flight */
+    bool fork_failed; /* the last fork failed: no spare until one succeeds */
     inv_blank_t spare;
     bool has_spare;
     size_t nsandboxes; /* sandboxes of the version's Python functions, not closed */
@@ -151,8 +152,8 @@ static void on_poll_closed(uv_handle_t *h)
     handle_closed(pz);
 }
 
-/* Closes the control socket and ends the zygote (its launcher, and with it
- * the zygote's pid namespace). */
+/* Closes the control socket and ends the zygote: SIGTERM tells its launcher
+ * to kill it (and with it its pid namespace) and to log how it ended. */
 static void stop_process(inv_pyzygote_t *pz)
 {
     if (pz->poll != NULL) {
@@ -164,7 +165,7 @@ static void stop_process(inv_pyzygote_t *pz)
         close(pz->z.control_fd);
     pz->z.control_fd = -1;
     if (pz->z.pid > 0)
-        kill(pz->z.pid, SIGKILL);
+        kill(pz->z.pid, SIGTERM);
     pz->z.pid = 0;
     drop_spare(pz);
     pz->requested = 0;
@@ -298,7 +299,7 @@ static void pyz_request(inv_pyzygote_t *pz)
 {
     if (pz->state != PYZ_READY)
         return;
-    size_t want = pz->nwaiting + (pz->retired ? 0 : 1);
+    size_t want = pz->nwaiting + (pz->retired || pz->fork_failed ? 0 : 1);
     while (pz->requested + (pz->has_spare ? 1 : 0) < want && pz->requested < PYZ_MAX_REQUESTS) {
         int r = sbx_zygote_request(&pz->z, NULL);
         if (r == -EAGAIN)
@@ -335,6 +336,7 @@ static void read_answers(inv_pyzygote_t *pz)
             return;
         }
         pz->requested--;
+        pz->fork_failed = got.error != 0;
         if (got.error != 0) {
             inv_sandbox_t *s = take_waiting(pz);
             char msg[200];

@@ -514,6 +514,10 @@ static int python_allowlist(scmp_filter_ctx ctx)
         rc = rule(ctx, SCMP_ACT_ALLOW, "clone", 1, SCMP_A0(SCMP_CMP_MASKED_EQ, ns, 0));
     if (rc == 0)
         rc = rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0);
+    /* kill(-1): pid 1 of a Python zygote's pid namespace ends what its
+     * modules forked while they were imported (its own processes only). */
+    if (rc == 0)
+        rc = rule(ctx, SCMP_ACT_ALLOW, "kill", 1, SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffu, 0xffffffffu));
     /* A pair of connected unix sockets (asyncio's self-pipe) reaches nothing. */
     if (rc == 0)
         rc = rule(ctx, SCMP_ACT_ALLOW, "socketpair", 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));

@@ -99,9 +99,20 @@ static void python_exec(int sock, sbx_python_plan_t *plan, json_t *req)
     _exit(127);
 }
 
+static volatile sig_atomic_t launcher_stop;
+
+/* SIGTERM of the launcher: end the zygote (it is only noted here). */
+static void on_term(int sig)
+{
+    (void)sig;
+    launcher_stop = 1;
+}
+
 /* The launcher, forked by tine-zygote: starts the Python zygote below it
  * (in a pid namespace of its own when the node has the layer) and waits
- * for it. Never returns. */
+ * for it; SIGTERM (tined retiring the version, or seeing it fail) kills it.
+ * Either way the launcher logs how the zygote ended unless it was killed,
+ * then exits. Never returns. */
 static void python_launcher(int control_fd, int sock, json_t *req, const char *lua_sdk_dir)
 {
     close(control_fd);
@@ -149,9 +160,14 @@ static void python_launcher(int control_fd, int sock, json_t *req, const char *l
     /* Only the zygote holds the socket: tined sees it close when it ends. */
     close(sock);
     closefrom(3);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_term; /* no SA_RESTART: it interrupts waitpid */
+    sigaction(SIGTERM, &sa, NULL);
     int st = 0;
     while (waitpid(p, &st, 0) < 0 && errno == EINTR)
-        ;
+        if (launcher_stop)
+            kill(p, SIGKILL);
     if (WIFSIGNALED(st) && WTERMSIG(st) != SIGKILL)
         tine_log_kv(TINE_LOG_ERROR, TINE_LOG_KV("app", app), "the Python zygote of %s version %lld was killed by signal %d (%s)",
                     app, (long long)version, WTERMSIG(st), strsignal(WTERMSIG(st)));

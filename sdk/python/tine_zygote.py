@@ -90,12 +90,18 @@ def trace_text(e, skip=0):
 
 
 def where(e):
-    """' (at FILE:LINE)' of the innermost frame of e's traceback, or ''."""
-    try:
-        last = traceback.extract_tb(e.__traceback__)[-1]
-        return " (at %s:%d)" % (last.filename, last.lineno)
-    except Exception:
+    """' (at FILE:LINE)' of the innermost frame of e's traceback that is
+    code of a file (not the import machinery), or '' (a SyntaxError names
+    its place itself)."""
+    if isinstance(e, SyntaxError):
         return ""
+    try:
+        for fr in reversed(traceback.extract_tb(e.__traceback__)):
+            if not fr.filename.startswith("<"):
+                return " (at %s:%d)" % (fr.filename, fr.lineno)
+    except Exception:
+        pass
+    return ""
 
 
 # ------------------------------------------------------------------ the zygote
@@ -165,6 +171,7 @@ class Zygote:
 
     def import_all(self):
         sys.stdout, sys.stderr = ControlLog("info"), ControlLog("error")
+        me = os.getpid()
         for f in self.spec["modules"]:
             control_log("info", "", {"importing": f})
             name = f[:-3].replace("/", ".")
@@ -172,9 +179,19 @@ class Zygote:
                 self.modules[f] = importlib.import_module(name)
             except BaseException as e:  # SystemExit and the rest: the module is broken, the zygote is not
                 self.errors[f] = (error_text(e) + where(e), trace_text(e))
+            if os.getpid() != me:
+                os._exit(0)  # a process the module forked came back here: it is not the zygote
             sys.stdout.flush()
             sys.stderr.flush()
         sys.stdout = sys.stderr = Discard()
+        if os.getpid() == 1:
+            # pid 1 of the version's own pid namespace: what the modules
+            # forked while they were imported goes (its processes would
+            # hold the process limit the sandboxes need).
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except OSError:
+                pass
 
     def ready(self, t0):
         # Objects made so far stay in place: a collection in a sandbox then
