@@ -389,6 +389,10 @@ void inv__python_zygote_lost(inv_invoker_t *inv);
 void inv__python_give(inv_sandbox_t *s);
 void inv__python_forget(inv_sandbox_t *s);
 
+/* inv__spawner_undefer for a Python sandbox: the cold start that took its
+ * zygote's spare is over, the spare may be forked again. */
+void inv__python_undefer(inv_sandbox_t *s);
+
 /* The version went live: its Python zygote starts now when it has Python
  * functions. It retired: its zygote goes once none of its sandboxes is
  * left. */

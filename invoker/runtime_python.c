@@ -62,6 +62,7 @@ struct inv_pyzygote {
     size_t nwaiting;
     size_t requested; /* blank requests in flight */
     bool fork_failed; /* the last fork failed: no spare until one succeeds */
+    size_t spares_deferred; /* cold starts holding back the spare's refill (as spawner.c's) */
     inv_blank_t spare;
     bool has_spare;
     size_t nsandboxes; /* sandboxes of the version's Python functions, not closed */
@@ -299,7 +300,9 @@ static void pyz_request(inv_pyzygote_t *pz)
 {
     if (pz->state != PYZ_READY)
         return;
-    size_t want = pz->nwaiting + (pz->retired || pz->fork_failed ? 0 : 1);
+    /* A cold start that took the spare is answered before the zygote forks
+     * the next one: on a busy core the fork would run first. */
+    size_t want = pz->nwaiting + (pz->retired || pz->fork_failed || pz->spares_deferred ? 0 : 1);
     while (pz->requested + (pz->has_spare ? 1 : 0) < want && pz->requested < PYZ_MAX_REQUESTS) {
         int r = sbx_zygote_request(&pz->z, NULL);
         if (r == -EAGAIN)
@@ -319,7 +322,12 @@ static void pyz_give_spare(inv_pyzygote_t *pz)
     if (!pz->has_spare || pz->nwaiting == 0)
         return;
     pz->has_spare = false;
-    inv__sandbox_attach_process(take_waiting(pz), pz->spare.pid, pz->spare.fds);
+    inv_sandbox_t *s = take_waiting(pz);
+    if (s->call) {
+        s->defers_spare = true;
+        pz->spares_deferred++;
+    }
+    inv__sandbox_attach_process(s, pz->spare.pid, pz->spare.fds);
 }
 
 /* READY: the zygote's answers to blank requests. */
@@ -553,6 +561,16 @@ void inv__python_give(inv_sandbox_t *s)
     tine_list_insert_tail(&pz->waiting, &s->wait_link);
     pz->nwaiting++;
     pyz_give_spare(pz);
+    pyz_request(pz);
+}
+
+void inv__python_undefer(inv_sandbox_t *s)
+{
+    inv_pyzygote_t *pz = pyz_find(s->pool->inv, s->pool->version);
+    s->defers_spare = false;
+    if (pz == NULL || pz->spares_deferred == 0)
+        return;
+    pz->spares_deferred--;
     pyz_request(pz);
 }
 

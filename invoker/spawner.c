@@ -117,6 +117,10 @@ void inv__spawner_undefer(inv_sandbox_t *s)
 {
     if (!s->defers_spare)
         return;
+    if (s->pool->fn->runtime == REG_RUNTIME_PYTHON) {
+        inv__python_undefer(s);
+        return;
+    }
     s->defers_spare = false;
     s->pool->inv->spares_deferred--;
     blanks_request(s->pool->inv);
