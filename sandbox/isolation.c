@@ -1395,6 +1395,12 @@ int sbx__isolation_enter_python(int sock, sbx_python_plan_t *plan, char *err, si
             return e;
         plan->bundle_seen = SBX_EXEC_APP_DIR;
         plan->sdk_seen = SBX_PYTHON_SDK_DIR;
+    } else if (chdir(plan->bundle_dir) == 0) {
+        /* On the host's files: the bundle is found from the working dir,
+         * entered now, while the state dir above it (0700) can be passed. */
+        plan->bundle_seen = ".";
+    } else {
+        return tine_fail_errno(err, errlen, "cannot enter %s", plan->bundle_dir);
     }
     if (iso.root) {
         if (setgid((gid_t)plan->uid) != 0 || setuid(plan->uid) != 0)
@@ -1412,12 +1418,13 @@ int sbx__isolation_enter_python(int sock, sbx_python_plan_t *plan, char *err, si
         set_limit(RLIMIT_MSGQUEUE, 0) != 0)
         return tine_fail_errno(err, errlen, "setrlimit");
     signal(SIGXFSZ, SIG_IGN);
+    /* After the uid switch, which clears it, and before the filter, which
+     * allows no prctl. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         return tine_fail_errno(err, errlen, "PR_SET_NO_NEW_PRIVS");
     if (iso.seccomp && install_filter(&iso.python_filter) != 0)
         return tine_fail_errno(err, errlen, "cannot install the system call filter");
-    /* After the uid switch, which clears it. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
     plan->exe_fd = exe;
     return 0;
 }

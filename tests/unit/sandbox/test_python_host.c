@@ -303,16 +303,18 @@ static void test_python_zygote_serves(void **state)
     json_decref(e);
     free(payload);
 
-    sbx_fds_close(a.fds);
     sbx_fds_close(b.fds);
     sbx_fds_close(c.fds);
     sbx_fds_close(d.fds);
-    /* Stopping the launcher takes the Python zygote and its sandboxes. */
+    /* Killing the launcher alone (the control socket and the sandbox's
+     * pipes still open) takes the Python zygote and its sandboxes. */
+    assert_int_equal(kill(a.pid, 0), 0);
     kill(f->py.pid, SIGKILL);
-    close(f->py.control_fd);
-    for (int i = 0; i < 200 && kill(b.pid, 0) == 0; i++)
+    for (int i = 0; i < 200 && kill(a.pid, 0) == 0; i++)
         usleep(10000);
-    assert_int_equal(kill(b.pid, 0), -1);
+    assert_int_equal(kill(a.pid, 0), -1);
+    sbx_fds_close(a.fds);
+    close(f->py.control_fd);
 }
 
 int main(void)
