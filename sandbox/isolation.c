@@ -906,8 +906,9 @@ void sbx__isolation_zygote_enter(void)
         iso.base_vsz = current_vsz();
         layer_set(SBX_LAYER_RLIMITS, true,
                   "address space = memory + %llu MiB (Lua, on top of the zygote's %llu MiB) or + %llu MiB "
-                  "(exec without a cgroup); Lua: no processes, no file writes, %d descriptors; exec: %s, files up to %llu MiB, "
-                  "%d descriptors; no core dumps",
+                  "(exec without a cgroup); Lua: no processes, no file writes, %d descriptors; Python: the same, "
+                  "its zygote's address space + memory + 32 MiB; exec: %s, files up to %llu MiB, %d descriptors; "
+                  "no core dumps",
                   LUA_AS_SLACK / MIB, (unsigned long long)(iso.base_vsz / MIB), EXEC_AS_SLACK / MIB, LUA_NOFILE,
                   iso.root || iso.userns ? "32 processes" : "processes not limited (no uid of their own)",
                   EXEC_FSIZE / MIB, EXEC_NOFILE);
@@ -916,7 +917,8 @@ void sbx__isolation_zygote_enter(void)
         if (iso.chroot_ok && iso.mountns)
             layer_set(SBX_LAYER_ROOT_DIR, true, "a Lua sandbox's root is its bundle (read-only); an exec program's "
                                                 "root is a fresh tmpfs with the bundle at /app, a private /tmp "
-                                                "and read-only /usr");
+                                                "and read-only /usr; a Python zygote's the same without /tmp, "
+                                                "with its SDK at /tine");
         else if (iso.chroot_ok)
             layer_set(SBX_LAYER_ROOT_DIR, false, "Lua sandboxes see only their bundle, but exec programs see the "
                                                  "host's files (no mount namespace)");
