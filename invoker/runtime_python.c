@@ -86,12 +86,14 @@ static bool version_has_python(const reg_app_version_t *v)
     return false;
 }
 
+/* The zygote of v that is not closing, or NULL. (Closing ones stay on the
+ * list until their handles closed: the invoker is freed after them.) */
 static inv_pyzygote_t *pyz_find(inv_invoker_t *inv, const reg_app_version_t *v)
 {
     tine_list_t *l;
     TINE_LIST_FOREACH(l, &inv->pyzygotes) {
         inv_pyzygote_t *pz = tine_list_entry(l, inv_pyzygote_t, link);
-        if (pz->version == v)
+        if (pz->version == v && !pz->closing)
             return pz;
     }
     return NULL;
@@ -134,6 +136,7 @@ static void handle_closed(inv_pyzygote_t *pz)
     if (--pz->handles > 0)
         return;
     inv_invoker_t *inv = pz->inv;
+    tine_list_remove(&pz->link);
     reg_app_version_release(pz->version);
     tine_buf_dispose(&pz->in);
     free(pz->error);
@@ -178,9 +181,13 @@ static void pyz_maybe_free(inv_pyzygote_t *pz)
 {
     if (pz->closing || !(pz->retired || pz->inv->closing) || pz->nsandboxes > 0)
         return;
+    /* Asked for and not answered yet: the answer is the zygote's to take
+     * (spawner.c would take it for a blank's), unless no answer is read
+     * any more. */
+    if (pz->state == PYZ_ASKED && !pz->inv->closing)
+        return;
     pz->closing = true;
     stop_process(pz);
-    tine_list_remove(&pz->link);
     uv_close((uv_handle_t *)&pz->timer, on_timer_closed);
 }
 
@@ -526,6 +533,7 @@ bool inv__python_answer(inv_invoker_t *inv, uint64_t seq, sbx_spawned_t *got)
         pz->handles++;
         pz->state = PYZ_IMPORTING;
         uv_poll_start(poll, UV_READABLE | UV_DISCONNECT, on_readable);
+        pyz_maybe_free(pz); /* retired meanwhile, nothing needs it */
         return true;
     }
     return false;
@@ -536,7 +544,7 @@ void inv__python_zygote_lost(inv_invoker_t *inv)
     tine_list_t *l, *next;
     TINE_LIST_FOREACH_SAFE(l, next, &inv->pyzygotes) {
         inv_pyzygote_t *pz = tine_list_entry(l, inv_pyzygote_t, link);
-        if (pz->state == PYZ_ASKED)
+        if (pz->state == PYZ_ASKED && !pz->closing)
             pyz_fail(pz, TINE_ECRASH, 503, "cannot start the Python zygote of %s version %" PRIu64
                      ": the zygote is gone", pz->version->app, pz->version->version);
     }
@@ -608,6 +616,8 @@ void inv__python_stop(inv_invoker_t *inv)
     tine_list_t *l, *next;
     TINE_LIST_FOREACH_SAFE(l, next, &inv->pyzygotes) {
         inv_pyzygote_t *pz = tine_list_entry(l, inv_pyzygote_t, link);
+        if (pz->closing)
+            continue;
         drop_spare(pz);
         pyz_maybe_free(pz); /* the others once their sandboxes closed */
     }

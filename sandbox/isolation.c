@@ -491,10 +491,6 @@ static int python_allowlist(scmp_filter_ctx ctx)
         "wait4", "waitid", "pidfd_open", "sendmsg", "recvmsg", "sendto", "recvfrom", "getsockopt", "getsockname",
         "getpeername", "shutdown", "set_tid_address", "arch_prctl", "membarrier", "statfs", "fstatfs", "umask",
         "fadvise64", "fork", "vfork",
-#if defined(__SANITIZE_ADDRESS__)
-        /* AddressSanitizer's runtime, between the filter and the exec of python3. */
-        "prctl", "sched_getaffinity", "prlimit64",
-#endif
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0] && rc == 0; i++)

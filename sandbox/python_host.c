@@ -65,7 +65,9 @@ static void say_error(int sock, const char *msg)
 }
 
 /* In the process that becomes the Python zygote: isolates it and execs
- * python3 on tine_zygote.py. Never returns. */
+ * python3 on tine_zygote.py (arguments: the spec as JSON, where it sees its
+ * bundle, and whether the node isolates sandboxes). Nothing is allocated once the layers are on: the
+ * address space limit may leave no room. Never returns. */
 static void python_exec(int sock, sbx_python_plan_t *plan, json_t *req)
 {
     char err[512];
@@ -75,17 +77,18 @@ static void python_exec(int sock, sbx_python_plan_t *plan, json_t *req)
             _exit(1);
         close(sock);
     }
+    json_t *spec = json_pack("{s:O, s:O, s:O}", "app", json_object_get(req, "app"), "version",
+                             json_object_get(req, "version"), "modules", json_object_get(req, "modules"));
+    char *spec_json = spec ? json_dumps(spec, JSON_COMPACT) : NULL;
+    json_decref(spec);
     if (sbx__isolation_enter_python(SBX_PYTHON_CONTROL_FD, plan, err, sizeof err) != 0) {
         say_error(SBX_PYTHON_CONTROL_FD, err);
         _exit(1);
     }
-    json_t *spec = json_pack("{s:O, s:O, s:s, s:O, s:b}", "app", json_object_get(req, "app"), "version",
-                             json_object_get(req, "version"), "bundle_dir", plan->bundle_seen, "modules",
-                             json_object_get(req, "modules"), "isolated", plan->isolated);
-    char *spec_json = spec ? json_dumps(spec, JSON_COMPACT) : NULL;
     char script[PATH_MAX];
     snprintf(script, sizeof script, "%s/tine_zygote.py", plan->sdk_seen);
-    const char *argv[] = {plan->python, "-I", "-S", "-B", script, spec_json ? spec_json : "{}", NULL};
+    const char *argv[] = {plan->python, "-I",         "-S", "-B", script, spec_json ? spec_json : "{}",
+                          plan->bundle_seen, plan->isolated ? "isolated" : "not-isolated", NULL};
     const char *tz = getenv("TZ");
     char tz_entry[256];
     snprintf(tz_entry, sizeof tz_entry, "TZ=%s", tz ? tz : "");

@@ -7,6 +7,9 @@ zygote's isolation layers (its own root, uid, rlimits, no_new_privs, system
 call filter, namespaces): nothing here runs outside them. Arguments: the
 version's spec as JSON. Descriptors: 0 and 1 /dev/null, 2 tined's log, 3 the
 control socket to tined, 4 /proc/self/statm of this process (or none).
+Arguments: the spec (JSON: app, version, modules), the bundle's directory
+as this process sees it, and "isolated" or "not-isolated" (--isolation off:
+the sandboxes set no limits of their own either).
 
 The zygote imports the SDK and every handler module of the version once,
 says READY on the control socket, then serves spawn requests there as
@@ -420,7 +423,7 @@ class Sandbox:
         except (ValueError, AssertionError):
             return self.fail_load("bad sandbox spec from tined")
         self.spec = spec
-        err = self.limit(spec)
+        err = self.limit(spec) if self.zygote.spec.get("isolated") else ""
         if err:
             return self.fail_load("cannot isolate the sandbox: " + err)
         handler_file = spec.get("handler_file", "")
@@ -709,7 +712,8 @@ def main():
     t0 = time.monotonic_ns()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # sandboxes are reaped by the kernel
     spec = json.loads(sys.argv[1])
-    bundle = spec["bundle_dir"]
+    bundle = sys.argv[2]
+    spec["isolated"] = sys.argv[3] == "isolated"
     # After the standard library: a module of the bundle never shadows one
     # the runtime uses.
     sys.path += [bundle, os.path.join(bundle, "vendor")]

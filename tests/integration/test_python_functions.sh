@@ -218,8 +218,18 @@ check_contains "tine.log.error in the logs" "bad" "$logs"
 sed -i 's/hello from python/hello again/' "$T/py/src/app.py"
 run tine deploy "$T/py" >/dev/null
 check "the new version's code" "200 hello again" "$(http GET /py/hello)"
-old=$(pgrep -f "tine_zygote.py.*\"version\":1" || true)
-check "the old version's zygote is gone" "" "$old"
-check_contains "the new version's zygote runs" "tine_zygote.py" "$(pgrep -af 'tine_zygote.py' || true)"
+# zygotes_of VERSION: this node's Python zygotes of app py at VERSION, and
+# their sandboxes.
+zygotes_of() {
+  ps -eo pid=,ppid=,args= | awk -v root="$NODE_PID" -v v="\"version\":$1," '
+    { parent[$1] = $2; if (index($0, "tine_zygote.py") && index($0, v)) z[$1] = 1 }
+    END { for (p in z) { q = parent[p]; n = 0
+            while (q != root && (q in parent) && n++ < 64) q = parent[q]
+            if (q == root) print p } }'
+}
+no_old_zygote() { [ -z "$(zygotes_of 1)" ]; }
+wait_for 10 no_old_zygote && ok "the old version's zygote is gone" || fail "the old version's zygote is gone" "$(zygotes_of 1)"
+# (its sandboxes, forks of it, have its command line too)
+[ -n "$(zygotes_of 2)" ] && ok "the new version's zygote runs" || fail "the new version's zygote runs" "none"
 check_json_log "$T/a.log"
 finish

@@ -246,7 +246,7 @@ static void test_malformed_meta_refused_by_both(void **state)
         {"", 0},
         {"O", 1},
         {"O\x01\x00\x00\x00", 5},
-        {"O\x01\x00\x00\x00\x05\x00\x00\x00ab", 11},
+        {"O\x01\x00\x00\x00\x05\x00\x00\x00" "ab", 11},
         {"S\x05\x00\x00\x00" "ab", 7},
         {"Z", 1},
         {"NN", 2},
