@@ -407,6 +407,22 @@ static int rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned
     return seccomp_rule_add_array(ctx, action, nr, argc, args);
 }
 
+/* Allows each of `names` (n of them), then open/openat only to read: no
+ * O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND or O_TMPFILE. Returns 0 or a
+ * libseccomp error. */
+static int allow_with_read_only_open(scmp_filter_ctx ctx, const char *const *names, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = rule(ctx, SCMP_ACT_ALLOW, names[i], 0);
+    scmp_datum_t write_bits = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND | (O_TMPFILE & ~O_DIRECTORY);
+    if (rc == 0)
+        rc = rule(ctx, SCMP_ACT_ALLOW, "openat", 1, SCMP_A2(SCMP_CMP_MASKED_EQ, write_bits, 0));
+    if (rc == 0)
+        rc = rule(ctx, SCMP_ACT_ALLOW, "open", 1, SCMP_A1(SCMP_CMP_MASKED_EQ, write_bits, 0));
+    return rc;
+}
+
 /* What a Lua sandbox may do after its fork: talk on its pipes, read its
  * bundle (the root dir, read-only), manage memory, read clocks, exit.
  * Anything else raises SIGSYS (on_sigsys). */
@@ -423,17 +439,7 @@ static int lua_allowlist(scmp_filter_ctx ctx)
         "getppid", "stat", "lstat", "statx", "fcntl", "sysinfo", "getrusage", "nanosleep", "clock_nanosleep",
 #endif
     };
-    int rc = 0;
-    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0] && rc == 0; i++)
-        rc = rule(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
-    /* open/openat only to read: no O_WRONLY, O_RDWR, O_CREAT, O_TRUNC,
-     * O_APPEND or O_TMPFILE. */
-    scmp_datum_t write_bits = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND | (O_TMPFILE & ~O_DIRECTORY);
-    if (rc == 0)
-        rc = rule(ctx, SCMP_ACT_ALLOW, "openat", 1, SCMP_A2(SCMP_CMP_MASKED_EQ, write_bits, 0));
-    if (rc == 0)
-        rc = rule(ctx, SCMP_ACT_ALLOW, "open", 1, SCMP_A1(SCMP_CMP_MASKED_EQ, write_bits, 0));
-    return rc;
+    return allow_with_read_only_open(ctx, allowed, sizeof allowed / sizeof allowed[0]);
 }
 
 /* What an exec program may not do: anything that reaches across the
@@ -492,14 +498,7 @@ static int python_allowlist(scmp_filter_ctx ctx)
         "getpeername", "shutdown", "set_tid_address", "arch_prctl", "membarrier", "statfs", "fstatfs", "umask",
         "fadvise64", "fork", "vfork",
     };
-    int rc = 0;
-    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0] && rc == 0; i++)
-        rc = rule(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
-    scmp_datum_t write_bits = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND | (O_TMPFILE & ~O_DIRECTORY);
-    if (rc == 0)
-        rc = rule(ctx, SCMP_ACT_ALLOW, "openat", 1, SCMP_A2(SCMP_CMP_MASKED_EQ, write_bits, 0));
-    if (rc == 0)
-        rc = rule(ctx, SCMP_ACT_ALLOW, "open", 1, SCMP_A1(SCMP_CMP_MASKED_EQ, write_bits, 0));
+    int rc = allow_with_read_only_open(ctx, allowed, sizeof allowed / sizeof allowed[0]);
     /* Its own limits only (resource.setrlimit). */
     if (rc == 0)
         rc = rule(ctx, SCMP_ACT_ALLOW, "prlimit64", 1, SCMP_A0(SCMP_CMP_EQ, 0));

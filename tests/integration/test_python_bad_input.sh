@@ -12,17 +12,6 @@ invoke_app() {
   out=$(admin POST "/apps/$1/functions/$2/invoke" --data-binary "${3:-{\}}")
   pyget "${out#* }" '"%s|%s" % (d.get("status"), d.get("error") or d.get("body") or "")' 2>/dev/null || echo "$out"
 }
-# logs_of APP FN NEEDLE: the function's activation logs once NEEDLE is in
-# them (records reach Redis in batches), else what they hold after 5 s.
-logs_of() {
-  local out
-  for _ in $(seq 50); do
-    out=$(tine logs "$1" "$2" 2>&1 || true)
-    [[ "$out" == *"$3"* ]] && break
-    sleep 0.1
-  done
-  echo "$out"
-}
 start_redis
 start_node a --redis "$REDIS_URL"
 

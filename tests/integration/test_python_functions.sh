@@ -6,17 +6,6 @@
 # (log, env, kv, http, invoke and invoke_async between Python and Lua
 # functions, emit), and the version's zygote following deploys.
 . "$(dirname "$0")/lib.sh"
-# logs_of FN NEEDLE: the function's activation logs once NEEDLE is in them
-# (records reach Redis in batches), else what they hold after 5 s.
-logs_of() {
-  local out
-  for _ in $(seq 50); do
-    out=$(tine logs py "$1" 2>&1 || true)
-    [[ "$out" == *"$2"* ]] && break
-    sleep 0.1
-  done
-  echo "$out"
-}
 start_redis
 start_http_fixture
 start_node a --redis "$REDIS_URL"
@@ -166,11 +155,11 @@ check "a header with CRLF: 500" 500 "$(http GET /py/kinds/badheader | cut -c1-3)
 out=$(http GET /py/boom)
 check_contains "an exception is a 500 naming the invocation" '500 {"error":"function raised an error (invocation' "$out"
 id=$(python3 -c 'import json,sys,re; print(re.search(r"invocation ([0-9a-f]+)", sys.argv[1]).group(1))' "$out")
-logs=$(logs_of boom "about to fail")
+logs=$(logs_of py boom "about to fail")
 check_contains "the error in the activation's logs" "raised: ValueError: kaboom: a python error" "$logs"
 check_contains "with its trace" 'in boom' "$logs"
 check_contains "print lines are log lines" "about to fail" "$logs"
-logs=$(logs_of echo "echo called")
+logs=$(logs_of py echo "echo called")
 check_contains "print in a call that succeeded" "echo called with 7" "$logs"
 
 check "a warm sandbox keeps its interpreter (1)" "200 1" "$(http GET /py/count)"
@@ -211,7 +200,7 @@ check_contains "emit returns an event id" "200 " "$out"
 wait_for 10 bash -c "[ \"\$(redis-cli -s $T/redis.sock get tine:kv:py:event-seen)\" = 7 ]" && ok "an event reaches a Python function" \
   || fail "an event reaches a Python function" "kv event-seen is $(redis-cli -s "$T/redis.sock" get tine:kv:py:event-seen)"
 check "tine.log lines" "200 None" "$(sdk 'tine.log("a", 1); tine.log.error("bad"); result = "None"')"
-logs=$(logs_of sdk "bad")
+logs=$(logs_of py sdk "bad")
 check_contains "tine.log.error in the logs" "bad" "$logs"
 
 # A new version: a new zygote that imported the new code; the old one goes.
