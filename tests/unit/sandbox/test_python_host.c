@@ -83,6 +83,11 @@ static const char app_py[] =
     "    t('exec', lambda: os.execv('/bin/sh', ['sh', '-c', 'true']))\n"
     "    return out\n";
 
+static const char hostcall_py[] =
+    "import tine\n"
+    "def get(req, ctx):\n"
+    "    return {'v': tine.kv.get('k'), 'n': req['n']}\n";
+
 static const char broken_py[] = "import nonexistent_module_xyz\ndef handle(req, ctx): return 1\n";
 
 static void read_frame(int fd, sbx_frame_hdr_t *h, char **payload)
@@ -104,6 +109,7 @@ static int setup(void **state)
     chmod(f->tmp, 0711);
     write_file(f->dir, "src/app.py", app_py);
     write_file(f->dir, "src/broken.py", broken_py);
+    write_file(f->dir, "src/hc.py", hostcall_py);
     sbx_isolation_config_t cfg = {.enabled = true, .sandbox_uid = 65534, .tmp_dir = f->tmp};
     assert_int_equal(sbx_isolation_configure(&cfg), 0);
     const char *src = getenv("TINE_SOURCE_DIR");
@@ -130,9 +136,9 @@ static int teardown(void **state)
  * whose message goes to *error). Returns READY's metadata as JSON. */
 static json_t *start_python(fixture_t *f, char **error)
 {
-    static const char *const modules[] = {"src/app.py", "src/broken.py"};
+    static const char *const modules[] = {"src/app.py", "src/broken.py", "src/hc.py"};
     sbx_python_spec_t spec = {.app = "py", .version = 3, .bundle_dir = f->dir, .modules = modules,
-                              .modules_len = 2, .memory_mb = 64, .processes = 4};
+                              .modules_len = 3, .memory_mb = 64, .processes = 4};
     assert_int_equal(sbx_zygote_request_python(&f->z, &spec), 0);
     sbx_spawned_t got;
     assert_int_equal(sbx_zygote_receive(&f->z, true, &got), 0);
@@ -210,7 +216,7 @@ static void test_python_zygote_serves(void **state)
     json_t *ready = start_python(f, &error);
     if (ready == NULL)
         fail_msg("the Python zygote did not start: %s", error);
-    assert_int_equal(json_integer_value(json_object_get(ready, "modules")), 1);
+    assert_int_equal(json_integer_value(json_object_get(ready, "modules")), 2);
     json_t *failed = json_object_get(ready, "failed");
     assert_int_equal(json_array_size(failed), 1);
     assert_string_equal(json_string_value(json_array_get(failed, 0)), "src/broken.py");
@@ -317,10 +323,59 @@ static void test_python_zygote_serves(void **state)
     close(f->py.control_fd);
 }
 
+/* A host call of a call with another INVOKE pipelined behind it: the
+ * HOSTREPLY is taken out of the stream past the INVOKE, and both calls are
+ * answered in order. */
+static void test_host_call_past_a_pipelined_call(void **state)
+{
+    fixture_t *f = *state;
+    char *error = NULL;
+    json_t *ready = start_python(f, &error);
+    if (ready == NULL)
+        fail_msg("the Python zygote did not start: %s", error);
+    json_decref(ready);
+    sbx_spawned_t b = python_sandbox(f, "get", "src/hc.py", "get");
+    sbx_frame_hdr_t h;
+    char *payload = NULL;
+    read_frame(b.fds.rd, &h, &payload);
+    assert_int_equal(h.type, SBX_MSG_READY);
+    free(payload);
+    json_t *r1 = json_loads("{\"kind\":\"event\",\"event\":{\"n\":1}}", 0, NULL);
+    json_t *r2 = json_loads("{\"kind\":\"event\",\"event\":{\"n\":2}}", 0, NULL);
+    write_invoke(b.fds.wr, 11, r1, "", 0);
+    write_invoke(b.fds.wr, 12, r2, "", 0);
+    json_decref(r1);
+    json_decref(r2);
+    for (int call = 0; call < 2; call++) {
+        read_frame(b.fds.rd, &h, &payload);
+        assert_int_equal(h.type, SBX_MSG_HOSTCALL);
+        assert_true(h.id == (uint64_t)(11 + call));
+        json_t *m = json_loadb(payload, h.meta_len, 0, NULL);
+        assert_string_equal(json_string_value(json_object_get(m, "op")), "kv.get");
+        assert_string_equal(json_string_value(json_object_get(m, "key")), "k");
+        json_decref(m);
+        free(payload);
+        const char *reply = "{\"found\":true}";
+        assert_int_equal(sbx_frame_write(b.fds.wr, SBX_MSG_HOSTREPLY, h.id, reply, strlen(reply), "val", 3), 0);
+        read_frame(b.fds.rd, &h, &payload);
+        assert_int_equal(h.type, SBX_MSG_RESULT);
+        assert_true(h.id == (uint64_t)(11 + call));
+        json_t *body = json_loadb(payload + h.meta_len, h.len - h.meta_len, 0, NULL);
+        assert_string_equal(json_string_value(json_object_get(body, "v")), "val");
+        assert_int_equal(json_integer_value(json_object_get(body, "n")), call + 1);
+        json_decref(body);
+        free(payload);
+    }
+    sbx_fds_close(b.fds);
+    kill(f->py.pid, SIGTERM);
+    close(f->py.control_fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_python_zygote_serves, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_call_past_a_pipelined_call, setup, teardown),
     };
     return cmocka_run_group_tests_name("sandbox/python_host", tests, NULL, NULL);
 }
