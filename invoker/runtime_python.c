@@ -305,7 +305,7 @@ static inv_pyzygote_t *pyz_get(inv_invoker_t *inv, const reg_app_version_t *v, b
  * (not for a retired version). */
 static void pyz_request(inv_pyzygote_t *pz)
 {
-    if (pz->state != PYZ_READY)
+    if (pz->state != PYZ_READY || pz->closing)
         return;
     /* A cold start that took the spare is answered before the zygote forks
      * the next one: on a busy core the fork would run first. */
@@ -341,7 +341,9 @@ static void pyz_give_spare(inv_pyzygote_t *pz)
 static void read_answers(inv_pyzygote_t *pz)
 {
     const reg_app_version_t *v = pz->version;
-    for (;;) {
+    /* A sandbox failed or attached below may close the zygote (retired, its
+     * last sandbox gone): then nothing more is read. */
+    while (pz->state == PYZ_READY && !pz->closing) {
         sbx_spawned_t got;
         int r = sbx_zygote_receive(&pz->z, false, &got);
         if (r == -EAGAIN)
@@ -492,6 +494,8 @@ static void read_imports(inv_pyzygote_t *pz)
 static void on_readable(uv_poll_t *h, int status, int events)
 {
     inv_pyzygote_t *pz = h->data;
+    if (pz->closing || pz->poll != h)
+        return;
     if (pz->state == PYZ_IMPORTING)
         read_imports(pz);
     else if (pz->state == PYZ_READY)
