@@ -32,10 +32,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PYZ_MIN_IMPORT_MS 3000u      /* the import limit: the largest timeout, at least this */
+#define PYZ_MIN_IMPORT_MS 3000u /* the import limit: the largest timeout, at least this */
 #define PYZ_BACKOFF_MIN_MS 1000u
 #define PYZ_BACKOFF_MAX_MS 60000u
-#define PYZ_MAX_REQUESTS 16          /* blank requests in flight to one Python zygote */
+#define PYZ_MAX_REQUESTS 16                /* blank requests in flight to one Python zygote */
 #define PYZ_MAX_IMPORT_FRAME (64u * 1024u) /* frames before READY are small */
 
 typedef enum { PYZ_ASKED, PYZ_IMPORTING, PYZ_READY, PYZ_FAILED } pyz_state_t;
@@ -45,13 +45,13 @@ struct inv_pyzygote {
     inv_invoker_t *inv;
     reg_app_version_t *version; /* retained */
     pyz_state_t state;
-    uint64_t seq;   /* ASKED: the request's number on tine-zygote's control socket */
-    sbx_zygote_t z; /* the launcher (pid: killing it ends the zygote) and the control socket */
+    uint64_t seq;     /* ASKED: the request's number on tine-zygote's control socket */
+    sbx_zygote_t z;   /* the launcher (pid: killing it ends the zygote) and the control socket */
     uv_poll_t *poll;  /* on the control socket; one per socket (a retry gets a new one) */
     uv_timer_t timer; /* the import limit */
     int handles;      /* open handles; freed when 0 after closing */
     bool closing;
-    tine_buf_t in;      /* IMPORTING: bytes read, frames not handled yet */
+    tine_buf_t in;       /* IMPORTING: bytes read, frames not handled yet */
     char importing[256]; /* the module being imported */
     uint64_t asked_ns;
     int fail_code, fail_status;
@@ -60,8 +60,8 @@ struct inv_pyzygote {
     uint64_t backoff_ms;
     tine_list_t waiting; /* sandboxes waiting for a process (inv_sandbox_t.wait_link) */
     size_t nwaiting;
-    size_t requested; /* blank requests in flight */
-    bool fork_failed; /* the last fork failed: no spare until one succeeds */
+    size_t requested;       /* blank requests in flight */
+    bool fork_failed;       /* the last fork failed: no spare until one succeeds */
     size_t spares_deferred; /* cold starts holding back the spare's refill (as spawner.c's) */
     inv_blank_t spare;
     bool has_spare;
@@ -261,8 +261,12 @@ static void pyz_ask(inv_pyzygote_t *pz)
             memory = fn->memory_mb;
         processes += fn->concurrency;
     }
-    sbx_python_spec_t spec = {.app = v->app, .version = v->version, .bundle_dir = v->bundle_dir,
-                              .modules = modules, .modules_len = n, .memory_mb = memory,
+    sbx_python_spec_t spec = {.app = v->app,
+                              .version = v->version,
+                              .bundle_dir = v->bundle_dir,
+                              .modules = modules,
+                              .modules_len = n,
+                              .memory_mb = memory,
                               .processes = processes > 65535 ? 65535 : (uint32_t)processes};
     int r = inv__spawner_ask_python(pz->inv, &spec, &pz->seq);
     free(modules);
@@ -315,8 +319,8 @@ static void pyz_request(inv_pyzygote_t *pz)
         if (r == -EAGAIN)
             break; /* more are asked for as answers arrive */
         if (r != 0) {
-            pyz_fail(pz, TINE_ECRASH, 502, "the Python zygote of %s version %" PRIu64 " is gone: %s",
-                     pz->version->app, pz->version->version, tine_strerror(r));
+            pyz_fail(pz, TINE_ECRASH, 502, "the Python zygote of %s version %" PRIu64 " is gone: %s", pz->version->app,
+                     pz->version->version, tine_strerror(r));
             return;
         }
         pz->requested++;
@@ -357,8 +361,9 @@ static void read_answers(inv_pyzygote_t *pz)
         if (got.error != 0) {
             inv_sandbox_t *s = take_waiting(pz);
             char msg[200];
-            snprintf(msg, sizeof msg, "cannot start a sandbox: the Python zygote of %s version %" PRIu64
-                     " could not fork: %s", v->app, v->version, tine_strerror(got.error));
+            snprintf(msg, sizeof msg,
+                     "cannot start a sandbox: the Python zygote of %s version %" PRIu64 " could not fork: %s", v->app,
+                     v->version, tine_strerror(got.error));
             tine_log_kv(TINE_LOG_ERROR, TINE_LOG_KV("app", v->app), "%s", msg);
             if (s)
                 inv__sandbox_start_failed(s, TINE_ECRASH, 503, msg);
@@ -411,13 +416,12 @@ static bool import_frame(inv_pyzygote_t *pz, const sbx_frame_hdr_t *h, const cha
                     "the Python zygote of %s version %" PRIu64 " is ready in %.1f ms (%" JSON_INTEGER_FORMAT
                     " modules imported%s%s)",
                     v->app, v->version, (double)(tine_now_ns() - pz->asked_ns) / 1e6,
-                    json_integer_value(json_object_get(meta, "modules")), list ? "; failed: " : "",
-                    list ? list : "");
+                    json_integer_value(json_object_get(meta, "modules")), list ? "; failed: " : "", list ? list : "");
         free(list);
     } else if (h->type == SBX_MSG_ERROR) {
         const char *e = json_string_value(json_object_get(meta, "error"));
-        pyz_fail(pz, TINE_ECRASH, 503, "%s (app %s version %" PRIu64 ")", e ? e : "the Python zygote failed",
-                 v->app, v->version);
+        pyz_fail(pz, TINE_ECRASH, 503, "%s (app %s version %" PRIu64 ")", e ? e : "the Python zygote failed", v->app,
+                 v->version);
         ok = false;
     } else {
         pyz_fail(pz, TINE_ECRASH, 502, "the Python zygote of %s version %" PRIu64 " sent an unexpected frame (type %u)",
@@ -438,8 +442,8 @@ static bool import_frames(inv_pyzygote_t *pz)
         sbx_frame_hdr_t h;
         memcpy(&h, pz->in.data + off, sizeof h);
         if (sbx_frame_check(&h, PYZ_MAX_IMPORT_FRAME) != 0) {
-            pyz_fail(pz, TINE_ECRASH, 502, "the Python zygote of %s version %" PRIu64 " sent a malformed frame",
-                     v->app, v->version);
+            pyz_fail(pz, TINE_ECRASH, 502, "the Python zygote of %s version %" PRIu64 " sent a malformed frame", v->app,
+                     v->version);
             return false;
         }
         if (pz->in.len - off < sizeof h + h.len)
@@ -516,8 +520,9 @@ bool inv__python_answer(inv_invoker_t *inv, uint64_t seq, sbx_spawned_t *got)
             continue;
         const reg_app_version_t *v = pz->version;
         if (got->error != 0) {
-            pyz_fail(pz, TINE_ECRASH, 503, "cannot start the Python zygote of %s version %" PRIu64
-                     ": the zygote could not fork: %s", v->app, v->version, tine_strerror(got->error));
+            pyz_fail(pz, TINE_ECRASH, 503,
+                     "cannot start the Python zygote of %s version %" PRIu64 ": the zygote could not fork: %s", v->app,
+                     v->version, tine_strerror(got->error));
             return true;
         }
         if (got->fds.wr != got->fds.rd)
@@ -528,8 +533,7 @@ bool inv__python_answer(inv_invoker_t *inv, uint64_t seq, sbx_spawned_t *got)
         if (fl < 0 || fcntl(pz->z.control_fd, F_SETFL, fl | O_NONBLOCK) != 0 ||
             uv_poll_init(inv->loop, poll, pz->z.control_fd) != 0) {
             free(poll);
-            pyz_fail(pz, TINE_ECRASH, 503, "cannot watch the Python zygote of %s version %" PRIu64, v->app,
-                     v->version);
+            pyz_fail(pz, TINE_ECRASH, 503, "cannot watch the Python zygote of %s version %" PRIu64, v->app, v->version);
             return true;
         }
         poll->data = pz;
@@ -549,8 +553,9 @@ void inv__python_zygote_lost(inv_invoker_t *inv)
     TINE_LIST_FOREACH_SAFE(l, next, &inv->pyzygotes) {
         inv_pyzygote_t *pz = tine_list_entry(l, inv_pyzygote_t, link);
         if (pz->state == PYZ_ASKED && !pz->closing)
-            pyz_fail(pz, TINE_ECRASH, 503, "cannot start the Python zygote of %s version %" PRIu64
-                     ": the zygote is gone", pz->version->app, pz->version->version);
+            pyz_fail(pz, TINE_ECRASH, 503,
+                     "cannot start the Python zygote of %s version %" PRIu64 ": the zygote is gone", pz->version->app,
+                     pz->version->version);
     }
 }
 

@@ -87,8 +87,15 @@ static void python_exec(int sock, sbx_python_plan_t *plan, json_t *req)
     }
     char script[PATH_MAX];
     snprintf(script, sizeof script, "%s/tine_zygote.py", plan->sdk_seen);
-    const char *argv[] = {plan->python, "-I",         "-S", "-B", script, spec_json ? spec_json : "{}",
-                          plan->bundle_seen, plan->isolated ? "isolated" : "not-isolated", NULL};
+    const char *argv[] = {plan->python,
+                          "-I",
+                          "-S",
+                          "-B",
+                          script,
+                          spec_json ? spec_json : "{}",
+                          plan->bundle_seen,
+                          plan->isolated ? "isolated" : "not-isolated",
+                          NULL};
     const char *tz = getenv("TZ");
     char tz_entry[256];
     snprintf(tz_entry, sizeof tz_entry, "TZ=%s", tz ? tz : "");
@@ -172,11 +179,13 @@ static void python_launcher(int control_fd, int sock, json_t *req, const char *l
         if (launcher_stop)
             kill(p, SIGKILL);
     if (WIFSIGNALED(st) && WTERMSIG(st) != SIGKILL)
-        tine_log_kv(TINE_LOG_ERROR, TINE_LOG_KV("app", app), "the Python zygote of %s version %lld was killed by signal %d (%s)",
-                    app, (long long)version, WTERMSIG(st), strsignal(WTERMSIG(st)));
+        tine_log_kv(TINE_LOG_ERROR, TINE_LOG_KV("app", app),
+                    "the Python zygote of %s version %lld was killed by signal %d (%s)", app, (long long)version,
+                    WTERMSIG(st), strsignal(WTERMSIG(st)));
     else if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
-        tine_log_kv(TINE_LOG_ERROR, TINE_LOG_KV("app", app), "the Python zygote of %s version %lld exited with status %d", app,
-                    (long long)version, WEXITSTATUS(st));
+        tine_log_kv(TINE_LOG_ERROR, TINE_LOG_KV("app", app),
+                    "the Python zygote of %s version %lld exited with status %d", app, (long long)version,
+                    WEXITSTATUS(st));
     _exit(0);
 }
 

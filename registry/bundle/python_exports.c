@@ -36,19 +36,19 @@ typedef struct {
     const char *src;
     size_t len;
     size_t pos;
-    int depth;         /* open brackets */
-    bool unreadable;   /* the scanner lost track: accept */
-    bool dynamic;      /* something can bind names the scanner cannot see */
-    bool found;        /* a binding of the export counts */
+    int depth;       /* open brackets */
+    bool unreadable; /* the scanner lost track: accept */
+    bool dynamic;    /* something can bind names the scanner cannot see */
+    bool found;      /* a binding of the export counts */
     const char *export;
     size_t export_len;
-    char *names;       /* the module's top-level def and class names, for the message */
+    char *names; /* the module's top-level def and class names, for the message */
     size_t names_cap;
     size_t names_len;
     /* the logical line being read */
-    size_t line_start;    /* where its first token begins */
-    int indent;           /* columns before it */
-    char top_kind[16];    /* the first word of the last logical line at indentation 0 */
+    size_t line_start; /* where its first token begins */
+    int indent;        /* columns before it */
+    char top_kind[16]; /* the first word of the last logical line at indentation 0 */
 } scan_t;
 
 static bool is_name_start(unsigned char c)
@@ -139,8 +139,8 @@ static bool binding_counts(const scan_t *x)
 {
     if (x->indent == 0)
         return true;
-    static const char *const blocks[] = {"if", "elif", "else", "try", "except", "finally", "with",
-                                         "for", "while", "match", "case", "async"};
+    static const char *const blocks[] = {"if",   "elif", "else",  "try",   "except", "finally",
+                                         "with", "for",  "while", "match", "case",   "async"};
     for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)
         if (strcmp(x->top_kind, blocks[i]) == 0)
             return true;
@@ -358,8 +358,7 @@ static void scan(scan_t *x)
             if (x->depth < 0)
                 x->unreadable = true;
             /* Two-character operators that end in '=' are not assignments. */
-            if (strchr("=!<>+-*/%&|^@:~", (char)c) && x->pos + 1 < x->len && x->src[x->pos + 1] == '=' &&
-                c != '=') {
+            if (strchr("=!<>+-*/%&|^@:~", (char)c) && x->pos + 1 < x->len && x->src[x->pos + 1] == '=' && c != '=') {
                 t.kind = 'o';
                 x->pos += 2;
             } else {

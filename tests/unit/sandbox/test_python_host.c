@@ -30,10 +30,10 @@
 #include <unistd.h>
 
 typedef struct {
-    sbx_zygote_t z;      /* tine-zygote */
-    sbx_zygote_t py;     /* the Python zygote: the launcher's pid, its control socket */
-    char dir[PATH_MAX];  /* the bundle */
-    char tmp[PATH_MAX];  /* the node's temp dir */
+    sbx_zygote_t z;     /* tine-zygote */
+    sbx_zygote_t py;    /* the Python zygote: the launcher's pid, its control socket */
+    char dir[PATH_MAX]; /* the bundle */
+    char tmp[PATH_MAX]; /* the node's temp dir */
     sbx_isolation_report_t report;
 } fixture_t;
 
@@ -83,10 +83,9 @@ static const char app_py[] =
     "    t('exec', lambda: os.execv('/bin/sh', ['sh', '-c', 'true']))\n"
     "    return out\n";
 
-static const char hostcall_py[] =
-    "import tine\n"
-    "def get(req, ctx):\n"
-    "    return {'v': tine.kv.get('k'), 'n': req['n']}\n";
+static const char hostcall_py[] = "import tine\n"
+                                  "def get(req, ctx):\n"
+                                  "    return {'v': tine.kv.get('k'), 'n': req['n']}\n";
 
 static const char broken_py[] = "import nonexistent_module_xyz\ndef handle(req, ctx): return 1\n";
 
@@ -137,8 +136,13 @@ static int teardown(void **state)
 static json_t *start_python(fixture_t *f, char **error)
 {
     static const char *const modules[] = {"src/app.py", "src/broken.py", "src/hc.py"};
-    sbx_python_spec_t spec = {.app = "py", .version = 3, .bundle_dir = f->dir, .modules = modules,
-                              .modules_len = 3, .memory_mb = 64, .processes = 4};
+    sbx_python_spec_t spec = {.app = "py",
+                              .version = 3,
+                              .bundle_dir = f->dir,
+                              .modules = modules,
+                              .modules_len = 3,
+                              .memory_mb = 64,
+                              .processes = 4};
     assert_int_equal(sbx_zygote_request_python(&f->z, &spec), 0);
     sbx_spawned_t got;
     assert_int_equal(sbx_zygote_receive(&f->z, true, &got), 0);
@@ -175,9 +179,16 @@ static sbx_spawned_t python_sandbox(fixture_t *f, const char *fn, const char *fi
     assert_int_equal(sbx_zygote_receive(&f->py, true, &b), 0);
     assert_int_equal(b.error, 0);
     assert_true(b.pid > 0);
-    sbx_spec_t spec = {.runtime = SBX_RUNTIME_PYTHON, .app = "py", .version = 3, .function = fn,
-                       .bundle_dir = f->dir, .handler_file = file, .handler_export = export, .memory_mb = 64,
-                       .timeout_ms = 2000, .env_json = "{\"GREETING\":\"hi\"}"};
+    sbx_spec_t spec = {.runtime = SBX_RUNTIME_PYTHON,
+                       .app = "py",
+                       .version = 3,
+                       .function = fn,
+                       .bundle_dir = f->dir,
+                       .handler_file = file,
+                       .handler_export = export,
+                       .memory_mb = 64,
+                       .timeout_ms = 2000,
+                       .env_json = "{\"GREETING\":\"hi\"}"};
     size_t len;
     char *frame = sbx_spec_frame(&spec, &len);
     assert_int_equal(write(b.fds.wr, frame, len), (ssize_t)len);

@@ -147,7 +147,8 @@ static void test_invoke_meta_round_trip(void **state)
         json_t *want = json_loads(documents[i], JSON_ALLOW_NUL, NULL);
         assert_non_null(got);
         if (!json_equal(got, want)) {
-            char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS), *e = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS);
+            char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS),
+                 *e = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS);
             fail_msg("document %zu read back as %s, expected %s", i, g, e);
         }
         json_decref(got);
@@ -246,8 +247,12 @@ static void test_malformed_meta_refused_by_both(void **state)
         {"", 0},
         {"O", 1},
         {"O\x01\x00\x00\x00", 5},
-        {"O\x01\x00\x00\x00\x05\x00\x00\x00" "ab", 11},
-        {"S\x05\x00\x00\x00" "ab", 7},
+        {"O\x01\x00\x00\x00\x05\x00\x00\x00"
+         "ab",
+         11},
+        {"S\x05\x00\x00\x00"
+         "ab",
+         7},
         {"Z", 1},
         {"NN", 2},
         {"I\x01\x02", 3},
