@@ -96,8 +96,12 @@ def spin(req, ctx):
     while True:
         pass
 PY
+# A package the app carries (pip install --target vendor ...).
+mkdir -p "$T/py/vendor/greetlib"
+printf 'GREETING = "from a vendored package"\n' >"$T/py/vendor/greetlib/__init__.py"
 cat >"$T/py/src/sdk.py" <<'PY'
 import json
+import greetlib
 import tine
 
 def run(req, ctx):
@@ -199,6 +203,7 @@ out=$(sdk 'result = tine.emit("py.test", {"n": 7})')
 check_contains "emit returns an event id" "200 " "$out"
 wait_for 10 bash -c "[ \"\$(redis-cli -s $T/redis.sock get tine:kv:py:event-seen)\" = 7 ]" && ok "an event reaches a Python function" \
   || fail "an event reaches a Python function" "kv event-seen is $(redis-cli -s "$T/redis.sock" get tine:kv:py:event-seen)"
+check "a vendored package is importable" "200 from a vendored package" "$(sdk 'import greetlib; result = greetlib.GREETING')"
 check "tine.log lines" "200 None" "$(sdk 'tine.log("a", 1); tine.log.error("bad"); result = "None"')"
 logs=$(logs_of py sdk "bad")
 check_contains "tine.log.error in the logs" "bad" "$logs"
