@@ -325,7 +325,10 @@ static inline void fake_python_zygote_main(int sock, const char *mode)
         int down[2], up[2];
         if (pipe(down) != 0 || pipe(up) != 0)
             _exit(3);
-        pid_t pid = fork();
+        /* The raw system call: fork() would run libuv's handler for the
+         * child, which closes the descriptors libuv's signal lock had in
+         * the test process (closed above, and reused by these pipes). */
+        pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
         if (pid == 0) {
             close(sock);
             close(down[1]);
