@@ -52,6 +52,16 @@ FIGURES = [
     ("deploy_max_us", "deploy 250 functions until served max", "ms", 1000, None),
     ("event_p50_us", "event ingest to function done p50", "ms", 1000, ("max", 2000, "<= 2 ms")),
     ("event_p99_us", "event ingest to function done p99", "ms", 1000, None),
+    # Runtimes (issue 20): hello in Python, and as exec running python3 per call.
+    ("cold_python_p50_us", "cold start p50, Python (fork-server)", "ms", 1000,
+     ("max", 3000, "<= 3 ms, >= 10x faster than exec python3")),
+    ("cold_python_p99_us", "cold start p99, Python (fork-server)", "ms", 1000, None),
+    ("cold_exec_python_p50_us", "cold start p50, exec running python3", "ms", 1000, None),
+    ("cold_exec_python_p99_us", "cold start p99, exec running python3", "ms", 1000, None),
+    ("warm_python_rps", "warm hello throughput, Python", "req/s", 1,
+     ("of_figure", ("warm_rps", 0.25), ">= 0.25x tine's warm (Lua) hello")),
+    ("warm_exec_python_rps", "warm hello throughput, exec running python3", "req/s", 1, None),
+    ("pss_python_kib", "memory per warm instance (PSS), Python", "KiB", 1, None),
 ]
 
 
@@ -96,8 +106,10 @@ def fmt(raw, unit, div):
     return f"{x:.3f}"
 
 
-def judge(budget, vals):
-    """Returns (met: bool | None, text) of tine's value against a budget."""
+def judge(budget, vals, values=None):
+    """Returns (met: bool | None, text) of tine's value against a budget:
+    a maximum, ratios to peers, or a ratio to another of tine's figures
+    ("of_figure": (key, least ratio))."""
     if budget is None:
         return None, ""
     kind, limit, text = budget
@@ -106,6 +118,9 @@ def judge(budget, vals):
         return None, text
     if kind == "max":
         return tine <= limit, text
+    if kind == "of_figure":
+        other = number((values or {}).get(limit[0], {}).get("tine"))
+        return (None, text) if not other else (tine / other >= limit[1], text)
     met = True
     for peer, need in limit.items():
         p = number(vals.get(peer))
@@ -182,9 +197,38 @@ def headline_lines(values):
         r = quota / public
         out.append(f"quotas set vs none (same node, public route): {r:.3f}x (budget >= 0.97x: "
                    f"{'met' if r >= 0.97 else 'MISSED'})")
+    out += runtime_lines(values)
     tls, plain = number(values.get("warm_tls_rps", {}).get("tine")), number(warm.get("tine"))
     if tls is not None and plain:
         out.append(f"tine warm hello over HTTPS: {tls / plain:.2f}x its plain HTTP throughput (same rounds)")
+    return out
+
+
+def runtime_lines(values):
+    """Python beside Lua and exec python3 (issue 20): cold start p50 (<= 3 ms
+    and >= 10x faster than exec) and warm hello (>= 0.25x Lua's)."""
+    def tine_of(key):
+        return number(values.get(key, {}).get("tine"))
+    py50, py99, ex50 = tine_of("cold_python_p50_us"), tine_of("cold_python_p99_us"), tine_of("cold_exec_python_p50_us")
+    lua50, pyw, luaw, exw = tine_of("cold_p50_us"), tine_of("warm_python_rps"), tine_of("warm_rps"), \
+        tine_of("warm_exec_python_rps")
+    if py50 is None:
+        return []
+    parts = [f"p50 {py50 / 1000:.3f} ms (budget <= 3 ms: {'met' if py50 <= 3000 else 'MISSED'})"]
+    if py99 is not None:
+        parts.append(f"p99 {py99 / 1000:.3f} ms")
+    if ex50:
+        parts.append(f"{ex50 / py50:.1f}x faster than exec python3 ({ex50 / 1000:.1f} ms; budget >= 10x: "
+                     f"{'met' if ex50 / py50 >= 10 else 'MISSED'})")
+    if lua50:
+        parts.append(f"Lua {lua50 / 1000:.3f} ms")
+    out = ["Python cold start: " + ", ".join(parts)]
+    if pyw and luaw:
+        line = (f"Python warm hello: {pyw:,.0f} req/s = {pyw / luaw:.2f}x Lua's {luaw:,.0f} "
+                f"(budget >= 0.25x: {'met' if pyw / luaw >= 0.25 else 'MISSED'})")
+        if exw:
+            line += f"; exec python3: {exw:,.0f} req/s"
+        out.append(line)
     return out
 
 
@@ -233,7 +277,7 @@ def main(argv):
     for key, label, unit, div, budget in present:
         vals = values[key]
         rat = ratios(vals, compared)
-        met, btext = judge(budget, vals)
+        met, btext = judge(budget, vals, values)
         verdict = {True: "met", False: "MISSED", None: "-" if not btext else "n/a"}[met]
         rows.append([label, unit] + [fmt(vals.get(s, "failed" if s in down else ""), unit, div) for s in systems]
                     + [f"{rat[p]:.3f}x" if p == BASE and p in rat else f"{rat[p]:.2f}x" if p in rat else ""

@@ -524,7 +524,7 @@ static void admin_routes(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v)
     for (size_t i = 0; i < m->functions_len; i++) {
         const reg_function_t *f = &m->functions[i];
         json_array_append_new(fns, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:I}", "name", f->name, "runtime",
-                                             f->runtime == REG_RUNTIME_LUA ? "lua" : "exec", "handler", f->handler,
+                                             reg_runtime_name(f->runtime), "handler", f->handler,
                                              "memory", (int)f->memory_mb, "timeout_ms", (int)f->timeout_ms,
                                              "concurrency", (int)f->concurrency, "warm", (int)f->warm, "max_body",
                                              (json_int_t)f->max_body));

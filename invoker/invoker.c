@@ -55,8 +55,8 @@ inv_invoker_t *inv_new(uv_loop_t *loop, sbx_zygote_t *zygote, const inv_config_t
 
 void inv__maybe_free(inv_invoker_t *inv)
 {
-    if (inv->closing && tine_list_empty(&inv->pools) && !inv->zygote_polling && !inv->flush_open &&
-        !inv->completions_open) {
+    if (inv->closing && tine_list_empty(&inv->pools) && tine_list_empty(&inv->pyzygotes) && !inv->zygote_polling &&
+        !inv->flush_open && !inv->completions_open) {
         free(inv->pool_table);
         free(inv);
     }

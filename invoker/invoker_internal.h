@@ -14,6 +14,8 @@
  *                 for pipelined calls) and read, answers, EOF, kill
  *   spawner.c     blank processes from the zygote: requests in flight, the
  *                 spare, sandboxes waiting for a process
+ *   runtime_python.c  the Python zygote of each app version with Python
+ *                 functions, and the blank sandboxes it forks
  *   fair_share.c  the rules sharing the cap between apps
  *   call_log.c    calls' log lines and the errors that end them
  *   hostcall*.c   host calls (hostcall_internal.h)
@@ -33,6 +35,7 @@ typedef enum { SBX_STARTING, SBX_IDLE, SBX_BUSY, SBX_CLOSING } sandbox_state_t;
 typedef struct inv_pool inv_pool_t;
 typedef struct inv_sandbox inv_sandbox_t;
 typedef struct inv_app inv_app_t;
+typedef struct inv_pyzygote inv_pyzygote_t;
 
 #define INV_LOG_CAP (64u * 1024u) /* log bytes kept per invocation */
 
@@ -195,6 +198,10 @@ struct inv_invoker {
     tine_list_t waiting; /* sandboxes waiting for a process, oldest first (inv_sandbox_t.wait_link) */
     size_t nwaiting;
     size_t spares_deferred; /* cold starts holding back the spare's refill */
+    uint64_t zygote_sent;   /* requests sent to the zygote, blanks and Python zygotes alike */
+    uint64_t zygote_read;   /* its answers read (they come in request order) */
+    /* runtime_python.c: the Python zygotes (inv_pyzygote_t.link) */
+    tine_list_t pyzygotes;
     /* sandbox_io.c: pipelined frames written once per loop turn */
     uv_prepare_t flush; /* writes pending INVOKE frames before the loop polls */
     bool flush_open;
@@ -384,6 +391,40 @@ void inv__spawner_forget(inv_sandbox_t *s);
 /* The cold start of s that took the spare is over (answered, or s closed):
  * now the spare may be forked again. */
 void inv__spawner_undefer(inv_sandbox_t *s);
+
+/* Asks the zygote for the Python zygote of `spec`; *seq is the request's
+ * number, which its answer (inv__python_answer) comes with. Returns 0 or an
+ * error (-EAGAIN: the socket is full, nothing was sent). */
+int inv__spawner_ask_python(inv_invoker_t *inv, const sbx_python_spec_t *spec, uint64_t *seq);
+
+/* ----------------------------------------------------- runtime_python.c */
+
+/* The zygote's answer number `seq`: true when it is a Python zygote's
+ * (handled: `got` is taken), false when it is a blank's. */
+bool inv__python_answer(inv_invoker_t *inv, uint64_t seq, sbx_spawned_t *got);
+
+/* The zygote is gone: Python zygotes asked for and not started fail. */
+void inv__python_zygote_lost(inv_invoker_t *inv);
+
+/* inv__spawner_give and inv__spawner_forget for sandboxes of Python
+ * functions: the process comes from the version's Python zygote (started
+ * when there is none; failing the start when it failed, until its backoff
+ * is over). */
+void inv__python_give(inv_sandbox_t *s);
+void inv__python_forget(inv_sandbox_t *s);
+
+/* inv__spawner_undefer for a Python sandbox: the cold start that took its
+ * zygote's spare is over, the spare may be forked again. */
+void inv__python_undefer(inv_sandbox_t *s);
+
+/* The version went live: its Python zygote starts now when it has Python
+ * functions. It retired: its zygote goes once none of its sandboxes is
+ * left. */
+void inv__python_version_live(inv_invoker_t *inv, const reg_app_version_t *v);
+void inv__python_version_retired(inv_invoker_t *inv, const reg_app_version_t *v);
+
+/* inv_free: the spares go, every zygote once its sandboxes closed. */
+void inv__python_stop(inv_invoker_t *inv);
 
 /* ------------------------------------------------- fair_share.c, for pool.c */
 

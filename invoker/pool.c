@@ -178,7 +178,9 @@ const char *inv__pool_spec_frame(inv_pool_t *p, size_t *len)
         char *env_json = json_dumps(env, JSON_COMPACT);
         json_decref(env);
         sbx_spec_t spec = {
-            .runtime = fn->runtime == REG_RUNTIME_EXEC ? SBX_RUNTIME_EXEC : SBX_RUNTIME_LUA,
+            .runtime = fn->runtime == REG_RUNTIME_EXEC     ? SBX_RUNTIME_EXEC
+                       : fn->runtime == REG_RUNTIME_PYTHON ? SBX_RUNTIME_PYTHON
+                                                           : SBX_RUNTIME_LUA,
             .network = fn->network,
             .app = p->version->app,
             .version = p->version->version,
@@ -818,12 +820,14 @@ void inv_version_retired(inv_invoker_t *inv, const reg_app_version_t *v)
         }
         pool_maybe_free(p);
     }
+    inv__python_version_retired(inv, v);
 }
 
 void inv_version_live(inv_invoker_t *inv, const reg_app_version_t *v)
 {
     if (inv->closing)
         return;
+    inv__python_version_live(inv, v);
     for (size_t i = 0; i < v->manifest->functions_len; i++)
         if (v->manifest->functions[i].warm > 0)
             pool_refill_warm(inv__pool_get(inv, v, i));

@@ -349,8 +349,8 @@ static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *
             res.code = TINE_EHANDLER;
             res.error = e ? e : "the function raised an error";
         }
-        /* Lua raises; an exec program fails (exit status, signal). */
-        const char *what = p->fn->runtime == REG_RUNTIME_LUA ? "raised: " : "failed: ";
+        /* Lua and Python raise; an exec program fails (exit status, signal). */
+        const char *what = p->fn->runtime != REG_RUNTIME_EXEC ? "raised: " : "failed: ";
         char *line = xasprintf("%s%s", res.code == TINE_EHANDLER ? what : "", res.error);
         inv__log_error(c, line, trace);
         free(line);

@@ -30,12 +30,24 @@ static void blanks_request(inv_invoker_t *inv)
             break;
         }
         inv->blanks_requested++;
+        inv->zygote_sent++;
     }
+}
+
+int inv__spawner_ask_python(inv_invoker_t *inv, const sbx_python_spec_t *spec, uint64_t *seq)
+{
+    if (inv->closing || inv->zygote_gone)
+        return TINE_ECRASH;
+    int r = sbx_zygote_request_python(inv->zygote, spec);
+    if (r == 0)
+        *seq = inv->zygote_sent++;
+    return r;
 }
 
 void inv__spawner_start(inv_invoker_t *inv)
 {
     tine_list_init(&inv->waiting);
+    tine_list_init(&inv->pyzygotes);
     /* Answers of the zygote arrive on the loop; tined never waits for a fork. */
     if (uv_poll_init(inv->loop, &inv->zygote_poll, inv->zygote->control_fd) == 0) {
         inv->zygote_poll.data = inv;
@@ -60,12 +72,17 @@ void inv__spawner_stop(inv_invoker_t *inv)
 {
     while (inv->nspare > 0)
         sbx_fds_close(inv->spare[--inv->nspare].fds); /* the blank exits on EOF */
+    inv__python_stop(inv);
     if (inv->zygote_polling)
         uv_close((uv_handle_t *)&inv->zygote_poll, on_zygote_poll_closed);
 }
 
 void inv__spawner_give(inv_sandbox_t *s)
 {
+    if (s->pool->fn->runtime == REG_RUNTIME_PYTHON) {
+        inv__python_give(s);
+        return;
+    }
     inv_invoker_t *inv = s->pool->inv;
     if (inv->nspare > 0) {
         inv_blank_t b = inv->spare[--inv->nspare];
@@ -86,6 +103,10 @@ void inv__spawner_give(inv_sandbox_t *s)
 
 void inv__spawner_forget(inv_sandbox_t *s)
 {
+    if (s->pool->fn->runtime == REG_RUNTIME_PYTHON) {
+        inv__python_forget(s);
+        return;
+    }
     if (!tine_list_linked(&s->wait_link))
         return;
     tine_list_remove(&s->wait_link);
@@ -96,6 +117,10 @@ void inv__spawner_undefer(inv_sandbox_t *s)
 {
     if (!s->defers_spare)
         return;
+    if (s->pool->fn->runtime == REG_RUNTIME_PYTHON) {
+        inv__python_undefer(s);
+        return;
+    }
     s->defers_spare = false;
     s->pool->inv->spares_deferred--;
     blanks_request(s->pool->inv);
@@ -115,6 +140,7 @@ static void zygote_lost(inv_invoker_t *inv)
         tine_log(TINE_LOG_ERROR, "the zygote is gone; no new sandbox can start");
     inv->zygote_gone = true;
     inv->blanks_requested = 0;
+    inv__python_zygote_lost(inv);
     if (inv->zygote_polling)
         uv_poll_stop(&inv->zygote_poll);
     inv_sandbox_t *s;
@@ -132,6 +158,8 @@ static void on_zygote_readable(uv_poll_t *h, int status, int events)
         int r = sbx_zygote_receive(inv->zygote, false, &got);
         if (r == -EAGAIN)
             break;
+        if (r == 0 && inv__python_answer(inv, inv->zygote_read++, &got))
+            continue;
         if (r != 0 || inv->blanks_requested == 0) {
             zygote_lost(inv);
             return;

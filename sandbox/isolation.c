@@ -79,7 +79,7 @@ static struct {
     int host_net_fd; /* the host's network namespace, for exec functions with network: true */
     int runner_pid_fd; /* an exec runner's own pid namespace, to go back to after forking its program */
     int devnull_fd;
-    struct sock_fprog lua_filter, exec_filter;
+    struct sock_fprog lua_filter, exec_filter, python_filter;
     uint64_t base_vsz; /* address space of the zygote after preparing Lua */
     rlim_t hard_limits[RLIMIT_NLIMITS];
     sbx_isolation_report_t report;
@@ -407,6 +407,22 @@ static int rule(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned
     return seccomp_rule_add_array(ctx, action, nr, argc, args);
 }
 
+/* Allows each of `names` (n of them), then open/openat only to read: no
+ * O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND or O_TMPFILE. Returns 0 or a
+ * libseccomp error. */
+static int allow_with_read_only_open(scmp_filter_ctx ctx, const char *const *names, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = rule(ctx, SCMP_ACT_ALLOW, names[i], 0);
+    scmp_datum_t write_bits = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND | (O_TMPFILE & ~O_DIRECTORY);
+    if (rc == 0)
+        rc = rule(ctx, SCMP_ACT_ALLOW, "openat", 1, SCMP_A2(SCMP_CMP_MASKED_EQ, write_bits, 0));
+    if (rc == 0)
+        rc = rule(ctx, SCMP_ACT_ALLOW, "open", 1, SCMP_A1(SCMP_CMP_MASKED_EQ, write_bits, 0));
+    return rc;
+}
+
 /* What a Lua sandbox may do after its fork: talk on its pipes, read its
  * bundle (the root dir, read-only), manage memory, read clocks, exit.
  * Anything else raises SIGSYS (on_sigsys). */
@@ -423,17 +439,7 @@ static int lua_allowlist(scmp_filter_ctx ctx)
         "getppid", "stat", "lstat", "statx", "fcntl", "sysinfo", "getrusage", "nanosleep", "clock_nanosleep",
 #endif
     };
-    int rc = 0;
-    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0] && rc == 0; i++)
-        rc = rule(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
-    /* open/openat only to read: no O_WRONLY, O_RDWR, O_CREAT, O_TRUNC,
-     * O_APPEND or O_TMPFILE. */
-    scmp_datum_t write_bits = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND | (O_TMPFILE & ~O_DIRECTORY);
-    if (rc == 0)
-        rc = rule(ctx, SCMP_ACT_ALLOW, "openat", 1, SCMP_A2(SCMP_CMP_MASKED_EQ, write_bits, 0));
-    if (rc == 0)
-        rc = rule(ctx, SCMP_ACT_ALLOW, "open", 1, SCMP_A1(SCMP_CMP_MASKED_EQ, write_bits, 0));
-    return rc;
+    return allow_with_read_only_open(ctx, allowed, sizeof allowed / sizeof allowed[0]);
 }
 
 /* What an exec program may not do: anything that reaches across the
@@ -467,13 +473,72 @@ static int exec_denylist(scmp_filter_ctx ctx)
     return rc;
 }
 
+/* What a Python zygote and its sandboxes may do: what the interpreter
+ * needs to run, import from its read-only root and serve on its pipes, and
+ * for the zygote to fork sandboxes (clone without namespace flags) and hand
+ * them over (sendmsg on its control socket). Everything else answers EPERM,
+ * which Python raises as PermissionError in the function: no socket,
+ * connect, execve, ptrace, mount, kill, file writes. The one execveat
+ * allowed is the launcher's of python3 itself, through the descriptor
+ * SBX_PYTHON_EXE_FD, which no process under the filter can create again
+ * (its descriptor limit is lower). */
+static int python_allowlist(scmp_filter_ctx ctx)
+{
+    static const char *const allowed[] = {
+        "read", "write", "readv", "writev", "pread64", "close", "fstat", "newfstatat", "stat", "lstat", "statx",
+        "lseek", "access", "faccessat", "faccessat2", "getdents64", "readlink", "readlinkat", "getcwd", "chdir",
+        "fchdir", "fcntl", "dup", "dup2", "dup3", "pipe", "pipe2", "mmap", "munmap", "mremap", "mprotect", "brk",
+        "madvise", "mincore", "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep", "gettimeofday",
+        "time", "select", "pselect6", "poll", "ppoll", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait",
+        "eventfd2", "getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getresuid",
+        "getresgid", "getgroups", "getpgrp", "uname", "sysinfo", "getrusage", "times", "getrlimit", "setrlimit",
+        "futex", "set_robust_list", "get_robust_list", "rseq", "sched_yield", "sched_getaffinity", "rt_sigaction",
+        "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "tgkill", "tkill", "getrandom", "exit", "exit_group",
+        "wait4", "waitid", "pidfd_open", "sendmsg", "recvmsg", "sendto", "recvfrom", "getsockopt", "getsockname",
+        "getpeername", "shutdown", "set_tid_address", "arch_prctl", "membarrier", "statfs", "fstatfs", "umask",
+        "fadvise64", "fork", "vfork",
+    };
+    int rc = allow_with_read_only_open(ctx, allowed, sizeof allowed / sizeof allowed[0]);
+    /* Its own limits only (resource.setrlimit). */
+    if (rc == 0)
+        rc = rule(ctx, SCMP_ACT_ALLOW, "prlimit64", 1, SCMP_A0(SCMP_CMP_EQ, 0));
+    /* fork, and threads, but never into new namespaces. */
+    scmp_datum_t ns = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS |
+                      CLONE_NEWCGROUP;
+    if (rc == 0)
+        rc = rule(ctx, SCMP_ACT_ALLOW, "clone", 1, SCMP_A0(SCMP_CMP_MASKED_EQ, ns, 0));
+    if (rc == 0)
+        rc = rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0);
+    /* kill(-1): pid 1 of a Python zygote's pid namespace ends what its
+     * modules forked while they were imported (its own processes only). */
+    if (rc == 0)
+        rc = rule(ctx, SCMP_ACT_ALLOW, "kill", 1, SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffu, 0xffffffffu));
+    /* A pair of connected unix sockets (asyncio's self-pipe) reaches nothing. */
+    if (rc == 0)
+        rc = rule(ctx, SCMP_ACT_ALLOW, "socketpair", 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+    /* ioctl: terminal probes (isatty), non-blocking and close-on-exec flags,
+     * bytes readable. */
+    static const scmp_datum_t ioctls[] = {TCGETS, FIONBIO, FIOCLEX, FIONCLEX, FIONREAD};
+    for (size_t i = 0; i < sizeof ioctls / sizeof ioctls[0] && rc == 0; i++)
+        rc = rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, SCMP_A1(SCMP_CMP_EQ, ioctls[i]));
+    if (rc == 0)
+        rc = rule(ctx, SCMP_ACT_ALLOW, "execveat", 2, SCMP_A0(SCMP_CMP_EQ, SBX_PYTHON_EXE_FD),
+                  SCMP_A4(SCMP_CMP_EQ, AT_EMPTY_PATH));
+    return rc;
+}
+
+enum { FILTER_LUA, FILTER_EXEC, FILTER_PYTHON };
+
 /* Compiles a filter into `out` (room for `cap` instructions) and sets *len.
  * Returns 0, or a negative errno (libseccomp's or the system's) with a
  * message in err. */
-static int compile_filter(bool lua, struct sock_filter *out, size_t cap, unsigned short *len, char *err,
+static int compile_filter(int kind, struct sock_filter *out, size_t cap, unsigned short *len, char *err,
                           size_t errlen)
 {
-    scmp_filter_ctx ctx = seccomp_init(lua ? SCMP_ACT_TRAP : SCMP_ACT_ALLOW);
+    static const char *const names[] = {"Lua", "exec", "Python"};
+    scmp_filter_ctx ctx = seccomp_init(kind == FILTER_LUA    ? SCMP_ACT_TRAP
+                                       : kind == FILTER_EXEC ? SCMP_ACT_ALLOW
+                                                             : SCMP_ACT_ERRNO(EPERM));
     if (ctx == NULL) {
         snprintf(err, errlen, "libseccomp cannot create a filter");
         return -ENOMEM;
@@ -482,7 +547,7 @@ static int compile_filter(bool lua, struct sock_filter *out, size_t cap, unsigne
      * call, and the kernel's per-filter cache is quicker to build at every
      * fork. */
     seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
-    int rc = lua ? lua_allowlist(ctx) : exec_denylist(ctx);
+    int rc = kind == FILTER_LUA ? lua_allowlist(ctx) : kind == FILTER_EXEC ? exec_denylist(ctx) : python_allowlist(ctx);
     int mfd = -1;
     if (rc == 0) {
         mfd = memfd_create("tine-seccomp", MFD_CLOEXEC);
@@ -497,7 +562,7 @@ static int compile_filter(bool lua, struct sock_filter *out, size_t cap, unsigne
     if (mfd >= 0)
         close(mfd);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot compile the %s filter: %s", lua ? "Lua" : "exec", strerror(-rc));
+        snprintf(err, errlen, "cannot compile the %s filter: %s", names[kind], strerror(-rc));
         return rc;
     }
     *len = (unsigned short)(st.st_size / sizeof(struct sock_filter));
@@ -514,14 +579,14 @@ static int install_filter(const struct sock_fprog *prog)
 
 /* What the filter child hands back to the zygote (a shared mapping). */
 typedef struct {
-    unsigned short lua_len, exec_len;
+    unsigned short lua_len, exec_len, python_len;
     char err[200];
-    struct sock_filter lua[FILTER_MAX], exec[FILTER_MAX];
+    struct sock_filter lua[FILTER_MAX], exec[FILTER_MAX], python[FILTER_MAX];
     uint16_t name_at[SYSCALL_NAMES]; /* offset + 1 into names, 0 for none */
     char names[sizeof syscall_name_text];
 } filter_work_t;
 
-static struct sock_filter lua_prog[FILTER_MAX], exec_prog[FILTER_MAX];
+static struct sock_filter lua_prog[FILTER_MAX], exec_prog[FILTER_MAX], python_prog[FILTER_MAX];
 
 /* In the filter child: the names of the system calls (for on_sigsys) and
  * both filters, into w. Returns 0, or compile_filter's error with w->err set. */
@@ -538,9 +603,11 @@ static int build_filters(filter_work_t *w)
         }
         free(name);
     }
-    int rc = compile_filter(true, w->lua, FILTER_MAX, &w->lua_len, w->err, sizeof w->err);
+    int rc = compile_filter(FILTER_LUA, w->lua, FILTER_MAX, &w->lua_len, w->err, sizeof w->err);
     if (rc == 0)
-        rc = compile_filter(false, w->exec, FILTER_MAX, &w->exec_len, w->err, sizeof w->err);
+        rc = compile_filter(FILTER_EXEC, w->exec, FILTER_MAX, &w->exec_len, w->err, sizeof w->err);
+    if (rc == 0)
+        rc = compile_filter(FILTER_PYTHON, w->python, FILTER_MAX, &w->python_len, w->err, sizeof w->err);
     return rc;
 }
 
@@ -565,6 +632,21 @@ static int zygote_build_filters(char *err, size_t errlen)
     if (p == 0) {
         if (build_filters(w) != 0)
             _exit(7);
+        /* The Python filter in a grandchild of its own (it allows no
+         * further filter): a socket must be refused with EPERM. */
+        pid_t g = fork();
+        if (g == 0) {
+            struct sock_fprog python = {w->python_len, w->python};
+            if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || install_filter(&python) != 0)
+                _exit(8);
+            int s = socket(AF_UNIX, SOCK_STREAM, 0);
+            _exit(s < 0 && errno == EPERM ? 0 : 9);
+        }
+        int gst = 0;
+        while (g > 0 && waitpid(g, &gst, 0) < 0 && errno == EINTR)
+            ;
+        if (g < 0 || !WIFEXITED(gst) || WEXITSTATUS(gst) != 0)
+            _exit(g > 0 && WIFEXITED(gst) ? WEXITSTATUS(gst) : 8);
         struct sock_fprog lua = {w->lua_len, w->lua}, exec = {w->exec_len, w->exec};
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
             _exit(2);
@@ -586,14 +668,19 @@ static int zygote_build_filters(char *err, size_t errlen)
     } else if (code != SBX_EXIT_SECCOMP) {
         static const char *const why[] = {"", "", "PR_SET_NO_NEW_PRIVS failed", "the kernel refused the exec filter",
                                           "the kernel refused the Lua filter", "a forbidden call was not stopped",
-                                          "a forbidden call was not stopped"};
-        snprintf(err, errlen, "self-test failed: %s", code >= 2 && code <= 6 ? why[code] : "unexpected exit");
+                                          "a forbidden call was not stopped", "",
+                                          "the kernel refused the Python filter",
+                                          "the Python filter did not refuse a socket"};
+        snprintf(err, errlen, "self-test failed: %s",
+                 code >= 2 && code <= 9 && code != 7 ? why[code] : "unexpected exit");
         rc = -ENOTSUP;
     } else {
         memcpy(lua_prog, w->lua, w->lua_len * sizeof lua_prog[0]);
         memcpy(exec_prog, w->exec, w->exec_len * sizeof exec_prog[0]);
+        memcpy(python_prog, w->python, w->python_len * sizeof python_prog[0]);
         iso.lua_filter = (struct sock_fprog){w->lua_len, lua_prog};
         iso.exec_filter = (struct sock_fprog){w->exec_len, exec_prog};
+        iso.python_filter = (struct sock_fprog){w->python_len, python_prog};
         memcpy(syscall_name_text, w->names, sizeof syscall_name_text);
         syscall_name_text[sizeof syscall_name_text - 1] = '\0';
         for (int i = 0; i < SYSCALL_NAMES; i++)
@@ -776,9 +863,10 @@ static void zygote_filters(void)
     iso.seccomp = true;
     layer_set(SBX_LAYER_SECCOMP, true,
               "Lua: an allowlist of %u instructions (pipe I/O, reading the bundle, memory, clocks, exit), "
-              "other calls stop the sandbox; exec: %u instructions denying namespaces, mounts, ptrace, "
-              "keyrings, modules, BPF, io_uring",
-              iso.lua_filter.len, iso.exec_filter.len);
+              "other calls stop the sandbox; Python: an allowlist of %u (no sockets, exec, ptrace, mounts or file "
+              "writes: EPERM); exec: %u instructions denying namespaces, mounts, ptrace, keyrings, modules, BPF, "
+              "io_uring",
+              iso.lua_filter.len, iso.python_filter.len, iso.exec_filter.len);
 }
 
 void sbx__isolation_zygote_enter(void)
@@ -813,8 +901,9 @@ void sbx__isolation_zygote_enter(void)
         iso.base_vsz = current_vsz();
         layer_set(SBX_LAYER_RLIMITS, true,
                   "address space = memory + %llu MiB (Lua, on top of the zygote's %llu MiB) or + %llu MiB "
-                  "(exec without a cgroup); Lua: no processes, no file writes, %d descriptors; exec: %s, files up to %llu MiB, "
-                  "%d descriptors; no core dumps",
+                  "(exec without a cgroup); Lua: no processes, no file writes, %d descriptors; Python: the same, "
+                  "its zygote's address space + memory + 32 MiB; exec: %s, files up to %llu MiB, %d descriptors; "
+                  "no core dumps",
                   LUA_AS_SLACK / MIB, (unsigned long long)(iso.base_vsz / MIB), EXEC_AS_SLACK / MIB, LUA_NOFILE,
                   iso.root || iso.userns ? "32 processes" : "processes not limited (no uid of their own)",
                   EXEC_FSIZE / MIB, EXEC_NOFILE);
@@ -823,7 +912,8 @@ void sbx__isolation_zygote_enter(void)
         if (iso.chroot_ok && iso.mountns)
             layer_set(SBX_LAYER_ROOT_DIR, true, "a Lua sandbox's root is its bundle (read-only); an exec program's "
                                                 "root is a fresh tmpfs with the bundle at /app, a private /tmp "
-                                                "and read-only /usr");
+                                                "and read-only /usr; a Python zygote's the same without /tmp, "
+                                                "with its SDK at /tine");
         else if (iso.chroot_ok)
             layer_set(SBX_LAYER_ROOT_DIR, false, "Lua sandboxes see only their bundle, but exec programs see the "
                                                  "host's files (no mount namespace)");
@@ -1098,11 +1188,22 @@ static int mirror_etc(const char root[200], const char *name)
     return bind_path(real, dst, false);
 }
 
-/* Builds the program's root on a tmpfs mounted over the node's tmp dir (in
- * the program's own mount namespace, so nobody else sees it) and moves into
- * it, dropping every path to the host's files. Returns 0, or -errno with
- * the step that failed in err. */
-static int build_root(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, char *err, size_t errlen)
+/* What a root built by build_root holds beside the system's read-only
+ * directories: the bundle read-only at SBX_EXEC_APP_DIR, and optionally a
+ * private writable SBX_EXEC_WORK_DIR and a read-only SDK directory. */
+typedef struct {
+    const char *bundle_dir;
+    uint32_t work_mb;   /* size of the private /tmp; 0: none */
+    unsigned work_uid;  /* its owner */
+    bool network;       /* the resolver's and CA files too */
+    const char *sdk_dir; /* bound at SBX_PYTHON_SDK_DIR when not NULL */
+} root_plan_t;
+
+/* Builds a root on a tmpfs mounted over the node's tmp dir (in the caller's
+ * own mount namespace, which it unshares, so nobody else sees it) and moves
+ * into it, dropping every path to the host's files. Returns 0, or -errno
+ * with the step that failed in err. */
+static int build_root(const root_plan_t *rp, char *err, size_t errlen)
 {
     const char *root = iso.tmp_dir;
     char path[PATH_MAX], opts[128];
@@ -1119,14 +1220,19 @@ static int build_root(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, char 
     STEP("mount the root tmpfs",
          SYS(mount("tine-root", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=1024,mode=0755")));
     snprintf(path, sizeof path, "%s" SBX_EXEC_APP_DIR, root);
-    STEP("bind the bundle at /app", bind_path(spec->bundle_dir, path, false));
-    snprintf(path, sizeof path, "%s" SBX_EXEC_WORK_DIR, root);
-    STEP("mkdir /tmp", SYS(mkdir(path, 0700)));
-    /* The working dir: private, in memory, no bigger than the function's memory. */
-    snprintf(opts, sizeof opts, "size=%um,nr_inodes=16384,mode=0700,uid=%u,gid=%u",
-             spec->memory_mb ? spec->memory_mb : 16, plan->own_uid ? (unsigned)plan->uid : 0,
-             plan->own_uid ? (unsigned)plan->uid : 0);
-    STEP("mount /tmp", SYS(mount("tine-tmp", path, "tmpfs", MS_NOSUID | MS_NODEV, opts)));
+    STEP("bind the bundle at /app", bind_path(rp->bundle_dir, path, false));
+    if (rp->sdk_dir) {
+        snprintf(path, sizeof path, "%s" SBX_PYTHON_SDK_DIR, root);
+        STEP("bind the SDK at " SBX_PYTHON_SDK_DIR, bind_path(rp->sdk_dir, path, false));
+    }
+    if (rp->work_mb) {
+        snprintf(path, sizeof path, "%s" SBX_EXEC_WORK_DIR, root);
+        STEP("mkdir /tmp", SYS(mkdir(path, 0700)));
+        /* The working dir: private, in memory, no bigger than the function's memory. */
+        snprintf(opts, sizeof opts, "size=%um,nr_inodes=16384,mode=0700,uid=%u,gid=%u", rp->work_mb, rp->work_uid,
+                 rp->work_uid);
+        STEP("mount /tmp", SYS(mount("tine-tmp", path, "tmpfs", MS_NOSUID | MS_NODEV, opts)));
+    }
     static const char *const system_dirs[] = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"};
     for (size_t i = 0; i < sizeof system_dirs / sizeof system_dirs[0]; i++)
         STEP(system_dirs[i], mirror_entry(root, system_dirs[i]));
@@ -1139,7 +1245,7 @@ static int build_root(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, char 
                                               "ca-certificates.conf"};
     for (size_t i = 0; i < sizeof etc_always / sizeof etc_always[0]; i++)
         STEP(etc_always[i], mirror_etc(root, etc_always[i]));
-    for (size_t i = 0; spec->network && i < sizeof etc_network / sizeof etc_network[0]; i++)
+    for (size_t i = 0; rp->network && i < sizeof etc_network / sizeof etc_network[0]; i++)
         STEP(etc_network[i], mirror_etc(root, etc_network[i]));
     snprintf(path, sizeof path, "%s/dev", root);
     STEP("mkdir /dev", SYS(mkdir(path, 0755)));
@@ -1156,12 +1262,13 @@ static int build_root(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, char 
     STEP("pivot_root", SYS((int)syscall(SYS_pivot_root, ".", ".")));
     /* The old root is stacked on "/" now: detach it and all it holds. */
     STEP("detach the host's root", SYS(umount2(".", MNT_DETACH)));
-    STEP("chdir to the working dir", SYS(chdir(SBX_EXEC_WORK_DIR)));
+    STEP("chdir to the working dir", SYS(chdir(rp->work_mb ? SBX_EXEC_WORK_DIR : SBX_EXEC_APP_DIR)));
 #undef STEP
 #undef SYS
     return 0;
 fail:
-    snprintf(err, errlen, "cannot build the program's root: %s: %s", step, strerror(-rc));
+    snprintf(err, errlen, "cannot build the %s root: %s: %s", rp->sdk_dir ? "Python zygote's" : "program's", step,
+             strerror(-rc));
     return rc;
 }
 
@@ -1199,7 +1306,11 @@ int sbx__isolation_exec_child(const sbx_spec_t *spec, const sbx_exec_plan_t *pla
     if (iso.ipcns && unshare(CLONE_NEWIPC) != 0)
         return tine_fail_errno(err, errlen, "unshare(CLONE_NEWIPC)");
     if (plan->private_root) {
-        if ((e = build_root(spec, plan, err, errlen)) != 0)
+        root_plan_t rp = {.bundle_dir = spec->bundle_dir,
+                          .work_mb = spec->memory_mb ? spec->memory_mb : 16,
+                          .work_uid = plan->own_uid ? (unsigned)plan->uid : 0,
+                          .network = spec->network};
+        if ((e = build_root(&rp, err, errlen)) != 0)
             return e;
     } else if (chdir(workdir) != 0) {
         return tine_fail_errno(err, errlen, "chdir %s", workdir);
@@ -1227,5 +1338,90 @@ int sbx__isolation_exec_child(const sbx_spec_t *spec, const sbx_exec_plan_t *pla
         return tine_fail_errno(err, errlen, "cannot install the system call filter");
     /* After the uid switch, which clears it. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    return 0;
+}
+
+/* ------------------------------------------------------ a Python zygote */
+
+bool sbx__isolation_python_pidns(void)
+{
+    return iso.enabled && iso.pidns && unshare(CLONE_NEWPID) == 0;
+}
+
+int sbx__isolation_enter_python(int sock, sbx_python_plan_t *plan, char *err, size_t errlen)
+{
+    plan->exe_fd = -1;
+    plan->bundle_seen = plan->bundle_dir;
+    plan->sdk_seen = plan->sdk_dir;
+    plan->isolated = iso.enabled;
+    /* Descriptors: 0 and 1 on /dev/null, 2 stays (tined's log), the control
+     * socket on 3, this process's statm on 4 (opened while /proc is there:
+     * the sandboxes' address space limit starts from the zygote's), python3
+     * on SBX_PYTHON_EXE_FD for the exec; nothing else. */
+    int s = fcntl(sock, F_DUPFD, 5);
+    if (s < 0 || dup2(s, SBX_PYTHON_CONTROL_FD) < 0)
+        return tine_fail_errno(err, errlen, "cannot move the control socket to fd %d", SBX_PYTHON_CONTROL_FD);
+    int statm = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (statm < 0 || dup2(statm, SBX_PYTHON_STATM_FD) < 0)
+        return tine_fail_errno(err, errlen, "cannot open /proc/self/statm");
+    if (iso.devnull_fd >= 0) {
+        dup2(iso.devnull_fd, 0);
+        dup2(iso.devnull_fd, 1);
+    }
+    int exe = -1;
+    if (iso.enabled && iso.seccomp) {
+        int fd = open(plan->python, O_PATH | O_CLOEXEC);
+        if (fd < 0 || (exe = fcntl(fd, F_DUPFD_CLOEXEC, SBX_PYTHON_EXE_FD)) != SBX_PYTHON_EXE_FD)
+            return tine_fail_errno(err, errlen, "cannot open %s", plan->python);
+    }
+    close_from(5, exe, -1, -1);
+    if (!iso.enabled)
+        return 0;
+    /* Not root: a user namespace of its own, so its process limit counts
+     * only its own processes, and the mounts below belong to it. */
+    int e;
+    if (iso.userns && (e = enter_user_ns()) != 0) {
+        snprintf(err, errlen, "cannot enter a user namespace: %s", strerror(-e));
+        return e;
+    }
+    if (iso.ipcns && unshare(CLONE_NEWIPC) != 0)
+        return tine_fail_errno(err, errlen, "unshare(CLONE_NEWIPC)");
+    if (iso.mountns && iso.chroot_ok) {
+        root_plan_t rp = {.bundle_dir = plan->bundle_dir, .sdk_dir = plan->sdk_dir};
+        if ((e = build_root(&rp, err, errlen)) != 0)
+            return e;
+        plan->bundle_seen = SBX_EXEC_APP_DIR;
+        plan->sdk_seen = SBX_PYTHON_SDK_DIR;
+    } else if (chdir(plan->bundle_dir) == 0) {
+        /* On the host's files: the bundle is found from the working dir,
+         * entered now, while the state dir above it (0700) can be passed. */
+        plan->bundle_seen = ".";
+    } else {
+        return tine_fail_errno(err, errlen, "cannot enter %s", plan->bundle_dir);
+    }
+    if (iso.root) {
+        if (setgid((gid_t)plan->uid) != 0 || setuid(plan->uid) != 0)
+            return tine_fail_errno(err, errlen, "cannot switch to uid %u", (unsigned)plan->uid);
+    } else if (iso.userns && drop_capabilities() != 0) {
+        return tine_fail_errno(err, errlen, "cannot drop capabilities");
+    }
+    /* The zygote's limits, its sandboxes' ceiling: each lowers its address
+     * space to its function's memory after the fork. The descriptor limit
+     * is also what keeps SBX_PYTHON_EXE_FD from being made again. */
+    uint64_t nproc = (uint64_t)plan->processes + SBX_PYTHON_SPARE_PROCESSES;
+    if (set_limit(RLIMIT_AS, (uint64_t)plan->memory_mb * MIB + SBX_PYTHON_AS_SLACK) != 0 ||
+        set_limit(RLIMIT_NPROC, nproc) != 0 || set_limit(RLIMIT_NOFILE, SBX_PYTHON_NOFILE) != 0 ||
+        set_limit(RLIMIT_FSIZE, 0) != 0 || set_limit(RLIMIT_CORE, 0) != 0 || set_limit(RLIMIT_MEMLOCK, 0) != 0 ||
+        set_limit(RLIMIT_MSGQUEUE, 0) != 0)
+        return tine_fail_errno(err, errlen, "setrlimit");
+    signal(SIGXFSZ, SIG_IGN);
+    /* After the uid switch, which clears it, and before the filter, which
+     * allows no prctl. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return tine_fail_errno(err, errlen, "PR_SET_NO_NEW_PRIVS");
+    if (iso.seccomp && install_filter(&iso.python_filter) != 0)
+        return tine_fail_errno(err, errlen, "cannot install the system call filter");
+    plan->exe_fd = exe;
     return 0;
 }

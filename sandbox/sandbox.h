@@ -1,6 +1,6 @@
-/* sandbox: the zygote, the sandbox child that hosts LuaJIT, and the wire
- * protocol (wire.h). tined talks to this module only through sbx_zygote_*
- * and wire frames on a pair of pipes. */
+/* sandbox: the zygote, the sandbox child that hosts LuaJIT, the Python
+ * zygotes it starts, and the wire protocol (wire.h). tined talks to this
+ * module only through sbx_zygote_* and wire frames on a pair of pipes. */
 #ifndef TINE_SANDBOX_H
 #define TINE_SANDBOX_H
 
@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-enum { SBX_RUNTIME_LUA = 0, SBX_RUNTIME_EXEC = 1 };
+enum { SBX_RUNTIME_LUA = 0, SBX_RUNTIME_EXEC = 1, SBX_RUNTIME_PYTHON = 2 };
 
 /* What a sandbox runs: one function of one app version. */
 typedef struct {
@@ -18,7 +18,8 @@ typedef struct {
     const char *function;
     const char *bundle_dir;     /* absolute directory holding the version's files */
     const char *handler_file;   /* relative to bundle_dir; for exec the program */
-    const char *handler_export; /* exported name in the module's returned table (lua) */
+    const char *handler_export; /* exported name in the module's returned table (lua), the module's
+                                   function (python) */
     uint32_t memory_mb;
     uint32_t timeout_ms;
     const char *env_json; /* JSON object of the function's env, "{}" when none */
@@ -168,7 +169,7 @@ int sbx_zygote_request(sbx_zygote_t *z, const sbx_spec_t *spec);
 /* The zygote's answer to one spawn request. */
 typedef struct {
     int error; /* 0, or why the zygote could not fork (negative errno) */
-    pid_t pid; /* the child, when error is 0 */
+    pid_t pid; /* the child, when error is 0 (0 when a child of a Python zygote is gone already) */
     sbx_fds_t fds; /* tined's ends of the child's pipes (close-on-exec), when error is 0 */
 } sbx_spawned_t;
 
@@ -193,5 +194,34 @@ char *sbx_spec_frame(const sbx_spec_t *spec, size_t *len);
 
 /* Stops the zygote (and with it every sandbox it forked). */
 void sbx_zygote_stop(sbx_zygote_t *z);
+
+/* ------------------------------------------------------- Python zygotes */
+
+/* A Python zygote: one per app version with Python functions (python_host.c,
+ * sdk/python/tine_zygote.py). */
+typedef struct {
+    const char *app;
+    uint64_t version;
+    const char *bundle_dir;          /* absolute directory holding the version's files */
+    const char *const *modules;      /* its Python handler files, imported once by the zygote */
+    size_t modules_len;
+    uint32_t memory_mb;              /* the largest memory of its functions */
+    uint32_t processes;              /* sandboxes it may hold at once (the sum of their concurrency) */
+} sbx_python_spec_t;
+
+/* Asks the zygote (without waiting) to start the Python zygote of `spec`:
+ * python3 running sdk/python/tine_zygote.py under the isolation layers of a
+ * sandbox, in a pid namespace of its own. Its answer (sbx_zygote_receive,
+ * in request order with the others) carries the process to kill to stop it
+ * (out->pid: everything it forked goes with it) and one unix socket
+ * (out->fds, rd == wr): the Python zygote's control socket. On that socket
+ * the Python zygote first writes frames: LOG ({"importing":FILE} before each
+ * module, {"level":..} for what the modules print), then READY
+ * ({"pid","init_us","modules","failed"}) once it imported them, or ERROR
+ * ({"error"}) when it cannot start. Then it serves spawn requests like this
+ * zygote: a blank request (sbx_zygote_request with spec NULL) is answered
+ * with a blank sandbox of the version, given its function by
+ * sbx_spec_frame as any blank. Returns 0 or -errno (-EAGAIN: nothing sent). */
+int sbx_zygote_request_python(sbx_zygote_t *z, const sbx_python_spec_t *spec);
 
 #endif

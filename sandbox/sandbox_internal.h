@@ -205,4 +205,61 @@ const char *sbx__isolation_tmp_dir(void);
 int sbx__isolation_exec_child(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, const char *workdir, char *err,
                               size_t errlen);
 
+/* ------------------------------------------------------ Python zygotes
+ * (python_host.c starts them; isolation.c isolates them) */
+
+/* tine-zygote's answer to a spawn request: status, pid, and `nfds` (0 to 3)
+ * descriptors attached. Returns 0 or -errno. */
+int sbx__zygote_reply(int sock, int32_t status, int32_t pid, const int *fds, int nfds);
+
+/* In the zygote: when the spawn request `meta` asks for a Python zygote,
+ * starts it (a launcher process and python3 below it) and answers tined,
+ * and returns true; returns false for any other request. `sdk_dir` is the
+ * Lua SDK's directory, whose sibling python/ holds the Python SDK. */
+bool sbx__python_zygote_spawn(int control_fd, const char *meta, size_t meta_len, const char *sdk_dir);
+
+/* Where the Python zygote finds its control socket, the statm file of its
+ * own process, and (only for the launcher's execveat, which the Python
+ * filter allows through this descriptor alone) python3. */
+#define SBX_PYTHON_CONTROL_FD 3
+#define SBX_PYTHON_STATM_FD 4
+#define SBX_PYTHON_EXE_FD 1000
+#define SBX_PYTHON_NOFILE 64          /* below SBX_PYTHON_EXE_FD: no process under the filter gets it again */
+#define SBX_PYTHON_SDK_DIR "/tine"    /* the Python SDK, read-only, in a Python zygote's own root */
+#define SBX_PYTHON_AS_SLACK (256ull * 1024ull * 1024ull) /* zygote address space beyond the largest memory */
+#define SBX_PYTHON_SPARE_PROCESSES 8 /* processes a Python zygote may hold beyond its functions' concurrency */
+/* Python zygotes run as uid/gid SBX_PYTHON_UID_BASE + (launcher pid mod
+ * 65536) when tined is root: a uid per version, after the exec programs'. */
+#define SBX_PYTHON_UID_BASE (1000000000u + 65536u)
+
+/* What the process that becomes a Python zygote asks of its isolation. */
+typedef struct {
+    const char *python;     /* python3 on the host */
+    const char *bundle_dir; /* the version's files on the host */
+    const char *sdk_dir;    /* sdk/python on the host */
+    uint32_t memory_mb;     /* the largest memory of its functions */
+    uint32_t processes;     /* the sum of their concurrency */
+    uid_t uid;              /* its uid when tined is root */
+    /* out: */
+    const char *bundle_seen; /* where it sees the bundle and the SDK */
+    const char *sdk_seen;
+    int exe_fd;   /* python3 as SBX_PYTHON_EXE_FD for execveat, or -1: exec python by path */
+    bool isolated; /* the node's --isolation: the sandboxes apply their limits */
+} sbx_python_plan_t;
+
+/* In the launcher, before it forks the process that becomes the Python
+ * zygote: a pid namespace for that process (pid 1: everything the version
+ * forks dies with it), when the node has the layer. Returns whether it
+ * made one. */
+bool sbx__isolation_python_pidns(void);
+
+/* In the process that becomes the Python zygote, right before it execs
+ * python3: its descriptors (the control socket `sock` on
+ * SBX_PYTHON_CONTROL_FD, ...), a user namespace (not root), an IPC
+ * namespace, a root of its own (the bundle at /app, the SDK at
+ * SBX_PYTHON_SDK_DIR, the system's directories read-only), a uid of its own
+ * (root), rlimits, no_new_privs and the Python filter. Returns 0, or -errno
+ * with a message in err. */
+int sbx__isolation_enter_python(int sock, sbx_python_plan_t *plan, char *err, size_t errlen);
+
 #endif

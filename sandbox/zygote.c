@@ -63,29 +63,26 @@ void sbx_fds_close(sbx_fds_t fds)
         close(fds.wr);
 }
 
-/* Sends the reply, with tined's two pipe ends attached when `fds` is not
- * NULL. Returns 0 or -errno. */
-static int zygote_send_reply(int sock, int32_t status, int32_t pid, const sbx_fds_t *fds)
+int sbx__zygote_reply(int sock, int32_t status, int32_t pid, const int *fds, int nfds)
 {
     zygote_reply_t reply = {status, pid, 0};
     struct iovec iov = {&reply, sizeof(reply)};
     union {
-        char buf[CMSG_SPACE(2 * sizeof(int))];
+        char buf[CMSG_SPACE(3 * sizeof(int))];
         struct cmsghdr align;
     } ctrl;
     struct msghdr msg = {0};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    if (fds != NULL) {
-        int two[2] = {fds->rd, fds->wr};
+    if (nfds > 0 && nfds <= 3) {
         memset(&ctrl, 0, sizeof(ctrl));
         msg.msg_control = ctrl.buf;
-        msg.msg_controllen = sizeof(ctrl.buf);
+        msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
         struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(two));
-        memcpy(CMSG_DATA(c), two, sizeof(two));
+        c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
     }
     for (;;) {
         ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
@@ -94,6 +91,14 @@ static int zygote_send_reply(int sock, int32_t status, int32_t pid, const sbx_fd
         if (errno != EINTR)
             return -errno;
     }
+}
+
+/* Sends the reply, with tined's two pipe ends attached when `fds` is not
+ * NULL. Returns 0 or -errno. */
+static int zygote_send_reply(int sock, int32_t status, int32_t pid, const sbx_fds_t *fds)
+{
+    int two[2] = {fds ? fds->rd : -1, fds ? fds->wr : -1};
+    return sbx__zygote_reply(sock, status, pid, two, fds ? 2 : 0);
 }
 
 /* The string of v, or "" when it is not a string. */
@@ -232,10 +237,16 @@ static void zygote_blank_wait(sbx_lua_t *L, int control_fd, sbx_fds_t fds)
     zygote_become_sandbox(L, -1, fds, &spec);
 }
 
+/* The directory of the Lua SDK (its sibling python/ holds the Python SDK). */
+static const char *zygote_sdk_dir;
+
 /* Handles one spawn request: fork a sandbox (for a spec, or blank) and hand
- * back tined's ends of its two pipes. */
+ * back tined's ends of its two pipes; or start a Python zygote
+ * (python_host.c). */
 static void zygote_spawn(sbx_lua_t *L, int control_fd, const char *meta, size_t meta_len)
 {
+    if (sbx__python_zygote_spawn(control_fd, meta, meta_len, zygote_sdk_dir))
+        return;
     sbx_spec_t spec = {0};
     json_t *o = NULL;
     int kind = spec_decode(meta, meta_len, &spec, &o);
@@ -277,6 +288,7 @@ static void zygote_main(int control_fd, const char *sdk_dir)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_DFL);
+    zygote_sdk_dir = sdk_dir;
     sbx_lua_t *L = sbx_lua_prepare(sdk_dir);
     if (L == NULL) {
         tine_log(TINE_LOG_ERROR, "zygote: cannot prepare the Lua state from %s", sdk_dir);
@@ -321,12 +333,12 @@ static char *zygote_program(void)
 }
 
 /* Whether tined's variable `entry` ("NAME=value") is one the zygote keeps:
- * the time zone (Lua's os.date) and the sanitizers' options of the test
- * build. Nothing else of tined's environment (admin token, Redis URL with
+ * the time zone (Lua's os.date), the sanitizers' options of the test build
+ * and the Python interpreter to run (python_host.c). Nothing else of tined's environment (admin token, Redis URL with
  * its password, ...) may reach the zygote and, through it, a sandbox. */
 static bool zygote_keeps(const char *entry)
 {
-    static const char *const kept[] = {"TZ=", "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS="};
+    static const char *const kept[] = {"TZ=", "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS=", "TINE_PYTHON="};
     for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
         if (strncmp(entry, kept[i], strlen(kept[i])) == 0)
             return true;
@@ -472,15 +484,11 @@ static char *spawn_frame(const char *meta, size_t meta_len, size_t *len)
     return frame;
 }
 
-int sbx_zygote_request(sbx_zygote_t *z, const sbx_spec_t *spec)
+/* Sends one spawn frame (taken: freed here) on the control socket, which
+ * may be non-blocking: whole or, when nothing fits, not at all. Returns 0
+ * or -errno (-EAGAIN: nothing was sent). */
+static int zygote_send(sbx_zygote_t *z, char *frame, size_t len)
 {
-    static const char blank[] = "{\"blank\":true}";
-    size_t len = 0;
-    char *frame = spec ? sbx_spec_frame(spec, &len) : spawn_frame(blank, sizeof blank - 1, &len);
-    if (frame == NULL)
-        return spec ? TINE_EINVAL : -ENOMEM;
-    /* The control socket may be non-blocking (tined polls it): a frame is sent
-     * whole or, when nothing fits, not at all. */
     size_t off = 0;
     int rc = 0;
     while (off < len) {
@@ -507,12 +515,57 @@ int sbx_zygote_request(sbx_zygote_t *z, const sbx_spec_t *spec)
     return rc;
 }
 
+int sbx_zygote_request(sbx_zygote_t *z, const sbx_spec_t *spec)
+{
+    static const char blank[] = "{\"blank\":true}";
+    size_t len = 0;
+    char *frame = spec ? sbx_spec_frame(spec, &len) : spawn_frame(blank, sizeof blank - 1, &len);
+    if (frame == NULL)
+        return spec ? TINE_EINVAL : -ENOMEM;
+    return zygote_send(z, frame, len);
+}
+
+int sbx_zygote_request_python(sbx_zygote_t *z, const sbx_python_spec_t *spec)
+{
+    json_t *mods = json_array();
+    for (size_t i = 0; i < spec->modules_len; i++)
+        json_array_append_new(mods, json_string(spec->modules[i]));
+    json_t *o = json_pack("{s:b, s:s, s:I, s:s, s:o, s:i, s:i}", "python_zygote", 1, "app", spec->app, "version",
+                          (json_int_t)spec->version, "bundle_dir", spec->bundle_dir, "modules", mods, "memory_mb",
+                          (int)spec->memory_mb, "processes", (int)spec->processes);
+    char *meta = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (meta == NULL)
+        return TINE_EINVAL;
+    size_t len = 0;
+    char *frame = spawn_frame(meta, strlen(meta), &len);
+    free(meta);
+    if (frame == NULL)
+        return -ENOMEM;
+    return zygote_send(z, frame, len);
+}
+
+/* The pid of the process a pidfd refers to, as this process sees it (its
+ * /proc), or 0 when it is gone or cannot be read. */
+static pid_t pid_of_pidfd(int pidfd)
+{
+    char path[64], *text = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+    if (tine_try_read_file(path, &text, &len) != 0)
+        return 0;
+    const char *p = strstr(text, "\nPid:");
+    long pid = p ? strtol(p + 5, NULL, 10) : 0;
+    free(text);
+    return pid > 0 ? (pid_t)pid : 0;
+}
+
 int sbx_zygote_receive(sbx_zygote_t *z, bool wait, sbx_spawned_t *out)
 {
     zygote_reply_t reply;
     struct iovec iov = {&reply, sizeof(reply)};
     union {
-        char buf[CMSG_SPACE(2 * sizeof(int))];
+        char buf[CMSG_SPACE(3 * sizeof(int))];
         struct cmsghdr align;
     } ctrl;
     struct msghdr msg = {0};
@@ -536,22 +589,29 @@ int sbx_zygote_receive(sbx_zygote_t *z, bool wait, sbx_spawned_t *out)
             return TINE_ECRASH;
     }
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    int got[2] = {-1, -1};
+    int got[3] = {-1, -1, -1};
     size_t nfds = 0;
     if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
         nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        memcpy(got, CMSG_DATA(c), (nfds < 2 ? nfds : 2) * sizeof(int));
+        memcpy(got, CMSG_DATA(c), (nfds < 3 ? nfds : 3) * sizeof(int));
     }
-    if (n != (ssize_t)sizeof(reply) || (reply.status == 0) != (nfds > 0) || (nfds != 0 && nfds != 2) ||
+    /* Two pipe ends; one socket (a Python zygote's control socket); or two
+     * pipe ends and a pidfd of the child (from a Python zygote, whose pids
+     * are those of its own pid namespace). */
+    if (n != (ssize_t)sizeof(reply) || (reply.status == 0) != (nfds > 0) || nfds > 3 ||
         (msg.msg_flags & MSG_CTRUNC)) {
         /* EOF, or the answers are out of step: nothing more can be trusted. */
-        for (size_t i = 0; i < nfds && i < 2; i++)
+        for (size_t i = 0; i < nfds && i < 3; i++)
             close(got[i]);
         return TINE_ECRASH;
     }
     out->error = reply.status;
     out->pid = reply.status == 0 ? reply.pid : 0;
-    out->fds = (sbx_fds_t){got[0], got[1]};
+    out->fds = (sbx_fds_t){got[0], nfds == 1 ? got[0] : got[1]};
+    if (nfds == 3) {
+        out->pid = pid_of_pidfd(got[2]);
+        close(got[2]);
+    }
     return 0;
 }
 

@@ -394,6 +394,7 @@ bench_warm() {
     "tine|warm_act_on|tine_up warm-act-on $TINED_FLAGS_ACTIVATIONS_ON" \
     "tine|warm_act_off|tine_up warm-act-off $TINED_FLAGS_ACTIVATIONS_OFF" \
     "${KEYS_ROUNDS[@]}" \
+    "${RUNTIME_ROUNDS[@]}" \
     "tine|warm_tls|tine_up_tls warm-tls $TINED_FLAGS_DEFAULT" \
     "nginx+lua|warm|nginx_up" "workerd|warm|workerd_up" "cgi|warm|cgi_up"
 }

@@ -452,14 +452,15 @@ static int check_lua_syntax(const file_list_t *l, char *err, size_t errlen)
 }
 
 /* Refuses a Lua handler whose module certainly does not export the function
- * it names, at the handler's place in the manifest. Nothing of the module
- * runs: see lua_exports.c for what "certainly" means. */
+ * it names, or a Python handler whose module certainly does not define it at
+ * top level, at the handler's place in the manifest. Nothing of the module
+ * runs: see lua_exports.c and python_exports.c for what "certainly" means. */
 static int check_exports(const file_list_t *l, const char *manifest_path, const reg_manifest_t *m, char *err,
                          size_t errlen)
 {
     for (size_t i = 0; i < m->functions_len; i++) {
         const reg_function_t *fn = &m->functions[i];
-        if (fn->runtime != REG_RUNTIME_LUA || fn->handler_export == NULL)
+        if (fn->runtime == REG_RUNTIME_EXEC || fn->handler_export == NULL)
             continue;
         const char *why;
         char *norm = normalize_path(fn->handler_file, &why);
@@ -471,6 +472,16 @@ static int check_exports(const file_list_t *l, const char *manifest_path, const 
             continue;
         bool missing = false;
         char exports[256];
+        if (fn->runtime == REG_RUNTIME_PYTHON) {
+            reg__python_export_check(f->data, f->len, fn->handler_export, &missing, exports, sizeof(exports));
+            if (missing)
+                return set_err(err, errlen, TINE_EINVAL,
+                               "%s:%u:%u: functions.%s.handler: %s does not define '%s' at top level (%s%s%s)",
+                               manifest_path, fn->handler_line, fn->handler_col, fn->name, f->path,
+                               fn->handler_export, exports[0] ? "it defines: " : "no top-level def found; expected def ",
+                               exports[0] ? exports : fn->handler_export, exports[0] ? "" : "(req, ctx): at column 0");
+            continue;
+        }
         if (reg__lua_export_check(f->data, f->len, fn->handler_export, &missing, exports, sizeof(exports)) != 0)
             return oom(err, errlen);
         if (missing)

@@ -16,4 +16,13 @@
 int reg__lua_export_check(const char *src, size_t len, const char *export, bool *missing, char *exports,
                           size_t exports_cap);
 
+/* Decides, without running it, whether the Python module `src` (len bytes)
+ * certainly lacks a top-level binding of `export` (def, class, assignment
+ * or import, see python_exports.c): *missing is set only when none is seen
+ * and nothing in the module can bind names unseen. `defined` receives the
+ * module's top-level def and class names, comma-separated ("" when none),
+ * whatever the verdict. */
+void reg__python_export_check(const char *src, size_t len, const char *export, bool *missing, char *defined,
+                              size_t defined_cap);
+
 #endif

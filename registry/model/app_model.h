@@ -13,7 +13,10 @@
 
 /* ---------------------------------------------------------------- manifest */
 
-typedef enum { REG_RUNTIME_LUA = 0, REG_RUNTIME_EXEC = 1 } reg_runtime_t;
+typedef enum { REG_RUNTIME_LUA = 0, REG_RUNTIME_EXEC = 1, REG_RUNTIME_PYTHON = 2 } reg_runtime_t;
+
+/* The runtime's name as a manifest writes it: "lua", "exec" or "python". */
+const char *reg_runtime_name(reg_runtime_t r);
 
 /* The largest request body a function can receive (the body limit of the
  * sandbox wire, sandbox/wire.h), and the default of a function's max_body. */
@@ -34,9 +37,9 @@ typedef enum { REG_AUTH_PUBLIC = 0, REG_AUTH_KEY = 1 } reg_auth_t;
 typedef struct {
     char *name;
     reg_runtime_t runtime;
-    char *handler;         /* as written: "src/items.lua#list" or "scripts/x.sh" */
+    char *handler;         /* as written: "src/items.lua#list", "src/app.py#handle" or "scripts/x.sh" */
     char *handler_file;    /* bundle-relative path: "src/items.lua" */
-    char *handler_export;  /* "list"; NULL for runtime exec */
+    char *handler_export;  /* "list" (lua), "handle" (python); NULL for runtime exec */
     unsigned handler_line; /* where the handler's value is in the manifest (1-based) */
     unsigned handler_col;
     uint32_t memory_mb;   /* 16 .. 10240 */

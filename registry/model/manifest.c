@@ -928,20 +928,27 @@ static int expect_max_body(ctx_t *c, const node_t *n, uint32_t *out)
     return 0;
 }
 
-/* Reads "lua" or "exec" into *out, or fails naming what n is. */
+const char *reg_runtime_name(reg_runtime_t r)
+{
+    return r == REG_RUNTIME_EXEC ? "exec" : r == REG_RUNTIME_PYTHON ? "python" : "lua";
+}
+
+/* Reads "lua", "python" or "exec" into *out, or fails naming what n is. */
 static int expect_runtime(ctx_t *c, const node_t *n, reg_runtime_t *out)
 {
     const char *text;
     size_t len;
-    int rc = expect_string(c, n, "lua or exec", &text, &len);
+    int rc = expect_string(c, n, "lua, python or exec", &text, &len);
     if (rc != 0)
         return rc;
     if (strcmp(text, "lua") == 0)
         *out = REG_RUNTIME_LUA;
+    else if (strcmp(text, "python") == 0)
+        *out = REG_RUNTIME_PYTHON;
     else if (strcmp(text, "exec") == 0)
         *out = REG_RUNTIME_EXEC;
     else
-        return fail(c, n, "expected lua or exec, got %s", show_text(c, text, len));
+        return fail(c, n, "expected lua, python or exec, got %s", show_text(c, text, len));
     return 0;
 }
 
@@ -1417,16 +1424,51 @@ static bool is_identifier(const char *s, size_t len)
     return true;
 }
 
+/* Whether the len bytes at s are one of the words in `words` (n of them). */
+static bool is_one_of(const char *s, size_t len, const char *const *words, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(words[i]) == len && memcmp(words[i], s, len) == 0)
+            return true;
+    return false;
+}
+
 /* Whether the len bytes at s are one of Lua's reserved words. */
 static bool is_lua_keyword(const char *s, size_t len)
 {
     static const char *const keywords[] = {"and",   "break", "do",     "else", "elseif", "end",   "false", "for",
                                            "function", "goto", "if",   "in",   "local",  "nil",   "not",   "or",
                                            "repeat", "return", "then", "true", "until",  "while"};
-    for (size_t i = 0; i < COUNT(keywords); i++)
-        if (strlen(keywords[i]) == len && memcmp(keywords[i], s, len) == 0)
-            return true;
-    return false;
+    return is_one_of(s, len, keywords, COUNT(keywords));
+}
+
+/* Whether the len bytes at s are one of Python's keywords (not the soft
+ * ones: match, case, type and _ are names). */
+static bool is_python_keyword(const char *s, size_t len)
+{
+    static const char *const keywords[] = {
+        "False", "None",   "True",  "and",    "as",       "assert", "async",  "await", "break",
+        "class", "continue", "def", "del",    "elif",     "else",   "except", "finally", "for",
+        "from",  "global", "if",    "import", "in",       "is",     "lambda", "nonlocal", "not",
+        "or",    "pass",   "raise", "return", "try",      "while",  "with",   "yield"};
+    return is_one_of(s, len, keywords, COUNT(keywords));
+}
+
+/* Whether the file path (len bytes, already a sound relative path) names a
+ * Python module the zygote can import by its dotted name: every directory
+ * and the name before ".py" an identifier that is not a keyword. */
+static bool is_python_module_path(const char *s, size_t len)
+{
+    size_t start = 0;
+    len -= 3; /* ".py" */
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && s[i] != '/')
+            continue;
+        if (!is_identifier(s + start, i - start) || is_python_keyword(s + start, i - start))
+            return false;
+        start = i + 1;
+    }
+    return true;
 }
 
 /* Checks a bundle-relative file path: relative, '/'-separated, no empty,
@@ -1463,33 +1505,45 @@ static const char *relative_path_problem(const char *s, size_t len)
 }
 
 /* Reads `handler` for the given runtime and fills handler, handler_file and
- * handler_export: lua wants path/file.lua#export, exec a path without '#'. */
+ * handler_export: lua wants path/file.lua#export, python path/file.py#export
+ * (an importable module path), exec a path without '#'. */
 static int read_handler(ctx_t *c, const node_t *n, reg_function_t *f)
 {
     const char *text;
     size_t len;
-    bool lua = f->runtime == REG_RUNTIME_LUA;
-    int rc = expect_string(c, n, lua ? "a handler such as src/items.lua#list" : "a handler such as scripts/run.sh",
+    bool lua = f->runtime == REG_RUNTIME_LUA, python = f->runtime == REG_RUNTIME_PYTHON;
+    int rc = expect_string(c, n,
+                           lua      ? "a handler such as src/items.lua#list"
+                           : python ? "a handler such as src/app.py#handle"
+                                    : "a handler such as scripts/run.sh",
                            &text, &len);
     if (rc != 0)
         return rc;
     const char *q = show_text(c, text, len);
     const char *hash = memchr(text, '#', len);
     size_t file_len = hash ? (size_t)(hash - text) : len;
-    if (lua) {
+    if (lua || python) {
+        const char *ext = lua ? ".lua" : ".py", *lang = lua ? "Lua" : "Python";
+        size_t ext_len = strlen(ext);
         if (hash == NULL)
-            return fail(c, n, "expected FILE.lua#EXPORT such as src/items.lua#list, got %s", q);
+            return fail(c, n, "expected FILE%s#EXPORT such as %s, got %s", ext,
+                        lua ? "src/items.lua#list" : "src/app.py#handle", q);
         const char *export = hash + 1;
         size_t export_len = len - file_len - 1;
-        if (file_len < 4 || memcmp(text + file_len - 4, ".lua", 4) != 0)
-            return fail(c, n, "the file of a lua handler must end in .lua, got %s", q);
+        if (file_len < ext_len || memcmp(text + file_len - ext_len, ext, ext_len) != 0)
+            return fail(c, n, "the file of a %s handler must end in %s, got %s", lua ? "lua" : "python", ext, q);
         if (!is_identifier(export, export_len))
-            return fail(c, n, "%s: the export after '#' must be a Lua identifier ([A-Za-z_][A-Za-z0-9_]*)", q);
-        if (is_lua_keyword(export, export_len))
-            return fail(c, n, "%s: the export after '#' is a Lua keyword", q);
+            return fail(c, n, "%s: the export after '#' must be a %s identifier ([A-Za-z_][A-Za-z0-9_]*)", q, lang);
+        if (lua ? is_lua_keyword(export, export_len) : is_python_keyword(export, export_len))
+            return fail(c, n, "%s: the export after '#' is a %s keyword", q, lang);
         const char *problem = relative_path_problem(text, file_len);
         if (problem)
             return fail(c, n, "%s: the handler path %s", q, problem);
+        if (python && !is_python_module_path(text, file_len))
+            return fail(c, n,
+                        "%s: the file of a python handler must be a module path: each directory and the name "
+                        "before .py a Python identifier ([A-Za-z_][A-Za-z0-9_]*, not a keyword)",
+                        q);
         f->handler_export = copy_text(export, export_len);
         if (f->handler_export == NULL)
             return -ENOMEM;
@@ -1543,7 +1597,8 @@ static int read_function(ctx_t *c, const node_t *n, const fn_settings_t *default
         return rc;
     if (f->network && f->runtime != REG_RUNTIME_EXEC) {
         size_t saved = path_push_key(c, "network", 7);
-        rc = fail(c, network_node, "network access applies only to runtime exec; this function's runtime is lua");
+        rc = fail(c, network_node, "network access applies only to runtime exec; this function's runtime is %s",
+                  reg_runtime_name(f->runtime));
         path_pop(c, saved);
         return rc;
     }

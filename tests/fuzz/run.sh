@@ -41,8 +41,14 @@ for f in "$SRC"/functions-examples/*/*.lua "$SRC"/functions-examples/*/src/*.lua
   [ -f "$f" ] && { printf '\0'; cat "$f"; } >"$lua_corpus/$(basename "$(dirname "$f")")-$(basename "$f")"
 done
 
+# Python modules to mutate: the SDK's and the examples' (first byte: the name).
+py_corpus=$(seed fuzz_python_exports)
+for f in "$SRC"/functions-examples/*/*.py "$SRC"/functions-examples/*/src/*.py "$SRC"/sdk/python/*.py; do
+  [ -f "$f" ] && { printf '\0'; cat "$f"; } >"$py_corpus/$(basename "$(dirname "$f")")-$(basename "$f")"
+done
+
 rc=0
-for d in fuzz_manifest fuzz_cron fuzz_routes fuzz_bundle fuzz_lua_exports fuzz_wire fuzz_proxy fuzz_cloudevents fuzz_redis_url fuzz_http_head; do
+for d in fuzz_manifest fuzz_cron fuzz_routes fuzz_bundle fuzz_lua_exports fuzz_python_exports fuzz_wire fuzz_proxy fuzz_cloudevents fuzz_redis_url fuzz_http_head; do
   corpus=$(seed $d)
   echo "== $d (${SECS}s)"
   if ! "$BIN/$d" -max_total_time="$SECS" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \

@@ -202,6 +202,19 @@ for line in open(sys.argv[1], errors="replace"):
   check "every line of $(basename "$1") is a JSON log line" "" "$bad"
 }
 
+# logs_of APP FN NEEDLE: the function's activation logs (tine logs) once
+# NEEDLE is in them (records reach Redis in batches), else what they hold
+# after 5 s.
+logs_of() {
+  local out
+  for _ in $(seq 50); do
+    out=$(tine logs "$1" "$2" 2>&1 || true)
+    [[ "$out" == *"$3"* ]] && break
+    sleep 0.1
+  done
+  echo "$out"
+}
+
 # tine ARGS...: the CLI against the current node.
 tine() { "$BIN/tine" --url "$URL" --token "$TOKEN" "$@"; }
 

@@ -14,6 +14,11 @@ conn=$(curl -sv "$URL/hello/" "$URL/hello/nothere" "$URL/nope" "$URL/hello/" 2>&
 check "keep-alive across 200 and 404s" "0 4 3" "$(grep -ci '^< connection: close' <<<"$conn") $(grep -ci '^< content-length:' <<<"$conn") $(grep -ciE 're-?using existing connection' <<<"$conn")"
 check "invoke hello" "hello, cli" "$(tine invoke hello hi '{"name":"cli"}')"
 
+check "deploy polyglot" "deployed polyglot version 1" "$(tine deploy "$SRC/functions-examples/polyglot")"
+check "Lua calls Python calls Lua" '200 {"by":["greet","compose"],"greeting":"hello, ada","visits":1}' \
+  "$(http GET /polyglot/greet/ada | python3 -c 'import json,sys; s=sys.stdin.read(); c,b=s.split(" ",1); print(c, json.dumps(json.loads(b), sort_keys=True, separators=(",",":")))')"
+check_contains "and again: the counter kept in tine.kv" '"visits":2' "$(http GET /polyglot/greet/ada)"
+
 check "deploy todo" "deployed todo version 1" "$(tine deploy "$SRC/functions-examples/todo")"
 check_contains "empty list" '200 {"items":[]}' "$(http GET /todo/items)"
 out=$(http POST /todo/items -d '{"title":"write tests"}')

@@ -35,8 +35,23 @@ functions:
   kill:   { runtime: exec, handler: kill.sh }
   net:    { runtime: exec, handler: net.sh, network: true }
   bomb:   { runtime: exec, handler: bomb.sh, timeout: 2s }
+  py:     { runtime: python, handler: e.py#main }
 YAML
   printf 'return { main = function() return io.open("/etc/passwd") end }\n' >"$T/evil/e.lua"
+cat >"$T/evil/e.py" <<'PY'
+import os, socket
+def main(req, ctx):
+    out = {"uid": os.getuid()}
+    for name, f in (("passwd", lambda: open("/etc/passwd").read()),
+                    ("socket", lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM)),
+                    ("fork", lambda: os.fork()), ("write", lambda: open("x", "w"))):
+        try:
+            out[name] = "ESCAPED %r" % (f(),)
+        except Exception as e:
+            out[name] = type(e).__name__
+    return out
+PY
+
   printf '#!/bin/sh\ncat /etc/passwd\n' >"$T/evil/passwd.sh"
   printf '#!/bin/bash\nkill -9 %s\n' "$NODE_PID" >"$T/evil/kill.sh"
   printf '#!/bin/sh\necho never\n' >"$T/evil/net.sh"
@@ -51,6 +66,12 @@ YAML
     attack "exec: network: true needs root" evil net '{}' 500 "network: true is not available on this node"
   fi
   attack "exec: fork bomb" evil bomb '{}' 504 "timed out after 2000 ms"
+  # Python: its zygote in a user namespace of its own, the same filter.
+  inv evil py
+  check "Python: the attempts of an unprivileged node's sandbox are refused" \
+    '{"fork": "BlockingIOError", "passwd": "FileNotFoundError", "socket": "PermissionError", "uid": 0, "write": "PermissionError"}' \
+    "$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1]), sort_keys=True))' "$ERR")"
+  victim_ok "after the Python probes"
   check_contains "the fork bomb met the process limit" "fork: retry: Resource temporarily unavailable" "$(cat "$T/u.log")"
   if kill -0 "$NODE_PID"; then ok "tined is alive"; else fail "tined is alive" "it died"; fi
 fi

@@ -24,6 +24,12 @@
  * load_crash exits, load_hang never answers; every other one is READY. At
  * EOF on its pipe it exits 0, as a real sandbox does.
  *
+ * A request for a Python zygote is answered with one socket, served by a
+ * fake Python zygote (a forked child, as sandbox/python_host.c's): as
+ * fx_t.python_mode says, it says READY and then forks fake sandboxes for
+ * blank requests, answered with two pipe ends and a pidfd ("ready"), or
+ * answers ERROR and exits ("error").
+ *
  * Each test ends with fx_teardown: inv_free, the loop run until every
  * handle closed, uv_loop_close checked to return 0 (nothing leaked on the
  * loop), and every fake sandbox checked to be gone (nothing leaked a pipe
@@ -33,6 +39,7 @@
 
 #include "invoker_internal.h"
 #include "meta.h"
+#include "sandbox_internal.h"
 #include "app_model.h"
 #include "sandbox.h"
 #include "tine_common.h"
@@ -46,6 +53,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -92,6 +100,9 @@ typedef struct fx {
     size_t held;     /* requests waiting for an answer */
     int fail_next;   /* the next answers are errors (-EAGAIN, a failed fork) */
     size_t requests; /* spawn requests received */
+    const char *python_mode; /* the next fake Python zygote's: "ready" (NULL too) or "error" */
+    size_t python_requests;  /* requests for a Python zygote received */
+    pid_t python_zygote;     /* the last fake Python zygote */
     fx_child_t children[FX_MAX_CHILDREN];
     size_t nchildren;
     /* the invoker */
@@ -290,6 +301,73 @@ static inline void fx_zygote_answer(fx_t *f)
     close(down[1]);
 }
 
+/* The fake Python zygote on its socket. Never returns. */
+static inline void fake_python_zygote_main(int sock, const char *mode)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGCHLD, SIG_IGN); /* its sandboxes are reaped by the kernel */
+    for (int fd = 3; fd < 1024; fd++)
+        if (fd != sock)
+            close(fd);
+    if (mode != NULL && strcmp(mode, "error") == 0) {
+        static const char err[] = "{\"error\":\"cannot start the Python zygote: fake\"}";
+        sbx_frame_write(sock, SBX_MSG_ERROR, 0, err, sizeof err - 1, NULL, 0);
+        _exit(1);
+    }
+    static const char importing[] = "{\"importing\":\"h.py\"}", ready[] = "{\"modules\":1,\"failed\":[]}";
+    sbx_frame_write(sock, SBX_MSG_LOG, 0, importing, sizeof importing - 1, NULL, 0);
+    sbx_frame_write(sock, SBX_MSG_READY, 0, ready, sizeof ready - 1, NULL, 0);
+    for (;;) {
+        sbx_frame_hdr_t h;
+        char *payload = NULL;
+        if (sbx_frame_read(sock, &h, &payload, 65536) != 0 || h.type == 0)
+            _exit(0); /* tined let the version go */
+        free(payload);
+        int down[2], up[2];
+        if (pipe(down) != 0 || pipe(up) != 0)
+            _exit(3);
+        /* The raw system call: fork() would run libuv's handler for the
+         * child, which closes the descriptors libuv's signal lock had in
+         * the test process (closed above, and reused by these pipes). */
+        pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
+        if (pid == 0) {
+            close(sock);
+            close(down[1]);
+            close(up[0]);
+            fake_sandbox_main(down[0], up[1]);
+        }
+        close(down[0]);
+        close(up[1]);
+        int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        int fds[3] = {up[0], down[1], pidfd};
+        sbx__zygote_reply(sock, 0, pid, fds, 3);
+        close(up[0]);
+        close(down[1]);
+        close(pidfd);
+    }
+}
+
+/* Answers a request for a Python zygote: one socket, served by a new fake
+ * Python zygote. */
+static inline void fx_python_zygote_answer(fx_t *f)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_true(f->nchildren < FX_MAX_CHILDREN);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(sv[0]);
+        fake_python_zygote_main(sv[1], f->python_mode);
+    }
+    close(sv[1]);
+    f->children[f->nchildren++] = (fx_child_t){.pid = pid};
+    f->python_zygote = pid;
+    assert_int_equal(sbx__zygote_reply(f->zfd, 0, pid, &sv[0], 1), 0);
+    close(sv[0]);
+}
+
 /* Answers the requests held back meanwhile (fx_t.hold). */
 static inline void fx_zygote_release(fx_t *f)
 {
@@ -312,6 +390,12 @@ static inline void fx_on_zygote_readable(uv_poll_t *h, int status, int events)
         return;
     }
     assert_int_equal(hd.type, SBX_MSG_INVOKE);
+    if (strstr(payload, "\"python_zygote\":true") != NULL) {
+        free(payload);
+        f->python_requests++;
+        fx_python_zygote_answer(f);
+        return;
+    }
     assert_non_null(strstr(payload, "\"blank\":true"));
     free(payload);
     f->requests++;

@@ -698,6 +698,27 @@ static void test_read_export_check(void **state)
         TGZ(F("tine.yaml", "app: x\nfunctions:\n  s: { runtime: exec, handler: run.sh }\n"), F("run.sh", "echo hi")),
         NULL);
     reg_bundle_free(out);
+
+    /* A Python module that certainly does not define the function at top
+     * level, and one that does. */
+    static const char py_manifest[] = "app: py\nfunctions:\n  h: { runtime: python, handler: src/app.py#handle }\n";
+    b = TGZ(F("tine.yaml", py_manifest), F("src/app.py", "def handler(req, ctx):\n    return 1\n"));
+    assert_int_equal(reg_bundle_read(b.data, b.len, NULL, &out, err, sizeof(err)), TINE_EINVAL);
+    free(b.data);
+    assert_string_equal(err, "tine.yaml:3:34: functions.h.handler: src/app.py does not define 'handle' at top level "
+                             "(it defines: handler)");
+    b = TGZ(F("tine.yaml", py_manifest), F("src/app.py", "import json\n"));
+    assert_int_equal(reg_bundle_read(b.data, b.len, NULL, &out, err, sizeof(err)), TINE_EINVAL);
+    free(b.data);
+    assert_string_equal(err, "tine.yaml:3:34: functions.h.handler: src/app.py does not define 'handle' at top level "
+                             "(no top-level def found; expected def handle(req, ctx): at column 0)");
+    b = TGZ(F("tine.yaml", py_manifest), F("src/other.py", "def handle(req, ctx):\n    return 1\n"));
+    assert_int_equal(reg_bundle_read(b.data, b.len, NULL, &out, err, sizeof(err)), TINE_EINVAL);
+    free(b.data);
+    assert_string_equal(err, "bundle: functions.h.handler: file 'src/app.py' is not in the bundle");
+    out = expect_accept(TGZ(F("tine.yaml", py_manifest), F("src/app.py", "def handle(req, ctx):\n    return 1\n")),
+                        NULL);
+    reg_bundle_free(out);
 }
 
 int main(void)

@@ -340,6 +340,40 @@ static void test_defaults_and_units(void **state)
     reg_manifest_free(m);
 }
 
+/* runtime: python, in defaults or per function: FILE.py#EXPORT with an
+ * importable module path. */
+static void test_python_runtime(void **state)
+{
+    (void)state;
+    reg_manifest_t *m = parse_ok("app: a\n"
+                                 "defaults: { runtime: python, memory: 256 }\n"
+                                 "functions:\n"
+                                 "  h: { handler: src/app.py#handle }\n"
+                                 "  m: { handler: pkg/sub_2/_mod.py#match }\n"
+                                 "  l: { runtime: lua, handler: f.lua#main }\n"
+                                 "  x: { runtime: exec, handler: bin/run.py }\n");
+    const reg_function_t *f = &m->functions[0];
+    assert_int_equal(f->runtime, REG_RUNTIME_PYTHON);
+    assert_string_equal(f->handler_file, "src/app.py");
+    assert_string_equal(f->handler_export, "handle");
+    assert_int_equal(f->memory_mb, 256);
+    f = &m->functions[1];
+    assert_int_equal(f->runtime, REG_RUNTIME_PYTHON);
+    assert_string_equal(f->handler_file, "pkg/sub_2/_mod.py");
+    assert_string_equal(f->handler_export, "match"); /* a soft keyword is a name */
+    assert_int_equal(m->functions[2].runtime, REG_RUNTIME_LUA);
+    assert_int_equal(m->functions[3].runtime, REG_RUNTIME_EXEC);
+    assert_string_equal(reg_runtime_name(REG_RUNTIME_PYTHON), "python");
+    assert_string_equal(reg_runtime_name(REG_RUNTIME_LUA), "lua");
+    assert_string_equal(reg_runtime_name(REG_RUNTIME_EXEC), "exec");
+    reg_manifest_free(m);
+
+    m = parse_ok("app: a\nfunctions:\n  p: { runtime: python, handler: app.py#handle }\n");
+    assert_int_equal(m->functions[0].runtime, REG_RUNTIME_PYTHON);
+    assert_string_equal(m->functions[0].handler_file, "app.py");
+    reg_manifest_free(m);
+}
+
 static void test_env_merged_and_sorted(void **state)
 {
     (void)state;
@@ -514,8 +548,28 @@ static const char *const error_cases[][2] = {
     {"app: shop\nfunctions:\n  f: { runtime: exec, handler: bin/ }\n",
      "tine.yaml:3:32: functions.f.handler: 'bin/': the handler path must not contain empty segments ('//' or a "
      "trailing '/')"},
+    {"app: shop\nfunctions:\n  f: { runtime: ruby, handler: f.rb }\n",
+     "tine.yaml:3:17: functions.f.runtime: expected lua, python or exec, got 'ruby'"},
     {"app: shop\nfunctions:\n  f: { runtime: python, handler: f.py }\n",
-     "tine.yaml:3:17: functions.f.runtime: expected lua or exec, got 'python'"},
+     "tine.yaml:3:34: functions.f.handler: expected FILE.py#EXPORT such as src/app.py#handle, got 'f.py'"},
+    {"app: shop\nfunctions:\n  f: { runtime: python, handler: f.lua#main }\n",
+     "tine.yaml:3:34: functions.f.handler: the file of a python handler must end in .py, got 'f.lua#main'"},
+    {"app: shop\nfunctions:\n  f: { runtime: python, handler: f.py#class }\n",
+     "tine.yaml:3:34: functions.f.handler: 'f.py#class': the export after '#' is a Python keyword"},
+    {"app: shop\nfunctions:\n  f: { runtime: python, handler: f.py#2x }\n",
+     "tine.yaml:3:34: functions.f.handler: 'f.py#2x': the export after '#' must be a Python identifier "
+     "([A-Za-z_][A-Za-z0-9_]*)"},
+    {"app: shop\nfunctions:\n  f: { runtime: python, handler: my-lib/app.py#h }\n",
+     "tine.yaml:3:34: functions.f.handler: 'my-lib/app.py#h': the file of a python handler must be a module path: "
+     "each directory and the name before .py a Python identifier ([A-Za-z_][A-Za-z0-9_]*, not a keyword)"},
+    {"app: shop\nfunctions:\n  f: { runtime: python, handler: src/app.v2.py#h }\n",
+     "tine.yaml:3:34: functions.f.handler: 'src/app.v2.py#h': the file of a python handler must be a module path: "
+     "each directory and the name before .py a Python identifier ([A-Za-z_][A-Za-z0-9_]*, not a keyword)"},
+    {"app: shop\nfunctions:\n  f: { runtime: python, handler: ../f.py#h }\n",
+     "tine.yaml:3:34: functions.f.handler: '../f.py#h': the handler path must not contain '..' segments"},
+    {"app: shop\ndefaults: { runtime: python }\nfunctions:\n  f: { handler: f.py#h, network: true }\n",
+     "tine.yaml:4:34: functions.f.network: network access applies only to runtime exec; this function's runtime is "
+     "python"},
     {"app: shop\nfunctions:\n  f: { handler: f.lua#main, memory: 8 }\n",
      "tine.yaml:3:37: functions.f.memory: 8 is out of range 16..10240"},
     {"app: shop\nfunctions:\n  f: { handler: f.lua#main, memory: 20Gi }\n",
@@ -1030,6 +1084,7 @@ int main(void)
         cmocka_unit_test(test_parse_duration),
         cmocka_unit_test(test_max_body),
         cmocka_unit_test(test_namespace_and_auth),
+        cmocka_unit_test(test_python_runtime),
         cmocka_unit_test(test_schema_matches_parser_keys),
 #ifndef TINE_TEST_UNDER_ASAN
         cmocka_unit_test(test_out_of_memory_torture),

@@ -1,0 +1,2 @@
+def hi(req, ctx):
+    return "hello, world\n"
