@@ -163,7 +163,10 @@ static bool body_string(h2o_req_t *req, json_t *body, const char *name, const ch
     return false;
 }
 
-/* POST /keys {"name","role","namespace"?,"app"?}: a key no broader than
+/* The longest life a key may be given: ten years, in seconds. */
+#define KEY_MAX_LIFE_S (10LL * 366 * 86400)
+
+/* POST /keys {"name","role","namespace"?,"app"?,"expires_in"?}: a key no broader than
  * its maker: in the caller's namespace (any for a cluster admin), for the
  * caller's app when it has one; cluster-admin keys only by a cluster admin. */
 static void key_create(gw_server_t *gw, h2o_req_t *req, const gw_caller_t *c)
@@ -172,7 +175,9 @@ static void key_create(gw_server_t *gw, h2o_req_t *req, const gw_caller_t *c)
     json_t *body = json_loadb(req->entity.base, req->entity.len, 0, &jerr);
     const char *name, *role_name, *ns, *app;
     if (!json_is_object(body)) {
-        gw__send_error(req, 400, "body: expected {\"name\": N, \"role\": R, \"namespace\": NS, \"app\": A}%s%s",
+        gw__send_error(req, 400,
+                       "body: expected {\"name\": N, \"role\": R, \"namespace\": NS, \"app\": A, "
+                       "\"expires_in\": SECONDS}%s%s",
                        body ? "" : ": ", body ? "" : jerr.text);
         json_decref(body);
         return;
@@ -186,12 +191,36 @@ static void key_create(gw_server_t *gw, h2o_req_t *req, const gw_caller_t *c)
     json_t *v;
     json_object_foreach(body, extra, v)
     {
-        if (strcmp(extra, "name") && strcmp(extra, "role") && strcmp(extra, "namespace") && strcmp(extra, "app")) {
-            gw__send_error(req, 400, "body: unknown member '%s'; expected name, role, namespace, app", extra);
+        if (strcmp(extra, "name") && strcmp(extra, "role") && strcmp(extra, "namespace") && strcmp(extra, "app") &&
+            strcmp(extra, "expires_in")) {
+            gw__send_error(req, 400, "body: unknown member '%s'; expected name, role, namespace, app, expires_in",
+                           extra);
             json_decref(body);
             return;
         }
     }
+    json_t *life = json_object_get(body, "expires_in");
+    if (life && !json_is_null(life) &&
+        (!json_is_integer(life) || json_integer_value(life) < 1 || json_integer_value(life) > KEY_MAX_LIFE_S)) {
+        gw__send_error(req, 400, "body: expires_in: expected whole seconds from 1 to %lld (ten years)",
+                       (long long)KEY_MAX_LIFE_S);
+        json_decref(body);
+        return;
+    }
+    int64_t expires_ms = json_is_integer(life) ? (int64_t)tine_now_unix_ms() + json_integer_value(life) * 1000 : 0;
+    /* No broader in time either: a key made by an expiring key expires
+     * with it at the latest. */
+    const tn_key_t *maker = tn_key_find(gw->tenancy, c->id, strlen(c->id));
+    if (maker && maker->expires_ms && expires_ms > maker->expires_ms) {
+        char when[32];
+        tine_fmt_rfc3339_ms((uint64_t)maker->expires_ms, when);
+        gw__send_error(req, 400, "body: expires_in: key %s expires at %s; a key it makes cannot outlive it", c->id,
+                       when);
+        json_decref(body);
+        return;
+    }
+    if (maker && maker->expires_ms && expires_ms == 0)
+        expires_ms = maker->expires_ms;
     gw_role_t role = gw__role_parse(role_name);
     bool cluster = role == GW_ROLE_CLUSTER_ADMIN;
     if (!cluster && ns == NULL)
@@ -233,7 +262,7 @@ static void key_create(gw_server_t *gw, h2o_req_t *req, const gw_caller_t *c)
         gw__send_error(req, 400, "body: app: app %s is in namespace %s, not %s", app, app_ns, ns);
     } else {
         char id[TN_KEY_ID_LEN + 1], key[TN_KEY_ID_LEN + TN_KEY_SECRET_LEN + 2];
-        tn_key_spec_t spec = {name, cluster ? NULL : ns, gw__role_name(role), app, c->id};
+        tn_key_spec_t spec = {name, cluster ? NULL : ns, gw__role_name(role), app, c->id, expires_ms};
         int rc = tn_key_create(gw->tenancy, &spec, id, key, err, sizeof(err));
         if (rc != 0) {
             gw__send_error(req, status_of(rc), "%s", err);

@@ -405,6 +405,12 @@ static auth_result_t authenticate(gw_server_t *gw, h2o_req_t *req, bool wait, bo
         snprintf(msg, msglen, "API key %s (%s) was revoked at %s", k->id, k->name, when);
         return AUTH_REFUSED;
     }
+    if (k->expires_ms && (int64_t)tine_now_unix_ms() >= k->expires_ms) {
+        char when[32];
+        tine_fmt_rfc3339_ms((uint64_t)k->expires_ms, when);
+        snprintf(msg, msglen, "API key %s (%s) expired at %s", k->id, k->name, when);
+        return AUTH_REFUSED;
+    }
     if (role == GW_NROLES) {
         snprintf(msg, msglen, "API key %s has an unknown role '%s'", k->id, k->role);
         return AUTH_REFUSED;

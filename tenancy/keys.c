@@ -3,7 +3,8 @@
  * Each change is one script that writes the record, bumps RDS_KEY_KEYS_GEN
  * and announces it on RDS_CHANNEL_KEYS, so every node's copy (tenancy.c)
  * follows. Records are JSON in one hash, id -> {"name","namespace","role",
- * "app","sha256","created","by","revoked"}; a valid key has no "revoked". */
+ * "app","sha256","created","by","revoked","expires"}; a valid key has no
+ * "revoked"; one without "expires" never expires. */
 #include "tenancy_internal.h"
 
 #include <inttypes.h>
@@ -63,6 +64,7 @@ tn_key_t *tn__key_parse(const char *id, const char *json, size_t len)
     k->created_by = opt_string(o, "by");
     k->created_ms = json_integer_value(json_object_get(o, "created"));
     k->revoked_ms = json_integer_value(json_object_get(o, "revoked"));
+    k->expires_ms = json_integer_value(json_object_get(o, "expires"));
     bool ok = json_is_object(o) && k->name && k->role &&
               from_hex(json_string_value(json_object_get(o, "sha256")), k->sha256, sizeof(k->sha256));
     json_decref(o);
@@ -146,6 +148,8 @@ int tn_key_create(tn_tenancy_t *t, const tn_key_spec_t *spec, char id[TN_KEY_ID_
             json_object_set_new(rec, "namespace", json_string(spec->ns));
         if (spec->app)
             json_object_set_new(rec, "app", json_string(spec->app));
+        if (spec->expires_ms > 0)
+            json_object_set_new(rec, "expires", json_integer(spec->expires_ms));
         char *text = json_dumps(rec, JSON_COMPACT);
         json_decref(rec);
         redisReply *r = rds_sync_command(t->sync, err, errlen, "EVAL %s 2 %s %s %s %s %s", create_script, RDS_KEY_KEYS,
@@ -266,10 +270,10 @@ static json_t *string_or_null(const char *s)
 
 json_t *tn_key_json(const tn_key_t *k)
 {
-    return json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:o}", "id", k->id, "name", k->name, "namespace",
+    return json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:o, s:o}", "id", k->id, "name", k->name, "namespace",
                      string_or_null(k->ns), "role", k->role, "app", string_or_null(k->app), "created",
                      time_or_null(k->created_ms), "created_by", string_or_null(k->created_by), "revoked",
-                     time_or_null(k->revoked_ms));
+                     time_or_null(k->revoked_ms), "expires", time_or_null(k->expires_ms));
 }
 
 static int by_creation(const void *a, const void *b)

@@ -55,6 +55,7 @@ typedef struct {
     int64_t created_ms;
     char *created_by;
     int64_t revoked_ms; /* 0 while valid */
+    int64_t expires_ms; /* refused from then on; 0: never */
 } tn_key_t;
 
 /* Whether `s` (len bytes) has the syntax of a key id: 16 lower-case hex
@@ -92,6 +93,7 @@ typedef struct {
     const char *role;
     const char *app; /* NULL: no restriction */
     const char *by;  /* who makes it (a key id), for the record */
+    int64_t expires_ms; /* when it stops working (Unix ms); 0: never */
 } tn_key_spec_t;
 
 /* Makes a key: 64 random bits of id, 256 of secret, of which only the
@@ -111,7 +113,8 @@ int tn_key_revoke(tn_tenancy_t *t, const char *id, char *err, size_t errlen);
 int tn_keys_revoke_namespace(tn_tenancy_t *t, const char *ns, size_t *count, char *err, size_t errlen);
 
 /* Every key as Redis has it (sorted by creation), as a JSON array of
- * {"id","name","namespace","role","app","created","created_by","revoked"}
+ * {"id","name","namespace","role","app","created","created_by","revoked",
+ * "expires"}
  * (times RFC 3339; null where unset); only those of `ns` when not NULL, of
  * `app` when not NULL. Never a secret or its hash. */
 int tn_keys_list(tn_tenancy_t *t, const char *ns, const char *app, struct json_t **out, char *err, size_t errlen);

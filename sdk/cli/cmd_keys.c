@@ -3,6 +3,8 @@
  * as tables and lines (with --json the node's answers as they are). */
 #include "cli.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -66,33 +68,55 @@ static void print_keys(cli_ctx_t *ctx, json_t *j)
         fprintf(ctx->out, "no API keys\n");
         return;
     }
-    static const char *const head[] = {"ID", "NAME", "NAMESPACE", "ROLE", "APP", "CREATED", "BY", "REVOKED"};
+    static const char *const head[] = {"ID", "NAME", "NAMESPACE", "ROLE", "APP", "CREATED", "BY", "REVOKED", "EXPIRES"};
     cli_table_t t;
-    cli_table_init(&t, 8, head);
+    cli_table_init(&t, 9, head);
     size_t i;
     json_t *k;
     json_array_foreach(keys, i, k)
     {
         const char *ns = json_string_value(json_object_get(k, "namespace"));
         const char *row[] = {str(k, "id"),  str(k, "name"),    ns ? ns : "*",        str(k, "role"),
-                             str(k, "app"), str(k, "created"), str(k, "created_by"), str(k, "revoked")};
+                             str(k, "app"), str(k, "created"), str(k, "created_by"), str(k, "revoked"),
+                             str(k, "expires")};
         cli_table_add(&t, row);
     }
     cli_table_print(&t, ctx->out);
     cli_table_dispose(&t);
 }
 
+/* "90s", "15m", "12h", "30d" (or plain seconds) in seconds; -1 when s is
+ * not that. */
+static long long life_seconds(const char *s)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(s, &end, 10);
+    if (errno || end == s || n <= 0 || s[0] == '-' || s[0] == '+')
+        return -1;
+    long long unit = *end == '\0' || strcmp(end, "s") == 0 ? 1
+                     : strcmp(end, "m") == 0                ? 60
+                     : strcmp(end, "h") == 0                ? 3600
+                     : strcmp(end, "d") == 0                ? 86400
+                                                            : 0;
+    return unit == 0 || n > LLONG_MAX / unit ? -1 : n * unit;
+}
+
 static int keys_create(cli_ctx_t *ctx, int argc, char **argv)
 {
-    const char *ns = NULL, *role = NULL, *app = NULL;
-    const cli_flag_t flags[] = {{"namespace", 0, &ns, NULL}, {"role", 0, &role, NULL}, {"app", 0, &app, NULL}};
+    const char *ns = NULL, *role = NULL, *app = NULL, *expires = NULL;
+    const cli_flag_t flags[] = {
+        {"namespace", 0, &ns, NULL}, {"role", 0, &role, NULL}, {"app", 0, &app, NULL}, {"expires", 0, &expires, NULL}};
     const char *pos[1];
     int npos = 0;
     char err[256];
-    if (cli_parse_command(argc, argv, flags, 3, pos, 1, 1, &npos, err, sizeof err) != CLI_OK)
+    if (cli_parse_command(argc, argv, flags, 4, pos, 1, 1, &npos, err, sizeof err) != CLI_OK)
         return cli_usage_error(ctx, err);
     if (role == NULL)
         return cli_usage_error(ctx, "keys create needs --role (cluster-admin, admin, deployer, viewer or invoker)");
+    long long life = expires ? life_seconds(expires) : 0;
+    if (life < 0)
+        return cli_usage_error(ctx, "--expires: expected a duration such as 3600, 90s, 15m, 12h or 30d");
     json_t *body = json_pack("{s:s, s:s}", "name", pos[0], "role", role);
     if (body == NULL)
         return cli_usage_error(ctx, "NAME and --role must be UTF-8 text");
@@ -100,6 +124,8 @@ static int keys_create(cli_ctx_t *ctx, int argc, char **argv)
         json_object_set_new(body, "namespace", json_string(ns));
     if (app)
         json_object_set_new(body, "app", json_string(app));
+    if (life > 0)
+        json_object_set_new(body, "expires_in", json_integer(life));
     char *text = json_dumps(body, JSON_COMPACT), *answer = NULL;
     json_decref(body);
     int rc = cli_admin_call(ctx, "POST", "/_tine/v1/keys", text, &answer);

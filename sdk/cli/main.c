@@ -205,14 +205,17 @@ static const cli_command_t commands[] = {
      "  namespaces delete NAME  refused while it has apps; revokes its keys\n",
      cli_cmd_namespaces},
     {"keys", "create, list or revoke API keys",
-     "keys create NAME --role ROLE [--namespace NS] [--app APP] | keys list [--namespace NS] | keys revoke ID",
-     "  keys create NAME --role ROLE [--namespace NS] [--app APP]\n"
+     "keys create NAME --role ROLE [--namespace NS] [--app APP] [--expires LIFE] | keys list [--namespace NS] | keys "
+     "revoke ID",
+     "  keys create NAME --role ROLE [--namespace NS] [--app APP] [--expires LIFE]\n"
      "      makes a key and prints it, ID:SECRET, alone on stdout: the only time\n"
      "      the secret is shown (the node keeps its SHA-256). ROLE: cluster-admin,\n"
      "      admin, deployer, viewer or invoker (docs/tenancy.md); NS defaults to\n"
-     "      the caller's namespace (else default); --app restricts it to one app\n"
+     "      the caller's namespace (else default); --app restricts it to one app;\n"
+     "      --expires LIFE (3600, 90s, 15m, 12h, 30d) makes every node refuse it\n"
+     "      after that (a key made by an expiring key expires with it at the latest)\n"
      "  keys list [--namespace NS]\n"
-     "      ID NAME NAMESPACE ROLE APP CREATED BY REVOKED\n"
+     "      ID NAME NAMESPACE ROLE APP CREATED BY REVOKED EXPIRES\n"
      "  keys revoke ID\n"
      "      every node refuses the key within a second\n",
      cli_cmd_keys},

@@ -182,6 +182,30 @@ check_contains "revoked key on the admin API too" "401" \
 check_contains "revoking twice: 409" "409 {\"error\":\"API key ${REV%%:*} was revoked already" \
   "$(admin DELETE "/keys/${REV%%:*}")"
 
+# --- expiry -----------------------------------------------------------------------
+# A key with an end works until then on both nodes, and is refused after it
+# with the time; keys it makes cannot outlive it.
+SHORT=$(pyget "$(admin POST /keys --data '{"name":"brief","role":"admin","namespace":"team-a","expires_in":3}' | cut -d' ' -f2-)" 'd["key"]')
+check_contains "an expiring key lists its end" "\"expires\":\"20" "$(admin GET /keys | grep -o "\"id\":\"${SHORT%%:*}\"[^}]*")"
+check_contains "an expiring key works before its end (node b)" "200" \
+  "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $SHORT" "$B_URL/shop/secret")"
+check_contains "a key it makes cannot outlive it" "400 {\"error\":\"body: expires_in: key ${SHORT%%:*} expires at" \
+  "$(as "$SHORT" POST /keys --data '{"name":"longer","role":"viewer","expires_in":3600}')"
+CHILD=$(pyget "$(as "$SHORT" POST /keys --data '{"name":"child","role":"viewer"}' | cut -d' ' -f2-)" 'd["key"]')
+check "a key it makes without an end gets its end" \
+  "$(admin GET /keys | grep -o "\"id\":\"${SHORT%%:*}\"[^}]*" | grep -o '"expires":"[^"]*"')" \
+  "$(admin GET /keys | grep -o "\"id\":\"${CHILD%%:*}\"[^}]*" | grep -o '"expires":"[^"]*"')"
+check_contains "expires_in out of range" "400 {\"error\":\"body: expires_in: expected whole seconds from 1 to" \
+  "$(admin POST /keys --data '{"name":"x","role":"viewer","namespace":"team-a","expires_in":0}')"
+check_contains "expires_in not a number" "400 {\"error\":\"body: expires_in: expected whole seconds" \
+  "$(admin POST /keys --data '{"name":"x","role":"viewer","namespace":"team-a","expires_in":"1d"}')"
+sleep 3.2
+check_contains "an expired key: 401 with the time (node b)" "(brief) expired at 20" \
+  "$(curl -s -H "Authorization: Bearer $SHORT" "$B_URL/shop/secret")"
+check_contains "and on the admin API of node a" "401 {\"error\":\"API key ${SHORT%%:*} (brief) expired at" \
+  "$(as "$SHORT" GET /whoami)"
+check_contains "its child expired with it" "(child) expired at" "$(as "$CHILD" GET /whoami)"
+
 # The backstop: a revocation whose announcement never came (written straight
 # into Redis, the generation bumped, nothing published) is caught by the
 # generation check within a second and a bit.
@@ -284,6 +308,11 @@ check_contains "tine namespaces list" "team-c" "$(tine namespaces list)"
 check_contains "tine namespaces delete" "deleted namespace team-c (0 keys revoked)" "$(tine namespaces delete team-c)"
 check_contains "tine keys create: unknown role" "tine: body: role: expected one of" \
   "$(tine keys create x --role root --namespace team-a 2>&1 || true)"
+check_contains "tine keys create --expires: a bad duration" "--expires: expected a duration such as" \
+  "$(tine keys create x --role viewer --namespace team-a --expires 3w 2>&1 || true)"
+tine keys create timed --role viewer --namespace team-a --expires 2h >/dev/null 2>&1
+check_contains "tine keys create --expires 2h: listed with its end" "timed" \
+  "$(tine keys list --namespace team-a | grep -E 'timed .* 20[0-9-]+T[0-9:.]+Z *$')"
 check_contains "tine audit" "namespace.delete team-c ok (200) by admin-token" "$(tine audit --namespace team-c)"
 tine audit -f --namespace team-a >"$T/follow" 2>&1 &
 FOLLOW=$!
