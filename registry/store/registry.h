@@ -102,6 +102,7 @@ typedef struct {
     uint64_t version;
     int64_t created_ms; /* unix ms */
     char bundle_sha256[65];
+    char digest[65]; /* of the artifact (reg_bundle_digest); "" on versions stored before digests */
     size_t files;
 } reg_version_info_t;
 

@@ -150,6 +150,11 @@ int tine_versions(tine_client_t *c, const char *app, char **response);
 int tine_rollback(tine_client_t *c, const char *app, uint64_t version, char **response);
 
 /* GET /_tine/v1/apps/{app}/routes: the live version's routes and triggers. */
+/* GET /_tine/v1/apps/{app}/export[?version=N]: the stored version
+ * (version 0: the live one) as its canonical tar.gz artifact, in *data
+ * (*len bytes, free with tine_free). Errors as the wrappers above. */
+int tine_export(tine_client_t *c, const char *app, uint64_t version, void **data, size_t *len);
+
 int tine_routes(tine_client_t *c, const char *app, char **response);
 
 /* POST /_tine/v1/apps/{app}/functions/{fn}/invoke with `event_json` (len

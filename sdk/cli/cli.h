@@ -283,6 +283,14 @@ int cli_cmd_keys(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_namespaces(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_audit(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_quota(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_pack(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_export(cli_ctx_t *ctx, int argc, char **argv);
+
+/* Reads an artifact file and checks it as the node would (reg_bundle_read).
+ * On success returns CLI_OK with the app name (*app) and the bytes (*tgz,
+ * *len; free both); else prints "FILE: not a valid tine artifact: why" and
+ * returns CLI_FAIL. (cmd_artifact.c) */
+int cli_read_artifact(cli_ctx_t *ctx, const char *path, char **app, void **tgz, size_t *len);
 
 /* Sends one admin request (body: JSON text or NULL) and stores the answer;
  * non-2xx answers print the node's error (cli_client_fail). Returns CLI_OK

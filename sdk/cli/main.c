@@ -27,7 +27,8 @@ static const cli_command_t commands[] = {
      "  --redis URL       use this Redis instead of tined's private one\n"
      "  --no-auth         run tined without admin token (loopback only)\n",
      cli_cmd_up},
-    {"deploy", "validate, pack and upload the app in DIR as its next version", "deploy [DIR] [--force]",
+    {"deploy", "validate, pack and upload the app in DIR (or an artifact) as its next version",
+     "deploy [DIR|FILE] [--force]",
      "Reads DIR/tine.yaml (or tine.yml, tine.json; DIR defaults to .), checks\n"
      "it locally (errors print as file:line:col: key: what was expected), packs\n"
      "the manifest and the files below DIR into a tar.gz and uploads it:\n"
@@ -38,16 +39,35 @@ static const cli_command_t commands[] = {
      "The same files as the live version make no new version: 'unchanged:\n"
      "APP version N is live'. The same files as an older version are refused\n"
      "(nothing changes; tine rollback APP N makes that one live).\n"
+     "FILE, a regular file, is an artifact (tine pack, tine export): it is\n"
+     "checked here as the node would (a corrupt or truncated one is an error\n"
+     "naming it; nothing is sent) and deployed as is.\n"
      "\n"
      "  --force           store a new version even when the files are the same\n",
      cli_cmd_deploy},
+    {"pack", "pack the app in DIR into one deterministic artifact file", "pack [DIR] [-o FILE]",
+     "Checks DIR as tine deploy would (manifest, Lua syntax, exports) and\n"
+     "writes it as one tar.gz: entries sorted, no times, owner 0, modes 0644,\n"
+     "so the same files give the same bytes. Prints 'packed APP into FILE (N\n"
+     "bytes, digest SHA256)'; the digest is what tine versions shows once it\n"
+     "is deployed, on every cluster, and what sha256sum FILE prints.\n"
+     "\n"
+     "  -o, --output FILE  where to write it (default APP.tine)\n",
+     cli_cmd_pack},
+    {"export", "fetch a stored version of an app as an artifact file", "export APP [VERSION] [-o FILE]",
+     "Fetches VERSION (default the live one) as the artifact tine pack makes\n"
+     "of the same files, checks its digest against the one tine versions\n"
+     "lists and writes it. Secrets are never part of it.\n"
+     "\n"
+     "  -o, --output FILE  where to write it (default APP-VERSION.tine)\n",
+     cli_cmd_export},
     {"apps", "list the deployed apps", "apps",
      "Prints a table: APP LIVE VERSIONS. LIVE reads '3 (this node: 2)' when\n"
      "the node tine talks to cannot load the live version and serves another.\n",
      cli_cmd_apps},
     {"versions", "list an app's versions, or prune old ones", "versions APP | versions prune APP --keep N",
      "  versions APP\n"
-     "      a table: VERSION CREATED FILES SHA256 (first 12 hex digits), '*'\n"
+     "      a table: VERSION CREATED FILES DIGEST (of the artifact), '*'\n"
      "      marking the live version, then which version the node tine talks\n"
      "      to serves (and why, when it cannot load the live one)\n"
      "  versions prune APP --keep N\n"
