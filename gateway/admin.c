@@ -365,6 +365,9 @@ static void admin_delete(gw_server_t *gw, h2o_req_t *req, const char *app)
         r = ev_delete_app(gw->events, app, &dead_letters, err, sizeof(err));
     if (r == 0 && gw->bill)
         r = bill_delete_app(gw->bill, app, &activations, err, sizeof(err));
+    bool had_secrets = false; /* a later app of the same name must not inherit them */
+    if (r == 0)
+        r = reg_secrets_delete(reg_live_store(gw->live), app, NULL, &had_secrets, err, sizeof(err));
     if (r != 0 && r != TINE_EINVAL) {
         gw__send_error(req, 503, "%s is deleted (no node serves it), but not all its data could be removed: %s",
                        app, err);
@@ -809,6 +812,8 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
     if (n <= 3 && gw__admin_quota(gw, req, seg, n))
         return 0;
     if (n == 3 && gw__admin_artifact(gw, req, seg, n))
+        return 0;
+    if ((n == 3 || n == 4) && gw__admin_secrets(gw, req, seg, n))
         return 0;
     if (n >= 1 && n <= 5 && gw__admin_events(gw, req, seg, n))
         return 0;

@@ -157,4 +157,9 @@ int gw__admin_quota(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, siz
  * Returns 1 when seg[0..n) names it (answered), else 0. */
 int gw__admin_artifact(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n);
 
+/* The endpoints of app secrets (admin_secrets.c): GET /apps/{app}/secrets,
+ * PUT and DELETE /apps/{app}/secrets/{name}. Returns 1 when seg[0..n) names
+ * one (answered), else 0. */
+int gw__admin_secrets(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n);
+
 #endif

@@ -89,6 +89,10 @@ static const option_t options[] = {
                                            "                         skipped when nothing asked /ready in the last minute (default 5s)"},
     {"drain-timeout", "TINE_DRAIN_TIMEOUT", 1, "then, how long calls in flight get to finish before they are\n"
                                                "                         answered 503 and their events handed back (default 30s)"},
+    {"secrets-key", "TINE_SECRETS_KEY", 1, "file holding the cluster's key of app secrets (32 bytes or 64 hex\n"
+                                           "                         digits, the same on every node; openssl rand -hex 32): secrets\n"
+                                           "                         are stored AES-256-GCM encrypted with it (default: none; tine\n"
+                                           "                         secrets and tine.secret answer an error)"},
     {"config", "TINE_CONFIG", 1, "config file of 'key = value' lines with the names above"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -258,6 +262,8 @@ static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
         return &cfg->node_id;
     if (strcmp(name, "config") == 0)
         return &cfg->config_file;
+    if (strcmp(name, "secrets-key") == 0)
+        return &cfg->secrets_key_file;
     if (strcmp(name, "price-gb-s") == 0)
         return &cfg->price_gb_s_str;
     if (strcmp(name, "price-request") == 0)
@@ -642,6 +648,15 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
             cfg->sandbox_uid = (unsigned)v;
         }
     }
+    if (cfg->secrets_key_file && *cfg->secrets_key_file) {
+        char kerr[512];
+        if (tine_secret_key_load(cfg->secrets_key_file, cfg->secrets_key, kerr, sizeof kerr) != 0) {
+            config_error("--%s", kerr);
+            rc = -1;
+        } else {
+            cfg->has_secrets_key = true;
+        }
+    }
     if (cfg->no_auth && !tined_listen_is_loopback(cfg->listen)) {
         config_error("--no-auth is only allowed on a loopback address, not %s", cfg->listen);
         rc = -1;
@@ -699,6 +714,8 @@ void tined_config_dispose(tined_config_t *cfg)
     free(cfg->sdk_dir);
     free(cfg->node_id);
     free(cfg->config_file);
+    free(cfg->secrets_key_file);
+    memset(cfg->secrets_key, 0, sizeof cfg->secrets_key);
     free(cfg->log_paths);
     free(cfg->docker_socket);
     free(cfg->price_gb_s_str);

@@ -155,6 +155,14 @@ int tine_rollback(tine_client_t *c, const char *app, uint64_t version, char **re
  * (*len bytes, free with tine_free). Errors as the wrappers above. */
 int tine_export(tine_client_t *c, const char *app, uint64_t version, void **data, size_t *len);
 
+/* The app's secrets (docs/secrets.md): their names (GET .../secrets), set
+ * one (the value, len bytes, is the body) or remove one. Never a value in
+ * an answer. */
+int tine_secrets(tine_client_t *c, const char *app, char **response);
+int tine_secret_set(tine_client_t *c, const char *app, const char *name, const void *value, size_t len,
+                    char **response);
+int tine_secret_delete(tine_client_t *c, const char *app, const char *name, char **response);
+
 int tine_routes(tine_client_t *c, const char *app, char **response);
 
 /* POST /_tine/v1/apps/{app}/functions/{fn}/invoke with `event_json` (len

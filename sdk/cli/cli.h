@@ -284,6 +284,11 @@ int cli_cmd_namespaces(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_audit(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_quota(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_pack(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_secrets(cli_ctx_t *ctx, int argc, char **argv);
+
+/* Reads all of stdin into a NUL-terminated buffer (*len bytes before the
+ * NUL); returns NULL on a read error (errno set). (cmd_invoke.c) */
+char *cli_read_stdin(size_t *len);
 int cli_cmd_export(cli_ctx_t *ctx, int argc, char **argv);
 
 /* Reads an artifact file and checks it as the node would (reg_bundle_read).

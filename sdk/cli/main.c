@@ -61,6 +61,19 @@ static const cli_command_t commands[] = {
      "\n"
      "  -o, --output FILE  where to write it (default APP-VERSION.tine)\n",
      cli_cmd_export},
+    {"secrets", "set, list and remove an app's secrets", "secrets set APP NAME | secrets list APP | secrets rm APP NAME",
+     "Secrets are values functions read with tine.secret(\"NAME\") (Lua and\n"
+     "Python) without them being in the app's files: the node stores them\n"
+     "encrypted (AES-256-GCM under the cluster key of tined --secrets-key).\n"
+     "They are never part of a bundle, an export, an answer of the node, an\n"
+     "activation record or a log line (a function logging one gets it\n"
+     "replaced by [secret NAME]).\n"
+     "\n"
+     "  secrets set APP NAME   the value is read from stdin (a final newline\n"
+     "                         dropped); NAME is [A-Za-z_][A-Za-z0-9_]*\n"
+     "  secrets list APP       the names, one a line\n"
+     "  secrets rm APP NAME    removes one\n",
+     cli_cmd_secrets},
     {"apps", "list the deployed apps", "apps",
      "Prints a table: APP LIVE VERSIONS. LIVE reads '3 (this node: 2)' when\n"
      "the node tine talks to cannot load the live version and serves another.\n",
