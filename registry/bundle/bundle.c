@@ -614,7 +614,9 @@ static int walk_dir(const char *full, const char *rel, pack_list_t *l, char *err
     int rc = 0;
     struct dirent *de;
     while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
+        /* Hidden names, and the app's tests (tine test runs them here; a
+         * node never needs them). */
+        if (de->d_name[0] == '.' || (rel[0] == '\0' && strcmp(de->d_name, "tests") == 0))
             continue;
         char *cfull = join(full, de->d_name);
         char *crel = rel[0] ? join(rel, de->d_name) : strdup(de->d_name);

@@ -41,8 +41,9 @@ int reg_bundle_read(const void *tgz, size_t len, const reg_bundle_limits_t *limi
 void reg_bundle_free(reg_bundle_t *b);
 
 /* Packs an app directory into a tar.gz in memory: the manifest and every
- * regular file below dir, skipping names starting with "." and following no
- * symlinks (a symlink is an error). Returns 0 and a malloc'd buffer, or an
+ * regular file below dir, skipping names starting with "." and the tests
+ * directory at the top (tine test's), following no symlinks (a symlink is
+ * an error). Returns 0 and a malloc'd buffer, or an
  * error with a message. */
 int reg_bundle_pack_dir(const char *dir, void **out, size_t *out_len, char *err, size_t errlen);
 

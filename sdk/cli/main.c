@@ -61,6 +61,17 @@ static const cli_command_t commands[] = {
      "\n"
      "  -o, --output FILE  where to write it (default APP-VERSION.tine)\n",
      cli_cmd_export},
+    {"test", "run an app's tests against an ephemeral node of its own", "test [DIR] [--junit FILE]",
+     "Starts a private redis-server and tined (next to tine, or $TINE_TINED)\n"
+     "in a temporary directory, deploys the app of DIR (default .) and runs\n"
+     "DIR/tests/*_test.lua and DIR/tests/*.yaml in name order; stops the node\n"
+     "and removes its directory at the end. Prints one line per test, a\n"
+     "failure's file:line and expected/got under it, then 'N passed, N\n"
+     "failed'; exits 1 when a test failed. The tests/ directory is not part\n"
+     "of the app's bundle. See docs/testing.md for the test API.\n"
+     "\n"
+     "  --junit FILE      also write a JUnit XML report to FILE\n",
+     cli_cmd_test},
     {"secrets", "set, list and remove an app's secrets", "secrets set APP NAME | secrets list APP | secrets rm APP NAME",
      "Secrets are values functions read with tine.secret(\"NAME\") (Lua and\n"
      "Python) without them being in the app's files: the node stores them\n"
