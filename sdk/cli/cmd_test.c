@@ -286,7 +286,8 @@ static int l_json_encode(lua_State *L)
     json_t *j = to_json(L, 1, 0);
     if (j == NULL)
         return luaL_error(L, "cannot encode this value as JSON");
-    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    /* Sorted keys: a failure's message is the same from run to run. */
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
     json_decref(j);
     lua_pushstring(L, s);
     free(s);
