@@ -48,7 +48,9 @@ static const option_t options[] = {
     {"http2", "TINE_HTTP2", 1, "on|off: serve HTTP/2: over TLS by ALPN h2, in cleartext by prior\n"
                                "                         knowledge or Upgrade: h2c; bodies up to 64 KiB (default off;\n"
                                "                         see docs/ARCHITECTURE.md, Request path)"},
-    {"sdk-dir", "TINE_SDK_DIR", 1, "directory holding the Lua SDK tine.lua (the Python SDK: its sibling ../python)"},
+    {"sdk-dir", "TINE_SDK_DIR", 1, "directory holding the Lua SDK tine.lua (the Python SDK: its sibling ../python)\n"
+                                   "                         (default: ../share/tine/sdk/lua next to tined when installed,\n"
+                                   "                         else the source tree's sdk/lua)"},
     {"node-id", "TINE_NODE_ID", 1, "this node's name in a cluster (default HOSTNAME:PORT)"},
     {"max-sandboxes", "TINE_MAX_SANDBOXES", 1, "sandboxes on this node at most, shared fairly between apps; at\n"
                                                "                         the cap an idle one of another function makes room when the\n"
@@ -568,8 +570,21 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
         const char *home = getenv("HOME");
         cfg->state_dir = xdg && *xdg ? xasprintf("%s/tine", xdg) : xasprintf("%s/.local/state/tine", home ? home : ".");
     }
-    if (cfg->sdk_dir == NULL)
-        cfg->sdk_dir = xstrdup(TINE_SOURCE_DIR "/sdk/lua");
+    if (cfg->sdk_dir == NULL) {
+        /* Installed (make install, the package): next to the binary, in
+         * ../share/tine; else the source tree it was built from. */
+        char *sibling = tine_exe_sibling("../share/tine/sdk/lua");
+        char *installed = sibling ? realpath(sibling, NULL) : NULL;
+        free(sibling);
+        char *probe = installed ? xasprintf("%s/tine.lua", installed) : NULL;
+        if (probe && access(probe, R_OK) == 0)
+            cfg->sdk_dir = installed;
+        else {
+            free(installed);
+            cfg->sdk_dir = xstrdup(TINE_SOURCE_DIR "/sdk/lua");
+        }
+        free(probe);
+    }
     cfg->no_auth = truthy(raw.no_auth);
     cfg->max_bundle = 16 * 1024 * 1024;
     if (raw.max_bundle && parse_size(raw.max_bundle, &cfg->max_bundle) != 0) {
