@@ -286,6 +286,7 @@ int cli_cmd_quota(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_pack(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_secrets(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_test(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_dev(cli_ctx_t *ctx, int argc, char **argv);
 
 /* An ephemeral node (ephemeral.c): a private redis-server on a unix socket
  * and a tined on a free loopback port without an admin token, in a fresh

@@ -72,6 +72,17 @@ static const cli_command_t commands[] = {
      "\n"
      "  --junit FILE      also write a JUnit XML report to FILE\n",
      cli_cmd_test},
+    {"dev", "serve the app in DIR and deploy it again on every save", "dev [DIR] [--remote]",
+     "Starts an ephemeral node (as tine test does), deploys DIR (default .)\n"
+     "and watches its files (inotify): each save deploys again and prints\n"
+     "'deployed APP version N (saved -> served in X ms)'. A manifest or Lua\n"
+     "error is printed as file:line:col (Lua: file:line) and the watch goes\n"
+     "on; the app's log lines are printed as they come. Ctrl-C stops it and\n"
+     "the node; a watched directory that disappears stops it with an error.\n"
+     "\n"
+     "  --remote          deploy to the node tine talks to (--url, context)\n"
+     "                    instead of an ephemeral one\n",
+     cli_cmd_dev},
     {"secrets", "set, list and remove an app's secrets", "secrets set APP NAME | secrets list APP | secrets rm APP NAME",
      "Secrets are values functions read with tine.secret(\"NAME\") (Lua and\n"
      "Python) without them being in the app's files: the node stores them\n"
