@@ -328,6 +328,12 @@ int cli_cmd_export(cli_ctx_t *ctx, int argc, char **argv);
  * returns CLI_FAIL. (cmd_artifact.c) */
 int cli_read_artifact(cli_ctx_t *ctx, const char *path, char **app, void **tgz, size_t *len);
 
+/* cli_prepare_bundle, then every check the node makes (reg_bundle_read:
+ * Lua syntax, exports); an error names the file as the user reaches it
+ * ("app/src/x.lua:3: ..."). Returns CLI_OK with what cli_prepare_bundle
+ * gives, or CLI_FAIL after printing why. (cmd_artifact.c) */
+int cli_pack_checked(cli_ctx_t *ctx, const char *dir, char **app, void **tgz, size_t *len);
+
 /* Sends one admin request (body: JSON text or NULL) and stores the answer;
  * non-2xx answers print the node's error (cli_client_fail). Returns CLI_OK
  * or CLI_FAIL. (cmd_keys.c) */

@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bundle.h"
@@ -60,6 +61,32 @@ int cli_read_artifact(cli_ctx_t *ctx, const char *path, char **app, void **tgz, 
     return CLI_OK;
 }
 
+int cli_pack_checked(cli_ctx_t *ctx, const char *dir, char **app, void **tgz, size_t *len)
+{
+    if (cli_prepare_bundle(ctx, dir, app, tgz, len) != CLI_OK)
+        return CLI_FAIL;
+    char err[1024] = "";
+    reg_bundle_t *b = NULL;
+    int rc = reg_bundle_read(*tgz, *len, NULL, &b, err, sizeof err);
+    reg_bundle_free(b);
+    if (rc != 0) {
+        /* The bundle names its files from the app's root; an editor wants
+         * them as the user reaches them: "app/src/x.lua:3: ...". */
+        size_t plen = strcspn(err, ":");
+        char *file = xasprintf("%s/%.*s", dir, (int)plen, err);
+        struct stat st;
+        bool prefix = strcmp(dir, ".") != 0 && err[plen] == ':' && stat(file, &st) == 0 && S_ISREG(st.st_mode);
+        fprintf(ctx->err, "%s%s%s\n", prefix ? dir : "", prefix ? "/" : "", err[0] ? err : tine_strerror(rc));
+        free(file);
+        free(*app);
+        free(*tgz);
+        *app = NULL;
+        *tgz = NULL;
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
 int cli_cmd_pack(cli_ctx_t *ctx, int argc, char **argv)
 {
     const char *pos[1] = {"."}, *out = NULL;
@@ -72,22 +99,12 @@ int cli_cmd_pack(cli_ctx_t *ctx, int argc, char **argv)
     char *app = NULL;
     void *tgz = NULL;
     size_t len = 0;
-    if (cli_prepare_bundle(ctx, dir, &app, &tgz, &len) != CLI_OK)
-        return CLI_FAIL;
     /* A pack is deployable: the node's checks (Lua syntax, exports) run
      * here too. */
-    reg_bundle_t *b = NULL;
-    err[0] = '\0';
-    int rc = reg_bundle_read(tgz, len, NULL, &b, err, sizeof err);
-    reg_bundle_free(b);
-    if (rc != 0) {
-        fprintf(ctx->err, "%s\n", err[0] ? err : tine_strerror(rc));
-        free(app);
-        free(tgz);
+    if (cli_pack_checked(ctx, dir, &app, &tgz, &len) != CLI_OK)
         return CLI_FAIL;
-    }
     char *path = out ? xstrdup(out) : xasprintf("%s.tine", app);
-    rc = write_artifact(ctx, path, tgz, len);
+    int rc = write_artifact(ctx, path, tgz, len);
     if (rc == CLI_OK) {
         char digest[65];
         reg_sha256_hex(tgz, len, digest);

@@ -21,7 +21,6 @@
 
 #include <jansson.h>
 
-#include "bundle.h"
 #include "tine_common.h"
 
 #define DEV_SETTLE_MS 15 /* quiet time after the last change before deploying */
@@ -152,42 +151,13 @@ static void *follow_logs(void *arg)
     return NULL;
 }
 
-/* Packs and checks DIR as the node would; prints the error (file:line:col
- * from the manifest parser, file:line from Lua) and returns CLI_FAIL when
- * it does not pass. */
-static int dev_pack(cli_ctx_t *ctx, const char *dir, char **app, void **tgz, size_t *len)
-{
-    if (cli_prepare_bundle(ctx, dir, app, tgz, len) != CLI_OK)
-        return CLI_FAIL;
-    char err[1024] = "";
-    reg_bundle_t *b = NULL;
-    int rc = reg_bundle_read(*tgz, *len, NULL, &b, err, sizeof err);
-    reg_bundle_free(b);
-    if (rc != 0) {
-        /* The bundle names its files from the app's root; an editor wants
-         * them as the user reaches them: "app/src/x.lua:3: ...". */
-        size_t plen = strcspn(err, ":");
-        char *file = xasprintf("%s/%.*s", dir, (int)plen, err);
-        struct stat st;
-        bool prefix = strcmp(dir, ".") != 0 && err[plen] == ':' && stat(file, &st) == 0 && S_ISREG(st.st_mode);
-        fprintf(ctx->err, "%s%s%s\n", prefix ? dir : "", prefix ? "/" : "", err[0] ? err : tine_strerror(rc));
-        free(file);
-        free(*app);
-        free(*tgz);
-        *app = NULL;
-        *tgz = NULL;
-        return CLI_FAIL;
-    }
-    return CLI_OK;
-}
-
 /* One deploy; prints "deployed APP version N (saved -> served in X ms)". */
 static void dev_deploy(cli_ctx_t *ctx, tine_client_t *c, const char *dir, const char *want_app, uint64_t saved_ns)
 {
     char *app = NULL;
     void *tgz = NULL;
     size_t len = 0;
-    if (dev_pack(ctx, dir, &app, &tgz, &len) != CLI_OK) {
+    if (cli_pack_checked(ctx, dir, &app, &tgz, &len) != CLI_OK) {
         fprintf(ctx->err, "tine dev: not deployed; still watching %s\n", dir);
         fflush(ctx->err);
         return;
@@ -235,7 +205,7 @@ int cli_cmd_dev(cli_ctx_t *ctx, int argc, char **argv)
     void *tgz = NULL;
     size_t len = 0;
     /* The first deploy must pass: there is nothing to serve before it. */
-    if (dev_pack(ctx, dir, &app, &tgz, &len) != CLI_OK)
+    if (cli_pack_checked(ctx, dir, &app, &tgz, &len) != CLI_OK)
         return CLI_FAIL;
     free(tgz);
 
