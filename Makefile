@@ -10,7 +10,9 @@ APP ?= functions-examples/hello
 # tine up's own default (TINE_LISTEN, else 127.0.0.1:8080).
 LISTEN ?= $(if $(PORT),127.0.0.1:$(PORT))
 
-.PHONY: all deps build test test-asan fuzz up bench clean
+.PHONY: all deps build test test-asan fuzz up bench clean install deb
+# make install: PREFIX (default /usr/local) and DESTDIR (a staging root).
+PREFIX ?= /usr/local
 
 all: build
 
@@ -44,5 +46,20 @@ up: build
 bench: build
 	bench/run
 
+# Binaries, SDKs, schema, man pages, the systemd unit and /etc/tine/tined.conf
+# (docs/install.md). The unit and the config go to /lib/systemd/system and
+# /etc/tine whatever PREFIX is (under DESTDIR when given).
+install: build
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+# A Debian package of the tree (build-deb, installed under /usr):
+# build-deb/tine_VERSION_ARCH.deb.
+deb: deps
+	cmake -S . -B build-deb -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr
+	cmake --build build-deb -j $(JOBS)
+	cd build-deb && cpack -G DEB
+
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-deb

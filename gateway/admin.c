@@ -207,6 +207,11 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
         reg_bundle_free(b);
         return;
     }
+    /* The artifact's digest: what `tine versions` shows and every cluster
+     * computes alike ("" only when out of memory). */
+    char digest[65] = "";
+    if (reg_bundle_digest(b, digest, err, sizeof(err)) != 0)
+        digest[0] = '\0';
     reg_store_t *store = reg_live_store(gw->live);
     uint64_t live = 0, same = 0, version = 0, newer = 0;
     char lt[48];
@@ -219,14 +224,14 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
         reg_bundle_free(b);
         if (same == live && served_version(gw, app) == live) {
             gw__send_json(req, 200,
-                          json_pack("{s:s, s:I, s:I, s:b}", "app", app, "version", (json_int_t)live, "live",
-                                    (json_int_t)live, "unchanged", 1));
+                          json_pack("{s:s, s:I, s:I, s:b, s:s}", "app", app, "version", (json_int_t)live, "live",
+                                    (json_int_t)live, "unchanged", 1, "digest", digest));
         } else if (same == live) {
             /* Stored and live, but not served here: reload, and say how it went. */
             if (reg_live_reload(gw->live, app, err, sizeof(err)) == 0)
                 gw__send_json(req, 200,
-                              json_pack("{s:s, s:I, s:I, s:b}", "app", app, "version", (json_int_t)live, "live",
-                                        (json_int_t)live, "unchanged", 1));
+                              json_pack("{s:s, s:I, s:I, s:b, s:s}", "app", app, "version", (json_int_t)live,
+                                        "live", (json_int_t)live, "unchanged", 1, "digest", digest));
             else
                 deploy_unloadable(gw, req, app, live, err);
         } else {
@@ -273,7 +278,7 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
         return;
     }
     tine_log_kv(TINE_LOG_INFO, TINE_LOG_KV("app", app), "deployed %s version %" PRIu64, app, version);
-    gw__send_json(req, 201, json_pack("{s:s, s:I}", "app", app, "version", (json_int_t)version));
+    gw__send_json(req, 201, json_pack("{s:s, s:I, s:s}", "app", app, "version", (json_int_t)version, "digest", digest));
 }
 
 /* Reads an app's live version and versions (free *vs); answers 503 or 404
@@ -311,9 +316,10 @@ static void admin_versions(gw_server_t *gw, h2o_req_t *req, const char *app)
     for (size_t i = 0; i < n; i++) {
         char when[32];
         iso8601(vs[i].created_ms, when);
-        json_array_append_new(arr, json_pack("{s:I, s:s, s:I, s:s, s:b}", "version", (json_int_t)vs[i].version,
+        json_array_append_new(arr, json_pack("{s:I, s:s, s:I, s:s, s:s?, s:b}", "version", (json_int_t)vs[i].version,
                                              "created", when, "files", (json_int_t)vs[i].files, "sha256",
-                                             vs[i].bundle_sha256, "live", vs[i].version == live));
+                                             vs[i].bundle_sha256, "digest", vs[i].digest[0] ? vs[i].digest : NULL,
+                                             "live", vs[i].version == live));
     }
     free(vs);
     json_t *o =
@@ -359,6 +365,9 @@ static void admin_delete(gw_server_t *gw, h2o_req_t *req, const char *app)
         r = ev_delete_app(gw->events, app, &dead_letters, err, sizeof(err));
     if (r == 0 && gw->bill)
         r = bill_delete_app(gw->bill, app, &activations, err, sizeof(err));
+    bool had_secrets = false; /* a later app of the same name must not inherit them */
+    if (r == 0)
+        r = reg_secrets_delete(reg_live_store(gw->live), app, NULL, &had_secrets, err, sizeof(err));
     if (r != 0 && r != TINE_EINVAL) {
         gw__send_error(req, 503, "%s is deleted (no node serves it), but not all its data could be removed: %s",
                        app, err);
@@ -801,6 +810,10 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
     if (n <= 5 && gw__admin_tenancy(gw, req, seg, n))
         return 0;
     if (n <= 3 && gw__admin_quota(gw, req, seg, n))
+        return 0;
+    if (n == 3 && gw__admin_artifact(gw, req, seg, n))
+        return 0;
+    if ((n == 3 || n == 4) && gw__admin_secrets(gw, req, seg, n))
         return 0;
     if (n >= 1 && n <= 5 && gw__admin_events(gw, req, seg, n))
         return 0;

@@ -29,7 +29,8 @@ static const char *const perm_names[GW_NPERMS] = {
     "apps.read",        "apps.deploy",     "apps.rollback",     "apps.prune",  "apps.delete", "functions.invoke",
     "sandboxes.read",   "sandboxes.scale", "sandboxes.evict",   "events.emit", "events.read", "events.replay",
     "activations.read", "logs.read",       "usage.read",        "node.read",   "keys.read",   "keys.manage",
-    "audit.read",       "namespaces.read", "namespaces.manage", "nodes.drain", "quota.read",  "quota.manage"};
+    "audit.read",       "namespaces.read", "namespaces.manage", "nodes.drain", "quota.read",  "quota.manage",
+    "apps.export",      "secrets.read",    "secrets.manage"};
 
 #define P(x) (1u << GW_PERM_##x)
 #define READS (P(APPS_READ) | P(ACTIVATIONS_READ) | P(LOGS_READ) | P(USAGE_READ))
@@ -41,7 +42,8 @@ static const unsigned role_perms[GW_NROLES] = {
     [GW_ROLE_CLUSTER_ADMIN] = (1u << GW_NPERMS) - 1,
     [GW_ROLE_ADMIN] = ((1u << GW_NPERMS) - 1) & ~P(NAMESPACES_MANAGE) & ~P(NODES_DRAIN) & ~P(QUOTA_MANAGE),
     [GW_ROLE_DEPLOYER] = READS | INVOKES | P(APPS_DEPLOY) | P(APPS_ROLLBACK) | P(SANDBOXES_READ) | P(SANDBOXES_SCALE) |
-                         P(SANDBOXES_EVICT) | P(EVENTS_READ) | P(NODE_READ),
+                         P(SANDBOXES_EVICT) | P(EVENTS_READ) | P(NODE_READ) | P(APPS_EXPORT) | P(SECRETS_READ) |
+                         P(SECRETS_MANAGE),
     [GW_ROLE_VIEWER] = READS,
     [GW_ROLE_INVOKER] = INVOKES,
 };
@@ -63,6 +65,10 @@ const gw_endpoint_t gw__endpoints[] = {
     {"POST", "apps/{app}/versions/prune", GW_PERM_APPS_PRUNE, GW_SCOPE_APP, "prune"},
     {"POST", "apps/{app}/rollback", GW_PERM_APPS_ROLLBACK, GW_SCOPE_APP, "rollback"},
     {"GET", "apps/{app}/routes", GW_PERM_APPS_READ, GW_SCOPE_APP, NULL},
+    {"GET", "apps/{app}/export", GW_PERM_APPS_EXPORT, GW_SCOPE_APP, NULL},
+    {"GET", "apps/{app}/secrets", GW_PERM_SECRETS_READ, GW_SCOPE_APP, NULL},
+    {"PUT", "apps/{app}/secrets/{name}", GW_PERM_SECRETS_MANAGE, GW_SCOPE_APP, "secret.set"},
+    {"DELETE", "apps/{app}/secrets/{name}", GW_PERM_SECRETS_MANAGE, GW_SCOPE_APP, "secret.delete"},
     {"GET", "doctor", GW_PERM_NODE_READ, GW_SCOPE_HANDLER, NULL},
     {"POST", "apps/{app}/functions/{fn}/invoke", GW_PERM_FUNCTIONS_INVOKE, GW_SCOPE_APP, NULL},
     {"GET", "sandboxes", GW_PERM_SANDBOXES_READ, GW_SCOPE_HANDLER, NULL},

@@ -45,6 +45,9 @@ typedef enum {
     GW_PERM_NODES_DRAIN,
     GW_PERM_QUOTA_READ,
     GW_PERM_QUOTA_MANAGE,
+    GW_PERM_APPS_EXPORT,
+    GW_PERM_SECRETS_READ,
+    GW_PERM_SECRETS_MANAGE,
     GW_NPERMS
 } gw_perm_t;
 
@@ -149,5 +152,14 @@ int gw__admin_tenancy(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, s
  * /namespaces/{ns}/quota. Returns 1 when seg[0..n) names one (answered),
  * else 0. */
 int gw__admin_quota(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n);
+
+/* The endpoint of artifacts (admin_artifact.c): GET /apps/{app}/export.
+ * Returns 1 when seg[0..n) names it (answered), else 0. */
+int gw__admin_artifact(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n);
+
+/* The endpoints of app secrets (admin_secrets.c): GET /apps/{app}/secrets,
+ * PUT and DELETE /apps/{app}/secrets/{name}. Returns 1 when seg[0..n) names
+ * one (answered), else 0. */
+int gw__admin_secrets(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n);
 
 #endif

@@ -385,6 +385,8 @@ gw_server_t *gw_new(uv_loop_t *loop, const gw_config_t *cfg, reg_live_t *live, i
     gw->admin_token = cfg->admin_token ? xstrdup(cfg->admin_token) : NULL;
     gw->admin_token_len = cfg->admin_token ? strlen(cfg->admin_token) : 0;
     gw->max_bundle = cfg->max_bundle;
+    gw->has_secrets_key = cfg->has_secrets_key;
+    memcpy(gw->secrets_key, cfg->secrets_key, sizeof gw->secrets_key);
     gw->max_body = cfg->max_body;
     gw->node_id = xstrdup(cfg->node_id ? cfg->node_id : "node");
     gw->events = cfg->events;

@@ -37,6 +37,8 @@ typedef struct {
     const char *metrics_token; /* NULL: GET /metrics needs no token */
     struct tn_tenancy *tenancy; /* API keys and the audit log (borrowed; may be NULL: only the token) */
     struct tn_quotas *quotas;   /* quotas per namespace (borrowed; may be NULL: none) */
+    bool has_secrets_key;           /* secrets_key holds the cluster's key of app secrets */
+    unsigned char secrets_key[32];  /* (REG_SECRET_KEY_LEN) copied */
 } gw_config_t;
 
 /* Binds the listener and starts serving on `loop`. Returns NULL with a

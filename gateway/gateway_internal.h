@@ -41,6 +41,8 @@ struct gw_server {
     char *metrics_token;
     struct tn_tenancy *tenancy; /* API keys and audit (borrowed; may be NULL) */
     struct tn_quotas *quotas;   /* quotas per namespace (borrowed; may be NULL) */
+    bool has_secrets_key;          /* tine secrets: the cluster's key (--secrets-key) */
+    unsigned char secrets_key[32];
     gw_tls_t *tls;                                /* HTTPS (borrowed); NULL: HTTP */
     size_t max_connections;                       /* client connections at most (--max-connections) */
     size_t conns;                                 /* client connections open (counted until their handle is closed) */

@@ -227,11 +227,13 @@ void inv__log_frame(inv_pool_t *p, inv_call_t *c, const sbx_frame_hdr_t *h, cons
         }
         return;
     }
-    const char *line = payload + h->meta_len;
-    size_t len = h->len - h->meta_len;
-    tine_buf_t b;
+    /* A secret's value never reaches a log: replaced before anything else. */
+    tine_buf_t raw, b;
+    tine_buf_init(&raw);
     tine_buf_init(&b);
-    inv__printable_cut(&b, line, len, INV_LOG_LINE_MAX);
+    inv__redact(p->inv, p->version->app, payload + h->meta_len, h->len - h->meta_len, &raw);
+    inv__printable_cut(&b, raw.data ? raw.data : "", raw.len, INV_LOG_LINE_MAX);
+    tine_buf_dispose(&raw);
     if (c && c->logs_bytes + b.len > INV_LOG_CAP) {
         c->log_dropped_cap++;
         c->logs_truncated = true;
@@ -278,10 +280,20 @@ static void node_line(inv_call_t *c, tine_log_level_t level, const char *text, s
 void inv__log_error(inv_call_t *c, const char *msg, const char *trace)
 {
     c->error_logged = true;
-    tine_buf_t b, t;
+    tine_buf_t b, t, raw, rtrace;
     tine_buf_init(&b);
     tine_buf_init(&t);
-    inv__printable_cut(&b, msg ? msg : "unknown error", msg ? strlen(msg) : 13, INV_LOG_LINE_MAX);
+    tine_buf_init(&raw);
+    tine_buf_init(&rtrace);
+    /* An error may quote a secret too. */
+    const char *app = c->pool->version->app;
+    inv__redact(c->pool->inv, app, msg ? msg : "unknown error", msg ? strlen(msg) : 13, &raw);
+    if (trace) {
+        inv__redact(c->pool->inv, app, trace, strlen(trace), &rtrace);
+        tine_buf_append(&rtrace, "", 1);
+        trace = rtrace.data;
+    }
+    inv__printable_cut(&b, raw.data ? raw.data : "", raw.len, INV_LOG_LINE_MAX);
     record_line(c, "error", b.data, b.len);
     /* The trace: one record per line (as Lua writes it), one field in tined's log. */
     size_t tl = trace ? strlen(trace) : 0;
@@ -304,6 +316,8 @@ void inv__log_error(inv_call_t *c, const char *msg, const char *trace)
     node_line(c, TINE_LOG_ERROR, b.data, b.len, t.len ? t.data : NULL, t.len);
     tine_buf_dispose(&b);
     tine_buf_dispose(&t);
+    tine_buf_dispose(&raw);
+    tine_buf_dispose(&rtrace);
 }
 
 void inv__log_call_end(inv_call_t *c)

@@ -24,10 +24,12 @@
  * KV_RECLAIM per write are). Keys stored before the counts existed are not
  * counted until written again; deleting one cannot take the counts below 0. */
 #include "hostcall_internal.h"
+#include "secret_box.h"
 #include "tine_common.h"
 #include "tine_redis.h"
 
 #include <inttypes.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,7 +87,7 @@ uint32_t inv__hc_remaining_ms(const inv_call_t *c)
 
 /* --------------------------------------------------------------- Redis */
 
-typedef enum { RQ_GET, RQ_SET, RQ_DEL, RQ_INCR, RQ_SCAN } redis_kind_t;
+typedef enum { RQ_GET, RQ_SET, RQ_DEL, RQ_INCR, RQ_SCAN, RQ_SECRET } redis_kind_t;
 
 /* The KV limits of one app: its manifest's, else the node's. */
 typedef struct {
@@ -217,6 +219,136 @@ static void kv_write_answer(redis_req_t *rq, const redisReply *r)
     }
 }
 
+/* ------------------------------------------------------------ secrets */
+
+#define SECRETS_SEEN_MAX 4096 /* values remembered for redaction, node-wide */
+
+typedef struct {
+    tine_list_t link;
+    char *app;
+    char *name;
+    char *value;
+    size_t len;
+} inv_secret_seen_t;
+
+static void secret_seen_free(inv_secret_seen_t *s)
+{
+    free(s->app);
+    free(s->name);
+    free(s->value);
+    free(s);
+}
+
+/* Remembers a value a function of app read, for inv__redact. */
+static void secret_remember(inv_hostcalls_t *hc, const char *app, const char *name, const char *value, size_t len)
+{
+    tine_list_t *l;
+    TINE_LIST_FOREACH(l, &hc->secrets_seen)
+    {
+        inv_secret_seen_t *s = tine_list_entry(l, inv_secret_seen_t, link);
+        if (s->len == len && strcmp(s->app, app) == 0 && strcmp(s->name, name) == 0 && memcmp(s->value, value, len) == 0)
+            return;
+    }
+    if (hc->nsecrets_seen == SECRETS_SEEN_MAX) {
+        inv_secret_seen_t *old = tine_list_entry(tine_list_last(&hc->secrets_seen), inv_secret_seen_t, link);
+        tine_log(TINE_LOG_WARN, "more than %d secret values read on this node: %s's %s is no longer redacted from logs",
+                 SECRETS_SEEN_MAX, old->app, old->name);
+        tine_list_remove(&old->link);
+        secret_seen_free(old);
+        hc->nsecrets_seen--;
+    }
+    inv_secret_seen_t *s = xcalloc(1, sizeof(*s));
+    s->app = xstrdup(app);
+    s->name = xstrdup(name);
+    s->value = xmalloc(len ? len : 1);
+    memcpy(s->value, value, len);
+    s->len = len;
+    tine_list_insert_head(&hc->secrets_seen, &s->link);
+    hc->nsecrets_seen++;
+}
+
+void inv__redact(inv_invoker_t *inv, const char *app, const char *s, size_t len, tine_buf_t *out)
+{
+    inv_hostcalls_t *hc = inv->hostcalls;
+    if (hc == NULL || hc->nsecrets_seen == 0) {
+        tine_buf_append(out, s, len);
+        return;
+    }
+    for (size_t i = 0; i < len;) {
+        /* The longest value starting here, so one that contains another
+         * is replaced whole. */
+        const inv_secret_seen_t *best = NULL;
+        tine_list_t *l;
+        TINE_LIST_FOREACH(l, &hc->secrets_seen)
+        {
+            const inv_secret_seen_t *v = tine_list_entry(l, inv_secret_seen_t, link);
+            if (v->len > 0 && v->len <= len - i && (best == NULL || v->len > best->len) && s[i] == v->value[0] &&
+                memcmp(s + i, v->value, v->len) == 0 && strcmp(v->app, app) == 0)
+                best = v;
+        }
+        if (best) {
+            tine_buf_append(out, "[secret ", 8);
+            tine_buf_append(out, best->name, strlen(best->name));
+            tine_buf_append(out, "]", 1);
+            i += best->len;
+        } else {
+            tine_buf_append(out, s + i, 1);
+            i++;
+        }
+    }
+}
+
+/* Answers tine.secret from the HGET reply: the opened value, or why not. */
+static void secret_answer(redis_req_t *rq, const redisReply *r)
+{
+    inv_call_t *c = rq->c;
+    const char *app = c->pool->version->app;
+    const inv_config_t *cfg = &rq->hc->inv->cfg;
+    if (r->type != REDIS_REPLY_STRING) {
+        inv__hc_fail(c, "app %s has no secret named %s (tine secrets set %s %s)", app, rq->key, app, rq->key);
+        return;
+    }
+    tine_buf_t b;
+    tine_buf_init(&b);
+    if (tine_secret_open(cfg->secrets_key, app, rq->key, r->str, r->len, &b) != 0) {
+        tine_buf_dispose(&b);
+        tine_log(TINE_LOG_ERROR, "secret %s of %s does not open with this node's --secrets-key: a wrong key file?",
+                 rq->key, app);
+        inv__hc_fail(c, "secret %s cannot be decrypted with this node's secrets key (tined --secrets-key): a wrong key "
+                        "file?",
+                     rq->key);
+        return;
+    }
+    secret_remember(rq->hc, app, rq->key, b.data ? b.data : "", b.len);
+    inv__hc_reply(c, json_object(), b.data ? b.data : "", b.len);
+    OPENSSL_cleanse(b.data, b.len);
+    tine_buf_dispose(&b);
+}
+
+/* Serves tine.secret: meta {name}. */
+static void serve_secret(inv_hostcalls_t *hc, inv_call_t *c, json_t *meta)
+{
+    const char *name = json_string_value(json_object_get(meta, "name"));
+    if (name == NULL || !tine_secret_name_valid(name)) {
+        inv__hc_fail(c, "secret names are 1 to 128 of [A-Za-z0-9_], not starting with a digit");
+        return;
+    }
+    if (!hc->inv->cfg.has_secrets_key) {
+        inv__hc_fail(c, "this node has no secrets key (tined --secrets-key FILE)");
+        return;
+    }
+    redis_req_t *rq = xcalloc(1, sizeof(*rq));
+    rq->hc = hc;
+    rq->c = c;
+    rq->kind = RQ_SECRET;
+    rq->key = xstrdup(name);
+    char *key = xasprintf(RDS_KEY_SECRETS_PREFIX "%s", c->pool->version->app);
+    const char *argv[] = {"HGET", key, name};
+    size_t lens[] = {4, strlen(key), strlen(name)};
+    redis_send(rq, 3, argv, lens);
+    free(key);
+}
+
 /* The reply of a tine.kv command: answers the host call with its value or
  * result, or fails it saying why (Redis unreachable, not an integer, Redis's
  * error); frees the request. */
@@ -244,6 +376,9 @@ static void on_redis_reply(void *data, redisReply *r)
         case RQ_DEL:
         case RQ_INCR:
             kv_write_answer(rq, r);
+            break;
+        case RQ_SECRET:
+            secret_answer(rq, r);
             break;
         case RQ_SCAN:
             if (!scan_step(rq, r))
@@ -531,6 +666,7 @@ inv_hostcalls_t *inv__hostcalls_new(inv_invoker_t *inv)
 {
     inv_hostcalls_t *hc = xcalloc(1, sizeof(*hc));
     hc->inv = inv;
+    tine_list_init(&hc->secrets_seen);
     if (inv->cfg.redis_url) {
         /* A call made while Redis is away waits a little for it (a restart,
          * a blip) before it fails. */
@@ -553,6 +689,9 @@ void inv__hostcalls_free(inv_hostcalls_t *hc)
     hc->redis = NULL;
     inv__http_free(hc->http);
     inv__invoke_dispose(hc);
+    tine_list_t *l, *tmp;
+    TINE_LIST_FOREACH_SAFE(l, tmp, &hc->secrets_seen)
+    secret_seen_free(tine_list_entry(l, inv_secret_seen_t, link));
     free(hc);
 }
 
@@ -601,6 +740,8 @@ void inv_hostcall(inv_call_t *c, const sbx_frame_hdr_t *h, const char *payload)
         inv__http_request(hc->http, c, meta, body, body_len);
     else if (strcmp(op, "emit") == 0)
         serve_emit(hc, c, meta, body, body_len);
+    else if (strcmp(op, "secret") == 0)
+        serve_secret(hc, c, meta);
     else if (strcmp(op, "kv.get") == 0 || strcmp(op, "kv.set") == 0 || strcmp(op, "kv.del") == 0 ||
              strcmp(op, "kv.incr") == 0 || strcmp(op, "kv.keys") == 0)
         serve_kv(hc, c, op, meta, body, body_len);

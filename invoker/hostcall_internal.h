@@ -28,6 +28,10 @@ struct inv_hostcalls {
     struct rds_async *redis;        /* tine.kv; NULL: no Redis configured */
     inv_http_t *http;               /* tine.http */
     bool closing;
+    /* tine.secret: the values functions read on this node, so that log
+     * lines of their app have them replaced (inv__redact). */
+    tine_list_t secrets_seen; /* inv_secret_seen_t.link, newest first */
+    size_t nsecrets_seen;
     /* tine.invoke (hostcall_invoke.c): blocked callers per function. */
     tine_list_t waiting[INV_WAITING_BUCKETS]; /* set up on first use (all zero before) */
 };

@@ -64,6 +64,9 @@ typedef struct {
      * namespace (tenancy's quotas); borrowed, outlives the invoker. NULL:
      * everything is admitted. A refused call fails with TINE_EQUOTA. */
     const inv_admission_t *admission;
+    /* tine.secret (hostcall.c): the cluster's key of app secrets. */
+    bool has_secrets_key;
+    unsigned char secrets_key[32]; /* REG_SECRET_KEY_LEN */
 } inv_config_t;
 
 #define INV_DEFAULT_INVOKE_DEPTH 256

@@ -488,6 +488,11 @@ void inv__logs_free(inv_logs_t *l);
  * tined's log within the bounds of call_log.c, or dropped and counted. */
 void inv__log_frame(inv_pool_t *p, inv_call_t *c, const sbx_frame_hdr_t *h, const char *payload);
 
+/* Appends s (len bytes) to out with every value of a secret that a function
+ * of `app` read on this node (tine.secret) replaced by "[secret NAME]".
+ * (hostcall.c) */
+void inv__redact(inv_invoker_t *inv, const char *app, const char *s, size_t len, tine_buf_t *out);
+
 /* The error that ends call `c` (and its trace, may be NULL), at level error
  * in its logs whatever their bounds, and in tined's log within the app's. */
 void inv__log_error(inv_call_t *c, const char *msg, const char *trace);

@@ -325,8 +325,14 @@ static void sandbox_on_answer(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *
     } else {
         meta = json_loadb(payload, h->meta_len, 0, NULL);
         const char *raw = json_string_value(json_object_get(meta, "error"));
-        if (raw)
-            inv__printable_cut(&clean, raw, json_string_length(json_object_get(meta, "error")), INV_TEXT_MAX);
+        if (raw) {
+            /* The error reaches callers, records and logs: no secret in it. */
+            tine_buf_t redacted;
+            tine_buf_init(&redacted);
+            inv__redact(p->inv, p->version->app, raw, json_string_length(json_object_get(meta, "error")), &redacted);
+            inv__printable_cut(&clean, redacted.data ? redacted.data : "", redacted.len, INV_TEXT_MAX);
+            tine_buf_dispose(&redacted);
+        }
         const char *e = raw ? (clean.data ? clean.data : "") : NULL;
         const char *trace = json_string_value(json_object_get(meta, "trace"));
         res.status = 500;

@@ -16,6 +16,8 @@
 #define RDS_KEY_DEPLOYING_PREFIX "tine:deploying:"    /* + {id}: the blobs a deploy under way stores */
 #define RDS_KEY_NAMESPACES "tine:namespaces"          /* set of namespace names (default implied) */
 #define RDS_KEY_NS_PREFIX "tine:ns:"                  /* + {ns}: hash of a namespace (created, by) */
+#define RDS_KEY_SECRETS_PREFIX "tine:secrets:"        /* + {app}: hash: secret name -> AES-256-GCM sealed value */
+#define RDS_KEY_SECRETS_KEYCHECK "tine:secrets:keycheck" /* a known text sealed with the cluster's secrets key */
 
 /* tenancy/ (keys.c, audit.c, quota.c) */
 #define RDS_KEY_KEYS "tine:keys"                  /* hash: API key id -> JSON record (hash of the secret) */

@@ -48,7 +48,9 @@ static const option_t options[] = {
     {"http2", "TINE_HTTP2", 1, "on|off: serve HTTP/2: over TLS by ALPN h2, in cleartext by prior\n"
                                "                         knowledge or Upgrade: h2c; bodies up to 64 KiB (default off;\n"
                                "                         see docs/ARCHITECTURE.md, Request path)"},
-    {"sdk-dir", "TINE_SDK_DIR", 1, "directory holding the Lua SDK tine.lua (the Python SDK: its sibling ../python)"},
+    {"sdk-dir", "TINE_SDK_DIR", 1, "directory holding the Lua SDK tine.lua (the Python SDK: its sibling ../python)\n"
+                                   "                         (default: ../share/tine/sdk/lua next to tined when installed,\n"
+                                   "                         else the source tree's sdk/lua)"},
     {"node-id", "TINE_NODE_ID", 1, "this node's name in a cluster (default HOSTNAME:PORT)"},
     {"max-sandboxes", "TINE_MAX_SANDBOXES", 1, "sandboxes on this node at most, shared fairly between apps; at\n"
                                                "                         the cap an idle one of another function makes room when the\n"
@@ -89,6 +91,10 @@ static const option_t options[] = {
                                            "                         skipped when nothing asked /ready in the last minute (default 5s)"},
     {"drain-timeout", "TINE_DRAIN_TIMEOUT", 1, "then, how long calls in flight get to finish before they are\n"
                                                "                         answered 503 and their events handed back (default 30s)"},
+    {"secrets-key", "TINE_SECRETS_KEY", 1, "file holding the cluster's key of app secrets (32 bytes or 64 hex\n"
+                                           "                         digits, the same on every node; openssl rand -hex 32): secrets\n"
+                                           "                         are stored AES-256-GCM encrypted with it (default: none; tine\n"
+                                           "                         secrets and tine.secret answer an error)"},
     {"config", "TINE_CONFIG", 1, "config file of 'key = value' lines with the names above"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -258,6 +264,8 @@ static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
         return &cfg->node_id;
     if (strcmp(name, "config") == 0)
         return &cfg->config_file;
+    if (strcmp(name, "secrets-key") == 0)
+        return &cfg->secrets_key_file;
     if (strcmp(name, "price-gb-s") == 0)
         return &cfg->price_gb_s_str;
     if (strcmp(name, "price-request") == 0)
@@ -562,8 +570,21 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
         const char *home = getenv("HOME");
         cfg->state_dir = xdg && *xdg ? xasprintf("%s/tine", xdg) : xasprintf("%s/.local/state/tine", home ? home : ".");
     }
-    if (cfg->sdk_dir == NULL)
-        cfg->sdk_dir = xstrdup(TINE_SOURCE_DIR "/sdk/lua");
+    if (cfg->sdk_dir == NULL) {
+        /* Installed (make install, the package): next to the binary, in
+         * ../share/tine; else the source tree it was built from. */
+        char *sibling = tine_exe_sibling("../share/tine/sdk/lua");
+        char *installed = sibling ? realpath(sibling, NULL) : NULL;
+        free(sibling);
+        char *probe = installed ? xasprintf("%s/tine.lua", installed) : NULL;
+        if (probe && access(probe, R_OK) == 0)
+            cfg->sdk_dir = installed;
+        else {
+            free(installed);
+            cfg->sdk_dir = xstrdup(TINE_SOURCE_DIR "/sdk/lua");
+        }
+        free(probe);
+    }
     cfg->no_auth = truthy(raw.no_auth);
     cfg->max_bundle = 16 * 1024 * 1024;
     if (raw.max_bundle && parse_size(raw.max_bundle, &cfg->max_bundle) != 0) {
@@ -642,6 +663,15 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
             cfg->sandbox_uid = (unsigned)v;
         }
     }
+    if (cfg->secrets_key_file && *cfg->secrets_key_file) {
+        char kerr[512];
+        if (tine_secret_key_load(cfg->secrets_key_file, cfg->secrets_key, kerr, sizeof kerr) != 0) {
+            config_error("--%s", kerr);
+            rc = -1;
+        } else {
+            cfg->has_secrets_key = true;
+        }
+    }
     if (cfg->no_auth && !tined_listen_is_loopback(cfg->listen)) {
         config_error("--no-auth is only allowed on a loopback address, not %s", cfg->listen);
         rc = -1;
@@ -699,6 +729,8 @@ void tined_config_dispose(tined_config_t *cfg)
     free(cfg->sdk_dir);
     free(cfg->node_id);
     free(cfg->config_file);
+    free(cfg->secrets_key_file);
+    memset(cfg->secrets_key, 0, sizeof cfg->secrets_key);
     free(cfg->log_paths);
     free(cfg->docker_socket);
     free(cfg->price_gb_s_str);

@@ -53,6 +53,9 @@ typedef struct {
     char *sandbox_uid_text;
     uint64_t drain_grace_ms;   /* --drain-grace: serving on while not ready, for load balancers */
     uint64_t drain_timeout_ms; /* --drain-timeout: calls in flight get this long to finish */
+    char *secrets_key_file;       /* --secrets-key; NULL: no secrets on this node */
+    bool has_secrets_key;         /* the file was read into secrets_key */
+    unsigned char secrets_key[32]; /* the cluster's key of app secrets (REG_SECRET_KEY_LEN) */
 } tined_config_t;
 
 /* Fills cfg from argv, the environment and the config file. Returns 0, 1 when

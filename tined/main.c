@@ -551,7 +551,9 @@ int main(int argc, char **argv)
         .on_activation = on_activation,
         .on_activation_data = &t,
         .admission = tn_quotas_admission(t.quotas),
+        .has_secrets_key = cfg.has_secrets_key,
     };
+    memcpy(icfg.secrets_key, cfg.secrets_key, sizeof icfg.secrets_key);
     t.inv = inv_new(t.loop, &zygote, &icfg);
     /* Before the live table, so it learns every app the table loads. */
     ev_config_t ecfg = {
@@ -598,7 +600,9 @@ int main(int argc, char **argv)
         .metrics_token = cfg.metrics_token && *cfg.metrics_token ? cfg.metrics_token : NULL,
         .tenancy = t.tenancy,
         .quotas = t.quotas,
+        .has_secrets_key = cfg.has_secrets_key,
     };
+    memcpy(gcfg.secrets_key, cfg.secrets_key, sizeof gcfg.secrets_key);
     t.gw = gw_new(t.loop, &gcfg, t.live, t.inv, err, sizeof(err));
     if (t.gw == NULL) {
         tine_log(TINE_LOG_ERROR, "%s", err);

@@ -565,8 +565,10 @@ fail:
 /* ---------------------------------------------------------------- packing */
 
 typedef struct {
-    char *rel;  /* path inside the bundle */
-    char *full; /* path on disk */
+    char *rel;        /* path inside the bundle */
+    char *full;       /* path on disk, or NULL: the data is in memory */
+    const char *data; /* with full NULL: the contents (borrowed) */
+    size_t len;
 } pack_entry_t;
 
 typedef struct {
@@ -612,7 +614,9 @@ static int walk_dir(const char *full, const char *rel, pack_list_t *l, char *err
     int rc = 0;
     struct dirent *de;
     while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
+        /* Hidden names, and the app's tests (tine test runs them here; a
+         * node never needs them). */
+        if (de->d_name[0] == '.' || (rel[0] == '\0' && strcmp(de->d_name, "tests") == 0))
             continue;
         char *cfull = join(full, de->d_name);
         char *crel = rel[0] ? join(rel, de->d_name) : strdup(de->d_name);
@@ -666,7 +670,7 @@ static int pack_entry_cmp(const void *a, const void *b)
 
 /* Reads a regular file without following a symlink swapped in since the
  * walk. */
-static int read_regular(const char *path, char **out, size_t *out_len, mode_t *mode)
+static int read_regular(const char *path, char **out, size_t *out_len)
 {
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
@@ -714,7 +718,6 @@ static int read_regular(const char *path, char **out, size_t *out_len, mode_t *m
     close(fd);
     *out = data;
     *out_len = len;
-    *mode = st.st_mode;
     return 0;
 }
 
@@ -747,9 +750,12 @@ static la_ssize_t sink_write(struct archive *a, void *client, const void *buf, s
     return (la_ssize_t)n;
 }
 
-/* Writes the sorted entries as a deterministic tar.gz: no timestamps (in
- * the tar headers nor in the gzip header), owner 0, modes 0644/0755. */
-static int write_tgz(const char *dir, const pack_list_t *l, mem_sink_t *sink, char *err, size_t errlen)
+/* Writes the sorted entries as a deterministic tar.gz, the canonical form
+ * of an artifact: no timestamps (in the tar headers nor in the gzip
+ * header), owner 0, every mode 0644 (a version stores no modes, so an
+ * export must give the same bytes as the pack it came from). `what` names
+ * the source in messages. */
+static int write_tgz(const char *what, const pack_list_t *l, mem_sink_t *sink, char *err, size_t errlen)
 {
     struct archive *a = archive_write_new();
     if (a == NULL)
@@ -760,15 +766,14 @@ static int write_tgz(const char *dir, const pack_list_t *l, mem_sink_t *sink, ch
         archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
         archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
         archive_write_open(a, sink, NULL, sink_write, NULL) != ARCHIVE_OK) {
-        rc = set_err(err, errlen, TINE_EINVAL, "%s: cannot write bundle: %s", dir, archive_error_string(a));
+        rc = set_err(err, errlen, TINE_EINVAL, "%s: cannot write bundle: %s", what, archive_error_string(a));
         archive_write_free(a);
         return rc;
     }
     for (size_t i = 0; i < l->len && rc == 0; i++) {
         char *data = NULL;
-        size_t len = 0;
-        mode_t mode = 0;
-        int r = read_regular(l->v[i].full, &data, &len, &mode);
+        size_t len = l->v[i].len;
+        int r = l->v[i].full ? read_regular(l->v[i].full, &data, &len) : 0;
         if (r != 0) {
             rc = r == -ENOMEM ? pack_oom(err, errlen)
                               : set_err(err, errlen, r, "%s: %s", l->v[i].full, strerror(-r));
@@ -782,20 +787,20 @@ static int write_tgz(const char *dir, const pack_list_t *l, mem_sink_t *sink, ch
         }
         archive_entry_set_pathname(e, l->v[i].rel);
         archive_entry_set_filetype(e, AE_IFREG);
-        archive_entry_set_perm(e, (mode & 0111) ? 0755 : 0644);
+        archive_entry_set_perm(e, 0644);
         archive_entry_set_size(e, (la_int64_t)len);
         archive_entry_set_mtime(e, 0, 0);
         archive_entry_set_uid(e, 0);
         archive_entry_set_gid(e, 0);
         if (archive_write_header(a, e) < ARCHIVE_WARN ||
-            (len > 0 && archive_write_data(a, data, len) != (la_ssize_t)len))
-            rc = set_err(err, errlen, TINE_EINVAL, "%s: cannot write bundle: %s", l->v[i].full,
-                         archive_error_string(a));
+            (len > 0 && archive_write_data(a, data ? data : l->v[i].data, len) != (la_ssize_t)len))
+            rc = set_err(err, errlen, TINE_EINVAL, "%s: cannot write bundle: %s",
+                         l->v[i].full ? l->v[i].full : l->v[i].rel, archive_error_string(a));
         archive_entry_free(e);
         free(data);
     }
     if (archive_write_close(a) != ARCHIVE_OK && rc == 0)
-        rc = set_err(err, errlen, TINE_EINVAL, "%s: cannot write bundle: %s", dir, archive_error_string(a));
+        rc = set_err(err, errlen, TINE_EINVAL, "%s: cannot write bundle: %s", what, archive_error_string(a));
     archive_write_free(a);
     return rc;
 }
@@ -833,5 +838,38 @@ int reg_bundle_pack_dir(const char *dir, void **out, size_t *out_len, char *err,
         }
     }
     pack_list_dispose(&l);
+    return rc;
+}
+
+int reg_bundle_pack(const reg_bundle_t *b, void **out, size_t *out_len, char *err, size_t errlen)
+{
+    pack_list_t l = {0};
+    l.v = calloc(b->files_len ? b->files_len : 1, sizeof(*l.v));
+    if (l.v == NULL)
+        return pack_oom(err, errlen);
+    /* b->files is sorted by path already (reg_bundle_read, the store). */
+    for (size_t i = 0; i < b->files_len; i++)
+        l.v[i] = (pack_entry_t){.rel = b->files[i].path, .data = b->files[i].data, .len = b->files[i].len};
+    l.len = b->files_len;
+    mem_sink_t sink = {0};
+    int rc = write_tgz(b->manifest ? b->manifest->app : "bundle", &l, &sink, err, errlen);
+    free(l.v); /* the strings are the bundle's */
+    if (rc != 0) {
+        free(sink.data);
+        return rc;
+    }
+    *out = sink.data;
+    *out_len = sink.len;
+    return 0;
+}
+
+int reg_bundle_digest(const reg_bundle_t *b, char out[65], char *err, size_t errlen)
+{
+    void *tgz = NULL;
+    size_t len = 0;
+    int rc = reg_bundle_pack(b, &tgz, &len, err, errlen);
+    if (rc == 0)
+        reg_sha256_hex(tgz, len, out);
+    free(tgz);
     return rc;
 }

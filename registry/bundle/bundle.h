@@ -41,10 +41,22 @@ int reg_bundle_read(const void *tgz, size_t len, const reg_bundle_limits_t *limi
 void reg_bundle_free(reg_bundle_t *b);
 
 /* Packs an app directory into a tar.gz in memory: the manifest and every
- * regular file below dir, skipping names starting with "." and following no
- * symlinks (a symlink is an error). Returns 0 and a malloc'd buffer, or an
+ * regular file below dir, skipping names starting with "." and the tests
+ * directory at the top (tine test's), following no symlinks (a symlink is
+ * an error). Returns 0 and a malloc'd buffer, or an
  * error with a message. */
 int reg_bundle_pack_dir(const char *dir, void **out, size_t *out_len, char *err, size_t errlen);
+
+/* Packs a bundle's files (as read, or loaded from the store) into the
+ * canonical tar.gz: the bytes reg_bundle_pack_dir makes of the same files,
+ * whoever packed the upload. Returns 0 and a malloc'd buffer, or an error
+ * with a message. */
+int reg_bundle_pack(const reg_bundle_t *b, void **out, size_t *out_len, char *err, size_t errlen);
+
+/* The digest of a bundle: lower-case hex SHA-256 of its canonical tar.gz
+ * (reg_bundle_pack), what `sha256sum app.tine` prints for an artifact made
+ * by `tine pack`. Returns 0, or an error with a message. */
+int reg_bundle_digest(const reg_bundle_t *b, char out[65], char *err, size_t errlen);
 
 /* Lower-case hex SHA-256 of a buffer into out[65]. */
 void reg_sha256_hex(const void *data, size_t len, char out[65]);

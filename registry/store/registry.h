@@ -8,6 +8,8 @@
 
 #include "app_model.h"
 #include "bundle.h"
+#include "secret_box.h"
+#include "tine_common.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -102,6 +104,7 @@ typedef struct {
     uint64_t version;
     int64_t created_ms; /* unix ms */
     char bundle_sha256[65];
+    char digest[65]; /* of the artifact (reg_bundle_digest); "" on versions stored before digests */
     size_t files;
 } reg_version_info_t;
 
@@ -116,6 +119,20 @@ int reg_store_list_versions(reg_store_t *s, const char *app, reg_version_info_t 
  * Returns a bundle as reg_bundle_read would. */
 int reg_store_load_version(reg_store_t *s, const char *app, uint64_t version, reg_bundle_t **out, char *err,
                            size_t errlen);
+/* --------------------------------------------------------------- secrets */
+
+/* Stores a secret sealed with key (after checking the key is the cluster's:
+ * TINE_ECONFLICT with a message when not). *created: it was new. */
+int reg_secrets_set(reg_store_t *s, const unsigned char key[TINE_SECRET_KEY_LEN], const char *app, const char *name,
+                    const void *value, size_t len, bool *created, char *err, size_t errlen);
+
+/* The names of an app's secrets, sorted (free each and the array). */
+int reg_secrets_list(reg_store_t *s, const char *app, char ***names, size_t *n);
+
+/* Removes one secret (name) or all of the app's (name NULL); *found says
+ * whether there was any. */
+int reg_secrets_delete(reg_store_t *s, const char *app, const char *name, bool *found, char *err, size_t errlen);
+
 /* ------------------------------------------------------------ namespaces */
 
 /* Whether `name` has the syntax of app and namespace names: 1 to 63 of

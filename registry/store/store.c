@@ -5,6 +5,8 @@
  *   tine:app:{app}:seq        INCR counter: the last version number handed out
  *   tine:app:{app}:live       the live version number
  *   tine:app:{app}:v:{N}      HASH: created (unix ms), sha256 (of the file list),
+ *                             digest (SHA-256 of the canonical artifact,
+ *                             reg_bundle_digest; absent on older versions),
  *                             manifest (bundle path of the manifest),
  *                             files (JSON object path -> sha256)
  *   tine:blob:{sha256}        file contents, stored once, never changed
@@ -228,8 +230,12 @@ int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, ui
         json_object_set_new(files, b->files[i].path, json_string(b->files[i].sha256));
     char *files_json = json_dumps(files, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(files);
-    char ident[65];
+    char ident[65], digest[65];
     reg_bundle_identity(b, ident);
+    if (reg_bundle_digest(b, digest, err, errlen) != 0) {
+        free(files_json);
+        return TINE_EINVAL;
+    }
 
     r = reg__store_cmd(s, err, errlen, "INCR tine:app:%s:seq", app);
     if (r == NULL) {
@@ -242,8 +248,9 @@ int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, ui
     /* "pending" until the version goes live (or is removed): a prune leaves
      * it alone. */
     r = reg__store_cmd(s, err, errlen,
-                  "HSET tine:app:%s:v:%" PRIu64 " created %s sha256 %s manifest %s files %s pending %s namespace %s",
-                  app, n, now, ident, b->manifest_path, files_json, now, b->manifest->namespace);
+                  "HSET tine:app:%s:v:%" PRIu64
+                  " created %s sha256 %s digest %s manifest %s files %s pending %s namespace %s",
+                  app, n, now, ident, digest, b->manifest_path, files_json, now, b->manifest->namespace);
     free(files_json);
     if (r == NULL)
         return TINE_EREDIS;
@@ -447,13 +454,13 @@ int reg_store_list_versions(reg_store_t *s, const char *app, reg_version_info_t 
     reg_version_info_t *v = xcalloc(seq + 1, sizeof(*v));
     size_t count = 0;
     for (uint64_t i = 1; i <= seq; i++) {
-        r = reg__store_cmd(s, err, sizeof(err), "HMGET tine:app:%s:v:%" PRIu64 " created sha256 files", app, i);
+        r = reg__store_cmd(s, err, sizeof(err), "HMGET tine:app:%s:v:%" PRIu64 " created sha256 files digest", app, i);
         if (r == NULL) {
             free(v);
             return TINE_EREDIS;
         }
         /* A number handed out by INCR whose transaction failed has no hash. */
-        if (r->elements == 3 && r->element[0]->type == REDIS_REPLY_STRING) {
+        if (r->elements == 4 && r->element[0]->type == REDIS_REPLY_STRING) {
             v[count].version = i;
             v[count].created_ms = strtoll(r->element[0]->str, NULL, 10);
             if (r->element[1]->type == REDIS_REPLY_STRING)
@@ -463,6 +470,8 @@ int reg_store_list_versions(reg_store_t *s, const char *app, reg_version_info_t 
                 v[count].files = json_object_size(f);
                 json_decref(f);
             }
+            if (r->element[3]->type == REDIS_REPLY_STRING)
+                snprintf(v[count].digest, sizeof(v[count].digest), "%s", r->element[3]->str);
             count++;
         }
         freeReplyObject(r);

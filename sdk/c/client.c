@@ -636,6 +636,74 @@ int tine_rollback(tine_client_t *c, const char *app, uint64_t version, char **re
     return rc;
 }
 
+/* PUT or DELETE /_tine/v1/apps/{app}/secrets/{name} (the value as the body). */
+static int secret_change(tine_client_t *c, const char *method, const char *app, const char *name,
+                              const void *value, size_t len, char **response)
+{
+    if (response != NULL)
+        *response = NULL;
+    char *n = tine_escape(name ? name : "");
+    if (n == NULL)
+        return -ENOMEM;
+    size_t sl = strlen(n) + 16;
+    char *suffix = malloc(sl);
+    if (suffix == NULL) {
+        free(n);
+        return -ENOMEM;
+    }
+    snprintf(suffix, sl, "/secrets/%s", n);
+    free(n);
+    char *path = app_path(c, app, suffix);
+    free(suffix);
+    if (path == NULL)
+        return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
+    int rc = api_call(c, method, path, value, len, value ? "application/octet-stream" : NULL, response);
+    free(path);
+    return rc;
+}
+
+int tine_export(tine_client_t *c, const char *app, uint64_t version, void **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    char suffix[48];
+    snprintf(suffix, sizeof suffix, "/export?version=%" PRIu64, version);
+    char *path = app_path(c, app, version > 0 ? suffix : "/export");
+    if (path == NULL)
+        return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
+    long status = 0;
+    body_buf_t buf = {0};
+    body_sink_t sink = {on_body, &buf, &buf, 0};
+    int rc = perform(c, "GET", path, NULL, 0, NULL, &status, &sink);
+    /* on_body keeps the buffer NUL-terminated: an error answer is text. */
+    if (rc == 0 && (status < 200 || status > 299))
+        rc = answer_error(c, status, path, buf.data ? buf.data : "");
+    free(path);
+    if (rc != 0) {
+        free(buf.data);
+        return rc;
+    }
+    *data = buf.data;
+    *len = buf.len;
+    return 0;
+}
+
+int tine_secrets(tine_client_t *c, const char *app, char **response)
+{
+    return app_call(c, "GET", app, "/secrets", NULL, response);
+}
+
+int tine_secret_set(tine_client_t *c, const char *app, const char *name, const void *value, size_t len,
+                    char **response)
+{
+    return secret_change(c, "PUT", app, name, value, len, response);
+}
+
+int tine_secret_delete(tine_client_t *c, const char *app, const char *name, char **response)
+{
+    return secret_change(c, "DELETE", app, name, NULL, 0, response);
+}
+
 int tine_routes(tine_client_t *c, const char *app, char **response)
 {
     return app_call(c, "GET", app, "/routes", NULL, response);

@@ -150,6 +150,19 @@ int tine_versions(tine_client_t *c, const char *app, char **response);
 int tine_rollback(tine_client_t *c, const char *app, uint64_t version, char **response);
 
 /* GET /_tine/v1/apps/{app}/routes: the live version's routes and triggers. */
+/* GET /_tine/v1/apps/{app}/export[?version=N]: the stored version
+ * (version 0: the live one) as its canonical tar.gz artifact, in *data
+ * (*len bytes, free with tine_free). Errors as the wrappers above. */
+int tine_export(tine_client_t *c, const char *app, uint64_t version, void **data, size_t *len);
+
+/* The app's secrets (docs/secrets.md): their names (GET .../secrets), set
+ * one (the value, len bytes, is the body) or remove one. Never a value in
+ * an answer. */
+int tine_secrets(tine_client_t *c, const char *app, char **response);
+int tine_secret_set(tine_client_t *c, const char *app, const char *name, const void *value, size_t len,
+                    char **response);
+int tine_secret_delete(tine_client_t *c, const char *app, const char *name, char **response);
+
 int tine_routes(tine_client_t *c, const char *app, char **response);
 
 /* POST /_tine/v1/apps/{app}/functions/{fn}/invoke with `event_json` (len

@@ -283,6 +283,56 @@ int cli_cmd_keys(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_namespaces(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_audit(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_quota(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_pack(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_secrets(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_test(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_dev(cli_ctx_t *ctx, int argc, char **argv);
+
+/* An ephemeral node (ephemeral.c): a private redis-server on a unix socket
+ * and a tined on a free loopback port without an admin token, in a fresh
+ * temporary directory. */
+typedef struct {
+    char *dir;       /* the temporary directory (state dir, sockets, logs) */
+    char *redis_url; /* unix://<dir>/redis.sock */
+    char *log_path;  /* tined's output */
+    char url[64];    /* http://127.0.0.1:PORT */
+    int redis_pid, tined_pid;
+} cli_node_t;
+
+/* Starts one and waits until tined is ready (at most 15 s). Returns CLI_OK,
+ * or CLI_FAIL after printing why (with the end of tined's output); nothing
+ * is left running then. tined is the one next to tine, else $TINE_TINED,
+ * else on PATH. */
+int cli_node_start(cli_ctx_t *ctx, cli_node_t *n);
+
+/* Stops both processes and removes the directory. Accepts a node that
+ * failed to start. */
+void cli_node_stop(cli_node_t *n);
+
+/* Reads one YAML document (or JSON) as a jansson value (yaml_json.c):
+ * plain scalars as YAML 1.2's core schema reads them (null, booleans,
+ * numbers), quoted ones as strings; every mapping gets its line as the
+ * member CLI_YAML_LINE_KEY. NULL with "path:line:col: why" in err when it
+ * is not valid YAML. */
+#define CLI_YAML_LINE_KEY "\001line"
+struct json_t *cli_yaml_load(const char *path, const char *data, size_t len, char *err, size_t errlen);
+
+/* Reads all of stdin into a NUL-terminated buffer (*len bytes before the
+ * NUL); returns NULL on a read error (errno set). (cmd_invoke.c) */
+char *cli_read_stdin(size_t *len);
+int cli_cmd_export(cli_ctx_t *ctx, int argc, char **argv);
+
+/* Reads an artifact file and checks it as the node would (reg_bundle_read).
+ * On success returns CLI_OK with the app name (*app) and the bytes (*tgz,
+ * *len; free both); else prints "FILE: not a valid tine artifact: why" and
+ * returns CLI_FAIL. (cmd_artifact.c) */
+int cli_read_artifact(cli_ctx_t *ctx, const char *path, char **app, void **tgz, size_t *len);
+
+/* cli_prepare_bundle, then every check the node makes (reg_bundle_read:
+ * Lua syntax, exports); an error names the file as the user reaches it
+ * ("app/src/x.lua:3: ..."). Returns CLI_OK with what cli_prepare_bundle
+ * gives, or CLI_FAIL after printing why. (cmd_artifact.c) */
+int cli_pack_checked(cli_ctx_t *ctx, const char *dir, char **app, void **tgz, size_t *len);
 
 /* Sends one admin request (body: JSON text or NULL) and stores the answer;
  * non-2xx answers print the node's error (cli_client_fail). Returns CLI_OK

@@ -1,6 +1,7 @@
-/* `tine deploy [DIR] [--force]`: validates the manifest locally, packs the
- * app into a bundle and uploads it as the app's next version (unless it is
- * the live version's content already). */
+/* `tine deploy [DIR|FILE] [--force]`: validates the manifest locally, packs
+ * the app into a bundle (or reads an artifact made by tine pack or tine
+ * export) and uploads it as the app's next version (unless it is the live
+ * version's content already). */
 #include "cli.h"
 
 #include <errno.h>
@@ -118,7 +119,11 @@ int cli_cmd_deploy(cli_ctx_t *ctx, int argc, char **argv)
     char *app = NULL;
     void *tgz = NULL;
     size_t len = 0;
-    if (cli_prepare_bundle(ctx, dir, &app, &tgz, &len) != CLI_OK)
+    /* A regular file is an artifact (tine pack, tine export). */
+    struct stat st;
+    bool artifact = stat(dir, &st) == 0 && S_ISREG(st.st_mode);
+    if ((artifact ? cli_read_artifact(ctx, dir, &app, &tgz, &len) : cli_prepare_bundle(ctx, dir, &app, &tgz, &len)) !=
+        CLI_OK)
         return CLI_FAIL;
     cli_conn_t conn;
     tine_client_t *c = cli_connect(ctx, &conn);

@@ -10,9 +10,7 @@
 
 #include "tine_common.h"
 
-/* Reads all of stdin into a NUL-terminated buffer; returns NULL on a read
- * error (errno set). */
-static char *read_stdin(size_t *len)
+char *cli_read_stdin(size_t *len)
 {
     tine_buf_t b;
     tine_buf_init(&b);
@@ -50,7 +48,7 @@ int cli_cmd_invoke(cli_ctx_t *ctx, int argc, char **argv)
         event = xstrdup("{}");
         len = 2;
     } else if (strcmp(pos[2], "-") == 0) {
-        event = read_stdin(&len);
+        event = cli_read_stdin(&len);
         if (event == NULL)
             return cli_fail(ctx, "cannot read the event from stdin");
     } else {

@@ -27,7 +27,8 @@ static const cli_command_t commands[] = {
      "  --redis URL       use this Redis instead of tined's private one\n"
      "  --no-auth         run tined without admin token (loopback only)\n",
      cli_cmd_up},
-    {"deploy", "validate, pack and upload the app in DIR as its next version", "deploy [DIR] [--force]",
+    {"deploy", "validate, pack and upload the app in DIR (or an artifact) as its next version",
+     "deploy [DIR|FILE] [--force]",
      "Reads DIR/tine.yaml (or tine.yml, tine.json; DIR defaults to .), checks\n"
      "it locally (errors print as file:line:col: key: what was expected), packs\n"
      "the manifest and the files below DIR into a tar.gz and uploads it:\n"
@@ -38,16 +39,70 @@ static const cli_command_t commands[] = {
      "The same files as the live version make no new version: 'unchanged:\n"
      "APP version N is live'. The same files as an older version are refused\n"
      "(nothing changes; tine rollback APP N makes that one live).\n"
+     "FILE, a regular file, is an artifact (tine pack, tine export): it is\n"
+     "checked here as the node would (a corrupt or truncated one is an error\n"
+     "naming it; nothing is sent) and deployed as is.\n"
      "\n"
      "  --force           store a new version even when the files are the same\n",
      cli_cmd_deploy},
+    {"pack", "pack the app in DIR into one deterministic artifact file", "pack [DIR] [-o FILE]",
+     "Checks DIR as tine deploy would (manifest, Lua syntax, exports) and\n"
+     "writes it as one tar.gz: entries sorted, no times, owner 0, modes 0644,\n"
+     "so the same files give the same bytes. Prints 'packed APP into FILE (N\n"
+     "bytes, digest SHA256)'; the digest is what tine versions shows once it\n"
+     "is deployed, on every cluster, and what sha256sum FILE prints.\n"
+     "\n"
+     "  -o, --output FILE  where to write it (default APP.tine)\n",
+     cli_cmd_pack},
+    {"export", "fetch a stored version of an app as an artifact file", "export APP [VERSION] [-o FILE]",
+     "Fetches VERSION (default the live one) as the artifact tine pack makes\n"
+     "of the same files, checks its digest against the one tine versions\n"
+     "lists and writes it. Secrets are never part of it.\n"
+     "\n"
+     "  -o, --output FILE  where to write it (default APP-VERSION.tine)\n",
+     cli_cmd_export},
+    {"test", "run an app's tests against an ephemeral node of its own", "test [DIR] [--junit FILE]",
+     "Starts a private redis-server and tined (next to tine, or $TINE_TINED)\n"
+     "in a temporary directory, deploys the app of DIR (default .) and runs\n"
+     "DIR/tests/*_test.lua and DIR/tests/*.yaml in name order; stops the node\n"
+     "and removes its directory at the end. Prints one line per test, a\n"
+     "failure's file:line and expected/got under it, then 'N passed, N\n"
+     "failed'; exits 1 when a test failed. The tests/ directory is not part\n"
+     "of the app's bundle. See docs/testing.md for the test API.\n"
+     "\n"
+     "  --junit FILE      also write a JUnit XML report to FILE\n",
+     cli_cmd_test},
+    {"dev", "serve the app in DIR and deploy it again on every save", "dev [DIR] [--remote]",
+     "Starts an ephemeral node (as tine test does), deploys DIR (default .)\n"
+     "and watches its files (inotify): each save deploys again and prints\n"
+     "'deployed APP version N (saved -> served in X ms)'. A manifest or Lua\n"
+     "error is printed as file:line:col (Lua: file:line) and the watch goes\n"
+     "on; the app's log lines are printed as they come. Ctrl-C stops it and\n"
+     "the node; a watched directory that disappears stops it with an error.\n"
+     "\n"
+     "  --remote          deploy to the node tine talks to (--url, context)\n"
+     "                    instead of an ephemeral one\n",
+     cli_cmd_dev},
+    {"secrets", "set, list and remove an app's secrets", "secrets set APP NAME | secrets list APP | secrets rm APP NAME",
+     "Secrets are values functions read with tine.secret(\"NAME\") (Lua and\n"
+     "Python) without them being in the app's files: the node stores them\n"
+     "encrypted (AES-256-GCM under the cluster key of tined --secrets-key).\n"
+     "They are never part of a bundle, an export, an answer of the node, an\n"
+     "activation record or a log line (a function logging one gets it\n"
+     "replaced by [secret NAME]).\n"
+     "\n"
+     "  secrets set APP NAME   the value is read from stdin (a final newline\n"
+     "                         dropped); NAME is [A-Za-z_][A-Za-z0-9_]*\n"
+     "  secrets list APP       the names, one a line\n"
+     "  secrets rm APP NAME    removes one\n",
+     cli_cmd_secrets},
     {"apps", "list the deployed apps", "apps",
      "Prints a table: APP LIVE VERSIONS. LIVE reads '3 (this node: 2)' when\n"
      "the node tine talks to cannot load the live version and serves another.\n",
      cli_cmd_apps},
     {"versions", "list an app's versions, or prune old ones", "versions APP | versions prune APP --keep N",
      "  versions APP\n"
-     "      a table: VERSION CREATED FILES SHA256 (first 12 hex digits), '*'\n"
+     "      a table: VERSION CREATED FILES DIGEST (of the artifact), '*'\n"
      "      marking the live version, then which version the node tine talks\n"
      "      to serves (and why, when it cannot load the live one)\n"
      "  versions prune APP --keep N\n"

@@ -180,26 +180,26 @@ int cli_render_versions(const char *json, FILE *out, char *err, size_t errlen)
         return fail(err, errlen, "unexpected answer from the node (no \"versions\" list)");
     }
     json_int_t live = json_integer_value(json_object_get(j, "live"));
-    static const char *const head[] = {"  VERSION", "CREATED", "FILES", "SHA256"};
+    static const char *const head[] = {"  VERSION", "CREATED", "FILES", "DIGEST"};
     cli_table_t t;
     cli_table_init(&t, 4, head);
     size_t i;
     json_t *v;
     json_array_foreach(versions, i, v)
     {
-        char ver[40], created[128], files[32], sha[16];
+        char ver[40], created[128], files[32], digest[80];
         json_t *num = json_object_get(v, "version");
         bool is_live = json_is_integer(num) && json_integer_value(num) == live;
         char nbuf[32];
         snprintf(ver, sizeof ver, "%s %s", is_live ? "*" : " ", cell(num, nbuf, sizeof nbuf));
-        /* 12 hex digits identify a bundle among an app's versions. */
-        snprintf(sha, sizeof sha, "%.12s",
-                 json_is_string(json_object_get(v, "sha256")) ? json_string_value(json_object_get(v, "sha256")) : "-");
+        /* The whole digest: `sha256sum app.tine` of the artifact, the same
+         * on every cluster. */
+        cell(json_object_get(v, "digest"), digest, sizeof digest);
         const char *row[] = {
             ver,
             cell(json_object_get(v, "created"), created, sizeof created),
             cell(json_object_get(v, "files"), files, sizeof files),
-            sha,
+            digest,
         };
         cli_table_add(&t, row);
     }

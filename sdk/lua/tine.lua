@@ -53,6 +53,17 @@ local function check(ok, name, message, depth)
   if not ok then error("tine." .. name .. ": " .. message, 3 + (depth or 0)) end
 end
 
+-- ---------------------------------------------------------- tine.secret
+-- The value of one of the app's secrets (tine secrets set APP NAME), read
+-- from the node and decrypted there; a log line holding it is redacted.
+
+function tine.secret(name)
+  check(type(name) == "string" and name:match("^[%a_][%w_]*$") ~= nil and #name <= 128, "secret",
+    "the name must be 1 to 128 of [A-Za-z0-9_], not starting with a digit")
+  local _, value = call("secret", "secret", { name = name })
+  return value
+end
+
 -- ------------------------------------------------------------- tine.kv
 -- The app's own key space, kept by the node in Redis.
 

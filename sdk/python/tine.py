@@ -134,6 +134,20 @@ def _set_env(values):
     object.__setattr__(env, "_data", dict(values))
 
 
+# --------------------------------------------------------------- tine.secret
+
+_SECRET_NAME = _re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
+
+
+def secret(name):
+    """The value (str) of one of the app's secrets (tine secrets set APP
+    NAME), decrypted by the node; a log line holding it is redacted."""
+    _check(isinstance(name, str) and _SECRET_NAME.match(name) is not None, "secret",
+           "the name must be 1 to 128 of [A-Za-z0-9_], not starting with a digit")
+    _, value = _call("secret", "secret", {"name": name})
+    return value.decode("utf-8", "surrogateescape")
+
+
 # ------------------------------------------------------------------- tine.kv
 
 def _check_key(name, key):

@@ -18,7 +18,9 @@ make_app "$T/v2" two
 check "first deploy" "deployed demo version 1" "$(tine deploy "$T/v1")"
 check "the same files again: unchanged" \
   "unchanged: demo version 1 is live (tine deploy --force makes a new version)" "$(tine deploy "$T/v1")"
-check "unchanged with --json" '{"app":"demo","version":1,"live":1,"unchanged":true}' "$(tine --json deploy "$T/v1")"
+out=$(run tine --json deploy "$T/v1")
+check "unchanged with --json (and the live version's digest)" '{"app":"demo","version":1,"live":1,"unchanged":true} 64' \
+  "$(pyget "$out" 'json.dumps({k: v for k, v in d.items() if k != "digest"}, separators=(",", ":")) + " " + str(len(d["digest"]))')"
 check "no version was added" "1" "$(run r GET tine:app:demo:seq)"
 check "new files: a new version" "deployed demo version 2" "$(tine deploy "$T/v2")"
 out=$(tine deploy "$T/v1" 2>&1) && rc=0 || rc=$?

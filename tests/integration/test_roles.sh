@@ -91,7 +91,7 @@ def call(method, path, body, key):
         req.add_header("Authorization", "Bearer " + key)
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, r.read().decode()
+            return r.status, r.read().decode(errors="replace")
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
 

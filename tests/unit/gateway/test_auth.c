@@ -193,8 +193,11 @@ static void test_endpoint_find(void **state)
     assert_int_equal(e->perm, GW_PERM_APPS_DELETE);
     assert_null(find("PATCH", "apps/shop", &known));
     assert_true(known);
-    assert_null(find("GET", "apps/shop/secrets", &known));
+    assert_null(find("GET", "apps/shop/no-such-thing", &known));
     assert_false(known);
+    e = find("PUT", "apps/shop/secrets/DB_PASSWORD", &known);
+    assert_int_equal(e->perm, GW_PERM_SECRETS_MANAGE);
+    assert_string_equal(e->audit, "secret.set");
     assert_null(find("GET", "apps/shop/functions/x/invoke/more", &known));
     assert_false(known);
     e = find("GET", "health", &known);

@@ -270,7 +270,8 @@ static void test_pack_and_read(void **state)
     reg_bundle_free(b);
     reg_bundle_free(NULL);
 
-    /* The packed modes keep the executable bit, normalized. */
+    /* Modes are normalized to 0644: a version stores no modes, and an
+     * export must give the bytes of the pack. */
     struct archive *a = archive_read_new();
     archive_read_support_filter_gzip(a);
     archive_read_support_format_tar(a);
@@ -279,7 +280,7 @@ static void test_pack_and_read(void **state)
     size_t n = 0;
     while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
         const char *p = archive_entry_pathname(e);
-        assert_int_equal(archive_entry_perm(e), strcmp(p, "scripts/cleanup.sh") == 0 ? 0755 : 0644);
+        assert_int_equal(archive_entry_perm(e), 0644);
         assert_int_equal(archive_entry_mtime(e), 0);
         assert_int_equal(archive_entry_uid(e), 0);
         assert_string_equal(p, want[n]);
@@ -287,6 +288,58 @@ static void test_pack_and_read(void **state)
     }
     assert_int_equal(n, 5);
     archive_read_free(a);
+    free(tgz);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* The canonical pack of a bundle read back is the pack of the directory,
+ * byte for byte, and the digest is its SHA-256; a bundle packed by another
+ * tool (other modes, times, order) has the same digest. */
+static void test_pack_round_trip_digest(void **state)
+{
+    (void)state;
+    char *dir = make_app_dir();
+    void *tgz = NULL, *again = NULL;
+    size_t len = 0, alen = 0;
+    char err[512] = "";
+    assert_int_equal(reg_bundle_pack_dir(dir, &tgz, &len, err, sizeof(err)), 0);
+    reg_bundle_t *b = NULL;
+    if (reg_bundle_read(tgz, len, NULL, &b, err, sizeof(err)) != 0)
+        fail_msg("read: %s", err);
+    assert_int_equal(reg_bundle_pack(b, &again, &alen, err, sizeof(err)), 0);
+    assert_int_equal(alen, len);
+    assert_memory_equal(again, tgz, len);
+    char digest[65], want[65];
+    assert_int_equal(reg_bundle_digest(b, digest, err, sizeof(err)), 0);
+    reg_sha256_hex(tgz, len, want);
+    assert_string_equal(digest, want);
+    reg_bundle_free(b);
+
+    /* The same files written by hand in another order, with modes and times. */
+    if (reg_bundle_read(tgz, len, NULL, &b, err, sizeof(err)) != 0)
+        fail_msg("read: %s", err);
+    tentry_t entries[16];
+    char *paths[16];
+    size_t n = 0;
+    entries[n++] = (tentry_t){E_DIR, "./src/", NULL, 0};
+    for (size_t i = b->files_len; i-- > 0 && n < 16;) {
+        paths[n] = xasprintf("./%s", b->files[i].path);
+        entries[n] = (tentry_t){E_FILE, paths[n], b->files[i].data, b->files[i].len};
+        n++;
+    }
+    blob_t other = make_tar(entries, n, 1);
+    for (size_t i = 1; i < n; i++)
+        free(paths[i]);
+    reg_bundle_free(b);
+    assert_false(other.len == len && memcmp(other.data, tgz, len) == 0);
+    if (reg_bundle_read(other.data, other.len, NULL, &b, err, sizeof(err)) != 0)
+        fail_msg("read other: %s", err);
+    assert_int_equal(reg_bundle_digest(b, digest, err, sizeof(err)), 0);
+    assert_string_equal(digest, want);
+    reg_bundle_free(b);
+    free(other.data);
+    free(again);
     free(tgz);
     rm_rf(dir);
     free(dir);
@@ -732,6 +785,7 @@ int main(void)
         cmocka_unit_test(test_read_rejects_escapes_and_links),
         cmocka_unit_test(test_read_rejects_duplicates),
         cmocka_unit_test(test_read_limits),
+        cmocka_unit_test(test_pack_round_trip_digest),
         cmocka_unit_test(test_read_rejects_non_tgz),
         cmocka_unit_test(test_read_manifest_rules),
         cmocka_unit_test(test_read_lua_checks),
