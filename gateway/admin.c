@@ -262,6 +262,20 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
         free(msg);
         return;
     }
+    if (query_flag(req, "stage")) {
+        /* Stored, not live: tine promote makes it live, /<app>@N previews it. */
+        r = reg_store_stage_done(store, app, version, err, sizeof(err));
+        reg_store_release_marks(store, mark);
+        if (r != 0) {
+            deploy_failed(gw, req, 503, app, version, live, err);
+            return;
+        }
+        tine_log_kv(TINE_LOG_INFO, TINE_LOG_KV("app", app), "staged %s version %" PRIu64, app, version);
+        gw__send_json(req, 201,
+                      json_pack("{s:s, s:I, s:I, s:b}", "app", app, "version", (json_int_t)version, "live",
+                                (json_int_t)live, "staged", 1));
+        return;
+    }
     r = reg_store_make_live(store, app, version, &newer, err, sizeof(err));
     reg_store_release_marks(store, mark); /* live (its app registered), or kept as a version */
     if (r != 0) {
@@ -319,6 +333,20 @@ static void admin_versions(gw_server_t *gw, h2o_req_t *req, const char *app)
     json_t *o =
         json_pack("{s:s, s:I, s:s, s:o}", "app", app, "live", (json_int_t)live, "node", gw->node_id, "versions", arr);
     serving_fields(gw, o, app);
+    /* Its tags and split (docs/releases.md), as Redis holds them. */
+    reg_release_t rel;
+    char err[256];
+    if (reg_store_release(reg_live_store(gw->live), app, &rel, err, sizeof err) == 0) {
+        json_t *tags = json_object();
+        for (size_t i = 0; i < rel.ntags; i++)
+            json_object_set_new(tags, rel.tags[i].name, json_integer((json_int_t)rel.tags[i].version));
+        json_object_set_new(o, "tags", tags);
+        json_object_set_new(o, "split", rel.split_version ? json_pack("{s:I, s:i}", "version",
+                                                                      (json_int_t)rel.split_version, "percent",
+                                                                      (int)rel.split_percent)
+                                                          : json_null());
+    }
+    reg_release_dispose(&rel);
     gw__send_json(req, 200, o);
 }
 
@@ -855,6 +883,8 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
             admin_rollback(gw, req, app);
         else
             gw__send_error(req, 405, "use POST to roll back");
+    } else if (gw__admin_release(gw, req, app, seg, n)) {
+        /* promote, tags, split: admin_release.c */
     } else if (n == 3 && h2o_memis(seg[2].base, seg[2].len, H2O_STRLIT("sandboxes"))) {
         if (method_is(req, "DELETE"))
             admin_evict(gw, req, app);

@@ -196,6 +196,18 @@ static void on_live_change(void *data, const reg_app_version_t *old_v, const reg
     ev_app_changed(t->ev, old_v, new_v);
 }
 
+/* A version loaded besides the live one (a preview, a tag's, a split's)
+ * or dropped: the invoker warms or retires its pools; events stay on the
+ * live version. */
+static void on_preview_change(void *data, const reg_app_version_t *old_v, const reg_app_version_t *new_v)
+{
+    tined_t *t = data;
+    if (old_v && t->inv)
+        inv_version_retired(t->inv, old_v);
+    if (new_v && t->inv)
+        inv_version_live(t->inv, new_v);
+}
+
 /* tine.emit: the invoker hands each event to the events module. */
 static int on_emit(void *data, const inv_emit_t *e, inv_emit_done_cb done, void *done_data)
 {
@@ -578,6 +590,7 @@ int main(int argc, char **argv)
         tine_log(TINE_LOG_ERROR, "%s", err);
         goto fail;
     }
+    reg_live_set_preview_cb(t.live, on_preview_change, &t);
     t.tenancy = tn_new(t.loop, redis_url, cfg.node_id, err, sizeof(err));
     if (t.tenancy == NULL) {
         tine_log(TINE_LOG_ERROR, "%s", err);

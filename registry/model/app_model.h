@@ -100,6 +100,10 @@ typedef struct {
     uint64_t kv_value_max; /* bytes of one value */
     uint64_t kv_keys_max;  /* keys */
     uint64_t kv_bytes_max; /* bytes of keys and values */
+    /* release: how requests may choose a version (docs/releases.md). */
+    bool release_pin;          /* release.pin: a request's x-tine-version header may pick a version or tag */
+    char *release_client_header; /* release.client_header, lower case: whose value keeps a client on one side
+                                  * of a split; NULL: REG_RELEASE_CLIENT_HEADER */
     /* The function names' index (function_index.c), built by
      * reg_manifest_parse: open addressing, each slot a function's index + 1
      * (0: empty), _fn_mask + 1 slots. Read through reg_manifest_function_index. */
@@ -242,5 +246,35 @@ reg_app_version_t *reg_app_map_put(reg_app_map_t *m, reg_app_version_t *v);
 /* Removes `app`; returns its version, whose reference passes to the caller,
  * or NULL when the map has none. */
 reg_app_version_t *reg_app_map_take(reg_app_map_t *m, const char *app, size_t app_len);
+
+/* ----------------------------------------------------------------- release */
+
+/* What chooses, besides the live version, which version serves a request
+ * (docs/releases.md): tags naming versions, and a split sending a share of
+ * clients to one version. */
+#define REG_RELEASE_CLIENT_HEADER "x-tine-client" /* default header of a split's stickiness */
+#define REG_RELEASE_VERSION_HEADER "x-tine-version" /* pins a request, names the version of an answer */
+#define REG_TAG_MAX 32
+
+typedef struct {
+    char name[REG_TAG_MAX + 1];
+    uint64_t version;
+} reg_tag_t;
+
+/* Whether `name` (len bytes) can name a tag: 1 to REG_TAG_MAX of [a-z0-9-],
+ * starting with a letter (so it never reads as a version number). */
+bool reg_tag_name_valid(const char *name, size_t len);
+
+/* The bucket 0..9999 of a client key (len bytes): FNV-1a, so a client stays
+ * in its bucket across requests, nodes and restarts. */
+unsigned reg_split_bucket(const char *key, size_t len);
+
+/* Whether a client of key `key` goes to the split's version when it takes
+ * `percent` (0..100) of clients: its bucket is below percent * 100. */
+bool reg_split_chooses(const char *key, size_t len, unsigned percent);
+
+/* Parses "N=PERCENT" (N >= 1, PERCENT 0..100, a trailing '%' allowed).
+ * Returns 0, or TINE_EINVAL with what was wrong in err. */
+int reg_split_parse(const char *arg, uint64_t *version, unsigned *percent, char *err, size_t errlen);
 
 #endif

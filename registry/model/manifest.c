@@ -11,6 +11,7 @@
 #include "tine_common.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -2115,11 +2116,52 @@ static int read_limits(ctx_t *c, const node_t *n, void *out)
     return rc;
 }
 
+/* ----------------------------------------------------------------- release */
+
+/* release.client_header: an HTTP header name, stored in lower case. */
+static int read_client_header(ctx_t *c, const node_t *n, void *out)
+{
+    const char *text;
+    size_t len;
+    int rc = expect_string(c, n, "a header name such as x-tine-client", &text, &len);
+    if (rc != 0)
+        return rc;
+    if (len == 0 || len > 64)
+        return fail(c, n, "%s must be 1..64 characters long, not %zu", show_text(c, text, len), len);
+    for (size_t i = 0; i < len; i++)
+        if (!is_lower_alnum((char)tolower((unsigned char)text[i])) && text[i] != '-' && text[i] != '_')
+            return fail(c, n, "%s may hold only letters, digits, '-' and '_' (a header name)",
+                        show_text(c, text, len));
+    char *copy = copy_text(text, len);
+    if (copy == NULL)
+        return -ENOMEM;
+    for (char *p = copy; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    *(char **)out = copy;
+    return 0;
+}
+
+static const char *const release_keys[] = {"pin", "client_header"};
+
+/* release: {pin, client_header}, each optional (docs/releases.md). */
+static int read_release(ctx_t *c, const node_t *n, void *out)
+{
+    reg_manifest_t *m = out;
+    int rc = expect_mapping(c, n, "a mapping of pin, client_header");
+    if (rc == 0)
+        rc = check_keys(c, n, release_keys, COUNT(release_keys));
+    if (rc == 0)
+        rc = read_field(c, n, "pin", read_bool, &m->release_pin, NULL);
+    if (rc == 0)
+        rc = read_field(c, n, "client_header", read_client_header, &m->release_client_header, NULL);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- manifest */
 
 static const char *const top_keys[] = {"app",      "namespace",      "description", "host",
                                        "defaults", "env",            "functions",   "routes",
-                                       "triggers", "allow_outbound", "limits"};
+                                       "triggers", "allow_outbound", "limits",      "release"};
 
 /* Validates the whole tree into m, in dependency order: defaults and env
  * before functions, functions before routes and triggers. */
@@ -2150,7 +2192,8 @@ static int read_manifest(ctx_t *c, const node_t *root, reg_manifest_t *m)
     if (m->namespace == NULL && (m->namespace = copy_text(REG_DEFAULT_NAMESPACE, strlen(REG_DEFAULT_NAMESPACE))) == NULL)
         return -ENOMEM;
     if ((rc = read_field(c, root, "allow_outbound", read_allow_outbound, m, NULL)) != 0 ||
-        (rc = read_field(c, root, "limits", read_limits, m, NULL)) != 0)
+        (rc = read_field(c, root, "limits", read_limits, m, NULL)) != 0 ||
+        (rc = read_field(c, root, "release", read_release, m, NULL)) != 0)
         return rc;
 
     size_t saved = path_push_key(c, "functions", 9);
@@ -2241,6 +2284,7 @@ void reg_manifest_free(reg_manifest_t *m)
     free(m->namespace);
     free(m->description);
     free(m->host);
+    free(m->release_client_header);
     for (size_t i = 0; i < m->allow_outbound_len; i++)
         free(m->allow_outbound[i]);
     free(m->allow_outbound);

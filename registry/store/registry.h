@@ -49,6 +49,16 @@ void reg_store_release_marks(reg_store_t *s, uint64_t mark);
  * (then it may be live: the message says). */
 int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint64_t *newer, char *err, size_t errlen);
 
+/* Makes stored `version` of `app` live, older or newer than the live one
+ * (tine promote): the same atomic step and announcement as
+ * reg_store_make_live (registering a new app), ending a split to it.
+ * TINE_ENOTFOUND when there is no such version. */
+int reg_store_promote(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen);
+
+/* Keeps a staged version stored without making it live (deploy --stage):
+ * ends its "pending" so it is an ordinary stored version. */
+int reg_store_stage_done(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen);
+
 /* Removes a staged version that did not go live (never the live one). */
 int reg_store_unstage(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen);
 
@@ -116,6 +126,34 @@ int reg_store_list_versions(reg_store_t *s, const char *app, reg_version_info_t 
  * Returns a bundle as reg_bundle_read would. */
 int reg_store_load_version(reg_store_t *s, const char *app, uint64_t version, reg_bundle_t **out, char *err,
                            size_t errlen);
+/* ------------------------------------------------------------- releases */
+
+/* An app's release state (docs/releases.md): its live version, the split
+ * (0: none) and its tags. */
+typedef struct {
+    uint64_t live;
+    uint64_t split_version; /* 0: no split */
+    unsigned split_percent; /* 0..100 */
+    reg_tag_t *tags;
+    size_t ntags;
+} reg_release_t;
+
+void reg_release_dispose(reg_release_t *r);
+
+/* Reads the live version, split and tags of `app` in one round trip.
+ * Dispose *out (also after a failure). */
+int reg_store_release(reg_store_t *s, const char *app, reg_release_t *out, char *err, size_t errlen);
+
+/* Points tag `tag` of `app` at stored `version`, or removes it (version 0),
+ * and announces it. TINE_EINVAL for a bad tag name, TINE_ENOTFOUND for an
+ * app not live, a version not stored or (removing) a tag it has not. */
+int reg_store_tag(reg_store_t *s, const char *app, const char *tag, uint64_t version, char *err, size_t errlen);
+
+/* Sends `percent` (0..100) of the clients of `app` to stored `version`, or
+ * ends the split (version 0), and announces it. TINE_EINVAL for a percent
+ * over 100 or the live version, TINE_ENOTFOUND as reg_store_tag. */
+int reg_store_split(reg_store_t *s, const char *app, uint64_t version, unsigned percent, char *err, size_t errlen);
+
 /* ------------------------------------------------------------ namespaces */
 
 /* Whether `name` has the syntax of app and namespace names: 1 to 63 of
@@ -211,6 +249,30 @@ size_t reg_live_failures(reg_live_t *l, reg_live_failure_t *out, size_t max);
 /* Why the live version of `app` cannot be loaded here (and which it is, in
  * *version), or NULL when this node serves it. */
 const char *reg_live_failure(reg_live_t *l, const char *app, uint64_t *version);
+
+/* Called when this node loads a version of an app that is not live (a
+ * preview, a tag's, a split's: new_v) or drops one (old_v); borrowed. */
+typedef void (*reg_live_preview_cb)(void *data, const reg_app_version_t *old_v, const reg_app_version_t *new_v);
+/* Sets the callback, calling it at once for the versions loaded so far. */
+void reg_live_set_preview_cb(reg_live_t *l, reg_live_preview_cb cb, void *data);
+
+/* Version `version` of `app`: the live one, a loaded preview, or else read
+ * from Redis now and kept (a preview by path or header). Returns 0 and a
+ * borrowed version, TINE_ENOTFOUND when the app has no such version,
+ * TINE_EREDIS (message in err). */
+int reg_live_get_version(reg_live_t *l, const char *app, size_t app_len, uint64_t version, reg_app_version_t **out,
+                         char *err, size_t errlen);
+
+/* The version tag `tag` (tag_len bytes) of `app` names on this node, or 0. */
+uint64_t reg_live_tag(reg_live_t *l, const char *app, size_t app_len, const char *tag, size_t tag_len);
+
+/* The split of `app` as this node knows it: true with its version (loaded
+ * here) and percent, or false when there is none. No Redis. */
+bool reg_live_split(reg_live_t *l, const char *app, size_t app_len, reg_app_version_t **version, unsigned *percent);
+
+/* The release state of `app` this node follows (borrowed until the table
+ * changes), or NULL. */
+const reg_release_t *reg_live_release(reg_live_t *l, const char *app);
 
 /* The store connection used by the table (for admin calls on the same loop). */
 reg_store_t *reg_live_store(reg_live_t *l);

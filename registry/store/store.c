@@ -80,10 +80,7 @@ static redisReply *store_run(reg_store_t *s, char *cmd, int len, char *err, size
     return out;
 }
 
-/* After a write the caller acknowledges: confirmed by a replica (when the
- * master has one), or TINE_EREDIS with `what` happened on the master
- * followed by why it is not confirmed and `again` (what to do). */
-static int store_confirm(reg_store_t *s, const char *what, const char *again, char *err, size_t errlen)
+int reg__store_confirm(reg_store_t *s, const char *what, const char *again, char *err, size_t errlen)
 {
     char why[1024];
     if (rds_sync_wait_replicas(s->redis, why, sizeof why) == 0)
@@ -269,22 +266,26 @@ static const char make_live_script[] =
     "end "
     "redis.call('HDEL', KEYS[2], 'pending') "
     "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') "
-    "if cur > tonumber(ARGV[1]) then return cur end "
+    "if ARGV[5] ~= 'promote' and cur > tonumber(ARGV[1]) then return cur end "
     "redis.call('SET', KEYS[1], ARGV[1]) "
     "redis.call('SADD', KEYS[3], ARGV[2]) "
     "redis.call('SET', KEYS[4], ns) "
+    "if redis.call('HGET', KEYS[6], 'version') == ARGV[1] then redis.call('DEL', KEYS[6]) end "
     "redis.call('PUBLISH', ARGV[3], ARGV[4]) "
     "return 0";
 
-int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint64_t *newer, char *err, size_t errlen)
+/* reg_store_make_live, or with `promote` reg_store_promote. */
+static int make_live(reg_store_t *s, const char *app, uint64_t version, bool promote, uint64_t *newer, char *err,
+                     size_t errlen)
 {
     *newer = 0;
     char note[512];
     snprintf(note, sizeof(note), "%s %" PRIu64, app, version);
     redisReply *r = reg__store_cmd(s, err, errlen,
-                              "EVAL %s 5 tine:app:%s:live tine:app:%s:v:%" PRIu64 " " RDS_KEY_APPS
-                              " tine:app:%s:ns " RDS_KEY_NAMESPACES " %" PRIu64 " %s %s %s",
-                              make_live_script, app, app, version, app, version, app, RDS_CHANNEL_DEPLOYS, note);
+                              "EVAL %s 6 tine:app:%s:live tine:app:%s:v:%" PRIu64 " " RDS_KEY_APPS
+                              " tine:app:%s:ns " RDS_KEY_NAMESPACES " tine:app:%s:split %" PRIu64 " %s %s %s %s",
+                              make_live_script, app, app, version, app, app, version, app, RDS_CHANNEL_DEPLOYS, note,
+                              promote ? "promote" : "deploy");
     if (r == NULL)
         return TINE_EREDIS;
     long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -2;
@@ -313,7 +314,35 @@ int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint6
     }
     char what[600];
     snprintf(what, sizeof what, "%s version %" PRIu64 " went live on the redis master", app, version);
-    return store_confirm(s, what, "deploy again (the same files answer \"unchanged\" when it survived)", err, errlen);
+    return reg__store_confirm(s, what,
+                              promote ? "promote it again to be sure"
+                                      : "deploy again (the same files answer \"unchanged\" when it survived)",
+                              err, errlen);
+}
+
+int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint64_t *newer, char *err, size_t errlen)
+{
+    return make_live(s, app, version, false, newer, err, errlen);
+}
+
+int reg_store_promote(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen)
+{
+    uint64_t newer = 0;
+    int rc = make_live(s, app, version, true, &newer, err, errlen);
+    if (rc == TINE_ENOTFOUND && strstr(err, "was removed before") != NULL)
+        snprintf(err, errlen, "%s has no version %" PRIu64, app, version);
+    return rc;
+}
+
+int reg_store_stage_done(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen)
+{
+    redisReply *r = reg__store_cmd(s, err, errlen, "HDEL tine:app:%s:v:%" PRIu64 " pending", app, version);
+    if (r == NULL)
+        return TINE_EREDIS;
+    freeReplyObject(r);
+    char what[600];
+    snprintf(what, sizeof what, "%s version %" PRIu64 " was stored on the redis master", app, version);
+    return reg__store_confirm(s, what, "deploy --stage again to be sure", err, errlen);
 }
 
 int reg_store_unstage(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen)
@@ -401,7 +430,7 @@ int reg_store_rollback(reg_store_t *s, const char *app, uint64_t version, uint64
     *now_live = version;
     char what[600];
     snprintf(what, sizeof what, "%s was rolled back to version %" PRIu64 " on the redis master", app, version);
-    return store_confirm(s, what, "roll back again to be sure", err, errlen);
+    return reg__store_confirm(s, what, "roll back again to be sure", err, errlen);
 }
 
 /* qsort order of C strings. */
@@ -766,7 +795,7 @@ int reg_store_prune(reg_store_t *s, const char *app, size_t keep, reg_prune_resu
     if (rc == 0) {
         char what[600];
         snprintf(what, sizeof what, "%zu versions of %s were pruned on the redis master", out->npruned, app);
-        rc = store_confirm(s, what, "prune again to be sure", err, errlen);
+        rc = reg__store_confirm(s, what, "prune again to be sure", err, errlen);
     }
     return rc;
 }
@@ -813,7 +842,9 @@ int reg_store_delete_app(reg_store_t *s, const char *app, reg_delete_result_t *o
     if (c == NULL)
         return TINE_EREDIS;
     redisAppendCommand(c, "MULTI");
-    redisAppendCommand(c, "DEL " RDS_KEY_APP_PREFIX "%s:live", app);
+    redisAppendCommand(c, "DEL " RDS_KEY_APP_PREFIX "%s:live " RDS_KEY_APP_PREFIX "%s:tags " RDS_KEY_APP_PREFIX
+                          "%s:split",
+                       app, app, app);
     redisAppendCommand(c, "SREM " RDS_KEY_APPS " %s", app);
     redisAppendCommand(c, "PUBLISH " RDS_CHANNEL_DEPLOYS " %s", note);
     redisAppendCommand(c, "EXEC");
@@ -834,7 +865,7 @@ int reg_store_delete_app(reg_store_t *s, const char *app, reg_delete_result_t *o
     if (rc == 0) {
         char what[600];
         snprintf(what, sizeof what, "%s was deleted on the redis master", app);
-        rc = store_confirm(s, what, "delete it again to be sure", err, errlen);
+        rc = reg__store_confirm(s, what, "delete it again to be sure", err, errlen);
     }
     return rc;
 }

@@ -27,7 +27,7 @@ static const cli_command_t commands[] = {
      "  --redis URL       use this Redis instead of tined's private one\n"
      "  --no-auth         run tined without admin token (loopback only)\n",
      cli_cmd_up},
-    {"deploy", "validate, pack and upload the app in DIR as its next version", "deploy [DIR] [--force]",
+    {"deploy", "validate, pack and upload the app in DIR as its next version", "deploy [DIR] [--force] [--stage]",
      "Reads DIR/tine.yaml (or tine.yml, tine.json; DIR defaults to .), checks\n"
      "it locally (errors print as file:line:col: key: what was expected), packs\n"
      "the manifest and the files below DIR into a tar.gz and uploads it:\n"
@@ -39,7 +39,9 @@ static const cli_command_t commands[] = {
      "APP version N is live'. The same files as an older version are refused\n"
      "(nothing changes; tine rollback APP N makes that one live).\n"
      "\n"
-     "  --force           store a new version even when the files are the same\n",
+     "  --force           store a new version even when the files are the same\n"
+     "  --stage           store it without making it live: 'staged APP version\n"
+     "                    N'; /APP@N/ previews it, tine promote APP N makes it live\n",
      cli_cmd_deploy},
     {"apps", "list the deployed apps", "apps",
      "Prints a table: APP LIVE VERSIONS. LIVE reads '3 (this node: 2)' when\n"
@@ -66,6 +68,26 @@ static const cli_command_t commands[] = {
      "Makes version N live, or without N the version before the live one:\n"
      "prints 'APP: live version is now N'.\n",
      cli_cmd_rollback},
+    {"promote", "make a stored (staged) version of an app live", "promote APP N",
+     "Makes stored version N live on every node, in the same atomic step as a\n"
+     "deploy (a split to N ends): prints 'APP: live version is now N'.\n",
+     cli_cmd_promote},
+    {"tag", "name a version of an app for previews", "tag APP TAG N | tag APP TAG --rm",
+     "Points TAG (a-z, 0-9, '-', starting with a letter) at stored version N:\n"
+     "/APP@TAG/... is served by it on every node (and the x-tine-version:\n"
+     "TAG header, when the app's manifest says release: {pin: true}).\n"
+     "\n"
+     "  --rm              remove the tag\n",
+     cli_cmd_tag},
+    {"split", "send a share of an app's clients to another version", "split APP N=PERCENT | split APP --clear",
+     "Sends PERCENT (0-100) of clients to stored version N and the rest to the\n"
+     "live version; a client stays on its side (a hash of the header the\n"
+     "manifest's release.client_header names, x-tine-client by default, else\n"
+     "of its address). Events and schedules stay on the live version. Answers\n"
+     "say which version served them in x-tine-version.\n"
+     "\n"
+     "  --clear           end the split: the live version serves everyone\n",
+     cli_cmd_split},
     {"invoke", "call a function with a JSON event and print its answer", "invoke APP FN [JSON|-] [-v]",
      "Sends JSON (default {}; '-' reads it from stdin) as the event and prints\n"
      "the function's response body (with --json the whole answer: status,\n"

@@ -222,8 +222,28 @@ int cli_render_versions(const char *json, FILE *out, char *err, size_t errlen)
             fprintf(out, ": %s (it retries)", problem);
         fputc('\n', out);
     }
+    cli_render_release(j, out);
     json_decref(j);
     return 0;
+}
+
+void cli_render_release(json_t *j, FILE *out)
+{
+    json_t *tags = json_object_get(j, "tags"), *split = json_object_get(j, "split");
+    if (json_object_size(tags) > 0) {
+        fprintf(out, "tags:");
+        const char *name;
+        json_t *v;
+        json_object_foreach(tags, name, v)
+        {
+            fprintf(out, " %s=%" JSON_INTEGER_FORMAT, name, json_integer_value(v));
+        }
+        fputc('\n', out);
+    }
+    if (json_is_object(split))
+        fprintf(out, "split: version %" JSON_INTEGER_FORMAT " gets %" JSON_INTEGER_FORMAT "%% of clients\n",
+                json_integer_value(json_object_get(split, "version")),
+                json_integer_value(json_object_get(split, "percent")));
 }
 
 /* Appends " key=value" to a description when the field is a string. */
@@ -323,7 +343,12 @@ int cli_render_deploy(const char *json, FILE *out, char *err, size_t errlen)
         json_decref(j);
         return fail(err, errlen, "unexpected answer from the node (no \"app\" and \"version\")");
     }
-    if (json_is_true(json_object_get(j, "unchanged")))
+    if (json_is_true(json_object_get(j, "staged")))
+        fprintf(out,
+                "staged %s version %" JSON_INTEGER_FORMAT " (not live; tine promote %s %" JSON_INTEGER_FORMAT
+                " makes it live, /%s@%" JSON_INTEGER_FORMAT "/ previews it)\n",
+                app, json_integer_value(version), app, json_integer_value(version), app, json_integer_value(version));
+    else if (json_is_true(json_object_get(j, "unchanged")))
         fprintf(out,
                 "unchanged: %s version %" JSON_INTEGER_FORMAT " is live (tine deploy --force makes a new version)\n",
                 app, json_integer_value(version));
