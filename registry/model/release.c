@@ -43,8 +43,12 @@ bool reg_split_chooses(const char *key, size_t len, unsigned percent)
 int reg_split_parse(const char *arg, uint64_t *version, unsigned *percent, char *err, size_t errlen)
 {
     const char *eq = arg ? strchr(arg, '=') : NULL;
-    if (eq == NULL || eq == arg) {
+    if (eq == NULL) {
         snprintf(err, errlen, "expected VERSION=PERCENT such as 2=10, not '%s'", arg ? arg : "");
+        return TINE_EINVAL;
+    }
+    if (eq == arg) {
+        snprintf(err, errlen, "the version is missing in '%s' (expected VERSION=PERCENT such as 2=10)", arg);
         return TINE_EINVAL;
     }
     if (arg[0] < '0' || arg[0] > '9') {
