@@ -8,9 +8,9 @@
 
 /* registry/ (store.c, live.c) */
 #define RDS_KEY_APPS "tine:apps"           /* set of app names */
-#define RDS_KEY_APP_PREFIX "tine:app:"     /* + {app}:seq, {app}:live, {app}:v:{N}, {app}:ns */
+#define RDS_KEY_APP_PREFIX "tine:app:"     /* + {app}:seq, :live, :v:{N}, :ns, :tags, :split */
 #define RDS_KEY_BLOB_PREFIX "tine:blob:"   /* + {sha256}: one file's contents */
-#define RDS_CHANNEL_DEPLOYS "tine:deploys" /* pub/sub: "{app} {version}" */
+#define RDS_CHANNEL_DEPLOYS "tine:deploys" /* pub/sub: "{app} {version}", "{app} release" */
 #define RDS_KEY_DEPLOYING "tine:deploying"            /* set of the ids of deploys under way */
 #define RDS_KEY_DEPLOYING_SEQ "tine:deploying:seq"    /* last deploy id handed out */
 #define RDS_KEY_DEPLOYING_PREFIX "tine:deploying:"    /* + {id}: the blobs a deploy under way stores */
