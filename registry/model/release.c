@@ -81,3 +81,75 @@ int reg_split_parse(const char *arg, uint64_t *version, unsigned *percent, char 
     *percent = (unsigned)pc;
     return 0;
 }
+
+/* --------------------------------------------------------------- rollouts */
+
+const uint32_t reg_latency_bounds_ms[REG_LATENCY_BUCKETS - 1] = {1,   2,    5,    10,   25,   50,   100,
+                                                                 250, 500, 1000, 2500, 5000, 10000};
+
+size_t reg_latency_bucket(uint64_t duration_ns)
+{
+    for (size_t i = 0; i < REG_LATENCY_BUCKETS - 1; i++)
+        if (duration_ns <= (uint64_t)reg_latency_bounds_ms[i] * 1000000u)
+            return i;
+    return REG_LATENCY_BUCKETS - 1;
+}
+
+uint32_t reg_stats_quantile_ms(const reg_version_stats_t *s, double q)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < REG_LATENCY_BUCKETS; i++)
+        total += s->buckets[i];
+    if (total == 0)
+        return 0;
+    /* The rank of the quantile, rounded up: p99 of 100 calls is the 99th. */
+    uint64_t rank = (uint64_t)(q * (double)total);
+    if ((double)rank < q * (double)total)
+        rank++;
+    if (rank == 0)
+        rank = 1;
+    uint64_t seen = 0;
+    for (size_t i = 0; i < REG_LATENCY_BUCKETS - 1; i++) {
+        seen += s->buckets[i];
+        if (seen >= rank)
+            return reg_latency_bounds_ms[i];
+    }
+    return UINT32_MAX;
+}
+
+reg_rollout_decision_t reg_rollout_decide(const reg_rollout_t *r, const reg_version_stats_t *s, bool interval_over,
+                                          char *reason, size_t reasonlen)
+{
+    if (s->requests >= r->min_requests && s->requests > 0) {
+        /* errors / requests > max / 10000, in integers */
+        if (s->errors * 10000u > (uint64_t)r->max_error_permyriad * s->requests) {
+            snprintf(reason, reasonlen,
+                     "error rate %.2f%% (%" PRIu64 " of %" PRIu64 " requests) is over max_error_rate %u.%02u%%",
+                     100.0 * (double)s->errors / (double)s->requests, s->errors, s->requests,
+                     r->max_error_permyriad / 100, r->max_error_permyriad % 100);
+            return REG_ROLLOUT_BREACH;
+        }
+        uint32_t p99 = reg_stats_quantile_ms(s, 0.99);
+        if (r->max_p99_ms > 0 && p99 > r->max_p99_ms) {
+            if (p99 == UINT32_MAX)
+                snprintf(reason, reasonlen, "p99 over %ums is over max_p99 %ums (%" PRIu64 " requests)",
+                         reg_latency_bounds_ms[REG_LATENCY_BUCKETS - 2], r->max_p99_ms, s->requests);
+            else
+                snprintf(reason, reasonlen, "p99 up to %ums is over max_p99 %ums (%" PRIu64 " requests)", p99,
+                         r->max_p99_ms, s->requests);
+            return REG_ROLLOUT_BREACH;
+        }
+    }
+    if (!interval_over) {
+        snprintf(reason, reasonlen, "the step runs (%" PRIu64 " requests so far)", s->requests);
+        return REG_ROLLOUT_WAIT;
+    }
+    if (s->requests < r->min_requests) {
+        snprintf(reason, reasonlen, "waiting for %" PRIu64 " more requests (min_requests %u)",
+                 (uint64_t)r->min_requests - s->requests, r->min_requests);
+        return REG_ROLLOUT_WAIT;
+    }
+    snprintf(reason, reasonlen, "the step passed: %" PRIu64 " requests, %" PRIu64 " errors, p99 up to %ums",
+             s->requests, s->errors, reg_stats_quantile_ms(s, 0.99));
+    return REG_ROLLOUT_ADVANCE;
+}

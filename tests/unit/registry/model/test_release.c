@@ -1,4 +1,5 @@
-/* Tests of registry/model/release.c and the release block of manifest.c:
+/* Tests of registry/model/release.c and the release and rollout blocks of
+ * manifest.c: rollout decisions and latency quantiles,
  * tag names, the split's client buckets (stable, spread evenly, a share of
  * P% taking about P% of clients, a larger share keeping those a smaller one
  * took), the "N=PERCENT" of tine split, and `release: {pin,
@@ -143,6 +144,119 @@ static void test_manifest_release(void **state)
     }
 }
 
+static void test_manifest_rollout(void **state)
+{
+    (void)state;
+    reg_manifest_t *m;
+    assert_int_equal(parse_with("", &m), 0);
+    assert_false(m->rollout.set);
+    reg_manifest_free(m);
+    assert_int_equal(parse_with("rollout: { steps: [5, 25, 50, 100], interval: 1m, max_error_rate: 1%, max_p99: 250ms, "
+                                "min_requests: 20 }",
+                                &m),
+                     0);
+    assert_true(m->rollout.set);
+    assert_int_equal(m->rollout.nsteps, 4);
+    assert_int_equal(m->rollout.steps[0], 5);
+    assert_int_equal(m->rollout.steps[3], 100);
+    assert_int_equal(m->rollout.interval_ms, 60000);
+    assert_int_equal(m->rollout.max_error_permyriad, 100);
+    assert_int_equal(m->rollout.max_p99_ms, 250);
+    assert_int_equal(m->rollout.min_requests, 20);
+    reg_manifest_free(m);
+    /* Defaults; seconds; a fractional percent. */
+    assert_int_equal(parse_with("rollout: { steps: [100], interval: 2s, max_error_rate: 0.5% }", &m), 0);
+    assert_int_equal(m->rollout.interval_ms, 2000);
+    assert_int_equal(m->rollout.max_error_permyriad, 50);
+    assert_int_equal(m->rollout.max_p99_ms, 0);
+    assert_int_equal(m->rollout.min_requests, 20);
+    reg_manifest_free(m);
+    static const struct {
+        const char *line, *msg;
+    } bad[] = {
+        {"rollout: { interval: 1m }", "rollout: missing required key 'steps'"},
+        {"rollout: { steps: [] }", "rollout.steps: expected a list of percents ending with 100"},
+        {"rollout: { steps: [5, 50] }", "rollout.steps: the last step must be 100"},
+        {"rollout: { steps: [50, 25, 100] }", "rollout.steps[1]: steps must grow: 25 comes after 50"},
+        {"rollout: { steps: [0, 100] }", "rollout.steps[0]: 0 is out of range 1..100"},
+        {"rollout: { steps: [5, 101] }", "rollout.steps[1]: 101 is out of range 1..100"},
+        {"rollout: { steps: [100], interval: 500ms }", "rollout.interval: '500ms' is out of range 1s..24h"},
+        {"rollout: { steps: [100], interval: 5 }", "rollout.interval: expected a duration such as 2s or 1m, got the bare number 5"},
+        {"rollout: { steps: [100], max_error_rate: 101% }", "rollout.max_error_rate: '101%' is out of range 0%..100%"},
+        {"rollout: { steps: [100], max_error_rate: 1 }", "rollout.max_error_rate: expected a percent such as 1% or 0.5%"},
+        {"rollout: { steps: [100], max_error_rate: 0.123% }", "at most two decimals"},
+        {"rollout: { steps: [100], max_p99: fast }", "rollout.max_p99: expected a duration"},
+        {"rollout: { steps: [100], min_requests: 0 }", "rollout.min_requests: 0 is out of range 1..1000000"},
+        {"rollout: { steps: [100], wait: 1m }", "rollout.wait: unknown key"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(parse_with(bad[i].line, &m), TINE_EINVAL);
+        if (strstr(err, bad[i].msg) == NULL)
+            fail_msg("%s: expected [%s] in [%s]", bad[i].line, bad[i].msg, err);
+    }
+}
+
+/* Stats of n requests, e of them errors, each taking ms milliseconds. */
+static reg_version_stats_t stats(uint64_t n, uint64_t e, uint32_t ms)
+{
+    reg_version_stats_t s = {.requests = n, .errors = e};
+    s.buckets[reg_latency_bucket((uint64_t)ms * 1000000u)] = n;
+    return s;
+}
+
+static void test_rollout_decide(void **state)
+{
+    (void)state;
+    reg_rollout_t r = {.set = true, .steps = {5, 100}, .nsteps = 2, .interval_ms = 2000, .max_error_permyriad = 100,
+                       .max_p99_ms = 250, .min_requests = 20};
+    char why[256];
+    reg_version_stats_t s = stats(19, 19, 5);
+    /* Under min_requests nothing is judged, even all errors. */
+    assert_int_equal(reg_rollout_decide(&r, &s, false, why, sizeof why), REG_ROLLOUT_WAIT);
+    assert_int_equal(reg_rollout_decide(&r, &s, true, why, sizeof why), REG_ROLLOUT_WAIT);
+    assert_non_null(strstr(why, "waiting for 1 more requests (min_requests 20)"));
+    /* Errors over the bound break it before the interval is over. */
+    s = stats(100, 2, 5);
+    assert_int_equal(reg_rollout_decide(&r, &s, false, why, sizeof why), REG_ROLLOUT_BREACH);
+    assert_non_null(strstr(why, "error rate 2.00% (2 of 100 requests) is over max_error_rate 1.00%"));
+    /* At the bound is fine: 1 of 100 is 1%. */
+    s = stats(100, 1, 5);
+    assert_int_equal(reg_rollout_decide(&r, &s, false, why, sizeof why), REG_ROLLOUT_WAIT);
+    assert_int_equal(reg_rollout_decide(&r, &s, true, why, sizeof why), REG_ROLLOUT_ADVANCE);
+    /* Slowness: p99 in the 500 ms bucket is over 250 ms. */
+    s = stats(99, 0, 5);
+    s.requests = 100;
+    s.buckets[reg_latency_bucket(400u * 1000000u)] = 1;
+    assert_int_equal(reg_rollout_decide(&r, &s, false, why, sizeof why), REG_ROLLOUT_WAIT); /* 1 slow of 100: p99 ok */
+    s.requests = 102;
+    s.buckets[reg_latency_bucket(400u * 1000000u)] = 3;
+    assert_int_equal(reg_rollout_decide(&r, &s, false, why, sizeof why), REG_ROLLOUT_BREACH);
+    assert_non_null(strstr(why, "p99 up to 500ms is over max_p99 250ms"));
+    /* Without max_p99 slowness is not judged. */
+    r.max_p99_ms = 0;
+    assert_int_equal(reg_rollout_decide(&r, &s, true, why, sizeof why), REG_ROLLOUT_ADVANCE);
+}
+
+static void test_quantiles(void **state)
+{
+    (void)state;
+    reg_version_stats_t s = {0};
+    assert_int_equal(reg_stats_quantile_ms(&s, 0.5), 0);
+    assert_int_equal(reg_latency_bucket(0), 0);
+    assert_int_equal(reg_latency_bucket(1000000), 0);    /* 1 ms: the 1 ms bucket */
+    assert_int_equal(reg_latency_bucket(1000001), 1);    /* just over */
+    assert_int_equal(reg_latency_bucket(UINT64_MAX), REG_LATENCY_BUCKETS - 1);
+    for (int i = 0; i < 50; i++)
+        s.buckets[reg_latency_bucket(3000000)]++; /* 3 ms */
+    for (int i = 0; i < 49; i++)
+        s.buckets[reg_latency_bucket(80000000)]++; /* 80 ms */
+    s.buckets[REG_LATENCY_BUCKETS - 1]++;       /* over 10 s */
+    assert_int_equal(reg_stats_quantile_ms(&s, 0.5), 5);
+    assert_int_equal(reg_stats_quantile_ms(&s, 0.99), 100);
+    assert_int_equal(reg_stats_quantile_ms(&s, 1.0), UINT32_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -150,6 +264,9 @@ int main(void)
         cmocka_unit_test(test_split_buckets),
         cmocka_unit_test(test_split_parse),
         cmocka_unit_test(test_manifest_release),
+        cmocka_unit_test(test_manifest_rollout),
+        cmocka_unit_test(test_rollout_decide),
+        cmocka_unit_test(test_quantiles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
