@@ -249,6 +249,7 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
     }
     /* This node must be able to serve it before anyone is told it is live. */
     r = reg_live_prepare(gw->live, b, version, err, sizeof(err));
+    reg_rollout_t rollout = b->manifest->rollout; /* a deploy over a live version rolls out */
     reg_bundle_free(b);
     if (r != 0) {
         char e2[256];
@@ -260,6 +261,27 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
         tine_log(TINE_LOG_ERROR, "%s", msg);
         deploy_failed(gw, req, 503, app, version, live, msg);
         free(msg);
+        return;
+    }
+    if (rollout.set && live != 0 && !query_flag(req, "stage")) {
+        /* Stored, then a split of its first step: the rollout driver takes it on. */
+        r = reg_store_stage_done(store, app, version, err, sizeof(err));
+        if (r == 0)
+            r = reg_store_rollout_start(store, app, version, live, &rollout, err, sizeof(err));
+        reg_store_release_marks(store, mark);
+        if (r != 0) {
+            deploy_failed(gw, req, r == TINE_ECONFLICT ? 409 : 503, app, version, live, err);
+            return;
+        }
+        if (reg_live_reload(gw->live, app, err, sizeof(err)) != 0) {
+            deploy_unloadable(gw, req, app, live, err);
+            return;
+        }
+        tine_log_kv(TINE_LOG_INFO, TINE_LOG_KV("app", app), "rollout of %s version %" PRIu64 " started: %u%% of clients",
+                    app, version, rollout.steps[0]);
+        gw__send_json(req, 201,
+                      json_pack("{s:s, s:I, s:I, s:{s:s, s:i}}", "app", app, "version", (json_int_t)version, "live",
+                                (json_int_t)live, "rollout", "state", "running", "percent", (int)rollout.steps[0]));
         return;
     }
     if (query_flag(req, "stage")) {

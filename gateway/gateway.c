@@ -478,6 +478,7 @@ gw_server_t *gw_new(uv_loop_t *loop, const gw_config_t *cfg, reg_live_t *live, i
     gw->max_body = cfg->max_body;
     gw->node_id = xstrdup(cfg->node_id ? cfg->node_id : "node");
     gw->events = cfg->events;
+    gw->rollouts = cfg->rollouts;
     gw->bill = cfg->bill;
     gw->metrics_token = cfg->metrics_token ? xstrdup(cfg->metrics_token) : NULL;
     gw->tenancy = cfg->tenancy;

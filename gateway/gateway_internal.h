@@ -30,6 +30,7 @@ struct gw_server {
     struct gw_server *next_left_open;
     struct uv_loop_s *loop;
     reg_live_t *live;
+    reg_rollouts_t *rollouts;
     inv_invoker_t *inv;
     char *admin_token;
     size_t admin_token_len;

@@ -134,6 +134,7 @@ typedef struct {
     uint64_t live;
     uint64_t split_version; /* 0: no split */
     unsigned split_percent; /* 0..100 */
+    uint64_t rollout_version; /* the version of a rollout running or paused (0: none) */
     reg_tag_t *tags;
     size_t ntags;
 } reg_release_t;
@@ -279,6 +280,46 @@ reg_store_t *reg_live_store(reg_live_t *l);
 
 /* Number of live apps. */
 size_t reg_live_count(reg_live_t *l);
+/* ------------------------------------------------------------- rollouts */
+
+/* This node's counters per app version, and the driver of automatic
+ * rollouts (docs/releases.md): a timer on `loop` adds the counts of the
+ * versions of rollouts under way to Redis every 200 ms and, on the one node
+ * holding the rollouts lease, judges each running rollout's step. */
+typedef struct reg_rollouts reg_rollouts_t;
+reg_rollouts_t *reg_rollouts_new(struct uv_loop_s *loop, reg_live_t *live, const char *node_id);
+void reg_rollouts_free(reg_rollouts_t *r);
+
+/* Counts one call of app's version (an error: a 5xx answer, a timeout, a
+ * crash). Accepts r NULL. No Redis. */
+void reg_rollouts_observe(reg_rollouts_t *r, const char *app, uint64_t version, bool error, uint64_t duration_ns);
+
+typedef struct {
+    const char *app; /* borrowed until the next observe */
+    uint64_t version;
+    const reg_version_stats_t *stats; /* since this node first served it */
+} reg_version_counter_t;
+
+/* Fills out with up to max counters; returns how many there are. */
+size_t reg_rollouts_counters(reg_rollouts_t *r, reg_version_counter_t *out, size_t max);
+
+/* Starts the rollout of stored `version` of `app` replacing `from` with the
+ * steps and bounds of cfg: a split of cfg->steps[0]% to it, announced.
+ * TINE_ECONFLICT while another rollout of the app is under way. */
+int reg_store_rollout_start(reg_store_t *s, const char *app, uint64_t version, uint64_t from,
+                            const reg_rollout_t *cfg, char *err, size_t errlen);
+
+struct json_t;
+/* The app's rollout (the last one, when none is under way) as JSON: state,
+ * steps, step, decision, reason, and per version its requests, errors,
+ * p50/p99 during the step. TINE_ENOTFOUND when it had none. */
+int reg_store_rollout_status(reg_store_t *s, const char *app, struct json_t **out, char *err, size_t errlen);
+
+/* verb "pause", "resume" or "abort" (the split ends: the previous version
+ * serves every client). TINE_ENOTFOUND without a rollout, TINE_ECONFLICT
+ * when its state does not allow it (a paused one cannot be paused...). */
+int reg_store_rollout_control(reg_store_t *s, const char *app, const char *verb, char *err, size_t errlen);
+
 /* ------------------------------------------------------- embedded redis */
 
 #define REG_EMBEDDED_REDIS_MAXMEMORY "512mb" /* default memory cap of the private redis-server */

@@ -11,13 +11,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Reads live, split and tags in one step: {live, split version, split
- * percent, tag, version, tag, version...}. */
-static const char read_script[] = "local live = redis.call('GET', KEYS[1]) or '0' "
-                                  "local s = redis.call('HMGET', KEYS[2], 'version', 'percent') "
-                                  "local out = {live, s[1] or '0', s[2] or '0'} "
-                                  "for _, x in ipairs(redis.call('HGETALL', KEYS[3])) do out[#out + 1] = x end "
-                                  "return out";
+/* Reads live, split, the version of a rollout under way and tags in one
+ * step: {live, split version, split percent, rollout version, tag,
+ * version, tag, version...}. */
+static const char read_script[] =
+    "local live = redis.call('GET', KEYS[1]) or '0' "
+    "local s = redis.call('HMGET', KEYS[2], 'version', 'percent') "
+    "local r = redis.call('HMGET', KEYS[4], 'version', 'state') "
+    "local rv = '0' "
+    "if r[2] == 'running' or r[2] == 'paused' then rv = r[1] or '0' end "
+    "local out = {live, s[1] or '0', s[2] or '0', rv} "
+    "for _, x in ipairs(redis.call('HGETALL', KEYS[3])) do out[#out + 1] = x end "
+    "return out";
 
 void reg_release_dispose(reg_release_t *r)
 {
@@ -29,12 +34,12 @@ int reg_store_release(reg_store_t *s, const char *app, reg_release_t *out, char 
 {
     memset(out, 0, sizeof(*out));
     redisReply *r = reg__store_cmd(s, err, errlen,
-                                   "EVAL %s 3 " RDS_KEY_APP_PREFIX "%s:live " RDS_KEY_APP_PREFIX
-                                   "%s:split " RDS_KEY_APP_PREFIX "%s:tags",
-                                   read_script, app, app, app);
+                                   "EVAL %s 4 " RDS_KEY_APP_PREFIX "%s:live " RDS_KEY_APP_PREFIX
+                                   "%s:split " RDS_KEY_APP_PREFIX "%s:tags " RDS_KEY_ROLLOUT_PREFIX "%s",
+                                   read_script, app, app, app, app);
     if (r == NULL)
         return TINE_EREDIS;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 4) {
         freeReplyObject(r);
         snprintf(err, errlen, "redis: unexpected answer reading the release of %s", app);
         return TINE_EREDIS;
@@ -52,10 +57,11 @@ int reg_store_release(reg_store_t *s, const char *app, reg_release_t *out, char 
         out->split_version = 0;
         out->split_percent = 0;
     }
-    size_t ntags = (r->elements - 3) / 2;
+    out->rollout_version = strtoull(r->element[3]->str, NULL, 10);
+    size_t ntags = (r->elements - 4) / 2;
     out->tags = xcalloc(ntags + 1, sizeof(*out->tags));
     for (size_t i = 0; i < ntags; i++) {
-        const redisReply *name = r->element[3 + 2 * i], *v = r->element[4 + 2 * i];
+        const redisReply *name = r->element[4 + 2 * i], *v = r->element[5 + 2 * i];
         if (!reg_tag_name_valid(name->str, name->len))
             continue; /* never written so: ignored */
         memcpy(out->tags[out->ntags].name, name->str, name->len);
@@ -70,6 +76,10 @@ int reg_store_release(reg_store_t *s, const char *app, reg_release_t *out, char 
 static const char change_script[] =
     "if ARGV[1] ~= '0' and redis.call('EXISTS', KEYS[2]) == 0 then return -1 end "
     "if redis.call('EXISTS', KEYS[3]) == 0 then return -2 end "
+    "if ARGV[2] == 'split' then "
+    "  local st = redis.call('HGET', KEYS[4], 'state') "
+    "  if st == 'running' or st == 'paused' then return -5 end "
+    "end "
     "if ARGV[2] == 'tag' then "
     "  if ARGV[1] == '0' then "
     "    if redis.call('HDEL', KEYS[1], ARGV[3]) == 0 then return -3 end "
@@ -90,9 +100,10 @@ static int release_change(reg_store_t *s, const char *app, const char *key, uint
     char note[512];
     snprintf(note, sizeof note, "%s release", app);
     redisReply *r = reg__store_cmd(s, err, errlen,
-                                   "EVAL %s 3 " RDS_KEY_APP_PREFIX "%s:%s " RDS_KEY_APP_PREFIX "%s:v:%" PRIu64
-                                   " " RDS_KEY_APP_PREFIX "%s:live %" PRIu64 " %s %s %s %s",
-                                   change_script, app, key, app, version, app, version, what, arg,
+                                   "EVAL %s 4 " RDS_KEY_APP_PREFIX "%s:%s " RDS_KEY_APP_PREFIX "%s:v:%" PRIu64
+                                   " " RDS_KEY_APP_PREFIX "%s:live " RDS_KEY_ROLLOUT_PREFIX "%s %" PRIu64
+                                   " %s %s %s %s",
+                                   change_script, app, key, app, version, app, app, version, what, arg,
                                    RDS_CHANNEL_DEPLOYS, note);
     if (r == NULL)
         return TINE_EREDIS;
@@ -110,6 +121,12 @@ static int release_change(reg_store_t *s, const char *app, const char *key, uint
     case -3:
         snprintf(err, errlen, "%s has no tag '%s'", app, arg);
         return TINE_ENOTFOUND;
+    case -5:
+        snprintf(err, errlen,
+                 "a rollout of %s is under way and steers its split (tine rollout status %s; tine rollout abort %s "
+                 "ends it)",
+                 app, app, app);
+        return TINE_ECONFLICT;
     case -4:
         snprintf(err, errlen, "%s version %" PRIu64 " is the live version: a split sends a share to another one", app,
                  version);

@@ -264,9 +264,11 @@ static const char make_live_script[] =
     "  local owner = redis.call('GET', KEYS[4]) or '" REG_DEFAULT_NAMESPACE "' "
     "  if owner ~= ns then redis.call('DEL', KEYS[2]) return {-4, owner} end "
     "end "
+    "local ro = redis.call('HMGET', KEYS[7], 'state', 'version') "
+    "if (ro[1] == 'running' or ro[1] == 'paused') and ARGV[5] ~= 'rollout' then return {-5, ro[2] or '?'} end "
     "redis.call('HDEL', KEYS[2], 'pending') "
     "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') "
-    "if ARGV[5] ~= 'promote' and cur > tonumber(ARGV[1]) then return cur end "
+    "if ARGV[5] == 'deploy' and cur > tonumber(ARGV[1]) then return cur end "
     "redis.call('SET', KEYS[1], ARGV[1]) "
     "redis.call('SADD', KEYS[3], ARGV[2]) "
     "redis.call('SET', KEYS[4], ns) "
@@ -274,21 +276,33 @@ static const char make_live_script[] =
     "redis.call('PUBLISH', ARGV[3], ARGV[4]) "
     "return 0";
 
-/* reg_store_make_live, or with `promote` reg_store_promote. */
-static int make_live(reg_store_t *s, const char *app, uint64_t version, bool promote, uint64_t *newer, char *err,
+/* reg_store_make_live (mode "deploy"), reg_store_promote ("promote") or
+ * the end of a rollout ("rollout": allowed while it is under way). */
+static int make_live(reg_store_t *s, const char *app, uint64_t version, const char *mode, uint64_t *newer, char *err,
                      size_t errlen)
 {
+    bool promote = strcmp(mode, "deploy") != 0;
     *newer = 0;
     char note[512];
     snprintf(note, sizeof(note), "%s %" PRIu64, app, version);
     redisReply *r = reg__store_cmd(s, err, errlen,
-                              "EVAL %s 6 tine:app:%s:live tine:app:%s:v:%" PRIu64 " " RDS_KEY_APPS
-                              " tine:app:%s:ns " RDS_KEY_NAMESPACES " tine:app:%s:split %" PRIu64 " %s %s %s %s",
-                              make_live_script, app, app, version, app, app, version, app, RDS_CHANNEL_DEPLOYS, note,
-                              promote ? "promote" : "deploy");
+                              "EVAL %s 7 tine:app:%s:live tine:app:%s:v:%" PRIu64 " " RDS_KEY_APPS
+                              " tine:app:%s:ns " RDS_KEY_NAMESPACES " tine:app:%s:split " RDS_KEY_ROLLOUT_PREFIX
+                              "%s %" PRIu64 " %s %s %s %s",
+                              make_live_script, app, app, version, app, app, app, version, app, RDS_CHANNEL_DEPLOYS,
+                              note, mode);
     if (r == NULL)
         return TINE_EREDIS;
     long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -2;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_INTEGER &&
+        r->element[0]->integer == -5 && r->element[1]->type == REDIS_REPLY_STRING) {
+        snprintf(err, errlen,
+                 "a rollout of %s version %s is under way: nothing made live (tine rollout status %s; tine rollout "
+                 "abort %s ends it)",
+                 app, r->element[1]->str, app, app);
+        freeReplyObject(r);
+        return TINE_ECONFLICT;
+    }
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_INTEGER &&
         r->element[1]->type == REDIS_REPLY_STRING) {
         int rc = reg__namespace_refusal(app, r->element[1]->str, r->element[0]->integer == -3, err, errlen);
@@ -322,16 +336,22 @@ static int make_live(reg_store_t *s, const char *app, uint64_t version, bool pro
 
 int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint64_t *newer, char *err, size_t errlen)
 {
-    return make_live(s, app, version, false, newer, err, errlen);
+    return make_live(s, app, version, "deploy", newer, err, errlen);
 }
 
 int reg_store_promote(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen)
 {
     uint64_t newer = 0;
-    int rc = make_live(s, app, version, true, &newer, err, errlen);
+    int rc = make_live(s, app, version, "promote", &newer, err, errlen);
     if (rc == TINE_ENOTFOUND && strstr(err, "was removed before") != NULL)
         snprintf(err, errlen, "%s has no version %" PRIu64, app, version);
     return rc;
+}
+
+int reg__store_rollout_promote(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen)
+{
+    uint64_t newer = 0;
+    return make_live(s, app, version, "rollout", &newer, err, errlen);
 }
 
 int reg_store_stage_done(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen)

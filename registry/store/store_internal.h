@@ -19,6 +19,10 @@ redisReply *reg__store_cmd(reg_store_t *s, char *err, size_t errlen, const char 
  * followed by why it is not confirmed and `again` (what to do). */
 int reg__store_confirm(reg_store_t *s, const char *what, const char *again, char *err, size_t errlen);
 
+/* Makes `version` live at the end of its rollout (reg_store_promote,
+ * allowed while the rollout is under way). */
+int reg__store_rollout_promote(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen);
+
 /* The message of a deploy refused for its namespace: `ns` does not exist
  * (missing) or the app is registered in namespace `ns`. Returns
  * TINE_ENOTFOUND or TINE_ECONFLICT. */
