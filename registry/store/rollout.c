@@ -114,7 +114,7 @@ static void flush_counters(reg_rollouts_t *r)
         sent += 2;
         for (size_t b = 0; b < REG_LATENCY_BUCKETS; b++)
             if (c->unsent.buckets[b]) {
-                redisAppendCommand(ctx, "HINCRBY %s b%zu %" PRIu64, key, b, c->unsent.buckets[b]);
+                redisAppendCommand(ctx, "HINCRBY %s b%u %" PRIu64, key, (unsigned)b, c->unsent.buckets[b]);
                 sent++;
             }
         redisAppendCommand(ctx, "PEXPIRE %s 86400000", key);

@@ -272,6 +272,7 @@ int cli_cmd_routes(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_promote(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_tag(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_split(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_rollout(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_ps(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_scale(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_evict(cli_ctx_t *ctx, int argc, char **argv);

@@ -1,5 +1,5 @@
 /* The `tine` commands of releases (docs/releases.md): promote a stored
- * version, tag versions, split traffic. Each sends one admin call and
+ * version, tag versions, split traffic, rollouts. Each sends one admin call and
  * prints a line (with --json the server's answer as-is). */
 #include "cli.h"
 
@@ -177,4 +177,80 @@ int cli_cmd_split(cli_ctx_t *ctx, int argc, char **argv)
     char body[80];
     snprintf(body, sizeof body, "{\"version\":%" PRIu64 ",\"percent\":%u}", version, percent);
     return release_call(ctx, "PUT", pos[0], "split", body, render_split);
+}
+
+/* Prints a rollout's status: the version, state, steps (the current one
+ * marked), bounds, per version requests, errors, p50/p99, the decision. */
+static int render_rollout(const char *json, FILE *out, char *err, size_t errlen)
+{
+    json_t *j = json_loads(json, 0, NULL);
+    const char *app = json_string_value(json_object_get(j, "app"));
+    const char *st = json_string_value(json_object_get(j, "state"));
+    json_t *steps = json_object_get(j, "steps");
+    if (app == NULL || st == NULL || !json_is_array(steps)) {
+        json_decref(j);
+        snprintf(err, errlen, "unexpected answer from the node (no \"app\", \"state\" and \"steps\")");
+        return -1;
+    }
+    json_int_t step = json_integer_value(json_object_get(j, "step"));
+    fprintf(out, "%s: rollout of version %" JSON_INTEGER_FORMAT " (replacing %" JSON_INTEGER_FORMAT "): %s\n", app,
+            json_integer_value(json_object_get(j, "version")), json_integer_value(json_object_get(j, "from")), st);
+    fprintf(out, "steps:");
+    size_t i;
+    json_t *v;
+    json_array_foreach(steps, i, v)
+    {
+        fprintf(out, (json_int_t)i + 1 == step ? " [%" JSON_INTEGER_FORMAT "%%]" : " %" JSON_INTEGER_FORMAT "%%",
+                json_integer_value(v));
+    }
+    json_int_t pm = json_integer_value(json_object_get(j, "max_error_permyriad"));
+    json_int_t p99 = json_integer_value(json_object_get(j, "max_p99_ms"));
+    fprintf(out, "  every %" JSON_INTEGER_FORMAT "s; bounds: errors <= %" JSON_INTEGER_FORMAT ".%02" JSON_INTEGER_FORMAT
+                 "%%",
+            json_integer_value(json_object_get(j, "interval_ms")) / 1000, pm / 100, pm % 100);
+    if (p99 > 0)
+        fprintf(out, ", p99 <= %" JSON_INTEGER_FORMAT "ms", p99);
+    fprintf(out, ", judged from %" JSON_INTEGER_FORMAT " requests\n",
+            json_integer_value(json_object_get(j, "min_requests")));
+    static const char *const head[] = {"VERSION", "REQUESTS", "ERRORS", "P50", "P99"};
+    cli_table_t t;
+    cli_table_init(&t, 5, head);
+    json_array_foreach(json_object_get(j, "versions"), i, v)
+    {
+        char ver[32], req[32], errs[32], p50[32], p99s[32];
+        snprintf(ver, sizeof ver, "%" JSON_INTEGER_FORMAT "%s", json_integer_value(json_object_get(v, "version")),
+                 i == 0 ? " (new)" : "");
+        snprintf(req, sizeof req, "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(v, "requests")));
+        snprintf(errs, sizeof errs, "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(v, "errors")));
+        json_t *a = json_object_get(v, "p50_ms"), *b = json_object_get(v, "p99_ms");
+        snprintf(p50, sizeof p50, json_is_integer(a) ? "<=%" JSON_INTEGER_FORMAT "ms" : "-", json_integer_value(a));
+        snprintf(p99s, sizeof p99s, json_is_integer(b) ? "<=%" JSON_INTEGER_FORMAT "ms" : "-", json_integer_value(b));
+        const char *row[] = {ver, req, errs, p50, p99s};
+        cli_table_add(&t, row);
+    }
+    cli_table_print(&t, out);
+    cli_table_dispose(&t);
+    const char *decision = json_string_value(json_object_get(j, "decision"));
+    if (decision && decision[0])
+        fprintf(out, "decision: %s\n", decision);
+    json_decref(j);
+    return 0;
+}
+
+int cli_cmd_rollout(cli_ctx_t *ctx, int argc, char **argv)
+{
+    const char *pos[2];
+    int npos = 0;
+    char err[256];
+    if (cli_parse_command(argc, argv, NULL, 0, pos, 2, 2, &npos, err, sizeof err) != CLI_OK)
+        return cli_usage_error(ctx, err);
+    if (strcmp(pos[0], "status") == 0)
+        return release_call(ctx, "GET", pos[1], "rollout", NULL, render_rollout);
+    if (strcmp(pos[0], "pause") != 0 && strcmp(pos[0], "resume") != 0 && strcmp(pos[0], "abort") != 0) {
+        snprintf(err, sizeof err, "unknown rollout command '%s': expected status, pause, resume or abort", pos[0]);
+        return cli_usage_error(ctx, err);
+    }
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, "rollout/%s", pos[0]);
+    return release_call(ctx, "POST", pos[1], suffix, NULL, render_rollout);
 }

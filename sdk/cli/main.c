@@ -88,6 +88,19 @@ static const cli_command_t commands[] = {
      "\n"
      "  --clear           end the split: the live version serves everyone\n",
      cli_cmd_split},
+    {"rollout", "show or steer an app's automatic rollout", "rollout status|pause|resume|abort APP",
+     "A deploy of a manifest with a rollout: block (over a live version)\n"
+     "starts one: a split of its first step, advanced each interval while\n"
+     "the new version's errors and p99 stay within bounds, rolled back at\n"
+     "once on a breach, made live after the last step.\n"
+     "\n"
+     "  status APP        version, state, steps (the current one in [ ]),\n"
+     "                    bounds, per version requests, errors, p50/p99 in\n"
+     "                    the step, and the last decision\n"
+     "  pause APP         keep the current step (the split stays)\n"
+     "  resume APP        run the current step again from now\n"
+     "  abort APP         end it: the previous version serves every client\n",
+     cli_cmd_rollout},
     {"invoke", "call a function with a JSON event and print its answer", "invoke APP FN [JSON|-] [-v]",
      "Sends JSON (default {}; '-' reads it from stdin) as the event and prints\n"
      "the function's response body (with --json the whole answer: status,\n"

@@ -343,7 +343,13 @@ int cli_render_deploy(const char *json, FILE *out, char *err, size_t errlen)
         json_decref(j);
         return fail(err, errlen, "unexpected answer from the node (no \"app\" and \"version\")");
     }
-    if (json_is_true(json_object_get(j, "staged")))
+    json_t *rollout = json_object_get(j, "rollout");
+    if (json_is_object(rollout))
+        fprintf(out,
+                "deployed %s version %" JSON_INTEGER_FORMAT ": rolling out, %" JSON_INTEGER_FORMAT
+                "%% of clients first (tine rollout status %s)\n",
+                app, json_integer_value(version), json_integer_value(json_object_get(rollout, "percent")), app);
+    else if (json_is_true(json_object_get(j, "staged")))
         fprintf(out,
                 "staged %s version %" JSON_INTEGER_FORMAT " (not live; tine promote %s %" JSON_INTEGER_FORMAT
                 " makes it live, /%s@%" JSON_INTEGER_FORMAT "/ previews it)\n",
