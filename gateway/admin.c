@@ -191,12 +191,6 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
         reg_bundle_free(b);
         return;
     }
-    if (b->manifest->host) {
-        gw__send_error(req, 400, "%s: host: serving an app on its own host is not supported yet; remove 'host'",
-                       b->manifest_path);
-        reg_bundle_free(b);
-        return;
-    }
     if (gw__deploy_namespace_check(gw, req, b->manifest, b->manifest_path) != 0) {
         reg_bundle_free(b);
         return;
@@ -541,8 +535,8 @@ static void admin_rollback(gw_server_t *gw, h2o_req_t *req, const char *app)
     gw__send_json(req, 200, json_pack("{s:s, s:I}", "app", app, "live", (json_int_t)now_live));
 }
 
-/* GET /apps/APP/routes: the live version's routes (with the app prefix),
- * triggers and functions. */
+/* GET /apps/APP/routes: the live version's routes (with the app prefix,
+ * and on its own host when it has one), triggers and functions. */
 static void admin_routes(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v)
 {
     const reg_manifest_t *m = v->manifest;
@@ -550,8 +544,10 @@ static void admin_routes(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v)
     for (size_t i = 0; i < m->routes_len; i++) {
         const reg_route_t *r = &m->routes[i];
         char *full = xasprintf("/%s%s", v->app, strcmp(r->path, "/") == 0 ? "/" : r->path);
-        json_array_append_new(routes, json_pack("{s:s, s:s, s:s}", "method", r->method, "path", full, "function",
-                                                r->function));
+        json_t *o = json_pack("{s:s, s:s, s:s}", "method", r->method, "path", full, "function", r->function);
+        if (m->host) /* served at the root of its own host too (docs/releases.md) */
+            json_object_set_new(o, "host_path", json_sprintf("%s%s", m->host, r->path));
+        json_array_append_new(routes, o);
         free(full);
     }
     static const char *kinds[] = {"log", "event", "schedule"};

@@ -212,24 +212,54 @@ static reg_app_version_t *split_version(h2o_req_t *req, reg_app_version_t *live,
     return reg_split_chooses(key, klen, percent) ? split : live;
 }
 
+/* The app whose own host (manifest host:) the request's Host names, with
+ * the tag of a "TAG.HOST" in *sel, or NULL. */
+static reg_app_version_t *host_app(gw_server_t *gw, h2o_req_t *req, const char **sel, size_t *sel_len)
+{
+    h2o_iovec_t a = req->authority;
+    if (a.len == 0 || a.base[0] == '[')
+        return NULL; /* no Host, or an IPv6 address */
+    const char *colon = memchr(a.base, ':', a.len);
+    size_t hl = colon ? (size_t)(colon - a.base) : a.len;
+    size_t label = 0;
+    reg_app_version_t *v = reg_live_by_host(gw->live, a.base, hl, &label);
+    if (v && label) {
+        *sel = a.base;
+        *sel_len = label;
+    }
+    return v;
+}
+
 int gw__match_route(gw_server_t *gw, h2o_req_t *req, const char *path, size_t path_len, gw_route_match_t *m, char *msg,
                     size_t msglen)
 {
-    const char *app = path + 1;
-    size_t seg_len = strcspn(app, "/");
-    if (seg_len > path_len - 1)
-        seg_len = path_len - 1;
-    /* /<app>@<version or tag>/...: a preview. */
-    const char *at = memchr(app, '@', seg_len);
-    size_t app_len = at ? (size_t)(at - app) : seg_len;
-    reg_app_version_t *live = app_len ? reg_live_get(gw->live, app, app_len) : NULL;
-    if (live == NULL) {
-        snprintf(msg, msglen, "no app named '%.*s'", (int)app_len, app);
-        return 404;
+    const char *app = path + 1, *sel = NULL;
+    size_t seg_len = 0, app_len = 0, sel_len = 0;
+    /* On the app's own host the whole path is the app's. */
+    reg_app_version_t *live = host_app(gw, req, &sel, &sel_len);
+    if (live != NULL) {
+        app = live->app;
+        app_len = strlen(app);
+        m->rest = path;
+        m->rest_len = path_len;
+    } else {
+        seg_len = strcspn(app, "/");
+        if (seg_len > path_len - 1)
+            seg_len = path_len - 1;
+        /* /<app>@<version or tag>/...: a preview. */
+        const char *at = memchr(app, '@', seg_len);
+        app_len = at ? (size_t)(at - app) : seg_len;
+        live = app_len ? reg_live_get(gw->live, app, app_len) : NULL;
+        if (live == NULL) {
+            snprintf(msg, msglen, "no app named '%.*s'", (int)app_len, app);
+            return 404;
+        }
+        sel = at ? at + 1 : NULL;
+        sel_len = at ? seg_len - app_len - 1 : 0;
+        m->rest = app + seg_len;
+        m->rest_len = path_len - 1 - seg_len;
     }
     m->v = live;
-    const char *sel = at ? at + 1 : NULL;
-    size_t sel_len = at ? seg_len - app_len - 1 : 0;
     if (sel == NULL && live->manifest->release_pin) {
         ssize_t hi = h2o_find_header_by_str(&req->headers, H2O_STRLIT(REG_RELEASE_VERSION_HEADER), -1);
         if (hi >= 0) {
@@ -246,8 +276,6 @@ int gw__match_route(gw_server_t *gw, h2o_req_t *req, const char *path, size_t pa
     } else if (reg_live_split(gw->live, app, app_len, &sv, &percent)) {
         m->v = split_version(req, live, sv, percent);
     }
-    m->rest = app + seg_len;
-    m->rest_len = path_len - 1 - seg_len;
     if (m->rest_len == 0) {
         m->rest = "/";
         m->rest_len = 1;

@@ -16,6 +16,7 @@
 #define RDS_KEY_DEPLOYING_PREFIX "tine:deploying:"    /* + {id}: the blobs a deploy under way stores */
 #define RDS_KEY_NAMESPACES "tine:namespaces"          /* set of namespace names (default implied) */
 #define RDS_KEY_NS_PREFIX "tine:ns:"                  /* + {ns}: hash of a namespace (created, by) */
+#define RDS_KEY_HOSTS "tine:hosts"                    /* hash: own host (manifest host:) -> the app serving it */
 #define RDS_KEY_ROLLOUTS "tine:rollouts"              /* set of the apps with a rollout running or paused */
 #define RDS_KEY_ROLLOUTS_LEASE "tine:rollouts:lease"  /* the node driving rollouts (PX lease) */
 #define RDS_KEY_ROLLOUT_PREFIX "tine:rollout:"        /* + {app}: hash of its rollout; {app}:stats:{N}: counters */

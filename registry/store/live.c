@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -74,6 +75,7 @@ struct reg_live {
     size_t nreleases;
     reg_live_preview_cb pcb;
     void *pcb_data;
+    size_t nhosts; /* live versions naming their own host */
 };
 
 /* nftw callback: removes path (a file or an emptied dir); errors are ignored.
@@ -425,11 +427,41 @@ int reg_live_reload(reg_live_t *l, const char *app, char *err, size_t errlen)
     }
     failure_clear(l, app);
     reg_app_version_t *old = nv ? reg_app_map_put(&l->apps, nv) : reg_app_map_take(&l->apps, app, strlen(app));
+    l->nhosts = 0;
+    for (size_t i = 0; i < l->apps.len; i++)
+        l->nhosts += l->apps.entries[i].v->manifest->host != NULL;
     if (l->cb)
         l->cb(l->cb_data, old, nv);
     release_update(l, app, &rel, old);
     reg_app_version_release(old);
     return 0;
+}
+
+reg_app_version_t *reg_live_by_host(reg_live_t *l, const char *host, size_t len, size_t *label_len)
+{
+    *label_len = 0;
+    if (l->nhosts == 0 || len == 0)
+        return NULL;
+    /* Host names compare without case; the manifest's is lower case. */
+    for (int pass = 0; pass < 2; pass++) {
+        const char *h = host;
+        size_t hl = len;
+        if (pass == 1) { /* beta.HOST: the first label names a tag */
+            const char *dot = memchr(host, '.', len);
+            if (dot == NULL || dot == host)
+                return NULL;
+            h = dot + 1;
+            hl = len - (size_t)(h - host);
+            *label_len = (size_t)(dot - host);
+        }
+        for (size_t i = 0; i < l->apps.len; i++) {
+            const char *own = l->apps.entries[i].v->manifest->host;
+            if (own && strlen(own) == hl && strncasecmp(own, h, hl) == 0)
+                return l->apps.entries[i].v;
+        }
+    }
+    *label_len = 0;
+    return NULL;
 }
 
 void reg_live_set_preview_cb(reg_live_t *l, reg_live_preview_cb cb, void *data)

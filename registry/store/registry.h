@@ -264,6 +264,12 @@ void reg_live_set_preview_cb(reg_live_t *l, reg_live_preview_cb cb, void *data);
 int reg_live_get_version(reg_live_t *l, const char *app, size_t app_len, uint64_t version, reg_app_version_t **out,
                          char *err, size_t errlen);
 
+/* The live version of the app whose manifest names `host` (len bytes, no
+ * port; case ignored) as its own, or, for "LABEL.HOST", the app of HOST
+ * with *label_len the length of LABEL (a tag to serve). NULL when no app
+ * has that host; no Redis, and nothing to compare while none has one. */
+reg_app_version_t *reg_live_by_host(reg_live_t *l, const char *host, size_t len, size_t *label_len);
+
 /* The version tag `tag` (tag_len bytes) of `app` names on this node, or 0. */
 uint64_t reg_live_tag(reg_live_t *l, const char *app, size_t app_len, const char *tag, size_t tag_len);
 

@@ -245,6 +245,13 @@ int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, ui
     if (r == NULL)
         return TINE_EREDIS;
     freeReplyObject(r);
+    /* Its own host: claimed when it goes live (make_live_script). */
+    if (b->manifest->host) {
+        r = reg__store_cmd(s, err, errlen, "HSET tine:app:%s:v:%" PRIu64 " host %s", app, n, b->manifest->host);
+        if (r == NULL)
+            return TINE_EREDIS;
+        freeReplyObject(r);
+    }
     *version = n;
     return 0;
 }
@@ -266,9 +273,18 @@ static const char make_live_script[] =
     "end "
     "local ro = redis.call('HMGET', KEYS[7], 'state', 'version') "
     "if (ro[1] == 'running' or ro[1] == 'paused') and ARGV[5] ~= 'rollout' then return {-5, ro[2] or '?'} end "
+    "local host = redis.call('HGET', KEYS[2], 'host') "
+    "if host then "
+    "  local owner = redis.call('HGET', KEYS[8], host) "
+    "  if owner and owner ~= ARGV[2] then return {-6, owner} end "
+    "end "
     "redis.call('HDEL', KEYS[2], 'pending') "
     "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') "
     "if ARGV[5] == 'deploy' and cur > tonumber(ARGV[1]) then return cur end "
+    "local prev = redis.call('HGET', 'tine:app:' .. ARGV[2] .. ':v:' .. tostring(cur), 'host') "
+    "if prev and prev ~= host and redis.call('HGET', KEYS[8], prev) == ARGV[2] then "
+    "  redis.call('HDEL', KEYS[8], prev) end "
+    "if host then redis.call('HSET', KEYS[8], host, ARGV[2]) end "
     "redis.call('SET', KEYS[1], ARGV[1]) "
     "redis.call('SADD', KEYS[3], ARGV[2]) "
     "redis.call('SET', KEYS[4], ns) "
@@ -286,14 +302,23 @@ static int make_live(reg_store_t *s, const char *app, uint64_t version, const ch
     char note[512];
     snprintf(note, sizeof(note), "%s %" PRIu64, app, version);
     redisReply *r = reg__store_cmd(s, err, errlen,
-                              "EVAL %s 7 tine:app:%s:live tine:app:%s:v:%" PRIu64 " " RDS_KEY_APPS
+                              "EVAL %s 8 tine:app:%s:live tine:app:%s:v:%" PRIu64 " " RDS_KEY_APPS
                               " tine:app:%s:ns " RDS_KEY_NAMESPACES " tine:app:%s:split " RDS_KEY_ROLLOUT_PREFIX
-                              "%s %" PRIu64 " %s %s %s %s",
+                              "%s " RDS_KEY_HOSTS " %" PRIu64 " %s %s %s %s",
                               make_live_script, app, app, version, app, app, app, version, app, RDS_CHANNEL_DEPLOYS,
                               note, mode);
     if (r == NULL)
         return TINE_EREDIS;
     long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -2;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_INTEGER &&
+        r->element[0]->integer == -6 && r->element[1]->type == REDIS_REPLY_STRING) {
+        snprintf(err, errlen,
+                 "%s version %" PRIu64 " names a host app %s serves already (host: in its manifest): it is stored, "
+                 "not live; one host serves one app",
+                 app, version, r->element[1]->str);
+        freeReplyObject(r);
+        return TINE_ECONFLICT;
+    }
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_INTEGER &&
         r->element[0]->integer == -5 && r->element[1]->type == REDIS_REPLY_STRING) {
         snprintf(err, errlen,
@@ -869,6 +894,17 @@ int reg_store_delete_app(reg_store_t *s, const char *app, reg_delete_result_t *o
     redisAppendCommand(c, "PUBLISH " RDS_CHANNEL_DEPLOYS " %s", note);
     redisAppendCommand(c, "EXEC");
     int rc = rds_sync_replies(s->redis, 5, err, errlen);
+    /* The hosts it served are free for other apps. */
+    if (rc == 0 &&
+        (r = reg__store_cmd(s, err, errlen,
+                            "EVAL %s 1 " RDS_KEY_HOSTS " %s",
+                            "local h = redis.call('HGETALL', KEYS[1]) "
+                            "for i = 1, #h, 2 do if h[i + 1] == ARGV[1] then redis.call('HDEL', KEYS[1], h[i]) end end "
+                            "return 0",
+                            app)) == NULL)
+        rc = TINE_EREDIS;
+    else if (rc == 0)
+        freeReplyObject(r);
     str_set_t blobs = {0};
     for (uint64_t v = 1; rc == 0 && v <= seq; v++) {
         rc = add_version_blobs(s, app, v, &blobs, err, errlen);

@@ -317,6 +317,13 @@ int cli_render_routes(const char *json, FILE *out, char *err, size_t errlen)
         const char *row[] = {what, cell(json_object_get(r, "function"), fn, sizeof fn), version};
         cli_table_add(&t, row);
         free(what);
+        const char *host_path = json_string_value(json_object_get(r, "host_path")); /* its own host */
+        if (host_path != NULL) {
+            what = xasprintf("%s %s", method ? method : "ANY", host_path);
+            row[0] = what;
+            cli_table_add(&t, row);
+            free(what);
+        }
     }
     json_array_foreach(triggers, i, r)
     {
