@@ -22,6 +22,7 @@
 
 #define ROLLOUT_TICK_MS 200  /* flush counters, judge steps */
 #define ROLLOUT_LEASE_MS 2000 /* a driver that stops is replaced after this */
+#define ROLLOUT_QUIET_MS 2000 /* no tick this long after Redis failed */
 
 /* One version's counters on this node: all since it was first served, and
  * what was not yet added to Redis (`unsent`). */
@@ -40,6 +41,7 @@ struct reg_rollouts {
     rollout_counter_t *counters;
     size_t ncounters;
     size_t last_hit; /* the counter observed last: calls come in runs */
+    uint64_t quiet_until_ns; /* after Redis failed: no tick until then (the loop must not wait on it) */
 };
 
 /* --------------------------------------------------------------- counters */
@@ -344,15 +346,19 @@ static const char lease_script[] = "local holder = redis.call('GET', KEYS[1]) "
 static void on_tick(uv_timer_t *t)
 {
     reg_rollouts_t *r = t->data;
-    if (reg_live_unloaded(r->live))
+    uint64_t now = tine_now_ns();
+    if (reg_live_unloaded(r->live) || now < r->quiet_until_ns)
         return;
     flush_counters(r);
     char err[512];
     redisReply *x = reg__store_cmd(reg_live_store(r->live), err, sizeof err,
                                    "EVAL %s 2 " RDS_KEY_ROLLOUTS_LEASE " " RDS_KEY_ROLLOUTS " %s %d", lease_script,
                                    r->node_id, ROLLOUT_LEASE_MS);
-    if (x == NULL)
+    if (x == NULL) {
+        /* Redis away: its connect may take long; the live table says so. */
+        r->quiet_until_ns = tine_now_ns() + ROLLOUT_QUIET_MS * 1000000ull;
         return;
+    }
     for (size_t i = 0; x->type == REDIS_REPLY_ARRAY && i < x->elements; i++)
         if (x->element[i]->type == REDIS_REPLY_STRING)
             drive_one(r, x->element[i]->str);
