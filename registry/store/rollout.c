@@ -135,6 +135,7 @@ typedef struct {
     reg_rollout_t cfg;
     size_t step;
     int64_t step_started_ms;
+    int64_t ended_ms; /* when it passed, failed or was aborted (0: not over) */
     char state[16];
     char reason[512];
     char decision[512];
@@ -164,6 +165,8 @@ static int rec_read(reg_store_t *s, const char *app, rollout_rec_t *rec, char *e
             rec->step = (size_t)strtoul(v, NULL, 10);
         else if (strcmp(k, "step_started_ms") == 0)
             rec->step_started_ms = strtoll(v, NULL, 10);
+        else if (strcmp(k, "ended_ms") == 0)
+            rec->ended_ms = strtoll(v, NULL, 10);
         else if (strcmp(k, "interval_ms") == 0)
             rec->cfg.interval_ms = strtoull(v, NULL, 10);
         else if (strcmp(k, "max_error_permyriad") == 0)
@@ -476,6 +479,8 @@ int reg_store_rollout_status(reg_store_t *s, const char *app, struct json_t **ou
     json_object_set_new(o, "decision", json_string(rec.decision));
     if (rec.reason[0] && strcmp(rec.state, "running") != 0)
         json_object_set_new(o, "reason", json_string(rec.reason));
+    if (rec.ended_ms && strcmp(rec.state, "paused") != 0 && strcmp(rec.state, "running") != 0)
+        json_object_set_new(o, "ended_ms", json_integer((json_int_t)rec.ended_ms));
     json_object_set_new(o, "versions", json_pack("[o, o]", stats_json(rec.version, &a), stats_json(rec.from, &b)));
     *out = o;
     return 0;
