@@ -20,10 +20,11 @@ static int read_body(h2o_req_t *req, uint64_t *version, unsigned *percent)
     json_t *body = req->entity.len ? json_loadb(req->entity.base, req->entity.len, 0, &jerr) : NULL;
     json_t *v = json_object_get(body, "version");
     json_t *p = json_object_get(body, "percent");
-    const char *want = percent ? "{\"version\": N, \"percent\": P} with N >= 1 and 0 <= P <= 100"
-                               : "{\"version\": N} with N >= 1";
+    const char *want =
+        percent ? "{\"version\": N, \"percent\": P} with N >= 1 and 0 <= P <= 100" : "{\"version\": N} with N >= 1";
     if (!json_is_object(body) || !json_is_integer(v) || json_integer_value(v) < 1) {
-        gw__send_error(req, 400, "body: expected %s%s", want, json_is_object(body) && v == NULL ? " (version is missing)" : "");
+        gw__send_error(req, 400, "body: expected %s%s", want,
+                       json_is_object(body) && v == NULL ? " (version is missing)" : "");
         json_decref(body);
         return -1;
     }

@@ -166,13 +166,13 @@ static void render_versions(gw_server_t *gw, tine_buf_t *out)
     tine_buf_appendf(out, "# HELP tine_version_requests_total Calls answered by each app version on this node.\n"
                           "# TYPE tine_version_requests_total counter\n");
     for (size_t i = 0; i < n; i++)
-        tine_buf_appendf(out, "tine_version_requests_total{app=\"%s\",version=\"%" PRIu64 "\"} %" PRIu64 "\n",
-                         c[i].app, c[i].version, c[i].stats->requests);
+        tine_buf_appendf(out, "tine_version_requests_total{app=\"%s\",version=\"%" PRIu64 "\"} %" PRIu64 "\n", c[i].app,
+                         c[i].version, c[i].stats->requests);
     tine_buf_appendf(out, "# HELP tine_version_errors_total Calls of each app version that failed (5xx, timeout, "
                           "crash) on this node.\n# TYPE tine_version_errors_total counter\n");
     for (size_t i = 0; i < n; i++)
-        tine_buf_appendf(out, "tine_version_errors_total{app=\"%s\",version=\"%" PRIu64 "\"} %" PRIu64 "\n",
-                         c[i].app, c[i].version, c[i].stats->errors);
+        tine_buf_appendf(out, "tine_version_errors_total{app=\"%s\",version=\"%" PRIu64 "\"} %" PRIu64 "\n", c[i].app,
+                         c[i].version, c[i].stats->errors);
     tine_buf_appendf(out, "# HELP tine_version_duration_seconds Duration of the calls of each app version on this "
                           "node.\n# TYPE tine_version_duration_seconds histogram\n");
     for (size_t i = 0; i < n; i++) {
@@ -184,10 +184,9 @@ static void render_versions(gw_server_t *gw, tine_buf_t *out)
                 snprintf(le, sizeof le, "%g", reg_latency_bounds_ms[b] / 1000.0);
             else
                 snprintf(le, sizeof le, "+Inf");
-            tine_buf_appendf(out,
-                             "tine_version_duration_seconds_bucket{app=\"%s\",version=\"%" PRIu64
-                             "\",le=\"%s\"} %" PRIu64 "\n",
-                             c[i].app, c[i].version, le, cum);
+            tine_buf_appendf(
+                out, "tine_version_duration_seconds_bucket{app=\"%s\",version=\"%" PRIu64 "\",le=\"%s\"} %" PRIu64 "\n",
+                c[i].app, c[i].version, le, cum);
         }
         tine_buf_appendf(out, "tine_version_duration_seconds_count{app=\"%s\",version=\"%" PRIu64 "\"} %" PRIu64 "\n",
                          c[i].app, c[i].version, cum);

@@ -52,8 +52,8 @@ int reg_split_parse(const char *arg, uint64_t *version, unsigned *percent, char 
         return TINE_EINVAL;
     }
     if (arg[0] < '0' || arg[0] > '9') {
-        snprintf(err, errlen, "'%.*s' is not a version number (expected VERSION=PERCENT such as 2=10)",
-                 (int)(eq - arg), arg);
+        snprintf(err, errlen, "'%.*s' is not a version number (expected VERSION=PERCENT such as 2=10)", (int)(eq - arg),
+                 arg);
         return TINE_EINVAL;
     }
     char *end;
@@ -84,7 +84,7 @@ int reg_split_parse(const char *arg, uint64_t *version, unsigned *percent, char 
 
 /* --------------------------------------------------------------- rollouts */
 
-const uint32_t reg_latency_bounds_ms[REG_LATENCY_BUCKETS - 1] = {1,   2,    5,    10,   25,   50,   100,
+const uint32_t reg_latency_bounds_ms[REG_LATENCY_BUCKETS - 1] = {1,   2,   5,    10,   25,   50,   100,
                                                                  250, 500, 1000, 2500, 5000, 10000};
 
 size_t reg_latency_bucket(uint64_t duration_ns)

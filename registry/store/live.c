@@ -363,7 +363,8 @@ static void release_update(reg_live_t *l, const char *app, reg_release_t *rel, r
     e->rel = *rel;
     memset(rel, 0, sizeof(*rel));
     for (size_t i = e->npreviews; i-- > 0;)
-        if (e->rel.live == 0 || e->previews[i]->version == e->rel.live || !release_wants(&e->rel, e->previews[i]->version))
+        if (e->rel.live == 0 || e->previews[i]->version == e->rel.live ||
+            !release_wants(&e->rel, e->previews[i]->version))
             preview_drop(l, e, i);
     if (keep_old && e->rel.live != 0 && keep_old->version != e->rel.live && release_wants(&e->rel, keep_old->version) &&
         preview_index(e, keep_old->version) == SIZE_MAX) {

@@ -132,8 +132,8 @@ int reg_store_load_version(reg_store_t *s, const char *app, uint64_t version, re
  * (0: none) and its tags. */
 typedef struct {
     uint64_t live;
-    uint64_t split_version; /* 0: no split */
-    unsigned split_percent; /* 0..100 */
+    uint64_t split_version;   /* 0: no split */
+    unsigned split_percent;   /* 0..100 */
     uint64_t rollout_version; /* the version of a rollout running or paused (0: none) */
     reg_tag_t *tags;
     size_t ntags;
@@ -312,8 +312,8 @@ size_t reg_rollouts_counters(reg_rollouts_t *r, reg_version_counter_t *out, size
 /* Starts the rollout of stored `version` of `app` replacing `from` with the
  * steps and bounds of cfg: a split of cfg->steps[0]% to it, announced.
  * TINE_ECONFLICT while another rollout of the app is under way. */
-int reg_store_rollout_start(reg_store_t *s, const char *app, uint64_t version, uint64_t from,
-                            const reg_rollout_t *cfg, char *err, size_t errlen);
+int reg_store_rollout_start(reg_store_t *s, const char *app, uint64_t version, uint64_t from, const reg_rollout_t *cfg,
+                            char *err, size_t errlen);
 
 struct json_t;
 /* The app's rollout (the last one, when none is under way) as JSON: state,

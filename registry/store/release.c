@@ -14,15 +14,14 @@
 /* Reads live, split, the version of a rollout under way and tags in one
  * step: {live, split version, split percent, rollout version, tag,
  * version, tag, version...}. */
-static const char read_script[] =
-    "local live = redis.call('GET', KEYS[1]) or '0' "
-    "local s = redis.call('HMGET', KEYS[2], 'version', 'percent') "
-    "local r = redis.call('HMGET', KEYS[4], 'version', 'state') "
-    "local rv = '0' "
-    "if r[2] == 'running' or r[2] == 'paused' then rv = r[1] or '0' end "
-    "local out = {live, s[1] or '0', s[2] or '0', rv} "
-    "for _, x in ipairs(redis.call('HGETALL', KEYS[3])) do out[#out + 1] = x end "
-    "return out";
+static const char read_script[] = "local live = redis.call('GET', KEYS[1]) or '0' "
+                                  "local s = redis.call('HMGET', KEYS[2], 'version', 'percent') "
+                                  "local r = redis.call('HMGET', KEYS[4], 'version', 'state') "
+                                  "local rv = '0' "
+                                  "if r[2] == 'running' or r[2] == 'paused' then rv = r[1] or '0' end "
+                                  "local out = {live, s[1] or '0', s[2] or '0', rv} "
+                                  "for _, x in ipairs(redis.call('HGETALL', KEYS[3])) do out[#out + 1] = x end "
+                                  "return out";
 
 void reg_release_dispose(reg_release_t *r)
 {
@@ -73,24 +72,23 @@ int reg_store_release(reg_store_t *s, const char *app, reg_release_t *out, char 
 
 /* Sets (version > 0) or removes a field of an app's release hash or a tag,
  * refusing a version that is not stored, and announces the change. */
-static const char change_script[] =
-    "if ARGV[1] ~= '0' and redis.call('EXISTS', KEYS[2]) == 0 then return -1 end "
-    "if redis.call('EXISTS', KEYS[3]) == 0 then return -2 end "
-    "if ARGV[2] == 'split' then "
-    "  local st = redis.call('HGET', KEYS[4], 'state') "
-    "  if st == 'running' or st == 'paused' then return -5 end "
-    "end "
-    "if ARGV[2] == 'tag' then "
-    "  if ARGV[1] == '0' then "
-    "    if redis.call('HDEL', KEYS[1], ARGV[3]) == 0 then return -3 end "
-    "  else redis.call('HSET', KEYS[1], ARGV[3], ARGV[1]) end "
-    "elseif ARGV[1] == '0' then redis.call('DEL', KEYS[1]) "
-    "else "
-    "  if redis.call('GET', KEYS[3]) == ARGV[1] then return -4 end "
-    "  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'percent', ARGV[3]) "
-    "end "
-    "redis.call('PUBLISH', ARGV[4], ARGV[5]) "
-    "return 0";
+static const char change_script[] = "if ARGV[1] ~= '0' and redis.call('EXISTS', KEYS[2]) == 0 then return -1 end "
+                                    "if redis.call('EXISTS', KEYS[3]) == 0 then return -2 end "
+                                    "if ARGV[2] == 'split' then "
+                                    "  local st = redis.call('HGET', KEYS[4], 'state') "
+                                    "  if st == 'running' or st == 'paused' then return -5 end "
+                                    "end "
+                                    "if ARGV[2] == 'tag' then "
+                                    "  if ARGV[1] == '0' then "
+                                    "    if redis.call('HDEL', KEYS[1], ARGV[3]) == 0 then return -3 end "
+                                    "  else redis.call('HSET', KEYS[1], ARGV[3], ARGV[1]) end "
+                                    "elseif ARGV[1] == '0' then redis.call('DEL', KEYS[1]) "
+                                    "else "
+                                    "  if redis.call('GET', KEYS[3]) == ARGV[1] then return -4 end "
+                                    "  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'percent', ARGV[3]) "
+                                    "end "
+                                    "redis.call('PUBLISH', ARGV[4], ARGV[5]) "
+                                    "return 0";
 
 /* Runs change_script on `key` of app (what: "tag" with arg the tag name, or
  * "split" with arg the percent) and says why it refused. */
@@ -99,12 +97,11 @@ static int release_change(reg_store_t *s, const char *app, const char *key, uint
 {
     char note[512];
     snprintf(note, sizeof note, "%s release", app);
-    redisReply *r = reg__store_cmd(s, err, errlen,
-                                   "EVAL %s 4 " RDS_KEY_APP_PREFIX "%s:%s " RDS_KEY_APP_PREFIX "%s:v:%" PRIu64
-                                   " " RDS_KEY_APP_PREFIX "%s:live " RDS_KEY_ROLLOUT_PREFIX "%s %" PRIu64
-                                   " %s %s %s %s",
-                                   change_script, app, key, app, version, app, app, version, what, arg,
-                                   RDS_CHANNEL_DEPLOYS, note);
+    redisReply *r =
+        reg__store_cmd(s, err, errlen,
+                       "EVAL %s 4 " RDS_KEY_APP_PREFIX "%s:%s " RDS_KEY_APP_PREFIX "%s:v:%" PRIu64
+                       " " RDS_KEY_APP_PREFIX "%s:live " RDS_KEY_ROLLOUT_PREFIX "%s %" PRIu64 " %s %s %s %s",
+                       change_script, app, key, app, version, app, app, version, what, arg, RDS_CHANNEL_DEPLOYS, note);
     if (r == NULL)
         return TINE_EREDIS;
     long long rc = r->type == REDIS_REPLY_INTEGER ? r->integer : -9;
@@ -144,8 +141,8 @@ int reg_store_tag(reg_store_t *s, const char *app, const char *tag, uint64_t ver
 {
     if (!reg_tag_name_valid(tag, strlen(tag))) {
         snprintf(err, errlen,
-                 "tag '%s': expected 1 to %d of a-z, 0-9 and '-', starting with a letter (a number is a version)",
-                 tag, REG_TAG_MAX);
+                 "tag '%s': expected 1 to %d of a-z, 0-9 and '-', starting with a letter (a number is a version)", tag,
+                 REG_TAG_MAX);
         return TINE_EINVAL;
     }
     return release_change(s, app, "tags", version, "tag", tag, err, errlen);

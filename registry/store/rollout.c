@@ -20,7 +20,7 @@
 #include <string.h>
 #include <uv.h>
 
-#define ROLLOUT_TICK_MS 200  /* flush counters, judge steps */
+#define ROLLOUT_TICK_MS 200   /* flush counters, judge steps */
 #define ROLLOUT_LEASE_MS 2000 /* a driver that stops is replaced after this */
 #define ROLLOUT_QUIET_MS 2000 /* no tick this long after Redis failed */
 
@@ -40,7 +40,7 @@ struct reg_rollouts {
     uv_timer_t *timer; /* heap: freed in its close callback */
     rollout_counter_t *counters;
     size_t ncounters;
-    size_t last_hit; /* the counter observed last: calls come in runs */
+    size_t last_hit;         /* the counter observed last: calls come in runs */
     uint64_t quiet_until_ns; /* after Redis failed: no tick until then (the loop must not wait on it) */
 };
 
@@ -102,7 +102,8 @@ static void flush_counters(reg_rollouts_t *r)
         if (c->unsent.requests == 0)
             continue;
         const reg_release_t *rel = reg_live_release(r->live, c->app);
-        bool wanted = rel && rel->rollout_version != 0 && (c->version == rel->rollout_version || c->version == rel->live);
+        bool wanted =
+            rel && rel->rollout_version != 0 && (c->version == rel->rollout_version || c->version == rel->live);
         if (wanted && ctx == NULL)
             ctx = rds_sync_context(store->redis, err, sizeof err);
         if (!wanted || ctx == NULL) {
@@ -202,8 +203,7 @@ static int stats_read(reg_store_t *s, const char *app, uint64_t version, reg_ver
                       size_t errlen)
 {
     memset(st, 0, sizeof(*st));
-    redisReply *r =
-        reg__store_cmd(s, err, errlen, "HGETALL " RDS_KEY_ROLLOUT_PREFIX "%s:stats:%" PRIu64, app, version);
+    redisReply *r = reg__store_cmd(s, err, errlen, "HGETALL " RDS_KEY_ROLLOUT_PREFIX "%s:stats:%" PRIu64, app, version);
     if (r == NULL)
         return -1;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
@@ -263,13 +263,12 @@ static int rec_move(reg_store_t *s, const char *app, const rollout_rec_t *rec, s
     snprintf(now, sizeof now, "%" PRId64, (int64_t)tine_now_unix_ms());
     snprintf(ns, sizeof ns, "%zu", new_step);
     snprintf(pc, sizeof pc, "%u", percent);
-    redisReply *r = reg__store_cmd(
-        s, err, errlen,
-        "EVAL %s 5 " RDS_KEY_ROLLOUT_PREFIX "%s " RDS_KEY_APP_PREFIX "%s:split " RDS_KEY_ROLLOUTS
-        " " RDS_KEY_ROLLOUT_PREFIX "%s:stats:%" PRIu64 " " RDS_KEY_ROLLOUT_PREFIX "%s:stats:%" PRIu64
-        " %s %s %s %s %s %s %s %s",
-        move_script, app, app, app, rec->version, app, rec->from, from_step, now, to, ns, pc, reason, app,
-        RDS_CHANNEL_DEPLOYS);
+    redisReply *r = reg__store_cmd(s, err, errlen,
+                                   "EVAL %s 5 " RDS_KEY_ROLLOUT_PREFIX "%s " RDS_KEY_APP_PREFIX
+                                   "%s:split " RDS_KEY_ROLLOUTS " " RDS_KEY_ROLLOUT_PREFIX "%s:stats:%" PRIu64
+                                   " " RDS_KEY_ROLLOUT_PREFIX "%s:stats:%" PRIu64 " %s %s %s %s %s %s %s %s",
+                                   move_script, app, app, app, rec->version, app, rec->from, from_step, now, to, ns, pc,
+                                   reason, app, RDS_CHANNEL_DEPLOYS);
     if (r == NULL)
         return -1;
     int done = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
@@ -295,7 +294,8 @@ static void drive_one(reg_rollouts_t *r, const char *app)
     reg_rollout_decision_t d = reg_rollout_decide(&rec.cfg, &st, over, why, sizeof why);
     if (d == REG_ROLLOUT_WAIT) {
         if (strcmp(why, rec.decision) != 0) {
-            redisReply *x = reg__store_cmd(s, err, sizeof err, "HSET " RDS_KEY_ROLLOUT_PREFIX "%s decision %s", app, why);
+            redisReply *x =
+                reg__store_cmd(s, err, sizeof err, "HSET " RDS_KEY_ROLLOUT_PREFIX "%s decision %s", app, why);
             freeReplyObject(x);
         }
         return;
@@ -401,8 +401,8 @@ void reg_rollouts_free(reg_rollouts_t *r)
 
 /* ----------------------------------------------------------- the commands */
 
-int reg_store_rollout_start(reg_store_t *s, const char *app, uint64_t version, uint64_t from,
-                            const reg_rollout_t *cfg, char *err, size_t errlen)
+int reg_store_rollout_start(reg_store_t *s, const char *app, uint64_t version, uint64_t from, const reg_rollout_t *cfg,
+                            char *err, size_t errlen)
 {
     char steps[64] = "", now[24];
     for (size_t i = 0; i < cfg->nsteps; i++)
@@ -422,8 +422,8 @@ int reg_store_rollout_start(reg_store_t *s, const char *app, uint64_t version, u
     redisReply *r = reg__store_cmd(
         s, err, errlen,
         "EVAL %s 5 " RDS_KEY_ROLLOUT_PREFIX "%s " RDS_KEY_APP_PREFIX "%s:split " RDS_KEY_ROLLOUTS
-        " " RDS_KEY_ROLLOUT_PREFIX "%s:stats:%" PRIu64 " " RDS_KEY_ROLLOUT_PREFIX "%s:stats:%" PRIu64
-        " %" PRIu64 " %" PRIu64 " %s %" PRIu64 " %u %u %u %s %u %s %s",
+        " " RDS_KEY_ROLLOUT_PREFIX "%s:stats:%" PRIu64 " " RDS_KEY_ROLLOUT_PREFIX "%s:stats:%" PRIu64 " %" PRIu64
+        " %" PRIu64 " %s %" PRIu64 " %u %u %u %s %u %s %s",
         script, app, app, app, version, app, from, version, from, steps, cfg->interval_ms, cfg->max_error_permyriad,
         cfg->max_p99_ms, cfg->min_requests, now, cfg->steps[0], app, RDS_CHANNEL_DEPLOYS);
     if (r == NULL)
@@ -447,8 +447,8 @@ int reg_store_rollout_start(reg_store_t *s, const char *app, uint64_t version, u
 static json_t *stats_json(uint64_t version, const reg_version_stats_t *st)
 {
     uint32_t p50 = reg_stats_quantile_ms(st, 0.5), p99 = reg_stats_quantile_ms(st, 0.99);
-    return json_pack("{s:I, s:I, s:I, s:o, s:o}", "version", (json_int_t)version, "requests",
-                     (json_int_t)st->requests, "errors", (json_int_t)st->errors, "p50_ms",
+    return json_pack("{s:I, s:I, s:I, s:o, s:o}", "version", (json_int_t)version, "requests", (json_int_t)st->requests,
+                     "errors", (json_int_t)st->errors, "p50_ms",
                      st->requests && p50 != UINT32_MAX ? json_integer(p50) : json_null(), "p99_ms",
                      st->requests && p99 != UINT32_MAX ? json_integer(p99) : json_null());
 }
@@ -512,7 +512,10 @@ int reg_store_rollout_control(reg_store_t *s, const char *app, const char *verb,
         return TINE_EREDIS;
     if (done == 0) {
         snprintf(err, errlen, "the rollout of %s version %" PRIu64 " is %s: it cannot be %s", app, rec.version,
-                 rec.state, strcmp(verb, "pause") == 0 ? "paused" : strcmp(verb, "resume") == 0 ? "resumed" : "aborted");
+                 rec.state,
+                 strcmp(verb, "pause") == 0    ? "paused"
+                 : strcmp(verb, "resume") == 0 ? "resumed"
+                                               : "aborted");
         return TINE_ECONFLICT;
     }
     char what[300];

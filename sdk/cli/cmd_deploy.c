@@ -124,7 +124,8 @@ int cli_cmd_deploy(cli_ctx_t *ctx, int argc, char **argv)
     cli_conn_t conn;
     tine_client_t *c = cli_connect(ctx, &conn);
     int rc = c != NULL ? cli_send_bundle(ctx, c, &conn, app, tgz, len,
-                                             (force ? TINE_DEPLOY_FORCE : 0) | (stage ? TINE_DEPLOY_STAGE : 0)) : CLI_FAIL;
+                                         (force ? TINE_DEPLOY_FORCE : 0) | (stage ? TINE_DEPLOY_STAGE : 0))
+                       : CLI_FAIL;
     tine_client_free(c);
     cli_conn_dispose(&conn);
     free(app);

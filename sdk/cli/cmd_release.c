@@ -7,8 +7,8 @@
 #include "tine_common.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,8 +83,8 @@ static int render_tag(const char *json, FILE *out, char *err, size_t errlen)
         return -1;
     }
     if (json_is_integer(v))
-        fprintf(out, "%s: tag %s -> version %" JSON_INTEGER_FORMAT " (/%s@%s/)\n", app, tag, json_integer_value(v),
-                app, tag);
+        fprintf(out, "%s: tag %s -> version %" JSON_INTEGER_FORMAT " (/%s@%s/)\n", app, tag, json_integer_value(v), app,
+                tag);
     else
         fprintf(out, "%s: tag %s removed\n", app, tag);
     json_decref(j);
@@ -104,8 +104,9 @@ static int render_split(const char *json, FILE *out, char *err, size_t errlen)
         return -1;
     }
     if (json_is_object(split))
-        fprintf(out, "%s: version %" JSON_INTEGER_FORMAT " gets %" JSON_INTEGER_FORMAT
-                     "%% of clients, the live version the rest\n",
+        fprintf(out,
+                "%s: version %" JSON_INTEGER_FORMAT " gets %" JSON_INTEGER_FORMAT
+                "%% of clients, the live version the rest\n",
                 app, json_integer_value(json_object_get(split, "version")),
                 json_integer_value(json_object_get(split, "percent")));
     else
@@ -205,8 +206,9 @@ static int render_rollout(const char *json, FILE *out, char *err, size_t errlen)
     }
     json_int_t pm = json_integer_value(json_object_get(j, "max_error_permyriad"));
     json_int_t p99 = json_integer_value(json_object_get(j, "max_p99_ms"));
-    fprintf(out, "  every %" JSON_INTEGER_FORMAT "s; bounds: errors <= %" JSON_INTEGER_FORMAT ".%02" JSON_INTEGER_FORMAT
-                 "%%",
+    fprintf(out,
+            "  every %" JSON_INTEGER_FORMAT "s; bounds: errors <= %" JSON_INTEGER_FORMAT ".%02" JSON_INTEGER_FORMAT
+            "%%",
             json_integer_value(json_object_get(j, "interval_ms")) / 1000, pm / 100, pm % 100);
     if (p99 > 0)
         fprintf(out, ", p99 <= %" JSON_INTEGER_FORMAT "ms", p99);

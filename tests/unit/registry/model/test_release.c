@@ -23,7 +23,7 @@ static void test_tag_names(void **state)
 {
     (void)state;
     static const char *const good[] = {"beta", "a", "rc-1", "canary2", "abcdefghijklmnopqrstuvwxyz012345"};
-    static const char *const bad[] = {"", "1", "7x", "-a", "Beta", "b_c", "a.b", "abcdefghijklmnopqrstuvwxyz0123456",
+    static const char *const bad[] = {"",   "1", "7x", "-a", "Beta", "b_c", "a.b", "abcdefghijklmnopqrstuvwxyz0123456",
                                       "a b"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         assert_true(reg_tag_name_valid(good[i], strlen(good[i])));
@@ -181,9 +181,11 @@ static void test_manifest_rollout(void **state)
         {"rollout: { steps: [0, 100] }", "rollout.steps[0]: 0 is out of range 1..100"},
         {"rollout: { steps: [5, 101] }", "rollout.steps[1]: 101 is out of range 1..100"},
         {"rollout: { steps: [100], interval: 500ms }", "rollout.interval: '500ms' is out of range 1s..24h"},
-        {"rollout: { steps: [100], interval: 5 }", "rollout.interval: expected a duration such as 2s or 1m, got the bare number 5"},
+        {"rollout: { steps: [100], interval: 5 }",
+         "rollout.interval: expected a duration such as 2s or 1m, got the bare number 5"},
         {"rollout: { steps: [100], max_error_rate: 101% }", "rollout.max_error_rate: '101%' is out of range 0%..100%"},
-        {"rollout: { steps: [100], max_error_rate: 1 }", "rollout.max_error_rate: expected a percent such as 1% or 0.5%"},
+        {"rollout: { steps: [100], max_error_rate: 1 }",
+         "rollout.max_error_rate: expected a percent such as 1% or 0.5%"},
         {"rollout: { steps: [100], max_error_rate: 0.123% }", "at most two decimals"},
         {"rollout: { steps: [100], max_p99: fast }", "rollout.max_p99: expected a duration"},
         {"rollout: { steps: [100], min_requests: 0 }", "rollout.min_requests: 0 is out of range 1..1000000"},
@@ -208,8 +210,13 @@ static reg_version_stats_t stats(uint64_t n, uint64_t e, uint32_t ms)
 static void test_rollout_decide(void **state)
 {
     (void)state;
-    reg_rollout_t r = {.set = true, .steps = {5, 100}, .nsteps = 2, .interval_ms = 2000, .max_error_permyriad = 100,
-                       .max_p99_ms = 250, .min_requests = 20};
+    reg_rollout_t r = {.set = true,
+                       .steps = {5, 100},
+                       .nsteps = 2,
+                       .interval_ms = 2000,
+                       .max_error_permyriad = 100,
+                       .max_p99_ms = 250,
+                       .min_requests = 20};
     char why[256];
     reg_version_stats_t s = stats(19, 19, 5);
     /* Under min_requests nothing is judged, even all errors. */
@@ -244,14 +251,14 @@ static void test_quantiles(void **state)
     reg_version_stats_t s = {0};
     assert_int_equal(reg_stats_quantile_ms(&s, 0.5), 0);
     assert_int_equal(reg_latency_bucket(0), 0);
-    assert_int_equal(reg_latency_bucket(1000000), 0);    /* 1 ms: the 1 ms bucket */
-    assert_int_equal(reg_latency_bucket(1000001), 1);    /* just over */
+    assert_int_equal(reg_latency_bucket(1000000), 0); /* 1 ms: the 1 ms bucket */
+    assert_int_equal(reg_latency_bucket(1000001), 1); /* just over */
     assert_int_equal(reg_latency_bucket(UINT64_MAX), REG_LATENCY_BUCKETS - 1);
     for (int i = 0; i < 50; i++)
         s.buckets[reg_latency_bucket(3000000)]++; /* 3 ms */
     for (int i = 0; i < 49; i++)
         s.buckets[reg_latency_bucket(80000000)]++; /* 80 ms */
-    s.buckets[REG_LATENCY_BUCKETS - 1]++;       /* over 10 s */
+    s.buckets[REG_LATENCY_BUCKETS - 1]++;          /* over 10 s */
     assert_int_equal(reg_stats_quantile_ms(&s, 0.5), 5);
     assert_int_equal(reg_stats_quantile_ms(&s, 0.99), 100);
     assert_int_equal(reg_stats_quantile_ms(&s, 1.0), UINT32_MAX);
@@ -260,12 +267,9 @@ static void test_quantiles(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tag_names),
-        cmocka_unit_test(test_split_buckets),
-        cmocka_unit_test(test_split_parse),
-        cmocka_unit_test(test_manifest_release),
-        cmocka_unit_test(test_manifest_rollout),
-        cmocka_unit_test(test_rollout_decide),
+        cmocka_unit_test(test_tag_names),        cmocka_unit_test(test_split_buckets),
+        cmocka_unit_test(test_split_parse),      cmocka_unit_test(test_manifest_release),
+        cmocka_unit_test(test_manifest_rollout), cmocka_unit_test(test_rollout_decide),
         cmocka_unit_test(test_quantiles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
