@@ -34,6 +34,7 @@ FIGURES = [
     ("warm_keys_public_rps", "warm throughput, API keys on, public route", "req/s", 1, None),
     ("warm_keys_private_rps", "warm throughput, API keys on, private route + key", "req/s", 1, None),
     ("warm_quota_rps", "warm throughput, quotas set on its namespace", "req/s", 1, None),
+    ("warm_split_rps", "warm throughput, a traffic split active", "req/s", 1, None),
     ("warm_tls_rps", "warm throughput over HTTPS (HTTP/1.1)", "req/s", 1, None),
     ("conn_p50_us", "new connection + request p50", "ms", 1000, None),
     ("conn_p99_us", "new connection + request p99", "ms", 1000, None),
@@ -197,6 +198,13 @@ def headline_lines(values):
         r = quota / public
         out.append(f"quotas set vs none (same node, public route): {r:.3f}x (budget >= 0.97x: "
                    f"{'met' if r >= 0.97 else 'MISSED'})")
+    # Traffic split (issue 21): hello with a split active against this
+    # build's own hello without one.
+    split = number(values.get("warm_split_rps", {}).get("tine"))
+    alone = number(warm.get("tine"))
+    if split and alone:
+        r = split / alone
+        out.append(f"traffic split active vs none: {r:.3f}x (budget >= 0.97x: {'met' if r >= 0.97 else 'MISSED'})")
     out += runtime_lines(values)
     tls, plain = number(values.get("warm_tls_rps", {}).get("tine")), number(warm.get("tine"))
     if tls is not None and plain:

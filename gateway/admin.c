@@ -191,12 +191,6 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
         reg_bundle_free(b);
         return;
     }
-    if (b->manifest->host) {
-        gw__send_error(req, 400, "%s: host: serving an app on its own host is not supported yet; remove 'host'",
-                       b->manifest_path);
-        reg_bundle_free(b);
-        return;
-    }
     if (gw__deploy_namespace_check(gw, req, b->manifest, b->manifest_path) != 0) {
         reg_bundle_free(b);
         return;
@@ -254,6 +248,7 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
     }
     /* This node must be able to serve it before anyone is told it is live. */
     r = reg_live_prepare(gw->live, b, version, err, sizeof(err));
+    reg_rollout_t rollout = b->manifest->rollout; /* a deploy over a live version rolls out */
     reg_bundle_free(b);
     if (r != 0) {
         char e2[256];
@@ -265,6 +260,41 @@ static void admin_deploy(gw_server_t *gw, h2o_req_t *req, const char *app)
         tine_log(TINE_LOG_ERROR, "%s", msg);
         deploy_failed(gw, req, 503, app, version, live, msg);
         free(msg);
+        return;
+    }
+    if (rollout.set && live != 0 && !query_flag(req, "stage")) {
+        /* Stored, then a split of its first step: the rollout driver takes it on. */
+        r = reg_store_stage_done(store, app, version, err, sizeof(err));
+        if (r == 0)
+            r = reg_store_rollout_start(store, app, version, live, &rollout, err, sizeof(err));
+        reg_store_release_marks(store, mark);
+        if (r != 0) {
+            deploy_failed(gw, req, r == TINE_ECONFLICT ? 409 : 503, app, version, live, err);
+            return;
+        }
+        if (reg_live_reload(gw->live, app, err, sizeof(err)) != 0) {
+            deploy_unloadable(gw, req, app, live, err);
+            return;
+        }
+        tine_log_kv(TINE_LOG_INFO, TINE_LOG_KV("app", app), "rollout of %s version %" PRIu64 " started: %u%% of clients",
+                    app, version, rollout.steps[0]);
+        gw__send_json(req, 201,
+                      json_pack("{s:s, s:I, s:I, s:{s:s, s:i}}", "app", app, "version", (json_int_t)version, "live",
+                                (json_int_t)live, "rollout", "state", "running", "percent", (int)rollout.steps[0]));
+        return;
+    }
+    if (query_flag(req, "stage")) {
+        /* Stored, not live: tine promote makes it live, /<app>@N previews it. */
+        r = reg_store_stage_done(store, app, version, err, sizeof(err));
+        reg_store_release_marks(store, mark);
+        if (r != 0) {
+            deploy_failed(gw, req, 503, app, version, live, err);
+            return;
+        }
+        tine_log_kv(TINE_LOG_INFO, TINE_LOG_KV("app", app), "staged %s version %" PRIu64, app, version);
+        gw__send_json(req, 201,
+                      json_pack("{s:s, s:I, s:I, s:b}", "app", app, "version", (json_int_t)version, "live",
+                                (json_int_t)live, "staged", 1));
         return;
     }
     r = reg_store_make_live(store, app, version, &newer, err, sizeof(err));
@@ -325,6 +355,20 @@ static void admin_versions(gw_server_t *gw, h2o_req_t *req, const char *app)
     json_t *o =
         json_pack("{s:s, s:I, s:s, s:o}", "app", app, "live", (json_int_t)live, "node", gw->node_id, "versions", arr);
     serving_fields(gw, o, app);
+    /* Its tags and split (docs/releases.md), as Redis holds them. */
+    reg_release_t rel;
+    char err[256];
+    if (reg_store_release(reg_live_store(gw->live), app, &rel, err, sizeof err) == 0) {
+        json_t *tags = json_object();
+        for (size_t i = 0; i < rel.ntags; i++)
+            json_object_set_new(tags, rel.tags[i].name, json_integer((json_int_t)rel.tags[i].version));
+        json_object_set_new(o, "tags", tags);
+        json_object_set_new(o, "split", rel.split_version ? json_pack("{s:I, s:i}", "version",
+                                                                      (json_int_t)rel.split_version, "percent",
+                                                                      (int)rel.split_percent)
+                                                          : json_null());
+    }
+    reg_release_dispose(&rel);
     gw__send_json(req, 200, o);
 }
 
@@ -500,8 +544,8 @@ static void admin_rollback(gw_server_t *gw, h2o_req_t *req, const char *app)
     gw__send_json(req, 200, json_pack("{s:s, s:I}", "app", app, "live", (json_int_t)now_live));
 }
 
-/* GET /apps/APP/routes: the live version's routes (with the app prefix),
- * triggers and functions. */
+/* GET /apps/APP/routes: the live version's routes (with the app prefix,
+ * and on its own host when it has one), triggers and functions. */
 static void admin_routes(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v)
 {
     const reg_manifest_t *m = v->manifest;
@@ -509,8 +553,10 @@ static void admin_routes(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v)
     for (size_t i = 0; i < m->routes_len; i++) {
         const reg_route_t *r = &m->routes[i];
         char *full = xasprintf("/%s%s", v->app, strcmp(r->path, "/") == 0 ? "/" : r->path);
-        json_array_append_new(routes, json_pack("{s:s, s:s, s:s}", "method", r->method, "path", full, "function",
-                                                r->function));
+        json_t *o = json_pack("{s:s, s:s, s:s}", "method", r->method, "path", full, "function", r->function);
+        if (m->host) /* served at the root of its own host too (docs/releases.md) */
+            json_object_set_new(o, "host_path", json_sprintf("%s%s", m->host, r->path));
+        json_array_append_new(routes, o);
         free(full);
     }
     static const char *kinds[] = {"log", "event", "schedule"};
@@ -868,6 +914,8 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
             admin_rollback(gw, req, app);
         else
             gw__send_error(req, 405, "use POST to roll back");
+    } else if (gw__admin_release(gw, req, app, seg, n)) {
+        /* promote, tags, split: admin_release.c */
     } else if (n == 3 && h2o_memis(seg[2].base, seg[2].len, H2O_STRLIT("sandboxes"))) {
         if (method_is(req, "DELETE"))
             admin_evict(gw, req, app);

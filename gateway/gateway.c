@@ -144,20 +144,138 @@ void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn
     pending->call = call; /* its callback runs on a later loop turn (invoker.h) */
 }
 
+/* The version `sel` (sel_len bytes: a number or a tag, from /<app>@sel or
+ * the x-tine-version header) of live's app in *v. Returns 0, or 400/404/503
+ * with the reason in msg. */
+static int select_version(gw_server_t *gw, reg_app_version_t *live, const char *sel, size_t sel_len,
+                          reg_app_version_t **v, char *msg, size_t msglen)
+{
+    uint64_t version = 0;
+    bool digits = sel_len > 0 && sel_len <= 19;
+    for (size_t i = 0; digits && i < sel_len; i++)
+        digits = sel[i] >= '0' && sel[i] <= '9';
+    if (digits) {
+        for (size_t i = 0; i < sel_len; i++)
+            version = version * 10 + (uint64_t)(sel[i] - '0');
+    } else if (reg_tag_name_valid(sel, sel_len)) {
+        version = reg_live_tag(gw->live, live->app, strlen(live->app), sel, sel_len);
+        if (version == 0) {
+            snprintf(msg, msglen, "app %s has no tag '%.*s'", live->app, (int)sel_len, sel);
+            return 404;
+        }
+    } else {
+        snprintf(msg, msglen, "'%.*s' is neither a version number nor a tag of app %s", (int)(sel_len > 64 ? 64 : sel_len),
+                 sel, live->app);
+        return 400;
+    }
+    if (version == 0) {
+        snprintf(msg, msglen, "app %s has no version 0", live->app);
+        return 404;
+    }
+    char err[512];
+    int rc = reg_live_get_version(gw->live, live->app, strlen(live->app), version, v, err, sizeof err);
+    if (rc == TINE_ENOTFOUND) {
+        snprintf(msg, msglen, "app %s has no version %" PRIu64, live->app, version);
+        return 404;
+    }
+    if (rc != 0) {
+        snprintf(msg, msglen, "app %s version %" PRIu64 " cannot be loaded: %s", live->app, version, err);
+        return 503;
+    }
+    return 0;
+}
+
+/* The version of a split app a request gets: the split's when its client
+ * (the value of the app's client header, else its address) falls in the
+ * split's share, else the live one. */
+static reg_app_version_t *split_version(h2o_req_t *req, reg_app_version_t *live, reg_app_version_t *split,
+                                        unsigned percent)
+{
+    const char *header = live->manifest->release_client_header ? live->manifest->release_client_header
+                                                               : REG_RELEASE_CLIENT_HEADER;
+    ssize_t i = h2o_find_header_by_str(&req->headers, header, strlen(header), -1);
+    if (i >= 0) {
+        h2o_iovec_t val = req->headers.entries[i].value;
+        return reg_split_chooses(val.base, val.len, percent) ? split : live;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = req->conn->callbacks->get_peername ? req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss) : 0;
+    const void *key = "";
+    size_t klen = 0;
+    if (sl > 0 && ss.ss_family == AF_INET) {
+        key = &((struct sockaddr_in *)&ss)->sin_addr;
+        klen = sizeof(struct in_addr);
+    } else if (sl > 0 && ss.ss_family == AF_INET6) {
+        key = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        klen = sizeof(struct in6_addr);
+    }
+    return reg_split_chooses(key, klen, percent) ? split : live;
+}
+
+/* The app whose own host (manifest host:) the request's Host names, with
+ * the tag of a "TAG.HOST" in *sel, or NULL. */
+static reg_app_version_t *host_app(gw_server_t *gw, h2o_req_t *req, const char **sel, size_t *sel_len)
+{
+    h2o_iovec_t a = req->authority;
+    if (a.len == 0 || a.base[0] == '[')
+        return NULL; /* no Host, or an IPv6 address */
+    const char *colon = memchr(a.base, ':', a.len);
+    size_t hl = colon ? (size_t)(colon - a.base) : a.len;
+    size_t label = 0;
+    reg_app_version_t *v = reg_live_by_host(gw->live, a.base, hl, &label);
+    if (v && label) {
+        *sel = a.base;
+        *sel_len = label;
+    }
+    return v;
+}
+
 int gw__match_route(gw_server_t *gw, h2o_req_t *req, const char *path, size_t path_len, gw_route_match_t *m, char *msg,
                     size_t msglen)
 {
-    const char *app = path + 1;
-    size_t app_len = strcspn(app, "/");
-    if (app_len > path_len - 1)
-        app_len = path_len - 1;
-    m->v = app_len ? reg_live_get(gw->live, app, app_len) : NULL;
-    if (m->v == NULL) {
-        snprintf(msg, msglen, "no app named '%.*s'", (int)app_len, app);
-        return 404;
+    const char *app = path + 1, *sel = NULL;
+    size_t seg_len = 0, app_len = 0, sel_len = 0;
+    /* On the app's own host the whole path is the app's. */
+    reg_app_version_t *live = host_app(gw, req, &sel, &sel_len);
+    if (live != NULL) {
+        app = live->app;
+        app_len = strlen(app);
+        m->rest = path;
+        m->rest_len = path_len;
+    } else {
+        seg_len = strcspn(app, "/");
+        if (seg_len > path_len - 1)
+            seg_len = path_len - 1;
+        /* /<app>@<version or tag>/...: a preview. */
+        const char *at = memchr(app, '@', seg_len);
+        app_len = at ? (size_t)(at - app) : seg_len;
+        live = app_len ? reg_live_get(gw->live, app, app_len) : NULL;
+        if (live == NULL) {
+            snprintf(msg, msglen, "no app named '%.*s'", (int)app_len, app);
+            return 404;
+        }
+        sel = at ? at + 1 : NULL;
+        sel_len = at ? seg_len - app_len - 1 : 0;
+        m->rest = app + seg_len;
+        m->rest_len = path_len - 1 - seg_len;
     }
-    m->rest = app + app_len;
-    m->rest_len = path_len - 1 - app_len;
+    m->v = live;
+    if (sel == NULL && live->manifest->release_pin) {
+        ssize_t hi = h2o_find_header_by_str(&req->headers, H2O_STRLIT(REG_RELEASE_VERSION_HEADER), -1);
+        if (hi >= 0) {
+            sel = req->headers.entries[hi].value.base;
+            sel_len = req->headers.entries[hi].value.len;
+        }
+    }
+    reg_app_version_t *sv;
+    unsigned percent;
+    if (sel != NULL) {
+        int status = select_version(gw, live, sel, sel_len, &m->v, msg, msglen);
+        if (status != 0)
+            return status;
+    } else if (reg_live_split(gw->live, app, app_len, &sv, &percent)) {
+        m->v = split_version(req, live, sv, percent);
+    }
     if (m->rest_len == 0) {
         m->rest = "/";
         m->rest_len = 1;
@@ -390,6 +508,7 @@ gw_server_t *gw_new(uv_loop_t *loop, const gw_config_t *cfg, reg_live_t *live, i
     gw->max_body = cfg->max_body;
     gw->node_id = xstrdup(cfg->node_id ? cfg->node_id : "node");
     gw->events = cfg->events;
+    gw->rollouts = cfg->rollouts;
     gw->bill = cfg->bill;
     gw->metrics_token = cfg->metrics_token ? xstrdup(cfg->metrics_token) : NULL;
     gw->tenancy = cfg->tenancy;

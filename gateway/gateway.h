@@ -39,6 +39,7 @@ typedef struct {
     struct tn_quotas *quotas;   /* quotas per namespace (borrowed; may be NULL: none) */
     bool has_secrets_key;           /* secrets_key holds the cluster's key of app secrets */
     unsigned char secrets_key[32];  /* (REG_SECRET_KEY_LEN) copied */
+    reg_rollouts_t *rollouts;   /* counters per version, rollouts (borrowed; may be NULL) */
 } gw_config_t;
 
 /* Binds the listener and starts serving on `loop`. Returns NULL with a

@@ -30,6 +30,7 @@ struct gw_server {
     struct gw_server *next_left_open;
     struct uv_loop_s *loop;
     reg_live_t *live;
+    reg_rollouts_t *rollouts;
     inv_invoker_t *inv;
     char *admin_token;
     size_t admin_token_len;
@@ -149,6 +150,10 @@ int gw__admin(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len
 /* Serves the events endpoints (admin_events.c) when the path is one of
  * them: returns 1 when it answered, 0 when the path is not theirs. */
 int gw__admin_events(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n);
+
+/* apps/{app}/promote, apps/{app}/tags/{tag}, apps/{app}/split
+ * (admin_release.c): true when seg[0..n) is one of them (answered). */
+bool gw__admin_release(gw_server_t *gw, h2o_req_t *req, const char *app, const h2o_iovec_t *seg, size_t n);
 
 /* Serves the nodes endpoints (admin_nodes.c: GET /nodes, POST
  * /nodes/{id}/drain) when the path is one of them: 1 when it answered. */

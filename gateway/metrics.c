@@ -1,5 +1,6 @@
 /* GET /metrics: the node's metrics in the Prometheus text exposition format
- * (version 0.0.4). Invocation counters come from billing/, sandbox gauges
+ * (version 0.0.4). Invocation counters come from billing/, counters per
+ * app version from registry/ (docs/releases.md), sandbox gauges
  * from the invoker at scrape time, event queue lengths from the events
  * module, the state of the node's Redis connections, and the usual
  * process_* metrics from /proc. No token unless --metrics-token. */
@@ -155,6 +156,44 @@ static void render_process(tine_buf_t *out)
                          (unsigned long long)rl.rlim_cur);
 }
 
+/* What each app version answered on this node (registry's counters):
+ * requests, errors and a latency histogram, labelled app and version. */
+static void render_versions(gw_server_t *gw, tine_buf_t *out)
+{
+    size_t n = reg_rollouts_counters(gw->rollouts, NULL, 0);
+    reg_version_counter_t *c = xcalloc(n + 1, sizeof(*c));
+    reg_rollouts_counters(gw->rollouts, c, n);
+    tine_buf_appendf(out, "# HELP tine_version_requests_total Calls answered by each app version on this node.\n"
+                          "# TYPE tine_version_requests_total counter\n");
+    for (size_t i = 0; i < n; i++)
+        tine_buf_appendf(out, "tine_version_requests_total{app=\"%s\",version=\"%" PRIu64 "\"} %" PRIu64 "\n", c[i].app,
+                         c[i].version, c[i].stats->requests);
+    tine_buf_appendf(out, "# HELP tine_version_errors_total Calls of each app version that failed (5xx, timeout, "
+                          "crash) on this node.\n# TYPE tine_version_errors_total counter\n");
+    for (size_t i = 0; i < n; i++)
+        tine_buf_appendf(out, "tine_version_errors_total{app=\"%s\",version=\"%" PRIu64 "\"} %" PRIu64 "\n", c[i].app,
+                         c[i].version, c[i].stats->errors);
+    tine_buf_appendf(out, "# HELP tine_version_duration_seconds Duration of the calls of each app version on this "
+                          "node.\n# TYPE tine_version_duration_seconds histogram\n");
+    for (size_t i = 0; i < n; i++) {
+        uint64_t cum = 0;
+        for (size_t b = 0; b < REG_LATENCY_BUCKETS; b++) {
+            cum += c[i].stats->buckets[b];
+            char le[24];
+            if (b < REG_LATENCY_BUCKETS - 1)
+                snprintf(le, sizeof le, "%g", reg_latency_bounds_ms[b] / 1000.0);
+            else
+                snprintf(le, sizeof le, "+Inf");
+            tine_buf_appendf(
+                out, "tine_version_duration_seconds_bucket{app=\"%s\",version=\"%" PRIu64 "\",le=\"%s\"} %" PRIu64 "\n",
+                c[i].app, c[i].version, le, cum);
+        }
+        tine_buf_appendf(out, "tine_version_duration_seconds_count{app=\"%s\",version=\"%" PRIu64 "\"} %" PRIu64 "\n",
+                         c[i].app, c[i].version, cum);
+    }
+    free(c);
+}
+
 int gw__metrics(gw_server_t *gw, h2o_req_t *req)
 {
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
@@ -173,6 +212,7 @@ int gw__metrics(gw_server_t *gw, h2o_req_t *req)
     if (gw->bill)
         bill_metrics_render(gw->bill, &out);
     render_sandboxes(gw, &out);
+    render_versions(gw, &out);
     render_http(gw, &out);
     gw__tls_metrics(gw->tls, &out);
     render_events(gw, &out);

@@ -8,9 +8,9 @@
 
 /* registry/ (store.c, live.c) */
 #define RDS_KEY_APPS "tine:apps"           /* set of app names */
-#define RDS_KEY_APP_PREFIX "tine:app:"     /* + {app}:seq, {app}:live, {app}:v:{N}, {app}:ns */
+#define RDS_KEY_APP_PREFIX "tine:app:"     /* + {app}:seq, :live, :v:{N}, :ns, :tags, :split */
 #define RDS_KEY_BLOB_PREFIX "tine:blob:"   /* + {sha256}: one file's contents */
-#define RDS_CHANNEL_DEPLOYS "tine:deploys" /* pub/sub: "{app} {version}" */
+#define RDS_CHANNEL_DEPLOYS "tine:deploys" /* pub/sub: "{app} {version}", "{app} release" */
 #define RDS_KEY_DEPLOYING "tine:deploying"            /* set of the ids of deploys under way */
 #define RDS_KEY_DEPLOYING_SEQ "tine:deploying:seq"    /* last deploy id handed out */
 #define RDS_KEY_DEPLOYING_PREFIX "tine:deploying:"    /* + {id}: the blobs a deploy under way stores */
@@ -18,6 +18,10 @@
 #define RDS_KEY_NS_PREFIX "tine:ns:"                  /* + {ns}: hash of a namespace (created, by) */
 #define RDS_KEY_SECRETS_PREFIX "tine:secrets:"        /* + {app}: hash: secret name -> AES-256-GCM sealed value */
 #define RDS_KEY_SECRETS_KEYCHECK "tine:secrets:keycheck" /* a known text sealed with the cluster's secrets key */
+#define RDS_KEY_HOSTS "tine:hosts"                    /* hash: own host (manifest host:) -> the app serving it */
+#define RDS_KEY_ROLLOUTS "tine:rollouts"              /* set of the apps with a rollout running or paused */
+#define RDS_KEY_ROLLOUTS_LEASE "tine:rollouts:lease"  /* the node driving rollouts (PX lease) */
+#define RDS_KEY_ROLLOUT_PREFIX "tine:rollout:"        /* + {app}: hash of its rollout; {app}:stats:{N}: counters */
 
 /* tenancy/ (keys.c, audit.c, quota.c) */
 #define RDS_KEY_KEYS "tine:keys"                  /* hash: API key id -> JSON record (hash of the secret) */

@@ -41,6 +41,7 @@ typedef struct {
     uv_loop_t *loop;
     inv_invoker_t *inv;
     reg_live_t *live;
+    reg_rollouts_t *rollouts; /* per-version counters, the rollout driver */
     ev_events_t *ev;
     gw_server_t *gw;
     gw_tls_t *tls; /* --tls-cert: the certificate SIGHUP reloads; NULL: HTTP */
@@ -196,6 +197,18 @@ static void on_live_change(void *data, const reg_app_version_t *old_v, const reg
     ev_app_changed(t->ev, old_v, new_v);
 }
 
+/* A version loaded besides the live one (a preview, a tag's, a split's)
+ * or dropped: the invoker warms or retires its pools; events stay on the
+ * live version. */
+static void on_preview_change(void *data, const reg_app_version_t *old_v, const reg_app_version_t *new_v)
+{
+    tined_t *t = data;
+    if (old_v && t->inv)
+        inv_version_retired(t->inv, old_v);
+    if (new_v && t->inv)
+        inv_version_live(t->inv, new_v);
+}
+
 /* tine.emit: the invoker hands each event to the events module. */
 static int on_emit(void *data, const inv_emit_t *e, inv_emit_done_cb done, void *done_data)
 {
@@ -204,11 +217,13 @@ static int on_emit(void *data, const inv_emit_t *e, inv_emit_done_cb done, void 
 }
 
 /* The invoker has one activation observer: it hands each finished
- * invocation to every module that wants it (log triggers; spend quotas,
- * with --activations off too; billing). */
+ * invocation to every module that wants it (the counters per version and
+ * rollouts; log triggers; spend quotas, with --activations off too;
+ * billing). */
 static void on_activation(void *data, const inv_activation_t *a)
 {
     tined_t *t = data;
+    reg_rollouts_observe(t->rollouts, a->app, a->version, a->code != 0 || a->status >= 500, a->duration_ns);
     if (t->ev)
         ev_on_activation(t->ev, a);
     tn_quotas_spent(t->quotas, a->ns, bill_activation_cost(&t->prices, a));
@@ -272,6 +287,7 @@ static void node_close(tined_t *t)
     t->quotas = NULL;
     bill_free(t->bill); /* after the invoker: its last activations are written */
     t->bill = NULL;
+    reg_rollouts_free(t->rollouts);
     reg_live_free(t->live);
     t->live = NULL;
     t->stopping = true;
@@ -580,6 +596,8 @@ int main(int argc, char **argv)
         tine_log(TINE_LOG_ERROR, "%s", err);
         goto fail;
     }
+    reg_live_set_preview_cb(t.live, on_preview_change, &t);
+    t.rollouts = reg_rollouts_new(t.loop, t.live, cfg.node_id);
     t.tenancy = tn_new(t.loop, redis_url, cfg.node_id, err, sizeof(err));
     if (t.tenancy == NULL) {
         tine_log(TINE_LOG_ERROR, "%s", err);
@@ -601,6 +619,7 @@ int main(int argc, char **argv)
         .tenancy = t.tenancy,
         .quotas = t.quotas,
         .has_secrets_key = cfg.has_secrets_key,
+        .rollouts = t.rollouts,
     };
     memcpy(gcfg.secrets_key, cfg.secrets_key, sizeof gcfg.secrets_key);
     t.gw = gw_new(t.loop, &gcfg, t.live, t.inv, err, sizeof(err));

@@ -345,6 +345,34 @@ KEYS_ROUNDS=("tine|warm_keys_public|tine_up_keys warm-keys-public public"
   "tine|warm_keys_private|tine_up_keys warm-keys-private private"
   "tine|warm_quota|tine_up_keys warm-quota quota")
 
+# tine_up_split NAME: hello with a traffic split active (issue 21): version
+# 1 live, version 2 staged and given 50% of clients; wrk sends an
+# x-tine-client header, so every request hashes its client key against the
+# split (as a split app's requests do), and all of them stay on one side.
+tine_up_split() {
+  local name=$1
+  if ! tine_up "$name" $TINED_FLAGS_DEFAULT; then
+    return 1
+  fi
+  if ! tine_cli deploy --stage --force "$HELLO_APP" >/dev/null 2>"$WORK/split.err" ||
+    ! tine_cli split hello 2=50 >/dev/null 2>>"$WORK/split.err"; then
+    UP_ERROR="tine split: $(tail -n 1 "$WORK/split.err") (a build without splits?)"
+    UP_NA=1
+    stop_pid "$UP_PID"
+    return 1
+  fi
+  WRK_HEADER="x-tine-client: bench-client"
+  if ! curl -sf -H "$WRK_HEADER" -o /dev/null "$UP_URL"; then
+    UP_ERROR="$name: GET $UP_URL does not answer 200 with the split"
+    stop_pid "$UP_PID"
+    return 1
+  fi
+}
+
+# The warm rounds of a split (bench_warm, and BENCH_ONLY=split), beside
+# tine's own warm hello.
+SPLIT_ROUNDS=("tine|warm_split|tine_up_split warm-split")
+
 # The warm rounds of the baseline build (BENCH_BASE_BIN), when there is one.
 BASE_ROUNDS=()
 if [ -n "$BASE_BIN" ]; then
@@ -387,13 +415,14 @@ as_base() {
 
 # The warm figures of every system, in rounds (warm_rounds, common.sh): tine,
 # its activation-record variants, the baseline build's when there is one
-# (BASE_ROUNDS), the API-key variants, tine over HTTPS, and the peers.
+# (BASE_ROUNDS), the API-key variants, a split, tine over HTTPS, and the peers.
 bench_warm() {
   warm_rounds "tine|warm|tine_up warm $TINED_FLAGS_DEFAULT" \
     "${BASE_ROUNDS[@]}" \
     "tine|warm_act_on|tine_up warm-act-on $TINED_FLAGS_ACTIVATIONS_ON" \
     "tine|warm_act_off|tine_up warm-act-off $TINED_FLAGS_ACTIVATIONS_OFF" \
     "${KEYS_ROUNDS[@]}" \
+    "${SPLIT_ROUNDS[@]}" \
     "${RUNTIME_ROUNDS[@]}" \
     "tine|warm_tls|tine_up_tls warm-tls $TINED_FLAGS_DEFAULT" \
     "nginx+lua|warm|nginx_up" "workerd|warm|workerd_up" "cgi|warm|cgi_up"

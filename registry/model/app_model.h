@@ -75,6 +75,18 @@ typedef struct {
     uint32_t attempts; /* delivery attempts, default 3 */
 } reg_trigger_t;
 
+/* rollout: how a deploy goes live step by step (docs/releases.md). */
+#define REG_ROLLOUT_MAX_STEPS 10
+typedef struct {
+    bool set;                               /* the manifest has a rollout block */
+    uint32_t steps[REG_ROLLOUT_MAX_STEPS];  /* percents of clients, ascending, the last 100 */
+    size_t nsteps;
+    uint64_t interval_ms;                   /* each step lasts at least this long: 1s..24h, default 1m */
+    uint32_t max_error_permyriad;           /* most errors per 10 000 requests: 0..10000, default 100 (1%) */
+    uint32_t max_p99_ms;                    /* p99 latency bound: 1ms..15m, default 0: none */
+    uint32_t min_requests;                  /* requests of a step before it is judged: 1.., default 20 */
+} reg_rollout_t;
+
 typedef struct {
     char *app;         /* [a-z0-9-], 1..63, starts with a letter or digit */
     char *namespace;   /* the team owning the app, same syntax; REG_DEFAULT_NAMESPACE when absent */
@@ -100,6 +112,11 @@ typedef struct {
     uint64_t kv_value_max; /* bytes of one value */
     uint64_t kv_keys_max;  /* keys */
     uint64_t kv_bytes_max; /* bytes of keys and values */
+    /* release: how requests may choose a version (docs/releases.md). */
+    reg_rollout_t rollout;     /* rollout: (rollout.set false without one) */
+    bool release_pin;          /* release.pin: a request's x-tine-version header may pick a version or tag */
+    char *release_client_header; /* release.client_header, lower case: whose value keeps a client on one side
+                                  * of a split; NULL: REG_RELEASE_CLIENT_HEADER */
     /* The function names' index (function_index.c), built by
      * reg_manifest_parse: open addressing, each slot a function's index + 1
      * (0: empty), _fn_mask + 1 slots. Read through reg_manifest_function_index. */
@@ -242,5 +259,69 @@ reg_app_version_t *reg_app_map_put(reg_app_map_t *m, reg_app_version_t *v);
 /* Removes `app`; returns its version, whose reference passes to the caller,
  * or NULL when the map has none. */
 reg_app_version_t *reg_app_map_take(reg_app_map_t *m, const char *app, size_t app_len);
+
+/* ----------------------------------------------------------------- release */
+
+/* What chooses, besides the live version, which version serves a request
+ * (docs/releases.md): tags naming versions, and a split sending a share of
+ * clients to one version. */
+#define REG_RELEASE_CLIENT_HEADER "x-tine-client" /* default header of a split's stickiness */
+#define REG_RELEASE_VERSION_HEADER "x-tine-version" /* pins a request, names the version of an answer */
+#define REG_TAG_MAX 32
+
+typedef struct {
+    char name[REG_TAG_MAX + 1];
+    uint64_t version;
+} reg_tag_t;
+
+/* Whether `name` (len bytes) can name a tag: 1 to REG_TAG_MAX of [a-z0-9-],
+ * starting with a letter (so it never reads as a version number). */
+bool reg_tag_name_valid(const char *name, size_t len);
+
+/* The bucket 0..9999 of a client key (len bytes): FNV-1a, so a client stays
+ * in its bucket across requests, nodes and restarts. */
+unsigned reg_split_bucket(const char *key, size_t len);
+
+/* Whether a client of key `key` goes to the split's version when it takes
+ * `percent` (0..100) of clients: its bucket is below percent * 100. */
+bool reg_split_chooses(const char *key, size_t len, unsigned percent);
+
+/* Parses "N=PERCENT" (N >= 1, PERCENT 0..100, a trailing '%' allowed).
+ * Returns 0, or TINE_EINVAL with what was wrong in err. */
+int reg_split_parse(const char *arg, uint64_t *version, unsigned *percent, char *err, size_t errlen);
+
+/* Latency buckets of per-version counters, upper bounds in ms (the last is
+ * +Inf): a rollout's p50/p99 is the bound of the bucket holding it. */
+#define REG_LATENCY_BUCKETS 14
+extern const uint32_t reg_latency_bounds_ms[REG_LATENCY_BUCKETS - 1];
+
+/* The bucket of a call that took duration_ns. */
+size_t reg_latency_bucket(uint64_t duration_ns);
+
+/* What a version answered: requests, errors (5xx, timeouts, crashes) and
+ * their latency histogram. */
+typedef struct {
+    uint64_t requests;
+    uint64_t errors;
+    uint64_t buckets[REG_LATENCY_BUCKETS];
+} reg_version_stats_t;
+
+/* The bound (ms) of the bucket holding quantile q (0..1) of s, UINT32_MAX
+ * for the last bucket, 0 without requests. */
+uint32_t reg_stats_quantile_ms(const reg_version_stats_t *s, double q);
+
+typedef enum {
+    REG_ROLLOUT_WAIT = 0,    /* keep the step */
+    REG_ROLLOUT_ADVANCE = 1, /* the step passed: next step, or live after the last */
+    REG_ROLLOUT_BREACH = 2,  /* a bound is broken: back to the previous version */
+} reg_rollout_decision_t;
+
+/* Judges a step from its version's stats: a breach as soon as it has
+ * min_requests and its error rate or p99 is over a bound; else, once the
+ * interval is over (`interval_over`), advance when it had min_requests, or
+ * wait for them. Writes the reason (a breach's, or why it waits or
+ * advances) to reason. */
+reg_rollout_decision_t reg_rollout_decide(const reg_rollout_t *r, const reg_version_stats_t *s, bool interval_over,
+                                          char *reason, size_t reasonlen);
 
 #endif

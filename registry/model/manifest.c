@@ -11,6 +11,7 @@
 #include "tine_common.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -2115,11 +2116,159 @@ static int read_limits(ctx_t *c, const node_t *n, void *out)
     return rc;
 }
 
+/* ----------------------------------------------------------------- release */
+
+/* release.client_header: an HTTP header name, stored in lower case. */
+static int read_client_header(ctx_t *c, const node_t *n, void *out)
+{
+    const char *text;
+    size_t len;
+    int rc = expect_string(c, n, "a header name such as x-tine-client", &text, &len);
+    if (rc != 0)
+        return rc;
+    if (len == 0 || len > 64)
+        return fail(c, n, "%s must be 1..64 characters long, not %zu", show_text(c, text, len), len);
+    for (size_t i = 0; i < len; i++)
+        if (!is_lower_alnum((char)tolower((unsigned char)text[i])) && text[i] != '-' && text[i] != '_')
+            return fail(c, n, "%s may hold only letters, digits, '-' and '_' (a header name)",
+                        show_text(c, text, len));
+    char *copy = copy_text(text, len);
+    if (copy == NULL)
+        return -ENOMEM;
+    for (char *p = copy; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    *(char **)out = copy;
+    return 0;
+}
+
+/* rollout.steps: 1..REG_ROLLOUT_MAX_STEPS percents, ascending, the last 100. */
+static int read_rollout_steps(ctx_t *c, const node_t *n, void *out)
+{
+    reg_rollout_t *r = out;
+    if (n->kind != NODE_SEQUENCE || n->len == 0)
+        return fail(c, n, "expected a list of percents ending with 100, such as [5, 25, 50, 100], got %s",
+                    describe(c, n));
+    if (n->len > REG_ROLLOUT_MAX_STEPS)
+        return fail(c, n, "%zu steps; at most %d are allowed", n->len, REG_ROLLOUT_MAX_STEPS);
+    for (size_t i = 0; i < n->len; i++) {
+        size_t saved = path_push_index(c, i);
+        int rc = expect_uint(c, n->items[i], 1, 100, &r->steps[i]);
+        if (rc == 0 && i > 0 && r->steps[i] <= r->steps[i - 1])
+            rc = fail(c, n->items[i], "steps must grow: %u comes after %u", r->steps[i], r->steps[i - 1]);
+        path_pop(c, saved);
+        if (rc != 0)
+            return rc;
+    }
+    r->nsteps = n->len;
+    if (r->steps[r->nsteps - 1] != 100)
+        return fail(c, n, "the last step must be 100 (every client on the new version), not %u",
+                    r->steps[r->nsteps - 1]);
+    return 0;
+}
+
+/* rollout.interval: a duration 1s..24h. */
+static int read_rollout_interval(ctx_t *c, const node_t *n, void *out)
+{
+    const char *text;
+    size_t len;
+    if (scalar_is_number(n))
+        return fail(c, n, "expected a duration such as 2s or 1m, got the bare number %.40s (add a unit)", n->text);
+    int rc = expect_string(c, n, "a duration such as 2s or 1m", &text, &len);
+    if (rc != 0)
+        return rc;
+    uint64_t ms;
+    if (reg_parse_duration_ms(text, &ms) != 0)
+        return fail(c, n, "expected a duration such as 2s or 1m (units h, m, s, ms), got %s", show_text(c, text, len));
+    if (ms < 1000 || ms > 24u * 3600u * 1000u)
+        return fail(c, n, "%s is out of range 1s..24h", show_text(c, text, len));
+    *(uint64_t *)out = ms;
+    return 0;
+}
+
+/* rollout.max_error_rate: a percent "1%", "0.5%" (two decimals at most),
+ * 0%..100%, stored per 10 000. */
+static int read_rollout_error_rate(ctx_t *c, const node_t *n, void *out)
+{
+    const char *text = n->text;
+    size_t len = n->text_len;
+    const char *what = "a percent such as 1% or 0.5%";
+    if (n->kind != NODE_SCALAR || len < 2 || text[len - 1] != '%')
+        return fail(c, n, "expected %s, got %s", what, describe(c, n));
+    uint32_t whole = 0, frac = 0, fdigits = 0;
+    size_t i = 0;
+    for (; i < len - 1 && text[i] >= '0' && text[i] <= '9' && i < 3; i++)
+        whole = whole * 10 + (uint32_t)(text[i] - '0');
+    if (i == 0)
+        return fail(c, n, "expected %s, got %s", what, describe(c, n));
+    if (i < len - 1 && text[i] == '.') {
+        for (i++; i < len - 1 && text[i] >= '0' && text[i] <= '9' && fdigits < 2; i++, fdigits++)
+            frac = frac * 10 + (uint32_t)(text[i] - '0');
+        if (fdigits == 0)
+            return fail(c, n, "expected %s, got %s", what, describe(c, n));
+    }
+    if (i != len - 1)
+        return fail(c, n, "expected %s (at most two decimals), got %s", what, describe(c, n));
+    if (fdigits == 1)
+        frac *= 10;
+    uint32_t pm = whole * 100 + frac;
+    if (pm > 10000)
+        return fail(c, n, "%s is out of range 0%%..100%%", describe(c, n));
+    *(uint32_t *)out = pm;
+    return 0;
+}
+
+/* rollout.min_requests: an integer 1..1000000. */
+static int read_rollout_min_requests(ctx_t *c, const node_t *n, void *out)
+{
+    return expect_uint(c, n, 1, 1000000, out);
+}
+
+static const char *const rollout_keys[] = {"steps", "interval", "max_error_rate", "max_p99", "min_requests"};
+
+/* rollout: {steps, interval, max_error_rate, max_p99, min_requests}; steps
+ * required (docs/releases.md). */
+static int read_rollout(ctx_t *c, const node_t *n, void *out)
+{
+    reg_rollout_t *r = &((reg_manifest_t *)out)->rollout;
+    int rc = expect_mapping(c, n, "a mapping of steps, interval, max_error_rate, max_p99, min_requests");
+    if (rc == 0)
+        rc = check_keys(c, n, rollout_keys, COUNT(rollout_keys));
+    if (rc != 0)
+        return rc;
+    if (map_get(n, "steps") == NULL)
+        return missing_key(c, n, "steps");
+    *r = (reg_rollout_t){.set = true, .interval_ms = 60000, .max_error_permyriad = 100, .min_requests = 20};
+    if ((rc = read_field(c, n, "steps", read_rollout_steps, r, NULL)) != 0 ||
+        (rc = read_field(c, n, "interval", read_rollout_interval, &r->interval_ms, NULL)) != 0 ||
+        (rc = read_field(c, n, "max_error_rate", read_rollout_error_rate, &r->max_error_permyriad, NULL)) != 0 ||
+        (rc = read_field(c, n, "max_p99", read_timeout, &r->max_p99_ms, NULL)) != 0 ||
+        (rc = read_field(c, n, "min_requests", read_rollout_min_requests, &r->min_requests, NULL)) != 0)
+        return rc;
+    return 0;
+}
+
+static const char *const release_keys[] = {"pin", "client_header"};
+
+/* release: {pin, client_header}, each optional (docs/releases.md). */
+static int read_release(ctx_t *c, const node_t *n, void *out)
+{
+    reg_manifest_t *m = out;
+    int rc = expect_mapping(c, n, "a mapping of pin, client_header");
+    if (rc == 0)
+        rc = check_keys(c, n, release_keys, COUNT(release_keys));
+    if (rc == 0)
+        rc = read_field(c, n, "pin", read_bool, &m->release_pin, NULL);
+    if (rc == 0)
+        rc = read_field(c, n, "client_header", read_client_header, &m->release_client_header, NULL);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- manifest */
 
 static const char *const top_keys[] = {"app",      "namespace",      "description", "host",
                                        "defaults", "env",            "functions",   "routes",
-                                       "triggers", "allow_outbound", "limits"};
+                                       "triggers", "allow_outbound", "limits",      "release",
+                                       "rollout"};
 
 /* Validates the whole tree into m, in dependency order: defaults and env
  * before functions, functions before routes and triggers. */
@@ -2150,7 +2299,9 @@ static int read_manifest(ctx_t *c, const node_t *root, reg_manifest_t *m)
     if (m->namespace == NULL && (m->namespace = copy_text(REG_DEFAULT_NAMESPACE, strlen(REG_DEFAULT_NAMESPACE))) == NULL)
         return -ENOMEM;
     if ((rc = read_field(c, root, "allow_outbound", read_allow_outbound, m, NULL)) != 0 ||
-        (rc = read_field(c, root, "limits", read_limits, m, NULL)) != 0)
+        (rc = read_field(c, root, "limits", read_limits, m, NULL)) != 0 ||
+        (rc = read_field(c, root, "release", read_release, m, NULL)) != 0 ||
+        (rc = read_field(c, root, "rollout", read_rollout, m, NULL)) != 0)
         return rc;
 
     size_t saved = path_push_key(c, "functions", 9);
@@ -2241,6 +2392,7 @@ void reg_manifest_free(reg_manifest_t *m)
     free(m->namespace);
     free(m->description);
     free(m->host);
+    free(m->release_client_header);
     for (size_t i = 0; i < m->allow_outbound_len; i++)
         free(m->allow_outbound[i]);
     free(m->allow_outbound);

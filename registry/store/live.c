@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -40,6 +41,22 @@ typedef struct {
     struct reg_live *l; /* NULL once the table is freed */
 } live_retry_t;
 
+/* What this node follows of an app's releases: the state in Redis, and
+ * the versions it loaded besides the live one (tagged, the split's, and
+ * previews asked for by path or header), each holding a reference. */
+typedef struct {
+    char *app;
+    size_t app_len;
+    reg_release_t rel;
+    reg_app_version_t *split_v; /* the split's version among previews, or NULL */
+    reg_app_version_t **previews;
+    size_t npreviews;
+} live_release_t;
+
+/* Versions loaded on demand (not tagged, not split) kept per app at most:
+ * a caller cannot make a node load every stored version. */
+#define LIVE_MAX_PREVIEWS 8
+
 struct reg_live {
     uv_loop_t *loop;
     char *state_dir;
@@ -54,6 +71,11 @@ struct reg_live {
     live_retry_t *retry;
     char *unloaded; /* why the table was never loaded (Redis away at the start); NULL once it was */
     uint64_t load_next_ns, load_delay_ms;
+    live_release_t *releases; /* apps with tags, a split or previews loaded */
+    size_t nreleases;
+    reg_live_preview_cb pcb;
+    void *pcb_data;
+    size_t nhosts; /* live versions naming their own host */
 };
 
 /* nftw callback: removes path (a file or an emptied dir); errors are ignored.
@@ -248,33 +270,272 @@ int reg_live_prepare(reg_live_t *l, const reg_bundle_t *b, uint64_t version, cha
     return rc;
 }
 
+/* The release entry of app, or NULL. */
+static live_release_t *release_find(reg_live_t *l, const char *app, size_t app_len)
+{
+    for (size_t i = 0; i < l->nreleases; i++)
+        if (l->releases[i].app_len == app_len && memcmp(l->releases[i].app, app, app_len) == 0)
+            return &l->releases[i];
+    return NULL;
+}
+
+/* Whether rel keeps `version` loaded: a tag names it or the split sends to it. */
+static bool release_wants(const reg_release_t *rel, uint64_t version)
+{
+    if (rel->split_version == version && rel->split_percent > 0)
+        return true;
+    for (size_t i = 0; i < rel->ntags; i++)
+        if (rel->tags[i].version == version)
+            return true;
+    return false;
+}
+
+/* Position of `version` among e's previews, or SIZE_MAX. */
+static size_t preview_index(const live_release_t *e, uint64_t version)
+{
+    for (size_t i = 0; i < e->npreviews; i++)
+        if (e->previews[i]->version == version)
+            return i;
+    return SIZE_MAX;
+}
+
+/* Removes preview i of e; its reference passes to the caller. */
+static reg_app_version_t *preview_take(live_release_t *e, size_t i)
+{
+    reg_app_version_t *v = e->previews[i];
+    memmove(&e->previews[i], &e->previews[i + 1], (e->npreviews - i - 1) * sizeof(*e->previews));
+    e->npreviews--;
+    if (e->split_v == v)
+        e->split_v = NULL;
+    return v;
+}
+
+/* Drops preview i of e: the invoker forgets its pools. */
+static void preview_drop(reg_live_t *l, live_release_t *e, size_t i)
+{
+    reg_app_version_t *v = preview_take(e, i);
+    if (l->pcb)
+        l->pcb(l->pcb_data, v, NULL);
+    reg_app_version_release(v);
+}
+
+/* Adds v to e's previews, taking the caller's reference. */
+static void preview_add(reg_live_t *l, live_release_t *e, reg_app_version_t *v)
+{
+    e->previews = xrealloc(e->previews, (e->npreviews + 1) * sizeof(*e->previews));
+    e->previews[e->npreviews++] = v;
+    if (l->pcb)
+        l->pcb(l->pcb_data, NULL, v);
+}
+
+/* The release entry of app, made when missing. */
+static live_release_t *release_get(reg_live_t *l, const char *app)
+{
+    live_release_t *e = release_find(l, app, strlen(app));
+    if (e != NULL)
+        return e;
+    l->releases = xrealloc(l->releases, (l->nreleases + 1) * sizeof(*l->releases));
+    e = &l->releases[l->nreleases++];
+    memset(e, 0, sizeof(*e));
+    e->app = xstrdup(app);
+    e->app_len = strlen(app);
+    return e;
+}
+
+/* Forgets e when it holds nothing (no tag, split or preview). */
+static void release_maybe_free(reg_live_t *l, live_release_t *e)
+{
+    if (e->npreviews > 0 || e->rel.ntags > 0 || e->rel.split_version != 0)
+        return;
+    reg_release_dispose(&e->rel);
+    free(e->previews);
+    free(e->app);
+    *e = l->releases[--l->nreleases];
+}
+
+/* Takes rel as app's release state: loads the versions it names (not the
+ * live one), drops the previews it no longer names. A version that cannot
+ * be loaded is said in the log and not served. */
+static void release_update(reg_live_t *l, const char *app, reg_release_t *rel, reg_app_version_t *keep_old)
+{
+    live_release_t *e = release_get(l, app);
+    reg_release_dispose(&e->rel);
+    e->rel = *rel;
+    memset(rel, 0, sizeof(*rel));
+    for (size_t i = e->npreviews; i-- > 0;)
+        if (e->rel.live == 0 || e->previews[i]->version == e->rel.live ||
+            !release_wants(&e->rel, e->previews[i]->version))
+            preview_drop(l, e, i);
+    if (keep_old && e->rel.live != 0 && keep_old->version != e->rel.live && release_wants(&e->rel, keep_old->version) &&
+        preview_index(e, keep_old->version) == SIZE_MAX) {
+        reg_app_version_retain(keep_old);
+        preview_add(l, e, keep_old);
+    }
+    uint64_t wanted[REG_TAG_MAX + 64];
+    size_t nwanted = 0;
+    if (e->rel.split_version && e->rel.split_percent > 0)
+        wanted[nwanted++] = e->rel.split_version;
+    for (size_t i = 0; i < e->rel.ntags && nwanted < sizeof wanted / sizeof wanted[0]; i++)
+        wanted[nwanted++] = e->rel.tags[i].version;
+    for (size_t i = 0; i < nwanted && e->rel.live != 0; i++) {
+        if (wanted[i] == e->rel.live || preview_index(e, wanted[i]) != SIZE_MAX)
+            continue;
+        reg_app_version_t *v = NULL;
+        char err[512];
+        if (load_version(l, app, wanted[i], &v, err, sizeof err) != 0) {
+            tine_log_kv(TINE_LOG_ERROR, TINE_LOG_KV("app", app), "app %s: version %" PRIu64 " cannot be loaded: %s",
+                        app, wanted[i], err);
+            continue;
+        }
+        preview_add(l, e, v);
+    }
+    size_t si = e->rel.split_percent > 0 ? preview_index(e, e->rel.split_version) : SIZE_MAX;
+    e->split_v = si != SIZE_MAX ? e->previews[si] : NULL;
+    release_maybe_free(l, e);
+}
+
 int reg_live_reload(reg_live_t *l, const char *app, char *err, size_t errlen)
 {
-    uint64_t live = 0;
-    if (reg_store_live_version(l->store, app, &live) != 0) {
+    reg_release_t rel;
+    if (reg_store_release(l->store, app, &rel, err, errlen) != 0) {
+        reg_release_dispose(&rel);
         snprintf(err, errlen, "redis unreachable while reloading %s", app);
         failure_note(l, app, 0, err);
         return TINE_EREDIS;
     }
+    uint64_t live = rel.live;
     reg_app_version_t *cur = reg_app_map_get(&l->apps, app, strlen(app));
     if (cur && cur->version == live) {
         failure_clear(l, app);
+        release_update(l, app, &rel, NULL);
         return 0;
     }
     reg_app_version_t *nv = NULL;
     if (live != 0) {
-        int rc = load_version(l, app, live, &nv, err, errlen);
-        if (rc != 0) {
-            failure_note(l, app, live, err);
-            return rc;
+        /* A version loaded as a preview goes live as it is: its pools stay. */
+        live_release_t *e = release_find(l, app, strlen(app));
+        size_t i = e ? preview_index(e, live) : SIZE_MAX;
+        if (i != SIZE_MAX) {
+            nv = preview_take(e, i);
+        } else {
+            int rc = load_version(l, app, live, &nv, err, errlen);
+            if (rc != 0) {
+                reg_release_dispose(&rel);
+                failure_note(l, app, live, err);
+                return rc;
+            }
         }
     }
     failure_clear(l, app);
     reg_app_version_t *old = nv ? reg_app_map_put(&l->apps, nv) : reg_app_map_take(&l->apps, app, strlen(app));
+    l->nhosts = 0;
+    for (size_t i = 0; i < l->apps.len; i++)
+        l->nhosts += l->apps.entries[i].v->manifest->host != NULL;
     if (l->cb)
         l->cb(l->cb_data, old, nv);
+    release_update(l, app, &rel, old);
     reg_app_version_release(old);
     return 0;
+}
+
+reg_app_version_t *reg_live_by_host(reg_live_t *l, const char *host, size_t len, size_t *label_len)
+{
+    *label_len = 0;
+    if (l->nhosts == 0 || len == 0)
+        return NULL;
+    /* Host names compare without case; the manifest's is lower case. */
+    for (int pass = 0; pass < 2; pass++) {
+        const char *h = host;
+        size_t hl = len;
+        if (pass == 1) { /* beta.HOST: the first label names a tag */
+            const char *dot = memchr(host, '.', len);
+            if (dot == NULL || dot == host)
+                return NULL;
+            h = dot + 1;
+            hl = len - (size_t)(h - host);
+            *label_len = (size_t)(dot - host);
+        }
+        for (size_t i = 0; i < l->apps.len; i++) {
+            const char *own = l->apps.entries[i].v->manifest->host;
+            if (own && strlen(own) == hl && strncasecmp(own, h, hl) == 0)
+                return l->apps.entries[i].v;
+        }
+    }
+    *label_len = 0;
+    return NULL;
+}
+
+void reg_live_set_preview_cb(reg_live_t *l, reg_live_preview_cb cb, void *data)
+{
+    l->pcb = cb;
+    l->pcb_data = data;
+    for (size_t i = 0; cb && i < l->nreleases; i++)
+        for (size_t k = 0; k < l->releases[i].npreviews; k++)
+            cb(data, NULL, l->releases[i].previews[k]);
+}
+
+int reg_live_get_version(reg_live_t *l, const char *app, size_t app_len, uint64_t version, reg_app_version_t **out,
+                         char *err, size_t errlen)
+{
+    *out = NULL;
+    reg_app_version_t *live = reg_app_map_get(&l->apps, app, app_len);
+    if (live == NULL) {
+        snprintf(err, errlen, "no app named '%.*s'", (int)app_len, app);
+        return TINE_ENOTFOUND;
+    }
+    if (live->version == version) {
+        *out = live;
+        return 0;
+    }
+    live_release_t *e = release_find(l, app, app_len);
+    size_t i = e ? preview_index(e, version) : SIZE_MAX;
+    if (i != SIZE_MAX) {
+        *out = e->previews[i];
+        return 0;
+    }
+    reg_app_version_t *v = NULL;
+    int rc = load_version(l, live->app, version, &v, err, errlen);
+    if (rc != 0)
+        return rc;
+    e = release_get(l, live->app);
+    size_t asked = 0; /* previews loaded on demand: the oldest goes past the cap */
+    for (size_t k = 0; k < e->npreviews; k++)
+        asked += !release_wants(&e->rel, e->previews[k]->version);
+    for (size_t k = 0; asked >= LIVE_MAX_PREVIEWS && k < e->npreviews; k++)
+        if (!release_wants(&e->rel, e->previews[k]->version)) {
+            preview_drop(l, e, k);
+            break;
+        }
+    preview_add(l, e, v);
+    *out = v;
+    return 0;
+}
+
+uint64_t reg_live_tag(reg_live_t *l, const char *app, size_t app_len, const char *tag, size_t tag_len)
+{
+    live_release_t *e = release_find(l, app, app_len);
+    for (size_t i = 0; e && i < e->rel.ntags; i++)
+        if (strlen(e->rel.tags[i].name) == tag_len && memcmp(e->rel.tags[i].name, tag, tag_len) == 0)
+            return e->rel.tags[i].version;
+    return 0;
+}
+
+bool reg_live_split(reg_live_t *l, const char *app, size_t app_len, reg_app_version_t **version, unsigned *percent)
+{
+    if (l->nreleases == 0)
+        return false;
+    live_release_t *e = release_find(l, app, app_len);
+    if (e == NULL || e->split_v == NULL)
+        return false;
+    *version = e->split_v;
+    *percent = e->rel.split_percent;
+    return true;
+}
+
+const reg_release_t *reg_live_release(reg_live_t *l, const char *app)
+{
+    live_release_t *e = release_find(l, app, strlen(app));
+    return e ? &e->rel : NULL;
 }
 
 /* The table could not be loaded (why): said once per reason, tried again
@@ -407,6 +668,15 @@ void reg_live_free(reg_live_t *l)
     free(l->unloaded);
     l->unloaded = NULL;
     rds_async_close(l->sub, false, NULL, NULL); /* its last callback runs in here */
+    for (size_t i = 0; i < l->nreleases; i++) {
+        live_release_t *e = &l->releases[i];
+        for (size_t k = 0; k < e->npreviews; k++)
+            reg_app_version_release(e->previews[k]);
+        free(e->previews);
+        reg_release_dispose(&e->rel);
+        free(e->app);
+    }
+    free(l->releases);
     reg_app_map_dispose(&l->apps);
     reg_store_free(l->store);
     free(l->state_dir);

@@ -51,6 +51,16 @@ void reg_store_release_marks(reg_store_t *s, uint64_t mark);
  * (then it may be live: the message says). */
 int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint64_t *newer, char *err, size_t errlen);
 
+/* Makes stored `version` of `app` live, older or newer than the live one
+ * (tine promote): the same atomic step and announcement as
+ * reg_store_make_live (registering a new app), ending a split to it.
+ * TINE_ENOTFOUND when there is no such version. */
+int reg_store_promote(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen);
+
+/* Keeps a staged version stored without making it live (deploy --stage):
+ * ends its "pending" so it is an ordinary stored version. */
+int reg_store_stage_done(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen);
+
 /* Removes a staged version that did not go live (never the live one). */
 int reg_store_unstage(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen);
 
@@ -132,6 +142,34 @@ int reg_secrets_list(reg_store_t *s, const char *app, char ***names, size_t *n);
 /* Removes one secret (name) or all of the app's (name NULL); *found says
  * whether there was any. */
 int reg_secrets_delete(reg_store_t *s, const char *app, const char *name, bool *found, char *err, size_t errlen);
+/* ------------------------------------------------------------- releases */
+
+/* An app's release state (docs/releases.md): its live version, the split
+ * (0: none) and its tags. */
+typedef struct {
+    uint64_t live;
+    uint64_t split_version;   /* 0: no split */
+    unsigned split_percent;   /* 0..100 */
+    uint64_t rollout_version; /* the version of a rollout running or paused (0: none) */
+    reg_tag_t *tags;
+    size_t ntags;
+} reg_release_t;
+
+void reg_release_dispose(reg_release_t *r);
+
+/* Reads the live version, split and tags of `app` in one round trip.
+ * Dispose *out (also after a failure). */
+int reg_store_release(reg_store_t *s, const char *app, reg_release_t *out, char *err, size_t errlen);
+
+/* Points tag `tag` of `app` at stored `version`, or removes it (version 0),
+ * and announces it. TINE_EINVAL for a bad tag name, TINE_ENOTFOUND for an
+ * app not live, a version not stored or (removing) a tag it has not. */
+int reg_store_tag(reg_store_t *s, const char *app, const char *tag, uint64_t version, char *err, size_t errlen);
+
+/* Sends `percent` (0..100) of the clients of `app` to stored `version`, or
+ * ends the split (version 0), and announces it. TINE_EINVAL for a percent
+ * over 100 or the live version, TINE_ENOTFOUND as reg_store_tag. */
+int reg_store_split(reg_store_t *s, const char *app, uint64_t version, unsigned percent, char *err, size_t errlen);
 
 /* ------------------------------------------------------------ namespaces */
 
@@ -229,11 +267,81 @@ size_t reg_live_failures(reg_live_t *l, reg_live_failure_t *out, size_t max);
  * *version), or NULL when this node serves it. */
 const char *reg_live_failure(reg_live_t *l, const char *app, uint64_t *version);
 
+/* Called when this node loads a version of an app that is not live (a
+ * preview, a tag's, a split's: new_v) or drops one (old_v); borrowed. */
+typedef void (*reg_live_preview_cb)(void *data, const reg_app_version_t *old_v, const reg_app_version_t *new_v);
+/* Sets the callback, calling it at once for the versions loaded so far. */
+void reg_live_set_preview_cb(reg_live_t *l, reg_live_preview_cb cb, void *data);
+
+/* Version `version` of `app`: the live one, a loaded preview, or else read
+ * from Redis now and kept (a preview by path or header). Returns 0 and a
+ * borrowed version, TINE_ENOTFOUND when the app has no such version,
+ * TINE_EREDIS (message in err). */
+int reg_live_get_version(reg_live_t *l, const char *app, size_t app_len, uint64_t version, reg_app_version_t **out,
+                         char *err, size_t errlen);
+
+/* The live version of the app whose manifest names `host` (len bytes, no
+ * port; case ignored) as its own, or, for "LABEL.HOST", the app of HOST
+ * with *label_len the length of LABEL (a tag to serve). NULL when no app
+ * has that host; no Redis, and nothing to compare while none has one. */
+reg_app_version_t *reg_live_by_host(reg_live_t *l, const char *host, size_t len, size_t *label_len);
+
+/* The version tag `tag` (tag_len bytes) of `app` names on this node, or 0. */
+uint64_t reg_live_tag(reg_live_t *l, const char *app, size_t app_len, const char *tag, size_t tag_len);
+
+/* The split of `app` as this node knows it: true with its version (loaded
+ * here) and percent, or false when there is none. No Redis. */
+bool reg_live_split(reg_live_t *l, const char *app, size_t app_len, reg_app_version_t **version, unsigned *percent);
+
+/* The release state of `app` this node follows (borrowed until the table
+ * changes), or NULL. */
+const reg_release_t *reg_live_release(reg_live_t *l, const char *app);
+
 /* The store connection used by the table (for admin calls on the same loop). */
 reg_store_t *reg_live_store(reg_live_t *l);
 
 /* Number of live apps. */
 size_t reg_live_count(reg_live_t *l);
+/* ------------------------------------------------------------- rollouts */
+
+/* This node's counters per app version, and the driver of automatic
+ * rollouts (docs/releases.md): a timer on `loop` adds the counts of the
+ * versions of rollouts under way to Redis every 200 ms and, on the one node
+ * holding the rollouts lease, judges each running rollout's step. */
+typedef struct reg_rollouts reg_rollouts_t;
+reg_rollouts_t *reg_rollouts_new(struct uv_loop_s *loop, reg_live_t *live, const char *node_id);
+void reg_rollouts_free(reg_rollouts_t *r);
+
+/* Counts one call of app's version (an error: a 5xx answer, a timeout, a
+ * crash). Accepts r NULL. No Redis. */
+void reg_rollouts_observe(reg_rollouts_t *r, const char *app, uint64_t version, bool error, uint64_t duration_ns);
+
+typedef struct {
+    const char *app; /* borrowed until the next observe */
+    uint64_t version;
+    const reg_version_stats_t *stats; /* since this node first served it */
+} reg_version_counter_t;
+
+/* Fills out with up to max counters; returns how many there are. */
+size_t reg_rollouts_counters(reg_rollouts_t *r, reg_version_counter_t *out, size_t max);
+
+/* Starts the rollout of stored `version` of `app` replacing `from` with the
+ * steps and bounds of cfg: a split of cfg->steps[0]% to it, announced.
+ * TINE_ECONFLICT while another rollout of the app is under way. */
+int reg_store_rollout_start(reg_store_t *s, const char *app, uint64_t version, uint64_t from, const reg_rollout_t *cfg,
+                            char *err, size_t errlen);
+
+struct json_t;
+/* The app's rollout (the last one, when none is under way) as JSON: state,
+ * steps, step, decision, reason, and per version its requests, errors,
+ * p50/p99 during the step. TINE_ENOTFOUND when it had none. */
+int reg_store_rollout_status(reg_store_t *s, const char *app, struct json_t **out, char *err, size_t errlen);
+
+/* verb "pause", "resume" or "abort" (the split ends: the previous version
+ * serves every client). TINE_ENOTFOUND without a rollout, TINE_ECONFLICT
+ * when its state does not allow it (a paused one cannot be paused...). */
+int reg_store_rollout_control(reg_store_t *s, const char *app, const char *verb, char *err, size_t errlen);
+
 /* ------------------------------------------------------- embedded redis */
 
 #define REG_EMBEDDED_REDIS_MAXMEMORY "512mb" /* default memory cap of the private redis-server */

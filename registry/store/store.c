@@ -82,10 +82,7 @@ static redisReply *store_run(reg_store_t *s, char *cmd, int len, char *err, size
     return out;
 }
 
-/* After a write the caller acknowledges: confirmed by a replica (when the
- * master has one), or TINE_EREDIS with `what` happened on the master
- * followed by why it is not confirmed and `again` (what to do). */
-static int store_confirm(reg_store_t *s, const char *what, const char *again, char *err, size_t errlen)
+int reg__store_confirm(reg_store_t *s, const char *what, const char *again, char *err, size_t errlen)
 {
     char why[1024];
     if (rds_sync_wait_replicas(s->redis, why, sizeof why) == 0)
@@ -255,6 +252,13 @@ int reg_store_stage(reg_store_t *s, const reg_bundle_t *b, uint64_t *version, ui
     if (r == NULL)
         return TINE_EREDIS;
     freeReplyObject(r);
+    /* Its own host: claimed when it goes live (make_live_script). */
+    if (b->manifest->host) {
+        r = reg__store_cmd(s, err, errlen, "HSET tine:app:%s:v:%" PRIu64 " host %s", app, n, b->manifest->host);
+        if (r == NULL)
+            return TINE_EREDIS;
+        freeReplyObject(r);
+    }
     *version = n;
     return 0;
 }
@@ -274,27 +278,63 @@ static const char make_live_script[] =
     "  local owner = redis.call('GET', KEYS[4]) or '" REG_DEFAULT_NAMESPACE "' "
     "  if owner ~= ns then redis.call('DEL', KEYS[2]) return {-4, owner} end "
     "end "
+    "local ro = redis.call('HMGET', KEYS[7], 'state', 'version') "
+    "if (ro[1] == 'running' or ro[1] == 'paused') and ARGV[5] ~= 'rollout' then return {-5, ro[2] or '?'} end "
+    "local host = redis.call('HGET', KEYS[2], 'host') "
+    "if host then "
+    "  local owner = redis.call('HGET', KEYS[8], host) "
+    "  if owner and owner ~= ARGV[2] then return {-6, owner} end "
+    "end "
     "redis.call('HDEL', KEYS[2], 'pending') "
     "local cur = tonumber(redis.call('GET', KEYS[1]) or '0') "
-    "if cur > tonumber(ARGV[1]) then return cur end "
+    "if ARGV[5] == 'deploy' and cur > tonumber(ARGV[1]) then return cur end "
+    "local prev = redis.call('HGET', 'tine:app:' .. ARGV[2] .. ':v:' .. tostring(cur), 'host') "
+    "if prev and prev ~= host and redis.call('HGET', KEYS[8], prev) == ARGV[2] then "
+    "  redis.call('HDEL', KEYS[8], prev) end "
+    "if host then redis.call('HSET', KEYS[8], host, ARGV[2]) end "
     "redis.call('SET', KEYS[1], ARGV[1]) "
     "redis.call('SADD', KEYS[3], ARGV[2]) "
     "redis.call('SET', KEYS[4], ns) "
+    "if redis.call('HGET', KEYS[6], 'version') == ARGV[1] then redis.call('DEL', KEYS[6]) end "
     "redis.call('PUBLISH', ARGV[3], ARGV[4]) "
     "return 0";
 
-int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint64_t *newer, char *err, size_t errlen)
+/* reg_store_make_live (mode "deploy"), reg_store_promote ("promote") or
+ * the end of a rollout ("rollout": allowed while it is under way). */
+static int make_live(reg_store_t *s, const char *app, uint64_t version, const char *mode, uint64_t *newer, char *err,
+                     size_t errlen)
 {
+    bool promote = strcmp(mode, "deploy") != 0;
     *newer = 0;
     char note[512];
     snprintf(note, sizeof(note), "%s %" PRIu64, app, version);
     redisReply *r = reg__store_cmd(s, err, errlen,
-                              "EVAL %s 5 tine:app:%s:live tine:app:%s:v:%" PRIu64 " " RDS_KEY_APPS
-                              " tine:app:%s:ns " RDS_KEY_NAMESPACES " %" PRIu64 " %s %s %s",
-                              make_live_script, app, app, version, app, version, app, RDS_CHANNEL_DEPLOYS, note);
+                              "EVAL %s 8 tine:app:%s:live tine:app:%s:v:%" PRIu64 " " RDS_KEY_APPS
+                              " tine:app:%s:ns " RDS_KEY_NAMESPACES " tine:app:%s:split " RDS_KEY_ROLLOUT_PREFIX
+                              "%s " RDS_KEY_HOSTS " %" PRIu64 " %s %s %s %s",
+                              make_live_script, app, app, version, app, app, app, version, app, RDS_CHANNEL_DEPLOYS,
+                              note, mode);
     if (r == NULL)
         return TINE_EREDIS;
     long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -2;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_INTEGER &&
+        r->element[0]->integer == -6 && r->element[1]->type == REDIS_REPLY_STRING) {
+        snprintf(err, errlen,
+                 "%s version %" PRIu64 " names a host app %s serves already (host: in its manifest): it is stored, "
+                 "not live; one host serves one app",
+                 app, version, r->element[1]->str);
+        freeReplyObject(r);
+        return TINE_ECONFLICT;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_INTEGER &&
+        r->element[0]->integer == -5 && r->element[1]->type == REDIS_REPLY_STRING) {
+        snprintf(err, errlen,
+                 "a rollout of %s version %s is under way: nothing made live (tine rollout status %s; tine rollout "
+                 "abort %s ends it)",
+                 app, r->element[1]->str, app, app);
+        freeReplyObject(r);
+        return TINE_ECONFLICT;
+    }
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_INTEGER &&
         r->element[1]->type == REDIS_REPLY_STRING) {
         int rc = reg__namespace_refusal(app, r->element[1]->str, r->element[0]->integer == -3, err, errlen);
@@ -320,7 +360,41 @@ int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint6
     }
     char what[600];
     snprintf(what, sizeof what, "%s version %" PRIu64 " went live on the redis master", app, version);
-    return store_confirm(s, what, "deploy again (the same files answer \"unchanged\" when it survived)", err, errlen);
+    return reg__store_confirm(s, what,
+                              promote ? "promote it again to be sure"
+                                      : "deploy again (the same files answer \"unchanged\" when it survived)",
+                              err, errlen);
+}
+
+int reg_store_make_live(reg_store_t *s, const char *app, uint64_t version, uint64_t *newer, char *err, size_t errlen)
+{
+    return make_live(s, app, version, "deploy", newer, err, errlen);
+}
+
+int reg_store_promote(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen)
+{
+    uint64_t newer = 0;
+    int rc = make_live(s, app, version, "promote", &newer, err, errlen);
+    if (rc == TINE_ENOTFOUND && strstr(err, "was removed before") != NULL)
+        snprintf(err, errlen, "%s has no version %" PRIu64, app, version);
+    return rc;
+}
+
+int reg__store_rollout_promote(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen)
+{
+    uint64_t newer = 0;
+    return make_live(s, app, version, "rollout", &newer, err, errlen);
+}
+
+int reg_store_stage_done(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen)
+{
+    redisReply *r = reg__store_cmd(s, err, errlen, "HDEL tine:app:%s:v:%" PRIu64 " pending", app, version);
+    if (r == NULL)
+        return TINE_EREDIS;
+    freeReplyObject(r);
+    char what[600];
+    snprintf(what, sizeof what, "%s version %" PRIu64 " was stored on the redis master", app, version);
+    return reg__store_confirm(s, what, "deploy --stage again to be sure", err, errlen);
 }
 
 int reg_store_unstage(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen)
@@ -408,7 +482,7 @@ int reg_store_rollback(reg_store_t *s, const char *app, uint64_t version, uint64
     *now_live = version;
     char what[600];
     snprintf(what, sizeof what, "%s was rolled back to version %" PRIu64 " on the redis master", app, version);
-    return store_confirm(s, what, "roll back again to be sure", err, errlen);
+    return reg__store_confirm(s, what, "roll back again to be sure", err, errlen);
 }
 
 /* qsort order of C strings. */
@@ -775,7 +849,7 @@ int reg_store_prune(reg_store_t *s, const char *app, size_t keep, reg_prune_resu
     if (rc == 0) {
         char what[600];
         snprintf(what, sizeof what, "%zu versions of %s were pruned on the redis master", out->npruned, app);
-        rc = store_confirm(s, what, "prune again to be sure", err, errlen);
+        rc = reg__store_confirm(s, what, "prune again to be sure", err, errlen);
     }
     return rc;
 }
@@ -822,11 +896,24 @@ int reg_store_delete_app(reg_store_t *s, const char *app, reg_delete_result_t *o
     if (c == NULL)
         return TINE_EREDIS;
     redisAppendCommand(c, "MULTI");
-    redisAppendCommand(c, "DEL " RDS_KEY_APP_PREFIX "%s:live", app);
+    redisAppendCommand(c, "DEL " RDS_KEY_APP_PREFIX "%s:live " RDS_KEY_APP_PREFIX "%s:tags " RDS_KEY_APP_PREFIX
+                          "%s:split",
+                       app, app, app);
     redisAppendCommand(c, "SREM " RDS_KEY_APPS " %s", app);
     redisAppendCommand(c, "PUBLISH " RDS_CHANNEL_DEPLOYS " %s", note);
     redisAppendCommand(c, "EXEC");
     int rc = rds_sync_replies(s->redis, 5, err, errlen);
+    /* The hosts it served are free for other apps. */
+    if (rc == 0 &&
+        (r = reg__store_cmd(s, err, errlen,
+                            "EVAL %s 1 " RDS_KEY_HOSTS " %s",
+                            "local h = redis.call('HGETALL', KEYS[1]) "
+                            "for i = 1, #h, 2 do if h[i + 1] == ARGV[1] then redis.call('HDEL', KEYS[1], h[i]) end end "
+                            "return 0",
+                            app)) == NULL)
+        rc = TINE_EREDIS;
+    else if (rc == 0)
+        freeReplyObject(r);
     str_set_t blobs = {0};
     for (uint64_t v = 1; rc == 0 && v <= seq; v++) {
         rc = add_version_blobs(s, app, v, &blobs, err, errlen);
@@ -843,7 +930,7 @@ int reg_store_delete_app(reg_store_t *s, const char *app, reg_delete_result_t *o
     if (rc == 0) {
         char what[600];
         snprintf(what, sizeof what, "%s was deleted on the redis master", app);
-        rc = store_confirm(s, what, "delete it again to be sure", err, errlen);
+        rc = reg__store_confirm(s, what, "delete it again to be sure", err, errlen);
     }
     return rc;
 }

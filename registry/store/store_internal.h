@@ -14,6 +14,15 @@ struct reg_store {
  * in err; an error reply is turned into NULL too. */
 redisReply *reg__store_cmd(reg_store_t *s, char *err, size_t errlen, const char *fmt, ...);
 
+/* After a write the caller acknowledges: confirmed by a replica (when the
+ * master has one), or TINE_EREDIS with `what` happened on the master
+ * followed by why it is not confirmed and `again` (what to do). */
+int reg__store_confirm(reg_store_t *s, const char *what, const char *again, char *err, size_t errlen);
+
+/* Makes `version` live at the end of its rollout (reg_store_promote,
+ * allowed while the rollout is under way). */
+int reg__store_rollout_promote(reg_store_t *s, const char *app, uint64_t version, char *err, size_t errlen);
+
 /* The message of a deploy refused for its namespace: `ns` does not exist
  * (missing) or the app is registered in namespace `ns`. Returns
  * TINE_ENOTFOUND or TINE_ECONFLICT. */

@@ -571,7 +571,8 @@ int tine_deploy_ex(tine_client_t *c, const char *app, const void *tgz, size_t le
         set_error(c, "empty bundle");
         return -EINVAL;
     }
-    char *path = app_path(c, app, (flags & TINE_DEPLOY_FORCE) ? "?force=1" : "");
+    static const char *const suffix[] = {"", "?force=1", "?stage=1", "?force=1&stage=1"};
+    char *path = app_path(c, app, suffix[flags & (TINE_DEPLOY_FORCE | TINE_DEPLOY_STAGE)]);
     if (path == NULL)
         return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
     int rc = api_call(c, "PUT", path, tgz, len, "application/gzip", response);

@@ -113,9 +113,10 @@ int tine_deploy(tine_client_t *c, const char *app, const void *tgz, size_t len, 
 /* Flags of tine_deploy_ex. */
 enum {
     TINE_DEPLOY_FORCE = 1, /* store a new version even when an identical one exists */
+    TINE_DEPLOY_STAGE = 2, /* store it without making it live: 201 {"app","version","live","staged":true} */
 };
 
-/* PUT /_tine/v1/apps/{app}[?force=1]: tine_deploy with flags. Without
+/* PUT /_tine/v1/apps/{app}[?force=1][&stage=1]: tine_deploy with flags. Without
  * TINE_DEPLOY_FORCE, a bundle identical to the live version answers 200
  * {"app","version","live","unchanged":true}, one identical to an older
  * version fails with TINE_CLIENT_ECONFLICT (nothing changes). A version this

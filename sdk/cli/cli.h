@@ -239,6 +239,8 @@ int cli_render_public_urls(const char *json, const char *base_url, FILE *out, ch
  * "event type=container.die source=docker*". Returns a new string. */
 struct json_t;
 char *cli_describe_trigger(struct json_t *trigger);
+/* Prints the "tags" and "split" of a versions answer, when there are any. */
+void cli_render_release(struct json_t *j, FILE *out);
 
 /* Prints an invoke answer: the function's body (or, with json, the whole
  * answer) on out; with verbose the status and invocation id on err. Returns
@@ -267,6 +269,10 @@ int cli_cmd_versions(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_rollback(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_invoke(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_routes(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_promote(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_tag(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_split(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_rollout(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_ps(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_scale(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_evict(cli_ctx_t *ctx, int argc, char **argv);

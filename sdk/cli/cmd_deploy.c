@@ -1,7 +1,8 @@
-/* `tine deploy [DIR|FILE] [--force]`: validates the manifest locally, packs
- * the app into a bundle (or reads an artifact made by tine pack or tine
- * export) and uploads it as the app's next version (unless it is the live
- * version's content already). */
+/* `tine deploy [DIR|FILE] [--force] [--stage]`: validates the manifest
+ * locally, packs the app into a bundle (or reads an artifact made by tine
+ * pack or tine export) and uploads it as the app's next version (unless it
+ * is the live version's content already); with --stage it is stored, not
+ * made live. */
 #include "cli.h"
 
 #include <errno.h>
@@ -88,9 +89,10 @@ int cli_send_bundle(cli_ctx_t *ctx, tine_client_t *c, const cli_conn_t *conn, co
                     size_t len, unsigned flags)
 {
     char *answer = NULL;
-    int e = tine_deploy_ex(c, app, tgz, len, flags & TINE_DEPLOY_FORCE, &answer);
+    unsigned sent = flags & (TINE_DEPLOY_FORCE | TINE_DEPLOY_STAGE);
+    int e = tine_deploy_ex(c, app, tgz, len, sent, &answer);
     if (e == TINE_CLIENT_ECONFLICT && (flags & CLI_DEPLOY_FORCE_IF_REFUSED))
-        e = tine_deploy_ex(c, app, tgz, len, TINE_DEPLOY_FORCE, &answer);
+        e = tine_deploy_ex(c, app, tgz, len, sent | TINE_DEPLOY_FORCE, &answer);
     if (e != 0)
         return cli_client_fail(ctx, c, e, conn);
     int rc = CLI_OK;
@@ -108,11 +110,11 @@ int cli_send_bundle(cli_ctx_t *ctx, tine_client_t *c, const cli_conn_t *conn, co
 int cli_cmd_deploy(cli_ctx_t *ctx, int argc, char **argv)
 {
     const char *pos[1] = {"."};
-    bool force = false;
-    const cli_flag_t flags[] = {{"force", 0, NULL, &force}};
+    bool force = false, stage = false;
+    const cli_flag_t flags[] = {{"force", 0, NULL, &force}, {"stage", 0, NULL, &stage}};
     int npos = 0;
     char err[256];
-    if (cli_parse_command(argc, argv, flags, 1, pos, 0, 1, &npos, err, sizeof err) != CLI_OK)
+    if (cli_parse_command(argc, argv, flags, 2, pos, 0, 1, &npos, err, sizeof err) != CLI_OK)
         return cli_usage_error(ctx, err);
     const char *dir = npos > 0 ? pos[0] : ".";
 
@@ -127,7 +129,9 @@ int cli_cmd_deploy(cli_ctx_t *ctx, int argc, char **argv)
         return CLI_FAIL;
     cli_conn_t conn;
     tine_client_t *c = cli_connect(ctx, &conn);
-    int rc = c != NULL ? cli_send_bundle(ctx, c, &conn, app, tgz, len, force ? TINE_DEPLOY_FORCE : 0) : CLI_FAIL;
+    int rc = c != NULL ? cli_send_bundle(ctx, c, &conn, app, tgz, len,
+                                         (force ? TINE_DEPLOY_FORCE : 0) | (stage ? TINE_DEPLOY_STAGE : 0))
+                       : CLI_FAIL;
     tine_client_free(c);
     cli_conn_dispose(&conn);
     free(app);

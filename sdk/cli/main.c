@@ -28,7 +28,7 @@ static const cli_command_t commands[] = {
      "  --no-auth         run tined without admin token (loopback only)\n",
      cli_cmd_up},
     {"deploy", "validate, pack and upload the app in DIR (or an artifact) as its next version",
-     "deploy [DIR|FILE] [--force]",
+     "deploy [DIR|FILE] [--force] [--stage]",
      "Reads DIR/tine.yaml (or tine.yml, tine.json; DIR defaults to .), checks\n"
      "it locally (errors print as file:line:col: key: what was expected), packs\n"
      "the manifest and the files below DIR into a tar.gz and uploads it:\n"
@@ -43,7 +43,9 @@ static const cli_command_t commands[] = {
      "checked here as the node would (a corrupt or truncated one is an error\n"
      "naming it; nothing is sent) and deployed as is.\n"
      "\n"
-     "  --force           store a new version even when the files are the same\n",
+     "  --force           store a new version even when the files are the same\n"
+     "  --stage           store it without making it live: 'staged APP version\n"
+     "                    N'; /APP@N/ previews it, tine promote APP N makes it live\n",
      cli_cmd_deploy},
     {"pack", "pack the app in DIR into one deterministic artifact file", "pack [DIR] [-o FILE]",
      "Checks DIR as tine deploy would (manifest, Lua syntax, exports) and\n"
@@ -121,6 +123,39 @@ static const cli_command_t commands[] = {
      "Makes version N live, or without N the version before the live one:\n"
      "prints 'APP: live version is now N'.\n",
      cli_cmd_rollback},
+    {"promote", "make a stored (staged) version of an app live", "promote APP N",
+     "Makes stored version N live on every node, in the same atomic step as a\n"
+     "deploy (a split to N ends): prints 'APP: live version is now N'.\n",
+     cli_cmd_promote},
+    {"tag", "name a version of an app for previews", "tag APP TAG N | tag APP TAG --rm",
+     "Points TAG (a-z, 0-9, '-', starting with a letter) at stored version N:\n"
+     "/APP@TAG/... is served by it on every node (and the x-tine-version:\n"
+     "TAG header, when the app's manifest says release: {pin: true}).\n"
+     "\n"
+     "  --rm              remove the tag\n",
+     cli_cmd_tag},
+    {"split", "send a share of an app's clients to another version", "split APP N=PERCENT | split APP --clear",
+     "Sends PERCENT (0-100) of clients to stored version N and the rest to the\n"
+     "live version; a client stays on its side (a hash of the header the\n"
+     "manifest's release.client_header names, x-tine-client by default, else\n"
+     "of its address). Events and schedules stay on the live version. Answers\n"
+     "say which version served them in x-tine-version.\n"
+     "\n"
+     "  --clear           end the split: the live version serves everyone\n",
+     cli_cmd_split},
+    {"rollout", "show or steer an app's automatic rollout", "rollout status|pause|resume|abort APP",
+     "A deploy of a manifest with a rollout: block (over a live version)\n"
+     "starts one: a split of its first step, advanced each interval while\n"
+     "the new version's errors and p99 stay within bounds, rolled back at\n"
+     "once on a breach, made live after the last step.\n"
+     "\n"
+     "  status APP        version, state, steps (the current one in [ ]),\n"
+     "                    bounds, per version requests, errors, p50/p99 in\n"
+     "                    the step, and the last decision\n"
+     "  pause APP         keep the current step (the split stays)\n"
+     "  resume APP        run the current step again from now\n"
+     "  abort APP         end it: the previous version serves every client\n",
+     cli_cmd_rollout},
     {"invoke", "call a function with a JSON event and print its answer", "invoke APP FN [JSON|-] [-v]",
      "Sends JSON (default {}; '-' reads it from stdin) as the event and prints\n"
      "the function's response body (with --json the whole answer: status,\n"

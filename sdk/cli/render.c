@@ -222,8 +222,28 @@ int cli_render_versions(const char *json, FILE *out, char *err, size_t errlen)
             fprintf(out, ": %s (it retries)", problem);
         fputc('\n', out);
     }
+    cli_render_release(j, out);
     json_decref(j);
     return 0;
+}
+
+void cli_render_release(json_t *j, FILE *out)
+{
+    json_t *tags = json_object_get(j, "tags"), *split = json_object_get(j, "split");
+    if (json_object_size(tags) > 0) {
+        fprintf(out, "tags:");
+        const char *name;
+        json_t *v;
+        json_object_foreach(tags, name, v)
+        {
+            fprintf(out, " %s=%" JSON_INTEGER_FORMAT, name, json_integer_value(v));
+        }
+        fputc('\n', out);
+    }
+    if (json_is_object(split))
+        fprintf(out, "split: version %" JSON_INTEGER_FORMAT " gets %" JSON_INTEGER_FORMAT "%% of clients\n",
+                json_integer_value(json_object_get(split, "version")),
+                json_integer_value(json_object_get(split, "percent")));
 }
 
 /* Appends " key=value" to a description when the field is a string. */
@@ -297,6 +317,13 @@ int cli_render_routes(const char *json, FILE *out, char *err, size_t errlen)
         const char *row[] = {what, cell(json_object_get(r, "function"), fn, sizeof fn), version};
         cli_table_add(&t, row);
         free(what);
+        const char *host_path = json_string_value(json_object_get(r, "host_path")); /* its own host */
+        if (host_path != NULL) {
+            what = xasprintf("%s %s", method ? method : "ANY", host_path);
+            row[0] = what;
+            cli_table_add(&t, row);
+            free(what);
+        }
     }
     json_array_foreach(triggers, i, r)
     {
@@ -323,7 +350,18 @@ int cli_render_deploy(const char *json, FILE *out, char *err, size_t errlen)
         json_decref(j);
         return fail(err, errlen, "unexpected answer from the node (no \"app\" and \"version\")");
     }
-    if (json_is_true(json_object_get(j, "unchanged")))
+    json_t *rollout = json_object_get(j, "rollout");
+    if (json_is_object(rollout))
+        fprintf(out,
+                "deployed %s version %" JSON_INTEGER_FORMAT ": rolling out, %" JSON_INTEGER_FORMAT
+                "%% of clients first (tine rollout status %s)\n",
+                app, json_integer_value(version), json_integer_value(json_object_get(rollout, "percent")), app);
+    else if (json_is_true(json_object_get(j, "staged")))
+        fprintf(out,
+                "staged %s version %" JSON_INTEGER_FORMAT " (not live; tine promote %s %" JSON_INTEGER_FORMAT
+                " makes it live, /%s@%" JSON_INTEGER_FORMAT "/ previews it)\n",
+                app, json_integer_value(version), app, json_integer_value(version), app, json_integer_value(version));
+    else if (json_is_true(json_object_get(j, "unchanged")))
         fprintf(out,
                 "unchanged: %s version %" JSON_INTEGER_FORMAT " is live (tine deploy --force makes a new version)\n",
                 app, json_integer_value(version));

@@ -126,7 +126,7 @@ static void test_help_and_usage_exit_codes(void **state)
 
     run(&r, NULL, "help", "deploy", NULL);
     assert_int_equal(r.rc, 0);
-    assert_non_null(strstr(r.out, "usage: tine deploy [DIR|FILE] [--force]\n"));
+    assert_non_null(strstr(r.out, "usage: tine deploy [DIR|FILE] [--force] [--stage]\n"));
 
     run(&r, NULL, "invoke", "-h", NULL);
     assert_int_equal(r.rc, 0);

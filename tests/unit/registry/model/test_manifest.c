@@ -463,7 +463,7 @@ static const char *const error_cases[][2] = {
     {"- app: shop\n", "tine.yaml:1:1: expected a mapping with at least app and functions at the top level, got a "
                       "sequence"},
     {"base: &b { handler: f.lua#main }\n", "tine.yaml:1:1: base: unknown key; expected one of app, namespace, description, host, "
-                                           "defaults, env, functions, routes, triggers, allow_outbound, limits"},
+                                           "defaults, env, functions, routes, triggers, allow_outbound, limits, release, rollout"},
     {"app: shop\nfunctions:\n  f: &x { handler: f.lua#main }\n  g: *x\n",
      "tine.yaml:4:6: functions.g: aliases (*x) are not allowed in a manifest; write the value out"},
     {"app: !!str shop\n", "tine.yaml:1:6: app: YAML tags ('tag:yaml.org,2002:str') are not supported; quote the value "
@@ -480,7 +480,7 @@ static const char *const error_cases[][2] = {
     {"functions: { f: { handler: f.lua#main } }\n", "tine.yaml:1:1: missing required key 'app'"},
     {"app: shop\n", "tine.yaml:1:1: missing required key 'functions'"},
     {"app: shop\nfunctions:\nfuncs: 1\n", "tine.yaml:3:1: funcs: unknown key; expected one of app, namespace, description, host, "
-                                          "defaults, env, functions, routes, triggers, allow_outbound, limits"},
+                                          "defaults, env, functions, routes, triggers, allow_outbound, limits, release, rollout"},
     {"app: Shop\nfunctions: {}\n", "tine.yaml:1:6: app: 'Shop' may hold only lowercase letters, digits and '-'"},
     {"app: -shop\nfunctions: {}\n", "tine.yaml:1:6: app: '-shop' must start with a letter or digit"},
     {"app: shop-\nfunctions: {}\n", "tine.yaml:1:6: app: 'shop-' must not end with '-'"},
@@ -1002,7 +1002,12 @@ static void test_schema_matches_parser_keys(void **state)
     char keys[512];
     schema_keys(schema, keys, sizeof keys);
     assert_string_equal(keys,
-                        "allow_outbound,app,defaults,description,env,functions,host,limits,namespace,routes,triggers");
+                        "allow_outbound,app,defaults,description,env,functions,host,limits,namespace,release,rollout,"
+                        "routes,triggers");
+    schema_keys(schema_def(schema, "release"), keys, sizeof keys);
+    assert_string_equal(keys, "client_header,pin");
+    schema_keys(schema_def(schema, "rollout"), keys, sizeof keys);
+    assert_string_equal(keys, "interval,max_error_rate,max_p99,min_requests,steps");
     schema_keys(schema_def(schema, "limits"), keys, sizeof keys);
     assert_string_equal(keys, "kv_bytes_max,kv_keys_max,kv_value_max");
     schema_keys(schema_def(schema, "function"), keys, sizeof keys);
