@@ -245,7 +245,8 @@ static const char *zygote_sdk_dir;
  * (python_host.c). */
 static void zygote_spawn(sbx_lua_t *L, int control_fd, const char *meta, size_t meta_len)
 {
-    if (sbx__python_zygote_spawn(control_fd, meta, meta_len, zygote_sdk_dir))
+    if (sbx__runtime_spawn(&sbx__python_kind, control_fd, meta, meta_len, zygote_sdk_dir) ||
+        sbx__runtime_spawn(&sbx__node_kind, control_fd, meta, meta_len, zygote_sdk_dir))
         return;
     sbx_spec_t spec = {0};
     json_t *o = NULL;
@@ -338,7 +339,7 @@ static char *zygote_program(void)
  * its password, ...) may reach the zygote and, through it, a sandbox. */
 static bool zygote_keeps(const char *entry)
 {
-    static const char *const kept[] = {"TZ=", "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS=", "TINE_PYTHON="};
+    static const char *const kept[] = {"TZ=", "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS=", "TINE_PYTHON=", "TINE_NODE="};
     for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
         if (strncmp(entry, kept[i], strlen(kept[i])) == 0)
             return true;
@@ -530,7 +531,7 @@ int sbx_zygote_request_python(sbx_zygote_t *z, const sbx_python_spec_t *spec)
     json_t *mods = json_array();
     for (size_t i = 0; i < spec->modules_len; i++)
         json_array_append_new(mods, json_string(spec->modules[i]));
-    json_t *o = json_pack("{s:b, s:s, s:I, s:s, s:o, s:i, s:i}", "python_zygote", 1, "app", spec->app, "version",
+    json_t *o = json_pack("{s:b, s:s, s:I, s:s, s:o, s:i, s:i}", spec->node ? "node_host" : "python_zygote", 1, "app", spec->app, "version",
                           (json_int_t)spec->version, "bundle_dir", spec->bundle_dir, "modules", mods, "memory_mb",
                           (int)spec->memory_mb, "processes", (int)spec->processes);
     char *meta = o ? json_dumps(o, JSON_COMPACT) : NULL;
