@@ -38,7 +38,7 @@
 #include <unistd.h>
 
 #define NODE_MAX_CHILDREN 256
-#define NODE_TAIL 2048 /* bytes of a child's stderr kept to tell why it died */
+#define NODE_TAIL 64 /* bytes of a child's stderr kept to find a message across two reads */
 
 typedef struct {
     pid_t pid;
@@ -46,34 +46,36 @@ typedef struct {
     int err_rd; /* its stderr, -1 once closed */
     char tail[NODE_TAIL];
     size_t tail_len;
+    bool oom; /* V8 said it ran out of memory (a native stack trace follows) */
 } node_child_t;
 
 static node_child_t children[NODE_MAX_CHILDREN];
 static size_t nchildren;
 
-/* Keeps the last NODE_TAIL bytes of what a child wrote on stderr. */
-static void tail_add(node_child_t *c, const char *buf, size_t n)
+/* Whether V8 said it ran out of memory ("JavaScript heap out of memory",
+ * "Fatal process out of memory", "Reached heap limit") in these bytes. */
+static bool says_oom(const char *p, size_t n)
 {
-    if (n >= NODE_TAIL) {
-        memcpy(c->tail, buf + n - NODE_TAIL, NODE_TAIL);
-        c->tail_len = NODE_TAIL;
-        return;
-    }
-    if (c->tail_len + n > NODE_TAIL) {
-        size_t drop = c->tail_len + n - NODE_TAIL;
+    return memmem(p, n, "out of memory", 13) != NULL || memmem(p, n, "Reached heap limit", 18) != NULL;
+}
+
+/* Looks at what a child wrote on stderr for V8's out of memory message
+ * (the end of the previous read kept, so that it is found across two). */
+static void stderr_seen(node_child_t *c, const char *buf, size_t n)
+{
+    char joined[NODE_TAIL + 4096];
+    size_t take = n < 4096 ? n : 4096;
+    memcpy(joined, c->tail, c->tail_len);
+    memcpy(joined + c->tail_len, buf, take);
+    c->oom |= says_oom(joined, c->tail_len + take) || says_oom(buf, n);
+    size_t keep = n < NODE_TAIL ? n : NODE_TAIL;
+    if (c->tail_len + keep > NODE_TAIL) {
+        size_t drop = c->tail_len + keep - NODE_TAIL;
         memmove(c->tail, c->tail + drop, c->tail_len - drop);
         c->tail_len -= drop;
     }
-    memcpy(c->tail + c->tail_len, buf, n);
-    c->tail_len += n;
-}
-
-/* Whether V8 said it ran out of memory ("JavaScript heap out of memory",
- * "Fatal process out of memory", "Reached heap limit"). */
-static bool tail_says_oom(const node_child_t *c)
-{
-    return memmem(c->tail, c->tail_len, "out of memory", 13) != NULL ||
-           memmem(c->tail, c->tail_len, "Reached heap limit", 18) != NULL;
+    memcpy(c->tail + c->tail_len, buf + n - keep, keep);
+    c->tail_len += keep;
 }
 
 /* A child is gone (status st): tells tined when it ran out of memory, and
@@ -81,7 +83,7 @@ static bool tail_says_oom(const node_child_t *c)
 static void child_gone(size_t i, int st)
 {
     node_child_t *c = &children[i];
-    if (WIFSIGNALED(st) && tail_says_oom(c)) {
+    if (WIFSIGNALED(st) && c->oom) {
         static const char msg[] = "{\"error\":\"out of memory: V8 could not grow the heap\"}";
         sbx_frame_hdr_t h = sbx_frame_header(SBX_MSG_ERROR, 0, 0, sizeof msg - 1, 0);
         h.flags = SBX_FRAME_EXITING;
@@ -109,7 +111,7 @@ static void reap(void)
                 char buf[4096];
                 ssize_t n;
                 while (children[i].err_rd >= 0 && (n = read(children[i].err_rd, buf, sizeof buf)) > 0) {
-                    tail_add(&children[i], buf, (size_t)n);
+                    stderr_seen(&children[i], buf, (size_t)n);
                     ssize_t w = write(2, buf, (size_t)n);
                     (void)w;
                 }
@@ -258,7 +260,7 @@ static _Noreturn void node_host(int sock, sbx_python_plan_t *plan, json_t *req)
                 char buf[4096];
                 ssize_t got = read(c->err_rd, buf, sizeof buf);
                 if (got > 0) {
-                    tail_add(c, buf, (size_t)got);
+                    stderr_seen(c, buf, (size_t)got);
                     ssize_t w = write(2, buf, (size_t)got);
                     (void)w;
                 } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {

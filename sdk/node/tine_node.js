@@ -359,10 +359,11 @@ class Sandbox {
     let handler = mod[exp];
     if (typeof handler !== 'function' && mod.default && typeof mod.default === 'object') handler = mod.default[exp];
     if (typeof handler !== 'function') {
-      const names = Object.keys(mod).filter((k) => typeof mod[k] === 'function' ||
-        (k === 'default' && mod.default && typeof mod.default === 'object'));
+      const names = new Set(Object.keys(mod).filter((k) => typeof mod[k] === 'function'));
+      if (mod.default !== null && typeof mod.default === 'object')
+        for (const k of Object.keys(mod.default)) if (typeof mod.default[k] === 'function') names.add(k);
       this.failLoad(`module '${file}' exports no function '${exp}'` +
-        (names.length ? ` (it exports: ${names.join(', ')})` : ' (it exports nothing: use exports.' + exp +
+        (names.size ? ` (it exports: ${[...names].sort().join(', ')})` : ' (it exports nothing: use exports.' + exp +
           ' = ... or export function ' + exp + ')'));
     }
     this.handler = handler;
