@@ -532,7 +532,8 @@ static int python_allowlist(scmp_filter_ctx ctx)
  * and moreover no process of its own (clone only for threads), no exec
  * (but the host's one execveat of node itself, through SBX_PYTHON_EXE_FD,
  * which the sandbox cannot make again: its descriptor limit is lower), no
- * socket but a unix pair, EPERM for all of them. */
+ * socket but a unix pair, no signal to another process, no file mode or
+ * owner change, no links or device nodes: EPERM for all of them. */
 static int node_denylist(scmp_filter_ctx ctx)
 {
     int rc = exec_denylist(ctx);
@@ -541,6 +542,15 @@ static int node_denylist(scmp_filter_ctx ctx)
                                          "fchownat", "link", "linkat", "symlink", "symlinkat", "mknod", "mknodat"};
     for (size_t i = 0; i < sizeof denied / sizeof denied[0] && rc == 0; i++)
         rc = rule(ctx, SCMP_ACT_ERRNO(EPERM), denied[i], 0);
+    /* Signals: kill, tkill and the queued kinds reach other processes of
+     * the version's uid (its host, pid 1 of its pid namespace, and the
+     * other sandboxes); tgkill (raise, abort) only not pid 1. */
+    static const char *const signals[] = {"kill", "tkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
+                                          "pidfd_send_signal"};
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0] && rc == 0; i++)
+        rc = rule(ctx, SCMP_ACT_ERRNO(EPERM), signals[i], 0);
+    if (rc == 0)
+        rc = rule(ctx, SCMP_ACT_ERRNO(EPERM), "tgkill", 1, SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffu, 1));
     /* socket(): a unix pair is made by socketpair, which stays allowed. */
     if (rc == 0)
         rc = rule(ctx, SCMP_ACT_ERRNO(EPERM), "clone", 1, SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));

@@ -302,7 +302,7 @@ int sbx__isolation_enter_python(int sock, sbx_python_plan_t *plan, char *err, si
  * sbx__isolation_enter_python with plan.node, and forks and starts one
  * node per blank sandbox) */
 
-#define SBX_NODE_AS_SLACK (1024ull * 1024ull * 1024ull) /* V8 reserves far more than its heap */
+#define SBX_NODE_AS_SLACK (2048ull * 1024ull * 1024ull) /* V8 reserves far more than its heap (a code range per isolate: workers) */
 #define SBX_NODE_NOFILE 128      /* a Node sandbox's descriptors (below SBX_PYTHON_EXE_FD) */
 #define SBX_NODE_HOST_NOFILE 900 /* the Node host's: three per child it watches */
 #define SBX_NODE_THREADS 16      /* tasks a node process may have (V8's and libuv's threads) */
