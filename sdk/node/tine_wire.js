@@ -177,7 +177,7 @@ class Reader {
 
 // ---------------------------------------------------------------- metadata
 
-function text(b, exact) {
+function text(b) {
   // Strings are any bytes on the wire: those that are not UTF-8 stay a
   // Buffer, so they go back unchanged.
   return isUtf8(b) ? b.toString('utf8') : Buffer.from(b);
@@ -197,7 +197,7 @@ function decode(buf, p, depth, exact) {
     const n = u32(buf, p, 'a length');
     p += 4;
     if (p + n > buf.length) throw new ProtocolError(`a string of ${n} bytes runs past the metadata`);
-    return [text(buf.subarray(p, p + n), exact), p + n];
+    return [text(buf.subarray(p, p + n)), p + n];
   }
   case 0x41: { // 'A'
     const n = u32(buf, p, 'a length');
@@ -218,7 +218,8 @@ function decode(buf, p, depth, exact) {
       const kl = u32(buf, p, 'a length');
       p += 4;
       if (p + kl > buf.length) throw new ProtocolError(`a key of ${kl} bytes runs past the metadata`);
-      const k = buf.toString('utf8', p, p + kl);
+      const kb = buf.subarray(p, p + kl);
+      const k = exact && !isUtf8(kb) ? Buffer.from(kb) : kb.toString('utf8');
       const [v, q] = decode(buf, p + kl, depth + 1, exact);
       if (exact) out.set(k, v); else out[k] = v;
       p = q;
@@ -245,7 +246,7 @@ function decode(buf, p, depth, exact) {
 }
 
 /* The value of binary metadata (a Buffer): objects as plain objects (Maps
- * with exact), arrays, strings (a Buffer for bytes that are not UTF-8),
+ * with exact, whose keys that are not UTF-8 stay Buffers), arrays, strings (a Buffer for bytes that are not UTF-8),
  * integers as numbers (BigInt beyond 2^53), doubles as numbers (Double
  * for integral ones with exact). Throws ProtocolError when malformed. */
 function decodeMeta(buf, opts) {
@@ -305,7 +306,7 @@ function encode(v, w, depth) {
     w.tag(0x4F);
     w.u32(entries.length);
     for (const [k, x] of entries) {
-      const kb = Buffer.from(k, 'utf8');
+      const kb = Buffer.isBuffer(k) ? k : Buffer.from(String(k), 'utf8');
       w.u32(kb.length);
       w.raw(kb);
       encode(x, w, depth + 1);
