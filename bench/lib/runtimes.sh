@@ -1,15 +1,18 @@
 # shellcheck shell=bash
 # The runtimes side by side (issue 20): hello as a Python function
-# (bench/apps/hello-py) and as `runtime: exec` running python3 per call
+# (bench/apps/hello-py), as a Node function (bench/apps/hello-js) and as
+# `runtime: exec` running python3 per call
 # (bench/apps/hello-exec-py, the baseline a user had before), beside the Lua
 # hello of bench_tine (figures cold_p50_us, warm_rps, pss_kib): cold starts
 # after eviction, the memory of a warm Python sandbox, and warm throughput
 # in the warm rounds (RUNTIME_ROUNDS, run by bench_warm).
 
 PY_APP=$BENCH/apps/hello-py
+JS_APP=$BENCH/apps/hello-js
 EXEC_PY_APP=$BENCH/apps/hello-exec-py
 RUNTIME_ROUNDS=(
   "tine|warm_python|runtime_up warm-python $PY_APP hello-py"
+  "tine|warm_node|runtime_up warm-node $JS_APP hello-js"
   "tine|warm_exec_python|runtime_up warm-exec-python $EXEC_PY_APP hello-exec-py"
 )
 
@@ -57,15 +60,19 @@ bench_runtimes() {
     record_failed tine "tined did not start: $TINED_ERROR" cold_python_p50_us
     return 0
   fi
-  if ! deploy_app "$PY_APP" || ! deploy_app "$EXEC_PY_APP"; then
-    record_failed tine "$DEPLOY_ERROR" cold_python_p50_us cold_exec_python_p50_us
+  if ! deploy_app "$PY_APP" || ! deploy_app "$JS_APP" || ! deploy_app "$EXEC_PY_APP"; then
+    record_failed tine "$DEPLOY_ERROR" cold_python_p50_us cold_node_p50_us cold_exec_python_p50_us
     stop_pid "$TINED_PID"
     return 0
   fi
   wait_http "$TURL/hello-py/" 10 || record_failed tine "GET $TURL/hello-py/ does not answer 200"
   wrk_load "$TURL/hello-py/"
   runtime_memory hello-py pss_python_kib
+  wait_http "$TURL/hello-js/" 10 || record_failed tine "GET $TURL/hello-js/ does not answer 200"
+  wrk_load "$TURL/hello-js/"
+  runtime_memory hello-js pss_node_kib
   runtime_cold hello-py cold_python
+  runtime_cold hello-js cold_node
   runtime_cold hello-exec-py cold_exec_python
   stop_pid "$TINED_PID"
 }
