@@ -207,13 +207,42 @@ const sbx_isolation_report_t *sbx_isolation_report(void)
     return &node_report;
 }
 
+/* The layers each runtime's processes get (docs/ARCHITECTURE.md,
+ * "Isolation"): bit i for layer i. */
+#define L(x) (1u << (x))
+#define PROCESS_LAYERS                                                                                           \
+    (L(SBX_LAYER_RLIMITS) | L(SBX_LAYER_NO_NEW_PRIVS) | L(SBX_LAYER_SECCOMP) | L(SBX_LAYER_USER) |               \
+     L(SBX_LAYER_MOUNT_NS) | L(SBX_LAYER_PID_NS) | L(SBX_LAYER_IPC_NS) | L(SBX_LAYER_UTS_NS) | L(SBX_LAYER_NET_NS) | \
+     L(SBX_LAYER_ROOT_DIR))
+static const struct {
+    const char *name;
+    unsigned layers;
+} runtime_layers[] = {
+    {"lua", PROCESS_LAYERS | L(SBX_LAYER_LUA)},
+    {"python", PROCESS_LAYERS},
+    {"node", PROCESS_LAYERS},
+    {"exec", PROCESS_LAYERS | L(SBX_LAYER_CGROUP) | L(SBX_LAYER_EXEC_NET)},
+};
+#undef PROCESS_LAYERS
+#undef L
+
 json_t *sbx_isolation_report_json(const sbx_isolation_report_t *r)
 {
     json_t *layers = json_array();
     for (int i = 0; i < SBX_LAYER_COUNT; i++)
         json_array_append_new(layers, json_pack("{s:s, s:b, s:s}", "name", layer_names[i], "active",
                                                 r->layers[i].active, "detail", r->layers[i].detail));
-    return json_pack("{s:s, s:o}", "isolation", r->enabled ? "on" : "off", "layers", layers);
+    json_t *runtimes = json_array();
+    for (size_t k = 0; k < sizeof runtime_layers / sizeof runtime_layers[0]; k++) {
+        json_t *on = json_array(), *off = json_array();
+        for (int i = 0; i < SBX_LAYER_COUNT; i++)
+            if (runtime_layers[k].layers & (1u << i))
+                json_array_append_new(r->layers[i].active ? on : off, json_string(layer_names[i]));
+        json_array_append_new(runtimes, json_pack("{s:s, s:o, s:o}", "runtime", runtime_layers[k].name, "on", on,
+                                                  "off", off));
+    }
+    return json_pack("{s:s, s:o, s:o}", "isolation", r->enabled ? "on" : "off", "layers", layers, "runtimes",
+                     runtimes);
 }
 
 void sbx__remove_tree(int parent, const char *name)

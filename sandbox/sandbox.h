@@ -137,8 +137,10 @@ void sbx_isolation_cleanup(const char *tmp_dir);
 /* The node's report (every layer off until sbx_isolation_await_report). */
 const sbx_isolation_report_t *sbx_isolation_report(void);
 
-/* {"isolation":"on"|"off","layers":[{"name":..,"active":..,"detail":..}]}
- * as a new jansson reference. */
+/* {"isolation":"on"|"off","layers":[{"name":..,"active":..,"detail":..}],
+ *  "runtimes":[{"runtime":"lua"|"python"|"node"|"exec","on":[layer names],
+ *  "off":[layer names]}]} (the layers each runtime's sandboxes get, by
+ *  whether the node has them) as a new jansson reference. */
 struct json_t;
 struct json_t *sbx_isolation_report_json(const sbx_isolation_report_t *r);
 
