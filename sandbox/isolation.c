@@ -1267,7 +1267,7 @@ typedef struct {
     uint32_t work_mb;   /* size of the private /tmp; 0: none */
     unsigned work_uid;  /* its owner */
     bool network;       /* the resolver's and CA files too */
-    const char *sdk_dir; /* bound at SBX_PYTHON_SDK_DIR when not NULL */
+    const char *sdk_dir; /* bound at SBX_PYTHON_SDK_DIR (= SBX_EXEC_SDK_DIR) when not NULL */
 } root_plan_t;
 
 /* Builds a root on a tmpfs mounted over the node's tmp dir (in the caller's
@@ -1380,7 +1380,8 @@ int sbx__isolation_exec_child(const sbx_spec_t *spec, const sbx_exec_plan_t *pla
         root_plan_t rp = {.bundle_dir = spec->bundle_dir,
                           .work_mb = spec->memory_mb ? spec->memory_mb : 16,
                           .work_uid = plan->own_uid ? (unsigned)plan->uid : 0,
-                          .network = spec->network};
+                          .network = spec->network,
+                          .sdk_dir = sbx__sdks_dir()[0] ? sbx__sdks_dir() : NULL};
         if ((e = build_root(&rp, err, errlen)) != 0)
             return e;
     } else if (chdir(workdir) != 0) {

@@ -194,6 +194,18 @@ const char *sbx__isolation_tmp_dir(void);
 #define SBX_EXEC_APP_DIR "/app"
 #define SBX_EXEC_WORK_DIR "/tmp"
 
+/* The SDKs' directory (the parent of --sdk-dir: lua/, python/, node/,
+ * bin/), resolved when the zygote started; "" when unknown. An exec
+ * program sees it at SBX_EXEC_SDK_DIR when it has a root of its own. */
+const char *sbx__sdks_dir(void);
+#define SBX_EXEC_SDK_DIR "/tine"
+/* Where an exec program finds its host call pipes (read, written): the
+ * wire protocol's HOSTCALL and HOSTREPLY frames, announced in its
+ * environment as TINE_HOSTCALL_FDS=240,241. High numbers, below the exec
+ * descriptor limit (256): shell scripts use 3 to 9 for their own. */
+#define SBX_EXEC_HOSTCALL_RD 240
+#define SBX_EXEC_HOSTCALL_WR 241
+
 /* In the program's child process, after its stdio is in place and its
  * environment and arguments are built (no allocation may follow: the
  * address space limit is set here), before execve: builds its root (the

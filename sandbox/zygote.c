@@ -25,6 +25,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <malloc.h>
@@ -239,6 +240,13 @@ static void zygote_blank_wait(sbx_lua_t *L, int control_fd, sbx_fds_t fds)
 
 /* The directory of the Lua SDK (its sibling python/ holds the Python SDK). */
 static const char *zygote_sdk_dir;
+/* Its parent, the SDKs' directory, resolved (for exec programs); "" when unknown. */
+static char sdks_dir[PATH_MAX];
+
+const char *sbx__sdks_dir(void)
+{
+    return sdks_dir;
+}
 
 /* Handles one spawn request: fork a sandbox (for a spec, or blank) and hand
  * back tined's ends of its two pipes; or start a Python zygote
@@ -290,6 +298,10 @@ static void zygote_main(int control_fd, const char *sdk_dir)
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_DFL);
     zygote_sdk_dir = sdk_dir;
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s/..", sdk_dir ? sdk_dir : ".");
+    if (realpath(parent, sdks_dir) == NULL)
+        sdks_dir[0] = '\0';
     sbx_lua_t *L = sbx_lua_prepare(sdk_dir);
     if (L == NULL) {
         tine_log(TINE_LOG_ERROR, "zygote: cannot prepare the Lua state from %s", sdk_dir);

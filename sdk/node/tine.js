@@ -265,3 +265,15 @@ Object.defineProperty(tine, '_runtime', {
 });
 
 module.exports = tine;
+
+/* Inside a `runtime: exec` program: host calls over the wire on the two
+ * descriptors of TINE_HOSTCALL_FDS ("240,241"), relayed by its runner as its
+ * invocation's (every reply carries id 1); tine.env is the environment. */
+if (process.env.TINE_HOSTCALL_FDS) {
+  const [rd, wr] = process.env.TINE_HOSTCALL_FDS.split(',').map(Number);
+  const { Channel } = require('./tine_node.js');
+  const ch = new Channel(rd, wr);
+  ch.invocationId = 1n;
+  transport.hostcall = (op, args, body) => ch.hostcall(op, args, body);
+  env = Object.freeze({ ...process.env });
+}

@@ -257,6 +257,7 @@ function emitLines(level, s) {
 }
 
 function flushStreams() {
+  if (channel === null) return; // an exec program's: its output is its own
   for (const level of ['info', 'error'])
     if (partial[level]) {
       const l = partial[level];
