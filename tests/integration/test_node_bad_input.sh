@@ -5,12 +5,6 @@
 # Each costs only its own sandbox, the caller gets a clear error naming the
 # function, nothing is restarted in a loop, and another app keeps answering.
 . "$(dirname "$0")/lib.sh"
-# invoke_app APP FN [JSON]: prints "STATUS|ERROR or BODY" of an admin invoke.
-invoke_app() {
-  local out
-  out=$(admin POST "/apps/$1/functions/$2/invoke" --data-binary "${3:-{\}}")
-  pyget "${out#* }" '"%s|%s" % (d.get("status"), d.get("error") or d.get("body") or "")' 2>/dev/null || echo "$out"
-}
 start_redis
 start_node a --redis "$REDIS_URL"
 
