@@ -305,6 +305,36 @@ function provideSdk() {
 
 // ----------------------------------------------------------------- a sandbox
 
+/* The handler's module: require() for CommonJS (cheaper), import() for an
+ * ES module (.mjs, or a .js that require() refuses as one). The namespace
+ * of a CommonJS module as import() gives it: its exports, and them again
+ * as `default`. */
+async function loadModule(full) {
+  if (!full.endsWith('.mjs')) {
+    try {
+      const exp = require(full);
+      if (Object.prototype.toString.call(exp) === '[object Module]') return exp; // an ES module require() loaded
+      return exp !== null && (typeof exp === 'object' || typeof exp === 'function')
+        ? { ...exp, default: exp } : { default: exp };
+    } catch (e) {
+      const esm = e && (e.code === 'ERR_REQUIRE_ESM' || e.code === 'ERR_REQUIRE_ASYNC_MODULE' ||
+        (e instanceof SyntaxError && /\b(import|export)\b/.test(e.message)));
+      if (!esm) throw e;
+    }
+  }
+  return import(pathToFileURL(full).href);
+}
+
+/* What a blank does before it waits for its spec, so that a cold start
+ * does not pay for it: the ES module loader's start (a first import()). */
+async function prepare() {
+  try {
+    await import('data:text/javascript,export default 0');
+  } catch (e) {
+    // a loader that cannot start here fails the handler's import, with why
+  }
+}
+
 class Sandbox {
   constructor(bundle) {
     this.bundle = bundle;
@@ -351,7 +381,7 @@ class Sandbox {
     let mod;
     const full = path.join(this.bundle, file);
     try {
-      mod = await import(pathToFileURL(full).href);
+      mod = await loadModule(full);
     } catch (e) {
       flushStreams();
       this.failLoad(`${errorText(e)}${where(e, this.bundle)}`, traceText(e));
@@ -491,7 +521,7 @@ function main() {
   provideSdk();
   const bundle = path.resolve(process.argv[2] || '.');
   process.chdir(bundle);
-  new Sandbox(bundle).start().catch((e) => {
+  prepare().then(() => new Sandbox(bundle).start()).catch((e) => {
     nodeLog('error', `node sandbox: ${errorText(e)}`, { trace: traceText(e) });
     process.exit(1);
   });

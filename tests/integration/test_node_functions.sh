@@ -26,6 +26,7 @@ functions:
   later:  { handler: src/app.js#later }
   esm:    { handler: src/mod.mjs#handle }
   esmdef: { handler: src/mod.mjs#default }
+  esmpkg: { handler: esm/h.js#handle }
   sdk:    { handler: src/sdk.js#run }
   whoami: { handler: src/app.js#whoami }
   lua:    { runtime: lua, handler: l.lua#call_node }
@@ -43,6 +44,7 @@ routes:
   - { method: GET,  path: /later, function: later }
   - { method: GET,  path: /esm, function: esm }
   - { method: GET,  path: /esmdef, function: esmdef }
+  - { method: GET,  path: /esmpkg, function: esmpkg }
   - { method: POST, path: /sdk, function: sdk }
   - { method: GET,  path: /lua, function: lua }
   - { method: GET,  path: /py, function: py }
@@ -97,6 +99,9 @@ export default function (req, ctx) {
   return 'default export';
 }
 JS
+mkdir -p "$T/js/esm"
+printf '{"type":"module"}\n' >"$T/js/esm/package.json"
+printf 'export const handle = () => "a .js ES module";\nexport default () => 0;\n' >"$T/js/esm/h.js"
 cat >"$T/js/node_modules/greetlib/index.js" <<'JS'
 exports.greeting = 'from node_modules';
 JS
@@ -175,6 +180,7 @@ check "an async handler" '200 {"later":true}' "$(http GET /js/later)"
 check "an ES module, with a package from node_modules and the global tine" \
   '200 {"esm":true,"greeting":"from node_modules","fn":"esm","tine":"function"}' "$(http GET /js/esm)"
 check "an ES module's default export" "200 default export" "$(http GET /js/esmdef)"
+check "a .js ES module (package.json type: module)" "200 a .js ES module" "$(http GET /js/esmpkg)"
 out=$(http GET /js/spin)
 check_contains "a spinning handler times out: 504" "504" "$out"
 check "the node serves on" "200 hello from node" "$(http GET /js/hello)"
