@@ -392,9 +392,16 @@ void inv__spawner_forget(inv_sandbox_t *s);
  * now the spare may be forked again. */
 void inv__spawner_undefer(inv_sandbox_t *s);
 
-/* Asks the zygote for the Python zygote of `spec`; *seq is the request's
- * number, which its answer (inv__python_answer) comes with. Returns 0 or an
- * error (-EAGAIN: the socket is full, nothing was sent). */
+/* Started blank nodes a Node host keeps spare (runtime_python.c). */
+#define INV_NODE_SPARES 2
+
+/* Whether fn's sandboxes come from a runtime of its version (a Python
+ * zygote or a Node host: runtime_python.c) rather than from tine-zygote. */
+#define INV_VERSION_RUNTIME(fn) ((fn)->runtime == REG_RUNTIME_PYTHON || (fn)->runtime == REG_RUNTIME_NODE)
+
+/* Asks the zygote for the Python zygote (or Node host) of `spec`; *seq is
+ * the request's number, which its answer (inv__python_answer) comes with.
+ * Returns 0 or an error (-EAGAIN: the socket is full, nothing was sent). */
 int inv__spawner_ask_python(inv_invoker_t *inv, const sbx_python_spec_t *spec, uint64_t *seq);
 
 /* ----------------------------------------------------- runtime_python.c */
@@ -406,8 +413,8 @@ bool inv__python_answer(inv_invoker_t *inv, uint64_t seq, sbx_spawned_t *got);
 /* The zygote is gone: Python zygotes asked for and not started fail. */
 void inv__python_zygote_lost(inv_invoker_t *inv);
 
-/* inv__spawner_give and inv__spawner_forget for sandboxes of Python
- * functions: the process comes from the version's Python zygote (started
+/* inv__spawner_give and inv__spawner_forget for sandboxes of Python (and
+ * Node) functions: the process comes from the version's Python zygote (Node host) (started
  * when there is none; failing the start when it failed, until its backoff
  * is over). */
 void inv__python_give(inv_sandbox_t *s);

@@ -180,6 +180,7 @@ const char *inv__pool_spec_frame(inv_pool_t *p, size_t *len)
         sbx_spec_t spec = {
             .runtime = fn->runtime == REG_RUNTIME_EXEC     ? SBX_RUNTIME_EXEC
                        : fn->runtime == REG_RUNTIME_PYTHON ? SBX_RUNTIME_PYTHON
+                       : fn->runtime == REG_RUNTIME_NODE   ? SBX_RUNTIME_NODE
                                                            : SBX_RUNTIME_LUA,
             .network = fn->network,
             .app = p->version->app,

@@ -1,7 +1,10 @@
-/* Python functions: one Python zygote per app version that has some (a
- * python3 that imported the version's handler modules once, started by
- * tine-zygote: sandbox/python_host.c), asked for blank sandboxes as
- * tine-zygote is for Lua ones. A Python sandbox is then like any other: it
+/* Python and Node functions: one Python zygote per app version that has
+ * Python functions (a python3 that imported the version's handler modules
+ * once, started by tine-zygote: sandbox/python_host.c), and one Node host
+ * per app version that has Node functions (sandbox/node_host.c: it starts
+ * a blank node per request), asked for blank sandboxes as tine-zygote is
+ * for Lua ones. Both are the same states and calls here (a Node host
+ * answers READY at once). A Python sandbox is then like any other: it
  * gets its spec and calls on its pipes (sandbox_io.c), pools, timeouts,
  * warm sandboxes, kills and crashes are the same (pool.c).
  *
@@ -14,6 +17,7 @@
  *   IMPORTING  its control socket is open; it imports the modules (LOG
  *              frames) until READY, within the import limit
  *   READY      it forks blank sandboxes on request; one spare is kept
+ *              (a Node host: INV_NODE_SPARES started nodes)
  *   FAILED     it could not start, or died: sandboxes that need it fail
  *              with why, and it is asked for again only after a backoff
  *              (1 s doubling to 60 s): no restart loop
@@ -63,37 +67,46 @@ struct inv_pyzygote {
     size_t requested;       /* blank requests in flight */
     bool fork_failed;       /* the last fork failed: no spare until one succeeds */
     size_t spares_deferred; /* cold starts holding back the spare's refill (as spawner.c's) */
-    inv_blank_t spare;
-    bool has_spare;
+    inv_blank_t spare[INV_NODE_SPARES]; /* started blanks, oldest first */
+    size_t nspares;
     size_t nsandboxes; /* sandboxes of the version's Python functions, not closed */
     bool retired;
+    bool node;       /* a Node host: the same states; it imports nothing, each blank is a node started */
+    char label[160]; /* "Python zygote of APP" or "Node host of APP", for messages */
 };
 
 static void on_readable(uv_poll_t *h, int status, int events);
 
 /* --------------------------------------------------------------- small */
 
-static bool is_python(const reg_function_t *fn)
+/* Whether fn runs in a Node host (node) or a Python zygote (!node). */
+static bool is_kind(const reg_function_t *fn, bool node)
 {
-    return fn->runtime == REG_RUNTIME_PYTHON;
+    return fn->runtime == (node ? REG_RUNTIME_NODE : REG_RUNTIME_PYTHON);
 }
 
-static bool version_has_python(const reg_app_version_t *v)
+static bool version_has(const reg_app_version_t *v, bool node)
 {
     for (size_t i = 0; i < v->manifest->functions_len; i++)
-        if (is_python(&v->manifest->functions[i]))
+        if (is_kind(&v->manifest->functions[i], node))
             return true;
     return false;
 }
 
+/* Whether the sandbox's function runs in a Node host. */
+static bool sandbox_node(const inv_sandbox_t *s)
+{
+    return s->pool->fn->runtime == REG_RUNTIME_NODE;
+}
+
 /* The zygote of v that is not closing, or NULL. (Closing ones stay on the
  * list until their handles closed: the invoker is freed after them.) */
-static inv_pyzygote_t *pyz_find(inv_invoker_t *inv, const reg_app_version_t *v)
+static inv_pyzygote_t *pyz_find(inv_invoker_t *inv, const reg_app_version_t *v, bool node)
 {
     tine_list_t *l;
     TINE_LIST_FOREACH(l, &inv->pyzygotes) {
         inv_pyzygote_t *pz = tine_list_entry(l, inv_pyzygote_t, link);
-        if (pz->version == v && !pz->closing)
+        if (pz->version == v && pz->node == node && !pz->closing)
             return pz;
     }
     return NULL;
@@ -101,12 +114,13 @@ static inv_pyzygote_t *pyz_find(inv_invoker_t *inv, const reg_app_version_t *v)
 
 /* The import limit: the largest timeout of its Python functions, at least
  * PYZ_MIN_IMPORT_MS. */
-static uint64_t import_limit_ms(const reg_app_version_t *v)
+static uint64_t import_limit_ms(const inv_pyzygote_t *pz)
 {
+    const reg_app_version_t *v = pz->version;
     uint64_t ms = PYZ_MIN_IMPORT_MS;
     for (size_t i = 0; i < v->manifest->functions_len; i++) {
         const reg_function_t *fn = &v->manifest->functions[i];
-        if (is_python(fn) && fn->timeout_ms > ms)
+        if (is_kind(fn, pz->node) && fn->timeout_ms > ms)
             ms = fn->timeout_ms;
     }
     return ms;
@@ -122,12 +136,20 @@ static inv_sandbox_t *take_waiting(inv_pyzygote_t *pz)
     return tine_list_entry(l, inv_sandbox_t, wait_link);
 }
 
-/* Lets the spare go (it exits on EOF, or with its zygote). */
+/* Blanks kept started: node takes tens of milliseconds to start, so a Node
+ * host keeps INV_NODE_SPARES (cold starts close together each find one
+ * started); a Python zygote forks in a millisecond and keeps one. */
+static size_t spares_wanted(const inv_pyzygote_t *pz)
+{
+    return pz->node ? INV_NODE_SPARES : 1;
+}
+
+/* Lets the spares go (they exit on EOF, or with their zygote). */
 static void drop_spare(inv_pyzygote_t *pz)
 {
-    if (pz->has_spare)
-        sbx_fds_close(pz->spare.fds);
-    pz->has_spare = false;
+    for (size_t i = 0; i < pz->nspares; i++)
+        sbx_fds_close(pz->spare[i].fds);
+    pz->nspares = 0;
 }
 
 /* A handle of pz closed: pz is freed with the last once it is closing. */
@@ -230,13 +252,13 @@ static void on_timer(uv_timer_t *t)
     const reg_app_version_t *v = pz->version;
     if (pz->importing[0])
         pyz_fail(pz, TINE_ETIMEOUT, 504,
-                 "the Python zygote of %s version %" PRIu64 " did not finish importing within %" PRIu64
+                 "the %s version %" PRIu64 " did not finish importing within %" PRIu64
                  " ms (it was importing %s); killed",
-                 v->app, v->version, import_limit_ms(v), pz->importing);
+                 pz->label, v->version, import_limit_ms(pz), pz->importing);
     else
         pyz_fail(pz, TINE_ETIMEOUT, 504,
-                 "the Python zygote of %s version %" PRIu64 " did not start within %" PRIu64 " ms; killed", v->app,
-                 v->version, import_limit_ms(v));
+                 "the %s version %" PRIu64 " did not start within %" PRIu64 " ms; killed", pz->label,
+                 v->version, import_limit_ms(pz));
 }
 
 /* Asks tine-zygote for the zygote of the version. */
@@ -250,13 +272,15 @@ static void pyz_ask(inv_pyzygote_t *pz)
     uint64_t processes = 0;
     for (size_t i = 0; i < m->functions_len; i++) {
         const reg_function_t *fn = &m->functions[i];
-        if (!is_python(fn))
+        if (!is_kind(fn, pz->node))
             continue;
-        bool seen = false;
+        bool seen = pz->node; /* a Node host imports nothing */
         for (size_t k = 0; k < n && !seen; k++)
             seen = strcmp(modules[k], fn->handler_file) == 0;
         if (!seen)
             modules[n++] = fn->handler_file;
+        if (pz->node)
+            processes += INV_NODE_SPARES;
         if (fn->memory_mb > memory)
             memory = fn->memory_mb;
         processes += fn->concurrency;
@@ -267,27 +291,30 @@ static void pyz_ask(inv_pyzygote_t *pz)
                               .modules = modules,
                               .modules_len = n,
                               .memory_mb = memory,
-                              .processes = processes > 65535 ? 65535 : (uint32_t)processes};
+                              .processes = processes > 65535 ? 65535 : (uint32_t)processes,
+                              .node = pz->node};
     int r = inv__spawner_ask_python(pz->inv, &spec, &pz->seq);
     free(modules);
     pz->importing[0] = '\0';
     if (r != 0) {
-        pyz_fail(pz, TINE_ECRASH, 503, "cannot start the Python zygote of %s version %" PRIu64 ": %s", v->app,
+        pyz_fail(pz, TINE_ECRASH, 503, "cannot start the %s version %" PRIu64 ": %s", pz->label,
                  v->version, r == -EAGAIN ? "the zygote is busy" : tine_strerror(r));
         return;
     }
     pz->state = PYZ_ASKED;
     pz->asked_ns = tine_now_ns();
-    uv_timer_start(&pz->timer, on_timer, import_limit_ms(v), 0);
+    uv_timer_start(&pz->timer, on_timer, import_limit_ms(pz), 0);
 }
 
 /* The zygote of version v, made and asked for when there is none. */
-static inv_pyzygote_t *pyz_get(inv_invoker_t *inv, const reg_app_version_t *v, bool retired)
+static inv_pyzygote_t *pyz_get(inv_invoker_t *inv, const reg_app_version_t *v, bool node, bool retired)
 {
-    inv_pyzygote_t *pz = pyz_find(inv, v);
+    inv_pyzygote_t *pz = pyz_find(inv, v, node);
     if (pz != NULL)
         return pz;
     pz = xcalloc(1, sizeof *pz);
+    pz->node = node;
+    snprintf(pz->label, sizeof pz->label, "%s of %s", node ? "Node host" : "Python zygote", v->app);
     pz->inv = inv;
     pz->version = (reg_app_version_t *)v;
     reg_app_version_retain(pz->version);
@@ -313,13 +340,13 @@ static void pyz_request(inv_pyzygote_t *pz)
         return;
     /* A cold start that took the spare is answered before the zygote forks
      * the next one: on a busy core the fork would run first. */
-    size_t want = pz->nwaiting + (pz->retired || pz->fork_failed || pz->spares_deferred ? 0 : 1);
-    while (pz->requested + (pz->has_spare ? 1 : 0) < want && pz->requested < PYZ_MAX_REQUESTS) {
+    size_t want = pz->nwaiting + (pz->retired || pz->fork_failed || pz->spares_deferred ? 0 : spares_wanted(pz));
+    while (pz->requested + pz->nspares < want && pz->requested < PYZ_MAX_REQUESTS) {
         int r = sbx_zygote_request(&pz->z, NULL);
         if (r == -EAGAIN)
             break; /* more are asked for as answers arrive */
         if (r != 0) {
-            pyz_fail(pz, TINE_ECRASH, 502, "the Python zygote of %s version %" PRIu64 " is gone: %s", pz->version->app,
+            pyz_fail(pz, TINE_ECRASH, 502, "the %s version %" PRIu64 " is gone: %s", pz->label,
                      pz->version->version, tine_strerror(r));
             return;
         }
@@ -330,15 +357,16 @@ static void pyz_request(inv_pyzygote_t *pz)
 /* Gives the oldest waiting sandbox a process: the spare, if there is one. */
 static void pyz_give_spare(inv_pyzygote_t *pz)
 {
-    if (!pz->has_spare || pz->nwaiting == 0)
+    if (pz->nspares == 0 || pz->nwaiting == 0)
         return;
-    pz->has_spare = false;
+    inv_blank_t spare = pz->spare[0];
+    memmove(pz->spare, pz->spare + 1, --pz->nspares * sizeof pz->spare[0]);
     inv_sandbox_t *s = take_waiting(pz);
     if (s->call) {
         s->defers_spare = true;
         pz->spares_deferred++;
     }
-    inv__sandbox_attach_process(s, pz->spare.pid, pz->spare.fds);
+    inv__sandbox_attach_process(s, spare.pid, spare.fds);
 }
 
 /* READY: the zygote's answers to blank requests. */
@@ -353,16 +381,16 @@ static void read_answers(inv_pyzygote_t *pz)
         if (r == -EAGAIN)
             break;
         if (r != 0 || pz->requested == 0) {
-            pyz_fail(pz, TINE_ECRASH, 502, "the Python zygote of %s version %" PRIu64 " died", v->app, v->version);
+            pyz_fail(pz, TINE_ECRASH, 502, "the %s version %" PRIu64 " died", pz->label, v->version);
             return;
         }
         pz->requested--;
         pz->fork_failed = got.error != 0;
         if (got.error != 0) {
             inv_sandbox_t *s = take_waiting(pz);
-            char msg[200];
+            char msg[400];
             snprintf(msg, sizeof msg,
-                     "cannot start a sandbox: the Python zygote of %s version %" PRIu64 " could not fork: %s", v->app,
+                     "cannot start a sandbox: the %s version %" PRIu64 " could not fork: %s", pz->label,
                      v->version, tine_strerror(got.error));
             tine_log_kv(TINE_LOG_ERROR, TINE_LOG_KV("app", v->app), "%s", msg);
             if (s)
@@ -372,9 +400,8 @@ static void read_answers(inv_pyzygote_t *pz)
         inv_sandbox_t *s = take_waiting(pz);
         if (s) {
             inv__sandbox_attach_process(s, got.pid, got.fds);
-        } else if (!pz->has_spare && !pz->retired) {
-            pz->spare = (inv_blank_t){got.pid, got.fds};
-            pz->has_spare = true;
+        } else if (pz->nspares < spares_wanted(pz) && !pz->retired) {
+            pz->spare[pz->nspares++] = (inv_blank_t){got.pid, got.fds};
         } else {
             sbx_fds_close(got.fds);
         }
@@ -413,19 +440,19 @@ static bool import_frame(inv_pyzygote_t *pz, const sbx_frame_hdr_t *h, const cha
         json_t *failed = json_object_get(meta, "failed");
         char *list = json_array_size(failed) ? json_dumps(failed, JSON_COMPACT) : NULL;
         tine_log_kv(TINE_LOG_INFO, TINE_LOG_KV("app", v->app),
-                    "the Python zygote of %s version %" PRIu64 " is ready in %.1f ms (%" JSON_INTEGER_FORMAT
+                    "the %s version %" PRIu64 " is ready in %.1f ms (%" JSON_INTEGER_FORMAT
                     " modules imported%s%s)",
-                    v->app, v->version, (double)(tine_now_ns() - pz->asked_ns) / 1e6,
+                    pz->label, v->version, (double)(tine_now_ns() - pz->asked_ns) / 1e6,
                     json_integer_value(json_object_get(meta, "modules")), list ? "; failed: " : "", list ? list : "");
         free(list);
     } else if (h->type == SBX_MSG_ERROR) {
         const char *e = json_string_value(json_object_get(meta, "error"));
-        pyz_fail(pz, TINE_ECRASH, 503, "%s (app %s version %" PRIu64 ")", e ? e : "the Python zygote failed", v->app,
+        pyz_fail(pz, TINE_ECRASH, 503, "%s (app %s version %" PRIu64 ")", e ? e : "the runtime failed to start", v->app,
                  v->version);
         ok = false;
     } else {
-        pyz_fail(pz, TINE_ECRASH, 502, "the Python zygote of %s version %" PRIu64 " sent an unexpected frame (type %u)",
-                 v->app, v->version, h->type);
+        pyz_fail(pz, TINE_ECRASH, 502, "the %s version %" PRIu64 " sent an unexpected frame (type %u)",
+                 pz->label, v->version, h->type);
         ok = false;
     }
     json_decref(meta);
@@ -442,7 +469,7 @@ static bool import_frames(inv_pyzygote_t *pz)
         sbx_frame_hdr_t h;
         memcpy(&h, pz->in.data + off, sizeof h);
         if (sbx_frame_check(&h, PYZ_MAX_IMPORT_FRAME) != 0) {
-            pyz_fail(pz, TINE_ECRASH, 502, "the Python zygote of %s version %" PRIu64 " sent a malformed frame", v->app,
+            pyz_fail(pz, TINE_ECRASH, 502, "the %s version %" PRIu64 " sent a malformed frame", pz->label,
                      v->version);
             return false;
         }
@@ -474,11 +501,11 @@ static void read_imports(inv_pyzygote_t *pz)
         if (n <= 0) {
             if (pz->importing[0])
                 pyz_fail(pz, TINE_ECRASH, 502,
-                         "the Python zygote of %s version %" PRIu64 " died while importing %s (see the node's log)",
-                         v->app, v->version, pz->importing);
+                         "the %s version %" PRIu64 " died while importing %s (see the node's log)",
+                         pz->label, v->version, pz->importing);
             else
-                pyz_fail(pz, TINE_ECRASH, 502, "the Python zygote of %s version %" PRIu64 " died while starting",
-                         v->app, v->version);
+                pyz_fail(pz, TINE_ECRASH, 502, "the %s version %" PRIu64 " died while starting",
+                         pz->label, v->version);
             return;
         }
         pz->in.len += (size_t)n;
@@ -486,7 +513,7 @@ static void read_imports(inv_pyzygote_t *pz)
             return;
     }
     if (pz->in.len > 0) {
-        pyz_fail(pz, TINE_ECRASH, 502, "the Python zygote of %s version %" PRIu64 " wrote past READY", v->app,
+        pyz_fail(pz, TINE_ECRASH, 502, "the %s version %" PRIu64 " wrote past READY", pz->label,
                  v->version);
         return;
     }
@@ -505,8 +532,8 @@ static void on_readable(uv_poll_t *h, int status, int events)
     else if (pz->state == PYZ_READY)
         read_answers(pz);
     if (status < 0 && pz->poll == h && (pz->state == PYZ_IMPORTING || pz->state == PYZ_READY))
-        pyz_fail(pz, TINE_ECRASH, 502, "the Python zygote of %s version %" PRIu64 " cannot be read: %s",
-                 pz->version->app, pz->version->version, uv_strerror(status));
+        pyz_fail(pz, TINE_ECRASH, 502, "the %s version %" PRIu64 " cannot be read: %s",
+                 pz->label, pz->version->version, uv_strerror(status));
 }
 
 /* ------------------------------------------------------------ invoker.h */
@@ -521,7 +548,7 @@ bool inv__python_answer(inv_invoker_t *inv, uint64_t seq, sbx_spawned_t *got)
         const reg_app_version_t *v = pz->version;
         if (got->error != 0) {
             pyz_fail(pz, TINE_ECRASH, 503,
-                     "cannot start the Python zygote of %s version %" PRIu64 ": the zygote could not fork: %s", v->app,
+                     "cannot start the %s version %" PRIu64 ": the zygote could not fork: %s", pz->label,
                      v->version, tine_strerror(got->error));
             return true;
         }
@@ -533,7 +560,7 @@ bool inv__python_answer(inv_invoker_t *inv, uint64_t seq, sbx_spawned_t *got)
         if (fl < 0 || fcntl(pz->z.control_fd, F_SETFL, fl | O_NONBLOCK) != 0 ||
             uv_poll_init(inv->loop, poll, pz->z.control_fd) != 0) {
             free(poll);
-            pyz_fail(pz, TINE_ECRASH, 503, "cannot watch the Python zygote of %s version %" PRIu64, v->app, v->version);
+            pyz_fail(pz, TINE_ECRASH, 503, "cannot watch the %s version %" PRIu64, pz->label, v->version);
             return true;
         }
         poll->data = pz;
@@ -554,7 +581,7 @@ void inv__python_zygote_lost(inv_invoker_t *inv)
         inv_pyzygote_t *pz = tine_list_entry(l, inv_pyzygote_t, link);
         if (pz->state == PYZ_ASKED && !pz->closing)
             pyz_fail(pz, TINE_ECRASH, 503,
-                     "cannot start the Python zygote of %s version %" PRIu64 ": the zygote is gone", pz->version->app,
+                     "cannot start the %s version %" PRIu64 ": the zygote is gone", pz->label,
                      pz->version->version);
     }
 }
@@ -562,7 +589,7 @@ void inv__python_zygote_lost(inv_invoker_t *inv)
 void inv__python_give(inv_sandbox_t *s)
 {
     inv_pool_t *p = s->pool;
-    inv_pyzygote_t *pz = pyz_get(p->inv, p->version, p->retired);
+    inv_pyzygote_t *pz = pyz_get(p->inv, p->version, sandbox_node(s), p->retired);
     pz->nsandboxes++;
     if (pz->state == PYZ_FAILED) {
         if (tine_now_ns() < pz->retry_at_ns) {
@@ -583,7 +610,7 @@ void inv__python_give(inv_sandbox_t *s)
 
 void inv__python_undefer(inv_sandbox_t *s)
 {
-    inv_pyzygote_t *pz = pyz_find(s->pool->inv, s->pool->version);
+    inv_pyzygote_t *pz = pyz_find(s->pool->inv, s->pool->version, sandbox_node(s));
     s->defers_spare = false;
     if (pz == NULL || pz->spares_deferred == 0)
         return;
@@ -593,7 +620,7 @@ void inv__python_undefer(inv_sandbox_t *s)
 
 void inv__python_forget(inv_sandbox_t *s)
 {
-    inv_pyzygote_t *pz = pyz_find(s->pool->inv, s->pool->version);
+    inv_pyzygote_t *pz = pyz_find(s->pool->inv, s->pool->version, sandbox_node(s));
     if (pz == NULL)
         return;
     if (tine_list_linked(&s->wait_link)) {
@@ -606,18 +633,21 @@ void inv__python_forget(inv_sandbox_t *s)
 
 void inv__python_version_live(inv_invoker_t *inv, const reg_app_version_t *v)
 {
-    if (!inv->closing && version_has_python(v))
-        pyz_get(inv, v, false);
+    for (int node = 0; node < 2; node++)
+        if (!inv->closing && version_has(v, node))
+            pyz_get(inv, v, node, false);
 }
 
 void inv__python_version_retired(inv_invoker_t *inv, const reg_app_version_t *v)
 {
-    inv_pyzygote_t *pz = pyz_find(inv, v);
-    if (pz == NULL)
-        return;
-    pz->retired = true;
-    drop_spare(pz);
-    pyz_maybe_free(pz);
+    for (int node = 0; node < 2; node++) {
+        inv_pyzygote_t *pz = pyz_find(inv, v, node);
+        if (pz == NULL)
+            continue;
+        pz->retired = true;
+        drop_spare(pz);
+        pyz_maybe_free(pz);
+    }
 }
 
 void inv__python_stop(inv_invoker_t *inv)

@@ -290,7 +290,7 @@ static void sandbox_on_load_error(inv_sandbox_t *s, const char *error)
     free(msg);
 }
 
-/* True when a handler error is Lua running out of memory. */
+/* True when a handler error is Lua (Python, V8) running out of memory. */
 static bool error_is_oom(const char *e)
 {
     return e && (strstr(e, "not enough memory") || strstr(e, "out of memory"));
@@ -399,7 +399,12 @@ static void sandbox_on_frame(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *p
         }
         /* fall through */
     case SBX_MSG_RESULT:
-        if (s->state != SBX_BUSY || s->call == NULL || h->id != s->call->id)
+        /* An ERROR with id 0 that says the sandbox is exiting comes from a
+         * Node host about its child, which V8 ended (sandbox/node_host.c):
+         * it is the running call's. */
+        if (s->state != SBX_BUSY || s->call == NULL ||
+            (h->id != s->call->id &&
+             !(h->type == SBX_MSG_ERROR && h->id == 0 && (h->flags & SBX_FRAME_EXITING))))
             break;
         sandbox_on_answer(s, h, payload);
         return;

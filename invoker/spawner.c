@@ -79,7 +79,7 @@ void inv__spawner_stop(inv_invoker_t *inv)
 
 void inv__spawner_give(inv_sandbox_t *s)
 {
-    if (s->pool->fn->runtime == REG_RUNTIME_PYTHON) {
+    if (INV_VERSION_RUNTIME(s->pool->fn)) {
         inv__python_give(s);
         return;
     }
@@ -103,7 +103,7 @@ void inv__spawner_give(inv_sandbox_t *s)
 
 void inv__spawner_forget(inv_sandbox_t *s)
 {
-    if (s->pool->fn->runtime == REG_RUNTIME_PYTHON) {
+    if (INV_VERSION_RUNTIME(s->pool->fn)) {
         inv__python_forget(s);
         return;
     }
@@ -117,7 +117,7 @@ void inv__spawner_undefer(inv_sandbox_t *s)
 {
     if (!s->defers_spare)
         return;
-    if (s->pool->fn->runtime == REG_RUNTIME_PYTHON) {
+    if (INV_VERSION_RUNTIME(s->pool->fn)) {
         inv__python_undefer(s);
         return;
     }

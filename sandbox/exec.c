@@ -59,7 +59,15 @@ typedef struct {
      * none once the answer is on its way (quiet). */
     pthread_mutex_t frames;
     bool quiet;
+    /* Host calls of the program (its fds 240 and 241, TINE_HOSTCALL_FDS): the
+     * runner reads its HOSTCALL frames on hc_rd and passes them to tined
+     * as the invocation's, and its HOSTREPLY back on hc_wr; one at a time. */
+    int hc_rd, hc_wr;
+    tine_buf_t hc_in;
+    bool hc_pending; /* a call was passed on; its reply is awaited */
 } run_t;
+
+#define HOSTCALL_REPLY_ID 1 /* the id of every HOSTREPLY the program reads */
 
 /* ---------------------------------------------------------------- answers */
 
@@ -359,11 +367,11 @@ static bool reserved_env(const char *k, bool proxy)
  * when `proxy`), then the invocation's metadata and, with `proxy`, the
  * proxy variables. Returns a NULL-terminated array (the child execs or
  * exits). */
-static char **build_env(const sbx_spec_t *spec, json_t *req, const char *workdir, bool proxy)
+static char **build_env(const sbx_spec_t *spec, json_t *req, const char *workdir, bool proxy, const char *sdks)
 {
     size_t cap = 32, n = 0;
     char **env = xcalloc(cap, sizeof *env);
-    bool has_path = false, has_lang = false;
+    bool has_path = false, has_lang = false, has_pypath = false, has_nodepath = false;
     json_t *menv = json_loads(spec->env_json ? spec->env_json : "{}", 0, NULL);
     const char *k;
     json_t *v;
@@ -377,9 +385,11 @@ static char **build_env(const sbx_spec_t *spec, json_t *req, const char *workdir
         free(val);
         has_path |= strcmp(k, "PATH") == 0;
         has_lang |= strcmp(k, "LANG") == 0;
+        has_pypath |= strcmp(k, "PYTHONPATH") == 0;
+        has_nodepath |= strcmp(k, "NODE_PATH") == 0;
     }
     json_decref(menv);
-    env = xrealloc(env, (n + 17 + PROXY_ENV_N) * sizeof *env);
+    env = xrealloc(env, (n + 22 + PROXY_ENV_N) * sizeof *env);
     for (size_t i = 0; proxy && i < PROXY_ENV_N; i++)
         env[n++] = strcasecmp(proxy_env[i], "no_proxy") == 0
                        ? xasprintf("%s=", proxy_env[i])
@@ -399,8 +409,19 @@ static char **build_env(const sbx_spec_t *spec, json_t *req, const char *workdir
     env[n++] = xasprintf("HOME=%s", workdir);
     env[n++] = xasprintf("TMPDIR=%s", workdir);
     env[n++] = xasprintf("PWD=%s", workdir);
+    /* The host calls: the wire on two descriptors, the SDKs that speak it
+     * (import tine, require('tine'), tine-call on the PATH). */
+    env[n++] = xasprintf("TINE_HOSTCALL_FDS=%d,%d", SBX_EXEC_HOSTCALL_RD, SBX_EXEC_HOSTCALL_WR);
+    if (sdks[0]) {
+        env[n++] = xasprintf("TINE_SDK=%s", sdks);
+        if (!has_pypath)
+            env[n++] = xasprintf("PYTHONPATH=%s/python", sdks);
+        if (!has_nodepath)
+            env[n++] = xasprintf("NODE_PATH=%s/node", sdks);
+    }
     if (!has_path)
-        env[n++] = xstrdup("PATH=/usr/local/bin:/usr/bin:/bin");
+        env[n++] = sdks[0] ? xasprintf("PATH=%s/bin:/usr/local/bin:/usr/bin:/bin", sdks)
+                           : xstrdup("PATH=/usr/local/bin:/usr/bin:/bin");
     if (!has_lang)
         env[n++] = xstrdup("LANG=C.UTF-8");
     env[n] = NULL;
@@ -460,10 +481,18 @@ static void child_fail(int status_fd, const char *msg)
 /* The child: stdio on the pipes, isolation, environment, execve. */
 static void run_child(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, const char *host_workdir,
                       const char *copied, const launch_t *l, json_t *req, int in, int out, int err_fd,
-                      int status_fd)
+                      int status_fd, int hc_rd, int hc_wr)
 {
     if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err_fd, 2) < 0)
         child_fail(status_fd, "cannot set up stdio");
+    /* The host call pipes go on their fds right before execve (the
+     * isolation below still uses what is there): they and the status pipe
+     * move out of the way now. */
+    int st = fcntl(status_fd, F_DUPFD_CLOEXEC, 10), hr = fcntl(hc_rd, F_DUPFD_CLOEXEC, 10),
+        hw = fcntl(hc_wr, F_DUPFD_CLOEXEC, 10);
+    if (st < 0 || hr < 0 || hw < 0)
+        child_fail(status_fd, "cannot set up the host call pipes");
+    status_fd = st;
     /* The runner ignores these; the program starts from the defaults. */
     signal(SIGPIPE, SIG_DFL);
     signal(SIGXFSZ, SIG_DFL);
@@ -489,7 +518,8 @@ static void run_child(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, const
     }
     argv[argc++] = prog;
     argv[argc] = NULL;
-    char **envp = build_env(spec, req, workdir, plan->proxy_fd >= 0);
+    char **envp = build_env(spec, req, workdir, plan->proxy_fd >= 0,
+                            plan->private_root ? (sbx__sdks_dir()[0] ? SBX_EXEC_SDK_DIR : "") : sbx__sdks_dir());
     if (sbx__isolation_exec_child(spec, plan, host_workdir, err, sizeof err) != 0)
         child_fail(status_fd, err);
     int rc;
@@ -497,6 +527,8 @@ static void run_child(const sbx_spec_t *spec, const sbx_exec_plan_t *plan, const
         snprintf(err, sizeof err, "cannot copy the program to the working dir: %s", tine_strerror(rc));
         child_fail(status_fd, err);
     }
+    if (dup2(hr, SBX_EXEC_HOSTCALL_RD) < 0 || dup2(hw, SBX_EXEC_HOSTCALL_WR) < 0)
+        child_fail(status_fd, "cannot set up the host call pipes");
     execve(exe, argv, envp);
     snprintf(err, sizeof err, "cannot execute %s: %s", exe, strerror(errno));
     child_fail(status_fd, err);
@@ -565,6 +597,85 @@ static void read_pipe(run_t *r, int *fd, char *buf, size_t size, void (*take)(ru
     }
 }
 
+/* Passes the program's whole HOSTCALL frames read so far to tined as the
+ * invocation's (one at a time: the SDKs wait for each reply). Returns false
+ * when the program broke the protocol (its host calls then stop). */
+static bool hostcalls_forward(run_t *r)
+{
+    size_t off = 0;
+    bool ok = true;
+    while (!r->hc_pending && r->hc_in.len - off >= sizeof(sbx_frame_hdr_t)) {
+        sbx_frame_hdr_t h;
+        memcpy(&h, r->hc_in.data + off, sizeof h);
+        if (sbx_frame_check(&h, SBX_WIRE_MAX_FRAME) != 0 || h.type != SBX_MSG_HOSTCALL) {
+            ok = false;
+            break;
+        }
+        if (r->hc_in.len - off < sizeof h + h.len)
+            break;
+        const char *p = r->hc_in.data + off + sizeof h;
+        pthread_mutex_lock(&r->frames);
+        int e = r->quiet ? -EPIPE
+                         : sbx_frame_write(r->fds.wr, SBX_MSG_HOSTCALL, r->id, p, h.meta_len, p + h.meta_len,
+                                           h.len - h.meta_len);
+        pthread_mutex_unlock(&r->frames);
+        if (e != 0) {
+            ok = false;
+            break;
+        }
+        r->hc_pending = true;
+        off += sizeof h + h.len;
+    }
+    memmove(r->hc_in.data, r->hc_in.data + off, r->hc_in.len - off);
+    r->hc_in.len -= off;
+    return ok;
+}
+
+/* Reads what the program wrote on its host call pipe. */
+static void hostcalls_read(run_t *r)
+{
+    char buf[65536];
+    ssize_t k = read(r->hc_rd, buf, sizeof buf);
+    if (k > 0 && r->hc_in.len + (size_t)k <= sizeof(sbx_frame_hdr_t) + SBX_WIRE_MAX_FRAME + sizeof buf) {
+        tine_buf_append(&r->hc_in, buf, (size_t)k);
+        if (hostcalls_forward(r))
+            return;
+        static const char msg[] = "host calls: the program wrote something else than HOSTCALL frames on fd 241; "
+                                  "its host calls end";
+        send_log(r, msg, sizeof msg - 1);
+    } else if (k < 0 && (errno == EAGAIN || errno == EINTR)) {
+        return;
+    }
+    close(r->hc_rd); /* its end, a protocol error or a flood: no more host calls */
+    r->hc_rd = -1;
+}
+
+/* tined's reply to the pending host call: to the program, with the id it
+ * expects. Returns 0, or -EPIPE when tined is gone (or sent something
+ * else). */
+static int hostcall_reply(run_t *r)
+{
+    sbx_frame_hdr_t h;
+    char *payload = NULL;
+    int e = sbx_frame_read(r->fds.rd, &h, &payload, SBX_WIRE_MAX_FRAME);
+    if (e != 0 || h.type != SBX_MSG_HOSTREPLY) {
+        free(payload);
+        return -EPIPE;
+    }
+    r->hc_pending = false;
+    if (r->hc_wr >= 0 && sbx_frame_write(r->hc_wr, SBX_MSG_HOSTREPLY, HOSTCALL_REPLY_ID, payload, h.meta_len,
+                                         payload + h.meta_len, h.len - h.meta_len) != 0) {
+        close(r->hc_wr); /* the program stopped listening */
+        r->hc_wr = -1;
+    }
+    free(payload);
+    if (r->hc_rd >= 0 && !hostcalls_forward(r)) {
+        close(r->hc_rd);
+        r->hc_rd = -1;
+    }
+    return 0;
+}
+
 /* Feeds stdin, collects stdout and stderr until the program is gone (or the
  * invoker left). Returns 0, or when the runner must give up TINE_ETIMEOUT
  * (the deadline passed), TINE_ETOOBIG or -ENOMEM (stdout over its limit or
@@ -580,8 +691,8 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
     }
     char buf[65536];
     for (;;) {
-        struct pollfd p[6];
-        int np = 0, i_in = -1, i_out = -1, i_err = -1, i_pid = -1, i_proxy = -1, i_wire;
+        struct pollfd p[7];
+        int np = 0, i_in = -1, i_out = -1, i_err = -1, i_pid = -1, i_proxy = -1, i_hc = -1, i_wire;
         if (in >= 0)
             p[i_in = np++] = (struct pollfd){in, POLLOUT, 0};
         if (out >= 0)
@@ -592,6 +703,8 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
             p[i_pid = np++] = (struct pollfd){pidfd, POLLIN, 0};
         if (r->proxy != NULL && !*exited)
             p[i_proxy = np++] = (struct pollfd){sbx__proxy_fd(r->proxy), POLLIN, 0};
+        if (r->hc_rd >= 0 && !*exited)
+            p[i_hc = np++] = (struct pollfd){r->hc_rd, POLLIN, 0};
         p[i_wire = np++] = (struct pollfd){r->fds.rd, POLLIN, 0};
         if (out < 0 && err_fd < 0 && *exited)
             break;
@@ -604,11 +717,18 @@ static int pump(run_t *r, pid_t pid, int in, const char *data, size_t data_len, 
         int n = poll(p, (nfds_t)np, wait_ms);
         if (n < 0 && errno != EINTR)
             return -errno;
-        if (p[i_wire].revents) { /* the invoker let go: nobody wants the answer */
-            char c;
-            if (read(r->fds.rd, &c, 1) <= 0)
-                return -EPIPE;
+        if (p[i_wire].revents) {
+            if (r->hc_pending) { /* the reply to the program's host call */
+                if (hostcall_reply(r) != 0)
+                    return -EPIPE;
+            } else { /* the invoker let go: nobody wants the answer */
+                char c;
+                if (read(r->fds.rd, &c, 1) <= 0)
+                    return -EPIPE;
+            }
         }
+        if (i_hc >= 0 && p[i_hc].revents)
+            hostcalls_read(r);
         if (i_proxy >= 0 && p[i_proxy].revents)
             sbx__proxy_accept(r->proxy);
         if (i_in >= 0 && p[i_in].revents) {
@@ -706,9 +826,9 @@ static void run_invocation(run_t *r, sbx_exec_plan_t *plan, json_t *req, const c
     }
     size_t in_len = 0;
     char *in_data = build_stdin(req, body, body_len, &in_len);
-    int in[2], out[2], errp[2], status[2];
+    int in[2], out[2], errp[2], status[2], hc_down[2], hc_up[2];
     if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0 ||
-        pipe2(status, O_CLOEXEC) != 0) {
+        pipe2(status, O_CLOEXEC) != 0 || pipe2(hc_down, O_CLOEXEC) != 0 || pipe2(hc_up, O_CLOEXEC) != 0) {
         send_error(r, 0, "pipe: %s", strerror(errno));
         free(in_data);
         return;
@@ -716,11 +836,15 @@ static void run_invocation(run_t *r, sbx_exec_plan_t *plan, json_t *req, const c
     uint64_t deadline = tine_now_ns() + ((uint64_t)spec->timeout_ms + GRACE_MS) * 1000000u;
     pid_t pid = fork();
     if (pid == 0)
-        run_child(spec, plan, workdir, copied, &l, req, in[0], out[1], errp[1], status[1]);
+        run_child(spec, plan, workdir, copied, &l, req, in[0], out[1], errp[1], status[1], hc_down[0], hc_up[1]);
     close(in[0]);
     close(out[1]);
     close(errp[1]);
     close(status[1]);
+    close(hc_down[0]);
+    close(hc_up[1]);
+    r->hc_rd = hc_up[0];
+    r->hc_wr = hc_down[1];
     if (pid < 0) {
         send_error(r, 0, "cannot start %s: fork: %s", hf, strerror(errno));
         close(in[1]);
@@ -733,6 +857,7 @@ static void run_invocation(run_t *r, sbx_exec_plan_t *plan, json_t *req, const c
     set_nonblock(in[1]);
     set_nonblock(out[0]);
     set_nonblock(errp[0]);
+    set_nonblock(r->hc_rd);
     if (plan->proxy_fd >= 0) {
         if (sbx__isolation_exec_forked(plan, err, sizeof err) != 0) /* the program then has no way out */
             send_log(r, err, strlen(err));
@@ -749,6 +874,11 @@ static void run_invocation(run_t *r, sbx_exec_plan_t *plan, json_t *req, const c
         kill(pid, SIGKILL);
         wait4(pid, &ws, 0, &ru);
     }
+    if (r->hc_rd >= 0)
+        close(r->hc_rd);
+    if (r->hc_wr >= 0)
+        close(r->hc_wr);
+    r->hc_rd = r->hc_wr = -1;
     if (r->line_len > 0)
         take_stderr(r, "\n", 1);
     go_quiet(r);
@@ -800,6 +930,8 @@ int sbx_exec_serve(sbx_fds_t fds, const sbx_spec_t *spec)
     r.fds = fds;
     r.spec = spec;
     tine_buf_init(&r.out);
+    tine_buf_init(&r.hc_in);
+    r.hc_rd = r.hc_wr = -1;
     pthread_mutex_init(&r.frames, NULL);
     sbx_exec_plan_t plan;
     char err[512];
@@ -828,5 +960,6 @@ int sbx_exec_serve(sbx_fds_t fds, const sbx_spec_t *spec)
         sbx__cgroup_remove(&plan.cg);
     free(payload);
     tine_buf_dispose(&r.out);
+    tine_buf_dispose(&r.hc_in);
     return rc;
 }

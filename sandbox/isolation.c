@@ -79,7 +79,7 @@ static struct {
     int host_net_fd; /* the host's network namespace, for exec functions with network: true */
     int runner_pid_fd; /* an exec runner's own pid namespace, to go back to after forking its program */
     int devnull_fd;
-    struct sock_fprog lua_filter, exec_filter, python_filter;
+    struct sock_fprog lua_filter, exec_filter, python_filter, node_filter;
     uint64_t base_vsz; /* address space of the zygote after preparing Lua */
     rlim_t hard_limits[RLIMIT_NLIMITS];
     sbx_isolation_report_t report;
@@ -207,13 +207,42 @@ const sbx_isolation_report_t *sbx_isolation_report(void)
     return &node_report;
 }
 
+/* The layers each runtime's processes get (docs/ARCHITECTURE.md,
+ * "Isolation"): bit i for layer i. */
+#define L(x) (1u << (x))
+#define PROCESS_LAYERS                                                                                           \
+    (L(SBX_LAYER_RLIMITS) | L(SBX_LAYER_NO_NEW_PRIVS) | L(SBX_LAYER_SECCOMP) | L(SBX_LAYER_USER) |               \
+     L(SBX_LAYER_MOUNT_NS) | L(SBX_LAYER_PID_NS) | L(SBX_LAYER_IPC_NS) | L(SBX_LAYER_UTS_NS) | L(SBX_LAYER_NET_NS) | \
+     L(SBX_LAYER_ROOT_DIR))
+static const struct {
+    const char *name;
+    unsigned layers;
+} runtime_layers[] = {
+    {"lua", PROCESS_LAYERS | L(SBX_LAYER_LUA)},
+    {"python", PROCESS_LAYERS},
+    {"node", PROCESS_LAYERS},
+    {"exec", PROCESS_LAYERS | L(SBX_LAYER_CGROUP) | L(SBX_LAYER_EXEC_NET)},
+};
+#undef PROCESS_LAYERS
+#undef L
+
 json_t *sbx_isolation_report_json(const sbx_isolation_report_t *r)
 {
     json_t *layers = json_array();
     for (int i = 0; i < SBX_LAYER_COUNT; i++)
         json_array_append_new(layers, json_pack("{s:s, s:b, s:s}", "name", layer_names[i], "active",
                                                 r->layers[i].active, "detail", r->layers[i].detail));
-    return json_pack("{s:s, s:o}", "isolation", r->enabled ? "on" : "off", "layers", layers);
+    json_t *runtimes = json_array();
+    for (size_t k = 0; k < sizeof runtime_layers / sizeof runtime_layers[0]; k++) {
+        json_t *on = json_array(), *off = json_array();
+        for (int i = 0; i < SBX_LAYER_COUNT; i++)
+            if (runtime_layers[k].layers & (1u << i))
+                json_array_append_new(r->layers[i].active ? on : off, json_string(layer_names[i]));
+        json_array_append_new(runtimes, json_pack("{s:s, s:o, s:o}", "runtime", runtime_layers[k].name, "on", on,
+                                                  "off", off));
+    }
+    return json_pack("{s:s, s:o, s:o}", "isolation", r->enabled ? "on" : "off", "layers", layers, "runtimes",
+                     runtimes);
 }
 
 void sbx__remove_tree(int parent, const char *name)
@@ -527,7 +556,41 @@ static int python_allowlist(scmp_filter_ctx ctx)
     return rc;
 }
 
-enum { FILTER_LUA, FILTER_EXEC, FILTER_PYTHON };
+/* What a Node sandbox may not do: the exec denylist (node's system calls
+ * are many and change between releases: a denylist is what it survives),
+ * and moreover no process of its own (clone only for threads), no exec
+ * (but the host's one execveat of node itself, through SBX_PYTHON_EXE_FD,
+ * which the sandbox cannot make again: its descriptor limit is lower), no
+ * socket but a unix pair, no signal to another process, no file mode or
+ * owner change, no links or device nodes: EPERM for all of them. */
+static int node_denylist(scmp_filter_ctx ctx)
+{
+    int rc = exec_denylist(ctx);
+    static const char *const denied[] = {"fork", "vfork", "execve", "socket", "connect", "bind", "listen", "accept",
+                                         "accept4", "chmod", "fchmod", "fchmodat", "chown", "fchown", "lchown",
+                                         "fchownat", "link", "linkat", "symlink", "symlinkat", "mknod", "mknodat"};
+    for (size_t i = 0; i < sizeof denied / sizeof denied[0] && rc == 0; i++)
+        rc = rule(ctx, SCMP_ACT_ERRNO(EPERM), denied[i], 0);
+    /* Signals: kill, tkill and the queued kinds reach other processes of
+     * the version's uid (its host, pid 1 of its pid namespace, and the
+     * other sandboxes); tgkill (raise, abort) only not pid 1. */
+    static const char *const signals[] = {"kill", "tkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
+                                          "pidfd_send_signal"};
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0] && rc == 0; i++)
+        rc = rule(ctx, SCMP_ACT_ERRNO(EPERM), signals[i], 0);
+    if (rc == 0)
+        rc = rule(ctx, SCMP_ACT_ERRNO(EPERM), "tgkill", 1, SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffu, 1));
+    /* socket(): a unix pair is made by socketpair, which stays allowed. */
+    if (rc == 0)
+        rc = rule(ctx, SCMP_ACT_ERRNO(EPERM), "clone", 1, SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
+    if (rc == 0)
+        rc = rule(ctx, SCMP_ACT_ERRNO(EPERM), "execveat", 1, SCMP_A0(SCMP_CMP_NE, SBX_PYTHON_EXE_FD));
+    if (rc == 0)
+        rc = rule(ctx, SCMP_ACT_ERRNO(EPERM), "execveat", 1, SCMP_A4(SCMP_CMP_NE, AT_EMPTY_PATH));
+    return rc;
+}
+
+enum { FILTER_LUA, FILTER_EXEC, FILTER_PYTHON, FILTER_NODE };
 
 /* Compiles a filter into `out` (room for `cap` instructions) and sets *len.
  * Returns 0, or a negative errno (libseccomp's or the system's) with a
@@ -535,10 +598,10 @@ enum { FILTER_LUA, FILTER_EXEC, FILTER_PYTHON };
 static int compile_filter(int kind, struct sock_filter *out, size_t cap, unsigned short *len, char *err,
                           size_t errlen)
 {
-    static const char *const names[] = {"Lua", "exec", "Python"};
-    scmp_filter_ctx ctx = seccomp_init(kind == FILTER_LUA    ? SCMP_ACT_TRAP
-                                       : kind == FILTER_EXEC ? SCMP_ACT_ALLOW
-                                                             : SCMP_ACT_ERRNO(EPERM));
+    static const char *const names[] = {"Lua", "exec", "Python", "Node"};
+    scmp_filter_ctx ctx = seccomp_init(kind == FILTER_LUA                           ? SCMP_ACT_TRAP
+                                       : kind == FILTER_EXEC || kind == FILTER_NODE ? SCMP_ACT_ALLOW
+                                                                                    : SCMP_ACT_ERRNO(EPERM));
     if (ctx == NULL) {
         snprintf(err, errlen, "libseccomp cannot create a filter");
         return -ENOMEM;
@@ -547,7 +610,10 @@ static int compile_filter(int kind, struct sock_filter *out, size_t cap, unsigne
      * call, and the kernel's per-filter cache is quicker to build at every
      * fork. */
     seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
-    int rc = kind == FILTER_LUA ? lua_allowlist(ctx) : kind == FILTER_EXEC ? exec_denylist(ctx) : python_allowlist(ctx);
+    int rc = kind == FILTER_LUA    ? lua_allowlist(ctx)
+             : kind == FILTER_EXEC ? exec_denylist(ctx)
+             : kind == FILTER_NODE ? node_denylist(ctx)
+                                   : python_allowlist(ctx);
     int mfd = -1;
     if (rc == 0) {
         mfd = memfd_create("tine-seccomp", MFD_CLOEXEC);
@@ -579,14 +645,14 @@ static int install_filter(const struct sock_fprog *prog)
 
 /* What the filter child hands back to the zygote (a shared mapping). */
 typedef struct {
-    unsigned short lua_len, exec_len, python_len;
+    unsigned short lua_len, exec_len, python_len, node_len;
     char err[200];
-    struct sock_filter lua[FILTER_MAX], exec[FILTER_MAX], python[FILTER_MAX];
+    struct sock_filter lua[FILTER_MAX], exec[FILTER_MAX], python[FILTER_MAX], node[FILTER_MAX];
     uint16_t name_at[SYSCALL_NAMES]; /* offset + 1 into names, 0 for none */
     char names[sizeof syscall_name_text];
 } filter_work_t;
 
-static struct sock_filter lua_prog[FILTER_MAX], exec_prog[FILTER_MAX], python_prog[FILTER_MAX];
+static struct sock_filter lua_prog[FILTER_MAX], exec_prog[FILTER_MAX], python_prog[FILTER_MAX], node_prog[FILTER_MAX];
 
 /* In the filter child: the names of the system calls (for on_sigsys) and
  * both filters, into w. Returns 0, or compile_filter's error with w->err set. */
@@ -608,6 +674,8 @@ static int build_filters(filter_work_t *w)
         rc = compile_filter(FILTER_EXEC, w->exec, FILTER_MAX, &w->exec_len, w->err, sizeof w->err);
     if (rc == 0)
         rc = compile_filter(FILTER_PYTHON, w->python, FILTER_MAX, &w->python_len, w->err, sizeof w->err);
+    if (rc == 0)
+        rc = compile_filter(FILTER_NODE, w->node, FILTER_MAX, &w->node_len, w->err, sizeof w->err);
     return rc;
 }
 
@@ -681,6 +749,8 @@ static int zygote_build_filters(char *err, size_t errlen)
         iso.lua_filter = (struct sock_fprog){w->lua_len, lua_prog};
         iso.exec_filter = (struct sock_fprog){w->exec_len, exec_prog};
         iso.python_filter = (struct sock_fprog){w->python_len, python_prog};
+        memcpy(node_prog, w->node, w->node_len * sizeof node_prog[0]);
+        iso.node_filter = (struct sock_fprog){w->node_len, node_prog};
         memcpy(syscall_name_text, w->names, sizeof syscall_name_text);
         syscall_name_text[sizeof syscall_name_text - 1] = '\0';
         for (int i = 0; i < SYSCALL_NAMES; i++)
@@ -865,8 +935,8 @@ static void zygote_filters(void)
               "Lua: an allowlist of %u instructions (pipe I/O, reading the bundle, memory, clocks, exit), "
               "other calls stop the sandbox; Python: an allowlist of %u (no sockets, exec, ptrace, mounts or file "
               "writes: EPERM); exec: %u instructions denying namespaces, mounts, ptrace, keyrings, modules, BPF, "
-              "io_uring",
-              iso.lua_filter.len, iso.python_filter.len, iso.exec_filter.len);
+              "io_uring; Node: %u, the exec denylist and no fork, exec or sockets (EPERM)",
+              iso.lua_filter.len, iso.python_filter.len, iso.exec_filter.len, iso.node_filter.len);
 }
 
 void sbx__isolation_zygote_enter(void)
@@ -902,18 +972,19 @@ void sbx__isolation_zygote_enter(void)
         layer_set(SBX_LAYER_RLIMITS, true,
                   "address space = memory + %llu MiB (Lua, on top of the zygote's %llu MiB) or + %llu MiB "
                   "(exec without a cgroup); Lua: no processes, no file writes, %d descriptors; Python: the same, "
-                  "its zygote's address space + memory + 32 MiB; exec: %s, files up to %llu MiB, %d descriptors; "
+                  "its zygote's address space + memory + 32 MiB; Node: V8's heap = memory, address space = memory + "
+                  "%llu MiB, %d descriptors; exec: %s, files up to %llu MiB, %d descriptors; "
                   "no core dumps",
                   LUA_AS_SLACK / MIB, (unsigned long long)(iso.base_vsz / MIB), EXEC_AS_SLACK / MIB, LUA_NOFILE,
-                  iso.root || iso.userns ? "32 processes" : "processes not limited (no uid of their own)",
+                  SBX_NODE_AS_SLACK / MIB, SBX_NODE_NOFILE, iso.root || iso.userns ? "32 processes" : "processes not limited (no uid of their own)",
                   EXEC_FSIZE / MIB, EXEC_NOFILE);
         layer_set(SBX_LAYER_NO_NEW_PRIVS, true, "set in every sandbox: execve cannot gain privileges");
         iso.chroot_ok = iso.root || iso.userns;
         if (iso.chroot_ok && iso.mountns)
             layer_set(SBX_LAYER_ROOT_DIR, true, "a Lua sandbox's root is its bundle (read-only); an exec program's "
                                                 "root is a fresh tmpfs with the bundle at /app, a private /tmp "
-                                                "and read-only /usr; a Python zygote's the same without /tmp, "
-                                                "with its SDK at /tine");
+                                                "and read-only /usr; a Python zygote's or Node host's the same "
+                                                "without /tmp, with its SDK at /tine");
         else if (iso.chroot_ok)
             layer_set(SBX_LAYER_ROOT_DIR, false, "Lua sandboxes see only their bundle, but exec programs see the "
                                                  "host's files (no mount namespace)");
@@ -1196,7 +1267,7 @@ typedef struct {
     uint32_t work_mb;   /* size of the private /tmp; 0: none */
     unsigned work_uid;  /* its owner */
     bool network;       /* the resolver's and CA files too */
-    const char *sdk_dir; /* bound at SBX_PYTHON_SDK_DIR when not NULL */
+    const char *sdk_dir; /* bound at SBX_PYTHON_SDK_DIR (= SBX_EXEC_SDK_DIR) when not NULL */
 } root_plan_t;
 
 /* Builds a root on a tmpfs mounted over the node's tmp dir (in the caller's
@@ -1267,7 +1338,7 @@ static int build_root(const root_plan_t *rp, char *err, size_t errlen)
 #undef SYS
     return 0;
 fail:
-    snprintf(err, errlen, "cannot build the %s root: %s: %s", rp->sdk_dir ? "Python zygote's" : "program's", step,
+    snprintf(err, errlen, "cannot build the %s root: %s: %s", rp->sdk_dir ? "runtime's" : "program's", step,
              strerror(-rc));
     return rc;
 }
@@ -1309,7 +1380,8 @@ int sbx__isolation_exec_child(const sbx_spec_t *spec, const sbx_exec_plan_t *pla
         root_plan_t rp = {.bundle_dir = spec->bundle_dir,
                           .work_mb = spec->memory_mb ? spec->memory_mb : 16,
                           .work_uid = plan->own_uid ? (unsigned)plan->uid : 0,
-                          .network = spec->network};
+                          .network = spec->network,
+                          .sdk_dir = sbx__sdks_dir()[0] ? sbx__sdks_dir() : NULL};
         if ((e = build_root(&rp, err, errlen)) != 0)
             return e;
     } else if (chdir(workdir) != 0) {
@@ -1409,8 +1481,13 @@ int sbx__isolation_enter_python(int sock, sbx_python_plan_t *plan, char *err, si
      * space to its function's memory after the fork. The descriptor limit
      * is also what keeps SBX_PYTHON_EXE_FD from being made again. */
     uint64_t nproc = (uint64_t)plan->processes + SBX_PYTHON_SPARE_PROCESSES;
-    if (set_limit(RLIMIT_AS, (uint64_t)plan->memory_mb * MIB + SBX_PYTHON_AS_SLACK) != 0 ||
-        set_limit(RLIMIT_NPROC, nproc) != 0 || set_limit(RLIMIT_NOFILE, SBX_PYTHON_NOFILE) != 0 ||
+    /* Node: every process has its threads (V8's, libuv's), which count;
+     * the address space is limited per process (sbx__isolation_node_child). */
+    uint64_t as = plan->node ? RLIM_INFINITY : (uint64_t)plan->memory_mb * MIB + SBX_PYTHON_AS_SLACK;
+    if (plan->node)
+        nproc *= SBX_NODE_THREADS;
+    if (set_limit(RLIMIT_AS, as) != 0 || set_limit(RLIMIT_NPROC, nproc) != 0 ||
+        set_limit(RLIMIT_NOFILE, plan->node ? SBX_NODE_HOST_NOFILE : SBX_PYTHON_NOFILE) != 0 ||
         set_limit(RLIMIT_FSIZE, 0) != 0 || set_limit(RLIMIT_CORE, 0) != 0 || set_limit(RLIMIT_MEMLOCK, 0) != 0 ||
         set_limit(RLIMIT_MSGQUEUE, 0) != 0)
         return tine_fail_errno(err, errlen, "setrlimit");
@@ -1420,8 +1497,22 @@ int sbx__isolation_enter_python(int sock, sbx_python_plan_t *plan, char *err, si
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         return tine_fail_errno(err, errlen, "PR_SET_NO_NEW_PRIVS");
-    if (iso.seccomp && install_filter(&iso.python_filter) != 0)
+    /* The Node host runs no app code: its children get the Node filter
+     * before they start node (sbx__isolation_node_child). */
+    if (iso.seccomp && !plan->node && install_filter(&iso.python_filter) != 0)
         return tine_fail_errno(err, errlen, "cannot install the system call filter");
     plan->exe_fd = exe;
+    return 0;
+}
+
+int sbx__isolation_node_child(uint32_t memory_mb, char *err, size_t errlen)
+{
+    if (!iso.enabled)
+        return 0;
+    if (set_limit(RLIMIT_AS, (uint64_t)memory_mb * MIB + SBX_NODE_AS_SLACK) != 0 ||
+        set_limit(RLIMIT_NOFILE, SBX_NODE_NOFILE) != 0)
+        return tine_fail_errno(err, errlen, "setrlimit");
+    if (iso.seccomp && install_filter(&iso.node_filter) != 0)
+        return tine_fail_errno(err, errlen, "cannot install the system call filter");
     return 0;
 }

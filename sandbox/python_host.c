@@ -32,31 +32,29 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The python3 the zygote runs: $TINE_PYTHON, else the first python3 on the
- * zygote's PATH, resolved to its file. Returns 0, or -errno with a message. */
-static int find_python(char out[PATH_MAX], char *err, size_t errlen)
+int sbx__find_interpreter(const char *env_name, const char *name, char out[PATH_MAX], char *err, size_t errlen)
 {
-    const char *env = getenv("TINE_PYTHON");
+    const char *env = getenv(env_name);
     if (env != NULL && env[0] != '\0') {
         if (realpath(env, out) == NULL || access(out, X_OK) != 0)
-            return tine_fail_errno(err, errlen, "cannot run the Python interpreter %s (TINE_PYTHON)", env);
+            return tine_fail_errno(err, errlen, "cannot run %s (%s)", env, env_name);
         return 0;
     }
     static const char *const dirs[] = {"/usr/local/bin", "/usr/bin", "/bin"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
         char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/python3", dirs[i]);
+        snprintf(path, sizeof path, "%s/%s", dirs[i], name);
         if (access(path, X_OK) == 0 && realpath(path, out) != NULL)
             return 0;
     }
-    return tine_fail(err, errlen, "python3 is not installed on this node (looked in /usr/local/bin, /usr/bin, /bin)");
+    return tine_fail(err, errlen, "%s is not installed on this node (looked in /usr/local/bin, /usr/bin, /bin)", name);
 }
 
-/* Writes an ERROR frame {"error": "cannot start the Python zygote: MSG"} on
- * the control socket, the zygote's one word to tined when it cannot start. */
-static void say_error(int sock, const char *msg)
+void sbx__runtime_say_error(int sock, const sbx_runtime_kind_t *kind, const char *msg)
 {
-    json_t *m = json_pack("{s:s+}", "error", "cannot start the Python zygote: ", msg);
+    char prefix[96];
+    snprintf(prefix, sizeof prefix, "cannot start the %s: ", kind->what);
+    json_t *m = json_pack("{s:s+}", "error", prefix, msg);
     char *text = m ? json_dumps(m, JSON_COMPACT) : NULL;
     if (text)
         sbx_frame_write(sock, SBX_MSG_ERROR, 0, text, strlen(text), NULL, 0);
@@ -68,8 +66,9 @@ static void say_error(int sock, const char *msg)
  * python3 on tine_zygote.py (arguments: the spec as JSON, where it sees its
  * bundle, and whether the node isolates sandboxes). Nothing is allocated once the layers are on: the
  * address space limit may leave no room. Never returns. */
-static void python_exec(int sock, sbx_python_plan_t *plan, json_t *req)
+static _Noreturn void python_exec(int sock, sbx_python_plan_t *plan, json_t *req)
 {
+    const sbx_runtime_kind_t *kind = &sbx__python_kind;
     char err[512];
     /* The socket on its fd first: every error below goes there. */
     if (sock != SBX_PYTHON_CONTROL_FD) {
@@ -82,7 +81,7 @@ static void python_exec(int sock, sbx_python_plan_t *plan, json_t *req)
     char *spec_json = spec ? json_dumps(spec, JSON_COMPACT) : NULL;
     json_decref(spec);
     if (sbx__isolation_enter_python(SBX_PYTHON_CONTROL_FD, plan, err, sizeof err) != 0) {
-        say_error(SBX_PYTHON_CONTROL_FD, err);
+        sbx__runtime_say_error(SBX_PYTHON_CONTROL_FD, kind, err);
         _exit(1);
     }
     char script[PATH_MAX];
@@ -105,7 +104,7 @@ static void python_exec(int sock, sbx_python_plan_t *plan, json_t *req)
     else
         execve(plan->python, (char *const *)argv, (char *const *)envp);
     tine_fail_errno(err, sizeof err, "cannot run %s", plan->python);
-    say_error(SBX_PYTHON_CONTROL_FD, err);
+    sbx__runtime_say_error(SBX_PYTHON_CONTROL_FD, kind, err);
     _exit(127);
 }
 
@@ -118,34 +117,34 @@ static void on_term(int sig)
     launcher_stop = 1;
 }
 
-/* The launcher, forked by tine-zygote: starts the Python zygote below it
- * (in a pid namespace of its own when the node has the layer) and waits
- * for it; SIGTERM (tined retiring the version, or seeing it fail) kills it.
- * Either way the launcher logs how the zygote ended unless it was killed,
- * then exits. Never returns. */
-static void python_launcher(int control_fd, int sock, json_t *req, const char *lua_sdk_dir)
+/* The launcher, forked by tine-zygote: starts the runtime's zygote (or
+ * host) below it (in a pid namespace of its own when the node has the
+ * layer) and waits for it; SIGTERM (tined retiring the version, or seeing
+ * it fail) kills it. Either way the launcher logs how it ended unless it
+ * was killed, then exits. Never returns. */
+static void launcher(const sbx_runtime_kind_t *kind, int control_fd, int sock, json_t *req, const char *lua_sdk_dir)
 {
     close(control_fd);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    prctl(PR_SET_NAME, "tine-pylaunch");
+    prctl(PR_SET_NAME, kind->proc_name);
     signal(SIGCHLD, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
     const char *app = json_string_value(json_object_get(req, "app"));
     json_int_t version = json_integer_value(json_object_get(req, "version"));
     const char *bundle = json_string_value(json_object_get(req, "bundle_dir"));
     char python[PATH_MAX], sdk[PATH_MAX], lua_parent[PATH_MAX], err[512];
-    snprintf(lua_parent, sizeof lua_parent, "%s/../python", lua_sdk_dir ? lua_sdk_dir : ".");
+    snprintf(lua_parent, sizeof lua_parent, "%s/../%s", lua_sdk_dir ? lua_sdk_dir : ".", kind->sdk_sub);
     if (app == NULL || bundle == NULL || !json_is_array(json_object_get(req, "modules"))) {
-        say_error(sock, "bad request from tined");
+        sbx__runtime_say_error(sock, kind, "bad request from tined");
         _exit(1);
     }
-    if (find_python(python, err, sizeof err) != 0) {
-        say_error(sock, err);
+    if (sbx__find_interpreter(kind->env_name, kind->program, python, err, sizeof err) != 0) {
+        sbx__runtime_say_error(sock, kind, err);
         _exit(1);
     }
     if (realpath(lua_parent, sdk) == NULL) {
-        tine_fail_errno(err, sizeof err, "the Python SDK is missing: %s", lua_parent);
-        say_error(sock, err);
+        tine_fail_errno(err, sizeof err, "the SDK is missing: %s", lua_parent);
+        sbx__runtime_say_error(sock, kind, err);
         _exit(1);
     }
     sbx_python_plan_t plan = {
@@ -155,16 +154,17 @@ static void python_launcher(int control_fd, int sock, json_t *req, const char *l
         .memory_mb = (uint32_t)json_integer_value(json_object_get(req, "memory_mb")),
         .processes = (uint32_t)json_integer_value(json_object_get(req, "processes")),
         .uid = (uid_t)(SBX_PYTHON_UID_BASE + (uint32_t)getpid() % 65536u),
+        .node = kind->node,
     };
     if (plan.memory_mb == 0)
         plan.memory_mb = 128;
     sbx__isolation_python_pidns();
     pid_t p = fork();
     if (p == 0)
-        python_exec(sock, &plan, req);
+        kind->child(sock, &plan, req);
     if (p < 0) {
         tine_fail_errno(err, sizeof err, "fork");
-        say_error(sock, err);
+        sbx__runtime_say_error(sock, kind, err);
         _exit(1);
     }
     /* Only the zygote holds the socket: tined sees it close when it ends. */
@@ -180,19 +180,29 @@ static void python_launcher(int control_fd, int sock, json_t *req, const char *l
             kill(p, SIGKILL);
     if (WIFSIGNALED(st) && WTERMSIG(st) != SIGKILL)
         tine_log_kv(TINE_LOG_ERROR, TINE_LOG_KV("app", app),
-                    "the Python zygote of %s version %lld was killed by signal %d (%s)", app, (long long)version,
+                    "the %s of %s version %lld was killed by signal %d (%s)", kind->what, app, (long long)version,
                     WTERMSIG(st), strsignal(WTERMSIG(st)));
     else if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
         tine_log_kv(TINE_LOG_ERROR, TINE_LOG_KV("app", app),
-                    "the Python zygote of %s version %lld exited with status %d", app, (long long)version,
+                    "the %s of %s version %lld exited with status %d", kind->what, app, (long long)version,
                     WEXITSTATUS(st));
     _exit(0);
 }
 
-bool sbx__python_zygote_spawn(int control_fd, const char *meta, size_t meta_len, const char *sdk_dir)
+const sbx_runtime_kind_t sbx__python_kind = {.what = "Python zygote",
+                                             .request_key = "python_zygote",
+                                             .proc_name = "tine-pylaunch",
+                                             .sdk_sub = "python",
+                                             .env_name = "TINE_PYTHON",
+                                             .program = "python3",
+                                             .node = false,
+                                             .child = python_exec};
+
+bool sbx__runtime_spawn(const sbx_runtime_kind_t *kind, int control_fd, const char *meta, size_t meta_len,
+                        const char *sdk_dir)
 {
     json_t *req = json_loadb(meta, meta_len, 0, NULL);
-    if (!json_is_true(json_object_get(req, "python_zygote"))) {
+    if (!json_is_true(json_object_get(req, kind->request_key))) {
         json_decref(req);
         return false;
     }
@@ -205,7 +215,7 @@ bool sbx__python_zygote_spawn(int control_fd, const char *meta, size_t meta_len,
     pid_t pid = fork();
     if (pid == 0) {
         close(sv[0]);
-        python_launcher(control_fd, sv[1], req, sdk_dir);
+        launcher(kind, control_fd, sv[1], req, sdk_dir);
     }
     int err = pid < 0 ? -errno : 0;
     close(sv[1]);

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-enum { SBX_RUNTIME_LUA = 0, SBX_RUNTIME_EXEC = 1, SBX_RUNTIME_PYTHON = 2 };
+enum { SBX_RUNTIME_LUA = 0, SBX_RUNTIME_EXEC = 1, SBX_RUNTIME_PYTHON = 2, SBX_RUNTIME_NODE = 3 };
 
 /* What a sandbox runs: one function of one app version. */
 typedef struct {
@@ -137,8 +137,10 @@ void sbx_isolation_cleanup(const char *tmp_dir);
 /* The node's report (every layer off until sbx_isolation_await_report). */
 const sbx_isolation_report_t *sbx_isolation_report(void);
 
-/* {"isolation":"on"|"off","layers":[{"name":..,"active":..,"detail":..}]}
- * as a new jansson reference. */
+/* {"isolation":"on"|"off","layers":[{"name":..,"active":..,"detail":..}],
+ *  "runtimes":[{"runtime":"lua"|"python"|"node"|"exec","on":[layer names],
+ *  "off":[layer names]}]} (the layers each runtime's sandboxes get, by
+ *  whether the node has them) as a new jansson reference. */
 struct json_t;
 struct json_t *sbx_isolation_report_json(const sbx_isolation_report_t *r);
 
@@ -207,6 +209,8 @@ typedef struct {
     size_t modules_len;
     uint32_t memory_mb;              /* the largest memory of its functions */
     uint32_t processes;              /* sandboxes it may hold at once (the sum of their concurrency) */
+    bool node;                       /* a Node host instead (node_host.c): modules is empty; it forks and
+                                        starts a blank node per blank request, with memory_mb as V8's heap */
 } sbx_python_spec_t;
 
 /* Asks the zygote (without waiting) to start the Python zygote of `spec`:
@@ -223,5 +227,13 @@ typedef struct {
  * with a blank sandbox of the version, given its function by
  * sbx_spec_frame as any blank. Returns 0 or -errno (-EAGAIN: nothing sent). */
 int sbx_zygote_request_python(sbx_zygote_t *z, const sbx_python_spec_t *spec);
+
+/* A Node host (spec->node, asked for with sbx_zygote_request_python) is
+ * answered and talks on its control socket the same way, but imports
+ * nothing: it answers READY at once, and each blank it forks execs node on
+ * sdk/node/tine_node.js, which loads its function's module when it gets
+ * its spec (docs/sdk-node.md). The host watches its children: one that V8
+ * ended for want of memory gets an ERROR frame (id 0, SBX_FRAME_EXITING,
+ * "out of memory") on its pipe once it is gone. */
 
 #endif

@@ -7,6 +7,7 @@
 #include "sandbox.h"
 #include "tine_common.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -193,6 +194,18 @@ const char *sbx__isolation_tmp_dir(void);
 #define SBX_EXEC_APP_DIR "/app"
 #define SBX_EXEC_WORK_DIR "/tmp"
 
+/* The SDKs' directory (the parent of --sdk-dir: lua/, python/, node/,
+ * bin/), resolved when the zygote started; "" when unknown. An exec
+ * program sees it at SBX_EXEC_SDK_DIR when it has a root of its own. */
+const char *sbx__sdks_dir(void);
+#define SBX_EXEC_SDK_DIR "/tine"
+/* Where an exec program finds its host call pipes (read, written): the
+ * wire protocol's HOSTCALL and HOSTREPLY frames, announced in its
+ * environment as TINE_HOSTCALL_FDS=240,241. High numbers, below the exec
+ * descriptor limit (256): shell scripts use 3 to 9 for their own. */
+#define SBX_EXEC_HOSTCALL_RD 240
+#define SBX_EXEC_HOSTCALL_WR 241
+
 /* In the program's child process, after its stdio is in place and its
  * environment and arguments are built (no allocation may follow: the
  * address space limit is set here), before execve: builds its root (the
@@ -216,7 +229,40 @@ int sbx__zygote_reply(int sock, int32_t status, int32_t pid, const int *fds, int
  * starts it (a launcher process and python3 below it) and answers tined,
  * and returns true; returns false for any other request. `sdk_dir` is the
  * Lua SDK's directory, whose sibling python/ holds the Python SDK. */
-bool sbx__python_zygote_spawn(int control_fd, const char *meta, size_t meta_len, const char *sdk_dir);
+/* A runtime started per app version by tine-zygote (python_host.c's
+ * launcher): a Python zygote, or a Node host (node_host.c). */
+typedef struct sbx_python_plan sbx_python_plan_t;
+struct json_t;
+typedef struct {
+    const char *what;        /* "Python zygote", for messages */
+    const char *request_key; /* the spawn request's member asking for one */
+    const char *proc_name;   /* the launcher's process name */
+    const char *sdk_sub;     /* its SDK: this sibling of the Lua SDK's directory */
+    const char *env_name;    /* the variable naming its interpreter, */
+    const char *program;     /* else this program in /usr/local/bin, /usr/bin or /bin */
+    bool node;               /* isolated as a Node host (sbx_python_plan_t.node) */
+    /* In the process below the launcher: isolates it and runs the runtime
+     * on its control socket `sock`. Never returns. */
+    void (*child)(int sock, sbx_python_plan_t *plan, struct json_t *req);
+} sbx_runtime_kind_t;
+
+extern const sbx_runtime_kind_t sbx__python_kind, sbx__node_kind;
+
+/* In the zygote: when the spawn request `meta` asks for the runtime `kind`
+ * (its request_key is true), starts it (a launcher process and the
+ * runtime below it) and answers tined, and returns true; returns false for
+ * any other request. `sdk_dir` is the Lua SDK's directory. */
+bool sbx__runtime_spawn(const sbx_runtime_kind_t *kind, int control_fd, const char *meta, size_t meta_len,
+                        const char *sdk_dir);
+
+/* Writes an ERROR frame {"error": "cannot start the WHAT: MSG"} on the
+ * control socket, a runtime's one word to tined when it cannot start. */
+void sbx__runtime_say_error(int sock, const sbx_runtime_kind_t *kind, const char *msg);
+
+/* The interpreter a runtime runs: $ENV_NAME, else the first `name` in
+ * /usr/local/bin, /usr/bin, /bin, resolved to its file. Returns 0, or
+ * -errno with a message. */
+int sbx__find_interpreter(const char *env_name, const char *name, char out[PATH_MAX], char *err, size_t errlen);
 
 /* Where the Python zygote finds its control socket, the statm file of its
  * own process, and (only for the launcher's execveat, which the Python
@@ -232,8 +278,8 @@ bool sbx__python_zygote_spawn(int control_fd, const char *meta, size_t meta_len,
  * 65536) when tined is root: a uid per version, after the exec programs'. */
 #define SBX_PYTHON_UID_BASE (1000000000u + 65536u)
 
-/* What the process that becomes a Python zygote asks of its isolation. */
-typedef struct {
+/* What the process that becomes a Python zygote (or Node host) asks of its isolation. */
+struct sbx_python_plan {
     const char *python;     /* python3 on the host */
     const char *bundle_dir; /* the version's files on the host */
     const char *sdk_dir;    /* sdk/python on the host */
@@ -243,9 +289,10 @@ typedef struct {
     /* out: */
     const char *bundle_seen; /* where it sees the bundle and the SDK */
     const char *sdk_seen;
-    int exe_fd;   /* python3 as SBX_PYTHON_EXE_FD for execveat, or -1: exec python by path */
+    bool node;              /* a Node host (node_host.c): no filter of its own, no address space limit */
+    int exe_fd;   /* python3 (node) as SBX_PYTHON_EXE_FD for execveat, or -1: exec it by path */
     bool isolated; /* the node's --isolation: the sandboxes apply their limits */
-} sbx_python_plan_t;
+};
 
 /* In the launcher, before it forks the process that becomes the Python
  * zygote: a pid namespace for that process (pid 1: everything the version
@@ -261,5 +308,20 @@ bool sbx__isolation_python_pidns(void);
  * (root), rlimits, no_new_privs and the Python filter. Returns 0, or -errno
  * with a message in err. */
 int sbx__isolation_enter_python(int sock, sbx_python_plan_t *plan, char *err, size_t errlen);
+
+/* ---------------------------------------------------------- Node hosts
+ * (node_host.c starts them; a Node host is isolated as a Python zygote,
+ * sbx__isolation_enter_python with plan.node, and forks and starts one
+ * node per blank sandbox) */
+
+#define SBX_NODE_AS_SLACK (2048ull * 1024ull * 1024ull) /* V8 reserves far more than its heap (a code range per isolate: workers) */
+#define SBX_NODE_NOFILE 128      /* a Node sandbox's descriptors (below SBX_PYTHON_EXE_FD) */
+#define SBX_NODE_HOST_NOFILE 900 /* the Node host's: three per child it watches */
+#define SBX_NODE_THREADS 16      /* tasks a node process may have (V8's and libuv's threads) */
+
+/* In a child of a Node host, right before it starts node: its address
+ * space (memory + SBX_NODE_AS_SLACK), descriptors and the Node filter.
+ * Returns 0, or -errno with a message in err. */
+int sbx__isolation_node_child(uint32_t memory_mb, char *err, size_t errlen);
 
 #endif

@@ -25,6 +25,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <malloc.h>
@@ -239,13 +240,21 @@ static void zygote_blank_wait(sbx_lua_t *L, int control_fd, sbx_fds_t fds)
 
 /* The directory of the Lua SDK (its sibling python/ holds the Python SDK). */
 static const char *zygote_sdk_dir;
+/* Its parent, the SDKs' directory, resolved (for exec programs); "" when unknown. */
+static char sdks_dir[PATH_MAX];
+
+const char *sbx__sdks_dir(void)
+{
+    return sdks_dir;
+}
 
 /* Handles one spawn request: fork a sandbox (for a spec, or blank) and hand
  * back tined's ends of its two pipes; or start a Python zygote
  * (python_host.c). */
 static void zygote_spawn(sbx_lua_t *L, int control_fd, const char *meta, size_t meta_len)
 {
-    if (sbx__python_zygote_spawn(control_fd, meta, meta_len, zygote_sdk_dir))
+    if (sbx__runtime_spawn(&sbx__python_kind, control_fd, meta, meta_len, zygote_sdk_dir) ||
+        sbx__runtime_spawn(&sbx__node_kind, control_fd, meta, meta_len, zygote_sdk_dir))
         return;
     sbx_spec_t spec = {0};
     json_t *o = NULL;
@@ -289,6 +298,10 @@ static void zygote_main(int control_fd, const char *sdk_dir)
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_DFL);
     zygote_sdk_dir = sdk_dir;
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s/..", sdk_dir ? sdk_dir : ".");
+    if (realpath(parent, sdks_dir) == NULL)
+        sdks_dir[0] = '\0';
     sbx_lua_t *L = sbx_lua_prepare(sdk_dir);
     if (L == NULL) {
         tine_log(TINE_LOG_ERROR, "zygote: cannot prepare the Lua state from %s", sdk_dir);
@@ -338,7 +351,7 @@ static char *zygote_program(void)
  * its password, ...) may reach the zygote and, through it, a sandbox. */
 static bool zygote_keeps(const char *entry)
 {
-    static const char *const kept[] = {"TZ=", "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS=", "TINE_PYTHON="};
+    static const char *const kept[] = {"TZ=", "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS=", "TINE_PYTHON=", "TINE_NODE="};
     for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
         if (strncmp(entry, kept[i], strlen(kept[i])) == 0)
             return true;
@@ -530,7 +543,7 @@ int sbx_zygote_request_python(sbx_zygote_t *z, const sbx_python_spec_t *spec)
     json_t *mods = json_array();
     for (size_t i = 0; i < spec->modules_len; i++)
         json_array_append_new(mods, json_string(spec->modules[i]));
-    json_t *o = json_pack("{s:b, s:s, s:I, s:s, s:o, s:i, s:i}", "python_zygote", 1, "app", spec->app, "version",
+    json_t *o = json_pack("{s:b, s:s, s:I, s:s, s:o, s:i, s:i}", spec->node ? "node_host" : "python_zygote", 1, "app", spec->app, "version",
                           (json_int_t)spec->version, "bundle_dir", spec->bundle_dir, "modules", mods, "memory_mb",
                           (int)spec->memory_mb, "processes", (int)spec->processes);
     char *meta = o ? json_dumps(o, JSON_COMPACT) : NULL;

@@ -4,7 +4,7 @@
 # Extra packages for one target may be given as arguments (`make fuzz`: clang).
 set -euo pipefail
 PACKAGES=(
-  build-essential cmake pkg-config git curl ca-certificates python3
+  build-essential cmake pkg-config git curl ca-certificates python3 nodejs
   libh2o-dev libuv1-dev libssl-dev
   libluajit-5.1-dev luajit
   libhiredis-dev redis-server openssl

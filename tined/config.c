@@ -48,9 +48,9 @@ static const option_t options[] = {
     {"http2", "TINE_HTTP2", 1, "on|off: serve HTTP/2: over TLS by ALPN h2, in cleartext by prior\n"
                                "                         knowledge or Upgrade: h2c; bodies up to 64 KiB (default off;\n"
                                "                         see docs/ARCHITECTURE.md, Request path)"},
-    {"sdk-dir", "TINE_SDK_DIR", 1, "directory holding the Lua SDK tine.lua (the Python SDK: its sibling ../python)\n"
-                                   "                         (default: ../share/tine/sdk/lua next to tined when installed,\n"
-                                   "                         else the source tree's sdk/lua)"},
+    {"sdk-dir", "TINE_SDK_DIR", 1, "directory holding the Lua SDK tine.lua (the Python and Node SDKs: its siblings\n"
+                                   "                         ../python, ../node) (default: ../share/tine/sdk/lua next to\n"
+                                   "                         tined when installed, else the source tree's sdk/lua)"},
     {"node-id", "TINE_NODE_ID", 1, "this node's name in a cluster (default HOSTNAME:PORT)"},
     {"max-sandboxes", "TINE_MAX_SANDBOXES", 1, "sandboxes on this node at most, shared fairly between apps; at\n"
                                                "                         the cap an idle one of another function makes room when the\n"

@@ -13,7 +13,7 @@
 
 /* ---------------------------------------------------------------- manifest */
 
-typedef enum { REG_RUNTIME_LUA = 0, REG_RUNTIME_EXEC = 1, REG_RUNTIME_PYTHON = 2 } reg_runtime_t;
+typedef enum { REG_RUNTIME_LUA = 0, REG_RUNTIME_EXEC = 1, REG_RUNTIME_PYTHON = 2, REG_RUNTIME_NODE = 3 } reg_runtime_t;
 
 /* The runtime's name as a manifest writes it: "lua", "exec" or "python". */
 const char *reg_runtime_name(reg_runtime_t r);

@@ -931,25 +931,27 @@ static int expect_max_body(ctx_t *c, const node_t *n, uint32_t *out)
 
 const char *reg_runtime_name(reg_runtime_t r)
 {
-    return r == REG_RUNTIME_EXEC ? "exec" : r == REG_RUNTIME_PYTHON ? "python" : "lua";
+    return r == REG_RUNTIME_EXEC ? "exec" : r == REG_RUNTIME_PYTHON ? "python" : r == REG_RUNTIME_NODE ? "node" : "lua";
 }
 
-/* Reads "lua", "python" or "exec" into *out, or fails naming what n is. */
+/* Reads "lua", "python", "node" or "exec" into *out, or fails naming what n is. */
 static int expect_runtime(ctx_t *c, const node_t *n, reg_runtime_t *out)
 {
     const char *text;
     size_t len;
-    int rc = expect_string(c, n, "lua, python or exec", &text, &len);
+    int rc = expect_string(c, n, "lua, python, node or exec", &text, &len);
     if (rc != 0)
         return rc;
     if (strcmp(text, "lua") == 0)
         *out = REG_RUNTIME_LUA;
     else if (strcmp(text, "python") == 0)
         *out = REG_RUNTIME_PYTHON;
+    else if (strcmp(text, "node") == 0)
+        *out = REG_RUNTIME_NODE;
     else if (strcmp(text, "exec") == 0)
         *out = REG_RUNTIME_EXEC;
     else
-        return fail(c, n, "expected lua, python or exec, got %s", show_text(c, text, len));
+        return fail(c, n, "expected lua, python, node or exec, got %s", show_text(c, text, len));
     return 0;
 }
 
@@ -1505,17 +1507,33 @@ static const char *relative_path_problem(const char *s, size_t len)
     return NULL;
 }
 
+/* Whether the file name (len bytes) ends in a Node module's extension:
+ * .js, .mjs or .cjs. */
+static bool is_node_file(const char *s, size_t len)
+{
+    static const char *const exts[] = {".js", ".mjs", ".cjs"};
+    for (size_t i = 0; i < COUNT(exts); i++) {
+        size_t n = strlen(exts[i]);
+        if (len > n && memcmp(s + len - n, exts[i], n) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* Reads `handler` for the given runtime and fills handler, handler_file and
  * handler_export: lua wants path/file.lua#export, python path/file.py#export
- * (an importable module path), exec a path without '#'. */
+ * (an importable module path), node path/file.js#export (.mjs, .cjs too;
+ * the export may be `default`), exec a path without '#'. */
 static int read_handler(ctx_t *c, const node_t *n, reg_function_t *f)
 {
     const char *text;
     size_t len;
     bool lua = f->runtime == REG_RUNTIME_LUA, python = f->runtime == REG_RUNTIME_PYTHON;
+    bool node = f->runtime == REG_RUNTIME_NODE;
     int rc = expect_string(c, n,
                            lua      ? "a handler such as src/items.lua#list"
                            : python ? "a handler such as src/app.py#handle"
+                           : node   ? "a handler such as src/app.js#handle"
                                     : "a handler such as scripts/run.sh",
                            &text, &len);
     if (rc != 0)
@@ -1523,7 +1541,22 @@ static int read_handler(ctx_t *c, const node_t *n, reg_function_t *f)
     const char *q = show_text(c, text, len);
     const char *hash = memchr(text, '#', len);
     size_t file_len = hash ? (size_t)(hash - text) : len;
-    if (lua || python) {
+    if (node) {
+        if (hash == NULL)
+            return fail(c, n, "expected FILE.js#EXPORT such as src/app.js#handle, got %s", q);
+        const char *export = hash + 1;
+        size_t export_len = len - file_len - 1;
+        if (!is_node_file(text, file_len))
+            return fail(c, n, "the file of a node handler must end in .js, .mjs or .cjs, got %s", q);
+        if (!is_identifier(export, export_len))
+            return fail(c, n, "%s: the export after '#' must be a JavaScript identifier ([A-Za-z_][A-Za-z0-9_]*)", q);
+        const char *problem = relative_path_problem(text, file_len);
+        if (problem)
+            return fail(c, n, "%s: the handler path %s", q, problem);
+        f->handler_export = copy_text(export, export_len);
+        if (f->handler_export == NULL)
+            return -ENOMEM;
+    } else if (lua || python) {
         const char *ext = lua ? ".lua" : ".py", *lang = lua ? "Lua" : "Python";
         size_t ext_len = strlen(ext);
         if (hash == NULL)

@@ -45,7 +45,44 @@ static void render_tls(const json_t *tls, FILE *out)
         fprintf(out, "  %-12s %s\n", "last reload", why);
 }
 
-/* Prints "isolation: on", a LAYER STATE DETAIL table and the TLS lines.
+/* Prints a RUNTIME ON OFF table: the layers each runtime's sandboxes get
+ * (absent from older nodes). */
+static void render_runtimes(const json_t *runtimes, FILE *out)
+{
+    if (!json_is_array(runtimes))
+        return;
+    static const char *const head[] = {"RUNTIME", "LAYERS ON", "OFF"};
+    cli_table_t t;
+    cli_table_init(&t, 3, head);
+    size_t i;
+    const json_t *r;
+    json_array_foreach(runtimes, i, r)
+    {
+        char lists[2][512];
+        for (int k = 0; k < 2; k++) {
+            size_t used = 0, n;
+            const json_t *name;
+            lists[k][0] = '\0';
+            json_array_foreach(json_object_get(r, k ? "off" : "on"), n, name)
+            {
+                int w = snprintf(lists[k] + used, sizeof lists[k] - used, "%s%s", n ? ", " : "", text(name));
+                if (w < 0 || (size_t)w >= sizeof lists[k] - used)
+                    break;
+                used += (size_t)w;
+            }
+            if (used == 0)
+                snprintf(lists[k], sizeof lists[k], "-");
+        }
+        const char *row[] = {text(json_object_get(r, "runtime")), lists[0], lists[1]};
+        cli_table_add(&t, row);
+    }
+    fprintf(out, "\n");
+    cli_table_print(&t, out);
+    cli_table_dispose(&t);
+}
+
+/* Prints "isolation: on", a LAYER STATE DETAIL table, the layers of each
+ * runtime and the TLS lines.
  * Returns 0, or -1 with a message in err when the answer is not a doctor
  * report. */
 static int render_doctor(const char *json, FILE *out, char *err, size_t errlen)
@@ -73,6 +110,7 @@ static int render_doctor(const char *json, FILE *out, char *err, size_t errlen)
     }
     cli_table_print(&t, out);
     cli_table_dispose(&t);
+    render_runtimes(json_object_get(j, "runtimes"), out);
     render_tls(json_object_get(j, "tls"), out);
     json_decref(j);
     return 0;

@@ -267,7 +267,9 @@ static const cli_command_t commands[] = {
     {"doctor", "show which sandbox isolation layers are active on the node, and its TLS", "doctor",
      "Prints a table: LAYER STATE DETAIL, one row per isolation layer (lua,\n"
      "rlimits, no-new-privs, seccomp, user, the namespaces, root-dir), with what\n"
-     "it does or why it is off; then whether the node serves HTTPS and with\n"
+     "it does or why it is off; then RUNTIME LAYERS ON OFF: the layers the\n"
+     "sandboxes of each runtime (lua, python, node, exec) get; then whether the\n"
+     "node serves HTTPS and with\n"
      "which certificate (subject, names, serial, SHA-256, expiry, reloads).\n"
      "Exits 0 whatever the layers (read --json in scripts).\n",
      cli_cmd_doctor},

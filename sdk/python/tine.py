@@ -12,6 +12,7 @@ handler), host calls raise tine.Error and log lines go to stderr.
 
 import json as _json
 import math as _math
+import os as _os
 import re as _re
 import sys as _sys
 import time as _time
@@ -43,6 +44,16 @@ def _stderr_line(level, text):
 #   _log_line(level, text) sends one log line of the running invocation.
 _hostcall = _no_host
 _log_line = _stderr_line
+
+
+def _reply(reply, body):
+    """(reply, body) of a host reply, or _HostError with the host's message."""
+    if reply is None:
+        raise _HostError("malformed host reply")
+    if "error" in reply:
+        e = reply["error"]
+        raise _HostError(e if isinstance(e, str) else "host call failed")
+    return reply, body
 
 
 def _call(name, op, args, body=b""):
@@ -320,3 +331,28 @@ def emit(event_type, data=None):
     body = _encode("emit", "data", data) if data is not None else b""
     meta, _ = _call("emit", "emit", {"type": event_type}, body)
     return meta.get("id")
+
+
+# ----------------------------------------------- inside an exec program
+
+def _exec_transport(fds):
+    """Host calls of a `runtime: exec` program: the wire on the two
+    descriptors of TINE_HOSTCALL_FDS ("240,241"), relayed by its runner as its
+    invocation's (every reply carries id 1)."""
+    import tine_wire as w
+    rd, wr = (int(x) for x in fds.split(","))
+    reader = w.Reader(rd)
+
+    def hostcall(op, args, body):
+        try:
+            reply, rbody = w.call(reader, wr, 1, op, args, body)
+        except (ValueError, OSError) as e:
+            raise _HostError("the host call channel failed: %s" % e) from None
+        return _reply(reply, rbody)
+
+    return hostcall
+
+
+if _os.environ.get("TINE_HOSTCALL_FDS"):
+    _hostcall = _exec_transport(_os.environ["TINE_HOSTCALL_FDS"])
+    _set_env(_os.environ)

@@ -297,3 +297,29 @@ def parse_result_meta(buf):
     if p != len(buf):
         raise ProtocolError("%d bytes after the headers" % (len(buf) - p))
     return status, headers
+
+
+def call(reader, wr, fid, op, args, body):
+    """One host call over the wire: a HOSTCALL frame of invocation `fid`
+    ({"op": op, **args}, None members left out; body bytes), then the
+    HOSTREPLY taken out of `reader`'s stream. Returns (reply, reply body):
+    reply is the reply's JSON object, or None when it is not one. Raises
+    ValueError when the request is over the frame limit, OSError or
+    ProtocolError when the wire fails, and ProtocolError for a reply of
+    another invocation."""
+    meta = {"op": op}
+    for k, v in args.items():
+        if v is not None:
+            meta[k] = v
+    m = json_meta(meta)
+    if len(m) + len(body) > MAX_FRAME:
+        raise ValueError("the request of %d bytes is over the limit of %d bytes" % (len(m) + len(body), MAX_FRAME))
+    write_all(wr, frame(HOSTCALL, fid, m, body))
+    _, _, _, rid, rmeta, rbody = reader.take(HOSTREPLY)
+    if rid != fid:
+        raise ProtocolError("a host reply for another invocation")
+    try:
+        reply = json.loads(rmeta)
+    except ValueError:
+        reply = None
+    return (reply if isinstance(reply, dict) else None), rbody

@@ -668,36 +668,20 @@ class Sandbox:
     def hostcall(self, op, args, body):
         if self.invocation_id == 0:
             raise tine._HostError("host calls are only available while handling an invocation")
-        meta = {"op": op}
-        for k, v in args.items():
-            if v is not None:
-                meta[k] = v
-        m = w.json_meta(meta)
-        if len(m) + len(body) > w.MAX_FRAME:
-            raise tine._HostError("the request of %d bytes is over the limit of %d bytes"
-                                  % (len(m) + len(body), w.MAX_FRAME))
         for s in (sys.stdout, sys.stderr):  # lines printed before the call come before its effects
             if isinstance(s, LogWriter):
                 s.flush()
         try:
-            self.write(w.frame(w.HOSTCALL, self.invocation_id, m, body))
-            ftype, _, _, fid, rmeta, rbody = self.reader.take(w.HOSTREPLY)
-        except (OSError, w.ProtocolError) as e:
+            reply, rbody = w.call(self.reader, self.wr, self.invocation_id, op, args, body)
+        except ValueError as e:
+            if not isinstance(e, w.ProtocolError):
+                raise tine._HostError(str(e)) from None
             node_log("error", "python sandbox: cannot read the host reply: %s" % e)
             os._exit(1)
-        if fid != self.invocation_id:
-            node_log("error", "python sandbox: a host reply for another invocation")
+        except OSError as e:
+            node_log("error", "python sandbox: cannot read the host reply: %s" % e)
             os._exit(1)
-        try:
-            reply = json.loads(rmeta)
-        except ValueError:
-            reply = None
-        if not isinstance(reply, dict):
-            raise tine._HostError("malformed host reply")
-        if "error" in reply:
-            e = reply["error"]
-            raise tine._HostError(e if isinstance(e, str) else "host call failed")
-        return reply, rbody
+        return tine._reply(reply, rbody)
 
 
 def setlimit(res, value):

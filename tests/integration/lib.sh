@@ -202,6 +202,13 @@ for line in open(sys.argv[1], errors="replace"):
   check "every line of $(basename "$1") is a JSON log line" "" "$bad"
 }
 
+# invoke_app APP FN [JSON]: prints "STATUS|ERROR or BODY" of an admin invoke.
+invoke_app() {
+  local out
+  out=$(admin POST "/apps/$1/functions/$2/invoke" --data-binary "${3:-{\}}")
+  pyget "${out#* }" '"%s|%s" % (d.get("status"), d.get("error") or d.get("body") or "")' 2>/dev/null || echo "$out"
+}
+
 # logs_of APP FN NEEDLE: the function's activation logs (tine logs) once
 # NEEDLE is in them (records reach Redis in batches), else what they hold
 # after 5 s.

@@ -15,9 +15,11 @@ check "keep-alive across 200 and 404s" "0 4 3" "$(grep -ci '^< connection: close
 check "invoke hello" "hello, cli" "$(tine invoke hello hi '{"name":"cli"}')"
 
 check "deploy polyglot" "deployed polyglot version 1" "$(tine deploy "$SRC/functions-examples/polyglot")"
-check "Lua calls Python calls Lua" '200 {"by":["greet","compose"],"greeting":"hello, ada","visits":1}' \
+check "Lua calls Python calls Node calls Lua" '200 {"by":["greet","compose","style"],"greeting":"hello, ada","visits":1}' \
   "$(http GET /polyglot/greet/ada | python3 -c 'import json,sys; s=sys.stdin.read(); c,b=s.split(" ",1); print(c, json.dumps(json.loads(b), sort_keys=True, separators=(",",":")))')"
-check_contains "and again: the counter kept in tine.kv" '"visits":2' "$(http GET /polyglot/greet/ada)"
+out=$(http GET /polyglot/greet/ada)
+check_contains "and again: the counter kept in tine.kv" '"visits":2' "$out"
+check_contains "the Node side saw it" '"greeting":"welcome back, ada"' "$out"
 
 check "deploy todo" "deployed todo version 1" "$(tine deploy "$SRC/functions-examples/todo")"
 check_contains "empty list" '200 {"items":[]}' "$(http GET /todo/items)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make install's files (docs/install.md): installed into a DESTDIR, tined
 # runs from there without the source tree (its SDKs found next to it in
-# ../share/tine), serves a Lua and a Python app deployed with the installed
+# ../share/tine), serves a Lua, Python and Node app deployed with the installed
 # tine; the man pages, the schema, the systemd unit and the default config
 # are in place.
 . "$(dirname "$0")/lib.sh"
@@ -11,7 +11,8 @@ DESTDIR="$D" cmake --install "$BUILD_DIR" --prefix /usr/local >"$T/install.log" 
   { cat "$T/install.log"; fail "cmake --install" "failed"; finish; }
 P="$D/usr/local"
 for f in bin/tined bin/tine bin/tine-zygote share/tine/sdk/lua/tine.lua share/tine/sdk/python/tine.py \
-  share/tine/sdk/python/tine_zygote.py share/tine/sdk/python/tine_wire.py share/tine/schema/tine.schema.json \
+  share/tine/sdk/python/tine_zygote.py share/tine/sdk/python/tine_wire.py share/tine/sdk/node/tine.js \
+  share/tine/sdk/node/tine_wire.js share/tine/sdk/node/tine_node.js share/tine/sdk/bin/tine-call share/tine/schema/tine.schema.json \
   share/man/man1/tine.1 share/man/man1/tined.1; do
   check "installed: $f" "yes" "$([ -s "$P/$f" ] && echo yes || echo no)"
 done
@@ -40,7 +41,7 @@ check_contains "its zygote uses the installed SDK" "--sdk-dir $P/share/tine/sdk/
 itine() { "$P/bin/tine" --url "$URL" --token "$TOKEN" "$@"; }
 check "the installed tine deploys" "deployed hello version 1" "$(run itine deploy "$SRC/functions-examples/hello")"
 check "it serves" "200 hello, ada" "$(http GET /hello/hi/ada | tr -d '\n')"
-check "a Python app, with the installed Python SDK" "deployed polyglot version 1" \
+check "a Lua, Python and Node app, with the installed SDKs" "deployed polyglot version 1" \
   "$(run itine deploy "$SRC/functions-examples/polyglot")"
-check_contains "Lua calls Python calls Lua" '"greeting":"hello, ada"' "$(http GET /polyglot/greet/ada)"
+check_contains "Lua calls Python calls Node calls Lua" '"greeting":"hello, ada"' "$(http GET /polyglot/greet/ada)"
 finish

@@ -6,12 +6,6 @@
 # gets a clear error naming the function, the zygote is not restarted in a
 # loop, and another app keeps answering.
 . "$(dirname "$0")/lib.sh"
-# invoke_app APP FN [JSON]: prints "STATUS|ERROR or BODY" of an admin invoke.
-invoke_app() {
-  local out
-  out=$(admin POST "/apps/$1/functions/$2/invoke" --data-binary "${3:-{\}}")
-  pyget "${out#* }" '"%s|%s" % (d.get("status"), d.get("error") or d.get("body") or "")' 2>/dev/null || echo "$out"
-}
 start_redis
 start_node a --redis "$REDIS_URL"
 

@@ -23,6 +23,25 @@ done
 check_contains "the ipc-namespace layer says exec invocations get their own" "each exec invocation gets one of its own" \
   "$(layer_why ipc-namespace)"
 check_contains "tine doctor: the seccomp row" "seccomp" "$(grep '^seccomp ' <<<"$table")"
+# The layers of each runtime: those its sandboxes get, on or off as the node has them.
+runtime_layers() {
+  python3 -c '
+import json, sys
+for r in json.loads(sys.argv[1])["runtimes"]:
+    if r["runtime"] == sys.argv[2]:
+        names = [l["name"] for l in json.loads(sys.argv[1])["layers"]]
+        print(" ".join(sorted(r["on"] + r["off"], key=names.index)))
+        on = {l["name"] for l in json.loads(sys.argv[1])["layers"] if l["active"]}
+        assert set(r["on"]) <= on and not set(r["off"]) & on, "on/off as the node has them"' "$DOCTOR" "$1"
+}
+process="rlimits no-new-privs seccomp user mount-namespace pid-namespace ipc-namespace uts-namespace net-namespace root-dir"
+check "lua's layers" "lua $process" "$(runtime_layers lua)"
+check "python's layers" "$process" "$(runtime_layers python)"
+check "node's layers" "$process" "$(runtime_layers node)"
+check "exec's layers" "$process cgroup exec-network" "$(runtime_layers exec)"
+check "tine doctor: a row per runtime" "lua python node exec" \
+  "$(awk '$1 == "RUNTIME" { on = 1; next } on && NF == 0 { exit } on { printf "%s%s", n++ ? " " : "", $1 }' <<<"$table")"
+check_contains "tine doctor: node's row names its layers" "rlimits, no-new-privs, seccomp" "$(grep '^node ' <<<"$table")"
 check "tine --json doctor is the server's answer" "$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1]), sort_keys=True))' "$DOCTOR")" \
   "$(tine --json doctor | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin), sort_keys=True))')"
 check_contains "the doctor needs the admin token" "401" "$(http GET /_tine/v1/doctor)"

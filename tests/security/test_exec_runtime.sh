@@ -103,7 +103,7 @@ curl -s -D "$T/h" -o "$T/b" "$URL/rt/env"
 id=$(grep -i '^x-tine-invocation-id:' "$T/h" | cut -d' ' -f2 | tr -d '\r')
 envs=$(cat "$T/b")
 for v in TINE_APP=rt TINE_FUNCTION=env TINE_VERSION=1 "TINE_INVOCATION_ID=$id" TINE_KIND=http TINE_TIMEOUT_MS=7000 \
-  TINE_MEMORY_MB=48 FOO=from-manifest NUM=42 PATH=/usr/local/bin:/usr/bin:/bin; do
+  TINE_MEMORY_MB=48 FOO=from-manifest NUM=42 "bin:/usr/local/bin:/usr/bin:/bin" TINE_HOSTCALL_FDS=240,241; do
   check_contains "env has $v" "$v" "$envs"
 done
 for v in TINE_BIN_DIR TINE_SOURCE_DIR REDIS_URL TMPDIR=$T; do

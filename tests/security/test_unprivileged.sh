@@ -36,6 +36,7 @@ functions:
   net:    { runtime: exec, handler: net.sh, network: true }
   bomb:   { runtime: exec, handler: bomb.sh, timeout: 2s }
   py:     { runtime: python, handler: e.py#main }
+  js:     { runtime: node, handler: e.js#main }
 YAML
   printf 'return { main = function() return io.open("/etc/passwd") end }\n' >"$T/evil/e.lua"
 cat >"$T/evil/e.py" <<'PY'
@@ -51,6 +52,24 @@ def main(req, ctx):
             out[name] = type(e).__name__
     return out
 PY
+cat >"$T/evil/e.js" <<'JS'
+const fs = require('fs');
+exports.main = async () => {
+  const out = { uid: process.getuid() };
+  const tries = [['passwd', () => fs.readFileSync('/etc/passwd', 'utf8')],
+    ['spawn', () => { const r = require('child_process').spawnSync('/bin/true'); if (r.error) throw r.error; }],
+    ['write', () => fs.writeFileSync('x', 'x')]];
+  for (const [name, f] of tries) {
+    try { out[name] = `ESCAPED ${f()}`; } catch (e) { out[name] = e.code; }
+  }
+  out.socket = await new Promise((resolve) => {
+    const s = require('net').connect(1, '127.0.0.1');
+    s.on('error', (e) => resolve(e.code));
+    s.on('connect', () => resolve('ESCAPED'));
+  });
+  return out;
+};
+JS
 
   printf '#!/bin/sh\ncat /etc/passwd\n' >"$T/evil/passwd.sh"
   printf '#!/bin/bash\nkill -9 %s\n' "$NODE_PID" >"$T/evil/kill.sh"
@@ -72,6 +91,12 @@ PY
     '{"fork": "BlockingIOError", "passwd": "FileNotFoundError", "socket": "PermissionError", "uid": 0, "write": "PermissionError"}' \
     "$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1]), sort_keys=True))' "$ERR")"
   victim_ok "after the Python probes"
+  # Node: its host in a user namespace of its own, each node under the Node filter.
+  inv evil js
+  check "Node: the attempts of an unprivileged node's sandbox are refused" \
+    '{"passwd": "ENOENT", "socket": "EPERM", "spawn": "EPERM", "uid": 0, "write": "EROFS"}' \
+    "$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1]), sort_keys=True))' "$ERR")"
+  victim_ok "after the Node probes"
   check_contains "the fork bomb met the process limit" "fork: retry: Resource temporarily unavailable" "$(cat "$T/u.log")"
   if kill -0 "$NODE_PID"; then ok "tined is alive"; else fail "tined is alive" "it died"; fi
 fi

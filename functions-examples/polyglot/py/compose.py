@@ -1,8 +1,9 @@
-"""The Python side: composes the greeting, with the Lua counter's help."""
+"""The Python side: composes the greeting, with the Node styler's help."""
 import tine
 
 
 def compose(event, ctx):
-    counted, _ = tine.invoke("count", {"name": event["name"]})
+    styled, _ = tine.invoke("style", {"name": event["name"]})
     tine.log("composing for", event["name"])
-    return {"text": "hello, %s" % event["name"], "visits": counted["n"], "by": ctx["function"]}
+    return {"text": "%s, %s" % (styled["word"], event["name"]), "visits": styled["visits"],
+            "by": [ctx["function"], styled["by"]]}

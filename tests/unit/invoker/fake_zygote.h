@@ -103,6 +103,8 @@ typedef struct fx {
     const char *python_mode; /* the next fake Python zygote's: "ready" (NULL too) or "error" */
     size_t python_requests;  /* requests for a Python zygote received */
     pid_t python_zygote;     /* the last fake Python zygote */
+    size_t node_requests;    /* requests for a Node host received (served by a fake Python zygote) */
+    pid_t node_host;         /* the last of them */
     fx_child_t children[FX_MAX_CHILDREN];
     size_t nchildren;
     /* the invoker */
@@ -394,6 +396,15 @@ static inline void fx_on_zygote_readable(uv_poll_t *h, int status, int events)
         free(payload);
         f->python_requests++;
         fx_python_zygote_answer(f);
+        return;
+    }
+    if (strstr(payload, "\"node_host\":true") != NULL) {
+        free(payload);
+        f->node_requests++;
+        pid_t python = f->python_zygote;
+        fx_python_zygote_answer(f);
+        f->node_host = f->python_zygote;
+        f->python_zygote = python;
         return;
     }
     assert_non_null(strstr(payload, "\"blank\":true"));

@@ -3,7 +3,8 @@
  * asked for when its version goes live, blank sandboxes from it for cold
  * starts and its spare, a zygote that cannot start failing the calls for
  * a backoff instead of being asked for again in a loop, and a retired
- * version's zygote let go once its last sandbox closed. */
+ * version's zygote let go once its last sandbox closed; a Node host beside
+ * a Python zygote (the same state machine). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -119,9 +120,47 @@ static void test_retired_version_lets_its_zygote_go(void **state)
     fx_teardown(&f);
 }
 
+/* A version with Python and Node functions gets a Python zygote and a
+ * Node host (one state machine, two kinds), each serving its own
+ * functions' sandboxes; both go when the version is retired. */
+static void test_node_host_beside_python_zygote(void **state)
+{
+    (void)state;
+    static const char both[] = "app: demo\n"
+                               "functions:\n"
+                               "  py: { runtime: python, handler: h.py#handle }\n"
+                               "  js: { runtime: node, handler: h.js#handle }\n";
+    fx_t f;
+    fx_setup(&f, both, NULL);
+    inv_version_live(f.inv, f.v);
+    FX_WAIT(&f, f.python_requests == 1 && f.node_requests == 1, 5000);
+    pid_t host = f.node_host, zygote = f.python_zygote;
+    assert_true(host != zygote);
+    fx_result_t *a = fx_call(&f, "js", "ok");
+    fx_result_t *b = fx_call(&f, "py", "ok");
+    FX_WAIT(&f, a->done && b->done, 5000);
+    assert_int_equal(a->status, 200);
+    assert_int_equal(b->status, 200);
+    assert_true(a->cold);
+    assert_false(forked_by_tine_zygote(&f, fx_pid(a)));
+    assert_false(forked_by_tine_zygote(&f, fx_pid(b)));
+    assert_true(fx_pid(a) != fx_pid(b));
+    fx_result_t *c = fx_call(&f, "js", "ok");
+    FX_WAIT(&f, c->done, 5000);
+    assert_false(c->cold);
+    assert_int_equal(fx_pid(c), fx_pid(a));
+    assert_int_equal(f.node_requests, 1);
+    assert_int_equal(f.python_requests, 1);
+    /* Retired: both go once their sandboxes closed. */
+    inv_version_retired(f.inv, f.v);
+    FX_WAIT(&f, (fx_reap(&f), fx_child_gone(&f, host) && fx_child_gone(&f, zygote)), 5000);
+    fx_teardown(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_node_host_beside_python_zygote),
         cmocka_unit_test(test_zygote_serves_cold_and_warm),
         cmocka_unit_test(test_failed_zygote_is_not_restarted_in_a_loop),
         cmocka_unit_test(test_retired_version_lets_its_zygote_go),

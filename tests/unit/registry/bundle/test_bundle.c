@@ -772,6 +772,21 @@ static void test_read_export_check(void **state)
     out = expect_accept(TGZ(F("tine.yaml", py_manifest), F("src/app.py", "def handle(req, ctx):\n    return 1\n")),
                         NULL);
     reg_bundle_free(out);
+
+    /* A Node module that never names the export; one that does; a default
+     * export is not looked for. */
+    static const char js_manifest[] = "app: js\nfunctions:\n  h: { runtime: node, handler: src/app.js#handle }\n";
+    b = TGZ(F("tine.yaml", js_manifest), F("src/app.js", "exports.run = () => 1;\n"));
+    assert_int_equal(reg_bundle_read(b.data, b.len, NULL, &out, err, sizeof(err)), TINE_EINVAL);
+    free(b.data);
+    assert_string_equal(err, "tine.yaml:3:32: functions.h.handler: src/app.js never mentions 'handle' (expected "
+                             "exports.handle = ..., module.exports = { handle } or export function handle)");
+    out = expect_accept(TGZ(F("tine.yaml", js_manifest), F("src/app.js", "exports.handle = () => 1;\n")), NULL);
+    reg_bundle_free(out);
+    out = expect_accept(TGZ(F("tine.yaml", "app: js\nfunctions:\n  h: { runtime: node, handler: m.mjs#default }\n"),
+                            F("m.mjs", "export default () => 1;\n")),
+                        NULL);
+    reg_bundle_free(out);
 }
 
 int main(void)

@@ -374,6 +374,31 @@ static void test_python_runtime(void **state)
     reg_manifest_free(m);
 }
 
+/* runtime: node, in defaults or per function: FILE.js#EXPORT (.mjs and
+ * .cjs too; `default` names the default export). */
+static void test_node_runtime(void **state)
+{
+    (void)state;
+    reg_manifest_t *m = parse_ok("app: a\n"
+                                 "defaults: { runtime: node, memory: 256 }\n"
+                                 "functions:\n"
+                                 "  h: { handler: src/app.js#handle }\n"
+                                 "  e: { handler: lib/mod.mjs#default }\n"
+                                 "  c: { handler: my-lib/x.cjs#run_2 }\n"
+                                 "  p: { runtime: python, handler: app.py#handle }\n");
+    const reg_function_t *f = &m->functions[0];
+    assert_int_equal(f->runtime, REG_RUNTIME_NODE);
+    assert_string_equal(f->handler_file, "src/app.js");
+    assert_string_equal(f->handler_export, "handle");
+    assert_int_equal(f->memory_mb, 256);
+    assert_string_equal(m->functions[1].handler_file, "lib/mod.mjs");
+    assert_string_equal(m->functions[1].handler_export, "default");
+    assert_string_equal(m->functions[2].handler_file, "my-lib/x.cjs");
+    assert_int_equal(m->functions[3].runtime, REG_RUNTIME_PYTHON);
+    assert_string_equal(reg_runtime_name(REG_RUNTIME_NODE), "node");
+    reg_manifest_free(m);
+}
+
 static void test_env_merged_and_sorted(void **state)
 {
     (void)state;
@@ -549,7 +574,20 @@ static const char *const error_cases[][2] = {
      "tine.yaml:3:32: functions.f.handler: 'bin/': the handler path must not contain empty segments ('//' or a "
      "trailing '/')"},
     {"app: shop\nfunctions:\n  f: { runtime: ruby, handler: f.rb }\n",
-     "tine.yaml:3:17: functions.f.runtime: expected lua, python or exec, got 'ruby'"},
+     "tine.yaml:3:17: functions.f.runtime: expected lua, python, node or exec, got 'ruby'"},
+    {"app: shop\nfunctions:\n  f: { runtime: node, handler: src/app.ts#handle }\n",
+     "tine.yaml:3:32: functions.f.handler: the file of a node handler must end in .js, .mjs or .cjs, got "
+     "'src/app.ts#handle'"},
+    {"app: shop\nfunctions:\n  f: { runtime: node, handler: src/app.js }\n",
+     "tine.yaml:3:32: functions.f.handler: expected FILE.js#EXPORT such as src/app.js#handle, got 'src/app.js'"},
+    {"app: shop\nfunctions:\n  f: { runtime: node, handler: app.js#a-b }\n",
+     "tine.yaml:3:32: functions.f.handler: 'app.js#a-b': the export after '#' must be a JavaScript identifier "
+     "([A-Za-z_][A-Za-z0-9_]*)"},
+    {"app: shop\nfunctions:\n  f: { runtime: node, handler: ../app.js#h }\n",
+     "tine.yaml:3:32: functions.f.handler: '../app.js#h': the handler path must not contain '..' segments"},
+    {"app: shop\ndefaults: { runtime: node }\nfunctions:\n  f: { handler: f.js#h, network: true }\n",
+     "tine.yaml:4:34: functions.f.network: network access applies only to runtime exec; this function's runtime is "
+     "node"},
     {"app: shop\nfunctions:\n  f: { runtime: python, handler: f.py }\n",
      "tine.yaml:3:34: functions.f.handler: expected FILE.py#EXPORT such as src/app.py#handle, got 'f.py'"},
     {"app: shop\nfunctions:\n  f: { runtime: python, handler: f.lua#main }\n",
@@ -1090,6 +1128,7 @@ int main(void)
         cmocka_unit_test(test_max_body),
         cmocka_unit_test(test_namespace_and_auth),
         cmocka_unit_test(test_python_runtime),
+        cmocka_unit_test(test_node_runtime),
         cmocka_unit_test(test_schema_matches_parser_keys),
 #ifndef TINE_TEST_UNDER_ASAN
         cmocka_unit_test(test_out_of_memory_torture),

@@ -1,7 +1,9 @@
-/* The Python codec of the wire (sdk/python/tine_wire.py) against the C one
- * (sandbox/wire.c, sandbox/meta.c): frames and metadata written here are
- * read by a real python3 (tests/unit/sandbox/python_wire_peer.py), which
- * writes them back in its own encoding; both must agree byte for byte. */
+/* The Python and Node codecs of the wire (sdk/python/tine_wire.py,
+ * sdk/node/tine_wire.js) against the C one (sandbox/wire.c,
+ * sandbox/meta.c): frames and metadata written here are read by a real
+ * python3 (tests/unit/sandbox/python_wire_peer.py), then by a real node
+ * (node_wire_peer.js), which write them back in their own encoding; each
+ * must agree with C byte for byte. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,12 +31,17 @@ typedef struct {
     int from; /* the peer's stdout */
 } peer_t;
 
-/* Starts python3 on the peer script with pipes on its stdin and stdout. */
+/* The codec under test: false Python, true Node (main runs the tests once
+ * for each). */
+static bool peer_node;
+
+/* Starts python3 (node) on the peer script with pipes on its stdin and stdout. */
 static peer_t peer_start(void)
 {
     const char *src = getenv("TINE_SOURCE_DIR") ? getenv("TINE_SOURCE_DIR") : TINE_SOURCE_DIR;
     char script[1024];
-    snprintf(script, sizeof script, "%s/tests/unit/sandbox/python_wire_peer.py", src);
+    snprintf(script, sizeof script, "%s/tests/unit/sandbox/%s", src,
+             peer_node ? "node_wire_peer.js" : "python_wire_peer.py");
     setenv("TINE_SOURCE_DIR", src, 1);
     int in[2], out[2];
     assert_int_equal(pipe(in), 0);
@@ -49,7 +56,10 @@ static peer_t peer_start(void)
         close(in[1]);
         close(out[0]);
         close(out[1]);
-        execlp("python3", "python3", "-I", "-S", "-B", script, (char *)NULL);
+        if (peer_node)
+            execlp("node", "node", script, (char *)NULL);
+        else
+            execlp("python3", "python3", "-I", "-S", "-B", script, (char *)NULL);
         _exit(127);
     }
     close(in[0]);
@@ -111,7 +121,7 @@ static const char *const documents[] = {
     "\"data\":{\"total\":12.5,\"items\":[{\"sku\":\"a\",\"n\":2}]}}}",
 };
 
-/* INVOKE metadata of every kind goes through Python and comes back the same
+/* INVOKE metadata of every kind goes through the peer and comes back the same
  * bytes, with the header's id, aux and flags and the body unchanged; the
  * frames are pipelined (written before any is read). */
 static void test_invoke_meta_round_trip(void **state)
@@ -141,7 +151,7 @@ static void test_invoke_meta_round_trip(void **state)
         int bl = snprintf(body, sizeof body, "body %zu\x01\xff", i);
         assert_int_equal(h.len - h.meta_len, bl);
         assert_memory_equal(payload + h.meta_len, body, (size_t)bl);
-        /* And C reads what Python wrote as the document itself. */
+        /* And C reads what the peer wrote as the document itself. */
         char err[128];
         json_t *got = sbx_meta_to_json(payload, h.meta_len, err, sizeof err);
         json_t *want = json_loads(documents[i], JSON_ALLOW_NUL, NULL);
@@ -160,7 +170,7 @@ static void test_invoke_meta_round_trip(void **state)
 }
 
 /* Strings are any bytes: NULs and bytes that are not UTF-8, in keys and
- * values, survive the trip through Python (C's JSON view of them would
+ * values, survive the trip through the peer (C's JSON view of them would
  * replace them); and a body of 3 MiB crosses whole. */
 static void test_invoke_raw_bytes_and_big_body(void **state)
 {
@@ -191,7 +201,7 @@ static void test_invoke_raw_bytes_and_big_body(void **state)
     peer_stop(&p);
 }
 
-/* RESULT metadata written by C is read by Python; written by Python, it is
+/* RESULT metadata written by C is read by the peer; written by the peer, it is
  * read by C: status, header names in lower case, values as they were. */
 static void test_result_meta_both_ways(void **state)
 {
@@ -236,7 +246,7 @@ static void test_result_meta_both_ways(void **state)
     peer_stop(&p);
 }
 
-/* Malformed metadata that C refuses, Python refuses too (with a message). */
+/* Malformed metadata that C refuses, the peer refuses too (with a message). */
 static void test_malformed_meta_refused_by_both(void **state)
 {
     (void)state;
@@ -270,7 +280,7 @@ static void test_malformed_meta_refused_by_both(void **state)
         const char *what = json_string_value(json_object_get(m, "error"));
         assert_non_null(what);
         if (strcmp(what, "accepted") == 0)
-            fail_msg("Python accepted malformed metadata #%zu that C refuses", i);
+            fail_msg("%s accepted malformed metadata #%zu that C refuses", peer_node ? "Node" : "Python", i);
         json_decref(m);
         free(payload);
     }
@@ -300,5 +310,7 @@ int main(void)
         cmocka_unit_test(test_result_meta_both_ways),
         cmocka_unit_test(test_malformed_meta_refused_by_both),
     };
-    return cmocka_run_group_tests_name("sandbox/python_wire", tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("sandbox/python_wire", tests, NULL, NULL);
+    peer_node = true;
+    return failed + cmocka_run_group_tests_name("sandbox/node_wire", tests, NULL, NULL);
 }

@@ -1,0 +1,1 @@
+exports.hi = () => 'hello, world\n';
