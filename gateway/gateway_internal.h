@@ -218,4 +218,8 @@ int gw__admin_billing(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, s
 void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn_index, json_t *request,
                 inv_request_t *rq, int wrap);
 
+/* Serves a request under /api/v1 (the OpenWhisk-compatible API,
+ * openwhisk.c); `rest` is the path after it. */
+int gw__openwhisk(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len);
+
 #endif
