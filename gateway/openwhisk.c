@@ -529,9 +529,11 @@ static json_t *manifest_of(const ow_req_t *r, const json_t *state, const char *a
         kind_function(k, fn, &runtime, &handler);
         json_t *limits = json_object_get(a, "limits");
         char *full = xasprintf("/%s/%s", r->ns, name);
-        json_t *f = json_pack("{s:s, s:s, s:I, s:I, s:{s:s, s:s, s:s, s:s}}", "runtime", runtime, "handler", handler,
-                              "memory", json_integer_value(json_object_get(limits, "memory")), "timeout",
-                              json_integer_value(json_object_get(limits, "timeout")), "env", "__OW_ACTION_NAME", full,
+        char timeout[32];
+        snprintf(timeout, sizeof timeout, "%lldms", (long long)json_integer_value(json_object_get(limits, "timeout")));
+        json_t *f = json_pack("{s:s, s:s, s:I, s:s, s:{s:s, s:s, s:s, s:s}}", "runtime", runtime, "handler", handler,
+                              "memory", json_integer_value(json_object_get(limits, "memory")), "timeout", timeout,
+                              "env", "__OW_ACTION_NAME", full,
                               "__OW_ACTION_VERSION", json_string_value(json_object_get(a, "version")),
                               "__OW_NAMESPACE", r->ns, "__OW_API_HOST", api_host);
         free(full);
