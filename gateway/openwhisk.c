@@ -940,7 +940,11 @@ static void action_put(ow_req_t *r, const char *name)
         snprintf(fn, sizeof fn, "a%lld", (long long)next);
         json_object_set_new(state, "next", json_integer(next + 1));
     }
-    bool binary = exec ? json_is_true(json_object_get(exec, "binary")) : json_is_true(json_object_get(old, "binary"));
+    /* Clients send a zip as base64 without saying so (the npm client does):
+     * its text starts as every zip's does, as OpenWhisk's controller sees it. */
+    bool binary = exec ? json_is_true(json_object_get(exec, "binary")) ||
+                             (json_is_string(code) && strncmp(json_string_value(code), "UEsDB", 5) == 0)
+                       : json_is_true(json_object_get(old, "binary"));
     json_object_set_new(a, "fn", json_string(fn));
     json_object_set_new(a, "kind", json_string(kind));
     json_object_set_new(a, "main", json_string(main));
