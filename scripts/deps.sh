@@ -11,6 +11,7 @@ PACKAGES=(
   libjansson-dev libyaml-dev libcurl4-openssl-dev libarchive-dev
   libseccomp-dev libcmocka-dev
   podman prometheus wrk bc nghttp2-client wget python3-pip haproxy
+  nodejs npm # tests/openwhisk: the openwhisk npm client
   "$@"
 )
 missing=()
