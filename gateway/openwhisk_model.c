@@ -235,6 +235,11 @@ json_t *gw_ow_response(int code, int status, const char *body, size_t body_len, 
     if (code != 0)
         return response(3, json_pack("{s:s}", "error", error ? error : tine_strerror(code)));
     json_t *result = body_len ? json_loadb(body, body_len, 0, NULL) : NULL;
+    if (json_is_array(result) && json_array_size(result) == 0) {
+        /* Lua cannot tell an empty dict from an empty list: {} comes as []. */
+        json_decref(result);
+        result = json_object();
+    }
     if (!json_is_object(result)) {
         json_decref(result);
         return response(2, json_pack("{s:s}", "error", "The action did not produce a valid JSON response."));

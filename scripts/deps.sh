@@ -16,6 +16,8 @@ PACKAGES=(
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
+  # NodeSource's nodejs package carries npm itself (and conflicts with Debian's).
+  [ "$p" = npm ] && command -v npm >/dev/null && continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
