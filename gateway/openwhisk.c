@@ -135,6 +135,37 @@ static json_t *empty_state(void)
     return json_pack("{s:i, s:{}, s:{}, s:{}, s:{}}", "next", 1, "actions", "triggers", "rules", "packages");
 }
 
+/* The states of recent versions, read once: a version never changes, so
+ * (app, version) names its state for good. Replaced in turn. */
+#define OW_STATE_CACHE 64
+static struct {
+    char *app;
+    uint64_t version;
+    json_t *state;
+} state_cache[OW_STATE_CACHE];
+static size_t state_cache_next;
+
+/* The state of version v (a new reference), or NULL with the reason in
+ * jerr. Nobody changes a state in place: changes are made on copies. */
+static json_t *state_of(const reg_app_version_t *v, json_error_t *jerr)
+{
+    for (size_t i = 0; i < OW_STATE_CACHE; i++)
+        if (state_cache[i].state && state_cache[i].version == v->version && strcmp(state_cache[i].app, v->app) == 0)
+            return json_incref(state_cache[i].state);
+    char *path = xasprintf("%s/" OW_STATE_FILE, v->bundle_dir);
+    json_t *state = json_load_file(path, 0, jerr);
+    free(path);
+    if (state == NULL)
+        return NULL;
+    size_t i = state_cache_next++ % OW_STATE_CACHE;
+    free(state_cache[i].app);
+    json_decref(state_cache[i].state);
+    state_cache[i].app = xstrdup(v->app);
+    state_cache[i].version = v->version;
+    state_cache[i].state = json_incref(state);
+    return state;
+}
+
 /* Reads the live version of the namespace's app and its state. False (503
  * sent) when the state file of a live version cannot be read. */
 static bool load_state(ow_req_t *r)
@@ -145,10 +176,8 @@ static bool load_state(ow_req_t *r)
         return true;
     }
     reg_app_version_retain(r->v);
-    char *path = xasprintf("%s/" OW_STATE_FILE, r->v->bundle_dir);
     json_error_t jerr;
-    r->state = json_load_file(path, 0, &jerr);
-    free(path);
+    r->state = state_of(r->v, &jerr);
     if (r->state == NULL) {
         ow_error(r->req, 503, "app %s version %" PRIu64 " is not an OpenWhisk namespace's (%s: %s)", r->app,
                  r->v->version, OW_STATE_FILE, jerr.text);
@@ -1217,9 +1246,8 @@ static void on_called(void *data, const inv_result_t *res)
 static int call_step(ow_call_t *c)
 {
     const char *name = c->sequence ? json_string_value(json_array_get(c->sequence, c->step)) : c->name;
-    char *path = xasprintf("%s/" OW_STATE_FILE, c->v->bundle_dir);
-    json_t *state = json_load_file(path, 0, NULL);
-    free(path);
+    json_error_t jerr;
+    json_t *state = state_of(c->v, &jerr);
     json_t *a = action_of(state, name);
     const char *fn = json_string_value(json_object_get(a, "fn"));
     const reg_manifest_t *m = c->v->manifest;
