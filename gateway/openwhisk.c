@@ -653,6 +653,12 @@ static int deploy_state(ow_req_t *r, const json_t *state, const char *const *dro
     if (rc != 0)
         return rc == TINE_ETOOBIG ? 413 : 400;
     reg_store_t *store = reg_live_store(gw->live);
+    /* The namespace must exist, and no app of another namespace be named so. */
+    rc = reg_store_check_namespace(store, r->app, r->ns, err, errlen);
+    if (rc != 0) {
+        reg_bundle_free(b);
+        return rc == TINE_ENOTFOUND ? 404 : rc == TINE_ECONFLICT ? 409 : 503;
+    }
     uint64_t mark = 0, newer = 0;
     rc = reg_store_stage(store, b, version, &mark, err, errlen);
     if (rc != 0) {

@@ -78,4 +78,15 @@ run_failed "tine rollback forward" || true
 n_back=$(ow actions | python3 -c 'import json,sys; print(" ".join(sorted(a["name"] for a in json.load(sys.stdin))))')
 check "rolling forward brings every action back" "add10 app-error chain dbl hello inc on-event page py raises zipped" "$n_back"
 
+# The admin token is a cluster admin: "_" is namespace default; a namespace
+# that does not exist is refused before anything is stored.
+put='{"exec":{"kind":"lua","code":"function main(p) return {} end"}}'
+out=$(http PUT /api/v1/namespaces/nosuch/actions/x -H "Authorization: Bearer $TOKEN" -d "$put")
+check_contains "an action in a namespace that does not exist is 404" '404 {"error":' "$out"
+check_contains "... naming the namespace" "nosuch" "$out"
+known=$(run tine apps)
+[[ "$known" != *ow-nosuch* ]] && ok "no app ow-nosuch" || fail "no app ow-nosuch" "$known"
+out=$(http PUT /api/v1/namespaces/_/actions/x -H "Authorization: Bearer $TOKEN" -d "$put")
+check_contains "the admin token's _ is namespace default" '"namespace":"default"' "$out"
+
 finish
