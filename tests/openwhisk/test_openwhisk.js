@@ -64,6 +64,13 @@ const PY_LOGS = [
 ].join('\n')
 
 async function main () {
+  // Started first, checked last: a blocking invoke of an action running past
+  // OpenWhisk's 60 s blocking wait answers 202 with the activation id.
+  await ow.actions.create({ name: 'slow', kind: 'python:3', limits: { timeout: 90000 },
+    action: 'import time\ndef main(p):\n    time.sleep(63)\n    return {"slept": True}\n' })
+  const slowStart = Date.now()
+  const slowP = ow.actions.invoke({ name: 'slow', blocking: true }).then((r) => [r, Date.now() - slowStart])
+
   // namespaces
   const nss = await ow.namespaces.list()
   check('namespaces.list names the key\'s namespace', show(nss) === show([NS]), show(nss))
@@ -85,7 +92,7 @@ async function main () {
   await ow.actions.create({ name: 'third', action: HELLO, kind: 'lua' })
   let list = await ow.actions.list()
   const names = list.map((a) => a.name).sort()
-  check('actions.list lists them', show(names) === show(['hello', 'py', 'third']), show(names))
+  check('actions.list lists them', show(names) === show(['hello', 'py', 'slow', 'third']), show(names))
   list = await ow.actions.list({ limit: 1, skip: 1 })
   check('actions.list honours limit and skip', list.length === 1, show(list))
 
@@ -131,6 +138,17 @@ async function main () {
   await ow.actions.create({ name: 'zipped', action: zip, kind: 'python:3' })
   const zres = await ow.actions.invoke({ name: 'zipped', blocking: true, result: true, params: { x: 'y' } })
   check('a zip action runs with its modules', zres.helped === 'y!', show(zres))
+
+  // blackbox: an exec program gets the parameters as its argument
+  await ow.actions.create({ name: 'bb', kind: 'blackbox', action: '#!/bin/sh\necho "working on $1"\necho "{\\"args\\": $1}"\n' })
+  const bbAct = await ow.actions.invoke({ name: 'bb', blocking: true, params: { a: 1 } })
+  check('a blackbox action answers its last line', bbAct.response.result.args.a === 1, show(bbAct))
+  const bbLogs = await eventually(() => ow.activations.logs({ name: bbAct.activationId }),
+    (l) => l && l.logs && l.logs.length > 0)
+  check('... and logs the lines before it', bbLogs.logs && /working on \{"a":1\}/.test(bbLogs.logs[0]), show(bbLogs))
+  const image = await failure(ow.actions.create({ name: 'img', action: { exec: { kind: 'blackbox', image: 'alpine:3' } } }))
+  check('a docker image is 400', image && image.statusCode === 400 && /docker images/.test(image.error.error),
+    show(image && image.error))
 
   // an action that fails: application error, developer error
   await ow.actions.create({ name: 'app-error', action: 'function main(p) return { error = "no luck" } end', kind: 'lua' })
@@ -241,6 +259,15 @@ async function main () {
   check('a deleted action is 404', gone && gone.statusCode === 404, show(gone && gone.error))
   const inUse = await failure(ow.actions.delete({ name: 'on-event' }))
   check('an action a rule names is not deleted (409)', inUse && inUse.statusCode === 409, show(inUse && inUse.error))
+
+  const [slow, waited] = await slowP
+  check('a blocking invoke still running after 60 s answers 202 with its activation id',
+    slow && typeof slow.activationId === 'string' && slow.response === undefined && waited >= 59000 && waited < 63000,
+    show(slow) + ` after ${waited} ms`)
+  const slowAct = await eventually(() => ow.activations.get({ name: slow.activationId }),
+    (a) => a && a.response && a.response.result && a.response.result.slept, 15000)
+  check('... and runs on to its result', slowAct && slowAct.response && slowAct.response.success === true &&
+        slowAct.duration >= 63000, show(slowAct))
 
   process.exit(failed ? 1 : 0)
 }

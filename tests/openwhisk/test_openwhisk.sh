@@ -57,26 +57,27 @@ FAILED=$((FAILED + $(grep -c '^FAIL ' "$T/client.out" || true)))
 versions=$(run tine versions ow-team-a)
 run_failed "tine versions" || true
 n=$(grep -cE '^[ *] +[0-9]+ ' <<<"$versions" || true)
-# Every successful change: 3 creates + 1 update + zipped, app-error, raises,
-# on-event, trigger, rule, disable, enable, inc, dbl, add10, chain, page, delete.
-check "each change is one version of app ow-team-a" 18 "$n"
+# Every successful change: slow, 3 creates + 1 update, zipped, bb, app-error,
+# raises, on-event, trigger, rule, disable, enable, inc, dbl, add10, chain,
+# page, delete.
+check "each change is one version of app ow-team-a" 20 "$n"
 ow() { curl -s -u "$KEY" "$URL/api/v1/namespaces/_/$1"; }
 code=$(ow actions/hello | python3 -c 'import json,sys; print(json.load(sys.stdin)["exec"]["code"])')
 check_contains "before the rollback hello is the updated code" "bonjour" "$code"
 live=$(grep -E '^\* +[0-9]+ ' <<<"$versions" | awk '{print $2}')
-# Version 1 has only hello, as first created.
-run tine rollback ow-team-a 1 >/dev/null
+# Version 2 has slow and hello, as first created.
+run tine rollback ow-team-a 2 >/dev/null
 run_failed "tine rollback" || true
 code=$(ow actions/hello | python3 -c 'import json,sys; print(json.load(sys.stdin)["exec"]["code"])')
 check_contains "tine rollback brings the first code back" "\"hello \"" "$code"
 n_after=$(ow actions | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
-check "after the rollback to version 1 the namespace has its one action" 1 "$n_after"
+check "after the rollback to version 2 the namespace has its two actions" 2 "$n_after"
 res=$(curl -s -u "$KEY" -X POST "$URL/api/v1/namespaces/_/actions/hello?blocking=true&result=true" -d '{"name":"again"}')
 check "the rolled-back action runs" '{"greeting":"hello again"}' "$res"
 run tine rollback ow-team-a "$live" >/dev/null
 run_failed "tine rollback forward" || true
 n_back=$(ow actions | python3 -c 'import json,sys; print(" ".join(sorted(a["name"] for a in json.load(sys.stdin))))')
-check "rolling forward brings every action back" "add10 app-error chain dbl hello inc on-event page py raises zipped" "$n_back"
+check "rolling forward brings every action back" "add10 app-error bb chain dbl hello inc on-event page py raises slow zipped" "$n_back"
 
 # The admin token is a cluster admin: "_" is namespace default; a namespace
 # that does not exist is refused before anything is stored.
