@@ -943,10 +943,16 @@ static void action_put(ow_req_t *r, const char *name)
         json_array_foreach(components, i, c)
         {
             const char *cn = json_is_string(c) ? component_name(r, json_string_value(c)) : NULL;
-            if (cn == NULL || action_of(r->state, cn) == NULL || strcmp(cn, name) == 0) {
+            json_t *ca = cn ? action_of(r->state, cn) : NULL;
+            if (ca == NULL || strcmp(cn, name) == 0) {
                 ow_error(req, 400, "The request content was malformed: sequence component %s is not an action of "
                                    "namespace %s.",
                          json_is_string(c) ? json_string_value(c) : "(not a string)", r->ns);
+                goto out;
+            }
+            if (gw_ow_kind_parse(json_string_value(json_object_get(ca, "kind"))) == GW_OW_KIND_SEQUENCE) {
+                ow_error(req, 400, "The request content was malformed: sequence component %s is a sequence itself "
+                                   "(not supported: list its actions instead).", json_string_value(c));
                 goto out;
             }
         }

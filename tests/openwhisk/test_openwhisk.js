@@ -194,6 +194,11 @@ async function main () {
   const seq = await ow.actions.invoke({ name: 'chain', blocking: true, params: { n: 4 } })
   check('a sequence of three actions passes results along', seq.response.result.n === 20 &&
         seq.logs.length === 3, show(seq))
+  const nested = await failure(ow.actions.create({ name: 'nested', sequence: [`/${NS}/chain`, `/${NS}/inc`] }))
+  check('a sequence of a sequence is 400', nested && nested.statusCode === 400 && /sequence itself/.test(nested.error.error),
+    show(nested && nested.error))
+  const stranger = await failure(ow.actions.create({ name: 'stranger', sequence: ['/other/inc'] }))
+  check('a component of another namespace is 400', stranger && stranger.statusCode === 400, show(stranger && stranger.error))
 
   // a web action over plain HTTP
   await ow.actions.create({
