@@ -2056,6 +2056,26 @@ static void serve_namespace(ow_req_t *r, char **seg, size_t n)
     ow_error(req, 404, "The requested resource does not exist.");
 }
 
+int gw__openwhisk_body_admit(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len, size_t n,
+                             char *msg, size_t msglen)
+{
+    bool put = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("PUT"));
+    bool web = rest_len >= 4 && memcmp(rest, "/web", 4) == 0 && (rest_len == 4 || rest[4] == '/');
+    size_t limit = put && !web ? gw->max_bundle : gw->max_body;
+    if (n > limit) {
+        snprintf(msg, msglen, "request body of %zu bytes is over the limit of %zu bytes (%s)", n, limit,
+                 limit == gw->max_bundle ? "--max-bundle-size" : "of this call");
+        return 413;
+    }
+    if (!gw__body_hold(gw, req, n)) {
+        snprintf(msg, msglen, "this node holds %zu bytes of request bodies and %zu more would pass its limit of %zu "
+                              "(--max-buffered-body): retry later", gw->body_held, n, gw->body_budget);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("retry-after"), 0, NULL, H2O_STRLIT("1"));
+        return 503;
+    }
+    return 0;
+}
+
 int gw__openwhisk(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len)
 {
     char *seg[8];
