@@ -1935,15 +1935,18 @@ out:
 
 /* ------------------------------------------------------------ routing */
 
-/* Splits the path after /api/v1 into decoded segments (at most max). */
+/* Splits the path after /api/v1 into decoded segments; max + 1 when there
+ * are more than max. */
 static size_t split(h2o_req_t *req, const char *p, size_t len, char **seg, size_t max)
 {
     size_t n = 0, i = 0;
-    while (i < len && n < max) {
+    while (i < len) {
         while (i < len && p[i] == '/')
             i++;
         if (i >= len)
             break;
+        if (n == max)
+            return max + 1;
         size_t j = i;
         while (j < len && p[j] != '/')
             j++;
@@ -2078,8 +2081,12 @@ int gw__openwhisk_body_admit(gw_server_t *gw, h2o_req_t *req, const char *rest, 
 
 int gw__openwhisk(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len)
 {
-    char *seg[8];
-    size_t n = split(req, rest, rest_len, seg, 8);
+    char *seg[32];
+    size_t n = split(req, rest, rest_len, seg, 32);
+    if (n > 32) {
+        ow_error(req, 404, "The requested resource does not exist: a path of more than 32 segments.");
+        return 0;
+    }
     if (n >= 1 && strcmp(seg[0], "web") == 0) {
         web(gw, req, seg, n);
         return 0;
