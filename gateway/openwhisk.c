@@ -493,8 +493,15 @@ static int write_action(const char *dir, gw_ow_kind_t k, const char *fn, const c
         const char *file = k == GW_OW_KIND_PYTHON ? "__main__.py" : k == GW_OW_KIND_NODE ? "index.js"
                            : k == GW_OW_KIND_BLACKBOX                 ? "exec"
                                                                        : NULL;
+        char *text = k == GW_OW_KIND_NODE
+                         /* OpenWhisk's inline Node code defines main without exporting it. */
+                         ? xasprintf("%s\n;if (typeof %s === 'function' && module.exports.%s === undefined) "
+                                     "module.exports.%s = %s;\n",
+                                     code, main, main, main, main)
+                         : xstrdup(code);
         if (file)
-            rc = write_text(codedir, file, code, strlen(code), err, errlen);
+            rc = write_text(codedir, file, text, strlen(text), err, errlen);
+        free(text);
     }
     free(codedir);
     if (rc)
