@@ -36,12 +36,18 @@ static int escaped(void)
     return bad;
 }
 
+static void remove_root(void)
+{
+    nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (root[0] == '\0') {
         snprintf(root, sizeof root, "/tmp/tine-fuzz-ow-XXXXXX");
         if (mkdtemp(root) == NULL)
             abort();
+        atexit(remove_root);
     }
     /* As a path: accepted ones are relative and never climb. */
     char *path = malloc(size + 1);
