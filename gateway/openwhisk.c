@@ -706,6 +706,18 @@ static bool deploy(ow_req_t *r, const json_t *state, const char *const *drop, si
     return false;
 }
 
+/* Deploys state (taken) dropping the functions' directories in drop, and
+ * answers 200 with shown (taken) once it is live (deploy answered a
+ * failure). */
+static void deploy_answer(ow_req_t *r, json_t *state, const char *const *drop, size_t ndrop, json_t *shown)
+{
+    if (deploy(r, state, drop, ndrop, NULL, NULL))
+        gw__send_json(r->req, 200, shown);
+    else
+        json_decref(shown);
+    json_decref(state);
+}
+
 /* ------------------------------------------------------------ entities */
 
 /* The action `name` of the state, or NULL. */
@@ -1104,11 +1116,7 @@ static void action_delete(ow_req_t *r, const char *name)
     snprintf(fn, sizeof fn, "%s", drop[0] ? drop[0] : "");
     drop[0] = fn;
     json_object_del(json_object_get(state, "actions"), name);
-    if (deploy(r, state, drop, 1, NULL, NULL))
-        gw__send_json(r->req, 200, shown);
-    else
-        json_decref(shown);
-    json_decref(state);
+    deploy_answer(r, state, drop, 1, shown);
 }
 
 /* ------------------------------------------------------------ invoke */
@@ -1734,11 +1742,7 @@ static void entity_delete(ow_req_t *r, const char *what, const char *name)
     json_t *shown = strcmp(what, "rules") == 0 ? rule_json(r, name, e, true) : entity_json(r, name, e, true);
     json_t *state = json_deep_copy(r->state);
     json_object_del(json_object_get(state, what), name);
-    if (deploy(r, state, NULL, 0, NULL, NULL))
-        gw__send_json(r->req, 200, shown);
-    else
-        json_decref(shown);
-    json_decref(state);
+    deploy_answer(r, state, NULL, 0, shown);
 }
 
 /* POST /namespaces/NS/rules/NAME {"status": "active"|"inactive"} */
