@@ -22,6 +22,7 @@
 #include "bundle.h"
 #include "gateway_internal.h"
 #include "registry.h"
+#include "tenancy.h"
 #include "tine_common.h"
 
 #include <dirent.h>
@@ -121,7 +122,30 @@ typedef struct {
     char app[80];
     reg_app_version_t *v; /* the live version (a reference), NULL when the namespace has none */
     json_t *state;        /* its openwhisk.json, or an empty state */
+    char audit[48];       /* a change's audit action ("openwhisk.actions.put"), "" for a read */
+    char target[600];     /* the entity it changes */
 } ow_req_t;
+
+/* Writes the audit entry of a change (tn_audit_append: in the background),
+ * as the admin API writes one for each of its changes. */
+static void audit(const ow_req_t *r, int status, const char *detail)
+{
+    if (r->audit[0] == '\0')
+        return;
+    char target[700];
+    snprintf(target, sizeof target, "%s:%s", r->app, r->target);
+    tn_audit_entry_t e = {
+        .key_id = r->caller.id,
+        .key_name = r->caller.name,
+        .ns = r->ns,
+        .action = r->audit,
+        .target = target,
+        .outcome = status < 300 ? "ok" : status == 401 || status == 403 ? "refused" : "failed",
+        .status = status,
+        .detail = detail,
+    };
+    tn_audit_append(r->gw->tenancy, &e);
+}
 
 static void ow_req_dispose(ow_req_t *r)
 {
@@ -190,6 +214,7 @@ static bool load_state(ow_req_t *r)
 static bool allowed(ow_req_t *r, gw_perm_t p)
 {
     if (!gw__role_allows(r->caller.role, p)) {
+        audit(r, 403, gw__perm_name(p));
         ow_error(r->req, 403, "The supplied authentication is not authorized to access '%s': key %s lacks permission %s.",
                  r->ns, r->caller.id, gw__perm_name(p));
         return false;
@@ -700,6 +725,9 @@ static bool deploy(ow_req_t *r, const json_t *state, const char *const *drop, si
     char err[1024];
     uint64_t version = 0;
     int status = deploy_state(r, state, drop, ndrop, write, data, &version, err, sizeof err);
+    char detail[64];
+    snprintf(detail, sizeof detail, "version %" PRIu64, version);
+    audit(r, status ? status : 200, status ? err : detail);
     if (status == 0)
         return true;
     ow_error(r->req, status, "%s%s", status == 400 ? "The request content was malformed: " : "", err);
@@ -1983,6 +2011,12 @@ static void serve_namespace(ow_req_t *r, char **seg, size_t n)
          is_post = method_is(req, "POST");
     gw_perm_t read = GW_PERM_APPS_READ, change = GW_PERM_APPS_DEPLOY;
     char name[600];
+    /* Changes are audited (read calls and invokes are not, as in the admin API). */
+    if (n >= 4 && (is_put || is_del || (is_post && strcmp(what, "rules") == 0))) {
+        snprintf(r->audit, sizeof r->audit, "openwhisk.%s.%s", what,
+                 is_put ? "put" : is_del ? "delete" : "status");
+        snprintf(r->target, sizeof r->target, "%s%s%s", seg[3], n > 4 ? "/" : "", n > 4 ? seg[4] : "");
+    }
     if (strcmp(what, "actions") == 0) {
         if (n == 3 && is_get) {
             if (allowed(r, read))

@@ -52,6 +52,19 @@ PASSED=$((PASSED + $(grep -c '^ok ' "$T/client.out" || true)))
 FAILED=$((FAILED + $(grep -c '^FAIL ' "$T/client.out" || true)))
 [ "$rc" -eq 0 ] || grep -q '^FAIL ' "$T/client.out" || fail "npm client" "exited with status $rc"
 
+# Changes are in the audit log, as the admin API's are: who, what, outcome.
+audit=$(run admin GET "/audit?namespace=team-a&limit=10000")
+entry() { # entry ACTION TARGET OUTCOME STATUS: how many entries match
+  python3 -c 'import json,sys; d=json.loads(sys.argv[1].split(" ",1)[1]); print(sum(1 for e in d["entries"]
+    if e["action"]==sys.argv[2] and e["target"]==sys.argv[3] and e["outcome"]==sys.argv[4] and e["status"]==int(sys.argv[5])))' \
+    "$audit" "$@"
+}
+check "the audit log has hello's creation and update" 2 "$(entry openwhisk.actions.put ow-team-a:hello ok 200)"
+check "... both by the key" 2 "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1].split(" ",1)[1]); print(sum(1 for e in d["entries"] if e["action"]=="openwhisk.actions.put" and e["target"]=="ow-team-a:hello" and e["key"]==sys.argv[2][:16]))' "$audit" "$KEY")"
+check "... the viewer's refused creation" 1 "$(entry openwhisk.actions.put ow-team-a:x refused 403)"
+check "... the rule's disabling and enabling" 2 "$(entry openwhisk.rules.status ow-team-a:paint-rule ok 200)"
+check "... and the deletion of third" 1 "$(entry openwhisk.actions.delete ow-team-a:third ok 200)"
+
 # The tine side: the namespace is app ow-team-a, one version per change;
 # refused changes made none; a rollback brings the previous code back.
 versions=$(run tine versions ow-team-a)
