@@ -604,6 +604,26 @@ int gw__route_authorize(gw_server_t *gw, h2o_req_t *req, const reg_app_version_t
     return 0;
 }
 
+int gw__authenticate(gw_server_t *gw, h2o_req_t *req, gw_caller_t *out, char *msg, size_t msglen)
+{
+    auth_result_t a = authenticate(gw, req, true, true, out, msg, msglen);
+    if (gw->admin_token == NULL && (a == AUTH_NONE || a == AUTH_NOT_KEY)) {
+        /* A node without auth: anyone is a cluster admin, unless a key says who. */
+        *out = (gw_caller_t){GW_ROLE_CLUSTER_ADMIN, "-", "no auth (loopback)", NULL, NULL};
+        return 0;
+    }
+    switch (a) {
+    case AUTH_OK:
+        return 0;
+    case AUTH_WAIT:
+        return 1;
+    case AUTH_DOWN:
+        return 503;
+    default:
+        return 401;
+    }
+}
+
 /* ----------------------------------------------------------------- audit */
 
 void gw__audit_target(h2o_req_t *req, const char *ns, const char *target)

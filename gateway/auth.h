@@ -117,6 +117,13 @@ int gw__admin_head_allowed(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *s
  * go on, 1 when answered or waiting for the key (as gw__admin_authorize). */
 int gw__route_authorize(gw_server_t *gw, h2o_req_t *req, const reg_app_version_t *v);
 
+/* Authenticates the caller of a request outside the admin API (the
+ * OpenWhisk API) into *out, its strings in the request's pool. Returns 0;
+ * 1 when its key is being read from Redis (gw__serve runs again then);
+ * 401 or 503 with the reason in msg (nothing sent). On a node without an
+ * admin token, a request without a key is a cluster admin's. */
+int gw__authenticate(gw_server_t *gw, h2o_req_t *req, gw_caller_t *out, char *msg, size_t msglen);
+
 /* The caller of an admin request that passed gw__admin_authorize (NULL
  * otherwise). */
 const gw_caller_t *gw__caller(h2o_req_t *req);

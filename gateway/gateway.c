@@ -375,6 +375,8 @@ int gw__serve(gw_server_t *gw, h2o_req_t *req)
         return gw__admin(gw, req, path + plen, path_len - plen);
     if (h2o_memis(path, path_len, H2O_STRLIT("/metrics")))
         return gw__metrics(gw, req);
+    if (path_len >= 7 && memcmp(path, "/api/v1", 7) == 0 && (path_len == 7 || path[7] == '/'))
+        return gw__openwhisk(gw, req, path + 7, path_len - 7);
     if (path_len == 0 || path[0] != '/') {
         gw__send_error(req, 400, "bad request path: expected one starting with /");
         return 0;

@@ -225,4 +225,16 @@ int gw__admin_billing(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, s
 void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn_index, json_t *request,
                 inv_request_t *rq, int wrap);
 
+/* Serves a request under /api/v1 (the OpenWhisk-compatible API,
+ * openwhisk.c); `rest` is the path after it. */
+int gw__openwhisk(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len);
+
+/* Decides on a body of n bytes over GW_INLINE_BODY for /api/v1 (intake.c),
+ * from the head alone: an entity's PUT (a zipped action) may bring up to
+ * the bundle limit, other calls the node's body limit; either is counted
+ * against the node's budget. Returns 0 or the refusal's status, its reason
+ * in msg. */
+int gw__openwhisk_body_admit(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len, size_t n,
+                             char *msg, size_t msglen);
+
 #endif

@@ -226,6 +226,8 @@ static int admit(gw_server_t *gw, h2o_req_t *req, size_t n, char *msg, size_t ms
                  limit == gw->max_bundle ? "--max-bundle-size" : "of this admin call");
         return 413;
     }
+    if (path_len >= 7 && memcmp(path, "/api/v1", 7) == 0 && (path_len == 7 || path[7] == '/'))
+        return gw__openwhisk_body_admit(gw, req, path + 7, path_len - 7, n, msg, msglen);
     if (path_len > 1 && path[0] == '/' && !h2o_memis(path, path_len, H2O_STRLIT("/metrics"))) {
         gw_route_match_t m;
         int status = gw__match_route(gw, req, path, path_len, &m, msg, msglen);

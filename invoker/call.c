@@ -331,6 +331,11 @@ int inv_call(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, json_t *
     return rc;
 }
 
+const char *inv_call_id(const inv_call_t *c)
+{
+    return c->id_hex;
+}
+
 void inv_call_cancel(inv_call_t *c)
 {
     c->cb = NULL;

@@ -214,6 +214,10 @@ int inv_call_request(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, 
  * a running one runs to its end (and is recorded). */
 void inv_call_cancel(inv_call_t *c);
 
+/* The invocation id of a call started and not yet finished (32 hex digits:
+ * the one its result and activation record carry). */
+const char *inv_call_id(const inv_call_t *c);
+
 /* An app version stopped being live: its idle sandboxes exit now, busy ones
  * after their current invocation; queued calls are still served. */
 void inv_version_retired(inv_invoker_t *inv, const reg_app_version_t *v);

@@ -47,8 +47,18 @@ for f in "$SRC"/functions-examples/*/*.py "$SRC"/functions-examples/*/src/*.py "
   [ -f "$f" ] && { printf '\0'; cat "$f"; } >"$py_corpus/$(basename "$(dirname "$f")")-$(basename "$f")"
 done
 
+# Zips to mutate: an OpenWhisk Python action's, with a directory.
+zip_corpus=$(seed fuzz_openwhisk_zip)
+python3 - "$zip_corpus/action.zip" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    z.writestr("lib/", "")
+    z.writestr("lib/util.py", "def f():\n    return 1\n")
+    z.writestr("__main__.py", "def main(p):\n    return {}\n")
+PY
+
 rc=0
-for d in fuzz_manifest fuzz_cron fuzz_routes fuzz_bundle fuzz_lua_exports fuzz_python_exports fuzz_wire fuzz_proxy fuzz_cloudevents fuzz_redis_url fuzz_http_head; do
+for d in fuzz_manifest fuzz_cron fuzz_routes fuzz_bundle fuzz_lua_exports fuzz_python_exports fuzz_wire fuzz_proxy fuzz_cloudevents fuzz_redis_url fuzz_http_head fuzz_openwhisk_zip; do
   corpus=$(seed $d)
   echo "== $d (${SECS}s)"
   if ! "$BIN/$d" -max_total_time="$SECS" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
