@@ -49,9 +49,13 @@ static void add_headers(inv_request_t *rq, h2o_req_t *req)
 {
     const h2o_headers_t *hs = &req->headers;
     inv_request_begin_object(rq, "headers");
-    for (size_t i = 0; i < hs->size; i++)
-        inv_request_header(rq, hs->entries[i].name->base, hs->entries[i].name->len, hs->entries[i].value.base,
-                           hs->entries[i].value.len);
+    for (size_t i = 0; i < hs->size; i++) {
+        const h2o_iovec_t *name = hs->entries[i].name;
+        inv_request_header(rq, name->base, name->len, hs->entries[i].value.base, hs->entries[i].value.len);
+        /* A W3C traceparent places the call in its caller's trace. */
+        if (name->len == 11 && memcmp(name->base, "traceparent", 11) == 0)
+            inv_request_traceparent(rq, hs->entries[i].value.base, hs->entries[i].value.len);
+    }
     inv_request_end_object(rq);
 }
 

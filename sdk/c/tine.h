@@ -202,6 +202,15 @@ int tine_usage(tine_client_t *c, const char *app, const char *from, const char *
  * (limit 0: the node's default of 20), of function `fn` when not NULL. */
 int tine_activations(tine_client_t *c, const char *app, const char *fn, unsigned limit, char **response);
 
+/* The same with any of the endpoint's query parameters (docs/admin-api.md:
+ * limit, function, version, status, cold, min_duration_ms, since, until,
+ * after): `params` is name, value, name, value, ..., NULL; a NULL or empty
+ * value is left out. */
+int tine_activations_query(tine_client_t *c, const char *app, const char *const *params, char **response);
+
+/* GET /_tine/v1/traces/{id}: the activations of a call tree, oldest first. */
+int tine_trace(tine_client_t *c, const char *id, char **response);
+
 /* GET /_tine/v1/activations/{id}: one activation record with its logs. */
 int tine_activation(tine_client_t *c, const char *id, char **response);
 

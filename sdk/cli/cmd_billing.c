@@ -86,22 +86,54 @@ int cli_cmd_usage(cli_ctx_t *ctx, int argc, char **argv)
 
 int cli_cmd_activations(cli_ctx_t *ctx, int argc, char **argv)
 {
-    const char *limit_s = NULL, *pos[2];
-    const cli_flag_t flags[] = {{"limit", 'n', &limit_s, NULL}};
+    const char *limit_s = NULL, *version = NULL, *status = NULL, *min_dur = NULL, *since = NULL, *until = NULL,
+               *after = NULL, *pos[2];
+    bool cold = false, warm = false;
+    const cli_flag_t flags[] = {{"limit", 'n', &limit_s, NULL},   {"version", 0, &version, NULL},
+                                {"status", 0, &status, NULL},     {"min-duration", 0, &min_dur, NULL},
+                                {"since", 0, &since, NULL},       {"until", 0, &until, NULL},
+                                {"after", 0, &after, NULL},       {"cold", 0, NULL, &cold},
+                                {"warm", 0, NULL, &warm}};
     int npos = 0;
     char err[256];
     unsigned limit = 0;
-    if (cli_parse_command(argc, argv, flags, 1, pos, 1, 2, &npos, err, sizeof err) != CLI_OK)
+    if (cli_parse_command(argc, argv, flags, 9, pos, 1, 2, &npos, err, sizeof err) != CLI_OK)
         return cli_usage_error(ctx, err);
     if (parse_limit(ctx, limit_s, 100000, &limit) != CLI_OK)
         return CLI_USAGE;
+    if (cold && warm)
+        return cli_usage_error(ctx, "--cold and --warm exclude each other");
+    /* The node checks the values and names a bad one. */
+    char lim[16] = "";
+    if (limit > 0)
+        snprintf(lim, sizeof lim, "%u", limit);
+    const char *params[] = {"limit",  lim,     "function",        npos > 1 ? pos[1] : NULL,
+                            "version", version, "status",          status,
+                            "cold",    cold ? "1" : warm ? "0" : NULL,
+                            "min_duration_ms", min_dur, "since", since, "until", until, "after", after, NULL};
     cli_conn_t conn;
     tine_client_t *c = cli_connect(ctx, &conn);
     if (c == NULL)
         return CLI_FAIL;
     char *answer = NULL;
-    int e = tine_activations(c, pos[0], npos > 1 ? pos[1] : NULL, limit, &answer);
+    int e = tine_activations_query(c, pos[0], params, &answer);
     return show(ctx, e, c, &conn, answer, cli_render_activations);
+}
+
+int cli_cmd_trace(cli_ctx_t *ctx, int argc, char **argv)
+{
+    const char *pos[1];
+    int npos = 0;
+    char err[256];
+    if (cli_parse_command(argc, argv, NULL, 0, pos, 1, 1, &npos, err, sizeof err) != CLI_OK)
+        return cli_usage_error(ctx, err);
+    cli_conn_t conn;
+    tine_client_t *c = cli_connect(ctx, &conn);
+    if (c == NULL)
+        return CLI_FAIL;
+    char *answer = NULL;
+    int e = tine_trace(c, pos[0], &answer);
+    return show(ctx, e, c, &conn, answer, cli_render_trace);
 }
 
 int cli_cmd_activation(cli_ctx_t *ctx, int argc, char **argv)

@@ -149,12 +149,25 @@ static const cli_command_t commands[] = {
      "  --by KEY          function (default), version (function and version) or day\n"
      "  --csv             CSV rows with a header, no total (--json: the answer as-is)\n",
      cli_cmd_usage},
-    {"activations", "list an app's recent invocations", "activations APP [FN] [--limit N]",
+    {"activations", "list an app's recent invocations", "activations APP [FN] [--limit N] [filters]",
      "Prints the newest activation records of APP (of function FN), newest\n"
      "first: ID START FUNCTION VERSION TRIGGER STATUS DURATION BILLED START_KIND.\n"
+     "A full page ends with '(more: --after ID)': pass that for the next one.\n"
      "\n"
-     "  -n, --limit N     how many (default 20)\n",
+     "  -n, --limit N         how many (default 20)\n"
+     "  --version V           of version V only\n"
+     "  --status 5xx          of a status class (2xx, 3xx, 4xx, 5xx)\n"
+     "  --cold, --warm        cold starts only, or warm calls only\n"
+     "  --min-duration MS     that ran at least MS milliseconds\n"
+     "  --since T, --until T  started from T, before T: Unix ms or a time ago (30s, 15m, 2h, 7d)\n"
+     "  --after ID            the page after the one ending with ID\n",
      cli_cmd_activations},
+    {"trace", "show a call tree: the calls of one trace", "trace ID",
+     "Prints the activations of trace ID (the \"trace\" of an activation: the\n"
+     "first call's invocation id, or the trace id of an incoming traceparent),\n"
+     "oldest first, each call indented under the one that invoked it or emitted\n"
+     "its event: CALL AT DURATION STATUS TRIGGER ID.\n",
+     cli_cmd_trace},
     {"activation", "show one invocation: timings, cost, logs", "activation ID",
      "Prints the activation record of invocation ID (as in the\n"
      "x-tine-invocation-id header or 'tine activations'): status, duration,\n"
