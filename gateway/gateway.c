@@ -261,6 +261,9 @@ int gw__serve(gw_server_t *gw, h2o_req_t *req)
         return gw__admin(gw, req, path + plen, path_len - plen);
     if (h2o_memis(path, path_len, H2O_STRLIT("/metrics")))
         return gw__metrics(gw, req);
+    size_t clen = sizeof(GW_CONSOLE_PREFIX) - 1;
+    if (path_len >= clen && memcmp(path, GW_CONSOLE_PREFIX, clen) == 0 && (path_len == clen || path[clen] == '/'))
+        return gw__console(gw, req, path + clen, path_len - clen);
     if (path_len == 0 || path[0] != '/') {
         gw__send_error(req, 400, "bad request path: expected one starting with /");
         return 0;
@@ -394,6 +397,7 @@ gw_server_t *gw_new(uv_loop_t *loop, const gw_config_t *cfg, reg_live_t *live, i
     gw->events = cfg->events;
     gw->bill = cfg->bill;
     gw->metrics_token = cfg->metrics_token ? xstrdup(cfg->metrics_token) : NULL;
+    gw->console_dir = cfg->console_dir ? xstrdup(cfg->console_dir) : NULL;
     gw->tenancy = cfg->tenancy;
     gw->quotas = cfg->quotas;
     gw->tls = cfg->tls;
@@ -468,6 +472,7 @@ static void gw_dispose(gw_server_t *gw)
     h2o_config_dispose(&gw->config);
     free(gw->admin_token);
     free(gw->metrics_token);
+    free(gw->console_dir);
     free(gw->node_id);
     free(gw->draining);
     free(gw);

@@ -37,6 +37,7 @@ typedef struct {
     const char *metrics_token; /* NULL: GET /metrics needs no token */
     struct tn_tenancy *tenancy; /* API keys and the audit log (borrowed; may be NULL: only the token) */
     struct tn_quotas *quotas;   /* quotas per namespace (borrowed; may be NULL: none) */
+    const char *console_dir;    /* the web console's files (docs/console.md); NULL: no console */
 } gw_config_t;
 
 /* Binds the listener and starts serving on `loop`. Returns NULL with a

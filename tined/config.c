@@ -49,6 +49,7 @@ static const option_t options[] = {
                                "                         knowledge or Upgrade: h2c; bodies up to 64 KiB (default off;\n"
                                "                         see docs/ARCHITECTURE.md, Request path)"},
     {"sdk-dir", "TINE_SDK_DIR", 1, "directory holding the Lua SDK tine.lua (the Python SDK: its sibling ../python)"},
+    {"console-dir", "TINE_CONSOLE_DIR", 1, "directory of the web console's files, served at /_tine/console/ (off: none)"},
     {"node-id", "TINE_NODE_ID", 1, "this node's name in a cluster (default HOSTNAME:PORT)"},
     {"max-sandboxes", "TINE_MAX_SANDBOXES", 1, "sandboxes on this node at most, shared fairly between apps; at\n"
                                                "                         the cap an idle one of another function makes room when the\n"
@@ -254,6 +255,8 @@ static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
         return &raw->kv_bytes_max;
     if (strcmp(name, "sdk-dir") == 0)
         return &cfg->sdk_dir;
+    if (strcmp(name, "console-dir") == 0)
+        return &cfg->console_dir;
     if (strcmp(name, "node-id") == 0)
         return &cfg->node_id;
     if (strcmp(name, "config") == 0)
@@ -564,6 +567,8 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
     }
     if (cfg->sdk_dir == NULL)
         cfg->sdk_dir = xstrdup(TINE_SOURCE_DIR "/sdk/lua");
+    if (cfg->console_dir == NULL)
+        cfg->console_dir = xstrdup(TINE_SOURCE_DIR "/console");
     cfg->no_auth = truthy(raw.no_auth);
     cfg->max_bundle = 16 * 1024 * 1024;
     if (raw.max_bundle && parse_size(raw.max_bundle, &cfg->max_bundle) != 0) {
@@ -697,6 +702,7 @@ void tined_config_dispose(tined_config_t *cfg)
     free(cfg->redis_maxmemory);
     free(cfg->admin_token);
     free(cfg->sdk_dir);
+    free(cfg->console_dir);
     free(cfg->node_id);
     free(cfg->config_file);
     free(cfg->log_paths);

@@ -598,6 +598,7 @@ int main(int argc, char **argv)
         .metrics_token = cfg.metrics_token && *cfg.metrics_token ? cfg.metrics_token : NULL,
         .tenancy = t.tenancy,
         .quotas = t.quotas,
+        .console_dir = strcmp(cfg.console_dir, "off") == 0 ? NULL : cfg.console_dir,
     };
     t.gw = gw_new(t.loop, &gcfg, t.live, t.inv, err, sizeof(err));
     if (t.gw == NULL) {
