@@ -30,7 +30,8 @@ function headers(extra) {
 
 // api('GET', '/apps') -> the answer's JSON; throws ApiError / AuthError.
 export async function api(method, path, body) {
-  const init = { method, headers: headers(body === undefined ? {} : { 'Content-Type': 'application/json' }) };
+  // credentials 'omit': a 401's Basic challenge must not open the browser's own login box
+  const init = { method, credentials: 'omit', headers: headers(body === undefined ? {} : { 'Content-Type': 'application/json' }) };
   if (body !== undefined) init.body = JSON.stringify(body);
   let res;
   try {
@@ -47,7 +48,7 @@ export async function api(method, path, body) {
 // the signal aborts. EventSource cannot send the key in a header, so this
 // reads the chunked NDJSON answer of the logs endpoint with fetch.
 export async function follow(path, onLine, signal) {
-  const res = await fetch('/_tine/v1' + path, { headers: headers(), signal });
+  const res = await fetch('/_tine/v1' + path, { credentials: 'omit', headers: headers(), signal });
   if (!res.ok) throw await failure(res);
   const reader = res.body.getReader();
   const dec = new TextDecoder();

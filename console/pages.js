@@ -42,7 +42,8 @@ async function appsPage(view) {
   view.append(el('h1', {}, 'Apps'));
   const { apps } = await api('GET', '/apps');
   if (!apps.length) {
-    view.append(el('p', {}, 'No apps yet: deploy one with tine deploy.'));
+    view.append(el('p', {}, 'No apps this key may see (deploy one with tine deploy).'));
+    view.dataset.ready = 'all';
     return;
   }
   const tbody = el('tbody');
@@ -60,6 +61,7 @@ async function appsPage(view) {
   });
   view.append(el('div', { class: 'scroll' }, table));
   view.dataset.ready = 'list';
+  performance.mark('tine:apps-list');
   // The figures come after the list is usable, a few apps at a time.
   const now = Date.now(), day = today();
   await pool(rows, 4, async ({ a, inv, err, cost }) => {
@@ -80,9 +82,14 @@ async function appsPage(view) {
     }
   });
   view.dataset.ready = 'all';
+  performance.mark('tine:apps-all');
 }
 
 // ---------------------------------------------------------------- app page
+
+// Whether the key holds permission p (GET /whoami); what it may not do is
+// not offered.
+const may = (me, p) => !me || !me.permissions || me.permissions.includes(p);
 
 function confirmDialog(question, yes) {
   return new Promise((resolve) => {
@@ -97,8 +104,9 @@ function confirmDialog(question, yes) {
   });
 }
 
-async function deployers(app) {
+async function deployers(app, me) {
   // Who deployed which version: the audit log, when the key may read it.
+  if (!may(me, 'audit.read')) return null;
   const by = new Map();
   try {
     const r = await api('GET', '/audit?limit=1000');
@@ -116,12 +124,12 @@ async function deployers(app) {
   return by;
 }
 
-async function overviewPage(view, app) {
+async function overviewPage(view, app, params, me) {
   view.append(...heading(app, 'overview', app));
   const [routes, versions, who] = await Promise.all([
     api('GET', `/apps/${enc(app)}/routes`).catch((e) => e),
     api('GET', `/apps/${enc(app)}/versions`).catch((e) => e),
-    deployers(app),
+    deployers(app, me),
   ]);
   const wsec = el('section', { 'aria-labelledby': 'wiring-h' }, el('h2', { id: 'wiring-h' }, 'Wiring'));
   if (routes instanceof Error) wsec.append(errorBox(routes));
@@ -137,14 +145,14 @@ async function overviewPage(view, app) {
   const status = el('p', { role: 'status', class: 'status' });
   const tbody = el('tbody');
   for (const v of versions.versions.slice().reverse()) {
-    const btn = v.live ? el('span', { class: 'live' }, 'live') :
+    const btn = v.live ? el('span', { class: 'live' }, 'live') : !may(me, 'apps.rollback') ? '' :
       el('button', { type: 'button', 'data-version': v.version, onclick: async () => {
         if (!(await confirmDialog(`Make version ${v.version} of ${app} live? It serves every request at once.`, `Roll back to v${v.version}`))) return;
         try {
           const r = await api('POST', `/apps/${enc(app)}/rollback`, { version: v.version });
           status.textContent = `${app} is at version ${r.live}.`;
           clear(view);
-          await overviewPage(view, app);
+          await overviewPage(view, app, params, me);
           view.querySelector('.status').textContent = `${app} is at version ${r.live}.`;
         } catch (e) {
           if (e instanceof AuthError) throw e;
@@ -328,7 +336,7 @@ async function chartsPage(view, app) {
 
 // ---------------------------------------------------------------- events
 
-async function eventsPage(view, app) {
+async function eventsPage(view, app, params, me) {
   view.append(...heading(app, 'events', 'Dead letters of ' + app));
   const status = el('p', { role: 'status', class: 'status' });
   view.append(status);
@@ -340,7 +348,7 @@ async function eventsPage(view, app) {
     try {
       const out = await api('POST', `/apps/${enc(app)}/dlq/replay`, ids ? { ids } : {});
       clear(view);
-      await eventsPage(view, app);
+      await eventsPage(view, app, params, me);
       view.querySelector('.status').textContent = `Replayed ${out.replayed}.`;
     } catch (e) {
       if (e instanceof AuthError) throw e;
@@ -351,13 +359,14 @@ async function eventsPage(view, app) {
     view.append(el('p', {}, 'No dead letters.'));
     return;
   }
-  view.append(el('button', { type: 'button', onclick: () => replay(null) }, `Replay all ${letters.length}`),
+  const canReplay = may(me, 'events.replay');
+  view.append(canReplay ? el('button', { type: 'button', onclick: () => replay(null) }, `Replay all ${letters.length}`) : '',
     el('div', { class: 'scroll' }, el('table', { class: 'dlq', 'aria-label': 'Dead letters, oldest first' },
       el('thead', {}, el('tr', {}, ['Failed at', 'Function', 'Type', 'Attempts', 'Reason', ''].map((h) => el('th', { scope: 'col' }, h)))),
       el('tbody', {}, letters.map((d) => el('tr', {},
         el('td', {}, d.failed_at), el('td', {}, d.function), el('td', {}, (d.event && d.event.type) || d.trigger),
         el('td', { class: 'num' }, String(d.attempts)), el('td', {}, d.reason),
-        el('td', {}, el('button', { type: 'button', onclick: () => replay([d.id]) }, 'Replay'))))))));
+        el('td', {}, canReplay ? el('button', { type: 'button', onclick: () => replay([d.id]) }, 'Replay') : '')))))));
 }
 
 async function notFound(view) {

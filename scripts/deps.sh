@@ -11,10 +11,14 @@ PACKAGES=(
   libjansson-dev libyaml-dev libcurl4-openssl-dev libarchive-dev
   libseccomp-dev libcmocka-dev
   podman prometheus wrk bc nghttp2-client wget python3-pip haproxy
+  chromium nodejs npm
   "$@"
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
+  # A nodejs from elsewhere (NodeSource) brings its own npm and conflicts
+  # with Debian's: a working npm is enough (tests/console).
+  [ "$p" = npm ] && command -v npm >/dev/null && continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
