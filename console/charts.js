@@ -43,15 +43,15 @@ export function lineChart(title, series, unit) {
 
 // bars: [{label, value, text}]
 export function barChart(title, bars) {
-  const w = 560, bh = 18, gap = 6, pl = 150, h = Math.max(1, bars.length) * (bh + gap);
+  const w = 560, bh = 18, gap = 6, pl = 110, h = Math.max(1, bars.length) * (bh + gap);
   const max = Math.max(1e-12, ...bars.map((b) => b.value));
   const g = svg('svg', { class: 'chart bars', viewBox: `0 0 ${w} ${h}`, role: 'img',
     'aria-label': `${title}: ` + bars.map((b) => `${b.label} ${b.text}`).join('; ') });
   bars.forEach((b, i) => {
     const y = i * (bh + gap);
     g.append(svg('text', { x: pl - 6, y: y + 13, 'text-anchor': 'end', class: 'tick' }, b.label),
-      svg('rect', { class: 'bar', x: pl, y, height: bh, width: Math.max(1, (b.value / max) * (w - pl - 110)) }),
-      svg('text', { x: pl + Math.max(1, (b.value / max) * (w - pl - 110)) + 4, y: y + 13, class: 'tick' }, b.text));
+      svg('rect', { class: 'bar', x: pl, y, height: bh, width: Math.max(1, (b.value / max) * (w - pl - 230)) }),
+      svg('text', { x: pl + Math.max(1, (b.value / max) * (w - pl - 230)) + 4, y: y + 13, class: 'tick' }, b.text));
   });
   return el('figure', { class: 'chartbox' }, el('figcaption', {}, title), g);
 }

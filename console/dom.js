@@ -37,6 +37,7 @@ export function errorBox(err) {
 
 export function fmtMs(us) {
   const ms = us / 1000;
+  if (us < 1000) return Math.round(us) + ' µs';
   return ms >= 1000 ? (ms / 1000).toFixed(2) + ' s' : ms >= 10 ? ms.toFixed(0) + ' ms' : ms.toFixed(2) + ' ms';
 }
 

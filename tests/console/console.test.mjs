@@ -42,8 +42,8 @@ async function newPage(width = 1100, height = 760) {
   return p;
 }
 
-async function shot(name) {
-  await page.screenshot({ path: `${ARTIFACTS}/console-${name}.png`, fullPage: true });
+async function shot(name, fullPage = true) {
+  await page.screenshot({ path: `${ARTIFACTS}/console-${name}.png`, fullPage });
 }
 
 async function login(p, key) {
@@ -101,13 +101,13 @@ try {
     text: r.textContent, sparks: r.querySelectorAll('svg.spark polyline').length,
   }));
   check('shop: live version 2, sparklines, cost', /v2/.test(shopRow.text) && shopRow.sparks === 2 && /\$0\.\d+/.test(shopRow.text), JSON.stringify(shopRow));
-  await shot('apps');
+  await shot('apps', false);
 
   // --- narrow window: nothing wider than the window
   await page.setViewport({ width: 360, height: 740 });
   const widths = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
   check('works in a narrow window', widths[0] <= widths[1], `page ${widths[0]} px in a ${widths[1]} px window`);
-  await shot('apps-narrow');
+  await shot('apps-narrow', false);
   await page.setViewport({ width: 1100, height: 760 });
 
   // --- app page: the wiring and the versions; rollback through the UI

@@ -82,6 +82,7 @@ EXPIRING=$(tine keys create brief --role viewer --expires 1)
 sleep 1.2
 
 mkdir -p "${TINE_CONSOLE_ARTIFACTS:-$T/artifacts}"
+rm -f "${TINE_CONSOLE_ARTIFACTS:-$T/artifacts}"/console-*.png
 if URL=$URL TOKEN=$TOKEN VIEWER=$VIEWER EXPIRING=$EXPIRING ROOT_ID=$ROOT_ID \
   ARTIFACTS=${TINE_CONSOLE_ARTIFACTS:-$T/artifacts} node "$HERE/console.test.mjs" >"$T/browser.out" 2>&1; then
   ok "browser test"
