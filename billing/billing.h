@@ -155,12 +155,23 @@ int bill_activation(bill_t *b, const char *id, json_t **out, char *err, size_t e
  * Returns 0 or TINE_EREDIS. */
 int bill_delete_app(bill_t *b, const char *app, size_t *activations, char *err, size_t errlen);
 
-/* The log lines of the newest activations of `app` (of `fn` when not NULL),
- * the newest `limit` lines, oldest first, appended to `out` as NDJSON: one
- * {"t","app","function","version","id","level","msg"} object per line.
- * Returns 0 or TINE_EREDIS. */
-int bill_logs_recent(bill_t *b, const char *app, const char *fn, size_t limit, tine_buf_t *out, char *err,
-                     size_t errlen);
+/* Which log lines a reader wants; zeroed: all. */
+typedef struct {
+    uint64_t since_ms; /* logged at or after this Unix time in ms (0: any) */
+    const char *level; /* "info" or "error" (NULL: either) */
+    const char *text;  /* the message holds this text, case-sensitive (NULL: any) */
+} bill_line_filter_t;
+
+/* Whether the log line (one NDJSON object as bill_logs_recent writes it,
+ * len bytes, with or without its "\n") passes f (NULL: every line does). */
+bool bill_line_passes(const bill_line_filter_t *f, const char *line, size_t len);
+
+/* The log lines of the newest activations of `app` (of `fn` when not NULL)
+ * that pass f (NULL: all), the newest `limit` lines, oldest first, appended
+ * to `out` as NDJSON: one {"t","app","function","version","id","level","msg"}
+ * object per line. Returns 0 or TINE_EREDIS. */
+int bill_logs_recent(bill_t *b, const char *app, const char *fn, const bill_line_filter_t *f, size_t limit,
+                     tine_buf_t *out, char *err, size_t errlen);
 
 /* ------------------------------------------------------------ log fan-out */
 

@@ -520,8 +520,24 @@ int bill_trace(bill_t *b, const char *trace, json_t **out, char *err, size_t err
 
 /* ------------------------------------------------------------ logs */
 
+bool bill_line_passes(const bill_line_filter_t *f, const char *line, size_t len)
+{
+    if (f == NULL || (f->since_ms == 0 && f->level == NULL && f->text == NULL))
+        return true;
+    json_t *o = json_loadb(line, len, 0, NULL);
+    json_int_t t = json_integer_value(json_object_get(o, "t"));
+    const char *level = json_string_value(json_object_get(o, "level"));
+    const char *msg = json_string_value(json_object_get(o, "msg"));
+    bool pass = o != NULL && (f->since_ms == 0 || (t > 0 && (uint64_t)t >= f->since_ms)) &&
+                (f->level == NULL || (level && strcmp(level, f->level) == 0)) &&
+                (f->text == NULL || (msg && strstr(msg, f->text) != NULL));
+    json_decref(o);
+    return pass;
+}
+
 typedef struct {
     const char *fn;
+    const bill_line_filter_t *filter;
     size_t limit;
     size_t lines;
     tine_buf_t *chunks; /* one per activation, newest first */
@@ -537,18 +553,27 @@ static int visit_logs(json_t *rec, void *data)
     if (!function_matches(rec, lc->fn) || json_array_size(logs) == 0)
         return 0;
     lc->chunks = xrealloc(lc->chunks, (lc->nchunks + 1) * sizeof(*lc->chunks));
-    tine_buf_t *c = &lc->chunks[lc->nchunks++];
+    tine_buf_t *c = &lc->chunks[lc->nchunks++], all;
     tine_buf_init(c);
-    bill__format_lines(c, field(rec, "app"), field(rec, "function"),
+    tine_buf_init(&all);
+    bill__format_lines(&all, field(rec, "app"), field(rec, "function"),
                        (uint64_t)json_integer_value(json_object_get(rec, "version")), field(rec, "id"), logs);
-    lc->lines += json_array_size(logs);
+    for (size_t off = 0; off < all.len;) {
+        size_t n = strcspn(all.data + off, "\n") + 1; /* each line ends with "\n" */
+        if (bill_line_passes(lc->filter, all.data + off, n - 1)) {
+            tine_buf_append(c, all.data + off, n);
+            lc->lines++;
+        }
+        off += n;
+    }
+    tine_buf_dispose(&all);
     return lc->lines >= lc->limit;
 }
 
-int bill_logs_recent(bill_t *b, const char *app, const char *fn, size_t limit, tine_buf_t *out, char *err,
-                     size_t errlen)
+int bill_logs_recent(bill_t *b, const char *app, const char *fn, const bill_line_filter_t *f, size_t limit,
+                     tine_buf_t *out, char *err, size_t errlen)
 {
-    logs_ctx_t lc = {.fn = fn, .limit = limit};
+    logs_ctx_t lc = {.fn = fn, .filter = f, .limit = limit};
     int rc = limit ? scan_records(b, app, visit_logs, &lc, err, errlen) : 0;
     size_t skip = lc.lines > limit ? lc.lines - limit : 0; /* the oldest lines past the limit */
     for (size_t i = lc.nchunks; i-- > 0;) {

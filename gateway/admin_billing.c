@@ -290,6 +290,7 @@ typedef struct {
     gw_server_t *gw;
     h2o_req_t *req; /* NULL once the client left */
     bill_follower_t *follower;
+    bill_line_filter_t filter; /* its strings owned */
     uv_timer_t heartbeat;
     tine_buf_t pending; /* lines not handed to h2o yet */
     tine_buf_t sending; /* handed to h2o, until proceed */
@@ -371,6 +372,8 @@ static void on_stream_event(void *data, bill_follow_event_t ev, const char *line
         stream_send(ls);
         return;
     }
+    if (!bill_line_passes(&ls->filter, line, len))
+        return;
     if (ls->pending.len + len > FOLLOW_MAX_BUFFER) {
         ls->dropped++;
         return;
@@ -409,6 +412,8 @@ static void on_heartbeat(uv_timer_t *t)
 static void on_heartbeat_closed(uv_handle_t *h)
 {
     log_stream_t *ls = container_of((uv_timer_t *)h, log_stream_t, heartbeat);
+    free((char *)ls->filter.level);
+    free((char *)ls->filter.text);
     tine_buf_dispose(&ls->pending);
     tine_buf_dispose(&ls->sending);
     free(ls);
@@ -426,15 +431,30 @@ static void on_stream_dispose(void *p)
     uv_close((uv_handle_t *)&ls->heartbeat, on_heartbeat_closed);
 }
 
-/* GET /apps/APP/logs[?function][&limit][&follow]: the newest log lines as
- * NDJSON; with follow the response stays open with every new line. */
+/* GET /apps/APP/logs[?function][&limit][&follow][&since][&level][&text]:
+ * the newest log lines as NDJSON; with follow the response stays open with
+ * every new line; since, level and text keep the lines that pass. */
 static void admin_logs(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_seg)
 {
-    gw_query_param_t q[] = {{"function", NULL}, {"limit", NULL}, {"follow", NULL}};
+    gw_query_param_t q[] = {{"function", NULL}, {"limit", NULL}, {"follow", NULL},
+                            {"since", NULL},    {"level", NULL}, {"text", NULL}};
     char *app = NULL;
     long limit;
-    if (gw__parse_query(req, q, 3) != 0 || gw__count_param(req, &q[1], 0, 10000, 100, &limit) != 0 ||
-        !function_param_ok(req, q[0].value) || (app = live_app(gw, req, app_seg)) == NULL)
+    bill_line_filter_t filter = {0};
+    if (gw__parse_query(req, q, 6) != 0 || gw__count_param(req, &q[1], 0, 10000, 100, &limit) != 0 ||
+        time_param(req, &q[3], &filter.since_ms) != 0 || !function_param_ok(req, q[0].value))
+        goto out;
+    if (q[4].value && strcmp(q[4].value, "info") != 0 && strcmp(q[4].value, "error") != 0) {
+        gw__send_error(req, 400, "query: level: expected info or error, not '%s'", q[4].value);
+        goto out;
+    }
+    if (q[5].value && q[5].value[0] == '\0') {
+        gw__send_error(req, 400, "query: text: expected some text to look for");
+        goto out;
+    }
+    filter.level = q[4].value;
+    filter.text = q[5].value;
+    if ((app = live_app(gw, req, app_seg)) == NULL)
         goto out;
     const char *fv = q[2].value;
     bool follow = fv && (strcmp(fv, "1") == 0 || strcmp(fv, "true") == 0 || strcmp(fv, "") == 0);
@@ -445,7 +465,7 @@ static void admin_logs(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_seg)
     char err[512];
     tine_buf_t recent;
     tine_buf_init(&recent);
-    int rc = bill_logs_recent(gw->bill, app, q[0].value, (size_t)limit, &recent, err, sizeof(err));
+    int rc = bill_logs_recent(gw->bill, app, q[0].value, &filter, (size_t)limit, &recent, err, sizeof(err));
     if (rc != 0 && !follow) {
         gw__send_error(req, status_of(rc), "%s", err);
         tine_buf_dispose(&recent);
@@ -468,6 +488,9 @@ static void admin_logs(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_seg)
     gw->follows++; /* endless: a drain does not wait for it (gw_requests_in_flight) */
     ls->req = req;
     ls->pending = recent; /* takes it */
+    ls->filter.since_ms = filter.since_ms;
+    ls->filter.level = q[4].value ? xstrdup(q[4].value) : NULL;
+    ls->filter.text = q[5].value ? xstrdup(q[5].value) : NULL;
     uv_timer_init(gw->loop, &ls->heartbeat);
     uv_timer_start(&ls->heartbeat, on_heartbeat, FOLLOW_HEARTBEAT_MS, FOLLOW_HEARTBEAT_MS);
     log_stream_t **ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), on_stream_dispose);
@@ -475,7 +498,7 @@ static void admin_logs(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_seg)
     ls->follower = bill_follow(gw->bill, app, q[0].value, on_stream_event, ls);
 out:
     free(app);
-    gw__free_query(q, 3);
+    gw__free_query(q, 6);
 }
 
 int gw__admin_billing(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n)

@@ -940,6 +940,13 @@ static size_t on_lines(char *ptr, size_t size, size_t nmemb, void *userdata)
 int tine_logs(tine_client_t *c, const char *app, const char *fn, unsigned limit, int follow, tine_line_cb cb,
               void *data)
 {
+    const char *none[] = {NULL};
+    return tine_logs_query(c, app, fn, limit, follow, none, cb, data);
+}
+
+int tine_logs_query(tine_client_t *c, const char *app, const char *fn, unsigned limit, int follow,
+                    const char *const *params, tine_line_cb cb, void *data)
+{
     if (cb == NULL) {
         set_error(c, "no line callback given");
         return -EINVAL;
@@ -954,6 +961,8 @@ int tine_logs(tine_client_t *c, const char *app, const char *fn, unsigned limit,
         rc = query_add(c, &path, "function", fn);
     if (rc == 0 && follow)
         rc = query_add(c, &path, "follow", "1");
+    for (size_t i = 0; params && params[i] && rc == 0; i += 2)
+        rc = query_add(c, &path, params[i], params[i + 1]);
     lines_sink_t ls = {.c = c, .cb = cb, .data = data};
     /* A followed stream gets a keep-alive line every 10 s: silence for
      * three of them means the node is gone without closing the connection. */

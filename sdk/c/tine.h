@@ -227,6 +227,13 @@ typedef int (*tine_line_cb)(void *data, const char *line, size_t len);
 int tine_logs(tine_client_t *c, const char *app, const char *fn, unsigned limit, int follow, tine_line_cb cb,
               void *data);
 
+/* tine_logs with the lines filtered by the node: `params` is name, value,
+ * ..., NULL of "since" (Unix ms or a time ago: 15m), "level" (info or
+ * error) and "text" (a substring of the message); NULL or empty values are
+ * left out. */
+int tine_logs_query(tine_client_t *c, const char *app, const char *fn, unsigned limit, int follow,
+                    const char *const *params, tine_line_cb cb, void *data);
+
 /* POST /_tine/v1/events: publishes one CloudEvent into the node's event
  * system, which hands it to the functions whose triggers match. `type` and
  * `source` are required ("order.paid", "myapp/billing"); `data_json` (len

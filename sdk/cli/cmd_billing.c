@@ -305,13 +305,15 @@ static int64_t wall_ms(void)
 
 int cli_cmd_logs(cli_ctx_t *ctx, int argc, char **argv)
 {
-    const char *limit_s = NULL, *pos[2];
+    const char *limit_s = NULL, *since = NULL, *level = NULL, *text = NULL, *pos[2];
     bool follow = false;
-    const cli_flag_t flags[] = {{"follow", 'f', NULL, &follow}, {"limit", 'n', &limit_s, NULL}};
+    const cli_flag_t flags[] = {{"follow", 'f', NULL, &follow}, {"limit", 'n', &limit_s, NULL},
+                                {"since", 0, &since, NULL},     {"level", 0, &level, NULL},
+                                {"grep", 0, &text, NULL}};
     int npos = 0;
     char err[256];
     unsigned limit = 100;
-    if (cli_parse_command(argc, argv, flags, 2, pos, 1, 2, &npos, err, sizeof err) != CLI_OK)
+    if (cli_parse_command(argc, argv, flags, 5, pos, 1, 2, &npos, err, sizeof err) != CLI_OK)
         return cli_usage_error(ctx, err);
     if (limit_s && strcmp(limit_s, "0") == 0)
         limit = 0;
@@ -321,6 +323,7 @@ int cli_cmd_logs(cli_ctx_t *ctx, int argc, char **argv)
     tine_client_t *c = cli_connect(ctx, &conn);
     if (c == NULL)
         return CLI_FAIL;
+    const char *filters[] = {"since", since, "level", level, "text", text, NULL}; /* the node checks them */
     logs_state_t st = {.ctx = ctx, .app = pos[0], .follow = follow, .cutoff = wall_ms()};
     if (follow)
         st.seen = xcalloc(LOGS_SEEN_MAX, sizeof(*st.seen));
@@ -329,7 +332,7 @@ int cli_cmd_logs(cli_ctx_t *ctx, int argc, char **argv)
     long delay_ms = LOGS_RETRY_FIRST_MS;
     for (;;) {
         st.live = false;
-        int e = tine_logs(c, pos[0], fn, limit, follow, on_log_line, &st);
+        int e = tine_logs_query(c, pos[0], fn, limit, follow, filters, on_log_line, &st);
         if (!follow || !follow_retryable(c, e)) {
             rc = e != 0 ? cli_client_fail(ctx, c, e, &conn) : CLI_OK;
             break;

@@ -174,7 +174,8 @@ static const cli_command_t commands[] = {
      "queueing, cold start, CPU time, billed time, GB-seconds, cost and the\n"
      "lines it logged.\n",
      cli_cmd_activation},
-    {"logs", "print an app's log lines, or follow them live", "logs APP [FN] [-f] [--limit N]",
+    {"logs", "print an app's log lines, or follow them live",
+     "logs APP [FN] [-f] [--limit N] [--since T] [--level L] [--grep TEXT]",
      "Prints the newest log lines of APP (of function FN) as\n"
      "'TIME FUNCTION vVERSION LEVEL: MESSAGE', oldest first. With -f it then\n"
      "prints new lines as the functions log them, on any node of the cluster,\n"
@@ -185,7 +186,10 @@ static const cli_command_t commands[] = {
      "JSON object.\n"
      "\n"
      "  -f, --follow      keep printing new lines\n"
-     "  -n, --limit N     how many past lines first (default 100; 0 for none)\n",
+     "  -n, --limit N     how many past lines first (default 100; 0 for none)\n"
+     "  --since T         lines logged from T: Unix ms or a time ago (30s, 15m, 2h, 7d)\n"
+     "  --level L         lines of level L only: info or error\n"
+     "  --grep TEXT       lines whose message holds TEXT (case-sensitive)\n",
      cli_cmd_logs},
     {"doctor", "show which sandbox isolation layers are active on the node, and its TLS", "doctor",
      "Prints a table: LAYER STATE DETAIL, one row per isolation layer (lua,\n"

@@ -114,4 +114,30 @@ check_contains "bad since" '400 {"error":"query: since: expected Unix millisecon
 check_contains "bad cursor" '400 {"error":"query: after:' "$(admin GET '/apps/tree/activations?after=xyz')"
 check_contains "tine activations --status" "boom" "$(tine activations tree --status 5xx)"
 check_contains "tine activations --cold --warm" "exclude each other" "$(tine activations tree --cold --warm 2>&1)"
+
+# --- log filters: since, level, text (past lines and followed ones)
+http GET /tree/boom >/dev/null
+sleep 0.3
+logs() { curl -s -H "Authorization: Bearer $TOKEN" "$URL/_tine/v1/apps/tree/logs$1"; }
+check "level=error keeps errors only" "True" \
+  "$(logs '?level=error' | python3 -c 'import json,sys; l=[json.loads(x) for x in sys.stdin if x.strip()]; print(len(l)>0 and all(x["level"]=="error" for x in l))')"
+check "text" "True" \
+  "$(logs '?text=no' | python3 -c 'import json,sys; l=[json.loads(x) for x in sys.stdin if x.strip()]; print(len(l)>0 and all("no" in x["msg"] for x in l))')"
+check "text that no line holds" "" "$(logs '?text=nothing-says-this' | tr -d '\n')"
+check "since the future" "" "$(logs "?since=$(( $(date +%s) * 1000 + 60000 ))" | tr -d '\n')"
+check_contains "bad level" '400 {"error":"query: level: expected info or error' "$(admin GET '/apps/tree/logs?level=warn')"
+check_contains "tine logs --level --grep" "raised: " "$(tine logs tree --level error --grep no)"
+check "tine logs --grep nothing" "" "$(tine logs tree --grep nothing-says-this)"
+# followed: only the lines that pass arrive
+curl -sN -H "Authorization: Bearer $TOKEN" "$URL/_tine/v1/apps/tree/logs?follow=1&limit=0&level=error" >"$T/follow.out" &
+FPID=$!
+PIDS+=($FPID)
+sleep 0.5
+http GET /tree/boom >/dev/null
+http POST /tree/root -d '' >/dev/null
+wait_for 5 grep -q raised "$T/follow.out" || true
+sleep 0.5
+kill "$FPID" 2>/dev/null || true
+check "the followed stream holds the error" "True" \
+  "$(python3 -c 'import json,sys; l=[json.loads(x) for x in open(sys.argv[1]) if x.strip()]; print(len(l)>0 and all(x["level"]=="error" for x in l))' "$T/follow.out")"
 finish
