@@ -27,6 +27,13 @@ static int show(cli_ctx_t *ctx, int rc_call, tine_client_t *c, cli_conn_t *conn,
         rc = CLI_OK;
     } else {
         rc = render(answer, ctx->out, err, sizeof err) == 0 ? CLI_OK : cli_fail(ctx, "%s", err);
+        /* A full page of activations: where the next one starts, on stderr
+         * (the table on stdout stays a table). */
+        json_t *j = rc == CLI_OK ? json_loads(answer, 0, NULL) : NULL;
+        const char *next = json_string_value(json_object_get(j, "next"));
+        if (next)
+            fprintf(ctx->err, "tine: more with --after %s\n", next);
+        json_decref(j);
     }
     tine_free(answer);
     tine_client_free(c);

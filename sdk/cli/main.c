@@ -152,7 +152,8 @@ static const cli_command_t commands[] = {
     {"activations", "list an app's recent invocations", "activations APP [FN] [--limit N] [filters]",
      "Prints the newest activation records of APP (of function FN), newest\n"
      "first: ID START FUNCTION VERSION TRIGGER STATUS DURATION BILLED START_KIND.\n"
-     "A full page ends with '(more: --after ID)': pass that for the next one.\n"
+     "After a full page 'tine: more with --after ID' goes to stderr: pass that\n"
+     "for the next page.\n"
      "\n"
      "  -n, --limit N         how many (default 20)\n"
      "  --version V           of version V only\n"

@@ -142,9 +142,6 @@ int cli_render_activations(const char *json, FILE *out, char *err, size_t errlen
     }
     cli_table_print(&t, out);
     cli_table_dispose(&t);
-    const char *next = json_string_value(json_object_get(j, "next"));
-    if (next)
-        fprintf(out, "(more: --after %s)\n", next);
     json_decref(j);
     return 0;
 }

@@ -113,6 +113,8 @@ check_contains "bad status" '400 {"error":"query: status: expected 2xx' "$(admin
 check_contains "bad since" '400 {"error":"query: since: expected Unix milliseconds' "$(admin GET '/apps/tree/activations?since=yesterday')"
 check_contains "bad cursor" '400 {"error":"query: after:' "$(admin GET '/apps/tree/activations?after=xyz')"
 check_contains "tine activations --status" "boom" "$(tine activations tree --status 5xx)"
+check_contains "tine activations: the next page's cursor on stderr" "tine: more with --after " \
+  "$(tine activations tree --limit 1 2>&1 >/dev/null)"
 check_contains "tine activations --cold --warm" "exclude each other" "$(tine activations tree --cold --warm 2>&1)"
 
 # --- log filters: since, level, text (past lines and followed ones)
