@@ -47,7 +47,10 @@ async function start(fromLogin) {
   nav.hidden = false;
   logoutBtn.hidden = false;
   who.textContent = me.name ? `${me.name} (${me.role})` : me.role;
-  if (fromLogin && !location.hash.startsWith('#/')) location.hash = '#/apps';
+  if (fromLogin && !location.hash.startsWith('#/')) {
+    location.hash = '#/apps'; // hashchange routes
+    return;
+  }
   route();
 }
 

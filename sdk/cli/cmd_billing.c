@@ -127,7 +127,10 @@ int cli_cmd_activations(cli_ctx_t *ctx, int argc, char **argv)
     return show(ctx, e, c, &conn, answer, cli_render_activations);
 }
 
-int cli_cmd_trace(cli_ctx_t *ctx, int argc, char **argv)
+/* A command of one ID argument: fetches it with get and prints it with
+ * render. */
+static int show_one(cli_ctx_t *ctx, int argc, char **argv, int (*get)(tine_client_t *, const char *, char **),
+                    int (*render)(const char *json, FILE *out, char *err, size_t errlen))
 {
     const char *pos[1];
     int npos = 0;
@@ -139,24 +142,18 @@ int cli_cmd_trace(cli_ctx_t *ctx, int argc, char **argv)
     if (c == NULL)
         return CLI_FAIL;
     char *answer = NULL;
-    int e = tine_trace(c, pos[0], &answer);
-    return show(ctx, e, c, &conn, answer, cli_render_trace);
+    int e = get(c, pos[0], &answer);
+    return show(ctx, e, c, &conn, answer, render);
+}
+
+int cli_cmd_trace(cli_ctx_t *ctx, int argc, char **argv)
+{
+    return show_one(ctx, argc, argv, tine_trace, cli_render_trace);
 }
 
 int cli_cmd_activation(cli_ctx_t *ctx, int argc, char **argv)
 {
-    const char *pos[1];
-    int npos = 0;
-    char err[256];
-    if (cli_parse_command(argc, argv, NULL, 0, pos, 1, 1, &npos, err, sizeof err) != CLI_OK)
-        return cli_usage_error(ctx, err);
-    cli_conn_t conn;
-    tine_client_t *c = cli_connect(ctx, &conn);
-    if (c == NULL)
-        return CLI_FAIL;
-    char *answer = NULL;
-    int e = tine_activation(c, pos[0], &answer);
-    return show(ctx, e, c, &conn, answer, cli_render_activation);
+    return show_one(ctx, argc, argv, tine_activation, cli_render_activation);
 }
 
 /* Lines printed recently, to recognise them when a reconnected stream
