@@ -148,7 +148,8 @@ int bill_usage(bill_t *b, const char *app, const char *from, const char *to, bil
         freeReplyObject(r);
     }
     if (rc == 0) {
-        qsort(rows, nrows, sizeof(*rows), row_cmp);
+        if (nrows > 1) /* qsort of NULL rows is undefined, even for none */
+            qsort(rows, nrows, sizeof(*rows), row_cmp);
         static const char *const by_names[] = {"function", "version", "day"};
         uint64_t total[4] = {0};
         json_t *arr = json_array();

@@ -117,6 +117,10 @@ check_contains "tine activations: the next page's cursor on stderr" "tine: more 
   "$(tine activations tree --limit 1 2>&1 >/dev/null)"
 check_contains "tine activations --cold --warm" "exclude each other" "$(tine activations tree --cold --warm 2>&1)"
 
+# usage of a day without any (what the console asks of a quiet app): no rows
+check "usage of a quiet day" "200 0" \
+  "$(x=$(admin GET '/usage?app=tree&from=2020-01-01&to=2020-01-01'); echo "${x%% *} $(pyget "${x#* }" 'len(d["rows"])')")"
+
 # --- log filters: since, level, text (past lines and followed ones)
 http GET /tree/boom >/dev/null
 sleep 0.3
