@@ -49,6 +49,8 @@ static const option_t options[] = {
                                "                         knowledge or Upgrade: h2c; bodies up to 64 KiB (default off;\n"
                                "                         see docs/ARCHITECTURE.md, Request path)"},
     {"sdk-dir", "TINE_SDK_DIR", 1, "directory holding the Lua SDK tine.lua (the Python SDK: its sibling ../python)"},
+    {"otlp-endpoint", "TINE_OTLP_ENDPOINT", 1,
+     "export every invocation as a span to this OTLP/HTTP JSON collector URL (e.g. http://127.0.0.1:4318/v1/traces)"},
     {"console-dir", "TINE_CONSOLE_DIR", 1, "directory of the web console's files, served at /_tine/console/ (off: none)"},
     {"node-id", "TINE_NODE_ID", 1, "this node's name in a cluster (default HOSTNAME:PORT)"},
     {"max-sandboxes", "TINE_MAX_SANDBOXES", 1, "sandboxes on this node at most, shared fairly between apps; at\n"
@@ -257,6 +259,8 @@ static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
         return &cfg->sdk_dir;
     if (strcmp(name, "console-dir") == 0)
         return &cfg->console_dir;
+    if (strcmp(name, "otlp-endpoint") == 0)
+        return &cfg->otlp_endpoint;
     if (strcmp(name, "node-id") == 0)
         return &cfg->node_id;
     if (strcmp(name, "config") == 0)
@@ -703,6 +707,7 @@ void tined_config_dispose(tined_config_t *cfg)
     free(cfg->admin_token);
     free(cfg->sdk_dir);
     free(cfg->console_dir);
+    free(cfg->otlp_endpoint);
     free(cfg->node_id);
     free(cfg->config_file);
     free(cfg->log_paths);
