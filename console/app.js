@@ -73,6 +73,7 @@ async function route() {
     page = pages.notFound;
   }
   clear(main);
+  main.dataset.route = hash; // the page being shown (data-ready on it once loaded)
   const view = el('div', { class: 'page' });
   main.append(view);
   try {
@@ -81,6 +82,7 @@ async function route() {
     if (e instanceof AuthError) return showLogin(e.message);
     view.append(errorBox(e));
   }
+  if (!view.dataset.ready) view.dataset.ready = 'all'; // rendered (the apps page says when itself)
   main.focus({ preventScroll: true });
 }
 

@@ -244,6 +244,7 @@ async function invocationsPage(view, app, params) {
     more.onclick = () => load(r.next);
   };
   await load(null);
+  view.dataset.ready = 'all';
 }
 
 // ---------------------------------------------------------------- trace

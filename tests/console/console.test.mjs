@@ -42,8 +42,19 @@ async function newPage(width = 1100, height = 760) {
   return p;
 }
 
+// Saves a screenshot and checks the page's markup for a screen reader:
+// every button and field has a name, every chart a text alternative.
 async function shot(name, fullPage = true) {
   await page.screenshot({ path: `${ARTIFACTS}/console-${name}.png`, fullPage });
+  const problems = await page.evaluate(() => {
+    const p = [];
+    document.querySelectorAll('button').forEach((b) => { if (!b.textContent.trim() && !b.getAttribute('aria-label')) p.push('a button without a name'); });
+    document.querySelectorAll('input, select').forEach((i) => { if (!(i.labels && i.labels.length) && !i.getAttribute('aria-label')) p.push('an unlabelled field ' + i.name); });
+    document.querySelectorAll('svg[role=img]').forEach((s) => { if (!s.getAttribute('aria-label') && !s.getAttribute('aria-labelledby')) p.push('a chart without a text alternative'); });
+    if (!document.querySelector('main h1')) p.push('no heading');
+    return p;
+  });
+  check(`${name}: names for screen readers`, problems.length === 0, problems.join('; '));
 }
 
 async function login(p, key) {
@@ -54,6 +65,14 @@ async function login(p, key) {
 }
 
 const text = (sel) => page.$eval(sel, (n) => n.textContent);
+
+// Shows the console's page `hash` and waits until that page has rendered
+// (not the one before it).
+async function go(hash) {
+  await page.goto(CONSOLE + hash);
+  await page.waitForFunction((h) => document.querySelector('main').dataset.route === h.slice(1) &&
+    document.querySelector('.page[data-ready=all]'), { timeout: 30000 }, hash);
+}
 
 try {
   page = await newPage();
@@ -95,6 +114,8 @@ try {
     `(${perf.staticBytes} of them the console's files); all figures of 100 apps after ${perf.allMs.toFixed(0)} ms, ${perf.bytesAll} bytes in ${perf.requests} requests`);
   check('app list interactive under 500 ms with 100 apps', perf.interactiveMs < 500, `${perf.interactiveMs} ms`);
   check('app list first load under 300 KB', perf.bytesAll < 300 * 1024, `${perf.bytesAll} bytes`);
+  const first = await page.evaluate(() => document.querySelector('a[href], button:not([hidden]), input, select, [tabindex]:not([tabindex="-1"])').className);
+  check('the skip link comes first in the tab order', first === 'skip', first);
   const rows = await page.$$eval('table.apps tbody tr', (r) => r.length);
   check('101 apps listed', rows === 101, `${rows} rows`);
   const shopRow = await page.$eval('tr[data-app=shop]', (r) => ({
@@ -111,7 +132,7 @@ try {
   await page.setViewport({ width: 1100, height: 760 });
 
   // --- app page: the wiring and the versions; rollback through the UI
-  await page.goto(CONSOLE + '#/app/shop/overview');
+  await go('#/app/shop/overview');
   await page.waitForSelector('svg.wiring');
   const wiring = await page.$$eval('svg.wiring text', (t) => t.map((x) => x.textContent));
   for (const want of ['GET /shop/hi', 'POST /shop/root', 'event order.paid', 'schedule 0 3 * * *', 'paid', 'root'])
@@ -132,13 +153,13 @@ try {
 
   // --- an API error is shown inline
   expectHttpErrors = true;
-  await page.goto(CONSOLE + '#/app/nosuch/overview');
+  await go('#/app/nosuch/overview');
   await page.waitForSelector('.error[role=alert]');
   check('an API error shows inline', /no app named 'nosuch'/.test(await text('.error[role=alert]')), await text('.error[role=alert]'));
   expectHttpErrors = false;
 
   // --- invocations: timeline bars, logs, escaping
-  await page.goto(CONSOLE + '#/app/shop/invocations');
+  await go('#/app/shop/invocations');
   await page.waitForSelector('li.act svg.timeline rect.seg-run');
   const acts = await page.$$eval('li.act', (l) => l.length);
   check('invocations listed', acts >= 6, `${acts}`);
@@ -148,10 +169,10 @@ try {
   check('billed units drawn', billed >= acts, `${billed} units for ${acts} calls`);
   await page.select('select[name=status]', '5xx');
   await page.click('form.filters button[type=submit]');
-  await page.waitForFunction(() => location.hash.includes('status=5xx') && document.querySelector('li.act'));
+  await page.waitForFunction(() => document.querySelector('main').dataset.route.includes('status=5xx') && document.querySelector('.page[data-ready]'));
   const fails = await page.$$eval('li.act .fn', (l) => l.map((x) => x.textContent));
   check('the status filter', fails.some((f) => f.startsWith('fail')) && fails.every((f) => /^(fail|broken) /.test(f)), fails.join(','));
-  await page.goto(CONSOLE + '#/app/shop/invocations?function=hi');
+  await go('#/app/shop/invocations?function=hi');
   await page.waitForSelector('li.act');
   await page.click('li.act button.linkish');
   await page.waitForSelector('li.act .actlogs ol.loglines li');
@@ -163,7 +184,7 @@ try {
 
   // --- the call tree of POST /shop/root
   const rootRec = await adminApi('GET', '/activations/' + ROOT_ID);
-  await page.goto(CONSOLE + '#/trace/' + rootRec.trace);
+  await go('#/trace/' + rootRec.trace);
   await page.waitForSelector('ol.waterfall li.wf-row');
   const rowsWf = await page.$$eval('ol.waterfall li.wf-row', (r) => r.map((x) => [x.dataset.depth, x.textContent]));
   check('the waterfall: root, its invoke and its event', rowsWf.length === 3 && rowsWf[0][0] === '0' &&
@@ -171,7 +192,7 @@ try {
   await shot('trace');
 
   // --- live log tail: a line within 2 s of its invocation
-  await page.goto(CONSOLE + '#/app/shop/logs');
+  await go('#/app/shop/logs');
   await page.waitForFunction(() => /Following/.test(document.querySelector('.status').textContent));
   await new Promise((r) => setTimeout(r, 300)); // the stream subscribes
   const nonce = 'live-' + Date.now();
@@ -184,7 +205,7 @@ try {
   await shot('logs');
 
   // --- charts from real data
-  await page.goto(CONSOLE + '#/app/shop/charts');
+  await go('#/app/shop/charts');
   await page.waitForSelector('svg.chart polyline.series');
   const series = await page.$$eval('figure.chartbox', (figs) => figs.map((f) => ({
     title: f.querySelector('figcaption').textContent,
@@ -198,7 +219,7 @@ try {
   await shot('charts');
 
   // --- events: a dead letter replayed
-  await page.goto(CONSOLE + '#/app/shop/events');
+  await go('#/app/shop/events');
   await page.waitForSelector('table.dlq tbody tr');
   const reasonText = await page.$eval('table.dlq tbody tr', (r) => r.textContent);
   check('a dead letter, its reason as text', reasonText.includes('<i>broken</i>'), reasonText);
@@ -218,7 +239,7 @@ try {
   const seen = await page.$$eval('table.apps tbody tr', (r) => r.map((x) => x.dataset.app));
   check('a key of one app sees only that app', seen.length === 1 && seen[0] === 'app00', seen.join(','));
   check('its role is shown', /viewer/.test(await text('#who')), await text('#who'));
-  await page.goto(CONSOLE + '#/app/app00/overview');
+  await go('#/app/app00/overview');
   await page.waitForSelector('table.versions');
   const rollbacks = await page.$$('table.versions button');
   check('a viewer is offered no rollback', rollbacks.length === 0, `${rollbacks.length} buttons`);
