@@ -121,11 +121,30 @@ typedef enum { BILL_BY_FUNCTION, BILL_BY_VERSION, BILL_BY_DAY } bill_group_t;
 int bill_usage(bill_t *b, const char *app, const char *from, const char *to, bill_group_t by, json_t **out,
                char *err, size_t errlen);
 
-/* The newest activation records of `app` (of function `fn` when not NULL),
- * newest first, at most `limit`, without their log lines:
- * {"app","activations":[record...]}. Returns 0 or TINE_EREDIS. */
-int bill_activations(bill_t *b, const char *app, const char *fn, size_t limit, json_t **out, char *err,
+/* Which activation records a listing wants; zeroed: all of them. */
+typedef struct {
+    const char *fn;           /* of this function (NULL: any) */
+    uint64_t version;         /* of this version (0: any) */
+    int status_class;         /* 2..5: a status of 200..299 .. 500..599 (0: any) */
+    int cold;                 /* 1: cold starts only, 0: warm only, -1: either */
+    uint64_t min_duration_us; /* at least this long */
+    uint64_t since_ms;        /* started at or after this Unix time in ms (0: any) */
+    uint64_t until_ms;        /* started before this (0: any) */
+    const char *after;        /* a cursor: only records older than the one with this id (the "next"
+                                 of the page before), NULL: from the newest */
+} bill_filter_t;
+
+/* The newest activation records of `app` that pass filter f, newest first,
+ * at most `limit`, without their log lines: {"app","activations":[record...]}
+ * and "next" (the cursor of the following page) when the page is full.
+ * Returns 0 or TINE_EREDIS. */
+int bill_activations(bill_t *b, const char *app, const bill_filter_t *f, size_t limit, json_t **out, char *err,
                      size_t errlen);
+
+/* The activations of trace `trace` (32 hex digits) in every app's records,
+ * oldest first: [record...] without logs, in *out (an empty array when there
+ * are none). Returns 0 or TINE_EREDIS. */
+int bill_trace(bill_t *b, const char *trace, json_t **out, char *err, size_t errlen);
 
 /* One activation record by invocation id. Returns 0, TINE_ENOTFOUND (also
  * when it expired) or TINE_EREDIS. */
@@ -136,12 +155,23 @@ int bill_activation(bill_t *b, const char *id, json_t **out, char *err, size_t e
  * Returns 0 or TINE_EREDIS. */
 int bill_delete_app(bill_t *b, const char *app, size_t *activations, char *err, size_t errlen);
 
-/* The log lines of the newest activations of `app` (of `fn` when not NULL),
- * the newest `limit` lines, oldest first, appended to `out` as NDJSON: one
- * {"t","app","function","version","id","level","msg"} object per line.
- * Returns 0 or TINE_EREDIS. */
-int bill_logs_recent(bill_t *b, const char *app, const char *fn, size_t limit, tine_buf_t *out, char *err,
-                     size_t errlen);
+/* Which log lines a reader wants; zeroed: all. */
+typedef struct {
+    uint64_t since_ms; /* logged at or after this Unix time in ms (0: any) */
+    const char *level; /* "info" or "error" (NULL: either) */
+    const char *text;  /* the message holds this text, case-sensitive (NULL: any) */
+} bill_line_filter_t;
+
+/* Whether the log line (one NDJSON object as bill_logs_recent writes it,
+ * len bytes, with or without its "\n") passes f (NULL: every line does). */
+bool bill_line_passes(const bill_line_filter_t *f, const char *line, size_t len);
+
+/* The log lines of the newest activations of `app` (of `fn` when not NULL)
+ * that pass f (NULL: all), the newest `limit` lines, oldest first, appended
+ * to `out` as NDJSON: one {"t","app","function","version","id","level","msg"}
+ * object per line. Returns 0 or TINE_EREDIS. */
+int bill_logs_recent(bill_t *b, const char *app, const char *fn, const bill_line_filter_t *f, size_t limit,
+                     tine_buf_t *out, char *err, size_t errlen);
 
 /* ------------------------------------------------------------ log fan-out */
 

@@ -170,14 +170,19 @@ static void put_record(bill_t *b, const inv_activation_t *a, uint64_t billed_ms,
     put_str(out, outcome(a->code));
     PUT(out, "\"");
     bool logs = a->logs && json_array_size(a->logs) > 0;
-    if (a->error || logs || a->logs_truncated) {
+    /* trace and parent follow logs_truncated, left out (with what comes
+     * before them) for a call that starts its own trace: the trace is then
+     * its id. */
+    bool traced = (a->parent_id && a->parent_id[0]) ||
+                  (a->trace_id && a->trace_id[0] && strcmp(a->trace_id, a->invocation_id) != 0);
+    if (a->error || logs || a->logs_truncated || traced) {
         PUT(out, ",");
         if (a->error)
             tine_json_quote(out, a->error, strlen(a->error));
         else
             PUT(out, "null");
     }
-    if (logs || a->logs_truncated) {
+    if (logs || a->logs_truncated || traced) {
         PUT(out, ",");
         if (logs) {
             char *text = json_dumps(a->logs, JSON_COMPACT);
@@ -187,8 +192,15 @@ static void put_record(bill_t *b, const inv_activation_t *a, uint64_t billed_ms,
             PUT(out, "[]");
         }
     }
-    if (a->logs_truncated)
-        PUT(out, ",1");
+    if (a->logs_truncated || traced)
+        put_str(out, a->logs_truncated ? ",1" : ",0");
+    if (traced) {
+        PUT(out, ",\"");
+        put_str(out, a->trace_id && a->trace_id[0] ? a->trace_id : a->invocation_id); /* hex */
+        PUT(out, "\",\"");
+        put_str(out, a->parent_id ? a->parent_id : ""); /* hex */
+        PUT(out, "\"");
+    }
     PUT(out, "]");
 }
 

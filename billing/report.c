@@ -1,6 +1,7 @@
 /* Reports for the admin API, read synchronously from Redis: usage summed
  * over days, recent activation records, one record, recent log lines. */
 #include "billing_internal.h"
+#include "trace.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -147,7 +148,8 @@ int bill_usage(bill_t *b, const char *app, const char *from, const char *to, bil
         freeReplyObject(r);
     }
     if (rc == 0) {
-        qsort(rows, nrows, sizeof(*rows), row_cmp);
+        if (nrows > 1) /* qsort of NULL rows is undefined, even for none */
+            qsort(rows, nrows, sizeof(*rows), row_cmp);
         static const char *const by_names[] = {"function", "version", "day"};
         uint64_t total[4] = {0};
         json_t *arr = json_array();
@@ -186,7 +188,7 @@ static const struct {
     {"node", 0},        {"duration_us", 0}, {"queued_us", 0}, {"cold", 'b'},  {"cold_start_us", 0},
     {"cpu_us", 0},      {"billed", 'b'},  {"billed_ms", 0}, {"memory_mb", 0}, {"cost_pusd", 0},
     {"timeout_ms", 0},  {"status", 0},    {"outcome", 0},   {"error", 0},     {"logs", 'a'},
-    {"logs_truncated", 'b'},
+    {"logs_truncated", 'b'}, {"trace", 0},   {"parent", 0},
 };
 #define NSTORED (sizeof(stored_fields) / sizeof(stored_fields[0]))
 
@@ -218,6 +220,17 @@ static json_t *record_load(const char *text, size_t len, const char *app)
     }
     if (!json_object_get(rec, "app"))
         json_object_set_new(rec, "app", json_string(app));
+    /* A record without a trace started its own (common/trace.h). */
+    const char *id = json_string_value(json_object_get(rec, "id"));
+    if (!json_object_get(rec, "trace") && id)
+        json_object_set_new(rec, "trace", json_string(id));
+    if (!json_object_get(rec, "parent"))
+        json_object_set_new(rec, "parent", json_string(""));
+    if (id) {
+        char span[TINE_SPAN_ID_LEN + 1];
+        tine_trace_span_of(id, span);
+        json_object_set_new(rec, "span", json_string(span));
+    }
     json_int_t start_ms = json_integer_value(json_object_get(rec, "start_ms"));
     if (!json_object_get(rec, "start") && start_ms > 0) {
         char iso[32];
@@ -282,33 +295,60 @@ static bool function_matches(json_t *rec, const char *fn)
 }
 
 typedef struct {
-    const char *fn;
+    const bill_filter_t *f;
+    bool past_cursor; /* the record named by f->after was seen (or there is none) */
     size_t limit;
     json_t *list;
 } list_ctx_t;
 
-/* scan_records visitor of a listing: appends rec without its logs; nonzero
- * once the list is full. */
+/* An unsigned integer field of a record (0 when absent). */
+static uint64_t ufield(json_t *rec, const char *name)
+{
+    json_int_t v = json_integer_value(json_object_get(rec, name));
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+/* Whether rec passes the filter f. */
+static bool filter_passes(json_t *rec, const bill_filter_t *f)
+{
+    uint64_t status = ufield(rec, "status"), start = ufield(rec, "start_ms");
+    return function_matches(rec, f->fn) && (f->version == 0 || ufield(rec, "version") == f->version) &&
+           (f->status_class == 0 || status / 100 == (uint64_t)f->status_class) &&
+           (f->cold < 0 || json_is_true(json_object_get(rec, "cold")) == (f->cold == 1)) &&
+           ufield(rec, "duration_us") >= f->min_duration_us && start >= f->since_ms &&
+           (f->until_ms == 0 || start < f->until_ms);
+}
+
+/* scan_records visitor of a listing: past the cursor, appends rec without
+ * its logs when it passes the filter; nonzero once the list is full. */
 static int visit_list(json_t *rec, void *data)
 {
     list_ctx_t *lc = data;
-    if (!function_matches(rec, lc->fn))
+    if (!lc->past_cursor) {
+        lc->past_cursor = strcmp(field(rec, "id"), lc->f->after) == 0;
+        return 0;
+    }
+    if (!filter_passes(rec, lc->f))
         return 0;
     json_object_del(rec, "logs");
     json_array_append(lc->list, rec);
     return json_array_size(lc->list) >= lc->limit;
 }
 
-int bill_activations(bill_t *b, const char *app, const char *fn, size_t limit, json_t **out, char *err,
+int bill_activations(bill_t *b, const char *app, const bill_filter_t *f, size_t limit, json_t **out, char *err,
                      size_t errlen)
 {
-    list_ctx_t lc = {fn, limit, json_array()};
+    list_ctx_t lc = {f, f->after == NULL || f->after[0] == '\0', limit, json_array()};
     int rc = limit ? scan_records(b, app, visit_list, &lc, err, errlen) : 0;
     if (rc != 0) {
         json_decref(lc.list);
         return rc;
     }
-    *out = json_pack("{s:s, s:o}", "app", app, "activations", lc.list);
+    size_t n = json_array_size(lc.list);
+    json_t *next = n > 0 && n >= limit ? json_object_get(json_array_get(lc.list, n - 1), "id") : NULL;
+    *out = json_pack("{s:s, s:O?, s:o}", "app", app, "next", next, "activations", lc.list);
+    if (next == NULL)
+        json_object_del(*out, "next");
     return 0;
 }
 
@@ -341,51 +381,164 @@ static int find_in_list(bill_t *b, const char *key, size_t key_len, const char *
     return 0;
 }
 
-int bill_activation(bill_t *b, const char *id, json_t **out, char *err, size_t errlen)
+/* Calls per_list(key, key_len, data) with the key of each app's list of
+ * records (found with SCAN: billing reads no other module's keys) until it
+ * returns nonzero or an error; returns 0 or TINE_EREDIS. */
+typedef int (*per_list_fn)(const char *key, size_t key_len, void *data, char *err, size_t errlen);
+
+static int each_list(bill_t *b, per_list_fn per_list, void *data, char *err, size_t errlen)
 {
-    /* No index by id (it would cost a Redis write per invocation): each
-     * app's list (billing's own keys, found with SCAN) is searched by a
-     * script, one app at a time, so Redis is never held for more than one
-     * list. */
-    char *prefix = xasprintf("[\"%s\",", id), *named = xasprintf("{\"id\":\"%s\"", id);
-    json_t *rec = NULL;
-    int rc = 0;
     char cursor[32] = "0";
-    for (int rounds = 0; rounds < 10000 && rc == 0 && rec == NULL; rounds++) {
+    int rc = 0, stop = 0;
+    for (int rounds = 0; rounds < 10000 && rc == 0 && !stop; rounds++) {
         redisReply *keys = bill__command(b, err, errlen, "SCAN %s MATCH " RDS_KEY_ACTS_PREFIX "* COUNT 500", cursor);
-        if (keys == NULL) {
-            rc = TINE_EREDIS;
-            break;
-        }
+        if (keys == NULL)
+            return TINE_EREDIS;
         if (keys->type != REDIS_REPLY_ARRAY || keys->elements != 2 || keys->element[0]->type != REDIS_REPLY_STRING) {
             freeReplyObject(keys);
             snprintf(err, errlen, "redis: unexpected SCAN reply");
-            rc = TINE_EREDIS;
-            break;
+            return TINE_EREDIS;
         }
         snprintf(cursor, sizeof cursor, "%s", keys->element[0]->str);
         redisReply *list = keys->element[1];
-        for (size_t i = 0; list->type == REDIS_REPLY_ARRAY && i < list->elements && rc == 0 && rec == NULL; i++)
-            if (list->element[i]->type == REDIS_REPLY_STRING)
-                rc = find_in_list(b, list->element[i]->str, list->element[i]->len, prefix, named, &rec, err, errlen);
+        for (size_t i = 0; list->type == REDIS_REPLY_ARRAY && i < list->elements && rc == 0 && !stop; i++)
+            if (list->element[i]->type == REDIS_REPLY_STRING) {
+                stop = per_list(list->element[i]->str, list->element[i]->len, data, err, errlen);
+                rc = stop < 0 ? stop : 0;
+            }
         freeReplyObject(keys);
         if (strcmp(cursor, "0") == 0)
             break;
     }
+    return rc;
+}
+
+typedef struct {
+    bill_t *b;
+    const char *prefix, *named;
+    json_t *rec;
+} find_ctx_t;
+
+/* each_list's step of bill_activation. */
+static int find_step(const char *key, size_t key_len, void *data, char *err, size_t errlen)
+{
+    find_ctx_t *fc = data;
+    int rc = find_in_list(fc->b, key, key_len, fc->prefix, fc->named, &fc->rec, err, errlen);
+    return rc != 0 ? rc : fc->rec != NULL;
+}
+
+int bill_activation(bill_t *b, const char *id, json_t **out, char *err, size_t errlen)
+{
+    /* No index by id (it would cost a Redis write per invocation): each
+     * app's list is searched by a script, one app at a time, so Redis is
+     * never held for more than one list. */
+    char *prefix = xasprintf("[\"%s\",", id), *named = xasprintf("{\"id\":\"%s\"", id);
+    find_ctx_t fc = {b, prefix, named, NULL};
+    int rc = each_list(b, find_step, &fc, err, errlen);
     free(prefix);
     free(named);
-    if (rc == 0 && rec == NULL) {
+    if (rc == 0 && fc.rec == NULL) {
         snprintf(err, errlen, "no activation '%s' (unknown, or past the retention)", id);
         rc = TINE_ENOTFOUND;
     }
-    *out = rec;
+    *out = fc.rec;
     return rc;
+}
+
+/* The records of list KEYS[1] holding the text ARGV[1] (a quoted trace
+ * id: in a record's id or trace field, or by chance in its logs, which the
+ * caller checks), at most 1000. */
+static const char trace_script[] =
+    "local out, n = {}, redis.call('LLEN', KEYS[1])\n"
+    "for i = 0, n - 1, 500 do\n"
+    "  for _, rec in ipairs(redis.call('LRANGE', KEYS[1], i, i + 499)) do\n"
+    "    if string.find(rec, ARGV[1], 1, true) then\n"
+    "      out[#out + 1] = rec\n"
+    "      if #out >= 1000 then return out end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+typedef struct {
+    bill_t *b;
+    const char *trace, *quoted;
+    json_t *list;
+} trace_ctx_t;
+
+/* each_list's step of bill_trace: the list's records of the trace. */
+static int trace_step(const char *key, size_t key_len, void *data, char *err, size_t errlen)
+{
+    trace_ctx_t *tc = data;
+    redisReply *r = bill__command(tc->b, err, errlen, "EVAL %s 1 %b %s", trace_script, key, key_len, tc->quoted);
+    if (r == NULL)
+        return TINE_EREDIS;
+    char *app = xstrndup(key + strlen(RDS_KEY_ACTS_PREFIX), key_len - strlen(RDS_KEY_ACTS_PREFIX));
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        json_t *rec = record_load(r->element[i]->str, r->element[i]->len, app);
+        if (rec && strcmp(field(rec, "trace"), tc->trace) == 0) {
+            json_object_del(rec, "logs");
+            json_array_append(tc->list, rec);
+        }
+        json_decref(rec);
+    }
+    free(app);
+    freeReplyObject(r);
+    return 0;
+}
+
+/* qsort order of a trace's records: by start, then id. */
+static int by_start(const void *pa, const void *pb)
+{
+    json_t *a = *(json_t *const *)pa, *b = *(json_t *const *)pb;
+    uint64_t sa = ufield(a, "start_ms"), sb = ufield(b, "start_ms");
+    return sa != sb ? (sa < sb ? -1 : 1) : strcmp(field(a, "id"), field(b, "id"));
+}
+
+int bill_trace(bill_t *b, const char *trace, json_t **out, char *err, size_t errlen)
+{
+    /* No index by trace either: the lists are searched like one record's. */
+    char *quoted = xasprintf("\"%s\"", trace);
+    trace_ctx_t tc = {b, trace, quoted, json_array()};
+    int rc = each_list(b, trace_step, &tc, err, errlen);
+    free(quoted);
+    if (rc != 0) {
+        json_decref(tc.list);
+        return rc;
+    }
+    size_t n = json_array_size(tc.list);
+    json_t **v = xmalloc((n ? n : 1) * sizeof(*v));
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_incref(json_array_get(tc.list, i));
+    qsort(v, n, sizeof(*v), by_start);
+    json_array_clear(tc.list);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(tc.list, v[i]);
+    free(v);
+    *out = tc.list;
+    return 0;
 }
 
 /* ------------------------------------------------------------ logs */
 
+bool bill_line_passes(const bill_line_filter_t *f, const char *line, size_t len)
+{
+    if (f == NULL || (f->since_ms == 0 && f->level == NULL && f->text == NULL))
+        return true;
+    json_t *o = json_loadb(line, len, 0, NULL);
+    json_int_t t = json_integer_value(json_object_get(o, "t"));
+    const char *level = json_string_value(json_object_get(o, "level"));
+    const char *msg = json_string_value(json_object_get(o, "msg"));
+    bool pass = o != NULL && (f->since_ms == 0 || (t > 0 && (uint64_t)t >= f->since_ms)) &&
+                (f->level == NULL || (level && strcmp(level, f->level) == 0)) &&
+                (f->text == NULL || (msg && strstr(msg, f->text) != NULL));
+    json_decref(o);
+    return pass;
+}
+
 typedef struct {
     const char *fn;
+    const bill_line_filter_t *filter;
     size_t limit;
     size_t lines;
     tine_buf_t *chunks; /* one per activation, newest first */
@@ -401,18 +554,27 @@ static int visit_logs(json_t *rec, void *data)
     if (!function_matches(rec, lc->fn) || json_array_size(logs) == 0)
         return 0;
     lc->chunks = xrealloc(lc->chunks, (lc->nchunks + 1) * sizeof(*lc->chunks));
-    tine_buf_t *c = &lc->chunks[lc->nchunks++];
+    tine_buf_t *c = &lc->chunks[lc->nchunks++], all;
     tine_buf_init(c);
-    bill__format_lines(c, field(rec, "app"), field(rec, "function"),
+    tine_buf_init(&all);
+    bill__format_lines(&all, field(rec, "app"), field(rec, "function"),
                        (uint64_t)json_integer_value(json_object_get(rec, "version")), field(rec, "id"), logs);
-    lc->lines += json_array_size(logs);
+    for (size_t off = 0; off < all.len;) {
+        size_t n = strcspn(all.data + off, "\n") + 1; /* each line ends with "\n" */
+        if (bill_line_passes(lc->filter, all.data + off, n - 1)) {
+            tine_buf_append(c, all.data + off, n);
+            lc->lines++;
+        }
+        off += n;
+    }
+    tine_buf_dispose(&all);
     return lc->lines >= lc->limit;
 }
 
-int bill_logs_recent(bill_t *b, const char *app, const char *fn, size_t limit, tine_buf_t *out, char *err,
-                     size_t errlen)
+int bill_logs_recent(bill_t *b, const char *app, const char *fn, const bill_line_filter_t *f, size_t limit,
+                     tine_buf_t *out, char *err, size_t errlen)
 {
-    logs_ctx_t lc = {.fn = fn, .limit = limit};
+    logs_ctx_t lc = {.fn = fn, .filter = f, .limit = limit};
     int rc = limit ? scan_records(b, app, visit_logs, &lc, err, errlen) : 0;
     size_t skip = lc.lines > limit ? lc.lines - limit : 0; /* the oldest lines past the limit */
     for (size_t i = lc.nchunks; i-- > 0;) {

@@ -19,6 +19,9 @@ typedef struct {
     uint64_t version;
     const char *function;
     const char *trigger;    /* request "trigger", else its "kind": http, event, ... */
+    const char *trace_id;   /* its call tree (common/trace.h): its own id when it started it */
+    const char *parent_id;  /* the invocation id of its caller or emitter, or the span id of an
+                               incoming traceparent; "" for none */
     uint64_t start_unix_ms; /* wall clock when the call was accepted */
     uint64_t duration_ns;   /* dispatch to answer (0 when never dispatched) */
     uint64_t queued_ns;     /* waiting for a sandbox */

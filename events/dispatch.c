@@ -9,6 +9,7 @@
  * own back before it leaves. Delivery is at-least-once. */
 #include "events_internal.h"
 #include "tine_common.h"
+#include "trace.h"
 
 #include <fnmatch.h>
 #include <inttypes.h>
@@ -228,6 +229,20 @@ static void on_job_done(void *data, const inv_result_t *res)
     entry_job_finished(job->entry);
 }
 
+/* Places a job's call in the call tree of its event: the trace of its
+ * traceparent (CloudEvents' tracing extension), under the invocation that
+ * emitted it (tineinvocation) or else the traceparent's span. */
+static void job_trace(inv_request_t *rq, json_t *event)
+{
+    json_t *tp = json_object_get(event, "traceparent");
+    char trace[TINE_TRACE_ID_LEN + 1], span[TINE_SPAN_ID_LEN + 1];
+    if (!json_is_string(tp) || !tine_traceparent_parse(json_string_value(tp), json_string_length(tp), trace, span))
+        return;
+    const char *from = json_string_value(json_object_get(event, "tineinvocation"));
+    bool ours = from != NULL && strlen(from) == TINE_TRACE_ID_LEN && tine_trace_hex_ok(from, TINE_TRACE_ID_LEN);
+    inv_request_trace(rq, trace, ours ? from : span);
+}
+
 /* Invokes the job's function with the event. A job without its app version
  * (a permanent failure jobs_for_target noted) or whose call cannot start
  * finishes at once, failed. */
@@ -238,10 +253,19 @@ static void job_start(ev_events_t *ev, job_t *job)
         entry_job_finished(e);
         return;
     }
-    json_t *req = json_pack("{s:s, s:s, s:O, s:i, s:s}", "kind", "event", "trigger", job->trigger, "event", e->event,
-                            "attempt", (int)job->attempt, "entry", e->id);
+    inv_request_t rq;
+    inv_request_init(&rq, job->trigger);
+    inv_request_str(&rq, "kind", "event", 5);
+    inv_request_str(&rq, "trigger", job->trigger, strlen(job->trigger));
+    inv_request_json(&rq, "event", e->event);
+    json_t *attempt = json_integer((json_int_t)job->attempt);
+    inv_request_json(&rq, "attempt", attempt);
+    json_decref(attempt);
+    inv_request_str(&rq, "entry", e->id, strlen(e->id));
+    job_trace(&rq, e->event);
     job->running = true;
-    int rc = inv_call(ev->inv, job->v, job->fn_index, req, NULL, 0, on_job_done, job, &job->call);
+    int rc = inv_call_request(ev->inv, job->v, job->fn_index, &rq, NULL, 0, on_job_done, job, &job->call);
+    inv_request_dispose(&rq);
     if (rc != 0) {
         job->running = false;
         job->call = NULL;

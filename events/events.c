@@ -4,6 +4,7 @@
  * the module's own sources). */
 #include "events_internal.h"
 #include "tine_common.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -412,6 +413,13 @@ int ev_emit(ev_events_t *ev, const inv_emit_t *e, inv_emit_done_cb done, void *d
     json_t *event = json_pack("{s:s, s:s, s:s, s:s%, s:s, s:s}", "specversion", "1.0", "id", em->id, "source", source,
                               "type", e->type, e->type_len, "time", when, "tineinvocation", e->invocation_id);
     free(source);
+    if (e->trace_id != NULL && tine_trace_hex_ok(e->trace_id, TINE_TRACE_ID_LEN)) {
+        /* CloudEvents' distributed tracing extension: the emitting call is
+         * the parent of the calls the event triggers (dispatch.c). */
+        char tp[TINE_TRACEPARENT_LEN + 1];
+        tine_traceparent_format(e->trace_id, e->invocation_id, tp);
+        json_object_set_new(event, "traceparent", json_string(tp));
+    }
     if (e->data != NULL) {
         json_object_set_new(event, "datacontenttype", json_string("application/json"));
         json_object_set(event, "data", e->data);

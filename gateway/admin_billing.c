@@ -4,6 +4,7 @@
 #include "billing.h"
 #include "gateway_internal.h"
 #include "tine_common.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -154,26 +155,104 @@ out:
     gw__free_query(q, 4);
 }
 
-/* GET /apps/APP/activations[?limit][&function]: the app's newest activation
- * records, without their logs. */
+/* A time query parameter: Unix milliseconds, or a time ago with a unit
+ * (30s, 15m, 2h, 7d); 0 when absent. Answers 400 and returns -1 when bad. */
+static int time_param(h2o_req_t *req, const gw_query_param_t *p, uint64_t *out)
+{
+    *out = 0;
+    if (p->value == NULL)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(p->value, &end, 10);
+    static const char units[] = "smhd";
+    static const uint64_t unit_ms[] = {1000u, 60000u, 3600000u, 86400000u};
+    const char *u = end[0] && end[1] == '\0' ? strchr(units, end[0]) : NULL;
+    uint64_t now = tine_now_unix_ms();
+    if (errno || end == p->value || p->value[0] == '-' || (*end && u == NULL) ||
+        (u && v > now / unit_ms[u - units])) {
+        gw__send_error(req, 400, "query: %s: expected Unix milliseconds or a time ago (30s, 15m, 2h, 7d), not '%s'",
+                       p->name, p->value);
+        return -1;
+    }
+    *out = u ? now - v * unit_ms[u - units] : v;
+    return 0;
+}
+
+/* GET /apps/APP/activations[?limit][&function][&version][&status][&cold]
+ * [&min_duration_ms][&since][&until][&after]: the app's newest activation
+ * records that pass the filters, without their logs, a page at a time. */
 static void admin_activations(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_seg)
 {
-    gw_query_param_t q[] = {{"limit", NULL}, {"function", NULL}};
+    enum { LIMIT, FN, VERSION, STATUS, COLD, MIN_DUR, SINCE, UNTIL, AFTER, NQ };
+    gw_query_param_t q[NQ] = {{"limit", NULL},           {"function", NULL}, {"version", NULL},
+                              {"status", NULL},          {"cold", NULL},     {"min_duration_ms", NULL},
+                              {"since", NULL},           {"until", NULL},    {"after", NULL}};
     char *app = NULL;
-    long limit;
-    if (gw__parse_query(req, q, 2) != 0 || gw__count_param(req, &q[0], 1, 100000, 20, &limit) != 0 ||
-        !function_param_ok(req, q[1].value) || (app = live_app(gw, req, app_seg)) == NULL)
+    long limit, version, min_dur;
+    bill_filter_t f = {.cold = -1};
+    if (gw__parse_query(req, q, NQ) != 0 || gw__count_param(req, &q[LIMIT], 1, 100000, 20, &limit) != 0 ||
+        gw__count_param(req, &q[VERSION], 1, 2000000000L, 0, &version) != 0 ||
+        gw__count_param(req, &q[MIN_DUR], 0, 86400000L, 0, &min_dur) != 0 || time_param(req, &q[SINCE], &f.since_ms) ||
+        time_param(req, &q[UNTIL], &f.until_ms) || !function_param_ok(req, q[FN].value))
         goto out;
+    const char *st = q[STATUS].value, *cold = q[COLD].value, *after = q[AFTER].value;
+    if (st && !(strlen(st) == 3 && st[0] >= '2' && st[0] <= '5' && strcmp(st + 1, "xx") == 0)) {
+        gw__send_error(req, 400, "query: status: expected 2xx, 3xx, 4xx or 5xx, not '%s'", st);
+        goto out;
+    }
+    if (cold && strcmp(cold, "1") != 0 && strcmp(cold, "0") != 0) {
+        gw__send_error(req, 400, "query: cold: expected 1 or 0, not '%s'", cold);
+        goto out;
+    }
+    if (after && (!name_ok(after, "", 0) || after[strspn(after, "0123456789abcdef")] != '\0')) {
+        gw__send_error(req, 400, "query: after: '%s' is not an invocation id (the \"next\" of a page)", after);
+        goto out;
+    }
+    if ((app = live_app(gw, req, app_seg)) == NULL)
+        goto out;
+    f.fn = q[FN].value;
+    f.version = (uint64_t)version;
+    f.status_class = st ? st[0] - '0' : 0;
+    f.cold = cold ? cold[0] == '1' : -1;
+    f.min_duration_us = (uint64_t)min_dur * 1000u;
+    f.after = after;
     char err[512];
     json_t *list = NULL;
-    int rc = bill_activations(gw->bill, app, q[1].value, (size_t)limit, &list, err, sizeof(err));
+    int rc = bill_activations(gw->bill, app, &f, (size_t)limit, &list, err, sizeof(err));
     if (rc != 0)
         gw__send_error(req, status_of(rc), "%s", err);
     else
         gw__send_json(req, 200, list);
 out:
     free(app);
-    gw__free_query(q, 2);
+    gw__free_query(q, NQ);
+}
+
+/* GET /traces/ID: the activations of a call tree, oldest first, those of
+ * apps the key may read. */
+static void admin_trace(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t id_seg)
+{
+    char *id = xstrndup(id_seg.base, id_seg.len);
+    char err[512];
+    json_t *list = NULL;
+    if (strlen(id) != TINE_TRACE_ID_LEN || !tine_trace_hex_ok(id, TINE_TRACE_ID_LEN)) {
+        gw__send_error(req, 400, "'%s' is not a trace id (32 hex digits, as the \"trace\" of an activation)", id);
+    } else if ((list = NULL, bill_trace(gw->bill, id, &list, err, sizeof(err))) != 0) {
+        gw__send_error(req, 503, "%s", err);
+    } else {
+        json_t *seen = json_array();
+        size_t i;
+        json_t *rec;
+        json_array_foreach(list, i, rec)
+        {
+            if (gw__caller_may_read_app(gw, req, json_string_value(json_object_get(rec, "app"))))
+                json_array_append(seen, rec);
+        }
+        json_decref(list);
+        gw__send_json(req, 200, json_pack("{s:s, s:o}", "trace", id, "activations", seen));
+    }
+    free(id);
 }
 
 /* GET /activations/ID: one activation record with its logs; 400 for an id
@@ -211,6 +290,7 @@ typedef struct {
     gw_server_t *gw;
     h2o_req_t *req; /* NULL once the client left */
     bill_follower_t *follower;
+    bill_line_filter_t filter; /* its strings owned */
     uv_timer_t heartbeat;
     tine_buf_t pending; /* lines not handed to h2o yet */
     tine_buf_t sending; /* handed to h2o, until proceed */
@@ -292,6 +372,8 @@ static void on_stream_event(void *data, bill_follow_event_t ev, const char *line
         stream_send(ls);
         return;
     }
+    if (!bill_line_passes(&ls->filter, line, len))
+        return;
     if (ls->pending.len + len > FOLLOW_MAX_BUFFER) {
         ls->dropped++;
         return;
@@ -330,6 +412,8 @@ static void on_heartbeat(uv_timer_t *t)
 static void on_heartbeat_closed(uv_handle_t *h)
 {
     log_stream_t *ls = container_of((uv_timer_t *)h, log_stream_t, heartbeat);
+    free((char *)ls->filter.level);
+    free((char *)ls->filter.text);
     tine_buf_dispose(&ls->pending);
     tine_buf_dispose(&ls->sending);
     free(ls);
@@ -347,15 +431,30 @@ static void on_stream_dispose(void *p)
     uv_close((uv_handle_t *)&ls->heartbeat, on_heartbeat_closed);
 }
 
-/* GET /apps/APP/logs[?function][&limit][&follow]: the newest log lines as
- * NDJSON; with follow the response stays open with every new line. */
+/* GET /apps/APP/logs[?function][&limit][&follow][&since][&level][&text]:
+ * the newest log lines as NDJSON; with follow the response stays open with
+ * every new line; since, level and text keep the lines that pass. */
 static void admin_logs(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_seg)
 {
-    gw_query_param_t q[] = {{"function", NULL}, {"limit", NULL}, {"follow", NULL}};
+    gw_query_param_t q[] = {{"function", NULL}, {"limit", NULL}, {"follow", NULL},
+                            {"since", NULL},    {"level", NULL}, {"text", NULL}};
     char *app = NULL;
     long limit;
-    if (gw__parse_query(req, q, 3) != 0 || gw__count_param(req, &q[1], 0, 10000, 100, &limit) != 0 ||
-        !function_param_ok(req, q[0].value) || (app = live_app(gw, req, app_seg)) == NULL)
+    bill_line_filter_t filter = {0};
+    if (gw__parse_query(req, q, 6) != 0 || gw__count_param(req, &q[1], 0, 10000, 100, &limit) != 0 ||
+        time_param(req, &q[3], &filter.since_ms) != 0 || !function_param_ok(req, q[0].value))
+        goto out;
+    if (q[4].value && strcmp(q[4].value, "info") != 0 && strcmp(q[4].value, "error") != 0) {
+        gw__send_error(req, 400, "query: level: expected info or error, not '%s'", q[4].value);
+        goto out;
+    }
+    if (q[5].value && q[5].value[0] == '\0') {
+        gw__send_error(req, 400, "query: text: expected some text to look for");
+        goto out;
+    }
+    filter.level = q[4].value;
+    filter.text = q[5].value;
+    if ((app = live_app(gw, req, app_seg)) == NULL)
         goto out;
     const char *fv = q[2].value;
     bool follow = fv && (strcmp(fv, "1") == 0 || strcmp(fv, "true") == 0 || strcmp(fv, "") == 0);
@@ -366,7 +465,7 @@ static void admin_logs(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_seg)
     char err[512];
     tine_buf_t recent;
     tine_buf_init(&recent);
-    int rc = bill_logs_recent(gw->bill, app, q[0].value, (size_t)limit, &recent, err, sizeof(err));
+    int rc = bill_logs_recent(gw->bill, app, q[0].value, &filter, (size_t)limit, &recent, err, sizeof(err));
     if (rc != 0 && !follow) {
         gw__send_error(req, status_of(rc), "%s", err);
         tine_buf_dispose(&recent);
@@ -389,6 +488,9 @@ static void admin_logs(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_seg)
     gw->follows++; /* endless: a drain does not wait for it (gw_requests_in_flight) */
     ls->req = req;
     ls->pending = recent; /* takes it */
+    ls->filter.since_ms = filter.since_ms;
+    ls->filter.level = q[4].value ? xstrdup(q[4].value) : NULL;
+    ls->filter.text = q[5].value ? xstrdup(q[5].value) : NULL;
     uv_timer_init(gw->loop, &ls->heartbeat);
     uv_timer_start(&ls->heartbeat, on_heartbeat, FOLLOW_HEARTBEAT_MS, FOLLOW_HEARTBEAT_MS);
     log_stream_t **ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), on_stream_dispose);
@@ -396,18 +498,19 @@ static void admin_logs(gw_server_t *gw, h2o_req_t *req, h2o_iovec_t app_seg)
     ls->follower = bill_follow(gw->bill, app, q[0].value, on_stream_event, ls);
 out:
     free(app);
-    gw__free_query(q, 3);
+    gw__free_query(q, 6);
 }
 
 int gw__admin_billing(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, size_t n)
 {
     int usage = n == 1 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("usage"));
     int one = n == 2 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("activations"));
+    int trace = n == 2 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("traces"));
     int list = n == 3 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("apps")) &&
                h2o_memis(seg[2].base, seg[2].len, H2O_STRLIT("activations"));
     int logs = n == 3 && h2o_memis(seg[0].base, seg[0].len, H2O_STRLIT("apps")) &&
                h2o_memis(seg[2].base, seg[2].len, H2O_STRLIT("logs"));
-    if (!usage && !one && !list && !logs)
+    if (!usage && !one && !trace && !list && !logs)
         return 0;
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")))
         gw__send_error(req, 405, "use GET");
@@ -417,6 +520,8 @@ int gw__admin_billing(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, s
         admin_usage(gw, req);
     else if (one)
         admin_activation(gw, req, seg[1]);
+    else if (trace)
+        admin_trace(gw, req, seg[1]);
     else if (list)
         admin_activations(gw, req, seg[1]);
     else

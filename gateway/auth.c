@@ -90,6 +90,7 @@ const gw_endpoint_t gw__endpoints[] = {
     {"GET", "usage", GW_PERM_USAGE_READ, GW_SCOPE_APP_QUERY, NULL},
     {"GET", "apps/{app}/activations", GW_PERM_ACTIVATIONS_READ, GW_SCOPE_APP, NULL},
     {"GET", "activations/{id}", GW_PERM_ACTIVATIONS_READ, GW_SCOPE_HANDLER, NULL},
+    {"GET", "traces/{id}", GW_PERM_ACTIVATIONS_READ, GW_SCOPE_HANDLER, NULL},
     {"GET", "apps/{app}/logs", GW_PERM_LOGS_READ, GW_SCOPE_APP, NULL},
     {"GET", "namespaces", GW_PERM_NAMESPACES_READ, GW_SCOPE_HANDLER, NULL},
     {"PUT", "namespaces/{ns}", GW_PERM_NAMESPACES_MANAGE, GW_SCOPE_HANDLER, "namespace.create"},

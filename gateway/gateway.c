@@ -49,9 +49,13 @@ static void add_headers(inv_request_t *rq, h2o_req_t *req)
 {
     const h2o_headers_t *hs = &req->headers;
     inv_request_begin_object(rq, "headers");
-    for (size_t i = 0; i < hs->size; i++)
-        inv_request_header(rq, hs->entries[i].name->base, hs->entries[i].name->len, hs->entries[i].value.base,
-                           hs->entries[i].value.len);
+    for (size_t i = 0; i < hs->size; i++) {
+        const h2o_iovec_t *name = hs->entries[i].name;
+        inv_request_header(rq, name->base, name->len, hs->entries[i].value.base, hs->entries[i].value.len);
+        /* A W3C traceparent places the call in its caller's trace. */
+        if (name->len == 11 && memcmp(name->base, "traceparent", 11) == 0)
+            inv_request_traceparent(rq, hs->entries[i].value.base, hs->entries[i].value.len);
+    }
     inv_request_end_object(rq);
 }
 
@@ -377,6 +381,9 @@ int gw__serve(gw_server_t *gw, h2o_req_t *req)
         return gw__metrics(gw, req);
     if (path_len >= 7 && memcmp(path, "/api/v1", 7) == 0 && (path_len == 7 || path[7] == '/'))
         return gw__openwhisk(gw, req, path + 7, path_len - 7);
+    size_t clen = sizeof(GW_CONSOLE_PREFIX) - 1;
+    if (path_len >= clen && memcmp(path, GW_CONSOLE_PREFIX, clen) == 0 && (path_len == clen || path[clen] == '/'))
+        return gw__console(gw, req, path + clen, path_len - clen);
     if (path_len == 0 || path[0] != '/') {
         gw__send_error(req, 400, "bad request path: expected one starting with /");
         return 0;
@@ -513,6 +520,7 @@ gw_server_t *gw_new(uv_loop_t *loop, const gw_config_t *cfg, reg_live_t *live, i
     gw->rollouts = cfg->rollouts;
     gw->bill = cfg->bill;
     gw->metrics_token = cfg->metrics_token ? xstrdup(cfg->metrics_token) : NULL;
+    gw->console_dir = cfg->console_dir ? xstrdup(cfg->console_dir) : NULL;
     gw->tenancy = cfg->tenancy;
     gw->quotas = cfg->quotas;
     gw->tls = cfg->tls;
@@ -587,6 +595,7 @@ static void gw_dispose(gw_server_t *gw)
     h2o_config_dispose(&gw->config);
     free(gw->admin_token);
     free(gw->metrics_token);
+    free(gw->console_dir);
     free(gw->node_id);
     free(gw->draining);
     free(gw);

@@ -40,6 +40,7 @@ typedef struct {
     bool has_secrets_key;           /* secrets_key holds the cluster's key of app secrets */
     unsigned char secrets_key[32];  /* (REG_SECRET_KEY_LEN) copied */
     reg_rollouts_t *rollouts;   /* counters per version, rollouts (borrowed; may be NULL) */
+    const char *console_dir;    /* the web console's files (docs/console.md); NULL: no console */
 } gw_config_t;
 
 /* Binds the listener and starts serving on `loop`. Returns NULL with a

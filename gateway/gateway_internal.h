@@ -14,6 +14,7 @@
 #define GW_INLINE_BODY (64u * 1024u)
 
 #define GW_ADMIN_PREFIX "/_tine/v1"
+#define GW_CONSOLE_PREFIX "/_tine/console"
 
 /* HTTP/2 requests of one connection handled at once (h2o's
  * max_concurrent_requests_per_connection). */
@@ -33,6 +34,7 @@ struct gw_server {
     reg_rollouts_t *rollouts;
     inv_invoker_t *inv;
     char *admin_token;
+    char *console_dir; /* the console's files, NULL: none served */
     size_t admin_token_len;
     size_t max_bundle;
     size_t max_body;
@@ -68,6 +70,10 @@ const char *gw__reason(int status);
 /* Sends body (copied) with its Content-Length; res.status and headers are
  * set. 204 and 304 get no body and no Content-Length. */
 void gw__send_body(h2o_req_t *req, const char *body, size_t len);
+
+/* Serves the console's file `rest` (after GW_CONSOLE_PREFIX: "" redirects
+ * to the directory, "/" is index.html) from gw->console_dir (console.c). */
+int gw__console(gw_server_t *gw, h2o_req_t *req, const char *rest, size_t rest_len);
 
 /* Sends `body` (takes the reference) as a JSON response. */
 void gw__send_json(h2o_req_t *req, int status, json_t *body);

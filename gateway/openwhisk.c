@@ -1573,7 +1573,8 @@ static void activations_list(ow_req_t *r)
     size_t want = (size_t)(skip + limit);
     if (since || upto != LONG_MAX)
         want = 10000; /* filtered below by time */
-    if (r->gw->bill == NULL || bill_activations(r->gw->bill, r->app, fn, want, &list, err, sizeof err) != 0) {
+    bill_filter_t filter = {.fn = fn, .cold = -1};
+    if (r->gw->bill == NULL || bill_activations(r->gw->bill, r->app, &filter, want, &list, err, sizeof err) != 0) {
         ow_error(r->req, 503, "Whisk internal error: %s", r->gw->bill ? err : "activation records are off");
         free(decoded);
         return;

@@ -37,6 +37,8 @@ static void call_record(inv_call_t *c, const inv_result_t *res)
         .version = c->pool->version->version,
         .function = fn->name,
         .trigger = c->trigger[0] ? c->trigger : "http",
+        .trace_id = c->trace,
+        .parent_id = c->parent,
         .start_unix_ms = c->started_unix_ms,
         .duration_ns = res->duration_ns,
         .queued_ns = res->queued_ns,
@@ -300,6 +302,9 @@ int inv_call_request(inv_invoker_t *inv, reg_app_version_t *v, size_t fn_index, 
         size_t tl = strnlen(rq->_trigger, sizeof(c->trigger) - 1);
         memcpy(c->trigger, rq->_trigger, tl); /* c is zeroed: NUL-terminated */
     }
+    /* Its call tree: the request's, else a trace of its own. */
+    memcpy(c->trace, rq->_trace[0] ? rq->_trace : c->id_hex, sizeof c->trace);
+    memcpy(c->parent, rq->_parent, sizeof c->parent);
     /* The frame is built once, when the call is accepted, and kept. */
     c->frame = inv__request_take_frame(rq, c->id, c->id_hex, body, body_len, &c->frame_len);
     c->queued_at = tine_now_ns();

@@ -648,6 +648,7 @@ static void serve_emit(inv_hostcalls_t *hc, inv_call_t *c, json_t *meta, const c
         .app = c->pool->version->app,
         .function = c->pool->fn->name,
         .invocation_id = c->id_hex,
+        .trace_id = c->trace,
         .type = type,
         .type_len = tl,
         .data = data,

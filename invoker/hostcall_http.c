@@ -24,6 +24,7 @@
 #include "hostcall_internal.h"
 #include "outbound.h"
 #include "tine_common.h"
+#include "trace.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -448,11 +449,12 @@ static const char *url_host(const char *url, char **host)
 
 /* Adds the request headers of meta (an object of strings) to r; returns an
  * error message for a bad one. */
-static const char *add_request_headers(http_req_t *r, json_t *headers, bool *has_ct)
+static const char *add_request_headers(http_req_t *r, json_t *headers, bool *has_ct, bool *has_tp)
 {
     const char *name;
     json_t *v;
     *has_ct = false;
+    *has_tp = false;
     json_object_foreach(headers, name, v)
     {
         char num[32];
@@ -469,6 +471,7 @@ static const char *add_request_headers(http_req_t *r, json_t *headers, bool *has
             if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
                 return "a request header value holds CR, LF or NUL";
         *has_ct |= strcasecmp(name, "content-type") == 0;
+        *has_tp |= strcasecmp(name, "traceparent") == 0;
         /* "Name;" is curl's way to send a header with an empty value. */
         char *line = vl ? xasprintf("%s: %.*s", name, (int)vl, value) : xasprintf("%s;", name);
         r->headers = curl_slist_append(r->headers, line);
@@ -520,8 +523,8 @@ void inv__http_request(inv_http_t *h, inv_call_t *c, json_t *meta, const char *b
     r->timeout_ms = timeout;
     r->resp_headers = json_object();
     tine_buf_init(&r->body);
-    bool has_ct = false;
-    problem = headers ? add_request_headers(r, headers, &has_ct) : NULL;
+    bool has_ct = false, has_tp = false;
+    problem = headers ? add_request_headers(r, headers, &has_ct, &has_tp) : NULL;
     if (problem != NULL) {
         inv__hc_fail(c, "%s", problem);
         curl_slist_free_all(r->headers);
@@ -534,6 +537,13 @@ void inv__http_request(inv_http_t *h, inv_call_t *c, json_t *meta, const char *b
     r->headers = curl_slist_append(r->headers, "Expect:");
     if (!has_ct)
         r->headers = curl_slist_append(r->headers, "Content-Type:");
+    if (!has_tp) {
+        /* The call's trace goes on, with this call as the parent (W3C trace
+         * context), unless the function sent a traceparent of its own. */
+        char line[16 + TINE_TRACEPARENT_LEN] = "traceparent: ";
+        tine_traceparent_format(c->trace, c->id_hex, line + 13);
+        r->headers = curl_slist_append(r->headers, line);
+    }
     CURL *e = r->easy = curl_easy_init();
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);

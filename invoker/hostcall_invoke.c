@@ -218,7 +218,12 @@ void inv__invoke(inv_call_t *c, json_t *meta, const char *body, size_t body_len)
         return;
     }
     /* The payload goes on as the callee's body, parsed once, by the callee. */
-    json_t *request = json_pack("{s:s, s:s, s:b}", "kind", "event", "trigger", "invoke", "event_in_body", 1);
+    inv_request_t rq;
+    inv_request_init(&rq, "invoke");
+    inv_request_str(&rq, "kind", "event", 5);
+    inv_request_str(&rq, "trigger", "invoke", 6);
+    inv_request_json(&rq, "event_in_body", json_true());
+    inv_request_trace(&rq, c->trace, c->id_hex); /* the callee is the caller's child */
 
     invoke_op_t *op = xcalloc(1, sizeof(*op));
     op->caller = c;
@@ -230,7 +235,8 @@ void inv__invoke(inv_call_t *c, json_t *meta, const char *body, size_t body_len)
         op->waiting = waiting_add(hc, c);
     c->invokes_in_flight++;
     inv_call_t *callee = NULL;
-    int rc = inv_call(inv, v, idx, request, body, body_len, on_callee_done, op, &callee);
+    int rc = inv_call_request(inv, v, idx, &rq, body, body_len, on_callee_done, op, &callee);
+    inv_request_dispose(&rq);
     if (rc != 0) {
         c->invokes_in_flight--;
         if (async)

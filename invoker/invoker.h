@@ -28,6 +28,7 @@ typedef struct {
     const char *app;
     const char *function;
     const char *invocation_id;
+    const char *trace_id; /* the emitting call's trace (common/trace.h) */
     const char *type; /* type_len bytes, not NUL-terminated */
     size_t type_len;
     json_t *data;     /* NULL: no data */
@@ -173,11 +174,23 @@ typedef struct {
     uint32_t _object_members;
     uint64_t _object_names; /* a filter of the header names in it (sandbox/meta.c) */
     const char *_trigger;
+    char _trace[33];  /* its trace id ("": the call starts a trace) */
+    char _parent[33]; /* its parent's invocation id or span id ("": none) */
 } inv_request_t;
 
 /* Starts an empty request; `trigger` ("http", "event", ...; borrowed) names
  * what started it in the activation record. */
 void inv_request_init(inv_request_t *rq, const char *trigger);
+
+/* Places the call in a call tree (common/trace.h): `trace` is a trace id
+ * (32 hex digits), `parent` the invocation id of its parent or the span id of
+ * an incoming traceparent (hex, at most 32 digits). Values of another shape
+ * are ignored: the call starts its own trace. */
+void inv_request_trace(inv_request_t *rq, const char *trace, const char *parent);
+
+/* The same from a W3C traceparent header's value (len bytes); a value that
+ * does not parse is ignored. */
+void inv_request_traceparent(inv_request_t *rq, const char *value, size_t len);
 
 /* Frees what the request holds (whether or not it was called). */
 void inv_request_dispose(inv_request_t *rq);

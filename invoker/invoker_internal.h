@@ -50,6 +50,8 @@ struct inv_call {
     uint64_t id;
     char id_hex[33];
     char trigger[24]; /* the request's "trigger", else its "kind" (for the activation record) */
+    char trace[33];   /* its trace id: its own id when it starts the trace (common/trace.h) */
+    char parent[33];  /* its parent's invocation or span id, "" for none */
     char *frame;      /* the INVOKE frame (header, meta with ctx, body), kept until the call is freed:
                          a call pipelined behind one that fails is sent again elsewhere */
     size_t frame_len;

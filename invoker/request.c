@@ -4,6 +4,7 @@
  * frame is written once and handed to the call without a copy. */
 #include "invoker_internal.h"
 #include "meta.h"
+#include "trace.h"
 
 #include <assert.h>
 #include <string.h>
@@ -18,6 +19,22 @@ void inv_request_init(inv_request_t *rq, const char *trigger)
     tine_buf_append(&rq->_frame, &h, sizeof h);
     rq->_count_at = sbx_meta_begin(&rq->_frame, SBX_META_OBJECT);
     rq->_trigger = trigger;
+}
+
+void inv_request_trace(inv_request_t *rq, const char *trace, const char *parent)
+{
+    size_t pl = strlen(parent);
+    if (!tine_trace_hex_ok(trace, TINE_TRACE_ID_LEN) || pl > TINE_TRACE_ID_LEN || (pl && !tine_trace_hex_ok(parent, pl)))
+        return;
+    memcpy(rq->_trace, trace, TINE_TRACE_ID_LEN + 1);
+    memcpy(rq->_parent, parent, pl + 1);
+}
+
+void inv_request_traceparent(inv_request_t *rq, const char *value, size_t len)
+{
+    char trace[TINE_TRACE_ID_LEN + 1], span[TINE_SPAN_ID_LEN + 1];
+    if (tine_traceparent_parse(value, len, trace, span))
+        inv_request_trace(rq, trace, span);
 }
 
 void inv_request_dispose(inv_request_t *rq)

@@ -11,12 +11,13 @@ PACKAGES=(
   libjansson-dev libyaml-dev libcurl4-openssl-dev libarchive-dev
   libseccomp-dev libcmocka-dev
   podman prometheus wrk bc nghttp2-client wget python3-pip haproxy
-  nodejs npm # tests/openwhisk: the openwhisk npm client
+  chromium nodejs npm # tests/console (a headless browser), tests/openwhisk (the openwhisk npm client)
   "$@"
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
-  # NodeSource's nodejs package carries npm itself (and conflicts with Debian's).
+  # A nodejs from elsewhere (NodeSource) brings its own npm and conflicts
+  # with Debian's: a working npm is enough (tests/console, tests/openwhisk).
   [ "$p" = npm ] && command -v npm >/dev/null && continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done

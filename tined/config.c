@@ -51,6 +51,11 @@ static const option_t options[] = {
     {"sdk-dir", "TINE_SDK_DIR", 1, "directory holding the Lua SDK tine.lua (the Python and Node SDKs: its siblings\n"
                                    "                         ../python, ../node) (default: ../share/tine/sdk/lua next to\n"
                                    "                         tined when installed, else the source tree's sdk/lua)"},
+    {"otlp-endpoint", "TINE_OTLP_ENDPOINT", 1,
+     "export every invocation as a span to this OTLP/HTTP JSON collector URL (e.g. http://127.0.0.1:4318/v1/traces)"},
+    {"console-dir", "TINE_CONSOLE_DIR", 1, "directory of the web console's files, served at /_tine/console/ (off: none)\n"
+                                       "                         (default: ../share/tine/console next to tined when\n"
+                                       "                         installed, else the source tree's console)"},
     {"node-id", "TINE_NODE_ID", 1, "this node's name in a cluster (default HOSTNAME:PORT)"},
     {"max-sandboxes", "TINE_MAX_SANDBOXES", 1, "sandboxes on this node at most, shared fairly between apps; at\n"
                                                "                         the cap an idle one of another function makes room when the\n"
@@ -260,6 +265,10 @@ static char **slot(tined_config_t *cfg, const char *name, raw_values_t *raw)
         return &raw->kv_bytes_max;
     if (strcmp(name, "sdk-dir") == 0)
         return &cfg->sdk_dir;
+    if (strcmp(name, "console-dir") == 0)
+        return &cfg->console_dir;
+    if (strcmp(name, "otlp-endpoint") == 0)
+        return &cfg->otlp_endpoint;
     if (strcmp(name, "node-id") == 0)
         return &cfg->node_id;
     if (strcmp(name, "config") == 0)
@@ -514,6 +523,23 @@ static int parse_drain_options(tined_config_t *cfg, const raw_values_t *raw)
     return rc;
 }
 
+/* A directory of files installed with tined: `rel` next to the binary when
+ * it holds `probe` (make install, the package), else the source tree's
+ * `source` it was built from. */
+static char *installed_or_source(const char *rel, const char *probe, const char *source)
+{
+    char *sibling = tine_exe_sibling(rel);
+    char *installed = sibling ? realpath(sibling, NULL) : NULL;
+    free(sibling);
+    char *file = installed ? xasprintf("%s/%s", installed, probe) : NULL;
+    bool found = file && access(file, R_OK) == 0;
+    free(file);
+    if (found)
+        return installed;
+    free(installed);
+    return xstrdup(source);
+}
+
 int tined_config_load(tined_config_t *cfg, int argc, char **argv)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -570,21 +596,10 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
         const char *home = getenv("HOME");
         cfg->state_dir = xdg && *xdg ? xasprintf("%s/tine", xdg) : xasprintf("%s/.local/state/tine", home ? home : ".");
     }
-    if (cfg->sdk_dir == NULL) {
-        /* Installed (make install, the package): next to the binary, in
-         * ../share/tine; else the source tree it was built from. */
-        char *sibling = tine_exe_sibling("../share/tine/sdk/lua");
-        char *installed = sibling ? realpath(sibling, NULL) : NULL;
-        free(sibling);
-        char *probe = installed ? xasprintf("%s/tine.lua", installed) : NULL;
-        if (probe && access(probe, R_OK) == 0)
-            cfg->sdk_dir = installed;
-        else {
-            free(installed);
-            cfg->sdk_dir = xstrdup(TINE_SOURCE_DIR "/sdk/lua");
-        }
-        free(probe);
-    }
+    if (cfg->sdk_dir == NULL)
+        cfg->sdk_dir = installed_or_source("../share/tine/sdk/lua", "tine.lua", TINE_SOURCE_DIR "/sdk/lua");
+    if (cfg->console_dir == NULL)
+        cfg->console_dir = installed_or_source("../share/tine/console", "index.html", TINE_SOURCE_DIR "/console");
     cfg->no_auth = truthy(raw.no_auth);
     cfg->max_bundle = 16 * 1024 * 1024;
     if (raw.max_bundle && parse_size(raw.max_bundle, &cfg->max_bundle) != 0) {
@@ -727,6 +742,8 @@ void tined_config_dispose(tined_config_t *cfg)
     free(cfg->redis_maxmemory);
     free(cfg->admin_token);
     free(cfg->sdk_dir);
+    free(cfg->console_dir);
+    free(cfg->otlp_endpoint);
     free(cfg->node_id);
     free(cfg->config_file);
     free(cfg->secrets_key_file);

@@ -20,6 +20,8 @@ typedef struct {
     bool no_auth;
     size_t max_bundle;
     char *sdk_dir;
+    char *console_dir; /* "off": no console */
+    char *otlp_endpoint; /* NULL: no OTLP export */
     char *node_id;
     char *config_file;
     unsigned max_connections; /* client connections open at once */

@@ -7,6 +7,7 @@
 #include "events.h"
 #include "gateway.h"
 #include "invoker.h"
+#include "otlp.h"
 #include "registry.h"
 #include "sandbox.h"
 #include "tenancy.h"
@@ -46,6 +47,7 @@ typedef struct {
     gw_server_t *gw;
     gw_tls_t *tls; /* --tls-cert: the certificate SIGHUP reloads; NULL: HTTP */
     bill_t *bill;
+    otlp_t *otlp; /* --otlp-endpoint; NULL: no export */
     tn_tenancy_t *tenancy;
     tn_quotas_t *quotas; /* the invoker's admission; counts every call's cost */
     bill_prices_t prices;
@@ -229,6 +231,8 @@ static void on_activation(void *data, const inv_activation_t *a)
     tn_quotas_spent(t->quotas, a->ns, bill_activation_cost(&t->prices, a));
     if (t->bill && t->activations)
         bill_on_activation(t->bill, a);
+    if (t->otlp)
+        otlp_add(t->otlp, a);
 }
 
 /* Monotonic milliseconds. */
@@ -288,6 +292,8 @@ static void node_close(tined_t *t)
     bill_free(t->bill); /* after the invoker: its last activations are written */
     t->bill = NULL;
     reg_rollouts_free(t->rollouts);
+    otlp_free(t->otlp); /* after the invoker too: its last spans are sent */
+    t->otlp = NULL;
     reg_live_free(t->live);
     t->live = NULL;
     t->stopping = true;
@@ -544,6 +550,16 @@ int main(int argc, char **argv)
     };
     t.bill = bill_new(t.loop, &bcfg);
     t.prices = bcfg.prices;
+    if (cfg.otlp_endpoint && cfg.otlp_endpoint[0]) {
+        if (strncmp(cfg.otlp_endpoint, "http://", 7) != 0 && strncmp(cfg.otlp_endpoint, "https://", 8) != 0) {
+            tine_log(TINE_LOG_ERROR, "--otlp-endpoint %s: expected an http:// or https:// URL", cfg.otlp_endpoint);
+            goto fail;
+        }
+        if ((t.otlp = otlp_new(cfg.otlp_endpoint, cfg.node_id, err, sizeof(err))) == NULL) {
+            tine_log(TINE_LOG_ERROR, "%s", err);
+            goto fail;
+        }
+    }
     t.activations = cfg.activations;
     /* Before the invoker: it asks the quotas before every call. */
     t.quotas = tn_quotas_new(t.loop, redis_url, cfg.node_id, err, sizeof(err));
@@ -620,6 +636,7 @@ int main(int argc, char **argv)
         .quotas = t.quotas,
         .has_secrets_key = cfg.has_secrets_key,
         .rollouts = t.rollouts,
+        .console_dir = strcmp(cfg.console_dir, "off") == 0 ? NULL : cfg.console_dir,
     };
     memcpy(gcfg.secrets_key, cfg.secrets_key, sizeof gcfg.secrets_key);
     t.gw = gw_new(t.loop, &gcfg, t.live, t.inv, err, sizeof(err));

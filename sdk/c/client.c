@@ -925,25 +925,46 @@ int tine_activations(tine_client_t *c, const char *app, const char *fn, unsigned
     return get_with_query(c, path, params, response);
 }
 
-int tine_activation(tine_client_t *c, const char *id, char **response)
+int tine_activations_query(tine_client_t *c, const char *app, const char *const *params, char **response)
+{
+    if (response != NULL)
+        *response = NULL;
+    char *path = app_path(c, app, "/activations");
+    if (path == NULL)
+        return app == NULL || app[0] == '\0' ? -EINVAL : -ENOMEM;
+    return get_with_query(c, path, params, response);
+}
+
+/* GETs `prefix` + the escaped id (`what` names it in the error for none). */
+static int get_by_id(tine_client_t *c, const char *prefix, const char *id, const char *what, char **response)
 {
     if (response != NULL)
         *response = NULL;
     if (id == NULL || id[0] == '\0') {
-        set_error(c, "no invocation id given");
+        set_error(c, "no %s given", what);
         return -EINVAL;
     }
     char *e = tine_escape(id);
-    char *path = e ? malloc(strlen(e) + sizeof "/_tine/v1/activations/") : NULL;
+    char *path = e ? malloc(strlen(prefix) + strlen(e) + 1) : NULL;
     if (path == NULL) {
         free(e);
         set_error(c, "out of memory");
         return -ENOMEM;
     }
-    sprintf(path, "/_tine/v1/activations/%s", e);
+    sprintf(path, "%s%s", prefix, e);
     free(e);
     const char *params[] = {NULL};
     return get_with_query(c, path, params, response);
+}
+
+int tine_activation(tine_client_t *c, const char *id, char **response)
+{
+    return get_by_id(c, "/_tine/v1/activations/", id, "invocation id", response);
+}
+
+int tine_trace(tine_client_t *c, const char *id, char **response)
+{
+    return get_by_id(c, "/_tine/v1/traces/", id, "trace id", response);
 }
 
 /* The sink of tine_logs: hands each complete line of a 2xx answer to the
@@ -988,6 +1009,13 @@ static size_t on_lines(char *ptr, size_t size, size_t nmemb, void *userdata)
 int tine_logs(tine_client_t *c, const char *app, const char *fn, unsigned limit, int follow, tine_line_cb cb,
               void *data)
 {
+    const char *none[] = {NULL};
+    return tine_logs_query(c, app, fn, limit, follow, none, cb, data);
+}
+
+int tine_logs_query(tine_client_t *c, const char *app, const char *fn, unsigned limit, int follow,
+                    const char *const *params, tine_line_cb cb, void *data)
+{
     if (cb == NULL) {
         set_error(c, "no line callback given");
         return -EINVAL;
@@ -1002,6 +1030,8 @@ int tine_logs(tine_client_t *c, const char *app, const char *fn, unsigned limit,
         rc = query_add(c, &path, "function", fn);
     if (rc == 0 && follow)
         rc = query_add(c, &path, "follow", "1");
+    for (size_t i = 0; params && params[i] && rc == 0; i += 2)
+        rc = query_add(c, &path, params[i], params[i + 1]);
     lines_sink_t ls = {.c = c, .cb = cb, .data = data};
     /* A followed stream gets a keep-alive line every 10 s: silence for
      * three of them means the node is gone without closing the connection. */

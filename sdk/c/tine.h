@@ -216,6 +216,15 @@ int tine_usage(tine_client_t *c, const char *app, const char *from, const char *
  * (limit 0: the node's default of 20), of function `fn` when not NULL. */
 int tine_activations(tine_client_t *c, const char *app, const char *fn, unsigned limit, char **response);
 
+/* The same with any of the endpoint's query parameters (docs/admin-api.md:
+ * limit, function, version, status, cold, min_duration_ms, since, until,
+ * after): `params` is name, value, name, value, ..., NULL; a NULL or empty
+ * value is left out. */
+int tine_activations_query(tine_client_t *c, const char *app, const char *const *params, char **response);
+
+/* GET /_tine/v1/traces/{id}: the activations of a call tree, oldest first. */
+int tine_trace(tine_client_t *c, const char *id, char **response);
+
 /* GET /_tine/v1/activations/{id}: one activation record with its logs. */
 int tine_activation(tine_client_t *c, const char *id, char **response);
 
@@ -231,6 +240,13 @@ typedef int (*tine_line_cb)(void *data, const char *line, size_t len);
  * the stream ended or cb stopped it. */
 int tine_logs(tine_client_t *c, const char *app, const char *fn, unsigned limit, int follow, tine_line_cb cb,
               void *data);
+
+/* tine_logs with the lines filtered by the node: `params` is name, value,
+ * ..., NULL of "since" (Unix ms or a time ago: 15m), "level" (info or
+ * error) and "text" (a substring of the message); NULL or empty values are
+ * left out. */
+int tine_logs_query(tine_client_t *c, const char *app, const char *fn, unsigned limit, int follow,
+                    const char *const *params, tine_line_cb cb, void *data);
 
 /* POST /_tine/v1/events: publishes one CloudEvent into the node's event
  * system, which hands it to the functions whose triggers match. `type` and

@@ -258,6 +258,8 @@ int cli_render_invoke(const char *json, const char *app, const char *fn, bool as
 int cli_render_usage(const char *json, bool csv, FILE *out, char *err, size_t errlen);
 int cli_render_activations(const char *json, FILE *out, char *err, size_t errlen);
 int cli_render_activation(const char *json, FILE *out, char *err, size_t errlen);
+/* A call tree (GET /traces/{id}) as an indented list, one call a line. */
+int cli_render_trace(const char *json, FILE *out, char *err, size_t errlen);
 int cli_render_log_line(const char *line, FILE *out);
 
 /* ------------------------------------------------------------ commands */
@@ -280,6 +282,7 @@ int cli_cmd_events(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_usage(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_activations(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_activation(cli_ctx_t *ctx, int argc, char **argv);
+int cli_cmd_trace(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_logs(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_doctor(cli_ctx_t *ctx, int argc, char **argv);
 int cli_cmd_delete(cli_ctx_t *ctx, int argc, char **argv);

@@ -27,6 +27,13 @@ static int show(cli_ctx_t *ctx, int rc_call, tine_client_t *c, cli_conn_t *conn,
         rc = CLI_OK;
     } else {
         rc = render(answer, ctx->out, err, sizeof err) == 0 ? CLI_OK : cli_fail(ctx, "%s", err);
+        /* A full page of activations: where the next one starts, on stderr
+         * (the table on stdout stays a table). */
+        json_t *j = rc == CLI_OK ? json_loads(answer, 0, NULL) : NULL;
+        const char *next = json_string_value(json_object_get(j, "next"));
+        if (next)
+            fprintf(ctx->err, "tine: more with --after %s\n", next);
+        json_decref(j);
     }
     tine_free(answer);
     tine_client_free(c);
@@ -86,25 +93,44 @@ int cli_cmd_usage(cli_ctx_t *ctx, int argc, char **argv)
 
 int cli_cmd_activations(cli_ctx_t *ctx, int argc, char **argv)
 {
-    const char *limit_s = NULL, *pos[2];
-    const cli_flag_t flags[] = {{"limit", 'n', &limit_s, NULL}};
+    const char *limit_s = NULL, *version = NULL, *status = NULL, *min_dur = NULL, *since = NULL, *until = NULL,
+               *after = NULL, *pos[2];
+    bool cold = false, warm = false;
+    const cli_flag_t flags[] = {{"limit", 'n', &limit_s, NULL},   {"version", 0, &version, NULL},
+                                {"status", 0, &status, NULL},     {"min-duration", 0, &min_dur, NULL},
+                                {"since", 0, &since, NULL},       {"until", 0, &until, NULL},
+                                {"after", 0, &after, NULL},       {"cold", 0, NULL, &cold},
+                                {"warm", 0, NULL, &warm}};
     int npos = 0;
     char err[256];
     unsigned limit = 0;
-    if (cli_parse_command(argc, argv, flags, 1, pos, 1, 2, &npos, err, sizeof err) != CLI_OK)
+    if (cli_parse_command(argc, argv, flags, 9, pos, 1, 2, &npos, err, sizeof err) != CLI_OK)
         return cli_usage_error(ctx, err);
     if (parse_limit(ctx, limit_s, 100000, &limit) != CLI_OK)
         return CLI_USAGE;
+    if (cold && warm)
+        return cli_usage_error(ctx, "--cold and --warm exclude each other");
+    /* The node checks the values and names a bad one. */
+    char lim[16] = "";
+    if (limit > 0)
+        snprintf(lim, sizeof lim, "%u", limit);
+    const char *params[] = {"limit",  lim,     "function",        npos > 1 ? pos[1] : NULL,
+                            "version", version, "status",          status,
+                            "cold",    cold ? "1" : warm ? "0" : NULL,
+                            "min_duration_ms", min_dur, "since", since, "until", until, "after", after, NULL};
     cli_conn_t conn;
     tine_client_t *c = cli_connect(ctx, &conn);
     if (c == NULL)
         return CLI_FAIL;
     char *answer = NULL;
-    int e = tine_activations(c, pos[0], npos > 1 ? pos[1] : NULL, limit, &answer);
+    int e = tine_activations_query(c, pos[0], params, &answer);
     return show(ctx, e, c, &conn, answer, cli_render_activations);
 }
 
-int cli_cmd_activation(cli_ctx_t *ctx, int argc, char **argv)
+/* A command of one ID argument: fetches it with get and prints it with
+ * render. */
+static int show_one(cli_ctx_t *ctx, int argc, char **argv, int (*get)(tine_client_t *, const char *, char **),
+                    int (*render)(const char *json, FILE *out, char *err, size_t errlen))
 {
     const char *pos[1];
     int npos = 0;
@@ -116,8 +142,18 @@ int cli_cmd_activation(cli_ctx_t *ctx, int argc, char **argv)
     if (c == NULL)
         return CLI_FAIL;
     char *answer = NULL;
-    int e = tine_activation(c, pos[0], &answer);
-    return show(ctx, e, c, &conn, answer, cli_render_activation);
+    int e = get(c, pos[0], &answer);
+    return show(ctx, e, c, &conn, answer, render);
+}
+
+int cli_cmd_trace(cli_ctx_t *ctx, int argc, char **argv)
+{
+    return show_one(ctx, argc, argv, tine_trace, cli_render_trace);
+}
+
+int cli_cmd_activation(cli_ctx_t *ctx, int argc, char **argv)
+{
+    return show_one(ctx, argc, argv, tine_activation, cli_render_activation);
 }
 
 /* Lines printed recently, to recognise them when a reconnected stream
@@ -273,13 +309,15 @@ static int64_t wall_ms(void)
 
 int cli_cmd_logs(cli_ctx_t *ctx, int argc, char **argv)
 {
-    const char *limit_s = NULL, *pos[2];
+    const char *limit_s = NULL, *since = NULL, *level = NULL, *text = NULL, *pos[2];
     bool follow = false;
-    const cli_flag_t flags[] = {{"follow", 'f', NULL, &follow}, {"limit", 'n', &limit_s, NULL}};
+    const cli_flag_t flags[] = {{"follow", 'f', NULL, &follow}, {"limit", 'n', &limit_s, NULL},
+                                {"since", 0, &since, NULL},     {"level", 0, &level, NULL},
+                                {"grep", 0, &text, NULL}};
     int npos = 0;
     char err[256];
     unsigned limit = 100;
-    if (cli_parse_command(argc, argv, flags, 2, pos, 1, 2, &npos, err, sizeof err) != CLI_OK)
+    if (cli_parse_command(argc, argv, flags, 5, pos, 1, 2, &npos, err, sizeof err) != CLI_OK)
         return cli_usage_error(ctx, err);
     if (limit_s && strcmp(limit_s, "0") == 0)
         limit = 0;
@@ -289,6 +327,7 @@ int cli_cmd_logs(cli_ctx_t *ctx, int argc, char **argv)
     tine_client_t *c = cli_connect(ctx, &conn);
     if (c == NULL)
         return CLI_FAIL;
+    const char *filters[] = {"since", since, "level", level, "text", text, NULL}; /* the node checks them */
     logs_state_t st = {.ctx = ctx, .app = pos[0], .follow = follow, .cutoff = wall_ms()};
     if (follow)
         st.seen = xcalloc(LOGS_SEEN_MAX, sizeof(*st.seen));
@@ -297,7 +336,7 @@ int cli_cmd_logs(cli_ctx_t *ctx, int argc, char **argv)
     long delay_ms = LOGS_RETRY_FIRST_MS;
     for (;;) {
         st.live = false;
-        int e = tine_logs(c, pos[0], fn, limit, follow, on_log_line, &st);
+        int e = tine_logs_query(c, pos[0], fn, limit, follow, filters, on_log_line, &st);
         if (!follow || !follow_retryable(c, e)) {
             rc = e != 0 ? cli_client_fail(ctx, c, e, &conn) : CLI_OK;
             break;

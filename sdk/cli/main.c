@@ -239,19 +239,34 @@ static const cli_command_t commands[] = {
      "  --by KEY          function (default), version (function and version) or day\n"
      "  --csv             CSV rows with a header, no total (--json: the answer as-is)\n",
      cli_cmd_usage},
-    {"activations", "list an app's recent invocations", "activations APP [FN] [--limit N]",
+    {"activations", "list an app's recent invocations", "activations APP [FN] [--limit N] [filters]",
      "Prints the newest activation records of APP (of function FN), newest\n"
      "first: ID START FUNCTION VERSION TRIGGER STATUS DURATION BILLED START_KIND.\n"
+     "After a full page 'tine: more with --after ID' goes to stderr: pass that\n"
+     "for the next page.\n"
      "\n"
-     "  -n, --limit N     how many (default 20)\n",
+     "  -n, --limit N         how many (default 20)\n"
+     "  --version V           of version V only\n"
+     "  --status 5xx          of a status class (2xx, 3xx, 4xx, 5xx)\n"
+     "  --cold, --warm        cold starts only, or warm calls only\n"
+     "  --min-duration MS     that ran at least MS milliseconds\n"
+     "  --since T, --until T  started from T, before T: Unix ms or a time ago (30s, 15m, 2h, 7d)\n"
+     "  --after ID            the page after the one ending with ID\n",
      cli_cmd_activations},
+    {"trace", "show a call tree: the calls of one trace", "trace ID",
+     "Prints the activations of trace ID (the \"trace\" of an activation: the\n"
+     "first call's invocation id, or the trace id of an incoming traceparent),\n"
+     "oldest first, each call indented under the one that invoked it or emitted\n"
+     "its event: CALL AT DURATION STATUS TRIGGER ID.\n",
+     cli_cmd_trace},
     {"activation", "show one invocation: timings, cost, logs", "activation ID",
      "Prints the activation record of invocation ID (as in the\n"
      "x-tine-invocation-id header or 'tine activations'): status, duration,\n"
      "queueing, cold start, CPU time, billed time, GB-seconds, cost and the\n"
      "lines it logged.\n",
      cli_cmd_activation},
-    {"logs", "print an app's log lines, or follow them live", "logs APP [FN] [-f] [--limit N]",
+    {"logs", "print an app's log lines, or follow them live",
+     "logs APP [FN] [-f] [--limit N] [--since T] [--level L] [--grep TEXT]",
      "Prints the newest log lines of APP (of function FN) as\n"
      "'TIME FUNCTION vVERSION LEVEL: MESSAGE', oldest first. With -f it then\n"
      "prints new lines as the functions log them, on any node of the cluster,\n"
@@ -262,7 +277,10 @@ static const cli_command_t commands[] = {
      "JSON object.\n"
      "\n"
      "  -f, --follow      keep printing new lines\n"
-     "  -n, --limit N     how many past lines first (default 100; 0 for none)\n",
+     "  -n, --limit N     how many past lines first (default 100; 0 for none)\n"
+     "  --since T         lines logged from T: Unix ms or a time ago (30s, 15m, 2h, 7d)\n"
+     "  --level L         lines of level L only: info or error\n"
+     "  --grep TEXT       lines whose message holds TEXT (case-sensitive)\n",
      cli_cmd_logs},
     {"doctor", "show which sandbox isolation layers are active on the node, and its TLS", "doctor",
      "Prints a table: LAYER STATE DETAIL, one row per isolation layer (lua,\n"

@@ -146,6 +146,59 @@ int cli_render_activations(const char *json, FILE *out, char *err, size_t errlen
     return 0;
 }
 
+/* The depth of record i of the trace list: how many of its ancestors are in
+ * the list (by invocation id or span id), at most n. */
+static size_t trace_depth(json_t *list, size_t i)
+{
+    size_t n = json_array_size(list), depth = 0;
+    const char *parent = str(json_array_get(list, i), "parent");
+    while (parent[0] && depth < n) {
+        size_t k = 0;
+        for (; k < n; k++) {
+            json_t *r = json_array_get(list, k);
+            if (strcmp(str(r, "id"), parent) == 0 || strcmp(str(r, "span"), parent) == 0)
+                break;
+        }
+        if (k == n)
+            break;
+        depth++;
+        parent = str(json_array_get(list, k), "parent");
+    }
+    return depth;
+}
+
+int cli_render_trace(const char *json, FILE *out, char *err, size_t errlen)
+{
+    json_t *j = json_loads(json, 0, NULL);
+    json_t *list = json_object_get(j, "activations");
+    if (!json_is_array(list)) {
+        json_decref(j);
+        return fail(err, errlen, "no \"activations\" list");
+    }
+    static const char *const head[] = {"CALL", "AT", "DURATION", "STATUS", "TRIGGER", "ID"};
+    cli_table_t t;
+    cli_table_init(&t, 6, head);
+    uint64_t t0 = json_array_size(list) ? num(json_array_get(list, 0), "start_ms") : 0;
+    size_t i;
+    json_t *a;
+    json_array_foreach(list, i, a)
+    {
+        char call[256], at[32], dur[32], status[24];
+        size_t depth = trace_depth(list, i);
+        snprintf(call, sizeof call, "%*s%s/%s v%" PRIu64, (int)(2 * (depth > 20 ? 20 : depth)), "", str(a, "app"),
+                 str(a, "function"), num(a, "version"));
+        snprintf(at, sizeof at, "+%" PRIu64 " ms", num(a, "start_ms") - t0);
+        ms_text(num(a, "duration_us"), dur);
+        snprintf(status, sizeof status, "%" PRIu64, num(a, "status"));
+        const char *row[] = {call, at, dur, status, str(a, "trigger"), str(a, "id")};
+        cli_table_add(&t, row);
+    }
+    cli_table_print(&t, out);
+    cli_table_dispose(&t);
+    json_decref(j);
+    return 0;
+}
+
 int cli_render_activation(const char *json, FILE *out, char *err, size_t errlen)
 {
     json_t *a = json_loads(json, 0, NULL);

@@ -12,7 +12,7 @@ DESTDIR="$D" cmake --install "$BUILD_DIR" --prefix /usr/local >"$T/install.log" 
 P="$D/usr/local"
 for f in bin/tined bin/tine bin/tine-zygote share/tine/sdk/lua/tine.lua share/tine/sdk/python/tine.py \
   share/tine/sdk/python/tine_zygote.py share/tine/sdk/python/tine_wire.py share/tine/sdk/node/tine.js \
-  share/tine/sdk/node/tine_wire.js share/tine/sdk/node/tine_node.js share/tine/sdk/bin/tine-call share/tine/schema/tine.schema.json \
+  share/tine/sdk/node/tine_wire.js share/tine/sdk/node/tine_node.js share/tine/sdk/bin/tine-call share/tine/console/index.html share/tine/schema/tine.schema.json \
   share/man/man1/tine.1 share/man/man1/tined.1; do
   check "installed: $f" "yes" "$([ -s "$P/$f" ] && echo yes || echo no)"
 done
@@ -38,6 +38,8 @@ wait_for 10 curl -sf "$URL/_tine/v1/ready"
 zyg=$(pgrep -P "$TPID" -f "tine-zygote --sdk-dir" | head -n 1)
 check_contains "its zygote uses the installed SDK" "--sdk-dir $P/share/tine/sdk/lua" \
   "$(tr '\0' ' ' <"/proc/$zyg/cmdline" 2>/dev/null)"
+check_contains "it serves the installed console" "200" \
+  "$(curl -s -o /dev/null -w '%{http_code}' "$URL/_tine/console/")"
 itine() { "$P/bin/tine" --url "$URL" --token "$TOKEN" "$@"; }
 check "the installed tine deploys" "deployed hello version 1" "$(run itine deploy "$SRC/functions-examples/hello")"
 check "it serves" "200 hello, ada" "$(http GET /hello/hi/ada | tr -d '\n')"

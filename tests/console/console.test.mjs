@@ -1,0 +1,254 @@
+// The console in a real headless Chromium against a real node (run.sh sets
+// URL, TOKEN, VIEWER, EXPIRING, ROOT_ID, ARTIFACTS). Prints "ok NAME" or
+// "FAIL NAME: why" per check and the page weight figures; exits 1 on any
+// failure.
+import puppeteer from 'puppeteer-core';
+import { mkdirSync } from 'node:fs';
+
+const { URL: BASE, TOKEN, VIEWER, EXPIRING, ROOT_ID, ARTIFACTS } = process.env;
+const CONSOLE = BASE + '/_tine/console/';
+let failed = 0;
+const ok = (name) => console.log('ok ' + name);
+const bad = (name, why) => { failed++; console.log(`FAIL ${name}: ${why}`); };
+const check = (name, cond, why) => (cond ? ok(name) : bad(name, why));
+mkdirSync(ARTIFACTS, { recursive: true });
+
+async function adminApi(method, path, body) {
+  const res = await fetch(BASE + '/_tine/v1' + path, {
+    method, headers: { Authorization: 'Bearer ' + TOKEN, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return res.json();
+}
+
+const browser = await puppeteer.launch({
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
+});
+const errors = []; // console errors and page errors on the way
+let expectHttpErrors = false; // a 401/404 the step asks for is logged by Chromium too
+let page;
+
+async function newPage(width = 1100, height = 760) {
+  const p = await browser.newPage();
+  await p.setViewport({ width, height });
+  p.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    if (expectHttpErrors && /Failed to load resource: the server responded with a status of (401|404)/.test(m.text())) return;
+    errors.push(m.text());
+  });
+  p.on('pageerror', (e) => errors.push('page error: ' + e.message));
+  return p;
+}
+
+// Saves a screenshot and checks the page's markup for a screen reader:
+// every button and field has a name, every chart a text alternative.
+async function shot(name, fullPage = true) {
+  await page.screenshot({ path: `${ARTIFACTS}/console-${name}.png`, fullPage });
+  const problems = await page.evaluate(() => {
+    const p = [];
+    document.querySelectorAll('button').forEach((b) => { if (!b.textContent.trim() && !b.getAttribute('aria-label')) p.push('a button without a name'); });
+    document.querySelectorAll('input, select').forEach((i) => { if (!(i.labels && i.labels.length) && !i.getAttribute('aria-label')) p.push('an unlabelled field ' + i.name); });
+    document.querySelectorAll('svg[role=img]').forEach((s) => { if (!s.getAttribute('aria-label') && !s.getAttribute('aria-labelledby')) p.push('a chart without a text alternative'); });
+    if (!document.querySelector('main h1')) p.push('no heading');
+    return p;
+  });
+  check(`${name}: names for screen readers`, problems.length === 0, problems.join('; '));
+}
+
+async function login(p, key) {
+  await p.goto(CONSOLE, { waitUntil: 'domcontentloaded' });
+  await p.waitForSelector('#key');
+  await p.type('#key', key);
+  await Promise.all([p.click('form.login button[type=submit]')]);
+}
+
+const text = (sel) => page.$eval(sel, (n) => n.textContent);
+
+// Shows the console's page `hash` and waits until that page has rendered
+// (not the one before it).
+async function go(hash) {
+  await page.goto(CONSOLE + hash);
+  await page.waitForFunction((h) => document.querySelector('main').dataset.route === h.slice(1) &&
+    document.querySelector('.page[data-ready=all]'), { timeout: 30000 }, hash);
+}
+
+try {
+  page = await newPage();
+
+  // --- a wrong key, then an expired one: the login with the reason
+  expectHttpErrors = true;
+  await login(page, 'not-a-key');
+  await page.waitForSelector('#login-reason', { timeout: 5000 });
+  const reason = await text('#login-reason');
+  check('wrong key: the login says why', /key|token|auth/i.test(reason) && !/undefined/.test(reason), reason);
+  await shot('login');
+  await login(page, EXPIRING);
+  await page.waitForSelector('#login-reason', { timeout: 5000 });
+  const expired = await text('#login-reason');
+  check('expired key: the login says it expired', /expired/i.test(expired), expired);
+  expectHttpErrors = false;
+
+  // --- the admin token: the app list, its weight and speed (a fresh page, key in sessionStorage)
+  await page.close();
+  page = await newPage();
+  await page.evaluateOnNewDocument((k) => sessionStorage.setItem('tine.key', k), TOKEN);
+  await page.goto(CONSOLE + '#/apps', { waitUntil: 'domcontentloaded' });
+  await page.waitForSelector('.page[data-ready=list], .page[data-ready=all]', { timeout: 10000 });
+  await page.waitForSelector('.page[data-ready=all]', { timeout: 60000 });
+  const perf = await page.evaluate(() => {
+    const nav = performance.getEntriesByType('navigation')[0];
+    const res = performance.getEntriesByType('resource');
+    const mark = (n) => (performance.getEntriesByName(n)[0] || {}).startTime;
+    const listAt = mark('tine:apps-list');
+    const sum = (list) => list.reduce((s, e) => s + (e.transferSize || 0), 0);
+    return {
+      interactiveMs: listAt, allMs: mark('tine:apps-all'),
+      bytesToList: nav.transferSize + sum(res.filter((e) => e.responseEnd <= listAt)),
+      bytesAll: nav.transferSize + sum(res), requests: res.length + 1,
+      staticBytes: nav.transferSize + sum(res.filter((e) => e.name.includes('/_tine/console/'))),
+    };
+  });
+  console.log(`page weight: app list interactive after ${perf.interactiveMs.toFixed(0)} ms, ${perf.bytesToList} bytes transferred by then ` +
+    `(${perf.staticBytes} of them the console's files); all figures of 100 apps after ${perf.allMs.toFixed(0)} ms, ${perf.bytesAll} bytes in ${perf.requests} requests`);
+  check('app list interactive under 500 ms with 100 apps', perf.interactiveMs < 500, `${perf.interactiveMs} ms`);
+  check('app list first load under 300 KB', perf.bytesAll < 300 * 1024, `${perf.bytesAll} bytes`);
+  const first = await page.evaluate(() => document.querySelector('a[href], button:not([hidden]), input, select, [tabindex]:not([tabindex="-1"])').className);
+  check('the skip link comes first in the tab order', first === 'skip', first);
+  const rows = await page.$$eval('table.apps tbody tr', (r) => r.length);
+  check('101 apps listed', rows === 101, `${rows} rows`);
+  const shopRow = await page.$eval('tr[data-app=shop]', (r) => ({
+    text: r.textContent, sparks: r.querySelectorAll('svg.spark polyline').length,
+  }));
+  check('shop: live version 2, sparklines, cost', /v2/.test(shopRow.text) && shopRow.sparks === 2 && /\$0\.\d+/.test(shopRow.text), JSON.stringify(shopRow));
+  await shot('apps', false);
+
+  // --- narrow window: nothing wider than the window
+  await page.setViewport({ width: 360, height: 740 });
+  const widths = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+  check('works in a narrow window', widths[0] <= widths[1], `page ${widths[0]} px in a ${widths[1]} px window`);
+  await shot('apps-narrow', false);
+  await page.setViewport({ width: 1100, height: 760 });
+
+  // --- app page: the wiring and the versions; rollback through the UI
+  await go('#/app/shop/overview');
+  await page.waitForSelector('svg.wiring');
+  const wiring = await page.$$eval('svg.wiring text', (t) => t.map((x) => x.textContent));
+  for (const want of ['GET /shop/hi', 'POST /shop/root', 'event order.paid', 'schedule 0 3 * * *', 'paid', 'root'])
+    check(`wiring shows ${want}`, wiring.some((t) => t.startsWith(want)), wiring.join(' | '));
+  const wires = await page.$$eval('svg.wiring path.wire', (p) => p.length);
+  check('a wire per route and trigger', wires === 6, `${wires} wires`);
+  await shot('app');
+  await page.click('button[data-version="1"]');
+  await page.waitForSelector('dialog.confirm[open]');
+  await shot('rollback-confirm');
+  const [confirmBtn] = await page.$$('dialog.confirm button.danger');
+  await confirmBtn.click();
+  await page.waitForFunction(() => /is at version 1/.test((document.querySelector('.status') || {}).textContent || ''), { timeout: 5000 });
+  const live = (await adminApi('GET', '/apps/shop')).live;
+  check('rollback through the UI: the API says version 1 is live', live === 1, `live ${live}`);
+  const liveRow = await page.$eval('tr.is-live', (r) => r.dataset.version);
+  check('the page marks version 1 live', liveRow === '1', liveRow);
+
+  // --- an API error is shown inline
+  expectHttpErrors = true;
+  await go('#/app/nosuch/overview');
+  await page.waitForSelector('.error[role=alert]');
+  check('an API error shows inline', /no app named 'nosuch'/.test(await text('.error[role=alert]')), await text('.error[role=alert]'));
+  expectHttpErrors = false;
+
+  // --- invocations: timeline bars, logs, escaping
+  await go('#/app/shop/invocations');
+  await page.waitForSelector('li.act svg.timeline rect.seg-run');
+  const acts = await page.$$eval('li.act', (l) => l.length);
+  check('invocations listed', acts >= 6, `${acts}`);
+  const cold = await page.$$eval('li.act svg.timeline rect.seg-cold', (r) => r.length);
+  check('a cold start drawn in a timeline', cold >= 1, `${cold}`);
+  const billed = await page.$$eval('li.act svg.timeline rect.seg-billed', (r) => r.length);
+  check('billed units drawn', billed >= acts, `${billed} units for ${acts} calls`);
+  await page.select('select[name=status]', '5xx');
+  await page.click('form.filters button[type=submit]');
+  await page.waitForFunction(() => document.querySelector('main').dataset.route.includes('status=5xx') && document.querySelector('.page[data-ready]'));
+  const fails = await page.$$eval('li.act .fn', (l) => l.map((x) => x.textContent));
+  check('the status filter', fails.some((f) => f.startsWith('fail')) && fails.every((f) => /^(fail|broken) /.test(f)), fails.join(','));
+  await go('#/app/shop/invocations?function=hi');
+  await page.waitForSelector('li.act');
+  await page.click('li.act button.linkish');
+  await page.waitForSelector('li.act .actlogs ol.loglines li');
+  const logLine = await text('li.act .actlogs ol.loglines li');
+  const injected = await page.evaluate(() => ({ xss: window.__xss, img: document.querySelectorAll('.actlogs img, .actlogs script').length }));
+  check('a log line with HTML renders as text', logLine.includes('<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'), logLine);
+  check('nothing of it runs or becomes an element', injected.xss === undefined && injected.img === 0, JSON.stringify(injected));
+  await shot('invocations');
+
+  // --- the call tree of POST /shop/root
+  const rootRec = await adminApi('GET', '/activations/' + ROOT_ID);
+  await go('#/trace/' + rootRec.trace);
+  await page.waitForSelector('ol.waterfall li.wf-row');
+  const rowsWf = await page.$$eval('ol.waterfall li.wf-row', (r) => r.map((x) => [x.dataset.depth, x.textContent]));
+  check('the waterfall: root, its invoke and its event', rowsWf.length === 3 && rowsWf[0][0] === '0' &&
+    rowsWf.filter((r) => r[0] === '1').length === 2, JSON.stringify(rowsWf));
+  await shot('trace');
+
+  // --- live log tail: a line within 2 s of its invocation
+  await go('#/app/shop/logs');
+  await page.waitForFunction(() => /Following/.test(document.querySelector('.status').textContent));
+  await new Promise((r) => setTimeout(r, 300)); // the stream subscribes
+  const nonce = 'live-' + Date.now();
+  const t0 = Date.now();
+  await fetch(`${BASE}/shop/hi?n=${nonce}`);
+  await page.waitForFunction((n) => [...document.querySelectorAll('ol.tail li')].some((l) => l.textContent.includes(n)), { timeout: 5000 }, nonce);
+  const lag = Date.now() - t0;
+  console.log(`live log: the line appeared ${lag} ms after the request was sent`);
+  check('a live log line within 2 s of its invocation', lag < 2000, `${lag} ms`);
+  await shot('logs');
+
+  // --- charts from real data
+  await go('#/app/shop/charts');
+  await page.waitForSelector('svg.chart polyline.series');
+  const series = await page.$$eval('figure.chartbox', (figs) => figs.map((f) => ({
+    title: f.querySelector('figcaption').textContent,
+    ys: [...f.querySelectorAll('polyline.series')].flatMap((p) => p.getAttribute('points').split(' ').map((xy) => +xy.split(',')[1])),
+    bars: f.querySelectorAll('rect.bar').length,
+  })));
+  const req = series.find((s) => s.title.startsWith('Requests per minute'));
+  check('the requests chart has points above zero', req && req.ys.length > 0 && Math.min(...req.ys) < Math.max(...req.ys), JSON.stringify(req));
+  const costs = series.find((s) => s.title.startsWith('Cost per day'));
+  check('the cost per day chart has a bar', costs && costs.bars >= 1, JSON.stringify(costs));
+  await shot('charts');
+
+  // --- events: a dead letter replayed
+  await go('#/app/shop/events');
+  await page.waitForSelector('table.dlq tbody tr');
+  const reasonText = await page.$eval('table.dlq tbody tr', (r) => r.textContent);
+  check('a dead letter, its reason as text', reasonText.includes('<i>broken</i>'), reasonText);
+  await shot('events');
+  await page.click('table.dlq tbody tr button');
+  await page.waitForSelector('dialog.confirm[open]');
+  const [replayBtn] = await page.$$('dialog.confirm button.danger');
+  await replayBtn.click();
+  await page.waitForFunction(() => /Replayed 1/.test(document.querySelector('.status').textContent), { timeout: 5000 });
+  ok('replayed through the UI');
+
+  // --- a key scoped to one app sees only it, and no rollback
+  await page.close();
+  page = await newPage();
+  await login(page, VIEWER);
+  await page.waitForSelector('.page[data-ready]', { timeout: 10000 });
+  const seen = await page.$$eval('table.apps tbody tr', (r) => r.map((x) => x.dataset.app));
+  check('a key of one app sees only that app', seen.length === 1 && seen[0] === 'app00', seen.join(','));
+  check('its role is shown', /viewer/.test(await text('#who')), await text('#who'));
+  await go('#/app/app00/overview');
+  await page.waitForSelector('table.versions');
+  const rollbacks = await page.$$('table.versions button');
+  check('a viewer is offered no rollback', rollbacks.length === 0, `${rollbacks.length} buttons`);
+
+  check('no console errors', errors.length === 0, errors.join(' | '));
+} catch (e) {
+  bad('the browser test ran to its end', e.stack || e.message);
+  try { await shot('failure'); } catch (x) { /* no page */ }
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
