@@ -101,7 +101,11 @@ check "ingest works" "202" "${out%% *}"
 
 # --- 2. Redis away while the node runs ----------------------------------------
 check "kv works" "200 before" "$(http GET '/away/kv?v=before')"
-wait_for 5 bash -c "curl -s '$URL/metrics' | grep -q '^tine_activations_pending 0'" || true
+# The billing writer must be up (it may still be in its backoff from the
+# start without redis) with nothing pending, or the paused call's increments
+# would wait here instead of being sent.
+wait_for 15 bash -c "m=\$(curl -s '$URL/metrics'); grep -q '^tine_redis_connected{connection=\"billing\"} 1' <<<\"\$m\" && grep -q '^tine_activations_pending 0' <<<\"\$m\"" ||
+  fail "the billing writer is up with nothing pending" "$(curl -s "$URL/metrics" | grep -E '^tine_(redis_connected|activations_pending)')"
 # Writes out when redis dies: a paused redis takes the usage increments of
 # one call and never answers them.
 R CLIENT PAUSE 10000 ALL >/dev/null
