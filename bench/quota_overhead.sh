@@ -27,7 +27,7 @@ tine namespaces create plain >/dev/null
 tine namespaces create q >/dev/null
 for app in hello hello-q; do
   mkdir -p "$T/$app"
-  cp "$SRC/functions-examples/hello"/* "$T/$app/"
+  cp -r "$SRC/functions-examples/hello"/. "$T/$app/"
   ns=plain
   [ "$app" = hello ] || ns=q
   sed -i "s/^app: hello\$/app: $app\nnamespace: $ns/" "$T/$app/tine.yaml"

@@ -315,7 +315,7 @@ tine_up_keys() {
   done
   key=$(tine_cli keys create bench --role invoker --namespace bench 2>/dev/null)
   mkdir -p "$dir"
-  cp "$HELLO_APP"/* "$dir/"
+  cp -r "$HELLO_APP"/. "$dir/"
   sed -i 's/^app: hello/app: hello\nnamespace: bench/' "$dir/tine.yaml"
   echo "  - { method: GET, path: /private, function: hi, auth: key }" >>"$dir/tine.yaml"
   UP_URL=$TURL/hello/
