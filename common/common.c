@@ -398,6 +398,26 @@ size_t tine_fmt_u64(char *out, uint64_t v, size_t width)
     return n;
 }
 
+size_t tine_bsearch_pos(const void *key, const void *base, size_t n, size_t size,
+                        int (*cmp)(const void *key, const void *element), bool *found)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = cmp(key, (const char *)base + mid * size);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    *found = false;
+    return lo;
+}
+
 int tine_hex_digit(int c)
 {
     if (c >= '0' && c <= '9')

@@ -178,6 +178,13 @@ size_t tine_fmt_u64(char *out, uint64_t v, size_t width);
 /* The value of the hex digit c (either case), or -1 when it is not one. */
 int tine_hex_digit(int c);
 
+/* Binary search of `key` in the n elements of `base` (each `size` bytes,
+ * sorted as cmp orders them; cmp(key, element) as for bsearch): the index
+ * of the one equal to key (*found true), or where key would be inserted to
+ * keep the order (*found false). */
+size_t tine_bsearch_pos(const void *key, const void *base, size_t n, size_t size,
+                        int (*cmp)(const void *key, const void *element), bool *found);
+
 /* unix_ms as an RFC 3339 UTC time with milliseconds,
  * "2026-01-02T03:04:05.678Z", NUL-terminated (out: 32 bytes). */
 void tine_fmt_rfc3339_ms(uint64_t unix_ms, char out[32]);

@@ -25,29 +25,17 @@ struct tn_fetch {
 
 /* ------------------------------------------------------------ the copy */
 
-static int key_cmp(const char *id, const tn_key_t *k)
+/* Compares a key id (TN_KEY_ID_LEN bytes) with a key of t->keys. */
+static int key_cmp(const void *id, const void *element)
 {
-    return memcmp(id, k->id, TN_KEY_ID_LEN);
+    const tn_key_t *const *k = element;
+    return memcmp(id, (*k)->id, TN_KEY_ID_LEN);
 }
 
 /* The position of `id` in t->keys, or where it would go (*found false). */
 static size_t keys_search(const tn_tenancy_t *t, const char *id, bool *found)
 {
-    size_t lo = 0, hi = t->nkeys;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = key_cmp(id, t->keys[mid]);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    *found = false;
-    return lo;
+    return tine_bsearch_pos(id, t->keys, t->nkeys, sizeof(*t->keys), key_cmp, found);
 }
 
 bool tn_key_id_valid(const char *s, size_t len)

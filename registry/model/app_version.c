@@ -59,32 +59,27 @@ void reg_app_map_dispose(reg_app_map_t *m)
     reg_app_map_init(m);
 }
 
-/* Compares name `a` (alen bytes) with an entry's in the map's order. */
-static int entry_cmp(const char *a, size_t alen, const reg_app_map_entry_t *e)
+/* An app name being looked up. */
+typedef struct {
+    const char *app;
+    size_t len;
+} app_key_t;
+
+/* Compares a name (app_key_t) with an entry's in the map's order. */
+static int entry_cmp(const void *key, const void *element)
 {
-    if (alen != e->app_len)
-        return alen < e->app_len ? -1 : 1;
-    return memcmp(a, e->v->app, alen);
+    const app_key_t *a = key;
+    const reg_app_map_entry_t *e = element;
+    if (a->len != e->app_len)
+        return a->len < e->app_len ? -1 : 1;
+    return memcmp(a->app, e->v->app, a->len);
 }
 
 /* Where `app` is in the map (*found) or would go. */
 static size_t map_search(const reg_app_map_t *m, const char *app, size_t app_len, bool *found)
 {
-    size_t lo = 0, hi = m->len;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = entry_cmp(app, app_len, &m->entries[mid]);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    *found = false;
-    return lo;
+    app_key_t key = {app, app_len};
+    return tine_bsearch_pos(&key, m->entries, m->len, sizeof(*m->entries), entry_cmp, found);
 }
 
 reg_app_version_t *reg_app_map_get(const reg_app_map_t *m, const char *app, size_t app_len)

@@ -562,10 +562,40 @@ static void test_hex_digit(void **state)
     assert_int_equal(tine_hex_digit(-1), -1);
 }
 
+static int int_cmp(const void *key, const void *element)
+{
+    int a = *(const int *)key, b = *(const int *)element;
+    return (a > b) - (a < b);
+}
+
+/* tine_bsearch_pos: every element found at its index, every gap gives the
+ * index that keeps the order, an empty array gives 0. */
+static void test_bsearch_pos(void **state)
+{
+    (void)state;
+    const int v[] = {2, 4, 6, 8, 10, 12, 14};
+    const size_t n = sizeof(v) / sizeof(v[0]);
+    bool found;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(tine_bsearch_pos(&v[i], v, n, sizeof(v[0]), int_cmp, &found), i);
+        assert_true(found);
+        int gap = v[i] - 1;
+        assert_int_equal(tine_bsearch_pos(&gap, v, n, sizeof(v[0]), int_cmp, &found), i);
+        assert_false(found);
+    }
+    int past = 99;
+    assert_int_equal(tine_bsearch_pos(&past, v, n, sizeof(v[0]), int_cmp, &found), n);
+    assert_false(found);
+    found = true;
+    assert_int_equal(tine_bsearch_pos(&past, v, 0, sizeof(v[0]), int_cmp, &found), 0);
+    assert_false(found);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hex_digit),
+        cmocka_unit_test(test_bsearch_pos),
         cmocka_unit_test(test_buf_appends),
         cmocka_unit_test(test_buf_growth),
         cmocka_unit_test(test_buf_reset),
