@@ -727,7 +727,9 @@ ev_events_t *ev_new(uv_loop_t *loop, const ev_config_t *cfg, inv_invoker_t *inv,
     ev->on_drain_request = cfg->on_drain_request;
     ev->node_data = cfg->node_data;
     rds_async_config_t cmd = {.name = "events-command", .on_connected = on_cmd_up, .data = ev};
-    rds_async_config_t blk = {.name = "events-dispatch", .on_connected = on_blk_up, .data = ev};
+    /* Its XREADGROUP blocks up to 5 s: a reply may take that long. */
+    rds_async_config_t blk = {
+        .name = "events-dispatch", .on_connected = on_blk_up, .data = ev, .reply_timeout_ms = 10000};
     if (load_log_dirs(ev, cfg->log_paths, err, errlen) != 0 ||
         (ev->sync = rds_sync_new(cfg->redis_url, 2000, err, errlen)) == NULL ||
         rds_async_new(loop, cfg->redis_url, &cmd, &ev->cmd, err, errlen) != 0 ||

@@ -24,7 +24,15 @@
  * then never learns that the connect failed, its connect callback never
  * runs and the connection hangs for good. Ours hands the event to hiredis,
  * which reads the socket's error and fails the connect properly. A
- * deadline covers connects and logins that never answer. */
+ * deadline covers connects and logins that never answer.
+ *
+ * A server can also stop answering with the connection still open (a hung
+ * or frozen process, a network that drops packets: TCP keepalives may go
+ * on being answered by the kernel). So a connection that has the owner's
+ * commands in flight and no reply for reply_timeout_ms is dropped like a
+ * lost one (those commands get their NULL reply) and made again: nobody
+ * waits for an answer that will not come. Subscriptions and barriers are
+ * not timed (silence is normal for them; a WAIT has its own timeout). */
 #include "redis_internal.h"
 
 #include <errno.h>
@@ -41,6 +49,7 @@
 #define DEFAULT_BACKOFF_MAX_MS 2000
 #define DEFAULT_MAX_WAITING 10000
 #define DRAIN_TIMEOUT_MS 2000
+#define DEFAULT_REPLY_TIMEOUT_MS 3000
 #define ROLE_REFRESH_MS 1000 /* how old the count of replicas may be when a barrier is asked */
 
 typedef enum { ST_DOWN, ST_RESOLVING, ST_CONNECTING, ST_LOGIN, ST_UP, ST_CLOSED } state_t;
@@ -89,6 +98,9 @@ struct rds_async {
     uv_timer_t retry;      /* next attempt */
     uv_timer_t deadline;   /* connect + login, or a drain */
     uv_timer_t wait_timer; /* the oldest waiting command's max_wait_ms */
+    uv_timer_t reply_timer;  /* commands in flight with no reply for reply_timeout_ms */
+    size_t outstanding;      /* the owner's commands sent on this context, not answered yet */
+    uint64_t last_progress;  /* uv_now when the last of them was answered (or the first sent) */
     unsigned attempt;      /* failed attempts since it was last up */
     uint64_t connects, reconnects;
     bool warned; /* the outage was logged */
@@ -163,6 +175,7 @@ static void conn_finish_close(rds_async_t *c)
     uv_close((uv_handle_t *)&c->retry, on_timer_closed);
     uv_close((uv_handle_t *)&c->deadline, on_timer_closed);
     uv_close((uv_handle_t *)&c->wait_timer, on_timer_closed);
+    uv_close((uv_handle_t *)&c->reply_timer, on_timer_closed);
 }
 
 /* ------------------------------------------------------------- adapter */
@@ -315,6 +328,8 @@ static void drop_context(rds_async_t *c)
     if (ac == NULL)
         return;
     c->ac = NULL;
+    c->outstanding = 0; /* what was in flight gets its NULL reply in redisAsyncFree */
+    uv_timer_stop(&c->reply_timer);
     ac->data = NULL;
     redisAsyncFree(ac);
     barriers_fail_all(c, LOST_BEFORE_CONFIRMED);
@@ -352,10 +367,16 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     pending_t *p = priv;
     rds_reply_fn fn = p->fn;
     void *data = p->data;
+    bool timed = !p->subscription;
     if (!p->subscription || reply == NULL)
         free(p);
     rds_async_t *c = ac->data;
     redisReply *r = reply;
+    if (timed && c && c->ac == ac && c->outstanding > 0) {
+        c->last_progress = uv_now(c->loop);
+        if (--c->outstanding == 0)
+            uv_timer_stop(&c->reply_timer);
+    }
     /* The server became a replica under us (a failover that did not close
      * our connection): find the master again. */
     if (c && c->ac == ac && r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "READONLY", 8) == 0) {
@@ -363,22 +384,45 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         snprintf(why, sizeof why, "redis at %s answered READONLY (it is a replica now): %.300s", c->shown, r->str);
         conn_drop_later(c, why);
     }
-    fn(data, reply);
+    if (fn)
+        fn(data, reply);
+}
+
+/* Commands have been in flight a while: unless one was answered within
+ * reply_timeout_ms, the server stopped answering and the connection is
+ * dropped (on the next turn, as a READONLY answer drops it). */
+static void on_reply_timer(uv_timer_t *t)
+{
+    rds_async_t *c = t->data;
+    if (c->outstanding == 0 || c->state != ST_UP || c->closing)
+        return;
+    uint64_t now = uv_now(c->loop), quiet = now - c->last_progress;
+    if (quiet < c->cfg.reply_timeout_ms) {
+        uv_timer_start(&c->reply_timer, on_reply_timer, c->cfg.reply_timeout_ms - quiet, 0);
+        return;
+    }
+    char why[1100];
+    snprintf(why, sizeof why, "%s %s answered none of %zu commands within %u ms", c->kind, c->shown, c->outstanding,
+             c->cfg.reply_timeout_ms);
+    conn_drop_later(c, why);
 }
 
 /* Sends a command in RESP to the current context. Returns 0 or -1 (then
  * nothing was kept). */
 static int send_now(rds_async_t *c, rds_reply_fn fn, void *data, const char *cmd, size_t len)
 {
-    pending_t *p = NULL;
-    if (fn) {
-        p = xmalloc(sizeof(*p));
-        *p = (pending_t){fn, data, false};
+    pending_t *p = xmalloc(sizeof(*p));
+    *p = (pending_t){fn, data, false};
+    if (redisAsyncFormattedCommand(c->ac, on_reply, p, cmd, len) != REDIS_OK) {
+        free(p);
+        return -1;
     }
-    if (redisAsyncFormattedCommand(c->ac, p ? on_reply : NULL, p, cmd, len) == REDIS_OK)
-        return 0;
-    free(p);
-    return -1;
+    if (c->outstanding++ == 0) {
+        c->last_progress = uv_now(c->loop);
+        if (c->cfg.reply_timeout_ms != RDS_NO_REPLY_TIMEOUT)
+            uv_timer_start(&c->reply_timer, on_reply_timer, c->cfg.reply_timeout_ms, 0);
+    }
+    return 0;
 }
 
 /* Takes the oldest waiting command off the queue. */
@@ -854,6 +898,8 @@ int rds__async_open(uv_loop_t *loop, const char *url, const rds_async_config_t *
         c->cfg.backoff_max_ms = c->cfg.backoff_min_ms;
     if (c->cfg.max_waiting == 0)
         c->cfg.max_waiting = DEFAULT_MAX_WAITING;
+    if (c->cfg.reply_timeout_ms == 0)
+        c->cfg.reply_timeout_ms = DEFAULT_REPLY_TIMEOUT_MS;
     if (getrandom(&c->rng, sizeof c->rng, GRND_NONBLOCK) != sizeof c->rng || c->rng == 0)
         c->rng = tine_now_ns() | 1;
     c->waiting_tail = &c->waiting;
@@ -861,8 +907,9 @@ int rds__async_open(uv_loop_t *loop, const char *url, const rds_async_config_t *
     uv_timer_init(loop, &c->retry);
     uv_timer_init(loop, &c->deadline);
     uv_timer_init(loop, &c->wait_timer);
-    c->retry.data = c->deadline.data = c->wait_timer.data = c;
-    c->open = 3;
+    uv_timer_init(loop, &c->reply_timer);
+    c->retry.data = c->deadline.data = c->wait_timer.data = c->reply_timer.data = c;
+    c->open = 4;
     c->next_all = all_conns;
     if (all_conns)
         all_conns->prev_all = &c->next_all;

@@ -185,12 +185,19 @@ typedef enum {
     RDS_WAIT_WHEN_DOWN = 1,
 } rds_when_down_t;
 
+#define RDS_NO_REPLY_TIMEOUT UINT32_MAX
+
 typedef struct {
     const char *name; /* in log lines and /metrics, e.g. "events-dispatch" (copied) */
     rds_when_down_t when_down;
     uint32_t max_waiting;        /* RDS_WAIT_WHEN_DOWN: commands held at most (0: 10000) */
     uint32_t max_wait_ms;        /* RDS_WAIT_WHEN_DOWN: how long each may wait (0: until up or closed) */
     uint32_t connect_timeout_ms; /* connect + AUTH/SELECT/PING (0: 2000) */
+    /* Commands in flight with no reply for this long: the server stopped
+     * answering; the connection is dropped (they get their NULL reply) and
+     * made again (0: 3000; RDS_NO_REPLY_TIMEOUT: never). Must exceed the
+     * longest BLOCK the connection sends. */
+    uint32_t reply_timeout_ms;
     uint32_t backoff_min_ms;     /* first delay before a reconnect (0: 50) */
     uint32_t backoff_max_ms;     /* doubling up to this (0: 2000); each delay is drawn in [d/2, d] */
     /* The connection is up (after AUTH, SELECT and the waiting commands were

@@ -41,6 +41,7 @@
 #define TN_QUOTA_GEN_MS 1000   /* limits changed elsewhere are read within this */
 #define TN_QUOTA_SYNC_TIMEOUT_MS 5000
 #define TN_QUOTA_DOWN_WAIT_MS 500 /* a script waits this long for a connection that is down */
+#define TN_QUOTA_REPLY_TIMEOUT_MS 1000 /* a script unanswered this long: redis is away */
 #define PUSD_PER_NUSD 1000u       /* spend counters in Redis are in nanodollars (exact in Lua) */
 
 enum { COUNT_CALLS, COUNT_SANDBOXES, COUNT_MEMORY, NCOUNTS }; /* = TN_QUOTA_CONCURRENCY .. MEMORY */
@@ -1140,11 +1141,13 @@ tn_quotas_t *tn_quotas_new(uv_loop_t *loop, const char *redis_url, const char *n
     freeReplyObject(all);
     /* A script sent while the connection is down (not up yet at the start,
      * or reconnecting) waits a moment for it; past that its admissions are
-     * decided by this node alone. */
+     * decided by this node alone. A Redis that stopped answering is judged
+     * down after TN_QUOTA_REPLY_TIMEOUT_MS: calls wait at most that long. */
     rds_async_config_t cfg = {.name = "tenancy-quotas",
                               .when_down = RDS_WAIT_WHEN_DOWN,
                               .max_waiting = 10000,
-                              .max_wait_ms = TN_QUOTA_DOWN_WAIT_MS};
+                              .max_wait_ms = TN_QUOTA_DOWN_WAIT_MS,
+                              .reply_timeout_ms = TN_QUOTA_REPLY_TIMEOUT_MS};
     if (rds_async_new(loop, redis_url, &cfg, &q->cmd, err, errlen) != 0) {
         rds_sync_free(q->sync);
         free(q->node_id);

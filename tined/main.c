@@ -613,7 +613,11 @@ int main(int argc, char **argv)
         goto fail;
     }
     reg_live_set_preview_cb(t.live, on_preview_change, &t);
-    t.rollouts = reg_rollouts_new(t.loop, t.live, cfg.node_id);
+    t.rollouts = reg_rollouts_new(t.loop, t.live, redis_url, cfg.node_id, err, sizeof(err));
+    if (t.rollouts == NULL) {
+        tine_log(TINE_LOG_ERROR, "%s", err);
+        goto fail;
+    }
     t.tenancy = tn_new(t.loop, redis_url, cfg.node_id, err, sizeof(err));
     if (t.tenancy == NULL) {
         tine_log(TINE_LOG_ERROR, "%s", err);

@@ -305,11 +305,15 @@ size_t reg_live_count(reg_live_t *l);
 /* ------------------------------------------------------------- rollouts */
 
 /* This node's counters per app version, and the driver of automatic
- * rollouts (docs/releases.md): a timer on `loop` adds the counts of the
- * versions of rollouts under way to Redis every 200 ms and, on the one node
- * holding the rollouts lease, judges each running rollout's step. */
+ * rollouts (docs/releases.md): a timer on `loop` asks for the rollouts
+ * lease every 200 ms on an asynchronous connection to redis_url of its own
+ * (never waiting on Redis); once answered it adds the counts of the
+ * versions of rollouts under way to Redis and, on the one node holding the
+ * lease, judges each running rollout's step. NULL (message in err) when the
+ * URL does not parse. */
 typedef struct reg_rollouts reg_rollouts_t;
-reg_rollouts_t *reg_rollouts_new(struct uv_loop_s *loop, reg_live_t *live, const char *node_id);
+reg_rollouts_t *reg_rollouts_new(struct uv_loop_s *loop, reg_live_t *live, const char *redis_url, const char *node_id,
+                                 char *err, size_t errlen);
 void reg_rollouts_free(reg_rollouts_t *r);
 
 /* Counts one call of app's version (an error: a 5xx answer, a timeout, a

@@ -9,7 +9,14 @@
  * rollout under way answered to tine:rollout:{app}:stats:{N} every tick.
  * One node drives (the holder of the tine:rollouts:lease key): each tick
  * it judges every running rollout's step (reg_rollout_decide) and moves the
- * split on, back, or makes the version live. */
+ * split on, back, or makes the version live.
+ *
+ * The tick never waits on Redis: it asks for the lease on an asynchronous
+ * connection of its own and does nothing more until the answer comes (a
+ * tick while one is out is skipped, so a Redis that stopped answering costs
+ * nothing and piles nothing up). Only once Redis has just answered does it
+ * add the counters and, while a rollout runs, judge it with the store's
+ * synchronous calls. */
 #include "store_internal.h"
 #include "tine_common.h"
 
@@ -22,7 +29,6 @@
 
 #define ROLLOUT_TICK_MS 200   /* flush counters, judge steps */
 #define ROLLOUT_LEASE_MS 2000 /* a driver that stops is replaced after this */
-#define ROLLOUT_QUIET_MS 2000 /* no tick this long after Redis failed */
 
 /* One version's counters on this node: all since it was first served, and
  * what was not yet added to Redis (`unsent`). */
@@ -38,10 +44,11 @@ struct reg_rollouts {
     reg_live_t *live;
     char *node_id;
     uv_timer_t *timer; /* heap: freed in its close callback */
+    rds_async_t *conn; /* the lease's: the tick's only call that is not judged by an answer */
+    bool asking;       /* a lease request is out: ticks are skipped until it is answered */
     rollout_counter_t *counters;
     size_t ncounters;
-    size_t last_hit;         /* the counter observed last: calls come in runs */
-    uint64_t quiet_until_ns; /* after Redis failed: no tick until then (the loop must not wait on it) */
+    size_t last_hit; /* the counter observed last: calls come in runs */
 };
 
 /* --------------------------------------------------------------- counters */
@@ -344,33 +351,51 @@ static const char lease_script[] = "local holder = redis.call('GET', KEYS[1]) "
                                    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
                                    "return apps";
 
-/* Every tick: this node's counters to Redis, then, when it holds the
- * lease, every running rollout judged. */
-static void on_tick(uv_timer_t *t)
+/* The lease's answer: the rollouts this node drives (none when another
+ * node holds the lease or none runs), or NULL when Redis did not answer
+ * (the connection comes back by itself; the next tick asks again). Redis
+ * has just answered, so the counters are added now and the rollouts judged. */
+static void on_lease(void *data, redisReply *x)
 {
-    reg_rollouts_t *r = t->data;
-    uint64_t now = tine_now_ns();
-    if (reg_live_unloaded(r->live) || now < r->quiet_until_ns)
-        return;
-    flush_counters(r);
-    char err[512];
-    redisReply *x = reg__store_cmd(reg_live_store(r->live), err, sizeof err,
-                                   "EVAL %s 2 " RDS_KEY_ROLLOUTS_LEASE " " RDS_KEY_ROLLOUTS " %s %d", lease_script,
-                                   r->node_id, ROLLOUT_LEASE_MS);
-    if (x == NULL) {
-        /* Redis away: its connect may take long; the live table says so. */
-        r->quiet_until_ns = tine_now_ns() + ROLLOUT_QUIET_MS * 1000000ull;
+    reg_rollouts_t *r = data;
+    r->asking = false;
+    if (x == NULL || x->type == REDIS_REPLY_ERROR) {
+        if (x)
+            tine_log(TINE_LOG_WARN, "rollouts: the lease script failed: %s", x->str);
         return;
     }
+    flush_counters(r);
     for (size_t i = 0; x->type == REDIS_REPLY_ARRAY && i < x->elements; i++)
         if (x->element[i]->type == REDIS_REPLY_STRING)
             drive_one(r, x->element[i]->str);
-    freeReplyObject(x);
 }
 
-reg_rollouts_t *reg_rollouts_new(struct uv_loop_s *loop, reg_live_t *live, const char *node_id)
+/* Every tick: asks for the lease (on_lease does the rest), unless the last
+ * request is still out or the apps are not loaded yet. */
+static void on_tick(uv_timer_t *t)
+{
+    reg_rollouts_t *r = t->data;
+    if (r->asking || reg_live_unloaded(r->live))
+        return;
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%d", ROLLOUT_LEASE_MS);
+    const char *argv[] = {"EVAL", lease_script, "2", RDS_KEY_ROLLOUTS_LEASE, RDS_KEY_ROLLOUTS, r->node_id, ttl};
+    size_t lens[7];
+    for (size_t i = 0; i < 7; i++)
+        lens[i] = strlen(argv[i]);
+    if (rds_async_command(r->conn, on_lease, r, 7, argv, lens) == 0)
+        r->asking = true;
+}
+
+reg_rollouts_t *reg_rollouts_new(struct uv_loop_s *loop, reg_live_t *live, const char *redis_url, const char *node_id,
+                                 char *err, size_t errlen)
 {
     reg_rollouts_t *r = xcalloc(1, sizeof(*r));
+    rds_async_config_t cfg = {.name = "registry-rollouts"};
+    if (rds_async_new(loop, redis_url, &cfg, &r->conn, err, errlen) != 0) {
+        free(r);
+        return NULL;
+    }
     r->loop = loop;
     r->live = live;
     r->node_id = xstrdup(node_id);
@@ -392,6 +417,7 @@ void reg_rollouts_free(reg_rollouts_t *r)
     if (r == NULL)
         return;
     uv_close((uv_handle_t *)r->timer, on_timer_closed);
+    rds_async_close(r->conn, false, NULL, NULL); /* a lease request out gets its NULL answer in here */
     for (size_t i = 0; i < r->ncounters; i++)
         free(r->counters[i].app);
     free(r->counters);

@@ -381,6 +381,61 @@ static void test_login_deadline(void **state)
     free(url);
 }
 
+/* A server that stops answering with the connection open (SIGSTOP: the
+ * kernel still holds the socket): a command in flight gets its NULL reply
+ * once reply_timeout_ms passed without an answer, the owner hears of the
+ * loss, and the connection comes back when the server answers again. A
+ * subscription's silence is not timed. */
+static void test_frozen_server(void **state)
+{
+    fixture_t *f = *state;
+    uv_loop_t *loop = &f->loop;
+    test_redis_t *r = &f->r;
+    test_redis_start(r);
+    char *url = url_of(r, 1, NULL);
+    probe_t p = {0}, sp = {0};
+    rds_async_config_t cfg = {.name = "test", .connect_timeout_ms = 200, .reply_timeout_ms = 300,
+                              .backoff_min_ms = 20, .backoff_max_ms = 200,
+                              .on_connected = on_connected, .on_lost = on_lost, .data = &p};
+    rds_async_config_t scfg = cfg;
+    scfg.name = "test-sub";
+    scfg.on_connected = scfg.on_lost = NULL;
+    rds_async_t *c = NULL, *sub = NULL;
+    char err[512];
+    assert_int_equal(rds_async_new(loop, url, &cfg, &c, err, sizeof err), 0);
+    assert_int_equal(rds_async_new(loop, url, &scfg, &sub, err, sizeof err), 0);
+    assert_true(run_until(loop, &p.connected, 1, 3000));
+    run_for(loop, 100);
+    assert_int_equal(rds_async_subscribe(sub, false, "frozen-test", on_message, &sp), 0);
+    assert_int_equal(ping(c, &p), 0);
+    assert_true(run_until(loop, &p.replies, 1, 2000));
+    run_for(loop, 500); /* longer than reply_timeout_ms: a subscription's silence is fine */
+    assert_true(rds_async_connected(sub));
+
+    kill(r->pid, SIGSTOP);
+    uint64_t t0 = tine_now_ns();
+    assert_int_equal(ping(c, &p), 0);
+    assert_true(run_until(loop, &p.nulls, 1, 3000));
+    uint64_t waited_ms = (tine_now_ns() - t0) / 1000000;
+    assert_true(waited_ms >= 250 && waited_ms < 1500);
+    assert_int_equal(p.lost, 1);
+    assert_non_null(strstr(rds_async_error(c), "answered none of 1 commands within 300 ms"));
+    assert_int_equal(ping(c, &p), TINE_EREDIS); /* not up: fails at once */
+    run_for(loop, 500);                          /* its logins to the frozen server time out */
+    assert_non_null(strstr(rds_async_error(c), "did not answer the login within 200 ms"));
+
+    kill(r->pid, SIGCONT);
+    assert_true(run_until(loop, &p.connected, 2, 3000));
+    assert_int_equal(ping(c, &p), 0);
+    assert_true(run_until(loop, &p.replies, 2, 2000));
+    assert_string_equal(p.last, "PONG");
+    close_conn(loop, c, &p);
+    probe_t sc = {0};
+    rds_async_close(sub, false, on_closed, &sc);
+    assert_true(run_until(loop, &sc.closed, 1, 2000));
+    free(url);
+}
+
 static void test_pubsub_resubscribe(void **state)
 {
     fixture_t *f = *state;
@@ -485,6 +540,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_passwords, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acl_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_login_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_frozen_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pubsub_resubscribe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_after_restart, setup, teardown),
