@@ -311,8 +311,13 @@ typedef struct {
 /* Starts one and waits until tined is ready (at most 15 s). Returns CLI_OK,
  * or CLI_FAIL after printing why (with the end of tined's output); nothing
  * is left running then. tined is the one next to tine, else $TINE_TINED,
- * else on PATH. */
+ * else on PATH. From here on SIGINT, SIGTERM and SIGHUP only mark the
+ * process interrupted (cli_node_interrupted): the command stops its work
+ * and stops the node, so its directory is removed. */
 int cli_node_start(cli_ctx_t *ctx, cli_node_t *n);
+
+/* Whether a SIGINT, SIGTERM or SIGHUP came since a node was started. */
+bool cli_node_interrupted(void);
 
 /* Stops both processes and removes the directory. Accepts a node that
  * failed to start. */

@@ -1014,7 +1014,7 @@ int cli_cmd_test(cli_ctx_t *ctx, int argc, char **argv)
         struct timeval tv = {5, 0};
         r.redis = redisConnectUnixWithTimeout(node.redis_url + strlen("unix://"), tv);
         double ready = now_s();
-        for (size_t i = 0; i < nfiles; i++) {
+        for (size_t i = 0; i < nfiles && !cli_node_interrupted(); i++) {
             if (ends_with(files[i], ".lua"))
                 run_lua_file(&r, dir, files[i]);
             else
@@ -1031,6 +1031,8 @@ int cli_cmd_test(cli_ctx_t *ctx, int argc, char **argv)
         fprintf(ctx->out, "%zu passed, %zu failed\n", r.nresults - failed, failed);
         if (failed > 0)
             rc = CLI_FAIL;
+        if (cli_node_interrupted())
+            rc = cli_fail(ctx, "interrupted: the tests after the last one shown did not run");
     }
     if (rc != CLI_OK && node.tined_pid > 0 && getenv("TINE_TEST_KEEP_LOG")) {
         char *t = NULL;

@@ -101,6 +101,21 @@ static void stop_child(pid_t pid, long grace_ms)
     waitpid(pid, NULL, 0);
 }
 
+/* Ctrl-C (or SIGTERM, SIGHUP) while a node is up: the command stops its
+ * work and cli_node_stop removes the node's directory, instead of the
+ * signal ending the process with the directory left behind. */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    interrupted = sig;
+}
+
+bool cli_node_interrupted(void)
+{
+    return interrupted != 0;
+}
+
 /* Whether the child exited (reaped then). */
 static bool child_gone(pid_t pid)
 {
@@ -132,6 +147,11 @@ static char *log_tail(const char *path)
 int cli_node_start(cli_ctx_t *ctx, cli_node_t *n)
 {
     memset(n, 0, sizeof *n);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_interrupt;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     const char *tmp = getenv("TMPDIR");
     n->dir = xasprintf("%s/tine-node.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (mkdtemp(n->dir) == NULL) {
@@ -163,6 +183,11 @@ int cli_node_start(cli_ctx_t *ctx, cli_node_t *n)
     /* tined connects at once: wait for the socket first. */
     struct stat st;
     while (stat(sock, &st) != 0) {
+        if (interrupted) {
+            cli_fail(ctx, "interrupted while the test node was starting");
+            free(tined);
+            goto out;
+        }
         if (child_gone(n->redis_pid) || tine_now_ns() > deadline) {
             n->redis_pid = 0;
             char *t = log_tail(rlog);
@@ -183,6 +208,10 @@ int cli_node_start(cli_ctx_t *ctx, cli_node_t *n)
     free(tined);
     tine_client_t *hc = NULL;
     for (;;) {
+        if (interrupted) {
+            cli_fail(ctx, "interrupted while the test node was starting");
+            break;
+        }
         if (child_gone(n->tined_pid)) {
             n->tined_pid = 0;
             char *t = log_tail(tlog);

@@ -3,7 +3,8 @@
 # both kinds (the exact summary line, exit codes, the JUnit file, failures
 # showing file:line and expected/got), a test file with a syntax error, the
 # examples' own tests (CI runs them here), a small app's whole run under
-# 1 s, the node cleaned up after, and tests/ left out of the bundle.
+# 1 s, the node cleaned up after (also after Ctrl-C), and tests/ left out
+# of the bundle.
 . "$(dirname "$0")/lib.sh"
 export TMPDIR="$T/tmp"
 mkdir -p "$TMPDIR"
@@ -110,6 +111,24 @@ out=$("$BIN/tine" test "$A" 2>&1) && rc=0 || rc=$?
 check "all passing: exit status 0" "0 6 passed, 0 failed" "$rc $(tail -n 1 <<<"$out")"
 "$BIN/tine" pack "$A" -o "$T/tt.tine" >/dev/null
 check "tests/ is not packed" "h.lua tine.yaml" "$(tar tzf "$T/tt.tine" | sort | tr '\n' ' ' | sed 's/ $//')"
+
+# Ctrl-C (here SIGTERM) while the tests run: they stop, the node is stopped and its
+# directory removed (before: the signal ended tine and left it behind).
+B="$T/slow"
+mkdir -p "$B/tests"
+printf 'app: slow\nfunctions:\n  spin: { handler: s.lua#spin, timeout: 10s }\nroutes:\n  - { method: GET, path: /spin, function: spin }\n' >"$B/tine.yaml"
+printf 'return { spin = function() local t = os.clock() + 1.5; while os.clock() < t do end; return "done" end }\n' >"$B/s.lua"
+for i in 1 2 3 4 5 6; do printf 'test("spin %s", function(t) t.eq(t.get("/spin").body, "done") end)\n' "$i"; done >"$B/tests/spin_test.lua"
+"$BIN/tine" test "$B" >"$T/slow.out" 2>&1 &
+tpid=$!
+wait_for 20 bash -c "ls '$TMPDIR'/tine-node.*/port >/dev/null 2>&1" || true
+sleep 0.5
+kill -TERM "$tpid" # (a background job of a script ignores SIGINT)
+wait "$tpid" && rc=0 || rc=$?
+check "interrupted: exit status 1" "1" "$rc"
+check_contains "it says so" "interrupted: the tests after the last one shown did not run" "$(cat "$T/slow.out")"
+check "interrupted: the node's directory is removed" "" "$(ls "$TMPDIR")"
+check "interrupted: no tined of it left" "0" "$(pgrep -f "state-dir $TMPDIR" | wc -l)"
 
 # The examples' tests, and a small app's whole run under 1 s.
 for ex in hello todo orders polyglot; do
