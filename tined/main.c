@@ -637,6 +637,8 @@ int main(int argc, char **argv)
         .has_secrets_key = cfg.has_secrets_key,
         .rollouts = t.rollouts,
         .console_dir = strcmp(cfg.console_dir, "off") == 0 ? NULL : cfg.console_dir,
+        .metrics_more = t.otlp ? otlp_metrics_render : NULL,
+        .metrics_more_data = t.otlp,
     };
     memcpy(gcfg.secrets_key, cfg.secrets_key, sizeof gcfg.secrets_key);
     t.gw = gw_new(t.loop, &gcfg, t.live, t.inv, err, sizeof(err));
