@@ -28,6 +28,7 @@ typedef struct {
     const char *address; /* where it serves HTTP, "HOST:PORT" (borrowed for the call) */
     size_t sandboxes;    /* sandboxes that are not closing */
     size_t calls;        /* function calls in flight (queued or running) */
+    size_t starting, idle, busy; /* sandboxes by state: starting, warm and idle, busy */
 } ev_node_status_t;
 
 typedef struct {
@@ -162,7 +163,9 @@ int ev_dlq_replay(ev_events_t *ev, const char *app, json_t *ids, json_t **out, c
  * "ready"|"starting"|"not-ready"|"draining"|"gone","left":"drained"|"lost"
  * (gone nodes),"sandboxes","calls","events","heartbeat_ms",
  * "heartbeat_age_s","uptime_s" (nodes up),"left_age_s","drain_grace_ms",
- * "drain_timeout_ms"}],"answered_by":ID}. Ages by Redis's clock.
+ * "drain_timeout_ms","pool":{"starting","idle","busy"},"pool_history":
+ * {"step_ms","t":[unix s],"starting":[],"idle":[],"busy":[]}}],
+ * "answered_by":ID}. Ages by Redis's clock.
  * Synchronous. Returns 0 or TINE_EREDIS. */
 int ev_nodes_list(ev_events_t *ev, json_t **out, char *err, size_t errlen);
 

@@ -126,6 +126,8 @@ void ev__docker_stop(ev__docker_t *d);
 
 #define EV_HEARTBEAT_TTL_MS 3000  /* a node whose heartbeat is this old is gone */
 #define EV_CLAIM_MIN_IDLE_MS 1000 /* a gone node's entry is claimed once idle this long */
+#define EV_POOL_SAMPLES 60        /* sandbox samples a heartbeat carries (pool_history) */
+#define EV_POOL_SAMPLE_MS 5000    /* one every this long: the last 5 minutes */
 #define EV_STALL_MS 2000          /* checks of the heartbeats this far apart: Redis stalled or was away */
 
 /* The Lua function judging(checked_key, ttl_ms, stall_ms) of the scripts
@@ -219,6 +221,13 @@ struct ev_events {
     void (*node_status)(void *data, ev_node_status_t *st);
     void (*on_drain_request)(void *data, const char *by);
     void *node_data;
+    /* The node's sandboxes sampled every EV_POOL_SAMPLE_MS, the last
+     * EV_POOL_SAMPLES of them (a ring), for the heartbeat's pool_history. */
+    struct ev__pool_sample {
+        uint64_t t_ms;
+        uint32_t starting, idle, busy;
+    } pool_ring[EV_POOL_SAMPLES];
+    size_t pool_n, pool_next;
     ev_left_cb left_cb; /* ev_leave */
     void *left_data;
     int64_t handed_back; /* -1: the hand-back failed */

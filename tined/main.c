@@ -248,6 +248,7 @@ static void node_status(void *data, ev_node_status_t *st)
     st->state = t->gw ? gw_state(t->gw) : "starting";
     st->address = t->address;
     inv_load(t->inv, &st->sandboxes, &st->calls);
+    inv_sandbox_counts(t->inv, &st->starting, &st->idle, &st->busy);
 }
 
 /* Where this node serves as others reach it: the listen address with the

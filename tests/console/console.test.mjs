@@ -36,6 +36,8 @@ async function newPage(width = 1100, height = 760) {
   p.on('console', (m) => {
     if (m.type() !== 'error') return;
     if (expectHttpErrors && /Failed to load resource: the server responded with a status of (401|404)/.test(m.text())) return;
+    // the app page asks for a rollout when a stored version is newer than the live one: 404 when it has had none
+    if (/status of 404/.test(m.text()) && /\/_tine\/v1\/apps\/[^/]+\/rollout$/.test((m.location() || {}).url || '')) return;
     errors.push(m.text());
   });
   p.on('pageerror', (e) => errors.push('page error: ' + e.message));
@@ -117,7 +119,7 @@ try {
   const first = await page.evaluate(() => document.querySelector('a[href], button:not([hidden]), input, select, [tabindex]:not([tabindex="-1"])').className);
   check('the skip link comes first in the tab order', first === 'skip', first);
   const rows = await page.$$eval('table.apps tbody tr', (r) => r.length);
-  check('101 apps listed', rows === 101, `${rows} rows`);
+  check('102 apps listed', rows === 102, `${rows} rows`);
   const shopRow = await page.$eval('tr[data-app=shop]', (r) => ({
     text: r.textContent, sparks: r.querySelectorAll('svg.spark polyline').length,
   }));
@@ -150,6 +152,59 @@ try {
   check('rollback through the UI: the API says version 1 is live', live === 1, `live ${live}`);
   const liveRow = await page.$eval('tr.is-live', (r) => r.dataset.version);
   check('the page marks version 1 live', liveRow === '1', liveRow);
+  const tagCell = await page.$eval('table.versions tr[data-version="2"] td.tags', (t) => t.textContent);
+  check('a tag beside its version', tagCell === 'stable', tagCell);
+
+  // --- promote the staged version 3 through the UI
+  const rollbackOf3 = await page.$$('table.versions button[data-version="3"][data-action=rollback]');
+  check('a newer stored version is offered a promote, not a rollback', rollbackOf3.length === 0, `${rollbackOf3.length}`);
+  await page.click('table.versions button[data-version="3"][data-action=promote]');
+  await page.waitForSelector('dialog.confirm[open]');
+  const promoteQ = await text('dialog.confirm p');
+  check('the promote asks first', /Promote version 3 of shop/.test(promoteQ), promoteQ);
+  await (await page.$('dialog.confirm button.danger')).click();
+  await page.waitForFunction(() => /is at version 3/.test((document.querySelector('.status') || {}).textContent || ''), { timeout: 5000 });
+  const promoted = (await adminApi('GET', '/apps/shop')).live;
+  check('promote through the UI: the API says version 3 is live', promoted === 3, `live ${promoted}`);
+
+  // --- a rollout: steps, figures, decision, split; pause and abort through the UI
+  await go('#/app/roll/overview');
+  await page.waitForSelector('section.rollout');
+  const ro = await page.evaluate(() => {
+    const s = document.querySelector('section.rollout');
+    return {
+      title: s.querySelector('h2').textContent, steps: [...s.querySelectorAll('ol.steps li')].map((l) => l.textContent),
+      current: (s.querySelector('ol.steps li[aria-current=step]') || {}).textContent,
+      rows: [...s.querySelectorAll('table.rollout-versions tbody tr')].map((r) => [...r.children].map((c) => c.textContent)),
+      decision: s.querySelector('.decision').textContent, split: (document.querySelector('p.split') || {}).textContent,
+      splitTag: (document.querySelector('table.versions tr[data-version="2"] .split-tag') || {}).textContent,
+    };
+  });
+  check('the rollout: its version and state', ro.title === 'Rollout of v2 (replacing v1): running', ro.title);
+  check('its steps, the current one marked', ro.steps.join(' ') === '50% 100%' && ro.current === '50%', JSON.stringify(ro));
+  const api0 = await adminApi('GET', '/apps/roll/rollout');
+  const apiRows = api0.versions.map((v) => [`v${v.version}` + (v.version === 2 ? ' (new)' : ''), String(v.requests), String(v.errors)]);
+  check('per-version requests and errors as the API says', JSON.stringify(ro.rows.map((r) => r.slice(0, 3))) === JSON.stringify(apiRows) &&
+    ro.rows.every((r) => r.length === 5), `${JSON.stringify(ro.rows)} vs ${JSON.stringify(apiRows)}`);
+  check('the decision', ro.decision === 'Decision: ' + api0.decision && api0.decision.length > 0, ro.decision);
+  check('the split shown', /50% of clients on v2, 50% on v1/.test(ro.split || '') && ro.splitTag === 'split 50%', JSON.stringify(ro));
+  await page.click('section.rollout button[data-rollout=pause]');
+  await page.waitForSelector('dialog.confirm[open]');
+  await (await page.$('dialog.confirm button.danger')).click();
+  await page.waitForFunction(() => /is paused/.test((document.querySelector('.status') || {}).textContent || ''), { timeout: 5000 });
+  const paused = (await adminApi('GET', '/apps/roll/rollout')).state;
+  check('pause through the UI: the API says paused', paused === 'paused', paused);
+  check('a paused rollout offers resume', (await page.$$('section.rollout button[data-rollout=resume]')).length === 1, 'no resume button');
+  await shot('rollout');
+  await page.click('section.rollout button[data-rollout=abort]');
+  await page.waitForSelector('dialog.confirm[open]');
+  await (await page.$('dialog.confirm button.danger')).click();
+  await page.waitForFunction(() => /is aborted/.test((document.querySelector('.status') || {}).textContent || ''), { timeout: 5000 });
+  const aborted = await adminApi('GET', '/apps/roll/rollout');
+  check('abort through the UI: the API says aborted', aborted.state === 'aborted', aborted.state);
+  const after = await page.evaluate(() => ({ reason: (document.querySelector('section.rollout .reason') || {}).textContent,
+    buttons: document.querySelectorAll('section.rollout button').length, split: !!document.querySelector('p.split') }));
+  check('an aborted rollout: its reason, no buttons, no split', after.reason === 'Reason: ' + aborted.reason && after.buttons === 0 && !after.split, JSON.stringify(after));
 
   // --- an API error is shown inline
   expectHttpErrors = true;
