@@ -435,12 +435,62 @@ async function eventsPage(view, app, params, me) {
         el('td', {}, canReplay ? el('button', { type: 'button', onclick: () => replay([d.id]) }, 'Replay') : '')))))));
 }
 
+// ---------------------------------------------------------------- nodes
+
+// Each node's sandboxes over the last minutes: its heartbeat carries a ring
+// of samples (pool_history, one every 5 s), so the chart starts full; the
+// page asks again every 5 s.
+function nodeCharts(nodes) {
+  const up = nodes.filter((n) => n.state !== 'gone');
+  if (!up.length) return [el('p', {}, 'No node is up.')];
+  return up.map((n) => {
+    const h = n.pool_history;
+    if (!h || !h.t || !h.t.length) return el('p', { class: 'muted' }, `${n.node}: its heartbeat carries no sandbox samples (an older tined).`);
+    const pts = (k) => h.t.map((t, i) => [t * 1000, h[k][i]]);
+    return lineChart(`Sandboxes of ${n.node}, last ${Math.round((h.t.length * h.step_ms) / 60000)} min`,
+      [{ name: 'warm idle', points: pts('idle') }, { name: 'busy', points: pts('busy') }, { name: 'starting', points: pts('starting') }]);
+  });
+}
+
+function nodesTable(nodes) {
+  const num = (x) => el('td', { class: 'num' }, x === undefined ? '—' : String(x));
+  return el('div', { class: 'scroll' }, el('table', { class: 'nodes', 'aria-label': 'Nodes' },
+    el('thead', {}, el('tr', {}, ['Node', 'Address', 'State', 'Version', 'Warm idle', 'Busy', 'Starting', 'Calls'].map((h) => el('th', { scope: 'col' }, h)))),
+    el('tbody', {}, nodes.map((n) => {
+      const p = n.pool || {};
+      return el('tr', { 'data-node': n.node }, el('th', { scope: 'row' }, n.node), el('td', {}, n.address || ''),
+        el('td', {}, n.state + (n.left ? ` (${n.left})` : '')), el('td', {}, n.version || ''),
+        num(p.idle), num(p.busy), num(p.starting), num(n.calls));
+    }))));
+}
+
+async function nodesPage(view) {
+  view.append(el('h1', {}, 'Nodes'));
+  const status = el('p', { role: 'status', class: 'status' });
+  const table = el('div'), charts = el('section', { class: 'charts', 'aria-label': 'Sandboxes per node' });
+  view.append(status, table, el('h2', {}, 'Warm and busy sandboxes'), charts);
+  const load = async () => {
+    try {
+      const r = await api('GET', '/nodes');
+      table.replaceChildren(nodesTable(r.nodes));
+      charts.replaceChildren(...nodeCharts(r.nodes));
+      status.textContent = `As node ${r.answered_by} sees the cluster at ${fmtTime(Date.now())}.`;
+    } catch (e) {
+      if (e instanceof AuthError) throw e;
+      status.replaceChildren(errorBox(e));
+    }
+  };
+  await load();
+  const timer = setInterval(() => load().catch(() => {}), 5000);
+  return () => clearInterval(timer);
+}
+
 async function notFound(view) {
   view.append(el('h1', {}, 'Not found'), el('p', {}, el('a', { href: '#/apps' }, 'Back to the apps')));
 }
 
 export const pages = {
   apps: appsPage, overview: overviewPage, invocations: invocationsPage, trace: tracePage,
-  logs: logsPage, charts: chartsPage, events: eventsPage, notFound,
+  logs: logsPage, charts: chartsPage, events: eventsPage, nodes: nodesPage, notFound,
 };
 export { ApiError };

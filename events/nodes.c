@@ -371,6 +371,11 @@ static json_t *listed_node(const char *id, const char *text, bool alive, json_in
     static const char *const counts[] = {"sandboxes", "calls", "events", "drain_grace_ms", "drain_timeout_ms"};
     for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
         json_object_set_new(o, counts[i], json_integer(status_int(s, counts[i])));
+    /* its sandboxes by state, now and sampled (left out by an older tined) */
+    static const char *const pools[] = {"pool", "pool_history"};
+    for (size_t i = 0; alive && i < sizeof pools / sizeof pools[0]; i++)
+        if (json_is_object(json_object_get(s, pools[i])))
+            json_object_set(o, pools[i], json_object_get(s, pools[i]));
     json_decref(s);
     return o;
 }

@@ -273,6 +273,24 @@ try {
   check('the cost per day chart has a bar', costs && costs.bars >= 1, JSON.stringify(costs));
   await shot('charts');
 
+  // --- nodes: warm and busy sandboxes, the chart from the heartbeat's samples
+  await go('#/nodes');
+  await page.waitForSelector('table.nodes tbody tr');
+  const nodesApi = await adminApi('GET', '/nodes');
+  const n0 = nodesApi.nodes[0];
+  const nodeRow = await page.$eval(`table.nodes tr[data-node="${n0.node}"]`, (r) => [...r.children].map((c) => c.textContent));
+  check('a node with its warm idle, busy and starting sandboxes', nodeRow[2] === 'ready' && +nodeRow[4] >= 1 && /^\d+$/.test(nodeRow[5]) && /^\d+$/.test(nodeRow[6]), JSON.stringify(nodeRow));
+  const nodeChart = await page.$$eval('figure.chartbox', (figs) => figs.map((f) => ({
+    title: f.querySelector('figcaption').textContent,
+    series: [...f.querySelectorAll('polyline.series')].map((p) => [p.dataset.series, p.getAttribute('points').split(' ').length]),
+  })));
+  const samples = n0.pool_history.t.length;
+  const nc = nodeChart.find((c) => c.title.startsWith(`Sandboxes of ${n0.node}, last`));
+  check('the sandboxes chart opens with the samples the heartbeat keeps', nc && samples >= 2 && nc.series.length === 3 &&
+    nc.series[0][0] === 'warm idle' && nc.series.every(([, n]) => Math.abs(n - samples) <= 1), `${samples} samples; ${JSON.stringify(nodeChart)}`);
+  check('the warm idle series rose above zero', Math.max(...n0.pool_history.idle) >= 1, JSON.stringify(n0.pool_history.idle));
+  await shot('nodes');
+
   // --- events: a dead letter replayed
   await go('#/app/shop/events');
   await page.waitForSelector('table.dlq tbody tr');
