@@ -156,6 +156,18 @@ int ev_dlq_list(ev_events_t *ev, const char *app, size_t max, json_t **out, char
  * Stores {"replayed":N,"ids":[..],"missing":[..]}. Synchronous. */
 int ev_dlq_replay(ev_events_t *ev, const char *app, json_t *ids, json_t **out, char *err, size_t errlen);
 
+/* The last events that fired each trigger of the live version of `app`
+ * (only those of `function` and of kind `trigger`, "event", "log" or
+ * "schedule", when not NULL): {"app","version","triggers":[{"trigger",
+ * "function","on" (type glob, cron or log source),"source"?,"events":[{"t"
+ * (unix ms),"entry","type","source","id","outcome" ("ok"|"retry"|"dead"),
+ * "attempt","invocation"?,"reason"?}] newest first (20 at most),
+ * "dead_letters" (of that function and kind)}],"dead_letters" (all of the
+ * app)}. Synchronous. Returns 0, TINE_ENOTFOUND (no live app of that name)
+ * or TINE_EREDIS. */
+int ev_recent_list(ev_events_t *ev, const char *app, const char *function, const char *trigger, json_t **out,
+                   char *err, size_t errlen);
+
 /* ------------------------------------------------------------------ nodes */
 
 /* The nodes of the cluster, up and gone (for an hour), sorted by id:

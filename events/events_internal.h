@@ -48,6 +48,23 @@ void ev__args_dispose(ev__args_t *a);
  * drops first. */
 int ev__send(rds_async_t *c, rds_reply_fn cb, void *priv, ev__args_t *a);
 
+/* What one job of a committed stream entry did, for its trigger's list of
+ * recent events (recent.c). */
+typedef struct {
+    const char *app, *function;
+    const char *trigger; /* "event", "log" or "schedule" */
+    const char *entry;   /* the stream entry's id */
+    json_t *event;       /* the CloudEvent (type, source, id are kept) */
+    const char *outcome; /* "ok", "retry", "dead" (to the dead letters) */
+    uint32_t attempt;
+    const char *invocation; /* the call's invocation id; NULL or "": it never ran */
+    const char *reason;     /* why it failed; NULL when ok */
+} ev__recent_t;
+
+/* Adds r to its trigger's list: LPUSH, LTRIM and EXPIRE on ev->cmd (inside
+ * the caller's MULTI). Returns 0 or TINE_EREDIS (connection down). */
+int ev__recent_send(ev_events_t *ev, const ev__recent_t *r);
+
 /* The value of field `name` in a stream entry's field/value array, or NULL. */
 const char *ev__entry_field(redisReply *fields, const char *name);
 
