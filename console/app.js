@@ -69,6 +69,9 @@ async function route() {
     args = [parts[1]];
   } else if (parts[0] === 'nodes') {
     page = pages.nodes;
+  } else if (parts[0] === 'activation' && parts[1]) {
+    page = pages.activation;
+    args = [parts[1]];
   } else if (parts[0] === 'trace' && parts[1]) {
     page = pages.trace;
     args = [parts[1]];

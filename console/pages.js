@@ -402,12 +402,49 @@ async function chartsPage(view, app) {
 
 // ---------------------------------------------------------------- events
 
+// The last events that fired each trigger (GET /apps/APP/triggers/recent):
+// when, what (type and source), its id, the outcome, a link to the call.
+function recentSection(r) {
+  const sec = el('section', { class: 'recent', 'aria-labelledby': 'recent-h' }, el('h2', { id: 'recent-h' }, 'Recent events per trigger'));
+  if (!r.triggers.length) {
+    sec.append(el('p', {}, 'The live version has no triggers.'));
+    return sec;
+  }
+  for (const t of r.triggers) {
+    const id = `trig-${t.trigger}-${t.function}`;
+    const box = el('div', { class: 'trigger', 'data-trigger': `${t.trigger}/${t.function}` },
+      el('h3', { id }, `${t.trigger} ${t.on}`, t.source ? ` from ${t.source}` : '', ' → ', t.function),
+      el('p', { class: 'muted' }, t.dead_letters ? `${t.dead_letters} dead letter${t.dead_letters === 1 ? '' : 's'}` : 'No dead letters.'));
+    if (!t.events.length) box.append(el('p', {}, 'Nothing fired it lately.'));
+    else box.append(el('div', { class: 'scroll' }, el('table', { class: 'recent-events', 'aria-labelledby': id },
+      el('thead', {}, el('tr', {}, ['Time', 'Type', 'Source', 'Event id', 'Outcome', 'Call'].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, t.events.map((e) => el('tr', { class: e.outcome === 'ok' ? null : 'bad' },
+        el('td', {}, fmtTime(e.t)), el('td', {}, e.type), el('td', {}, e.source), el('td', {}, el('code', {}, e.id)),
+        el('td', { title: e.reason || null }, e.outcome === 'ok' ? 'ok' : `${e.outcome} (attempt ${e.attempt})${e.reason ? ': ' + e.reason : ''}`),
+        el('td', {}, e.invocation ? el('a', { href: `#/activation/${enc(e.invocation)}` }, 'activation') : '—')))))));
+    sec.append(box);
+  }
+  return sec;
+}
+
 async function eventsPage(view, app, params, me) {
-  view.append(...heading(app, 'events', 'Dead letters of ' + app));
+  view.append(...heading(app, 'events', 'Events of ' + app));
   const status = el('p', { role: 'status', class: 'status' });
   view.append(status);
-  const r = await api('GET', `/apps/${enc(app)}/dlq`);
-  const letters = r.dead_letters || [];
+  const [recent, dlq] = await Promise.all([
+    may(me, 'events.read') ? api('GET', `/apps/${enc(app)}/triggers/recent`).catch((e) => e) : null,
+    api('GET', `/apps/${enc(app)}/dlq`).catch((e) => e),
+  ]);
+  for (const x of [recent, dlq]) if (x instanceof AuthError) throw x;
+  if (recent instanceof Error) view.append(el('section', { 'aria-label': 'Recent events per trigger' }, errorBox(recent)));
+  else if (recent) view.append(recentSection(recent));
+  const dsec = el('section', { 'aria-labelledby': 'dlq-h' }, el('h2', { id: 'dlq-h' }, 'Dead letters'));
+  view.append(dsec);
+  if (dlq instanceof Error) {
+    dsec.append(errorBox(dlq));
+    return;
+  }
+  const letters = dlq.dead_letters || [];
   const replay = async (ids) => {
     const what = ids ? `dead letter ${ids[0]}` : `all ${letters.length} dead letters`;
     if (!(await confirmDialog(`Send ${what} of ${app} to its function again?`, 'Replay'))) return;
@@ -422,17 +459,35 @@ async function eventsPage(view, app, params, me) {
     }
   };
   if (!letters.length) {
-    view.append(el('p', {}, 'No dead letters.'));
+    dsec.append(el('p', {}, 'No dead letters.'));
     return;
   }
   const canReplay = may(me, 'events.replay');
-  view.append(canReplay ? el('button', { type: 'button', onclick: () => replay(null) }, `Replay all ${letters.length}`) : '',
+  dsec.append(canReplay ? el('button', { type: 'button', onclick: () => replay(null) }, `Replay all ${letters.length}`) : '',
     el('div', { class: 'scroll' }, el('table', { class: 'dlq', 'aria-label': 'Dead letters, oldest first' },
       el('thead', {}, el('tr', {}, ['Failed at', 'Function', 'Type', 'Attempts', 'Reason', ''].map((h) => el('th', { scope: 'col' }, h)))),
       el('tbody', {}, letters.map((d) => el('tr', {},
         el('td', {}, d.failed_at), el('td', {}, d.function), el('td', {}, (d.event && d.event.type) || d.trigger),
         el('td', { class: 'num' }, String(d.attempts)), el('td', {}, d.reason),
         el('td', {}, canReplay ? el('button', { type: 'button', onclick: () => replay([d.id]) }, 'Replay') : '')))))));
+}
+
+// ---------------------------------------------------------------- one activation
+
+async function activationPage(view, id) {
+  const a = await api('GET', `/activations/${enc(id)}`);
+  view.append(el('p', { class: 'crumbs' }, el('a', { href: '#/apps' }, 'Apps'), ' / ',
+    el('a', { href: `#/app/${enc(a.app)}/overview` }, a.app), ' / activation'),
+  el('h1', {}, `${a.app}/${a.function} v${a.version}`));
+  const row = (k, v) => [el('dt', {}, k), el('dd', {}, v)];
+  view.append(el('dl', { class: 'activation' },
+    row('Id', el('code', {}, a.id)), row('Started', fmtTime(a.start_ms)), row('Trigger', a.trigger),
+    row('Status', `${a.status} (${a.outcome})`), row('Duration', fmtMs(a.duration_us)), row('Start', a.cold ? 'cold' : 'warm'),
+    row('Trace', el('a', { href: `#/trace/${enc(a.trace)}` }, a.trace))),
+  timeline(a, Math.max(100, a.billed_ms || 0, (a.queued_us + a.duration_us) / 1000)));
+  const box = el('div', { class: 'actlogs' });
+  view.append(el('h2', {}, 'Logs'), box);
+  await logsOf(a.id, box);
 }
 
 // ---------------------------------------------------------------- nodes
@@ -491,6 +546,6 @@ async function notFound(view) {
 
 export const pages = {
   apps: appsPage, overview: overviewPage, invocations: invocationsPage, trace: tracePage,
-  logs: logsPage, charts: chartsPage, events: eventsPage, nodes: nodesPage, notFound,
+  logs: logsPage, charts: chartsPage, events: eventsPage, nodes: nodesPage, activation: activationPage, notFound,
 };
 export { ApiError };

@@ -137,10 +137,10 @@ try {
   await go('#/app/shop/overview');
   await page.waitForSelector('svg.wiring');
   const wiring = await page.$$eval('svg.wiring text', (t) => t.map((x) => x.textContent));
-  for (const want of ['GET /shop/hi', 'POST /shop/root', 'event order.paid', 'schedule 0 3 * * *', 'paid', 'root'])
+  for (const want of ['GET /shop/hi', 'POST /shop/root', 'event order.paid', 'event note.*', 'schedule 0 3 * * *', 'paid', 'root'])
     check(`wiring shows ${want}`, wiring.some((t) => t.startsWith(want)), wiring.join(' | '));
   const wires = await page.$$eval('svg.wiring path.wire', (p) => p.length);
-  check('a wire per route and trigger', wires === 6, `${wires} wires`);
+  check('a wire per route and trigger', wires === 7, `${wires} wires`);
   await shot('app');
   await page.click('button[data-version="1"]');
   await page.waitForSelector('dialog.confirm[open]');
@@ -293,6 +293,26 @@ try {
 
   // --- events: a dead letter replayed
   await go('#/app/shop/events');
+  await page.waitForSelector('section.recent');
+  const recent = await page.evaluate(() => [...document.querySelectorAll('section.recent .trigger')].map((t) => ({
+    trigger: t.dataset.trigger, title: t.querySelector('h3').textContent, dead: t.querySelector('p').textContent,
+    rows: [...t.querySelectorAll('tbody tr')].map((r) => [...r.children].map((c) => c.textContent)),
+    links: [...t.querySelectorAll('tbody a')].map((a) => a.getAttribute('href')),
+  })));
+  const byTrig = Object.fromEntries(recent.map((r) => [r.trigger, r]));
+  check('a list per trigger', recent.map((r) => r.trigger).join(' ') === 'event/paid event/broken schedule/tick', recent.map((r) => r.trigger).join(' '));
+  const paidRows = (byTrig['event/paid'] || { rows: [] }).rows;
+  check('the paid trigger: the emitted order.paid and the HTML note, ok, each with its call', paidRows.length === 2 &&
+    paidRows.some((r) => r[1] === 'order.paid' && r[4] === 'ok') && byTrig['event/paid'].links.every((h) => /^#\/activation\/[0-9a-f]{32}$/.test(h)), JSON.stringify(byTrig['event/paid']));
+  const noteRow = paidRows.find((r) => r[3] === 'n-1') || [];
+  const noteInjected = await page.evaluate(() => ({ xss: window.__xss, img: document.querySelectorAll('section.recent img').length }));
+  check('an event type holding HTML renders as text', noteRow[1] === 'note.<img src=x onerror="window.__xss=3">' && noteInjected.xss === undefined && noteInjected.img === 0,
+    JSON.stringify([noteRow, noteInjected]));
+  const broken = byTrig['event/broken'] || { rows: [] };
+  check('the failing trigger: dead on its attempt, and its dead letter counted', broken.rows.length === 1 && broken.rows[0][1] === 'order.broken' &&
+    broken.rows[0][3] === 'b-1' && /^dead \(attempt 1\): .*<i>broken<\/i>/.test(broken.rows[0][4]) && broken.dead === '1 dead letter', JSON.stringify(broken));
+  check('a trigger nothing fired says so', /Nothing fired it lately/.test(((await page.$('[data-trigger="schedule/tick"]')) ? await text('[data-trigger="schedule/tick"]') : '')), 'no text');
+  await shot('events-recent');
   await page.waitForSelector('table.dlq tbody tr');
   const reasonText = await page.$eval('table.dlq tbody tr', (r) => r.textContent);
   check('a dead letter, its reason as text', reasonText.includes('<i>broken</i>'), reasonText);
@@ -303,6 +323,11 @@ try {
   await replayBtn.click();
   await page.waitForFunction(() => /Replayed 1/.test(document.querySelector('.status').textContent), { timeout: 5000 });
   ok('replayed through the UI');
+  await page.click('[data-trigger="event/paid"] tbody tr a');
+  await page.waitForFunction(() => document.querySelector('main').dataset.route.startsWith('/activation/') && document.querySelector('.page[data-ready=all]'));
+  const actTitle = await text('main h1');
+  check('the link opens its activation', actTitle.startsWith('shop/paid v') && (await page.$$('dl.activation dd')).length === 7, actTitle);
+  await shot('activation');
 
   // --- a key scoped to one app sees only it, and no rollback
   await page.close();

@@ -47,6 +47,7 @@ triggers:
   - { on: event, type: order.paid, function: paid }
   - { on: event, type: order.broken, function: broken, attempts: 1 }
   - { on: schedule, cron: "0 3 * * *", function: tick }
+  - { on: event, type: "note.*", function: paid }
 YAML
 cat >"$T/shop/s.lua" <<'LUA'
 local tine = require "tine"
@@ -77,7 +78,11 @@ http GET /shop/fail >/dev/null
 ROOT_ID=$(http POST /shop/root | cut -d' ' -f2)
 admin POST /events -H 'Content-Type: application/cloudevents+json' \
   --data-binary '{"specversion":"1.0","id":"b-1","source":"/t","type":"order.broken"}' >/dev/null
+# an event type holding HTML: the console shows it as text
+admin POST /events -H 'Content-Type: application/cloudevents+json' \
+  --data-binary '{"specversion":"1.0","id":"n-1","source":"/t","type":"note.<img src=x onerror=\"window.__xss=3\">"}' >/dev/null
 wait_for 20 sh -c "redis-cli -s '$T/redis.sock' XLEN tine:dlq:shop | grep -qv '^0'" || true
+wait_for 20 sh -c "redis-cli -s '$T/redis.sock' LLEN tine:recent:shop:event:paid | grep -q '^2'" || true
 check "a dead letter to replay" "1" "$(redis-cli -s "$T/redis.sock" XLEN tine:dlq:shop)"
 
 # "roll": version 2 rolling out (half the clients first, an hour a step)
