@@ -162,7 +162,7 @@ function rolloutSection(view, app, params, me, ro, status) {
       el('td', { class: 'num' }, String(v.requests)), el('td', { class: 'num' }, String(v.errors)),
       el('td', { class: 'num' }, msText(v.p50_ms)), el('td', { class: 'num' }, msText(v.p99_ms))))))));
   sec.append(el('p', { class: 'decision' }, el('strong', {}, 'Decision: '), ro.decision || '—'));
-  if (ro.reason) sec.append(el('p', { class: 'reason' }, el('strong', {}, 'Reason: '), ro.reason));
+  if (ro.reason && ro.reason !== ro.decision) sec.append(el('p', { class: 'reason' }, el('strong', {}, 'Reason: '), ro.reason));
   if (active && may(me, 'apps.rollback')) {
     const ctl = (verb, label, question) => el('button', { type: 'button', 'data-rollout': verb, class: verb === 'abort' ? 'danger' : null,
       onclick: () => releaseAction(view, app, params, me, status, question, label, 'POST', `/apps/${enc(app)}/rollout/${verb}`, undefined,
@@ -413,7 +413,7 @@ function recentSection(r) {
   for (const t of r.triggers) {
     const id = `trig-${t.trigger}-${t.function}`;
     const box = el('div', { class: 'trigger', 'data-trigger': `${t.trigger}/${t.function}` },
-      el('h3', { id }, `${t.trigger} ${t.on}`, t.source ? ` from ${t.source}` : '', ' → ', t.function),
+      el('h3', { id }, `${t.trigger} ${t.on} → ${t.function}`),
       el('p', { class: 'muted' }, t.dead_letters ? `${t.dead_letters} dead letter${t.dead_letters === 1 ? '' : 's'}` : 'No dead letters.'));
     if (!t.events.length) box.append(el('p', {}, 'Nothing fired it lately.'));
     else box.append(el('div', { class: 'scroll' }, el('table', { class: 'recent-events', 'aria-labelledby': id },
@@ -501,8 +501,11 @@ function nodeCharts(nodes) {
   return up.map((n) => {
     const h = n.pool_history;
     if (!h || !h.t || !h.t.length) return el('p', { class: 'muted' }, `${n.node}: its heartbeat carries no sandbox samples (an older tined).`);
-    const pts = (k) => h.t.map((t, i) => [t * 1000, h[k][i]]);
-    return lineChart(`Sandboxes of ${n.node}, last ${Math.round((h.t.length * h.step_ms) / 60000)} min`,
+    // the samples, then the heartbeat's figures of now (the table's)
+    const now = n.pool && n.heartbeat_ms > h.t[h.t.length - 1] * 1000 ? n.heartbeat_ms : null;
+    const pts = (k) => h.t.map((t, i) => [t * 1000, h[k][i]]).concat(now ? [[now, n.pool[k]]] : []);
+    const span = Math.round(((now || h.t[h.t.length - 1] * 1000) - h.t[0] * 1000) / 1000);
+    return lineChart(`Sandboxes of ${n.node}, last ${span >= 120 ? Math.round(span / 60) + ' min' : span + ' s'}`,
       [{ name: 'warm idle', points: pts('idle') }, { name: 'busy', points: pts('busy') }, { name: 'starting', points: pts('starting') }]);
   });
 }

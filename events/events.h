@@ -159,7 +159,8 @@ int ev_dlq_replay(ev_events_t *ev, const char *app, json_t *ids, json_t **out, c
 /* The last events that fired each trigger of the live version of `app`
  * (only those of `function` and of kind `trigger`, "event", "log" or
  * "schedule", when not NULL): {"app","version","triggers":[{"trigger",
- * "function","on" (type glob, cron or log source),"source"?,"events":[{"t"
+ * "function","on" (what fires it: type globs with " from SOURCE", crons or
+ * log sources, of every trigger of that kind and function),"events":[{"t"
  * (unix ms),"entry","type","source","id","outcome" ("ok"|"retry"|"dead"),
  * "attempt","invocation"?,"reason"?}] newest first (20 at most),
  * "dead_letters" (of that function and kind)}],"dead_letters" (all of the

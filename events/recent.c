@@ -58,11 +58,30 @@ int ev__recent_send(ev_events_t *ev, const ev__recent_t *r)
     return rc;
 }
 
+/* What fires triggers of tr's kind and function in m: their type globs
+ * (event; with " from SOURCE" when one has a source glob), crons or log
+ * sources, ", " between them. */
+static char *fired_by(const reg_manifest_t *m, const reg_trigger_t *tr)
+{
+    tine_buf_t b;
+    tine_buf_init(&b);
+    for (size_t t = 0; t < m->triggers_len; t++) {
+        const reg_trigger_t *x = &m->triggers[t];
+        if (x->on != tr->on || strcmp(x->function, tr->function) != 0)
+            continue;
+        const char *on = x->on == REG_TRIGGER_EVENT ? x->type : x->on == REG_TRIGGER_SCHEDULE ? x->cron : x->source;
+        tine_buf_appendf(&b, "%s%s", b.len ? ", " : "", on ? on : "*");
+        if (x->on == REG_TRIGGER_EVENT && x->source)
+            tine_buf_appendf(&b, " from %s", x->source);
+    }
+    return b.data ? b.data : xstrdup("");
+}
+
 /* The list of one trigger: {"trigger", "function", "on" (what fires it),
  * "events": newest first, "dead_letters": of this function and kind}, or
  * NULL on a Redis failure (message in err). */
-static json_t *trigger_json(ev_events_t *ev, const char *app, const reg_trigger_t *tr, json_t *letters, char *err,
-                            size_t errlen)
+static json_t *trigger_json(ev_events_t *ev, const char *app, const reg_manifest_t *m, const reg_trigger_t *tr,
+                            json_t *letters, char *err, size_t errlen)
 {
     const char *kind = kind_names[tr->on];
     redisReply *r = rds_sync_command(ev->sync, err, errlen, "LRANGE " RDS_KEY_RECENT_PREFIX "%s:%s:%s 0 %d", app,
@@ -86,11 +105,10 @@ static json_t *trigger_json(ev_events_t *ev, const char *app, const reg_trigger_
         const char *t = json_string_value(json_object_get(l, "trigger"));
         dead += fn && t && strcmp(fn, tr->function) == 0 && strcmp(t, kind) == 0;
     }
-    const char *on = tr->on == REG_TRIGGER_EVENT ? tr->type : tr->on == REG_TRIGGER_SCHEDULE ? tr->cron : tr->source;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:I}", "trigger", kind, "function", tr->function, "on", on ? on : "*",
-                          "events", events, "dead_letters", (json_int_t)dead);
-    if (tr->on == REG_TRIGGER_EVENT && tr->source)
-        json_object_set_new(o, "source", json_string(tr->source));
+    char *on = fired_by(m, tr);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:I}", "trigger", kind, "function", tr->function, "on", on, "events",
+                          events, "dead_letters", (json_int_t)dead);
+    free(on);
     return o;
 }
 
@@ -119,7 +137,7 @@ int ev_recent_list(ev_events_t *ev, const char *app, const char *function, const
             seen = m->triggers[k].on == tr->on && strcmp(m->triggers[k].function, tr->function) == 0;
         if (seen)
             continue;
-        json_t *o = trigger_json(ev, app, tr, letters, err, errlen);
+        json_t *o = trigger_json(ev, app, m, tr, letters, err, errlen);
         if (o == NULL) {
             json_decref(list);
             json_decref(dlq);
