@@ -24,27 +24,24 @@ LUA
 tine deploy "$T/p" >/dev/null
 nodes() { admin GET /nodes | cut -d' ' -f2-; }
 pool_of() { pyget "$(nodes)" '" ".join(str(d["nodes"][0]["pool"][k]) for k in ("starting", "idle", "busy"))'; }
+pool_within_6s() { # pool_within_6s WANT: the pool once it is WANT (heartbeats come every second), else the last seen
+  local got=missing
+  for _ in $(seq 1 30); do
+    got=$(pool_of)
+    [ "$got" = "$1" ] && break
+    sleep 0.2
+  done
+  echo "$got"
+}
 
 wait_for 10 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' $URL/_tine/v1/nodes | grep -q pool_history" || true
 check "no sandbox yet" "0 0 0" "$(pool_of)"
 curl -s "$URL/p/spin?s=3" >"$T/spin.out" &
 SPIN=$!
-busy=missing
-for _ in $(seq 1 30); do
-  busy=$(pool_of)
-  [ "$busy" = "0 0 1" ] && break
-  sleep 0.2
-done
-check "a busy sandbox while the call runs" "0 0 1" "$busy"
+check "a busy sandbox while the call runs" "0 0 1" "$(pool_within_6s "0 0 1")"
 wait "$SPIN"
 check "the call answered" "done" "$(cat "$T/spin.out")"
-idle=missing
-for _ in $(seq 1 30); do
-  idle=$(pool_of)
-  [ "$idle" = "0 1 0" ] && break
-  sleep 0.2
-done
-check "then a warm idle one" "0 1 0" "$idle"
+check "then a warm idle one" "0 1 0" "$(pool_within_6s "0 1 0")"
 sleep 5.5 # one more sample
 h=$(nodes)
 check "samples every 5 s" "5000" "$(pyget "$h" 'd["nodes"][0]["pool_history"]["step_ms"]')"
