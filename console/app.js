@@ -47,6 +47,7 @@ async function start(fromLogin) {
   nav.hidden = false;
   logoutBtn.hidden = false;
   who.textContent = me.name ? `${me.name} (${me.role})` : me.role;
+  document.getElementById('nav-nodes').hidden = !!(me.permissions && !me.permissions.includes('node.read'));
   if (fromLogin && !location.hash.startsWith('#/')) {
     location.hash = '#/apps'; // hashchange routes
     return;
@@ -65,6 +66,11 @@ async function route() {
   if (parts[0] === 'app' && parts[1]) {
     const sub = parts[2] || 'overview';
     page = pages[sub] || pages.notFound;
+    args = [parts[1]];
+  } else if (parts[0] === 'nodes') {
+    page = pages.nodes;
+  } else if (parts[0] === 'activation' && parts[1]) {
+    page = pages.activation;
     args = [parts[1]];
   } else if (parts[0] === 'trace' && parts[1]) {
     page = pages.trace;

@@ -124,6 +124,57 @@ async function deployers(app, me) {
   return by;
 }
 
+// A step of the app's release (rollback, promote, rollout control) behind
+// a confirmation; then the page again with `done(answer)` in its status.
+async function releaseAction(view, app, params, me, status, question, yes, method, path, body, done) {
+  if (!(await confirmDialog(question, yes))) return;
+  try {
+    const r = await api(method, path, body);
+    clear(view);
+    await overviewPage(view, app, params, me);
+    view.querySelector('.status').textContent = done(r);
+  } catch (e) {
+    if (e instanceof AuthError) throw e;
+    status.replaceChildren(errorBox(e));
+  }
+}
+
+const msText = (ms) => (ms === null || ms === undefined ? '—' : '≤' + ms + ' ms');
+
+// The app's rollout (GET /apps/APP/rollout), under way or the last one:
+// its steps with the current one, the per-version figures, the decision,
+// and pause/resume/abort for a key that may.
+function rolloutSection(view, app, params, me, ro, status) {
+  const sec = el('section', { 'aria-labelledby': 'rollout-h', class: 'rollout', 'data-state': ro.state },
+    el('h2', { id: 'rollout-h' }, `Rollout of v${ro.version} (replacing v${ro.from}): ${ro.state}`));
+  const active = ro.state === 'running' || ro.state === 'paused';
+  sec.append(el('ol', { class: 'steps', 'aria-label': 'Steps: percent of clients on the new version' },
+    ro.steps.map((pc, i) => el('li', { class: active && i + 1 === ro.step ? 'current' : i + 1 < ro.step ? 'done' : null,
+      'aria-current': active && i + 1 === ro.step ? 'step' : null }, `${pc}%`))));
+  const bounds = [`every ${Math.round(ro.interval_ms / 1000)} s`, `errors ≤ ${(ro.max_error_permyriad / 100).toFixed(2)}%`];
+  if (ro.max_p99_ms) bounds.push(`p99 ≤ ${ro.max_p99_ms} ms`);
+  bounds.push(`judged from ${ro.min_requests} requests`);
+  sec.append(el('p', { class: 'bounds' }, active ? `Step ${ro.step} of ${ro.steps.length}: ${ro.percent}% of clients on v${ro.version}; ` : '', bounds.join(', ')));
+  sec.append(el('div', { class: 'scroll' }, el('table', { class: 'rollout-versions', 'aria-label': 'Rollout figures per version' },
+    el('thead', {}, el('tr', {}, ['Version', 'Requests', 'Errors', 'p50', 'p99'].map((h) => el('th', { scope: 'col' }, h)))),
+    el('tbody', {}, ro.versions.map((v) => el('tr', { 'data-version': v.version },
+      el('th', { scope: 'row' }, `v${v.version}` + (v.version === ro.version ? ' (new)' : '')),
+      el('td', { class: 'num' }, String(v.requests)), el('td', { class: 'num' }, String(v.errors)),
+      el('td', { class: 'num' }, msText(v.p50_ms)), el('td', { class: 'num' }, msText(v.p99_ms))))))));
+  sec.append(el('p', { class: 'decision' }, el('strong', {}, 'Decision: '), ro.decision || '—'));
+  if (ro.reason && ro.reason !== ro.decision) sec.append(el('p', { class: 'reason' }, el('strong', {}, 'Reason: '), ro.reason));
+  if (active && may(me, 'apps.rollback')) {
+    const ctl = (verb, label, question) => el('button', { type: 'button', 'data-rollout': verb, class: verb === 'abort' ? 'danger' : null,
+      onclick: () => releaseAction(view, app, params, me, status, question, label, 'POST', `/apps/${enc(app)}/rollout/${verb}`, undefined,
+        (r) => `The rollout of ${app} is ${r.state}.`) }, label);
+    sec.append(el('div', { class: 'buttons' },
+      ro.state === 'running' ? ctl('pause', 'Pause', `Pause the rollout of ${app} v${ro.version}? The current step and its split stay until you resume.`)
+        : ctl('resume', 'Resume', `Resume the rollout of ${app} v${ro.version}? The step runs again from now.`),
+      ctl('abort', 'Abort', `Abort the rollout of ${app} v${ro.version}? Every client goes back to v${ro.from}.`)));
+  }
+  return sec;
+}
+
 async function overviewPage(view, app, params, me) {
   view.append(...heading(app, 'overview', app));
   const [routes, versions, who] = await Promise.all([
@@ -131,10 +182,19 @@ async function overviewPage(view, app, params, me) {
     api('GET', `/apps/${enc(app)}/versions`).catch((e) => e),
     deployers(app, me),
   ]);
+  // A rollout splits the clients, and leaves its version stored when it
+  // fails or is aborted: asked only then (an app without one answers 404).
+  const ro = !(versions instanceof Error) && (versions.split || versions.versions.some((v) => v.version > versions.live))
+    ? await api('GET', `/apps/${enc(app)}/rollout`).catch((e) => e) : null;
   const wsec = el('section', { 'aria-labelledby': 'wiring-h' }, el('h2', { id: 'wiring-h' }, 'Wiring'));
   if (routes instanceof Error) wsec.append(errorBox(routes));
   else wsec.append(wiring(routes));
   view.append(wsec);
+  const status = el('p', { role: 'status', class: 'status' });
+  if (ro instanceof AuthError) throw ro;
+  // 404: the app has had no rollout; other errors are shown where it would be
+  if (ro instanceof Error && ro.status !== 404) view.append(el('section', { 'aria-label': 'Rollout' }, errorBox(ro)));
+  else if (ro && !(ro instanceof Error)) view.append(rolloutSection(view, app, params, me, ro, status));
   const vsec = el('section', { 'aria-labelledby': 'versions-h' }, el('h2', { id: 'versions-h' }, 'Versions'));
   view.append(vsec);
   if (versions instanceof Error) {
@@ -142,31 +202,36 @@ async function overviewPage(view, app, params, me) {
     vsec.append(errorBox(versions));
     return;
   }
-  const status = el('p', { role: 'status', class: 'status' });
+  const split = versions.split;
+  if (split) vsec.append(el('p', { class: 'split', role: 'note' }, el('strong', {}, 'Split: '),
+    `${split.percent}% of clients on v${split.version}, ${100 - split.percent}% on v${versions.live}.`));
+  const tagsOf = new Map();
+  for (const [tag, v] of Object.entries(versions.tags || {})) {
+    if (!tagsOf.has(v)) tagsOf.set(v, []);
+    tagsOf.get(v).push(tag);
+  }
   const tbody = el('tbody');
+  const canChange = may(me, 'apps.rollback');
   for (const v of versions.versions.slice().reverse()) {
-    const btn = v.live ? el('span', { class: 'live' }, 'live') : !may(me, 'apps.rollback') ? '' :
-      el('button', { type: 'button', 'data-version': v.version, onclick: async () => {
-        if (!(await confirmDialog(`Make version ${v.version} of ${app} live? It serves every request at once.`, `Roll back to v${v.version}`))) return;
-        try {
-          const r = await api('POST', `/apps/${enc(app)}/rollback`, { version: v.version });
-          status.textContent = `${app} is at version ${r.live}.`;
-          clear(view);
-          await overviewPage(view, app, params, me);
-          view.querySelector('.status').textContent = `${app} is at version ${r.live}.`;
-        } catch (e) {
-          if (e instanceof AuthError) throw e;
-          status.replaceChildren(errorBox(e));
-        }
-      } }, 'Roll back to this');
+    // a newer stored version (staged, or left by a rollout) is promoted; an older one rolled back to
+    const newer = v.version > versions.live;
+    const btn = v.live ? el('span', { class: 'live' }, 'live') : !canChange ? '' : newer
+      ? el('button', { type: 'button', 'data-version': v.version, 'data-action': 'promote', onclick: () => releaseAction(view, app, params, me, status,
+        `Promote version ${v.version} of ${app}? It becomes live and serves every request at once.`, `Promote v${v.version}`,
+        'POST', `/apps/${enc(app)}/promote`, { version: v.version }, (r) => `${app} is at version ${r.live}.`) }, 'Promote')
+      : el('button', { type: 'button', 'data-version': v.version, 'data-action': 'rollback', onclick: () => releaseAction(view, app, params, me, status,
+        `Make version ${v.version} of ${app} live? It serves every request at once.`, `Roll back to v${v.version}`,
+        'POST', `/apps/${enc(app)}/rollback`, { version: v.version }, (r) => `${app} is at version ${r.live}.`) }, 'Roll back to this');
+    const tags = (tagsOf.get(v.version) || []).sort().map((t) => el('span', { class: 'tag' }, t));
+    if (split && split.version === v.version) tags.push(el('span', { class: 'tag split-tag' }, `split ${split.percent}%`));
     tbody.append(el('tr', { 'data-version': v.version, class: v.live ? 'is-live' : null },
-      el('td', { class: 'num' }, 'v' + v.version), el('td', {}, v.created),
+      el('td', { class: 'num' }, 'v' + v.version), el('td', { class: 'tags' }, tags), el('td', {}, v.created),
       el('td', {}, el('code', { title: v.sha256 }, (v.sha256 || '').slice(0, 12))),
       el('td', {}, who ? (who.get(v.version) || '—') : el('span', { class: 'muted', title: 'the key may not read the audit log' }, '—')),
       el('td', {}, String(v.files)), el('td', {}, btn)));
   }
   vsec.append(status, el('div', { class: 'scroll' }, el('table', { class: 'versions', 'aria-label': 'Versions of ' + app },
-    el('thead', {}, el('tr', {}, ['Version', 'Created', 'Digest', 'Deployed by', 'Files', ''].map((h) => el('th', { scope: 'col' }, h)))),
+    el('thead', {}, el('tr', {}, ['Version', 'Tags', 'Created', 'Digest', 'Deployed by', 'Files', ''].map((h) => el('th', { scope: 'col' }, h)))),
     tbody)));
 }
 
@@ -337,12 +402,49 @@ async function chartsPage(view, app) {
 
 // ---------------------------------------------------------------- events
 
+// The last events that fired each trigger (GET /apps/APP/triggers/recent):
+// when, what (type and source), its id, the outcome, a link to the call.
+function recentSection(r) {
+  const sec = el('section', { class: 'recent', 'aria-labelledby': 'recent-h' }, el('h2', { id: 'recent-h' }, 'Recent events per trigger'));
+  if (!r.triggers.length) {
+    sec.append(el('p', {}, 'The live version has no triggers.'));
+    return sec;
+  }
+  for (const t of r.triggers) {
+    const id = `trig-${t.trigger}-${t.function}`;
+    const box = el('div', { class: 'trigger', 'data-trigger': `${t.trigger}/${t.function}` },
+      el('h3', { id }, `${t.trigger} ${t.on} → ${t.function}`),
+      el('p', { class: 'muted' }, t.dead_letters ? `${t.dead_letters} dead letter${t.dead_letters === 1 ? '' : 's'}` : 'No dead letters.'));
+    if (!t.events.length) box.append(el('p', {}, 'Nothing fired it lately.'));
+    else box.append(el('div', { class: 'scroll' }, el('table', { class: 'recent-events', 'aria-labelledby': id },
+      el('thead', {}, el('tr', {}, ['Time', 'Type', 'Source', 'Event id', 'Outcome', 'Call'].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, t.events.map((e) => el('tr', { class: e.outcome === 'ok' ? null : 'bad' },
+        el('td', {}, fmtTime(e.t)), el('td', {}, e.type), el('td', {}, e.source), el('td', {}, el('code', {}, e.id)),
+        el('td', { title: e.reason || null }, e.outcome === 'ok' ? 'ok' : `${e.outcome} (attempt ${e.attempt})${e.reason ? ': ' + e.reason : ''}`),
+        el('td', {}, e.invocation ? el('a', { href: `#/activation/${enc(e.invocation)}` }, 'activation') : '—')))))));
+    sec.append(box);
+  }
+  return sec;
+}
+
 async function eventsPage(view, app, params, me) {
-  view.append(...heading(app, 'events', 'Dead letters of ' + app));
+  view.append(...heading(app, 'events', 'Events of ' + app));
   const status = el('p', { role: 'status', class: 'status' });
   view.append(status);
-  const r = await api('GET', `/apps/${enc(app)}/dlq`);
-  const letters = r.dead_letters || [];
+  const [recent, dlq] = await Promise.all([
+    may(me, 'events.read') ? api('GET', `/apps/${enc(app)}/triggers/recent`).catch((e) => e) : null,
+    api('GET', `/apps/${enc(app)}/dlq`).catch((e) => e),
+  ]);
+  for (const x of [recent, dlq]) if (x instanceof AuthError) throw x;
+  if (recent instanceof Error) view.append(el('section', { 'aria-label': 'Recent events per trigger' }, errorBox(recent)));
+  else if (recent) view.append(recentSection(recent));
+  const dsec = el('section', { 'aria-labelledby': 'dlq-h' }, el('h2', { id: 'dlq-h' }, 'Dead letters'));
+  view.append(dsec);
+  if (dlq instanceof Error) {
+    dsec.append(errorBox(dlq));
+    return;
+  }
+  const letters = dlq.dead_letters || [];
   const replay = async (ids) => {
     const what = ids ? `dead letter ${ids[0]}` : `all ${letters.length} dead letters`;
     if (!(await confirmDialog(`Send ${what} of ${app} to its function again?`, 'Replay'))) return;
@@ -357,11 +459,11 @@ async function eventsPage(view, app, params, me) {
     }
   };
   if (!letters.length) {
-    view.append(el('p', {}, 'No dead letters.'));
+    dsec.append(el('p', {}, 'No dead letters.'));
     return;
   }
   const canReplay = may(me, 'events.replay');
-  view.append(canReplay ? el('button', { type: 'button', onclick: () => replay(null) }, `Replay all ${letters.length}`) : '',
+  dsec.append(canReplay ? el('button', { type: 'button', onclick: () => replay(null) }, `Replay all ${letters.length}`) : '',
     el('div', { class: 'scroll' }, el('table', { class: 'dlq', 'aria-label': 'Dead letters, oldest first' },
       el('thead', {}, el('tr', {}, ['Failed at', 'Function', 'Type', 'Attempts', 'Reason', ''].map((h) => el('th', { scope: 'col' }, h)))),
       el('tbody', {}, letters.map((d) => el('tr', {},
@@ -370,12 +472,83 @@ async function eventsPage(view, app, params, me) {
         el('td', {}, canReplay ? el('button', { type: 'button', onclick: () => replay([d.id]) }, 'Replay') : '')))))));
 }
 
+// ---------------------------------------------------------------- one activation
+
+async function activationPage(view, id) {
+  const a = await api('GET', `/activations/${enc(id)}`);
+  view.append(el('p', { class: 'crumbs' }, el('a', { href: '#/apps' }, 'Apps'), ' / ',
+    el('a', { href: `#/app/${enc(a.app)}/overview` }, a.app), ' / activation'),
+  el('h1', {}, `${a.app}/${a.function} v${a.version}`));
+  const row = (k, v) => [el('dt', {}, k), el('dd', {}, v)];
+  view.append(el('dl', { class: 'activation' },
+    row('Id', el('code', {}, a.id)), row('Started', fmtTime(a.start_ms)), row('Trigger', a.trigger),
+    row('Status', `${a.status} (${a.outcome})`), row('Duration', fmtMs(a.duration_us)), row('Start', a.cold ? 'cold' : 'warm'),
+    row('Trace', el('a', { href: `#/trace/${enc(a.trace)}` }, a.trace))),
+  timeline(a, Math.max(100, a.billed_ms || 0, (a.queued_us + a.duration_us) / 1000)));
+  const box = el('div', { class: 'actlogs' });
+  view.append(el('h2', {}, 'Logs'), box);
+  await logsOf(a.id, box);
+}
+
+// ---------------------------------------------------------------- nodes
+
+// Each node's sandboxes over the last minutes: its heartbeat carries a ring
+// of samples (pool_history, one every 5 s), so the chart starts full; the
+// page asks again every 5 s.
+function nodeCharts(nodes) {
+  const up = nodes.filter((n) => n.state !== 'gone');
+  if (!up.length) return [el('p', {}, 'No node is up.')];
+  return up.map((n) => {
+    const h = n.pool_history;
+    if (!h || !h.t || !h.t.length) return el('p', { class: 'muted' }, `${n.node}: its heartbeat carries no sandbox samples (an older tined).`);
+    // the samples, then the heartbeat's figures of now (the table's)
+    const now = n.pool && n.heartbeat_ms > h.t[h.t.length - 1] * 1000 ? n.heartbeat_ms : null;
+    const pts = (k) => h.t.map((t, i) => [t * 1000, h[k][i]]).concat(now ? [[now, n.pool[k]]] : []);
+    const span = Math.round(((now || h.t[h.t.length - 1] * 1000) - h.t[0] * 1000) / 1000);
+    return lineChart(`Sandboxes of ${n.node}, last ${span >= 120 ? Math.round(span / 60) + ' min' : span + ' s'}`,
+      [{ name: 'warm idle', points: pts('idle') }, { name: 'busy', points: pts('busy') }, { name: 'starting', points: pts('starting') }]);
+  });
+}
+
+function nodesTable(nodes) {
+  const num = (x) => el('td', { class: 'num' }, x === undefined ? '—' : String(x));
+  return el('div', { class: 'scroll' }, el('table', { class: 'nodes', 'aria-label': 'Nodes' },
+    el('thead', {}, el('tr', {}, ['Node', 'Address', 'State', 'Version', 'Warm idle', 'Busy', 'Starting', 'Calls'].map((h) => el('th', { scope: 'col' }, h)))),
+    el('tbody', {}, nodes.map((n) => {
+      const p = n.pool || {};
+      return el('tr', { 'data-node': n.node }, el('th', { scope: 'row' }, n.node), el('td', {}, n.address || ''),
+        el('td', {}, n.state + (n.left ? ` (${n.left})` : '')), el('td', {}, n.version || ''),
+        num(p.idle), num(p.busy), num(p.starting), num(n.calls));
+    }))));
+}
+
+async function nodesPage(view) {
+  view.append(el('h1', {}, 'Nodes'));
+  const status = el('p', { role: 'status', class: 'status' });
+  const table = el('div'), charts = el('section', { class: 'charts', 'aria-label': 'Sandboxes per node' });
+  view.append(status, table, el('h2', {}, 'Warm and busy sandboxes'), charts);
+  const load = async () => {
+    try {
+      const r = await api('GET', '/nodes');
+      table.replaceChildren(nodesTable(r.nodes));
+      charts.replaceChildren(...nodeCharts(r.nodes));
+      status.textContent = `As node ${r.answered_by} sees the cluster at ${fmtTime(Date.now())}.`;
+    } catch (e) {
+      if (e instanceof AuthError) throw e;
+      status.replaceChildren(errorBox(e));
+    }
+  };
+  await load();
+  const timer = setInterval(() => load().catch(() => {}), 5000);
+  return () => clearInterval(timer);
+}
+
 async function notFound(view) {
   view.append(el('h1', {}, 'Not found'), el('p', {}, el('a', { href: '#/apps' }, 'Back to the apps')));
 }
 
 export const pages = {
   apps: appsPage, overview: overviewPage, invocations: invocationsPage, trace: tracePage,
-  logs: logsPage, charts: chartsPage, events: eventsPage, notFound,
+  logs: logsPage, charts: chartsPage, events: eventsPage, nodes: nodesPage, activation: activationPage, notFound,
 };
 export { ApiError };

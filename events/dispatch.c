@@ -33,6 +33,7 @@ typedef struct {
     uint64_t not_before_ms; /* over a quota: its Retry-After, the least delay of the retry */
     bool permanent; /* cannot succeed: straight to the dead letters */
     char *reason;
+    char *invocation; /* its call's invocation id (recent.c) */
 } job_t;
 
 struct ev__entry {
@@ -58,6 +59,7 @@ static void entry_free(ev__entry_t *e)
         free(e->jobs[i].app);
         free(e->jobs[i].function);
         free(e->jobs[i].reason);
+        free(e->jobs[i].invocation);
     }
     free(e->jobs);
     free(e->id);
@@ -132,7 +134,11 @@ static void entry_commit(ev__entry_t *e)
     int rc = ev__send(ev->cmd, NULL, NULL, &a);
     for (size_t j = 0; j < e->njobs && rc == 0; j++) {
         job_t *job = &e->jobs[j];
-        if (job->ok)
+        bool retry = !job->ok && (job->busy || (!job->permanent && job->attempt < job->attempts));
+        rc = ev__recent_send(ev, &(ev__recent_t){job->app, job->function, job->trigger, e->id, e->event,
+                                                 job->ok ? "ok" : retry ? "retry" : "dead", job->attempt,
+                                                 job->invocation, job->reason});
+        if (job->ok || rc != 0)
             continue;
         if (job->busy || (!job->permanent && job->attempt < job->attempts)) {
             uint32_t next = job->busy ? job->attempt : job->attempt + 1;
@@ -215,6 +221,7 @@ static void on_job_done(void *data, const inv_result_t *res)
     job->call = NULL;
     job->running = false;
     job->ok = res->code == 0 && res->status < 500;
+    job->invocation = res->invocation_id ? xstrdup(res->invocation_id) : NULL;
     /* A quota of its namespace refused it: it never ran (retried without
      * counting, as when the node has no capacity). */
     job->busy = res->code == TINE_EQUOTA;

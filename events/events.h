@@ -28,6 +28,7 @@ typedef struct {
     const char *address; /* where it serves HTTP, "HOST:PORT" (borrowed for the call) */
     size_t sandboxes;    /* sandboxes that are not closing */
     size_t calls;        /* function calls in flight (queued or running) */
+    size_t starting, idle, busy; /* sandboxes by state: starting, warm and idle, busy */
 } ev_node_status_t;
 
 typedef struct {
@@ -155,6 +156,19 @@ int ev_dlq_list(ev_events_t *ev, const char *app, size_t max, json_t **out, char
  * Stores {"replayed":N,"ids":[..],"missing":[..]}. Synchronous. */
 int ev_dlq_replay(ev_events_t *ev, const char *app, json_t *ids, json_t **out, char *err, size_t errlen);
 
+/* The last events that fired each trigger of the live version of `app`
+ * (only those of `function` and of kind `trigger`, "event", "log" or
+ * "schedule", when not NULL): {"app","version","triggers":[{"trigger",
+ * "function","on" (what fires it: type globs with " from SOURCE", crons or
+ * log sources, of every trigger of that kind and function),"events":[{"t"
+ * (unix ms),"entry","type","source","id","outcome" ("ok"|"retry"|"dead"),
+ * "attempt","invocation"?,"reason"?}] newest first (20 at most),
+ * "dead_letters" (of that function and kind)}],"dead_letters" (all of the
+ * app)}. Synchronous. Returns 0, TINE_ENOTFOUND (no live app of that name)
+ * or TINE_EREDIS. */
+int ev_recent_list(ev_events_t *ev, const char *app, const char *function, const char *trigger, json_t **out,
+                   char *err, size_t errlen);
+
 /* ------------------------------------------------------------------ nodes */
 
 /* The nodes of the cluster, up and gone (for an hour), sorted by id:
@@ -162,7 +176,9 @@ int ev_dlq_replay(ev_events_t *ev, const char *app, json_t *ids, json_t **out, c
  * "ready"|"starting"|"not-ready"|"draining"|"gone","left":"drained"|"lost"
  * (gone nodes),"sandboxes","calls","events","heartbeat_ms",
  * "heartbeat_age_s","uptime_s" (nodes up),"left_age_s","drain_grace_ms",
- * "drain_timeout_ms"}],"answered_by":ID}. Ages by Redis's clock.
+ * "drain_timeout_ms","pool":{"starting","idle","busy"},"pool_history":
+ * {"step_ms","t":[unix s],"starting":[],"idle":[],"busy":[]}}],
+ * "answered_by":ID}. Ages by Redis's clock.
  * Synchronous. Returns 0 or TINE_EREDIS. */
 int ev_nodes_list(ev_events_t *ev, json_t **out, char *err, size_t errlen);
 

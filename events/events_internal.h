@@ -48,6 +48,23 @@ void ev__args_dispose(ev__args_t *a);
  * drops first. */
 int ev__send(rds_async_t *c, rds_reply_fn cb, void *priv, ev__args_t *a);
 
+/* What one job of a committed stream entry did, for its trigger's list of
+ * recent events (recent.c). */
+typedef struct {
+    const char *app, *function;
+    const char *trigger; /* "event", "log" or "schedule" */
+    const char *entry;   /* the stream entry's id */
+    json_t *event;       /* the CloudEvent (type, source, id are kept) */
+    const char *outcome; /* "ok", "retry", "dead" (to the dead letters) */
+    uint32_t attempt;
+    const char *invocation; /* the call's invocation id; NULL or "": it never ran */
+    const char *reason;     /* why it failed; NULL when ok */
+} ev__recent_t;
+
+/* Adds r to its trigger's list: LPUSH, LTRIM and EXPIRE on ev->cmd (inside
+ * the caller's MULTI). Returns 0 or TINE_EREDIS (connection down). */
+int ev__recent_send(ev_events_t *ev, const ev__recent_t *r);
+
 /* The value of field `name` in a stream entry's field/value array, or NULL. */
 const char *ev__entry_field(redisReply *fields, const char *name);
 
@@ -126,6 +143,8 @@ void ev__docker_stop(ev__docker_t *d);
 
 #define EV_HEARTBEAT_TTL_MS 3000  /* a node whose heartbeat is this old is gone */
 #define EV_CLAIM_MIN_IDLE_MS 1000 /* a gone node's entry is claimed once idle this long */
+#define EV_POOL_SAMPLES 60        /* sandbox samples a heartbeat carries (pool_history) */
+#define EV_POOL_SAMPLE_MS 5000    /* one every this long: the last 5 minutes */
 #define EV_STALL_MS 2000          /* checks of the heartbeats this far apart: Redis stalled or was away */
 
 /* The Lua function judging(checked_key, ttl_ms, stall_ms) of the scripts
@@ -219,6 +238,13 @@ struct ev_events {
     void (*node_status)(void *data, ev_node_status_t *st);
     void (*on_drain_request)(void *data, const char *by);
     void *node_data;
+    /* The node's sandboxes sampled every EV_POOL_SAMPLE_MS, the last
+     * EV_POOL_SAMPLES of them (a ring), for the heartbeat's pool_history. */
+    struct ev__pool_sample {
+        uint64_t t_ms;
+        uint32_t starting, idle, busy;
+    } pool_ring[EV_POOL_SAMPLES];
+    size_t pool_n, pool_next;
     ev_left_cb left_cb; /* ev_leave */
     void *left_data;
     int64_t handed_back; /* -1: the hand-back failed */

@@ -188,6 +188,34 @@ static void on_heartbeat(void *priv, redisReply *reply)
     }
 }
 
+/* Keeps a sample of st's sandboxes in the node's ring when the last one is
+ * EV_POOL_SAMPLE_MS old (or there is none), and returns the ring as
+ * pool_history: {"step_ms", "t": [unix s], "starting", "idle", "busy"},
+ * oldest first. */
+static json_t *pool_history(ev_events_t *ev, const ev_node_status_t *st)
+{
+    uint64_t now = tine_now_unix_ms();
+    size_t last = (ev->pool_next + EV_POOL_SAMPLES - 1) % EV_POOL_SAMPLES;
+    if (ev->pool_n == 0 || now >= ev->pool_ring[last].t_ms + EV_POOL_SAMPLE_MS) {
+        ev->pool_ring[ev->pool_next] = (struct ev__pool_sample){
+            .t_ms = now, .starting = (uint32_t)st->starting, .idle = (uint32_t)st->idle, .busy = (uint32_t)st->busy};
+        ev->pool_next = (ev->pool_next + 1) % EV_POOL_SAMPLES;
+        if (ev->pool_n < EV_POOL_SAMPLES)
+            ev->pool_n++;
+    }
+    json_t *t = json_array(), *starting = json_array(), *idle = json_array(), *busy = json_array();
+    for (size_t i = 0; i < ev->pool_n; i++) {
+        const struct ev__pool_sample *x =
+            &ev->pool_ring[(ev->pool_next + EV_POOL_SAMPLES - ev->pool_n + i) % EV_POOL_SAMPLES];
+        json_array_append_new(t, json_integer((json_int_t)(x->t_ms / 1000)));
+        json_array_append_new(starting, json_integer(x->starting));
+        json_array_append_new(idle, json_integer(x->idle));
+        json_array_append_new(busy, json_integer(x->busy));
+    }
+    return json_pack("{s:i, s:o, s:o, s:o, s:o}", "step_ms", EV_POOL_SAMPLE_MS, "t", t, "starting", starting, "idle",
+                     idle, "busy", busy);
+}
+
 /* The node's status as its heartbeat writes it (JSON text, fresh). */
 static char *status_json(ev_events_t *ev)
 {
@@ -201,6 +229,10 @@ static char *status_json(ev_events_t *ev)
                           (json_int_t)st.sandboxes, "calls", (json_int_t)st.calls, "events", (json_int_t)ev->inflight,
                           "drain_grace_ms", (json_int_t)ev->drain_grace_ms, "drain_timeout_ms",
                           (json_int_t)ev->drain_timeout_ms);
+    json_object_set_new(s, "pool",
+                        json_pack("{s:I, s:I, s:I}", "starting", (json_int_t)st.starting, "idle", (json_int_t)st.idle,
+                                  "busy", (json_int_t)st.busy));
+    json_object_set_new(s, "pool_history", pool_history(ev, &st));
     char *text = json_dumps(s, JSON_COMPACT);
     json_decref(s);
     return text;
@@ -339,6 +371,11 @@ static json_t *listed_node(const char *id, const char *text, bool alive, json_in
     static const char *const counts[] = {"sandboxes", "calls", "events", "drain_grace_ms", "drain_timeout_ms"};
     for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
         json_object_set_new(o, counts[i], json_integer(status_int(s, counts[i])));
+    /* its sandboxes by state, now and sampled (left out by an older tined) */
+    static const char *const pools[] = {"pool", "pool_history"};
+    for (size_t i = 0; alive && i < sizeof pools / sizeof pools[0]; i++)
+        if (json_is_object(json_object_get(s, pools[i])))
+            json_object_set(o, pools[i], json_object_get(s, pools[i]));
     json_decref(s);
     return o;
 }

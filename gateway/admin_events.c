@@ -1,7 +1,8 @@
 /* The admin API of events (docs/admin-api.md): CloudEvents ingest
  * (POST /_tine/v1/events, structured, batch or binary mode; 202 once the
  * events are durable in Redis) and the dead letters of an app
- * (GET /_tine/v1/apps/{app}/dlq, POST /_tine/v1/apps/{app}/dlq/replay). */
+ * (GET /_tine/v1/apps/{app}/dlq, POST /_tine/v1/apps/{app}/dlq/replay),
+ * the recent events of its triggers (GET /_tine/v1/apps/{app}/triggers/recent). */
 #include "events.h"
 #include "gateway_internal.h"
 #include "tine_common.h"
@@ -168,6 +169,30 @@ static void dlq_replay(gw_server_t *gw, h2o_req_t *req, const char *app)
     gw__send_json(req, 200, out);
 }
 
+/* GET /apps/APP/triggers/recent[?function=F&trigger=event|log|schedule]:
+ * the last events that fired each trigger of the live version, and the
+ * dead letters (events/recent.c). */
+static void recent_list(gw_server_t *gw, h2o_req_t *req, const char *app)
+{
+    gw_query_param_t q[] = {{"function", NULL}, {"trigger", NULL}};
+    if (gw__parse_query(req, q, 2) != 0)
+        goto out;
+    const char *kind = q[1].value;
+    if (kind && strcmp(kind, "event") != 0 && strcmp(kind, "log") != 0 && strcmp(kind, "schedule") != 0) {
+        gw__send_error(req, 400, "query: trigger: expected event, log or schedule, not '%s'", kind);
+        goto out;
+    }
+    json_t *o = NULL;
+    char err[512];
+    int rc = ev_recent_list(gw->events, app, q[0].value, kind, &o, err, sizeof err);
+    if (rc != 0)
+        gw__send_error(req, rc == TINE_ENOTFOUND ? 404 : 503, "%s", err);
+    else
+        gw__send_json(req, 200, o);
+out:
+    gw__free_query(q, 2);
+}
+
 /* Whether the path segment s is the literal lit. */
 static int seg_is(h2o_iovec_t s, const char *lit)
 {
@@ -186,15 +211,18 @@ int gw__admin_events(gw_server_t *gw, h2o_req_t *req, const h2o_iovec_t *seg, si
     }
     bool list = n == 3 && seg_is(seg[0], "apps") && seg_is(seg[2], "dlq");
     bool replay = n == 4 && seg_is(seg[0], "apps") && seg_is(seg[2], "dlq") && seg_is(seg[3], "replay");
-    if (!list && !replay)
+    bool recent = n == 4 && seg_is(seg[0], "apps") && seg_is(seg[2], "triggers") && seg_is(seg[3], "recent");
+    if (!list && !replay && !recent)
         return 0;
     char *app = xstrndup(seg[1].base, seg[1].len);
     if (gw->events == NULL)
         gw__send_error(req, 503, "events are not enabled on this node");
     else if (!app_name_ok(app))
         gw__send_error(req, 404, "no app named '%s'", app);
-    else if (list && !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")))
-        gw__send_error(req, 405, "use GET to list dead letters");
+    else if ((list || recent) && !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")))
+        gw__send_error(req, 405, list ? "use GET to list dead letters" : "use GET to list the recent events of triggers");
+    else if (recent)
+        recent_list(gw, req, app);
     else if (replay && !post)
         gw__send_error(req, 405, "use POST to replay dead letters");
     else if (list)

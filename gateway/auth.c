@@ -87,6 +87,7 @@ const gw_endpoint_t gw__endpoints[] = {
     {"POST", "events", GW_PERM_EVENTS_EMIT, GW_SCOPE_HANDLER, NULL},
     {"GET", "apps/{app}/dlq", GW_PERM_EVENTS_READ, GW_SCOPE_APP, NULL},
     {"POST", "apps/{app}/dlq/replay", GW_PERM_EVENTS_REPLAY, GW_SCOPE_APP, "events.replay"},
+    {"GET", "apps/{app}/triggers/recent", GW_PERM_EVENTS_READ, GW_SCOPE_APP, NULL},
     {"GET", "usage", GW_PERM_USAGE_READ, GW_SCOPE_APP_QUERY, NULL},
     {"GET", "apps/{app}/activations", GW_PERM_ACTIVATIONS_READ, GW_SCOPE_APP, NULL},
     {"GET", "activations/{id}", GW_PERM_ACTIVATIONS_READ, GW_SCOPE_HANDLER, NULL},

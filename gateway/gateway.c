@@ -520,6 +520,8 @@ gw_server_t *gw_new(uv_loop_t *loop, const gw_config_t *cfg, reg_live_t *live, i
     gw->rollouts = cfg->rollouts;
     gw->bill = cfg->bill;
     gw->metrics_token = cfg->metrics_token ? xstrdup(cfg->metrics_token) : NULL;
+    gw->metrics_more = cfg->metrics_more;
+    gw->metrics_more_data = cfg->metrics_more_data;
     gw->console_dir = cfg->console_dir ? xstrdup(cfg->console_dir) : NULL;
     gw->tenancy = cfg->tenancy;
     gw->quotas = cfg->quotas;

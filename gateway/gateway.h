@@ -41,6 +41,10 @@ typedef struct {
     unsigned char secrets_key[32];  /* (REG_SECRET_KEY_LEN) copied */
     reg_rollouts_t *rollouts;   /* counters per version, rollouts (borrowed; may be NULL) */
     const char *console_dir;    /* the web console's files (docs/console.md); NULL: no console */
+    /* Appends more Prometheus text to GET /metrics (tined's OTLP exporter);
+     * called on the loop with metrics_more_data; NULL: nothing more. */
+    void (*metrics_more)(void *data, tine_buf_t *out);
+    void *metrics_more_data;
 } gw_config_t;
 
 /* Binds the listener and starts serving on `loop`. Returns NULL with a

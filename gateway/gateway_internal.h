@@ -42,6 +42,8 @@ struct gw_server {
     struct ev_events *events;
     struct bill *bill;
     char *metrics_token;
+    void (*metrics_more)(void *data, tine_buf_t *out); /* more /metrics text (tined's OTLP exporter); may be NULL */
+    void *metrics_more_data;
     struct tn_tenancy *tenancy; /* API keys and audit (borrowed; may be NULL) */
     struct tn_quotas *quotas;   /* quotas per namespace (borrowed; may be NULL) */
     bool has_secrets_key;          /* tine secrets: the cluster's key (--secrets-key) */

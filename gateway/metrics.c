@@ -2,7 +2,8 @@
  * (version 0.0.4). Invocation counters come from billing/, counters per
  * app version from registry/ (docs/releases.md), sandbox gauges
  * from the invoker at scrape time, event queue lengths from the events
- * module, the state of the node's Redis connections, and the usual
+ * module, the state of the node's Redis connections, what the embedder
+ * adds (tined: the OTLP exporter's counters, tined/otlp.c), and the usual
  * process_* metrics from /proc. No token unless --metrics-token. */
 #include "billing.h"
 #include "events.h"
@@ -216,6 +217,8 @@ int gw__metrics(gw_server_t *gw, h2o_req_t *req)
     render_http(gw, &out);
     gw__tls_metrics(gw->tls, &out);
     render_events(gw, &out);
+    if (gw->metrics_more)
+        gw->metrics_more(gw->metrics_more_data, &out);
     render_process(&out);
     req->res.status = 200;
     req->res.reason = "OK";

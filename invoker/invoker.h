@@ -265,6 +265,10 @@ json_t *inv_stats(inv_invoker_t *inv, const char *app);
  * whoever started them). Accepts NULL (zeros). */
 void inv_load(const inv_invoker_t *inv, size_t *sandboxes, size_t *calls);
 
+/* The node's sandboxes by state, over every pool: starting, warm and idle,
+ * busy (closing ones are left out). Accepts NULL (zeros). */
+void inv_sandbox_counts(inv_invoker_t *inv, size_t *starting, size_t *idle, size_t *busy);
+
 /* Deletes the tine.kv keys of an app that is deleted (their count in
  * *kv_keys) and its KV usage counts. Synchronous. Returns 0, TINE_EREDIS, or
  * TINE_EINVAL when the node has no Redis for tine.kv. */

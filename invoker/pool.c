@@ -926,6 +926,23 @@ void inv_load(const inv_invoker_t *inv, size_t *sandboxes, size_t *calls)
     *calls = inv ? inv->calls : 0;
 }
 
+void inv_sandbox_counts(inv_invoker_t *inv, size_t *starting, size_t *idle, size_t *busy)
+{
+    *starting = *idle = *busy = 0;
+    if (inv == NULL)
+        return;
+    tine_list_t *pl, *l;
+    TINE_LIST_FOREACH(pl, &inv->pools) {
+        inv_pool_t *p = tine_list_entry(pl, inv_pool_t, link);
+        TINE_LIST_FOREACH(l, &p->sandboxes) {
+            inv_sandbox_t *s = tine_list_entry(l, inv_sandbox_t, pool_link);
+            *starting += s->state == SBX_STARTING;
+            *idle += s->state == SBX_IDLE;
+            *busy += s->state == SBX_BUSY;
+        }
+    }
+}
+
 void inv__pools_shutdown(inv_invoker_t *inv)
 {
     tine_list_t *pl, *pn;

@@ -43,6 +43,7 @@
 #define RDS_EVENTS_GROUP "tine"                        /* its consumer group (not a key) */
 #define RDS_KEY_RETRY "tine:retry"                     /* sorted set of retries by due time */
 #define RDS_KEY_DLQ_PREFIX "tine:dlq:"                 /* + {app}: stream of dead letters */
+#define RDS_KEY_RECENT_PREFIX "tine:recent:"           /* + {app}:{kind}:{fn}: list of a trigger's last events */
 #define RDS_KEY_LOGPOS_PREFIX "tine:logpos:"           /* + {node}:{path}: position in a followed file */
 #define RDS_KEY_TICK_PREFIX "tine:tick:"               /* + {app}:{fn}:{trigger#}:{tick_ms}: lock of one tick */
 #define RDS_KEY_SEEN_PREFIX "tine:seen:"               /* + {event id}: container event appended */

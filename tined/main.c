@@ -248,6 +248,7 @@ static void node_status(void *data, ev_node_status_t *st)
     st->state = t->gw ? gw_state(t->gw) : "starting";
     st->address = t->address;
     inv_load(t->inv, &st->sandboxes, &st->calls);
+    inv_sandbox_counts(t->inv, &st->starting, &st->idle, &st->busy);
 }
 
 /* Where this node serves as others reach it: the listen address with the
@@ -641,6 +642,8 @@ int main(int argc, char **argv)
         .has_secrets_key = cfg.has_secrets_key,
         .rollouts = t.rollouts,
         .console_dir = strcmp(cfg.console_dir, "off") == 0 ? NULL : cfg.console_dir,
+        .metrics_more = t.otlp ? otlp_metrics_render : NULL,
+        .metrics_more_data = t.otlp,
     };
     memcpy(gcfg.secrets_key, cfg.secrets_key, sizeof gcfg.secrets_key);
     t.gw = gw_new(t.loop, &gcfg, t.live, t.inv, err, sizeof(err));

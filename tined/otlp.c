@@ -28,8 +28,11 @@ struct otlp {
     tine_buf_t pending; /* spans, each followed by ",", under mu */
     uint64_t npending;
     bool stopping;
-    uint64_t sent, dropped; /* under mu */
-    uint64_t failures;      /* batches refused, for the log's rate */
+    uint64_t sent;          /* spans the collector took, under mu */
+    uint64_t dropped_full;  /* spans dropped for a full queue, under mu */
+    uint64_t dropped_post;  /* spans of batches the collector did not take, under mu */
+    uint64_t failures;      /* batches not taken (refused or unreachable), under mu */
+    uint64_t failed_at_ms;  /* wall clock of the last one (0: none), under mu */
 };
 
 /* Appends the text s. */
@@ -124,7 +127,7 @@ void otlp_add(otlp_t *x, const inv_activation_t *a)
 {
     pthread_mutex_lock(&x->mu);
     if (x->npending >= OTLP_MAX_PENDING) {
-        x->dropped++;
+        x->dropped_full++;
     } else {
         put_span(&x->pending, a);
         if (++x->npending == OTLP_BATCH)
@@ -142,8 +145,9 @@ static size_t discard(char *p, size_t size, size_t n, void *data)
 }
 
 /* POSTs one batch (spans: each followed by ","); returns whether the
- * collector took it (a 2xx). */
-static bool post_batch(otlp_t *x, CURL *e, const tine_buf_t *spans)
+ * collector took it (a 2xx). `nfailed` is the number of batches not taken
+ * before this one (for the log's rate). */
+static bool post_batch(otlp_t *x, CURL *e, const tine_buf_t *spans, uint64_t nfailed)
 {
     tine_buf_t body;
     tine_buf_init(&body);
@@ -169,7 +173,7 @@ static bool post_batch(otlp_t *x, CURL *e, const tine_buf_t *spans)
     curl_slist_free_all(h);
     tine_buf_dispose(&body);
     bool ok = rc == CURLE_OK && status >= 200 && status < 300;
-    if (!ok && x->failures++ % 100 == 0)
+    if (!ok && nfailed % 100 == 0)
         tine_log(TINE_LOG_WARN, "otlp: the collector at %s did not take a batch of spans: %s (status %ld)",
                  x->endpoint, rc != CURLE_OK ? curl_easy_strerror(rc) : "refused", status);
     return ok;
@@ -192,16 +196,20 @@ static void *run(void *data)
         bool last = x->stopping;
         tine_buf_t taken = x->pending;
         uint64_t n = x->npending;
+        uint64_t nfailed = x->failures;
         tine_buf_init(&x->pending);
         x->npending = 0;
         pthread_mutex_unlock(&x->mu);
-        bool ok = n == 0 || (e != NULL && post_batch(x, e, &taken));
+        bool ok = n == 0 || (e != NULL && post_batch(x, e, &taken, nfailed));
         tine_buf_dispose(&taken);
         pthread_mutex_lock(&x->mu);
-        if (ok)
+        if (ok) {
             x->sent += n;
-        else
-            x->dropped += n;
+        } else {
+            x->dropped_post += n;
+            x->failures++;
+            x->failed_at_ms = tine_now_unix_ms();
+        }
         if (last)
             break;
     }
@@ -241,14 +249,43 @@ void otlp_free(otlp_t *x)
     pthread_cond_signal(&x->wake);
     pthread_mutex_unlock(&x->mu);
     pthread_join(x->thread, NULL);
-    if (x->dropped)
-        tine_log(TINE_LOG_WARN, "otlp: %" PRIu64 " spans were not exported", x->dropped);
+    if (x->dropped_full + x->dropped_post)
+        tine_log(TINE_LOG_WARN, "otlp: %" PRIu64 " spans were not exported", x->dropped_full + x->dropped_post);
     tine_buf_dispose(&x->pending);
     pthread_mutex_destroy(&x->mu);
     pthread_cond_destroy(&x->wake);
     free(x->endpoint);
     free(x->node);
     free(x);
+}
+
+void otlp_metrics_render(void *data, tine_buf_t *out)
+{
+    otlp_t *x = data;
+    pthread_mutex_lock(&x->mu);
+    uint64_t sent = x->sent, full = x->dropped_full, post = x->dropped_post, failures = x->failures,
+             queued = x->npending, failed_at = x->failed_at_ms;
+    pthread_mutex_unlock(&x->mu);
+    tine_buf_appendf(out,
+                     "# HELP tine_otlp_spans_exported_total Spans the OTLP collector took (--otlp-endpoint).\n"
+                     "# TYPE tine_otlp_spans_exported_total counter\n"
+                     "tine_otlp_spans_exported_total %" PRIu64 "\n"
+                     "# HELP tine_otlp_spans_dropped_total Spans not exported: the queue was full, or their "
+                     "batch was not taken.\n"
+                     "# TYPE tine_otlp_spans_dropped_total counter\n"
+                     "tine_otlp_spans_dropped_total{reason=\"queue_full\"} %" PRIu64 "\n"
+                     "tine_otlp_spans_dropped_total{reason=\"post_failed\"} %" PRIu64 "\n"
+                     "# HELP tine_otlp_posts_failed_total Batches the collector refused or could not be sent.\n"
+                     "# TYPE tine_otlp_posts_failed_total counter\n"
+                     "tine_otlp_posts_failed_total %" PRIu64 "\n"
+                     "# HELP tine_otlp_queue_length Spans waiting for the next batch.\n"
+                     "# TYPE tine_otlp_queue_length gauge\n"
+                     "tine_otlp_queue_length %" PRIu64 "\n"
+                     "# HELP tine_otlp_last_error_timestamp_seconds When a batch last failed, unix seconds "
+                     "(0: never).\n"
+                     "# TYPE tine_otlp_last_error_timestamp_seconds gauge\n"
+                     "tine_otlp_last_error_timestamp_seconds %.3f\n",
+                     sent, full, post, failures, queued, (double)failed_at / 1000.0);
 }
 
 uint64_t otlp_sent(const otlp_t *x)
@@ -262,7 +299,7 @@ uint64_t otlp_sent(const otlp_t *x)
 uint64_t otlp_dropped(const otlp_t *x)
 {
     pthread_mutex_lock((pthread_mutex_t *)&x->mu);
-    uint64_t v = x->dropped;
+    uint64_t v = x->dropped_full + x->dropped_post;
     pthread_mutex_unlock((pthread_mutex_t *)&x->mu);
     return v;
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "activation.h"
+#include "tine_common.h"
 
 typedef struct otlp otlp_t;
 
@@ -25,6 +26,12 @@ void otlp_add(otlp_t *x, const inv_activation_t *a);
 /* Sends what is queued (one last try, at most a few seconds), stops the
  * thread and frees the exporter. NULL is ignored. */
 void otlp_free(otlp_t *x);
+
+/* Appends the exporter's counters to `out` as Prometheus text (HELP and
+ * TYPE lines): spans exported, dropped (queue full, batch not taken),
+ * failed posts, queue length, time of the last failure. `data` is the
+ * otlp_t (the gateway's metrics_more hook). */
+void otlp_metrics_render(void *data, tine_buf_t *out);
 
 /* Spans sent (acknowledged by the collector) and dropped so far. */
 uint64_t otlp_sent(const otlp_t *x);

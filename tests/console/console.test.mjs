@@ -36,6 +36,8 @@ async function newPage(width = 1100, height = 760) {
   p.on('console', (m) => {
     if (m.type() !== 'error') return;
     if (expectHttpErrors && /Failed to load resource: the server responded with a status of (401|404)/.test(m.text())) return;
+    // the app page asks for a rollout when a stored version is newer than the live one: 404 when it has had none
+    if (/status of 404/.test(m.text()) && /\/_tine\/v1\/apps\/[^/]+\/rollout$/.test((m.location() || {}).url || '')) return;
     errors.push(m.text());
   });
   p.on('pageerror', (e) => errors.push('page error: ' + e.message));
@@ -117,7 +119,7 @@ try {
   const first = await page.evaluate(() => document.querySelector('a[href], button:not([hidden]), input, select, [tabindex]:not([tabindex="-1"])').className);
   check('the skip link comes first in the tab order', first === 'skip', first);
   const rows = await page.$$eval('table.apps tbody tr', (r) => r.length);
-  check('101 apps listed', rows === 101, `${rows} rows`);
+  check('102 apps listed', rows === 102, `${rows} rows`);
   const shopRow = await page.$eval('tr[data-app=shop]', (r) => ({
     text: r.textContent, sparks: r.querySelectorAll('svg.spark polyline').length,
   }));
@@ -135,10 +137,10 @@ try {
   await go('#/app/shop/overview');
   await page.waitForSelector('svg.wiring');
   const wiring = await page.$$eval('svg.wiring text', (t) => t.map((x) => x.textContent));
-  for (const want of ['GET /shop/hi', 'POST /shop/root', 'event order.paid', 'schedule 0 3 * * *', 'paid', 'root'])
+  for (const want of ['GET /shop/hi', 'POST /shop/root', 'event order.paid', 'event note.*', 'schedule 0 3 * * *', 'paid', 'root'])
     check(`wiring shows ${want}`, wiring.some((t) => t.startsWith(want)), wiring.join(' | '));
   const wires = await page.$$eval('svg.wiring path.wire', (p) => p.length);
-  check('a wire per route and trigger', wires === 6, `${wires} wires`);
+  check('a wire per route and trigger', wires === 7, `${wires} wires`);
   await shot('app');
   await page.click('button[data-version="1"]');
   await page.waitForSelector('dialog.confirm[open]');
@@ -150,6 +152,60 @@ try {
   check('rollback through the UI: the API says version 1 is live', live === 1, `live ${live}`);
   const liveRow = await page.$eval('tr.is-live', (r) => r.dataset.version);
   check('the page marks version 1 live', liveRow === '1', liveRow);
+  const tagCell = await page.$eval('table.versions tr[data-version="2"] td.tags', (t) => t.textContent);
+  check('a tag beside its version', tagCell === 'stable', tagCell);
+
+  // --- promote the staged version 3 through the UI
+  const rollbackOf3 = await page.$$('table.versions button[data-version="3"][data-action=rollback]');
+  check('a newer stored version is offered a promote, not a rollback', rollbackOf3.length === 0, `${rollbackOf3.length}`);
+  await page.click('table.versions button[data-version="3"][data-action=promote]');
+  await page.waitForSelector('dialog.confirm[open]');
+  const promoteQ = await text('dialog.confirm p');
+  check('the promote asks first', /Promote version 3 of shop/.test(promoteQ), promoteQ);
+  await (await page.$('dialog.confirm button.danger')).click();
+  await page.waitForFunction(() => /is at version 3/.test((document.querySelector('.status') || {}).textContent || ''), { timeout: 5000 });
+  const promoted = (await adminApi('GET', '/apps/shop')).live;
+  check('promote through the UI: the API says version 3 is live', promoted === 3, `live ${promoted}`);
+
+  // --- a rollout: steps, figures, decision, split; pause and abort through the UI
+  await go('#/app/roll/overview');
+  await page.waitForSelector('section.rollout');
+  const ro = await page.evaluate(() => {
+    const s = document.querySelector('section.rollout');
+    return {
+      title: s.querySelector('h2').textContent, steps: [...s.querySelectorAll('ol.steps li')].map((l) => l.textContent),
+      current: (s.querySelector('ol.steps li[aria-current=step]') || {}).textContent,
+      rows: [...s.querySelectorAll('table.rollout-versions tbody tr')].map((r) => [...r.children].map((c) => c.textContent)),
+      decision: s.querySelector('.decision').textContent, split: (document.querySelector('p.split') || {}).textContent,
+      splitTag: (document.querySelector('table.versions tr[data-version="2"] .split-tag') || {}).textContent,
+    };
+  });
+  check('the rollout: its version and state', ro.title === 'Rollout of v2 (replacing v1): running', ro.title);
+  check('its steps, the current one marked', ro.steps.join(' ') === '50% 100%' && ro.current === '50%', JSON.stringify(ro));
+  const api0 = await adminApi('GET', '/apps/roll/rollout');
+  const apiRows = api0.versions.map((v) => [`v${v.version}` + (v.version === 2 ? ' (new)' : ''), String(v.requests), String(v.errors)]);
+  check('per-version requests and errors as the API says', JSON.stringify(ro.rows.map((r) => r.slice(0, 3))) === JSON.stringify(apiRows) &&
+    ro.rows.every((r) => r.length === 5), `${JSON.stringify(ro.rows)} vs ${JSON.stringify(apiRows)}`);
+  check('the decision', ro.decision === 'Decision: ' + api0.decision && api0.decision.length > 0, ro.decision);
+  check('the split shown', /50% of clients on v2, 50% on v1/.test(ro.split || '') && ro.splitTag === 'split 50%', JSON.stringify(ro));
+  await page.click('section.rollout button[data-rollout=pause]');
+  await page.waitForSelector('dialog.confirm[open]');
+  await (await page.$('dialog.confirm button.danger')).click();
+  await page.waitForFunction(() => /is paused/.test((document.querySelector('.status') || {}).textContent || ''), { timeout: 5000 });
+  const paused = (await adminApi('GET', '/apps/roll/rollout')).state;
+  check('pause through the UI: the API says paused', paused === 'paused', paused);
+  check('a paused rollout offers resume', (await page.$$('section.rollout button[data-rollout=resume]')).length === 1, 'no resume button');
+  await shot('rollout');
+  await page.click('section.rollout button[data-rollout=abort]');
+  await page.waitForSelector('dialog.confirm[open]');
+  await (await page.$('dialog.confirm button.danger')).click();
+  await page.waitForFunction(() => /is aborted/.test((document.querySelector('.status') || {}).textContent || ''), { timeout: 5000 });
+  const aborted = await adminApi('GET', '/apps/roll/rollout');
+  check('abort through the UI: the API says aborted', aborted.state === 'aborted', aborted.state);
+  const after = await page.evaluate(() => ({ reason: (document.querySelector('section.rollout .reason') || {}).textContent,
+    buttons: document.querySelectorAll('section.rollout button').length, split: !!document.querySelector('p.split') }));
+  const shown = await page.$eval('section.rollout', (x) => x.textContent);
+  check('an aborted rollout: its reason, no buttons, no split', shown.includes(aborted.reason) && after.buttons === 0 && !after.split, JSON.stringify([after, aborted.reason]));
 
   // --- an API error is shown inline
   expectHttpErrors = true;
@@ -218,8 +274,46 @@ try {
   check('the cost per day chart has a bar', costs && costs.bars >= 1, JSON.stringify(costs));
   await shot('charts');
 
+  // --- nodes: warm and busy sandboxes, the chart from the heartbeat's samples
+  await go('#/nodes');
+  await page.waitForSelector('table.nodes tbody tr');
+  const nodesApi = await adminApi('GET', '/nodes');
+  const n0 = nodesApi.nodes[0];
+  const nodeRow = await page.$eval(`table.nodes tr[data-node="${n0.node}"]`, (r) => [...r.children].map((c) => c.textContent));
+  check('a node with its warm idle, busy and starting sandboxes', nodeRow[2] === 'ready' && +nodeRow[4] >= 1 && /^\d+$/.test(nodeRow[5]) && /^\d+$/.test(nodeRow[6]), JSON.stringify(nodeRow));
+  const nodeChart = await page.$$eval('figure.chartbox', (figs) => figs.map((f) => ({
+    title: f.querySelector('figcaption').textContent,
+    series: [...f.querySelectorAll('polyline.series')].map((p) => [p.dataset.series, p.getAttribute('points').split(' ').length]),
+  })));
+  const samples = n0.pool_history.t.length;
+  const nc = nodeChart.find((c) => c.title.startsWith(`Sandboxes of ${n0.node}, last`));
+  check('the sandboxes chart opens with the samples the heartbeat keeps', nc && samples >= 2 && nc.series.length === 3 &&
+    nc.series[0][0] === 'warm idle' && nc.series.every(([, n]) => n === samples || n === samples + 1), `${samples} samples; ${JSON.stringify(nodeChart)}`);
+  check('the warm idle series rose above zero', Math.max(...n0.pool_history.idle) >= 1, JSON.stringify(n0.pool_history.idle));
+  await shot('nodes');
+
   // --- events: a dead letter replayed
   await go('#/app/shop/events');
+  await page.waitForSelector('section.recent');
+  const recent = await page.evaluate(() => [...document.querySelectorAll('section.recent .trigger')].map((t) => ({
+    trigger: t.dataset.trigger, title: t.querySelector('h3').textContent, dead: t.querySelector('p').textContent,
+    rows: [...t.querySelectorAll('tbody tr')].map((r) => [...r.children].map((c) => c.textContent)),
+    links: [...t.querySelectorAll('tbody a')].map((a) => a.getAttribute('href')),
+  })));
+  const byTrig = Object.fromEntries(recent.map((r) => [r.trigger, r]));
+  check('a list per trigger', recent.map((r) => r.trigger).join(' ') === 'event/paid event/broken schedule/tick' &&
+    recent[0].title === 'event order.paid, note.* → paid', recent.map((r) => r.trigger + ': ' + r.title).join(' | '));
+  const paidRows = (byTrig['event/paid'] || { rows: [] }).rows;
+  check('the paid trigger: the emitted order.paid and the HTML note, ok, each with its call', paidRows.length === 2 &&
+    paidRows.some((r) => r[1] === 'order.paid' && r[4] === 'ok') && byTrig['event/paid'].links.every((h) => /^#\/activation\/[0-9a-f]{32}$/.test(h)), JSON.stringify(byTrig['event/paid']));
+  const noteRow = paidRows.find((r) => r[3] === 'n-1') || [];
+  const noteInjected = await page.evaluate(() => ({ xss: window.__xss, img: document.querySelectorAll('section.recent img').length }));
+  check('an event type holding HTML renders as text', noteRow[1] === 'note.<img src=x onerror="window.__xss=3">' && noteInjected.xss === undefined && noteInjected.img === 0,
+    JSON.stringify([noteRow, noteInjected]));
+  const broken = byTrig['event/broken'] || { rows: [] };
+  check('the failing trigger: dead on its attempt, and its dead letter counted', broken.rows.length === 1 && broken.rows[0][1] === 'order.broken' &&
+    broken.rows[0][3] === 'b-1' && /^dead \(attempt 1\): .*<i>broken<\/i>/.test(broken.rows[0][4]) && broken.dead === '1 dead letter', JSON.stringify(broken));
+  check('a trigger nothing fired says so', /Nothing fired it lately/.test(((await page.$('[data-trigger="schedule/tick"]')) ? await text('[data-trigger="schedule/tick"]') : '')), 'no text');
   await page.waitForSelector('table.dlq tbody tr');
   const reasonText = await page.$eval('table.dlq tbody tr', (r) => r.textContent);
   check('a dead letter, its reason as text', reasonText.includes('<i>broken</i>'), reasonText);
@@ -230,6 +324,11 @@ try {
   await replayBtn.click();
   await page.waitForFunction(() => /Replayed 1/.test(document.querySelector('.status').textContent), { timeout: 5000 });
   ok('replayed through the UI');
+  await page.click('[data-trigger="event/paid"] tbody tr a');
+  await page.waitForFunction(() => document.querySelector('main').dataset.route.startsWith('/activation/') && document.querySelector('.page[data-ready=all]'));
+  const actTitle = await text('main h1');
+  check('the link opens its activation', actTitle.startsWith('shop/paid v') && (await page.$$('dl.activation dd')).length === 7, actTitle);
+  await shot('activation');
 
   // --- a key scoped to one app sees only it, and no rollback
   await page.close();

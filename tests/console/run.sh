@@ -47,6 +47,7 @@ triggers:
   - { on: event, type: order.paid, function: paid }
   - { on: event, type: order.broken, function: broken, attempts: 1 }
   - { on: schedule, cron: "0 3 * * *", function: tick }
+  - { on: event, type: "note.*", function: paid }
 YAML
 cat >"$T/shop/s.lua" <<'LUA'
 local tine = require "tine"
@@ -69,13 +70,28 @@ LUA
 check "deploy shop v1" "deployed shop version 1" "$(tine deploy "$T/shop")"
 echo "-- v2" >>"$T/shop/s.lua"
 check "deploy shop v2" "deployed shop version 2" "$(tine deploy "$T/shop")"
+check "tag shop v2" "0" "$(tine tag shop stable 2 >/dev/null; echo $?)"
+echo "-- v3" >>"$T/shop/s.lua"
+check_contains "stage shop v3" "staged shop version 3" "$(tine deploy --stage "$T/shop")"
 for n in 1 2 3; do http GET "/shop/hi?n=$n" >/dev/null; done
 http GET /shop/fail >/dev/null
 ROOT_ID=$(http POST /shop/root | cut -d' ' -f2)
 admin POST /events -H 'Content-Type: application/cloudevents+json' \
   --data-binary '{"specversion":"1.0","id":"b-1","source":"/t","type":"order.broken"}' >/dev/null
+# an event type holding HTML: the console shows it as text
+admin POST /events -H 'Content-Type: application/cloudevents+json' \
+  --data-binary '{"specversion":"1.0","id":"n-1","source":"/t","type":"note.<img src=x onerror=\"window.__xss=3\">"}' >/dev/null
 wait_for 20 sh -c "redis-cli -s '$T/redis.sock' XLEN tine:dlq:shop | grep -qv '^0'" || true
+wait_for 20 sh -c "redis-cli -s '$T/redis.sock' LLEN tine:recent:shop:event:paid | grep -q '^2'" || true
 check "a dead letter to replay" "1" "$(redis-cli -s "$T/redis.sock" XLEN tine:dlq:shop)"
+
+# "roll": version 2 rolling out (half the clients first, an hour a step)
+make_app "$T/roll" "r1" roll >/dev/null
+tine deploy "$T/roll" >/dev/null
+make_app "$T/roll" "r2" roll >/dev/null
+printf 'rollout: { steps: [50, 100], interval: 1h, min_requests: 5 }\n' >>"$T/roll/tine.yaml"
+check_contains "roll v2 rolls out" "rolling out, 50% of clients first" "$(tine deploy "$T/roll")"
+for n in $(seq 1 20); do http GET /roll/who -H "x-tine-client: c$n" >/dev/null; done
 
 VIEWER=$(tine keys create look --role viewer --app app00)
 EXPIRING=$(tine keys create brief --role viewer --expires 1)

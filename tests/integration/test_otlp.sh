@@ -79,11 +79,30 @@ check "the invoked child: the root's span as parent, INTERNAL" '[true, true, 1, 
 check "times in ns, start before end" "True" "$(pyget "$shape" 'd["times"]')"
 check "a failed call: its own trace, no parent, STATUS_CODE_ERROR, 500" '[true, false, 2, "500"]' "$(pyget "$shape" 'json.dumps(d["boom"])')"
 
+# the exporter's counters in /metrics: the three spans were taken, none failed
+metric() { # metric <name{labels}> <metrics text>: its value, or "missing"
+    printf '%s\n' "$2" | awk -v n="$1" '$1 == n { print $2; found = 1 } END { if (!found) print "missing" }'
+}
+m=$(curl -s "$URL/metrics")
+check "exported spans counted" "3" "$(metric tine_otlp_spans_exported_total "$m")"
+check "no failed post" "0" "$(metric tine_otlp_posts_failed_total "$m")"
+check "nothing dropped" "0 0" "$(metric 'tine_otlp_spans_dropped_total{reason="queue_full"}' "$m") $(metric 'tine_otlp_spans_dropped_total{reason="post_failed"}' "$m")"
+check "queue empty" "0" "$(metric tine_otlp_queue_length "$m")"
+check "never failed" "0.000" "$(metric tine_otlp_last_error_timestamp_seconds "$m")"
+check_contains "with HELP and TYPE lines" "# TYPE tine_otlp_spans_exported_total counter" "$m"
+check_contains "the queue is a gauge" "# TYPE tine_otlp_queue_length gauge" "$m"
+
 # a collector that refuses: the node goes on serving
 start_node b --redis "$REDIS_URL" --docker-events off --otlp-endpoint "http://127.0.0.1:$CPORT/fail"
 check "served while the collector refuses" "200" "$(http GET /o/root | cut -d' ' -f1)"
 wait_for 10 grep -q "did not take a batch" "$T/b.log" || true
 check_contains "the refusal is logged" "otlp: the collector at http://127.0.0.1:$CPORT/fail did not take a batch of spans" "$(cat "$T/b.log")"
+wait_for 10 sh -c "curl -s '$URL/metrics' | grep -q '^tine_otlp_spans_dropped_total{reason=\"post_failed\"} 2'" || true
+m=$(curl -s "$URL/metrics")
+check "the failed post counted" "True" "$(python3 -c 'import sys; print(1 <= int(sys.argv[1]) <= 2)' "$(metric tine_otlp_posts_failed_total "$m")" 2>&1)"
+check "its spans (root and child) counted as dropped" "2" "$(metric 'tine_otlp_spans_dropped_total{reason="post_failed"}' "$m")"
+check "none exported by b" "0" "$(metric tine_otlp_spans_exported_total "$m")"
+check "the time of the failure, unix seconds" "True" "$(python3 -c 'import sys,time; print(abs(float(sys.argv[1]) - time.time()) < 60)' "$(metric tine_otlp_last_error_timestamp_seconds "$m")" 2>&1)"
 check "a bad endpoint stops tined at start" "1" "$(tined_status c --redis "$REDIS_URL" --otlp-endpoint ftp://x)"
 check_contains "with the reason" "--otlp-endpoint ftp://x: expected an http:// or https:// URL" "$(cat "$T/c.log")"
 finish
