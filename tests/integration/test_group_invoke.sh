@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Co-location groups (docs/ARCHITECTURE.md, "Co-location groups"): the same
+# tine.invoke suite runs twice, against app `remote` (no group: every call
+# goes through tined) and app `grouped` (the same code, every function in
+# `group: g`: calls run inside one sandbox), and the answers must match:
+# results, ctx, distinct invocation ids, a callee that mutates its argument
+# leaves the caller's table alone, errors and timeouts as values the caller
+# can catch, the depth bound (--max-invoke-depth 8), an activation record per
+# call with its own log lines, parent and trace. Then what only a group has:
+# its functions reached from outside through its sandboxes, one sandbox per
+# chain, the blast radius of a callee that overruns the caller's budget, and
+# the manifest errors.
+. "$(dirname "$0")/lib.sh"
+start_redis
+start_node a --redis "$REDIS_URL" --max-invoke-depth 8
+
+# make_calls DIR APP GROUP_LINE: the suite's app, with GROUP_LINE (", group: g"
+# or "") on every function.
+make_calls() {
+  mkdir -p "$1"
+  cat >"$1/tine.yaml" <<YAML
+app: $2
+functions:
+  main:   { handler: calls.lua#main, timeout: 10s $3 }
+  echo:   { handler: calls.lua#echo $3 }
+  mutate: { handler: calls.lua#mutate $3 }
+  text:   { handler: calls.lua#text $3 }
+  boom:   { handler: calls.lua#boom $3 }
+  slow:   { handler: calls.lua#slow, timeout: 300ms $3 }
+  deep:   { handler: calls.lua#deep, concurrency: 20, timeout: 10s $3 }
+  chatty: { handler: calls.lua#chatty $3 }
+routes:
+  - { method: POST, path: /main, function: main }
+  - { method: POST, path: /echo, function: echo }
+YAML
+  cat >"$1/calls.lua" <<'LUA'
+local tine = require "tine"
+local M = {}
+-- main runs the request body as Lua with tine and ctx in scope.
+function M.main(req, ctx)
+  local f = assert(load(req.body, "=body", "t", setmetatable({ tine = tine, ctx = ctx }, { __index = _G })))
+  local ok, r = pcall(f)
+  if not ok then return { status = 500, body = r } end
+  return type(r) == "table" and r or tostring(r)
+end
+function M.echo(ev, ctx)
+  return { got = ev, fn = ctx["function"], id = ctx.invocation_id, timeout = ctx.timeout_ms }
+end
+function M.mutate(ev) ev.a = "changed"; ev.list[1] = "changed"; return ev end
+function M.text(ev) return "plain " .. tostring(ev) end
+function M.boom() error("kaboom") end
+function M.slow() local t = os.clock() + 1; while os.clock() < t do end return "late" end
+function M.deep(ev)
+  if ev.n == 0 then return { levels = 0 } end
+  return { levels = tine.invoke("deep", { n = ev.n - 1 }).levels + 1 }
+end
+function M.chatty(ev, ctx)
+  tine.log("chatty says", ev.word)
+  tine.log.error("chatty warns")
+  return { id = ctx.invocation_id }
+end
+return M
+LUA
+}
+
+make_calls "$T/remote" remote ""
+make_calls "$T/grouped" grouped ", group: g"
+check "deploy remote" "deployed remote version 1" "$(tine deploy "$T/remote")"
+check "deploy grouped" "deployed grouped version 1" "$(tine deploy "$T/grouped")"
+
+# record ID: the activation record of ID once it is in Redis (records go in batches).
+record() {
+  local out
+  for _ in $(seq 50); do
+    out=$(admin GET "/activations/$1")
+    [[ "$out" == "200 "* ]] && break
+    sleep 0.1
+  done
+  echo "${out#* }"
+}
+
+# suite APP: the cases; each line of its output is "name: answer", ids
+# replaced by what they are, so the two modes can be compared line by line.
+suite() {
+  local app=$1 out
+  r() { http POST "/$app/main" --data-binary "$1"; }
+  echo "json: $(r 'local x = tine.invoke("echo", { x = { 1, 2 } }); return x.fn .. " " .. tine.json.encode(x.got.x) .. " " .. x.timeout')"
+  echo "text: $(r 'return tine.invoke("text", 7)')"
+  echo "info: $(r 'local x, i = tine.invoke("echo", 1); return i.status .. " " .. i.headers["content-type"] .. " " .. #i.invocation_id')"
+  # ids: the caller's, two callees': three distinct 32-hex ids, each callee's
+  # ctx.invocation_id the one its caller was told
+  out=$(r 'local a, ia = tine.invoke("echo", 1); local b, ib = tine.invoke("echo", 2)
+    return ctx.invocation_id .. " " .. a.id .. " " .. b.id .. " " .. tostring(a.id == ia.invocation_id and b.id == ib.invocation_id)')
+  read -r st caller a b same <<<"$out"
+  if [[ "$caller $a $b" =~ ^[0-9a-f]{32}\ [0-9a-f]{32}\ [0-9a-f]{32}$ ]] && [ "$caller" != "$a" ] && [ "$a" != "$b" ] \
+     && [ "$caller" != "$b" ]; then echo "ids: $st distinct $same"; else echo "ids: $out"; fi
+  echo "copy: $(r 'local t = { a = "mine", list = { "mine" } }; local back = tine.invoke("mutate", t)
+    return t.a .. " " .. t.list[1] .. " " .. back.a .. " " .. back.list[1]')"
+  out=$(r 'local x = tine.invoke("boom"); return x')
+  echo "raise: $(sed -E 's/invocation [0-9a-f]{32}/invocation ID/' <<<"$out")"
+  echo "catch: $(r 'local ok, e = pcall(tine.invoke, "boom"); return tostring(ok) .. ", then " .. tine.invoke("text", "x")')"
+  out=$(r 'local x = tine.invoke("slow"); return x')
+  echo "timeout: $(sed -E 's/invocation [0-9a-f]{32}/invocation ID/' <<<"$out")"
+  echo "missing: $(r 'local x = tine.invoke("nope", {}); return x' | sed "s/app $app /app APP /")"
+  echo "depth 8: $(r 'return tine.invoke("deep", { n = 7 }).levels')"
+  out=$(r 'local x = tine.invoke("deep", { n = 8 }); return x')
+  echo "depth 9: $(sed -E 's/invocation [0-9a-f]{32}/invocation ID/g' <<<"$out")"
+  # records: the callee's own, its logs only its own, its parent the caller
+  out=$(r 'local x = tine.invoke("chatty", { word = "hi" }); tine.log("main says"); return ctx.invocation_id .. " " .. x.id')
+  read -r st caller callee <<<"$out"
+  local rc rm
+  rc=$(record "$callee")
+  rm=$(record "$caller")
+  echo "record: $(pyget "$rc" '"%s %s %s %s parent=%s" % (d["function"], d["trigger"], d["status"], [(l["level"], l["msg"]) for l in d["logs"]], d["parent"] == "'"$caller"'")') trace=$(pyget "$rc" 'd["trace"]' | sed "s/^$caller\$/caller/")"
+  echo "caller record: $(pyget "$rm" '"%s %s %s" % (d["function"], d["status"], [l["msg"] for l in d["logs"]])')"
+  out=$(r 'local ok = pcall(tine.invoke, "boom"); return "x"')
+  echo "error record: $(pyget "$(admin GET "/apps/$app/activations?function=boom&limit=1" | cut -d' ' -f2-)" \
+    '"%s %s" % (d["activations"][0]["status"] if isinstance(d, dict) else d[0]["status"], len(d["activations"] if isinstance(d, dict) else d))' 2>&1)"
+}
+
+suite remote >"$T/remote.out"
+suite grouped >"$T/grouped.out"
+while IFS= read -r line; do
+  name=${line%%:*}
+  check "grouped as remote: $name" "$line" "$(grep -m1 "^$name:" "$T/grouped.out")"
+done <"$T/remote.out"
+# The suite itself must see what a call through tined gives, so that two
+# wrong answers cannot agree.
+check "remote: the callee's record" \
+  "record: chatty invoke 200 [('info', 'chatty says hi'), ('error', 'chatty warns')] parent=True trace=caller" \
+  "$(grep -m1 '^record:' "$T/remote.out")"
+check "remote: the caller's record" "caller record: main 200 ['main says']" "$(grep -m1 '^caller record:' "$T/remote.out")"
+check "remote: ids" "ids: 200 distinct true" "$(grep -m1 '^ids:' "$T/remote.out")"
+check "remote: copies" "copy: 200 mine mine changed changed" "$(grep -m1 '^copy:' "$T/remote.out")"
+check_contains "remote: depth" "calling deep would nest 9 calls deep, over the limit of 8" "$(grep -m1 '^depth 9:' "$T/remote.out")"
+check "remote: the error's record" "error record: 500 1" "$(grep -m1 '^error record:' "$T/remote.out")"
+
+finish
