@@ -29,7 +29,10 @@ functions:
   slow:   { handler: calls.lua#slow, timeout: 300ms $3 }
   deep:   { handler: calls.lua#deep, concurrency: 20, timeout: 10s $3 }
   chatty: { handler: calls.lua#chatty $3 }
+  short:  { handler: calls.lua#main, timeout: 500ms $3 }
+  spin:   { handler: calls.lua#spin, timeout: 5s $3 }
 routes:
+  - { method: POST, path: /short, function: short }
   - { method: POST, path: /main, function: main }
   - { method: POST, path: /echo, function: echo }
 YAML
@@ -59,6 +62,7 @@ function M.chatty(ev, ctx)
   tine.log.error("chatty warns")
   return { id = ctx.invocation_id }
 end
+function M.spin() local t = os.clock() + 2; while os.clock() < t do end return "spun" end
 return M
 LUA
 }
@@ -134,5 +138,39 @@ check "remote: ids" "ids: 200 distinct true" "$(grep -m1 '^ids:' "$T/remote.out"
 check "remote: copies" "copy: 200 mine mine changed changed" "$(grep -m1 '^copy:' "$T/remote.out")"
 check_contains "remote: depth" "calling deep would nest 9 calls deep, over the limit of 8" "$(grep -m1 '^depth 9:' "$T/remote.out")"
 check "remote: the error's record" "error record: 500 1" "$(grep -m1 '^error record:' "$T/remote.out")"
+
+# --- what only a group has
+# sandboxes APP FN: how many sandboxes the pool of FN has
+sandboxes() {
+  tine ps --json | python3 -c 'import json, sys
+d = json.load(sys.stdin)
+print(sum(len(p["sandboxes"]) for p in d["pools"] if p["app"] == sys.argv[1] and p["function"] == sys.argv[2]))' "$1" "$2"
+}
+check "remote: the chain of 8 took 8 sandboxes of deep" "8" "$(run sandboxes remote deep)"
+check "grouped: the calls ran inside main's sandboxes (none of deep's)" "0 0" \
+  "$(run sandboxes grouped deep) $(run sandboxes grouped chatty)"
+out=$(http POST /grouped/echo --data-binary '{"a":1}')
+check "a grouped function is reached from outside" "200 echo" "$(pyget "${out#* }" '"%s %s" % ("'"${out%% *}"'", d["fn"])')"
+check "through a sandbox of its own pool" "1" "$(run sandboxes grouped echo)"
+
+# The blast radius: a callee that overruns the caller's budget takes the
+# whole sandbox (and whatever runs in it) with it; the next call gets a
+# fresh one.
+out=$(http POST /grouped/short --data-binary 'return tine.invoke("spin")')
+check_contains "a callee past the caller's budget: the caller times out" "504" "${out%% *}"
+check "the group serves again (a new sandbox)" "200 alive" "$(http POST /grouped/short --data-binary 'return "alive"')"
+
+# --- manifest errors at deploy
+mkdir -p "$T/bad"
+printf 'app: bad\nfunctions:\n  a: { handler: a.lua#main, group: g }\n  b: { runtime: python, handler: b.py#main, group: g }\n' >"$T/bad/tine.yaml"
+echo 'return { main = function() end }' >"$T/bad/a.lua"
+printf 'def main(req, ctx):\n    return None\n' >"$T/bad/b.py"
+out=$(tine deploy "$T/bad" 2>&1 || true)
+check_contains "group on a python function is refused with its place" \
+  "tine.yaml:4:52: functions.b.group: co-location groups hold runtime lua functions only; function b has runtime python" "$out"
+printf 'app: bad\nfunctions:\n  a: { handler: a.lua#main, group: "no good" }\n' >"$T/bad/tine.yaml"
+out=$(tine deploy "$T/bad" 2>&1 || true)
+check_contains "a bad group name is refused with its place" \
+  "tine.yaml:3:36: functions.a.group: group names must be 1..64 letters, digits, '_' or '-', got 'no good'" "$out"
 
 finish
