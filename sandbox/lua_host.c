@@ -1806,6 +1806,7 @@ static struct {
     char prefix[17];  /* the node's part of invocation ids */
     uint64_t next;    /* the last in-process id (its high bit set: tined's never have it) */
     tine_buf_t records; /* finished in-process calls, JSON objects separated by commas */
+    tine_buf_t req;     /* the INVOKE metadata of the call being made */
 } group;
 
 int sbx_lua_group_prepare(const sbx_spec_t *spec, const char *sdk_dir)
@@ -1937,18 +1938,40 @@ static int group_fail(lua_State *L, const char *fmt, ...)
     return 2;
 }
 
+/* Appends `"key":v` and a comma to b (no printf: it runs per hop). */
+static void group_put_num(tine_buf_t *b, const char *key, int64_t v)
+{
+    char num[26];
+    tine_buf_append(b, "\"", 1);
+    tine_buf_append(b, key, strlen(key));
+    tine_buf_append(b, "\":", 2);
+    if (v < 0) {
+        tine_buf_append(b, "-", 1);
+        v = -v;
+    }
+    tine_buf_append(b, num, tine_fmt_u64(num, (uint64_t)v, 1));
+    tine_buf_append(b, ",", 1);
+}
+
 /* Appends the record of a finished in-process call to group.records. */
 static void group_record(const struct sbx_lua *M, const char *parent, uint64_t start_ms, uint64_t duration_ns,
                          int code, int status, const char *error, const tine_buf_t *logs)
 {
     tine_buf_t *r = &group.records;
-    tine_buf_append(r, r->len ? "," : " ", 1); /* the first becomes '[' */
-    tine_buf_appendf(r,
-                     "{\"fn\":\"%s\",\"id\":\"%s\",\"parent\":\"%s\",\"start_ms\":%llu,\"duration_ns\":%llu,"
-                     "\"timeout_ms\":%u,\"code\":%d,\"status\":%d,\"dropped\":%llu,\"logs\":[",
-                     M->spec->function, M->id_hex, parent, (unsigned long long)start_ms,
-                     (unsigned long long)duration_ns, M->spec->timeout_ms, code, status,
-                     (unsigned long long)M->log_held);
+    tine_buf_append(r, r->len ? ",{\"fn\":" : " {\"fn\":", 7); /* the first ' ' becomes '[' */
+    tine_json_quote(r, M->spec->function, strlen(M->spec->function));
+    tine_buf_append(r, ",\"id\":\"", 7);
+    tine_buf_append(r, M->id_hex, 32);
+    tine_buf_append(r, "\",\"parent\":\"", 12);
+    tine_buf_append(r, parent, 32);
+    tine_buf_append(r, "\",", 2);
+    group_put_num(r, "start_ms", (int64_t)start_ms);
+    group_put_num(r, "duration_ns", (int64_t)duration_ns);
+    group_put_num(r, "timeout_ms", M->spec->timeout_ms);
+    group_put_num(r, "code", code);
+    group_put_num(r, "status", status);
+    group_put_num(r, "dropped", (int64_t)M->log_held);
+    tine_buf_append(r, "\"logs\":[", 8);
     if (logs->len)
         tine_buf_append(r, logs->data, logs->len);
     tine_buf_append(r, "]", 1);
@@ -2041,7 +2064,7 @@ static int sdk_group_invoke(lua_State *L)
     else
         memcpy(parent, S->id_hex, sizeof parent);
     S->cur = L;
-    uint64_t now = tine_now_ns();
+    uint64_t now = tine_now_ns(), start_ms = tine_now_unix_ms();
     uint64_t caller_elapsed_ms = (now - S->start_ns) / 1000000u;
     uint32_t caller_left = caller_elapsed_ms >= S->timeout_ms ? 0 : S->timeout_ms - (uint32_t)caller_elapsed_ms;
 
@@ -2061,8 +2084,10 @@ static int sdk_group_invoke(lua_State *L)
     M->json.len = 0;
 
     /* The request: an event whose payload is the body, as tined sends it. */
-    tine_buf_t mb;
-    tine_buf_init(&mb);
+    /* One buffer for every call: its members are read before the handler
+     * runs, so a nested call may write it again. */
+    tine_buf_t mb = group.req;
+    mb.len = 0;
     size_t at = sbx_meta_begin(&mb, SBX_META_OBJECT);
     sbx_meta_kstr(&mb, "kind", "event", 5);
     sbx_meta_kstr(&mb, "trigger", "invoke", 6);
@@ -2075,6 +2100,7 @@ static int sdk_group_invoke(lua_State *L)
     sbx_meta_end(&mb, at, 4);
     invoke_args_t a = {.S = M, .body = payload, .body_len = pl};
     a.nmem = meta_members(mb.data, mb.len, a.mem);
+    group.req = mb;
 
     /* The thread to run it on: the caller's own for itself; for a member up
      * the chain the thread it called from; else the member's main thread. */
@@ -2085,8 +2111,6 @@ static int sdk_group_invoke(lua_State *L)
     lua_pushlightuserdata(TL, &a);
     int st = lua_pcall(TL, 1, 1, 0);
     uint64_t dur = tine_now_ns() - now;
-    uint64_t start_ms = tine_now_unix_ms() - dur / 1000000u;
-    tine_buf_dispose(&mb);
 
     int code = 0, status = 200, nret;
     const char *err = NULL;
