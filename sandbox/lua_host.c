@@ -2106,11 +2106,17 @@ static int sdk_group_invoke(lua_State *L)
      * the chain the thread it called from; else the member's main thread. */
     lua_State *TL = M == S ? L : saved.invocation_id != 0 ? saved.cur : M->L;
     M->cur = TL;
+    /* The pipe's reader moves to the state that runs (its host calls read
+     * their replies there, and may grow its buffer) and back after. */
+    if (M != S)
+        M->rd = S->rd;
     int top = lua_gettop(TL);
     lua_rawgeti(TL, LUA_REGISTRYINDEX, M->ref_invoke);
     lua_pushlightuserdata(TL, &a);
     int st = lua_pcall(TL, 1, 1, 0);
     uint64_t dur = tine_now_ns() - now;
+    if (M != S)
+        S->rd = M->rd;
 
     int code = 0, status = 200, nret;
     const char *err = NULL;

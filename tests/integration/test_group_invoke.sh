@@ -31,6 +31,7 @@ functions:
   chatty: { handler: calls.lua#chatty $3 }
   short:  { handler: calls.lua#main, timeout: 500ms $3 }
   spin:   { handler: calls.lua#spin, timeout: 5s $3 }
+  kv:     { handler: calls.lua#kv $3 }
 routes:
   - { method: POST, path: /short, function: short }
   - { method: POST, path: /main, function: main }
@@ -61,6 +62,11 @@ function M.chatty(ev, ctx)
   tine.log("chatty says", ev.word)
   tine.log.error("chatty warns")
   return { id = ctx.invocation_id }
+end
+-- a callee's host calls: tine.kv, and a nested tine.invoke of a function
+function M.kv(ev)
+  tine.kv.set("k", ev.v)
+  return { got = tine.kv.get("k"), echoed = tine.invoke("text", ev.v) }
 end
 function M.spin() local t = os.clock() + 2; while os.clock() < t do end return "spun" end
 return M
@@ -105,6 +111,8 @@ suite() {
   echo "catch: $(r 'local ok, e = pcall(tine.invoke, "boom"); return tostring(ok) .. ", then " .. tine.invoke("text", "x")')"
   out=$(r 'local x = tine.invoke("slow"); return x')
   echo "timeout: $(sed -E 's/invocation [0-9a-f]{32}/invocation ID/' <<<"$out")"
+  echo "host calls: $(r 'local x = tine.invoke("kv", { v = "v1" }); local y = tine.invoke("kv", { v = "v2" })
+    return x.got .. " " .. x.echoed .. " " .. y.got .. " " .. tine.invoke("text", "after")')"
   echo "missing: $(r 'local x = tine.invoke("nope", {}); return x' | sed "s/app $app /app APP /")"
   echo "depth 8: $(r 'return tine.invoke("deep", { n = 7 }).levels')"
   out=$(r 'local x = tine.invoke("deep", { n = 8 }); return x')
@@ -134,6 +142,7 @@ check "remote: the callee's record" \
   "record: chatty invoke 200 [('info', 'chatty says hi'), ('error', 'chatty warns')] parent=True trace=caller" \
   "$(grep -m1 '^record:' "$T/remote.out")"
 check "remote: the caller's record" "caller record: main 200 ['main says']" "$(grep -m1 '^caller record:' "$T/remote.out")"
+check "remote: host calls" "host calls: 200 v1 plain v1 v2 plain after" "$(grep -m1 '^host calls:' "$T/remote.out")"
 check "remote: ids" "ids: 200 distinct true" "$(grep -m1 '^ids:' "$T/remote.out")"
 check "remote: copies" "copy: 200 mine mine changed changed" "$(grep -m1 '^copy:' "$T/remote.out")"
 check_contains "remote: depth" "calling deep would nest 9 calls deep, over the limit of 8" "$(grep -m1 '^depth 9:' "$T/remote.out")"
