@@ -158,8 +158,10 @@ tine_hop() {
 # batches of 100 in-process tine.invoke calls in Lua; group_hop_p50_us is
 # the median batch's per-hop time, group_hop_p99_us the 99th percentile's.
 tine_group_hop() {
-  local figs=(group_hop_p50_us group_hop_p99_us) out
-  if ! deploy_app "$BENCH/apps/hop-group"; then
+  local figs=(group_hop_p50_us group_hop_p99_us) out dir=$WORK/hop-group
+  mkdir -p "$dir"
+  cp "$BENCH/apps/hop-group/tine.yaml" "$BENCH/apps/hop/hop.lua" "$dir/"
+  if ! deploy_app "$dir"; then
     record_na tine "$DEPLOY_ERROR" "${figs[@]}"
     return 0
   fi
