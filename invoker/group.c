@@ -44,6 +44,15 @@ static json_t *nested_logs(inv_call_t *root, const json_t *r, size_t *kept, bool
     return out;
 }
 
+/* Whether id is an in-process call's id of this node: 32 lower-case hex
+ * digits, the node's prefix, then the high bit set (tined's own never have
+ * it, so a record cannot take the id of a call tined made). */
+static bool nested_id_ok(const inv_invoker_t *inv, const char *id)
+{
+    return id != NULL && strlen(id) == 32 && strspn(id, "0123456789abcdef") == 32 &&
+           memcmp(id, inv->node_prefix, 16) == 0 && id[16] >= '8';
+}
+
 void inv__group_records(inv_call_t *root, const sbx_frame_hdr_t *h, const char *payload)
 {
     inv_invoker_t *inv = root->inv;
@@ -63,8 +72,8 @@ void inv__group_records(inv_call_t *root, const sbx_frame_hdr_t *h, const char *
         const char *id = json_string_value(json_object_get(r, "id"));
         const char *parent = json_string_value(json_object_get(r, "parent"));
         size_t idx;
-        if (fn == NULL || id == NULL || strlen(id) != 32 || parent == NULL ||
-            !reg_manifest_function_index(v->manifest, fn, strlen(fn), &idx))
+        if (fn == NULL || !nested_id_ok(inv, id) || parent == NULL || strlen(parent) != 32 ||
+            strspn(parent, "0123456789abcdef") != 32 || !reg_manifest_function_index(v->manifest, fn, strlen(fn), &idx))
             continue;
         const reg_function_t *f = &v->manifest->functions[idx];
         bool truncated = json_integer_value(json_object_get(r, "dropped")) > 0;
