@@ -169,6 +169,31 @@ out=$(http POST /grouped/short --data-binary 'return tine.invoke("spin")')
 check_contains "a callee past the caller's budget: the caller times out" "504" "${out%% *}"
 check "the group serves again (a new sandbox)" "200 alive" "$(http POST /grouped/short --data-binary 'return "alive"')"
 
+# A crash (SIGSEGV from outside) while main runs spin in process: main's
+# call fails 502 as any crashed sandbox's; echo, in a sandbox of its own
+# pool, is served meanwhile; then main is served again.
+http POST /grouped/main --data-binary 'return tine.invoke("spin")' >"$T/crash.out" &
+req=$!
+pid=""
+for _ in $(seq 1 150); do
+  pid=$(tine ps --json | python3 -c 'import json, sys
+for p in json.load(sys.stdin)["pools"]:
+    if p["app"] == "grouped" and p["function"] == "main":
+        for s in p["sandboxes"]:
+            if s["state"] == "busy": print(s["pid"])')
+  [ -n "$pid" ] && break
+  sleep 0.02
+done
+sleep 0.2 # inside spin by now (main calls it at once)
+out=$(http POST /grouped/echo --data-binary '{"b":2}')
+check "the group's other sandboxes serve while one is busy" "200 echo" "$(pyget "${out#* }" '"%s %s" % ("'"${out%% *}"'", d["fn"])')"
+[ -n "$pid" ] && kill -SEGV "$pid"
+wait "$req" || true
+check_contains "a crash inside the group: the outside call gets 502" "502" "$(cat "$T/crash.out")"
+check_contains "and the error names the crash" "crashed" "$(cat "$T/crash.out")"
+check "the group serves again after the crash" "200 plain again" \
+  "$(http POST /grouped/main --data-binary 'return tine.invoke("text", "again")')"
+
 # --- manifest errors at deploy
 mkdir -p "$T/bad"
 printf 'app: bad\nfunctions:\n  a: { handler: a.lua#main, group: g }\n  b: { runtime: python, handler: b.py#main, group: g }\n' >"$T/bad/tine.yaml"
