@@ -1797,8 +1797,16 @@ int sbx_lua_serve(sbx_lua_t *S, sbx_fds_t fds, const sbx_spec_t *spec)
 #define GROUP_RECORDS_MAX (256u * 1024u)        /* records held before they are sent early */
 #define GROUP_DEFAULT_DEPTH 256u                /* INV_DEFAULT_INVOKE_DEPTH */
 
+typedef struct {
+    const char *name;
+    size_t len;
+    size_t idx;       /* in group.m */
+    struct sbx_lua *S; /* group.m[idx], once loaded */
+} group_entry_t;
+
 static struct {
     struct sbx_lua **m; /* m[0]: the sandbox's own function, then the others */
+    group_entry_t *by_name; /* the members sorted by name (group_cmp) */
     sbx_spec_t *spec;   /* the others' specs: spec[i] is m[i + 1]'s */
     size_t n;           /* members, 0 without a group */
     json_t *holder;     /* the strings of spec */
@@ -1808,6 +1816,14 @@ static struct {
     tine_buf_t records; /* finished in-process calls, JSON objects separated by commas */
     tine_buf_t req;     /* the INVOKE metadata of the call being made */
 } group;
+
+/* Orders group entries by name (bytes, then length). */
+static int group_cmp(const void *a, const void *b)
+{
+    const group_entry_t *x = a, *y = b;
+    int c = memcmp(x->name, y->name, x->len < y->len ? x->len : y->len);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
 
 int sbx_lua_group_prepare(const sbx_spec_t *spec, const char *sdk_dir)
 {
@@ -1839,6 +1855,14 @@ int sbx_lua_group_prepare(const sbx_spec_t *spec, const char *sdk_dir)
             return -ENOMEM;
     }
     group.n = n + 1;
+    /* Sorted now: glibc's qsort may ask the system for its memory size, which
+     * the isolated sandbox may not. */
+    group.by_name = xcalloc(group.n, sizeof *group.by_name);
+    for (size_t i = 0; i < group.n; i++) {
+        const char *name = i == 0 ? spec->function : group.spec[i - 1].function;
+        group.by_name[i] = (group_entry_t){name, strlen(name), i, NULL};
+    }
+    qsort(group.by_name, group.n, sizeof *group.by_name, group_cmp);
     group.max_depth = spec->max_invoke_depth ? spec->max_invoke_depth : GROUP_DEFAULT_DEPTH;
     const char *p = spec->id_prefix ? spec->id_prefix : "";
     memcpy(group.prefix, strlen(p) == 16 ? p : "0000000000000000", 16);
@@ -1889,6 +1913,8 @@ static int group_load(struct sbx_lua *S, const sbx_spec_t *spec)
         lua_pushcfunction(M->L, invoke_step);
         M->ref_invoke = luaL_ref(M->L, LUA_REGISTRYINDEX);
     }
+    for (size_t i = 0; i < group.n; i++)
+        group.by_name[i].S = group.m[group.by_name[i].idx];
     return 0;
 }
 
@@ -2040,12 +2066,11 @@ static int sdk_group_invoke(lua_State *L)
     const char *fn = luaL_checklstring(L, 1, &fl);
     const char *payload = luaL_checklstring(L, 2, &pl);
     struct sbx_lua *M = NULL;
-    for (size_t i = 0; i < group.n && S->invocation_id != 0; i++) {
-        const char *name = group.m[i]->spec->function;
-        if (strlen(name) == fl && memcmp(name, fn, fl) == 0) {
-            M = group.m[i];
-            break;
-        }
+    if (group.n != 0 && S->invocation_id != 0) {
+        group_entry_t key = {fn, fl, 0, NULL};
+        bool found;
+        size_t at = tine_bsearch_pos(&key, group.by_name, group.n, sizeof key, group_cmp, &found);
+        M = found ? group.by_name[at].S : NULL;
     }
     if (M == NULL) {
         lua_pushboolean(L, 0);

@@ -194,6 +194,32 @@ check_contains "and the error names the crash" "crashed" "$(cat "$T/crash.out")"
 check "the group serves again after the crash" "200 plain again" \
   "$(http POST /grouped/main --data-binary 'return tine.invoke("text", "again")')"
 
+# A group of 60 functions (fn_1 calls the 59 others in turn): the sandbox sorts their names before it
+# is isolated (glibc's qsort of a larger array asks for the memory size with
+# a system call the sandbox refuses).
+mkdir -p "$T/chain"
+{
+  echo "app: chain"
+  echo "functions:"
+  for ((i = 1; i <= 60; i++)); do echo "  fn_$i: { handler: chain.lua#fn_$i, group: chain }"; done
+  echo "routes:"
+  echo "  - { method: GET, path: /chain, function: fn_1 }"
+} >"$T/chain/tine.yaml"
+cat >"$T/chain/chain.lua" <<'LUA'
+local tine = require "tine"
+local M = {}
+for i = 2, 60 do M["fn_" .. i] = function() return "fn_" .. i end end
+M.fn_1 = function()
+  local n = 0
+  for i = 2, 60 do if tine.invoke("fn_" .. i) == "fn_" .. i then n = n + 1 end end
+  return "called " .. n
+end
+return M
+LUA
+tine deploy "$T/chain" >/dev/null
+check "a group of 60" "200 called 59" "$(http GET /chain/chain)"
+check "in one sandbox" "0" "$(run sandboxes chain fn_60)"
+
 # --- manifest errors at deploy
 mkdir -p "$T/bad"
 printf 'app: bad\nfunctions:\n  a: { handler: a.lua#main, group: g }\n  b: { runtime: python, handler: b.py#main, group: g }\n' >"$T/bad/tine.yaml"
