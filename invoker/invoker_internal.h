@@ -497,6 +497,11 @@ void inv__logs_free(inv_logs_t *l);
  * tined's log within the bounds of call_log.c, or dropped and counted. */
 void inv__log_frame(inv_pool_t *p, inv_call_t *c, const sbx_frame_hdr_t *h, const char *payload);
 
+/* group.c: the records of in-process calls a co-location group's sandbox
+ * made while serving `root` (an SBX_MSG_NESTED frame), each handed to the
+ * activation observer as a call of its own. */
+void inv__group_records(inv_call_t *root, const sbx_frame_hdr_t *h, const char *payload);
+
 /* Appends s (len bytes) to out with every value of a secret that a function
  * of `app` read on this node (tine.secret) replaced by "[secret NAME]".
  * (hostcall.c) */

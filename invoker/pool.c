@@ -168,15 +168,45 @@ static void pool_maybe_free(inv_pool_t *p)
     inv__maybe_free(inv);
 }
 
+/* The env of fn as a JSON object's text (malloc'd). */
+static char *fn_env_json(const reg_function_t *fn)
+{
+    json_t *env = json_object();
+    for (size_t i = 0; i < fn->env_len; i++)
+        json_object_set_new(env, fn->env[i].key, json_string(fn->env[i].value));
+    char *env_json = json_dumps(env, JSON_COMPACT);
+    json_decref(env);
+    return env_json;
+}
+
+/* The other functions of fn's co-location group in manifest m as the JSON
+ * array of sbx_spec_t.group_json (malloc'd), and in *memory_mb the sum of
+ * the members' memory: a group's sandbox hosts them all. */
+static char *group_members_json(const reg_manifest_t *m, const reg_function_t *fn, uint32_t *memory_mb)
+{
+    json_t *arr = json_array();
+    *memory_mb = fn->memory_mb;
+    for (size_t i = 0; i < m->functions_len; i++) {
+        const reg_function_t *g = &m->functions[i];
+        if (g == fn || g->group == NULL || strcmp(g->group, fn->group) != 0)
+            continue;
+        char *env = fn_env_json(g);
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i, s:i, s:s}", "function", g->name, "handler_file",
+                                             g->handler_file, "handler_export", g->handler_export, "memory_mb",
+                                             (int)g->memory_mb, "timeout_ms", (int)g->timeout_ms, "env_json", env));
+        free(env);
+        *memory_mb += g->memory_mb;
+    }
+    char *text = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    return text;
+}
+
 const char *inv__pool_spec_frame(inv_pool_t *p, size_t *len)
 {
     if (p->spec_frame == NULL) {
         const reg_function_t *fn = p->fn;
-        json_t *env = json_object();
-        for (size_t i = 0; i < fn->env_len; i++)
-            json_object_set_new(env, fn->env[i].key, json_string(fn->env[i].value));
-        char *env_json = json_dumps(env, JSON_COMPACT);
-        json_decref(env);
+        char *env_json = fn_env_json(fn);
         sbx_spec_t spec = {
             .runtime = fn->runtime == REG_RUNTIME_EXEC     ? SBX_RUNTIME_EXEC
                        : fn->runtime == REG_RUNTIME_PYTHON ? SBX_RUNTIME_PYTHON
@@ -196,7 +226,16 @@ const char *inv__pool_spec_frame(inv_pool_t *p, size_t *len)
             .allow_outbound_len = p->version->manifest->allow_outbound_len,
             .allow_outbound_set = p->version->manifest->allow_outbound_set,
         };
+        char *group_json = NULL;
+        if (fn->group != NULL && fn->runtime == REG_RUNTIME_LUA) {
+            group_json = group_members_json(p->version->manifest, fn, &spec.group_memory_mb);
+            spec.group_json = group_json;
+            spec.max_invoke_depth =
+                p->inv->cfg.max_invoke_depth ? p->inv->cfg.max_invoke_depth : INV_DEFAULT_INVOKE_DEPTH;
+            spec.id_prefix = p->inv->node_prefix;
+        }
         p->spec_frame = sbx_spec_frame(&spec, &p->spec_frame_len);
+        free(group_json);
         free(env_json);
     }
     *len = p->spec_frame_len;

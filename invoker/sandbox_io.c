@@ -385,6 +385,11 @@ static void sandbox_on_frame(inv_sandbox_t *s, const sbx_frame_hdr_t *h, char *p
     case SBX_MSG_LOG:
         inv__log_frame(p, s->call != NULL && h->id == s->call->id ? s->call : NULL, h, payload);
         return;
+    case SBX_MSG_NESTED:
+        if (s->state != SBX_BUSY || s->call == NULL || h->id != s->call->id)
+            break;
+        inv__group_records(s->call, h, payload);
+        return;
     case SBX_MSG_HOSTCALL:
         if (s->state != SBX_BUSY || s->call == NULL || h->id != s->call->id)
             break;

@@ -55,7 +55,19 @@ struct sbx_lua {
     tine_buf_t reply; /* the last host reply frame's payload */
     int ref_array_mt, ref_env, ref_msgh, ref_remaining, ref_invoke, ref_to_lua, ref_handler;
     int ref_keys; /* the interned strings of key_names, then the spec's names */
+    /* Co-location group (the section at the end): the thread running this
+     * state's invocation, its in-process depth (0: called by tined), its id
+     * when in process, and where its log lines go then. */
+    lua_State *cur;
+    uint32_t depth;
+    char id_hex[33];
+    tine_buf_t *capture;
 };
+
+static void group_log(struct sbx_lua *S, const char *level, const char *text, size_t len);
+static int group_flush(uint64_t id);
+static int group_load(struct sbx_lua *S, const sbx_spec_t *spec);
+static int sdk_group_invoke(lua_State *L);
 
 /* The keys every invocation sets on its request and ctx tables, interned
  * once in a table (S->ref_keys) instead of hashed again by each
@@ -554,7 +566,10 @@ static int log_emit(lua_State *L, const char *level, int first)
         b->len = keep;
         sb_add(L, b, "\xE2\x80\xA6", 3);
     }
-    if (S->wr >= 0) {
+    if (S->capture != NULL) {
+        group_log(S, level, b->data ? b->data : "", b->len);
+        S->log_sent += b->len + LOG_LINE_COST;
+    } else if (S->wr >= 0) {
         char meta[32];
         int ml = snprintf(meta, sizeof meta, "{\"level\":\"%s\"}", level);
         (void)sbx_outbox_frame(SBX_MSG_LOG, S->invocation_id, meta, (size_t)ml, b->data, b->len);
@@ -926,6 +941,7 @@ static int prepare_step(lua_State *L)
         {"json_array", sdk_json_array},
         {"hostcall", sdk_hostcall},
         {"now", sdk_now},
+        {"group_invoke", sdk_group_invoke},
     };
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
         push_closure(L, S, fns[i].f);
@@ -1571,9 +1587,11 @@ static int serve_invoke(struct sbx_lua *S, const sbx_frame_hdr_t *h, const char 
     lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_invoke);
     lua_pushlightuserdata(L, &a);
     int st = lua_pcall(L, 1, 1, 0);
-    int rc;
+    int rc = group_flush(h->id); /* its in-process calls' records go first */
     log_end(S, h->id);
-    if (st != 0) {
+    if (rc != 0) {
+        /* the pipe failed */
+    } else if (st != 0) {
         rc = write_lua_error(S, h->id, st);
     } else {
         const char *body = NULL;
@@ -1716,6 +1734,8 @@ int sbx_lua_serve(sbx_lua_t *S, sbx_fds_t fds, const sbx_spec_t *spec)
     lua_settop(L, 0);
     lua_pushcfunction(L, invoke_step);
     S->ref_invoke = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (group_load(S, spec) != 0)
+        return 1;
 
     char ready[64];
     int n = snprintf(ready, sizeof ready, "{\"pid\":%ld,\"init_us\":%llu}", (long)getpid(),
@@ -1757,4 +1777,422 @@ int sbx_lua_serve(sbx_lua_t *S, sbx_fds_t fds, const sbx_spec_t *spec)
     }
     sbx_reader_free(&S->rd);
     return status;
+}
+
+/* ------------------------------------------------- co-location groups
+ *
+ * A sandbox of a function with `group:` in the manifest also hosts every
+ * other function of its group, each in a Lua state of its own prepared
+ * before the sandbox was isolated (sbx_lua_group_prepare) and loaded beside
+ * the sandbox's own function (group_load). tine.invoke of a member runs the
+ * member's handler in process (sdk_group_invoke) with what a call through
+ * tined would give it: an invocation id of its own, its own ctx, a copy of
+ * the payload (JSON, as over the wire), its log lines, the depth limit, a
+ * timeout, errors as values. tined learns of each such call afterwards: the
+ * records travel in one SBX_MSG_NESTED frame before the answer of the
+ * invocation tined started (group_flush). docs/ARCHITECTURE.md,
+ * "Co-location groups". */
+
+#define GROUP_MAX_PAYLOAD (6u * 1024u * 1024u) /* as hostcall_invoke.c's INV_MAX_PAYLOAD */
+#define GROUP_RECORDS_MAX (256u * 1024u)        /* records held before they are sent early */
+#define GROUP_DEFAULT_DEPTH 256u                /* INV_DEFAULT_INVOKE_DEPTH */
+
+typedef struct {
+    const char *name;
+    size_t len;
+    size_t idx;       /* in group.m */
+    struct sbx_lua *S; /* group.m[idx], once loaded */
+} group_entry_t;
+
+static struct {
+    struct sbx_lua **m; /* m[0]: the sandbox's own function, then the others */
+    group_entry_t *by_name; /* the members sorted by name (group_cmp) */
+    sbx_spec_t *spec;   /* the others' specs: spec[i] is m[i + 1]'s */
+    size_t n;           /* members, 0 without a group */
+    json_t *holder;     /* the strings of spec */
+    uint32_t max_depth;
+    char prefix[17];  /* the node's part of invocation ids */
+    uint64_t next;    /* the last in-process id (its high bit set: tined's never have it) */
+    tine_buf_t records; /* finished in-process calls, JSON objects separated by commas */
+    tine_buf_t req;     /* the INVOKE metadata of the call being made */
+} group;
+
+/* Orders group entries by name (bytes, then length). */
+static int group_cmp(const void *a, const void *b)
+{
+    const group_entry_t *x = a, *y = b;
+    int c = memcmp(x->name, y->name, x->len < y->len ? x->len : y->len);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+int sbx_lua_group_prepare(const sbx_spec_t *spec, const char *sdk_dir)
+{
+    if (spec->group_json == NULL)
+        return 0;
+    json_t *arr = json_loads(spec->group_json, 0, NULL);
+    if (!json_is_array(arr)) {
+        json_decref(arr);
+        return TINE_EPROTO;
+    }
+    size_t n = json_array_size(arr);
+    group.m = xcalloc(n + 1, sizeof *group.m);
+    group.spec = xcalloc(n ? n : 1, sizeof *group.spec);
+    group.holder = arr;
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_array_get(arr, i);
+        sbx_spec_t *ms = &group.spec[i];
+        *ms = *spec;
+        ms->group_json = NULL;
+        ms->function = json_string_value(json_object_get(o, "function"));
+        ms->handler_file = json_string_value(json_object_get(o, "handler_file"));
+        ms->handler_export = json_string_value(json_object_get(o, "handler_export"));
+        ms->env_json = json_string_value(json_object_get(o, "env_json"));
+        ms->memory_mb = (uint32_t)json_integer_value(json_object_get(o, "memory_mb"));
+        ms->timeout_ms = (uint32_t)json_integer_value(json_object_get(o, "timeout_ms"));
+        if (ms->function == NULL || ms->handler_file == NULL || ms->handler_export == NULL)
+            return TINE_EPROTO;
+        if ((group.m[i + 1] = sbx_lua_prepare(sdk_dir)) == NULL)
+            return -ENOMEM;
+    }
+    group.n = n + 1;
+    /* Sorted now: glibc's qsort may ask the system for its memory size, which
+     * the isolated sandbox may not. */
+    group.by_name = xcalloc(group.n, sizeof *group.by_name);
+    for (size_t i = 0; i < group.n; i++) {
+        const char *name = i == 0 ? spec->function : group.spec[i - 1].function;
+        group.by_name[i] = (group_entry_t){name, strlen(name), i, NULL};
+    }
+    qsort(group.by_name, group.n, sizeof *group.by_name, group_cmp);
+    group.max_depth = spec->max_invoke_depth ? spec->max_invoke_depth : GROUP_DEFAULT_DEPTH;
+    const char *p = spec->id_prefix ? spec->id_prefix : "";
+    memcpy(group.prefix, strlen(p) == 16 ? p : "0000000000000000", 16);
+    /* Ids unique on the node: the high bit (tined counts from 1), the pid
+     * (22 bits) and a counter started from the clock (40 bits, 12 days of
+     * microseconds) so a later sandbox with the same pid starts elsewhere. */
+    group.next = (1ull << 63) | (((uint64_t)getpid() & 0x3fffffu) << 40) |
+                 ((tine_now_unix_ms() * 1000u) & ((1ull << 40) - 1));
+    return 0;
+}
+
+/* Loads the other members of the group beside S (its own function, loaded),
+ * in the bundle S's spec names. Writes the ERROR frame and returns -1 when
+ * one fails; 0 otherwise (also without a group). */
+static int group_load(struct sbx_lua *S, const sbx_spec_t *spec)
+{
+    if (group.n == 0)
+        return 0;
+    group.m[0] = S;
+    for (size_t i = 1; i < group.n; i++) {
+        struct sbx_lua *M = group.m[i];
+        sbx_spec_t *ms = &group.spec[i - 1];
+        ms->bundle_dir = spec->bundle_dir;
+        M->wr = S->wr;
+        M->spec = ms;
+        load_args_t la = {M, ms, json_loads(ms->env_json ? ms->env_json : "{}", JSON_DECODE_INT_AS_REAL, NULL)};
+        int st = -1;
+        if (json_is_object(la.env)) {
+            lua_settop(M->L, 0);
+            lua_pushcfunction(M->L, load_step);
+            lua_pushlightuserdata(M->L, &la);
+            st = lua_pcall(M->L, 1, 0, 0);
+        } else {
+            lua_pushliteral(M->L, "bad env: expected a JSON object");
+        }
+        json_decref(la.env);
+        log_end(M, 0);
+        if (st != 0) {
+            lua_State *L = M->L;
+            if (lua_istable(L, -1))
+                lua_getfield(L, -1, "error");
+            const char *e = lua_tostring(L, -1);
+            const char *msg = lua_pushfstring(L, "function %s of group: %s", ms->function, e ? e : "cannot load");
+            write_error(M, 0, msg, strlen(msg), NULL, 0);
+            return -1;
+        }
+        lua_settop(M->L, 0);
+        lua_pushcfunction(M->L, invoke_step);
+        M->ref_invoke = luaL_ref(M->L, LUA_REGISTRYINDEX);
+    }
+    for (size_t i = 0; i < group.n; i++)
+        group.by_name[i].S = group.m[group.by_name[i].idx];
+    return 0;
+}
+
+/* A log line of an in-process invocation, kept for its record. */
+static void group_log(struct sbx_lua *S, const char *level, const char *text, size_t len)
+{
+    tine_buf_t *b = S->capture;
+    tine_buf_appendf(b, "%s{\"t\":%llu,\"level\":\"%s\",\"msg\":", b->len ? "," : "",
+                     (unsigned long long)tine_now_unix_ms(), level);
+    tine_json_quote(b, text, len);
+    tine_buf_append(b, "}", 1);
+}
+
+/* Sends the records held, as one SBX_MSG_NESTED frame of invocation id.
+ * Returns 0 or -errno. */
+static int group_flush(uint64_t id)
+{
+    if (group.records.len == 0)
+        return 0;
+    tine_buf_t *r = &group.records;
+    tine_buf_append(r, "]", 1);
+    r->data[0] = '[';
+    int rc = sbx_outbox_frame(SBX_MSG_NESTED, id, r->data, r->len, NULL, 0);
+    sb_reset(r);
+    return rc;
+}
+
+/* The 32 hex digits of an invocation id: the node's prefix, then v. */
+static void group_id_hex(char out[33], uint64_t v)
+{
+    static const char hex[] = "0123456789abcdef";
+    memcpy(out, group.prefix, 16);
+    for (int i = 0; i < 16; i++)
+        out[16 + i] = hex[(v >> (60 - 4 * i)) & 0xf];
+    out[32] = '\0';
+}
+
+/* Raises "message" the way tine.lua's call() expects a host call's failure:
+ * returns nil, message. */
+static int group_fail(lua_State *L, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    lua_pushnil(L);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    return 2;
+}
+
+/* Appends `"key":v` and a comma to b (no printf: it runs per hop). */
+static void group_put_num(tine_buf_t *b, const char *key, int64_t v)
+{
+    char num[26];
+    tine_buf_append(b, "\"", 1);
+    tine_buf_append(b, key, strlen(key));
+    tine_buf_append(b, "\":", 2);
+    if (v < 0) {
+        tine_buf_append(b, "-", 1);
+        v = -v;
+    }
+    tine_buf_append(b, num, tine_fmt_u64(num, (uint64_t)v, 1));
+    tine_buf_append(b, ",", 1);
+}
+
+/* Appends the record of a finished in-process call to group.records. */
+static void group_record(const struct sbx_lua *M, const char *parent, uint64_t start_ms, uint64_t duration_ns,
+                         int code, int status, const char *error, const tine_buf_t *logs)
+{
+    tine_buf_t *r = &group.records;
+    tine_buf_append(r, r->len ? ",{\"fn\":" : " {\"fn\":", 7); /* the first ' ' becomes '[' */
+    tine_json_quote(r, M->spec->function, strlen(M->spec->function));
+    tine_buf_append(r, ",\"id\":\"", 7);
+    tine_buf_append(r, M->id_hex, 32);
+    tine_buf_append(r, "\",\"parent\":\"", 12);
+    tine_buf_append(r, parent, 32);
+    tine_buf_append(r, "\",", 2);
+    group_put_num(r, "start_ms", (int64_t)start_ms);
+    group_put_num(r, "duration_ns", (int64_t)duration_ns);
+    group_put_num(r, "timeout_ms", M->spec->timeout_ms);
+    group_put_num(r, "code", code);
+    group_put_num(r, "status", status);
+    group_put_num(r, "dropped", (int64_t)M->log_held);
+    tine_buf_append(r, "\"logs\":[", 8);
+    if (logs->len)
+        tine_buf_append(r, logs->data, logs->len);
+    tine_buf_append(r, "]", 1);
+    if (error != NULL) {
+        tine_buf_append(r, ",\"error\":", 9);
+        tine_json_quote(r, error, strlen(error));
+    }
+    tine_buf_append(r, "}", 1);
+}
+
+/* Pushes the host-reply-shaped answer of a finished in-process call on L:
+ * meta {status, invocation_id, json, headers} and the body. The response is
+ * M's RESULT meta and the body at `ret` of TL (or in M->json). */
+static void group_push_answer(lua_State *L, struct sbx_lua *M, lua_State *TL, int ret, bool body_in_json)
+{
+    sbx_result_meta_t rm = {.status = 500};
+    sbx_result_meta_parse(M->meta.data, M->meta.len, &rm);
+    bool json = false;
+    sbx_meta_cur_t c = rm.headers;
+    for (uint32_t i = 0; i < rm.nheaders; i++) {
+        const char *n, *v;
+        uint32_t nl, vl;
+        sbx_result_meta_next(&c, &n, &nl, &v, &vl);
+        if (nl == 12 && memcmp(n, "content-type", 12) == 0)
+            json = vl >= 16 && strncmp(v, "application/json", 16) == 0 && (vl == 16 || v[16] == ';');
+    }
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, rm.status);
+    lua_setfield(L, -2, "status");
+    lua_pushstring(L, M->id_hex);
+    lua_setfield(L, -2, "invocation_id");
+    lua_pushboolean(L, json);
+    lua_setfield(L, -2, "json");
+    if (rm.nheaders > 0 && !(json && rm.nheaders == 1)) {
+        lua_createtable(L, 0, (int)rm.nheaders);
+        c = rm.headers;
+        for (uint32_t i = 0; i < rm.nheaders; i++) {
+            const char *n, *v;
+            uint32_t nl, vl;
+            sbx_result_meta_next(&c, &n, &nl, &v, &vl);
+            lua_pushlstring(L, n, nl);
+            lua_pushlstring(L, v, vl);
+            lua_rawset(L, -3);
+        }
+        lua_setfield(L, -2, "headers");
+    }
+    if (body_in_json) {
+        lua_pushlstring(L, M->json.data ? M->json.data : "", M->json.len);
+    } else if (lua_type(TL, ret) == LUA_TSTRING) {
+        size_t bl;
+        const char *b = lua_tolstring(TL, ret, &bl);
+        lua_pushlstring(L, b, bl);
+    } else {
+        lua_pushliteral(L, "");
+    }
+}
+
+/* c.group_invoke(fn, payload_json) -> meta, body | nil, message | false:
+ * runs function fn of this sandbox's co-location group in process and
+ * answers like c.hostcall("invoke") would; false when fn is not in the
+ * group (tine.invoke then asks tined). */
+static int sdk_group_invoke(lua_State *L)
+{
+    struct sbx_lua *S = self_of(L);
+    size_t fl, pl;
+    const char *fn = luaL_checklstring(L, 1, &fl);
+    const char *payload = luaL_checklstring(L, 2, &pl);
+    struct sbx_lua *M = NULL;
+    if (group.n != 0 && S->invocation_id != 0) {
+        group_entry_t key = {fn, fl, 0, NULL};
+        bool found;
+        size_t at = tine_bsearch_pos(&key, group.by_name, group.n, sizeof key, group_cmp, &found);
+        M = found ? group.by_name[at].S : NULL;
+    }
+    if (M == NULL) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    if (S->depth >= group.max_depth)
+        return group_fail(L, "calling %s would nest %d calls deep, over the limit of %d (tined --max-invoke-depth)",
+                          M->spec->function, (int)S->depth + 1, (int)group.max_depth);
+    if (pl > GROUP_MAX_PAYLOAD)
+        return group_fail(L, "the payload of %d bytes is over the limit of %d bytes", (int)pl, (int)GROUP_MAX_PAYLOAD);
+
+    /* The caller's id (tined's for the invocation it started) is the parent. */
+    char parent[33];
+    if (S->depth == 0)
+        group_id_hex(parent, S->invocation_id);
+    else
+        memcpy(parent, S->id_hex, sizeof parent);
+    S->cur = L;
+    uint64_t now = tine_now_ns(), start_ms = tine_now_unix_ms();
+    uint64_t caller_elapsed_ms = (now - S->start_ns) / 1000000u;
+    uint32_t caller_left = caller_elapsed_ms >= S->timeout_ms ? 0 : S->timeout_ms - (uint32_t)caller_elapsed_ms;
+
+    /* M's running invocation, if any (a member up the chain), comes back after. */
+    struct sbx_lua saved = *M;
+    M->invocation_id = S->invocation_id; /* host calls go out as the invocation tined knows */
+    M->depth = S->depth + 1;
+    M->start_ns = now;
+    M->timeout_ms = M->spec->timeout_ms < caller_left ? M->spec->timeout_ms : caller_left;
+    group_id_hex(M->id_hex, ++group.next);
+    tine_buf_t logs;
+    tine_buf_init(&logs);
+    M->capture = &logs;
+    M->log_sent = 0;
+    M->log_held = 0;
+    M->meta.len = 0;
+    M->json.len = 0;
+
+    /* The request: an event whose payload is the body, as tined sends it. */
+    /* One buffer for every call: its members are read before the handler
+     * runs, so a nested call may write it again. */
+    tine_buf_t mb = group.req;
+    mb.len = 0;
+    size_t at = sbx_meta_begin(&mb, SBX_META_OBJECT);
+    sbx_meta_kstr(&mb, "kind", "event", 5);
+    sbx_meta_kstr(&mb, "trigger", "invoke", 6);
+    sbx_meta_key(&mb, "event_in_body", 13);
+    tine_buf_append(&mb, "T", 1);
+    sbx_meta_key(&mb, "ctx", 3);
+    size_t ctx = sbx_meta_begin(&mb, SBX_META_OBJECT);
+    sbx_meta_kstr(&mb, "invocation_id", M->id_hex, 32);
+    sbx_meta_end(&mb, ctx, 1);
+    sbx_meta_end(&mb, at, 4);
+    invoke_args_t a = {.S = M, .body = payload, .body_len = pl};
+    a.nmem = meta_members(mb.data, mb.len, a.mem);
+    group.req = mb;
+
+    /* The thread to run it on: the caller's own for itself; for a member up
+     * the chain the thread it called from; else the member's main thread. */
+    lua_State *TL = M == S ? L : saved.invocation_id != 0 ? saved.cur : M->L;
+    M->cur = TL;
+    /* The pipe's reader moves to the state that runs (its host calls read
+     * their replies there, and may grow its buffer) and back after. */
+    if (M != S)
+        M->rd = S->rd;
+    int top = lua_gettop(TL);
+    lua_rawgeti(TL, LUA_REGISTRYINDEX, M->ref_invoke);
+    lua_pushlightuserdata(TL, &a);
+    int st = lua_pcall(TL, 1, 1, 0);
+    uint64_t dur = tine_now_ns() - now;
+    if (M != S)
+        S->rd = M->rd;
+
+    int code = 0, status = 200, nret;
+    const char *err = NULL;
+    char *msg = NULL;
+    if (dur > (uint64_t)M->spec->timeout_ms * 1000000u) {
+        /* Found when it returned (Lua code is not preempted here): what a
+         * call through tined would have ended with. Past the caller's
+         * budget tined has killed the whole sandbox already. */
+        code = TINE_ETIMEOUT;
+        status = 504;
+        msg = xasprintf("function %s timed out after %u ms", M->spec->function, (unsigned)M->spec->timeout_ms);
+        err = msg;
+        nret = group_fail(L, "%s (invocation %s)", msg, M->id_hex);
+    } else if (st != 0) {
+        if (lua_istable(TL, -1))
+            lua_getfield(TL, -1, "error");
+        const char *e = lua_tostring(TL, -1);
+        msg = xstrdup(e ? e : (st == LUA_ERRMEM ? "out of memory" : "an error"));
+        if (lua_istable(TL, -2))
+            lua_pop(TL, 1);
+        code = TINE_EHANDLER;
+        status = 500;
+        err = msg;
+        nret = group_fail(L, "%s raised: %s (invocation %s)", M->spec->function, msg, M->id_hex);
+    } else {
+        group_push_answer(L, M, TL, top + 1, a.body_in_json);
+        lua_getfield(L, -2, "status");
+        status = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        nret = 2;
+    }
+    group_record(M, parent, start_ms, dur, code, status, err, &logs);
+    free(msg);
+    tine_buf_dispose(&logs);
+    /* Drop the pcall's result from TL, under what was pushed on L when they are one. */
+    if (TL == L)
+        lua_remove(L, top + 1);
+    else
+        lua_settop(TL, top);
+    sb_reset(&M->meta);
+    sb_reset(&M->json);
+    M->invocation_id = saved.invocation_id;
+    M->depth = saved.depth;
+    M->start_ns = saved.start_ns;
+    M->timeout_ms = saved.timeout_ms;
+    M->capture = saved.capture;
+    M->log_sent = saved.log_sent;
+    M->log_held = saved.log_held;
+    M->cur = saved.cur;
+    memcpy(M->id_hex, saved.id_hex, sizeof M->id_hex);
+    if (group.records.len > GROUP_RECORDS_MAX && group_flush(S->invocation_id) != 0)
+        _exit(1); /* the pipe to tined is gone */
+    return nret;
 }

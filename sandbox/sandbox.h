@@ -30,6 +30,16 @@ typedef struct {
     const char *const *allow_outbound;
     size_t allow_outbound_len;
     bool allow_outbound_set;
+    /* lua, co-location group (docs/ARCHITECTURE.md, "Co-location groups"):
+     * the other functions of its group as a JSON array of {"function",
+     * "handler_file", "handler_export", "memory_mb", "timeout_ms",
+     * "env_json"}, NULL when it has no group; the sandbox's memory limit
+     * (the sum of the members'); tined --max-invoke-depth; the node's 16
+     * hex digits that begin invocation ids. */
+    const char *group_json;
+    uint32_t group_memory_mb;
+    uint32_t max_invoke_depth;
+    const char *id_prefix;
 } sbx_spec_t;
 
 /* A sandbox's channel to tined, seen from one end: two pipes, `rd` read
@@ -59,6 +69,12 @@ sbx_lua_t *sbx_lua_prepare(const char *sdk_dir);
  * frames read from fds.rd one at a time until EOF. Returns the process exit
  * status to use. */
 int sbx_lua_serve(sbx_lua_t *L, sbx_fds_t fds, const sbx_spec_t *spec);
+
+/* In a forked child, before it is isolated: prepares a Lua state with the
+ * SDK of sdk_dir for each other function of spec's co-location group
+ * (spec->group_json; nothing without one). sbx_lua_serve loads them beside
+ * its own function. Returns 0, or TINE_EPROTO / -ENOMEM. */
+int sbx_lua_group_prepare(const sbx_spec_t *spec, const char *sdk_dir);
 
 /* Closes the Lua state and frees everything sbx_lua_prepare made. Accepts NULL. */
 void sbx_lua_free(sbx_lua_t *L);

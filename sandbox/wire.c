@@ -13,7 +13,7 @@
 
 int sbx_frame_check(const sbx_frame_hdr_t *h, uint32_t max_frame)
 {
-    if (h->type < SBX_MSG_READY || h->type > SBX_MSG_HOSTREPLY)
+    if (h->type < SBX_MSG_READY || h->type > SBX_MSG_NESTED)
         return TINE_EPROTO;
     if (h->meta_len > h->len)
         return TINE_EPROTO;

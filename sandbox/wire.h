@@ -36,6 +36,12 @@ enum {
     /* reserved for host calls (tine.kv, tine.http, tine.invoke ...) */
     SBX_MSG_HOSTCALL = 6,
     SBX_MSG_HOSTREPLY = 7,
+    /* sandbox -> invoker, before the answer of an invocation that made
+     * in-process calls in its co-location group (id: that invocation's):
+     * meta is a JSON array of their records, {"fn","id","parent","start_ms",
+     * "duration_ns","timeout_ms","code","status","error","logs":[{"t",
+     * "level","msg"}],"dropped"}; body empty. */
+    SBX_MSG_NESTED = 8,
 };
 
 /* Header flags. */

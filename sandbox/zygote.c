@@ -115,6 +115,8 @@ static const char *json_str(json_t *o, const char *key)
     return json_str_of(json_object_get(o, key));
 }
 
+static const char *zygote_sdk_dir;
+
 /* Runs in the forked child: becomes the sandbox for `spec`, isolated by the
  * per-fork layers (isolation.c). Never returns. */
 static void zygote_become_sandbox(sbx_lua_t *L, int control_fd, sbx_fds_t fds, const sbx_spec_t *spec)
@@ -134,7 +136,19 @@ static void zygote_become_sandbox(sbx_lua_t *L, int control_fd, sbx_fds_t fds, c
     sbx_outbox_install(); /* before the system call filter, which allows neither sigaction nor setitimer */
     sbx_spec_t confined = *spec;
     char err[256];
-    if (sbx__isolation_enter_lua(spec, &fds, &confined.bundle_dir, err, sizeof err) != 0) {
+    /* A co-location group: the other members' states are made while the
+     * SDK can still be read, and the limits cover them all. */
+    sbx_spec_t limits = *spec;
+    if (spec->group_json != NULL) {
+        if (sbx_lua_group_prepare(spec, zygote_sdk_dir) != 0) {
+            static const char msg[] = "{\"error\":\"cannot prepare the Lua states of the co-location group\"}";
+            sbx_frame_write(fds.wr, SBX_MSG_ERROR, 0, msg, sizeof msg - 1, NULL, 0);
+            _exit(1);
+        }
+        if (spec->group_memory_mb > limits.memory_mb)
+            limits.memory_mb = spec->group_memory_mb;
+    }
+    if (sbx__isolation_enter_lua(&limits, &fds, &confined.bundle_dir, err, sizeof err) != 0) {
         json_t *m = json_pack("{s:s+}", "error", "cannot isolate the sandbox: ", err);
         char *text = json_dumps(m, JSON_COMPACT);
         sbx_frame_write(fds.wr, SBX_MSG_ERROR, 0, text, strlen(text), NULL, 0);
@@ -155,6 +169,12 @@ static char *spec_encode(const sbx_spec_t *spec)
                           spec->env_json ? spec->env_json : "{}");
     if (o == NULL)
         return NULL;
+    if (spec->group_json != NULL) {
+        json_object_set_new(o, "group_json", json_string(spec->group_json));
+        json_object_set_new(o, "group_memory_mb", json_integer(spec->group_memory_mb));
+        json_object_set_new(o, "max_invoke_depth", json_integer(spec->max_invoke_depth));
+        json_object_set_new(o, "id_prefix", json_string(spec->id_prefix ? spec->id_prefix : ""));
+    }
     if (spec->network && spec->allow_outbound_set) {
         json_t *allow = json_array();
         for (size_t i = 0; i < spec->allow_outbound_len; i++)
@@ -194,6 +214,12 @@ static int spec_decode(const char *meta, size_t meta_len, sbx_spec_t *spec, json
         .timeout_ms = (uint32_t)json_integer_value(json_object_get(o, "timeout_ms")),
         .env_json = json_str(o, "env_json"),
     };
+    if (json_is_string(json_object_get(o, "group_json"))) {
+        spec->group_json = json_str(o, "group_json");
+        spec->group_memory_mb = (uint32_t)json_integer_value(json_object_get(o, "group_memory_mb"));
+        spec->max_invoke_depth = (uint32_t)json_integer_value(json_object_get(o, "max_invoke_depth"));
+        spec->id_prefix = json_str(o, "id_prefix");
+    }
     json_t *allow = json_object_get(o, "allow_outbound");
     if (json_is_array(allow)) {
         const char **list = xcalloc(json_array_size(allow) + 1, sizeof *list);
@@ -238,8 +264,8 @@ static void zygote_blank_wait(sbx_lua_t *L, int control_fd, sbx_fds_t fds)
     zygote_become_sandbox(L, -1, fds, &spec);
 }
 
-/* The directory of the Lua SDK (its sibling python/ holds the Python SDK). */
-static const char *zygote_sdk_dir;
+/* zygote_sdk_dir (declared above): the directory of the Lua SDK (its
+ * sibling python/ holds the Python SDK). */
 /* Its parent, the SDKs' directory, resolved (for exec programs); "" when unknown. */
 static char sdks_dir[PATH_MAX];
 

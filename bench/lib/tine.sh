@@ -81,6 +81,7 @@ bench_tine() {
   tine_cold cold
   tine_hop
   tine_chain
+  tine_chain group
   tine_deploy_many
   tine_events
   stop_pid "$TINED_PID"
@@ -150,18 +151,47 @@ tine_hop() {
   local note="request with one tine.invoke minus request without, same percentile"
   record hop_p50_us tine "$(awk -v a="$o50" -v b="$z50" 'BEGIN { printf "%.1f", a - b }')" "$note"
   record hop_p99_us tine "$(awk -v a="$o99" -v b="$z99" 'BEGIN { printf "%.1f", a - b }')" "$note"
+  tine_group_hop
+}
+
+# The hop inside a co-location group (bench/apps/hop-group): GET /loop times
+# batches of 100 in-process tine.invoke calls in Lua; group_hop_p50_us is
+# the median batch's per-hop time, group_hop_p99_us the 99th percentile's.
+tine_group_hop() {
+  local figs=(group_hop_p50_us group_hop_p99_us) out dir=$WORK/hop-group
+  mkdir -p "$dir"
+  cp "$BENCH/apps/hop-group/tine.yaml" "$BENCH/apps/hop/hop.lua" "$dir/"
+  if ! deploy_app "$dir"; then
+    record_na tine "$DEPLOY_ERROR" "${figs[@]}"
+    return 0
+  fi
+  say "tine: in-process hop in a group, 200 batches of 100 calls"
+  curl -s "$TURL/bench-hop-group/loop?n=20" >/dev/null || true # warms the sandbox and the JIT
+  if ! out=$(curl -sf "$TURL/bench-hop-group/loop?n=200") || [ -z "$out" ]; then
+    record_na tine "GET /bench-hop-group/loop failed (no co-location groups?)" "${figs[@]}"
+    return 0
+  fi
+  local note="tine.invoke inside one group's sandbox, timed in Lua per batch of 100 (payload {from=...}, text answer)"
+  record group_hop_p50_us tine "$(tr ' ' '\n' <<<"$out" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')" "$note"
+  record group_hop_p99_us tine "$(tr ' ' '\n' <<<"$out" | awk '{ v[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; print v[i] }')" "$note"
 }
 
 # A chain app: GET /chain calls fn_1, fn_i tine.invokes fn_{i+1}, the last
 # answers. Measured warm (after two untimed runs) over one connection.
+# tine_chain [group]: with `group`, every function in one co-location group
+# (app bench-chain-group, figures group_chain_*): the chain runs in one
+# sandbox; group_chain_first_us is the first chain after the deploy (the
+# sandbox loading all CHAIN_LENGTH functions included).
 tine_chain() {
-  local dir=$WORK/chain i figs=(chain_p50_us chain_p99_us)
+  local grouped=${1:-} app=bench-chain prefix=chain group_key=""
+  if [ -n "$grouped" ]; then app=bench-chain-group prefix=group_chain group_key=", group: chain"; fi
+  local dir=$WORK/$app i figs=("${prefix}_p50_us" "${prefix}_p99_us")
   mkdir -p "$dir"
   {
-    echo "app: bench-chain"
+    echo "app: $app"
     echo "defaults: { timeout: 30s }"
     echo "functions:"
-    for ((i = 1; i <= CHAIN_LENGTH; i++)); do echo "  fn_$i: { handler: chain.lua#fn_$i }"; done
+    for ((i = 1; i <= CHAIN_LENGTH; i++)); do echo "  fn_$i: { handler: chain.lua#fn_$i$group_key }"; done
     echo "routes:"
     echo "  - { method: GET, path: /chain, function: fn_1 }"
   } >"$dir/tine.yaml"
@@ -184,9 +214,19 @@ LUA
     record_na tine "$DEPLOY_ERROR" "${figs[@]}"
     return 0
   fi
-  say "tine: $CHAIN_LENGTH-function chain, $CHAIN_RUNS runs"
-  if timer_measure "$TURL/bench-chain/chain" --reuse --warmup 2 --runs "$CHAIN_RUNS" --expect "chain end $CHAIN_LENGTH"; then
-    record_series chain tine "end to end over one keep-alive connection, all $CHAIN_LENGTH sandboxes warm"
+  if [ -n "$grouped" ]; then
+    local first
+    first=$(curl -s -o /dev/null -w '%{time_total}' "$TURL/$app/chain" || echo 0)
+    record group_chain_first_us tine "$(awk -v t="$first" 'BEGIN { printf "%.0f", t * 1e6 }')" \
+      "the first chain right after the deploy: one sandbox loading all $CHAIN_LENGTH functions, then the chain"
+  fi
+  say "tine: $CHAIN_LENGTH-function chain${grouped:+ in one group}, $CHAIN_RUNS runs"
+  if timer_measure "$TURL/$app/chain" --reuse --warmup 2 --runs "$CHAIN_RUNS" --expect "chain end $CHAIN_LENGTH"; then
+    if [ -n "$grouped" ]; then
+      record_series "$prefix" tine "end to end over one keep-alive connection, the $CHAIN_LENGTH functions in one group (one sandbox)"
+    else
+      record_series "$prefix" tine "end to end over one keep-alive connection, all $CHAIN_LENGTH sandboxes warm"
+    fi
   else
     record_na tine "the chain did not complete (tine.invoke missing?): $TIMER_ERROR" "${figs[@]}"
   fi

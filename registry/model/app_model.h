@@ -49,6 +49,7 @@ typedef struct {
     uint32_t max_body;    /* largest request body in bytes, 0 .. REG_MAX_BODY_LIMIT (default: that) */
     bool network;         /* exec runtime: network access (default false) */
     reg_auth_t auth;      /* auth: key makes every route to it private */
+    char *group;          /* co-location group (runtime lua only), NULL when none */
     reg_kv_t *env;        /* app env merged under function env, sorted by key */
     size_t env_len;
 } reg_function_t;

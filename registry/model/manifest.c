@@ -1365,7 +1365,8 @@ typedef struct {
 
 static const char *const settings_keys[] = {"runtime", "memory", "timeout", "concurrency", "warm", "max_body"};
 static const char *const function_keys[] = {"handler", "runtime", "memory",   "timeout", "concurrency",
-                                            "warm",    "env",     "network",  "max_body", "auth"};
+                                            "warm",    "env",     "network",  "max_body", "auth",
+                                            "group"};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -1605,6 +1606,20 @@ static bool is_function_name(const char *s, size_t len)
     return true;
 }
 
+/* group: NAME, a co-location group (a function name's alphabet). */
+static int read_group(ctx_t *c, const node_t *n, void *out)
+{
+    const char *text;
+    size_t len;
+    int rc = expect_string(c, n, "a group name such as orders", &text, &len);
+    if (rc != 0)
+        return rc;
+    if (!is_function_name(text, len))
+        return fail(c, n, "group names must be 1..64 letters, digits, '_' or '-', got %s", show_text(c, text, len));
+    *(char **)out = copy_text(text, len);
+    return *(char **)out ? 0 : -ENOMEM;
+}
+
 /* Reads one function declaration into f (name already set) with the
  * defaults and the app env underneath. */
 static int read_function(ctx_t *c, const node_t *n, const fn_settings_t *defaults, const env_list_t *app_env,
@@ -1633,6 +1648,18 @@ static int read_function(ctx_t *c, const node_t *n, const fn_settings_t *default
         size_t saved = path_push_key(c, "network", 7);
         rc = fail(c, network_node, "network access applies only to runtime exec; this function's runtime is %s",
                   reg_runtime_name(f->runtime));
+        path_pop(c, saved);
+        return rc;
+    }
+    const node_t *group_node;
+    if ((rc = read_field(c, n, "group", read_group, &f->group, &group_node)) != 0)
+        return rc;
+    if (f->group != NULL && f->runtime != REG_RUNTIME_LUA) {
+        size_t saved = path_push_key(c, "group", 5);
+        rc = fail(c, group_node,
+                  "co-location groups hold runtime lua functions only; function %s has runtime %s (drop group: or "
+                  "make it runtime: lua)",
+                  f->name, reg_runtime_name(f->runtime));
         path_pop(c, saved);
         return rc;
     }
@@ -2436,6 +2463,7 @@ void reg_manifest_free(reg_manifest_t *m)
         free(f->handler);
         free(f->handler_file);
         free(f->handler_export);
+        free(f->group);
         env_free(f->env, f->env_len);
     }
     free(m->functions);

@@ -174,9 +174,17 @@ end
 -- what the callee returned: a table for JSON, a string for text, nil for no
 -- body; info = { status, headers, invocation_id }. Raises when the callee
 -- raised, timed out or could not run.
+local group_invoke = c.group_invoke
 function tine.invoke(fn, payload)
   check(type(fn) == "string" and fn ~= "", "invoke", "the function name must be a non-empty string")
-  local meta, body = call("invoke", "invoke", { fn = fn }, encode_arg("invoke", "payload", payload))
+  local arg = encode_arg("invoke", "payload", payload)
+  -- A function of this sandbox's co-location group runs in process.
+  local meta, body = group_invoke(fn, arg)
+  if meta == false then
+    meta, body = call("invoke", "invoke", { fn = fn }, arg)
+  elseif meta == nil then
+    error("tine.invoke: " .. body, 2)
+  end
   local result, headers = body, meta.headers
   if meta.json then
     result = decode(body)

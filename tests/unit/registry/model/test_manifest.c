@@ -542,7 +542,7 @@ static const char *const error_cases[][2] = {
     {"app: shop\nfunctions:\n  f: { memory: 64 }\n", "tine.yaml:3:6: functions.f: missing required key 'handler'"},
     {"app: shop\nfunctions:\n  f: { handler: f.lua#main, memroy: 64 }\n",
      "tine.yaml:3:29: functions.f.memroy: unknown key; expected one of handler, runtime, memory, timeout, "
-     "concurrency, warm, env, network, max_body, auth"},
+     "concurrency, warm, env, network, max_body, auth, group"},
     {"app: shop\nfunctions:\n  f: { handler: f.lua }\n",
      "tine.yaml:3:17: functions.f.handler: expected FILE.lua#EXPORT such as src/items.lua#list, got 'f.lua'"},
     {"app: shop\nfunctions:\n  f: { handler: f.js#main }\n",
@@ -645,6 +645,17 @@ static const char *const error_cases[][2] = {
      "tine.yaml:4:42: functions.f.concurrency: 2 is below warm 4 (from defaults); warm must be 0..concurrency"},
     {"app: shop\nfunctions:\n  f: { handler: f.lua#main, network: yes }\n",
      "tine.yaml:3:38: functions.f.network: expected true or false, got 'yes'"},
+    {"app: shop\nfunctions:\n  f: { runtime: python, handler: f.py#h, group: g }\n",
+     "tine.yaml:3:49: functions.f.group: co-location groups hold runtime lua functions only; function f has "
+     "runtime python (drop group: or make it runtime: lua)"},
+    {"app: shop\ndefaults: { runtime: exec }\nfunctions:\n  f: { handler: run.sh, group: g }\n",
+     "tine.yaml:4:32: functions.f.group: co-location groups hold runtime lua functions only; function f has "
+     "runtime exec (drop group: or make it runtime: lua)"},
+    {"app: shop\nfunctions:\n  f: { handler: f.lua#main, group: 'a b' }\n",
+     "tine.yaml:3:36: functions.f.group: group names must be 1..64 letters, digits, '_' or '-', got 'a b'"},
+    {"app: shop\nfunctions:\n  f: { handler: f.lua#main, group: 12 }\n",
+     "tine.yaml:3:36: functions.f.group: expected a group name such as orders, got the number 12 (quote it to make it a "
+     "string)"},
     {"app: shop\nfunctions:\n  f: { handler: f.lua#main, network: true }\n",
      "tine.yaml:3:38: functions.f.network: network access applies only to runtime exec; this function's runtime is "
      "lua"},
@@ -1024,6 +1035,18 @@ static void test_namespace_and_auth(void **state)
                  "tine.yaml:5:48: routes[0].auth: public, but function f requires a key (functions.f.auth: key)");
 }
 
+/* group: is kept per function; functions without one have none. */
+static void test_group(void **state)
+{
+    (void)state;
+    reg_manifest_t *m = parse_ok("app: shop\nfunctions:\n  a: { handler: a.lua#main, group: chain }\n"
+                                 "  b: { handler: b.lua#main, group: chain }\n  c: { handler: c.lua#main }\n");
+    assert_string_equal(m->functions[0].group, "chain");
+    assert_string_equal(m->functions[1].group, "chain");
+    assert_null(m->functions[2].group);
+    reg_manifest_free(m);
+}
+
 static void test_schema_matches_parser_keys(void **state)
 {
     (void)state;
@@ -1049,7 +1072,7 @@ static void test_schema_matches_parser_keys(void **state)
     schema_keys(schema_def(schema, "limits"), keys, sizeof keys);
     assert_string_equal(keys, "kv_bytes_max,kv_keys_max,kv_value_max");
     schema_keys(schema_def(schema, "function"), keys, sizeof keys);
-    assert_string_equal(keys, "auth,concurrency,env,handler,max_body,memory,network,runtime,timeout,warm");
+    assert_string_equal(keys, "auth,concurrency,env,group,handler,max_body,memory,network,runtime,timeout,warm");
     schema_keys(schema_def(schema, "defaults"), keys, sizeof keys);
     assert_string_equal(keys, "concurrency,max_body,memory,runtime,timeout,warm");
     schema_keys(schema_def(schema, "route"), keys, sizeof keys);
@@ -1129,6 +1152,7 @@ int main(void)
         cmocka_unit_test(test_namespace_and_auth),
         cmocka_unit_test(test_python_runtime),
         cmocka_unit_test(test_node_runtime),
+        cmocka_unit_test(test_group),
         cmocka_unit_test(test_schema_matches_parser_keys),
 #ifndef TINE_TEST_UNDER_ASAN
         cmocka_unit_test(test_out_of_memory_torture),
