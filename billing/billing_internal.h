@@ -7,9 +7,8 @@
 
 #include <uv.h>
 
-/* Keys (redis/keys.h): RDS_KEY_ACTS_PREFIX + app: list of chunks, newest
- * first, each a flush's records of the app (JSON arrays, one a line, see
- * recorder.c's push_script); RDS_KEY_USAGE_PREFIX + app:day: hash
+/* Keys (redis/keys.h): RDS_KEY_ACTS_PREFIX + app: list of records (JSON
+ * arrays), newest first; RDS_KEY_USAGE_PREFIX + app:day: hash
  * "fn|version|counter"; RDS_CHANNEL_LOGS_PREFIX + app: pub/sub of log lines. */
 
 #define BILL_FLUSH_MS 100                      /* batch window */
@@ -79,7 +78,7 @@ struct bill {
     size_t npending, cap_pending, max_pending;
     tine_buf_t batch_records; /* JSON records back to back */
     tine_buf_t batch_lines;   /* NDJSON log lines */
-    tine_buf_t chunk;          /* a flush's chunk of one app's records, reused */
+    tine_buf_t resp;           /* a flush's LPUSH in RESP, reused */
     bill_map_t deltas; /* "key\nfield" -> bill_usage_delta_t */
     uint64_t inflight;
     uint64_t recorded, dropped, write_errors;

@@ -1,6 +1,5 @@
 /* Reports for the admin API, read synchronously from Redis: usage summed
  * over days, recent activation records, one record, recent log lines. */
-#define _GNU_SOURCE /* memmem */
 #include "billing_internal.h"
 #include "trace.h"
 
@@ -254,68 +253,15 @@ static json_t *record_load(const char *text, size_t len, const char *app)
     return rec;
 }
 
-/* Calls fn(text, len, data) with each record held by one element of a
- * list of records, newest first, until it returns nonzero (returned): the
- * element is a chunk (recorder.c's push_script: "#<n>,<total>\n" and its
- * records, oldest first, "\n" between them; a record's JSON holds no
- * newline) or a record stored alone by earlier builds. */
-typedef int (*stored_fn)(const char *text, size_t len, void *data);
-
-static int each_stored(const char *s, size_t len, stored_fn fn, void *data)
-{
-    if (len == 0 || s[0] != '#')
-        return fn(s, len, data);
-    const char *nl = memchr(s, '\n', len);
-    if (nl == NULL)
-        return 0;
-    const char *body = nl + 1, *end = s + len;
-    while (end > body) {
-        const char *p = end;
-        while (p > body && p[-1] != '\n')
-            p--;
-        int rc = fn(p, (size_t)(end - p), data);
-        if (rc)
-            return rc;
-        end = p > body ? p - 1 : body;
-    }
-    return 0;
-}
-
 /* Calls visit with each record of app's list, newest first, until it
  * returns nonzero or the list ends. */
 typedef int (*visit_fn)(json_t *record, void *data);
 
-typedef struct {
-    const char *app;
-    visit_fn visit;
-    void *data;
-    size_t left; /* records still within the retention count */
-} scan_ctx_t;
-
-/* each_stored's step of scan_records: loads and visits one record. */
-static int scan_one(const char *text, size_t len, void *data)
-{
-    scan_ctx_t *sc = data;
-    if (sc->left == 0)
-        return 1;
-    json_t *rec = record_load(text, len, sc->app);
-    int stop = 0;
-    if (rec) {
-        sc->left--;
-        stop = sc->visit(rec, sc->data);
-    }
-    json_decref(rec);
-    return stop;
-}
-
 /* Calls visit on each activation record of app, newest first, a page of
- * SCAN_PAGE list elements at a time, until it returns nonzero. The list is
- * trimmed a chunk at a time (whole chunks while the others hold the
- * retention count): the records past the count that the oldest chunk still
- * holds are not visited. Returns 0, or TINE_EREDIS with a message in err. */
+ * SCAN_PAGE at a time, until it returns nonzero. Returns 0, or TINE_EREDIS
+ * with a message in err. */
 static int scan_records(bill_t *b, const char *app, visit_fn visit, void *data, char *err, size_t errlen)
 {
-    scan_ctx_t sc = {app, visit, data, b->retention_count};
     for (long start = 0;; start += SCAN_PAGE) {
         redisReply *recs = bill__command(b, err, errlen, "LRANGE " RDS_KEY_ACTS_PREFIX "%s %ld %ld", app, start,
                                          start + SCAN_PAGE - 1);
@@ -323,8 +269,12 @@ static int scan_records(bill_t *b, const char *app, visit_fn visit, void *data, 
             return TINE_EREDIS;
         size_t n = recs->type == REDIS_REPLY_ARRAY ? recs->elements : 0;
         int stop = 0;
-        for (size_t i = 0; i < n && !stop; i++)
-            stop = each_stored(recs->element[i]->str, recs->element[i]->len, scan_one, &sc);
+        for (size_t i = 0; i < n && !stop; i++) {
+            json_t *rec = record_load(recs->element[i]->str, recs->element[i]->len, app);
+            if (rec)
+                stop = visit(rec, data);
+            json_decref(rec);
+        }
         freeReplyObject(recs);
         if (stop || n < SCAN_PAGE)
             return 0;
@@ -402,54 +352,29 @@ int bill_activations(bill_t *b, const char *app, const bill_filter_t *f, size_t 
     return 0;
 }
 
-/* Finds the element holding the record that starts with ARGV[1]
- * (["<id>", as stored), at the start of a record alone or after a newline
- * in a chunk, or with ARGV[2] ({"id":"<id>", as earlier builds stored it)
- * in the list KEYS[1]. */
+/* Finds the record starting with ARGV[1] (["<id>", as stored) or ARGV[2]
+ * ({"id":"<id>", as earlier builds stored it) in the list KEYS[1]. */
 static const char find_script[] =
     "local n = redis.call('LLEN', KEYS[1])\n"
     "for i = 0, n - 1, 500 do\n"
     "  for _, rec in ipairs(redis.call('LRANGE', KEYS[1], i, i + 499)) do\n"
-    "    if string.sub(rec, 1, #ARGV[1]) == ARGV[1] or string.sub(rec, 1, #ARGV[2]) == ARGV[2] or\n"
-    "       (string.sub(rec, 1, 1) == '#' and string.find(rec, '\\n' .. ARGV[1], 1, true)) then\n"
+    "    if string.sub(rec, 1, #ARGV[1]) == ARGV[1] or string.sub(rec, 1, #ARGV[2]) == ARGV[2] then\n"
     "      return rec\n"
     "    end\n"
     "  end\n"
     "end\n"
     "return false\n";
 
-typedef struct {
-    const char *app;
-    const char *id;
-    json_t *rec;
-} pick_ctx_t;
-
-/* each_stored's step of find_in_list: keeps the record with the id. */
-static int pick_one(const char *text, size_t len, void *data)
-{
-    pick_ctx_t *pc = data;
-    json_t *rec = record_load(text, len, pc->app);
-    if (rec && strcmp(field(rec, "id"), pc->id) == 0) {
-        pc->rec = rec;
-        return 1;
-    }
-    json_decref(rec);
-    return 0;
-}
-
-/* Looks for the record with the id in one app's list (the key); stores it
- * in *rec. */
-static int find_in_list(bill_t *b, const char *key, size_t key_len, const char *id, const char *prefix,
-                        const char *named, json_t **rec, char *err, size_t errlen)
+/* Looks for the record in one app's list (the key); stores it in *rec. */
+static int find_in_list(bill_t *b, const char *key, size_t key_len, const char *prefix, const char *named,
+                        json_t **rec, char *err, size_t errlen)
 {
     redisReply *r = bill__command(b, err, errlen, "EVAL %s 1 %b %s %s", find_script, key, key_len, prefix, named);
     if (r == NULL)
         return TINE_EREDIS;
     if (r->type == REDIS_REPLY_STRING) {
         char *app = xstrndup(key + strlen(RDS_KEY_ACTS_PREFIX), key_len - strlen(RDS_KEY_ACTS_PREFIX));
-        pick_ctx_t pc = {app, id, NULL};
-        each_stored(r->str, r->len, pick_one, &pc);
-        *rec = pc.rec;
+        *rec = record_load(r->str, r->len, app);
         free(app);
     }
     freeReplyObject(r);
@@ -490,7 +415,7 @@ static int each_list(bill_t *b, per_list_fn per_list, void *data, char *err, siz
 
 typedef struct {
     bill_t *b;
-    const char *id, *prefix, *named;
+    const char *prefix, *named;
     json_t *rec;
 } find_ctx_t;
 
@@ -498,7 +423,7 @@ typedef struct {
 static int find_step(const char *key, size_t key_len, void *data, char *err, size_t errlen)
 {
     find_ctx_t *fc = data;
-    int rc = find_in_list(fc->b, key, key_len, fc->id, fc->prefix, fc->named, &fc->rec, err, errlen);
+    int rc = find_in_list(fc->b, key, key_len, fc->prefix, fc->named, &fc->rec, err, errlen);
     return rc != 0 ? rc : fc->rec != NULL;
 }
 
@@ -508,7 +433,7 @@ int bill_activation(bill_t *b, const char *id, json_t **out, char *err, size_t e
      * app's list is searched by a script, one app at a time, so Redis is
      * never held for more than one list. */
     char *prefix = xasprintf("[\"%s\",", id), *named = xasprintf("{\"id\":\"%s\"", id);
-    find_ctx_t fc = {b, id, prefix, named, NULL};
+    find_ctx_t fc = {b, prefix, named, NULL};
     int rc = each_list(b, find_step, &fc, err, errlen);
     free(prefix);
     free(named);
@@ -539,23 +464,7 @@ typedef struct {
     bill_t *b;
     const char *trace, *quoted;
     json_t *list;
-    char *app; /* of the list being searched */
 } trace_ctx_t;
-
-/* each_stored's step of trace_step: keeps a record of the trace. */
-static int trace_one(const char *text, size_t len, void *data)
-{
-    trace_ctx_t *tc = data;
-    if (memmem(text, len, tc->quoted, strlen(tc->quoted)) == NULL)
-        return 0;
-    json_t *rec = record_load(text, len, tc->app);
-    if (rec && strcmp(field(rec, "trace"), tc->trace) == 0) {
-        json_object_del(rec, "logs");
-        json_array_append(tc->list, rec);
-    }
-    json_decref(rec);
-    return 0;
-}
 
 /* each_list's step of bill_trace: the list's records of the trace. */
 static int trace_step(const char *key, size_t key_len, void *data, char *err, size_t errlen)
@@ -564,11 +473,16 @@ static int trace_step(const char *key, size_t key_len, void *data, char *err, si
     redisReply *r = bill__command(tc->b, err, errlen, "EVAL %s 1 %b %s", trace_script, key, key_len, tc->quoted);
     if (r == NULL)
         return TINE_EREDIS;
-    tc->app = xstrndup(key + strlen(RDS_KEY_ACTS_PREFIX), key_len - strlen(RDS_KEY_ACTS_PREFIX));
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
-        each_stored(r->element[i]->str, r->element[i]->len, trace_one, tc);
-    free(tc->app);
-    tc->app = NULL;
+    char *app = xstrndup(key + strlen(RDS_KEY_ACTS_PREFIX), key_len - strlen(RDS_KEY_ACTS_PREFIX));
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        json_t *rec = record_load(r->element[i]->str, r->element[i]->len, app);
+        if (rec && strcmp(field(rec, "trace"), tc->trace) == 0) {
+            json_object_del(rec, "logs");
+            json_array_append(tc->list, rec);
+        }
+        json_decref(rec);
+    }
+    free(app);
     freeReplyObject(r);
     return 0;
 }
@@ -585,7 +499,7 @@ int bill_trace(bill_t *b, const char *trace, json_t **out, char *err, size_t err
 {
     /* No index by trace either: the lists are searched like one record's. */
     char *quoted = xasprintf("\"%s\"", trace);
-    trace_ctx_t tc = {b, trace, quoted, json_array(), NULL};
+    trace_ctx_t tc = {b, trace, quoted, json_array()};
     int rc = each_list(b, trace_step, &tc, err, errlen);
     free(quoted);
     if (rc != 0) {
