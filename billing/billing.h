@@ -79,14 +79,19 @@ typedef struct {
     uint32_t retention_s;     /* and for at most this long (default 7 days) */
     const char *node_id;      /* written into each record */
     uint32_t max_pending;     /* records held while Redis is away or slow, then dropped and counted (0: 20000) */
+    const char *spill_path;   /* a file for the records and usage still unwritten when the recorder is freed
+                                 (Redis away), read back by the next bill_new (NULL: none) */
 } bill_config_t;
 
 /* Creates the recorder on `loop`: it connects to Redis in the background and
  * reconnects when the connection drops. Strings are copied. */
 bill_t *bill_new(struct uv_loop_s *loop, const bill_config_t *cfg);
 
-/* Writes what is still batched (best effort), closes the connections and
- * frees the recorder once its handles are closed. Accepts NULL. */
+/* Writes what is still batched, closes the connections and frees the
+ * recorder once its handles are closed (what was sent gets its replies
+ * first). What cannot be sent (Redis away) goes to the spill file, which
+ * the next bill_new reads back and writes to Redis once it is up: a clean
+ * stop loses no record and no usage. Accepts NULL. */
 void bill_free(bill_t *b);
 
 /* The activation observer (inv_config_t.on_activation, data = the bill_t):

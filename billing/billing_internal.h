@@ -85,6 +85,8 @@ struct bill {
     uint64_t usage_lost; /* usage increments whose write failed (maybe lost) */
     uint64_t last_drop_log_ns;
     uint64_t day_num;  /* the day day_text shows */
+    char *spill_path;     /* bill_config_t.spill_path */
+    bill_map_t spilled_apps; /* app -> its name, for records read back from the spill file */
     char day_text[11];
 
     /* metrics */

@@ -11,18 +11,21 @@
  * record: looking a record up by id scans the lists, see report.c).
  *
  * While Redis is away records wait in a bounded batch (past it they are
- * dropped and counted); usage counters wait without loss, since they are few
+ * dropped and counted; at a stop they go to the spill file, which the next
+ * start writes); usage counters wait without loss, since they are few
  * (one set per app, day, function and version). Neither waits for a
  * replica (WAIT): records and counters written just before the master
  * fails may be lost with it; writes whose connection broke before they
  * were answered are counted (records as dropped, counters in usage_lost). */
 #include "billing_internal.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BILL_KEEP_RESP_BYTES (1024u * 1024u)
 
@@ -242,8 +245,26 @@ static size_t key_cat(char *buf, size_t len, size_t cap, const char *s, size_t n
     return len + n;
 }
 
+/* Adds to the usage delta of the map key "key\nfield" (len bytes, the
+ * newline at nl), created on first use. */
+static void delta_add(bill_t *b, const char *key, size_t nl, size_t len, const uint64_t v[4])
+{
+    void **slot = bill__map_slot(&b->deltas, key, len);
+    bill_usage_delta_t *d = *slot;
+    if (d == NULL) {
+        d = xcalloc(1, sizeof(*d));
+        d->key = xstrndup(key, nl);
+        d->field = xstrndup(key + nl + 1, len - nl - 1);
+        *slot = d;
+    }
+    d->invocations += v[0];
+    d->billed_ms += v[1];
+    d->mb_ms += v[2];
+    d->cost_pusd += v[3];
+}
+
 /* Adds one activation to the usage delta of its app, day, function and
- * version (created on first use). */
+ * version. */
 static void usage_add(bill_t *b, const inv_activation_t *a, uint64_t billed_ms, uint64_t mb_ms, uint64_t cost)
 {
     /* the map key: "RDS_KEY_USAGE_PREFIX{app}:{day}\n{fn}|{version}|" */
@@ -259,18 +280,25 @@ static void usage_add(bill_t *b, const inv_activation_t *a, uint64_t billed_ms, 
     n = key_cat(key, n, sizeof(key), "\n", 1);
     n = key_cat(key, n, sizeof(key), a->function, strlen(a->function));
     n = key_cat(key, n, sizeof(key), ver, vl);
-    void **slot = bill__map_slot(&b->deltas, key, n);
-    bill_usage_delta_t *d = *slot;
-    if (d == NULL) {
-        d = xcalloc(1, sizeof(*d));
-        d->key = xstrndup(key, nl);
-        d->field = xstrndup(key + nl + 1, n - nl - 1);
-        *slot = d;
+    const uint64_t v[4] = {1, billed_ms, mb_ms, cost};
+    delta_add(b, key, nl, n, v);
+}
+
+/* Queues one stored record of app (len bytes of text) for the next batch;
+ * the caller checked the bounds. */
+static bill_pending_t *pending_add(bill_t *b, const char *app, uint64_t start_ms)
+{
+    if (b->npending == b->cap_pending) {
+        b->cap_pending = b->cap_pending ? b->cap_pending * 2 : 256;
+        b->pending = xrealloc(b->pending, b->cap_pending * sizeof(*b->pending));
     }
-    d->invocations++;
-    d->billed_ms += billed_ms;
-    d->mb_ms += mb_ms;
-    d->cost_pusd += cost;
+    bill_pending_t *p = &b->pending[b->npending++];
+    p->app = app;
+    p->start_ms = start_ms;
+    p->rec_off = b->batch_records.len;
+    p->lines_off = b->batch_lines.len;
+    p->rec_len = p->lines_len = 0;
+    return p;
 }
 
 /* Counts a record dropped because the pending ones reached their limit
@@ -314,17 +342,9 @@ void bill_on_activation(void *data, const inv_activation_t *a)
         drop_record(b);
         return;
     }
-    if (b->npending == b->cap_pending) {
-        b->cap_pending = b->cap_pending ? b->cap_pending * 2 : 256;
-        b->pending = xrealloc(b->pending, b->cap_pending * sizeof(*b->pending));
-    }
-    bill_pending_t *p = &b->pending[b->npending++];
-    p->app = app;
-    p->start_ms = a->start_unix_ms;
-    p->rec_off = b->batch_records.len;
+    bill_pending_t *p = pending_add(b, app, a->start_unix_ms);
     put_record(b, a, billed_ms, cost, &b->batch_records);
     p->rec_len = b->batch_records.len - p->rec_off;
-    p->lines_off = b->batch_lines.len;
     if (a->logs && json_array_size(a->logs) > 0)
         bill__format_lines(&b->batch_lines, a->app, a->function, a->version, a->invocation_id, a->logs);
     p->lines_len = b->batch_lines.len - p->lines_off;
@@ -527,6 +547,103 @@ void bill_flush(bill_t *b)
     b->batch_lines.len = 0;
 }
 
+/* ------------------------------------------------------------ spill file */
+
+/* Writes what is still pending (records and usage; not log lines, which
+ * were for live followers) to the spill file, one per line: "r <app>\t
+ * <record>" and "u <key>\t<field>\t<invocations> <billed_ms> <mb_ms>
+ * <cost_pusd>" (names hold no tab or newline: the registry checked them),
+ * through a temporary file renamed into place. */
+static void spill(bill_t *b)
+{
+    tine_buf_t out;
+    tine_buf_init(&out);
+    for (size_t i = 0; i < b->npending; i++) {
+        const bill_pending_t *p = &b->pending[i];
+        if (p->app == NULL)
+            continue;
+        PUT(&out, "r ");
+        put_str(&out, p->app);
+        PUT(&out, "\t");
+        tine_buf_append(&out, b->batch_records.data + p->rec_off, p->rec_len);
+        PUT(&out, "\n");
+    }
+    for (size_t i = 0; i < b->deltas.cap; i++) {
+        bill_usage_delta_t *d = b->deltas.keys[i] ? b->deltas.values[i] : NULL;
+        if (d == NULL)
+            continue;
+        char line[128];
+        snprintf(line, sizeof line, "\t%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", d->invocations,
+                 d->billed_ms, d->mb_ms, d->cost_pusd);
+        PUT(&out, "u ");
+        put_str(&out, d->key);
+        PUT(&out, "\t");
+        put_str(&out, d->field);
+        put_str(&out, line);
+    }
+    char *tmp = xasprintf("%s.tmp", b->spill_path);
+    FILE *f = fopen(tmp, "w");
+    bool ok = f != NULL && fwrite(out.data, 1, out.len, f) == out.len;
+    ok = f != NULL && fclose(f) == 0 && ok;
+    if (ok && rename(tmp, b->spill_path) == 0)
+        tine_log(TINE_LOG_WARN,
+                 "billing: redis is away; %zu activation records and %zu usage counters wait in %s for the next start",
+                 b->npending, b->deltas.len, b->spill_path);
+    else
+        tine_log(TINE_LOG_ERROR, "billing: cannot write %s: %s; %zu activation records are lost", b->spill_path,
+                 strerror(errno), b->npending);
+    free(tmp);
+    tine_buf_dispose(&out);
+}
+
+/* Reads the spill file of a previous run back into the batch (it is
+ * written to Redis once the writer is up) and removes it. A malformed line
+ * is skipped with a warning naming it. */
+static void unspill(bill_t *b)
+{
+    FILE *f = fopen(b->spill_path, "r");
+    if (f == NULL)
+        return;
+    char *line = NULL;
+    size_t cap = 0, records = 0, counters = 0, lineno = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        lineno++;
+        if (line[n - 1] == '\n')
+            line[--n] = '\0';
+        char *tab = strchr(line, '\t');
+        if (n > 2 && line[0] == 'r' && line[1] == ' ' && tab) {
+            size_t alen = (size_t)(tab - line - 2);
+            void **slot = bill__map_slot(&b->spilled_apps, line + 2, alen);
+            if (*slot == NULL)
+                *slot = xstrndup(line + 2, alen);
+            const char *rec = tab + 1;
+            const char *start = strchr(rec, ',');
+            bill_pending_t *p = pending_add(b, *slot, start ? strtoull(start + 1, NULL, 10) : 0);
+            put_str(&b->batch_records, rec);
+            p->rec_len = b->batch_records.len - p->rec_off;
+            records++;
+            continue;
+        }
+        char *tab2 = tab ? strchr(tab + 1, '\t') : NULL;
+        uint64_t v[4];
+        if (n > 2 && line[0] == 'u' && line[1] == ' ' && tab2 &&
+            sscanf(tab2 + 1, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64, &v[0], &v[1], &v[2], &v[3]) == 4) {
+            *tab = '\n';
+            delta_add(b, line + 2, (size_t)(tab - line - 2), (size_t)(tab2 - line - 2), v);
+            counters++;
+            continue;
+        }
+        tine_log(TINE_LOG_WARN, "billing: %s:%zu: not a spilled record or counter; skipped", b->spill_path, lineno);
+    }
+    free(line);
+    fclose(f);
+    if (unlink(b->spill_path) != 0)
+        tine_log(TINE_LOG_WARN, "billing: cannot remove %s: %s", b->spill_path, strerror(errno));
+    tine_log(TINE_LOG_INFO, "billing: %zu activation records and %zu usage counters of the last run read from %s",
+             records, counters, b->spill_path);
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 bill_t *bill_new(uv_loop_t *loop, const bill_config_t *cfg)
@@ -539,11 +656,15 @@ bill_t *bill_new(uv_loop_t *loop, const bill_config_t *cfg)
     b->retention_count = cfg->retention_count ? cfg->retention_count : 10000;
     b->retention_s = cfg->retention_s ? cfg->retention_s : 7 * 24 * 3600;
     b->max_pending = cfg->max_pending ? cfg->max_pending : BILL_MAX_PENDING;
+    b->spill_path = cfg->spill_path ? xstrdup(cfg->spill_path) : NULL;
+    bill__map_init(&b->spilled_apps);
     tine_buf_init(&b->batch_records);
     tine_buf_init(&b->batch_lines);
     tine_buf_init(&b->resp);
     bill__map_init(&b->deltas);
     bill__map_init(&b->series);
+    if (b->spill_path)
+        unspill(b);
     uv_timer_init(loop, &b->flush_timer);
     b->handles_open = 1;
     rds_async_config_t wcfg = {.name = "billing", .on_connected = on_writer_up, .on_lost = on_writer_lost, .data = b};
@@ -578,6 +699,8 @@ void bill_free(bill_t *b)
     if (b == NULL)
         return;
     bill_flush(b);
+    if (b->spill_path && (b->npending || b->deltas.len))
+        spill(b);
     b->closing = true;
     if (b->writer) {
         /* What was sent still gets its replies before the connection
@@ -597,9 +720,11 @@ void bill_free(bill_t *b)
     tine_buf_dispose(&b->resp);
     bill__map_dispose(&b->deltas, free_delta);
     bill__metrics_dispose(b);
+    bill__map_dispose(&b->spilled_apps, free);
     free(b->redis_url);
     free(b->node_id);
-    b->redis_url = b->node_id = NULL;
+    free(b->spill_path);
+    b->redis_url = b->node_id = b->spill_path = NULL;
     b->flush_timer.data = b;
     uv_close((uv_handle_t *)&b->flush_timer, on_handle_closed);
 }

@@ -541,6 +541,7 @@ int main(int argc, char **argv)
     t.listen = cfg.listen;
     t.grace_ms = cfg.drain_grace_ms;
     t.timeout_ms = cfg.drain_timeout_ms;
+    char *spill_path = xasprintf("%s/activations.spill", cfg.state_dir);
     bill_config_t bcfg = {
         .redis_url = redis_url,
         .prices = {.gb_s_pusd = cfg.price_gb_s_pusd, .request_pusd = cfg.price_request_pusd},
@@ -548,8 +549,10 @@ int main(int argc, char **argv)
         .retention_s = cfg.retention_s,
         .max_pending = cfg.activation_buffer,
         .node_id = cfg.node_id,
+        .spill_path = spill_path,
     };
     t.bill = bill_new(t.loop, &bcfg);
+    free(spill_path);
     t.prices = bcfg.prices;
     if (cfg.otlp_endpoint && cfg.otlp_endpoint[0]) {
         if (strncmp(cfg.otlp_endpoint, "http://", 7) != 0 && strncmp(cfg.otlp_endpoint, "https://", 8) != 0) {

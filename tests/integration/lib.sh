@@ -111,6 +111,25 @@ start_redis() {
   REDIS_URL="unix://$T/redis.sock"
 }
 
+# A Redis on a loopback TCP port that can go away and come back with its
+# data (append-only, fsync always, in $T/rdata): tcp_redis picks the port
+# (RPORT, RURL); redis_up starts it (REDIS_PID), redis_down kills it at once
+# (SIGKILL); R runs redis-cli on it. A test may define its own instead.
+tcp_redis() {
+  RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  RURL="redis://127.0.0.1:$RPORT"
+  mkdir -p "$T/rdata"
+}
+R() { redis-cli -p "$RPORT" "$@"; }
+redis_up() {
+  redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$T/rdata" --appendonly yes --appendfsync always --save "" \
+    --daemonize no --logfile "$T/redis.log" &
+  REDIS_PID=$!
+  PIDS+=($REDIS_PID)
+  wait_for 10 redis-cli -p "$RPORT" ping || { echo "redis did not start"; exit 1; }
+}
+redis_down() { kill -9 "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true; }
+
 # make_cert DIR NAME: with openssl, a CA in DIR (ca.pem, ca.key; made once)
 # and a server certificate signed by it for 127.0.0.1 (subjectAltName
 # IP:127.0.0.1, a new serial each time): DIR/NAME.pem and DIR/NAME.key.

@@ -16,18 +16,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/events_lib.sh"
 
-RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-RURL="redis://127.0.0.1:$RPORT"
-mkdir -p "$T/rdata"
-R() { redis-cli -p "$RPORT" "$@"; }
-redis_up() {
-  redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$T/rdata" --appendonly yes --appendfsync always --save "" \
-    --daemonize no --logfile "$T/redis.log" &
-  REDIS_PID=$!
-  PIDS+=($REDIS_PID)
-  wait_for 10 redis-cli -p "$RPORT" ping || { echo "redis did not start"; exit 1; }
-}
-redis_down() { kill -9 "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true; }
+tcp_redis
 
 
 make_away_app() { # make_away_app DIR LABEL
