@@ -153,16 +153,21 @@ static inline void fake_hang(int rd)
 static inline void fake_invoke(int rd, int wr, uint64_t id, const char *fn, size_t fn_len, const char *body,
                                size_t body_len)
 {
-    char *meta = xasprintf("{\"op\":\"invoke\",\"fn\":\"%.*s\"}", (int)fn_len, fn);
-    sbx_frame_write(wr, SBX_MSG_HOSTCALL, id, meta, strlen(meta), body, body_len);
-    free(meta);
+    tine_buf_t meta;
+    tine_buf_init(&meta);
+    size_t at = sbx_meta_begin(&meta, SBX_META_OBJECT);
+    sbx_meta_kstr(&meta, "op", "invoke", 6);
+    sbx_meta_kstr(&meta, "fn", fn, fn_len);
+    sbx_meta_end(&meta, at, 2);
+    sbx_frame_write(wr, SBX_MSG_HOSTCALL, id, meta.data, meta.len, body, body_len);
+    tine_buf_dispose(&meta);
     for (;;) {
         sbx_frame_hdr_t h;
         char *payload = NULL;
         if (sbx_frame_read(rd, &h, &payload, SBX_WIRE_MAX_FRAME) != 0 || h.type == 0)
             _exit(0);
         if (h.type == SBX_MSG_HOSTREPLY && h.id == id) {
-            json_t *m = json_loadb(payload, h.meta_len, 0, NULL);
+            json_t *m = sbx_meta_to_json(payload, h.meta_len, NULL, 0);
             const char *err = json_string_value(json_object_get(m, "error"));
             char *what = err ? xasprintf("invoke-error %s", err)
                              : xasprintf("invoked %.*s", (int)(h.len - h.meta_len), payload + h.meta_len);
