@@ -148,19 +148,13 @@ static inline void fake_hang(int rd)
     }
 }
 
-/* tine.invoke of `fn` with `body` from call `id`: waits for the HOSTREPLY
- * and answers "PID invoked REPLY" (or "PID invoke-error ERROR"). */
-static inline void fake_invoke(int rd, int wr, uint64_t id, const char *fn, size_t fn_len, const char *body,
-                               size_t body_len)
+/* Sends a HOSTCALL of call `id` with metadata meta (meta_len bytes), waits
+ * for the HOSTREPLY and answers "PID invoked REPLY" (or "PID invoke-error
+ * ERROR"). */
+static inline void fake_hostcall(int rd, int wr, uint64_t id, const char *meta, size_t meta_len, const char *body,
+                                 size_t body_len)
 {
-    tine_buf_t meta;
-    tine_buf_init(&meta);
-    size_t at = sbx_meta_begin(&meta, SBX_META_OBJECT);
-    sbx_meta_kstr(&meta, "op", "invoke", 6);
-    sbx_meta_kstr(&meta, "fn", fn, fn_len);
-    sbx_meta_end(&meta, at, 2);
-    sbx_frame_write(wr, SBX_MSG_HOSTCALL, id, meta.data, meta.len, body, body_len);
-    tine_buf_dispose(&meta);
+    sbx_frame_write(wr, SBX_MSG_HOSTCALL, id, meta, meta_len, body, body_len);
     for (;;) {
         sbx_frame_hdr_t h;
         char *payload = NULL;
@@ -179,6 +173,20 @@ static inline void fake_invoke(int rd, int wr, uint64_t id, const char *fn, size
         }
         free(payload); /* an INVOKE pipelined behind would be lost: tests do not send one */
     }
+}
+
+/* tine.invoke of `fn` with `body` from call `id` (fake_hostcall). */
+static inline void fake_invoke(int rd, int wr, uint64_t id, const char *fn, size_t fn_len, const char *body,
+                               size_t body_len)
+{
+    tine_buf_t meta;
+    tine_buf_init(&meta);
+    size_t at = sbx_meta_begin(&meta, SBX_META_OBJECT);
+    sbx_meta_kstr(&meta, "op", "invoke", 6);
+    sbx_meta_kstr(&meta, "fn", fn, fn_len);
+    sbx_meta_end(&meta, at, 2);
+    fake_hostcall(rd, wr, id, meta.data, meta.len, body, body_len);
+    tine_buf_dispose(&meta);
 }
 
 /* The fake sandbox: a forked child on its ends of the two pipes. Never
@@ -237,6 +245,12 @@ static inline void fake_sandbox_main(int rd, int wr)
         } else if (strcmp(script, "raise") == 0) {
             static const char err[] = "{\"error\":\"boom\"}";
             sbx_frame_write(wr, SBX_MSG_ERROR, h.id, err, sizeof err - 1, NULL, 0);
+            free(payload);
+            continue;
+        } else if (strcmp(script, "hostcall-json") == 0) {
+            /* A host call whose metadata is JSON text, not the binary object. */
+            static const char m[] = "{\"op\":\"invoke\",\"fn\":\"callee\"}";
+            fake_hostcall(rd, wr, h.id, m, sizeof m - 1, NULL, 0);
             free(payload);
             continue;
         } else if (strncmp(body, "invoke:", 7) == 0 && len > 7) {
