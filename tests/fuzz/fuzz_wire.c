@@ -2,7 +2,9 @@
  * reader) and their binary metadata as both sides parse it. The input is
  * written to a pipe and read back frame by frame until EOF or the first
  * refused header; each payload goes through the INVOKE and RESULT metadata
- * readers, and a RESULT's headers through the writers again. */
+ * readers, the HOSTCALL/HOSTREPLY object checks and member lookups (as
+ * tined and the Lua host read them), and a RESULT's headers through the
+ * writers again. */
 #include "meta.h"
 #include "tine_common.h"
 #include "wire.h"
@@ -135,7 +137,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (sbx_frame_check(&h, 65536) != 0 || h.meta_len > h.len)
             abort(); /* a frame handed out must have passed the check */
         char err[128];
-        json_decref(sbx_meta_to_json(payload, h.meta_len, err, sizeof err));
+        json_t *j = sbx_meta_to_json(payload, h.meta_len, err, sizeof err);
+        if (sbx_meta_is_object(payload, h.meta_len)) {
+            /* A checked object: it reads as JSON, and its members as the
+             * host-call readers look them up. */
+            if (!json_is_object(j))
+                abort();
+            uint32_t ol = 0;
+            const char *op = sbx_meta_member_str(payload, h.meta_len, "op", &ol);
+            json_t *jo = json_object_get(j, "op");
+            if (op != NULL && json_is_string(jo) && (json_string_length(jo) != ol || memcmp(json_string_value(jo), op, ol)))
+                abort();
+            sbx_meta_cur_t v;
+            if (sbx_meta_member(payload, h.meta_len, "error", 5, &v) && v.p >= v.end)
+                abort();
+        }
+        json_decref(j);
         sbx_result_meta_t m;
         if (sbx_result_meta_parse(payload, h.meta_len, &m)) {
             json_decref(sbx_result_meta_headers_json(&m));
