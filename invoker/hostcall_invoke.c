@@ -265,6 +265,13 @@ void inv__invoke(inv_call_t *c, const char *meta, size_t meta_len, const char *b
     /* The callee's callback runs on a later loop turn at the earliest: it is
      * still there. */
     callee->invoke_depth = c->invoke_depth + 1;
-    if (async)
-        inv__hc_reply(c, json_pack("{s:s}", "invocation_id", callee->id_hex), NULL, 0);
+    if (async) {
+        tine_buf_t m;
+        tine_buf_init(&m);
+        size_t at = sbx_meta_begin(&m, SBX_META_OBJECT);
+        sbx_meta_kstr(&m, "invocation_id", callee->id_hex, strlen(callee->id_hex));
+        sbx_meta_end(&m, at, 1);
+        inv__hc_reply_meta(c, &m, NULL, 0);
+        tine_buf_dispose(&m);
+    }
 }
