@@ -86,6 +86,20 @@ bench_tine() {
   stop_pid "$TINED_PID"
 }
 
+# Only the hop and the 250-chain (BENCH_ONLY=hop): a tined of their own.
+bench_tine_hop() {
+  say "tine: starting tined ${TINED_FLAGS_DEFAULT}"
+  # shellcheck disable=SC2086 # the flags are words
+  if ! start_tined tine $TINED_FLAGS_DEFAULT; then
+    record_failed tine "tined did not start: $TINED_ERROR"
+    return 0
+  fi
+  meta tine_version "$("$BIN/tine" --version) ($(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'))"
+  tine_hop
+  tine_chain
+  stop_pid "$TINED_PID"
+}
+
 # PSS of the warm hello sandboxes left by the load (their median).
 tine_memory() {
   local pids pid kib values=()
