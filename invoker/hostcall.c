@@ -764,10 +764,12 @@ void inv_hostcall(inv_call_t *c, const sbx_frame_hdr_t *h, const char *payload)
         serve_emit(hc, c, meta, body, body_len);
     else if (op_is(op, ol, "secret"))
         serve_secret(hc, c, meta);
-    else if (ol > 3 && memcmp(op, "kv.", 3) == 0 &&
-             (op_is(op, ol, "kv.get") || op_is(op, ol, "kv.set") || op_is(op, ol, "kv.del") ||
-              op_is(op, ol, "kv.incr") || op_is(op, ol, "kv.keys")))
-        serve_kv(hc, c, json_string_value(json_object_get(meta, "op")), meta, body, body_len);
+    else if (op_is(op, ol, "kv.get") || op_is(op, ol, "kv.set") || op_is(op, ol, "kv.del") ||
+             op_is(op, ol, "kv.incr") || op_is(op, ol, "kv.keys")) {
+        char kv_op[8] = {0}; /* the op read above (an object's first "op"), NUL-terminated */
+        memcpy(kv_op, op, ol);
+        serve_kv(hc, c, kv_op, meta, body, body_len);
+    }
     else
         inv__hc_fail(c, "unknown host call '%.*s'", (int)(ol > 64 ? 64 : ol), op);
     json_decref(meta);
