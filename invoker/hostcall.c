@@ -76,11 +76,18 @@ void inv__hc_fail(inv_call_t *c, const char *fmt, ...)
     int n = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     size_t len = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
+    /* The message is valid UTF-8 for every SDK: a name or a Redis error in
+     * it may not be; those bytes become U+FFFD (as jansson's text did). */
+    json_t *text = tine_utf8_valid(msg, len) ? NULL : tine_json_text(msg, len);
     tine_buf_t m;
     tine_buf_init(&m);
     size_t at = sbx_meta_begin(&m, SBX_META_OBJECT);
-    sbx_meta_kstr(&m, "error", msg, len);
+    if (text != NULL)
+        sbx_meta_kstr(&m, "error", json_string_value(text), json_string_length(text));
+    else
+        sbx_meta_kstr(&m, "error", msg, len);
     sbx_meta_end(&m, at, 1);
+    json_decref(text);
     inv_call_reply(c, m.data, m.len, NULL, 0);
     tine_buf_dispose(&m);
 }

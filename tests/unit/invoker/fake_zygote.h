@@ -161,13 +161,14 @@ static inline void fake_hostcall(int rd, int wr, uint64_t id, const char *meta, 
         if (sbx_frame_read(rd, &h, &payload, SBX_WIRE_MAX_FRAME) != 0 || h.type == 0)
             _exit(0);
         if (h.type == SBX_MSG_HOSTREPLY && h.id == id) {
-            json_t *m = sbx_meta_to_json(payload, h.meta_len, NULL, 0);
-            const char *err = json_string_value(json_object_get(m, "error"));
-            char *what = err ? xasprintf("invoke-error %s", err)
+            uint32_t el = 0; /* the error's bytes as they came */
+            const char *err = sbx_meta_is_object(payload, h.meta_len)
+                                  ? sbx_meta_member_str(payload, h.meta_len, "error", &el)
+                                  : NULL;
+            char *what = err ? xasprintf("invoke-error %.*s", (int)el, err)
                              : xasprintf("invoked %.*s", (int)(h.len - h.meta_len), payload + h.meta_len);
             fake_result(wr, id, what, strlen(what));
             free(what);
-            json_decref(m);
             free(payload);
             return;
         }
@@ -245,6 +246,10 @@ static inline void fake_sandbox_main(int rd, int wr)
         } else if (strcmp(script, "raise") == 0) {
             static const char err[] = "{\"error\":\"boom\"}";
             sbx_frame_write(wr, SBX_MSG_ERROR, h.id, err, sizeof err - 1, NULL, 0);
+            free(payload);
+            continue;
+        } else if (strcmp(script, "invoke-not-utf8") == 0) {
+            fake_invoke(rd, wr, h.id, "x\xff", 2, NULL, 0); /* a callee name that is not UTF-8 */
             free(payload);
             continue;
         } else if (strcmp(script, "hostcall-json") == 0) {

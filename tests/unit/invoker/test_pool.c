@@ -371,6 +371,12 @@ static void test_malformed_host_call_refused(void **state)
     fx_result_t *b = fx_call(&f, "one", "ok");
     FX_WAIT(&f, b->done, 5000);
     assert_int_equal(b->status, 200);
+    /* An error naming what the sandbox sent is valid UTF-8 for every SDK:
+     * bytes that are not become U+FFFD. */
+    fx_result_t *u = fx_call(&f, "one", "invoke-not-utf8");
+    FX_WAIT(&f, u->done, 5000);
+    if (strstr(u->body, "has no function 'x\xEF\xBF\xBD'") == NULL)
+        fail_msg("answered %s", u->body);
     fx_teardown(&f);
 }
 
