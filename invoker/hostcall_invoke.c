@@ -145,8 +145,14 @@ static void reply_result(inv_call_t *caller, const inv_result_t *res)
         size_t nl, vl;
         uint32_t count = 0;
         while (inv_header_next(&it, &n, &nl, &v, &vl)) {
-            sbx_meta_key(&m, n, nl);
-            sbx_meta_str(&m, v, vl);
+            /* Names and values as text for every SDK: bytes that are not
+             * UTF-8 become U+FFFD (rare: a helper's tree only then). */
+            json_t *nt = tine_utf8_valid(n, nl) ? NULL : tine_json_text(n, nl);
+            json_t *vt = tine_utf8_valid(v, vl) ? NULL : tine_json_text(v, vl);
+            sbx_meta_key(&m, nt ? json_string_value(nt) : n, nt ? json_string_length(nt) : nl);
+            sbx_meta_str(&m, vt ? json_string_value(vt) : v, vt ? json_string_length(vt) : vl);
+            json_decref(nt);
+            json_decref(vt);
             count++;
         }
         sbx_meta_end(&m, hat, count);
