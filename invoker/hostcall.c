@@ -24,6 +24,7 @@
  * KV_RECLAIM per write are). Keys stored before the counts existed are not
  * counted until written again; deleting one cannot take the counts below 0. */
 #include "hostcall_internal.h"
+#include "meta.h"
 #include "secret_box.h"
 #include "tine_common.h"
 #include "tine_redis.h"
@@ -43,23 +44,28 @@
 
 /* ------------------------------------------------------------ answers */
 
+void inv__hc_reply_meta(inv_call_t *c, const tine_buf_t *m, const void *body, size_t body_len)
+{
+    if (m->len + body_len > SBX_WIRE_MAX_FRAME)
+        inv__hc_fail(c, "the answer of %zu bytes is over the limit of %u bytes", m->len + body_len,
+                     (unsigned)SBX_WIRE_MAX_FRAME);
+    else
+        inv_call_reply(c, m->data, m->len, body, body_len);
+}
+
 void inv__hc_reply(inv_call_t *c, json_t *meta, const void *body, size_t body_len)
 {
-    char *m = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
-    json_decref(meta);
-    if (m == NULL) {
+    if (!json_is_object(meta)) {
+        json_decref(meta);
         inv__hc_fail(c, "the node could not build its answer");
         return;
     }
-    size_t ml = strlen(m);
-    if (ml + body_len > SBX_WIRE_MAX_FRAME) {
-        free(m);
-        inv__hc_fail(c, "the answer of %zu bytes is over the limit of %u bytes", ml + body_len,
-                     (unsigned)SBX_WIRE_MAX_FRAME);
-        return;
-    }
-    inv_call_reply(c, m, ml, body, body_len);
-    free(m);
+    tine_buf_t m;
+    tine_buf_init(&m);
+    sbx_meta_json(&m, meta);
+    json_decref(meta);
+    inv__hc_reply_meta(c, &m, body, body_len);
+    tine_buf_dispose(&m);
 }
 
 void inv__hc_fail(inv_call_t *c, const char *fmt, ...)
@@ -70,12 +76,20 @@ void inv__hc_fail(inv_call_t *c, const char *fmt, ...)
     int n = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     size_t len = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
-    json_t *meta = json_object();
-    json_object_set_new(meta, "error", tine_json_text(msg, len));
-    char *m = json_dumps(meta, JSON_COMPACT);
-    json_decref(meta);
-    inv_call_reply(c, m, strlen(m), NULL, 0);
-    free(m);
+    /* The message is valid UTF-8 for every SDK: a name or a Redis error in
+     * it may not be; those bytes become U+FFFD (as jansson's text did). */
+    json_t *text = tine_utf8_valid(msg, len) ? NULL : tine_json_text(msg, len);
+    tine_buf_t m;
+    tine_buf_init(&m);
+    size_t at = sbx_meta_begin(&m, SBX_META_OBJECT);
+    if (text != NULL)
+        sbx_meta_kstr(&m, "error", json_string_value(text), json_string_length(text));
+    else
+        sbx_meta_kstr(&m, "error", msg, len);
+    sbx_meta_end(&m, at, 1);
+    json_decref(text);
+    inv_call_reply(c, m.data, m.len, NULL, 0);
+    tine_buf_dispose(&m);
 }
 
 uint32_t inv__hc_remaining_ms(const inv_call_t *c)
@@ -718,35 +732,52 @@ int inv_delete_app_data(inv_invoker_t *inv, const char *app, size_t *kv_keys, ch
     return rc;
 }
 
-/* Serves one HOSTCALL frame of the running call `c`. */
+/* True when the len bytes at op are the op `name`. */
+static bool op_is(const char *op, uint32_t len, const char *name)
+{
+    return strlen(name) == len && memcmp(op, name, len) == 0;
+}
+
+/* Serves one HOSTCALL frame of the running call `c`: its metadata is a
+ * binary object (sandbox/meta.h) {op, ...}. */
 void inv_hostcall(inv_call_t *c, const sbx_frame_hdr_t *h, const char *payload)
 {
     inv_call_hold(c);
     inv_hostcalls_t *hc = c->inv->hostcalls;
     const char *body = payload + h->meta_len;
     size_t body_len = h->len - h->meta_len;
-    json_t *meta = json_loadb(payload, h->meta_len, JSON_ALLOW_NUL, NULL);
-    const char *op = json_string_value(json_object_get(meta, "op"));
+    bool ok = sbx_meta_is_object(payload, h->meta_len);
+    uint32_t ol = 0;
+    const char *op = ok ? sbx_meta_member_str(payload, h->meta_len, "op", &ol) : NULL;
+    json_t *meta = NULL;
     /* The SDK waits for each answer, so a call has one host call in flight
      * plus its detached invokes: more means the sandbox is not our SDK. */
     if (c->holds > INV_MAX_INVOKE_FANOUT + 2)
         inv__hc_fail(c, "too many host calls in flight");
     else if (hc == NULL || hc->closing)
         inv__hc_fail(c, "the node is shutting down");
+    else if (!ok)
+        inv__hc_fail(c, "malformed host call: its %" PRIu32 " bytes of metadata are not one binary object",
+                     h->meta_len);
     else if (op == NULL)
         inv__hc_fail(c, "host call without an op");
-    else if (strcmp(op, "invoke") == 0)
-        inv__invoke(c, meta, body, body_len);
-    else if (strcmp(op, "http") == 0)
+    else if (op_is(op, ol, "invoke")) /* the hop: read in place, no tree */
+        inv__invoke(c, payload, h->meta_len, body, body_len);
+    else if ((meta = sbx_meta_to_json(payload, h->meta_len, NULL, 0)) == NULL)
+        inv__hc_fail(c, "malformed host call metadata");
+    else if (op_is(op, ol, "http"))
         inv__http_request(hc->http, c, meta, body, body_len);
-    else if (strcmp(op, "emit") == 0)
+    else if (op_is(op, ol, "emit"))
         serve_emit(hc, c, meta, body, body_len);
-    else if (strcmp(op, "secret") == 0)
+    else if (op_is(op, ol, "secret"))
         serve_secret(hc, c, meta);
-    else if (strcmp(op, "kv.get") == 0 || strcmp(op, "kv.set") == 0 || strcmp(op, "kv.del") == 0 ||
-             strcmp(op, "kv.incr") == 0 || strcmp(op, "kv.keys") == 0)
-        serve_kv(hc, c, op, meta, body, body_len);
+    else if (op_is(op, ol, "kv.get") || op_is(op, ol, "kv.set") || op_is(op, ol, "kv.del") ||
+             op_is(op, ol, "kv.incr") || op_is(op, ol, "kv.keys")) {
+        char kv_op[8] = {0}; /* the op read above (an object's first "op"), NUL-terminated */
+        memcpy(kv_op, op, ol);
+        serve_kv(hc, c, kv_op, meta, body, body_len);
+    }
     else
-        inv__hc_fail(c, "unknown host call '%s'", op);
+        inv__hc_fail(c, "unknown host call '%.*s'", (int)(ol > 64 ? 64 : ol), op);
     json_decref(meta);
 }

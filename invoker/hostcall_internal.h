@@ -36,9 +36,13 @@ struct inv_hostcalls {
     tine_list_t waiting[INV_WAITING_BUCKETS]; /* set up on first use (all zero before) */
 };
 
-/* Answers host call `c` with metadata `meta` (taken) and a body (copied). An
- * answer too large for one frame becomes an error. */
+/* Answers host call `c` with metadata `meta` (taken; written as the binary
+ * object of sandbox/meta.h) and a body (copied). An answer too large for
+ * one frame becomes an error. */
 void inv__hc_reply(inv_call_t *c, json_t *meta, const void *body, size_t body_len);
+
+/* inv__hc_reply with the metadata already binary (m, an object). */
+void inv__hc_reply_meta(inv_call_t *c, const tine_buf_t *m, const void *body, size_t body_len);
 
 /* Answers host call `c` with {"error": message}; the SDK raises
  * "tine.<call>: message" in the function. */
@@ -62,11 +66,12 @@ void inv__http_request(inv_http_t *h, inv_call_t *c, json_t *meta, const char *b
 
 /* ---------------------------------------------------- hostcall_invoke.c */
 
-/* Serves tine.invoke / tine.invoke_async for `c`: meta {fn, async}, body the
- * payload JSON. Synchronous: answers {status, headers, invocation_id, json}
- * with the callee's response body once it finished. Async: answers
+/* Serves tine.invoke / tine.invoke_async for `c`: meta (the HOSTCALL's
+ * binary object of meta_len bytes, checked) {fn, async}, body the payload
+ * JSON. Synchronous: answers {status, headers, invocation_id, json} with
+ * the callee's response body once it finished. Async: answers
  * {invocation_id} at once. */
-void inv__invoke(inv_call_t *c, json_t *meta, const char *body, size_t body_len);
+void inv__invoke(inv_call_t *c, const char *meta, size_t meta_len, const char *body, size_t body_len);
 
 /* Frees the blocked-caller table (every entry is gone once no call waits). */
 void inv__invoke_dispose(inv_hostcalls_t *hc);

@@ -10,6 +10,7 @@
  * itself (every sandbox its function may have is already a caller up the
  * same chain). */
 #include "hostcall_internal.h"
+#include "meta.h"
 #include "tine_common.h"
 
 #include <inttypes.h>
@@ -119,32 +120,45 @@ static bool is_json(const inv_result_t *res)
     return false;
 }
 
-/* Answers a synchronous caller with the callee's response: meta {status,
- * invocation_id, json, headers}, where headers is left out when it is just
- * the JSON content type (the common case, built without jansson). */
+/* Answers a synchronous caller with the callee's response: the binary
+ * object {status, invocation_id, json, headers}, where headers is left out
+ * when it is just the JSON content type (the common case); the body goes
+ * on as the callee wrote it. */
 static void reply_result(inv_call_t *caller, const inv_result_t *res)
 {
     bool json = res->code == 0 && is_json(res);
     uint32_t nheaders = inv_result_header_count(res);
-    char *headers = NULL;
-    if (res->code == 0 && nheaders > 0 && !(json && nheaders == 1)) {
-        json_t *h = inv_result_headers_json(res);
-        headers = json_dumps(h, JSON_COMPACT);
-        json_decref(h);
-    }
+    bool headers = res->code == 0 && nheaders > 0 && !(json && nheaders == 1);
     tine_buf_t m;
     tine_buf_init(&m);
-    tine_buf_appendf(&m, "{\"status\":%d,\"invocation_id\":\"%s\",\"json\":%s", res->status, res->invocation_id,
-                     json ? "true" : "false");
-    if (headers != NULL)
-        tine_buf_appendf(&m, ",\"headers\":%s", headers);
-    tine_buf_append(&m, "}", 1);
-    free(headers);
-    if (m.len + res->body_len > SBX_WIRE_MAX_FRAME)
-        inv__hc_fail(caller, "the response of %zu bytes is over the limit of %u bytes", res->body_len,
-                     (unsigned)SBX_WIRE_MAX_FRAME);
-    else
-        inv_call_reply(caller, m.data, m.len, res->body, res->body_len);
+    size_t at = sbx_meta_begin(&m, SBX_META_OBJECT);
+    sbx_meta_key(&m, "status", 6);
+    sbx_meta_int(&m, res->status);
+    sbx_meta_kstr(&m, "invocation_id", res->invocation_id, strlen(res->invocation_id));
+    sbx_meta_key(&m, "json", 4);
+    sbx_meta_bool(&m, json);
+    if (headers) {
+        sbx_meta_key(&m, "headers", 7);
+        size_t hat = sbx_meta_begin(&m, SBX_META_OBJECT);
+        inv_header_iter_t it = inv_result_headers(res);
+        const char *n, *v;
+        size_t nl, vl;
+        uint32_t count = 0;
+        while (inv_header_next(&it, &n, &nl, &v, &vl)) {
+            /* Names and values as text for every SDK: bytes that are not
+             * UTF-8 become U+FFFD (rare: a helper's tree only then). */
+            json_t *nt = tine_utf8_valid(n, nl) ? NULL : tine_json_text(n, nl);
+            json_t *vt = tine_utf8_valid(v, vl) ? NULL : tine_json_text(v, vl);
+            sbx_meta_key(&m, nt ? json_string_value(nt) : n, nt ? json_string_length(nt) : nl);
+            sbx_meta_str(&m, vt ? json_string_value(vt) : v, vt ? json_string_length(vt) : vl);
+            json_decref(nt);
+            json_decref(vt);
+            count++;
+        }
+        sbx_meta_end(&m, hat, count);
+    }
+    sbx_meta_end(&m, at, headers ? 4 : 3);
+    inv__hc_reply_meta(caller, &m, res->body, res->body_len);
     tine_buf_dispose(&m);
 }
 
@@ -172,18 +186,22 @@ static void on_callee_done(void *data, const inv_result_t *res)
     free(op);
 }
 
-void inv__invoke(inv_call_t *c, json_t *meta, const char *body, size_t body_len)
+void inv__invoke(inv_call_t *c, const char *meta, size_t meta_len, const char *body, size_t body_len)
 {
     inv_invoker_t *inv = c->inv;
     reg_app_version_t *v = c->pool->version;
-    const char *fn = json_string_value(json_object_get(meta, "fn"));
-    bool async = json_is_true(json_object_get(meta, "async"));
+    uint32_t fn_len = 0;
+    const char *fn_arg = sbx_meta_member_str(meta, meta_len, "fn", &fn_len);
+    sbx_meta_cur_t a;
+    bool async = sbx_meta_member(meta, meta_len, "async", 5, &a) && *a.p == SBX_META_TRUE;
     inv_hostcalls_t *hc = inv->hostcalls;
     size_t idx;
-    if (fn == NULL || !reg_manifest_function_index(v->manifest, fn, strlen(fn), &idx)) {
-        inv__hc_fail(c, "app %s has no function '%s'", v->app, fn ? fn : "");
+    if (fn_arg == NULL || !reg_manifest_function_index(v->manifest, fn_arg, fn_len, &idx)) {
+        inv__hc_fail(c, "app %s has no function '%.*s'", v->app, fn_arg ? (int)(fn_len > 128 ? 128 : fn_len) : 0,
+                     fn_arg ? fn_arg : "");
         return;
     }
+    const char *fn = v->manifest->functions[idx].name;
     const reg_function_t *target = &v->manifest->functions[idx];
     uint32_t max_depth = inv->cfg.max_invoke_depth ? inv->cfg.max_invoke_depth : INV_DEFAULT_INVOKE_DEPTH;
     if (c->invoke_depth >= max_depth) {
@@ -253,6 +271,13 @@ void inv__invoke(inv_call_t *c, json_t *meta, const char *body, size_t body_len)
     /* The callee's callback runs on a later loop turn at the earliest: it is
      * still there. */
     callee->invoke_depth = c->invoke_depth + 1;
-    if (async)
-        inv__hc_reply(c, json_pack("{s:s}", "invocation_id", callee->id_hex), NULL, 0);
+    if (async) {
+        tine_buf_t m;
+        tine_buf_init(&m);
+        size_t at = sbx_meta_begin(&m, SBX_META_OBJECT);
+        sbx_meta_kstr(&m, "invocation_id", callee->id_hex, strlen(callee->id_hex));
+        sbx_meta_end(&m, at, 1);
+        inv__hc_reply_meta(c, &m, NULL, 0);
+        tine_buf_dispose(&m);
+    }
 }

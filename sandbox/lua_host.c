@@ -102,11 +102,6 @@ static inline void sb_add(lua_State *L, tine_buf_t *b, const void *p, size_t n)
         raise_oom(L);
 }
 
-static void sb_adds(lua_State *L, tine_buf_t *b, const char *s)
-{
-    sb_add(L, b, s, strlen(s));
-}
-
 static void sb_addc(lua_State *L, tine_buf_t *b, char c)
 {
     sb_add(L, b, &c, 1);
@@ -167,6 +162,7 @@ typedef struct {
     tine_buf_t *b;
     const char *who; /* prefix of error messages */
     int array_mt;    /* stack index of the tine.json.array metatable */
+    bool bin;        /* binary metadata (meta.h) instead of JSON text */
     int depth;
     const void *tables[JSON_MAX_DEPTH + 1]; /* ancestors, for cycle detection */
     struct {
@@ -215,23 +211,68 @@ static void enc_error(enc_t *e, const char *msg, const char *arg)
 
 static void enc_value(enc_t *e, int idx);
 
-/* Encodes d as a JSON number; NaN and infinities raise the encoding error. */
+/* Binary metadata (meta.h): a tag, a u32 (a length or a count). */
+static void enc_tag(enc_t *e, char tag)
+{
+    sb_add(e->L, e->b, &tag, 1);
+}
+
+static void enc_u32(enc_t *e, size_t n)
+{
+    uint32_t v = (uint32_t)n;
+    sb_add(e->L, e->b, &v, 4);
+}
+
+/* A string (bin: u32 length and bytes; else a JSON string); bytes that are
+ * not UTF-8 raise the encoding error naming `what`. */
+static void enc_string(enc_t *e, const char *s, size_t n, bool tagged, const char *what)
+{
+    if (!e->bin) {
+        if (sb_json_str(e->L, e->b, s, n, true) < 0)
+            enc_error(e, what, NULL);
+        return;
+    }
+    if (!tine_utf8_valid(s, n))
+        enc_error(e, what, NULL);
+    if (tagged)
+        enc_tag(e, SBX_META_STRING);
+    enc_u32(e, n);
+    sb_add(e->L, e->b, s, n);
+}
+
+/* Encodes d as a JSON number (bin: an integer when it is one that a double
+ * holds exactly, else a double); NaN and infinities raise the encoding
+ * error. */
 static void enc_number(enc_t *e, double d)
 {
     char num[32];
     int n = fmt_number(num, d);
     if (n < 0)
         enc_error(e, "cannot encode ", isnan(d) ? "NaN" : "infinity");
-    sb_add(e->L, e->b, num, (size_t)n);
+    if (!e->bin) {
+        sb_add(e->L, e->b, num, (size_t)n);
+    } else if (d == floor(d) && fabs(d) <= 9007199254740992.0 && !(d == 0 && signbit(d))) {
+        int64_t i = (int64_t)d;
+        enc_tag(e, SBX_META_INT);
+        sb_add(e->L, e->b, &i, 8);
+    } else {
+        enc_tag(e, SBX_META_DOUBLE);
+        sb_add(e->L, e->b, &d, 8);
+    }
 }
 
 /* Encodes the array part 1..n of the table at idx; holes become null. */
 static void enc_array(enc_t *e, int idx, size_t n)
 {
     lua_State *L = e->L;
-    sb_addc(L, e->b, '[');
+    if (e->bin) {
+        enc_tag(e, SBX_META_ARRAY);
+        enc_u32(e, n);
+    } else {
+        sb_addc(L, e->b, '[');
+    }
     for (size_t i = 1; i <= n; i++) {
-        if (i > 1)
+        if (i > 1 && !e->bin)
             sb_addc(L, e->b, ',');
         e->path[e->depth - 1].key = 0;
         e->path[e->depth - 1].index = i;
@@ -239,7 +280,8 @@ static void enc_array(enc_t *e, int idx, size_t n)
         enc_value(e, lua_gettop(L));
         lua_pop(L, 1);
     }
-    sb_addc(L, e->b, ']');
+    if (!e->bin)
+        sb_addc(L, e->b, ']');
 }
 
 /* Encodes the table at idx as a JSON object (string and number keys, numbers
@@ -248,36 +290,53 @@ static void enc_object(enc_t *e, int idx)
 {
     lua_State *L = e->L;
     bool first = true;
-    sb_addc(L, e->b, '{');
+    size_t count_at = 0;
+    uint32_t count = 0;
+    if (e->bin) {
+        enc_tag(e, SBX_META_OBJECT);
+        count_at = e->b->len;
+        enc_u32(e, 0);
+    } else {
+        sb_addc(L, e->b, '{');
+    }
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
         int k = lua_gettop(L) - 1;
         e->path[e->depth - 1].key = k;
-        if (!first)
+        if (!first && !e->bin)
             sb_addc(L, e->b, ',');
         first = false;
+        count++;
         if (lua_type(L, k) == LUA_TSTRING) {
             size_t n;
             const char *s = lua_tolstring(L, k, &n);
-            if (sb_json_str(L, e->b, s, n, true) < 0)
-                enc_error(e, "key is not valid UTF-8", NULL);
+            enc_string(e, s, n, false, "key is not valid UTF-8");
         } else if (lua_type(L, k) == LUA_TNUMBER) {
             char num[32];
             int n = fmt_number(num, lua_tonumber(L, k));
             if (n < 0)
                 enc_error(e, "cannot encode a NaN or infinite key", NULL);
-            sb_addc(L, e->b, '"');
+            if (e->bin) {
+                enc_u32(e, (size_t)n);
+            } else {
+                sb_addc(L, e->b, '"');
+            }
             sb_add(L, e->b, num, (size_t)n);
-            sb_addc(L, e->b, '"');
+            if (!e->bin)
+                sb_addc(L, e->b, '"');
         } else {
             e->depth--; /* name the table, the key itself cannot be printed */
             enc_error(e, "cannot encode a table key of type ", luaL_typename(L, k));
         }
-        sb_addc(L, e->b, ':');
+        if (!e->bin)
+            sb_addc(L, e->b, ':');
         enc_value(e, k + 1);
         lua_pop(L, 1);
     }
-    sb_addc(L, e->b, '}');
+    if (e->bin)
+        memcpy(e->b->data + count_at, &count, 4);
+    else
+        sb_addc(L, e->b, '}');
 }
 
 /* Encodes the table at idx: an array when marked (tine.json.array) or when
@@ -339,10 +398,15 @@ static void enc_value(enc_t *e, int idx)
     lua_State *L = e->L;
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
-        sb_add(L, e->b, "null", 4);
+        if (e->bin)
+            enc_tag(e, SBX_META_NULL);
+        else
+            sb_add(L, e->b, "null", 4);
         break;
     case LUA_TBOOLEAN:
-        if (lua_toboolean(L, idx))
+        if (e->bin)
+            enc_tag(e, lua_toboolean(L, idx) ? SBX_META_TRUE : SBX_META_FALSE);
+        else if (lua_toboolean(L, idx))
             sb_add(L, e->b, "true", 4);
         else
             sb_add(L, e->b, "false", 5);
@@ -353,8 +417,7 @@ static void enc_value(enc_t *e, int idx)
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        if (sb_json_str(L, e->b, s, n, true) < 0)
-            enc_error(e, "string is not valid UTF-8", NULL);
+        enc_string(e, s, n, true, "string is not valid UTF-8");
         break;
     }
     case LUA_TTABLE:
@@ -362,7 +425,10 @@ static void enc_value(enc_t *e, int idx)
         break;
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == NULL) { /* tine.json.null */
-            sb_add(L, e->b, "null", 4);
+            if (e->bin)
+                enc_tag(e, SBX_META_NULL);
+            else
+                sb_add(L, e->b, "null", 4);
             break;
         }
         /* fall through */
@@ -371,14 +437,16 @@ static void enc_value(enc_t *e, int idx)
     }
 }
 
-/* Encodes the value at idx into b (appending). Raises Lua errors. */
-static void json_encode_into(struct sbx_lua *S, lua_State *L, int idx, tine_buf_t *b, const char *who)
+/* Encodes the value at idx into b (appending), as JSON text or (bin) as
+ * binary metadata (meta.h). Raises Lua errors. */
+static void encode_into(struct sbx_lua *S, lua_State *L, int idx, tine_buf_t *b, const char *who, bool bin)
 {
     /* On the C stack: a raised error longjmps past it without leaking. */
     enc_t e;
     e.L = L;
     e.b = b;
     e.who = who;
+    e.bin = bin;
     e.depth = 0;
     lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_array_mt);
     e.array_mt = lua_gettop(L);
@@ -473,7 +541,7 @@ static int sdk_json_encode(lua_State *L)
     luaL_checkany(L, 1);
     lua_settop(L, 1);
     S->json.len = 0;
-    json_encode_into(S, L, 1, &S->json, "tine.json.encode");
+    encode_into(S, L, 1, &S->json, "tine.json.encode", false);
     lua_pushlstring(L, S->json.data, S->json.len);
     sb_reset(&S->json);
     return 1;
@@ -613,12 +681,15 @@ static int sdk_log_error(lua_State *L)
     return log_emit(L, "error", 1);
 }
 
+static void push_meta(lua_State *L, sbx_meta_cur_t *c, int mt, int depth);
+
 /* c.hostcall(op, args, body) -> meta, body | nil, message: one host call
  * answered by tined (the sandbox reaches nothing itself). Sends a HOSTCALL
- * frame whose metadata is {"op":op} merged with the table `args` (JSON), and
- * whose body is the string `body`, then blocks until the HOSTREPLY. Returns
- * the reply's metadata as a table and its body as a string, or nil and the
- * host's error message (tine.lua raises it where the user called the SDK). */
+ * frame whose metadata is the binary object (meta.h) {"op":op} merged with
+ * the table `args`, and whose body is the string `body`, then blocks until
+ * the HOSTREPLY (a binary object too). Returns the reply's metadata as a
+ * table and its body as a string, or nil and the host's error message
+ * (tine.lua raises it where the user called the SDK). */
 static int sdk_hostcall(lua_State *L)
 {
     struct sbx_lua *S = self_of(L);
@@ -632,27 +703,32 @@ static int sdk_hostcall(lua_State *L)
     }
     tine_buf_t *m = &S->hc;
     m->len = 0;
-    sb_adds(L, m, "{\"op\":");
-    sb_json_str(L, m, op, op_len, false);
-    bool closed = false;
+    /* 'O', the member count, "op" and its string. */
+    uint32_t count = 1, l = 2;
+    sb_addc(L, m, SBX_META_OBJECT);
+    sb_add(L, m, &count, 4);
+    sb_add(L, m, &l, 4);
+    sb_add(L, m, "op", 2);
+    sb_addc(L, m, SBX_META_STRING);
+    l = (uint32_t)op_len;
+    sb_add(L, m, &l, 4);
+    sb_add(L, m, op, op_len);
     if (!lua_isnoneornil(L, 2)) {
         /* Encode args as an object and splice its members in after op. */
         luaL_checktype(L, 2, LUA_TTABLE);
         size_t at = m->len;
         lua_pushfstring(L, "tine.%s", op);
-        json_encode_into(S, L, 2, m, lua_tostring(L, -1));
+        encode_into(S, L, 2, m, lua_tostring(L, -1), true);
         lua_pop(L, 1);
-        if (m->data[at] != '{') /* an array: the SDK never sends one */
+        if (m->data[at] != SBX_META_OBJECT) /* an array: the SDK never sends one */
             return luaL_error(L, "tine.%s: host call arguments must be a table of named fields", op);
-        if (m->len - at == 2) {
-            m->len = at; /* {} adds nothing */
-        } else {
-            m->data[at] = ',';
-            closed = true;
-        }
+        uint32_t n;
+        memcpy(&n, m->data + at + 1, 4);
+        memmove(m->data + at, m->data + at + 5, m->len - at - 5);
+        m->len -= 5;
+        count += n;
+        memcpy(m->data + 1, &count, 4);
     }
-    if (!closed)
-        sb_addc(L, m, '}');
     if (m->len + body_len > SBX_WIRE_MAX_FRAME) { /* tined would take it for a broken sandbox */
         lua_pushnil(L);
         lua_pushfstring(L, "the request of %d bytes is over the limit of %d bytes", (int)(m->len + body_len),
@@ -682,30 +758,32 @@ static int sdk_hostcall(lua_State *L)
         _exit(1);
     }
     sbx_outbox_call_resume(); /* the time it waited was not the invocation's */
-    json_error_t jerr;
-    json_t *reply = json_loadb(S->reply.data, h.meta_len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
-    if (!json_is_object(reply)) {
-        json_decref(reply);
+    const char *data = S->reply.data;
+    if (!sbx_meta_is_object(data, h.meta_len)) {
         lua_pushnil(L);
         lua_pushliteral(L, "malformed host reply");
+        sb_reset(&S->reply);
         return 2;
     }
-    json_t *err = json_object_get(reply, "error");
-    if (err != NULL) {
+    sbx_meta_cur_t c;
+    if (sbx_meta_member(data, h.meta_len, "error", 5, &c)) {
         lua_pushnil(L);
-        if (json_is_string(err))
-            lua_pushlstring(L, json_string_value(err), json_string_length(err));
+        uint32_t el = 0;
+        const char *msg = sbx_meta_member_str(data, h.meta_len, "error", &el);
+        if (msg != NULL)
+            lua_pushlstring(L, msg, el);
         else
             lua_pushliteral(L, "host call failed");
-        json_decref(reply);
+        sb_reset(&S->reply);
         return 2;
     }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_to_lua);
-    lua_pushlightuserdata(L, reply);
-    rc = lua_pcall(L, 1, 1, 0);
-    json_decref(reply);
-    if (rc != 0)
-        return lua_error(L);
+    /* Checked above: push_meta may raise only for the stack or memory, and
+     * the reply buffer is the sandbox's, not leaked by a raise. */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->ref_array_mt);
+    int mt = lua_gettop(L);
+    c = (sbx_meta_cur_t){data, data + h.meta_len};
+    push_meta(L, &c, mt, 0);
+    lua_remove(L, mt);
     lua_pushlstring(L, S->reply.data + h.meta_len, h.len - h.meta_len);
     sb_reset(&S->reply); /* one big answer must not pin its memory */
     return 2;
@@ -1160,8 +1238,6 @@ static const char *member_str(const invoke_args_t *a, const char *key, uint32_t 
     return sbx_meta_bytes(&c, len);
 }
 
-static void push_meta(lua_State *L, sbx_meta_cur_t *c, int mt, int depth);
-
 /* Sets the n members of a binary object (c is past its count) on the table
  * on top of the stack; null members are left out. */
 static void meta_set_members(lua_State *L, sbx_meta_cur_t *c, uint32_t n, int mt, int depth)
@@ -1344,7 +1420,7 @@ static int build_result(lua_State *L, invoke_args_t *a, int idx)
     lua_pushliteral(L, "status");
     lua_rawget(L, idx);
     if (lua_isnil(L, -1)) { /* a plain table: the JSON body itself */
-        json_encode_into(S, L, idx, &S->json, "response");
+        encode_into(S, L, idx, &S->json, "response", false);
         result_simple(L, m, 200, "application/json");
         a->body_in_json = true;
         return 0;
@@ -1381,7 +1457,7 @@ static int build_result(lua_State *L, invoke_args_t *a, int idx)
     lua_pushliteral(L, "json");
     lua_rawget(L, idx);
     if (!lua_isnil(L, -1)) {
-        json_encode_into(S, L, lua_gettop(L), &S->json, "response json");
+        encode_into(S, L, lua_gettop(L), &S->json, "response json", false);
         a->body_in_json = true;
         if (!has_ct)
             result_header(L, m, "content-type", 12, "application/json", 16);

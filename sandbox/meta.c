@@ -1,4 +1,4 @@
-/* The binary metadata of INVOKE and RESULT frames: writers on tine_buf_t,
+/* The binary metadata of INVOKE, RESULT, HOSTCALL and HOSTREPLY frames: writers on tine_buf_t,
  * bounds-checked readers. The format is described in meta.h. */
 #include "meta.h"
 
@@ -45,6 +45,11 @@ void sbx_meta_int(tine_buf_t *b, int64_t v)
 {
     put_tag(b, SBX_META_INT);
     tine_buf_append(b, &v, 8);
+}
+
+void sbx_meta_bool(tine_buf_t *b, bool v)
+{
+    put_tag(b, v ? SBX_META_TRUE : SBX_META_FALSE);
 }
 
 void sbx_meta_kstr(tine_buf_t *b, const char *key, const char *s, size_t len)
@@ -170,10 +175,8 @@ void sbx_meta_json(tine_buf_t *b, const json_t *v)
         return;
     }
     case JSON_TRUE:
-        put_tag(b, SBX_META_TRUE);
-        return;
     case JSON_FALSE:
-        put_tag(b, SBX_META_FALSE);
+        sbx_meta_bool(b, json_is_true(v));
         return;
     default:
         put_tag(b, SBX_META_NULL);
@@ -215,6 +218,41 @@ bool sbx_meta_skip(sbx_meta_cur_t *c, int depth)
     default:
         return false;
     }
+}
+
+bool sbx_meta_is_object(const char *data, size_t len)
+{
+    sbx_meta_cur_t c = {data, data + len};
+    return len > 0 && *data == SBX_META_OBJECT && sbx_meta_skip(&c, 0) && c.p == c.end;
+}
+
+bool sbx_meta_member(const char *data, size_t len, const char *key, size_t klen, sbx_meta_cur_t *val)
+{
+    sbx_meta_cur_t c = {data + 1, data + len};
+    uint32_t n = 0, kl = 0;
+    if (!sbx_meta_u32(&c, &n))
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k = sbx_meta_bytes(&c, &kl);
+        if (k == NULL)
+            return false;
+        if (kl == klen && memcmp(k, key, klen) == 0) {
+            *val = c;
+            return true;
+        }
+        if (!sbx_meta_skip(&c, 1))
+            return false;
+    }
+    return false;
+}
+
+const char *sbx_meta_member_str(const char *data, size_t len, const char *key, uint32_t *out_len)
+{
+    sbx_meta_cur_t v;
+    if (!sbx_meta_member(data, len, key, strlen(key), &v) || v.p >= v.end || *v.p != SBX_META_STRING)
+        return NULL;
+    v.p++;
+    return sbx_meta_bytes(&v, out_len);
 }
 
 static json_t *to_json(sbx_meta_cur_t *c, int depth)

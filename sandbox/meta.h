@@ -1,4 +1,4 @@
-/* Binary metadata of INVOKE and RESULT frames (see wire.h): what crosses
+/* Binary metadata of INVOKE, RESULT, HOSTCALL and HOSTREPLY frames (see wire.h): what crosses
  * between tined and a sandbox on every invocation, so it is written and read
  * without building a JSON text or a jansson tree on either side.
  *
@@ -10,6 +10,10 @@
  *   'O' u32 count, count × (u32 key length, key bytes, value)   (an object)
  * It holds the same members the request had as JSON (kind, method, path,
  * params, query, headers, event, ...), plus "ctx".
+ *
+ * HOSTCALL metadata is an object too: "op" (a string: "kv.get", "invoke",
+ * ...) and the call's arguments as members; HOSTREPLY metadata is an
+ * object of the answer's members, or {"error": message}.
  *
  * RESULT metadata is fixed: u32 status, u32 header count, then per header
  * u32 name length, name, u32 value length, value. Names are lower case.
@@ -50,6 +54,7 @@ void sbx_meta_end(tine_buf_t *b, size_t at, uint32_t count);
 void sbx_meta_key(tine_buf_t *b, const char *key, size_t len);
 void sbx_meta_str(tine_buf_t *b, const char *s, size_t len);
 void sbx_meta_int(tine_buf_t *b, int64_t v);
+void sbx_meta_bool(tine_buf_t *b, bool v);
 /* A string member: key then string. */
 void sbx_meta_kstr(tine_buf_t *b, const char *key, const char *s, size_t len);
 /* A header of a request's "headers" object, whose members (n of them, all
@@ -93,6 +98,16 @@ static inline const char *sbx_meta_bytes(sbx_meta_cur_t *c, uint32_t *len)
 /* Steps over one value. Returns false when it is malformed or deeper than
  * SBX_META_MAX_DEPTH. */
 bool sbx_meta_skip(sbx_meta_cur_t *c, int depth);
+
+/* The value of member `key` of an object whose encoding (len bytes at
+ * data) was checked already (sbx_meta_skip): a cursor at its tag, or
+ * false when there is no such member. */
+bool sbx_meta_member(const char *data, size_t len, const char *key, size_t klen, sbx_meta_cur_t *val);
+/* The bytes of string member `key` of a checked object, or NULL when it is
+ * missing or not a string. */
+const char *sbx_meta_member_str(const char *data, size_t len, const char *key, uint32_t *out_len);
+/* True when the len bytes at data are exactly one well-formed object. */
+bool sbx_meta_is_object(const char *data, size_t len);
 
 /* The JSON value of an encoded value (objects keep null members), or NULL
  * with a message in err when it is malformed. */

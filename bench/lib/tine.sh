@@ -87,6 +87,21 @@ bench_tine() {
   stop_pid "$TINED_PID"
 }
 
+# Only the hop and the 250-chain (BENCH_ONLY=hop): a tined of their own.
+bench_tine_hop() {
+  say "tine: starting tined ${TINED_FLAGS_DEFAULT}"
+  # shellcheck disable=SC2086 # the flags are words
+  if ! start_tined tine $TINED_FLAGS_DEFAULT; then
+    record_failed tine "tined did not start: $TINED_ERROR"
+    return 0
+  fi
+  meta tine_version "$("$BIN/tine" --version) ($(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'))"
+  tine_hop
+  tine_chain
+  tine_chain group
+  stop_pid "$TINED_PID"
+}
+
 # PSS of the warm hello sandboxes left by the load (their median).
 tine_memory() {
   local pids pid kib values=()
@@ -214,22 +229,62 @@ LUA
     record_na tine "$DEPLOY_ERROR" "${figs[@]}"
     return 0
   fi
+  local url=$TURL/$app/chain expect="chain end $CHAIN_LENGTH"
   if [ -n "$grouped" ]; then
     local first
-    first=$(curl -s -o /dev/null -w '%{time_total}' "$TURL/$app/chain" || echo 0)
+    first=$(curl -s -o /dev/null -w '%{time_total}' "$url" || echo 0)
     record group_chain_first_us tine "$(awk -v t="$first" 'BEGIN { printf "%.0f", t * 1e6 }')" \
       "the first chain right after the deploy: one sandbox loading all $CHAIN_LENGTH functions, then the chain"
-  fi
-  say "tine: $CHAIN_LENGTH-function chain${grouped:+ in one group}, $CHAIN_RUNS runs"
-  if timer_measure "$TURL/$app/chain" --reuse --warmup 2 --runs "$CHAIN_RUNS" --expect "chain end $CHAIN_LENGTH"; then
-    if [ -n "$grouped" ]; then
+    say "tine: $CHAIN_LENGTH-function chain in one group, $CHAIN_RUNS runs"
+    if timer_measure "$url" --reuse --warmup 2 --runs "$CHAIN_RUNS" --expect "$expect"; then
       record_series "$prefix" tine "end to end over one keep-alive connection, the $CHAIN_LENGTH functions in one group (one sandbox)"
     else
-      record_series "$prefix" tine "end to end over one keep-alive connection, all $CHAIN_LENGTH sandboxes warm"
+      record_na tine "the chain did not complete: $TIMER_ERROR" "${figs[@]}"
     fi
-  else
-    record_na tine "the chain did not complete (tine.invoke missing?): $TIMER_ERROR" "${figs[@]}"
+    return 0
   fi
+  # Right after the deploy: the first chain starts the sandboxes (untimed),
+  # the next ones run on sandboxes that have served once (cold caches).
+  say "tine: $CHAIN_LENGTH-function chain right after its deploy, $CHAIN_FRESH_RUNS runs"
+  if timer_measure "$url" --reuse --warmup 1 --runs "$CHAIN_FRESH_RUNS" --expect "$expect"; then
+    record_series chain_fresh tine "the first chains after the deploy (the one starting the sandboxes untimed)"
+  else
+    record_na tine "the chain did not complete (tine.invoke missing?): $TIMER_ERROR" chain_fresh_p50_us chain_fresh_p99_us
+    record_na tine "the chain did not complete" "${figs[@]}" chain_idle_p50_us chain_idle_p99_us
+    return 0
+  fi
+  say "tine: $CHAIN_LENGTH-function chain, $CHAIN_RUNS runs back to back"
+  if timer_measure "$url" --reuse --warmup 2 --runs "$CHAIN_RUNS" --expect "$expect"; then
+    record_series chain tine "end to end over one keep-alive connection, back to back, all $CHAIN_LENGTH sandboxes warm"
+  else
+    record_na tine "the chain did not complete: $TIMER_ERROR" "${figs[@]}"
+  fi
+  say "tine: $CHAIN_LENGTH-function chain after idle gaps of ${CHAIN_IDLE_GAP}s, $CHAIN_IDLE_RUNS runs"
+  if timer_measure "$url" --reuse --runs "$CHAIN_IDLE_RUNS" --prepare "sleep $CHAIN_IDLE_GAP" --expect "$expect"; then
+    record_series chain_idle tine "each chain after ${CHAIN_IDLE_GAP}s without requests"
+  else
+    record_na tine "the chain did not complete: $TIMER_ERROR" chain_idle_p50_us chain_idle_p99_us
+  fi
+  tine_relay_floor
+}
+
+# The floor under the chain: CHAIN_LENGTH bare processes relaying 100 bytes
+# through an epoll router over pipes (tests/perf/relay_floor.c), the same
+# wake-ups with no tine code, pinned like the node.
+tine_relay_floor() {
+  local out p50 p99
+  local pin=()
+  [ -z "$SERVER_CPUS" ] || pin=(taskset -c "$SERVER_CPUS")
+  if ! cc -O2 -o "$WORK/relay_floor" "$ROOT/tests/perf/relay_floor.c" 2>"$WORK/relay.err"; then
+    record_na tine "relay_floor.c does not build: $(tail -n 1 "$WORK/relay.err")" chain_floor_p50_us chain_floor_p99_us
+    return 0
+  fi
+  out=$("${pin[@]}" "$WORK/relay_floor" 200 "$CHAIN_LENGTH" 0 chain)
+  p50=$(awk '{ for (i = 1; i < NF; i++) if ($i == "p50") print $(i + 1) * 1000 }' <<<"$out")
+  p99=$(awk '{ for (i = 1; i < NF; i++) if ($i == "p99") print $(i + 1) * 1000 }' <<<"$out")
+  local note="$CHAIN_LENGTH bare processes relaying through an epoll router over pipes (tests/perf/relay_floor.c)"
+  record chain_floor_p50_us tine "$p50" "$note"
+  record chain_floor_p99_us tine "$p99" "$note"
 }
 
 # Deploy of a generated app of DEPLOY_FUNCTIONS functions (one file each),

@@ -212,7 +212,12 @@ class Channel {
       throw new rt.HostError('host calls are only available while handling an invocation');
     const meta = { op };
     for (const [k, v] of Object.entries(args)) if (v !== undefined && v !== null) meta[k] = v;
-    const m = w.jsonMeta(meta);
+    let m;
+    try {
+      m = w.encodeMeta(meta); // binary metadata, as tined reads it (sandbox/meta.h)
+    } catch (e) {
+      throw new rt.HostError(`cannot send the arguments: ${e.message}`);
+    }
     if (m.length + body.length > w.MAX_FRAME)
       throw new rt.HostError(`the request of ${m.length + body.length} bytes is over the limit of ${w.MAX_FRAME} bytes`);
     flushStreams(); // lines printed before the call come before its effects
@@ -230,7 +235,7 @@ class Channel {
     }
     let reply;
     try {
-      reply = JSON.parse(f.meta.toString('utf8'));
+      reply = w.decodeMeta(f.meta);
     } catch (e) {
       reply = null;
     }

@@ -301,17 +301,21 @@ def parse_result_meta(buf):
 
 def call(reader, wr, fid, op, args, body):
     """One host call over the wire: a HOSTCALL frame of invocation `fid`
-    ({"op": op, **args}, None members left out; body bytes), then the
-    HOSTREPLY taken out of `reader`'s stream. Returns (reply, reply body):
-    reply is the reply's JSON object, or None when it is not one. Raises
-    ValueError when the request is over the frame limit, OSError or
-    ProtocolError when the wire fails, and ProtocolError for a reply of
-    another invocation."""
+    whose metadata is the binary object {"op": op, **args} (None members
+    left out; body bytes), then the HOSTREPLY taken out of `reader`'s
+    stream. Returns (reply, reply body): reply is the reply's binary object
+    as a dict, or None when it is not one. Raises ValueError when the
+    request is over the frame limit or its arguments cannot be encoded,
+    OSError or ProtocolError when the wire fails, and ProtocolError for a
+    reply of another invocation."""
     meta = {"op": op}
     for k, v in args.items():
         if v is not None:
             meta[k] = v
-    m = json_meta(meta)
+    try:
+        m = encode_meta(meta)
+    except (ProtocolError, TypeError, AttributeError, OverflowError, struct.error) as e:
+        raise ValueError("cannot send the arguments: %s" % e) from None
     if len(m) + len(body) > MAX_FRAME:
         raise ValueError("the request of %d bytes is over the limit of %d bytes" % (len(m) + len(body), MAX_FRAME))
     write_all(wr, frame(HOSTCALL, fid, m, body))
@@ -319,7 +323,7 @@ def call(reader, wr, fid, op, args, body):
     if rid != fid:
         raise ProtocolError("a host reply for another invocation")
     try:
-        reply = json.loads(rmeta)
-    except ValueError:
+        reply = decode_meta(rmeta)
+    except ProtocolError:
         reply = None
     return (reply if isinstance(reply, dict) else None), rbody

@@ -2,11 +2,14 @@
  * reader) and their binary metadata as both sides parse it. The input is
  * written to a pipe and read back frame by frame until EOF or the first
  * refused header; each payload goes through the INVOKE and RESULT metadata
- * readers, and a RESULT's headers through the writers again. */
+ * readers, the HOSTCALL/HOSTREPLY object checks and member lookups (as
+ * tined and the Lua host read them), and a RESULT's headers through the
+ * writers again. */
 #include "meta.h"
 #include "tine_common.h"
 #include "wire.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,7 +138,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (sbx_frame_check(&h, 65536) != 0 || h.meta_len > h.len)
             abort(); /* a frame handed out must have passed the check */
         char err[128];
-        json_decref(sbx_meta_to_json(payload, h.meta_len, err, sizeof err));
+        json_t *j = sbx_meta_to_json(payload, h.meta_len, err, sizeof err);
+        if (sbx_meta_is_object(payload, h.meta_len)) {
+            /* A checked object: it reads as JSON, and its members as the
+             * host-call readers look them up. */
+            if (!json_is_object(j))
+                abort();
+            sbx_meta_cur_t v;
+            bool has_op = sbx_meta_member(payload, h.meta_len, "op", 2, &v);
+            if (has_op != (json_object_get(j, "op") != NULL) || (has_op && v.p >= v.end))
+                abort();
+            uint32_t ol = 0;
+            const char *op = sbx_meta_member_str(payload, h.meta_len, "op", &ol);
+            if (op != NULL && (op < payload || op + ol > payload + h.meta_len))
+                abort();
+        }
+        json_decref(j);
         sbx_result_meta_t m;
         if (sbx_result_meta_parse(payload, h.meta_len, &m)) {
             json_decref(sbx_result_meta_headers_json(&m));

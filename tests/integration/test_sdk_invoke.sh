@@ -91,7 +91,7 @@ out=$(run 'local r = tine.invoke("slow"); return r')
 
 check "a payload over 6 MiB" "500 body:1: tine.invoke: the payload of 6291459 bytes is over the limit of 6291456 bytes" \
   "$(run 'local r = tine.invoke("echo", string.rep("x", 6 * 1024 * 1024 + 1)); return r')"
-check "a request over the frame limit" "500 body:1: tine.invoke: the request of 7340061 bytes is over the limit of 6356992 bytes" \
+check "a request over the frame limit" "500 body:1: tine.invoke: the request of 7340071 bytes is over the limit of 6356992 bytes" \
   "$(run 'local r = tine.invoke("echo", string.rep("x", 7 * 1024 * 1024)); return r')"
 check "the caller survives both" "200 plain ok" "$(run 'return tine.invoke("text", "ok")')"
 

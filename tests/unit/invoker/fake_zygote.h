@@ -148,32 +148,46 @@ static inline void fake_hang(int rd)
     }
 }
 
-/* tine.invoke of `fn` with `body` from call `id`: waits for the HOSTREPLY
- * and answers "PID invoked REPLY" (or "PID invoke-error ERROR"). */
-static inline void fake_invoke(int rd, int wr, uint64_t id, const char *fn, size_t fn_len, const char *body,
-                               size_t body_len)
+/* Sends a HOSTCALL of call `id` with metadata meta (meta_len bytes), waits
+ * for the HOSTREPLY and answers "PID invoked REPLY" (or "PID invoke-error
+ * ERROR"). */
+static inline void fake_hostcall(int rd, int wr, uint64_t id, const char *meta, size_t meta_len, const char *body,
+                                 size_t body_len)
 {
-    char *meta = xasprintf("{\"op\":\"invoke\",\"fn\":\"%.*s\"}", (int)fn_len, fn);
-    sbx_frame_write(wr, SBX_MSG_HOSTCALL, id, meta, strlen(meta), body, body_len);
-    free(meta);
+    sbx_frame_write(wr, SBX_MSG_HOSTCALL, id, meta, meta_len, body, body_len);
     for (;;) {
         sbx_frame_hdr_t h;
         char *payload = NULL;
         if (sbx_frame_read(rd, &h, &payload, SBX_WIRE_MAX_FRAME) != 0 || h.type == 0)
             _exit(0);
         if (h.type == SBX_MSG_HOSTREPLY && h.id == id) {
-            json_t *m = json_loadb(payload, h.meta_len, 0, NULL);
-            const char *err = json_string_value(json_object_get(m, "error"));
-            char *what = err ? xasprintf("invoke-error %s", err)
+            uint32_t el = 0; /* the error's bytes as they came */
+            const char *err = sbx_meta_is_object(payload, h.meta_len)
+                                  ? sbx_meta_member_str(payload, h.meta_len, "error", &el)
+                                  : NULL;
+            char *what = err ? xasprintf("invoke-error %.*s", (int)el, err)
                              : xasprintf("invoked %.*s", (int)(h.len - h.meta_len), payload + h.meta_len);
             fake_result(wr, id, what, strlen(what));
             free(what);
-            json_decref(m);
             free(payload);
             return;
         }
         free(payload); /* an INVOKE pipelined behind would be lost: tests do not send one */
     }
+}
+
+/* tine.invoke of `fn` with `body` from call `id` (fake_hostcall). */
+static inline void fake_invoke(int rd, int wr, uint64_t id, const char *fn, size_t fn_len, const char *body,
+                               size_t body_len)
+{
+    tine_buf_t meta;
+    tine_buf_init(&meta);
+    size_t at = sbx_meta_begin(&meta, SBX_META_OBJECT);
+    sbx_meta_kstr(&meta, "op", "invoke", 6);
+    sbx_meta_kstr(&meta, "fn", fn, fn_len);
+    sbx_meta_end(&meta, at, 2);
+    fake_hostcall(rd, wr, id, meta.data, meta.len, body, body_len);
+    tine_buf_dispose(&meta);
 }
 
 /* The fake sandbox: a forked child on its ends of the two pipes. Never
@@ -232,6 +246,16 @@ static inline void fake_sandbox_main(int rd, int wr)
         } else if (strcmp(script, "raise") == 0) {
             static const char err[] = "{\"error\":\"boom\"}";
             sbx_frame_write(wr, SBX_MSG_ERROR, h.id, err, sizeof err - 1, NULL, 0);
+            free(payload);
+            continue;
+        } else if (strcmp(script, "invoke-not-utf8") == 0) {
+            fake_invoke(rd, wr, h.id, "x\xff", 2, NULL, 0); /* a callee name that is not UTF-8 */
+            free(payload);
+            continue;
+        } else if (strcmp(script, "hostcall-json") == 0) {
+            /* A host call whose metadata is JSON text, not the binary object. */
+            static const char m[] = "{\"op\":\"invoke\",\"fn\":\"callee\"}";
+            fake_hostcall(rd, wr, h.id, m, sizeof m - 1, NULL, 0);
             free(payload);
             continue;
         } else if (strncmp(body, "invoke:", 7) == 0 && len > 7) {

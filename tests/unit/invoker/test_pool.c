@@ -356,6 +356,30 @@ static void test_no_pipelining_behind_a_host_call(void **state)
     fx_teardown(&f);
 }
 
+/* HOSTCALL metadata that is not one binary object (JSON text) is answered
+ * with an error naming it; the node and the sandbox go on. */
+static void test_malformed_host_call_refused(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_setup(&f, manifest, NULL);
+    fx_result_t *a = fx_call(&f, "one", "hostcall-json");
+    FX_WAIT(&f, a->done, 5000);
+    assert_int_equal(a->status, 200);
+    if (strstr(a->body, "invoke-error malformed host call: its 29 bytes of metadata are not one binary object") == NULL)
+        fail_msg("answered %s", a->body);
+    fx_result_t *b = fx_call(&f, "one", "ok");
+    FX_WAIT(&f, b->done, 5000);
+    assert_int_equal(b->status, 200);
+    /* An error naming what the sandbox sent is valid UTF-8 for every SDK:
+     * bytes that are not become U+FFFD. */
+    fx_result_t *u = fx_call(&f, "one", "invoke-not-utf8");
+    FX_WAIT(&f, u->done, 5000);
+    if (strstr(u->body, "has no function 'x\xEF\xBF\xBD'") == NULL)
+        fail_msg("answered %s", u->body);
+    fx_teardown(&f);
+}
+
 static void test_pool_table_finds_every_pool(void **state)
 {
     (void)state;
@@ -391,6 +415,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_queue_at_concurrency_then_429),
+        cmocka_unit_test(test_malformed_host_call_refused),
         cmocka_unit_test(test_warm_sandboxes_are_kept_and_refilled),
         cmocka_unit_test(test_idle_timeout_down_to_warm),
         cmocka_unit_test(test_evict_closes_idle_sandboxes_only),

@@ -15,7 +15,8 @@
 #include <unistd.h>
 
 /* The frame's metadata as JSON: RESULT's binary status and headers as
- * {"status":N,"headers":{...}} (sandbox/meta.h), the others' JSON as is. */
+ * {"status":N,"headers":{...}}, INVOKE's and HOSTCALL's binary object as
+ * that object (sandbox/meta.h), the others' JSON as is. */
 static inline json_t *meta_json(uint8_t type, const char *p, size_t len)
 {
     json_t *m;
@@ -24,6 +25,11 @@ static inline json_t *meta_json(uint8_t type, const char *p, size_t len)
         if (!sbx_result_meta_parse(p, len, &r))
             fail_msg("malformed RESULT meta of %zu bytes", len);
         m = json_pack("{s:i, s:o}", "status", r.status, "headers", sbx_result_meta_headers_json(&r));
+    } else if (type == SBX_MSG_HOSTCALL || type == SBX_MSG_INVOKE || type == SBX_MSG_HOSTREPLY) {
+        char err[128];
+        m = sbx_meta_to_json(p, len, err, sizeof err);
+        if (m == NULL)
+            fail_msg("frame type %d: %s", type, err);
     } else {
         json_error_t err;
         m = json_loadb(p, len, 0, &err);
@@ -40,6 +46,25 @@ static inline void write_invoke(int fd, uint64_t id, const json_t *meta, const c
     tine_buf_init(&b);
     sbx_meta_json(&b, meta);
     assert_int_equal(sbx_frame_write(fd, SBX_MSG_INVOKE, id, b.data, b.len, body, body_len), 0);
+    tine_buf_dispose(&b);
+}
+
+/* Writes a HOSTREPLY whose metadata is the binary form of the JSON text
+ * `meta`, or the bytes after "raw:" as they are. */
+static inline void write_hostreply(int fd, uint64_t id, const char *meta, const char *body, size_t body_len)
+{
+    if (strncmp(meta, "raw:", 4) == 0) {
+        assert_int_equal(sbx_frame_write(fd, SBX_MSG_HOSTREPLY, id, meta + 4, strlen(meta + 4), body, body_len), 0);
+        return;
+    }
+    json_t *j = json_loads(meta, JSON_DECODE_ANY, NULL);
+    if (j == NULL)
+        fail_msg("bad test reply '%s'", meta);
+    tine_buf_t b;
+    tine_buf_init(&b);
+    sbx_meta_json(&b, j);
+    json_decref(j);
+    assert_int_equal(sbx_frame_write(fd, SBX_MSG_HOSTREPLY, id, b.data, b.len, body, body_len), 0);
     tine_buf_dispose(&b);
 }
 

@@ -12,11 +12,19 @@
  *                whose metadata Node writes, with the same body
  *   ERROR     -> metadata that must be malformed: an ERROR whose JSON
  *                metadata is {"error": what Node said}
+ *   LOG       -> JSON metadata {"op": op, "args": {...}}: one host call made
+ *                by the Node sandbox's own Channel (a HOSTCALL frame out, the
+ *                HOSTREPLY the test writes back in), answered by a LOG whose
+ *                JSON metadata is {"reply": {...}, "body": "..."} or
+ *                {"thrown": the SDK's error message}
  */
 const path = require('path');
 const w = require(path.join(process.env.TINE_SOURCE_DIR, 'sdk', 'node', 'tine_wire.js'));
 
+const { Channel } = require(path.join(process.env.TINE_SOURCE_DIR, 'sdk', 'node', 'tine_node.js'));
+
 const r = new w.Reader(0);
+const ch = new Channel(0, 1); // reads only the replies the test sends after each HOSTCALL
 for (;;) {
   const f = r.next();
   if (f === null) break;
@@ -39,6 +47,18 @@ for (;;) {
       what = e.message;
     }
     out = w.frame(w.ERROR, f.id, w.jsonMeta({ error: what }));
+  } else if (f.type === w.LOG) {
+    const spec = JSON.parse(f.meta.toString('utf8'));
+    let answer;
+    ch.invocationId = f.id;
+    try {
+      const [reply, body] = ch.hostcall(spec.op, spec.args, f.body);
+      answer = { reply, body: body.toString('utf8') };
+    } catch (e) {
+      answer = { thrown: e.message };
+    }
+    ch.invocationId = 0n;
+    out = w.frame(w.LOG, f.id, w.jsonMeta(answer));
   } else {
     out = w.frame(w.ERROR, f.id, w.jsonMeta({ error: `unexpected type ${f.type}` }));
   }

@@ -10,6 +10,11 @@ checks the Python codec against sandbox/wire.c and sandbox/meta.c:
                whose metadata Python writes, with the same body
   ERROR     -> metadata that must be malformed: an ERROR whose JSON metadata
                is {"error": what Python said}
+  LOG       -> JSON metadata {"op": op, "args": {...}}: one host call made
+               by the SDK's own tine_wire.call (a HOSTCALL frame out, the
+               HOSTREPLY the test writes back in), answered by a LOG whose
+               JSON metadata is {"reply": {...}, "body": "..."} or
+               {"thrown": the SDK's error message}
 """
 import os
 import sys
@@ -17,6 +22,7 @@ import sys
 sys.path.insert(0, os.path.join(os.environ["TINE_SOURCE_DIR"], "sdk", "python"))
 import json  # noqa: E402
 
+import tine  # noqa: E402
 import tine_wire as w  # noqa: E402
 
 r = w.Reader(0)
@@ -40,6 +46,15 @@ while True:
         except w.ProtocolError as e:
             what = str(e)
         out = w.frame(w.ERROR, fid, w.json_meta({"error": what}))
+    elif ftype == w.LOG:
+        spec = json.loads(meta)
+        reply, rbody = w.call(r, 1, fid, spec["op"], spec["args"], body)
+        try:
+            reply, rbody = tine._reply(reply, rbody)
+            answer = {"reply": reply, "body": rbody.decode("utf-8", "replace")}
+        except tine._HostError as e:
+            answer = {"thrown": str(e)}
+        out = w.frame(w.LOG, fid, w.json_meta(answer))
     else:
         out = w.frame(w.ERROR, fid, w.json_meta({"error": "unexpected type %d" % ftype}))
     w.write_all(1, out)

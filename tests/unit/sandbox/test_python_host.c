@@ -361,13 +361,12 @@ static void test_host_call_past_a_pipelined_call(void **state)
         read_frame(b.fds.rd, &h, &payload);
         assert_int_equal(h.type, SBX_MSG_HOSTCALL);
         assert_true(h.id == (uint64_t)(11 + call));
-        json_t *m = json_loadb(payload, h.meta_len, 0, NULL);
+        json_t *m = meta_json(h.type, payload, h.meta_len);
         assert_string_equal(json_string_value(json_object_get(m, "op")), "kv.get");
         assert_string_equal(json_string_value(json_object_get(m, "key")), "k");
         json_decref(m);
         free(payload);
-        const char *reply = "{\"found\":true}";
-        assert_int_equal(sbx_frame_write(b.fds.wr, SBX_MSG_HOSTREPLY, h.id, reply, strlen(reply), "val", 3), 0);
+        write_hostreply(b.fds.wr, h.id, "{\"found\":true}", "val", 3);
         read_frame(b.fds.rd, &h, &payload);
         assert_int_equal(h.type, SBX_MSG_RESULT);
         assert_true(h.id == (uint64_t)(11 + call));

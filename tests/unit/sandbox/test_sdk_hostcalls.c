@@ -139,9 +139,7 @@ static void run(const char *code, const exchange_t *ex, size_t nex, frame_t *out
         if (e->body != NULL && strcmp(f.body, e->body) != 0)
             fail_msg("[%s]: host call body '%s', expected '%s'", code, f.body, e->body);
         const char *rb = e->reply_body ? e->reply_body : "";
-        assert_int_equal(sbx_frame_write(sbx.fd, SBX_MSG_HOSTREPLY, id, e->reply_meta, strlen(e->reply_meta), rb,
-                                         strlen(rb)),
-                         0);
+        write_hostreply(sbx.fd, id, e->reply_meta, rb, strlen(rb));
         frame_dispose(&f);
     }
 }
@@ -296,6 +294,12 @@ static void test_host_errors_name_the_caller(void **state)
                   "user:1: tine.invoke: b raised: b.lua:1: no (invocation 9)");
     exchange_t bad[] = {{"{\"op\":\"emit\"}", NULL, "[1]", NULL}};
     expect_error("local r = tine.emit('t')", bad, N(bad), "user:1: tine.emit: malformed host reply");
+    /* Metadata that is not one binary object (JSON text, as before the
+     * binary form; a truncated object) is refused the same way. */
+    exchange_t text[] = {{"{\"op\":\"emit\"}", NULL, "raw:{\"id\":\"x\"}", NULL}};
+    expect_error("local r = tine.emit('t')", text, N(text), "user:1: tine.emit: malformed host reply");
+    exchange_t cut[] = {{"{\"op\":\"emit\"}", NULL, "raw:O\x01", NULL}};
+    expect_error("local r = tine.emit('t')", cut, N(cut), "user:1: tine.emit: malformed host reply");
 }
 
 static void test_invoke(void **state)

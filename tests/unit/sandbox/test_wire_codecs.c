@@ -302,6 +302,66 @@ static void test_malformed_meta_refused_by_both(void **state)
     peer_stop(&p);
 }
 
+/* Host calls made by each SDK's own code (Python's tine_wire.call, Node's
+ * Channel.hostcall): the HOSTCALL metadata it writes must be C's binary
+ * object {op, ...args} byte for byte (null arguments left out), and the
+ * binary HOSTREPLY C writes must read back as its members, an error reply
+ * as the SDK's error, metadata that is not one binary object (JSON text,
+ * a truncated object) as "malformed host reply". */
+static void test_hostcall_both_ways(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *call;  /* {"op":..,"args":{..}}, sent to the peer */
+        const char *sent;  /* the HOSTCALL metadata expected, as JSON */
+        const char *reply; /* the HOSTREPLY metadata (JSON, or raw: bytes) */
+        const char *answer;
+    } cases[] = {
+        {"{\"op\":\"kv.set\",\"args\":{\"key\":\"k\\u00e9\",\"ttl_ms\":1500,\"gone\":null}}",
+         "{\"op\":\"kv.set\",\"key\":\"k\\u00e9\",\"ttl_ms\":1500}", "{}", "{\"reply\":{},\"body\":\"r\"}"},
+        {"{\"op\":\"invoke\",\"args\":{\"fn\":\"b\",\"async\":true}}", "{\"op\":\"invoke\",\"fn\":\"b\",\"async\":true}",
+         "{\"status\":200,\"invocation_id\":\"00ab\",\"json\":true,\"headers\":{\"x-a\":\"1\"}}",
+         "{\"reply\":{\"status\":200,\"invocation_id\":\"00ab\",\"json\":true,\"headers\":{\"x-a\":\"1\"}},\"body\":\"r\"}"},
+        {"{\"op\":\"http\",\"args\":{\"url\":\"http://x/\",\"method\":\"POST\",\"headers\":{\"a\":\"b\"},\"t\":2.5,"
+         "\"l\":[1,false,\"s\"]}}",
+         "{\"op\":\"http\",\"url\":\"http://x/\",\"method\":\"POST\",\"headers\":{\"a\":\"b\"},\"t\":2.5,"
+         "\"l\":[1,false,\"s\"]}",
+         "{\"status\":204,\"headers\":{},\"n\":-7,\"d\":0.25}",
+         "{\"reply\":{\"status\":204,\"headers\":{},\"n\":-7,\"d\":0.25},\"body\":\"r\"}"},
+        {"{\"op\":\"invoke\",\"args\":{\"fn\":\"z\"}}", "{\"op\":\"invoke\",\"fn\":\"z\"}",
+         "{\"error\":\"app a has no function 'z'\"}", "{\"thrown\":\"app a has no function 'z'\"}"},
+        {"{\"op\":\"emit\",\"args\":{\"type\":\"t\"}}", "{\"op\":\"emit\",\"type\":\"t\"}", "raw:{\"id\":\"x\"}",
+         "{\"thrown\":\"malformed host reply\"}"},
+        {"{\"op\":\"emit\",\"args\":{\"type\":\"t\"}}", "{\"op\":\"emit\",\"type\":\"t\"}", "raw:O\x01",
+         "{\"thrown\":\"malformed host reply\"}"},
+    };
+    peer_t p = peer_start();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint64_t id = 40 + i;
+        assert_int_equal(sbx_frame_write(p.to, SBX_MSG_LOG, id, cases[i].call, strlen(cases[i].call), "q", 1), 0);
+        sbx_frame_hdr_t h;
+        char *payload = read_answer(&p, SBX_MSG_HOSTCALL, id, &h);
+        tine_buf_t want = meta_of(cases[i].sent);
+        if (h.meta_len != want.len || memcmp(payload, want.data, want.len) != 0)
+            fail_msg("%s: HOSTCALL #%zu is not C's encoding of %s", peer_node ? "Node" : "Python", i, cases[i].sent);
+        assert_int_equal(h.len - h.meta_len, 1);
+        assert_memory_equal(payload + h.meta_len, "q", 1);
+        tine_buf_dispose(&want);
+        free(payload);
+        write_hostreply(p.to, id, cases[i].reply, "r", 1);
+        payload = read_answer(&p, SBX_MSG_LOG, id, &h);
+        json_t *got = json_loadb(payload, h.meta_len, 0, NULL);
+        json_t *exp = json_loads(cases[i].answer, 0, NULL);
+        if (!json_equal(got, exp))
+            fail_msg("%s: host call #%zu answered %.*s, expected %s", peer_node ? "Node" : "Python", i,
+                     (int)h.meta_len, payload, cases[i].answer);
+        json_decref(got);
+        json_decref(exp);
+        free(payload);
+    }
+    peer_stop(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -309,6 +369,7 @@ int main(void)
         cmocka_unit_test(test_invoke_raw_bytes_and_big_body),
         cmocka_unit_test(test_result_meta_both_ways),
         cmocka_unit_test(test_malformed_meta_refused_by_both),
+        cmocka_unit_test(test_hostcall_both_ways),
     };
     int failed = cmocka_run_group_tests_name("sandbox/python_wire", tests, NULL, NULL);
     peer_node = true;
