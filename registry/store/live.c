@@ -479,11 +479,7 @@ int reg_live_get_version(reg_live_t *l, const char *app, size_t app_len, uint64_
 {
     *out = NULL;
     reg_app_version_t *live = reg_app_map_get(&l->apps, app, app_len);
-    if (live == NULL) {
-        snprintf(err, errlen, "no app named '%.*s'", (int)app_len, app);
-        return TINE_ENOTFOUND;
-    }
-    if (live->version == version) {
+    if (live != NULL && live->version == version) {
         *out = live;
         return 0;
     }
@@ -493,11 +489,20 @@ int reg_live_get_version(reg_live_t *l, const char *app, size_t app_len, uint64_
         *out = e->previews[i];
         return 0;
     }
+    /* An app none of whose versions went live yet (deploy --stage) is
+     * previewed all the same: its versions are in the store. */
+    char name[256];
+    if (app_len == 0 || app_len >= sizeof name || memchr(app, '\0', app_len) != NULL) {
+        snprintf(err, errlen, "no app named '%.*s'", (int)(app_len > 64 ? 64 : app_len), app);
+        return TINE_ENOTFOUND;
+    }
+    memcpy(name, app, app_len);
+    name[app_len] = '\0';
     reg_app_version_t *v = NULL;
-    int rc = load_version(l, live->app, version, &v, err, errlen);
+    int rc = load_version(l, name, version, &v, err, errlen);
     if (rc != 0)
         return rc;
-    e = release_get(l, live->app);
+    e = release_get(l, name);
     size_t asked = 0; /* previews loaded on demand: the oldest goes past the cap */
     for (size_t k = 0; k < e->npreviews; k++)
         asked += !release_wants(&e->rel, e->previews[k]->version);

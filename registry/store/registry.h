@@ -274,7 +274,8 @@ typedef void (*reg_live_preview_cb)(void *data, const reg_app_version_t *old_v, 
 void reg_live_set_preview_cb(reg_live_t *l, reg_live_preview_cb cb, void *data);
 
 /* Version `version` of `app`: the live one, a loaded preview, or else read
- * from Redis now and kept (a preview by path or header). Returns 0 and a
+ * from Redis now and kept (a preview by path or header; an app with no
+ * live version yet, only staged ones, is previewed so too). Returns 0 and a
  * borrowed version, TINE_ENOTFOUND when the app has no such version,
  * TINE_EREDIS (message in err). */
 int reg_live_get_version(reg_live_t *l, const char *app, size_t app_len, uint64_t version, reg_app_version_t **out,
