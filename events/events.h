@@ -30,6 +30,10 @@ typedef struct {
     size_t calls;        /* function calls in flight (queued or running) */
 } ev_node_status_t;
 
+/* The CloudEvents extension attribute pinning an event to one version of
+ * one app: "APP@N" or "APP@TAG". Only that version's triggers get it. */
+#define EV_PIN_ATTRIBUTE "tineversion"
+
 typedef struct {
     const char *redis_url;
     const char *node_id;       /* consumer name in the group, heartbeat key */
@@ -46,6 +50,12 @@ typedef struct {
      * names the node that took the request. Called once. May be NULL. */
     void (*on_drain_request)(void *data, const char *by);
     void *node_data;
+    /* The version of app a selector ("N" or a tag) names, loaded (an event
+     * pinned by its tineversion attribute): 0 and a borrowed version, or an
+     * error with a message. May be NULL (pinned events go to the dead
+     * letters). Called with node_data. */
+    int (*select_version)(void *data, const char *app, const char *sel, reg_app_version_t **out, char *err,
+                          size_t errlen);
 } ev_config_t;
 
 /* Creates the events module on `loop`: Redis connections (reconnecting on

@@ -219,6 +219,9 @@ struct ev_events {
     void (*node_status)(void *data, ev_node_status_t *st);
     void (*on_drain_request)(void *data, const char *by);
     void *node_data;
+    /* ev_config_t.select_version */
+    int (*select_version)(void *data, const char *app, const char *sel, reg_app_version_t **out, char *err,
+                          size_t errlen);
     ev_left_cb left_cb; /* ev_leave */
     void *left_data;
     int64_t handed_back; /* -1: the hand-back failed */

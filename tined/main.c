@@ -427,6 +427,19 @@ static void drain_begin(tined_t *t, const char *why)
     uv_timer_start(&t->drain_timer, on_drain_tick, 0, 20);
 }
 
+/* ev_config_t.select_version: a version of an app loaded by the live table
+ * (an event pinned to it). */
+static int select_version(void *data, const char *app, const char *sel, reg_app_version_t **out, char *err,
+                          size_t errlen)
+{
+    tined_t *t = data;
+    if (t->live == NULL) {
+        snprintf(err, errlen, "the node is starting");
+        return TINE_EREDIS;
+    }
+    return reg_live_select(t->live, app, sel, out, err, errlen);
+}
+
 /* Someone asked this node to drain through the admin API (tine drain). */
 static void on_drain_request(void *data, const char *by)
 {
@@ -599,6 +612,7 @@ int main(int argc, char **argv)
         .drain_timeout_ms = (uint32_t)cfg.drain_timeout_ms,
         .node_status = node_status,
         .on_drain_request = on_drain_request,
+        .select_version = select_version,
         .node_data = &t,
     };
     t.ev = ev_new(t.loop, &ecfg, t.inv, err, sizeof(err));

@@ -537,6 +537,27 @@ bool reg_live_split(reg_live_t *l, const char *app, size_t app_len, reg_app_vers
     return true;
 }
 
+int reg_live_select(reg_live_t *l, const char *app, const char *sel, reg_app_version_t **out, char *err,
+                    size_t errlen)
+{
+    *out = NULL;
+    size_t len = strlen(sel);
+    bool digits = len > 0 && len <= 19 && strspn(sel, "0123456789") == len;
+    uint64_t version = digits ? strtoull(sel, NULL, 10) : 0;
+    if (!digits && !reg_tag_name_valid(sel, len)) {
+        snprintf(err, errlen, "'%.64s' is neither a version number nor a tag", sel);
+        return TINE_EINVAL;
+    }
+    if (!digits && (version = reg_live_tag(l, app, strlen(app), sel, len)) == 0) {
+        snprintf(err, errlen, "app %s has no tag '%s'", app, sel);
+        return TINE_ENOTFOUND;
+    }
+    int rc = version ? reg_live_get_version(l, app, strlen(app), version, out, err, errlen) : TINE_ENOTFOUND;
+    if (rc == TINE_ENOTFOUND)
+        snprintf(err, errlen, "app %s has no version %" PRIu64, app, version);
+    return rc;
+}
+
 const reg_release_t *reg_live_release(reg_live_t *l, const char *app)
 {
     live_release_t *e = release_find(l, app, strlen(app));

@@ -290,6 +290,13 @@ reg_app_version_t *reg_live_by_host(reg_live_t *l, const char *host, size_t len,
 /* The version tag `tag` (tag_len bytes) of `app` names on this node, or 0. */
 uint64_t reg_live_tag(reg_live_t *l, const char *app, size_t app_len, const char *tag, size_t tag_len);
 
+/* The version of `app` a selector names: "N" (a number) or a tag, as
+ * reg_live_get_version loads it. Returns 0 and a borrowed version,
+ * TINE_EINVAL (neither a number nor a tag), TINE_ENOTFOUND (no such tag or
+ * version; err says which) or TINE_EREDIS. */
+int reg_live_select(reg_live_t *l, const char *app, const char *sel, reg_app_version_t **out, char *err,
+                    size_t errlen);
+
 /* The split of `app` as this node knows it: true with its version (loaded
  * here) and percent, or false when there is none. No Redis. */
 bool reg_live_split(reg_live_t *l, const char *app, size_t app_len, reg_app_version_t **version, unsigned *percent);
