@@ -322,6 +322,20 @@ static int entry_pin(ev_events_t *ev, const ev__entry_t *e, char *app, size_t ap
     return 1;
 }
 
+/* The version of live's app an entry goes to: the split's when the split
+ * takes events (tine split --events) and the event's id falls in its share
+ * (the same id, the same side: its retries stay there), else live. */
+static reg_app_version_t *split_choice(ev_events_t *ev, const ev__entry_t *e, reg_app_version_t *live)
+{
+    reg_app_version_t *sv;
+    unsigned percent;
+    if (live == NULL || ev->event_split == NULL || !ev->event_split(ev->node_data, live->app, &sv, &percent))
+        return live;
+    json_t *id = json_object_get(e->event, "id");
+    const char *key = json_is_string(id) ? json_string_value(id) : e->id;
+    return reg_split_chooses(key, strlen(key), percent) ? sv : live;
+}
+
 /* The job of an entry meant for one function (log lines, schedule ticks,
  * retries, replays). The retry or replay of a pinned event runs on the
  * version it is pinned to. */
@@ -356,6 +370,13 @@ static void jobs_for_target(ev_events_t *ev, ev__entry_t *e, json_t *target)
             return;
         }
         v = pv;
+    } else if (trigger != kinds[1]) {
+        /* Events and schedule ticks follow a split with --events, to a
+         * version that has the function. */
+        reg_app_version_t *sv = split_choice(ev, e, v);
+        size_t k;
+        if (sv != v && reg_manifest_function_index(sv->manifest, fn, strlen(fn), &k))
+            v = sv;
     }
     free(why);
     size_t fn_index;
@@ -415,7 +436,7 @@ static void jobs_for_event(ev_events_t *ev, ev__entry_t *e)
         return;
     }
     for (size_t i = 0; i < ev->apps.len; i++)
-        jobs_for_version(e, ev->apps.entries[i].v, type, source);
+        jobs_for_version(e, split_choice(ev, e, ev->apps.entries[i].v), type, source);
 }
 
 /* Starts the processing of one stream entry (read, re-read or claimed). */

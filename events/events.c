@@ -735,6 +735,7 @@ ev_events_t *ev_new(uv_loop_t *loop, const ev_config_t *cfg, inv_invoker_t *inv,
     ev->on_drain_request = cfg->on_drain_request;
     ev->node_data = cfg->node_data;
     ev->select_version = cfg->select_version;
+    ev->event_split = cfg->event_split;
     rds_async_config_t cmd = {.name = "events-command", .on_connected = on_cmd_up, .data = ev};
     rds_async_config_t blk = {.name = "events-dispatch", .on_connected = on_blk_up, .data = ev};
     if (load_log_dirs(ev, cfg->log_paths, err, errlen) != 0 ||

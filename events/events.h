@@ -56,6 +56,10 @@ typedef struct {
      * letters). Called with node_data. */
     int (*select_version)(void *data, const char *app, const char *sel, reg_app_version_t **out, char *err,
                           size_t errlen);
+    /* The split of app that takes a share of its events and schedule ticks
+     * (tine split --events): true with its version (borrowed) and percent.
+     * May be NULL (events stay on the live version). Called with node_data. */
+    bool (*event_split)(void *data, const char *app, reg_app_version_t **v, unsigned *percent);
 } ev_config_t;
 
 /* Creates the events module on `loop`: Redis connections (reconnecting on

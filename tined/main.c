@@ -440,6 +440,13 @@ static int select_version(void *data, const char *app, const char *sel, reg_app_
     return reg_live_select(t->live, app, sel, out, err, errlen);
 }
 
+/* ev_config_t.event_split: the live table's split with --events. */
+static bool event_split(void *data, const char *app, reg_app_version_t **v, unsigned *percent)
+{
+    tined_t *t = data;
+    return t->live != NULL && reg_live_event_split(t->live, app, v, percent);
+}
+
 /* Someone asked this node to drain through the admin API (tine drain). */
 static void on_drain_request(void *data, const char *by)
 {
@@ -613,6 +620,7 @@ int main(int argc, char **argv)
         .node_status = node_status,
         .on_drain_request = on_drain_request,
         .select_version = select_version,
+        .event_split = event_split,
         .node_data = &t,
     };
     t.ev = ev_new(t.loop, &ecfg, t.inv, err, sizeof(err));

@@ -558,6 +558,16 @@ int reg_live_select(reg_live_t *l, const char *app, const char *sel, reg_app_ver
     return rc;
 }
 
+bool reg_live_event_split(reg_live_t *l, const char *app, reg_app_version_t **version, unsigned *percent)
+{
+    live_release_t *e = l->nreleases ? release_find(l, app, strlen(app)) : NULL;
+    if (e == NULL || e->split_v == NULL || !e->rel.split_events)
+        return false;
+    *version = e->split_v;
+    *percent = e->rel.split_percent;
+    return true;
+}
+
 const reg_release_t *reg_live_release(reg_live_t *l, const char *app)
 {
     live_release_t *e = release_find(l, app, strlen(app));

@@ -92,6 +92,55 @@ check_contains "... in pv's dead letters" '"id":"e9"' "$dlq"
 check_contains "... with the reason" "its tineversion names pv@9: app pv has no version 9" "$dlq"
 check "... and no function ran it" "" "$(rkv pv n:e9)"
 
+# --- tine split --events: that share of events goes to the split's version.
+# batch PREFIX N: N pv.ping events PREFIX-1..PREFIX-N in one append.
+batch() {
+  admin POST /events -H 'Content-Type: application/cloudevents-batch+json' --data-binary "$(python3 -c 'import json,sys; print(json.dumps([{"specversion":"1.0","id":"%s-%d" % (sys.argv[1], i),
+    "source":"/t","type":"pv.ping"} for i in range(1, int(sys.argv[2]) + 1)]))' "$1" "$2")"
+}
+# tally PREFIX N: "ONE TWO RUNS": events run by v1, by v2, runs in all.
+tally() {
+  local one=0 two=0 runs=0 i
+  for i in $(seq 1 "$2"); do
+    case "$(rkv pv "got:$1-$i")" in "one 1") one=$((one + 1)) ;; "two 2") two=$((two + 1)) ;; esac
+    runs=$((runs + $(rkv pv "n:$1-$i")))
+  done
+  echo "$one $two $runs"
+}
+all_ran() { [ "$(rkv pv "got:$1-$2")" != "" ]; }
+check "split without --events" "pv: version 2 gets 50% of clients, the live version the rest" "$(run tine split pv 2=50)"
+check_contains "200 events" "202" "$(batch plain 200)"
+wait_for 30 all_ran plain 200 || true
+sleep 0.5
+check "a split without --events: every event on live, once" "200 0 200" "$(tally plain 200)"
+check "split --events" "pv: version 2 gets 50% of clients and of events and schedule ticks, the live version the rest" \
+  "$(run tine split pv 2=50 --events)"
+check_contains "versions says so" "split: version 2 gets 50% of clients and of events and schedule ticks" \
+  "$(run tine versions pv)"
+check_contains "200 events" "202" "$(batch split 200)"
+wait_for 30 all_ran split 200 || true
+sleep 0.5
+counts=$(tally split 200)
+echo "split --events 50% over 200 events: $counts (v1 v2 runs)"
+read -r n1 n2 runs <<<"$counts"
+check "each event ran once, on one side" "200 200" "$((n1 + n2)) $runs"
+check "about half on version 2 (5 sd: 65..135), got $n2" "yes" "$([ "$n2" -ge 65 ] && [ "$n2" -le 135 ] && echo yes || echo no)"
+# The same event id again: the same side (deterministic per id).
+first=$(rkv pv got:split-7)
+post_event '{"specversion":"1.0","id":"split-7","source":"/t","type":"pv.ping"}' >/dev/null
+again() { [ "$(rkv pv n:split-7)" = 2 ]; }
+wait_for 10 again || true
+check "the same event id runs on the same version again" "2 $first" "$(rkv pv n:split-7) $(rkv pv got:split-7)"
+acts_ok() { [ "$(admin GET "/apps/pv/activations?function=got&limit=1000" | cut -d" " -f2- | python3 -c "import json,sys; print(len(json.load(sys.stdin)[\"activations\"]))")" -ge 400 ]; }
+wait_for 15 acts_ok || true
+acts=$(admin GET "/apps/pv/activations?function=got&limit=1000" | cut -d" " -f2-)
+echo "$acts" >"$T/acts.json"
+check "the activation records name both versions" "[1, 2]" \
+  "$(python3 -c 'import json,sys; print(sorted({a["version"] for a in json.load(open(sys.argv[1]))["activations"]}))' "$T/acts.json" 2>&1)"
+check_contains "--events with --clear: usage error" "--events goes with VERSION=PERCENT" \
+  "$(tine split pv --clear --events 2>&1 || true)"
+run tine split pv --clear >/dev/null
+
 # --- A malformed pin: refused at ingest, naming the attribute.
 check_contains "tineversion without @" "400" "$(ping bad1 ',"tineversion":"pv"')"
 check_contains "... says what it expects" "attribute 'tineversion': expected APP@VERSION or APP@TAG" \
