@@ -546,8 +546,8 @@ int gw_tls_reload(gw_tls_t *tls)
     if (ctx == NULL) {
         tls->reload_failures++;
         snprintf(tls->reload_error, sizeof tls->reload_error, "%s", err);
-        tine_log(TINE_LOG_ERROR, "TLS: reload failed, still serving the previous certificates (serial %s%s): %s",
-                 tls->info.serial, tls->ncerts > 1 ? " and the others" : "", err);
+        tine_log(TINE_LOG_ERROR, "TLS: reload failed, still serving the previous certificate%s (serial %s%s): %s",
+                 tls->ncerts > 1 ? "s" : "", tls->info.serial, tls->ncerts > 1 ? " and the others" : "", err);
         return TINE_EINVAL;
     }
     take_set(tls, ctx);
