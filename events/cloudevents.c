@@ -245,6 +245,13 @@ int ev_cloudevent_validate(json_t *event, char *err, size_t errlen)
                            "attribute '%.32s': extension names are 1 to 20 lower-case letters or digits", key);
         if (!json_is_string(value) && !json_is_integer(value) && !json_is_boolean(value))
             return tine_fail(err, errlen, "attribute '%s': expected a string, integer or boolean", key);
+        const char *pin = strcmp(key, EV_PIN_ATTRIBUTE) == 0 ? json_string_value(value) : "a@1";
+        const char *at = pin ? strrchr(pin, '@') : NULL;
+        if (at == NULL || at == pin || at[1] == '\0' || at - pin > 200)
+            return tine_fail(err, errlen,
+                             "attribute '%s': expected APP@VERSION or APP@TAG (the version of the app whose "
+                             "triggers get the event)",
+                             key);
     }
     return 0;
 }

@@ -299,8 +299,53 @@ static job_t *job_add(ev__entry_t *e, const char *app, const char *function, con
     return job;
 }
 
+/* The version an entry's event is pinned to (EV_PIN_ATTRIBUTE, "APP@N" or
+ * "APP@TAG"): 0 when it is not pinned; 1 with the version (borrowed, loaded
+ * by the live table) in *v and its app in app; -1 when it names nothing
+ * this node can load, with the app in app ("" when unreadable) and the
+ * reason in *reason (the caller's). */
+static int entry_pin(ev_events_t *ev, const ev__entry_t *e, char *app, size_t applen, reg_app_version_t **v,
+                     char **reason)
+{
+    json_t *pin = json_object_get(e->event, EV_PIN_ATTRIBUTE);
+    app[0] = '\0';
+    *v = NULL;
+    if (pin == NULL)
+        return 0;
+    const char *s = json_string_value(pin);
+    const char *at = s ? strrchr(s, '@') : NULL;
+    if (at == NULL || at == s || (size_t)(at - s) >= applen || at[1] == '\0') {
+        *reason = xasprintf("its %s '%.64s' is not APP@VERSION or APP@TAG", EV_PIN_ATTRIBUTE, s ? s : "(not a string)");
+        return -1;
+    }
+    memcpy(app, s, (size_t)(at - s));
+    app[at - s] = '\0';
+    char err[512] = "this node cannot load versions";
+    if (ev->select_version == NULL || ev->select_version(ev->node_data, app, at + 1, v, err, sizeof err) != 0) {
+        *reason = xasprintf("its %s names %s: %s", EV_PIN_ATTRIBUTE, s, err);
+        *v = NULL;
+        return -1;
+    }
+    return 1;
+}
+
+/* The version of live's app an entry goes to: the split's when the split
+ * takes events (tine split --events) and the event's id falls in its share
+ * (the same id, the same side: its retries stay there), else live. */
+static reg_app_version_t *split_choice(ev_events_t *ev, const ev__entry_t *e, reg_app_version_t *live)
+{
+    reg_app_version_t *sv;
+    unsigned percent;
+    if (live == NULL || ev->event_split == NULL || !ev->event_split(ev->node_data, live->app, &sv, &percent))
+        return live;
+    json_t *id = json_object_get(e->event, "id");
+    const char *key = json_is_string(id) ? json_string_value(id) : e->id;
+    return reg_split_chooses(key, strlen(key), percent) ? sv : live;
+}
+
 /* The job of an entry meant for one function (log lines, schedule ticks,
- * retries, replays). */
+ * retries, replays). The retry or replay of a pinned event runs on the
+ * version it is pinned to. */
 static void jobs_for_target(ev_events_t *ev, ev__entry_t *e, json_t *target)
 {
     const char *app = json_string_value(json_object_get(target, "app"));
@@ -321,6 +366,26 @@ static void jobs_for_target(ev_events_t *ev, ev__entry_t *e, json_t *target)
     job_t *job = job_add(e, app, fn, trigger, attempt > 0 ? (uint32_t)attempt : 1,
                          attempts > 0 && attempts < 1000 ? (uint32_t)attempts : 3);
     reg_app_version_t *v = ev__app(ev, app);
+    char papp[256];
+    reg_app_version_t *pv = NULL;
+    char *why = NULL;
+    int pinned = trigger == kinds[0] ? entry_pin(ev, e, papp, sizeof papp, &pv, &why) : 0;
+    if (pinned != 0 && strcmp(papp, app) == 0) {
+        if (pinned < 0) {
+            job->permanent = true;
+            job->reason = why;
+            return;
+        }
+        v = pv;
+    } else if (trigger != kinds[1]) {
+        /* Events and schedule ticks follow a split with --events, to a
+         * version that has the function. */
+        reg_app_version_t *sv = split_choice(ev, e, v);
+        size_t k;
+        if (sv != v && reg_manifest_function_index(sv->manifest, fn, strlen(fn), &k))
+            v = sv;
+    }
+    free(why);
     size_t fn_index;
     if (v == NULL || !reg_manifest_function_index(v->manifest, fn, strlen(fn), &fn_index)) {
         job->permanent = true;
@@ -333,31 +398,52 @@ static void jobs_for_target(ev_events_t *ev, ev__entry_t *e, json_t *target)
     job->fn_index = fn_index;
 }
 
-/* One job per event trigger (of every live app) whose type and source
- * globs match the event. */
+/* One job per event trigger of version v whose type and source globs
+ * match the event. */
+static void jobs_for_version(ev__entry_t *e, reg_app_version_t *v, const char *type, const char *source)
+{
+    const reg_manifest_t *m = v->manifest;
+    for (size_t t = 0; t < m->triggers_len; t++) {
+        const reg_trigger_t *tr = &m->triggers[t];
+        if (tr->on != REG_TRIGGER_EVENT)
+            continue;
+        if (fnmatch(tr->type ? tr->type : "*", type, 0) != 0)
+            continue;
+        if (tr->source && fnmatch(tr->source, source, 0) != 0)
+            continue;
+        job_t *job = job_add(e, v->app, tr->function, "event", 1, tr->attempts);
+        job->v = v;
+        reg_app_version_retain(v);
+        job->fn_index = tr->function_index;
+    }
+}
+
+/* The jobs of an event: of every live app's matching triggers, or, when it
+ * is pinned to a version (EV_PIN_ATTRIBUTE), of that version's only; one
+ * pinned to what cannot be loaded goes to its app's dead letters. */
 static void jobs_for_event(ev_events_t *ev, ev__entry_t *e)
 {
     const char *type = json_string_value(json_object_get(e->event, "type"));
     const char *source = json_string_value(json_object_get(e->event, "source"));
     if (type == NULL || source == NULL)
         return;
-    for (size_t i = 0; i < ev->apps.len; i++) {
-        reg_app_version_t *v = ev->apps.entries[i].v;
-        const reg_manifest_t *m = v->manifest;
-        for (size_t t = 0; t < m->triggers_len; t++) {
-            const reg_trigger_t *tr = &m->triggers[t];
-            if (tr->on != REG_TRIGGER_EVENT)
-                continue;
-            if (fnmatch(tr->type ? tr->type : "*", type, 0) != 0)
-                continue;
-            if (tr->source && fnmatch(tr->source, source, 0) != 0)
-                continue;
-            job_t *job = job_add(e, v->app, tr->function, "event", 1, tr->attempts);
-            job->v = v;
-            reg_app_version_retain(v);
-            job->fn_index = tr->function_index;
-        }
+    char app[256];
+    reg_app_version_t *pv = NULL;
+    char *why = NULL;
+    int pinned = entry_pin(ev, e, app, sizeof app, &pv, &why);
+    if (pinned < 0) {
+        job_t *job = job_add(e, app, "*", "event", 1, 1);
+        job->permanent = true;
+        job->reason = why;
+        tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("app", app, "entry", e->id), "events: event %s: %s", e->id, why);
+        return;
     }
+    if (pinned > 0) {
+        jobs_for_version(e, pv, type, source);
+        return;
+    }
+    for (size_t i = 0; i < ev->apps.len; i++)
+        jobs_for_version(e, split_choice(ev, e, ev->apps.entries[i].v), type, source);
 }
 
 /* Starts the processing of one stream entry (read, re-read or claimed). */

@@ -420,6 +420,14 @@ int ev_emit(ev_events_t *ev, const inv_emit_t *e, inv_emit_done_cb done, void *d
         tine_traceparent_format(e->trace_id, e->invocation_id, tp);
         json_object_set_new(event, "traceparent", json_string(tp));
     }
+    /* From a previewed version: the event stays in it (dispatch.c runs the
+     * triggers of that version only), and live is untouched. */
+    const reg_app_version_t *live = ev__app(ev, e->app);
+    if (e->version != 0 && (live == NULL || live->version != e->version)) {
+        char pin[300];
+        snprintf(pin, sizeof pin, "%s@%" PRIu64, e->app, e->version);
+        json_object_set_new(event, EV_PIN_ATTRIBUTE, json_string(pin));
+    }
     if (e->data != NULL) {
         json_object_set_new(event, "datacontenttype", json_string("application/json"));
         json_object_set(event, "data", e->data);
@@ -726,6 +734,8 @@ ev_events_t *ev_new(uv_loop_t *loop, const ev_config_t *cfg, inv_invoker_t *inv,
     ev->node_status = cfg->node_status;
     ev->on_drain_request = cfg->on_drain_request;
     ev->node_data = cfg->node_data;
+    ev->select_version = cfg->select_version;
+    ev->event_split = cfg->event_split;
     rds_async_config_t cmd = {.name = "events-command", .on_connected = on_cmd_up, .data = ev};
     /* Its XREADGROUP blocks up to 5 s: a reply may take that long. */
     rds_async_config_t blk = {

@@ -31,6 +31,10 @@ typedef struct {
     size_t starting, idle, busy; /* sandboxes by state: starting, warm and idle, busy */
 } ev_node_status_t;
 
+/* The CloudEvents extension attribute pinning an event to one version of
+ * one app: "APP@N" or "APP@TAG". Only that version's triggers get it. */
+#define EV_PIN_ATTRIBUTE "tineversion"
+
 typedef struct {
     const char *redis_url;
     const char *node_id;       /* consumer name in the group, heartbeat key */
@@ -47,6 +51,16 @@ typedef struct {
      * names the node that took the request. Called once. May be NULL. */
     void (*on_drain_request)(void *data, const char *by);
     void *node_data;
+    /* The version of app a selector ("N" or a tag) names, loaded (an event
+     * pinned by its tineversion attribute): 0 and a borrowed version, or an
+     * error with a message. May be NULL (pinned events go to the dead
+     * letters). Called with node_data. */
+    int (*select_version)(void *data, const char *app, const char *sel, reg_app_version_t **out, char *err,
+                          size_t errlen);
+    /* The split of app that takes a share of its events and schedule ticks
+     * (tine split --events): true with its version (borrowed) and percent.
+     * May be NULL (events stay on the live version). Called with node_data. */
+    bool (*event_split)(void *data, const char *app, reg_app_version_t **v, unsigned *percent);
 } ev_config_t;
 
 /* Creates the events module on `loop`: Redis connections (reconnecting on

@@ -245,6 +245,10 @@ struct ev_events {
         uint32_t starting, idle, busy;
     } pool_ring[EV_POOL_SAMPLES];
     size_t pool_n, pool_next;
+    /* ev_config_t.select_version */
+    int (*select_version)(void *data, const char *app, const char *sel, reg_app_version_t **out, char *err,
+                          size_t errlen);
+    bool (*event_split)(void *data, const char *app, reg_app_version_t **v, unsigned *percent);
     ev_left_cb left_cb; /* ev_leave */
     void *left_data;
     int64_t handed_back; /* -1: the hand-back failed */

@@ -363,9 +363,10 @@ static void admin_versions(gw_server_t *gw, h2o_req_t *req, const char *app)
         for (size_t i = 0; i < rel.ntags; i++)
             json_object_set_new(tags, rel.tags[i].name, json_integer((json_int_t)rel.tags[i].version));
         json_object_set_new(o, "tags", tags);
-        json_object_set_new(o, "split", rel.split_version ? json_pack("{s:I, s:i}", "version",
+        json_object_set_new(o, "split", rel.split_version ? json_pack("{s:I, s:i, s:b}", "version",
                                                                       (json_int_t)rel.split_version, "percent",
-                                                                      (int)rel.split_percent)
+                                                                      (int)rel.split_percent, "events",
+                                                                      rel.split_events)
                                                           : json_null());
     }
     reg_release_dispose(&rel);

@@ -11,10 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Reads {"version": N[, "percent": P]} from the body: N >= 1 into *version,
- * P into *percent when percent is not NULL (then required). Answers 400 and
+/* Reads {"version": N[, "percent": P[, "events": B]]} from the body: N >= 1
+ * into *version, P into *percent when percent is not NULL (then required),
+ * B (default false) into *events when events is not NULL. Answers 400 and
  * returns -1 when the body is not that. */
-static int read_body(h2o_req_t *req, uint64_t *version, unsigned *percent)
+static int read_body(h2o_req_t *req, uint64_t *version, unsigned *percent, bool *events)
 {
     json_error_t jerr;
     json_t *body = req->entity.len ? json_loadb(req->entity.base, req->entity.len, 0, &jerr) : NULL;
@@ -34,9 +35,17 @@ static int read_body(h2o_req_t *req, uint64_t *version, unsigned *percent)
         json_decref(body);
         return -1;
     }
+    json_t *ev = json_object_get(body, "events");
+    if (events && ev != NULL && !json_is_boolean(ev)) {
+        gw__send_error(req, 400, "body: events: expected true or false");
+        json_decref(body);
+        return -1;
+    }
     *version = (uint64_t)json_integer_value(v);
     if (percent)
         *percent = (unsigned)json_integer_value(p);
+    if (events)
+        *events = json_is_true(ev);
     json_decref(body);
     return 0;
 }
@@ -65,7 +74,7 @@ static void applied(gw_server_t *gw, h2o_req_t *req, const char *app, json_t *an
 static void admin_promote(gw_server_t *gw, h2o_req_t *req, const char *app)
 {
     uint64_t version;
-    if (read_body(req, &version, NULL) != 0)
+    if (read_body(req, &version, NULL, NULL) != 0)
         return;
     char err[512];
     int rc = reg_store_promote(reg_live_store(gw->live), app, version, err, sizeof err);
@@ -81,7 +90,7 @@ static void admin_promote(gw_server_t *gw, h2o_req_t *req, const char *app)
 static void admin_tag(gw_server_t *gw, h2o_req_t *req, const char *app, const char *tag, bool remove)
 {
     uint64_t version = 0;
-    if (!remove && read_body(req, &version, NULL) != 0)
+    if (!remove && read_body(req, &version, NULL, NULL) != 0)
         return;
     char err[512];
     int rc = reg_store_tag(reg_live_store(gw->live), app, tag, version, err, sizeof err);
@@ -94,15 +103,17 @@ static void admin_tag(gw_server_t *gw, h2o_req_t *req, const char *app, const ch
     applied(gw, req, app, answer);
 }
 
-/* PUT /apps/APP/split {"version": N, "percent": P}, DELETE /apps/APP/split. */
+/* PUT /apps/APP/split {"version": N, "percent": P[, "events": true]},
+ * DELETE /apps/APP/split. */
 static void admin_split(gw_server_t *gw, h2o_req_t *req, const char *app, bool remove)
 {
     uint64_t version = 0;
     unsigned percent = 0;
-    if (!remove && read_body(req, &version, &percent) != 0)
+    bool events = false;
+    if (!remove && read_body(req, &version, &percent, &events) != 0)
         return;
     char err[512];
-    int rc = reg_store_split(reg_live_store(gw->live), app, version, percent, err, sizeof err);
+    int rc = reg_store_split(reg_live_store(gw->live), app, version, percent, events, err, sizeof err);
     if (rc != 0) {
         gw__send_error(req, store_status(rc), "%s", err);
         return;
@@ -110,7 +121,8 @@ static void admin_split(gw_server_t *gw, h2o_req_t *req, const char *app, bool r
     json_t *answer = json_pack("{s:s}", "app", app);
     json_object_set_new(answer, "split",
                         remove ? json_null()
-                               : json_pack("{s:I, s:i}", "version", (json_int_t)version, "percent", (int)percent));
+                               : json_pack("{s:I, s:i, s:b}", "version", (json_int_t)version, "percent", (int)percent,
+                                           "events", events));
     applied(gw, req, app, answer);
 }
 

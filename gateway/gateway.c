@@ -149,11 +149,12 @@ void gw__invoke(gw_server_t *gw, h2o_req_t *req, reg_app_version_t *v, size_t fn
 }
 
 /* The version `sel` (sel_len bytes: a number or a tag, from /<app>@sel or
- * the x-tine-version header) of live's app in *v. Returns 0, or 400/404/503
+ * the x-tine-version header) of app `name` in *v. Returns 0, or 400/404/503
  * with the reason in msg. */
-static int select_version(gw_server_t *gw, reg_app_version_t *live, const char *sel, size_t sel_len,
+static int select_version(gw_server_t *gw, const char *name, size_t name_len, const char *sel, size_t sel_len,
                           reg_app_version_t **v, char *msg, size_t msglen)
 {
+    int nl = (int)(name_len > 64 ? 64 : name_len);
     uint64_t version = 0;
     bool digits = sel_len > 0 && sel_len <= 19;
     for (size_t i = 0; digits && i < sel_len; i++)
@@ -162,28 +163,28 @@ static int select_version(gw_server_t *gw, reg_app_version_t *live, const char *
         for (size_t i = 0; i < sel_len; i++)
             version = version * 10 + (uint64_t)(sel[i] - '0');
     } else if (reg_tag_name_valid(sel, sel_len)) {
-        version = reg_live_tag(gw->live, live->app, strlen(live->app), sel, sel_len);
+        version = reg_live_tag(gw->live, name, name_len, sel, sel_len);
         if (version == 0) {
-            snprintf(msg, msglen, "app %s has no tag '%.*s'", live->app, (int)sel_len, sel);
+            snprintf(msg, msglen, "app %.*s has no tag '%.*s'", nl, name, (int)sel_len, sel);
             return 404;
         }
     } else {
-        snprintf(msg, msglen, "'%.*s' is neither a version number nor a tag of app %s", (int)(sel_len > 64 ? 64 : sel_len),
-                 sel, live->app);
+        snprintf(msg, msglen, "'%.*s' is neither a version number nor a tag of app %.*s",
+                 (int)(sel_len > 64 ? 64 : sel_len), sel, nl, name);
         return 400;
     }
     if (version == 0) {
-        snprintf(msg, msglen, "app %s has no version 0", live->app);
+        snprintf(msg, msglen, "app %.*s has no version 0", nl, name);
         return 404;
     }
     char err[512];
-    int rc = reg_live_get_version(gw->live, live->app, strlen(live->app), version, v, err, sizeof err);
+    int rc = reg_live_get_version(gw->live, name, name_len, version, v, err, sizeof err);
     if (rc == TINE_ENOTFOUND) {
-        snprintf(msg, msglen, "app %s has no version %" PRIu64, live->app, version);
+        snprintf(msg, msglen, "app %.*s has no version %" PRIu64, nl, name, version);
         return 404;
     }
     if (rc != 0) {
-        snprintf(msg, msglen, "app %s version %" PRIu64 " cannot be loaded: %s", live->app, version, err);
+        snprintf(msg, msglen, "app %.*s version %" PRIu64 " cannot be loaded: %s", nl, name, version, err);
         return 503;
     }
     return 0;
@@ -254,12 +255,16 @@ int gw__match_route(gw_server_t *gw, h2o_req_t *req, const char *path, size_t pa
         const char *at = memchr(app, '@', seg_len);
         app_len = at ? (size_t)(at - app) : seg_len;
         live = app_len ? reg_live_get(gw->live, app, app_len) : NULL;
+        sel = at ? at + 1 : NULL;
+        sel_len = at ? seg_len - app_len - 1 : 0;
+        /* An app with only staged versions so far: previewed all the same. */
+        if (live == NULL && sel != NULL && app_len > 0 &&
+            select_version(gw, app, app_len, sel, sel_len, &live, msg, msglen) != 0)
+            live = NULL;
         if (live == NULL) {
             snprintf(msg, msglen, "no app named '%.*s'", (int)app_len, app);
             return 404;
         }
-        sel = at ? at + 1 : NULL;
-        sel_len = at ? seg_len - app_len - 1 : 0;
         m->rest = app + seg_len;
         m->rest_len = path_len - 1 - seg_len;
     }
@@ -274,7 +279,7 @@ int gw__match_route(gw_server_t *gw, h2o_req_t *req, const char *path, size_t pa
     reg_app_version_t *sv;
     unsigned percent;
     if (sel != NULL) {
-        int status = select_version(gw, live, sel, sel_len, &m->v, msg, msglen);
+        int status = select_version(gw, live->app, strlen(live->app), sel, sel_len, &m->v, msg, msglen);
         if (status != 0)
             return status;
     } else if (reg_live_split(gw->live, app, app_len, &sv, &percent)) {

@@ -661,6 +661,7 @@ static void serve_emit(inv_hostcalls_t *hc, inv_call_t *c, json_t *meta, const c
     inv_emit_t e = {
         .app = c->pool->version->app,
         .function = c->pool->fn->name,
+        .version = c->pool->version->version,
         .invocation_id = c->id_hex,
         .trace_id = c->trace,
         .type = type,

@@ -29,6 +29,7 @@ typedef struct {
     const char *function;
     const char *invocation_id;
     const char *trace_id; /* the emitting call's trace (common/trace.h) */
+    uint64_t version;     /* of the app, the emitting call's (live or previewed) */
     const char *type; /* type_len bytes, not NUL-terminated */
     size_t type_len;
     json_t *data;     /* NULL: no data */

@@ -26,8 +26,11 @@ typedef struct {
 static const option_t options[] = {
     {"listen", "TINE_LISTEN", 1, "address to serve HTTP (HTTPS with --tls-cert) on (default 127.0.0.1:8080)"},
     {"tls-cert", "TINE_TLS_CERT", 1, "PEM certificate chain (the server's first): serve HTTPS on --listen;\n"
-                                     "                         reloaded with --tls-key on SIGHUP (needs --tls-key)"},
-    {"tls-key", "TINE_TLS_KEY", 1, "PEM private key of --tls-cert, unencrypted"},
+                                     "                         reloaded with --tls-key on SIGHUP (needs --tls-key);\n"
+                                     "                         give both several times for several certificates:\n"
+                                     "                         each client gets the one whose DNS names match its\n"
+                                     "                         SNI name, else the first"},
+    {"tls-key", "TINE_TLS_KEY", 1, "PEM private key of --tls-cert, unencrypted (one per --tls-cert, same order)"},
     {"state-dir", "TINE_STATE_DIR", 1, "where the node keeps its token, redis data and bundles\n"
                                        "                         (default $XDG_STATE_HOME/tine or ~/.local/state/tine)"},
     {"redis", "TINE_REDIS_URL", 1, "the Redis to use: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB],\n"
@@ -316,9 +319,26 @@ static char *trim(char *s)
     return s;
 }
 
-/* Reads the config file: values only fill options still unset. */
+/* Whether option `name` may be given several times (its values are kept
+ * in order, a newline between them): the TLS certificates and keys. */
+static bool repeatable(const char *name)
+{
+    return strcmp(name, "tls-cert") == 0 || strcmp(name, "tls-key") == 0;
+}
+
+/* Sets *dst to value, or adds value after a newline when `append`. */
+static void set_value(char **dst, const char *value, bool append)
+{
+    char *v = append && *dst ? xasprintf("%s\n%s", *dst, value) : xstrdup(value);
+    free(*dst);
+    *dst = v;
+}
+
+/* Reads the config file: values only fill options still unset (a repeatable
+ * option given again in the file adds to what the file gave). */
 static int load_file(tined_config_t *cfg, const char *path, raw_values_t *raw)
 {
+    bool from_file[2] = {cfg->tls_cert == NULL, cfg->tls_key == NULL};
     FILE *f = fopen(path, "r");
     if (f == NULL) {
         config_error("config file %s: cannot open", path);
@@ -351,8 +371,9 @@ static int load_file(tined_config_t *cfg, const char *path, raw_values_t *raw)
             return -1;
         }
         char **dst = slot(cfg, o->name, raw);
-        if (*dst == NULL)
-            *dst = xstrdup(value ? value : "true");
+        bool more = repeatable(o->name) && from_file[strcmp(o->name, "tls-key") == 0];
+        if (*dst == NULL || more)
+            set_value(dst, value ? value : "true", more);
     }
     fclose(f);
     return 0;
@@ -497,6 +518,17 @@ static int parse_http_limits(tined_config_t *cfg, const raw_values_t *raw)
                      cfg->tls_cert ? "tls-key" : "tls-cert");
         rc = -1;
     }
+    size_t ncert = 0, nkey = 0;
+    for (const char *p = cfg->tls_cert; p && *p; p++)
+        ncert += *p == '\n';
+    for (const char *p = cfg->tls_key; p && *p; p++)
+        nkey += *p == '\n';
+    if (cfg->tls_cert && cfg->tls_key && ncert != nkey) {
+        config_error("--tls-cert given %zu times but --tls-key %zu: give them in pairs, each key in the order of its "
+                     "certificate",
+                     ncert + 1, nkey + 1);
+        rc = -1;
+    }
     return rc;
 }
 
@@ -576,9 +608,7 @@ int tined_config_load(tined_config_t *cfg, int argc, char **argv)
                 return -1;
             }
         }
-        char **dst = slot(cfg, o->name, &raw);
-        free(*dst);
-        *dst = xstrdup(value);
+        set_value(slot(cfg, o->name, &raw), value, repeatable(o->name));
     }
     for (size_t i = 0; i < NOPTIONS; i++) {
         char **dst = slot(cfg, options[i].name, &raw);

@@ -11,8 +11,8 @@
 
 typedef struct {
     char *listen;
-    char *tls_cert; /* with tls_key: serve HTTPS on listen; NULL: HTTP */
-    char *tls_key;
+    char *tls_cert; /* with tls_key: serve HTTPS on listen; NULL: HTTP. Several */
+    char *tls_key;  /* certificates: their paths one a line, keys in the same order */
     char *state_dir;
     char *redis_url;   /* NULL: start a private redis-server */
     char *redis_maxmemory; /* its memory cap as given (Redis's syntax); NULL: the default */

@@ -428,6 +428,26 @@ static void drain_begin(tined_t *t, const char *why)
     uv_timer_start(&t->drain_timer, on_drain_tick, 0, 20);
 }
 
+/* ev_config_t.select_version: a version of an app loaded by the live table
+ * (an event pinned to it). */
+static int select_version(void *data, const char *app, const char *sel, reg_app_version_t **out, char *err,
+                          size_t errlen)
+{
+    tined_t *t = data;
+    if (t->live == NULL) {
+        snprintf(err, errlen, "the node is starting");
+        return TINE_EREDIS;
+    }
+    return reg_live_select(t->live, app, sel, out, err, errlen);
+}
+
+/* ev_config_t.event_split: the live table's split with --events. */
+static bool event_split(void *data, const char *app, reg_app_version_t **v, unsigned *percent)
+{
+    tined_t *t = data;
+    return t->live != NULL && reg_live_event_split(t->live, app, v, percent);
+}
+
 /* Someone asked this node to drain through the admin API (tine drain). */
 static void on_drain_request(void *data, const char *by)
 {
@@ -603,6 +623,8 @@ int main(int argc, char **argv)
         .drain_timeout_ms = (uint32_t)cfg.drain_timeout_ms,
         .node_status = node_status,
         .on_drain_request = on_drain_request,
+        .select_version = select_version,
+        .event_split = event_split,
         .node_data = &t,
     };
     t.ev = ev_new(t.loop, &ecfg, t.inv, err, sizeof(err));

@@ -479,11 +479,7 @@ int reg_live_get_version(reg_live_t *l, const char *app, size_t app_len, uint64_
 {
     *out = NULL;
     reg_app_version_t *live = reg_app_map_get(&l->apps, app, app_len);
-    if (live == NULL) {
-        snprintf(err, errlen, "no app named '%.*s'", (int)app_len, app);
-        return TINE_ENOTFOUND;
-    }
-    if (live->version == version) {
+    if (live != NULL && live->version == version) {
         *out = live;
         return 0;
     }
@@ -493,11 +489,20 @@ int reg_live_get_version(reg_live_t *l, const char *app, size_t app_len, uint64_
         *out = e->previews[i];
         return 0;
     }
+    /* An app none of whose versions went live yet (deploy --stage) is
+     * previewed all the same: its versions are in the store. */
+    char name[256];
+    if (app_len == 0 || app_len >= sizeof name || memchr(app, '\0', app_len) != NULL) {
+        snprintf(err, errlen, "no app named '%.*s'", (int)(app_len > 64 ? 64 : app_len), app);
+        return TINE_ENOTFOUND;
+    }
+    memcpy(name, app, app_len);
+    name[app_len] = '\0';
     reg_app_version_t *v = NULL;
-    int rc = load_version(l, live->app, version, &v, err, errlen);
+    int rc = load_version(l, name, version, &v, err, errlen);
     if (rc != 0)
         return rc;
-    e = release_get(l, live->app);
+    e = release_get(l, name);
     size_t asked = 0; /* previews loaded on demand: the oldest goes past the cap */
     for (size_t k = 0; k < e->npreviews; k++)
         asked += !release_wants(&e->rel, e->previews[k]->version);
@@ -526,6 +531,37 @@ bool reg_live_split(reg_live_t *l, const char *app, size_t app_len, reg_app_vers
         return false;
     live_release_t *e = release_find(l, app, app_len);
     if (e == NULL || e->split_v == NULL)
+        return false;
+    *version = e->split_v;
+    *percent = e->rel.split_percent;
+    return true;
+}
+
+int reg_live_select(reg_live_t *l, const char *app, const char *sel, reg_app_version_t **out, char *err,
+                    size_t errlen)
+{
+    *out = NULL;
+    size_t len = strlen(sel);
+    bool digits = len > 0 && len <= 19 && strspn(sel, "0123456789") == len;
+    uint64_t version = digits ? strtoull(sel, NULL, 10) : 0;
+    if (!digits && !reg_tag_name_valid(sel, len)) {
+        snprintf(err, errlen, "'%.64s' is neither a version number nor a tag", sel);
+        return TINE_EINVAL;
+    }
+    if (!digits && (version = reg_live_tag(l, app, strlen(app), sel, len)) == 0) {
+        snprintf(err, errlen, "app %s has no tag '%s'", app, sel);
+        return TINE_ENOTFOUND;
+    }
+    int rc = version ? reg_live_get_version(l, app, strlen(app), version, out, err, errlen) : TINE_ENOTFOUND;
+    if (rc == TINE_ENOTFOUND)
+        snprintf(err, errlen, "app %s has no version %" PRIu64, app, version);
+    return rc;
+}
+
+bool reg_live_event_split(reg_live_t *l, const char *app, reg_app_version_t **version, unsigned *percent)
+{
+    live_release_t *e = l->nreleases ? release_find(l, app, strlen(app)) : NULL;
+    if (e == NULL || e->split_v == NULL || !e->rel.split_events)
         return false;
     *version = e->split_v;
     *percent = e->rel.split_percent;

@@ -150,6 +150,7 @@ typedef struct {
     uint64_t live;
     uint64_t split_version;   /* 0: no split */
     unsigned split_percent;   /* 0..100 */
+    bool split_events;        /* the split takes that share of events and schedule ticks too */
     uint64_t rollout_version; /* the version of a rollout running or paused (0: none) */
     reg_tag_t *tags;
     size_t ntags;
@@ -166,10 +167,12 @@ int reg_store_release(reg_store_t *s, const char *app, reg_release_t *out, char 
  * app not live, a version not stored or (removing) a tag it has not. */
 int reg_store_tag(reg_store_t *s, const char *app, const char *tag, uint64_t version, char *err, size_t errlen);
 
-/* Sends `percent` (0..100) of the clients of `app` to stored `version`, or
+/* Sends `percent` (0..100) of the clients of `app` to stored `version`
+ * (with `events`, that share of its events and schedule ticks too), or
  * ends the split (version 0), and announces it. TINE_EINVAL for a percent
  * over 100 or the live version, TINE_ENOTFOUND as reg_store_tag. */
-int reg_store_split(reg_store_t *s, const char *app, uint64_t version, unsigned percent, char *err, size_t errlen);
+int reg_store_split(reg_store_t *s, const char *app, uint64_t version, unsigned percent, bool events, char *err,
+                    size_t errlen);
 
 /* ------------------------------------------------------------ namespaces */
 
@@ -274,7 +277,8 @@ typedef void (*reg_live_preview_cb)(void *data, const reg_app_version_t *old_v, 
 void reg_live_set_preview_cb(reg_live_t *l, reg_live_preview_cb cb, void *data);
 
 /* Version `version` of `app`: the live one, a loaded preview, or else read
- * from Redis now and kept (a preview by path or header). Returns 0 and a
+ * from Redis now and kept (a preview by path or header; an app with no
+ * live version yet, only staged ones, is previewed so too). Returns 0 and a
  * borrowed version, TINE_ENOTFOUND when the app has no such version,
  * TINE_EREDIS (message in err). */
 int reg_live_get_version(reg_live_t *l, const char *app, size_t app_len, uint64_t version, reg_app_version_t **out,
@@ -288,6 +292,17 @@ reg_app_version_t *reg_live_by_host(reg_live_t *l, const char *host, size_t len,
 
 /* The version tag `tag` (tag_len bytes) of `app` names on this node, or 0. */
 uint64_t reg_live_tag(reg_live_t *l, const char *app, size_t app_len, const char *tag, size_t tag_len);
+
+/* Like reg_live_split, for a split that takes its share of events and
+ * schedule ticks too (tine split --events); false otherwise. */
+bool reg_live_event_split(reg_live_t *l, const char *app, reg_app_version_t **version, unsigned *percent);
+
+/* The version of `app` a selector names: "N" (a number) or a tag, as
+ * reg_live_get_version loads it. Returns 0 and a borrowed version,
+ * TINE_EINVAL (neither a number nor a tag), TINE_ENOTFOUND (no such tag or
+ * version; err says which) or TINE_EREDIS. */
+int reg_live_select(reg_live_t *l, const char *app, const char *sel, reg_app_version_t **out, char *err,
+                    size_t errlen);
 
 /* The split of `app` as this node knows it: true with its version (loaded
  * here) and percent, or false when there is none. No Redis. */

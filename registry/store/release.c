@@ -12,14 +12,14 @@
 #include <string.h>
 
 /* Reads live, split, the version of a rollout under way and tags in one
- * step: {live, split version, split percent, rollout version, tag,
- * version, tag, version...}. */
+ * step: {live, split version, split percent, rollout version, split
+ * events, tag, version, tag, version...}. */
 static const char read_script[] = "local live = redis.call('GET', KEYS[1]) or '0' "
-                                  "local s = redis.call('HMGET', KEYS[2], 'version', 'percent') "
+                                  "local s = redis.call('HMGET', KEYS[2], 'version', 'percent', 'events') "
                                   "local r = redis.call('HMGET', KEYS[4], 'version', 'state') "
                                   "local rv = '0' "
                                   "if r[2] == 'running' or r[2] == 'paused' then rv = r[1] or '0' end "
-                                  "local out = {live, s[1] or '0', s[2] or '0', rv} "
+                                  "local out = {live, s[1] or '0', s[2] or '0', rv, s[3] or '0'} "
                                   "for _, x in ipairs(redis.call('HGETALL', KEYS[3])) do out[#out + 1] = x end "
                                   "return out";
 
@@ -38,7 +38,7 @@ int reg_store_release(reg_store_t *s, const char *app, reg_release_t *out, char 
                                    read_script, app, app, app, app);
     if (r == NULL)
         return TINE_EREDIS;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 4) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 5) {
         freeReplyObject(r);
         snprintf(err, errlen, "redis: unexpected answer reading the release of %s", app);
         return TINE_EREDIS;
@@ -57,10 +57,11 @@ int reg_store_release(reg_store_t *s, const char *app, reg_release_t *out, char 
         out->split_percent = 0;
     }
     out->rollout_version = strtoull(r->element[3]->str, NULL, 10);
-    size_t ntags = (r->elements - 4) / 2;
+    out->split_events = out->split_version != 0 && strcmp(r->element[4]->str, "1") == 0;
+    size_t ntags = (r->elements - 5) / 2;
     out->tags = xcalloc(ntags + 1, sizeof(*out->tags));
     for (size_t i = 0; i < ntags; i++) {
-        const redisReply *name = r->element[4 + 2 * i], *v = r->element[5 + 2 * i];
+        const redisReply *name = r->element[5 + 2 * i], *v = r->element[6 + 2 * i];
         if (!reg_tag_name_valid(name->str, name->len))
             continue; /* never written so: ignored */
         memcpy(out->tags[out->ntags].name, name->str, name->len);
@@ -85,23 +86,25 @@ static const char change_script[] = "if ARGV[1] ~= '0' and redis.call('EXISTS', 
                                     "elseif ARGV[1] == '0' then redis.call('DEL', KEYS[1]) "
                                     "else "
                                     "  if redis.call('GET', KEYS[3]) == ARGV[1] then return -4 end "
-                                    "  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'percent', ARGV[3]) "
+                                    "  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'percent', ARGV[3], 'events', ARGV[6]) "
                                     "end "
                                     "redis.call('PUBLISH', ARGV[4], ARGV[5]) "
                                     "return 0";
 
 /* Runs change_script on `key` of app (what: "tag" with arg the tag name, or
- * "split" with arg the percent) and says why it refused. */
+ * "split" with arg the percent and events "1" or "0") and says why it
+ * refused. */
 static int release_change(reg_store_t *s, const char *app, const char *key, uint64_t version, const char *what,
-                          const char *arg, char *err, size_t errlen)
+                          const char *arg, const char *events, char *err, size_t errlen)
 {
     char note[512];
     snprintf(note, sizeof note, "%s release", app);
     redisReply *r =
         reg__store_cmd(s, err, errlen,
                        "EVAL %s 4 " RDS_KEY_APP_PREFIX "%s:%s " RDS_KEY_APP_PREFIX "%s:v:%" PRIu64
-                       " " RDS_KEY_APP_PREFIX "%s:live " RDS_KEY_ROLLOUT_PREFIX "%s %" PRIu64 " %s %s %s %s",
-                       change_script, app, key, app, version, app, app, version, what, arg, RDS_CHANNEL_DEPLOYS, note);
+                       " " RDS_KEY_APP_PREFIX "%s:live " RDS_KEY_ROLLOUT_PREFIX "%s %" PRIu64 " %s %s %s %s %s",
+                       change_script, app, key, app, version, app, app, version, what, arg, RDS_CHANNEL_DEPLOYS, note,
+                       events);
     if (r == NULL)
         return TINE_EREDIS;
     long long rc = r->type == REDIS_REPLY_INTEGER ? r->integer : -9;
@@ -145,10 +148,11 @@ int reg_store_tag(reg_store_t *s, const char *app, const char *tag, uint64_t ver
                  REG_TAG_MAX);
         return TINE_EINVAL;
     }
-    return release_change(s, app, "tags", version, "tag", tag, err, errlen);
+    return release_change(s, app, "tags", version, "tag", tag, "0", err, errlen);
 }
 
-int reg_store_split(reg_store_t *s, const char *app, uint64_t version, unsigned percent, char *err, size_t errlen)
+int reg_store_split(reg_store_t *s, const char *app, uint64_t version, unsigned percent, bool events, char *err,
+                    size_t errlen)
 {
     if (percent > 100) {
         snprintf(err, errlen, "percent %u is outside 0..100", percent);
@@ -156,5 +160,5 @@ int reg_store_split(reg_store_t *s, const char *app, uint64_t version, unsigned 
     }
     char pc[16];
     snprintf(pc, sizeof pc, "%u", percent);
-    return release_change(s, app, "split", version, "split", pc, err, errlen);
+    return release_change(s, app, "split", version, "split", pc, events ? "1" : "0", err, errlen);
 }

@@ -788,25 +788,41 @@ int reg_store_prune(reg_store_t *s, const char *app, size_t keep, reg_prune_resu
     out->live = live;
     out->pruned = xcalloc(n, sizeof(*out->pruned));
     out->kept = xcalloc(n, sizeof(*out->kept));
-    /* The `keep` newest versions stay, and the live one whatever its age;
-     * the script re-checks live when it deletes (a rollback may move it),
-     * and leaves a version a deploy under way staged (it is not live yet). */
+    /* The `keep` newest versions stay, and whatever its age the live one,
+     * every tagged one, the split's and the two of a rollout under way; the
+     * script reads them when it deletes (a rollback or a tag may move
+     * them), and leaves a version a deploy under way staged (it is not live
+     * yet). */
     argv_t a = {0};
     argv_add(&a, "EVAL");
-    argv_add(&a, "local gone = {} "
+    argv_add(&a, "local held = {} "
+                 "held[redis.call('GET', KEYS[1]) or ''] = true "
+                 "for _, x in ipairs(redis.call('HVALS', KEYS[2])) do held[x] = true end "
+                 "held[redis.call('HGET', KEYS[3], 'version') or ''] = true "
+                 "local r = redis.call('HMGET', KEYS[4], 'version', 'from', 'state') "
+                 "if r[3] == 'running' or r[3] == 'paused' then "
+                 "  held[r[1] or ''] = true held[r[2] or ''] = true "
+                 "end "
+                 "local gone = {} "
                  "for i = 4, #ARGV do "
                  "  local v = 'tine:app:' .. ARGV[1] .. ':v:' .. ARGV[i] "
                  "  local pending = tonumber(redis.call('HGET', v, 'pending') or '0') "
-                 "  if redis.call('GET', KEYS[1]) ~= ARGV[i] and "
+                 "  if not held[ARGV[i]] and "
                  "     pending < tonumber(ARGV[2]) - tonumber(ARGV[3]) and "
                  "     redis.call('DEL', v) == 1 then "
                  "    gone[#gone + 1] = tonumber(ARGV[i]) "
                  "  end "
                  "end "
                  "return gone");
-    argv_add(&a, "1");
+    argv_add(&a, "4");
     char key[300], num[32];
     snprintf(key, sizeof(key), "tine:app:%s:live", app);
+    argv_add(&a, key);
+    snprintf(key, sizeof(key), "tine:app:%s:tags", app);
+    argv_add(&a, key);
+    snprintf(key, sizeof(key), "tine:app:%s:split", app);
+    argv_add(&a, key);
+    snprintf(key, sizeof(key), RDS_KEY_ROLLOUT_PREFIX "%s", app);
     argv_add(&a, key);
     argv_add(&a, app);
     snprintf(num, sizeof(num), "%" PRId64, wall_ms());

@@ -106,9 +106,10 @@ static int render_split(const char *json, FILE *out, char *err, size_t errlen)
     if (json_is_object(split))
         fprintf(out,
                 "%s: version %" JSON_INTEGER_FORMAT " gets %" JSON_INTEGER_FORMAT
-                "%% of clients, the live version the rest\n",
+                "%% of clients%s, the live version the rest\n",
                 app, json_integer_value(json_object_get(split, "version")),
-                json_integer_value(json_object_get(split, "percent")));
+                json_integer_value(json_object_get(split, "percent")),
+                json_is_true(json_object_get(split, "events")) ? " and of events and schedule ticks" : "");
     else
         fprintf(out, "%s: no split, the live version serves every client\n", app);
     json_decref(j);
@@ -161,12 +162,14 @@ int cli_cmd_tag(cli_ctx_t *ctx, int argc, char **argv)
 int cli_cmd_split(cli_ctx_t *ctx, int argc, char **argv)
 {
     const char *pos[2];
-    bool clear = false;
-    const cli_flag_t flags[] = {{"clear", 0, NULL, &clear}};
+    bool clear = false, events = false;
+    const cli_flag_t flags[] = {{"clear", 0, NULL, &clear}, {"events", 0, NULL, &events}};
     int npos = 0;
     char err[256];
-    if (cli_parse_command(argc, argv, flags, 1, pos, 1, 2, &npos, err, sizeof err) != CLI_OK)
+    if (cli_parse_command(argc, argv, flags, 2, pos, 1, 2, &npos, err, sizeof err) != CLI_OK)
         return cli_usage_error(ctx, err);
+    if (clear && events)
+        return cli_usage_error(ctx, "--events goes with VERSION=PERCENT, not --clear");
     if (clear != (npos == 1))
         return cli_usage_error(ctx, clear ? "--clear takes no VERSION=PERCENT" : "give VERSION=PERCENT, or --clear");
     if (clear)
@@ -175,8 +178,9 @@ int cli_cmd_split(cli_ctx_t *ctx, int argc, char **argv)
     unsigned percent;
     if (reg_split_parse(pos[1], &version, &percent, err, sizeof err) != 0)
         return cli_usage_error(ctx, err);
-    char body[80];
-    snprintf(body, sizeof body, "{\"version\":%" PRIu64 ",\"percent\":%u}", version, percent);
+    char body[100];
+    snprintf(body, sizeof body, "{\"version\":%" PRIu64 ",\"percent\":%u%s}", version, percent,
+             events ? ",\"events\":true" : "");
     return release_call(ctx, "PUT", pos[0], "split", body, render_split);
 }
 

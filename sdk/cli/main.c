@@ -134,7 +134,7 @@ static const cli_command_t commands[] = {
      "\n"
      "  --rm              remove the tag\n",
      cli_cmd_tag},
-    {"split", "send a share of an app's clients to another version", "split APP N=PERCENT | split APP --clear",
+    {"split", "send a share of an app's clients to another version", "split APP N=PERCENT [--events] | split APP --clear",
      "Sends PERCENT (0-100) of clients to stored version N and the rest to the\n"
      "live version; a client stays on its side (a hash of the header the\n"
      "manifest's release.client_header names, x-tine-client by default, else\n"

@@ -241,9 +241,10 @@ void cli_render_release(json_t *j, FILE *out)
         fputc('\n', out);
     }
     if (json_is_object(split))
-        fprintf(out, "split: version %" JSON_INTEGER_FORMAT " gets %" JSON_INTEGER_FORMAT "%% of clients\n",
+        fprintf(out, "split: version %" JSON_INTEGER_FORMAT " gets %" JSON_INTEGER_FORMAT "%% of clients%s\n",
                 json_integer_value(json_object_get(split, "version")),
-                json_integer_value(json_object_get(split, "percent")));
+                json_integer_value(json_object_get(split, "percent")),
+                json_is_true(json_object_get(split, "events")) ? " and of events and schedule ticks" : "");
 }
 
 /* Appends " key=value" to a description when the field is a string. */

@@ -105,6 +105,32 @@ run tine split demo 3=50 >/dev/null
 check "promote 3" "demo: live version is now 3" "$(run tine promote demo 3)"
 check "promoting the split's version ended it" "null" "$(pyget "$(run tine --json versions demo)" 'json.dumps(d["split"])')"
 
+# --- prune keeps what a tag, the split or a rollout names ----------------------
+# Versions now: 1, 2, 3 (live). v4 and v5 staged; v4
+# tagged, v2 the split's; prune --keep 0 removes only what nothing names.
+make_app "$T/v4" four
+make_app "$T/v5" five
+run tine deploy --stage "$T/v4" >/dev/null
+run tine deploy --stage "$T/v5" >/dev/null
+run tine tag demo keepme 4 >/dev/null
+run tine split demo 2=10 >/dev/null
+pruned=$(run tine --json versions prune demo --keep 0)
+check "prune --keep 0: kept the live, tagged and split versions" "[1, 5] [2, 3, 4]" \
+  "$(pyget "$pruned" 'str(sorted(d["pruned"])) + " " + str(sorted(d["kept"]))')"
+check "the tagged version still answers after prune" "200 four 4" "$(http GET /demo@keepme/who)"
+check "the split's version still answers after prune" "200 two 2" "$(http GET /demo@2/who)"
+run tine split demo --clear >/dev/null
+run tine tag demo keepme --rm >/dev/null
+
+# --- a first version only staged is previewed -----------------------------------
+make_app "$T/s1" staged1 fresh
+check_contains "a new app's first version staged" "staged fresh version 1 (not live" "$(run tine deploy --stage "$T/s1")"
+check_contains "the staged-only app is not live" "404" "$(http GET /fresh/who)"
+check "... yet its version 1 is previewed" "200 staged1 1" "$(http GET /fresh@1/who)"
+check_contains "... a version it does not have: 404" "404" "$(http GET /fresh@7/who)"
+check "promote it: live" "fresh: live version is now 1" "$(run tine promote fresh 1)"
+check "... served at its root" "200 staged1 1" "$(http GET /fresh/who)"
+
 audit=$(admin GET '/audit?limit=1000')
 for action in promote tag tag.remove split split.clear; do
   check_contains "audit: $action" "\"action\":\"$action\"" "$audit"

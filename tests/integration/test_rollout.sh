@@ -126,6 +126,12 @@ rollout_app "$T/v5" five '{ steps: [20, 50, 100], interval: 2s, min_requests: 5 
 check_contains "v5 rolls out" ": rolling out, 20%" "$(run tine deploy "$T/v5")"
 check_contains "pause" "paused" "$(run tine rollout pause demo)"
 check_contains "pausing again is refused" "is paused: it cannot be paused" "$(tine rollout pause demo 2>&1 || true)"
+# Prune while it is paused: the rollout's versions (the new one, and the
+# live one it replaces) stay; older ones go.
+ro=$(run tine --json rollout status demo)
+pruned=$(run tine --json versions prune demo --keep 0)
+check "prune --keep 0 during a rollout: its versions kept, others pruned" "True True True" \
+  "$(pyget "$pruned" "str($(pyget "$ro" 'd["version"]') in d['kept']) + ' ' + str($(pyget "$ro" 'd["from"]') in d['kept']) + ' ' + str(len(d['pruned']) > 0)")"
 python3 "$LOAD" "$URL" /demo/who 3 "$T/paused.log"
 check "paused: still at step 1 after its interval" "1 paused" "$(pyget "$(run tine --json rollout status demo)" 'str(d["step"]) + " " + d["state"]')"
 check_contains "resume" "running" "$(run tine rollout resume demo)"
