@@ -28,6 +28,7 @@ routes:
   - { method: GET, path: /bad, function: bad }
 YAML
 cat >"$T/cold/src/a.js" <<'JS'
+console.log('module a loading');
 const id = `${process.pid}.${process.hrtime.bigint()}`; // this process's copy of the module
 let n = 0;
 exports.hi = () => ({ id, n: ++n });
@@ -63,6 +64,11 @@ out=$(invoke_app cold bad)
 check_contains "a module that fails to load fails its function, with why" "bad.js cannot load" "$out"
 read -r st _ n <<<"$(get /a2)"
 check "the other functions keep answering" "200 2" "$st $n"
+wait_for 5 grep -q "module a loading" "$T/a.log" || true
+line=$(grep "module a loading" "$T/a.log" | head -n 1 || true)
+check_contains "what a module prints while it loads is in tined's log (a file), with its function" \
+  '"function":"a' "$line"
+
 # Eviction: the sandboxes that served calls go; the next call is a cold
 # start on a process that never served one.
 out=$(admin DELETE /apps/cold/sandboxes)
