@@ -41,6 +41,7 @@
 #define NODE_MAX_CHILDREN 256
 #define NODE_TAIL 64    /* bytes of a child's stderr kept to find a message across two reads */
 #define NODE_LINE 2048  /* bytes of one line of a child's stderr (a longer one is cut in lines) */
+#define NODE_LOG_MAX (64u * 1024u) /* bytes of a child's stderr copied to tined's log; the rest dropped */
 
 typedef struct {
     pid_t pid;
@@ -51,32 +52,56 @@ typedef struct {
     bool oom; /* V8 said it ran out of memory (a native stack trace follows) */
     char line[NODE_LINE]; /* its stderr's line not ended yet */
     size_t line_len;
+    size_t logged; /* bytes of its stderr copied to tined's log */
 } node_child_t;
 
 static node_child_t children[NODE_MAX_CHILDREN];
 static size_t nchildren;
 static const char *host_app = ""; /* the app of the version, for the log */
 
-/* One line a child wrote on stderr, to tined's log: a JSON log line of
- * tine_node.js as it is, anything else (V8's reports, node's warnings)
- * as the message of a JSON log line of its own, so the log stays JSON. */
-static void line_out(const node_child_t *c, const char *p, size_t n)
+/* One line a child wrote on stderr, to tined's log as a JSON line with the
+ * version's app and the child's pid: a JSON log line of tine_node.js gives
+ * its level, message and function; any other line (V8's reports, node's
+ * warnings) is the message, level error. The child runs the app's code:
+ * it cannot name another app, and past NODE_LOG_MAX bytes its lines are
+ * dropped (said once), as a Lua sandbox cannot grow tined's log. */
+static void line_out(node_child_t *c, const char *p, size_t n)
 {
     while (n > 0 && (p[n - 1] == '\r' || p[n - 1] == ' '))
         n--;
-    if (n == 0)
+    if (n == 0 || c->logged > NODE_LOG_MAX)
         return;
-    if (p[0] == '{' && p[n - 1] == '}') {
-        char out[NODE_LINE + 1];
-        memcpy(out, p, n);
-        out[n] = '\n';
-        ssize_t w = write(2, out, n + 1);
-        (void)w;
-        return;
-    }
     char pid[16];
     snprintf(pid, sizeof pid, "%d", (int)c->pid);
-    tine_log_text(TINE_LOG_ERROR, TINE_LOG_KV("app", host_app, "node_pid", pid), p, n);
+    c->logged += n;
+    if (c->logged > NODE_LOG_MAX) {
+        tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("app", host_app, "node_pid", pid),
+                    "a node sandbox wrote more than %u bytes on stderr: the rest is not logged", NODE_LOG_MAX);
+        return;
+    }
+    json_t *j = p[0] == '{' ? json_loadb(p, n, 0, NULL) : NULL;
+    const char *msg = json_string_value(json_object_get(j, "msg"));
+    if (msg == NULL) {
+        tine_log_text(TINE_LOG_ERROR, TINE_LOG_KV("app", host_app, "node_pid", pid), p, n);
+    } else {
+        const char *level = json_string_value(json_object_get(j, "level"));
+        tine_log_level_t lv = level && strcmp(level, "error") == 0 ? TINE_LOG_ERROR
+                              : level && strcmp(level, "warn") == 0 ? TINE_LOG_WARN
+                                                                    : TINE_LOG_INFO;
+        const char *kv[9] = {"app", host_app, "node_pid", pid};
+        size_t k = 4;
+        static const char *const more[] = {"function", "trace"};
+        for (size_t i = 0; i < 2; i++) {
+            const char *v = json_string_value(json_object_get(j, more[i]));
+            if (v && v[0]) {
+                kv[k++] = more[i];
+                kv[k++] = v;
+            }
+        }
+        kv[k] = NULL;
+        tine_log_text(lv, kv, msg, strlen(msg));
+    }
+    json_decref(j);
 }
 
 /* Bytes a child wrote on stderr: its whole lines go to tined's log. */

@@ -21,11 +21,13 @@ functions:
   a2:  { handler: src/a.js#hi }
   b:   { handler: src/b.js#who, env: { WHO: b-env } }
   bad: { handler: src/bad.js#never }
+  noisy: { handler: src/noisy.js#run }
 routes:
   - { method: GET, path: /a, function: a }
   - { method: GET, path: /a2, function: a2 }
   - { method: GET, path: /b, function: b }
   - { method: GET, path: /bad, function: bad }
+  - { method: GET, path: /noisy, function: noisy }
 YAML
 cat >"$T/cold/src/a.js" <<'JS'
 console.log('module a loading');
@@ -36,6 +38,25 @@ JS
 cat >"$T/cold/src/b.js" <<'JS'
 const WHO = process.env.WHO; // the function's env, at the module's top level
 exports.who = () => ({ who: WHO });
+JS
+cat >"$T/cold/src/noisy.js" <<'JS'
+const fs = require('fs');
+exports.run = () => {
+  // Straight to stderr, past the SDK: a forged log line, then a flood.
+  fs.writeSync(2, JSON.stringify({ level: 'error', msg: 'forged line', app: 'other-app' }) + '\n');
+  const line = 'flood '.repeat(100) + '\n';
+  for (let i = 0; i < 400; i++) {
+    for (;;) { // node made fd 2 non-blocking: wait for the host to read
+      try {
+        fs.writeSync(2, line);
+        break;
+      } catch (e) {
+        if (e.code !== 'EAGAIN') throw e;
+      }
+    }
+  }
+  return 'done';
+};
 JS
 cat >"$T/cold/src/bad.js" <<'JS'
 throw new Error('bad.js cannot load');
@@ -68,6 +89,17 @@ wait_for 5 grep -q "module a loading" "$T/a.log" || true
 line=$(grep "module a loading" "$T/a.log" | head -n 1 || true)
 check_contains "what a module prints while it loads is in tined's log (a file), with its function" \
   '"function":"a' "$line"
+
+out=$(http GET /cold/noisy)
+check "a function that writes on stderr itself answers" "200 done" "$out"
+wait_for 5 grep -q "the rest is not logged" "$T/a.log" || true
+line=$(grep "forged line" "$T/a.log" | head -n 1 || true)
+check "a JSON line a node writes on stderr is logged under its own app" '"app":"cold" no' \
+  "$(grep -o '"app":"cold"' <<<"$line" | head -n 1) $([[ "$line" == *other-app* ]] && echo yes || echo no)"
+flood=$(grep "flood flood" "$T/a.log" | wc -c)
+check "a node's stderr flood is cut (at 64 KiB), and said" "yes 1" \
+  "$([ "$flood" -lt 80000 ] && [ "$flood" -gt 30000 ] && echo yes || echo "no ($flood bytes)") $(grep -c "the rest is not logged" "$T/a.log")"
+check_json_log "$T/a.log"
 
 # Eviction: the sandboxes that served calls go; the next call is a cold
 # start on a process that never served one.
