@@ -3,7 +3,9 @@
 # sandbox is a spare node that never served a call, which loads only its
 # own handler module once its spec came (each function its own module
 # state, its env seen at the module's top level, a module that fails to
-# load failing only its functions); an eviction drops the sandboxes that
+# load failing only its functions); what a node prints on stderr reaches
+# tined's log (a file here) as JSON lines of its own app, cut at 64 KiB per
+# node; an eviction drops the sandboxes that
 # served calls, and the next call starts on a spare; the cold start's time
 # by the bench's method (evict, then one request) is printed, its p50
 # held to a generous bound.
