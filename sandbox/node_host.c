@@ -40,7 +40,7 @@
 
 #define NODE_MAX_CHILDREN 256
 #define NODE_TAIL 64    /* bytes of a child's stderr kept to find a message across two reads */
-#define NODE_LINE 2048  /* bytes of one line of a child's stderr (a longer one is cut in lines) */
+#define NODE_LINE (20u * 1024u) /* bytes of one stderr line (tine_node.js's: up to 16 KiB of text); longer ones are cut */
 #define NODE_LOG_MAX (64u * 1024u) /* bytes of a child's stderr copied to tined's log; the rest dropped */
 
 typedef struct {
@@ -61,7 +61,7 @@ static const char *host_app = ""; /* the app of the version, for the log */
 
 /* One line a child wrote on stderr, to tined's log as a JSON line with the
  * version's app and the child's pid: a JSON log line of tine_node.js gives
- * its level, message and function; any other line (V8's reports, node's
+ * its level, message, function and trace; any other line (V8's reports, node's
  * warnings) is the message, level error. The child runs the app's code:
  * it cannot name another app, and past NODE_LOG_MAX bytes its lines are
  * dropped (said once), as a Lua sandbox cannot grow tined's log. */
