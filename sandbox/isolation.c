@@ -1488,8 +1488,8 @@ int sbx__isolation_enter_python(int sock, sbx_python_plan_t *plan, char *err, si
         nproc *= SBX_NODE_THREADS;
     if (set_limit(RLIMIT_AS, as) != 0 || set_limit(RLIMIT_NPROC, nproc) != 0 ||
         set_limit(RLIMIT_NOFILE, plan->node ? SBX_NODE_HOST_NOFILE : SBX_PYTHON_NOFILE) != 0 ||
-        set_limit(RLIMIT_FSIZE, 0) != 0 || set_limit(RLIMIT_CORE, 0) != 0 || set_limit(RLIMIT_MEMLOCK, 0) != 0 ||
-        set_limit(RLIMIT_MSGQUEUE, 0) != 0)
+        set_limit(RLIMIT_FSIZE, plan->node ? RLIM_INFINITY : 0) != 0 || set_limit(RLIMIT_CORE, 0) != 0 ||
+        set_limit(RLIMIT_MEMLOCK, 0) != 0 || set_limit(RLIMIT_MSGQUEUE, 0) != 0)
         return tine_fail_errno(err, errlen, "setrlimit");
     signal(SIGXFSZ, SIG_IGN);
     /* After the uid switch, which clears it, and before the filter, which
@@ -1510,7 +1510,7 @@ int sbx__isolation_node_child(uint32_t memory_mb, char *err, size_t errlen)
     if (!iso.enabled)
         return 0;
     if (set_limit(RLIMIT_AS, (uint64_t)memory_mb * MIB + SBX_NODE_AS_SLACK) != 0 ||
-        set_limit(RLIMIT_NOFILE, SBX_NODE_NOFILE) != 0)
+        set_limit(RLIMIT_NOFILE, SBX_NODE_NOFILE) != 0 || set_limit(RLIMIT_FSIZE, 0) != 0)
         return tine_fail_errno(err, errlen, "setrlimit");
     if (iso.seccomp && install_filter(&iso.node_filter) != 0)
         return tine_fail_errno(err, errlen, "cannot install the system call filter");

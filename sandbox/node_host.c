@@ -14,7 +14,8 @@
  *
  * The host answers blank requests on its control socket as the Python
  * zygote does ({status, pid, 0} with the pipes and a pidfd), and watches
- * each child's stderr: it copies it to tined's log and, when V8 ended the
+ * each child's stderr: it copies it to tined's log (by lines, each a JSON
+ * log line: see line_out) and, when V8 ended the
  * child for want of memory, writes an ERROR frame "out of memory" (id 0,
  * SBX_FRAME_EXITING) on the child's pipe to tined once the child is gone
  * (it keeps a copy of that pipe's write end until then). */
@@ -38,7 +39,9 @@
 #include <unistd.h>
 
 #define NODE_MAX_CHILDREN 256
-#define NODE_TAIL 64 /* bytes of a child's stderr kept to find a message across two reads */
+#define NODE_TAIL 64    /* bytes of a child's stderr kept to find a message across two reads */
+#define NODE_LINE (20u * 1024u) /* bytes of one stderr line (tine_node.js's: up to 16 KiB of text); longer ones are cut */
+#define NODE_LOG_MAX (64u * 1024u) /* bytes of a child's stderr copied to tined's log; the rest dropped */
 
 typedef struct {
     pid_t pid;
@@ -47,10 +50,73 @@ typedef struct {
     char tail[NODE_TAIL];
     size_t tail_len;
     bool oom; /* V8 said it ran out of memory (a native stack trace follows) */
+    char line[NODE_LINE]; /* its stderr's line not ended yet */
+    size_t line_len;
+    size_t logged; /* bytes of its stderr copied to tined's log */
 } node_child_t;
 
 static node_child_t children[NODE_MAX_CHILDREN];
 static size_t nchildren;
+static const char *host_app = ""; /* the app of the version, for the log */
+
+/* One line a child wrote on stderr, to tined's log as a JSON line with the
+ * version's app and the child's pid: a JSON log line of tine_node.js gives
+ * its level, message, function and trace; any other line (V8's reports, node's
+ * warnings) is the message, level error. The child runs the app's code:
+ * it cannot name another app, and past NODE_LOG_MAX bytes its lines are
+ * dropped (said once), as a Lua sandbox cannot grow tined's log. */
+static void line_out(node_child_t *c, const char *p, size_t n)
+{
+    while (n > 0 && (p[n - 1] == '\r' || p[n - 1] == ' '))
+        n--;
+    if (n == 0 || c->logged > NODE_LOG_MAX)
+        return;
+    char pid[16];
+    snprintf(pid, sizeof pid, "%d", (int)c->pid);
+    c->logged += n;
+    if (c->logged > NODE_LOG_MAX) {
+        tine_log_kv(TINE_LOG_WARN, TINE_LOG_KV("app", host_app, "node_pid", pid),
+                    "a node sandbox wrote more than %u bytes on stderr: the rest is not logged", NODE_LOG_MAX);
+        return;
+    }
+    json_t *j = p[0] == '{' ? json_loadb(p, n, 0, NULL) : NULL;
+    const char *msg = json_string_value(json_object_get(j, "msg"));
+    if (msg == NULL) {
+        tine_log_text(TINE_LOG_ERROR, TINE_LOG_KV("app", host_app, "node_pid", pid), p, n);
+    } else {
+        const char *level = json_string_value(json_object_get(j, "level"));
+        tine_log_level_t lv = level && strcmp(level, "error") == 0 ? TINE_LOG_ERROR
+                              : level && strcmp(level, "warn") == 0 ? TINE_LOG_WARN
+                                                                    : TINE_LOG_INFO;
+        const char *kv[9] = {"app", host_app, "node_pid", pid};
+        size_t k = 4;
+        static const char *const more[] = {"function", "trace"};
+        for (size_t i = 0; i < 2; i++) {
+            const char *v = json_string_value(json_object_get(j, more[i]));
+            if (v && v[0]) {
+                kv[k++] = more[i];
+                kv[k++] = v;
+            }
+        }
+        kv[k] = NULL;
+        tine_log_text(lv, kv, msg, strlen(msg));
+    }
+    json_decref(j);
+}
+
+/* Bytes a child wrote on stderr: its whole lines go to tined's log. */
+static void copy_out(node_child_t *c, const char *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (buf[i] == '\n' || c->line_len == sizeof c->line) {
+            line_out(c, c->line, c->line_len);
+            c->line_len = 0;
+            if (buf[i] == '\n')
+                continue;
+        }
+        c->line[c->line_len++] = buf[i];
+    }
+}
 
 /* Whether V8 said it ran out of memory ("JavaScript heap out of memory",
  * "Fatal process out of memory", "Reached heap limit") in these bytes. */
@@ -93,6 +159,7 @@ static void child_gone(size_t i, int st)
         ssize_t n = write(c->up_wr, frame, sizeof h + sizeof msg - 1);
         (void)n;
     }
+    line_out(c, c->line, c->line_len);
     close(c->up_wr);
     if (c->err_rd >= 0)
         close(c->err_rd);
@@ -112,8 +179,7 @@ static void reap(void)
                 ssize_t n;
                 while (children[i].err_rd >= 0 && (n = read(children[i].err_rd, buf, sizeof buf)) > 0) {
                     stderr_seen(&children[i], buf, (size_t)n);
-                    ssize_t w = write(2, buf, (size_t)n);
-                    (void)w;
+                    copy_out(&children[i], buf, (size_t)n);
                 }
                 child_gone(i, st);
                 break;
@@ -213,7 +279,8 @@ static void spawn(int sock, const sbx_python_plan_t *plan, const char *heap_arg)
  * blank requests until tined closes the control socket. Never returns. */
 static _Noreturn void node_host(int sock, sbx_python_plan_t *plan, json_t *req)
 {
-    (void)req;
+    const char *app = json_string_value(json_object_get(req, "app"));
+    host_app = app ? app : "";
     char err[512];
     if (sock != SBX_PYTHON_CONTROL_FD) {
         if (dup2(sock, SBX_PYTHON_CONTROL_FD) < 0)
@@ -261,8 +328,7 @@ static _Noreturn void node_host(int sock, sbx_python_plan_t *plan, json_t *req)
                 ssize_t got = read(c->err_rd, buf, sizeof buf);
                 if (got > 0) {
                     stderr_seen(c, buf, (size_t)got);
-                    ssize_t w = write(2, buf, (size_t)got);
-                    (void)w;
+                    copy_out(c, buf, (size_t)got);
                 } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
                     close(c->err_rd);
                     c->err_rd = -1;

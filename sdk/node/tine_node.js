@@ -395,8 +395,6 @@ class Sandbox {
     for (const k of Object.keys(process.env)) delete process.env[k];
     Object.assign(process.env, envs);
     rt.setEnv(envs);
-    plugTransport(this.ch);
-    captureOutput();
     let mod;
     const full = path.join(this.bundle, file);
     try {
@@ -540,7 +538,13 @@ function main() {
   provideSdk();
   const bundle = path.resolve(process.argv[2] || '.');
   process.chdir(bundle);
-  prepare().then(() => new Sandbox(bundle).start()).catch((e) => {
+  /* The channel is plugged and the output captured before the spec comes:
+   * process.stdout and process.stderr are made when first touched, which
+   * costs milliseconds a cold start would pay. */
+  const box = new Sandbox(bundle);
+  plugTransport(box.ch);
+  captureOutput();
+  prepare().then(() => box.start()).catch((e) => {
     nodeLog('error', `node sandbox: ${errorText(e)}`, { trace: traceText(e) });
     process.exit(1);
   });
