@@ -200,6 +200,16 @@ static void record_line(inv_call_t *c, const char *level, const char *text, size
                                              "msg", text ? text : "", len));
 }
 
+void inv__log_line_text(const inv_pool_t *p, const char *s, size_t len, tine_buf_t *out)
+{
+    /* A secret's value never reaches a log: replaced before anything else. */
+    tine_buf_t raw;
+    tine_buf_init(&raw);
+    inv__redact(p->inv, p->version->app, s, len, &raw);
+    inv__printable_cut(out, raw.data ? raw.data : "", raw.len, INV_LOG_LINE_MAX);
+    tine_buf_dispose(&raw);
+}
+
 void inv__printable_cut(tine_buf_t *b, const char *s, size_t len, size_t max)
 {
     bool cut = len > max;
@@ -227,13 +237,9 @@ void inv__log_frame(inv_pool_t *p, inv_call_t *c, const sbx_frame_hdr_t *h, cons
         }
         return;
     }
-    /* A secret's value never reaches a log: replaced before anything else. */
-    tine_buf_t raw, b;
-    tine_buf_init(&raw);
+    tine_buf_t b;
     tine_buf_init(&b);
-    inv__redact(p->inv, p->version->app, payload + h->meta_len, h->len - h->meta_len, &raw);
-    inv__printable_cut(&b, raw.data ? raw.data : "", raw.len, INV_LOG_LINE_MAX);
-    tine_buf_dispose(&raw);
+    inv__log_line_text(p, payload + h->meta_len, h->len - h->meta_len, &b);
     if (c && c->logs_bytes + b.len > INV_LOG_CAP) {
         c->log_dropped_cap++;
         c->logs_truncated = true;

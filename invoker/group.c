@@ -3,16 +3,16 @@
  * call afterwards in one SBX_MSG_NESTED frame (sandbox/wire.h) before the
  * answer of the invocation tined started there. Each becomes an activation
  * record of its own, as if it had come through tined: billed, listed,
- * its log lines (redacted, capped) in the record and in tined's log.
+ * its log lines (redacted, capped) in the record (not in tined's own log).
  * docs/ARCHITECTURE.md, "Co-location groups". */
 #include "invoker_internal.h"
 #include "tine_common.h"
 
 #include <string.h>
 
-/* The log lines of record r, redacted and cut as call_log.c does, into a
- * new array; *bytes counts what they keep. Lines past INV_LOG_CAP are
- * dropped and *truncated set. */
+/* The log lines of record r, each as call_log.c keeps one
+ * (inv__log_line_text), into a new array; *kept counts them. Lines past
+ * INV_LOG_CAP bytes are dropped and *truncated set. */
 static json_t *nested_logs(inv_call_t *root, const json_t *r, size_t *kept, bool *truncated)
 {
     inv_pool_t *p = root->pool;
@@ -24,12 +24,9 @@ static json_t *nested_logs(inv_call_t *root, const json_t *r, size_t *kept, bool
         const char *level = json_string_value(json_object_get(line, "level"));
         if (msg == NULL)
             continue;
-        tine_buf_t raw, b;
-        tine_buf_init(&raw);
+        tine_buf_t b;
         tine_buf_init(&b);
-        inv__redact(p->inv, p->version->app, msg, json_string_length(json_object_get(line, "msg")), &raw);
-        inv__printable_cut(&b, raw.data ? raw.data : "", raw.len, INV_TEXT_MAX);
-        tine_buf_dispose(&raw);
+        inv__log_line_text(p, msg, json_string_length(json_object_get(line, "msg")), &b);
         if (bytes + b.len > INV_LOG_CAP) {
             *truncated = true;
         } else {
@@ -44,13 +41,18 @@ static json_t *nested_logs(inv_call_t *root, const json_t *r, size_t *kept, bool
     return out;
 }
 
-/* Whether id is an in-process call's id of this node: 32 lower-case hex
- * digits, the node's prefix, then the high bit set (tined's own never have
- * it, so a record cannot take the id of a call tined made). */
+/* Whether id is an invocation id's shape: 32 lower-case hex digits. */
+static bool id_shaped(const char *id)
+{
+    return id != NULL && strlen(id) == 32 && strspn(id, "0123456789abcdef") == 32;
+}
+
+/* Whether id is an in-process call's id of this node: the node's prefix,
+ * then the high bit set (tined's own never have it, so a record cannot
+ * take the id of a call tined made). */
 static bool nested_id_ok(const inv_invoker_t *inv, const char *id)
 {
-    return id != NULL && strlen(id) == 32 && strspn(id, "0123456789abcdef") == 32 &&
-           memcmp(id, inv->node_prefix, 16) == 0 && id[16] >= '8';
+    return id_shaped(id) && memcmp(id, inv->node_prefix, 16) == 0 && id[16] >= '8';
 }
 
 void inv__group_records(inv_call_t *root, const sbx_frame_hdr_t *h, const char *payload)
@@ -72,8 +74,8 @@ void inv__group_records(inv_call_t *root, const sbx_frame_hdr_t *h, const char *
         const char *id = json_string_value(json_object_get(r, "id"));
         const char *parent = json_string_value(json_object_get(r, "parent"));
         size_t idx;
-        if (fn == NULL || !nested_id_ok(inv, id) || parent == NULL || strlen(parent) != 32 ||
-            strspn(parent, "0123456789abcdef") != 32 || !reg_manifest_function_index(v->manifest, fn, strlen(fn), &idx))
+        if (fn == NULL || !nested_id_ok(inv, id) || !id_shaped(parent) ||
+            !reg_manifest_function_index(v->manifest, fn, strlen(fn), &idx))
             continue;
         const reg_function_t *f = &v->manifest->functions[idx];
         bool truncated = json_integer_value(json_object_get(r, "dropped")) > 0;

@@ -520,6 +520,12 @@ void inv__log_call_end(inv_call_t *c);
 #define INV_TEXT_MAX (16u * 1024u)
 void inv__printable_cut(tine_buf_t *b, const char *s, size_t len, size_t max);
 
+/* A function's log line as tined keeps it (appended to out): the secrets
+ * its app read replaced (inv__redact) before anything else, then made
+ * printable and cut to one line's bytes (inv__printable_cut). The lines
+ * of a call (call_log.c) and of an in-process call of a group (group.c). */
+void inv__log_line_text(const inv_pool_t *p, const char *s, size_t len, tine_buf_t *out);
+
 /* `b` bytes for a message: "64 MiB", "512 KiB" or "1000 bytes". */
 void inv__fmt_bytes(char out[32], uint64_t b);
 
